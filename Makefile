@@ -1,0 +1,34 @@
+# sifund — every target works on a fresh machine with only Python 3.11: the venv is created on demand.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test test-postgres bench install clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## Start NATS, the four services and the gateway on 127.0.0.1 (gateway on :8000); Ctrl-C stops everything.
+run: $(STAMP)
+	$(BIN)/sifund up
+
+## The whole suite on SQLite and a real nats-server.
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+## The same suite on a real PostgreSQL (installed with apt if missing, throwaway cluster on a free port).
+test-postgres: $(STAMP)
+	bash infra/postgres/run-tests.sh $(BIN)/python -m pytest -q
+
+## Backbone throughput; results in bench/results/*.json.
+bench: $(STAMP)
+	$(BIN)/python -m bench.backbone
+
+clean:
+	rm -rf var .pytest_cache

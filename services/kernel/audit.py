@@ -1,0 +1,129 @@
+"""The service's hash-chained audit log (ARCHITECTURE.md principle 5, seed 004 row 24).
+
+Every state change appends an entry in the same transaction as the change. Each entry's hash covers the previous
+hash and the entry's canonical JSON, so editing, deleting or reordering any row breaks ``verify_chain``.
+"""
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Engine, select
+from sqlmodel import Session
+
+from services.kernel import context
+from services.kernel.models import AuditEntry, AuditHead
+
+GENESIS = "0" * 64
+
+
+def canonical_json(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+def _entry_body(entry: AuditEntry) -> dict[str, Any]:
+    return {
+        "seq": entry.seq,
+        "at": entry.at,
+        "actor_id": entry.actor_id,
+        "actor_role": entry.actor_role,
+        "action": entry.action,
+        "entity_type": entry.entity_type,
+        "entity_id": entry.entity_id,
+        "detail": entry.detail,
+        "reason": entry.reason,
+        "request_id": entry.request_id,
+    }
+
+
+def chain_hash(prev_hash: str, entry: AuditEntry) -> str:
+    return hashlib.sha256((prev_hash + canonical_json(_entry_body(entry))).encode()).hexdigest()
+
+
+def append_audit(
+    session: Session,
+    *,
+    action: str,
+    entity_type: str,
+    entity_id: str,
+    detail: dict[str, Any] | None = None,
+    reason: str | None = None,
+) -> AuditEntry:
+    """Append one entry for the current actor and request. Call inside the business transaction."""
+    ctx = context.current()
+    head = session.execute(select(AuditHead).where(AuditHead.id == 1).with_for_update()).scalar_one_or_none()
+    if head is None:
+        head = AuditHead(id=1, seq=0, hash=GENESIS)
+        session.add(head)
+    entry = AuditEntry(
+        seq=head.seq + 1,
+        at=datetime.now(UTC).isoformat(timespec="microseconds"),
+        actor_id=ctx.actor.id,
+        actor_role=ctx.actor.role,
+        action=action,
+        entity_type=entity_type,
+        entity_id=str(entity_id),
+        detail=canonical_json(detail or {}),
+        reason=reason,
+        request_id=ctx.request_id,
+        prev_hash=head.hash,
+        hash="",
+    )
+    entry.hash = chain_hash(head.hash, entry)
+    head.seq, head.hash = entry.seq, entry.hash
+    session.add(entry)
+    session.add(head)
+    return entry
+
+
+@dataclass(frozen=True)
+class ChainVerification:
+    ok: bool
+    length: int
+    head_hash: str
+    first_bad_seq: int | None = None
+    problem: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "length": self.length,
+            "head_hash": self.head_hash,
+            "first_bad_seq": self.first_bad_seq,
+            "problem": self.problem,
+        }
+
+
+def chain_head(session: Session) -> dict[str, Any]:
+    head = session.get(AuditHead, 1)
+    return {"seq": head.seq if head else 0, "hash": head.hash if head else GENESIS}
+
+
+def verify_chain(engine: Engine, *, page_size: int = 5000) -> ChainVerification:
+    """Recompute the whole chain in pages; report the first entry whose link or hash does not hold."""
+    prev, expected_seq, length = GENESIS, 1, 0
+    with Session(engine) as session:
+        head = session.get(AuditHead, 1)
+        last_seq = 0
+        while True:
+            rows = session.execute(
+                select(AuditEntry).where(AuditEntry.seq > last_seq).order_by(AuditEntry.seq).limit(page_size)
+            ).scalars().all()
+            if not rows:
+                break
+            for entry in rows:
+                if entry.seq != expected_seq:
+                    return ChainVerification(False, length, prev, expected_seq, f"entry {expected_seq} is missing")
+                if entry.prev_hash != prev:
+                    return ChainVerification(False, length, prev, entry.seq, "link to the previous entry is broken")
+                if chain_hash(prev, entry) != entry.hash:
+                    return ChainVerification(False, length, prev, entry.seq, "entry content does not match its hash")
+                prev, expected_seq, length = entry.hash, expected_seq + 1, length + 1
+                last_seq = entry.seq
+            session.expunge_all()
+        head_seq, head_hash = (head.seq, head.hash) if head else (0, GENESIS)
+    if (head_seq, head_hash) != (length, prev):
+        return ChainVerification(False, length, prev, length + 1, "chain head does not match the last entry (truncated?)")
+    return ChainVerification(True, length, prev)

@@ -1,0 +1,131 @@
+"""The connection to NATS JetStream: connect (and keep reconnecting) in the background, provision the streams.
+
+A service starts even when NATS is down: its outbox keeps the events and the relay publishes them once the bus is
+back. ``Bus.connected`` is what ``/health`` reports.
+"""
+
+import asyncio
+import contextlib
+
+import nats
+import structlog
+from nats.aio.client import Client as NATS
+from nats.js import JetStreamContext
+from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
+from nats.js.errors import BadRequestError, NotFoundError
+
+from services.kernel.events import STREAMS
+
+log = structlog.get_logger(__name__)
+
+
+def stream_config(name: str, duplicate_window: float) -> StreamConfig:
+    return StreamConfig(
+        name=name,
+        subjects=[f"{STREAMS[name]}.>"],
+        storage=StorageType.FILE,
+        retention=RetentionPolicy.LIMITS,
+        discard=DiscardPolicy.OLD,
+        duplicate_window=duplicate_window,
+    )
+
+
+async def ensure_streams(js: JetStreamContext, duplicate_window: float) -> None:
+    """Create every stream, or bring an existing one to the configured settings. Safe to run concurrently."""
+    for name in STREAMS:
+        config = stream_config(name, duplicate_window)
+        try:
+            info = await js.stream_info(name)
+        except NotFoundError:
+            try:
+                await js.add_stream(config)
+                continue
+            except BadRequestError:  # another service created it a moment ago
+                info = await js.stream_info(name)
+        current = info.config
+        if (current.subjects, current.storage, current.duplicate_window) != (
+            config.subjects,
+            config.storage,
+            config.duplicate_window,
+        ):
+            await js.update_stream(config)
+
+
+class Bus:
+    def __init__(self, url: str, *, client_name: str, duplicate_window: float = 600.0):
+        self.url = url
+        self.client_name = client_name
+        self.duplicate_window = duplicate_window
+        self.nc: NATS | None = None
+        self.js: JetStreamContext | None = None
+        self._ready = asyncio.Event()
+        self._task: asyncio.Task | None = None
+
+    @property
+    def connected(self) -> bool:
+        return self.nc is not None and self.nc.is_connected and self._ready.is_set()
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._connect_forever(), name=f"{self.client_name}-bus-connect")
+
+    async def wait_ready(self, timeout: float | None = None) -> bool:
+        try:
+            await asyncio.wait_for(self._ready.wait(), timeout)
+            return True
+        except TimeoutError:
+            return False
+
+    async def _connect_forever(self) -> None:
+        delay = 0.2
+        while True:
+            try:
+                nc = await nats.connect(
+                    self.url,
+                    name=self.client_name,
+                    allow_reconnect=True,
+                    max_reconnect_attempts=-1,
+                    reconnect_time_wait=0.5,
+                    connect_timeout=2,
+                    ping_interval=5,
+                    max_outstanding_pings=2,
+                    reconnected_cb=self._on_reconnected,
+                    error_cb=self._on_error,
+                )
+                self.nc = nc
+                self.js = nc.jetstream(timeout=10)
+                await ensure_streams(self.js, self.duplicate_window)
+                self._ready.set()
+                log.info("bus.connected", url=self.url, client=self.client_name)
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - any failure means: try again shortly
+                log.warning("bus.connect_failed", url=self.url, error=str(exc) or type(exc).__name__)
+                if self.nc is not None:
+                    with contextlib.suppress(Exception):
+                        await self.nc.close()
+                    self.nc = None
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+    async def _on_reconnected(self) -> None:
+        log.info("bus.reconnected", client=self.client_name)
+        if self.js is not None:
+            # A restarted server with an empty store needs its streams again.
+            with contextlib.suppress(Exception):
+                await ensure_streams(self.js, self.duplicate_window)
+
+    async def _on_error(self, exc: Exception) -> None:
+        log.debug("bus.error", client=self.client_name, error=str(exc) or type(exc).__name__)
+
+    async def close(self) -> None:
+        if self._task is not None and not self._task.done():
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._task
+        if self.nc is not None:
+            with contextlib.suppress(Exception):
+                await self.nc.drain()
+            with contextlib.suppress(Exception):
+                await self.nc.close()
+        self._ready.clear()

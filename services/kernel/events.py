@@ -1,0 +1,124 @@
+"""Integration events: the envelope of ARCHITECTURE.md (Events), typed payloads and the registry of types.
+
+A payload class names its type once::
+
+    class EmployerRegistered(EventPayload, event_type="accounts.employer.registered.v1"):
+        employer_id: str
+        ...
+
+and ``EVENT_TYPES`` maps every type string to its model, so producers validate what they emit and consumers
+parse what they receive with the same class.
+"""
+
+import json
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+
+import uuid_utils
+from pydantic import BaseModel, ConfigDict, Field
+
+# One stream per producing domain (ARCHITECTURE.md, Streams). The NATS subject of an event is its type.
+STREAMS: dict[str, str] = {
+    "ACCOUNTS": "accounts",
+    "COLLECTION": "collection",
+    "BENEFITS": "benefits",
+    "OVERSIGHT": "oversight",
+    "EXCHANGE": "exchange",
+}
+_STREAM_BY_PREFIX = {prefix: name for name, prefix in STREAMS.items()}
+
+EVENT_TYPES: dict[str, type["EventPayload"]] = {}
+
+
+class UnknownEventType(KeyError):
+    pass
+
+
+def new_event_id() -> str:
+    """UUIDv7: globally unique and time-ordered; also the ``Nats-Msg-Id``."""
+    return str(uuid_utils.uuid7())
+
+
+def stream_for(event_type: str) -> str:
+    try:
+        return _STREAM_BY_PREFIX[event_type.split(".", 1)[0]]
+    except KeyError:
+        raise UnknownEventType(f"no stream carries events of type {event_type!r}") from None
+
+
+class EventPayload(BaseModel):
+    """Base of every event payload. Subclasses declare ``event_type=...`` in their class statement."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    event_type: ClassVar[str]
+
+    def __init_subclass__(cls, event_type: str | None = None, **kwargs: Any):
+        super().__init_subclass__(**kwargs)
+        if event_type is None:
+            return
+        parts = event_type.split(".")
+        if len(parts) != 4 or not parts[3].startswith("v") or not parts[3][1:].isdigit():
+            raise ValueError(f"event type {event_type!r} is not <service>.<entity>.<verb-past>.v<N>")
+        stream_for(event_type)
+        if event_type in EVENT_TYPES and EVENT_TYPES[event_type].__qualname__ != cls.__qualname__:
+            raise ValueError(f"event type {event_type!r} registered twice")
+        cls.event_type = event_type
+        EVENT_TYPES[event_type] = cls
+
+
+class EventActor(BaseModel):
+    id: str
+    role: str | None = None
+
+
+class EventEnvelope(BaseModel):
+    """The JSON that crosses the bus. ``data`` is the payload as a plain object, versioned with ``type``."""
+
+    id: str
+    type: str
+    source: str
+    subject: str
+    time: datetime
+    actor: EventActor
+    correlation_id: str | None = None
+    causation_id: str | None = None
+    data: dict[str, Any] = Field(default_factory=dict)
+
+    def payload(self) -> EventPayload:
+        try:
+            model = EVENT_TYPES[self.type]
+        except KeyError:
+            raise UnknownEventType(self.type) from None
+        return model.model_validate(self.data)
+
+    def to_bytes(self) -> bytes:
+        return self.model_dump_json().encode()
+
+    @classmethod
+    def from_bytes(cls, raw: bytes | str) -> "EventEnvelope":
+        return cls.model_validate_json(raw)
+
+
+def build_envelope(
+    payload: EventPayload,
+    *,
+    source: str,
+    subject: str,
+    actor: EventActor,
+    correlation_id: str | None,
+    causation_id: str | None,
+) -> EventEnvelope:
+    # Round-trip through the model so an invalid payload fails in the producer, not in every consumer.
+    data = json.loads(payload.model_dump_json())
+    type(payload).model_validate(data)
+    return EventEnvelope(
+        id=new_event_id(),
+        type=payload.event_type,
+        source=source,
+        subject=subject,
+        time=datetime.now(UTC),
+        actor=actor,
+        correlation_id=correlation_id,
+        causation_id=causation_id,
+        data=data,
+    )

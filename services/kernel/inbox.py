@@ -1,0 +1,253 @@
+"""Idempotent event consumers: a durable pull consumer per (service, stream), applied in batches.
+
+A fetched batch is applied in one transaction. Each event runs in a savepoint with its inbox row (keyed by event
+id), so an event already in the inbox is skipped, and one failing event does not undo its neighbours. Failed events
+are redelivered with a delay until ``max_attempts``; then the event is written to ``dead_letter`` (in the same
+transaction) and acknowledged, where an operator can see it and replay it.
+"""
+
+import asyncio
+import contextlib
+import json
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import anyio
+import structlog
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from pydantic import ValidationError
+from sqlalchemy import Engine, select
+from sqlmodel import Session
+
+from services.kernel import context
+from services.kernel.bus import Bus
+from services.kernel.errors import Conflict, NotFound
+from services.kernel.events import STREAMS, EventEnvelope
+from services.kernel.models import DeadLetter, InboxMessage
+
+log = structlog.get_logger(__name__)
+
+Handler = Callable[[Session, EventEnvelope], None]
+
+
+@dataclass
+class _Delivery:
+    raw: bytes
+    num_delivered: int
+    envelope: EventEnvelope | None = None
+    error: str | None = None
+    outcome: str = "ack"  # ack | retry
+
+
+class EventConsumer:
+    """Applies the events of one stream to the owning service's database.
+
+    ``handlers`` maps event types to functions ``(session, envelope) -> None``; ``ignores`` lists the types on the
+    stream this service deliberately does not need. An event of any other type is dead-lettered: a type nobody
+    expected is a fact someone must look at, not something to drop.
+    """
+
+    def __init__(
+        self,
+        *,
+        service: str,
+        stream: str,
+        engine: Engine,
+        bus: Bus,
+        handlers: dict[str, Handler],
+        ignores: Iterable[str] = (),
+        batch_size: int = 500,
+        max_attempts: int = 5,
+        retry_delay: float = 1.0,
+        fetch_timeout: float = 1.0,
+    ):
+        if stream not in STREAMS:
+            raise ValueError(f"unknown stream {stream}")
+        self.service = service
+        self.stream = stream
+        self.name = f"{service}-{stream}"  # durable consumer name (ARCHITECTURE.md, Streams)
+        self.engine = engine
+        self.bus = bus
+        self.handlers = dict(handlers)
+        self.ignores = frozenset(ignores)
+        self.batch_size = batch_size
+        self.max_attempts = max_attempts
+        self.retry_delay = retry_delay
+        self.fetch_timeout = fetch_timeout
+        self.applied_total = 0
+        self.dead_lettered_total = 0
+        self._task: asyncio.Task | None = None
+        self._stopping = False
+
+    def consumer_config(self) -> ConsumerConfig:
+        return ConsumerConfig(
+            durable_name=self.name,
+            ack_policy=AckPolicy.EXPLICIT,
+            deliver_policy=DeliverPolicy.ALL,
+            filter_subject=f"{STREAMS[self.stream]}.>",
+            ack_wait=60,
+            # Redelivery is bounded by max_attempts here, which dead-letters the event; a server-side limit would
+            # drop it silently instead.
+            max_deliver=-1,
+            max_ack_pending=max(self.batch_size * 4, 1000),
+        )
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name=f"consumer-{self.name}")
+
+    async def stop(self) -> None:
+        self._stopping = True
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _subscribe(self):
+        js = self.bus.js
+        assert js is not None
+        # add_consumer creates or updates the durable; pull_subscribe alone would keep a stale config.
+        await js.add_consumer(self.stream, self.consumer_config())
+        return await js.pull_subscribe_bind(durable=self.name, stream=self.stream)
+
+    async def _run(self) -> None:
+        subscription = None
+        while not self._stopping:
+            try:
+                if not self.bus.connected:
+                    await self.bus.wait_ready(timeout=1.0)
+                    await asyncio.sleep(0.2)
+                    continue
+                if subscription is None:
+                    subscription = await self._subscribe()
+                try:
+                    messages = await subscription.fetch(self.batch_size, timeout=self.fetch_timeout)
+                except TimeoutError:
+                    continue  # nothing to do
+                await self.process(messages)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - reconnects, a restarted server: subscribe again
+                log.warning("consumer.loop_error", consumer=self.name, error=str(exc) or type(exc).__name__)
+                subscription = None
+                await asyncio.sleep(0.5)
+
+    async def process(self, messages: list) -> None:
+        deliveries = [_Delivery(raw=m.data, num_delivered=m.metadata.num_delivered) for m in messages]
+        await anyio.to_thread.run_sync(self._apply_batch, deliveries)
+        for message, delivery in zip(messages, deliveries, strict=True):
+            if delivery.outcome == "ack":
+                await message.ack()
+            else:
+                await message.nak(delay=self.retry_delay * min(delivery.num_delivered, 10))
+
+    # -- the transaction -------------------------------------------------------------------------------------------
+
+    def _apply_batch(self, deliveries: list[_Delivery]) -> None:
+        for d in deliveries:
+            try:
+                d.envelope = EventEnvelope.from_bytes(d.raw)
+            except (ValidationError, ValueError) as exc:
+                d.error = f"not an event envelope: {exc}"
+        ids = [d.envelope.id for d in deliveries if d.envelope is not None]
+        with Session(self.engine) as session:
+            seen = set(
+                session.execute(select(InboxMessage.event_id).where(InboxMessage.event_id.in_(ids))).scalars()
+            )
+            for d in deliveries:
+                if d.envelope is None:
+                    self._dead_letter(session, d)  # malformed: retrying cannot help
+                    continue
+                if d.envelope.id in seen:
+                    continue  # already applied: a redelivery or a duplicate publish
+                try:
+                    with session.begin_nested():
+                        self._apply_one(session, d.envelope)
+                    seen.add(d.envelope.id)
+                    self.applied_total += 1
+                except Exception as exc:  # noqa: BLE001 - isolate the poison, keep the batch
+                    d.error = f"{type(exc).__name__}: {exc}"
+                    if d.num_delivered >= self.max_attempts:
+                        self._dead_letter(session, d)
+                    else:
+                        d.outcome = "retry"
+                        log.warning("consumer.event_failed", consumer=self.name, event_id=d.envelope.id,
+                                    attempt=d.num_delivered, error=d.error)
+            session.commit()
+
+    def _apply_one(self, session: Session, envelope: EventEnvelope) -> None:
+        handler = self.handlers.get(envelope.type)
+        if handler is None and envelope.type not in self.ignores:
+            raise LookupError(f"{self.name} has no handler for event type {envelope.type}")
+        if handler is not None:
+            with context.trace(
+                actor=context.Actor(id=f"system:{self.service}", role="system"),
+                correlation_id=envelope.correlation_id,
+                causation_id=envelope.id,
+            ):
+                handler(session, envelope)
+        session.add(
+            InboxMessage(
+                event_id=envelope.id,
+                consumer=self.name,
+                event_type=envelope.type,
+                applied_at=datetime.now(UTC),
+            )
+        )
+
+    def _dead_letter(self, session: Session, d: _Delivery) -> None:
+        env = d.envelope
+        session.add(
+            DeadLetter(
+                consumer=self.name,
+                stream=self.stream,
+                event_id=env.id if env else None,
+                event_type=env.type if env else None,
+                payload=d.raw.decode("utf-8", errors="replace"),
+                error=(d.error or "unknown error")[:4000],
+                attempts=d.num_delivered,
+                failed_at=datetime.now(UTC),
+            )
+        )
+        d.outcome = "ack"
+        self.dead_lettered_total += 1
+        log.error("consumer.dead_lettered", consumer=self.name, event_id=env.id if env else None, error=d.error)
+
+    # -- operator: replay -----------------------------------------------------------------------------------------
+
+    def replay(self, dead_letter_id: int, *, operator: str) -> dict:
+        """Apply a dead-lettered event again (after the cause was fixed). Idempotent through the inbox."""
+        with Session(self.engine) as session:
+            letter = session.get(DeadLetter, dead_letter_id)
+            if letter is None or letter.consumer != self.name:
+                raise NotFound("DEAD_LETTER_NOT_FOUND", "死信记录不存在")
+            if letter.replayed_at is not None:
+                raise Conflict("DEAD_LETTER_ALREADY_REPLAYED", "该死信已重放")
+            try:
+                envelope = EventEnvelope.from_bytes(letter.payload)
+            except (ValidationError, ValueError) as exc:
+                raise Conflict("DEAD_LETTER_MALFORMED", "死信内容不是有效事件，无法重放", details=str(exc)) from None
+            already = session.get(InboxMessage, envelope.id) is not None
+            if not already:
+                try:
+                    with session.begin_nested():
+                        self._apply_one(session, envelope)
+                except Exception as exc:  # noqa: BLE001
+                    session.rollback()
+                    raise Conflict("DEAD_LETTER_REPLAY_FAILED", "重放失败，事件仍无法处理",
+                                   details=f"{type(exc).__name__}: {exc}") from None
+            letter.replayed_at = datetime.now(UTC)
+            letter.replayed_by = operator
+            session.add(letter)
+            session.commit()
+            return {"id": letter.id, "event_id": envelope.id, "applied": not already}
+
+
+def dead_letters_as_dicts(letters: Iterable[DeadLetter]) -> list[dict]:
+    out = []
+    for letter in letters:
+        item = letter.model_dump()
+        with contextlib.suppress(ValueError):
+            item["payload"] = json.loads(letter.payload)
+        out.append(item)
+    return out

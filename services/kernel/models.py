@@ -1,0 +1,93 @@
+"""Tables every service database carries: outbox, inbox, dead letters and the audit chain.
+
+They live in their own metadata (``kernel_metadata``) and their own alembic branch (``kernel``), so each
+service's migrations apply them to that service's database without repeating their DDL.
+"""
+
+from datetime import datetime
+
+from sqlalchemy import BigInteger, Column, Index, Integer, Text
+from sqlalchemy.orm import registry
+from sqlmodel import Field, SQLModel
+
+
+class KernelTable(SQLModel, registry=registry()):
+    pass
+
+
+kernel_metadata = KernelTable.metadata
+
+
+class OutboxMessage(KernelTable, table=True):
+    """An event written in the business transaction, waiting for the relay to publish it."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (Index("ix_outbox_unpublished", "published_at", "seq"),)
+
+    # SQLite only auto-increments a column declared exactly INTEGER PRIMARY KEY.
+    seq: int | None = Field(default=None, sa_column=Column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True))
+    event_id: str = Field(max_length=36, unique=True)
+    event_type: str = Field(max_length=200)  # also the NATS subject
+    envelope: str = Field(sa_column=Column(Text, nullable=False))
+    created_at: datetime
+    published_at: datetime | None = None
+    attempts: int = 0
+    last_error: str | None = Field(default=None, sa_column=Column(Text))
+
+
+class InboxMessage(KernelTable, table=True):
+    """Proof that an event was applied; written in the same transaction as its effect."""
+
+    __tablename__ = "inbox"
+
+    event_id: str = Field(primary_key=True, max_length=36)
+    consumer: str = Field(max_length=100)
+    event_type: str = Field(max_length=200)
+    applied_at: datetime
+
+
+class DeadLetter(KernelTable, table=True):
+    """An event a consumer could not apply after its bounded retries; an operator can inspect and replay it."""
+
+    __tablename__ = "dead_letter"
+
+    id: int | None = Field(default=None, primary_key=True)
+    consumer: str = Field(max_length=100, index=True)
+    stream: str = Field(max_length=50)
+    event_id: str | None = Field(default=None, max_length=36, index=True)
+    event_type: str | None = Field(default=None, max_length=200)
+    payload: str = Field(sa_column=Column(Text, nullable=False))
+    error: str = Field(sa_column=Column(Text, nullable=False))
+    attempts: int
+    failed_at: datetime
+    replayed_at: datetime | None = None
+    replayed_by: str | None = Field(default=None, max_length=100)
+
+
+class AuditEntry(KernelTable, table=True):
+    """One link of the service's hash chain: h_i = SHA-256(h_{i-1} ‖ canonical(entry_i)) (OVERSIGHT.md)."""
+
+    __tablename__ = "audit_log"
+
+    seq: int = Field(primary_key=True)
+    at: str = Field(max_length=40)  # RFC 3339 text, so the hashed value round-trips exactly on every database
+    actor_id: str = Field(max_length=100)
+    actor_role: str | None = Field(default=None, max_length=50)
+    action: str = Field(max_length=100)
+    entity_type: str = Field(max_length=50)
+    entity_id: str = Field(max_length=100)
+    detail: str = Field(sa_column=Column(Text, nullable=False))  # canonical JSON
+    reason: str | None = Field(default=None, sa_column=Column(Text))
+    request_id: str | None = Field(default=None, max_length=64)
+    prev_hash: str = Field(max_length=64, unique=True)  # a chain cannot fork
+    hash: str = Field(max_length=64, unique=True)
+
+
+class AuditHead(KernelTable, table=True):
+    """The chain's head in a single row: appenders lock it (FOR UPDATE on PostgreSQL) so they queue up."""
+
+    __tablename__ = "audit_head"
+
+    id: int = Field(default=1, primary_key=True)
+    seq: int = 0
+    hash: str = Field(max_length=64)

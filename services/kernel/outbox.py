@@ -1,0 +1,199 @@
+"""Transactional outbox: events are rows written in the business transaction, published after commit.
+
+``record_event`` adds the row; the ``OutboxRelay`` publishes unpublished rows in ``seq`` order with
+``Nats-Msg-Id`` = event id (JetStream drops a re-publish inside the duplicate window), marks the published prefix,
+and on any failure (NATS down, a timed-out ack) backs off and starts again from the first unpublished row. A crash
+between publishing and marking re-publishes, which JetStream and the consumers' inboxes both absorb.
+"""
+
+import asyncio
+import contextlib
+import weakref
+from datetime import UTC, datetime
+
+import anyio
+import structlog
+from sqlalchemy import Engine, event, func, select, update
+from sqlmodel import Session
+
+from services.kernel import context
+from services.kernel.bus import Bus
+from services.kernel.events import EventActor, EventEnvelope, EventPayload, build_envelope
+from services.kernel.models import OutboxMessage
+
+log = structlog.get_logger(__name__)
+
+_wakers: "weakref.WeakKeyDictionary[Engine, OutboxRelay]" = weakref.WeakKeyDictionary()
+
+
+def record_event(session: Session, payload: EventPayload, *, source: str, subject: str) -> EventEnvelope:
+    """Write ``payload`` to the outbox inside the caller's transaction; it is published only if that commits."""
+    ctx = context.current()
+    envelope = build_envelope(
+        payload,
+        source=source,
+        subject=subject,
+        actor=EventActor(id=ctx.actor.id, role=ctx.actor.role),
+        correlation_id=ctx.correlation_id or ctx.request_id,
+        causation_id=ctx.causation_id,
+    )
+    session.add(
+        OutboxMessage(
+            event_id=envelope.id,
+            event_type=envelope.type,
+            envelope=envelope.model_dump_json(),
+            created_at=envelope.time,
+        )
+    )
+    session.info["outbox_written"] = True
+    return envelope
+
+
+@event.listens_for(Session, "after_commit")
+def _wake_relay_after_commit(session: Session) -> None:
+    if session.info.pop("outbox_written", False):
+        relay = _wakers.get(session.get_bind())
+        if relay is not None:
+            relay.wake()
+
+
+@event.listens_for(Session, "after_rollback")
+def _forget_after_rollback(session: Session) -> None:
+    session.info.pop("outbox_written", None)
+
+
+def outbox_backlog(session: Session) -> int:
+    return session.execute(
+        select(func.count()).select_from(OutboxMessage).where(OutboxMessage.published_at.is_(None))
+    ).scalar_one()
+
+
+class OutboxRelay:
+    def __init__(
+        self,
+        engine: Engine,
+        bus: Bus,
+        *,
+        batch_size: int = 500,
+        poll_seconds: float = 0.2,
+        ack_timeout: float = 10.0,
+        max_backoff: float = 5.0,
+    ):
+        self.engine = engine
+        self.bus = bus
+        self.batch_size = batch_size
+        self.poll_seconds = poll_seconds
+        self.ack_timeout = ack_timeout
+        self.max_backoff = max_backoff
+        self.published_total = 0
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task | None = None
+        self._stopping = False
+
+    def wake(self) -> None:
+        """Thread-safe: called after a commit that wrote outbox rows."""
+        if self._loop is not None and not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self._wake.set)
+
+    async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        _wakers[self.engine] = self
+        self._task = asyncio.create_task(self._run(), name="outbox-relay")
+
+    async def stop(self) -> None:
+        self._stopping = True
+        _wakers.pop(self.engine, None)
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _run(self) -> None:
+        backoff = 0.1
+        while not self._stopping:
+            try:
+                if not self.bus.connected:
+                    await self.bus.wait_ready(timeout=self.poll_seconds)
+                    await asyncio.sleep(self.poll_seconds if not self.bus.connected else 0)
+                    continue
+                published = await self.publish_pending()
+                if published:
+                    backoff = 0.1
+                    continue  # there may be more
+                self._wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), self.poll_seconds)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - keep the rows, try again later
+                log.warning("outbox.publish_failed", error=str(exc) or type(exc).__name__, retry_in=backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, self.max_backoff)
+
+    async def publish_pending(self) -> int:
+        """Publish one batch; returns how many rows were confirmed. Raises if the batch stopped short."""
+        rows = await anyio.to_thread.run_sync(self._load_batch)
+        if not rows:
+            return 0
+        js = self.bus.js
+        assert js is not None
+        futures: list[asyncio.Future] = []
+        failure: BaseException | None = None
+        try:
+            # Sent in order on one connection, acknowledged concurrently.
+            for seq, event_id, event_type, envelope in rows:
+                futures.append(
+                    await js.publish_async(event_type, envelope.encode(), headers={"Nats-Msg-Id": event_id})
+                )
+            done, pending = await asyncio.wait(futures, timeout=self.ack_timeout)
+            for f in pending:
+                f.cancel()
+        except Exception as exc:  # noqa: BLE001
+            failure = exc
+            for f in futures:
+                if not f.done():
+                    f.cancel()
+        confirmed = 0
+        for f in futures:
+            if f.cancelled() or f.exception() is not None:
+                failure = failure or (f.exception() if not f.cancelled() else TimeoutError("no ack from JetStream"))
+                break
+            confirmed += 1
+        if confirmed:
+            await anyio.to_thread.run_sync(self._mark_published, [r[0] for r in rows[:confirmed]])
+            self.published_total += confirmed
+        if failure is not None:
+            await anyio.to_thread.run_sync(self._record_failure, rows[confirmed][0], repr(failure))
+            raise RuntimeError(f"outbox batch stopped after {confirmed} of {len(rows)}: {failure!r}")
+        return confirmed
+
+    def _load_batch(self) -> list[tuple[int, str, str, str]]:
+        with Session(self.engine) as session:
+            result = session.execute(
+                select(OutboxMessage.seq, OutboxMessage.event_id, OutboxMessage.event_type, OutboxMessage.envelope)
+                .where(OutboxMessage.published_at.is_(None))
+                .order_by(OutboxMessage.seq)
+                .limit(self.batch_size)
+            ).all()
+            session.rollback()
+            return [tuple(r) for r in result]
+
+    def _mark_published(self, seqs: list[int]) -> None:
+        now = datetime.now(UTC)
+        with Session(self.engine) as session:
+            session.execute(
+                update(OutboxMessage)
+                .where(OutboxMessage.seq.in_(seqs))
+                .values(published_at=now, attempts=OutboxMessage.attempts + 1)
+            )
+            session.commit()
+
+    def _record_failure(self, seq: int, error: str) -> None:
+        with Session(self.engine) as session:
+            session.execute(
+                update(OutboxMessage)
+                .where(OutboxMessage.seq == seq)
+                .values(attempts=OutboxMessage.attempts + 1, last_error=error[:2000])
+            )
+            session.commit()

@@ -1,0 +1,223 @@
+"""Builds a service's FastAPI app: database (migrated at start-up), bus, outbox relay, consumers, health, and the
+operator endpoints every service has (dead letters, outbox backlog, audit chain)."""
+
+import asyncio
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Annotated, Any
+
+import anyio
+import structlog
+from fastapi import APIRouter, Depends, FastAPI, Query, Request
+from fastapi.responses import JSONResponse
+from sqlalchemy import Engine, MetaData, select, text
+from sqlmodel import Session
+
+from services.kernel import audit, context
+from services.kernel.bus import Bus
+from services.kernel.db import make_engine
+from services.kernel.errors import NotFound, install_error_handlers
+from services.kernel.inbox import EventConsumer, Handler, dead_letters_as_dicts
+from services.kernel.migrations import upgrade_database
+from services.kernel.models import AuditEntry, DeadLetter, OutboxMessage
+from services.kernel.outbox import OutboxRelay, outbox_backlog
+from services.kernel.settings import Settings, get_settings
+from services.kernel.web import RequestContextMiddleware
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class ConsumerSpec:
+    """What a service consumes from one stream: handlers per event type, and the types it deliberately ignores."""
+
+    stream: str
+    handlers: dict[str, Handler]
+    ignores: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    name: str
+    title: str
+    description: str
+    metadata: MetaData
+    routers: list[APIRouter] = field(default_factory=list)
+    consumers: list[ConsumerSpec] = field(default_factory=list)
+
+
+# -- dependencies ----------------------------------------------------------------------------------------------------
+
+
+def get_engine(request: Request) -> Engine:
+    return request.app.state.engine
+
+
+def get_session(request: Request) -> Iterator[Session]:
+    with Session(request.app.state.engine, expire_on_commit=False) as session:
+        yield session
+
+
+EngineDep = Annotated[Engine, Depends(get_engine)]
+SessionDep = Annotated[Session, Depends(get_session)]
+
+
+# -- the app ---------------------------------------------------------------------------------------------------------
+
+
+def create_service_app(spec: ServiceSpec, settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = make_engine(settings.database_url(spec.name))
+        await anyio.to_thread.run_sync(upgrade_database, engine, spec.name, spec.metadata)
+        bus = Bus(settings.nats_server_url, client_name=spec.name,
+                  duplicate_window=settings.stream_duplicate_window_seconds)
+        relay = OutboxRelay(engine, bus, batch_size=settings.outbox_batch_size, poll_seconds=settings.outbox_poll_seconds)
+        consumers = {
+            c.stream: EventConsumer(
+                service=spec.name, stream=c.stream, engine=engine, bus=bus, handlers=c.handlers,
+                ignores=c.ignores, batch_size=settings.consumer_batch_size,
+                max_attempts=settings.consumer_max_attempts, retry_delay=settings.consumer_retry_delay_seconds,
+            )
+            for c in spec.consumers
+        }
+        app.state.settings, app.state.engine, app.state.bus = settings, engine, bus
+        app.state.relay, app.state.consumers = relay, consumers
+        await bus.start()
+        await relay.start()
+        for consumer in consumers.values():
+            await consumer.start()
+        log.info("service.started", service=spec.name, database=engine.url.render_as_string(hide_password=True))
+        try:
+            yield
+        finally:
+            for consumer in consumers.values():
+                await consumer.stop()
+            await relay.stop()
+            await bus.close()
+            engine.dispose()
+            log.info("service.stopped", service=spec.name)
+
+    app = FastAPI(title=spec.title, description=spec.description, version="0.1.0", lifespan=lifespan)
+    app.add_middleware(RequestContextMiddleware)
+    install_error_handlers(app)
+    app.include_router(_health_router(spec.name))
+    app.include_router(_operations_router())
+    for router in spec.routers:
+        app.include_router(router)
+    return app
+
+
+def _health_router(service: str) -> APIRouter:
+    router = APIRouter(tags=["health"])
+
+    @router.get("/health", summary="Database and bus status")
+    async def health(request: Request) -> JSONResponse:
+        state = request.app.state
+        checks: dict[str, Any] = {}
+        try:
+            backlog = await anyio.to_thread.run_sync(_database_check, state.engine)
+            checks["database"] = "ok"
+        except Exception as exc:  # noqa: BLE001
+            backlog = None
+            checks["database"] = f"error: {type(exc).__name__}"
+        checks["bus"] = "ok" if state.bus.connected else "disconnected"
+        ok = all(v == "ok" for v in checks.values())
+        body = {"service": service, "status": "ok" if ok else "degraded", "checks": checks, "outbox_backlog": backlog}
+        return JSONResponse(body, status_code=200 if ok else 503)
+
+    return router
+
+
+def _database_check(engine: Engine) -> int:
+    with Session(engine) as session:
+        session.execute(text("SELECT 1"))
+        return outbox_backlog(session)
+
+
+def _operations_router() -> APIRouter:
+    router = APIRouter(tags=["operations"])
+
+    @router.get("/admin/dead-letters", summary="Events a consumer could not apply")
+    def list_dead_letters(
+        request: Request,
+        consumer: str | None = None,
+        include_replayed: bool = False,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    ) -> list[dict]:
+        with Session(request.app.state.engine) as session:
+            query = select(DeadLetter).order_by(DeadLetter.id).limit(limit)
+            if consumer:
+                query = query.where(DeadLetter.consumer == consumer)
+            if not include_replayed:
+                query = query.where(DeadLetter.replayed_at.is_(None))
+            return dead_letters_as_dicts(session.execute(query).scalars())
+
+    @router.post("/admin/dead-letters/{letter_id}/replay", summary="Apply a dead-lettered event again")
+    def replay_dead_letter(request: Request, letter_id: int) -> dict:
+        with Session(request.app.state.engine) as session:
+            letter = session.get(DeadLetter, letter_id)
+            if letter is None:
+                raise NotFound("DEAD_LETTER_NOT_FOUND", "死信记录不存在")
+            stream = letter.stream
+        consumer = request.app.state.consumers.get(stream)
+        if consumer is None:
+            raise NotFound("CONSUMER_NOT_FOUND", "该服务没有此流的消费者")
+        return consumer.replay(letter_id, operator=context.current().actor.id)
+
+    @router.get("/admin/outbox", summary="Events not yet published")
+    def outbox_status(request: Request) -> dict:
+        with Session(request.app.state.engine) as session:
+            oldest = session.execute(
+                select(OutboxMessage.created_at, OutboxMessage.last_error)
+                .where(OutboxMessage.published_at.is_(None)).order_by(OutboxMessage.seq).limit(1)
+            ).first()
+            return {
+                "backlog": outbox_backlog(session),
+                "oldest_unpublished_at": oldest[0] if oldest else None,
+                "last_error": oldest[1] if oldest else None,
+                "published_by_this_process": request.app.state.relay.published_total,
+            }
+
+    @router.get("/audit/head", summary="Head of this service's audit hash chain")
+    def audit_head(request: Request) -> dict:
+        with Session(request.app.state.engine) as session:
+            return audit.chain_head(session)
+
+    @router.get("/audit/verify", summary="Recompute the audit hash chain")
+    async def audit_verify(request: Request) -> dict:
+        result = await anyio.to_thread.run_sync(audit.verify_chain, request.app.state.engine)
+        return result.as_dict()
+
+    @router.get("/audit/entries", summary="Audit entries after a sequence number")
+    def audit_entries(
+        request: Request,
+        after_seq: Annotated[int, Query(ge=0)] = 0,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+        entity_type: str | None = None,
+        entity_id: str | None = None,
+    ) -> list[dict]:
+        with Session(request.app.state.engine) as session:
+            query = select(AuditEntry).where(AuditEntry.seq > after_seq).order_by(AuditEntry.seq).limit(limit)
+            if entity_type:
+                query = query.where(AuditEntry.entity_type == entity_type)
+            if entity_id:
+                query = query.where(AuditEntry.entity_id == entity_id)
+            return [e.model_dump() for e in session.execute(query).scalars()]
+
+    return router
+
+
+async def wait_idle(app: FastAPI, timeout: float = 10.0) -> None:
+    """Test and bench helper: wait until this app's outbox is empty."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while asyncio.get_running_loop().time() < deadline:
+        with Session(app.state.engine) as session:
+            if outbox_backlog(session) == 0:
+                return
+        await asyncio.sleep(0.05)
+    raise TimeoutError("outbox did not drain")
+

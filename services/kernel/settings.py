@@ -1,0 +1,78 @@
+"""Platform settings: one ``Settings`` object, read from ``SIFUND_*`` environment variables (or ``.env``).
+
+Every port derives from ``SIFUND_PORT_BASE`` and every file lives under ``SIFUND_DATA_DIR`` so that several
+instances (a developer's, the test suite's) can run side by side on one machine.
+"""
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+SERVICES = ("accounts", "collection", "benefits", "oversight")
+# Offsets from SIFUND_PORT_BASE; the gateway takes the base itself.
+PORT_OFFSETS = {"gateway": 0, "accounts": 1, "collection": 2, "benefits": 3, "oversight": 4, "nats": 10, "nats_monitor": 11}
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SIFUND_", env_file=".env", extra="ignore")
+
+    data_dir: Path = Path("var")
+    host: str = "127.0.0.1"
+    port_base: int = 8000
+
+    # Each service owns its database; empty means a SQLite file under data_dir.
+    accounts_database_url: str | None = None
+    collection_database_url: str | None = None
+    benefits_database_url: str | None = None
+    oversight_database_url: str | None = None
+    gateway_database_url: str | None = None
+
+    # Where the gateway finds each service; empty means host:port_base+offset.
+    accounts_url: str | None = None
+    collection_url: str | None = None
+    benefits_url: str | None = None
+    oversight_url: str | None = None
+
+    nats_url: str | None = None
+    nats_monitor_url: str | None = None
+    # JetStream de-duplication window: a relay that re-publishes after a crash within it is a no-op.
+    stream_duplicate_window_seconds: float = 600.0
+
+    outbox_batch_size: int = 500
+    outbox_poll_seconds: float = 0.2
+    consumer_batch_size: int = 500
+    # A message that fails this many deliveries goes to the dead-letter table instead of being retried forever.
+    consumer_max_attempts: int = 5
+    consumer_retry_delay_seconds: float = 1.0
+
+    gateway_connect_timeout_seconds: float = 2.0
+    gateway_read_timeout_seconds: float = 30.0
+
+    log_level: str = "INFO"
+    extra_hosts: list[str] = Field(default_factory=list)
+
+    def port(self, component: str) -> int:
+        return self.port_base + PORT_OFFSETS[component]
+
+    def database_url(self, service: str) -> str:
+        url = getattr(self, f"{service}_database_url")
+        return url or f"sqlite:///{(self.data_dir / f'{service}.db').resolve()}"
+
+    def service_url(self, service: str) -> str:
+        url = getattr(self, f"{service}_url")
+        return (url or f"http://{self.host}:{self.port(service)}").rstrip("/")
+
+    @property
+    def nats_server_url(self) -> str:
+        return self.nats_url or f"nats://{self.host}:{self.port('nats')}"
+
+    @property
+    def nats_monitor(self) -> str:
+        return (self.nats_monitor_url or f"http://{self.host}:{self.port('nats_monitor')}").rstrip("/")
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,22 @@
+"""Oversight service (基金监督): independent ledger, reconciliation, suspicion rules, cases. Fed only by events."""
+
+from fastapi import FastAPI
+
+from services.kernel.service_app import ServiceSpec, create_service_app
+from services.kernel.settings import Settings
+from services.oversight import models
+from services.oversight.mirror.endpoints import router as mirror_router
+from services.oversight.mirror.handlers import ACCOUNTS_CONSUMER
+
+SPEC = ServiceSpec(
+    name="oversight",
+    title="sifund oversight",
+    description="基金监督: the supervisor's independent copy of every fact, reconciliation and cases.",
+    metadata=models.metadata,
+    routers=[mirror_router],
+    consumers=[ACCOUNTS_CONSUMER],
+)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    return create_service_app(SPEC, settings)

