@@ -1,0 +1,1 @@
+"""The gateway: the platform's single public entry point in front of the four services."""

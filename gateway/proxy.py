@@ -1,0 +1,98 @@
+"""``/api/<service>/<path>`` → ``<service url>/<path>``: method, query string, headers and body passed through,
+request and correlation ids set, the response streamed back as it arrives."""
+
+import httpx
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import StreamingResponse
+from starlette.background import BackgroundTask
+
+from gateway import docs
+from gateway.upstream import ServiceDep, SettingsDep, UpstreamDep, upstream_errors
+from services.kernel import context
+from services.kernel.web import CORRELATION_ID_HEADER, REQUEST_ID_HEADER
+
+router = APIRouter()
+
+METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
+
+# RFC 9110 §7.6.1: meaningful for one connection only, never forwarded.
+HOP_BY_HOP = frozenset({
+    "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "proxy-connection",
+    "te", "trailer", "trailers", "transfer-encoding", "upgrade",
+})
+# Set by the gateway itself rather than copied from the caller.
+NOT_FORWARDED = HOP_BY_HOP | {"host", REQUEST_ID_HEADER, CORRELATION_ID_HEADER}
+# The gateway's own server adds these (and RequestContextMiddleware adds X-Request-ID): copying them would
+# send each header twice.
+NOT_RETURNED = HOP_BY_HOP | {"date", "server", REQUEST_ID_HEADER}
+
+
+def _connection_tokens(headers: list[tuple[bytes, bytes]]) -> set[bytes]:
+    """Headers named in ``Connection`` are hop-by-hop too."""
+    return {
+        token.strip().lower()
+        for name, value in headers if name.lower() == b"connection"
+        for token in value.split(b",")
+    }
+
+
+def _filtered(headers: list[tuple[bytes, bytes]], dropped: frozenset[str]) -> list[tuple[bytes, bytes]]:
+    named = _connection_tokens(headers)
+    return [(k, v) for k, v in headers if k.lower().decode("latin-1") not in dropped and k.lower() not in named]
+
+
+def _upstream_headers(request: Request, service: str) -> list[tuple[bytes, bytes]]:
+    ctx = context.current()
+    headers = _filtered(request.headers.raw, NOT_FORWARDED)
+    client_host = request.client.host if request.client else ""
+    forwarded_for = ", ".join(filter(None, [request.headers.get("x-forwarded-for"), client_host]))
+    headers += [
+        (REQUEST_ID_HEADER.encode(), (ctx.request_id or "").encode()),
+        (CORRELATION_ID_HEADER.encode(), (ctx.correlation_id or ctx.request_id or "").encode()),
+        (b"x-forwarded-for", forwarded_for.encode("latin-1")),
+        (b"x-forwarded-proto", request.url.scheme.encode()),
+        (b"x-forwarded-host", request.headers.get("host", "").encode("latin-1")),
+        (b"x-forwarded-prefix", f"/api/{service}".encode()),
+    ]
+    return headers
+
+
+def _upstream_url(request: Request, base_url: str, service: str) -> httpx.URL:
+    # The raw path keeps percent-escapes (an id containing %2F stays one path segment).
+    raw_path: bytes = request.scope.get("raw_path") or request.url.path.encode()
+    rest = raw_path[len(f"/api/{service}"):].decode("latin-1")
+    return httpx.URL(base_url + rest, query=request.scope.get("query_string", b""))
+
+
+def _has_body(request: Request) -> bool:
+    return "content-length" in request.headers or "transfer-encoding" in request.headers
+
+
+@router.api_route("/api/{service}/{path:path}", methods=METHODS, include_in_schema=False)
+async def forward(request: Request, service: ServiceDep, path: str, client: UpstreamDep,
+                  settings: SettingsDep) -> Response:
+    outgoing = client.build_request(
+        request.method,
+        _upstream_url(request, settings.service_url(service), service),
+        headers=_upstream_headers(request, service),
+        content=request.stream() if _has_body(request) else None,
+    )
+    with upstream_errors(service):
+        upstream = await client.send(outgoing, stream=True)
+        if request.method == "GET" and path == "openapi.json" and upstream.status_code == 200:
+            try:
+                return docs.openapi_via_gateway(service, await upstream.aread())
+            finally:
+                await upstream.aclose()
+
+    async def body():  # noqa: ANN202
+        try:
+            async for chunk in upstream.aiter_raw():
+                yield chunk
+        finally:
+            await upstream.aclose()
+
+    # aclose also runs as a background task: the body generator's finally does not run if it is never started.
+    response = StreamingResponse(body(), status_code=upstream.status_code, background=BackgroundTask(upstream.aclose))
+    response.raw_headers = _filtered(upstream.headers.raw, NOT_RETURNED)
+    return response
