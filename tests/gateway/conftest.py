@@ -1,0 +1,71 @@
+"""Real HTTP servers for the gateway tests: apps under uvicorn on loopback, in the test's event loop, plus a
+gateway client that runs the gateway with its lifespan."""
+
+import asyncio
+import contextlib
+import socket
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+
+import httpx
+import pytest
+import uvicorn
+from asgi_lifespan import LifespanManager
+
+from gateway.app import create_app
+from services.kernel.settings import Settings
+
+
+class _Server(uvicorn.Server):
+    # Several servers share the test process: none of them may take over SIGINT/SIGTERM from pytest.
+    @contextlib.contextmanager
+    def capture_signals(self):  # noqa: ANN202
+        yield
+
+
+@asynccontextmanager
+async def serve(app) -> AsyncIterator[str]:  # noqa: ANN001
+    """Serve ``app`` on a free loopback port; yields its base URL."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    server = _Server(uvicorn.Config(app, log_config=None, log_level="warning", lifespan="on",
+                                    timeout_graceful_shutdown=1))
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    try:
+        while not server.started:
+            if task.done():
+                task.result()
+                raise RuntimeError("server stopped during start-up")
+            await asyncio.sleep(0.01)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await task
+        sock.close()
+
+
+@pytest.fixture
+def serve_app() -> Callable:
+    return serve
+
+
+@pytest.fixture
+def unused_url() -> str:
+    """A loopback URL nothing listens on (the port was free a moment ago)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{s.getsockname()[1]}"
+
+
+@asynccontextmanager
+async def gateway_client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    async with LifespanManager(create_app(settings)) as manager:
+        transport = httpx.ASGITransport(app=manager.app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as client:
+            yield client
+
+
+@pytest.fixture
+def start_gateway() -> Callable:
+    return gateway_client
