@@ -124,8 +124,8 @@ class Bus:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._task
         if self.nc is not None:
-            with contextlib.suppress(Exception):
-                await self.nc.drain()
+            # close, not drain: consumers and the relay are stopped by now, and drain waits up to 30 s on a pull
+            # subscription whose fetch was cancelled.
             with contextlib.suppress(Exception):
                 await self.nc.close()
         self._ready.clear()
