@@ -18,6 +18,7 @@ from services.kernel import audit, context
 from services.kernel.bus import Bus
 from services.kernel.db import make_engine
 from services.kernel.errors import NotFound, install_error_handlers
+from services.kernel.logging import configure_logging
 from services.kernel.inbox import EventConsumer, Handler, dead_letters_as_dicts
 from services.kernel.migrations import upgrade_database
 from services.kernel.models import AuditEntry, DeadLetter, OutboxMessage
@@ -68,6 +69,7 @@ SessionDep = Annotated[Session, Depends(get_session)]
 
 def create_service_app(spec: ServiceSpec, settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
+    configure_logging(settings.log_level)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
