@@ -1,0 +1,336 @@
+"""``sifund up``: the embedded topology on one machine — nats-server, the four services and the gateway as child
+processes — started in order, watched, and stopped cleanly.
+
+No child may outlive the launcher. A normal stop (Ctrl-C, SIGTERM, SIGHUP) terminates the gateway first, then the
+services, then NATS last so that the services can drain their bus connections. On Linux each child also gets
+``PR_SET_PDEATHSIG``: if the launcher itself is killed, the kernel sends the child SIGTERM.
+"""
+
+import ctypes
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+import typer
+
+from services.kernel.settings import SERVICES, Settings
+from sifund import services as catalogue
+from sifund.natsd import NatsServer
+
+GATEWAY_FACTORY = "gateway.app:create_app"
+PR_SET_PDEATHSIG = 1
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+# uvicorn waits this long for open requests when stopping; kept below STOP_GRACE_SECONDS.
+UVICORN_GRACEFUL_SECONDS = 3
+# Per shutdown stage (gateway, services, NATS) before stragglers get SIGKILL.
+STOP_GRACE_SECONDS = 4.0
+
+Echo = Callable[..., None]  # typer.echo's signature: (message, err=False)
+
+
+class LaunchError(Exception):
+    """The platform could not be started; the message names the component and its log file."""
+
+
+class StopRequested(Exception):
+    """A stop signal arrived while starting."""
+
+
+class StopFlag:
+    """Set by a signal handler. A plain attribute: a ``threading.Event`` set from a handler can deadlock if the
+    signal lands while the main thread holds the event's lock."""
+
+    def __init__(self) -> None:
+        self.requested = False
+
+    def set(self) -> None:
+        self.requested = True
+
+    def wait(self, timeout: float) -> bool:
+        ends = time.monotonic() + timeout
+        while not self.requested and (left := ends - time.monotonic()) > 0:
+            time.sleep(min(0.05, left))
+        return self.requested
+
+
+@dataclass
+class Child:
+    name: str
+    url: str
+    process: subprocess.Popen
+    log_file: Path
+    health_url: str | None = None
+
+    @property
+    def running(self) -> bool:
+        return self.process.poll() is None
+
+
+def _die_with_launcher() -> Callable[[], None] | None:
+    """The ``preexec_fn`` for every child (Linux only): own process group, SIGTERM when the launcher dies."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl  # looked up before fork: nothing to load in the child
+    except (OSError, AttributeError):
+        return None
+    launcher_pid = os.getpid()
+
+    def setup() -> None:
+        # Ctrl-C in the terminal reaches only the launcher, which then stops the children in order.
+        os.setpgid(0, 0)
+        prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+        if os.getppid() != launcher_pid:  # the launcher died before prctl took effect
+            os._exit(1)
+
+    return setup
+
+
+def _port_in_use(host: str, port: int) -> bool:
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the servers do: TIME_WAIT is not "in use"
+        try:
+            s.bind((host, port))
+        except OSError:
+            return True
+    return False
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class Platform:
+    def __init__(self, settings: Settings, echo: Echo = typer.echo):
+        self.settings = settings
+        self.echo = echo
+        self.data_dir = settings.data_dir.resolve()
+        self.log_dir = self.data_dir / "logs"
+        self.pid_file = self.data_dir / "sifund.pid"
+        self.children: list[Child] = []
+        self.stop_requested = StopFlag()
+        self._preexec = _die_with_launcher()
+
+    # -- urls ----------------------------------------------------------------------------------------------------
+
+    def local_url(self, component: str) -> str:
+        return f"http://{self.settings.host}:{self.settings.port(component)}"
+
+    @property
+    def gateway_url(self) -> str:
+        return self.local_url("gateway")
+
+    # -- start ---------------------------------------------------------------------------------------------------
+
+    def start(self, timeout: float) -> None:
+        """Start every component and wait until all are healthy; on any failure stop what was started."""
+        deadline = time.monotonic() + timeout
+        self._claim_pid_file()
+        self._check_ports()
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        nats = self._start_nats(timeout)
+        environment = self._child_environment(nats)
+        for service in SERVICES:
+            self._spawn(service, catalogue.app_factory_path(service), environment)
+        self._spawn("gateway", GATEWAY_FACTORY, environment)
+        self._wait_healthy(deadline, timeout)
+
+    def _claim_pid_file(self) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            other = int(self.pid_file.read_text().strip())
+        except (FileNotFoundError, ValueError):
+            other = None
+        if other is not None and other != os.getpid() and _pid_alive(other):
+            raise LaunchError(f"already running with data in {self.data_dir} (pid {other}, "
+                              f"{self.pid_file}); stop it first or set another SIFUND_DATA_DIR")
+        self.pid_file.write_text(f"{os.getpid()}\n")
+
+    def _check_ports(self) -> None:
+        components = ["gateway", *SERVICES, "nats", "nats_monitor"]
+        busy = [f"{c} {self.settings.port(c)}" for c in components if _port_in_use(self.settings.host, self.settings.port(c))]
+        if busy:
+            raise LaunchError(f"ports already in use on {self.settings.host}: {', '.join(busy)}; "
+                              f"stop what uses them or set another SIFUND_PORT_BASE")
+
+    def _start_nats(self, timeout: float) -> NatsServer:
+        log_file = self.log_dir / "nats.log"
+        nats = NatsServer(self.data_dir / "nats", host=self.settings.host, port=self.settings.port("nats"),
+                          monitor_port=self.settings.port("nats_monitor"), log_file=log_file)
+        try:
+            nats.start(timeout=timeout, preexec_fn=self._preexec)
+        except (RuntimeError, TimeoutError, OSError) as exc:
+            nats.stop()
+            raise LaunchError(f"nats did not start: {exc}; see {log_file}") from exc
+        self.children.append(Child("nats", nats.url, nats.process, log_file, f"{nats.monitor_url}/healthz"))
+        return nats
+
+    def _child_environment(self, nats: NatsServer) -> dict[str, str]:
+        """The launcher's environment (so SIFUND_* database URLs and the like pass through) with the topology it
+        started pinned explicitly: every child must see the same ports, directories and bus."""
+        environment = dict(os.environ)
+        environment.update(
+            SIFUND_DATA_DIR=str(self.data_dir),
+            SIFUND_HOST=self.settings.host,
+            SIFUND_PORT_BASE=str(self.settings.port_base),
+            SIFUND_NATS_URL=nats.url,
+            SIFUND_NATS_MONITOR_URL=nats.monitor_url,
+            PYTHONUNBUFFERED="1",
+        )
+        for service in SERVICES:
+            environment[f"SIFUND_{service.upper()}_URL"] = self.local_url(service)
+        return environment
+
+    def _spawn(self, name: str, factory: str, environment: dict[str, str]) -> Child:
+        port = self.settings.port(name)
+        command = [
+            sys.executable, "-m", "uvicorn", "--factory", factory,
+            "--host", self.settings.host, "--port", str(port),
+            "--log-level", self.settings.log_level.lower(),
+            "--timeout-graceful-shutdown", str(UVICORN_GRACEFUL_SECONDS),
+        ]
+        log_file = self.log_dir / f"{name}.log"
+        with open(log_file, "ab") as log:
+            log.write(f"---- sifund up: {name} starting at {datetime.now(UTC).isoformat()} ----\n".encode())
+            log.flush()
+            process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                       env=environment, preexec_fn=self._preexec)
+        url = self.local_url(name)
+        child = Child(name, url, process, log_file, f"{url}/health")
+        self.children.append(child)
+        return child
+
+    def _wait_healthy(self, deadline: float, timeout: float) -> None:
+        pending = [c for c in self.children if c.name != "nats"]
+        last_seen: dict[str, str] = {c.name: "no answer yet" for c in pending}
+        with httpx.Client(timeout=1.0, trust_env=False) as client:
+            while pending:
+                if self.stop_requested.requested:
+                    raise StopRequested
+                for child in list(pending):
+                    if not child.running:
+                        raise LaunchError(f"{child.name} exited with code {child.process.returncode} while starting; "
+                                          f"see {child.log_file}")
+                    try:
+                        response = client.get(child.health_url)
+                    except httpx.HTTPError as exc:
+                        last_seen[child.name] = type(exc).__name__
+                        continue
+                    if response.status_code == 200:
+                        pending.remove(child)
+                    else:
+                        last_seen[child.name] = f"HTTP {response.status_code}: {response.text[:200]}"
+                if pending and time.monotonic() > deadline:
+                    first = pending[0]
+                    raise LaunchError(f"{first.name} not healthy within {timeout:g}s (last: {last_seen[first.name]}); "
+                                      f"see {first.log_file}")
+                if pending:
+                    self.stop_requested.wait(0.2)
+
+    # -- run -----------------------------------------------------------------------------------------------------
+
+    def supervise(self) -> int:
+        """Block until a stop is requested (0) or a child dies on its own (1)."""
+        while not self.stop_requested.wait(0.25):
+            dead = [c for c in self.children if not c.running]
+            # Children die after a signal reached the launcher too (e.g. Ctrl-C on a non-Linux terminal): give
+            # the launcher's own handler a moment before calling it unexpected.
+            if dead and not self.stop_requested.wait(0.2):
+                for child in dead:
+                    self.echo(f"sifund: {child.name} exited unexpectedly with code {child.process.returncode}; "
+                              f"see {child.log_file}", err=True)
+                return 1
+        return 0
+
+    # -- stop ----------------------------------------------------------------------------------------------------
+
+    def stop(self) -> None:
+        """Gateway first, services next, NATS last; SIGTERM, then SIGKILL after a grace period."""
+        stages = [["gateway"], list(SERVICES), ["nats"]]
+        for stage in stages:
+            children = [c for c in self.children if c.name in stage]
+            for child in children:
+                if child.running:
+                    child.process.terminate()
+            grace_ends = time.monotonic() + STOP_GRACE_SECONDS
+            for child in children:
+                try:
+                    child.process.wait(max(0.0, grace_ends - time.monotonic()))
+                except subprocess.TimeoutExpired:
+                    self.echo(f"sifund: {child.name} (pid {child.process.pid}) did not stop in time; killing it",
+                              err=True)
+                    child.process.kill()
+                    child.process.wait()
+        self._release_pid_file()
+
+    def _release_pid_file(self) -> None:
+        try:
+            if int(self.pid_file.read_text().strip()) == os.getpid():
+                self.pid_file.unlink()
+        except (FileNotFoundError, ValueError):
+            pass
+
+    # -- report --------------------------------------------------------------------------------------------------
+
+    def describe(self) -> list[str]:
+        by_name = {c.name: c for c in self.children}
+        lines = [f"  {'gateway':<11} {self.gateway_url:<28} pid {by_name['gateway'].process.pid}",
+                 f"  {'docs':<11} {self.gateway_url}/docs"]
+        for service in SERVICES:
+            child = by_name[service]
+            lines.append(f"  {service:<11} {child.url:<28} pid {child.process.pid}")
+        nats = by_name["nats"]
+        lines.append(f"  {'nats':<11} {nats.url:<28} pid {nats.process.pid} "
+                     f"(monitor {self.local_url('nats_monitor')})")
+        return lines
+
+
+@contextmanager
+def stop_signals(flag: StopFlag) -> Iterator[None]:
+    """While inside, SIGINT/SIGTERM/SIGHUP only set ``flag``: start-up and supervision check it between steps,
+    so a signal never interrupts the launcher halfway through starting or stopping a child."""
+    previous = {sig: signal.signal(sig, lambda *_: flag.set()) for sig in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def up(settings: Settings, *, timeout: float = 60.0, echo: Echo = typer.echo) -> int:
+    """Start everything, report where it is, run until stopped. Returns the process exit code."""
+    platform = Platform(settings, echo)
+    with stop_signals(platform.stop_requested):
+        try:
+            echo(f"sifund: starting (data in {platform.data_dir}, logs in {platform.log_dir})")
+            platform.start(timeout)
+            echo("sifund is ready:")
+            for line in platform.describe():
+                echo(line)
+            echo(f"Gateway {platform.gateway_url}, API docs {platform.gateway_url}/docs. Press Ctrl-C to stop.")
+            code = platform.supervise()
+        except StopRequested:
+            code = 0
+        except LaunchError as exc:
+            echo(f"sifund: {exc}", err=True)
+            code = 1
+        finally:
+            echo("sifund: stopping")
+            platform.stop()
+    echo("sifund: stopped")
+    return code
