@@ -1,0 +1,233 @@
+"""``sifund up`` as a user runs it: a real launcher process starting nats-server, the four services and the gateway
+on a free port range, then stopped by a signal, by a crashing child, or killed outright — never leaving a child
+process behind."""
+
+import os
+import random
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from services.kernel.settings import PORT_OFFSETS
+
+VALID_USCC = "91110000600037341L"
+STARTUP_SECONDS = 30
+STOP_SECONDS = 15
+
+
+def sifund_command() -> list[str]:
+    script = Path(sys.executable).parent / "sifund"
+    return [str(script)] if script.exists() else [sys.executable, "-m", "sifund.cli"]
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def free_port_base() -> int:
+    """A base whose every derived port (+0 … +11) is free right now."""
+    span = max(PORT_OFFSETS.values())
+    for _ in range(200):
+        base = random.randrange(20000, 60000 - span)
+        if all(_port_free(base + offset) for offset in range(span + 1)):
+            return base
+    raise RuntimeError("no free port range found")
+
+
+def _gone(pid: int) -> bool:
+    """Exited: no such process, or a zombie (an orphan whose new parent has not reaped it yet)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] in ("Z", "X")
+    except (OSError, IndexError):
+        return False
+
+
+def _wait_until(condition, timeout: float, interval: float = 0.1) -> bool:  # noqa: ANN001
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(interval)
+    return condition()
+
+
+class Launcher:
+    """``sifund up`` in a subprocess with its own data directory and port base; output collected line by line."""
+
+    def __init__(self, tmp_path: Path):
+        self.data_dir = tmp_path / "var"
+        self.port_base = free_port_base()
+        self.gateway_url = f"http://127.0.0.1:{self.port_base}"
+        self.environment = {k: v for k, v in os.environ.items() if not k.startswith("SIFUND_")}
+        self.environment.update(SIFUND_DATA_DIR=str(self.data_dir), SIFUND_PORT_BASE=str(self.port_base))
+        self.cwd = tmp_path
+        self.lines: list[str] = []
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> "Launcher":
+        self.process = subprocess.Popen(
+            [*sifund_command(), "up", "--timeout", str(STARTUP_SECONDS)], cwd=self.cwd, env=self.environment,
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )
+        threading.Thread(target=self._collect, daemon=True).start()
+        return self
+
+    def _collect(self) -> None:
+        for line in self.process.stdout:
+            self.lines.append(line.rstrip("\n"))
+
+    @property
+    def output(self) -> str:
+        return "\n".join(self.lines)
+
+    def wait_ready(self) -> dict[str, int]:
+        """Wait for the ready report; returns the child pids it lists by component."""
+        if not _wait_until(lambda: "Press Ctrl-C to stop." in self.output or self.process.poll() is not None,
+                           STARTUP_SECONDS + 5):
+            raise AssertionError(f"launcher not ready in time:\n{self.output}")
+        assert self.process.poll() is None, f"launcher exited with {self.process.returncode}:\n{self.output}"
+        pids = {m[1]: int(m[2]) for m in re.finditer(r"^\s+(\w+)\s+\S+\s+pid (\d+)", self.output, re.MULTILINE)}
+        assert set(pids) == {"gateway", "accounts", "collection", "benefits", "oversight", "nats"}, self.output
+        return pids
+
+    def wait_exit(self, timeout: float) -> int:
+        try:
+            return self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            raise AssertionError(f"launcher still running after {timeout}s:\n{self.output}") from None
+
+    def status(self) -> subprocess.CompletedProcess:
+        return subprocess.run([*sifund_command(), "status"], cwd=self.cwd, env=self.environment,
+                              capture_output=True, text=True, timeout=20)
+
+    def cleanup(self, pids: list[int]) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+        for pid in pids:
+            if not _gone(pid):
+                os.kill(pid, signal.SIGKILL)
+
+
+def launcher_children(pid: int) -> set[int]:
+    """Every process whose parent is ``pid``, straight from /proc."""
+    children = set()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                children.add(int(entry.name))
+    return children
+
+
+@pytest.fixture
+def launcher(tmp_path: Path) -> Iterator[Launcher]:
+    launcher = Launcher(tmp_path)
+    known: list[int] = []
+    launcher.known_pids = known  # type: ignore[attr-defined]
+    yield launcher
+    launcher.cleanup(known)
+
+
+def _record(launcher: Launcher, pids: dict[str, int]) -> set[int]:
+    everything = set(pids.values())
+    if sys.platform.startswith("linux"):
+        everything |= launcher_children(launcher.process.pid)
+    launcher.known_pids.extend(everything)  # type: ignore[attr-defined]
+    return everything
+
+
+def test_up_serves_the_platform_and_sigterm_stops_everything(launcher: Launcher):
+    launcher.start()
+    pids = _record(launcher, launcher.wait_ready())
+    assert (launcher.data_dir / "sifund.pid").read_text().strip() == str(launcher.process.pid)
+    assert f"{launcher.gateway_url}/docs" in launcher.output
+
+    with httpx.Client(base_url=launcher.gateway_url, timeout=10, trust_env=False) as gateway:
+        health = gateway.get("/health")
+        assert health.status_code == 200, health.text
+        body = health.json()
+        assert body["status"] == "ok" and body["nats"] == "ok"
+        assert {name: s["status"] for name, s in body["services"].items()} == {
+            "accounts": "ok", "collection": "ok", "benefits": "ok", "oversight": "ok"}
+
+        registered = gateway.post("/api/accounts/employers", json={"uscc": VALID_USCC, "name": "某公司"})
+        assert registered.status_code == 201, registered.text
+        employer_id = registered.json()["id"]
+
+        def mirrored() -> bool:
+            rows = gateway.get("/api/oversight/mirror/employers", params={"uscc": VALID_USCC}).json()
+            return [r["employer_id"] for r in rows] == [employer_id]
+
+        assert _wait_until(mirrored, timeout=5), "employer did not reach oversight"
+
+    status = launcher.status()
+    assert status.returncode == 0, status.stdout + status.stderr
+    assert re.search(r"^oversight\s+ok\b", status.stdout, re.MULTILINE)
+    assert re.search(r"^nats\s+ok\b", status.stdout, re.MULTILINE)
+
+    for name in ("gateway", "accounts", "nats"):
+        assert (launcher.data_dir / "logs" / f"{name}.log").stat().st_size > 0
+
+    launcher.process.send_signal(signal.SIGTERM)
+    assert launcher.wait_exit(STOP_SECONDS) == 0, launcher.output
+    assert [pid for pid in pids if not _gone(pid)] == []
+    assert not (launcher.data_dir / "sifund.pid").exists()
+    assert "sifund: stopped" in launcher.output
+
+    after = launcher.status()
+    assert after.returncode == 1 and "not reachable" in after.stderr
+
+
+def test_a_child_that_dies_stops_everything_with_a_failure(launcher: Launcher):
+    launcher.start()
+    pids = launcher.wait_ready()
+    everything = _record(launcher, pids)
+    os.kill(pids["oversight"], signal.SIGKILL)
+    assert launcher.wait_exit(STOP_SECONDS) == 1, launcher.output
+    assert "oversight exited unexpectedly" in launcher.output
+    assert "oversight.log" in launcher.output
+    assert [pid for pid in everything if not _gone(pid)] == []
+    assert not (launcher.data_dir / "sifund.pid").exists()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux only")
+def test_a_killed_launcher_leaves_no_orphans(launcher: Launcher):
+    launcher.start()
+    everything = _record(launcher, launcher.wait_ready())
+    launcher.process.kill()
+    launcher.process.wait()
+    assert _wait_until(lambda: all(_gone(pid) for pid in everything), timeout=STOP_SECONDS), (
+        f"still running: {[pid for pid in everything if not _gone(pid)]}")
+
+
+def test_a_port_in_use_is_refused_before_anything_starts(launcher: Launcher):
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", launcher.port_base + PORT_OFFSETS["collection"]))
+        squatter.listen()
+        launcher.start()
+        assert launcher.wait_exit(STOP_SECONDS) == 1
+    assert f"collection {launcher.port_base + PORT_OFFSETS['collection']}" in launcher.output
+    assert "sifund is ready" not in launcher.output
+    assert not (launcher.data_dir / "sifund.pid").exists()
