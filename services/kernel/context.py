@@ -42,3 +42,8 @@ def trace(**changes) -> Iterator[TraceContext]:
         yield ctx
     finally:
         _current.reset(token)
+
+
+def set_actor(actor: Actor) -> None:
+    """Record the authenticated caller for the rest of the current request (its task's context only)."""
+    _current.set(replace(_current.get(), actor=actor))

@@ -45,6 +45,18 @@ def validate_bank_card(value: str) -> str:
     return digits
 
 
+def validate_region_code(value: str) -> str:
+    """行政区划代码 (GB/T 2260): six digits naming a province, city or county known to python-stdnum's table."""
+    from stdnum import numdb  # noqa: PLC0415 - the table loads on first use
+
+    if len(value) != 6 or not value.isdigit():
+        raise PydanticCustomError("INVALID_REGION_CODE", "行政区划代码应为6位数字")
+    info = {k: v for _part, props in numdb.get("cn/loc").info(value) for k, v in props.items()}
+    if "province" not in info or (value[2:] != "0000" and "county" not in info):
+        raise PydanticCustomError("INVALID_REGION_CODE", "行政区划代码不存在")
+    return value
+
+
 def _strip(value: object) -> object:
     return value.strip().upper() if isinstance(value, str) else value
 
@@ -52,6 +64,7 @@ def _strip(value: object) -> object:
 USCC = Annotated[str, BeforeValidator(_strip), AfterValidator(validate_uscc)]
 CitizenId = Annotated[str, BeforeValidator(_strip), AfterValidator(validate_citizen_id)]
 BankCard = Annotated[str, BeforeValidator(_strip), AfterValidator(validate_bank_card)]
+RegionCode = Annotated[str, BeforeValidator(_strip), AfterValidator(validate_region_code)]
 
 
 def mask_citizen_id(value: str) -> str:

@@ -22,7 +22,12 @@ SERVICES_DIR = Path(__file__).parent.parent
 
 
 def versions_dir(branch: str) -> Path:
-    return KERNEL_DIR / "versions" if branch == "kernel" else SERVICES_DIR / branch / "migrations" / "versions"
+    """``kernel``, a service name, or ``gateway`` (the identity store and its audit chain)."""
+    if branch == "kernel":
+        return KERNEL_DIR / "versions"
+    if branch == "gateway":
+        return SERVICES_DIR.parent / "gateway" / "migrations" / "versions"
+    return SERVICES_DIR / branch / "migrations" / "versions"
 
 
 def alembic_config(engine: Engine, service: str, metadata: MetaData) -> Config:

@@ -19,6 +19,8 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="SIFUND_", env_file=".env", extra="ignore")
 
     data_dir: Path = Path("var")
+    # The pooling region (统筹区) this deployment serves, as a 行政区划代码; default: 呼和浩特市.
+    region: str = "150100"
     host: str = "127.0.0.1"
     port_base: int = 8000
 
@@ -51,7 +53,30 @@ class Settings(BaseSettings):
     gateway_read_timeout_seconds: float = 30.0
 
     log_level: str = "INFO"
-    extra_hosts: list[str] = Field(default_factory=list)
+
+    # Tokens: Ed25519-signed JWTs. The gateway signs with the private key; every service verifies with the public
+    # key alone. PEM text in the setting wins over the file; without either, a dev key pair is generated under
+    # data_dir/keys on first run (never committed: var/ is ignored).
+    jwt_private_key: str | None = None
+    jwt_public_key: str | None = None
+    jwt_private_key_path: Path | None = None
+    jwt_public_key_path: Path | None = None
+    jwt_issuer: str = "sifund-gateway"
+    jwt_audience: str = "sifund"
+    access_token_minutes: int = 15
+    refresh_token_hours: int = 8
+
+    # Password policy and lockout (identity store in the gateway).
+    password_min_length: int = 12
+    login_max_failures: int = 5
+    login_lockout_minutes: int = 15
+
+    # Gateway guard.
+    rate_limit_per_principal_per_minute: int = 1200
+    rate_limit_per_ip_per_minute: int = 2400
+    rate_limit_token_per_ip_per_minute: int = 20
+    max_request_bytes: int = 16 * 1024 * 1024  # a 10 000-line bulk upload fits
+    cors_origins: list[str] = Field(default_factory=lambda: ["http://localhost:3000", "http://127.0.0.1:3000"])
 
     def port(self, component: str) -> int:
         return self.port_base + PORT_OFFSETS[component]
@@ -63,6 +88,14 @@ class Settings(BaseSettings):
     def service_url(self, service: str) -> str:
         url = getattr(self, f"{service}_url")
         return (url or f"http://{self.host}:{self.port(service)}").rstrip("/")
+
+    @property
+    def private_key_file(self) -> Path:
+        return self.jwt_private_key_path or self.data_dir / "keys" / "jwt_ed25519.pem"
+
+    @property
+    def public_key_file(self) -> Path:
+        return self.jwt_public_key_path or self.data_dir / "keys" / "jwt_ed25519.pub.pem"
 
     @property
     def nats_server_url(self) -> str:

@@ -1,0 +1,264 @@
+"""Tokens and per-endpoint role policies, enforced by every service itself (defence in depth, issue 3).
+
+The gateway issues Ed25519-signed JWTs; services verify them with the public key alone. Every route declares its
+policy with ``allow(...)`` (roles that may call it) or ``public()``; ``enforce_route_policies`` refuses to build an
+app with an undeclared route and writes each policy into the OpenAPI document as ``x-sifund-roles`` /
+``x-sifund-public``, which the authorisation matrix test reads.
+"""
+
+import os
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Annotated, Any
+
+import jwt
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi.params import Depends as DependsParam
+from fastapi.routing import APIRoute
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from services.kernel import context
+from services.kernel.context import Actor
+from services.kernel.settings import Settings
+
+# Roles of DOMAIN.md (Roles and incompatible duties).
+ROLES: dict[str, str] = {
+    "agency_clerk": "经办",
+    "agency_reviewer": "复核/复审",
+    "agency_approver": "审批",
+    "accountant": "会计",
+    "cashier": "出纳",
+    "it_admin": "信息",
+    "internal_auditor": "稽核内控",
+    "oversight_officer": "基金监督",
+    "finance_officer": "财政",
+    "tax_system": "税务系统",
+    "partner_system": "卫健/民政/公安/法院/市场监管",
+    "bank_system": "代发银行",
+    "public": "公众",
+}
+SYSTEM_ROLES = frozenset({"tax_system", "partner_system", "bank_system"})
+ALGORITHM = "EdDSA"
+
+
+# -- keys ------------------------------------------------------------------------------------------------------------
+
+
+def generate_key_pair() -> tuple[str, str]:
+    key = Ed25519PrivateKey.generate()
+    private_pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+    public_pem = key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    ).decode()
+    return private_pem, public_pem
+
+
+def ensure_dev_key_pair(settings: Settings) -> None:
+    """First run without configured keys: generate a pair under the data directory (private key mode 0600)."""
+    if settings.jwt_public_key or settings.public_key_file.exists():
+        return
+    private_pem, public_pem = generate_key_pair()
+    settings.private_key_file.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(settings.private_key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return  # another process won the race; it writes the public key too
+    with os.fdopen(fd, "w") as f:
+        f.write(private_pem)
+    tmp = settings.public_key_file.with_suffix(".tmp")
+    tmp.write_text(public_pem)
+    tmp.replace(settings.public_key_file)
+
+
+def _read(path: Path, what: str) -> str:
+    for _ in range(50):  # a concurrent first run may still be writing it
+        if path.exists():
+            return path.read_text()
+        import time  # noqa: PLC0415
+
+        time.sleep(0.05)
+    raise FileNotFoundError(f"{what} not found at {path}; set SIFUND_JWT_{what.upper().replace(' ', '_')}")
+
+
+def public_key_pem(settings: Settings) -> str:
+    if settings.jwt_public_key:
+        return settings.jwt_public_key
+    ensure_dev_key_pair(settings)
+    return _read(settings.public_key_file, "public key")
+
+
+def private_key_pem(settings: Settings) -> str:
+    if settings.jwt_private_key:
+        return settings.jwt_private_key
+    ensure_dev_key_pair(settings)
+    return _read(settings.private_key_file, "private key")
+
+
+# -- tokens ----------------------------------------------------------------------------------------------------------
+
+
+class Unauthenticated(HTTPException):
+    def __init__(self, message: str = "未认证或令牌无效"):
+        super().__init__(401, detail={"code": "UNAUTHENTICATED", "message": message},
+                         headers={"WWW-Authenticate": "Bearer"})
+
+
+@dataclass(frozen=True)
+class TokenClaims:
+    subject: str
+    kind: str  # user | client
+    roles: tuple[str, ...]
+    name: str | None = None
+    unit: str | None = None
+    region: str | None = None
+
+
+def issue_token(settings: Settings, claims: TokenClaims, *, token_type: str = "access",
+                lifetime: timedelta | None = None, jti: str | None = None) -> tuple[str, int]:
+    now = datetime.now(UTC)
+    lifetime = lifetime or timedelta(minutes=settings.access_token_minutes)
+    payload: dict[str, Any] = {
+        "iss": settings.jwt_issuer,
+        "aud": settings.jwt_audience,
+        "sub": claims.subject,
+        "iat": now,
+        "nbf": now,
+        "exp": now + lifetime,
+        "jti": jti or uuid.uuid4().hex,
+        "typ": token_type,
+        "kind": claims.kind,
+        "roles": list(claims.roles),
+        "name": claims.name,
+        "unit": claims.unit,
+        "region": claims.region,
+    }
+    return jwt.encode(payload, private_key_pem(settings), algorithm=ALGORITHM), int(lifetime.total_seconds())
+
+
+class TokenVerifier:
+    def __init__(self, settings: Settings):
+        self.public_key = public_key_pem(settings)
+        self.issuer = settings.jwt_issuer
+        self.audience = settings.jwt_audience
+
+    def decode(self, token: str, *, token_type: str = "access") -> dict[str, Any]:
+        try:
+            claims = jwt.decode(
+                token, self.public_key, algorithms=[ALGORITHM], audience=self.audience, issuer=self.issuer,
+                options={"require": ["exp", "iat", "sub", "jti", "iss", "aud"]},
+            )
+        except jwt.ExpiredSignatureError:
+            raise Unauthenticated("令牌已过期") from None
+        except jwt.InvalidTokenError:
+            raise Unauthenticated("令牌无效") from None
+        if claims.get("typ") != token_type:
+            raise Unauthenticated("令牌类型错误")
+        return claims
+
+    def verify(self, token: str) -> Actor:
+        claims = self.decode(token)
+        roles = tuple(r for r in claims.get("roles") or () if r in ROLES)
+        return Actor(id=claims["sub"], role=None, unit=claims.get("unit"), region=claims.get("region"), roles=roles)
+
+
+# -- policies --------------------------------------------------------------------------------------------------------
+
+_bearer = HTTPBearer(auto_error=False, description="Access token from POST /auth/token on the gateway")
+
+
+class RoleGuard:
+    """Dependency: a valid token whose holder has one of ``roles``. Sets the acting role in the trace context."""
+
+    def __init__(self, roles: frozenset[str]):
+        unknown = roles - ROLES.keys()
+        if unknown:
+            raise ValueError(f"unknown roles {sorted(unknown)}")
+        self.roles = roles
+
+    async def __call__(
+        self, request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+    ) -> Actor:
+        if credentials is None:
+            raise Unauthenticated("缺少访问令牌")
+        principal = request.app.state.token_verifier.verify(credentials.credentials)
+        acting = next((r for r in principal.roles if r in self.roles), None)
+        if acting is None:
+            needed = "、".join(f"{ROLES[r]}({r})" for r in sorted(self.roles))
+            raise HTTPException(403, detail={"code": "FORBIDDEN", "message": f"无权执行此操作，需要角色：{needed}"})
+        actor = Actor(id=principal.id, role=acting, unit=principal.unit, region=principal.region, roles=principal.roles)
+        request.state.actor = actor
+        context.set_actor(actor)
+        return actor
+
+
+class PublicAccess:
+    """Dependency marker for the few open endpoints (health, public disclosure)."""
+
+    async def __call__(self) -> None:
+        return None
+
+
+def allow(*roles: str) -> DependsParam:
+    """``dependencies=[allow("agency_clerk")]``: who may call this route."""
+    return Depends(RoleGuard(frozenset(roles)))
+
+
+def public() -> DependsParam:
+    return Depends(PublicAccess())
+
+
+def current_actor(request: Request) -> Actor:
+    actor = getattr(request.state, "actor", None)
+    if actor is None:  # a route forgot its guard: fail closed
+        raise Unauthenticated()
+    return actor
+
+
+CurrentActor = Annotated[Actor, Depends(current_actor)]
+
+# Routes FastAPI adds itself; they carry no data.
+FRAMEWORK_ROUTES = frozenset({"/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"})
+
+
+def route_policy(route: APIRoute) -> RoleGuard | PublicAccess | None:
+    stack = list(route.dependant.dependencies)
+    while stack:
+        dep = stack.pop()
+        if isinstance(dep.call, RoleGuard | PublicAccess):
+            return dep.call
+        stack.extend(dep.dependencies)
+    return None
+
+
+def enforce_route_policies(app: FastAPI) -> None:
+    """Every route must declare who may call it; the declaration goes into the OpenAPI document."""
+    missing = []
+    for route in app.routes:
+        if not isinstance(route, APIRoute):
+            continue
+        policy = route_policy(route)
+        if policy is None:
+            missing.append(f"{','.join(sorted(route.methods))} {route.path}")
+        elif isinstance(policy, RoleGuard):
+            route.openapi_extra = {**(route.openapi_extra or {}), "x-sifund-roles": sorted(policy.roles)}
+        else:
+            route.openapi_extra = {**(route.openapi_extra or {}), "x-sifund-public": True}
+    if missing:
+        raise RuntimeError(f"routes without an access policy (use allow(...) or public()): {missing}")
+    app.openapi_schema = None
+
+
+def region_covers(user_region: str | None, object_region: str | None) -> bool:
+    """行政区划代码 hierarchy: a user of 150100 (a city) covers 1501xx; of 150000 (a province) covers 15xxxx."""
+    if not user_region or not object_region:
+        return False
+    prefix = user_region
+    while prefix.endswith("00") and len(prefix) > 2:
+        prefix = prefix[:-2]
+    return object_region.startswith(prefix)
