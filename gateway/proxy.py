@@ -1,6 +1,8 @@
 """``/api/<service>/<path>`` → ``<service url>/<path>``: method, query string, headers and body passed through,
 request and correlation ids set, the response streamed back as it arrives."""
 
+from urllib.parse import quote
+
 import httpx
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import StreamingResponse
@@ -57,10 +59,16 @@ def _upstream_headers(request: Request, service: str) -> list[tuple[bytes, bytes
     return headers
 
 
-def _upstream_url(request: Request, base_url: str, service: str) -> httpx.URL:
-    # The raw path keeps percent-escapes (an id containing %2F stays one path segment).
-    raw_path: bytes = request.scope.get("raw_path") or request.url.path.encode()
-    rest = raw_path[len(f"/api/{service}"):].decode("latin-1")
+def _upstream_url(request: Request, base_url: str, service: str, path: str) -> httpx.URL:
+    # The raw path keeps percent-escapes (an id containing %2F stays one path segment). It is used only when its
+    # prefix is literally /api/<service>/: with an escaped prefix (/api/acc%6Funts/…) slicing it would garble the
+    # URL, so the decoded path is re-quoted instead.
+    prefix = f"/api/{service}/".encode()
+    raw_path: bytes | None = request.scope.get("raw_path")
+    if raw_path and raw_path.startswith(prefix):
+        rest = raw_path[len(prefix) - 1:].decode("latin-1")
+    else:
+        rest = "/" + quote(path)
     return httpx.URL(base_url + rest, query=request.scope.get("query_string", b""))
 
 
@@ -73,7 +81,7 @@ async def forward(request: Request, service: ServiceDep, path: str, client: Upst
                   settings: SettingsDep) -> Response:
     outgoing = client.build_request(
         request.method,
-        _upstream_url(request, settings.service_url(service), service),
+        _upstream_url(request, settings.service_url(service), service, path),
         headers=_upstream_headers(request, service),
         content=request.stream() if _has_body(request) else None,
     )

@@ -120,6 +120,9 @@ async def test_passes_method_query_headers_and_body_and_drops_hop_by_hop(make_se
             assert generated.json()["headers"]["x-correlation-id"] == request_id
             assert "transfer-encoding" not in generated.json()["headers"]
 
+            escaped_prefix = await gateway.get("/api/coll%65ction/persons/%E5%BC%A0")
+            assert escaped_prefix.json()["path"] == "/persons/%E5%BC%A0"
+
 
 async def test_streams_a_large_response_intact(make_settings, serve_app):
     async with serve_app(BIG_APP) as big_url:
