@@ -138,7 +138,8 @@ class Platform:
     # -- start ---------------------------------------------------------------------------------------------------
 
     def start(self, timeout: float) -> None:
-        """Start every component and wait until all are healthy; on any failure stop what was started."""
+        """Start every component and wait until all are healthy. Raises ``LaunchError`` or ``StopRequested``;
+        either way ``stop`` then stops whatever was started."""
         deadline = time.monotonic() + timeout
         self._claim_pid_file()
         self._check_ports()
@@ -163,7 +164,8 @@ class Platform:
 
     def _check_ports(self) -> None:
         components = ["gateway", *SERVICES, "nats", "nats_monitor"]
-        busy = [f"{c} {self.settings.port(c)}" for c in components if _port_in_use(self.settings.host, self.settings.port(c))]
+        busy = [f"{c} {self.settings.port(c)}" for c in components
+                if _port_in_use(self.settings.host, self.settings.port(c))]
         if busy:
             raise LaunchError(f"ports already in use on {self.settings.host}: {', '.join(busy)}; "
                               f"stop what uses them or set another SIFUND_PORT_BASE")
