@@ -11,6 +11,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Engine, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session
 
 from services.kernel import context
@@ -42,6 +44,10 @@ def chain_hash(prev_hash: str, entry: AuditEntry) -> str:
     return hashlib.sha256((prev_hash + canonical_json(_entry_body(entry))).encode()).hexdigest()
 
 
+def _lock_head(session: Session) -> AuditHead | None:
+    return session.execute(select(AuditHead).where(AuditHead.id == 1).with_for_update()).scalar_one_or_none()
+
+
 def append_audit(
     session: Session,
     *,
@@ -53,10 +59,14 @@ def append_audit(
 ) -> AuditEntry:
     """Append one entry for the current actor and request. Call inside the business transaction."""
     ctx = context.current()
-    head = session.execute(select(AuditHead).where(AuditHead.id == 1).with_for_update()).scalar_one_or_none()
+    head = _lock_head(session)
     if head is None:
-        head = AuditHead(id=1, seq=0, hash=GENESIS)
-        session.add(head)
+        # First append: create the genesis head without racing a concurrent first append. On PostgreSQL FOR UPDATE
+        # locks nothing while the row does not exist; ON CONFLICT DO NOTHING waits for a concurrent insert of it
+        # to commit, and the second SELECT ... FOR UPDATE then queues behind that transaction.
+        insert = {"postgresql": pg_insert, "sqlite": sqlite_insert}[session.get_bind().dialect.name]
+        session.execute(insert(AuditHead).values(id=1, seq=0, hash=GENESIS).on_conflict_do_nothing())
+        head = _lock_head(session)
     entry = AuditEntry(
         seq=head.seq + 1,
         at=datetime.now(UTC).isoformat(timespec="microseconds"),
