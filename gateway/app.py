@@ -3,36 +3,76 @@
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import anyio
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from sqlmodel import Session
 
 from gateway import docs, health, proxy
+from gateway.guard import GuardMiddleware
+from gateway.identity.conflicts import seed_default_rules
+from gateway.identity.endpoints import auth_router, identity_router
+from gateway.identity.models import metadata as identity_metadata
 from gateway.upstream import open_client
+from services.kernel.auth import TokenVerifier, enforce_route_policies, public
+from services.kernel.db import make_engine
 from services.kernel.errors import install_error_handlers
+from services.kernel.logging import configure_logging
+from services.kernel.migrations import upgrade_database
 from services.kernel.settings import Settings, get_settings
 from services.kernel.web import RequestContextMiddleware
 
 
+def _open_identity_store(settings: Settings):  # noqa: ANN202
+    engine = make_engine(settings.database_url("gateway"))
+    upgrade_database(engine, "gateway", identity_metadata)
+    with Session(engine) as session:
+        seed_default_rules(session)
+    return engine
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
+    configure_logging(settings.log_level)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with open_client(settings) as client:
-            app.state.upstream = client
-            yield
+        app.state.engine = await anyio.to_thread.run_sync(_open_identity_store, settings)
+        try:
+            async with open_client(settings) as client:
+                app.state.upstream = client
+                yield
+        finally:
+            app.state.engine.dispose()
 
     app = FastAPI(
         title="sifund gateway",
-        description="社会保险基金管理与监督平台的统一入口: `/api/<service>/…` is routed to the service.",
+        description="社会保险基金管理与监督平台的统一入口: `/auth/token` issues tokens, `/identity/…` administers "
+        "users and roles, `/api/<service>/…` is routed to the service (which checks the token and role itself).",
         version="0.1.0",
         lifespan=lifespan,
         docs_url=None,  # /docs is the gateway's index of every service's documentation (gateway/docs.py)
         redoc_url=None,
     )
     app.state.settings = settings
+    app.state.token_verifier = TokenVerifier(settings)
+    # Outermost first: CORS answers preflights and decorates refusals; the guard sees the request id.
+    app.add_middleware(GuardMiddleware, settings=settings)
     app.add_middleware(RequestContextMiddleware)
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=settings.cors_origins,
+        allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
+        allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "X-Request-ID", "X-Correlation-ID"],
+        expose_headers=["X-Request-ID", "Retry-After"],
+        max_age=600,
+    )
     install_error_handlers(app)
-    app.include_router(health.router)
-    app.include_router(docs.router)
-    app.include_router(proxy.router)
+    app.include_router(health.router, dependencies=[public()])
+    app.include_router(docs.router, dependencies=[public()])
+    app.include_router(auth_router)
+    app.include_router(identity_router)
+    # Last: the catch-all. Open at the gateway because each service enforces its own policy per route.
+    app.include_router(proxy.router, dependencies=[public()])
+    enforce_route_policies(app)
     return app

@@ -5,7 +5,10 @@ from typing import Annotated
 
 import typer
 
+from gateway.identity import service as identity
+from gateway.identity.admin import create_demo, identity_session
 from services.kernel.db import make_engine
+from services.kernel.errors import DomainError
 from services.kernel.migrations import autogenerate_revision, upgrade_database
 from services.kernel.settings import SERVICES, Settings, get_settings
 from sifund import launcher
@@ -78,6 +81,98 @@ def status(
     for line in platform_status.render(gateway_url, http_status, health):
         typer.echo(line)
     raise typer.Exit(0 if http_status == 200 and health.get("status") == "ok" else 1)
+
+
+user_app = typer.Typer(help="Staff users and their roles (recorded as done by cli:<your OS user>)", no_args_is_help=True)
+client_app = typer.Typer(help="System clients (tax bureau, partner departments, banks)", no_args_is_help=True)
+app.add_typer(user_app, name="user")
+app.add_typer(client_app, name="client")
+
+
+def _identity(fn):  # noqa: ANN001, ANN202
+    """Run an identity change; a refusal prints its code and Chinese message and exits 1."""
+    try:
+        return fn()
+    except DomainError as exc:
+        typer.echo(f"{exc.code}: {exc.message}", err=True)
+        raise typer.Exit(1) from exc
+
+
+@user_app.command("create")
+def user_create(
+    username: str,
+    name: Annotated[str, typer.Option(help="display name")],
+    unit: Annotated[str, typer.Option(help="所在单位")],
+    region: Annotated[str | None, typer.Option(help="行政区划代码 (default: SIFUND_REGION)")] = None,
+    password: Annotated[str, typer.Option(prompt=True, hide_input=True, confirmation_prompt=True)] = ...,
+    role: Annotated[list[str] | None, typer.Option(help="roles to grant at once")] = None,
+    reason: Annotated[str, typer.Option(help="basis for the grants")] = "初始授权",
+) -> None:
+    """Create a staff user (and optionally grant roles)."""
+    from pydantic import TypeAdapter, ValidationError  # noqa: PLC0415
+
+    from services.kernel.identifiers import RegionCode  # noqa: PLC0415
+
+    settings = get_settings()
+    try:
+        region_code = TypeAdapter(RegionCode).validate_python(region or settings.region)
+    except ValidationError as exc:
+        typer.echo(f"INVALID_REGION_CODE: {exc.errors()[0]['msg']}", err=True)
+        raise typer.Exit(1) from exc
+    with identity_session(settings) as session:
+        _identity(lambda: identity.create_user(session, settings, username=username, display_name=name, unit=unit,
+                                               region=region_code, password=password))
+        for r in role or []:
+            _identity(lambda r=r: identity.grant_role(session, username=username, role=r, reason=reason))
+    typer.echo(f"created {username} ({', '.join(role or []) or 'no roles'})")
+
+
+@user_app.command("grant")
+def user_grant(username: str, role: str, reason: Annotated[str, typer.Option(help="授权依据")]) -> None:
+    """Grant a role; an incompatible pair is refused with the rule it breaks."""
+    with identity_session(get_settings()) as session:
+        _identity(lambda: identity.grant_role(session, username=username, role=role, reason=reason))
+    typer.echo(f"granted {role} to {username}")
+
+
+@user_app.command("revoke")
+def user_revoke(username: str, role: str, reason: Annotated[str, typer.Option()]) -> None:
+    with identity_session(get_settings()) as session:
+        _identity(lambda: identity.revoke_role(session, username=username, role=role, reason=reason))
+    typer.echo(f"revoked {role} from {username}")
+
+
+@user_app.command("disable")
+def user_disable(username: str, reason: Annotated[str, typer.Option()]) -> None:
+    with identity_session(get_settings()) as session:
+        _identity(lambda: identity.set_user_status(session, username=username, status="disabled", reason=reason))
+    typer.echo(f"disabled {username}")
+
+
+@client_app.command("create")
+def client_create(
+    client_id: str,
+    role: Annotated[str, typer.Option(help="tax_system | partner_system | bank_system | finance_officer")],
+    name: Annotated[str, typer.Option()],
+    region: Annotated[str | None, typer.Option()] = None,
+) -> None:
+    """Register a system client and print its secret (shown this once)."""
+    settings = get_settings()
+    with identity_session(settings) as session:
+        client, secret = _identity(lambda: identity.create_client(session, client_id=client_id, name=name, role=role,
+                                                                  region=region or settings.region))
+    typer.echo(f"client_id={client.client_id}\nclient_secret={secret}\n(the secret is not shown again)")
+
+
+@app.command()
+def demo() -> None:
+    """Create one demo user per staff role and one client per system role; print their credentials."""
+    settings = get_settings()
+    created = create_demo(settings)
+    if not created:
+        typer.echo("every demo account exists already (see demo-credentials.txt in the data directory)")
+    for line in launcher.describe_demo(created, settings) if created else []:
+        typer.echo(line)
 
 
 if __name__ == "__main__":

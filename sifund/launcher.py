@@ -22,6 +22,9 @@ from pathlib import Path
 import httpx
 import typer
 
+from gateway.identity.admin import create_demo, identity_is_empty
+from services.kernel.auth import ensure_dev_key_pair
+
 from services.kernel.settings import SERVICES, Settings
 from sifund import services as catalogue
 from sifund.natsd import NatsServer
@@ -144,6 +147,7 @@ class Platform:
         self._claim_pid_file()
         self._check_ports()
         self.log_dir.mkdir(parents=True, exist_ok=True)
+        ensure_dev_key_pair(self.settings)  # before any child: they all verify tokens with the same public key
         nats = self._start_nats(timeout)
         environment = self._child_environment(nats)
         for service in SERVICES:
@@ -314,16 +318,35 @@ def stop_signals(flag: StopFlag) -> Iterator[None]:
             signal.signal(sig, handler)
 
 
+def describe_demo(created: list[dict], settings: Settings) -> list[str]:
+    """The demo credentials, printed once; also kept (mode 0600) in the data directory for this dev instance."""
+    lines = ["Demo accounts (an empty data directory was seeded; `sifund demo` adds missing ones):"]
+    lines += [f"  {c['kind']:<6} {c['username']:<26} {c['password']:<46} {c['role']}" for c in created]
+    token_url = f"http://{settings.host}:{settings.port('gateway')}/auth/token"
+    user = next((c for c in created if c["kind"] == "user"), None)
+    if user:
+        lines.append(f"  e.g. curl -d 'username={user['username']}&password={user['password']}' {token_url}")
+    path = settings.data_dir / "demo-credentials.txt"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.touch(mode=0o600)
+    path.write_text("\n".join(lines) + "\n")
+    return lines
+
+
 def up(settings: Settings, *, timeout: float = 60.0, echo: Echo = typer.echo) -> int:
     """Start everything, report where it is, run until stopped. Returns the process exit code."""
     platform = Platform(settings, echo)
     with stop_signals(platform.stop_requested):
         try:
             echo(f"sifund: starting (data in {platform.data_dir}, logs in {platform.log_dir})")
+            demo = create_demo(settings) if identity_is_empty(settings) else []
             platform.start(timeout)
             echo("sifund is ready:")
             for line in platform.describe():
                 echo(line)
+            if demo:
+                for line in describe_demo(demo, settings):
+                    echo(line)
             echo(f"Gateway {platform.gateway_url}, API docs {platform.gateway_url}/docs. Press Ctrl-C to stop.")
             code = platform.supervise()
         except StopRequested:

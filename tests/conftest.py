@@ -16,8 +16,12 @@ from asgi_lifespan import LifespanManager
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
+from services.kernel.auth import TokenClaims, generate_key_pair, issue_token
 from services.kernel.settings import SERVICES, Settings
 from sifund.natsd import NatsServer
+
+# One signing key for the test session, passed to every service through its settings (as PEM text).
+TEST_PRIVATE_KEY, TEST_PUBLIC_KEY = generate_key_pair()
 
 POSTGRES_URL = os.environ.get("SIFUND_TEST_POSTGRES_URL")
 
@@ -73,6 +77,8 @@ def make_settings(tmp_path: Path, database_urls: dict[str, str]) -> Callable[...
             consumer_retry_delay_seconds=0.05,
             outbox_poll_seconds=0.05,
             stream_duplicate_window_seconds=120.0,
+            jwt_private_key=TEST_PRIVATE_KEY,
+            jwt_public_key=TEST_PUBLIC_KEY,
         )
         values.update(overrides)
         return Settings(**values)
@@ -104,3 +110,22 @@ def start_service(settings: Settings):
         return running_app(create_service_app(catalogue.spec(name), settings_override or settings))
 
     return _start
+
+
+def bearer(settings: Settings, *roles: str, region: str = "150100", subject: str | None = None,
+           unit: str = "测试单位", **token_options) -> dict[str, str]:
+    """Authorization header for a caller holding ``roles`` in ``region``."""
+    claims = TokenClaims(subject=subject or f"test_{'_'.join(roles) or 'nobody'}", kind="user", roles=roles,
+                         name="测试", unit=unit, region=region)
+    token, _ = issue_token(settings, claims, **token_options)
+    return {"Authorization": f"Bearer {token}"}
+
+
+@pytest.fixture
+def auth(settings: Settings):
+    """``auth("agency_clerk")`` → headers with a valid token for that role (default region 150100)."""
+
+    def _auth(*roles: str, **options) -> dict[str, str]:
+        return bearer(settings, *roles, **options)
+
+    return _auth

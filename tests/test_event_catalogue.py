@@ -35,7 +35,7 @@ def test_envelope_round_trips_and_payload_is_typed():
     from services.accounts.events import EmployerRegistered  # noqa: PLC0415
     from datetime import UTC, datetime  # noqa: PLC0415
 
-    payload = EmployerRegistered(employer_id="e1", uscc="91110000600037341L", name="某公司",
+    payload = EmployerRegistered(employer_id="e1", uscc="91110000600037341L", name="某公司", region="150102",
                                  registered_at=datetime(2026, 1, 1, tzinfo=UTC))
     envelope = build_envelope(payload, source="accounts", subject="e1", actor=EventActor(id="u1", role="agency_clerk"),
                               correlation_id="req-9", causation_id=None)

@@ -9,4 +9,5 @@ class EmployerRegistered(EventPayload, event_type="accounts.employer.registered.
     employer_id: str
     uscc: str
     name: str
+    region: str
     registered_at: datetime

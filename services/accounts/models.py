@@ -21,6 +21,7 @@ class Employer(AccountsTable, table=True):
     id: str = Field(primary_key=True, max_length=36)
     uscc: str = Field(max_length=18, unique=True)
     name: str = Field(max_length=200, index=True)
+    region: str = Field(max_length=6, index=True)  # 行政区划代码 of the agency district that manages it
     status: str = Field(default="active", max_length=20)
     registered_at: datetime
     registered_by: str = Field(max_length=100)

@@ -258,7 +258,18 @@ def region_covers(user_region: str | None, object_region: str | None) -> bool:
     """行政区划代码 hierarchy: a user of 150100 (a city) covers 1501xx; of 150000 (a province) covers 15xxxx."""
     if not user_region or not object_region:
         return False
+    return object_region.startswith(region_prefix(user_region))
+
+
+def region_prefix(user_region: str) -> str:
     prefix = user_region
     while prefix.endswith("00") and len(prefix) > 2:
         prefix = prefix[:-2]
-    return object_region.startswith(prefix)
+    return prefix
+
+
+def ensure_in_region(actor: Actor, object_region: str) -> None:
+    """Object-level check: staff act only on objects of their own area (a district clerk not on another district's)."""
+    if not region_covers(actor.region, object_region):
+        raise HTTPException(403, detail={"code": "OUT_OF_REGION",
+                                         "message": f"无权办理行政区划 {object_region} 的业务（本人所属 {actor.region or '未知'}）"})

@@ -15,6 +15,7 @@ from sqlalchemy import Engine, MetaData, select, text
 from sqlmodel import Session
 
 from services.kernel import audit, context
+from services.kernel.auth import TokenVerifier, allow, enforce_route_policies, public
 from services.kernel.bus import Bus
 from services.kernel.db import make_engine
 from services.kernel.errors import NotFound, install_error_handlers
@@ -104,19 +105,22 @@ def create_service_app(spec: ServiceSpec, settings: Settings | None = None) -> F
             log.info("service.stopped", service=spec.name)
 
     app = FastAPI(title=spec.title, description=spec.description, version="0.1.0", lifespan=lifespan)
+    app.state.settings = settings
+    app.state.token_verifier = TokenVerifier(settings)
     app.add_middleware(RequestContextMiddleware)
     install_error_handlers(app)
     app.include_router(_health_router(spec.name))
     app.include_router(_operations_router())
     for router in spec.routers:
         app.include_router(router)
+    enforce_route_policies(app)
     return app
 
 
 def _health_router(service: str) -> APIRouter:
     router = APIRouter(tags=["health"])
 
-    @router.get("/health", summary="Database and bus status")
+    @router.get("/health", summary="Database and bus status", dependencies=[public()])
     async def health(request: Request) -> JSONResponse:
         state = request.app.state
         checks: dict[str, Any] = {}
@@ -140,10 +144,15 @@ def _database_check(engine: Engine) -> int:
         return outbox_backlog(session)
 
 
+# Dead letters and the outbox are run by IT operations; audit chains are read by internal control and oversight.
+OPERATORS = allow("it_admin")
+AUDITORS = allow("internal_auditor", "oversight_officer")
+
+
 def _operations_router() -> APIRouter:
     router = APIRouter(tags=["operations"])
 
-    @router.get("/admin/dead-letters", summary="Events a consumer could not apply")
+    @router.get("/admin/dead-letters", summary="Events a consumer could not apply", dependencies=[OPERATORS])
     def list_dead_letters(
         request: Request,
         consumer: str | None = None,
@@ -158,7 +167,8 @@ def _operations_router() -> APIRouter:
                 query = query.where(DeadLetter.replayed_at.is_(None))
             return dead_letters_as_dicts(session.execute(query).scalars())
 
-    @router.post("/admin/dead-letters/{letter_id}/replay", summary="Apply a dead-lettered event again")
+    @router.post("/admin/dead-letters/{letter_id}/replay", summary="Apply a dead-lettered event again",
+                 dependencies=[OPERATORS])
     def replay_dead_letter(request: Request, letter_id: int) -> dict:
         with Session(request.app.state.engine) as session:
             letter = session.get(DeadLetter, letter_id)
@@ -170,7 +180,7 @@ def _operations_router() -> APIRouter:
             raise NotFound("CONSUMER_NOT_FOUND", "该服务没有此流的消费者")
         return consumer.replay(letter_id, operator=context.current().actor.id)
 
-    @router.get("/admin/outbox", summary="Events not yet published")
+    @router.get("/admin/outbox", summary="Events not yet published", dependencies=[OPERATORS])
     def outbox_status(request: Request) -> dict:
         with Session(request.app.state.engine) as session:
             oldest = session.execute(
@@ -184,17 +194,17 @@ def _operations_router() -> APIRouter:
                 "published_by_this_process": request.app.state.relay.published_total,
             }
 
-    @router.get("/audit/head", summary="Head of this service's audit hash chain")
+    @router.get("/audit/head", summary="Head of this service's audit hash chain", dependencies=[AUDITORS])
     def audit_head(request: Request) -> dict:
         with Session(request.app.state.engine) as session:
             return audit.chain_head(session)
 
-    @router.get("/audit/verify", summary="Recompute the audit hash chain")
+    @router.get("/audit/verify", summary="Recompute the audit hash chain", dependencies=[AUDITORS])
     async def audit_verify(request: Request) -> dict:
         result = await anyio.to_thread.run_sync(audit.verify_chain, request.app.state.engine)
         return result.as_dict()
 
-    @router.get("/audit/entries", summary="Audit entries after a sequence number")
+    @router.get("/audit/entries", summary="Audit entries after a sequence number", dependencies=[AUDITORS])
     def audit_entries(
         request: Request,
         after_seq: Annotated[int, Query(ge=0)] = 0,

@@ -21,6 +21,7 @@ class MirroredEmployer(OversightTable, table=True):
     employer_id: str = Field(primary_key=True, max_length=36)
     uscc: str = Field(max_length=18, index=True)
     name: str = Field(max_length=200)
+    region: str = Field(max_length=6)
     registered_at: datetime
     source_event_id: str = Field(max_length=36)
     received_at: datetime

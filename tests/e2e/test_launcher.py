@@ -158,6 +158,21 @@ def _record(launcher: Launcher, pids: dict[str, int]) -> set[int]:
     return everything
 
 
+def demo_credentials(data_dir: Path) -> dict[str, tuple[str, str]]:
+    found = {}
+    for line in (data_dir / "demo-credentials.txt").read_text().splitlines():
+        parts = line.split()
+        if len(parts) == 4 and parts[0] in ("user", "client"):
+            found[parts[1]] = (parts[1], parts[2])
+    return found
+
+
+def sign_in(gateway: httpx.Client, username: str, password: str) -> dict[str, str]:
+    response = gateway.post("/auth/token", data={"username": username, "password": password})
+    assert response.status_code == 200, response.text
+    return {"Authorization": f"Bearer {response.json()['access_token']}"}
+
+
 def test_up_serves_the_platform_and_sigterm_stops_everything(launcher: Launcher):
     launcher.start()
     pids = _record(launcher, launcher.wait_ready())
@@ -172,12 +187,20 @@ def test_up_serves_the_platform_and_sigterm_stops_everything(launcher: Launcher)
         assert {name: s["status"] for name, s in body["services"].items()} == {
             "accounts": "ok", "collection": "ok", "benefits": "ok", "oversight": "ok"}
 
-        registered = gateway.post("/api/accounts/employers", json={"uscc": VALID_USCC, "name": "某公司"})
+        # An empty data directory was seeded with demo accounts; sign in as two of them (issue 3, Done when).
+        assert "Demo accounts" in launcher.output
+        credentials = demo_credentials(launcher.data_dir)
+        clerk = sign_in(gateway, *credentials["demo_agency_clerk"])
+        officer = sign_in(gateway, *credentials["demo_oversight_officer"])
+        employer = {"uscc": VALID_USCC, "name": "某公司", "region": "150102"}
+        assert gateway.post("/api/accounts/employers", json=employer).status_code == 401
+        assert gateway.post("/api/accounts/employers", json=employer, headers=officer).status_code == 403
+        registered = gateway.post("/api/accounts/employers", json=employer, headers=clerk)
         assert registered.status_code == 201, registered.text
         employer_id = registered.json()["id"]
 
         def mirrored() -> bool:
-            rows = gateway.get("/api/oversight/mirror/employers", params={"uscc": VALID_USCC}).json()
+            rows = gateway.get("/api/oversight/mirror/employers", params={"uscc": VALID_USCC}, headers=officer).json()
             return [r["employer_id"] for r in rows] == [employer_id]
 
         assert _wait_until(mirrored, timeout=5), "employer did not reach oversight"

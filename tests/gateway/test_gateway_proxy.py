@@ -66,24 +66,27 @@ async def silent_server() -> AsyncIterator[str]:
 
 
 async def test_registers_an_employer_through_the_gateway(settings, nats_server, make_settings, serve_app,
-                                                         start_gateway):
+                                                         start_gateway, auth):
     async with serve_app(create_accounts_app(settings)) as accounts_url:
         gateway_settings = make_settings(nats_server.url, accounts_url=accounts_url)
         async with start_gateway(gateway_settings) as gateway:
-            response = await gateway.post("/api/accounts/employers", json={"uscc": VALID_USCC, "name": "某公司"},
-                                          headers={"X-Request-ID": "req-gw-1"})
+            clerk = auth("agency_clerk")
+            response = await gateway.post("/api/accounts/employers",
+                                          json={"uscc": VALID_USCC, "name": "某公司", "region": "150102"},
+                                          headers={"X-Request-ID": "req-gw-1", **clerk})
             assert response.status_code == 201, response.text
             assert response.json()["uscc"] == VALID_USCC
             assert response.headers.get_list("x-request-id") == ["req-gw-1"]
 
-            found = await gateway.get("/api/accounts/employers", params={"uscc": VALID_USCC})
+            found = await gateway.get("/api/accounts/employers", params={"uscc": VALID_USCC}, headers=clerk)
             assert [e["name"] for e in found.json()["items"]] == ["某公司"]
 
             # The service saw the gateway's request id: it is in the audit entry of the registration.
-            entries = (await gateway.get("/api/accounts/audit/entries")).json()
+            entries = (await gateway.get("/api/accounts/audit/entries", headers=auth("internal_auditor"))).json()
             assert [e["request_id"] for e in entries] == ["req-gw-1"]
 
-            refused = await gateway.post("/api/accounts/employers", json={"uscc": VALID_USCC, "name": "乙公司"})
+            refused = await gateway.post("/api/accounts/employers",
+                                         json={"uscc": VALID_USCC, "name": "乙公司", "region": "150102"}, headers=clerk)
             assert refused.status_code == 409
             assert refused.json()["error"]["code"] == "EMPLOYER_ALREADY_REGISTERED"
 

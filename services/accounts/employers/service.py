@@ -10,6 +10,7 @@ from services.accounts.events import EmployerRegistered
 from services.accounts.models import Employer
 from services.kernel import context
 from services.kernel.audit import append_audit
+from services.kernel.auth import ensure_in_region, region_prefix
 from services.kernel.errors import Conflict, NotFound
 from services.kernel.events import new_event_id
 from services.kernel.outbox import record_event
@@ -19,6 +20,7 @@ SOURCE = "accounts"
 
 def register_employer(session: Session, registration: EmployerRegistration) -> Employer:
     """Register an employer: the row, its audit entry and its event commit together or not at all."""
+    ensure_in_region(context.current().actor, registration.region)
     name = registration.name.strip()
     existing = session.execute(select(Employer).where(Employer.uscc == registration.uscc)).scalar_one_or_none()
     if existing is not None:
@@ -27,16 +29,17 @@ def register_employer(session: Session, registration: EmployerRegistration) -> E
         id=new_event_id(),
         uscc=registration.uscc,
         name=name,
+        region=registration.region,
         status="active",
         registered_at=datetime.now(UTC),
         registered_by=context.current().actor.id,
     )
     session.add(employer)
     append_audit(session, action="employer.register", entity_type="employer", entity_id=employer.id,
-                 detail={"uscc": employer.uscc, "name": employer.name})
+                 detail={"uscc": employer.uscc, "name": employer.name, "region": employer.region})
     record_event(
         session,
-        EmployerRegistered(employer_id=employer.id, uscc=employer.uscc, name=employer.name,
+        EmployerRegistered(employer_id=employer.id, uscc=employer.uscc, name=employer.name, region=employer.region,
                            registered_at=employer.registered_at),
         source=SOURCE,
         subject=employer.id,
@@ -49,13 +52,20 @@ def get_employer(session: Session, employer_id: str) -> Employer:
     employer = session.get(Employer, employer_id)
     if employer is None:
         raise NotFound("EMPLOYER_NOT_FOUND", "用人单位不存在")
+    ensure_in_region(context.current().actor, employer.region)
     return employer
 
 
 def list_employers(
     session: Session, *, uscc: str | None = None, name: str | None = None, after: str | None = None, limit: int = 50
 ) -> tuple[list[Employer], str | None]:
-    query = select(Employer).order_by(Employer.id).limit(limit + 1)
+    # Staff see the employers of their own area only.
+    query = (
+        select(Employer)
+        .where(Employer.region.startswith(region_prefix(context.current().actor.region or "-")))
+        .order_by(Employer.id)
+        .limit(limit + 1)
+    )
     if uscc:
         query = query.where(Employer.uscc == uscc.strip().upper())
     if name:

@@ -5,6 +5,7 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel
 from sqlalchemy import select
 
+from services.kernel.auth import allow
 from services.kernel.service_app import SessionDep
 from services.oversight.models import MirroredEmployer
 
@@ -15,12 +16,14 @@ class MirroredEmployerOut(BaseModel):
     employer_id: str
     uscc: str
     name: str
+    region: str
     registered_at: datetime
     source_event_id: str
     received_at: datetime
 
 
-@router.get("/employers", response_model=list[MirroredEmployerOut], summary="Employers as oversight received them")
+@router.get("/employers", response_model=list[MirroredEmployerOut], summary="Employers as oversight received them",
+            dependencies=[allow("oversight_officer")])
 def list_mirrored_employers(
     session: SessionDep,
     uscc: str | None = None,

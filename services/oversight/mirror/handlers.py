@@ -18,6 +18,7 @@ def mirror_employer_registered(session: Session, envelope: EventEnvelope) -> Non
             employer_id=event.employer_id,
             uscc=event.uscc,
             name=event.name,
+            region=event.region,
             registered_at=event.registered_at,
             source_event_id=envelope.id,
             received_at=datetime.now(UTC),

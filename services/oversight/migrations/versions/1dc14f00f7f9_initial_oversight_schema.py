@@ -1,8 +1,8 @@
 """initial oversight schema
 
-Revision ID: 6f306731369c
+Revision ID: 1dc14f00f7f9
 Revises: 
-Create Date: 2026-11-25 00:45:00.728345
+Create Date: 2026-11-25 01:00:40.363696
 """
 from collections.abc import Sequence
 
@@ -11,7 +11,7 @@ import sqlmodel
 from alembic import op
 
 
-revision: str = '6f306731369c'
+revision: str = '1dc14f00f7f9'
 down_revision: str | Sequence[str] | None = None
 branch_labels: str | Sequence[str] | None = ('oversight',)
 depends_on: str | Sequence[str] | None = None
@@ -23,6 +23,7 @@ def upgrade() -> None:
     sa.Column('employer_id', sqlmodel.sql.sqltypes.AutoString(length=36), nullable=False),
     sa.Column('uscc', sqlmodel.sql.sqltypes.AutoString(length=18), nullable=False),
     sa.Column('name', sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
+    sa.Column('region', sqlmodel.sql.sqltypes.AutoString(length=6), nullable=False),
     sa.Column('registered_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
     sa.Column('source_event_id', sqlmodel.sql.sqltypes.AutoString(length=36), nullable=False),
     sa.Column('received_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
