@@ -14,11 +14,12 @@ from gateway.identity.conflicts import seed_default_rules
 from gateway.identity.endpoints import auth_router, identity_router
 from gateway.identity.models import metadata as identity_metadata
 from gateway.upstream import open_client
-from services.kernel.auth import TokenVerifier, enforce_route_policies, public
+from services.kernel.auth import TokenVerifier, enforce_route_policies
 from services.kernel.db import make_engine
 from services.kernel.errors import install_error_handlers
 from services.kernel.logging import configure_logging
 from services.kernel.migrations import upgrade_database
+from services.kernel.service_app import audit_router
 from services.kernel.settings import Settings, get_settings
 from services.kernel.web import RequestContextMiddleware
 
@@ -68,11 +69,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         max_age=600,
     )
     install_error_handlers(app)
-    app.include_router(health.router, dependencies=[public()])
-    app.include_router(docs.router, dependencies=[public()])
+    app.include_router(health.router)
+    app.include_router(docs.router)
     app.include_router(auth_router)
     app.include_router(identity_router)
-    # Last: the catch-all. Open at the gateway because each service enforces its own policy per route.
-    app.include_router(proxy.router, dependencies=[public()])
+    app.include_router(audit_router())
+    app.include_router(proxy.router)  # last: the catch-all
     enforce_route_policies(app)
     return app

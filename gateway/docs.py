@@ -9,10 +9,11 @@ from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse
 
 from gateway.upstream import ServiceDep
+from services.kernel.auth import public
 from services.kernel.errors import DomainError
 from services.kernel.settings import SERVICES
 
-router = APIRouter(tags=["docs"])
+router = APIRouter(tags=["docs"], dependencies=[public()])
 
 GATEWAY_OPENAPI_URL = "/openapi.json"
 

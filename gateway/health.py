@@ -9,9 +9,10 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from gateway.upstream import SettingsDep, UpstreamDep
+from services.kernel.auth import public
 from services.kernel.settings import SERVICES, Settings
 
-router = APIRouter(tags=["health"])
+router = APIRouter(tags=["health"], dependencies=[public()])
 
 CHECK_TIMEOUT_SECONDS = 2.0
 

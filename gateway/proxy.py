@@ -10,10 +10,12 @@ from starlette.background import BackgroundTask
 
 from gateway import docs
 from gateway.upstream import ServiceDep, SettingsDep, UpstreamDep, upstream_errors
+from services.kernel.auth import public
 from services.kernel import context
 from services.kernel.web import CORRELATION_ID_HEADER, REQUEST_ID_HEADER
 
-router = APIRouter()
+# Open at the gateway: each service enforces its own policy per route.
+router = APIRouter(dependencies=[public()])
 
 METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
 

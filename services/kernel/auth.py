@@ -236,22 +236,53 @@ def route_policy(route: APIRoute) -> RoleGuard | PublicAccess | None:
     return None
 
 
+def api_routes(app: FastAPI) -> list[tuple[str, APIRoute]]:
+    """(full path, route) for every API route, including those of included routers (which FastAPI ≥ 0.16x keeps
+    nested rather than copying into ``app.routes``)."""
+    try:
+        from fastapi.routing import iter_route_contexts  # noqa: PLC0415
+    except ImportError:  # older FastAPI: app.routes is already flat
+        pairs = [(getattr(r, "path", ""), r) for r in app.routes]
+    else:
+        pairs = [(rc.path or "", rc.original_route) for rc in iter_route_contexts(app.routes)]
+    return [(path, route) for path, route in pairs if isinstance(route, APIRoute)]
+
+
+def policy_extension(policy: "RoleGuard | PublicAccess") -> dict[str, Any]:
+    if isinstance(policy, RoleGuard):
+        return {"x-sifund-roles": sorted(policy.roles)}
+    return {"x-sifund-public": True}
+
+
 def enforce_route_policies(app: FastAPI) -> None:
-    """Every route must declare who may call it; the declaration goes into the OpenAPI document."""
+    """Every route must declare who may call it (``allow``/``public`` on the route or in
+    ``APIRouter(dependencies=...)``); an app with an undeclared route refuses to start. Each policy is written into
+    the OpenAPI document as ``x-sifund-roles`` or ``x-sifund-public``."""
+    policies: dict[tuple[str, str], dict[str, Any]] = {}
     missing = []
-    for route in app.routes:
-        if not isinstance(route, APIRoute):
-            continue
+    for path, route in api_routes(app):
         policy = route_policy(route)
         if policy is None:
-            missing.append(f"{','.join(sorted(route.methods))} {route.path}")
-        elif isinstance(policy, RoleGuard):
-            route.openapi_extra = {**(route.openapi_extra or {}), "x-sifund-roles": sorted(policy.roles)}
-        else:
-            route.openapi_extra = {**(route.openapi_extra or {}), "x-sifund-public": True}
+            missing.append(f"{','.join(sorted(route.methods))} {path}")
+            continue
+        for method in route.methods:
+            policies[(path, method.lower())] = policy_extension(policy)
     if missing:
         raise RuntimeError(f"routes without an access policy (use allow(...) or public()): {missing}")
-    app.openapi_schema = None
+
+    plain_openapi = app.openapi
+
+    def openapi_with_policies() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = plain_openapi()
+            for (path, method), extension in policies.items():
+                operation = schema.get("paths", {}).get(path, {}).get(method)
+                if operation is not None:
+                    operation.update(extension)
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi_with_policies  # type: ignore[method-assign]
 
 
 def region_covers(user_region: str | None, object_region: str | None) -> bool:

@@ -111,6 +111,7 @@ def create_service_app(spec: ServiceSpec, settings: Settings | None = None) -> F
     install_error_handlers(app)
     app.include_router(_health_router(spec.name))
     app.include_router(_operations_router())
+    app.include_router(audit_router())
     for router in spec.routers:
         app.include_router(router)
     enforce_route_policies(app)
@@ -193,6 +194,13 @@ def _operations_router() -> APIRouter:
                 "last_error": oldest[1] if oldest else None,
                 "published_by_this_process": request.app.state.relay.published_total,
             }
+
+    return router
+
+
+def audit_router() -> APIRouter:
+    """Read access to this component's audit hash chain (services and the gateway alike)."""
+    router = APIRouter(tags=["audit"])
 
     @router.get("/audit/head", summary="Head of this service's audit hash chain", dependencies=[AUDITORS])
     def audit_head(request: Request) -> dict:
