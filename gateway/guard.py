@@ -62,10 +62,6 @@ class RateLimiter:
         self.buckets = {k: b for k, b in self.buckets.items() if now - b.stamp < full_after}
 
 
-class _TooLarge(Exception):
-    pass
-
-
 class GuardMiddleware:
     def __init__(self, app: ASGIApp, settings: Settings):
         self.app = app
@@ -104,32 +100,37 @@ class GuardMiddleware:
             await _reply(send, 429, "RATE_LIMITED", "请求过于频繁，请稍后再试", {"retry-after": str(math.ceil(wait))})
             return
 
-        received = 0
+        received, too_large = 0, False
 
         async def counted_receive() -> Message:
-            nonlocal received
+            # A body without Content-Length is counted as it arrives; past the limit the app gets an empty end of
+            # body and whatever it answers is replaced by 413 (raising here would surface as a 400 parse error).
+            nonlocal received, too_large
+            if too_large:
+                return {"type": "http.disconnect"}
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > limit:
-                    raise _TooLarge
+                    too_large = True
+                    return {"type": "http.request", "body": b"", "more_body": False}
             return message
 
         status = 500
-        started = False
 
         async def watched_send(message: Message) -> None:
-            nonlocal status, started
+            nonlocal status
+            if too_large:
+                if message["type"] == "http.response.start":
+                    status = 413
+                    await _reply(send, 413, "PAYLOAD_TOO_LARGE", f"请求体超过上限 {limit} 字节")
+                return
             if message["type"] == "http.response.start":
-                status, started = message["status"], True
+                status = message["status"]
             await send(message)
 
         try:
             await self.app(scope, counted_receive, watched_send)
-        except _TooLarge:
-            status = 413
-            if not started:
-                await _reply(send, 413, "PAYLOAD_TOO_LARGE", f"请求体超过上限 {limit} 字节")
         finally:
             if method in MUTATING:
                 await self._audit(scope, actor, method, path, status, ip)

@@ -7,6 +7,7 @@ import sys
 import structlog
 
 from services.kernel import context
+from services.kernel.pii import redact_log_event
 
 
 def _add_trace(_logger, _name, event_dict):  # noqa: ANN001
@@ -26,6 +27,7 @@ def configure_logging(level: str = "INFO", *, json_lines: bool | None = None) ->
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             _add_trace,
             structlog.processors.format_exc_info,
+            redact_log_event,
             structlog.processors.JSONRenderer(ensure_ascii=False) if json_lines else structlog.dev.ConsoleRenderer(),
         ],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
