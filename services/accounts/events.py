@@ -1,8 +1,18 @@
-"""Events the accounts service publishes (stream ACCOUNTS; partner-department facts go to EXCHANGE)."""
+"""Events the accounts service publishes: stream ACCOUNTS, and EXCHANGE for facts from partner departments.
 
-from datetime import datetime
+Single-entity events stay single; bulk imports publish batches of at most 1 000 items (ARCHITECTURE.md, principle 6).
+Amounts are integer fen; dates are ISO dates; periods are YYYYMM integers.
+"""
+
+from datetime import date, datetime
+
+from pydantic import BaseModel, Field
 
 from services.kernel.events import EventPayload
+
+MAX_BATCH_ITEMS = 1000
+
+# -- employers -------------------------------------------------------------------------------------------------------
 
 
 class EmployerRegistered(EventPayload, event_type="accounts.employer.registered.v1"):
@@ -11,3 +21,245 @@ class EmployerRegistered(EventPayload, event_type="accounts.employer.registered.
     name: str
     region: str
     registered_at: datetime
+    unit_type: str = "enterprise"
+    industry_risk_class: int = 1
+
+
+class EmployerUpdated(EventPayload, event_type="accounts.employer.updated.v1"):
+    employer_id: str
+    version: int
+    changes: dict[str, list] = Field(description="field → [before, after]")
+
+
+class EmployerStatusChanged(EventPayload, event_type="accounts.employer.status_changed.v1"):
+    employer_id: str
+    uscc: str
+    status: str  # active | suspended | deregistered
+    previous_status: str
+    effective_date: date
+    reason: str
+
+
+class ImportedEmployer(BaseModel):
+    employer_id: str
+    uscc: str
+    name: str
+    region: str
+    unit_type: str
+    industry_risk_class: int
+
+
+class EmployersImported(EventPayload, event_type="accounts.employers.imported.v1"):
+    import_job_id: str
+    employers: list[ImportedEmployer] = Field(max_length=MAX_BATCH_ITEMS)
+
+
+# -- persons ---------------------------------------------------------------------------------------------------------
+
+
+class PersonRegistered(EventPayload, event_type="accounts.person.registered.v1"):
+    person_id: str
+    citizen_id: str
+    name: str
+    sex: str
+    birth_date: date
+    region: str
+    household_type: str
+    registered_at: datetime
+
+
+class PersonUpdated(EventPayload, event_type="accounts.person.updated.v1"):
+    person_id: str
+    version: int
+    changes: dict[str, list]
+
+
+class ImportedPerson(BaseModel):
+    person_id: str
+    citizen_id: str
+    name: str
+    sex: str
+    birth_date: date
+    region: str
+    household_type: str
+
+
+class PersonsImported(EventPayload, event_type="accounts.persons.imported.v1"):
+    import_job_id: str
+    persons: list[ImportedPerson] = Field(max_length=MAX_BATCH_ITEMS)
+
+
+class PersonBankAccountAdded(EventPayload, event_type="accounts.person.bank_account_added.v1"):
+    person_id: str
+    bank_account_id: str
+    kind: str  # bank_account | ss_card
+    bank_name: str
+    account_no: str
+    holder_name: str
+
+
+class PersonBankAccountClosed(EventPayload, event_type="accounts.person.bank_account_closed.v1"):
+    person_id: str
+    bank_account_id: str
+    reason: str
+
+
+class PersonLifeStatusChanged(EventPayload, event_type="accounts.person.life_status_changed.v1"):
+    """Benefits suspends payments on it at once (001 第二十七条); oversight checks payments after the dates."""
+
+    person_id: str
+    citizen_id: str
+    life_status: str  # alive | deceased | imprisoned
+    previous_status: str
+    death_date: date | None = None
+    imprisoned_from: date | None = None
+    imprisoned_until: date | None = None
+    source: str  # exchange | correction
+    source_ref: str
+
+
+# -- enrolments ------------------------------------------------------------------------------------------------------
+
+
+class EnrolmentOpened(EventPayload, event_type="accounts.enrolment.enrolled.v1"):
+    enrolment_id: str
+    person_id: str
+    fund: str
+    employer_id: str | None
+    start_period: int
+
+
+class EnrolmentTransferred(EventPayload, event_type="accounts.enrolment.transferred.v1"):
+    """The old enrolment closes on the period before the new one starts (the same date)."""
+
+    person_id: str
+    fund: str
+    from_enrolment_id: str
+    from_employer_id: str | None
+    to_enrolment_id: str
+    to_employer_id: str
+    closed_period: int
+    start_period: int
+
+
+class EnrolmentSuspended(EventPayload, event_type="accounts.enrolment.suspended.v1"):
+    enrolment_id: str
+    person_id: str
+    fund: str
+    reason: str
+
+
+class EnrolmentResumed(EventPayload, event_type="accounts.enrolment.resumed.v1"):
+    enrolment_id: str
+    person_id: str
+    fund: str
+
+
+class EnrolmentStopped(EventPayload, event_type="accounts.enrolment.stopped.v1"):
+    enrolment_id: str
+    person_id: str
+    fund: str
+    end_period: int
+    reason: str
+
+
+class ImportedEnrolment(BaseModel):
+    enrolment_id: str
+    person_id: str
+    fund: str
+    employer_id: str | None
+    start_period: int
+    end_period: int | None
+    status: str
+
+
+class EnrolmentsImported(EventPayload, event_type="accounts.enrolments.imported.v1"):
+    import_job_id: str
+    enrolments: list[ImportedEnrolment] = Field(max_length=MAX_BATCH_ITEMS)
+
+
+class DuplicateEnrolmentFound(EventPayload, event_type="accounts.enrolment.duplicate_found.v1"):
+    """Overlapping pension schemes found in imported history (S03, 000 三(九))."""
+
+    person_id: str
+    citizen_id: str
+    funds: list[str]
+    overlap_from: int
+    overlap_to: int | None
+    import_job_id: str | None = None
+
+
+# -- individual accounts ---------------------------------------------------------------------------------------------
+
+
+class AccountCredited(EventPayload, event_type="accounts.account.credited.v1"):
+    """Money into a pension individual account: contribution, interest or transfer in."""
+
+    person_id: str
+    entry_id: str
+    entry_type: str
+    amount_fen: int
+    balance_fen: int
+    year: int
+    period: int | None = None
+    idempotency_key: str
+
+
+class AccountDebited(EventPayload, event_type="accounts.account.debited.v1"):
+    """Money out of a pension individual account: transfer out or withdrawal (death, settlement)."""
+
+    person_id: str
+    entry_id: str
+    entry_type: str
+    amount_fen: int  # positive: the amount taken out
+    balance_fen: int
+    year: int
+    idempotency_key: str
+
+
+# -- inter-department data (stream EXCHANGE) -------------------------------------------------------------------------
+
+
+class PersonDied(EventPayload, event_type="exchange.person.died.v1"):
+    person_id: str
+    citizen_id: str
+    death_date: date
+    source: str  # partner client id
+    record_id: str
+
+
+class PersonCremated(EventPayload, event_type="exchange.person.cremated.v1"):
+    person_id: str
+    citizen_id: str
+    cremation_date: date
+    source: str
+    record_id: str
+
+
+class PersonImprisoned(EventPayload, event_type="exchange.person.imprisoned.v1"):
+    person_id: str
+    citizen_id: str
+    imprisoned_from: date
+    imprisoned_until: date | None = None
+    source: str
+    record_id: str
+
+
+class PersonReleased(EventPayload, event_type="exchange.person.released.v1"):
+    person_id: str
+    citizen_id: str
+    released_on: date
+    source: str
+    record_id: str
+
+
+class BusinessRegistered(EventPayload, event_type="exchange.business.registered.v1"):
+    """A new business from market regulation; oversight flags it if not registered for social insurance in 30
+    days (S11, 003 三.5). ``employer_id`` is set when it is already registered here."""
+
+    uscc: str
+    name: str
+    registered_on: date
+    employer_id: str | None = None
+    source: str
+    record_id: str

@@ -40,7 +40,8 @@ def register_employer(session: Session, registration: EmployerRegistration) -> E
     record_event(
         session,
         EmployerRegistered(employer_id=employer.id, uscc=employer.uscc, name=employer.name, region=employer.region,
-                           registered_at=employer.registered_at),
+                           registered_at=employer.registered_at, unit_type=employer.unit_type,
+                           industry_risk_class=employer.industry_risk_class),
         source=SOURCE,
         subject=employer.id,
     )

@@ -1,0 +1,34 @@
+"""费款所属期: a month as a ``YYYYMM`` integer (202401), with arithmetic and a validated pydantic type."""
+
+from datetime import date
+from typing import Annotated
+
+from pydantic import AfterValidator
+from pydantic_core import PydanticCustomError
+
+
+def validate_period(value: int) -> int:
+    year, month = divmod(value, 100)
+    if not (1950 <= year <= 2200 and 1 <= month <= 12):
+        raise PydanticCustomError("INVALID_PERIOD", "费款所属期应为 YYYYMM 格式的有效月份")
+    return value
+
+
+Period = Annotated[int, AfterValidator(validate_period)]
+
+
+def add_months(period: int, months: int) -> int:
+    year, month = divmod(period, 100)
+    index = year * 12 + (month - 1) + months
+    return (index // 12) * 100 + index % 12 + 1
+
+
+def months_between(first: int, last: int) -> int:
+    """Inclusive count of months from ``first`` to ``last`` (0 if last precedes first)."""
+    y1, m1 = divmod(first, 100)
+    y2, m2 = divmod(last, 100)
+    return max(0, (y2 * 12 + m2) - (y1 * 12 + m1) + 1)
+
+
+def period_of(day: date) -> int:
+    return day.year * 100 + day.month
