@@ -1,7 +1,8 @@
 """Idempotent event consumers: a durable pull consumer per (service, stream), applied in batches.
 
-A fetched batch is applied in one transaction. Each event runs in a savepoint with its inbox row (keyed by event
-id), so an event already in the inbox is skipped, and one failing event does not undo its neighbours. Failed events
+A fetched batch is applied in one transaction. Events already in the inbox (keyed by event id) are skipped; the
+rest are applied with their inbox rows under one savepoint, and only if that fails is each event retried in its own
+savepoint, so one failing event does not undo its neighbours. Failed events
 are redelivered with a delay until ``max_attempts``; then the event is written to ``dead_letter`` (in the same
 transaction) and acknowledged, where an operator can see it and replay it.
 """
@@ -61,6 +62,7 @@ class EventConsumer:
         max_attempts: int = 5,
         retry_delay: float = 1.0,
         fetch_timeout: float = 1.0,
+        ack_wait: float = 30.0,
     ):
         if stream not in STREAMS:
             raise ValueError(f"unknown stream {stream}")
@@ -75,6 +77,7 @@ class EventConsumer:
         self.max_attempts = max_attempts
         self.retry_delay = retry_delay
         self.fetch_timeout = fetch_timeout
+        self.ack_wait = ack_wait  # a batch whose acks were lost (crash, disconnect) comes back after this
         self.applied_total = 0
         self.dead_lettered_total = 0
         self._task: asyncio.Task | None = None
@@ -86,7 +89,7 @@ class EventConsumer:
             ack_policy=AckPolicy.EXPLICIT,
             deliver_policy=DeliverPolicy.ALL,
             filter_subject=f"{STREAMS[self.stream]}.>",
-            ack_wait=60,
+            ack_wait=self.ack_wait,
             # Redelivery is bounded by max_attempts here, which dead-letters the event; a server-side limit would
             # drop it silently instead.
             max_deliver=-1,
@@ -154,26 +157,37 @@ class EventConsumer:
             seen = set(
                 session.execute(select(InboxMessage.event_id).where(InboxMessage.event_id.in_(ids))).scalars()
             )
+            fresh: list[_Delivery] = []
             for d in deliveries:
                 if d.envelope is None:
                     self._dead_letter(session, d)  # malformed: retrying cannot help
-                    continue
-                if d.envelope.id in seen:
-                    continue  # already applied: a redelivery or a duplicate publish
-                try:
-                    with session.begin_nested():
-                        self._apply_one(session, d.envelope)
+                elif d.envelope.id not in seen:  # else already applied: a redelivery or a duplicate publish
                     seen.add(d.envelope.id)
-                    self.applied_total += 1
-                except Exception as exc:  # noqa: BLE001 - isolate the poison, keep the batch
-                    d.error = f"{type(exc).__name__}: {exc}"
-                    if d.num_delivered >= self.max_attempts:
-                        self._dead_letter(session, d)
-                    else:
-                        d.outcome = "retry"
-                        log.warning("consumer.event_failed", consumer=self.name, event_id=d.envelope.id,
-                                    attempt=d.num_delivered, error=d.error)
+                    fresh.append(d)
+            try:
+                # Fast path: the whole batch under one savepoint.
+                with session.begin_nested():
+                    for d in fresh:
+                        self._apply_one(session, d.envelope)
+                self.applied_total += len(fresh)
+            except Exception:  # noqa: BLE001 - some event is poison: find it, one savepoint per event
+                for d in fresh:
+                    self._apply_isolated(session, d)
             session.commit()
+
+    def _apply_isolated(self, session: Session, d: _Delivery) -> None:
+        try:
+            with session.begin_nested():
+                self._apply_one(session, d.envelope)
+            self.applied_total += 1
+        except Exception as exc:  # noqa: BLE001 - isolate the poison, keep the batch
+            d.error = f"{type(exc).__name__}: {exc}"
+            if d.num_delivered >= self.max_attempts:
+                self._dead_letter(session, d)
+            else:
+                d.outcome = "retry"
+                log.warning("consumer.event_failed", consumer=self.name, event_id=d.envelope.id,
+                            attempt=d.num_delivered, error=d.error)
 
     def _apply_one(self, session: Session, envelope: EventEnvelope) -> None:
         handler = self.handlers.get(envelope.type)

@@ -84,6 +84,7 @@ def create_service_app(spec: ServiceSpec, settings: Settings | None = None) -> F
                 service=spec.name, stream=c.stream, engine=engine, bus=bus, handlers=c.handlers,
                 ignores=c.ignores, batch_size=settings.consumer_batch_size,
                 max_attempts=settings.consumer_max_attempts, retry_delay=settings.consumer_retry_delay_seconds,
+                ack_wait=settings.consumer_ack_wait_seconds,
             )
             for c in spec.consumers
         }

@@ -48,6 +48,7 @@ class Settings(BaseSettings):
     # A message that fails this many deliveries goes to the dead-letter table instead of being retried forever.
     consumer_max_attempts: int = 5
     consumer_retry_delay_seconds: float = 1.0
+    consumer_ack_wait_seconds: float = 30.0
 
     gateway_connect_timeout_seconds: float = 2.0
     gateway_read_timeout_seconds: float = 30.0

@@ -70,7 +70,7 @@ async def pipeline(nats_url: str, producer_url: str, consumer_url: str, *, max_a
     relay = OutboxRelay(producer, producer_bus, batch_size=batch_size, poll_seconds=0.05, ack_timeout=3, max_backoff=0.5)
     consumer = EventConsumer(service="testing", stream="OVERSIGHT", engine=consumer_engine, bus=consumer_bus,
                              handlers={Pinged.event_type: apply_ping}, batch_size=batch_size,
-                             max_attempts=max_attempts, retry_delay=0.05, fetch_timeout=0.3)
+                             max_attempts=max_attempts, retry_delay=0.05, fetch_timeout=0.3, ack_wait=5)
     await producer_bus.start()
     await consumer_bus.start()
     await relay.start()
