@@ -1,42 +1,76 @@
-"""Employer registration: the business rules, independent of HTTP."""
+"""Employer registry (单位参保登记): the business rules, independent of HTTP.
 
-from datetime import UTC, datetime
+Every state change writes, in one transaction: the row (version + 1), its change history and audit-chain entry
+(``history.record_change``) and its event in the outbox (``outbox.record_event``). Either all of it commits or none.
+"""
 
-from sqlalchemy import select
+from datetime import UTC, date, datetime
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
-from services.accounts.employers.schemas import EmployerRegistration
-from services.accounts.events import EmployerRegistered
-from services.accounts.models import Employer
+from services.accounts.employers.schemas import EmployerRegistration, EmployerUpdate, StatusChange
+from services.accounts.events import EmployerRegistered, EmployerStatusChanged, EmployerUpdated
+from services.accounts.history import diff, history_of, record_change
+from services.accounts.models import Employer, Enrolment
 from services.kernel import context
-from services.kernel.audit import append_audit
 from services.kernel.auth import ensure_in_region, region_prefix
-from services.kernel.errors import Conflict, NotFound
+from services.kernel.errors import Conflict, DomainError, NotFound
 from services.kernel.events import new_event_id
 from services.kernel.outbox import record_event
+from services.kernel.pii import reveal_bank_account, reveal_citizen_id
 
 SOURCE = "accounts"
+ENTITY = "employer"
+
+STATUS_LABELS = {"active": "正常", "suspended": "已暂停", "deregistered": "已注销"}
+# action → (allowed current statuses, new status)
+TRANSITIONS: dict[str, tuple[frozenset[str], str]] = {
+    "suspend": (frozenset({"active"}), "suspended"),
+    "reactivate": (frozenset({"suspended"}), "active"),
+    "deregister": (frozenset({"active", "suspended"}), "deregistered"),
+}
+ACTION_LABELS = {"suspend": "暂停", "reactivate": "恢复", "deregister": "注销"}
+# Enrolments that still tie a person to the employer: only stopped ones are finished.
+OPEN_ENROLMENT_STATUSES = ("active", "suspended")
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _commit(session: Session, uscc: str) -> None:
+    """Commit; a concurrent registration of the same USCC loses on the unique index and is answered as 409."""
+    try:
+        session.commit()
+    except IntegrityError:
+        session.rollback()
+        raise Conflict("EMPLOYER_ALREADY_REGISTERED", f"统一社会信用代码 {uscc} 已登记") from None
+
+
+# -- register --------------------------------------------------------------------------------------------------------
 
 
 def register_employer(session: Session, registration: EmployerRegistration) -> Employer:
-    """Register an employer: the row, its audit entry and its event commit together or not at all."""
-    ensure_in_region(context.current().actor, registration.region)
-    name = registration.name.strip()
+    """Register an employer: the row, its history/audit entry and its event commit together or not at all."""
+    actor = context.current().actor
+    ensure_in_region(actor, registration.region)
     existing = session.execute(select(Employer).where(Employer.uscc == registration.uscc)).scalar_one_or_none()
     if existing is not None:
         raise Conflict("EMPLOYER_ALREADY_REGISTERED", f"统一社会信用代码 {registration.uscc} 已登记（单位编号 {existing.id}）")
     employer = Employer(
         id=new_event_id(),
-        uscc=registration.uscc,
-        name=name,
-        region=registration.region,
+        **registration.model_dump(),
         status="active",
-        registered_at=datetime.now(UTC),
-        registered_by=context.current().actor.id,
+        registered_at=_now(),
+        registered_by=actor.id,
+        version=1,
     )
     session.add(employer)
-    append_audit(session, action="employer.register", entity_type="employer", entity_id=employer.id,
-                 detail={"uscc": employer.uscc, "name": employer.name, "region": employer.region})
+    record_change(session, entity_type=ENTITY, entity_id=employer.id, version=1, action="register",
+                  changes={k: [None, v] for k, v in registration.model_dump().items() if v is not None})
     record_event(
         session,
         EmployerRegistered(employer_id=employer.id, uscc=employer.uscc, name=employer.name, region=employer.region,
@@ -45,12 +79,18 @@ def register_employer(session: Session, registration: EmployerRegistration) -> E
         source=SOURCE,
         subject=employer.id,
     )
-    session.commit()
+    _commit(session, employer.uscc)
     return employer
 
 
-def get_employer(session: Session, employer_id: str) -> Employer:
-    employer = session.get(Employer, employer_id)
+# -- read ------------------------------------------------------------------------------------------------------------
+
+
+def get_employer(session: Session, employer_id: str, *, for_update: bool = False) -> Employer:
+    query = select(Employer).where(Employer.id == employer_id)
+    if for_update:
+        query = query.with_for_update()
+    employer = session.execute(query).scalar_one_or_none()
     if employer is None:
         raise NotFound("EMPLOYER_NOT_FOUND", "用人单位不存在")
     ensure_in_region(context.current().actor, employer.region)
@@ -70,9 +110,125 @@ def list_employers(
     if uscc:
         query = query.where(Employer.uscc == uscc.strip().upper())
     if name:
-        query = query.where(Employer.name.contains(name.strip()))
+        query = query.where(Employer.name.contains(name.strip(), autoescape=True))
     if after:
         query = query.where(Employer.id > after)
     rows = list(session.execute(query).scalars())
     next_cursor = rows[limit - 1].id if len(rows) > limit else None
     return rows[:limit], next_cursor
+
+
+# Values in change history shown like the live fields: account and id numbers masked unless the role needs them.
+_BANK_FIELDS = frozenset({"bank_account_no", "account_no"})
+_CITIZEN_FIELDS = frozenset({"citizen_id"})
+
+
+def _mask_value(field: str, value: Any) -> Any:
+    if not isinstance(value, str):
+        return value
+    if field in _BANK_FIELDS:
+        return reveal_bank_account(value)
+    if field in _CITIZEN_FIELDS:
+        return reveal_citizen_id(value)
+    return value
+
+
+def masked_history(session: Session, entity_type: str, entity_id: str) -> list[dict[str, Any]]:
+    """``history.history_of`` with personal numbers masked for the acting role, each entry naming its entity."""
+    entries = history_of(session, entity_type, entity_id)
+    for entry in entries:
+        entry["entity_type"], entry["entity_id"] = entity_type, entity_id
+        entry["changes"] = {f: [_mask_value(f, v) for v in pair] for f, pair in entry["changes"].items()}
+    return entries
+
+
+def employer_history(session: Session, employer_id: str) -> list[dict[str, Any]]:
+    get_employer(session, employer_id)
+    return masked_history(session, ENTITY, employer_id)
+
+
+# -- update ----------------------------------------------------------------------------------------------------------
+
+
+def _check_version(employer: Employer, expected: int | None) -> None:
+    if expected is not None and expected != employer.version:
+        raise Conflict("VERSION_CONFLICT", f"单位信息已被他人修改（当前版本 {employer.version}，请求基于版本 {expected}），请刷新后重试")
+
+
+def update_employer(session: Session, employer_id: str, update: EmployerUpdate) -> Employer:
+    """Change only the fields sent; a request that changes nothing changes nothing (no version, no event)."""
+    employer = get_employer(session, employer_id, for_update=True)
+    _check_version(employer, update.expected_version)
+    if employer.status == "deregistered":
+        raise Conflict("EMPLOYER_DEREGISTERED", "单位已注销，不能修改登记信息")
+    updates = update.updates()
+    if "region" in updates:
+        ensure_in_region(context.current().actor, updates["region"])
+    bank_name = updates.get("bank_name", employer.bank_name)
+    bank_account_no = updates.get("bank_account_no", employer.bank_account_no)
+    if (bank_name is None) != (bank_account_no is None):
+        raise DomainError("BANK_ACCOUNT_INCOMPLETE", "基本存款账户须同时填写开户银行和银行账号", status=422)
+    changes = diff(employer, updates)
+    if not changes:
+        return employer
+    for field in changes:
+        setattr(employer, field, updates[field])
+    employer.version += 1
+    employer.updated_at = _now()
+    record_change(session, entity_type=ENTITY, entity_id=employer.id, version=employer.version, action="update",
+                  changes=changes, reason=update.reason)
+    record_event(session, EmployerUpdated(employer_id=employer.id, version=employer.version, changes=changes),
+                 source=SOURCE, subject=employer.id)
+    session.commit()
+    return employer
+
+
+# -- status ----------------------------------------------------------------------------------------------------------
+
+
+def open_enrolment_count(session: Session, employer_id: str) -> int:
+    return session.execute(
+        select(func.count()).select_from(Enrolment)
+        .where(Enrolment.employer_id == employer_id, Enrolment.status.in_(OPEN_ENROLMENT_STATUSES))
+    ).scalar_one()
+
+
+def change_status(session: Session, employer_id: str, action: str, request: StatusChange) -> Employer:
+    """Suspend (active → suspended), reactivate (suspended → active) or deregister (active/suspended →
+    deregistered, final). Deregistration is refused while any enrolment at the employer is not stopped.
+    The effective date is today or earlier, not before the registration; the change itself applies at once."""
+    allowed_from, new_status = TRANSITIONS[action]
+    employer = get_employer(session, employer_id, for_update=True)
+    label = ACTION_LABELS[action]
+    if employer.status not in allowed_from:
+        raise Conflict("INVALID_STATUS_TRANSITION",
+                       f"单位当前状态为{STATUS_LABELS.get(employer.status, employer.status)}，不能办理{label}")
+    today = date.today()
+    effective = request.effective_date or today
+    if effective > today:
+        raise DomainError("EFFECTIVE_DATE_IN_FUTURE", f"生效日期 {effective.isoformat()} 晚于今天；请在生效当日办理", status=422)
+    if effective < employer.registered_at.date():
+        raise DomainError("EFFECTIVE_DATE_BEFORE_REGISTRATION",
+                          f"生效日期 {effective.isoformat()} 早于单位参保登记日期 {employer.registered_at.date().isoformat()}",
+                          status=422)
+    if action == "deregister":
+        open_count = open_enrolment_count(session, employer.id)
+        if open_count:
+            raise Conflict("EMPLOYER_HAS_ACTIVE_ENROLMENTS",
+                           f"单位尚有 {open_count} 条未终止的参保登记，须先办理停保或转移后才能注销")
+    previous = employer.status
+    employer.status = new_status
+    employer.version += 1
+    employer.updated_at = _now()
+    record_change(session, entity_type=ENTITY, entity_id=employer.id, version=employer.version, action=action,
+                  changes={"status": [previous, new_status], "effective_date": [None, effective.isoformat()]},
+                  reason=request.reason)
+    record_event(
+        session,
+        EmployerStatusChanged(employer_id=employer.id, uscc=employer.uscc, status=new_status, previous_status=previous,
+                              effective_date=effective, reason=request.reason),
+        source=SOURCE,
+        subject=employer.id,
+    )
+    session.commit()
+    return employer
