@@ -4,7 +4,7 @@ from fastapi import FastAPI
 
 from services.accounts import models
 from services.accounts.employers.endpoints import router as employers_router
-from services.accounts.enrolments.endpoints import router as enrolments_router
+from services.accounts.enrolments.endpoints import router as enrolments_router, verification_router
 from services.accounts.exchange.endpoints import router as exchange_router
 from services.accounts.imports.endpoints import router as imports_router
 from services.accounts.ledger.endpoints import router as ledger_router
@@ -17,7 +17,8 @@ SPEC = ServiceSpec(
     title="sifund accounts",
     description="参保登记: the registry of employers, insured persons, enrolments and individual accounts.",
     metadata=models.metadata,
-    routers=[employers_router, persons_router, enrolments_router, ledger_router, exchange_router, imports_router],
+    routers=[employers_router, persons_router, enrolments_router, ledger_router, exchange_router, imports_router,
+             verification_router],
 )
 
 
