@@ -100,13 +100,13 @@ def _creation_changes(enrolment: Enrolment) -> dict[str, list]:
 
 
 def _update(session: Session, enrolment: Enrolment, updates: dict[str, Any], *, action: str,
-            reason: str | None) -> None:
+            reason: str | None, now: datetime | None = None) -> None:
     """Apply ``updates``, bump the version, keep the history and the audit entry."""
     changes = diff(enrolment, updates)
     for key, value in updates.items():
         setattr(enrolment, key, value)
     enrolment.version += 1
-    enrolment.updated_at = _now()
+    enrolment.updated_at = now or _now()
     session.add(enrolment)
     record_change(session, entity_type=ENTITY, entity_id=enrolment.id, version=enrolment.version, action=action,
                   changes=changes, reason=reason)
@@ -118,16 +118,21 @@ def _is_active_group_violation(exc: IntegrityError) -> bool:
     return "uq_enrolment_active_group" in text or "enrolment.person_id, enrolment.fund_group" in text
 
 
-def _commit(session: Session, person_id: str, fund: str, *, ignore: str | None = None) -> None:
-    """Commit; a breach of the one-active-per-group index becomes the 409 the rule check would have given."""
+def _guarded(session: Session, person_id: str, fund: str, *, ignore: str | None = None, commit: bool = False) -> None:
+    """Flush (or commit) now; a breach of the one-active-per-group index becomes the 409 the rule check would have
+    given, and the transaction is rolled back."""
     try:
-        session.commit()
+        session.commit() if commit else session.flush()
     except IntegrityError as exc:
         session.rollback()
         if not _is_active_group_violation(exc):
             raise
         conflict = rules.group_conflict(fund, _enrolments_of(session, person_id), ignore=ignore)
         raise conflict or Conflict("ALREADY_ENROLLED", f"该人员在险种 {fund} 所属组已有有效参保登记") from None
+
+
+def _commit(session: Session, person_id: str, fund: str, *, ignore: str | None = None) -> None:
+    _guarded(session, person_id, fund, ignore=ignore, commit=True)
 
 
 def _event(session: Session, payload: Any, person_id: str) -> None:
@@ -149,6 +154,7 @@ def enrol(session: Session, request: EnrolmentRequest) -> Enrolment:
         created_at=_now(), created_by=_actor_id(),
     )
     session.add(enrolment)
+    _guarded(session, person.id, enrolment.fund)
     record_change(session, entity_type=ENTITY, entity_id=enrolment.id, version=1, action="open",
                   changes=_creation_changes(enrolment))
     _event(session, EnrolmentOpened(enrolment_id=enrolment.id, person_id=person.id, fund=enrolment.fund,
@@ -172,15 +178,17 @@ def transfer(session: Session, enrolment_id: str, request: TransferRequest) -> t
     rules.check_new_enrolment(person=person, fund=old.fund, employer=employer, active=others)
     closed_period = rules.transfer_close_period(old, request.start_period)
     reason = request.reason or f"转移至单位 {employer.id}"
+    now = _now()  # one instant: the old enrolment closes as the new one opens
     _update(session, old, {"status": "stopped", "end_period": closed_period, "stop_reason": reason[:200]},
-            action="transfer_out", reason=reason)
+            action="transfer_out", reason=reason, now=now)
     session.flush()  # the old row leaves the active index before the new one enters it
     new = Enrolment(
         id=new_event_id(), person_id=person.id, fund=old.fund, fund_group=old.fund_group, employer_id=employer.id,
         start_period=request.start_period, status="active", transferred_from=old.id,
-        created_at=_now(), created_by=_actor_id(),
+        created_at=now, created_by=_actor_id(),
     )
     session.add(new)
+    _guarded(session, person.id, old.fund)
     record_change(session, entity_type=ENTITY, entity_id=new.id, version=1, action="transfer_in",
                   changes=_creation_changes(new), reason=reason)
     _event(session, EnrolmentTransferred(
@@ -217,6 +225,7 @@ def resume(session: Session, enrolment_id: str, request: ResumeRequest) -> Enrol
     if conflict is not None:
         raise conflict
     _update(session, enrolment, {"status": "active"}, action="resume", reason=request.reason)
+    _guarded(session, person.id, enrolment.fund, ignore=enrolment.id)
     _event(session, EnrolmentResumed(enrolment_id=enrolment.id, person_id=enrolment.person_id, fund=enrolment.fund),
            enrolment.person_id)
     _commit(session, person.id, enrolment.fund, ignore=enrolment.id)
