@@ -1,3 +1,105 @@
-from fastapi import APIRouter
+import json
+from typing import Annotated
+
+from fastapi import APIRouter, File, Query, UploadFile, status
+
+from services.accounts.imports import service
+from services.accounts.imports.schemas import (
+    COLUMNS_DOC,
+    ImportJobOut,
+    ImportJobPage,
+    ImportKind,
+    ImportMode,
+    RejectionOut,
+    RejectionPage,
+)
+from services.accounts.models import ImportJob, ImportRejection
+from services.kernel import context
+from services.kernel.auth import allow
+from services.kernel.pii import CITIZEN_ID_READERS, redact
+from services.kernel.service_app import EngineDep, SessionDep
+
+# A clerk runs imports and reads their own jobs; internal control reads every job.
+READERS = allow("agency_clerk", "internal_auditor")
 
 router = APIRouter(prefix="/imports", tags=["imports"])
+
+
+def job_out(job: ImportJob, overlaps: int) -> ImportJobOut:
+    return ImportJobOut.model_validate({**job.model_dump(), "reported_overlaps": overlaps})
+
+
+def finding_out(row: ImportRejection) -> RejectionOut:
+    raw = json.loads(row.raw) if row.raw else None
+    if raw is not None and context.current().actor.role not in CITIZEN_ID_READERS:
+        raw = json.loads(redact(row.raw))
+    return RejectionOut(row_no=row.row_no, code=row.code, message=row.message, raw=raw)
+
+
+@router.post(
+    "/{kind}", status_code=status.HTTP_201_CREATED, response_model=ImportJobOut,
+    summary="Bulk import employers, persons or enrolments from CSV or Excel (legacy migration)",
+    description=(
+        "Multipart upload (field `file`): CSV in UTF-8 (with or without BOM) or GBK, or Excel `.xlsx` (first "
+        "sheet). The first non-empty row is the header; Chinese headers and English aliases are accepted:\n\n"
+        f"{COLUMNS_DOC}\n\n"
+        "`mode=per_row` stores the good rows and reports the bad ones; `mode=all_or_nothing` stores nothing if any "
+        "row is bad (the job is `rejected`, every bad row reported). Rows outside the caller's region are refused "
+        "with `OUT_OF_REGION`. A wrong column set is refused with 422 `IMPORT_COLUMNS_INVALID` (naming the missing "
+        "columns), an undecodable file with 422 `IMPORT_ENCODING_INVALID`, an empty one with 422 "
+        "`IMPORT_FILE_EMPTY`."
+    ),
+    dependencies=[allow("agency_clerk")],
+)
+def start_import(
+    kind: ImportKind,
+    engine: EngineDep,
+    file: Annotated[UploadFile, File(description="the CSV or .xlsx file")],
+    mode: ImportMode = ImportMode.per_row,
+) -> ImportJobOut:
+    data = file.file.read(service.MAX_FILE_BYTES + 1)
+    job, overlaps = service.run_import(engine, kind=kind, data=data, filename=file.filename or "upload", mode=mode)
+    return job_out(job, overlaps)
+
+
+@router.get("", response_model=ImportJobPage, summary="My import jobs, newest first", dependencies=[READERS])
+def list_imports(
+    session: SessionDep,
+    after: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> ImportJobPage:
+    jobs, next_cursor = service.list_jobs(session, after=after, limit=limit)
+    return ImportJobPage(items=[job_out(j, n) for j, n in jobs], next_cursor=next_cursor)
+
+
+@router.get("/{job_id}", response_model=ImportJobOut, summary="An import job's summary", dependencies=[READERS])
+def get_import(job_id: str, session: SessionDep) -> ImportJobOut:
+    job, overlaps = service.get_job(session, job_id)
+    return job_out(job, overlaps)
+
+
+@router.get("/{job_id}/rejections", response_model=RejectionPage,
+            summary="Rejected rows of an import job: row number, stable code, Chinese message, the row as uploaded",
+            dependencies=[READERS])
+def list_rejections(
+    job_id: str,
+    session: SessionDep,
+    code: str | None = None,
+    after: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> RejectionPage:
+    rows, next_cursor = service.list_findings(session, job_id, overlaps=False, after=after, limit=limit, code=code)
+    return RejectionPage(items=[finding_out(r) for r in rows], next_cursor=next_cursor)
+
+
+@router.get("/{job_id}/overlaps", response_model=RejectionPage,
+            summary="Overlapping pension periods found in imported history (stored, reported to oversight, S03)",
+            dependencies=[READERS])
+def list_overlaps(
+    job_id: str,
+    session: SessionDep,
+    after: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> RejectionPage:
+    rows, next_cursor = service.list_findings(session, job_id, overlaps=True, after=after, limit=limit)
+    return RejectionPage(items=[finding_out(r) for r in rows], next_cursor=next_cursor)

@@ -1,0 +1,261 @@
+"""Reading an uploaded import file: CSV (UTF-8 with or without BOM, or GBK/GB 18030) or Excel ``.xlsx``.
+
+The format is recognised by content, not by file name (an ``.xlsx`` renamed ``.csv`` is still read as Excel). The
+header row is the first non-empty row; each header is matched against the documented column set of the import kind
+(Chinese header or English alias, case- and blank-insensitive, a leading ``*`` "required" mark ignored). A file whose
+columns do not match is refused as a whole (``IMPORT_COLUMNS_INVALID`` naming the missing, unknown and repeated
+columns); so is an undecodable file (``IMPORT_ENCODING_INVALID``) and a file without data rows (``IMPORT_FILE_EMPTY``).
+
+Rows come out one at a time (``Table.rows``) as ``(row_no, values, extra)``: ``row_no`` is the row number a clerk
+sees when opening the file in Excel (the header row of a plain file is row 1), ``values`` maps field names to the
+non-empty cells (strings stripped; Excel numbers and dates as Python values), ``extra`` lists non-empty cells beyond
+the header (a malformed row). Blank rows are skipped but counted, so row numbers stay true.
+"""
+
+import csv
+import io
+import re
+import unicodedata
+import zipfile
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, time
+from typing import Any
+
+from services.kernel.errors import DomainError
+
+XLSX_MAGIC = b"PK\x03\x04"
+OLE2_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"  # legacy .xls
+UTF8_BOM = b"\xef\xbb\xbf"
+
+
+@dataclass(frozen=True)
+class Column:
+    """One documented column: the field it fills, its Chinese header, accepted aliases, whether it is required."""
+
+    field: str
+    header: str
+    aliases: tuple[str, ...] = ()
+    required: bool = False
+    description: str = ""
+
+    def names(self) -> tuple[str, ...]:
+        return (self.header, self.field, *self.aliases)
+
+
+class ImportFileError(DomainError):
+    """The file as a whole cannot be imported; nothing is read from it."""
+
+    status = 422
+
+
+def empty_file(message: str = "导入文件为空，没有可导入的数据行") -> ImportFileError:
+    return ImportFileError("IMPORT_FILE_EMPTY", message)
+
+
+# -- header matching -------------------------------------------------------------------------------------------------
+
+_BLANKS = re.compile(r"[\s_\-]+")
+
+
+def normalise_header(text: Any) -> str:
+    """``" *公民身份号码 "`` → ``公民身份号码``; ``"Citizen ID"`` → ``citizenid``; full-width forms folded (NFKC)."""
+    value = unicodedata.normalize("NFKC", str(text or "")).replace("\ufeff", "").strip().lstrip("*").strip()
+    return _BLANKS.sub("", value).lower()
+
+
+def map_header(header: Sequence[Any], columns: Sequence[Column]) -> list[str | None]:
+    """The field of each header cell (None for a blank cell); raises IMPORT_COLUMNS_INVALID on a wrong column set."""
+    lookup: dict[str, Column] = {}
+    for column in columns:
+        for name in column.names():
+            lookup[normalise_header(name)] = column
+    fields: list[str | None] = []
+    unknown: list[str] = []
+    repeated: list[str] = []
+    seen: set[str] = set()
+    for cell in header:
+        key = normalise_header(cell)
+        if not key:
+            fields.append(None)
+            continue
+        column = lookup.get(key)
+        if column is None:
+            unknown.append(str(cell).strip())
+            fields.append(None)
+            continue
+        if column.field in seen:
+            repeated.append(str(cell).strip())
+        seen.add(column.field)
+        fields.append(column.field)
+    missing = [c for c in columns if c.required and c.field not in seen]
+    if missing or unknown or repeated:
+        problems = []
+        if missing:
+            problems.append("缺少必需的列：" + "、".join(f"{c.header}（{c.field}）" for c in missing))
+        if unknown:
+            problems.append("无法识别的列：" + "、".join(unknown))
+        if repeated:
+            problems.append("重复的列：" + "、".join(repeated))
+        raise ImportFileError(
+            "IMPORT_COLUMNS_INVALID",
+            "导入文件的列不符合模板。" + "；".join(problems),
+            details={
+                "missing": [c.header for c in missing],
+                "missing_fields": [c.field for c in missing],
+                "unknown": unknown,
+                "repeated": repeated,
+                "expected": [{"header": c.header, "field": c.field, "required": c.required} for c in columns],
+            },
+        )
+    return fields
+
+
+# -- the table -------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Table:
+    file_format: str  # csv | xlsx
+    encoding: str | None
+    fields: list[str | None]
+    header_row_no: int
+    _rows: Iterator[tuple[int, Sequence[Any]]] = field(repr=False)
+    raw_header: list[str] = field(default_factory=list)
+
+    def rows(self) -> Iterator[tuple[int, dict[str, Any], list[Any]]]:
+        width = len(self.fields)
+        for row_no, cells in self._rows:
+            values: dict[str, Any] = {}
+            for name, cell in zip(self.fields, cells, strict=False):
+                if name is None:
+                    continue
+                value = _clean(cell)
+                if value is not None:
+                    values[name] = value
+            extra = [c for c in cells[width:] if _clean(c) is not None]
+            if values or extra:
+                yield row_no, values, extra
+
+    def raw(self, values: dict[str, Any], extra: Sequence[Any] = ()) -> dict[str, Any]:
+        """The row as the clerk wrote it, keyed by the file's own headers (kept with a rejection)."""
+        by_field = {f: h for f, h in zip(self.fields, self.raw_header, strict=False) if f}
+        out = {by_field.get(k, k): _plain(v) for k, v in values.items()}
+        if extra:
+            out["（多余的单元格）"] = [_plain(v) for v in extra]
+        return out
+
+
+def _clean(cell: Any) -> Any:
+    if cell is None:
+        return None
+    if isinstance(cell, str):
+        cell = cell.strip()
+        return cell or None
+    return cell
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, datetime | date | time):
+        return value.isoformat()
+    if isinstance(value, str | int | float | bool) or value is None:
+        return value
+    return str(value)
+
+
+def read_table(data: bytes, columns: Sequence[Column]) -> Table:
+    if not data or not data.strip(b" \t\r\n\x00"):
+        raise empty_file()
+    if data.startswith(XLSX_MAGIC):
+        return _read_xlsx(data, columns)
+    if data.startswith(OLE2_MAGIC):
+        raise ImportFileError("IMPORT_FORMAT_UNSUPPORTED", "不支持旧版 Excel（.xls）文件，请另存为 .xlsx 或 CSV 后再导入")
+    return _read_csv(data, columns)
+
+
+# -- CSV -------------------------------------------------------------------------------------------------------------
+
+
+def decode(data: bytes) -> tuple[str, str]:
+    """(text, encoding): UTF-8 with BOM, UTF-8, then GBK (its superset GB 18030 as a last resort)."""
+    if data.startswith(UTF8_BOM):
+        try:
+            return data[len(UTF8_BOM):].decode("utf-8"), "utf-8-sig"
+        except UnicodeDecodeError:
+            raise _undecodable() from None
+    for encoding in ("utf-8", "gbk", "gb18030"):
+        try:
+            text = data.decode(encoding)
+        except UnicodeDecodeError:
+            continue
+        if "\x00" in text:  # UTF-16 or a binary file that happens to decode
+            break
+        return text, encoding
+    raise _undecodable()
+
+
+def _undecodable() -> ImportFileError:
+    return ImportFileError("IMPORT_ENCODING_INVALID",
+                           "无法识别文件编码：CSV 文件应为 UTF-8（可带 BOM）或 GBK 编码，Excel 文件应为 .xlsx 格式")
+
+
+def _sniff_delimiter(first_line: str) -> str:
+    counts = {d: first_line.count(d) for d in (",", "\t", ";", "|")}
+    best = max(counts, key=lambda d: counts[d])
+    return best if counts[best] else ","
+
+
+def _read_csv(data: bytes, columns: Sequence[Column]) -> Table:
+    text, encoding = decode(data)
+    first_line = next((line for line in text.splitlines() if line.strip()), "")
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=_sniff_delimiter(first_line))
+    numbered = enumerate(reader, start=1)  # one record per row; a quoted newline does not shift numbers
+    try:
+        for row_no, header in numbered:
+            if any(c.strip() for c in header):
+                break
+        else:
+            raise empty_file()
+    except csv.Error as exc:
+        raise ImportFileError("IMPORT_FILE_MALFORMED", f"CSV 文件格式错误：{exc}") from None
+    fields = map_header(header, columns)
+    return Table("csv", encoding, fields, row_no, _guard_csv(numbered), [h.strip() for h in header])
+
+
+def _guard_csv(numbered: Iterator[tuple[int, list[str]]]) -> Iterator[tuple[int, list[str]]]:
+    try:
+        yield from numbered
+    except csv.Error as exc:
+        raise ImportFileError("IMPORT_FILE_MALFORMED", f"CSV 文件格式错误：{exc}") from None
+
+
+# -- Excel -----------------------------------------------------------------------------------------------------------
+
+
+def _read_xlsx(data: bytes, columns: Sequence[Column]) -> Table:
+    from openpyxl import load_workbook  # noqa: PLC0415 - only when an Excel file comes
+
+    try:
+        workbook = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
+    except (zipfile.BadZipFile, KeyError, OSError, ValueError) as exc:
+        raise ImportFileError("IMPORT_FILE_MALFORMED", f"Excel 文件无法读取（{type(exc).__name__}），请确认是 .xlsx 格式") from None
+    sheet = workbook.worksheets[0] if workbook.worksheets else None
+    if sheet is None:
+        raise empty_file()
+    rows = enumerate(sheet.iter_rows(values_only=True), start=1)
+    for row_no, header in rows:
+        if any(_clean(c) is not None for c in header):
+            break
+    else:
+        workbook.close()
+        raise empty_file()
+    header_text = [("" if c is None else str(c)) for c in header]
+    fields = map_header(header_text, columns)
+
+    def body() -> Iterator[tuple[int, Sequence[Any]]]:
+        try:
+            yield from rows
+        finally:
+            workbook.close()
+
+    return Table("xlsx", None, fields, row_no, body(), [h.strip() for h in header_text])
