@@ -502,7 +502,7 @@ class InterestRun:
     batches: int = 0
 
 
-def run_interest(engine: Engine, year: int, *, batch_size: int = INTEREST_BATCH_SIZE) -> InterestRun:
+def run_interest(engine: Engine, year: int, *, batch_size: int | None = None) -> InterestRun:
     """Credit the interest of ``year`` to every open account of the caller's area, ``batch_size`` accounts per
     transaction. Each credit's key is ``interest:{year}:{person_id}``: running again (or resuming after a crash)
     credits only the accounts not yet credited. Accounts already credited for a later year are left alone (their
@@ -514,6 +514,7 @@ def run_interest(engine: Engine, year: int, *, batch_size: int = INTEREST_BATCH_
         if rate_row is None:
             raise Conflict("INTEREST_RATE_NOT_SET", f"尚未设置 {year} 年的记账利率")
     rate = Decimal(rate_row.rate)
+    batch_size = batch_size or INTEREST_BATCH_SIZE
     prefix = region_prefix(context.current().actor.region or "-")
     run = InterestRun(year=year, rate=rate_row.rate)
     after = ""
