@@ -215,9 +215,13 @@ async def test_wrong_or_missing_columns_are_refused_naming_them(start_service, a
         assert error_code(employer_file) == "IMPORT_COLUMNS_INVALID"
         assert set(employer_file.json()["error"]["details"]["missing"]) == {"公民身份号码", "险种", "参保开始年月"}
 
+        extra_cell = csv_bytes(PERSON_HEADER, [person(2), [*person(3), "多余"]])
+        malformed = (await upload(accounts, "persons", extra_cell, clerk)).json()
+        assert by_row(await rejections(accounts, malformed["id"], clerk)) == {3: "ROW_MALFORMED"}
+
         english = await upload(accounts, "persons", csv_bytes(["Citizen_ID", "name", "region", "*sex"], [person(1)[:4]]), clerk)
         assert english.status_code == 201 and english.json()["accepted_rows"] == 1
-        assert count(accounts, Person) == 1
+        assert count(accounts, Person) == 2
 
 
 async def test_gbk_and_utf8_bom_files_are_read(start_service, auth):
@@ -280,6 +284,25 @@ async def test_excel_files_are_read_with_typed_cells(start_service, auth):
             stored = {p.name: p for p in session.execute(select(Person)).scalars()}
         assert stored["赵六"].household_type == "rural" and stored["钱七"].household_type == "urban"
         assert stored["钱七"].citizen_id == cid(2)
+
+
+async def test_a_title_row_above_the_header_is_skipped_and_row_numbers_stay_true(start_service, auth):
+    clerk = auth("agency_clerk", region=REGION)
+    workbook = openpyxl.Workbook()
+    sheet = workbook.active
+    sheet.append(["新城区参保人员花名册（旧系统导出）"])
+    sheet.append(["导出日期：2024-01-31"])
+    sheet.append([])
+    sheet.append(PERSON_HEADER)
+    sheet.append(person(1))
+    sheet.append(person(1))
+    out = io.BytesIO()
+    workbook.save(out)
+    async with start_service("accounts") as accounts:
+        job = (await upload(accounts, "persons", out.getvalue(), clerk, filename="花名册.xlsx")).json()
+        assert (job["accepted_rows"], job["rejected_rows"]) == (1, 1)
+        [dup] = await rejections(accounts, job["id"], clerk)
+        assert (dup["row_no"], dup["code"]) == (6, "DUPLICATE_IN_FILE") and "第 5 行" in dup["message"]
 
 
 # -- access ----------------------------------------------------------------------------------------------------------
@@ -478,3 +501,31 @@ async def test_audit_detail_names_the_stored_rows(start_service, auth):
         assert len(stored) == 1 and stored[0].entity_id == job["id"] and stored[0].actor_id == "clerk.wang"
         assert set(json.loads(stored[0].detail)["person_ids"]) == ids
         assert (await accounts.get("/audit/verify", headers=auth("internal_auditor"))).json()["ok"] is True
+
+
+async def test_a_row_stored_concurrently_between_check_and_insert_is_reported_not_lost(start_service, auth, monkeypatch):
+    """all_or_nothing checks everything, then inserts: a concurrent registration in between breaks the unique
+    constraint, and the import checks again (reporting the row) instead of failing."""
+    from services.accounts.imports import service as import_service
+
+    clerk = auth("agency_clerk", region=REGION)
+    original = import_service.ImportRun.store
+    raced = []
+
+    def store_after_a_concurrent_registration(self, session, result, chunk_no):  # noqa: ANN001, ANN202
+        if not raced:
+            raced.append(True)
+            with Session(self.engine) as other:
+                row = dict(result.rows[1], id="concurrent-person", name="并发登记")
+                other.execute(Person.__table__.insert(), [row])
+                other.commit()
+        return original(self, session, result, chunk_no)
+
+    monkeypatch.setattr(import_service.ImportRun, "store", store_after_a_concurrent_registration)
+    async with start_service("accounts") as accounts:
+        data = csv_bytes(PERSON_HEADER, [person(1), person(2), person(3)])
+        job = (await upload(accounts, "persons", data, clerk, mode="all_or_nothing")).json()
+        assert (job["status"], job["accepted_rows"], job["rejected_rows"]) == ("rejected", 0, 1)
+        assert by_row(await rejections(accounts, job["id"], clerk)) == {3: "PERSON_ALREADY_REGISTERED"}
+        with Session(engine_of(accounts)) as session:
+            assert list(session.execute(select(Person.name)).scalars()) == ["并发登记"]

@@ -41,7 +41,7 @@ def finding_out(row: ImportRejection) -> RejectionOut:
     summary="Bulk import employers, persons or enrolments from CSV or Excel (legacy migration)",
     description=(
         "Multipart upload (field `file`): CSV in UTF-8 (with or without BOM) or GBK, or Excel `.xlsx` (first "
-        "sheet). The first non-empty row is the header; Chinese headers and English aliases are accepted:\n\n"
+        "sheet). The header is the first row naming a known column (title rows above it are skipped); Chinese headers and English aliases are accepted:\n\n"
         f"{COLUMNS_DOC}\n\n"
         "`mode=per_row` stores the good rows and reports the bad ones; `mode=all_or_nothing` stores nothing if any "
         "row is bad (the job is `rejected`, every bad row reported). Rows outside the caller's region are refused "

@@ -111,6 +111,33 @@ def map_header(header: Sequence[Any], columns: Sequence[Column]) -> list[str | N
     return fields
 
 
+HEADER_SEARCH_ROWS = 10  # legacy exports often put a title (花名册名称, 导出日期) above the header
+
+
+def _known_headers(columns: Sequence[Column]) -> set[str]:
+    return {normalise_header(name) for column in columns for name in column.names()}
+
+
+def find_header(rows: Iterator[tuple[int, Sequence[Any]]], columns: Sequence[Column]
+                ) -> tuple[int, Sequence[Any], list[tuple[int, Sequence[Any]]]]:
+    """The header: the first of the first non-empty rows naming a known column (else the first non-empty row, so
+    that the column error names what the file has). Returns it and the rows read past it, to be read again."""
+    known = _known_headers(columns)
+    looked: list[tuple[int, Sequence[Any]]] = []
+    for row_no, cells in rows:
+        if not any(_clean(c) is not None for c in cells):
+            continue
+        looked.append((row_no, cells))
+        if any(normalise_header(c) in known for c in cells if _clean(c) is not None):
+            return row_no, cells, []
+        if len(looked) == HEADER_SEARCH_ROWS:
+            break
+    if not looked:
+        raise empty_file()
+    row_no, cells = looked[0]
+    return row_no, cells, looked[1:]
+
+
 # -- the table -------------------------------------------------------------------------------------------------------
 
 
@@ -209,17 +236,10 @@ def _read_csv(data: bytes, columns: Sequence[Column]) -> Table:
     text, encoding = decode(data)
     first_line = next((line for line in text.splitlines() if line.strip()), "")
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=_sniff_delimiter(first_line))
-    numbered = enumerate(reader, start=1)  # one record per row; a quoted newline does not shift numbers
-    try:
-        for row_no, header in numbered:
-            if any(c.strip() for c in header):
-                break
-        else:
-            raise empty_file()
-    except csv.Error as exc:
-        raise ImportFileError("IMPORT_FILE_MALFORMED", f"CSV 文件格式错误：{exc}") from None
+    numbered = _guard_csv(enumerate(reader, start=1))  # one record per row: a quoted newline shifts nothing
+    row_no, header, _ = find_header(numbered, columns)
     fields = map_header(header, columns)
-    return Table("csv", encoding, fields, row_no, _guard_csv(numbered), [h.strip() for h in header])
+    return Table("csv", encoding, fields, row_no, numbered, [h.strip() for h in header])
 
 
 def _guard_csv(numbered: Iterator[tuple[int, list[str]]]) -> Iterator[tuple[int, list[str]]]:
@@ -243,12 +263,11 @@ def _read_xlsx(data: bytes, columns: Sequence[Column]) -> Table:
     if sheet is None:
         raise empty_file()
     rows = enumerate(sheet.iter_rows(values_only=True), start=1)
-    for row_no, header in rows:
-        if any(_clean(c) is not None for c in header):
-            break
-    else:
+    try:
+        row_no, header, _ = find_header(rows, columns)
+    except ImportFileError:
         workbook.close()
-        raise empty_file()
+        raise
     header_text = [("" if c is None else str(c)) for c in header]
     fields = map_header(header_text, columns)
 
