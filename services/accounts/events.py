@@ -263,3 +263,43 @@ class BusinessRegistered(EventPayload, event_type="exchange.business.registered.
     employer_id: str | None = None
     source: str
     record_id: str
+
+
+# -- agency posting (AGENCY leg, issue 5 §6) -------------------------------------------------------------------------
+
+
+class PostedLine(BaseModel):
+    payment_id: str
+    person_id: str
+    employer_id: str | None
+    fund: str
+    period: int
+    employer_fen: int
+    individual_fen: int
+    credited_fen: int  # the part credited to the pension individual account (0 for other funds)
+    entry_id: str | None
+
+
+class ContributionsPosted(EventPayload, event_type="accounts.contributions.posted.v1"):
+    """到账确认/记账: the agency confirms and posts collected lines; oversight's AGENCY leg."""
+
+    source_batch_id: str
+    lines: list[PostedLine] = Field(max_length=MAX_BATCH_ITEMS)
+
+
+class HeldLine(BaseModel):
+    payment_id: str
+    fund: str
+    period: int
+    citizen_id: str | None
+    person_id: str | None
+    amount_fen: int
+    reason_code: str
+    reason: str
+
+
+class ContributionsHeld(EventPayload, event_type="accounts.contributions.held.v1"):
+    """Collected lines that cannot be posted (unknown person, no enrolment): held in suspense, never dropped."""
+
+    source_batch_id: str
+    lines: list[HeldLine] = Field(max_length=MAX_BATCH_ITEMS)

@@ -1,0 +1,148 @@
+"""Events the collection service publishes (stream COLLECTION). Line events carry at most 1 000 lines; a larger
+assessment or batch is split into parts (``part`` of ``parts``). Amounts are integer fen; rates decimal strings."""
+
+from datetime import date
+
+from pydantic import BaseModel, Field
+
+from services.kernel.events import EventPayload
+
+MAX_LINES = 1000
+
+
+class ParametersApproved(EventPayload, event_type="collection.parameters.approved.v1"):
+    parameters_id: str
+    region: str
+    valid_from: int
+    document: dict
+
+
+class AssessedLine(BaseModel):
+    line_id: str
+    person_id: str
+    fund: str
+    declared_base_fen: int | None  # None for flat (PEN_RES) lines
+    base_fen: int
+    clamp: str | None  # floor | cap: the base was outside the limits (S10)
+    employer_fen: int
+    individual_fen: int
+
+
+class AssessmentIssued(EventPayload, event_type="collection.assessment.issued.v1"):
+    """The collection plan (征缴计划) sent to the tax bureau; oversight's ASSESSED figure for R2."""
+
+    assessment_id: str
+    employer_id: str | None
+    period: int
+    due_date: date
+    supersedes_id: str | None
+    part: int
+    parts: int
+    employer_total_fen: int  # of the whole assessment
+    individual_total_fen: int
+    lines: list[AssessedLine] = Field(max_length=MAX_LINES)
+
+
+class AssessmentSuperseded(EventPayload, event_type="collection.assessment.superseded.v1"):
+    assessment_id: str
+    superseded_by_id: str
+    employer_id: str | None
+    period: int
+    reason: str
+
+
+class CollectedLine(BaseModel):
+    payment_id: str
+    tax_line_id: str
+    payer_uscc: str | None
+    employer_id: str | None
+    person_id: str | None
+    citizen_id: str | None
+    fund: str
+    period: int
+    employer_fen: int
+    individual_fen: int
+    late_fee_fen: int
+    method: str
+    voucher_no: str
+    paid_date: date
+    assessment_line_id: str | None
+    match_status: str  # matched | unmatched
+
+
+class PaymentsCollected(EventPayload, event_type="collection.payments.collected.v1"):
+    """The TAX leg: what the tax bureau reports collected. Accounts posts it (AGENCY leg)."""
+
+    batch_id: str
+    part: int
+    parts: int
+    lines: list[CollectedLine] = Field(max_length=MAX_LINES)
+
+
+class RejectedLine(BaseModel):
+    tax_line_id: str | None
+    line_no: int
+    code: str
+    message: str
+    method: str | None = None
+    payer_uscc: str | None = None
+    fund: str | None = None
+    period: int | None = None
+    amount_fen: int | None = None
+
+
+class PaymentsRejected(EventPayload, event_type="collection.payments.rejected.v1"):
+    """Lines refused at intake; a refused payment method (cash …, 002 四) is suspicion S17 for oversight."""
+
+    batch_id: str
+    lines: list[RejectedLine] = Field(max_length=MAX_LINES)
+
+
+class ArrearsNoticeIssued(EventPayload, event_type="collection.arrears.notice_issued.v1"):
+    notice_id: str
+    employer_id: str
+    as_of: date
+    principal_fen: int
+    late_fee_fen: int
+    lines: int
+
+
+class TreasuryRemitted(EventPayload, event_type="collection.treasury.remitted.v1"):
+    """Tax → treasury, as finance records it; R3 starts the 10-working-day clock here (000 二(二))."""
+
+    remittance_id: str
+    fund: str
+    period: int
+    amount_fen: int
+    remitted_on: date
+    voucher_no: str
+
+
+class BankTransactionRecorded(EventPayload, event_type="collection.bank_transaction.recorded.v1"):
+    """Any movement on a fund bank account. A receipt of a remittance into the special account is the FINANCE leg
+    (R1) and closes R3; allocations special → expenditure feed R5; ``violation`` is set when flagged (S13/S14/S16)."""
+
+    transaction_id: str
+    account_id: str
+    account_kind: str  # special | income | expenditure
+    fund: str
+    direction: str  # in | out
+    amount_fen: int
+    counterparty: str
+    counterparty_fund: str | None
+    purpose: str
+    remittance_id: str | None
+    period: int | None  # the contribution period a receipt belongs to, when known
+    value_date: date
+    source: str
+    status: str  # accepted | flagged
+    violation: str | None
+
+
+class BankAccountRegistered(EventPayload, event_type="collection.bank_account.registered.v1"):
+    account_id: str
+    kind: str
+    fund: str
+    bank_name: str
+    opened_on: date
+    annual_inspection_due: date
