@@ -1,16 +1,26 @@
-"""Collection service (征缴与资金: declarations, assessments, tax collection, arrears, fund bank accounts.)"""
+"""Collection service (征缴与资金): rates and bases, declarations and assessments, tax collection (TAX leg),
+arrears and late fees, fund bank accounts and treasury (FINANCE leg)."""
 
 from fastapi import FastAPI
 
 from services.collection import models
+from services.collection.arrears.endpoints import router as arrears_router
+from services.collection.assessments.endpoints import router as assessments_router
+from services.collection.parameters.endpoints import router as parameters_router
+from services.collection.payments.endpoints import router as payments_router
+from services.collection.registry.endpoints import router as registry_router
+from services.collection.treasury.endpoints import router as treasury_router
 from services.kernel.service_app import ServiceSpec, create_service_app
 from services.kernel.settings import Settings
 
 SPEC = ServiceSpec(
     name="collection",
     title="sifund collection",
-    description="征缴与资金: declarations, assessments, tax collection, arrears, fund bank accounts.",
+    description="征缴与资金: declarations, assessments, tax collection, arrears, fund bank accounts and treasury.",
     metadata=models.metadata,
+    routers=[parameters_router, registry_router, assessments_router, payments_router, arrears_router,
+             treasury_router],
+    consumers=[],  # the ACCOUNTS consumer (registry mirror) is added in services/collection/registry/handlers.py
 )
 
 
