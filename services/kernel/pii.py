@@ -25,6 +25,10 @@ def _role_can_read(readers: frozenset[str]) -> bool:
     return context.current().actor.role in readers
 
 
+def can_read_all_personal_data() -> bool:
+    return _role_can_read(CITIZEN_ID_READERS) and _role_can_read(BANK_ACCOUNT_READERS)
+
+
 def reveal_citizen_id(value: str) -> str:
     return value if _role_can_read(CITIZEN_ID_READERS) else mask_citizen_id(value)
 

@@ -24,6 +24,7 @@ from services.kernel.inbox import EventConsumer, Handler, dead_letters_as_dicts
 from services.kernel.migrations import upgrade_database
 from services.kernel.models import AuditEntry, DeadLetter, OutboxMessage
 from services.kernel.outbox import OutboxRelay, outbox_backlog
+from services.kernel.pii import can_read_all_personal_data, redact
 from services.kernel.settings import Settings, get_settings
 from services.kernel.web import RequestContextMiddleware
 
@@ -227,7 +228,14 @@ def audit_router() -> APIRouter:
                 query = query.where(AuditEntry.entity_type == entity_type)
             if entity_id:
                 query = query.where(AuditEntry.entity_id == entity_id)
-            return [e.model_dump() for e in session.execute(query).scalars()]
+            entries = [e.model_dump() for e in session.execute(query).scalars()]
+        # Entries keep the full values (their hashes cover them); what a reader sees is masked unless their role
+        # may see both citizen ids and bank accounts. Verification (/audit/verify) works on the stored values.
+        if not can_read_all_personal_data():
+            for entry in entries:
+                entry["detail"] = redact(entry["detail"])
+                entry["reason"] = redact(entry["reason"]) if entry["reason"] else entry["reason"]
+        return entries
 
     return router
 

@@ -41,3 +41,18 @@ def test_logs_never_carry_personal_numbers(capsys):
     line = json.loads(capsys.readouterr().err.strip().splitlines()[-1])
     assert CITIZEN_ID not in json.dumps(line) and ACCOUNT not in json.dumps(line)
     assert line["citizen_id"] == "110105********002X"
+
+
+async def test_audit_entries_are_masked_for_readers_without_the_need(start_service, auth):
+    from sqlmodel import Session  # noqa: PLC0415
+
+    from services.kernel.audit import append_audit  # noqa: PLC0415
+
+    async with start_service("benefits") as benefits:
+        with Session(benefits.app.state.engine) as session:
+            append_audit(session, action="person.bank_account_add", entity_type="person", entity_id="p1",
+                         detail={"account_no": ACCOUNT, "citizen_id": CITIZEN_ID})
+            session.commit()
+        seen = (await benefits.get("/audit/entries", headers=auth("internal_auditor"))).json()[0]["detail"]
+        assert ACCOUNT not in seen and "0128" in seen and CITIZEN_ID not in seen
+        assert (await benefits.get("/audit/verify", headers=auth("internal_auditor"))).json()["ok"] is True
