@@ -6,7 +6,7 @@ from services.kernel.service_app import ServiceSpec, create_service_app
 from services.kernel.settings import Settings
 from services.oversight import models
 from services.oversight.mirror.endpoints import router as mirror_router
-from services.oversight.mirror.handlers import ACCOUNTS_CONSUMER
+from services.oversight.mirror.handlers import ACCOUNTS_CONSUMER, EXCHANGE_CONSUMER
 
 SPEC = ServiceSpec(
     name="oversight",
@@ -14,7 +14,7 @@ SPEC = ServiceSpec(
     description="基金监督: the supervisor's independent copy of every fact, reconciliation and cases.",
     metadata=models.metadata,
     routers=[mirror_router],
-    consumers=[ACCOUNTS_CONSUMER],
+    consumers=[ACCOUNTS_CONSUMER, EXCHANGE_CONSUMER],
 )
 
 

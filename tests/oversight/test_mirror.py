@@ -1,0 +1,306 @@
+"""Oversight's mirror: every accounts.* and exchange.* event lands in oversight's own tables, idempotently and
+tolerant of order, and officers read it under /mirror. The end-to-end test runs accounts and oversight on a real
+nats-server; the handler tests feed envelopes straight into the handlers (twice, late, out of order)."""
+
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+from sqlalchemy import func, select
+from sqlmodel import Session
+
+from services.accounts import events as ev
+from services.kernel.db import make_engine
+from services.kernel.events import EventActor, EventPayload, build_envelope
+from services.kernel.migrations import upgrade_database
+from services.oversight import models
+from services.oversight.mirror.handlers import ACCOUNTS_HANDLERS, EXCHANGE_HANDLERS
+from services.oversight.models import (
+    MirroredAccountEntry,
+    MirroredAccountYear,
+    MirroredAgencyLine,
+    MirroredBankAccount,
+    MirroredBusinessRegistration,
+    MirroredDuplicateEnrolment,
+    MirroredEmployer,
+    MirroredEnrolment,
+    MirroredLifeEvent,
+    MirroredPerson,
+)
+from tests.accounts.test_exchange import citizen_id, make_uscc, partner_headers, upload
+from tests.e2e.test_employer_slice import wait_for
+
+REGION = "150102"
+T0 = datetime(2026, 1, 1, 8, 0, tzinfo=UTC)
+
+
+# -- end to end ------------------------------------------------------------------------------------------------------
+
+
+async def test_registry_and_partner_data_reach_the_oversight_mirror(start_service, settings, auth):
+    clerk = auth("agency_clerk", region=REGION, subject="clerk.zhang")
+    officer = auth("oversight_officer", subject="officer.wang")
+    partner = partner_headers(settings)
+    async with start_service("accounts") as accounts, start_service("oversight") as oversight:
+        assert set(oversight.app.state.consumers) == {"ACCOUNTS", "EXCHANGE"}
+        employer = (await accounts.post("/employers", headers=clerk, json={
+            "uscc": make_uscc(1), "name": "呼和浩特市甲有限公司", "region": REGION})).json()
+        persons = {}
+        for serial, name in ((1, "王建国"), (2, "李秀英"), (3, "赵大海")):
+            r = await accounts.post("/persons", headers=clerk,
+                                    json={"citizen_id": citizen_id(serial), "name": name, "region": REGION})
+            assert r.status_code == 201, r.text
+            persons[serial] = r.json()
+        wang, li = persons[1], persons[2]
+        enrolment = await accounts.post("/enrolments", headers=clerk, json={
+            "person_id": wang["id"], "fund": "PEN_EMP", "employer_id": employer["id"], "start_period": 202401})
+        assert enrolment.status_code == 201, enrolment.text
+        credit = await accounts.post(f"/individual-accounts/{wang['id']}/contributions",
+                                     headers={**auth("accountant"), "Idempotency-Key": "pay-1"},
+                                     json={"amount": "640.00", "period": 202401})
+        assert credit.status_code == 201, credit.text
+
+        died = await upload(accounts, partner, "death", [
+            {"record_id": "1", "citizen_id": wang["citizen_id"], "name": "王建国", "death_date": "2024-03-02"}])
+        assert died.json()["applied"] == 1, died.text
+        jailed = await upload(accounts, partner, "imprisonment", [
+            {"record_id": "7", "citizen_id": li["citizen_id"], "name": "李秀英", "imprisoned_from": "2024-02-01",
+             "imprisoned_until": "2027-01-31"}], batch_key="FY-1")
+        assert jailed.json()["applied"] == 1, jailed.text
+        business = await upload(accounts, partner_headers(settings, "partner.scjg"), "business_registration", [
+            {"record_id": "s1", "uscc": make_uscc(1), "name": "呼和浩特市甲有限公司", "registered_on": "2023-12-01"},
+            {"record_id": "s2", "uscc": make_uscc(2), "name": "呼和浩特市乙有限公司", "registered_on": "2024-01-05"},
+        ], batch_key="SC-1")
+        assert business.status_code == 201, business.text
+
+        async def person(serial: int, **expected) -> dict | None:
+            r = await oversight.get("/mirror/persons", params={"citizen_id": citizen_id(serial)}, headers=officer)
+            items = r.json()["items"]
+            return items[0] if items and all(items[0][k] == v for k, v in expected.items()) else None
+
+        mirrored_wang = await wait_for(lambda: person(1, life_status="deceased"), timeout=20)
+        assert (mirrored_wang["death_date"], mirrored_wang["name"], mirrored_wang["birth_date"]) == \
+            ("2024-03-02", "王建国", "1960-03-01")
+        assert mirrored_wang["citizen_id"] == citizen_id(1)  # officers work with full numbers
+        assert mirrored_wang["life_status_source"] == "exchange" and mirrored_wang["placeholder"] is False
+        mirrored_li = await wait_for(lambda: person(2, life_status="imprisoned"), timeout=20)
+        assert (mirrored_li["imprisoned_from"], mirrored_li["imprisoned_until"]) == ("2024-02-01", "2027-01-31")
+        assert (await person(3))["life_status"] == "alive"
+
+        async def life_events() -> list:
+            r = await oversight.get("/mirror/life-events", headers=officer)
+            items = r.json()["items"]
+            return items if len(items) == 2 else []
+
+        events = await wait_for(life_events, timeout=20)
+        assert sorted((e["kind"], e["person_id"], e["event_date"], e["source"], e["record_id"]) for e in events) == [
+            ("died", wang["id"], "2024-03-02", "partner.mzj", "1"),
+            ("imprisoned", li["id"], "2024-02-01", "partner.mzj", "7")]
+
+        async def registrations() -> list:
+            items = (await oversight.get("/mirror/business-registrations", headers=officer)).json()["items"]
+            return items if len(items) == 2 else []
+
+        regs = {r["uscc"]: r for r in await wait_for(registrations, timeout=20)}
+        assert regs[make_uscc(1)]["employer_id"] == employer["id"]
+        assert regs[make_uscc(1)]["social_insurance_registered"] is True
+        assert regs[make_uscc(2)]["social_insurance_registered"] is False
+        overdue = (await oversight.get("/mirror/business-registrations", headers=officer,
+                                       params={"unregistered": True, "overdue_days": 30})).json()["items"]
+        assert [r["uscc"] for r in overdue] == [make_uscc(2)]  # the S11 candidates
+
+        detail = (await oversight.get(f"/mirror/persons/{wang['id']}", headers=officer)).json()
+        assert [(e["fund"], e["employer_id"], e["status"], e["start_period"]) for e in detail["enrolments"]] == \
+            [("PEN_EMP", employer["id"], "active", 202401)]
+        assert [e["kind"] for e in detail["life_events"]] == ["died"]
+        assert [(y["year"], y["credited_fen"], y["entries"], y["balance_fen"]) for y in detail["account_years"]] == \
+            [(2024, 64000, 1, 64000)]
+        enrolments = (await oversight.get("/mirror/enrolments", params={"citizen_id": citizen_id(1)},
+                                          headers=officer)).json()["items"]
+        assert [e["enrolment_id"] for e in enrolments] == [enrolment.json()["id"]]
+        employers = (await oversight.get("/mirror/employers", params={"uscc": make_uscc(1)}, headers=officer)).json()
+        assert employers[0]["status"] == "active" and employers[0]["unit_type"] == "enterprise"
+
+        assert (await oversight.get("/admin/dead-letters", headers=auth("it_admin"))).json() == []
+        assert oversight.app.state.consumers["EXCHANGE"].name == "oversight-EXCHANGE"
+        missing = await oversight.get("/mirror/persons/nope", headers=officer)
+        assert missing.status_code == 404 and missing.json()["error"]["code"] == "MIRRORED_PERSON_NOT_FOUND"
+        assert (await oversight.get("/mirror/persons", headers=clerk)).status_code == 403
+
+
+# -- handlers: idempotent and order-tolerant -------------------------------------------------------------------------
+
+
+@pytest.fixture
+def engine(database_urls):
+    engine = make_engine(database_urls["oversight"])
+    upgrade_database(engine, "oversight", models.metadata)
+    yield engine
+    engine.dispose()
+
+
+class Feed:
+    """Applies payloads as the consumer would, each in its own transaction, with a chosen event time."""
+
+    def __init__(self, engine):  # noqa: ANN001
+        self.engine = engine
+
+    def __call__(self, payload: EventPayload, at: datetime = T0, subject: str = "x") -> None:
+        envelope = build_envelope(payload, source="accounts", subject=subject, actor=EventActor(id="t"),
+                                  correlation_id=None, causation_id=None).model_copy(update={"time": at})
+        handler = {**ACCOUNTS_HANDLERS, **EXCHANGE_HANDLERS}[envelope.type]
+        with Session(self.engine) as session:
+            handler(session, envelope)
+            session.commit()
+
+    def get(self, model, key):  # noqa: ANN001, ANN201
+        with Session(self.engine) as session:
+            return session.get(model, key)
+
+    def count(self, model) -> int:  # noqa: ANN001
+        with Session(self.engine) as session:
+            return session.execute(select(func.count()).select_from(model)).scalar_one()
+
+
+@pytest.fixture
+def feed(engine) -> Feed:  # noqa: ANN001
+    return Feed(engine)
+
+
+def at(minutes: int) -> datetime:
+    return T0 + timedelta(minutes=minutes)
+
+
+def test_employer_events_before_the_registration_leave_a_placeholder_it_completes(feed):
+    feed(ev.EmployerUpdated(employer_id="e1", version=3, changes={"name": ["甲公司", "甲有限公司"],
+                                                                  "contact_phone": [None, "0471-1234567"]}), at(3))
+    feed(ev.EmployerStatusChanged(employer_id="e1", uscc=make_uscc(1), status="suspended", previous_status="active",
+                                  effective_date=date(2026, 2, 1), reason="停业"), at(4))
+    row = feed.get(MirroredEmployer, "e1")
+    assert (row.placeholder, row.name, row.uscc, row.status, row.version) == \
+        (True, "甲有限公司", make_uscc(1), "suspended", 3)
+
+    registration = ev.EmployerRegistered(employer_id="e1", uscc=make_uscc(1), name="甲公司", region=REGION,
+                                         registered_at=at(0), industry_risk_class=3)
+    for _ in range(2):  # late, and then once more
+        feed(registration, at(0))
+        row = feed.get(MirroredEmployer, "e1")
+        assert (row.placeholder, row.name, row.region, row.industry_risk_class, row.status, row.version) == \
+            (False, "甲有限公司", REGION, 3, "suspended", 3)
+    feed(ev.EmployerUpdated(employer_id="e1", version=2, changes={"name": ["甲公司", "旧名"]}), at(2))  # stale
+    feed(ev.EmployerStatusChanged(employer_id="e1", uscc=make_uscc(1), status="active", previous_status="suspended",
+                                  effective_date=date(2026, 1, 15), reason="旧"), at(1))  # older than the suspension
+    row = feed.get(MirroredEmployer, "e1")
+    assert (row.name, row.status, row.status_reason) == ("甲有限公司", "suspended", "停业")
+    feed(ev.EmployersImported(import_job_id="j1", employers=[ev.ImportedEmployer(
+        employer_id="e2", uscc=make_uscc(2), name="乙", region=REGION, unit_type="enterprise",
+        industry_risk_class=1)]), at(5))
+    assert feed.get(MirroredEmployer, "e2").import_job_id == "j1"
+
+
+def test_person_life_status_is_ordered_by_event_time_and_fields_by_version(feed):
+    cid = citizen_id(1)
+    feed(ev.PersonLifeStatusChanged(person_id="p1", citizen_id=cid, life_status="deceased", previous_status="alive",
+                                    death_date=date(2026, 1, 3), source="exchange", source_ref="r1"), at(10))
+    feed(ev.PersonRegistered(person_id="p1", citizen_id=cid, name="王", sex="M", birth_date=date(1960, 3, 1),
+                             region=REGION, household_type="urban", registered_at=at(0)), at(0))
+    row = feed.get(MirroredPerson, "p1")
+    assert (row.placeholder, row.name, row.life_status, row.death_date) == (False, "王", "deceased", date(2026, 1, 3))
+    feed(ev.PersonLifeStatusChanged(person_id="p1", citizen_id=cid, life_status="imprisoned", previous_status="alive",
+                                    imprisoned_from=date(2025, 1, 1), source="exchange", source_ref="r0"), at(5))
+    assert feed.get(MirroredPerson, "p1").life_status == "deceased"  # the later fact stands
+    feed(ev.PersonUpdated(person_id="p1", version=4, changes={"name": ["王", "王建国"], "phone": [None, "139"]}), at(11))
+    feed(ev.PersonUpdated(person_id="p1", version=3, changes={"name": ["王", "王某"]}), at(9))
+    assert (feed.get(MirroredPerson, "p1").name, feed.get(MirroredPerson, "p1").version) == ("王建国", 4)
+    feed(ev.PersonsImported(import_job_id="j1", persons=[ev.ImportedPerson(
+        person_id="p1", citizen_id=cid, name="王旧", sex="M", birth_date=date(1960, 3, 1), region=REGION,
+        household_type="urban")]), at(12))
+    assert feed.get(MirroredPerson, "p1").name == "王建国"  # an import (version 1) does not undo an update
+
+    feed(ev.PersonBankAccountClosed(person_id="p1", bank_account_id="b1", reason="销户"), at(3))
+    feed(ev.PersonBankAccountAdded(person_id="p1", bank_account_id="b1", kind="bank_account", bank_name="工行",
+                                   account_no="6222020000000000018", holder_name="王建国"), at(1))
+    account = feed.get(MirroredBankAccount, "b1")
+    assert (account.status, account.holder_name, account.placeholder) == ("closed", "王建国", False)
+
+
+def test_enrolment_transitions_tolerate_order(feed):
+    feed(ev.EnrolmentSuspended(enrolment_id="n1", person_id="p1", fund="PEN_EMP", reason="停薪留职"), at(2))
+    feed(ev.EnrolmentOpened(enrolment_id="n1", person_id="p1", fund="PEN_EMP", employer_id="e1",
+                            start_period=202401), at(1))
+    row = feed.get(MirroredEnrolment, "n1")
+    assert (row.status, row.employer_id, row.start_period, row.placeholder) == ("suspended", "e1", 202401, False)
+    feed(ev.EnrolmentResumed(enrolment_id="n1", person_id="p1", fund="PEN_EMP"), at(3))
+    feed(ev.EnrolmentTransferred(person_id="p1", fund="PEN_EMP", from_enrolment_id="n1", from_employer_id="e1",
+                                 to_enrolment_id="n2", to_employer_id="e2", closed_period=202405,
+                                 start_period=202406), at(4))
+    old, new = feed.get(MirroredEnrolment, "n1"), feed.get(MirroredEnrolment, "n2")
+    assert (old.status, old.status_reason, old.end_period, old.transferred_to) == ("stopped", "transferred", 202405, "n2")
+    assert (new.status, new.employer_id, new.start_period, new.transferred_from) == ("active", "e2", 202406, "n1")
+    feed(ev.EnrolmentStopped(enrolment_id="n2", person_id="p1", fund="PEN_EMP", end_period=202412,
+                             reason="死亡"), at(6))
+    feed(ev.EnrolmentResumed(enrolment_id="n2", person_id="p1", fund="PEN_EMP"), at(5))  # late
+    assert (feed.get(MirroredEnrolment, "n2").status, feed.get(MirroredEnrolment, "n2").end_period) == \
+        ("stopped", 202412)
+    feed(ev.EnrolmentsImported(import_job_id="j1", enrolments=[ev.ImportedEnrolment(
+        enrolment_id="n3", person_id="p2", fund="PEN_RES", employer_id=None, start_period=201001, end_period=201512,
+        status="stopped")]), at(7))
+    assert feed.get(MirroredEnrolment, "n3").end_period == 201512
+    report = ev.DuplicateEnrolmentFound(person_id="p2", citizen_id=citizen_id(2), funds=["PEN_RES", "PEN_EMP"],
+                                        overlap_from=201301, overlap_to=201512, import_job_id="j1")
+    feed(report, at(8))
+    feed(report, at(9))
+    assert feed.count(MirroredDuplicateEnrolment) == 1
+
+
+def test_postings_count_once_and_the_balance_follows_event_time(feed):
+    credit = ev.AccountCredited(person_id="p1", entry_id="a1", entry_type="contribution", amount_fen=64000,
+                                balance_fen=64000, year=2024, period=202401, idempotency_key="k1")
+    feed(credit, at(1))
+    feed(credit, at(1))  # the same posting under another event id
+    feed(ev.AccountDebited(person_id="p1", entry_id="a3", entry_type="withdrawal", amount_fen=100000,
+                           balance_fen=28000, year=2024, idempotency_key="k3"), at(3))
+    feed(ev.AccountCredited(person_id="p1", entry_id="a2", entry_type="contribution", amount_fen=64000,
+                            balance_fen=128000, year=2024, period=202402, idempotency_key="k2"), at(2))  # late
+    totals = feed.get(MirroredAccountYear, "p1:2024")
+    assert (totals.credited_fen, totals.debited_fen, totals.entries, totals.balance_fen) == (128000, 100000, 3, 28000)
+    assert feed.count(MirroredAccountEntry) == 3
+    assert feed.get(MirroredAccountEntry, "a3").amount_fen == -100000
+
+
+def test_agency_lines_a_posting_supersedes_a_hold(feed):
+    held = ev.ContributionsHeld(source_batch_id="b1", lines=[ev.HeldLine(
+        payment_id="pay1", fund="PEN_EMP", period=202401, citizen_id=citizen_id(1), person_id=None, amount_fen=96000,
+        reason_code="PERSON_NOT_FOUND", reason="无此人")])
+    posted = ev.ContributionsPosted(source_batch_id="b2", lines=[ev.PostedLine(
+        payment_id="pay1", person_id="p1", employer_id="e1", fund="PEN_EMP", period=202401, employer_fen=128000,
+        individual_fen=64000, credited_fen=64000, entry_id="a1")])
+    feed(held, at(1))
+    assert feed.get(MirroredAgencyLine, "pay1").status == "held"
+    feed(posted, at(2))
+    feed(held, at(1))  # redelivered late
+    line = feed.get(MirroredAgencyLine, "pay1")
+    assert (line.status, line.person_id, line.employer_fen, line.held_fen, line.reason_code) == \
+        ("posted", "p1", 128000, 0, None)
+
+
+def test_partner_facts_are_merged_by_their_natural_key(feed):
+    died = ev.PersonDied(person_id="p1", citizen_id=citizen_id(1), death_date=date(2024, 3, 2), source="partner.mzj",
+                         record_id="1")
+    feed(died, at(1))
+    feed(died, at(2))
+    feed(ev.PersonCremated(person_id="p1", citizen_id=citizen_id(1), cremation_date=date(2024, 3, 5),
+                           source="partner.mzj", record_id="1"), at(3))
+    feed(ev.PersonImprisoned(person_id="p2", citizen_id=citizen_id(2), imprisoned_from=date(2024, 1, 1),
+                             source="partner.fy", record_id="9"), at(4))
+    feed(ev.PersonReleased(person_id="p2", citizen_id=citizen_id(2), released_on=date(2025, 1, 1),
+                           source="partner.sfj", record_id="9"), at(5))
+    assert feed.count(MirroredLifeEvent) == 4
+
+    unregistered = ev.BusinessRegistered(uscc=make_uscc(5), name="丙公司", registered_on=date(2024, 1, 5),
+                                         source="partner.scjg", record_id="s1")
+    feed(unregistered, at(6))
+    feed(unregistered.model_copy(update={"employer_id": "e5"}), at(7))  # matched later by a reviewer
+    feed(unregistered, at(6))  # and the first one redelivered
+    assert feed.count(MirroredBusinessRegistration) == 1
+    with Session(feed.engine) as session:
+        assert session.execute(select(MirroredBusinessRegistration.employer_id)).scalar_one() == "e5"
