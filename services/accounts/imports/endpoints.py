@@ -41,11 +41,14 @@ def finding_out(row: ImportRejection) -> RejectionOut:
     summary="Bulk import employers, persons or enrolments from CSV or Excel (legacy migration)",
     description=(
         "Multipart upload (field `file`): CSV in UTF-8 (with or without BOM) or GBK, or Excel `.xlsx` (first "
-        "sheet). The header is the first row naming a known column (title rows above it are skipped); Chinese headers and English aliases are accepted:\n\n"
+        "sheet). The header is the first row naming a known column (title rows above it are skipped); Chinese "
+        "headers and English aliases are accepted:\n\n"
         f"{COLUMNS_DOC}\n\n"
         "`mode=per_row` stores the good rows and reports the bad ones; `mode=all_or_nothing` stores nothing if any "
         "row is bad (the job is `rejected`, every bad row reported). Rows outside the caller's region are refused "
-        "with `OUT_OF_REGION`. A wrong column set is refused with 422 `IMPORT_COLUMNS_INVALID` (naming the missing "
+        "with `OUT_OF_REGION` (for enrolments: the person's district and the employer's). Import employers and "
+        "persons before their enrolments. Overlapping pension periods in imported history are stored and reported "
+        "(`DuplicateEnrolmentFound`, listed at `/imports/{job_id}/overlaps`). A wrong column set is refused with 422 `IMPORT_COLUMNS_INVALID` (naming the missing "
         "columns), an undecodable file with 422 `IMPORT_ENCODING_INVALID`, an empty one with 422 "
         "`IMPORT_FILE_EMPTY`."
     ),

@@ -349,9 +349,11 @@ class EnrolmentImporter(Importer):
 
     def check(self, session: Session, candidates: list[Candidate], result: ChunkResult) -> None:
         citizen_ids = {c.row.citizen_id for c in candidates}
-        persons = {p.citizen_id: p for p in session.execute(select(Person).where(Person.citizen_id.in_(citizen_ids))).scalars()}
+        persons = {p.citizen_id: p for p in
+                   session.execute(select(Person).where(Person.citizen_id.in_(citizen_ids))).scalars()}
         usccs = {c.row.uscc for c in candidates if c.row.uscc}
-        employers = {e.uscc: e for e in session.execute(select(Employer).where(Employer.uscc.in_(usccs))).scalars()} if usccs else {}
+        employers = {e.uscc: e for e in
+                     session.execute(select(Employer).where(Employer.uscc.in_(usccs))).scalars()} if usccs else {}
         person_ids = {p.id for p in persons.values()}
         known: dict[str, dict[str, Enrolment]] = {}
         for e in session.execute(select(Enrolment).where(Enrolment.person_id.in_(person_ids))).scalars():
@@ -535,7 +537,8 @@ class ImportRun:
         if result.ids:
             append_audit(session, action=f"import.{self.kind.value}.stored", entity_type="import_job",
                          entity_id=self.job.id,
-                         detail={"kind": self.kind.value, "chunk": chunk_no, "rows": [result.first_row, result.last_row],
+                         detail={"kind": self.kind.value, "chunk": chunk_no,
+                                 "rows": [result.first_row, result.last_row],
                                  "accepted": len(result.ids), "rejected": len(result.rejections),
                                  "overlaps": len(result.overlaps), f"{self.importer.entity}_ids": result.ids})
 
