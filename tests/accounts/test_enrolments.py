@@ -111,7 +111,8 @@ def test_rules_name_the_broken_rule():
         "res with employer": dict(fund="PEN_RES", employer=active_employer, active=[]),
         "twice": dict(fund="UNEMP", employer=active_employer, active=[_row("UNEMP")]),
         "second pension": dict(fund="PEN_RES", employer=None, active=[_row("PEN_EMP")]),
-        "suspended holds its place": dict(fund="PEN_EMP", employer=active_employer, active=[_row("PEN_EMP", "suspended")]),
+        "suspended holds its place": dict(fund="PEN_EMP", employer=active_employer,
+                                          active=[_row("PEN_EMP", "suspended")]),
     }.items():
         with pytest.raises(DomainError) as raised:
             rules.check_new_enrolment(person=alive, **kwargs)
@@ -283,7 +284,8 @@ async def test_transfer_closes_the_old_enrolment_the_month_before_and_opens_the_
             (True, opened["id"], 202203, new_employer)
         before = (await accounts.get("/verification/enrolment", headers=verifier, params={
             "citizen_id": citizen_id, "fund": "PEN_EMP", "period": 202412})).json()
-        assert (before["enrolment_id"], before["status"], before["employer_id"]) == (first["id"], "stopped", old_employer)
+        assert (before["enrolment_id"], before["status"], before["employer_id"]) == \
+            (first["id"], "stopped", old_employer)
 
 
 async def test_transfer_refusals_leave_everything_as_it_was(start_service, clerk):

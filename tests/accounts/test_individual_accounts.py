@@ -157,7 +157,8 @@ async def test_bad_postings_are_refused_and_write_nothing(start_service, account
         person_id, _ = add_person(accounts)
         url = f"/individual-accounts/{person_id}/contributions"
 
-        async def refused(body: dict, key: str | None, code: str, status: int = 422, headers=None) -> None:  # noqa: ANN001
+        async def refused(body: dict, key: str | None, code: str, status: int = 422,
+                          headers: dict | None = None) -> None:
             r = await accounts.post(url, headers=keyed(headers or accountant, key), json=body)
             assert r.status_code == status, r.text
             assert error_code(r) == code, r.text
@@ -275,7 +276,8 @@ async def test_verify_reports_a_cache_that_drifted(start_service, accountant, au
 async def test_interest_rates_are_set_as_decimal_strings(start_service, accountant, auth):
     async with start_service("accounts") as accounts:
         for body, code in (({"rate": 0.0262}, "INVALID_RATE"), ({"rate": 2}, "INVALID_RATE"),
-                           ({"rate": "2.5%"}, "INVALID_RATE"), ({"rate": "1.5"}, "INVALID_RATE"), ({}, "VALIDATION_ERROR")):
+                           ({"rate": "2.5%"}, "INVALID_RATE"), ({"rate": "1.5"}, "INVALID_RATE"),
+                           ({}, "VALIDATION_ERROR")):
             r = await accounts.put("/individual-accounts/interest-rates/2024", headers=accountant, json=body)
             assert r.status_code == 422 and error_code(r) == code, r.text
         r = await accounts.put("/individual-accounts/interest-rates/2024", headers=accountant, json={"rate": "0.0262"})
@@ -306,7 +308,8 @@ async def test_yearly_interest_run_is_exact_idempotent_and_statements_add_up(sta
         await contribute(accounts, accountant, a, "200.00", 202503, "a-202503")
 
         async def set_rate(year: int, rate: str) -> None:
-            r = await accounts.put(f"/individual-accounts/interest-rates/{year}", headers=accountant, json={"rate": rate})
+            r = await accounts.put(f"/individual-accounts/interest-rates/{year}", headers=accountant,
+                                   json={"rate": rate})
             assert r.status_code == 200, r.text
 
         async def run(year: int, expect: int = 200) -> dict:

@@ -19,7 +19,8 @@ class TransferRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     employer_id: str = Field(min_length=1, max_length=36, description="the new employer")
-    start_period: Period = Field(description="first month with the new employer; the old enrolment ends the month before")
+    start_period: Period = Field(
+        description="first month with the new employer; the old enrolment ends the month before")
     reason: str | None = Field(default=None, max_length=200)
 
 
@@ -80,7 +81,8 @@ class EnrolmentVerification(BaseModel):
     since_period: int | None = Field(default=None,
                                      description="first month of the enrolment, followed back through transfers")
     employer_id: str | None = None
-    status: str | None = Field(default=None, description="current status of that enrolment: active | suspended | stopped")
+    status: str | None = Field(default=None,
+                               description="current status of that enrolment: active | suspended | stopped")
     life_status: str | None = None
 
 

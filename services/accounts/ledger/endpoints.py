@@ -128,7 +128,8 @@ def get_account(person_id: str, session: SessionDep) -> AccountOut:
 def list_entries(
     person_id: str,
     session: SessionDep,
-    entry_type: Annotated[str | None, Query(pattern="^(contribution|interest|transfer_in|transfer_out|withdrawal)$")] = None,
+    entry_type: Annotated[str | None,
+                          Query(pattern="^(contribution|interest|transfer_in|transfer_out|withdrawal)$")] = None,
     year: int | None = None,
     after: str | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
