@@ -310,3 +310,36 @@ class ImportRejection(AccountsTable, table=True):
     code: str = Field(max_length=50)
     message: str = Field(sa_column=Column(Text, nullable=False))
     raw: str | None = Field(default=None, sa_column=Column(Text))
+
+
+class PostingSuspense(AccountsTable, table=True):
+    """暂挂: a collected payment line the agency could not post (unknown person, no enrolment covering the month,
+    person deceased before the period, …). Held with a reason, never dropped; retried after the registry was fixed
+    (status ``posted``) or dismissed by a reviewer with a note. ``line`` keeps the line exactly as received."""
+
+    __tablename__ = "posting_suspense"
+    __table_args__ = (Index("ix_posting_suspense_status_reason", "status", "reason_code", "id"),)
+
+    id: str = Field(primary_key=True, max_length=36)
+    payment_id: str = Field(max_length=64, unique=True)  # collection's payment line id: held once
+    batch_id: str = Field(max_length=64, index=True)  # the collection batch the line came in
+    source_event_id: str = Field(max_length=36)
+    citizen_id: str | None = Field(default=None, max_length=18, index=True)
+    person_id: str | None = Field(default=None, max_length=36, index=True)
+    employer_id: str | None = Field(default=None, max_length=36)
+    fund: str = Field(max_length=10)
+    period: int
+    employer_fen: int = Field(sa_column=Column(BigInteger, nullable=False))
+    individual_fen: int = Field(sa_column=Column(BigInteger, nullable=False))
+    late_fee_fen: int = Field(default=0, sa_column=Column(BigInteger, nullable=False, server_default="0"))
+    line: str = Field(sa_column=Column(Text, nullable=False))  # the CollectedLine as received, JSON
+    reason_code: str = Field(max_length=50)
+    reason: str = Field(sa_column=Column(Text, nullable=False))
+    status: str = Field(default="held", max_length=20)  # held | posted | dismissed
+    attempts: int = 0  # retries tried after the first hold
+    held_at: datetime
+    last_attempt_at: datetime | None = None
+    resolved_at: datetime | None = None
+    resolved_by: str | None = Field(default=None, max_length=100)
+    entry_id: str | None = Field(default=None, max_length=36)  # the account entry, when posted with a credit
+    note: str | None = Field(default=None, sa_column=Column(Text))
