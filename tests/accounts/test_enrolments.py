@@ -508,3 +508,23 @@ async def test_contribution_months_are_counted_from_the_table(start_service, aut
         bad = await accounts.get("/verification/contribution-months", headers=clerk,
                                  params={"citizen_id": citizen_id, "fund": "PEN_EMP", "until": 202413})
         assert bad.status_code == 422 and error_code(bad) == "INVALID_PERIOD"
+
+
+async def test_concurrent_enrolments_leave_one(start_service, clerk):
+    """Parallel requests (worker threads; truly concurrent transactions on PostgreSQL): one enrolment, the others
+    get the rule's 409 whether the rule check or the unique index stopped them."""
+    import asyncio  # noqa: PLC0415
+
+    async with start_service("accounts") as accounts:
+        person_id, _ = add_person(accounts)
+        employer_id = add_employer(accounts)
+        funds = ["PEN_EMP", "PEN_EMP", "PEN_GOV", "PEN_EMP", "PEN_GOV", "PEN_EMP"]
+        responses = await asyncio.gather(*[
+            accounts.post("/enrolments", headers=clerk, json={"person_id": person_id, "fund": fund,
+                                                              "employer_id": employer_id, "start_period": 202401})
+            for fund in funds
+        ])
+        assert sorted(r.status_code for r in responses) == [201] + [409] * 5
+        assert {error_code(r) for r in responses if r.status_code == 409} <= {"ALREADY_ENROLLED", "DUPLICATE_PENSION"}
+        assert len(enrolment_rows(accounts, person_id)) == 1
+        assert len(outbox(accounts, "accounts.enrolment.enrolled.v1")) == 1

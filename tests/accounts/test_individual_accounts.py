@@ -403,3 +403,30 @@ async def test_interest_run_covers_only_open_accounts_of_the_callers_area(start_
                                     json={"year": 2024})).json()
         assert (city["accounts"], city["credited"], city["already_credited"]) == (2, 1, 1)
         assert cached_balance(accounts, gone) == 0
+
+
+async def test_concurrent_postings_neither_double_nor_overdraw(start_service, accountant):
+    """Requests run in parallel worker threads (truly concurrent transactions on PostgreSQL)."""
+    import asyncio  # noqa: PLC0415
+
+    async with start_service("accounts") as accounts:
+        person_id, _ = add_person(accounts)
+        same_key = await asyncio.gather(*[
+            accounts.post(f"/individual-accounts/{person_id}/contributions", headers=keyed(accountant, "once"),
+                          json={"amount": "500.00", "period": 202401})
+            for _ in range(8)
+        ])
+        assert sorted(r.status_code for r in same_key) == [200] * 7 + [201]
+        assert len({r.json()["entry"]["id"] for r in same_key}) == 1
+        assert cached_balance(accounts, person_id) == 50000
+
+        debits = await asyncio.gather(*[
+            accounts.post(f"/individual-accounts/{person_id}/transfers-out", headers=keyed(accountant, f"out-{i}"),
+                          json={"amount": "150.00", "document_ref": f"ZY-{i}"})
+            for i in range(8)
+        ])
+        statuses = sorted(r.status_code for r in debits)
+        assert statuses == [201] * 3 + [409] * 5
+        assert {error_code(r) for r in debits if r.status_code == 409} == {"INSUFFICIENT_BALANCE"}
+        assert cached_balance(accounts, person_id) == 5000
+        assert_ledger_holds(accounts, person_id)
