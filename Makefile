@@ -29,6 +29,7 @@ test-postgres: $(STAMP)
 ## Backbone throughput; results in bench/results/*.json.
 bench: $(STAMP)
 	$(BIN)/python -m bench.backbone
+	$(BIN)/python -m bench.accounts_import
 
 clean:
 	rm -rf var .pytest_cache

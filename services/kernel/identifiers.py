@@ -1,5 +1,6 @@
 """Identifier checks with python-stdnum, as pydantic types whose errors carry a stable code and a Chinese message."""
 
+from functools import lru_cache
 from typing import Annotated
 
 from pydantic import AfterValidator, BeforeValidator
@@ -45,14 +46,19 @@ def validate_bank_card(value: str) -> str:
     return digits
 
 
-def validate_region_code(value: str) -> str:
-    """行政区划代码 (GB/T 2260): six digits naming a province, city or county known to python-stdnum's table."""
+@lru_cache(maxsize=8192)
+def _region_code_exists(value: str) -> bool:
     from stdnum import numdb  # noqa: PLC0415 - the table loads on first use
 
+    info = {k: v for _part, props in numdb.get("cn/loc").info(value) for k, v in props.items()}
+    return "province" in info and (value[2:] == "0000" or "county" in info)
+
+
+def validate_region_code(value: str) -> str:
+    """行政区划代码 (GB/T 2260): six digits naming a province, city or county known to python-stdnum's table."""
     if len(value) != 6 or not value.isdigit():
         raise PydanticCustomError("INVALID_REGION_CODE", "行政区划代码应为6位数字")
-    info = {k: v for _part, props in numdb.get("cn/loc").info(value) for k, v in props.items()}
-    if "province" not in info or (value[2:] != "0000" and "county" not in info):
+    if not _region_code_exists(value):
         raise PydanticCustomError("INVALID_REGION_CODE", "行政区划代码不存在")
     return value
 
