@@ -1,6 +1,7 @@
 """Inter-department data (EXCHANGE): partner batches matched against the registry, conflicts listed, unmatched kept,
 re-uploads idempotent, reviewers resolving and dismissing, CSV in UTF-8 and GBK, and a 10 000-line batch."""
 
+import asyncio
 import json
 import time
 from datetime import UTC, date, datetime, timedelta
@@ -394,6 +395,12 @@ async def test_reupload_returns_the_first_result_and_changed_content_is_refused(
         assert len(everyone["items"]) == 2
         found = (await accounts.get("/exchange/batches", params={"batch_key": "B-001"}, headers=partner)).json()
         assert found["items"][0]["unmatched"] == 1
+
+        # Two uploads of one new batch at the same moment: one applies it, the other gets its result.
+        racing = [{"record_id": "1", "citizen_id": citizen_id(78), "name": "无此人", "death_date": "2024-01-01"}]
+        answers = await asyncio.gather(*(upload(accounts, partner, "death", racing, batch_key="RACE") for _ in range(2)))
+        assert sorted(a.status_code for a in answers) == [200, 201]
+        assert answers[0].json()["id"] == answers[1].json()["id"]
 
         envelope_errors = await accounts.post("/exchange/batches", headers=partner,
                                               json={"batch_key": "B-9", "kind": "death", "records": []})

@@ -107,6 +107,9 @@ async def test_registry_and_partner_data_reach_the_oversight_mirror(start_servic
         overdue = (await oversight.get("/mirror/business-registrations", headers=officer,
                                        params={"unregistered": True, "overdue_days": 30})).json()["items"]
         assert [r["uscc"] for r in overdue] == [make_uscc(2)]  # the S11 candidates
+        not_yet = (await oversight.get("/mirror/business-registrations", headers=officer, params={
+            "unregistered": True, "overdue_days": 30, "as_of": "2024-01-20"})).json()["items"]
+        assert not_yet == []  # registered with market regulation on 2024-01-05: still within its 30 days
 
         detail = (await oversight.get(f"/mirror/persons/{wang['id']}", headers=officer)).json()
         assert [(e["fund"], e["employer_id"], e["status"], e["start_period"]) for e in detail["enrolments"]] == \

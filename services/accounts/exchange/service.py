@@ -185,8 +185,8 @@ def evaluate_person_record(
 ) -> Verdict:
     """Decide, without changing anything, whether ``rec`` applies to ``person`` (see the module docstring)."""
     if not accept_name_difference and normalise_name(rec.name) != normalise_name(person.name):
-        return Verdict(RecordStatus.conflict, _reason(
-            "NAME_MISMATCH", f"姓名不符：对方为“{rec.name}”，本系统登记为“{person.name}”"))
+        # The registered name is not repeated here: the reason is shown to the partner too (reviewers see the person).
+        return Verdict(RecordStatus.conflict, _reason("NAME_MISMATCH", f"姓名“{rec.name}”与本系统登记的姓名不符"))
     events = life_events.get(person.id, [])
     status = person.life_status
 
@@ -478,7 +478,10 @@ def receive_batch(session: Session, upload: BatchUpload, *, today: date | None =
         received_at=datetime.now(UTC), received_by=actor.id, total=len(normalised),
     )
     session.add(batch)
-    session.flush()
+    try:
+        session.flush()  # PostgreSQL: a concurrent upload of the same key waits here, then fails on the unique index
+    except IntegrityError as exc:
+        return _lost_race(session, partner, upload.batch_key, digest, exc), False
 
     # 1. Each line on its own.
     model = RECORD_MODELS[kind]
@@ -565,14 +568,18 @@ def receive_batch(session: Session, upload: BatchUpload, *, today: date | None =
                          "invalid": counts[RecordStatus.invalid.value], "content_hash": digest})
     try:
         session.commit()
-    except IntegrityError:
-        # A concurrent upload of the same (source, batch_key) won the unique index: answer as it would be answered.
-        session.rollback()
-        existing = _find_batch(session, partner, upload.batch_key)
-        if existing is None:
-            raise
-        return _repeat(session, existing, digest), False
+    except IntegrityError as exc:
+        return _lost_race(session, partner, upload.batch_key, digest, exc), False
     return batch_result(session, batch), True
+
+
+def _lost_race(session: Session, partner: str, batch_key: str, digest: str, exc: IntegrityError) -> BatchResult:
+    """A concurrent upload of the same (source, batch_key) won the unique index: answer as a repeat would be."""
+    session.rollback()
+    existing = _find_batch(session, partner, batch_key)
+    if existing is None:
+        raise exc  # not the batch key: a genuine error
+    return _repeat(session, existing, digest)
 
 
 def _business_verdict(rec: BusinessRegistrationRecord, employers: dict[str, Employer],

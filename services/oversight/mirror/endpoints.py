@@ -366,7 +366,7 @@ def list_business_registrations(
     unregistered: Annotated[bool, Query(description="only those with no employer registration here")] = False,
     overdue_days: Annotated[int | None, Query(ge=0, le=3650, description="only those registered with market "
                                               "regulation more than this many days ago (S11: 30)")] = None,
-    today: date | None = None,
+    as_of: Annotated[date | None, Query(description="the day ``overdue_days`` counts back from; default today")] = None,
     after: str | None = None,
     limit: Limit = 50,
 ) -> BusinessRegistrationPage:
@@ -380,7 +380,7 @@ def list_business_registrations(
     if unregistered:
         query = query.where(employer.is_(None), MirroredBusinessRegistration.employer_id.is_(None))
     if overdue_days is not None:
-        cutoff = (today or date.today()) - timedelta(days=overdue_days)
+        cutoff = (as_of or date.today()) - timedelta(days=overdue_days)
         query = query.where(MirroredBusinessRegistration.registered_on < cutoff)
     if after:
         query = query.where(MirroredBusinessRegistration.id > after)
