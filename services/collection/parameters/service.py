@@ -1,0 +1,272 @@
+"""Rates and bases (issue 5 §1): dated parameter sets and per-employer work-injury floating factors, each proposed by
+one person (the agency's finance, ``accountant``) and approved or rejected by another (``agency_approver``).
+
+Every change writes its row, an audit-chain entry and (on approval of a set) ``ParametersApproved`` in one
+transaction. A set applies from ``valid_from`` until the next approved set of the same region; ``parameters_for``
+answers the set in force for a month, so a past period keeps the rates that applied to it even after a new set is
+approved (an issued assessment also records the ``parameters_id`` it used).
+
+Regions: a set is configured for a 统筹区 (pooling region) code. ``parameters_for`` is asked with the employer's
+own (district) code and walks up the 行政区划 hierarchy — district (150102), city (150100), province (150000) — and
+uses the most specific level that has an approved set in force for the month.
+"""
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+
+from sqlalchemy import select
+from sqlmodel import Session
+
+from services.collection.events import ParametersApproved
+from services.collection.models import ContributionParameters, EmployerInjuryAdjustment, RegistryEmployer
+from services.collection.parameters.schemas import (
+    InjuryAdjustmentProposal,
+    ParametersDocument,
+    ParametersProposal,
+)
+from services.kernel import context
+from services.kernel.audit import append_audit, canonical_json
+from services.kernel.auth import ensure_in_region, region_prefix
+from services.kernel.errors import Conflict, DomainError, NotFound
+from services.kernel.events import new_event_id
+from services.kernel.outbox import record_event
+
+SOURCE = "collection"
+ENTITY = "contribution_parameters"
+ADJUSTMENT_ENTITY = "employer_injury_adjustment"
+ONE = Decimal(1)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _actor_id() -> str:
+    return context.current().actor.id
+
+
+def _same_person(proposed_by: str) -> None:
+    if proposed_by == _actor_id():
+        raise DomainError("SAME_PERSON_CANNOT_APPROVE", "提出人不能审批（或驳回）本人提出的事项，须由另一人办理", status=403)
+
+
+def region_levels(region: str) -> list[str]:
+    """``150102`` → [150102, 150100, 150000]: the region and the levels above it, most specific first."""
+    levels = [region, region[:4] + "00", region[:2] + "0000"]
+    return list(dict.fromkeys(levels))
+
+
+# -- parameter sets --------------------------------------------------------------------------------------------------
+
+
+def document_of(row: ContributionParameters) -> ParametersDocument:
+    return ParametersDocument.model_validate(json.loads(row.document))
+
+
+def _approved_exists(session: Session, region: str, valid_from: int, *, exclude: str | None = None) -> str | None:
+    query = select(ContributionParameters.id).where(
+        ContributionParameters.region == region, ContributionParameters.valid_from == valid_from,
+        ContributionParameters.status == "approved")
+    if exclude:
+        query = query.where(ContributionParameters.id != exclude)
+    return session.execute(query.limit(1)).scalar_one_or_none()
+
+
+def propose(session: Session, proposal: ParametersProposal) -> ContributionParameters:
+    ensure_in_region(context.current().actor, proposal.region)
+    existing = _approved_exists(session, proposal.region, proposal.valid_from)
+    if existing:
+        raise Conflict("PARAMETERS_ALREADY_APPROVED",
+                       f"统筹区 {proposal.region} 自 {proposal.valid_from} 起的费率基数已审批（{existing}）；"
+                       "调整请以新的起始月份提出")
+    document = proposal.document.as_json_dict()
+    row = ContributionParameters(
+        id=new_event_id(), region=proposal.region, valid_from=proposal.valid_from, document=canonical_json(document),
+        status="proposed", reason=proposal.reason, proposed_at=_now(), proposed_by=_actor_id(),
+    )
+    session.add(row)
+    append_audit(session, action="parameters.propose", entity_type=ENTITY, entity_id=row.id,
+                 detail={"region": row.region, "valid_from": row.valid_from, "document": document},
+                 reason=proposal.reason)
+    session.commit()
+    return row
+
+
+def get_parameters(session: Session, parameters_id: str, *, for_update: bool = False) -> ContributionParameters:
+    query = select(ContributionParameters).where(ContributionParameters.id == parameters_id)
+    if for_update:
+        query = query.with_for_update()
+    row = session.execute(query).scalar_one_or_none()
+    if row is None:
+        raise NotFound("PARAMETERS_NOT_FOUND", "费率基数方案不存在")
+    return row
+
+
+def decide(session: Session, parameters_id: str, *, approve: bool, reason: str | None) -> ContributionParameters:
+    row = get_parameters(session, parameters_id, for_update=True)
+    ensure_in_region(context.current().actor, row.region)
+    if row.status != "proposed":
+        raise Conflict("PARAMETERS_ALREADY_DECIDED", f"该方案已{'审批' if row.status == 'approved' else '驳回'}，不能再次处理")
+    _same_person(row.proposed_by)
+    if approve:
+        existing = _approved_exists(session, row.region, row.valid_from, exclude=row.id)
+        if existing:
+            raise Conflict("PARAMETERS_ALREADY_APPROVED",
+                           f"统筹区 {row.region} 自 {row.valid_from} 起的费率基数已审批（{existing}）")
+    row.status = "approved" if approve else "rejected"
+    row.decided_at, row.decided_by, row.decision_reason = _now(), _actor_id(), reason
+    session.add(row)
+    append_audit(session, action=f"parameters.{'approve' if approve else 'reject'}", entity_type=ENTITY,
+                 entity_id=row.id, detail={"region": row.region, "valid_from": row.valid_from, "status": row.status},
+                 reason=reason)
+    if approve:
+        record_event(session, ParametersApproved(parameters_id=row.id, region=row.region, valid_from=row.valid_from,
+                                                 document=json.loads(row.document)),
+                     source=SOURCE, subject=row.id)
+    session.commit()
+    return row
+
+
+def list_parameters(session: Session, *, region: str | None = None, status: str | None = None,
+                    after: str | None = None, limit: int = 50) -> tuple[list[ContributionParameters], str | None]:
+    """Sets of the caller's area (and the levels above it, which apply to it), newest first by id."""
+    actor_region = context.current().actor.region or "------"
+    visible = [*region_levels(actor_region)]
+    query = select(ContributionParameters).where(
+        ContributionParameters.region.startswith(region_prefix(actor_region))
+        | ContributionParameters.region.in_(visible)
+    ).order_by(ContributionParameters.id.desc()).limit(limit + 1)
+    if region:
+        query = query.where(ContributionParameters.region == region)
+    if status:
+        query = query.where(ContributionParameters.status == status)
+    if after:
+        query = query.where(ContributionParameters.id < after)
+    rows = list(session.execute(query).scalars())
+    next_cursor = rows[limit - 1].id if len(rows) > limit else None
+    return rows[:limit], next_cursor
+
+
+@dataclass(frozen=True)
+class Parameters:
+    """The approved set in force: its row id (recorded on an assessment) and its parsed document."""
+
+    id: str
+    region: str
+    valid_from: int
+    document: ParametersDocument
+
+
+def parameters_for(session: Session, region: str, period: int) -> Parameters:
+    """The approved set with the greatest ``valid_from`` ≤ ``period`` for ``region`` (walking up district → city →
+    province); 422 NO_PARAMETERS if none applies."""
+    for level in region_levels(region):
+        row = session.execute(
+            select(ContributionParameters)
+            .where(ContributionParameters.region == level, ContributionParameters.status == "approved",
+                   ContributionParameters.valid_from <= period)
+            .order_by(ContributionParameters.valid_from.desc(), ContributionParameters.decided_at.desc())
+            .limit(1)
+        ).scalar_one_or_none()
+        if row is not None:
+            return Parameters(id=row.id, region=row.region, valid_from=row.valid_from, document=document_of(row))
+    raise DomainError("NO_PARAMETERS", f"行政区划 {region} 没有适用于 {period} 的已审批费率基数方案", status=422)
+
+
+# -- work-injury floating factors ------------------------------------------------------------------------------------
+
+
+def _registry_employer(session: Session, employer_id: str) -> RegistryEmployer:
+    employer = session.get(RegistryEmployer, employer_id)
+    if employer is None:
+        raise NotFound("EMPLOYER_NOT_FOUND", "用人单位不存在（征缴系统尚未收到该单位的登记信息）")
+    ensure_in_region(context.current().actor, employer.region)
+    return employer
+
+
+def propose_adjustment(session: Session, proposal: InjuryAdjustmentProposal) -> EmployerInjuryAdjustment:
+    _registry_employer(session, proposal.employer_id)
+    if _adjustment_exists(session, proposal.employer_id, proposal.valid_from):
+        raise Conflict("ADJUSTMENT_ALREADY_APPROVED",
+                       f"该单位自 {proposal.valid_from} 起的工伤保险浮动费率已审批；调整请以新的起始月份提出")
+    factor = format(proposal.factor, "f")
+    row = EmployerInjuryAdjustment(
+        id=new_event_id(), employer_id=proposal.employer_id, valid_from=proposal.valid_from, factor=factor,
+        status="proposed", reason=proposal.reason, proposed_at=_now(), proposed_by=_actor_id(),
+    )
+    session.add(row)
+    append_audit(session, action="injury_adjustment.propose", entity_type=ADJUSTMENT_ENTITY, entity_id=row.id,
+                 detail={"employer_id": row.employer_id, "valid_from": row.valid_from, "factor": factor},
+                 reason=proposal.reason)
+    session.commit()
+    return row
+
+
+def _adjustment_exists(session: Session, employer_id: str, valid_from: int, *, exclude: str | None = None) -> bool:
+    query = select(EmployerInjuryAdjustment.id).where(
+        EmployerInjuryAdjustment.employer_id == employer_id, EmployerInjuryAdjustment.valid_from == valid_from,
+        EmployerInjuryAdjustment.status == "approved")
+    if exclude:
+        query = query.where(EmployerInjuryAdjustment.id != exclude)
+    return session.execute(query.limit(1)).scalar_one_or_none() is not None
+
+
+def decide_adjustment(session: Session, adjustment_id: str, *, approve: bool,
+                      reason: str | None) -> EmployerInjuryAdjustment:
+    row = session.execute(
+        select(EmployerInjuryAdjustment).where(EmployerInjuryAdjustment.id == adjustment_id).with_for_update()
+    ).scalar_one_or_none()
+    if row is None:
+        raise NotFound("ADJUSTMENT_NOT_FOUND", "工伤保险浮动费率申请不存在")
+    _registry_employer(session, row.employer_id)
+    if row.status != "proposed":
+        raise Conflict("ADJUSTMENT_ALREADY_DECIDED", "该申请已处理，不能再次处理")
+    _same_person(row.proposed_by)
+    if approve and _adjustment_exists(session, row.employer_id, row.valid_from, exclude=row.id):
+        raise Conflict("ADJUSTMENT_ALREADY_APPROVED", f"该单位自 {row.valid_from} 起的工伤保险浮动费率已审批")
+    row.status = "approved" if approve else "rejected"
+    row.decided_at, row.decided_by = _now(), _actor_id()
+    session.add(row)
+    append_audit(session, action=f"injury_adjustment.{'approve' if approve else 'reject'}",
+                 entity_type=ADJUSTMENT_ENTITY, entity_id=row.id,
+                 detail={"employer_id": row.employer_id, "valid_from": row.valid_from, "factor": row.factor,
+                         "status": row.status}, reason=reason)
+    session.commit()
+    return row
+
+
+def list_adjustments(session: Session, *, employer_id: str | None = None, status: str | None = None,
+                     after: str | None = None, limit: int = 50) -> tuple[list[EmployerInjuryAdjustment], str | None]:
+    actor_region = context.current().actor.region or "------"
+    query = (
+        select(EmployerInjuryAdjustment)
+        .join(RegistryEmployer, RegistryEmployer.employer_id == EmployerInjuryAdjustment.employer_id)
+        .where(RegistryEmployer.region.startswith(region_prefix(actor_region)))
+        .order_by(EmployerInjuryAdjustment.id.desc()).limit(limit + 1)
+    )
+    if employer_id:
+        query = query.where(EmployerInjuryAdjustment.employer_id == employer_id)
+    if status:
+        query = query.where(EmployerInjuryAdjustment.status == status)
+    if after:
+        query = query.where(EmployerInjuryAdjustment.id < after)
+    rows = list(session.execute(query).scalars())
+    next_cursor = rows[limit - 1].id if len(rows) > limit else None
+    return rows[:limit], next_cursor
+
+
+def injury_factor(session: Session, employer_id: str, period: int) -> tuple[Decimal, str | None]:
+    """The employer's approved floating factor in force for ``period`` (greatest ``valid_from`` ≤ period) and the
+    adjustment's id; 1 and None when none applies."""
+    row = session.execute(
+        select(EmployerInjuryAdjustment)
+        .where(EmployerInjuryAdjustment.employer_id == employer_id, EmployerInjuryAdjustment.status == "approved",
+               EmployerInjuryAdjustment.valid_from <= period)
+        .order_by(EmployerInjuryAdjustment.valid_from.desc(), EmployerInjuryAdjustment.decided_at.desc())
+        .limit(1)
+    ).scalar_one_or_none()
+    if row is None:
+        return ONE, None
+    return Decimal(row.factor), row.id
