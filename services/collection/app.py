@@ -9,6 +9,7 @@ from services.collection.assessments.endpoints import router as assessments_rout
 from services.collection.parameters.endpoints import router as parameters_router
 from services.collection.payments.endpoints import router as payments_router
 from services.collection.registry.endpoints import router as registry_router
+from services.collection.registry.handlers import ACCOUNTS_CONSUMER
 from services.collection.treasury.endpoints import router as treasury_router
 from services.kernel.service_app import ServiceSpec, create_service_app
 from services.kernel.settings import Settings
@@ -20,7 +21,7 @@ SPEC = ServiceSpec(
     metadata=models.metadata,
     routers=[parameters_router, registry_router, assessments_router, payments_router, arrears_router,
              treasury_router],
-    consumers=[],  # the ACCOUNTS consumer (registry mirror) is added in services/collection/registry/handlers.py
+    consumers=[ACCOUNTS_CONSUMER],  # the registry mirror (services/collection/registry/handlers.py)
 )
 
 

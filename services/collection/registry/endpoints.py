@@ -1,3 +1,66 @@
-from fastapi import APIRouter
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+from sqlalchemy import select
+from sqlmodel import Session
+
+from services.collection.models import RegistryEmployer, RegistryEnrolment, RegistryPerson
+from services.collection.registry.schemas import RegistryEmployerOut, RegistryEnrolmentOut, RegistryEnrolmentPage
+from services.kernel import context
+from services.kernel.auth import allow, ensure_in_region
+from services.kernel.errors import NotFound
+from services.kernel.service_app import SessionDep
+
+READERS = allow("agency_clerk", "agency_reviewer", "agency_approver", "accountant", "internal_auditor")
 
 router = APIRouter(prefix="/registry", tags=["registry"])
+
+
+def registry_employer(session: Session, employer_id: str) -> RegistryEmployer:
+    employer = session.get(RegistryEmployer, employer_id)
+    if employer is None:
+        raise NotFound("EMPLOYER_NOT_FOUND", "用人单位不存在（征缴系统尚未收到该单位的登记信息）")
+    ensure_in_region(context.current().actor, employer.region)
+    return employer
+
+
+@router.get("/employers/{employer_id}", response_model=RegistryEmployerOut, dependencies=[READERS],
+            summary="An employer as collection knows it from the ACCOUNTS events")
+def get_employer(employer_id: str, session: SessionDep) -> RegistryEmployerOut:
+    return RegistryEmployerOut.model_validate(registry_employer(session, employer_id), from_attributes=True)
+
+
+@router.get("/employers/{employer_id}/enrolments", response_model=RegistryEnrolmentPage, dependencies=[READERS],
+            summary="The employer's enrolments as collection knows them, with the person, cursor-paginated")
+def employer_enrolments(
+    employer_id: str,
+    session: SessionDep,
+    fund: str | None = None,
+    status: str | None = None,
+    after: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> RegistryEnrolmentPage:
+    registry_employer(session, employer_id)
+    query = (
+        select(RegistryEnrolment, RegistryPerson)
+        .join(RegistryPerson, RegistryPerson.person_id == RegistryEnrolment.person_id, isouter=True)
+        .where(RegistryEnrolment.employer_id == employer_id)
+        .order_by(RegistryEnrolment.enrolment_id).limit(limit + 1)
+    )
+    if fund:
+        query = query.where(RegistryEnrolment.fund == fund)
+    if status:
+        query = query.where(RegistryEnrolment.status == status)
+    if after:
+        query = query.where(RegistryEnrolment.enrolment_id > after)
+    rows = session.execute(query).all()
+    items = [
+        RegistryEnrolmentOut(
+            **enrolment.model_dump(exclude={"source_event_id"}),
+            citizen_id=person.citizen_id if person else None, name=person.name if person else None,
+            life_status=person.life_status if person else None,
+        )
+        for enrolment, person in rows[:limit]
+    ]
+    next_cursor = rows[limit - 1][0].enrolment_id if len(rows) > limit else None
+    return RegistryEnrolmentPage(items=items, next_cursor=next_cursor)
