@@ -9,6 +9,8 @@ from services.accounts.exchange.endpoints import router as exchange_router
 from services.accounts.imports.endpoints import router as imports_router
 from services.accounts.ledger.endpoints import router as ledger_router
 from services.accounts.persons.endpoints import router as persons_router
+from services.accounts.posting.endpoints import router as posting_router
+from services.accounts.posting.handlers import POSTING_CONSUMER
 from services.kernel.service_app import ServiceSpec, create_service_app
 from services.kernel.settings import Settings
 
@@ -18,7 +20,8 @@ SPEC = ServiceSpec(
     description="参保登记: the registry of employers, insured persons, enrolments and individual accounts.",
     metadata=models.metadata,
     routers=[employers_router, persons_router, enrolments_router, ledger_router, exchange_router, imports_router,
-             verification_router],
+             verification_router, posting_router],
+    consumers=[POSTING_CONSUMER],  # posts what collection reports collected (AGENCY leg)
 )
 
 
