@@ -2,6 +2,7 @@
 within 10 Chinese working days (000 二(二)), allocations, interest, the usage rules of 000 二(四)1 on every movement
 (refused by hand, flagged from a bank statement), the income account's month-end zero, idempotency and roles."""
 
+import asyncio
 from datetime import date, timedelta
 
 import chinese_calendar
@@ -247,6 +248,23 @@ async def test_a_receipt_above_the_unreceived_amount_is_refused_by_hand_and_flag
         line = flagged["transactions"][0]
         assert (line["status"], line["source"], flagged["balance"]) == ("flagged", "bank_statement", "1005.00")
         assert "超过缴款凭证 V-1 未到账金额 0.00 元" in line["violation"]
+
+
+async def test_concurrent_receipts_cannot_together_exceed_the_remittance(start_service, finance, accountant):
+    async with start_service("collection") as client:
+        await setup_accounts(client, finance, accountant, funds=("PEN_RES",))
+        remittance = (await remit(client, finance, "V-C", "1000.00", "2026-10-09"))["remittance"]
+
+        async def attempt(key: str):  # noqa: ANN202
+            return await client.post("/treasury/receipts", headers=keyed(finance, key), json={
+                "remittance_id": remittance["id"], "amount": "600.00", "value_date": "2026-10-12"})
+
+        results = await asyncio.gather(*(attempt(f"c-{i}") for i in range(4)))
+        assert sorted(r.status_code for r in results) == [201, 409, 409, 409]
+        assert {error_code(r) for r in results if r.status_code == 409} == {"OVER_RECEIPT"}
+        state = (await client.get(f"/treasury/remittances/{remittance['id']}", headers=finance)).json()
+        assert (state["received"], state["unreceived"]) == ("600.00", "400.00")
+        cached_balances_hold(client)
 
 
 async def test_remittance_vouchers_are_unique(start_service, finance):
