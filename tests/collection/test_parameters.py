@@ -66,7 +66,7 @@ def add_employer(client, serial: int = 1, *, region: str = REGION, status: str =
 
 def citizen_id_of(serial: int, area: str = REGION) -> str:
     """A valid 公民身份号码, distinct for every serial (1 000 per birth date)."""
-    born = date(1960, 1, 1) + timedelta(days=serial // 1000)
+    born = date(1985, 1, 1) + timedelta(days=serial // 1000)
     body = f"{area}{born:%Y%m%d}{serial % 1000:03d}"
     return body + ric.calc_check_digit(body + "0")
 

@@ -1,3 +1,169 @@
-from fastapi import APIRouter
+from typing import Annotated
+
+from fastapi import APIRouter, File, Form, Query, UploadFile, status
+
+from services.collection.assessments import service
+from services.collection.assessments.schemas import (
+    COLUMNS_DOC,
+    AssessmentDetail,
+    AssessmentLineOut,
+    AssessmentOut,
+    AssessmentPage,
+    DeclarationDetail,
+    DeclarationIn,
+    DeclarationLineOut,
+    DeclarationOut,
+    IssueResult,
+    SupersedeIn,
+)
+from services.collection.models import Assessment, AssessmentLine, Declaration, DeclarationLine
+from services.kernel.auth import allow
+from services.kernel.money import fen_to_yuan
+from services.kernel.periods import Period
+from services.kernel.service_app import SessionDep
+
+CLERKS = allow("agency_clerk")
+READERS = allow("agency_clerk", "agency_reviewer", "agency_approver", "accountant", "internal_auditor",
+                "oversight_officer")
 
 router = APIRouter(prefix="", tags=["assessments"])
+
+_REFUSALS = (
+    "Refusals: 404 `EMPLOYER_NOT_FOUND`, 403 `OUT_OF_REGION`, 409 `EMPLOYER_DEREGISTERED` / `EMPLOYER_SUSPENDED`, "
+    "422 `PERIOD_IN_FUTURE`, 409 `ASSESSMENT_EXISTS` (correct it with supersede), 422 `NO_PARAMETERS`, and 422 "
+    "`DECLARATION_REJECTED` with every bad line (`PERSON_NOT_FOUND`, `NOT_ENROLLED`, `ENROLMENT_SUSPENDED`, "
+    "`DUPLICATE_PERSON`, `PERSON_MISMATCH`, `FUND_NOT_CONFIGURED`, and in files `INVALID_AMOUNT`, `INVALID_BASE`, "
+    "`INVALID_CITIZEN_ID` …) in `details.reasons`: nothing is stored unless every line is good."
+)
+_UPLOAD = (
+    "Multipart upload (field `file`): CSV in UTF-8 (with or without BOM) or GBK, or Excel `.xlsx` (first sheet), "
+    "one row per person; Chinese headers or English aliases:\n\n" + COLUMNS_DOC + "\n\n"
+)
+
+
+def assessment_out(a: Assessment) -> AssessmentOut:
+    return AssessmentOut(**a.model_dump(), employer_total=fen_to_yuan(a.employer_total_fen),
+                         individual_total=fen_to_yuan(a.individual_total_fen),
+                         total=fen_to_yuan(a.employer_total_fen + a.individual_total_fen))
+
+
+def line_out(line: AssessmentLine) -> AssessmentLineOut:
+    return AssessmentLineOut(**line.model_dump(), base=fen_to_yuan(line.base_fen),
+                             employer_amount=fen_to_yuan(line.employer_fen),
+                             individual_amount=fen_to_yuan(line.individual_fen))
+
+
+def declaration_out(d: Declaration) -> DeclarationOut:
+    return DeclarationOut.model_validate(d, from_attributes=True)
+
+
+def declaration_line_out(line: DeclarationLine) -> DeclarationLineOut:
+    return DeclarationLineOut(person_id=line.person_id, declared_base_fen=line.declared_base_fen,
+                              base_fen=line.base_fen, declared_base=fen_to_yuan(line.declared_base_fen),
+                              base=fen_to_yuan(line.base_fen), clamp=line.clamp)
+
+
+def result_out(issued: service.Issued) -> IssueResult:
+    return IssueResult(declaration=declaration_out(issued.declaration), assessment=assessment_out(issued.assessment),
+                       clamped=issued.clamped,
+                       superseded=assessment_out(issued.superseded) if issued.superseded is not None else None)
+
+
+# -- declaring -------------------------------------------------------------------------------------------------------
+
+
+@router.post("/employers/{employer_id}/declarations", status_code=status.HTTP_201_CREATED, response_model=IssueResult,
+             summary="Declare an employer's monthly bases (申报) and issue the assessment (核定)",
+             description="Bases are yuan as decimal strings (\"5432.10\"); JSON numbers with a fraction are refused. "
+                         "Bases outside [floor, cap] are clamped and the clamp recorded. " + _REFUSALS,
+             dependencies=[CLERKS])
+def declare(employer_id: str, declaration: DeclarationIn, session: SessionDep) -> IssueResult:
+    lines = service.lines_from_request(declaration.lines)
+    return result_out(service.issue(session, employer_id, declaration.period, lines, source="api"))
+
+
+@router.post("/employers/{employer_id}/declarations/upload", status_code=status.HTTP_201_CREATED,
+             response_model=IssueResult, summary="Declare from a CSV or Excel file and issue the assessment",
+             description=_UPLOAD + _REFUSALS + " Row numbers in the reasons are those of the file.",
+             dependencies=[CLERKS])
+def declare_upload(
+    employer_id: str,
+    session: SessionDep,
+    file: Annotated[UploadFile, File(description="the CSV or .xlsx file")],
+    period: Annotated[Period, Form(description="费款所属期 YYYYMM")],
+) -> IssueResult:
+    lines, file_format = service.lines_from_file(file.file.read(service.MAX_FILE_BYTES + 1))
+    return result_out(service.issue(session, employer_id, period, lines, source=file_format))
+
+
+@router.post("/assessments/{assessment_id}/supersede", status_code=status.HTTP_201_CREATED, response_model=IssueResult,
+             summary="Correct an assessment with a complete new declaration (the old one becomes superseded)",
+             description="Publishes AssessmentSuperseded for the old assessment, then AssessmentIssued for the new "
+                         "one. " + _REFUSALS, dependencies=[CLERKS])
+def supersede(assessment_id: str, correction: SupersedeIn, session: SessionDep) -> IssueResult:
+    lines = service.lines_from_request(correction.lines)
+    return result_out(service.supersede(session, assessment_id, lines, period=correction.period,
+                                        reason=correction.reason, source="api"))
+
+
+@router.post("/assessments/{assessment_id}/supersede/upload", status_code=status.HTTP_201_CREATED,
+             response_model=IssueResult, summary="Correct an assessment with a new declaration file",
+             description=_UPLOAD + _REFUSALS, dependencies=[CLERKS])
+def supersede_upload(
+    assessment_id: str,
+    session: SessionDep,
+    file: Annotated[UploadFile, File(description="the CSV or .xlsx file")],
+    reason: Annotated[str, Form(min_length=1, max_length=2000, description="更正原因")],
+) -> IssueResult:
+    lines, file_format = service.lines_from_file(file.file.read(service.MAX_FILE_BYTES + 1))
+    return result_out(service.supersede(session, assessment_id, lines, period=None, reason=reason.strip(),
+                                        source=file_format))
+
+
+# -- reading ---------------------------------------------------------------------------------------------------------
+
+
+@router.get("/assessments", response_model=AssessmentPage, dependencies=[READERS],
+            summary="Assessments of employers in my area, by employer, period and status, newest first")
+def list_assessments(
+    session: SessionDep,
+    employer_id: str | None = None,
+    period: Period | None = None,
+    status_: Annotated[str | None, Query(alias="status", pattern="^(issued|superseded)$")] = None,
+    after: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+) -> AssessmentPage:
+    rows, next_cursor = service.list_assessments(session, employer_id=employer_id, period=period, status=status_,
+                                                 after=after, limit=limit)
+    return AssessmentPage(items=[assessment_out(a) for a in rows], next_cursor=next_cursor)
+
+
+@router.get("/assessments/{assessment_id}", response_model=AssessmentDetail, dependencies=[READERS],
+            summary="One assessment with a page of its lines")
+def get_assessment(
+    assessment_id: str,
+    session: SessionDep,
+    fund: str | None = None,
+    person_id: str | None = None,
+    after: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> AssessmentDetail:
+    assessment = service.get_assessment(session, assessment_id)
+    lines, next_cursor = service.assessment_lines(session, assessment_id, after=after, limit=limit, fund=fund,
+                                                  person_id=person_id)
+    return AssessmentDetail(assessment=assessment_out(assessment), items=[line_out(x) for x in lines],
+                            next_cursor=next_cursor)
+
+
+@router.get("/declarations/{declaration_id}", response_model=DeclarationDetail, dependencies=[READERS],
+            summary="One declaration with a page of its lines (declared base, assessed base, clamp)")
+def get_declaration(
+    declaration_id: str,
+    session: SessionDep,
+    after: int | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> DeclarationDetail:
+    declaration = service.get_declaration(session, declaration_id)
+    lines, next_cursor = service.declaration_lines(session, declaration_id, after=after, limit=limit)
+    return DeclarationDetail(declaration=declaration_out(declaration), items=[declaration_line_out(x) for x in lines],
+                             next_cursor=str(next_cursor) if next_cursor is not None else None)

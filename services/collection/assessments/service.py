@@ -1,0 +1,602 @@
+"""Declarations and assessments (issue 5 §2): an employer's monthly bases in, the collection plan (征缴计划) out.
+
+One declaration → one assessment, in one transaction:
+
+1. **the employer** is known to collection's registry mirror, in the caller's area and active (a deregistered or
+   suspended employer is refused with 409); the period is not in the future (China time); no issued assessment
+   exists for the employer and period yet (a correction goes through ``supersede``);
+2. **the parameters** in force for the employer's region and the period (``parameters_for``), and the employer's
+   work-injury floating factor for the period;
+3. **every line** is checked — the person is known (by ``person_id`` or ``citizen_id``), named once, and enrolled
+   with this employer for the period in at least one fund (an enrolment covers a month from its start to its end;
+   a suspended one contributes nothing and is not assessed). A declaration with any bad line is refused as a whole
+   (422 ``DECLARATION_REJECTED``, every bad line with its code and message in ``details``): an assessment is a
+   complete collection plan, never a partial one. Nothing is stored;
+4. **the base** is clamped to [floor, cap] of the parameters (the clamp is recorded on the declaration line);
+5. **the lines**: one per person × enrolled fund, employer part = round_half_up(base × employer rate), individual
+   part = round_half_up(base × individual rate), each rounded once (``kernel.money.percent_of_fen``). INJURY has an
+   employer part only, at the class rate of the employer's risk class × its approved floating factor (the product
+   is exact and recorded as the line's ``employer_rate``). Totals are sums of the rounded lines;
+6. **issue**: the declaration, its lines, the assessment and its lines (Core inserts in chunks), an audit entry each
+   for the declaration and the assessment, and ``AssessmentIssued`` in parts of at most 1 000 lines.
+
+A correction (``supersede``) is a complete new declaration for the same employer and period: the old assessment,
+its lines and its declaration become ``superseded`` (never edited otherwise), ``AssessmentSuperseded`` is published,
+then the new ``AssessmentIssued`` (``supersedes_id`` set). What the tax bureau already collected on an old line is
+carried to the new line of the same person and fund; a correction that drops a paid line is refused.
+"""
+
+from collections import defaultdict
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta, timezone
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from pydantic import TypeAdapter, ValidationError
+from pydantic_core import PydanticCustomError
+from sqlalchemy import insert, select, update
+from sqlmodel import Session
+
+from services.accounts.imports.readers import read_table
+from services.collection.assessments.schemas import COLUMNS, DeclarationLineIn, positive_base
+from services.collection.events import MAX_LINES, AssessmentIssued, AssessmentSuperseded
+from services.collection.models import (
+    Assessment,
+    AssessmentLine,
+    Declaration,
+    DeclarationLine,
+    RegistryEmployer,
+    RegistryEnrolment,
+    RegistryPerson,
+)
+from services.collection.parameters.schemas import INJURY, WAGE_FUNDS, rate_text
+from services.collection.parameters.service import Parameters, injury_factor, parameters_for
+from services.kernel import context
+from services.kernel.audit import append_audit
+from services.kernel.auth import ensure_in_region, region_prefix
+from services.kernel.errors import Conflict, DomainError, NotFound
+from services.kernel.events import new_event_id
+from services.kernel.identifiers import validate_citizen_id
+from services.kernel.money import Yuan, percent_of_fen, yuan_to_fen
+from services.kernel.outbox import record_event
+from services.kernel.periods import add_months, period_of
+from services.kernel.pii import reveal_citizen_id
+
+SOURCE = "collection"
+CHUNK = 1000  # rows per Core insert and per IN (...) lookup
+MAX_REPORTED = 1000  # rejected lines listed in the error details
+MAX_FILE_BYTES = 32 * 1024 * 1024
+CHINA = timezone(timedelta(hours=8), "Asia/Shanghai")
+ZERO = Decimal(0)
+_YUAN = TypeAdapter(Yuan)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def china_period() -> int:
+    return period_of(datetime.now(CHINA).date())
+
+
+def _actor_id() -> str:
+    return context.current().actor.id
+
+
+def _chunks(items: list[Any], size: int = CHUNK) -> Iterator[list[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+# -- input lines -----------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class InputLine:
+    """A declaration line as received: valid (``base_fen`` set) or already refused (``code`` set)."""
+
+    line_no: int
+    person_id: str | None
+    citizen_id: str | None
+    base_fen: int | None = None
+    name: str | None = None
+    code: str | None = None
+    message: str | None = None
+
+
+@dataclass
+class Rejection:
+    line_no: int
+    person_id: str | None
+    citizen_id: str | None
+    code: str
+    message: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"line_no": self.line_no, "person_id": self.person_id,
+                "citizen_id": reveal_citizen_id(self.citizen_id) if self.citizen_id else None,
+                "code": self.code, "message": self.message}
+
+
+def lines_from_request(lines: Iterable[DeclarationLineIn]) -> list[InputLine]:
+    return [InputLine(line_no=i, person_id=line.person_id, citizen_id=line.citizen_id, base_fen=yuan_to_fen(line.base))
+            for i, line in enumerate(lines, start=1)]
+
+
+def _reason(exc: Exception, default_code: str, default_message: str) -> tuple[str, str]:
+    """The stable code and message of a refused cell (pydantic errors carry them; anything else gets the default)."""
+    if isinstance(exc, ValidationError):
+        first = exc.errors()[0]
+        kind = first.get("type", "")
+        return (kind if kind.isupper() else default_code), first.get("msg", default_message)
+    if isinstance(exc, PydanticCustomError):
+        return (exc.type if exc.type.isupper() else default_code), exc.message()
+    return default_code, default_message
+
+
+def _base_from_cell(value: Any) -> int:
+    """A base cell: text ("5432.10", "5,432.10") or an Excel number (read through its shortest decimal text)."""
+    if isinstance(value, bool):
+        raise ValueError("not a number")
+    if isinstance(value, float):
+        value = repr(value)  # Excel keeps numbers as doubles: repr gives back the 5432.1 the clerk typed
+    text = str(value).strip().replace(",", "").replace("，", "")
+    return yuan_to_fen(positive_base(_YUAN.validate_python(text)))
+
+
+def lines_from_file(data: bytes) -> tuple[list[InputLine], str]:
+    """The rows of an uploaded CSV (UTF-8/GBK) or .xlsx file, each with its refusal if a cell is bad; and the file
+    format (csv | xlsx). Row numbers are those the clerk sees in Excel."""
+    if len(data) > MAX_FILE_BYTES:
+        raise DomainError("IMPORT_FILE_TOO_LARGE", f"申报文件不能超过 {MAX_FILE_BYTES // (1024 * 1024)} MB", status=413)
+    table = read_table(data, COLUMNS)
+    out: list[InputLine] = []
+    for row_no, values, extra in table.rows():
+        person_id = str(values["person_id"]).strip() if "person_id" in values else None
+        citizen_id = str(values["citizen_id"]).strip().upper() if "citizen_id" in values else None
+        line = InputLine(line_no=row_no, person_id=person_id, citizen_id=citizen_id,
+                         name=str(values["name"]).strip() if "name" in values else None)
+        out.append(line)
+        if extra:
+            line.code, line.message = "ROW_MALFORMED", f"该行有 {len(extra)} 个超出表头的单元格"
+        elif person_id is None and citizen_id is None:
+            line.code, line.message = "PERSON_REQUIRED", "须填写人员编号或公民身份号码"
+        elif "base" not in values:
+            line.code, line.message = "BASE_REQUIRED", "缺少缴费基数"
+        else:
+            try:
+                if citizen_id is not None:
+                    line.citizen_id = validate_citizen_id(citizen_id)
+            except ValueError as exc:
+                line.code, line.message = _reason(exc, "INVALID_CITIZEN_ID", "公民身份号码格式错误")
+                continue
+            try:
+                line.base_fen = _base_from_cell(values["base"])
+            except (ValueError, InvalidOperation, TypeError) as exc:
+                line.code, line.message = _reason(exc, "INVALID_AMOUNT", f"缴费基数格式错误：{values['base']}")
+    if not out:
+        raise DomainError("IMPORT_FILE_EMPTY", "申报文件没有数据行", status=422)
+    return out, table.file_format
+
+
+# -- checks ----------------------------------------------------------------------------------------------------------
+
+EMPLOYER_STATES = {"suspended": ("EMPLOYER_SUSPENDED", "已暂停"), "deregistered": ("EMPLOYER_DEREGISTERED", "已注销")}
+
+
+def registry_employer(session: Session, employer_id: str, *, lock: bool = False) -> RegistryEmployer:
+    query = select(RegistryEmployer).where(RegistryEmployer.employer_id == employer_id)
+    if lock:
+        query = query.with_for_update()
+    employer = session.execute(query).scalar_one_or_none()
+    if employer is None:
+        raise NotFound("EMPLOYER_NOT_FOUND", "用人单位不存在（征缴系统尚未收到该单位的登记信息）")
+    ensure_in_region(context.current().actor, employer.region)
+    return employer
+
+
+def _check_employer_active(employer: RegistryEmployer) -> None:
+    if employer.status != "active":
+        code, label = EMPLOYER_STATES.get(employer.status, ("EMPLOYER_NOT_ACTIVE", employer.status))
+        raise Conflict(code, f"用人单位{label}，不能申报缴费基数")
+
+
+def _check_period(period: int) -> None:
+    current = china_period()
+    if period > current:
+        raise DomainError("PERIOD_IN_FUTURE", f"费款所属期 {period} 晚于本月（{current}），不能预先申报", status=422)
+
+
+def _issued_for(session: Session, employer_id: str, period: int) -> Assessment | None:
+    return session.execute(
+        select(Assessment).where(Assessment.employer_id == employer_id, Assessment.period == period,
+                                 Assessment.status == "issued").limit(1)
+    ).scalar_one_or_none()
+
+
+def due_date_of(period: int, due_day: int) -> date:
+    following = add_months(period, 1)
+    return date(following // 100, following % 100, due_day)
+
+
+def covers(start: int, end: int | None, status: str, period: int) -> bool:
+    """Does an enrolment (start, end, status) oblige contributions for ``period``? Active or stopped ones cover
+    their months; a suspended one contributes nothing."""
+    return status in ("active", "stopped") and start <= period and (end is None or period <= end)
+
+
+@dataclass
+class Rates:
+    """The rate of each fund and side for this employer and period, as exact decimals and as recorded text."""
+
+    by_fund: dict[str, tuple[Decimal, Decimal]]
+    floor_fen: int
+    cap_fen: int
+    due: date
+    injury_factor: Decimal
+    injury_adjustment_id: str | None
+
+    def text(self, fund: str) -> tuple[str, str]:
+        employer, individual = self.by_fund[fund]
+        return rate_text(employer), rate_text(individual)
+
+
+def rates_for(session: Session, employer: RegistryEmployer, period: int, params: Parameters) -> Rates:
+    doc = params.document
+    by_fund = {fund: (doc.rates[fund].employer, doc.rates[fund].individual) for fund in WAGE_FUNDS}
+    factor, adjustment_id = injury_factor(session, employer.employer_id, period)
+    try:
+        class_rate = doc.injury_rate(employer.industry_risk_class)
+    except ValueError:
+        raise DomainError("UNKNOWN_RISK_CLASS",
+                          f"单位的行业风险类别 {employer.industry_risk_class} 在费率方案中没有基准费率", status=422) from None
+    by_fund[INJURY] = (class_rate * factor, ZERO)
+    return Rates(by_fund=by_fund, floor_fen=doc.floor_fen, cap_fen=doc.cap_fen, due=due_date_of(period, doc.due_day),
+                 injury_factor=factor, injury_adjustment_id=adjustment_id)
+
+
+# -- resolving the lines ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Resolved:
+    """An accepted line: the person, the declared and clamped base, and the funds to assess."""
+
+    line_no: int
+    person_id: str
+    declared_base_fen: int
+    base_fen: int
+    clamp: str | None
+    funds: list[str]
+
+
+@dataclass
+class Checked:
+    accepted: list[Resolved] = field(default_factory=list)
+    rejected: list[Rejection] = field(default_factory=list)
+
+
+def _persons(session: Session, *, ids: set[str], citizen_ids: set[str]) -> tuple[dict[str, tuple], dict[str, tuple]]:
+    """(person_id → row, citizen_id → row) of the persons named, in a few chunked lookups."""
+    columns = (RegistryPerson.person_id, RegistryPerson.citizen_id, RegistryPerson.name, RegistryPerson.life_status)
+    by_id: dict[str, tuple] = {}
+    by_citizen: dict[str, tuple] = {}
+    for chunk in _chunks(sorted(ids)):
+        for row in session.execute(select(*columns).where(RegistryPerson.person_id.in_(chunk))):
+            by_id[row[0]] = tuple(row)
+    for chunk in _chunks(sorted(citizen_ids)):
+        for row in session.execute(select(*columns).where(RegistryPerson.citizen_id.in_(chunk))):
+            by_citizen[row[1]] = tuple(row)
+            by_id[row[0]] = tuple(row)
+    return by_id, by_citizen
+
+
+def _enrolments(session: Session, employer_id: str) -> dict[str, list[tuple[str, int, int | None, str]]]:
+    """person_id → [(fund, start, end, status)] of every enrolment with the employer, in one query."""
+    out: dict[str, list[tuple[str, int, int | None, str]]] = defaultdict(list)
+    rows = session.execute(
+        select(RegistryEnrolment.person_id, RegistryEnrolment.fund, RegistryEnrolment.start_period,
+               RegistryEnrolment.end_period, RegistryEnrolment.status)
+        .where(RegistryEnrolment.employer_id == employer_id)
+    )
+    for person_id, fund, start, end, status in rows:
+        out[person_id].append((fund, start, end, status))
+    return out
+
+
+def check_lines(session: Session, employer: RegistryEmployer, period: int, lines: list[InputLine],
+                rates: Rates) -> Checked:
+    result = Checked()
+
+    def refuse(line: InputLine, code: str, message: str, person_id: str | None = None) -> None:
+        result.rejected.append(Rejection(line.line_no, person_id or line.person_id, line.citizen_id, code, message))
+
+    persons_by_id, persons_by_citizen = _persons(
+        session, ids={ln.person_id for ln in lines if ln.person_id and ln.code is None},
+        citizen_ids={ln.citizen_id for ln in lines if ln.citizen_id and ln.code is None})
+    enrolments = _enrolments(session, employer.employer_id)
+    seen: dict[str, int] = {}
+    for line in lines:
+        if line.code is not None:
+            refuse(line, line.code, line.message or line.code)
+            continue
+        person = persons_by_id.get(line.person_id) if line.person_id else persons_by_citizen.get(line.citizen_id)
+        if person is None:
+            named = f"人员编号 {line.person_id}" if line.person_id else "该公民身份号码"
+            refuse(line, "PERSON_NOT_FOUND", f"{named} 未在社会保险登记中找到")
+            continue
+        person_id, citizen_id, name, _life = person
+        if line.person_id and line.citizen_id and citizen_id != line.citizen_id:
+            refuse(line, "PERSON_MISMATCH", "人员编号与公民身份号码不是同一人")
+            continue
+        if line.name and line.name != name:
+            refuse(line, "NAME_MISMATCH", f"姓名与登记信息不符（登记为 {name}）", person_id)
+            continue
+        if person_id in seen:
+            refuse(line, "DUPLICATE_PERSON", f"同一人员在本次申报中出现两次（另见第 {seen[person_id]} 行）", person_id)
+            continue
+        seen[person_id] = line.line_no
+        funds: list[str] = []
+        suspended = False
+        unconfigured: list[str] = []
+        for fund, start, end, status in enrolments.get(person_id, ()):
+            if status == "suspended" and start <= period and (end is None or period <= end):
+                suspended = True
+            if not covers(start, end, status, period) or fund in funds:
+                continue
+            if fund not in rates.by_fund:
+                unconfigured.append(fund)
+            funds.append(fund)
+        if unconfigured:
+            refuse(line, "FUND_NOT_CONFIGURED",
+                   f"险种 {'、'.join(unconfigured)} 在适用的费率方案中没有费率，不能核定", person_id)
+            continue
+        if not funds:
+            if suspended:
+                refuse(line, "ENROLMENT_SUSPENDED", f"该人员在本单位的参保登记已暂停，{period} 不能核定缴费", person_id)
+            else:
+                refuse(line, "NOT_ENROLLED", f"该人员 {period} 未在本单位参保", person_id)
+            continue
+        declared = line.base_fen
+        assert declared is not None
+        base, clamp = declared, None
+        if declared < rates.floor_fen:
+            base, clamp = rates.floor_fen, "floor"
+        elif declared > rates.cap_fen:
+            base, clamp = rates.cap_fen, "cap"
+        result.accepted.append(Resolved(line.line_no, person_id, declared, base, clamp,
+                                        sorted(funds, key=_FUND_ORDER.get)))
+    return result
+
+
+_FUND_ORDER = {f: i for i, f in enumerate((*WAGE_FUNDS, INJURY))}
+
+
+def _refuse(rejected: list[Rejection], total: int) -> DomainError:
+    rejected.sort(key=lambda r: r.line_no)
+    return DomainError(
+        "DECLARATION_REJECTED",
+        f"申报共 {total} 行，其中 {len(rejected)} 行不能核定（见 details）；整份申报未受理，请更正后重新申报",
+        status=422,
+        details={"lines": total, "rejected": len(rejected),
+                 "reasons": [r.as_dict() for r in rejected[:MAX_REPORTED]]},
+    )
+
+
+# -- issuing ---------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Issued:
+    declaration: Declaration
+    assessment: Assessment
+    clamped: dict[str, int]
+    superseded: Assessment | None = None
+
+
+def _paid_so_far(session: Session, assessment_id: str) -> dict[tuple[str, str], tuple[int, int]]:
+    rows = session.execute(
+        select(AssessmentLine.person_id, AssessmentLine.fund, AssessmentLine.paid_principal_fen,
+               AssessmentLine.paid_late_fee_fen)
+        .where(AssessmentLine.assessment_id == assessment_id,
+               (AssessmentLine.paid_principal_fen > 0) | (AssessmentLine.paid_late_fee_fen > 0))
+    )
+    return {(p, f): (principal, fee) for p, f, principal, fee in rows}
+
+
+def issue(session: Session, employer_id: str, period: int, lines: list[InputLine], *, source: str,
+          supersede_id: str | None = None, reason: str | None = None) -> Issued:
+    """Check, assess and issue (or, with ``supersede_id``, correct) in one transaction; see the module docstring."""
+    employer = registry_employer(session, employer_id, lock=True)
+    old: Assessment | None = None
+    if supersede_id is not None:
+        old = session.execute(select(Assessment).where(Assessment.id == supersede_id).with_for_update()
+                              ).scalar_one_or_none()
+        if old is None or old.employer_id != employer_id:
+            raise NotFound("ASSESSMENT_NOT_FOUND", "核定单不存在")
+        if old.status != "issued":
+            raise Conflict("ASSESSMENT_NOT_ISSUED", f"核定单已被更正（{old.superseded_by_id}），只能更正现行的核定单")
+        if period != old.period:
+            raise DomainError("PERIOD_MISMATCH", f"更正申报的费款所属期须与原核定单一致（{old.period}）", status=422)
+    _check_employer_active(employer)
+    _check_period(period)
+    if old is None:
+        existing = _issued_for(session, employer_id, period)
+        if existing is not None:
+            raise Conflict("ASSESSMENT_EXISTS",
+                           f"该单位 {period} 已有核定单（{existing.id}）；更正请通过 POST /assessments/{existing.id}/supersede")
+    params = parameters_for(session, employer.region, period)
+    rates = rates_for(session, employer, period, params)
+    checked = check_lines(session, employer, period, lines, rates)
+    if checked.rejected:
+        raise _refuse(checked.rejected, len(lines))
+    paid = _paid_so_far(session, old.id) if old is not None else {}
+
+    now, actor = _now(), _actor_id()
+    declaration = Declaration(id=new_event_id(), employer_id=employer_id, period=period, status="assessed",
+                              source=source, lines=len(checked.accepted), submitted_at=now, submitted_by=actor)
+    assessment_id = new_event_id()
+    declaration_rows: list[dict[str, Any]] = []
+    line_rows: list[dict[str, Any]] = []
+    event_lines: list[dict[str, Any]] = []
+    employer_total = individual_total = 0
+    rate_text_by_fund = {fund: rates.text(fund) for fund in rates.by_fund}
+    for line in checked.accepted:
+        declaration_rows.append({"declaration_id": declaration.id, "person_id": line.person_id,
+                                 "declared_base_fen": line.declared_base_fen, "base_fen": line.base_fen,
+                                 "clamp": line.clamp})
+        for fund in line.funds:
+            employer_rate, individual_rate = rates.by_fund[fund]
+            employer_fen = percent_of_fen(line.base_fen, employer_rate)
+            individual_fen = percent_of_fen(line.base_fen, individual_rate)
+            employer_total += employer_fen
+            individual_total += individual_fen
+            paid_principal, paid_fee = paid.pop((line.person_id, fund), (0, 0))
+            status = "paid" if paid_principal and paid_principal >= employer_fen + individual_fen else "open"
+            line_id = new_event_id()
+            text_employer, text_individual = rate_text_by_fund[fund]
+            line_rows.append({
+                "id": line_id, "assessment_id": assessment_id, "employer_id": employer_id,
+                "person_id": line.person_id, "fund": fund, "period": period, "base_fen": line.base_fen,
+                "employer_rate": text_employer, "individual_rate": text_individual, "employer_fen": employer_fen,
+                "individual_fen": individual_fen, "due_date": rates.due, "status": status,
+                "paid_principal_fen": paid_principal, "paid_late_fee_fen": paid_fee,
+            })
+            event_lines.append({"line_id": line_id, "person_id": line.person_id, "fund": fund,
+                                "declared_base_fen": line.declared_base_fen, "base_fen": line.base_fen,
+                                "clamp": line.clamp, "employer_fen": employer_fen, "individual_fen": individual_fen})
+    if paid:
+        dropped = ", ".join(f"{p}/{f}" for p, f in sorted(paid)[:20])
+        raise Conflict("PAID_LINE_DROPPED",
+                       f"原核定单中已有缴款的 {len(paid)} 条明细在更正申报中不存在（{dropped}），须先办理退费或保留这些人员")
+
+    assessment = Assessment(
+        id=assessment_id, declaration_id=declaration.id, employer_id=employer_id, period=period,
+        parameters_id=params.id, status="issued", supersedes_id=old.id if old else None, due_date=rates.due,
+        lines=len(line_rows), employer_total_fen=employer_total, individual_total_fen=individual_total,
+        issued_at=now, issued_by=actor, reason=reason,
+    )
+    clamped = {"floor": sum(1 for ln in checked.accepted if ln.clamp == "floor"),
+               "cap": sum(1 for ln in checked.accepted if ln.clamp == "cap")}
+
+    if old is not None:
+        old.status, old.superseded_by_id = "superseded", assessment_id
+        session.add(old)
+        session.execute(update(AssessmentLine).where(AssessmentLine.assessment_id == old.id)
+                        .values(status="superseded"))
+        if old.declaration_id:
+            session.execute(update(Declaration).where(Declaration.id == old.declaration_id)
+                            .values(status="superseded"))
+    session.add(declaration)
+    session.flush()  # without relationships the unit of work does not order by foreign key: parents first
+    session.add(assessment)
+    session.flush()
+    for chunk in _chunks(declaration_rows):
+        session.execute(insert(DeclarationLine.__table__), chunk)
+    for chunk in _chunks(line_rows):
+        session.execute(insert(AssessmentLine.__table__), chunk)
+
+    append_audit(session, action="declaration.submit", entity_type="declaration", entity_id=declaration.id,
+                 detail={"employer_id": employer_id, "period": period, "source": source,
+                         "lines": declaration.lines, "clamped": clamped})
+    if old is not None:
+        append_audit(session, action="assessment.supersede", entity_type="assessment", entity_id=old.id,
+                     detail={"superseded_by_id": assessment_id, "employer_id": employer_id, "period": period},
+                     reason=reason)
+        record_event(session, AssessmentSuperseded(assessment_id=old.id, superseded_by_id=assessment_id,
+                                                   employer_id=employer_id, period=period, reason=reason or ""),
+                     source=SOURCE, subject=old.id)
+    append_audit(session, action="assessment.issue", entity_type="assessment", entity_id=assessment_id,
+                 detail={"declaration_id": declaration.id, "employer_id": employer_id, "period": period,
+                         "parameters_id": params.id, "injury_factor": rate_text(rates.injury_factor),
+                         "injury_adjustment_id": rates.injury_adjustment_id, "lines": assessment.lines,
+                         "employer_total_fen": employer_total, "individual_total_fen": individual_total,
+                         "due_date": rates.due.isoformat(), "supersedes_id": assessment.supersedes_id},
+                 reason=reason)
+    parts = max(1, -(-len(event_lines) // MAX_LINES))
+    for part, chunk in enumerate(_chunks(event_lines, MAX_LINES), start=1):
+        record_event(session, AssessmentIssued(
+            assessment_id=assessment_id, employer_id=employer_id, period=period, due_date=rates.due,
+            supersedes_id=assessment.supersedes_id, part=part, parts=parts, employer_total_fen=employer_total,
+            individual_total_fen=individual_total, lines=chunk,
+        ), source=SOURCE, subject=assessment_id)
+    session.commit()
+    return Issued(declaration=declaration, assessment=assessment, clamped=clamped, superseded=old)
+
+
+def supersede(session: Session, assessment_id: str, lines: list[InputLine], *, period: int | None, reason: str,
+              source: str) -> Issued:
+    old = session.get(Assessment, assessment_id)
+    if old is None or old.employer_id is None:
+        raise NotFound("ASSESSMENT_NOT_FOUND", "核定单不存在")
+    return issue(session, old.employer_id, period if period is not None else old.period, lines, source=source,
+                 supersede_id=assessment_id, reason=reason)
+
+
+# -- reading ---------------------------------------------------------------------------------------------------------
+
+
+def get_assessment(session: Session, assessment_id: str) -> Assessment:
+    assessment = session.get(Assessment, assessment_id)
+    if assessment is None:
+        raise NotFound("ASSESSMENT_NOT_FOUND", "核定单不存在")
+    if assessment.employer_id is not None:
+        employer = session.get(RegistryEmployer, assessment.employer_id)
+        if employer is not None:
+            ensure_in_region(context.current().actor, employer.region)
+    return assessment
+
+
+def assessment_lines(session: Session, assessment_id: str, *, after: str | None, limit: int,
+                     fund: str | None = None, person_id: str | None = None) -> tuple[list[AssessmentLine], str | None]:
+    query = select(AssessmentLine).where(AssessmentLine.assessment_id == assessment_id)
+    if fund:
+        query = query.where(AssessmentLine.fund == fund)
+    if person_id:
+        query = query.where(AssessmentLine.person_id == person_id)
+    if after:
+        query = query.where(AssessmentLine.id > after)
+    rows = list(session.execute(query.order_by(AssessmentLine.id).limit(limit + 1)).scalars())
+    return rows[:limit], (rows[limit - 1].id if len(rows) > limit else None)
+
+
+def list_assessments(session: Session, *, employer_id: str | None, period: int | None, status: str | None,
+                     after: str | None, limit: int) -> tuple[list[Assessment], str | None]:
+    """Assessments of employers in the caller's area, newest first (by id)."""
+    prefix = region_prefix(context.current().actor.region or "------")
+    query = (
+        select(Assessment)
+        .join(RegistryEmployer, RegistryEmployer.employer_id == Assessment.employer_id)
+        .where(RegistryEmployer.region.startswith(prefix))
+        .order_by(Assessment.id.desc()).limit(limit + 1)
+    )
+    if employer_id:
+        query = query.where(Assessment.employer_id == employer_id)
+    if period:
+        query = query.where(Assessment.period == period)
+    if status:
+        query = query.where(Assessment.status == status)
+    if after:
+        query = query.where(Assessment.id < after)
+    rows = list(session.execute(query).scalars())
+    return rows[:limit], (rows[limit - 1].id if len(rows) > limit else None)
+
+
+def get_declaration(session: Session, declaration_id: str) -> Declaration:
+    declaration = session.get(Declaration, declaration_id)
+    if declaration is None:
+        raise NotFound("DECLARATION_NOT_FOUND", "申报不存在")
+    employer = session.get(RegistryEmployer, declaration.employer_id)
+    if employer is not None:
+        ensure_in_region(context.current().actor, employer.region)
+    return declaration
+
+
+def declaration_lines(session: Session, declaration_id: str, *, after: int | None,
+                      limit: int) -> tuple[list[DeclarationLine], int | None]:
+    query = select(DeclarationLine).where(DeclarationLine.declaration_id == declaration_id)
+    if after:
+        query = query.where(DeclarationLine.id > after)
+    rows = list(session.execute(query.order_by(DeclarationLine.id).limit(limit + 1)).scalars())
+    return rows[:limit], (rows[limit - 1].id if len(rows) > limit else None)
