@@ -1,16 +1,24 @@
-"""Benefits service (待遇: claims, approvals, payroll, bank payments, eligibility upkeep, recovery.)"""
+"""Benefits service (待遇): claims, approvals, payroll, bank payments, eligibility upkeep and recovery."""
 
 from fastapi import FastAPI
 
 from services.benefits import models
+from services.benefits.claims.endpoints import router as claims_router
+from services.benefits.eligibility.endpoints import router as eligibility_router
+from services.benefits.parameters.endpoints import router as parameters_router
+from services.benefits.payroll.endpoints import router as payroll_router
+from services.benefits.recovery.endpoints import router as recovery_router
+from services.benefits.registry.endpoints import router as registry_router
 from services.kernel.service_app import ServiceSpec, create_service_app
 from services.kernel.settings import Settings
 
 SPEC = ServiceSpec(
     name="benefits",
     title="sifund benefits",
-    description="待遇: claims, approvals, payroll, bank payments, eligibility upkeep, recovery.",
+    description="待遇: claims, approvals, payroll, bank payments, eligibility upkeep, recovery of overpayments.",
     metadata=models.metadata,
+    routers=[registry_router, parameters_router, claims_router, payroll_router, eligibility_router, recovery_router],
+    consumers=[],  # registry mirror consumers are added in services/benefits/registry/handlers.py
 )
 
 

@@ -1,0 +1,177 @@
+"""Events the benefits service publishes (stream BENEFITS). Payment events carry at most 1 000 lines (``part`` of
+``parts``). Amounts are integer fen; periods YYYYMM."""
+
+from datetime import date
+
+from pydantic import BaseModel, Field
+
+from services.kernel.events import EventPayload
+
+MAX_LINES = 1000
+
+
+class ClaimSubmitted(EventPayload, event_type="benefits.claim.submitted.v1"):
+    claim_id: str
+    person_id: str
+    kind: str
+    fund: str
+    importance: str
+    status: str  # in_review | blocked
+    blocked_reason: str | None
+    effective_period: int
+    monthly_amount_fen: int | None
+    one_off_amount_fen: int | None
+    large_amount: bool
+    age_at_effective: int | None  # S08 early retirement
+    back_payment_months: int | None  # S09 one-off back payment
+
+
+class ClaimDecided(EventPayload, event_type="benefits.claim.decided.v1"):
+    """One level's decision; oversight checks S18 (one person at two levels) and S06 (large amount reviewed)."""
+
+    claim_id: str
+    person_id: str
+    level: str
+    decision: str
+    decided_by: str
+    role: str
+    claim_status: str  # in_review | approved | rejected
+
+
+class EntitlementGranted(EventPayload, event_type="benefits.entitlement.granted.v1"):
+    entitlement_id: str
+    claim_id: str
+    person_id: str
+    kind: str
+    fund: str
+    monthly_amount_fen: int
+    start_period: int
+    end_period: int | None
+    levels: list[str]  # the review levels passed, in order
+    large_amount_reviewed: bool
+
+
+class EntitlementSuspended(EventPayload, event_type="benefits.entitlement.suspended.v1"):
+    entitlement_id: str
+    person_id: str
+    reason: str  # deceased | imprisoned | survival_overdue | manual
+    since: date | None
+
+
+class EntitlementResumed(EventPayload, event_type="benefits.entitlement.resumed.v1"):
+    entitlement_id: str
+    person_id: str
+    reason: str
+
+
+class EntitlementEnded(EventPayload, event_type="benefits.entitlement.ended.v1"):
+    entitlement_id: str
+    person_id: str
+    end_period: int
+    reason: str
+
+
+class PayrollApproved(EventPayload, event_type="benefits.payroll.approved.v1"):
+    """The approved payroll of a fund and month: R5's first figure."""
+
+    run_id: str
+    fund: str
+    period: int
+    lines: int
+    total_fen: int
+    approved_by: str
+
+
+class FundingRequested(EventPayload, event_type="benefits.funding.requested.v1"):
+    """Asks finance to allocate the payroll total from the special account to the expenditure account."""
+
+    run_id: str
+    fund: str
+    period: int
+    amount_fen: int
+
+
+class IssuedPayment(BaseModel):
+    payroll_line_id: str
+    person_id: str
+    bank_account_id: str
+    account_no: str
+    holder_name: str
+    amount_fen: int
+    period: int
+
+
+class PaymentsIssued(EventPayload, event_type="benefits.payments.issued.v1"):
+    """A bank file sent: S07 checks account holders and accounts shared by unrelated persons."""
+
+    file_id: str
+    run_id: str
+    fund: str
+    period: int
+    sequence: int
+    part: int
+    parts: int
+    file_total_fen: int
+    lines: list[IssuedPayment] = Field(max_length=MAX_LINES)
+
+
+class SettledPayment(BaseModel):
+    payroll_line_id: str
+    person_id: str
+    amount_fen: int
+    period: int
+    result: str  # paid | failed
+    reason: str | None
+
+
+class PaymentsSettled(EventPayload, event_type="benefits.payments.settled.v1"):
+    """The bank's results: paid lines are R5's bank-confirmed figure, failed ones are returned to the
+    expenditure account; S01/S02 check paid periods against death and imprisonment."""
+
+    file_id: str
+    run_id: str
+    fund: str
+    period: int
+    part: int
+    parts: int
+    lines: list[SettledPayment] = Field(max_length=MAX_LINES)
+
+
+class SurvivalCertified(EventPayload, event_type="benefits.survival.certified.v1"):
+    person_id: str
+    channel: str
+    certified_on: date
+
+
+class OverpaymentFound(EventPayload, event_type="benefits.overpayment.found.v1"):
+    overpayment_id: str
+    person_id: str
+    payroll_line_id: str
+    period: int
+    amount_fen: int
+    reason: str
+
+
+class RecoveryNoticeIssued(EventPayload, event_type="benefits.recovery.notice_issued.v1"):
+    notice_id: str
+    person_id: str
+    amount_fen: int
+    deadline: date
+    overpayment_ids: list[str]
+
+
+class RecoveryRecorded(EventPayload, event_type="benefits.recovery.recorded.v1"):
+    notice_id: str
+    person_id: str
+    method: str
+    amount_fen: int
+    remaining_fen: int
+
+
+class RecoveryEscalated(EventPayload, event_type="benefits.recovery.escalated.v1"):
+    """Unrecovered after the deadline: to audit (001 第二十九条(五)); oversight opens a class-5 case."""
+
+    notice_id: str
+    person_id: str
+    remaining_fen: int
+    deadline: date
