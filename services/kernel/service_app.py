@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 import anyio
+import httpx
 import structlog
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.responses import JSONResponse
@@ -91,6 +92,11 @@ def create_service_app(spec: ServiceSpec, settings: Settings | None = None) -> F
         }
         app.state.settings, app.state.engine, app.state.bus = settings, engine, bus
         app.state.relay, app.state.consumers = relay, consumers
+        # One HTTP client per process for synchronous calls to other services (online verification, 004).
+        app.state.http = httpx.AsyncClient(
+            timeout=httpx.Timeout(settings.gateway_read_timeout_seconds, connect=settings.gateway_connect_timeout_seconds),
+            trust_env=False,
+        )
         await bus.start()
         await relay.start()
         for consumer in consumers.values():
@@ -103,6 +109,7 @@ def create_service_app(spec: ServiceSpec, settings: Settings | None = None) -> F
                 await consumer.stop()
             await relay.stop()
             await bus.close()
+            await app.state.http.aclose()
             engine.dispose()
             log.info("service.stopped", service=spec.name)
 
