@@ -323,6 +323,34 @@ async def test_a_correction_supersedes_the_assessment_and_never_edits_it(start_s
         assert actions[-3:] == ["declaration.submit", "assessment.supersede", "assessment.issue"]
 
 
+async def test_what_was_collected_on_a_superseded_line_is_carried_to_the_new_one(start_service, auth, clerk):
+    async with start_service("collection") as collection:
+        await approved_parameters(collection, auth)
+        employer_id = add_employer(collection)
+        [(zhang, _), (li, _)] = add_people(collection, employer_id, 2, funds=("PEN_EMP",))
+        first = await declare(collection, clerk, employer_id, [{"person_id": zhang, "base": "5000"},
+                                                               {"person_id": li, "base": "5000"}])
+        old_id = first["assessment"]["id"]
+        with Session(engine_of(collection)) as session:  # the tax bureau collected Zhang's line in full
+            line = session.execute(select(AssessmentLine).where(AssessmentLine.assessment_id == old_id,
+                                                                AssessmentLine.person_id == zhang)).scalar_one()
+            line.paid_principal_fen, line.paid_late_fee_fen, line.status = 120_000, 35, "paid"
+            session.add(line)
+            session.commit()
+        dropped = await collection.post(f"/assessments/{old_id}/supersede", headers=clerk, json={
+            "lines": [{"person_id": li, "base": "6000"}], "reason": "张某离职"})
+        assert dropped.status_code == 409 and error_code(dropped) == "PAID_LINE_DROPPED"
+        raised = await collection.post(f"/assessments/{old_id}/supersede", headers=clerk, json={
+            "lines": [{"person_id": zhang, "base": "6000"}, {"person_id": li, "base": "5000"}], "reason": "基数更正"})
+        assert raised.status_code == 201, raised.text
+        lines = {x["person_id"]: x for x in (await collection.get(
+            f"/assessments/{raised.json()['assessment']['id']}", headers=clerk)).json()["items"]}
+        # 6 000.00 × 24 % = 1 440.00 owed, 1 200.00 already collected: still open for the difference
+        assert (lines[zhang]["paid_principal_fen"], lines[zhang]["paid_late_fee_fen"], lines[zhang]["status"]) == (
+            120_000, 35, "open")
+        assert (lines[li]["paid_principal_fen"], lines[li]["status"]) == (0, "open")
+
+
 # -- files -----------------------------------------------------------------------------------------------------------
 
 
