@@ -300,3 +300,17 @@ class Recovery(BenefitsTable, table=True):
     reference: str | None = Field(default=None, max_length=200)
     recorded_at: datetime
     recorded_by: str = Field(max_length=100)
+
+
+class AverageWage(BenefitsTable, table=True):
+    """The prior-year average monthly wage in force from ``valid_from``, mirrored from collection's approved
+    parameters (ParametersApproved): the denominator of each month's contribution index."""
+
+    __tablename__ = "average_wage"
+    __table_args__ = (UniqueConstraint("region", "valid_from"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    region: str = Field(max_length=6)
+    valid_from: int
+    average_monthly_wage_fen: int = Field(sa_column=money_column())
+    parameters_id: str = Field(max_length=36)
