@@ -54,7 +54,10 @@ class ArrearsLine(BaseModel):
     open_segment: OpenSegment
     late_fee: Yuan = Field(description="fee_unpaid_before + open_segment.fee")
     total: Yuan
-    payments: list[PaymentStep]
+    payments: list[PaymentStep] = Field(description="recorded charges; for a corrected line, its payments and those "
+                                                    "of the lines it replaces replayed on the corrected principal")
+    corrects: list[str] = Field(default_factory=list,
+                                description="lines this one replaces (superseded assessments), nearest first")
 
 
 class FundTotal(BaseModel):

@@ -10,6 +10,7 @@ payment was settled. Lines without an employer (resident PEN_RES assessments) ar
 
 import json
 from collections import defaultdict
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
@@ -31,7 +32,7 @@ from services.collection.arrears.schemas import (
     OpenSegment,
     PaymentStep,
 )
-from services.collection.arrears.states import chunks, load_states
+from services.collection.arrears.states import Step, chunks, load_states
 from services.collection.events import ArrearsNoticeIssued
 from services.collection.models import (
     ArrearsNotice,
@@ -82,15 +83,17 @@ def _candidates(employer_ids: list[str] | None, as_of: date):
     return query
 
 
-def _payment_steps(session: Session, line_ids: list[str], as_of: date,
-                   history: dict[str, list[str]]) -> dict[str, list[PaymentStep]]:
-    """The charges of each line and of the lines it replaced (a correction keeps the history), by paid date."""
-    owner = {line_id: line_id for line_id in line_ids}
-    for line_id in line_ids:
-        for old in history.get(line_id, []):
-            owner.setdefault(old, line_id)
+def _step_out(step: Step) -> PaymentStep:
+    return PaymentStep(tax_payment_id=step.tax_payment_id, paid_date=step.paid_date, days=step.days,
+                       principal_before=fen_to_yuan(step.principal_before_fen),
+                       fee_accrued=fen_to_yuan(step.fee_accrued_fen), principal_paid=fen_to_yuan(step.principal_paid_fen),
+                       fee_paid=fen_to_yuan(step.fee_paid_fen))
+
+
+def _payment_steps(session: Session, line_ids: list[str], as_of: date) -> dict[str, list[PaymentStep]]:
+    """The recorded charges of each line, by paid date."""
     steps: dict[str, list[PaymentStep]] = defaultdict(list)
-    for part in chunks(sorted(owner)):
+    for part in chunks(sorted(line_ids)):
         rows = session.execute(
             select(LateFeeCharge, TaxPayment.paid_date)
             .join(TaxPayment, TaxPayment.id == LateFeeCharge.tax_payment_id)
@@ -98,24 +101,25 @@ def _payment_steps(session: Session, line_ids: list[str], as_of: date,
             .order_by(TaxPayment.paid_date, LateFeeCharge.id)
         ).all()
         for charge, paid_date in rows:
-            steps[owner[charge.assessment_line_id]].append(PaymentStep(
+            steps[charge.assessment_line_id].append(PaymentStep(
                 tax_payment_id=charge.tax_payment_id, paid_date=paid_date, days=charge.days_late,
                 principal_before=fen_to_yuan(charge.principal_before_fen),
                 fee_accrued=fen_to_yuan(charge.fee_accrued_fen),
                 principal_paid=fen_to_yuan(charge.principal_paid_fen), fee_paid=fen_to_yuan(charge.fee_paid_fen)))
-    for items in steps.values():
-        items.sort(key=lambda step: step.paid_date)
     return steps
 
 
 def _employer_arrears(session: Session, employer_ids: list[str], as_of: date, rate: Decimal,
-                      *, with_steps: bool = True) -> dict[str, tuple[list[ArrearsLine], list[dict]]]:
+                      rate_on: Callable[[date], Decimal], *, with_steps: bool = True) -> dict[str, tuple[list[ArrearsLine], list[dict]]]:
     """Per employer: its arrears lines (and the raw fen figures for totals), zero lines dropped."""
     rows = []
     for part in chunks(employer_ids):
         rows.extend(session.execute(_candidates(part, as_of)).all())
-    states, history = load_states(session, rows, through=as_of)
-    steps = _payment_steps(session, [r.id for r in rows], as_of, history) if with_steps else {}
+    loaded = load_states(session, rows, through=as_of, rate_on=rate_on)
+    states = loaded.states
+    steps = _payment_steps(session, [r.id for r in rows if r.id not in loaded.history], as_of) if with_steps else {}
+    for line_id, replayed in loaded.replayed.items():
+        steps[line_id] = [_step_out(s) for s in replayed]
     out: dict[str, tuple[list[ArrearsLine], list[dict]]] = defaultdict(lambda: ([], []))
     for r in sorted(rows, key=lambda x: (x.employer_id, x.period, x.fund, x.person_id, x.id)):
         state = states[r.id]
@@ -138,7 +142,8 @@ def _employer_arrears(session: Session, employer_ids: list[str], as_of: date, ra
                                      exact_fee=f"{(segment.exact_fen / 100).normalize():f}",
                                      fee=fen_to_yuan(segment.fee_fen), explanation=segment.explain()),
             late_fee=fen_to_yuan(result.fee_outstanding_fen), total=fen_to_yuan(result.total_fen),
-            payments=steps.get(r.id, [])))
+            payments=steps.get(r.id, []),
+            corrects=loaded.history.get(r.id, [])))
     return dict(out)
 
 
@@ -174,20 +179,24 @@ def _page_of_employers(session: Session, as_of: date, after: str | None, limit: 
     return ids[:limit], next_cursor
 
 
-def _rate(session: Session, region: str, settings: Any, as_of: date) -> tuple[Decimal, str]:
-    return load_parameter_sets(session, region, settings).daily_rate(as_of)
+def _rates(session: Session, region: str, settings: Any, as_of: date
+           ) -> tuple[Decimal, str, Callable[[date], Decimal]]:
+    """(rate on the as-of day, where it came from, the rate of any day) from the approved parameter sets."""
+    parameters = load_parameter_sets(session, region, settings)
+    rate, source = parameters.daily_rate(as_of)
+    return rate, source, lambda day: parameters.daily_rate(day)[0]
 
 
 def report(session: Session, *, employer_id: str | None, as_of: date | None, region: str, settings: Any = None,
            after: str | None = None, limit: int = 20) -> ArrearsReport:
     """One employer's arrears line by line, or (without ``employer_id``) a page of employers in arrears."""
     as_of = as_of or today_in_china()
-    rate, source = _rate(session, region, settings, as_of)
+    rate, source, rate_on = _rates(session, region, settings, as_of)
     if employer_id:
         ids, next_cursor = [employer_id], None
     else:
         ids, next_cursor = _page_of_employers(session, as_of, after, limit)
-    found = _employer_arrears(session, ids, as_of, rate)
+    found = _employer_arrears(session, ids, as_of, rate, rate_on)
     registry = _registry(session, ids)
     employers = []
     for eid in ids:
@@ -215,9 +224,9 @@ def _employer_out(employer_id: str, registry: RegistryEmployer | None, lines: li
 def employers_page(session: Session, *, as_of: date | None, region: str, settings: Any = None,
                    after: str | None, limit: int) -> EmployerTotalsPage:
     as_of = as_of or today_in_china()
-    rate, source = _rate(session, region, settings, as_of)
+    rate, source, rate_on = _rates(session, region, settings, as_of)
     ids, next_cursor = _page_of_employers(session, as_of, after, limit)
-    found = _employer_arrears(session, ids, as_of, rate, with_steps=False)
+    found = _employer_arrears(session, ids, as_of, rate, rate_on, with_steps=False)
     registry = _registry(session, ids)
     items = []
     for eid in ids:

@@ -1,21 +1,22 @@
 """An assessment line's settlement state, rebuilt from its ``LateFeeCharge`` rows (shared by payments and arrears).
 
 A correction (``supersede``) issues a new line for the same person and fund and carries what was paid on the old
-one. The old line's charges are part of the new line's history: the principal they paid, the fee they accrued and
-paid, and the last day they charged. So the state of a line sums the charges of the line **and of its predecessors**
-(the lines of the same person and fund in the assessments it supersedes, transitively).
+one. The old line's payments are part of the new line's history: the state of a corrected line replays the charges
+of the line **and of its predecessors** (the lines of the same person and fund in the assessments it supersedes,
+transitively) on the corrected principal; see ``load_states``.
 """
 
 from collections import defaultdict
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, replace
 from datetime import date
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import func, select
 from sqlmodel import Session
 
-from services.collection.arrears.latefee import LineState
+from services.collection.arrears.latefee import DEFAULT_DAILY_RATE, LineState, accrue, parse_rate
 from services.collection.models import Assessment, AssessmentLine, LateFeeCharge, TaxPayment
 
 CHUNK = 5_000  # ids per IN query (SQLite allows 32 766 parameters, PostgreSQL 65 535)
@@ -28,11 +29,6 @@ class ChargeTotals:
     fee_paid_fen: int = 0
     last_paid_date: date | None = None
 
-    def __add__(self, other: "ChargeTotals") -> "ChargeTotals":
-        dates = [d for d in (self.last_paid_date, other.last_paid_date) if d is not None]
-        return ChargeTotals(self.principal_paid_fen + other.principal_paid_fen,
-                            self.fee_accrued_fen + other.fee_accrued_fen, self.fee_paid_fen + other.fee_paid_fen,
-                            max(dates) if dates else None)
 
 
 def chunks(items: list, size: int = CHUNK) -> Iterable[list]:
@@ -89,18 +85,10 @@ def predecessors(session: Session, rows: list[Any]) -> dict[str, list[str]]:
     return out
 
 
-def charge_totals(session: Session, line_ids: Iterable[str], *, through: date | None = None,
-                  history: dict[str, list[str]] | None = None) -> dict[str, ChargeTotals]:
-    """Per line: what its charges (and, with ``history``, its predecessors' charges) paid and accrued; only payments
-    paid on or before ``through`` when given."""
-    history = history or {}
-    owner: dict[str, str] = {}
-    for line_id in line_ids:
-        owner[line_id] = line_id
-        for old in history.get(line_id, []):
-            owner.setdefault(old, line_id)
-    out: dict[str, ChargeTotals] = defaultdict(ChargeTotals)
-    for part in chunks(sorted(owner)):
+def charge_totals(session: Session, line_ids: Iterable[str], *, through: date | None = None) -> dict[str, ChargeTotals]:
+    """Per line: what its charges paid and accrued (only payments paid on or before ``through`` when given)."""
+    out: dict[str, ChargeTotals] = {}
+    for part in chunks(sorted(set(line_ids))):
         query = (
             select(LateFeeCharge.assessment_line_id, func.sum(LateFeeCharge.principal_paid_fen),
                    func.sum(LateFeeCharge.fee_accrued_fen), func.sum(LateFeeCharge.fee_paid_fen),
@@ -112,8 +100,8 @@ def charge_totals(session: Session, line_ids: Iterable[str], *, through: date | 
         if through is not None:
             query = query.where(TaxPayment.paid_date <= through)
         for line_id, principal, accrued, paid, last in session.execute(query).all():
-            out[owner[line_id]] += ChargeTotals(int(principal or 0), int(accrued or 0), int(paid or 0), _as_date(last))
-    return dict(out)
+            out[line_id] = ChargeTotals(int(principal or 0), int(accrued or 0), int(paid or 0), _as_date(last))
+    return out
 
 
 def line_state(employer_fen: int, individual_fen: int, due_date: date, totals: ChargeTotals | None) -> LineState:
@@ -124,11 +112,81 @@ def line_state(employer_fen: int, individual_fen: int, due_date: date, totals: C
                      fee_paid_fen=totals.fee_paid_fen, accrued_through=totals.last_paid_date)
 
 
-def load_states(session: Session, rows: list[Any], *, through: date | None = None
-                ) -> tuple[dict[str, LineState], dict[str, list[str]]]:
-    """(line id → state, line id → predecessor line ids) for ``rows`` carrying ``id``, ``assessment_id``,
-    ``person_id``, ``fund``, ``employer_fen``, ``individual_fen`` and ``due_date``."""
+@dataclass(frozen=True)
+class Step:
+    """One payment's effect on a line: the segment it closed and what it paid (a ``LateFeeCharge``, or its replay)."""
+
+    tax_payment_id: str
+    paid_date: date
+    days: int
+    principal_before_fen: int
+    fee_accrued_fen: int
+    principal_paid_fen: int
+    fee_paid_fen: int
+
+
+def charge_sequences(session: Session, owner: dict[str, str], *, through: date | None = None
+                     ) -> dict[str, list[tuple[str, date, int, int, LateFeeCharge]]]:
+    """owner line id → its charges (and its predecessors') as (payment id, paid date, principal paid, fee paid, row),
+    in paid-date order."""
+    out: dict[str, list] = defaultdict(list)
+    for part in chunks(sorted(owner)):
+        query = (
+            select(LateFeeCharge, TaxPayment.paid_date)
+            .join(TaxPayment, TaxPayment.id == LateFeeCharge.tax_payment_id)
+            .where(LateFeeCharge.assessment_line_id.in_(part))
+        )
+        if through is not None:
+            query = query.where(TaxPayment.paid_date <= through)
+        for charge, paid_date in session.execute(query).all():
+            out[owner[charge.assessment_line_id]].append(
+                (charge.tax_payment_id, _as_date(paid_date), charge.principal_paid_fen, charge.fee_paid_fen, charge))
+    for items in out.values():
+        items.sort(key=lambda item: (item[1], item[4].id))
+    return dict(out)
+
+
+@dataclass
+class LoadedStates:
+    states: dict[str, LineState]
+    history: dict[str, list[str]]  # line id → the lines it replaced
+    replayed: dict[str, list[Step]]  # for corrected lines: their payments replayed on the corrected principal
+
+
+def load_states(session: Session, rows: list[Any], *, through: date | None = None,
+                rate_on: Callable[[date], Decimal] | None = None) -> LoadedStates:
+    """The state of each line of ``rows`` (carrying ``id``, ``assessment_id``, ``person_id``, ``fund``,
+    ``employer_fen``, ``individual_fen`` and ``due_date``), counting only payments paid on or before ``through``.
+
+    A line never corrected: the sums of its recorded charges (each charge keeps the fee computed when the payment was
+    settled). A corrected line: its payments and its predecessors' are **replayed** in paid-date order on the
+    corrected principal — each payment closes a segment charged at the rate in force on its paid date
+    (``rate_on``), then its recorded principal and fee amounts are applied. A correction that raises the principal
+    thus owes the late fee on the difference from the original due date (社会保险法 第八十六条: the amount was due
+    then), and one that lowers it owes less."""
     history = predecessors(session, rows)
-    totals = charge_totals(session, [r.id for r in rows], through=through, history=history)
-    states = {r.id: line_state(r.employer_fen, r.individual_fen, r.due_date, totals.get(r.id)) for r in rows}
-    return states, history
+    plain = [r for r in rows if r.id not in history]
+    totals = charge_totals(session, [r.id for r in plain], through=through)
+    states = {r.id: line_state(r.employer_fen, r.individual_fen, r.due_date, totals.get(r.id)) for r in plain}
+    replayed: dict[str, list[Step]] = {}
+    corrected = [r for r in rows if r.id in history]
+    if corrected:
+        rate_on = rate_on or (lambda _day: parse_rate(DEFAULT_DAILY_RATE))
+        owner: dict[str, str] = {}
+        for r in corrected:
+            owner[r.id] = r.id
+            for old in history[r.id]:
+                owner.setdefault(old, r.id)
+        sequences = charge_sequences(session, owner, through=through)
+        for r in corrected:
+            state = LineState(principal_fen=r.employer_fen + r.individual_fen, due_date=r.due_date)
+            steps = []
+            for payment_id, paid_date, principal_paid, fee_paid, _row in sequences.get(r.id, []):
+                segment, state = accrue(state, paid_date, rate_on(paid_date))
+                steps.append(Step(payment_id, paid_date, segment.days, segment.principal_fen, segment.fee_fen,
+                                  principal_paid, fee_paid))
+                state = replace(state, paid_principal_fen=state.paid_principal_fen + principal_paid,
+                                fee_paid_fen=state.fee_paid_fen + fee_paid)
+            states[r.id] = state
+            replayed[r.id] = steps
+    return LoadedStates(states=states, history=history, replayed=replayed)

@@ -489,8 +489,8 @@ def _voucher_payers(session: Session, vouchers: set[str]) -> dict[str, str]:
     return out
 
 
-def _open_lines(session: Session, *, person_ids: set[str], employer_ids: set[str],
-                periods: set[int]) -> dict[str, _OpenLine]:
+def _open_lines(session: Session, *, person_ids: set[str], employer_ids: set[str], periods: set[int],
+                parameters: ParameterSets) -> dict[str, _OpenLine]:
     """Assessment lines that payments of this batch may settle: not superseded, of the batch's persons (person-level
     lines) or employers (employer-level lines) and periods. Locked FOR UPDATE (PostgreSQL) so that two batches
     settling one line queue up."""
@@ -510,7 +510,7 @@ def _open_lines(session: Session, *, person_ids: set[str], employer_ids: set[str
             )
             for row in session.execute(query).all():
                 rows[row.id] = row
-    states, _history = load_states(session, list(rows.values()))
+    states = load_states(session, list(rows.values()), rate_on=lambda day: parameters.daily_rate(day)[0]).states
     return {
         row.id: _OpenLine(id=row.id, assessment_id=row.assessment_id, employer_id=row.employer_id,
                           person_id=row.person_id, fund=row.fund, period=row.period, state=states[row.id])
@@ -531,7 +531,7 @@ def _match_and_settle(session: Session, accepted: list[_Accepted], parameters: P
     employer_ids = {a.employer.employer_id for a in accepted
                     if a.employer is not None and a.line.citizen_id is None}
     lines = _open_lines(session, person_ids=person_ids, employer_ids=employer_ids,
-                        periods={a.line.period for a in accepted})
+                        periods={a.line.period for a in accepted}, parameters=parameters)
     by_person: dict[tuple[str, str, int], list[_OpenLine]] = defaultdict(list)
     by_employer: dict[tuple[str, str, int], list[_OpenLine]] = defaultdict(list)
     for line in sorted(lines.values(), key=lambda x: (x.person_id, x.id)):
@@ -787,11 +787,10 @@ def resolve_payment(session: Session, payment_id: str, *, assessment_line_id: st
         raise Conflict("ASSESSMENT_LINE_SUPERSEDED", "该核定明细已被更正核定取代，请指定现行核定明细")
     if line.fund != payment.fund:
         raise Conflict("FUND_MISMATCH", f"缴费险种 {payment.fund} 与核定明细险种 {line.fund} 不一致；各险种分别核算，不得混用（000 二(一)）")
-    states, _history = load_states(session, [line])
-    state = states[line.id]
+    parameters = load_parameter_sets(session, region, settings)
+    state = load_states(session, [line], rate_on=lambda day: parameters.daily_rate(day)[0]).states[line.id]
     if state.settled:
         raise Conflict("ASSESSMENT_LINE_SETTLED", "该核定明细已结清本金及滞纳金")
-    parameters = load_parameter_sets(session, region, settings)
     rate, rate_source = parameters.daily_rate(payment.paid_date)
     total = payment.employer_fen + payment.individual_fen + payment.late_fee_fen
     settlement, overpaid = latefee.settle(state, total, payment.paid_date, rate)
