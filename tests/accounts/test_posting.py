@@ -177,7 +177,8 @@ async def test_collected_payments_are_posted_once_through_the_bus(start_service,
         posted = {ln["payment_id"]: ln for ln in posted_lines(accounts)}
         assert set(posted) == {"p1", "p2", "p3", "p4", "p5"}
         assert (posted["p1"]["credited_fen"], posted["p1"]["entry_id"]) == (64_000, entry.id)
-        assert (posted["p2"]["credited_fen"], posted["p2"]["entry_id"], posted["p2"]["individual_fen"]) == (0, None, 2000)
+        p2 = posted["p2"]
+        assert (p2["credited_fen"], p2["entry_id"], p2["individual_fen"]) == (0, None, 2000)
         assert posted["p5"] == {"payment_id": "p5", "person_id": "", "employer_id": employer, "fund": "INJURY",
                                 "period": PAST, "employer_fen": 9_900, "individual_fen": 0, "credited_fen": 0,
                                 "entry_id": None}

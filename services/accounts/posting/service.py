@@ -54,6 +54,7 @@ from typing import Any
 from sqlalchemy import Table, bindparam, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from services.accounts.events import (
@@ -650,7 +651,17 @@ def summary(session: Session) -> list[dict[str, Any]]:
 
 
 def retry_line(session: Session, suspense_id: str, *, note: str | None) -> tuple[PostingSuspense, Outcome]:
-    """Check a held line against the registry again and post it if it can be posted now; commits."""
+    """Check a held line against the registry again and post it if it can be posted now; commits. When the same
+    payment was posted concurrently (its key or its suspense row taken), the line is answered as it stands now."""
+    try:
+        return _retry_line(session, suspense_id, note=note)
+    except IntegrityError:
+        session.rollback()
+        _held(session, suspense_id)  # 409 SUSPENSE_LINE_RESOLVED when the concurrent work resolved it
+        raise
+
+
+def _retry_line(session: Session, suspense_id: str, *, note: str | None) -> tuple[PostingSuspense, Outcome]:
     row = _held(session, suspense_id)
     result = post_items(session, [_item(row)], source_event_id=row.source_event_id, in_scope=_in_actor_area)
     outcome = result.outcomes[row.payment_id]
@@ -672,6 +683,7 @@ def retry_all(session: Session, *, reason_code: str | None, batch_id: str | None
     persons outside the caller's area are left held."""
     total = PostingResult()
     after = ""
+    lost_race = False
     while True:
         query = select(PostingSuspense).where(PostingSuspense.status == "held", PostingSuspense.id > after)
         if reason_code:
@@ -681,20 +693,30 @@ def retry_all(session: Session, *, reason_code: str | None, batch_id: str | None
         rows = list(session.execute(query.order_by(PostingSuspense.id).limit(RETRY_CHUNK).with_for_update()).scalars())
         if not rows:
             return total
-        result = post_items(session, [_item(r) for r in rows], source_event_id=rows[0].source_event_id,
-                            in_scope=_in_actor_area)
-        if note is not None:
-            for row in rows:
-                if row.status == "posted":
-                    row.note = note
-        append_audit(session, action="posting_suspense.retry_all", entity_type="posting_suspense",
-                     entity_id=rows[0].id, detail={"reason_code": reason_code, "batch_id": batch_id,
-                                                   "first_id": rows[0].id, "last_id": rows[-1].id,
-                                                   **result.summary()}, reason=note)
-        session.commit()
+        first_id, last_id = rows[0].id, rows[-1].id
+        try:
+            result = post_items(session, [_item(r) for r in rows], source_event_id=rows[0].source_event_id,
+                                in_scope=_in_actor_area)
+            if note is not None:
+                for row in rows:
+                    if row.status == "posted":
+                        row.note = note
+            append_audit(session, action="posting_suspense.retry_all", entity_type="posting_suspense",
+                         entity_id=first_id, detail={"reason_code": reason_code, "batch_id": batch_id,
+                                                     "first_id": first_id, "last_id": last_id,
+                                                     **result.summary()}, reason=note)
+            session.commit()
+        except IntegrityError:
+            # A payment of the chunk was posted concurrently: the chunk is read and tried once more, without it.
+            session.rollback()
+            if lost_race:
+                raise
+            lost_race = True
+            continue
+        lost_race = False
         total.add(result)
         total.outcomes.clear()
-        after = rows[-1].id
+        after = last_id
 
 
 def dismiss_line(session: Session, suspense_id: str, *, note: str) -> PostingSuspense:
