@@ -270,7 +270,7 @@ class BusinessRegistered(EventPayload, event_type="exchange.business.registered.
 
 class PostedLine(BaseModel):
     payment_id: str
-    person_id: str
+    person_id: str | None  # None for an employer-level line (no person to credit)
     employer_id: str | None
     fund: str
     period: int

@@ -179,7 +179,7 @@ async def test_collected_payments_are_posted_once_through_the_bus(start_service,
         assert (posted["p1"]["credited_fen"], posted["p1"]["entry_id"]) == (64_000, entry.id)
         p2 = posted["p2"]
         assert (p2["credited_fen"], p2["entry_id"], p2["individual_fen"]) == (0, None, 2000)
-        assert posted["p5"] == {"payment_id": "p5", "person_id": "", "employer_id": employer, "fund": "INJURY",
+        assert posted["p5"] == {"payment_id": "p5", "person_id": None, "employer_id": employer, "fund": "INJURY",
                                 "period": PAST, "employer_fen": 9_900, "individual_fen": 0, "credited_fen": 0,
                                 "entry_id": None}
         [event] = outbox(accounts, "accounts.contributions.posted.v1")

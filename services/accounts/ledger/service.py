@@ -112,6 +112,10 @@ class Intent:
         return self.entry_type != "contribution" or entry.period == self.period
 
 
+# Keys the system itself uses; a hand posting may not take one (it would pose as that automatic credit).
+RESERVED_KEY_PREFIXES = {INTEREST_KEY_PREFIX: "年度计息", "posting:": "征缴到账记账"}
+
+
 def check_key(key: str | None) -> str:
     if key is None or not key.strip():
         raise DomainError("IDEMPOTENCY_KEY_REQUIRED", "记账请求须带 Idempotency-Key 请求头（业务幂等键）", status=422)
@@ -119,9 +123,9 @@ def check_key(key: str | None) -> str:
     if len(key) > MAX_KEY_LENGTH or not key.isprintable():
         raise DomainError("INVALID_IDEMPOTENCY_KEY", f"Idempotency-Key 须为不超过 {MAX_KEY_LENGTH} 个可打印字符",
                           status=422)
-    if key.startswith(INTEREST_KEY_PREFIX):
-        raise DomainError("IDEMPOTENCY_KEY_RESERVED", f"以 {INTEREST_KEY_PREFIX} 开头的幂等键由年度计息使用",
-                          status=422)
+    for prefix, used_by in RESERVED_KEY_PREFIXES.items():
+        if key.startswith(prefix):
+            raise DomainError("IDEMPOTENCY_KEY_RESERVED", f"以 {prefix} 开头的幂等键由{used_by}使用", status=422)
     return key
 
 

@@ -93,7 +93,6 @@ CREDITED_FUNDS = PENSION_FUNDS  # the individual part goes to the pension indivi
 EVENT_LINES = MAX_BATCH_ITEMS  # lines per ContributionsPosted / ContributionsHeld event
 RETRY_CHUNK = 1000  # held lines per transaction when retrying all
 LOOKUP_CHUNK = 10_000
-EMPLOYER_LEVEL_PERSON_ID = ""  # PostedLine.person_id of an employer-level line (the field is not optional)
 
 # Reason codes of held lines, with what a reviewer should do.
 REASONS: dict[str, str] = {
@@ -439,7 +438,7 @@ def post_items(session: Session, items: list[Item], *, source_event_id: str,
         else:
             result.employer_level += 1
         posted[item.batch_id].append(PostedLine(
-            payment_id=pid, person_id=d.person.id if d.person else EMPLOYER_LEVEL_PERSON_ID,
+            payment_id=pid, person_id=d.person.id if d.person else None,
             employer_id=d.employer_id, fund=line.fund, period=line.period, employer_fen=line.employer_fen,
             individual_fen=line.individual_fen, credited_fen=d.credit_fen, entry_id=entry_id))
         if item.held is not None:
