@@ -7,7 +7,7 @@ Three parties keep three legs: the tax bureau's payments (TAX), finance's treasu
 
 from datetime import date, datetime
 
-from sqlalchemy import BigInteger, Column, Index, Text, UniqueConstraint
+from sqlalchemy import BigInteger, Column, Index, Text, UniqueConstraint, text
 from sqlalchemy.orm import registry
 from sqlmodel import Field, SQLModel
 
@@ -139,7 +139,12 @@ class Assessment(CollectionTable, table=True):
     """核定: the collection plan for one employer and period. Never edited; a correction supersedes it."""
 
     __tablename__ = "assessment"
-    __table_args__ = (Index("ix_assessment_employer_period", "employer_id", "period", "status"),)
+    __table_args__ = (
+        Index("ix_assessment_employer_period", "employer_id", "period", "status"),
+        # One issued collection plan per employer and month, even for two concurrent issues.
+        Index("uq_assessment_issued", "employer_id", "period", unique=True,
+              sqlite_where=text("status = 'issued'"), postgresql_where=text("status = 'issued'")),
+    )
 
     id: str = Field(primary_key=True, max_length=36)
     declaration_id: str | None = Field(default=None, foreign_key="declaration.id", max_length=36)
