@@ -1,0 +1,750 @@
+"""Monthly payroll and bank payments (issue 6 §3, §4; DOMAIN.md, money-out flow 3–4).
+
+**Run** (``compute_run``, agency clerk). One payroll per fund and month (``payroll_run`` is unique on both). The
+month may not be after the current month (China time: 422 ``PERIOD_IN_FUTURE``). One query reads every ACTIVE
+entitlement of the fund covering the month (``start_period ≤ period ≤ end_period``, no end = for life) with its
+person and the person's active accounts; one line per entitlement, in chunked Core inserts:
+
+- the amount is the entitlement's monthly amount, never entered by hand (004 row 20);
+- the account is one of the person's own active accounts (``beneficiary_account.person_id`` = the person and the
+  holder's name = the person's name; a bank account or a social security card, 000 二(三)): the entitlement's
+  nominated account if it qualifies, else the most recently registered one (ids are time-ordered). Nothing is ever
+  paid in cash or into someone else's account;
+- a line that cannot be paid is ``withheld`` with its reason: no own active account (``NO_OWN_ACCOUNT``), only
+  accounts in another name (``ACCOUNT_NOT_OWN``), the person unknown (``PERSON_NOT_FOUND``), a month after the
+  recorded death (``DECEASED``) or during recorded imprisonment (``IMPRISONED``) — a safety net behind the
+  eligibility package, which suspends the entitlement itself (001 第二十七条) — or a non-positive amount;
+- the run's ``lines``/``total_fen`` are the count and sum of the payable (not withheld) lines: the figure approved,
+  funded and paid (R5). Withheld lines are reported beside it. ``large_lines`` counts payable lines above the
+  large-amount threshold (001 第十八条, *default* 50 000 yuan).
+
+Running the same fund and month again returns the same run: while it is ``computed`` it is recomputed from the
+current entitlements (line ids are derived from the run and the entitlement, so the same inputs give the same rows);
+once approved it is frozen and returned unchanged.
+
+**Approve** (agency approver, not the person who computed it: 403 ``SAME_PERSON_CANNOT_APPROVE``): the stored lines
+must still add up to the run's total; ``PayrollApproved``. **Funding** (accountant): ``FundingRequested`` asks
+finance to allocate the total from the special account to the expenditure account (recorded in collection's
+treasury); asking twice returns the first request. The run stays ``approved`` (benefits does not learn the
+allocation itself); ``paid`` once every payable line is paid.
+
+**Bank files** (cashier; an approved run whose funding was requested): the first file holds every ``pending`` line,
+in line-id order, in the format of bankfile.py; asking again returns it. ``PaymentsIssued`` in parts of ≤ 1 000
+lines. **Results** (bank system): the file's checksum must be echoed (422 ``BANK_FILE_CHECKSUM_MISMATCH``); lines
+not in the file are refused as a whole (422 ``UNKNOWN_BANK_FILE_LINES``, naming them); a line already settled is a
+no-op with the same result and 409 ``BANK_RESULT_CONFLICT`` with another. Paid → the payroll line is ``paid``;
+failed → ``failed`` with the bank's reason, its amount returned to the expenditure account (the failed bank-file
+lines are the record; ``returned_total`` per import and per file; ``PaymentsSettled`` carries each line).
+**Re-issue** (cashier): the ``failed`` lines whose person now has another own active account (not one that failed)
+go into a new file (sequence 2, 3, …) paid into that account; the others are listed and wait.
+
+**Never paid twice.** Every status change of a payroll line is a guarded ``UPDATE … WHERE status = <expected>``
+whose row count must equal the lines meant (else 409 ``CONCURRENT_CHANGE`` and nothing is kept): a line enters a
+file only from ``pending`` (first file) or ``failed`` (re-issue) and is settled only from ``in_file``, so a paid line
+can never enter a later file. All writes to a run happen under its row lock (``SELECT … FOR UPDATE``; on SQLite the
+transaction's ``BEGIN IMMEDIATE``).
+"""
+
+import itertools
+import uuid
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta, timezone
+from typing import Any
+
+from sqlalchemy import and_, bindparam, delete, func, insert, or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session
+
+from services.benefits.events import (
+    MAX_LINES,
+    FundingRequested,
+    PaymentsIssued,
+    PaymentsSettled,
+    PayrollApproved,
+)
+from services.benefits.models import (
+    BankFile,
+    BankFileLine,
+    BeneficiaryAccount,
+    BeneficiaryPerson,
+    Entitlement,
+    PayrollLine,
+    PayrollRun,
+)
+from services.benefits.payroll import bankfile
+from services.benefits.payroll.schemas import ResultsIn
+from services.kernel import context
+from services.kernel.audit import append_audit
+from services.kernel.errors import Conflict, DomainError, NotFound
+from services.kernel.events import new_event_id
+from services.kernel.outbox import record_event
+from services.kernel.periods import period_of
+
+SOURCE = "benefits"
+RUN_ENTITY = "payroll_run"
+FILE_ENTITY = "bank_file"
+# China has one time zone and no daylight saving: the business month is that of UTC+8.
+CHINA = timezone(timedelta(hours=8), "Asia/Shanghai")
+INSERT_CHUNK = 5000  # rows per Core insert
+ID_CHUNK = 900  # ids per IN (…)
+DEFAULT_LARGE_AMOUNT_FEN = 5_000_000  # *default* 50 000 yuan (001 第十八条)
+
+WITHHELD = "withheld"
+PAYABLE_STATUSES = ("pending", "in_file", "paid", "failed")
+UNFINISHED_STATUSES = ("pending", "in_file", "failed")
+
+REASONS = {
+    "PERSON_NOT_FOUND": "待遇领取人不在人员登记中",
+    "NO_OWN_ACCOUNT": "本人名下没有有效的银行账户或社会保障卡（不支付现金，不支付到他人账户）",
+    "ACCOUNT_NOT_OWN": "有效账户的户名与本人姓名不符，不得支付到他人账户",
+    "DECEASED": "人员已死亡，死亡次月起停发",
+    "IMPRISONED": "人员服刑期间停发",
+    "NON_POSITIVE_AMOUNT": "月待遇金额不是正数",
+    "NO_CORRECTED_ACCOUNT": "本人名下尚无更正后的有效账户（原账户支付失败）",
+}
+
+L = PayrollLine.__table__.c
+F = BankFileLine.__table__.c
+
+
+def china_period() -> int:
+    return period_of(datetime.now(CHINA).date())
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _actor_id() -> str:
+    return context.current().actor.id
+
+
+def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+def reason_text(code: str) -> str:
+    return f"{code} {REASONS[code]}"
+
+
+def line_id(run_id: str, entitlement_id: str) -> str:
+    """The same run and entitlement always give the same line id (a recomputation is deterministic)."""
+    return str(uuid.uuid5(uuid.UUID(run_id), entitlement_id))
+
+
+# -- the account rule ------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Candidate:
+    bank_account_id: str
+    account_no: str
+    holder_name: str
+
+
+def _same_name(a: str, b: str) -> bool:
+    return "".join(a.split()) == "".join(b.split())
+
+
+def choose_account(person_name: str, nominated: str | None, candidates: Sequence[Candidate], *,
+                   excluded_ids: frozenset[str] = frozenset(),
+                   excluded_numbers: frozenset[str] = frozenset()) -> tuple[Candidate | None, str | None]:
+    """The person's own active account to pay into, or (None, reason code). ``candidates`` are the person's active
+    accounts; a re-issue excludes the accounts that already failed."""
+    usable = [c for c in candidates if c.bank_account_id not in excluded_ids and c.account_no not in excluded_numbers]
+    own = [c for c in usable if _same_name(c.holder_name, person_name)]
+    if not own:
+        return None, ("ACCOUNT_NOT_OWN" if usable else "NO_OWN_ACCOUNT")
+    for c in own:
+        if c.bank_account_id == nominated:
+            return c, None
+    return max(own, key=lambda c: c.bank_account_id), None
+
+
+def _excluded_by_life(period: int, death_date: date | None, imprisoned_from: date | None,
+                      imprisoned_until: date | None) -> str | None:
+    if death_date is not None and period > period_of(death_date):
+        return "DECEASED"
+    if imprisoned_from is not None and period_of(imprisoned_from) <= period and (
+            imprisoned_until is None or period <= period_of(imprisoned_until)):
+        return "IMPRISONED"
+    return None
+
+
+# -- reading ---------------------------------------------------------------------------------------------------------
+
+
+def get_run(session: Session, run_id: str, *, lock: bool = False) -> PayrollRun:
+    query = select(PayrollRun).where(PayrollRun.id == run_id)
+    if lock:
+        query = query.with_for_update()
+    run = session.execute(query).scalar_one_or_none()
+    if run is None:
+        raise NotFound("PAYROLL_RUN_NOT_FOUND", "发放批次不存在")
+    return run
+
+
+def get_file(session: Session, file_id: str, *, lock: bool = False) -> BankFile:
+    query = select(BankFile).where(BankFile.id == file_id)
+    if lock:
+        query = query.with_for_update()
+    found = session.execute(query).scalar_one_or_none()
+    if found is None:
+        raise NotFound("BANK_FILE_NOT_FOUND", "银行代发文件不存在")
+    return found
+
+
+def _run_by_key(session: Session, fund: str, period: int, *, lock: bool) -> PayrollRun | None:
+    query = select(PayrollRun).where(PayrollRun.fund == fund, PayrollRun.period == period)
+    if lock:
+        query = query.with_for_update()
+    return session.execute(query).scalar_one_or_none()
+
+
+def list_runs(session: Session, *, fund: str | None, period: int | None, limit: int) -> list[PayrollRun]:
+    query = select(PayrollRun).order_by(PayrollRun.period.desc(), PayrollRun.fund).limit(limit)
+    if fund:
+        query = query.where(PayrollRun.fund == fund)
+    if period:
+        query = query.where(PayrollRun.period == period)
+    return list(session.execute(query).scalars())
+
+
+def status_totals(session: Session, run_id: str) -> dict[str, tuple[int, int]]:
+    rows = session.execute(
+        select(L.status, func.count(), func.coalesce(func.sum(L.amount_fen), 0))
+        .where(L.run_id == run_id).group_by(L.status)
+    ).all()
+    return {status: (int(n), int(total)) for status, n, total in rows}
+
+
+def bank_file_count(session: Session, run_id: str) -> int:
+    return session.execute(select(func.count()).select_from(BankFile).where(BankFile.run_id == run_id)).scalar_one()
+
+
+def _payable_sum(session: Session, run_id: str) -> tuple[int, int]:
+    n, total = session.execute(
+        select(func.count(), func.coalesce(func.sum(L.amount_fen), 0))
+        .where(L.run_id == run_id, L.status != WITHHELD)
+    ).one()
+    return int(n), int(total)
+
+
+def list_lines(session: Session, run_id: str, *, status: str | None, after: str | None,
+               limit: int) -> tuple[list[Any], str | None]:
+    get_run(session, run_id)
+    A = BeneficiaryAccount.__table__.c
+    query = (select(L.id, L.entitlement_id, L.person_id, L.period, L.amount_fen, L.bank_account_id, A.account_no,
+                    L.status, L.failure_reason)
+             .select_from(PayrollLine.__table__.outerjoin(BeneficiaryAccount.__table__,
+                                                          A.bank_account_id == L.bank_account_id))
+             .where(L.run_id == run_id).order_by(L.id).limit(limit + 1))
+    if status:
+        query = query.where(L.status == status)
+    if after:
+        query = query.where(L.id > after)
+    rows = session.execute(query).all()
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return rows, (rows[-1].id if more else None)
+
+
+@dataclass
+class FileSummary:
+    file: BankFile
+    paid: tuple[int, int] = (0, 0)
+    failed: tuple[int, int] = (0, 0)
+    awaiting: int = 0
+
+
+def file_summary(session: Session, file: BankFile) -> FileSummary:
+    summary = FileSummary(file=file)
+    for result, n, total in session.execute(
+        select(F.result, func.count(), func.coalesce(func.sum(F.amount_fen), 0))
+        .where(F.file_id == file.id).group_by(F.result)
+    ):
+        if result == "paid":
+            summary.paid = (int(n), int(total))
+        elif result == "failed":
+            summary.failed = (int(n), int(total))
+        else:
+            summary.awaiting += int(n)
+    return summary
+
+
+def files_of_run(session: Session, run_id: str) -> list[BankFile]:
+    get_run(session, run_id)
+    return list(session.execute(select(BankFile).where(BankFile.run_id == run_id)
+                                .order_by(BankFile.sequence)).scalars())
+
+
+# -- computing a run -------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Computed:
+    run: PayrollRun
+    created: bool
+    recomputed: bool
+    frozen: bool
+
+
+def large_amount_threshold_fen() -> int:
+    """*default* 50 000 yuan (001 第十八条); to come from the region's approved benefit parameters once they carry
+    it."""
+    return DEFAULT_LARGE_AMOUNT_FEN
+
+
+def compute_lines(session: Session, run_id: str, fund: str, period: int) -> list[dict[str, Any]]:
+    """One query for the entitlements, their persons and the persons' active accounts; one row dict per line."""
+    E = Entitlement.__table__.c
+    P = BeneficiaryPerson.__table__.c
+    A = BeneficiaryAccount.__table__.c
+    source = (Entitlement.__table__
+              .outerjoin(BeneficiaryPerson.__table__, P.person_id == E.person_id)
+              .outerjoin(BeneficiaryAccount.__table__, and_(A.person_id == E.person_id, A.status == "active")))
+    rows = session.execute(
+        select(E.id, E.person_id, E.monthly_amount_fen, E.bank_account_id, P.person_id.label("known"), P.name,
+               P.death_date, P.imprisoned_from, P.imprisoned_until, A.bank_account_id.label("account_id"),
+               A.account_no, A.holder_name)
+        .select_from(source)
+        .where(E.fund == fund, E.status == "active", E.start_period <= period,
+               or_(E.end_period.is_(None), E.end_period >= period))
+        .order_by(E.id)
+    ).all()
+    lines: list[dict[str, Any]] = []
+    for entitlement_id, group in itertools.groupby(rows, key=lambda r: r[0]):
+        group = list(group)
+        first = group[0]
+        account, reason = None, None
+        if first.monthly_amount_fen <= 0:
+            reason = "NON_POSITIVE_AMOUNT"
+        elif first.known is None:
+            reason = "PERSON_NOT_FOUND"
+        else:
+            reason = _excluded_by_life(period, first.death_date, first.imprisoned_from, first.imprisoned_until)
+            if reason is None:
+                candidates = [Candidate(r.account_id, r.account_no, r.holder_name) for r in group
+                              if r.account_id is not None]
+                account, reason = choose_account(first.name, first.bank_account_id, candidates)
+        lines.append({
+            "id": line_id(run_id, entitlement_id), "run_id": run_id, "entitlement_id": entitlement_id,
+            "person_id": first.person_id, "period": period, "amount_fen": first.monthly_amount_fen,
+            "bank_account_id": account.bank_account_id if account else None,
+            "status": "pending" if reason is None else WITHHELD,
+            "failure_reason": reason_text(reason) if reason else None,
+        })
+    return lines
+
+
+def compute_run(session: Session, fund: str, period: int) -> Computed:
+    current = china_period()
+    if period > current:
+        raise DomainError("PERIOD_IN_FUTURE", f"发放月份 {period} 晚于本月（{current}），不能预先计算待遇发放", status=422)
+    for attempt in (1, 2):
+        run = _run_by_key(session, fund, period, lock=True)
+        if run is not None and run.status != "computed":
+            return Computed(run=run, created=False, recomputed=False, frozen=True)
+        try:
+            return _compute_into(session, run, fund, period)
+        except IntegrityError:
+            # PostgreSQL: a concurrent first run of the same fund and month won the unique index; use it.
+            session.rollback()
+            if attempt == 2:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _compute_into(session: Session, run: PayrollRun | None, fund: str, period: int) -> Computed:
+    now, actor = _now(), _actor_id()
+    created = run is None
+    if created:
+        run = PayrollRun(id=new_event_id(), fund=fund, period=period, status="computed", lines=0, total_fen=0,
+                         large_lines=0, computed_at=now, computed_by=actor)
+        session.add(run)
+        session.flush()
+    else:
+        session.execute(delete(PayrollLine.__table__).where(L.run_id == run.id))
+    lines = compute_lines(session, run.id, fund, period)
+    for chunk in _chunks(lines, INSERT_CHUNK):
+        session.execute(insert(PayrollLine.__table__), chunk)
+    payable = [ln for ln in lines if ln["status"] != WITHHELD]
+    threshold = large_amount_threshold_fen()
+    previous = (run.lines, run.total_fen)
+    run.lines = len(payable)
+    run.total_fen = sum(ln["amount_fen"] for ln in payable)
+    run.large_lines = sum(1 for ln in payable if ln["amount_fen"] > threshold)
+    run.computed_at, run.computed_by = now, actor
+    session.add(run)
+    withheld = len(lines) - len(payable)
+    append_audit(session, action="payroll.compute" if created else "payroll.recompute", entity_type=RUN_ENTITY,
+                 entity_id=run.id,
+                 detail={"fund": fund, "period": period, "lines": run.lines, "total_fen": run.total_fen,
+                         "withheld_lines": withheld, "large_lines": run.large_lines,
+                         **({} if created else {"previous_lines": previous[0], "previous_total_fen": previous[1]})})
+    session.commit()
+    return Computed(run=run, created=created, recomputed=not created, frozen=False)
+
+
+# -- approval and funding --------------------------------------------------------------------------------------------
+
+
+def approve(session: Session, run_id: str) -> PayrollRun:
+    run = get_run(session, run_id, lock=True)
+    if run.status != "computed":
+        raise Conflict("PAYROLL_ALREADY_APPROVED", f"发放批次已审批（{run.approved_by}），不能再次审批")
+    actor = _actor_id()
+    if actor == run.computed_by:
+        raise DomainError("SAME_PERSON_CANNOT_APPROVE", "计算发放批次的经办人不能审批本批次，须由另一人审批", status=403)
+    lines, total = _payable_sum(session, run.id)
+    if (lines, total) != (run.lines, run.total_fen):
+        raise Conflict("PAYROLL_TOTAL_MISMATCH",
+                       f"发放明细合计（{lines} 条，{total} 分）与批次合计（{run.lines} 条，{run.total_fen} 分）不符，须重新计算")
+    run.status, run.approved_at, run.approved_by = "approved", _now(), actor
+    session.add(run)
+    record_event(session, PayrollApproved(run_id=run.id, fund=run.fund, period=run.period, lines=run.lines,
+                                          total_fen=run.total_fen, approved_by=actor),
+                 source=SOURCE, subject=run.id)
+    append_audit(session, action="payroll.approve", entity_type=RUN_ENTITY, entity_id=run.id,
+                 detail={"fund": run.fund, "period": run.period, "lines": run.lines, "total_fen": run.total_fen,
+                         "computed_by": run.computed_by})
+    session.commit()
+    return run
+
+
+def _require_approved(run: PayrollRun) -> None:
+    if run.status == "computed":
+        raise Conflict("PAYROLL_NOT_APPROVED", "发放批次尚未审批")
+
+
+def request_funding(session: Session, run_id: str) -> tuple[PayrollRun, bool]:
+    """(run, replayed): the first request publishes FundingRequested; a repeated one returns the run unchanged."""
+    run = get_run(session, run_id, lock=True)
+    _require_approved(run)
+    if run.funding_requested_at is not None:
+        return run, True
+    run.funding_requested_at = _now()
+    session.add(run)
+    record_event(session, FundingRequested(run_id=run.id, fund=run.fund, period=run.period, amount_fen=run.total_fen),
+                 source=SOURCE, subject=run.id)
+    append_audit(session, action="payroll.request_funding", entity_type=RUN_ENTITY, entity_id=run.id,
+                 detail={"fund": run.fund, "period": run.period, "amount_fen": run.total_fen})
+    session.commit()
+    return run, False
+
+
+# -- bank files ------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Payment:
+    payroll_line_id: str
+    person_id: str
+    bank_account_id: str
+    account_no: str
+    holder_name: str
+    amount_fen: int
+
+
+def _move_lines(session: Session, ids: Sequence[str], from_status: str, to_status: str,
+                **values: Any) -> None:
+    """The guard against paying twice: every line must still be in ``from_status``."""
+    moved = 0
+    for chunk in _chunks(ids, ID_CHUNK):
+        moved += session.execute(
+            update(PayrollLine.__table__).where(L.id.in_(chunk), L.status == from_status)
+            .values(status=to_status, **values)
+        ).rowcount
+    if moved != len(ids):
+        raise Conflict("CONCURRENT_CHANGE",
+                       f"{len(ids) - moved} 条发放明细的状态已不是 {from_status}（可能已被其他操作处理），未作任何变更")
+
+
+def _write_file(session: Session, run: PayrollRun, sequence: int, payments: Sequence[Payment]) -> BankFile:
+    file_id = new_event_id()
+    rendered = bankfile.render_payment_file(
+        file_id=file_id, run_id=run.id, fund=run.fund, period=run.period, sequence=sequence,
+        lines=[bankfile.PaymentLine(line_no=n, account_no=p.account_no, holder_name=p.holder_name,
+                                    amount_fen=p.amount_fen, payroll_line_id=p.payroll_line_id)
+               for n, p in enumerate(payments, start=1)],
+    )
+    now, actor = _now(), _actor_id()
+    file = BankFile(id=file_id, run_id=run.id, sequence=sequence, lines=rendered.lines, total_fen=rendered.total_fen,
+                    checksum=rendered.checksum, content=rendered.content, status="issued", created_at=now,
+                    created_by=actor)
+    session.add(file)
+    session.flush()
+    rows = [{"id": new_event_id(), "file_id": file_id, "line_no": n, "payroll_line_id": p.payroll_line_id,
+             "account_no": p.account_no, "holder_name": p.holder_name, "amount_fen": p.amount_fen}
+            for n, p in enumerate(payments, start=1)]
+    for chunk in _chunks(rows, INSERT_CHUNK):
+        session.execute(insert(BankFileLine.__table__), chunk)
+    parts = max(1, -(-len(payments) // MAX_LINES))
+    for part, chunk in enumerate(_chunks(payments, MAX_LINES), start=1):
+        record_event(session, PaymentsIssued(
+            file_id=file_id, run_id=run.id, fund=run.fund, period=run.period, sequence=sequence, part=part,
+            parts=parts, file_total_fen=rendered.total_fen,
+            lines=[{"payroll_line_id": p.payroll_line_id, "person_id": p.person_id,
+                    "bank_account_id": p.bank_account_id, "account_no": p.account_no, "holder_name": p.holder_name,
+                    "amount_fen": p.amount_fen, "period": run.period} for p in chunk],
+        ), source=SOURCE, subject=file_id)
+    append_audit(session, action="payroll.bank_file", entity_type=FILE_ENTITY, entity_id=file_id,
+                 detail={"run_id": run.id, "sequence": sequence, "lines": rendered.lines,
+                         "total_fen": rendered.total_fen, "checksum": rendered.checksum})
+    return file
+
+
+def issue_bank_file(session: Session, run_id: str) -> tuple[BankFile, bool]:
+    """(file, replayed): the run's first file, with every pending line."""
+    run = get_run(session, run_id, lock=True)
+    _require_approved(run)
+    if run.funding_requested_at is None:
+        raise Conflict("FUNDING_NOT_REQUESTED", "尚未向财政申请拨付本批次资金，不能生成银行代发文件")
+    first = session.execute(select(BankFile).where(BankFile.run_id == run.id, BankFile.sequence == 1)) \
+        .scalar_one_or_none()
+    if first is not None:
+        return first, True
+    A = BeneficiaryAccount.__table__.c
+    rows = session.execute(
+        select(L.id, L.person_id, L.amount_fen, L.bank_account_id, A.account_no, A.holder_name,
+               A.person_id.label("holder_id"))
+        .select_from(PayrollLine.__table__.outerjoin(BeneficiaryAccount.__table__,
+                                                     A.bank_account_id == L.bank_account_id))
+        .where(L.run_id == run.id, L.status == "pending").order_by(L.id)
+    ).all()
+    if not rows:
+        raise Conflict("NOTHING_TO_PAY", "本批次没有待发放的明细")
+    foreign = [r.id for r in rows if r.account_no is None or r.holder_id != r.person_id]
+    if foreign:
+        raise Conflict("NOT_OWN_ACCOUNT", f"{len(foreign)} 条明细的收款账户不是领取人本人的账户，不能发放",
+                       details={"payroll_line_ids": foreign[:100]})
+    payments = [Payment(r.id, r.person_id, r.bank_account_id, r.account_no, r.holder_name, r.amount_fen)
+                for r in rows]
+    _move_lines(session, [p.payroll_line_id for p in payments], "pending", "in_file")
+    file = _write_file(session, run, 1, payments)
+    session.commit()
+    return file, False
+
+
+@dataclass
+class ReissueOutcome:
+    file: BankFile
+    not_reissued: list[dict[str, str]] = field(default_factory=list)
+
+
+def reissue(session: Session, run_id: str) -> ReissueOutcome:
+    """A new file with the failed lines whose person now has another own active account."""
+    run = get_run(session, run_id, lock=True)
+    _require_approved(run)
+    E = Entitlement.__table__.c
+    failed = session.execute(
+        select(L.id, L.person_id, L.amount_fen, L.bank_account_id, E.bank_account_id.label("nominated"))
+        .select_from(PayrollLine.__table__.outerjoin(Entitlement.__table__, E.id == L.entitlement_id))
+        .where(L.run_id == run.id, L.status == "failed").order_by(L.id)
+    ).all()
+    if not failed:
+        raise Conflict("NOTHING_TO_REISSUE", "本批次没有支付失败待重发的明细")
+    person_ids = sorted({r.person_id for r in failed})
+    line_ids = [r.id for r in failed]
+    P = BeneficiaryPerson.__table__.c
+    A = BeneficiaryAccount.__table__.c
+    names: dict[str, str] = {}
+    accounts: dict[str, list[Candidate]] = {}
+    for chunk in _chunks(person_ids, ID_CHUNK):
+        for r in session.execute(
+            select(P.person_id, P.name, A.bank_account_id, A.account_no, A.holder_name)
+            .select_from(BeneficiaryPerson.__table__.outerjoin(
+                BeneficiaryAccount.__table__, and_(A.person_id == P.person_id, A.status == "active")))
+            .where(P.person_id.in_(chunk))
+        ):
+            names[r.person_id] = r.name
+            if r.bank_account_id is not None:
+                accounts.setdefault(r.person_id, []).append(Candidate(r.bank_account_id, r.account_no, r.holder_name))
+    failed_numbers: dict[str, set[str]] = {}
+    for chunk in _chunks(line_ids, ID_CHUNK):
+        for payroll_line_id, account_no in session.execute(
+            select(F.payroll_line_id, F.account_no).where(F.payroll_line_id.in_(chunk), F.result == "failed")
+        ):
+            failed_numbers.setdefault(payroll_line_id, set()).add(account_no)
+    payments: list[Payment] = []
+    waiting: list[dict[str, str]] = []
+    for r in failed:
+        if r.person_id not in names:
+            account, reason = None, "PERSON_NOT_FOUND"
+        else:
+            account, reason = choose_account(
+                names[r.person_id], r.nominated, accounts.get(r.person_id, []),
+                excluded_ids=frozenset({r.bank_account_id} - {None}),
+                excluded_numbers=frozenset(failed_numbers.get(r.id, ())))
+            if account is None and reason == "NO_OWN_ACCOUNT":
+                reason = "NO_CORRECTED_ACCOUNT"
+        if account is None:
+            waiting.append({"payroll_line_id": r.id, "person_id": r.person_id, "reason": reason_text(reason)})
+        else:
+            payments.append(Payment(r.id, r.person_id, account.bank_account_id, account.account_no,
+                                    account.holder_name, r.amount_fen))
+    if not payments:
+        raise Conflict("NO_CORRECTED_ACCOUNT", f"{len(waiting)} 条支付失败的明细均无更正后的本人有效账户，暂不能重发",
+                       details={"not_reissued": waiting[:100]})
+    _move_lines(session, [p.payroll_line_id for p in payments], "failed", "in_file", failure_reason=None)
+    session.execute(
+        update(PayrollLine.__table__).where(L.id == bindparam("line_id")).values(bank_account_id=bindparam("account")),
+        [{"line_id": p.payroll_line_id, "account": p.bank_account_id} for p in payments],
+    )
+    sequence = session.execute(select(func.max(BankFile.sequence)).where(BankFile.run_id == run.id)).scalar_one()
+    file = _write_file(session, run, (sequence or 0) + 1, payments)
+    session.commit()
+    return ReissueOutcome(file=file, not_reissued=waiting)
+
+
+# -- bank results ----------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Applied:
+    file: BankFile
+    run: PayrollRun
+    applied: int
+    unchanged: int
+    paid: tuple[int, int]
+    failed: tuple[int, int]
+
+
+def import_results(session: Session, file_id: str, body: ResultsIn, *, declared_file_id: str | None = None
+                   ) -> Applied:
+    file = get_file(session, file_id)
+    run = get_run(session, file.run_id, lock=True)  # lock order: the run, then its file
+    file = get_file(session, file_id, lock=True)
+    if declared_file_id is not None and declared_file_id != file.id:
+        raise DomainError("BANK_FILE_MISMATCH", f"回盘文件声明的文件编号 {declared_file_id} 与本文件不符", status=422)
+    if body.checksum.lower() != file.checksum:
+        raise DomainError("BANK_FILE_CHECKSUM_MISMATCH", "回盘文件的校验值与代发文件不符，未作任何处理", status=422)
+    counts = Counter(ln.line_no for ln in body.lines)
+    duplicates = sorted(n for n, c in counts.items() if c > 1)
+    if duplicates:
+        raise DomainError("DUPLICATE_RESULT_LINES", f"回盘文件中序号重复：{duplicates[:20]}", status=422,
+                          details={"line_nos": duplicates[:100]})
+    stored = {
+        r.line_no: r for r in session.execute(
+            select(F.id, F.line_no, F.payroll_line_id, F.amount_fen, F.result, L.person_id)
+            .select_from(BankFileLine.__table__.join(PayrollLine.__table__, L.id == F.payroll_line_id))
+            .where(F.file_id == file.id)
+        )
+    }
+    unknown = [{"line_no": ln.line_no, "payroll_line_id": ln.payroll_line_id} for ln in body.lines
+               if ln.line_no not in stored or stored[ln.line_no].payroll_line_id != ln.payroll_line_id]
+    if unknown:
+        named = "、".join(f"{u['line_no']}/{u['payroll_line_id']}" for u in unknown[:10])
+        raise DomainError("UNKNOWN_BANK_FILE_LINES",
+                          f"回盘文件中有 {len(unknown)} 行不属于本代发文件（{named}），未作任何处理", status=422,
+                          details={"unknown": unknown[:1000], "count": len(unknown)})
+    conflicts = [{"line_no": ln.line_no, "payroll_line_id": ln.payroll_line_id, "recorded": stored[ln.line_no].result,
+                  "received": ln.result}
+                 for ln in body.lines if stored[ln.line_no].result not in (None, ln.result)]
+    if conflicts:
+        named = "、".join(f"{c['line_no']}（已记录 {c['recorded']}，本次 {c['received']}）" for c in conflicts[:10])
+        raise Conflict("BANK_RESULT_CONFLICT", f"{len(conflicts)} 行已有不同的结果：{named}，未作任何处理",
+                       details={"conflicts": conflicts[:1000], "count": len(conflicts)})
+    new = [ln for ln in body.lines if stored[ln.line_no].result is None]
+    unchanged = len(body.lines) - len(new)
+    paid = [ln for ln in new if ln.result == "paid"]
+    failed = [ln for ln in new if ln.result == "failed"]
+    totals = (sum(stored[ln.line_no].amount_fen for ln in paid), sum(stored[ln.line_no].amount_fen for ln in failed))
+    if not new:
+        return Applied(file=file, run=run, applied=0, unchanged=unchanged, paid=(0, 0), failed=(0, 0))
+
+    now = _now()
+    _move_lines(session, [ln.payroll_line_id for ln in paid], "in_file", "paid", failure_reason=None)
+    _move_lines(session, [ln.payroll_line_id for ln in failed], "in_file", "failed")
+    if failed:
+        session.execute(
+            update(PayrollLine.__table__).where(L.id == bindparam("line_id"))
+            .values(failure_reason=bindparam("reason")),
+            [{"line_id": ln.payroll_line_id, "reason": ln.reason.strip()[:200]} for ln in failed],
+        )
+    session.execute(
+        update(BankFileLine.__table__).where(F.id == bindparam("file_line_id"), F.result.is_(None))
+        .values(result=bindparam("result_value"), result_reason=bindparam("reason"), result_at=now),
+        [{"file_line_id": stored[ln.line_no].id, "result_value": ln.result,
+          "reason": ln.reason.strip()[:200] if ln.result == "failed" and ln.reason else None} for ln in new],
+    )
+    awaiting = session.execute(select(func.count()).select_from(BankFileLine)
+                               .where(F.file_id == file.id, F.result.is_(None))).scalar_one()
+    if awaiting == 0:
+        file.status = "settled"
+        session.add(file)
+    unfinished = session.execute(select(func.count()).select_from(PayrollLine)
+                                 .where(L.run_id == run.id, L.status.in_(UNFINISHED_STATUSES))).scalar_one()
+    if unfinished == 0 and run.status == "approved":
+        run.status = "paid"
+        session.add(run)
+    parts = max(1, -(-len(new) // MAX_LINES))
+    for part, chunk in enumerate(_chunks(new, MAX_LINES), start=1):
+        record_event(session, PaymentsSettled(
+            file_id=file.id, run_id=run.id, fund=run.fund, period=run.period, part=part, parts=parts,
+            lines=[{"payroll_line_id": ln.payroll_line_id, "person_id": stored[ln.line_no].person_id,
+                    "amount_fen": stored[ln.line_no].amount_fen, "period": run.period, "result": ln.result,
+                    "reason": ln.reason.strip()[:200] if ln.result == "failed" and ln.reason else None}
+                   for ln in chunk],
+        ), source=SOURCE, subject=file.id)
+    append_audit(session, action="payroll.bank_results", entity_type=FILE_ENTITY, entity_id=file.id,
+                 detail={"run_id": run.id, "applied": len(new), "unchanged": unchanged, "paid_lines": len(paid),
+                         "paid_fen": totals[0], "failed_lines": len(failed), "returned_fen": totals[1],
+                         "file_status": file.status, "run_status": run.status})
+    session.commit()
+    return Applied(file=file, run=run, applied=len(new), unchanged=unchanged, paid=(len(paid), totals[0]),
+                   failed=(len(failed), totals[1]))
+
+
+# -- verification ----------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Verification:
+    run: PayrollRun
+    lines: int
+    total_fen: int
+    not_matching: int
+    problems: list[str]
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def verify_run(session: Session, run_id: str) -> Verification:
+    """Recompute the run's total from its lines, check every line against its entitlement, and every bank file's
+    checksum, count and total against its content."""
+    run = get_run(session, run_id)
+    lines, total = _payable_sum(session, run.id)
+    problems: list[str] = []
+    if (lines, total) != (run.lines, run.total_fen):
+        problems.append(f"payable lines add up to {lines} lines / {total} fen, the run says {run.lines} / "
+                        f"{run.total_fen}")
+    E = Entitlement.__table__.c
+    not_matching = session.execute(
+        select(func.count())
+        .select_from(PayrollLine.__table__.outerjoin(Entitlement.__table__, E.id == L.entitlement_id))
+        .where(L.run_id == run.id, or_(E.id.is_(None), E.fund != run.fund, E.monthly_amount_fen != L.amount_fen,
+                                       L.period != run.period))
+    ).scalar_one()
+    if not_matching and run.status == "computed":
+        # After approval the lines are frozen while an entitlement may legitimately change (an adjustment, an end):
+        # the count is reported, the totals and files decide.
+        problems.append(f"{not_matching} lines differ from their entitlement's monthly amount or fund")
+    for file in session.execute(select(BankFile).where(BankFile.run_id == run.id)
+                                .order_by(BankFile.sequence)).scalars():
+        try:
+            parsed = bankfile.parse_payment_file(file.content)
+        except ValueError as exc:
+            problems.append(f"bank file {file.sequence}: {exc}")
+            continue
+        line_sum = session.execute(select(func.count(), func.coalesce(func.sum(F.amount_fen), 0))
+                                   .where(F.file_id == file.id)).one()
+        if (parsed.checksum, len(parsed.lines), parsed.total_fen) != (file.checksum, file.lines, file.total_fen) \
+                or tuple(line_sum) != (file.lines, file.total_fen):
+            problems.append(f"bank file {file.sequence}: content, lines and record disagree")
+    return Verification(run=run, lines=lines, total_fen=total, not_matching=not_matching, problems=problems)
