@@ -2,6 +2,7 @@
 
 from services.kernel.events import EVENT_TYPES, STREAMS, EventActor, EventEnvelope, build_envelope, stream_for
 from services.kernel.settings import SERVICES
+from services.kernel.service_app import merge_consumer_specs
 from sifund import services as catalogue
 
 
@@ -24,7 +25,7 @@ def test_every_service_event_type_is_named_and_streamed():
 def test_every_consumer_handles_or_ignores_every_type_on_its_stream():
     types = service_event_types()
     for name in SERVICES:
-        for consumer in catalogue.spec(name).consumers:
+        for consumer in merge_consumer_specs(catalogue.spec(name).consumers):
             on_stream = {t for t in types if stream_for(t) == consumer.stream}
             covered = set(consumer.handlers) | set(consumer.ignores)
             assert on_stream <= covered, f"{name}-{consumer.stream} neither handles nor ignores {on_stream - covered}"
@@ -43,3 +44,17 @@ def test_envelope_round_trips_and_payload_is_typed():
     assert again == envelope
     assert again.payload() == payload
     assert len(envelope.id) == 36 and envelope.id[14] == "7"  # UUIDv7
+
+
+def test_consumer_specs_of_one_stream_merge_into_one_consumer():
+    from services.kernel.service_app import ConsumerSpec  # noqa: PLC0415
+
+    calls = []
+    a = ConsumerSpec(stream="ACCOUNTS", handlers={"accounts.x.done.v1": lambda s, e: calls.append("a")},
+                     ignores=frozenset({"accounts.y.done.v1"}))
+    b = ConsumerSpec(stream="ACCOUNTS", handlers={"accounts.x.done.v1": lambda s, e: calls.append("b"),
+                                                  "accounts.y.done.v1": lambda s, e: calls.append("y")})
+    [merged] = merge_consumer_specs([a, b])
+    merged.handlers["accounts.x.done.v1"](None, None)
+    assert calls == ["a", "b"]
+    assert "accounts.y.done.v1" in merged.handlers and "accounts.y.done.v1" not in merged.ignores

@@ -41,6 +41,35 @@ class ConsumerSpec:
     ignores: frozenset[str] = frozenset()
 
 
+def merge_consumer_specs(specs: list[ConsumerSpec]) -> list[ConsumerSpec]:
+    """One durable consumer per stream, however many domain packages listen to it: handlers of the same type run
+    in declaration order inside the same transaction; a type any package handles is not ignored."""
+    by_stream: dict[str, list[ConsumerSpec]] = {}
+    for spec in specs:
+        by_stream.setdefault(spec.stream, []).append(spec)
+    merged = []
+    for stream, group in by_stream.items():
+        handlers: dict[str, list[Handler]] = {}
+        for spec in group:
+            for event_type, handler in spec.handlers.items():
+                handlers.setdefault(event_type, []).append(handler)
+        ignores = frozenset().union(*(spec.ignores for spec in group)) - handlers.keys()
+        merged.append(ConsumerSpec(stream=stream, handlers={t: _chain(hs) for t, hs in handlers.items()},
+                                   ignores=ignores))
+    return merged
+
+
+def _chain(handlers: list[Handler]) -> Handler:
+    if len(handlers) == 1:
+        return handlers[0]
+
+    def run_all(session: Session, envelope) -> None:  # noqa: ANN001
+        for handler in handlers:
+            handler(session, envelope)
+
+    return run_all
+
+
 @dataclass(frozen=True)
 class ServiceSpec:
     name: str
@@ -88,7 +117,7 @@ def create_service_app(spec: ServiceSpec, settings: Settings | None = None) -> F
                 max_attempts=settings.consumer_max_attempts, retry_delay=settings.consumer_retry_delay_seconds,
                 ack_wait=settings.consumer_ack_wait_seconds,
             )
-            for c in spec.consumers
+            for c in merge_consumer_specs(spec.consumers)
         }
         app.state.settings, app.state.engine, app.state.bus = settings, engine, bus
         app.state.relay, app.state.consumers = relay, consumers
