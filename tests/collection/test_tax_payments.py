@@ -97,12 +97,14 @@ def supersede(client, old_id: str, employer_id: str, period: int, due: date,  # 
     with Session(engine_of(client)) as session:
         paid = {(line.person_id, line.fund): (line.paid_principal_fen, line.paid_late_fee_fen) for line in
                 session.execute(select(AssessmentLine).where(AssessmentLine.assessment_id == old_id)).scalars()}
-    new_id, line_ids = add_assessment(client, employer_id, period, due, lines, supersedes_id=old_id)
-    with Session(engine_of(client)) as session:
-        old = session.get(Assessment, old_id)
-        old.status, old.superseded_by_id = "superseded", new_id
+    with Session(engine_of(client)) as session:  # first, so that one assessment per employer and period is issued
+        session.get(Assessment, old_id).status = "superseded"
         for line in session.execute(select(AssessmentLine).where(AssessmentLine.assessment_id == old_id)).scalars():
             line.status = "superseded"
+        session.commit()
+    new_id, line_ids = add_assessment(client, employer_id, period, due, lines, supersedes_id=old_id)
+    with Session(engine_of(client)) as session:
+        session.get(Assessment, old_id).superseded_by_id = new_id
         for line in session.execute(select(AssessmentLine).where(AssessmentLine.assessment_id == new_id)).scalars():
             line.paid_principal_fen, line.paid_late_fee_fen = paid.get((line.person_id, line.fund), (0, 0))
         session.commit()

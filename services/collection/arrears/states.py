@@ -13,7 +13,7 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import ARRAY, any_, bindparam, func, select
 from sqlmodel import Session
 
 from services.collection.arrears.latefee import DEFAULT_DAILY_RATE, LineState, accrue, parse_rate
@@ -29,6 +29,14 @@ class ChargeTotals:
     fee_paid_fen: int = 0
     last_paid_date: date | None = None
 
+
+
+def one_of(session: Session, column: Any, values: list) -> Any:
+    """``column IN (values)``; on PostgreSQL ``column = ANY(:array)``, one parameter instead of thousands (compiling
+    and sending a 5 000-placeholder IN list costs more than the query)."""
+    if session.get_bind().dialect.name == "postgresql":
+        return column == any_(bindparam(None, list(values), type_=ARRAY(column.type)))
+    return column.in_(values)
 
 
 def chunks(items: list, size: int = CHUNK) -> Iterable[list]:
@@ -73,7 +81,7 @@ def predecessors(session: Session, rows: list[Any]) -> dict[str, list[str]]:
         for person_part in chunks(persons, 4_000):
             for line_id, assessment_id, person_id, fund in session.execute(
                 select(AssessmentLine.id, AssessmentLine.assessment_id, AssessmentLine.person_id, AssessmentLine.fund)
-                .where(AssessmentLine.assessment_id.in_(part), AssessmentLine.person_id.in_(person_part))
+                .where(AssessmentLine.assessment_id.in_(part), one_of(session, AssessmentLine.person_id, person_part))
             ).all():
                 old_lines[(assessment_id, person_id, fund)] = line_id
     out: dict[str, list[str]] = {}
@@ -94,7 +102,7 @@ def charge_totals(session: Session, line_ids: Iterable[str], *, through: date | 
                    func.sum(LateFeeCharge.fee_accrued_fen), func.sum(LateFeeCharge.fee_paid_fen),
                    func.max(TaxPayment.paid_date))
             .join(TaxPayment, TaxPayment.id == LateFeeCharge.tax_payment_id)
-            .where(LateFeeCharge.assessment_line_id.in_(part))
+            .where(one_of(session, LateFeeCharge.assessment_line_id, part))
             .group_by(LateFeeCharge.assessment_line_id)
         )
         if through is not None:
@@ -134,7 +142,7 @@ def charge_sequences(session: Session, owner: dict[str, str], *, through: date |
         query = (
             select(LateFeeCharge, TaxPayment.paid_date)
             .join(TaxPayment, TaxPayment.id == LateFeeCharge.tax_payment_id)
-            .where(LateFeeCharge.assessment_line_id.in_(part))
+            .where(one_of(session, LateFeeCharge.assessment_line_id, part))
         )
         if through is not None:
             query = query.where(TaxPayment.paid_date <= through)

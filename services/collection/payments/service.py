@@ -46,14 +46,14 @@ from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from services.accounts.imports.readers import read_table
 from services.collection.arrears import latefee
 from services.collection.arrears.parameters import ParameterSets, load_parameter_sets
-from services.collection.arrears.states import chunks, load_states
+from services.collection.arrears.states import chunks, load_states, one_of
 from services.collection.events import MAX_LINES as EVENT_MAX_LINES
 from services.collection.events import CollectedLine, PaymentsCollected, PaymentsRejected, RejectedLine
 from services.collection.models import (
@@ -65,6 +65,7 @@ from services.collection.models import (
     TaxPayment,
     TaxPaymentBatch,
 )
+from services.collection.payments import bulk
 from services.collection.payments.schemas import (
     MAX_LINES,
     METHOD_LABELS,
@@ -385,18 +386,9 @@ def receive_batch(session: Session, raw_lines: list[tuple[int, Any]], *, source_
     )
     session.add(batch)
     session.flush()
-    if accepted:
-        for part in chunks(accepted, 2_000):
-            session.execute(insert(TaxPayment), [_payment_row(a, batch.id) for a in part])
-    if charges:
-        session.execute(insert(LateFeeCharge), charges)
-    if line_updates:
-        session.execute(
-            update(AssessmentLine.__table__).where(AssessmentLine.__table__.c.id == bindparam("_id"))
-            .values(paid_principal_fen=bindparam("_principal"), paid_late_fee_fen=bindparam("_fee"),
-                    status=bindparam("_status")),
-            line_updates,
-        )
+    bulk.insert_rows(session, TaxPayment.__table__, [_payment_row(a, batch.id) for a in accepted])
+    bulk.insert_rows(session, LateFeeCharge.__table__, charges)
+    bulk.update_settled_lines(session, AssessmentLine.__table__, line_updates)
     _emit(session, batch.id, accepted, rejected)
     rejected.sort(key=lambda r: r.line_no)
     append_audit(session, action="tax_payment_batch.receive", entity_type="tax_payment_batch", entity_id=batch.id,
@@ -453,7 +445,7 @@ def _existing_lines(session: Session, ids: set[str]) -> dict[str, tuple[str, str
     for part in chunks(sorted(ids)):
         for tax_line_id, payment_id, digest, batch_id in session.execute(
             select(TaxPayment.tax_line_id, TaxPayment.id, TaxPayment.content_hash, TaxPayment.batch_id)
-            .where(TaxPayment.tax_line_id.in_(part))
+            .where(one_of(session, TaxPayment.tax_line_id, part))
         ).all():
             out[tax_line_id] = (payment_id, digest, batch_id)
     return out
@@ -462,7 +454,7 @@ def _existing_lines(session: Session, ids: set[str]) -> dict[str, tuple[str, str
 def _employers_by_uscc(session: Session, usccs: set[str]) -> dict[str, RegistryEmployer]:
     out: dict[str, RegistryEmployer] = {}
     for part in chunks(sorted(usccs)):
-        for row in session.execute(select(RegistryEmployer).where(RegistryEmployer.uscc.in_(part))).scalars():
+        for row in session.execute(select(RegistryEmployer).where(one_of(session, RegistryEmployer.uscc, part))).scalars():
             out[row.uscc] = row
     return out
 
@@ -471,7 +463,7 @@ def _persons_by_citizen_id(session: Session, citizen_ids: set[str]) -> dict[str,
     out: dict[str, Any] = {}
     for part in chunks(sorted(citizen_ids)):
         for row in session.execute(
-            select(RegistryPerson.person_id, RegistryPerson.citizen_id).where(RegistryPerson.citizen_id.in_(part))
+            select(RegistryPerson.person_id, RegistryPerson.citizen_id).where(one_of(session, RegistryPerson.citizen_id, part))
         ).all():
             out[row.citizen_id] = row
     return out
@@ -483,7 +475,7 @@ def _voucher_payers(session: Session, vouchers: set[str]) -> dict[str, str]:
     for part in chunks(sorted(vouchers)):
         for voucher, uscc, citizen_id in session.execute(
             select(TaxPayment.voucher_no, TaxPayment.payer_uscc, TaxPayment.citizen_id)
-            .where(TaxPayment.voucher_no.in_(part))
+            .where(one_of(session, TaxPayment.voucher_no, part))
         ).all():
             out.setdefault(voucher, uscc or f"person:{citizen_id}")
     return out
@@ -504,7 +496,7 @@ def _open_lines(session: Session, *, person_ids: set[str], employer_ids: set[str
         for part in chunks(sorted(keys)):
             query = (
                 select(*columns).join(Assessment, Assessment.id == table.assessment_id)
-                .where(key_column.in_(part), table.period.in_(sorted(periods)), table.status != "superseded",
+                .where(one_of(session, key_column, part), table.period.in_(sorted(periods)), table.status != "superseded",
                        Assessment.status != "superseded")
                 .with_for_update(of=AssessmentLine.__table__)
             )

@@ -1,0 +1,60 @@
+"""Bulk writes of a payment batch, shaped for each database.
+
+SQLite: ``executemany`` of one prepared statement is already the fastest path. PostgreSQL: ``executemany`` sends one
+statement per row (pipelined, but each row is still parsed, planned and acknowledged: ~1.2 s for 30 000 rows), and a
+multi-row ``VALUES`` list is slower still to compile. So on PostgreSQL each column goes as **one array parameter**:
+``INSERT … SELECT * FROM unnest(:a, :b, …)`` and ``UPDATE … FROM unnest(:ids, …)`` — a handful of parameters per
+statement whatever the number of rows.
+"""
+
+from typing import Any
+
+from sqlalchemy import ARRAY, Table, bindparam, insert, text, update
+from sqlmodel import Session
+
+
+def _is_postgres(session: Session) -> bool:
+    return session.get_bind().dialect.name == "postgresql"
+
+
+def _array_of(session: Session, table: Table, name: str, values: list[Any]) -> tuple[str, Any]:
+    column = table.c[name]
+    sql_type = column.type.compile(dialect=session.get_bind().dialect)
+    return f"CAST(:{name} AS {sql_type}[])", bindparam(name, values, type_=ARRAY(column.type))
+
+
+def insert_rows(session: Session, table: Table, rows: list[dict[str, Any]]) -> None:
+    if not rows:
+        return
+    if not _is_postgres(session):
+        session.execute(insert(table), rows)
+        return
+    names = list(rows[0])
+    casts, params = zip(*(_array_of(session, table, n, [r[n] for r in rows]) for n in names), strict=True)
+    statement = text(f'INSERT INTO {table.name} ({", ".join(names)}) SELECT * FROM unnest({", ".join(casts)})')
+    session.execute(statement.bindparams(*params))
+
+
+def update_settled_lines(session: Session, table: Table, updates: list[dict[str, Any]]) -> None:
+    """``updates``: dicts with ``_id``, ``_principal``, ``_fee``, ``_status`` (paid principal, paid late fee, status)."""
+    if not updates:
+        return
+    c = table.c
+    if not _is_postgres(session):
+        session.execute(
+            update(table).where(c.id == bindparam("_id"))
+            .values(paid_principal_fen=bindparam("_principal"), paid_late_fee_fen=bindparam("_fee"),
+                    status=bindparam("_status")),
+            updates,
+        )
+        return
+    columns = {"id": "_id", "paid_principal_fen": "_principal", "paid_late_fee_fen": "_fee", "status": "_status"}
+    casts, params = zip(*(_array_of(session, table, name, [u[key] for u in updates]) for name, key in columns.items()),
+                        strict=True)
+    statement = text(
+        f"UPDATE {table.name} AS line SET paid_principal_fen = settled.paid_principal_fen, "
+        "paid_late_fee_fen = settled.paid_late_fee_fen, status = settled.status "
+        f"FROM unnest({', '.join(casts)}) AS settled(id, paid_principal_fen, paid_late_fee_fen, status) "
+        "WHERE line.id = settled.id"
+    )
+    session.execute(statement.bindparams(*params))
