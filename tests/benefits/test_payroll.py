@@ -1,0 +1,549 @@
+"""Payroll and bank payments (issue 6 §3, §4): run → approval by another person → funding → bank file → results →
+correction → re-issue → paid; idempotent runs frozen after approval, refusals, and no line paid twice."""
+
+import hashlib
+import json
+from datetime import UTC, date, datetime
+
+import pytest
+from sqlalchemy import func, select, update
+from sqlmodel import Session
+
+from services.benefits.models import (
+    BankFileLine,
+    BeneficiaryAccount,
+    BeneficiaryPerson,
+    Claim,
+    Entitlement,
+    PayrollLine,
+    PayrollRun,
+)
+from services.benefits.payroll import bankfile, service
+from services.kernel.errors import Conflict
+from services.kernel.events import new_event_id
+from services.kernel.periods import add_months
+from tests.accounts.registry_helpers import engine_of, error_code, make_card, make_citizen_id, outbox
+
+FUND = "PEN_EMP"
+PERIOD = 202503
+REGION = "150102"
+
+
+# -- rows written straight into the benefits database (claims and the registry mirror are other packages') ------------
+
+
+def add_person(client, serial: int, *, name: str | None = None, **fields) -> str:  # noqa: ANN001
+    person = BeneficiaryPerson(person_id=new_event_id(), citizen_id=make_citizen_id(serial, born=date(1960, 5, 1)),
+                               name=name or f"领取人{serial}", sex="M", birth_date=date(1960, 5, 1), region=REGION,
+                               source_event_id=new_event_id(), **fields)
+    with Session(engine_of(client), expire_on_commit=False) as session:
+        session.add(person)
+        session.commit()
+    return person.person_id
+
+
+def add_account(client, person_id: str, serial: int, *, holder: str, status: str = "active",  # noqa: ANN001
+                kind: str = "bank_account") -> tuple[str, str]:
+    account = BeneficiaryAccount(bank_account_id=new_event_id(), person_id=person_id, kind=kind, bank_name="测试银行",
+                                 account_no=make_card(serial), holder_name=holder, status=status)
+    with Session(engine_of(client), expire_on_commit=False) as session:
+        session.add(account)
+        session.commit()
+    return account.bank_account_id, account.account_no
+
+
+def add_entitlement(client, person_id: str, amount_fen: int, *, fund: str = FUND, start: int = 202401,  # noqa: ANN001
+                    end: int | None = None, status: str = "active") -> str:
+    now = datetime.now(UTC)
+    claim = Claim(id=new_event_id(), person_id=person_id, kind="basic_pension", fund=fund, importance="important",
+                  region=REGION, status="approved", effective_period=start, end_period=end,
+                  monthly_amount_fen=amount_fen, computation="{}", verification="{}", submitted_at=now,
+                  submitted_by="test")
+    entitlement = Entitlement(id=new_event_id(), claim_id=claim.id, person_id=person_id, kind="basic_pension",
+                              fund=fund, monthly_amount_fen=amount_fen, start_period=start, end_period=end,
+                              status=status, region=REGION, created_at=now)
+    with Session(engine_of(client), expire_on_commit=False) as session:
+        session.add(claim)
+        session.flush()
+        session.add(entitlement)
+        session.commit()
+    return entitlement.id
+
+
+def set_entitlement(client, entitlement_id: str, **values) -> None:  # noqa: ANN001
+    with Session(engine_of(client)) as session:
+        session.execute(update(Entitlement).where(Entitlement.id == entitlement_id).values(**values))
+        session.commit()
+
+
+def close_account(client, account_id: str) -> None:  # noqa: ANN001
+    with Session(engine_of(client)) as session:
+        session.execute(update(BeneficiaryAccount).where(BeneficiaryAccount.bank_account_id == account_id)
+                        .values(status="closed"))
+        session.commit()
+
+
+def lines_of(client, run_id: str) -> list[PayrollLine]:  # noqa: ANN001
+    with Session(engine_of(client), expire_on_commit=False) as session:
+        return list(session.execute(select(PayrollLine).where(PayrollLine.run_id == run_id)
+                                    .order_by(PayrollLine.id)).scalars())
+
+
+@pytest.fixture
+def roles(auth):  # noqa: ANN001, ANN201
+    return {
+        "clerk": auth("agency_clerk", subject="clerk.wang"),
+        "clerk2": auth("agency_clerk", subject="clerk.zhao"),
+        "approver": auth("agency_approver", subject="approver.li"),
+        "accountant": auth("accountant", subject="accountant.chen"),
+        "cashier": auth("cashier", subject="cashier.sun"),
+        "bank": auth("bank_system", subject="bank.icbc"),
+        "auditor": auth("internal_auditor", subject="auditor.zhou"),
+    }
+
+
+async def run_payroll(client, headers, fund: str = FUND, period: int = PERIOD, expect: int = 201) -> dict:  # noqa: ANN001
+    response = await client.post("/payroll/runs", json={"fund": fund, "period": period}, headers=headers)
+    assert response.status_code == expect, response.text
+    return response.json()
+
+
+async def approved_and_funded(client, roles, run_id: str) -> None:  # noqa: ANN001
+    response = await client.post(f"/payroll/runs/{run_id}/approve", headers=roles["approver"])
+    assert response.status_code == 200, response.text
+    response = await client.post(f"/payroll/runs/{run_id}/funding-request", headers=roles["accountant"])
+    assert response.status_code == 201, response.text
+
+
+async def download(client, roles, file_id: str) -> str:  # noqa: ANN001
+    response = await client.get(f"/payroll/bank-files/{file_id}/content", headers=roles["cashier"])
+    assert response.status_code == 200 and response.headers["content-type"].startswith("text/csv")
+    return response.text
+
+
+def result_csv(file_id: str, checksum: str, rows: list[tuple[int, str, str, str | None]]) -> str:
+    return bankfile.render_result_file(file_id, checksum, [bankfile.ResultLine(*r) for r in rows])
+
+
+async def post_results(client, roles, file_id: str, text: str):  # noqa: ANN001, ANN201
+    return await client.post(f"/payroll/bank-files/{file_id}/results", content=text.encode(),
+                             headers={**roles["bank"], "Content-Type": "text/csv"})
+
+
+# -- the whole flow --------------------------------------------------------------------------------------------------
+
+
+async def test_run_approve_fund_pay_fail_correct_reissue_paid(start_service, roles, auth):
+    async with start_service("benefits") as benefits:
+        paid_a = add_person(benefits, 1, name="张三")
+        acc_a, no_a = add_account(benefits, paid_a, 1, holder="张三")
+        fails = add_person(benefits, 2, name="李四")
+        acc_b, no_b = add_account(benefits, fails, 2, holder="李四")
+        paid_c = add_person(benefits, 3, name="王五")
+        add_account(benefits, paid_c, 3, holder="王五", kind="ss_card")
+        no_account = add_person(benefits, 4, name="赵六")
+        e_a = add_entitlement(benefits, paid_a, 350_000)
+        e_b = add_entitlement(benefits, fails, 412_345)
+        add_entitlement(benefits, paid_c, 98_801, start=PERIOD, end=PERIOD)  # the month itself is covered
+        e_withheld = add_entitlement(benefits, no_account, 200_000)
+        # not in this payroll: suspended, ended before, starting after, another fund
+        add_entitlement(benefits, add_person(benefits, 5), 100_000, status="suspended")
+        add_entitlement(benefits, add_person(benefits, 6), 100_000, end=add_months(PERIOD, -1))
+        add_entitlement(benefits, add_person(benefits, 7), 100_000, start=add_months(PERIOD, 1))
+        add_entitlement(benefits, paid_a, 50_000, fund="UNEMP")
+
+        computed = await run_payroll(benefits, roles["clerk"])
+        run = computed["run"]
+        assert (computed["created"], computed["recomputed"], computed["frozen"]) == (True, False, False)
+        assert (run["fund"], run["period"], run["status"], run["lines"], run["total"]) == \
+            (FUND, PERIOD, "computed", 3, "8611.46")
+        assert (run["withheld_lines"], run["withheld_total"], run["computed_by"]) == (1, "2000.00", "clerk.wang")
+        lines = {ln.entitlement_id: ln for ln in lines_of(benefits, run["id"])}
+        assert set(lines) == {e_a, e_b, e_withheld, *[k for k in lines if k not in (e_a, e_b, e_withheld)]}
+        assert len(lines) == 4
+        assert lines[e_withheld].status == "withheld" and lines[e_withheld].failure_reason.startswith("NO_OWN_ACCOUNT")
+        assert (lines[e_a].bank_account_id, lines[e_a].amount_fen, lines[e_a].status) == (acc_a, 350_000, "pending")
+
+        verified = (await benefits.get(f"/payroll/runs/{run['id']}/verify", headers=roles["auditor"])).json()
+        assert verified["ok"] is True and verified["recomputed_total"] == "8611.46"
+
+        # approval by another person; then the accountant asks finance for the money
+        approved = await benefits.post(f"/payroll/runs/{run['id']}/approve", headers=roles["approver"])
+        assert approved.status_code == 200 and approved.json()["status"] == "approved"
+        [event] = outbox(benefits, "benefits.payroll.approved.v1")
+        assert (event["run_id"], event["fund"], event["period"], event["lines"], event["total_fen"],
+                event["approved_by"]) == (run["id"], FUND, PERIOD, 3, 861_146, "approver.li")
+        funding = await benefits.post(f"/payroll/runs/{run['id']}/funding-request", headers=roles["accountant"])
+        assert funding.status_code == 201 and funding.json()["amount"] == "8611.46"
+        again = await benefits.post(f"/payroll/runs/{run['id']}/funding-request", headers=roles["accountant"])
+        assert again.status_code == 200 and again.json()["replayed"] is True
+        [requested] = outbox(benefits, "benefits.funding.requested.v1")
+        assert (requested["run_id"], requested["fund"], requested["period"], requested["amount_fen"]) == \
+            (run["id"], FUND, PERIOD, 861_146)
+
+        # the bank file: own accounts only, checksum verifiable from the content alone
+        issued = await benefits.post(f"/payroll/runs/{run['id']}/bank-files", headers=roles["cashier"])
+        assert issued.status_code == 201, issued.text
+        file = issued.json()["file"]
+        assert (file["sequence"], file["lines"], file["total"], file["status"]) == (1, 3, "8611.46", "issued")
+        content = await download(benefits, roles, file["id"])
+        records = content.rstrip("\n").split("\n")
+        assert records[0] == f"SIFUND-PAY-1,{file['id']},{run['id']},{FUND},{PERIOD},1,3,861146"
+        detail = "".join(r + "\n" for r in records[1:-1])
+        assert records[-1] == f"SHA256,{hashlib.sha256(detail.encode()).hexdigest()}" == f"SHA256,{file['checksum']}"
+        parsed = bankfile.parse_payment_file(content)
+        by_account = {ln.account_no: ln for ln in parsed.lines}
+        assert by_account[no_a].holder_name == "张三" and by_account[no_a].amount_fen == 350_000
+        assert f",{no_a},张三,3500.00,{lines[e_a].id}" in content
+        assert {ln.payroll_line_id for ln in parsed.lines} == {lines[e_a].id, lines[e_b].id,
+                                                               *[ln.id for k, ln in lines.items()
+                                                                 if k not in (e_a, e_b, e_withheld)]}
+        issued_events = outbox(benefits, "benefits.payments.issued.v1")
+        assert len(issued_events) == 1 and (issued_events[0]["part"], issued_events[0]["parts"]) == (1, 1)
+        assert {(ln["account_no"], ln["holder_name"]) for ln in issued_events[0]["lines"]} == \
+            {(ln.account_no, ln.holder_name) for ln in parsed.lines}
+        same = await benefits.post(f"/payroll/runs/{run['id']}/bank-files", headers=roles["cashier"])
+        assert same.status_code == 200 and same.json()["replayed"] and same.json()["file"]["id"] == file["id"]
+
+        # results: one account closed at the bank
+        failed_no = next(ln.line_no for ln in parsed.lines if ln.account_no == no_b)
+        results = [(ln.line_no, ln.payroll_line_id, "failed" if ln.line_no == failed_no else "paid",
+                    "账户已销户" if ln.line_no == failed_no else None) for ln in parsed.lines]
+        settled = await post_results(benefits, roles, file["id"], result_csv(file["id"], file["checksum"], results))
+        assert settled.status_code == 200, settled.text
+        body = settled.json()
+        assert (body["applied"], body["paid_lines"], body["paid_total"], body["failed_lines"],
+                body["returned_total"], body["file_status"], body["run_status"]) == \
+            (3, 2, "4488.01", 1, "4123.45", "settled", "approved")
+        [settled_event] = outbox(benefits, "benefits.payments.settled.v1")
+        returned = [ln for ln in settled_event["lines"] if ln["result"] == "failed"]
+        assert returned == [{"payroll_line_id": lines[e_b].id, "person_id": fails, "amount_fen": 412_345,
+                             "period": PERIOD, "result": "failed", "reason": "账户已销户"}]
+        summary = (await benefits.get(f"/payroll/bank-files/{file['id']}", headers=roles["accountant"])).json()
+        assert (summary["returned_total"], summary["paid_total"], summary["awaiting_result"]) == \
+            ("4123.45", "4488.01", 0)
+
+        # not corrected yet: nothing to re-issue
+        early = await benefits.post(f"/payroll/runs/{run['id']}/reissue", headers=roles["cashier"])
+        assert early.status_code == 409 and error_code(early) == "NO_CORRECTED_ACCOUNT"
+
+        # the account is corrected (registry: old closed, new active) → only the failed line goes out again
+        close_account(benefits, acc_b)
+        acc_b2, no_b2 = add_account(benefits, fails, 22, holder="李四")
+        reissued = await benefits.post(f"/payroll/runs/{run['id']}/reissue", headers=roles["cashier"])
+        assert reissued.status_code == 201, reissued.text
+        second = reissued.json()["file"]
+        assert (second["sequence"], second["lines"], second["total"]) == (2, 1, "4123.45")
+        assert reissued.json()["not_reissued"] == []
+        second_file = bankfile.parse_payment_file(await download(benefits, roles, second["id"]))
+        assert [(ln.account_no, ln.payroll_line_id) for ln in second_file.lines] == [(no_b2, lines[e_b].id)]
+        assert {ln.payroll_line_id for ln in second_file.lines}.isdisjoint(
+            {ln.payroll_line_id for ln in parsed.lines if ln.line_no != failed_no})
+        assert lines_of(benefits, run["id"])[0] is not None
+        assert {ln.id: ln.bank_account_id for ln in lines_of(benefits, run["id"])}[lines[e_b].id] == acc_b2
+
+        paid = await post_results(benefits, roles, second["id"],
+                                  result_csv(second["id"], second["checksum"], [(1, lines[e_b].id, "paid", None)]))
+        assert paid.status_code == 200 and paid.json()["run_status"] == "paid"
+        final = (await benefits.get(f"/payroll/runs/{run['id']}", headers=roles["auditor"])).json()
+        assert final["status"] == "paid"
+        assert final["by_status"] == {"paid": {"lines": 3, "total": "8611.46"},
+                                      "withheld": {"lines": 1, "total": "2000.00"}}
+        # every line paid exactly once, across both files
+        with Session(engine_of(benefits)) as session:
+            paid_counts = dict(session.execute(
+                select(BankFileLine.payroll_line_id, func.count()).where(BankFileLine.result == "paid")
+                .group_by(BankFileLine.payroll_line_id)).all())
+        assert sorted(paid_counts.values()) == [1, 1, 1]
+        verified = (await benefits.get(f"/payroll/runs/{run['id']}/verify", headers=roles["auditor"])).json()
+        assert verified["ok"] is True, verified
+        assert (await benefits.get("/audit/verify", headers=roles["auditor"])).json()["ok"] is True
+        actions = [e["action"] for e in (await benefits.get("/audit/entries", headers=roles["auditor"])).json()]
+        assert actions == ["payroll.compute", "payroll.approve", "payroll.request_funding", "payroll.bank_file",
+                           "payroll.bank_results", "payroll.bank_file", "payroll.bank_results"]
+
+        # the payroll cannot be recomputed any more
+        frozen = await run_payroll(benefits, roles["clerk"], expect=200)
+        assert frozen["frozen"] is True and frozen["run"]["status"] == "paid"
+
+
+# -- runs ------------------------------------------------------------------------------------------------------------
+
+
+async def test_run_is_idempotent_recomputed_until_approved_then_frozen(start_service, roles):
+    async with start_service("benefits") as benefits:
+        person = add_person(benefits, 1, name="张三")
+        add_account(benefits, person, 1, holder="张三")
+        entitlement = add_entitlement(benefits, person, 300_000)
+
+        first = await run_payroll(benefits, roles["clerk"])
+        ids = [ln.id for ln in lines_of(benefits, first["run"]["id"])]
+        again = await run_payroll(benefits, roles["clerk"], expect=200)
+        assert again["run"]["id"] == first["run"]["id"] and again["recomputed"] is True
+        assert [ln.id for ln in lines_of(benefits, first["run"]["id"])] == ids  # deterministic
+
+        # the entitlement changes before approval: a re-run (by another clerk) follows it
+        set_entitlement(benefits, entitlement, monthly_amount_fen=310_000)
+        other = add_person(benefits, 2, name="李四")
+        add_account(benefits, other, 2, holder="李四")
+        add_entitlement(benefits, other, 100_000)
+        recomputed = await run_payroll(benefits, roles["clerk2"], expect=200)
+        assert (recomputed["run"]["lines"], recomputed["run"]["total"], recomputed["run"]["computed_by"]) == \
+            (2, "4100.00", "clerk.zhao")
+
+        # approved: frozen; a further change and a re-run leave it as approved
+        approved = await benefits.post(f"/payroll/runs/{first['run']['id']}/approve", headers=roles["approver"])
+        assert approved.status_code == 200
+        set_entitlement(benefits, entitlement, monthly_amount_fen=999_999)
+        frozen = await run_payroll(benefits, roles["clerk"], expect=200)
+        assert (frozen["frozen"], frozen["recomputed"], frozen["run"]["total"], frozen["run"]["status"]) == \
+            (True, False, "4100.00", "approved")
+        assert {ln.amount_fen for ln in lines_of(benefits, first["run"]["id"])} == {310_000, 100_000}
+        verified = (await benefits.get(f"/payroll/runs/{first['run']['id']}/verify", headers=roles["clerk"])).json()
+        assert verified["ok"] is True and verified["lines_not_matching_entitlement"] == 1
+        with Session(engine_of(benefits)) as session:
+            assert session.execute(select(func.count()).select_from(PayrollRun)).scalar_one() == 1
+
+        # another month is another run
+        other_month = await run_payroll(benefits, roles["clerk"], period=add_months(PERIOD, -1))
+        assert other_month["run"]["id"] != first["run"]["id"]
+
+        listed = (await benefits.get("/payroll/runs", params={"fund": FUND}, headers=roles["auditor"])).json()
+        assert [r["period"] for r in listed] == [PERIOD, add_months(PERIOD, -1)]
+        page = (await benefits.get(f"/payroll/runs/{first['run']['id']}/lines", params={"limit": 1},
+                                   headers=roles["clerk"])).json()
+        assert len(page["items"]) == 1 and page["next_cursor"]
+        rest = (await benefits.get(f"/payroll/runs/{first['run']['id']}/lines",
+                                   params={"after": page["next_cursor"]}, headers=roles["auditor"])).json()
+        assert len(rest["items"]) == 1 and rest["next_cursor"] is None
+        assert rest["items"][0]["account_no"].startswith("*" * 15)  # masked for the auditor (pii)
+
+
+async def test_approver_must_not_be_the_computer(start_service, auth, roles):
+    async with start_service("benefits") as benefits:
+        person = add_person(benefits, 1, name="张三")
+        add_account(benefits, person, 1, holder="张三")
+        add_entitlement(benefits, person, 300_000)
+        both = auth("agency_clerk", "agency_approver", subject="clerk.and.approver")
+        run = (await run_payroll(benefits, both))["run"]
+        refused = await benefits.post(f"/payroll/runs/{run['id']}/approve", headers=both)
+        assert refused.status_code == 403 and error_code(refused) == "SAME_PERSON_CANNOT_APPROVE"
+        assert outbox(benefits, "benefits.payroll.approved.v1") == []
+        # bank files and funding need the approval first
+        for path, who in (("funding-request", "accountant"), ("bank-files", "cashier")):
+            early = await benefits.post(f"/payroll/runs/{run['id']}/{path}", headers=roles[who])
+            assert early.status_code == 409 and error_code(early) == "PAYROLL_NOT_APPROVED"
+        assert (await benefits.post(f"/payroll/runs/{run['id']}/approve", headers=roles["approver"])).status_code == 200
+        twice = await benefits.post(f"/payroll/runs/{run['id']}/approve", headers=roles["approver"])
+        assert twice.status_code == 409 and error_code(twice) == "PAYROLL_ALREADY_APPROVED"
+        unfunded = await benefits.post(f"/payroll/runs/{run['id']}/bank-files", headers=roles["cashier"])
+        assert unfunded.status_code == 409 and error_code(unfunded) == "FUNDING_NOT_REQUESTED"
+        missing = await benefits.post("/payroll/runs/nope/approve", headers=roles["approver"])
+        assert missing.status_code == 404 and error_code(missing) == "PAYROLL_RUN_NOT_FOUND"
+
+
+async def test_future_period_is_refused(start_service, roles):
+    async with start_service("benefits") as benefits:
+        current = service.china_period()
+        future = await run_payroll(benefits, roles["clerk"], period=add_months(current, 1), expect=422)
+        assert future["error"]["code"] == "PERIOD_IN_FUTURE"
+        await run_payroll(benefits, roles["clerk"], period=current)  # this month is allowed
+        bad = await run_payroll(benefits, roles["clerk"], period=202513, expect=422)
+        assert bad["error"]["code"] == "INVALID_PERIOD"
+
+
+async def test_withheld_lines_without_an_own_account(start_service, roles):
+    async with start_service("benefits") as benefits:
+        own = add_person(benefits, 1, name="张三")
+        add_account(benefits, own, 1, holder="张三")
+        add_account(benefits, own, 11, holder="张三", status="closed")
+        someone_elses = add_person(benefits, 2, name="李四")
+        add_account(benefits, someone_elses, 2, holder="李四的儿子")
+        only_closed = add_person(benefits, 3, name="王五")
+        add_account(benefits, only_closed, 3, holder="王五", status="closed")
+        nothing = add_person(benefits, 4, name="赵六")
+        dead = add_person(benefits, 5, name="钱七", life_status="deceased", death_date=date(2025, 1, 20))
+        add_account(benefits, dead, 5, holder="钱七")
+        expected = {
+            add_entitlement(benefits, own, 100_000): ("pending", None),
+            add_entitlement(benefits, someone_elses, 100_000): ("withheld", "ACCOUNT_NOT_OWN"),
+            add_entitlement(benefits, only_closed, 100_000): ("withheld", "NO_OWN_ACCOUNT"),
+            add_entitlement(benefits, nothing, 100_000): ("withheld", "NO_OWN_ACCOUNT"),
+            add_entitlement(benefits, dead, 100_000): ("withheld", "DECEASED"),
+            add_entitlement(benefits, new_event_id(), 100_000): ("withheld", "PERSON_NOT_FOUND"),
+        }
+        run = (await run_payroll(benefits, roles["clerk"]))["run"]
+        assert (run["lines"], run["total"], run["withheld_lines"], run["withheld_total"]) == \
+            (1, "1000.00", 5, "5000.00")
+        got = {ln.entitlement_id: (ln.status, ln.failure_reason.split()[0] if ln.failure_reason else None)
+               for ln in lines_of(benefits, run["id"])}
+        assert got == expected
+        withheld = (await benefits.get(f"/payroll/runs/{run['id']}/lines", params={"status": "withheld"},
+                                       headers=roles["clerk"])).json()["items"]
+        assert len(withheld) == 5 and all(w["bank_account_id"] is None and w["reason"] for w in withheld)
+
+        await approved_and_funded(benefits, roles, run["id"])
+        file = (await benefits.post(f"/payroll/runs/{run['id']}/bank-files", headers=roles["cashier"])).json()["file"]
+        parsed = bankfile.parse_payment_file(await download(benefits, roles, file["id"]))
+        assert [(ln.holder_name, ln.amount_fen) for ln in parsed.lines] == [("张三", 100_000)]
+        [event] = outbox(benefits, "benefits.funding.requested.v1")
+        assert event["amount_fen"] == 100_000  # only what can be paid is funded
+
+
+# -- bank results ----------------------------------------------------------------------------------------------------
+
+
+async def _issued_file(benefits, roles, persons: int = 3) -> tuple[dict, dict, bankfile.PaymentFile]:  # noqa: ANN001
+    for serial in range(1, persons + 1):
+        person = add_person(benefits, serial, name=f"领取人{serial}")
+        add_account(benefits, person, serial, holder=f"领取人{serial}")
+        add_entitlement(benefits, person, 100_000 + serial)
+    run = (await run_payroll(benefits, roles["clerk"]))["run"]
+    await approved_and_funded(benefits, roles, run["id"])
+    file = (await benefits.post(f"/payroll/runs/{run['id']}/bank-files", headers=roles["cashier"])).json()["file"]
+    return run, file, bankfile.parse_payment_file(await download(benefits, roles, file["id"]))
+
+
+def statuses(benefits, run_id: str) -> list[str]:  # noqa: ANN001
+    return sorted(ln.status for ln in lines_of(benefits, run_id))
+
+
+async def test_wrong_checksum_and_unknown_lines_apply_nothing(start_service, roles):
+    async with start_service("benefits") as benefits:
+        run, file, parsed = await _issued_file(benefits, roles)
+        good = [(ln.line_no, ln.payroll_line_id, "paid", None) for ln in parsed.lines]
+
+        wrong = await post_results(benefits, roles, file["id"], result_csv(file["id"], "0" * 64, good))
+        assert wrong.status_code == 422 and error_code(wrong) == "BANK_FILE_CHECKSUM_MISMATCH"
+
+        stranger = new_event_id()
+        unknown = [*good[:2], (4, stranger, "paid", None), (3, new_event_id(), "failed", "户名不符")]
+        refused = await post_results(benefits, roles, file["id"], result_csv(file["id"], file["checksum"], unknown))
+        assert refused.status_code == 422 and error_code(refused) == "UNKNOWN_BANK_FILE_LINES"
+        named = refused.json()["error"]["details"]["unknown"]
+        assert [u["line_no"] for u in named] == [4, 3] and named[0]["payroll_line_id"] == stranger
+        assert stranger in refused.json()["error"]["message"]
+
+        # JSON form: a duplicate line, a failure without its reason
+        dup = await benefits.post(f"/payroll/bank-files/{file['id']}/results", headers=roles["bank"],
+                                  json={"checksum": file["checksum"],
+                                        "lines": [{"line_no": 1, "payroll_line_id": good[0][1], "result": "paid"}] * 2})
+        assert dup.status_code == 422 and error_code(dup) == "DUPLICATE_RESULT_LINES"
+        no_reason = await benefits.post(f"/payroll/bank-files/{file['id']}/results", headers=roles["bank"],
+                                        json={"checksum": file["checksum"], "lines": [
+                                            {"line_no": 1, "payroll_line_id": good[0][1], "result": "failed"}]})
+        assert no_reason.status_code == 422
+        other_file = await post_results(benefits, roles, file["id"],
+                                        result_csv(new_event_id(), file["checksum"], good))
+        assert other_file.status_code == 422 and error_code(other_file) == "BANK_FILE_MISMATCH"
+        assert statuses(benefits, run["id"]) == ["in_file"] * 3
+        assert outbox(benefits, "benefits.payments.settled.v1") == []
+
+
+async def test_double_results_are_idempotent_or_conflicts(start_service, roles):
+    async with start_service("benefits") as benefits:
+        run, file, parsed = await _issued_file(benefits, roles)
+        [one, two, three] = parsed.lines
+        first = await benefits.post(f"/payroll/bank-files/{file['id']}/results", headers=roles["bank"], json={
+            "checksum": file["checksum"].upper(),
+            "lines": [{"line_no": 1, "payroll_line_id": one.payroll_line_id, "result": "paid"},
+                      {"line_no": 2, "payroll_line_id": two.payroll_line_id, "result": "failed", "reason": "账号错误"}]})
+        assert first.status_code == 200, first.text
+        assert (first.json()["applied"], first.json()["file_status"]) == (2, "issued")
+
+        # the same results again: nothing new, no event
+        same = await post_results(benefits, roles, file["id"], result_csv(file["id"], file["checksum"], [
+            (1, one.payroll_line_id, "paid", None), (2, two.payroll_line_id, "failed", "账号错误")]))
+        assert same.status_code == 200 and (same.json()["applied"], same.json()["unchanged"]) == (0, 2)
+        assert len(outbox(benefits, "benefits.payments.settled.v1")) == 1
+
+        # a different result for a settled line: 409, and the rest of that import is not applied either
+        flipped = await post_results(benefits, roles, file["id"], result_csv(file["id"], file["checksum"], [
+            (3, three.payroll_line_id, "paid", None), (1, one.payroll_line_id, "failed", "退回")]))
+        assert flipped.status_code == 409 and error_code(flipped) == "BANK_RESULT_CONFLICT"
+        assert flipped.json()["error"]["details"]["conflicts"][0]["line_no"] == 1
+        assert statuses(benefits, run["id"]) == ["failed", "in_file", "paid"]
+
+        rest = await post_results(benefits, roles, file["id"], result_csv(file["id"], file["checksum"], [
+            (3, three.payroll_line_id, "paid", None)]))
+        assert rest.json()["file_status"] == "settled" and rest.json()["run_status"] == "approved"
+
+
+async def test_nothing_is_paid_twice(start_service, roles, monkeypatch):
+    async with start_service("benefits") as benefits:
+        run, file, parsed = await _issued_file(benefits, roles, persons=2)
+        [paid_line, failed_line] = parsed.lines
+        await post_results(benefits, roles, file["id"], result_csv(file["id"], file["checksum"], [
+            (1, paid_line.payroll_line_id, "paid", None), (2, failed_line.payroll_line_id, "failed", "账户冻结")]))
+        with Session(engine_of(benefits)) as session:
+            person_id = session.get(PayrollLine, failed_line.payroll_line_id).person_id
+            paid_person = session.get(PayrollLine, paid_line.payroll_line_id).person_id
+        add_account(benefits, person_id, 99, holder=failed_line.holder_name)
+        add_account(benefits, paid_person, 98, holder=paid_line.holder_name)  # a new account changes nothing paid
+
+        # the database-level guard: a line moves only from the status expected, or nothing moves at all
+        with Session(engine_of(benefits)) as session:
+            with pytest.raises(Conflict) as raised:
+                service._move_lines(session, [failed_line.payroll_line_id, paid_line.payroll_line_id],
+                                    "failed", "in_file")
+            assert raised.value.code == "CONCURRENT_CHANGE"
+            session.rollback()
+        # a line settled by someone else between the re-issue's read and its update: the whole re-issue fails
+        real_move = service._move_lines
+
+        def racing_move(session, ids, from_status, to_status, **values):  # noqa: ANN001, ANN202
+            session.execute(update(PayrollLine).where(PayrollLine.id.in_(ids)).values(status="paid"))
+            return real_move(session, ids, from_status, to_status, **values)
+
+        monkeypatch.setattr(service, "_move_lines", racing_move)
+        raced = await benefits.post(f"/payroll/runs/{run['id']}/reissue", headers=roles["cashier"])
+        assert raced.status_code == 409 and error_code(raced) == "CONCURRENT_CHANGE"
+        monkeypatch.setattr(service, "_move_lines", real_move)
+        assert statuses(benefits, run["id"]) == ["failed", "paid"]
+        assert (await benefits.get(f"/payroll/runs/{run['id']}", headers=roles["cashier"])).json()["bank_files"] == 1
+
+        # the re-issue carries only the failed line, to the corrected account
+        second = (await benefits.post(f"/payroll/runs/{run['id']}/reissue", headers=roles["cashier"])).json()["file"]
+        second_lines = bankfile.parse_payment_file(await download(benefits, roles, second["id"])).lines
+        assert [(ln.payroll_line_id, ln.account_no) for ln in second_lines] == \
+            [(failed_line.payroll_line_id, make_card(99))]
+        again = await benefits.post(f"/payroll/runs/{run['id']}/reissue", headers=roles["cashier"])
+        assert again.status_code == 409 and error_code(again) == "NOTHING_TO_REISSUE"
+
+        # the first file's result for the paid line cannot be turned into a failure to get it re-issued,
+        # and the re-issued line's old result cannot become a payment
+        for line_no, line_id, result in ((1, paid_line.payroll_line_id, "failed"),
+                                         (2, failed_line.payroll_line_id, "paid")):
+            flipped = await post_results(benefits, roles, file["id"], result_csv(file["id"], file["checksum"], [
+                (line_no, line_id, result, "退回" if result == "failed" else None)]))
+            assert flipped.status_code == 409 and error_code(flipped) == "BANK_RESULT_CONFLICT"
+        await post_results(benefits, roles, second["id"], result_csv(second["id"], second["checksum"], [
+            (1, failed_line.payroll_line_id, "paid", None)]))
+        with Session(engine_of(benefits)) as session:
+            in_files = dict(session.execute(select(BankFileLine.payroll_line_id, func.count())
+                                            .group_by(BankFileLine.payroll_line_id)).all())
+            paid = dict(session.execute(select(BankFileLine.payroll_line_id, func.count())
+                                        .where(BankFileLine.result == "paid")
+                                        .group_by(BankFileLine.payroll_line_id)).all())
+        assert in_files == {paid_line.payroll_line_id: 1, failed_line.payroll_line_id: 2}
+        assert paid == {paid_line.payroll_line_id: 1, failed_line.payroll_line_id: 1}
+
+
+async def test_results_as_json_and_roles(start_service, roles, auth):
+    async with start_service("benefits") as benefits:
+        run, file, parsed = await _issued_file(benefits, roles, persons=1)
+        body = {"checksum": file["checksum"], "lines": [
+            {"line_no": 1, "payroll_line_id": parsed.lines[0].payroll_line_id, "result": "paid", "reason": None}]}
+        cashier = await benefits.post(f"/payroll/bank-files/{file['id']}/results", headers=roles["cashier"],
+                                      json=body)
+        assert cashier.status_code == 403
+        applied = await benefits.post(f"/payroll/bank-files/{file['id']}/results", headers=roles["bank"],
+                                      content=json.dumps(body), )
+        assert applied.status_code == 200 and applied.json()["run_status"] == "paid"
+        # full account numbers for the cashier and the bank, masked for the others
+        assert (await benefits.get(f"/payroll/bank-files/{file['id']}/content",
+                                   headers=roles["accountant"])).status_code == 403
+        line = (await benefits.get(f"/payroll/runs/{run['id']}/lines", headers=roles["cashier"])).json()["items"][0]
+        assert line["account_no"] == parsed.lines[0].account_no
+        unknown = await benefits.post("/payroll/bank-files/nope/results", headers=roles["bank"], json=body)
+        assert unknown.status_code == 404 and error_code(unknown) == "BANK_FILE_NOT_FOUND"
