@@ -6,6 +6,7 @@ Until the registry mirror consumer exists, the mirror rows (BeneficiaryPerson, B
 are inserted directly into the benefits database. In accounts, persons, employers, enrolments and balances go through
 its API; the posted contribution months (normally written by agency posting) are inserted into its database."""
 
+import asyncio
 import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -104,11 +105,9 @@ class Platform:
                         **self.headers("accountant", subject="acct.he"), "Idempotency-Key": f"in:{person_id}"},
                     json={"amount": balance, "document_ref": "转移接续-001", "from_region": "110105"})
                 assert response.status_code == 201, response.text
+        await self._mirror_person(person_id, from_events=in_accounts, citizen_id=citizen_id, name=name, sex=sex,
+                                  born=born, life_status=life_status)
         with Session(engine_of(self.benefits)) as session:
-            session.add(BeneficiaryPerson(person_id=person_id, citizen_id=citizen_id, name=name, sex=sex,
-                                          birth_date=born, region=DISTRICT, life_status=life_status,
-                                          death_date=date(2026, 10, 1) if life_status == "deceased" else None,
-                                          source_event_id=new_event_id()))
             for i, (kind, holder, status) in enumerate(payment_accounts or [("ss_card", name, "active")]):
                 session.add(BeneficiaryAccount(bank_account_id=new_event_id(), person_id=person_id, kind=kind,
                                                bank_name="中国工商银行", account_no=make_card(self.serial * 10 + i),
@@ -125,6 +124,30 @@ class Platform:
             session.commit()
         self.people[person_id] = {"citizen_id": citizen_id, "name": name}
         return person_id
+
+    async def _mirror_person(self, person_id: str, *, from_events: bool, citizen_id: str, name: str, sex: str,
+                             born: date, life_status: str) -> None:
+        """When benefits runs its registry consumer, the person arrives from accounts' events: wait for it (and set a
+        mirror-only life status on it); without the consumer, insert the row as the consumer would."""
+        engine = engine_of(self.benefits)
+        death_date = date(2026, 10, 1) if life_status == "deceased" else None
+        if from_events and "ACCOUNTS" in self.benefits.app.state.consumers:
+            deadline = asyncio.get_running_loop().time() + 15
+            while True:
+                with Session(engine) as session:
+                    row = session.get(BeneficiaryPerson, person_id)
+                    if row is not None:
+                        row.life_status, row.death_date = life_status, death_date
+                        session.add(row)
+                        session.commit()
+                        return
+                assert asyncio.get_running_loop().time() < deadline, "person not mirrored from accounts' events"
+                await asyncio.sleep(0.05)
+        with Session(engine) as session:
+            session.add(BeneficiaryPerson(person_id=person_id, citizen_id=citizen_id, name=name, sex=sex,
+                                          birth_date=born, region=DISTRICT, life_status=life_status,
+                                          death_date=death_date, source_event_id=new_event_id()))
+            session.commit()
 
     async def claim(self, body: dict, expected: int = 201) -> dict:
         response = await self.benefits.post("/claims", json=body, headers=self.clerk)
@@ -524,3 +547,43 @@ async def test_no_approval_without_an_account_in_the_beneficiarys_name(settings,
         assert approved["status"] == "approved"
         with Session(engine_of(p.benefits)) as session:
             assert session.get(Entitlement, approved["entitlement_id"]).bank_account_id == own_id
+
+
+async def test_resident_pension_and_injury(settings, make_settings, nats_server):
+    async with platform(settings, make_settings, nats_server) as p:
+        # 城乡居民: basic amount 200.00 yuan + 13 900.00 ÷ 139 = 100.00 yuan → 300.00 yuan a month; 2 levels.
+        resident = await p.person(born=date(1966, 5, 5), name="农民李", enrol={"PEN_RES": 201101},
+                                  months={"PEN_RES": (201101, 202611)}, balance="13900.00")
+        claim = await p.claim({"kind": "resident_pension", "person_id": resident, "effective_period": 202612})
+        assert claim["status"] == "in_review" and claim["fund"] == "PEN_RES"
+        assert (step(claim, "basic_pension_fen"), step(claim, "account_pension_fen"), claim["monthly_amount_fen"]) == \
+            (20_000, 10_000, 30_000)
+        assert claim["importance"] == "ordinary" and len(claim["levels"]) == 2
+        young = await p.person(born=date(1970, 5, 5), name="农民赵", enrol={"PEN_RES": 201101},
+                               months={"PEN_RES": (201101, 202611)})
+        under = await p.claim({"kind": "resident_pension", "person_id": young, "effective_period": 202612})
+        assert under["blocked_checks"] == ["UNDER_PENSION_AGE"]
+
+        # Work injury: the amount comes from the determination documents; important business (3 levels).
+        injured = await p.person(born=date(1985, 6, 15), name="工伤王", enrol={"INJURY": 202001})
+        documents = [{"kind": "工伤认定决定书", "reference": "呼人社工认〔2026〕15号"},
+                     {"kind": "劳动能力鉴定结论书", "reference": "呼劳鉴〔2026〕7号"}]
+        monthly = await p.claim({"kind": "injury", "person_id": injured, "effective_period": 202612,
+                                 "monthly_amount": "3200.00", "documents": documents})
+        assert (monthly["status"], monthly["monthly_amount_fen"], monthly["importance"]) == \
+            ("in_review", 320_000, "important")
+        assert monthly["computation"]["method"] == "injury_entered" and len(monthly["documents"]) == 2
+        # A lump sum on other documents may run alongside; a second monthly injury benefit may not.
+        lump = await p.claim({"kind": "injury", "person_id": injured, "effective_period": 202612,
+                              "one_off_amount": "45000.00",
+                              "documents": [{"kind": "一次性伤残补助金核定表", "reference": "呼工核〔2026〕2号"}]})
+        assert lump["status"] == "in_review" and lump["end_period"] == 202612
+        second = await p.claim({"kind": "injury", "person_id": injured, "effective_period": 202701,
+                                "monthly_amount": "3300.00",
+                                "documents": [{"kind": "工伤认定决定书", "reference": "呼人社工认〔2026〕16号"}]})
+        assert second["blocked_checks"] == ["DOUBLE_BENEFIT"]
+        not_insured = await p.person(born=date(1985, 6, 16), name="未参保", enrol={"PEN_EMP": 202001})
+        refused = await p.claim({"kind": "injury", "person_id": not_insured, "effective_period": 202612,
+                                 "monthly_amount": "3200.00",
+                                 "documents": [{"kind": "工伤认定决定书", "reference": "呼人社工认〔2026〕17号"}]})
+        assert refused["blocked_checks"] == ["NOT_ENROLLED"]
