@@ -137,6 +137,10 @@ class BankTransactionRecorded(EventPayload, event_type="collection.bank_transact
     source: str
     status: str  # accepted | flagged
     violation: str | None
+    # For a receipt of a remittance: the 10th Chinese working day after it (000 二(二)) and whether the receipt is
+    # later; None when not a receipt or when the calendar does not reach the deadline yet.
+    deadline: date | None = None
+    late: bool | None = None
 
 
 class BankAccountRegistered(EventPayload, event_type="collection.bank_account.registered.v1"):

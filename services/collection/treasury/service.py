@@ -483,7 +483,9 @@ def _write(session: Session, draft: Draft, evaluation: Evaluation, *, audit: boo
                              "purpose": row.purpose, "remittance_id": row.remittance_id, "reference": row.reference,
                              "value_date": row.value_date, "balance_fen": account.balance_fen,
                              "idempotency_key": row.idempotency_key, "violation": violation})
+    deadline = treasury_deadline(draft.remittance.remitted_on).day if draft.remittance else None
     record_event(session, BankTransactionRecorded(
+        deadline=deadline, late=None if deadline is None else row.value_date > deadline,
         transaction_id=row.id, account_id=account.id, account_kind=account.kind, fund=account.fund,
         direction=row.direction, amount_fen=row.amount_fen, counterparty=row.counterparty,
         counterparty_fund=row.counterparty_fund, purpose=row.purpose, remittance_id=row.remittance_id,
