@@ -9,6 +9,7 @@ from services.benefits.parameters.endpoints import router as parameters_router
 from services.benefits.payroll.endpoints import router as payroll_router
 from services.benefits.recovery.endpoints import router as recovery_router
 from services.benefits.registry.endpoints import router as registry_router
+from services.benefits.registry.handlers import ACCOUNTS_CONSUMER, COLLECTION_CONSUMER, EXCHANGE_CONSUMER
 from services.kernel.service_app import ServiceSpec, create_service_app
 from services.kernel.settings import Settings
 
@@ -18,7 +19,8 @@ SPEC = ServiceSpec(
     description="待遇: claims, approvals, payroll, bank payments, eligibility upkeep, recovery of overpayments.",
     metadata=models.metadata,
     routers=[registry_router, parameters_router, claims_router, payroll_router, eligibility_router, recovery_router],
-    consumers=[],  # registry mirror consumers are added in services/benefits/registry/handlers.py
+    # The registry mirror (persons, payment accounts, life status with its effects, the contribution index).
+    consumers=[ACCOUNTS_CONSUMER, EXCHANGE_CONSUMER, COLLECTION_CONSUMER],
 )
 
 

@@ -1,0 +1,366 @@
+"""Recovery of overpayments (追回, 001 第二十九条(四)(五)).
+
+- **Notices.** A recovery notice (追回社会保险待遇告知书) gathers the person's open overpayments — those not on a
+  notice yet — with their total and a deadline (``recovery_deadline_days`` after the issue date, eligibility/
+  config.py). A clerk issues one with ``POST /recovery/notices``; benefits issues one *automatically*, in the same
+  transaction, whenever a death or an imprisonment reveals overpayments (eligibility/service.py), so that no
+  overpayment waits for someone to notice it. New overpayments found later go onto a new notice.
+- **Recoveries.** Each repayment or offset is a ``Recovery`` row with its method and a unique business key:
+  * ``repayment`` — money paid back, recorded by the cashier with the ``Idempotency-Key`` header as its key;
+  * ``payroll_offset`` — deducted from a later regular payment of the same person (a *pending* payroll line, for a
+    period after the overpaid months and at most ``offset_window_months`` after the notice: 恢复发放后一年内定期待遇);
+    payroll deducts what ``offsets_for_lines`` answers from the line it pays;
+  * ``one_off_offset`` — deducted from an approved one-off benefit (一次性待遇) of the person;
+  * ``individual_account`` — from the individual account balance (个人账户余额), which is only paid out on death:
+    the clerk records the *request* (``POST …/individual-account-requests``, an audit entry naming the key the
+    accountant uses for the withdrawal in accounts), and once accounts has posted the withdrawal the accountant
+    records the offset with the withdrawal entry as its reference.
+  An offset's key is derived from the notice, the method and the reference (``<method>#<notice>#<reference>``), so
+  the same offset can never be recorded twice; client keys may not contain ``#``. The same key with the same content
+  answers the original (``replayed``), with other content 409 ``IDEMPOTENCY_KEY_REUSED``.
+- **Never more than owed.** A recovery above what remains on the notice is refused (409 ``OVER_RECOVERY``), as is an
+  offset above what is left of the payment it is taken from (409 ``OFFSET_EXCEEDS_PAYMENT``). The notice row is
+  locked while a recovery is recorded, so concurrent repayments cannot together exceed it. A notice fully recovered
+  becomes ``recovered``.
+- **Escalation.** ``POST /recovery/escalations {as_of}`` escalates every open notice of the caller's area whose
+  deadline has passed with money remaining (001 第二十九条(五): 由经办机构负责开展稽核检查); ``RecoveryEscalated`` lets
+  oversight open a class-5 case. Repayments and offsets are still accepted on an escalated notice.
+"""
+
+from dataclasses import dataclass, replace
+from datetime import date, timedelta
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session
+
+from services.benefits.eligibility.config import china_today, get_config, now
+from services.benefits.events import RecoveryEscalated, RecoveryNoticeIssued, RecoveryRecorded
+from services.benefits.models import BeneficiaryPerson, Claim, Overpayment, PayrollLine, Recovery, RecoveryNotice
+from services.benefits.registry.service import check_region, get_person, in_actor_region
+from services.kernel import context
+from services.kernel.audit import append_audit
+from services.kernel.errors import Conflict, DomainError, NotFound
+from services.kernel.events import new_event_id
+from services.kernel.money import fen_to_yuan
+from services.kernel.outbox import record_event
+from services.kernel.periods import add_months, period_of
+
+SOURCE = "benefits"
+NOTICE_ENTITY = "recovery_notice"
+OPEN = ("open", "escalated")
+OFFSET_METHODS = ("payroll_offset", "one_off_offset", "individual_account")
+MAX_KEY_LENGTH = 160
+DERIVED_KEY_SEPARATOR = "#"
+
+
+def _actor_id() -> str:
+    return context.current().actor.id
+
+
+def _yuan(fen: int) -> str:
+    return f"{fen_to_yuan(fen)}"
+
+
+def remaining_fen(notice: RecoveryNotice) -> int:
+    return notice.amount_fen - notice.recovered_fen
+
+
+# -- notices ---------------------------------------------------------------------------------------------------------
+
+
+def issue_notice(session: Session, person_id: str, *, today: date | None = None) -> RecoveryNotice:
+    """Gather the person's overpayments not yet on a notice into a new notice. Does not commit (the consumer's
+    transaction or the endpoint commits)."""
+    overpayments = list(session.execute(
+        select(Overpayment).where(Overpayment.person_id == person_id, Overpayment.recovery_notice_id.is_(None))
+        .order_by(Overpayment.period, Overpayment.id).with_for_update()).scalars())
+    if not overpayments:
+        raise Conflict("NO_OPEN_OVERPAYMENTS", "该人员没有未纳入追回通知的多发待遇")
+    issued_on = today or china_today()
+    notice = RecoveryNotice(
+        id=new_event_id(), person_id=person_id, amount_fen=sum(o.amount_fen for o in overpayments), recovered_fen=0,
+        deadline=issued_on + timedelta(days=get_config().recovery_deadline_days), status="open", issued_at=now(),
+        issued_by=_actor_id(),
+    )
+    session.add(notice)
+    for overpayment in overpayments:
+        overpayment.recovery_notice_id = notice.id
+        session.add(overpayment)
+    ids = [o.id for o in overpayments]
+    append_audit(session, action="recovery_notice.issue", entity_type=NOTICE_ENTITY, entity_id=notice.id,
+                 detail={"person_id": person_id, "amount_fen": notice.amount_fen, "deadline": notice.deadline,
+                         "overpayment_ids": ids, "periods": [o.period for o in overpayments]},
+                 reason="追回社会保险待遇告知书 (001 第二十九条(四))")
+    record_event(session, RecoveryNoticeIssued(notice_id=notice.id, person_id=person_id, amount_fen=notice.amount_fen,
+                                               deadline=notice.deadline, overpayment_ids=ids),
+                 source=SOURCE, subject=notice.id)
+    return notice
+
+
+def create_notice(session: Session, person_id: str) -> RecoveryNotice:
+    get_person(session, person_id)  # known, and in the caller's area
+    notice = issue_notice(session, person_id)
+    session.commit()
+    return notice
+
+
+def get_notice(session: Session, notice_id: str, *, lock: bool = False) -> RecoveryNotice:
+    query = select(RecoveryNotice).where(RecoveryNotice.id == notice_id)
+    notice = session.execute(query.with_for_update() if lock else query).scalar_one_or_none()
+    if notice is None:
+        raise NotFound("RECOVERY_NOTICE_NOT_FOUND", "追回通知不存在")
+    person = session.get(BeneficiaryPerson, notice.person_id)
+    if person is not None:
+        check_region(person.region)
+    return notice
+
+
+def notice_details(session: Session, notice: RecoveryNotice) -> tuple[list[Overpayment], list[Recovery]]:
+    overpayments = list(session.execute(select(Overpayment).where(Overpayment.recovery_notice_id == notice.id)
+                                        .order_by(Overpayment.period, Overpayment.id)).scalars())
+    recoveries = list(session.execute(select(Recovery).where(Recovery.notice_id == notice.id)
+                                      .order_by(Recovery.recorded_at, Recovery.id)).scalars())
+    return overpayments, recoveries
+
+
+def list_notices(session: Session, *, person_id: str | None, status: str | None, after: str | None,
+                 limit: int) -> tuple[list[RecoveryNotice], str | None]:
+    query = (select(RecoveryNotice).join(BeneficiaryPerson, BeneficiaryPerson.person_id == RecoveryNotice.person_id)
+             .where(in_actor_region(BeneficiaryPerson.region)).order_by(RecoveryNotice.id).limit(limit + 1))
+    if person_id:
+        query = query.where(RecoveryNotice.person_id == person_id)
+    if status:
+        query = query.where(RecoveryNotice.status == status)
+    if after:
+        query = query.where(RecoveryNotice.id > after)
+    rows = list(session.execute(query).scalars())
+    return rows[:limit], (rows[limit - 1].id if len(rows) > limit else None)
+
+
+def list_overpayments(session: Session, *, person_id: str | None, open_only: bool, after: str | None,
+                      limit: int) -> tuple[list[Overpayment], str | None]:
+    query = (select(Overpayment).join(BeneficiaryPerson, BeneficiaryPerson.person_id == Overpayment.person_id)
+             .where(in_actor_region(BeneficiaryPerson.region)).order_by(Overpayment.id).limit(limit + 1))
+    if person_id:
+        query = query.where(Overpayment.person_id == person_id)
+    if open_only:
+        query = query.where(Overpayment.recovery_notice_id.is_(None))
+    if after:
+        query = query.where(Overpayment.id > after)
+    rows = list(session.execute(query).scalars())
+    return rows[:limit], (rows[limit - 1].id if len(rows) > limit else None)
+
+
+# -- recoveries ------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Recorded:
+    recovery: Recovery
+    notice: RecoveryNotice
+    replayed: bool
+
+
+def check_key(key: str | None) -> str:
+    if key is None or not key.strip():
+        raise DomainError("IDEMPOTENCY_KEY_REQUIRED", "退款须带 Idempotency-Key 请求头（业务幂等键）", status=422)
+    key = key.strip()
+    if len(key) > MAX_KEY_LENGTH or not key.isprintable() or DERIVED_KEY_SEPARATOR in key:
+        raise DomainError("INVALID_IDEMPOTENCY_KEY",
+                          f"Idempotency-Key 须为不超过 {MAX_KEY_LENGTH} 个可打印字符，且不含 {DERIVED_KEY_SEPARATOR}",
+                          status=422)
+    return key
+
+
+def _replay(session: Session, key: str, notice_id: str, method: str, amount_fen: int,
+            reference: str | None) -> Recorded | None:
+    prior = session.execute(select(Recovery).where(Recovery.idempotency_key == key)).scalar_one_or_none()
+    if prior is None:
+        return None
+    if (prior.notice_id, prior.method, prior.amount_fen, prior.reference) != (notice_id, method, amount_fen, reference):
+        raise Conflict("IDEMPOTENCY_KEY_REUSED",
+                       f"业务幂等键 {key} 已用于另一笔内容不同的追回记录（{prior.method}，{_yuan(prior.amount_fen)} 元）")
+    return Recorded(prior, get_notice(session, prior.notice_id), replayed=True)
+
+
+def _record(session: Session, notice: RecoveryNotice, *, method: str, amount_fen: int, key: str,
+            reference: str | None, detail: dict[str, Any]) -> Recorded:
+    """Record one recovery against a locked, open notice, never above what remains; commits."""
+    if amount_fen <= 0:
+        raise DomainError("INVALID_AMOUNT", "追回金额须大于 0", status=422)
+    if notice.status not in OPEN:
+        raise Conflict("RECOVERY_NOTICE_CLOSED", f"追回通知已{'全部追回' if notice.status == 'recovered' else '核销'}，"
+                                                 "不能再登记追回")
+    remaining = remaining_fen(notice)
+    if amount_fen > remaining:
+        raise Conflict("OVER_RECOVERY", f"追回金额 {_yuan(amount_fen)} 元超过尚欠金额 {_yuan(remaining)} 元，不得多追",
+                       details={"remaining": _yuan(remaining)})
+    recovery = Recovery(id=new_event_id(), notice_id=notice.id, method=method, amount_fen=amount_fen,
+                        idempotency_key=key, reference=reference, recorded_at=now(), recorded_by=_actor_id())
+    session.add(recovery)
+    notice.recovered_fen += amount_fen
+    if notice.recovered_fen == notice.amount_fen:
+        notice.status = "recovered"
+    session.add(notice)
+    append_audit(session, action=f"recovery.{method}", entity_type=NOTICE_ENTITY, entity_id=notice.id,
+                 detail={"recovery_id": recovery.id, "person_id": notice.person_id, "method": method,
+                         "amount_fen": amount_fen, "remaining_fen": remaining_fen(notice), "reference": reference,
+                         **detail})
+    record_event(session, RecoveryRecorded(notice_id=notice.id, person_id=notice.person_id, method=method,
+                                           amount_fen=amount_fen, remaining_fen=remaining_fen(notice)),
+                 source=SOURCE, subject=notice.id)
+    try:
+        session.commit()
+    except IntegrityError:  # the same key recorded concurrently: answer as a replay (or refuse other content)
+        session.rollback()
+        replay = _replay(session, key, notice.id, method, amount_fen, reference)
+        if replay is None:
+            raise
+        return replay
+    return Recorded(recovery, notice, replayed=False)
+
+
+def record_repayment(session: Session, notice_id: str, *, amount_fen: int, paid_on: date | None,
+                     reference: str | None, key: str | None) -> Recorded:
+    key = check_key(key)
+    replay = _replay(session, key, notice_id, "repayment", amount_fen, reference)
+    if replay is not None:
+        return replay
+    notice = get_notice(session, notice_id, lock=True)
+    if paid_on is not None and paid_on > china_today():
+        raise DomainError("DATE_IN_FUTURE", f"退款日期 {paid_on} 晚于今天", status=422)
+    return _record(session, notice, method="repayment", amount_fen=amount_fen, key=key, reference=reference,
+                   detail={"paid_on": paid_on})
+
+
+def _already_offset(session: Session, method: str, reference: str) -> int:
+    return session.execute(select(func.coalesce(func.sum(Recovery.amount_fen), 0)).where(
+        Recovery.method == method, Recovery.reference == reference)).scalar_one()
+
+
+def _not_allowed(message: str) -> Conflict:
+    return Conflict("OFFSET_NOT_ALLOWED", message)
+
+
+def _check_payroll_offset(session: Session, notice: RecoveryNotice, line_id: str, amount_fen: int) -> dict:
+    line = session.execute(select(PayrollLine).where(PayrollLine.id == line_id).with_for_update()).scalar_one_or_none()
+    if line is None:
+        raise NotFound("PAYROLL_LINE_NOT_FOUND", "待遇发放明细不存在")
+    if line.person_id != notice.person_id:
+        raise _not_allowed("只能抵扣本人的待遇")
+    if line.status != "pending":
+        raise _not_allowed("只能抵扣尚未制盘发放的待遇（该明细已制盘、已发放或已暂停）")
+    overpaid_until = session.execute(select(func.max(Overpayment.period)).where(
+        Overpayment.recovery_notice_id == notice.id)).scalar_one() or 0
+    window_end = add_months(period_of(notice.issued_at.date()), get_config().offset_window_months)
+    if not overpaid_until < line.period <= window_end:
+        raise _not_allowed(f"只能抵扣多发月份之后、追回通知下达后 {get_config().offset_window_months} 个月内（至 {window_end}）"
+                           "的定期待遇（001 第二十九条(五)）")
+    left = line.amount_fen - _already_offset(session, "payroll_offset", line.id)
+    if amount_fen > left:
+        raise Conflict("OFFSET_EXCEEDS_PAYMENT", f"抵扣金额超过该笔待遇可抵扣的余额 {_yuan(left)} 元")
+    return {"payroll_line_id": line.id, "period": line.period}
+
+
+def _check_one_off_offset(session: Session, notice: RecoveryNotice, claim_id: str, amount_fen: int) -> dict:
+    claim = session.get(Claim, claim_id)
+    if claim is None:
+        raise NotFound("CLAIM_NOT_FOUND", "待遇申请不存在")
+    if claim.person_id != notice.person_id:
+        raise _not_allowed("只能抵扣本人的一次性待遇")
+    if claim.one_off_amount_fen is None or claim.status != "approved":
+        raise _not_allowed("只能抵扣已审批的一次性待遇")
+    left = claim.one_off_amount_fen - _already_offset(session, "one_off_offset", claim.id)
+    if amount_fen > left:
+        raise Conflict("OFFSET_EXCEEDS_PAYMENT", f"抵扣金额超过该笔一次性待遇可抵扣的余额 {_yuan(left)} 元")
+    return {"claim_id": claim.id, "kind": claim.kind}
+
+
+def _check_individual_account(session: Session, notice: RecoveryNotice) -> dict:
+    person = session.get(BeneficiaryPerson, notice.person_id)
+    if person is None or person.life_status != "deceased":
+        raise _not_allowed("个人账户余额仅在本人死亡后支取时方可抵扣")
+    return {"withdrawal_idempotency_key": withdrawal_key(notice.id)}
+
+
+OFFSET_ROLES = {"payroll_offset": "agency_clerk", "one_off_offset": "agency_clerk", "individual_account": "accountant"}
+
+
+def record_offset(session: Session, notice_id: str, *, method: str, amount_fen: int, reference: str) -> Recorded:
+    role = OFFSET_ROLES[method]
+    actor = context.current().actor
+    if role not in actor.roles:
+        raise DomainError("FORBIDDEN", f"{method} 抵扣须由 {role} 办理", status=403)
+    if actor.role != role:
+        context.set_actor(replace(actor, role=role))
+    key = f"{method}{DERIVED_KEY_SEPARATOR}{notice_id}{DERIVED_KEY_SEPARATOR}{reference}"
+    replay = _replay(session, key, notice_id, method, amount_fen, reference)
+    if replay is not None:
+        return replay
+    notice = get_notice(session, notice_id, lock=True)
+    if method == "payroll_offset":
+        detail = _check_payroll_offset(session, notice, reference, amount_fen)
+    elif method == "one_off_offset":
+        detail = _check_one_off_offset(session, notice, reference, amount_fen)
+    else:
+        detail = _check_individual_account(session, notice)
+    return _record(session, notice, method=method, amount_fen=amount_fen, key=key, reference=reference, detail=detail)
+
+
+def withdrawal_key(notice_id: str) -> str:
+    """The Idempotency-Key the accountant uses for the individual-account withdrawal in accounts."""
+    return f"recovery-{notice_id}"
+
+
+def request_individual_account_offset(session: Session, notice_id: str, note: str | None) -> dict:
+    """Record that the remaining amount is to be taken from the deceased person's individual account: accounts
+    pays the balance out on death (withdrawal, by an accountant there); the offset is recorded here afterwards with
+    the withdrawal entry as its reference. An audit entry is the record of the request."""
+    notice = get_notice(session, notice_id, lock=True)
+    if notice.status not in OPEN:
+        raise Conflict("RECOVERY_NOTICE_CLOSED", "追回通知已结清，无需抵扣")
+    _check_individual_account(session, notice)
+    request = {"notice_id": notice.id, "person_id": notice.person_id, "remaining_fen": remaining_fen(notice),
+               "withdrawal_idempotency_key": withdrawal_key(notice.id), "requested_by": _actor_id(),
+               "requested_at": now()}
+    append_audit(session, action="recovery.individual_account_request", entity_type=NOTICE_ENTITY,
+                 entity_id=notice.id, detail=request, reason=note or "以个人账户余额抵扣多发待遇（001 第二十九条(五)）")
+    session.commit()
+    return request
+
+
+def offsets_for_lines(session: Session, line_ids: list[str]) -> dict[str, int]:
+    """For payroll: what was offset against each of these pending lines (deduct it from the amount paid)."""
+    if not line_ids:
+        return {}
+    rows = session.execute(select(Recovery.reference, func.sum(Recovery.amount_fen)).where(
+        Recovery.method == "payroll_offset", Recovery.reference.in_(line_ids)).group_by(Recovery.reference)).all()
+    return {reference: int(total) for reference, total in rows}
+
+
+# -- escalation ------------------------------------------------------------------------------------------------------
+
+
+def escalate(session: Session, as_of: date) -> list[RecoveryNotice]:
+    if as_of > china_today():
+        raise DomainError("DATE_IN_FUTURE", f"检查日期 {as_of} 晚于今天", status=422)
+    notices = list(session.execute(
+        select(RecoveryNotice).join(BeneficiaryPerson, BeneficiaryPerson.person_id == RecoveryNotice.person_id)
+        .where(RecoveryNotice.status == "open", RecoveryNotice.deadline < as_of,
+               RecoveryNotice.recovered_fen < RecoveryNotice.amount_fen, in_actor_region(BeneficiaryPerson.region))
+        .order_by(RecoveryNotice.id).with_for_update()).scalars())
+    at = now()
+    for notice in notices:
+        notice.status, notice.escalated_at = "escalated", at
+        session.add(notice)
+        append_audit(session, action="recovery_notice.escalate", entity_type=NOTICE_ENTITY, entity_id=notice.id,
+                     detail={"person_id": notice.person_id, "remaining_fen": remaining_fen(notice),
+                             "deadline": notice.deadline, "as_of": as_of},
+                     reason="逾期未退还多领待遇，转稽核检查（001 第二十九条(五)）")
+        record_event(session, RecoveryEscalated(notice_id=notice.id, person_id=notice.person_id,
+                                                remaining_fen=remaining_fen(notice), deadline=notice.deadline),
+                     source=SOURCE, subject=notice.id)
+    session.commit()
+    return notices
