@@ -102,7 +102,8 @@ def roles(auth):  # noqa: ANN001, ANN201
     }
 
 
-async def run_payroll(client, headers, fund: str = FUND, period: int = PERIOD, expect: int = 201) -> dict:  # noqa: ANN001
+async def run_payroll(client, headers, fund: str = FUND, period: int = PERIOD,  # noqa: ANN001
+                      expect: int = 201) -> dict:
     response = await client.post("/payroll/runs", json={"fund": fund, "period": period}, headers=headers)
     assert response.status_code == expect, response.text
     return response.json()
@@ -538,7 +539,7 @@ async def test_results_as_json_and_roles(start_service, roles, auth):
                                       json=body)
         assert cashier.status_code == 403
         applied = await benefits.post(f"/payroll/bank-files/{file['id']}/results", headers=roles["bank"],
-                                      content=json.dumps(body), )
+                                      content=json.dumps(body))
         assert applied.status_code == 200 and applied.json()["run_status"] == "paid"
         # full account numbers for the cashier and the bank, masked for the others
         assert (await benefits.get(f"/payroll/bank-files/{file['id']}/content",

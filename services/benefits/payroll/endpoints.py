@@ -133,7 +133,8 @@ def list_lines(
             dependencies=[READERS])
 def verify_run(run_id: str, session: SessionDep) -> RunVerification:
     v = service.verify_run(session, run_id)
-    return RunVerification(run_id=v.run.id, ok=v.ok, stored_lines=v.run.lines, stored_total=fen_to_yuan(v.run.total_fen),
+    return RunVerification(run_id=v.run.id, ok=v.ok, stored_lines=v.run.lines,
+                           stored_total=fen_to_yuan(v.run.total_fen),
                            recomputed_lines=v.lines, recomputed_total=fen_to_yuan(v.total_fen),
                            lines_not_matching_entitlement=v.not_matching, problems=v.problems)
 

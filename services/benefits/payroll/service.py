@@ -45,6 +45,7 @@ can never enter a later file. All writes to a run happen under its row lock (``S
 transaction's ``BEGIN IMMEDIATE``).
 """
 
+import hashlib
 import itertools
 import uuid
 from collections import Counter
@@ -131,8 +132,18 @@ def reason_text(code: str) -> str:
 
 
 def line_id(run_id: str, entitlement_id: str) -> str:
-    """The same run and entitlement always give the same line id (a recomputation is deterministic)."""
-    return str(uuid.uuid5(uuid.UUID(run_id), entitlement_id))
+    """The same run and entitlement always give the same line id (a recomputation is deterministic): the name-based
+    UUID (version 5) of the entitlement id in the run id's namespace, ``uuid.uuid5(UUID(run_id), entitlement_id)``."""
+    return _line_id(uuid.UUID(run_id).bytes, entitlement_id)
+
+
+def _line_id(namespace: bytes, entitlement_id: str) -> str:
+    # uuid.uuid5 without building two UUID objects per line (a third of the run's time at 300 000 lines).
+    digest = bytearray(hashlib.sha1(namespace + entitlement_id.encode()).digest()[:16])
+    digest[6] = (digest[6] & 0x0F) | 0x50
+    digest[8] = (digest[8] & 0x3F) | 0x80
+    h = digest.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 # -- the account rule ------------------------------------------------------------------------------------------------
@@ -315,6 +326,7 @@ def compute_lines(session: Session, run_id: str, fund: str, period: int) -> list
                or_(E.end_period.is_(None), E.end_period >= period))
         .order_by(E.id)
     ).all()
+    namespace = uuid.UUID(run_id).bytes
     lines: list[dict[str, Any]] = []
     for entitlement_id, group in itertools.groupby(rows, key=lambda r: r[0]):
         group = list(group)
@@ -331,7 +343,7 @@ def compute_lines(session: Session, run_id: str, fund: str, period: int) -> list
                               if r.account_id is not None]
                 account, reason = choose_account(first.name, first.bank_account_id, candidates)
         lines.append({
-            "id": line_id(run_id, entitlement_id), "run_id": run_id, "entitlement_id": entitlement_id,
+            "id": _line_id(namespace, entitlement_id), "run_id": run_id, "entitlement_id": entitlement_id,
             "person_id": first.person_id, "period": period, "amount_fen": first.monthly_amount_fen,
             "bank_account_id": account.bank_account_id if account else None,
             "status": "pending" if reason is None else WITHHELD,
