@@ -607,3 +607,26 @@ async def test_10_000_lines_in_one_transaction_with_events_in_parts_of_1_000(sta
         again = await post(client, settings, lines)
         print(f"10 000 lines re-posted: {time.perf_counter() - started:.2f} s")
         assert (again.json()["duplicates"], again.json()["rejected"]) == (9_999, 1)
+
+
+async def test_a_batch_that_loses_a_race_is_rolled_back_whole(start_service, settings, monkeypatch):
+    """Two batches carrying the same line id at once: the unique index stops the second, and nothing of it stays."""
+    from services.collection.payments import service  # noqa: PLC0415
+
+    async with start_service("collection") as client:
+        employer_id, uscc = add_employer(client)
+        [(person_id, cid), (other_id, other_cid)] = add_persons(client, [1, 2])
+        _, [line_id, other_line] = add_assessment(client, employer_id, 202601, DUE, [
+            (person_id, "PEN_EMP", 10_000, 0), (other_id, "PEN_EMP", 10_000, 0)])
+        first = await post(client, settings, [pay("R-1", payer_uscc=uscc, citizen_id=cid, employer_amount="100.00")])
+        assert first.json()["matched"] == 1
+        before = (count(client, TaxPaymentBatch), count(client, LateFeeCharge), len(outbox(client)))
+
+        monkeypatch.setattr(service, "_existing_lines", lambda session, ids: {})  # as if R-1 were not committed yet
+        raced = await post(client, settings, [
+            pay("R-2", payer_uscc=uscc, citizen_id=other_cid, employer_amount="100.00"),
+            pay("R-1", payer_uscc=uscc, citizen_id=cid, employer_amount="100.00")])
+        assert raced.status_code == 409 and error_code(raced) == "TAX_BATCH_CONCURRENT"
+        assert (count(client, TaxPaymentBatch), count(client, LateFeeCharge), len(outbox(client))) == before
+        assert line_row(client, other_line).status == "open"
+        assert count(client, TaxPayment, TaxPayment.tax_line_id == "R-2") == 0

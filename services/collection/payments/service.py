@@ -384,20 +384,20 @@ def receive_batch(session: Session, raw_lines: list[tuple[int, Any]], *, source_
         matched=sum(1 for a in accepted if a.match_status == MatchStatus.matched.value),
         unmatched=sum(1 for a in accepted if a.match_status == MatchStatus.unmatched.value),
     )
-    session.add(batch)
-    session.flush()
-    bulk.insert_rows(session, TaxPayment.__table__, [_payment_row(a, batch.id) for a in accepted])
-    bulk.insert_rows(session, LateFeeCharge.__table__, charges)
-    bulk.update_settled_lines(session, AssessmentLine.__table__, line_updates)
-    _emit(session, batch.id, accepted, rejected)
     rejected.sort(key=lambda r: r.line_no)
-    append_audit(session, action="tax_payment_batch.receive", entity_type="tax_payment_batch", entity_id=batch.id,
-                 detail={"source_format": source_format, "lines": batch.lines, "accepted": batch.accepted,
-                         "duplicates": batch.duplicates, "rejected": batch.rejected, "matched": batch.matched,
-                         "unmatched": batch.unmatched, "settled_assessment_lines": len(line_updates),
-                         "rejections": [{"line_no": r.line_no, "tax_line_id": r.tax_line_id, "code": r.code,
-                                         "message": r.message} for r in rejected]})
     try:
+        session.add(batch)
+        session.flush()
+        bulk.insert_rows(session, TaxPayment.__table__, [_payment_row(a, batch.id) for a in accepted])
+        bulk.insert_rows(session, LateFeeCharge.__table__, charges)
+        bulk.update_settled_lines(session, AssessmentLine.__table__, line_updates)
+        _emit(session, batch.id, accepted, rejected)
+        append_audit(session, action="tax_payment_batch.receive", entity_type="tax_payment_batch", entity_id=batch.id,
+                     detail={"source_format": source_format, "lines": batch.lines, "accepted": batch.accepted,
+                             "duplicates": batch.duplicates, "rejected": batch.rejected, "matched": batch.matched,
+                             "unmatched": batch.unmatched, "settled_assessment_lines": len(line_updates),
+                             "rejections": [{"line_no": r.line_no, "tax_line_id": r.tax_line_id, "code": r.code,
+                                             "message": r.message} for r in rejected]})
         session.commit()
     except IntegrityError:
         # A concurrent batch stored one of these tax line ids (or settled a line) first: nothing of this batch is
