@@ -68,7 +68,6 @@ from services.collection.models import (
 from services.collection.payments import bulk
 from services.collection.payments.schemas import (
     MAX_LINES,
-    METHOD_LABELS,
     REFUSED_METHODS,
     BatchDetail,
     BatchResult,
