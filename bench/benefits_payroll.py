@@ -197,7 +197,10 @@ def main() -> None:
             timed(ACCOUNTANT, service.request_funding, session, run.id)
 
         with Session(engine, expire_on_commit=False) as session:
-            (file, _), file_seconds = timed(CASHIER, service.issue_bank_file, session, run.id)
+            issued, file_seconds = timed(CASHIER, service.issue_bank_file, session, run.id)
+        file = issued.file
+        if issued.held_back or issued.offset_fen:
+            fail("nothing was suspended or offset after approval, yet lines were held back or offset")
         print(f"bank file: {file.lines} lines, {len(file.content.encode())} bytes in {file_seconds:.2f} s")
         parsed = bankfile.parse_payment_file(file.content)
         if (parsed.checksum, len(parsed.lines), parsed.total_fen) != (file.checksum, run.lines, run.total_fen):

@@ -17,6 +17,8 @@ from services.benefits.models import (
     Entitlement,
     PayrollLine,
     PayrollRun,
+    Recovery,
+    RecoveryNotice,
 )
 from services.benefits.payroll import bankfile, service
 from services.kernel.errors import Conflict
@@ -548,3 +550,83 @@ async def test_results_as_json_and_roles(start_service, roles, auth):
         assert line["account_no"] == parsed.lines[0].account_no
         unknown = await benefits.post("/payroll/bank-files/nope/results", headers=roles["bank"], json=body)
         assert unknown.status_code == 404 and error_code(unknown) == "BANK_FILE_NOT_FOUND"
+
+
+# -- what changes between approval and the bank file -----------------------------------------------------------------
+
+
+def add_offset(client, person_id: str, line_id: str, amount_fen: int) -> None:  # noqa: ANN001
+    """A recovery offset against a pending line, as recovery/service.py records it (payroll_offset)."""
+    now = datetime.now(UTC)
+    notice = RecoveryNotice(id=new_event_id(), person_id=person_id, amount_fen=amount_fen, recovered_fen=amount_fen,
+                            deadline=date(2099, 1, 1), status="recovered", issued_at=now, issued_by="clerk.wang")
+    with Session(engine_of(client)) as session:
+        session.add(notice)
+        session.flush()
+        session.add(Recovery(id=new_event_id(), notice_id=notice.id, method="payroll_offset", amount_fen=amount_fen,
+                             idempotency_key=f"payroll_offset#{notice.id}#{line_id}", reference=line_id,
+                             recorded_at=now, recorded_by="clerk.wang"))
+        session.commit()
+
+
+async def test_suspensions_after_approval_are_held_back_and_offsets_deducted(start_service, roles):
+    async with start_service("benefits") as benefits:
+        people = {}
+        for serial, key in enumerate(("normal", "suspended", "partly_offset", "fully_offset", "died", "fails"), 1):
+            person = add_person(benefits, serial, name=f"领取人{serial}")
+            add_account(benefits, person, serial, holder=f"领取人{serial}")
+            people[key] = (person, add_entitlement(benefits, person, 300_000))
+        run = (await run_payroll(benefits, roles["clerk"]))["run"]
+        assert (run["lines"], run["total"]) == (6, "18000.00")
+        await approved_and_funded(benefits, roles, run["id"])
+        line_of = {ln.person_id: ln.id for ln in lines_of(benefits, run["id"])}
+
+        # after approval: a suspension, a death reported, two recovery offsets
+        set_entitlement(benefits, people["suspended"][1], status="suspended", suspended_reason="survival_overdue")
+        with Session(engine_of(benefits)) as session:
+            session.execute(update(BeneficiaryPerson).where(BeneficiaryPerson.person_id == people["died"][0])
+                            .values(life_status="deceased", death_date=date(2025, 1, 9)))
+            session.commit()
+        add_offset(benefits, people["partly_offset"][0], line_of[people["partly_offset"][0]], 50_000)
+        add_offset(benefits, people["fully_offset"][0], line_of[people["fully_offset"][0]], 300_000)
+
+        issued = await benefits.post(f"/payroll/runs/{run['id']}/bank-files", headers=roles["cashier"])
+        assert issued.status_code == 201, issued.text
+        body = issued.json()
+        held = {h["person_id"]: h["reason"].split()[0] for h in body["held_back"]}
+        assert held == {people["suspended"][0]: "HELD_SUSPENDED", people["died"][0]: "HELD_DECEASED"}
+        assert body["fully_offset_lines"] == 1
+        file = body["file"]
+        assert (file["lines"], file["total"], file["offset_total"]) == (3, "8500.00", "500.00")
+        parsed = bankfile.parse_payment_file(await download(benefits, roles, file["id"]))
+        amounts = {ln.payroll_line_id: ln.amount_fen for ln in parsed.lines}
+        assert amounts == {line_of[people["normal"][0]]: 300_000, line_of[people["partly_offset"][0]]: 250_000,
+                           line_of[people["fails"][0]]: 300_000}
+        [event] = outbox(benefits, "benefits.payments.issued.v1")
+        assert event["file_total_fen"] == 850_000
+        status_of = {ln.person_id: ln.status for ln in lines_of(benefits, run["id"])}
+        assert (status_of[people["suspended"][0]], status_of[people["died"][0]],
+                status_of[people["fully_offset"][0]]) == ("withheld", "withheld", "paid")
+
+        # the one that fails cannot be re-issued once the person is recorded dead before the month
+        fails_line = line_of[people["fails"][0]]
+        results = [(ln.line_no, ln.payroll_line_id, "failed" if ln.payroll_line_id == fails_line else "paid",
+                    "户名不符" if ln.payroll_line_id == fails_line else None) for ln in parsed.lines]
+        settled = (await post_results(benefits, roles, file["id"],
+                                      result_csv(file["id"], file["checksum"], results))).json()
+        assert (settled["paid_total"], settled["returned_total"]) == ("5500.00", "3000.00")
+        add_account(benefits, people["fails"][0], 66, holder="领取人6")
+        with Session(engine_of(benefits)) as session:
+            session.execute(update(BeneficiaryPerson).where(BeneficiaryPerson.person_id == people["fails"][0])
+                            .values(life_status="deceased", death_date=date(2025, 2, 1)))
+            session.commit()
+        refused = await benefits.post(f"/payroll/runs/{run['id']}/reissue", headers=roles["cashier"])
+        assert refused.status_code == 409
+        assert refused.json()["error"]["details"]["not_reissued"][0]["reason"].startswith("HELD_DECEASED")
+
+        # R5 from benefits' side: approved = paid + returned + held back + offset
+        final = (await benefits.get(f"/payroll/runs/{run['id']}", headers=roles["auditor"])).json()
+        assert final["total"] == "18000.00"
+        assert final["by_status"]["held_back"] == {"lines": 2, "total": "6000.00"}
+        assert (final["withheld_lines"], final["lines"]) == (0, 6)
+        assert (await benefits.get(f"/payroll/runs/{run['id']}/verify", headers=roles["auditor"])).json()["ok"]

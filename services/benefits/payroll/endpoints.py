@@ -69,7 +69,8 @@ def file_out(session: Session, file: BankFile) -> BankFileOut:
         id=file.id, run_id=file.run_id, sequence=file.sequence, lines=file.lines, total=fen_to_yuan(file.total_fen),
         checksum=file.checksum, status=file.status, paid_lines=summary.paid[0], paid_total=fen_to_yuan(summary.paid[1]),
         failed_lines=summary.failed[0], returned_total=fen_to_yuan(summary.failed[1]),
-        awaiting_result=summary.awaiting, created_at=file.created_at, created_by=file.created_by,
+        awaiting_result=summary.awaiting, offset_total=fen_to_yuan(summary.offset_fen), created_at=file.created_at,
+        created_by=file.created_by,
     )
 
 
@@ -168,14 +169,17 @@ def request_funding(run_id: str, session: SessionDep, response: Response) -> Fun
              summary="Issue the run's bank payment file (every pending line, own accounts only); PaymentsIssued",
              description="Only for an approved run whose funding was requested (409 PAYROLL_NOT_APPROVED, "
                          "FUNDING_NOT_REQUESTED). The format is documented in services/benefits/payroll/bankfile.py. "
-                         "Asking again returns the first file (200); failed payments go out again through "
-                         "/reissue.",
+                         "Lines whose entitlement was suspended or ended since approval are held back; recovery "
+                         "offsets are deducted. Asking again returns the first file (200); failed payments go out "
+                         "again through /reissue.",
              dependencies=[CASHIER])
 def issue_bank_file(run_id: str, session: SessionDep, response: Response) -> BankFileIssued:
-    file, replayed = service.issue_bank_file(session, run_id)
-    if replayed:
+    issued = service.issue_bank_file(session, run_id)
+    if issued.replayed:
         response.status_code = status.HTTP_200_OK
-    return BankFileIssued(file=file_out(session, file), replayed=replayed)
+    return BankFileIssued(file=file_out(session, issued.file), replayed=issued.replayed,
+                          held_back=[NotReissued(**h) for h in issued.held_back],
+                          fully_offset_lines=issued.fully_offset)
 
 
 @router.post("/runs/{run_id}/reissue", response_model=Reissued, status_code=status.HTTP_201_CREATED,

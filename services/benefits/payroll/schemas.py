@@ -39,7 +39,9 @@ class RunOut(BaseModel):
     large_lines: int = Field(description="payable lines above the large-amount threshold (001 第十八条)")
     withheld_lines: int
     withheld_total: Yuan
-    by_status: dict[str, StatusTotal] = Field(description="lines and amounts per line status")
+    by_status: dict[str, StatusTotal] = Field(
+        description="lines and payroll amounts per line status: pending, in_file, paid, failed (returned), withheld "
+                    "(at computation, outside the total) and held_back (withheld after approval, inside the total)")
     computed_at: datetime
     computed_by: str
     approved_at: datetime | None
@@ -103,19 +105,25 @@ class BankFileOut(BaseModel):
     failed_lines: int
     returned_total: Yuan = Field(description="failed payments returned to the fund's expenditure account")
     awaiting_result: int
+    offset_total: Yuan = Field(description="recovery offsets deducted from these lines' payroll amounts")
     created_at: datetime
     created_by: str
-
-
-class BankFileIssued(BaseModel):
-    file: BankFileOut
-    replayed: bool = Field(description="the run's first file already existed and is returned (200)")
 
 
 class NotReissued(BaseModel):
     payroll_line_id: str
     person_id: str
     reason: str
+
+
+class BankFileIssued(BaseModel):
+    file: BankFileOut
+    replayed: bool = Field(description="the run's first file already existed and is returned (200)")
+    held_back: list[NotReissued] = Field(
+        default_factory=list,
+        description="pending lines no longer payable (entitlement suspended or ended, person dead or imprisoned "
+                    "since approval): withheld, never sent")
+    fully_offset_lines: int = Field(default=0, description="lines settled in full by a recovery offset")
 
 
 class Reissued(BaseModel):

@@ -15,7 +15,7 @@ person and the person's active accounts; one line per entitlement, in chunked Co
   recorded death (``DECEASED``) or during recorded imprisonment (``IMPRISONED``) — a safety net behind the
   eligibility package, which suspends the entitlement itself (001 第二十七条) — or a non-positive amount;
 - the run's ``lines``/``total_fen`` are the count and sum of the payable (not withheld) lines: the figure approved,
-  funded and paid (R5). Withheld lines are reported beside it. ``large_lines`` counts payable lines above the
+  funded and paid (R5); lines held back later (below) stay part of it. Withheld lines are reported beside it. ``large_lines`` counts payable lines above the
   large-amount threshold (001 第十八条, *default* 50 000 yuan).
 
 Running the same fund and month again returns the same run: while it is ``computed`` it is recomputed from the
@@ -30,7 +30,15 @@ allocation itself); ``paid`` once every payable line is paid.
 
 **Bank files** (cashier; an approved run whose funding was requested): the first file holds every ``pending`` line,
 in line-id order, in the format of bankfile.py; asking again returns it. ``PaymentsIssued`` in parts of ≤ 1 000
-lines. **Results** (bank system): the file's checksum must be echoed (422 ``BANK_FILE_CHECKSUM_MISMATCH``); lines
+lines. Two things can have happened since approval and are applied when the file is made:
+
+- a line whose entitlement has been suspended or ended, or whose person is now recorded dead or imprisoned for the
+  month, is *held back* (``withheld`` with a ``HELD_…`` reason, shown as ``held_back``: never sent to the bank, its
+  amount stays in the expenditure account) — eligibility suspends at once (001 第二十七条) and only finds overpayments among lines already sent;
+- a recovery offset (recovery/service.py, ``payroll_offset``, only on ``pending`` lines) is deducted: the file pays
+  the net amount; a line offset in full is ``paid`` without a bank line.
+
+So for R5: approved total = paid + returned + held back + offset. **Results** (bank system): the file's checksum must be echoed (422 ``BANK_FILE_CHECKSUM_MISMATCH``); lines
 not in the file are refused as a whole (422 ``UNKNOWN_BANK_FILE_LINES``, naming them); a line already settled is a
 no-op with the same result and 409 ``BANK_RESULT_CONFLICT`` with another. Paid → the payroll line is ``paid``;
 failed → ``failed`` with the bank's reason, its amount returned to the expenditure account (the failed bank-file
@@ -54,7 +62,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Any
 
-from sqlalchemy import and_, bindparam, delete, func, insert, or_, select, update
+from sqlalchemy import and_, bindparam, case, delete, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
@@ -76,6 +84,7 @@ from services.benefits.models import (
 )
 from services.benefits.payroll import bankfile
 from services.benefits.payroll.schemas import ResultsIn
+from services.benefits.recovery.service import offsets_for_lines
 from services.kernel import context
 from services.kernel.audit import append_audit
 from services.kernel.errors import Conflict, DomainError, NotFound
@@ -104,7 +113,16 @@ REASONS = {
     "IMPRISONED": "人员服刑期间停发",
     "NON_POSITIVE_AMOUNT": "月待遇金额不是正数",
     "NO_CORRECTED_ACCOUNT": "本人名下尚无更正后的有效账户（原账户支付失败）",
+    # held back when the bank file is made (after approval): the prefix keeps them apart from lines withheld at
+    # computation, because they are part of the approved total
+    "HELD_SUSPENDED": "审批后待遇已暂停，本月停发",
+    "HELD_ENDED": "审批后待遇已终止，本月不再发放",
+    "HELD_NO_ENTITLEMENT": "待遇记录不存在",
+    "HELD_DECEASED": "审批后获知人员已死亡，死亡次月起停发",
+    "HELD_IMPRISONED": "审批后获知人员服刑，服刑期间停发",
 }
+HELD_PREFIX = "HELD_"
+HELD_BACK = "held_back"  # reported as its own status: withheld after approval
 
 L = PayrollLine.__table__.c
 F = BankFileLine.__table__.c
@@ -224,10 +242,16 @@ def list_runs(session: Session, *, fund: str | None, period: int | None, limit: 
     return list(session.execute(query).scalars())
 
 
+def _held_back_line() -> Any:
+    return and_(L.status == WITHHELD, L.failure_reason.startswith(HELD_PREFIX, autoescape=True))
+
+
 def status_totals(session: Session, run_id: str) -> dict[str, tuple[int, int]]:
+    """Lines and amounts per status; lines withheld after approval count as ``held_back``."""
+    shown = case((_held_back_line(), HELD_BACK), else_=L.status)
     rows = session.execute(
-        select(L.status, func.count(), func.coalesce(func.sum(L.amount_fen), 0))
-        .where(L.run_id == run_id).group_by(L.status)
+        select(shown, func.count(), func.coalesce(func.sum(L.amount_fen), 0))
+        .where(L.run_id == run_id).group_by(shown)
     ).all()
     return {status: (int(n), int(total)) for status, n, total in rows}
 
@@ -239,7 +263,7 @@ def bank_file_count(session: Session, run_id: str) -> int:
 def _payable_sum(session: Session, run_id: str) -> tuple[int, int]:
     n, total = session.execute(
         select(func.count(), func.coalesce(func.sum(L.amount_fen), 0))
-        .where(L.run_id == run_id, L.status != WITHHELD)
+        .where(L.run_id == run_id, or_(L.status != WITHHELD, _held_back_line()))
     ).one()
     return int(n), int(total)
 
@@ -269,6 +293,7 @@ class FileSummary:
     paid: tuple[int, int] = (0, 0)
     failed: tuple[int, int] = (0, 0)
     awaiting: int = 0
+    offset_fen: int = 0
 
 
 def file_summary(session: Session, file: BankFile) -> FileSummary:
@@ -283,6 +308,11 @@ def file_summary(session: Session, file: BankFile) -> FileSummary:
             summary.failed = (int(n), int(total))
         else:
             summary.awaiting += int(n)
+    summary.offset_fen = int(session.execute(
+        select(func.coalesce(func.sum(L.amount_fen - F.amount_fen), 0))
+        .select_from(BankFileLine.__table__.join(PayrollLine.__table__, L.id == F.payroll_line_id))
+        .where(F.file_id == file.id)
+    ).scalar_one())
     return summary
 
 
@@ -509,8 +539,48 @@ def _write_file(session: Session, run: PayrollRun, sequence: int, payments: Sequ
     return file
 
 
-def issue_bank_file(session: Session, run_id: str) -> tuple[BankFile, bool]:
-    """(file, replayed): the run's first file, with every pending line."""
+def _held_back(period: int, row: Any) -> str | None:
+    """Why a line approved earlier may not be paid now: its entitlement was suspended or ended since (a death or an
+    imprisonment reported after approval, an overdue survival certification…), or the person's life status now
+    excludes the month (001 第二十七条: suspended at once)."""
+    if row.entitlement_status is None:
+        return "HELD_NO_ENTITLEMENT"
+    if row.entitlement_status == "suspended":
+        return "HELD_SUSPENDED"
+    if row.entitlement_status != "active" and (row.end_period is None or row.end_period < period):
+        return "HELD_ENDED"
+    life = _excluded_by_life(period, row.death_date, row.imprisoned_from, row.imprisoned_until)
+    return HELD_PREFIX + life if life else None
+
+
+def _offsets(session: Session, line_ids: Sequence[str]) -> dict[str, int]:
+    """What recovery offset against these pending lines (recovery/service.py ``payroll_offset``): deducted from the
+    amount paid. Offsets are taken only from pending lines, so the deduction is fixed once a line is in a file."""
+    found: dict[str, int] = {}
+    for chunk in _chunks(line_ids, ID_CHUNK):
+        found.update(offsets_for_lines(session, list(chunk)))
+    return found
+
+
+def _settle_run_if_done(session: Session, run: PayrollRun) -> None:
+    unfinished = session.execute(select(func.count()).select_from(PayrollLine)
+                                 .where(L.run_id == run.id, L.status.in_(UNFINISHED_STATUSES))).scalar_one()
+    if unfinished == 0 and run.status == "approved":
+        run.status = "paid"
+        session.add(run)
+
+
+@dataclass
+class Issued:
+    file: BankFile | None
+    replayed: bool
+    held_back: list[dict[str, str]] = field(default_factory=list)
+    offset_fen: int = 0
+    fully_offset: int = 0
+
+
+def issue_bank_file(session: Session, run_id: str) -> Issued:
+    """The run's first file, with every pending line still payable, net of recovery offsets."""
     run = get_run(session, run_id, lock=True)
     _require_approved(run)
     if run.funding_requested_at is None:
@@ -518,13 +588,18 @@ def issue_bank_file(session: Session, run_id: str) -> tuple[BankFile, bool]:
     first = session.execute(select(BankFile).where(BankFile.run_id == run.id, BankFile.sequence == 1)) \
         .scalar_one_or_none()
     if first is not None:
-        return first, True
+        return Issued(file=first, replayed=True)
     A = BeneficiaryAccount.__table__.c
+    E = Entitlement.__table__.c
+    P = BeneficiaryPerson.__table__.c
     rows = session.execute(
         select(L.id, L.person_id, L.amount_fen, L.bank_account_id, A.account_no, A.holder_name,
-               A.person_id.label("holder_id"))
-        .select_from(PayrollLine.__table__.outerjoin(BeneficiaryAccount.__table__,
-                                                     A.bank_account_id == L.bank_account_id))
+               A.person_id.label("holder_id"), E.status.label("entitlement_status"), E.end_period, P.death_date,
+               P.imprisoned_from, P.imprisoned_until)
+        .select_from(PayrollLine.__table__
+                     .outerjoin(BeneficiaryAccount.__table__, A.bank_account_id == L.bank_account_id)
+                     .outerjoin(Entitlement.__table__, E.id == L.entitlement_id)
+                     .outerjoin(BeneficiaryPerson.__table__, P.person_id == L.person_id))
         .where(L.run_id == run.id, L.status == "pending").order_by(L.id)
     ).all()
     if not rows:
@@ -533,12 +608,45 @@ def issue_bank_file(session: Session, run_id: str) -> tuple[BankFile, bool]:
     if foreign:
         raise Conflict("NOT_OWN_ACCOUNT", f"{len(foreign)} 条明细的收款账户不是领取人本人的账户，不能发放",
                        details={"payroll_line_ids": foreign[:100]})
-    payments = [Payment(r.id, r.person_id, r.bank_account_id, r.account_no, r.holder_name, r.amount_fen)
-                for r in rows]
+    held: list[dict[str, str]] = []
+    payable = []
+    for r in rows:
+        reason = _held_back(run.period, r)
+        if reason is None:
+            payable.append(r)
+        else:
+            held.append({"payroll_line_id": r.id, "person_id": r.person_id, "reason": reason_text(reason)})
+    offsets = _offsets(session, [r.id for r in payable])
+    payments, fully_offset = [], []
+    for r in payable:
+        net = r.amount_fen - offsets.get(r.id, 0)
+        if net > 0:
+            payments.append(Payment(r.id, r.person_id, r.bank_account_id, r.account_no, r.holder_name, net))
+        else:
+            fully_offset.append(r.id)
+    if held:
+        _move_lines(session, [h["payroll_line_id"] for h in held], "pending", WITHHELD)
+        session.execute(
+            update(PayrollLine.__table__).where(L.id == bindparam("line_id"))
+            .values(failure_reason=bindparam("reason")),
+            [{"line_id": h["payroll_line_id"], "reason": h["reason"]} for h in held],
+        )
+    _move_lines(session, fully_offset, "pending", "paid")
+    offset_fen = sum(offsets.values())
+    if held or fully_offset:
+        append_audit(session, action="payroll.hold_back", entity_type=RUN_ENTITY, entity_id=run.id,
+                     detail={"held_back_lines": len(held),
+                             "held_back_fen": sum(r.amount_fen for r in rows if _held_back(run.period, r)),
+                             "fully_offset_lines": len(fully_offset), "offset_fen": offset_fen})
+    if not payments:
+        _settle_run_if_done(session, run)
+        session.commit()
+        raise Conflict("NOTHING_TO_PAY", f"本批次没有可发放的明细（{len(held)} 条已停发，{len(fully_offset)} 条已全额抵扣追回款）",
+                       details={"held_back": held[:100]})
     _move_lines(session, [p.payroll_line_id for p in payments], "pending", "in_file")
     file = _write_file(session, run, 1, payments)
     session.commit()
-    return file, False
+    return Issued(file=file, replayed=False, held_back=held, offset_fen=offset_fen, fully_offset=len(fully_offset))
 
 
 @dataclass
@@ -548,47 +656,46 @@ class ReissueOutcome:
 
 
 def reissue(session: Session, run_id: str) -> ReissueOutcome:
-    """A new file with the failed lines whose person now has another own active account."""
+    """A new file with the failed lines whose person now has another own active account (the amount is what failed,
+    i.e. net of any recovery offset); lines whose entitlement or person may no longer be paid wait as well."""
     run = get_run(session, run_id, lock=True)
     _require_approved(run)
     E = Entitlement.__table__.c
+    P = BeneficiaryPerson.__table__.c
+    A = BeneficiaryAccount.__table__.c
     failed = session.execute(
-        select(L.id, L.person_id, L.amount_fen, L.bank_account_id, E.bank_account_id.label("nominated"))
-        .select_from(PayrollLine.__table__.outerjoin(Entitlement.__table__, E.id == L.entitlement_id))
+        select(L.id, L.person_id, L.bank_account_id, E.bank_account_id.label("nominated"),
+               E.status.label("entitlement_status"), E.end_period, P.person_id.label("known"), P.name, P.death_date,
+               P.imprisoned_from, P.imprisoned_until)
+        .select_from(PayrollLine.__table__
+                     .outerjoin(Entitlement.__table__, E.id == L.entitlement_id)
+                     .outerjoin(BeneficiaryPerson.__table__, P.person_id == L.person_id))
         .where(L.run_id == run.id, L.status == "failed").order_by(L.id)
     ).all()
     if not failed:
         raise Conflict("NOTHING_TO_REISSUE", "本批次没有支付失败待重发的明细")
-    person_ids = sorted({r.person_id for r in failed})
-    line_ids = [r.id for r in failed]
-    P = BeneficiaryPerson.__table__.c
-    A = BeneficiaryAccount.__table__.c
-    names: dict[str, str] = {}
     accounts: dict[str, list[Candidate]] = {}
-    for chunk in _chunks(person_ids, ID_CHUNK):
-        for r in session.execute(
-            select(P.person_id, P.name, A.bank_account_id, A.account_no, A.holder_name)
-            .select_from(BeneficiaryPerson.__table__.outerjoin(
-                BeneficiaryAccount.__table__, and_(A.person_id == P.person_id, A.status == "active")))
-            .where(P.person_id.in_(chunk))
-        ):
-            names[r.person_id] = r.name
-            if r.bank_account_id is not None:
-                accounts.setdefault(r.person_id, []).append(Candidate(r.bank_account_id, r.account_no, r.holder_name))
+    for chunk in _chunks(sorted({r.person_id for r in failed}), ID_CHUNK):
+        for r in session.execute(select(A.person_id, A.bank_account_id, A.account_no, A.holder_name)
+                                 .where(A.person_id.in_(chunk), A.status == "active")):
+            accounts.setdefault(r.person_id, []).append(Candidate(r.bank_account_id, r.account_no, r.holder_name))
     failed_numbers: dict[str, set[str]] = {}
-    for chunk in _chunks(line_ids, ID_CHUNK):
-        for payroll_line_id, account_no in session.execute(
-            select(F.payroll_line_id, F.account_no).where(F.payroll_line_id.in_(chunk), F.result == "failed")
+    failed_amount: dict[str, int] = {}
+    for chunk in _chunks([r.id for r in failed], ID_CHUNK):
+        for payroll_line_id, account_no, amount_fen in session.execute(
+            select(F.payroll_line_id, F.account_no, F.amount_fen)
+            .where(F.payroll_line_id.in_(chunk), F.result == "failed")
         ):
             failed_numbers.setdefault(payroll_line_id, set()).add(account_no)
+            failed_amount[payroll_line_id] = amount_fen
     payments: list[Payment] = []
     waiting: list[dict[str, str]] = []
     for r in failed:
-        if r.person_id not in names:
-            account, reason = None, "PERSON_NOT_FOUND"
-        else:
+        account = None
+        reason = "PERSON_NOT_FOUND" if r.known is None else _held_back(run.period, r)
+        if reason is None:
             account, reason = choose_account(
-                names[r.person_id], r.nominated, accounts.get(r.person_id, []),
+                r.name, r.nominated, accounts.get(r.person_id, []),
                 excluded_ids=frozenset({r.bank_account_id} - {None}),
                 excluded_numbers=frozenset(failed_numbers.get(r.id, ())))
             if account is None and reason == "NO_OWN_ACCOUNT":
@@ -597,9 +704,9 @@ def reissue(session: Session, run_id: str) -> ReissueOutcome:
             waiting.append({"payroll_line_id": r.id, "person_id": r.person_id, "reason": reason_text(reason)})
         else:
             payments.append(Payment(r.id, r.person_id, account.bank_account_id, account.account_no,
-                                    account.holder_name, r.amount_fen))
+                                    account.holder_name, failed_amount[r.id]))
     if not payments:
-        raise Conflict("NO_CORRECTED_ACCOUNT", f"{len(waiting)} 条支付失败的明细均无更正后的本人有效账户，暂不能重发",
+        raise Conflict("NO_CORRECTED_ACCOUNT", f"{len(waiting)} 条支付失败的明细均无更正后的本人有效账户（或已停发），暂不能重发",
                        details={"not_reissued": waiting[:100]})
     _move_lines(session, [p.payroll_line_id for p in payments], "failed", "in_file", failure_reason=None)
     session.execute(
@@ -688,11 +795,7 @@ def import_results(session: Session, file_id: str, body: ResultsIn, *, declared_
     if awaiting == 0:
         file.status = "settled"
         session.add(file)
-    unfinished = session.execute(select(func.count()).select_from(PayrollLine)
-                                 .where(L.run_id == run.id, L.status.in_(UNFINISHED_STATUSES))).scalar_one()
-    if unfinished == 0 and run.status == "approved":
-        run.status = "paid"
-        session.add(run)
+    _settle_run_if_done(session, run)
     parts = max(1, -(-len(new) // MAX_LINES))
     for part, chunk in enumerate(_chunks(new, MAX_LINES), start=1):
         record_event(session, PaymentsSettled(
