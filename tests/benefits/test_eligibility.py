@@ -17,6 +17,7 @@ from services.benefits.models import (
     SurvivalCertification,
     SurvivalNotice,
 )
+from services.kernel.events import new_event_id
 from services.kernel.models import InboxMessage
 from services.kernel.periods import add_months, period_of
 from tests.accounts.registry_helpers import engine_of, error_code
@@ -190,7 +191,7 @@ async def test_a_correction_back_to_alive_resumes_and_effects_apply_once(start_s
 
 def certify_directly(client, person_id: str, on: date, channel: str = "app") -> None:  # noqa: ANN001
     with Session(engine_of(client)) as session:
-        session.add(SurvivalCertification(id=f"c-{person_id}-{on}", person_id=person_id, channel=channel,
+        session.add(SurvivalCertification(id=new_event_id(), person_id=person_id, channel=channel,
                                           certified_on=on, recorded_at=datetime.now(UTC), recorded_by="test"))
         session.commit()
 

@@ -5,6 +5,7 @@ where the rules allow, never more than owed, and escalation after the deadline."
 import asyncio
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from sqlalchemy import update
 from sqlmodel import Session
 
@@ -266,3 +267,35 @@ async def test_notices_past_their_deadline_with_money_remaining_escalate(start_s
         late = await benefits.post(f"/recovery/notices/{overdue}/repayments", json={"amount": "5900.00"},
                                    headers={**cashier, "Idempotency-Key": "late"})
         assert late.status_code == 201 and late.json()["notice"]["status"] == "recovered"
+
+
+async def test_a_line_in_a_bank_file_that_fails_is_withdrawn_from_the_notice(start_service):
+    from services.benefits.models import PayrollLine  # noqa: PLC0415
+    from services.benefits.recovery.service import withdraw_overpayment  # noqa: PLC0415
+    from services.kernel.errors import Conflict  # noqa: PLC0415
+
+    async with start_service("benefits") as benefits:
+        person_id = add_person(benefits, 81)
+        pension = grant(benefits, person_id, monthly_fen=200_000)
+        death_month = add_months(NOW_PERIOD, -3)
+        paid = payroll_line(benefits, pension, add_months(death_month, 1), amount_fen=200_000)
+        in_file = payroll_line(benefits, pension, add_months(death_month, 2), status="in_file", amount_fen=200_000)
+        apply(benefits, life(person_id, "deceased", death_date=day_in(death_month, 20)))
+        [notice] = rows(benefits, RecoveryNotice)
+        assert notice.amount_fen == 400_000
+        with Session(engine_of(benefits)) as session:  # the bank returns the line: the account was closed
+            session.get(PayrollLine, in_file).status = "failed"
+            assert withdraw_overpayment(session, in_file, "银行退回：账户已销户").payroll_line_id == in_file
+            assert withdraw_overpayment(session, in_file, "again") is None  # nothing left to withdraw
+            session.commit()
+        assert [o.payroll_line_id for o in rows(benefits, Overpayment)] == [paid]
+        assert (get(benefits, RecoveryNotice, notice.id).amount_fen, get(benefits, RecoveryNotice, notice.id).status) \
+            == (200_000, "open")
+        with Session(engine_of(benefits)) as session:
+            notice_row = session.get(RecoveryNotice, notice.id)
+            notice_row.recovered_fen = 150_000  # recovered partly meanwhile
+            session.commit()
+        with Session(engine_of(benefits)) as session:  # withdrawing the other would leave less owed than recovered
+            with pytest.raises(Conflict) as refused:
+                withdraw_overpayment(session, paid, "x")
+            assert refused.value.code == "OVERPAYMENT_ALREADY_RECOVERED"

@@ -331,6 +331,40 @@ def request_individual_account_offset(session: Session, notice_id: str, note: st
     return request
 
 
+def withdraw_overpayment(session: Session, payroll_line_id: str, reason: str) -> Overpayment | None:
+    """For payroll: a line counted as overpaid while it was in a bank file came back *failed* — the money never
+    left, so it is not owed. The overpayment row is removed (its content kept on the audit chain) and its notice
+    reduced; a notice left with nothing owed and nothing recovered is ``written_off``. Refused (409) when more was
+    already recovered than would remain owed: that is a refund, decided by a person. Does not commit.
+    (No event reports this yet: ``benefits.overpayment.withdrawn.v1`` is wanted for oversight's S01/S02 ledger.)"""
+    overpayment = session.execute(select(Overpayment).where(Overpayment.payroll_line_id == payroll_line_id)
+                                  .with_for_update()).scalar_one_or_none()
+    if overpayment is None:
+        return None
+    notice = None
+    if overpayment.recovery_notice_id is not None:
+        notice = session.execute(select(RecoveryNotice).where(RecoveryNotice.id == overpayment.recovery_notice_id)
+                                 .with_for_update()).scalar_one()
+        owed = notice.amount_fen - overpayment.amount_fen
+        if owed < notice.recovered_fen:
+            raise Conflict("OVERPAYMENT_ALREADY_RECOVERED",
+                           f"该笔多发待遇所在追回通知已追回 {_yuan(notice.recovered_fen)} 元，撤销后仅欠 {_yuan(owed)} 元，"
+                           "须人工办理退还")
+        notice.amount_fen = owed
+        if notice.status in OPEN and notice.recovered_fen == owed:
+            notice.status = "recovered" if owed else "written_off"
+        session.add(notice)
+    append_audit(session, action="overpayment.withdraw", entity_type="overpayment", entity_id=overpayment.id,
+                 detail={"person_id": overpayment.person_id, "payroll_line_id": payroll_line_id,
+                         "period": overpayment.period, "amount_fen": overpayment.amount_fen,
+                         "reason_found": overpayment.reason, "recovery_notice_id": overpayment.recovery_notice_id,
+                         "notice_amount_fen": notice.amount_fen if notice else None},
+                 reason=reason)
+    session.delete(overpayment)
+    session.flush()
+    return overpayment
+
+
 def offsets_for_lines(session: Session, line_ids: list[str]) -> dict[str, int]:
     """For payroll: what was offset against each of these pending lines (deduct it from the amount paid)."""
     if not line_ids:
