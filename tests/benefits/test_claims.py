@@ -309,7 +309,14 @@ async def test_rejection_at_any_level_ends_the_claim(settings, make_settings, na
         claim = await p.claim({"kind": "basic_pension", "citizen_id": p.people[person]["citizen_id"],
                                "effective_period": 202612})
         assert claim["status"] == "in_review" and claim["person_id"] == person
-        await p.decide(claim["id"], p.reviewer(REVIEWER_1))
+        # Two reviewers deciding 初审 at once: one takes the level, the other is told it is gone.
+        racing = await asyncio.gather(*(p.benefits.post(f"/claims/{claim['id']}/decisions", headers=p.reviewer(who),
+                                                        json={"decision": "approve", "reason": "同意",
+                                                              "level": "first_review"})
+                                        for who in (REVIEWER_1, "reviewer.other")))
+        assert sorted(r.status_code for r in racing) == [200, 409]
+        assert {error_code(r) for r in racing if r.status_code == 409} <= {"WRONG_LEVEL", "CONCURRENT_DECISION"}
+        # 复审 by someone else, who rejects: the claim ends there.
         rejected = await p.decide(claim["id"], p.reviewer(REVIEWER_2), decision="reject")
         assert (rejected["status"], rejected["next_level"], rejected["entitlement_id"]) == ("rejected", None, None)
         later = await p.decide(claim["id"], p.approver(APPROVER_1), expected=409)

@@ -365,6 +365,7 @@ def _compute(prepared: Prepared, answers: AccountsAnswers, facts: dict[str, Any]
 def store(session: Session, prepared: Prepared, answers: AccountsAnswers) -> Claim:
     """Checks, computation, the claim, its audit entry and ClaimSubmitted, in one transaction."""
     request, person, parameters = prepared.request, prepared.person, prepared.parameters
+    _lock_person(session, person.person_id)  # one submission per person at a time: the double-benefit check holds
     checks, facts = run_checks(session, prepared, answers)
     blocked = bool(checks.failed)
     if blocked and request.kind not in ENTERED_KINDS:
@@ -478,8 +479,16 @@ def _own_account(session: Session, person: BeneficiaryPerson) -> BeneficiaryAcco
     return sorted(own, key=lambda a: (a.kind != "ss_card", a.bank_account_id))[0]
 
 
+def _lock_person(session: Session, person_id: str) -> BeneficiaryPerson | None:
+    """The mirror row of the person, locked (PostgreSQL; SQLite's BEGIN IMMEDIATE already serialises writers), so
+    that two submissions or two final approvals for one person run one after the other."""
+    return session.execute(
+        select(BeneficiaryPerson).where(BeneficiaryPerson.person_id == person_id).with_for_update()
+    ).scalar_one_or_none()
+
+
 def _grant(session: Session, claim: Claim, decisions: list[ClaimDecision]) -> Entitlement:
-    person = session.get(BeneficiaryPerson, claim.person_id)
+    person = _lock_person(session, claim.person_id)
     if person is None:
         raise Conflict("PERSON_NOT_FOUND", "待遇系统中没有该人员")
     if person.life_status == "deceased":
