@@ -1,6 +1,7 @@
 """Payroll and bank payments (issue 6 §3, §4): run → approval by another person → funding → bank file → results →
 correction → re-issue → paid; idempotent runs frozen after approval, refusals, and no line paid twice."""
 
+import asyncio
 import hashlib
 import json
 from datetime import UTC, date, datetime
@@ -630,3 +631,40 @@ async def test_suspensions_after_approval_are_held_back_and_offsets_deducted(sta
         assert final["by_status"]["held_back"] == {"lines": 2, "total": "6000.00"}
         assert (final["withheld_lines"], final["lines"]) == (0, 6)
         assert (await benefits.get(f"/payroll/runs/{run['id']}/verify", headers=roles["auditor"])).json()["ok"]
+
+
+async def test_parallel_requests_make_one_run_one_file_one_reissue(start_service, roles):
+    async with start_service("benefits") as benefits:
+        for serial in range(1, 4):
+            person = add_person(benefits, serial, name=f"领取人{serial}")
+            add_account(benefits, person, serial, holder=f"领取人{serial}")
+            add_entitlement(benefits, person, 100_000 * serial)
+        runs = await asyncio.gather(*[benefits.post("/payroll/runs", json={"fund": FUND, "period": PERIOD},
+                                                    headers=roles["clerk"]) for _ in range(4)])
+        assert sorted(r.status_code for r in runs) == [200, 200, 200, 201]
+        assert len({r.json()["run"]["id"] for r in runs}) == 1
+        run_id = runs[0].json()["run"]["id"]
+        assert len(lines_of(benefits, run_id)) == 3
+        await approved_and_funded(benefits, roles, run_id)
+
+        files = await asyncio.gather(*[benefits.post(f"/payroll/runs/{run_id}/bank-files", headers=roles["cashier"])
+                                       for _ in range(3)])
+        assert sorted(r.status_code for r in files) == [200, 200, 201]
+        assert len({r.json()["file"]["id"] for r in files}) == 1
+        file = files[0].json()["file"]
+        parsed = bankfile.parse_payment_file(await download(benefits, roles, file["id"]))
+        text = result_csv(file["id"], file["checksum"],
+                          [(ln.line_no, ln.payroll_line_id, "failed", "账户已销户") for ln in parsed.lines])
+        settled = await asyncio.gather(*[post_results(benefits, roles, file["id"], text) for _ in range(3)])
+        assert sorted(r.json()["applied"] for r in settled) == [0, 0, 3]
+        assert len(outbox(benefits, "benefits.payments.settled.v1")) == 1
+
+        with Session(engine_of(benefits)) as session:
+            persons = list(session.execute(select(BeneficiaryPerson)).scalars())
+        for serial, person in enumerate(persons, start=10):
+            add_account(benefits, person.person_id, serial, holder=person.name)
+        reissues = await asyncio.gather(*[benefits.post(f"/payroll/runs/{run_id}/reissue", headers=roles["cashier"])
+                                          for _ in range(3)])
+        assert sorted(r.status_code for r in reissues) == [201, 409, 409]
+        with Session(engine_of(benefits)) as session:
+            assert session.execute(select(func.count()).select_from(BankFileLine)).scalar_one() == 6

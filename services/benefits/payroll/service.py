@@ -62,7 +62,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Any
 
-from sqlalchemy import and_, bindparam, case, delete, func, insert, or_, select, update
+from sqlalchemy import and_, bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
@@ -209,7 +209,7 @@ def _excluded_by_life(period: int, death_date: date | None, imprisoned_from: dat
 def get_run(session: Session, run_id: str, *, lock: bool = False) -> PayrollRun:
     query = select(PayrollRun).where(PayrollRun.id == run_id)
     if lock:
-        query = query.with_for_update()
+        query = query.with_for_update().execution_options(populate_existing=True)
     run = session.execute(query).scalar_one_or_none()
     if run is None:
         raise NotFound("PAYROLL_RUN_NOT_FOUND", "发放批次不存在")
@@ -219,7 +219,7 @@ def get_run(session: Session, run_id: str, *, lock: bool = False) -> PayrollRun:
 def get_file(session: Session, file_id: str, *, lock: bool = False) -> BankFile:
     query = select(BankFile).where(BankFile.id == file_id)
     if lock:
-        query = query.with_for_update()
+        query = query.with_for_update().execution_options(populate_existing=True)
     found = session.execute(query).scalar_one_or_none()
     if found is None:
         raise NotFound("BANK_FILE_NOT_FOUND", "银行代发文件不存在")
@@ -229,7 +229,7 @@ def get_file(session: Session, file_id: str, *, lock: bool = False) -> BankFile:
 def _run_by_key(session: Session, fund: str, period: int, *, lock: bool) -> PayrollRun | None:
     query = select(PayrollRun).where(PayrollRun.fund == fund, PayrollRun.period == period)
     if lock:
-        query = query.with_for_update()
+        query = query.with_for_update().execution_options(populate_existing=True)
     return session.execute(query).scalar_one_or_none()
 
 
@@ -248,12 +248,23 @@ def _held_back_line() -> Any:
 
 def status_totals(session: Session, run_id: str) -> dict[str, tuple[int, int]]:
     """Lines and amounts per status; lines withheld after approval count as ``held_back``."""
-    shown = case((_held_back_line(), HELD_BACK), else_=L.status)
-    rows = session.execute(
-        select(shown, func.count(), func.coalesce(func.sum(L.amount_fen), 0))
-        .where(L.run_id == run_id).group_by(shown)
-    ).all()
-    return {status: (int(n), int(total)) for status, n, total in rows}
+    totals = {status: (int(n), int(total)) for status, n, total in session.execute(
+        select(L.status, func.count(), func.coalesce(func.sum(L.amount_fen), 0))
+        .where(L.run_id == run_id).group_by(L.status)
+    )}
+    if WITHHELD in totals:
+        n, total = session.execute(
+            select(func.count(), func.coalesce(func.sum(L.amount_fen), 0))
+            .where(L.run_id == run_id, _held_back_line())
+        ).one()
+        if n:
+            totals[HELD_BACK] = (int(n), int(total))
+            rest = (totals[WITHHELD][0] - int(n), totals[WITHHELD][1] - int(total))
+            if rest[0]:
+                totals[WITHHELD] = rest
+            else:
+                del totals[WITHHELD]
+    return totals
 
 
 def bank_file_count(session: Session, run_id: str) -> int:
