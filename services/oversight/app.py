@@ -5,6 +5,11 @@ from fastapi import FastAPI
 from services.kernel.service_app import ServiceSpec, create_service_app
 from services.kernel.settings import Settings
 from services.oversight import models
+from services.oversight.cases.endpoints import dishonesty_router
+from services.oversight.cases.endpoints import rectification_router as rectification_ledger_router
+from services.oversight.cases.endpoints import router as cases_router
+from services.oversight.cases.handlers import BENEFITS_CONSUMER as CASES_BENEFITS_CONSUMER
+from services.oversight.chains.endpoints import router as chains_router
 from services.oversight.mirror.endpoints import router as mirror_router
 from services.oversight.mirror.handlers import ACCOUNTS_CONSUMER, EXCHANGE_CONSUMER
 
@@ -13,8 +18,8 @@ SPEC = ServiceSpec(
     title="sifund oversight",
     description="基金监督: the supervisor's independent copy of every fact, reconciliation and cases.",
     metadata=models.metadata,
-    routers=[mirror_router],
-    consumers=[ACCOUNTS_CONSUMER, EXCHANGE_CONSUMER],
+    routers=[mirror_router, cases_router, rectification_ledger_router, dishonesty_router, chains_router],
+    consumers=[ACCOUNTS_CONSUMER, EXCHANGE_CONSUMER, CASES_BENEFITS_CONSUMER],
 )
 
 

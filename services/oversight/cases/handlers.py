@@ -1,0 +1,106 @@
+"""What the case workflow takes from the BENEFITS stream.
+
+- ``EntitlementSuspended`` and ``RecoveryNoticeIssued``: the follow-up a class-4 case (不符合待遇领取条件, 001 第二十九条
+  （四）) requires — the benefit suspended *and* a recovery notice issued. They are kept per person
+  (``benefit_signal``) and recorded as confirmations on the person's open class-4 cases (classified or
+  rectifying) when the event happened at or after the case was opened; a case classified later picks them up at
+  classification. Only these events can confirm those two kinds; an officer cannot enter them by hand (earlier
+  events can be linked by their id, see ``service.record_follow_up``).
+- ``EntitlementResumed``: a resumed entitlement withdraws the suspension confirmation it had given (the case can
+  no longer be closed on it).
+- ``RecoveryEscalated`` (unrecovered after the notice's deadline, 001 第二十九条（五）): opens a case with
+  ``rule_id = "R-ESC"``, ``fact_key = "notice:<notice_id>"``, severity ``high``, suggested class 5 (audit), issued
+  to the default agency unit for the person's region (from oversight's mirror) with
+  ``SIFUND_OVERSIGHT_RECOVERY_CASE_DEADLINE_DAYS`` (*default* 30). A redelivered or repeated escalation of the same
+  notice finds the same case (an occurrence is counted).
+
+Everything else on BENEFITS is for the suspicion rules and reconciliation (their own ConsumerSpecs; the kernel
+merges them into one consumer, and a type one of them handles is not ignored).
+"""
+
+from datetime import UTC, datetime
+
+from sqlmodel import Session
+
+from services.benefits import events as benefits_events
+from services.benefits.events import EntitlementResumed, EntitlementSuspended, RecoveryEscalated, RecoveryNoticeIssued
+from services.kernel.events import EventEnvelope
+from services.kernel.inbox import Handler
+from services.kernel.service_app import ConsumerSpec
+from services.oversight.cases import service
+from services.oversight.cases.config import case_settings
+from services.oversight.cases.models import BenefitSignal
+from services.oversight.models import MirroredPerson
+
+R_ESC = "R-ESC"
+
+
+def _signal(session: Session, envelope: EventEnvelope, **values) -> BenefitSignal:  # noqa: ANN003
+    signal = session.get(BenefitSignal, envelope.id)
+    if signal is None:
+        signal = BenefitSignal(event_id=envelope.id, at=envelope.time, received_at=datetime.now(UTC), **values)
+        session.add(signal)
+        session.flush()
+    return signal
+
+
+def on_entitlement_suspended(session: Session, envelope: EventEnvelope) -> None:
+    event = envelope.payload()
+    assert isinstance(event, EntitlementSuspended)
+    signal = _signal(session, envelope, kind="suspended", person_id=event.person_id,
+                     entitlement_id=event.entitlement_id, reason=event.reason)
+    for case in service.open_class4_cases(session, event.person_id):
+        if service.aware(signal.at) >= service.aware(case.opened_at):
+            service.confirm_benefit_event(session, case, "benefit_suspended", signal)
+
+
+def on_entitlement_resumed(session: Session, envelope: EventEnvelope) -> None:
+    event = envelope.payload()
+    assert isinstance(event, EntitlementResumed)
+    signal = _signal(session, envelope, kind="resumed", person_id=event.person_id,
+                     entitlement_id=event.entitlement_id, reason=event.reason)
+    for case in service.open_class4_cases(session, event.person_id):
+        service.withdraw_suspension(session, case, event.entitlement_id, signal)
+
+
+def on_recovery_notice_issued(session: Session, envelope: EventEnvelope) -> None:
+    event = envelope.payload()
+    assert isinstance(event, RecoveryNoticeIssued)
+    signal = _signal(session, envelope, kind="notice_issued", person_id=event.person_id, notice_id=event.notice_id,
+                     amount_fen=event.amount_fen)
+    for case in service.open_class4_cases(session, event.person_id):
+        if service.aware(signal.at) >= service.aware(case.opened_at):
+            service.confirm_benefit_event(session, case, "recovery_notice_issued", signal)
+
+
+def on_recovery_escalated(session: Session, envelope: EventEnvelope) -> None:
+    event = envelope.payload()
+    assert isinstance(event, RecoveryEscalated)
+    person = session.get(MirroredPerson, event.person_id)
+    service.open_case(
+        session, rule_id=R_ESC, severity="high", subject_type="person", subject_id=event.person_id,
+        fact_key=f"notice:{event.notice_id}",
+        title=f"追回告知书逾期未退还 {event.remaining_fen / 100:.2f} 元，须开展稽核检查",
+        details={"notice_id": event.notice_id, "remaining_fen": event.remaining_fen,
+                 "deadline": event.deadline.isoformat(), "event_id": envelope.id},
+        seed_clause="001 第二十九条（五）", region=person.region if person else None,
+        deadline_days=case_settings().recovery_case_deadline_days, suggested_class=5,
+        amount_fen=event.remaining_fen,
+    )
+
+
+HANDLERS: dict[str, Handler] = {
+    EntitlementSuspended.event_type: on_entitlement_suspended,
+    EntitlementResumed.event_type: on_entitlement_resumed,
+    RecoveryNoticeIssued.event_type: on_recovery_notice_issued,
+    RecoveryEscalated.event_type: on_recovery_escalated,
+}
+
+# For the suspicion rules and reconciliation (S01/S02/S04–S09/S18, R5), not for the case workflow.
+IGNORED: frozenset[str] = frozenset(getattr(benefits_events, n).event_type for n in (
+    "ClaimSubmitted", "ClaimDecided", "EntitlementGranted", "EntitlementEnded", "PayrollApproved",
+    "FundingRequested", "PaymentsIssued", "PaymentsSettled", "SurvivalCertified", "OverpaymentFound",
+    "RecoveryRecorded",
+))
+
+BENEFITS_CONSUMER = ConsumerSpec(stream="BENEFITS", handlers=HANDLERS, ignores=IGNORED)

@@ -1,0 +1,606 @@
+"""Cases (疑点/问题 cases): opening, the workflow of OVERSIGHT.md, follow-up, rectification ledger, overdue list and
+escalation. Every step writes a ``case_history`` row, a kernel audit-chain entry and (for a status change) an
+``oversight.case.*`` event, in the caller's transaction.
+
+Who does what (decided for issue 7 §4, 001 第十二条):
+
+- **Oversight officers** (``oversight_officer``) own the workflow: they open cases by hand, move a case through
+  investigating → classified → rectifying → closed, propose and (another officer) confirm dismissals, escalate,
+  and keep the dishonesty list. Closing (销号) is an officer's verification.
+- **The responsible unit's staff** (agency roles: ``agency_clerk``, ``agency_reviewer``, ``agency_approver``,
+  ``accountant``, ``it_admin``, ``internal_auditor``) read the cases issued to their unit (same ``unit`` name in
+  their token) or their area (case region inside their region), and submit what the unit did: follow-up evidence
+  (data corrected, employer notified, referral, audit, …) and rectification evidence. They cannot change a case's
+  status: per 001 第十二条 the unit verifies and reports (报送), the supervisor reviews. This is the only way
+  operators write to oversight (ARCHITECTURE.md principle 2).
+
+The workflow functions (investigate, classify, …) take the request's session and commit their step. ``open_case``
+and the event-side helpers (``confirm_benefit_event``, ``withdraw_suspension``) never commit: they run inside the
+caller's transaction (a consumer's batch, a rule sweep, the chain check).
+"""
+
+import hashlib
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from fastapi import HTTPException
+from sqlalchemy import or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session
+
+from services.kernel import context
+from services.kernel.audit import append_audit, canonical_json
+from services.kernel.auth import region_covers, region_prefix
+from services.kernel.context import Actor
+from services.kernel.errors import Conflict, DomainError, NotFound
+from services.kernel.events import new_event_id
+from services.kernel.outbox import record_event
+from services.oversight.cases import workflow as wf
+from services.oversight.cases.config import case_settings, today
+from services.oversight.cases.models import (
+    BenefitSignal,
+    Case,
+    CaseFollowUp,
+    CaseHistory,
+    CaseOccurrence,
+    RectificationEntry,
+    RectificationEvidence,
+)
+from services.oversight.events import CaseEscalated, CaseOpened, CaseTransitioned
+
+SOURCE = "oversight"
+ENTITY = "oversight_case"
+OFFICER = "oversight_officer"
+AGENCY_ROLES = ("agency_clerk", "agency_reviewer", "agency_approver", "accountant", "it_admin", "internal_auditor")
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def aware(value: datetime | None) -> datetime | None:
+    """SQLite hands datetimes back naive; they were stored as UTC."""
+    return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
+
+
+def _actor() -> Actor:
+    return context.current().actor
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+# -- opening ---------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CaseOpening:
+    case: Case
+    created: bool  # False: the (rule_id, fact_key) case already existed; an occurrence was counted on it
+
+
+def open_case(
+    session: Session,
+    *,
+    rule_id: str,
+    severity: str,
+    subject_type: str,
+    subject_id: str,
+    fact_key: str,
+    title: str,
+    details: dict[str, Any],
+    seed_clause: str,
+    unit: str | None = None,
+    deadline_days: int | None = None,
+    region: str | None = None,
+    suggested_class: int | None = None,
+    amount_fen: int | None = None,
+    person_id: str | None = None,
+    employer_id: str | None = None,
+) -> CaseOpening:
+    """Open (issue, 下发) a case for one fact found by one rule, or find the one already open for it.
+
+    This is the entry point for the suspicion-rule engine, reconciliation, the audit-chain check and officers.
+
+    Idempotent on ``(rule_id, fact_key)`` (a unique constraint): a rule that fires again on the same fact — a
+    redelivered event, a daily sweep, two concurrent sweeps — gets the existing case back (``created=False``) with
+    ``occurrences`` incremented and ``last_seen_at`` moved. A report whose ``details`` differ from the last one is
+    kept as a new ``case_occurrence`` row and becomes the case's ``details``; an identical repeat only counts. A
+    fact reported again after the case was closed or dismissed is kept as an occurrence with that status (the case
+    stays closed; the history says it recurred, so an officer can see it) — choose a ``fact_key`` that names the
+    fact precisely (e.g. ``"S01:<person_id>:<period>"``) so that a genuinely new fact opens a new case.
+
+    Arguments:
+        rule_id: the rule's stable id (``S01``…``S20``, ``R1``…``R6``, ``CHAIN``, ``R-ESC``, ``MANUAL``).
+        severity: ``low`` | ``medium`` | ``high`` | ``severe``.
+        subject_type, subject_id: what the case is about. ``person`` / ``employer`` subjects also set
+            ``person_id`` / ``employer_id`` (which class-4 confirmation and the dishonesty list use); pass those
+            explicitly when the subject is something else (a payment line of a person).
+        fact_key: identifies the fact within the rule (≤ 300 characters).
+        title: one line for lists (≤ 200 characters, Chinese for the unit).
+        details: JSON-able facts (amounts in fen, periods, ids); stored as canonical JSON.
+        seed_clause: the clause the rule enforces, e.g. ``"001 第二十七条"``.
+        unit: the responsible unit (责任单位) the case is issued to; default ``SIFUND_OVERSIGHT_DEFAULT_UNIT``.
+        deadline_days: calendar days (China) the unit has to verify and report; default 30.
+        region: 行政区划 code of the subject, so that the area's agency staff can read the case.
+        suggested_class: the 001 第二十九条 class the opener expects (a hint; an officer classifies).
+        amount_fen: the amount involved, if known.
+
+    Must run inside the caller's transaction: nothing is committed here. Writes the case, its first occurrence, a
+    history row, an audit-chain entry and ``oversight.case.opened.v1``.
+    """
+    settings = case_settings()
+    if severity not in wf.SEVERITIES:
+        raise DomainError("INVALID_SEVERITY", f"严重程度应为 {'/'.join(wf.SEVERITIES)}", status=422)
+    if not rule_id or len(rule_id) > 40 or not fact_key or len(fact_key) > 300:
+        raise DomainError("INVALID_CASE", "规则编号（≤40）与事实键（≤300）不能为空", status=422)
+    if not title or len(title) > 200 or not subject_type or not subject_id:
+        raise DomainError("INVALID_CASE", "标题（≤200）与对象不能为空", status=422)
+    if suggested_class is not None and suggested_class not in wf.CLASSES:
+        raise DomainError("INVALID_CASE_CLASS", "问题分类应为 1 至 6（001 第二十九条）", status=422)
+    deadline_days = settings.default_deadline_days if deadline_days is None else deadline_days
+    if deadline_days < 1:
+        raise DomainError("INVALID_DEADLINE", "办理时限至少 1 天", status=422)
+    details_json = canonical_json(details)
+
+    existing = _find(session, rule_id, fact_key)
+    if existing is not None:
+        return CaseOpening(_reoccur(session, existing, details_json), created=False)
+
+    now, opened_on = _now(), today()
+    deadline = opened_on + timedelta(days=deadline_days)
+    case = Case(
+        id=new_event_id(), rule_id=rule_id, fact_key=fact_key, severity=severity, subject_type=subject_type,
+        subject_id=str(subject_id),
+        person_id=person_id or (str(subject_id) if subject_type == "person" else None),
+        employer_id=employer_id or (str(subject_id) if subject_type == "employer" else None),
+        title=title, details=details_json, seed_clause=seed_clause, unit=unit or settings.default_unit,
+        region=region, status=wf.ISSUED, suggested_class=suggested_class, amount_fen=amount_fen,
+        deadline_days=deadline_days, deadline=deadline, current_deadline=deadline, occurrences=1,
+        first_seen_at=now, last_seen_at=now, opened_at=now, opened_by=_actor().id, status_changed_at=now,
+        updated_at=now,
+    )
+    try:
+        with session.begin_nested():  # a concurrent opener of the same fact loses here, not the whole transaction
+            session.add(case)
+            session.flush()
+    except IntegrityError:
+        existing = _find(session, rule_id, fact_key)
+        if existing is None:
+            raise
+        return CaseOpening(_reoccur(session, existing, details_json), created=False)
+    session.add(CaseOccurrence(case_id=case.id, seen_at=now, details=details_json, details_hash=_digest(details_json),
+                               case_status=wf.ISSUED, source_ref=context.current().causation_id))
+    _history(session, case, "open", from_status=None, detail={
+        "rule_id": rule_id, "fact_key": fact_key, "severity": severity, "unit": case.unit, "region": region,
+        "deadline": deadline.isoformat(), "seed_clause": seed_clause, "subject": f"{subject_type}:{subject_id}"})
+    record_event(session, CaseOpened(
+        case_id=case.id, rule_id=rule_id, fact_key=fact_key, severity=severity, subject_type=subject_type,
+        subject_id=case.subject_id, title=title, seed_clause=seed_clause, unit=case.unit, region=region,
+        deadline=deadline, suggested_class=suggested_class), source=SOURCE, subject=case.id)
+    return CaseOpening(case, created=True)
+
+
+def _find(session: Session, rule_id: str, fact_key: str) -> Case | None:
+    return session.execute(
+        select(Case).where(Case.rule_id == rule_id, Case.fact_key == fact_key)
+    ).scalar_one_or_none()
+
+
+def _reoccur(session: Session, case: Case, details_json: str) -> Case:
+    now = _now()
+    session.execute(update(Case).where(Case.id == case.id)
+                    .values(occurrences=Case.occurrences + 1, last_seen_at=now, updated_at=now))
+    session.refresh(case)
+    last_hash = session.execute(
+        select(CaseOccurrence.details_hash).where(CaseOccurrence.case_id == case.id)
+        .order_by(CaseOccurrence.id.desc()).limit(1)
+    ).scalar_one_or_none()
+    changed = last_hash != _digest(details_json)
+    recurred = case.status in wf.TERMINAL_STATUSES
+    if changed or recurred:
+        session.add(CaseOccurrence(case_id=case.id, seen_at=now, details=details_json,
+                                   details_hash=_digest(details_json), case_status=case.status,
+                                   source_ref=context.current().causation_id))
+    if changed and not recurred:
+        case.details = details_json
+        session.add(case)
+    if recurred or changed:
+        _history(session, case, "recurred" if recurred else "reported_again", from_status=case.status,
+                 detail={"occurrences": case.occurrences, "details_changed": changed})
+    return case
+
+
+# -- history ---------------------------------------------------------------------------------------------------------
+
+
+def _history(session: Session, case: Case, action: str, *, from_status: str | None,
+             detail: dict[str, Any] | None = None, reason: str | None = None) -> None:
+    actor = _actor()
+    detail = detail or {}
+    session.add(CaseHistory(case_id=case.id, at=_now(), actor_id=actor.id, actor_role=actor.role, action=action,
+                            from_status=from_status, to_status=case.status, detail=canonical_json(detail),
+                            reason=reason))
+    append_audit(session, action=f"case.{action}", entity_type=ENTITY, entity_id=case.id,
+                 detail={"from": from_status, "to": case.status, **detail}, reason=reason)
+
+
+def _transition(session: Session, case: Case, action: str, *, detail: dict[str, Any] | None = None,
+                reason: str | None = None) -> None:
+    """Apply ``action`` (checked against ``workflow.TRANSITIONS``), record it, and announce a status change."""
+    allowed_from, to_status = wf.TRANSITIONS[action]
+    if case.status not in allowed_from:
+        raise Conflict("INVALID_TRANSITION",
+                       f"案件当前状态为“{wf.STATUS_NAMES[case.status]}”（{case.status}），不能执行 {action}",
+                       details={"status": case.status, "allowed_from": list(allowed_from)})
+    if case.dismissal_proposed_at is not None and action not in ("confirm_dismissal", "reject_dismissal"):
+        raise Conflict("DISMISSAL_PENDING", "该案件有待另一名监督人员确认的排除申请，须先确认或驳回")
+    from_status = case.status
+    now = _now()
+    if to_status is not None and to_status != from_status:
+        case.status, case.status_changed_at = to_status, now
+    case.updated_at = now
+    session.add(case)
+    _history(session, case, action, from_status=from_status, detail=detail, reason=reason)
+    if case.status != from_status:
+        record_event(session, CaseTransitioned(
+            case_id=case.id, rule_id=case.rule_id, action=action, from_status=from_status, to_status=case.status,
+            class_code=case.class_code, severity=case.severity, unit=case.unit, region=case.region),
+            source=SOURCE, subject=case.id)
+
+
+# -- access ----------------------------------------------------------------------------------------------------------
+
+
+def is_officer(actor: Actor) -> bool:
+    return actor.role == OFFICER
+
+
+def visible(case: Case, actor: Actor) -> bool:
+    """Officers see every case; a unit's staff the cases issued to their unit or to their area."""
+    if is_officer(actor):
+        return True
+    if actor.unit and case.unit == actor.unit:
+        return True
+    return bool(case.region) and region_covers(actor.region, case.region)
+
+
+def ensure_visible(case: Case, actor: Actor) -> None:
+    if not visible(case, actor):
+        raise HTTPException(403, detail={"code": "CASE_NOT_ISSUED_TO_YOU",
+                                         "message": "该案件未下发给本单位或本地区，无权查看或报送"})
+
+
+def visibility_filter(actor: Actor):  # noqa: ANN201 - a SQL expression, or None for everything
+    if is_officer(actor):
+        return None
+    conditions = []
+    if actor.unit:
+        conditions.append(Case.unit == actor.unit)
+    if actor.region:
+        conditions.append(Case.region.startswith(region_prefix(actor.region)))
+    return or_(*conditions) if conditions else Case.id.is_(None)
+
+
+def get_case(session: Session, case_id: str, *, for_update: bool = False) -> Case:
+    query = select(Case).where(Case.id == case_id)
+    if for_update:
+        query = query.with_for_update()
+    case = session.execute(query).scalar_one_or_none()
+    if case is None:
+        raise NotFound("CASE_NOT_FOUND", "案件不存在")
+    ensure_visible(case, _actor())
+    return case
+
+
+# -- the workflow ----------------------------------------------------------------------------------------------------
+
+
+def investigate(session: Session, case_id: str, *, note: str | None) -> Case:
+    case = get_case(session, case_id, for_update=True)
+    _transition(session, case, "investigate", detail={"note": note} if note else None)
+    session.commit()
+    return case
+
+
+def classify(session: Session, case_id: str, *, class_code: int, finding: str, person_id: str | None,
+             employer_id: str | None, amount_fen: int | None, reason: str | None) -> Case:
+    """Classify into one of the six classes of 001 第二十九条. Re-classifying (from ``classified``) needs a reason;
+    follow-up already recorded stays and counts where the new class requires the same kind."""
+    case = get_case(session, case_id, for_update=True)
+    spec = wf.CLASSES[class_code]
+    if case.status == wf.CLASSIFIED and not reason:
+        raise DomainError("REASON_REQUIRED", "重新分类须说明理由", status=422)
+    person_id = person_id or case.person_id
+    employer_id = employer_id or case.employer_id
+    if spec.needs == "person" and not person_id:
+        raise DomainError("PERSON_REQUIRED", f"第（{class_code}）类须指明待遇领取人（person_id）", status=422)
+    if spec.needs == "employer" and not employer_id:
+        raise DomainError("EMPLOYER_REQUIRED", f"第（{class_code}）类须指明用人单位（employer_id）", status=422)
+    previous = case.class_code
+    case.class_code, case.finding = class_code, finding
+    case.person_id, case.employer_id = person_id, employer_id
+    if amount_fen is not None:
+        case.amount_fen = amount_fen
+    case.classified_at, case.classified_by = _now(), _actor().id
+    _transition(session, case, "classify", reason=reason, detail={
+        "class_code": class_code, "class_name": spec.name, "clause": spec.clause, "previous_class": previous,
+        "finding": finding, "person_id": person_id, "employer_id": employer_id, "amount_fen": case.amount_fen,
+        "required_follow_up": [list(g) for g in spec.required]})
+    if class_code == 4:
+        backfill_benefit_confirmations(session, case)
+    session.commit()
+    return case
+
+
+def open_rectification(session: Session, case_id: str, *, measures: str, due_date: date,
+                       responsible: str | None) -> tuple[Case, RectificationEntry]:
+    """classified → rectifying: the case enters the rectification ledger with measures and a due date, which
+    becomes the deadline the overdue list watches."""
+    case = get_case(session, case_id, for_update=True)
+    if due_date < today():
+        raise DomainError("DUE_DATE_IN_PAST", "整改期限不能早于今天", status=422)
+    if case.status == wf.CLASSIFIED and session.execute(
+            select(RectificationEntry.id).where(RectificationEntry.case_id == case.id)).first():
+        raise Conflict("RECTIFICATION_EXISTS", "该案件已有整改台账记录")
+    entry = RectificationEntry(
+        id=new_event_id(), case_id=case.id, unit=case.unit, region=case.region, class_code=case.class_code or 0,
+        problem=case.title, measures=measures, responsible=responsible, due_date=due_date, status="open",
+        opened_at=_now(), opened_by=_actor().id)
+    _transition(session, case, "rectify", detail={"entry_id": entry.id, "measures": measures,
+                                                  "due_date": due_date.isoformat(), "responsible": responsible})
+    case.current_deadline = due_date
+    session.add(case)
+    session.add(entry)
+    session.commit()
+    return case, entry
+
+
+def rectification_of(session: Session, case_id: str) -> RectificationEntry | None:
+    return session.execute(
+        select(RectificationEntry).where(RectificationEntry.case_id == case_id)
+    ).scalar_one_or_none()
+
+
+def add_rectification_evidence(session: Session, case_id: str, *, note: str,
+                               document_ref: str | None) -> RectificationEvidence:
+    """What the unit did to rectify (报送整改情况): officers or the unit's staff, while the case is rectifying."""
+    case = get_case(session, case_id, for_update=True)
+    if case.status != wf.RECTIFYING:
+        raise Conflict("NOT_RECTIFYING", "案件不在整改阶段，不能报送整改材料")
+    entry = rectification_of(session, case.id)
+    actor = _actor()
+    evidence = RectificationEvidence(entry_id=entry.id, case_id=case.id, note=note, document_ref=document_ref,
+                                     submitted_at=_now(), submitted_by=actor.id, submitted_role=actor.role)
+    session.add(evidence)
+    _history(session, case, "rectification_evidence", from_status=case.status,
+             detail={"entry_id": entry.id, "note": note, "document_ref": document_ref})
+    session.commit()
+    return evidence
+
+
+# -- follow-up -------------------------------------------------------------------------------------------------------
+
+
+def follow_ups(session: Session, case_id: str) -> list[CaseFollowUp]:
+    return list(session.execute(
+        select(CaseFollowUp).where(CaseFollowUp.case_id == case_id).order_by(CaseFollowUp.id)
+    ).scalars())
+
+
+def confirmed_kinds(session: Session, case_id: str) -> set[str]:
+    return {f.kind for f in follow_ups(session, case_id) if f.withdrawn_at is None}
+
+
+def follow_up_missing(session: Session, case: Case) -> list[list[str]]:
+    if case.class_code is None:
+        return []
+    return wf.missing_follow_ups(case.class_code, confirmed_kinds(session, case.id))
+
+
+def record_follow_up(session: Session, case_id: str, *, kind: str, evidence: str,
+                     reference: str | None) -> CaseFollowUp:
+    """Record what was done for the class's follow-up (evidence: a document number, a letter, a referral).
+
+    The two benefits kinds (``benefit_suspended``, ``recovery_notice_issued``) are not taken on anyone's word:
+    benefits' events confirm them automatically; here an officer may only *link* such an event that arrived before
+    the case was opened, by naming its entitlement id or notice id in ``reference`` (409 ``NO_BENEFIT_EVENT`` if
+    oversight never received it for the case's person, or the suspension was resumed since).
+    """
+    case = get_case(session, case_id, for_update=True)
+    if case.status not in (wf.CLASSIFIED, wf.RECTIFYING):
+        raise Conflict("NOT_CLASSIFIED", "案件尚未分类（或已办结），不能登记处理情况")
+    spec = wf.CLASSES[case.class_code]
+    if kind not in spec.kinds:
+        raise DomainError("FOLLOW_UP_NOT_FOR_CLASS",
+                          f"第（{spec.code}）类“{spec.name}”的处理要求不包括 {kind}", status=422,
+                          details={"allowed": sorted(spec.kinds)})
+    if kind in ("referred_to_labour_inspection", "employer_registered") and case.class_code == 3 \
+            and "employer_notified" not in confirmed_kinds(session, case.id):
+        raise Conflict("NOTIFY_FIRST", "须先告知用人单位办理参保登记，经告知仍不办理的再移送劳动保障监察")
+    actor = _actor()
+    if kind in wf.EVENT_CONFIRMED_KINDS:
+        if not reference:
+            raise DomainError("REFERENCE_REQUIRED", "须注明待遇系统的待遇编号或追回告知书编号", status=422)
+        signal = _linkable_signal(session, case, kind, reference)
+        if signal is None:
+            raise Conflict("NO_BENEFIT_EVENT", "监督系统未收到该人员的相应待遇事件（或暂停后已恢复发放），"
+                                               "不能人工登记；以待遇系统事件为准")
+        row = confirm_benefit_event(session, case, kind, signal, evidence=evidence, source_note="linked")
+        session.commit()
+        return row
+    row = CaseFollowUp(case_id=case.id, kind=kind, source="recorded", reference=reference, evidence=evidence,
+                       recorded_at=_now(), recorded_by=actor.id, recorded_role=actor.role)
+    session.add(row)
+    _history(session, case, "follow_up", from_status=case.status,
+             detail={"kind": kind, "reference": reference, "evidence": evidence})
+    session.commit()
+    return row
+
+
+def _linkable_signal(session: Session, case: Case, kind: str, reference: str) -> BenefitSignal | None:
+    if kind == "recovery_notice_issued":
+        return session.execute(select(BenefitSignal).where(
+            BenefitSignal.kind == "notice_issued", BenefitSignal.person_id == case.person_id,
+            BenefitSignal.notice_id == reference).order_by(BenefitSignal.at.desc()).limit(1)).scalar_one_or_none()
+    latest = session.execute(select(BenefitSignal).where(
+        BenefitSignal.kind.in_(("suspended", "resumed")), BenefitSignal.person_id == case.person_id,
+        BenefitSignal.entitlement_id == reference).order_by(BenefitSignal.at.desc()).limit(1)).scalar_one_or_none()
+    return latest if latest is not None and latest.kind == "suspended" else None
+
+
+def confirm_benefit_event(session: Session, case: Case, kind: str, signal: BenefitSignal, *,
+                          evidence: str | None = None, source_note: str = "event") -> CaseFollowUp:
+    """Record a benefits event as the case's follow-up (once per case, kind and event)."""
+    existing = session.execute(select(CaseFollowUp).where(
+        CaseFollowUp.case_id == case.id, CaseFollowUp.kind == kind, CaseFollowUp.event_id == signal.event_id)
+    ).scalar_one_or_none()
+    if existing is not None:
+        if existing.withdrawn_at is not None and source_note == "linked":
+            raise Conflict("NO_BENEFIT_EVENT", "该待遇事件的确认已因恢复发放撤回")
+        return existing
+    actor = _actor()
+    reference = signal.entitlement_id if kind == "benefit_suspended" else signal.notice_id
+    row = CaseFollowUp(
+        case_id=case.id, kind=kind, source="event", reference=reference, event_id=signal.event_id,
+        evidence=evidence or (f"待遇系统事件：待遇 {reference} 已暂停（{signal.reason}）" if kind == "benefit_suspended"
+                              else f"待遇系统事件：已下达追回告知书 {reference}（{(signal.amount_fen or 0) / 100:.2f} 元）"),
+        recorded_at=_now(), recorded_by=actor.id, recorded_role=actor.role)
+    session.add(row)
+    _history(session, case, "follow_up_confirmed", from_status=case.status, detail={
+        "kind": kind, "reference": reference, "event_id": signal.event_id, "via": source_note})
+    return row
+
+
+def backfill_benefit_confirmations(session: Session, case: Case) -> None:
+    """At classification into class 4: benefits events for the person that arrived since the case was opened
+    confirm it (a suspension only if not resumed since)."""
+    signals = list(session.execute(select(BenefitSignal).where(
+        BenefitSignal.person_id == case.person_id).order_by(BenefitSignal.at)).scalars())
+    opened = aware(case.opened_at)
+    latest_by_entitlement: dict[str, BenefitSignal] = {}
+    for s in signals:
+        if s.kind in ("suspended", "resumed") and s.entitlement_id:
+            latest_by_entitlement[s.entitlement_id] = s
+    for s in signals:
+        if aware(s.at) < opened:
+            continue
+        if s.kind == "notice_issued":
+            confirm_benefit_event(session, case, "recovery_notice_issued", s)
+        elif s.kind == "suspended" and latest_by_entitlement.get(s.entitlement_id) is s:
+            confirm_benefit_event(session, case, "benefit_suspended", s)
+
+
+def open_class4_cases(session: Session, person_id: str) -> list[Case]:
+    return list(session.execute(select(Case).where(
+        Case.person_id == person_id, Case.class_code == 4,
+        Case.status.in_((wf.CLASSIFIED, wf.RECTIFYING))).order_by(Case.id).with_for_update()).scalars())
+
+
+def withdraw_suspension(session: Session, case: Case, entitlement_id: str, resumed: BenefitSignal) -> None:
+    """Benefits resumed an entitlement whose suspension confirmed this case: the confirmation no longer holds."""
+    now = _now()
+    for row in follow_ups(session, case.id):
+        if row.kind == "benefit_suspended" and row.reference == entitlement_id and row.withdrawn_at is None:
+            row.withdrawn_at = now
+            row.withdrawn_reason = f"待遇 {entitlement_id} 已恢复发放（事件 {resumed.event_id}：{resumed.reason}）"
+            session.add(row)
+            _history(session, case, "follow_up_withdrawn", from_status=case.status, detail={
+                "kind": "benefit_suspended", "reference": entitlement_id, "event_id": resumed.event_id})
+
+
+# -- closing and dismissal -------------------------------------------------------------------------------------------
+
+
+def close(session: Session, case_id: str, *, verification_note: str) -> Case:
+    """销号: an oversight officer verifies the rectification. Refused (409 ``FOLLOW_UP_INCOMPLETE``) until the
+    class's follow-up is confirmed — class 4: both benefits events seen; the other classes: recorded evidence."""
+    case = get_case(session, case_id, for_update=True)
+    if case.status == wf.RECTIFYING:
+        missing = follow_up_missing(session, case)
+        if missing:
+            names = "；".join("或".join(wf.FOLLOW_UP_KINDS[k] for k in group) for group in missing)
+            raise Conflict("FOLLOW_UP_INCOMPLETE", f"第（{case.class_code}）类的处理要求尚未确认：{names}",
+                           details={"missing": missing})
+    _transition(session, case, "close", detail={"verification_note": verification_note})
+    now, actor = _now(), _actor()
+    case.closed_at, case.closed_by, case.verification_note = now, actor.id, verification_note
+    session.add(case)
+    entry = rectification_of(session, case.id)
+    entry.status, entry.closed_at, entry.closed_by, entry.verification_note = "closed", now, actor.id, \
+        verification_note
+    session.add(entry)
+    session.commit()
+    return case
+
+
+def propose_dismissal(session: Session, case_id: str, *, reason: str) -> Case:
+    """An officer proposes to dismiss the case as a false positive (误报); a second officer must confirm."""
+    case = get_case(session, case_id, for_update=True)
+    if case.dismissal_proposed_at is not None:
+        raise Conflict("DISMISSAL_PENDING", "已有待确认的排除申请")
+    _transition(session, case, "propose_dismissal", reason=reason)
+    case.dismissal_proposed_at, case.dismissal_proposed_by, case.dismissal_reason = _now(), _actor().id, reason
+    session.add(case)
+    session.commit()
+    return case
+
+
+def decide_dismissal(session: Session, case_id: str, *, approve: bool, reason: str | None) -> Case:
+    """The second officer confirms (→ dismissed) or rejects the proposal (the case continues where it was)."""
+    case = get_case(session, case_id, for_update=True)
+    if case.dismissal_proposed_at is None:
+        raise Conflict("NO_DISMISSAL_PENDING", "该案件没有待确认的排除申请")
+    if case.dismissal_proposed_by == _actor().id:
+        raise DomainError("SAME_OFFICER", "排除须由另一名监督人员确认，申请人不能确认本人的申请", status=403)
+    if not approve and not reason:
+        raise DomainError("REASON_REQUIRED", "驳回排除申请须说明理由", status=422)
+    proposal = {"proposed_by": case.dismissal_proposed_by, "proposal_reason": case.dismissal_reason}
+    if approve:
+        _transition(session, case, "confirm_dismissal", reason=reason, detail=proposal)
+        case.dismissed_at, case.dismissed_by = _now(), _actor().id
+    else:
+        _transition(session, case, "reject_dismissal", reason=reason, detail=proposal)
+        case.dismissal_proposed_at = case.dismissal_proposed_by = case.dismissal_reason = None
+    session.add(case)
+    session.commit()
+    return case
+
+
+# -- overdue and escalation ------------------------------------------------------------------------------------------
+
+
+def overdue_query(as_of: date):  # noqa: ANN201
+    """Open cases whose current deadline (the unit's deadline, or the rectification due date) is before ``as_of``."""
+    return select(Case).where(Case.status.in_(wf.OPEN_STATUSES), Case.current_deadline < as_of)
+
+
+def escalate(session: Session, *, as_of: date) -> list[Case]:
+    """Escalate every overdue case not escalated in the last ``escalation_interval_days``: severity one step up,
+    ``escalation_level`` + 1, history and audit, and ``oversight.case.escalated.v1`` (the notification to the
+    supervisor and the unit). Running it twice on a day escalates nothing the second time."""
+    interval = timedelta(days=case_settings().escalation_interval_days)
+    cases = list(session.execute(overdue_query(as_of).order_by(Case.id).with_for_update()).scalars())
+    escalated = []
+    for case in cases:
+        if case.last_escalated_on is not None and as_of < case.last_escalated_on + interval:
+            continue
+        before = case.severity
+        case.severity = wf.raise_severity(case.severity)
+        case.escalation_level += 1
+        case.last_escalated_on = as_of
+        case.updated_at = _now()
+        session.add(case)
+        days = (as_of - case.current_deadline).days
+        _history(session, case, "escalate", from_status=case.status, detail={
+            "as_of": as_of.isoformat(), "deadline": case.current_deadline.isoformat(), "days_overdue": days,
+            "severity_before": before, "severity": case.severity, "escalation_level": case.escalation_level})
+        record_event(session, CaseEscalated(
+            case_id=case.id, rule_id=case.rule_id, status=case.status, severity_before=before,
+            severity=case.severity, escalation_level=case.escalation_level, deadline=case.current_deadline,
+            days_overdue=days, unit=case.unit, region=case.region), source=SOURCE, subject=case.id)
+        escalated.append(case)
+    session.commit()
+    return escalated
