@@ -1,0 +1,352 @@
+"""Event handlers that keep oversight's ledger (``models.py``). Each runs inside the consumer's transaction
+(``kernel.inbox``), which applies every event once; a handler turns an event into a few increments of aggregate rows
+(Core ``INSERT … ON CONFLICT DO UPDATE SET x = x + excluded.x``, one statement per table and event), so a
+1 000-line event costs a handful of statements, and concurrent consumers of a shared durable add up correctly.
+
+What feeds what (amounts in fen):
+
+- ``collection.assessment.issued`` → ASSESSED (R2): employer + individual parts of each line, per fund; also kept
+  per assessment × fund so that ``collection.assessment.superseded`` takes it back out. A part that arrives after
+  its assessment was superseded is recorded but not counted.
+- ``collection.payments.collected`` → TAX (R1, R2): principal (employer + individual) and late fee, every stored
+  line (matched or not: the TAX leg is what the bureau collected).
+- ``accounts.contributions.posted`` → AGENCY (R1, R2): employer + individual parts of each posted line.
+- ``collection.treasury.remitted`` → the R3 row of the remittance, with its deadline (10 Chinese working days).
+- ``collection.bank_transaction.recorded`` → every movement: the account's month (R4, R6); a receipt of a
+  remittance into the special account → FINANCE (R1, by the remittance's period) and the remittance (R3); an
+  allocation received on the expenditure account → R5's finance figure (month of the value date); a movement whose
+  counterparty belongs to another fund, or that was flagged, → R6.
+- ``collection.bank_account.registered`` → the account (so that an income account with no movement is still
+  checked by R4).
+- ``benefits.payroll.approved`` → R5's approved figure (the payroll's month).
+- ``benefits.payments.settled`` → R5's bank figures: paid, and failed (returned to the expenditure account);
+  per payroll line, paid wins over failed whatever the order (a failed line re-issued and paid counts once, paid).
+
+Every other type on the three streams is ignored explicitly (tests/test_event_catalogue.py); on ACCOUNTS the mirror
+handles the rest.
+"""
+
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+from sqlalchemy import Table, case, func, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlmodel import Session
+
+from services.accounts import events as accounts_events
+from services.benefits import events as benefits_events
+from services.collection import events as collection_events
+from services.kernel.events import EventEnvelope, EventPayload
+from services.kernel.periods import period_of
+from services.kernel.service_app import ConsumerSpec
+from services.oversight.ledger.models import (
+    LedgerAccountMonth,
+    LedgerAssessment,
+    LedgerBankAccount,
+    LedgerEmployerPeriod,
+    LedgerFlaggedTransaction,
+    LedgerFundMonthOut,
+    LedgerFundPeriod,
+    LedgerRemittance,
+    LedgerSettledLine,
+    LedgerSupersededAssessment,
+)
+from services.oversight.ledger.workdays import remittance_deadline
+
+Handler = Callable[[Session, EventEnvelope], None]
+P = TypeVar("P", bound=EventPayload)
+ID_CHUNK = 500
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _payload(envelope: EventEnvelope, kind: type[P]) -> P:
+    payload = envelope.payload()
+    assert isinstance(payload, kind), f"{envelope.type} is not {kind.__name__}"
+    return payload
+
+
+def employer_key(employer_id: str | None) -> str:
+    return employer_id or ""
+
+
+# -- upserts ---------------------------------------------------------------------------------------------------------
+
+
+def _insert(session: Session, table: Table):  # noqa: ANN202
+    dialect = session.get_bind().dialect.name
+    return {"postgresql": pg_insert, "sqlite": sqlite_insert}[dialect](table)
+
+
+def bump(session: Session, model: Any, rows: Iterable[dict[str, Any]], *, add: Iterable[str] = (),
+         overwrite: Iterable[str] = (), fill: Iterable[str] = (), greatest: Iterable[str] = (),
+         least: Iterable[str] = ()) -> None:
+    """Upsert ``rows`` (each with the primary key and every column a new row needs) in one statement:
+    an existing row gets ``add`` columns added, ``overwrite`` columns replaced, ``fill`` columns set only where
+    still NULL, ``greatest``/``least`` columns kept at the max/min of both (NULL-aware). ``updated_at`` is set."""
+    rows = list(rows)
+    if not rows:
+        return
+    table: Table = model.__table__
+    keys = [c.name for c in table.primary_key.columns]
+    now = _now()
+    for row in rows:
+        row.setdefault("updated_at", now)
+    rows.sort(key=lambda r: tuple(r[k] for k in keys))  # one lock order for concurrent consumers (PostgreSQL)
+    stmt = _insert(session, table)
+    new = stmt.excluded
+    updates: dict[str, Any] = {c: table.c[c] + new[c] for c in add}
+    updates.update({c: new[c] for c in overwrite})
+    updates.update({c: func.coalesce(table.c[c], new[c]) for c in fill})
+    updates.update({c: case((table.c[c].is_(None), new[c]), (new[c] > table.c[c], new[c]), else_=table.c[c])
+                    for c in greatest})
+    updates.update({c: case((table.c[c].is_(None), new[c]), (new[c] < table.c[c], new[c]), else_=table.c[c])
+                    for c in least})
+    if "updated_at" in table.c:
+        updates["updated_at"] = new.updated_at
+    session.execute(stmt.on_conflict_do_update(index_elements=keys, set_=updates), rows)
+
+
+def _chunks(values: list, size: int = ID_CHUNK) -> Iterable[list]:
+    for start in range(0, len(values), size):
+        yield values[start:start + size]
+
+
+# -- assessments (ASSESSED, R2) --------------------------------------------------------------------------------------
+
+
+def on_assessment_issued(session: Session, envelope: EventEnvelope) -> None:
+    e = _payload(envelope, collection_events.AssessmentIssued)
+    employer = employer_key(e.employer_id)
+    per_fund: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    for line in e.lines:
+        sums = per_fund[line.fund]
+        sums[0] += line.employer_fen + line.individual_fen
+        sums[1] += 1
+    superseded = session.get(LedgerSupersededAssessment, e.assessment_id) is not None
+    bump(session, LedgerAssessment, [
+        {"assessment_id": e.assessment_id, "fund": fund, "employer_key": employer, "period": e.period,
+         "assessed_fen": fen, "lines": lines, "superseded": superseded}
+        for fund, (fen, lines) in per_fund.items()], add=("assessed_fen", "lines"))
+    if not superseded:
+        bump(session, LedgerEmployerPeriod, [
+            {"period": e.period, "fund": fund, "employer_key": employer, "assessed_fen": fen}
+            for fund, (fen, _) in per_fund.items()], add=("assessed_fen",))
+
+
+def on_assessment_superseded(session: Session, envelope: EventEnvelope) -> None:
+    e = _payload(envelope, collection_events.AssessmentSuperseded)
+    if session.get(LedgerSupersededAssessment, e.assessment_id) is None:
+        session.add(LedgerSupersededAssessment(assessment_id=e.assessment_id, superseded_by_id=e.superseded_by_id,
+                                               source_event_id=envelope.id, received_at=_now()))
+        session.flush()
+    counted = list(session.execute(
+        select(LedgerAssessment).where(LedgerAssessment.assessment_id == e.assessment_id,
+                                       LedgerAssessment.superseded.is_(False)).with_for_update()
+    ).scalars())
+    bump(session, LedgerEmployerPeriod, [
+        {"period": row.period, "fund": row.fund, "employer_key": row.employer_key, "assessed_fen": -row.assessed_fen}
+        for row in counted], add=("assessed_fen",))
+    for row in counted:
+        row.superseded = True
+        row.updated_at = _now()
+
+
+# -- TAX and AGENCY legs (R1, R2) ------------------------------------------------------------------------------------
+
+
+def _legs(session: Session, lines: Iterable[Any], *, leg: str) -> None:
+    """Add collected (``leg`` = ``tax``) or posted (``agency``) lines to their R1 and R2 cells."""
+    principal, count = ("tax_principal_fen", "tax_lines") if leg == "tax" else ("agency_fen", "agency_lines")
+    sums = (principal, "tax_late_fee_fen") if leg == "tax" else (principal,)
+    r1: dict[tuple[int, str], dict[str, int]] = defaultdict(lambda: dict.fromkeys((*sums, count), 0))
+    r2: dict[tuple[int, str, str], dict[str, int]] = defaultdict(lambda: dict.fromkeys(sums, 0))
+    for line in lines:
+        amounts = {principal: line.employer_fen + line.individual_fen}
+        if leg == "tax":
+            amounts["tax_late_fee_fen"] = line.late_fee_fen
+        cell, cell2 = r1[(line.period, line.fund)], r2[(line.period, line.fund, employer_key(line.employer_id))]
+        for column, fen in amounts.items():
+            cell[column] += fen
+            cell2[column] += fen
+        cell[count] += 1
+    bump(session, LedgerFundPeriod, [{"period": p, "fund": f, **v} for (p, f), v in r1.items()],
+         add=(*sums, count))
+    bump(session, LedgerEmployerPeriod, [{"period": p, "fund": f, "employer_key": k, **v}
+                                         for (p, f, k), v in r2.items()], add=sums)
+
+
+def on_payments_collected(session: Session, envelope: EventEnvelope) -> None:
+    e = _payload(envelope, collection_events.PaymentsCollected)
+    _legs(session, e.lines, leg="tax")
+
+
+def on_contributions_posted(session: Session, envelope: EventEnvelope) -> None:
+    e = _payload(envelope, accounts_events.ContributionsPosted)
+    _legs(session, e.lines, leg="agency")
+
+
+# -- treasury and bank accounts (FINANCE leg, R3, R4, R5 allocations, R6) --------------------------------------------
+
+
+def on_treasury_remitted(session: Session, envelope: EventEnvelope) -> None:
+    e = _payload(envelope, collection_events.TreasuryRemitted)
+    bump(session, LedgerRemittance, [{
+        "remittance_id": e.remittance_id, "month": period_of(e.remitted_on), "fund": e.fund, "period": e.period,
+        "amount_fen": e.amount_fen, "remitted_on": e.remitted_on, "voucher_no": e.voucher_no,
+        "deadline": remittance_deadline(e.remitted_on), "received_fen": 0, "receipts": 0,
+    }], overwrite=("month", "fund", "period", "amount_fen", "remitted_on", "voucher_no", "deadline"))
+
+
+def on_bank_account_registered(session: Session, envelope: EventEnvelope) -> None:
+    e = _payload(envelope, collection_events.BankAccountRegistered)
+    bump(session, LedgerBankAccount, [{"account_id": e.account_id, "kind": e.kind, "fund": e.fund,
+                                       "opened_on": e.opened_on}], overwrite=("kind", "fund", "opened_on"))
+
+
+def _receipt_period(session: Session, e: collection_events.BankTransactionRecorded) -> int:
+    if e.period is not None:
+        return e.period
+    known = session.execute(select(LedgerRemittance.period).where(
+        LedgerRemittance.remittance_id == e.remittance_id)).scalar_one_or_none()
+    return known if known is not None else period_of(e.value_date)
+
+
+def on_bank_transaction_recorded(session: Session, envelope: EventEnvelope) -> None:
+    e = _payload(envelope, collection_events.BankTransactionRecorded)
+    month = period_of(e.value_date)
+    bump(session, LedgerBankAccount, [{"account_id": e.account_id, "kind": e.account_kind, "fund": e.fund}])
+    incoming = e.direction == "in"
+    bump(session, LedgerAccountMonth, [{
+        "account_id": e.account_id, "month": month, "kind": e.account_kind, "fund": e.fund,
+        "in_fen": e.amount_fen if incoming else 0, "out_fen": 0 if incoming else e.amount_fen, "movements": 1,
+    }], add=("in_fen", "out_fen", "movements"))
+
+    if e.account_kind == "special" and incoming and e.purpose == "receipt" and e.remittance_id:
+        bump(session, LedgerRemittance, [{
+            "remittance_id": e.remittance_id, "month": month, "fund": e.fund, "period": e.period,
+            "received_fen": e.amount_fen, "receipts": 1, "first_receipt_on": e.value_date,
+            "last_receipt_on": e.value_date,
+        }], add=("received_fen", "receipts"), fill=("period",), least=("first_receipt_on",),
+            greatest=("last_receipt_on",))
+        bump(session, LedgerFundPeriod, [{"period": _receipt_period(session, e), "fund": e.fund,
+                                          "finance_fen": e.amount_fen, "finance_receipts": 1}],
+             add=("finance_fen", "finance_receipts"))
+    if e.account_kind == "expenditure" and incoming and e.purpose == "allocation":
+        bump(session, LedgerFundMonthOut, [{"month": e.period or month, "fund": e.fund,
+                                            "allocated_fen": e.amount_fen, "allocations": 1}],
+             add=("allocated_fen", "allocations"))
+
+    cross_fund = e.counterparty_fund is not None and e.counterparty_fund != e.fund
+    if cross_fund or e.status == "flagged" or e.violation:
+        stmt = _insert(session, LedgerFlaggedTransaction.__table__).values(
+            transaction_id=e.transaction_id, month=month, fund=e.fund, account_id=e.account_id,
+            account_kind=e.account_kind, direction=e.direction, amount_fen=e.amount_fen, counterparty=e.counterparty,
+            counterparty_fund=e.counterparty_fund, purpose=e.purpose, value_date=e.value_date, source=e.source,
+            status=e.status, cross_fund=cross_fund, violation=e.violation, source_event_id=envelope.id,
+            received_at=_now())
+        session.execute(stmt.on_conflict_do_nothing(index_elements=["transaction_id"]))
+
+
+# -- money out (R5) --------------------------------------------------------------------------------------------------
+
+
+def on_payroll_approved(session: Session, envelope: EventEnvelope) -> None:
+    e = _payload(envelope, benefits_events.PayrollApproved)
+    bump(session, LedgerFundMonthOut, [{"month": e.period, "fund": e.fund, "approved_fen": e.total_fen,
+                                        "approved_runs": 1, "approved_lines": e.lines}],
+         add=("approved_fen", "approved_runs", "approved_lines"))
+
+
+def on_payments_settled(session: Session, envelope: EventEnvelope) -> None:
+    e = _payload(envelope, benefits_events.PaymentsSettled)
+    by_id = {line.payroll_line_id: line for line in e.lines}
+    known: dict[str, LedgerSettledLine] = {}
+    for chunk in _chunks(sorted(by_id)):
+        known.update((row.payroll_line_id, row) for row in session.execute(
+            select(LedgerSettledLine).where(LedgerSettledLine.payroll_line_id.in_(chunk)).with_for_update()
+        ).scalars())
+    deltas: dict[tuple[int, str], dict[str, int]] = defaultdict(
+        lambda: {"paid_fen": 0, "paid_lines": 0, "returned_fen": 0, "returned_lines": 0})
+    new_rows, now = [], _now()
+    for line_id, line in by_id.items():
+        row = known.get(line_id)
+        if row is None:
+            new_rows.append({"payroll_line_id": line_id, "fund": e.fund, "month": line.period,
+                             "amount_fen": line.amount_fen, "result": line.result, "file_id": e.file_id,
+                             "updated_at": now})
+            d = deltas[(line.period, e.fund)]
+            kind = "paid" if line.result == "paid" else "returned"
+            d[f"{kind}_fen"] += line.amount_fen
+            d[f"{kind}_lines"] += 1
+        elif row.result == "failed" and line.result == "paid":  # re-issued and paid: no longer returned
+            d = deltas[(row.month, row.fund)]
+            d["returned_fen"] -= row.amount_fen
+            d["returned_lines"] -= 1
+            d["paid_fen"] += line.amount_fen
+            d["paid_lines"] += 1
+            row.result, row.amount_fen, row.file_id, row.updated_at = "paid", line.amount_fen, e.file_id, now
+        # else: the same result again, or a failure reported after the line was paid: nothing changes
+    if new_rows:
+        session.execute(_insert(session, LedgerSettledLine.__table__), new_rows)
+    bump(session, LedgerFundMonthOut, [{"month": m, "fund": f, **d} for (m, f), d in deltas.items()],
+         add=("paid_fen", "paid_lines", "returned_fen", "returned_lines"))
+
+
+# -- the consumers ---------------------------------------------------------------------------------------------------
+
+COLLECTION_HANDLERS: dict[str, Handler] = {
+    collection_events.AssessmentIssued.event_type: on_assessment_issued,
+    collection_events.AssessmentSuperseded.event_type: on_assessment_superseded,
+    collection_events.PaymentsCollected.event_type: on_payments_collected,
+    collection_events.TreasuryRemitted.event_type: on_treasury_remitted,
+    collection_events.BankTransactionRecorded.event_type: on_bank_transaction_recorded,
+    collection_events.BankAccountRegistered.event_type: on_bank_account_registered,
+}
+COLLECTION_IGNORES = frozenset({
+    collection_events.ParametersApproved.event_type,
+    collection_events.PaymentsRejected.event_type,  # S17 is the suspicion engine's
+    collection_events.ArrearsNoticeIssued.event_type,
+})
+
+# On ACCOUNTS the mirror handles every type; the ledger adds the AGENCY leg.
+ACCOUNTS_HANDLERS: dict[str, Handler] = {
+    accounts_events.ContributionsPosted.event_type: on_contributions_posted,
+}
+
+BENEFITS_HANDLERS: dict[str, Handler] = {
+    benefits_events.PayrollApproved.event_type: on_payroll_approved,
+    benefits_events.PaymentsSettled.event_type: on_payments_settled,
+}
+BENEFITS_IGNORES = frozenset({
+    benefits_events.ClaimSubmitted.event_type,
+    benefits_events.ClaimDecided.event_type,
+    benefits_events.EntitlementGranted.event_type,
+    benefits_events.EntitlementSuspended.event_type,
+    benefits_events.EntitlementResumed.event_type,
+    benefits_events.EntitlementEnded.event_type,
+    benefits_events.FundingRequested.event_type,  # R5 compares the allocation itself, as finance recorded it
+    benefits_events.PaymentsIssued.event_type,
+    benefits_events.SurvivalCertified.event_type,
+    benefits_events.OverpaymentFound.event_type,
+    benefits_events.RecoveryNoticeIssued.event_type,
+    benefits_events.RecoveryRecorded.event_type,
+    benefits_events.RecoveryEscalated.event_type,
+})
+
+LEDGER_COLLECTION_CONSUMER = ConsumerSpec(stream="COLLECTION", handlers=COLLECTION_HANDLERS,
+                                          ignores=COLLECTION_IGNORES)
+LEDGER_ACCOUNTS_CONSUMER = ConsumerSpec(stream="ACCOUNTS", handlers=ACCOUNTS_HANDLERS)
+LEDGER_BENEFITS_CONSUMER = ConsumerSpec(stream="BENEFITS", handlers=BENEFITS_HANDLERS, ignores=BENEFITS_IGNORES)
+LEDGER_CONSUMERS = [LEDGER_COLLECTION_CONSUMER, LEDGER_ACCOUNTS_CONSUMER, LEDGER_BENEFITS_CONSUMER]
+
+# Every handler of the ledger, by type: what the rebuild replays the streams into.
+LEDGER_HANDLERS: dict[str, Handler] = {
+    t: h for spec in LEDGER_CONSUMERS for t, h in spec.handlers.items()
+}
+LEDGER_STREAMS = tuple(spec.stream for spec in LEDGER_CONSUMERS)

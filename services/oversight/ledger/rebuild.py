@@ -1,0 +1,232 @@
+"""Rebuild the ledger from the streams (OVERSIGHT.md: oversight keeps its own ledger, built only from events).
+
+``rebuild_ledger(app)`` empties every ledger table and replays the streams COLLECTION, ACCOUNTS and BENEFITS from
+sequence 1 through an ephemeral pull consumer (deliver all, no acks, in memory, removed afterwards) into the same
+handlers the live consumers run, in ONE database transaction: a failure leaves the ledger as it was. Month-close
+snapshots are not ledger tables and are kept (a closed month then shows what the rebuild changed as post-close
+adjustments, if anything).
+
+Exactness. The ledger must end up equal to what the live consumers built, no more and no less:
+
+- the live consumers of the three streams are paused for the duration (they finish the batch in hand; messages
+  fetched but not acknowledged come back later and the inbox skips them), and restarted afterwards;
+- an event is replayed only if the inbox holds it — i.e. the live consumer applied it (to the ledger's handlers and
+  the mirror's alike, in one transaction). An event published but not consumed yet is left to the live consumer,
+  which applies it once it resumes; a dead-lettered event was never applied and stays so until an operator replays
+  it. So the rebuild reproduces exactly the set of events the service has applied;
+- an event stored twice in a stream (published again outside the duplicate window) is replayed once, as the inbox
+  applied it once;
+- on PostgreSQL the ledger tables are locked (EXCLUSIVE: reads go on) so that a dead letter replayed meanwhile waits
+  for the rebuild and is then applied once; on SQLite the transaction's write lock does the same.
+
+A stream whose first message is no longer sequence 1 (purged or limited) cannot be replayed exactly: refused with
+``STREAM_TRUNCATED`` before anything is touched.
+"""
+
+import asyncio
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import anyio
+import nats.errors
+import structlog
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from sqlalchemy import Engine, delete, select, text
+from sqlmodel import Session
+
+from services.kernel import context
+from services.kernel.audit import append_audit
+from services.kernel.errors import Conflict
+from services.kernel.events import STREAMS, EventEnvelope, new_event_id
+from services.kernel.inbox import EventConsumer
+from services.kernel.models import InboxMessage
+from services.oversight.ledger.handlers import LEDGER_HANDLERS, LEDGER_STREAMS
+from services.oversight.ledger.models import LEDGER_TABLES
+
+log = structlog.get_logger(__name__)
+
+FETCH_BATCH = 1000
+FETCH_TIMEOUT = 5.0
+ID_CHUNK = 500
+SYSTEM = context.Actor(id="system:oversight-ledger", role="system")
+
+
+@dataclass
+class StreamReplay:
+    last_seq: int
+    read: int = 0
+    applied: int = 0  # ledger events the service had applied, replayed into the ledger
+    not_applied: int = 0  # ledger events not (yet) in the inbox: left to the live consumer
+    duplicates: int = 0
+    unreadable: int = 0
+
+
+@dataclass
+class RebuildResult:
+    streams: dict[str, StreamReplay] = field(default_factory=dict)
+    rows_deleted: int = 0
+    seconds: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"streams": {s: vars(r) for s, r in self.streams.items()}, "rows_deleted": self.rows_deleted,
+                "seconds": round(self.seconds, 3)}
+
+
+class _Replay:
+    """The database side: one session, one transaction, driven batch by batch from worker threads."""
+
+    def __init__(self, engine: Engine):
+        self.session = Session(engine, expire_on_commit=False)
+        self.seen: set[str] = set()
+
+    def start(self) -> int:
+        session = self.session
+        if session.get_bind().dialect.name == "postgresql":
+            names = ", ".join(model.__tablename__ for model in LEDGER_TABLES)
+            session.execute(text(f"LOCK TABLE {names} IN EXCLUSIVE MODE"))
+        deleted = 0
+        for model in LEDGER_TABLES:
+            deleted += session.execute(delete(model)).rowcount or 0
+        return deleted
+
+    def apply(self, raws: list[bytes], replay: StreamReplay) -> None:
+        envelopes: list[EventEnvelope] = []
+        for raw in raws:
+            try:
+                envelope = EventEnvelope.from_bytes(raw)
+            except ValueError:
+                replay.unreadable += 1  # the live consumer dead-lettered it: never applied
+                continue
+            if envelope.type not in LEDGER_HANDLERS:
+                continue
+            if envelope.id in self.seen:
+                replay.duplicates += 1
+                continue
+            self.seen.add(envelope.id)
+            envelopes.append(envelope)
+        applied: set[str] = set()
+        ids = [e.id for e in envelopes]
+        for start in range(0, len(ids), ID_CHUNK):
+            applied.update(self.session.execute(
+                select(InboxMessage.event_id).where(InboxMessage.event_id.in_(ids[start:start + ID_CHUNK]))
+            ).scalars())
+        for envelope in envelopes:
+            if envelope.id not in applied:
+                replay.not_applied += 1
+                continue
+            with context.trace(actor=SYSTEM, correlation_id=envelope.correlation_id, causation_id=envelope.id):
+                LEDGER_HANDLERS[envelope.type](self.session, envelope)
+            replay.applied += 1
+
+    def finish(self, result: RebuildResult) -> None:
+        with context.trace(actor=SYSTEM):
+            append_audit(self.session, action="ledger.rebuilt", entity_type="ledger", entity_id="ledger",
+                         detail=result.as_dict())
+        self.session.commit()
+
+    def abort(self) -> None:
+        self.session.rollback()
+
+    def close(self) -> None:
+        self.session.close()
+
+
+async def _horizons(js: Any, streams: Iterable[str]) -> dict[str, StreamReplay]:
+    horizons = {}
+    for stream in streams:
+        state = (await js.stream_info(stream)).state
+        if state.messages and state.first_seq > 1:
+            raise Conflict("STREAM_TRUNCATED", f"事件流 {stream} 已不从第 1 条开始（首条序号 {state.first_seq}），"
+                                               "无法从事件完整重建监督台账")
+        horizons[stream] = StreamReplay(last_seq=state.last_seq if state.messages else 0)
+    return horizons
+
+
+async def _read_stream(js: Any, stream: str, replay: StreamReplay, db: _Replay) -> None:
+    if replay.last_seq == 0:
+        return
+    name = f"oversight-ledger-rebuild-{new_event_id()[-12:]}"
+    await js.add_consumer(stream, ConsumerConfig(
+        name=name, deliver_policy=DeliverPolicy.ALL, ack_policy=AckPolicy.NONE,
+        filter_subject=f"{STREAMS[stream]}.>", inactive_threshold=120.0, mem_storage=True))
+    subscription = await js.pull_subscribe_bind(stream=stream, name=name)
+    try:
+        done = False
+        while not done:
+            try:
+                messages = await subscription.fetch(FETCH_BATCH, timeout=FETCH_TIMEOUT)
+            except (TimeoutError, nats.errors.TimeoutError):
+                raise RuntimeError(f"{stream}: no message after sequence {replay.read} of {replay.last_seq}") from None
+            raws = []
+            for message in messages:
+                if message.metadata.sequence.stream > replay.last_seq:
+                    done = True
+                    break
+                raws.append(message.data)
+                if message.metadata.sequence.stream == replay.last_seq:
+                    done = True
+                    break
+            replay.read += len(raws)
+            await anyio.to_thread.run_sync(db.apply, raws, replay)
+    finally:
+        try:
+            await subscription.unsubscribe()
+        finally:
+            try:
+                await js.delete_consumer(stream, name)
+            except Exception:  # noqa: BLE001 - it expires on its own (inactive_threshold)
+                log.warning("ledger.rebuild_consumer_not_deleted", stream=stream, consumer=name)
+
+
+async def replay_streams(engine: Engine, js: Any, *, streams: Iterable[str] = LEDGER_STREAMS) -> RebuildResult:
+    """Empty the ledger and replay ``streams`` into it, in one transaction. The caller makes sure no live consumer
+    of those streams runs meanwhile (``rebuild_ledger`` pauses them)."""
+    started = time.perf_counter()
+    result = RebuildResult(streams=await _horizons(js, streams))
+    db = _Replay(engine)
+    try:
+        result.rows_deleted = await anyio.to_thread.run_sync(db.start)
+        for stream, replay in result.streams.items():
+            await _read_stream(js, stream, replay, db)
+        result.seconds = time.perf_counter() - started
+        await anyio.to_thread.run_sync(db.finish, result)
+    except BaseException:
+        await anyio.to_thread.run_sync(db.abort)
+        raise
+    finally:
+        db.close()
+    log.info("ledger.rebuilt", **result.as_dict(), at=datetime.now(UTC).isoformat())
+    return result
+
+
+def _fresh(consumer: EventConsumer) -> EventConsumer:
+    return EventConsumer(
+        service=consumer.service, stream=consumer.stream, engine=consumer.engine, bus=consumer.bus,
+        handlers=consumer.handlers, ignores=consumer.ignores, batch_size=consumer.batch_size,
+        max_attempts=consumer.max_attempts, retry_delay=consumer.retry_delay, fetch_timeout=consumer.fetch_timeout,
+        ack_wait=consumer.ack_wait)
+
+
+async def rebuild_ledger(app: Any) -> RebuildResult:
+    """Rebuild the running oversight service's ledger from its streams (see the module docstring)."""
+    state = app.state
+    if not await state.bus.wait_ready(timeout=10):
+        raise Conflict("BUS_UNAVAILABLE", "消息总线未连接，无法从事件重建监督台账")
+    paused = {s: state.consumers[s] for s in LEDGER_STREAMS if s in state.consumers}
+    for consumer in paused.values():
+        await consumer.stop()
+    # A stopped consumer's last pull request stays open on the server until it expires (its fetch timeout); what it
+    # receives meanwhile waits for the ack timeout before coming back. Resuming after it expired keeps events
+    # published after the rebuild from that detour.
+    resume_at = time.monotonic() + max((c.fetch_timeout for c in paused.values()), default=0) + 0.25
+    try:
+        return await replay_streams(state.engine, state.bus.js)
+    finally:
+        await asyncio.sleep(max(0.0, resume_at - time.monotonic()))
+        for stream, consumer in paused.items():
+            fresh = _fresh(consumer)
+            state.consumers[stream] = fresh
+            await fresh.start()
