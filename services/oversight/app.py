@@ -10,10 +10,13 @@ from services.oversight.cases.endpoints import rectification_router as rectifica
 from services.oversight.cases.endpoints import router as cases_router
 from services.oversight.cases.handlers import BENEFITS_CONSUMER as CASES_BENEFITS_CONSUMER
 from services.oversight.chains.endpoints import router as chains_router
+from services.oversight.incidents.endpoints import router as incidents_router
+from services.oversight.inspections.endpoints import router as inspections_router
 from services.oversight.ledger.handlers import LEDGER_CONSUMERS
 from services.oversight.mirror.endpoints import router as mirror_router
 from services.oversight.mirror.handlers import ACCOUNTS_CONSUMER, EXCHANGE_CONSUMER
 from services.oversight.reconciliation.endpoints import router as reconciliation_router
+from services.oversight.whistleblowing.endpoints import router as whistleblowing_router
 
 SPEC = ServiceSpec(
     name="oversight",
@@ -21,7 +24,8 @@ SPEC = ServiceSpec(
     description="基金监督: the supervisor's independent copy of every fact, reconciliation and cases.",
     metadata=models.metadata,
     routers=[mirror_router, cases_router, rectification_ledger_router, dishonesty_router, chains_router,
-             reconciliation_router],
+             reconciliation_router,
+             whistleblowing_router, incidents_router, inspections_router],
     consumers=[ACCOUNTS_CONSUMER, EXCHANGE_CONSUMER, CASES_BENEFITS_CONSUMER, *LEDGER_CONSUMERS],
 )
 
