@@ -17,8 +17,8 @@ For each ``CollectedLine``:
    - ``UNEMP``, ``INJURY``: the ``ContributionMonth`` only (no individual account).
 3. **Employer-level lines** (no person at all): nothing to credit. The payer must be a registered employer (by
    ``employer_id``, else ``payer_uscc``); the line is then posted as the employer's contribution: what is recorded is
-   the line in ``accounts.contributions.posted`` (employer, fund, period, both parts, ``credited_fen`` 0, no entry;
-   ``person_id`` is the empty string because ``PostedLine.person_id`` is not optional) and the batch's audit entry
+   the line in ``accounts.contributions.posted`` (employer, fund, period, both parts, ``credited_fen`` 0, no entry,
+   ``person_id`` None) and the batch's audit entry
    (its employer-level count and amounts). No registry row changes: the accounts schema keeps no per-employer
    contribution table. A pension line without a person but with an individual part is held instead: that money
    belongs in somebody's individual account.
