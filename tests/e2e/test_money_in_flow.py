@@ -246,6 +246,9 @@ async def test_money_in_flow_through_the_gateway(settings, make_settings, nats_s
                                 and all(r.published_at is not None for r in rs), timeout=30)
         posted = [ln for r in rows for ln in json.loads(r.envelope)["data"]["lines"]]
         assert len({ln["payment_id"] for ln in posted}) == batch["accepted"] == 7  # every stored line, once
+        [employer_level] = [ln for ln in posted if ln["fund"] == "INJURY"]
+        assert (employer_level["person_id"], employer_level["employer_id"], employer_level["credited_fen"]) == (
+            None, employers["A"]["id"], 0)
         agency_leg: dict[tuple[str, int], int] = {}
         for ln in posted:
             agency_leg[(ln["fund"], ln["period"])] = (agency_leg.get((ln["fund"], ln["period"]), 0)
