@@ -1,0 +1,1 @@
+"""Benchmarks (``make bench``); results in ``bench/results/*.json``. Not a production path."""
