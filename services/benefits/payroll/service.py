@@ -81,6 +81,7 @@ from services.benefits.models import (
     Entitlement,
     PayrollLine,
     PayrollRun,
+    Recovery,
 )
 from services.benefits.payroll import bankfile
 from services.benefits.payroll.schemas import ResultsIn
@@ -564,11 +565,19 @@ def _held_back(period: int, row: Any) -> str | None:
     return HELD_PREFIX + life if life else None
 
 
-def _offsets(session: Session, line_ids: Sequence[str]) -> dict[str, int]:
+def _offsets(session: Session, run_id: str, line_ids: Sequence[str]) -> dict[str, int]:
     """What recovery offset against these pending lines (recovery/service.py ``payroll_offset``): deducted from the
-    amount paid. Offsets are taken only from pending lines, so the deduction is fixed once a line is in a file."""
+    amount paid. Offsets are taken only from pending lines, so the deduction is fixed once a line is in a file. One
+    query finds the run's lines named by an offset (few); recovery's ``offsets_for_lines`` answers for those."""
+    R = Recovery.__table__.c
+    named = set(session.execute(
+        select(L.id).distinct()
+        .select_from(Recovery.__table__.join(PayrollLine.__table__, L.id == R.reference))
+        .where(R.method == "payroll_offset", L.run_id == run_id)
+    ).scalars())
+    wanted = [i for i in line_ids if i in named]
     found: dict[str, int] = {}
-    for chunk in _chunks(line_ids, ID_CHUNK):
+    for chunk in _chunks(wanted, ID_CHUNK):
         found.update(offsets_for_lines(session, list(chunk)))
     return found
 
@@ -627,7 +636,7 @@ def issue_bank_file(session: Session, run_id: str) -> Issued:
             payable.append(r)
         else:
             held.append({"payroll_line_id": r.id, "person_id": r.person_id, "reason": reason_text(reason)})
-    offsets = _offsets(session, [r.id for r in payable])
+    offsets = _offsets(session, run.id, [r.id for r in payable])
     payments, fully_offset = [], []
     for r in payable:
         net = r.amount_fen - offsets.get(r.id, 0)
