@@ -167,6 +167,20 @@ async def test_named_reporter_identity_is_shown_to_oversight_officers_only(start
         assert (await client.post(f"/whistleblowing/reports/{report_id}/assign", json={"officer_id": "x"},
                                   headers=auditor)).status_code == 403
 
+        # Free text written by officers about the reporter is withheld from auditors too.
+        flagged = await client.post(f"/whistleblowing/reports/{report_id}/flag", headers=officer,
+                                    json={"reason": f"举报人{REPORTER_NAME}（{REPORTER_PHONE}）称受到威胁"})
+        assert flagged.status_code == 201, flagged.text
+        for path in ("assign", "investigate"):
+            await client.post(f"/whistleblowing/reports/{report_id}/{path}", headers=officer,
+                              json={"officer_id": "officer.li"} if path == "assign" else {"note": f"约谈{REPORTER_NAME}"})
+        await client.post(f"/whistleblowing/reports/{report_id}/answer", headers=officer,
+                          json={"answer": f"{REPORTER_NAME}同志：经查属实。", "outcome": "substantiated"})
+        for path in ("/whistleblowing/alerts", f"/whistleblowing/reports/{report_id}"):
+            text = json.dumps((await client.get(path, headers=auditor)).json(), ensure_ascii=False)
+            assert REPORTER_NAME not in text and REPORTER_PHONE not in text, text
+            assert REPORTER_NAME in json.dumps((await client.get(path, headers=officer)).json(), ensure_ascii=False)
+
         # Neither the audit chain nor the outbox carries the identity.
         entries = (await client.get("/audit/entries", params={"entity_id": report_id}, headers=officer)).json()
         assert entries and all(REPORTER_NAME not in json.dumps(e, ensure_ascii=False) for e in entries)

@@ -72,9 +72,11 @@ def _report_out(report: WhistleblowerReport, reporters: dict[str, list], first: 
         title=text(report.title), content=text(report.content), region=report.region,
         occurred_on=report.occurred_on, amount_claimed=_yuan(report.amount_claimed_fen),
         urgent_requested=report.urgent_requested, flagged=report.flagged,
-        flag_reasons=json.loads(report.flag_reasons) if report.flag_reasons else [], status=report.status,
+        flag_reasons=[{**r, "detail": text(r["detail"])} for r in json.loads(report.flag_reasons or "[]")],
+        status=report.status,
         assigned_to=report.assigned_to, outcome=report.outcome, verified_amount=_yuan(report.verified_amount_fen),
-        answer=report.answer, answered_at=report.answered_at, closed_reason=report.closed_reason,
+        answer=text(report.answer) if report.answer else None, answered_at=report.answered_at,
+        closed_reason=text(report.closed_reason) if report.closed_reason else None,
         closed_at=report.closed_at, matter_id=report.matter_id,
         first_in_matter=first.get(report.matter_id) == report.id, received_at=report.received_at,
         recorded_by=report.recorded_by, status_changed_at=report.status_changed_at, **extra,
@@ -97,10 +99,18 @@ def _reward_out(reward: WhistleblowerReward) -> RewardOut:
     )
 
 
-def _alert_out(alert: WhistleblowerAlert) -> AlertOut:
-    return AlertOut(id=alert.id, report_id=alert.report_id, reasons=json.loads(alert.reasons),
+def _alert_out(alert: WhistleblowerAlert, reporters: dict[str, list] | None = None) -> AlertOut:
+    reveal = service.can_see_identity()
+    own = (reporters or {}).get(alert.report_id, [])
+
+    def text(value: str) -> str:
+        return value if reveal else service.withhold_identity(value, own)
+
+    return AlertOut(id=alert.id, report_id=alert.report_id,
+                    reasons=[{**r, "detail": text(r["detail"])} for r in json.loads(alert.reasons)],
                     raised_at=alert.raised_at, raised_by=alert.raised_by, acknowledged_at=alert.acknowledged_at,
-                    acknowledged_by=alert.acknowledged_by, action_taken=alert.action_taken)
+                    acknowledged_by=alert.acknowledged_by,
+                    action_taken=text(alert.action_taken) if alert.action_taken else None)
 
 
 def _staff(request: Request) -> None:
@@ -260,7 +270,9 @@ def decide_reward(report_id: str, body: RewardIn, session: SessionDep) -> Reward
             dependencies=[READERS])
 def list_alerts(session: SessionDep, open_only: Annotated[bool, Query(alias="open")] = True,
                 limit: Limit = 100) -> list[AlertOut]:
-    return [_alert_out(a) for a in service.list_alerts(session, open_only=open_only, limit=limit)]
+    alerts = service.list_alerts(session, open_only=open_only, limit=limit)
+    reporters = service.reporters_of(session, sorted({a.report_id for a in alerts}))
+    return [_alert_out(a, reporters) for a in alerts]
 
 
 @router.post("/alerts/{alert_id}/acknowledge", response_model=AlertOut,

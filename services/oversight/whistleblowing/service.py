@@ -307,7 +307,8 @@ def _transition(session: Session, report: WhistleblowerReport, to_status: str, a
     report.updated_at = now
     _step(session, report, action, from_status, to_status, note)
     append_audit(session, action=f"{ENTITY}.{action}", entity_type=ENTITY, entity_id=report.id,
-                 detail={"from": from_status, "to": to_status, **(detail or {})}, reason=note)
+                 detail={"from": from_status, "to": to_status, "note": note is not None, **(detail or {})},
+                 reason=note if action == "closed" else None)  # internal notes stay in whistleblower_step
 
 
 def _require(report: WhistleblowerReport, allowed: tuple[str, ...], what: str) -> None:
@@ -374,7 +375,7 @@ def flag(session: Session, report_id: str, reason: str) -> WhistleblowerAlert:
     alert = _raise_alert(session, report, [{"code": "OFFICER", "detail": reason}])
     _step(session, report, "flagged", report.status, report.status, reason)
     append_audit(session, action=f"{ENTITY}.flagged", entity_type=ENTITY, entity_id=report.id,
-                 detail={"alert_id": alert.id}, reason=reason)
+                 detail={"alert_id": alert.id, "reason_length": len(reason)})
     session.commit()
     return alert
 
