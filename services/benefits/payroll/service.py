@@ -103,7 +103,6 @@ ID_CHUNK = 900  # ids per IN (…)
 DEFAULT_LARGE_AMOUNT_FEN = 5_000_000  # *default* 50 000 yuan (001 第十八条)
 
 WITHHELD = "withheld"
-PAYABLE_STATUSES = ("pending", "in_file", "paid", "failed")
 UNFINISHED_STATUSES = ("pending", "in_file", "failed")
 
 REASONS = {
