@@ -283,8 +283,8 @@ def month_events() -> list[EventPayload]:
         approved("run1", PEN, 202401, 550000, 2),
         allocation("t3", PEN, 550000, date(2024, 1, 25)),
         settled("f1", "run1", PEN, 202401, ("l1", 300000, "paid"), ("l2", 250000, "failed")),
-        col.PaymentsRejected(batch_id="b9", lines=[col.RejectedLine(tax_line_id="z", line_no=1, code="REFUSED_PAYMENT_METHOD",
-                                                                    message="现金", method="cash")]),  # ignored
+        col.PaymentsRejected(batch_id="b9", lines=[col.RejectedLine(  # ignored by the ledger
+            tax_line_id="z", line_no=1, code="REFUSED_PAYMENT_METHOD", message="现金", method="cash")]),
         ben.SurvivalCertified(person_id="person1", channel="face", certified_on=date(2024, 1, 3)),  # ignored
     ]
 

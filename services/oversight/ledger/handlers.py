@@ -29,9 +29,10 @@ handles the rest.
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any, TypeVar
 
-from sqlalchemy import Table, case, func, select, update
+from sqlalchemy import Table, bindparam, case, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session
@@ -79,8 +80,30 @@ def employer_key(employer_id: str | None) -> str:
 
 
 def _insert(session: Session, table: Table):  # noqa: ANN202
-    dialect = session.get_bind().dialect.name
-    return {"postgresql": pg_insert, "sqlite": sqlite_insert}[dialect](table)
+    return _INSERTS[session.get_bind().dialect.name](table)
+
+
+_INSERTS = {"postgresql": pg_insert, "sqlite": sqlite_insert}
+
+
+@lru_cache(maxsize=256)
+def _upsert(dialect: str, model: Any, add: tuple[str, ...], overwrite: tuple[str, ...], fill: tuple[str, ...],
+            greatest: tuple[str, ...], least: tuple[str, ...]) -> Any:
+    """The statement for one kind of bump, built once (building ``excluded`` per call costs more than running it)."""
+    table: Table = model.__table__
+    stmt = _INSERTS[dialect](table)
+    new = stmt.excluded
+    updates: dict[str, Any] = {c: table.c[c] + new[c] for c in add}
+    updates.update({c: new[c] for c in overwrite})
+    updates.update({c: func.coalesce(table.c[c], new[c]) for c in fill})
+    updates.update({c: case((table.c[c].is_(None), new[c]), (new[c] > table.c[c], new[c]), else_=table.c[c])
+                    for c in greatest})
+    updates.update({c: case((table.c[c].is_(None), new[c]), (new[c] < table.c[c], new[c]), else_=table.c[c])
+                    for c in least})
+    if "updated_at" in table.c:
+        updates["updated_at"] = new.updated_at
+    keys = [c.name for c in table.primary_key.columns]
+    return stmt.on_conflict_do_update(index_elements=keys, set_=updates)
 
 
 def bump(session: Session, model: Any, rows: Iterable[dict[str, Any]], *, add: Iterable[str] = (),
@@ -92,24 +115,14 @@ def bump(session: Session, model: Any, rows: Iterable[dict[str, Any]], *, add: I
     rows = list(rows)
     if not rows:
         return
-    table: Table = model.__table__
-    keys = [c.name for c in table.primary_key.columns]
+    keys = [c.name for c in model.__table__.primary_key.columns]
     now = _now()
     for row in rows:
         row.setdefault("updated_at", now)
     rows.sort(key=lambda r: tuple(r[k] for k in keys))  # one lock order for concurrent consumers (PostgreSQL)
-    stmt = _insert(session, table)
-    new = stmt.excluded
-    updates: dict[str, Any] = {c: table.c[c] + new[c] for c in add}
-    updates.update({c: new[c] for c in overwrite})
-    updates.update({c: func.coalesce(table.c[c], new[c]) for c in fill})
-    updates.update({c: case((table.c[c].is_(None), new[c]), (new[c] > table.c[c], new[c]), else_=table.c[c])
-                    for c in greatest})
-    updates.update({c: case((table.c[c].is_(None), new[c]), (new[c] < table.c[c], new[c]), else_=table.c[c])
-                    for c in least})
-    if "updated_at" in table.c:
-        updates["updated_at"] = new.updated_at
-    session.execute(stmt.on_conflict_do_update(index_elements=keys, set_=updates), rows)
+    stmt = _upsert(session.get_bind().dialect.name, model, tuple(add), tuple(overwrite), tuple(fill),
+                   tuple(greatest), tuple(least))
+    session.connection().execute(stmt, rows)
 
 
 def _chunks(values: list, size: int = ID_CHUNK) -> Iterable[list]:
@@ -120,6 +133,10 @@ def _chunks(values: list, size: int = ID_CHUNK) -> Iterable[list]:
 # -- assessments (ASSESSED, R2) --------------------------------------------------------------------------------------
 
 
+_SUPERSEDED = select(LedgerSupersededAssessment.assessment_id).where(
+    LedgerSupersededAssessment.assessment_id == bindparam("id"))
+
+
 def on_assessment_issued(session: Session, envelope: EventEnvelope) -> None:
     e = _payload(envelope, collection_events.AssessmentIssued)
     employer = employer_key(e.employer_id)
@@ -128,7 +145,7 @@ def on_assessment_issued(session: Session, envelope: EventEnvelope) -> None:
         sums = per_fund[line.fund]
         sums[0] += line.employer_fen + line.individual_fen
         sums[1] += 1
-    superseded = session.get(LedgerSupersededAssessment, e.assessment_id) is not None
+    superseded = session.connection().execute(_SUPERSEDED, {"id": e.assessment_id}).first() is not None
     bump(session, LedgerAssessment, [
         {"assessment_id": e.assessment_id, "fund": fund, "employer_key": employer, "period": e.period,
          "assessed_fen": fen, "lines": lines, "superseded": superseded}
@@ -141,20 +158,18 @@ def on_assessment_issued(session: Session, envelope: EventEnvelope) -> None:
 
 def on_assessment_superseded(session: Session, envelope: EventEnvelope) -> None:
     e = _payload(envelope, collection_events.AssessmentSuperseded)
-    if session.get(LedgerSupersededAssessment, e.assessment_id) is None:
-        session.add(LedgerSupersededAssessment(assessment_id=e.assessment_id, superseded_by_id=e.superseded_by_id,
-                                               source_event_id=envelope.id, received_at=_now()))
-        session.flush()
-    counted = list(session.execute(
-        select(LedgerAssessment).where(LedgerAssessment.assessment_id == e.assessment_id,
-                                       LedgerAssessment.superseded.is_(False)).with_for_update()
-    ).scalars())
+    connection = session.connection()
+    connection.execute(_insert(session, LedgerSupersededAssessment.__table__).values(
+        assessment_id=e.assessment_id, superseded_by_id=e.superseded_by_id, source_event_id=envelope.id,
+        received_at=_now()).on_conflict_do_nothing(index_elements=["assessment_id"]))
+    A = LedgerAssessment  # noqa: N806
+    counted = A.assessment_id == e.assessment_id, A.superseded.is_(False)
+    rows = connection.execute(select(A.period, A.fund, A.employer_key, A.assessed_fen).where(*counted)
+                              .with_for_update()).all()
     bump(session, LedgerEmployerPeriod, [
-        {"period": row.period, "fund": row.fund, "employer_key": row.employer_key, "assessed_fen": -row.assessed_fen}
-        for row in counted], add=("assessed_fen",))
-    for row in counted:
-        row.superseded = True
-        row.updated_at = _now()
+        {"period": period, "fund": fund, "employer_key": employer, "assessed_fen": -fen}
+        for period, fund, employer, fen in rows], add=("assessed_fen",))
+    connection.execute(update(A.__table__).where(*counted).values(superseded=True, updated_at=_now()))
 
 
 # -- TAX and AGENCY legs (R1, R2) ------------------------------------------------------------------------------------
@@ -265,15 +280,17 @@ def on_payroll_approved(session: Session, envelope: EventEnvelope) -> None:
 
 def on_payments_settled(session: Session, envelope: EventEnvelope) -> None:
     e = _payload(envelope, benefits_events.PaymentsSettled)
+    connection = session.connection()
+    S = LedgerSettledLine  # noqa: N806
     by_id = {line.payroll_line_id: line for line in e.lines}
-    known: dict[str, LedgerSettledLine] = {}
+    known: dict[str, Any] = {}
     for chunk in _chunks(sorted(by_id)):
-        known.update((row.payroll_line_id, row) for row in session.execute(
-            select(LedgerSettledLine).where(LedgerSettledLine.payroll_line_id.in_(chunk)).with_for_update()
-        ).scalars())
+        known.update((row.payroll_line_id, row) for row in connection.execute(
+            select(S.payroll_line_id, S.fund, S.month, S.amount_fen, S.result)
+            .where(S.payroll_line_id.in_(chunk)).with_for_update()))
     deltas: dict[tuple[int, str], dict[str, int]] = defaultdict(
         lambda: {"paid_fen": 0, "paid_lines": 0, "returned_fen": 0, "returned_lines": 0})
-    new_rows, now = [], _now()
+    new_rows, now_paid, now = [], [], _now()
     for line_id, line in by_id.items():
         row = known.get(line_id)
         if row is None:
@@ -290,10 +307,14 @@ def on_payments_settled(session: Session, envelope: EventEnvelope) -> None:
             d["returned_lines"] -= 1
             d["paid_fen"] += line.amount_fen
             d["paid_lines"] += 1
-            row.result, row.amount_fen, row.file_id, row.updated_at = "paid", line.amount_fen, e.file_id, now
+            now_paid.append({"line_id": line_id, "amount": line.amount_fen})
         # else: the same result again, or a failure reported after the line was paid: nothing changes
     if new_rows:
-        session.execute(_insert(session, LedgerSettledLine.__table__), new_rows)
+        connection.execute(_insert(session, S.__table__), new_rows)
+    if now_paid:
+        connection.execute(
+            update(S.__table__).where(S.payroll_line_id == bindparam("line_id"))
+            .values(result="paid", amount_fen=bindparam("amount"), file_id=e.file_id, updated_at=now), now_paid)
     bump(session, LedgerFundMonthOut, [{"month": m, "fund": f, **d} for (m, f), d in deltas.items()],
          add=("paid_fen", "paid_lines", "returned_fen", "returned_lines"))
 

@@ -34,6 +34,7 @@ class ReconciliationSnapshotCell(OversightTable, table=True):
     month: int = Field(primary_key=True)
     check_id: str = Field(primary_key=True, max_length=4)  # R1 … R6
     cell_key: str = Field(primary_key=True, max_length=200)
+    seq: int  # the cell's place in its check's report order
     key: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
     status: str = Field(max_length=20)
     fund: str | None = Field(default=None, max_length=10)

@@ -11,7 +11,7 @@
   S14, S16); in a closed month a cell that changed since the close carries ``post_close``.
 """
 
-import json
+from collections import Counter
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Any
@@ -37,32 +37,47 @@ def china_today() -> date:
     return datetime.now(CHINA).date()
 
 
+def consistent_view(session: Session) -> None:
+    """Read every cell of a month from one snapshot of the ledger. On PostgreSQL (READ COMMITTED by default) each
+    statement would see the ledger as of its own start, and an event committed between the R1 and the R3 query
+    would show in one check and not the other; REPEATABLE READ gives the whole report one snapshot. (SQLite: every
+    transaction begins IMMEDIATE, which already excludes writers.) Must come before the transaction's first query."""
+    if session.get_bind().dialect.name == "postgresql" and not session.in_transaction():
+        session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+
+
 def _jsonable(value: dict[str, Any]) -> dict[str, Any]:
-    return json.loads(json.dumps(value, default=str, ensure_ascii=False))
+    """Cell keys and details hold str, int, bool, None and dates: dates become ISO strings for the JSON column."""
+    return {k: v.isoformat() if isinstance(v, date) else v for k, v in value.items()}
 
 
 # -- snapshots -------------------------------------------------------------------------------------------------------
 
 
-def _snapshot_row(cell: Cell) -> dict[str, Any]:
-    return {"month": cell.month, "check_id": cell.check, "cell_key": cell.cell_key, "key": _jsonable(cell.key),
-            "status": cell.status, "fund": cell.fund, "period": cell.period,
+def _snapshot_row(cell: Cell, seq: int) -> dict[str, Any]:
+    return {"month": cell.month, "check_id": cell.check, "seq": seq, "cell_key": cell.cell_key,
+            "key": _jsonable(cell.key), "status": cell.status, "fund": cell.fund, "period": cell.period,
             "amounts": cell.amounts, "differences": cell.differences, "difference_fen": cell.difference_fen,
             "detail": _jsonable(cell.detail), "suspicion": cell.suspicion, "clause": cell.clause}
 
 
-def _from_snapshot(row: ReconciliationSnapshotCell) -> Cell:
-    return Cell(check=row.check_id, key=dict(row.key), status=row.status, month=row.month, fund=row.fund,
-                period=row.period, amounts=dict(row.amounts), differences=dict(row.differences),
-                difference_fen=row.difference_fen,
-                detail=dict(row.detail), suspicion=row.suspicion, clause=row.clause)
+_SNAPSHOT_COLUMNS = (ReconciliationSnapshotCell.check_id, ReconciliationSnapshotCell.key,
+                     ReconciliationSnapshotCell.status, ReconciliationSnapshotCell.month,
+                     ReconciliationSnapshotCell.fund, ReconciliationSnapshotCell.period,
+                     ReconciliationSnapshotCell.amounts, ReconciliationSnapshotCell.differences,
+                     ReconciliationSnapshotCell.difference_fen, ReconciliationSnapshotCell.detail,
+                     ReconciliationSnapshotCell.suspicion, ReconciliationSnapshotCell.clause)
 
 
 def snapshot_cells(session: Session, month: int) -> dict[str, list[Cell]]:
+    """The cells frozen at the close, in the order they were computed (plain rows: no ORM objects per cell)."""
     cells: dict[str, list[Cell]] = {check: [] for check in CHECKS}
-    for row in session.execute(select(ReconciliationSnapshotCell).where(ReconciliationSnapshotCell.month == month)
-                               .order_by(ReconciliationSnapshotCell.check_id)).scalars():
-        cells[row.check_id].append(_from_snapshot(row))
+    rows = session.execute(select(*_SNAPSHOT_COLUMNS).where(ReconciliationSnapshotCell.month == month)
+                           .order_by(ReconciliationSnapshotCell.check_id, ReconciliationSnapshotCell.seq)).tuples()
+    for check, key, status, month_, fund, period, amounts, differences, difference, detail, suspicion, clause in rows:
+        cells[check].append(Cell(check=check, key=key, status=status, month=month_, fund=fund, period=period,
+                                 amounts=amounts, differences=differences, difference_fen=difference, detail=detail,
+                                 suspicion=suspicion, clause=clause))
     return cells
 
 
@@ -135,6 +150,7 @@ class MonthReport:
 
 
 def month_report(session: Session, month: int, *, as_of: date | None = None) -> MonthReport:
+    consistent_view(session)
     as_of = as_of or china_today()
     live = compute_cells(session, month, as_of=as_of)
     close = get_close(session, month)
@@ -147,6 +163,7 @@ def month_report(session: Session, month: int, *, as_of: date | None = None) -> 
 def unmatched_cells(session: Session, month: int, *, as_of: date | None = None) -> list[Cell]:
     """Every cell of ``month`` that is not matched, as it stands now (R3 as of ``as_of``, default today in China),
     in check order. When the month is closed, a cell that changed since the close carries ``post_close``."""
+    consistent_view(session)
     as_of = as_of or china_today()
     live = compute_cells(session, month, as_of=as_of)
     changed: dict[tuple[str, str], Adjustment] = {}
@@ -166,25 +183,25 @@ def unmatched_cells(session: Session, month: int, *, as_of: date | None = None) 
 
 
 def close_month(session: Session, month: int, *, note: str | None = None) -> ReconciliationClose:
+    consistent_view(session)
     today = china_today()
     if month >= period_of(today):
         raise DomainError("MONTH_NOT_OVER", f"{month} 月尚未结束，不能月结", status=422)
     if get_close(session, month) is not None:
         raise Conflict("MONTH_ALREADY_CLOSED", f"{month} 月已月结")
     cells = compute_cells(session, month, as_of=today)
-    rows = [_snapshot_row(cell) for check in CHECKS for cell in cells[check]]
+    rows = [_snapshot_row(cell, seq) for check in CHECKS for seq, cell in enumerate(cells[check])]
     unmatched = sum(1 for check in CHECKS for cell in cells[check] if not cell.matched)
     actor = context.current().actor
     close = ReconciliationClose(month=month, closed_at=datetime.now(UTC), closed_by=actor.id,
                                 closed_role=actor.role, as_of=today, cells=len(rows), unmatched=unmatched,
                                 note=note.strip() if note and note.strip() else None)
-    counts = {check: {s: sum(1 for c in cells[check] if c.status == s) for s in STATUSES
-                      if any(c.status == s for c in cells[check])} for check in CHECKS}
+    counts = {check: dict(Counter(c.status for c in cells[check])) for check in CHECKS}
     try:
         session.add(close)
         session.flush()  # a concurrent close of the same month fails here (primary key)
         for start in range(0, len(rows), SNAPSHOT_CHUNK):
-            session.execute(insert(ReconciliationSnapshotCell), rows[start:start + SNAPSHOT_CHUNK])
+            session.execute(insert(ReconciliationSnapshotCell.__table__), rows[start:start + SNAPSHOT_CHUNK])
     except IntegrityError:
         session.rollback()
         raise Conflict("MONTH_ALREADY_CLOSED", f"{month} 月已月结") from None

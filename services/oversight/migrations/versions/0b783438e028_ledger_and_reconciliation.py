@@ -40,7 +40,7 @@ def upgrade() -> None:
     sa.Column('period', sa.Integer(), nullable=False),
     sa.Column('assessed_fen', sa.BigInteger(), server_default='0', nullable=False),
     sa.Column('lines', sa.Integer(), server_default='0', nullable=False),
-    sa.Column('superseded', sa.Boolean(), server_default=sa.text('0'), nullable=False),
+    sa.Column('superseded', sa.Boolean(), server_default=sa.false(), nullable=False),
     sa.Column('updated_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
     sa.PrimaryKeyConstraint('assessment_id', 'fund')
     )
@@ -165,6 +165,7 @@ def upgrade() -> None:
     sa.Column('month', sa.Integer(), nullable=False),
     sa.Column('check_id', sqlmodel.sql.sqltypes.AutoString(length=4), nullable=False),
     sa.Column('cell_key', sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
+    sa.Column('seq', sa.Integer(), nullable=False),
     sa.Column('key', sa.JSON(), nullable=False),
     sa.Column('status', sqlmodel.sql.sqltypes.AutoString(length=20), nullable=False),
     sa.Column('fund', sqlmodel.sql.sqltypes.AutoString(length=10), nullable=True),
