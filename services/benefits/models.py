@@ -70,6 +70,7 @@ class ContributionIndex(BenefitsTable, table=True):
     base_fen: int = Field(sa_column=money_column())
     average_wage_fen: int = Field(sa_column=money_column())
     assessment_line_id: str = Field(max_length=36)
+    assessment_id: str = Field(max_length=36, index=True)  # a correction removes the rows of the one it replaces
 
 
 class BenefitParameters(BenefitsTable, table=True):
@@ -313,4 +314,17 @@ class AverageWage(BenefitsTable, table=True):
     region: str = Field(max_length=6)
     valid_from: int
     average_monthly_wage_fen: int = Field(sa_column=money_column())
-    parameters_id: str = Field(max_length=36)
+    parameters_id: str = Field(max_length=36, unique=True)
+
+
+class MirroredAssessment(BenefitsTable, table=True):
+    """Which collection assessments the contribution index holds, and which were replaced by a correction (so that
+    a late part of a replaced assessment is not added back)."""
+
+    __tablename__ = "mirrored_assessment"
+
+    assessment_id: str = Field(primary_key=True, max_length=36)
+    employer_id: str | None = Field(default=None, max_length=36)
+    period: int
+    status: str = Field(max_length=20)  # issued | superseded
+    superseded_by_id: str | None = Field(default=None, max_length=36)

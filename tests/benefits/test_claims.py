@@ -119,7 +119,8 @@ class Platform:
                     for _ in range(count):
                         session.add(ContributionIndex(person_id=person_id, fund="PEN_EMP", period=period,
                                                       base_fen=base_fen, average_wage_fen=wage_fen,
-                                                      assessment_line_id=new_event_id()))
+                                                      assessment_line_id=new_event_id(),
+                                                      assessment_id=new_event_id()))
                         period = add_months(period, 1)
             session.commit()
         self.people[person_id] = {"citizen_id": citizen_id, "name": name}
