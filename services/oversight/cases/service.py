@@ -309,6 +309,8 @@ def classify(session: Session, case_id: str, *, class_code: int, finding: str, p
              employer_id: str | None, amount_fen: int | None, reason: str | None) -> Case:
     """Classify into one of the six classes of 001 第二十九条. Re-classifying (from ``classified``) needs a reason;
     follow-up already recorded stays and counts where the new class requires the same kind."""
+    if class_code not in wf.CLASSES:
+        raise DomainError("INVALID_CASE_CLASS", "问题分类应为 1 至 6（001 第二十九条）", status=422)
     case = get_case(session, case_id, for_update=True)
     spec = wf.CLASSES[class_code]
     if case.status == wf.CLASSIFIED and not reason:
