@@ -662,7 +662,12 @@ def issue_bank_file(session: Session, run_id: str) -> Issued:
         session.commit()
         raise Conflict("NOTHING_TO_PAY", f"本批次没有可发放的明细（{len(held)} 条已停发，{len(fully_offset)} 条已全额抵扣追回款）",
                        details={"held_back": held[:100]})
-    _move_lines(session, [p.payroll_line_id for p in payments], "pending", "in_file")
+    # Held-back and fully offset lines have left ``pending`` above, so what is still pending is exactly the file:
+    # one guarded UPDATE for the run instead of one per chunk of ids, with the same count check.
+    moved = session.execute(update(PayrollLine.__table__).where(L.run_id == run.id, L.status == "pending")
+                            .values(status="in_file")).rowcount
+    if moved != len(payments):
+        raise Conflict("CONCURRENT_CHANGE", f"待发放明细数（{moved}）与制盘明细数（{len(payments)}）不符，未作任何变更")
     file = _write_file(session, run, 1, payments)
     session.commit()
     return Issued(file=file, replayed=False, held_back=held, offset_fen=offset_fen, fully_offset=len(fully_offset))
