@@ -16,6 +16,8 @@ from services.oversight.ledger.handlers import LEDGER_CONSUMERS
 from services.oversight.mirror.endpoints import router as mirror_router
 from services.oversight.mirror.handlers import ACCOUNTS_CONSUMER, EXCHANGE_CONSUMER
 from services.oversight.reconciliation.endpoints import router as reconciliation_router
+from services.oversight.rules.endpoints import router as rules_router
+from services.oversight.rules.handlers import RULES_CONSUMERS
 from services.oversight.whistleblowing.endpoints import router as whistleblowing_router
 
 SPEC = ServiceSpec(
@@ -24,9 +26,10 @@ SPEC = ServiceSpec(
     description="基金监督: the supervisor's independent copy of every fact, reconciliation and cases.",
     metadata=models.metadata,
     routers=[mirror_router, cases_router, rectification_ledger_router, dishonesty_router, chains_router,
-             reconciliation_router,
+             reconciliation_router, rules_router,
              whistleblowing_router, incidents_router, inspections_router],
-    consumers=[ACCOUNTS_CONSUMER, EXCHANGE_CONSUMER, CASES_BENEFITS_CONSUMER, *LEDGER_CONSUMERS],
+    consumers=[ACCOUNTS_CONSUMER, EXCHANGE_CONSUMER, CASES_BENEFITS_CONSUMER, *LEDGER_CONSUMERS,
+               *RULES_CONSUMERS],  # the rules last: they read what the mirror and the ledger applied
 )
 
 

@@ -1,0 +1,125 @@
+"""Rules on contributions: S10 (declared base outside the floor/cap) and S17 (a refused payment method), and the
+contribution-base history S10's retirement check reads (``claims.find_s10_rise``).
+
+- ``AssessmentIssued``: PEN_EMP/PEN_GOV lines → ``rule_contribution_base`` (person × fund × period × employer; a
+  superseding assessment overwrites); lines with ``clamp`` (the declared base was below the floor or above the cap
+  and collection assessed the limit instead) → ``rule_base_clamp``, and one S10 case per employer and period
+  (``S10:clamp:<employer_id>:<period>``) whose details count the clamped lines of that employer and period as they
+  stand (floor and cap apart, a sample of persons). A clamp is not wrong in itself — collection applied the limit —
+  but a declared base below the floor is under-declaration (少报) the unit must check with the employer (003 三.6),
+  hence severity low. An assessment oversight's ledger already knows superseded is not recorded.
+- ``AssessmentSuperseded``: the superseded assessment's clamped lines and bases are taken out (the new assessment's
+  rows, keyed the same, have replaced most of them already).
+- ``PaymentsRejected`` (002 四: no cash, cash cheques, post-dated bills, securities): each line refused with
+  ``REFUSED_PAYMENT_METHOD`` opens ``S17:<tax_line_id>`` (or ``S17:<batch_id>:<line_no>`` without a tax line id),
+  about the employer when the payer's USCC is a registered employer.
+"""
+
+from collections import Counter
+from typing import Any
+
+from sqlalchemy import delete, select
+from sqlmodel import Session
+
+from services.collection import events as col
+from services.kernel.events import EventEnvelope
+from services.oversight.ledger.models import LedgerSupersededAssessment
+from services.oversight.models import MirroredEmployer
+from services.oversight.rules.common import INDEX_FUNDS, bump, employers_by_uscc, yuan
+from services.oversight.rules.models import RuleBaseClamp, RuleContributionBase
+from services.oversight.rules.registry import Finding, Tally, raise_findings
+
+REFUSED_METHOD = "REFUSED_PAYMENT_METHOD"
+SAMPLE = 20
+
+
+def record_assessment(session: Session, e: col.AssessmentIssued) -> bool:
+    """Bases and clamps of one part; False when the assessment is already superseded (nothing recorded)."""
+    if session.get(LedgerSupersededAssessment, e.assessment_id) is not None:
+        return False
+    employer = e.employer_id or ""
+    bases: dict[tuple[str, str], dict[str, Any]] = {}
+    clamps = []
+    for line in e.lines:
+        if line.fund in INDEX_FUNDS:
+            bases[(line.person_id, line.fund)] = {
+                "person_id": line.person_id, "fund": line.fund, "period": e.period, "employer_key": employer,
+                "base_fen": line.base_fen, "declared_base_fen": line.declared_base_fen,
+                "assessment_id": e.assessment_id}
+        if line.clamp:
+            clamps.append({"line_id": line.line_id, "assessment_id": e.assessment_id, "employer_key": employer,
+                           "period": e.period, "fund": line.fund, "person_id": line.person_id, "clamp": line.clamp,
+                           "declared_base_fen": line.declared_base_fen, "base_fen": line.base_fen})
+    bump(session, RuleContributionBase, bases.values(),
+         overwrite=("base_fen", "declared_base_fen", "assessment_id"))
+    bump(session, RuleBaseClamp, clamps, overwrite=("clamp", "declared_base_fen", "base_fen"))
+    return bool(clamps)
+
+
+def find_s10_clamps(session: Session, employer_key: str, period: int) -> list[Finding]:
+    C = RuleBaseClamp
+    rows = session.execute(select(C.clamp, C.fund, C.person_id, C.declared_base_fen, C.base_fen)
+                           .where(C.employer_key == employer_key, C.period == period)
+                           .order_by(C.clamp, C.person_id, C.fund)).tuples().all()
+    if not rows:
+        return []
+    counts = Counter(r[0] for r in rows)
+    persons = sorted({r[2] for r in rows})
+    employer = session.get(MirroredEmployer, employer_key) if employer_key else None
+    parts = [f"低于下限 {counts['floor']} 条" if counts["floor"] else "", f"高于上限 {counts['cap']} 条" if counts["cap"] else ""]
+    return [Finding(
+        key=f"clamp:{employer_key or 'none'}:{period}", subject_type="employer" if employer_key else "period",
+        subject_id=employer_key or str(period), employer_id=employer_key or None,
+        region=employer.region if employer else None,
+        title=f"申报缴费基数超出上下限：{period} 期 {'，'.join(p for p in parts if p)}（{len(persons)} 人）",
+        details={"employer_id": employer_key or None, "period": period, "lines": len(rows),
+                 "floor_lines": counts["floor"], "cap_lines": counts["cap"], "persons": len(persons),
+                 "sample": [{"clamp": c, "fund": f, "person_id": p, "declared_base_fen": d, "base_fen": b}
+                            for c, f, p, d, b in rows[:SAMPLE]]})]
+
+
+def on_assessment_issued(session: Session, envelope: EventEnvelope) -> Tally:
+    e = envelope.payload()
+    assert isinstance(e, col.AssessmentIssued)
+    if not record_assessment(session, e):
+        return Tally()
+    return raise_findings(session, "S10", find_s10_clamps(session, e.employer_id or "", e.period))
+
+
+def on_assessment_superseded(session: Session, envelope: EventEnvelope) -> Tally:
+    """Take the superseded assessment out; if clamped lines of the employer and period remain (the new
+    assessment's), report them again so the case shows the corrected counts."""
+    e = envelope.payload()
+    assert isinstance(e, col.AssessmentSuperseded)
+    removed = session.execute(delete(RuleBaseClamp).where(RuleBaseClamp.assessment_id == e.assessment_id)).rowcount
+    session.execute(delete(RuleContributionBase).where(RuleContributionBase.assessment_id == e.assessment_id))
+    if not removed:
+        return Tally()
+    return raise_findings(session, "S10", find_s10_clamps(session, e.employer_id or "", e.period))
+
+
+def find_s17(session: Session, e: col.PaymentsRejected) -> list[Finding]:
+    refused = [line for line in e.lines if line.code == REFUSED_METHOD]
+    employers = employers_by_uscc(session, {line.payer_uscc for line in refused if line.payer_uscc})
+    findings = []
+    for line in refused:
+        known = employers.get(line.payer_uscc or "")
+        key = line.tax_line_id or f"{e.batch_id}:{line.line_no}"
+        findings.append(Finding(
+            key=key, subject_type="employer" if known else "payer",
+            subject_id=known[0] if known else (line.payer_uscc or f"{e.batch_id}:{line.line_no}"),
+            employer_id=known[0] if known else None, region=known[1] if known else None,
+            amount_fen=line.amount_fen,
+            title=f"以禁止方式缴费：{line.method or '未知方式'}，{line.fund or ''} {line.period or ''} "
+                  f"{yuan(line.amount_fen)} 元",
+            details={"batch_id": e.batch_id, "line_no": line.line_no, "tax_line_id": line.tax_line_id,
+                     "method": line.method, "payer_uscc": line.payer_uscc, "fund": line.fund,
+                     "period": line.period, "amount_fen": line.amount_fen, "message": line.message}))
+    return findings
+
+
+def on_payments_rejected(session: Session, envelope: EventEnvelope) -> Tally:
+    e = envelope.payload()
+    assert isinstance(e, col.PaymentsRejected)
+    return raise_findings(session, "S17", find_s17(session, e))
+
