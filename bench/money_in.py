@@ -1,4 +1,4 @@
-"""A month of money in (issue 5), end to end: ``python -m bench.money_in [--lines N] [--quick] [--profile]``.
+"""A month of money in (issue 5), end to end: ``python -m bench.money_in [--lines N] [--quick] [--no-profile]``.
 
 ``--lines`` person × fund lines (default 1 000 000; ``--quick``: 50 000, results not written): every person is
 enrolled in PEN_EMP, UNEMP and INJURY with one employer, so a third as many persons, in employers of 10 to 190
@@ -25,15 +25,15 @@ count and in fen, per fund; the individual accounts hold exactly the PEN_EMP ind
 one contribution entry each; one contribution month per posted person line; nothing rejected, unmatched or held;
 the unpaid employers' lines are still open; both audit chains verify.
 
-``--profile`` runs each stage under cProfile and adds its top frames to the output (timings then include the
-profiler's overhead and the results are not written).
+Each stage is timed unit by unit (wall and CPU seconds). A small sample from the middle of each stage (10 employers,
+one tax batch, 10 events) runs under cProfile instead and is left out of the figures; its top frames are in the
+output (``profile``), to say where the time goes. ``--no-profile`` times every unit.
 
 Results: ``bench/results/money_in.json``.
 """
 
 import argparse
 import cProfile
-import io
 import json
 import os
 import platform
@@ -222,42 +222,66 @@ def seed(collection, accounts, employers: list[dict]) -> dict:  # noqa: ANN001
 # -- stages ------------------------------------------------------------------------------------------------------------
 
 
-@contextmanager
-def stage(name: str, profile: bool, profiles: dict):  # noqa: ANN201
-    """Times the block; with ``profile`` also records its top frames by own time and by cumulative time."""
-    profiler = cProfile.Profile() if profile else None
-    timing = {"seconds": 0.0, "cpu_seconds": 0.0}
-    started, cpu_started = time.perf_counter(), time.process_time()
-    if profiler:
-        profiler.enable()
-    try:
-        yield timing
-    finally:
-        if profiler:
-            profiler.disable()
-        timing["seconds"] = time.perf_counter() - started
-        timing["cpu_seconds"] = time.process_time() - cpu_started
-        if profiler:
-            profiles[name] = top_frames(profiler)
+class Meter:
+    """Wall and CPU time of a stage, unit by unit (an employer, a batch, an event). A few units from the middle of the
+    stage run under cProfile instead: they are left out of the timed figures (seconds and lines), so the profiler's
+    overhead never reaches them, and their top frames say where the time goes."""
+
+    def __init__(self, units: int, sample: int):
+        first = units // 2
+        self.sample = set(range(first, min(units, first + sample)))
+        self.seconds = self.cpu_seconds = 0.0
+        self.lines = self.sampled_lines = 0
+        self.profiler = cProfile.Profile(time.process_time)  # CPU time: other load on the machine does not count
+
+    @contextmanager
+    def unit(self, index: int, lines: int):  # noqa: ANN201
+        if index in self.sample:
+            self.profiler.enable()
+            try:
+                yield
+            finally:
+                self.profiler.disable()
+                self.sampled_lines += lines
+            return
+        started, cpu_started = time.perf_counter(), time.process_time()
+        try:
+            yield
+        finally:
+            self.seconds += time.perf_counter() - started
+            self.cpu_seconds += time.process_time() - cpu_started
+            self.lines += lines
+
+    def figures(self) -> dict:
+        return {"lines": self.lines, "seconds": round(self.seconds, 2), "lines_per_s": rate(self.lines, self.seconds),
+                "cpu_seconds": round(self.cpu_seconds, 2), "lines_per_cpu_s": rate(self.lines, self.cpu_seconds)}
+
+    def profile(self, n: int = 12) -> dict | None:
+        if not self.sample:
+            return None
+        stats = pstats.Stats(self.profiler).stats  # (file, line, function) → (calls, ncalls, own, cumulative, …)
+        total = sum(own for _, _, own, _, _ in stats.values()) or 1.0
+
+        def row(key: tuple, value: tuple) -> str:
+            file, line, function = key
+            for prefix in (f"{Path.cwd()}/", ".venv/lib/python3.11/site-packages/", sys.prefix + "/"):
+                file = file.removeprefix(prefix)
+            return (f"{value[2] / total:5.1%} own {value[2]:6.2f} s, cum {value[3]:6.2f} s, {value[1]:>8} calls  "
+                    f"{file}:{line}({function})")
+
+        by_own = sorted(stats.items(), key=lambda kv: kv[1][2], reverse=True)[:n]
+        by_cumulative = sorted(stats.items(), key=lambda kv: kv[1][3], reverse=True)[:n]
+        return {"units": len(self.sample), "lines": self.sampled_lines, "profiled_seconds": round(total, 2),
+                "top_own_time": [row(k, v) for k, v in by_own],
+                "top_cumulative": [row(k, v) for k, v in by_cumulative]}
 
 
-def top_frames(profiler: cProfile.Profile, n: int = 12) -> dict:
-    out = {}
-    for key in ("tottime", "cumulative"):
-        buffer = io.StringIO()
-        pstats.Stats(profiler, stream=buffer).sort_stats(key).print_stats(n)
-        rows = [line.strip() for line in buffer.getvalue().splitlines()
-                if line.strip() and line.strip()[0].isdigit()]
-        out[key] = rows[:n]
-    return out
-
-
-def assess(collection, employers: list[dict]) -> None:  # noqa: ANN001
+def assess(collection, employers: list[dict], meter: Meter) -> None:  # noqa: ANN001
     with context.trace(actor=CLERK):
-        for employer in employers:
+        for index, employer in enumerate(employers):
             lines = [assessments.InputLine(line_no=i, person_id=p, citizen_id=None, base_fen=base)
                      for i, (p, _, base) in enumerate(employer["staff"], start=1)]
-            with Session(collection, expire_on_commit=False) as session:
+            with meter.unit(index, len(lines) * len(FUNDS)), Session(collection, expire_on_commit=False) as session:
                 assessments.issue(session, employer["id"], PERIOD, lines, source="api")
 
 
@@ -288,27 +312,24 @@ def tax_batches(collection, paid_ids: list[str], cids: dict[str, str], usccs: di
         yield batch
 
 
-def post_tax(collection, batches) -> tuple[dict, dict]:  # noqa: ANN001
-    """Receive every batch; (counts, {seconds, cpu_seconds} in receive_batch, building_seconds)."""
+def post_tax(collection, batches, meter: Meter) -> tuple[dict, float]:  # noqa: ANN001
+    """Receive every batch; (counts, seconds spent building the lines)."""
     counts = defaultdict(int)
-    timing = {"seconds": 0.0, "cpu_seconds": 0.0, "building_seconds": 0.0}
+    building = 0.0
     with context.trace(actor=TAX):
         iterator = iter(batches)
         while True:
             started = time.perf_counter()
             batch = next(iterator, None)
-            timing["building_seconds"] += time.perf_counter() - started
+            building += time.perf_counter() - started
             if batch is None:
                 break
-            started, cpu_started = time.perf_counter(), time.process_time()
-            with Session(collection, expire_on_commit=False) as session:
+            with meter.unit(counts["batches"], len(batch)), Session(collection, expire_on_commit=False) as session:
                 result = payments.receive_batch(session, batch, source_format="json", region=CITY)
-            timing["seconds"] += time.perf_counter() - started
-            timing["cpu_seconds"] += time.process_time() - cpu_started
             for name in ("lines", "accepted", "matched", "unmatched", "rejected", "duplicates"):
                 counts[name] += getattr(result, name)
             counts["batches"] += 1
-    return dict(counts), timing
+    return dict(counts), building
 
 
 def accounts_consumer(accounts) -> EventConsumer:  # noqa: ANN001
@@ -325,20 +346,16 @@ def collected_events(collection) -> list[int]:  # noqa: ANN001
                                     .order_by(OutboxMessage.seq)).scalars())
 
 
-def post_agency(collection, consumer: EventConsumer, events: list[int]) -> dict:  # noqa: ANN001
+def post_agency(collection, consumer: EventConsumer, events: list[int], meter: Meter) -> None:  # noqa: ANN001
     """Apply each event as accounts' consumer does; reading it from collection's outbox is not timed."""
-    timing = {"seconds": 0.0, "cpu_seconds": 0.0}
-    for seq in events:
+    for index, seq in enumerate(events):
         with Session(collection) as session:
             raw = session.get(OutboxMessage, seq).envelope.encode()
         delivery = _Delivery(raw=raw, num_delivered=1)
-        started, cpu_started = time.perf_counter(), time.process_time()
-        consumer._apply_batch([delivery])  # noqa: SLF001 - the consumer's transaction, without NATS
-        timing["seconds"] += time.perf_counter() - started
-        timing["cpu_seconds"] += time.process_time() - cpu_started
+        with meter.unit(index, len(json.loads(raw)["data"]["lines"])):
+            consumer._apply_batch([delivery])  # noqa: SLF001 - the consumer's transaction, without NATS
         if delivery.error is not None or delivery.outcome != "ack":
             fail(f"accounts could not apply an event: {delivery.error}")
-    return timing
 
 
 # -- checks ------------------------------------------------------------------------------------------------------------
@@ -462,15 +479,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--lines", type=int, default=1_000_000, help="person × fund lines (default 1 000 000)")
     parser.add_argument("--quick", action="store_true", help="50 000 lines, results not written")
-    parser.add_argument("--profile", action="store_true", help="cProfile each stage (results not written)")
+    parser.add_argument("--no-profile", action="store_true", help="time every unit, profile none")
     parser.add_argument("--seed", type=int, default=202609)
     args = parser.parse_args()
     n = 50_000 if args.quick else args.lines
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(40))
     rng = random.Random(args.seed)
     load_before = os.getloadavg()[0]
-    profiles: dict = {}
-    run_started = time.perf_counter()
+    run_started, run_cpu_started = time.perf_counter(), time.process_time()
 
     with tempfile.TemporaryDirectory(prefix="sifund-money-in-") as tmp:
         collection = make_engine(f"sqlite:///{tmp}/collection.db")
@@ -478,38 +494,38 @@ def main() -> None:
         upgrade_database(collection, "collection", collection_models.metadata)
         upgrade_database(accounts, "accounts", accounts_models.metadata)
 
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.process_time()
         employers = plan(n, rng)
         cids = seed(collection, accounts, employers)
-        seed_seconds = time.perf_counter() - started
+        seeding = {"seconds": round(time.perf_counter() - started, 1),
+                   "cpu_seconds": round(time.process_time() - cpu_started, 1)}
         persons = sum(len(e["staff"]) for e in employers)
         lines = persons * len(FUNDS)
         paid = [e for e in employers if e["paid"]]
         paid_lines = sum(len(e["staff"]) for e in paid) * len(FUNDS)
         print(f"seeded {len(employers)} employers, {persons} persons, {lines} enrolments in each service in "
-              f"{seed_seconds:.1f} s", flush=True)
+              f"{seeding['seconds']} s", flush=True)
 
-        with stage("assessment", args.profile, profiles) as assessment:
-            assess(collection, employers)
-        print(f"assessment: {lines} lines of {len(employers)} employers in {assessment['seconds']:.1f} s "
-              f"({rate(lines, assessment['seconds'])} lines/s, {assessment['cpu_seconds']:.1f} s CPU)", flush=True)
+        def sample(units: int) -> int:
+            return 0 if args.no_profile else units
+
+        assessment = Meter(len(employers), sample(10))
+        assess(collection, employers, assessment)
+        print(f"assessment: {assessment.figures()}", flush=True)
         assessed = check_assessment(collection, employers)
 
         usccs = {e["id"]: e["uscc"] for e in employers}
-        with stage("tax_posting", args.profile, profiles):
-            counts, tax = post_tax(collection, tax_batches(collection, [e["id"] for e in paid], cids, usccs))
+        tax = Meter(-(-paid_lines // TAX_BATCH), sample(1))
+        counts, building = post_tax(collection, tax_batches(collection, [e["id"] for e in paid], cids, usccs), tax)
         if (counts["lines"], counts["accepted"], counts["matched"]) != (paid_lines, paid_lines, paid_lines):
             fail(f"tax posting: {counts} for {paid_lines} paid lines")
-        print(f"tax posting: {paid_lines} lines in {counts['batches']} batches, {tax['seconds']:.1f} s in "
-              f"receive_batch ({rate(paid_lines, tax['seconds'])} lines/s, {tax['cpu_seconds']:.1f} s CPU; building "
-              f"the lines {tax['building_seconds']:.1f} s)", flush=True)
+        print(f"tax posting: {counts['batches']} batches, {tax.figures()}, building the lines {building:.1f} s",
+              flush=True)
 
         events = collected_events(collection)
-        consumer = accounts_consumer(accounts)
-        with stage("agency_posting", args.profile, profiles):
-            agency = post_agency(collection, consumer, events)
-        print(f"agency posting: {paid_lines} lines in {len(events)} events in {agency['seconds']:.1f} s "
-              f"({rate(paid_lines, agency['seconds'])} lines/s, {agency['cpu_seconds']:.1f} s CPU)", flush=True)
+        agency = Meter(len(events), sample(10))
+        post_agency(collection, accounts_consumer(accounts), events, agency)
+        print(f"agency posting: {len(events)} events, {agency.figures()}", flush=True)
 
         started = time.perf_counter()
         checked = verify(collection, accounts, employers)
@@ -519,12 +535,9 @@ def main() -> None:
         collection.dispose()
         accounts.dispose()
 
-    pipeline = {key: assessment[key] + tax[key] + agency[key] for key in ("seconds", "cpu_seconds")}
-
-    def figures(timing: dict, count: int) -> dict:
-        return {"lines": count, "seconds": round(timing["seconds"], 2), "lines_per_s": rate(count, timing["seconds"]),
-                "cpu_seconds": round(timing["cpu_seconds"], 2), "lines_per_cpu_s": rate(count, timing["cpu_seconds"])}
-
+    meters = {"assessment": assessment, "tax_posting": tax, "agency_posting": agency}
+    # End to end: the time per line of each stage, summed (each stage's timed lines differ by its profiled sample).
+    per_line = {key: sum(getattr(m, key) / m.lines for m in meters.values()) for key in ("seconds", "cpu_seconds")}
     load_after = os.getloadavg()[0]
     report = {
         "name": "money_in",
@@ -533,37 +546,40 @@ def main() -> None:
                     "loadavg_1m_before": round(load_before, 2), "loadavg_1m_after": round(load_after, 2)},
         "database": "two SQLite files (collection, accounts), WAL, synchronous=FULL, BEGIN IMMEDIATE; fresh, migrated",
         "timing_note": "seconds are wall-clock; cpu_seconds is this process's CPU time (SQLite runs in-process), "
-                       "less sensitive to other load on the machine",
+                       "less sensitive to other load on the machine. Each stage's figures leave out the units it "
+                       "profiled (see profile).",
         "period": PERIOD,
         "lines": lines,
         "persons": persons,
         "employers": len(employers),
         "paid": {"employers": len(paid), "lines": paid_lines},
         "unpaid_lines_left_open": checked["unpaid_open_lines"],
-        "seed_seconds": round(seed_seconds, 1),
+        "seed": seeding,
         "stages": {
             "assessment": {
                 "code": "collection.assessments.service.issue, one transaction per employer (declaration, lines, "
                         "audit, AssessmentIssued)",
-                "employers": len(employers), **figures(assessment, lines),
+                "employers": len(employers), **assessment.figures(),
             },
             "tax_posting": {
                 "code": "collection.payments.service.receive_batch, batches of 10 000 person lines as dicts (no HTTP)",
-                "batches": counts["batches"], **figures(tax, paid_lines),
-                "building_lines_seconds": round(tax["building_seconds"], 2),
+                "batches": counts["batches"], **tax.figures(), "building_lines_seconds": round(building, 2),
             },
             "agency_posting": {
                 "code": "accounts' EventConsumer (from the accounts service spec) applying the PaymentsCollected "
                         "events of collection's outbox in-process, one 1 000-line event per transaction: inbox row + "
                         "accounts.posting.service.post_collected + commit",
                 "transport": "in-process (no NATS; bench.backbone measures the relay and the bus)",
-                "events": len(events), **figures(agency, paid_lines),
+                "events": len(events), **agency.figures(),
             },
         },
         "end_to_end": {
-            **figures(pipeline, paid_lines),
-            "note": "the three stages together (assessment of every line, tax and agency posting of the paid lines); "
-                    "lines counts the paid lines, which went through all three",
+            "lines_per_s": round(1 / per_line["seconds"]),
+            "lines_per_cpu_s": round(1 / per_line["cpu_seconds"]),
+            "seconds_for_all_lines": round(per_line["seconds"] * lines),
+            "cpu_seconds_for_all_lines": round(per_line["cpu_seconds"] * lines),
+            "note": "a line assessed, collected and posted: the three stages' seconds per line added up; "
+                    "*_for_all_lines: that rate over every line of the month",
         },
         "verified": {
             "assessment_lines_equal_independent_computation": assessed["lines"],
@@ -575,13 +591,13 @@ def main() -> None:
             "held": 0, "rejected": counts["rejected"], "unmatched": counts["unmatched"], "audit_chains_ok": True,
         },
         "verify_seconds": round(verify_seconds, 1),
-        "run_seconds": round(time.perf_counter() - run_started, 1),
+        "run": {"seconds": round(time.perf_counter() - run_started, 1),
+                "cpu_seconds": round(time.process_time() - run_cpu_started, 1)},
         **sizes,
+        "profile": {name: m.profile() for name, m in meters.items()},
     }
-    if profiles:
-        report["profile"] = profiles
     print(json.dumps(report, ensure_ascii=False, indent=2))
-    if not args.quick and not args.profile:
+    if not args.quick:
         RESULTS.parent.mkdir(parents=True, exist_ok=True)
         RESULTS.write_text(json.dumps(report, ensure_ascii=False, indent=2) + "\n")
         print(f"written to {RESULTS}")
