@@ -44,7 +44,7 @@ from services.collection.models import (
 )
 from services.kernel import context
 from services.kernel.audit import append_audit
-from services.kernel.auth import ensure_in_region
+from services.kernel.auth import ensure_in_region, region_prefix
 from services.kernel.errors import Conflict, DomainError, NotFound
 from services.kernel.events import new_event_id
 from services.kernel.money import fen_to_yuan, yuan_to_fen
@@ -170,8 +170,15 @@ def _registry(session: Session, employer_ids: list[str]) -> dict[str, RegistryEm
 
 
 def _page_of_employers(session: Session, as_of: date, after: str | None, limit: int) -> tuple[list[str], str | None]:
+    """Employers of the caller's area with lines that may be in arrears, by employer id."""
     sub = _candidates(None, as_of).subquery()
-    query = select(sub.c.employer_id).distinct().order_by(sub.c.employer_id).limit(limit + 1)
+    prefix = region_prefix(context.current().actor.region or "------")
+    query = (
+        select(sub.c.employer_id).distinct()
+        .join(RegistryEmployer, RegistryEmployer.employer_id == sub.c.employer_id)
+        .where(RegistryEmployer.region.startswith(prefix))
+        .order_by(sub.c.employer_id).limit(limit + 1)
+    )
     if after:
         query = query.where(sub.c.employer_id > after)
     ids = list(session.execute(query).scalars())
@@ -193,6 +200,9 @@ def report(session: Session, *, employer_id: str | None, as_of: date | None, reg
     as_of = as_of or today_in_china()
     rate, source, rate_on = _rates(session, region, settings, as_of)
     if employer_id:
+        employer = session.get(RegistryEmployer, employer_id)
+        if employer is not None:
+            ensure_in_region(context.current().actor, employer.region)
         ids, next_cursor = [employer_id], None
     else:
         ids, next_cursor = _page_of_employers(session, as_of, after, limit)
