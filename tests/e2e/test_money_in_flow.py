@@ -319,3 +319,9 @@ async def test_money_in_flow_through_the_gateway(settings, make_settings, nats_s
             6, "2773.05", "41.60", "2814.65")
         in_arrears = await call("GET", "/collection/arrears/employers", clerk, params={"as_of": AS_OF})
         assert [e["employer_id"] for e in in_arrears["items"]] == [employers["B"]["id"]]  # A paid in time
+        # A clerk of another district (回民区) reads neither B's arrears nor B in the list.
+        huimin = bearer(settings, "agency_clerk", region="150103", subject="clerk.ma")
+        elsewhere = await gateway.get("/api/collection/arrears", headers=huimin,
+                                      params={"employer_id": employers["B"]["id"], "as_of": AS_OF})
+        assert elsewhere.status_code == 403 and elsewhere.json()["error"]["code"] == "OUT_OF_REGION"
+        assert (await call("GET", "/collection/arrears/employers", huimin, params={"as_of": AS_OF}))["items"] == []
