@@ -26,10 +26,13 @@ test: $(STAMP)
 test-postgres: $(STAMP)
 	bash infra/postgres/run-tests.sh $(BIN)/python -m pytest -q
 
-## Backbone throughput; results in bench/results/*.json.
+## Benchmarks on this machine; each writes bench/results/<name>.json (the 1 M-line money-in run takes ~15 min).
 bench: $(STAMP)
 	$(BIN)/python -m bench.backbone
 	$(BIN)/python -m bench.accounts_import
+	$(BIN)/python -m bench.benefits_payroll
+	$(BIN)/python -m bench.oversight_reconciliation
+	$(BIN)/python -m bench.money_in
 
 clean:
 	rm -rf var .pytest_cache
