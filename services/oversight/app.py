@@ -5,11 +5,13 @@ from fastapi import FastAPI
 from services.kernel.service_app import ServiceSpec, create_service_app
 from services.kernel.settings import Settings
 from services.oversight import models
+from services.oversight.budget.endpoints import router as budget_router
 from services.oversight.cases.endpoints import dishonesty_router
 from services.oversight.cases.endpoints import rectification_router as rectification_ledger_router
 from services.oversight.cases.endpoints import router as cases_router
 from services.oversight.cases.handlers import BENEFITS_CONSUMER as CASES_BENEFITS_CONSUMER
 from services.oversight.chains.endpoints import router as chains_router
+from services.oversight.disclosure.endpoints import router as disclosure_router
 from services.oversight.incidents.endpoints import router as incidents_router
 from services.oversight.inspections.endpoints import router as inspections_router
 from services.oversight.ledger.handlers import LEDGER_CONSUMERS
@@ -27,7 +29,7 @@ SPEC = ServiceSpec(
     metadata=models.metadata,
     routers=[mirror_router, cases_router, rectification_ledger_router, dishonesty_router, chains_router,
              reconciliation_router, rules_router,
-             whistleblowing_router, incidents_router, inspections_router],
+             whistleblowing_router, incidents_router, inspections_router, budget_router, disclosure_router],
     consumers=[ACCOUNTS_CONSUMER, EXCHANGE_CONSUMER, CASES_BENEFITS_CONSUMER, *LEDGER_CONSUMERS,
                *RULES_CONSUMERS],  # the rules last: they read what the mirror and the ledger applied
 )
