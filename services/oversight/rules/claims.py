@@ -183,7 +183,7 @@ def base_history(session: Session, person_id: str, first: int, last: int) -> dic
     rows = session.execute(
         select(B.period, func.sum(B.base_fen)).where(B.person_id == person_id, B.fund.in_(INDEX_FUNDS),
                                                      B.period >= first, B.period <= last)
-        .group_by(B.period)).tuples()
+        .group_by(B.period))
     return {period: int(total) for period, total in rows}
 
 

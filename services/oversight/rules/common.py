@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session
@@ -25,6 +25,22 @@ def insert_for(session: Session, model: Any) -> Any:
     """``INSERT`` with ``ON CONFLICT`` for the session's database (SQLite or PostgreSQL)."""
     dialect = session.get_bind().dialect.name
     return {"postgresql": pg_insert, "sqlite": sqlite_insert}[dialect](model.__table__)
+
+
+def lock_persons(session: Session, person_ids: Iterable[str]) -> None:
+    """Serialise rule checks per person across consumers (PostgreSQL; SQLite's BEGIN IMMEDIATE already does).
+
+    The two halves of a fact may arrive on two streams at once — a payment on BENEFITS, a death on ACCOUNTS — and
+    under READ COMMITTED each consumer's check would miss the other's uncommitted half. Both sides take this
+    transaction-level advisory lock (keys in one order) before checking: the second waits for the first to commit
+    and then sees its rows."""
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    keys = sorted(set(person_ids))
+    if keys:
+        session.execute(text("SELECT pg_advisory_xact_lock(k) FROM (SELECT DISTINCT hashtextextended("
+                             "'oversight.rules:' || id, 0) AS k FROM unnest(CAST(:ids AS text[])) AS id) AS keys "
+                             "ORDER BY k"), {"ids": keys})
 
 
 def now() -> datetime:
@@ -80,7 +96,7 @@ def persons(session: Session, person_ids: Iterable[str]) -> dict[str, PersonInfo
     for chunk in chunks(sorted(set(person_ids))):
         rows = session.execute(
             select(MirroredPerson.person_id, MirroredPerson.name, MirroredPerson.sex, MirroredPerson.birth_date,
-                   MirroredPerson.region).where(MirroredPerson.person_id.in_(chunk))).tuples()
+                   MirroredPerson.region).where(MirroredPerson.person_id.in_(chunk)))
         for row in rows:
             found[row[0]] = PersonInfo(*row)
     return found
@@ -95,7 +111,7 @@ def employers_by_uscc(session: Session, usccs: Iterable[str]) -> dict[str, tuple
     found: dict[str, tuple[str, str | None]] = {}
     for chunk in chunks(sorted(set(usccs))):
         rows = session.execute(select(MirroredEmployer.uscc, MirroredEmployer.employer_id, MirroredEmployer.region)
-                               .where(MirroredEmployer.uscc.in_(chunk))).tuples()
+                               .where(MirroredEmployer.uscc.in_(chunk)))
         for uscc, employer_id, region in rows:
             found[uscc] = (employer_id, region)
     return found

@@ -60,7 +60,7 @@ def find_s10_clamps(session: Session, employer_key: str, period: int) -> list[Fi
     C = RuleBaseClamp
     rows = session.execute(select(C.clamp, C.fund, C.person_id, C.declared_base_fen, C.base_fen)
                            .where(C.employer_key == employer_key, C.period == period)
-                           .order_by(C.clamp, C.person_id, C.fund)).tuples().all()
+                           .order_by(C.clamp, C.person_id, C.fund)).all()
     if not rows:
         return []
     counts = Counter(r[0] for r in rows)

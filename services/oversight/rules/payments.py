@@ -40,6 +40,7 @@ from services.oversight.rules.common import (
     bump,
     chunks,
     index_of,
+    lock_persons,
     month_index,
     period_from_index,
     period_start,
@@ -153,13 +154,30 @@ def _imprisonment_windows(chunk: Sequence[str] | None) -> Any:
 
 
 def _paid_in_windows(session: Session, windows_of: Any, person_ids: Sequence[str] | None) -> list[tuple]:
-    found = []
-    for chunk in ([None] if person_ids is None else chunks(sorted(set(person_ids)))):
-        w = windows_of(chunk)
+    """(person, fund, period, paid, lines, start, until, source) for every paid period inside a window.
+
+    Everyone (the sweep): one join. Given persons (an event): their windows first — usually none, and then that is
+    the only query — and the paid periods of the few persons that have one."""
+    if person_ids is None:
+        w = windows_of(None)
         query = (select(R.person_id, R.fund, R.period, R.paid_fen, R.lines, w.c.start, w.c.until, w.c.source)
                  .join(w, w.c.person_id == R.person_id)
                  .where(R.period_start > w.c.start, or_(w.c.until.is_(None), R.period_start <= w.c.until)))
-        found.extend(session.execute(_restricted(query, R.person_id, chunk)).tuples())
+        return list(session.execute(query))
+    windows: dict[str, list[tuple]] = defaultdict(list)
+    for chunk in chunks(sorted(set(person_ids))):
+        w = windows_of(chunk)
+        for person_id, start, until, source in session.execute(select(w.c.person_id, w.c.start, w.c.until,
+                                                                      w.c.source)):
+            windows[person_id].append((_as_date(start), _as_date(until), source))
+    found = []
+    for chunk in chunks(sorted(windows)):
+        rows = session.execute(select(R.person_id, R.fund, R.period, R.period_start, R.paid_fen, R.lines)
+                               .where(R.person_id.in_(chunk)))
+        for person_id, fund, period, start_of_period, paid, lines in rows:
+            for start, until, source in windows[person_id]:
+                if start_of_period > start and (until is None or start_of_period <= until):
+                    found.append((person_id, fund, period, paid, lines, start, until, source))
     return found
 
 
@@ -226,7 +244,7 @@ def find_s03_drawing(session: Session, person_ids: Sequence[str]) -> list[Findin
         rows = session.execute(
             select(a.person_id, a.fund, b.fund, a.period, a.paid_fen + b.paid_fen)
             .join(b, and_(b.person_id == a.person_id, b.period == a.period, b.fund > a.fund))
-            .where(a.person_id.in_(chunk), a.fund.in_(PENSION_FUNDS), b.fund.in_(PENSION_FUNDS))).tuples()
+            .where(a.person_id.in_(chunk), a.fund.in_(PENSION_FUNDS), b.fund.in_(PENSION_FUNDS)))
         for person_id, fund_a, fund_b, period, paid in rows:
             pairs[(person_id, fund_a, fund_b)].append(period)
             amounts[(person_id, fund_a, fund_b)] += paid
@@ -254,7 +272,7 @@ def find_s04(session: Session, person_ids: Sequence[str] | None = None) -> list[
              .where(B.last_paid_index.is_not(None), B.last_paid_index > base + months))
     findings = []
     for chunk in ([None] if person_ids is None else chunks(sorted(set(person_ids)))):
-        for row in session.execute(_restricted(query, B.person_id, chunk)).tuples():
+        for row in session.execute(_restricted(query, B.person_id, chunk)):
             person_id, certified_on, cert_index, first_period, first_index, last_period, last_index, region = row
             base_index = cert_index if cert_index is not None else first_index
             first_overdue = period_from_index(base_index + months + 1)
@@ -285,7 +303,7 @@ def find_s05(session: Session, person_ids: Sequence[str] | None = None) -> list[
              .join(E, covers).where(R.fund == UNEMPLOYMENT_FUND))
     facts: dict[tuple[str, int], dict[str, Any]] = {}
     for chunk in ([None] if person_ids is None else chunks(sorted(set(person_ids)))):
-        for row in session.execute(_restricted(query, R.person_id, chunk)).tuples():
+        for row in session.execute(_restricted(query, R.person_id, chunk)):
             person_id, period, paid, enrolment_id, fund, employer_id, start, end, status = row
             fact = facts.setdefault((person_id, period), {"paid_fen": paid, "enrolments": []})
             fact["enrolments"].append({"enrolment_id": enrolment_id, "fund": fund, "employer_id": employer_id,
@@ -360,6 +378,7 @@ def on_payments_settled(session: Session, envelope: EventEnvelope) -> Tally:
     tally = Tally()
     if not paid:
         return tally
+    lock_persons(session, paid)
     tally.add(raise_findings(session, "S01", find_s01(session, paid)))
     tally.add(raise_findings(session, "S02", find_s02(session, paid)))
     if e.fund in PENSION_FUNDS:
@@ -386,6 +405,7 @@ def on_payments_issued(session: Session, envelope: EventEnvelope) -> Tally:
 def on_life_fact(session: Session, person_id: str) -> Tally:
     """A death, imprisonment or release (registry or partner) for a person: payments already recorded."""
     session.flush()  # the mirror's handler ran first in this transaction
+    lock_persons(session, [person_id])
     tally = raise_findings(session, "S01", find_s01(session, [person_id]))
     tally.add(raise_findings(session, "S02", find_s02(session, [person_id])))
     return tally

@@ -3,10 +3,11 @@
 Every rule is a named unit: a stable id, a severity, the seed clause it enforces, a title, its mode — ``event``
 (evaluated in the consumer's transaction when the fact arrives), ``sweep`` (evaluated by the scheduled sweep) or
 ``event+sweep`` (both: the event catches the fact at once, the sweep catches what arrived in the other order, e.g.
-a death reported after the payment) — and the function(s) that find it (``RULE_FUNCTIONS``, filled in by the rule
-modules). A finding goes through ``open_case`` with ``fact_key = "<rule id>:<key>"``; the key names the fact
-precisely (a person and a period, a claim, an account, a reconciliation cell), so a rule firing twice on the same
-fact — a redelivered event, the sweep after the event, a daily sweep — counts an occurrence on the same case.
+a death reported after the payment) — and the facts it reads (``sources``); the functions that find it live in the
+rule modules (see the package docstring). A finding goes through ``open_case`` with ``fact_key = "<rule id>:<key>"``;
+the key names the fact precisely (a person and a period, a claim, an account, a reconciliation cell), so a rule firing
+twice on the same fact — a redelivered event, the sweep after the event, a daily sweep — counts an occurrence on the
+same case.
 """
 
 from collections.abc import Iterable
@@ -31,7 +32,6 @@ class Rule:
     sources: tuple[str, ...]
     suggested_class: int | None = None  # 001 第二十九条 class an officer is likely to choose
     deadline_days: int | None = None  # None: the case default (30 days)
-    functions: list[str] = field(default_factory=list, compare=False)  # filled in by the rule modules
 
 
 def _rule(id: str, severity: str, clause: str, title: str, description: str, mode: str,  # noqa: A002

@@ -29,8 +29,8 @@ and therefore checks:
    within ``life_change_grace_hours`` of the change.
 4. Sweep: a change citing ``correction`` whose correction accounts' audit chain does not show approved by someone
    other than the requester. The approvals are not events; the sweep endpoint reads accounts'
-   ``/audit/entries?entity_type=life_status_correction`` from a cursor (``rule_correction``). Without that feed (accounts
-   unreachable) this part is skipped and the sweep says so, never guessed.
+   ``/audit/entries?entity_type=life_status_correction`` from a cursor (``rule_correction``). Without that feed
+   (accounts unreachable) this part is skipped and the sweep says so, never guessed.
 
 What is **not** detectable: a change written straight into another service's database that produces neither an
 event nor an audit entry is invisible to oversight until its effects show elsewhere (the audit-chain check finds
@@ -130,7 +130,7 @@ def find_s11(session: Session, as_of: date) -> list[Finding]:
     rows = session.execute(
         select(B.uscc, B.name, B.registered_on, B.source, B.record_id)
         .where(B.registered_on < as_of - timedelta(days=days), B.employer_id.is_(None), ~registered)
-        .order_by(B.uscc, B.registered_on)).tuples()
+        .order_by(B.uscc, B.registered_on))
     first: dict[str, tuple] = {}
     for row in rows:
         first.setdefault(row[0], row)
@@ -195,7 +195,8 @@ def find_s19_life_source(session: Session, row: RuleLifeChange) -> list[Finding]
 
 def find_s19_unbacked_exchange(session: Session, as_of: date) -> list[Finding]:
     C, L = RuleLifeChange, MirroredLifeEvent
-    cutoff = datetime.combine(as_of, datetime.min.time(), UTC) - timedelta(hours=rule_settings().life_change_grace_hours)
+    grace = timedelta(hours=rule_settings().life_change_grace_hours)
+    cutoff = datetime.combine(as_of, datetime.min.time(), UTC) - grace
     backed = exists().where(L.person_id == C.person_id, or_(
         and_(C.life_status == "deceased", L.kind.in_(("died", "cremated"))),
         and_(C.life_status == "imprisoned", L.kind == "imprisoned", L.event_date == C.imprisoned_from),
