@@ -20,7 +20,6 @@ import hashlib
 import json
 import re
 import secrets
-from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import structlog
@@ -430,13 +429,6 @@ def link(session: Session, report_id: str, same_as: str) -> WhistleblowerReport:
 
 
 # -- rewards ---------------------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class RewardDecision:
-    reward: WhistleblowerReward
-    checks: list[dict]
-    steps: list[str]
 
 
 def decision_of(reward: WhistleblowerReward) -> tuple[list[dict], list[str]]:
