@@ -356,11 +356,26 @@ async def test_final_accounts_from_the_ledger_and_entered_items(start_service, p
         assert final["totals"]["variance"]["surplus"] == "-101246.07"
         assert final["status"] == "draft" and final["budget_version"] == 1 and len(final["open_months"]) == 12
 
-        # Redrawn while a draft (an entered figure corrected); then the chain, each step a different person.
+        # An adjustment approved after the draft: the draft no longer matches the budget and cannot be submitted.
+        adjustment = await call(client, "POST", f"{base}/adjustments", people["drafter"],
+                                {"lines": {"transfer_out": "60000.00"}, "reason": "跨省转移人数增加"}, expected=201)
+        path = f"{base}/adjustments/{adjustment['id']}"
+        await call(client, "POST", f"{path}/submit", people["drafter"])
+        await call(client, "POST", f"{path}/review", people["reviewer"])
+        await call(client, "POST", f"{path}/approve", people["approver"],
+                   {"approval_ref": "人大常委会批准调整〔2024〕9号", "approved_on": "2024-11-20"})
+        r = await client.post(f"{base}/final-accounts/submit", headers=people["drafter"])
+        assert r.status_code == 409 and error(r) == "BUDGET_CHANGED"
+
+        # Redrawn while a draft (against the adjusted budget, an entered figure corrected); then the chain, each
+        # step a different person.
         redrawn = await call(client, "POST", f"{base}/final-accounts", people["agency"],
                              {"entered": {**entered, "interest": "11000.00"}}, expected=201)
         assert redrawn["id"] == final["id"] and redrawn["note"] == "2024年度决算草案"
-        assert {ln["item"]: ln["actual"] for ln in redrawn["lines"]}["interest"] == "11000.00"
+        assert redrawn["budget_version"] == 2
+        lines = {ln["item"]: ln for ln in redrawn["lines"]}
+        assert lines["interest"]["actual"] == "11000.00"
+        assert (lines["transfer_out"]["budget"], lines["transfer_out"]["variance"]) == ("60000.00", "-60000.00")
         await call(client, "POST", f"{base}/final-accounts/submit", people["drafter"])
         r = await client.post(f"{base}/final-accounts", json={}, headers=people["drafter"])
         assert r.status_code == 409 and error(r) == "INVALID_BUDGET_STATUS"

@@ -28,6 +28,7 @@ from fractions import Fraction
 from typing import Any
 
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from services.kernel import context
@@ -275,23 +276,17 @@ def create(session: Session, fund: str, year: int, lines: dict[str, Decimal], no
     now = _now()
     budget = Budget(id=new_event_id(), fund=fund, year=year, status=DRAFT, version=0, note=note,
                     created_by=person, created_role=role, created_at=now, updated_at=now)
-    session.add(budget)
-    session.flush()
-    for item in ITEMS:
-        session.add(BudgetLine(budget_id=budget.id, item=item, side=SIDE[item], amount_fen=fen.get(item, 0)))
-    _audit(session, budget, "drafted", {"fund": fund, "year": year, "lines": fen, "totals": totals(fen)}, note)
-    _commit(session, fund, year)
-    return budget
-
-
-def _commit(session: Session, fund: str, year: int) -> None:
-    from sqlalchemy.exc import IntegrityError  # noqa: PLC0415
-
     try:
+        session.add(budget)
+        session.flush()  # a concurrent draft of the same fund and year fails here (unique fund, year)
+        for item in ITEMS:
+            session.add(BudgetLine(budget_id=budget.id, item=item, side=SIDE[item], amount_fen=fen.get(item, 0)))
+        _audit(session, budget, "drafted", {"fund": fund, "year": year, "lines": fen, "totals": totals(fen)}, note)
         session.commit()
     except IntegrityError:
         session.rollback()
         raise Conflict("BUDGET_EXISTS", f"{fund_name(fund)} {year} 年度预算已存在") from None
+    return budget
 
 
 def set_lines(session: Session, fund: str, year: int, lines: dict[str, Decimal], note: str | None) -> Budget:
@@ -585,13 +580,13 @@ def advance_final_accounts(session: Session, fund: str, year: int, step: str, *,
     final = final_accounts_of(session, budget.id, lock=True)
     if final is None:
         raise NotFound("FINAL_ACCOUNTS_NOT_FOUND", f"{fund_name(fund)} {year} 年度决算尚未编制")
+    if step in ("submit", "approve") and budget.version != final.budget_version:
+        raise Conflict("BUDGET_CHANGED", "决算编制后预算已调整，请重新编制（或退回后重新编制）")
     if step == "submit":
         _submit(final)
     elif step == "review":
         _review(final, note)
     elif step == "approve":
-        if budget.version != final.budget_version:
-            raise Conflict("BUDGET_CHANGED", "决算编制后预算已调整，请退回重新编制")
         _approve(final, approval_ref or "", approved_on or china_today())
     elif step == "return":
         _return(final, note or "")
