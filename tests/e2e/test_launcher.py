@@ -20,7 +20,7 @@ import pytest
 from services.kernel.settings import PORT_OFFSETS
 
 VALID_USCC = "91110000600037341L"
-STARTUP_SECONDS = 30
+STARTUP_SECONDS = 90  # five processes each migrating their database; generous for a loaded CI machine
 STOP_SECONDS = 15
 
 
@@ -203,7 +203,7 @@ def test_up_serves_the_platform_and_sigterm_stops_everything(launcher: Launcher)
             rows = gateway.get("/api/oversight/mirror/employers", params={"uscc": VALID_USCC}, headers=officer).json()
             return [r["employer_id"] for r in rows] == [employer_id]
 
-        assert _wait_until(mirrored, timeout=5), "employer did not reach oversight"
+        assert _wait_until(mirrored, timeout=15), "employer did not reach oversight"
 
     status = launcher.status()
     assert status.returncode == 0, status.stdout + status.stderr
