@@ -20,12 +20,15 @@ from services.kernel import context
 from services.kernel.audit import append_audit
 from services.kernel.context import Actor
 from services.kernel.errors import error_body
+from services.kernel.models import AuditEntry
 from services.kernel.settings import Settings
 
 log = structlog.get_logger(__name__)
 
 MUTATING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 TOKEN_PATH = "/auth/token"
+# audit_log.entity_id is VARCHAR(100): a longer "METHOD path" is cut there (PostgreSQL refuses the whole entry).
+ROUTE_ID_MAX = AuditEntry.__table__.c.entity_id.type.length
 
 
 @dataclass
@@ -140,11 +143,16 @@ class GuardMiddleware:
         who = actor or Actor(id="anonymous")
         request_id = context.current().request_id
 
+        route = f"{method} {path}"
+        detail = {"status": status, "ip": ip, "result": "ok" if status < 400 else "refused"}
+        if len(route) > ROUTE_ID_MAX:  # e.g. a path with two ids: the whole path goes into the detail
+            detail["path"] = path
+            route = route[:ROUTE_ID_MAX - 1] + "…"
+
         def write() -> None:
             with context.trace(actor=Actor(id=who.id, role=",".join(who.roles) or None), request_id=request_id):
                 with Session(engine) as session:
-                    append_audit(session, action="http.request", entity_type="route", entity_id=f"{method} {path}",
-                                 detail={"status": status, "ip": ip, "result": "ok" if status < 400 else "refused"})
+                    append_audit(session, action="http.request", entity_type="route", entity_id=route, detail=detail)
                     session.commit()
 
         try:
