@@ -405,6 +405,11 @@ def _as_date(value) -> date:  # noqa: ANN001 - a datetime from the database (nai
 
 
 def person_status(session: Session, person_id: str) -> dict:
+    # One snapshot: a death is mirrored and its entitlements suspended in one consumer transaction. On PostgreSQL
+    # (READ COMMITTED) each query below would see its own moment, and a death committed between the first two showed
+    # the person alive with the pension already suspended for death. (SQLite's transactions already see one state.)
+    if session.get_bind().dialect.name == "postgresql" and not session.in_transaction():
+        session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
     person = get_person(session, person_id)
     entitlements = list(session.execute(select(Entitlement).where(Entitlement.person_id == person_id)
                                         .order_by(Entitlement.id)).scalars())
