@@ -32,6 +32,7 @@ results, the death record — goes through the gateway's APIs.
 """
 
 import asyncio
+import json
 import time
 from contextlib import AsyncExitStack
 from datetime import date
@@ -434,6 +435,15 @@ async def test_benefits_flow_through_the_gateway(settings, make_settings, nats_s
                 (li["account"]["id"], "closed"), (new_account["id"], "active")}, timeout=30)).json()
         assert {a["bank_account_id"]: a["payable"] for a in corrected["accounts"]} == {
             li["account"]["id"]: False, new_account["id"]: True}
+
+        # The gateway's audit chain holds the correction with who made it (its path, with two ids, is longer than
+        # the chain's entity id column and is kept whole in the detail).
+        close_path = f"/api/accounts/persons/{li['id']}/bank-accounts/{li['account']['id']}/close"
+        routes = (await gateway.get("/audit/entries", headers=auditor,
+                                    params={"entity_type": "route", "limit": 1000})).json()
+        closing = [e for e in routes if json.loads(e["detail"]).get("path") == close_path]
+        assert [(e["actor_id"], e["entity_id"][:60], json.loads(e["detail"])["status"]) for e in closing] == [
+            (CLERK, f"POST {close_path}"[:60], 200)]
 
         reissued = await call("POST", f"/benefits/payroll/runs/{run['id']}/reissue", cashier, 201)
         second_file = reissued["file"]
