@@ -206,6 +206,12 @@ def test_supersession_takes_the_old_assessment_out_in_any_order(feed):
     assert (old.assessed_fen, old.lines, old.superseded) == (4800, 2, True)
     feed(superseded("a1", "a2", "e1", 202401))  # said again: nothing more comes out
     assert feed.get(LedgerEmployerPeriod, 202401, PEN, "e1").assessed_fen == 2550
+    # a correction that names what it supersedes is enough on its own (its AssessmentSuperseded not seen yet)
+    feed(assessment("b1", "e2", 202401, (PEN, 1000, 500)),
+         assessment("b2", "e2", 202401, (PEN, 1200, 600), supersedes="b1"))
+    assert feed.get(LedgerEmployerPeriod, 202401, PEN, "e2").assessed_fen == 1800
+    feed(superseded("b1", "b2", "e2", 202401))
+    assert feed.get(LedgerEmployerPeriod, 202401, PEN, "e2").assessed_fen == 1800
 
 
 def test_a_failed_payment_paid_after_reissue_counts_once_as_paid_whatever_the_order(feed):

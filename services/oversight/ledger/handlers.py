@@ -6,8 +6,9 @@
 What feeds what (amounts in fen):
 
 - ``collection.assessment.issued`` → ASSESSED (R2): employer + individual parts of each line, per fund; also kept
-  per assessment × fund so that ``collection.assessment.superseded`` takes it back out. A part that arrives after
-  its assessment was superseded is recorded but not counted.
+  per assessment × fund so that ``collection.assessment.superseded`` (or the correction's ``supersedes_id``,
+  whichever comes first) takes it back out. A part that arrives after its assessment was superseded is recorded
+  but not counted.
 - ``collection.payments.collected`` → TAX (R1, R2): principal (employer + individual) and late fee, every stored
   line (matched or not: the TAX leg is what the bureau collected).
 - ``accounts.contributions.posted`` → AGENCY (R1, R2): employer + individual parts of each posted line.
@@ -145,6 +146,8 @@ def on_assessment_issued(session: Session, envelope: EventEnvelope) -> None:
         sums = per_fund[line.fund]
         sums[0] += line.employer_fen + line.individual_fen
         sums[1] += 1
+    if e.supersedes_id:  # collection sends AssessmentSuperseded first; the new one names it too: either suffices
+        _supersede(session, e.supersedes_id, by=e.assessment_id, event_id=envelope.id)
     superseded = session.connection().execute(_SUPERSEDED, {"id": e.assessment_id}).first() is not None
     bump(session, LedgerAssessment, [
         {"assessment_id": e.assessment_id, "fund": fund, "employer_key": employer, "period": e.period,
@@ -156,20 +159,26 @@ def on_assessment_issued(session: Session, envelope: EventEnvelope) -> None:
             for fund, (fen, _) in per_fund.items()], add=("assessed_fen",))
 
 
-def on_assessment_superseded(session: Session, envelope: EventEnvelope) -> None:
-    e = _payload(envelope, collection_events.AssessmentSuperseded)
+def _supersede(session: Session, assessment_id: str, *, by: str, event_id: str) -> None:
+    """Take what ``assessment_id`` assessed (the parts counted so far) out of its R2 cells, once; parts arriving
+    later are not counted (the marker)."""
     connection = session.connection()
     connection.execute(_insert(session, LedgerSupersededAssessment.__table__).values(
-        assessment_id=e.assessment_id, superseded_by_id=e.superseded_by_id, source_event_id=envelope.id,
+        assessment_id=assessment_id, superseded_by_id=by, source_event_id=event_id,
         received_at=_now()).on_conflict_do_nothing(index_elements=["assessment_id"]))
     A = LedgerAssessment  # noqa: N806
-    counted = A.assessment_id == e.assessment_id, A.superseded.is_(False)
+    counted = A.assessment_id == assessment_id, A.superseded.is_(False)
     rows = connection.execute(select(A.period, A.fund, A.employer_key, A.assessed_fen).where(*counted)
                               .with_for_update()).all()
     bump(session, LedgerEmployerPeriod, [
         {"period": period, "fund": fund, "employer_key": employer, "assessed_fen": -fen}
         for period, fund, employer, fen in rows], add=("assessed_fen",))
     connection.execute(update(A.__table__).where(*counted).values(superseded=True, updated_at=_now()))
+
+
+def on_assessment_superseded(session: Session, envelope: EventEnvelope) -> None:
+    e = _payload(envelope, collection_events.AssessmentSuperseded)
+    _supersede(session, e.assessment_id, by=e.superseded_by_id, event_id=envelope.id)
 
 
 # -- TAX and AGENCY legs (R1, R2) ------------------------------------------------------------------------------------
