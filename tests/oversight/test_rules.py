@@ -24,7 +24,7 @@ from services.kernel.migrations import pending_schema_changes, upgrade_database
 from services.kernel.service_app import merge_consumer_specs
 from services.oversight import models
 from services.oversight.app import SPEC
-from services.oversight.cases.models import Case
+from services.oversight.cases.models import Case, CaseOccurrence
 from services.oversight.rules.registry import RULES
 from services.oversight.rules.sweep import SWEPT, SweepInputs, run_sweep
 from tests.e2e.test_employer_slice import wait_for
@@ -416,6 +416,13 @@ def test_s11_business_not_registered_as_employer_after_30_days(feed):
     summary, _ = feed.sweep(date(2026, 7, 1), rules=["S11"])
     assert feed.keys("S11") == ["S11:91150102MA0000001A"]
     assert feed.cases("S11")[0].suggested_class == 3 and summary["rules"]["S11"]["created"] == 1
+    feed.sweep(date(2026, 7, 2), rules=["S11"])  # the next day: the same fact only counted; the other now late
+    assert feed.keys("S11") == ["S11:91150102MA0000001A", "S11:91150102MA0000002B"]
+    case = feed.cases("S11")[0]
+    with Session(feed.engine) as session:
+        kept = session.execute(select(func.count()).select_from(CaseOccurrence)
+                               .where(CaseOccurrence.case_id == case.id)).scalar_one()
+    assert case.occurrences == 2 and kept == 1
 
 
 # -- S12–S16 ---------------------------------------------------------------------------------------------------------

@@ -17,7 +17,9 @@ S16     R6 with U1, U3 (and U2, U4–U6)         the income/expenditure accounts
 ======  =====================================  =================================================================
 
 R3 ``missing_finance`` (not yet in full but still within the deadline) is not a suspicion: nothing is late yet.
-Cells of a closed month that changed since the close carry ``post_close`` in the details.
+Cells of a closed month that changed since the close carry ``post_close`` in the details. The sweep's day is left
+out of the details (so a daily sweep of an unchanged cell only counts an occurrence); a late remittance still not
+received reports its growing ``days_late``.
 """
 
 from collections.abc import Iterable
@@ -95,7 +97,8 @@ def findings_of(cells: Iterable[Cell]) -> dict[str, list[Finding]]:
             details=_plain({"check": cell.check, "key": cell.key, "status": cell.status, "month": cell.month,
                             "fund": cell.fund, "period": cell.period, "amounts": cell.amounts,
                             "differences": cell.differences, "difference_fen": cell.difference_fen,
-                            "detail": cell.detail, "clause": cell.clause, "post_close": cell.post_close})))
+                            "detail": {k: v for k, v in cell.detail.items() if k != "as_of"}, "clause": cell.clause,
+                            "post_close": cell.post_close})))
     return found
 
 

@@ -137,8 +137,8 @@ def find_s11(session: Session, as_of: date) -> list[Finding]:
     return [Finding(
         key=uscc, subject_type="business", subject_id=uscc,
         title=f"新设立单位逾期未办理社会保险登记：{name}（{registered_on.isoformat()} 登记，已 {(as_of - registered_on).days} 天）",
-        details={"uscc": uscc, "name": name, "registered_on": registered_on.isoformat(), "as_of": as_of.isoformat(),
-                 "days": (as_of - registered_on).days, "limit_days": days, "source": source, "record_id": record_id})
+        details={"uscc": uscc, "name": name, "registered_on": registered_on.isoformat(), "limit_days": days,
+                 "source": source, "record_id": record_id})
         for uscc, (_, name, registered_on, source, record_id) in sorted(first.items())]
 
 

@@ -61,7 +61,7 @@ def find_s20(rows: list[dict[str, Any]], as_of: date) -> list[Finding]:
                   f"自 {granted.isoformat()}，{tenure // 365} 年）",
             details={"username": row["username"], "display_name": row.get("display_name"), "role": row["role"],
                      "unit": row.get("unit"), "region": row.get("region"), "granted_at": _granted(row).isoformat(),
-                     "tenure_days": tenure, "limit_years": years, "as_of": as_of.isoformat()}))
+                     "limit_years": years}))
     return findings
 
 

@@ -16,7 +16,8 @@ What it runs (each rule one set-based query over oversight's tables, never a loo
 Each rule runs and commits in its own transaction (on SQLite every transaction holds the write lock, so a sweep does
 not keep the consumers out for its whole length), and a failing rule is recorded as ``error`` without undoing the
 others. A finding goes through ``open_case`` (idempotent on rule and fact), so sweeping twice opens nothing new and
-counts an occurrence on each case found again. Every run is logged in ``rule_sweep`` with per-rule counts.
+counts an occurrence on each case found again; the details carry no sweep-day fields, so an unchanged fact found
+again tomorrow only counts (no new occurrence row, history or audit entry). Every run is logged in ``rule_sweep`` with per-rule counts.
 """
 
 import time
