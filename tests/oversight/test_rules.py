@@ -486,6 +486,14 @@ def test_s17_a_line_refused_for_its_payment_method(feed):
     [case] = feed.cases("S17")
     assert case.fact_key == "S17:t-9" and case.employer_id == "emp1" and case.region == REGION
     assert details(case)["method"] == "cash"
+    # a cash line collection accepted after all (the TAX leg): high; an ss-card line beside it: fine
+    feed(col.PaymentsCollected(batch_id="b2", part=1, parts=1, lines=[col.CollectedLine(
+        payment_id=f"pay{n}", tax_line_id=f"t-2{n}", payer_uscc="91150102MA0000001A", employer_id="emp1",
+        person_id="p1", citizen_id=None, fund="PEN_EMP", period=202605, employer_fen=1600, individual_fen=800,
+        late_fee_fen=0, method=method, voucher_no=f"v{n}", paid_date=date(2026, 6, 3), assessment_line_id=None,
+        match_status="matched") for n, method in enumerate(("cash", "ss_card"))]))
+    assert feed.keys("S17") == ["S17:collected:pay0", "S17:t-9"]
+    assert feed.cases("S17")[0].severity == "high" and feed.cases("S17")[0].amount_fen == 2400
 
 
 # -- S18 -------------------------------------------------------------------------------------------------------------

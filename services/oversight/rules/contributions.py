@@ -13,6 +13,8 @@ contribution-base history S10's retirement check reads (``claims.find_s10_rise``
 - ``PaymentsRejected`` (002 四: no cash, cash cheques, post-dated bills, securities): each line refused with
   ``REFUSED_PAYMENT_METHOD`` opens ``S17:<tax_line_id>`` (or ``S17:<batch_id>:<line_no>`` without a tax line id),
   about the employer when the payer's USCC is a registered employer.
+- ``PaymentsCollected``: a line collection *accepted* although its method is not one of the accepted four
+  (``S17:collected:<payment_id>``, severity high: the money was taken in a refused form).
 """
 
 from collections import Counter
@@ -30,6 +32,8 @@ from services.oversight.rules.models import RuleBaseClamp, RuleContributionBase
 from services.oversight.rules.registry import Finding, Tally, raise_findings
 
 REFUSED_METHOD = "REFUSED_PAYMENT_METHOD"
+# 002 四 and DOMAIN.md: bank withholding, bank transfer, online payment, social security card — nothing else.
+ACCEPTED_METHODS = frozenset({"bank_withholding", "bank_transfer", "online", "ss_card"})
 SAMPLE = 20
 
 
@@ -116,6 +120,36 @@ def find_s17(session: Session, e: col.PaymentsRejected) -> list[Finding]:
                      "method": line.method, "payer_uscc": line.payer_uscc, "fund": line.fund,
                      "period": line.period, "amount_fen": line.amount_fen, "message": line.message}))
     return findings
+
+
+def find_s17_collected(session: Session, e: col.PaymentsCollected) -> list[Finding]:
+    """Collected lines (the TAX leg) paid by a method outside the accepted ones: collection should have refused them;
+    money was taken in a refused form."""
+    odd = [line for line in e.lines if line.method not in ACCEPTED_METHODS]
+    if not odd:
+        return []
+    employers = employers_by_uscc(session, {line.payer_uscc for line in odd if line.payer_uscc})
+    findings = []
+    for line in odd:
+        known = employers.get(line.payer_uscc or "")
+        employer_id = line.employer_id or (known[0] if known else None)
+        amount = line.employer_fen + line.individual_fen + line.late_fee_fen
+        findings.append(Finding(
+            key=f"collected:{line.payment_id}", subject_type="employer" if employer_id else "payer",
+            subject_id=employer_id or line.payer_uscc or line.payment_id, employer_id=employer_id,
+            region=known[1] if known else None, amount_fen=amount, severity="high",
+            title=f"已征收的缴费使用了禁止方式：{line.method}，{line.fund} {line.period} {yuan(amount)} 元",
+            details={"batch_id": e.batch_id, "payment_id": line.payment_id, "tax_line_id": line.tax_line_id,
+                     "method": line.method, "voucher_no": line.voucher_no, "payer_uscc": line.payer_uscc,
+                     "fund": line.fund, "period": line.period, "amount_fen": amount,
+                     "paid_date": line.paid_date.isoformat()}))
+    return findings
+
+
+def on_payments_collected(session: Session, envelope: EventEnvelope) -> Tally:
+    e = envelope.payload()
+    assert isinstance(e, col.PaymentsCollected)
+    return raise_findings(session, "S17", find_s17_collected(session, e))
 
 
 def on_payments_rejected(session: Session, envelope: EventEnvelope) -> Tally:

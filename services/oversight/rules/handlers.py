@@ -22,7 +22,7 @@ transferred, accounts.enrolments.imported
 exchange.person.died / imprisoned /         S01, S02 for payments already recorded
 released
 collection.assessment.issued / superseded   S10 (clamps; base history)
-collection.payments.rejected                S17
+collection.payments.rejected / collected    S17 (refused method reported; a refused method accepted)
 ==========================================  ==========================================================================
 
 Every other type on these streams is handled by the other oversight packages (tests/test_event_catalogue.py checks
@@ -86,6 +86,7 @@ COLLECTION_HANDLERS: dict[str, Handler] = {
     col.AssessmentIssued.event_type: _quiet(contributions.on_assessment_issued),
     col.AssessmentSuperseded.event_type: _quiet(contributions.on_assessment_superseded),
     col.PaymentsRejected.event_type: _quiet(contributions.on_payments_rejected),
+    col.PaymentsCollected.event_type: _quiet(contributions.on_payments_collected),
 }
 
 RULE_HANDLERS: dict[str, Handler] = {**BENEFITS_HANDLERS, **ACCOUNTS_HANDLERS, **EXCHANGE_HANDLERS,

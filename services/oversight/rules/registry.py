@@ -103,8 +103,9 @@ RULES: dict[str, Rule] = {r.id: r for r in (
           "interest; the other usage rules U2, U4–U6 are reported here too).",
           SWEEP, ("reconciliation R6",), 6),
     _rule("S17", "medium", "002 四", "以现金等禁止方式缴费",
-          "A contribution line refused at intake for its payment method (REFUSED_PAYMENT_METHOD).",
-          EVENT, ("collection.payments.rejected",), 1),
+          "A contribution line refused at intake for its payment method (REFUSED_PAYMENT_METHOD), or a collected "
+          "line whose method is not one of the accepted four (bank withholding, transfer, online, ss card).",
+          EVENT, ("collection.payments.rejected", "collection.payments.collected"), 1),
     _rule("S18", "high", "004 第3、22项", "同一人办理同一业务两个审核环节或兼任不相容岗位",
           "One user deciding two review levels of one claim (or deciding a claim they submitted); or a user "
           "holding roles of an incompatible pair (from the gateway's tenure report).",
