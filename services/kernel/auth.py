@@ -292,6 +292,11 @@ def region_covers(user_region: str | None, object_region: str | None) -> bool:
     return object_region.startswith(region_prefix(user_region))
 
 
+def region_levels(region: str) -> list[str]:
+    """``150102`` → [150102, 150100, 150000]: the region and the levels above it, most specific first."""
+    return list(dict.fromkeys([region, region[:4] + "00", region[:2] + "0000"]))
+
+
 def region_prefix(user_region: str) -> str:
     prefix = user_region
     while prefix.endswith("00") and len(prefix) > 2:

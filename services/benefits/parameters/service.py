@@ -17,10 +17,9 @@ from sqlmodel import Session
 
 from services.benefits.models import BenefitParameters
 from services.benefits.parameters.schemas import BenefitParametersDocument, BenefitParametersProposal
-from services.collection.parameters.service import region_levels
 from services.kernel import context
 from services.kernel.audit import append_audit, canonical_json
-from services.kernel.auth import ensure_in_region, region_prefix
+from services.kernel.auth import ensure_in_region, region_levels, region_prefix
 from services.kernel.errors import Conflict, DomainError, NotFound
 from services.kernel.events import new_event_id
 

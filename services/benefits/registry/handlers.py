@@ -43,7 +43,10 @@ from services.accounts.events import (
 from services.benefits.eligibility.service import apply_life_status
 from services.benefits.models import BeneficiaryAccount, BeneficiaryPerson
 from services.benefits.registry import index
-from services.collection.registry.handlers import MirrorGap, _fresh, _merge, _payload
+from services.kernel.mirror import MirrorGap
+from services.kernel.mirror import is_fresh as _fresh
+from services.kernel.mirror import merge_rows as _merge
+from services.kernel.mirror import typed_payload as _payload
 from services.kernel.events import EventEnvelope
 from services.kernel.service_app import ConsumerSpec
 

@@ -29,8 +29,9 @@ from sqlmodel import Session
 
 from services.benefits.models import AverageWage, BeneficiaryPerson, ContributionIndex, MirroredAssessment
 from services.collection.events import AssessmentIssued, AssessmentSuperseded, ParametersApproved
-from services.collection.parameters.service import region_levels
-from services.collection.registry.handlers import MirrorGap, _payload
+from services.kernel.auth import region_levels
+from services.kernel.mirror import MirrorGap
+from services.kernel.mirror import typed_payload as _payload
 from services.kernel.events import EventEnvelope
 
 PENSION_FUNDS = ("PEN_EMP", "PEN_GOV")

@@ -28,7 +28,7 @@ from services.collection.parameters.schemas import (
 )
 from services.kernel import context
 from services.kernel.audit import append_audit, canonical_json
-from services.kernel.auth import ensure_in_region, region_prefix
+from services.kernel.auth import ensure_in_region, region_levels, region_prefix
 from services.kernel.errors import Conflict, DomainError, NotFound
 from services.kernel.events import new_event_id
 from services.kernel.outbox import record_event
@@ -50,12 +50,6 @@ def _actor_id() -> str:
 def _same_person(proposed_by: str) -> None:
     if proposed_by == _actor_id():
         raise DomainError("SAME_PERSON_CANNOT_APPROVE", "提出人不能审批（或驳回）本人提出的事项，须由另一人办理", status=403)
-
-
-def region_levels(region: str) -> list[str]:
-    """``150102`` → [150102, 150100, 150000]: the region and the levels above it, most specific first."""
-    levels = [region, region[:4] + "00", region[:2] + "0000"]
-    return list(dict.fromkeys(levels))
 
 
 # -- parameter sets --------------------------------------------------------------------------------------------------

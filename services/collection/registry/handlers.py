@@ -37,6 +37,10 @@ from services.accounts.events import (
     PersonUpdated,
 )
 from services.collection.models import RegistryEmployer, RegistryEnrolment, RegistryPerson
+from services.kernel.mirror import MirrorGap
+from services.kernel.mirror import is_fresh as _fresh
+from services.kernel.mirror import merge_rows as _merge
+from services.kernel.mirror import typed_payload as _payload
 from services.kernel.events import EventEnvelope, EventPayload
 from services.kernel.service_app import ConsumerSpec
 
@@ -45,47 +49,11 @@ Row = TypeVar("Row", RegistryEmployer, RegistryPerson, RegistryEnrolment)
 CHUNK = 1000
 
 
-class MirrorGap(LookupError):
-    """The event names an entity the mirror does not have yet; retried (then dead-lettered) by the consumer."""
-
-
-def _payload(envelope: EventEnvelope, kind: type[P]) -> P:
-    payload = envelope.payload()
-    assert isinstance(payload, kind), f"{envelope.type} is not {kind.__name__}"
-    return payload
-
-
-def _fresh(row: Any, envelope: EventEnvelope) -> bool:
-    """Is ``envelope`` at least as recent as the event that last wrote ``row``? (UUIDv7 ids sort by time.)"""
-    return envelope.id >= row.source_event_id
-
-
 def _known(session: Session, model: type[Row], key: str, what: str) -> Row:
     row = session.get(model, key)
     if row is None:
         raise MirrorGap(f"{what} {key} is not in collection's registry yet")
     return row
-
-
-def _merge(session: Session, model: type[Row], key_field: str, items: list[dict[str, Any]],
-           envelope: EventEnvelope) -> None:
-    """Insert the rows not yet mirrored (Core, in chunks) and overwrite the known ones unless they are newer."""
-    key_column = getattr(model, key_field)
-    for start in range(0, len(items), CHUNK):
-        chunk = items[start:start + CHUNK]
-        keys = [item[key_field] for item in chunk]
-        existing = {getattr(r, key_field): r for r in session.execute(
-            select(model).where(key_column.in_(keys))).scalars()}
-        new = [{**item, "source_event_id": envelope.id} for item in chunk if item[key_field] not in existing]
-        if new:
-            session.execute(insert(model.__table__), new)
-        for item in chunk:
-            row = existing.get(item[key_field])
-            if row is not None and _fresh(row, envelope):
-                for field, value in item.items():
-                    setattr(row, field, value)
-                row.source_event_id = envelope.id
-                session.add(row)
 
 
 # -- employers -------------------------------------------------------------------------------------------------------
