@@ -36,6 +36,8 @@ class Settings(BaseSettings):
     collection_url: str | None = None
     benefits_url: str | None = None
     oversight_url: str | None = None
+    # Where services reach the gateway (oversight pulls the identity reports and the gateway's audit chain).
+    gateway_url: str | None = None
 
     nats_url: str | None = None
     nats_monitor_url: str | None = None

@@ -24,10 +24,10 @@ class _Server(uvicorn.Server):
 
 
 @asynccontextmanager
-async def serve(app) -> AsyncIterator[str]:  # noqa: ANN001
-    """Serve ``app`` on a free loopback port; yields its base URL."""
+async def serve(app, port: int = 0) -> AsyncIterator[str]:  # noqa: ANN001
+    """Serve ``app`` on a loopback port (default: a free one); yields its base URL."""
     sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
+    sock.bind(("127.0.0.1", port))
     port = sock.getsockname()[1]
     server = _Server(uvicorn.Config(app, log_config=None, log_level="warning", lifespan="on",
                                     timeout_graceful_shutdown=1))

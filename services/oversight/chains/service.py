@@ -55,7 +55,7 @@ CASE_DEADLINE_DAYS = 7
 
 def component_url(settings: Settings, component: str) -> str:
     if component == "gateway":  # the gateway listens on the port base itself
-        url = getattr(settings, "gateway_url", None) or f"http://{settings.host}:{settings.port('gateway')}"
+        url = settings.gateway_url or f"http://{settings.host}:{settings.port('gateway')}"
         return url.rstrip("/")
     return settings.service_url(component)
 
