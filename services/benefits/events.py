@@ -3,7 +3,7 @@
 
 from datetime import date
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 from services.kernel.events import EventPayload
 
@@ -113,6 +113,53 @@ class PaymentsIssued(EventPayload, event_type="benefits.payments.issued.v1"):
     parts: int
     file_total_fen: int
     lines: list[IssuedPayment] = Field(max_length=MAX_LINES)
+
+
+class HeldBackLine(BaseModel):
+    payroll_line_id: str
+    person_id: str
+    amount_fen: int  # the approved amount: never sent to the bank, it stays in the expenditure account
+    reason: str  # HELD_SUSPENDED | HELD_ENDED | HELD_NO_ENTITLEMENT | HELD_DECEASED | HELD_IMPRISONED
+
+
+class OffsetLine(BaseModel):
+    payroll_line_id: str
+    person_id: str
+    amount_fen: int  # the approved amount
+    offset_fen: int  # recovered by deduction (001 第二十九条(五)); the bank file pays amount_fen − offset_fen
+    fully_offset: bool  # nothing left to pay: the line is paid without a bank line
+
+
+class PayrollLinesRetained(EventPayload, event_type="benefits.payroll.retained.v1"):
+    """What the first bank file of an approved run does not pay out of the approved total (payroll/service.py
+    ``issue_bank_file``): lines *held back* since approval (entitlement suspended or ended, person now recorded dead
+    or imprisoned: 001 第二十七条) and recovery *offsets* deducted from lines (partly: the file pays the net; fully:
+    no bank line). Recorded once per run, in the transaction that makes the first file (``file_id``), or that finds
+    nothing left to pay (``file_id`` None); only when something was held back or offset. So for R5 (000 二(四)1,
+    002 (一) 账账、账款相符): approved = bank-confirmed paid + returned + held back + offset. A re-issued line is
+    already net: it never carries a new offset.
+
+    The lines come in parts (``part`` of ``parts``), ``held_back`` and ``offsets`` together at most 1 000 per part;
+    the totals are the run's, the same in every part."""
+
+    run_id: str
+    fund: str
+    period: int
+    file_id: str | None
+    part: int
+    parts: int
+    held_back_lines: int
+    held_back_fen: int
+    offset_lines: int
+    offset_fen: int
+    held_back: list[HeldBackLine] = Field(default_factory=list, max_length=MAX_LINES)
+    offsets: list[OffsetLine] = Field(default_factory=list, max_length=MAX_LINES)
+
+    @model_validator(mode="after")
+    def _at_most_max_lines(self) -> "PayrollLinesRetained":
+        if len(self.held_back) + len(self.offsets) > MAX_LINES:
+            raise ValueError(f"at most {MAX_LINES} held-back and offset lines per part")
+        return self
 
 
 class SettledPayment(BaseModel):

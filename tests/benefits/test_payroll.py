@@ -605,6 +605,23 @@ async def test_suspensions_after_approval_are_held_back_and_offsets_deducted(sta
                            line_of[people["fails"][0]]: 300_000}
         [event] = outbox(benefits, "benefits.payments.issued.v1")
         assert event["file_total_fen"] == 850_000
+        # what the file does not pay of the approved total, for oversight's R5 (same transaction as the file)
+        [retained] = outbox(benefits, "benefits.payroll.retained.v1")
+        assert {k: retained[k] for k in ("run_id", "fund", "period", "file_id", "part", "parts")} == \
+            {"run_id": run["id"], "fund": FUND, "period": PERIOD, "file_id": file["id"], "part": 1, "parts": 1}
+        assert (retained["held_back_lines"], retained["held_back_fen"], retained["offset_lines"],
+                retained["offset_fen"]) == (2, 600_000, 2, 350_000)
+        assert sorted(retained["held_back"], key=lambda h: h["reason"]) == [
+            {"payroll_line_id": line_of[people["died"][0]], "person_id": people["died"][0], "amount_fen": 300_000,
+             "reason": "HELD_DECEASED"},
+            {"payroll_line_id": line_of[people["suspended"][0]], "person_id": people["suspended"][0],
+             "amount_fen": 300_000, "reason": "HELD_SUSPENDED"}]
+        assert sorted(retained["offsets"], key=lambda o: o["offset_fen"]) == [
+            {"payroll_line_id": line_of[people["partly_offset"][0]], "person_id": people["partly_offset"][0],
+             "amount_fen": 300_000, "offset_fen": 50_000, "fully_offset": False},  # the file pays the net 2 500.00
+            {"payroll_line_id": line_of[people["fully_offset"][0]], "person_id": people["fully_offset"][0],
+             "amount_fen": 300_000, "offset_fen": 300_000, "fully_offset": True}]  # no bank line
+        assert retained["_actor"]["id"] == "cashier.sun"
         status_of = {ln.person_id: ln.status for ln in lines_of(benefits, run["id"])}
         assert (status_of[people["suspended"][0]], status_of[people["died"][0]],
                 status_of[people["fully_offset"][0]]) == ("withheld", "withheld", "paid")
@@ -628,9 +645,67 @@ async def test_suspensions_after_approval_are_held_back_and_offsets_deducted(sta
         # R5 from benefits' side: approved = paid + returned + held back + offset
         final = (await benefits.get(f"/payroll/runs/{run['id']}", headers=roles["auditor"])).json()
         assert final["total"] == "18000.00"
+        # and from the events oversight receives: 5 500.00 paid + 3 000.00 returned + 6 000.00 + 3 500.00
+        [settled_event] = outbox(benefits, "benefits.payments.settled.v1")
+        paid_fen = sum(ln["amount_fen"] for ln in settled_event["lines"] if ln["result"] == "paid")
+        returned_fen = sum(ln["amount_fen"] for ln in settled_event["lines"] if ln["result"] == "failed")
+        assert paid_fen + returned_fen + retained["held_back_fen"] + retained["offset_fen"] == 1_800_000
+        # the refused re-issue and asking for the first file again record no second retained event
+        assert (await benefits.post(f"/payroll/runs/{run['id']}/bank-files", headers=roles["cashier"])
+                ).status_code == 200
+        assert len(outbox(benefits, "benefits.payroll.retained.v1")) == 1
         assert final["by_status"]["held_back"] == {"lines": 2, "total": "6000.00"}
         assert (final["withheld_lines"], final["lines"]) == (0, 6)
         assert (await benefits.get(f"/payroll/runs/{run['id']}/verify", headers=roles["auditor"])).json()["ok"]
+
+
+async def test_everything_held_back_or_offset_still_tells_oversight(start_service, roles):
+    """No line left for the bank: 409 NOTHING_TO_PAY, but the lines' new statuses and PayrollLinesRetained (no file)
+    are committed; asking again changes nothing and records nothing."""
+    async with start_service("benefits") as benefits:
+        people = []
+        for serial in range(1, 3):
+            person = add_person(benefits, serial, name=f"领取人{serial}")
+            add_account(benefits, person, serial, holder=f"领取人{serial}")
+            people.append((person, add_entitlement(benefits, person, 200_000)))
+        run = (await run_payroll(benefits, roles["clerk"]))["run"]
+        await approved_and_funded(benefits, roles, run["id"])
+        line_of = {ln.person_id: ln.id for ln in lines_of(benefits, run["id"])}
+        set_entitlement(benefits, people[0][1], status="ended", end_period=PERIOD - 1)
+        add_offset(benefits, people[1][0], line_of[people[1][0]], 200_000)
+
+        for _ in range(2):
+            refused = await benefits.post(f"/payroll/runs/{run['id']}/bank-files", headers=roles["cashier"])
+            assert refused.status_code == 409 and error_code(refused) == "NOTHING_TO_PAY"
+        [retained] = outbox(benefits, "benefits.payroll.retained.v1")
+        assert (retained["file_id"], retained["held_back_fen"], retained["offset_fen"]) == (None, 200_000, 200_000)
+        assert retained["held_back"] == [{"payroll_line_id": line_of[people[0][0]], "person_id": people[0][0],
+                                          "amount_fen": 200_000, "reason": "HELD_ENDED"}]
+        assert [(o["offset_fen"], o["fully_offset"]) for o in retained["offsets"]] == [(200_000, True)]
+        assert outbox(benefits, "benefits.payments.issued.v1") == []
+        assert (await benefits.get(f"/payroll/runs/{run['id']}", headers=roles["auditor"])).json()["status"] == "paid"
+
+
+def test_retained_lines_come_in_parts_of_at_most_a_thousand(monkeypatch):
+    """2 500 held back and 700 offset lines: four parts of ≤ 1 000 lines, held back first, the run's totals in each."""
+    from types import SimpleNamespace  # noqa: PLC0415
+
+    recorded = []
+    monkeypatch.setattr(service, "record_event", lambda session, payload, **kw: recorded.append((payload, kw)))
+    run = SimpleNamespace(id="run-1", fund=FUND, period=PERIOD)
+    held = [(SimpleNamespace(id=f"h{i:04}", person_id=f"p{i}", amount_fen=100), "HELD_SUSPENDED") for i in range(2500)]
+    offsets = [(SimpleNamespace(id=f"o{i:04}", person_id=f"q{i}", amount_fen=100), 40 if i % 2 else 100)
+               for i in range(700)]
+    service._record_retained(None, run, "file-1", held, offsets)
+    parts = [p for p, _ in recorded]
+    assert [(p.part, p.parts, len(p.held_back), len(p.offsets)) for p in parts] == \
+        [(1, 4, 1000, 0), (2, 4, 1000, 0), (3, 4, 500, 500), (4, 4, 0, 200)]
+    assert {(p.held_back_lines, p.held_back_fen, p.offset_lines, p.offset_fen) for p in parts} == \
+        {(2500, 250_000, 700, 350 * 40 + 350 * 100)}
+    assert sum(o.fully_offset for p in parts for o in p.offsets) == 350
+    assert {kw["subject"] for _, kw in recorded} == {"run-1"}
+    service._record_retained(None, run, "file-1", [], [])  # nothing held back or offset: no event
+    assert len(recorded) == 4
 
 
 async def test_parallel_requests_make_one_run_one_file_one_reissue(start_service, roles):

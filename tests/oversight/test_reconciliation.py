@@ -29,6 +29,7 @@ from tests.oversight.test_ledger import (  # noqa: F401 - fixtures
     receipt,
     registered,
     remitted,
+    retained,
     settled,
     superseded,
     transaction,
@@ -194,15 +195,52 @@ def test_r5_every_status(feed):
     cells = cells_of(feed, p, "R5")
     assert status_map(cells) == {(PEN, p): "matched", (MED, p): "mismatch", (UNEMP, p): "missing_finance",
                                  (INJ, p): "missing_agency", (MAT, p): "mismatch"}
-    assert cells[(PEN, p)].amounts == {"approved": 550000, "allocated": 550000, "bank": 550000, "paid": 300000,
-                                       "returned": 250000}
-    assert cells[(MED, p)].differences == {"allocated_minus_approved": -10000, "bank_minus_approved": 0}
+    assert cells[(PEN, p)].amounts == {"approved": 550000, "allocated": 550000, "accounted": 550000, "bank": 550000,
+                                       "paid": 300000, "returned": 250000, "held_back": 0, "offset": 0}
+    assert cells[(MED, p)].differences == {"allocated_minus_approved": -10000, "accounted_minus_approved": 0}
     assert cells[(MAT, p)].difference_fen == -80000
     # the failed payment re-issued and paid: still matched, paid once
     feed(settled("f-pen-2", "run-pen", PEN, p, ("l2", 250000, "paid")))
     pen = cells_of(feed, p, "R5")[(PEN, p)]
     assert (pen.status, pen.amounts["paid"], pen.amounts["returned"]) == ("matched", 550000, 0)
     assert r5_status(0, 0, 0) == "matched"
+
+
+def test_r5_held_back_and_offset_lines_balance_the_approved_payroll(feed):
+    """Benefits' first bank file holds back lines suspended since approval and deducts recovery offsets: approved =
+    paid + returned + held back + offset (payroll/service.py). Without those figures the cell would not balance."""
+    p = 202403
+    feed(
+        # PEN: 4 lines of 3 000.00: one paid in full, one paid net of a 500.00 offset, one held back, one offset in full
+        approved("run-pen", PEN, p, 1200000, 4), allocation("al-pen", PEN, 1200000, date(2024, 3, 20)),
+        settled("f-pen", "run-pen", PEN, p, ("l1", 300000, "paid"), ("l2", 250000, "paid")),
+        # MED: the held-back line reported short by 100.00 (what benefits would never send): a mismatch
+        approved("run-med", MED, p, 500000, 2), allocation("al-med", MED, 500000, date(2024, 3, 20)),
+        settled("f-med", "run-med", MED, p, ("m1", 300000, "failed")),
+        retained("run-med", MED, p, held=(("m2", 190000, "HELD_IMPRISONED"),)),
+    )
+    pen_before = cells_of(feed, p, "R5")[(PEN, p)]
+    assert (pen_before.status, pen_before.differences["accounted_minus_approved"]) == ("mismatch", -650000)
+    event = retained("run-pen", PEN, p, held=(("l3", 300000, "HELD_SUSPENDED"),),
+                     offsets=(("l2", 300000, 50000), ("l4", 300000, 300000)))
+    feed(event)
+    cells = cells_of(feed, p, "R5")
+    assert status_map(cells) == {(PEN, p): "matched", (MED, p): "mismatch"}
+    pen = cells[(PEN, p)]
+    assert pen.amounts == {"approved": 1200000, "allocated": 1200000, "accounted": 1200000, "bank": 550000,
+                           "paid": 550000, "returned": 0, "held_back": 300000, "offset": 350000}
+    assert (pen.detail["held_back_lines"], pen.detail["offset_lines"], pen.difference_fen) == (1, 2, 0)
+    med = cells[(MED, p)]
+    assert (med.amounts["accounted"], med.differences, med.difference_fen) == \
+        (490000, {"allocated_minus_approved": 0, "accounted_minus_approved": -10000}, -10000)
+    # redelivered (under another envelope id): counted once, still matched
+    feed(event)
+    again = cells_of(feed, p, "R5")[(PEN, p)]
+    assert (again.status, again.amounts) == ("matched", pen.amounts)
+    # an over-reported offset does not balance either
+    feed(retained("run-pen", PEN, p, offsets=(("l5", 100, 100),)))
+    assert cells_of(feed, p, "R5")[(PEN, p)].status == "mismatch"
+    assert r5_status(1000, 1000, 1000) == "matched" and r5_status(1000, 1000, 900) == "mismatch"
 
 
 # -- R6 --------------------------------------------------------------------------------------------------------------
@@ -277,8 +315,9 @@ def month_events(p: int) -> list:
         remitted("r1", PEN, p, 28800, date(2024, 3, 4)), receipt("t1", "r1", PEN, p, 28800, date(2024, 3, 6)),
         remitted("r2", MED, p, 10000, date(2024, 3, 4)),
         receipt("t2", "r2", MED, p, 9000, date(2024, 3, 6)),  # finance short by 10.00: R1 mismatch, R3 late
-        approved("run1", PEN, p, 90000), allocation("al1", PEN, 90000, date(2024, 3, 25)),
+        approved("run1", PEN, p, 130000, 3), allocation("al1", PEN, 130000, date(2024, 3, 25)),
         settled("f1", "run1", PEN, p, ("l1", 90000, "paid")),
+        retained("run1", PEN, p, held=(("l2", 30000, "HELD_SUSPENDED"),), offsets=(("l3", 10000, 10000),)),
     ]
 
 
@@ -307,7 +346,9 @@ async def test_report_workbook_close_and_roles(start_service, auth):
         assert checks["R2"]["listed"] == "discrepancies" and checks["R2"]["cells"] == []
         assert [(c["key"]["remittance_id"], c["status"]) for c in checks["R3"]["cells"]] == [("r1", "matched"),
                                                                                            ("r2", "late")]
-        assert checks["R5"]["cells"][0]["amounts"]["bank"] == "900.00"
+        r5 = checks["R5"]["cells"][0]
+        assert (r5["amounts"]["bank"], r5["amounts"]["held_back"], r5["amounts"]["offset"]) == \
+            ("900.00", "300.00", "100.00")
 
         # the workbook: a summary and one sheet per check with its discrepancies
         response = await oversight.get(f"/reconciliation/months/{p}.xlsx", headers=auditor)
@@ -327,6 +368,12 @@ async def test_report_workbook_close_and_roles(start_service, auth):
         assert "相符 3 个未列出" in r2_sheet[0][0] and len(r2_sheet) == 2
         r3_sheet = list(book["R3 国库划款时限"].iter_rows(values_only=True))
         assert [row[6] for row in r3_sheet[1:]] == ["相符 (matched)", "逾期 (late)"]
+        header, row = list(book["R5 基金支出"].iter_rows(values_only=True))
+        r5_row = dict(zip(header, row, strict=True))
+        assert r5_row["状态 status"] == "相符 (matched)"
+        assert [float(r5_row[h]) for h in ("核准发放 approved", "银行+停发+抵扣 accounted", "银行确认 bank",
+                                           "停发 held back", "抵扣 offset", "(银行+停发+抵扣)−核准")] == \
+            [1300.0, 1300.0, 900.0, 300.0, 100.0, 0.0]
 
         # who may do what
         clerk = auth("agency_clerk")

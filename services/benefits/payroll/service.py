@@ -38,8 +38,14 @@ lines. Two things can have happened since approval and are applied when the file
 - a recovery offset (recovery/service.py, ``payroll_offset``, only on ``pending`` lines) is deducted: the file pays
   the net amount; a line offset in full is ``paid`` without a bank line.
 
-So for R5: approved total = paid + returned + held back + offset. **Results** (bank system): the file's checksum must be echoed (422 ``BANK_FILE_CHECKSUM_MISMATCH``); lines
-not in the file are refused as a whole (422 ``UNKNOWN_BANK_FILE_LINES``, naming them); a line already settled is a
+So for R5: approved total = paid + returned + held back + offset. ``PayrollLinesRetained`` (in parts of ≤ 1 000
+lines, in the same transaction as the file, or as the commit that finds nothing left to pay) tells oversight which
+lines were held back (approved amount, ``HELD_…`` code) and which were offset (by how much, in full or not); a
+partly offset line's bank-confirmed figure is the net the file paid. A re-issue sends what failed, already net: no
+new offset.
+
+**Results** (bank system): the file's checksum must be echoed (422 ``BANK_FILE_CHECKSUM_MISMATCH``); lines not in the
+file are refused as a whole (422 ``UNKNOWN_BANK_FILE_LINES``, naming them); a line already settled is a
 no-op with the same result and 409 ``BANK_RESULT_CONFLICT`` with another. Paid → the payroll line is ``paid``;
 failed → ``failed`` with the bank's reason, its amount returned to the expenditure account (the failed bank-file
 lines are the record; ``returned_total`` per import and per file; ``PaymentsSettled`` carries each line).
@@ -72,6 +78,7 @@ from services.benefits.events import (
     PaymentsIssued,
     PaymentsSettled,
     PayrollApproved,
+    PayrollLinesRetained,
 )
 from services.benefits.models import (
     BankFile,
@@ -589,6 +596,28 @@ def _settle_run_if_done(session: Session, run: PayrollRun) -> None:
         session.add(run)
 
 
+def _record_retained(session: Session, run: PayrollRun, file_id: str | None, held_rows: Sequence[tuple[Any, str]],
+                     offset_rows: Sequence[tuple[Any, int]]) -> None:
+    """``PayrollLinesRetained``: the part of the approved total the first file does not pay (held back, offset), so
+    that R5 balances (approved = paid + returned + held back + offset). Parts of ≤ 1 000 lines, held back first."""
+    if not held_rows and not offset_rows:
+        return
+    items: list[tuple[str, dict[str, Any]]] = [
+        ("held_back", {"payroll_line_id": r.id, "person_id": r.person_id, "amount_fen": r.amount_fen,
+                       "reason": code}) for r, code in held_rows]
+    items += [("offsets", {"payroll_line_id": r.id, "person_id": r.person_id, "amount_fen": r.amount_fen,
+                           "offset_fen": fen, "fully_offset": fen >= r.amount_fen}) for r, fen in offset_rows]
+    totals = {"held_back_lines": len(held_rows), "held_back_fen": sum(r.amount_fen for r, _ in held_rows),
+              "offset_lines": len(offset_rows), "offset_fen": sum(fen for _, fen in offset_rows)}
+    parts = -(-len(items) // MAX_LINES)
+    for part, chunk in enumerate(_chunks(items, MAX_LINES), start=1):
+        record_event(session, PayrollLinesRetained(
+            run_id=run.id, fund=run.fund, period=run.period, file_id=file_id, part=part, parts=parts, **totals,
+            held_back=[line for kind, line in chunk if kind == "held_back"],
+            offsets=[line for kind, line in chunk if kind == "offsets"],
+        ), source=SOURCE, subject=run.id)
+
+
 @dataclass
 class Issued:
     file: BankFile | None
@@ -628,6 +657,7 @@ def issue_bank_file(session: Session, run_id: str) -> Issued:
         raise Conflict("NOT_OWN_ACCOUNT", f"{len(foreign)} 条明细的收款账户不是领取人本人的账户，不能发放",
                        details={"payroll_line_ids": foreign[:100]})
     held: list[dict[str, str]] = []
+    held_rows: list[tuple[Any, str]] = []
     payable = []
     for r in rows:
         reason = _held_back(run.period, r)
@@ -635,7 +665,8 @@ def issue_bank_file(session: Session, run_id: str) -> Issued:
             payable.append(r)
         else:
             held.append({"payroll_line_id": r.id, "person_id": r.person_id, "reason": reason_text(reason)})
-    offsets = _offsets(session, run.id, [r.id for r in payable])
+            held_rows.append((r, reason))
+    offsets = {k: v for k, v in _offsets(session, run.id, [r.id for r in payable]).items() if v > 0}
     payments, fully_offset = [], []
     for r in payable:
         net = r.amount_fen - offsets.get(r.id, 0)
@@ -655,10 +686,12 @@ def issue_bank_file(session: Session, run_id: str) -> Issued:
     if held or fully_offset:
         append_audit(session, action="payroll.hold_back", entity_type=RUN_ENTITY, entity_id=run.id,
                      detail={"held_back_lines": len(held),
-                             "held_back_fen": sum(r.amount_fen for r in rows if _held_back(run.period, r)),
+                             "held_back_fen": sum(r.amount_fen for r, _ in held_rows),
                              "fully_offset_lines": len(fully_offset), "offset_fen": offset_fen})
+    offset_rows = [(r, offsets[r.id]) for r in payable if r.id in offsets]
     if not payments:
         _settle_run_if_done(session, run)
+        _record_retained(session, run, None, held_rows, offset_rows)  # before the commit: it is kept
         session.commit()
         raise Conflict("NOTHING_TO_PAY", f"本批次没有可发放的明细（{len(held)} 条已停发，{len(fully_offset)} 条已全额抵扣追回款）",
                        details={"held_back": held[:100]})
@@ -669,6 +702,7 @@ def issue_bank_file(session: Session, run_id: str) -> Issued:
     if moved != len(payments):
         raise Conflict("CONCURRENT_CHANGE", f"待发放明细数（{moved}）与制盘明细数（{len(payments)}）不符，未作任何变更")
     file = _write_file(session, run, 1, payments)
+    _record_retained(session, run, file.id, held_rows, offset_rows)
     session.commit()
     return Issued(file=file, replayed=False, held_back=held, offset_fen=offset_fen, fully_offset=len(fully_offset))
 

@@ -100,7 +100,7 @@ HANDLERS: dict[str, Handler] = {
 IGNORED: frozenset[str] = frozenset(getattr(benefits_events, n).event_type for n in (
     "ClaimSubmitted", "ClaimDecided", "EntitlementGranted", "EntitlementEnded", "PayrollApproved",
     "FundingRequested", "PaymentsIssued", "PaymentsSettled", "SurvivalCertified", "OverpaymentFound",
-    "RecoveryRecorded",
+    "RecoveryRecorded", "PayrollLinesRetained",
 ))
 
 BENEFITS_CONSUMER = ConsumerSpec(stream="BENEFITS", handlers=HANDLERS, ignores=IGNORED)

@@ -22,6 +22,8 @@ What feeds what (amounts in fen):
 - ``benefits.payroll.approved`` → R5's approved figure (the payroll's month).
 - ``benefits.payments.settled`` → R5's bank figures: paid, and failed (returned to the expenditure account);
   per payroll line, paid wins over failed whatever the order (a failed line re-issued and paid counts once, paid).
+- ``benefits.payroll.retained`` → R5's held-back and offset figures (lines the first bank file did not pay, or paid
+  net of a recovery offset); once per payroll line.
 
 Every other type on the three streams is ignored explicitly (tests/test_event_catalogue.py); on ACCOUNTS the mirror
 handles the rest.
@@ -53,6 +55,7 @@ from services.oversight.ledger.models import (
     LedgerFundMonthOut,
     LedgerFundPeriod,
     LedgerRemittance,
+    LedgerRetainedLine,
     LedgerSettledLine,
     LedgerSupersededAssessment,
 )
@@ -328,6 +331,39 @@ def on_payments_settled(session: Session, envelope: EventEnvelope) -> None:
          add=("paid_fen", "paid_lines", "returned_fen", "returned_lines"))
 
 
+def on_payroll_lines_retained(session: Session, envelope: EventEnvelope) -> None:
+    """Held-back lines and recovery offsets of a run's first bank file → R5's held-back and offset figures. One
+    ``ledger_retained_line`` row per payroll line (``INSERT … ON CONFLICT DO NOTHING RETURNING``): only the lines
+    inserted now are counted, so a line reported again (another part said twice, a replay) counts once."""
+    e = _payload(envelope, benefits_events.PayrollLinesRetained)
+    now = _now()
+    rows: dict[str, dict[str, Any]] = {}
+    for held in e.held_back:
+        rows.setdefault(held.payroll_line_id, {
+            "payroll_line_id": held.payroll_line_id, "fund": e.fund, "month": e.period, "run_id": e.run_id,
+            "kind": "held_back", "amount_fen": held.amount_fen, "fully_offset": False, "reason": held.reason,
+            "updated_at": now})
+    for offset in e.offsets:
+        rows.setdefault(offset.payroll_line_id, {
+            "payroll_line_id": offset.payroll_line_id, "fund": e.fund, "month": e.period, "run_id": e.run_id,
+            "kind": "offset", "amount_fen": offset.offset_fen, "fully_offset": offset.fully_offset, "reason": None,
+            "updated_at": now})
+    if not rows:
+        return
+    R = LedgerRetainedLine  # noqa: N806
+    stmt = _insert(session, R.__table__).on_conflict_do_nothing(index_elements=["payroll_line_id"]).returning(
+        R.payroll_line_id)
+    inserted = set(session.connection().execute(stmt, [rows[k] for k in sorted(rows)]).scalars())
+    d = {"held_back_fen": 0, "held_back_lines": 0, "offset_fen": 0, "offset_lines": 0}
+    for line_id in inserted:
+        row = rows[line_id]
+        d[f"{row['kind']}_fen"] += row["amount_fen"]
+        d[f"{row['kind']}_lines"] += 1
+    if inserted:
+        bump(session, LedgerFundMonthOut, [{"month": e.period, "fund": e.fund, **d}],
+             add=("held_back_fen", "held_back_lines", "offset_fen", "offset_lines"))
+
+
 # -- the consumers ---------------------------------------------------------------------------------------------------
 
 COLLECTION_HANDLERS: dict[str, Handler] = {
@@ -352,6 +388,7 @@ ACCOUNTS_HANDLERS: dict[str, Handler] = {
 BENEFITS_HANDLERS: dict[str, Handler] = {
     benefits_events.PayrollApproved.event_type: on_payroll_approved,
     benefits_events.PaymentsSettled.event_type: on_payments_settled,
+    benefits_events.PayrollLinesRetained.event_type: on_payroll_lines_retained,
 }
 BENEFITS_IGNORES = frozenset({
     benefits_events.ClaimSubmitted.event_type,

@@ -14,7 +14,8 @@ ledger_employer_period     period × fund × employer (R2)   AssessmentIssued �
 ledger_remittance          treasury remittance (R3)        TreasuryRemitted, its receipts into the special account
 ledger_account_month       bank account × month (R4, R6)   every BankTransactionRecorded (in/out by value-date month)
 ledger_fund_month_out      fund × month (R5)               PayrollApproved, allocations into the expenditure account,
-                                                           PaymentsSettled (paid / failed = returned)
+                                                           PaymentsSettled (paid / failed = returned),
+                                                           PayrollLinesRetained (held back / offset)
 =========================  ==============================  ===========================================================
 
 Line-level tables exist only where a sum alone cannot be kept exact — the inbox already applies each *event* once:
@@ -23,6 +24,7 @@ Line-level tables exist only where a sum alone cannot be kept exact — the inbo
   assessed per fund is kept to take it back out of the R2 cells; ``ledger_superseded_assessment`` remembers a
   supersession that arrives before (a retried part of) the assessment it supersedes.
 - ``ledger_settled_line`` (payroll line): a line that failed and was paid after a re-issue is counted once, as paid.
+- ``ledger_retained_line`` (payroll line): a line held back or offset is counted once, however often it is reported.
 - ``ledger_flagged_transaction`` (bank transaction): the few movements that cross funds or were flagged (R6).
 
 Money is integer fen. ``employer_key`` is the employer id, or ``""`` for lines without one (individual payers, or a
@@ -171,6 +173,10 @@ class LedgerFundMonthOut(OversightTable, table=True):
     paid_lines: int = _count()
     returned_fen: int = _fen()  # failed payments, returned to the expenditure account (and not paid since)
     returned_lines: int = _count()
+    held_back_fen: int = _fen()  # approved lines held back when the first bank file was made (never sent)
+    held_back_lines: int = _count()
+    offset_fen: int = _fen()  # recovery offsets deducted from approved lines (the bank paid the rest, if any)
+    offset_lines: int = _count()
     updated_at: datetime
 
 
@@ -185,6 +191,23 @@ class LedgerSettledLine(OversightTable, table=True):
     amount_fen: int = Field(sa_type=BigInteger)
     result: str = Field(max_length=10)  # paid | failed
     file_id: str = Field(max_length=36)
+    updated_at: datetime
+
+
+class LedgerRetainedLine(OversightTable, table=True):
+    """A payroll line whose approved amount the bank files did not (wholly) pay: ``held_back`` (all of it) or
+    ``offset`` (``amount_fen`` deducted; ``fully_offset`` when nothing was left to pay). Counted once per line."""
+
+    __tablename__ = "ledger_retained_line"
+
+    payroll_line_id: str = Field(primary_key=True, max_length=64)
+    fund: str = Field(max_length=10)
+    month: int
+    run_id: str = Field(max_length=36)
+    kind: str = Field(max_length=10)  # held_back | offset
+    amount_fen: int = Field(sa_type=BigInteger)  # held back: the approved amount; offset: the amount deducted
+    fully_offset: bool = Field(default=False, sa_column_kwargs={"server_default": false()})
+    reason: str | None = Field(default=None, max_length=40)  # HELD_… code of a held-back line
     updated_at: datetime
 
 
@@ -214,5 +237,6 @@ class LedgerFlaggedTransaction(OversightTable, table=True):
 
 LEDGER_TABLES = (
     LedgerFundPeriod, LedgerEmployerPeriod, LedgerAssessment, LedgerSupersededAssessment, LedgerRemittance,
-    LedgerBankAccount, LedgerAccountMonth, LedgerFundMonthOut, LedgerSettledLine, LedgerFlaggedTransaction,
+    LedgerBankAccount, LedgerAccountMonth, LedgerFundMonthOut, LedgerSettledLine, LedgerRetainedLine,
+    LedgerFlaggedTransaction,
 )

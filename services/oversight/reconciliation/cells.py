@@ -26,9 +26,14 @@ heard of: *missing_tax*. A remittance belongs to the month it was remitted in.
 with a value date up to that day, flagged ones included: they happened) is zero: *matched*; else *mismatch*.
 
 **R5 fund × month, money out**: the approved payroll of the month = the allocations the expenditure account
-received that month (value date) = bank-confirmed payments + payments returned (failed and not paid since).
-No approved payroll: *missing_agency*; no allocation: *missing_finance*; otherwise any difference: *mismatch*
-(bank results still outstanding show as a difference until they arrive).
+received that month (value date) = bank-confirmed payments + payments returned (failed and not paid since) + lines
+held back when the first bank file was made (entitlement suspended or ended, person dead or imprisoned since the
+approval: never sent to the bank, the money stays in the expenditure account, 001 第二十七条) + recovery offsets
+deducted from lines (001 第二十九条(五): a line offset in part is paid net, one offset in full has no bank line).
+The last four together are the *accounted* figure; held-back lines and offsets come from benefits'
+``PayrollLinesRetained``. Allocated is compared with approved as before. No approved payroll: *missing_agency*; no
+allocation: *missing_finance*; otherwise any difference: *mismatch* (bank results still outstanding show as a
+difference until they arrive).
 
 **R6 fund** (000 二(一) 不得相互挤占或调剂): every movement of the month whose counterparty belongs to another fund's
 books, or that collection flagged against a usage rule, is a *mismatch* cell of its own; a fund with movements and
@@ -78,7 +83,8 @@ CHECK_INFO = {
                     "in the special account within 10 working days", "000 二(二)"),
     "R4": CheckInfo("R4", "收入户月末余额", "income account × month", "closing balance is zero", "000 二(四)1"),
     "R5": CheckInfo("R5", "基金支出对账（险种×月）", "fund × month, money out",
-                    "approved payroll = finance allocation = bank-confirmed + returned", "000 二(四)1"),
+                    "approved payroll = finance allocation = bank-confirmed + returned + held back + offset",
+                    "000 二(四)1"),
     "R6": CheckInfo("R6", "基金之间不得相互挤占或调剂", "fund", "no movement between funds' books; no flagged movement",
                     "000 二(一)"),
 }
@@ -169,8 +175,9 @@ def r3_status(amount: int | None, received: int, last_receipt_on: date | None, d
     return "late" if as_of > deadline else "missing_finance"
 
 
-def r5_status(approved: int, allocated: int, bank: int) -> str:
-    if approved == allocated == bank:
+def r5_status(approved: int, allocated: int, accounted: int) -> str:
+    """``accounted`` = paid + returned + held back + offset."""
+    if approved == allocated == accounted:
         return "matched"
     if approved == 0:
         return "missing_agency"
@@ -288,19 +295,22 @@ def r5_cells(session: Session, month: int) -> list[Cell]:
     for row in session.execute(select(LedgerFundMonthOut).where(LedgerFundMonthOut.month == month)
                                .order_by(LedgerFundMonthOut.fund)).scalars():
         bank = row.paid_fen + row.returned_fen
-        if not (row.approved_fen or row.allocated_fen or bank):
+        accounted = bank + row.held_back_fen + row.offset_fen
+        if not (row.approved_fen or row.allocated_fen or accounted):
             continue
         differences = {"allocated_minus_approved": row.allocated_fen - row.approved_fen,
-                       "bank_minus_approved": bank - row.approved_fen}
+                       "accounted_minus_approved": accounted - row.approved_fen}
         cells.append(Cell(
             check="R5", key={"fund": row.fund, "month": month}, month=month, fund=row.fund, period=month,
-            status=r5_status(row.approved_fen, row.allocated_fen, bank),
-            amounts={"approved": row.approved_fen, "allocated": row.allocated_fen, "bank": bank,
-                     "paid": row.paid_fen, "returned": row.returned_fen},
+            status=r5_status(row.approved_fen, row.allocated_fen, accounted),
+            amounts={"approved": row.approved_fen, "allocated": row.allocated_fen, "accounted": accounted,
+                     "bank": bank, "paid": row.paid_fen, "returned": row.returned_fen,
+                     "held_back": row.held_back_fen, "offset": row.offset_fen},
             differences=differences, difference_fen=_headline(differences),
             detail={"approved_runs": row.approved_runs, "approved_lines": row.approved_lines,
                     "allocations": row.allocations, "paid_lines": row.paid_lines,
-                    "returned_lines": row.returned_lines},
+                    "returned_lines": row.returned_lines, "held_back_lines": row.held_back_lines,
+                    "offset_lines": row.offset_lines},
             suspicion=SUSPICION["R5"], clause=CHECK_INFO["R5"].clause))
     return cells
 
