@@ -11,10 +11,10 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 from pydantic_core import PydanticCustomError
 
-from services.collection.parameters.schemas import Reason
 from services.kernel.identifiers import CitizenId
 from services.kernel.money import Yuan
 from services.kernel.periods import Period
+from services.kernel.schemas import Reason
 
 Kind = Literal["basic_pension", "resident_pension", "unemployment", "injury", "one_off"]
 Fund = Literal["PEN_EMP", "PEN_GOV", "PEN_RES", "UNEMP", "INJURY"]

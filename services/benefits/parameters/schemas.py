@@ -15,7 +15,7 @@ configured per region and ``valid_from`` month (DOMAIN.md), never a constant in 
   (1–5 y → 12, 5–10 → 18, 10 + → 24; 失业保险条例 第十七条); less than the first band's ``from_years`` → none;
 - ``large_amount_threshold_fen``: a single payment above it needs the extra review (001 第十八条; default 50 000 yuan).
 
-Rates are decimal **strings** (a JSON number is refused, as in collection's documents); amounts, months and ages
+Rates are decimal **strings** (a JSON number is refused: ``services.kernel.schemas.Rate``); amounts, months and ages
 are JSON integers (a float is refused). Unknown keys are refused, so a misspelt field is never silently ignored.
 """
 
@@ -25,12 +25,9 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
-# Generic pieces of collection's parameter documents (decimal-string rates, fen, reasons, region codes).
-from services.collection.parameters.schemas import Decision, PositiveFen, Rate, Reason, RegionText, RejectDecision
+from services.kernel.dated_documents import DatedDocumentProposal
 from services.kernel.periods import Period
-
-__all__ = ["BenefitParametersDocument", "BenefitParametersProposal", "BenefitParametersOut", "Decision",
-           "RejectDecision", "default_benefit_document"]
+from services.kernel.schemas import PositiveFen, Rate
 
 # 国发〔2005〕38号 附件: 个人账户养老金计发月数表 (whole age at retirement → months).
 NATIONAL_DIVISORS: dict[int, int] = {
@@ -159,13 +156,9 @@ def default_benefit_document(average_monthly_wage_fen: int = 800_000, *, unemplo
 # -- API bodies ------------------------------------------------------------------------------------------------------
 
 
-class BenefitParametersProposal(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    region: RegionText
+class BenefitParametersProposal(DatedDocumentProposal):
     valid_from: Period = Field(description="first month (YYYYMM) the parameters apply to")
     document: BenefitParametersDocument
-    reason: Reason
 
 
 class BenefitParametersOut(BaseModel):

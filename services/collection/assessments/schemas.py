@@ -9,13 +9,14 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 from pydantic_core import PydanticCustomError
 
 from services.accounts.imports.readers import Column
 from services.kernel.identifiers import CitizenId
 from services.kernel.money import Yuan
 from services.kernel.periods import Period
+from services.kernel.schemas import Reason
 
 MAX_LINES = 100_000
 
@@ -27,8 +28,6 @@ def positive_base(value: Decimal) -> Decimal:
 
 
 Base = Annotated[Yuan, AfterValidator(positive_base)]
-Reason = Annotated[str, BeforeValidator(lambda v: v.strip() if isinstance(v, str) else v),
-                   Field(min_length=1, max_length=2000, description="原因")]
 
 
 class DeclarationLineIn(BaseModel):

@@ -50,7 +50,7 @@ from services.collection.models import (
     RegistryEnrolment,
     RegistryPerson,
 )
-from services.collection.parameters.schemas import INJURY, WAGE_FUNDS, rate_text
+from services.collection.parameters.schemas import INJURY, WAGE_FUNDS
 from services.collection.parameters.service import Parameters, injury_factor, parameters_for
 from services.kernel import context
 from services.kernel.audit import append_audit
@@ -62,6 +62,7 @@ from services.kernel.money import Yuan, percent_of_fen, yuan_to_fen
 from services.kernel.outbox import record_event
 from services.kernel.periods import add_months, period_of
 from services.kernel.pii import reveal_citizen_id
+from services.kernel.schemas import rate_text
 
 SOURCE = "collection"
 CHUNK = 1000  # rows per Core insert and per IN (...) lookup

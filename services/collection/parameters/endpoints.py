@@ -6,19 +6,17 @@ from fastapi import APIRouter, Query, status
 from services.collection.models import ContributionParameters, EmployerInjuryAdjustment
 from services.collection.parameters import service
 from services.collection.parameters.schemas import (
-    Decision,
     InjuryAdjustmentOut,
     InjuryAdjustmentProposal,
     ParametersDocument,
     ParametersOut,
     ParametersPage,
     ParametersProposal,
-    RejectDecision,
     default_document,
 )
 from services.kernel.auth import allow
-from services.kernel.errors import DomainError
-from services.kernel.periods import validate_period
+from services.kernel.dated_documents import RouteTexts, dated_document_routes
+from services.kernel.schemas import Decision, RejectDecision
 from services.kernel.service_app import SessionDep
 
 # Rates are set by the agency's finance (会计) and approved by the agency's 审批 post, never by the same person.
@@ -40,15 +38,6 @@ def _adjustment_out(row: EmployerInjuryAdjustment) -> InjuryAdjustmentOut:
     return InjuryAdjustmentOut.model_validate(row, from_attributes=True)
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, response_model=ParametersOut,
-             summary="Propose a dated set of rates and bases (费率基数方案) for a region", dependencies=[PROPOSERS],
-             description="Rates and ratios are decimal strings (\"0.16\"); JSON numbers are refused (422 "
-                         "`INVALID_RATE`); amounts are integer fen. See `GET /parameters/template` for a complete "
-                         "document with the national default figures.")
-def propose_parameters(proposal: ParametersProposal, session: SessionDep) -> ParametersOut:
-    return _out(service.propose(session, proposal))
-
-
 @router.get("/template", response_model=dict[str, Any], dependencies=[READERS],
             summary="A document with the national default rates, to adapt and propose")
 def parameters_template(
@@ -57,30 +46,6 @@ def parameters_template(
 ) -> dict[str, Any]:
     document = default_document(average_monthly_wage_fen, due_day=due_day)
     return ParametersDocument.model_validate(document).as_json_dict()
-
-
-@router.get("", response_model=ParametersPage, summary="Parameter sets of my area, newest first",
-            dependencies=[READERS])
-def list_parameters(
-    session: SessionDep,
-    region: str | None = None,
-    status_: Annotated[str | None, Query(alias="status", pattern="^(proposed|approved|rejected)$")] = None,
-    after: str | None = None,
-    limit: Annotated[int, Query(ge=1, le=200)] = 50,
-) -> ParametersPage:
-    rows, next_cursor = service.list_parameters(session, region=region, status=status_, after=after, limit=limit)
-    return ParametersPage(items=[_out(r) for r in rows], next_cursor=next_cursor)
-
-
-@router.get("/effective/{region}/{period}", response_model=ParametersOut, dependencies=[READERS],
-            summary="The approved set in force for a region and month (422 NO_PARAMETERS if none)")
-def effective_parameters(region: str, period: int, session: SessionDep) -> ParametersOut:
-    try:
-        validate_period(period)
-    except ValueError as exc:  # PydanticCustomError is a ValueError
-        raise DomainError("INVALID_PERIOD", str(exc), status=422) from None
-    found = service.parameters_for(session, region, period)
-    return _out(service.get_parameters(session, found.id))
 
 
 # -- work-injury floating factors (declared before /{parameters_id}) -------------------------------------------------
@@ -117,21 +82,20 @@ def reject_adjustment(adjustment_id: str, decision: RejectDecision, session: Ses
     return _adjustment_out(service.decide_adjustment(session, adjustment_id, approve=False, reason=decision.reason))
 
 
-# -- one set ---------------------------------------------------------------------------------------------------------
+# -- the parameter sets: propose, list, in force, one set, approve, reject (after the fixed paths above) -------------
 
-
-@router.get("/{parameters_id}", response_model=ParametersOut, summary="One parameter set", dependencies=[READERS])
-def get_parameters(parameters_id: str, session: SessionDep) -> ParametersOut:
-    return _out(service.get_parameters(session, parameters_id))
-
-
-@router.post("/{parameters_id}/approve", response_model=ParametersOut, dependencies=[APPROVERS],
-             summary="Approve a proposed set (by someone other than the proposer); publishes ParametersApproved")
-def approve_parameters(parameters_id: str, decision: Decision, session: SessionDep) -> ParametersOut:
-    return _out(service.decide(session, parameters_id, approve=True, reason=decision.reason))
-
-
-@router.post("/{parameters_id}/reject", response_model=ParametersOut, dependencies=[APPROVERS],
-             summary="Reject a proposed set, with the reason (by someone other than the proposer)")
-def reject_parameters(parameters_id: str, decision: RejectDecision, session: SessionDep) -> ParametersOut:
-    return _out(service.decide(session, parameters_id, approve=False, reason=decision.reason))
+dated_document_routes(
+    router, service.PARAMETER_SETS, proposal_model=ParametersProposal, out=_out, out_model=ParametersOut,
+    page_model=ParametersPage, proposers=PROPOSERS, approvers=APPROVERS, readers=READERS,
+    texts=RouteTexts(
+        propose="Propose a dated set of rates and bases (费率基数方案) for a region",
+        propose_description="Rates and ratios are decimal strings (\"0.16\"); JSON numbers are refused (422 "
+                            "`INVALID_RATE`); amounts are integer fen. See `GET /parameters/template` for a complete "
+                            "document with the national default figures.",
+        listing="Parameter sets of my area, newest first",
+        effective="The approved set in force for a region and month (422 NO_PARAMETERS if none)",
+        one="One parameter set",
+        approve="Approve a proposed set (by someone other than the proposer); publishes ParametersApproved",
+        reject="Reject a proposed set, with the reason (by someone other than the proposer)",
+    ),
+)

@@ -19,61 +19,30 @@ fen (a float is refused). Unknown keys are refused, so a misspelt field is never
 """
 
 from datetime import datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, StrictInt, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictInt, model_validator
 from pydantic_core import PydanticCustomError
 
+from services.kernel.dated_documents import DatedDocumentProposal
 from services.kernel.money import round_fen
 from services.kernel.periods import Period
+from services.kernel.schemas import AS_RATE_TEXT, Fen, PositiveFen, Rate, Reason, parse_decimal_string
 
 WAGE_FUNDS = ("PEN_EMP", "PEN_GOV", "UNEMP")  # rated on the declared base, employer and individual part
 INJURY = "INJURY"  # employer part only, by risk class × floating factor
 RESIDENT_FUND = "PEN_RES"  # flat annual grades, not wage-based
 KNOWN_FUNDS = (*WAGE_FUNDS, INJURY, RESIDENT_FUND)
 RISK_CLASSES = tuple(range(1, 9))
-MAX_RATE_PLACES = 6
 MAX_FACTOR_PLACES = 2
-
-
-def rate_text(value: Decimal) -> str:
-    """Canonical text of a rate: fixed notation, no exponent, no trailing zeros (``Decimal('0.0020')`` → "0.002")."""
-    text = format(value.normalize(), "f")
-    return text if text != "-0" else "0"
-
-
-def _parse_decimal_string(value: object, *, what: str, example: str) -> Decimal:
-    if isinstance(value, float):
-        raise PydanticCustomError("INVALID_RATE", f"{what}须以字符串表示（如 \"{example}\"），不接受浮点数")
-    if not isinstance(value, str):
-        raise PydanticCustomError("INVALID_RATE", f"{what}须以字符串表示（如 \"{example}\"）")
-    try:
-        number = Decimal(value.strip())
-    except InvalidOperation:
-        raise PydanticCustomError("INVALID_RATE", f"{what}格式错误：{value!r}") from None
-    if not number.is_finite():
-        raise PydanticCustomError("INVALID_RATE", f"{what}格式错误：{value!r}")
-    return number
-
-
-def parse_rate(value: object) -> Decimal:
-    """A rate as a fraction in a decimal string: 0 ≤ r < 1, at most six decimal places ("0.16" is 16 %)."""
-    if isinstance(value, Decimal):
-        value = format(value, "f")
-    rate = _parse_decimal_string(value, what="费率", example="0.16")
-    if rate < 0 or rate >= 1:
-        raise PydanticCustomError("INVALID_RATE", f"费率应为不小于 0 且小于 1 的小数（如 0.16 表示 16%），收到 {value}")
-    if -rate.as_tuple().exponent > MAX_RATE_PLACES:
-        raise PydanticCustomError("INVALID_RATE", f"费率最多保留 {MAX_RATE_PLACES} 位小数，收到 {value}")
-    return rate
 
 
 def parse_ratio(value: object) -> Decimal:
     """A positive ratio in a decimal string (the base floor "0.6", the cap "3.0"), at most four decimal places."""
     if isinstance(value, Decimal):
         value = format(value, "f")
-    ratio = _parse_decimal_string(value, what="比例", example="0.6")
+    ratio = parse_decimal_string(value, what="比例", example="0.6")
     if ratio <= 0 or ratio > 100 or -ratio.as_tuple().exponent > 4:
         raise PydanticCustomError("INVALID_RATE", f"比例应为大于 0 的小数，最多保留 4 位小数，收到 {value}")
     return ratio
@@ -83,19 +52,15 @@ def parse_factor(value: object) -> Decimal:
     """The work-injury floating factor (浮动费率): 0.5 to 1.5 of the class rate, at most two decimal places."""
     if isinstance(value, Decimal):
         value = format(value, "f")
-    factor = _parse_decimal_string(value, what="浮动系数", example="1.2")
+    factor = parse_decimal_string(value, what="浮动系数", example="1.2")
     if not Decimal("0.5") <= factor <= Decimal("1.5") or -factor.as_tuple().exponent > MAX_FACTOR_PLACES:
         raise PydanticCustomError("INVALID_FACTOR",
                                   f"工伤保险浮动系数应在 0.5 至 1.5 之间（如 \"1.2\" 表示上浮 20%），最多两位小数，收到 {value}")
     return factor
 
 
-_as_text = PlainSerializer(rate_text, return_type=str)
-Rate = Annotated[Decimal, BeforeValidator(parse_rate), _as_text]
-Ratio = Annotated[Decimal, BeforeValidator(parse_ratio), _as_text]
-Factor = Annotated[Decimal, BeforeValidator(parse_factor), _as_text]
-Fen = Annotated[StrictInt, Field(ge=0, description="integer fen (分)")]
-PositiveFen = Annotated[StrictInt, Field(gt=0, description="integer fen (分)")]
+Ratio = Annotated[Decimal, BeforeValidator(parse_ratio), AS_RATE_TEXT]
+Factor = Annotated[Decimal, BeforeValidator(parse_factor), AS_RATE_TEXT]
 
 
 class SideRates(BaseModel):
@@ -213,30 +178,9 @@ def default_document(average_monthly_wage_fen: int, *, due_day: int = 15) -> dic
 
 # -- API bodies ------------------------------------------------------------------------------------------------------
 
-Reason = Annotated[str, BeforeValidator(lambda v: v.strip() if isinstance(v, str) else v),
-                   Field(min_length=1, max_length=2000, description="原因")]
-RegionText = Annotated[str, Field(pattern=r"^\d{6}$", description="统筹区行政区划代码 (6 digits)")]
-
-
-class ParametersProposal(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    region: RegionText
+class ParametersProposal(DatedDocumentProposal):
     valid_from: Period = Field(description="first month (YYYYMM) the set applies to")
     document: ParametersDocument
-    reason: Reason
-
-
-class Decision(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    reason: Reason | None = None
-
-
-class RejectDecision(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    reason: Reason
 
 
 class ParametersOut(BaseModel):

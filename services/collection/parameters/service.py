@@ -12,7 +12,6 @@ uses the most specific level that has an approved set in force for the month.
 """
 
 import json
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 
@@ -21,15 +20,12 @@ from sqlmodel import Session
 
 from services.collection.events import ParametersApproved
 from services.collection.models import ContributionParameters, EmployerInjuryAdjustment, RegistryEmployer
-from services.collection.parameters.schemas import (
-    InjuryAdjustmentProposal,
-    ParametersDocument,
-    ParametersProposal,
-)
+from services.collection.parameters.schemas import InjuryAdjustmentProposal, ParametersDocument
 from services.kernel import context
-from services.kernel.audit import append_audit, canonical_json
-from services.kernel.auth import ensure_in_region, region_levels, region_prefix
-from services.kernel.errors import Conflict, DomainError, NotFound
+from services.kernel.audit import append_audit
+from services.kernel.auth import ensure_in_region, region_prefix
+from services.kernel.dated_documents import DatedDocuments, InForce, Wording, ensure_other_person
+from services.kernel.errors import Conflict, NotFound
 from services.kernel.events import new_event_id
 from services.kernel.outbox import record_event
 
@@ -37,6 +33,7 @@ SOURCE = "collection"
 ENTITY = "contribution_parameters"
 ADJUSTMENT_ENTITY = "employer_injury_adjustment"
 ONE = Decimal(1)
+FOUR_EYES_ITEM = "事项"  # the same message for sets and floating factors
 
 
 def _now() -> datetime:
@@ -47,126 +44,27 @@ def _actor_id() -> str:
     return context.current().actor.id
 
 
-def _same_person(proposed_by: str) -> None:
-    if proposed_by == _actor_id():
-        raise DomainError("SAME_PERSON_CANNOT_APPROVE", "提出人不能审批（或驳回）本人提出的事项，须由另一人办理", status=403)
-
-
 # -- parameter sets --------------------------------------------------------------------------------------------------
 
 
-def document_of(row: ContributionParameters) -> ParametersDocument:
-    return ParametersDocument.model_validate(json.loads(row.document))
+def _publish_approved(session: Session, row: ContributionParameters) -> None:
+    record_event(session, ParametersApproved(parameters_id=row.id, region=row.region, valid_from=row.valid_from,
+                                             document=json.loads(row.document)),
+                 source=SOURCE, subject=row.id)
 
 
-def _approved_exists(session: Session, region: str, valid_from: int, *, exclude: str | None = None) -> str | None:
-    query = select(ContributionParameters.id).where(
-        ContributionParameters.region == region, ContributionParameters.valid_from == valid_from,
-        ContributionParameters.status == "approved")
-    if exclude:
-        query = query.where(ContributionParameters.id != exclude)
-    return session.execute(query.limit(1)).scalar_one_or_none()
+PARAMETER_SETS: DatedDocuments[ContributionParameters, ParametersDocument] = DatedDocuments(
+    ContributionParameters, ParametersDocument, entity=ENTITY, action="parameters",
+    wording=Wording(subject="费率基数", document="费率基数方案", item="方案", four_eyes=FOUR_EYES_ITEM),
+    reasons_on_row=True, on_approve=_publish_approved,
+)
 
+Parameters = InForce[ParametersDocument]
+"""The approved set in force: its row id (recorded on an assessment) and its parsed document."""
 
-def propose(session: Session, proposal: ParametersProposal) -> ContributionParameters:
-    ensure_in_region(context.current().actor, proposal.region)
-    existing = _approved_exists(session, proposal.region, proposal.valid_from)
-    if existing:
-        raise Conflict("PARAMETERS_ALREADY_APPROVED",
-                       f"统筹区 {proposal.region} 自 {proposal.valid_from} 起的费率基数已审批（{existing}）；"
-                       "调整请以新的起始月份提出")
-    document = proposal.document.as_json_dict()
-    row = ContributionParameters(
-        id=new_event_id(), region=proposal.region, valid_from=proposal.valid_from, document=canonical_json(document),
-        status="proposed", reason=proposal.reason, proposed_at=_now(), proposed_by=_actor_id(),
-    )
-    session.add(row)
-    append_audit(session, action="parameters.propose", entity_type=ENTITY, entity_id=row.id,
-                 detail={"region": row.region, "valid_from": row.valid_from, "document": document},
-                 reason=proposal.reason)
-    session.commit()
-    return row
-
-
-def get_parameters(session: Session, parameters_id: str, *, for_update: bool = False) -> ContributionParameters:
-    query = select(ContributionParameters).where(ContributionParameters.id == parameters_id)
-    if for_update:
-        query = query.with_for_update()
-    row = session.execute(query).scalar_one_or_none()
-    if row is None:
-        raise NotFound("PARAMETERS_NOT_FOUND", "费率基数方案不存在")
-    return row
-
-
-def decide(session: Session, parameters_id: str, *, approve: bool, reason: str | None) -> ContributionParameters:
-    row = get_parameters(session, parameters_id, for_update=True)
-    ensure_in_region(context.current().actor, row.region)
-    if row.status != "proposed":
-        raise Conflict("PARAMETERS_ALREADY_DECIDED", f"该方案已{'审批' if row.status == 'approved' else '驳回'}，不能再次处理")
-    _same_person(row.proposed_by)
-    if approve:
-        existing = _approved_exists(session, row.region, row.valid_from, exclude=row.id)
-        if existing:
-            raise Conflict("PARAMETERS_ALREADY_APPROVED",
-                           f"统筹区 {row.region} 自 {row.valid_from} 起的费率基数已审批（{existing}）")
-    row.status = "approved" if approve else "rejected"
-    row.decided_at, row.decided_by, row.decision_reason = _now(), _actor_id(), reason
-    session.add(row)
-    append_audit(session, action=f"parameters.{'approve' if approve else 'reject'}", entity_type=ENTITY,
-                 entity_id=row.id, detail={"region": row.region, "valid_from": row.valid_from, "status": row.status},
-                 reason=reason)
-    if approve:
-        record_event(session, ParametersApproved(parameters_id=row.id, region=row.region, valid_from=row.valid_from,
-                                                 document=json.loads(row.document)),
-                     source=SOURCE, subject=row.id)
-    session.commit()
-    return row
-
-
-def list_parameters(session: Session, *, region: str | None = None, status: str | None = None,
-                    after: str | None = None, limit: int = 50) -> tuple[list[ContributionParameters], str | None]:
-    """Sets of the caller's area (and the levels above it, which apply to it), newest first by id."""
-    actor_region = context.current().actor.region or "------"
-    visible = [*region_levels(actor_region)]
-    query = select(ContributionParameters).where(
-        ContributionParameters.region.startswith(region_prefix(actor_region))
-        | ContributionParameters.region.in_(visible)
-    ).order_by(ContributionParameters.id.desc()).limit(limit + 1)
-    if region:
-        query = query.where(ContributionParameters.region == region)
-    if status:
-        query = query.where(ContributionParameters.status == status)
-    if after:
-        query = query.where(ContributionParameters.id < after)
-    rows = list(session.execute(query).scalars())
-    next_cursor = rows[limit - 1].id if len(rows) > limit else None
-    return rows[:limit], next_cursor
-
-
-@dataclass(frozen=True)
-class Parameters:
-    """The approved set in force: its row id (recorded on an assessment) and its parsed document."""
-
-    id: str
-    region: str
-    valid_from: int
-    document: ParametersDocument
-
-
-def parameters_for(session: Session, region: str, period: int) -> Parameters:
-    """The approved set with the greatest ``valid_from`` ≤ ``period`` for ``region`` (walking up district → city →
-    province); 422 NO_PARAMETERS if none applies."""
-    for level in region_levels(region):
-        row = session.execute(
-            select(ContributionParameters)
-            .where(ContributionParameters.region == level, ContributionParameters.status == "approved",
-                   ContributionParameters.valid_from <= period)
-            .order_by(ContributionParameters.valid_from.desc(), ContributionParameters.decided_at.desc())
-            .limit(1)
-        ).scalar_one_or_none()
-        if row is not None:
-            return Parameters(id=row.id, region=row.region, valid_from=row.valid_from, document=document_of(row))
-    raise DomainError("NO_PARAMETERS", f"行政区划 {region} 没有适用于 {period} 的已审批费率基数方案", status=422)
+document_of = PARAMETER_SETS.document_of
+propose, decide = PARAMETER_SETS.propose, PARAMETER_SETS.decide  # bench/money_in.py seeds a set without HTTP
+parameters_for = PARAMETER_SETS.in_force  # (session, region, period) → Parameters; 422 NO_PARAMETERS
 
 
 # -- work-injury floating factors ------------------------------------------------------------------------------------
@@ -217,7 +115,7 @@ def decide_adjustment(session: Session, adjustment_id: str, *, approve: bool,
     _registry_employer(session, row.employer_id)
     if row.status != "proposed":
         raise Conflict("ADJUSTMENT_ALREADY_DECIDED", "该申请已处理，不能再次处理")
-    _same_person(row.proposed_by)
+    ensure_other_person(row.proposed_by, FOUR_EYES_ITEM)
     if approve and _adjustment_exists(session, row.employer_id, row.valid_from, exclude=row.id):
         raise Conflict("ADJUSTMENT_ALREADY_APPROVED", f"该单位自 {row.valid_from} 起的工伤保险浮动费率已审批")
     row.status = "approved" if approve else "rejected"

@@ -26,16 +26,10 @@ def _fen() -> int:
     return Field(default=0, sa_column_kwargs={"server_default": "0"}, sa_type=BigInteger)
 
 
-class Budget(OversightTable, table=True):
-    __tablename__ = "budget"
-    __table_args__ = (UniqueConstraint("fund", "year"),)
+class ApprovalSteps(OversightTable):
+    """The approval chain's columns of a budget, an adjustment and final accounts: who did each step, in which role
+    and when (drafted → submitted → reviewed → approved; a return to draft keeps its reason)."""
 
-    id: str = Field(primary_key=True, max_length=36)
-    fund: str = Field(max_length=10, index=True)
-    year: int = Field(index=True)
-    status: str = Field(max_length=20)  # draft | submitted | reviewed | approved
-    version: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
-    note: str | None = Field(default=None, sa_column=Column(Text))
     created_by: str = Field(max_length=100)
     created_role: str | None = Field(default=None, max_length=50)
     created_at: datetime
@@ -45,14 +39,26 @@ class Budget(OversightTable, table=True):
     reviewed_by: str | None = Field(default=None, max_length=100)
     reviewed_role: str | None = Field(default=None, max_length=50)
     reviewed_at: datetime | None = None
-    review_note: str | None = Field(default=None, sa_column=Column(Text))
+    review_note: str | None = Field(default=None, sa_type=Text)
     approved_by: str | None = Field(default=None, max_length=100)
     approved_role: str | None = Field(default=None, max_length=50)
     approved_at: datetime | None = None
     approval_ref: str | None = Field(default=None, max_length=200)  # 人大批准 / 批复文号
     approved_on: date | None = None  # the day of the approval the reference records
-    returned_reason: str | None = Field(default=None, sa_column=Column(Text))
+    returned_reason: str | None = Field(default=None, sa_type=Text)
     updated_at: datetime
+
+
+class Budget(ApprovalSteps, table=True):
+    __tablename__ = "budget"
+    __table_args__ = (UniqueConstraint("fund", "year"),)
+
+    id: str = Field(primary_key=True, max_length=36)
+    fund: str = Field(max_length=10, index=True)
+    year: int = Field(index=True)
+    status: str = Field(max_length=20)  # draft | submitted | reviewed | approved
+    version: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    note: str | None = Field(default=None, sa_column=Column(Text))
 
 
 class BudgetLine(OversightTable, table=True):
@@ -65,7 +71,7 @@ class BudgetLine(OversightTable, table=True):
     approved_fen: int | None = Field(default=None, sa_type=BigInteger)  # as first approved
 
 
-class BudgetAdjustment(OversightTable, table=True):
+class BudgetAdjustment(ApprovalSteps, table=True):
     __tablename__ = "budget_adjustment"
     __table_args__ = (UniqueConstraint("budget_id", "seq"),)
 
@@ -76,23 +82,6 @@ class BudgetAdjustment(OversightTable, table=True):
     reason: str = Field(sa_column=Column(Text, nullable=False))
     base_version: int  # the budget version the amounts "before" were read from
     applied_version: int | None = None  # the budget version its approval made
-    created_by: str = Field(max_length=100)
-    created_role: str | None = Field(default=None, max_length=50)
-    created_at: datetime
-    submitted_by: str | None = Field(default=None, max_length=100)
-    submitted_role: str | None = Field(default=None, max_length=50)
-    submitted_at: datetime | None = None
-    reviewed_by: str | None = Field(default=None, max_length=100)
-    reviewed_role: str | None = Field(default=None, max_length=50)
-    reviewed_at: datetime | None = None
-    review_note: str | None = Field(default=None, sa_column=Column(Text))
-    approved_by: str | None = Field(default=None, max_length=100)
-    approved_role: str | None = Field(default=None, max_length=50)
-    approved_at: datetime | None = None
-    approval_ref: str | None = Field(default=None, max_length=200)
-    approved_on: date | None = None
-    returned_reason: str | None = Field(default=None, sa_column=Column(Text))
-    updated_at: datetime
 
 
 class BudgetAdjustmentLine(OversightTable, table=True):
@@ -105,7 +94,7 @@ class BudgetAdjustmentLine(OversightTable, table=True):
     after_fen: int = Field(sa_type=BigInteger)
 
 
-class BudgetFinalAccounts(OversightTable, table=True):
+class BudgetFinalAccounts(ApprovalSteps, table=True):
     __tablename__ = "budget_final_accounts"
 
     id: str = Field(primary_key=True, max_length=36)
@@ -114,23 +103,6 @@ class BudgetFinalAccounts(OversightTable, table=True):
     budget_version: int  # the budget version the variances were computed against
     computed_at: datetime  # when the ledger's actuals were read
     note: str | None = Field(default=None, sa_column=Column(Text))
-    created_by: str = Field(max_length=100)
-    created_role: str | None = Field(default=None, max_length=50)
-    created_at: datetime
-    submitted_by: str | None = Field(default=None, max_length=100)
-    submitted_role: str | None = Field(default=None, max_length=50)
-    submitted_at: datetime | None = None
-    reviewed_by: str | None = Field(default=None, max_length=100)
-    reviewed_role: str | None = Field(default=None, max_length=50)
-    reviewed_at: datetime | None = None
-    review_note: str | None = Field(default=None, sa_column=Column(Text))
-    approved_by: str | None = Field(default=None, max_length=100)
-    approved_role: str | None = Field(default=None, max_length=50)
-    approved_at: datetime | None = None
-    approval_ref: str | None = Field(default=None, max_length=200)
-    approved_on: date | None = None
-    returned_reason: str | None = Field(default=None, sa_column=Column(Text))
-    updated_at: datetime
 
 
 class BudgetFinalLine(OversightTable, table=True):
