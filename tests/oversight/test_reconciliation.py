@@ -421,3 +421,16 @@ async def test_report_workbook_close_and_roles(start_service, auth):
                                      params={"entity_type": "reconciliation_month"})).json()
         assert [(e["action"], e["actor_id"], e["reason"]) for e in audit] == [
             ("reconciliation.month_closed", "officer.wang", "三月月结")]
+
+
+def test_a_figure_missing_from_an_older_snapshot_counts_as_zero_not_as_an_adjustment():
+    """R5 gained held-back and offset figures: a month closed before that is not 'adjusted' by their appearance."""
+    def r5(status: str, **amounts: int) -> Cell:
+        return Cell(check="R5", key={"fund": "PEN_EMP", "month": 202401}, status=status, month=202401,
+                    fund="PEN_EMP", period=202401, amounts=amounts)
+
+    old = r5("matched", approved=550000, paid=550000)
+    assert service.adjustments({"R5": [old]}, {"R5": [r5("matched", approved=550000, paid=550000, held_back=0)]}) == []
+    [changed] = service.adjustments({"R5": [old]}, {"R5": [r5("mismatch", approved=550000, paid=550000,
+                                                               held_back=1000)]})
+    assert (changed.changed, changed.delta) == (["status", "amounts"], {"held_back": 1000})

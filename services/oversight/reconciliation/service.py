@@ -112,6 +112,12 @@ def _state(cell: Cell | None) -> dict[str, Any] | None:
     return None if cell is None else {"status": cell.status, "amounts": dict(cell.amounts)}
 
 
+def _amounts_differ(before: dict[str, int], after: dict[str, int]) -> bool:
+    """An amount missing on one side is zero: a snapshot taken before a check gained a figure (R5's held back and
+    offset) is not an adjustment for that reason alone."""
+    return any(before.get(name, 0) != after.get(name, 0) for name in {**before, **after})
+
+
 def adjustments(snapshot: dict[str, list[Cell]], live: dict[str, list[Cell]]) -> list[Adjustment]:
     """Cells whose status or amounts differ between the snapshot and now, in check order."""
     found = []
@@ -123,7 +129,7 @@ def adjustments(snapshot: dict[str, list[Cell]], live: dict[str, list[Cell]]) ->
             changed = []
             if (old.status if old else None) != (new.status if new else None):
                 changed.append("status")
-            if (old.amounts if old else {}) != (new.amounts if new else {}):
+            if _amounts_differ(old.amounts if old else {}, new.amounts if new else {}):
                 changed.append("amounts")
             if changed:
                 found.append(Adjustment(check, (old or new).key, old, new, changed))  # type: ignore[union-attr]
