@@ -3,7 +3,8 @@ follow-up confirmed only by benefits' events on a real nats-server, RecoveryEsca
 overdue list and escalation, the rectification ledger and the dishonesty list (001 第十二、十三、二十九、三十条)."""
 
 import json
-from datetime import timedelta
+import uuid
+from datetime import UTC, datetime, timedelta
 
 import nats
 import pytest
@@ -19,7 +20,8 @@ from services.kernel.migrations import upgrade_database
 from services.kernel.models import AuditEntry, OutboxMessage
 from services.oversight import models
 from services.oversight.cases.config import today
-from services.oversight.cases.models import Case, CaseHistory, CaseOccurrence
+from services.oversight.cases import service
+from services.oversight.cases.models import BenefitSignal, Case, CaseHistory, CaseOccurrence
 from services.oversight.cases.service import open_case
 from services.oversight.events import CaseEscalated, CaseOpened, CaseTransitioned
 from tests.e2e.test_employer_slice import wait_for
@@ -427,6 +429,54 @@ async def test_class_4_is_closed_only_after_suspension_and_recovery_notice_event
         refusal(await oversight.post(f"/cases/{employer_case}/classify", headers=officer, json={
             "class_code": 4, "finding": "x"}), 422, "PERSON_REQUIRED")
         assert (await oversight.get("/admin/dead-letters", headers=_it(settings))).json() == []
+
+
+def test_class_4_counts_benefits_events_since_the_fact_that_opened_the_case(engine):
+    """A death reported on the bus reaches benefits and oversight at once: benefits' suspension and recovery notice
+    for it may be recorded before the rule opens the case. Counted from the event the rule opened the case on, they
+    confirm it at classification; an older event does not (an officer links one by id); a case opened by hand
+    counts from its opening. (Seen in tests/e2e/test_oversight_workflows.py: the suspension usually came first and
+    the case could never be closed on events.)"""
+    person = "0190a000-0000-7000-8000-00000000p044"
+    signal_at = datetime.now(UTC) - timedelta(seconds=30)
+    death_event = new_event_id_at(signal_at - timedelta(seconds=1))  # accounts' event, a second before benefits acted
+    old_at = signal_at - timedelta(days=40)
+    signals = [
+        BenefitSignal(event_id="ev-old-notice", kind="notice_issued", person_id=person, notice_id="N-old",
+                      amount_fen=100, at=old_at, received_at=old_at),
+        BenefitSignal(event_id="ev-suspended", kind="suspended", person_id=person, entitlement_id="ent-44",
+                      reason="deceased", at=signal_at, received_at=signal_at),
+        BenefitSignal(event_id="ev-notice", kind="notice_issued", person_id=person, notice_id="N-44",
+                      amount_fen=320_000, at=signal_at, received_at=signal_at)]
+    common = dict(severity="high", subject_type="person", subject_id=person, title="死亡后仍发放待遇",
+                  details={"period": 202608}, seed_clause="001 第二十七条", suggested_class=4)
+    with Session(engine) as session:
+        session.add_all(signals)
+        session.commit()
+        with context.trace(actor=context.Actor(id="system:oversight", role="system"), causation_id=death_event):
+            by_rule = open_case(session, rule_id="S01", fact_key=f"S01:{person}:202608", **common).case
+        with context.trace(actor=context.Actor(id="officer.wang", role="oversight_officer")):
+            by_hand = open_case(session, rule_id="MANUAL", fact_key=f"manual:{person}", **common).case
+        session.commit()
+        assert service.aware(by_rule.opened_at) > signal_at  # opened after benefits acted
+        assert service.confirmations_since(session, by_rule) == service.aware(
+            datetime.fromtimestamp(int(death_event.replace("-", "")[:12], 16) / 1000, UTC))
+        assert service.confirmations_since(session, by_hand) == service.aware(by_hand.opened_at)
+        with context.trace(actor=context.Actor(id="officer.wang", role="oversight_officer")):
+            for case in (by_rule, by_hand):
+                service.investigate(session, case.id, note=None)
+                service.classify(session, case.id, class_code=4, finding="死亡后冒领", person_id=None,
+                                 employer_id=None, amount_fen=320_000, reason=None)
+        confirmed = {(f.kind, f.reference, f.source) for f in service.follow_ups(session, by_rule.id)}
+        assert confirmed == {("benefit_suspended", "ent-44", "event"), ("recovery_notice_issued", "N-44", "event")}
+        assert service.follow_up_missing(session, session.get(Case, by_rule.id)) == []
+        assert service.follow_ups(session, by_hand.id) == []  # opened by hand after the events: link them by id
+
+
+def new_event_id_at(at: datetime) -> str:
+    """A UUIDv7 minted at ``at`` (as ``new_event_id`` would have then)."""
+    value = (int(at.timestamp() * 1000) << 80) | (0x7 << 76) | (0x8 << 60) | 0x123
+    return str(uuid.UUID(int=value))
 
 
 async def _has(follow_ups, kind: str) -> bool:  # noqa: ANN001

@@ -3,9 +3,10 @@
 - ``EntitlementSuspended`` and ``RecoveryNoticeIssued``: the follow-up a class-4 case (不符合待遇领取条件, 001 第二十九条
   （四）) requires — the benefit suspended *and* a recovery notice issued. They are kept per person
   (``benefit_signal``) and recorded as confirmations on the person's open class-4 cases (classified or
-  rectifying) when the event happened at or after the case was opened; a case classified later picks them up at
-  classification. Only these events can confirm those two kinds; an officer cannot enter them by hand (earlier
-  events can be linked by their id, see ``service.record_follow_up``).
+  rectifying) when the event happened at or after the fact that opened the case (the event a rule opened it on, else
+  the opening: ``service.confirmations_since``); a case classified later picks them up at classification. Only
+  these events can confirm those two kinds; an officer cannot enter them by hand (earlier events can be linked by
+  their id, see ``service.record_follow_up``).
 - ``EntitlementResumed``: a resumed entitlement withdraws the suspension confirmation it had given (the case can
   no longer be closed on it).
 - ``RecoveryEscalated`` (unrecovered after the notice's deadline, 001 第二十九条（五）): opens a case with
@@ -50,7 +51,7 @@ def on_entitlement_suspended(session: Session, envelope: EventEnvelope) -> None:
     signal = _signal(session, envelope, kind="suspended", person_id=event.person_id,
                      entitlement_id=event.entitlement_id, reason=event.reason)
     for case in service.open_class4_cases(session, event.person_id):
-        if service.aware(signal.at) >= service.aware(case.opened_at):
+        if service.confirms(session, case, signal):
             service.confirm_benefit_event(session, case, "benefit_suspended", signal)
 
 
@@ -69,7 +70,7 @@ def on_recovery_notice_issued(session: Session, envelope: EventEnvelope) -> None
     signal = _signal(session, envelope, kind="notice_issued", person_id=event.person_id, notice_id=event.notice_id,
                      amount_fen=event.amount_fen)
     for case in service.open_class4_cases(session, event.person_id):
-        if service.aware(signal.at) >= service.aware(case.opened_at):
+        if service.confirms(session, case, signal):
             service.confirm_benefit_event(session, case, "recovery_notice_issued", signal)
 
 

@@ -20,6 +20,7 @@ caller's transaction (a consumer's batch, a rule sweep, the chain check).
 """
 
 import hashlib
+import uuid
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -476,18 +477,51 @@ def confirm_benefit_event(session: Session, case: Case, kind: str, signal: Benef
     return row
 
 
+def _event_time(event_id: str | None) -> datetime | None:
+    """When an event id was minted, if it is a UUIDv7 (``kernel.events.new_event_id``: its first 48 bits are Unix
+    milliseconds); None for anything else."""
+    try:
+        value = uuid.UUID(event_id) if event_id else None
+    except (TypeError, ValueError):
+        return None
+    if value is None or value.version != 7:
+        return None
+    return datetime.fromtimestamp((value.int >> 80) / 1000, UTC)
+
+
+def confirmations_since(session: Session, case: Case) -> datetime:
+    """From when benefits' events confirm the case: the event that made a rule open it, if one did (its first
+    occurrence's ``source_ref``), else the opening.
+
+    A death or an imprisonment reported on the bus reaches benefits and oversight at the same time: benefits'
+    suspension and recovery notice for it may well be recorded before oversight's rule opened the case. They answer
+    the same fact and count; events older than that fact are linked by an officer (``record_follow_up``)."""
+    opened = aware(case.opened_at)
+    source = session.execute(
+        select(CaseOccurrence.source_ref).where(CaseOccurrence.case_id == case.id)
+        .order_by(CaseOccurrence.id).limit(1)
+    ).scalar_one_or_none()
+    caused = _event_time(source)
+    return min(opened, caused) if caused is not None else opened
+
+
+def confirms(session: Session, case: Case, signal: BenefitSignal) -> bool:
+    """Whether a benefits event is recent enough to confirm the case by itself (see ``confirmations_since``)."""
+    return aware(signal.at) >= confirmations_since(session, case)
+
+
 def backfill_benefit_confirmations(session: Session, case: Case) -> None:
-    """At classification into class 4: benefits events for the person that arrived since the case was opened
-    confirm it (a suspension only if not resumed since)."""
+    """At classification into class 4: benefits events for the person since the fact that opened the case
+    (``confirmations_since``) confirm it (a suspension only if not resumed since)."""
     signals = list(session.execute(select(BenefitSignal).where(
         BenefitSignal.person_id == case.person_id).order_by(BenefitSignal.at)).scalars())
-    opened = aware(case.opened_at)
+    since = confirmations_since(session, case)
     latest_by_entitlement: dict[str, BenefitSignal] = {}
     for s in signals:
         if s.kind in ("suspended", "resumed") and s.entitlement_id:
             latest_by_entitlement[s.entitlement_id] = s
     for s in signals:
-        if aware(s.at) < opened:
+        if aware(s.at) < since:
             continue
         if s.kind == "notice_issued":
             confirm_benefit_event(session, case, "recovery_notice_issued", s)
