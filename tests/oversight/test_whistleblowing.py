@@ -227,6 +227,10 @@ async def test_public_intake_is_limited_per_ip(start_service, auth):
         # The IP is the one the gateway appended (last), whatever the caller put before it.
         spoofed = {"X-Forwarded-For": "198.51.100.1, 203.0.113.7"}
         assert (await client.post("/whistleblowing/reports", json=anonymous(), headers=spoofed)).status_code == 429
+        # Also when the caller's own header comes as a line of its own before the gateway's (the gateway passes the
+        # caller's X-Forwarded-For on and adds its own line: seen in tests/e2e/test_oversight_workflows.py).
+        two_lines = [("X-Forwarded-For", "198.51.100.1"), ("X-Forwarded-For", "198.51.100.1, 203.0.113.7")]
+        assert (await client.post("/whistleblowing/reports", json=anonymous(), headers=two_lines)).status_code == 429
         await file(client, anonymous(), {"X-Forwarded-For": "203.0.113.8"})
         # Officers recording other channels are not limited by the public bucket.
         await file(client, named(channel="phone"), {**via_gateway, **auth("oversight_officer")})
@@ -284,6 +288,10 @@ async def test_reward_eligibility_lists_every_condition_and_refuses_each_failure
         r = await reward(client, officer, good)
         assert r.status_code == 409 and r.json()["error"]["code"] == "REPORT_NOT_CONCLUDED"
         await conclude(client, officer, good)
+        # The reward is computed on the amount the answer recorded as verified, not on another figure.
+        r = await reward(client, officer, good, verified_amount="60000.00")
+        assert r.status_code == 409 and r.json()["error"]["code"] == "VERIFIED_AMOUNT_MISMATCH", r.text
+        assert r.json()["error"]["details"]["verified_amount"] == "50000.00"
         granted = await reward(client, officer, good)
         assert granted.status_code == 201, granted.text
         body = granted.json()
@@ -319,7 +327,9 @@ async def test_reward_eligibility_lists_every_condition_and_refuses_each_failure
         # Not found true: VERIFIED fails.
         false_report = (await file(client, named()))["report_id"]
         await conclude(client, officer, false_report, outcome="unsubstantiated", verified=None)
-        assert (await reward(client, officer, false_report)).json()["failed"] == ["VERIFIED"]
+        assert (await reward(client, officer, false_report)).json()["error"]["code"] == "VERIFIED_AMOUNT_MISMATCH"
+        unverified = (await reward(client, officer, false_report, verified_amount=None)).json()
+        assert (unverified["failed"], unverified["verified_amount"]) == (["VERIFIED"], "0.00")
         # A refused decision is recorded and may be decided again once the facts change; every decision is listed.
         detail = (await client.get(f"/whistleblowing/reports/{false_report}", headers=officer)).json()
         assert [d["eligible"] for d in detail["rewards"]] == [False]
@@ -341,7 +351,7 @@ async def test_first_reporter_is_the_main_beneficiary_and_a_joint_report_counts_
         assert linked.status_code == 200, linked.text
         assert linked.json()["matter_id"] == first and not linked.json()["first_in_matter"]
         for report_id in (first, later):
-            await conclude(client, officer, report_id)
+            await conclude(client, officer, report_id, verified="8000000.00")
 
         # The later (joint) report is not the first reporter: refused without a substantial contribution.
         refused = (await reward(client, officer, later, verified_amount="8000000.00")).json()
@@ -364,7 +374,7 @@ async def test_first_reporter_is_the_main_beneficiary_and_a_joint_report_counts_
         b = (await file(client, joint))["report_id"]
         await client.post(f"/whistleblowing/reports/{b}/link", json={"same_as": a}, headers=officer)
         for report_id in (a, b):
-            await conclude(client, officer, report_id)
+            await conclude(client, officer, report_id, verified="100000.00")
         r = await reward(client, officer, b, verified_amount="100000.00", substantial_contribution=True)
         assert r.status_code == 422 and r.json()["error"]["code"] == "SUPPLEMENTARY_AMOUNT_REQUIRED"
         r = await reward(client, officer, b, verified_amount="100000.00", substantial_contribution=True,

@@ -2,8 +2,9 @@
 some other way and is far stricter: a person files a handful of reports, not dozens a minute).
 
 A token bucket per client IP, in memory, one per app instance (``app.state``). The client IP is the last entry of
-``X-Forwarded-For`` — the one the gateway appended from the connection it accepted — or the connection's own
-address when the request did not come through the gateway. Figures come from ``SIFUND_WHISTLEBLOWING_*``.
+``X-Forwarded-For`` (over all its lines) — the one the gateway appended from the connection it accepted — or the
+connection's own address when the request did not come through the gateway. Figures come from
+``SIFUND_WHISTLEBLOWING_*``.
 """
 
 import math
@@ -67,7 +68,9 @@ class TokenBucket:
 
 
 def client_ip(request: Request) -> str:
-    forwarded = request.headers.get("x-forwarded-for")
+    # Several X-Forwarded-For lines are one list, in order (RFC 9110 §5.3): a caller's own line may come first (the
+    # gateway passes it on before its own), so only the last entry of the last line is the gateway's.
+    forwarded = ",".join(request.headers.getlist("x-forwarded-for"))
     if forwarded:
         last = forwarded.split(",")[-1].strip()
         if last:

@@ -269,13 +269,15 @@ class AcknowledgeIn(BaseModel):
 
 
 class RewardIn(BaseModel):
-    """A reward decision. The verified amount is the amount found true (查证属实的违法违规金额); the officer states
+    """A reward decision, on the amount found true (查证属实的违法违规金额) that the answer recorded; the officer states
     what the records cannot show: full civil capacity, whether the facts were already known, whether the reporter
     has statutory duties over the fund, and — for a later reporter of the same fact — a substantial contribution."""
 
     model_config = ConfigDict(extra="forbid")
 
-    verified_amount: PositiveAmount
+    verified_amount: PositiveAmount | None = Field(
+        default=None, description="optional restatement of the verified amount the answer recorded (409 "
+                                  "VERIFIED_AMOUNT_MISMATCH if it differs); the reward is computed on the recorded one")
     full_civil_capacity: bool
     facts_already_known: bool
     statutory_duty: bool

@@ -438,7 +438,8 @@ def decision_of(reward: WhistleblowerReward) -> tuple[list[dict], list[str]]:
 
 def decide_reward(session: Session, report_id: str, body: RewardIn) -> WhistleblowerReward:
     """Check every eligibility condition and record the decision (granted or refused); a granted reward gets the
-    standard's amount (main) or the officer's amount within the standard and the matter's cap (supplementary)."""
+    standard's amount (main) or the officer's amount within the standard and the matter's cap (supplementary), on the
+    verified amount the answer recorded (409 ``VERIFIED_AMOUNT_MISMATCH`` when the request names another)."""
     report = get_report(session, report_id, lock=True)
     if report.status not in ("answered", "closed"):
         raise Conflict("REPORT_NOT_CONCLUDED", "举报尚未办结答复，不能认定奖励")
@@ -462,7 +463,13 @@ def decide_reward(session: Session, report_id: str, body: RewardIn) -> Whistlebl
         full_civil_capacity=body.full_civil_capacity, facts_already_known=body.facts_already_known,
         statutory_duty=body.statutory_duty, substantial_contribution=body.substantial_contribution,
     )
-    verified_fen = yuan_to_fen(body.verified_amount)
+    # The amount found true is the one the answer recorded (查证属实金额): the reward is computed on it, never on
+    # another figure entered at the reward (which could only restate it).
+    verified_fen = report.verified_amount_fen or 0
+    if body.verified_amount is not None and yuan_to_fen(body.verified_amount) != verified_fen:
+        raise Conflict("VERIFIED_AMOUNT_MISMATCH",
+                       f"查证属实金额以答复时认定的 {fen_to_yuan(verified_fen)} 元为准，不能按 {body.verified_amount} 元"
+                       "计算奖励", details={"verified_amount": str(fen_to_yuan(verified_fen))})
     checks, kind = rewards.eligibility(facts, findings, verified_fen)
     standard = rewards.standard_for(report.region)
     cap_left = standard.cap_fen - sum(g.amount_fen or 0 for g in granted)
