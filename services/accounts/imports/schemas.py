@@ -13,9 +13,9 @@ from typing import Annotated, Any
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 from pydantic_core import PydanticCustomError
 
-from services.accounts.imports.readers import Column
 from services.kernel.identifiers import USCC, BankCard, CitizenId, RegionCode
 from services.kernel.periods import Period
+from services.kernel.tabular import Column
 
 
 class ImportKind(StrEnum):

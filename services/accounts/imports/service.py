@@ -50,7 +50,6 @@ from services.accounts.events import (
     ImportedPerson,
     PersonsImported,
 )
-from services.accounts.imports.readers import Table, empty_file, read_table
 from services.accounts.imports.schemas import (
     COLUMNS,
     ROW_MODELS,
@@ -77,6 +76,7 @@ from services.kernel.errors import DomainError, NotFound
 from services.kernel.events import new_event_id
 from services.kernel.outbox import record_event
 from services.kernel.periods import period_of
+from services.kernel.tabular import Table, empty_file, read_table
 
 log = structlog.get_logger(__name__)
 

@@ -12,11 +12,11 @@ from typing import Annotated
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 from pydantic_core import PydanticCustomError
 
-from services.accounts.imports.readers import Column
 from services.kernel.identifiers import CitizenId
 from services.kernel.money import Yuan
 from services.kernel.periods import Period
 from services.kernel.schemas import Reason
+from services.kernel.tabular import Column
 
 MAX_LINES = 100_000
 

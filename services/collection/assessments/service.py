@@ -38,7 +38,6 @@ from pydantic_core import PydanticCustomError
 from sqlalchemy import insert, select, update
 from sqlmodel import Session
 
-from services.accounts.imports.readers import read_table
 from services.collection.assessments.schemas import COLUMNS, DeclarationLineIn, positive_base
 from services.collection.events import MAX_LINES, AssessmentIssued, AssessmentSuperseded
 from services.collection.models import (
@@ -63,6 +62,7 @@ from services.kernel.outbox import record_event
 from services.kernel.periods import add_months, period_of
 from services.kernel.pii import reveal_citizen_id
 from services.kernel.schemas import rate_text
+from services.kernel.tabular import read_table
 
 SOURCE = "collection"
 CHUNK = 1000  # rows per Core insert and per IN (...) lookup

@@ -25,11 +25,11 @@ from pydantic_core import PydanticCustomError
 from stdnum.cn import ric
 from stdnum.exceptions import ValidationError as StdnumError
 
-from services.accounts.imports.readers import Column  # the accounts import reader is reused as is
 from services.kernel.identifiers import validate_citizen_id, validate_uscc
 from services.kernel.money import Yuan
 from services.kernel.periods import Period
 from services.kernel.pii import CitizenIdOut
+from services.kernel.tabular import Column
 
 MAX_LINES = 10_000
 

@@ -50,7 +50,6 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
-from services.accounts.imports.readers import read_table
 from services.collection.arrears import latefee
 from services.collection.arrears.parameters import ParameterSets, load_parameter_sets
 from services.collection.arrears.states import chunks, load_states, one_of
@@ -92,6 +91,7 @@ from services.kernel.models import AuditEntry
 from services.kernel.money import fen_to_yuan, yuan_to_fen
 from services.kernel.outbox import record_event
 from services.kernel.periods import period_of
+from services.kernel.tabular import read_table
 
 SOURCE = "collection"
 CHINA = timezone(timedelta(hours=8))

@@ -1,7 +1,10 @@
-"""Reading an uploaded import file: CSV (UTF-8 with or without BOM, or GBK/GB 18030) or Excel ``.xlsx``.
+"""Reading an uploaded tabular file: CSV (UTF-8 with or without BOM, or GBK/GB 18030) or Excel ``.xlsx``.
+
+Shared mechanics only: each service owns its column sets (``Column``) and what a row means. Used by accounts'
+bulk import and collection's declaration and tax-payment uploads.
 
 The format is recognised by content, not by file name (an ``.xlsx`` renamed ``.csv`` is still read as Excel). The
-header row is the first non-empty row; each header is matched against the documented column set of the import kind
+header row is the first non-empty row; each header is matched against the caller's documented column set
 (Chinese header or English alias, case- and blank-insensitive, a leading ``*`` "required" mark ignored). A file whose
 columns do not match is refused as a whole (``IMPORT_COLUMNS_INVALID`` naming the missing, unknown and repeated
 columns); so is an undecodable file (``IMPORT_ENCODING_INVALID``) and a file without data rows (``IMPORT_FILE_EMPTY``).

@@ -1,0 +1,91 @@
+"""The tabular upload reader (services/kernel/tabular.py) on its own, with a column set of its own: format by content,
+encodings, header matching, row numbers, and the file-level refusals every service's upload shares."""
+
+import io
+from datetime import date, datetime
+
+import openpyxl
+import pytest
+
+from services.kernel.tabular import Column, ImportFileError, read_table
+
+COLUMNS = (
+    Column("code", "编号", ("number",), True),
+    Column("name", "名称", ("title",), True),
+    Column("note", "备注"),
+)
+
+
+def workbook_bytes(*rows: list) -> bytes:
+    book = openpyxl.Workbook()
+    for row in rows:
+        book.active.append(row)
+    buffer = io.BytesIO()
+    book.save(buffer)
+    return buffer.getvalue()
+
+
+def refusal(data: bytes) -> ImportFileError:
+    with pytest.raises(ImportFileError) as caught:
+        read_table(data, COLUMNS)
+    assert caught.value.status == 422
+    return caught.value
+
+
+@pytest.mark.parametrize(("data", "encoding"), [
+    ("编号,名称\n1,甲\n".encode(), "utf-8"),
+    (b"\xef\xbb\xbf" + "编号,名称\n1,甲\n".encode(), "utf-8-sig"),
+    ("编号,名称\n1,甲\n".encode("gbk"), "gbk"),
+])
+def test_csv_encodings_are_recognised(data, encoding):
+    table = read_table(data, COLUMNS)
+    assert (table.file_format, table.encoding) == ("csv", encoding)
+    assert list(table.rows()) == [(2, {"code": "1", "name": "甲"}, [])]
+
+
+def test_headers_match_aliases_star_marks_blanks_and_full_width_forms():
+    data = " *Ｎｕｍｂｅｒ \tTI TLE\t备 注\nA1\t乙\t\n".encode()
+    table = read_table(data, COLUMNS)
+    assert table.fields == ["code", "name", "note"]
+    assert list(table.rows()) == [(2, {"code": "A1", "name": "乙"}, [])]
+
+
+def test_row_numbers_count_blank_rows_and_extra_cells_are_reported():
+    table = read_table("编号,名称\n\n1,甲\n,,\n2,乙,,多余\n".encode(), COLUMNS)
+    rows = list(table.rows())
+    assert rows == [(3, {"code": "1", "name": "甲"}, []), (5, {"code": "2", "name": "乙"}, ["多余"])]
+    assert table.raw(rows[1][1], rows[1][2]) == {"编号": "2", "名称": "乙", "（多余的单元格）": ["多余"]}
+
+
+def test_excel_is_read_by_content_with_typed_cells_below_a_title_row():
+    data = workbook_bytes(["导出的名册"], [], ["编号", "名称", "备注"], [7, "丙", date(2024, 1, 31)])
+    table = read_table(data, COLUMNS)
+    assert (table.file_format, table.encoding, table.header_row_no) == ("xlsx", None, 3)
+    [(row_no, values, extra)] = list(table.rows())
+    assert (row_no, values, extra) == (4, {"code": 7, "name": "丙", "note": datetime(2024, 1, 31)}, [])  # as Excel keeps it
+    assert table.raw(values) == {"编号": 7, "名称": "丙", "备注": "2024-01-31T00:00:00"}
+
+
+def test_a_wrong_column_set_is_refused_naming_missing_unknown_and_repeated_columns():
+    error = refusal("编号,编号,颜色\n1,2,红\n".encode())
+    assert error.code == "IMPORT_COLUMNS_INVALID"
+    assert error.message == "导入文件的列不符合模板。缺少必需的列：名称（name）；无法识别的列：颜色；重复的列：编号"
+    assert (error.details["missing_fields"], error.details["unknown"], error.details["repeated"]) == (
+        ["name"], ["颜色"], ["编号"])
+
+
+@pytest.mark.parametrize(("data", "code"), [
+    (b"", "IMPORT_FILE_EMPTY"),
+    (b"\r\n \r\n", "IMPORT_FILE_EMPTY"),
+    (b"\xef\xbb\xbf", "IMPORT_FILE_EMPTY"),
+    (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\x00" * 64, "IMPORT_FORMAT_UNSUPPORTED"),
+    ("编号,名称\n".encode() + b"\xff\xfe\x80\xff\x00\x81", "IMPORT_ENCODING_INVALID"),
+    (b"PK\x03\x04 not really a workbook", "IMPORT_FILE_MALFORMED"),
+])
+def test_file_level_refusals(data, code):
+    assert refusal(data).code == code
+
+
+def test_a_header_only_table_has_no_rows():
+    assert list(read_table("编号,名称\n".encode(), COLUMNS).rows()) == []
+    assert list(read_table(workbook_bytes(["编号", "名称"]), COLUMNS).rows()) == []
