@@ -152,7 +152,8 @@ def user_disable(username: str, reason: Annotated[str, typer.Option()]) -> None:
 @client_app.command("create")
 def client_create(
     client_id: str,
-    role: Annotated[str, typer.Option(help="tax_system | partner_system | bank_system | finance_officer")],
+    role: Annotated[str, typer.Option(
+        help="tax_system | partner_system | bank_system | finance_officer | oversight_officer")],
     name: Annotated[str, typer.Option()],
     region: Annotated[str | None, typer.Option()] = None,
 ) -> None:

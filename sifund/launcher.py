@@ -22,10 +22,10 @@ from pathlib import Path
 import httpx
 import typer
 
-from gateway.identity.admin import create_demo, identity_is_empty
+from gateway.identity.admin import create_demo, ensure_scheduler_client, identity_is_empty, scheduler_secret_file
 from services.kernel.auth import ensure_dev_key_pair
-
 from services.kernel.settings import SERVICES, Settings
+from services.oversight.scheduler.config import SchedulerSettings
 from sifund import services as catalogue
 from sifund.natsd import NatsServer
 
@@ -148,10 +148,12 @@ class Platform:
         self._check_ports()
         self.log_dir.mkdir(parents=True, exist_ok=True)
         ensure_dev_key_pair(self.settings)  # before any child: they all verify tokens with the same public key
+        scheduler = self._scheduler_environment()
         nats = self._start_nats(timeout)
         environment = self._child_environment(nats)
         for service in SERVICES:
-            self._spawn(service, catalogue.app_factory_path(service), environment)
+            self._spawn(service, catalogue.app_factory_path(service),
+                        {**environment, **scheduler} if service == "oversight" else environment)
         self._spawn("gateway", GATEWAY_FACTORY, environment)
         self._wait_healthy(deadline, timeout)
 
@@ -173,6 +175,23 @@ class Platform:
         if busy:
             raise LaunchError(f"ports already in use on {self.settings.host}: {', '.join(busy)}; "
                               f"stop what uses them or set another SIFUND_PORT_BASE")
+
+    def _scheduler_environment(self) -> dict[str, str]:
+        """The oversight scheduler's client credential, for the oversight process only: as configured, or the
+        client this data directory's identity store holds for it (created on first start)."""
+        if SchedulerSettings().client_id:
+            return {}  # configured by the operator (environment or .env): passed through as it is
+        ensured = ensure_scheduler_client(self.settings)
+        if ensured is None:
+            self.echo(f"sifund: the oversight scheduler's client exists but its secret is not in "
+                      f"{scheduler_secret_file(self.settings)}; set SIFUND_OVERSIGHT_SCHEDULER_CLIENT_ID and "
+                      f"_CLIENT_SECRET (until then the scheduler skips the jobs that call other services)", err=True)
+            return {}
+        client_id, secret, created = ensured
+        if created:
+            self.echo(f"sifund: created the oversight scheduler's system client {client_id} "
+                      f"(secret kept in {scheduler_secret_file(self.settings)})")
+        return {"SIFUND_OVERSIGHT_SCHEDULER_CLIENT_ID": client_id, "SIFUND_OVERSIGHT_SCHEDULER_CLIENT_SECRET": secret}
 
     def _start_nats(self, timeout: float) -> NatsServer:
         log_file = self.log_dir / "nats.log"

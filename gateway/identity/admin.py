@@ -1,8 +1,10 @@
 """Local administration of the identity store (the ``sifund user|client|demo`` commands)."""
 
 import getpass
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 from sqlalchemy import select
 from sqlmodel import Session
@@ -10,7 +12,7 @@ from sqlmodel import Session
 from gateway.identity import service
 from gateway.identity.conflicts import seed_default_rules
 from gateway.identity.models import SystemClient, UserAccount, metadata
-from gateway.identity.passwords import generate_password
+from gateway.identity.passwords import generate_password, verify_secret
 from services.kernel import context
 from services.kernel.db import make_engine
 from services.kernel.migrations import upgrade_database
@@ -65,3 +67,36 @@ def create_demo(settings: Settings) -> list[dict]:
                                                     region=settings.region)
             created.append({"kind": "client", "username": client_id, "password": secret, "role": role})
     return created
+
+
+# The oversight scheduler's system client (services/oversight/scheduler): it reads the other components' audit chains
+# and the gateway's identity reports, which answer oversight officers.
+SCHEDULER_CLIENT = ("oversight_scheduler", "基金监督定时任务", "oversight_officer")
+
+
+def scheduler_secret_file(settings: Settings) -> Path:
+    return settings.data_dir / "keys" / "oversight-scheduler.client"
+
+
+def ensure_scheduler_client(settings: Settings) -> tuple[str, str, bool] | None:
+    """The scheduler's client for this data directory: ``(client_id, secret, created)``. Created on first start with
+    its secret kept (mode 0600, like the dev signing key) under ``<data dir>/keys`` for the next starts. None when
+    the client exists but its secret is not there (or no longer matches): it cannot be recovered from the hash."""
+    client_id, name, role = SCHEDULER_CLIENT
+    path = scheduler_secret_file(settings)
+    kept = path.read_text().split() if path.exists() else []
+    with identity_session(settings, actor="system:launcher") as session:
+        client = session.execute(select(SystemClient).where(SystemClient.client_id == client_id)).scalar_one_or_none()
+        if client is not None:
+            if len(kept) == 2 and kept[0] == client_id and verify_secret(client.secret_hash, kept[1]):
+                return client_id, kept[1], False
+            return None
+        _client, secret = service.create_client(session, client_id=client_id, name=name, role=role,
+                                                region=settings.region)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(f"{client_id}\n{secret}\n")
+    tmp.replace(path)
+    return client_id, secret, True

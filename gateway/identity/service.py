@@ -24,7 +24,9 @@ from services.kernel.auth import ROLES, SYSTEM_ROLES, TokenClaims, TokenVerifier
 from services.kernel.errors import Conflict, DomainError, NotFound
 from services.kernel.settings import Settings
 
-CLIENT_ROLES = SYSTEM_ROLES | {"finance_officer"}  # the finance department's system may post as a client
+# The finance department's system may post as a client; oversight's scheduler reads the audit chains and the
+# identity reports as a client (services/oversight/scheduler).
+CLIENT_ROLES = SYSTEM_ROLES | {"finance_officer", "oversight_officer"}
 STAFF_ROLES = frozenset(ROLES) - SYSTEM_ROLES - {"public"}
 # Posts DOMAIN.md calls high-risk (benefit payment, rate assessment, accountant, cashier): tenure > 5 years flagged.
 HIGH_RISK_ROLES = ("accountant", "cashier", "agency_reviewer", "agency_approver")

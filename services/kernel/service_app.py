@@ -2,10 +2,10 @@
 operator endpoints every service has (dead letters, outbox backlog, audit chain)."""
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Annotated, Any
+from typing import Annotated, Any, Protocol
 
 import anyio
 import httpx
@@ -70,6 +70,15 @@ def _chain(handlers: list[Handler]) -> Handler:
     return run_all
 
 
+class BackgroundTask(Protocol):
+    """Work a service runs beside its requests (e.g. a scheduler): started after the bus, the relay and the
+    consumers, stopped before them."""
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
 @dataclass(frozen=True)
 class ServiceSpec:
     name: str
@@ -78,6 +87,9 @@ class ServiceSpec:
     metadata: MetaData
     routers: list[APIRouter] = field(default_factory=list)
     consumers: list[ConsumerSpec] = field(default_factory=list)
+    # Factories called in the lifespan with the app (its state holds engine, bus, http, settings); each task is
+    # also kept in ``app.state.background[<index>]`` in declaration order.
+    background: list[Callable[[FastAPI], BackgroundTask]] = field(default_factory=list)
 
 
 # -- dependencies ----------------------------------------------------------------------------------------------------
@@ -130,10 +142,17 @@ def create_service_app(spec: ServiceSpec, settings: Settings | None = None) -> F
         await relay.start()
         for consumer in consumers.values():
             await consumer.start()
+        app.state.background = []
+        for factory in spec.background:
+            task = factory(app)
+            await task.start()
+            app.state.background.append(task)
         log.info("service.started", service=spec.name, database=engine.url.render_as_string(hide_password=True))
         try:
             yield
         finally:
+            for task in reversed(app.state.background):
+                await task.stop()
             for consumer in consumers.values():
                 await consumer.stop()
             await relay.stop()

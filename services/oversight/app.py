@@ -20,6 +20,8 @@ from services.oversight.mirror.handlers import ACCOUNTS_CONSUMER, EXCHANGE_CONSU
 from services.oversight.reconciliation.endpoints import router as reconciliation_router
 from services.oversight.rules.endpoints import router as rules_router
 from services.oversight.rules.handlers import RULES_CONSUMERS
+from services.oversight.scheduler.endpoints import router as scheduler_router
+from services.oversight.scheduler.service import create_scheduler
 from services.oversight.whistleblowing.endpoints import router as whistleblowing_router
 
 SPEC = ServiceSpec(
@@ -29,9 +31,11 @@ SPEC = ServiceSpec(
     metadata=models.metadata,
     routers=[mirror_router, cases_router, rectification_ledger_router, dishonesty_router, chains_router,
              reconciliation_router, rules_router,
-             whistleblowing_router, incidents_router, inspections_router, budget_router, disclosure_router],
+             whistleblowing_router, incidents_router, inspections_router, budget_router, disclosure_router,
+             scheduler_router],
     consumers=[ACCOUNTS_CONSUMER, EXCHANGE_CONSUMER, CASES_BENEFITS_CONSUMER, *LEDGER_CONSUMERS,
                *RULES_CONSUMERS],  # the rules last: they read what the mirror and the ledger applied
+    background=[create_scheduler],  # chain verification, case escalation, the rule sweep (scheduler/service.py)
 )
 
 

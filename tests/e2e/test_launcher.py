@@ -205,6 +205,16 @@ def test_up_serves_the_platform_and_sigterm_stops_everything(launcher: Launcher)
 
         assert _wait_until(mirrored, timeout=15), "employer did not reach oversight"
 
+        # The launcher provisioned oversight's scheduler client: its jobs are scheduled with a credential, and a
+        # run now (as the scheduler) gets its token from the gateway and checks all four audit chains.
+        assert "created the oversight scheduler's system client oversight_scheduler" in launcher.output
+        jobs = {j["job"]: j for j in gateway.get("/api/oversight/scheduler/jobs", headers=officer).json()}
+        assert {j["credentials"] for j in jobs.values()} == {"configured"}
+        assert jobs["chains"]["schedule"] == "every 15 min" and jobs["chains"]["enabled"] is True
+        run = gateway.post("/api/oversight/scheduler/jobs/chains/run", headers=officer)
+        assert run.status_code == 200, run.text
+        assert (run.json()["outcome"], run.json()["actor"]) == ("ok", "oversight_scheduler"), run.json()
+
     status = launcher.status()
     assert status.returncode == 0, status.stdout + status.stderr
     assert re.search(r"^oversight\s+ok\b", status.stdout, re.MULTILINE)

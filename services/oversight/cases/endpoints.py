@@ -146,7 +146,8 @@ def overdue_cases(session: SessionDep, as_of: date | None = None, limit: Limit =
 
 
 @router.post("/escalations", response_model=EscalationResult, dependencies=[OFFICERS],
-             summary="Escalate overdue cases: severity up one step, escalation event (run daily by the scheduler)")
+             summary="Escalate overdue cases: severity up one step, escalation event (also run hourly by the "
+                     "scheduler)")
 def escalate_cases(session: SessionDep, body: EscalationRun | None = None) -> EscalationResult:
     as_of = (body.as_of if body else None) or today()
     return EscalationResult(as_of=as_of, escalated=[CaseOut.of(c) for c in service.escalate(session, as_of=as_of)])

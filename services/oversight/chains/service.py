@@ -24,11 +24,10 @@ oversight process. In production the private key stays with the gateway: oversig
 officer's (or scheduler's) own bearer token, which works because the caller of ``POST /chains/verify`` is itself an
 oversight officer or an oversight client credential. Each check records which credential was used.
 
-**Schedule.** The kernel lifespan has no hooks for background jobs, so the periodic check is the same endpoint,
-called by the launcher's or the host's scheduler (cron, a Kubernetes CronJob) with an oversight client credential
-issued by the gateway, e.g. every 15 minutes::
-
-    POST /chains/verify {"trigger": "schedule"}      # Authorization: Bearer <oversight client token>
+**Schedule.** Oversight's scheduler (``services/oversight/scheduler``) calls ``verify_components`` every 15 minutes
+by default with ``trigger="schedule"``, its own gateway client token as the caller's and its client id as
+``checked_by``. An external scheduler may still call ``POST /chains/verify {"trigger": "schedule"}`` with an
+oversight client credential.
 """
 
 import asyncio

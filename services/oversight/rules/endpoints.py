@@ -1,8 +1,8 @@
 """HTTP API of the suspicion rules: the catalogue, the sweep, and the sweep log (oversight officers).
 
-``POST /rules/sweeps`` is what the scheduler calls (e.g. nightly, with an oversight client credential) and what an
-officer calls on demand. Before sweeping it pulls, with the caller's own bearer token (the services and the gateway
-answer these to ``oversight_officer``):
+``POST /rules/sweeps`` is what an officer calls on demand; oversight's scheduler runs the same sweep daily
+(``scheduler/jobs.py``, through ``collect_inputs`` with its own client token). Before sweeping it pulls, with the
+caller's own bearer token (the services and the gateway answer these to ``oversight_officer``):
 
 - the gateway's ``GET /identity/reports/long-tenure?years=1`` and ``GET /identity/conflict-rules`` (S20, S18 roles);
 - accounts' ``GET /audit/entries?entity_type=life_status_correction`` after the stored cursor (S19 corrections).
@@ -19,7 +19,7 @@ import anyio
 import httpx
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field
-from sqlalchemy import select
+from sqlalchemy import Engine, select
 from sqlmodel import Session
 
 from services.kernel import context
@@ -27,6 +27,7 @@ from services.kernel.auth import allow
 from services.kernel.errors import DomainError, NotFound
 from services.kernel.periods import Period
 from services.kernel.service_app import SessionDep
+from services.kernel.settings import Settings
 from services.oversight.cases.config import today
 from services.oversight.chains.service import component_url
 from services.oversight.rules import registry_data
@@ -104,7 +105,13 @@ async def _get(http: httpx.AsyncClient, url: str, token: str, params: dict[str, 
 
 async def gather_inputs(request: Request, selected: set[str], months: list[int] | None) -> SweepInputs:
     state = request.app.state
-    http, settings, token = state.http, state.settings, _caller_token(request)
+    return await collect_inputs(state.http, state.settings, state.engine, _caller_token(request), selected, months)
+
+
+async def collect_inputs(http: httpx.AsyncClient, settings: Settings, engine: Engine, token: str,
+                         selected: set[str], months: list[int] | None) -> SweepInputs:
+    """The sweep's inputs from the gateway and accounts, read with ``token`` (the caller's, or the scheduler's own
+    client token for a scheduled sweep)."""
     inputs = SweepInputs(months=months)
     if selected & {"S18", "S20"}:
         gateway = component_url(settings, "gateway")
@@ -119,7 +126,7 @@ async def gather_inputs(request: Request, selected: set[str], months: list[int] 
         else:
             inputs.notes["conflict_rules"] = f"defaults used ({problem or 'unexpected body'})"
     if "S19" in selected:
-        cursor = await anyio.to_thread.run_sync(_cursor, state.engine)
+        cursor = await anyio.to_thread.run_sync(_cursor, engine)
         entries: list[dict[str, Any]] = []
         accounts = settings.service_url("accounts")
         for _ in range(AUDIT_MAX_PAGES):
