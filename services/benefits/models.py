@@ -289,7 +289,9 @@ class RecoveryNotice(BenefitsTable, table=True):
 
 
 class Recovery(BenefitsTable, table=True):
-    """A repayment or an offset against a recovery notice; each happens once (idempotency key)."""
+    """A repayment or an offset against a recovery notice; each happens once (idempotency key). Never deleted: a
+    payroll offset whose line is held back (nothing deducted from any payment) is ``reversed`` with its reason and no
+    longer counts on the notice (recovery/service.py ``reverse_payroll_offsets``)."""
 
     __tablename__ = "recovery"
 
@@ -301,6 +303,11 @@ class Recovery(BenefitsTable, table=True):
     reference: str | None = Field(default=None, max_length=200)
     recorded_at: datetime
     recorded_by: str = Field(max_length=100)
+    status: str = Field(default="recorded", max_length=20,
+                        sa_column_kwargs={"server_default": "recorded"})  # recorded | reversed
+    reversed_at: datetime | None = None
+    reversed_by: str | None = Field(default=None, max_length=100)
+    reversal_reason: str | None = Field(default=None, max_length=300)
 
 
 class AverageWage(BenefitsTable, table=True):

@@ -686,6 +686,36 @@ async def test_everything_held_back_or_offset_still_tells_oversight(start_servic
         assert (await benefits.get(f"/payroll/runs/{run['id']}", headers=roles["auditor"])).json()["status"] == "paid"
 
 
+async def test_an_offset_recorded_while_the_file_is_made_refuses_the_file(start_service, roles, monkeypatch):
+    """PostgreSQL: an offset committed after the file read the offsets (the file's UPDATE waited for the line's row
+    lock) is seen once every payable line has left pending: 409 CONCURRENT_CHANGE and nothing kept — never an offset
+    counted as recovered while the file pays the line in full. (SQLite serialises the two; the first read is made
+    stale here.)"""
+    async with start_service("benefits") as benefits:
+        person = add_person(benefits, 1, name="领取人1")
+        add_account(benefits, person, 1, holder="领取人1")
+        add_entitlement(benefits, person, 300_000)
+        run = (await run_payroll(benefits, roles["clerk"]))["run"]
+        await approved_and_funded(benefits, roles, run["id"])
+        [line] = lines_of(benefits, run["id"])
+        add_offset(benefits, person, line.id, 50_000)
+        real, reads = service._offsets, []
+
+        def stale_first(session, run_id, line_ids):  # noqa: ANN001, ANN202
+            reads.append(run_id)
+            return {} if len(reads) == 1 else real(session, run_id, line_ids)
+
+        monkeypatch.setattr(service, "_offsets", stale_first)
+        refused = await benefits.post(f"/payroll/runs/{run['id']}/bank-files", headers=roles["cashier"])
+        assert refused.status_code == 409 and error_code(refused) == "CONCURRENT_CHANGE"
+        assert [ln.status for ln in lines_of(benefits, run["id"])] == ["pending"]
+        assert outbox(benefits, "benefits.payments.issued.v1") == []
+        monkeypatch.setattr(service, "_offsets", real)
+        issued = await benefits.post(f"/payroll/runs/{run['id']}/bank-files", headers=roles["cashier"])
+        assert issued.status_code == 201, issued.text
+        assert (issued.json()["file"]["total"], issued.json()["file"]["offset_total"]) == ("2500.00", "500.00")
+
+
 def test_retained_lines_come_in_parts_of_at_most_a_thousand(monkeypatch):
     """2 500 held back and 700 offset lines: four parts of ≤ 1 000 lines, held back first, the run's totals in each."""
     from types import SimpleNamespace  # noqa: PLC0415

@@ -10,11 +10,11 @@ from sqlalchemy import update
 from sqlmodel import Session
 
 from services.benefits.eligibility.config import china_today
-from services.benefits.models import Claim, Overpayment, Recovery, RecoveryNotice
+from services.benefits.models import Claim, Overpayment, PayrollLine, Recovery, RecoveryNotice
 from services.benefits.recovery.service import offsets_for_lines
 from services.kernel.events import new_event_id
 from services.kernel.periods import add_months, period_of
-from tests.accounts.registry_helpers import engine_of, error_code
+from tests.accounts.registry_helpers import engine_of, error_code, outbox
 from tests.benefits.test_eligibility import day_in
 from tests.benefits.test_registry_mirror import (
     REGION,
@@ -299,3 +299,134 @@ async def test_a_line_in_a_bank_file_that_fails_is_withdrawn_from_the_notice(sta
             with pytest.raises(Conflict) as refused:
                 withdraw_overpayment(session, paid, "x")
             assert refused.value.code == "OVERPAYMENT_ALREADY_RECOVERED"
+
+
+# -- an offset against a payroll line that is then held back ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("another_line", [True, False], ids=["file_made", "nothing_to_pay"])
+async def test_an_offset_against_a_line_held_back_is_reversed_and_the_notice_reopened(start_service, auth,
+                                                                                      another_line):
+    """A payroll offset recovers only what is deducted from a payment (001 第二十九条(五): 恢复发放后…定期待遇…抵扣). When
+    the line it was taken from is held back as the bank file is made, nothing was deducted from anything: the offset is
+    reversed (kept, with its reason), the notice owes it again and, fully recovered before, is open again."""
+    from tests.benefits.test_payroll import add_account, lines_of  # noqa: PLC0415
+
+    clerk = auth("agency_clerk", region=REGION, subject="clerk.li")
+    cashier = auth("cashier", region=REGION, subject="cashier.sun")
+    async with start_service("benefits") as benefits:
+        # imprisoned two months, paid meanwhile, released: 4 000.00 owed; payments resume this month
+        person_id = add_person(benefits, 91)
+        add_account(benefits, person_id, 91, holder="领取人91")
+        pension = grant(benefits, person_id, monthly_fen=200_000)
+        start = add_months(NOW_PERIOD, -3)
+        for n in (1, 2):
+            payroll_line(benefits, pension, add_months(start, n), amount_fen=200_000)
+        apply(benefits, life(person_id, "imprisoned", imprisoned_from=day_in(start, 2)))
+        apply(benefits, life(person_id, "alive", "imprisoned", imprisoned_from=day_in(start, 2),
+                             imprisoned_until=day_in(add_months(start, 2), 28)))
+        [notice] = rows(benefits, RecoveryNotice)
+        assert notice.amount_fen == 400_000
+        if another_line:  # someone else paid normally in the same run
+            other = add_person(benefits, 92)
+            add_account(benefits, other, 92, holder="领取人92")
+            grant(benefits, other, monthly_fen=100_000)
+
+        # this month's payroll, approved and funded: the pension's line is pending
+        run = await benefits.post("/payroll/runs", json={"fund": "PEN_EMP", "period": NOW_PERIOD}, headers=clerk)
+        assert run.status_code == 201, run.text
+        run_id = run.json()["run"]["id"]
+        assert (await benefits.post(f"/payroll/runs/{run_id}/approve",
+                                    headers=auth("agency_approver", region=REGION))).status_code == 200
+        assert (await benefits.post(f"/payroll/runs/{run_id}/funding-request",
+                                    headers=auth("accountant", region=REGION))).status_code == 201
+        [line] = [ln.id for ln in lines_of(benefits, run_id) if ln.person_id == person_id]
+
+        # 1 500.00 offset against it, the other 2 500.00 repaid: the notice is recovered
+        url = f"/recovery/notices/{notice.id}"
+        offset = await benefits.post(f"{url}/offsets", headers=clerk,
+                                     json={"method": "payroll_offset", "amount": "1500.00", "reference": line})
+        assert offset.status_code == 201, offset.text
+        repaid = await benefits.post(f"{url}/repayments", json={"amount": "2500.00"},
+                                     headers={**cashier, "Idempotency-Key": "REPAID-1"})
+        assert repaid.status_code == 201 and repaid.json()["notice"]["status"] == "recovered"
+
+        # imprisoned again before the bank file: the line is held back, so nothing is deducted from any payment
+        apply(benefits, life(person_id, "imprisoned", imprisoned_from=day_in(NOW_PERIOD, 1)))
+        issued = await benefits.post(f"/payroll/runs/{run_id}/bank-files", headers=cashier)
+        if another_line:
+            assert issued.status_code == 201, issued.text
+            assert (issued.json()["file"]["lines"], issued.json()["file"]["total"],
+                    issued.json()["file"]["offset_total"]) == (1, "1000.00", "0.00")
+        else:
+            assert issued.status_code == 409 and error_code(issued) == "NOTHING_TO_PAY"
+        held = get(benefits, PayrollLine, line)
+        assert (held.status, held.failure_reason[:5]) == ("withheld", "HELD_")
+
+        # the offset did not recover anything: the notice owes it again and is open again
+        reopened = get(benefits, RecoveryNotice, notice.id)
+        assert (reopened.recovered_fen, reopened.status) == (250_000, "open")
+        # the offset is kept, reversed with its reason, never deleted
+        [kept] = rows(benefits, Recovery, Recovery.method == "payroll_offset")
+        assert (kept.amount_fen, kept.reference, kept.status) == (150_000, line, "reversed")
+        assert kept.reversed_at is not None and kept.reversal_reason.startswith(held.failure_reason.split()[0])
+        with Session(engine_of(benefits)) as session:
+            assert offsets_for_lines(session, [line]) == {}
+        # oversight is told: a negative RecoveryRecorded naming the reversed recovery
+        recorded = events(benefits, "benefits.recovery.recorded.v1")
+        assert [(e["method"], e["amount_fen"], e["remaining_fen"], e["reversal"]) for e in recorded] == [
+            ("payroll_offset", 150_000, 250_000, False), ("repayment", 250_000, 0, False),
+            ("payroll_offset", -150_000, 150_000, True)]
+        assert recorded[-1]["recovery_id"] == kept.id and recorded[-1]["reason"].startswith("HELD_")
+        assert outbox(benefits, "benefits.recovery.recorded.v1")[-1]["_actor"]["id"] == "cashier.sun"
+        # R5 still sees the whole line held back, no offset
+        [retained] = events(benefits, "benefits.payroll.retained.v1")
+        assert [h["payroll_line_id"] for h in retained["held_back"]] == [line]
+        assert (retained["held_back_fen"], retained["offset_fen"], retained["offsets"]) == (200_000, 0, [])
+
+        detail = (await benefits.get(url, headers=clerk)).json()
+        assert (detail["recovered"], detail["remaining"], detail["status"]) == ("2500.00", "1500.00", "open")
+        assert [(r["method"], r["status"]) for r in detail["recoveries"]] == [
+            ("payroll_offset", "reversed"), ("repayment", "recorded")]
+        actions = [e["action"] for e in (await benefits.get("/audit/entries", params={
+            "entity_type": "recovery_notice", "entity_id": notice.id}, headers=auth("internal_auditor"))).json()]
+        assert actions[-1] == "recovery.reverse"
+        # asking for the file again changes nothing; the debt can be recovered again for real
+        assert (await benefits.post(f"/payroll/runs/{run_id}/bank-files", headers=cashier)).status_code == (
+            200 if another_line else 409)
+        assert len(events(benefits, "benefits.recovery.recorded.v1")) == 3
+        rest = await benefits.post(f"{url}/repayments", json={"amount": "1500.00"},
+                                   headers={**cashier, "Idempotency-Key": "REPAID-2"})
+        assert rest.status_code == 201 and rest.json()["notice"]["status"] == "recovered"
+
+
+async def test_a_reversal_reopens_an_escalated_notice_as_escalated_and_reverses_nothing_twice(start_service):
+    from services.benefits.recovery.service import reverse_payroll_offsets  # noqa: PLC0415
+
+    async with start_service("benefits") as benefits:
+        person_id = add_person(benefits, 93)
+        pension = grant(benefits, person_id, monthly_fen=200_000)
+        line = payroll_line(benefits, pension, NOW_PERIOD, status="pending", amount_fen=200_000)
+        with Session(engine_of(benefits)) as session:  # escalated, then recovered in full by an offset on that line
+            at = datetime.now(UTC)
+            notice = RecoveryNotice(id=new_event_id(), person_id=person_id, amount_fen=200_000, recovered_fen=200_000,
+                                    deadline=TODAY - timedelta(days=40), status="recovered", issued_at=at,
+                                    issued_by="clerk.li", escalated_at=at)
+            session.add(notice)
+            session.flush()
+            session.add(Recovery(id=new_event_id(), notice_id=notice.id, method="payroll_offset", amount_fen=200_000,
+                                 idempotency_key=f"payroll_offset#{notice.id}#{line}", reference=line,
+                                 recorded_at=datetime.now(UTC), recorded_by="clerk.li"))
+            session.commit()
+            notice_id = notice.id
+        for expected in (1, 0):
+            with Session(engine_of(benefits)) as session:
+                reversed_ = reverse_payroll_offsets(session, {line: "HELD_IMPRISONED 审批后获知人员服刑，服刑期间停发"})
+                session.commit()
+                assert len(reversed_) == expected
+        notice = get(benefits, RecoveryNotice, notice_id)
+        assert (notice.recovered_fen, notice.status) == (0, "escalated")
+        [recovery] = rows(benefits, Recovery)
+        assert recovery.status == "reversed" and recovery.reversal_reason.startswith("HELD_IMPRISONED")
+        assert [(e["amount_fen"], e["remaining_fen"], e["reversal"]) for e in
+                events(benefits, "benefits.recovery.recorded.v1")] == [(-200_000, 200_000, True)]

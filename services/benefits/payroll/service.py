@@ -36,13 +36,19 @@ lines. Two things can have happened since approval and are applied when the file
   month, is *held back* (``withheld`` with a ``HELD_…`` reason, shown as ``held_back``: never sent to the bank, its
   amount stays in the expenditure account) — eligibility suspends at once (001 第二十七条) and only finds overpayments among lines already sent;
 - a recovery offset (recovery/service.py, ``payroll_offset``, only on ``pending`` lines) is deducted: the file pays
-  the net amount; a line offset in full is ``paid`` without a bank line.
+  the net amount; a line offset in full is ``paid`` without a bank line (a real recovery either way: the month's
+  benefit was due and that part of it settled the debt, 001 第二十九条(五)). An offset against a line *held back*
+  deducted nothing from any payment, so it recovered nothing: recovery's ``reverse_payroll_offsets`` reverses it in
+  the same transaction (kept as ``reversed``, owed again on its notice, which reopens; audit entry and a reversal
+  ``RecoveryRecorded``). Once every payable line has left ``pending`` the offsets are read again: one recorded
+  meanwhile (PostgreSQL, against a line whose row lock the file's UPDATE waited for) makes it 409
+  ``CONCURRENT_CHANGE`` with nothing kept, rather than an offset counted as recovered but not deducted.
 
 So for R5: approved total = paid + returned + held back + offset. ``PayrollLinesRetained`` (in parts of ≤ 1 000
 lines, in the same transaction as the file, or as the commit that finds nothing left to pay) tells oversight which
 lines were held back (approved amount, ``HELD_…`` code) and which were offset (by how much, in full or not); a
 partly offset line's bank-confirmed figure is the net the file paid. A re-issue sends what failed, already net: no
-new offset.
+new offset, and the first one stands (the benefit was due; the bank returned only the net, which is paid again).
 
 **Results** (bank system): the file's checksum must be echoed (422 ``BANK_FILE_CHECKSUM_MISMATCH``); lines not in the
 file are refused as a whole (422 ``UNKNOWN_BANK_FILE_LINES``, naming them); a line already settled is a
@@ -92,7 +98,7 @@ from services.benefits.models import (
 )
 from services.benefits.payroll import bankfile
 from services.benefits.payroll.schemas import ResultsIn
-from services.benefits.recovery.service import offsets_for_lines
+from services.benefits.recovery.service import RECORDED, offsets_for_lines, reverse_payroll_offsets
 from services.kernel import context
 from services.kernel.audit import append_audit
 from services.kernel.errors import Conflict, DomainError, NotFound
@@ -579,7 +585,7 @@ def _offsets(session: Session, run_id: str, line_ids: Sequence[str]) -> dict[str
     named = set(session.execute(
         select(L.id).distinct()
         .select_from(Recovery.__table__.join(PayrollLine.__table__, L.id == R.reference))
-        .where(R.method == "payroll_offset", L.run_id == run_id)
+        .where(R.method == "payroll_offset", R.status == RECORDED, L.run_id == run_id)
     ).scalars())
     wanted = [i for i in line_ids if i in named]
     found: dict[str, int] = {}
@@ -666,6 +672,10 @@ def issue_bank_file(session: Session, run_id: str) -> Issued:
         else:
             held.append({"payroll_line_id": r.id, "person_id": r.person_id, "reason": reason_text(reason)})
             held_rows.append((r, reason))
+    held_reasons = {h["payroll_line_id"]: h["reason"] for h in held}
+    # An offset against a line held back deducted nothing from any payment: reversed, owed again on its notice.
+    # Before the lines are touched, so that notices are locked before lines, as recovery records an offset.
+    reversed_offsets = reverse_payroll_offsets(session, held_reasons)
     offsets = {k: v for k, v in _offsets(session, run.id, [r.id for r in payable]).items() if v > 0}
     payments, fully_offset = [], []
     for r in payable:
@@ -681,13 +691,33 @@ def issue_bank_file(session: Session, run_id: str) -> Issued:
             .values(failure_reason=bindparam("reason")),
             [{"line_id": h["payroll_line_id"], "reason": h["reason"]} for h in held],
         )
+        # PostgreSQL: an offset committed against a held line after the reading above (the UPDATE waited for the
+        # line's row lock) is seen now, and reversed too; from here on the line is no longer pending and refuses one.
+        reversed_offsets += reverse_payroll_offsets(session, held_reasons)
     _move_lines(session, fully_offset, "pending", "paid")
+    if payments:
+        # Held-back and fully offset lines have left ``pending`` above, so what is still pending is exactly the
+        # file: one guarded UPDATE for the run instead of one per chunk of ids, with the same count check.
+        moved = session.execute(update(PayrollLine.__table__).where(L.run_id == run.id, L.status == "pending")
+                                .values(status="in_file")).rowcount
+        if moved != len(payments):
+            raise Conflict("CONCURRENT_CHANGE",
+                           f"待发放明细数（{moved}）与制盘明细数（{len(payments)}）不符，未作任何变更")
+    # Every payable line has now left ``pending`` (its row lock waited for an offset being recorded against it, which
+    # is seen now): the deductions must be the ones computed, or an offset would count as recovered while the file
+    # pays the line in full.
+    if {k: v for k, v in _offsets(session, run.id, [r.id for r in payable]).items() if v > 0} != offsets:
+        raise Conflict("CONCURRENT_CHANGE", "制盘期间有追回款抵扣登记到本批次明细，未作任何变更，请重新制盘")
     offset_fen = sum(offsets.values())
     if held or fully_offset:
         append_audit(session, action="payroll.hold_back", entity_type=RUN_ENTITY, entity_id=run.id,
                      detail={"held_back_lines": len(held),
                              "held_back_fen": sum(r.amount_fen for r, _ in held_rows),
-                             "fully_offset_lines": len(fully_offset), "offset_fen": offset_fen})
+                             "fully_offset_lines": len(fully_offset), "offset_fen": offset_fen,
+                             "reversed_offsets": [{"recovery_id": x.id, "notice_id": x.notice_id,
+                                                   "payroll_line_id": x.reference, "amount_fen": x.amount_fen}
+                                                  for x in reversed_offsets[:1000]],
+                             "reversed_offset_fen": sum(x.amount_fen for x in reversed_offsets)})
     offset_rows = [(r, offsets[r.id]) for r in payable if r.id in offsets]
     if not payments:
         _settle_run_if_done(session, run)
@@ -695,12 +725,6 @@ def issue_bank_file(session: Session, run_id: str) -> Issued:
         session.commit()
         raise Conflict("NOTHING_TO_PAY", f"本批次没有可发放的明细（{len(held)} 条已停发，{len(fully_offset)} 条已全额抵扣追回款）",
                        details={"held_back": held[:100]})
-    # Held-back and fully offset lines have left ``pending`` above, so what is still pending is exactly the file:
-    # one guarded UPDATE for the run instead of one per chunk of ids, with the same count check.
-    moved = session.execute(update(PayrollLine.__table__).where(L.run_id == run.id, L.status == "pending")
-                            .values(status="in_file")).rowcount
-    if moved != len(payments):
-        raise Conflict("CONCURRENT_CHANGE", f"待发放明细数（{moved}）与制盘明细数（{len(payments)}）不符，未作任何变更")
     file = _write_file(session, run, 1, payments)
     _record_retained(session, run, file.id, held_rows, offset_rows)
     session.commit()

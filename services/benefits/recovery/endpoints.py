@@ -55,7 +55,8 @@ def overpayment_out(o: Overpayment) -> OverpaymentOut:
 
 def recovery_out(r: Recovery) -> RecoveryOut:
     return RecoveryOut(id=r.id, notice_id=r.notice_id, method=r.method, amount=fen_to_yuan(r.amount_fen),
-                       reference=r.reference, recorded_at=r.recorded_at, recorded_by=r.recorded_by)
+                       reference=r.reference, recorded_at=r.recorded_at, recorded_by=r.recorded_by, status=r.status,
+                       reversed_at=r.reversed_at, reversed_by=r.reversed_by, reversal_reason=r.reversal_reason)
 
 
 def _detail(session: Session, notice: RecoveryNotice) -> NoticeDetail:

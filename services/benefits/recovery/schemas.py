@@ -88,6 +88,12 @@ class RecoveryOut(BaseModel):
     reference: str | None
     recorded_at: datetime
     recorded_by: str
+    status: Literal["recorded", "reversed"] = Field(
+        description="reversed: a payroll offset whose payroll line was held back when the bank file was made — "
+                    "nothing was deducted from any payment, so it no longer counts as recovered")
+    reversed_at: datetime | None = None
+    reversed_by: str | None = None
+    reversal_reason: str | None = None
 
 
 class NoticeOut(BaseModel):

@@ -22,11 +22,29 @@
   offset above what is left of the payment it is taken from (409 ``OFFSET_EXCEEDS_PAYMENT``). The notice row is
   locked while a recovery is recorded, so concurrent repayments cannot together exceed it. A notice fully recovered
   becomes ``recovered``.
+- **Only what was really deducted counts.** A ``payroll_offset`` is recorded while its line is ``pending``; payroll
+  settles it when the bank file is made (payroll/service.py ``issue_bank_file``). Three outcomes:
+  * the line is paid net of the offset, or in full by it (``paid`` without a bank line): the month's benefit was due
+    and that part of it was applied to the debt instead of paid out — a real recovery (001 第二十九条(五): 以…恢复发放后
+    一年内定期待遇…进行抵扣), the offset stands;
+  * the line is *held back* (``withheld`` with a ``HELD_…`` reason: entitlement suspended or ended, person now recorded
+    dead or imprisoned since approval, 001 第二十七条): the benefit is not paid, so nothing was deducted from anything
+    and the offset recovered nothing. ``reverse_payroll_offsets`` *reverses* it in the bank file's transaction: the
+    ``Recovery`` row is kept (never deleted) as ``reversed`` with time, actor and reason, its amount is owed again on
+    the notice (a notice it had made ``recovered`` is open again — ``escalated`` again if it had been), an audit entry
+    records it on the notice and ``RecoveryRecorded`` reports it with ``reversal`` and a negative amount, so the sum
+    of a notice's events stays what it has recovered. Another offset can be taken from a later payment, or the money
+    repaid;
+  * the net line *fails* at the bank and is re-issued: the offset stays. The month's benefit was due; the deduction
+    was applied when the file was made, the bank returned only the net, and the re-issue pays that same net (never
+    the gross again, never a second deduction), so person and fund end up exactly where a paid net line leaves them.
+  Reversed offsets no longer count anywhere (``offsets_for_lines``, what is left of a line to offset).
 - **Escalation.** ``POST /recovery/escalations {as_of}`` escalates every open notice of the caller's area whose
   deadline has passed with money remaining (001 第二十九条(五): 由经办机构负责开展稽核检查); ``RecoveryEscalated`` lets
   oversight open a class-5 case. Repayments and offsets are still accepted on an escalated notice.
 """
 
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from typing import Any
@@ -51,6 +69,8 @@ SOURCE = "benefits"
 NOTICE_ENTITY = "recovery_notice"
 OPEN = ("open", "escalated")
 OFFSET_METHODS = ("payroll_offset", "one_off_offset", "individual_account")
+RECORDED, REVERSED = "recorded", "reversed"  # Recovery.status
+ID_CHUNK = 900  # ids per IN (…)
 MAX_KEY_LENGTH = 160
 DERIVED_KEY_SEPARATOR = "#"
 
@@ -209,7 +229,8 @@ def _record(session: Session, notice: RecoveryNotice, *, method: str, amount_fen
                          "amount_fen": amount_fen, "remaining_fen": remaining_fen(notice), "reference": reference,
                          **detail})
     record_event(session, RecoveryRecorded(notice_id=notice.id, person_id=notice.person_id, method=method,
-                                           amount_fen=amount_fen, remaining_fen=remaining_fen(notice)),
+                                           amount_fen=amount_fen, remaining_fen=remaining_fen(notice),
+                                           recovery_id=recovery.id),
                  source=SOURCE, subject=notice.id)
     try:
         session.commit()
@@ -237,7 +258,7 @@ def record_repayment(session: Session, notice_id: str, *, amount_fen: int, paid_
 
 def _already_offset(session: Session, method: str, reference: str) -> int:
     return session.execute(select(func.coalesce(func.sum(Recovery.amount_fen), 0)).where(
-        Recovery.method == method, Recovery.reference == reference)).scalar_one()
+        Recovery.method == method, Recovery.reference == reference, Recovery.status == RECORDED)).scalar_one()
 
 
 def _not_allowed(message: str) -> Conflict:
@@ -366,12 +387,67 @@ def withdraw_overpayment(session: Session, payroll_line_id: str, reason: str) ->
 
 
 def offsets_for_lines(session: Session, line_ids: list[str]) -> dict[str, int]:
-    """For payroll: what was offset against each of these pending lines (deduct it from the amount paid)."""
+    """For payroll: what was offset against each of these pending lines (deduct it from the amount paid); reversed
+    offsets do not count."""
     if not line_ids:
         return {}
     rows = session.execute(select(Recovery.reference, func.sum(Recovery.amount_fen)).where(
-        Recovery.method == "payroll_offset", Recovery.reference.in_(line_ids)).group_by(Recovery.reference)).all()
+        Recovery.method == "payroll_offset", Recovery.status == RECORDED, Recovery.reference.in_(line_ids))
+        .group_by(Recovery.reference)).all()
     return {reference: int(total) for reference, total in rows}
+
+
+def reverse_payroll_offsets(session: Session, held: Mapping[str, str]) -> list[Recovery]:
+    """For payroll, as the bank file is made: ``held`` maps the payroll lines held back to why (their ``HELD_…``
+    reason text). Every offset still ``recorded`` against one of them recovered nothing — the line is never paid, so
+    nothing was deducted from any payment — and is reversed: kept as ``reversed`` with time, actor and reason, its
+    amount taken off its notice's recovered amount (a ``recovered`` notice is open again, or escalated again if it
+    had been escalated), an audit entry on the notice, a ``RecoveryRecorded`` with ``reversal`` and the negative
+    amount. Notices are locked in id order (as ``record_offset`` takes them: the notice before the line). Only
+    ``recorded`` offsets are touched, so a second call reverses nothing twice. Returns the reversed rows. Does not
+    commit (the bank file's transaction does)."""
+    if not held:
+        return []
+    line_ids = sorted(held)
+    found: list[Recovery] = []
+    for start in range(0, len(line_ids), ID_CHUNK):
+        found += session.execute(select(Recovery).where(
+            Recovery.method == "payroll_offset", Recovery.status == RECORDED,
+            Recovery.reference.in_(line_ids[start:start + ID_CHUNK]))).scalars()
+    if not found:
+        return []
+    notice_ids = sorted({r.notice_id for r in found})
+    notices: dict[str, RecoveryNotice] = {}
+    for start in range(0, len(notice_ids), ID_CHUNK):
+        notices.update((n.id, n) for n in session.execute(
+            select(RecoveryNotice).where(RecoveryNotice.id.in_(notice_ids[start:start + ID_CHUNK]))
+            .order_by(RecoveryNotice.id).with_for_update().execution_options(populate_existing=True)).scalars())
+    at, actor = now(), _actor_id()
+    for recovery in sorted(found, key=lambda r: (r.notice_id, r.recorded_at, r.id)):
+        notice = notices[recovery.notice_id]
+        reason = (f"{held[recovery.reference]}；该笔待遇未发放，抵扣未实际发生，撤销抵扣、重新计入尚欠金额"
+                  "（001 第二十九条(五)）")[:300]
+        previous_status = notice.status
+        notice.recovered_fen -= recovery.amount_fen
+        if notice.status == "recovered":
+            notice.status = "escalated" if notice.escalated_at is not None else "open"
+        session.add(notice)
+        recovery.status, recovery.reversed_at, recovery.reversed_by = REVERSED, at, actor
+        recovery.reversal_reason = reason
+        session.add(recovery)
+        append_audit(session, action="recovery.reverse", entity_type=NOTICE_ENTITY, entity_id=notice.id,
+                     detail={"recovery_id": recovery.id, "person_id": notice.person_id, "method": recovery.method,
+                             "amount_fen": recovery.amount_fen, "payroll_line_id": recovery.reference,
+                             "recorded_at": recovery.recorded_at, "recorded_by": recovery.recorded_by,
+                             "recovered_fen": notice.recovered_fen, "remaining_fen": remaining_fen(notice),
+                             "notice_status": notice.status, "previous_notice_status": previous_status},
+                     reason=reason)
+        record_event(session, RecoveryRecorded(
+            notice_id=notice.id, person_id=notice.person_id, method=recovery.method, amount_fen=-recovery.amount_fen,
+            remaining_fen=remaining_fen(notice), recovery_id=recovery.id, reversal=True, reason=reason,
+        ), source=SOURCE, subject=notice.id)
+    session.flush()
+    return found
 
 
 # -- escalation ------------------------------------------------------------------------------------------------------
