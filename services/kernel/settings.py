@@ -55,6 +55,10 @@ class Settings(BaseSettings):
     gateway_connect_timeout_seconds: float = 2.0
     gateway_read_timeout_seconds: float = 30.0
 
+    # Chinese working days the chinesecalendar package does not know yet: a JSON file transcribing the State
+    # Council's yearly holiday arrangement (format in services/kernel/workdays.py); a year in it replaces the package's.
+    workday_calendar_file: Path | None = None
+
     log_level: str = "INFO"
 
     # Tokens: Ed25519-signed JWTs. The gateway signs with the private key; every service verifies with the public
