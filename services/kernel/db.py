@@ -4,6 +4,9 @@ SQLite: WAL so readers do not block the writer, foreign keys on, and every trans
 ``BEGIN IMMEDIATE``. The driver's default (a deferred BEGIN issued only before the first write) lets two
 transactions read the same audit-chain head and then both append to it; taking the write lock up front makes
 read-then-write sequences such as the audit chain and the outbox correct without retries.
+
+A session that only reads can ask for a plain (deferred) ``BEGIN`` with ``snapshot_session``: under WAL it reads
+a consistent snapshot and never waits for, or holds up, the writer (the outbox relay's polling is one).
 """
 
 from collections.abc import Iterator
@@ -44,7 +47,17 @@ def _configure_sqlite(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection):  # noqa: ANN001
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        read_only = connection.get_execution_options().get(SNAPSHOT_OPTION, False)
+        connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
+
+
+SNAPSHOT_OPTION = "sifund_snapshot"
+
+
+def snapshot_session(engine: Engine) -> Session:
+    """A session for reads only: on SQLite a deferred transaction (a WAL snapshot that takes no write lock); on
+    PostgreSQL an ordinary one. Writing through it is a mistake the database may refuse."""
+    return Session(engine.execution_options(**{SNAPSHOT_OPTION: True}))
 
 
 @contextmanager

@@ -4,20 +4,26 @@
 ``Nats-Msg-Id`` = event id (JetStream drops a re-publish inside the duplicate window), marks the published prefix,
 and on any failure (NATS down, a timed-out ack) backs off and starts again from the first unpublished row. A crash
 between publishing and marking re-publishes, which JetStream and the consumers' inboxes both absorb.
+
+The relay reads unpublished rows through a snapshot session (no write lock: producers are not held up by its
+polling) and, when idle, deletes rows published longer ago than the retention (``outbox_retention_hours``) in small
+transactions, so the table holds the recent past, not every event ever written.
 """
 
 import asyncio
 import contextlib
+import time
 import weakref
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import anyio
 import structlog
-from sqlalchemy import Engine, event, func, select, update
+from sqlalchemy import Engine, delete, event, func, select, update
 from sqlmodel import Session
 
 from services.kernel import context
 from services.kernel.bus import Bus
+from services.kernel.db import snapshot_session
 from services.kernel.events import EventActor, EventEnvelope, EventPayload, build_envelope
 from services.kernel.models import OutboxMessage
 
@@ -78,6 +84,9 @@ class OutboxRelay:
         poll_seconds: float = 0.2,
         ack_timeout: float = 10.0,
         max_backoff: float = 5.0,
+        retention: timedelta | None = None,
+        prune_every_seconds: float = 600.0,
+        prune_chunk: int = 2000,
     ):
         self.engine = engine
         self.bus = bus
@@ -86,6 +95,11 @@ class OutboxRelay:
         self.ack_timeout = ack_timeout
         self.max_backoff = max_backoff
         self.published_total = 0
+        self.retention = retention
+        self.prune_every_seconds = prune_every_seconds
+        self.prune_chunk = prune_chunk
+        self.pruned_total = 0
+        self._next_prune = 0.0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wake = asyncio.Event()
         self._task: asyncio.Task | None = None
@@ -121,6 +135,9 @@ class OutboxRelay:
                 if published:
                     backoff = 0.1
                     continue  # there may be more
+                if self.retention is not None and time.monotonic() >= self._next_prune:
+                    self._next_prune = time.monotonic() + self.prune_every_seconds
+                    await anyio.to_thread.run_sync(self.prune_published)
                 self._wake.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), self.poll_seconds)
@@ -168,8 +185,31 @@ class OutboxRelay:
             raise RuntimeError(f"outbox batch stopped after {confirmed} of {len(rows)}: {failure!r}")
         return confirmed
 
+    def prune_published(self, now: datetime | None = None, max_rows: int = 50_000) -> int:
+        """Delete rows published before ``now − retention``, oldest first, ``prune_chunk`` per transaction (a
+        writer waits at most one small delete), at most ``max_rows`` per call. Unpublished rows are never touched."""
+        if self.retention is None:
+            return 0
+        cutoff = (now or datetime.now(UTC)) - self.retention
+        deleted = 0
+        while deleted < max_rows:
+            with Session(self.engine) as session:
+                oldest = (select(OutboxMessage.seq)
+                          .where(OutboxMessage.published_at.is_not(None), OutboxMessage.published_at < cutoff)
+                          .order_by(OutboxMessage.seq).limit(min(self.prune_chunk, max_rows - deleted)))
+                count = session.execute(delete(OutboxMessage).where(OutboxMessage.seq.in_(oldest.scalar_subquery()))
+                                        ).rowcount
+                session.commit()
+            deleted += count
+            if count < self.prune_chunk:
+                break
+        if deleted:
+            self.pruned_total += deleted
+            log.info("outbox.pruned", rows=deleted, published_before=cutoff.isoformat())
+        return deleted
+
     def _load_batch(self) -> list[tuple[int, str, str, str]]:
-        with Session(self.engine) as session:
+        with snapshot_session(self.engine) as session:
             result = session.execute(
                 select(OutboxMessage.seq, OutboxMessage.event_id, OutboxMessage.event_type, OutboxMessage.envelope)
                 .where(OutboxMessage.published_at.is_(None))

@@ -5,6 +5,7 @@ import asyncio
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Annotated, Any, Protocol
 
 import anyio
@@ -15,10 +16,10 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import Engine, MetaData, select, text
 from sqlmodel import Session
 
-from services.kernel import audit, context
+from services.kernel import audit, context, workdays
 from services.kernel.auth import TokenVerifier, allow, enforce_route_policies, public
 from services.kernel.bus import Bus
-from services.kernel.db import make_engine
+from services.kernel.db import make_engine, snapshot_session
 from services.kernel.errors import NotFound, install_error_handlers
 from services.kernel.logging import configure_logging
 from services.kernel.inbox import EventConsumer, Handler, dead_letters_as_dicts
@@ -114,6 +115,7 @@ SessionDep = Annotated[Session, Depends(get_session)]
 def create_service_app(spec: ServiceSpec, settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     configure_logging(settings.log_level)
+    workdays.configure(settings)  # deadlines in working days read this app's calendar file
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -121,7 +123,9 @@ def create_service_app(spec: ServiceSpec, settings: Settings | None = None) -> F
         await anyio.to_thread.run_sync(upgrade_database, engine, spec.name, spec.metadata)
         bus = Bus(settings.nats_server_url, client_name=spec.name,
                   duplicate_window=settings.stream_duplicate_window_seconds)
-        relay = OutboxRelay(engine, bus, batch_size=settings.outbox_batch_size, poll_seconds=settings.outbox_poll_seconds)
+        retention = settings.outbox_retention_hours
+        relay = OutboxRelay(engine, bus, batch_size=settings.outbox_batch_size, poll_seconds=settings.outbox_poll_seconds,
+                            retention=None if retention is None else timedelta(hours=retention))
         consumers = {
             c.stream: EventConsumer(
                 service=spec.name, stream=c.stream, engine=engine, bus=bus, handlers=c.handlers,
@@ -197,7 +201,8 @@ def _health_router(service: str) -> APIRouter:
 
 
 def _database_check(engine: Engine) -> int:
-    with Session(engine) as session:
+    # A snapshot read: health must answer while a long import holds the write lock.
+    with snapshot_session(engine) as session:
         session.execute(text("SELECT 1"))
         return outbox_backlog(session)
 
@@ -240,7 +245,7 @@ def _operations_router() -> APIRouter:
 
     @router.get("/admin/outbox", summary="Events not yet published", dependencies=[OPERATORS])
     def outbox_status(request: Request) -> dict:
-        with Session(request.app.state.engine) as session:
+        with snapshot_session(request.app.state.engine) as session:
             oldest = session.execute(
                 select(OutboxMessage.created_at, OutboxMessage.last_error)
                 .where(OutboxMessage.published_at.is_(None)).order_by(OutboxMessage.seq).limit(1)
@@ -250,6 +255,7 @@ def _operations_router() -> APIRouter:
                 "oldest_unpublished_at": oldest[0] if oldest else None,
                 "last_error": oldest[1] if oldest else None,
                 "published_by_this_process": request.app.state.relay.published_total,
+                "pruned_by_this_process": request.app.state.relay.pruned_total,
             }
 
     return router
@@ -299,7 +305,7 @@ async def wait_idle(app: FastAPI, timeout: float = 10.0) -> None:
     """Test and bench helper: wait until this app's outbox is empty."""
     deadline = asyncio.get_running_loop().time() + timeout
     while asyncio.get_running_loop().time() < deadline:
-        with Session(app.state.engine) as session:
+        with snapshot_session(app.state.engine) as session:
             if outbox_backlog(session) == 0:
                 return
         await asyncio.sleep(0.05)

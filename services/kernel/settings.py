@@ -46,6 +46,9 @@ class Settings(BaseSettings):
 
     outbox_batch_size: int = 500
     outbox_poll_seconds: float = 0.2
+    # Published outbox rows are kept this long for operators (JetStream keeps the events themselves), then deleted
+    # by the relay in small batches; None keeps them forever. A city writes millions of lines a month.
+    outbox_retention_hours: float | None = 24.0 * 7
     consumer_batch_size: int = 500
     # A message that fails this many deliveries goes to the dead-letter table instead of being retried forever.
     consumer_max_attempts: int = 5

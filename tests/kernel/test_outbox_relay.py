@@ -1,13 +1,14 @@
 """Transactional outbox and relay against a real nats-server."""
 
 import asyncio
+from datetime import UTC, datetime, timedelta
 
 import nats
 import pytest
 from sqlalchemy import func, select, update
 from sqlmodel import Session
 
-from services.kernel.db import unit_of_work
+from services.kernel.db import snapshot_session, unit_of_work
 from services.kernel.models import OutboxMessage
 from services.kernel.outbox import outbox_backlog, record_event
 from tests.kernel.support import Pinged, applied_counts, emit, pipeline
@@ -115,3 +116,43 @@ async def test_restart_during_a_burst_loses_nothing_and_applies_nothing_twice(na
         assert distinct == total, f"lost {total - distinct} events"
         assert applied_total == total, f"applied {applied_total - total} events twice"
         assert consumer.dead_lettered_total == 0
+
+
+async def test_the_relay_publishes_while_a_producer_holds_the_write_lock(nats_server, database_urls):
+    """The relay reads through a snapshot: a long business transaction does not stall publishing what committed."""
+    async with pipeline(nats_server.url, database_urls["collection"], database_urls["benefits"]) as (producer, consumer_db, *_):
+        emit(producer, [1])
+        await eventually(lambda: applied_counts(consumer_db) == (1, 1))
+        with Session(producer) as writer:
+            record_event(writer, Pinged(n=2), source="oversight", subject="2")
+            writer.flush()  # the writer now holds SQLite's write lock (BEGIN IMMEDIATE) and keeps it
+            with snapshot_session(producer) as reader:  # … and a snapshot read still answers at once
+                assert outbox_backlog(reader) == 0
+            writer.commit()
+        await eventually(lambda: applied_counts(consumer_db) == (2, 2))
+
+
+async def test_published_rows_older_than_the_retention_are_pruned_and_unpublished_ones_never(
+        nats_server, database_urls):
+    async with pipeline(nats_server.url, database_urls["collection"], database_urls["benefits"]) as (
+            producer, consumer_db, relay, _):
+        emit(producer, range(25))
+        await eventually(lambda: backlog(producer) == 0 and applied_counts(consumer_db) == (25, 25))
+        await relay.stop()  # the rest is done by hand, with the relay's own pruning
+        long_ago = datetime.now(UTC) - timedelta(days=30)
+        with Session(producer) as session:
+            seqs = sorted(session.execute(select(OutboxMessage.seq)).scalars())
+            session.execute(update(OutboxMessage).where(OutboxMessage.seq.in_(seqs[:20])).values(published_at=long_ago))
+            session.execute(update(OutboxMessage).where(OutboxMessage.seq.in_(seqs[:3])).values(published_at=None))
+            session.commit()
+        relay.retention, relay.prune_chunk = timedelta(days=7), 4
+        assert relay.prune_published(max_rows=10) == 10  # bounded per call, oldest first, in small transactions
+        assert relay.prune_published() == 7
+        assert relay.prune_published() == 0
+        with Session(producer) as session:
+            left = session.execute(select(OutboxMessage.seq, OutboxMessage.published_at).order_by(OutboxMessage.seq)).all()
+        # The three unpublished rows stay however old they are; the five recent published rows stay too.
+        assert [seq for seq, _ in left] == seqs[:3] + seqs[20:]
+        assert [published for _, published in left[:3]] == [None] * 3
+        relay.retention = None
+        assert relay.prune_published() == 0
