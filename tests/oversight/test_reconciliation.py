@@ -3,12 +3,14 @@ engine reads, month close with a late event shown as a post-close adjustment, th
 who may read and close."""
 
 import io
+import json
 from datetime import date
 
 import openpyxl
 from sqlmodel import Session
 
-from services.kernel import context
+from services.kernel import context, workdays
+from services.kernel.settings import Settings
 from services.oversight.reconciliation import service
 from services.oversight.reconciliation.cells import Cell, compute_cells, r1_status, r2_status, r3_status, r5_status
 from services.oversight.reconciliation.service import unmatched_cells
@@ -434,3 +436,24 @@ def test_a_figure_missing_from_an_older_snapshot_counts_as_zero_not_as_an_adjust
     [changed] = service.adjustments({"R5": [old]}, {"R5": [r5("mismatch", approved=550000, paid=550000,
                                                                held_back=1000)]})
     assert (changed.changed, changed.delta) == (["status", "amounts"], {"held_back": 1000})
+
+
+def test_r3_asks_the_calendar_again_for_a_year_supplied_after_the_remittance(feed, tmp_path):
+    """A remittance in a year the calendar did not know has no deadline; once the operator supplies the year (the
+    State Council's notice, services/kernel/workdays.py), the report judges it."""
+    on = date(2031, 9, 26)  # a synthetic year
+    feed(remitted("r31", PEN, 203108, 1000, on), receipt("t31", "r31", PEN, 203108, 1000, date(2031, 10, 16)))
+    before = cells_of(feed, 203109, "R3", as_of=date(2031, 10, 20))[("r31",)]
+    assert (before.status, before.detail["deadline"]) == ("matched", None) and "2031" in before.detail["note"]
+    calendar = tmp_path / "calendar.json"
+    calendar.write_text(json.dumps({"2031": {
+        "source": "测试用虚构安排（非官方）", "holidays": ["2031-01-01", "2031-10-01/2031-10-07"],
+        "workdays": ["2031-09-28", "2031-10-11"]}}, ensure_ascii=False), encoding="utf-8")
+    workdays.configure(Settings(workday_calendar_file=calendar))
+    try:
+        after = cells_of(feed, 203109, "R3", as_of=date(2031, 10, 20))[("r31",)]
+    finally:
+        workdays.configure(None)
+    # Counted after Friday 9-26: 9-28 (make-up Sunday) 1, 9-29 2, 9-30 3, (10-1 … 10-7 off) 10-8 4, 10-9 5, 10-10 6,
+    # 10-11 (make-up Saturday) 7, 10-13 8, 10-14 9, 10-15 10; received 10-16: one day late.
+    assert (after.status, after.detail["deadline"], after.detail["days_late"]) == ("late", date(2031, 10, 15), 1)

@@ -61,6 +61,7 @@ from services.oversight.ledger.models import (
     LedgerFundPeriod,
     LedgerRemittance,
 )
+from services.oversight.ledger.workdays import remittance_deadline
 
 CHECKS = ("R1", "R2", "R3", "R4", "R5", "R6")
 STATUSES = ("matched", "mismatch", "missing_tax", "missing_finance", "missing_agency", "late")
@@ -237,16 +238,20 @@ def r3_cells(session: Session, month: int, as_of: date) -> list[Cell]:
     cells = []
     for row in session.execute(select(LedgerRemittance).where(LedgerRemittance.month == month)
                                .order_by(LedgerRemittance.remitted_on, LedgerRemittance.remittance_id)).scalars():
-        status = r3_status(row.amount_fen, row.received_fen, row.last_receipt_on, row.deadline, as_of)
+        # A deadline the calendar could not give when the remittance arrived (a year not yet announced) is asked
+        # again: the operator may have supplied the year since (services/kernel/workdays.py).
+        deadline = row.deadline if row.deadline is not None or row.remitted_on is None else \
+            remittance_deadline(row.remitted_on)
+        status = r3_status(row.amount_fen, row.received_fen, row.last_receipt_on, deadline, as_of)
         remitted = row.amount_fen or 0
         detail: dict[str, Any] = {
-            "voucher_no": row.voucher_no, "remitted_on": row.remitted_on, "deadline": row.deadline,
+            "voucher_no": row.voucher_no, "remitted_on": row.remitted_on, "deadline": deadline,
             "receipts": row.receipts, "first_receipt_on": row.first_receipt_on,
             "last_receipt_on": row.last_receipt_on, "as_of": as_of,
         }
-        if row.deadline is not None:
+        if deadline is not None:
             reference = row.last_receipt_on if row.amount_fen is not None and row.received_fen >= remitted else as_of
-            detail["days_late"] = max(0, (reference - row.deadline).days) if reference else 0
+            detail["days_late"] = max(0, (reference - deadline).days) if reference else 0
         elif row.remitted_on is not None:
             detail["note"] = f"节假日安排数据不含 {row.remitted_on.year} 年后续日期，暂无法判断是否逾期"
         cells.append(Cell(
