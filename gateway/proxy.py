@@ -25,7 +25,10 @@ HOP_BY_HOP = frozenset({
     "te", "trailer", "trailers", "transfer-encoding", "upgrade",
 })
 # Set by the gateway itself rather than copied from the caller.
-NOT_FORWARDED = HOP_BY_HOP | {"host", REQUEST_ID_HEADER, CORRELATION_ID_HEADER}
+# The X-Forwarded-* headers are the gateway's to set (below): a caller's own would reach the service beside them, and
+# a service reading the first of two could be told any client address or prefix (rate limits, links it builds).
+FORWARDING = {"x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "x-forwarded-prefix"}
+NOT_FORWARDED = HOP_BY_HOP | FORWARDING | {"host", REQUEST_ID_HEADER, CORRELATION_ID_HEADER}
 # The gateway's own server adds these (and RequestContextMiddleware adds X-Request-ID): copying them would
 # send each header twice.
 NOT_RETURNED = HOP_BY_HOP | {"date", "server", REQUEST_ID_HEADER}

@@ -27,6 +27,7 @@ async def echo(request: Request) -> JSONResponse:
         "path": request.scope["raw_path"].decode(),
         "query": request.url.query,
         "headers": {k: v for k, v in request.headers.items()},
+        "forwarding": [[k.decode(), v.decode()] for k, v in request.headers.raw if k.startswith(b"x-forwarded-")],
         "body": body.decode(),
     })
     response.set_cookie("a", "1")
@@ -122,6 +123,19 @@ async def test_passes_method_query_headers_and_body_and_drops_hop_by_hop(make_se
             assert request_id and generated.json()["headers"]["x-request-id"] == request_id
             assert generated.json()["headers"]["x-correlation-id"] == request_id
             assert "transfer-encoding" not in generated.json()["headers"]
+
+            # A caller's own X-Forwarded-* never reach the service: one of each, the gateway's, with the caller's
+            # client chain kept in front of the address the gateway saw.
+            spoofed = await gateway.get("/api/collection/anything", headers={
+                "X-Forwarded-For": "10.9.8.7", "X-Forwarded-Prefix": "/evil", "X-Forwarded-Host": "evil.example",
+                "X-Forwarded-Proto": "gopher"})
+            forwarding = spoofed.json()["forwarding"]
+            assert sorted(name for name, _ in forwarding) == [
+                "x-forwarded-for", "x-forwarded-host", "x-forwarded-prefix", "x-forwarded-proto"]
+            values = dict(forwarding)
+            assert values["x-forwarded-prefix"] == "/api/collection" and values["x-forwarded-proto"] == "http"
+            assert values["x-forwarded-host"] == "gateway"
+            assert values["x-forwarded-for"].startswith("10.9.8.7, ") and values["x-forwarded-for"] != "10.9.8.7"
 
             escaped_prefix = await gateway.get("/api/coll%65ction/persons/%E5%BC%A0")
             assert escaped_prefix.json()["path"] == "/persons/%E5%BC%A0"
