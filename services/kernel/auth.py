@@ -164,7 +164,8 @@ class TokenVerifier:
     def verify(self, token: str) -> Actor:
         claims = self.decode(token)
         roles = tuple(r for r in claims.get("roles") or () if r in ROLES)
-        return Actor(id=claims["sub"], role=None, unit=claims.get("unit"), region=claims.get("region"), roles=roles)
+        return Actor(id=claims["sub"], role=None, unit=claims.get("unit"), region=claims.get("region"), roles=roles,
+                     kind=claims.get("kind"))
 
 
 # -- policies --------------------------------------------------------------------------------------------------------
@@ -191,7 +192,8 @@ class RoleGuard:
         if acting is None:
             needed = "、".join(f"{ROLES[r]}({r})" for r in sorted(self.roles))
             raise HTTPException(403, detail={"code": "FORBIDDEN", "message": f"无权执行此操作，需要角色：{needed}"})
-        actor = Actor(id=principal.id, role=acting, unit=principal.unit, region=principal.region, roles=principal.roles)
+        actor = Actor(id=principal.id, role=acting, unit=principal.unit, region=principal.region, roles=principal.roles,
+                      kind=principal.kind)
         request.state.actor = actor
         context.set_actor(actor)
         return actor

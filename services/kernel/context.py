@@ -14,6 +14,7 @@ class Actor:
     unit: str | None = None
     region: str | None = None
     roles: tuple[str, ...] = field(default_factory=tuple)
+    kind: str | None = None  # the token's kind: "user" (a member of staff) or "client" (a system); None: internal
 
 
 ANONYMOUS = Actor(id="anonymous")

@@ -13,6 +13,7 @@ from sqlmodel import Session
 
 from services.benefits.events import EntitlementResumed, EntitlementSuspended, RecoveryEscalated, RecoveryNoticeIssued
 from services.kernel import context
+from services.kernel.auth import TokenClaims, issue_token
 from services.kernel.db import make_engine
 from services.kernel.errors import DomainError
 from services.kernel.events import EventActor, build_envelope
@@ -334,6 +335,22 @@ async def test_dismissal_needs_a_reason_and_a_second_officer(start_service, offi
                    expect=201)
         refusal(await oversight.post(f"/cases/{other}/dismissal", headers=officer2, json={"reason": "x"}), 409,
                 "INVALID_TRANSITION")
+
+
+async def test_a_system_client_with_the_officer_role_neither_dismisses_nor_closes(start_service, officer, settings):
+    """The scheduler's client holds oversight_officer to run sweeps; the judgement steps are for staff in person."""
+    token, _ = issue_token(settings, TokenClaims(subject="oversight_scheduler", kind="client",
+                                                 roles=("oversight_officer",), name="监督定时任务"))
+    machine = {"Authorization": f"Bearer {token}"}
+    async with start_service("oversight") as oversight:
+        cid = (await opened(oversight, officer, n=6))["id"]
+        refusal(await oversight.post(f"/cases/{cid}/dismissal", headers=machine, json={"reason": "误报"}), 403,
+                "OFFICER_IN_PERSON_REQUIRED")
+        await step(oversight, officer, cid, "dismissal", {"reason": "误报"})
+        refusal(await oversight.post(f"/cases/{cid}/dismissal/decision", headers=machine, json={"approve": True}),
+                403, "OFFICER_IN_PERSON_REQUIRED")
+        refusal(await oversight.post(f"/cases/{cid}/close", headers=machine, json={"verification_note": "x"}), 403,
+                "OFFICER_IN_PERSON_REQUIRED")
 
 
 # -- class 4: confirmed by benefits' events ---------------------------------------------------------------------------

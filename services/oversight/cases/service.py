@@ -69,6 +69,16 @@ def _actor() -> Actor:
     return context.current().actor
 
 
+def _officer_in_person() -> Actor:
+    """Verifying a rectification and dismissing a finding are an officer's own judgement (001 第二十九条 销号; the
+    four-eyes dismissal): a system client holding the officer role — the scheduler — may not do either, nor count
+    as the second officer."""
+    actor = _actor()
+    if actor.kind == "client":
+        raise DomainError("OFFICER_IN_PERSON_REQUIRED", "销号、排除须由监督人员本人办理，系统客户端不能办理", status=403)
+    return actor
+
+
 def _digest(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
@@ -553,6 +563,7 @@ def withdraw_suspension(session: Session, case: Case, entitlement_id: str, resum
 def close(session: Session, case_id: str, *, verification_note: str) -> Case:
     """销号: an oversight officer verifies the rectification. Refused (409 ``FOLLOW_UP_INCOMPLETE``) until the
     class's follow-up is confirmed — class 4: both benefits events seen; the other classes: recorded evidence."""
+    _officer_in_person()
     case = get_case(session, case_id, for_update=True)
     if case.status == wf.RECTIFYING:
         missing = follow_up_missing(session, case)
@@ -574,6 +585,7 @@ def close(session: Session, case_id: str, *, verification_note: str) -> Case:
 
 def propose_dismissal(session: Session, case_id: str, *, reason: str) -> Case:
     """An officer proposes to dismiss the case as a false positive (误报); a second officer must confirm."""
+    _officer_in_person()
     case = get_case(session, case_id, for_update=True)
     if case.dismissal_proposed_at is not None:
         raise Conflict("DISMISSAL_PENDING", "已有待确认的排除申请")
@@ -586,6 +598,7 @@ def propose_dismissal(session: Session, case_id: str, *, reason: str) -> Case:
 
 def decide_dismissal(session: Session, case_id: str, *, approve: bool, reason: str | None) -> Case:
     """The second officer confirms (→ dismissed) or rejects the proposal (the case continues where it was)."""
+    _officer_in_person()
     case = get_case(session, case_id, for_update=True)
     if case.dismissal_proposed_at is None:
         raise Conflict("NO_DISMISSAL_PENDING", "该案件没有待确认的排除申请")
