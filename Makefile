@@ -32,6 +32,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.accounts_import
 	$(BIN)/python -m bench.benefits_payroll
 	$(BIN)/python -m bench.oversight_reconciliation
+	$(BIN)/python -m bench.oversight_sweep
 	$(BIN)/python -m bench.money_in
 
 clean:
