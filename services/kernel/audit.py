@@ -1,16 +1,18 @@
 """The service's hash-chained audit log (ARCHITECTURE.md principle 5, seed 004 row 24).
 
 Every state change appends an entry in the same transaction as the change. Each entry's hash covers the previous
-hash and the entry's canonical JSON, so editing, deleting or reordering any row breaks ``verify_chain``.
+hash and the entry's canonical JSON, so editing, deleting or reordering any row breaks ``verify_chain``. Bulk paths
+append many entries under one lock of the head row with ``append_audit_many``.
 """
 
 import hashlib
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, insert, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session
@@ -41,7 +43,11 @@ def _entry_body(entry: AuditEntry) -> dict[str, Any]:
 
 
 def chain_hash(prev_hash: str, entry: AuditEntry) -> str:
-    return hashlib.sha256((prev_hash + canonical_json(_entry_body(entry))).encode()).hexdigest()
+    return _hash_body(prev_hash, _entry_body(entry))
+
+
+def _hash_body(prev_hash: str, body: dict[str, Any]) -> str:
+    return hashlib.sha256((prev_hash + canonical_json(body)).encode()).hexdigest()
 
 
 def _lock_head(session: Session) -> AuditHead | None:
@@ -59,14 +65,7 @@ def append_audit(
 ) -> AuditEntry:
     """Append one entry for the current actor and request. Call inside the business transaction."""
     ctx = context.current()
-    head = _lock_head(session)
-    if head is None:
-        # First append: create the genesis head without racing a concurrent first append. On PostgreSQL FOR UPDATE
-        # locks nothing while the row does not exist; ON CONFLICT DO NOTHING waits for a concurrent insert of it
-        # to commit, and the second SELECT ... FOR UPDATE then queues behind that transaction.
-        insert = {"postgresql": pg_insert, "sqlite": sqlite_insert}[session.get_bind().dialect.name]
-        session.execute(insert(AuditHead).values(id=1, seq=0, hash=GENESIS).on_conflict_do_nothing())
-        head = _lock_head(session)
+    head = _locked_head(session)
     entry = AuditEntry(
         seq=head.seq + 1,
         at=datetime.now(UTC).isoformat(timespec="microseconds"),
@@ -86,6 +85,66 @@ def append_audit(
     session.add(entry)
     session.add(head)
     return entry
+
+
+AUDIT_INSERT_CHUNK = 1_000  # rows per executemany
+
+
+def append_audit_many(session: Session, entries: Iterable[dict[str, Any]]) -> int:
+    """Append several entries, in the given order, for the current actor and request; returns how many.
+
+    Each item has the keyword arguments of ``append_audit``: ``action``, ``entity_type``, ``entity_id`` and
+    optionally ``detail`` and ``reason``. The entries are exactly those ``append_audit`` called once per item would
+    write (same fields, same chain: each links to the one before), but the head row is locked once and the rows go
+    to the database with Core executemany, ``AUDIT_INSERT_CHUNK`` at a time. Call inside the business transaction;
+    ``append_audit`` may be called before or after in the same session (the head row is shared through the
+    session's identity map, so the chain continues where this left it)."""
+    items = list(entries)
+    if not items:
+        return 0
+    ctx = context.current()
+    head = _locked_head(session)
+    seq, prev = head.seq, head.hash
+    rows: list[dict[str, Any]] = []
+    table = AuditEntry.__table__
+    for item in items:
+        seq += 1
+        body = {
+            "seq": seq,
+            "at": datetime.now(UTC).isoformat(timespec="microseconds"),
+            "actor_id": ctx.actor.id,
+            "actor_role": ctx.actor.role,
+            "action": item["action"],
+            "entity_type": item["entity_type"],
+            "entity_id": str(item["entity_id"]),
+            "detail": canonical_json(item.get("detail") or {}),
+            "reason": item.get("reason"),
+            "request_id": ctx.request_id,
+        }
+        digest = _hash_body(prev, body)
+        rows.append(body | {"prev_hash": prev, "hash": digest})
+        prev = digest
+        if len(rows) == AUDIT_INSERT_CHUNK:
+            session.execute(insert(table), rows)
+            rows = []
+    if rows:
+        session.execute(insert(table), rows)
+    head.seq, head.hash = seq, prev
+    session.add(head)
+    return len(items)
+
+
+def _locked_head(session: Session) -> AuditHead:
+    """The head row, locked for the rest of the transaction (created at genesis on the first append)."""
+    head = _lock_head(session)
+    if head is None:
+        # First append: create the genesis head without racing a concurrent first append. On PostgreSQL FOR UPDATE
+        # locks nothing while the row does not exist; ON CONFLICT DO NOTHING waits for a concurrent insert of it
+        # to commit, and the second SELECT ... FOR UPDATE then queues behind that transaction.
+        upsert = {"postgresql": pg_insert, "sqlite": sqlite_insert}[session.get_bind().dialect.name]
+        session.execute(upsert(AuditHead).values(id=1, seq=0, hash=GENESIS).on_conflict_do_nothing())
+        head = _lock_head(session)
+    return head
 
 
 @dataclass(frozen=True)

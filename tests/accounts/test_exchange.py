@@ -4,15 +4,17 @@ re-uploads idempotent, reviewers resolving and dismissing, CSV in UTF-8 and GBK,
 import asyncio
 import json
 import time
+from collections import Counter
 from datetime import UTC, date, datetime, timedelta
 
-from sqlalchemy import event, func, select
+from sqlalchemy import event, func, select, update
 from sqlmodel import Session
 from stdnum.cn import ric
 from stdnum.cn import uscc as uscc_mod
 
 from services.accounts.models import ChangeHistory, Employer, ExchangeRecord, LifeEvent, Person
 from services.accounts.persons.identity import birth_date_from_citizen_id, sex_from_citizen_id
+from services.kernel.audit import verify_chain
 from services.kernel.auth import TokenClaims, issue_token
 from services.kernel.events import new_event_id
 from services.kernel.models import AuditEntry, OutboxMessage
@@ -530,3 +532,129 @@ async def test_a_10000_line_batch_in_one_transaction_with_one_lookup(start_servi
         assert count(accounts, LifeEvent) == 9_900
         assert count(accounts, OutboxMessage, OutboxMessage.event_type == "exchange.person.died.v1") == 9_900
         print(f"\n10 000-line death batch: {elapsed:.2f} s")
+
+
+async def test_a_batch_over_several_write_chunks_keeps_every_outcome_and_every_persons_facts(start_service, settings):
+    """2 500 lines (three write chunks): each line's outcome as if applied alone, one history row, audit entry and
+    two events per changed person, in line order; a person met again in a later chunk sees the earlier change; the
+    writes are a few statements per chunk; the same batch again, or its lines under a new batch key, change
+    nothing."""
+    async with start_service("accounts") as accounts:
+        engine = accounts.app.state.engine
+        add_persons(accounts, range(2_400))
+        first_date = {i: date(2024, 1, 1) + timedelta(days=i % 300) for i in range(2_400)}
+        with Session(engine) as session:
+            for rest, death in ((9, None), (11, date(2023, 1, 1))):  # deceased on that line's date / another
+                for i in range(rest, 2_400, 100):
+                    session.execute(update(Person).where(Person.citizen_id == citizen_id(i))
+                                    .values(life_status="deceased", death_date=death or first_date[i]))
+            session.commit()
+
+        records, expected, changed = [], {}, set()
+        for i in range(2_400):
+            record = {"record_id": f"r{i}", "citizen_id": citizen_id(i), "name": "张三",
+                      "death_date": first_date[i].isoformat()}
+            if i % 100 == 7:
+                record["name"], expected[f"r{i}"] = "李四", "NAME_MISMATCH"
+            elif i % 100 == 9:
+                expected[f"r{i}"] = "ALREADY_RECORDED"
+            elif i % 100 == 11:
+                expected[f"r{i}"] = "DEATH_DATE_DIFFERS"
+            else:
+                changed.add(i)
+            records.append(record)
+        for i in range(2_400, 2_440):
+            records.append({"record_id": f"r{i}", "citizen_id": citizen_id(5_000 + i), "name": "无此人",
+                            "death_date": "2024-01-01"})
+            expected[f"r{i}"] = "PERSON_NOT_FOUND"
+        for i in range(2_440, 2_450):
+            records.append({"record_id": f"r{i}", "citizen_id": bad_checksum(citizen_id(i)), "name": "号码错",
+                            "death_date": "2024-01-01"})
+            expected[f"r{i}"] = "INVALID_CITIZEN_ID"
+        for j, i in enumerate(range(2_450, 2_500)):  # persons 20..69 again, two chunks after their first line
+            person = 20 + j
+            same = j % 2 == 0
+            records.append({"record_id": f"r{i}", "citizen_id": citizen_id(person), "name": "张三",
+                            "death_date": (first_date[person] if same else date(2023, 6, 1)).isoformat()})
+            expected[f"r{i}"] = "ALREADY_RECORDED" if same else "DEATH_DATE_DIFFERS"
+
+        statements: list[str] = []
+
+        def watch(_conn, _cursor, statement, *_args):  # noqa: ANN001
+            statements.append(statement)
+
+        event.listen(engine, "before_cursor_execute", watch)
+        response = await upload(accounts, partner_headers(settings), "death", records, batch_key="CHUNKS-1")
+        event.remove(engine, "before_cursor_execute", watch)
+        assert response.status_code == 201, response.text[:500]
+        result = response.json()
+        assert (result["total"], result["applied"], result["conflicts"], result["unmatched"], result["invalid"]) == \
+            (2_500, len(changed) + 49, 73, 40, 10)
+        assert {p["record_id"]: code_of(p) for p in result["problems"]} == expected
+        writes = Counter(" ".join(s.split()[:3]) for s in statements if s.startswith(("INSERT", "UPDATE person ")))
+        chunks = 3  # lines 1-1 000, 1 001-2 000, 2 001-2 500: each chunk's effects in one statement per table
+        assert {t: writes[t] for t in ("INSERT INTO exchange_record", "UPDATE person SET", "INSERT INTO change_history",
+                                       "INSERT INTO life_event", "INSERT INTO outbox")} == dict.fromkeys(
+            ("INSERT INTO exchange_record", "UPDATE person SET", "INSERT INTO change_history", "INSERT INTO life_event",
+             "INSERT INTO outbox"), chunks)
+        assert writes["INSERT INTO audit_log"] <= chunks + 1  # the persons' entries per chunk, then the batch's
+        assert sum(1 for s in statements if s.startswith("SELECT audit_head")) <= chunks + 2
+
+        with Session(engine) as session:
+            lines = {json.loads(r.payload)["record_id"]: r for r in session.execute(
+                select(ExchangeRecord).where(ExchangeRecord.batch_id == result["id"])).scalars()}
+            persons = {p.citizen_id: p for p in session.execute(select(Person)).scalars()}
+            changed_ids = {persons[citizen_id(i)].id for i in changed}
+            for i in changed:
+                person = persons[citizen_id(i)]
+                assert (person.life_status, person.death_date, person.version) == ("deceased", first_date[i], 2)
+            assert persons[citizen_id(7)].life_status == "alive" and persons[citizen_id(7)].version == 1
+            assert persons[citizen_id(11)].death_date == date(2023, 1, 1)
+
+            # One history row and one audit entry per changed person, naming the exchange line that changed it.
+            line_of_person = {lines[f"r{i}"].person_id: lines[f"r{i}"].id for i in changed}
+            history = session.execute(select(ChangeHistory).where(ChangeHistory.action == "life_status_change")).scalars().all()
+            assert {(h.entity_id, h.version, h.reason) for h in history} == \
+                {(pid, 2, f"exchange {row}") for pid, row in line_of_person.items()}
+            audit = session.execute(select(AuditEntry).where(AuditEntry.action == "person.life_status_change")
+                                    .order_by(AuditEntry.seq)).scalars().all()
+            assert [a.entity_id for a in audit] == [lines[f"r{i}"].person_id for i in sorted(changed)]  # line order
+            assert all(a.reason == f"exchange {line_of_person[a.entity_id]}" for a in audit)
+            assert all(json.loads(a.detail)["changes"]["life_status"] == ["alive", "deceased"] for a in audit)
+            last = session.execute(select(AuditEntry).order_by(AuditEntry.seq.desc()).limit(1)).scalar_one()
+            assert last.action == "exchange_batch.receive"
+        assert count(accounts, LifeEvent) == len(changed)
+
+        # Per person: accounts.person.life_status_changed, then exchange.person.died, in line order.
+        with Session(engine) as session:
+            envelopes = [json.loads(e) for e in session.execute(
+                select(OutboxMessage.envelope).order_by(OutboxMessage.seq)).scalars()]
+        expected_order = []
+        for i in sorted(changed):
+            pid = lines[f"r{i}"].person_id
+            expected_order += [("accounts.person.life_status_changed.v1", pid), ("exchange.person.died.v1", pid)]
+        assert [(e["type"], e["data"]["person_id"]) for e in envelopes] == expected_order
+        assert {e["subject"] for e in envelopes} == changed_ids
+        assert all(e["data"]["source_ref"] == line_of_person[e["data"]["person_id"]]
+                   for e in envelopes if e["type"].startswith("accounts."))
+        assert verify_chain(engine).ok
+
+        # The same batch again: its first result, nothing written.
+        totals = (len(envelopes), count(accounts, AuditEntry), count(accounts, ChangeHistory), count(accounts, LifeEvent))
+        again = await upload(accounts, partner_headers(settings), "death", records, batch_key="CHUNKS-1")
+        assert again.status_code == 200 and again.json()["duplicate_upload"] is True
+        assert again.json()["problems"] == result["problems"]
+        assert (len(outbox_types(accounts)), count(accounts, AuditEntry), count(accounts, ChangeHistory),
+                count(accounts, LifeEvent)) == totals
+
+        # The same lines under a new batch key: every applied line is now a no-op, no event, no history.
+        later = await upload(accounts, partner_headers(settings), "death", records, batch_key="CHUNKS-2")
+        assert later.status_code == 201
+        redo = {p["record_id"]: code_of(p) for p in later.json()["problems"]}
+        assert {r for r, c in redo.items() if c == "ALREADY_RECORDED"} == \
+            {f"r{i}" for i in changed} | {r for r, c in expected.items() if c == "ALREADY_RECORDED"}
+        assert later.json()["applied"] == result["applied"]
+        assert (len(outbox_types(accounts)), count(accounts, ChangeHistory), count(accounts, LifeEvent)) == \
+            (totals[0], totals[2], totals[3])
+        assert count(accounts, AuditEntry) == totals[1] + 1  # the batch's own entry only
+        assert verify_chain(engine).ok

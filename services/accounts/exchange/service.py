@@ -10,10 +10,17 @@ Per line, in this order:
    ``exchange.business.registered`` event is emitted all the same, with ``employer_id`` null.
 3. **conflict** — the line contradicts the registry (name differs, a date in the future or before birth, a
    second death date, a release without imprisonment, …). Listed with the reason; nothing is applied.
-4. **applied** — the person's life status changes through ``persons.service.apply_life_status`` (row, history,
-   audit and ``accounts.person.life_status_changed``), a ``LifeEvent`` row is kept and the EXCHANGE event is
-   emitted. A line that repeats what the registry already says (same death date, same imprisonment) is applied as
-   a no-op: its reason says so and no event is emitted again.
+4. **applied** — the person's life status changes as ``persons.service.apply_life_status`` changes it (its checks
+   and its contract: row with version + 1, ``change_history``, one audit entry per person, and
+   ``accounts.person.life_status_changed``), a ``LifeEvent`` row is kept and the EXCHANGE event is emitted (one of
+   each per person: benefits and oversight consume them person by person). A line that repeats what the registry
+   already says (same death date, same imprisonment) is applied as a no-op: its reason says so and no event is
+   emitted again.
+
+Lines are matched in one lookup per batch and applied in line order; their effects are written ``WRITE_CHUNK``
+(1 000) lines at a time, a few bulk statements per chunk (``_Writes``): one insert per table, one ``UPDATE person``
+executemany, the audit entries appended under one lock of the chain's head (``append_audit_many``), the events in
+one outbox insert. A 10 000-line death batch: 2.2 s instead of 8.4 s (``bench/accounts_exchange.py``).
 
 Re-uploading a (source, batch_key) with the same content returns the first result and changes nothing; with other
 content it is refused (409 ``BATCH_KEY_REUSED``). The content hash is taken over the normalised records, so the
@@ -35,8 +42,9 @@ from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import func, insert, select
+from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session
 
 from services.accounts.events import (
@@ -44,6 +52,7 @@ from services.accounts.events import (
     PersonCremated,
     PersonDied,
     PersonImprisoned,
+    PersonLifeStatusChanged,
     PersonReleased,
 )
 from services.accounts.exchange.schemas import (
@@ -64,13 +73,13 @@ from services.accounts.exchange.schemas import (
     ReleaseRecord,
     record_fields,
 )
-from services.accounts.models import Employer, ExchangeBatch, ExchangeRecord, LifeEvent, Person
+from services.accounts.models import ChangeHistory, Employer, ExchangeBatch, ExchangeRecord, LifeEvent, Person
 from services.kernel import context
-from services.kernel.audit import append_audit, canonical_json
+from services.kernel.audit import append_audit, append_audit_many, canonical_json
 from services.kernel.auth import ensure_in_region
 from services.kernel.errors import Conflict, DomainError, NotFound
-from services.kernel.events import new_event_id
-from services.kernel.outbox import record_event
+from services.kernel.events import EventActor, build_envelope, new_event_id
+from services.kernel.models import OutboxMessage
 
 SOURCE = "accounts"
 CHINA = timezone(timedelta(hours=8))  # no daylight saving: a fixed offset is exact
@@ -278,27 +287,122 @@ def _iso(value: date | None) -> str:
 # -- applying --------------------------------------------------------------------------------------------------------
 
 
-def _apply_person_record(
-    session: Session, kind: BatchKind, rec: Any, person: Person, verdict: Verdict, *, record_row_id: str,
-    partner: str, life_events: dict[str, list["KnownLifeEvent"]], new_life_events: list[dict[str, Any]],
-) -> Verdict:
-    """The effects of an applied line: life status (through the persons service), LifeEvent, EXCHANGE event.
+WRITE_CHUNK = 1_000  # lines whose effects go to the database together (a few executemany statements per chunk)
 
-    The ``LifeEvent`` row is appended to ``new_life_events`` for the caller to insert in bulk (with the batch's
-    others), and to ``life_events`` so that later lines of the batch see it. Returns the verdict as it stands: the persons service checks the target state once more (its own rules, its
-    own clock) and a refusal there turns the line into a conflict with that code, nothing written."""
-    if verdict.change is not None:
-        from services.accounts.persons.service import apply_life_status  # noqa: PLC0415 - the persons package owns it
 
-        try:
-            apply_life_status(
-                session, person,
-                new_status=verdict.change["new_status"],
-                death_date=verdict.change.get("death_date"),
-                imprisoned_from=verdict.change.get("imprisoned_from"),
-                imprisoned_until=verdict.change.get("imprisoned_until"),
-                source="exchange", source_ref=record_row_id,
+class _Writes:
+    """The effects of a chunk of lines, written together in a few bulk statements by ``flush``.
+
+    What an applied line changes is exactly what ``persons.service.apply_life_status`` (the one way a life status
+    changes) plus the exchange's own rows would write one person at a time: the person row (version + 1), one
+    ``change_history`` row, one audit entry ``person.life_status_change`` per person (reason ``exchange <record
+    id>``, chained with ``append_audit_many``), ``accounts.person.life_status_changed`` and the EXCHANGE event
+    (``exchange.person.died`` …) per person through the outbox, the ``LifeEvent`` row and the line's
+    ``exchange_record`` row. Per chunk: one executemany per table, one head-row lock for the audit entries. The
+    in-memory ``Person`` objects are kept current (without making them dirty for the ORM), so a later line of the
+    batch about the same person sees the change."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self._clear()
+
+    def _clear(self) -> None:
+        self.records: list[dict[str, Any]] = []
+        self.life_events: list[dict[str, Any]] = []
+        self.persons: dict[str, dict[str, Any]] = {}  # person id → the row's final values in this chunk
+        self.history: list[dict[str, Any]] = []
+        self.audit: list[dict[str, Any]] = []
+        self.events: list[dict[str, Any]] = []
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def life_status(self, person: Person, change: dict[str, Any], source_ref: str) -> None:
+        """``apply_life_status(session, person, **change, source="exchange", source_ref=…)`` in bulk: the same
+        check (a DomainError, nothing written), the same no-op when nothing changes, the same rows and event."""
+        from services.accounts.persons.service import (  # noqa: PLC0415 - the persons package owns the rules
+            ENTITY,
+            check_life_status,
+            life_status_changes,
+        )
+
+        target = {"new_status": change["new_status"], "death_date": change.get("death_date"),
+                  "imprisoned_from": change.get("imprisoned_from"), "imprisoned_until": change.get("imprisoned_until")}
+        check_life_status(person, **target)
+        changes = life_status_changes(person, **target)
+        if not changes:
+            return
+        previous = person.life_status
+        now = datetime.now(UTC)
+        values = {"life_status": target["new_status"], "death_date": target["death_date"],
+                  "imprisoned_from": target["imprisoned_from"], "imprisoned_until": target["imprisoned_until"],
+                  "version": person.version + 1, "updated_at": now}
+        for field, value in values.items():
+            set_committed_value(person, field, value)
+        self.persons[person.id] = {"_id": person.id, **values}
+        reason = f"exchange {source_ref}"
+        ctx = context.current()
+        self.history.append({
+            "entity_type": ENTITY, "entity_id": person.id, "version": person.version, "action": "life_status_change",
+            "changes": json.dumps(changes, ensure_ascii=False, sort_keys=True), "reason": reason,
+            "changed_at": now, "changed_by": ctx.actor.id, "request_id": ctx.request_id,
+        })
+        self.audit.append({"action": f"{ENTITY}.life_status_change", "entity_type": ENTITY, "entity_id": person.id,
+                           "detail": {"version": person.version, "changes": changes}, "reason": reason})
+        self.event(PersonLifeStatusChanged(
+            person_id=person.id, citizen_id=person.citizen_id, life_status=target["new_status"],
+            previous_status=previous, death_date=target["death_date"], imprisoned_from=target["imprisoned_from"],
+            imprisoned_until=target["imprisoned_until"], source="exchange", source_ref=source_ref,
+        ), subject=person.id)
+
+    def event(self, payload: Any, *, subject: str) -> None:
+        """``outbox.record_event`` in bulk: the same envelope, written with the chunk's others in one insert (in
+        order, so the relay publishes them in the order they were recorded)."""
+        ctx = context.current()
+        envelope = build_envelope(
+            payload, source=SOURCE, subject=subject, actor=EventActor(id=ctx.actor.id, role=ctx.actor.role),
+            correlation_id=ctx.correlation_id or ctx.request_id, causation_id=ctx.causation_id,
+        )
+        self.events.append({"event_id": envelope.id, "event_type": envelope.type,
+                            "envelope": envelope.model_dump_json(), "created_at": envelope.time,
+                            "published_at": None, "attempts": 0, "last_error": None})
+
+    def flush(self) -> None:
+        session = self.session
+        # Core inserts of the tables (not ORM bulk inserts, which split the rows wherever their NULLs differ).
+        if self.records:
+            session.execute(insert(ExchangeRecord.__table__), self.records)
+        if self.persons:
+            table = Person.__table__
+            session.execute(
+                update(table).where(table.c.id == bindparam("_id")).values(
+                    {name: bindparam(name) for name in ("life_status", "death_date", "imprisoned_from",
+                                                        "imprisoned_until", "version", "updated_at")}),
+                list(self.persons.values()),
             )
+        if self.history:
+            session.execute(insert(ChangeHistory.__table__), self.history)
+        if self.life_events:
+            session.execute(insert(LifeEvent.__table__), self.life_events)
+        append_audit_many(session, self.audit)
+        if self.events:
+            session.execute(insert(OutboxMessage.__table__), self.events)
+            session.info["outbox_written"] = True  # wakes the relay after commit, as record_event does
+        self._clear()
+
+
+def _apply_person_record(
+    writes: _Writes, kind: BatchKind, rec: Any, person: Person, verdict: Verdict, *, record_row_id: str,
+    partner: str, life_events: dict[str, list["KnownLifeEvent"]],
+) -> Verdict:
+    """The effects of an applied line (see ``_Writes``): life status, LifeEvent, EXCHANGE event, to ``writes``.
+
+    The ``LifeEvent`` is also added to ``life_events`` so that later lines of the batch see it. Returns the verdict
+    as it stands: the persons service's rules check the target state once more (their own clock) and a refusal
+    there turns the line into a conflict with that code, nothing written."""
+    if verdict.change is not None:
+        try:
+            writes.life_status(person, verdict.change, record_row_id)
         except DomainError as exc:  # checked before anything is written
             return Verdict(RecordStatus.conflict, _reason(exc.code, exc.message))
     if not verdict.life_event:
@@ -308,7 +412,7 @@ def _apply_person_record(
         "id": new_event_id(), "person_id": person.id, "kind": LIFE_EVENT_KIND[kind], "event_date": event_date,
         "until_date": until, "source": "exchange", "source_ref": record_row_id, "recorded_at": datetime.now(UTC),
     }
-    new_life_events.append(life_event)
+    writes.life_events.append(life_event)
     life_events.setdefault(person.id, []).append(KnownLifeEvent(life_event["kind"], event_date))
     common = {"person_id": person.id, "citizen_id": person.citizen_id, "source": partner, "record_id": rec.record_id}
     if kind is BatchKind.death:
@@ -319,16 +423,15 @@ def _apply_person_record(
         payload = PersonImprisoned(imprisoned_from=rec.imprisoned_from, imprisoned_until=rec.imprisoned_until, **common)
     else:
         payload = PersonReleased(released_on=rec.released_on, **common)
-    record_event(session, payload, source=SOURCE, subject=person.id)
+    writes.event(payload, subject=person.id)
     return verdict
 
 
-def _emit_business(session: Session, rec: BusinessRegistrationRecord, employer: Employer | None, partner: str) -> None:
-    record_event(
-        session,
+def _emit_business(writes: _Writes, rec: BusinessRegistrationRecord, employer: Employer | None, partner: str) -> None:
+    writes.event(
         BusinessRegistered(uscc=rec.uscc, name=rec.name, registered_on=rec.registered_on,
                            employer_id=employer.id if employer else None, source=partner, record_id=rec.record_id),
-        source=SOURCE, subject=rec.uscc,
+        subject=rec.uscc,
     )
 
 
@@ -509,12 +612,12 @@ def receive_batch(session: Session, upload: BatchUpload, *, today: date | None =
         employers = {}
         life_events = life_events_of(session, {p.id for p in persons.values()})
 
-    # 3. Match, check, apply, in line order (two lines about one person see each other's effect).
-    rows: list[dict[str, Any]] = []
-    new_life_events: list[dict[str, Any]] = []
+    # 3. Match, check, apply, in line order (two lines about one person see each other's effect), and write the
+    # effects WRITE_CHUNK lines at a time in a few bulk statements (see _Writes).
+    writes = _Writes(session)
     counts: Counter[str] = Counter()
-    # No autoflush inside the loop: the audit-chain head and the rows written so far are found in the identity map,
-    # and everything goes to the database in a few bulk statements at the end (10 000 lines in seconds, not minutes).
+    # No autoflush inside the loop: the audit-chain head is found in the identity map, and nothing the ORM holds
+    # needs writing before the bulk statements.
     with session.no_autoflush:
         for line_no, (raw, value) in enumerate(zip(upload.records, parsed, strict=True), start=1):
             row_id = new_event_id()
@@ -536,7 +639,7 @@ def receive_batch(session: Session, upload: BatchUpload, *, today: date | None =
                     status, reason, employer = _business_verdict(value, employers, today)
                     row.update(status=status.value, reason=reason, employer_id=employer.id if employer else None)
                     if status is not RecordStatus.conflict:
-                        _emit_business(session, value, employer, partner)
+                        _emit_business(writes, value, employer, partner)
                 else:
                     row["citizen_id"] = value.citizen_id
                     person = persons.get(value.citizen_id)
@@ -548,16 +651,15 @@ def receive_batch(session: Session, upload: BatchUpload, *, today: date | None =
                         verdict = evaluate_person_record(kind, value, person, today=today, life_events=life_events)
                         if verdict.status is RecordStatus.applied:
                             verdict = _apply_person_record(
-                                session, kind, value, person, verdict, record_row_id=row_id, partner=partner,
-                                life_events=life_events, new_life_events=new_life_events)
+                                writes, kind, value, person, verdict, record_row_id=row_id, partner=partner,
+                                life_events=life_events)
                         row.update(status=verdict.status.value, reason=verdict.reason)
             counts[row["status"]] += 1
-            rows.append(row)
+            writes.records.append(row)
+            if len(writes) == WRITE_CHUNK:
+                writes.flush()
+        writes.flush()
 
-    session.flush()
-    session.execute(insert(ExchangeRecord), rows)
-    if new_life_events:
-        session.execute(insert(LifeEvent), new_life_events)
     batch.matched = counts[RecordStatus.applied.value]
     batch.unmatched = counts[RecordStatus.unmatched.value]
     batch.conflicts = counts[RecordStatus.conflict.value]
@@ -756,7 +858,9 @@ def resolve_record(session: Session, record_id: str, *, note: str, accept_name_d
         ensure_in_region(actor, employer.region)
         record.employer_id = employer.id
         record.reason = reason
-        _emit_business(session, rec, employer, batch.source)  # now with the employer id (S11 sees it registered)
+        writes = _Writes(session)
+        _emit_business(writes, rec, employer, batch.source)  # now with the employer id (S11 sees it registered)
+        writes.flush()
     else:
         person = persons_by_citizen_id(session, {rec.citizen_id}).get(rec.citizen_id)
         if person is None:
@@ -773,15 +877,14 @@ def resolve_record(session: Session, record_id: str, *, note: str, accept_name_d
         record.reason = verdict.reason
         if accept_name_difference and normalise_name(rec.name) != normalise_name(person.name):
             record.reason = _reason("NAME_DIFFERENCE_ACCEPTED", f"复核确认“{rec.name}”即“{person.name}”")
-        new_life_events: list[dict[str, Any]] = []
-        verdict = _apply_person_record(session, kind, rec, person, verdict, record_row_id=record.id,
-                                       partner=batch.source, life_events=life_events, new_life_events=new_life_events)
+        writes = _Writes(session)
+        verdict = _apply_person_record(writes, kind, rec, person, verdict, record_row_id=record.id,
+                                       partner=batch.source, life_events=life_events)
         if verdict.status is not RecordStatus.applied:
             raise Conflict("RECORD_STILL_UNRESOLVED", "重新匹配后仍无法处理：" + (verdict.reason or ""),
                            details={"reason": verdict.reason})
-        if new_life_events:
-            session.flush()
-            session.execute(insert(LifeEvent), new_life_events)
+        session.flush()
+        writes.flush()
 
     record.status = RecordStatus.resolved.value
     _mark_reviewed(session, record, note, action="resolve", before=before)
