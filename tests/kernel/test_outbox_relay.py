@@ -10,7 +10,7 @@ from sqlmodel import Session
 
 from services.kernel.db import snapshot_session, unit_of_work
 from services.kernel.models import OutboxMessage
-from services.kernel.outbox import outbox_backlog, record_event
+from services.kernel.outbox import outbox_backlog, record_event, record_events
 from tests.kernel.support import Pinged, applied_counts, emit, pipeline
 
 
@@ -156,3 +156,15 @@ async def test_published_rows_older_than_the_retention_are_pruned_and_unpublishe
         assert [published for _, published in left[:3]] == [None] * 3
         relay.retention = None
         assert relay.prune_published() == 0
+
+
+async def test_record_events_writes_many_in_order_and_they_are_published_once(nats_server, database_urls):
+    async with pipeline(nats_server.url, database_urls["collection"], database_urls["benefits"]) as (producer, consumer_db, *_):
+        with unit_of_work(producer) as session:
+            envelopes = record_events(session, [(Pinged(n=n), str(n)) for n in range(300)], source="oversight")
+        with Session(producer) as session:
+            stored = session.execute(select(OutboxMessage.event_id).order_by(OutboxMessage.seq)).scalars().all()
+        assert stored == [e.id for e in envelopes]
+        await eventually(lambda: backlog(producer) == 0 and applied_counts(consumer_db) == (300, 300))
+        with unit_of_work(producer) as session:
+            assert record_events(session, [], source="oversight") == []

@@ -78,8 +78,8 @@ from services.kernel import context
 from services.kernel.audit import append_audit, append_audit_many, canonical_json
 from services.kernel.auth import ensure_in_region
 from services.kernel.errors import Conflict, DomainError, NotFound
-from services.kernel.events import EventActor, build_envelope, new_event_id
-from services.kernel.models import OutboxMessage
+from services.kernel.events import new_event_id
+from services.kernel.outbox import record_events
 
 SOURCE = "accounts"
 CHINA = timezone(timedelta(hours=8))  # no daylight saving: a fixed offset is exact
@@ -312,7 +312,7 @@ class _Writes:
         self.persons: dict[str, dict[str, Any]] = {}  # person id → the row's final values in this chunk
         self.history: list[dict[str, Any]] = []
         self.audit: list[dict[str, Any]] = []
-        self.events: list[dict[str, Any]] = []
+        self.events: list[tuple[Any, str]] = []  # (payload, subject)
 
     def __len__(self) -> int:
         return len(self.records)
@@ -356,16 +356,8 @@ class _Writes:
         ), subject=person.id)
 
     def event(self, payload: Any, *, subject: str) -> None:
-        """``outbox.record_event`` in bulk: the same envelope, written with the chunk's others in one insert (in
-        order, so the relay publishes them in the order they were recorded)."""
-        ctx = context.current()
-        envelope = build_envelope(
-            payload, source=SOURCE, subject=subject, actor=EventActor(id=ctx.actor.id, role=ctx.actor.role),
-            correlation_id=ctx.correlation_id or ctx.request_id, causation_id=ctx.causation_id,
-        )
-        self.events.append({"event_id": envelope.id, "event_type": envelope.type,
-                            "envelope": envelope.model_dump_json(), "created_at": envelope.time,
-                            "published_at": None, "attempts": 0, "last_error": None})
+        """Recorded with the chunk's others by ``outbox.record_events`` at ``flush`` (in order)."""
+        self.events.append((payload, subject))
 
     def flush(self) -> None:
         session = self.session
@@ -385,9 +377,7 @@ class _Writes:
         if self.life_events:
             session.execute(insert(LifeEvent.__table__), self.life_events)
         append_audit_many(session, self.audit)
-        if self.events:
-            session.execute(insert(OutboxMessage.__table__), self.events)
-            session.info["outbox_written"] = True  # wakes the relay after commit, as record_event does
+        record_events(session, self.events, source=SOURCE)
         self._clear()
 
 
