@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 import uuid_utils
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
 # One stream per producing domain (ARCHITECTURE.md, Streams). The NATS subject of an event is its type.
 STREAMS: dict[str, str] = {
@@ -84,12 +84,35 @@ class EventEnvelope(BaseModel):
     causation_id: str | None = None
     data: dict[str, Any] = Field(default_factory=dict)
 
+    # The typed payload, validated on the first ``payload()`` and kept with the ``data`` object it came from, so an
+    # event is validated once however many handlers (merged consumers of one stream) ask for it. Payloads are frozen
+    # models; handlers read them, never change them.
+    _payload: tuple[dict[str, Any], EventPayload] | None = PrivateAttr(default=None)
+
     def payload(self) -> EventPayload:
+        cached = self._payload
+        if cached is not None and cached[0] is self.data:
+            return cached[1]
         try:
             model = EVENT_TYPES[self.type]
         except KeyError:
             raise UnknownEventType(self.type) from None
-        return model.model_validate(self.data)
+        payload = model.model_validate(self.data)  # a ValidationError is not kept: the next call raises it again
+        self._payload = (self.data, payload)
+        return payload
+
+    def forget_payload(self) -> None:
+        """Drop the validated payload (the consumer does once the event's handlers ran, so a batch of bulk events
+        does not keep every payload's line models alive until its commit)."""
+        self._payload = None
+
+    def __eq__(self, other: object) -> bool:
+        # The same event whether or not its payload was validated yet (pydantic would compare the cache too).
+        if not isinstance(other, BaseModel):
+            return NotImplemented
+        return type(self) is type(other) and self.__dict__ == other.__dict__
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, as pydantic's default
 
     def to_bytes(self) -> bytes:
         return self.model_dump_json().encode()

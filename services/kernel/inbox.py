@@ -199,7 +199,12 @@ class EventConsumer:
                 correlation_id=envelope.correlation_id,
                 causation_id=envelope.id,
             ):
-                handler(session, envelope)
+                try:
+                    # Every handler of the type (merged consumers) shares this envelope, so its payload is
+                    # validated once; then it is dropped: a batch of bulk events keeps only its parsed envelopes.
+                    handler(session, envelope)
+                finally:
+                    envelope.forget_payload()
         session.add(
             InboxMessage(
                 event_id=envelope.id,

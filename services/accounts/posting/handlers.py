@@ -17,11 +17,12 @@ from services.collection.events import (
     TreasuryRemitted,
 )
 from services.kernel.events import EventEnvelope
+from services.kernel.mirror import typed_payload
 from services.kernel.service_app import ConsumerSpec
 
 
 def on_payments_collected(session: Session, envelope: EventEnvelope) -> None:
-    payload = PaymentsCollected.model_validate(envelope.data)
+    payload = typed_payload(envelope, PaymentsCollected)
     service.post_collected(session, payload, event_id=envelope.id)
 
 
