@@ -39,10 +39,12 @@ def _port_free(port: int) -> bool:
 
 
 def free_port_base() -> int:
-    """A base whose every derived port (+0 … +11) is free right now."""
+    """A base whose every derived port (+0 … +11) is free right now, below Linux's ephemeral range (32768 on): a port
+    there can be taken between our check and the child's bind by any outgoing connection, the platform's own
+    (NATS clients, the gateway's httpx pool) included — a launcher child then fails to bind and exits."""
     span = max(PORT_OFFSETS.values())
     for _ in range(200):
-        base = random.randrange(20000, 60000 - span)
+        base = random.randrange(20000, 32768 - span - 1)
         if all(_port_free(base + offset) for offset in range(span + 1)):
             return base
     raise RuntimeError("no free port range found")
