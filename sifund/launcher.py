@@ -217,6 +217,9 @@ class Platform:
             SIFUND_NATS_MONITOR_URL=nats.monitor_url,
             PYTHONUNBUFFERED="1",
         )
+        # Long-running service processes: freeze what start-up built (see Settings.gc_freeze_after_startup), unless
+        # the operator said otherwise.
+        environment.setdefault("SIFUND_GC_FREEZE_AFTER_STARTUP", "true")
         for service in SERVICES:
             environment[f"SIFUND_{service.upper()}_URL"] = self.local_url(service)
         return environment

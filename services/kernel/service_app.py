@@ -2,6 +2,7 @@
 operator endpoints every service has (dead letters, outbox backlog, audit chain)."""
 
 import asyncio
+import gc
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -151,7 +152,11 @@ def create_service_app(spec: ServiceSpec, settings: Settings | None = None) -> F
             task = factory(app)
             await task.start()
             app.state.background.append(task)
-        log.info("service.started", service=spec.name, database=engine.url.render_as_string(hide_password=True))
+        if settings.gc_freeze_after_startup:
+            gc.collect()
+            gc.freeze()
+        log.info("service.started", service=spec.name, database=engine.url.render_as_string(hide_password=True),
+                 gc_frozen=gc.get_freeze_count())
         try:
             yield
         finally:
