@@ -5,16 +5,17 @@ import json
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import event, select
 from sqlmodel import Session
 
 from services.accounts.models import ChangeHistory, Employer, Enrolment, LifeEvent, Person
-from services.accounts.persons.service import apply_life_status
+from services.accounts.persons.service import LifeStatusWrites, apply_life_status
 from services.kernel import context
 from services.kernel.context import Actor
 from services.kernel.errors import DomainError
 from services.kernel.identifiers import mask_bank_account, mask_citizen_id
-from services.kernel.models import OutboxMessage
+from services.kernel.audit import verify_chain
+from services.kernel.models import AuditEntry, OutboxMessage
 from tests.accounts.registry_helpers import (
     CITY,
     OTHER_DISTRICT,
@@ -426,6 +427,66 @@ async def test_apply_life_status_contract_for_the_exchange_feed(start_service, a
             assert session.execute(select(LifeEvent)).first() is None  # the caller writes its own LifeEvent
             assert len(session.execute(select(OutboxMessage)).all()) == 2
 
+
+
+async def test_life_status_writes_collect_many_changes_and_write_them_as_apply_life_status_would(start_service, auth):
+    """The bulk writer (the exchange's partner batches) and ``apply_life_status`` (a batch of one) are one code: the
+    same checks and no-op, and per change the same row, history row, audit entry and event; a flush writes them in
+    one statement per table, and a person changed twice sees the first change."""
+    clerk = auth("agency_clerk", region=REGION)
+    async with start_service("accounts") as accounts:
+        wang = await register(accounts, clerk)
+        li = await register(accounts, clerk, citizen_id=make_citizen_id(8, sex="F"), name="李小红")
+        engine = engine_of(accounts)
+        statements: list[str] = []
+
+        def watch(_conn, _cursor, statement, *_args):  # noqa: ANN001
+            statements.append(" ".join(statement.split()[:3]))
+
+        with context.trace(actor=Actor(id="partner.mz", role="partner_system")), Session(engine) as session:
+            person, other = session.get(Person, wang["id"]), session.get(Person, li["id"])
+            writes = LifeStatusWrites(session)
+            with pytest.raises(DomainError) as refused:
+                writes.change(other, new_status="deceased", death_date=date.today() + timedelta(days=1),
+                              source="exchange", source_ref="r0")
+            assert refused.value.code == "DEATH_DATE_IN_FUTURE"
+            assert writes.change(person, new_status="imprisoned", imprisoned_from=date(2023, 1, 1),
+                                 source="exchange", source_ref="r1") == {
+                "life_status": ["alive", "imprisoned"], "imprisoned_from": [None, "2023-01-01"]}
+            assert writes.change(person, new_status="imprisoned", imprisoned_from=date(2023, 1, 1),
+                                 source="exchange", source_ref="r1-again") == {}
+            assert writes.change(person, new_status="alive", imprisoned_from=person.imprisoned_from,
+                                 imprisoned_until=date(2024, 1, 1), source="exchange", source_ref="r2") == {
+                "life_status": ["imprisoned", "alive"], "imprisoned_until": [None, "2024-01-01"]}
+            writes.change(other, new_status="deceased", death_date=date(2024, 3, 1), source="exchange",
+                          source_ref="r3")
+            assert not session.dirty  # the in-memory rows are current, the writes wait for flush
+            event.listen(engine, "before_cursor_execute", watch)
+            writes.flush()
+            event.remove(engine, "before_cursor_execute", watch)
+            session.commit()
+        assert [s for s in statements if s.startswith(("INSERT", "UPDATE person"))] == [
+            "UPDATE person SET", "INSERT INTO change_history", "INSERT INTO audit_log", "INSERT INTO outbox"]
+
+        row = person_row(accounts, wang["id"])
+        assert (row.life_status, row.imprisoned_from, row.imprisoned_until, row.version) == (
+            "alive", date(2023, 1, 1), date(2024, 1, 1), 3)
+        assert (person_row(accounts, li["id"]).life_status, person_row(accounts, li["id"]).version) == ("deceased", 2)
+        with Session(engine) as session:
+            history = session.execute(select(ChangeHistory).where(ChangeHistory.action == "life_status_change")
+                                      .order_by(ChangeHistory.id)).scalars().all()
+            assert [(h.entity_id, h.version, h.reason, h.changed_by) for h in history] == [
+                (wang["id"], 2, "exchange r1", "partner.mz"), (wang["id"], 3, "exchange r2", "partner.mz"),
+                (li["id"], 2, "exchange r3", "partner.mz")]
+            audit = session.execute(select(AuditEntry).where(AuditEntry.action == "person.life_status_change")
+                                    .order_by(AuditEntry.seq)).scalars().all()
+            assert [(a.entity_id, a.reason, json.loads(a.detail)["version"]) for a in audit] == [
+                (wang["id"], "exchange r1", 2), (wang["id"], "exchange r2", 3), (li["id"], "exchange r3", 2)]
+        events = outbox(accounts, "accounts.person.life_status_changed.v1")
+        assert [(e["person_id"], e["source_ref"], e["previous_status"], e["life_status"]) for e in events] == [
+            (wang["id"], "r1", "alive", "imprisoned"), (wang["id"], "r2", "imprisoned", "alive"),
+            (li["id"], "r3", "alive", "deceased")]
+        assert verify_chain(engine).ok
 
 async def test_search_by_citizen_id_name_and_employer_within_the_region(start_service, auth):
     clerk = auth("agency_clerk", region=REGION)

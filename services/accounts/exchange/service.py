@@ -10,17 +10,17 @@ Per line, in this order:
    ``exchange.business.registered`` event is emitted all the same, with ``employer_id`` null.
 3. **conflict** — the line contradicts the registry (name differs, a date in the future or before birth, a
    second death date, a release without imprisonment, …). Listed with the reason; nothing is applied.
-4. **applied** — the person's life status changes as ``persons.service.apply_life_status`` changes it (its checks
-   and its contract: row with version + 1, ``change_history``, one audit entry per person, and
-   ``accounts.person.life_status_changed``), a ``LifeEvent`` row is kept and the EXCHANGE event is emitted (one of
-   each per person: benefits and oversight consume them person by person). A line that repeats what the registry
-   already says (same death date, same imprisonment) is applied as a no-op: its reason says so and no event is
-   emitted again.
+4. **applied** — the person's life status changes through the persons' ``LifeStatusWrites`` (the one definition
+   of what a life-status change checks and writes: row with version + 1, ``change_history``, one audit entry per
+   person, and ``accounts.person.life_status_changed``), a ``LifeEvent`` row is kept and the EXCHANGE event is
+   emitted (one of each per person: benefits and oversight consume them person by person). A line that repeats
+   what the registry already says (same death date, same imprisonment) is applied as a no-op: its reason says so
+   and no event is emitted again.
 
 Lines are matched in one lookup per batch and applied in line order; their effects are written ``WRITE_CHUNK``
-(1 000) lines at a time, a few bulk statements per chunk (``_Writes``): one insert per table, one ``UPDATE person``
-executemany, the audit entries appended under one lock of the chain's head (``append_audit_many``), the events in
-one outbox insert. A 10 000-line death batch: 2.2 s instead of 8.4 s (``bench/accounts_exchange.py``).
+(1 000) lines at a time, a few bulk statements per chunk (``_Writes`` with the persons' ``LifeStatusWrites``): one
+insert per table, one ``UPDATE person`` executemany, the audit entries appended under one lock of the chain's head,
+the events in one outbox insert. A 10 000-line death batch: 2.2 s instead of 8.4 s (``bench/accounts_exchange.py``).
 
 Re-uploading a (source, batch_key) with the same content returns the first result and changes nothing; with other
 content it is refused (409 ``BATCH_KEY_REUSED``). The content hash is taken over the normalised records, so the
@@ -42,9 +42,8 @@ from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy import func, insert, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session
 
 from services.accounts.events import (
@@ -52,7 +51,6 @@ from services.accounts.events import (
     PersonCremated,
     PersonDied,
     PersonImprisoned,
-    PersonLifeStatusChanged,
     PersonReleased,
 )
 from services.accounts.exchange.schemas import (
@@ -73,13 +71,13 @@ from services.accounts.exchange.schemas import (
     ReleaseRecord,
     record_fields,
 )
-from services.accounts.models import ChangeHistory, Employer, ExchangeBatch, ExchangeRecord, LifeEvent, Person
+from services.accounts.models import Employer, ExchangeBatch, ExchangeRecord, LifeEvent, Person
+from services.accounts.persons.service import LifeStatusWrites
 from services.kernel import context
-from services.kernel.audit import append_audit, append_audit_many, canonical_json
+from services.kernel.audit import append_audit, canonical_json
 from services.kernel.auth import ensure_in_region
 from services.kernel.errors import Conflict, DomainError, NotFound
 from services.kernel.events import new_event_id
-from services.kernel.outbox import record_events
 
 SOURCE = "accounts"
 CHINA = timezone(timedelta(hours=8))  # no daylight saving: a fixed offset is exact
@@ -275,7 +273,7 @@ def evaluate_person_record(
 
 
 def _death(person: Person, death_date: date) -> dict[str, Any]:
-    # apply_life_status sets the whole target state: a known imprisonment is kept on the row.
+    # A life-status change sets the whole target state: a known imprisonment is kept on the row.
     return {"new_status": "deceased", "death_date": death_date, "imprisoned_from": person.imprisoned_from,
             "imprisoned_until": person.imprisoned_until}
 
@@ -293,91 +291,36 @@ WRITE_CHUNK = 1_000  # lines whose effects go to the database together (a few ex
 class _Writes:
     """The effects of a chunk of lines, written together in a few bulk statements by ``flush``.
 
-    What an applied line changes is exactly what ``persons.service.apply_life_status`` (the one way a life status
-    changes) plus the exchange's own rows would write one person at a time: the person row (version + 1), one
-    ``change_history`` row, one audit entry ``person.life_status_change`` per person (reason ``exchange <record
-    id>``, chained with ``append_audit_many``), ``accounts.person.life_status_changed`` and the EXCHANGE event
-    (``exchange.person.died`` …) per person through the outbox, the ``LifeEvent`` row and the line's
-    ``exchange_record`` row. Per chunk: one executemany per table, one head-row lock for the audit entries. The
-    in-memory ``Person`` objects are kept current (without making them dirty for the ORM), so a later line of the
-    batch about the same person sees the change."""
+    An applied line's life-status change goes to the persons' ``LifeStatusWrites`` (what a life-status change
+    writes is defined there, once: the person row, ``change_history``, the audit entry and
+    ``accounts.person.life_status_changed``); the exchange's own rows are the line's ``exchange_record`` row and the
+    ``LifeEvent`` row, and its EXCHANGE event (``exchange.person.died`` …) joins the life-status events in the one
+    outbox insert, in line order. Per chunk: one executemany per table, one head-row lock for the audit entries."""
 
     def __init__(self, session: Session) -> None:
         self.session = session
+        self.life_status = LifeStatusWrites(session)
         self._clear()
 
     def _clear(self) -> None:
         self.records: list[dict[str, Any]] = []
         self.life_events: list[dict[str, Any]] = []
-        self.persons: dict[str, dict[str, Any]] = {}  # person id → the row's final values in this chunk
-        self.history: list[dict[str, Any]] = []
-        self.audit: list[dict[str, Any]] = []
-        self.events: list[tuple[Any, str]] = []  # (payload, subject)
 
     def __len__(self) -> int:
         return len(self.records)
 
-    def life_status(self, person: Person, change: dict[str, Any], source_ref: str) -> None:
-        """``apply_life_status(session, person, **change, source="exchange", source_ref=…)`` in bulk: the same
-        check (a DomainError, nothing written), the same no-op when nothing changes, the same rows and event."""
-        from services.accounts.persons.service import (  # noqa: PLC0415 - the persons package owns the rules
-            ENTITY,
-            check_life_status,
-            life_status_changes,
-        )
-
-        target = {"new_status": change["new_status"], "death_date": change.get("death_date"),
-                  "imprisoned_from": change.get("imprisoned_from"), "imprisoned_until": change.get("imprisoned_until")}
-        check_life_status(person, **target)
-        changes = life_status_changes(person, **target)
-        if not changes:
-            return
-        previous = person.life_status
-        now = datetime.now(UTC)
-        values = {"life_status": target["new_status"], "death_date": target["death_date"],
-                  "imprisoned_from": target["imprisoned_from"], "imprisoned_until": target["imprisoned_until"],
-                  "version": person.version + 1, "updated_at": now}
-        for field, value in values.items():
-            set_committed_value(person, field, value)
-        self.persons[person.id] = {"_id": person.id, **values}
-        reason = f"exchange {source_ref}"
-        ctx = context.current()
-        self.history.append({
-            "entity_type": ENTITY, "entity_id": person.id, "version": person.version, "action": "life_status_change",
-            "changes": json.dumps(changes, ensure_ascii=False, sort_keys=True), "reason": reason,
-            "changed_at": now, "changed_by": ctx.actor.id, "request_id": ctx.request_id,
-        })
-        self.audit.append({"action": f"{ENTITY}.life_status_change", "entity_type": ENTITY, "entity_id": person.id,
-                           "detail": {"version": person.version, "changes": changes}, "reason": reason})
-        self.event(PersonLifeStatusChanged(
-            person_id=person.id, citizen_id=person.citizen_id, life_status=target["new_status"],
-            previous_status=previous, death_date=target["death_date"], imprisoned_from=target["imprisoned_from"],
-            imprisoned_until=target["imprisoned_until"], source="exchange", source_ref=source_ref,
-        ), subject=person.id)
-
     def event(self, payload: Any, *, subject: str) -> None:
-        """Recorded with the chunk's others by ``outbox.record_events`` at ``flush`` (in order)."""
-        self.events.append((payload, subject))
+        """Recorded with the chunk's life-status events by ``outbox.record_events`` at ``flush`` (in order)."""
+        self.life_status.event(payload, subject=subject)
 
     def flush(self) -> None:
         session = self.session
         # Core inserts of the tables (not ORM bulk inserts, which split the rows wherever their NULLs differ).
         if self.records:
             session.execute(insert(ExchangeRecord.__table__), self.records)
-        if self.persons:
-            table = Person.__table__
-            session.execute(
-                update(table).where(table.c.id == bindparam("_id")).values(
-                    {name: bindparam(name) for name in ("life_status", "death_date", "imprisoned_from",
-                                                        "imprisoned_until", "version", "updated_at")}),
-                list(self.persons.values()),
-            )
-        if self.history:
-            session.execute(insert(ChangeHistory.__table__), self.history)
+        self.life_status.flush()
         if self.life_events:
             session.execute(insert(LifeEvent.__table__), self.life_events)
-        append_audit_many(session, self.audit)
-        record_events(session, self.events, source=SOURCE)
         self._clear()
 
 
@@ -392,7 +335,7 @@ def _apply_person_record(
     there turns the line into a conflict with that code, nothing written."""
     if verdict.change is not None:
         try:
-            writes.life_status(person, verdict.change, record_row_id)
+            writes.life_status.change(person, **verdict.change, source="exchange", source_ref=record_row_id)
         except DomainError as exc:  # checked before anything is written
             return Verdict(RecordStatus.conflict, _reason(exc.code, exc.message))
     if not verdict.life_event:

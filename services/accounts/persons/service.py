@@ -4,14 +4,17 @@ Every state change writes, in one transaction: the row (version + 1 where the ta
 and audit-chain entry (``history.record_change``) and its event in the outbox (``outbox.record_event``).
 
 Life status (alive / deceased / imprisoned) never changes through a plain edit. It changes only through
-``apply_life_status``, called by the inter-department exchange feed and by an approved life-status correction.
+``LifeStatusWrites`` (what a change writes, for a whole partner batch of the inter-department exchange feed) and
+``apply_life_status`` (a batch of one, for an approved life-status correction).
 """
 
+import json
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session
 
 from services.accounts.employers.service import masked_history
@@ -23,7 +26,7 @@ from services.accounts.events import (
     PersonUpdated,
 )
 from services.accounts.history import diff, record_change
-from services.accounts.models import Enrolment, LifeEvent, LifeStatusCorrection, Person, PersonBankAccount
+from services.accounts.models import ChangeHistory, Enrolment, LifeEvent, LifeStatusCorrection, Person, PersonBankAccount
 from services.accounts.persons.identity import derive_and_check
 from services.accounts.persons.schemas import (
     BankAccountClose,
@@ -34,10 +37,11 @@ from services.accounts.persons.schemas import (
     PersonUpdate,
 )
 from services.kernel import context
+from services.kernel.audit import append_audit_many
 from services.kernel.auth import ensure_in_region, region_prefix
 from services.kernel.errors import Conflict, DomainError, NotFound
 from services.kernel.events import new_event_id
-from services.kernel.outbox import record_event
+from services.kernel.outbox import record_event, record_events
 
 SOURCE = "accounts"
 ENTITY = "person"
@@ -300,54 +304,115 @@ def life_status_changes(person: Person, *, new_status: str, death_date: date | N
                          "imprisoned_until": imprisoned_until})
 
 
+class LifeStatusWrites:
+    """Life-status changes, collected and then written together by ``flush``: the one definition of what a change
+    writes, for one person (``apply_life_status``, a batch of one) or thousands (the exchange's partner batches).
+
+    Per changed person: the row (``life_status``, the three dates, version + 1, ``updated_at``), one
+    ``change_history`` row and one audit entry ``person.life_status_change`` (reason ``"<source> <source_ref>"``)
+    and ``PersonLifeStatusChanged`` in the outbox. ``flush`` writes them in a few statements: one ``UPDATE person``
+    executemany, one ``change_history`` insert, the audit entries under one lock of the chain's head
+    (``append_audit_many``), the events in one outbox insert (``record_events``, in the order recorded). The
+    in-memory ``Person`` is kept current at once (without making it dirty for the ORM), so a later change of the
+    same person, before or after ``flush``, starts from this one. Never commits."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self._clear()
+
+    def _clear(self) -> None:
+        self.persons: dict[str, dict[str, Any]] = {}  # person id → the row's final values since the last flush
+        self.history: list[dict[str, Any]] = []
+        self.audit: list[dict[str, Any]] = []
+        self.events: list[tuple[Any, str]] = []  # (payload, subject), in order
+
+    def change(self, person: Person, *, new_status: str, death_date: date | None = None,
+               imprisoned_from: date | None = None, imprisoned_until: date | None = None, source: str,
+               source_ref: str) -> dict[str, list]:
+        """Change ``person``'s life status to the target state; the changes ``{field: [before, after]}``.
+
+        Contract:
+
+        - The target state is given in full: ``life_status``, ``death_date``, ``imprisoned_from`` and
+          ``imprisoned_until`` are set to exactly the values passed, and an omitted date is cleared. To keep a
+          date, pass the current one. For example
+            * death reported:  ``new_status="deceased", death_date=d`` (pass ``person.imprisoned_from/until`` to
+              keep a known imprisonment);
+            * imprisonment:    ``new_status="imprisoned", imprisoned_from=f, imprisoned_until=u_or_None``;
+            * release:         ``new_status="alive", imprisoned_from=person.imprisoned_from,
+              imprisoned_until=released_on``.
+        - The target is checked by ``check_life_status`` (a DomainError with status 422 and a stable code, e.g.
+          DEATH_DATE_IN_FUTURE); nothing is collected then.
+        - If the person is already in exactly that state, nothing is collected and ``{}`` is returned (a repeated
+          feed line is harmless).
+        - ``source`` is ``"exchange"`` or ``"correction"``; ``source_ref`` the exchange record id or correction id.
+        - The CALLER loads ``person`` in the same session (preferably ``with_for_update()``), writes its own
+          ``LifeEvent`` row, calls ``flush`` and commits. No region check here (the exchange feed is not bound
+          to one district).
+        """
+        if source not in LIFE_STATUS_SOURCES:
+            raise ValueError(f"life status source must be one of {LIFE_STATUS_SOURCES}, not {source!r}")
+        target = {"new_status": new_status, "death_date": death_date, "imprisoned_from": imprisoned_from,
+                  "imprisoned_until": imprisoned_until}
+        check_life_status(person, **target)
+        changes = life_status_changes(person, **target)
+        if not changes:
+            return {}
+        previous = person.life_status
+        now = _now()
+        values = {"life_status": new_status, "death_date": death_date, "imprisoned_from": imprisoned_from,
+                  "imprisoned_until": imprisoned_until, "version": person.version + 1, "updated_at": now}
+        for field, value in values.items():
+            set_committed_value(person, field, value)
+        self.persons[person.id] = {"_id": person.id, **values}
+        reason = f"{source} {source_ref}"
+        ctx = context.current()
+        self.history.append({
+            "entity_type": ENTITY, "entity_id": person.id, "version": person.version, "action": "life_status_change",
+            "changes": json.dumps(changes, ensure_ascii=False, sort_keys=True), "reason": reason,
+            "changed_at": now, "changed_by": ctx.actor.id, "request_id": ctx.request_id,
+        })
+        self.audit.append({"action": f"{ENTITY}.life_status_change", "entity_type": ENTITY, "entity_id": person.id,
+                           "detail": {"version": person.version, "changes": changes}, "reason": reason})
+        self.event(PersonLifeStatusChanged(
+            person_id=person.id, citizen_id=person.citizen_id, life_status=new_status, previous_status=previous,
+            death_date=death_date, imprisoned_from=imprisoned_from, imprisoned_until=imprisoned_until,
+            source=source, source_ref=source_ref,
+        ), subject=person.id)
+        return changes
+
+    def event(self, payload: Any, *, subject: str) -> None:
+        """An event of the same transaction, in order with the life-status events and written in the same outbox
+        insert (a caller's own facts about the change, e.g. the exchange's ``exchange.person.died``)."""
+        self.events.append((payload, subject))
+
+    def flush(self) -> None:
+        session = self.session
+        if self.persons:
+            table = Person.__table__
+            session.execute(
+                update(table).where(table.c.id == bindparam("_id")).values(
+                    {name: bindparam(name) for name in ("life_status", "death_date", "imprisoned_from",
+                                                        "imprisoned_until", "version", "updated_at")}),
+                list(self.persons.values()),
+            )
+        if self.history:  # Core insert, not ORM bulk (which splits the rows wherever their NULLs differ)
+            session.execute(insert(ChangeHistory.__table__), self.history)
+        append_audit_many(session, self.audit)
+        record_events(session, self.events, source=SOURCE)
+        self._clear()
+
+
 def apply_life_status(session: Session, person: Person, *, new_status: str, death_date: date | None = None,
                       imprisoned_from: date | None = None, imprisoned_until: date | None = None, source: str,
                       source_ref: str) -> dict[str, list]:
-    """The one way a person's life status changes. Shared by the exchange feed and approved corrections.
-
-    Contract:
-
-    - The target state is given in full: ``life_status``, ``death_date``, ``imprisoned_from`` and
-      ``imprisoned_until`` are set to exactly the values passed, and an omitted date is cleared. To keep a
-      date, pass the current one. For example
-        * death reported:  ``new_status="deceased", death_date=d`` (pass ``person.imprisoned_from/until`` to keep a
-          known imprisonment);
-        * imprisonment:    ``new_status="imprisoned", imprisoned_from=f, imprisoned_until=u_or_None``;
-        * release:         ``new_status="alive", imprisoned_from=person.imprisoned_from, imprisoned_until=released_on``.
-    - The target is checked by ``check_life_status`` (a DomainError with status 422 and a stable code, e.g.
-      DEATH_DATE_IN_FUTURE); nothing is written then.
-    - If the person is already in exactly that state, nothing is written and ``{}`` is returned (a repeated feed
-      line is harmless). Otherwise the person row changes (version + 1), the change goes to ``change_history``
-      and the audit chain (reason ``"<source> <source_ref>"``), and ``PersonLifeStatusChanged`` goes to the
-      outbox; the changes ``{field: [before, after]}`` are returned.
-    - ``source`` is ``"exchange"`` or ``"correction"``; ``source_ref`` the exchange record id or correction id.
-    - The CALLER: loads ``person`` in the same session (preferably ``with_for_update()``, e.g.
-      ``get_person(session, id, for_update=True)`` for HTTP callers, which also checks the region), writes its own
-      ``LifeEvent`` row (kind died/cremated/imprisoned/released/corrected), and commits. This function never
-      commits and does no region check (the exchange feed is not bound to one district).
-    """
-    if source not in LIFE_STATUS_SOURCES:
-        raise ValueError(f"life status source must be one of {LIFE_STATUS_SOURCES}, not {source!r}")
-    check_life_status(person, new_status=new_status, death_date=death_date, imprisoned_from=imprisoned_from,
-                      imprisoned_until=imprisoned_until)
-    changes = life_status_changes(person, new_status=new_status, death_date=death_date,
-                                  imprisoned_from=imprisoned_from, imprisoned_until=imprisoned_until)
-    if not changes:
-        return {}
-    previous = person.life_status
-    person.life_status, person.death_date = new_status, death_date
-    person.imprisoned_from, person.imprisoned_until = imprisoned_from, imprisoned_until
-    person.version += 1
-    person.updated_at = _now()
-    record_change(session, entity_type=ENTITY, entity_id=person.id, version=person.version,
-                  action="life_status_change", changes=changes, reason=f"{source} {source_ref}")
-    record_event(
-        session,
-        PersonLifeStatusChanged(person_id=person.id, citizen_id=person.citizen_id, life_status=new_status,
-                                previous_status=previous, death_date=death_date, imprisoned_from=imprisoned_from,
-                                imprisoned_until=imprisoned_until, source=source, source_ref=source_ref),
-        source=SOURCE, subject=person.id,
-    )
+    """The one way a person's life status changes, for one person: ``LifeStatusWrites.change`` (its contract)
+    written at once, a batch of one. Used by approved corrections; the exchange feed uses ``LifeStatusWrites``
+    for a whole partner batch. Never commits."""
+    writes = LifeStatusWrites(session)
+    changes = writes.change(person, new_status=new_status, death_date=death_date, imprisoned_from=imprisoned_from,
+                            imprisoned_until=imprisoned_until, source=source, source_ref=source_ref)
+    writes.flush()
     return changes
 
 
