@@ -31,6 +31,7 @@ from services.kernel.audit import append_audit, canonical_json
 from services.kernel.auth import ensure_in_region, region_levels, region_prefix
 from services.kernel.errors import Conflict, DomainError, NotFound
 from services.kernel.events import new_event_id
+from services.kernel.paging import newest_first
 from services.kernel.periods import Period, validate_period
 from services.kernel.schemas import Decision, Reason, RegionText, RejectDecision
 from services.kernel.service_app import SessionDep
@@ -192,16 +193,12 @@ class DatedDocuments(Generic[Row, Doc]):
         actor_region = context.current().actor.region or "------"
         query = select(m).where(
             m.region.startswith(region_prefix(actor_region)) | m.region.in_(region_levels(actor_region))
-        ).order_by(m.id.desc()).limit(limit + 1)
+        )
         if region:
             query = query.where(m.region == region)
         if status:
             query = query.where(m.status == status)
-        if after:
-            query = query.where(m.id < after)
-        rows = list(session.execute(query).scalars())
-        next_cursor = rows[limit - 1].id if len(rows) > limit else None
-        return rows[:limit], next_cursor
+        return newest_first(session, query, m.id, after=after, limit=limit)
 
     def in_force(self, session: Session, region: str, period: int) -> InForce[Doc]:
         """The approved document with the greatest ``valid_from`` ≤ ``period`` for ``region`` (walking up district →

@@ -20,6 +20,7 @@ from services.kernel.auth import ensure_in_region, region_prefix
 from services.kernel.errors import Conflict, DomainError, NotFound
 from services.kernel.events import new_event_id
 from services.kernel.outbox import record_event
+from services.kernel.paging import oldest_first
 from services.kernel.pii import reveal_bank_account, reveal_citizen_id
 
 SOURCE = "accounts"
@@ -104,18 +105,12 @@ def list_employers(
     query = (
         select(Employer)
         .where(Employer.region.startswith(region_prefix(context.current().actor.region or "-")))
-        .order_by(Employer.id)
-        .limit(limit + 1)
     )
     if uscc:
         query = query.where(Employer.uscc == uscc.strip().upper())
     if name:
         query = query.where(Employer.name.contains(name.strip(), autoescape=True))
-    if after:
-        query = query.where(Employer.id > after)
-    rows = list(session.execute(query).scalars())
-    next_cursor = rows[limit - 1].id if len(rows) > limit else None
-    return rows[:limit], next_cursor
+    return oldest_first(session, query, Employer.id, after=after, limit=limit)
 
 
 # Values in change history shown like the live fields: account and id numbers masked unless the role needs them.

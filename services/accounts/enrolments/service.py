@@ -38,6 +38,7 @@ from services.kernel.auth import ensure_in_region
 from services.kernel.errors import Conflict, DomainError, NotFound
 from services.kernel.events import new_event_id
 from services.kernel.outbox import record_event
+from services.kernel.paging import oldest_first
 from services.kernel.periods import period_of
 
 SOURCE = "accounts"
@@ -258,12 +259,7 @@ def get_enrolment(session: Session, enrolment_id: str) -> Enrolment:
 
 
 def _page(session: Session, query: Any, after: str | None, limit: int) -> tuple[list[Enrolment], str | None]:
-    query = query.order_by(Enrolment.id).limit(limit + 1)
-    if after:
-        query = query.where(Enrolment.id > after)
-    rows = list(session.execute(query).scalars())
-    next_cursor = rows[limit - 1].id if len(rows) > limit else None
-    return rows[:limit], next_cursor
+    return oldest_first(session, query, Enrolment.id, after=after, limit=limit)
 
 
 def _status_filter(query: Any, status: str | None, fund: str | None) -> Any:

@@ -78,6 +78,7 @@ from services.kernel.audit import append_audit, canonical_json
 from services.kernel.auth import ensure_in_region
 from services.kernel.errors import Conflict, DomainError, NotFound
 from services.kernel.events import new_event_id
+from services.kernel.paging import oldest_first
 
 SOURCE = "accounts"
 CHINA = timezone(timedelta(hours=8))  # no daylight saving: a fixed offset is exact
@@ -699,7 +700,7 @@ def get_batch(session: Session, batch_id: str) -> ExchangeBatch:
 
 def list_batches(session: Session, *, batch_key: str | None, kind: BatchKind | None, source: str | None,
                  after: str | None, limit: int) -> tuple[list[BatchSummary], str | None]:
-    query = select(ExchangeBatch).order_by(ExchangeBatch.id).limit(limit + 1)
+    query = select(ExchangeBatch)
     if _is_partner():
         query = query.where(ExchangeBatch.source == context.current().actor.id)
     elif source:
@@ -708,11 +709,8 @@ def list_batches(session: Session, *, batch_key: str | None, kind: BatchKind | N
         query = query.where(ExchangeBatch.batch_key == batch_key.strip())
     if kind:
         query = query.where(ExchangeBatch.kind == kind.value)
-    if after:
-        query = query.where(ExchangeBatch.id > after)
-    rows = list(session.execute(query).scalars())
-    next_cursor = rows[limit - 1].id if len(rows) > limit else None
-    return [BatchSummary(**_summary_fields(b)) for b in rows[:limit]], next_cursor
+    rows, next_cursor = oldest_first(session, query, ExchangeBatch.id, after=after, limit=limit)
+    return [BatchSummary(**_summary_fields(b)) for b in rows], next_cursor
 
 
 def record_out(record: ExchangeRecord, batch: ExchangeBatch) -> ExchangeRecordOut:

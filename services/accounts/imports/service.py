@@ -75,6 +75,7 @@ from services.kernel.auth import region_covers
 from services.kernel.errors import DomainError, NotFound
 from services.kernel.events import new_event_id
 from services.kernel.outbox import record_event
+from services.kernel.paging import newest_first
 from services.kernel.periods import period_of
 from services.kernel.tabular import Table, empty_file, read_table
 
@@ -732,14 +733,11 @@ def count_overlaps(session: Session, job_id: str) -> int:
 def list_jobs(session: Session, *, after: str | None, limit: int) -> tuple[list[tuple[ImportJob, int]], str | None]:
     """The caller's jobs, newest first (ids are time-ordered)."""
     actor = context.current().actor
-    query = select(ImportJob).order_by(ImportJob.id.desc()).limit(limit + 1)
+    query = select(ImportJob)
     if actor.role != "internal_auditor":
         query = query.where(ImportJob.created_by == actor.id)
-    if after:
-        query = query.where(ImportJob.id < after)
-    jobs = list(session.execute(query).scalars())
-    next_cursor = jobs[limit - 1].id if len(jobs) > limit else None
-    return [(j, count_overlaps(session, j.id)) for j in jobs[:limit]], next_cursor
+    jobs, next_cursor = newest_first(session, query, ImportJob.id, after=after, limit=limit)
+    return [(j, count_overlaps(session, j.id)) for j in jobs], next_cursor
 
 
 def _parse_cursor(after: str | None) -> tuple[int, int] | None:

@@ -47,6 +47,7 @@ from services.kernel.errors import Conflict, DomainError, NotFound
 from services.kernel.events import new_event_id
 from services.kernel.money import fen_to_yuan, yuan_to_fen
 from services.kernel.outbox import record_event
+from services.kernel.paging import oldest_first
 from services.kernel.periods import period_of
 
 SOURCE = "accounts"
@@ -385,15 +386,12 @@ def get_account(session: Session, person_id: str) -> IndividualAccount:
 def list_entries(session: Session, person_id: str, *, entry_type: str | None = None, year: int | None = None,
                  after: str | None = None, limit: int = 100) -> tuple[list[AccountEntry], str | None]:
     get_account(session, person_id)
-    query = select(AccountEntry).where(AccountEntry.person_id == person_id).order_by(AccountEntry.id).limit(limit + 1)
+    query = select(AccountEntry).where(AccountEntry.person_id == person_id)
     if entry_type:
         query = query.where(AccountEntry.entry_type == entry_type)
     if year is not None:
         query = query.where(AccountEntry.year == year)
-    if after:
-        query = query.where(AccountEntry.id > after)
-    rows = list(session.execute(query).scalars())
-    return rows[:limit], rows[limit - 1].id if len(rows) > limit else None
+    return oldest_first(session, query, AccountEntry.id, after=after, limit=limit)
 
 
 def rederive_balance(session: Session, person_id: str) -> int:

@@ -42,6 +42,7 @@ from services.kernel.auth import ensure_in_region, region_prefix
 from services.kernel.errors import Conflict, DomainError, NotFound
 from services.kernel.events import new_event_id
 from services.kernel.outbox import record_event, record_events
+from services.kernel.paging import oldest_first
 
 SOURCE = "accounts"
 ENTITY = "person"
@@ -129,8 +130,6 @@ def search_persons(
     query = (
         select(Person)
         .where(Person.region.startswith(region_prefix(context.current().actor.region or "-")))
-        .order_by(Person.id)
-        .limit(limit + 1)
     )
     if citizen_id:
         query = query.where(Person.citizen_id == citizen_id.strip().upper())
@@ -140,11 +139,7 @@ def search_persons(
         query = query.where(Person.id.in_(
             select(Enrolment.person_id).where(Enrolment.employer_id == employer_id, Enrolment.status == "active")
         ))
-    if after:
-        query = query.where(Person.id > after)
-    rows = list(session.execute(query).scalars())
-    next_cursor = rows[limit - 1].id if len(rows) > limit else None
-    return rows[:limit], next_cursor
+    return oldest_first(session, query, Person.id, after=after, limit=limit)
 
 
 def person_history(session: Session, person_id: str) -> list[dict[str, Any]]:

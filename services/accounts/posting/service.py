@@ -85,6 +85,7 @@ from services.kernel.auth import ensure_in_region, region_covers
 from services.kernel.errors import Conflict, NotFound
 from services.kernel.events import new_event_id
 from services.kernel.outbox import record_event
+from services.kernel.paging import oldest_first
 from services.kernel.periods import period_of, validate_period
 
 SOURCE = "accounts"
@@ -632,10 +633,7 @@ def list_lines(session: Session, *, status: str | None, reason_code: str | None,
         query = query.where(PostingSuspense.batch_id == batch_id)
     if citizen_id:
         query = query.where(PostingSuspense.citizen_id == citizen_id)
-    if after:
-        query = query.where(PostingSuspense.id > after)
-    rows = list(session.execute(query.order_by(PostingSuspense.id).limit(limit + 1)).scalars())
-    return rows[:limit], rows[limit - 1].id if len(rows) > limit else None
+    return oldest_first(session, query, PostingSuspense.id, after=after, limit=limit)
 
 
 def summary(session: Session) -> list[dict[str, Any]]:

@@ -75,6 +75,7 @@ from services.kernel.errors import Conflict, DomainError, NotFound
 from services.kernel.events import new_event_id
 from services.kernel.money import yuan_to_fen
 from services.kernel.outbox import record_event
+from services.kernel.paging import newest_first
 from services.kernel.periods import add_months, months_between
 
 SOURCE = "benefits"
@@ -587,8 +588,4 @@ def list_claims(session: Session, *, person_id: str | None = None, status: str |
         query = query.where(Claim.status == status)
     if kind:
         query = query.where(Claim.kind == kind)
-    if after:
-        query = query.where(Claim.id < after)
-    rows = list(session.execute(query.order_by(Claim.id.desc()).limit(limit + 1)).scalars())
-    next_cursor = rows[limit - 1].id if len(rows) > limit else None
-    return rows[:limit], next_cursor
+    return newest_first(session, query, Claim.id, after=after, limit=limit)

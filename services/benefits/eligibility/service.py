@@ -57,6 +57,7 @@ from services.kernel.audit import append_audit
 from services.kernel.errors import Conflict, DomainError
 from services.kernel.events import new_event_id
 from services.kernel.outbox import record_event
+from services.kernel.paging import oldest_first
 from services.kernel.periods import add_months, period_of
 
 SOURCE = "benefits"
@@ -312,15 +313,12 @@ def certifications_of(session: Session, person_id: str) -> list[SurvivalCertific
 def notices_of(session: Session, *, person_id: str | None, status: str | None, after: str | None,
                limit: int) -> tuple[list[SurvivalNotice], str | None]:
     query = (select(SurvivalNotice).join(BeneficiaryPerson, BeneficiaryPerson.person_id == SurvivalNotice.person_id)
-             .where(in_actor_region(BeneficiaryPerson.region)).order_by(SurvivalNotice.id).limit(limit + 1))
+             .where(in_actor_region(BeneficiaryPerson.region)))
     if person_id:
         query = query.where(SurvivalNotice.person_id == person_id)
     if status:
         query = query.where(SurvivalNotice.status == status)
-    if after:
-        query = query.where(SurvivalNotice.id > after)
-    rows = list(session.execute(query).scalars())
-    return rows[:limit], (rows[limit - 1].id if len(rows) > limit else None)
+    return oldest_first(session, query, SurvivalNotice.id, after=after, limit=limit)
 
 
 # -- the yearly sweep ------------------------------------------------------------------------------------------------

@@ -63,6 +63,7 @@ from services.kernel.errors import Conflict, DomainError, NotFound
 from services.kernel.events import new_event_id
 from services.kernel.money import fen_to_yuan
 from services.kernel.outbox import record_event
+from services.kernel.paging import oldest_first
 from services.kernel.periods import add_months, period_of
 
 SOURCE = "benefits"
@@ -148,29 +149,23 @@ def notice_details(session: Session, notice: RecoveryNotice) -> tuple[list[Overp
 def list_notices(session: Session, *, person_id: str | None, status: str | None, after: str | None,
                  limit: int) -> tuple[list[RecoveryNotice], str | None]:
     query = (select(RecoveryNotice).join(BeneficiaryPerson, BeneficiaryPerson.person_id == RecoveryNotice.person_id)
-             .where(in_actor_region(BeneficiaryPerson.region)).order_by(RecoveryNotice.id).limit(limit + 1))
+             .where(in_actor_region(BeneficiaryPerson.region)))
     if person_id:
         query = query.where(RecoveryNotice.person_id == person_id)
     if status:
         query = query.where(RecoveryNotice.status == status)
-    if after:
-        query = query.where(RecoveryNotice.id > after)
-    rows = list(session.execute(query).scalars())
-    return rows[:limit], (rows[limit - 1].id if len(rows) > limit else None)
+    return oldest_first(session, query, RecoveryNotice.id, after=after, limit=limit)
 
 
 def list_overpayments(session: Session, *, person_id: str | None, open_only: bool, after: str | None,
                       limit: int) -> tuple[list[Overpayment], str | None]:
     query = (select(Overpayment).join(BeneficiaryPerson, BeneficiaryPerson.person_id == Overpayment.person_id)
-             .where(in_actor_region(BeneficiaryPerson.region)).order_by(Overpayment.id).limit(limit + 1))
+             .where(in_actor_region(BeneficiaryPerson.region)))
     if person_id:
         query = query.where(Overpayment.person_id == person_id)
     if open_only:
         query = query.where(Overpayment.recovery_notice_id.is_(None))
-    if after:
-        query = query.where(Overpayment.id > after)
-    rows = list(session.execute(query).scalars())
-    return rows[:limit], (rows[limit - 1].id if len(rows) > limit else None)
+    return oldest_first(session, query, Overpayment.id, after=after, limit=limit)
 
 
 # -- recoveries ------------------------------------------------------------------------------------------------------

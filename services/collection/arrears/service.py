@@ -49,6 +49,7 @@ from services.kernel.errors import Conflict, DomainError, NotFound
 from services.kernel.events import new_event_id
 from services.kernel.money import fen_to_yuan, yuan_to_fen
 from services.kernel.outbox import record_event
+from services.kernel.paging import newest_first
 
 SOURCE = "collection"
 CHINA = timezone(timedelta(hours=8))
@@ -321,12 +322,9 @@ def get_notice(session: Session, notice_id: str) -> NoticeOut:
 
 def list_notices(session: Session, *, employer_id: str | None, after: str | None,
                  limit: int) -> tuple[list[NoticeSummary], str | None]:
-    query = select(ArrearsNotice).order_by(ArrearsNotice.id.desc()).limit(limit + 1)
+    query = select(ArrearsNotice)
     if employer_id:
         query = query.where(ArrearsNotice.employer_id == employer_id)
-    if after:
-        query = query.where(ArrearsNotice.id < after)
-    rows = list(session.execute(query).scalars())
-    next_cursor = rows[limit - 1].id if len(rows) > limit else None
-    return [NoticeSummary(**_notice_fields(n)) for n in rows[:limit]], next_cursor
+    rows, next_cursor = newest_first(session, query, ArrearsNotice.id, after=after, limit=limit)
+    return [NoticeSummary(**_notice_fields(n)) for n in rows], next_cursor
 

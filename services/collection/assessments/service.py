@@ -59,6 +59,7 @@ from services.kernel.events import new_event_id
 from services.kernel.identifiers import validate_citizen_id
 from services.kernel.money import Yuan, percent_of_fen, yuan_to_fen
 from services.kernel.outbox import record_event
+from services.kernel.paging import newest_first, oldest_first
 from services.kernel.periods import add_months, period_of
 from services.kernel.pii import reveal_citizen_id
 from services.kernel.schemas import rate_text
@@ -556,10 +557,7 @@ def assessment_lines(session: Session, assessment_id: str, *, after: str | None,
         query = query.where(AssessmentLine.fund == fund)
     if person_id:
         query = query.where(AssessmentLine.person_id == person_id)
-    if after:
-        query = query.where(AssessmentLine.id > after)
-    rows = list(session.execute(query.order_by(AssessmentLine.id).limit(limit + 1)).scalars())
-    return rows[:limit], (rows[limit - 1].id if len(rows) > limit else None)
+    return oldest_first(session, query, AssessmentLine.id, after=after, limit=limit)
 
 
 def list_assessments(session: Session, *, employer_id: str | None, period: int | None, status: str | None,
@@ -570,7 +568,6 @@ def list_assessments(session: Session, *, employer_id: str | None, period: int |
         select(Assessment)
         .join(RegistryEmployer, RegistryEmployer.employer_id == Assessment.employer_id)
         .where(RegistryEmployer.region.startswith(prefix))
-        .order_by(Assessment.id.desc()).limit(limit + 1)
     )
     if employer_id:
         query = query.where(Assessment.employer_id == employer_id)
@@ -578,10 +575,7 @@ def list_assessments(session: Session, *, employer_id: str | None, period: int |
         query = query.where(Assessment.period == period)
     if status:
         query = query.where(Assessment.status == status)
-    if after:
-        query = query.where(Assessment.id < after)
-    rows = list(session.execute(query).scalars())
-    return rows[:limit], (rows[limit - 1].id if len(rows) > limit else None)
+    return newest_first(session, query, Assessment.id, after=after, limit=limit)
 
 
 def get_declaration(session: Session, declaration_id: str) -> Declaration:
@@ -597,7 +591,4 @@ def get_declaration(session: Session, declaration_id: str) -> Declaration:
 def declaration_lines(session: Session, declaration_id: str, *, after: int | None,
                       limit: int) -> tuple[list[DeclarationLine], int | None]:
     query = select(DeclarationLine).where(DeclarationLine.declaration_id == declaration_id)
-    if after:
-        query = query.where(DeclarationLine.id > after)
-    rows = list(session.execute(query.order_by(DeclarationLine.id).limit(limit + 1)).scalars())
-    return rows[:limit], (rows[limit - 1].id if len(rows) > limit else None)
+    return oldest_first(session, query, DeclarationLine.id, after=after, limit=limit)

@@ -28,6 +28,7 @@ from services.kernel.dated_documents import DatedDocuments, InForce, Wording, en
 from services.kernel.errors import Conflict, NotFound
 from services.kernel.events import new_event_id
 from services.kernel.outbox import record_event
+from services.kernel.paging import newest_first
 
 SOURCE = "collection"
 ENTITY = "contribution_parameters"
@@ -136,17 +137,12 @@ def list_adjustments(session: Session, *, employer_id: str | None = None, status
         select(EmployerInjuryAdjustment)
         .join(RegistryEmployer, RegistryEmployer.employer_id == EmployerInjuryAdjustment.employer_id)
         .where(RegistryEmployer.region.startswith(region_prefix(actor_region)))
-        .order_by(EmployerInjuryAdjustment.id.desc()).limit(limit + 1)
     )
     if employer_id:
         query = query.where(EmployerInjuryAdjustment.employer_id == employer_id)
     if status:
         query = query.where(EmployerInjuryAdjustment.status == status)
-    if after:
-        query = query.where(EmployerInjuryAdjustment.id < after)
-    rows = list(session.execute(query).scalars())
-    next_cursor = rows[limit - 1].id if len(rows) > limit else None
-    return rows[:limit], next_cursor
+    return newest_first(session, query, EmployerInjuryAdjustment.id, after=after, limit=limit)
 
 
 def injury_factor(session: Session, employer_id: str, period: int) -> tuple[Decimal, str | None]:

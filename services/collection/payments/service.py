@@ -90,6 +90,7 @@ from services.kernel.events import new_event_id
 from services.kernel.models import AuditEntry
 from services.kernel.money import fen_to_yuan, yuan_to_fen
 from services.kernel.outbox import record_event
+from services.kernel.paging import newest_first, oldest_first
 from services.kernel.periods import period_of
 from services.kernel.tabular import read_table
 
@@ -689,14 +690,11 @@ def batch_detail(session: Session, batch_id: str) -> BatchDetail:
 
 
 def list_batches(session: Session, *, after: str | None, limit: int) -> tuple[list[BatchSummary], str | None]:
-    query = select(TaxPaymentBatch).order_by(TaxPaymentBatch.id.desc()).limit(limit + 1)
+    query = select(TaxPaymentBatch)
     if _is_tax_system():
         query = query.where(TaxPaymentBatch.received_by == context.current().actor.id)
-    if after:
-        query = query.where(TaxPaymentBatch.id < after)
-    rows = list(session.execute(query).scalars())
-    next_cursor = rows[limit - 1].id if len(rows) > limit else None
-    return [BatchSummary(**_summary(b)) for b in rows[:limit]], next_cursor
+    rows, next_cursor = newest_first(session, query, TaxPaymentBatch.id, after=after, limit=limit)
+    return [BatchSummary(**_summary(b)) for b in rows], next_cursor
 
 
 def payment_out(p: TaxPayment) -> PaymentOut:
@@ -738,8 +736,7 @@ def get_payment(session: Session, payment_id: str) -> PaymentDetail:
 def list_unmatched(session: Session, *, fund: str | None, period: int | None, employer_id: str | None,
                    batch_id: str | None, after: str | None, limit: int) -> tuple[list[PaymentOut], str | None]:
     """Payments still unmatched, oldest first, cursor-paginated by payment id (time-ordered UUIDv7)."""
-    query = (select(TaxPayment).where(TaxPayment.match_status == MatchStatus.unmatched.value)
-             .order_by(TaxPayment.id).limit(limit + 1))
+    query = select(TaxPayment).where(TaxPayment.match_status == MatchStatus.unmatched.value)
     if fund:
         query = query.where(TaxPayment.fund == fund.strip().upper())
     if period:
@@ -748,11 +745,8 @@ def list_unmatched(session: Session, *, fund: str | None, period: int | None, em
         query = query.where(TaxPayment.employer_id == employer_id)
     if batch_id:
         query = query.where(TaxPayment.batch_id == batch_id)
-    if after:
-        query = query.where(TaxPayment.id > after)
-    rows = list(session.execute(query).scalars())
-    next_cursor = rows[limit - 1].id if len(rows) > limit else None
-    return [payment_out(p) for p in rows[:limit]], next_cursor
+    rows, next_cursor = oldest_first(session, query, TaxPayment.id, after=after, limit=limit)
+    return [payment_out(p) for p in rows], next_cursor
 
 
 # -- review ----------------------------------------------------------------------------------------------------------

@@ -54,6 +54,7 @@ from services.kernel.errors import Conflict, DomainError, NotFound
 from services.kernel.events import new_event_id
 from services.kernel.money import fen_to_yuan, yuan_to_fen
 from services.kernel.outbox import record_event
+from services.kernel.paging import oldest_first
 from services.kernel.periods import period_of
 
 SOURCE = "collection"
@@ -346,8 +347,7 @@ def list_remittances(session: Session, *, fund: str | None = None, period: int |
         .where(BankTransaction.remittance_id.is_not(None), BankTransaction.direction == "in")
         .group_by(BankTransaction.remittance_id).subquery()
     )
-    query = (select(TreasuryRemittance).outerjoin(received, received.c.rid == TreasuryRemittance.id)
-             .order_by(TreasuryRemittance.id).limit(limit + 1))
+    query = select(TreasuryRemittance).outerjoin(received, received.c.rid == TreasuryRemittance.id)
     if fund:
         query = query.where(TreasuryRemittance.fund == fund)
     if period is not None:
@@ -356,11 +356,8 @@ def list_remittances(session: Session, *, fund: str | None = None, period: int |
         query = query.where(func.coalesce(received.c.fen, 0) < TreasuryRemittance.amount_fen)
     elif outstanding is False:
         query = query.where(func.coalesce(received.c.fen, 0) >= TreasuryRemittance.amount_fen)
-    if after:
-        query = query.where(TreasuryRemittance.id > after)
-    rows = list(session.execute(query).scalars())
-    page = rows[:limit]
-    return remittance_states(session, page), page[-1].id if len(rows) > limit else None
+    page, next_cursor = oldest_first(session, query, TreasuryRemittance.id, after=after, limit=limit)
+    return remittance_states(session, page), next_cursor
 
 
 # -- transactions: one core for every path ---------------------------------------------------------------------------
@@ -758,7 +755,7 @@ def list_transactions(session: Session, *, account_id: str | None = None, fund: 
                       status: str | None = None, source: str | None = None, from_date: date | None = None,
                       to_date: date | None = None, after: str | None = None,
                       limit: int = 100) -> tuple[list[BankTransaction], str | None]:
-    query = select(BankTransaction).order_by(BankTransaction.id).limit(limit + 1)
+    query = select(BankTransaction)
     for column, value in ((BankTransaction.account_id, account_id), (BankTransaction.fund, fund),
                           (BankTransaction.status, status), (BankTransaction.source, source)):
         if value:
@@ -767,10 +764,7 @@ def list_transactions(session: Session, *, account_id: str | None = None, fund: 
         query = query.where(BankTransaction.value_date >= from_date)
     if to_date:
         query = query.where(BankTransaction.value_date <= to_date)
-    if after:
-        query = query.where(BankTransaction.id > after)
-    rows = list(session.execute(query).scalars())
-    return rows[:limit], rows[limit - 1].id if len(rows) > limit else None
+    return oldest_first(session, query, BankTransaction.id, after=after, limit=limit)
 
 
 @dataclass(frozen=True)

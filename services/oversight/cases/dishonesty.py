@@ -20,6 +20,7 @@ from services.kernel.audit import append_audit
 from services.kernel.errors import Conflict, DomainError, NotFound
 from services.kernel.events import new_event_id
 from services.kernel.outbox import record_event
+from services.kernel.paging import oldest_first
 from services.oversight.cases import workflow as wf
 from services.oversight.cases.config import case_settings
 from services.oversight.cases.models import DishonestyEntry
@@ -105,7 +106,4 @@ def listing(session: Session, *, subject_type: str | None, subject_id: str | Non
         query = query.where(DishonestyEntry.subject_id == subject_id)
     if not include_removed:
         query = query.where(DishonestyEntry.removed_at.is_(None))
-    if after:
-        query = query.where(DishonestyEntry.id > after)
-    rows = list(session.execute(query.order_by(DishonestyEntry.id).limit(limit + 1)).scalars())
-    return rows[:limit], rows[limit - 1].id if len(rows) > limit else None
+    return oldest_first(session, query, DishonestyEntry.id, after=after, limit=limit)

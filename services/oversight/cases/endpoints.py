@@ -14,6 +14,7 @@ from sqlmodel import Session
 
 from services.kernel import context
 from services.kernel.auth import allow
+from services.kernel.paging import newest_first, oldest_first
 from services.kernel.service_app import SessionDep
 from services.oversight.cases import dishonesty, service
 from services.oversight.cases import workflow as wf
@@ -116,11 +117,8 @@ def list_cases(
             query = query.where(column == value)
     if open_only:
         query = query.where(Case.status.in_(wf.OPEN_STATUSES))
-    if after:
-        query = query.where(Case.id < after)
-    rows = list(session.execute(query.order_by(Case.id.desc()).limit(limit + 1)).scalars())
-    return CasePage(items=[CaseOut.of(c) for c in rows[:limit]],
-                    next_cursor=rows[limit - 1].id if len(rows) > limit else None)
+    rows, next_cursor = newest_first(session, query, Case.id, after=after, limit=limit)
+    return CasePage(items=[CaseOut.of(c) for c in rows], next_cursor=next_cursor)
 
 
 @router.post("", response_model=CaseOpenResult, status_code=status.HTTP_201_CREATED, dependencies=[OFFICERS],
@@ -232,17 +230,15 @@ def rectification_ledger(
         query = query.where(RectificationEntry.unit == unit)
     if overdue_as_of:
         query = query.where(RectificationEntry.status == "open", RectificationEntry.due_date < overdue_as_of)
-    if after:
-        query = query.where(RectificationEntry.id > after)
-    rows = list(session.execute(query.order_by(RectificationEntry.id).limit(limit + 1)).scalars())
+    rows, next_cursor = oldest_first(session, query, RectificationEntry.id, after=after, limit=limit)
     evidence: dict[str, list] = {}
     if rows:
         for e in session.execute(select(RectificationEvidence).where(
-                RectificationEvidence.entry_id.in_([r.id for r in rows[:limit]]))
+                RectificationEvidence.entry_id.in_([r.id for r in rows]))
                 .order_by(RectificationEvidence.id)).scalars():
             evidence.setdefault(e.entry_id, []).append(e)
-    return RectificationPage(items=[RectificationOut.of(r, evidence.get(r.id, [])) for r in rows[:limit]],
-                             next_cursor=rows[limit - 1].id if len(rows) > limit else None)
+    return RectificationPage(items=[RectificationOut.of(r, evidence.get(r.id, [])) for r in rows],
+                             next_cursor=next_cursor)
 
 
 # -- the dishonesty list ---------------------------------------------------------------------------------------------

@@ -22,6 +22,7 @@ from services.kernel.errors import Conflict, DomainError, NotFound
 from services.kernel.events import new_event_id
 from services.kernel.money import yuan_to_fen
 from services.kernel.outbox import record_event
+from services.kernel.paging import oldest_first
 from services.oversight.incidents.deadlines import working_day_deadline
 from services.oversight.incidents.events import IncidentRecorded, IncidentReported
 from services.oversight.incidents.models import MajorIncident
@@ -169,10 +170,7 @@ def list_incidents(session: Session, *, year: int | None = None, half: int | Non
         query = query.where(MajorIncident.kind == kind)
     if channel:
         query = query.where(MajorIncident.channel == channel)
-    if after:
-        query = query.where(MajorIncident.id > after)
-    rows = list(session.execute(query.order_by(MajorIncident.id).limit(limit + 1)).scalars())
-    return rows[:limit], (rows[limit - 1].id if len(rows) > limit else None)
+    return oldest_first(session, query, MajorIncident.id, after=after, limit=limit)
 
 
 def unreported_major(session: Session) -> list[MajorIncident]:

@@ -29,6 +29,7 @@ from services.kernel.errors import Conflict, DomainError, NotFound
 from services.kernel.events import new_event_id
 from services.kernel.money import yuan_to_fen
 from services.kernel.outbox import record_event
+from services.kernel.paging import oldest_first
 from services.oversight.inspections import programme as sampling
 from services.oversight.inspections.events import InspectionFeedbackIssued, InspectionReported
 from services.oversight.inspections.models import (
@@ -132,10 +133,7 @@ def list_inspections(session: Session, *, status: str | None = None, programme_i
         query = query.where(Inspection.planned_on >= date(year, 1, 1), Inspection.planned_on <= date(year, 12, 31))
     if target_code:
         query = query.where(Inspection.target_code == target_code)
-    if after:
-        query = query.where(Inspection.id > after)
-    rows = list(session.execute(query.order_by(Inspection.id).limit(limit + 1)).scalars())
-    return rows[:limit], (rows[limit - 1].id if len(rows) > limit else None)
+    return oldest_first(session, query, Inspection.id, after=after, limit=limit)
 
 
 def rectification_overdue(finding: InspectionFinding, today: date | None = None) -> bool:

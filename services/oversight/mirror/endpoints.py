@@ -14,6 +14,7 @@ from sqlmodel import Session
 
 from services.kernel.auth import allow
 from services.kernel.errors import NotFound
+from services.kernel.paging import oldest_first
 from services.kernel.pii import CitizenIdOut
 from services.kernel.service_app import SessionDep
 from services.oversight.models import (
@@ -35,11 +36,7 @@ router = APIRouter(prefix="/mirror", tags=["mirror"])
 
 def _page(session: Session, query: Select, key: Any, after: str | None, limit: int) -> tuple[list, str | None]:
     """Rows after the cursor ``after`` (ordered by ``key``) and the cursor of the next page, if any."""
-    if after:
-        query = query.where(key > after)
-    rows = list(session.execute(query.order_by(key).limit(limit + 1)).scalars())
-    next_cursor = getattr(rows[limit - 1], key.key) if len(rows) > limit else None
-    return rows[:limit], next_cursor
+    return oldest_first(session, query, key, after=after, limit=limit)
 
 
 def _upper(value: str | None) -> str | None:

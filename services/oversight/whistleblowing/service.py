@@ -33,6 +33,7 @@ from services.kernel.errors import Conflict, DomainError, NotFound
 from services.kernel.events import new_event_id
 from services.kernel.money import fen_to_yuan, yuan_to_fen
 from services.kernel.outbox import record_event
+from services.kernel.paging import oldest_first
 from services.kernel.pii import redact
 from services.oversight.whistleblowing import rewards
 from services.oversight.whistleblowing.events import WhistleblowerReportFlagged, WhistleblowerRewardGranted
@@ -272,10 +273,7 @@ def list_reports(session: Session, *, status: str | None = None, flagged: bool |
         query = query.where(WhistleblowerReport.channel == channel)
     if matter_id:
         query = query.where(WhistleblowerReport.matter_id == matter_id)
-    if after:
-        query = query.where(WhistleblowerReport.id > after)
-    rows = list(session.execute(query.order_by(WhistleblowerReport.id).limit(limit + 1)).scalars())
-    return rows[:limit], (rows[limit - 1].id if len(rows) > limit else None)
+    return oldest_first(session, query, WhistleblowerReport.id, after=after, limit=limit)
 
 
 def steps_of(session: Session, report_id: str) -> list[WhistleblowerStep]:
