@@ -75,3 +75,14 @@ def test_filters_of_the_query_are_kept_and_empty_cursor_is_the_first_page(sessio
     query = select(Item).where(Item.colour == "red")
     rows, cursor = newest_first(session, query, Item.id, after="", limit=10)
     assert ids(rows) == ["i03", "i02", "i01", "i00"] and cursor is None
+
+
+def test_rows_variant_returns_tuples_and_reads_the_cursor_from_the_first_entity(session):
+    fill(session, 5)
+    query = select(Item, Item.colour.label("c"))
+    rows, cursor = oldest_first(session, query, Item.id, after=None, limit=2, rows=True)
+    assert [(r.id, c) for r, c in rows] == [("i00", "red"), ("i01", "red")] and cursor == "i01"
+    rows, cursor = newest_first(session, query, Item.id, after="i03", limit=2, rows=True)
+    assert [r.id for r, _ in rows] == ["i02", "i01"] and cursor == "i01"
+    rows, cursor = newest_first(session, query, Item.id, after=cursor, limit=2, rows=True)
+    assert [r.id for r, _ in rows] == ["i00"] and cursor is None

@@ -732,7 +732,6 @@ def list_records(session: Session, *, status: RecordStatus | None, batch_id: str
     """Cursor-paginated (by record id); without ``status``, the open lines (unmatched, conflict, invalid)."""
     query = (
         select(ExchangeRecord, ExchangeBatch).join(ExchangeBatch, ExchangeBatch.id == ExchangeRecord.batch_id)
-        .order_by(ExchangeRecord.id).limit(limit + 1)
     )
     if status is not None:
         query = query.where(ExchangeRecord.status == status.value)
@@ -744,11 +743,8 @@ def list_records(session: Session, *, status: RecordStatus | None, batch_id: str
         query = query.where(ExchangeBatch.kind == kind.value)
     if citizen_id:
         query = query.where(ExchangeRecord.citizen_id == citizen_id.strip().upper())
-    if after:
-        query = query.where(ExchangeRecord.id > after)
-    rows = session.execute(query).all()
-    next_cursor = rows[limit - 1][0].id if len(rows) > limit else None
-    return [record_out(r, b) for r, b in rows[:limit]], next_cursor
+    rows, next_cursor = oldest_first(session, query, ExchangeRecord.id, after=after, limit=limit, rows=True)
+    return [record_out(r, b) for r, b in rows], next_cursor
 
 
 def _load_record(session: Session, record_id: str, *, for_update: bool = False) -> tuple[ExchangeRecord, ExchangeBatch]:

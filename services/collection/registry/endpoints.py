@@ -9,6 +9,7 @@ from services.collection.registry.schemas import RegistryEmployerOut, RegistryEn
 from services.kernel import context
 from services.kernel.auth import allow, ensure_in_region
 from services.kernel.errors import NotFound
+from services.kernel.paging import oldest_first
 from services.kernel.service_app import SessionDep
 
 READERS = allow("agency_clerk", "agency_reviewer", "agency_approver", "accountant", "internal_auditor")
@@ -45,22 +46,19 @@ def employer_enrolments(
         select(RegistryEnrolment, RegistryPerson)
         .join(RegistryPerson, RegistryPerson.person_id == RegistryEnrolment.person_id, isouter=True)
         .where(RegistryEnrolment.employer_id == employer_id)
-        .order_by(RegistryEnrolment.enrolment_id).limit(limit + 1)
     )
     if fund:
         query = query.where(RegistryEnrolment.fund == fund)
     if status:
         query = query.where(RegistryEnrolment.status == status)
-    if after:
-        query = query.where(RegistryEnrolment.enrolment_id > after)
-    rows = session.execute(query).all()
+    rows, next_cursor = oldest_first(session, query, RegistryEnrolment.enrolment_id, after=after, limit=limit,
+                                     rows=True)
     items = [
         RegistryEnrolmentOut(
             **enrolment.model_dump(exclude={"source_event_id"}),
             citizen_id=person.citizen_id if person else None, name=person.name if person else None,
             life_status=person.life_status if person else None,
         )
-        for enrolment, person in rows[:limit]
+        for enrolment, person in rows
     ]
-    next_cursor = rows[limit - 1][0].enrolment_id if len(rows) > limit else None
     return RegistryEnrolmentPage(items=items, next_cursor=next_cursor)

@@ -379,12 +379,10 @@ def list_business_registrations(
     if overdue_days is not None:
         cutoff = (as_of or date.today()) - timedelta(days=overdue_days)
         query = query.where(MirroredBusinessRegistration.registered_on < cutoff)
-    if after:
-        query = query.where(MirroredBusinessRegistration.id > after)
-    rows = session.execute(query.order_by(MirroredBusinessRegistration.id).limit(limit + 1)).all()
-    next_cursor = rows[limit - 1][0].id if len(rows) > limit else None
+    rows, next_cursor = oldest_first(session, query, MirroredBusinessRegistration.id, after=after, limit=limit,
+                                     rows=True)
     items = []
-    for row, employer_id in rows[:limit]:
+    for row, employer_id in rows:
         known = employer_id or row.employer_id
         items.append(BusinessRegistrationOut(
             id=row.id, uscc=row.uscc, name=row.name, registered_on=row.registered_on, source=row.source,
