@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-postgres bench install clean
+.PHONY: run test test-dates test-postgres bench install clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -21,6 +21,16 @@ run: $(STAMP)
 ## The whole suite on SQLite and a real nats-server.
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
+
+## The suite once per instant of TEST_DATES (SIFUND_TEST_CLOCK; the clock keeps running from there), to find tests and
+## code that depend on the day they run; every date runs, then the failing ones are listed.
+TEST_DATES ?= 2026-12-31T16:00:00+08:00 2027-01-04T09:00:00+08:00 2027-12-31T16:00:00+08:00
+test-dates: $(STAMP)
+	@failed=""; for instant in $(TEST_DATES); do \
+		echo "== the suite with the clock at $$instant"; \
+		SIFUND_TEST_CLOCK=$$instant $(BIN)/python -m pytest -q || failed="$$failed $$instant"; \
+	done; \
+	if [ -n "$$failed" ]; then echo "== failed with the clock at:$$failed"; exit 1; fi
 
 ## The same suite on a real PostgreSQL (installed with apt if missing, throwaway cluster on a free port).
 test-postgres: $(STAMP)

@@ -16,13 +16,13 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
 import typer
 
 from gateway.identity.admin import create_demo, ensure_scheduler_client, identity_is_empty, scheduler_secret_file
+from services.kernel import clock
 from services.kernel.auth import ensure_dev_key_pair
 from services.kernel.settings import SERVICES, Settings
 from services.oversight.scheduler.config import SchedulerSettings
@@ -208,6 +208,7 @@ class Platform:
     def _child_environment(self, nats: NatsServer) -> dict[str, str]:
         """The launcher's environment (so SIFUND_* database URLs and the like pass through) with the topology it
         started pinned explicitly: every child must see the same ports, directories and bus."""
+        clock.anchor()  # a shifted clock (SIFUND_TEST_CLOCK) is anchored once, so every child reads the same time
         environment = dict(os.environ)
         environment.update(
             SIFUND_DATA_DIR=str(self.data_dir),
@@ -234,7 +235,7 @@ class Platform:
         ]
         log_file = self.log_dir / f"{name}.log"
         with open(log_file, "ab") as log:
-            log.write(f"---- sifund up: {name} starting at {datetime.now(UTC).isoformat()} ----\n".encode())
+            log.write(f"---- sifund up: {name} starting at {clock.utc_now().isoformat()} ----\n".encode())
             log.flush()
             process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                                        env=environment, preexec_fn=self._preexec)

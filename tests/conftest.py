@@ -5,7 +5,15 @@ Databases are SQLite files under the test's temporary directory, or, when ``SIFU
 """
 
 import os
-import uuid
+
+# The suite runs on a pinned clock (services/kernel/clock.py), so no test depends on the day it runs: a China
+# working-day morning. `make test-dates` runs it at other instants by setting SIFUND_TEST_CLOCK itself. Set before
+# any platform module is imported; anchored once here so the subprocesses of e2e and launcher tests (which inherit
+# the environment) read the same running clock.
+os.environ.setdefault("SIFUND_TEST_CLOCK", "2026-12-03T09:30:00+08:00")
+os.environ.pop("SIFUND_TEST_CLOCK_ANCHORED_AT", None)  # a stale anchor from an outer shell would shift the pin
+
+import uuid  # noqa: E402
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -16,9 +24,12 @@ from asgi_lifespan import LifespanManager
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
+from services.kernel import clock
 from services.kernel.auth import TokenClaims, generate_key_pair, issue_token
 from services.kernel.settings import SERVICES, Settings
 from sifund.natsd import NatsServer
+
+clock.anchor()
 
 # One signing key for the test session, passed to every service through its settings (as PEM text).
 TEST_PRIVATE_KEY, TEST_PUBLIC_KEY = generate_key_pair()

@@ -18,7 +18,7 @@ from gateway.identity.passwords import (
     hash_secret,
     verify_secret,
 )
-from services.kernel import context
+from services.kernel import clock, context
 from services.kernel.audit import append_audit
 from services.kernel.auth import ROLES, SYSTEM_ROLES, TokenClaims, TokenVerifier, Unauthenticated, issue_token
 from services.kernel.errors import Conflict, DomainError, NotFound
@@ -33,7 +33,7 @@ HIGH_RISK_ROLES = ("accountant", "cashier", "agency_reviewer", "agency_approver"
 
 
 def _now() -> datetime:
-    return datetime.now(UTC)
+    return clock.utc_now()
 
 
 def _aware(value: datetime | None) -> datetime | None:

@@ -2,14 +2,14 @@
 transaction as the change, next to the audit-chain entry."""
 
 import json
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import select
 from sqlmodel import Session
 
 from services.accounts.models import ChangeHistory
-from services.kernel import context
+from services.kernel import clock, context
 from services.kernel.audit import append_audit
 
 
@@ -29,7 +29,7 @@ def record_change(session: Session, *, entity_type: str, entity_id: str, version
     session.add(ChangeHistory(
         entity_type=entity_type, entity_id=entity_id, version=version, action=action,
         changes=json.dumps(changes, ensure_ascii=False, sort_keys=True), reason=reason,
-        changed_at=datetime.now(UTC), changed_by=ctx.actor.id, request_id=ctx.request_id,
+        changed_at=clock.utc_now(), changed_by=ctx.actor.id, request_id=ctx.request_id,
     ))
     append_audit(session, action=f"{entity_type}.{action}", entity_type=entity_type, entity_id=entity_id,
                  detail={"version": version, "changes": changes}, reason=reason)

@@ -9,7 +9,6 @@ import hashlib
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Engine, insert, select
@@ -17,7 +16,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session
 
-from services.kernel import context
+from services.kernel import clock, context
 from services.kernel.models import AuditEntry, AuditHead
 
 GENESIS = "0" * 64
@@ -68,7 +67,7 @@ def append_audit(
     head = _locked_head(session)
     entry = AuditEntry(
         seq=head.seq + 1,
-        at=datetime.now(UTC).isoformat(timespec="microseconds"),
+        at=clock.utc_now().isoformat(timespec="microseconds"),
         actor_id=ctx.actor.id,
         actor_role=ctx.actor.role,
         action=action,
@@ -111,7 +110,7 @@ def append_audit_many(session: Session, entries: Iterable[dict[str, Any]]) -> in
         seq += 1
         body = {
             "seq": seq,
-            "at": datetime.now(UTC).isoformat(timespec="microseconds"),
+            "at": clock.utc_now().isoformat(timespec="microseconds"),
             "actor_id": ctx.actor.id,
             "actor_role": ctx.actor.role,
             "action": item["action"],

@@ -17,7 +17,7 @@ outbox event). ``dated_document_routes`` adds the API of one kind of document to
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any, Generic, Protocol, TypeVar
 
 from fastapi import APIRouter, Query, status
@@ -26,7 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 from sqlmodel import Session
 
-from services.kernel import context
+from services.kernel import clock, context
 from services.kernel.audit import append_audit, canonical_json
 from services.kernel.auth import ensure_in_region, region_levels, region_prefix
 from services.kernel.errors import Conflict, DomainError, NotFound
@@ -68,7 +68,7 @@ class DatedDocumentProposal(BaseModel):
 
 
 def _now() -> datetime:
-    return datetime.now(UTC)
+    return clock.utc_now()
 
 
 def _actor_id() -> str:

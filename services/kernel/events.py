@@ -11,11 +11,14 @@ parse what they receive with the same class.
 """
 
 import json
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, ClassVar
 
 import uuid_utils
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
+
+from services.kernel import clock
+
 
 # One stream per producing domain (ARCHITECTURE.md, Streams). The NATS subject of an event is its type.
 STREAMS: dict[str, str] = {
@@ -139,7 +142,7 @@ def build_envelope(
         type=payload.event_type,
         source=source,
         subject=subject,
-        time=datetime.now(UTC),
+        time=clock.utc_now(),
         actor=actor,
         correlation_id=correlation_id,
         causation_id=causation_id,

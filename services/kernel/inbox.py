@@ -12,7 +12,6 @@ import contextlib
 import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 import anyio
 import structlog
@@ -21,7 +20,7 @@ from pydantic import ValidationError
 from sqlalchemy import Engine, select
 from sqlmodel import Session
 
-from services.kernel import context
+from services.kernel import clock, context
 from services.kernel.bus import Bus
 from services.kernel.errors import Conflict, NotFound
 from services.kernel.events import STREAMS, EventEnvelope
@@ -210,7 +209,7 @@ class EventConsumer:
                 event_id=envelope.id,
                 consumer=self.name,
                 event_type=envelope.type,
-                applied_at=datetime.now(UTC),
+                applied_at=clock.utc_now(),
             )
         )
 
@@ -225,7 +224,7 @@ class EventConsumer:
                 payload=d.raw.decode("utf-8", errors="replace"),
                 error=(d.error or "unknown error")[:4000],
                 attempts=d.num_delivered,
-                failed_at=datetime.now(UTC),
+                failed_at=clock.utc_now(),
             )
         )
         d.outcome = "ack"
@@ -255,7 +254,7 @@ class EventConsumer:
                     session.rollback()
                     raise Conflict("DEAD_LETTER_REPLAY_FAILED", "重放失败，事件仍无法处理",
                                    details=f"{type(exc).__name__}: {exc}") from None
-            letter.replayed_at = datetime.now(UTC)
+            letter.replayed_at = clock.utc_now()
             letter.replayed_by = operator
             session.add(letter)
             session.commit()

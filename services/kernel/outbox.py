@@ -15,14 +15,14 @@ import contextlib
 import time
 import weakref
 from collections.abc import Iterable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import anyio
 import structlog
 from sqlalchemy import Engine, delete, event, func, insert, select, update
 from sqlmodel import Session
 
-from services.kernel import context
+from services.kernel import clock, context
 from services.kernel.bus import Bus
 from services.kernel.db import snapshot_session
 from services.kernel.events import EventActor, EventEnvelope, EventPayload, build_envelope
@@ -211,7 +211,7 @@ class OutboxRelay:
         writer waits at most one small delete), at most ``max_rows`` per call. Unpublished rows are never touched."""
         if self.retention is None:
             return 0
-        cutoff = (now or datetime.now(UTC)) - self.retention
+        cutoff = (now or clock.utc_now()) - self.retention
         deleted = 0
         while deleted < max_rows:
             with Session(self.engine) as session:
@@ -241,7 +241,7 @@ class OutboxRelay:
             return [tuple(r) for r in result]
 
     def _mark_published(self, seqs: list[int]) -> None:
-        now = datetime.now(UTC)
+        now = clock.utc_now()
         with Session(self.engine) as session:
             session.execute(
                 update(OutboxMessage)

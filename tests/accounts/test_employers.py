@@ -1,10 +1,11 @@
 """Employer registry (issue 4 §1): registration details, updates with history, status changes, search, masking."""
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 
 from sqlmodel import Session
 
 from services.accounts.models import Enrolment, Person
+from services.kernel import clock
 from tests.accounts.registry_helpers import (
     CITY,
     OTHER_DISTRICT,
@@ -45,7 +46,7 @@ async def register(accounts, headers, **overrides) -> dict:  # noqa: ANN001
 
 def add_enrolment(client, employer_id: str, *, status: str = "active", serial: int = 1) -> str:  # noqa: ANN001
     """An enrolment row written straight into the database (the enrolment API is another package)."""
-    now = datetime.now(UTC)
+    now = clock.utc_now()
     citizen_id = make_citizen_id(900 + serial)
     with Session(engine_of(client)) as session:
         person = Person(id=f"p-enr-{serial}", citizen_id=citizen_id, name="张三", sex="M", birth_date=date(1985, 6, 15),
@@ -217,7 +218,7 @@ async def test_region_rules_apply_to_updates_history_and_moves(start_service, au
 
 async def test_suspend_reactivate_deregister_with_reasons_dates_history_and_events(start_service, auth):
     clerk = auth("agency_clerk", region=REGION)
-    today = date.today()
+    today = clock.china_today()
     async with start_service("accounts") as accounts:
         created = await register(accounts, clerk)
         url = f"/employers/{created['id']}"

@@ -1,7 +1,7 @@
 """Enrolments (issue 4 §3): the rules, transfers, suspend/resume/stop, the database's second line of defence, and the
 online verification API other services call before granting a claim."""
 
-from datetime import UTC, date, datetime
+from datetime import date
 
 import pytest
 from sqlalchemy import func, select
@@ -11,6 +11,7 @@ from services.accounts.enrolments import rules
 from services.accounts.enrolments import service as enrolment_service
 from services.accounts.models import ContributionMonth, Employer, Enrolment, Person
 from services.accounts.persons.identity import derive_and_check
+from services.kernel import clock
 from services.kernel.errors import Conflict, DomainError
 from services.kernel.events import new_event_id
 from tests.accounts.registry_helpers import (
@@ -35,7 +36,7 @@ def add_person(client, serial: int = 1, *, region: str = REGION, life_status: st
     person = Person(id=new_event_id(), citizen_id=citizen_id, name=f"测试人员{serial}", sex=derived_sex,
                     birth_date=birth_date, region=region, life_status=life_status,
                     death_date=date(2025, 3, 1) if life_status == "deceased" else None,
-                    registered_at=datetime.now(UTC), registered_by="test")
+                    registered_at=clock.utc_now(), registered_by="test")
     with Session(engine_of(client), expire_on_commit=False) as session:
         session.add(person)
         session.commit()
@@ -44,7 +45,7 @@ def add_person(client, serial: int = 1, *, region: str = REGION, life_status: st
 
 def add_employer(client, serial: int = 1, *, region: str = REGION, status: str = "active") -> str:  # noqa: ANN001
     employer = Employer(id=new_event_id(), uscc=make_uscc(serial), name=f"测试单位{serial}", region=region,
-                        status=status, registered_at=datetime.now(UTC), registered_by="test")
+                        status=status, registered_at=clock.utc_now(), registered_by="test")
     with Session(engine_of(client), expire_on_commit=False) as session:
         session.add(employer)
         session.commit()
@@ -95,15 +96,15 @@ def clerk(auth):  # noqa: ANN001, ANN201
 def _row(fund: str, status: str = "active", start: int = 202401, end: int | None = None, **kw) -> Enrolment:
     return Enrolment(id=kw.get("id", f"e-{fund}-{status}"), person_id="p", fund=fund,
                      fund_group="PENSION" if fund.startswith("PEN") else fund, employer_id=kw.get("employer_id"),
-                     start_period=start, end_period=end, status=status, created_at=datetime.now(UTC),
+                     start_period=start, end_period=end, status=status, created_at=clock.utc_now(),
                      created_by="t")
 
 
 def test_rules_name_the_broken_rule():
     alive = Person(id="p", citizen_id="x", name="n", sex="M", birth_date=date(1985, 1, 1), region=REGION,
-                   registered_at=datetime.now(UTC), registered_by="t")
+                   registered_at=clock.utc_now(), registered_by="t")
     active_employer = Employer(id="e", uscc="u", name="n", region=REGION, status="active",
-                               registered_at=datetime.now(UTC), registered_by="t")
+                               registered_at=clock.utc_now(), registered_by="t")
     codes = {}
     for label, kwargs in {
         "unknown fund": dict(fund="MEDICAL", employer=active_employer, active=[]),
@@ -473,9 +474,9 @@ async def test_contribution_months_are_counted_from_the_table(start_service, aut
         with Session(engine_of(accounts)) as session:
             for period in (202311, 202312, 202401, 202402, 202405):
                 session.add(ContributionMonth(person_id=person_id, fund="PEN_EMP", period=period, source="import",
-                                              recorded_at=datetime.now(UTC)))
+                                              recorded_at=clock.utc_now()))
             session.add(ContributionMonth(person_id=person_id, fund="UNEMP", period=202401, source="import",
-                                          recorded_at=datetime.now(UTC)))
+                                          recorded_at=clock.utc_now()))
             session.commit()
         clerk = auth("agency_clerk", region=REGION)
 

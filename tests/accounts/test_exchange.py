@@ -5,7 +5,7 @@ import asyncio
 import json
 import time
 from collections import Counter
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 
 from sqlalchemy import event, func, select, update
 from sqlmodel import Session
@@ -14,6 +14,7 @@ from stdnum.cn import uscc as uscc_mod
 
 from services.accounts.models import ChangeHistory, Employer, ExchangeRecord, LifeEvent, Person
 from services.accounts.persons.identity import birth_date_from_citizen_id, sex_from_citizen_id
+from services.kernel import clock
 from services.kernel.audit import verify_chain
 from services.kernel.auth import TokenClaims, issue_token
 from services.kernel.events import new_event_id
@@ -21,7 +22,7 @@ from services.kernel.models import AuditEntry, OutboxMessage
 
 REGION = "150102"  # 呼和浩特市新城区
 PARTNER = "partner.mzj"  # 民政局 (a client of the gateway)
-TODAY = date.today()
+TODAY = clock.china_today()
 
 
 # -- helpers (also used by tests/oversight) --------------------------------------------------------------------------
@@ -56,7 +57,7 @@ def add_person(client, serial: int, name: str, *, region: str = REGION, **life) 
     cid = citizen_id(serial)
     person = Person(id=new_event_id(), citizen_id=cid, name=name, sex=sex_from_citizen_id(cid),
                     birth_date=birth_date_from_citizen_id(cid), region=region,
-                    registered_at=datetime.now(UTC), registered_by="test", **life)
+                    registered_at=clock.utc_now(), registered_by="test", **life)
     with Session(client.app.state.engine, expire_on_commit=False) as session:
         session.add(person)
         session.commit()
@@ -64,7 +65,7 @@ def add_person(client, serial: int, name: str, *, region: str = REGION, **life) 
 
 
 def add_persons(client, serials: range, name: str = "张三") -> None:  # noqa: ANN001
-    now = datetime.now(UTC)
+    now = clock.utc_now()
     rows = []
     for serial in serials:
         cid = citizen_id(serial)
@@ -79,7 +80,7 @@ def add_persons(client, serials: range, name: str = "张三") -> None:  # noqa: 
 
 def add_employer(client, serial: int, name: str) -> Employer:  # noqa: ANN001
     employer = Employer(id=new_event_id(), uscc=make_uscc(serial), name=name, region=REGION,
-                        registered_at=datetime.now(UTC), registered_by="test")
+                        registered_at=clock.utc_now(), registered_by="test")
     with Session(client.app.state.engine, expire_on_commit=False) as session:
         session.add(employer)
         session.commit()

@@ -2,7 +2,7 @@
 own name, life status only through an approved correction (or the exchange feed), masking, search, history."""
 
 import json
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 
 import pytest
 from sqlalchemy import event, select
@@ -10,7 +10,7 @@ from sqlmodel import Session
 
 from services.accounts.models import ChangeHistory, Employer, Enrolment, LifeEvent, Person
 from services.accounts.persons.service import LifeStatusWrites, apply_life_status
-from services.kernel import context
+from services.kernel import clock, context
 from services.kernel.context import Actor
 from services.kernel.errors import DomainError
 from services.kernel.identifiers import mask_bank_account, mask_citizen_id
@@ -81,7 +81,7 @@ async def test_every_bad_registration_is_refused_with_its_code_and_writes_nothin
     clerk = auth("agency_clerk", region=REGION)
     bad_check = WANG_ID[:-1] + ("0" if WANG_ID[-1] != "0" else "1")
     impossible_birth = "15010219900230" + "0018"  # 30 February
-    born_tomorrow = make_citizen_id(3, born=date.today() + timedelta(days=1))
+    born_tomorrow = make_citizen_id(3, born=clock.china_today() + timedelta(days=1))
     cases = [
         ({"citizen_id": bad_check}, "INVALID_CITIZEN_ID"),
         ({"citizen_id": "15010219850615"}, "INVALID_CITIZEN_ID"),
@@ -259,7 +259,7 @@ async def test_life_status_correction_needs_a_second_person_and_changes_everythi
     # The same user holding both roles: acting as reviewer on their own request is still refused.
     zhang_as_reviewer = auth("agency_clerk", "agency_reviewer", region=REGION, subject="zhang")
     reviewer = auth("agency_reviewer", region=REGION, subject="li")
-    today = date.today()
+    today = clock.china_today()
     async with start_service("accounts") as accounts:
         wang = await register(accounts, clerk)
         base = f"/persons/{wang['id']}/life-status-corrections"
@@ -396,7 +396,7 @@ async def test_apply_life_status_contract_for_the_exchange_feed(start_service, a
             person = session.get(Person, wang["id"])
             with pytest.raises(DomainError) as refused:
                 apply_life_status(session, person, new_status="deceased",
-                                  death_date=date.today() + timedelta(days=1), source="exchange", source_ref="r0")
+                                  death_date=clock.china_today() + timedelta(days=1), source="exchange", source_ref="r0")
             assert refused.value.code == "DEATH_DATE_IN_FUTURE" and refused.value.status == 422
             assert not session.new and not session.dirty  # nothing written on a refusal
             with pytest.raises(ValueError):
@@ -447,7 +447,7 @@ async def test_life_status_writes_collect_many_changes_and_write_them_as_apply_l
             person, other = session.get(Person, wang["id"]), session.get(Person, li["id"])
             writes = LifeStatusWrites(session)
             with pytest.raises(DomainError) as refused:
-                writes.change(other, new_status="deceased", death_date=date.today() + timedelta(days=1),
+                writes.change(other, new_status="deceased", death_date=clock.china_today() + timedelta(days=1),
                               source="exchange", source_ref="r0")
             assert refused.value.code == "DEATH_DATE_IN_FUTURE"
             assert writes.change(person, new_status="imprisoned", imprisoned_from=date(2023, 1, 1),
@@ -499,7 +499,7 @@ async def test_search_by_citizen_id_name_and_employer_within_the_region(start_se
                               name="王五", region=OTHER_DISTRICT)
         employer = (await accounts.post("/employers", json={"uscc": make_uscc(1), "name": "青城机械厂",
                                                             "region": REGION}, headers=clerk)).json()
-        now = datetime.now(UTC)
+        now = clock.utc_now()
         with Session(engine_of(accounts)) as session:
             other = Employer(id="emp-other", uscc=make_uscc(2), name="别家", region=REGION, registered_at=now,
                              registered_by="seed")

@@ -4,7 +4,7 @@ suspense list is retried after the registry was fixed, or dismissed; a 1 000-lin
 
 import json
 import time
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 
 import nats
 import pytest
@@ -22,7 +22,7 @@ from services.accounts.models import (
 )
 from services.accounts.posting import service as posting
 from services.collection.events import CollectedLine, PaymentsCollected, TreasuryRemitted
-from services.kernel import context
+from services.kernel import clock, context
 from services.kernel.events import EventActor, EventPayload, build_envelope, new_event_id
 from services.kernel.models import DeadLetter, InboxMessage
 from tests.accounts.registry_helpers import (
@@ -62,7 +62,7 @@ def add_enrolment(client, person_id: str, fund: str, employer_id: str | None, st
                   end: int | None = None, status: str = "active") -> str:
     enrolment = Enrolment(id=new_event_id(), person_id=person_id, fund=fund,
                           fund_group="PENSION" if fund.startswith("PEN") else fund, employer_id=employer_id,
-                          start_period=start, end_period=end, status=status, created_at=datetime.now(UTC),
+                          start_period=start, end_period=end, status=status, created_at=clock.utc_now(),
                           created_by="test")
     with Session(engine_of(client), expire_on_commit=False) as session:
         session.add(enrolment)
@@ -242,12 +242,12 @@ async def test_every_line_that_cannot_be_posted_is_held_with_its_reason(start_se
         add_enrolment(accounts, settled, "PEN_EMP", employer)
         with Session(engine_of(accounts)) as session:  # an account settled by a withdrawal
             session.add(IndividualAccount(person_id=settled, balance_fen=0, status="closed",
-                                          opened_at=datetime.now(UTC)))
+                                          opened_at=clock.utc_now()))
             session.flush()
             for key, amount in (("c", 100), ("w", -100)):
                 session.add(AccountEntry(id=new_event_id(), person_id=settled, amount_fen=amount, year=2023,
                                          period=202301, entry_type="contribution" if amount > 0 else "withdrawal",
-                                         idempotency_key=f"settled-{key}", posted_at=datetime.now(UTC),
+                                         idempotency_key=f"settled-{key}", posted_at=clock.utc_now(),
                                          posted_by="t"))
             session.commit()
         stopped, _ = add_person(accounts, 6)
@@ -309,7 +309,7 @@ async def test_a_transferred_out_account_is_reopened_by_a_new_contribution(start
         with Session(engine_of(accounts)) as session:
             account = session.get(IndividualAccount, person)
             session.add(AccountEntry(id=new_event_id(), person_id=person, amount_fen=-64_000, year=2023, period=None,
-                                     entry_type="transfer_out", idempotency_key="out", posted_at=datetime.now(UTC),
+                                     entry_type="transfer_out", idempotency_key="out", posted_at=clock.utc_now(),
                                      posted_by="t"))
             account.balance_fen, account.status = 0, "closed"
             session.add(account)
@@ -374,7 +374,7 @@ async def test_held_lines_are_listed_retried_after_the_fix_and_dismissed(start_s
         # the registry is fixed: the person registered and enrolled
         with Session(engine_of(accounts)) as session:
             person = Person(id=new_event_id(), citizen_id=newcomer, name="新参保", sex="M",
-                            birth_date=date(1985, 6, 15), region=REGION, registered_at=datetime.now(UTC),
+                            birth_date=date(1985, 6, 15), region=REGION, registered_at=clock.utc_now(),
                             registered_by="t")
             session.add(person)
             session.commit()
@@ -437,7 +437,7 @@ async def test_held_lines_are_listed_retried_after_the_fix_and_dismissed(start_s
 
 
 def _thousand_persons(client, employer_id: str, n: int) -> list[str]:  # noqa: ANN001
-    now = datetime.now(UTC)
+    now = clock.utc_now()
     persons, enrolments = [], []
     for i in range(n):
         born = date(1970, 1, 1) + timedelta(days=i)
@@ -496,6 +496,6 @@ def test_events_are_split_at_a_thousand_lines():
     (dict(start_period=202401, end_period=None, status="stopped"), 202402, False),
 ])
 def test_the_covering_rule_is_the_verification_rule(enrolment, period, covered):
-    row = Enrolment(id="e", person_id="p", fund="PEN_EMP", fund_group="PENSION", created_at=datetime.now(UTC),
+    row = Enrolment(id="e", person_id="p", fund="PEN_EMP", fund_group="PENSION", created_at=clock.utc_now(),
                     created_by="t", **enrolment)
     assert posting.covers(row, period) is covered

@@ -11,7 +11,7 @@ import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import date
 
 import httpx
 from sqlalchemy import func, select
@@ -21,6 +21,7 @@ from services.accounts.models import ContributionMonth
 from services.benefits.claims.service import age_at
 from services.benefits.models import BeneficiaryAccount, BeneficiaryPerson, Claim, ClaimDecision, ContributionIndex, \
     Entitlement
+from services.kernel import clock
 from services.kernel.events import new_event_id
 from services.kernel.models import AuditEntry
 from services.kernel.periods import add_months, months_between
@@ -97,7 +98,7 @@ class Platform:
                 for fund, (first, last) in (months or {}).items():
                     session.add_all(ContributionMonth(person_id=person_id, fund=fund, period=p,
                                                       employer_id=self.employer_id, source="import",
-                                                      recorded_at=datetime.now(UTC)) for p in periods(first, last))
+                                                      recorded_at=clock.utc_now()) for p in periods(first, last))
                 session.commit()
             if balance is not None:
                 response = await self.accounts.post(

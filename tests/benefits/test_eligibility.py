@@ -3,7 +3,7 @@ benefit of the person at once and turns what was already paid for later months i
 notice (001 第二十七条, 第二十九条(四)); a release resumes; the yearly survival cycle notifies, suspends and a
 certification resumes (001 第二十六条)."""
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 
 from sqlalchemy import select
 from sqlmodel import Session
@@ -17,6 +17,7 @@ from services.benefits.models import (
     SurvivalCertification,
     SurvivalNotice,
 )
+from services.kernel import clock
 from services.kernel.events import new_event_id
 from services.kernel.models import InboxMessage
 from services.kernel.periods import add_months, period_of
@@ -192,13 +193,13 @@ async def test_a_correction_back_to_alive_resumes_and_effects_apply_once(start_s
 def certify_directly(client, person_id: str, on: date, channel: str = "app") -> None:  # noqa: ANN001
     with Session(engine_of(client)) as session:
         session.add(SurvivalCertification(id=new_event_id(), person_id=person_id, channel=channel,
-                                          certified_on=on, recorded_at=datetime.now(UTC), recorded_by="test"))
+                                          certified_on=on, recorded_at=clock.utc_now(), recorded_by="test"))
         session.commit()
 
 
 async def test_survival_overdue_notice_then_suspension_then_certification_resumes(start_service, settings, auth):
     clerk = auth("agency_clerk", region=REGION, subject="clerk.li")
-    long_ago = datetime.now(UTC) - timedelta(days=800)
+    long_ago = clock.utc_now() - timedelta(days=800)
     async with start_service("benefits") as benefits:
         never = add_person(benefits, 51, name="从未认证")
         stale = add_person(benefits, 52, name="认证过期")
@@ -208,7 +209,7 @@ async def test_survival_overdue_notice_then_suspension_then_certification_resume
         dead = add_person(benefits, 56, name="已死亡", life_status="deceased", death_date=TODAY - timedelta(days=5))
         other_area = add_person(benefits, 57, name="外区", region="150103")
         entitlements = {p: grant(benefits, p, created_at=long_ago) for p in (never, stale, recent, other_area)}
-        entitlements[new] = grant(benefits, new, created_at=datetime.now(UTC) - timedelta(days=30))
+        entitlements[new] = grant(benefits, new, created_at=clock.utc_now() - timedelta(days=30))
         grant(benefits, paused, created_at=long_ago, status="suspended", suspended_reason="manual")
         certify_directly(benefits, stale, TODAY - timedelta(days=460))
         certify_directly(benefits, recent, TODAY - timedelta(days=90))

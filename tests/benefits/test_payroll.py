@@ -4,7 +4,7 @@ correction → re-issue → paid; idempotent runs frozen after approval, refusal
 import asyncio
 import hashlib
 import json
-from datetime import UTC, date, datetime
+from datetime import date
 
 import pytest
 from sqlalchemy import func, select, update
@@ -22,6 +22,7 @@ from services.benefits.models import (
     RecoveryNotice,
 )
 from services.benefits.payroll import bankfile, service
+from services.kernel import clock
 from services.kernel.errors import Conflict
 from services.kernel.events import new_event_id
 from services.kernel.periods import add_months
@@ -57,7 +58,7 @@ def add_account(client, person_id: str, serial: int, *, holder: str, status: str
 
 def add_entitlement(client, person_id: str, amount_fen: int, *, fund: str = FUND, start: int = 202401,  # noqa: ANN001
                     end: int | None = None, status: str = "active") -> str:
-    now = datetime.now(UTC)
+    now = clock.utc_now()
     claim = Claim(id=new_event_id(), person_id=person_id, kind="basic_pension", fund=fund, importance="important",
                   region=REGION, status="approved", effective_period=start, end_period=end,
                   monthly_amount_fen=amount_fen, computation="{}", verification="{}", submitted_at=now,
@@ -558,7 +559,7 @@ async def test_results_as_json_and_roles(start_service, roles, auth):
 
 def add_offset(client, person_id: str, line_id: str, amount_fen: int) -> None:  # noqa: ANN001
     """A recovery offset against a pending line, as recovery/service.py records it (payroll_offset)."""
-    now = datetime.now(UTC)
+    now = clock.utc_now()
     notice = RecoveryNotice(id=new_event_id(), person_id=person_id, amount_fen=amount_fen, recovered_fen=amount_fen,
                             deadline=date(2099, 1, 1), status="recovered", issued_at=now, issued_by="clerk.wang")
     with Session(engine_of(client)) as session:

@@ -3,7 +3,7 @@ cashier with a business key (idempotent), offsets against later payments, one-of
 where the rules allow, never more than owed, and escalation after the deadline."""
 
 import asyncio
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import update
@@ -12,6 +12,7 @@ from sqlmodel import Session
 from services.benefits.eligibility.config import china_today
 from services.benefits.models import Claim, Overpayment, PayrollLine, Recovery, RecoveryNotice
 from services.benefits.recovery.service import offsets_for_lines
+from services.kernel import clock
 from services.kernel.events import new_event_id
 from services.kernel.periods import add_months, period_of
 from tests.accounts.registry_helpers import engine_of, error_code, outbox
@@ -115,7 +116,7 @@ async def test_a_notice_by_hand_gathers_open_overpayments(start_service, auth):
         with Session(engine_of(benefits)) as session:
             session.add(Overpayment(id=new_event_id(), person_id=person_id, payroll_line_id=line,
                                     period=add_months(NOW_PERIOD, -1),
-                                    amount_fen=123_456, reason="manual_finding", found_at=datetime.now(UTC)))
+                                    amount_fen=123_456, reason="manual_finding", found_at=clock.utc_now()))
             session.commit()
         open_ = (await benefits.get("/recovery/overpayments", params={"person_id": person_id, "open_only": True},
                                     headers=clerk)).json()
@@ -179,7 +180,7 @@ async def test_offsets_follow_the_rules_and_never_exceed_the_payment_or_the_debt
             claim = Claim(id=new_event_id(), person_id=person_id, kind="one_off", fund="PEN_EMP",
                           importance="ordinary", region=REGION, status="approved", effective_period=NOW_PERIOD,
                           one_off_amount_fen=300_000, computation="{}", verification="{}",
-                          submitted_at=datetime.now(UTC), submitted_by="test")
+                          submitted_at=clock.utc_now(), submitted_by="test")
             session.add(claim)
             session.commit()
             claim_id = claim.id
@@ -408,7 +409,7 @@ async def test_a_reversal_reopens_an_escalated_notice_as_escalated_and_reverses_
         pension = grant(benefits, person_id, monthly_fen=200_000)
         line = payroll_line(benefits, pension, NOW_PERIOD, status="pending", amount_fen=200_000)
         with Session(engine_of(benefits)) as session:  # escalated, then recovered in full by an offset on that line
-            at = datetime.now(UTC)
+            at = clock.utc_now()
             notice = RecoveryNotice(id=new_event_id(), person_id=person_id, amount_fen=200_000, recovered_fen=200_000,
                                     deadline=TODAY - timedelta(days=40), status="recovered", issued_at=at,
                                     issued_by="clerk.li", escalated_at=at)
@@ -416,7 +417,7 @@ async def test_a_reversal_reopens_an_escalated_notice_as_escalated_and_reverses_
             session.flush()
             session.add(Recovery(id=new_event_id(), notice_id=notice.id, method="payroll_offset", amount_fen=200_000,
                                  idempotency_key=f"payroll_offset#{notice.id}#{line}", reference=line,
-                                 recorded_at=datetime.now(UTC), recorded_by="clerk.li"))
+                                 recorded_at=clock.utc_now(), recorded_by="clerk.li"))
             session.commit()
             notice_id = notice.id
         for expected in (1, 0):

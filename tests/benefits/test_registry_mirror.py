@@ -6,7 +6,7 @@ The helpers at the top are also used by test_eligibility and test_recovery."""
 
 import asyncio
 import json
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from fractions import Fraction
 
 import pytest
@@ -27,6 +27,7 @@ from services.benefits.models import (
 )
 from services.benefits.registry import handlers, index
 from services.collection import events as ce
+from services.kernel import clock
 from services.kernel.events import EVENT_TYPES, EventActor, EventEnvelope, EventPayload, build_envelope, new_event_id
 from services.kernel.models import OutboxMessage
 from tests.accounts.registry_helpers import engine_of, error_code, make_card
@@ -85,7 +86,7 @@ def grant(client, person_id: str, *, kind: str = "basic_pension", fund: str = "P
           monthly_fen: int = 300_000, created_at: datetime | None = None, status: str = "active",
           suspended_reason: str | None = None, one_off_fen: int | None = None) -> str:
     """An approved claim and its entitlement, as claims would write them."""
-    now = datetime.now(UTC)
+    now = clock.utc_now()
     claim = Claim(id=new_event_id(), person_id=person_id, kind=kind, fund=fund, importance="ordinary", region=REGION,
                   status="approved", effective_period=202001, monthly_amount_fen=monthly_fen,
                   one_off_amount_fen=one_off_fen, computation="{}", verification="{}", submitted_at=now,
@@ -111,7 +112,7 @@ def payroll_line(client, entitlement_id: str, period: int, *, status: str = "pai
                                                        PayrollRun.period == period)).scalar_one_or_none()
         if run is None:
             run = PayrollRun(id=new_event_id(), fund=entitlement.fund, period=period, status="paid", lines=0,
-                             total_fen=0, computed_at=datetime.now(UTC), computed_by="test")
+                             total_fen=0, computed_at=clock.utc_now(), computed_by="test")
             session.add(run)
             session.flush()
         line = PayrollLine(id=new_event_id(), run_id=run.id, entitlement_id=entitlement_id,
@@ -141,7 +142,7 @@ def registered(serial: int, name: str, *, region: str = REGION, person_id: str |
     born = BORN
     return envelope(ae.PersonRegistered(person_id=person_id or f"p{serial}", citizen_id=make_citizen_id(serial),
                                         name=name, sex="M", birth_date=born, region=region, household_type="urban",
-                                        registered_at=datetime.now(UTC)))
+                                        registered_at=clock.utc_now()))
 
 
 def life(person_id: str, status: str, previous: str = "alive", **dates) -> EventEnvelope:  # noqa: ANN003
@@ -200,7 +201,7 @@ async def test_a_person_and_a_bank_account_registered_in_accounts_reach_benefits
 
         # a pension is being paid; the civil affairs bureau reports the death
         entitlement_id = grant(benefits, person_id)
-        death = date.today().replace(day=1) - timedelta(days=40)
+        death = clock.china_today().replace(day=1) - timedelta(days=40)
         reported = await upload(accounts, partner_headers(settings), "death", [
             {"record_id": "D-1", "citizen_id": citizen_id, "name": "王建国", "death_date": death.isoformat()}])
         assert reported.status_code == 201 and reported.json()["applied"] == 1, reported.text
@@ -410,7 +411,7 @@ async def test_the_index_through_collection_declarations_and_a_correction(start_
         for n, (person_id, citizen_id) in enumerate(people):
             apply(benefits, envelope(ae.PersonRegistered(
                 person_id=person_id, citizen_id=citizen_id, name=f"职工{n + 1}", sex="M", birth_date=date(1985, 1, 1),
-                region=REGION, household_type="urban", registered_at=datetime.now(UTC))))
+                region=REGION, household_type="urban", registered_at=clock.utc_now())))
         (zhang, _), (li, _) = people
         first = await declare(collection, clerk, employer_id, [{"person_id": zhang, "base": "5432.10"},
                                                                {"person_id": li, "base": "30000.00"}], period=202406)

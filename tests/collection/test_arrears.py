@@ -3,7 +3,7 @@ after the due date, half-up once per segment), arrears per line and employer as 
 paginated, notices with the computation document and ArrearsNoticeIssued, the rate from the parameters."""
 
 import json
-from datetime import UTC, date, datetime
+from datetime import date
 from decimal import Decimal
 
 import pytest
@@ -11,6 +11,7 @@ from sqlmodel import Session
 
 from services.collection.arrears import latefee
 from services.collection.models import ArrearsNotice, ContributionParameters
+from services.kernel import clock
 from services.kernel.events import new_event_id
 from services.kernel.models import AuditEntry
 from tests.accounts.registry_helpers import engine_of, error_code, outbox
@@ -241,7 +242,7 @@ async def test_the_rate_comes_from_the_approved_parameters(start_service, settin
             session.add(ContributionParameters(
                 id="params-2026", region=settings.region, valid_from=202603,
                 document=json.dumps({"late_fee_daily_rate": "0.001"}), status="approved", reason="test",
-                proposed_at=datetime.now(UTC), proposed_by="a", decided_at=datetime.now(UTC), decided_by="b"))
+                proposed_at=clock.utc_now(), proposed_by="a", decided_at=clock.utc_now(), decided_by="b"))
             session.commit()
         clerk = auth("agency_clerk")
         february = await client.get("/arrears", params={"employer_id": employer_id, "as_of": "2026-02-25"},

@@ -2,7 +2,7 @@
 or ignored; through real events end to end, and handler by handler."""
 
 import asyncio
-from datetime import UTC, date, datetime
+from datetime import date
 
 import pytest
 from sqlalchemy import select
@@ -11,6 +11,7 @@ from sqlmodel import Session
 from services.accounts import events as ae
 from services.collection.models import RegistryEmployer, RegistryEnrolment, RegistryPerson
 from services.collection.registry import handlers
+from services.kernel import clock
 from services.kernel.events import EVENT_TYPES, EventActor, EventEnvelope, EventPayload, build_envelope
 from tests.accounts.registry_helpers import engine_of, error_code, make_citizen_id, make_uscc
 from tests.collection.test_parameters import REGION
@@ -136,7 +137,7 @@ def test_every_accounts_event_type_is_handled_or_deliberately_ignored():
 
 
 async def test_handlers_merge_by_id_skip_stale_events_and_wait_for_missing_entities(start_service):
-    now = datetime.now(UTC)
+    now = clock.utc_now()
     async with start_service("collection") as collection:
         registered = envelope(ae.EmployerRegistered(employer_id="e1", uscc=make_uscc(1), name="甲", region=REGION,
                                                     registered_at=now, industry_risk_class=2))
@@ -153,7 +154,7 @@ async def test_handlers_merge_by_id_skip_stale_events_and_wait_for_missing_entit
         assert len(rows(collection, RegistryEmployer)) == 1001
 
         status = envelope(ae.EmployerStatusChanged(employer_id="i7", uscc=make_uscc(107), status="suspended",
-                                                   previous_status="active", effective_date=date.today(), reason="x"))
+                                                   previous_status="active", effective_date=clock.china_today(), reason="x"))
         apply(collection, status)
         assert {e.employer_id: e.status for e in rows(collection, RegistryEmployer)}["i7"] == "suspended"
 

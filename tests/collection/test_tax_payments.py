@@ -6,7 +6,7 @@ The helpers at the top are also used by test_arrears."""
 
 import json
 import time
-from datetime import UTC, date, datetime
+from datetime import date
 
 import pytest
 from sqlalchemy import func, insert, select
@@ -22,9 +22,11 @@ from services.collection.models import (
     TaxPayment,
     TaxPaymentBatch,
 )
+from services.kernel import clock
 from services.kernel.auth import TokenClaims, issue_token
 from services.kernel.events import new_event_id
 from services.kernel.models import AuditEntry
+from services.kernel.periods import add_months, period_of
 from tests.accounts.registry_helpers import engine_of, error_code, make_uscc, outbox
 
 REGION = "150102"
@@ -79,7 +81,7 @@ def add_assessment(client, employer_id: str | None, period: int, due: date,  # n
             id=assessment_id, employer_id=employer_id, period=period, parameters_id="test", status="issued",
             supersedes_id=supersedes_id, due_date=due, lines=len(lines),
             employer_total_fen=sum(x[2] for x in lines), individual_total_fen=sum(x[3] for x in lines),
-            issued_at=datetime.now(UTC), issued_by="test"))
+            issued_at=clock.utc_now(), issued_by="test"))
         session.flush()
         session.execute(insert(AssessmentLine), [
             {"id": line_id, "assessment_id": assessment_id, "employer_id": employer_id, "person_id": person_id,
@@ -324,7 +326,7 @@ async def test_bad_lines_are_rejected_with_their_code_and_the_good_lines_applied
             pay("TEXT", **base, individual_amount="一百"),
             pay("ZERO", **base),
             pay("FUND", **base, fund="MEDICAL", employer_amount="1.00"),
-            pay("FUTURE", **base, period=202612, employer_amount="1.00"),
+            pay("FUTURE", **base, period=add_months(period_of(clock.china_today()), 1), employer_amount="1.00"),
             pay("PAIDLATER", **base, paid_date="2099-01-01", employer_amount="1.00"),
             pay("GONE", payer_uscc=gone_uscc, employer_amount="1.00"),
             pay("USCC", payer_uscc=uscc[:-1] + ("0" if uscc[-1] != "0" else "1"), employer_amount="1.00"),

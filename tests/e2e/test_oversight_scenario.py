@@ -42,7 +42,7 @@ import io
 import socket
 import time
 from contextlib import AsyncExitStack
-from datetime import UTC, date, datetime
+from datetime import date
 from decimal import Decimal
 
 import httpx
@@ -54,6 +54,7 @@ from services.accounts.models import ContributionMonth
 from services.benefits import events as ben
 from services.benefits.models import ContributionIndex
 from services.benefits.payroll import bankfile
+from services.kernel import clock
 from services.kernel.events import new_event_id
 from services.kernel.periods import add_months, months_between
 from services.kernel.service_app import create_service_app
@@ -198,7 +199,7 @@ async def test_a_month_with_planted_problems_finds_exactly_them(settings, make_s
         with Session(apps["accounts"].state.engine) as session:
             session.add_all(ContributionMonth(person_id=liu["id"], fund="PEN_EMP", period=p,
                                               employer_id=employers["A"]["id"], source="import",
-                                              recorded_at=datetime.now(UTC)) for p in periods(HISTORY[0], HISTORY[1]))
+                                              recorded_at=clock.utc_now()) for p in periods(HISTORY[0], HISTORY[1]))
             session.commit()
         await call("POST", f"/accounts/individual-accounts/{liu['id']}/transfers-in",
                    {**accountant, "Idempotency-Key": f"in:{liu['id']}"}, 201,

@@ -1,11 +1,12 @@
 """Identity rules on a real gateway database: password policy, incompatible duties, lockout, tokens, tenure."""
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 
 from gateway.identity import service
 from gateway.identity.admin import create_demo, identity_session
+from services.kernel import clock
 from services.kernel.audit import verify_chain
 from services.kernel.auth import TokenVerifier, Unauthenticated
 from services.kernel.errors import DomainError
@@ -141,7 +142,7 @@ def test_long_tenure_report_lists_high_risk_posts_over_five_years(identity_setti
         make_user(session, identity_settings, "old.hand")
         make_user(session, identity_settings, "new.hand")
         make_user(session, identity_settings, "old.clerk")
-        now = datetime.now(UTC)
+        now = clock.utc_now()
         service.grant_role(session, username="old.hand", role="cashier", reason="x", granted_at=now - timedelta(days=6 * 365))
         service.grant_role(session, username="new.hand", role="cashier", reason="x", granted_at=now - timedelta(days=4 * 365))
         service.grant_role(session, username="old.clerk", role="agency_clerk", reason="x",

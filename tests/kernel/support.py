@@ -1,12 +1,13 @@
 """Test doubles that are real: a test event type, a real table its handler writes, real engines and buses."""
 
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
+from datetime import datetime
 
 from sqlalchemy import Column, Integer, MetaData, String, Table, func, insert, select
 from sqlmodel import Session
 
 from services.collection.models import metadata as collection_metadata
+from services.kernel import clock
 from services.kernel.bus import Bus
 from services.kernel.db import make_engine
 from services.kernel.events import EventEnvelope, EventPayload
@@ -87,4 +88,4 @@ async def pipeline(nats_url: str, producer_url: str, consumer_url: str, *, max_a
 
 
 def now() -> datetime:
-    return datetime.now(UTC)
+    return clock.utc_now()

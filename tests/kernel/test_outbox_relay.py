@@ -1,13 +1,14 @@
 """Transactional outbox and relay against a real nats-server."""
 
 import asyncio
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import nats
 import pytest
 from sqlalchemy import func, select, update
 from sqlmodel import Session
 
+from services.kernel import clock
 from services.kernel.db import snapshot_session, unit_of_work
 from services.kernel.models import OutboxMessage
 from services.kernel.outbox import outbox_backlog, record_event, record_events
@@ -139,7 +140,7 @@ async def test_published_rows_older_than_the_retention_are_pruned_and_unpublishe
         emit(producer, range(25))
         await eventually(lambda: backlog(producer) == 0 and applied_counts(consumer_db) == (25, 25))
         await relay.stop()  # the rest is done by hand, with the relay's own pruning
-        long_ago = datetime.now(UTC) - timedelta(days=30)
+        long_ago = clock.utc_now() - timedelta(days=30)
         with Session(producer) as session:
             seqs = sorted(session.execute(select(OutboxMessage.seq)).scalars())
             session.execute(update(OutboxMessage).where(OutboxMessage.seq.in_(seqs[:20])).values(published_at=long_ago))

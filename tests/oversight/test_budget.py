@@ -3,17 +3,17 @@ person at each step, adjustments that change the budget only when approved, mont
 ledger against time progress with early warnings (a planted deviation and an exact near-miss), final accounts with
 ledger actuals and entered items, and who may do what."""
 
-from datetime import date
 from decimal import Decimal
 
 import pytest
 
+from services.kernel import clock
 from services.oversight.budget.items import EXPENDITURE_ITEMS, INCOME_ITEMS
 from services.oversight.budget.service import judge
 from tests.oversight.test_ledger import PEN, Feed, posted, settled
 
 YEAR = 2024
-TODAY = date.today().isoformat()
+TODAY = clock.china_today().isoformat()
 TEN = Decimal(10)
 
 
@@ -394,7 +394,7 @@ async def test_final_accounts_from_the_ledger_and_entered_items(start_service, p
         assert (await client.post(f"{base}/final-accounts", json={}, headers=people["officer"])).status_code == 403
 
         # The year must be over.
-        this_year = date.today().year
+        this_year = clock.china_today().year
         await approved_budget(client, people, fund="UNEMP", year=this_year)
         r = await client.post(f"/budget/UNEMP/{this_year}/final-accounts", json={}, headers=people["drafter"])
         assert r.status_code == 422 and error(r) == "YEAR_NOT_OVER"

@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 from sqlmodel import Session
 
 from services.benefits.events import EntitlementResumed, EntitlementSuspended, RecoveryEscalated, RecoveryNoticeIssued
-from services.kernel import context
+from services.kernel import clock, context
 from services.kernel.auth import TokenClaims, issue_token
 from services.kernel.db import make_engine
 from services.kernel.errors import DomainError
@@ -455,7 +455,7 @@ def test_class_4_counts_benefits_events_since_the_fact_that_opened_the_case(engi
     counts from its opening. (Seen in tests/e2e/test_oversight_workflows.py: the suspension usually came first and
     the case could never be closed on events.)"""
     person = "0190a000-0000-7000-8000-00000000p044"
-    signal_at = datetime.now(UTC) - timedelta(seconds=30)
+    signal_at = clock.utc_now() - timedelta(seconds=30)
     death_event = new_event_id_at(signal_at - timedelta(seconds=1))  # accounts' event, a second before benefits acted
     old_at = signal_at - timedelta(days=40)
     signals = [

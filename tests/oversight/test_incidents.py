@@ -6,6 +6,7 @@ from datetime import date, timedelta
 
 import chinese_calendar
 
+from services.kernel import clock
 from services.oversight.incidents.deadlines import working_day_deadline
 
 
@@ -88,7 +89,7 @@ async def test_major_incident_deadline_late_marking_and_due_lists(start_service,
         r = await client.post(f"/incidents/{minor['id']}/reports", headers=officer,
                               json={"level": "same_level", "reported_on": "2026-09-28"})
         assert r.status_code == 422 and r.json()["error"]["code"] == "REPORTED_BEFORE_DISCOVERY"
-        future = (date.today() + timedelta(days=30)).isoformat()
+        future = (clock.china_today() + timedelta(days=30)).isoformat()
         r = await client.post("/incidents", json=incident(discovered_on=future), headers=officer)
         assert r.status_code == 422 and r.json()["error"]["code"] == "DATE_IN_FUTURE"
         assert (await client.get("/incidents/nope", headers=auditor)).status_code == 404

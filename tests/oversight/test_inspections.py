@@ -3,16 +3,17 @@
 programme's ≥ 20 % sample of lower-level agencies, reproducible from its recorded seed."""
 
 import json
-from datetime import date, timedelta
+from datetime import timedelta
 from decimal import Decimal
 
 from sqlalchemy import select
 from sqlmodel import Session
 
+from services.kernel import clock
 from services.kernel.models import OutboxMessage
 from services.oversight.inspections.programme import draw_sample, rank_key, sample_size
 
-TODAY = date.today()
+TODAY = clock.china_today()
 TEAM = [{"inspector_id": "officer.wang", "name": "王监督", "leader": True},
         {"inspector_id": "officer.li", "name": "李监督"}]
 

@@ -3,7 +3,7 @@ code, identity for oversight officers only, urgent alerts, the per-IP limit, the
 (each condition, the statutory-duty exclusion, the first-reporter rule, joint reports) and amounts in fen."""
 
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -11,6 +11,7 @@ from sqlalchemy import select
 from sqlmodel import Session
 from structlog.testing import capture_logs
 
+from services.kernel import clock
 from services.kernel.models import OutboxMessage
 from services.oversight.whistleblowing import rewards
 from services.oversight.whistleblowing.ratelimit import TokenBucket
@@ -198,7 +199,7 @@ async def test_staff_record_phone_letter_email_and_visit_reports(start_service, 
         assert r.status_code == 401
         r = await client.post("/whistleblowing/reports", json=phone, headers=auth("internal_auditor"))
         assert r.status_code == 403
-        letter_day = (datetime.now(UTC) - timedelta(days=3)).isoformat()
+        letter_day = (clock.utc_now() - timedelta(days=3)).isoformat()
         for channel in ("phone", "email", "letter", "visit"):
             received = await file(client, named(channel=channel, received_at=letter_day), officer)
             detail = (await client.get(f"/whistleblowing/reports/{received['report_id']}", headers=officer)).json()
@@ -341,7 +342,7 @@ async def test_first_reporter_is_the_main_beneficiary_and_a_joint_report_counts_
     officer = auth("oversight_officer")
     async with start_service("oversight") as client:
         unlimited(client)
-        earlier = (datetime.now(UTC) - timedelta(days=5)).isoformat()
+        earlier = (clock.utc_now() - timedelta(days=5)).isoformat()
         first = (await file(client, named(channel="letter", received_at=earlier), officer))["report_id"]
         joint = named(reporters=[{"name": "甲", "citizen_id": citizen_id(11)},
                                  {"name": "乙", "citizen_id": citizen_id(12)},

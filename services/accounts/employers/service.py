@@ -4,7 +4,7 @@ Every state change writes, in one transaction: the row (version + 1), its change
 (``history.record_change``) and its event in the outbox (``outbox.record_event``). Either all of it commits or none.
 """
 
-from datetime import UTC, date, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select
@@ -15,7 +15,7 @@ from services.accounts.employers.schemas import EmployerRegistration, EmployerUp
 from services.accounts.events import EmployerRegistered, EmployerStatusChanged, EmployerUpdated
 from services.accounts.history import diff, history_of, record_change
 from services.accounts.models import Employer, Enrolment
-from services.kernel import context
+from services.kernel import clock, context
 from services.kernel.auth import ensure_in_region, region_prefix
 from services.kernel.errors import Conflict, DomainError, NotFound
 from services.kernel.events import new_event_id
@@ -39,7 +39,7 @@ OPEN_ENROLMENT_STATUSES = ("active", "suspended")
 
 
 def _now() -> datetime:
-    return datetime.now(UTC)
+    return clock.utc_now()
 
 
 def _commit(session: Session, uscc: str) -> None:
@@ -198,7 +198,7 @@ def change_status(session: Session, employer_id: str, action: str, request: Stat
     if employer.status not in allowed_from:
         raise Conflict("INVALID_STATUS_TRANSITION",
                        f"单位当前状态为{STATUS_LABELS.get(employer.status, employer.status)}，不能办理{label}")
-    today = date.today()
+    today = clock.china_today()
     effective = request.effective_date or today
     if effective > today:
         raise DomainError("EFFECTIVE_DATE_IN_FUTURE", f"生效日期 {effective.isoformat()} 晚于今天；请在生效当日办理", status=422)

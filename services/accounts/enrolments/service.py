@@ -7,7 +7,7 @@ second line of defence: two concurrent enrolments that both passed the rule chec
 gets the same 409 the rule would have given.
 """
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import and_, func, or_, select
@@ -33,7 +33,7 @@ from services.accounts.events import (
 )
 from services.accounts.history import diff, record_change
 from services.accounts.models import FUNDS, ContributionMonth, Employer, Enrolment, Person, fund_group
-from services.kernel import context
+from services.kernel import clock, context
 from services.kernel.auth import ensure_in_region
 from services.kernel.errors import Conflict, DomainError, NotFound
 from services.kernel.events import new_event_id
@@ -88,7 +88,7 @@ def _open(enrolments: list[Enrolment]) -> list[Enrolment]:
 
 
 def _now() -> datetime:
-    return datetime.now(UTC)
+    return clock.utc_now()
 
 
 def _actor_id() -> str:
@@ -321,7 +321,7 @@ def verify_enrolment(session: Session, *, citizen_id: str | None, fund: str | No
     """Does an enrolment of ``fund`` cover ``period`` (default: this month)? ``enrolled`` says whether one covers
     the month, ``status`` its current state (a stopped enrolment still covers the months up to its end period; a
     suspended one keeps covering until it is stopped). An unknown citizen id answers ``person_found: false``."""
-    period = period or period_of(datetime.now(UTC).date())
+    period = period or period_of(clock.utc_now().date())
     if fund is not None:
         _check_fund(fund)
     person = _person_by_citizen_id(session, citizen_id)

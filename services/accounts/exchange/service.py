@@ -38,7 +38,7 @@ import json
 import unicodedata
 from collections import Counter
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta, timezone
+from datetime import date
 from typing import Any
 
 from pydantic import ValidationError
@@ -73,7 +73,7 @@ from services.accounts.exchange.schemas import (
 )
 from services.accounts.models import Employer, ExchangeBatch, ExchangeRecord, LifeEvent, Person
 from services.accounts.persons.service import LifeStatusWrites
-from services.kernel import context
+from services.kernel import clock, context
 from services.kernel.audit import append_audit, canonical_json
 from services.kernel.auth import ensure_in_region
 from services.kernel.errors import Conflict, DomainError, NotFound
@@ -81,7 +81,7 @@ from services.kernel.events import new_event_id
 from services.kernel.paging import oldest_first
 
 SOURCE = "accounts"
-CHINA = timezone(timedelta(hours=8))  # no daylight saving: a fixed offset is exact
+CHINA = clock.CHINA  # no daylight saving: a fixed offset is exact
 LOOKUP_CHUNK = 10_000  # one IN query for a whole batch (SQLite allows 32 766 parameters, PostgreSQL 65 535)
 
 KIND_LABELS = {
@@ -95,7 +95,7 @@ LIFE_EVENT_KIND = {
 
 
 def today_in_china() -> date:
-    return datetime.now(CHINA).date()
+    return clock.china_today()
 
 
 # -- normalisation and hashing ---------------------------------------------------------------------------------------
@@ -344,7 +344,7 @@ def _apply_person_record(
     event_date, until = record_dates(kind, rec)
     life_event = {
         "id": new_event_id(), "person_id": person.id, "kind": LIFE_EVENT_KIND[kind], "event_date": event_date,
-        "until_date": until, "source": "exchange", "source_ref": record_row_id, "recorded_at": datetime.now(UTC),
+        "until_date": until, "source": "exchange", "source_ref": record_row_id, "recorded_at": clock.utc_now(),
     }
     writes.life_events.append(life_event)
     life_events.setdefault(person.id, []).append(KnownLifeEvent(life_event["kind"], event_date))
@@ -512,7 +512,7 @@ def receive_batch(session: Session, upload: BatchUpload, *, today: date | None =
 
     batch = ExchangeBatch(
         id=new_event_id(), source=partner, batch_key=upload.batch_key, kind=kind.value, content_hash=digest,
-        received_at=datetime.now(UTC), received_by=actor.id, total=len(normalised),
+        received_at=clock.utc_now(), received_by=actor.id, total=len(normalised),
     )
     session.add(batch)
     try:
@@ -833,7 +833,7 @@ def dismiss_record(session: Session, record_id: str, *, note: str) -> ExchangeRe
 
 def _mark_reviewed(session: Session, record: ExchangeRecord, note: str, *, action: str, before: dict) -> None:
     actor = context.current().actor
-    record.reviewed_at = datetime.now(UTC)
+    record.reviewed_at = clock.utc_now()
     record.reviewed_by = actor.id
     record.review_note = note.strip()
     session.add(record)

@@ -27,7 +27,7 @@ Until the schema has a place for such findings they are kept in ``import_rejecti
 import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from itertools import islice
 from types import SimpleNamespace
 from typing import Any, cast
@@ -69,7 +69,7 @@ from services.accounts.models import (
     fund_group,
 )
 from services.accounts.persons.identity import derive_and_check
-from services.kernel import context
+from services.kernel import clock, context
 from services.kernel.audit import append_audit
 from services.kernel.auth import region_covers
 from services.kernel.errors import DomainError, NotFound
@@ -636,7 +636,7 @@ class ImportRun:
         self.importer = IMPORTERS[self.kind](self.job.id, self.job.created_by, self.job.created_at)
 
     def finish(self, session: Session, status: str, **detail: Any) -> None:
-        finished = datetime.now(UTC)
+        finished = clock.utc_now()
         self.update_job(session, status=status, finished_at=finished)
         append_audit(session, action=f"import.{status}", entity_type="import_job", entity_id=self.job.id,
                      detail={"kind": self.kind.value, "mode": self.mode.value, "filename": self.job.filename,
@@ -677,7 +677,7 @@ def run_import(engine: Engine, *, kind: ImportKind | str, data: bytes, filename:
     actor = context.current().actor
     job = ImportJob(
         id=new_event_id(), kind=kind.value, filename=(filename or "upload")[:200], file_format=table.file_format,
-        encoding=table.encoding, mode=mode.value, status="running", created_at=datetime.now(UTC),
+        encoding=table.encoding, mode=mode.value, status="running", created_at=clock.utc_now(),
         created_by=actor.id,
     )
     with Session(engine, expire_on_commit=False) as session:
@@ -702,7 +702,7 @@ def run_import(engine: Engine, *, kind: ImportKind | str, data: bytes, filename:
     except Exception:
         log.exception("import.failed", job_id=job.id, kind=kind.value)
         with Session(engine, expire_on_commit=False) as session:
-            run.update_job(session, status="failed", finished_at=datetime.now(UTC))
+            run.update_job(session, status="failed", finished_at=clock.utc_now())
             session.commit()
         raise
     log.info("import.finished", job_id=job.id, kind=kind.value, mode=mode.value, status=job.status,

@@ -1,4 +1,3 @@
-from datetime import UTC, datetime
 from typing import Annotated
 
 import anyio
@@ -21,6 +20,7 @@ from services.accounts.ledger.schemas import (
     Verification,
     WithdrawalPosting,
 )
+from services.kernel import clock
 from services.kernel.auth import allow
 from services.kernel.money import fen_to_yuan
 from services.kernel.service_app import EngineDep, SessionDep
@@ -155,7 +155,7 @@ def get_statement(
     session: SessionDep,
     year: Annotated[int | None, Query(ge=1990, le=2200, description="default: this year")] = None,
 ) -> Statement:
-    result = service.statement(session, person_id, year or datetime.now(UTC).astimezone(service.CHINA).year)
+    result = service.statement(session, person_id, year or clock.china_now().year)
     return Statement(
         person_id=person_id, year=result.year, account_status=result.account.status, interest_rate=result.rate,
         opening_balance=fen_to_yuan(result.opening_fen), entries=[_entry(e) for e in result.entries],

@@ -15,7 +15,7 @@
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta, timezone
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, TypeVar
 
@@ -40,7 +40,7 @@ from services.accounts.models import (
     InterestRate,
     Person,
 )
-from services.kernel import context
+from services.kernel import clock, context
 from services.kernel.audit import append_audit
 from services.kernel.auth import ensure_in_region, region_prefix
 from services.kernel.errors import Conflict, DomainError, NotFound
@@ -58,17 +58,17 @@ INTEREST_KEY_PREFIX = "interest:"
 MAX_KEY_LENGTH = 200
 INTEREST_BATCH_SIZE = 500
 # China has one time zone and no daylight saving: the business date is UTC+8.
-CHINA = timezone(timedelta(hours=8), "Asia/Shanghai")
+CHINA = clock.CHINA
 
 T = TypeVar("T")
 
 
 def china_today() -> date:
-    return datetime.now(CHINA).date()
+    return clock.china_today()
 
 
 def _now() -> datetime:
-    return datetime.now(UTC)
+    return clock.utc_now()
 
 
 def _actor_id() -> str:

@@ -4,6 +4,7 @@ from datetime import date
 
 from stdnum.cn import ric
 
+from services.kernel import clock
 from services.kernel.errors import DomainError
 
 
@@ -20,7 +21,7 @@ def derive_and_check(citizen_id: str, *, declared_sex: str | None = None,
                      declared_birth_date: date | None = None, today: date | None = None) -> tuple[str, date]:
     """Returns (sex, birth date) from the id; refuses a declaration that contradicts it or a birth in the future."""
     sex, birth = sex_from_citizen_id(citizen_id), birth_date_from_citizen_id(citizen_id)
-    if birth > (today or date.today()):
+    if birth > (today or clock.china_today()):
         raise DomainError("INVALID_CITIZEN_ID", "公民身份号码中的出生日期晚于今天", status=422)
     if declared_sex is not None and declared_sex != sex:
         raise DomainError("SEX_MISMATCH", f"申报性别与公民身份号码不符（号码显示为{'男' if sex == 'M' else '女'}）", status=422)

@@ -9,7 +9,7 @@ Life status (alive / deceased / imprisoned) never changes through a plain edit. 
 """
 
 import json
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import bindparam, insert, select, update
@@ -36,7 +36,7 @@ from services.accounts.persons.schemas import (
     PersonRegistration,
     PersonUpdate,
 )
-from services.kernel import context
+from services.kernel import clock, context
 from services.kernel.audit import append_audit_many
 from services.kernel.auth import ensure_in_region, region_prefix
 from services.kernel.errors import Conflict, DomainError, NotFound
@@ -55,7 +55,7 @@ STATUS_LABELS = {"alive": "正常", "deceased": "死亡", "imprisoned": "服刑"
 
 
 def _now() -> datetime:
-    return datetime.now(UTC)
+    return clock.utc_now()
 
 
 def _actor_id() -> str:
@@ -266,7 +266,7 @@ def check_life_status(person: Person, *, new_status: str, death_date: date | Non
                       imprisoned_until: date | None, today: date | None = None) -> None:
     """Raise a 422 DomainError if the target state is impossible: a status needs its own dates and no others;
     death and the start of imprisonment are not in the future and not before birth; release not before arrest."""
-    today = today or date.today()
+    today = today or clock.china_today()
     if new_status not in LIFE_STATUSES:
         raise DomainError("INVALID_LIFE_STATUS", f"生存状态 {new_status} 无效（可选：{'、'.join(LIFE_STATUSES)}）", status=422)
     if new_status == "deceased":

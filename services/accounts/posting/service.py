@@ -48,7 +48,7 @@ import json
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Table, bindparam, func, or_, select, update
@@ -79,7 +79,7 @@ from services.accounts.models import (
     PostingSuspense,
 )
 from services.collection.events import CollectedLine, PaymentsCollected
-from services.kernel import context
+from services.kernel import clock, context
 from services.kernel.audit import append_audit, canonical_json
 from services.kernel.auth import ensure_in_region, region_covers
 from services.kernel.errors import Conflict, NotFound
@@ -114,7 +114,7 @@ REASONS: dict[str, str] = {
 
 
 def _now() -> datetime:
-    return datetime.now(UTC)
+    return clock.utc_now()
 
 
 def _actor_id() -> str:

@@ -48,7 +48,7 @@ the person's name; none → 409 NO_OWN_ACCOUNT, nothing recorded: cash is never 
 
 import json
 from dataclasses import dataclass, field, replace
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import select
@@ -68,7 +68,7 @@ from services.benefits.models import (
     Entitlement,
 )
 from services.benefits.parameters.service import Parameters, parameters_for
-from services.kernel import context
+from services.kernel import clock, context
 from services.kernel.audit import append_audit, canonical_json
 from services.kernel.auth import ensure_in_region, region_prefix
 from services.kernel.errors import Conflict, DomainError, NotFound
@@ -90,7 +90,7 @@ OPEN_ENTITLEMENT = ("active", "suspended")
 
 
 def _now() -> datetime:
-    return datetime.now(UTC)
+    return clock.utc_now()
 
 
 def _actor():  # noqa: ANN202

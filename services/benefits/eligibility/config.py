@@ -13,14 +13,17 @@ The benefit parameters document of the region (``BenefitParameters``, owned by c
 it carries these keys; until then the environment is the configuration.
 """
 
-from datetime import UTC, date, datetime, timedelta, timezone
+from datetime import date, datetime
 from functools import lru_cache
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from services.kernel import clock
+
+
 # China has one time zone and no daylight saving: the business date is UTC+8.
-CHINA = timezone(timedelta(hours=8), "Asia/Shanghai")
+CHINA = clock.CHINA
 
 
 class UpkeepConfig(BaseSettings):
@@ -38,11 +41,11 @@ def get_config() -> UpkeepConfig:
 
 
 def china_today() -> date:
-    return datetime.now(CHINA).date()
+    return clock.china_today()
 
 
 def now() -> datetime:
-    return datetime.now(UTC)
+    return clock.utc_now()
 
 
 def months_before(day: date, months: int) -> date:

@@ -71,7 +71,7 @@ import uuid
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta, timezone
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import and_, bindparam, delete, func, insert, or_, select, update
@@ -99,7 +99,7 @@ from services.benefits.models import (
 from services.benefits.payroll import bankfile
 from services.benefits.payroll.schemas import ResultsIn
 from services.benefits.recovery.service import RECORDED, offsets_for_lines, reverse_payroll_offsets
-from services.kernel import context
+from services.kernel import clock, context
 from services.kernel.audit import append_audit
 from services.kernel.errors import Conflict, DomainError, NotFound
 from services.kernel.events import new_event_id
@@ -110,7 +110,7 @@ SOURCE = "benefits"
 RUN_ENTITY = "payroll_run"
 FILE_ENTITY = "bank_file"
 # China has one time zone and no daylight saving: the business month is that of UTC+8.
-CHINA = timezone(timedelta(hours=8), "Asia/Shanghai")
+CHINA = clock.CHINA
 INSERT_CHUNK = 5000  # rows per Core insert
 ID_CHUNK = 900  # ids per IN (…)
 DEFAULT_LARGE_AMOUNT_FEN = 5_000_000  # *default* 50 000 yuan (001 第十八条)
@@ -142,11 +142,11 @@ F = BankFileLine.__table__.c
 
 
 def china_period() -> int:
-    return period_of(datetime.now(CHINA).date())
+    return period_of(clock.china_today())
 
 
 def _now() -> datetime:
-    return datetime.now(UTC)
+    return clock.utc_now()
 
 
 def _actor_id() -> str:

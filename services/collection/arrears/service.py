@@ -11,7 +11,7 @@ payment was settled. Lines without an employer (resident PEN_RES assessments) ar
 import json
 from collections import defaultdict
 from collections.abc import Callable
-from datetime import UTC, date, datetime, timedelta, timezone
+from datetime import date
 from decimal import Decimal
 from typing import Any
 
@@ -42,7 +42,7 @@ from services.collection.models import (
     RegistryEmployer,
     TaxPayment,
 )
-from services.kernel import context
+from services.kernel import clock, context
 from services.kernel.audit import append_audit
 from services.kernel.auth import ensure_in_region, region_prefix
 from services.kernel.errors import Conflict, DomainError, NotFound
@@ -52,7 +52,7 @@ from services.kernel.outbox import record_event
 from services.kernel.paging import newest_first
 
 SOURCE = "collection"
-CHINA = timezone(timedelta(hours=8))
+CHINA = clock.CHINA
 
 RULE = ("滞纳金按日加收万分之五（或参数设定的日费率），自缴费期限届满次日起至缴纳之日止，按欠缴本金计算（社会保险法 第八十六条）；"
         "每个计费区段（到期日或上次缴费日至本次缴费日或截至日）本金不变，区段滞纳金 = 本金 × 日费率 × 天数，四舍五入到分；"
@@ -60,7 +60,7 @@ RULE = ("滞纳金按日加收万分之五（或参数设定的日费率），�
 
 
 def today_in_china() -> date:
-    return datetime.now(CHINA).date()
+    return clock.china_today()
 
 
 def _candidates(employer_ids: list[str] | None, as_of: date):
@@ -273,7 +273,7 @@ def issue_notice(session: Session, *, employer_id: str, as_of: date | None, regi
     if not computed.employers:
         raise Conflict("NO_ARREARS", f"该单位截至 {as_of.isoformat()} 无欠费，无需催缴")
     arrears = computed.employers[0]
-    now = datetime.now(UTC)
+    now = clock.utc_now()
     actor = context.current().actor
     document = {
         "title": "社会保险费催缴通知",

@@ -29,7 +29,7 @@ carried to the new line of the same person and fund; a correction that drops a p
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta, timezone
+from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -51,7 +51,7 @@ from services.collection.models import (
 )
 from services.collection.parameters.schemas import INJURY, WAGE_FUNDS
 from services.collection.parameters.service import Parameters, injury_factor, parameters_for
-from services.kernel import context
+from services.kernel import clock, context
 from services.kernel.audit import append_audit
 from services.kernel.auth import ensure_in_region, region_prefix
 from services.kernel.errors import Conflict, DomainError, NotFound
@@ -69,17 +69,17 @@ SOURCE = "collection"
 CHUNK = 1000  # rows per Core insert and per IN (...) lookup
 MAX_REPORTED = 1000  # rejected lines listed in the error details
 MAX_FILE_BYTES = 32 * 1024 * 1024
-CHINA = timezone(timedelta(hours=8), "Asia/Shanghai")
+CHINA = clock.CHINA
 ZERO = Decimal(0)
 _YUAN = TypeAdapter(Yuan)
 
 
 def _now() -> datetime:
-    return datetime.now(UTC)
+    return clock.utc_now()
 
 
 def china_period() -> int:
-    return period_of(datetime.now(CHINA).date())
+    return period_of(clock.china_today())
 
 
 def _actor_id() -> str:

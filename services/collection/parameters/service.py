@@ -12,7 +12,7 @@ uses the most specific level that has an approved set in force for the month.
 """
 
 import json
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
 
 from sqlalchemy import select
@@ -21,7 +21,7 @@ from sqlmodel import Session
 from services.collection.events import ParametersApproved
 from services.collection.models import ContributionParameters, EmployerInjuryAdjustment, RegistryEmployer
 from services.collection.parameters.schemas import InjuryAdjustmentProposal, ParametersDocument
-from services.kernel import context
+from services.kernel import clock, context
 from services.kernel.audit import append_audit
 from services.kernel.auth import ensure_in_region, region_prefix
 from services.kernel.dated_documents import DatedDocuments, InForce, Wording, ensure_other_person
@@ -38,7 +38,7 @@ FOUR_EYES_ITEM = "事项"  # the same message for sets and floating factors
 
 
 def _now() -> datetime:
-    return datetime.now(UTC)
+    return clock.utc_now()
 
 
 def _actor_id() -> str:

@@ -42,7 +42,7 @@ import hashlib
 import json
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta, timezone
+from datetime import date, datetime
 from typing import Any
 
 from pydantic import ValidationError
@@ -83,7 +83,7 @@ from services.collection.payments.schemas import (
     TaxPaymentLine,
     normalise_method,
 )
-from services.kernel import context
+from services.kernel import clock, context
 from services.kernel.audit import append_audit
 from services.kernel.errors import Conflict, DomainError, NotFound
 from services.kernel.events import new_event_id
@@ -95,13 +95,13 @@ from services.kernel.periods import period_of
 from services.kernel.tabular import read_table
 
 SOURCE = "collection"
-CHINA = timezone(timedelta(hours=8))
+CHINA = clock.CHINA
 ACCEPTED_METHODS = frozenset(m.value for m in PaymentMethod)
 CLAUSE_002_4 = "社会保险费征缴部门不得接受以现金和现金支票、远期票据、有价证券等形式缴纳社会保险费（002 四）"
 
 
 def today_in_china() -> date:
-    return datetime.now(CHINA).date()
+    return clock.china_today()
 
 
 # -- line checks -----------------------------------------------------------------------------------------------------
@@ -375,7 +375,7 @@ def receive_batch(session: Session, raw_lines: list[tuple[int, Any]], *, source_
             late_fee_fen=yuan_to_fen(line.late_fee_amount)))
 
     # 6: match and settle.
-    now = datetime.now(UTC)
+    now = clock.utc_now()
     charges, line_updates = _match_and_settle(session, accepted, parameters, now)
 
     batch = TaxPaymentBatch(
@@ -779,7 +779,7 @@ def resolve_payment(session: Session, payment_id: str, *, assessment_line_id: st
     rate, rate_source = parameters.daily_rate(payment.paid_date)
     total = payment.employer_fen + payment.individual_fen + payment.late_fee_fen
     settlement, overpaid = latefee.settle(state, total, payment.paid_date, rate)
-    now = datetime.now(UTC)
+    now = clock.utc_now()
     session.add(LateFeeCharge(
         assessment_line_id=line.id, tax_payment_id=payment.id, days_late=settlement.segment.days,
         principal_before_fen=settlement.principal_before_fen, principal_paid_fen=settlement.principal_paid_fen,

@@ -26,7 +26,7 @@
 import calendar
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, date, datetime, timedelta, timezone
+from datetime import date, datetime, timedelta
 
 from sqlalchemy import and_, case, func, or_, select
 from sqlalchemy.exc import IntegrityError
@@ -47,7 +47,7 @@ from services.collection.treasury.schemas import (
     TransactionIn,
 )
 from services.collection.treasury.workdays import Deadline, treasury_deadline
-from services.kernel import context
+from services.kernel import clock, context
 from services.kernel.audit import append_audit
 from services.kernel.auth import ROLES
 from services.kernel.errors import Conflict, DomainError, NotFound
@@ -61,7 +61,7 @@ SOURCE = "collection"
 ACCOUNT_ENTITY = "fund_bank_account"
 REMITTANCE_ENTITY = "treasury_remittance"
 # China has one time zone and no daylight saving: the business date is UTC+8.
-CHINA = timezone(timedelta(hours=8), "Asia/Shanghai")
+CHINA = clock.CHINA
 KIND_ROLE = {"special": "finance_officer", "income": "accountant", "expenditure": "accountant"}
 MAX_KEY_LENGTH = 160
 DERIVED_KEY_SEPARATOR = "#"
@@ -70,11 +70,11 @@ LOOKUP_CHUNK = 500
 
 
 def china_today() -> date:
-    return datetime.now(CHINA).date()
+    return clock.china_today()
 
 
 def _now() -> datetime:
-    return datetime.now(UTC)
+    return clock.utc_now()
 
 
 def _actor_id() -> str:

@@ -1,12 +1,15 @@
 """Case-workflow figures that are configuration (DOMAIN.md: *default* values, per region), read from
 ``SIFUND_OVERSIGHT_*`` environment variables (or ``.env``) next to the platform settings."""
 
-from datetime import UTC, date, datetime, timedelta, timezone
+from datetime import date
 from functools import lru_cache
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-CHINA = timezone(timedelta(hours=8), "Asia/Shanghai")
+from services.kernel import clock
+
+
+CHINA = clock.CHINA
 
 
 class CaseSettings(BaseSettings):
@@ -33,4 +36,4 @@ def case_settings() -> CaseSettings:
 
 def today() -> date:
     """The calendar day in China, the day deadlines are counted in."""
-    return datetime.now(UTC).astimezone(CHINA).date()
+    return clock.china_today()

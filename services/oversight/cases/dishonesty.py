@@ -9,13 +9,13 @@ for joint punishment (联合惩戒).
   removes it with a reason. One active entry per subject; removed entries are kept.
 """
 
-from datetime import UTC, datetime
+from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
-from services.kernel import context
+from services.kernel import clock, context
 from services.kernel.audit import append_audit
 from services.kernel.errors import Conflict, DomainError, NotFound
 from services.kernel.events import new_event_id
@@ -32,7 +32,7 @@ CONFIRMED_STATUSES = (wf.CLASSIFIED, wf.RECTIFYING, wf.CLOSED)
 
 
 def _now() -> datetime:
-    return datetime.now(UTC)
+    return clock.utc_now()
 
 
 def add(session: Session, *, subject_type: str, subject_id: str, case_id: str, reason: str) -> DishonestyEntry:

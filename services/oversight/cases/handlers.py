@@ -19,12 +19,12 @@ Everything else on BENEFITS is for the suspicion rules and reconciliation (their
 merges them into one consumer, and a type one of them handles is not ignored).
 """
 
-from datetime import UTC, datetime
 
 from sqlmodel import Session
 
 from services.benefits import events as benefits_events
 from services.benefits.events import EntitlementResumed, EntitlementSuspended, RecoveryEscalated, RecoveryNoticeIssued
+from services.kernel import clock
 from services.kernel.events import EventEnvelope
 from services.kernel.inbox import Handler
 from services.kernel.service_app import ConsumerSpec
@@ -39,7 +39,7 @@ R_ESC = "R-ESC"
 def _signal(session: Session, envelope: EventEnvelope, **values) -> BenefitSignal:  # noqa: ANN003
     signal = session.get(BenefitSignal, envelope.id)
     if signal is None:
-        signal = BenefitSignal(event_id=envelope.id, at=envelope.time, received_at=datetime.now(UTC), **values)
+        signal = BenefitSignal(event_id=envelope.id, at=envelope.time, received_at=clock.utc_now(), **values)
         session.add(signal)
         session.flush()
     return signal

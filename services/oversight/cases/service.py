@@ -30,7 +30,7 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
-from services.kernel import context
+from services.kernel import clock, context
 from services.kernel.audit import append_audit, canonical_json
 from services.kernel.auth import region_covers, region_prefix
 from services.kernel.context import Actor
@@ -57,7 +57,7 @@ AGENCY_ROLES = ("agency_clerk", "agency_reviewer", "agency_approver", "accountan
 
 
 def _now() -> datetime:
-    return datetime.now(UTC)
+    return clock.utc_now()
 
 
 def aware(value: datetime | None) -> datetime | None:

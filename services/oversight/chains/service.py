@@ -32,13 +32,14 @@ oversight client credential.
 
 import asyncio
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import httpx
 from sqlalchemy import Engine, select
 from sqlmodel import Session
 
+from services.kernel import clock
 from services.kernel.audit import GENESIS, append_audit
 from services.kernel.auth import TokenClaims, issue_token
 from services.kernel.settings import Settings
@@ -156,7 +157,7 @@ def baselines(engine: Engine, components: list[str]) -> dict[str, tuple[int, str
 def record(engine: Engine, settings: Settings, observations: list[Observation], *, trigger: str, credential: str,
            checked_by: str) -> list[ChainCheck]:
     """One transaction: a check row per component, cases for findings, checkpoints moved on clean checks."""
-    now = datetime.now(UTC)
+    now = clock.utc_now()
     checks = []
     with Session(engine, expire_on_commit=False) as session:
         for obs in observations:
@@ -232,7 +233,7 @@ def rebaseline(engine: Engine, obs: Observation, *, reason: str, checked_by: str
     if not verify.get("ok"):
         raise Conflict("CHAIN_BROKEN", f"{obs.component} 的审计链当前校验不通过，不能作为新的核验基准",
                        details=verify)
-    now = datetime.now(UTC)
+    now = clock.utc_now()
     with Session(engine, expire_on_commit=False) as session:
         checkpoint = session.execute(select(ChainCheckpoint).where(
             ChainCheckpoint.component == obs.component).with_for_update()).scalar_one_or_none()

@@ -11,12 +11,12 @@
 """
 
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta, timezone
+from datetime import date, datetime
 
 from sqlalchemy import and_, or_, select
 from sqlmodel import Session
 
-from services.kernel import context
+from services.kernel import clock, context
 from services.kernel.audit import append_audit
 from services.kernel.errors import Conflict, DomainError, NotFound
 from services.kernel.events import new_event_id
@@ -30,15 +30,15 @@ from services.oversight.incidents.schemas import LEVEL_LABELS, ClassificationIn,
 
 SOURCE = "oversight"
 ENTITY = "major_incident"
-CHINA = timezone(timedelta(hours=8), "Asia/Shanghai")
+CHINA = clock.CHINA
 
 
 def china_today() -> date:
-    return datetime.now(UTC).astimezone(CHINA).date()
+    return clock.china_today()
 
 
 def _now() -> datetime:
-    return datetime.now(UTC)
+    return clock.utc_now()
 
 
 def _actor_id() -> str:

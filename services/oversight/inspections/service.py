@@ -16,14 +16,14 @@
 """
 
 from collections import defaultdict
-from datetime import UTC, date, datetime, timedelta, timezone
+from datetime import date, datetime
 from decimal import Decimal
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
-from services.kernel import context
+from services.kernel import clock, context
 from services.kernel.audit import append_audit
 from services.kernel.errors import Conflict, DomainError, NotFound
 from services.kernel.events import new_event_id
@@ -56,17 +56,17 @@ ENTITY = "inspection"
 PROGRAMME_ENTITY = "inspection_programme"
 NOTICE_DAYS = 3
 MIN_TEAM = 2
-CHINA = timezone(timedelta(hours=8), "Asia/Shanghai")
+CHINA = clock.CHINA
 STATUS_LABELS = {"planned": "已制定方案", "notified": "已通知", "inspecting": "检查中", "feedback_issued": "已下发问题反馈函",
                  "reported": "已形成监督报告"}
 
 
 def china_today() -> date:
-    return datetime.now(UTC).astimezone(CHINA).date()
+    return clock.china_today()
 
 
 def _now() -> datetime:
-    return datetime.now(UTC)
+    return clock.utc_now()
 
 
 def _actor_id() -> str:

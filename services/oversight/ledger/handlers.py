@@ -31,7 +31,7 @@ handles the rest.
 
 from collections import defaultdict
 from collections.abc import Callable, Iterable
-from datetime import UTC, datetime
+from datetime import datetime
 from functools import lru_cache
 from typing import Any, TypeVar
 
@@ -43,6 +43,7 @@ from sqlmodel import Session
 from services.accounts import events as accounts_events
 from services.benefits import events as benefits_events
 from services.collection import events as collection_events
+from services.kernel import clock
 from services.kernel.events import EventEnvelope, EventPayload
 from services.kernel.periods import period_of
 from services.kernel.service_app import ConsumerSpec
@@ -67,7 +68,7 @@ ID_CHUNK = 500
 
 
 def _now() -> datetime:
-    return datetime.now(UTC)
+    return clock.utc_now()
 
 
 def _payload(envelope: EventEnvelope, kind: type[P]) -> P:

@@ -27,7 +27,6 @@ import asyncio
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 import anyio
@@ -37,7 +36,7 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from sqlalchemy import Engine, delete, select, text
 from sqlmodel import Session
 
-from services.kernel import context
+from services.kernel import clock, context
 from services.kernel.audit import append_audit
 from services.kernel.errors import Conflict
 from services.kernel.events import STREAMS, EventEnvelope, new_event_id
@@ -198,7 +197,7 @@ async def replay_streams(engine: Engine, js: Any, *, streams: Iterable[str] = LE
         raise
     finally:
         db.close()
-    log.info("ledger.rebuilt", **result.as_dict(), at=datetime.now(UTC).isoformat())
+    log.info("ledger.rebuilt", **result.as_dict(), at=clock.utc_now().isoformat())
     return result
 
 

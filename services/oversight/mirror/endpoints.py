@@ -12,6 +12,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import Select, select
 from sqlmodel import Session
 
+from services.kernel import clock
 from services.kernel.auth import allow
 from services.kernel.errors import NotFound
 from services.kernel.paging import oldest_first
@@ -377,7 +378,7 @@ def list_business_registrations(
     if unregistered:
         query = query.where(employer.is_(None), MirroredBusinessRegistration.employer_id.is_(None))
     if overdue_days is not None:
-        cutoff = (as_of or date.today()) - timedelta(days=overdue_days)
+        cutoff = (as_of or clock.china_today()) - timedelta(days=overdue_days)
         query = query.where(MirroredBusinessRegistration.registered_on < cutoff)
     rows, next_cursor = oldest_first(session, query, MirroredBusinessRegistration.id, after=after, limit=limit,
                                      rows=True)

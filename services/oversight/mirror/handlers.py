@@ -54,6 +54,7 @@ from services.accounts.events import (
     PersonsImported,
     PersonUpdated,
 )
+from services.kernel import clock
 from services.kernel.events import EventEnvelope, EventPayload
 from services.kernel.service_app import ConsumerSpec
 from services.oversight.models import (
@@ -74,7 +75,7 @@ P = TypeVar("P", bound=EventPayload)
 
 
 def _now() -> datetime:
-    return datetime.now(UTC)
+    return clock.utc_now()
 
 
 def _aware(value: datetime | None) -> datetime | None:

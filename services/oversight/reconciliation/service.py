@@ -13,14 +13,14 @@
 
 from collections import Counter
 from dataclasses import dataclass, field, replace
-from datetime import UTC, date, datetime, timedelta, timezone
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
-from services.kernel import context
+from services.kernel import clock, context
 from services.kernel.audit import append_audit
 from services.kernel.errors import Conflict, DomainError
 from services.kernel.periods import period_of
@@ -28,13 +28,13 @@ from services.oversight.reconciliation.cells import CHECKS, STATUSES, Cell, cell
 from services.oversight.reconciliation.models import ReconciliationClose, ReconciliationSnapshotCell
 
 # China has one time zone and no daylight saving: the business date is UTC+8.
-CHINA = timezone(timedelta(hours=8), "Asia/Shanghai")
+CHINA = clock.CHINA
 ENTITY = "reconciliation_month"
 SNAPSHOT_CHUNK = 2000
 
 
 def china_today() -> date:
-    return datetime.now(CHINA).date()
+    return clock.china_today()
 
 
 def consistent_view(session: Session) -> None:
@@ -161,9 +161,9 @@ def month_report(session: Session, month: int, *, as_of: date | None = None) -> 
     live = compute_cells(session, month, as_of=as_of)
     close = get_close(session, month)
     if close is None:
-        return MonthReport(month, as_of, datetime.now(UTC), None, live)
+        return MonthReport(month, as_of, clock.utc_now(), None, live)
     frozen = snapshot_cells(session, month)
-    return MonthReport(month, as_of, datetime.now(UTC), close, frozen, adjustments(frozen, live))
+    return MonthReport(month, as_of, clock.utc_now(), close, frozen, adjustments(frozen, live))
 
 
 def unmatched_cells(session: Session, month: int, *, as_of: date | None = None) -> list[Cell]:
@@ -199,7 +199,7 @@ def close_month(session: Session, month: int, *, note: str | None = None) -> Rec
     rows = [_snapshot_row(cell, seq) for check in CHECKS for seq, cell in enumerate(cells[check])]
     unmatched = sum(1 for check in CHECKS for cell in cells[check] if not cell.matched)
     actor = context.current().actor
-    close = ReconciliationClose(month=month, closed_at=datetime.now(UTC), closed_by=actor.id,
+    close = ReconciliationClose(month=month, closed_at=clock.utc_now(), closed_by=actor.id,
                                 closed_role=actor.role, as_of=today, cells=len(rows), unmatched=unmatched,
                                 note=note.strip() if note and note.strip() else None)
     counts = {check: dict(Counter(c.status for c in cells[check])) for check in CHECKS}

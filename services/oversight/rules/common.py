@@ -3,7 +3,7 @@
 import hashlib
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import select, text
@@ -11,6 +11,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session
 
+from services.kernel import clock
 from services.oversight.ledger.handlers import bump  # noqa: F401 - one upsert helper for the oversight service
 from services.oversight.models import MirroredEmployer, MirroredPerson
 
@@ -44,7 +45,7 @@ def lock_persons(session: Session, person_ids: Iterable[str]) -> None:
 
 
 def now() -> datetime:
-    return datetime.now(UTC)
+    return clock.utc_now()
 
 
 def month_index(period: int) -> int:

@@ -40,7 +40,7 @@ from sqlalchemy import Engine, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
-from services.kernel import context
+from services.kernel import clock, context
 from services.kernel.audit import append_audit, canonical_json
 from services.kernel.auth import Unauthenticated
 from services.kernel.context import Actor
@@ -59,7 +59,7 @@ ENTITY = "scheduled_job_run"
 
 
 def utcnow() -> datetime:
-    return datetime.now(UTC)
+    return clock.utc_now()
 
 
 # -- schedules -------------------------------------------------------------------------------------------------------
