@@ -12,6 +12,8 @@ from typing import Annotated
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, StrictInt
 from pydantic_core import PydanticCustomError
 
+from services.kernel.money import MAX_FEN
+
 MAX_RATE_PLACES = 6
 
 
@@ -53,8 +55,8 @@ AS_RATE_TEXT = PlainSerializer(rate_text, return_type=str)
 """Serialise a ``Decimal`` field as its canonical text (for rate-like types built on ``parse_decimal_string``)."""
 
 Rate = Annotated[Decimal, BeforeValidator(parse_rate), AS_RATE_TEXT]
-Fen = Annotated[StrictInt, Field(ge=0, description="integer fen (分)")]
-PositiveFen = Annotated[StrictInt, Field(gt=0, description="integer fen (分)")]
+Fen = Annotated[StrictInt, Field(ge=0, le=MAX_FEN, description="integer fen (分), at most 1 万亿元")]
+PositiveFen = Annotated[StrictInt, Field(gt=0, le=MAX_FEN, description="integer fen (分), at most 1 万亿元")]
 Reason = Annotated[str, BeforeValidator(lambda v: v.strip() if isinstance(v, str) else v),
                    Field(min_length=1, max_length=2000, description="原因")]
 RegionText = Annotated[str, Field(pattern=r"^\d{6}$", description="统筹区行政区划代码 (6 digits)")]

@@ -5,11 +5,11 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 from pydantic_core import PydanticCustomError
 
 from services.accounts.ledger.interest import parse_rate
-from services.kernel.money import Yuan
+from services.kernel.money import Yuan, yuan_type
 from services.kernel.periods import Period
 
 MAX_AMOUNT = Decimal("10000000000")  # 100 亿元: far above any account, far below the BIGINT of fen
@@ -23,7 +23,7 @@ def _positive(amount: Decimal) -> Decimal:
     return amount
 
 
-PositiveYuan = Annotated[Yuan, AfterValidator(_positive)]
+PositiveYuan = yuan_type(_positive, minimum=Decimal(0), exclusive=True, maximum=MAX_AMOUNT)
 Rate = Annotated[Decimal, BeforeValidator(parse_rate)]
 
 

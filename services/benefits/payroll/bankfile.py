@@ -43,6 +43,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from services.kernel.errors import DomainError
+from services.kernel.money import checked_total_fen
 
 PAYMENT_TAG = "SIFUND-PAY-1"
 RESULT_TAG = "SIFUND-RES-1"
@@ -120,7 +121,7 @@ def render_payment_file(*, file_id: str, run_id: str, fund: str, period: int, se
     )
     detail = body.getvalue()
     checksum = checksum_of(detail)
-    total = sum(ln.amount_fen for ln in lines)
+    total = checked_total_fen(ln.amount_fen for ln in lines)
     head = io.StringIO()
     _writer(head).writerow((PAYMENT_TAG, file_id, run_id, fund, period, sequence, len(lines), total))
     return Rendered(content=f"{head.getvalue()}{detail}{TRAILER_TAG},{checksum}\n", checksum=checksum,

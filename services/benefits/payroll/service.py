@@ -104,6 +104,7 @@ from services.kernel.audit import append_audit
 from services.kernel.errors import Conflict, DomainError, NotFound
 from services.kernel.events import new_event_id
 from services.kernel.outbox import record_event
+from services.kernel.money import checked_total_fen
 from services.kernel.periods import period_of
 
 SOURCE = "benefits"
@@ -441,7 +442,7 @@ def _compute_into(session: Session, run: PayrollRun | None, fund: str, period: i
     threshold = large_amount_threshold_fen()
     previous = (run.lines, run.total_fen)
     run.lines = len(payable)
-    run.total_fen = sum(ln["amount_fen"] for ln in payable)
+    run.total_fen = checked_total_fen(ln["amount_fen"] for ln in payable)  # a run has no line limit
     run.large_lines = sum(1 for ln in payable if ln["amount_fen"] > threshold)
     run.computed_at, run.computed_by = now, actor
     session.add(run)

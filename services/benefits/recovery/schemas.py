@@ -5,10 +5,10 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 from pydantic_core import PydanticCustomError
 
-from services.kernel.money import Yuan
+from services.kernel.money import Yuan, yuan_type
 
 MAX_AMOUNT = Decimal("100000000")  # 1 亿元: far above any person's overpayment
 
@@ -21,7 +21,7 @@ def _positive(amount: Decimal) -> Decimal:
     return amount
 
 
-PositiveYuan = Annotated[Yuan, AfterValidator(_positive)]
+PositiveYuan = yuan_type(_positive, minimum=Decimal(0), exclusive=True, maximum=MAX_AMOUNT)
 Reference = Annotated[str, Field(min_length=1, max_length=100)]
 
 

@@ -7,13 +7,12 @@ with more than two decimal places are refused (``kernel.money.Yuan``).
 
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic_core import PydanticCustomError
 
 from services.kernel.identifiers import CitizenId
-from services.kernel.money import Yuan
+from services.kernel.money import Yuan, yuan_type
 from services.kernel.periods import Period
 from services.kernel.schemas import Reason
 from services.kernel.tabular import Column
@@ -27,7 +26,7 @@ def positive_base(value: Decimal) -> Decimal:
     return value
 
 
-Base = Annotated[Yuan, AfterValidator(positive_base)]
+Base = yuan_type(positive_base, minimum=Decimal(0), exclusive=True)
 
 
 class DeclarationLineIn(BaseModel):

@@ -57,7 +57,7 @@ from services.kernel.auth import ensure_in_region, region_prefix
 from services.kernel.errors import Conflict, DomainError, NotFound
 from services.kernel.events import new_event_id
 from services.kernel.identifiers import validate_citizen_id
-from services.kernel.money import Yuan, percent_of_fen, yuan_to_fen
+from services.kernel.money import Yuan, checked_total_fen, percent_of_fen, yuan_to_fen
 from services.kernel.outbox import record_event
 from services.kernel.paging import newest_first, oldest_first
 from services.kernel.periods import add_months, period_of
@@ -473,6 +473,8 @@ def issue(session: Session, employer_id: str, period: int, lines: list[InputLine
         raise Conflict("PAID_LINE_DROPPED",
                        f"原核定单中已有缴款的 {len(paid)} 条明细在更正申报中不存在（{dropped}），须先办理退费或保留这些人员")
 
+    # 100 000 lines of capped bases may in theory exceed a 64-bit column: refuse rather than overflow on insert.
+    employer_total, individual_total = checked_total_fen([employer_total]), checked_total_fen([individual_total])
     assessment = Assessment(
         id=assessment_id, declaration_id=declaration.id, employer_id=employer_id, period=period,
         parameters_id=params.id, status="issued", supersedes_id=old.id if old else None, due_date=rates.due,

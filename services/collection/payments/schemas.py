@@ -26,7 +26,7 @@ from stdnum.cn import ric
 from stdnum.exceptions import ValidationError as StdnumError
 
 from services.kernel.identifiers import validate_citizen_id, validate_uscc
-from services.kernel.money import Yuan
+from services.kernel.money import NonNegativeYuan, Yuan
 from services.kernel.periods import Period
 from services.kernel.pii import CitizenIdOut
 from services.kernel.tabular import Column
@@ -110,15 +110,6 @@ def _strip_upper(value: Any) -> Any:
 
 FastCitizenId = Annotated[str, BeforeValidator(_strip_upper), AfterValidator(fast_citizen_id)]
 FastUSCC = Annotated[str, BeforeValidator(_strip_upper), AfterValidator(fast_uscc)]
-
-
-def _not_negative(value: Decimal) -> Decimal:
-    if value < 0:
-        raise PydanticCustomError("NEGATIVE_AMOUNT", "金额不能为负数")
-    return value
-
-
-NonNegativeYuan = Annotated[Yuan, AfterValidator(_not_negative)]
 
 
 class TaxPaymentLine(BaseModel):

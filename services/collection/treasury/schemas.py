@@ -5,11 +5,11 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 from pydantic_core import PydanticCustomError
 
 from services.collection.treasury.rules import FUND_ACCOUNT_KINDS
-from services.kernel.money import Yuan
+from services.kernel.money import Yuan, yuan_type
 from services.kernel.periods import Period
 
 # The funds of DOMAIN.md (Funds in scope). TODO(collection): read them from the region's fund catalogue once the
@@ -42,7 +42,7 @@ def _account_no(value: object) -> object:
     return digits
 
 
-PositiveYuan = Annotated[Yuan, AfterValidator(_positive)]
+PositiveYuan = yuan_type(_positive, minimum=Decimal(0), exclusive=True, maximum=MAX_AMOUNT)
 AccountNo = Annotated[str, BeforeValidator(_account_no)]
 Text = Annotated[str, Field(min_length=1, max_length=200)]
 

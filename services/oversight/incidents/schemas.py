@@ -2,13 +2,13 @@
 
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Annotated, Literal
+from typing import Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 from pydantic_core import PydanticCustomError
 
 from services.kernel.identifiers import RegionCode
-from services.kernel.money import Yuan
+from services.kernel.money import Yuan, yuan_type
 
 Kind = Literal["misappropriation", "diversion", "fraud"]
 # 000 三(五): 专项检查、审计监督、内部控制、媒体披露、受理群众举报、检察机关或法院立案审理; 001 第三十一条: 疑点数据核实.
@@ -29,7 +29,7 @@ def _amount(value: Decimal) -> Decimal:
     return value
 
 
-Amount = Annotated[Yuan, AfterValidator(_amount)]
+Amount = yuan_type(_amount, minimum=Decimal(0))
 
 
 class IncidentIn(BaseModel):

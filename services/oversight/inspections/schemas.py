@@ -4,10 +4,10 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 from pydantic_core import PydanticCustomError
 
-from services.kernel.money import Yuan
+from services.kernel.money import Yuan, yuan_type
 
 TargetLevel = Literal["same_level", "lower_level", "service_institution", "other"]
 AgencyLevel = Literal["same_level", "lower_level"]
@@ -20,7 +20,7 @@ def _amount(value: Decimal) -> Decimal:
     return value
 
 
-Amount = Annotated[Yuan, AfterValidator(_amount)]
+Amount = yuan_type(_amount, minimum=Decimal(0))
 Code = Annotated[str, Field(min_length=1, max_length=50, pattern=r"^[0-9A-Za-z_.\-]+$")]
 
 

@@ -12,7 +12,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validat
 from pydantic_core import PydanticCustomError
 
 from services.kernel.identifiers import CitizenId, RegionCode
-from services.kernel.money import Yuan
+from services.kernel.money import Yuan, yuan_type
 
 Channel = Literal["web", "phone", "email", "letter", "visit"]
 Category = Literal["collection", "payment", "management", "investment", "other"]
@@ -43,8 +43,8 @@ def _phone(value: str | None) -> str | None:
     return digits
 
 
-Amount = Annotated[Yuan, AfterValidator(_non_negative)]
-PositiveAmount = Annotated[Yuan, AfterValidator(_positive)]
+Amount = yuan_type(_non_negative, minimum=Decimal(0))
+PositiveAmount = yuan_type(_positive, minimum=Decimal(0), exclusive=True)
 Phone = Annotated[str | None, AfterValidator(_phone)]
 Name = Annotated[str, Field(min_length=1, max_length=100)]
 Reason = Annotated[str, Field(min_length=1, max_length=2000)]
