@@ -139,9 +139,11 @@ def create_service_app(spec: ServiceSpec, settings: Settings | None = None) -> F
         }
         app.state.settings, app.state.engine, app.state.bus = settings, engine, bus
         app.state.relay, app.state.consumers = relay, consumers
-        # One HTTP client per process for synchronous calls to other services (online verification, 004).
+        # One HTTP client per process for synchronous calls to other services (online verification, 004), with the
+        # internal timeout: shorter than the gateway's, so a dependency's outage is answered before the gateway's 504.
+        internal = settings.internal_call_timeout_seconds
         app.state.http = httpx.AsyncClient(
-            timeout=httpx.Timeout(settings.gateway_read_timeout_seconds, connect=settings.gateway_connect_timeout_seconds),
+            timeout=httpx.Timeout(internal, connect=min(internal, settings.gateway_connect_timeout_seconds)),
             trust_env=False,
         )
         await bus.start()
