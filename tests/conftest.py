@@ -19,6 +19,7 @@ from sqlalchemy.engine import make_url
 from services.kernel.auth import TokenClaims, generate_key_pair, issue_token
 from services.kernel.settings import SERVICES, Settings
 from sifund.natsd import NatsServer
+from tests.log_scan import pytest_sessionfinish  # noqa: F401 (hook: the run fails on a personal number in a log file)
 
 # One signing key for the test session, passed to every service through its settings (as PEM text).
 TEST_PRIVATE_KEY, TEST_PUBLIC_KEY = generate_key_pair()
