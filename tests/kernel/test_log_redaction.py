@@ -58,9 +58,13 @@ def test_stdlib_records_are_masked_whatever_the_logger(tmp_path):
 
 
 def test_structlog_events_are_masked_at_any_depth(capsys):
-    configure_logging("INFO", json_lines=True)
-    structlog.get_logger("t").info("registered", citizen_id=CITIZEN_ID,
-                                   details={"accounts": [CARD], "note": f"id {CITIZEN_ID}"})
+    before = structlog.get_config()  # the loggers print to this test's captured stderr: put the old one back
+    try:
+        configure_logging("INFO", json_lines=True)
+        structlog.get_logger("t").info("registered", citizen_id=CITIZEN_ID,
+                                       details={"accounts": [CARD], "note": f"id {CITIZEN_ID}"})
+    finally:
+        structlog.configure(**before)
     line = json.loads(capsys.readouterr().err.strip().splitlines()[-1])
     assert line["citizen_id"].startswith("110105********")
     assert list(personal_numbers(json.dumps(line))) == []
