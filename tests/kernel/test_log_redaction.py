@@ -5,9 +5,12 @@ import json
 import logging
 import subprocess
 import sys
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import pytest
 import structlog
 from uvicorn.logging import AccessFormatter
 
@@ -70,7 +73,15 @@ def test_structlog_events_are_masked_at_any_depth(capsys):
     assert list(personal_numbers(json.dumps(line))) == []
 
 
-def test_the_scan_finds_full_numbers_only(tmp_path):
+@pytest.fixture
+def outside_tmp() -> Iterator[Path]:
+    """A directory outside this session's temporary directory: the leaks planted here must not fail the run."""
+    with tempfile.TemporaryDirectory() as directory:
+        yield Path(directory)
+
+
+def test_the_scan_finds_full_numbers_only(outside_tmp):
+    tmp_path = outside_tmp
     (tmp_path / "a").mkdir()
     (tmp_path / "a" / "x.log").write_text(f"ok 110105********0153\nleak {CITIZEN_ID}\nleak {CARD}\n")
     (tmp_path / "b.txt").write_text(CITIZEN_ID)  # not a log file
@@ -80,7 +91,8 @@ def test_the_scan_finds_full_numbers_only(tmp_path):
     assert ":2:" in leaks[0] and ":3:" in leaks[1]
 
 
-def test_a_run_that_wrote_a_number_to_a_log_file_fails(tmp_path):
+def test_a_run_that_wrote_a_number_to_a_log_file_fails(outside_tmp):
+    tmp_path = outside_tmp
     test_file = tmp_path / "test_leaky.py"
     test_file.write_text(f"def test_leaks(tmp_path):\n    (tmp_path / 'svc.log').write_text('id {CITIZEN_ID}')\n")
     root = Path(__file__).resolve().parents[2]
