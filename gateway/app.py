@@ -16,12 +16,13 @@ from gateway.identity.models import metadata as identity_metadata
 from gateway.upstream import open_client
 from services.kernel.auth import TokenVerifier, enforce_route_policies
 from services.kernel.db import make_engine
+from services.kernel.docs_pages import mount_assets
 from services.kernel.errors import install_error_handlers
 from services.kernel.logging import configure_logging
 from services.kernel.migrations import upgrade_database
 from services.kernel.service_app import audit_router
 from services.kernel.settings import Settings, get_settings
-from services.kernel.web import RequestContextMiddleware
+from services.kernel.web import OptionsMiddleware, RequestContextMiddleware, SecurityHeadersMiddleware
 
 
 def _open_identity_store(settings: Settings):  # noqa: ANN202
@@ -57,7 +58,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.token_verifier = TokenVerifier(settings)
-    # Outermost first: CORS answers preflights and decorates refusals; the guard sees the request id.
+    # Innermost first. OPTIONS of the gateway's own routes answered after the guard; the guard sees the request id;
+    # CORS answers preflights and decorates refusals; the security headers go on every response.
+    app.add_middleware(OptionsMiddleware)
     app.add_middleware(GuardMiddleware, settings=settings)
     app.add_middleware(RequestContextMiddleware)
     app.add_middleware(
@@ -68,9 +71,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         expose_headers=["X-Request-ID", "Retry-After"],
         max_age=600,
     )
+    app.add_middleware(SecurityHeadersMiddleware)
     install_error_handlers(app)
     app.include_router(health.router)
     app.include_router(docs.router)
+    mount_assets(app)
     app.include_router(auth_router)
     app.include_router(identity_router)
     app.include_router(audit_router())

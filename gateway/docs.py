@@ -5,11 +5,11 @@ import json
 from html import escape
 
 from fastapi import APIRouter
-from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse
 
 from gateway.upstream import ServiceDep
 from services.kernel.auth import public
+from services.kernel.docs_pages import page, redoc, swagger_ui
 from services.kernel.errors import DomainError
 from services.kernel.settings import SERVICES
 
@@ -32,10 +32,11 @@ def openapi_via_gateway(service: str, raw: bytes) -> JSONResponse:
 @router.get("/docs", response_class=HTMLResponse, summary="Index of the API documentation")
 async def docs_index() -> HTMLResponse:
     items = "\n".join(
-        f'<li><a href="/docs/{name}">{escape(name)}</a> — <a href="/api/{name}/openapi.json">openapi.json</a></li>'
+        f'<li><a href="/docs/{name}">{escape(name)}</a> (<a href="/redoc/{name}">ReDoc</a>) — '
+        f'<a href="/api/{name}/openapi.json">openapi.json</a></li>'
         for name in SERVICES
     )
-    return HTMLResponse(f"""<!doctype html>
+    return page(HTMLResponse(f"""<!doctype html>
 <html lang="zh-CN"><head><meta charset="utf-8"><title>sifund API</title></head>
 <body>
 <h1>sifund API 文档</h1>
@@ -44,16 +45,26 @@ async def docs_index() -> HTMLResponse:
 {items}
 </ul>
 <h2>网关</h2>
-<ul><li><a href="/docs/gateway">gateway</a> — <a href="{GATEWAY_OPENAPI_URL}">openapi.json</a></li></ul>
+<ul><li><a href="/docs/gateway">gateway</a> (<a href="/redoc">ReDoc</a>) — <a href="{GATEWAY_OPENAPI_URL}">openapi.json</a></li></ul>
 </body></html>
-""")
+"""))
 
 
 @router.get("/docs/gateway", response_class=HTMLResponse, summary="Swagger UI of the gateway itself")
 async def gateway_docs() -> HTMLResponse:
-    return get_swagger_ui_html(openapi_url=GATEWAY_OPENAPI_URL, title="sifund gateway")
+    return swagger_ui(GATEWAY_OPENAPI_URL, "sifund gateway")
+
+
+@router.get("/redoc", response_class=HTMLResponse, summary="ReDoc of the gateway itself")
+async def gateway_redoc() -> HTMLResponse:
+    return redoc(GATEWAY_OPENAPI_URL, "sifund gateway")
 
 
 @router.get("/docs/{service}", response_class=HTMLResponse, summary="Swagger UI of one service, through the gateway")
 async def service_docs(service: ServiceDep) -> HTMLResponse:
-    return get_swagger_ui_html(openapi_url=f"/api/{service}/openapi.json", title=f"sifund {service}")
+    return swagger_ui(f"/api/{service}/openapi.json", f"sifund {service}")
+
+
+@router.get("/redoc/{service}", response_class=HTMLResponse, summary="ReDoc of one service, through the gateway")
+async def service_redoc(service: ServiceDep) -> HTMLResponse:
+    return redoc(f"/api/{service}/openapi.json", f"sifund {service}")

@@ -28,6 +28,7 @@ from services.kernel import clock
 from services.kernel.auth import TokenClaims, generate_key_pair, issue_token
 from services.kernel.settings import SERVICES, Settings
 from sifund.natsd import NatsServer
+from tests.log_scan import pytest_sessionfinish  # noqa: F401 (hook: the run fails on a personal number in a log file)
 
 clock.anchor()
 

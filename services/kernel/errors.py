@@ -30,6 +30,17 @@ class Conflict(DomainError):
     status = 409
 
 
+class DependencyUnavailable(DomainError):
+    """Another component this request needs did not answer in time, could not be reached or failed (5xx): 503
+    ``DEPENDENCY_UNAVAILABLE`` naming it, raised before anything is stored (issue 11 §10)."""
+
+    status = 503
+
+    def __init__(self, dependency: str, reason: str, consequence: str = "请稍后重试"):
+        super().__init__("DEPENDENCY_UNAVAILABLE", f"依赖的服务 {dependency} 暂时不可用（{reason}），{consequence}",
+                         details={"dependency": dependency, "reason": reason})
+
+
 def error_body(code: str, message: str, details: Any = None) -> dict:
     error: dict[str, Any] = {"code": code, "message": message}
     if details is not None:

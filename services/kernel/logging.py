@@ -7,7 +7,22 @@ import sys
 import structlog
 
 from services.kernel import context
-from services.kernel.pii import redact_log_event
+from services.kernel.pii import redact_log_event, redact_log_record
+
+_base_record_factory = logging.getLogRecordFactory()
+
+
+def _redacted_record(*args, **kwargs) -> logging.LogRecord:  # noqa: ANN002, ANN003
+    return redact_log_record(_base_record_factory(*args, **kwargs))
+
+
+def install_log_record_redaction() -> None:
+    """Every stdlib log record is masked as it is created, whichever logger and handler it goes to: uvicorn's
+    access log (the query string of ``GET /persons?citizen_id=…``), its error log, httpx's "HTTP Request: …" line
+    of a call between services. A record factory rather than a handler filter, so that handlers configured by
+    uvicorn before the app (its own log config) or after it are covered alike."""
+    if logging.getLogRecordFactory() is not _redacted_record:
+        logging.setLogRecordFactory(_redacted_record)
 
 
 def _add_trace(_logger, _name, event_dict):  # noqa: ANN001
@@ -19,6 +34,7 @@ def _add_trace(_logger, _name, event_dict):  # noqa: ANN001
 
 def configure_logging(level: str = "INFO", *, json_lines: bool | None = None) -> None:
     json_lines = not sys.stderr.isatty() if json_lines is None else json_lines
+    install_log_record_redaction()
     logging.basicConfig(level=level.upper(), stream=sys.stderr, format="%(message)s")
     structlog.configure(
         processors=[

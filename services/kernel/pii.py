@@ -5,6 +5,7 @@ full only when the caller's acting role needs it, otherwise masked (``110105****
 either: ``redact`` masks anything shaped like them, whatever the role.
 """
 
+import logging
 import re
 from typing import Annotated, Any
 
@@ -50,9 +51,46 @@ def redact(text: str) -> str:
     return _LONG_NUMBER.sub(lambda m: "*" * (len(m.group(0)) - 4) + m.group(1), text)
 
 
+def redact_value(value: Any) -> Any:
+    """``redact`` applied to every string inside ``value`` (dicts, lists and tuples walked, other values kept)."""
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {key: redact_value(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(redact_value(item) for item in value)
+    return value
+
+
 def redact_log_event(_logger: Any, _name: str, event_dict: dict[str, Any]) -> dict[str, Any]:
-    """structlog processor: no personal number reaches a log line."""
-    for key, value in event_dict.items():
-        if isinstance(value, str):
-            event_dict[key] = redact(value)
-    return event_dict
+    """structlog processor: no personal number reaches a log line, however deep in the event it sits."""
+    return {key: redact_value(value) for key, value in event_dict.items()}
+
+
+def _redact_arg(value: Any) -> Any:
+    """A log argument: numbers stay numbers (``%d``), anything else (an ``httpx.URL``, an exception) is masked as
+    the text it would print as."""
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    if isinstance(value, dict | list | tuple):
+        return redact_value(value)
+    return redact(value if isinstance(value, str) else str(value))
+
+
+def redact_log_record(record: logging.LogRecord) -> logging.LogRecord:
+    """The same for a stdlib record (uvicorn's access and error logs, httpx's request log, anything else): the
+    message, its arguments (kept as a tuple or mapping: uvicorn's access formatter unpacks them) and the exception
+    text, formatted and masked now, before any handler or formatter sees the record."""
+    if isinstance(record.msg, str):
+        record.msg = redact(record.msg)
+    if isinstance(record.args, dict):
+        record.args = {key: _redact_arg(value) for key, value in record.args.items()}
+    elif record.args:
+        record.args = tuple(_redact_arg(value) for value in record.args)
+    if record.exc_info and not record.exc_text:
+        record.exc_text = redact(logging.Formatter().formatException(record.exc_info))
+    elif record.exc_text:
+        record.exc_text = redact(record.exc_text)
+    if record.stack_info:
+        record.stack_info = redact(record.stack_info)
+    return record

@@ -29,7 +29,8 @@ from services.kernel.models import AuditEntry, DeadLetter, OutboxMessage
 from services.kernel.outbox import OutboxRelay, outbox_backlog
 from services.kernel.pii import can_read_all_personal_data, redact
 from services.kernel.settings import Settings, get_settings
-from services.kernel.web import RequestContextMiddleware
+from services.kernel.docs_pages import install_docs
+from services.kernel.web import OptionsMiddleware, RequestContextMiddleware, SecurityHeadersMiddleware
 
 log = structlog.get_logger(__name__)
 
@@ -138,9 +139,11 @@ def create_service_app(spec: ServiceSpec, settings: Settings | None = None) -> F
         }
         app.state.settings, app.state.engine, app.state.bus = settings, engine, bus
         app.state.relay, app.state.consumers = relay, consumers
-        # One HTTP client per process for synchronous calls to other services (online verification, 004).
+        # One HTTP client per process for synchronous calls to other services (online verification, 004), with the
+        # internal timeout: shorter than the gateway's, so a dependency's outage is answered before the gateway's 504.
+        internal = settings.internal_call_timeout_seconds
         app.state.http = httpx.AsyncClient(
-            timeout=httpx.Timeout(settings.gateway_read_timeout_seconds, connect=settings.gateway_connect_timeout_seconds),
+            timeout=httpx.Timeout(internal, connect=min(internal, settings.gateway_connect_timeout_seconds)),
             trust_env=False,
         )
         await bus.start()
@@ -170,16 +173,22 @@ def create_service_app(spec: ServiceSpec, settings: Settings | None = None) -> F
             engine.dispose()
             log.info("service.stopped", service=spec.name)
 
-    app = FastAPI(title=spec.title, description=spec.description, version="0.1.0", lifespan=lifespan)
+    # /docs and /redoc on local assets (issue 11 §7) instead of FastAPI's CDN pages.
+    app = FastAPI(title=spec.title, description=spec.description, version="0.1.0", lifespan=lifespan,
+                  docs_url=None, redoc_url=None)
     app.state.settings = settings
     app.state.token_verifier = TokenVerifier(settings)
+    # Innermost first: OPTIONS answered with the request id; security headers on every response, 500s included.
+    app.add_middleware(OptionsMiddleware)
     app.add_middleware(RequestContextMiddleware)
+    app.add_middleware(SecurityHeadersMiddleware)
     install_error_handlers(app)
     app.include_router(_health_router(spec.name))
     app.include_router(_operations_router())
     app.include_router(audit_router())
     for router in spec.routers:
         app.include_router(router)
+    install_docs(app, spec.title)
     enforce_route_policies(app)
     return app
 

@@ -1,10 +1,18 @@
-"""HTTP mechanics shared by the services and the gateway: request ids into the trace context, access logging."""
+"""HTTP mechanics shared by the services and the gateway: request ids into the trace context, an unexpected error
+answered as a structured 500 on a connection that stays usable."""
 
+import json
+import re
 import uuid
 
+import structlog
+from starlette.routing import Mount, compile_path
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from services.kernel import context
+from services.kernel.errors import error_body
+
+log = structlog.get_logger(__name__)
 
 REQUEST_ID_HEADER = "x-request-id"
 CORRELATION_ID_HEADER = "x-correlation-id"
@@ -18,7 +26,12 @@ def _valid_id(value: str | None) -> str | None:
 
 class RequestContextMiddleware:
     """Takes ``X-Request-ID`` / ``X-Correlation-ID`` from the caller (the gateway sets them) or makes new ones,
-    puts them in the trace context for events and audit entries, and echoes the request id in the response."""
+    puts them in the trace context for events and audit entries, and echoes the request id in the response.
+
+    An exception no handler turned into a response is logged and answered ``500 INTERNAL_ERROR`` here instead of
+    escaping to the server: uvicorn closes the keep-alive connection after an escaped exception, a moment after the
+    500 went out, and the gateway could write its next request into that moment (issue 11 §3). Once the response
+    has started, the exception still escapes: the connection must then be closed."""
 
     def __init__(self, app: ASGIApp):
         self.app = app
@@ -31,11 +44,152 @@ class RequestContextMiddleware:
         request_id = _valid_id(headers.get(REQUEST_ID_HEADER)) or uuid.uuid4().hex
         correlation_id = _valid_id(headers.get(CORRELATION_ID_HEADER)) or request_id
 
+        started = False
+
         async def send_with_id(message) -> None:  # noqa: ANN001
+            nonlocal started
             if message["type"] == "http.response.start":
+                started = True
                 message.setdefault("headers", [])
                 message["headers"] = [*message["headers"], (b"x-request-id", request_id.encode())]
             await send(message)
 
         with context.trace(request_id=request_id, correlation_id=correlation_id):
-            await self.app(scope, receive, send_with_id)
+            try:
+                await self.app(scope, receive, send_with_id)
+            except Exception:
+                if started:
+                    raise
+                log.exception("request.failed", method=scope.get("method"), path=scope.get("path"))
+                await _internal_error(send_with_id, request_id)
+
+
+async def _internal_error(send: Send, request_id: str) -> None:
+    body = json.dumps(error_body("INTERNAL_ERROR", "服务内部错误，请稍后重试或联系运维人员",
+                                 {"request_id": request_id}), ensure_ascii=False).encode()
+    await send({"type": "http.response.start", "status": 500, "headers": [
+        (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})
+
+
+# -- security headers (issue 11 §6) ----------------------------------------------------------------------------------
+
+# One policy for every response of the platform: everything from the component's own origin, nothing framed. Styles
+# may be inline (Swagger UI and ReDoc set style attributes), ReDoc renders in a blob: worker, icons are data: URIs.
+# An HTML page with inline scripts allows each by its hash (services/kernel/docs_pages.page). A console served
+# later from the same origin works under it as long as it ships its scripts as files.
+_CSP_DIRECTIVES = {
+    "default-src": "'self'",
+    "script-src": "'self'",
+    "style-src": "'self' 'unsafe-inline'",
+    "img-src": "'self' data:",
+    "font-src": "'self' data:",
+    "worker-src": "'self' blob:",
+    "connect-src": "'self'",
+    "object-src": "'none'",
+    "base-uri": "'none'",
+    "form-action": "'self'",
+    "frame-ancestors": "'none'",
+}
+
+
+def csp_with_scripts(script_sources: list[str]) -> str:
+    directives = {**_CSP_DIRECTIVES, "script-src": " ".join(["'self'", *script_sources])}
+    return "; ".join(f"{name} {value}" for name, value in directives.items())
+
+
+CONTENT_SECURITY_POLICY = csp_with_scripts([])
+SECURITY_HEADERS = (
+    (b"x-content-type-options", b"nosniff"),
+    (b"x-frame-options", b"DENY"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"content-security-policy", CONTENT_SECURITY_POLICY.encode()),
+)
+# Tokens and personal data must not stay in a browser's or a proxy's cache: every response is ``no-store`` unless
+# it says otherwise, except the static documentation assets.
+STATIC_PREFIXES = ("/docs-assets/",)
+
+
+class SecurityHeadersMiddleware:
+    """Adds the security headers to every response that does not set them itself (a proxied service response
+    keeps its own) and drops any ``server`` header. uvicorn's own ``server`` header is turned off where uvicorn is
+    started (``--no-server-header``)."""
+
+    def __init__(self, app: ASGIApp):
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        cacheable = scope.get("path", "").startswith(STATIC_PREFIXES)
+
+        async def send_with_headers(message) -> None:  # noqa: ANN001
+            if message["type"] == "http.response.start":
+                headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"server"]
+                present = {k.lower() for k, _ in headers}
+                headers += [(k, v) for k, v in SECURITY_HEADERS if k not in present]
+                if not cacheable and b"cache-control" not in present:
+                    headers.append((b"cache-control", b"no-store"))
+                message["headers"] = headers
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+# -- OPTIONS (issue 11 §13) ------------------------------------------------------------------------------------------
+
+
+def _route_table(app) -> list[tuple[re.Pattern[str], frozenset[str] | None]]:  # noqa: ANN001
+    """(path pattern, methods) of every route of ``app`` (None for a mount), built once per app. FastAPI keeps
+    included routers nested, so the routes are walked as the route-policy check walks them (kernel.auth)."""
+    table = getattr(app.state, "allowed_methods_table", None)
+    if table is not None:
+        return table
+    try:
+        from fastapi.routing import iter_route_contexts  # noqa: PLC0415
+    except ImportError:  # older FastAPI: app.routes is already flat
+        pairs = [(getattr(r, "path", ""), r) for r in app.routes]
+    else:
+        pairs = [(rc.path or getattr(rc.original_route, "path", ""), rc.original_route)
+                 for rc in iter_route_contexts(app.routes)]
+    table = []
+    for path, route in pairs:
+        if isinstance(route, Mount):
+            table.append((re.compile(re.escape(path.rstrip("/")) + "(/.*)?$"), None))
+        elif getattr(route, "methods", None):
+            table.append((compile_path(path)[0], frozenset(route.methods)))
+    app.state.allowed_methods_table = table
+    return table
+
+
+def allowed_methods(scope: Scope) -> set[str] | None:
+    """The methods the app's routes accept at this path, OPTIONS included; None when no route matches (404 as
+    usual) or when a matching one handles OPTIONS itself (the gateway's proxy, a mount)."""
+    methods: set[str] = set()
+    for pattern, route_methods in _route_table(scope["app"]):
+        if not pattern.match(scope["path"]):
+            continue
+        if route_methods is None or "OPTIONS" in route_methods:
+            return None
+        methods |= route_methods
+    return (methods | {"OPTIONS"}) if methods else None
+
+
+class OptionsMiddleware:
+    """``OPTIONS <path>`` answers 204 with ``Allow`` listing the methods the path's routes accept (RFC 9110
+    §9.3.7) instead of 405. CORS preflights are left to the CORS middleware (the gateway's)."""
+
+    def __init__(self, app: ASGIApp):
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "OPTIONS":
+            headers = {k.lower() for k, _ in scope.get("headers", [])}
+            methods = None if b"access-control-request-method" in headers else allowed_methods(scope)
+            if methods is not None:
+                await send({"type": "http.response.start", "status": 204,
+                            "headers": [(b"allow", ", ".join(sorted(methods)).encode())]})
+                await send({"type": "http.response.body", "body": b""})
+                return
+        await self.app(scope, receive, send)

@@ -395,7 +395,7 @@ async def test_accounts_unreachable_is_503_and_nothing_is_stored(settings, make_
         person = await p.person(born=date(1966, 1, 1), name="周杰", in_accounts=False)
         response = await benefits.post("/claims", headers=p.clerk, json={
             "kind": "basic_pension", "person_id": person, "effective_period": 202612})
-        assert response.status_code == 503 and error_code(response) == "VERIFICATION_UNAVAILABLE"
+        assert response.status_code == 503 and error_code(response) == "DEPENDENCY_UNAVAILABLE"
         with Session(engine_of(benefits)) as session:
             assert session.execute(select(func.count()).select_from(Claim)).scalar_one() == 0
         assert outbox(benefits, "benefits.claim.submitted.v1") == []

@@ -31,7 +31,7 @@ async def serve(app, port: int = 0) -> AsyncIterator[str]:  # noqa: ANN001
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", port))
     port = sock.getsockname()[1]
-    server = _Server(uvicorn.Config(app, log_config=None, log_level="warning", lifespan="on",
+    server = _Server(uvicorn.Config(app, log_config=None, log_level="warning", lifespan="on", server_header=False,
                                     timeout_graceful_shutdown=1))
     task = asyncio.create_task(server.serve(sockets=[sock]))
     try:

@@ -58,7 +58,7 @@ def claim_out(session: Session, claim: Claim) -> ClaimOut:
                 "answers 201**: the claim is stored with `status: \"blocked\"`, `blocked_reason` and "
                 "`blocked_checks` (codes such as NOT_ENROLLED, DECEASED, DOUBLE_BENEFIT, INSUFFICIENT_CONTRIBUTION, "
                 "UNDER_RETIREMENT_AGE), so the attempt stays on record. Accounts unreachable: 503 "
-                "`VERIFICATION_UNAVAILABLE`, nothing stored. Pension and unemployment amounts are computed by the "
+                "`DEPENDENCY_UNAVAILABLE` (naming accounts), nothing stored. Pension and unemployment amounts are computed by the "
                 "system (each step in `computation`); injury and one-off amounts are entered with documents.",
 )
 async def submit_claim(body: ClaimRequest, request: Request) -> ClaimOut:

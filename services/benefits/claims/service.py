@@ -2,7 +2,7 @@
 
 Submission (``agency_clerk``, in the person's region) runs in three steps, so that nothing is stored on unverified
 data: ``prepare`` (the person from the local registry mirror, region check, the parameters in force), the online
-verification with accounts (``verification.ask_accounts``: 503 VERIFICATION_UNAVAILABLE if accounts cannot answer,
+verification with accounts (``verification.ask_accounts``: 503 DEPENDENCY_UNAVAILABLE if accounts cannot answer,
 nothing stored), then ``store``: the local checks, the computation, and the claim with its audit entry and
 ``ClaimSubmitted`` in one transaction.
 

@@ -9,8 +9,8 @@ correlation ids travel along for tracing.
 - ``GET /verification/contribution-months?citizen_id&fund&until`` — posted contribution months up to a month;
 - ``GET /individual-accounts/{person_id}`` — the individual account balance (pensions only; no account → 0).
 
-Accounts unreachable, timing out or failing (5xx) → 503 ``VERIFICATION_UNAVAILABLE`` and nothing is stored: a claim
-is never processed on unverified data. Accounts refusing the caller (401/403) → the same status and code.
+Accounts unreachable, timing out (``internal_call_timeout_seconds``, shorter than the gateway's) or failing (5xx) → 503
+``DEPENDENCY_UNAVAILABLE`` naming accounts, and nothing is stored: a claim is never processed on unverified data. Accounts refusing the caller (401/403) → the same status and code.
 """
 
 import asyncio
@@ -21,7 +21,7 @@ import httpx
 from fastapi import Request
 
 from services.kernel import context
-from services.kernel.errors import DomainError
+from services.kernel.errors import DependencyUnavailable, DomainError
 from services.kernel.money import yuan_to_fen
 from services.kernel.web import CORRELATION_ID_HEADER, REQUEST_ID_HEADER
 
@@ -42,8 +42,7 @@ class AccountsAnswers:
 
 
 def _unavailable(detail: str) -> DomainError:
-    return DomainError("VERIFICATION_UNAVAILABLE",
-                       f"参保登记系统暂时无法在线核验（{detail}），待遇申请未受理，请稍后重试", status=503)
+    return DependencyUnavailable("accounts", detail, "无法在线核验参保缴费状况，待遇申请未受理，请稍后重试")
 
 
 def _headers(request: Request) -> dict[str, str]:

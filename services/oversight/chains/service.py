@@ -97,7 +97,9 @@ async def observe(http: httpx.AsyncClient, settings: Settings, component: str, t
     base = component_url(settings, component)
     headers = {"Authorization": f"Bearer {token}"}
     try:
-        verify = await http.get(f"{base}/audit/verify", headers=headers)
+        # Recomputing a whole chain may legitimately take longer than an internal call's timeout: up to the
+        # gateway's own limit for a request.
+        verify = await http.get(f"{base}/audit/verify", headers=headers, timeout=settings.gateway_read_timeout_seconds)
         head = await http.get(f"{base}/audit/head", headers=headers)
         for response in (verify, head):
             if response.status_code != 200:
