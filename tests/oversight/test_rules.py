@@ -18,22 +18,29 @@ from services.accounts import events as acc
 from services.benefits import events as ben
 from services.collection import events as col
 from services.kernel import context
+from services.kernel.clock import china_today
 from services.kernel.db import make_engine
 from services.kernel.events import EventActor, EventPayload, build_envelope
 from services.kernel.migrations import pending_schema_changes, upgrade_database
+from services.kernel.periods import add_months, period_of
 from services.kernel.service_app import merge_consumer_specs
 from services.oversight import models
 from services.oversight.app import SPEC
 from services.oversight.cases.models import Case, CaseOccurrence
-from services.kernel.clock import china_today
-from services.kernel.periods import add_months, period_of
 from services.oversight.rules.common import period_start
 from services.oversight.rules.funds import FUND_RULES
 from services.oversight.rules.registry import RULES, Finding, judgeable
 from services.oversight.rules.sweep import SWEPT, SweepInputs, run_sweep
 from tests.e2e.test_employer_slice import wait_for
+from tests.oversight.test_ledger import (
+    allocation,
+    approved,
+    receipt,
+    registered,
+    remitted,
+    transaction,
+)
 from tests.oversight.test_ledger import publish as publish_on_bus
-from tests.oversight.test_ledger import allocation, approved, receipt, registered, remitted, transaction
 
 HANDLERS = {t: h for spec in merge_consumer_specs(SPEC.consumers) for t, h in spec.handlers.items()}
 T0 = datetime(2026, 6, 1, 8, 0, tzinfo=UTC)
