@@ -46,8 +46,8 @@ from services.collection.treasury.schemas import (
     StatementIn,
     TransactionIn,
 )
-from services.collection.treasury.workdays import Deadline, treasury_deadline
-from services.kernel import context
+from services.collection.treasury.workdays import Deadline, Lateness, remittance_lateness, treasury_deadline
+from services.kernel import clock, context
 from services.kernel.audit import append_audit
 from services.kernel.auth import ROLES
 from services.kernel.errors import Conflict, DomainError, NotFound
@@ -257,6 +257,7 @@ class RemittanceState:
     remittance: TreasuryRemittance
     received_fen: int
     deadline: Deadline
+    last_receipt_on: date | None = None
 
     @property
     def unreceived_fen(self) -> int:
@@ -270,22 +271,34 @@ class RemittanceState:
             return "overdue"
         return "open"
 
+    def lateness(self) -> Lateness:
+        return remittance_lateness(self.remittance.remitted_on, in_full=self.unreceived_fen <= 0,
+                                   last_receipt_on=self.last_receipt_on, today=clock.china_today())
 
-def _received_fen(session: Session, remittance_ids: Sequence[str]) -> dict[str, int]:
-    """Money received into the special account against each remittance, accepted or flagged (it arrived)."""
-    found: dict[str, int] = {}
+
+def _receipts(session: Session, remittance_ids: Sequence[str]) -> dict[str, tuple[int, date | None]]:
+    """Money received into the special account against each remittance, accepted or flagged (it arrived), and the
+    value date of its last receipt."""
+    found: dict[str, tuple[int, date | None]] = {}
     for chunk in _chunks(list(remittance_ids)):
-        found.update(session.execute(
-            select(BankTransaction.remittance_id, func.sum(BankTransaction.amount_fen))
+        rows = session.execute(
+            select(BankTransaction.remittance_id, func.sum(BankTransaction.amount_fen),
+                   func.max(BankTransaction.value_date))
             .where(BankTransaction.remittance_id.in_(chunk), BankTransaction.direction == "in")
             .group_by(BankTransaction.remittance_id)
-        ).tuples().all())
+        ).tuples()
+        found.update({rid: (int(fen or 0), last) for rid, fen, last in rows})
     return found
 
 
+def _received_fen(session: Session, remittance_ids: Sequence[str]) -> dict[str, int]:
+    return {rid: fen for rid, (fen, _) in _receipts(session, remittance_ids).items()}
+
+
 def remittance_states(session: Session, remittances: Sequence[TreasuryRemittance]) -> list[RemittanceState]:
-    received = _received_fen(session, [r.id for r in remittances])
-    return [RemittanceState(r, int(received.get(r.id, 0)), treasury_deadline(r.remitted_on)) for r in remittances]
+    receipts = _receipts(session, [r.id for r in remittances])
+    return [RemittanceState(r, receipts.get(r.id, (0, None))[0], treasury_deadline(r.remitted_on),
+                            receipts.get(r.id, (0, None))[1]) for r in remittances]
 
 
 def get_remittance(session: Session, remittance_id: str, *, lock: bool = False) -> TreasuryRemittance:
