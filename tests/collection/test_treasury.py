@@ -16,6 +16,7 @@ from services.collection.treasury.schemas import FUNDS
 from services.kernel import workdays as kernel_workdays
 from services.kernel.clock import china_today
 from services.kernel.models import AuditEntry
+from services.kernel.periods import period_of
 from services.kernel.settings import Settings
 from tests.accounts.registry_helpers import engine_of, error_code, outbox
 
@@ -413,6 +414,10 @@ async def test_a_month_of_allowed_movements_and_the_income_account_month_end(sta
         again = (await client.get("/treasury/income-accounts/month-end", params={"month": 202610},
                                   headers=accountant)).json()
         assert [a["closing_balance"] for a in again["non_zero"]] == ["200.35"]
+        # issue 11 defect 11: a month that has not ended has no month end to check yet
+        running = await client.get("/treasury/income-accounts/month-end", params={"month": period_of(china_today())},
+                                   headers=accountant)
+        assert running.status_code == 422 and error_code(running) == "MONTH_NOT_OVER"
         cached_balances_hold(client)
 
 

@@ -282,6 +282,7 @@ def import_statement(body: StatementIn, session: SessionDep, response: Response)
 
 @router.get("/income-accounts/month-end", response_model=MonthEndCheck,
             summary="Income accounts whose balance at the end of the month is not zero (R4, S13)",
+            description="A month that has not ended is refused (422 ``MONTH_NOT_OVER``): it has no month end yet.",
             dependencies=[READERS])
 def income_month_end(
     session: SessionDep,

@@ -55,7 +55,7 @@ from services.kernel.events import new_event_id
 from services.kernel.money import fen_to_yuan, yuan_to_fen
 from services.kernel.outbox import record_event
 from services.kernel.paging import oldest_first
-from services.kernel.periods import period_of
+from services.kernel.periods import month_has_ended, period_of
 
 SOURCE = "collection"
 ACCOUNT_ENTITY = "fund_bank_account"
@@ -796,6 +796,8 @@ def previous_month() -> int:
 def month_end_check(session: Session, month: int) -> MonthEnd:
     """R4 / S13: each income account's balance at the end of ``month`` (the sum of its movements with a value date
     up to that day, flagged ones included: they happened) must be zero (收入户月末无余额, 000 二(四)1)."""
+    if not month_has_ended(month, clock.china_today()):
+        raise DomainError("MONTH_NOT_OVER", f"{month} 月尚未结束，月末余额尚无从检查", status=422)
     year, number = divmod(month, 100)
     last_day = date(year, number, calendar.monthrange(year, number)[1])
     accounts = list(session.execute(

@@ -23,7 +23,7 @@ from typing import Any
 from sqlmodel import Session
 
 from services.kernel.clock import china_today
-from services.kernel.periods import period_of
+from services.kernel.periods import month_has_ended
 from services.oversight.cases.service import open_case
 
 EVENT, SWEEP, BOTH = "event", "sweep", "event+sweep"
@@ -154,11 +154,6 @@ class Finding:
     severity: str | None = None  # default: the rule's
     unit: str | None = None
     month: int | None = None  # YYYYMM the finding judges; required for a ``month_end`` rule
-
-
-def month_has_ended(month: int, day: date) -> bool:
-    """Whether ``month`` (YYYYMM) was over before ``day``."""
-    return month < period_of(day)
 
 
 def judging_day(as_of: date) -> date:

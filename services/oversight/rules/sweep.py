@@ -35,6 +35,7 @@ from sqlmodel import Session
 from services.kernel import context
 from services.kernel.audit import canonical_json
 from services.kernel.events import new_event_id
+from services.kernel.periods import month_has_ended
 from services.oversight.rules import funds, payments, registry_data, staff
 from services.oversight.rules.common import now
 from services.oversight.rules.models import RuleSweep
@@ -43,7 +44,6 @@ from services.oversight.rules.registry import (
     Finding,
     judgeable,
     judging_day,
-    month_has_ended,
     raise_findings,
 )
 
