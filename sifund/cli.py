@@ -167,7 +167,8 @@ def client_create(
 
 @app.command()
 def demo() -> None:
-    """Create one demo user per staff role and one client per system role; print their credentials."""
+    """Create one demo user per staff role and one client per system role; print where their credentials are kept
+    (``demo-credentials.txt`` in the data directory, mode 0600), not the credentials."""
     settings = get_settings()
     created = create_demo(settings)
     if not created:

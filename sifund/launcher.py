@@ -342,19 +342,31 @@ def stop_signals(flag: StopFlag) -> Iterator[None]:
             signal.signal(sig, handler)
 
 
+def write_private(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` readable by its owner only (0600), whatever mode an older copy had."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(descriptor, 0o600)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as file:
+        file.write(text)
+
+
 def describe_demo(created: list[dict], settings: Settings) -> list[str]:
-    """The demo credentials, printed once; also kept (mode 0600) in the data directory for this dev instance."""
-    lines = ["Demo accounts (an empty data directory was seeded; `sifund demo` adds missing ones):"]
-    lines += [f"  {c['kind']:<6} {c['username']:<26} {c['password']:<46} {c['role']}" for c in created]
+    """Keep the demo credentials in ``<data dir>/demo-credentials.txt`` (mode 0600) and return what to print: where
+    the file is and who was created — never a password or a client secret (a terminal's output ends up in
+    scroll-back, screen shares and CI logs)."""
+    rows = [f"  {c['kind']:<6} {c['username']:<26} {c['password']:<46} {c['role']}" for c in created]
     token_url = f"http://{settings.host}:{settings.port('gateway')}/auth/token"
     user = next((c for c in created if c["kind"] == "user"), None)
-    if user:
-        lines.append(f"  e.g. curl -d 'username={user['username']}&password={user['password']}' {token_url}")
+    example = [f"  e.g. curl -d 'username={user['username']}&password={user['password']}' {token_url}"] if user else []
     path = settings.data_dir / "demo-credentials.txt"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.touch(mode=0o600)
-    path.write_text("\n".join(lines) + "\n")
-    return lines
+    write_private(path, "\n".join(["Demo accounts (kind, user name or client id, password or secret, role):",
+                                   *rows, *example]) + "\n")
+    users = sum(c["kind"] == "user" for c in created)
+    return [f"Demo accounts: {users} users and {len(created) - users} system clients created (one per role); their "
+            f"passwords and client secrets are in {path} (mode 0600, readable by you only), not printed here.",
+            f"  e.g. curl -d 'username={user['username']}&password=…' {token_url}" if user else
+            f"  sign in at {token_url}"]
 
 
 def up(settings: Settings, *, timeout: float = 60.0, echo: Echo = typer.echo) -> int:

@@ -218,9 +218,14 @@ def sign_in(session: Session, settings: Settings, *, username: str, password: st
             raise Unauthenticated("账户已停用")
         locked_until = _aware(user.locked_until)
         if locked_until and locked_until > now:
-            session.rollback()
-            raise DomainError("ACCOUNT_LOCKED", f"连续登录失败次数过多，账户已锁定至 {locked_until:%Y-%m-%d %H:%M:%S} UTC",
-                              status=401)
+            # Answered exactly as a wrong password (same check, status, code and message): a distinct answer would
+            # tell whoever is guessing that the user name exists. The lock is audited; the user learns of it from
+            # the IT administrator who unlocks the account.
+            verify_secret(user.password_hash, password)
+            append_audit(session, action="auth.refused", entity_type="user", entity_id=username,
+                         detail={"why": "locked", "locked_until": locked_until.isoformat()})
+            session.commit()
+            raise Unauthenticated("用户名或密码错误")
         if not verify_secret(user.password_hash, password):
             user.failed_logins += 1
             detail = {"why": "bad_password", "failures": user.failed_logins}

@@ -32,3 +32,9 @@ def months_between(first: int, last: int) -> int:
 
 def period_of(day: date) -> int:
     return day.year * 100 + day.month
+
+
+def month_has_ended(month: int, day: date) -> bool:
+    """Whether ``month`` (YYYYMM) was over before ``day`` (a month-end figure — a closing balance, a month's
+    reconciliation — exists only then)."""
+    return month < period_of(day)

@@ -16,7 +16,9 @@ late (or a late one timely).
 
 Counting: the start day itself is not counted; the n-th working day after it is the deadline (discovered on Tuesday
 2026-09-29, before the National Day holiday, the 5th working day after is Monday 2026-10-12: 9-30, 10-8, 10-9, the
-make-up Saturday 10-10, 10-12). How many days, and under which clause, is each service's business rule.
+make-up Saturday 10-10, 10-12). ``working_days_after(deadline, day)`` counts the other way: how many working days
+``day`` is past ``deadline`` (the same five from 2026-09-29 to 2026-10-12). How many days, and under which clause,
+is each service's business rule.
 
 Calendar file format (JSON, UTF-8; an example transcribing the 2026 notice: ``infra/calendar/example-2026.json``)::
 
@@ -98,6 +100,12 @@ class WorkingDay:
 
 
 @dataclass(frozen=True)
+class WorkingDayCount:
+    count: int | None  # None when the calendar does not cover the days counted
+    note: str | None = None  # why ``count`` is None
+
+
+@dataclass(frozen=True)
 class YearArrangement:
     """One year of the State Council's arrangement: the days off and the make-up working days."""
 
@@ -131,6 +139,18 @@ class WorkdayCalendar:
             return chinese_calendar.is_workday(day)
         except NotImplementedError:
             raise YearNotCovered(day.year) from None
+
+    def working_days_after(self, start: date, end: date) -> WorkingDayCount:
+        """How many working days lie after ``start`` up to ``end`` inclusive (0 when ``end`` is not after
+        ``start``); no count when a year in between is not covered."""
+        current, counted = start, 0
+        try:
+            while current < end:
+                current += timedelta(days=1)
+                counted += self.is_working_day(current)
+        except YearNotCovered as exc:
+            return WorkingDayCount(None, exc.note)
+        return WorkingDayCount(counted)
 
     def _nth_working_day_after(self, start: date, n: int) -> WorkingDay:
         """The ``n``-th working day after ``start`` (``start`` itself is not counted; ``n`` = 0 is ``start``)."""
@@ -348,6 +368,12 @@ def nth_working_day_after(start: date, n: int) -> WorkingDay:
     """The ``n``-th Chinese working day after ``start`` (``start`` itself is not counted), or no day and a note
     why when a year it reaches is not covered."""
     return current_calendar().nth_working_day_after(start, n)
+
+
+def working_days_after(start: date, end: date) -> WorkingDayCount:
+    """The number of Chinese working days after ``start`` up to ``end`` inclusive (how many working days ``end`` is
+    past a deadline ``start``), or no count and a note why when a year between them is not covered."""
+    return current_calendar().working_days_after(start, end)
 
 
 def main(argv: list[str]) -> int:

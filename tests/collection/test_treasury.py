@@ -13,7 +13,11 @@ from sqlmodel import Session
 from services.collection.models import BankTransaction, FundBankAccount
 from services.collection.treasury import rules, workdays
 from services.collection.treasury.schemas import FUNDS
+from services.kernel import workdays as kernel_workdays
+from services.kernel.clock import china_today
 from services.kernel.models import AuditEntry
+from services.kernel.periods import period_of
+from services.kernel.settings import Settings
 from tests.accounts.registry_helpers import engine_of, error_code, outbox
 
 OPENED = "2020-01-06"
@@ -229,6 +233,63 @@ async def test_a_receipt_after_ten_working_days_is_recorded_and_marked_late(star
         assert outbox(client, "collection.treasury.remitted.v1")[0]["voucher_no"] == "V-0930"
 
 
+async def test_the_remittance_record_shows_its_deadline_and_how_late_it_was(start_service, finance, accountant):
+    """Issue 11 defect 12: after a receipt in full on the 12th working day the remittance said ``received`` with no
+    late flag. The finance officer's own record shows the deadline (000 二(二)), whether it was missed and by how
+    many working days."""
+    remitted_on = date(2026, 9, 30)
+    deadline = nth_working_day_after(remitted_on, 10)
+    async with start_service("collection") as client:
+        await setup_accounts(client, finance, accountant, funds=("PEN_RES",))
+        late = (await remit(client, finance, "V-L", "3000.00", remitted_on.isoformat()))["remittance"]
+        timely = (await remit(client, finance, "V-T", "500.00", remitted_on.isoformat()))["remittance"]
+        waiting = (await remit(client, finance, "V-W", "700.00", remitted_on.isoformat()))["remittance"]
+        await receive(client, finance, late["id"], "1000.00", deadline.isoformat(), "l-1")
+        await receive(client, finance, late["id"], "2000.00", nth_working_day_after(remitted_on, 12).isoformat(),
+                      "l-2")
+        await receive(client, finance, timely["id"], "500.00", deadline.isoformat(), "t-1")
+
+        async def record(remittance: dict) -> dict:
+            return (await client.get(f"/treasury/remittances/{remittance['id']}", headers=finance)).json()
+
+        state = await record(late)
+        assert (state["status"], state["lateness"], state["late"], state["working_days_late"]) == (
+            "received", "late", True, 2)
+        assert state["deadline"] == deadline.isoformat() and state["deadline_clause"].startswith("000 二(二)")
+        assert state["last_receipt_on"] == nth_working_day_after(remitted_on, 12).isoformat()
+        on_time = await record(timely)
+        assert (on_time["status"], on_time["lateness"], on_time["late"], on_time["working_days_late"]) == (
+            "received", "on_time", False, 0)
+        # nothing received, the deadline long past: late, counted up to today (unknown once today is in a year the
+        # calendar does not hold)
+        open_one = await record(waiting)
+        so_far = kernel_workdays.working_days_after(deadline, china_today())
+        assert (open_one["status"], open_one["lateness"], open_one["late"]) == ("overdue", "late", True)
+        assert (open_one["working_days_late"], open_one["lateness_note"]) == (so_far.count, so_far.note)
+        listed = (await client.get("/treasury/remittances", headers=finance)).json()
+        rows = listed["items"] if isinstance(listed, dict) else listed
+        assert {r["voucher_no"]: r["working_days_late"] for r in rows}["V-L"] == 2
+
+
+def test_remittance_lateness_is_unknown_when_the_calendar_does_not_know_the_year(tmp_path):
+    kernel_workdays.configure(Settings(workday_calendar_file=None))
+    try:
+        unknown = workdays.remittance_lateness(date(2031, 3, 3), in_full=True, last_receipt_on=date(2031, 3, 20),
+                                               today=date(2031, 4, 1))
+        assert (unknown.lateness, unknown.late, unknown.working_days_late, unknown.deadline.day) == (
+            "unknown", None, None, None) and "2031" in unknown.note
+        not_due = workdays.remittance_lateness(date(2026, 9, 30), in_full=False, last_receipt_on=None,
+                                               today=date(2026, 10, 9))
+        assert (not_due.lateness, not_due.late, not_due.working_days_late) == ("not_due", False, 0)
+        # the deadline is known (2026) but the count reaches a year not covered: late, by an unknown count
+        crossing = workdays.remittance_lateness(date(2026, 12, 10), in_full=True, last_receipt_on=date(2031, 1, 6),
+                                                today=date(2031, 1, 7))
+        assert (crossing.lateness, crossing.late, crossing.working_days_late) == ("late", True, None)
+        assert crossing.note and "SIFUND_WORKDAY_CALENDAR_FILE" in crossing.note
+    finally:
+        kernel_workdays.configure(None)
+
+
 async def test_a_receipt_above_the_unreceived_amount_is_refused_by_hand_and_flagged_from_a_statement(
         start_service, finance, accountant):
     async with start_service("collection") as client:
@@ -353,6 +414,10 @@ async def test_a_month_of_allowed_movements_and_the_income_account_month_end(sta
         again = (await client.get("/treasury/income-accounts/month-end", params={"month": 202610},
                                   headers=accountant)).json()
         assert [a["closing_balance"] for a in again["non_zero"]] == ["200.35"]
+        # issue 11 defect 11: a month that has not ended has no month end to check yet
+        running = await client.get("/treasury/income-accounts/month-end", params={"month": period_of(china_today())},
+                                   headers=accountant)
+        assert running.status_code == 422 and error_code(running) == "MONTH_NOT_OVER"
         cached_balances_hold(client)
 
 

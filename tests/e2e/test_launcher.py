@@ -7,6 +7,7 @@ import random
 import re
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import threading
@@ -17,7 +18,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from services.kernel.settings import PORT_OFFSETS
+from services.kernel.settings import PORT_OFFSETS, Settings
+from sifund.launcher import describe_demo
 
 VALID_USCC = "91110000600037341L"
 STARTUP_SECONDS = 90  # five processes each migrating their database; generous for a loaded CI machine
@@ -192,6 +194,7 @@ def test_up_serves_the_platform_and_sigterm_stops_everything(launcher: Launcher)
         # An empty data directory was seeded with demo accounts; sign in as two of them (issue 3, Done when).
         assert "Demo accounts" in launcher.output
         credentials = demo_credentials(launcher.data_dir)
+        assert not any(secret in launcher.output for _, secret in credentials.values())  # in the file, not printed
         clerk = sign_in(gateway, *credentials["demo_agency_clerk"])
         officer = sign_in(gateway, *credentials["demo_oversight_officer"])
         employer = {"uscc": VALID_USCC, "name": "某公司", "region": "150102"}
@@ -266,3 +269,22 @@ def test_a_port_in_use_is_refused_before_anything_starts(launcher: Launcher):
     assert f"collection {launcher.port_base + PORT_OFFSETS['collection']}" in launcher.output
     assert "sifund is ready" not in launcher.output
     assert not (launcher.data_dir / "sifund.pid").exists()
+
+
+def test_demo_credentials_are_kept_in_a_private_file_and_never_printed(tmp_path: Path):
+    """Issue 11 defect 13: ``sifund up`` printed every demo password and client secret to stdout. It prints where the
+    file is (mode 0600); an older copy readable by others is made private again."""
+    settings = Settings(data_dir=tmp_path / "var")
+    path = settings.data_dir / "demo-credentials.txt"
+    path.parent.mkdir(parents=True)
+    path.write_text("old\n")
+    path.chmod(0o644)
+    created = [{"kind": "user", "username": "demo_agency_clerk", "password": "Pw-Secret-Clerk-9",
+                "role": "agency_clerk"},
+               {"kind": "client", "username": "demo_tax", "password": "client-secret-XYZ", "role": "tax_system"}]
+    printed = "\n".join(describe_demo(created, settings))
+    assert "Pw-Secret-Clerk-9" not in printed and "client-secret-XYZ" not in printed
+    assert str(path) in printed and "0600" in printed and "Demo accounts" in printed
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert demo_credentials(settings.data_dir) == {"demo_agency_clerk": ("demo_agency_clerk", "Pw-Secret-Clerk-9"),
+                                                   "demo_tax": ("demo_tax", "client-secret-XYZ")}

@@ -55,7 +55,13 @@ async def test_lockout_through_the_api(gateway_settings, start_gateway):
             assert r.status_code == 401
         locked = await gateway.post("/auth/token", data={"username": "demo_cashier",
                                                          "password": demo["demo_cashier"]})
-        assert locked.status_code == 401 and locked.json()["error"]["code"] == "ACCOUNT_LOCKED"
+        unknown = await gateway.post("/auth/token", data={"username": "no_such_user",
+                                                          "password": demo["demo_cashier"]})
+        # Issue 11 defect 13: a locked account is answered as a wrong password (no ACCOUNT_LOCKED revealing the name)
+        assert locked.status_code == unknown.status_code == 401
+        assert locked.json() == unknown.json()
+        assert locked.json()["error"]["code"] == "UNAUTHENTICATED" and "ACCOUNT_LOCKED" not in locked.text
+        assert locked.headers.get("www-authenticate") == unknown.headers.get("www-authenticate")
         admin = await token(gateway, "demo_it_admin", demo["demo_it_admin"])
         unlocked = await gateway.post("/identity/users/demo_cashier/unlock", json={"reason": "本人电话核实"},
                                       headers=admin)

@@ -1,8 +1,10 @@
 """Identity rules on a real gateway database: password policy, incompatible duties, lockout, tokens, tenure."""
 
+import json
 from datetime import timedelta
 
 import pytest
+from sqlalchemy import select
 
 from gateway.identity import service
 from gateway.identity.admin import create_demo, identity_session
@@ -10,6 +12,7 @@ from services.kernel import clock
 from services.kernel.audit import verify_chain
 from services.kernel.auth import TokenVerifier, Unauthenticated
 from services.kernel.errors import DomainError
+from services.kernel.models import AuditEntry
 from services.kernel.settings import Settings
 
 GOOD_PASSWORD = "Correct-Horse-42"
@@ -87,9 +90,17 @@ def test_lockout_after_repeated_failures(identity_settings):
         for _ in range(3):
             with pytest.raises(Unauthenticated):
                 service.sign_in(session, identity_settings, username="wang.li", password="wrong-password-1A")
-        with pytest.raises(DomainError) as info:
+        # Issue 11 defect 13: locked, even the right password is answered as a wrong one (nothing tells a guesser
+        # the user name exists), and the refusal is audited.
+        with pytest.raises(Unauthenticated) as locked:
             service.sign_in(session, identity_settings, username="wang.li", password=GOOD_PASSWORD)
-        assert info.value.code == "ACCOUNT_LOCKED"
+        with pytest.raises(Unauthenticated) as unknown:
+            service.sign_in(session, identity_settings, username="nobody", password=GOOD_PASSWORD)
+        assert (locked.value.status_code, locked.value.detail, locked.value.headers) == (
+            unknown.value.status_code, unknown.value.detail, unknown.value.headers)
+        refused = session.execute(select(AuditEntry).where(AuditEntry.action == "auth.refused",
+                                                           AuditEntry.entity_id == "wang.li")).scalars().all()
+        assert [json.loads(e.detail)["why"] for e in refused] == ["locked"]
         service.unlock_user(session, username="wang.li", reason="本人核实")
         tokens = service.sign_in(session, identity_settings, username="wang.li", password=GOOD_PASSWORD)
         assert tokens.roles == ("agency_clerk",)

@@ -85,6 +85,21 @@ def test_a_year_neither_the_package_nor_a_file_holds_is_unknown_never_guessed():
     assert working_day_deadline(date(2031, 3, 3)) == (None, unknown.note)
 
 
+def test_working_days_after_a_deadline_are_counted_on_the_same_calendar(calendar_file: Path):
+    """Issue 11 defect 12: how many working days a day is past a deadline (the treasury remittance's lateness)."""
+    workdays.configure(Settings(workday_calendar_file=None))
+    assert workdays.working_days_after(date(2026, 9, 29), date(2026, 10, 12)).count == 5  # holiday, make-up Sat
+    assert workdays.working_days_after(date(2026, 9, 29), date(2026, 9, 29)).count == 0
+    assert workdays.working_days_after(date(2026, 9, 29), date(2026, 9, 1)).count == 0
+    assert workdays.working_days_after(date(2026, 11, 6), date(2026, 11, 8)).count == 0  # a weekend
+    unknown = workdays.working_days_after(date(2026, 12, 30), date(2031, 1, 6))
+    assert unknown.count is None and "SIFUND_WORKDAY_CALENDAR_FILE" in unknown.note
+    workdays.configure(Settings(workday_calendar_file=calendar_file))
+    assert workdays.working_days_after(date(2031, 9, 30), date(2031, 10, 13)).count == 5
+    beyond = workdays.working_days_after(date(2031, 12, 24), date(2032, 1, 5))
+    assert beyond.count is None and "2032" in beyond.note
+
+
 # -- the operator's calendar file ------------------------------------------------------------------------------------
 
 

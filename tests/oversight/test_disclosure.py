@@ -9,7 +9,8 @@ from tests.oversight.test_ledger import PEN, UNEMP, Feed, posted, settled
 
 YEAR = 2024
 
-ALLOWED_KEYS = {"year", "month", "months", "funds", "fund", "fund_name", "income", "expenditure", "balance",
+ALLOWED_KEYS = {"year", "month", "months", "funds", "fund", "fund_name", "income", "expenditure", "period_surplus",
+                "accumulated_balance",
                 "totals", "basis", "year_to_date", "budget", "approved_on", "approval_ref", "adjustments"}
 
 
@@ -50,8 +51,15 @@ async def test_public_figures_for_closed_months_only_and_frozen(start_service, p
             closed = await client.post(f"/reconciliation/months/{YEAR * 100 + m}/close", json={}, headers=officer)
             assert closed.status_code == 201, closed.text
 
+        # Issue 11 defect 13: by default the latest closed month, and the answer names it
         latest = (await client.get("/disclosure/funds")).json()
         assert [m["month"] for m in latest["months"]] == [202402]
+        assert (latest["year"], latest["month"]) == (YEAR, 202402)
+        # the month's surplus and the fund's balance accumulated over the closed months, each labelled
+        assert [(f["fund"], f["period_surplus"], f["accumulated_balance"]) for f in latest["months"][0]["funds"]] == [
+            (PEN, "328.00", "416.00"), (UNEMP, "7.00", "14.00")]
+        assert latest["months"][0]["totals"]["accumulated_balance"] == "430.00"
+        assert "当期收支结余" in latest["basis"]["period_surplus"] and "累计结余" in latest["basis"]["accumulated_balance"]
         year = await client.get("/disclosure/funds", params={"year": YEAR})
         assert year.status_code == 200
         body = year.json()
@@ -59,9 +67,12 @@ async def test_public_figures_for_closed_months_only_and_frozen(start_service, p
         january = body["months"][0]
         assert january["funds"] == [
             {"fund": PEN, "fund_name": "企业职工基本养老保险基金", "income": "288.00", "expenditure": "200.00",
-             "balance": "88.00"},
-            {"fund": UNEMP, "fund_name": "失业保险基金", "income": "7.00", "expenditure": "0.00", "balance": "7.00"}]
-        assert january["totals"] == {"income": "295.00", "expenditure": "200.00", "balance": "95.00"}
+             "period_surplus": "88.00", "accumulated_balance": "88.00"},
+            {"fund": UNEMP, "fund_name": "失业保险基金", "income": "7.00", "expenditure": "0.00", "period_surplus": "7.00",
+             "accumulated_balance": "7.00"}]
+        assert january["totals"] == {"income": "295.00", "expenditure": "200.00", "period_surplus": "95.00",
+                                     "accumulated_balance": "95.00"}
+        assert (body["year"], body["month"]) == (YEAR, None)
 
         one = await client.get("/disclosure/funds", params={"year": YEAR, "month": 2})
         assert [f["income"] for f in one.json()["months"][0]["funds"]] == ["528.00", "7.00"]
@@ -78,11 +89,13 @@ async def test_public_figures_for_closed_months_only_and_frozen(start_service, p
 
         # One fund's year: the closed months with running year-to-date figures.
         fund = (await client.get(f"/disclosure/funds/{PEN}/{YEAR}")).json()
-        assert [(m["month"], m["income"], m["expenditure"], m["balance"], m["year_to_date"]) for m in fund["months"]] \
-            == [(202401, "288.00", "200.00", "88.00", {"income": "288.00", "expenditure": "200.00", "balance": "88.00"}),
-                (202402, "528.00", "200.00", "328.00",
-                 {"income": "816.00", "expenditure": "400.00", "balance": "416.00"})]
-        assert fund["totals"] == {"income": "816.00", "expenditure": "400.00", "balance": "416.00"}
+        assert [(m["month"], m["income"], m["expenditure"], m["period_surplus"], m["accumulated_balance"],
+                 m["year_to_date"]) for m in fund["months"]] == [
+            (202401, "288.00", "200.00", "88.00", "88.00",
+             {"income": "288.00", "expenditure": "200.00", "period_surplus": "88.00"}),
+            (202402, "528.00", "200.00", "328.00", "416.00",
+             {"income": "816.00", "expenditure": "400.00", "period_surplus": "416.00"})]
+        assert fund["totals"] == {"income": "816.00", "expenditure": "400.00", "period_surplus": "416.00"}
         assert fund["budget"] is None  # no approved budget
 
         # A draft budget stays internal; the approved one is public.
@@ -91,7 +104,7 @@ async def test_public_figures_for_closed_months_only_and_frozen(start_service, p
         assert (await client.get(f"/disclosure/funds/{UNEMP}/{YEAR}")).json()["budget"] is None
         await approved_budget(client, people)
         budget = (await client.get(f"/disclosure/funds/{PEN}/{YEAR}")).json()["budget"]
-        assert (budget["income"], budget["expenditure"], budget["balance"], budget["adjustments"]) == \
+        assert (budget["income"], budget["expenditure"], budget["period_surplus"], budget["adjustments"]) == \
             ("1512345.67", "1251000.00", "261345.67", 0)
 
         # No personal or per-employer data, no staff: only fund-level keys and figures.

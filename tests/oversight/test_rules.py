@@ -18,18 +18,29 @@ from services.accounts import events as acc
 from services.benefits import events as ben
 from services.collection import events as col
 from services.kernel import context
+from services.kernel.clock import china_today
 from services.kernel.db import make_engine
 from services.kernel.events import EventActor, EventPayload, build_envelope
 from services.kernel.migrations import pending_schema_changes, upgrade_database
+from services.kernel.periods import add_months, period_of
 from services.kernel.service_app import merge_consumer_specs
 from services.oversight import models
 from services.oversight.app import SPEC
 from services.oversight.cases.models import Case, CaseOccurrence
-from services.oversight.rules.registry import RULES
+from services.oversight.rules.common import period_start
+from services.oversight.rules.funds import FUND_RULES
+from services.oversight.rules.registry import RULES, Finding, judgeable
 from services.oversight.rules.sweep import SWEPT, SweepInputs, run_sweep
 from tests.e2e.test_employer_slice import wait_for
+from tests.oversight.test_ledger import (
+    allocation,
+    approved,
+    receipt,
+    registered,
+    remitted,
+    transaction,
+)
 from tests.oversight.test_ledger import publish as publish_on_bus
-from tests.oversight.test_ledger import allocation, approved, receipt, registered, remitted, transaction
 
 HANDLERS = {t: h for spec in merge_consumer_specs(SPEC.consumers) for t, h in spec.handlers.items()}
 T0 = datetime(2026, 6, 1, 8, 0, tzinfo=UTC)
@@ -471,6 +482,54 @@ def test_s12_to_s16_from_the_reconciliation_cells(feed):
     assert all(v.get("created", 0) == 0 for v in again["rules"].values())
 
 
+def _month_end_world(feed: Feed, months: tuple[int, int]) -> None:
+    """In each month: an income account left with a balance (R4 → S13) and tax collected that nobody posted or
+    received (R1/R2 → S15)."""
+    feed(registered("income-PEN", "income", "PEN_EMP"))
+    for month in months:
+        first = period_start(month)
+        feed(transaction(f"i{month}", account="income-PEN", kind="income", fund="PEN_EMP", direction="in",
+                         amount=700, counterparty="payer", purpose="receipt", on=first),
+             col.PaymentsCollected(batch_id=f"b{month}", part=1, parts=1, lines=[col.CollectedLine(
+                 payment_id=f"pay{month}", tax_line_id=f"t-{month}", payer_uscc=None, employer_id="emp1",
+                 person_id="p1", citizen_id=None, fund="PEN_EMP", period=month, employer_fen=1600,
+                 individual_fen=800, late_fee_fen=0, method="bank_transfer", voucher_no=f"v{month}", paid_date=first,
+                 assessment_line_id=None, match_status="matched")]))
+
+
+def test_month_end_rules_never_judge_a_month_that_has_not_ended(feed):
+    """Issue 11 defect 11: a sweep run on 2026-12-05 that included 2026-12 opened an S13 case for December. S13 and
+    S15 are month-end rules: the running month is skipped (and said so), the month before is judged; S12/S14/S16
+    still look at the running month. A sweep dated after today judges month ends as of today."""
+    today = china_today()
+    current = period_of(today)
+    previous = add_months(current, -1)
+    _month_end_world(feed, (previous, current))
+    assert RULES["S13"].month_end and RULES["S15"].month_end and not RULES["S12"].month_end
+    summary, run = feed.sweep(today, rules=list(FUND_RULES), months=[previous, current])
+    assert run.status == "done", summary
+    assert feed.keys("S13") == [f"S13:R4:account_id=income-PEN|month={previous}"]
+    assert all(str(current) not in key for key in feed.keys("S15")) and feed.keys("S15"), feed.keys("S15")
+    for rule in ("S13", "S15"):
+        assert summary["rules"][rule]["months_not_ended"] == [current], summary["rules"][rule]
+    assert "months_not_ended" not in summary["rules"]["S12"]
+    # as_of in the next month does not make the running month over before it is
+    later, _ = feed.sweep(period_start(add_months(current, 1)), rules=["S13", "S15"], months=[current])
+    assert later["rules"]["S13"] == {**later["rules"]["S13"], "found": 0, "months_not_ended": [current]}
+    assert all(str(current) not in key for key in feed.keys("S13") + feed.keys("S15"))
+
+
+def test_a_month_end_finding_must_name_its_month():
+    finding = Finding(key="k", subject_type="fund", subject_id="PEN_EMP", title="t", details={})
+    with pytest.raises(ValueError, match="name no month"):
+        judgeable("S13", [finding], date(2026, 12, 5))
+    assert judgeable("S12", [finding], date(2026, 12, 5)) == [finding]
+    december = Finding(key="k", subject_type="fund", subject_id="PEN_EMP", title="t", details={}, month=202612)
+    assert judgeable("S13", [december], date(2026, 12, 31)) == []
+    assert judgeable("S13", [december], date(2027, 1, 1)) == ([december] if china_today() >= date(2027, 1, 1)
+                                                               else [])
+
+
 # -- S17 -------------------------------------------------------------------------------------------------------------
 
 
@@ -659,3 +718,42 @@ async def test_events_on_the_bus_open_cases_through_the_running_consumers(start_
 
         cases = await wait_for(opened, timeout=20)
         assert cases[0]["fact_key"] == "S01:p1:202604"
+
+
+async def test_sweep_endpoint_takes_a_month_or_a_range_of_months(start_service, auth):
+    """Issue 11 defect 13: ``POST /rules/sweeps`` sweeps one month, a range or a list (default: last month); months
+    not yet begun are refused, the running month is skipped by the month-end rules."""
+    officer = auth("oversight_officer", subject="officer.wang")
+    today = china_today()
+    current = period_of(today)
+    async with start_service("oversight") as client:
+        _month_end_world(Feed(client.app.state.engine), (add_months(current, -2), current))
+
+        async def sweep(**body: object) -> httpx.Response:
+            return await client.post("/rules/sweeps", headers=officer,
+                                     json={"rules": ["S12", "S13", "S15"], "as_of": today.isoformat(), **body})
+
+        default = (await sweep()).json()
+        # the balance left two months ago is still there at the end of last month
+        assert default["months"] == [add_months(current, -1)] and default["rules"]["S13"]["created"] == 1
+        one = (await sweep(month=add_months(current, -2))).json()
+        assert one["months"] == [add_months(current, -2)] and one["rules"]["S13"]["created"] == 1
+        span = await sweep(from_month=add_months(current, -3), to_month=current)
+        assert span.status_code == 201, span.text
+        body = span.json()
+        assert body["months"] == [add_months(current, n) for n in (-3, -2, -1, 0)]
+        assert body["rules"]["S13"]["months_not_ended"] == [current] and body["rules"]["S13"]["created"] == 0
+        assert body["status"] == "done"
+        refusals = {
+            "MONTH_NOT_STARTED": {"month": add_months(current, 1)},
+            "MONTH_RANGE_REVERSED": {"from_month": current, "to_month": add_months(current, -1)},
+            "MONTH_RANGE_INCOMPLETE": {"from_month": current},
+            "MONTH_RANGE_TOO_LONG": {"from_month": add_months(current, -30), "to_month": current},
+            "MONTHS_AMBIGUOUS": {"month": current, "months": [current]},
+        }
+        for code, asked in refusals.items():
+            refused = await sweep(**asked)
+            assert refused.status_code == 422 and refused.json()["error"]["code"] == code, (code, refused.text)
+        assert (await sweep(month=202613)).status_code == 422
+        rules = {r["id"]: r for r in (await client.get("/rules", headers=officer)).json()}
+        assert rules["S13"]["month_end"] is True and rules["S12"]["month_end"] is False

@@ -62,11 +62,15 @@ def _account(account: FundBankAccount) -> AccountOut:
 
 def _remittance(state: service.RemittanceState) -> RemittanceOut:
     r = state.remittance
+    lateness = state.lateness()
     return RemittanceOut(
         id=r.id, fund=r.fund, period=r.period, amount=fen_to_yuan(r.amount_fen), remitted_on=r.remitted_on,
         voucher_no=r.voucher_no, received=fen_to_yuan(state.received_fen),
         unreceived=fen_to_yuan(max(state.unreceived_fen, 0)), deadline=state.deadline.day,
-        deadline_note=state.deadline.note, status=state.status, recorded_at=r.recorded_at, recorded_by=r.recorded_by,
+        deadline_note=state.deadline.note, deadline_clause=lateness.clause, status=state.status,
+        last_receipt_on=state.last_receipt_on, lateness=lateness.lateness, late=lateness.late,
+        working_days_late=lateness.working_days_late, lateness_note=lateness.note, recorded_at=r.recorded_at,
+        recorded_by=r.recorded_by,
     )
 
 
@@ -278,6 +282,7 @@ def import_statement(body: StatementIn, session: SessionDep, response: Response)
 
 @router.get("/income-accounts/month-end", response_model=MonthEndCheck,
             summary="Income accounts whose balance at the end of the month is not zero (R4, S13)",
+            description="A month that has not ended is refused (422 ``MONTH_NOT_OVER``): it has no month end yet.",
             dependencies=[READERS])
 def income_month_end(
     session: SessionDep,

@@ -145,7 +145,16 @@ class RemittanceOut(BaseModel):
     unreceived: Yuan
     deadline: date | None = Field(description="10th Chinese working day after remitted_on; null if unknown")
     deadline_note: str | None
+    deadline_clause: str = Field(description="the seed clause the deadline comes from (000 二(二))")
     status: str = Field(description="open | received | overdue (unreceived after the deadline)")
+    last_receipt_on: date | None = Field(description="value date of the last receipt into the special account")
+    lateness: str = Field(description="on_time (in full by the deadline) | late (in full after it, or still not in "
+                                      "full after it) | not_due (not yet in full, deadline not passed) | unknown "
+                                      "(the working-day calendar does not cover the year)")
+    late: bool | None = Field(description="whether the deadline was missed; null when unknown (never guessed)")
+    working_days_late: int | None = Field(description="working days from the deadline to the last receipt (or to "
+                                                      "today while not in full); 0 when not late; null when unknown")
+    lateness_note: str | None = Field(description="why late or working_days_late is unknown")
     recorded_at: datetime
     recorded_by: str
 

@@ -46,7 +46,7 @@ from services.collection.treasury.schemas import (
     StatementIn,
     TransactionIn,
 )
-from services.collection.treasury.workdays import Deadline, treasury_deadline
+from services.collection.treasury.workdays import Deadline, Lateness, remittance_lateness, treasury_deadline
 from services.kernel import clock, context
 from services.kernel.audit import append_audit
 from services.kernel.auth import ROLES
@@ -55,7 +55,7 @@ from services.kernel.events import new_event_id
 from services.kernel.money import fen_to_yuan, yuan_to_fen
 from services.kernel.outbox import record_event
 from services.kernel.paging import oldest_first
-from services.kernel.periods import period_of
+from services.kernel.periods import month_has_ended, period_of
 
 SOURCE = "collection"
 ACCOUNT_ENTITY = "fund_bank_account"
@@ -257,6 +257,7 @@ class RemittanceState:
     remittance: TreasuryRemittance
     received_fen: int
     deadline: Deadline
+    last_receipt_on: date | None = None
 
     @property
     def unreceived_fen(self) -> int:
@@ -270,22 +271,34 @@ class RemittanceState:
             return "overdue"
         return "open"
 
+    def lateness(self) -> Lateness:
+        return remittance_lateness(self.remittance.remitted_on, in_full=self.unreceived_fen <= 0,
+                                   last_receipt_on=self.last_receipt_on, today=clock.china_today())
 
-def _received_fen(session: Session, remittance_ids: Sequence[str]) -> dict[str, int]:
-    """Money received into the special account against each remittance, accepted or flagged (it arrived)."""
-    found: dict[str, int] = {}
+
+def _receipts(session: Session, remittance_ids: Sequence[str]) -> dict[str, tuple[int, date | None]]:
+    """Money received into the special account against each remittance, accepted or flagged (it arrived), and the
+    value date of its last receipt."""
+    found: dict[str, tuple[int, date | None]] = {}
     for chunk in _chunks(list(remittance_ids)):
-        found.update(session.execute(
-            select(BankTransaction.remittance_id, func.sum(BankTransaction.amount_fen))
+        rows = session.execute(
+            select(BankTransaction.remittance_id, func.sum(BankTransaction.amount_fen),
+                   func.max(BankTransaction.value_date))
             .where(BankTransaction.remittance_id.in_(chunk), BankTransaction.direction == "in")
             .group_by(BankTransaction.remittance_id)
-        ).tuples().all())
+        ).tuples()
+        found.update({rid: (int(fen or 0), last) for rid, fen, last in rows})
     return found
 
 
+def _received_fen(session: Session, remittance_ids: Sequence[str]) -> dict[str, int]:
+    return {rid: fen for rid, (fen, _) in _receipts(session, remittance_ids).items()}
+
+
 def remittance_states(session: Session, remittances: Sequence[TreasuryRemittance]) -> list[RemittanceState]:
-    received = _received_fen(session, [r.id for r in remittances])
-    return [RemittanceState(r, int(received.get(r.id, 0)), treasury_deadline(r.remitted_on)) for r in remittances]
+    receipts = _receipts(session, [r.id for r in remittances])
+    return [RemittanceState(r, receipts.get(r.id, (0, None))[0], treasury_deadline(r.remitted_on),
+                            receipts.get(r.id, (0, None))[1]) for r in remittances]
 
 
 def get_remittance(session: Session, remittance_id: str, *, lock: bool = False) -> TreasuryRemittance:
@@ -783,6 +796,8 @@ def previous_month() -> int:
 def month_end_check(session: Session, month: int) -> MonthEnd:
     """R4 / S13: each income account's balance at the end of ``month`` (the sum of its movements with a value date
     up to that day, flagged ones included: they happened) must be zero (收入户月末无余额, 000 二(四)1)."""
+    if not month_has_ended(month, clock.china_today()):
+        raise DomainError("MONTH_NOT_OVER", f"{month} 月尚未结束，月末余额尚无从检查", status=422)
     year, number = divmod(month, 100)
     last_day = date(year, number, calendar.monthrange(year, number)[1])
     accounts = list(session.execute(

@@ -12,7 +12,7 @@ from services.oversight.disclosure.schemas import FundsOut, FundYearOut
 
 router = APIRouter(prefix="/disclosure", tags=["disclosure"], dependencies=[public()])
 
-MONEY = ("income", "expenditure", "balance")
+MONEY = ("income", "expenditure", "period_surplus", "accumulated_balance")
 
 
 def _yuan(value: Any) -> Any:
@@ -24,10 +24,12 @@ def _yuan(value: Any) -> Any:
 
 
 @router.get("/funds", response_model=FundsOut,
-            summary="Income, expenditure and balance of every fund for closed months (公开)",
+            summary="Income, expenditure, period surplus and accumulated balance of every fund, closed months (公开)",
             description="``year`` and ``month``: that month (404 while it is not closed); ``year`` alone: every "
-                        "closed month of the year; neither: the latest closed month. Figures are frozen at the "
-                        "month close and never change afterwards.")
+                        "closed month of the year; neither: the latest closed month (named in ``year`` and "
+                        "``month``). ``period_surplus`` (当期收支结余) is the month's income − expenditure; "
+                        "``accumulated_balance`` (累计结余) the surpluses of every closed month up to it. Figures "
+                        "are frozen at the month close and never change afterwards.")
 def funds(session: SessionDep, year: Annotated[int | None, Query(ge=2000, le=2200)] = None,
           month: Annotated[int | None, Query(ge=1, le=12)] = None) -> FundsOut:
     view = service.funds_view(session, year, month)

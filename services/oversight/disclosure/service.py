@@ -2,11 +2,13 @@
 
 What the public sees, per fund and month: **income** (社会保险费收入: the contributions the agency posted for that
 month, by 费款所属期 — the AGENCY leg of the three-way reconciliation), **expenditure** (社会保险待遇支出: the benefit
-payments the bank confirmed for that payroll month) and **balance** (当期收支结余 = income − expenditure; the
-year view adds the running year-to-date figures). Nothing else: no person, no employer, no account, no staff name —
+payments the bank confirmed for that payroll month), **period_surplus** (当期收支结余 = income − expenditure: the
+month's, not the fund's balance) and **accumulated_balance** (累计结余: the period surpluses of every closed month up
+to this one, from the first month closed on this platform — the balance a fund carried over from before it is not
+known here and not included, as ``basis`` says); the year view adds the running year-to-date figures. Nothing else: no person, no employer, no account, no staff name —
 only sums per fund and month, read from fund-level cells.
 
-Which months: **only months the supervisor has closed** (reconciliation 月结). The figures are those frozen in the
+Which months: **only months the supervisor has closed** (reconciliation 月结); by default the latest closed month. The figures are those frozen in the
 close's snapshot (the R1 cell's AGENCY amount and the R5 cell's bank-confirmed amount), so a published figure never
 changes afterwards: events that arrive for a closed month appear to officers as post-close adjustments and are not
 folded into what the public was shown. An open month, even a past one, is not disclosed.
@@ -29,7 +31,9 @@ INCOME_CHECK, EXPENDITURE_CHECK = "R1", "R5"  # fund × period (AGENCY leg), fun
 BASIS = {
     "income": "社会保险费收入：经办机构到账确认记账的单位和个人缴费（按费款所属期，不含滞纳金）",
     "expenditure": "社会保险待遇支出：银行确认支付成功的待遇（按发放月份，退回的不计）",
-    "balance": "当期收支结余 = 收入 − 支出",
+    "period_surplus": "当期收支结余 = 当月收入 − 当月支出（当期数，不是基金累计结余）",
+    "accumulated_balance": ("累计结余：自本系统首个已月结月份起，截至该月各已月结月份当期收支结余之和"
+                            "（不含本系统启用前的历年滚存结余）"),
     "months": "仅公布已月结（对账封账）的月份，数字取自月结快照，公布后不再变动",
 }
 
@@ -46,7 +50,7 @@ def closed_months(session: Session, year: int | None = None) -> list[int]:
 
 
 def figures(session: Session, months: list[int], fund: str | None = None) -> dict[int, dict[str, dict[str, int]]]:
-    """month → fund → {income, expenditure, balance} (fen) from the closed months' snapshots."""
+    """month → fund → {income, expenditure, period_surplus} (fen) from the closed months' snapshots."""
     found: dict[int, dict[str, dict[str, int]]] = {m: {} for m in months}
     if not months:
         return found
@@ -66,7 +70,21 @@ def figures(session: Session, months: list[int], fund: str | None = None) -> dic
             row["expenditure"] += int(amounts.get("paid", 0))
     for funds in found.values():
         for row in funds.values():
-            row["balance"] = row["income"] - row["expenditure"]
+            row["period_surplus"] = row["income"] - row["expenditure"]
+    return found
+
+
+def accumulated(session: Session, up_to: int, fund: str | None = None) -> dict[int, dict[str, int]]:
+    """month → fund → accumulated balance: the period surpluses of every closed month up to ``month``, for each
+    closed month up to ``up_to``."""
+    months = [m for m in closed_months(session) if m <= up_to]
+    data = figures(session, months, fund)
+    running: dict[str, int] = {}
+    found: dict[int, dict[str, int]] = {}
+    for m in months:
+        for f, row in data[m].items():
+            running[f] = running.get(f, 0) + row["period_surplus"]
+        found[m] = dict(running)
     return found
 
 
@@ -84,22 +102,31 @@ def funds_view(session: Session, year: int | None, month: int | None) -> dict[st
     elif year is not None:
         months = closed
     else:
-        months = closed[-1:]
+        months = closed[-1:]  # the latest closed month (an open month, even a past one, is not disclosed)
+        if months:
+            year, month = divmod(months[0], 100)
     data = figures(session, months)
+    balances = accumulated(session, months[-1]) if months else {}
+
+    def row(m: int, f: str) -> dict[str, Any]:
+        return {"fund": f, "fund_name": fund_name(f), **data[m][f], "accumulated_balance": balances[m].get(f, 0)}
+
     return {"year": year, "month": months[0] if month is not None else None, "months": [
-        {"month": m, "funds": [{"fund": f, "fund_name": fund_name(f), **data[m][f]} for f in sorted(data[m])],
-         "totals": _sum(data[m].values())}
+        {"month": m, "funds": [row(m, f) for f in sorted(data[m])],
+         "totals": {**_sum(data[m].values()), "accumulated_balance": sum(balances[m].values())}}
         for m in months], "basis": BASIS}
 
 
 def fund_year_view(session: Session, fund: str, year: int) -> dict[str, Any]:
     closed = closed_months(session, year)
     data = figures(session, closed, fund)
-    months, running = [], {"income": 0, "expenditure": 0, "balance": 0}
+    balances = accumulated(session, closed[-1], fund) if closed else {}
+    months, running = [], {"income": 0, "expenditure": 0, "period_surplus": 0}
     for m in closed:
-        row = data[m].get(fund, {"income": 0, "expenditure": 0, "balance": 0})
+        row = data[m].get(fund, {"income": 0, "expenditure": 0, "period_surplus": 0})
         running = {k: running[k] + row[k] for k in running}
-        months.append({"month": m, **row, "year_to_date": dict(running)})
+        months.append({"month": m, **row, "accumulated_balance": balances[m].get(fund, 0),
+                       "year_to_date": dict(running)})
     budget = None
     try:
         approved = budgets.get_budget(session, fund, year)
@@ -107,7 +134,8 @@ def fund_year_view(session: Session, fund: str, year: int) -> dict[str, Any]:
         approved = None
     if approved is not None and approved.status == budgets.APPROVED:
         totals = budgets.totals(budgets.amounts(session, approved.id))
-        budget = {"income": totals["income"], "expenditure": totals["expenditure"], "balance": totals["surplus"],
+        budget = {"income": totals["income"], "expenditure": totals["expenditure"],
+                  "period_surplus": totals["surplus"],
                   "approved_on": approved.approved_on, "approval_ref": approved.approval_ref,
                   "adjustments": approved.version - 1}
     if not months and budget is None:
@@ -117,7 +145,7 @@ def fund_year_view(session: Session, fund: str, year: int) -> dict[str, Any]:
 
 
 def _sum(rows: Any) -> dict[str, int]:
-    total = {"income": 0, "expenditure": 0, "balance": 0}
+    total = {"income": 0, "expenditure": 0, "period_surplus": 0}
     for row in rows:
         total = {k: total[k] + row[k] for k in total}
     return total

@@ -25,7 +25,7 @@ from sqlmodel import Session
 from services.kernel import context
 from services.kernel.auth import allow
 from services.kernel.errors import DomainError, NotFound
-from services.kernel.periods import Period
+from services.kernel.periods import Period, add_months, months_between, period_of
 from services.kernel.service_app import SessionDep
 from services.kernel.settings import Settings
 from services.oversight.cases.config import today
@@ -51,13 +51,50 @@ class RuleOut(BaseModel):
     mode: str = Field(description="event | sweep | event+sweep")
     sources: list[str]
     suggested_class: int | None
+    month_end: bool = Field(description="judges a month at its end: never a month that has not ended")
+
+
+MAX_MONTHS = 24
 
 
 class SweepIn(BaseModel):
     as_of: date | None = Field(None, description="the day judged (default: today in China)")
-    months: list[Period] | None = Field(None, max_length=24,
+    month: Period | None = Field(None, description="one reconciliation month YYYYMM for S12–S16")
+    from_month: Period | None = Field(None, description="first month of a range (with to_month, inclusive)")
+    to_month: Period | None = Field(None, description="last month of a range (with from_month, inclusive)")
+    months: list[Period] | None = Field(None, max_length=MAX_MONTHS,
                                         description="reconciliation months for S12–S16 (default: the month before)")
     rules: list[str] | None = Field(None, description=f"default: all swept rules ({', '.join(SWEPT)})")
+
+
+def months_of(body: SweepIn, as_of: date) -> list[int] | None:
+    """The months asked for (``month``, ``from_month``–``to_month`` or ``months``; None: the default, the month
+    before ``as_of``'s). A month after ``as_of``'s month is refused; ``as_of``'s own month is swept, but the
+    month-end rules (S13, S15) skip it until it has ended (``registry.judgeable``)."""
+    given = [name for name, value in (("month", body.month), ("months", body.months)) if value is not None]
+    if body.from_month is not None or body.to_month is not None:
+        given.append("from_month/to_month")
+    if len(given) > 1:
+        raise DomainError("MONTHS_AMBIGUOUS", f"月份只能以一种方式指定：{'、'.join(given)}", status=422)
+    if body.month is not None:
+        months = [body.month]
+    elif body.from_month is not None or body.to_month is not None:
+        if body.from_month is None or body.to_month is None:
+            raise DomainError("MONTH_RANGE_INCOMPLETE", "月份区间须同时指定 from_month 和 to_month", status=422)
+        count = months_between(body.from_month, body.to_month)
+        if count == 0:
+            raise DomainError("MONTH_RANGE_REVERSED", "from_month 不能晚于 to_month", status=422)
+        if count > MAX_MONTHS:
+            raise DomainError("MONTH_RANGE_TOO_LONG", f"一次最多扫描 {MAX_MONTHS} 个月", status=422)
+        months = [add_months(body.from_month, i) for i in range(count)]
+    elif body.months:
+        months = sorted(set(body.months))
+    else:
+        return None
+    if future := [m for m in months if m > period_of(as_of)]:
+        raise DomainError("MONTH_NOT_STARTED", f"月份尚未开始，无可扫描：{'、'.join(map(str, future))}", status=422,
+                          details={"as_of": as_of.isoformat(), "months": future})
+    return months
 
 
 class SweepOut(BaseModel):
@@ -154,7 +191,11 @@ def _cursor(engine) -> int:  # noqa: ANN001
 @router.post("/sweeps", response_model=SweepOut, status_code=201, dependencies=[OFFICERS],
              summary="Run the sweep now (S01–S05, S11–S16, S18 roles, S19, S20); cases through open_case",
              description="Called by the scheduler (e.g. nightly) and by officers on demand. Idempotent in effect: a "
-                         "fact already found counts an occurrence on its case.")
+                         "fact already found counts an occurrence on its case. Reconciliation months (S12–S16): "
+                         "``month``, a range ``from_month``–``to_month`` (inclusive, at most 24) or a list "
+                         "``months`` — one of them; default the month before ``as_of``. A month after ``as_of``'s "
+                         "is refused (422 ``MONTH_NOT_STARTED``); the month-end rules S13 and S15 skip a month that "
+                         "has not ended (listed in the rule's ``months_not_ended``).")
 async def sweep(request: Request, body: SweepIn | None = None) -> SweepOut:
     body = body or SweepIn()
     selected = set(body.rules or SWEPT)
@@ -163,7 +204,7 @@ async def sweep(request: Request, body: SweepIn | None = None) -> SweepOut:
         raise DomainError("RULE_NOT_SWEPT", f"这些规则不在定期扫描中（由事件触发或不存在）：{'、'.join(unknown)}",
                           status=422, details={"swept": list(SWEPT)})
     as_of = body.as_of or today()
-    inputs = await gather_inputs(request, selected, list(body.months) if body.months else None)
+    inputs = await gather_inputs(request, selected, months_of(body, as_of))
     actor = context.current().actor
     run = await anyio.to_thread.run_sync(lambda: run_sweep(request.app.state.engine, as_of=as_of, inputs=inputs,
                                                            rules=sorted(selected), actor=actor))

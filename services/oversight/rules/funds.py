@@ -17,6 +17,9 @@ S16     R6 with U1, U3 (and U2, U4–U6)         the income/expenditure accounts
 ======  =====================================  =================================================================
 
 R3 ``missing_finance`` (not yet in full but still within the deadline) is not a suspicion: nothing is late yet.
+S13 and S15 are month-end rules (``Rule.month_end``): the sweep judges them only for months that have ended, so a
+month still running (its balance and its legs still moving) opens no S13/S15 case; S12, S14 and S16 judge facts
+(a deadline passed, a movement made) and run for every month swept.
 Cells of a closed month that changed since the close carry ``post_close`` in the details. The sweep's day is left
 out of the details (so a daily sweep of an unchanged cell only counts an occurrence); a late remittance still not
 received reports its growing ``days_late``.
@@ -94,6 +97,7 @@ def findings_of(cells: Iterable[Cell]) -> dict[str, list[Finding]]:
         found[rule].append(Finding(
             key=f"{cell.check}:{cell.cell_key}", subject_type=subject_type, subject_id=subject_id or cell.check,
             employer_id=employer_id, amount_fen=abs(cell.difference_fen) or None, title=_title(cell),
+            month=cell.month,
             details=_plain({"check": cell.check, "key": cell.key, "status": cell.status, "month": cell.month,
                             "fund": cell.fund, "period": cell.period, "amounts": cell.amounts,
                             "differences": cell.differences, "difference_fen": cell.difference_fen,

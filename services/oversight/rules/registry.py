@@ -8,14 +8,22 @@ rule modules (see the package docstring). A finding goes through ``open_case`` w
 the key names the fact precisely (a person and a period, a claim, an account, a reconciliation cell), so a rule firing
 twice on the same fact — a redelivered event, the sweep after the event, a daily sweep — counts an occurrence on the
 same case.
+
+A rule marked ``month_end`` judges a month as it stands at its end (an income account's closing balance, the month's
+three-way reconciliation: 000 二(二) 每月对账, 000 二(四)1 月末无余额). Such a rule never judges a month that has not
+ended: each of its findings names its ``month``, and ``judgeable`` keeps only those of months over before the day
+judged (the sweep's ``as_of``, and never later than today). This is the framework's, not each rule's, check.
 """
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import date
 from typing import Any
 
 from sqlmodel import Session
 
+from services.kernel.clock import china_today
+from services.kernel.periods import month_has_ended
 from services.oversight.cases.service import open_case
 
 EVENT, SWEEP, BOTH = "event", "sweep", "event+sweep"
@@ -32,11 +40,14 @@ class Rule:
     sources: tuple[str, ...]
     suggested_class: int | None = None  # 001 第二十九条 class an officer is likely to choose
     deadline_days: int | None = None  # None: the case default (30 days)
+    month_end: bool = False  # judges a month at its end: never a month that has not ended
 
 
 def _rule(id: str, severity: str, clause: str, title: str, description: str, mode: str,  # noqa: A002
-          sources: Iterable[str], suggested_class: int | None = None, deadline_days: int | None = None) -> Rule:
-    return Rule(id, severity, clause, title, description, mode, tuple(sources), suggested_class, deadline_days)
+          sources: Iterable[str], suggested_class: int | None = None, deadline_days: int | None = None,
+          month_end: bool = False) -> Rule:
+    return Rule(id, severity, clause, title, description, mode, tuple(sources), suggested_class, deadline_days,
+                month_end)
 
 
 RULES: dict[str, Rule] = {r.id: r for r in (
@@ -89,14 +100,15 @@ RULES: dict[str, Rule] = {r.id: r for r in (
           SWEEP, ("reconciliation R3",), 1),
     _rule("S13", "medium", "000 二(四)1", "收入户月末余额不为零",
           "An income account whose closing balance at the month's end is not zero (reconciliation R4).",
-          SWEEP, ("reconciliation R4",), 1),
+          SWEEP, ("reconciliation R4",), 1, month_end=True),
     _rule("S14", "high", "000 二(一)", "基金之间相互挤占或调剂",
           "A movement between different funds' books (reconciliation R6, usage rule U7).",
           SWEEP, ("reconciliation R6",), 6),
     _rule("S15", "medium", "000 二(二)", "三方对账不符",
           "A reconciliation cell that is not matched: R1 fund × period, R2 employer × fund × period, R5 money out, "
           "or a receipt that does not fit its remittance (R3 mismatch / missing_tax).",
-          SWEEP, ("reconciliation R1", "reconciliation R2", "reconciliation R3", "reconciliation R5"), 1),
+          SWEEP, ("reconciliation R1", "reconciliation R2", "reconciliation R3", "reconciliation R5"), 1,
+          month_end=True),
     _rule("S16", "high", "000 二(四)1", "收入户、支出户违规收支",
           "A movement collection flagged against a usage rule of the fund accounts (U1 income account paying "
           "other than the special account, U3 expenditure account receiving other than the special account or "
@@ -141,6 +153,24 @@ class Finding:
     amount_fen: int | None = None
     severity: str | None = None  # default: the rule's
     unit: str | None = None
+    month: int | None = None  # YYYYMM the finding judges; required for a ``month_end`` rule
+
+
+def judging_day(as_of: date) -> date:
+    """The day a sweep judges month ends on: ``as_of``, but never a day that has not come."""
+    return min(as_of, china_today())
+
+
+def judgeable(rule_id: str, findings: Iterable[Finding], as_of: date) -> list[Finding]:
+    """The findings ``rule_id`` may raise as of ``as_of``: all of them, or for a ``month_end`` rule only those of
+    months that have ended (a finding of such a rule that names no month is a programming error)."""
+    findings = list(findings)
+    if not RULES[rule_id].month_end:
+        return findings
+    if unnamed := [f.key for f in findings if f.month is None]:
+        raise ValueError(f"{rule_id} judges month ends: findings {unnamed[:5]} name no month")
+    day = judging_day(as_of)
+    return [f for f in findings if month_has_ended(f.month, day)]  # type: ignore[arg-type]
 
 
 @dataclass
@@ -186,5 +216,6 @@ def raise_findings(session: Session, rule_id: str, findings: Iterable[Finding]) 
 
 def catalogue() -> list[dict[str, Any]]:
     return [{"id": r.id, "severity": r.severity, "clause": r.clause, "title": r.title, "description": r.description,
-             "mode": r.mode, "sources": list(r.sources), "suggested_class": r.suggested_class}
+             "mode": r.mode, "sources": list(r.sources), "suggested_class": r.suggested_class,
+             "month_end": r.month_end}
             for r in RULES.values()]

@@ -7,7 +7,9 @@ What it runs (each rule one set-based query over oversight's tables, never a loo
 - S03: every reported overlap and every active two-scheme overlap in the mirror;
 - S04: beneficiaries whose last paid month is more than 12 months after their last survival certification;
 - S11: business registrations older than 30 days with no employer;
-- S12–S16: the reconciliation cells of the months swept (default: the month before ``as_of``);
+- S12–S16: the reconciliation cells of the months swept (default: the month before ``as_of``); S13 and S15 are
+  month-end rules and judge only the months swept that have ended (``registry.judgeable``), the others listed in
+  the rule's ``months_not_ended``;
 - S18 (roles) and S20: from the gateway's tenure report and conflict rules, pulled by the endpoint and passed in
   ``SweepInputs`` (skipped, and said so, when they could not be read);
 - S19: life-status changes citing partner data no partner record backs; and, when accounts' audit entries for
@@ -33,10 +35,17 @@ from sqlmodel import Session
 from services.kernel import context
 from services.kernel.audit import canonical_json
 from services.kernel.events import new_event_id
+from services.kernel.periods import month_has_ended
 from services.oversight.rules import funds, payments, registry_data, staff
 from services.oversight.rules.common import now
 from services.oversight.rules.models import RuleSweep
-from services.oversight.rules.registry import RULES, Finding, raise_findings
+from services.oversight.rules.registry import (
+    RULES,
+    Finding,
+    judgeable,
+    judging_day,
+    raise_findings,
+)
 
 SWEPT = ("S01", "S02", "S03", "S04", "S05", "S11", "S12", "S13", "S14", "S15", "S16", "S18", "S19", "S20")
 
@@ -118,7 +127,8 @@ def run_sweep(engine: Engine, *, as_of: date, inputs: SweepInputs | None = None,
         with context.trace(actor=actor, causation_id=run.id), Session(engine) as session:
             try:
                 found = step(session)
-                counts = {rule_id: raise_findings(session, rule_id, found.get(rule_id, [])) for rule_id in chosen}
+                counts = {rule_id: raise_findings(session, rule_id, judgeable(rule_id, found.get(rule_id, []), as_of))
+                          for rule_id in chosen}
                 session.commit()
             except Exception as exc:  # noqa: BLE001 - one rule's failure must not undo the others
                 session.rollback()
@@ -129,13 +139,23 @@ def run_sweep(engine: Engine, *, as_of: date, inputs: SweepInputs | None = None,
                 continue
         seconds = round(time.perf_counter() - started, 3)
         for rule_id in chosen:
-            summary["rules"][rule_id] = {"status": "ok", **counts[rule_id].as_dict(), "seconds": seconds}
+            summary["rules"][rule_id] = {"status": "ok", **counts[rule_id].as_dict(), "seconds": seconds,
+                                         **_not_ended(rule_id, months, as_of)}
     with context.trace(actor=actor), Session(engine, expire_on_commit=False) as session:
         run = session.get(RuleSweep, run.id)
         run.status, run.finished_at, run.summary = status, now(), canonical_json(summary)
         session.add(run)
         session.commit()
     return run
+
+
+def _not_ended(rule_id: str, months: list[int], as_of: date) -> dict[str, Any]:
+    """For a month-end rule, the months swept it did not judge because they have not ended."""
+    if not RULES[rule_id].month_end:
+        return {}
+    day = judging_day(as_of)
+    waiting = [m for m in months if not month_has_ended(m, day)]
+    return {"months_not_ended": waiting, "note": "月份尚未结束，月末规则不予判断"} if waiting else {}
 
 
 def swept_rules() -> list[str]:
