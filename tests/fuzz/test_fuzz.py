@@ -1,0 +1,68 @@
+"""The bounded fuzz profile of the suite (issue 11, Build: fuzzing): every operation of the five OpenAPI documents
+(four services and the gateway), a few positive and negative examples each, authenticated as the roles it allows,
+against the real apps (real database, real nats-server). No answer may be a 5xx, or undeclared, or out of its
+declared schema. ``make fuzz`` runs the same campaign as long as asked (tests/fuzz/run.py)."""
+
+import json
+import os
+
+from services.kernel.identifiers import validate_bank_card, validate_uscc
+from services.kernel.periods import validate_period
+from stdnum.cn import ric
+
+from hypothesis import given, settings
+
+from tests.fuzz import strategies
+from tests.fuzz.harness import COMPONENTS, Campaign, Platform, annotate
+
+EXAMPLES = int(os.environ.get("FUZZ_SMOKE_EXAMPLES", "2"))  # per operation and generation mode
+
+# Failures whose cause is in another helper's area of issue 11, fixed on their branch: listed here, by name, so the
+# suite stays green on this branch without hiding them. THE LEAD DELETES THIS LIST AFTER MERGING (each entry must
+# then pass). Key: (component, operation, check) → the defect and the area fixing it.
+EXPECTED_UNTIL_MERGE: dict[tuple[str, str, str], str] = {}
+
+
+def test_every_operation_of_the_five_documents_answers_as_declared(make_settings, nats_server):
+    with Platform(make_settings(nats_server.url)) as platform:
+        campaign = Campaign(examples=EXAMPLES).run(platform, derandomize=True)
+    findings = campaign.as_dict()
+    assert sorted(findings["documents"]) == sorted(COMPONENTS)
+    assert [r.operation for r in campaign.results if r.requests == 0] == []
+    # Valid identifiers, periods and amounts get requests past validation: some writes succeed.
+    assert any(code in findings["statuses"] for code in ("201", "202")), findings["statuses"]
+    unexpected = [f for f in campaign.failures()
+                  if (f["component"], f["operation"], f["check"]) not in EXPECTED_UNTIL_MERGE]
+    assert unexpected == [], json.dumps(unexpected, ensure_ascii=False, indent=1, default=str)[:20000]
+
+
+@settings(max_examples=200, database=None)
+@given(citizen_id=strategies.citizen_ids(), uscc=strategies.usccs(), card=strategies.bank_cards(),
+       period=strategies.periods())
+def test_generated_identifiers_are_valid(citizen_id, uscc, card, period):
+    assert len(citizen_id) == 18 and ric.calc_check_digit(citizen_id[:17]) == citizen_id[17]
+    assert ric.get_birth_date(citizen_id)  # a real calendar date
+    assert citizen_id[:6] in strategies.BIRTH_PLACES
+    assert validate_uscc(uscc) == uscc
+    assert validate_bank_card(card) == card
+    assert validate_period(period) == period
+
+
+def test_request_fields_are_annotated_by_name():
+    body = {"type": "object", "properties": {
+        "citizen_id": {"anyOf": [{"type": "string"}, {"type": "null"}]},
+        "payer_uscc": {"type": "string"},
+        "bank_account_no": {"type": "string", "maxLength": 40},
+        "period": {"type": "integer"},
+        "amount": {"anyOf": [{"type": "number"}, {"type": "string"}]},
+        "base_fen": {"type": "integer"},
+        "lines": {"type": "array", "items": {"type": "object", "properties": {"region": {"type": "string"}}}},
+    }}
+    annotated = annotate(body, None)["properties"]
+    assert annotated["citizen_id"]["anyOf"][0]["format"] == "sifund-citizen-id"
+    assert annotated["payer_uscc"]["format"] == "sifund-uscc"
+    assert annotated["bank_account_no"] == {"type": "string", "maxLength": 40, "format": "sifund-bank-card"}
+    assert 202612 in annotated["period"]["enum"] and 202613 not in annotated["period"]["enum"]
+    assert annotated["amount"] == {"type": "string", "format": "sifund-yuan"}
+    assert annotated["base_fen"] == {"type": "integer"}
+    assert annotated["lines"]["items"]["properties"]["region"]["format"] == "sifund-region"
