@@ -14,7 +14,7 @@ from sifund import services as catalogue
 COMPONENTS = [*SERVICES, "gateway"]
 
 
-def published_document(component: str, settings) -> dict:  # noqa: ANN001
+def published_document(component: str, settings) -> dict:
     app = create_gateway(settings) if component == "gateway" else create_service_app(catalogue.spec(component), settings)
     return app.openapi()
 
@@ -34,7 +34,7 @@ def dangling_refs(document: dict) -> list[str]:
             node = node[token]
         return True
 
-    def walk(node) -> None:  # noqa: ANN001
+    def walk(node) -> None:
         if isinstance(node, dict):
             ref = node.get("$ref")
             if isinstance(ref, str) and not resolves(ref):

@@ -4,6 +4,9 @@
 - Each operation declares the refusals the platform actually answers with, in their real shape: the
   ``{"error": {"code", "message", "details"?}}`` body of ``errors`` (FastAPI's default 422 ``{"detail": [...]}`` is
   never sent, so it is replaced). A client generator or a fuzzer can then check every answer against the document.
+- A 201 route that takes FastAPI's ``Response`` sets its status itself; by the platform's convention that is 200 for
+  a replay (same Idempotency-Key, or the resource already there), declared with the same body as the 201.
+- ``/health`` answers 503 with its body when a dependency is down.
 - Routes that read their own body (JSON or CSV, e.g. bank results) declare it with ``json_body``: the model goes to
   ``components/schemas`` like any other, instead of a raw JSON schema whose ``$defs`` references dangle.
 """
@@ -55,6 +58,14 @@ _BODY_MODELS_KEY = "x-sifund-body-model"
 _BODY_MODELS: dict[str, type[BaseModel]] = {}
 
 
+def refusals(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """``responses=`` for a route that answers a refusal its policy does not imply, e.g. 401 from a public route
+    that checks credentials itself (``/auth/token``) or takes an optional token."""
+    descriptions = {**COMMON_ERRORS, **GUARDED_ERRORS}
+    body = {"application/json": {"schema": {"$ref": REF_TEMPLATE.format(model=ERROR_SCHEMA_NAME)}}}
+    return {status: {"description": descriptions.get(str(status), "拒绝"), "content": body} for status in statuses}
+
+
 def json_body(model: type[BaseModel], *, other_content: dict[str, Any] | None = None) -> dict[str, Any]:
     """``openapi_extra`` for a route that parses its own body: ``model`` is the JSON form (published under
     ``components/schemas`` by ``publish``), ``other_content`` any other media types it accepts."""
@@ -67,17 +78,22 @@ def json_body(model: type[BaseModel], *, other_content: dict[str, Any] | None = 
 def publish(app: FastAPI, extensions: dict[tuple[str, str], dict[str, Any]]) -> None:
     """Replace ``app.openapi`` by one that adds the policy ``extensions`` (keyed by (path, method)), the declared
     error responses and the body models of ``json_body`` routes."""
+    from services.kernel.auth import api_routes
+
     plain_openapi: Callable[[], dict[str, Any]] = app.openapi
+    replaying = {(path, method.lower()) for path, route in api_routes(app)
+                 if route.status_code == 201 and route.dependant.response_param_name for method in route.methods}
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            app.openapi_schema = finish(plain_openapi(), extensions)
+            app.openapi_schema = finish(plain_openapi(), extensions, replaying)
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
 
 
-def finish(schema: dict[str, Any], extensions: dict[tuple[str, str], dict[str, Any]]) -> dict[str, Any]:
+def finish(schema: dict[str, Any], extensions: dict[tuple[str, str], dict[str, Any]],
+           replaying: set[tuple[str, str]] = frozenset()) -> dict[str, Any]:
     components = schema.setdefault("components", {}).setdefault("schemas", {})
     body_models: list[type[BaseModel]] = []
     for path, operations in schema.get("paths", {}).items():
@@ -87,6 +103,11 @@ def finish(schema: dict[str, Any], extensions: dict[tuple[str, str], dict[str, A
             if model_name is not None:
                 body_models.append(_BODY_MODELS[model_name])
             _declare_errors(operation)
+            responses = operation["responses"]
+            if (path, method) in replaying and "201" in responses:
+                responses.setdefault("200", {**responses["201"], "description": "已存在：重复请求返回原结果（replay）"})
+            if path == "/health" and "200" in responses:
+                responses.setdefault("503", {**responses["200"], "description": "degraded: a dependency is down"})
     if body_models:
         _, defs = models_json_schema([(m, "validation") for m in body_models], ref_template=REF_TEMPLATE)
         for name, definition in defs.get("$defs", {}).items():

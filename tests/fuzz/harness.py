@@ -24,7 +24,9 @@ from typing import Any
 import httpx
 import schemathesis
 from anyio.from_thread import BlockingPortal, start_blocking_portal
-from hypothesis import HealthCheck, Phase, given, settings as hypothesis_settings, strategies as st
+from hypothesis import HealthCheck, Phase, given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 from schemathesis.core.failures import FailureGroup
@@ -148,7 +150,7 @@ def annotate_requests(document: dict) -> dict:
 # -- the platform, in-process ----------------------------------------------------------------------------------------
 
 
-def build(component: str, settings: Settings):  # noqa: ANN201
+def build(component: str, settings: Settings):
     if component == "gateway":
         return create_gateway(settings)
     return create_service_app(catalogue.spec(component), settings)
@@ -157,29 +159,32 @@ def build(component: str, settings: Settings):  # noqa: ANN201
 class Platform:
     """``with Platform(settings) as platform:`` the five components started; ``platform.send(...)`` one request."""
 
-    def __init__(self, settings: Settings):
-        self.settings = settings.model_copy(update=FUZZ_SETTINGS)
+    def __init__(self, settings: Settings, *, nats_monitor_url: str | None = None):
+        update = {**FUZZ_SETTINGS, **({"nats_monitor_url": nats_monitor_url} if nats_monitor_url else {})}
+        self.settings = settings.model_copy(update=update)
         self.clients: dict[str, httpx.AsyncClient] = {}
         self._stack = ExitStack()
         self.portal: BlockingPortal | None = None
 
-    def __enter__(self) -> "Platform":
+    def __enter__(self) -> "Platform":  # noqa: PYI034
         try:
             self.portal = self._stack.enter_context(start_blocking_portal())
             for component in COMPONENTS:
                 cm = self.portal.wrap_async_context_manager(running_app(build(component, self.settings)))
                 self.clients[component] = self._stack.enter_context(cm)
             self.portal.call(self._wire)
+            self._stack.callback(self.portal.call, self._unwire)
         except BaseException:
             self._stack.close()
             raise
         return self
 
-    def __exit__(self, *exc_info) -> None:  # noqa: ANN002
+    def __exit__(self, *exc_info) -> None:
         self._stack.close()
 
     async def _wire(self) -> None:
-        """Services call each other through their shared ``app.state.http``: route it to the in-process apps."""
+        """Services call each other through their shared ``app.state.http``, the gateway its services through
+        ``app.state.upstream``: route both to the in-process apps (other URLs, e.g. NATS monitoring, stay real)."""
         mounts = {INTERNAL_HOST.format(name=name): httpx.ASGITransport(app=client.app)  # type: ignore[attr-defined]
                   for name, client in self.clients.items()}
         for name in SERVICES:
@@ -187,6 +192,14 @@ class Platform:
             original = state.http
             state.http = httpx.AsyncClient(mounts=mounts, timeout=original.timeout, trust_env=False)
             await original.aclose()  # the lifespan closes the replacement on shutdown
+        gateway = self.clients["gateway"].app.state  # type: ignore[attr-defined]
+        self._gateway_upstream = gateway.upstream  # the lifespan closes this one
+        gateway.upstream = httpx.AsyncClient(mounts=mounts, timeout=gateway.upstream.timeout, trust_env=False)
+
+    async def _unwire(self) -> None:
+        gateway = self.clients["gateway"].app.state  # type: ignore[attr-defined]
+        replacement, gateway.upstream = gateway.upstream, self._gateway_upstream
+        await replacement.aclose()
 
     def document(self, component: str) -> dict:
         return self.portal.call(self._get_json, component, "/openapi.json")

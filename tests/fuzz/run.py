@@ -42,7 +42,7 @@ def main() -> int:
                 **{f"{n}_database_url": f"sqlite:///{work / f'{n}.db'}" for n in COMPONENTS},
             )
             campaign = Campaign(examples=examples)
-            with Platform(settings) as platform:
+            with Platform(settings, nats_monitor_url=nats.monitor_url) as platform:
                 campaign.run(platform, components, progress=progress)
         finally:
             nats.stop()

@@ -18,7 +18,7 @@ FIRST_PERIOD_YEAR, LAST_PERIOD_YEAR = 2019, 2027
 
 
 @st.composite
-def citizen_ids(draw) -> str:  # noqa: ANN001
+def citizen_ids(draw) -> str:
     """公民身份号码 (GB 11643): birth place, birth date, sequence, ISO 7064 MOD 11-2 check character."""
     place = draw(st.sampled_from(BIRTH_PLACES))
     born = draw(st.dates(min_value=date(1940, 1, 1), max_value=date(2008, 12, 31)))
@@ -33,7 +33,7 @@ _USCC_ALPHABET = "0123456789ABCDEFGHJKLMNPQRTUWXY"
 
 
 @st.composite
-def usccs(draw) -> str:  # noqa: ANN001
+def usccs(draw) -> str:
     """统一社会信用代码 with a valid check character (what python-stdnum checks)."""
     head = draw(st.sampled_from(("91", "92", "12", "52")))
     region = draw(st.sampled_from(REGIONS))
@@ -43,7 +43,7 @@ def usccs(draw) -> str:  # noqa: ANN001
 
 
 @st.composite
-def bank_cards(draw) -> str:  # noqa: ANN001
+def bank_cards(draw) -> str:
     """A UnionPay card number (62…, 16 or 19 digits) with its Luhn check digit."""
     length = draw(st.sampled_from((16, 19)))
     body = "62" + "".join(draw(st.lists(st.sampled_from("0123456789"), min_size=length - 3, max_size=length - 3)))

@@ -6,12 +6,11 @@ declared schema. ``make fuzz`` runs the same campaign as long as asked (tests/fu
 import json
 import os
 
-from services.kernel.identifiers import validate_bank_card, validate_uscc
-from services.kernel.periods import validate_period
+from hypothesis import given, settings
 from stdnum.cn import ric
 
-from hypothesis import given, settings
-
+from services.kernel.identifiers import validate_bank_card, validate_uscc
+from services.kernel.periods import validate_period
 from tests.fuzz import strategies
 from tests.fuzz.harness import COMPONENTS, Campaign, Platform, annotate
 
@@ -24,7 +23,7 @@ EXPECTED_UNTIL_MERGE: dict[tuple[str, str, str], str] = {}
 
 
 def test_every_operation_of_the_five_documents_answers_as_declared(make_settings, nats_server):
-    with Platform(make_settings(nats_server.url)) as platform:
+    with Platform(make_settings(nats_server.url), nats_monitor_url=nats_server.monitor_url) as platform:
         campaign = Campaign(examples=EXAMPLES).run(platform, derandomize=True)
     findings = campaign.as_dict()
     assert sorted(findings["documents"]) == sorted(COMPONENTS)
