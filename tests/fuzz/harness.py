@@ -16,7 +16,6 @@ import json
 import re
 import time
 from collections import Counter
-from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import Any
@@ -83,6 +82,59 @@ def register_formats() -> None:
         schemathesis.openapi.format(name, strategy)
 
 
+class KnownIds:
+    """Ids the platform handed out in this campaign (2xx bodies), by the path parameter they fill (``person_id``,
+    ``run_id`` …), so that path parameters name existing resources and requests get past the 404 to the rules."""
+
+    FORMAT_PREFIX = "sifund-known-id:"
+
+    def __init__(self) -> None:
+        self.ids: dict[str, list[str]] = {}
+        self._seen: set[tuple[str, str]] = set()
+
+    def strategy(self, parameter: str) -> st.SearchStrategy[str]:
+        known = st.integers(0, 2**31).map(functools.partial(self.pick, parameter))
+        return st.one_of(known, known, known, st.text(min_size=1, max_size=40))
+
+    def pick(self, parameter: str, index: int) -> str:
+        ids = self.ids.get(parameter)
+        return ids[index % len(ids)] if ids else f"00000000-0000-7000-8000-{index:012d}"
+
+    def add(self, parameter: str, value: object) -> None:
+        if isinstance(value, str) and 0 < len(value) <= 64 and (parameter, value) not in self._seen:
+            self._seen.add((parameter, value))
+            self.ids.setdefault(parameter, []).append(value)
+
+    def harvest(self, path: str, body: object) -> None:
+        """``{"id": …}`` at the top names the resource of the path's last literal segment (``/payroll/runs`` →
+        ``run_id``); nested ``{"run": {"id": …}}`` → ``run_id``; any ``…_id`` key fills that parameter."""
+        literal = [seg for seg in path.split("/") if seg and not seg.startswith("{")]
+        self._walk(_singular(literal[-1]) if literal else "", body, depth=0)
+
+    def _walk(self, resource: str, node: object, depth: int) -> None:
+        if depth > 4:
+            return
+        if isinstance(node, list):
+            for item in node[:50]:
+                self._walk(resource, item, depth + 1)
+        elif isinstance(node, dict):
+            for key, value in node.items():
+                if key == "id" and resource:
+                    self.add(f"{resource}_id", value)
+                elif key.endswith("_id"):
+                    self.add(key, value)
+                elif isinstance(value, dict | list):
+                    self._walk(_singular(key) if isinstance(value, dict) else resource, value, depth + 1)
+
+
+def _singular(word: str) -> str:
+    word = word.replace("-", "_")
+    for plural, single in (("ies", "y"), ("sses", "ss"), ("ches", "ch"), ("shes", "sh"), ("xes", "x"), ("s", "")):
+        if word.endswith(plural):
+            return word[: -len(plural)] + single
+    return word
+
+
 def annotate(schema: Any, name: str | None) -> Any:
     """A copy of ``schema`` (refs already inlined) where fields named like identifiers, periods and amounts get the
     formats / enums of the valid-value strategies."""
@@ -128,7 +180,7 @@ def inline_refs(node: Any, document: dict, seen: frozenset[str] = frozenset()) -
     return {k: inline_refs(v, document, seen) for k, v in node.items()}
 
 
-def annotate_requests(document: dict) -> dict:
+def annotate_requests(document: dict, known: KnownIds | None = None) -> dict:
     """The document with its request side (parameters, JSON bodies) annotated; responses keep the published
     schemas, so conformance is checked against what the platform promises. Security requirements are dropped: the
     harness sends a real token for a role the operation allows (forged tokens are tests/test_authorization_matrix.py's
@@ -141,6 +193,11 @@ def annotate_requests(document: dict) -> dict:
             operation.pop("security", None)
             for parameter in operation.get("parameters", []):
                 parameter["schema"] = annotate(inline_refs(parameter.get("schema", {}), document), parameter["name"])
+                name = parameter["name"]
+                if known is not None and parameter["in"] == "path" and name.endswith("_id") \
+                        and parameter["schema"].get("type") == "string":
+                    parameter["schema"] = {**parameter["schema"], "format": KnownIds.FORMAT_PREFIX + name}
+                    schemathesis.openapi.format(KnownIds.FORMAT_PREFIX + name, known.strategy(name))
             body = operation.get("requestBody", {}).get("content", {}).get("application/json")
             if body and "schema" in body:
                 body["schema"] = annotate(inline_refs(body["schema"], document), None)
@@ -258,19 +315,21 @@ class OperationResult:
                 "failures": sum(f["count"] for f in self.failures.values()), "harness_errors": self.errors[:5]}
 
 
-def loaded_schemas(platform: Platform, components: tuple[str, ...] = COMPONENTS) -> dict[str, Any]:
+def loaded_schemas(platform: Platform, components: tuple[str, ...] = COMPONENTS,
+                   known: KnownIds | None = None) -> dict[str, Any]:
     register_formats()
-    return {c: schemathesis.openapi.from_dict(annotate_requests(platform.document(c))) for c in components}
+    return {c: schemathesis.openapi.from_dict(annotate_requests(platform.document(c), known)) for c in components}
 
 
-def operations(schema: Any) -> Iterator[Any]:
-    for result in schema.get_all_operations():
-        yield result.ok()
+def operations(schema: Any) -> list[Any]:
+    """Creating operations (no path parameter) first, so that the ids they hand out are known to the others."""
+    ops = [result.ok() for result in schema.get_all_operations()]
+    return sorted(ops, key=lambda op: "{" in op.path)
 
 
 def fuzz_operation(platform: Platform, component: str, operation: Any, *, examples: int,
                    modes: tuple[GenerationMode, ...] = (GenerationMode.POSITIVE, GenerationMode.NEGATIVE),
-                   derandomize: bool = False) -> OperationResult:
+                   derandomize: bool = False, known: KnownIds | None = None) -> OperationResult:
     raw = operation.definition.raw
     roles = list(raw.get("x-sifund-roles") or [])
     result = OperationResult(component=component, operation=operation.label, roles=roles)
@@ -286,6 +345,9 @@ def fuzz_operation(platform: Platform, component: str, operation: Any, *, exampl
             return
         result.requests += 1
         result.statuses[response.status_code] += 1
+        if known is not None and 200 <= response.status_code < 300 \
+                and response.headers.get("content-type", "").startswith("application/json"):
+            known.harvest(operation.path, response.json())
         try:
             case.validate_response(response, checks=CHECKS, headers=headers)
         except FailureGroup as group:
@@ -341,13 +403,14 @@ class Campaign:
     examples: int
     started: float = field(default_factory=time.time)
     results: list[OperationResult] = field(default_factory=list)
+    known: KnownIds = field(default_factory=KnownIds)
 
     def run(self, platform: Platform, components: tuple[str, ...] = COMPONENTS, *, derandomize: bool = False,
             progress: Any = None) -> "Campaign":
-        for component, schema in loaded_schemas(platform, components).items():
+        for component, schema in loaded_schemas(platform, components, self.known).items():
             for operation in operations(schema):
                 result = fuzz_operation(platform, component, operation, examples=self.examples,
-                                        derandomize=derandomize)
+                                        derandomize=derandomize, known=self.known)
                 self.results.append(result)
                 if progress:
                     progress(result)
@@ -373,5 +436,6 @@ class Campaign:
             "schema_violations": sum(v for k, v in by_check.items() if k != "not_a_server_error"),
             "failures_by_check": dict(by_check),
             "failures": failures,
+            "known_ids": {name: len(ids) for name, ids in sorted(self.known.ids.items())},
             "per_operation": [r.as_dict() for r in self.results],
         }

@@ -24,7 +24,7 @@ def citizen_ids(draw) -> str:
     born = draw(st.dates(min_value=date(1940, 1, 1), max_value=date(2008, 12, 31)))
     sequence = draw(st.integers(0, 999))
     body = f"{place}{born:%Y%m%d}{sequence:03d}"
-    return body + ric.calc_check_digit(body)
+    return body + ric.calc_check_digit(body + "0")  # stdnum's takes the whole number and ignores its last character
 
 
 # GB 32100: registration authority (9 = 工商), organisation type (1 = 企业, 2 = 个体工商户), region, 9-character
@@ -60,10 +60,17 @@ def regions() -> st.SearchStrategy[str]:
     return st.sampled_from(REGIONS)
 
 
+# Amounts a tester types to break things (issue 11 defects 1 and 9): each must get a clear 422, never a 500.
+EXTREME_AMOUNTS = ("1E+400", "100000000000000000000.00", "92233720368547758.07", "9223372036854775807", "-0.01",
+                   "0.001", "NaN", "Infinity", "１２３.00", "+5.00", " 5.00 ")
+
+
 def yuan_amounts() -> st.SearchStrategy[str]:
-    """Amounts as the API takes them: decimal strings with at most two places, from 0 to a large monthly sum."""
+    """Amounts as the API takes them: decimal strings with at most two places, from 0 to a large monthly sum; one
+    in five an extreme or malformed one."""
     fen = st.one_of(st.integers(0, 10_000_00), st.integers(0, 100_000_000_00))
-    return fen.map(lambda f: f"{f // 100}.{f % 100:02d}")
+    valid = fen.map(lambda f: f"{f // 100}.{f % 100:02d}")
+    return st.one_of(valid, valid, valid, valid, st.sampled_from(EXTREME_AMOUNTS))
 
 
 def plausible_dates() -> st.SearchStrategy[str]:
