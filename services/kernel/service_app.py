@@ -170,7 +170,9 @@ def create_service_app(spec: ServiceSpec, settings: Settings | None = None) -> F
             engine.dispose()
             log.info("service.stopped", service=spec.name)
 
-    app = FastAPI(title=spec.title, description=spec.description, version="0.1.0", lifespan=lifespan)
+    # redirect_slashes=False: a redirect would name this service's own address, unreachable behind the gateway.
+    app = FastAPI(title=spec.title, description=spec.description, version="0.1.0", lifespan=lifespan,
+                  redirect_slashes=False)
     app.state.settings = settings
     app.state.token_verifier = TokenVerifier(settings)
     app.add_middleware(RequestContextMiddleware)
