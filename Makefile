@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-dates test-postgres bench install clean
+.PHONY: run test test-dates test-postgres bench fuzz install clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -45,6 +45,12 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.oversight_reconciliation
 	$(BIN)/python -m bench.oversight_sweep
 	$(BIN)/python -m bench.money_in
+
+## Schemathesis over the five OpenAPI documents, FUZZ_EXAMPLES (default 50) per operation and mode; findings in
+## var/fuzz/findings.json (FUZZ_OUTPUT), exit 1 on any server error or schema violation.
+FUZZ_EXAMPLES ?= 50
+fuzz: $(STAMP)
+	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/python -m tests.fuzz.run
 
 clean:
 	rm -rf var .pytest_cache

@@ -21,6 +21,7 @@ from gateway.identity.schemas import (
     UserCreate,
     UserOut,
 )
+from services.kernel import openapi
 from services.kernel.auth import CurrentActor, allow, public
 from services.kernel.errors import DomainError
 from services.kernel.service_app import SessionDep
@@ -37,6 +38,7 @@ def _tokens(issued: service.IssuedTokens) -> TokenResponse:
 
 
 @auth_router.post("/token", response_model=TokenResponse, dependencies=[public()],
+                  responses=openapi.refusals(401),  # wrong credentials
                   summary="OAuth2 token: password, client_credentials or refresh_token grant")
 def token(
     request: Request,

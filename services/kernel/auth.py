@@ -21,7 +21,7 @@ from fastapi.params import Depends as DependsParam
 from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from services.kernel import clock, context
+from services.kernel import clock, context, openapi
 from services.kernel.context import Actor
 from services.kernel.settings import Settings
 
@@ -293,19 +293,7 @@ def enforce_route_policies(app: FastAPI) -> None:
     if missing:
         raise RuntimeError(f"routes without an access policy (use allow(...) or public()): {missing}")
 
-    plain_openapi = app.openapi
-
-    def openapi_with_policies() -> dict[str, Any]:
-        if app.openapi_schema is None:
-            schema = plain_openapi()
-            for (path, method), extension in policies.items():
-                operation = schema.get("paths", {}).get(path, {}).get(method)
-                if operation is not None:
-                    operation.update(extension)
-            app.openapi_schema = schema
-        return app.openapi_schema
-
-    app.openapi = openapi_with_policies  # type: ignore[method-assign]
+    openapi.publish(app, policies)
 
 
 def region_covers(user_region: str | None, object_region: str | None) -> bool:

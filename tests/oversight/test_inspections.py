@@ -145,6 +145,16 @@ async def test_notice_less_than_three_days_ahead_is_refused(start_service, auth)
                            {"notified_on": day(0)}))["status"] == "notified"
 
 
+async def test_an_empty_or_blank_programme_id_is_an_unknown_programme_not_a_crash(start_service, auth):
+    """Found by the fuzzer (issue 11): ``"programme_id": ""`` (or blanks, stripped to "") skipped the programme check
+    and failed on the foreign key with a 500."""
+    officer = auth("oversight_officer")
+    async with start_service("oversight") as client:
+        for blank in ("", "   "):
+            r = await client.post("/inspections", json=plan(programme_id=blank), headers=officer)
+            assert r.status_code == 404 and r.json()["error"]["code"] == "PROGRAMME_NOT_FOUND", r.text
+
+
 async def test_a_team_of_fewer_than_two_inspectors_is_refused(start_service, auth):
     officer = auth("oversight_officer")
     async with start_service("oversight") as client:

@@ -32,6 +32,7 @@ from services.benefits.payroll.schemas import (
     RunVerification,
     StatusTotal,
 )
+from services.kernel import openapi
 from services.kernel.auth import allow
 from services.kernel.errors import DomainError
 from services.kernel.money import fen_to_yuan
@@ -221,15 +222,9 @@ def download_bank_file(file_id: str, session: SessionDep) -> Response:
                              "X-Checksum-SHA256": file.checksum})
 
 
-RESULTS_BODY = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "application/json": {"schema": ResultsIn.model_json_schema()},
-            "text/csv": {"schema": {"type": "string", "description": "the result file format of bankfile.py"}},
-        },
-    }
-}
+RESULTS_BODY = openapi.json_body(ResultsIn, other_content={
+    "text/csv": {"schema": {"type": "string", "description": "the result file format of bankfile.py"}},
+})
 
 
 @router.post("/bank-files/{file_id}/results", response_model=ResultsApplied,

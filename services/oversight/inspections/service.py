@@ -170,7 +170,7 @@ def _require_team(session: Session, inspection: Inspection) -> None:
 
 
 def plan(session: Session, body: InspectionIn) -> Inspection:
-    if body.programme_id:
+    if body.programme_id is not None:  # "" too: an id that names no programme, never "no programme"
         programme = session.get(InspectionProgramme, body.programme_id)
         if programme is None:
             raise NotFound("PROGRAMME_NOT_FOUND", "年度监督计划不存在")

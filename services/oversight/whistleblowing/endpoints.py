@@ -12,7 +12,7 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Query, Request, status
 from sqlmodel import Session
 
-from services.kernel import context
+from services.kernel import context, openapi
 from services.kernel.auth import Unauthenticated, allow, public
 from services.kernel.context import Actor
 from services.kernel.money import fen_to_yuan
@@ -133,6 +133,7 @@ def _staff(request: Request) -> None:
 
 
 @router.post("/reports", response_model=ReportReceived, status_code=status.HTTP_201_CREATED,
+             responses=openapi.refusals(401),  # channels other than web need an officer's token
              summary="File a report (public web form; officers record phone, e-mail, letter and visit reports)",
              description="No account needed for ``channel=web``. Anonymous or named (one reporter or a joint report). "
                          "The answer carries a tracking code, shown once: keep it to follow the report at "
