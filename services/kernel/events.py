@@ -11,7 +11,8 @@ parse what they receive with the same class.
 """
 
 import json
-from datetime import datetime
+import uuid
+from datetime import datetime, timedelta
 from typing import Any, ClassVar
 
 import uuid_utils
@@ -38,8 +39,15 @@ class UnknownEventType(KeyError):
 
 
 def new_event_id() -> str:
-    """UUIDv7: globally unique and time-ordered; also the ``Nats-Msg-Id``."""
-    return str(uuid_utils.uuid7())
+    """UUIDv7: globally unique and time-ordered; also the ``Nats-Msg-Id``. Its 48-bit millisecond timestamp is the
+    platform clock's (a case reads when the event that opened it was minted from it): the library's monotonic id is
+    moved by the clock's fixed offset, which keeps the order."""
+    value = uuid_utils.uuid7()
+    shift_ms = clock.anchor() // _MILLISECOND
+    return str(value) if not shift_ms else str(uuid.UUID(int=value.int + (shift_ms << 80)))
+
+
+_MILLISECOND = timedelta(milliseconds=1)
 
 
 def stream_for(event_type: str) -> str:

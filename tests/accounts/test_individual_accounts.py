@@ -11,6 +11,7 @@ from sqlmodel import Session
 from services.accounts.ledger import interest
 from services.accounts.ledger import service as ledger_service
 from services.accounts.models import AccountEntry, ContributionMonth, IndividualAccount
+from services.kernel import clock
 from tests.accounts.registry_helpers import OTHER_DISTRICT, REGION, engine_of, error_code, outbox
 from tests.accounts.test_enrolments import add_employer, add_person, set_deceased
 
@@ -322,8 +323,10 @@ async def test_yearly_interest_run_is_exact_idempotent_and_statements_add_up(sta
         await set_rate(2023, "0.01")
         await set_rate(2024, "0.0262")
         await set_rate(2025, "0.0232")
-        await set_rate(2026, "0.02")
-        not_ended = await accounts.post("/individual-accounts/interest-runs", headers=accountant, json={"year": 2026})
+        this_year = clock.china_today().year
+        await set_rate(this_year, "0.02")
+        not_ended = await accounts.post("/individual-accounts/interest-runs", headers=accountant,
+                                        json={"year": this_year})
         assert not_ended.status_code == 409 and error_code(not_ended) == "YEAR_NOT_ENDED"
 
         r2023 = await run(2023)

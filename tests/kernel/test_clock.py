@@ -4,6 +4,7 @@ tokens are issued and judged on it."""
 import os
 import subprocess
 import sys
+import uuid
 from datetime import UTC, datetime, timedelta
 
 import jwt
@@ -11,6 +12,7 @@ import pytest
 
 from services.kernel import clock
 from services.kernel.auth import TokenClaims, TokenVerifier, Unauthenticated, issue_token
+from services.kernel.events import new_event_id
 from services.kernel.settings import Settings
 from tests.conftest import TEST_PRIVATE_KEY, TEST_PUBLIC_KEY
 
@@ -113,3 +115,13 @@ def test_a_token_not_yet_valid_on_the_platform_clock_is_refused(settings):
                "exp": now + timedelta(minutes=5), "jti": "j1", "typ": "access", "roles": []}
     with pytest.raises(Unauthenticated, match="令牌无效"):
         TokenVerifier(settings).decode(jwt.encode(payload, TEST_PRIVATE_KEY, algorithm="EdDSA"))
+
+
+def test_event_ids_carry_the_platform_clock_and_keep_their_order():
+    before = clock.utc_now() - timedelta(milliseconds=1)
+    ids = [new_event_id() for _ in range(1_000)]
+    after = clock.utc_now() + timedelta(milliseconds=1)
+    minted = {datetime.fromtimestamp((uuid.UUID(i).int >> 80) / 1000, UTC) for i in ids}
+    assert before <= min(minted) and max(minted) <= after
+    assert ids == sorted(ids) and len(set(ids)) == len(ids)
+    assert {uuid.UUID(i).version for i in ids} == {7}
