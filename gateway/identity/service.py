@@ -211,19 +211,16 @@ def sign_in(session: Session, settings: Settings, *, username: str, password: st
         verify_secret(None, password)  # same cost as a real check
         raise Unauthenticated("用户名或密码错误")
     with context.trace(actor=context.Actor(id=username)):
-        if user.status != "active":
-            append_audit(session, action="auth.refused", entity_type="user", entity_id=username,
-                         detail={"why": "disabled"})
-            session.commit()
-            raise Unauthenticated("账户已停用")
         locked_until = _aware(user.locked_until)
-        if locked_until and locked_until > now:
-            # Answered exactly as a wrong password (same check, status, code and message): a distinct answer would
-            # tell whoever is guessing that the user name exists. The lock is audited; the user learns of it from
-            # the IT administrator who unlocks the account.
+        refusal = ({"why": "disabled"} if user.status != "active" else
+                   {"why": "locked", "locked_until": locked_until.isoformat()} if locked_until and locked_until > now
+                   else None)
+        if refusal:
+            # A disabled or locked account is answered exactly as a wrong password (same check, status, code and
+            # message): a distinct answer would tell whoever is guessing that the user name exists. The refusal is
+            # audited; the user learns why from the IT administrator.
             verify_secret(user.password_hash, password)
-            append_audit(session, action="auth.refused", entity_type="user", entity_id=username,
-                         detail={"why": "locked", "locked_until": locked_until.isoformat()})
+            append_audit(session, action="auth.refused", entity_type="user", entity_id=username, detail=refusal)
             session.commit()
             raise Unauthenticated("用户名或密码错误")
         if not verify_secret(user.password_hash, password):

@@ -112,8 +112,16 @@ def test_disabled_user_cannot_sign_in(identity_settings):
     with identity_session(identity_settings) as session:
         make_user(session, identity_settings, "wang.li", "agency_clerk")
         service.set_user_status(session, username="wang.li", status="disabled", reason="离职")
-        with pytest.raises(Unauthenticated):
+        with pytest.raises(Unauthenticated) as disabled:
             service.sign_in(session, identity_settings, username="wang.li", password=GOOD_PASSWORD)
+        with pytest.raises(Unauthenticated) as unknown:
+            service.sign_in(session, identity_settings, username="nobody", password=GOOD_PASSWORD)
+        # Nothing tells a guesser that the user name exists: answered as an unknown user (issue 11 defect 13).
+        assert (disabled.value.status_code, disabled.value.detail, disabled.value.headers) == (
+            unknown.value.status_code, unknown.value.detail, unknown.value.headers)
+        refused = session.execute(select(AuditEntry).where(AuditEntry.action == "auth.refused",
+                                                           AuditEntry.entity_id == "wang.li")).scalars().all()
+        assert [json.loads(e.detail)["why"] for e in refused] == ["disabled"]
 
 
 def test_tokens_carry_roles_and_region_and_refresh_rotates(identity_settings):
