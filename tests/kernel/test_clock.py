@@ -118,7 +118,7 @@ def test_a_token_not_yet_valid_on_the_platform_clock_is_refused(settings):
 
 
 def test_event_ids_carry_the_platform_clock_and_keep_their_order():
-    before = clock.utc_now() - timedelta(milliseconds=1)
+    before = clock.utc_now() - timedelta(milliseconds=2)  # ids keep whole milliseconds of a whole-ms offset
     ids = [new_event_id() for _ in range(1_000)]
     after = clock.utc_now() + timedelta(milliseconds=1)
     minted = {datetime.fromtimestamp((uuid.UUID(i).int >> 80) / 1000, UTC) for i in ids}

@@ -321,7 +321,7 @@ def verify_enrolment(session: Session, *, citizen_id: str | None, fund: str | No
     """Does an enrolment of ``fund`` cover ``period`` (default: this month)? ``enrolled`` says whether one covers
     the month, ``status`` its current state (a stopped enrolment still covers the months up to its end period; a
     suspended one keeps covering until it is stopped). An unknown citizen id answers ``person_found: false``."""
-    period = period or period_of(clock.utc_now().date())
+    period = period or period_of(clock.china_today())
     if fund is not None:
         _check_fund(fund)
     person = _person_by_citizen_id(session, citizen_id)
