@@ -457,3 +457,21 @@ def test_r3_asks_the_calendar_again_for_a_year_supplied_after_the_remittance(fee
     # Counted after Friday 9-26: 9-28 (make-up Sunday) 1, 9-29 2, 9-30 3, (10-1 … 10-7 off) 10-8 4, 10-9 5, 10-10 6,
     # 10-11 (make-up Saturday) 7, 10-13 8, 10-14 9, 10-15 10; received 10-16: one day late.
     assert (after.status, after.detail["deadline"], after.detail["days_late"]) == ("late", date(2031, 10, 15), 1)
+
+
+def test_workbook_cells_carry_text_with_control_characters():
+    """Found by the fuzzer (issue 11): a voucher or bank line id with a control character (stored by collection as
+    received) made the month's workbook fail mid-file with a 500; the character is shown as U+FFFD instead."""
+    import io
+
+    from openpyxl import Workbook, load_workbook
+
+    from services.oversight.reconciliation import excel
+
+    book = Workbook(write_only=True)
+    sheet = book.create_sheet("R3")
+    sheet.append([excel._plain("V\x0b01"), excel._plain("行\x00号"), excel._plain(12)])
+    buffer = io.BytesIO()
+    book.save(buffer)
+    row = next(load_workbook(io.BytesIO(buffer.getvalue())).active.iter_rows(values_only=True))
+    assert row == ("V\ufffd01", "行\ufffd号", 12)

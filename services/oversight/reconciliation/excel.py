@@ -13,6 +13,7 @@ from typing import Any
 
 from openpyxl import Workbook
 from openpyxl.cell import WriteOnlyCell
+from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 from openpyxl.styles import Font
 
 from services.kernel.money import fen_to_yuan
@@ -91,9 +92,15 @@ SHEET_NAMES = {"R1": "R1 三方对账", "R2": "R2 单位对账", "R3": "R3 国�
 
 
 def _plain(value: Any) -> Any:
-    if value is None or isinstance(value, int | float | Decimal | str):
+    if value is None or isinstance(value, int | float | Decimal):
         return value
-    return str(value)
+    return _text(str(value))
+
+
+def _text(value: str) -> str:
+    """Text from other systems (vouchers, bank line ids, references) may hold control characters that XML, and so
+    a workbook, cannot carry: openpyxl would abort mid-file (a 500 found by the fuzzer). Shown as U+FFFD."""
+    return ILLEGAL_CHARACTERS_RE.sub("\ufffd", value)
 
 
 def _money(sheet: Any, fen: Any) -> Any:
@@ -148,7 +155,7 @@ def workbook_bytes(report: MonthReport) -> bytes:
                         "现状态 status now", "金额变动 delta (yuan)"])
         for adjustment in report.adjustments:
             delta = "; ".join(f"{name} {fen_to_yuan(fen):+}" for name, fen in sorted(adjustment.delta.items()))
-            sheet.append([adjustment.check, ", ".join(f"{k}={v}" for k, v in adjustment.key.items()),
+            sheet.append([adjustment.check, _text(", ".join(f"{k}={v}" for k, v in adjustment.key.items())),
                           ", ".join(adjustment.changed),
                           adjustment.snapshot.status if adjustment.snapshot else "(无 none)",
                           adjustment.now.status if adjustment.now else "(无 none)", delta])
