@@ -29,7 +29,7 @@ from services.kernel.models import AuditEntry, DeadLetter, OutboxMessage
 from services.kernel.outbox import OutboxRelay, outbox_backlog
 from services.kernel.pii import can_read_all_personal_data, redact
 from services.kernel.settings import Settings, get_settings
-from services.kernel.strict import NonNegativeInt64, PositiveInt64
+from services.kernel.strict import RowId
 from services.kernel.web import RequestContextMiddleware
 
 log = structlog.get_logger(__name__)
@@ -238,7 +238,7 @@ def _operations_router() -> APIRouter:
 
     @router.post("/admin/dead-letters/{letter_id}/replay", summary="Apply a dead-lettered event again",
                  dependencies=[OPERATORS])
-    def replay_dead_letter(request: Request, letter_id: Annotated[PositiveInt64, Path()]) -> dict:
+    def replay_dead_letter(request: Request, letter_id: Annotated[RowId, Path()]) -> dict:
         with Session(request.app.state.engine) as session:
             letter = session.get(DeadLetter, letter_id)
             if letter is None:
@@ -284,7 +284,7 @@ def audit_router() -> APIRouter:
     @router.get("/audit/entries", summary="Audit entries after a sequence number", dependencies=[AUDITORS])
     def audit_entries(
         request: Request,
-        after_seq: Annotated[NonNegativeInt64, Query()] = 0,
+        after_seq: Annotated[RowId, Query()] = 0,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
         entity_type: str | None = None,
         entity_id: str | None = None,

@@ -7,7 +7,9 @@ Two ways to use them:
 - annotated types for single parameters and fields: ``Int64``, ``NonNegativeInt64``, ``PositiveInt64`` (query, path
   and body integers), ``IsoDate`` (query, path and body dates), ``Name`` / ``Text`` / ``FreeText``;
 - ``RequestModel``, the base of request bodies: every field of the body gets the same checks by its declared type
-  (``int``, ``date``, ``str`` and lists of them), and its integers show the 64-bit bounds in the OpenAPI schema.
+  (``int``, ``date``, ``str`` and lists of them). An integer field without its own upper bound (``le``/``lt``) is
+  held to 32 bits, the INTEGER columns of PostgreSQL (versions, codes, counts); amounts in fen declare their own
+  (``Fen``, ``MAX_FEN``). The OpenAPI schema shows the bound.
 
 Why a fixed date window and not one relative to today: the edge refuses only the implausible (``0001-01-01``, a
 Unix timestamp read as 1970); whether a day may lie in the future is a business rule judged against the platform's
@@ -23,7 +25,7 @@ from datetime import date
 from functools import lru_cache
 from typing import Annotated, Any, Union, get_args, get_origin
 
-from annotated_types import MaxLen
+from annotated_types import Le, Lt, MaxLen
 from pydantic import BaseModel, BeforeValidator, Field, ValidationInfo, field_validator
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import PydanticCustomError, core_schema
@@ -61,6 +63,9 @@ def strict_int(value: object) -> object:
 Int64 = Annotated[int, Field(ge=INT64_MIN, le=INT64_MAX), BeforeValidator(strict_int)]
 NonNegativeInt64 = Annotated[int, Field(ge=0, le=INT64_MAX), BeforeValidator(strict_int)]
 PositiveInt64 = Annotated[int, Field(ge=1, le=INT64_MAX), BeforeValidator(strict_int)]
+# A cursor over an integer key (sequence numbers, row ids): those columns are INTEGER, 32 bits on PostgreSQL.
+INT32_MAX = 2**31 - 1
+RowId = Annotated[int, Field(ge=0, le=INT32_MAX), BeforeValidator(strict_int)]
 
 
 # -- dates -----------------------------------------------------------------------------------------------------------
@@ -135,20 +140,20 @@ def _kind_of(annotation: Any) -> str | None:
     return None
 
 
-def _edge_int(value: object) -> object:
-    """In a request body: booleans refused and integers kept within 64 bits; strings and floats are left to the
+def _edge_int(value: object, bits: int) -> object:
+    """In a request body: booleans refused and integers kept within ``bits``; strings and floats are left to the
     field's own type (``StrictInt`` refuses them, ``int`` reads "12" and 12.0 but not 12.5)."""
     if isinstance(value, bool):
         raise PydanticCustomError("INVALID_INTEGER", "须为整数，不接受布尔值")
     if isinstance(value, int) or (isinstance(value, str) and _INTEGER_TEXT.fullmatch(value)):
-        if not INT64_MIN <= int(value) <= INT64_MAX:
-            raise PydanticCustomError("INTEGER_OUT_OF_RANGE", "整数超出允许范围（64 位整数）")
+        if not -(2 ** (bits - 1)) <= int(value) < 2 ** (bits - 1):
+            raise PydanticCustomError("INTEGER_OUT_OF_RANGE", f"整数超出允许范围（{bits} 位整数）")
     return value
 
 
 def _check(kind: str, value: object, multiline: bool) -> object:
     if kind == "int":
-        return _edge_int(value)
+        return _edge_int(value, 32 if multiline else 64)  # for integers, "multiline" means "no bound of its own"
     if kind == "date":
         return iso_date(value) if value is not None else value
     return clean_text(value, multiline=multiline)
@@ -167,6 +172,8 @@ class RequestModel(BaseModel):
         kind = _kind_of(field.annotation)
         if kind is None:
             return None
+        if kind in ("int", "list[int]"):
+            return kind, not any(isinstance(m, (Le, Lt)) for m in field.metadata)
         limits = [m.max_length for m in field.metadata if isinstance(m, MaxLen)]
         return kind, bool(limits) and limits[0] > MULTILINE_FROM
 
@@ -188,6 +195,6 @@ class RequestModel(BaseModel):
         for prop in target.get("properties", {}).values():
             for option in [prop, *prop.get("anyOf", []), prop.get("items", {})]:
                 if option.get("type") == "integer":
-                    option.setdefault("minimum", INT64_MIN)
-                    option.setdefault("maximum", INT64_MAX)
+                    option.setdefault("minimum", -(2**31))
+                    option.setdefault("maximum", INT32_MAX)
         return json_schema

@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, Field
 from pydantic_core import PydanticCustomError
 
+from services.kernel.money import MAX_FEN
 from services.kernel.strict import RequestModel
 
 from services.oversight.cases import workflow as wf
@@ -51,7 +52,7 @@ class CaseOpen(RequestModel):
     region: str | None = Field(None, pattern=r"^\d{6}$")
     deadline_days: int | None = Field(None, ge=1, le=366)
     suggested_class: ClassCode | None = None
-    amount_fen: int | None = Field(None, ge=0)
+    amount_fen: int | None = Field(None, ge=0, le=MAX_FEN)
 
 
 class Note(RequestModel):
@@ -64,7 +65,7 @@ class Classification(RequestModel):
     finding: Text = Field(description="核实情况")
     person_id: str | None = Field(None, max_length=36, description="class 4: the beneficiary, if not the subject")
     employer_id: str | None = Field(None, max_length=36, description="class 3: the employer, if not the subject")
-    amount_fen: int | None = Field(None, ge=0, description="amount involved (多领金额), fen")
+    amount_fen: int | None = Field(None, ge=0, le=MAX_FEN, description="amount involved (多领金额), fen")
     reason: str | None = Field(None, max_length=4000, description="required when re-classifying")
 
 
