@@ -41,6 +41,7 @@ _INTEGER_TEXT = re.compile(r"-?[0-9]{1,4300}", re.ASCII)
 _DATE_TEXT = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", re.ASCII)
 _REFUSED_CATEGORIES = {"Cc", "Cf", "Cs", "Zl", "Zp"}  # control, format (zero-width, bidi, BOM), surrogates, separators
 _LINE_BREAKS = {"\n", "\r", "\t"}
+_VERBATIM = ("password", "secret")  # compared byte for byte with what the user types later: never rewritten
 
 
 # -- integers --------------------------------------------------------------------------------------------------------
@@ -167,7 +168,7 @@ class RequestModel(BaseModel):
     @lru_cache(maxsize=None)
     def _edge_kind(cls, name: str) -> tuple[str, bool] | None:
         field = cls.model_fields.get(name)
-        if field is None:
+        if field is None or any(word in name for word in _VERBATIM):
             return None
         kind = _kind_of(field.annotation)
         if kind is None:

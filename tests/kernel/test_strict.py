@@ -105,3 +105,12 @@ def _check(body: str) -> str:
     from stdnum.cn import ric
 
     return ric.calc_check_digit(body + "0")
+
+
+def test_secrets_are_never_rewritten():
+    class Login(RequestModel):
+        password: str
+        new_password: str
+
+    assert Login(password=" pässword ", new_password="x\u200b").new_password == "x\u200b"
+    assert Login(password=" pässword ", new_password="x").password == " pässword "
