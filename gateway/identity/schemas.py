@@ -3,11 +3,12 @@ from datetime import datetime
 from pydantic import BaseModel, Field
 
 from services.kernel.identifiers import RegionCode
+from services.kernel.strict import RequestModel
 
 USERNAME_PATTERN = r"^[a-z][a-z0-9_.-]{2,63}$"
 
 
-class UserCreate(BaseModel):
+class UserCreate(RequestModel):
     username: str = Field(pattern=USERNAME_PATTERN, description="lower-case login name")
     display_name: str = Field(min_length=1, max_length=100)
     unit: str = Field(min_length=1, max_length=100, description="所在单位")
@@ -33,21 +34,21 @@ class UserOut(BaseModel):
     roles: list[RoleOut]
 
 
-class RoleGrant(BaseModel):
+class RoleGrant(RequestModel):
     role: str
     reason: str = Field(min_length=2, max_length=500, description="授权依据（如任职文件号）")
 
 
-class StatusChange(BaseModel):
+class StatusChange(RequestModel):
     reason: str = Field(min_length=2, max_length=500)
 
 
-class PasswordChange(BaseModel):
+class PasswordChange(RequestModel):
     old_password: str
     new_password: str
 
 
-class ClientCreate(BaseModel):
+class ClientCreate(RequestModel):
     client_id: str = Field(pattern=USERNAME_PATTERN)
     name: str = Field(min_length=1, max_length=100)
     role: str

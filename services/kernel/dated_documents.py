@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any, Generic, Protocol, TypeVar
 
-from fastapi import APIRouter, Query, status
+from fastapi import APIRouter, Path, Query, status
 from fastapi.params import Depends as DependsParam
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
@@ -35,6 +35,7 @@ from services.kernel.paging import newest_first
 from services.kernel.periods import Period, validate_period
 from services.kernel.schemas import Decision, Reason, RegionText, RejectDecision
 from services.kernel.service_app import SessionDep
+from services.kernel.strict import RequestModel
 
 Row = TypeVar("Row", bound=Any)  # a table model with the columns of ``DatedDocumentRow``
 Doc = TypeVar("Doc", bound=BaseModel)
@@ -55,7 +56,7 @@ class DatedDocumentRow(Protocol):
     decided_by: str | None
 
 
-class DatedDocumentProposal(BaseModel):
+class DatedDocumentProposal(RequestModel):
     """Body of a proposal. A service subclasses it and narrows ``document`` to its document type (a redeclared
     field keeps its place, so the body reads region, valid_from, document, reason)."""
 
@@ -259,7 +260,7 @@ def dated_document_routes(router: APIRouter, documents: DatedDocuments[Any, Any]
 
     @router.get("/effective/{region}/{period}", response_model=out_model, summary=texts.effective,
                 dependencies=[readers])
-    def effective_parameters(region: str, period: int, session: SessionDep) -> Any:
+    def effective_parameters(region: str, period: Annotated[Period, Path()], session: SessionDep) -> Any:
         try:
             validate_period(period)
         except ValueError as exc:  # PydanticCustomError is a ValueError

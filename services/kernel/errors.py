@@ -61,7 +61,9 @@ _HTTP_CODES = {
 def _validation_response(exc: RequestValidationError) -> JSONResponse:
     errors = exc.errors()
     details = [
-        {"loc": list(e.get("loc", ())), "type": e.get("type"), "message": e.get("msg")} for e in errors
+        {"loc": list(e.get("loc", ())), "type": e.get("type"), "message": e.get("msg")}
+        | ({"reason": e["ctx"]["reason"]} if isinstance(e.get("ctx"), dict) and "reason" in e["ctx"] else {})
+        for e in errors
     ]
     # Identifier validators raise errors whose type is the stable code itself (e.g. INVALID_USCC).
     for e in errors:

@@ -3,18 +3,34 @@
 from datetime import date
 from typing import Annotated
 
-from pydantic import AfterValidator
+from pydantic import AfterValidator, BeforeValidator, WithJsonSchema
 from pydantic_core import PydanticCustomError
+
+FIRST_PERIOD, LAST_PERIOD = 195001, 220012
+_INVALID = "费款所属期应为 YYYYMM 格式的有效月份"
 
 
 def validate_period(value: int) -> int:
     year, month = divmod(value, 100)
     if not (1950 <= year <= 2200 and 1 <= month <= 12):
-        raise PydanticCustomError("INVALID_PERIOD", "费款所属期应为 YYYYMM 格式的有效月份")
+        raise PydanticCustomError("INVALID_PERIOD", _INVALID)
     return value
 
 
-Period = Annotated[int, AfterValidator(validate_period)]
+def _period_input(value: object) -> object:
+    """An integer (JSON) or ASCII digits (query, path, CSV); booleans, floats and other digits refused."""
+    if isinstance(value, bool) or isinstance(value, float):
+        raise PydanticCustomError("INVALID_PERIOD", _INVALID)
+    if isinstance(value, str):
+        if not (value.isascii() and value.isdigit() and len(value) == 6):
+            raise PydanticCustomError("INVALID_PERIOD", _INVALID)
+        return int(value)
+    return value
+
+
+Period = Annotated[int, BeforeValidator(_period_input), AfterValidator(validate_period),
+                   WithJsonSchema({"type": "integer", "minimum": FIRST_PERIOD, "maximum": LAST_PERIOD,
+                                   "description": "YYYYMM"}, mode="validation")]
 
 
 def add_months(period: int, months: int) -> int:

@@ -9,10 +9,11 @@ float is refused).
 from decimal import Decimal, InvalidOperation
 from typing import Annotated
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, StrictInt
+from pydantic import BeforeValidator, ConfigDict, Field, PlainSerializer, StrictInt
 from pydantic_core import PydanticCustomError
 
 from services.kernel.money import MAX_FEN
+from services.kernel.strict import RequestModel
 
 MAX_RATE_PLACES = 6
 
@@ -62,13 +63,13 @@ Reason = Annotated[str, BeforeValidator(lambda v: v.strip() if isinstance(v, str
 RegionText = Annotated[str, Field(pattern=r"^\d{6}$", description="统筹区行政区划代码 (6 digits)")]
 
 
-class Decision(BaseModel):  # approving: the reason is optional
+class Decision(RequestModel):  # approving: the reason is optional
     model_config = ConfigDict(extra="forbid")
 
     reason: Reason | None = None
 
 
-class RejectDecision(BaseModel):  # rejecting: the reason is required
+class RejectDecision(RequestModel):  # rejecting: the reason is required
     model_config = ConfigDict(extra="forbid")
 
     reason: Reason

@@ -12,7 +12,7 @@ from typing import Annotated, Any, Protocol
 import anyio
 import httpx
 import structlog
-from fastapi import APIRouter, Depends, FastAPI, Query, Request
+from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy import Engine, MetaData, select, text
 from sqlmodel import Session
@@ -30,6 +30,7 @@ from services.kernel.outbox import OutboxRelay, outbox_backlog
 from services.kernel.pii import can_read_all_personal_data, redact
 from services.kernel.settings import Settings, get_settings
 from services.kernel.docs_pages import install_docs
+from services.kernel.strict import RowId
 from services.kernel.web import OptionsMiddleware, RequestContextMiddleware, SecurityHeadersMiddleware
 
 log = structlog.get_logger(__name__)
@@ -247,7 +248,7 @@ def _operations_router() -> APIRouter:
 
     @router.post("/admin/dead-letters/{letter_id}/replay", summary="Apply a dead-lettered event again",
                  dependencies=[OPERATORS])
-    def replay_dead_letter(request: Request, letter_id: int) -> dict:
+    def replay_dead_letter(request: Request, letter_id: Annotated[RowId, Path()]) -> dict:
         with Session(request.app.state.engine) as session:
             letter = session.get(DeadLetter, letter_id)
             if letter is None:
@@ -293,7 +294,7 @@ def audit_router() -> APIRouter:
     @router.get("/audit/entries", summary="Audit entries after a sequence number", dependencies=[AUDITORS])
     def audit_entries(
         request: Request,
-        after_seq: Annotated[int, Query(ge=0)] = 0,
+        after_seq: Annotated[RowId, Query()] = 0,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
         entity_type: str | None = None,
         entity_id: str | None = None,

@@ -12,6 +12,7 @@ from pydantic_core import PydanticCustomError
 
 from services.kernel.identifiers import USCC, BankCard, RegionCode
 from services.kernel.pii import BankAccountOut
+from services.kernel.strict import RequestModel
 
 # -- shared field types ----------------------------------------------------------------------------------------------
 
@@ -60,7 +61,7 @@ def _bank_pair_complete(bank_name: str | None, bank_account_no: str | None) -> N
         raise PydanticCustomError("BANK_ACCOUNT_INCOMPLETE", "基本存款账户须同时填写开户银行和银行账号")
 
 
-class EmployerRegistration(BaseModel):
+class EmployerRegistration(RequestModel):
     model_config = ConfigDict(extra="forbid")
 
     uscc: USCC = Field(description="统一社会信用代码 (18 characters, check character verified)")
@@ -83,7 +84,7 @@ class EmployerRegistration(BaseModel):
 _NOT_NULL = ("name", "unit_type", "industry_risk_class")
 
 
-class EmployerUpdate(BaseModel):
+class EmployerUpdate(RequestModel):
     """PATCH: only the fields sent are changed; ``null`` clears an optional field. The USCC is the employer's
     identity and never changes here (a new code is a new registration)."""
 
@@ -118,7 +119,7 @@ class EmployerUpdate(BaseModel):
         return self.model_dump(exclude_unset=True, exclude={"expected_version", "reason"})
 
 
-class StatusChange(BaseModel):
+class StatusChange(RequestModel):
     """Suspend, reactivate or deregister: why, and from when (today or earlier; the change applies now)."""
 
     model_config = ConfigDict(extra="forbid")

@@ -3,9 +3,10 @@ from datetime import datetime
 from pydantic import BaseModel, ConfigDict, Field
 
 from services.kernel.periods import Period
+from services.kernel.strict import RequestModel
 
 
-class EnrolmentRequest(BaseModel):
+class EnrolmentRequest(RequestModel):
     model_config = ConfigDict(extra="forbid")
 
     person_id: str = Field(min_length=1, max_length=36, description="参保人员编号")
@@ -15,7 +16,7 @@ class EnrolmentRequest(BaseModel):
     start_period: Period = Field(description="first month covered, YYYYMM")
 
 
-class TransferRequest(BaseModel):
+class TransferRequest(RequestModel):
     model_config = ConfigDict(extra="forbid")
 
     employer_id: str = Field(min_length=1, max_length=36, description="the new employer")
@@ -24,19 +25,19 @@ class TransferRequest(BaseModel):
     reason: str | None = Field(default=None, max_length=200)
 
 
-class SuspendRequest(BaseModel):
+class SuspendRequest(RequestModel):
     model_config = ConfigDict(extra="forbid")
 
     reason: str = Field(min_length=1, max_length=200)
 
 
-class ResumeRequest(BaseModel):
+class ResumeRequest(RequestModel):
     model_config = ConfigDict(extra="forbid")
 
     reason: str | None = Field(default=None, max_length=200)
 
 
-class StopRequest(BaseModel):
+class StopRequest(RequestModel):
     model_config = ConfigDict(extra="forbid")
 
     end_period: Period = Field(description="last month covered, YYYYMM")

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from services.kernel.identifiers import USCC, CitizenId
 from services.kernel.pii import CitizenIdOut
+from services.kernel.strict import RequestModel
 
 MAX_RECORDS = 10_000
 
@@ -41,7 +42,7 @@ OPEN_STATUSES = (RecordStatus.unmatched, RecordStatus.conflict, RecordStatus.inv
 # -- one record per kind ---------------------------------------------------------------------------------------------
 
 
-class _Record(BaseModel):
+class _Record(RequestModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
     record_id: str = Field(min_length=1, max_length=100, description="the partner's own line id")
@@ -102,7 +103,7 @@ def record_fields(kind: BatchKind) -> tuple[list[str], list[str]]:
 # -- upload ----------------------------------------------------------------------------------------------------------
 
 
-class BatchUpload(BaseModel):
+class BatchUpload(RequestModel):
     """``records`` are checked line by line (see the module docstring): one bad line does not refuse the batch.
 
     Record fields per kind — death: record_id, citizen_id, name, death_date; cremation: …, cremation_date;
@@ -199,12 +200,12 @@ class RecordPage(BaseModel):
     next_cursor: str | None = Field(description="pass as ?after= to get the next page; null on the last page")
 
 
-class ResolveRequest(BaseModel):
+class ResolveRequest(RequestModel):
     note: str = Field(min_length=1, max_length=2000, description="what was checked or fixed")
     accept_name_difference: bool = Field(
         False, description="apply although the partner's name differs from the registry (e.g. a former name)"
     )
 
 
-class DismissRequest(BaseModel):
+class DismissRequest(RequestModel):
     note: str = Field(min_length=1, max_length=2000, description="why nothing is applied")

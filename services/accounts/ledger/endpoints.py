@@ -130,7 +130,7 @@ def list_entries(
     session: SessionDep,
     entry_type: Annotated[str | None,
                           Query(pattern="^(contribution|interest|transfer_in|transfer_out|withdrawal)$")] = None,
-    year: int | None = None,
+    year: Annotated[int | None, Query(ge=1990, le=2200)] = None,
     after: str | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> EntryPage:

@@ -11,6 +11,7 @@ from pydantic_core import PydanticCustomError
 from services.accounts.ledger.interest import parse_rate
 from services.kernel.money import Yuan, yuan_type
 from services.kernel.periods import Period
+from services.kernel.strict import RequestModel
 
 MAX_AMOUNT = Decimal("10000000000")  # 100 亿元: far above any account, far below the BIGINT of fen
 
@@ -27,7 +28,7 @@ PositiveYuan = yuan_type(_positive, minimum=Decimal(0), exclusive=True, maximum=
 Rate = Annotated[Decimal, BeforeValidator(parse_rate)]
 
 
-class ContributionPosting(BaseModel):
+class ContributionPosting(RequestModel):
     """个人缴费记账: the individual part of a pension contribution, credited to the account."""
 
     model_config = ConfigDict(extra="forbid")
@@ -39,7 +40,7 @@ class ContributionPosting(BaseModel):
     reference: str | None = Field(default=None, max_length=200, description="payment line or voucher")
 
 
-class TransferInPosting(BaseModel):
+class TransferInPosting(RequestModel):
     """转入: an individual account balance received from another pooling region."""
 
     model_config = ConfigDict(extra="forbid")
@@ -50,7 +51,7 @@ class TransferInPosting(BaseModel):
     note: str | None = Field(default=None, max_length=500)
 
 
-class TransferOutPosting(BaseModel):
+class TransferOutPosting(RequestModel):
     """转出: to another pooling region. Without ``amount`` the whole balance leaves and the account closes."""
 
     model_config = ConfigDict(extra="forbid")
@@ -61,7 +62,7 @@ class TransferOutPosting(BaseModel):
     note: str | None = Field(default=None, max_length=500)
 
 
-class WithdrawalPosting(BaseModel):
+class WithdrawalPosting(RequestModel):
     """支取: the whole balance is paid out on death (to the heirs) or settlement, and the account closes."""
 
     model_config = ConfigDict(extra="forbid")
@@ -127,7 +128,7 @@ class Statement(BaseModel):
     closing_balance: Yuan
 
 
-class InterestRateIn(BaseModel):
+class InterestRateIn(RequestModel):
     model_config = ConfigDict(extra="forbid")
 
     rate: Rate = Field(description="decimal string, e.g. \"0.0262\" for 2.62 %; numbers are refused")
@@ -140,7 +141,7 @@ class InterestRateOut(BaseModel):
     set_by: str
 
 
-class InterestRunIn(BaseModel):
+class InterestRunIn(RequestModel):
     model_config = ConfigDict(extra="forbid")
 
     year: int = Field(ge=1990, le=2200)

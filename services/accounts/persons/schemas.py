@@ -10,6 +10,7 @@ from pydantic_core import PydanticCustomError
 from services.accounts.employers.schemas import Address, Name, Phone, Reason
 from services.kernel.identifiers import BankCard, CitizenId, RegionCode
 from services.kernel.pii import BankAccountOut, CitizenIdOut
+from services.kernel.strict import RequestModel
 
 HouseholdType = Literal["urban", "rural"]
 LifeStatus = Literal["alive", "deceased", "imprisoned"]
@@ -29,7 +30,7 @@ def validate_nationality(value: str) -> str:
 Nationality = Annotated[str, BeforeValidator(_upper), AfterValidator(validate_nationality)]
 
 
-class PersonRegistration(BaseModel):
+class PersonRegistration(RequestModel):
     """Sex and birth date come from the citizen id; if declared too, they must agree with it."""
 
     model_config = ConfigDict(extra="forbid")
@@ -59,7 +60,7 @@ _NOT_EDITABLE = {
 }
 
 
-class PersonUpdate(BaseModel):
+class PersonUpdate(RequestModel):
     """PATCH of contact details: only the fields sent change; ``null`` clears phone or address."""
 
     model_config = ConfigDict(extra="forbid")
@@ -87,7 +88,7 @@ class PersonUpdate(BaseModel):
         return self.model_dump(exclude_unset=True, exclude={"expected_version", "reason"})
 
 
-class BankAccountIn(BaseModel):
+class BankAccountIn(RequestModel):
     model_config = ConfigDict(extra="forbid")
 
     kind: Literal["bank_account", "ss_card"] = Field(description="bank_account 银行账户 | ss_card 社会保障卡（金融账户）")
@@ -96,7 +97,7 @@ class BankAccountIn(BaseModel):
     holder_name: Name = Field(max_length=100, description="户名: must be the person's own name (000 二(三))")
 
 
-class BankAccountClose(BaseModel):
+class BankAccountClose(RequestModel):
     model_config = ConfigDict(extra="forbid")
 
     reason: Reason
@@ -145,7 +146,7 @@ class PersonPage(BaseModel):
     next_cursor: str | None = Field(description="pass as ?after= to get the next page; null on the last page")
 
 
-class LifeStatusCorrectionIn(BaseModel):
+class LifeStatusCorrectionIn(RequestModel):
     """后台修改 of a life status: a request with its reason and evidence, decided by another person."""
 
     model_config = ConfigDict(extra="forbid")
@@ -158,7 +159,7 @@ class LifeStatusCorrectionIn(BaseModel):
     evidence: str | None = Field(default=None, max_length=4000, description="证明材料（文号、出具单位等）")
 
 
-class CorrectionDecision(BaseModel):
+class CorrectionDecision(RequestModel):
     model_config = ConfigDict(extra="forbid")
 
     reason: Reason | None = Field(default=None, description="审核意见; required to reject")

@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from services.accounts.posting.service import REASONS
 from services.kernel.money import Yuan
 from services.kernel.pii import CitizenIdOut
+from services.kernel.strict import RequestModel
 
 ReasonCode = StrEnum("ReasonCode", {code: code for code in REASONS})  # type: ignore[misc]
 
@@ -56,13 +57,13 @@ class SuspenseSummaryRow(BaseModel):
     amount: Yuan = Field(description="employer and individual parts")
 
 
-class RetryRequest(BaseModel):
+class RetryRequest(RequestModel):
     model_config = ConfigDict(extra="forbid")
 
     note: str | None = Field(default=None, max_length=2000, description="what was fixed in the registry")
 
 
-class RetryAllRequest(BaseModel):
+class RetryAllRequest(RequestModel):
     model_config = ConfigDict(extra="forbid")
 
     reason_code: ReasonCode | None = Field(default=None, description="only the lines held for this reason")
@@ -84,7 +85,7 @@ class RetryAllOut(BaseModel):
     held_by_reason: dict[str, int] = Field(description="the lines still held, by reason code")
 
 
-class DismissRequest(BaseModel):
+class DismissRequest(RequestModel):
     model_config = ConfigDict(extra="forbid")
 
     note: str = Field(min_length=1, max_length=2000, description="why the line is not posted")

@@ -15,6 +15,7 @@ from services.kernel.identifiers import CitizenId
 from services.kernel.money import Yuan
 from services.kernel.periods import Period
 from services.kernel.schemas import Reason
+from services.kernel.strict import RequestModel
 
 Kind = Literal["basic_pension", "resident_pension", "unemployment", "injury", "one_off"]
 Fund = Literal["PEN_EMP", "PEN_GOV", "PEN_RES", "UNEMP", "INJURY"]
@@ -33,7 +34,7 @@ ENTERED_KINDS = frozenset({"injury", "one_off"})
 Text = Annotated[str, BeforeValidator(lambda v: v.strip() if isinstance(v, str) else v)]
 
 
-class DocumentRef(BaseModel):
+class DocumentRef(RequestModel):
     """A supporting document (工伤认定决定书, 劳动能力鉴定结论, 补发审批表, 特殊工种审批 …) by its reference."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -47,7 +48,7 @@ def _fail(code: str, message: str) -> PydanticCustomError:
     return PydanticCustomError(code, message)
 
 
-class ClaimRequest(BaseModel):
+class ClaimRequest(RequestModel):
     """A claim for a benefit. The person is named by ``person_id`` or ``citizen_id`` (exactly one)."""
 
     model_config = ConfigDict(extra="forbid")
@@ -108,7 +109,7 @@ class ClaimRequest(BaseModel):
         return self
 
 
-class DecisionRequest(BaseModel):
+class DecisionRequest(RequestModel):
     model_config = ConfigDict(extra="forbid")
 
     decision: Literal["approve", "reject"]

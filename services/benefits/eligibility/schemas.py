@@ -7,12 +7,13 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from services.kernel.money import Yuan
 from services.kernel.pii import CitizenIdOut
+from services.kernel.strict import RequestModel
 
 Channel = Literal["app", "face", "on_site", "data_match"]
 MAX_BATCH_RECORDS = 10_000
 
 
-class CertificationIn(BaseModel):
+class CertificationIn(RequestModel):
     model_config = ConfigDict(extra="forbid")
 
     person_id: str = Field(min_length=1, max_length=36)
@@ -32,14 +33,14 @@ class CertificationOut(BaseModel):
     resumed_entitlement_ids: list[str]
 
 
-class DataMatchRecord(BaseModel):
+class DataMatchRecord(RequestModel):
     model_config = ConfigDict(extra="forbid")
 
     citizen_id: str = Field(min_length=1, max_length=40)
     certified_on: date
 
 
-class DataMatchBatch(BaseModel):
+class DataMatchBatch(RequestModel):
     """A partner department's data match: persons known to be alive on a day (e.g. a hospital visit, a benefit
     collected in person elsewhere). Checked line by line; one bad line does not refuse the batch."""
 
@@ -69,7 +70,7 @@ class DataMatchResult(BaseModel):
     problems: list[DataMatchLine] = Field(description="every line not recorded (duplicates included)")
 
 
-class SweepIn(BaseModel):
+class SweepIn(RequestModel):
     model_config = ConfigDict(extra="forbid")
 
     as_of: date = Field(description="the day the sweep stands on (not in the future)")

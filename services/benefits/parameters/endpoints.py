@@ -14,6 +14,7 @@ from services.benefits.parameters.schemas import (
 )
 from services.kernel.auth import allow
 from services.kernel.dated_documents import RouteTexts, dated_document_routes
+from services.kernel.money import MAX_FEN
 
 # Set by the agency's finance (会计), approved by the agency's 审批 post, never by the same person.
 PROPOSERS = allow("accountant")
@@ -31,9 +32,9 @@ def _out(row: BenefitParameters) -> BenefitParametersOut:
 @router.get("/template", response_model=dict[str, Any], dependencies=[READERS],
             summary="A document with the national default figures, to adapt and propose")
 def parameters_template(
-    average_monthly_wage_fen: Annotated[int, Query(gt=0, description="上年度在岗职工月平均工资, fen")] = 800_000,
-    unemployment_monthly_fen: Annotated[int, Query(gt=0, description="失业保险金, fen per month")] = 180_000,
-    resident_basic_pension_fen: Annotated[int, Query(gt=0, description="城乡居民基础养老金, fen per month")] = 20_000,
+    average_monthly_wage_fen: Annotated[int, Query(gt=0, le=MAX_FEN, description="上年度在岗职工月平均工资, fen")] = 800_000,
+    unemployment_monthly_fen: Annotated[int, Query(gt=0, le=MAX_FEN, description="失业保险金, fen per month")] = 180_000,
+    resident_basic_pension_fen: Annotated[int, Query(gt=0, le=MAX_FEN, description="城乡居民基础养老金, fen per month")] = 20_000,
 ) -> dict[str, Any]:
     document = default_benefit_document(average_monthly_wage_fen, unemployment_monthly_fen=unemployment_monthly_fen,
                                         resident_basic_pension_fen=resident_basic_pension_fen)

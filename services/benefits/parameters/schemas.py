@@ -28,6 +28,7 @@ from pydantic_core import PydanticCustomError
 from services.kernel.dated_documents import DatedDocumentProposal
 from services.kernel.periods import Period
 from services.kernel.schemas import PositiveFen, Rate
+from services.kernel.strict import RequestModel
 
 # 国发〔2005〕38号 附件: 个人账户养老金计发月数表 (whole age at retirement → months).
 NATIONAL_DIVISORS: dict[int, int] = {
@@ -41,7 +42,7 @@ AgeKey = Annotated[int, Field(ge=16, le=80)]  # JSON object keys are strings: "6
 Months = Annotated[StrictInt, Field(ge=1, le=600)]
 
 
-class RetirementAges(BaseModel):
+class RetirementAges(RequestModel):
     """法定退休年龄 in whole years. Which of the two women's ages applies is said on the claim (``post_type``)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -51,7 +52,7 @@ class RetirementAges(BaseModel):
     female_worker: Age = Field(description="女工人 (生产岗位), e.g. 50")
 
 
-class UnemploymentBand(BaseModel):
+class UnemploymentBand(RequestModel):
     """Contribution of at least ``from_years`` and less than ``to_years`` (null: no upper bound) → ``months``."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -61,7 +62,7 @@ class UnemploymentBand(BaseModel):
     months: Annotated[StrictInt, Field(ge=1, le=60)]
 
 
-class BenefitParametersDocument(BaseModel):
+class BenefitParametersDocument(RequestModel):
     """The benefit parameters of one region from one month on. See the module docstring for each field."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)

@@ -9,12 +9,13 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from services.kernel.money import Yuan
 from services.kernel.periods import Period
 from services.kernel.pii import BankAccountOut
+from services.kernel.strict import RequestModel
 
 FUND_PATTERN = "^[A-Z_]{2,10}$"
 MAX_RESULT_LINES = 1_000_000
 
 
-class RunIn(BaseModel):
+class RunIn(RequestModel):
     """Compute (or recompute) the monthly payroll of a fund. Nothing else is entered: every amount comes from the
     entitlements (004 row 20)."""
 

@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic_core import PydanticCustomError
 
 from services.kernel.money import Yuan, yuan_type
+from services.kernel.strict import RequestModel
 
 MAX_AMOUNT = Decimal("100000000")  # 1 亿元: far above any person's overpayment
 
@@ -25,13 +26,13 @@ PositiveYuan = yuan_type(_positive, minimum=Decimal(0), exclusive=True, maximum=
 Reference = Annotated[str, Field(min_length=1, max_length=100)]
 
 
-class NoticeIn(BaseModel):
+class NoticeIn(RequestModel):
     model_config = ConfigDict(extra="forbid")
 
     person_id: str = Field(min_length=1, max_length=36)
 
 
-class RepaymentIn(BaseModel):
+class RepaymentIn(RequestModel):
     model_config = ConfigDict(extra="forbid")
 
     amount: PositiveYuan
@@ -39,7 +40,7 @@ class RepaymentIn(BaseModel):
     reference: Reference | None = Field(default=None, description="bank voucher or transaction number")
 
 
-class OffsetIn(BaseModel):
+class OffsetIn(RequestModel):
     model_config = ConfigDict(extra="forbid")
 
     method: Literal["payroll_offset", "one_off_offset", "individual_account"]
@@ -48,7 +49,7 @@ class OffsetIn(BaseModel):
                                              "one-off claim; individual_account: the accounts withdrawal entry")
 
 
-class IndividualAccountRequestIn(BaseModel):
+class IndividualAccountRequestIn(RequestModel):
     model_config = ConfigDict(extra="forbid")
 
     note: str | None = Field(default=None, max_length=2000)
@@ -63,7 +64,7 @@ class IndividualAccountRequestOut(BaseModel):
     requested_at: datetime
 
 
-class EscalationIn(BaseModel):
+class EscalationIn(RequestModel):
     model_config = ConfigDict(extra="forbid")
 
     as_of: date

@@ -1,6 +1,5 @@
 """Arrears and late fees (欠费与滞纳金): reports per employer and line, and arrears notices (催缴通知)."""
 
-from datetime import date
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, status
@@ -15,6 +14,7 @@ from services.collection.arrears.schemas import (
 )
 from services.kernel.auth import allow
 from services.kernel.service_app import SessionDep
+from services.kernel.strict import IsoDate
 
 READERS = allow("agency_clerk", "agency_reviewer", "accountant", "internal_auditor")
 CLERKS = allow("agency_clerk")
@@ -36,7 +36,7 @@ def arrears_report(
     request: Request,
     session: SessionDep,
     employer_id: str | None = None,
-    as_of: date | None = None,
+    as_of: IsoDate | None = None,
     after: str | None = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 20,
 ) -> ArrearsReport:
@@ -50,7 +50,7 @@ def arrears_report(
 def arrears_employers(
     request: Request,
     session: SessionDep,
-    as_of: date | None = None,
+    as_of: IsoDate | None = None,
     after: str | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> EmployerTotalsPage:

@@ -11,6 +11,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from services.kernel.money import Yuan
+from services.kernel.strict import RequestModel
 
 
 class PaymentStep(BaseModel):
@@ -112,7 +113,7 @@ class EmployerTotalsPage(BaseModel):
     next_cursor: str | None
 
 
-class NoticeRequest(BaseModel):
+class NoticeRequest(RequestModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
     employer_id: str = Field(min_length=1, max_length=36)

@@ -21,6 +21,7 @@ from services.kernel.auth import allow
 from services.kernel.money import fen_to_yuan
 from services.kernel.periods import Period
 from services.kernel.service_app import SessionDep
+from services.kernel.strict import RowId
 
 CLERKS = allow("agency_clerk")
 READERS = allow("agency_clerk", "agency_reviewer", "agency_approver", "accountant", "internal_auditor",
@@ -160,7 +161,7 @@ def get_assessment(
 def get_declaration(
     declaration_id: str,
     session: SessionDep,
-    after: int | None = None,
+    after: RowId | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> DeclarationDetail:
     declaration = service.get_declaration(session, declaration_id)

@@ -15,6 +15,7 @@ from services.kernel.identifiers import CitizenId
 from services.kernel.money import Yuan, yuan_type
 from services.kernel.periods import Period
 from services.kernel.schemas import Reason
+from services.kernel.strict import RequestModel
 from services.kernel.tabular import Column
 
 MAX_LINES = 100_000
@@ -29,7 +30,7 @@ def positive_base(value: Decimal) -> Decimal:
 Base = yuan_type(positive_base, minimum=Decimal(0), exclusive=True)
 
 
-class DeclarationLineIn(BaseModel):
+class DeclarationLineIn(RequestModel):
     model_config = ConfigDict(extra="forbid")
 
     person_id: str | None = Field(default=None, min_length=1, max_length=36, description="人员编号")
@@ -43,14 +44,14 @@ class DeclarationLineIn(BaseModel):
         return self
 
 
-class DeclarationIn(BaseModel):
+class DeclarationIn(RequestModel):
     model_config = ConfigDict(extra="forbid")
 
     period: Period = Field(description="费款所属期 YYYYMM (not in the future)")
     lines: list[DeclarationLineIn] = Field(min_length=1, max_length=MAX_LINES)
 
 
-class SupersedeIn(BaseModel):
+class SupersedeIn(RequestModel):
     """A correction: a complete new declaration for the same employer and period, and why."""
 
     model_config = ConfigDict(extra="forbid")

@@ -16,6 +16,7 @@ from services.collection.parameters.schemas import (
 )
 from services.kernel.auth import allow
 from services.kernel.dated_documents import RouteTexts, dated_document_routes
+from services.kernel.money import MAX_FEN
 from services.kernel.schemas import Decision, RejectDecision
 from services.kernel.service_app import SessionDep
 
@@ -41,7 +42,7 @@ def _adjustment_out(row: EmployerInjuryAdjustment) -> InjuryAdjustmentOut:
 @router.get("/template", response_model=dict[str, Any], dependencies=[READERS],
             summary="A document with the national default rates, to adapt and propose")
 def parameters_template(
-    average_monthly_wage_fen: Annotated[int, Query(gt=0, description="上年度月平均工资, fen")] = 800_000,
+    average_monthly_wage_fen: Annotated[int, Query(gt=0, le=MAX_FEN, description="上年度月平均工资, fen")] = 800_000,
     due_day: Annotated[int, Query(ge=1, le=28)] = 15,
 ) -> dict[str, Any]:
     document = default_document(average_monthly_wage_fen, due_day=due_day)

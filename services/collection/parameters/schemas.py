@@ -29,6 +29,7 @@ from services.kernel.dated_documents import DatedDocumentProposal
 from services.kernel.money import round_fen
 from services.kernel.periods import Period
 from services.kernel.schemas import AS_RATE_TEXT, Fen, PositiveFen, Rate, Reason, parse_decimal_string
+from services.kernel.strict import RequestModel
 
 WAGE_FUNDS = ("PEN_EMP", "PEN_GOV", "UNEMP")  # rated on the declared base, employer and individual part
 INJURY = "INJURY"  # employer part only, by risk class × floating factor
@@ -63,14 +64,14 @@ Ratio = Annotated[Decimal, BeforeValidator(parse_ratio), AS_RATE_TEXT]
 Factor = Annotated[Decimal, BeforeValidator(parse_factor), AS_RATE_TEXT]
 
 
-class SideRates(BaseModel):
+class SideRates(RequestModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     employer: Rate = Field(description="单位缴费比例, e.g. \"0.16\"")
     individual: Rate = Field(description="个人缴费比例, e.g. \"0.08\"")
 
 
-class ResidentGrade(BaseModel):
+class ResidentGrade(RequestModel):
     """One PEN_RES grade (缴费档次): what the resident pays per year and what the government adds (政府补贴)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -104,7 +105,7 @@ def _risk_class_keys(value: Any) -> Any:
     return value
 
 
-class ParametersDocument(BaseModel):
+class ParametersDocument(RequestModel):
     """The rates and bases of one region from one month on. See the module docstring for each field."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -204,7 +205,7 @@ class ParametersPage(BaseModel):
     next_cursor: str | None = Field(description="pass as ?after= to get the next page; null on the last page")
 
 
-class InjuryAdjustmentProposal(BaseModel):
+class InjuryAdjustmentProposal(RequestModel):
     model_config = ConfigDict(extra="forbid")
 
     employer_id: str = Field(min_length=1, max_length=36)

@@ -1,6 +1,5 @@
 """Fund bank accounts, treasury remittances and the FINANCE leg (issue 5 §5); rules in service.py and rules.py."""
 
-from datetime import date
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Response, status
@@ -34,6 +33,7 @@ from services.kernel.auth import allow
 from services.kernel.money import fen_to_yuan
 from services.kernel.periods import Period
 from services.kernel.service_app import SessionDep
+from services.kernel.strict import IsoDate
 
 # The special account is finance's; income and expenditure accounts are the agency's accountants' (checked per
 # account in service.act_for_kind). Cashiers and internal auditors read.
@@ -244,8 +244,8 @@ def list_transactions(
     fund: Fund = None,
     transaction_status: Annotated[str | None, Query(alias="status", pattern="^(accepted|flagged)$")] = None,
     source: Annotated[str | None, Query(pattern="^(manual|bank_statement)$")] = None,
-    from_date: date | None = None,
-    to_date: date | None = None,
+    from_date: IsoDate | None = None,
+    to_date: IsoDate | None = None,
     after: Cursor = None,
     limit: Limit = 100,
 ) -> TransactionPage:

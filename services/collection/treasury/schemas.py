@@ -11,6 +11,7 @@ from pydantic_core import PydanticCustomError
 from services.collection.treasury.rules import FUND_ACCOUNT_KINDS
 from services.kernel.money import Yuan, yuan_type
 from services.kernel.periods import Period
+from services.kernel.strict import RequestModel
 
 # The funds of DOMAIN.md (Funds in scope). TODO(collection): read them from the region's fund catalogue once the
 # parameters package publishes one, so that a region adding a fund does not need a code change here.
@@ -54,7 +55,7 @@ def _is_treasury_receipt(movement: "TransactionIn | StatementLine") -> bool:
 # -- accounts --------------------------------------------------------------------------------------------------------
 
 
-class AccountIn(BaseModel):
+class AccountIn(RequestModel):
     """A fund bank account: the special account is finance's (opened with the Ministry of Finance's approval), the
     income and expenditure accounts are the agency's (filed with the treasury department) (000 二(四)1)."""
 
@@ -96,14 +97,14 @@ class AccountRegistered(BaseModel):
     replayed: bool = Field(description="true when the same account was registered before with the same content")
 
 
-class CloseIn(BaseModel):
+class CloseIn(RequestModel):
     model_config = ConfigDict(extra="forbid")
 
     reason: str = Field(min_length=1, max_length=500)
     approval_ref: str | None = Field(default=None, max_length=100, description="销户审批或备案文号")
 
 
-class InspectionIn(BaseModel):
+class InspectionIn(RequestModel):
     """年检 done: the next due date moves forward."""
 
     model_config = ConfigDict(extra="forbid")
@@ -122,7 +123,7 @@ class InspectionIn(BaseModel):
 # -- remittances -----------------------------------------------------------------------------------------------------
 
 
-class RemittanceIn(BaseModel):
+class RemittanceIn(RequestModel):
     """The tax bureau's remittance to the treasury (国库), as finance records it. The voucher number is its key."""
 
     model_config = ConfigDict(extra="forbid")
@@ -167,7 +168,7 @@ class RemittanceRecorded(BaseModel):
 # -- transactions ----------------------------------------------------------------------------------------------------
 
 
-class ReceiptIn(BaseModel):
+class ReceiptIn(RequestModel):
     """A receipt of a remittance into the special account of its fund (counterparty treasury, purpose receipt)."""
 
     model_config = ConfigDict(extra="forbid")
@@ -178,7 +179,7 @@ class ReceiptIn(BaseModel):
     reference: str | None = Field(default=None, max_length=200, description="bank voucher of the receipt")
 
 
-class InterestIn(BaseModel):
+class InterestIn(RequestModel):
     model_config = ConfigDict(extra="forbid")
 
     amount: PositiveYuan
@@ -186,7 +187,7 @@ class InterestIn(BaseModel):
     reference: str | None = Field(default=None, max_length=200, description="bank interest slip")
 
 
-class AllocationIn(BaseModel):
+class AllocationIn(RequestModel):
     """财政拨付: special account → expenditure account of the same fund, for an approved payroll."""
 
     model_config = ConfigDict(extra="forbid")
@@ -197,7 +198,7 @@ class AllocationIn(BaseModel):
     value_date: date
 
 
-class TransactionIn(BaseModel):
+class TransactionIn(RequestModel):
     """A movement entered by hand on one fund account. A counterparty that is one of our fund accounts is named by
     ``counterparty_account_id``. Allocations go through ``POST /treasury/allocations`` (both legs at once)."""
 
@@ -223,7 +224,7 @@ class TransactionIn(BaseModel):
         return self
 
 
-class StatementLine(BaseModel):
+class StatementLine(RequestModel):
     """One line of a bank statement (银行对账单): a movement that has already happened."""
 
     model_config = ConfigDict(extra="forbid")
@@ -248,7 +249,7 @@ class StatementLine(BaseModel):
         return self
 
 
-class StatementIn(BaseModel):
+class StatementIn(RequestModel):
     model_config = ConfigDict(extra="forbid")
 
     account_id: str = Field(min_length=1, max_length=36)

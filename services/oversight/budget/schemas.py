@@ -8,6 +8,7 @@ from typing import Annotated
 from pydantic import BaseModel, Field, PlainSerializer
 
 from services.kernel.money import Yuan
+from services.kernel.strict import RequestModel
 
 Percent = Annotated[Decimal, PlainSerializer(lambda d: f"{d:.2f}", return_type=str)]
 FundCode = Annotated[str, Field(pattern=r"^[A-Z][A-Z_]{1,9}$", description="fund code, e.g. PEN_EMP")]
@@ -15,38 +16,38 @@ Year = Annotated[int, Field(ge=2000, le=2200)]
 Lines = Annotated[dict[str, Yuan], Field(description="item → amount in yuan (see GET /budget/items)")]
 
 
-class BudgetIn(BaseModel):
+class BudgetIn(RequestModel):
     fund: FundCode
     year: Year
     lines: Lines = Field(default_factory=dict)
     note: str | None = Field(default=None, max_length=2000)
 
 
-class BudgetLinesIn(BaseModel):
+class BudgetLinesIn(RequestModel):
     lines: Lines
     note: str | None = Field(default=None, max_length=2000)
 
 
-class ReviewIn(BaseModel):
+class ReviewIn(RequestModel):
     note: str | None = Field(default=None, max_length=2000)
 
 
-class ApproveIn(BaseModel):
+class ApproveIn(RequestModel):
     approval_ref: str = Field(min_length=1, max_length=200, description="人大批准 / 批复文号")
     approved_on: date
     note: str | None = Field(default=None, max_length=2000)
 
 
-class ReturnIn(BaseModel):
+class ReturnIn(RequestModel):
     reason: str = Field(min_length=1, max_length=2000)
 
 
-class AdjustmentIn(BaseModel):
+class AdjustmentIn(RequestModel):
     lines: Lines = Field(description="item → its NEW amount in yuan (items not named keep theirs)")
     reason: str = Field(min_length=1, max_length=2000, description="特殊情况或重大政策因素")
 
 
-class FinalAccountsIn(BaseModel):
+class FinalAccountsIn(RequestModel):
     entered: Lines = Field(default_factory=dict,
                            description="actuals of the items the ledger does not hold (item → yuan); missing: 0")
     note: str | None = Field(default=None, max_length=2000)

@@ -5,7 +5,6 @@ including the agency's finance, information and internal-control posts) read the
 area and submit follow-up and rectification evidence.
 """
 
-from datetime import date
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Response, status
@@ -16,6 +15,7 @@ from services.kernel import context
 from services.kernel.auth import allow
 from services.kernel.paging import newest_first, oldest_first
 from services.kernel.service_app import SessionDep
+from services.kernel.strict import IsoDate
 from services.oversight.cases import dishonesty, service
 from services.oversight.cases import workflow as wf
 from services.oversight.cases.config import today
@@ -98,7 +98,7 @@ def list_cases(
     open_only: bool = False,
     rule_id: str | None = None,
     severity: str | None = None,
-    class_code: int | None = None,
+    class_code: Annotated[int | None, Query(ge=1, le=6)] = None,
     unit: str | None = None,
     subject_type: str | None = None,
     subject_id: str | None = None,
@@ -134,7 +134,7 @@ def open_case(body: CaseOpen, session: SessionDep, response: Response) -> CaseOp
 
 @router.get("/overdue", response_model=list[CaseOut], dependencies=[UNIT_STAFF],
             summary="Open cases past their deadline (the unit's deadline, or the rectification due date)")
-def overdue_cases(session: SessionDep, as_of: date | None = None, limit: Limit = 200) -> list[CaseOut]:
+def overdue_cases(session: SessionDep, as_of: IsoDate | None = None, limit: Limit = 200) -> list[CaseOut]:
     query = service.overdue_query(as_of or today())
     scope = service.visibility_filter(context.current().actor)
     if scope is not None:
@@ -216,7 +216,7 @@ def rectification_ledger(
     session: SessionDep,
     status_: Annotated[str | None, Query(alias="status", pattern="^(open|closed)$")] = None,
     unit: str | None = None,
-    overdue_as_of: date | None = Query(None, description="only open entries whose due date is before this day"),
+    overdue_as_of: IsoDate | None = Query(None, description="only open entries whose due date is before this day"),
     after: str | None = None,
     limit: Limit = 50,
 ) -> RectificationPage:

@@ -7,6 +7,9 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, Field
 from pydantic_core import PydanticCustomError
 
+from services.kernel.money import MAX_FEN
+from services.kernel.strict import RequestModel
+
 from services.oversight.cases import workflow as wf
 from services.oversight.cases.models import (
     Case,
@@ -34,7 +37,7 @@ Text = Annotated[str, Field(min_length=1, max_length=4000)]
 # -- requests --------------------------------------------------------------------------------------------------------
 
 
-class CaseOpen(BaseModel):
+class CaseOpen(RequestModel):
     """A case opened by hand (e.g. from an inspection finding). Rules call ``service.open_case`` directly."""
 
     rule_id: str = Field("MANUAL", min_length=1, max_length=40)
@@ -49,59 +52,59 @@ class CaseOpen(BaseModel):
     region: str | None = Field(None, pattern=r"^\d{6}$")
     deadline_days: int | None = Field(None, ge=1, le=366)
     suggested_class: ClassCode | None = None
-    amount_fen: int | None = Field(None, ge=0)
+    amount_fen: int | None = Field(None, ge=0, le=MAX_FEN)
 
 
-class Note(BaseModel):
+class Note(RequestModel):
     note: str | None = Field(None, max_length=4000)
 
 
-class Classification(BaseModel):
+class Classification(RequestModel):
     class_code: ClassCode = Field(description="001 第二十九条: 1 经办/后台修改错误, 2 数据转换错误, 3 单位未登记, "
                                               "4 不符合待遇条件, 5 金额较大未退还, 6 涉嫌欺诈骗保")
     finding: Text = Field(description="核实情况")
     person_id: str | None = Field(None, max_length=36, description="class 4: the beneficiary, if not the subject")
     employer_id: str | None = Field(None, max_length=36, description="class 3: the employer, if not the subject")
-    amount_fen: int | None = Field(None, ge=0, description="amount involved (多领金额), fen")
+    amount_fen: int | None = Field(None, ge=0, le=MAX_FEN, description="amount involved (多领金额), fen")
     reason: str | None = Field(None, max_length=4000, description="required when re-classifying")
 
 
-class FollowUpIn(BaseModel):
+class FollowUpIn(RequestModel):
     kind: FollowUpKind
     evidence: Text = Field(description="what was done: letter no., referral receipt, correction ticket, …")
     reference: str | None = Field(None, max_length=200, description="document number; for the benefits kinds "
                                                                     "the entitlement id / notice id to link")
 
 
-class RectificationIn(BaseModel):
+class RectificationIn(RequestModel):
     measures: Text = Field(description="整改措施")
     due_date: date
     responsible: str | None = Field(None, max_length=100, description="整改责任人")
 
 
-class EvidenceIn(BaseModel):
+class EvidenceIn(RequestModel):
     note: Text
     document_ref: str | None = Field(None, max_length=200)
 
 
-class CloseIn(BaseModel):
+class CloseIn(RequestModel):
     verification_note: Text = Field(description="the officer's verification (核查意见) for 销号")
 
 
-class Reason(BaseModel):
+class Reason(RequestModel):
     reason: Text
 
 
-class DismissalDecision(BaseModel):
+class DismissalDecision(RequestModel):
     approve: bool
     reason: str | None = Field(None, max_length=4000)
 
 
-class EscalationRun(BaseModel):
+class EscalationRun(RequestModel):
     as_of: date | None = Field(None, description="the day to judge deadlines on; default today (China)")
 
 
-class DishonestyIn(BaseModel):
+class DishonestyIn(RequestModel):
     subject_type: Literal["person", "employer"]
     subject_id: str = Field(min_length=1, max_length=36)
     case_id: str = Field(min_length=1, max_length=36)

@@ -13,6 +13,7 @@ from services.kernel import context
 from services.kernel.errors import NotFound
 from services.kernel.auth import allow
 from services.kernel.service_app import SessionDep
+from services.kernel.strict import RowId, RequestModel
 from services.oversight.chains import service
 from services.oversight.chains.models import ChainCheck, ChainCheckpoint
 
@@ -23,12 +24,12 @@ Component = Literal["accounts", "collection", "benefits", "gateway"]
 router = APIRouter(prefix="/chains", tags=["audit chains"])
 
 
-class VerifyRun(BaseModel):
+class VerifyRun(RequestModel):
     components: list[Component] | None = Field(None, description="default: all four")
     trigger: Literal["on_demand", "schedule"] = "on_demand"
 
 
-class Rebaseline(BaseModel):
+class Rebaseline(RequestModel):
     reason: str = Field(min_length=1, max_length=4000)
 
 
@@ -88,7 +89,7 @@ def checkpoints(session: SessionDep) -> list[CheckpointOut]:
 
 @router.get("/checks", response_model=list[CheckOut], dependencies=[READERS], summary="Checks, newest first")
 def checks(session: SessionDep, component: Component | None = None, status: str | None = None,
-           before_id: int | None = None, limit: Annotated[int, Query(ge=1, le=500)] = 100) -> list[CheckOut]:
+           before_id: RowId | None = None, limit: Annotated[int, Query(ge=1, le=500)] = 100) -> list[CheckOut]:
     query = select(ChainCheck)
     if component:
         query = query.where(ChainCheck.component == component)

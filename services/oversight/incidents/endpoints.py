@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query, status
 from services.kernel.auth import allow
 from services.kernel.money import fen_to_yuan
 from services.kernel.service_app import SessionDep
+from services.kernel.strict import IsoDate
 from services.oversight.incidents import service
 from services.oversight.incidents.models import MajorIncident
 from services.oversight.incidents.schemas import (
@@ -75,7 +76,7 @@ def list_incidents(
 
 @router.get("/due", response_model=DueList,
             summary="Major incidents not yet reported to every level: due, overdue (急情缓报)", dependencies=[READERS])
-def due(session: SessionDep, as_of: date | None = None) -> DueList:
+def due(session: SessionDep, as_of: IsoDate | None = None) -> DueList:
     as_of = as_of or service.china_today()
     out = DueList(as_of=as_of, due=[], overdue=[], deadline_unknown=[])
     for incident in service.unreported_major(session):
@@ -87,7 +88,7 @@ def due(session: SessionDep, as_of: date | None = None) -> DueList:
 @router.get("/summary", response_model=Summary,
             summary="Half-yearly summary (001 第三十一条): counts, amounts, late and overdue reports",
             dependencies=[READERS])
-def summary(session: SessionDep, year: Year, half: Half, as_of: date | None = None) -> Summary:
+def summary(session: SessionDep, year: Year, half: Half, as_of: IsoDate | None = None) -> Summary:
     as_of = as_of or service.china_today()
     first, last = service.half_bounds(year, half)
     views = [_out(i, as_of) for i in service.in_half(session, year, half)]

@@ -9,6 +9,7 @@ from pydantic_core import PydanticCustomError
 
 from services.kernel.identifiers import RegionCode
 from services.kernel.money import Yuan, yuan_type
+from services.kernel.strict import RequestModel
 
 Kind = Literal["misappropriation", "diversion", "fraud"]
 # 000 三(五): 专项检查、审计监督、内部控制、媒体披露、受理群众举报、检察机关或法院立案审理; 001 第三十一条: 疑点数据核实.
@@ -32,7 +33,7 @@ def _amount(value: Decimal) -> Decimal:
 Amount = yuan_type(_amount, minimum=Decimal(0))
 
 
-class IncidentIn(BaseModel):
+class IncidentIn(RequestModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
     kind: Kind = Field(description="misappropriation 挪用, diversion 挤占, fraud 骗取")
@@ -49,7 +50,7 @@ class IncidentIn(BaseModel):
     major_reason: str | None = Field(default=None, max_length=2000)
 
 
-class ReportIn(BaseModel):
+class ReportIn(RequestModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
     level: Level
@@ -57,7 +58,7 @@ class ReportIn(BaseModel):
     reference: str | None = Field(default=None, max_length=100, description="文号 of the report")
 
 
-class ClassificationIn(BaseModel):
+class ClassificationIn(RequestModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
     major: bool

@@ -8,6 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic_core import PydanticCustomError
 
 from services.kernel.money import Yuan, yuan_type
+from services.kernel.strict import RequestModel
 
 TargetLevel = Literal["same_level", "lower_level", "service_institution", "other"]
 AgencyLevel = Literal["same_level", "lower_level"]
@@ -24,7 +25,7 @@ Amount = yuan_type(_amount, minimum=Decimal(0))
 Code = Annotated[str, Field(min_length=1, max_length=50, pattern=r"^[0-9A-Za-z_.\-]+$")]
 
 
-class MemberIn(BaseModel):
+class MemberIn(RequestModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
     inspector_id: str = Field(min_length=1, max_length=100)
@@ -32,7 +33,7 @@ class MemberIn(BaseModel):
     leader: bool = False
 
 
-class TeamIn(BaseModel):
+class TeamIn(RequestModel):
     """The inspection team: at least 2 inspectors (001 第八条: 应当由2名以上监督人员共同进行), checked by the service."""
 
     model_config = ConfigDict(extra="forbid")
@@ -40,7 +41,7 @@ class TeamIn(BaseModel):
     members: list[MemberIn] = Field(max_length=50)
 
 
-class InspectionIn(BaseModel):
+class InspectionIn(RequestModel):
     """The plan (监督方案): whom, when, what."""
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
@@ -55,21 +56,21 @@ class InspectionIn(BaseModel):
                                            description="the team now, or later with PUT …/team")
 
 
-class RescheduleIn(BaseModel):
+class RescheduleIn(RequestModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
     planned_on: date
     reason: str = Field(min_length=1, max_length=2000)
 
 
-class NotificationIn(BaseModel):
+class NotificationIn(RequestModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
     notified_on: date = Field(description="at least 3 days before the planned date (001 第十一条（一）)")
     notice_ref: str | None = Field(default=None, max_length=100)
 
 
-class FindingIn(BaseModel):
+class FindingIn(RequestModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
     title: str = Field(min_length=1, max_length=200)
@@ -78,14 +79,14 @@ class FindingIn(BaseModel):
     amount: Amount = Field(description="涉及资金数额")
 
 
-class DeadlineIn(BaseModel):
+class DeadlineIn(RequestModel):
     model_config = ConfigDict(extra="forbid")
 
     finding_id: str = Field(max_length=36)
     rectify_by: date
 
 
-class FeedbackLetterIn(BaseModel):
+class FeedbackLetterIn(RequestModel):
     """问题反馈函: every finding with its rectification deadline (001 第十一条（三）; 000 三(二))."""
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
@@ -97,14 +98,14 @@ class FeedbackLetterIn(BaseModel):
     deadlines: list[DeadlineIn] = Field(min_length=1, max_length=1000)
 
 
-class RectifiedIn(BaseModel):
+class RectifiedIn(RequestModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
     rectified_on: date
     note: str = Field(min_length=1, max_length=5000)
 
 
-class InspectionReportIn(BaseModel):
+class InspectionReportIn(RequestModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
     reported_on: date
@@ -163,7 +164,7 @@ class InspectionPage(BaseModel):
     next_cursor: str | None
 
 
-class AgencyIn(BaseModel):
+class AgencyIn(RequestModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
     code: Code
@@ -171,7 +172,7 @@ class AgencyIn(BaseModel):
     level: AgencyLevel
 
 
-class ProgrammeIn(BaseModel):
+class ProgrammeIn(RequestModel):
     """The year's programme: the same-level agency (or agencies) once each, and a sample of at least 20 % (rounded
     up) of the lower-level agencies drawn from ``seed`` (generated when absent; recorded either way)."""
 

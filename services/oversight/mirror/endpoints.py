@@ -17,7 +17,9 @@ from services.kernel.auth import allow
 from services.kernel.errors import NotFound
 from services.kernel.paging import oldest_first
 from services.kernel.pii import CitizenIdOut
+from services.kernel.periods import Period
 from services.kernel.service_app import SessionDep
+from services.kernel.strict import IsoDate
 from services.oversight.models import (
     MirroredAccountYear,
     MirroredAgencyLine,
@@ -300,7 +302,7 @@ class AccountYearPage(BaseModel):
 def list_account_years(
     session: SessionDep,
     person_id: str | None = None,
-    year: int | None = None,
+    year: Annotated[int | None, Query(ge=1950, le=2200)] = None,
     after: str | None = None,
     limit: Limit = 50,
 ) -> AccountYearPage:
@@ -364,7 +366,7 @@ def list_business_registrations(
     unregistered: Annotated[bool, Query(description="only those with no employer registration here")] = False,
     overdue_days: Annotated[int | None, Query(ge=0, le=3650, description="only those registered with market "
                                               "regulation more than this many days ago (S11: 30)")] = None,
-    as_of: Annotated[date | None, Query(description="the day ``overdue_days`` counts back from; default today")] = None,
+    as_of: Annotated[IsoDate | None, Query(description="the day ``overdue_days`` counts back from; default today")] = None,
     after: str | None = None,
     limit: Limit = 50,
 ) -> BusinessRegistrationPage:
@@ -425,7 +427,7 @@ class AgencyLinePage(BaseModel):
 def list_agency_lines(
     session: SessionDep,
     fund: str | None = None,
-    period: int | None = None,
+    period: Period | None = None,
     status: str | None = None,
     employer_id: str | None = None,
     person_id: str | None = None,

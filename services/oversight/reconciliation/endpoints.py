@@ -5,17 +5,17 @@
 - ``POST /reconciliation/months/{YYYYMM}/close``: oversight officers only.
 """
 
-from datetime import date
 from typing import Annotated
 
 import anyio
 from fastapi import APIRouter, Body, Path, Query, Request, Response
-from pydantic import BaseModel, Field
+from pydantic import Field
 from sqlmodel import Session
 
 from services.kernel.auth import allow
 from services.kernel.periods import Period
 from services.kernel.service_app import SessionDep
+from services.kernel.strict import IsoDate, RequestModel
 from services.oversight.reconciliation import excel, report, service
 
 READERS = allow("oversight_officer", "internal_auditor")
@@ -25,10 +25,10 @@ XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 router = APIRouter(prefix="/reconciliation", tags=["reconciliation"])
 
 MonthPath = Annotated[Period, Path(description="the month, YYYYMM (费款所属期 for R1/R2, the month for R3–R6)")]
-AsOf = Annotated[date | None, Query(description="judge R3's deadlines as of this day (default: today, China time)")]
+AsOf = Annotated[IsoDate | None, Query(description="judge R3's deadlines as of this day (default: today, China time)")]
 
 
-class CloseIn(BaseModel):
+class CloseIn(RequestModel):
     note: str | None = Field(default=None, max_length=2000)
 
 

@@ -19,6 +19,7 @@ from services.kernel import context
 from services.kernel.auth import allow
 from services.kernel.errors import NotFound
 from services.kernel.service_app import SessionDep
+from services.kernel.strict import RowId
 from services.oversight.scheduler.jobs import JOBS
 from services.oversight.scheduler.models import ScheduledJobRun
 
@@ -73,7 +74,7 @@ async def jobs(request: Request) -> list[JobOut]:
 
 
 @router.get("/runs", response_model=list[RunOut], dependencies=[READERS], summary="Runs, newest first")
-def runs(session: SessionDep, job: str | None = None, outcome: str | None = None, before_id: int | None = None,
+def runs(session: SessionDep, job: str | None = None, outcome: str | None = None, before_id: RowId | None = None,
          limit: Annotated[int, Query(ge=1, le=500)] = 100) -> list[RunOut]:
     query = select(ScheduledJobRun)
     if job:

@@ -13,6 +13,7 @@ from pydantic_core import PydanticCustomError
 
 from services.kernel.identifiers import CitizenId, RegionCode
 from services.kernel.money import Yuan, yuan_type
+from services.kernel.strict import RequestModel
 
 Channel = Literal["web", "phone", "email", "letter", "visit"]
 Category = Literal["collection", "payment", "management", "investment", "other"]
@@ -50,7 +51,7 @@ Name = Annotated[str, Field(min_length=1, max_length=100)]
 Reason = Annotated[str, Field(min_length=1, max_length=2000)]
 
 
-class ReporterIn(BaseModel):
+class ReporterIn(RequestModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
     name: Name
@@ -60,7 +61,7 @@ class ReporterIn(BaseModel):
     address: str | None = Field(default=None, max_length=300)
 
 
-class ReportIn(BaseModel):
+class ReportIn(RequestModel):
     """A report (举报). Anonymous: no reporter. Named: one reporter, or several for a joint report (联名举报).
     ``channel`` other than ``web`` is recorded by an oversight officer (phone, e-mail, letter, visit)."""
 
@@ -194,26 +195,26 @@ class ReportPage(BaseModel):
     next_cursor: str | None
 
 
-class AssignIn(BaseModel):
+class AssignIn(RequestModel):
     model_config = ConfigDict(extra="forbid")
 
     officer_id: str = Field(min_length=1, max_length=100)
     note: str | None = Field(default=None, max_length=2000)
 
 
-class NoteIn(BaseModel):
+class NoteIn(RequestModel):
     model_config = ConfigDict(extra="forbid")
 
     text: str = Field(min_length=1, max_length=10_000)
 
 
-class StartIn(BaseModel):
+class StartIn(RequestModel):
     model_config = ConfigDict(extra="forbid")
 
     note: str | None = Field(default=None, max_length=2000)
 
 
-class AnswerIn(BaseModel):
+class AnswerIn(RequestModel):
     """The answer to the reporter (shown on the tracking page) and the investigation's outcome (internal)."""
 
     model_config = ConfigDict(extra="forbid")
@@ -229,19 +230,19 @@ class AnswerIn(BaseModel):
         return self
 
 
-class CloseIn(BaseModel):
+class CloseIn(RequestModel):
     model_config = ConfigDict(extra="forbid")
 
     reason: Reason
 
 
-class FlagIn(BaseModel):
+class FlagIn(RequestModel):
     model_config = ConfigDict(extra="forbid")
 
     reason: Reason
 
 
-class LinkIn(BaseModel):
+class LinkIn(RequestModel):
     """This report concerns the same fact as ``same_as`` (第三十七条: one matter, the first reporter its main
     beneficiary)."""
 
@@ -261,14 +262,14 @@ class AlertOut(BaseModel):
     action_taken: str | None
 
 
-class AcknowledgeIn(BaseModel):
+class AcknowledgeIn(RequestModel):
     model_config = ConfigDict(extra="forbid")
 
     action_taken: str = Field(min_length=1, max_length=2000,
                               description="what was done: reported to whom, measures taken (000 三(四))")
 
 
-class RewardIn(BaseModel):
+class RewardIn(RequestModel):
     """A reward decision, on the amount found true (查证属实的违法违规金额) that the answer recorded; the officer states
     what the records cannot show: full civil capacity, whether the facts were already known, whether the reporter
     has statutory duties over the fund, and — for a later reporter of the same fact — a substantial contribution."""
