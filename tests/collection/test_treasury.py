@@ -13,6 +13,7 @@ from sqlmodel import Session
 from services.collection.models import BankTransaction, FundBankAccount
 from services.collection.treasury import rules, workdays
 from services.collection.treasury.schemas import FUNDS
+from services.kernel import clock
 from services.kernel import workdays as kernel_workdays
 from services.kernel.clock import china_today
 from services.kernel.models import AuditEntry
@@ -169,8 +170,10 @@ async def test_overdue_annual_inspections_are_listed_and_cleared_by_an_inspectio
         listed = (await client.get("/treasury/accounts", params={"overdue": "true"}, headers=auditor)).json()
         assert [a["id"] for a in listed] == [overdue["id"]]
         assert len((await client.get("/treasury/accounts", params={"overdue": "false"}, headers=auditor)).json()) == 1
+        inspected_on = clock.china_today() - timedelta(days=30)  # a year ahead of an inspection a month ago
         inspected = await client.post(f"/treasury/accounts/{overdue['id']}/annual-inspections", headers=accountant,
-                                      json={"inspected_on": "2026-11-02", "next_due": "2027-11-02",
+                                      json={"inspected_on": inspected_on.isoformat(),
+                                            "next_due": (inspected_on + timedelta(days=365)).isoformat(),
                                             "reference": "年检 2026-17"})
         assert inspected.status_code == 200, inspected.text
         assert inspected.json()["inspection_overdue"] is False
