@@ -5,7 +5,6 @@ declared schema. ``make fuzz`` runs the same campaign as long as asked (tests/fu
 
 import json
 import os
-import re
 
 from hypothesis import given, settings
 from stdnum.cn import ric
