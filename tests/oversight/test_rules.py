@@ -755,5 +755,10 @@ async def test_sweep_endpoint_takes_a_month_or_a_range_of_months(start_service, 
             refused = await sweep(**asked)
             assert refused.status_code == 422 and refused.json()["error"]["code"] == code, (code, refused.text)
         assert (await sweep(month=202613)).status_code == 422
+        # the body is a strict request model: a number is not a day, a boolean not a month (issue 11 defect 9)
+        for bad in ({"as_of": 0}, {"months": [True]}, {"rules": ["S13\u202e"]}):
+            refused = await sweep(**bad)
+            assert refused.status_code == 422, (bad, refused.text)
+        assert "INVALID_DATE" in (await sweep(as_of=0)).text
         rules = {r["id"]: r for r in (await client.get("/rules", headers=officer)).json()}
         assert rules["S13"]["month_end"] is True and rules["S12"]["month_end"] is False

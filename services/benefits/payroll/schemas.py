@@ -132,7 +132,7 @@ class Reissued(BaseModel):
     not_reissued: list[NotReissued] = Field(description="failed lines still waiting for a corrected account")
 
 
-class ResultLineIn(BaseModel):
+class ResultLineIn(RequestModel):
     model_config = ConfigDict(extra="forbid")
 
     line_no: int = Field(ge=1)
@@ -147,7 +147,7 @@ class ResultLineIn(BaseModel):
         return self
 
 
-class ResultsIn(BaseModel):
+class ResultsIn(RequestModel):
     """The bank's results for one payment file (JSON form; the CSV form is in bankfile.py)."""
 
     model_config = ConfigDict(extra="forbid")

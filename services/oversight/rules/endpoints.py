@@ -28,6 +28,7 @@ from services.kernel.errors import DomainError, NotFound
 from services.kernel.periods import Period, add_months, months_between, period_of
 from services.kernel.service_app import SessionDep
 from services.kernel.settings import Settings
+from services.kernel.strict import RequestModel
 from services.oversight.cases.config import today
 from services.oversight.chains.service import component_url
 from services.oversight.rules import registry_data
@@ -57,7 +58,7 @@ class RuleOut(BaseModel):
 MAX_MONTHS = 24
 
 
-class SweepIn(BaseModel):
+class SweepIn(RequestModel):
     as_of: date | None = Field(None, description="the day judged (default: today in China)")
     month: Period | None = Field(None, description="one reconciliation month YYYYMM for S12–S16")
     from_month: Period | None = Field(None, description="first month of a range (with to_month, inclusive)")
