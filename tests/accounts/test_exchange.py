@@ -659,3 +659,17 @@ async def test_a_batch_over_several_write_chunks_keeps_every_outcome_and_every_p
             (totals[0], totals[2], totals[3])
         assert count(accounts, AuditEntry) == totals[1] + 1  # the batch's own entry only
         assert verify_chain(engine).ok
+
+
+def test_a_csv_field_beyond_the_csv_limit_is_a_clear_refusal():
+    from services.accounts.exchange.schemas import BatchKind
+    from services.accounts.exchange.service import parse_csv
+    from services.kernel.errors import DomainError
+
+    data = ("record_id,citizen_id,name,death_date\nD-1,x," + "名" * 200_000 + ",2026-01-01\n").encode()
+    try:
+        parse_csv(data, BatchKind.death)
+    except DomainError as refused:
+        assert (refused.code, refused.status) == ("INVALID_CSV", 422)
+    else:
+        raise AssertionError("a 200 000-character field was read")

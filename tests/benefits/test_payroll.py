@@ -774,3 +774,14 @@ async def test_parallel_requests_make_one_run_one_file_one_reissue(start_service
         assert sorted(r.status_code for r in reissues) == [201, 409, 409]
         with Session(engine_of(benefits)) as session:
             assert session.execute(select(func.count()).select_from(BankFileLine)).scalar_one() == 6
+
+
+def test_a_result_file_that_is_not_csv_is_a_clear_refusal():
+    """A carriage return inside an unquoted field made the csv module raise (a 500 found by the fuzzer)."""
+    from services.kernel.errors import DomainError
+
+    with pytest.raises(DomainError) as refused:
+        bankfile.parse_result_file('+C"\t.[\x10N&RX\x12:\r3n')
+    assert refused.value.code == "BANK_RESULT_FILE_INVALID"
+    file_id, checksum, lines = bankfile.parse_result_file('SIFUND-RES-1,f1,c1\r\n1,line-1,failed,"户名\r不符"\r\n')
+    assert (file_id, checksum, lines[0]["reason"]) == ("f1", "c1", "户名\r不符")

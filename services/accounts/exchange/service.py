@@ -459,7 +459,10 @@ def parse_csv(data: bytes, kind: BatchKind) -> tuple[list[dict[str, Any]], str]:
     header_line = next((line for line in lines if line.strip()), "")
     delimiter = "\t" if "\t" in header_line and "," not in header_line else ","
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
-    rows = [row for row in reader if any(cell.strip() for cell in row)]
+    try:
+        rows = [row for row in reader if any(cell.strip() for cell in row)]
+    except csv.Error as exc:  # e.g. a field beyond the csv module's limit
+        raise DomainError("INVALID_CSV", f"CSV 无法解析：{exc}", status=422) from None
     if not rows:
         raise DomainError("EMPTY_BATCH", "文件中没有数据", status=422)
     required, optional = record_fields(kind)

@@ -176,7 +176,10 @@ def _invalid(message: str) -> DomainError:
 
 def parse_result_file(content: str) -> tuple[str, str, list[dict]]:
     """(file id, checksum, result lines as dicts for ``ResultsIn``); the lines themselves are validated there."""
-    rows = list(csv.reader(io.StringIO(content.lstrip("\ufeff"))))
+    try:  # newline="": a CR inside the text is data, not the end of a record (a fuzzed body crashed here)
+        rows = list(csv.reader(io.StringIO(content.lstrip("\ufeff"), newline="")))
+    except csv.Error as exc:
+        raise _invalid(f"CSV 无法解析（{exc}）") from None
     rows = [r for r in rows if r]
     if not rows:
         raise _invalid("文件为空")
