@@ -265,7 +265,7 @@ def test_a_port_in_use_is_refused_before_anything_starts(launcher: Launcher):
         squatter.bind(("127.0.0.1", launcher.port_base + PORT_OFFSETS["collection"]))
         squatter.listen()
         launcher.start()
-        assert launcher.wait_exit(STARTUP_SECONDS)  # the CLI imports everything first: slow on a loaded machine == 1
+        assert launcher.wait_exit(STARTUP_SECONDS) == 1  # the CLI imports everything first: slow on a loaded machine
     assert f"collection {launcher.port_base + PORT_OFFSETS['collection']}" in launcher.output
     assert "sifund is ready" not in launcher.output
     assert not (launcher.data_dir / "sifund.pid").exists()
