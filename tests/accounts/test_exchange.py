@@ -673,3 +673,17 @@ def test_a_csv_field_beyond_the_csv_limit_is_a_clear_refusal():
         assert (refused.code, refused.status) == ("INVALID_CSV", 422)
     else:
         raise AssertionError("a 200 000-character field was read")
+
+
+async def test_a_field_name_with_control_characters_is_quoted_not_stored(start_service, settings, auth):
+    """A partner's unknown field named with a NUL went into the line's reason as is: PostgreSQL refuses NUL in any
+    text column (a 500 found by the fuzzer on PostgreSQL). The name is shown escaped."""
+    async with start_service("accounts") as accounts:
+        partner = partner_headers(settings)
+        response = await upload(accounts, partner, "death", [
+            {"record_id": "1", "citizen_id": "15010219650315916X", "name": "王五", "death_date": "2024-03-02",
+             "备注\x00\u202e": "x"}])
+        assert response.status_code == 201, response.text
+        reviewer = auth("agency_reviewer", region="150100", subject="reviewer.liu")
+        [line] = (await accounts.get("/exchange/records", params={"status": "invalid"}, headers=reviewer)).json()["items"]
+        assert "备注\\u0000\\u202e" in line["reason"] and "\x00" not in line["reason"], line["reason"]

@@ -114,3 +114,10 @@ def test_secrets_are_never_rewritten():
 
     assert Login(password=" pässword ", new_password="x\u200b").new_password == "x\u200b"
     assert Login(password=" pässword ", new_password="x").password == " pässword "
+
+
+def test_shown_escapes_what_cannot_be_printed_and_keeps_the_rest():
+    from services.kernel.strict import shown
+
+    assert shown("备注") == "备注"
+    assert shown("备\x00注\u202e\n") == "备\\u0000注\\u202e\\u000a"

@@ -79,6 +79,7 @@ from services.kernel.auth import ensure_in_region
 from services.kernel.errors import Conflict, DomainError, NotFound
 from services.kernel.events import new_event_id
 from services.kernel.paging import oldest_first
+from services.kernel.strict import shown
 
 SOURCE = "accounts"
 CHINA = clock.CHINA  # no daylight saving: a fixed offset is exact
@@ -141,7 +142,7 @@ def _reason(code: str, message: str) -> str:
 def _invalid_reason(exc: ValidationError) -> str:
     parts = []
     for e in exc.errors():
-        kind, field = e.get("type", ""), ".".join(str(x) for x in e.get("loc", ()))
+        kind, field = e.get("type", ""), shown(".".join(str(x) for x in e.get("loc", ())))
         if kind.isupper():  # identifier validators carry a stable code (INVALID_CITIZEN_ID, INVALID_USCC)
             parts.append(_reason(kind, e.get("msg", "")))
         elif kind == "missing":

@@ -87,6 +87,7 @@ from services.kernel import clock, context
 from services.kernel.audit import append_audit
 from services.kernel.errors import Conflict, DomainError, NotFound
 from services.kernel.events import new_event_id
+from services.kernel.strict import shown
 from services.kernel.models import AuditEntry
 from services.kernel.money import fen_to_yuan, yuan_to_fen
 from services.kernel.outbox import record_event
@@ -120,7 +121,7 @@ def _validation_reason(exc: ValidationError) -> tuple[str, str]:
     code = None
     for e in exc.errors():
         kind = e.get("type", "")
-        where = ".".join(str(x) for x in e.get("loc", ()))
+        where = shown(".".join(str(x) for x in e.get("loc", ())))
         if kind.isupper():
             this, text = kind, (f"{where}：{e.get('msg', '')}" if where else e.get("msg", ""))
         elif kind == "missing":
