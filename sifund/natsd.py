@@ -41,6 +41,10 @@ jetstream {{
 """
 
 
+class PortTaken(RuntimeError):
+    """nats-server could not bind its port: another process took it first."""
+
+
 class NatsServer:
     """A nats-server process with a file store; ``stop``/``start`` keep the store so a restart keeps the streams."""
 
@@ -50,6 +54,9 @@ class NatsServer:
         self.host = host
         self.port = port or free_port(host)
         self.monitor_port = monitor_port or free_port(host)
+        # Ports picked here may be taken by another process before nats-server binds them (free_port can only say
+        # they were free a moment ago): until the first start succeeds, such a start is retried on new ports.
+        self._ports_are_ours_to_pick = port is None and monitor_port is None
         self.config_path = self.data_dir / "nats.conf"
         self.log_file = log_file or self.data_dir / "nats.log"
         self.process: subprocess.Popen | None = None
@@ -63,9 +70,22 @@ class NatsServer:
         return f"http://{self.host}:{self.monitor_port}"
 
     def start(self, *, timeout: float = 10.0, preexec_fn=None) -> "NatsServer":  # noqa: ANN001
+        for attempt in range(3 if self._ports_are_ours_to_pick else 1):
+            try:
+                self._start(timeout, preexec_fn)
+                break
+            except PortTaken:
+                if attempt == 2 or not self._ports_are_ours_to_pick:
+                    raise
+                self.port, self.monitor_port = free_port(self.host), free_port(self.host)
+        self._ports_are_ours_to_pick = False  # a restart must keep the address clients know
+        return self
+
+    def _start(self, timeout: float, preexec_fn) -> None:  # noqa: ANN001
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.config_path.write_text(render_config(host=self.host, port=self.port, monitor_port=self.monitor_port,
                                                   store_dir=(self.data_dir / "jetstream").resolve()))
+        self._log_offset = self.log_file.stat().st_size if self.log_file.exists() else 0
         log = open(self.log_file, "ab")  # noqa: SIM115 - owned by the child process
         self.process = subprocess.Popen(
             [nats_server_binary(), "-c", str(self.config_path)],
@@ -73,12 +93,13 @@ class NatsServer:
         )
         log.close()
         self.wait_ready(timeout)
-        return self
 
     def wait_ready(self, timeout: float = 10.0) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process is not None and self.process.poll() is not None:
+                if "address already in use" in self._log_since_start():
+                    raise PortTaken(f"nats-server: port {self.port} or {self.monitor_port} taken; see {self.log_file}")
                 raise RuntimeError(f"nats-server exited with {self.process.returncode}; see {self.log_file}")
             try:
                 if httpx.get(f"{self.monitor_url}/healthz?js-enabled-only=true", timeout=0.5).status_code == 200:
@@ -87,6 +108,11 @@ class NatsServer:
                 pass
             time.sleep(0.05)
         raise TimeoutError(f"nats-server not ready within {timeout}s; see {self.log_file}")
+
+    def _log_since_start(self) -> str:
+        with open(self.log_file, "rb") as log:
+            log.seek(getattr(self, "_log_offset", 0))
+            return log.read().decode(errors="replace")
 
     def stop(self, timeout: float = 10.0) -> None:
         if self.process is None or self.process.poll() is not None:
