@@ -88,7 +88,7 @@ async def gateway_in_front(make_settings, nats_server, upstream_url: str, held: 
     """The gateway (in-process) routing ``accounts`` to the upstream; the held error log is released once the
     gateway has written a request to ``/items``."""
     app = create_gateway(make_settings(nats_server.url, accounts_url=upstream_url))
-    async with LifespanManager(app) as manager:
+    async with LifespanManager(app, startup_timeout=60, shutdown_timeout=30) as manager:
         async def hold_until_written(request: httpx.Request) -> None:
             if request.url.path != "/items":
                 return
@@ -162,7 +162,7 @@ async def test_a_retry_reaches_a_service_that_refused_the_first_connection(make_
     upstream = _Upstream()
     with uvicorn_in_thread(upstream.app) as url:
         app = create_gateway(make_settings(nats_server.url, accounts_url=url))
-        async with LifespanManager(app) as manager:
+        async with LifespanManager(app, startup_timeout=60, shutdown_timeout=30) as manager:
             refused = {"left": 1}
 
             async def refuse_first_connect(request: httpx.Request) -> None:
