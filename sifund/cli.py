@@ -11,6 +11,7 @@ from services.kernel.db import make_engine
 from services.kernel.errors import DomainError
 from services.kernel.migrations import autogenerate_revision, upgrade_database
 from services.kernel.settings import SERVICES, Settings, get_settings
+from services.kernel.supervision import read_state, state_file
 from sifund import launcher
 from sifund import services as catalogue
 from sifund import status as platform_status
@@ -77,6 +78,10 @@ def status(
         http_status, health = platform_status.fetch_health(gateway_url)
     except platform_status.GatewayUnreachable as exc:
         typer.echo(f"sifund: {exc}", err=True)
+        children = read_state(state_file(settings.data_dir))
+        if children is not None:  # the launcher runs, the gateway does not answer: show what the launcher knows
+            for line in platform_status.render_children(children):
+                typer.echo(line)
         raise typer.Exit(1) from exc
     for line in platform_status.render(gateway_url, http_status, health):
         typer.echo(line)
