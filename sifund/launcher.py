@@ -2,8 +2,9 @@
 processes — started in order, supervised, and stopped cleanly.
 
 A child that dies on its own (crash, OOM kill, SIGKILL) is restarted after a backoff, within a restart budget
-(``SIFUND_SUPERVISOR_*``, see ``sifund/supervision.py``); one that exhausts the budget is marked failed and the others
-keep serving. Each child's state is kept in ``<data dir>/supervisor.json`` for ``/health`` and ``sifund status``.
+(``SIFUND_SUPERVISOR_*``, see ``services/kernel/supervision.py``); one that exhausts the budget is marked failed and
+the others keep serving. Each child's state is kept in ``<data dir>/supervisor.json`` for ``/health`` and
+``sifund status``.
 
 No child may outlive the launcher. A normal stop (Ctrl-C, SIGTERM, SIGHUP) terminates the gateway first, then the
 services, then NATS last so that the services can drain their bus connections. On Linux each child also gets
@@ -93,7 +94,7 @@ class Child:
         return self.process.poll() is None
 
     def state(self) -> ChildState:
-        return ChildState(self.name, self.process.pid if self.status != FAILED else None, self.status, self.restarts,
+        return ChildState(self.name, self.process.pid if self.status == RUNNING else None, self.status, self.restarts,
                           self.last_exit_code)
 
 
@@ -330,7 +331,7 @@ class Platform:
     # -- run -----------------------------------------------------------------------------------------------------
 
     def supervise(self) -> int:
-        """Block until a stop is requested (0), restarting children that die on its own; 1 once every child has
+        """Block until a stop is requested (0), restarting children that die on their own; 1 once every child has
         failed (nothing left to serve)."""
         self._write_state()
         while not self.stop_requested.wait(0.25):
@@ -366,15 +367,13 @@ class Platform:
                   err=True)
 
     def _restart(self, child: Child) -> None:
-        try:
-            child.process = child.respawn()
-        except OSError as exc:  # not even a process: counts as another death, so the budget still bounds it
-            self.echo(f"sifund: {child.name} could not be started again: {exc}", err=True)
-            child.status = RUNNING
-            child.restarts += 1
-            return
         child.restarts += 1
         child.status = RUNNING
+        try:
+            child.process = child.respawn()
+        except OSError as exc:  # not even a process: the old one's death is seen again, so the budget still bounds it
+            self.echo(f"sifund: {child.name} could not be started again: {exc}", err=True)
+            return
         self.echo(f"sifund: {child.name} restarted (pid {child.process.pid}, restart {child.restarts})")
 
     def _write_state(self) -> None:

@@ -91,6 +91,7 @@ def read_state(path: Path) -> list[dict[str, Any]] | None:
         launcher_pid, children = int(body["launcher_pid"]), body["children"]
     except (OSError, ValueError, KeyError, TypeError):
         return None
-    if not isinstance(children, list) or not _alive(launcher_pid):
+    # kill(0) or kill(-n) would ask about a process group, not a launcher
+    if not isinstance(children, list) or launcher_pid <= 0 or not _alive(launcher_pid):
         return None
     return children

@@ -20,6 +20,7 @@ import httpx
 import pytest
 
 from services.kernel.settings import PORT_OFFSETS, Settings
+from services.kernel.supervision import FAILED, ChildState, state_file, write_state
 from sifund.launcher import describe_demo
 
 VALID_USCC = "91110000600037341L"
@@ -289,11 +290,15 @@ def test_a_killed_service_or_nats_is_restarted_while_the_rest_keeps_serving(laun
     with httpx.Client(base_url=launcher.gateway_url, timeout=10, trust_env=False) as gateway:
         _wait_healthy(gateway)
 
+        os.kill(pids["gateway"], signal.SIGKILL)
+        gateway_pid = _wait_restarted(launcher, "gateway", pids["gateway"], restarts=1)
+        _wait_healthy(gateway)
+
         os.kill(pids["nats"], signal.SIGKILL)
         _wait_restarted(launcher, "nats", pids["nats"], restarts=1)
         _wait_healthy(gateway)
         assert {n: c["pid"] for n, c in supervised(launcher).items() if n != "nats"} == {
-            **{n: pid for n, pid in pids.items() if n != "nats"}, "oversight": oversight}
+            **{n: pid for n, pid in pids.items() if n != "nats"}, "oversight": oversight, "gateway": gateway_pid}
 
         # An event published after the restart travels accounts → NATS → oversight.
         credentials = demo_credentials(launcher.data_dir)
@@ -312,7 +317,7 @@ def test_a_killed_service_or_nats_is_restarted_while_the_rest_keeps_serving(laun
         health = gateway.get("/health").json()
         assert {c["name"]: (c["status"], c["restarts"]) for c in health["supervisor"]} == {
             "nats": ("running", 1), "oversight": ("running", 1), "accounts": ("running", 0),
-            "collection": ("running", 0), "benefits": ("running", 0), "gateway": ("running", 0)}
+            "collection": ("running", 0), "benefits": ("running", 0), "gateway": ("running", 1)}
 
     status = launcher.status()
     assert status.returncode == 0, status.stdout + status.stderr
@@ -361,6 +366,22 @@ def test_a_child_that_keeps_dying_is_marked_failed_and_the_rest_keeps_running(la
     launcher.process.send_signal(signal.SIGTERM)
     assert launcher.wait_exit(STOP_SECONDS) == 0, launcher.output
     assert [pid for pid in launcher.known_pids if not _gone(pid)] == []  # type: ignore[attr-defined]
+
+
+def test_status_shows_the_launchers_children_when_the_gateway_does_not_answer(launcher: Launcher):
+    """A failed gateway cannot answer /health: `sifund status` then reads the running launcher's state file."""
+    launcher.data_dir.mkdir(parents=True)
+    write_state(state_file(launcher.data_dir), os.getpid(),  # this test process stands for a running launcher
+                [ChildState("nats", 4242, restarts=2, last_exit_code=-9), ChildState("gateway", None, FAILED, 5, 1)])
+    status = launcher.status()
+    assert status.returncode == 1 and "not reachable" in status.stderr
+    assert re.search(r"^nats\s+4242\s+running\s+2\s+-9$", status.stdout, re.MULTILINE), status.stdout
+    assert re.search(r"^gateway\s+-\s+failed\s+5\s+1$", status.stdout, re.MULTILINE), status.stdout
+
+    state_file(launcher.data_dir).write_text(state_file(launcher.data_dir).read_text().replace(
+        f'"launcher_pid": {os.getpid()}', '"launcher_pid": 0'))  # left behind by a launcher that is gone: not shown
+    status = launcher.status()
+    assert status.returncode == 1 and "failed" not in status.stdout
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux only")

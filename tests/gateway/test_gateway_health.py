@@ -38,7 +38,8 @@ async def test_ok_when_everything_is_up_and_degraded_when_a_service_is_down(
         # Under `sifund up`, a child the launcher gave up on makes the platform degraded whatever the services say.
         launcher_state = state_file(gateway_settings.data_dir)
         launcher_state.parent.mkdir(parents=True, exist_ok=True)
-        write_state(launcher_state, os.getpid(), [ChildState("nats", 4242), ChildState("collection", None, FAILED, 5, 1)])
+        write_state(launcher_state, os.getpid(),
+                    [ChildState("nats", 4242), ChildState("collection", None, FAILED, 5, 1)])
         try:
             response = await gateway.get("/health")
         finally:

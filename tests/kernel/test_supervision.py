@@ -75,6 +75,8 @@ def test_a_state_file_left_by_a_launcher_that_is_gone_or_damaged_is_ignored(tmp_
     gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     write_state(path, int(gone.stdout), [ChildState("nats", 101)])
     assert read_state(path) is None
+    write_state(path, 0, [ChildState("nats", 101)])
+    assert read_state(path) is None
     path.write_text("{not json")
     assert read_state(path) is None
     path.write_text(json.dumps({"children": []}))
