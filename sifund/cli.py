@@ -61,7 +61,8 @@ def up(
     port_base: PortBaseOption = None,
     timeout: Annotated[float, typer.Option(help="seconds to wait for every component to be healthy")] = 60.0,
 ) -> None:
-    """Start NATS, the four services and the gateway; Ctrl-C (or SIGTERM) stops everything."""
+    """Start NATS, the four services and the gateway, restarting any that dies (SIFUND_SUPERVISOR_*); Ctrl-C (or
+    SIGTERM) stops everything."""
     raise typer.Exit(launcher.up(_settings(data_dir, port_base), timeout=timeout))
 
 
