@@ -1,5 +1,7 @@
 """``GET /health``: the gateway's view of the whole platform, each service's own ``/health`` and NATS, checked
-concurrently with a short timeout so that one hanging component cannot hold the answer back."""
+concurrently with a short timeout so that one hanging component cannot hold the answer back. Under ``sifund up``
+the launcher's view of its children (pid, restarts, running/restarting/failed) is added as ``supervisor``; a failed
+child makes the platform degraded even when what answers for it looks healthy."""
 
 import asyncio
 from typing import Any
@@ -11,6 +13,7 @@ from fastapi.responses import JSONResponse
 from gateway.upstream import SettingsDep, UpstreamDep
 from services.kernel.auth import public
 from services.kernel.settings import SERVICES, Settings
+from services.kernel.supervision import FAILED, read_state, state_file
 
 router = APIRouter(tags=["health"], dependencies=[public()])
 
@@ -54,4 +57,9 @@ async def platform_health(client: UpstreamDep, settings: SettingsDep) -> JSONRes
     services = {name: body for name, (_, body) in zip(SERVICES, checks, strict=True)}
     ok = all(healthy for healthy, _ in checks) and nats == "ok"
     body = {"status": "ok" if ok else "degraded", "services": services, "nats": nats}
+    supervised = read_state(state_file(settings.data_dir))
+    if supervised is not None:
+        body["supervisor"] = supervised
+        if any(c.get("status") == FAILED for c in supervised):
+            ok, body["status"] = False, "degraded"
     return JSONResponse(body, status_code=200 if ok else 503)

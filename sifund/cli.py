@@ -11,6 +11,7 @@ from services.kernel.db import make_engine
 from services.kernel.errors import DomainError
 from services.kernel.migrations import autogenerate_revision, upgrade_database
 from services.kernel.settings import SERVICES, Settings, get_settings
+from services.kernel.supervision import read_state, state_file
 from sifund import launcher
 from sifund import services as catalogue
 from sifund import status as platform_status
@@ -60,7 +61,8 @@ def up(
     port_base: PortBaseOption = None,
     timeout: Annotated[float, typer.Option(help="seconds to wait for every component to be healthy")] = 60.0,
 ) -> None:
-    """Start NATS, the four services and the gateway; Ctrl-C (or SIGTERM) stops everything."""
+    """Start NATS, the four services and the gateway, restarting any that dies (SIFUND_SUPERVISOR_*); Ctrl-C (or
+    SIGTERM) stops everything."""
     raise typer.Exit(launcher.up(_settings(data_dir, port_base), timeout=timeout))
 
 
@@ -77,6 +79,10 @@ def status(
         http_status, health = platform_status.fetch_health(gateway_url)
     except platform_status.GatewayUnreachable as exc:
         typer.echo(f"sifund: {exc}", err=True)
+        children = read_state(state_file(settings.data_dir))
+        if children is not None:  # the launcher runs, the gateway does not answer: show what the launcher knows
+            for line in platform_status.render_children(children):
+                typer.echo(line)
         raise typer.Exit(1) from exc
     for line in platform_status.render(gateway_url, http_status, health):
         typer.echo(line)

@@ -1,5 +1,10 @@
 """``sifund up``: the embedded topology on one machine — nats-server, the four services and the gateway as child
-processes — started in order, watched, and stopped cleanly.
+processes — started in order, supervised, and stopped cleanly.
+
+A child that dies on its own (crash, OOM kill, SIGKILL) is restarted after a backoff, within a restart budget
+(``SIFUND_SUPERVISOR_*``, see ``services/kernel/supervision.py``); one that exhausts the budget is marked failed and
+the others keep serving. Each child's state is kept in ``<data dir>/supervisor.json`` for ``/health`` and
+``sifund status``.
 
 No child may outlive the launcher. A normal stop (Ctrl-C, SIGTERM, SIGHUP) terminates the gateway first, then the
 services, then NATS last so that the services can drain their bus connections. On Linux each child also gets
@@ -25,6 +30,8 @@ from gateway.identity.admin import create_demo, ensure_scheduler_client, identit
 from services.kernel import clock
 from services.kernel.auth import ensure_dev_key_pair
 from services.kernel.settings import SERVICES, Settings
+from services.kernel.supervision import (FAILED, RESTARTING, RUNNING, ChildState, RestartPolicy, state_file,
+                                        write_state)
 from services.oversight.scheduler.config import SchedulerSettings
 from sifund import services as catalogue
 from sifund.natsd import NatsServer
@@ -36,6 +43,8 @@ STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 UVICORN_GRACEFUL_SECONDS = 3
 # Per shutdown stage (gateway, services, NATS) before stragglers get SIGKILL.
 STOP_GRACE_SECONDS = 4.0
+# A restarted nats-server must answer its health check within this long, or the start counts as another death.
+NATS_RESTART_TIMEOUT_SECONDS = 30.0
 
 Echo = Callable[..., None]  # typer.echo's signature: (message, err=False)
 
@@ -72,10 +81,30 @@ class Child:
     process: subprocess.Popen
     log_file: Path
     health_url: str | None = None
+    # Starts the child again and returns its new process (raising if it could not be started at all).
+    respawn: Callable[[], subprocess.Popen] | None = None
+    policy: RestartPolicy | None = None
+    status: str = RUNNING
+    restarts: int = 0
+    last_exit_code: int | None = None
+    restart_at: float = 0.0
 
     @property
     def running(self) -> bool:
         return self.process.poll() is None
+
+    def state(self) -> ChildState:
+        return ChildState(self.name, self.process.pid if self.status == RUNNING else None, self.status, self.restarts,
+                          self.last_exit_code)
+
+
+def _exit_description(code: int | None) -> str:
+    if code is not None and code < 0:
+        try:
+            return f"signal {signal.Signals(-code).name}"
+        except ValueError:
+            return f"signal {-code}"
+    return f"code {code}"
 
 
 def _die_with_launcher() -> Callable[[], None] | None:
@@ -125,6 +154,7 @@ class Platform:
         self.data_dir = settings.data_dir.resolve()
         self.log_dir = self.data_dir / "logs"
         self.pid_file = self.data_dir / "sifund.pid"
+        self.state_file = state_file(self.data_dir)
         self.children: list[Child] = []
         self.stop_requested = StopFlag()
         self._preexec = _die_with_launcher()
@@ -202,8 +232,30 @@ class Platform:
         except (RuntimeError, TimeoutError, OSError) as exc:
             nats.stop()
             raise LaunchError(f"nats did not start: {exc}; see {log_file}") from exc
-        self.children.append(Child("nats", nats.url, nats.process, log_file, f"{nats.monitor_url}/healthz"))
+        self.children.append(Child("nats", nats.url, nats.process, log_file, f"{nats.monitor_url}/healthz",
+                                   respawn=lambda: self._restart_nats(nats), policy=self._restart_policy()))
         return nats
+
+    def _restart_nats(self, nats: NatsServer) -> subprocess.Popen:
+        """The same ports and store (NatsServer keeps the address of its first start): clients reconnect to it and
+        the streams, consumers and unacknowledged messages are all still there."""
+        try:
+            nats.start(timeout=NATS_RESTART_TIMEOUT_SECONDS, preexec_fn=self._preexec)
+        except (RuntimeError, TimeoutError) as exc:
+            self.echo(f"sifund: nats did not start again: {exc}", err=True)
+            if nats.process is not None and nats.process.poll() is None:
+                nats.process.kill()
+                nats.process.wait()
+        if nats.process is None:
+            raise OSError("nats-server could not be started")
+        return nats.process
+
+    def _restart_policy(self) -> RestartPolicy:
+        return RestartPolicy(initial_seconds=self.settings.supervisor_backoff_initial_seconds,
+                             max_seconds=max(self.settings.supervisor_backoff_max_seconds,
+                                             self.settings.supervisor_backoff_initial_seconds),
+                             max_restarts=self.settings.supervisor_max_restarts,
+                             window_seconds=self.settings.supervisor_window_seconds)
 
     def _child_environment(self, nats: NatsServer) -> dict[str, str]:
         """The launcher's environment (so SIFUND_* database URLs and the like pass through) with the topology it
@@ -226,6 +278,14 @@ class Platform:
         return environment
 
     def _spawn(self, name: str, factory: str, environment: dict[str, str]) -> Child:
+        url = self.local_url(name)
+        child = Child(name, url, self._popen(name, factory, environment), self.log_dir / f"{name}.log",
+                      f"{url}/health", respawn=lambda: self._popen(name, factory, environment),
+                      policy=self._restart_policy())
+        self.children.append(child)
+        return child
+
+    def _popen(self, name: str, factory: str, environment: dict[str, str]) -> subprocess.Popen:
         port = self.settings.port(name)
         command = [
             sys.executable, "-m", "uvicorn", "--factory", factory,
@@ -238,12 +298,8 @@ class Platform:
         with open(log_file, "ab") as log:
             log.write(f"---- sifund up: {name} starting at {clock.utc_now().isoformat()} ----\n".encode())
             log.flush()
-            process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                       env=environment, preexec_fn=self._preexec)
-        url = self.local_url(name)
-        child = Child(name, url, process, log_file, f"{url}/health")
-        self.children.append(child)
-        return child
+            return subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                    env=environment, preexec_fn=self._preexec)
 
     def _wait_healthy(self, deadline: float, timeout: float) -> None:
         pending = [c for c in self.children if c.name != "nats"]
@@ -275,17 +331,56 @@ class Platform:
     # -- run -----------------------------------------------------------------------------------------------------
 
     def supervise(self) -> int:
-        """Block until a stop is requested (0) or a child dies on its own (1)."""
+        """Block until a stop is requested (0), restarting children that die on their own; 1 once every child has
+        failed (nothing left to serve)."""
+        self._write_state()
         while not self.stop_requested.wait(0.25):
-            dead = [c for c in self.children if not c.running]
+            dead = [c for c in self.children if c.status == RUNNING and not c.running]
             # Children die after a signal reached the launcher too (e.g. Ctrl-C on a non-Linux terminal): give
             # the launcher's own handler a moment before calling it unexpected.
-            if dead and not self.stop_requested.wait(0.2):
-                for child in dead:
-                    self.echo(f"sifund: {child.name} exited unexpectedly with code {child.process.returncode}; "
-                              f"see {child.log_file}", err=True)
+            if dead and self.stop_requested.wait(0.2):
+                break
+            for child in dead:
+                self._died(child)
+            due = [c for c in self.children if c.status == RESTARTING and time.monotonic() >= c.restart_at]
+            for child in due:
+                self._restart(child)
+            if dead or due:
+                self._write_state()
+            if all(c.status == FAILED for c in self.children):
+                self.echo("sifund: every component has failed; stopping", err=True)
                 return 1
         return 0
+
+    def _died(self, child: Child) -> None:
+        child.last_exit_code = child.process.returncode
+        exited = f"sifund: {child.name} (pid {child.process.pid}) exited with {_exit_description(child.last_exit_code)}"
+        delay = child.policy.next_delay(time.monotonic()) if child.policy else None
+        if delay is None:
+            child.status = FAILED
+            self.echo(f"{exited}; restart budget used up ({self.settings.supervisor_max_restarts} restarts within "
+                      f"{self.settings.supervisor_window_seconds:g}s): marked failed, the rest keeps running; "
+                      f"see {child.log_file}", err=True)
+            return
+        child.status, child.restart_at = RESTARTING, time.monotonic() + delay
+        self.echo(f"{exited}; restarting it in {delay:g}s (attempt {child.restarts + 1}); see {child.log_file}",
+                  err=True)
+
+    def _restart(self, child: Child) -> None:
+        child.restarts += 1
+        child.status = RUNNING
+        try:
+            child.process = child.respawn()
+        except OSError as exc:  # not even a process: the old one's death is seen again, so the budget still bounds it
+            self.echo(f"sifund: {child.name} could not be started again: {exc}", err=True)
+            return
+        self.echo(f"sifund: {child.name} restarted (pid {child.process.pid}, restart {child.restarts})")
+
+    def _write_state(self) -> None:
+        try:
+            write_state(self.state_file, os.getpid(), [c.state() for c in self.children])
+        except OSError as exc:  # a full disk must not stop supervision itself
+            self.echo(f"sifund: could not write {self.state_file}: {exc}", err=True)
 
     # -- stop ----------------------------------------------------------------------------------------------------
 
@@ -306,6 +401,7 @@ class Platform:
                               err=True)
                     child.process.kill()
                     child.process.wait()
+        self.state_file.unlink(missing_ok=True)
         self._release_pid_file()
 
     def _release_pid_file(self) -> None:

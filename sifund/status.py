@@ -1,4 +1,5 @@
-"""``sifund status``: the gateway's aggregated ``/health`` as a table."""
+"""``sifund status``: the gateway's aggregated ``/health`` as a table, and the launcher's children (pid, state,
+restarts) — read from the launcher's state file when the gateway itself does not answer."""
 
 from typing import Any
 
@@ -42,4 +43,16 @@ def render(gateway_url: str, http_status: int, health: dict[str, Any]) -> list[s
     lines = [f"{'COMPONENT':<11} {'STATUS':<{width}}  DETAIL"]
     lines += [f"{name:<11} {status:<{width}}  {detail}".rstrip() for name, status, detail in rows]
     lines.append(f"overall: {health.get('status', 'unknown')} (HTTP {http_status})")
+    if health.get("supervisor"):
+        lines += ["", *render_children(health["supervisor"])]
+    return lines
+
+
+def render_children(children: list[dict[str, Any]]) -> list[str]:
+    lines = [f"{'PROCESS':<11} {'PID':>7}  {'STATE':<10} {'RESTARTS':>8}  LAST EXIT"]
+    for child in children:
+        pid = child.get("pid") or "-"
+        last_exit = child.get("last_exit_code")
+        lines.append(f"{child.get('name', '?'):<11} {pid!s:>7}  {child.get('status', '?'):<10} "
+                     f"{child.get('restarts', 0)!s:>8}  {'-' if last_exit is None else last_exit}")
     return lines

@@ -71,6 +71,13 @@ class Settings(BaseSettings):
     # Council's yearly holiday arrangement (format in services/kernel/workdays.py); a year in it replaces the package's.
     workday_calendar_file: Path | None = None
 
+    # `sifund up` restarts a child that died on its own after a backoff doubling from the initial value up to the
+    # maximum; a child restarted max_restarts times within window_seconds is marked failed (the others keep serving).
+    supervisor_backoff_initial_seconds: float = Field(default=0.5, gt=0)
+    supervisor_backoff_max_seconds: float = Field(default=30.0, gt=0)
+    supervisor_max_restarts: int = Field(default=5, ge=0)
+    supervisor_window_seconds: float = Field(default=300.0, gt=0)
+
     log_level: str = "INFO"
 
     # Tokens: Ed25519-signed JWTs. The gateway signs with the private key; every service verifies with the public

@@ -1,10 +1,12 @@
 """The gateway's aggregated ``/health`` against the four services running for real on a real nats-server."""
 
 import asyncio
+import os
 from contextlib import AsyncExitStack
 
 from services.kernel.service_app import create_service_app
 from services.kernel.settings import SERVICES
+from services.kernel.supervision import FAILED, ChildState, state_file, write_state
 from sifund import services as catalogue
 
 
@@ -31,6 +33,23 @@ async def test_ok_when_everything_is_up_and_degraded_when_a_service_is_down(
         assert set(body["services"]) == set(SERVICES)
         assert {b["status"] for b in body["services"].values()} == {"ok"}
         assert body["services"]["accounts"]["checks"] == {"database": "ok", "bus": "ok"}
+        assert "supervisor" not in body  # not run by `sifund up`
+
+        # Under `sifund up`, a child the launcher gave up on makes the platform degraded whatever the services say.
+        launcher_state = state_file(gateway_settings.data_dir)
+        launcher_state.parent.mkdir(parents=True, exist_ok=True)
+        write_state(launcher_state, os.getpid(),
+                    [ChildState("nats", 4242), ChildState("collection", None, FAILED, 5, 1)])
+        try:
+            response = await gateway.get("/health")
+        finally:
+            launcher_state.unlink()
+        assert response.status_code == 503, response.text
+        assert response.json()["status"] == "degraded"
+        assert response.json()["supervisor"] == [
+            {"name": "nats", "pid": 4242, "status": "running", "restarts": 0, "last_exit_code": None},
+            {"name": "collection", "pid": None, "status": "failed", "restarts": 5, "last_exit_code": 1}]
+        assert (await gateway.get("/health")).status_code == 200
 
         await benefits.aclose()
         response = await gateway.get("/health")
