@@ -15,11 +15,12 @@ from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfi
 from nats.js.errors import BadRequestError, NotFoundError
 
 from services.kernel.events import STREAMS
+from services.kernel.settings import nats_server_list
 
 log = structlog.get_logger(__name__)
 
 
-def stream_config(name: str, duplicate_window: float) -> StreamConfig:
+def stream_config(name: str, duplicate_window: float, replicas: int = 1) -> StreamConfig:
     return StreamConfig(
         name=name,
         subjects=[f"{STREAMS[name]}.>"],
@@ -27,13 +28,15 @@ def stream_config(name: str, duplicate_window: float) -> StreamConfig:
         retention=RetentionPolicy.LIMITS,
         discard=DiscardPolicy.OLD,
         duplicate_window=duplicate_window,
+        num_replicas=replicas,
     )
 
 
-async def ensure_streams(js: JetStreamContext, duplicate_window: float) -> None:
-    """Create every stream, or bring an existing one to the configured settings. Safe to run concurrently."""
+async def ensure_streams(js: JetStreamContext, duplicate_window: float, replicas: int = 1) -> None:
+    """Create every stream, or bring an existing one to the configured settings (replica count included: the
+    server moves an existing stream from R1 to R3 and back). Safe to run concurrently."""
     for name in STREAMS:
-        config = stream_config(name, duplicate_window)
+        config = stream_config(name, duplicate_window, replicas)
         try:
             info = await js.stream_info(name)
         except NotFoundError:
@@ -43,17 +46,20 @@ async def ensure_streams(js: JetStreamContext, duplicate_window: float) -> None:
             except BadRequestError:  # another service created it a moment ago
                 info = await js.stream_info(name)
         current = info.config
-        if (current.subjects, current.storage, current.duplicate_window) != (
+        if (current.subjects, current.storage, current.duplicate_window, current.num_replicas or 1) != (
             config.subjects,
             config.storage,
             config.duplicate_window,
+            config.num_replicas,
         ):
             await js.update_stream(config)
 
 
 class Bus:
-    def __init__(self, url: str, *, client_name: str, duplicate_window: float = 600.0):
-        self.url = url
+    def __init__(self, url: str, *, client_name: str, duplicate_window: float = 600.0, replicas: int = 1):
+        self.url = url  # one URL or several, comma-separated (a cluster's seed servers)
+        self.servers = nats_server_list(url)
+        self.replicas = replicas
         self.client_name = client_name
         self.duplicate_window = duplicate_window
         self.nc: NATS | None = None
@@ -80,7 +86,7 @@ class Bus:
         while True:
             try:
                 nc = await nats.connect(
-                    self.url,
+                    servers=self.servers,
                     name=self.client_name,
                     allow_reconnect=True,
                     max_reconnect_attempts=-1,
@@ -93,7 +99,7 @@ class Bus:
                 )
                 self.nc = nc
                 self.js = nc.jetstream(timeout=10)
-                await ensure_streams(self.js, self.duplicate_window)
+                await ensure_streams(self.js, self.duplicate_window, self.replicas)
                 self._ready.set()
                 log.info("bus.connected", url=self.url, client=self.client_name)
                 return
@@ -113,7 +119,7 @@ class Bus:
         if self.js is not None:
             # A restarted server with an empty store needs its streams again.
             with contextlib.suppress(Exception):
-                await ensure_streams(self.js, self.duplicate_window)
+                await ensure_streams(self.js, self.duplicate_window, self.replicas)
 
     async def _on_error(self, exc: Exception) -> None:
         log.debug("bus.error", client=self.client_name, error=str(exc) or type(exc).__name__)

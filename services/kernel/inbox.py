@@ -93,6 +93,7 @@ class EventConsumer:
             # drop it silently instead.
             max_deliver=-1,
             max_ack_pending=max(self.batch_size * 4, 1000),
+            num_replicas=self.bus.replicas,
         )
 
     async def start(self) -> None:

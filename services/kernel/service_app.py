@@ -125,7 +125,7 @@ def create_service_app(spec: ServiceSpec, settings: Settings | None = None) -> F
         engine = make_engine(settings.database_url(spec.name))
         await anyio.to_thread.run_sync(upgrade_database, engine, spec.name, spec.metadata)
         bus = Bus(settings.nats_server_url, client_name=spec.name,
-                  duplicate_window=settings.stream_duplicate_window_seconds)
+                  duplicate_window=settings.stream_duplicate_window_seconds, replicas=settings.nats_replicas)
         retention = settings.outbox_retention_hours
         relay = OutboxRelay(engine, bus, batch_size=settings.outbox_batch_size, poll_seconds=settings.outbox_poll_seconds,
                             retention=None if retention is None else timedelta(hours=retention))

@@ -7,7 +7,7 @@ instances (a developer's, the test suite's) can run side by side on one machine.
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 SERVICES = ("accounts", "collection", "benefits", "oversight")
@@ -39,7 +39,11 @@ class Settings(BaseSettings):
     # Where services reach the gateway (oversight pulls the identity reports and the gateway's audit chain).
     gateway_url: str | None = None
 
+    # One URL, or several comma-separated (the seed servers of a NATS cluster; the client learns the rest).
     nats_url: str | None = None
+    # Replicas of every stream and durable consumer: 1 on the embedded single server, 3 on a 3-node cluster
+    # (survives the loss of one node). Changing it updates existing streams and consumers.
+    nats_replicas: int = Field(default=1, ge=1, le=5)
     nats_monitor_url: str | None = None
     # JetStream de-duplication window: a relay that re-publishes after a crash within it is a no-op.
     stream_duplicate_window_seconds: float = 600.0
@@ -104,6 +108,13 @@ class Settings(BaseSettings):
     max_request_bytes: int = 16 * 1024 * 1024  # a 10 000-line bulk upload fits
     cors_origins: list[str] = Field(default_factory=lambda: ["http://localhost:3000", "http://127.0.0.1:3000"])
 
+    @field_validator("nats_url")
+    @classmethod
+    def _nats_urls(cls, value: str | None) -> str | None:
+        if value is not None:
+            nats_server_list(value)
+        return value
+
     def port(self, component: str) -> int:
         return self.port_base + PORT_OFFSETS[component]
 
@@ -128,8 +139,20 @@ class Settings(BaseSettings):
         return self.nats_url or f"nats://{self.host}:{self.port('nats')}"
 
     @property
+    def nats_servers(self) -> list[str]:
+        return nats_server_list(self.nats_server_url)
+
+    @property
     def nats_monitor(self) -> str:
         return (self.nats_monitor_url or f"http://{self.host}:{self.port('nats_monitor')}").rstrip("/")
+
+
+def nats_server_list(urls: str) -> list[str]:
+    """``nats://a:4222, nats://b:4222`` → the list nats-py takes as ``servers``."""
+    servers = [url.strip() for url in urls.split(",") if url.strip()]
+    if not servers:
+        raise ValueError(f"no NATS server URL in {urls!r}")
+    return servers
 
 
 @lru_cache
