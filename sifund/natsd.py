@@ -7,6 +7,7 @@ import socket
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -28,9 +29,19 @@ def free_port(host: str = "127.0.0.1") -> int:
         return s.getsockname()[1]
 
 
-def render_config(*, host: str, port: int, monitor_port: int, store_dir: Path, server_name: str = "sifund") -> str:
+@dataclass(frozen=True)
+class ClusterRoutes:
+    """A node's place in a NATS cluster: the cluster's name, where this node listens for routes, every node's route."""
+
+    name: str
+    port: int
+    routes: tuple[str, ...]
+
+
+def render_config(*, host: str, port: int, monitor_port: int, store_dir: Path, server_name: str = "sifund",
+                  cluster: ClusterRoutes | None = None) -> str:
     # sync_interval: always — JetStream fsyncs every write, so an acknowledged contribution survives a power cut.
-    return f"""server_name: {server_name}
+    config = f"""server_name: {server_name}
 host: {host}
 port: {port}
 http: {host}:{monitor_port}
@@ -39,6 +50,18 @@ jetstream {{
   sync_interval: always
 }}
 """
+    if cluster is not None:
+        # A node's own route in the list is harmless: the server recognises and skips it.
+        routes = "\n".join(f"    {route}" for route in cluster.routes)
+        config += f"""cluster {{
+  name: {cluster.name}
+  listen: {host}:{cluster.port}
+  routes: [
+{routes}
+  ]
+}}
+"""
+    return config
 
 
 class PortTaken(RuntimeError):
@@ -49,8 +72,11 @@ class NatsServer:
     """A nats-server process with a file store; ``stop``/``start`` keep the store so a restart keeps the streams."""
 
     def __init__(self, data_dir: Path, *, host: str = "127.0.0.1", port: int | None = None,
-                 monitor_port: int | None = None, log_file: Path | None = None):
+                 monitor_port: int | None = None, log_file: Path | None = None, server_name: str = "sifund",
+                 cluster: ClusterRoutes | None = None):
         self.data_dir = Path(data_dir)
+        self.server_name = server_name
+        self.cluster = cluster
         self.host = host
         self.port = port or free_port(host)
         self.monitor_port = monitor_port or free_port(host)
@@ -69,7 +95,7 @@ class NatsServer:
     def monitor_url(self) -> str:
         return f"http://{self.host}:{self.monitor_port}"
 
-    def start(self, *, timeout: float = 10.0, preexec_fn=None) -> "NatsServer":  # noqa: ANN001
+    def start(self, *, timeout: float = 10.0, preexec_fn=None) -> "NatsServer":
         for attempt in range(3 if self._ports_are_ours_to_pick else 1):
             try:
                 self._start(timeout, preexec_fn)
@@ -81,10 +107,16 @@ class NatsServer:
         self._ports_are_ours_to_pick = False  # a restart must keep the address clients know
         return self
 
-    def _start(self, timeout: float, preexec_fn) -> None:  # noqa: ANN001
+    def _start(self, timeout: float, preexec_fn) -> None:
+        self.spawn(preexec_fn)
+        self.wait_ready(timeout)
+
+    def spawn(self, preexec_fn=None) -> None:
+        """Start the process without waiting for it (a cluster's nodes wait for each other)."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.config_path.write_text(render_config(host=self.host, port=self.port, monitor_port=self.monitor_port,
-                                                  store_dir=(self.data_dir / "jetstream").resolve()))
+                                                  store_dir=(self.data_dir / "jetstream").resolve(),
+                                                  server_name=self.server_name, cluster=self.cluster))
         self._log_offset = self.log_file.stat().st_size if self.log_file.exists() else 0
         log = open(self.log_file, "ab")  # noqa: SIM115 - owned by the child process
         self.process = subprocess.Popen(
@@ -92,7 +124,6 @@ class NatsServer:
             stdout=log, stderr=subprocess.STDOUT, preexec_fn=preexec_fn,
         )
         log.close()
-        self.wait_ready(timeout)
 
     def wait_ready(self, timeout: float = 10.0) -> None:
         deadline = time.monotonic() + timeout
@@ -132,3 +163,69 @@ class NatsServer:
             os.kill(self.process.pid, signal.SIGKILL)
             self.process.wait()
         self.process = None
+
+
+class NatsCluster:
+    """N nats-server nodes on loopback forming one JetStream cluster (routes between all of them), each with its own
+    store and server name; ``kill``/``restart`` of one node keep its store, as a crashed machine would."""
+
+    def __init__(self, data_dir: Path, *, size: int = 3, host: str = "127.0.0.1", name: str = "sifund"):
+        if size < 1:
+            raise ValueError("a cluster has at least one node")
+        data_dir = Path(data_dir)
+        cluster_ports = [free_port(host) for _ in range(size)]
+        routes = tuple(f"nats-route://{host}:{port}" for port in cluster_ports)
+        self.nodes = [
+            NatsServer(data_dir / f"node{i}", host=host, port=free_port(host), monitor_port=free_port(host),
+                       server_name=f"{name}-{i}", cluster=ClusterRoutes(name=name, port=cluster_port, routes=routes))
+            for i, cluster_port in enumerate(cluster_ports, start=1)
+        ]
+
+    @property
+    def url(self) -> str:
+        """Every node's client URL, comma-separated: the value of ``SIFUND_NATS_URL``."""
+        return ",".join(node.url for node in self.nodes)
+
+    def node(self, server_name: str) -> NatsServer:
+        for node in self.nodes:
+            if node.server_name == server_name:
+                return node
+        raise KeyError(server_name)
+
+    def start(self, *, timeout: float = 30.0) -> "NatsCluster":
+        for node in self.nodes:
+            node.spawn()
+        for node in self.nodes:
+            node.wait_ready(timeout)
+        self.wait_meta_leader(timeout)
+        return self
+
+    def meta_leader(self) -> str | None:
+        """The server name of JetStream's meta leader as the running nodes see it, or None while there is none."""
+        for node in self.nodes:
+            if node.process is None or node.process.poll() is not None:
+                continue
+            try:
+                meta = httpx.get(f"{node.monitor_url}/jsz", timeout=1.0).json().get("meta_cluster") or {}
+            except (httpx.HTTPError, ValueError):
+                continue
+            if meta.get("leader"):
+                return meta["leader"]
+        return None
+
+    def wait_meta_leader(self, timeout: float = 30.0) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            leader = self.meta_leader()
+            if leader:
+                return leader
+            time.sleep(0.05)
+        raise TimeoutError(f"no JetStream meta leader within {timeout}s; see {self.nodes[0].data_dir.parent}")
+
+    def restart(self, node: NatsServer, *, timeout: float = 30.0) -> None:
+        node.spawn()
+        node.wait_ready(timeout)
+
+    def stop(self) -> None:
+        for node in self.nodes:
+            node.stop()
