@@ -30,8 +30,8 @@ from gateway.identity.admin import create_demo, ensure_scheduler_client, identit
 from services.kernel import clock
 from services.kernel.auth import ensure_dev_key_pair
 from services.kernel.settings import SERVICES, Settings
-from services.kernel.supervision import (FAILED, RESTARTING, RUNNING, ChildState, RestartPolicy, state_file,
-                                        write_state)
+from services.kernel.supervision import (FAILED, RESTARTING, RUNNING, ChildState, RestartPolicy, process_alive,
+                                         state_file, write_state)
 from services.oversight.scheduler.config import SchedulerSettings
 from sifund import services as catalogue
 from sifund.natsd import NatsServer
@@ -137,16 +137,6 @@ def _port_in_use(host: str, port: int) -> bool:
     return False
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 class Platform:
     def __init__(self, settings: Settings, echo: Echo = typer.echo):
         self.settings = settings
@@ -193,7 +183,7 @@ class Platform:
             other = int(self.pid_file.read_text().strip())
         except (FileNotFoundError, ValueError):
             other = None
-        if other is not None and other != os.getpid() and _pid_alive(other):
+        if other is not None and other != os.getpid() and process_alive(other):
             raise LaunchError(f"already running with data in {self.data_dir} (pid {other}, "
                               f"{self.pid_file}); stop it first or set another SIFUND_DATA_DIR")
         self.pid_file.write_text(f"{os.getpid()}\n")

@@ -73,7 +73,8 @@ def write_state(path: Path, launcher_pid: int, children: list[ChildState]) -> No
         raise
 
 
-def _alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
+    """Whether a process with this pid exists (one we may not signal counts as alive)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -92,6 +93,6 @@ def read_state(path: Path) -> list[dict[str, Any]] | None:
     except (OSError, ValueError, KeyError, TypeError):
         return None
     # kill(0) or kill(-n) would ask about a process group, not a launcher
-    if not isinstance(children, list) or launcher_pid <= 0 or not _alive(launcher_pid):
+    if not isinstance(children, list) or launcher_pid <= 0 or not process_alive(launcher_pid):
         return None
     return children
