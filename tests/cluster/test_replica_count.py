@@ -7,7 +7,7 @@ import nats
 from services.kernel.bus import Bus, ensure_streams
 from services.kernel.events import STREAMS
 from services.kernel.inbox import EventConsumer
-from tests.cluster.conftest import wait_until
+from tests.cluster.conftest import retried, wait_until
 
 
 async def has_peers(js, stream: str, followers: int) -> bool:
@@ -22,7 +22,7 @@ async def test_streams_and_consumers_move_from_one_replica_to_three(cluster):
     nc = await nats.connect(servers=bus.servers, connect_timeout=2)
     try:
         js = nc.jetstream(timeout=10)
-        await ensure_streams(js, duplicate_window=600.0, replicas=1)
+        await retried(lambda: ensure_streams(js, duplicate_window=600.0, replicas=1), "R1 streams created")
         assert {(await js.stream_info(name)).config.num_replicas for name in STREAMS} == {1}
 
         bus.js = js
@@ -30,7 +30,7 @@ async def test_streams_and_consumers_move_from_one_replica_to_three(cluster):
         await js.add_consumer("COLLECTION", consumer.consumer_config())
         assert (await js.consumer_info("COLLECTION", consumer.name)).config.num_replicas == 1
 
-        await ensure_streams(js, duplicate_window=600.0, replicas=3)
+        await retried(lambda: ensure_streams(js, duplicate_window=600.0, replicas=3), "streams moved to R3")
         for name in STREAMS:
             info = await js.stream_info(name)
             assert info.config.num_replicas == 3, name

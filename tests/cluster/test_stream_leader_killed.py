@@ -10,7 +10,7 @@ import nats.errors
 
 from services.kernel.bus import ensure_streams
 from services.kernel.events import STREAMS
-from tests.cluster.conftest import wait_until
+from tests.cluster.conftest import retried, wait_until
 
 STREAM = "COLLECTION"
 SUBJECT = f"{STREAMS[STREAM]}.test.tax_line"
@@ -44,18 +44,24 @@ async def kill(node) -> int:
     return 0
 
 
-async def read_msg_ids(js) -> list[str]:
-    subscription = await js.pull_subscribe(SUBJECT, stream=STREAM)
+async def read_msg_ids(js, expected: int, timeout: float = 60.0) -> list[str]:
+    """Every message id in the stream: fetch until ``expected`` are in hand (a slow fetch on a loaded machine is
+    asked again, not taken for the end), then one more fetch to catch anything doubled."""
+    subscription = await retried(lambda: js.pull_subscribe(SUBJECT, stream=STREAM), "reader subscribed")
     ids: list[str] = []
+    deadline = time.monotonic() + timeout
     try:
-        while True:
+        while time.monotonic() < deadline:
             try:
                 messages = await subscription.fetch(500, timeout=2.0)
             except TimeoutError:
-                return ids
+                if len(ids) >= expected:
+                    return ids
+                continue
             for message in messages:
                 ids.append(message.headers["Nats-Msg-Id"])
                 await message.ack()
+        return ids
     finally:
         await subscription.unsubscribe()
 
@@ -65,8 +71,8 @@ async def test_stream_leader_killed_mid_burst_loses_and_doubles_nothing(cluster)
                             connect_timeout=2)
     try:
         js = nc.jetstream(timeout=5)
-        await ensure_streams(js, duplicate_window=600.0, replicas=3)
-        info = await js.stream_info(STREAM)
+        await retried(lambda: ensure_streams(js, duplicate_window=600.0, replicas=3), "streams created")
+        info = await retried(lambda: js.stream_info(STREAM), "stream info")
         assert info.config.num_replicas == 3
         assert len(info.cluster.replicas) == 2  # the leader and two followers
         leader = cluster.node(info.cluster.leader)
@@ -78,7 +84,7 @@ async def test_stream_leader_killed_mid_burst_loses_and_doubles_nothing(cluster)
                 publishes.append(kill(leader))
             failed_attempts += sum(await asyncio.gather(*publishes))
 
-        after = await js.stream_info(STREAM)
+        after = await retried(lambda: js.stream_info(STREAM), "stream info under the new leader")
         assert after.cluster.leader != leader.server_name  # the burst finished under a new leader
 
         cluster.restart(leader)
@@ -92,7 +98,7 @@ async def test_stream_leader_killed_mid_burst_loses_and_doubles_nothing(cluster)
         final = await wait_until(all_replicas_current, "every replica current after the restart")
         assert final.state.messages == EVENTS
 
-        ids = await read_msg_ids(js)
+        ids = await read_msg_ids(js, EVENTS)
         assert len(ids) == EVENTS, f"{EVENTS - len(set(ids))} lost, {len(ids) - len(set(ids))} doubled"
         assert set(ids) == {f"line-{i:04d}" for i in range(EVENTS)}
         print(f"leader {leader.server_name} killed during events {KILL_AT}..{KILL_AT + IN_FLIGHT - 1}; {failed_attempts} failed publish attempts "
