@@ -46,7 +46,7 @@ from sqlmodel import Session
 from stdnum.cn import ric
 
 from services.accounts import models
-from services.accounts.events import MAX_BATCH_ITEMS
+from services.contracts.accounts import MAX_BATCH_ITEMS
 from services.accounts.imports.service import OVERLAP_CODE, run_import
 from services.accounts.models import ImportRejection, Person
 from services.kernel import context

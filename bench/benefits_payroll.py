@@ -38,7 +38,7 @@ from stdnum import luhn
 from stdnum.cn import ric
 
 from services.benefits import models
-from services.benefits.events import MAX_LINES
+from services.contracts.benefits import MAX_LINES
 from services.benefits.models import (
     BeneficiaryAccount,
     BeneficiaryPerson,

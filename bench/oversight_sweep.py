@@ -49,7 +49,7 @@ import structlog
 from sqlalchemy import func, insert, select
 from sqlmodel import Session
 
-from services.benefits import events as ben
+from services.contracts import benefits as ben
 from services.kernel import context
 from services.kernel.db import make_engine
 from services.kernel.events import EventActor, EventEnvelope, build_envelope

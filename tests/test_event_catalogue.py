@@ -33,7 +33,7 @@ def test_every_consumer_handles_or_ignores_every_type_on_its_stream():
 
 
 def test_envelope_round_trips_and_payload_is_typed():
-    from services.accounts.events import EmployerRegistered  # noqa: PLC0415
+    from services.contracts.accounts import EmployerRegistered  # noqa: PLC0415
     from datetime import UTC, datetime  # noqa: PLC0415
 
     payload = EmployerRegistered(employer_id="e1", uscc="91110000600037341L", name="某公司", region="150102",

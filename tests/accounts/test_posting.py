@@ -21,7 +21,7 @@ from services.accounts.models import (
     PostingSuspense,
 )
 from services.accounts.posting import service as posting
-from services.collection.events import CollectedLine, PaymentsCollected, TreasuryRemitted
+from services.contracts.collection import CollectedLine, PaymentsCollected, TreasuryRemitted
 from services.kernel import clock, context
 from services.kernel.events import EventActor, EventPayload, build_envelope, new_event_id
 from services.kernel.models import DeadLetter, InboxMessage

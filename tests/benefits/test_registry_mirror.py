@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import select
 from sqlmodel import Session
 
-from services.accounts import events as ae
+from services.contracts import accounts as ae
 from services.benefits.models import (
     BeneficiaryAccount,
     BeneficiaryPerson,
@@ -26,7 +26,7 @@ from services.benefits.models import (
     PayrollRun,
 )
 from services.benefits.registry import handlers, index
-from services.collection import events as ce
+from services.contracts import collection as ce
 from services.kernel import clock
 from services.kernel.events import EVENT_TYPES, EventActor, EventEnvelope, EventPayload, build_envelope, new_event_id
 from services.kernel.models import OutboxMessage

@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import select
 from sqlmodel import Session
 
-from services.accounts import events as ae
+from services.contracts import accounts as ae
 from services.collection.models import RegistryEmployer, RegistryEnrolment, RegistryPerson
 from services.collection.registry import handlers
 from services.kernel import clock

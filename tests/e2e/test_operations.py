@@ -38,7 +38,7 @@ async def test_health_reports_database_and_bus(start_service, nats_server):
 
 
 async def test_an_event_oversight_cannot_apply_is_listed_and_replayable(start_service, settings, auth):
-    from services.accounts.events import EmployerRegistered  # noqa: PLC0415
+    from services.contracts.accounts import EmployerRegistered  # noqa: PLC0415
 
     async with start_service("oversight") as oversight:
         await oversight.app.state.bus.wait_ready(10)

@@ -51,7 +51,7 @@ from sqlmodel import Session
 
 from gateway.app import create_app as create_gateway
 from services.accounts.models import ContributionMonth
-from services.benefits import events as ben
+from services.contracts import benefits as ben
 from services.benefits.models import ContributionIndex
 from services.benefits.payroll import bankfile
 from services.kernel import clock

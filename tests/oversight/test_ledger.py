@@ -12,9 +12,9 @@ import pytest
 from sqlalchemy import func, select
 from sqlmodel import Session
 
-from services.accounts import events as acc
-from services.benefits import events as ben
-from services.collection import events as col
+from services.contracts import accounts as acc
+from services.contracts import benefits as ben
+from services.contracts import collection as col
 from services.kernel.db import make_engine
 from services.kernel.events import EventActor, EventEnvelope, EventPayload, build_envelope
 from services.kernel.migrations import upgrade_database

@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import func, select
 from sqlmodel import Session
 
-from services.accounts import events as ev
+from services.contracts import accounts as ev
 from services.kernel.db import make_engine
 from services.kernel.events import EventActor, EventPayload, build_envelope
 from services.kernel.migrations import upgrade_database

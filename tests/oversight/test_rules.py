@@ -14,9 +14,9 @@ import pytest
 from sqlalchemy import func, select
 from sqlmodel import Session
 
-from services.accounts import events as acc
-from services.benefits import events as ben
-from services.collection import events as col
+from services.contracts import accounts as acc
+from services.contracts import benefits as ben
+from services.contracts import collection as col
 from services.kernel import context
 from services.kernel.clock import china_today
 from services.kernel.db import make_engine

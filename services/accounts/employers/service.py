@@ -12,7 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from services.accounts.employers.schemas import EmployerRegistration, EmployerUpdate, StatusChange
-from services.accounts.events import EmployerRegistered, EmployerStatusChanged, EmployerUpdated
+from services.contracts.accounts import EmployerRegistered, EmployerStatusChanged, EmployerUpdated
 from services.accounts.history import diff, history_of, record_change
 from services.accounts.models import Employer, Enrolment
 from services.kernel import clock, context

@@ -24,7 +24,7 @@ from services.accounts.enrolments.schemas import (
     SuspendRequest,
     TransferRequest,
 )
-from services.accounts.events import (
+from services.contracts.accounts import (
     EnrolmentOpened,
     EnrolmentResumed,
     EnrolmentStopped,

@@ -46,7 +46,7 @@ from sqlalchemy import func, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
-from services.accounts.events import (
+from services.contracts.accounts import (
     BusinessRegistered,
     PersonCremated,
     PersonDied,

@@ -39,7 +39,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from services.accounts.enrolments.rules import check_new_enrolment, pension_overlaps
-from services.accounts.events import (
+from services.contracts.accounts import (
     MAX_BATCH_ITEMS,
     DuplicateEnrolmentFound,
     EmployersImported,

@@ -23,7 +23,7 @@ from sqlalchemy import Engine, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
-from services.accounts.events import AccountCredited, AccountDebited
+from services.contracts.accounts import AccountCredited, AccountDebited
 from services.accounts.history import record_change
 from services.accounts.ledger import interest as interest_rule
 from services.accounts.ledger.schemas import (

@@ -18,7 +18,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session
 
 from services.accounts.employers.service import masked_history
-from services.accounts.events import (
+from services.contracts.accounts import (
     PersonBankAccountAdded,
     PersonBankAccountClosed,
     PersonLifeStatusChanged,

@@ -5,7 +5,7 @@ collection's and oversight's business, not the registry's)."""
 from sqlmodel import Session
 
 from services.accounts.posting import service
-from services.collection.events import (
+from services.contracts.collection import (
     ArrearsNoticeIssued,
     AssessmentIssued,
     AssessmentSuperseded,

@@ -57,7 +57,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
-from services.accounts.events import (
+from services.contracts.accounts import (
     MAX_BATCH_ITEMS,
     AccountCredited,
     ContributionsHeld,
@@ -78,7 +78,7 @@ from services.accounts.models import (
     Person,
     PostingSuspense,
 )
-from services.collection.events import CollectedLine, PaymentsCollected
+from services.contracts.collection import CollectedLine, PaymentsCollected
 from services.kernel import clock, context
 from services.kernel.audit import append_audit, canonical_json
 from services.kernel.auth import ensure_in_region, region_covers

@@ -58,7 +58,7 @@ from sqlmodel import Session
 from services.benefits.claims import computation
 from services.benefits.claims.schemas import ENTERED_KINDS, ClaimRequest, DecisionRequest
 from services.benefits.claims.verification import AccountsAnswers
-from services.benefits.events import ClaimDecided, ClaimSubmitted, EntitlementGranted
+from services.contracts.benefits import ClaimDecided, ClaimSubmitted, EntitlementGranted
 from services.benefits.models import (
     BeneficiaryAccount,
     BeneficiaryPerson,

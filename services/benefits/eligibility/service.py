@@ -42,7 +42,7 @@ from sqlalchemy import func, insert, select
 from sqlmodel import Session
 
 from services.benefits.eligibility.config import china_today, get_config, months_before, now
-from services.benefits.events import EntitlementResumed, EntitlementSuspended, OverpaymentFound, SurvivalCertified
+from services.contracts.benefits import EntitlementResumed, EntitlementSuspended, OverpaymentFound, SurvivalCertified
 from services.benefits.models import (
     BeneficiaryPerson,
     Entitlement,

@@ -78,7 +78,7 @@ from sqlalchemy import and_, bindparam, delete, func, insert, or_, select, updat
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
-from services.benefits.events import (
+from services.contracts.benefits import (
     MAX_LINES,
     FundingRequested,
     PaymentsIssued,

@@ -26,9 +26,9 @@ from collections.abc import Callable
 
 from sqlmodel import Session
 
-import services.accounts.events as accounts_events
-import services.collection.events as collection_events
-from services.accounts.events import (
+import services.contracts.accounts as accounts_events
+import services.contracts.collection as collection_events
+from services.contracts.accounts import (
     BusinessRegistered,
     PersonBankAccountAdded,
     PersonBankAccountClosed,

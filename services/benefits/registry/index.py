@@ -28,7 +28,7 @@ from sqlalchemy import delete, insert, select
 from sqlmodel import Session
 
 from services.benefits.models import AverageWage, BeneficiaryPerson, ContributionIndex, MirroredAssessment
-from services.collection.events import AssessmentIssued, AssessmentSuperseded, ParametersApproved
+from services.contracts.collection import AssessmentIssued, AssessmentSuperseded, ParametersApproved
 from services.kernel.auth import region_levels
 from services.kernel.mirror import MirrorGap
 from services.kernel.mirror import typed_payload as _payload

@@ -33,7 +33,7 @@ from services.collection.arrears.schemas import (
     PaymentStep,
 )
 from services.collection.arrears.states import Step, chunks, load_states
-from services.collection.events import ArrearsNoticeIssued
+from services.contracts.collection import ArrearsNoticeIssued
 from services.collection.models import (
     ArrearsNotice,
     Assessment,

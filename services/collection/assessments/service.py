@@ -39,7 +39,7 @@ from sqlalchemy import insert, select, update
 from sqlmodel import Session
 
 from services.collection.assessments.schemas import COLUMNS, DeclarationLineIn, positive_base
-from services.collection.events import MAX_LINES, AssessmentIssued, AssessmentSuperseded
+from services.contracts.collection import MAX_LINES, AssessmentIssued, AssessmentSuperseded
 from services.collection.models import (
     Assessment,
     AssessmentLine,

@@ -18,7 +18,7 @@ from decimal import Decimal
 from sqlalchemy import select
 from sqlmodel import Session
 
-from services.collection.events import ParametersApproved
+from services.contracts.collection import ParametersApproved
 from services.collection.models import ContributionParameters, EmployerInjuryAdjustment, RegistryEmployer
 from services.collection.parameters.schemas import InjuryAdjustmentProposal, ParametersDocument
 from services.kernel import clock, context

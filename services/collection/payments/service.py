@@ -53,8 +53,8 @@ from sqlmodel import Session
 from services.collection.arrears import latefee
 from services.collection.arrears.parameters import ParameterSets, load_parameter_sets
 from services.collection.arrears.states import chunks, load_states, one_of
-from services.collection.events import MAX_LINES as EVENT_MAX_LINES
-from services.collection.events import CollectedLine, PaymentsCollected, PaymentsRejected, RejectedLine
+from services.contracts.collection import MAX_LINES as EVENT_MAX_LINES
+from services.contracts.collection import CollectedLine, PaymentsCollected, PaymentsRejected, RejectedLine
 from services.collection.models import (
     Assessment,
     AssessmentLine,

@@ -19,8 +19,8 @@ from typing import Any, TypeVar
 from sqlalchemy import insert, select
 from sqlmodel import Session
 
-import services.accounts.events as accounts_events
-from services.accounts.events import (
+import services.contracts.accounts as accounts_events
+from services.contracts.accounts import (
     EmployerRegistered,
     EmployersImported,
     EmployerStatusChanged,

@@ -32,7 +32,7 @@ from sqlalchemy import and_, case, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
-from services.collection.events import BankAccountRegistered, BankTransactionRecorded, TreasuryRemitted
+from services.contracts.collection import BankAccountRegistered, BankTransactionRecorded, TreasuryRemitted
 from services.collection.models import BankTransaction, FundBankAccount, TreasuryRemittance
 from services.collection.treasury import rules
 from services.collection.treasury.schemas import (

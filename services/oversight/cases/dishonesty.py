@@ -25,7 +25,7 @@ from services.oversight.cases import workflow as wf
 from services.oversight.cases.config import case_settings
 from services.oversight.cases.models import DishonestyEntry
 from services.oversight.cases.service import SOURCE, get_case
-from services.oversight.events import DishonestyListed, DishonestyRemoved
+from services.contracts.oversight import DishonestyListed, DishonestyRemoved
 
 ENTITY = "dishonesty_entry"
 CONFIRMED_STATUSES = (wf.CLASSIFIED, wf.RECTIFYING, wf.CLOSED)

@@ -48,7 +48,7 @@ from services.oversight.cases.models import (
     RectificationEntry,
     RectificationEvidence,
 )
-from services.oversight.events import CaseEscalated, CaseOpened, CaseTransitioned
+from services.contracts.oversight import CaseEscalated, CaseOpened, CaseTransitioned
 
 SOURCE = "oversight"
 ENTITY = "oversight_case"

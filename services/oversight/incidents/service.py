@@ -24,7 +24,7 @@ from services.kernel.money import yuan_to_fen
 from services.kernel.outbox import record_event
 from services.kernel.paging import oldest_first
 from services.oversight.incidents.deadlines import working_day_deadline
-from services.oversight.incidents.events import IncidentRecorded, IncidentReported
+from services.contracts.oversight import IncidentRecorded, IncidentReported
 from services.oversight.incidents.models import MajorIncident
 from services.oversight.incidents.schemas import LEVEL_LABELS, ClassificationIn, IncidentIn, ReportIn
 

@@ -31,7 +31,7 @@ from services.kernel.money import yuan_to_fen
 from services.kernel.outbox import record_event
 from services.kernel.paging import oldest_first
 from services.oversight.inspections import programme as sampling
-from services.oversight.inspections.events import InspectionFeedbackIssued, InspectionReported
+from services.contracts.oversight import InspectionFeedbackIssued, InspectionReported
 from services.oversight.inspections.models import (
     Inspection,
     InspectionFinding,

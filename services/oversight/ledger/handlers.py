@@ -40,9 +40,9 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session
 
-from services.accounts import events as accounts_events
-from services.benefits import events as benefits_events
-from services.collection import events as collection_events
+from services.contracts import accounts as accounts_events
+from services.contracts import benefits as benefits_events
+from services.contracts import collection as collection_events
 from services.kernel import clock
 from services.kernel.events import EventEnvelope, EventPayload
 from services.kernel.periods import period_of

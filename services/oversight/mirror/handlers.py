@@ -26,7 +26,7 @@ from typing import Any, TypeVar
 from sqlalchemy import select
 from sqlmodel import Session
 
-from services.accounts.events import (
+from services.contracts.accounts import (
     AccountCredited,
     AccountDebited,
     BusinessRegistered,

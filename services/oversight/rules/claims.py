@@ -33,7 +33,7 @@ from collections import defaultdict
 from sqlalchemy import func, select
 from sqlmodel import Session
 
-from services.benefits import events as ben
+from services.contracts import benefits as ben
 from services.kernel.events import EventEnvelope
 from services.kernel.periods import add_months
 from services.oversight.rules.common import INDEX_FUNDS, insert_for, now, persons, regions_of, yuan

@@ -23,7 +23,7 @@ from typing import Any
 from sqlalchemy import delete, select
 from sqlmodel import Session
 
-from services.collection import events as col
+from services.contracts import collection as col
 from services.kernel.events import EventEnvelope
 from services.oversight.ledger.models import LedgerSupersededAssessment
 from services.oversight.models import MirroredEmployer

@@ -31,9 +31,9 @@ the merged consumers cover their streams).
 
 from sqlmodel import Session
 
-from services.accounts import events as acc
-from services.benefits import events as ben
-from services.collection import events as col
+from services.contracts import accounts as acc
+from services.contracts import benefits as ben
+from services.contracts import collection as col
 from services.kernel.events import EventEnvelope
 from services.kernel.inbox import Handler
 from services.kernel.service_app import ConsumerSpec

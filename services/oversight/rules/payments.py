@@ -28,7 +28,7 @@ from sqlalchemy import Date, and_, cast, func, literal_column, null, or_, select
 from sqlalchemy.orm import aliased
 from sqlmodel import Session
 
-from services.benefits import events as ben
+from services.contracts import benefits as ben
 from services.kernel.events import EventEnvelope
 from services.kernel.periods import add_months
 from services.oversight.models import MirroredEnrolment, MirroredLifeEvent, MirroredPerson

@@ -48,7 +48,7 @@ from sqlalchemy import and_, exists, or_, select
 from sqlalchemy.orm import aliased
 from sqlmodel import Session
 
-from services.accounts import events as acc
+from services.contracts import accounts as acc
 from services.kernel.events import EventEnvelope
 from services.oversight.models import (
     MirroredBusinessRegistration,

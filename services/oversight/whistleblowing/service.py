@@ -36,7 +36,7 @@ from services.kernel.outbox import record_event
 from services.kernel.paging import oldest_first
 from services.kernel.pii import redact
 from services.oversight.whistleblowing import rewards
-from services.oversight.whistleblowing.events import WhistleblowerReportFlagged, WhistleblowerRewardGranted
+from services.contracts.oversight import WhistleblowerReportFlagged, WhistleblowerRewardGranted
 from services.oversight.whistleblowing.models import (
     WhistleblowerAlert,
     WhistleblowerNote,
