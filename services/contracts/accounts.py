@@ -6,9 +6,10 @@ Amounts are integer fen; dates are ISO dates; periods are YYYYMM integers.
 
 from datetime import date, datetime
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
-from services.kernel.events import EventPayload
+from services.contracts.codes import EmployerStatus, EnrolmentStatus, Fund, LifeStatus
+from services.kernel.events import ContractModel, EventPayload
 
 MAX_BATCH_ITEMS = 1000
 
@@ -34,13 +35,13 @@ class EmployerUpdated(EventPayload, event_type="accounts.employer.updated.v1"):
 class EmployerStatusChanged(EventPayload, event_type="accounts.employer.status_changed.v1"):
     employer_id: str
     uscc: str
-    status: str  # active | suspended | deregistered
-    previous_status: str
+    status: EmployerStatus
+    previous_status: EmployerStatus
     effective_date: date
     reason: str
 
 
-class ImportedEmployer(BaseModel):
+class ImportedEmployer(ContractModel):
     employer_id: str
     uscc: str
     name: str
@@ -74,7 +75,7 @@ class PersonUpdated(EventPayload, event_type="accounts.person.updated.v1"):
     changes: dict[str, list]
 
 
-class ImportedPerson(BaseModel):
+class ImportedPerson(ContractModel):
     person_id: str
     citizen_id: str
     name: str
@@ -109,8 +110,8 @@ class PersonLifeStatusChanged(EventPayload, event_type="accounts.person.life_sta
 
     person_id: str
     citizen_id: str
-    life_status: str  # alive | deceased | imprisoned
-    previous_status: str
+    life_status: LifeStatus
+    previous_status: LifeStatus
     death_date: date | None = None
     imprisoned_from: date | None = None
     imprisoned_until: date | None = None
@@ -124,7 +125,7 @@ class PersonLifeStatusChanged(EventPayload, event_type="accounts.person.life_sta
 class EnrolmentOpened(EventPayload, event_type="accounts.enrolment.enrolled.v1"):
     enrolment_id: str
     person_id: str
-    fund: str
+    fund: Fund
     employer_id: str | None
     start_period: int
 
@@ -133,7 +134,7 @@ class EnrolmentTransferred(EventPayload, event_type="accounts.enrolment.transfer
     """The old enrolment closes on the period before the new one starts (the same date)."""
 
     person_id: str
-    fund: str
+    fund: Fund
     from_enrolment_id: str
     from_employer_id: str | None
     to_enrolment_id: str
@@ -145,32 +146,32 @@ class EnrolmentTransferred(EventPayload, event_type="accounts.enrolment.transfer
 class EnrolmentSuspended(EventPayload, event_type="accounts.enrolment.suspended.v1"):
     enrolment_id: str
     person_id: str
-    fund: str
+    fund: Fund
     reason: str
 
 
 class EnrolmentResumed(EventPayload, event_type="accounts.enrolment.resumed.v1"):
     enrolment_id: str
     person_id: str
-    fund: str
+    fund: Fund
 
 
 class EnrolmentStopped(EventPayload, event_type="accounts.enrolment.stopped.v1"):
     enrolment_id: str
     person_id: str
-    fund: str
+    fund: Fund
     end_period: int
     reason: str
 
 
-class ImportedEnrolment(BaseModel):
+class ImportedEnrolment(ContractModel):
     enrolment_id: str
     person_id: str
-    fund: str
+    fund: Fund
     employer_id: str | None
     start_period: int
     end_period: int | None
-    status: str
+    status: EnrolmentStatus
 
 
 class EnrolmentsImported(EventPayload, event_type="accounts.enrolments.imported.v1"):
@@ -183,7 +184,7 @@ class DuplicateEnrolmentFound(EventPayload, event_type="accounts.enrolment.dupli
 
     person_id: str
     citizen_id: str
-    funds: list[str]
+    funds: list[Fund]
     overlap_from: int
     overlap_to: int | None
     import_job_id: str | None = None
@@ -268,11 +269,11 @@ class BusinessRegistered(EventPayload, event_type="exchange.business.registered.
 # -- agency posting (AGENCY leg, issue 5 §6) -------------------------------------------------------------------------
 
 
-class PostedLine(BaseModel):
+class PostedLine(ContractModel):
     payment_id: str
     person_id: str | None  # None for an employer-level line (no person to credit)
     employer_id: str | None
-    fund: str
+    fund: Fund
     period: int
     employer_fen: int
     individual_fen: int
@@ -287,9 +288,9 @@ class ContributionsPosted(EventPayload, event_type="accounts.contributions.poste
     lines: list[PostedLine] = Field(max_length=MAX_BATCH_ITEMS)
 
 
-class HeldLine(BaseModel):
+class HeldLine(ContractModel):
     payment_id: str
-    fund: str
+    fund: str  # as collected: a fund not in the catalogue is one reason to hold a line (UNKNOWN_FUND)
     period: int
     citizen_id: str | None
     person_id: str | None

@@ -3,9 +3,10 @@
 
 from datetime import date
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import Field, model_validator
 
-from services.kernel.events import EventPayload
+from services.contracts.codes import ClaimStatus, Fund, PaymentResult
+from services.kernel.events import ContractModel, EventPayload
 
 MAX_LINES = 1000
 
@@ -14,9 +15,9 @@ class ClaimSubmitted(EventPayload, event_type="benefits.claim.submitted.v1"):
     claim_id: str
     person_id: str
     kind: str
-    fund: str
+    fund: Fund
     importance: str
-    status: str  # in_review | blocked
+    status: ClaimStatus  # in_review | blocked
     blocked_reason: str | None
     effective_period: int
     monthly_amount_fen: int | None
@@ -35,7 +36,7 @@ class ClaimDecided(EventPayload, event_type="benefits.claim.decided.v1"):
     decision: str
     decided_by: str
     role: str
-    claim_status: str  # in_review | approved | rejected
+    claim_status: ClaimStatus  # in_review | approved | rejected
 
 
 class EntitlementGranted(EventPayload, event_type="benefits.entitlement.granted.v1"):
@@ -43,7 +44,7 @@ class EntitlementGranted(EventPayload, event_type="benefits.entitlement.granted.
     claim_id: str
     person_id: str
     kind: str
-    fund: str
+    fund: Fund
     monthly_amount_fen: int
     start_period: int
     end_period: int | None
@@ -75,7 +76,7 @@ class PayrollApproved(EventPayload, event_type="benefits.payroll.approved.v1"):
     """The approved payroll of a fund and month: R5's first figure."""
 
     run_id: str
-    fund: str
+    fund: Fund
     period: int
     lines: int
     total_fen: int
@@ -86,12 +87,12 @@ class FundingRequested(EventPayload, event_type="benefits.funding.requested.v1")
     """Asks finance to allocate the payroll total from the special account to the expenditure account."""
 
     run_id: str
-    fund: str
+    fund: Fund
     period: int
     amount_fen: int
 
 
-class IssuedPayment(BaseModel):
+class IssuedPayment(ContractModel):
     payroll_line_id: str
     person_id: str
     bank_account_id: str
@@ -106,7 +107,7 @@ class PaymentsIssued(EventPayload, event_type="benefits.payments.issued.v1"):
 
     file_id: str
     run_id: str
-    fund: str
+    fund: Fund
     period: int
     sequence: int
     part: int
@@ -115,14 +116,14 @@ class PaymentsIssued(EventPayload, event_type="benefits.payments.issued.v1"):
     lines: list[IssuedPayment] = Field(max_length=MAX_LINES)
 
 
-class HeldBackLine(BaseModel):
+class HeldBackLine(ContractModel):
     payroll_line_id: str
     person_id: str
     amount_fen: int  # the approved amount: never sent to the bank, it stays in the expenditure account
     reason: str  # HELD_SUSPENDED | HELD_ENDED | HELD_NO_ENTITLEMENT | HELD_DECEASED | HELD_IMPRISONED
 
 
-class OffsetLine(BaseModel):
+class OffsetLine(ContractModel):
     payroll_line_id: str
     person_id: str
     amount_fen: int  # the approved amount
@@ -143,7 +144,7 @@ class PayrollLinesRetained(EventPayload, event_type="benefits.payroll.retained.v
     the totals are the run's, the same in every part."""
 
     run_id: str
-    fund: str
+    fund: Fund
     period: int
     file_id: str | None
     part: int
@@ -162,12 +163,12 @@ class PayrollLinesRetained(EventPayload, event_type="benefits.payroll.retained.v
         return self
 
 
-class SettledPayment(BaseModel):
+class SettledPayment(ContractModel):
     payroll_line_id: str
     person_id: str
     amount_fen: int
     period: int
-    result: str  # paid | failed
+    result: PaymentResult
     reason: str | None
 
 
@@ -177,7 +178,7 @@ class PaymentsSettled(EventPayload, event_type="benefits.payments.settled.v1"):
 
     file_id: str
     run_id: str
-    fund: str
+    fund: Fund
     period: int
     part: int
     parts: int

@@ -3,9 +3,10 @@ assessment or batch is split into parts (``part`` of ``parts``). Amounts are int
 
 from datetime import date
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
-from services.kernel.events import EventPayload
+from services.contracts.codes import Fund, MatchStatus
+from services.kernel.events import ContractModel, EventPayload
 
 MAX_LINES = 1000
 
@@ -17,10 +18,10 @@ class ParametersApproved(EventPayload, event_type="collection.parameters.approve
     document: dict
 
 
-class AssessedLine(BaseModel):
+class AssessedLine(ContractModel):
     line_id: str
     person_id: str
-    fund: str
+    fund: Fund
     declared_base_fen: int | None  # None for flat (PEN_RES) lines
     base_fen: int
     clamp: str | None  # floor | cap: the base was outside the limits (S10)
@@ -51,14 +52,14 @@ class AssessmentSuperseded(EventPayload, event_type="collection.assessment.super
     reason: str
 
 
-class CollectedLine(BaseModel):
+class CollectedLine(ContractModel):
     payment_id: str
     tax_line_id: str
     payer_uscc: str | None
     employer_id: str | None
     person_id: str | None
     citizen_id: str | None
-    fund: str
+    fund: str  # as the tax bureau reported it: a region's parameters may add funds to the catalogue
     period: int
     employer_fen: int
     individual_fen: int
@@ -67,7 +68,7 @@ class CollectedLine(BaseModel):
     voucher_no: str
     paid_date: date
     assessment_line_id: str | None
-    match_status: str  # matched | unmatched
+    match_status: MatchStatus
 
 
 class PaymentsCollected(EventPayload, event_type="collection.payments.collected.v1"):
@@ -79,7 +80,7 @@ class PaymentsCollected(EventPayload, event_type="collection.payments.collected.
     lines: list[CollectedLine] = Field(max_length=MAX_LINES)
 
 
-class RejectedLine(BaseModel):
+class RejectedLine(ContractModel):
     tax_line_id: str | None
     line_no: int
     code: str
@@ -111,7 +112,7 @@ class TreasuryRemitted(EventPayload, event_type="collection.treasury.remitted.v1
     """Tax → treasury, as finance records it; R3 starts the 10-working-day clock here (000 二(二))."""
 
     remittance_id: str
-    fund: str
+    fund: Fund
     period: int
     amount_fen: int
     remitted_on: date
@@ -125,11 +126,11 @@ class BankTransactionRecorded(EventPayload, event_type="collection.bank_transact
     transaction_id: str
     account_id: str
     account_kind: str  # special | income | expenditure
-    fund: str
+    fund: Fund
     direction: str  # in | out
     amount_fen: int
     counterparty: str
-    counterparty_fund: str | None
+    counterparty_fund: Fund | None
     purpose: str
     remittance_id: str | None
     period: int | None  # the contribution period a receipt belongs to, when known
@@ -146,7 +147,7 @@ class BankTransactionRecorded(EventPayload, event_type="collection.bank_transact
 class BankAccountRegistered(EventPayload, event_type="collection.bank_account.registered.v1"):
     account_id: str
     kind: str
-    fund: str
+    fund: Fund
     bank_name: str
     opened_on: date
     annual_inspection_due: date

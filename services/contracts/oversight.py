@@ -8,6 +8,7 @@ list is reported onwards for joint punishment (联合惩戒).
 
 from datetime import date
 
+from services.contracts.codes import CaseClass, CaseStatus, Severity
 from services.kernel.events import EventPayload
 
 
@@ -17,7 +18,7 @@ class CaseOpened(EventPayload, event_type="oversight.case.opened.v1"):
     case_id: str
     rule_id: str
     fact_key: str
-    severity: str  # low | medium | high | severe
+    severity: Severity
     subject_type: str
     subject_id: str
     title: str
@@ -25,7 +26,7 @@ class CaseOpened(EventPayload, event_type="oversight.case.opened.v1"):
     unit: str
     region: str | None
     deadline: date
-    suggested_class: int | None = None
+    suggested_class: CaseClass | None = None
 
 
 class CaseTransitioned(EventPayload, event_type="oversight.case.transitioned.v1"):
@@ -34,10 +35,10 @@ class CaseTransitioned(EventPayload, event_type="oversight.case.transitioned.v1"
     case_id: str
     rule_id: str
     action: str
-    from_status: str
-    to_status: str
-    class_code: int | None
-    severity: str
+    from_status: CaseStatus
+    to_status: CaseStatus
+    class_code: CaseClass | None
+    severity: Severity
     unit: str
     region: str | None
 
@@ -47,9 +48,9 @@ class CaseEscalated(EventPayload, event_type="oversight.case.escalated.v1"):
 
     case_id: str
     rule_id: str
-    status: str
-    severity_before: str
-    severity: str
+    status: CaseStatus
+    severity_before: Severity
+    severity: Severity
     escalation_level: int
     deadline: date
     days_overdue: int
@@ -64,7 +65,7 @@ class DishonestyListed(EventPayload, event_type="oversight.dishonesty.listed.v1"
     subject_type: str  # person | employer
     subject_id: str
     case_id: str
-    class_code: int
+    class_code: CaseClass
     reason: str
 
 

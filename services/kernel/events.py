@@ -1,13 +1,16 @@
 """Integration events: the envelope of ARCHITECTURE.md (Events), typed payloads and the registry of types.
 
-A payload class names its type once::
+A payload class (in ``services.contracts``) names its type once::
 
     class EmployerRegistered(EventPayload, event_type="accounts.employer.registered.v1"):
         employer_id: str
         ...
 
 and ``EVENT_TYPES`` maps every type string to its model, so producers validate what they emit and consumers
-parse what they receive with the same class.
+parse what they receive with the same class. Producers are strict: a payload (or a line model, ``ContractModel``)
+built with a field it does not declare fails. Consumers are lenient: ``EventEnvelope.payload`` drops the fields it
+does not know, so a field added by a newer producer during a rolling deploy does not dead-letter the event. This
+module is mechanics only: it imports no service and no contract.
 """
 
 import json
@@ -55,6 +58,12 @@ def stream_for(event_type: str) -> str:
         return _STREAM_BY_PREFIX[event_type.split(".", 1)[0]]
     except KeyError:
         raise UnknownEventType(f"no stream carries events of type {event_type!r}") from None
+
+
+class ContractModel(BaseModel):
+    """Base of the models nested in event payloads (the lines of a batch): strict when a producer builds them."""
+
+    model_config = ConfigDict(extra="forbid")
 
 
 class EventPayload(BaseModel):
@@ -108,7 +117,9 @@ class EventEnvelope(BaseModel):
             model = EVENT_TYPES[self.type]
         except KeyError:
             raise UnknownEventType(self.type) from None
-        payload = model.model_validate(self.data)  # a ValidationError is not kept: the next call raises it again
+        # Lenient: unknown fields (at any depth) are dropped, not refused. A ValidationError is not kept: the next
+        # call raises it again.
+        payload = model.model_validate(self.data, extra="ignore")
         self._payload = (self.data, payload)
         return payload
 

@@ -37,7 +37,7 @@ from services.oversight.reconciliation import service
 from services.oversight.reconciliation.report import report_json
 from tests.e2e.test_employer_slice import wait_for
 
-PEN, MED, UNEMP = "PEN_EMP", "MED_EMP", "UNEMP"
+PEN, MED, UNEMP = "PEN_EMP", "INJURY", "UNEMP"  # Fund values (services.contracts.codes); MED names the second fund
 SOURCES = {"collection": "collection", "accounts": "accounts", "benefits": "benefits"}
 
 

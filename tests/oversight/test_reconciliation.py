@@ -37,7 +37,7 @@ from tests.oversight.test_ledger import (  # noqa: F401 - fixtures
     transaction,
 )
 
-INJ, MAT = "INJURY", "MATERNITY"
+INJ, MAT = "PEN_GOV", "PEN_RES"  # two more funds (Fund values, services.contracts.codes); MED is INJURY
 AS_OF = date(2024, 12, 31)
 
 

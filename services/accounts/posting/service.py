@@ -593,7 +593,7 @@ def _suspense_by_payment(session: Session, payment_ids: list[str]) -> dict[str, 
 
 
 def _item(row: PostingSuspense) -> Item:
-    return Item(line=CollectedLine.model_validate_json(row.line), batch_id=row.batch_id, held=row)
+    return Item(line=CollectedLine.model_validate_json(row.line, extra="ignore"), batch_id=row.batch_id, held=row)
 
 
 def _in_actor_area(person: Person) -> bool:
