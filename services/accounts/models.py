@@ -10,6 +10,9 @@ from sqlalchemy import BigInteger, Column, Index, Text, UniqueConstraint, text
 from sqlalchemy.orm import registry
 from sqlmodel import Field, SQLModel
 
+from services.contracts import codes
+from services.contracts.codes import Fund
+
 
 class AccountsTable(SQLModel, registry=registry()):
     pass
@@ -122,9 +125,9 @@ class LifeStatusCorrection(AccountsTable, table=True):
 
 
 # Pension schemes are mutually exclusive: a person is active in at most one of them (issue 4 §3).
-PENSION_FUNDS = ("PEN_EMP", "PEN_GOV", "PEN_RES")
-EMPLOYEE_FUNDS = ("PEN_EMP", "PEN_GOV", "UNEMP", "INJURY")
-FUNDS = ("PEN_EMP", "PEN_GOV", "PEN_RES", "UNEMP", "INJURY")
+PENSION_FUNDS = codes.PENSION_FUNDS
+EMPLOYEE_FUNDS = (Fund.PEN_EMP, Fund.PEN_GOV, Fund.UNEMP, Fund.INJURY)  # through an employer
+FUNDS = codes.FUNDS
 
 
 def fund_group(fund: str) -> str:

@@ -9,6 +9,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 from pydantic_core import PydanticCustomError
 
 from services.accounts.ledger.interest import parse_rate
+from services.contracts.codes import WagePensionFundCode
 from services.kernel.money import Yuan, yuan_type
 from services.kernel.periods import Period
 from services.kernel.strict import RequestModel
@@ -35,7 +36,7 @@ class ContributionPosting(RequestModel):
 
     amount: PositiveYuan = Field(description="yuan, decimal string, e.g. \"640.00\"")
     period: Period = Field(description="费款所属期 YYYYMM")
-    fund: Literal["PEN_EMP", "PEN_GOV"] = "PEN_EMP"
+    fund: WagePensionFundCode = "PEN_EMP"
     employer_id: str | None = Field(default=None, max_length=36)
     reference: str | None = Field(default=None, max_length=200, description="payment line or voucher")
 

@@ -11,6 +11,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 from pydantic_core import PydanticCustomError
 
+from services.contracts import codes
 from services.kernel.identifiers import CitizenId
 from services.kernel.money import Yuan
 from services.kernel.periods import Period
@@ -18,15 +19,15 @@ from services.kernel.schemas import Reason
 from services.kernel.strict import RequestModel
 
 Kind = Literal["basic_pension", "resident_pension", "unemployment", "injury", "one_off"]
-Fund = Literal["PEN_EMP", "PEN_GOV", "PEN_RES", "UNEMP", "INJURY"]
+Fund = codes.FundCode
 Level = Literal["first_review", "second_review", "approval", "large_amount_review"]
 
 KIND_FUNDS: dict[str, tuple[str, ...]] = {
-    "basic_pension": ("PEN_EMP", "PEN_GOV"),
-    "resident_pension": ("PEN_RES",),
-    "unemployment": ("UNEMP",),
-    "injury": ("INJURY",),
-    "one_off": ("PEN_EMP", "PEN_GOV", "PEN_RES", "UNEMP", "INJURY"),
+    "basic_pension": codes.WAGE_PENSION_FUNDS,
+    "resident_pension": (codes.Fund.PEN_RES,),
+    "unemployment": (codes.Fund.UNEMP,),
+    "injury": (codes.Fund.INJURY,),
+    "one_off": codes.FUNDS,
 }
 COMPUTED_KINDS = frozenset({"basic_pension", "resident_pension", "unemployment"})
 ENTERED_KINDS = frozenset({"injury", "one_off"})

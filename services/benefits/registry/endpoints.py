@@ -2,7 +2,7 @@
 
 from decimal import ROUND_HALF_UP, Decimal
 from fractions import Fraction
-from typing import Annotated, Literal
+from typing import Annotated
 
 from fastapi import APIRouter, Query
 
@@ -14,6 +14,7 @@ from services.benefits.registry.schemas import (
     ContributionIndexOut,
     ContributionMonth,
 )
+from services.contracts.codes import WagePensionFundCode
 from services.kernel.auth import allow
 from services.kernel.money import fen_to_yuan
 from services.kernel.service_app import SessionDep
@@ -47,7 +48,7 @@ def get_person(person_id: str, session: SessionDep) -> BeneficiaryPersonOut:
             summary="Months assessed and monthly indexes (base ÷ average wage) of a pension fund")
 def get_contribution_index(
     person_id: str, session: SessionDep,
-    fund: Annotated[Literal["PEN_EMP", "PEN_GOV"], Query()] = "PEN_EMP",
+    fund: Annotated[WagePensionFundCode, Query()] = "PEN_EMP",
 ) -> ContributionIndexOut:
     service.get_person(session, person_id)
     record = contribution_record(session, person_id, fund)

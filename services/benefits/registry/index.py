@@ -28,13 +28,14 @@ from sqlalchemy import delete, insert, select
 from sqlmodel import Session
 
 from services.benefits.models import AverageWage, BeneficiaryPerson, ContributionIndex, MirroredAssessment
+from services.contracts.codes import WAGE_PENSION_FUNDS
 from services.contracts.collection import AssessmentIssued, AssessmentSuperseded, ParametersApproved
 from services.kernel.auth import region_levels
 from services.kernel.mirror import MirrorGap
 from services.kernel.mirror import typed_payload as _payload
 from services.kernel.events import EventEnvelope
 
-PENSION_FUNDS = ("PEN_EMP", "PEN_GOV")
+PENSION_FUNDS = WAGE_PENSION_FUNDS  # the pensions with a contribution index
 CHUNK = 500
 
 

@@ -22,9 +22,10 @@ from sqlmodel import Session
 
 from services.collection.arrears.latefee import DEFAULT_DAILY_RATE, parse_rate
 from services.collection.models import ContributionParameters
+from services.contracts.codes import Fund
 from services.kernel.periods import period_of
 
-DEFAULT_FUNDS = frozenset({"PEN_EMP", "PEN_GOV", "PEN_RES", "UNEMP", "INJURY"})
+DEFAULT_FUNDS: frozenset[str] = frozenset(Fund)  # a region's parameters may add funds
 
 
 def _dig(document: dict[str, Any], *path: str) -> Any:

@@ -25,15 +25,16 @@ from typing import Annotated, Any
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictInt, model_validator
 from pydantic_core import PydanticCustomError
 
+from services.contracts.codes import Fund
 from services.kernel.dated_documents import DatedDocumentProposal
 from services.kernel.money import round_fen
 from services.kernel.periods import Period
 from services.kernel.schemas import AS_RATE_TEXT, Fen, PositiveFen, Rate, Reason, parse_decimal_string
 from services.kernel.strict import RequestModel
 
-WAGE_FUNDS = ("PEN_EMP", "PEN_GOV", "UNEMP")  # rated on the declared base, employer and individual part
-INJURY = "INJURY"  # employer part only, by risk class × floating factor
-RESIDENT_FUND = "PEN_RES"  # flat annual grades, not wage-based
+WAGE_FUNDS = (Fund.PEN_EMP, Fund.PEN_GOV, Fund.UNEMP)  # rated on the declared base, employer and individual part
+INJURY = Fund.INJURY  # employer part only, by risk class × floating factor
+RESIDENT_FUND = Fund.PEN_RES  # flat annual grades, not wage-based
 KNOWN_FUNDS = (*WAGE_FUNDS, INJURY, RESIDENT_FUND)
 RISK_CLASSES = tuple(range(1, 9))
 MAX_FACTOR_PLACES = 2

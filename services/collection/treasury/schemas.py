@@ -9,17 +9,18 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_valida
 from pydantic_core import PydanticCustomError
 
 from services.collection.treasury.rules import FUND_ACCOUNT_KINDS
+from services.contracts import codes
 from services.kernel.money import Yuan, yuan_type
 from services.kernel.periods import Period
 from services.kernel.strict import RequestModel
 
 # The funds of DOMAIN.md (Funds in scope). TODO(collection): read them from the region's fund catalogue once the
 # parameters package publishes one, so that a region adding a fund does not need a code change here.
-FUNDS = ("PEN_EMP", "PEN_GOV", "PEN_RES", "UNEMP", "INJURY")
+FUNDS = codes.FUNDS
 MAX_AMOUNT = Decimal("1000000000000")  # 1 万亿元: above any fund account, far below the BIGINT of fen
 MAX_STATEMENT_LINES = 10_000
 
-Fund = Literal["PEN_EMP", "PEN_GOV", "PEN_RES", "UNEMP", "INJURY"]
+Fund = codes.FundCode
 AccountKind = Literal["special", "income", "expenditure"]
 Direction = Literal["in", "out"]
 Counterparty = Literal["treasury", "special", "income", "expenditure", "interest", "payer", "beneficiary", "other"]

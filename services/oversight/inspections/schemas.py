@@ -7,12 +7,13 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic_core import PydanticCustomError
 
+from services.contracts.codes import FundCode
 from services.kernel.money import Yuan, yuan_type
 from services.kernel.strict import RequestModel
 
 TargetLevel = Literal["same_level", "lower_level", "service_institution", "other"]
 AgencyLevel = Literal["same_level", "lower_level"]
-Fund = Literal["PEN_EMP", "PEN_GOV", "PEN_RES", "UNEMP", "INJURY"]
+Fund = FundCode
 
 
 def _amount(value: Decimal) -> Decimal:

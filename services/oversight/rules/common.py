@@ -11,15 +11,17 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session
 
+from services.contracts import codes
+from services.contracts.codes import Fund
 from services.kernel import clock
 from services.oversight.ledger.handlers import bump  # noqa: F401 - one upsert helper for the oversight service
 from services.oversight.models import MirroredEmployer, MirroredPerson
 
 CHUNK = 500  # ids per IN list
-PENSION_FUNDS = ("PEN_EMP", "PEN_GOV", "PEN_RES")
-INDEX_FUNDS = ("PEN_EMP", "PEN_GOV")  # wage-based pension funds: their base is the pension's contribution index
-UNEMPLOYMENT_FUND = "UNEMP"
-EMPLOYED_FUNDS = ("PEN_EMP", "UNEMP")  # an employer's enrolment in these means the person is employed (S05)
+PENSION_FUNDS = codes.PENSION_FUNDS
+INDEX_FUNDS = codes.WAGE_PENSION_FUNDS  # wage-based pension funds: their base is the pension's contribution index
+UNEMPLOYMENT_FUND = Fund.UNEMP
+EMPLOYED_FUNDS = (Fund.PEN_EMP, Fund.UNEMP)  # an employer's enrolment in these means the person is employed (S05)
 
 
 def insert_for(session: Session, model: Any) -> Any:
