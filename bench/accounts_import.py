@@ -46,9 +46,9 @@ from sqlmodel import Session
 from stdnum.cn import ric
 
 from services.accounts import models
-from services.contracts.accounts import MAX_BATCH_ITEMS
 from services.accounts.imports.service import OVERLAP_CODE, run_import
 from services.accounts.models import ImportRejection, Person
+from services.contracts.accounts import MAX_BATCH_ITEMS
 from services.kernel import context
 from services.kernel.audit import verify_chain
 from services.kernel.context import Actor

@@ -38,7 +38,6 @@ from stdnum import luhn
 from stdnum.cn import ric
 
 from services.benefits import models
-from services.contracts.benefits import MAX_LINES
 from services.benefits.models import (
     BeneficiaryAccount,
     BeneficiaryPerson,
@@ -47,6 +46,7 @@ from services.benefits.models import (
 )
 from services.benefits.payroll import bankfile, service
 from services.benefits.payroll.schemas import ResultsIn
+from services.contracts.benefits import MAX_LINES
 from services.kernel import context
 from services.kernel.audit import verify_chain
 from services.kernel.context import Actor

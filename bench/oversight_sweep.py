@@ -53,8 +53,8 @@ from services.contracts import benefits as ben
 from services.kernel import context
 from services.kernel.db import make_engine
 from services.kernel.events import EventActor, EventEnvelope, build_envelope
-from services.kernel.service_app import merge_consumer_specs
 from services.kernel.migrations import upgrade_database
+from services.kernel.service_app import merge_consumer_specs
 from services.oversight import models
 from services.oversight.app import SPEC
 from services.oversight.cases.models import Case

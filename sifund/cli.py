@@ -171,6 +171,29 @@ def client_create(
     typer.echo(f"client_id={client.client_id}\nclient_secret={secret}\n(the secret is not shown again)")
 
 
+docs_app = typer.Typer(help="Documents generated from the code (docs/)", no_args_is_help=True)
+app.add_typer(docs_app, name="docs")
+
+
+@docs_app.command("events")
+def docs_events(
+    update_snapshots: Annotated[bool, typer.Option(
+        "--update-snapshots", help="also refresh the schema snapshots of compatibly changed or new types")] = False,
+) -> None:
+    """Render the event catalogue into docs/events.md and check every event type against its committed JSON schema
+    snapshot (services/contracts/snapshots). Exit code 1 when a type changed incompatibly (it needs a new version)
+    or a snapshot is out of date."""
+    from services.contracts import snapshots  # noqa: PLC0415
+    from sifund import event_catalogue  # noqa: PLC0415
+
+    typer.echo(f"wrote {event_catalogue.write()}")
+    report = snapshots.update() if update_snapshots else snapshots.check()
+    if not report.ok:
+        typer.echo(report.explain(), err=True)
+        raise typer.Exit(1)
+    typer.echo(f"{len(snapshots.current_schemas())} event types match their snapshots")
+
+
 @app.command()
 def demo() -> None:
     """Create one demo user per staff role and one client per system role; print where their credentials are kept

@@ -23,7 +23,6 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
 from services.kernel import clock
 
-
 # One stream per producing domain (ARCHITECTURE.md, Streams). The NATS subject of an event is its type.
 STREAMS: dict[str, str] = {
     "ACCOUNTS": "accounts",

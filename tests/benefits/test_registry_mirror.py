@@ -13,19 +13,19 @@ import pytest
 from sqlalchemy import select
 from sqlmodel import Session
 
-from services.contracts import accounts as ae
 from services.benefits.models import (
+    AverageWage,
     BeneficiaryAccount,
     BeneficiaryPerson,
     Claim,
-    AverageWage,
     ContributionIndex,
-    MirroredAssessment,
     Entitlement,
+    MirroredAssessment,
     PayrollLine,
     PayrollRun,
 )
 from services.benefits.registry import handlers, index
+from services.contracts import accounts as ae
 from services.contracts import collection as ce
 from services.kernel import clock
 from services.kernel.events import EVENT_TYPES, EventActor, EventEnvelope, EventPayload, build_envelope, new_event_id

@@ -8,9 +8,9 @@ import pytest
 from sqlalchemy import select
 from sqlmodel import Session
 
-from services.contracts import accounts as ae
 from services.collection.models import RegistryEmployer, RegistryEnrolment, RegistryPerson
 from services.collection.registry import handlers
+from services.contracts import accounts as ae
 from services.kernel import clock
 from services.kernel.events import EVENT_TYPES, EventActor, EventEnvelope, EventPayload, build_envelope
 from tests.accounts.registry_helpers import engine_of, error_code, make_citizen_id, make_uscc

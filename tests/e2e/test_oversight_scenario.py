@@ -51,9 +51,9 @@ from sqlmodel import Session
 
 from gateway.app import create_app as create_gateway
 from services.accounts.models import ContributionMonth
-from services.contracts import benefits as ben
 from services.benefits.models import ContributionIndex
 from services.benefits.payroll import bankfile
+from services.contracts import benefits as ben
 from services.kernel import clock
 from services.kernel.events import new_event_id
 from services.kernel.periods import add_months, months_between

@@ -11,7 +11,13 @@ import pytest
 from sqlalchemy import func, select
 from sqlmodel import Session
 
-from services.contracts.benefits import EntitlementResumed, EntitlementSuspended, RecoveryEscalated, RecoveryNoticeIssued
+from services.contracts.benefits import (
+    EntitlementResumed,
+    EntitlementSuspended,
+    RecoveryEscalated,
+    RecoveryNoticeIssued,
+)
+from services.contracts.oversight import CaseEscalated, CaseOpened, CaseTransitioned
 from services.kernel import clock, context
 from services.kernel.auth import TokenClaims, issue_token
 from services.kernel.db import make_engine
@@ -20,11 +26,10 @@ from services.kernel.events import EventActor, build_envelope
 from services.kernel.migrations import upgrade_database
 from services.kernel.models import AuditEntry, OutboxMessage
 from services.oversight import models
-from services.oversight.cases.config import today
 from services.oversight.cases import service
+from services.oversight.cases.config import today
 from services.oversight.cases.models import BenefitSignal, Case, CaseHistory, CaseOccurrence
 from services.oversight.cases.service import open_case
-from services.contracts.oversight import CaseEscalated, CaseOpened, CaseTransitioned
 from tests.e2e.test_employer_slice import wait_for
 
 UNIT = "呼和浩特市新城区社会保险事业管理局"

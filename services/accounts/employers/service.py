@@ -12,9 +12,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from services.accounts.employers.schemas import EmployerRegistration, EmployerUpdate, StatusChange
-from services.contracts.accounts import EmployerRegistered, EmployerStatusChanged, EmployerUpdated
 from services.accounts.history import diff, history_of, record_change
 from services.accounts.models import Employer, Enrolment
+from services.contracts.accounts import EmployerRegistered, EmployerStatusChanged, EmployerUpdated
 from services.kernel import clock, context
 from services.kernel.auth import ensure_in_region, region_prefix
 from services.kernel.errors import Conflict, DomainError, NotFound

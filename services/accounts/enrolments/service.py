@@ -24,6 +24,8 @@ from services.accounts.enrolments.schemas import (
     SuspendRequest,
     TransferRequest,
 )
+from services.accounts.history import diff, record_change
+from services.accounts.models import FUNDS, ContributionMonth, Employer, Enrolment, Person, fund_group
 from services.contracts.accounts import (
     EnrolmentOpened,
     EnrolmentResumed,
@@ -31,8 +33,6 @@ from services.contracts.accounts import (
     EnrolmentSuspended,
     EnrolmentTransferred,
 )
-from services.accounts.history import diff, record_change
-from services.accounts.models import FUNDS, ContributionMonth, Employer, Enrolment, Person, fund_group
 from services.kernel import clock, context
 from services.kernel.auth import ensure_in_region
 from services.kernel.errors import Conflict, DomainError, NotFound

@@ -46,13 +46,6 @@ from sqlalchemy import func, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
-from services.contracts.accounts import (
-    BusinessRegistered,
-    PersonCremated,
-    PersonDied,
-    PersonImprisoned,
-    PersonReleased,
-)
 from services.accounts.exchange.schemas import (
     MAX_RECORDS,
     OPEN_STATUSES,
@@ -73,6 +66,13 @@ from services.accounts.exchange.schemas import (
 )
 from services.accounts.models import Employer, ExchangeBatch, ExchangeRecord, LifeEvent, Person
 from services.accounts.persons.service import LifeStatusWrites
+from services.contracts.accounts import (
+    BusinessRegistered,
+    PersonCremated,
+    PersonDied,
+    PersonImprisoned,
+    PersonReleased,
+)
 from services.kernel import clock, context
 from services.kernel.audit import append_audit, canonical_json
 from services.kernel.auth import ensure_in_region

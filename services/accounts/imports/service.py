@@ -39,17 +39,6 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from services.accounts.enrolments.rules import check_new_enrolment, pension_overlaps
-from services.contracts.accounts import (
-    MAX_BATCH_ITEMS,
-    DuplicateEnrolmentFound,
-    EmployersImported,
-    EmployerStatusChanged,
-    EnrolmentsImported,
-    ImportedEmployer,
-    ImportedEnrolment,
-    ImportedPerson,
-    PersonsImported,
-)
 from services.accounts.imports.schemas import (
     COLUMNS,
     ROW_MODELS,
@@ -69,6 +58,17 @@ from services.accounts.models import (
     fund_group,
 )
 from services.accounts.persons.identity import derive_and_check
+from services.contracts.accounts import (
+    MAX_BATCH_ITEMS,
+    DuplicateEnrolmentFound,
+    EmployersImported,
+    EmployerStatusChanged,
+    EnrolmentsImported,
+    ImportedEmployer,
+    ImportedEnrolment,
+    ImportedPerson,
+    PersonsImported,
+)
 from services.kernel import clock, context
 from services.kernel.audit import append_audit
 from services.kernel.auth import region_covers

@@ -23,7 +23,6 @@ from sqlalchemy import Engine, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
-from services.contracts.accounts import AccountCredited, AccountDebited
 from services.accounts.history import record_change
 from services.accounts.ledger import interest as interest_rule
 from services.accounts.ledger.schemas import (
@@ -40,6 +39,7 @@ from services.accounts.models import (
     InterestRate,
     Person,
 )
+from services.contracts.accounts import AccountCredited, AccountDebited
 from services.kernel import clock, context
 from services.kernel.audit import append_audit
 from services.kernel.auth import ensure_in_region, region_prefix

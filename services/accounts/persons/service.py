@@ -18,15 +18,15 @@ from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session
 
 from services.accounts.employers.service import masked_history
-from services.contracts.accounts import (
-    PersonBankAccountAdded,
-    PersonBankAccountClosed,
-    PersonLifeStatusChanged,
-    PersonRegistered,
-    PersonUpdated,
-)
 from services.accounts.history import diff, record_change
-from services.accounts.models import ChangeHistory, Enrolment, LifeEvent, LifeStatusCorrection, Person, PersonBankAccount
+from services.accounts.models import (
+    ChangeHistory,
+    Enrolment,
+    LifeEvent,
+    LifeStatusCorrection,
+    Person,
+    PersonBankAccount,
+)
 from services.accounts.persons.identity import derive_and_check
 from services.accounts.persons.schemas import (
     BankAccountClose,
@@ -35,6 +35,13 @@ from services.accounts.persons.schemas import (
     LifeStatusCorrectionIn,
     PersonRegistration,
     PersonUpdate,
+)
+from services.contracts.accounts import (
+    PersonBankAccountAdded,
+    PersonBankAccountClosed,
+    PersonLifeStatusChanged,
+    PersonRegistered,
+    PersonUpdated,
 )
 from services.kernel import clock, context
 from services.kernel.audit import append_audit_many

@@ -57,14 +57,6 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
-from services.contracts.accounts import (
-    MAX_BATCH_ITEMS,
-    AccountCredited,
-    ContributionsHeld,
-    ContributionsPosted,
-    HeldLine,
-    PostedLine,
-)
 from services.accounts.ledger import service as ledger
 from services.accounts.models import (
     FUNDS,
@@ -77,6 +69,14 @@ from services.accounts.models import (
     IndividualAccount,
     Person,
     PostingSuspense,
+)
+from services.contracts.accounts import (
+    MAX_BATCH_ITEMS,
+    AccountCredited,
+    ContributionsHeld,
+    ContributionsPosted,
+    HeldLine,
+    PostedLine,
 )
 from services.contracts.collection import CollectedLine, PaymentsCollected
 from services.kernel import clock, context

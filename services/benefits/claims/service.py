@@ -58,7 +58,6 @@ from sqlmodel import Session
 from services.benefits.claims import computation
 from services.benefits.claims.schemas import ENTERED_KINDS, ClaimRequest, DecisionRequest
 from services.benefits.claims.verification import AccountsAnswers
-from services.contracts.benefits import ClaimDecided, ClaimSubmitted, EntitlementGranted
 from services.benefits.models import (
     BeneficiaryAccount,
     BeneficiaryPerson,
@@ -68,6 +67,7 @@ from services.benefits.models import (
     Entitlement,
 )
 from services.benefits.parameters.service import Parameters, parameters_for
+from services.contracts.benefits import ClaimDecided, ClaimSubmitted, EntitlementGranted
 from services.kernel import clock, context
 from services.kernel.audit import append_audit, canonical_json
 from services.kernel.auth import ensure_in_region, region_prefix

@@ -42,7 +42,6 @@ from sqlalchemy import func, insert, select
 from sqlmodel import Session
 
 from services.benefits.eligibility.config import china_today, get_config, months_before, now
-from services.contracts.benefits import EntitlementResumed, EntitlementSuspended, OverpaymentFound, SurvivalCertified
 from services.benefits.models import (
     BeneficiaryPerson,
     Entitlement,
@@ -52,6 +51,7 @@ from services.benefits.models import (
     SurvivalNotice,
 )
 from services.benefits.registry.service import get_person, in_actor_region, person_by_citizen_id
+from services.contracts.benefits import EntitlementResumed, EntitlementSuspended, OverpaymentFound, SurvivalCertified
 from services.kernel import context
 from services.kernel.audit import append_audit
 from services.kernel.errors import Conflict, DomainError

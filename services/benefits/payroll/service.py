@@ -78,14 +78,6 @@ from sqlalchemy import and_, bindparam, delete, func, insert, or_, select, updat
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
-from services.contracts.benefits import (
-    MAX_LINES,
-    FundingRequested,
-    PaymentsIssued,
-    PaymentsSettled,
-    PayrollApproved,
-    PayrollLinesRetained,
-)
 from services.benefits.models import (
     BankFile,
     BankFileLine,
@@ -99,12 +91,20 @@ from services.benefits.models import (
 from services.benefits.payroll import bankfile
 from services.benefits.payroll.schemas import ResultsIn
 from services.benefits.recovery.service import RECORDED, offsets_for_lines, reverse_payroll_offsets
+from services.contracts.benefits import (
+    MAX_LINES,
+    FundingRequested,
+    PaymentsIssued,
+    PaymentsSettled,
+    PayrollApproved,
+    PayrollLinesRetained,
+)
 from services.kernel import clock, context
 from services.kernel.audit import append_audit
 from services.kernel.errors import Conflict, DomainError, NotFound
 from services.kernel.events import new_event_id
-from services.kernel.outbox import record_event
 from services.kernel.money import checked_total_fen
+from services.kernel.outbox import record_event
 from services.kernel.periods import period_of
 
 SOURCE = "benefits"

@@ -54,9 +54,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from services.benefits.eligibility.config import china_today, get_config, now
-from services.contracts.benefits import RecoveryEscalated, RecoveryNoticeIssued, RecoveryRecorded
 from services.benefits.models import BeneficiaryPerson, Claim, Overpayment, PayrollLine, Recovery, RecoveryNotice
 from services.benefits.registry.service import check_region, get_person, in_actor_region
+from services.contracts.benefits import RecoveryEscalated, RecoveryNoticeIssued, RecoveryRecorded
 from services.kernel import context
 from services.kernel.audit import append_audit
 from services.kernel.errors import Conflict, DomainError, NotFound

@@ -28,6 +28,9 @@ from sqlmodel import Session
 
 import services.contracts.accounts as accounts_events
 import services.contracts.collection as collection_events
+from services.benefits.eligibility.service import apply_life_status
+from services.benefits.models import BeneficiaryAccount, BeneficiaryPerson
+from services.benefits.registry import index
 from services.contracts.accounts import (
     BusinessRegistered,
     PersonBankAccountAdded,
@@ -40,14 +43,11 @@ from services.contracts.accounts import (
     PersonReleased,
     PersonsImported,
 )
-from services.benefits.eligibility.service import apply_life_status
-from services.benefits.models import BeneficiaryAccount, BeneficiaryPerson
-from services.benefits.registry import index
+from services.kernel.events import EventEnvelope
 from services.kernel.mirror import MirrorGap
 from services.kernel.mirror import is_fresh as _fresh
 from services.kernel.mirror import merge_rows as _merge
 from services.kernel.mirror import typed_payload as _payload
-from services.kernel.events import EventEnvelope
 from services.kernel.service_app import ConsumerSpec
 
 __all__ = ["ACCOUNTS_CONSUMER", "COLLECTION_CONSUMER", "EXCHANGE_CONSUMER", "MirrorGap"]

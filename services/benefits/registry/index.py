@@ -31,9 +31,9 @@ from services.benefits.models import AverageWage, BeneficiaryPerson, Contributio
 from services.contracts.codes import WAGE_PENSION_FUNDS
 from services.contracts.collection import AssessmentIssued, AssessmentSuperseded, ParametersApproved
 from services.kernel.auth import region_levels
+from services.kernel.events import EventEnvelope
 from services.kernel.mirror import MirrorGap
 from services.kernel.mirror import typed_payload as _payload
-from services.kernel.events import EventEnvelope
 
 PENSION_FUNDS = WAGE_PENSION_FUNDS  # the pensions with a contribution index
 CHUNK = 500

@@ -33,7 +33,6 @@ from services.collection.arrears.schemas import (
     PaymentStep,
 )
 from services.collection.arrears.states import Step, chunks, load_states
-from services.contracts.collection import ArrearsNoticeIssued
 from services.collection.models import (
     ArrearsNotice,
     Assessment,
@@ -42,6 +41,7 @@ from services.collection.models import (
     RegistryEmployer,
     TaxPayment,
 )
+from services.contracts.collection import ArrearsNoticeIssued
 from services.kernel import clock, context
 from services.kernel.audit import append_audit
 from services.kernel.auth import ensure_in_region, region_prefix

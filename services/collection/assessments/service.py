@@ -39,7 +39,6 @@ from sqlalchemy import insert, select, update
 from sqlmodel import Session
 
 from services.collection.assessments.schemas import COLUMNS, DeclarationLineIn, positive_base
-from services.contracts.collection import MAX_LINES, AssessmentIssued, AssessmentSuperseded
 from services.collection.models import (
     Assessment,
     AssessmentLine,
@@ -51,6 +50,7 @@ from services.collection.models import (
 )
 from services.collection.parameters.schemas import INJURY, WAGE_FUNDS
 from services.collection.parameters.service import Parameters, injury_factor, parameters_for
+from services.contracts.collection import MAX_LINES, AssessmentIssued, AssessmentSuperseded
 from services.kernel import clock, context
 from services.kernel.audit import append_audit
 from services.kernel.auth import ensure_in_region, region_prefix

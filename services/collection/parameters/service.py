@@ -18,9 +18,9 @@ from decimal import Decimal
 from sqlalchemy import select
 from sqlmodel import Session
 
-from services.contracts.collection import ParametersApproved
 from services.collection.models import ContributionParameters, EmployerInjuryAdjustment, RegistryEmployer
 from services.collection.parameters.schemas import InjuryAdjustmentProposal, ParametersDocument
+from services.contracts.collection import ParametersApproved
 from services.kernel import clock, context
 from services.kernel.audit import append_audit
 from services.kernel.auth import ensure_in_region, region_prefix

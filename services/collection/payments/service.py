@@ -53,8 +53,6 @@ from sqlmodel import Session
 from services.collection.arrears import latefee
 from services.collection.arrears.parameters import ParameterSets, load_parameter_sets
 from services.collection.arrears.states import chunks, load_states, one_of
-from services.contracts.collection import MAX_LINES as EVENT_MAX_LINES
-from services.contracts.collection import CollectedLine, PaymentsCollected, PaymentsRejected, RejectedLine
 from services.collection.models import (
     Assessment,
     AssessmentLine,
@@ -66,12 +64,12 @@ from services.collection.models import (
 )
 from services.collection.payments import bulk
 from services.collection.payments.schemas import (
+    CSV_COLUMNS,
     MAX_LINES,
     REFUSED_METHODS,
     BatchDetail,
     BatchResult,
     BatchSummary,
-    CSV_COLUMNS,
     ChargeOut,
     FundPeriodTotal,
     LineRef,
@@ -83,16 +81,18 @@ from services.collection.payments.schemas import (
     TaxPaymentLine,
     normalise_method,
 )
+from services.contracts.collection import MAX_LINES as EVENT_MAX_LINES
+from services.contracts.collection import CollectedLine, PaymentsCollected, PaymentsRejected, RejectedLine
 from services.kernel import clock, context
 from services.kernel.audit import append_audit
 from services.kernel.errors import Conflict, DomainError, NotFound
 from services.kernel.events import new_event_id
-from services.kernel.strict import shown
 from services.kernel.models import AuditEntry
 from services.kernel.money import fen_to_yuan, yuan_to_fen
 from services.kernel.outbox import record_event
 from services.kernel.paging import newest_first, oldest_first
 from services.kernel.periods import period_of
+from services.kernel.strict import shown
 from services.kernel.tabular import read_table
 
 SOURCE = "collection"

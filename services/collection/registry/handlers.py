@@ -20,6 +20,7 @@ from sqlalchemy import insert, select
 from sqlmodel import Session
 
 import services.contracts.accounts as accounts_events
+from services.collection.models import RegistryEmployer, RegistryEnrolment, RegistryPerson
 from services.contracts.accounts import (
     EmployerRegistered,
     EmployersImported,
@@ -36,12 +37,11 @@ from services.contracts.accounts import (
     PersonsImported,
     PersonUpdated,
 )
-from services.collection.models import RegistryEmployer, RegistryEnrolment, RegistryPerson
+from services.kernel.events import EventEnvelope, EventPayload
 from services.kernel.mirror import MirrorGap
 from services.kernel.mirror import is_fresh as _fresh
 from services.kernel.mirror import merge_rows as _merge
 from services.kernel.mirror import typed_payload as _payload
-from services.kernel.events import EventEnvelope, EventPayload
 from services.kernel.service_app import ConsumerSpec
 
 P = TypeVar("P", bound=EventPayload)

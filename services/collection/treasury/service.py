@@ -32,7 +32,6 @@ from sqlalchemy import and_, case, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
-from services.contracts.collection import BankAccountRegistered, BankTransactionRecorded, TreasuryRemitted
 from services.collection.models import BankTransaction, FundBankAccount, TreasuryRemittance
 from services.collection.treasury import rules
 from services.collection.treasury.schemas import (
@@ -47,6 +46,7 @@ from services.collection.treasury.schemas import (
     TransactionIn,
 )
 from services.collection.treasury.workdays import Deadline, Lateness, remittance_lateness, treasury_deadline
+from services.contracts.collection import BankAccountRegistered, BankTransactionRecorded, TreasuryRemitted
 from services.kernel import clock, context
 from services.kernel.audit import append_audit
 from services.kernel.auth import ROLES

@@ -15,6 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
+from services.contracts.oversight import DishonestyListed, DishonestyRemoved
 from services.kernel import clock, context
 from services.kernel.audit import append_audit
 from services.kernel.errors import Conflict, DomainError, NotFound
@@ -25,7 +26,6 @@ from services.oversight.cases import workflow as wf
 from services.oversight.cases.config import case_settings
 from services.oversight.cases.models import DishonestyEntry
 from services.oversight.cases.service import SOURCE, get_case
-from services.contracts.oversight import DishonestyListed, DishonestyRemoved
 
 ENTITY = "dishonesty_entry"
 CONFIRMED_STATUSES = (wf.CLASSIFIED, wf.RECTIFYING, wf.CLOSED)

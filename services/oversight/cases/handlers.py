@@ -23,7 +23,12 @@ merges them into one consumer, and a type one of them handles is not ignored).
 from sqlmodel import Session
 
 from services.contracts import benefits as benefits_events
-from services.contracts.benefits import EntitlementResumed, EntitlementSuspended, RecoveryEscalated, RecoveryNoticeIssued
+from services.contracts.benefits import (
+    EntitlementResumed,
+    EntitlementSuspended,
+    RecoveryEscalated,
+    RecoveryNoticeIssued,
+)
 from services.kernel import clock
 from services.kernel.events import EventEnvelope
 from services.kernel.inbox import Handler

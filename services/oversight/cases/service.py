@@ -30,6 +30,7 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
+from services.contracts.oversight import CaseEscalated, CaseOpened, CaseTransitioned
 from services.kernel import clock, context
 from services.kernel.audit import append_audit, canonical_json
 from services.kernel.auth import region_covers, region_prefix
@@ -48,7 +49,6 @@ from services.oversight.cases.models import (
     RectificationEntry,
     RectificationEvidence,
 )
-from services.contracts.oversight import CaseEscalated, CaseOpened, CaseTransitioned
 
 SOURCE = "oversight"
 ENTITY = "oversight_case"

@@ -16,6 +16,7 @@ from datetime import date, datetime
 from sqlalchemy import and_, or_, select
 from sqlmodel import Session
 
+from services.contracts.oversight import IncidentRecorded, IncidentReported
 from services.kernel import clock, context
 from services.kernel.audit import append_audit
 from services.kernel.errors import Conflict, DomainError, NotFound
@@ -24,7 +25,6 @@ from services.kernel.money import yuan_to_fen
 from services.kernel.outbox import record_event
 from services.kernel.paging import oldest_first
 from services.oversight.incidents.deadlines import working_day_deadline
-from services.contracts.oversight import IncidentRecorded, IncidentReported
 from services.oversight.incidents.models import MajorIncident
 from services.oversight.incidents.schemas import LEVEL_LABELS, ClassificationIn, IncidentIn, ReportIn
 

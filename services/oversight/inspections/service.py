@@ -23,6 +23,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
+from services.contracts.oversight import InspectionFeedbackIssued, InspectionReported
 from services.kernel import clock, context
 from services.kernel.audit import append_audit
 from services.kernel.errors import Conflict, DomainError, NotFound
@@ -31,7 +32,6 @@ from services.kernel.money import yuan_to_fen
 from services.kernel.outbox import record_event
 from services.kernel.paging import oldest_first
 from services.oversight.inspections import programme as sampling
-from services.contracts.oversight import InspectionFeedbackIssued, InspectionReported
 from services.oversight.inspections.models import (
     Inspection,
     InspectionFinding,

@@ -59,8 +59,8 @@ from services.kernel.events import EventEnvelope, EventPayload
 from services.kernel.service_app import ConsumerSpec
 from services.oversight.models import (
     MirroredAccountEntry,
-    MirroredAgencyLine,
     MirroredAccountYear,
+    MirroredAgencyLine,
     MirroredBankAccount,
     MirroredBusinessRegistration,
     MirroredDuplicateEnrolment,

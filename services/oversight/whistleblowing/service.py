@@ -27,6 +27,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
+from services.contracts.oversight import WhistleblowerReportFlagged, WhistleblowerRewardGranted
 from services.kernel import clock, context
 from services.kernel.audit import append_audit
 from services.kernel.errors import Conflict, DomainError, NotFound
@@ -36,7 +37,6 @@ from services.kernel.outbox import record_event
 from services.kernel.paging import oldest_first
 from services.kernel.pii import redact
 from services.oversight.whistleblowing import rewards
-from services.contracts.oversight import WhistleblowerReportFlagged, WhistleblowerRewardGranted
 from services.oversight.whistleblowing.models import (
     WhistleblowerAlert,
     WhistleblowerNote,
