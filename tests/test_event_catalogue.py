@@ -165,3 +165,22 @@ def test_consumer_specs_of_one_stream_merge_into_one_consumer():
     merged.handlers["accounts.x.done.v1"](None, None)
     assert calls == ["a", "b"]
     assert "accounts.y.done.v1" in merged.handlers and "accounts.y.done.v1" not in merged.ignores
+
+
+def test_the_codes_are_declared_once_and_the_services_use_them():
+    from services.accounts import models as accounts_models  # noqa: PLC0415
+    from services.collection.arrears.parameters import DEFAULT_FUNDS  # noqa: PLC0415
+    from services.collection.treasury.schemas import FUNDS as TREASURY_FUNDS  # noqa: PLC0415
+    from services.contracts import codes  # noqa: PLC0415
+    from services.oversight.cases import workflow  # noqa: PLC0415
+
+    assert accounts_models.FUNDS == TREASURY_FUNDS == tuple(codes.Fund) and DEFAULT_FUNDS == frozenset(codes.Fund)
+    assert typing_args(codes.FundCode) == tuple(f.value for f in codes.Fund)
+    assert workflow.STATUSES == tuple(codes.CaseStatus) and workflow.SEVERITIES == tuple(codes.Severity)
+    assert set(workflow.CLASSES) == set(codes.CaseClass)  # the six classes of 001 第二十九条
+
+
+def typing_args(alias) -> tuple:  # noqa: ANN001
+    import typing  # noqa: PLC0415
+
+    return typing.get_args(alias)

@@ -43,6 +43,7 @@ from services.contracts.accounts import (
     PersonRegistered,
     PersonUpdated,
 )
+from services.contracts.codes import LifeStatus
 from services.kernel import clock, context
 from services.kernel.audit import append_audit_many
 from services.kernel.auth import ensure_in_region, region_prefix
@@ -56,7 +57,7 @@ ENTITY = "person"
 BANK_ENTITY = "person_bank_account"
 CORRECTION_ENTITY = "life_status_correction"
 
-LIFE_STATUSES = ("alive", "deceased", "imprisoned")
+LIFE_STATUSES = tuple(LifeStatus)
 LIFE_STATUS_SOURCES = ("exchange", "correction")
 STATUS_LABELS = {"alive": "正常", "deceased": "死亡", "imprisoned": "服刑"}
 

@@ -14,9 +14,10 @@ date. ``closed``: an oversight officer verified the rectification and the class'
 
 from dataclasses import dataclass
 
-ISSUED, INVESTIGATING, CLASSIFIED, RECTIFYING, CLOSED, DISMISSED = (
-    "issued", "investigating", "classified", "rectifying", "closed", "dismissed")
-STATUSES = (ISSUED, INVESTIGATING, CLASSIFIED, RECTIFYING, CLOSED, DISMISSED)
+from services.contracts import codes
+
+STATUSES = tuple(codes.CaseStatus)
+ISSUED, INVESTIGATING, CLASSIFIED, RECTIFYING, CLOSED, DISMISSED = STATUSES
 OPEN_STATUSES = (ISSUED, INVESTIGATING, CLASSIFIED, RECTIFYING)
 TERMINAL_STATUSES = (CLOSED, DISMISSED)
 
@@ -38,7 +39,7 @@ TRANSITIONS: dict[str, tuple[tuple[str, ...], str | None]] = {
 
 # -- severity --------------------------------------------------------------------------------------------------------
 
-SEVERITIES = ("low", "medium", "high", "severe")
+SEVERITIES = tuple(codes.Severity)  # ascending
 
 
 def raise_severity(severity: str) -> str:
