@@ -176,7 +176,8 @@ def _anchor(event_type: str) -> str:
     return re.sub(r"[^a-z0-9_-]", "", event_type.lower())
 
 
-def write(path: Path = DOCS_FILE) -> Path:
+def write(path: Path | None = None) -> Path:
+    path = path or DOCS_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(render(), encoding="utf-8")
     return path

@@ -184,3 +184,16 @@ def typing_args(alias) -> tuple:  # noqa: ANN001
     import typing  # noqa: PLC0415
 
     return typing.get_args(alias)
+
+
+def test_sifund_docs_events_writes_the_catalogue_and_checks_the_snapshots(tmp_path, monkeypatch):
+    from typer.testing import CliRunner  # noqa: PLC0415
+
+    from sifund.cli import app  # noqa: PLC0415
+
+    target = tmp_path / "docs" / "events.md"
+    monkeypatch.setattr(event_catalogue, "DOCS_FILE", target)
+    result = CliRunner().invoke(app, ["docs", "events"])
+    assert result.exit_code == 0, result.output
+    assert target.read_text(encoding="utf-8") == event_catalogue.render()
+    assert "event types match their snapshots" in result.output
