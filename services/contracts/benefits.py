@@ -76,7 +76,7 @@ class PayrollApproved(EventPayload, event_type="benefits.payroll.approved.v1"):
     """The approved payroll of a fund and month: R5's first figure."""
 
     run_id: str
-    fund: Fund
+    fund: str  # a run's fund as the clerk entered it: a code pattern (payroll FUND_PATTERN), not the catalogue
     period: int
     lines: int
     total_fen: int
@@ -87,7 +87,7 @@ class FundingRequested(EventPayload, event_type="benefits.funding.requested.v1")
     """Asks finance to allocate the payroll total from the special account to the expenditure account."""
 
     run_id: str
-    fund: Fund
+    fund: str  # as the run's
     period: int
     amount_fen: int
 
@@ -107,7 +107,7 @@ class PaymentsIssued(EventPayload, event_type="benefits.payments.issued.v1"):
 
     file_id: str
     run_id: str
-    fund: Fund
+    fund: str  # as the run's
     period: int
     sequence: int
     part: int
@@ -144,7 +144,7 @@ class PayrollLinesRetained(EventPayload, event_type="benefits.payroll.retained.v
     the totals are the run's, the same in every part."""
 
     run_id: str
-    fund: Fund
+    fund: str  # as the run's
     period: int
     file_id: str | None
     part: int
@@ -178,7 +178,7 @@ class PaymentsSettled(EventPayload, event_type="benefits.payments.settled.v1"):
 
     file_id: str
     run_id: str
-    fund: Fund
+    fund: str  # as the run's
     period: int
     part: int
     parts: int
