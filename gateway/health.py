@@ -54,8 +54,16 @@ async def replica_health(client: httpx.AsyncClient, upstreams: Upstreams, servic
 
 
 async def nats_health(client: httpx.AsyncClient, settings: Settings) -> str:
+    """``ok`` when a NATS server answers healthy; with several monitor URLs (``SIFUND_NATS_MONITOR_URL`` of a
+    cluster, comma-separated) when any node does: the cluster serves while one node is down."""
+    monitors = [url.strip().rstrip("/") for url in settings.nats_monitor.split(",") if url.strip()]
+    answers = await asyncio.gather(*(node_health(client, url) for url in monitors))
+    return "ok" if "ok" in answers else answers[0]
+
+
+async def node_health(client: httpx.AsyncClient, monitor: str) -> str:
     try:
-        response = await client.get(f"{settings.nats_monitor}/healthz", params={"js-enabled-only": "true"},
+        response = await client.get(f"{monitor}/healthz", params={"js-enabled-only": "true"},
                                     timeout=CHECK_TIMEOUT_SECONDS)
     except httpx.TimeoutException:
         return "timeout"
