@@ -17,7 +17,7 @@ from pathlib import Path
 
 import httpx
 
-from services.kernel.settings import PORT_OFFSETS
+from sifund.launcher import port_span
 
 STARTUP_SECONDS = 120.0
 STOP_SECONDS = 20.0
@@ -32,10 +32,10 @@ def _port_free(port: int) -> bool:
     return True
 
 
-def free_port_base(rng: random.Random) -> int:
+def free_port_base(rng: random.Random, replicas: int = 1) -> int:
     """A base whose derived ports are free, below Linux's ephemeral range (an outgoing connection may take a port
     there between this check and the child's bind)."""
-    span = max(PORT_OFFSETS.values())
+    span = port_span(replicas)
     for _ in range(200):
         base = rng.randrange(20000, 32768 - span - 1)
         if all(_port_free(base + offset) for offset in range(span + 1)):
@@ -46,8 +46,9 @@ def free_port_base(rng: random.Random) -> int:
 class RunningPlatform:
     """``sifund up`` with the environment it is given; its output is kept for the failure message."""
 
-    def __init__(self, data_dir: Path, environment: dict[str, str], port_base: int):
+    def __init__(self, data_dir: Path, environment: dict[str, str], port_base: int, replicas: int = 1):
         self.data_dir = data_dir
+        self.replicas = replicas
         self.port_base = port_base
         self.gateway_url = f"http://127.0.0.1:{port_base}"
         self.environment = {**environment, "SIFUND_DATA_DIR": str(data_dir), "SIFUND_PORT_BASE": str(port_base)}
@@ -57,7 +58,8 @@ class RunningPlatform:
     def start(self) -> "RunningPlatform":
         script = Path(sys.executable).parent / "sifund"
         command = [str(script)] if script.exists() else [sys.executable, "-m", "sifund.cli"]
-        self.process = subprocess.Popen([*command, "up", "--timeout", str(int(STARTUP_SECONDS))],
+        self.process = subprocess.Popen([*command, "up", "--timeout", str(int(STARTUP_SECONDS)),
+                                         "--replicas", str(self.replicas)],
                                         cwd=self.data_dir.parent, env=self.environment, stdout=subprocess.PIPE,
                                         stderr=subprocess.STDOUT, text=True)
         threading.Thread(target=self._collect, daemon=True).start()
