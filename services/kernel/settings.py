@@ -125,12 +125,14 @@ class Settings(BaseSettings):
         return url or f"sqlite:///{(self.data_dir / f'{service}.db').resolve()}"
 
     def service_url(self, service: str) -> str:
+        """The service's first (or only) URL: ``SIFUND_<SERVICE>_URL`` may list every replica, comma-separated."""
         return self.service_urls(service)[0]
 
     def service_urls(self, service: str) -> list[str]:
-        """Every configured base URL of ``service`` (its replicas), in the order given."""
-        urls = [u.strip().rstrip("/") for u in (getattr(self, f"{service}_url") or "").split(",") if u.strip()]
-        return urls or [f"http://{self.host}:{self.port(service)}"]
+        url = getattr(self, f"{service}_url")
+        if not url:
+            return [f"http://{self.host}:{self.port(service)}"]
+        return [u.strip().rstrip("/") for u in url.split(",") if u.strip()]
 
     @property
     def private_key_file(self) -> Path:
