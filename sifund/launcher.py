@@ -284,8 +284,8 @@ class Platform:
             cluster.stop()
             raise LaunchError(f"the nats cluster did not start: {exc}; see {self.log_dir}/nats-*.log") from exc
         for i, node in enumerate(cluster.nodes, start=1):
-            self.children.append(Child(f"nats-{i}", node.url, node.process, node.log_file, f"{node.monitor_url}/healthz",
-                                       respawn=lambda node=node: self._restart_nats(node),
+            self.children.append(Child(f"nats-{i}", node.url, node.process, node.log_file,
+                                       f"{node.monitor_url}/healthz", respawn=lambda node=node: self._restart_nats(node),
                                        policy=self._restart_policy()))
         return cluster
 
