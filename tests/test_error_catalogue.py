@@ -20,9 +20,9 @@ The rules checked:
 
 import ast
 import re
-from functools import cache
 from collections import defaultdict
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 
 from services.kernel import errors, openapi
