@@ -10,7 +10,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from gateway.upstream import ServiceDep
 from services.kernel.auth import public
 from services.kernel.docs_pages import page, redoc, swagger_ui
-from services.kernel.errors import DomainError
+from services.kernel.errors import BadGateway
 from services.kernel.settings import SERVICES
 
 router = APIRouter(tags=["docs"], dependencies=[public()])
@@ -23,8 +23,8 @@ def openapi_via_gateway(service: str, raw: bytes) -> JSONResponse:
     try:
         spec = json.loads(raw)
     except ValueError as exc:
-        raise DomainError("INVALID_OPENAPI", f"服务 {service} 返回的接口文档无法解析", status=502,
-                          details={"service": service}) from exc
+        raise BadGateway("INVALID_OPENAPI", f"服务 {service} 返回的接口文档无法解析",
+                         details={"service": service}) from exc
     spec["servers"] = [{"url": f"/api/{service}"}]
     return JSONResponse(spec)
 

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 import httpx
 from fastapi import Depends, Request
 
-from services.kernel.errors import DomainError
+from services.kernel.errors import BadGateway, GatewayTimeout, NotFound
 from services.kernel.settings import SERVICES, Settings
 
 
@@ -41,8 +41,8 @@ def get_upstreams(request: Request) -> "Upstreams":
 
 def known_service(service: str) -> str:
     if service not in SERVICES:
-        raise DomainError("UNKNOWN_SERVICE", f"未知的服务：{service}", status=404,
-                          details={"service": service, "known": list(SERVICES)})
+        raise NotFound("UNKNOWN_SERVICE", f"未知的服务：{service}",
+                       details={"service": service, "known": list(SERVICES)})
     return service
 
 
@@ -98,11 +98,11 @@ def upstream_errors(service: str) -> Iterator[None]:
     try:
         yield
     except httpx.TimeoutException as exc:
-        raise DomainError("SERVICE_TIMEOUT", f"服务 {service} 响应超时", status=504, details=details) from exc
+        raise GatewayTimeout("SERVICE_TIMEOUT", f"服务 {service} 响应超时", details=details) from exc
     except httpx.ConnectError as exc:
-        raise DomainError("SERVICE_UNAVAILABLE", f"服务 {service} 不可用", status=502, details=details) from exc
+        raise BadGateway("SERVICE_UNAVAILABLE", f"服务 {service} 不可用", details=details) from exc
     except httpx.TransportError as exc:
-        raise DomainError("SERVICE_UNAVAILABLE", f"服务 {service} 响应异常", status=502, details=details) from exc
+        raise BadGateway("SERVICE_UNAVAILABLE", f"服务 {service} 响应异常", details=details) from exc
 
 
 # -- retrying a request the service never saw ------------------------------------------------------------------------

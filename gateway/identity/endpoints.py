@@ -23,7 +23,7 @@ from gateway.identity.schemas import (
 )
 from services.kernel import openapi
 from services.kernel.auth import CurrentActor, allow, public
-from services.kernel.errors import DomainError
+from services.kernel.errors import BadRequest
 from services.kernel.service_app import SessionDep
 
 auth_router = APIRouter(prefix="/auth", tags=["auth"])
@@ -57,8 +57,8 @@ def token(
         return _tokens(service.sign_in_client(session, settings, client_id=client_id, secret=client_secret))
     if grant_type == "refresh_token" and refresh_token:
         return _tokens(service.refresh(session, settings, request.app.state.token_verifier, refresh_token=refresh_token))
-    raise DomainError("INVALID_GRANT", "不支持的授权方式或缺少必要字段（password: username+password；"
-                      "client_credentials: client_id+client_secret；refresh_token: refresh_token）", status=400)
+    raise BadRequest("INVALID_GRANT", "不支持的授权方式或缺少必要字段（password: username+password；"
+                     "client_credentials: client_id+client_secret；refresh_token: refresh_token）")
 
 
 @auth_router.get("/me", response_model=Me, dependencies=[allow(*ANY_STAFF_OR_CLIENT)], summary="Who am I")

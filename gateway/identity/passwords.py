@@ -5,7 +5,7 @@ import secrets
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
-from services.kernel.errors import DomainError
+from services.kernel.errors import Invalid
 
 _hasher = PasswordHasher()
 # Verifying against this when the user does not exist keeps the response time the same (no username probing).
@@ -33,11 +33,11 @@ def check_password_policy(password: str, *, username: str, min_length: int) -> N
         )
     )
     if len(password) < min_length:
-        raise DomainError("PASSWORD_TOO_WEAK", f"密码长度至少{min_length}位", status=422)
+        raise Invalid("PASSWORD_TOO_WEAK", f"密码长度至少{min_length}位")
     if classes < 3:
-        raise DomainError("PASSWORD_TOO_WEAK", "密码须包含大写字母、小写字母、数字、符号中的至少三类", status=422)
+        raise Invalid("PASSWORD_TOO_WEAK", "密码须包含大写字母、小写字母、数字、符号中的至少三类")
     if username.lower() in password.lower():
-        raise DomainError("PASSWORD_TOO_WEAK", "密码不得包含用户名", status=422)
+        raise Invalid("PASSWORD_TOO_WEAK", "密码不得包含用户名")
 
 
 def generate_password() -> str:

@@ -21,7 +21,7 @@ from gateway.identity.passwords import (
 from services.kernel import clock, context
 from services.kernel.audit import append_audit
 from services.kernel.auth import ROLES, SYSTEM_ROLES, TokenClaims, TokenVerifier, Unauthenticated, issue_token
-from services.kernel.errors import Conflict, DomainError, NotFound
+from services.kernel.errors import BadRequest, Conflict, Forbidden, Invalid, NotFound
 from services.kernel.settings import Settings
 
 # The finance department's system may post as a client; oversight's scheduler reads the audit chains and the
@@ -83,10 +83,10 @@ def grant_role(session: Session, *, username: str, role: str, reason: str | None
                granted_at: datetime | None = None) -> RoleAssignment:
     """Grant ``role``, refusing any pair the conflict rules forbid. ``granted_at`` back-dates migrated tenure."""
     if role not in STAFF_ROLES:
-        raise DomainError("UNKNOWN_ROLE", f"角色 {role} 不存在或不能授予人员", status=422)
+        raise Invalid("UNKNOWN_ROLE", f"角色 {role} 不存在或不能授予人员")
     user = get_user(session, username)
     if user.username == _by():
-        raise DomainError("SELF_GRANT_FORBIDDEN", "不得为本人授权", status=403)
+        raise Forbidden("SELF_GRANT_FORBIDDEN", "不得为本人授权")
     held = {a.role for a in active_roles(session, user.id)}
     if role in held:
         raise Conflict("ROLE_ALREADY_HELD", f"用户 {username} 已拥有角色 {role}")
@@ -145,7 +145,7 @@ def unlock_user(session: Session, *, username: str, reason: str) -> UserAccount:
 def change_password(session: Session, settings: Settings, *, username: str, old: str, new: str) -> None:
     user = get_user(session, username)
     if not verify_secret(user.password_hash, old):
-        raise DomainError("INVALID_CREDENTIALS", "原密码错误", status=400)
+        raise BadRequest("INVALID_CREDENTIALS", "原密码错误")
     check_password_policy(new, username=username, min_length=settings.password_min_length)
     user.password_hash, user.password_changed_at = hash_secret(new), _now()
     session.add(user)
@@ -160,7 +160,7 @@ def change_password(session: Session, settings: Settings, *, username: str, old:
 def create_client(session: Session, *, client_id: str, name: str, role: str, region: str) -> tuple[SystemClient, str]:
     """Returns the client and its secret, which is shown this once and stored only as a hash."""
     if role not in CLIENT_ROLES:
-        raise DomainError("UNKNOWN_ROLE", f"系统客户端角色须为 {', '.join(sorted(CLIENT_ROLES))}", status=422)
+        raise Invalid("UNKNOWN_ROLE", f"系统客户端角色须为 {', '.join(sorted(CLIENT_ROLES))}")
     if session.execute(select(SystemClient.id).where(SystemClient.client_id == client_id)).first():
         raise Conflict("CLIENT_EXISTS", f"客户端 {client_id} 已存在")
     secret = generate_client_secret()

@@ -29,7 +29,7 @@ from sqlmodel import Session
 from services.kernel import clock, context
 from services.kernel.audit import append_audit, canonical_json
 from services.kernel.auth import ensure_in_region, region_levels, region_prefix
-from services.kernel.errors import Conflict, DomainError, NotFound
+from services.kernel.errors import Conflict, Forbidden, Invalid, NotFound
 from services.kernel.events import new_event_id
 from services.kernel.paging import newest_first
 from services.kernel.periods import Period, validate_period
@@ -79,8 +79,7 @@ def _actor_id() -> str:
 def ensure_other_person(proposed_by: str, what: str) -> None:
     """Four eyes: the person who proposed ``what`` (e.g. "参数") may neither approve nor reject it."""
     if proposed_by == _actor_id():
-        raise DomainError("SAME_PERSON_CANNOT_APPROVE", f"提出人不能审批（或驳回）本人提出的{what}，须由另一人办理",
-                          status=403)
+        raise Forbidden("SAME_PERSON_CANNOT_APPROVE", f"提出人不能审批（或驳回）本人提出的{what}，须由另一人办理")
 
 
 @dataclass(frozen=True)
@@ -213,8 +212,7 @@ class DatedDocuments(Generic[Row, Doc]):
             ).scalar_one_or_none()
             if row is not None:
                 return InForce(id=row.id, region=row.region, valid_from=row.valid_from, document=self.document_of(row))
-        raise DomainError("NO_PARAMETERS", f"行政区划 {region} 没有适用于 {period} 的已审批{self.wording.document}",
-                          status=422)
+        raise Invalid("NO_PARAMETERS", f"行政区划 {region} 没有适用于 {period} 的已审批{self.wording.document}")
 
 
 # -- the API of one kind of document --------------------------------------------------------------------------------
@@ -264,7 +262,7 @@ def dated_document_routes(router: APIRouter, documents: DatedDocuments[Any, Any]
         try:
             validate_period(period)
         except ValueError as exc:  # PydanticCustomError is a ValueError
-            raise DomainError("INVALID_PERIOD", str(exc), status=422) from None
+            raise Invalid("INVALID_PERIOD", str(exc)) from None
         found = documents.in_force(session, region, period)
         return out(documents.get(session, found.id))
 

@@ -59,9 +59,9 @@ def checked_total_fen(amounts: Iterable[int]) -> int:
     """The sum of amounts in fen, refused with 422 ``AMOUNT_OUT_OF_RANGE`` if it would not fit a 64-bit column."""
     total = sum(amounts)
     if abs(total) > INT64_MAX:
-        from services.kernel.errors import DomainError  # noqa: PLC0415 - errors imports FastAPI, money must not
+        from services.kernel.errors import Invalid  # noqa: PLC0415 - errors imports FastAPI, money must not
 
-        raise DomainError("AMOUNT_OUT_OF_RANGE", "合计金额超出允许范围，请拆分后重新提交", status=422)
+        raise Invalid("AMOUNT_OUT_OF_RANGE", "合计金额超出允许范围，请拆分后重新提交")
     return total
 
 

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from typing import Any
 
-from services.kernel.errors import DomainError
+from services.kernel.errors import Invalid
 
 XLSX_MAGIC = b"PK\x03\x04"
 OLE2_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"  # legacy .xls
@@ -46,10 +46,8 @@ class Column:
         return (self.header, self.field, *self.aliases)
 
 
-class ImportFileError(DomainError):
+class ImportFileError(Invalid):
     """The file as a whole cannot be imported; nothing is read from it."""
-
-    status = 422
 
 
 def empty_file(message: str = "导入文件为空，没有可导入的数据行") -> ImportFileError:

@@ -276,12 +276,14 @@ async def test_life_status_correction_needs_a_second_person_and_changes_everythi
             ({"new_status": "imprisoned", "imprisoned_from": "2020-05-01", "imprisoned_until": "2020-04-01"},
              "IMPRISONMENT_END_BEFORE_START"),
             ({"new_status": "alive", "death_date": "2020-01-01"}, "DEATH_DATE_NOT_APPLICABLE"),
-            ({"new_status": "alive"}, "CORRECTION_CHANGES_NOTHING"),
             ({"new_status": "resurrected"}, "VALIDATION_ERROR"),
         ]
         for body, code in bad:
             response = await accounts.post(base, json={"reason": "民政部门核实", **body}, headers=clerk)
             assert (response.status_code, error_code(response)) == (422, code), (body, response.text)
+        # the person already has that life status: a conflict with the stored state, as when it is approved
+        unchanged = await accounts.post(base, json={"reason": "民政部门核实", "new_status": "alive"}, headers=clerk)
+        assert (unchanged.status_code, error_code(unchanged)) == (409, "CORRECTION_CHANGES_NOTHING"), unchanged.text
         no_reason = await accounts.post(base, json={"new_status": "deceased", "death_date": "2024-03-01"}, headers=clerk)
         assert no_reason.status_code == 422
 

@@ -17,7 +17,7 @@ from services.accounts.models import Employer, Enrolment
 from services.contracts.accounts import EmployerRegistered, EmployerStatusChanged, EmployerUpdated
 from services.kernel import clock, context
 from services.kernel.auth import ensure_in_region, region_prefix
-from services.kernel.errors import Conflict, DomainError, NotFound
+from services.kernel.errors import Conflict, Invalid, NotFound
 from services.kernel.events import new_event_id
 from services.kernel.outbox import record_event
 from services.kernel.paging import oldest_first
@@ -162,7 +162,7 @@ def update_employer(session: Session, employer_id: str, update: EmployerUpdate) 
     bank_name = updates.get("bank_name", employer.bank_name)
     bank_account_no = updates.get("bank_account_no", employer.bank_account_no)
     if (bank_name is None) != (bank_account_no is None):
-        raise DomainError("BANK_ACCOUNT_INCOMPLETE", "基本存款账户须同时填写开户银行和银行账号", status=422)
+        raise Invalid("BANK_ACCOUNT_INCOMPLETE", "基本存款账户须同时填写开户银行和银行账号")
     changes = diff(employer, updates)
     if not changes:
         return employer
@@ -201,11 +201,10 @@ def change_status(session: Session, employer_id: str, action: str, request: Stat
     today = clock.china_today()
     effective = request.effective_date or today
     if effective > today:
-        raise DomainError("EFFECTIVE_DATE_IN_FUTURE", f"生效日期 {effective.isoformat()} 晚于今天；请在生效当日办理", status=422)
+        raise Invalid("EFFECTIVE_DATE_IN_FUTURE", f"生效日期 {effective.isoformat()} 晚于今天；请在生效当日办理")
     if effective < employer.registered_at.date():
-        raise DomainError("EFFECTIVE_DATE_BEFORE_REGISTRATION",
-                          f"生效日期 {effective.isoformat()} 早于单位参保登记日期 {employer.registered_at.date().isoformat()}",
-                          status=422)
+        raise Invalid("EFFECTIVE_DATE_BEFORE_REGISTRATION",
+                      f"生效日期 {effective.isoformat()} 早于单位参保登记日期 {employer.registered_at.date().isoformat()}")
     if action == "deregister":
         open_count = open_enrolment_count(session, employer.id)
         if open_count:

@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from services.accounts.models import EMPLOYEE_FUNDS, FUNDS, PENSION_FUNDS, Employer, Enrolment, Person, fund_group
-from services.kernel.errors import Conflict, DomainError
+from services.kernel.errors import Conflict, Invalid
 from services.kernel.periods import add_months
 
 # Enrolments that still hold the person's place in their fund group.
@@ -25,13 +25,13 @@ def check_new_enrolment(*, person: Person, fund: str, employer: Employer | None,
     """Raise a DomainError naming the broken rule; ``active`` are the person's open enrolments (active ones, and
     suspended ones, which block a new enrolment in their group as well; stopped ones are ignored)."""
     if fund not in FUNDS:
-        raise DomainError("UNKNOWN_FUND", f"险种 {fund} 不存在（可选：{'、'.join(FUNDS)}）", status=422)
+        raise Invalid("UNKNOWN_FUND", f"险种 {fund} 不存在（可选：{'、'.join(FUNDS)}）")
     if person.life_status == "deceased":
         raise Conflict("PERSON_DECEASED", "参保人员已死亡，不能办理参保登记")
     if fund in EMPLOYEE_FUNDS:
         check_employer_usable(fund, employer)
     elif employer is not None:
-        raise DomainError("EMPLOYER_NOT_ALLOWED", "城乡居民养老保险以个人身份参保，不关联单位", status=422)
+        raise Invalid("EMPLOYER_NOT_ALLOWED", "城乡居民养老保险以个人身份参保，不关联单位")
     conflict = group_conflict(fund, active)
     if conflict is not None:
         raise conflict
@@ -41,7 +41,7 @@ def check_employer_usable(fund: str, employer: Employer | None) -> None:
     """The employer part of ``check_new_enrolment``, alone (a resume checks it again)."""
     if fund in EMPLOYEE_FUNDS:
         if employer is None:
-            raise DomainError("EMPLOYER_REQUIRED", f"职工险种 {fund} 须有参保单位", status=422)
+            raise Invalid("EMPLOYER_REQUIRED", f"职工险种 {fund} 须有参保单位")
         if employer.status != "active":
             state = {"suspended": "已暂停", "deregistered": "已注销"}.get(employer.status, employer.status)
             raise Conflict("EMPLOYER_NOT_ACTIVE", f"参保单位{state}，不能办理参保登记")
@@ -81,15 +81,15 @@ def transfer_close_period(old: Enrolment, new_start_period: int) -> int:
     """The last month of the old enrolment when the new one starts at ``new_start_period``."""
     closed = add_months(new_start_period, -1)
     if closed < old.start_period:
-        raise DomainError("INVALID_TRANSFER_PERIOD",
-                          f"转入起始期 {new_start_period} 须晚于原参保登记的起始期 {old.start_period}", status=422)
+        raise Invalid("INVALID_TRANSFER_PERIOD",
+                      f"转入起始期 {new_start_period} 须晚于原参保登记的起始期 {old.start_period}")
     return closed
 
 
 def check_end_period(enrolment: Enrolment, end_period: int) -> None:
     if end_period < enrolment.start_period:
-        raise DomainError("INVALID_END_PERIOD",
-                          f"终止期 {end_period} 不能早于起始期 {enrolment.start_period}", status=422)
+        raise Invalid("INVALID_END_PERIOD",
+                      f"终止期 {end_period} 不能早于起始期 {enrolment.start_period}")
 
 
 @dataclass(frozen=True)

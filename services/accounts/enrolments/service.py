@@ -35,7 +35,7 @@ from services.contracts.accounts import (
 )
 from services.kernel import clock, context
 from services.kernel.auth import ensure_in_region
-from services.kernel.errors import Conflict, DomainError, NotFound
+from services.kernel.errors import Conflict, Invalid, NotFound
 from services.kernel.events import new_event_id
 from services.kernel.outbox import record_event
 from services.kernel.paging import oldest_first
@@ -289,9 +289,9 @@ def list_for_employer(session: Session, employer_id: str, *, status: str | None 
 
 def _check_fund(fund: str | None) -> str:
     if not fund:
-        raise DomainError("FUND_REQUIRED", "请指定险种（fund）", status=422)
+        raise Invalid("FUND_REQUIRED", "请指定险种（fund）")
     if fund not in FUNDS:
-        raise DomainError("UNKNOWN_FUND", f"险种 {fund} 不存在（可选：{'、'.join(FUNDS)}）", status=422)
+        raise Invalid("UNKNOWN_FUND", f"险种 {fund} 不存在（可选：{'、'.join(FUNDS)}）")
     return fund
 
 

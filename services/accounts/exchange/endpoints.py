@@ -18,7 +18,7 @@ from services.accounts.exchange.schemas import (
     ResolveRequest,
 )
 from services.kernel.auth import allow
-from services.kernel.errors import DomainError
+from services.kernel.errors import Invalid
 from services.kernel.service_app import SessionDep
 
 PARTNERS = allow("partner_system")
@@ -57,8 +57,8 @@ def upload_batch_csv(
     try:
         upload = BatchUpload(batch_key=batch_key, kind=kind, records=records)
     except ValidationError as exc:
-        raise DomainError("VALIDATION_ERROR", "请求数据校验失败", status=422,
-                          details=[{"loc": list(e["loc"]), "message": e["msg"]} for e in exc.errors()]) from None
+        raise Invalid("VALIDATION_ERROR", "请求数据校验失败",
+                      details=[{"loc": list(e["loc"]), "message": e["msg"]} for e in exc.errors()]) from None
     result, created = service.receive_batch(session, upload)
     return _answer(response, result, created)
 

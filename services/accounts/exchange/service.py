@@ -76,10 +76,9 @@ from services.contracts.accounts import (
 from services.kernel import clock, context
 from services.kernel.audit import append_audit, canonical_json
 from services.kernel.auth import ensure_in_region
-from services.kernel.errors import Conflict, DomainError, NotFound
+from services.kernel.errors import Conflict, DomainError, Invalid, NotFound, field_reasons
 from services.kernel.events import new_event_id
 from services.kernel.paging import oldest_first
-from services.kernel.strict import shown
 
 SOURCE = "accounts"
 CHINA = clock.CHINA  # no daylight saving: a fixed offset is exact
@@ -140,22 +139,8 @@ def _reason(code: str, message: str) -> str:
 
 
 def _invalid_reason(exc: ValidationError) -> str:
-    parts = []
-    for e in exc.errors():
-        kind, field = e.get("type", ""), shown(".".join(str(x) for x in e.get("loc", ())))
-        if kind.isupper():  # identifier validators carry a stable code (INVALID_CITIZEN_ID, INVALID_USCC)
-            parts.append(_reason(kind, e.get("msg", "")))
-        elif kind == "missing":
-            parts.append(_reason("MISSING_FIELD", f"缺少字段 {field}"))
-        elif kind == "extra_forbidden" and field == "_extra_cells":
-            parts.append(_reason("CSV_ROW_SHAPE", "该行的列数多于表头"))
-        elif kind == "extra_forbidden":
-            parts.append(_reason("UNKNOWN_FIELD", f"未知字段 {field}"))
-        elif kind.startswith("date"):
-            parts.append(_reason("INVALID_DATE", f"{field} 不是有效日期（应为 YYYY-MM-DD）"))
-        else:
-            parts.append(_reason("INVALID_RECORD", f"{field}: {e.get('msg', '')}"))
-    return "; ".join(parts)
+    reasons = field_reasons(exc, other="INVALID_RECORD", separator=": ", coded_with_field=False)
+    return "; ".join(_reason(code, message) for code, message in reasons)
 
 
 # -- evaluation: what a record would do to the registry --------------------------------------------------------------
@@ -450,7 +435,7 @@ def decode_csv(data: bytes) -> tuple[str, str]:
         if "\x00" in text:
             break  # binary content (a spreadsheet, an archive) that happened to decode
         return text, "gbk" if encoding == "gb18030" else encoding.removesuffix("-sig")
-    raise DomainError("UNDECODABLE_FILE", "文件无法解码：请上传 UTF-8 或 GBK 编码的 CSV 文本文件", status=422)
+    raise Invalid("UNDECODABLE_FILE", "文件无法解码：请上传 UTF-8 或 GBK 编码的 CSV 文本文件")
 
 
 def parse_csv(data: bytes, kind: BatchKind) -> tuple[list[dict[str, Any]], str]:
@@ -463,9 +448,9 @@ def parse_csv(data: bytes, kind: BatchKind) -> tuple[list[dict[str, Any]], str]:
     try:
         rows = [row for row in reader if any(cell.strip() for cell in row)]
     except csv.Error as exc:  # e.g. a field beyond the csv module's limit
-        raise DomainError("INVALID_CSV", f"CSV 无法解析：{exc}", status=422) from None
+        raise Invalid("INVALID_CSV", f"CSV 无法解析：{exc}") from None
     if not rows:
-        raise DomainError("EMPTY_BATCH", "文件中没有数据", status=422)
+        raise Invalid("EMPTY_BATCH", "文件中没有数据")
     required, optional = record_fields(kind)
     expected = required + optional
     header = []
@@ -476,10 +461,9 @@ def parse_csv(data: bytes, kind: BatchKind) -> tuple[list[dict[str, Any]], str]:
     unknown = [rows[0][i].strip() for i, c in enumerate(header) if c not in expected]
     repeated = sorted({c for c in header if header.count(c) > 1 and c in expected})
     if missing or unknown or repeated:
-        raise DomainError(
+        raise Invalid(
             "CSV_COLUMNS_INVALID",
             f"CSV 表头与{KIND_LABELS[kind]}数据的格式不符：应为 {', '.join(expected)}",
-            status=422,
             details={"missing": missing, "unknown": unknown, "repeated": repeated, "expected": expected,
                      "optional": optional},
         )
@@ -490,10 +474,10 @@ def parse_csv(data: bytes, kind: BatchKind) -> tuple[list[dict[str, Any]], str]:
             record["_extra_cells"] = row[len(header):]  # makes the line invalid (unknown field), kept as sent
         records.append(record)
     if not records:
-        raise DomainError("EMPTY_BATCH", "文件中只有表头，没有数据", status=422)
+        raise Invalid("EMPTY_BATCH", "文件中只有表头，没有数据")
     if len(records) > MAX_RECORDS:
-        raise DomainError("TOO_MANY_RECORDS", f"每批最多 {MAX_RECORDS} 条记录，本文件有 {len(records)} 条", status=422,
-                          details={"max": MAX_RECORDS, "received": len(records)})
+        raise Invalid("TOO_MANY_RECORDS", f"每批最多 {MAX_RECORDS} 条记录，本文件有 {len(records)} 条",
+                      details={"max": MAX_RECORDS, "received": len(records)})
     return records, encoding
 
 

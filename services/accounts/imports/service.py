@@ -72,7 +72,7 @@ from services.contracts.accounts import (
 from services.kernel import clock, context
 from services.kernel.audit import append_audit
 from services.kernel.auth import region_covers
-from services.kernel.errors import DomainError, NotFound
+from services.kernel.errors import DomainError, Invalid, NotFound, TooLarge
 from services.kernel.events import new_event_id
 from services.kernel.outbox import record_event
 from services.kernel.paging import newest_first
@@ -661,8 +661,7 @@ def run_import(engine: Engine, *, kind: ImportKind | str, data: bytes, filename:
     """
     kind, mode = ImportKind(kind), ImportMode(mode)
     if len(data) > MAX_FILE_BYTES:
-        raise DomainError("IMPORT_FILE_TOO_LARGE", f"导入文件不能超过 {MAX_FILE_BYTES // (1024 * 1024)} MB，请分批导入",
-                          status=413)
+        raise TooLarge("IMPORT_FILE_TOO_LARGE", f"导入文件不能超过 {MAX_FILE_BYTES // (1024 * 1024)} MB，请分批导入")
     columns = COLUMNS[kind]
     table = read_table(data, columns)
     rows = table.rows()
@@ -747,7 +746,7 @@ def _parse_cursor(after: str | None) -> tuple[int, int] | None:
         row_no, rid = after.split("-", 1)
         return int(row_no), int(rid)
     except ValueError:
-        raise DomainError("INVALID_CURSOR", "分页游标无效", status=422) from None
+        raise Invalid("INVALID_CURSOR", "分页游标无效") from None
 
 
 def list_findings(session: Session, job_id: str, *, overlaps: bool, after: str | None, limit: int,

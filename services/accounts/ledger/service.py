@@ -43,7 +43,7 @@ from services.contracts.accounts import AccountCredited, AccountDebited
 from services.kernel import clock, context
 from services.kernel.audit import append_audit
 from services.kernel.auth import ensure_in_region, region_prefix
-from services.kernel.errors import Conflict, DomainError, NotFound
+from services.kernel.errors import Conflict, Invalid, NotFound
 from services.kernel.events import new_event_id
 from services.kernel.money import fen_to_yuan, yuan_to_fen
 from services.kernel.outbox import record_event
@@ -119,14 +119,13 @@ RESERVED_KEY_PREFIXES = {INTEREST_KEY_PREFIX: "年度计息", "posting:": "征�
 
 def check_key(key: str | None) -> str:
     if key is None or not key.strip():
-        raise DomainError("IDEMPOTENCY_KEY_REQUIRED", "记账请求须带 Idempotency-Key 请求头（业务幂等键）", status=422)
+        raise Invalid("IDEMPOTENCY_KEY_REQUIRED", "记账请求须带 Idempotency-Key 请求头（业务幂等键）")
     key = key.strip()
     if len(key) > MAX_KEY_LENGTH or not key.isprintable():
-        raise DomainError("INVALID_IDEMPOTENCY_KEY", f"Idempotency-Key 须为不超过 {MAX_KEY_LENGTH} 个可打印字符",
-                          status=422)
+        raise Invalid("INVALID_IDEMPOTENCY_KEY", f"Idempotency-Key 须为不超过 {MAX_KEY_LENGTH} 个可打印字符")
     for prefix, used_by in RESERVED_KEY_PREFIXES.items():
         if key.startswith(prefix):
-            raise DomainError("IDEMPOTENCY_KEY_RESERVED", f"以 {prefix} 开头的幂等键由{used_by}使用", status=422)
+            raise Invalid("IDEMPOTENCY_KEY_RESERVED", f"以 {prefix} 开头的幂等键由{used_by}使用")
     return key
 
 
@@ -272,7 +271,7 @@ def contribution_reason(fund: str, employer_id: str | None) -> str:
 def post_contribution(session: Session, person_id: str, posting: ContributionPosting, key: str | None) -> Posting:
     key = check_key(key)
     if posting.period > period_of(china_today()):
-        raise DomainError("PERIOD_IN_FUTURE", f"费款所属期 {posting.period} 尚未到来", status=422)
+        raise Invalid("PERIOD_IN_FUTURE", f"费款所属期 {posting.period} 尚未到来")
     amount = yuan_to_fen(posting.amount)
     intent = Intent(person_id, "contribution", amount, posting.period, posting.reference,
                     contribution_reason(posting.fund, posting.employer_id), key)

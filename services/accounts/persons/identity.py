@@ -5,7 +5,7 @@ from datetime import date
 from stdnum.cn import ric
 
 from services.kernel import clock
-from services.kernel.errors import DomainError
+from services.kernel.errors import Invalid
 
 
 def sex_from_citizen_id(citizen_id: str) -> str:
@@ -22,9 +22,9 @@ def derive_and_check(citizen_id: str, *, declared_sex: str | None = None,
     """Returns (sex, birth date) from the id; refuses a declaration that contradicts it or a birth in the future."""
     sex, birth = sex_from_citizen_id(citizen_id), birth_date_from_citizen_id(citizen_id)
     if birth > (today or clock.china_today()):
-        raise DomainError("INVALID_CITIZEN_ID", "公民身份号码中的出生日期晚于今天", status=422)
+        raise Invalid("INVALID_CITIZEN_ID", "公民身份号码中的出生日期晚于今天")
     if declared_sex is not None and declared_sex != sex:
-        raise DomainError("SEX_MISMATCH", f"申报性别与公民身份号码不符（号码显示为{'男' if sex == 'M' else '女'}）", status=422)
+        raise Invalid("SEX_MISMATCH", f"申报性别与公民身份号码不符（号码显示为{'男' if sex == 'M' else '女'}）")
     if declared_birth_date is not None and declared_birth_date != birth:
-        raise DomainError("BIRTH_DATE_MISMATCH", f"申报出生日期与公民身份号码不符（号码显示为{birth.isoformat()}）", status=422)
+        raise Invalid("BIRTH_DATE_MISMATCH", f"申报出生日期与公民身份号码不符（号码显示为{birth.isoformat()}）")
     return sex, birth

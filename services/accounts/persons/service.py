@@ -47,7 +47,7 @@ from services.contracts.codes import LifeStatus
 from services.kernel import clock, context
 from services.kernel.audit import append_audit_many
 from services.kernel.auth import ensure_in_region, region_prefix
-from services.kernel.errors import Conflict, DomainError, NotFound
+from services.kernel.errors import Conflict, Forbidden, Invalid, NotFound
 from services.kernel.events import new_event_id
 from services.kernel.outbox import record_event, record_events
 from services.kernel.paging import oldest_first
@@ -202,11 +202,10 @@ def add_bank_account(session: Session, person_id: str, account: BankAccountIn) -
     if person.life_status == "deceased":
         raise Conflict("PERSON_DECEASED", "参保人员已死亡，不能新增待遇发放账户")
     if account.holder_name != person.name:
-        raise DomainError(
+        raise Invalid(
             "ACCOUNT_HOLDER_MISMATCH",
             f"户名「{account.holder_name}」与参保人员姓名「{person.name}」不一致：社会保险待遇只能发放到本人的"
             "银行账户或社会保障卡，不得发放到他人账户（000 二(三)）",
-            status=422,
         )
     same = session.execute(
         select(PersonBankAccount).where(PersonBankAccount.person_id == person.id,
@@ -276,29 +275,29 @@ def check_life_status(person: Person, *, new_status: str, death_date: date | Non
     death and the start of imprisonment are not in the future and not before birth; release not before arrest."""
     today = today or clock.china_today()
     if new_status not in LIFE_STATUSES:
-        raise DomainError("INVALID_LIFE_STATUS", f"生存状态 {new_status} 无效（可选：{'、'.join(LIFE_STATUSES)}）", status=422)
+        raise Invalid("INVALID_LIFE_STATUS", f"生存状态 {new_status} 无效（可选：{'、'.join(LIFE_STATUSES)}）")
     if new_status == "deceased":
         if death_date is None:
-            raise DomainError("DEATH_DATE_REQUIRED", "死亡状态须填写死亡日期", status=422)
+            raise Invalid("DEATH_DATE_REQUIRED", "死亡状态须填写死亡日期")
         if death_date > today:
-            raise DomainError("DEATH_DATE_IN_FUTURE", f"死亡日期 {death_date.isoformat()} 晚于今天", status=422)
+            raise Invalid("DEATH_DATE_IN_FUTURE", f"死亡日期 {death_date.isoformat()} 晚于今天")
         if death_date < person.birth_date:
-            raise DomainError("DEATH_DATE_BEFORE_BIRTH", f"死亡日期 {death_date.isoformat()} 早于出生日期", status=422)
+            raise Invalid("DEATH_DATE_BEFORE_BIRTH", f"死亡日期 {death_date.isoformat()} 早于出生日期")
     elif death_date is not None:
-        raise DomainError("DEATH_DATE_NOT_APPLICABLE", "只有死亡状态才能填写死亡日期", status=422)
+        raise Invalid("DEATH_DATE_NOT_APPLICABLE", "只有死亡状态才能填写死亡日期")
     if new_status == "imprisoned" and imprisoned_from is None:
-        raise DomainError("IMPRISONMENT_DATE_REQUIRED", "服刑状态须填写服刑起始日期", status=422)
+        raise Invalid("IMPRISONMENT_DATE_REQUIRED", "服刑状态须填写服刑起始日期")
     if imprisoned_until is not None and imprisoned_from is None:
-        raise DomainError("IMPRISONMENT_DATE_REQUIRED", "填写服刑截止日期时须同时填写服刑起始日期", status=422)
+        raise Invalid("IMPRISONMENT_DATE_REQUIRED", "填写服刑截止日期时须同时填写服刑起始日期")
     if imprisoned_from is not None:
         if imprisoned_from > today:
-            raise DomainError("IMPRISONMENT_DATE_IN_FUTURE", f"服刑起始日期 {imprisoned_from.isoformat()} 晚于今天", status=422)
+            raise Invalid("IMPRISONMENT_DATE_IN_FUTURE", f"服刑起始日期 {imprisoned_from.isoformat()} 晚于今天")
         if imprisoned_from < person.birth_date:
-            raise DomainError("IMPRISONMENT_DATE_BEFORE_BIRTH", "服刑起始日期早于出生日期", status=422)
+            raise Invalid("IMPRISONMENT_DATE_BEFORE_BIRTH", "服刑起始日期早于出生日期")
         if imprisoned_until is not None and imprisoned_until < imprisoned_from:
-            raise DomainError("IMPRISONMENT_END_BEFORE_START", "服刑截止日期早于起始日期", status=422)
+            raise Invalid("IMPRISONMENT_END_BEFORE_START", "服刑截止日期早于起始日期")
         if new_status == "alive" and (imprisoned_until is None or imprisoned_until > today):
-            raise DomainError("RELEASE_DATE_REQUIRED", "恢复正常状态时须填写已到的服刑截止（释放）日期", status=422)
+            raise Invalid("RELEASE_DATE_REQUIRED", "恢复正常状态时须填写已到的服刑截止（释放）日期")
 
 
 def life_status_changes(person: Person, *, new_status: str, death_date: date | None, imprisoned_from: date | None,
@@ -428,7 +427,7 @@ def request_correction(session: Session, person_id: str, request: LifeStatusCorr
               "imprisoned_from": request.imprisoned_from, "imprisoned_until": request.imprisoned_until}
     check_life_status(person, **target)
     if not life_status_changes(person, **target):
-        raise DomainError("CORRECTION_CHANGES_NOTHING", "更正内容与人员当前生存状态一致，无需更正", status=422)
+        raise Conflict("CORRECTION_CHANGES_NOTHING", "更正内容与人员当前生存状态一致，无需更正")
     pending = session.execute(
         select(LifeStatusCorrection.id).where(LifeStatusCorrection.person_id == person.id,
                                               LifeStatusCorrection.status == "requested").limit(1)
@@ -465,8 +464,7 @@ def _pending_correction(session: Session, person_id: str, correction_id: str) ->
     if correction.status != "requested":
         raise Conflict("CORRECTION_ALREADY_DECIDED", f"该更正申请已{'批准' if correction.status == 'approved' else '驳回'}")
     if correction.requested_by == _actor_id():
-        raise DomainError("SAME_PERSON_CANNOT_APPROVE", "申请人不能审核本人提交的更正申请（同一业务不得由一人兼任两个环节）",
-                          status=403)
+        raise Forbidden("SAME_PERSON_CANNOT_APPROVE", "申请人不能审核本人提交的更正申请（同一业务不得由一人兼任两个环节）")
     return correction
 
 
@@ -497,7 +495,7 @@ def approve_correction(session: Session, person_id: str, correction_id: str,
 def reject_correction(session: Session, person_id: str, correction_id: str,
                       decision: CorrectionDecision) -> LifeStatusCorrection:
     if not decision.reason:
-        raise DomainError("DECISION_REASON_REQUIRED", "驳回更正申请须填写审核意见", status=422)
+        raise Invalid("DECISION_REASON_REQUIRED", "驳回更正申请须填写审核意见")
     get_person(session, person_id, for_update=True)
     correction = _pending_correction(session, person_id, correction_id)
     _decide(session, correction, "rejected", decision.reason, _now())

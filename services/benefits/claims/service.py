@@ -71,7 +71,7 @@ from services.contracts.benefits import ClaimDecided, ClaimSubmitted, Entitlemen
 from services.kernel import clock, context
 from services.kernel.audit import append_audit, canonical_json
 from services.kernel.auth import ensure_in_region, region_prefix
-from services.kernel.errors import Conflict, DomainError, NotFound
+from services.kernel.errors import Conflict, Forbidden, Invalid, NotFound
 from services.kernel.events import new_event_id
 from services.kernel.money import yuan_to_fen
 from services.kernel.outbox import record_event
@@ -141,8 +141,8 @@ def prepare(session: Session, request: ClaimRequest) -> Prepared:
     ensure_in_region(_actor(), person.region)
     parameters = parameters_for(session, person.region, request.effective_period)
     if request.kind == "basic_pension" and person.sex != "M" and request.post_type is None:
-        raise DomainError("POST_TYPE_REQUIRED", "女职工申领基本养老金须写明岗位类型（post_type：cadre 干部 / worker 工人），"
-                                                "以确定法定退休年龄", status=422)
+        raise Invalid("POST_TYPE_REQUIRED", "女职工申领基本养老金须写明岗位类型（post_type：cadre 干部 / worker 工人），"
+                                            "以确定法定退休年龄")
     before = add_months(request.effective_period, -1)
     snapshot = PersonSnapshot(person_id=person.person_id, citizen_id=person.citizen_id, name=person.name,
                               sex=person.sex, birth_date=person.birth_date, region=person.region,
@@ -491,7 +491,7 @@ def _lock_person(session: Session, person_id: str) -> BeneficiaryPerson | None:
 def _grant(session: Session, claim: Claim, decisions: list[ClaimDecision]) -> Entitlement:
     person = _lock_person(session, claim.person_id)
     if person is None:
-        raise Conflict("PERSON_NOT_FOUND", "待遇系统中没有该人员")
+        raise NotFound("PERSON_NOT_FOUND", "待遇系统中没有该人员")
     if person.life_status == "deceased":
         raise Conflict("PERSON_DECEASED", "该人员已登记死亡，不能审批通过")
     if not _is_one_off(claim.kind, claim.monthly_amount_fen):
@@ -528,12 +528,12 @@ def decide(session: Session, claim_id: str, body: DecisionRequest) -> Claim:
     if claim.status != "in_review":
         raise Conflict("CLAIM_NOT_IN_REVIEW", f"该申请状态为 {claim.status}，不在审核中")
     if claim.submitted_by == actor.id:
-        raise DomainError("SUBMITTER_CANNOT_DECIDE", "经办（提交）人不能审核本人提交的申请", status=403)
+        raise Forbidden("SUBMITTER_CANNOT_DECIDE", "经办（提交）人不能审核本人提交的申请")
     decisions = decisions_of(session, claim.id)
     earlier = next((d for d in decisions if d.decided_by == actor.id), None)
     if earlier is not None:
-        raise DomainError("SAME_PERSON_TWO_LEVELS",
-                          f"同一人不能在同一申请中办理两个审核环节（已办理 {LEVEL_NAMES[earlier.level]}）", status=403)
+        raise Forbidden("SAME_PERSON_TWO_LEVELS",
+                        f"同一人不能在同一申请中办理两个审核环节（已办理 {LEVEL_NAMES[earlier.level]}）")
     pending = next_level(claim, decisions)
     if pending is None:  # in review with every level done cannot happen; be safe
         raise Conflict("CLAIM_NOT_IN_REVIEW", "该申请没有待办的审核环节")
@@ -541,8 +541,8 @@ def decide(session: Session, claim_id: str, body: DecisionRequest) -> Claim:
     if body.level is not None and body.level != level:
         raise Conflict("WRONG_LEVEL", f"该申请当前待办环节为 {level}（{LEVEL_NAMES[level]}），不是 {body.level}")
     if role not in actor.roles:
-        raise DomainError("ROLE_NOT_ALLOWED_AT_LEVEL",
-                          f"{LEVEL_NAMES[level]}（{level}）须由 {role} 办理", status=403)
+        raise Forbidden("ROLE_NOT_ALLOWED_AT_LEVEL",
+                        f"{LEVEL_NAMES[level]}（{level}）须由 {role} 办理")
     context.set_actor(replace(actor, role=role))
     now = _now()
     decision = ClaimDecision(claim_id=claim.id, level=level, decision=body.decision, reason=body.reason,

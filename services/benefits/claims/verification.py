@@ -21,7 +21,7 @@ import httpx
 from fastapi import Request
 
 from services.kernel import context
-from services.kernel.errors import DependencyUnavailable, DomainError
+from services.kernel.errors import BadGateway, DependencyUnavailable, DomainError
 from services.kernel.money import yuan_to_fen
 from services.kernel.web import CORRELATION_ID_HEADER, REQUEST_ID_HEADER
 
@@ -78,8 +78,8 @@ async def _get(client: httpx.AsyncClient, url: str, headers: dict[str, str], par
                           f"参保登记系统拒绝核验：{error.get('message', '无权限')}", status=response.status_code)
     if response.status_code != 200 or not isinstance(body, dict):
         error = body.get("error", {}) if isinstance(body, dict) else {}
-        raise DomainError("VERIFICATION_FAILED",
-                          f"参保登记系统核验失败（HTTP {response.status_code} {error.get('code', '')}）", status=502)
+        raise BadGateway("VERIFICATION_FAILED",
+                         f"参保登记系统核验失败（HTTP {response.status_code} {error.get('code', '')}）")
     return body
 
 

@@ -54,7 +54,7 @@ from services.benefits.registry.service import get_person, in_actor_region, pers
 from services.contracts.benefits import EntitlementResumed, EntitlementSuspended, OverpaymentFound, SurvivalCertified
 from services.kernel import context
 from services.kernel.audit import append_audit
-from services.kernel.errors import Conflict, DomainError
+from services.kernel.errors import Conflict, DomainError, Forbidden, Invalid
 from services.kernel.events import new_event_id
 from services.kernel.outbox import record_event
 from services.kernel.paging import oldest_first
@@ -216,13 +216,13 @@ class Certified:
 def _certify(session: Session, person: BeneficiaryPerson, channel: str, certified_on: date) -> Certified:
     """Record one certification (once per person, day and channel) and its effects. Does not commit."""
     if channel not in CHANNELS:
-        raise DomainError("INVALID_CHANNEL", f"认证方式应为 {'、'.join(CHANNELS)} 之一", status=422)
+        raise Invalid("INVALID_CHANNEL", f"认证方式应为 {'、'.join(CHANNELS)} 之一")
     if certified_on > china_today():
-        raise DomainError("DATE_IN_FUTURE", f"认证日期 {certified_on} 晚于今天", status=422)
+        raise Invalid("DATE_IN_FUTURE", f"认证日期 {certified_on} 晚于今天")
     if person.life_status == "deceased":
         raise Conflict("PERSON_DECEASED", f"该人员已登记死亡（{person.death_date or '日期未知'}），不能登记生存认证")
     if certified_on < person.birth_date:
-        raise DomainError("DATE_BEFORE_BIRTH", "认证日期早于出生日期", status=422)
+        raise Invalid("DATE_BEFORE_BIRTH", "认证日期早于出生日期")
     existing = session.execute(select(SurvivalCertification).where(
         SurvivalCertification.person_id == person.person_id, SurvivalCertification.certified_on == certified_on,
         SurvivalCertification.channel == channel)).scalar_one_or_none()
@@ -260,7 +260,7 @@ def _certify(session: Session, person: BeneficiaryPerson, channel: str, certifie
 def certify(session: Session, person_id: str, channel: str, certified_on: date) -> Certified:
     actor = context.current().actor
     if actor.role == "partner_system" and channel != "data_match":
-        raise DomainError("CHANNEL_NOT_ALLOWED", "数据比对系统只能登记 data_match 方式的认证", status=403)
+        raise Forbidden("CHANNEL_NOT_ALLOWED", "数据比对系统只能登记 data_match 方式的认证")
     person = get_person(session, person_id, for_update=True)
     result = _certify(session, person, channel, certified_on)
     session.commit()
@@ -336,7 +336,7 @@ class SweepResult:
 
 def sweep(session: Session, as_of: date) -> SweepResult:
     if as_of > china_today():
-        raise DomainError("DATE_IN_FUTURE", f"检查日期 {as_of} 晚于今天", status=422)
+        raise Invalid("DATE_IN_FUTURE", f"检查日期 {as_of} 晚于今天")
     config = get_config()
     in_area = in_actor_region(BeneficiaryPerson.region)
 

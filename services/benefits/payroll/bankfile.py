@@ -42,7 +42,7 @@ import io
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from services.kernel.errors import DomainError
+from services.kernel.errors import DomainError, Invalid
 from services.kernel.money import checked_total_fen
 
 PAYMENT_TAG = "SIFUND-PAY-1"
@@ -171,7 +171,7 @@ def render_result_file(file_id: str, checksum: str, results: Sequence[ResultLine
 
 
 def _invalid(message: str) -> DomainError:
-    return DomainError("BANK_RESULT_FILE_INVALID", f"银行回盘文件格式错误：{message}", status=422)
+    return Invalid("BANK_RESULT_FILE_INVALID", f"银行回盘文件格式错误：{message}")
 
 
 def parse_result_file(content: str) -> tuple[str, str, list[dict]]:

@@ -34,7 +34,7 @@ from services.benefits.payroll.schemas import (
 )
 from services.kernel import openapi
 from services.kernel.auth import allow
-from services.kernel.errors import DomainError
+from services.kernel.errors import Invalid
 from services.kernel.money import fen_to_yuan
 from services.kernel.periods import Period
 from services.kernel.service_app import SessionDep
@@ -243,7 +243,7 @@ async def import_results(file_id: str, request: Request, session: SessionDep) ->
             try:
                 text = raw.decode("utf-8")
             except UnicodeDecodeError:
-                raise DomainError("BANK_RESULT_FILE_INVALID", "银行回盘文件须为 UTF-8 编码", status=422) from None
+                raise Invalid("BANK_RESULT_FILE_INVALID", "银行回盘文件须为 UTF-8 编码") from None
             declared_file_id, checksum, lines = bankfile.parse_result_file(text)
             body = ResultsIn.model_validate({"checksum": checksum, "lines": lines})
         else:

@@ -101,7 +101,7 @@ from services.contracts.benefits import (
 )
 from services.kernel import clock, context
 from services.kernel.audit import append_audit
-from services.kernel.errors import Conflict, DomainError, NotFound
+from services.kernel.errors import Conflict, Forbidden, Invalid, NotFound
 from services.kernel.events import new_event_id
 from services.kernel.money import checked_total_fen
 from services.kernel.outbox import record_event
@@ -410,7 +410,7 @@ def compute_lines(session: Session, run_id: str, fund: str, period: int) -> list
 def compute_run(session: Session, fund: str, period: int) -> Computed:
     current = china_period()
     if period > current:
-        raise DomainError("PERIOD_IN_FUTURE", f"发放月份 {period} 晚于本月（{current}），不能预先计算待遇发放", status=422)
+        raise Invalid("PERIOD_IN_FUTURE", f"发放月份 {period} 晚于本月（{current}），不能预先计算待遇发放")
     for attempt in (1, 2):
         run = _run_by_key(session, fund, period, lock=True)
         if run is not None and run.status != "computed":
@@ -465,7 +465,7 @@ def approve(session: Session, run_id: str) -> PayrollRun:
         raise Conflict("PAYROLL_ALREADY_APPROVED", f"发放批次已审批（{run.approved_by}），不能再次审批")
     actor = _actor_id()
     if actor == run.computed_by:
-        raise DomainError("SAME_PERSON_CANNOT_APPROVE", "计算发放批次的经办人不能审批本批次，须由另一人审批", status=403)
+        raise Forbidden("SAME_PERSON_CANNOT_APPROVE", "计算发放批次的经办人不能审批本批次，须由另一人审批")
     lines, total = _payable_sum(session, run.id)
     if (lines, total) != (run.lines, run.total_fen):
         raise Conflict("PAYROLL_TOTAL_MISMATCH",
@@ -821,14 +821,14 @@ def import_results(session: Session, file_id: str, body: ResultsIn, *, declared_
     run = get_run(session, file.run_id, lock=True)  # lock order: the run, then its file
     file = get_file(session, file_id, lock=True)
     if declared_file_id is not None and declared_file_id != file.id:
-        raise DomainError("BANK_FILE_MISMATCH", f"回盘文件声明的文件编号 {declared_file_id} 与本文件不符", status=422)
+        raise Invalid("BANK_FILE_MISMATCH", f"回盘文件声明的文件编号 {declared_file_id} 与本文件不符")
     if body.checksum.lower() != file.checksum:
-        raise DomainError("BANK_FILE_CHECKSUM_MISMATCH", "回盘文件的校验值与代发文件不符，未作任何处理", status=422)
+        raise Invalid("BANK_FILE_CHECKSUM_MISMATCH", "回盘文件的校验值与代发文件不符，未作任何处理")
     counts = Counter(ln.line_no for ln in body.lines)
     duplicates = sorted(n for n, c in counts.items() if c > 1)
     if duplicates:
-        raise DomainError("DUPLICATE_RESULT_LINES", f"回盘文件中序号重复：{duplicates[:20]}", status=422,
-                          details={"line_nos": duplicates[:100]})
+        raise Invalid("DUPLICATE_RESULT_LINES", f"回盘文件中序号重复：{duplicates[:20]}",
+                      details={"line_nos": duplicates[:100]})
     stored = {
         r.line_no: r for r in session.execute(
             select(F.id, F.line_no, F.payroll_line_id, F.amount_fen, F.result, L.person_id)
@@ -840,9 +840,9 @@ def import_results(session: Session, file_id: str, body: ResultsIn, *, declared_
                if ln.line_no not in stored or stored[ln.line_no].payroll_line_id != ln.payroll_line_id]
     if unknown:
         named = "、".join(f"{u['line_no']}/{u['payroll_line_id']}" for u in unknown[:10])
-        raise DomainError("UNKNOWN_BANK_FILE_LINES",
-                          f"回盘文件中有 {len(unknown)} 行不属于本代发文件（{named}），未作任何处理", status=422,
-                          details={"unknown": unknown[:1000], "count": len(unknown)})
+        raise Invalid("UNKNOWN_BANK_FILE_LINES",
+                      f"回盘文件中有 {len(unknown)} 行不属于本代发文件（{named}），未作任何处理",
+                      details={"unknown": unknown[:1000], "count": len(unknown)})
     conflicts = [{"line_no": ln.line_no, "payroll_line_id": ln.payroll_line_id, "recorded": stored[ln.line_no].result,
                   "received": ln.result}
                  for ln in body.lines if stored[ln.line_no].result not in (None, ln.result)]

@@ -59,7 +59,7 @@ from services.benefits.registry.service import check_region, get_person, in_acto
 from services.contracts.benefits import RecoveryEscalated, RecoveryNoticeIssued, RecoveryRecorded
 from services.kernel import context
 from services.kernel.audit import append_audit
-from services.kernel.errors import Conflict, DomainError, NotFound
+from services.kernel.errors import Conflict, Forbidden, Invalid, NotFound
 from services.kernel.events import new_event_id
 from services.kernel.money import fen_to_yuan
 from services.kernel.outbox import record_event
@@ -180,12 +180,11 @@ class Recorded:
 
 def check_key(key: str | None) -> str:
     if key is None or not key.strip():
-        raise DomainError("IDEMPOTENCY_KEY_REQUIRED", "退款须带 Idempotency-Key 请求头（业务幂等键）", status=422)
+        raise Invalid("IDEMPOTENCY_KEY_REQUIRED", "退款须带 Idempotency-Key 请求头（业务幂等键）")
     key = key.strip()
     if len(key) > MAX_KEY_LENGTH or not key.isprintable() or DERIVED_KEY_SEPARATOR in key:
-        raise DomainError("INVALID_IDEMPOTENCY_KEY",
-                          f"Idempotency-Key 须为不超过 {MAX_KEY_LENGTH} 个可打印字符，且不含 {DERIVED_KEY_SEPARATOR}",
-                          status=422)
+        raise Invalid("INVALID_IDEMPOTENCY_KEY",
+                      f"Idempotency-Key 须为不超过 {MAX_KEY_LENGTH} 个可打印字符，且不含 {DERIVED_KEY_SEPARATOR}")
     return key
 
 
@@ -204,7 +203,7 @@ def _record(session: Session, notice: RecoveryNotice, *, method: str, amount_fen
             reference: str | None, detail: dict[str, Any]) -> Recorded:
     """Record one recovery against a locked, open notice, never above what remains; commits."""
     if amount_fen <= 0:
-        raise DomainError("INVALID_AMOUNT", "追回金额须大于 0", status=422)
+        raise Invalid("INVALID_AMOUNT", "追回金额须大于 0")
     if notice.status not in OPEN:
         raise Conflict("RECOVERY_NOTICE_CLOSED", f"追回通知已{'全部追回' if notice.status == 'recovered' else '核销'}，"
                                                  "不能再登记追回")
@@ -246,7 +245,7 @@ def record_repayment(session: Session, notice_id: str, *, amount_fen: int, paid_
         return replay
     notice = get_notice(session, notice_id, lock=True)
     if paid_on is not None and paid_on > china_today():
-        raise DomainError("DATE_IN_FUTURE", f"退款日期 {paid_on} 晚于今天", status=422)
+        raise Invalid("DATE_IN_FUTURE", f"退款日期 {paid_on} 晚于今天")
     return _record(session, notice, method="repayment", amount_fen=amount_fen, key=key, reference=reference,
                    detail={"paid_on": paid_on})
 
@@ -308,7 +307,7 @@ def record_offset(session: Session, notice_id: str, *, method: str, amount_fen: 
     role = OFFSET_ROLES[method]
     actor = context.current().actor
     if role not in actor.roles:
-        raise DomainError("FORBIDDEN", f"{method} 抵扣须由 {role} 办理", status=403)
+        raise Forbidden("FORBIDDEN", f"{method} 抵扣须由 {role} 办理")
     if actor.role != role:
         context.set_actor(replace(actor, role=role))
     key = f"{method}{DERIVED_KEY_SEPARATOR}{notice_id}{DERIVED_KEY_SEPARATOR}{reference}"
@@ -450,7 +449,7 @@ def reverse_payroll_offsets(session: Session, held: Mapping[str, str]) -> list[R
 
 def escalate(session: Session, as_of: date) -> list[RecoveryNotice]:
     if as_of > china_today():
-        raise DomainError("DATE_IN_FUTURE", f"检查日期 {as_of} 晚于今天", status=422)
+        raise Invalid("DATE_IN_FUTURE", f"检查日期 {as_of} 晚于今天")
     notices = list(session.execute(
         select(RecoveryNotice).join(BeneficiaryPerson, BeneficiaryPerson.person_id == RecoveryNotice.person_id)
         .where(RecoveryNotice.status == "open", RecoveryNotice.deadline < as_of,

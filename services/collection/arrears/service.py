@@ -45,7 +45,7 @@ from services.contracts.collection import ArrearsNoticeIssued
 from services.kernel import clock, context
 from services.kernel.audit import append_audit
 from services.kernel.auth import ensure_in_region, region_prefix
-from services.kernel.errors import Conflict, DomainError, NotFound
+from services.kernel.errors import Conflict, Invalid, NotFound
 from services.kernel.events import new_event_id
 from services.kernel.money import fen_to_yuan, yuan_to_fen
 from services.kernel.outbox import record_event
@@ -264,7 +264,7 @@ def issue_notice(session: Session, *, employer_id: str, as_of: date | None, regi
     today = today_in_china()
     as_of = as_of or today
     if as_of > today:
-        raise DomainError("AS_OF_IN_FUTURE", f"催缴通知的计算截止日 {as_of.isoformat()} 不能晚于今天", status=422)
+        raise Invalid("AS_OF_IN_FUTURE", f"催缴通知的计算截止日 {as_of.isoformat()} 不能晚于今天")
     employer = session.get(RegistryEmployer, employer_id)
     if employer is None:
         raise NotFound("EMPLOYER_NOT_FOUND", "用人单位不存在")

@@ -54,7 +54,7 @@ from services.contracts.collection import MAX_LINES, AssessmentIssued, Assessmen
 from services.kernel import clock, context
 from services.kernel.audit import append_audit
 from services.kernel.auth import ensure_in_region, region_prefix
-from services.kernel.errors import Conflict, DomainError, NotFound
+from services.kernel.errors import Conflict, DomainError, Invalid, NotFound, TooLarge
 from services.kernel.events import new_event_id
 from services.kernel.identifiers import validate_citizen_id
 from services.kernel.money import Yuan, checked_total_fen, percent_of_fen, yuan_to_fen
@@ -151,7 +151,7 @@ def lines_from_file(data: bytes) -> tuple[list[InputLine], str]:
     """The rows of an uploaded CSV (UTF-8/GBK) or .xlsx file, each with its refusal if a cell is bad; and the file
     format (csv | xlsx). Row numbers are those the clerk sees in Excel."""
     if len(data) > MAX_FILE_BYTES:
-        raise DomainError("IMPORT_FILE_TOO_LARGE", f"申报文件不能超过 {MAX_FILE_BYTES // (1024 * 1024)} MB", status=413)
+        raise TooLarge("IMPORT_FILE_TOO_LARGE", f"申报文件不能超过 {MAX_FILE_BYTES // (1024 * 1024)} MB")
     table = read_table(data, COLUMNS)
     out: list[InputLine] = []
     for row_no, values, extra in table.rows():
@@ -178,7 +178,7 @@ def lines_from_file(data: bytes) -> tuple[list[InputLine], str]:
             except (ValueError, InvalidOperation, TypeError) as exc:
                 line.code, line.message = _reason(exc, "INVALID_AMOUNT", f"缴费基数格式错误：{values['base']}")
     if not out:
-        raise DomainError("IMPORT_FILE_EMPTY", "申报文件没有数据行", status=422)
+        raise Invalid("IMPORT_FILE_EMPTY", "申报文件没有数据行")
     return out, table.file_format
 
 
@@ -207,7 +207,7 @@ def _check_employer_active(employer: RegistryEmployer) -> None:
 def _check_period(period: int) -> None:
     current = china_period()
     if period > current:
-        raise DomainError("PERIOD_IN_FUTURE", f"费款所属期 {period} 晚于本月（{current}），不能预先申报", status=422)
+        raise Invalid("PERIOD_IN_FUTURE", f"费款所属期 {period} 晚于本月（{current}），不能预先申报")
 
 
 def _issued_for(session: Session, employer_id: str, period: int) -> Assessment | None:
@@ -251,8 +251,8 @@ def rates_for(session: Session, employer: RegistryEmployer, period: int, params:
     try:
         class_rate = doc.injury_rate(employer.industry_risk_class)
     except ValueError:
-        raise DomainError("UNKNOWN_RISK_CLASS",
-                          f"单位的行业风险类别 {employer.industry_risk_class} 在费率方案中没有基准费率", status=422) from None
+        raise Invalid("UNKNOWN_RISK_CLASS",
+                      f"单位的行业风险类别 {employer.industry_risk_class} 在费率方案中没有基准费率") from None
     by_fund[INJURY] = (class_rate * factor, ZERO)
     return Rates(by_fund=by_fund, floor_fen=doc.floor_fen, cap_fen=doc.cap_fen, due=due_date_of(period, doc.due_day),
                  injury_factor=factor, injury_adjustment_id=adjustment_id)
@@ -377,10 +377,9 @@ _FUND_ORDER = {f: i for i, f in enumerate((*WAGE_FUNDS, INJURY))}
 
 def _refuse(rejected: list[Rejection], total: int) -> DomainError:
     rejected.sort(key=lambda r: r.line_no)
-    return DomainError(
+    return Invalid(
         "DECLARATION_REJECTED",
         f"申报共 {total} 行，其中 {len(rejected)} 行不能核定（见 details）；整份申报未受理，请更正后重新申报",
-        status=422,
         details={"lines": total, "rejected": len(rejected),
                  "reasons": [r.as_dict() for r in rejected[:MAX_REPORTED]]},
     )
@@ -420,7 +419,7 @@ def issue(session: Session, employer_id: str, period: int, lines: list[InputLine
         if old.status != "issued":
             raise Conflict("ASSESSMENT_NOT_ISSUED", f"核定单已被更正（{old.superseded_by_id}），只能更正现行的核定单")
         if period != old.period:
-            raise DomainError("PERIOD_MISMATCH", f"更正申报的费款所属期须与原核定单一致（{old.period}）", status=422)
+            raise Invalid("PERIOD_MISMATCH", f"更正申报的费款所属期须与原核定单一致（{old.period}）")
     _check_employer_active(employer)
     _check_period(period)
     if old is None:

@@ -17,7 +17,7 @@ from services.collection.payments.schemas import (
     TaxPaymentBatchIn,
 )
 from services.kernel.auth import allow
-from services.kernel.errors import DomainError
+from services.kernel.errors import TooLarge
 from services.kernel.periods import Period
 from services.kernel.service_app import SessionDep
 
@@ -66,7 +66,7 @@ def post_batch_csv(
 ) -> BatchResult:
     data = file.file.read(MAX_FILE_BYTES + 1)
     if len(data) > MAX_FILE_BYTES:
-        raise DomainError("FILE_TOO_LARGE", f"上传文件超过 {MAX_FILE_BYTES // (1024 * 1024)} MB", status=413)
+        raise TooLarge("FILE_TOO_LARGE", f"上传文件超过 {MAX_FILE_BYTES // (1024 * 1024)} MB")
     lines = service.read_csv_lines(data)
     return service.receive_batch(session, lines, source_format="csv", region=_region(request),
                                  settings=request.app.state.settings)

@@ -85,7 +85,7 @@ from services.contracts.collection import MAX_LINES as EVENT_MAX_LINES
 from services.contracts.collection import CollectedLine, PaymentsCollected, PaymentsRejected, RejectedLine
 from services.kernel import clock, context
 from services.kernel.audit import append_audit
-from services.kernel.errors import Conflict, DomainError, NotFound
+from services.kernel.errors import Conflict, Invalid, NotFound, TooLarge, field_reasons
 from services.kernel.events import new_event_id
 from services.kernel.models import AuditEntry
 from services.kernel.money import fen_to_yuan, yuan_to_fen
@@ -117,28 +117,9 @@ class LineRejected(Exception):
 
 def _validation_reason(exc: ValidationError) -> tuple[str, str]:
     """The first error of a line as (code, Chinese message); identifier and money validators carry their own code."""
-    messages = []
-    code = None
-    for e in exc.errors():
-        kind = e.get("type", "")
-        where = shown(".".join(str(x) for x in e.get("loc", ())))
-        if kind.isupper():
-            this, text = kind, (f"{where}：{e.get('msg', '')}" if where else e.get("msg", ""))
-        elif kind == "missing":
-            this, text = "MISSING_FIELD", f"缺少字段 {where}"
-        elif kind == "extra_forbidden" and where == "_extra_cells":
-            this, text = "CSV_ROW_SHAPE", "该行的列数多于表头"
-        elif kind == "extra_forbidden":
-            this, text = "UNKNOWN_FIELD", f"未知字段 {where}"
-        elif kind.startswith("date") or kind.startswith("datetime"):
-            this, text = "INVALID_DATE", f"{where} 不是有效日期（应为 YYYY-MM-DD）"
-        elif where == "period":
-            this, text = "INVALID_PERIOD", "费款所属期应为 YYYYMM 格式的有效月份"
-        else:
-            this, text = "INVALID_LINE", f"{where}：{e.get('msg', '')}"
-        code = code or this
-        messages.append(text)
-    return code or "INVALID_LINE", "；".join(messages)
+    reasons = field_reasons(exc, other="INVALID_LINE",
+                            by_field={"period": ("INVALID_PERIOD", "费款所属期应为 YYYYMM 格式的有效月份")})
+    return (reasons[0][0] if reasons else "INVALID_LINE"), "；".join(message for _, message in reasons)
 
 
 def _content_hash(line: TaxPaymentLine) -> str:
@@ -272,10 +253,10 @@ def receive_batch(session: Session, raw_lines: list[tuple[int, Any]], *, source_
                   settings: Any = None, today: date | None = None) -> BatchResult:
     """Check, store, match and settle one batch; commit once. ``raw_lines`` are (line_no, object) pairs."""
     if len(raw_lines) > MAX_LINES:
-        raise DomainError("BATCH_TOO_LARGE", f"一个批次最多 {MAX_LINES} 条缴费明细，本批次 {len(raw_lines)} 条；请拆分后重新提交",
-                          status=413, details={"max_lines": MAX_LINES, "lines": len(raw_lines)})
+        raise TooLarge("BATCH_TOO_LARGE", f"一个批次最多 {MAX_LINES} 条缴费明细，本批次 {len(raw_lines)} 条；请拆分后重新提交",
+                       details={"max_lines": MAX_LINES, "lines": len(raw_lines)})
     if not raw_lines:
-        raise DomainError("BATCH_EMPTY", "批次中没有缴费明细", status=422)
+        raise Invalid("BATCH_EMPTY", "批次中没有缴费明细")
     today = today or today_in_china()
     current_period = period_of(today)
     actor = context.current().actor

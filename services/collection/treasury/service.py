@@ -50,7 +50,7 @@ from services.contracts.collection import BankAccountRegistered, BankTransaction
 from services.kernel import clock, context
 from services.kernel.audit import append_audit
 from services.kernel.auth import ROLES
-from services.kernel.errors import Conflict, DomainError, NotFound
+from services.kernel.errors import Conflict, DomainError, Forbidden, Invalid, NotFound
 from services.kernel.events import new_event_id
 from services.kernel.money import fen_to_yuan, yuan_to_fen
 from services.kernel.outbox import record_event
@@ -96,25 +96,24 @@ def act_for_kind(kind: str) -> None:
     actor = context.current().actor
     role = KIND_ROLE[kind]
     if role not in actor.roles:
-        raise DomainError("FORBIDDEN", f"{rules.KIND_NAMES[kind]}的业务须由{ROLES[role]}（{role}）办理", status=403)
+        raise Forbidden("FORBIDDEN", f"{rules.KIND_NAMES[kind]}的业务须由{ROLES[role]}（{role}）办理")
     if actor.role != role:
         context.set_actor(replace(actor, role=role))
 
 
 def check_key(key: str | None) -> str:
     if key is None or not key.strip():
-        raise DomainError("IDEMPOTENCY_KEY_REQUIRED", "资金收付请求须带 Idempotency-Key 请求头（业务幂等键）", status=422)
+        raise Invalid("IDEMPOTENCY_KEY_REQUIRED", "资金收付请求须带 Idempotency-Key 请求头（业务幂等键）")
     key = key.strip()
     if len(key) > MAX_KEY_LENGTH or not key.isprintable() or DERIVED_KEY_SEPARATOR in key:
-        raise DomainError("INVALID_IDEMPOTENCY_KEY",
-                          f"Idempotency-Key 须为不超过 {MAX_KEY_LENGTH} 个可打印字符，且不含 {DERIVED_KEY_SEPARATOR}",
-                          status=422)
+        raise Invalid("INVALID_IDEMPOTENCY_KEY",
+                      f"Idempotency-Key 须为不超过 {MAX_KEY_LENGTH} 个可打印字符，且不含 {DERIVED_KEY_SEPARATOR}")
     return key
 
 
 def _not_future(day: date, what: str) -> None:
     if day > china_today():
-        raise DomainError("DATE_IN_FUTURE", f"{what} {day} 晚于今天", status=422)
+        raise Invalid("DATE_IN_FUTURE", f"{what} {day} 晚于今天")
 
 
 # -- accounts --------------------------------------------------------------------------------------------------------
@@ -441,13 +440,13 @@ def _evaluate(session: Session, draft: Draft) -> Evaluation:
     if account.status != "open":
         problems.append(Conflict("ACCOUNT_CLOSED", f"{rules.KIND_NAMES[account.kind]}已销户，不能记录收付"))
     if draft.counterparty_account is not None and draft.counterparty_account.id == account.id:
-        problems.append(DomainError("SAME_ACCOUNT", "对方账户不能是本账户", status=422))
+        problems.append(Invalid("SAME_ACCOUNT", "对方账户不能是本账户"))
     violations = rules.check(draft.movement())
     remittance = draft.remittance
     if remittance is not None:
         if draft.value_date < remittance.remitted_on:
-            problems.append(DomainError("RECEIPT_BEFORE_REMITTANCE",
-                                        f"到账日期 {draft.value_date} 早于缴库日期 {remittance.remitted_on}", status=422))
+            problems.append(Invalid("RECEIPT_BEFORE_REMITTANCE",
+                                    f"到账日期 {draft.value_date} 早于缴库日期 {remittance.remitted_on}"))
         received = _received_fen(session, [remittance.id]).get(remittance.id, 0)
         unreceived = remittance.amount_fen - int(received)
         if draft.amount_fen > unreceived:
@@ -618,8 +617,7 @@ def record_transaction(session: Session, body: TransactionIn, key: str | None) -
     account, benefit payments and returns on the expenditure account …): one leg, recorded by the account's keeper."""
     key = check_key(key)
     if body.purpose == "allocation":
-        raise DomainError("USE_ALLOCATIONS", "财政拨付须通过 POST /treasury/allocations 同时记录专户支出和支出户收入",
-                          status=422)
+        raise Invalid("USE_ALLOCATIONS", "财政拨付须通过 POST /treasury/allocations 同时记录专户支出和支出户收入")
     _not_future(body.value_date, "交易日期")
     account = get_account(session, body.account_id, lock=True)
     act_for_kind(account.kind)
@@ -627,10 +625,10 @@ def record_transaction(session: Session, body: TransactionIn, key: str | None) -
     if body.counterparty_account_id is not None:
         counterparty_account = session.get(FundBankAccount, body.counterparty_account_id)
         if counterparty_account is None:
-            raise DomainError("COUNTERPARTY_NOT_FOUND", "对方社保基金账户不存在", status=422)
+            raise Invalid("COUNTERPARTY_NOT_FOUND", "对方社保基金账户不存在")
         if counterparty_account.kind != body.counterparty:
-            raise DomainError("COUNTERPARTY_MISMATCH", f"对方账户是{rules.KIND_NAMES[counterparty_account.kind]}，"
-                                                       f"不是{rules.COUNTERPARTY_NAMES[body.counterparty]}", status=422)
+            raise Invalid("COUNTERPARTY_MISMATCH", f"对方账户是{rules.KIND_NAMES[counterparty_account.kind]}，"
+                                                   f"不是{rules.COUNTERPARTY_NAMES[body.counterparty]}")
     remittance = get_remittance(session, body.remittance_id, lock=True) if body.remittance_id else None
     return _record_by_hand(session, [Draft(
         account=account, direction=body.direction, amount_fen=yuan_to_fen(body.amount),
@@ -797,7 +795,7 @@ def month_end_check(session: Session, month: int) -> MonthEnd:
     """R4 / S13: each income account's balance at the end of ``month`` (the sum of its movements with a value date
     up to that day, flagged ones included: they happened) must be zero (收入户月末无余额, 000 二(四)1)."""
     if not month_has_ended(month, clock.china_today()):
-        raise DomainError("MONTH_NOT_OVER", f"{month} 月尚未结束，月末余额尚无从检查", status=422)
+        raise Invalid("MONTH_NOT_OVER", f"{month} 月尚未结束，月末余额尚无从检查")
     year, number = divmod(month, 100)
     last_day = date(year, number, calendar.monthrange(year, number)[1])
     accounts = list(session.execute(

@@ -33,7 +33,7 @@ from sqlmodel import Session
 
 from services.kernel import clock, context
 from services.kernel.audit import append_audit
-from services.kernel.errors import Conflict, DomainError, NotFound
+from services.kernel.errors import Conflict, Forbidden, Invalid, NotFound
 from services.kernel.events import new_event_id
 from services.kernel.money import fen_to_yuan, yuan_to_fen
 from services.oversight.budget.config import budget_settings
@@ -84,18 +84,18 @@ def fund_name(fund: str) -> str:
 def _fen_lines(lines: dict[str, Decimal], *, allowed: tuple[str, ...] | None = None) -> dict[str, int]:
     unknown = sorted(set(lines) - ITEMS.keys())
     if unknown:
-        raise DomainError("UNKNOWN_ITEM", f"未知的预算科目：{'、'.join(unknown)}", status=422,
-                          details={"unknown": unknown, "items": list(ITEMS)})
+        raise Invalid("UNKNOWN_ITEM", f"未知的预算科目：{'、'.join(unknown)}",
+                      details={"unknown": unknown, "items": list(ITEMS)})
     if allowed is not None:
         refused = sorted(set(lines) - set(allowed))
         if refused:
-            raise DomainError("LEDGER_ITEM_NOT_ENTERED", f"{'、'.join(ITEMS[i] for i in refused)}的决算数取自监督台账，不能录入",
-                              status=422, details={"items": refused})
+            raise Invalid("LEDGER_ITEM_NOT_ENTERED", f"{'、'.join(ITEMS[i] for i in refused)}的决算数取自监督台账，不能录入",
+                          details={"items": refused})
     fen = {item: yuan_to_fen(amount) for item, amount in lines.items()}
     negative = sorted(item for item, value in fen.items() if value < 0)
     if negative:
-        raise DomainError("NEGATIVE_AMOUNT", f"预算金额不能为负数：{'、'.join(ITEMS[i] for i in negative)}", status=422,
-                          details={"items": negative})
+        raise Invalid("NEGATIVE_AMOUNT", f"预算金额不能为负数：{'、'.join(ITEMS[i] for i in negative)}",
+                      details={"items": negative})
     return fen
 
 
@@ -212,13 +212,13 @@ def _expect(obj: Chained, *statuses: str) -> None:
 
 def _distinct(obj: Chained, step: str, person: str) -> None:
     if person in _earlier_persons(obj, step):
-        raise DomainError("SAME_PERSON", f"{WHAT[type(obj)]}的编制、复审、批准须由不同人员办理，本人已办理过前一环节",
-                          status=403, details={"step": step})
+        raise Forbidden("SAME_PERSON", f"{WHAT[type(obj)]}的编制、复审、批准须由不同人员办理，本人已办理过前一环节",
+                        details={"step": step})
 
 
 def _role(role: str | None, roles: tuple[str, ...]) -> None:
     if role not in roles:  # the routes guard this; a direct call must not bypass it
-        raise DomainError("FORBIDDEN", "无权执行此操作", status=403)
+        raise Forbidden("FORBIDDEN", "无权执行此操作")
 
 
 def _submit(obj: Chained) -> None:
@@ -244,7 +244,7 @@ def _approve(obj: Chained, approval_ref: str, approved_on: date) -> None:
     _expect(obj, REVIEWED)
     _distinct(obj, "approve", person)
     if approved_on > china_today():
-        raise DomainError("DATE_IN_FUTURE", f"批准日期 {approved_on} 晚于今天", status=422)
+        raise Invalid("DATE_IN_FUTURE", f"批准日期 {approved_on} 晚于今天")
     obj.status, obj.approved_by, obj.approved_role, obj.approved_at = APPROVED, person, role, _now()
     obj.approval_ref, obj.approved_on = approval_ref.strip(), approved_on
 
@@ -356,7 +356,7 @@ def create_adjustment(session: Session, fund: str, year: int, lines: dict[str, D
     current = amounts(session, budget.id)
     changed = {item: value for item, value in _fen_lines(lines).items() if value != current[item]}
     if not changed:
-        raise DomainError("NO_CHANGE", "调整后的金额与现行预算相同", status=422)
+        raise Invalid("NO_CHANGE", "调整后的金额与现行预算相同")
     seq = (session.execute(select(func.max(BudgetAdjustment.seq)).where(BudgetAdjustment.budget_id == budget.id))
            .scalar_one() or 0) + 1
     now = _now()
@@ -532,7 +532,7 @@ def draw_final_accounts(session: Session, fund: str, year: int, entered: dict[st
     if budget.status != APPROVED:
         raise Conflict("BUDGET_NOT_APPROVED", "预算尚未批准，不能编制决算")
     if year >= china_today().year:
-        raise DomainError("YEAR_NOT_OVER", f"{year} 年度尚未结束，不能编制决算", status=422)
+        raise Invalid("YEAR_NOT_OVER", f"{year} 年度尚未结束，不能编制决算")
     if open_adjustment(session, budget.id) is not None:
         raise Conflict("ADJUSTMENT_OPEN", "有预算调整在办理中，须批准或撤回后再编制决算")
     entered_fen = _fen_lines(entered, allowed=tuple(i for i in ITEMS if i not in LEDGER_ITEMS))

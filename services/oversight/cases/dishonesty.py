@@ -18,7 +18,7 @@ from sqlmodel import Session
 from services.contracts.oversight import DishonestyListed, DishonestyRemoved
 from services.kernel import clock, context
 from services.kernel.audit import append_audit
-from services.kernel.errors import Conflict, DomainError, NotFound
+from services.kernel.errors import Conflict, Forbidden, Invalid, NotFound
 from services.kernel.events import new_event_id
 from services.kernel.outbox import record_event
 from services.kernel.paging import oldest_first
@@ -48,7 +48,7 @@ def add(session: Session, *, subject_type: str, subject_id: str, case_id: str, r
                                 "threshold_fen": threshold})
     expected = case.person_id if subject_type == "person" else case.employer_id
     if subject_id != expected:
-        raise DomainError("SUBJECT_NOT_IN_CASE", "列入对象须为该案件所涉的人员或用人单位", status=422)
+        raise Invalid("SUBJECT_NOT_IN_CASE", "列入对象须为该案件所涉的人员或用人单位")
     active = session.execute(select(DishonestyEntry.id).where(
         DishonestyEntry.subject_type == subject_type, DishonestyEntry.subject_id == subject_id,
         DishonestyEntry.removed_at.is_(None))).first()
@@ -84,7 +84,7 @@ def remove(session: Session, entry_id: str, *, reason: str) -> DishonestyEntry:
         raise Conflict("ALREADY_REMOVED", "该记录已移出失信名单")
     actor = context.current().actor
     if entry.listed_by == actor.id:
-        raise DomainError("SAME_OFFICER", "移出失信名单须由列入人以外的另一名监督人员办理", status=403)
+        raise Forbidden("SAME_OFFICER", "移出失信名单须由列入人以外的另一名监督人员办理")
     entry.removed_at, entry.removed_by, entry.removal_reason = _now(), actor.id, reason
     session.add(entry)
     append_audit(session, action="dishonesty.remove", entity_type=ENTITY, entity_id=entry.id, reason=reason,

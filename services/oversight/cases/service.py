@@ -35,7 +35,7 @@ from services.kernel import clock, context
 from services.kernel.audit import append_audit, canonical_json
 from services.kernel.auth import region_covers, region_prefix
 from services.kernel.context import Actor
-from services.kernel.errors import Conflict, DomainError, NotFound
+from services.kernel.errors import Conflict, Forbidden, Invalid, NotFound
 from services.kernel.events import new_event_id
 from services.kernel.outbox import record_event
 from services.oversight.cases import workflow as wf
@@ -75,7 +75,7 @@ def _officer_in_person() -> Actor:
     as the second officer."""
     actor = _actor()
     if actor.kind == "client":
-        raise DomainError("OFFICER_IN_PERSON_REQUIRED", "销号、排除须由监督人员本人办理，系统客户端不能办理", status=403)
+        raise Forbidden("OFFICER_IN_PERSON_REQUIRED", "销号、排除须由监督人员本人办理，系统客户端不能办理")
     return actor
 
 
@@ -144,16 +144,16 @@ def open_case(
     """
     settings = case_settings()
     if severity not in wf.SEVERITIES:
-        raise DomainError("INVALID_SEVERITY", f"严重程度应为 {'/'.join(wf.SEVERITIES)}", status=422)
+        raise Invalid("INVALID_SEVERITY", f"严重程度应为 {'/'.join(wf.SEVERITIES)}")
     if not rule_id or len(rule_id) > 40 or not fact_key or len(fact_key) > 300:
-        raise DomainError("INVALID_CASE", "规则编号（≤40）与事实键（≤300）不能为空", status=422)
+        raise Invalid("INVALID_CASE", "规则编号（≤40）与事实键（≤300）不能为空")
     if not title or len(title) > 200 or not subject_type or not subject_id:
-        raise DomainError("INVALID_CASE", "标题（≤200）与对象不能为空", status=422)
+        raise Invalid("INVALID_CASE", "标题（≤200）与对象不能为空")
     if suggested_class is not None and suggested_class not in wf.CLASSES:
-        raise DomainError("INVALID_CASE_CLASS", "问题分类应为 1 至 6（001 第二十九条）", status=422)
+        raise Invalid("INVALID_CASE_CLASS", "问题分类应为 1 至 6（001 第二十九条）")
     deadline_days = settings.default_deadline_days if deadline_days is None else deadline_days
     if deadline_days < 1:
-        raise DomainError("INVALID_DEADLINE", "办理时限至少 1 天", status=422)
+        raise Invalid("INVALID_DEADLINE", "办理时限至少 1 天")
     details_json = canonical_json(details)
 
     existing = _find(session, rule_id, fact_key)
@@ -321,17 +321,17 @@ def classify(session: Session, case_id: str, *, class_code: int, finding: str, p
     """Classify into one of the six classes of 001 第二十九条. Re-classifying (from ``classified``) needs a reason;
     follow-up already recorded stays and counts where the new class requires the same kind."""
     if class_code not in wf.CLASSES:
-        raise DomainError("INVALID_CASE_CLASS", "问题分类应为 1 至 6（001 第二十九条）", status=422)
+        raise Invalid("INVALID_CASE_CLASS", "问题分类应为 1 至 6（001 第二十九条）")
     case = get_case(session, case_id, for_update=True)
     spec = wf.CLASSES[class_code]
     if case.status == wf.CLASSIFIED and not reason:
-        raise DomainError("REASON_REQUIRED", "重新分类须说明理由", status=422)
+        raise Invalid("REASON_REQUIRED", "重新分类须说明理由")
     person_id = person_id or case.person_id
     employer_id = employer_id or case.employer_id
     if spec.needs == "person" and not person_id:
-        raise DomainError("PERSON_REQUIRED", f"第（{class_code}）类须指明待遇领取人（person_id）", status=422)
+        raise Invalid("PERSON_REQUIRED", f"第（{class_code}）类须指明待遇领取人（person_id）")
     if spec.needs == "employer" and not employer_id:
-        raise DomainError("EMPLOYER_REQUIRED", f"第（{class_code}）类须指明用人单位（employer_id）", status=422)
+        raise Invalid("EMPLOYER_REQUIRED", f"第（{class_code}）类须指明用人单位（employer_id）")
     previous = case.class_code
     case.class_code, case.finding = class_code, finding
     case.person_id, case.employer_id = person_id, employer_id
@@ -354,7 +354,7 @@ def open_rectification(session: Session, case_id: str, *, measures: str, due_dat
     becomes the deadline the overdue list watches."""
     case = get_case(session, case_id, for_update=True)
     if due_date < today():
-        raise DomainError("DUE_DATE_IN_PAST", "整改期限不能早于今天", status=422)
+        raise Invalid("DUE_DATE_IN_PAST", "整改期限不能早于今天")
     if case.status == wf.CLASSIFIED and session.execute(
             select(RectificationEntry.id).where(RectificationEntry.case_id == case.id)).first():
         raise Conflict("RECTIFICATION_EXISTS", "该案件已有整改台账记录")
@@ -427,16 +427,16 @@ def record_follow_up(session: Session, case_id: str, *, kind: str, evidence: str
         raise Conflict("NOT_CLASSIFIED", "案件尚未分类（或已办结），不能登记处理情况")
     spec = wf.CLASSES[case.class_code]
     if kind not in spec.kinds:
-        raise DomainError("FOLLOW_UP_NOT_FOR_CLASS",
-                          f"第（{spec.code}）类“{spec.name}”的处理要求不包括 {kind}", status=422,
-                          details={"allowed": sorted(spec.kinds)})
+        raise Invalid("FOLLOW_UP_NOT_FOR_CLASS",
+                      f"第（{spec.code}）类“{spec.name}”的处理要求不包括 {kind}",
+                      details={"allowed": sorted(spec.kinds)})
     if kind in ("referred_to_labour_inspection", "employer_registered") and case.class_code == 3 \
             and "employer_notified" not in confirmed_kinds(session, case.id):
         raise Conflict("NOTIFY_FIRST", "须先告知用人单位办理参保登记，经告知仍不办理的再移送劳动保障监察")
     actor = _actor()
     if kind in wf.EVENT_CONFIRMED_KINDS:
         if not reference:
-            raise DomainError("REFERENCE_REQUIRED", "须注明待遇系统的待遇编号或追回告知书编号", status=422)
+            raise Invalid("REFERENCE_REQUIRED", "须注明待遇系统的待遇编号或追回告知书编号")
         signal = _linkable_signal(session, case, kind, reference)
         if signal is None:
             raise Conflict("NO_BENEFIT_EVENT", "监督系统未收到该人员的相应待遇事件（或暂停后已恢复发放），"
@@ -603,9 +603,9 @@ def decide_dismissal(session: Session, case_id: str, *, approve: bool, reason: s
     if case.dismissal_proposed_at is None:
         raise Conflict("NO_DISMISSAL_PENDING", "该案件没有待确认的排除申请")
     if case.dismissal_proposed_by == _actor().id:
-        raise DomainError("SAME_OFFICER", "排除须由另一名监督人员确认，申请人不能确认本人的申请", status=403)
+        raise Forbidden("SAME_OFFICER", "排除须由另一名监督人员确认，申请人不能确认本人的申请")
     if not approve and not reason:
-        raise DomainError("REASON_REQUIRED", "驳回排除申请须说明理由", status=422)
+        raise Invalid("REASON_REQUIRED", "驳回排除申请须说明理由")
     proposal = {"proposed_by": case.dismissal_proposed_by, "proposal_reason": case.dismissal_reason}
     if approve:
         _transition(session, case, "confirm_dismissal", reason=reason, detail=proposal)

@@ -22,7 +22,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlmodel import Session
 
-from services.kernel.errors import DomainError, NotFound
+from services.kernel.errors import Invalid, NotFound
 from services.oversight.budget import service as budgets
 from services.oversight.budget.items import FUND_NAMES
 from services.oversight.reconciliation.models import ReconciliationClose, ReconciliationSnapshotCell
@@ -92,7 +92,7 @@ def funds_view(session: Session, year: int | None, month: int | None) -> dict[st
     """Every fund's figures for one closed month (``year`` and ``month``), for every closed month of ``year``, or —
     with neither — for the latest closed month."""
     if month is not None and year is None:
-        raise DomainError("YEAR_REQUIRED", "指定月份时须同时指定年度", status=422)
+        raise Invalid("YEAR_REQUIRED", "指定月份时须同时指定年度")
     closed = closed_months(session, year)
     if month is not None:
         wanted = year * 100 + month  # type: ignore[operator]

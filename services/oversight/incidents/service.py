@@ -19,7 +19,7 @@ from sqlmodel import Session
 from services.contracts.oversight import IncidentRecorded, IncidentReported
 from services.kernel import clock, context
 from services.kernel.audit import append_audit
-from services.kernel.errors import Conflict, DomainError, NotFound
+from services.kernel.errors import Conflict, Invalid, NotFound
 from services.kernel.events import new_event_id
 from services.kernel.money import yuan_to_fen
 from services.kernel.outbox import record_event
@@ -47,7 +47,7 @@ def _actor_id() -> str:
 
 def _not_future(day: date, what: str) -> None:
     if day > china_today():
-        raise DomainError("DATE_IN_FUTURE", f"{what} {day} 晚于今天", status=422)
+        raise Invalid("DATE_IN_FUTURE", f"{what} {day} 晚于今天")
 
 
 def _set_deadline(incident: MajorIncident) -> None:
@@ -118,8 +118,7 @@ def report(session: Session, incident_id: str, body: ReportIn) -> MajorIncident:
     incident = get(session, incident_id, lock=True)
     _not_future(body.reported_on, "上报日期")
     if body.reported_on < incident.discovered_on:
-        raise DomainError("REPORTED_BEFORE_DISCOVERY", f"上报日期 {body.reported_on} 早于发现日期 {incident.discovered_on}",
-                          status=422)
+        raise Invalid("REPORTED_BEFORE_DISCOVERY", f"上报日期 {body.reported_on} 早于发现日期 {incident.discovered_on}")
     if getattr(incident, f"{body.level}_reported_on") is not None:
         raise Conflict("ALREADY_REPORTED", f"该要情已上报{LEVEL_LABELS[body.level]}")
     setattr(incident, f"{body.level}_reported_on", body.reported_on)

@@ -26,7 +26,7 @@ from sqlmodel import Session
 from services.contracts.oversight import InspectionFeedbackIssued, InspectionReported
 from services.kernel import clock, context
 from services.kernel.audit import append_audit
-from services.kernel.errors import Conflict, DomainError, NotFound
+from services.kernel.errors import Conflict, Invalid, NotFound
 from services.kernel.events import new_event_id
 from services.kernel.money import yuan_to_fen
 from services.kernel.outbox import record_event
@@ -75,7 +75,7 @@ def _actor_id() -> str:
 
 def _not_future(day: date, what: str) -> None:
     if day > china_today():
-        raise DomainError("DATE_IN_FUTURE", f"{what} {day} 晚于今天", status=422)
+        raise Invalid("DATE_IN_FUTURE", f"{what} {day} 晚于今天")
 
 
 def _require(inspection: Inspection, allowed: tuple[str, ...], what: str) -> None:
@@ -146,10 +146,10 @@ def rectification_overdue(finding: InspectionFinding, today: date | None = None)
 def _team(session: Session, inspection: Inspection, members: list[MemberIn]) -> list[InspectionMember]:
     distinct = {m.inspector_id: m for m in members}
     if len(distinct) < MIN_TEAM:
-        raise DomainError("TEAM_TOO_SMALL", f"现场监督应当由 {MIN_TEAM} 名以上监督人员共同进行（001 第八条），"
-                                            f"本次只有 {len(distinct)} 名", status=422)
+        raise Invalid("TEAM_TOO_SMALL", f"现场监督应当由 {MIN_TEAM} 名以上监督人员共同进行（001 第八条），"
+                                        f"本次只有 {len(distinct)} 名")
     if sum(1 for m in distinct.values() if m.leader) > 1:
-        raise DomainError("MORE_THAN_ONE_LEADER", "检查组只能有一名组长", status=422)
+        raise Invalid("MORE_THAN_ONE_LEADER", "检查组只能有一名组长")
     for old in session.execute(select(InspectionMember).where(InspectionMember.inspection_id == inspection.id)).scalars():
         session.delete(old)
     session.flush()
@@ -175,7 +175,7 @@ def plan(session: Session, body: InspectionIn) -> Inspection:
         if programme is None:
             raise NotFound("PROGRAMME_NOT_FOUND", "年度监督计划不存在")
         if body.planned_on.year != programme.year:
-            raise DomainError("OUTSIDE_PROGRAMME_YEAR", f"计划日期不在 {programme.year} 年度计划内", status=422)
+            raise Invalid("OUTSIDE_PROGRAMME_YEAR", f"计划日期不在 {programme.year} 年度计划内")
         agency = session.execute(select(InspectionProgrammeAgency).where(
             InspectionProgrammeAgency.programme_id == programme.id,
             InspectionProgrammeAgency.code == (body.target_code or ""))).scalar_one_or_none()
@@ -183,7 +183,7 @@ def plan(session: Session, body: InspectionIn) -> Inspection:
             raise Conflict("NOT_IN_PROGRAMME", f"{body.target_code or '（未填机构代码）'} 不是 {programme.year} 年度计划"
                                                "中的同级经办机构或抽中的下一级经办机构")
         if agency.level != body.target_level:
-            raise DomainError("LEVEL_MISMATCH", f"年度计划中该机构为 {agency.level}", status=422)
+            raise Invalid("LEVEL_MISMATCH", f"年度计划中该机构为 {agency.level}")
     now = _now()
     inspection = Inspection(
         id=new_event_id(), programme_id=body.programme_id, target_code=body.target_code, target_unit=body.target_unit,
@@ -270,25 +270,24 @@ def issue_letter(session: Session, inspection_id: str, body: FeedbackLetterIn) -
     _require_team(session, inspection)
     _not_future(body.issued_on, "反馈函日期")
     if body.issued_on < inspection.planned_on:
-        raise DomainError("LETTER_BEFORE_INSPECTION", "问题反馈函日期早于现场检查日期", status=422)
+        raise Invalid("LETTER_BEFORE_INSPECTION", "问题反馈函日期早于现场检查日期")
     if body.oral_feedback_on is not None and not inspection.planned_on <= body.oral_feedback_on <= body.issued_on:
-        raise DomainError("INVALID_ORAL_FEEDBACK_DATE", "口头反馈应在现场检查之后、书面反馈函之前", status=422)
+        raise Invalid("INVALID_ORAL_FEEDBACK_DATE", "口头反馈应在现场检查之后、书面反馈函之前")
     findings = {f.id: f for f in session.execute(select(InspectionFinding).where(
         InspectionFinding.inspection_id == inspection.id)).scalars()}
     given: dict[str, date] = {}
     for d in body.deadlines:
         if d.finding_id not in findings:
-            raise DomainError("UNKNOWN_FINDING", f"{d.finding_id} 不是本次检查的发现", status=422)
+            raise Invalid("UNKNOWN_FINDING", f"{d.finding_id} 不是本次检查的发现")
         if d.finding_id in given:
-            raise DomainError("DUPLICATE_DEADLINE", f"检查发现 {d.finding_id} 的整改期限重复", status=422)
+            raise Invalid("DUPLICATE_DEADLINE", f"检查发现 {d.finding_id} 的整改期限重复")
         if d.rectify_by <= body.issued_on:
-            raise DomainError("DEADLINE_NOT_AFTER_LETTER", f"整改期限 {d.rectify_by} 须晚于反馈函日期 {body.issued_on}",
-                              status=422)
+            raise Invalid("DEADLINE_NOT_AFTER_LETTER", f"整改期限 {d.rectify_by} 须晚于反馈函日期 {body.issued_on}")
         given[d.finding_id] = d.rectify_by
     missing = sorted((f.seq for fid, f in findings.items() if fid not in given))
     if missing:
-        raise DomainError("DEADLINE_MISSING", f"每条检查发现都须明确整改时限，第 {'、'.join(map(str, missing))} 条没有",
-                          status=422, details={"missing_seq": missing})
+        raise Invalid("DEADLINE_MISSING", f"每条检查发现都须明确整改时限，第 {'、'.join(map(str, missing))} 条没有",
+                      details={"missing_seq": missing})
     for fid, rectify_by in given.items():
         findings[fid].rectify_by = rectify_by
     inspection.letter_no, inspection.letter_issued_on = body.letter_no, body.issued_on
@@ -321,7 +320,7 @@ def mark_rectified(session: Session, inspection_id: str, finding_id: str, body: 
         raise Conflict("ALREADY_RECTIFIED", "该问题已登记整改")
     _not_future(body.rectified_on, "整改日期")
     if inspection.letter_issued_on and body.rectified_on < inspection.letter_issued_on:
-        raise DomainError("RECTIFIED_BEFORE_LETTER", "整改日期早于问题反馈函日期", status=422)
+        raise Invalid("RECTIFIED_BEFORE_LETTER", "整改日期早于问题反馈函日期")
     finding.rectified_on, finding.rectification_note = body.rectified_on, body.note
     _audit(session, inspection, "finding_rectified", {"finding_id": finding.id, "seq": finding.seq,
                                                       "rectified_on": body.rectified_on,
@@ -344,7 +343,7 @@ def report(session: Session, inspection_id: str, body: InspectionReportIn) -> In
     _not_future(body.reported_on, "报告日期")
     earliest = inspection.letter_issued_on or inspection.planned_on
     if body.reported_on < earliest:
-        raise DomainError("REPORT_TOO_EARLY", f"报告日期不能早于 {earliest}", status=422)
+        raise Invalid("REPORT_TOO_EARLY", f"报告日期不能早于 {earliest}")
     inspection.reported_on, inspection.report_summary = body.reported_on, body.summary
     inspection.reported_to_higher, inspection.status = body.reported_to_higher, "reported"
     total = sum(f.amount_fen for f in findings)
@@ -364,16 +363,15 @@ def report(session: Session, inspection_id: str, body: InspectionReportIn) -> In
 
 def create_programme(session: Session, body: ProgrammeIn) -> InspectionProgramme:
     if body.sample_rate < sampling.MIN_SAMPLE_RATE or body.sample_rate > 1:
-        raise DomainError("SAMPLE_RATE_TOO_LOW", "抽查比例须在 20% 至 100% 之间（001 第十一条：抽查不少于20%下一级经办机构）",
-                          status=422)
+        raise Invalid("SAMPLE_RATE_TOO_LOW", "抽查比例须在 20% 至 100% 之间（001 第十一条：抽查不少于20%下一级经办机构）")
     codes = [a.code for a in body.agencies]
     duplicates = sorted({c for c in codes if codes.count(c) > 1})
     if duplicates:
-        raise DomainError("DUPLICATE_AGENCY", f"经办机构代码重复：{'、'.join(duplicates)}", status=422)
+        raise Invalid("DUPLICATE_AGENCY", f"经办机构代码重复：{'、'.join(duplicates)}")
     same = [a for a in body.agencies if a.level == "same_level"]
     lower = [a for a in body.agencies if a.level == "lower_level"]
     if not same:
-        raise DomainError("SAME_LEVEL_REQUIRED", "年度计划须包括同级经办机构（每年检查一次）", status=422)
+        raise Invalid("SAME_LEVEL_REQUIRED", "年度计划须包括同级经办机构（每年检查一次）")
     if session.execute(select(InspectionProgramme.id).where(InspectionProgramme.year == body.year)).first():
         raise Conflict("PROGRAMME_EXISTS", f"{body.year} 年度监督计划已制定")
     seed = body.seed or sampling.new_seed()

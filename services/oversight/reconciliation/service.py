@@ -22,7 +22,7 @@ from sqlmodel import Session
 
 from services.kernel import clock, context
 from services.kernel.audit import append_audit
-from services.kernel.errors import Conflict, DomainError
+from services.kernel.errors import Conflict, Invalid
 from services.kernel.periods import period_of
 from services.oversight.reconciliation.cells import CHECKS, STATUSES, Cell, cell_key, compute_cells
 from services.oversight.reconciliation.models import ReconciliationClose, ReconciliationSnapshotCell
@@ -192,7 +192,7 @@ def close_month(session: Session, month: int, *, note: str | None = None) -> Rec
     consistent_view(session)
     today = china_today()
     if month >= period_of(today):
-        raise DomainError("MONTH_NOT_OVER", f"{month} 月尚未结束，不能月结", status=422)
+        raise Invalid("MONTH_NOT_OVER", f"{month} 月尚未结束，不能月结")
     if get_close(session, month) is not None:
         raise Conflict("MONTH_ALREADY_CLOSED", f"{month} 月已月结")
     cells = compute_cells(session, month, as_of=today)

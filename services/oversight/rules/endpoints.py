@@ -24,7 +24,7 @@ from sqlmodel import Session
 
 from services.kernel import context
 from services.kernel.auth import allow
-from services.kernel.errors import DomainError, NotFound
+from services.kernel.errors import Invalid, NotFound
 from services.kernel.periods import Period, add_months, months_between, period_of
 from services.kernel.service_app import SessionDep
 from services.kernel.settings import Settings
@@ -76,25 +76,25 @@ def months_of(body: SweepIn, as_of: date) -> list[int] | None:
     if body.from_month is not None or body.to_month is not None:
         given.append("from_month/to_month")
     if len(given) > 1:
-        raise DomainError("MONTHS_AMBIGUOUS", f"月份只能以一种方式指定：{'、'.join(given)}", status=422)
+        raise Invalid("MONTHS_AMBIGUOUS", f"月份只能以一种方式指定：{'、'.join(given)}")
     if body.month is not None:
         months = [body.month]
     elif body.from_month is not None or body.to_month is not None:
         if body.from_month is None or body.to_month is None:
-            raise DomainError("MONTH_RANGE_INCOMPLETE", "月份区间须同时指定 from_month 和 to_month", status=422)
+            raise Invalid("MONTH_RANGE_INCOMPLETE", "月份区间须同时指定 from_month 和 to_month")
         count = months_between(body.from_month, body.to_month)
         if count == 0:
-            raise DomainError("MONTH_RANGE_REVERSED", "from_month 不能晚于 to_month", status=422)
+            raise Invalid("MONTH_RANGE_REVERSED", "from_month 不能晚于 to_month")
         if count > MAX_MONTHS:
-            raise DomainError("MONTH_RANGE_TOO_LONG", f"一次最多扫描 {MAX_MONTHS} 个月", status=422)
+            raise Invalid("MONTH_RANGE_TOO_LONG", f"一次最多扫描 {MAX_MONTHS} 个月")
         months = [add_months(body.from_month, i) for i in range(count)]
     elif body.months:
         months = sorted(set(body.months))
     else:
         return None
     if future := [m for m in months if m > period_of(as_of)]:
-        raise DomainError("MONTH_NOT_STARTED", f"月份尚未开始，无可扫描：{'、'.join(map(str, future))}", status=422,
-                          details={"as_of": as_of.isoformat(), "months": future})
+        raise Invalid("MONTH_NOT_STARTED", f"月份尚未开始，无可扫描：{'、'.join(map(str, future))}",
+                      details={"as_of": as_of.isoformat(), "months": future})
     return months
 
 
@@ -202,8 +202,8 @@ async def sweep(request: Request, body: SweepIn | None = None) -> SweepOut:
     selected = set(body.rules or SWEPT)
     unknown = sorted(selected - set(SWEPT))
     if unknown:
-        raise DomainError("RULE_NOT_SWEPT", f"这些规则不在定期扫描中（由事件触发或不存在）：{'、'.join(unknown)}",
-                          status=422, details={"swept": list(SWEPT)})
+        raise Invalid("RULE_NOT_SWEPT", f"这些规则不在定期扫描中（由事件触发或不存在）：{'、'.join(unknown)}",
+                      details={"swept": list(SWEPT)})
     as_of = body.as_of or today()
     inputs = await gather_inputs(request, selected, months_of(body, as_of))
     actor = context.current().actor

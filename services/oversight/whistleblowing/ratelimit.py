@@ -15,7 +15,7 @@ from functools import lru_cache
 from fastapi import Request
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from services.kernel.errors import DomainError
+from services.kernel.errors import RateLimited
 
 
 class WhistleblowingSettings(BaseSettings):
@@ -94,7 +94,7 @@ def limit(request: Request, name: str) -> str:
     ip = client_ip(request)
     wait = _limiter(request, name).take(ip)
     if wait > 0:
-        raise DomainError("RATE_LIMITED", f"提交过于频繁，请 {math.ceil(wait)} 秒后再试", status=429,
+        raise RateLimited("RATE_LIMITED", f"提交过于频繁，请 {math.ceil(wait)} 秒后再试",
                           details={"retry_after_seconds": math.ceil(wait)})
     return ip
 

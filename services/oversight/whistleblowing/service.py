@@ -30,7 +30,7 @@ from sqlmodel import Session
 from services.contracts.oversight import WhistleblowerReportFlagged, WhistleblowerRewardGranted
 from services.kernel import clock, context
 from services.kernel.audit import append_audit
-from services.kernel.errors import Conflict, DomainError, NotFound
+from services.kernel.errors import Conflict, Invalid, NotFound
 from services.kernel.events import new_event_id
 from services.kernel.money import fen_to_yuan, yuan_to_fen
 from services.kernel.outbox import record_event
@@ -163,7 +163,7 @@ def receive(session: Session, body: ReportIn) -> tuple[WhistleblowerReport, str]
     now = _now()
     received_at = body.received_at.astimezone(UTC) if body.received_at else now
     if received_at > now:
-        raise DomainError("DATE_IN_FUTURE", "受理时间晚于当前时间", status=422)
+        raise Invalid("DATE_IN_FUTURE", "受理时间晚于当前时间")
     code = new_tracking_code()
     report_id = new_event_id()
     identified = [r for r in body.reporters if r.citizen_id]
@@ -472,8 +472,8 @@ def decide_reward(session: Session, report_id: str, body: RewardIn) -> Whistlebl
     standard = rewards.standard_for(report.region)
     cap_left = standard.cap_fen - sum(g.amount_fen or 0 for g in granted)
     if body.supplementary_amount is not None and kind != "supplementary":
-        raise DomainError("SUPPLEMENTARY_AMOUNT_NOT_APPLICABLE",
-                          "补充奖励金额只适用于对查处作出实质性贡献的非第一举报人", status=422)
+        raise Invalid("SUPPLEMENTARY_AMOUNT_NOT_APPLICABLE",
+                      "补充奖励金额只适用于对查处作出实质性贡献的非第一举报人")
     reward = WhistleblowerReward(
         id=new_event_id(), report_id=report.id, matter_id=report.matter_id, eligible=kind is not None, kind=kind,
         decision="", verified_amount_fen=verified_fen, standard=standard.name, decided_at=_now(),
@@ -489,8 +489,8 @@ def decide_reward(session: Session, report_id: str, body: RewardIn) -> Whistlebl
             reward.amount_fen, reward.main_key = amount.amount_fen, report.matter_id
         else:
             if body.supplementary_amount is None:
-                raise DomainError("SUPPLEMENTARY_AMOUNT_REQUIRED",
-                                  "非第一举报人的适当奖励须由基金监督人员确定金额（supplementary_amount）", status=422)
+                raise Invalid("SUPPLEMENTARY_AMOUNT_REQUIRED",
+                              "非第一举报人的适当奖励须由基金监督人员确定金额（supplementary_amount）")
             decided = yuan_to_fen(body.supplementary_amount)
             if decided > amount.amount_fen:
                 raise Conflict("SUPPLEMENTARY_AMOUNT_TOO_HIGH",
