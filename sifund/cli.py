@@ -183,5 +183,25 @@ def demo() -> None:
         typer.echo(line)
 
 
+docs_app = typer.Typer(help="Documents generated from the code into docs/", no_args_is_help=True)
+app.add_typer(docs_app, name="docs")
+
+
+@docs_app.command("trace")
+def docs_trace(
+    check: Annotated[bool, typer.Option(help="only check that docs/traceability.md is current (exit 1 if not)")] = False,
+) -> None:
+    """Write docs/traceability.md: each seed clause cited in the code → the code citing it → the tests citing it."""
+    from sifund import docs_trace as trace
+
+    if check:
+        current = trace.is_current()
+        typer.echo(f"{trace.OUTPUT}: {'current' if current else 'not current; run sifund docs trace'}")
+        raise typer.Exit(0 if current else 1)
+    target = trace.write()
+    missing = trace.untested(trace.collect())
+    typer.echo(f"wrote {target.relative_to(trace.ROOT)}; clauses cited in code with no test: {len(missing)}")
+
+
 if __name__ == "__main__":
     app()

@@ -101,7 +101,7 @@ class LifeEvent(AccountsTable, table=True):
 
 
 class LifeStatusCorrection(AccountsTable, table=True):
-    """后台修改 of a life status needs a request and an approval by a different person (004 row 24)."""
+    """后台修改 of a life status needs a request and an approval by a different person (004 第24项)."""
 
     __tablename__ = "life_status_correction"
 

@@ -267,7 +267,7 @@ async def test_a_notice_records_the_computation_and_is_published(start_service, 
         assert (notice["principal_outstanding"], notice["late_fee"], notice["total"], notice["lines"]) == \
             ("1304.67", "19.57", "1324.24", 1)
         document = notice["document"]
-        assert document["title"] == "社会保险费催缴通知" and "第八十六条" in document["legal_basis"]
+        assert document["title"] == "社会保险费催缴通知" and "社会保险法》第八十六条" in document["legal_basis"]
         assert document["employer"]["uscc"] == uscc and document["daily_rate"] == "0.0005"
         [line] = document["lines"]
         assert line["open_segment"]["explanation"] == \

@@ -14,6 +14,7 @@ from services.collection.models import BankTransaction, FundBankAccount
 from services.collection.treasury import rules, workdays
 from services.collection.treasury.schemas import FUNDS
 from services.kernel import clock
+from services.kernel.citations import is_canonical
 from services.kernel import workdays as kernel_workdays
 from services.kernel.clock import china_today
 from services.kernel.models import AuditEntry
@@ -442,7 +443,7 @@ RULE_CASES = {
 def test_every_rule_has_a_case_and_a_clause():
     assert set(RULE_CASES) == set(rules.RULES_BY_ID)
     for rule in rules.RULES:
-        assert rule.clause.startswith("000 二(") and rule.seed_text
+        assert is_canonical(rule.clause) and rule.clause.startswith("000 二") and rule.seed_text
 
 
 @pytest.mark.parametrize("rule_id", sorted(RULE_CASES))

@@ -1,6 +1,6 @@
 """Cases (issue 7 §4): idempotent opening, every step of the workflow of OVERSIGHT.md and every refusal, class-4
 follow-up confirmed only by benefits' events on a real nats-server, RecoveryEscalated opening a class-5 candidate,
-overdue list and escalation, the rectification ledger and the dishonesty list (001 第十二、十三、二十九、三十条)."""
+overdue list and escalation, the rectification ledger and the dishonesty list (001 第十二条、第十三条、第二十九条、第三十条)."""
 
 import json
 import uuid
@@ -521,7 +521,7 @@ async def test_recovery_escalated_opens_a_class_5_candidate_once(start_service, 
         found = await wait_for(case, timeout=20)
         assert (found["fact_key"], found["severity"], found["suggested_class"], found["amount_fen"],
                 found["person_id"], found["seed_clause"], found["opened_by"]) == \
-            ("notice:N-77", "high", 5, 1_234_500, "person-77", "001 第二十九条（五）", "system:oversight")
+            ("notice:N-77", "high", 5, 1_234_500, "person-77", "001 第二十九条(五)", "system:oversight")
         assert found["deadline"] == (today() + timedelta(days=30)).isoformat()
         assert len((await oversight.get("/cases", headers=officer)).json()["items"]) == 1
 

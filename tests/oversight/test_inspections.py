@@ -1,4 +1,4 @@
-"""On-site inspections (issue 7 §7; 001 第八、十一条; 000 三(二)): plan → notice at least 3 days ahead → team of at least
+"""On-site inspections (issue 7 §7; 001 第八条、第十一条; 000 三(二)): plan → notice at least 3 days ahead → team of at least
 2 → findings with amounts → feedback letter with a rectification deadline per finding → report; the yearly
 programme's ≥ 20 % sample of lower-level agencies, reproducible from its recorded seed."""
 

@@ -7,7 +7,7 @@ from services.kernel.events import EventPayload
 
 
 class InspectionFeedbackIssued(EventPayload, event_type="oversight.inspection.feedback_issued.v1"):
-    """问题反馈函 issued (001 第十一条（三）): the findings with rectification deadlines."""
+    """问题反馈函 issued (001 第十一条(三)): the findings with rectification deadlines."""
 
     inspection_id: str
     target_unit: str
@@ -21,7 +21,7 @@ class InspectionFeedbackIssued(EventPayload, event_type="oversight.inspection.fe
 
 
 class InspectionReported(EventPayload, event_type="oversight.inspection.reported.v1"):
-    """监督报告 written (001 第十一条（四）)."""
+    """监督报告 written (001 第十一条(四))."""
 
     inspection_id: str
     programme_id: str | None
