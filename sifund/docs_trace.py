@@ -16,13 +16,11 @@ How a line of the table is found (the rule is stated at the top of the generated
 """
 
 import ast
-import io
-import tokenize
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from services.kernel.citations import SEEDS, clauses, find_citations, sort_key
+from services.kernel.citations import SEEDS, clauses, find_citations_at, sort_key
 
 ROOT = Path(__file__).resolve().parent.parent
 CODE_ROOTS = ("services", "gateway", "sifund")
@@ -67,28 +65,21 @@ def _scopes(tree: ast.Module) -> list[tuple[int, int, str, bool]]:
     return out
 
 
-def _texts(source: str) -> list[tuple[int, str]]:
-    """(line, text) of every comment and string token: where citations are written."""
-    out = []
-    for token in tokenize.generate_tokens(io.StringIO(source).readline):
-        if token.type in (tokenize.COMMENT, tokenize.STRING) or token.type == getattr(tokenize, "FSTRING_MIDDLE", -1):
-            out.append((token.start[0], token.string))
-    return out
-
-
 def citations_in(path: Path) -> list[tuple[str, str, bool]]:
-    """(atomic clause, enclosing name or "", enclosing is a function) of every canonical citation in ``path``."""
+    """(atomic clause, enclosing name or "", enclosing is a function) of every canonical citation in ``path``
+    (citations are only ever written in comments and strings, so the source is read as text)."""
     source = path.read_text(encoding="utf-8")
+    citations = [c for c in find_citations_at(source) if c[1].canonical]  # the others: tests/test_citations.py
+    if not citations:
+        return []
     scopes = _scopes(ast.parse(source))
     found = []
-    for line, text in _texts(source):
-        for citation in find_citations(text):
-            if not citation.canonical:
-                continue  # tests/test_citations.py reports it
-            inner = [s for s in scopes if s[0] <= line <= s[1]]
-            name, is_function = (inner[-1][2], inner[-1][3]) if inner else ("", False)
-            for clause in clauses(citation.text):
-                found.append((clause, name, is_function))
+    for offset, citation in citations:
+        line = source.count("\n", 0, offset) + 1
+        inner = [s for s in scopes if s[0] <= line <= s[1]]
+        name, is_function = (inner[-1][2], inner[-1][3]) if inner else ("", False)
+        for clause in clauses(citation.text):
+            found.append((clause, name, is_function))
     return found
 
 

@@ -64,7 +64,7 @@ class CitationError(ValueError):
 
 @dataclass(frozen=True, order=True)
 class Citation:
-    """A citation as found in a text: where it starts, what it says, and whether it is in the canonical form."""
+    """A citation as found in a text: what it says, its document, and whether it is in the canonical form."""
 
     text: str
     seed: str
@@ -100,13 +100,18 @@ def check(text: str) -> str:
 
 def find_citations(text: str) -> list[Citation]:
     """Everything in ``text`` that looks like a seed citation, canonical or not."""
+    return [citation for _, citation in find_citations_at(text)]
+
+
+def find_citations_at(text: str) -> list[tuple[int, Citation]]:
+    """``find_citations`` with the offset of each citation in ``text``."""
     found = []
     for match in DETECT.finditer(text):
         raw = match.group(0).rstrip("、,，.;；:： -–—")
         # a trailing closing bracket belongs to the surrounding prose unless it closes an item of the citation
         while raw.endswith((")", "）")) and raw.count("(") + raw.count("（") < raw.count(")") + raw.count("）"):
             raw = raw[:-1]
-        found.append(Citation(text=raw, seed=match.group(1), canonical=is_canonical(raw)))
+        found.append((match.start(), Citation(text=raw, seed=match.group(1), canonical=is_canonical(raw))))
     return found
 
 

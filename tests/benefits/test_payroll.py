@@ -139,6 +139,7 @@ async def post_results(client, roles, file_id: str, text: str):  # noqa: ANN001,
 
 
 async def test_run_approve_fund_pay_fail_correct_reissue_paid(start_service, roles, auth):
+    # 004 第20项: payroll lines computed from the entitlements, never entered.
     async with start_service("benefits") as benefits:
         paid_a = add_person(benefits, 1, name="张三")
         acc_a, no_a = add_account(benefits, paid_a, 1, holder="张三")

@@ -53,6 +53,7 @@ def test_weak_passwords_are_refused(identity_settings, password, fragment):
     ],
 )
 def test_incompatible_duties_are_refused_naming_the_conflict(identity_settings, held, requested, rule):
+    # 004 第3项、第22项；001 第十六条；003 二.3 (an operating role with oversight_officer).
     with identity_session(identity_settings) as session:
         make_user(session, identity_settings, "wang.li", held)
         with pytest.raises(DomainError) as info:
@@ -157,6 +158,7 @@ def test_client_credentials(identity_settings):
 
 
 def test_long_tenure_report_lists_high_risk_posts_over_five_years(identity_settings):
+    # 001 第十六条: tenure on a high-risk post.
     with identity_session(identity_settings) as session:
         make_user(session, identity_settings, "old.hand")
         make_user(session, identity_settings, "new.hand")

@@ -45,6 +45,7 @@ async def post(client, officer, path: str, body: dict, expected: int = 200) -> d
 
 
 async def test_plan_notice_team_findings_feedback_letter_and_report(start_service, auth):
+    # 001 第十一条(一)、第十一条(三)、第十一条(四): notice, feedback letter with deadlines, report.
     officer = auth("oversight_officer", subject="officer.wang")
     auditor = auth("internal_auditor")
     async with start_service("oversight") as client:
@@ -118,6 +119,7 @@ async def test_plan_notice_team_findings_feedback_letter_and_report(start_servic
 
 
 async def test_notice_less_than_three_days_ahead_is_refused(start_service, auth):
+    # 001 第十一条(一): the inspected unit is notified at least 3 days ahead.
     officer = auth("oversight_officer")
     async with start_service("oversight") as client:
         soon = await planned(client, officer, planned_on=day(2))

@@ -362,6 +362,7 @@ def test_s07_holder_not_the_beneficiary_and_one_account_for_several_persons(feed
 
 
 def test_s08_retirement_below_the_statutory_age(feed):
+    # 001 第二十二条
     feed(person("m58"), person("m60"), person("f48", sex="F"), person("f52", sex="F"))
     feed(submitted("c1", "m58", age=58), submitted("c2", "m60", age=60), submitted("c3", "f48", age=48),
          submitted("c4", "f52", age=52), submitted("c5", "m58", age=55, status="blocked"),
@@ -371,6 +372,7 @@ def test_s08_retirement_below_the_statutory_age(feed):
 
 
 def test_s09_back_payment_over_many_months_or_a_large_amount(feed):
+    # 001 第二十一条
     feed(person("p1"))
     feed(submitted("c1", "p1", kind="injury", back_months=40, monthly=None, one_off=1_000_000),
          submitted("c2", "p1", kind="injury", back_months=12, monthly=None, one_off=1_000_000),
@@ -383,6 +385,7 @@ def test_s09_back_payment_over_many_months_or_a_large_amount(feed):
 
 
 def test_s10_clamped_bases_one_case_per_employer_and_period(feed):
+    # 003 三.6
     feed(assessed("a1", "emp1", 202605, ("p1", "PEN_EMP", 200000, 450000, "floor"),
                   ("p2", "PEN_EMP", 5000000, 3000000, "cap"), ("p3", "PEN_EMP", 600000, 600000, None)),
          assessed("a2", "emp2", 202605, ("p4", "PEN_EMP", 600000, 600000, None)))
@@ -399,6 +402,7 @@ def test_s10_clamped_bases_one_case_per_employer_and_period(feed):
 
 
 def test_s10_a_sharp_base_rise_before_retirement(feed):
+    # 003 三.6
     feed(person("p1"), person("p2"))
     for n, period in enumerate([p for y in range(2022, 2027) for p in range(y * 100 + 1, y * 100 + 13)
                                 if 202206 <= p <= 202605]):
@@ -572,6 +576,7 @@ def test_s18_one_user_at_two_levels_or_deciding_their_own_claim(feed):
 
 
 def test_s18_incompatible_roles_and_s20_tenure_from_the_gateway_report(feed):
+    # 004 第3项、第22项；001 第十六条
     granted_at = lambda years, days=0: (datetime(2026, 7, 1, tzinfo=UTC)  # noqa: E731
                                         - timedelta(days=round(365.25 * years) + days)).isoformat()
     rows = [

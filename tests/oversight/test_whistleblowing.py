@@ -283,6 +283,7 @@ async def test_major_or_urgent_reports_alert_an_officer_at_once(start_service, a
 
 
 async def test_reward_eligibility_lists_every_condition_and_refuses_each_failure(start_service, auth):
+    # 001 第三十六条(一)、第三十六条(二)、第三十六条(三)、第三十六条(四)、第三十六条(五)；001 第三十三条: each condition refused on its own.
     officer = auth("oversight_officer")
     async with start_service("oversight") as client:
         unlimited(client)
