@@ -189,7 +189,8 @@ app.add_typer(docs_app, name="docs")
 
 @docs_app.command("trace")
 def docs_trace(
-    check: Annotated[bool, typer.Option(help="only check that docs/traceability.md is current (exit 1 if not)")] = False,
+    check: Annotated[bool, typer.Option(
+        help="write nothing; exit 1 if docs/traceability.md is not current")] = False,
 ) -> None:
     """Write docs/traceability.md: each seed clause cited in the code → the code citing it → the tests citing it."""
     from sifund import docs_trace as trace

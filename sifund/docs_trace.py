@@ -26,7 +26,10 @@ ROOT = Path(__file__).resolve().parent.parent
 CODE_ROOTS = ("services", "gateway", "sifund")
 TEST_ROOTS = ("tests",)
 OUTPUT = Path("docs/traceability.md")
-FORMAT_MODULES = frozenset({"services/kernel/citations.py", "sifund/docs_trace.py"})
+# Modules that handle citations as data (the format, its tests, the migrations' tests): their examples are not
+# obligations nor proofs.
+NOT_TRACED = frozenset({"services/kernel/citations.py", "sifund/docs_trace.py", "tests/test_citations.py",
+                        "tests/test_traceability.py", "tests/kernel/test_citation_migrations.py"})
 
 
 @dataclass
@@ -90,12 +93,14 @@ def _module(path: Path, root: Path) -> str:
 def collect(root: Path = ROOT) -> Trace:
     trace = Trace()
     for path in python_files(root, CODE_ROOTS):
-        if path.relative_to(root).as_posix() in FORMAT_MODULES:
-            continue  # its examples are the format, not obligations
+        if path.relative_to(root).as_posix() in NOT_TRACED:
+            continue
         module = _module(path, root)
         for clause, name, _ in citations_in(path):
             trace.code[clause].add(f"{module}:{name}" if name else module)
     for path in python_files(root, TEST_ROOTS):
+        if path.relative_to(root).as_posix() in NOT_TRACED:
+            continue
         module, relative = _module(path, root), path.relative_to(root).as_posix()
         for clause, name, is_function in citations_in(path):
             test_name = name.split(".")[-1] if is_function else ""

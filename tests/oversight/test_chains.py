@@ -71,6 +71,7 @@ def officer(auth):
 
 async def test_a_clean_chain_verifies_and_an_edited_entry_opens_a_severe_case(make_settings, nats_server,
                                                                               database_urls, officer, auth):
+    # 004 第24项: an edited audit entry is found and opens a case.
     async with platform(make_settings, nats_server) as (accounts, oversight, settings):
         await register_employers(accounts, settings, (1, 2, 3))
         checks = await verify(oversight, officer, ("accounts", "collection", "benefits", "gateway"))

@@ -418,6 +418,7 @@ def test_s10_a_sharp_base_rise_before_retirement(feed):
 
 
 def test_s11_business_not_registered_as_employer_after_30_days(feed):
+    # 003 三.5: new businesses reported by market regulation must register.
     def business(uscc: str, on: date, employer: str | None = None) -> acc.BusinessRegistered:
         return acc.BusinessRegistered(uscc=uscc, name=f"公司{uscc[-2:]}", registered_on=on, employer_id=employer,
                                       source="market", record_id=f"r{uscc}")
@@ -598,6 +599,7 @@ def test_s18_incompatible_roles_and_s20_tenure_from_the_gateway_report(feed):
 
 
 def test_s19_identity_fields_changed_and_a_life_status_from_an_unknown_source(feed):
+    # 004 第24项: no change without an approval.
     feed(person("p1"), person("p2"))
     feed(acc.PersonUpdated(person_id="p1", version=2, changes={"birth_date": ["1960-05-01", "1966-05-01"]}),
          acc.PersonUpdated(person_id="p2", version=2, changes={"household_type": ["urban", "rural"]}),
@@ -610,6 +612,7 @@ def test_s19_identity_fields_changed_and_a_life_status_from_an_unknown_source(fe
 
 
 def test_s19_exchange_changes_need_a_partner_record_and_corrections_an_approval(feed):
+    # 004 第24项: no change without an approval.
     for pid in ("p1", "p2", "p3", "p4", "p5"):
         feed(person(pid))
     feed(died("p1", date(2026, 5, 1)))
