@@ -43,7 +43,8 @@ def test_oversight_rows_are_rewritten(database_urls):
         details = json.dumps({"basis": f"{olds[1]}；001 第十六条", "class": old_item}, ensure_ascii=False)
         with Session(engine) as session:
             session.add(Case(id="c-1", rule_id="CHAIN", fact_key="CHAIN:x", severity="severe",
-                             subject_type="audit_chain", subject_id="x", title="t", details=details, seed_clause=olds[0], unit="u", status="issued",
+                             subject_type="audit_chain", subject_id="x", title="t", details=details,
+                             seed_clause=olds[0], unit="u", status="issued",
                              deadline_days=7, deadline=date(2026, 12, 10), current_deadline=date(2026, 12, 10),
                              first_seen_at=now, last_seen_at=now, opened_at=now, opened_by="test", updated_at=now,
                              status_changed_at=now))
