@@ -183,7 +183,7 @@ def demo() -> None:
         typer.echo(line)
 
 
-docs_app = typer.Typer(help="Documents generated from the code into docs/", no_args_is_help=True)
+docs_app = typer.Typer(help="Documents generated from the code (docs/)", no_args_is_help=True)
 app.add_typer(docs_app, name="docs")
 
 
