@@ -1,4 +1,4 @@
-"""Claims (issue 6 §2, §3): verified online with accounts — which runs for real under uvicorn and is asked over HTTP
+"""Claims: verified online with accounts — which runs for real under uvicorn and is asked over HTTP
 with the clerk's own token — and against benefits' registry mirror; computed by the system; decided at two or three
 levels (plus the large-amount review) by different people; granted into the person's own account only.
 

@@ -1,4 +1,4 @@
-"""Payroll and bank payments (issue 6 §3, §4): run → approval by another person → funding → bank file → results →
+"""Payroll and bank payments: run → approval by another person → funding → bank file → results →
 correction → re-issue → paid; idempotent runs frozen after approval, refusals, and no line paid twice."""
 
 import asyncio
@@ -778,7 +778,7 @@ async def test_parallel_requests_make_one_run_one_file_one_reissue(start_service
 
 
 def test_a_result_file_that_is_not_csv_is_a_clear_refusal():
-    """A carriage return inside an unquoted field made the csv module raise (a 500 found by the fuzzer)."""
+    """A carriage return inside an unquoted field makes the csv module raise: a clear refusal, not a 500."""
     from services.kernel.errors import DomainError
 
     with pytest.raises(DomainError) as refused:

@@ -1,4 +1,4 @@
-"""Arrears and late fees (issue 5 §4): the rule as pure functions (0.05 % a day on the outstanding principal from the day
+"""Arrears and late fees: the rule as pure functions (0.05 % a day on the outstanding principal from the day
 after the due date, half-up once per segment), arrears per line and employer as of a day, employers in arrears
 paginated, notices with the computation document and ArrearsNoticeIssued, the rate from the parameters."""
 

@@ -1,4 +1,4 @@
-"""Issue 5, Done when: the money-in flow (征缴) through the gateway, with accounts and collection under uvicorn and a
+"""The money-in flow (征缴) through the gateway, with accounts and collection under uvicorn and a
 real nats-server between them.
 
 The agency's accountant proposes the rates and bases and another person (the approver) approves them; the clerk

@@ -1,4 +1,4 @@
-"""Issue 7, Done when: oversight's case workflow and whistleblower reports, end to end through the gateway (accounts,
+"""Oversight's case workflow and whistleblower reports, end to end through the gateway (accounts,
 benefits and oversight under uvicorn, one real nats-server between them, real SQLite files).
 
 1. **A class-4 case from real activity to closure (销号).** 王建军 and 赵立新 draw a monthly work-injury allowance
@@ -16,8 +16,8 @@ benefits and oversight under uvicorn, one real nats-server between them, real SQ
    history shows every step with who and when; the rectification ledger lists it closed.
    赵立新 died on 2026-07-25, reported with benefits running: benefits' suspension and notice and oversight's S01 case
    come from the same accounts events at the same moment, in either order; classified, the case is confirmed by
-   those events either way (before the fix in cases/service.py ``confirmations_since`` a suspension recorded a
-   moment before the case opened was never counted, and the case could not be closed on events: 3 runs in 4).
+   those events either way (cases/service.py ``confirmations_since`` counts a suspension recorded a moment before
+   the case opened, so the case can be closed on events whichever came first).
    Meanwhile S11 (a business registered 45 days ago, not registered for social insurance) is found by the sweep,
    listed overdue, escalated with the S01 case (``as_of`` in the future), and dismissed as a false positive: the
    proposing officer cannot confirm it, a second officer does.

@@ -91,7 +91,7 @@ def test_lockout_after_repeated_failures(identity_settings):
         for _ in range(3):
             with pytest.raises(Unauthenticated):
                 service.sign_in(session, identity_settings, username="wang.li", password="wrong-password-1A")
-        # Issue 11 defect 13: locked, even the right password is answered as a wrong one (nothing tells a guesser
+        # Locked, even the right password is answered as a wrong one (nothing tells a guesser
         # the user name exists), and the refusal is audited.
         with pytest.raises(Unauthenticated) as locked:
             service.sign_in(session, identity_settings, username="wang.li", password=GOOD_PASSWORD)
@@ -117,7 +117,7 @@ def test_disabled_user_cannot_sign_in(identity_settings):
             service.sign_in(session, identity_settings, username="wang.li", password=GOOD_PASSWORD)
         with pytest.raises(Unauthenticated) as unknown:
             service.sign_in(session, identity_settings, username="nobody", password=GOOD_PASSWORD)
-        # Nothing tells a guesser that the user name exists: answered as an unknown user (issue 11 defect 13).
+        # Nothing tells a guesser that the user name exists: answered as an unknown user.
         assert (disabled.value.status_code, disabled.value.detail, disabled.value.headers) == (
             unknown.value.status_code, unknown.value.detail, unknown.value.headers)
         refused = session.execute(select(AuditEntry).where(AuditEntry.action == "auth.refused",

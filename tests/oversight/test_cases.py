@@ -1,4 +1,4 @@
-"""Cases (issue 7 §4): idempotent opening, every step of the workflow of OVERSIGHT.md and every refusal, class-4
+"""Cases: idempotent opening, every step of the workflow of OVERSIGHT.md and every refusal, class-4
 follow-up confirmed only by benefits' events on a real nats-server, RecoveryEscalated opening a class-5 candidate,
 overdue list and escalation, the rectification ledger and the dishonesty list (001 第十二条、第十三条、第二十九条、第三十条)."""
 

@@ -1,4 +1,4 @@
-"""Audit-chain verification (issue 7 §10): oversight pulls /audit/verify, /audit/head and /audit/entries from a real
+"""Audit-chain verification: oversight pulls /audit/verify, /audit/head and /audit/entries from a real
 accounts service under uvicorn, keeps the last verified head, and opens a severe CHAIN case when the chain is broken
 (an entry edited in the database), rewound (the tail cut off and the head row put back) or rewritten (every hash
 recomputed after an edit: the chain verifies, but not the entry oversight saw)."""

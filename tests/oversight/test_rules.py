@@ -1,4 +1,4 @@
-"""Suspicion rules S01–S20 (issue 7 §3, OVERSIGHT.md 疑点规则): each rule with a planted case and a clean near-miss,
+"""Suspicion rules S01–S20 (OVERSIGHT.md 疑点规则): each rule with a planted case and a clean near-miss,
 the same fact found twice (redelivery, event then sweep, two sweeps) opening one case, facts arriving in either
 order, the sweep's set-based checks, the catalogue and the sweep endpoint (gateway and accounts pulled with the
 officer's token), and the events on a real nats-server reaching the rules through the merged consumers.
@@ -503,7 +503,7 @@ def _month_end_world(feed: Feed, months: tuple[int, int]) -> None:
 
 
 def test_month_end_rules_never_judge_a_month_that_has_not_ended(feed):
-    """Issue 11 defect 11: a sweep run on 2026-12-05 that included 2026-12 opened an S13 case for December. S13 and
+    """A sweep run on 2026-12-05 that includes 2026-12 opens no S13 case for December: S13 and
     S15 are month-end rules: the running month is skipped (and said so), the month before is judged; S12/S14/S16
     still look at the running month. A sweep dated after today judges month ends as of today."""
     today = china_today()
@@ -729,7 +729,7 @@ async def test_events_on_the_bus_open_cases_through_the_running_consumers(start_
 
 
 async def test_sweep_endpoint_takes_a_month_or_a_range_of_months(start_service, auth):
-    """Issue 11 defect 13: ``POST /rules/sweeps`` sweeps one month, a range or a list (default: last month); months
+    """``POST /rules/sweeps`` sweeps one month, a range or a list (default: last month); months
     not yet begun are refused, the running month is skipped by the month-end rules."""
     officer = auth("oversight_officer", subject="officer.wang")
     today = china_today()
@@ -763,7 +763,7 @@ async def test_sweep_endpoint_takes_a_month_or_a_range_of_months(start_service, 
             refused = await sweep(**asked)
             assert refused.status_code == 422 and refused.json()["error"]["code"] == code, (code, refused.text)
         assert (await sweep(month=202613)).status_code == 422
-        # the body is a strict request model: a number is not a day, a boolean not a month (issue 11 defect 9)
+        # the body is a strict request model: a number is not a day, a boolean not a month
         for bad in ({"as_of": 0}, {"months": [True]}, {"rules": ["S13\u202e"]}):
             refused = await sweep(**bad)
             assert refused.status_code == 422, (bad, refused.text)

@@ -1,4 +1,4 @@
-"""Whistleblower reports (issue 7 §5; 000 三(四); 001 第三十二条至第三十八条): public intake without an account, tracking by
+"""Whistleblower reports (000 三(四); 001 第三十二条至第三十八条): public intake without an account, tracking by
 code, identity for oversight officers only, urgent alerts, the per-IP limit, the workflow, and reward eligibility
 (each condition, the statutory-duty exclusion, the first-reporter rule, joint reports) and amounts in fen."""
 

@@ -1,4 +1,4 @@
-"""Request and response bodies of the claims API (issue 6 §2, §3).
+"""Request and response bodies of the claims API.
 
 Amounts at this edge are yuan as decimal strings (``"60000.00"``; JSON floats refused) and integer fen alongside in
 responses; periods are ``YYYYMM``. Pension and unemployment amounts are computed by the system and cannot be entered

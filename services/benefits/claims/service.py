@@ -1,4 +1,4 @@
-"""Claims (issue 6 §2) and their approval levels (§3).
+"""Claims and their approval levels.
 
 Submission (``agency_clerk``, in the person's region) runs in three steps, so that nothing is stored on unverified
 data: ``prepare`` (the person from the local registry mirror, region check, the parameters in force), the online

@@ -1,4 +1,4 @@
-"""Monthly payroll and bank payments (issue 6 §3, §4; DOMAIN.md, money-out flow 3–4).
+"""Monthly payroll and bank payments (DOMAIN.md, money-out flow 3–4).
 
 **Run** (``compute_run``, agency clerk). One payroll per fund and month (``payroll_run`` is unique on both). The
 month may not be after the current month (China time: 422 ``PERIOD_IN_FUTURE``). One query reads every ACTIVE

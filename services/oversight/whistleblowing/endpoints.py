@@ -1,4 +1,4 @@
-"""Whistleblower reports (issue 7 §5): public intake and tracking, officers' workflow, alerts and rewards.
+"""Whistleblower reports: public intake and tracking, officers' workflow, alerts and rewards.
 
 ``POST /whistleblowing/reports`` and ``GET /whistleblowing/track/{code}`` are public (no account), each with its own
 per-IP limit (ratelimit.py). A report by phone, e-mail, letter or visit is recorded through the same endpoint by an
