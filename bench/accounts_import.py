@@ -1,4 +1,4 @@
-"""Bulk import throughput (issue 4 §6): ``python -m bench.accounts_import [--rows N] [--bad-share F] [--quick]``.
+"""Bulk import throughput: ``python -m bench.accounts_import [--rows N] [--bad-share F] [--quick]``.
 
 Generates a persons CSV of ``--rows`` rows (default 100 000) in which ``--bad-share`` (default 1 %) are planted bad
 rows, spread at random over the file, each with a known reason:

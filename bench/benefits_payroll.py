@@ -1,4 +1,4 @@
-"""Monthly payroll throughput (issue 6 §3, §4): ``python -m bench.benefits_payroll [--beneficiaries N] [--quick]``.
+"""Monthly payroll throughput: ``python -m bench.benefits_payroll [--beneficiaries N] [--quick]``.
 
 Fills a fresh, migrated benefits SQLite database (the kernel's settings: WAL, ``synchronous=FULL``,
 ``BEGIN IMMEDIATE``) with ``--beneficiaries`` persons (default 300 000), each with an ACTIVE pension entitlement

@@ -1,4 +1,4 @@
-"""A month of money in (issue 5), end to end: ``python -m bench.money_in [--lines N] [--quick] [--no-profile]``.
+"""A month of money in, end to end: ``python -m bench.money_in [--lines N] [--quick] [--no-profile]``.
 
 ``--lines`` person × fund lines (default 1 000 000; ``--quick``: 50 000, results not written): every person is
 enrolled in PEN_EMP, UNEMP and INJURY with one employer, so a third as many persons, in employers of 10 to 190

@@ -1,4 +1,4 @@
-"""Oversight's ledger and reconciliation at city scale (issue 7 §1): ``python -m bench.oversight_reconciliation
+"""Oversight's ledger and reconciliation at city scale: ``python -m bench.oversight_reconciliation
 [--lines N] [--quick]``.
 
 A synthetic month (202503) of ``--lines`` contribution lines (default 1 000 000): ``--lines / 100`` employers of 33–34

@@ -1,4 +1,4 @@
-"""The suspicion-rule sweep over a million persons (issue 7 §3): ``python -m bench.oversight_sweep [--persons N]
+"""The suspicion-rule sweep over a million persons: ``python -m bench.oversight_sweep [--persons N]
 [--quick]``.
 
 Fills a fresh, migrated oversight SQLite database (the kernel's settings: WAL, ``synchronous=FULL``,
@@ -414,7 +414,7 @@ def main() -> None:
     load_after = os.getloadavg()[0]
 
     result = {
-        "benchmark": "oversight suspicion-rule sweep (issue 7 §3)",
+        "benchmark": "oversight suspicion-rule sweep",
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
         "persons": n,
         "as_of": AS_OF.isoformat(),

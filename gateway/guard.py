@@ -1,4 +1,4 @@
-"""The gateway's guard (issue 3 §5): request size limit, early rejection of bad tokens, rate limits per principal
+"""The gateway's guard: request size limit, early rejection of bad tokens, rate limits per principal
 and per IP (stricter on ``/auth/token``), and every mutating request written to the gateway's audit chain.
 
 Services still check the token and role of every call themselves; the guard only turns away what is certainly bad

@@ -147,7 +147,7 @@ async def send_upstream(client: httpx.AsyncClient, build: Callable[[str], httpx.
       "server disconnected", ``ReadError``/``WriteError`` reset): only when ``retryable`` (see ``safe_to_retry``:
       the request may be applied twice and nothing changes). A server may close an idle keep-alive connection at
       any moment (uvicorn closes one after an unhandled exception, a moment after the 500 went out), and a request
-      written into that moment is never read; this was the spurious 502 of issue 11 §3;
+      written into that moment is never read: without a new attempt it would be a spurious 502;
     - never on a timeout (the service may be working on it) nor on a failure of a freshly opened connection after
       the request was written (the service may have read and applied it): a POST without ``Idempotency-Key`` that
       may have reached a replica is never sent to another;

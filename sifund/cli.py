@@ -200,6 +200,23 @@ def docs_events(
     typer.echo(f"{len(snapshots.current_schemas())} event types match their snapshots")
 
 
+@docs_app.command("trace")
+def docs_trace(
+    check: Annotated[bool, typer.Option(
+        help="write nothing; exit 1 if docs/traceability.md is not current")] = False,
+) -> None:
+    """Write docs/traceability.md: each seed clause cited in the code → the code citing it → the tests citing it."""
+    from sifund import docs_trace as trace
+
+    if check:
+        current = trace.is_current()
+        typer.echo(f"{trace.OUTPUT}: {'current' if current else 'not current; run sifund docs trace'}")
+        raise typer.Exit(0 if current else 1)
+    target = trace.write()
+    missing = trace.untested(trace.collect())
+    typer.echo(f"wrote {target.relative_to(trace.ROOT)}; clauses cited in code with no test: {len(missing)}")
+
+
 @app.command()
 def demo() -> None:
     """Create one demo user per staff role and one client per system role; print where their credentials are kept

@@ -351,7 +351,7 @@ class Platform:
             "--host", self.settings.host, "--port", str(port),
             "--log-level", self.settings.log_level.lower(),
             "--timeout-graceful-shutdown", str(UVICORN_GRACEFUL_SECONDS),
-            "--no-server-header",  # issue 11 §6: the software and its version are nobody's business
+            "--no-server-header",  # the software and its version are nobody's business
         ]
         log_file = self.log_dir / f"{name}.log"
         with open(log_file, "ab") as log:

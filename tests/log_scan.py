@@ -1,4 +1,4 @@
-"""Issue 11 §5, Done when: no full citizen id or bank account in any log file the suite wrote. The scan recognises
+"""No full citizen id or bank account in any log file the suite wrote. The scan recognises
 numbers by their own check characters (GB 11643 for citizen ids, Luhn for bank cards), so that it finds any
 person's number, not just the ones a test planted; a masked number (``110105********0153``) is not one."""
 
@@ -65,7 +65,7 @@ def pytest_sessionfinish(session, exitstatus) -> None:  # noqa: ANN001
     if not leaks:
         return
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
-    message = "personal numbers in log files written by this run (issue 11 §5):\n" + "\n".join(leaks[:50])
+    message = "personal numbers in log files written by this run:\n" + "\n".join(leaks[:50])
     if reporter is not None:
         reporter.write_sep("=", "LOG LEAK", red=True)
         reporter.write_line(message)

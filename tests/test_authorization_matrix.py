@@ -1,4 +1,4 @@
-"""Authorisation matrix (issue 3): every route of every service and of the gateway, against no token, broken tokens
+"""Authorisation matrix: every route of every service and of the gateway, against no token, broken tokens
 and a token for each role, compared with the policy the route declares in its OpenAPI document. A new route without
 a policy cannot even start (enforce_route_policies); one whose guard disagrees with its declaration fails here."""
 

@@ -1,4 +1,4 @@
-"""Strict types at the edge (issue 11, defects 1, 2, 4, 9), through the real service apps: huge amounts, integers
+"""Strict types at the edge, through the real service apps: huge amounts, integers
 beyond 64 bits, citizen ids whose birth-place code a table lacks, and lax coercions each get a 422 with a stable
 code, never a 500."""
 
@@ -10,7 +10,7 @@ def error_of(response) -> tuple[int, str]:  # noqa: ANN001
     return response.status_code, response.json()["error"]["code"]
 
 
-# -- defect 1: amounts -------------------------------------------------------------------------------------------------
+# -- amounts ---------------------------------------------------------------------------------------------------------
 
 
 async def test_a_huge_amount_on_the_public_report_form_is_a_422_not_a_500(start_service):
@@ -49,7 +49,7 @@ async def test_money_fields_publish_their_bounds_in_openapi(start_service):
     assert schema["maximum"] == 1_000_000_000_000 and schema["minimum"] == 0
 
 
-# -- defect 2: integers beyond 64 bits ----------------------------------------------------------------------------------
+# -- integers beyond 64 bits ------------------------------------------------------------------------------------------
 
 
 async def test_integers_beyond_int64_in_query_parameters_are_a_422(start_service, auth):
@@ -71,7 +71,7 @@ async def test_integers_beyond_int64_in_query_parameters_are_a_422(start_service
     assert after_seq["schema"]["maximum"] == 2**31 - 1 and after_seq["schema"]["minimum"] == 0
 
 
-# -- defect 4: citizen ids ----------------------------------------------------------------------------------------------
+# -- citizen ids ------------------------------------------------------------------------------------------------------
 
 
 async def test_a_hohhot_citizen_id_missing_from_the_table_is_accepted(start_service, auth):
@@ -88,7 +88,7 @@ async def test_a_hohhot_citizen_id_missing_from_the_table_is_accepted(start_serv
         assert bad.json()["error"]["details"][0]["reason"] == "CITIZEN_ID_BIRTH_DATE"
 
 
-# -- defect 9: lax coercion ---------------------------------------------------------------------------------------------
+# -- lax coercion -----------------------------------------------------------------------------------------------------
 
 
 async def test_dates_are_iso_text_within_a_plausible_window(start_service, auth, settings):

@@ -1,6 +1,6 @@
 """Every published OpenAPI document (the four services and the gateway) is valid, and every ``$ref`` in it resolves
-inside the document (issue 11, defect 8: the bank results body pointed to ``#/$defs/ResultLineIn``, which a raw
-``model_json_schema()`` left dangling and openapi-spec-validator alone does not notice)."""
+inside the document (a raw ``model_json_schema()`` can leave a ``#/$defs/…`` reference dangling, e.g. the bank results
+body's ``ResultLineIn``, and openapi-spec-validator alone does not notice)."""
 
 import pytest
 from openapi_spec_validator import validate

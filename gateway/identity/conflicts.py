@@ -11,13 +11,13 @@ OPERATING = (*BUSINESS, *FINANCE, "it_admin", "internal_auditor")
 
 DEFAULT_RULES: tuple[RoleConflictRule, ...] = (
     RoleConflictRule(code="BUSINESS_FINANCE", roles_a=",".join(BUSINESS), roles_b=",".join(FINANCE),
-                     message="业务经办与财务岗位不相容", basis="004 第3、22项；001 第十六条"),
+                     message="业务经办与财务岗位不相容", basis="004 第3项、第22项；001 第十六条"),
     RoleConflictRule(code="BUSINESS_IT", roles_a=",".join(BUSINESS), roles_b="it_admin",
-                     message="业务经办与信息岗位不相容", basis="004 第3、22项；001 第十六条"),
+                     message="业务经办与信息岗位不相容", basis="004 第3项、第22项；001 第十六条"),
     RoleConflictRule(code="ACCOUNTANT_CASHIER", roles_a="accountant", roles_b="cashier",
                      message="会计与出纳岗位不相容", basis="004 第3项；001 第十六条"),
     RoleConflictRule(code="OPERATING_OVERSIGHT", roles_a=",".join(OPERATING), roles_b="oversight_officer",
-                     message="经办机构岗位与基金监督岗位不相容（监管独立）", basis="003 经办与监督分离；001 第十六条"),
+                     message="经办机构岗位与基金监督岗位不相容（监管独立）", basis="003 二.3；001 第十六条"),
 )
 
 

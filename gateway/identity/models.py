@@ -66,7 +66,7 @@ class RoleAssignment(GatewayTable, table=True):
 
 
 class RoleConflictRule(GatewayTable, table=True):
-    """Two groups of roles one person may not hold together (004 rows 3 and 22, 001 第十六条)."""
+    """Two groups of roles one person may not hold together (004 第3项、第22项, 001 第十六条)."""
 
     __tablename__ = "role_conflict_rule"
 

@@ -1,6 +1,6 @@
 """Identity rules: users and clients, role grants under the incompatible-duty rules, sign-in with lockout, tokens.
 
-Every change is appended to the gateway's audit chain in the same transaction (004 row 24).
+Every change is appended to the gateway's audit chain in the same transaction (004 第24项).
 """
 
 import uuid

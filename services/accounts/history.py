@@ -1,4 +1,4 @@
-"""Change history (issue 4 §1, §2): every change to a registry row is kept as field → [before, after], in the same
+"""Change history: every change to a registry row is kept as field → [before, after], in the same
 transaction as the change, next to the audit-chain entry."""
 
 import json

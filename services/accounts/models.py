@@ -59,7 +59,7 @@ class Person(AccountsTable, table=True):
     address: str | None = Field(default=None, max_length=200)
     household_type: str = Field(default="urban", max_length=10)  # urban | rural
     region: str = Field(max_length=6, index=True)  # 参保地 district
-    # Life status changes only through the exchange feed or an approved correction (issue 4 §2).
+    # Life status changes only through the exchange feed or an approved correction.
     life_status: str = Field(default="alive", max_length=20)  # alive | deceased | imprisoned
     death_date: date | None = None
     imprisoned_from: date | None = None
@@ -104,7 +104,7 @@ class LifeEvent(AccountsTable, table=True):
 
 
 class LifeStatusCorrection(AccountsTable, table=True):
-    """后台修改 of a life status needs a request and an approval by a different person (004 row 24)."""
+    """后台修改 of a life status needs a request and an approval by a different person (004 第24项)."""
 
     __tablename__ = "life_status_correction"
 
@@ -124,7 +124,7 @@ class LifeStatusCorrection(AccountsTable, table=True):
     decision_reason: str | None = Field(default=None, sa_column=Column(Text))
 
 
-# Pension schemes are mutually exclusive: a person is active in at most one of them (issue 4 §3).
+# Pension schemes are mutually exclusive: a person is active in at most one of them.
 PENSION_FUNDS = codes.PENSION_FUNDS
 EMPLOYEE_FUNDS = (Fund.PEN_EMP, Fund.PEN_GOV, Fund.UNEMP, Fund.INJURY)  # through an employer
 FUNDS = codes.FUNDS
@@ -223,7 +223,7 @@ class AccountEntry(AccountsTable, table=True):
 
 
 class ChangeHistory(AccountsTable, table=True):
-    """Before/after of every change to an employer, person, enrolment or bank account (issue 4 §1, §2)."""
+    """Before/after of every change to an employer, person, enrolment or bank account."""
 
     __tablename__ = "change_history"
     __table_args__ = (Index("ix_change_history_entity", "entity_type", "entity_id", "version"),)

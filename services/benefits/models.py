@@ -1,7 +1,7 @@
 """Tables of the benefits service (待遇). They live in the benefits database only.
 
 Money is integer fen; parameters are decimal strings; periods are ``YYYYMM`` integers. Every amount paid is
-computed by the system (004 row 20), approved at the right levels by different people (004 row 4, 001 第十八条),
+computed by the system (004 第20项), approved at the right levels by different people (004 第4项, 001 第十八条),
 and paid only into the beneficiary's own account (000 二(三)).
 """
 
@@ -94,7 +94,7 @@ class BenefitParameters(BenefitsTable, table=True):
 
 
 class Claim(BenefitsTable, table=True):
-    """A claim for a benefit. Verified online before it proceeds (004 table); computed by the system."""
+    """A claim for a benefit. Verified online before it proceeds (004 第10项); computed by the system."""
 
     __tablename__ = "claim"
     __table_args__ = (Index("ix_claim_person_kind", "person_id", "kind", "status"),)
@@ -273,7 +273,7 @@ class Overpayment(BenefitsTable, table=True):
 
 
 class RecoveryNotice(BenefitsTable, table=True):
-    """追回通知 (001 第二十九条(四)(五)): amount and deadline; what remains after it escalates to audit."""
+    """追回通知 (001 第二十九条(四)、第二十九条(五)): amount and deadline; what remains after it escalates to audit."""
 
     __tablename__ = "recovery_notice"
 

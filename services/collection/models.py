@@ -27,7 +27,7 @@ def money_column(nullable: bool = False) -> Column:
 
 
 class ContributionParameters(CollectionTable, table=True):
-    """A dated set of rates and bases for the region (issue 5 §1), valid from ``valid_from`` until the next
+    """A dated set of rates and bases for the region, valid from ``valid_from`` until the next
     approved set. The content is a validated JSON document (collection/parameters/schemas.py). Proposed by one
     person, approved by another; past periods keep the set that applied to them."""
 

@@ -266,7 +266,7 @@ class BusinessRegistered(EventPayload, event_type="exchange.business.registered.
     record_id: str
 
 
-# -- agency posting (AGENCY leg, issue 5 §6) -------------------------------------------------------------------------
+# -- agency posting (AGENCY leg) -------------------------------------------------------------------------------------
 
 
 class PostedLine(ContractModel):

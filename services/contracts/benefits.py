@@ -209,8 +209,8 @@ class RecoveryNoticeIssued(EventPayload, event_type="benefits.recovery.notice_is
 
 
 class RecoveryRecorded(EventPayload, event_type="benefits.recovery.recorded.v1"):
-    """A change of what a recovery notice has recovered (001 第二十九条(四)(五)). Normally a repayment or an offset
-    recorded: ``amount_fen`` > 0. A *reversal* (``reversal`` true, ``amount_fen`` < 0: the recovered amount taken
+    """A change of what a recovery notice has recovered (001 第二十九条(四)、第二十九条(五)). Normally a repayment or an
+    offset recorded: ``amount_fen`` > 0. A *reversal* (``reversal`` true, ``amount_fen`` < 0: the recovered amount taken
     back) when a payroll offset's line is held back as the bank file is made, so that nothing was deducted from any
     payment (recovery/service.py ``reverse_payroll_offsets``); ``reason`` says why. So the sum of ``amount_fen`` per
     notice is what it has recovered, and ``remaining_fen`` is what it owes after this event. ``recovery_id`` names

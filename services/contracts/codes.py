@@ -8,7 +8,7 @@ from typing import Literal
 
 
 class Fund(StrEnum):
-    """The five funds in scope (DOMAIN.md, Funds in scope; 000 一)."""
+    """The five funds in scope (docs/domain.md, Funds in scope)."""
 
     PEN_EMP = "PEN_EMP"  # 企业职工基本养老保险
     PEN_GOV = "PEN_GOV"  # 机关事业单位基本养老保险

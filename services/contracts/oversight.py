@@ -109,7 +109,7 @@ class IncidentReported(EventPayload, event_type="oversight.incident.reported.v1"
 
 
 class InspectionFeedbackIssued(EventPayload, event_type="oversight.inspection.feedback_issued.v1"):
-    """问题反馈函 issued (001 第十一条（三）): the findings with rectification deadlines."""
+    """问题反馈函 issued (001 第十一条(三)): the findings with rectification deadlines."""
 
     inspection_id: str
     target_unit: str
@@ -123,7 +123,7 @@ class InspectionFeedbackIssued(EventPayload, event_type="oversight.inspection.fe
 
 
 class InspectionReported(EventPayload, event_type="oversight.inspection.reported.v1"):
-    """监督报告 written (001 第十一条（四）)."""
+    """监督报告 written (001 第十一条(四))."""
 
     inspection_id: str
     programme_id: str | None

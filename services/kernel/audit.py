@@ -1,4 +1,4 @@
-"""The service's hash-chained audit log (ARCHITECTURE.md principle 5, seed 004 row 24).
+"""The service's hash-chained audit log (ARCHITECTURE.md principle 5, 004 第24项).
 
 Every state change appends an entry in the same transaction as the change. Each entry's hash covers the previous
 hash and the entry's canonical JSON, so editing, deleting or reordering any row breaks ``verify_chain``. Bulk paths

@@ -1,4 +1,4 @@
-"""Tokens and per-endpoint role policies, enforced by every service itself (defence in depth, issue 3).
+"""Tokens and per-endpoint role policies, enforced by every service itself (defence in depth).
 
 The gateway issues Ed25519-signed JWTs; services verify them with the public key alone. Every route declares its
 policy with ``allow(...)`` (roles that may call it) or ``public()``; ``enforce_route_policies`` refuses to build an

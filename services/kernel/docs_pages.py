@@ -1,4 +1,4 @@
-"""API documentation pages that work without the internet (issue 11 §7): Swagger UI and ReDoc from the assets the
+"""API documentation pages that work without the internet: Swagger UI and ReDoc from the assets the
 ``fastapi-offline`` package ships (a PyPI package, not hand-copied files), served by each component under
 ``/docs-assets``, and pages whose inline script is allowed by its hash in the page's Content-Security-Policy."""
 

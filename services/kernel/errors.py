@@ -95,7 +95,7 @@ class GatewayTimeout(_Kind):
 
 class DependencyUnavailable(DomainError):
     """Another component this request needs did not answer in time, could not be reached or failed (5xx): 503
-    ``DEPENDENCY_UNAVAILABLE`` naming it, raised before anything is stored (issue 11 §10)."""
+    ``DEPENDENCY_UNAVAILABLE`` naming it, raised before anything is stored."""
 
     status = 503
 

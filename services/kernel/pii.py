@@ -1,4 +1,4 @@
-"""Personal data masking (DOMAIN.md, Personal data; issue 3 §6).
+"""Personal data masking (DOMAIN.md, Personal data).
 
 Response schemas declare ``citizen_id: CitizenIdOut`` or ``account_no: BankAccountOut``; the value is shown in
 full only when the caller's acting role needs it, otherwise masked (``110105********002X``). Logs never carry

@@ -174,7 +174,7 @@ def create_service_app(spec: ServiceSpec, settings: Settings | None = None) -> F
             engine.dispose()
             log.info("service.stopped", service=spec.name)
 
-    # /docs and /redoc on local assets (issue 11 §7) instead of FastAPI's CDN pages.
+    # /docs and /redoc on local assets instead of FastAPI's CDN pages.
     # redirect_slashes=False: a redirect would name this service's own address, unreachable behind the gateway.
     app = FastAPI(title=spec.title, description=spec.description, version="0.1.0", lifespan=lifespan,
                   docs_url=None, redoc_url=None, redirect_slashes=False)

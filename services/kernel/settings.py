@@ -70,7 +70,7 @@ class Settings(BaseSettings):
     gateway_read_timeout_seconds: float = 30.0
     # A service calling another (benefits verifying with accounts, oversight reading audit chains) gives up after
     # this long and answers 503 DEPENDENCY_UNAVAILABLE: well before the gateway's own timeout, so that an outage is
-    # named as such instead of surfacing as the gateway's 504 after 30 s (issue 11 §10).
+    # named as such instead of surfacing as the gateway's 504 after 30 s.
     internal_call_timeout_seconds: float = 5.0
 
     # Chinese working days the chinesecalendar package does not know yet: a JSON file transcribing the State

@@ -1,4 +1,4 @@
-"""Strict types at the edge (issue 11, defects 2 and 9): integers that fit a 64-bit column and are never booleans,
+"""Strict types at the edge: integers that fit a 64-bit column and are never booleans,
 dates written as ISO ``YYYY-MM-DD`` text within a plausible window, and text normalised (NFC, trimmed) with control
 and invisible format characters refused, each refusal a 422 with a stable code and a Chinese message.
 

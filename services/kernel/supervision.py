@@ -1,4 +1,4 @@
-"""Supervision of ``sifund up``'s children (issue 13 §1): when to restart a child that died on its own, and the
+"""Supervision of ``sifund up``'s children: when to restart a child that died on its own, and the
 state every child is in, kept in ``<data dir>/supervisor.json`` for the gateway's ``/health`` and ``sifund status``.
 
 Hand-written rather than a process supervisor library (supervisord, circus): the launcher already owns the

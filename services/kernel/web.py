@@ -30,7 +30,7 @@ class RequestContextMiddleware:
 
     An exception no handler turned into a response is logged and answered ``500 INTERNAL_ERROR`` here instead of
     escaping to the server: uvicorn closes the keep-alive connection after an escaped exception, a moment after the
-    500 went out, and the gateway could write its next request into that moment (issue 11 §3). Once the response
+    500 went out, and the gateway could write its next request into that moment. Once the response
     has started, the exception still escapes: the connection must then be closed."""
 
     def __init__(self, app: ASGIApp):
@@ -72,7 +72,7 @@ async def _internal_error(send: Send, request_id: str) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
-# -- security headers (issue 11 §6) ----------------------------------------------------------------------------------
+# -- security headers ------------------------------------------------------------------------------------------------
 
 # One policy for every response of the platform: everything from the component's own origin, nothing framed. Styles
 # may be inline (Swagger UI and ReDoc set style attributes), ReDoc renders in a blob: worker, icons are data: URIs.
@@ -137,7 +137,7 @@ class SecurityHeadersMiddleware:
         await self.app(scope, receive, send_with_headers)
 
 
-# -- OPTIONS (issue 11 §13) ------------------------------------------------------------------------------------------
+# -- OPTIONS ---------------------------------------------------------------------------------------------------------
 
 
 def _route_table(app) -> list[tuple[re.Pattern[str], frozenset[str] | None]]:  # noqa: ANN001

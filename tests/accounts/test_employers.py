@@ -1,4 +1,4 @@
-"""Employer registry (issue 4 §1): registration details, updates with history, status changes, search, masking."""
+"""Employer registry: registration details, updates with history, status changes, search, masking."""
 
 from datetime import date, timedelta
 

@@ -1,4 +1,4 @@
-"""Enrolments (issue 4 §3): the rules, transfers, suspend/resume/stop, the database's second line of defence, and the
+"""Enrolments: the rules, transfers, suspend/resume/stop, the database's second line of defence, and the
 online verification API other services call before granting a claim."""
 
 from datetime import date

@@ -677,7 +677,7 @@ def test_a_csv_field_beyond_the_csv_limit_is_a_clear_refusal():
 
 async def test_a_field_name_with_control_characters_is_quoted_not_stored(start_service, settings, auth):
     """A partner's unknown field named with a NUL went into the line's reason as is: PostgreSQL refuses NUL in any
-    text column (a 500 found by the fuzzer on PostgreSQL). The name is shown escaped."""
+    text column (a 500 on PostgreSQL). The name is shown escaped."""
     async with start_service("accounts") as accounts:
         partner = partner_headers(settings)
         response = await upload(accounts, partner, "death", [

@@ -1,4 +1,4 @@
-"""Bulk import (issue 4 §6): employers, persons and enrolments from CSV (UTF-8, UTF-8 with BOM, GBK) and Excel,
+"""Bulk import: employers, persons and enrolments from CSV (UTF-8, UTF-8 with BOM, GBK) and Excel,
 row by row or all or nothing, with every bad row reported by row number, stable code and Chinese message."""
 
 import csv

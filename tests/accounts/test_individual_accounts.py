@@ -1,4 +1,4 @@
-"""Pension individual accounts (issue 4 §4): exact ledger, idempotent postings, no negative balance, statements,
+"""Pension individual accounts: exact ledger, idempotent postings, no negative balance, statements,
 interest rates and the yearly interest run (rule in services/accounts/ledger/interest.py)."""
 
 from decimal import Decimal

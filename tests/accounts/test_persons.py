@@ -1,4 +1,4 @@
-"""Person registry (issue 4 §2): registration from the citizen id, contact updates, payment accounts in the person's
+"""Person registry: registration from the citizen id, contact updates, payment accounts in the person's
 own name, life status only through an approved correction (or the exchange feed), masking, search, history."""
 
 import json

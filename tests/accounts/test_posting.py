@@ -1,4 +1,4 @@
-"""Agency posting (issue 5 §6, AGENCY leg): collected lines from collection.payments.collected are posted to
+"""Agency posting (AGENCY leg): collected lines from collection.payments.collected are posted to
 individual accounts and contribution months, or held in suspense with a reason; idempotent on redelivery; the
 suspense list is retried after the registry was fixed, or dismissed; a 1 000-line event is timed."""
 

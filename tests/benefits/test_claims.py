@@ -1,4 +1,4 @@
-"""Claims (issue 6 §2, §3): verified online with accounts — which runs for real under uvicorn and is asked over HTTP
+"""Claims: verified online with accounts — which runs for real under uvicorn and is asked over HTTP
 with the clerk's own token — and against benefits' registry mirror; computed by the system; decided at two or three
 levels (plus the large-amount review) by different people; granted into the person's own account only.
 
@@ -192,6 +192,7 @@ def step(claim: dict, name: str):  # noqa: ANN201
 
 
 async def test_retirement_claim_hand_calculated_and_approved_at_three_levels(settings, make_settings, nats_server):
+    # 004 第4项: important business at three levels; 004 第20项: the amount computed by the system.
     async with platform(settings, make_settings, nats_server) as p:
         # A man born 1966-11-05 is 60 on 2026-12-01: his pension starts in 202612.
         person = await p.person(born=date(1966, 11, 5), name="张建国", enrol={"PEN_EMP": 201107},
@@ -333,6 +334,7 @@ async def test_rejection_at_any_level_ends_the_claim(settings, make_settings, na
 
 
 async def test_failed_checks_block_the_claim_with_the_reason(settings, make_settings, nats_server):
+    # 004 第10项: enrolment and contributions verified online with accounts before the claim proceeds.
     async with platform(settings, make_settings, nats_server) as p:
         unenrolled = await p.person(born=date(1960, 5, 5), name="陈明")
         claim = await p.claim({"kind": "basic_pension", "person_id": unenrolled, "effective_period": 202612})

@@ -1,4 +1,4 @@
-"""Issue 11 §10: benefits verifies a claim with accounts using the internal timeout (shorter than the gateway's), so
+"""Benefits verifies a claim with accounts using the internal timeout (shorter than the gateway's), so
 an accounts outage — stopped, or accepting connections and never answering — is a 503 DEPENDENCY_UNAVAILABLE naming
 accounts, and nothing is stored. Benefits runs under uvicorn behind the real gateway: the caller sees the 503, not the
 gateway's 504."""

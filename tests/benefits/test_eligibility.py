@@ -1,6 +1,6 @@
-"""Eligibility upkeep (issue 6 §5): a death or an imprisonment reported by a partner department suspends every active
+"""Eligibility upkeep: a death or an imprisonment reported by a partner department suspends every active
 benefit of the person at once and turns what was already paid for later months into overpayments with a recovery
-notice (001 第二十七条, 第二十九条(四)); a release resumes; the yearly survival cycle notifies, suspends and a
+notice (001 第二十七条、第二十九条(四)); a release resumes; the yearly survival cycle notifies, suspends and a
 certification resumes (001 第二十六条)."""
 
 from datetime import date, timedelta

@@ -1,4 +1,4 @@
-"""Payroll and bank payments (issue 6 §3, §4): run → approval by another person → funding → bank file → results →
+"""Payroll and bank payments: run → approval by another person → funding → bank file → results →
 correction → re-issue → paid; idempotent runs frozen after approval, refusals, and no line paid twice."""
 
 import asyncio
@@ -139,6 +139,7 @@ async def post_results(client, roles, file_id: str, text: str):  # noqa: ANN001,
 
 
 async def test_run_approve_fund_pay_fail_correct_reissue_paid(start_service, roles, auth):
+    # 004 第20项: payroll lines computed from the entitlements, never entered.
     async with start_service("benefits") as benefits:
         paid_a = add_person(benefits, 1, name="张三")
         acc_a, no_a = add_account(benefits, paid_a, 1, holder="张三")
@@ -777,7 +778,7 @@ async def test_parallel_requests_make_one_run_one_file_one_reissue(start_service
 
 
 def test_a_result_file_that_is_not_csv_is_a_clear_refusal():
-    """A carriage return inside an unquoted field made the csv module raise (a 500 found by the fuzzer)."""
+    """A carriage return inside an unquoted field makes the csv module raise: a clear refusal, not a 500."""
     from services.kernel.errors import DomainError
 
     with pytest.raises(DomainError) as refused:

@@ -1,4 +1,4 @@
-"""Recovery of overpayments (issue 6 §6, 001 第二十九条(四)(五)): notices (automatic and by hand), repayments by the
+"""Recovery of overpayments (001 第二十九条(四)、第二十九条(五)): notices (automatic and by hand), repayments by the
 cashier with a business key (idempotent), offsets against later payments, one-off benefits and the individual account
 where the rules allow, never more than owed, and escalation after the deadline."""
 

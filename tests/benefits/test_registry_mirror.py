@@ -1,4 +1,4 @@
-"""Benefits' registry mirror (issue 6): persons, payment accounts and life status from ACCOUNTS and EXCHANGE, the
+"""Benefits' registry mirror: persons, payment accounts and life status from ACCOUNTS and EXCHANGE, the
 contribution index from COLLECTION; through real events end to end, and handler by handler (idempotent, stale
 events skipped, missing entities waited for, every type on each stream handled or ignored).
 

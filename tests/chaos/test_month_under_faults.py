@@ -1,4 +1,4 @@
-"""The fault suite (issue 13, item 4; ``make test-cluster``, ``make chaos ROUNDS=20``): a month driven through the
+"""The fault suite (``make test-cluster``, ``make chaos ROUNDS=20``): a month driven through the
 gateway of a real ``sifund up --replicas 2 --nats-cluster 3`` — money in, and an injury allowance paid by a payroll —
 while a seeded schedule SIGKILLs its children (a service replica, the gateway, a NATS node, often a stream leader)
 and the supervisor brings them back. The parties ask again with the same keys, as a real tax bureau would.

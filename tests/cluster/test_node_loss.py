@@ -1,4 +1,4 @@
-"""Losing NATS nodes for a while, not just a restart (issue 13, item 5): accounts and oversight run on a 3-node
+"""Losing NATS nodes for a while, not just a restart: accounts and oversight run on a 3-node
 cluster with R3 streams. With one node gone the remaining quorum carries every event; with a second node gone
 there is no quorum, yet the service keeps acknowledging writes (each is committed with its outbox row) and the
 relay publishes them once a quorum is back. At the end every registered employer is in oversight's mirror once.

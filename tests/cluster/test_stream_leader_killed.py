@@ -1,4 +1,4 @@
-"""A 3-node NATS cluster with R3 streams (issue 13, item 2): the stream leader SIGKILLed in the middle of a
+"""A 3-node NATS cluster with R3 streams: the stream leader SIGKILLed in the middle of a
 1 000-event burst loses nothing and doubles nothing, because the publisher retries with the same Nats-Msg-Id and
 JetStream's de-duplication window turns a retry of a stored event into a no-op."""
 

@@ -1,4 +1,4 @@
-"""Arrears and late fees (issue 5 §4): the rule as pure functions (0.05 % a day on the outstanding principal from the day
+"""Arrears and late fees: the rule as pure functions (0.05 % a day on the outstanding principal from the day
 after the due date, half-up once per segment), arrears per line and employer as of a day, employers in arrears
 paginated, notices with the computation document and ArrearsNoticeIssued, the rate from the parameters."""
 
@@ -267,7 +267,7 @@ async def test_a_notice_records_the_computation_and_is_published(start_service, 
         assert (notice["principal_outstanding"], notice["late_fee"], notice["total"], notice["lines"]) == \
             ("1304.67", "19.57", "1324.24", 1)
         document = notice["document"]
-        assert document["title"] == "社会保险费催缴通知" and "第八十六条" in document["legal_basis"]
+        assert document["title"] == "社会保险费催缴通知" and "社会保险法》第八十六条" in document["legal_basis"]
         assert document["employer"]["uscc"] == uscc and document["daily_rate"] == "0.0005"
         [line] = document["lines"]
         assert line["open_segment"]["explanation"] == \

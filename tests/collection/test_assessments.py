@@ -1,4 +1,4 @@
-"""Declarations and assessments (issue 5 §2): hand-computed lines, base clamping, every refusal, files, supersession
+"""Declarations and assessments: hand-computed lines, base clamping, every refusal, files, supersession
 (never editing), events in parts of at most 1 000 lines, and an employer of 20 000 employees in a few seconds."""
 
 import io

@@ -1,4 +1,4 @@
-"""Collection's registry mirror (issue 5 §2): kept from the ACCOUNTS stream, idempotent, every accounts type handled
+"""Collection's registry mirror: kept from the ACCOUNTS stream, idempotent, every accounts type handled
 or ignored; through real events end to end, and handler by handler."""
 
 import asyncio

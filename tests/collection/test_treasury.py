@@ -1,4 +1,4 @@
-"""Fund bank accounts and the FINANCE leg (issue 5 §5): the account registry, treasury remittances and their receipt
+"""Fund bank accounts and the FINANCE leg: the account registry, treasury remittances and their receipt
 within 10 Chinese working days (000 二(二)), allocations, interest, the usage rules of 000 二(四)1 on every movement
 (refused by hand, flagged from a bank statement), the income account's month-end zero, idempotency and roles."""
 
@@ -14,6 +14,7 @@ from services.collection.models import BankTransaction, FundBankAccount
 from services.collection.treasury import rules, workdays
 from services.collection.treasury.schemas import FUNDS
 from services.kernel import clock
+from services.kernel.citations import is_canonical
 from services.kernel import workdays as kernel_workdays
 from services.kernel.clock import china_today
 from services.kernel.models import AuditEntry
@@ -237,8 +238,7 @@ async def test_a_receipt_after_ten_working_days_is_recorded_and_marked_late(star
 
 
 async def test_the_remittance_record_shows_its_deadline_and_how_late_it_was(start_service, finance, accountant):
-    """Issue 11 defect 12: after a receipt in full on the 12th working day the remittance said ``received`` with no
-    late flag. The finance officer's own record shows the deadline (000 二(二)), whether it was missed and by how
+    """A receipt in full on the 12th working day is ``received`` and late: the finance officer's own record shows the deadline (000 二(二)), whether it was missed and by how
     many working days."""
     remitted_on = date(2026, 9, 30)
     deadline = nth_working_day_after(remitted_on, 10)
@@ -417,7 +417,7 @@ async def test_a_month_of_allowed_movements_and_the_income_account_month_end(sta
         again = (await client.get("/treasury/income-accounts/month-end", params={"month": 202610},
                                   headers=accountant)).json()
         assert [a["closing_balance"] for a in again["non_zero"]] == ["200.35"]
-        # issue 11 defect 11: a month that has not ended has no month end to check yet
+        # a month that has not ended has no month end to check yet
         running = await client.get("/treasury/income-accounts/month-end", params={"month": period_of(china_today())},
                                    headers=accountant)
         assert running.status_code == 422 and error_code(running) == "MONTH_NOT_OVER"
@@ -442,7 +442,7 @@ RULE_CASES = {
 def test_every_rule_has_a_case_and_a_clause():
     assert set(RULE_CASES) == set(rules.RULES_BY_ID)
     for rule in rules.RULES:
-        assert rule.clause.startswith("000 二(") and rule.seed_text
+        assert is_canonical(rule.clause) and rule.clause.startswith("000 二") and rule.seed_text
 
 
 @pytest.mark.parametrize("rule_id", sorted(RULE_CASES))

@@ -1,4 +1,4 @@
-"""Issue 6, Done when: the money-out flow (待遇) through the gateway, with accounts, collection and benefits under
+"""The money-out flow (待遇) through the gateway, with accounts, collection and benefits under
 uvicorn and a real nats-server between them.
 
 1. A retirement claim (basic_pension) for 张建国, who has 15 years of contribution history and an individual account

@@ -195,7 +195,7 @@ def test_up_serves_the_platform_and_sigterm_stops_everything(launcher: Launcher)
         assert {name: s["status"] for name, s in body["services"].items()} == {
             "accounts": "ok", "collection": "ok", "benefits": "ok", "oversight": "ok"}
 
-        # An empty data directory was seeded with demo accounts; sign in as two of them (issue 3, Done when).
+        # An empty data directory was seeded with demo accounts; sign in as two of them.
         assert "Demo accounts" in launcher.output
         credentials = demo_credentials(launcher.data_dir)
         assert not any(secret in launcher.output for _, secret in credentials.values())  # in the file, not printed
@@ -271,7 +271,7 @@ def _wait_healthy(gateway: httpx.Client) -> None:
 
 
 def test_a_killed_service_or_nats_is_restarted_while_the_rest_keeps_serving(launcher: Launcher):
-    """Issue 13 §1: SIGKILL of one child no longer stops the platform; the child comes back (a nats-server on the
+    """SIGKILL of one child leaves the platform running; the child comes back (a nats-server on the
     same ports and store) and events published afterwards are delivered."""
     launcher.environment["SIFUND_SUPERVISOR_BACKOFF_INITIAL_SECONDS"] = "0.2"
     launcher.start()
@@ -419,7 +419,7 @@ def test_a_port_in_use_is_refused_before_anything_starts(launcher: Launcher):
 
 
 def test_demo_credentials_are_kept_in_a_private_file_and_never_printed(tmp_path: Path):
-    """Issue 11 defect 13: ``sifund up`` printed every demo password and client secret to stdout. It prints where the
+    """``sifund up`` prints no demo password or client secret, only where the
     file is (mode 0600); an older copy readable by others is made private again."""
     settings = Settings(data_dir=tmp_path / "var")
     path = settings.data_dir / "demo-credentials.txt"
@@ -438,7 +438,7 @@ def test_demo_credentials_are_kept_in_a_private_file_and_never_printed(tmp_path:
 
 
 def test_replicas_run_side_by_side_each_supervised_on_its_own(tmp_path: Path):
-    """Issue 13 §3: ``sifund up --replicas 2`` runs two processes per service on their own ports (the first keeps
+    """``sifund up --replicas 2`` runs two processes per service on their own ports (the first keeps
     the usual one), lists every replica to the gateway, and restarts a killed replica without touching its twin."""
     launcher = Launcher(tmp_path, "--replicas", "2", span=port_span(2))
     launcher.environment["SIFUND_SUPERVISOR_BACKOFF_INITIAL_SECONDS"] = "0.2"

@@ -1,4 +1,4 @@
-"""``sifund up --nats-cluster 3`` (issue 13, item 2): the embedded platform on a local 3-node NATS cluster, each node
+"""``sifund up --nats-cluster 3``: the embedded platform on a local 3-node NATS cluster, each node
 a supervised child, the streams with 3 replicas. A node is SIGKILLed and a write still gets through to oversight
 while it is down; the node comes back; SIGTERM stops everything."""
 

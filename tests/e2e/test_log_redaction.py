@@ -1,4 +1,4 @@
-"""Issue 11 §5: no full citizen id or bank account in any log file. ``sifund up`` runs the platform as a user runs
+"""No full citizen id or bank account in any log file. ``sifund up`` runs the platform as a user runs
 it (uvicorn's own logging config: access log with query strings, error log, the services' structlog lines, httpx's
 request log of calls between services); requests carry a citizen id and a bank card in query strings, paths and
 bodies, refused or not; then every log file is read."""

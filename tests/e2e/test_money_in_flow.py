@@ -1,4 +1,4 @@
-"""Issue 5, Done when: the money-in flow (征缴) through the gateway, with accounts and collection under uvicorn and a
+"""The money-in flow (征缴) through the gateway, with accounts and collection under uvicorn and a
 real nats-server between them.
 
 The agency's accountant proposes the rates and bases and another person (the approver) approves them; the clerk
@@ -218,7 +218,7 @@ async def test_money_in_flow_through_the_gateway(settings, make_settings, nats_s
                                          "value_date": "2026-10-23", "reference": "直接支付待遇"})
         assert refused.status_code == 409, refused.text
         error = refused.json()["error"]
-        assert error["code"] == "USAGE_RULE_VIOLATION" and "000 二(" in error["message"]
+        assert error["code"] == "USAGE_RULE_VIOLATION" and "000 二" in error["message"]
         assert "U5" in [v["rule"] for v in error["details"]["violations"]]
         assert (await call("GET", f"/collection/treasury/accounts/{special['PEN_EMP']['id']}", finance)
                 )["balance"] == balance_before == _yuan(tax_leg[("PEN_EMP", PERIOD)])

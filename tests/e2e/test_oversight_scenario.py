@@ -1,4 +1,4 @@
-"""Issue 7, Done when (first part): a month of activity with planted problems, through the gateway, with accounts,
+"""A month of activity with planted problems, through the gateway, with accounts,
 collection, benefits and oversight under uvicorn and one real nats-server between them. Oversight learns everything
 from the streams (and the gateway's identity reports its sweep pulls); it must find exactly the planted problems,
 each as one case with the right rule id, and nothing else — and its reconciliation report must show exactly the

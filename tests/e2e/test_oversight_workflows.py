@@ -1,4 +1,4 @@
-"""Issue 7, Done when: oversight's case workflow and whistleblower reports, end to end through the gateway (accounts,
+"""Oversight's case workflow and whistleblower reports, end to end through the gateway (accounts,
 benefits and oversight under uvicorn, one real nats-server between them, real SQLite files).
 
 1. **A class-4 case from real activity to closure (销号).** 王建军 and 赵立新 draw a monthly work-injury allowance
@@ -16,8 +16,8 @@ benefits and oversight under uvicorn, one real nats-server between them, real SQ
    history shows every step with who and when; the rectification ledger lists it closed.
    赵立新 died on 2026-07-25, reported with benefits running: benefits' suspension and notice and oversight's S01 case
    come from the same accounts events at the same moment, in either order; classified, the case is confirmed by
-   those events either way (before the fix in cases/service.py ``confirmations_since`` a suspension recorded a
-   moment before the case opened was never counted, and the case could not be closed on events: 3 runs in 4).
+   those events either way (cases/service.py ``confirmations_since`` counts a suspension recorded a moment before
+   the case opened, so the case can be closed on events whichever came first).
    Meanwhile S11 (a business registered 45 days ago, not registered for social insurance) is found by the sweep,
    listed overdue, escalated with the S01 case (``as_of`` in the future), and dismissed as a false positive: the
    proposing officer cannot confirm it, a second officer does.
@@ -373,12 +373,12 @@ REPORTER = {"name": "李建华", "citizen_id": make_citizen_id(81, born=date(198
 JOINT = [{"name": "孙丽", "citizen_id": make_citizen_id(82, born=date(1982, 1, 9), sex="F", area="150121")},
          {"name": "周强", "citizen_id": make_citizen_id(83, born=date(1979, 11, 3), sex="M", area="150121")}]
 
-# The reward (001 第三十三、三十六、三十七条; default standard: 2 % of the verified amount, at least 200 yuan, at most
+# The reward (001 第三十三条、第三十六条、第三十七条; default standard: 2 % of the verified amount, at least 200 yuan, at most
 # 100 000 yuan per matter, rounded half-up to the fen once):
 #   verified 123 456.78 yuan = 12 345 678 fen; 2 % = 246 913.56 fen → 246 914 fen = 2 469.14 yuan
 #   (above the 200.00 floor, below the 100 000.00 cap)
 #   the joint report: verified 5 000.00 yuan; 2 % = 100.00 yuan < 200.00 → the floor, 200.00 yuan, one reward for
-#   its two signatories (a joint report counts as one reporter, 第三十七条)
+#   its two signatories (a joint report counts as one reporter, 001 第三十七条)
 VERIFIED, REWARD = "123456.78", "2469.14"
 SMALL_VERIFIED, SMALL_REWARD = "5000.00", "200.00"
 

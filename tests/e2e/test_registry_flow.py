@@ -1,4 +1,4 @@
-"""Issue 4, Done when: through the gateway with the right roles — register an employer and 3 persons, enrol them,
+"""Through the gateway with the right roles — register an employer and 3 persons, enrol them,
 transfer one, upload a death record for another; status, enrolments and events reflect it, and oversight has
 mirrored it. Accounts and oversight run under uvicorn; the gateway proxies to them over HTTP."""
 

@@ -9,7 +9,7 @@ from stdnum import luhn
 from stdnum.cn import ric, uscc
 
 # Birth-place codes: Hohhot's urban districts (新城区, 回民区, 赛罕区; the README's region is 150102) and Beijing's
-# 东城区 (out of the test tokens' region 150100). A birth-place code is historical (issue 11 defect 4), so the
+# 东城区 (out of the test tokens' region 150100). A birth-place code is historical, so the
 # platform must accept the Hohhot ones even where python-stdnum's table lacks them.
 BIRTH_PLACES = ("150102", "150103", "150105", "110101")
 # Regions a request may name: the districts, the city of the test tokens, and one outside it.
@@ -60,7 +60,7 @@ def regions() -> st.SearchStrategy[str]:
     return st.sampled_from(REGIONS)
 
 
-# Amounts a tester types to break things (issue 11 defects 1 and 9): each must get a clear 422, never a 500.
+# Amounts a tester types to break things: each must get a clear 422, never a 500.
 EXTREME_AMOUNTS = ("1E+400", "100000000000000000000.00", "92233720368547758.07", "9223372036854775807", "-0.01",
                    "0.001", "NaN", "Infinity", "１２３.00", "+5.00", " 5.00 ")
 

@@ -1,4 +1,4 @@
-"""The bounded fuzz profile of the suite (issue 11, Build: fuzzing): every operation of the five OpenAPI documents
+"""The bounded fuzz profile of the suite: every operation of the five OpenAPI documents
 (four services and the gateway), a few positive and negative examples each, authenticated as the roles it allows,
 against the real apps (real database, real nats-server). No answer may be a 5xx, or undeclared, or out of its
 declared schema. ``make fuzz`` runs the same campaign as long as asked (tests/fuzz/run.py)."""
@@ -46,7 +46,7 @@ def test_generated_identifiers_are_valid(citizen_id, uscc, card, period):
     assert len(citizen_id) == 18 and mod_11_2(citizen_id[:17]) == citizen_id[17]
     assert ric.get_birth_date(citizen_id)  # a real calendar date
     assert citizen_id[:6] in strategies.BIRTH_PLACES
-    if citizen_id.startswith("110101"):  # in python-stdnum's birth-place table (Hohhot's districts are not: defect 4)
+    if citizen_id.startswith("110101"):  # in python-stdnum's birth-place table (Hohhot's districts are not)
         assert ric.is_valid(citizen_id)
     assert validate_uscc(uscc) == uscc
     assert validate_bank_card(card) == card

@@ -57,7 +57,7 @@ async def test_lockout_through_the_api(gateway_settings, start_gateway):
                                                          "password": demo["demo_cashier"]})
         unknown = await gateway.post("/auth/token", data={"username": "no_such_user",
                                                           "password": demo["demo_cashier"]})
-        # Issue 11 defect 13: a locked account is answered as a wrong password (no ACCOUNT_LOCKED revealing the name)
+        # A locked account is answered as a wrong password (no ACCOUNT_LOCKED revealing the name)
         assert locked.status_code == unknown.status_code == 401
         assert locked.json() == unknown.json()
         assert locked.json()["error"]["code"] == "UNAUTHENTICATED" and "ACCOUNT_LOCKED" not in locked.text

@@ -1,4 +1,4 @@
-"""Issue 13, item 3: the gateway in front of several replicas of a service (``SIFUND_ACCOUNTS_URL`` with two
+"""The gateway in front of several replicas of a service (``SIFUND_ACCOUNTS_URL`` with two
 comma-separated URLs). Real uvicorn upstreams in their own threads; one is stopped (its port then refuses
 connections, as a killed process's would): requests keep succeeding on the other, and the retry rule still holds: a
 POST without ``Idempotency-Key`` that may have reached a replica is not sent to another one."""

@@ -1,4 +1,4 @@
-"""Issue 11 §3: no spurious 502 after a service's 500. uvicorn closes a keep-alive connection after an unhandled
+"""No spurious 502 after a service's 500. uvicorn closes a keep-alive connection after an unhandled
 exception, a moment after the 500 went out (once the traceback is logged); a request the gateway writes on that
 connection in the meantime is never read. Here the upstream is a real uvicorn server in its own thread (as a
 separate process would be) whose error log is held until the gateway has written its next request, which makes the

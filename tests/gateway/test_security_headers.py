@@ -1,4 +1,4 @@
-"""Issue 11 §6, §7 and §13 (OPTIONS): security headers on every response of the gateway and the services, API
+"""Security headers on every response of the gateway and the services, API
 documentation on self-hosted assets only (rendered by a real headless browser under the policy), and OPTIONS
 answered with the methods a path accepts."""
 

@@ -53,6 +53,7 @@ def test_weak_passwords_are_refused(identity_settings, password, fragment):
     ],
 )
 def test_incompatible_duties_are_refused_naming_the_conflict(identity_settings, held, requested, rule):
+    # 004 第3项、第22项；001 第十六条；003 二.3 (an operating role with oversight_officer).
     with identity_session(identity_settings) as session:
         make_user(session, identity_settings, "wang.li", held)
         with pytest.raises(DomainError) as info:
@@ -90,7 +91,7 @@ def test_lockout_after_repeated_failures(identity_settings):
         for _ in range(3):
             with pytest.raises(Unauthenticated):
                 service.sign_in(session, identity_settings, username="wang.li", password="wrong-password-1A")
-        # Issue 11 defect 13: locked, even the right password is answered as a wrong one (nothing tells a guesser
+        # Locked, even the right password is answered as a wrong one (nothing tells a guesser
         # the user name exists), and the refusal is audited.
         with pytest.raises(Unauthenticated) as locked:
             service.sign_in(session, identity_settings, username="wang.li", password=GOOD_PASSWORD)
@@ -116,7 +117,7 @@ def test_disabled_user_cannot_sign_in(identity_settings):
             service.sign_in(session, identity_settings, username="wang.li", password=GOOD_PASSWORD)
         with pytest.raises(Unauthenticated) as unknown:
             service.sign_in(session, identity_settings, username="nobody", password=GOOD_PASSWORD)
-        # Nothing tells a guesser that the user name exists: answered as an unknown user (issue 11 defect 13).
+        # Nothing tells a guesser that the user name exists: answered as an unknown user.
         assert (disabled.value.status_code, disabled.value.detail, disabled.value.headers) == (
             unknown.value.status_code, unknown.value.detail, unknown.value.headers)
         refused = session.execute(select(AuditEntry).where(AuditEntry.action == "auth.refused",
@@ -157,6 +158,7 @@ def test_client_credentials(identity_settings):
 
 
 def test_long_tenure_report_lists_high_risk_posts_over_five_years(identity_settings):
+    # 001 第十六条: tenure on a high-risk post.
     with identity_session(identity_settings) as session:
         make_user(session, identity_settings, "old.hand")
         make_user(session, identity_settings, "new.hand")

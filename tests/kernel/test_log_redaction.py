@@ -1,4 +1,4 @@
-"""Issue 11 §5: personal numbers are masked in every log record (stdlib and structlog), and the suite fails when a
+"""Personal numbers are masked in every log record (stdlib and structlog), and the suite fails when a
 log file it wrote holds one (tests/log_scan.py)."""
 
 import json

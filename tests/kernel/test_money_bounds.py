@@ -1,4 +1,4 @@
-"""Money at the edge (issue 11, defect 1 and the property tests of its Build section): every amount received is
+"""Money at the edge, with property tests: every amount received is
 either a Decimal with two places within ±MAX_YUAN or a 422-type error with a stable code; never an uncaught
 ``InvalidOperation``; and sums of bounded lines fit the 64-bit columns they are stored in."""
 

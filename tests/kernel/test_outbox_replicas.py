@@ -1,4 +1,4 @@
-"""Two replicas of a service draining one outbox on one PostgreSQL database (issue 13, item 3): one relay at a time
+"""Two replicas of a service draining one outbox on one PostgreSQL database: one relay at a time
 publishes a batch (advisory lock), so every event is published once, in ``seq`` order, and marked once.
 
 Publishes are counted by a plain NATS subscription on the stream's subjects: it receives every publish, including a

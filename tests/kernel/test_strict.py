@@ -1,4 +1,4 @@
-"""The kernel's strict edge types (issue 11, defects 2, 4 and 9)."""
+"""The kernel's strict edge types: integers, citizen ids, dates and text."""
 
 from datetime import date
 

@@ -1,6 +1,6 @@
 """A trailing slash (or an id ending in an encoded ``/``) is a path no route declares: 404 with the error body, not a
 307 redirect to the service's own internal address, which no OpenAPI document declares and which, behind the
-gateway, points the client at a host it cannot reach (found by the fuzzer, issue 11)."""
+gateway, points the client at a host it cannot reach."""
 
 
 async def test_a_trailing_slash_is_not_found_not_a_redirect(start_service, auth):

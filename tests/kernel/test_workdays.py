@@ -86,7 +86,7 @@ def test_a_year_neither_the_package_nor_a_file_holds_is_unknown_never_guessed():
 
 
 def test_working_days_after_a_deadline_are_counted_on_the_same_calendar(calendar_file: Path):
-    """Issue 11 defect 12: how many working days a day is past a deadline (the treasury remittance's lateness)."""
+    """How many working days a day is past a deadline (the treasury remittance's lateness)."""
     workdays.configure(Settings(workday_calendar_file=None))
     assert workdays.working_days_after(date(2026, 9, 29), date(2026, 10, 12)).count == 5  # holiday, make-up Sat
     assert workdays.working_days_after(date(2026, 9, 29), date(2026, 9, 29)).count == 0

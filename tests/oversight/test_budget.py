@@ -1,4 +1,4 @@
-"""Fund budgets (issue 7 §8; 002 二(三)(四), 三(一)(二)(三)): the line items, the approval chain with a different
+"""Fund budgets (002 二(三)、二(四)、三(一)、三(二)、三(三)): the line items, the approval chain with a different
 person at each step, adjustments that change the budget only when approved, monthly execution from oversight's
 ledger against time progress with early warnings (a planted deviation and an exact near-miss), final accounts with
 ledger actuals and entered items, and who may do what."""

@@ -1,6 +1,6 @@
-"""Cases (issue 7 §4): idempotent opening, every step of the workflow of OVERSIGHT.md and every refusal, class-4
+"""Cases: idempotent opening, every step of the workflow of OVERSIGHT.md and every refusal, class-4
 follow-up confirmed only by benefits' events on a real nats-server, RecoveryEscalated opening a class-5 candidate,
-overdue list and escalation, the rectification ledger and the dishonesty list (001 第十二、十三、二十九、三十条)."""
+overdue list and escalation, the rectification ledger and the dishonesty list (001 第十二条、第十三条、第二十九条、第三十条)."""
 
 import json
 import uuid
@@ -156,6 +156,7 @@ def test_open_case_is_idempotent_on_rule_and_fact(engine):
 
 async def test_a_case_goes_from_issued_to_closed_with_every_step_kept(start_service, officer, officer2, unit_staff,
                                                                       other_unit):
+    # 001 第二十九条(一): class 1, closed once the data is corrected and an officer verifies it.
     async with start_service("oversight") as oversight:
         created = await oversight.post("/cases", headers=officer, json=case_body(1))
         assert created.status_code == 201 and created.json()["created"] is True
@@ -242,6 +243,7 @@ async def test_a_case_goes_from_issued_to_closed_with_every_step_kept(start_serv
 
 
 async def test_refusals_of_the_workflow(start_service, officer, unit_staff):
+    # 001 第二十九条(二)、第二十九条(三): class 2; class 3 notifies the employer before any referral.
     async with start_service("oversight") as oversight:
         cid = (await opened(oversight, officer, n=2))["id"]
         refusal(await oversight.post(f"/cases/{cid}/classify", headers=officer,
@@ -526,7 +528,7 @@ async def test_recovery_escalated_opens_a_class_5_candidate_once(start_service, 
         found = await wait_for(case, timeout=20)
         assert (found["fact_key"], found["severity"], found["suggested_class"], found["amount_fen"],
                 found["person_id"], found["seed_clause"], found["opened_by"]) == \
-            ("notice:N-77", "high", 5, 1_234_500, "person-77", "001 第二十九条（五）", "system:oversight")
+            ("notice:N-77", "high", 5, 1_234_500, "person-77", "001 第二十九条(五)", "system:oversight")
         assert found["deadline"] == (today() + timedelta(days=30)).isoformat()
         assert len((await oversight.get("/cases", headers=officer)).json()["items"]) == 1
 
@@ -597,6 +599,7 @@ async def classified_case(oversight, officer, n: int, class_code: int, amount_fe
 
 
 async def test_dishonesty_list(start_service, officer, officer2, unit_staff):
+    # 001 第三十条；001 第二十九条(六): a confirmed class 6 case always qualifies for the list.
     async with start_service("oversight") as oversight:
         fraud = await classified_case(oversight, officer, 10, 6, subject_id="person-10")
         small = await classified_case(oversight, officer, 11, 4, amount_fen=50_000, subject_id="person-11")

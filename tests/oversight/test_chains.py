@@ -1,4 +1,4 @@
-"""Audit-chain verification (issue 7 §10): oversight pulls /audit/verify, /audit/head and /audit/entries from a real
+"""Audit-chain verification: oversight pulls /audit/verify, /audit/head and /audit/entries from a real
 accounts service under uvicorn, keeps the last verified head, and opens a severe CHAIN case when the chain is broken
 (an entry edited in the database), rewound (the tail cut off and the head row put back) or rewritten (every hash
 recomputed after an edit: the chain verifies, but not the entry oversight saw)."""
@@ -71,6 +71,7 @@ def officer(auth):
 
 async def test_a_clean_chain_verifies_and_an_edited_entry_opens_a_severe_case(make_settings, nats_server,
                                                                               database_urls, officer, auth):
+    # 004 第24项: an edited audit entry is found and opens a case.
     async with platform(make_settings, nats_server) as (accounts, oversight, settings):
         await register_employers(accounts, settings, (1, 2, 3))
         checks = await verify(oversight, officer, ("accounts", "collection", "benefits", "gateway"))

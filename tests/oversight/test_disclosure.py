@@ -1,4 +1,4 @@
-"""Public disclosure (issue 7 §9; 003 二.4): income, expenditure and balance per fund and month, open to anyone
+"""Public disclosure (003 二.4): income, expenditure and balance per fund and month, open to anyone
 without a token, only for months the supervisor closed, frozen at the close (a later event does not change what was
 published), with fund-level sums only — no person, employer, account or staff member in the answer."""
 
@@ -51,7 +51,7 @@ async def test_public_figures_for_closed_months_only_and_frozen(start_service, p
             closed = await client.post(f"/reconciliation/months/{YEAR * 100 + m}/close", json={}, headers=officer)
             assert closed.status_code == 201, closed.text
 
-        # Issue 11 defect 13: by default the latest closed month, and the answer names it
+        # By default the latest closed month, and the answer names it
         latest = (await client.get("/disclosure/funds")).json()
         assert [m["month"] for m in latest["months"]] == [202402]
         assert (latest["year"], latest["month"]) == (YEAR, 202402)

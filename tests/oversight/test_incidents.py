@@ -1,4 +1,4 @@
-"""Major-incident reports (issue 7 §6; 000 三(五); 001 第三十一条): a major incident is due at the same-level and the
+"""Major-incident reports (000 三(五); 001 第三十一条): a major incident is due at the same-level and the
 provincial supervisor by the 5th Chinese working day after discovery (holidays and make-up days from
 chinese_calendar), late reports are marked, due and overdue lists, the half-yearly summary."""
 

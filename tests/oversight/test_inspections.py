@@ -1,4 +1,4 @@
-"""On-site inspections (issue 7 §7; 001 第八、十一条; 000 三(二)): plan → notice at least 3 days ahead → team of at least
+"""On-site inspections (001 第八条、第十一条; 000 三(二)): plan → notice at least 3 days ahead → team of at least
 2 → findings with amounts → feedback letter with a rectification deadline per finding → report; the yearly
 programme's ≥ 20 % sample of lower-level agencies, reproducible from its recorded seed."""
 
@@ -45,6 +45,7 @@ async def post(client, officer, path: str, body: dict, expected: int = 200) -> d
 
 
 async def test_plan_notice_team_findings_feedback_letter_and_report(start_service, auth):
+    # 001 第十一条(一)、第十一条(三)、第十一条(四): notice, feedback letter with deadlines, report.
     officer = auth("oversight_officer", subject="officer.wang")
     auditor = auth("internal_auditor")
     async with start_service("oversight") as client:
@@ -118,6 +119,7 @@ async def test_plan_notice_team_findings_feedback_letter_and_report(start_servic
 
 
 async def test_notice_less_than_three_days_ahead_is_refused(start_service, auth):
+    # 001 第十一条(一): the inspected unit is notified at least 3 days ahead.
     officer = auth("oversight_officer")
     async with start_service("oversight") as client:
         soon = await planned(client, officer, planned_on=day(2))
@@ -146,8 +148,8 @@ async def test_notice_less_than_three_days_ahead_is_refused(start_service, auth)
 
 
 async def test_an_empty_or_blank_programme_id_is_an_unknown_programme_not_a_crash(start_service, auth):
-    """Found by the fuzzer (issue 11): ``"programme_id": ""`` (or blanks, stripped to "") skipped the programme check
-    and failed on the foreign key with a 500."""
+    """``"programme_id": ""`` (or blanks, stripped to "") is an unknown programme, refused as such, not a foreign-key
+    failure."""
     officer = auth("oversight_officer")
     async with start_service("oversight") as client:
         for blank in ("", "   "):

@@ -460,8 +460,8 @@ def test_r3_asks_the_calendar_again_for_a_year_supplied_after_the_remittance(fee
 
 
 def test_workbook_cells_carry_text_with_control_characters():
-    """Found by the fuzzer (issue 11): a voucher or bank line id with a control character (stored by collection as
-    received) made the month's workbook fail mid-file with a 500; the character is shown as U+FFFD instead."""
+    """A voucher or bank line id with a control character (stored by collection as received) cannot go into a
+    workbook as it is: the month's workbook shows the character as U+FFFD and is complete."""
     import io
 
     from openpyxl import Workbook, load_workbook

@@ -1,4 +1,4 @@
-"""Suspicion rules S01–S20 (issue 7 §3, OVERSIGHT.md 疑点规则): each rule with a planted case and a clean near-miss,
+"""Suspicion rules S01–S20 (OVERSIGHT.md 疑点规则): each rule with a planted case and a clean near-miss,
 the same fact found twice (redelivery, event then sweep, two sweeps) opening one case, facts arriving in either
 order, the sweep's set-based checks, the catalogue and the sweep endpoint (gateway and accounts pulled with the
 officer's token), and the events on a real nats-server reaching the rules through the merged consumers.
@@ -362,6 +362,7 @@ def test_s07_holder_not_the_beneficiary_and_one_account_for_several_persons(feed
 
 
 def test_s08_retirement_below_the_statutory_age(feed):
+    # 001 第二十二条
     feed(person("m58"), person("m60"), person("f48", sex="F"), person("f52", sex="F"))
     feed(submitted("c1", "m58", age=58), submitted("c2", "m60", age=60), submitted("c3", "f48", age=48),
          submitted("c4", "f52", age=52), submitted("c5", "m58", age=55, status="blocked"),
@@ -371,6 +372,7 @@ def test_s08_retirement_below_the_statutory_age(feed):
 
 
 def test_s09_back_payment_over_many_months_or_a_large_amount(feed):
+    # 001 第二十一条
     feed(person("p1"))
     feed(submitted("c1", "p1", kind="injury", back_months=40, monthly=None, one_off=1_000_000),
          submitted("c2", "p1", kind="injury", back_months=12, monthly=None, one_off=1_000_000),
@@ -383,6 +385,7 @@ def test_s09_back_payment_over_many_months_or_a_large_amount(feed):
 
 
 def test_s10_clamped_bases_one_case_per_employer_and_period(feed):
+    # 003 三.6
     feed(assessed("a1", "emp1", 202605, ("p1", "PEN_EMP", 200000, 450000, "floor"),
                   ("p2", "PEN_EMP", 5000000, 3000000, "cap"), ("p3", "PEN_EMP", 600000, 600000, None)),
          assessed("a2", "emp2", 202605, ("p4", "PEN_EMP", 600000, 600000, None)))
@@ -399,6 +402,7 @@ def test_s10_clamped_bases_one_case_per_employer_and_period(feed):
 
 
 def test_s10_a_sharp_base_rise_before_retirement(feed):
+    # 003 三.6
     feed(person("p1"), person("p2"))
     for n, period in enumerate([p for y in range(2022, 2027) for p in range(y * 100 + 1, y * 100 + 13)
                                 if 202206 <= p <= 202605]):
@@ -414,6 +418,7 @@ def test_s10_a_sharp_base_rise_before_retirement(feed):
 
 
 def test_s11_business_not_registered_as_employer_after_30_days(feed):
+    # 003 三.5: new businesses reported by market regulation must register.
     def business(uscc: str, on: date, employer: str | None = None) -> acc.BusinessRegistered:
         return acc.BusinessRegistered(uscc=uscc, name=f"公司{uscc[-2:]}", registered_on=on, employer_id=employer,
                                       source="market", record_id=f"r{uscc}")
@@ -498,7 +503,7 @@ def _month_end_world(feed: Feed, months: tuple[int, int]) -> None:
 
 
 def test_month_end_rules_never_judge_a_month_that_has_not_ended(feed):
-    """Issue 11 defect 11: a sweep run on 2026-12-05 that included 2026-12 opened an S13 case for December. S13 and
+    """A sweep run on 2026-12-05 that includes 2026-12 opens no S13 case for December: S13 and
     S15 are month-end rules: the running month is skipped (and said so), the month before is judged; S12/S14/S16
     still look at the running month. A sweep dated after today judges month ends as of today."""
     today = china_today()
@@ -572,6 +577,7 @@ def test_s18_one_user_at_two_levels_or_deciding_their_own_claim(feed):
 
 
 def test_s18_incompatible_roles_and_s20_tenure_from_the_gateway_report(feed):
+    # 004 第3项、第22项；001 第十六条
     granted_at = lambda years, days=0: (datetime(2026, 7, 1, tzinfo=UTC)  # noqa: E731
                                         - timedelta(days=round(365.25 * years) + days)).isoformat()
     rows = [
@@ -593,6 +599,7 @@ def test_s18_incompatible_roles_and_s20_tenure_from_the_gateway_report(feed):
 
 
 def test_s19_identity_fields_changed_and_a_life_status_from_an_unknown_source(feed):
+    # 004 第24项: no change without an approval.
     feed(person("p1"), person("p2"))
     feed(acc.PersonUpdated(person_id="p1", version=2, changes={"birth_date": ["1960-05-01", "1966-05-01"]}),
          acc.PersonUpdated(person_id="p2", version=2, changes={"household_type": ["urban", "rural"]}),
@@ -605,6 +612,7 @@ def test_s19_identity_fields_changed_and_a_life_status_from_an_unknown_source(fe
 
 
 def test_s19_exchange_changes_need_a_partner_record_and_corrections_an_approval(feed):
+    # 004 第24项: no change without an approval.
     for pid in ("p1", "p2", "p3", "p4", "p5"):
         feed(person(pid))
     feed(died("p1", date(2026, 5, 1)))
@@ -721,7 +729,7 @@ async def test_events_on_the_bus_open_cases_through_the_running_consumers(start_
 
 
 async def test_sweep_endpoint_takes_a_month_or_a_range_of_months(start_service, auth):
-    """Issue 11 defect 13: ``POST /rules/sweeps`` sweeps one month, a range or a list (default: last month); months
+    """``POST /rules/sweeps`` sweeps one month, a range or a list (default: last month); months
     not yet begun are refused, the running month is skipped by the month-end rules."""
     officer = auth("oversight_officer", subject="officer.wang")
     today = china_today()
@@ -755,7 +763,7 @@ async def test_sweep_endpoint_takes_a_month_or_a_range_of_months(start_service, 
             refused = await sweep(**asked)
             assert refused.status_code == 422 and refused.json()["error"]["code"] == code, (code, refused.text)
         assert (await sweep(month=202613)).status_code == 422
-        # the body is a strict request model: a number is not a day, a boolean not a month (issue 11 defect 9)
+        # the body is a strict request model: a number is not a day, a boolean not a month
         for bad in ({"as_of": 0}, {"months": [True]}, {"rules": ["S13\u202e"]}):
             refused = await sweep(**bad)
             assert refused.status_code == 422, (bad, refused.text)

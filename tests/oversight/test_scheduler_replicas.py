@@ -1,4 +1,4 @@
-"""Two oversight processes on one database (issue 13, item 3), each with its scheduler loop running: a due job runs
+"""Two oversight processes on one database, each with its scheduler loop running: a due job runs
 once across them (the lease in ``scheduled_job``), whichever process wins it. On PostgreSQL under
 ``make test-postgres``, on SQLite otherwise."""
 

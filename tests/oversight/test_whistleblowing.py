@@ -1,4 +1,4 @@
-"""Whistleblower reports (issue 7 §5; 000 三(四); 001 第三十二至三十八条): public intake without an account, tracking by
+"""Whistleblower reports (000 三(四); 001 第三十二条至第三十八条): public intake without an account, tracking by
 code, identity for oversight officers only, urgent alerts, the per-IP limit, the workflow, and reward eligibility
 (each condition, the statutory-duty exclusion, the first-reporter rule, joint reports) and amounts in fen."""
 
@@ -12,6 +12,7 @@ from sqlmodel import Session
 from structlog.testing import capture_logs
 
 from services.kernel import clock
+from services.kernel.citations import is_canonical
 from services.kernel.models import OutboxMessage
 from services.oversight.whistleblowing import rewards
 from services.oversight.whistleblowing.ratelimit import TokenBucket
@@ -282,6 +283,7 @@ async def test_major_or_urgent_reports_alert_an_officer_at_once(start_service, a
 
 
 async def test_reward_eligibility_lists_every_condition_and_refuses_each_failure(start_service, auth):
+    # 001 第三十六条(一)、第三十六条(二)、第三十六条(三)、第三十六条(四)、第三十六条(五)；001 第三十三条: each condition refused on its own.
     officer = auth("oversight_officer")
     async with start_service("oversight") as client:
         unlimited(client)
@@ -300,7 +302,7 @@ async def test_reward_eligibility_lists_every_condition_and_refuses_each_failure
         assert [c["code"] for c in body["checks"]] == ["NAMED", "FULL_CIVIL_CAPACITY", "CLEAR_SUBJECT",
                                                        "WITHIN_SCOPE", "NEW_FACTS", "VERIFIED",
                                                        "NO_STATUTORY_DUTY", "FIRST_REPORTER"]
-        assert all(c["ok"] and c["clause"].startswith("001 第三十") for c in body["checks"])
+        assert all(c["ok"] and is_canonical(c["clause"]) and c["clause"].startswith("001 ") for c in body["checks"])
         assert body["amount"] == "1000.00"  # 2 % of 50 000.00
         assert (await reward(client, officer, good)).json()["error"]["code"] == "REWARD_EXISTS"
 
@@ -310,7 +312,7 @@ async def test_reward_eligibility_lists_every_condition_and_refuses_each_failure
             "WITHIN_SCOPE": (named(category="other"), {}),
             "FULL_CIVIL_CAPACITY": (named(), {"full_civil_capacity": False}),
             "NEW_FACTS": (named(), {"facts_already_known": True}),
-            "NO_STATUTORY_DUTY": (named(), {"statutory_duty": True}),  # 第三十三条第二款: e.g. an agency clerk
+            "NO_STATUTORY_DUTY": (named(), {"statutory_duty": True}),  # 001 第三十三条第二款: e.g. an agency clerk
         }
         for code, (report, findings) in cases.items():
             report_id = (await file(client, report))["report_id"]
@@ -321,7 +323,7 @@ async def test_reward_eligibility_lists_every_condition_and_refuses_each_failure
             assert not decision["eligible"] and decision["amount"] is None and decision["kind"] is None
             assert decision["failed"] == [code], (code, decision["failed"])
             assert len(decision["checks"]) == 8
-        # Named without a citizen id is not a real-name report (第三十六条（一）).
+        # Named without a citizen id is not a real-name report (001 第三十六条(一)).
         no_id = (await file(client, named(reporters=[{"name": "王某"}])))["report_id"]
         await conclude(client, officer, no_id)
         assert (await reward(client, officer, no_id)).json()["failed"] == ["NAMED"]

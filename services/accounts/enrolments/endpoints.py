@@ -23,7 +23,7 @@ from services.kernel.service_app import SessionDep
 
 CLERK = allow("agency_clerk")
 READERS = allow("agency_clerk", "agency_reviewer", "agency_approver", "internal_auditor")
-# The online check other services make before granting a claim (004 table); staff roles only, region-checked.
+# The online check other services make before granting a claim (004 第10项); staff roles only, region-checked.
 VERIFIERS = allow("agency_clerk", "agency_reviewer", "agency_approver", "internal_auditor")
 
 router = APIRouter(prefix="/enrolments", tags=["enrolments"])

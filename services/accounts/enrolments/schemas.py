@@ -71,7 +71,7 @@ class EnrolmentPage(BaseModel):
 
 
 class EnrolmentVerification(BaseModel):
-    """Answer of the online enrolment check (004 table): does an enrolment of ``fund`` cover ``period``?"""
+    """Answer of the online enrolment check (004 第10项): does an enrolment of ``fund`` cover ``period``?"""
 
     person_found: bool = Field(description="false when no person with this citizen id is registered here")
     enrolled: bool = Field(description="an enrolment of the fund covers the period (whatever its current status)")

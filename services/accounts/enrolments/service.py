@@ -1,5 +1,5 @@
 """Enrolments (参保登记): enrol, transfer between employers, suspend, resume, stop; and the online verification the
-other services call before granting a claim (004 table). Business rules live in ``rules``; this module loads the
+other services call before granting a claim (004 第10项). Business rules live in ``rules``; this module loads the
 rows, applies the rules, and writes the change, its history, its audit entry and its event in one transaction.
 
 The partial unique index ``uq_enrolment_active_group`` (one active enrolment per person and fund group) is the
@@ -284,7 +284,7 @@ def list_for_employer(session: Session, employer_id: str, *, status: str | None 
     return _page(session, query, after, limit)
 
 
-# -- online verification (004 table: enrolment status and contribution record before a claim) ------------------------
+# -- online verification (004 第10项: enrolment status and contribution record before a claim) ------------------------
 
 
 def _check_fund(fund: str | None) -> str:

@@ -1,4 +1,4 @@
-"""Bulk import of employers, persons and enrolments (issue 4 §6): legacy registries migrated from CSV or Excel.
+"""Bulk import of employers, persons and enrolments: legacy registries migrated from CSV or Excel.
 
 The whole path is batched. Rows are read one at a time and handled in chunks of ``CHUNK_ROWS`` (= the 1 000-item
 event limit):

@@ -1,4 +1,4 @@
-"""Agency posting (到账确认/记账, the AGENCY leg; issue 5 §6): the lines collection reports collected
+"""Agency posting (到账确认/记账, the AGENCY leg): the lines collection reports collected
 (``collection.payments.collected.v1``) are confirmed against the registry and posted, in one pass per event.
 
 For each ``CollectedLine``:

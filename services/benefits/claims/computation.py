@@ -1,4 +1,4 @@
-"""Benefit amounts computed by the system (004 row 20: 待遇由系统生成), each step recorded for the claim's
+"""Benefit amounts computed by the system (004 第20项: 待遇由系统生成), each step recorded for the claim's
 ``computation`` JSON. Pure functions: the caller supplies the parameters in force and the verified facts.
 
 Basic pension (企业职工/机关事业 基本养老金, 国发〔2005〕38号), per month::

@@ -1,8 +1,8 @@
-"""Request and response bodies of the claims API (issue 6 §2, §3).
+"""Request and response bodies of the claims API.
 
 Amounts at this edge are yuan as decimal strings (``"60000.00"``; JSON floats refused) and integer fen alongside in
 responses; periods are ``YYYYMM``. Pension and unemployment amounts are computed by the system and cannot be entered
-(004 row 20); injury and one-off amounts are entered together with the documents that determine them.
+(004 第20项); injury and one-off amounts are entered together with the documents that determine them.
 """
 
 from datetime import date, datetime
@@ -139,7 +139,7 @@ class ClaimOut(BaseModel):
     person_id: str
     kind: str
     fund: str
-    importance: str = Field(description="ordinary: 2 levels; important: 3 levels (004 row 4)")
+    importance: str = Field(description="ordinary: 2 levels; important: 3 levels (004 第4项)")
     region: str
     status: str = Field(description="in_review | blocked | approved | rejected")
     blocked_reason: str | None

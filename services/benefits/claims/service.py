@@ -1,4 +1,4 @@
-"""Claims (issue 6 §2) and their approval levels (§3).
+"""Claims and their approval levels.
 
 Submission (``agency_clerk``, in the person's region) runs in three steps, so that nothing is stored on unverified
 data: ``prepare`` (the person from the local registry mirror, region check, the parameters in force), the online
@@ -26,7 +26,7 @@ failed check as ``CODE: message``) and 201, so the attempt and its reasons stay 
 (``ClaimSubmitted`` with status blocked). A blocked claim is final; once the cause is remedied a new claim is made.
 Input errors (unknown person, a woman's basic pension without ``post_type``, no parameters) are 4xx, not stored.
 
-Levels (004 row 4; 001 第十八条, 第二十一条):
+Levels (004 第4项; 001 第十八条、第二十一条):
 
 - ordinary (resident pension, unemployment, one-off without back payment): ``first_review`` (初审, agency_reviewer)
   → ``second_review`` (复核, agency_approver);

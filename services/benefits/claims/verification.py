@@ -1,4 +1,4 @@
-"""Online verification with accounts (004 table: 办理待遇核定业务时必须在线核验缴费状态、待遇状况和待遇领取资格).
+"""Online verification with accounts (004 第10项: 办理待遇核定业务时必须在线核验缴费状态、待遇状况和待遇领取资格).
 
 Benefits asks accounts synchronously, while the clerk waits, through the process's shared ``app.state.http`` client
 at ``settings.service_url("accounts")``, **forwarding the caller's Authorization header**: accounts checks the clerk's

@@ -1,4 +1,4 @@
-"""Benefit parameters (issue 6 §1): dated documents per region, proposed by the agency's finance (``accountant``) and
+"""Benefit parameters: dated documents per region, proposed by the agency's finance (``accountant``) and
 approved or rejected by another person (``agency_approver``), the same mechanics as collection's rates and bases
 (``services/kernel/dated_documents.py``).
 

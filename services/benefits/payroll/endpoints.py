@@ -1,4 +1,4 @@
-"""Monthly payroll, bank payment files and bank results (issue 6 §3, §4); the rules are in service.py, the file
+"""Monthly payroll, bank payment files and bank results; the rules are in service.py, the file
 format in bankfile.py.
 
 Who does what: the agency clerk computes, an agency approver (another person) approves, the accountant asks finance

@@ -17,7 +17,7 @@ MAX_RESULT_LINES = 1_000_000
 
 class RunIn(RequestModel):
     """Compute (or recompute) the monthly payroll of a fund. Nothing else is entered: every amount comes from the
-    entitlements (004 row 20)."""
+    entitlements (004 第20项)."""
 
     model_config = ConfigDict(extra="forbid")
 

@@ -1,11 +1,11 @@
-"""Monthly payroll and bank payments (issue 6 §3, §4; DOMAIN.md, money-out flow 3–4).
+"""Monthly payroll and bank payments (DOMAIN.md, money-out flow 3–4).
 
 **Run** (``compute_run``, agency clerk). One payroll per fund and month (``payroll_run`` is unique on both). The
 month may not be after the current month (China time: 422 ``PERIOD_IN_FUTURE``). One query reads every ACTIVE
 entitlement of the fund covering the month (``start_period ≤ period ≤ end_period``, no end = for life) with its
 person and the person's active accounts; one line per entitlement, in chunked Core inserts:
 
-- the amount is the entitlement's monthly amount, never entered by hand (004 row 20);
+- the amount is the entitlement's monthly amount, never entered by hand (004 第20项);
 - the account is one of the person's own active accounts (``beneficiary_account.person_id`` = the person and the
   holder's name = the person's name; a bank account or a social security card, 000 二(三)): the entitlement's
   nominated account if it qualifies, else the most recently registered one (ids are time-ordered). Nothing is ever

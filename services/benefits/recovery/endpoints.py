@@ -1,4 +1,4 @@
-"""Recovery of overpayments (追回多发待遇, 001 第二十九条(四)(五)): notices, repayments, offsets, escalation."""
+"""Recovery of overpayments (追回多发待遇, 001 第二十九条(四)、第二十九条(五)): notices, repayments, offsets, escalation."""
 
 from typing import Annotated
 

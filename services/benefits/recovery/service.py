@@ -1,4 +1,4 @@
-"""Recovery of overpayments (追回, 001 第二十九条(四)(五)).
+"""Recovery of overpayments (追回, 001 第二十九条(四)、第二十九条(五)).
 
 - **Notices.** A recovery notice (追回社会保险待遇告知书) gathers the person's open overpayments — those not on a
   notice yet — with their total and a deadline (``recovery_deadline_days`` after the issue date, eligibility/

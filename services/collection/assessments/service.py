@@ -1,4 +1,4 @@
-"""Declarations and assessments (issue 5 §2): an employer's monthly bases in, the collection plan (征缴计划) out.
+"""Declarations and assessments: an employer's monthly bases in, the collection plan (征缴计划) out.
 
 One declaration → one assessment, in one transaction:
 

@@ -1,4 +1,4 @@
-"""Rates and bases (issue 5 §1): dated parameter sets and per-employer work-injury floating factors, each proposed by
+"""Rates and bases: dated parameter sets and per-employer work-injury floating factors, each proposed by
 one person (the agency's finance, ``accountant``) and approved or rejected by another (``agency_approver``).
 
 Every change writes its row, an audit-chain entry and (on approval of a set) ``ParametersApproved`` in one

@@ -67,12 +67,12 @@ def normalise_method(value: Any) -> str | None:
 
 
 # -- identifiers, fast for 10 000 lines ------------------------------------------------------------------------------
-# The kernel's citizen id check no longer looks the birth place up in a table (issue 11, defect 4), so it is used as
-# is; USCCs are cached, a batch carrying few distinct payers.
+# The kernel's citizen id check needs no birth-place table (birth-place codes are historical), so it is used as is;
+# USCCs are cached, a batch carrying few distinct payers.
 
 
 def fast_citizen_id(value: str) -> str:
-    return validate_citizen_id(value)  # no table lookup any more: the kernel's check is fast enough for a batch
+    return validate_citizen_id(value)  # no table lookup: the kernel's check is fast enough for a batch
 
 
 @lru_cache(maxsize=65_536)

@@ -1,4 +1,4 @@
-"""Fund bank accounts, treasury remittances and the FINANCE leg (issue 5 §5); rules in service.py and rules.py."""
+"""Fund bank accounts, treasury remittances and the FINANCE leg; rules in service.py and rules.py."""
 
 from typing import Annotated
 

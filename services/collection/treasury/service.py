@@ -1,4 +1,4 @@
-"""Fund bank accounts and the FINANCE leg (issue 5 §5).
+"""Fund bank accounts and the FINANCE leg.
 
 - **Registry.** One special (财政专户, finance's), income (收入户) and expenditure (支出户) account per fund (the
   agency's), with bank, opening approval and annual inspection due date. Special accounts are registered and

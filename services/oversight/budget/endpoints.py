@@ -1,4 +1,4 @@
-"""Fund budgets (issue 7 §8; 002 二(三)(四), 三(一)(二)(三)).
+"""Fund budgets (002 二(三)、二(四)、三(一)、三(二)、三(三)).
 
 Roles (``items.py``): the agency (``accountant``, ``agency_approver``) drafts and submits budgets, adjustments and
 final accounts; ``finance_officer`` reviews, returns and approves (two different officers); oversight officers and

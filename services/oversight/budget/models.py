@@ -1,4 +1,4 @@
-"""Fund budgets (社会保险基金预算, 002 二(三)(四), 三(一)(二)(三)).
+"""Fund budgets (社会保险基金预算, 002 二(三)、二(四)、三(一)、三(二)、三(三)).
 
 - ``budget``: one per fund × year, with its approval chain (``status``: draft → submitted → reviewed → approved; a
   reviewer or approver may return it to draft with a reason). ``version`` counts the approved states of its amounts:

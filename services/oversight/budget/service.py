@@ -1,4 +1,4 @@
-"""Fund budgets (002 二(三)(四), 三(一)(二)(三)).
+"""Fund budgets (002 二(三)、二(四)、三(一)、三(二)、三(三)).
 
 - **Draft** (``create`` / ``set_lines``): the agency (``accountant``, ``agency_approver``) drafts one budget per fund
   and year with the line items of 002 二(三) (``items.py``), in fen; items not given are 0.

@@ -25,7 +25,7 @@ class CaseSettings(BaseSettings):
     default_unit: str = "社会保险经办机构"
     # Broken or rewound audit chains are issued to the agency's information department (信息数据部门).
     chain_unit: str = "社会保险经办机构信息数据部门"
-    # RecoveryEscalated (001 第二十九条（五）): days the agency has to start the audit.
+    # RecoveryEscalated (001 第二十九条(五)): days the agency has to start the audit.
     recovery_case_deadline_days: int = 30
 
 

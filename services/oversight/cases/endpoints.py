@@ -1,4 +1,4 @@
-"""HTTP API of the case workflow (issue 7 §4): cases, the rectification ledger (整改台账) and the dishonesty list.
+"""HTTP API of the case workflow: cases, the rectification ledger (整改台账) and the dishonesty list.
 
 Roles (see ``service.py``): oversight officers run the workflow; the responsible unit's staff (agency roles,
 including the agency's finance, information and internal-control posts) read the cases issued to their unit or

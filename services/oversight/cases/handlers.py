@@ -9,7 +9,7 @@
   their id, see ``service.record_follow_up``).
 - ``EntitlementResumed``: a resumed entitlement withdraws the suspension confirmation it had given (the case can
   no longer be closed on it).
-- ``RecoveryEscalated`` (unrecovered after the notice's deadline, 001 第二十九条（五）): opens a case with
+- ``RecoveryEscalated`` (unrecovered after the notice's deadline, 001 第二十九条(五)): opens a case with
   ``rule_id = "R-ESC"``, ``fact_key = "notice:<notice_id>"``, severity ``high``, suggested class 5 (audit), issued
   to the default agency unit for the person's region (from oversight's mirror) with
   ``SIFUND_OVERSIGHT_RECOVERY_CASE_DEADLINE_DAYS`` (*default* 30). A redelivered or repeated escalation of the same
@@ -89,7 +89,7 @@ def on_recovery_escalated(session: Session, envelope: EventEnvelope) -> None:
         title=f"追回告知书逾期未退还 {event.remaining_fen / 100:.2f} 元，须开展稽核检查",
         details={"notice_id": event.notice_id, "remaining_fen": event.remaining_fen,
                  "deadline": event.deadline.isoformat(), "event_id": envelope.id},
-        seed_clause="001 第二十九条（五）", region=person.region if person else None,
+        seed_clause="001 第二十九条(五)", region=person.region if person else None,
         deadline_days=case_settings().recovery_case_deadline_days, suggested_class=5,
         amount_fen=event.remaining_fen,
     )

@@ -1,4 +1,4 @@
-"""Tables of the case workflow (OVERSIGHT.md, Case workflow; 001 第十二、十三、二十九、三十条).
+"""Tables of the case workflow (OVERSIGHT.md, Case workflow; 001 第十二条、第十三条、第二十九条、第三十条).
 
 - ``oversight_case``: one per (rule, fact) — a rule firing twice on the same fact finds the same case.
 - ``case_occurrence``: each time the fact was reported (a changed report gets a row; a repeat only counts).

@@ -2,7 +2,7 @@
 escalation. Every step writes a ``case_history`` row, a kernel audit-chain entry and (for a status change) an
 ``oversight.case.*`` event, in the caller's transaction.
 
-Who does what (decided for issue 7 §4, 001 第十二条):
+Who does what (001 第十二条):
 
 - **Oversight officers** (``oversight_officer``) own the workflow: they open cases by hand, move a case through
   investigating → classified → rectifying → closed, propose and (another officer) confirm dismissals, escalate,

@@ -80,15 +80,15 @@ class CaseClass:
 
 
 CLASSES: dict[int, CaseClass] = {c.code: c for c in (
-    CaseClass(1, "经办操作或后台修改导致数据错误", "001 第二十九条（一）", (("data_corrected",),)),
-    CaseClass(2, "数据转换导致数据错误", "001 第二十九条（二）", (("extraction_fixed",),)),
+    CaseClass(1, "经办操作或后台修改导致数据错误", "001 第二十九条(一)", (("data_corrected",),)),
+    CaseClass(2, "数据转换导致数据错误", "001 第二十九条(二)", (("extraction_fixed",),)),
     # Notify first; refer to labour inspection only if the employer still does not register (经告知仍不办理).
-    CaseClass(3, "用人单位不依法办理社会保险登记", "001 第二十九条（三）",
+    CaseClass(3, "用人单位不依法办理社会保险登记", "001 第二十九条(三)",
               (("employer_notified",), ("referred_to_labour_inspection", "employer_registered")), needs="employer"),
-    CaseClass(4, "不符合待遇领取条件", "001 第二十九条（四）",
+    CaseClass(4, "不符合待遇领取条件", "001 第二十九条(四)",
               (("benefit_suspended",), ("recovery_notice_issued",)), needs="person"),
-    CaseClass(5, "违规领取金额较大且限期内未退还", "001 第二十九条（五）", (("audit_conducted",),)),
-    CaseClass(6, "涉嫌欺诈骗保", "001 第二十九条（六）", (("referred_to_labour_inspection", "referred_to_police"),)),
+    CaseClass(5, "违规领取金额较大且限期内未退还", "001 第二十九条(五)", (("audit_conducted",),)),
+    CaseClass(6, "涉嫌欺诈骗保", "001 第二十九条(六)", (("referred_to_labour_inspection", "referred_to_police"),)),
 )}
 
 

@@ -49,7 +49,7 @@ from services.oversight.chains.models import ChainCheck, ChainCheckpoint
 
 COMPONENTS = ("accounts", "collection", "benefits", "gateway")
 RULE_ID = "CHAIN"
-SEED_CLAUSE = "004 第24行；ARCHITECTURE 原则5（审计日志哈希链）"
+SEED_CLAUSE = "004 第24项"  # every change traceable; the hash chain is how (ARCHITECTURE.md principle 5)
 CASE_DEADLINE_DAYS = 7
 
 

@@ -1,4 +1,4 @@
-"""Public disclosure (issue 7 §9; 003 二.4): read-only, open to anyone (``public()``), closed months only."""
+"""Public disclosure (003 二.4): read-only, open to anyone (``public()``), closed months only."""
 
 from typing import Annotated, Any
 

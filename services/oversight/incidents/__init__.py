@@ -1,1 +1,1 @@
-"""Major-incident reports (要情报告): deadlines, late marking, half-yearly summary (issue 7 §6)."""
+"""Major-incident reports (要情报告): deadlines, late marking, half-yearly summary."""

@@ -1,4 +1,4 @@
-"""Major-incident reports (issue 7 §6): oversight officers record and report; internal auditors read."""
+"""Major-incident reports: oversight officers record and report; internal auditors read."""
 
 from datetime import date
 from decimal import Decimal

@@ -1,1 +1,1 @@
-"""On-site inspections (现场监督) and the yearly programme with a reproducible sample (issue 7 §7)."""
+"""On-site inspections (现场监督) and the yearly programme with a reproducible sample."""

@@ -1,4 +1,4 @@
-"""On-site inspections and the yearly programme (issue 7 §7): oversight officers; internal auditors read."""
+"""On-site inspections and the yearly programme: oversight officers; internal auditors read."""
 
 from decimal import Decimal
 from typing import Annotated

@@ -1,4 +1,4 @@
-"""On-site inspections (现场监督; 001 第八、十一条; 000 三(二)).
+"""On-site inspections (现场监督; 001 第八条、第十一条; 000 三(二)).
 
 - ``inspection``: plan (target unit, planned date) → notification at least 3 days ahead → findings → feedback
   letter (问题反馈函) → report. ``status``: planned | notified | inspecting | feedback_issued | reported.

@@ -67,7 +67,7 @@ class RescheduleIn(RequestModel):
 class NotificationIn(RequestModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
-    notified_on: date = Field(description="at least 3 days before the planned date (001 第十一条（一）)")
+    notified_on: date = Field(description="at least 3 days before the planned date (001 第十一条(一))")
     notice_ref: str | None = Field(default=None, max_length=100)
 
 
@@ -88,7 +88,7 @@ class DeadlineIn(RequestModel):
 
 
 class FeedbackLetterIn(RequestModel):
-    """问题反馈函: every finding with its rectification deadline (001 第十一条（三）; 000 三(二))."""
+    """问题反馈函: every finding with its rectification deadline (001 第十一条(三); 000 三(二))."""
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 

@@ -1,15 +1,15 @@
-"""On-site inspections (现场监督; 001 第八、十一条; 000 三(二)) and the yearly programme.
+"""On-site inspections (现场监督; 001 第八条、第十一条; 000 三(二)) and the yearly programme.
 
 - **Plan** (监督方案): target unit, level, scope, planned date; optionally part of the year's programme (then the
   target must be one of its same-level agencies or sampled lower-level agencies, in the programme's year).
-- **Notification** at least 3 days before the planned date (001 第十一条（一）: 至少提前3日通知): a later one is refused
+- **Notification** at least 3 days before the planned date (001 第十一条(一): 至少提前3日通知): a later one is refused
   with 409 ``NOTICE_TOO_LATE``. Rescheduling after notification to a day less than 3 days after the notice withdraws
   the notice (it must be given again).
 - **Team** of at least 2 inspectors (001 第八条): fewer is refused (422 ``TEAM_TOO_SMALL``); findings, the letter and
   the report need the team.
 - **Findings** from the planned day on, each with the amount involved (000 三(二): 涉及资金数额).
-- **Feedback letter** (问题反馈函, 001 第十一条（三）) with a rectification deadline for every finding, after the
-  issue date; then each finding can be marked rectified. **Report** (第十一条（四）), after the letter when
+- **Feedback letter** (问题反馈函, 001 第十一条(三)) with a rectification deadline for every finding, after the
+  issue date; then each finding can be marked rectified. **Report** (001 第十一条(四)), after the letter when
   anything was found; whether it went to the higher-level supervisor is recorded.
 - **Programme** (programme.py): one per year; same-level agencies always in; the lower-level sample drawn from
   the recorded seed; ``verify`` re-derives it.
@@ -231,7 +231,7 @@ def notify(session: Session, inspection_id: str, body: NotificationIn) -> Inspec
     ahead = (inspection.planned_on - body.notified_on).days
     if ahead < NOTICE_DAYS:
         raise Conflict("NOTICE_TOO_LATE",
-                       f"现场监督须至少提前 {NOTICE_DAYS} 日通知被监督单位（001 第十一条（一））：计划 {inspection.planned_on}，"
+                       f"现场监督须至少提前 {NOTICE_DAYS} 日通知被监督单位（001 第十一条(一)）：计划 {inspection.planned_on}，"
                        f"通知 {body.notified_on} 只提前 {ahead} 日；请改期后再通知",
                        details={"planned_on": str(inspection.planned_on), "notified_on": str(body.notified_on),
                                 "days_ahead": ahead, "required": NOTICE_DAYS})

@@ -99,7 +99,7 @@ def _plain(value: Any) -> Any:
 
 def _text(value: str) -> str:
     """Text from other systems (vouchers, bank line ids, references) may hold control characters that XML, and so
-    a workbook, cannot carry: openpyxl would abort mid-file (a 500 found by the fuzzer). Shown as U+FFFD."""
+    a workbook, cannot carry: openpyxl would abort mid-file (a 500). Shown as U+FFFD."""
     return ILLEGAL_CHARACTERS_RE.sub("\ufffd", value)
 
 

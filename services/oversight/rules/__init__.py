@@ -1,4 +1,4 @@
-"""Suspicion rules (疑点规则, OVERSIGHT.md; issue 7 §3): S01–S20, each a named unit with a stable id, a severity, the
+"""Suspicion rules (疑点规则, OVERSIGHT.md): S01–S20, each a named unit with a stable id, a severity, the
 seed clause it enforces and a title (``registry.py``), evaluated in the consumer's transaction when the facts arrive
 (``handlers.py``) or by the scheduled sweep (``sweep.py``), opening cases through ``cases.service.open_case``.
 

@@ -20,7 +20,7 @@ Facts: ``ClaimSubmitted`` → ``rule_claim`` (with the submitting clerk, the eve
 - **S10** (003 三.6) on ``ClaimSubmitted`` of a basic pension in review: the average assessed PEN_EMP/PEN_GOV base of
   the 12 months before the effective month is at least 150 % of the average of the 36 months before those (each
   window needs 6 assessed months; bases of one month from several employers are added).
-- **S18** (004 第3、22项) on ``ClaimDecided``: one user at two levels of one claim, or the submitting clerk at any
+- **S18** (004 第3项、第22项) on ``ClaimDecided``: one user at two levels of one claim, or the submitting clerk at any
   level. Benefits refuses both (403 SAME_PERSON_TWO_LEVELS / SUBMITTER_CANNOT_DECIDE, and a unique constraint): the
   rule watches the events, so a decision that got past the service (a direct database write, another code path)
   is still seen.

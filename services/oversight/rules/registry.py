@@ -118,7 +118,7 @@ RULES: dict[str, Rule] = {r.id: r for r in (
           "A contribution line refused at intake for its payment method (REFUSED_PAYMENT_METHOD), or a collected "
           "line whose method is not one of the accepted four (bank withholding, transfer, online, ss card).",
           EVENT, ("collection.payments.rejected", "collection.payments.collected"), 1),
-    _rule("S18", "high", "004 第3、22项", "同一人办理同一业务两个审核环节或兼任不相容岗位",
+    _rule("S18", "high", "004 第3项、第22项", "同一人办理同一业务两个审核环节或兼任不相容岗位",
           "One user deciding two review levels of one claim (or deciding a claim they submitted); or a user "
           "holding roles of an incompatible pair (from the gateway's tenure report).",
           BOTH, ("benefits.claim.decided", "benefits.claim.submitted", "gateway /identity/reports/long-tenure"), 1),

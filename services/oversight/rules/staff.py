@@ -1,5 +1,5 @@
 """Rules on staff: S20 (high-risk post held more than 5 years, 001 第十六条) and the role half of S18 (one user holding
-roles of an incompatible pair, 004 第3、22项).
+roles of an incompatible pair, 004 第3项、第22项).
 
 Oversight has no copy of the gateway's users. The sweep endpoint pulls the gateway's
 ``GET /identity/reports/long-tenure?years=1`` (high-risk posts — accountant, cashier, agency reviewer, agency approver
@@ -26,9 +26,9 @@ FINANCE = ("accountant", "cashier")
 # Used when the gateway's own rules could not be read (the same defaults as gateway/identity/conflicts.py).
 DEFAULT_CONFLICT_RULES: list[dict[str, Any]] = [
     {"code": "BUSINESS_FINANCE", "roles_a": list(BUSINESS), "roles_b": list(FINANCE),
-     "message": "业务经办与财务岗位不相容", "basis": "004 第3、22项；001 第十六条"},
+     "message": "业务经办与财务岗位不相容", "basis": "004 第3项、第22项；001 第十六条"},
     {"code": "BUSINESS_IT", "roles_a": list(BUSINESS), "roles_b": ["it_admin"],
-     "message": "业务经办与信息岗位不相容", "basis": "004 第3、22项；001 第十六条"},
+     "message": "业务经办与信息岗位不相容", "basis": "004 第3项、第22项；001 第十六条"},
     {"code": "ACCOUNTANT_CASHIER", "roles_a": ["accountant"], "roles_b": ["cashier"],
      "message": "会计与出纳岗位不相容", "basis": "004 第3项；001 第十六条"},
 ]

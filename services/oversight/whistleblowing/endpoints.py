@@ -1,4 +1,4 @@
-"""Whistleblower reports (issue 7 §5): public intake and tracking, officers' workflow, alerts and rewards.
+"""Whistleblower reports: public intake and tracking, officers' workflow, alerts and rewards.
 
 ``POST /whistleblowing/reports`` and ``GET /whistleblowing/track/{code}`` are public (no account), each with its own
 per-IP limit (ratelimit.py). A report by phone, e-mail, letter or visit is recorded through the same endpoint by an
@@ -258,7 +258,7 @@ def link(report_id: str, body: LinkIn, session: SessionDep) -> ReportOut:
 
 @router.post("/reports/{report_id}/reward", response_model=RewardOut, status_code=status.HTTP_201_CREATED,
              summary="Decide a reward: every eligibility condition checked, amount per the standard",
-             description="001 第三十三、三十六至三十八条. The decision is recorded whether granted or refused; "
+             description="001 第三十三条、第三十六条至第三十八条. The decision is recorded whether granted or refused; "
                          "``checks`` lists each condition, ``failed`` the codes that did not hold. A granted main "
                          "reward is 2 % of the verified amount, at least 200 yuan, at most 100 000 yuan per matter "
                          "(default standard, rewards.py), rounded half-up to the fen.",

@@ -1,4 +1,4 @@
-"""Tables of whistleblower reports (举报, OVERSIGHT.md; 000 三(四); 001 第三十二至三十八条).
+"""Tables of whistleblower reports (举报, OVERSIGHT.md; 000 三(四); 001 第三十二条至第三十八条).
 
 - ``whistleblower_report``: one report as received, by any channel. The tracking code is stored only as its SHA-256
   (``tracking_hash``): the code is shown once, to the reporter, and is the reporter's only key.
@@ -9,9 +9,9 @@
   statuses and dates, never who or the internal notes).
 - ``whistleblower_note``: internal investigation notes (officers only).
 - ``whistleblower_alert``: a major or urgent report flagged for an officer at once (000 三(四)).
-- ``whistleblower_reward``: each reward decision with its eligibility checks, granted or refused (第三十六至三十八条).
+- ``whistleblower_reward``: each reward decision with its eligibility checks, granted or refused (001 第三十六条至第三十八条).
   ``award_key`` / ``main_key`` are set only on granted rewards and are unique: one granted reward per report, one
-  main reward per matter (第三十七条: the first reporter of a fact is the main beneficiary).
+  main reward per matter (001 第三十七条: the first reporter of a fact is the main beneficiary).
 
 A *matter* (``matter_id``) is the fact reported: at intake every report is its own matter; an officer links a later
 report about the same fact to the earlier one. Money is integer fen.
@@ -33,7 +33,7 @@ class WhistleblowerReport(OversightTable, table=True):
     tracking_hash: str = Field(max_length=64, unique=True)  # SHA-256 of the normalised tracking code
     channel: str = Field(max_length=10)  # web | phone | email | letter | visit
     anonymous: bool
-    reporter_count: int = 0  # named reporters (a joint report counts as one reporter, 第三十七条)
+    reporter_count: int = 0  # named reporters (a joint report counts as one reporter, 001 第三十七条)
     subject_name: str | None = Field(default=None, max_length=200)  # 被举报主体
     subject_type: str | None = Field(default=None, max_length=20)  # employer | person | agency | institution | other
     category: str = Field(max_length=20)  # collection | payment | management | investment | other

@@ -1,23 +1,23 @@
-"""Whistleblower rewards: eligibility (001 第三十三、三十六、三十七条) and amount (第三十八条), as pure functions.
+"""Whistleblower rewards: eligibility (001 第三十三条、第三十六条、第三十七条) and amount (001 第三十八条), as pure functions.
 
 Eligibility — every condition is checked and listed, passed or not (a refusal names each reason):
 
 | code | condition | source | from |
 |---|---|---|---|
-| NAMED | named report, every (joint) reporter named with a citizen id | 第三十六条（一） | the report |
-| FULL_CIVIL_CAPACITY | the reporter has full civil capacity | 第三十六条（一） | the officer's finding |
-| CLEAR_SUBJECT | a clearly named reported party (被举报主体) | 第三十六条（二） | the report |
-| WITHIN_SCOPE | about the fund's income, expenditure, management, use or investment | 第三十三条, 第三十六条（三） | the report's category |
-| NEW_FACTS | the main facts and evidence were not already known to the supervisor | 第三十六条（四） | the officer's finding |
-| VERIFIED | the report was investigated and found true, with a verified amount | 第三十六条（五） | the report's answer |
-| NO_STATUTORY_DUTY | the reporter has no statutory duty over the fund (management, operation, finance, supervision) | 第三十三条第二款 | the officer's finding |
-| FIRST_REPORTER | first reporter of the fact (the main beneficiary); a later reporter only with a substantial contribution, as a supplementary reward | 第三十七条 | the matter's reports |
+| NAMED | named report, every (joint) reporter named with a citizen id | 001 第三十六条(一) | the report |
+| FULL_CIVIL_CAPACITY | the reporter has full civil capacity | 001 第三十六条(一) | the officer's finding |
+| CLEAR_SUBJECT | a clearly named reported party (被举报主体) | 001 第三十六条(二) | the report |
+| WITHIN_SCOPE | about the fund's income, expenditure, management, use or investment | 001 第三十三条、第三十六条(三) | the report's category |
+| NEW_FACTS | the main facts and evidence were not already known to the supervisor | 001 第三十六条(四) | the officer's finding |
+| VERIFIED | the report was investigated and found true, with a verified amount | 001 第三十六条(五) | the report's answer |
+| NO_STATUTORY_DUTY | the reporter has no statutory duty over the fund (management, operation, finance, supervision) | 001 第三十三条第二款 | the officer's finding |
+| FIRST_REPORTER | first reporter of the fact (the main beneficiary); a later reporter only with a substantial contribution, as a supplementary reward | 001 第三十七条 | the matter's reports |
 
-A joint report (联名举报) is one report and gets one reward (第三十七条). A later report of the same fact does not
+A joint report (联名举报) is one report and gets one reward (001 第三十七条). A later report of the same fact does not
 bring new facts (the first report did); it may get a *supplementary* reward when the officer finds it contributed
 substantially to the investigation, and then NEW_FACTS is not required.
 
-Amount (第三十八条: a share of the verified amount, the standard set by the province). A standard is a row of
+Amount (001 第三十八条: a share of the verified amount, the standard set by the province). A standard is a row of
 ``STANDARDS``: marginal bands (the rate applies to the part of the verified amount inside the band), a floor and a cap
 per matter. The exact product is summed over the bands and rounded half-up to the fen once; then the floor, then the
 cap apply. The cap is per matter: a supplementary reward gets at most what the matter's cap leaves.
@@ -151,25 +151,25 @@ def eligibility(facts: ReportFacts, findings: OfficerFindings, verified_fen: int
     """Every check, and the kind of reward the report qualifies for (``main``, ``supplementary``) or None."""
     named = not facts.anonymous and facts.reporters > 0 and facts.reporters_identified == facts.reporters
     checks = [
-        Check("NAMED", named, "001 第三十六条（一）",
+        Check("NAMED", named, "001 第三十六条(一)",
               "实名举报" + (f"（联名 {facts.reporters} 人，视为一位举报人）" if facts.reporters > 1 else "") if named
               else "匿名举报，或举报人未提供姓名和公民身份号码"),
-        Check("FULL_CIVIL_CAPACITY", findings.full_civil_capacity, "001 第三十六条（一）",
+        Check("FULL_CIVIL_CAPACITY", findings.full_civil_capacity, "001 第三十六条(一)",
               "举报人具有完全民事行为能力" if findings.full_civil_capacity else "举报人不具有完全民事行为能力"),
-        Check("CLEAR_SUBJECT", bool(facts.subject_name and facts.subject_name.strip()), "001 第三十六条（二）",
+        Check("CLEAR_SUBJECT", bool(facts.subject_name and facts.subject_name.strip()), "001 第三十六条(二)",
               f"被举报主体：{facts.subject_name}" if facts.subject_name else "没有明确的被举报主体"),
-        Check("WITHIN_SCOPE", facts.category in SCOPE_CATEGORIES, "001 第三十三条、第三十六条（三）",
+        Check("WITHIN_SCOPE", facts.category in SCOPE_CATEGORIES, "001 第三十三条、第三十六条(三)",
               "举报内容属于社会保险基金收支、管理、使用或投资运营方面的违规事项" if facts.category in SCOPE_CATEGORIES
               else "举报内容不属于违反社会保险基金有关规定的事项"),
     ]
     first = facts.is_first_in_matter
     if first:
-        checks.append(Check("NEW_FACTS", not findings.facts_already_known, "001 第三十六条（四）",
+        checks.append(Check("NEW_FACTS", not findings.facts_already_known, "001 第三十六条(四)",
                             "主要事实、证据此前未被基金监督管理机构掌握" if not findings.facts_already_known
                             else "主要事实、证据已被基金监督管理机构掌握"))
     verified = facts.outcome in ("substantiated", "partly_substantiated") and verified_fen > 0
     checks += [
-        Check("VERIFIED", verified, "001 第三十六条（五）",
+        Check("VERIFIED", verified, "001 第三十六条(五)",
               f"经查证属实，违法违规金额 {fen_to_yuan(verified_fen)} 元" if verified
               else "举报尚未办结，或经查不属实，或查证属实金额为零"),
         Check("NO_STATUTORY_DUTY", not findings.statutory_duty, "001 第三十三条第二款",

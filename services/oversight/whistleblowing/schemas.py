@@ -82,7 +82,7 @@ class ReportIn(RequestModel):
     urgent: bool = Field(default=False, description="the reporter asks for urgent handling (000 三(四))")
     received_at: datetime | None = Field(
         default=None, description="staff channels only: when the call, letter, e-mail or visit came in (default: "
-                                  "now); it decides who reported a fact first (第三十七条)")
+                                  "now); it decides who reported a fact first (001 第三十七条)")
 
     @model_validator(mode="after")
     def _identity(self) -> "ReportIn":
@@ -243,7 +243,7 @@ class FlagIn(RequestModel):
 
 
 class LinkIn(RequestModel):
-    """This report concerns the same fact as ``same_as`` (第三十七条: one matter, the first reporter its main
+    """This report concerns the same fact as ``same_as`` (001 第三十七条: one matter, the first reporter its main
     beneficiary)."""
 
     model_config = ConfigDict(extra="forbid")

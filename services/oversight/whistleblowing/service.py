@@ -1,4 +1,4 @@
-"""Whistleblower reports (举报; OVERSIGHT.md; 000 三(四); 001 第三十二至三十八条).
+"""Whistleblower reports (举报; OVERSIGHT.md; 000 三(四); 001 第三十二条至第三十八条).
 
 - **Intake.** The public files by the web form without an account (``channel=web``); an oversight officer records
   reports that came by phone, e-mail, letter or visit. Anonymous or named (one reporter, or several for a joint
