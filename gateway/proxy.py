@@ -9,7 +9,8 @@ from fastapi.responses import StreamingResponse
 from starlette.background import BackgroundTask
 
 from gateway import docs
-from gateway.upstream import ServiceDep, SettingsDep, UpstreamDep, safe_to_retry, send_upstream, upstream_errors
+from gateway.upstream import ServiceDep, UpstreamDep, safe_to_retry, send_upstream, upstream_errors
+from services.kernel.settings import SettingsDep
 from services.kernel.auth import public
 from services.kernel import context
 from services.kernel.web import CORRELATION_ID_HEADER, REQUEST_ID_HEADER

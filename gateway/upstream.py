@@ -29,10 +29,6 @@ def get_client(request: Request) -> httpx.AsyncClient:
     return request.app.state.upstream
 
 
-def get_settings(request: Request) -> Settings:
-    return request.app.state.settings
-
-
 def known_service(service: str) -> str:
     if service not in SERVICES:
         raise DomainError("UNKNOWN_SERVICE", f"未知的服务：{service}", status=404,
@@ -41,7 +37,6 @@ def known_service(service: str) -> str:
 
 
 UpstreamDep = Annotated[httpx.AsyncClient, Depends(get_client)]
-SettingsDep = Annotated[Settings, Depends(get_settings)]
 ServiceDep = Annotated[str, Depends(known_service)]
 
 

@@ -17,9 +17,8 @@ from gateway.identity.admin import ensure_scheduler_client, scheduler_secret_fil
 from services.kernel.db import make_engine
 from services.kernel.models import AuditEntry
 from services.kernel.service_app import create_service_app
-from services.oversight.cases.config import today
+from services.kernel.clock import china_today as today
 from services.oversight.cases.models import Case
-from services.oversight.scheduler.config import SchedulerSettings
 from services.oversight.scheduler.models import ScheduledJob, ScheduledJobRun
 from services.oversight.scheduler.service import Scheduler, acquire_lease, begin_run, release_lease, utcnow
 from sifund import services as catalogue
@@ -27,6 +26,7 @@ from tests.conftest import bearer, running_app
 from tests.e2e.test_employer_slice import wait_for
 from tests.gateway.conftest import serve
 from tests.oversight.test_chains import register_employers
+from services.kernel.settings_sections import OversightSchedulerSettings as SchedulerSettings
 
 FAR = 24 * 3600.0  # an interval that does not come round during a test
 
@@ -58,9 +58,7 @@ def nowhere(make_settings, nats_server, **overrides):  # noqa: ANN001, ANN201
 
 
 def oversight_app(settings, scheduler: SchedulerSettings):  # noqa: ANN001, ANN201
-    app = create_service_app(catalogue.spec("oversight"), settings)
-    app.state.scheduler_settings = scheduler
-    return app
+    return create_service_app(catalogue.spec("oversight"), settings.model_copy(update={"oversight_scheduler": scheduler}))
 
 
 async def runs(oversight, headers, **params) -> list[dict]:  # noqa: ANN001

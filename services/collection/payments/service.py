@@ -269,7 +269,7 @@ class _Rejected:
 
 
 def receive_batch(session: Session, raw_lines: list[tuple[int, Any]], *, source_format: str, region: str,
-                  settings: Any = None, today: date | None = None) -> BatchResult:
+                  today: date | None = None) -> BatchResult:
     """Check, store, match and settle one batch; commit once. ``raw_lines`` are (line_no, object) pairs."""
     if len(raw_lines) > MAX_LINES:
         raise DomainError("BATCH_TOO_LARGE", f"一个批次最多 {MAX_LINES} 条缴费明细，本批次 {len(raw_lines)} 条；请拆分后重新提交",
@@ -279,7 +279,7 @@ def receive_batch(session: Session, raw_lines: list[tuple[int, Any]], *, source_
     today = today or today_in_china()
     current_period = period_of(today)
     actor = context.current().actor
-    parameters = load_parameter_sets(session, region, settings)
+    parameters = load_parameter_sets(session, region)
 
     rejected: list[_Rejected] = []
     valid: list[tuple[int, TaxPaymentLine, str]] = []
@@ -753,8 +753,7 @@ def list_unmatched(session: Session, *, fund: str | None, period: int | None, em
 # -- review ----------------------------------------------------------------------------------------------------------
 
 
-def resolve_payment(session: Session, payment_id: str, *, assessment_line_id: str, note: str, region: str,
-                    settings: Any = None) -> PaymentDetail:
+def resolve_payment(session: Session, payment_id: str, *, assessment_line_id: str, note: str, region: str) -> PaymentDetail:
     """A reviewer points an unmatched payment at the assessment line it pays; it is settled like a matched line
     (principal first, then late fee to the paid date). The line must be of the same fund (no cross-fund use,
     000 二(一)), not superseded, and not yet settled."""
@@ -773,7 +772,7 @@ def resolve_payment(session: Session, payment_id: str, *, assessment_line_id: st
         raise Conflict("ASSESSMENT_LINE_SUPERSEDED", "该核定明细已被更正核定取代，请指定现行核定明细")
     if line.fund != payment.fund:
         raise Conflict("FUND_MISMATCH", f"缴费险种 {payment.fund} 与核定明细险种 {line.fund} 不一致；各险种分别核算，不得混用（000 二(一)）")
-    parameters = load_parameter_sets(session, region, settings)
+    parameters = load_parameter_sets(session, region)
     state = load_states(session, [line], rate_on=lambda day: parameters.daily_rate(day)[0]).states[line.id]
     if state.settled:
         raise Conflict("ASSESSMENT_LINE_SETTLED", "该核定明细已结清本金及滞纳金")

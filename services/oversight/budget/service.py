@@ -36,7 +36,6 @@ from services.kernel.audit import append_audit
 from services.kernel.errors import Conflict, DomainError, NotFound
 from services.kernel.events import new_event_id
 from services.kernel.money import fen_to_yuan, yuan_to_fen
-from services.oversight.budget.config import budget_settings
 from services.oversight.budget.items import (
     APPROVERS,
     DRAFTERS,
@@ -59,6 +58,7 @@ from services.oversight.budget.models import (
 from services.oversight.ledger.models import LedgerFundMonthOut, LedgerFundPeriod
 from services.oversight.reconciliation.models import ReconciliationClose
 from services.oversight.reconciliation.service import china_today
+from services.kernel.settings import get_settings
 
 DRAFT, SUBMITTED, REVIEWED, APPROVED, WITHDRAWN = "draft", "submitted", "reviewed", "approved", "withdrawn"
 OPEN = (DRAFT, SUBMITTED, REVIEWED)
@@ -483,7 +483,7 @@ def execution(session: Session, fund: str, year: int, month: int | None = None,
     if budget.status != APPROVED:
         raise Conflict("BUDGET_NOT_APPROVED", "预算尚未批准，无执行情况可言")
     month = month or default_month(year)
-    threshold = budget_settings().warning_threshold_points if threshold is None else threshold
+    threshold = get_settings().oversight_budget.warning_threshold_points if threshold is None else threshold
     current = amounts(session, budget.id)
     actuals = ledger_months(session, fund, year)
     closed = closed_months(session, year)

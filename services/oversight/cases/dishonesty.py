@@ -22,10 +22,10 @@ from services.kernel.events import new_event_id
 from services.kernel.outbox import record_event
 from services.kernel.paging import oldest_first
 from services.oversight.cases import workflow as wf
-from services.oversight.cases.config import case_settings
 from services.oversight.cases.models import DishonestyEntry
 from services.oversight.cases.service import SOURCE, get_case
 from services.oversight.events import DishonestyListed, DishonestyRemoved
+from services.kernel.settings import get_settings
 
 ENTITY = "dishonesty_entry"
 CONFIRMED_STATUSES = (wf.CLASSIFIED, wf.RECTIFYING, wf.CLOSED)
@@ -39,7 +39,7 @@ def add(session: Session, *, subject_type: str, subject_id: str, case_id: str, r
     case = get_case(session, case_id)
     if case.status not in CONFIRMED_STATUSES or case.class_code is None:
         raise Conflict("CASE_NOT_CONFIRMED", "案件尚未核实分类（或已排除），不能据此列入失信名单")
-    threshold = case_settings().serious_amount_fen
+    threshold = get_settings().oversight_cases.serious_amount_fen
     serious = case.class_code == 6 or (case.class_code in (4, 5) and (case.amount_fen or 0) >= threshold)
     if not serious:
         raise Conflict("CASE_NOT_SERIOUS",

@@ -38,7 +38,6 @@ from services.kernel.errors import Conflict, DomainError, NotFound
 from services.kernel.events import new_event_id
 from services.kernel.outbox import record_event
 from services.oversight.cases import workflow as wf
-from services.oversight.cases.config import case_settings, today
 from services.oversight.cases.models import (
     BenefitSignal,
     Case,
@@ -49,6 +48,7 @@ from services.oversight.cases.models import (
     RectificationEvidence,
 )
 from services.oversight.events import CaseEscalated, CaseOpened, CaseTransitioned
+from services.kernel.settings import get_settings
 
 SOURCE = "oversight"
 ENTITY = "oversight_case"
@@ -142,7 +142,7 @@ def open_case(
     Must run inside the caller's transaction: nothing is committed here. Writes the case, its first occurrence, a
     history row, an audit-chain entry and ``oversight.case.opened.v1``.
     """
-    settings = case_settings()
+    settings = get_settings().oversight_cases
     if severity not in wf.SEVERITIES:
         raise DomainError("INVALID_SEVERITY", f"严重程度应为 {'/'.join(wf.SEVERITIES)}", status=422)
     if not rule_id or len(rule_id) > 40 or not fact_key or len(fact_key) > 300:
@@ -160,7 +160,7 @@ def open_case(
     if existing is not None:
         return CaseOpening(_reoccur(session, existing, details_json), created=False)
 
-    now, opened_on = _now(), today()
+    now, opened_on = _now(), clock.china_today()
     deadline = opened_on + timedelta(days=deadline_days)
     case = Case(
         id=new_event_id(), rule_id=rule_id, fact_key=fact_key, severity=severity, subject_type=subject_type,
@@ -353,7 +353,7 @@ def open_rectification(session: Session, case_id: str, *, measures: str, due_dat
     """classified → rectifying: the case enters the rectification ledger with measures and a due date, which
     becomes the deadline the overdue list watches."""
     case = get_case(session, case_id, for_update=True)
-    if due_date < today():
+    if due_date < clock.china_today():
         raise DomainError("DUE_DATE_IN_PAST", "整改期限不能早于今天", status=422)
     if case.status == wf.CLASSIFIED and session.execute(
             select(RectificationEntry.id).where(RectificationEntry.case_id == case.id)).first():
@@ -630,7 +630,7 @@ def escalate(session: Session, *, as_of: date) -> list[Case]:
     """Escalate every overdue case not escalated in the last ``escalation_interval_days``: severity one step up,
     ``escalation_level`` + 1, history and audit, and ``oversight.case.escalated.v1`` (the notification to the
     supervisor and the unit). Running it twice on a day escalates nothing the second time."""
-    interval = timedelta(days=case_settings().escalation_interval_days)
+    interval = timedelta(days=get_settings().oversight_cases.escalation_interval_days)
     cases = list(session.execute(overdue_query(as_of).order_by(Case.id).with_for_update()).scalars())
     escalated = []
     for case in cases:

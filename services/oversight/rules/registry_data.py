@@ -58,9 +58,9 @@ from services.oversight.models import (
     MirroredLifeEvent,
 )
 from services.oversight.rules.common import PENSION_FUNDS, chunks, now, regions_of
-from services.oversight.rules.config import rule_settings
 from services.oversight.rules.models import RuleCorrection, RuleCursor, RuleLifeChange
 from services.oversight.rules.registry import Finding, Tally, raise_findings
+from services.kernel.settings import get_settings
 
 IDENTITY_FIELDS = ("citizen_id", "name", "sex", "birth_date")
 LIFE_SOURCES = ("exchange", "correction")
@@ -124,7 +124,7 @@ def find_s03_enrolled(session: Session, person_ids: Sequence[str] | None = None)
 
 
 def find_s11(session: Session, as_of: date) -> list[Finding]:
-    days = rule_settings().business_registration_days
+    days = get_settings().oversight_rules.business_registration_days
     B, M = MirroredBusinessRegistration, MirroredEmployer
     registered = exists().where(M.uscc == B.uscc)
     rows = session.execute(
@@ -195,7 +195,7 @@ def find_s19_life_source(session: Session, row: RuleLifeChange) -> list[Finding]
 
 def find_s19_unbacked_exchange(session: Session, as_of: date) -> list[Finding]:
     C, L = RuleLifeChange, MirroredLifeEvent
-    grace = timedelta(hours=rule_settings().life_change_grace_hours)
+    grace = timedelta(hours=get_settings().oversight_rules.life_change_grace_hours)
     cutoff = datetime.combine(as_of, datetime.min.time(), UTC) - grace
     backed = exists().where(L.person_id == C.person_id, or_(
         and_(C.life_status == "deceased", L.kind.in_(("died", "cremated"))),

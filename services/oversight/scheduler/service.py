@@ -45,11 +45,10 @@ from services.kernel.audit import append_audit, canonical_json
 from services.kernel.auth import Unauthenticated
 from services.kernel.context import Actor
 from services.kernel.errors import Conflict, NotFound
-from services.oversight.cases.config import CHINA
 from services.oversight.chains.service import component_url
-from services.oversight.scheduler.config import SchedulerSettings, scheduler_settings
 from services.oversight.scheduler.jobs import JOBS, Job, JobContext, JobResult
 from services.oversight.scheduler.models import ScheduledJob, ScheduledJobRun
+from services.kernel.settings_sections import OversightSchedulerSettings
 
 log = structlog.get_logger(__name__)
 
@@ -74,8 +73,8 @@ class Schedule:
         """The first due time after ``base`` (UTC)."""
         if self.every is not None:
             return base + self.every
-        local = base.astimezone(CHINA)
-        candidate = datetime.combine(local.date(), self.daily_at, tzinfo=CHINA)
+        local = base.astimezone(clock.CHINA)
+        candidate = datetime.combine(local.date(), self.daily_at, tzinfo=clock.CHINA)
         if candidate <= local:
             candidate += timedelta(days=1)
         return candidate.astimezone(UTC)
@@ -91,7 +90,7 @@ class Schedule:
         return f"daily at {self.daily_at:%H:%M} China time (UTC+8)"
 
 
-def schedule_of(job: str, config: SchedulerSettings) -> Schedule:
+def schedule_of(job: str, config: OversightSchedulerSettings) -> Schedule:
     if job == "chains":
         return Schedule(every=timedelta(seconds=config.chains_interval_seconds))
     if job == "escalations":
@@ -225,7 +224,7 @@ class NoCredentials(CredentialError):
 class ClientToken:
     """A token of the scheduler's system client from the gateway (client-credentials grant), cached."""
 
-    def __init__(self, app: FastAPI, config: SchedulerSettings):
+    def __init__(self, app: FastAPI, config: OversightSchedulerSettings):
         self.app, self.config = app, config
         self._cached: tuple[str, Actor, float] | None = None  # token, actor, monotonic time to renew at
 
@@ -271,7 +270,7 @@ class ClientToken:
 
 
 class Scheduler:
-    def __init__(self, app: FastAPI, config: SchedulerSettings):
+    def __init__(self, app: FastAPI, config: OversightSchedulerSettings):
         self.app, self.config = app, config
         self.jobs: dict[str, Job] = dict(JOBS)
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"[-100:]
@@ -437,8 +436,7 @@ class Scheduler:
 
 
 def create_scheduler(app: FastAPI) -> Scheduler:
-    """``ServiceSpec.background`` factory. Tests (or an embedding) may put a ``SchedulerSettings`` in
-    ``app.state.scheduler_settings`` before start-up; otherwise the environment's."""
-    config = getattr(app.state, "scheduler_settings", None) or scheduler_settings()
+    """``ServiceSpec.background`` factory: the scheduler configured by the app's settings (``oversight_scheduler``)."""
+    config = app.state.settings.oversight_scheduler
     app.state.scheduler = Scheduler(app, config)
     return app.state.scheduler
