@@ -258,7 +258,7 @@ def _operations_router() -> APIRouter:
         consumer = request.app.state.consumers.get(stream)
         if consumer is None:
             raise NotFound("CONSUMER_NOT_FOUND", "该服务没有此流的消费者")
-        return consumer.replay(letter_id, operator=context.current().actor.id)
+        return consumer.replay(letter_id, operator=context.actor_id())
 
     @router.get("/admin/outbox", summary="Events not yet published", dependencies=[OPERATORS])
     def outbox_status(request: Request) -> dict:

@@ -51,8 +51,9 @@ from services.benefits.models import (
     SurvivalCertification,
     SurvivalNotice,
 )
-from services.benefits.registry.service import get_person, in_actor_region, person_by_citizen_id
+from services.benefits.registry.service import get_person, person_by_citizen_id
 from services.kernel import clock, context
+from services.kernel.auth import region_filter
 from services.kernel.settings import get_settings
 from services.kernel.audit import append_audit
 from services.kernel.errors import Conflict, DomainError
@@ -68,10 +69,6 @@ NOTICE_ENTITY = "survival_notice"
 PAID_STATUSES = ("paid", "in_file")
 CHANNELS = ("app", "face", "on_site", "data_match")
 CHUNK = 500
-
-
-def _actor_id() -> str:
-    return context.current().actor.id
 
 
 # -- suspension and resumption ---------------------------------------------------------------------------------------
@@ -230,7 +227,7 @@ def _certify(session: Session, person: BeneficiaryPerson, channel: str, certifie
     if existing is not None:
         return Certified(existing, created=False)
     row = SurvivalCertification(id=new_event_id(), person_id=person.person_id, channel=channel,
-                                certified_on=certified_on, recorded_at=clock.utc_now(), recorded_by=_actor_id())
+                                certified_on=certified_on, recorded_at=clock.utc_now(), recorded_by=context.actor_id())
     session.add(row)
     append_audit(session, action="survival.certify", entity_type=PERSON_ENTITY, entity_id=person.person_id,
                  detail={"certification_id": row.id, "channel": channel, "certified_on": certified_on})
@@ -314,7 +311,7 @@ def certifications_of(session: Session, person_id: str) -> list[SurvivalCertific
 def notices_of(session: Session, *, person_id: str | None, status: str | None, after: str | None,
                limit: int) -> tuple[list[SurvivalNotice], str | None]:
     query = (select(SurvivalNotice).join(BeneficiaryPerson, BeneficiaryPerson.person_id == SurvivalNotice.person_id)
-             .where(in_actor_region(BeneficiaryPerson.region)))
+             .where(region_filter(BeneficiaryPerson.region)))
     if person_id:
         query = query.where(SurvivalNotice.person_id == person_id)
     if status:
@@ -339,7 +336,7 @@ def sweep(session: Session, as_of: date) -> SweepResult:
     if as_of > clock.china_today():
         raise DomainError("DATE_IN_FUTURE", f"检查日期 {as_of} 晚于今天", status=422)
     config = get_settings().benefits_upkeep
-    in_area = in_actor_region(BeneficiaryPerson.region)
+    in_area = region_filter(BeneficiaryPerson.region)
 
     # 1. Notices whose time is up without a certification: suspend.
     expired = list(session.execute(

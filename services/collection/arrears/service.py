@@ -44,7 +44,7 @@ from services.collection.models import (
 )
 from services.kernel import clock, context
 from services.kernel.audit import append_audit
-from services.kernel.auth import ensure_in_region, region_prefix
+from services.kernel.auth import ensure_in_region, region_filter
 from services.kernel.errors import Conflict, DomainError, NotFound
 from services.kernel.events import new_event_id
 from services.kernel.money import fen_to_yuan, yuan_to_fen
@@ -52,7 +52,6 @@ from services.kernel.outbox import record_event
 from services.kernel.paging import newest_first
 
 SOURCE = "collection"
-CHINA = clock.CHINA
 
 RULE = ("滞纳金按日加收万分之五（或参数设定的日费率），自缴费期限届满次日起至缴纳之日止，按欠缴本金计算（社会保险法 第八十六条）；"
         "每个计费区段（到期日或上次缴费日至本次缴费日或截至日）本金不变，区段滞纳金 = 本金 × 日费率 × 天数，四舍五入到分；"
@@ -173,11 +172,10 @@ def _registry(session: Session, employer_ids: list[str]) -> dict[str, RegistryEm
 def _page_of_employers(session: Session, as_of: date, after: str | None, limit: int) -> tuple[list[str], str | None]:
     """Employers of the caller's area with lines that may be in arrears, by employer id."""
     sub = _candidates(None, as_of).subquery()
-    prefix = region_prefix(context.current().actor.region or "------")
     query = (
         select(sub.c.employer_id).distinct()
         .join(RegistryEmployer, RegistryEmployer.employer_id == sub.c.employer_id)
-        .where(RegistryEmployer.region.startswith(prefix))
+        .where(region_filter(RegistryEmployer.region))
         .order_by(sub.c.employer_id).limit(limit + 1)
     )
     if after:

@@ -96,7 +96,6 @@ from services.kernel.periods import period_of
 from services.kernel.tabular import read_table
 
 SOURCE = "collection"
-CHINA = clock.CHINA
 ACCEPTED_METHODS = frozenset(m.value for m in PaymentMethod)
 CLAUSE_002_4 = "社会保险费征缴部门不得接受以现金和现金支票、远期票据、有价证券等形式缴纳社会保险费（002 四）"
 
@@ -661,7 +660,7 @@ def _summary(batch: TaxPaymentBatch) -> dict[str, Any]:
 def get_batch(session: Session, batch_id: str) -> TaxPaymentBatch:
     batch = session.get(TaxPaymentBatch, batch_id)
     # The tax bureau's client sees its own batches; another client's is answered as if it did not exist.
-    if batch is None or (_is_tax_system() and batch.received_by != context.current().actor.id):
+    if batch is None or (_is_tax_system() and batch.received_by != context.actor_id()):
         raise NotFound("TAX_BATCH_NOT_FOUND", "缴费批次不存在")
     return batch
 
@@ -693,7 +692,7 @@ def batch_detail(session: Session, batch_id: str) -> BatchDetail:
 def list_batches(session: Session, *, after: str | None, limit: int) -> tuple[list[BatchSummary], str | None]:
     query = select(TaxPaymentBatch)
     if _is_tax_system():
-        query = query.where(TaxPaymentBatch.received_by == context.current().actor.id)
+        query = query.where(TaxPaymentBatch.received_by == context.actor_id())
     rows, next_cursor = newest_first(session, query, TaxPaymentBatch.id, after=after, limit=limit)
     return [BatchSummary(**_summary(b)) for b in rows], next_cursor
 

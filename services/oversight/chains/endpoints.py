@@ -77,7 +77,7 @@ async def verify_chains(request: Request, settings: SettingsDep, body: VerifyRun
     state = request.app.state
     checks = await service.verify_components(
         state.http, state.engine, settings, list(body.components or service.COMPONENTS),
-        caller_token=_caller_token(request), trigger=body.trigger, checked_by=context.current().actor.id)
+        caller_token=_caller_token(request), trigger=body.trigger, checked_by=context.actor_id())
     return [CheckOut.model_validate(c, from_attributes=True) for c in checks]
 
 
@@ -112,5 +112,5 @@ async def rebaseline(component: str, body: Rebaseline, request: Request, setting
     credential = "service" if token else "caller"
     obs = await service.observe(state.http, settings, component, token or _caller_token(request) or "", None)
     check = await anyio.to_thread.run_sync(lambda: service.rebaseline(
-        state.engine, obs, reason=body.reason, checked_by=context.current().actor.id, credential=credential))
+        state.engine, obs, reason=body.reason, checked_by=context.actor_id(), credential=credential))
     return CheckOut.model_validate(check, from_attributes=True)

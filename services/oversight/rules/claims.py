@@ -36,10 +36,11 @@ from sqlmodel import Session
 from services.benefits import events as ben
 from services.kernel.events import EventEnvelope
 from services.kernel.periods import add_months
-from services.oversight.rules.common import INDEX_FUNDS, insert_for, now, persons, regions_of, yuan
+from services.oversight.rules.common import INDEX_FUNDS, insert_for, persons, regions_of, yuan
 from services.oversight.rules.models import RuleClaim, RuleClaimDecision, RuleContributionBase
 from services.oversight.rules.registry import Finding, Tally, raise_findings
 from services.kernel.settings import get_settings
+from services.kernel import clock
 
 LARGE_LEVEL = "large_amount_review"
 
@@ -53,7 +54,7 @@ def record_claim(session: Session, e: ben.ClaimSubmitted, envelope: EventEnvelop
                   large_amount=e.large_amount, monthly_amount_fen=e.monthly_amount_fen,
                   one_off_amount_fen=e.one_off_amount_fen, effective_period=e.effective_period,
                   age_at_effective=e.age_at_effective, back_payment_months=e.back_payment_months,
-                  submitted_by=envelope.actor.id, submitted_at=envelope.time, updated_at=now())
+                  submitted_by=envelope.actor.id, submitted_at=envelope.time, updated_at=clock.utc_now())
     if claim is None:
         claim = RuleClaim(claim_id=e.claim_id, claim_status=e.status, **values)
     else:  # a placeholder made by a decision that arrived first keeps its later status
@@ -71,7 +72,7 @@ def record_decision(session: Session, e: ben.ClaimDecided, envelope: EventEnvelo
     ).on_conflict_do_nothing(index_elements=["claim_id", "level"]))
     claim = session.get(RuleClaim, e.claim_id)
     if claim is not None:
-        claim.claim_status, claim.updated_at = e.claim_status, now()
+        claim.claim_status, claim.updated_at = e.claim_status, clock.utc_now()
         session.add(claim)
         session.flush()
     return claim

@@ -57,10 +57,6 @@ ROLE = "oversight_officer"
 ENTITY = "scheduled_job_run"
 
 
-def utcnow() -> datetime:
-    return clock.utc_now()
-
-
 # -- schedules -------------------------------------------------------------------------------------------------------
 
 
@@ -113,7 +109,7 @@ def ensure_jobs(engine: Engine, names: list[str]) -> None:
         if not missing:
             return
         for name in missing:
-            session.add(ScheduledJob(job=name, created_at=utcnow()))
+            session.add(ScheduledJob(job=name, created_at=clock.utc_now()))
         try:
             session.commit()
         except IntegrityError:  # another oversight process created them at the same moment
@@ -121,7 +117,7 @@ def ensure_jobs(engine: Engine, names: list[str]) -> None:
 
 
 def acquire_lease(engine: Engine, job: str, owner: str, lease: timedelta) -> bool:
-    now = utcnow()
+    now = clock.utc_now()
     with Session(engine) as session:
         result = session.execute(
             update(ScheduledJob)
@@ -134,7 +130,7 @@ def acquire_lease(engine: Engine, job: str, owner: str, lease: timedelta) -> boo
 def renew_lease(engine: Engine, job: str, owner: str, lease: timedelta) -> bool:
     with Session(engine) as session:
         result = session.execute(update(ScheduledJob).where(ScheduledJob.job == job, ScheduledJob.lease_owner == owner)
-                                 .values(lease_until=utcnow() + lease))
+                                 .values(lease_until=clock.utc_now() + lease))
         session.commit()
         return result.rowcount == 1
 
@@ -172,7 +168,7 @@ def begin_run(engine: Engine, job: str, *, trigger: str, requested_by: str | Non
               owner: str) -> ScheduledJobRun:
     """Log the run as ``running`` (its lease held). A ``running`` run left by a process whose lease expired is
     closed as ``failed`` first."""
-    now = utcnow()
+    now = clock.utc_now()
     with Session(engine, expire_on_commit=False) as session:
         row = session.get(ScheduledJob, job)
         if row.lease_run_id is not None:
@@ -197,7 +193,7 @@ def finish_run(engine: Engine, run_id: int, result: JobResult, *, owner: str) ->
     transaction."""
     with Session(engine, expire_on_commit=False) as session:
         run = session.get(ScheduledJobRun, run_id)
-        run.finished_at, run.outcome = utcnow(), result.outcome
+        run.finished_at, run.outcome = clock.utc_now(), result.outcome
         run.summary, run.error = canonical_json(result.summary), result.error
         session.add(run)
         append_audit(session, action="scheduler.run", entity_type=ENTITY, entity_id=str(run.id), detail={
@@ -326,7 +322,7 @@ class Scheduler:
                     continue
                 try:  # one job's trouble never stops the others, nor the loop
                     due = await anyio.to_thread.run_sync(next_due, self.engine, name, self.schedule(name))
-                    if due is not None and due <= utcnow():
+                    if due is not None and due <= clock.utc_now():
                         await self.run(name, trigger="schedule")
                 except Exception:  # noqa: BLE001
                     log.exception("scheduler.loop_error", job=name)
@@ -351,7 +347,7 @@ class Scheduler:
         try:
             if trigger == "schedule":
                 due = await anyio.to_thread.run_sync(next_due, engine, name, self.schedule(name))
-                if due is None or due > utcnow():  # another process ran it meanwhile
+                if due is None or due > clock.utc_now():  # another process ran it meanwhile
                     await anyio.to_thread.run_sync(release_lease, engine, name, self.owner)
                     return None
             return await self._run_leased(job, trigger=trigger, requested_by=requested_by)
@@ -415,7 +411,7 @@ class Scheduler:
     def status(self) -> list[dict[str, Any]]:
         """Each job: schedule, whether it runs, its lease, last run and next due time (synchronous)."""
         rows, last = job_rows(self.engine), latest_runs(self.engine)
-        now = utcnow()
+        now = clock.utc_now()
         out = []
         for name, job in self.jobs.items():
             schedule, row, run = self.schedule(name), rows.get(name), last.get(name)
