@@ -55,7 +55,9 @@ class Settings(BaseSettings):
     oversight_database_url: str | None = None
     gateway_database_url: str | None = None
 
-    # Where the gateway finds each service; empty means host:port_base+offset.
+    # Where the gateway finds each service; empty means host:port_base+offset. Several comma-separated URLs are the
+    # service's replicas: the gateway balances across them (gateway/upstream.py); a service calling another uses
+    # the first.
     accounts_url: str | None = None
     collection_url: str | None = None
     benefits_url: str | None = None
@@ -166,8 +168,14 @@ class Settings(BaseSettings):
         return url or f"sqlite:///{(self.data_dir / f'{service}.db').resolve()}"
 
     def service_url(self, service: str) -> str:
+        """The service's first (or only) URL: ``SIFUND_<SERVICE>_URL`` may list every replica, comma-separated."""
+        return self.service_urls(service)[0]
+
+    def service_urls(self, service: str) -> list[str]:
         url = getattr(self, f"{service}_url")
-        return (url or f"http://{self.host}:{self.port(service)}").rstrip("/")
+        if not url:
+            return [f"http://{self.host}:{self.port(service)}"]
+        return [u.strip().rstrip("/") for u in url.split(",") if u.strip()]
 
     @property
     def private_key_file(self) -> Path:
