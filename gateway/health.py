@@ -10,7 +10,8 @@ import httpx
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
-from gateway.upstream import SettingsDep, UpstreamDep, Upstreams, UpstreamsDep
+from gateway.upstream import UpstreamDep, Upstreams, UpstreamsDep
+from services.kernel.settings import SettingsDep
 from services.kernel.auth import public
 from services.kernel.settings import SERVICES, Settings
 from services.kernel.supervision import FAILED, read_state, state_file

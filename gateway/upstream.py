@@ -31,10 +31,6 @@ def get_client(request: Request) -> httpx.AsyncClient:
     return request.app.state.upstream
 
 
-def get_settings(request: Request) -> Settings:
-    return request.app.state.settings
-
-
 def get_upstreams(request: Request) -> "Upstreams":
     return request.app.state.upstreams
 
@@ -47,7 +43,6 @@ def known_service(service: str) -> str:
 
 
 UpstreamDep = Annotated[httpx.AsyncClient, Depends(get_client)]
-SettingsDep = Annotated[Settings, Depends(get_settings)]
 ServiceDep = Annotated[str, Depends(known_service)]
 UpstreamsDep = Annotated["Upstreams", Depends(get_upstreams)]
 

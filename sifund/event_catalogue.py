@@ -24,7 +24,7 @@ DOCS_FILE = Path(__file__).resolve().parent.parent / "docs" / "events.md"
 COMMAND = "sifund docs events"
 
 # A seed citation: the seed's number, then 第…条 or a section numeral, then any (…) / （…） / .N / N qualifiers:
-# 001 第二十七条, 000 二(二), 003 三.5, 000 二(四)1, 002 (一), 001 第十一条（三）.
+# 001 第二十七条, 000 二(二), 003 三.5, 000 二(四)1, 002 (一), 001 第十一条(三).
 _NUMERAL = "一二三四五六七八九十百"
 CLAUSE = re.compile(rf"\b0\d\d (?:第[{_NUMERAL}]+条|[{_NUMERAL}]+|(?=[(（]))(?:[(（][{_NUMERAL}\d]+[)）]|\.\d+|\d+)*")
 

@@ -38,7 +38,6 @@ from services.kernel.auth import ensure_dev_key_pair
 from services.kernel.settings import PORT_OFFSETS, SERVICES, Settings
 from services.kernel.supervision import (FAILED, RESTARTING, RUNNING, ChildState, RestartPolicy, process_alive,
                                          state_file, write_state)
-from services.oversight.scheduler.config import SchedulerSettings
 from sifund import services as catalogue
 from sifund.natsd import NatsCluster, NatsServer
 
@@ -241,7 +240,7 @@ class Platform:
     def _scheduler_environment(self) -> dict[str, str]:
         """The oversight scheduler's client credential, for the oversight process only: as configured, or the
         client this data directory's identity store holds for it (created on first start)."""
-        if SchedulerSettings().client_id:
+        if self.settings.oversight_scheduler.client_id:
             return {}  # configured by the operator (environment or .env): passed through as it is
         ensured = ensure_scheduler_client(self.settings)
         if ensured is None:

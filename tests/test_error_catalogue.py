@@ -1,4 +1,4 @@
-"""The error catalogue: every error code the platform answers with, read from the code (issue 12, item 6).
+"""The error catalogue: every error code the platform answers with, read from the code.
 
 Collected by reading the source (``ast``) of services/, gateway/ and sifund/:
 

@@ -25,6 +25,7 @@ from services.kernel import openapi
 from services.kernel.auth import CurrentActor, allow, public
 from services.kernel.errors import BadRequest
 from services.kernel.service_app import SessionDep
+from services.kernel.settings import SettingsDep
 
 auth_router = APIRouter(prefix="/auth", tags=["auth"])
 identity_router = APIRouter(prefix="/identity", tags=["identity"])
@@ -42,6 +43,7 @@ def _tokens(issued: service.IssuedTokens) -> TokenResponse:
                   summary="OAuth2 token: password, client_credentials or refresh_token grant")
 def token(
     request: Request,
+    settings: SettingsDep,
     session: SessionDep,
     grant_type: Annotated[str, Form()] = "password",
     username: Annotated[str | None, Form()] = None,
@@ -50,7 +52,6 @@ def token(
     client_secret: Annotated[str | None, Form()] = None,
     refresh_token: Annotated[str | None, Form()] = None,
 ) -> TokenResponse:
-    settings = request.app.state.settings
     if grant_type == "password" and username and password:
         return _tokens(service.sign_in(session, settings, username=username, password=password))
     if grant_type == "client_credentials" and client_id and client_secret:
@@ -68,8 +69,8 @@ def me(actor: CurrentActor) -> Me:
 
 @auth_router.post("/password", status_code=status.HTTP_204_NO_CONTENT,
                   dependencies=[allow(*sorted(service.STAFF_ROLES))], summary="Change my password")
-def change_password(body: PasswordChange, request: Request, session: SessionDep, actor: CurrentActor) -> None:
-    service.change_password(session, request.app.state.settings, username=actor.id, old=body.old_password,
+def change_password(body: PasswordChange, settings: SettingsDep, session: SessionDep, actor: CurrentActor) -> None:
+    service.change_password(session, settings, username=actor.id, old=body.old_password,
                             new=body.new_password)
 
 
@@ -85,8 +86,8 @@ def _user_out(session: SessionDep, user: UserAccount) -> UserOut:
 
 @identity_router.post("/users", status_code=status.HTTP_201_CREATED, response_model=UserOut,
                       dependencies=[allow("it_admin")], summary="Create a staff user")
-def create_user(body: UserCreate, request: Request, session: SessionDep) -> UserOut:
-    user = service.create_user(session, request.app.state.settings, username=body.username,
+def create_user(body: UserCreate, settings: SettingsDep, session: SessionDep) -> UserOut:
+    user = service.create_user(session, settings, username=body.username,
                                display_name=body.display_name, unit=body.unit, region=body.region,
                                password=body.password)
     return _user_out(session, user)

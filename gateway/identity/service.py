@@ -32,16 +32,12 @@ STAFF_ROLES = frozenset(ROLES) - SYSTEM_ROLES - {"public"}
 HIGH_RISK_ROLES = ("accountant", "cashier", "agency_reviewer", "agency_approver")
 
 
-def _now() -> datetime:
-    return clock.utc_now()
-
-
 def _aware(value: datetime | None) -> datetime | None:
     return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
 
 
 def _by() -> str:
-    return context.current().actor.id
+    return context.actor_id()
 
 
 # -- users -----------------------------------------------------------------------------------------------------------
@@ -69,7 +65,7 @@ def create_user(session: Session, settings: Settings, *, username: str, display_
     check_password_policy(password, username=username, min_length=settings.password_min_length)
     if session.execute(select(UserAccount.id).where(UserAccount.username == username)).first():
         raise Conflict("USER_EXISTS", f"用户名 {username} 已存在")
-    now = _now()
+    now = clock.utc_now()
     user = UserAccount(id=str(uuid.uuid4()), username=username, display_name=display_name, unit=unit, region=region,
                        password_hash=hash_secret(password), created_at=now, created_by=_by(), password_changed_at=now)
     session.add(user)
@@ -98,7 +94,7 @@ def grant_role(session: Session, *, username: str, role: str, reason: str | None
             f"{rule.message}：用户 {username} 已担任 {ROLES[clash]}({clash})，不能再授予 {ROLES[role]}({role})（依据：{rule.basis}）",
             details={"rule": rule.code, "held_role": clash, "requested_role": role},
         )
-    assignment = RoleAssignment(user_id=user.id, role=role, granted_at=granted_at or _now(), granted_by=_by(),
+    assignment = RoleAssignment(user_id=user.id, role=role, granted_at=granted_at or clock.utc_now(), granted_by=_by(),
                                 reason=reason)
     session.add(assignment)
     append_audit(session, action="role.grant", entity_type="user", entity_id=username, detail={"role": role},
@@ -112,7 +108,7 @@ def revoke_role(session: Session, *, username: str, role: str, reason: str) -> R
     assignment = next((a for a in active_roles(session, user.id) if a.role == role), None)
     if assignment is None:
         raise NotFound("ROLE_NOT_HELD", f"用户 {username} 未拥有角色 {role}")
-    assignment.revoked_at, assignment.revoked_by, assignment.revoke_reason = _now(), _by(), reason
+    assignment.revoked_at, assignment.revoked_by, assignment.revoke_reason = clock.utc_now(), _by(), reason
     session.add(assignment)
     append_audit(session, action="role.revoke", entity_type="user", entity_id=username, detail={"role": role},
                  reason=reason)
@@ -147,7 +143,7 @@ def change_password(session: Session, settings: Settings, *, username: str, old:
     if not verify_secret(user.password_hash, old):
         raise BadRequest("INVALID_CREDENTIALS", "原密码错误")
     check_password_policy(new, username=username, min_length=settings.password_min_length)
-    user.password_hash, user.password_changed_at = hash_secret(new), _now()
+    user.password_hash, user.password_changed_at = hash_secret(new), clock.utc_now()
     session.add(user)
     _revoke_refresh_tokens(session, username)
     append_audit(session, action="user.password_change", entity_type="user", entity_id=username)
@@ -165,7 +161,7 @@ def create_client(session: Session, *, client_id: str, name: str, role: str, reg
         raise Conflict("CLIENT_EXISTS", f"客户端 {client_id} 已存在")
     secret = generate_client_secret()
     client = SystemClient(id=str(uuid.uuid4()), client_id=client_id, name=name, role=role, region=region,
-                          secret_hash=hash_secret(secret), created_at=_now(), created_by=_by())
+                          secret_hash=hash_secret(secret), created_at=clock.utc_now(), created_by=_by())
     session.add(client)
     append_audit(session, action="client.create", entity_type="client", entity_id=client_id,
                  detail={"name": name, "role": role, "region": region})
@@ -191,7 +187,7 @@ def _issue(session: Session, settings: Settings, claims: TokenClaims, *, with_re
         jti = uuid.uuid4().hex
         lifetime = timedelta(hours=settings.refresh_token_hours)
         refresh, _ = issue_token(settings, claims, token_type="refresh", lifetime=lifetime, jti=jti)
-        now = _now()
+        now = clock.utc_now()
         session.add(RefreshToken(jti=jti, subject=claims.subject, kind=claims.kind, issued_at=now,
                                  expires_at=now + lifetime))
     return IssuedTokens(access, expires_in, refresh, claims.roles)
@@ -206,7 +202,7 @@ def _user_claims(session: Session, user: UserAccount) -> TokenClaims:
 def sign_in(session: Session, settings: Settings, *, username: str, password: str) -> IssuedTokens:
     """Password grant. Repeated failures lock the account for a while; every attempt is audited."""
     user = session.execute(select(UserAccount).where(UserAccount.username == username)).scalar_one_or_none()
-    now = _now()
+    now = clock.utc_now()
     if user is None:
         verify_secret(None, password)  # same cost as a real check
         raise Unauthenticated("用户名或密码错误")
@@ -272,7 +268,7 @@ def refresh(session: Session, settings: Settings, verifier: TokenVerifier, *, re
     if user.status != "active":
         raise Unauthenticated("账户已停用")
     tokens = _issue(session, settings, _user_claims(session, user), with_refresh=True)
-    stored.revoked_at = _now()
+    stored.revoked_at = clock.utc_now()
     stored.replaced_by = verifier.decode(tokens.refresh_token, token_type="refresh")["jti"]
     session.add(stored)
     session.commit()
@@ -283,7 +279,7 @@ def _revoke_refresh_tokens(session: Session, subject: str) -> None:
     session.execute(
         update(RefreshToken)
         .where(RefreshToken.subject == subject, RefreshToken.revoked_at.is_(None))
-        .values(revoked_at=_now())
+        .values(revoked_at=clock.utc_now())
     )
 
 
@@ -292,7 +288,7 @@ def _revoke_refresh_tokens(session: Session, subject: str) -> None:
 
 def long_tenure_report(session: Session, *, years: int = 5, at: datetime | None = None) -> list[dict]:
     """High-risk posts held longer than ``years`` (001 第十六条: rotate staff on high-risk posts)."""
-    at = at or _now()
+    at = at or clock.utc_now()
     cutoff = at - timedelta(days=round(365.25 * years))
     rows = session.execute(
         select(RoleAssignment, UserAccount)

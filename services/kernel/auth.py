@@ -21,6 +21,9 @@ from fastapi.params import Depends as DependsParam
 from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from sqlalchemy import ColumnElement, false
+from sqlalchemy.orm import InstrumentedAttribute
+
 from services.kernel import clock, context, openapi
 from services.kernel.context import Actor
 from services.kernel.settings import Settings
@@ -296,11 +299,28 @@ def enforce_route_policies(app: FastAPI) -> None:
     openapi.publish(app, policies)
 
 
+# -- the region rule: staff act only on objects of their own area -----------------------------------------------------
+# Written once, here, in two forms that agree: region_covers (one object, in Python) and region_filter (a query, in
+# SQL). tests/kernel/test_region_filter.py checks that they agree and that no other module writes the rule by hand.
+
+
 def region_covers(user_region: str | None, object_region: str | None) -> bool:
-    """行政区划代码 hierarchy: a user of 150100 (a city) covers 1501xx; of 150000 (a province) covers 15xxxx."""
+    """行政区划代码 hierarchy: a user of 150100 (a city) covers 1501xx; of 150000 (a province) covers 15xxxx.
+    A user or an object without a region: not covered."""
     if not user_region or not object_region:
         return False
     return object_region.startswith(region_prefix(user_region))
+
+
+def region_filter(column: ColumnElement[str] | InstrumentedAttribute[str],
+                  actor: Actor | None = None) -> ColumnElement[bool]:
+    """The SQL twin of :func:`region_covers` for ``actor`` (default: the current actor): rows whose ``column`` lies
+    in the actor's area. An actor without a region sees no row; a row without a region (NULL or empty) is seen by
+    no one. ``%`` and ``_`` are matched literally (autoescape), as ``str.startswith`` does."""
+    region = (actor or context.current().actor).region
+    if not region:
+        return false()
+    return column.startswith(region_prefix(region), autoescape=True)
 
 
 def region_levels(region: str) -> list[str]:
@@ -316,7 +336,8 @@ def region_prefix(user_region: str) -> str:
 
 
 def ensure_in_region(actor: Actor, object_region: str) -> None:
-    """Object-level check: staff act only on objects of their own area (a district clerk not on another district's)."""
+    """Object-level check: staff act only on objects of their own area (a district clerk not on another district's).
+    The in-Python form of the rule, for one object (:func:`region_filter` for queries)."""
     if not region_covers(actor.region, object_region):
         raise HTTPException(403, detail={"code": "OUT_OF_REGION",
                                          "message": f"无权办理行政区划 {object_region} 的业务（本人所属 {actor.region or '未知'}）"})

@@ -45,6 +45,11 @@ def trace(**changes) -> Iterator[TraceContext]:
         _current.reset(token)
 
 
+def actor_id() -> str:
+    """Who is doing the work in progress (``anonymous`` outside a request or event): what ``*_by`` columns record."""
+    return _current.get().actor.id
+
+
 def set_actor(actor: Actor) -> None:
     """Record the authenticated caller for the rest of the current request (its task's context only)."""
     _current.set(replace(_current.get(), actor=actor))

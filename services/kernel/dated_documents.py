@@ -23,12 +23,12 @@ from typing import Annotated, Any, Generic, Protocol, TypeVar
 from fastapi import APIRouter, Path, Query, status
 from fastapi.params import Depends as DependsParam
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import select
+from sqlalchemy import false, select
 from sqlmodel import Session
 
 from services.kernel import clock, context
 from services.kernel.audit import append_audit, canonical_json
-from services.kernel.auth import ensure_in_region, region_levels, region_prefix
+from services.kernel.auth import ensure_in_region, region_filter, region_levels
 from services.kernel.errors import Conflict, Forbidden, Invalid, NotFound
 from services.kernel.events import new_event_id
 from services.kernel.paging import newest_first
@@ -68,17 +68,10 @@ class DatedDocumentProposal(RequestModel):
     reason: Reason
 
 
-def _now() -> datetime:
-    return clock.utc_now()
-
-
-def _actor_id() -> str:
-    return context.current().actor.id
-
 
 def ensure_other_person(proposed_by: str, what: str) -> None:
     """Four eyes: the person who proposed ``what`` (e.g. "参数") may neither approve nor reject it."""
-    if proposed_by == _actor_id():
+    if proposed_by == context.actor_id():
         raise Forbidden("SAME_PERSON_CANNOT_APPROVE", f"提出人不能审批（或驳回）本人提出的{what}，须由另一人办理")
 
 
@@ -144,7 +137,8 @@ class DatedDocuments(Generic[Row, Doc]):
         extra = {"reason": proposal.reason} if self.reasons_on_row else {}
         row = self.model(
             id=new_event_id(), region=proposal.region, valid_from=proposal.valid_from,
-            document=canonical_json(document), status="proposed", proposed_at=_now(), proposed_by=_actor_id(), **extra,
+            document=canonical_json(document), status="proposed", proposed_at=clock.utc_now(),
+            proposed_by=context.actor_id(), **extra,
         )
         session.add(row)
         append_audit(session, action=f"{self.action}.propose", entity_type=self.entity, entity_id=row.id,
@@ -174,7 +168,7 @@ class DatedDocuments(Generic[Row, Doc]):
             if existing:
                 raise self._already_approved(row.region, row.valid_from, existing)
         row.status = "approved" if approve else "rejected"
-        row.decided_at, row.decided_by = _now(), _actor_id()
+        row.decided_at, row.decided_by = clock.utc_now(), context.actor_id()
         if self.reasons_on_row:
             row.decision_reason = reason
         session.add(row)
@@ -190,10 +184,9 @@ class DatedDocuments(Generic[Row, Doc]):
                   after: str | None = None, limit: int = 50) -> tuple[list[Row], str | None]:
         """Documents of the caller's area (and of the levels above it, which apply to it), newest first by id."""
         m = self.model
-        actor_region = context.current().actor.region or "------"
-        query = select(m).where(
-            m.region.startswith(region_prefix(actor_region)) | m.region.in_(region_levels(actor_region))
-        )
+        actor = context.current().actor
+        above = m.region.in_(region_levels(actor.region)) if actor.region else false()
+        query = select(m).where(region_filter(m.region, actor) | above)
         if region:
             query = query.where(m.region == region)
         if status:

@@ -28,7 +28,7 @@ from services.kernel.migrations import upgrade_database
 from services.kernel.models import AuditEntry, DeadLetter, OutboxMessage
 from services.kernel.outbox import OutboxRelay, outbox_backlog
 from services.kernel.pii import can_read_all_personal_data, redact
-from services.kernel.settings import Settings, get_settings
+from services.kernel.settings import Settings, activate, get_settings
 from services.kernel.docs_pages import install_docs
 from services.kernel.strict import RowId
 from services.kernel.web import OptionsMiddleware, RequestContextMiddleware, SecurityHeadersMiddleware
@@ -116,7 +116,8 @@ SessionDep = Annotated[Session, Depends(get_session)]
 
 
 def create_service_app(spec: ServiceSpec, settings: Settings | None = None) -> FastAPI:
-    settings = settings or get_settings()
+    # Event handlers, rules and jobs, which have no request to ask, read this app's settings through get_settings().
+    settings = activate(settings or get_settings())
     configure_logging(settings.log_level)
     workdays.configure(settings)  # deadlines in working days read this app's calendar file
 
@@ -257,7 +258,7 @@ def _operations_router() -> APIRouter:
         consumer = request.app.state.consumers.get(stream)
         if consumer is None:
             raise NotFound("CONSUMER_NOT_FOUND", "该服务没有此流的消费者")
-        return consumer.replay(letter_id, operator=context.current().actor.id)
+        return consumer.replay(letter_id, operator=context.actor_id())
 
     @router.get("/admin/outbox", summary="Events not yet published", dependencies=[OPERATORS])
     def outbox_status(request: Request) -> dict:

@@ -1,14 +1,38 @@
 """Platform settings: one ``Settings`` object, read from ``SIFUND_*`` environment variables (or ``.env``).
 
+It is the only place that reads configuration from the environment (tests/test_settings_rules.py checks it). A
+service's domain figures are sections of it (services/kernel/settings_sections.py), each keeping its documented
+variable names. ``create_service_app(spec, settings)`` makes the settings it is given the process's settings
+(:func:`activate`); endpoints take the app's settings through ``SettingsDep`` (services/kernel/service_app.py), and
+code with no request at hand (event handlers, rules, jobs) calls :func:`get_settings`. Tests build
+``Settings(...)`` with overrides and pass it to the app.
+
 Every port derives from ``SIFUND_PORT_BASE`` and every file lives under ``SIFUND_DATA_DIR`` so that several
 instances (a developer's, the test suite's) can run side by side on one machine.
 """
 
-from functools import lru_cache
 from pathlib import Path
+from typing import Annotated, Any
 
+from fastapi import Depends, Request
 from pydantic import Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    DotEnvSettingsSource,
+    EnvSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+from services.kernel.settings_sections import (
+    BenefitsUpkeepSettings,
+    OversightBudgetSettings,
+    OversightCaseSettings,
+    OversightRuleSettings,
+    OversightSchedulerSettings,
+    Section,
+    WhistleblowingSettings,
+)
 
 SERVICES = ("accounts", "collection", "benefits", "oversight")
 # Offsets from SIFUND_PORT_BASE; the gateway takes the base itself.
@@ -110,6 +134,25 @@ class Settings(BaseSettings):
     max_request_bytes: int = 16 * 1024 * 1024  # a 10 000-line bulk upload fits
     cors_origins: list[str] = Field(default_factory=lambda: ["http://localhost:3000", "http://127.0.0.1:3000"])
 
+    # Domain sections, each read from its own variables (``Section.env_prefix``), e.g. SIFUND_BENEFITS_*,
+    # SIFUND_OVERSIGHT_SCHEDULER_*: see services/kernel/settings_sections.py.
+    benefits_upkeep: BenefitsUpkeepSettings = Field(default_factory=BenefitsUpkeepSettings)
+    oversight_cases: OversightCaseSettings = Field(default_factory=OversightCaseSettings)
+    oversight_scheduler: OversightSchedulerSettings = Field(default_factory=OversightSchedulerSettings)
+    oversight_budget: OversightBudgetSettings = Field(default_factory=OversightBudgetSettings)
+    oversight_rules: OversightRuleSettings = Field(default_factory=OversightRuleSettings)
+    whistleblowing: WhistleblowingSettings = Field(default_factory=WhistleblowingSettings)
+
+    @classmethod
+    def settings_customise_sources(cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
+                                   env_settings: PydanticBaseSettingsSource,
+                                   dotenv_settings: PydanticBaseSettingsSource,
+                                   file_secret_settings: PydanticBaseSettingsSource,
+                                   ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Priority as pydantic-settings' own: arguments, then the environment, then .env; a section's values given
+        # as arguments are merged field by field over those of the environment (a dict) or replace them (a model).
+        return init_settings, env_settings, dotenv_settings, _SectionSource(settings_cls), file_secret_settings
+
     @field_validator("nats_url")
     @classmethod
     def _nats_urls(cls, value: str | None) -> str | None:
@@ -163,6 +206,46 @@ def nats_server_list(urls: str) -> list[str]:
     return servers
 
 
-@lru_cache
+class _SectionSource(PydanticBaseSettingsSource):
+    """Each section's fields from ``<section.env_prefix><FIELD>`` (environment over ``.env``)."""
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:  # noqa: ANN401
+        return None, field_name, False  # unused: __call__ reads whole sections
+
+    def __call__(self) -> dict[str, Any]:
+        values: dict[str, Any] = {}
+        for name, field in self.settings_cls.model_fields.items():
+            section = field.annotation
+            if not (isinstance(section, type) and issubclass(section, Section)):
+                continue
+            found: dict[str, Any] = {}
+            found.update(DotEnvSettingsSource(section, env_file=self.config.get("env_file"),  # type: ignore[arg-type]
+                                              env_prefix=section.env_prefix)())
+            found.update(EnvSettingsSource(section, env_prefix=section.env_prefix)())  # type: ignore[arg-type]
+            if found:
+                values[name] = found
+        return values
+
+
+_active: Settings | None = None
+
+
+def activate(settings: Settings) -> Settings:
+    """Make ``settings`` the process's settings (what :func:`get_settings` returns from now on)."""
+    global _active
+    _active = settings
+    return settings
+
+
 def get_settings() -> Settings:
-    return Settings()
+    """The process's settings: those of the app it serves (``create_service_app`` activates them), else the
+    environment's, read once at the first call."""
+    return _active if _active is not None else activate(Settings())
+
+
+def app_settings(request: Request) -> Settings:
+    """The settings of the app serving the request (the dependency behind ``SettingsDep``)."""
+    return request.app.state.settings
+
+
+SettingsDep = Annotated[Settings, Depends(app_settings)]

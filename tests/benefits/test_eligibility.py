@@ -8,7 +8,6 @@ from datetime import date, timedelta
 from sqlalchemy import select
 from sqlmodel import Session
 
-from services.benefits.eligibility.config import china_today
 from services.benefits.models import (
     BeneficiaryPerson,
     Entitlement,
@@ -37,7 +36,7 @@ from tests.benefits.test_registry_mirror import (
     wait_for,
 )
 
-TODAY = china_today()
+TODAY = clock.china_today()
 
 
 def day_in(period: int, day: int) -> date:

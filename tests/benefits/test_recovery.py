@@ -9,7 +9,6 @@ import pytest
 from sqlalchemy import update
 from sqlmodel import Session
 
-from services.benefits.eligibility.config import china_today
 from services.benefits.models import Claim, Overpayment, PayrollLine, Recovery, RecoveryNotice
 from services.benefits.recovery.service import offsets_for_lines
 from services.kernel import clock
@@ -29,7 +28,7 @@ from tests.benefits.test_registry_mirror import (
     rows,
 )
 
-TODAY = china_today()
+TODAY = clock.china_today()
 NOW_PERIOD = period_of(TODAY)
 
 

@@ -30,7 +30,7 @@ from datetime import date, timedelta
 
 from services.benefits.payroll import bankfile
 from services.kernel.service_app import create_service_app, wait_idle
-from services.oversight.cases.config import case_settings, today
+from services.kernel.clock import china_today as today
 from sifund import services as catalogue
 from tests.accounts.registry_helpers import make_card, make_citizen_id
 from tests.accounts.test_exchange import partner_headers
@@ -65,7 +65,7 @@ async def test_class_4_case_from_a_payment_after_death_to_closure(settings, make
         timings[name] = round(now - mark, 2)
         mark = now
 
-    unit = case_settings().default_unit  # S01 names no unit: the case goes to the pooling region's agency
+    unit = settings.oversight_cases.default_unit  # S01 names no unit: the case goes to the pooling region's agency
     async with AsyncExitStack() as stack:
         urls = {name: await stack.enter_async_context(serve(create_service_app(catalogue.spec(name), settings)))
                 for name in ("accounts", "oversight")}
@@ -391,8 +391,6 @@ async def test_whistleblower_report_without_an_account(settings, make_settings, 
     small verified amount gets one reward, at the floor. The reporter's identity is shown to oversight officers,
     withheld from internal auditors (the other role that reads reports) and refused to agency staff. The public
     intake answers 429 once the per-IP burst is used up, whatever X-Forwarded-For the caller sends."""
-    from services.oversight.whistleblowing.ratelimit import whistleblowing_settings  # noqa: PLC0415
-
     started = time.perf_counter()
     async with AsyncExitStack() as stack:
         oversight_url = await stack.enter_async_context(
@@ -510,7 +508,7 @@ async def test_whistleblower_report_without_an_account(settings, make_settings, 
         assert (detail["reporter_count"], [r["amount"] for r in detail["rewards"]]) == (2, [SMALL_REWARD])
 
         # -- the public intake's per-IP limit: the burst, then 429 (a forged X-Forwarded-For does not help) ------
-        burst = whistleblowing_settings().intake_burst
+        burst = settings.whistleblowing.intake_burst
         for n in range(burst - 2):  # two reports already filed from this address
             await call("POST", "/whistleblowing/reports", None, 201, json={
                 "anonymous": True, "category": "other", "title": f"咨询 {n}", "content": "匿名反映"})

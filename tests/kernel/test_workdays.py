@@ -12,7 +12,7 @@ import pytest
 
 from services.collection.treasury.workdays import treasury_deadline
 from services.kernel import workdays
-from services.kernel.settings import Settings, get_settings
+from services.kernel.settings import Settings, activate, get_settings
 from services.kernel.workdays import (CalendarFileError, WorkingDay, YearNotCovered, load_calendar, package_year,
                                       parse_calendar)
 from services.oversight.incidents.deadlines import working_day_deadline
@@ -123,11 +123,12 @@ def test_a_year_supplied_by_the_file_is_computed(calendar_file: Path):
 
 def test_the_process_settings_are_read_when_nothing_is_configured(calendar_file: Path, monkeypatch):
     monkeypatch.setenv("SIFUND_WORKDAY_CALENDAR_FILE", str(calendar_file))
-    get_settings.cache_clear()
+    previous = get_settings()
+    activate(Settings())  # the process's settings, read from the environment as a service process does at start
     try:
         assert working_day_deadline(date(2031, 9, 30)) == (date(2031, 10, 13), None)
     finally:
-        get_settings.cache_clear()
+        activate(previous)
 
 
 def test_a_year_in_the_file_replaces_the_package_year(tmp_path: Path):

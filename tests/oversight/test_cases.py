@@ -26,8 +26,8 @@ from services.kernel.events import EventActor, build_envelope
 from services.kernel.migrations import upgrade_database
 from services.kernel.models import AuditEntry, OutboxMessage
 from services.oversight import models
+from services.kernel.clock import china_today as today
 from services.oversight.cases import service
-from services.oversight.cases.config import today
 from services.oversight.cases.models import BenefitSignal, Case, CaseHistory, CaseOccurrence
 from services.oversight.cases.service import open_case
 from tests.e2e.test_employer_slice import wait_for

@@ -17,16 +17,17 @@ from gateway.identity.admin import ensure_scheduler_client, scheduler_secret_fil
 from services.kernel.db import make_engine
 from services.kernel.models import AuditEntry
 from services.kernel.service_app import create_service_app
-from services.oversight.cases.config import today
+from services.kernel import clock
+from services.kernel.clock import china_today as today
 from services.oversight.cases.models import Case
-from services.oversight.scheduler.config import SchedulerSettings
 from services.oversight.scheduler.models import ScheduledJob, ScheduledJobRun
-from services.oversight.scheduler.service import Scheduler, acquire_lease, begin_run, release_lease, utcnow
+from services.oversight.scheduler.service import Scheduler, acquire_lease, begin_run, release_lease
 from sifund import services as catalogue
 from tests.conftest import bearer, running_app
 from tests.e2e.test_employer_slice import wait_for
 from tests.gateway.conftest import serve
 from tests.oversight.test_chains import register_employers
+from services.kernel.settings_sections import OversightSchedulerSettings as SchedulerSettings
 
 FAR = 24 * 3600.0  # an interval that does not come round during a test
 
@@ -58,9 +59,7 @@ def nowhere(make_settings, nats_server, **overrides):  # noqa: ANN001, ANN201
 
 
 def oversight_app(settings, scheduler: SchedulerSettings):  # noqa: ANN001, ANN201
-    app = create_service_app(catalogue.spec("oversight"), settings)
-    app.state.scheduler_settings = scheduler
-    return app
+    return create_service_app(catalogue.spec("oversight"), settings.model_copy(update={"oversight_scheduler": scheduler}))
 
 
 async def runs(oversight, headers, **params) -> list[dict]:  # noqa: ANN001
@@ -217,7 +216,7 @@ async def test_the_lease_keeps_a_job_to_one_run_at_a_time(make_settings, nats_se
         # Due (its schedule started a while ago) and asked for by both processes at once: it runs once.
         with Session(engine) as session:
             session.execute(update(ScheduledJob).where(ScheduledJob.job == "escalations")
-                            .values(created_at=utcnow() - timedelta(minutes=5)))
+                            .values(created_at=clock.utc_now() - timedelta(minutes=5)))
             session.commit()
         results = await asyncio.gather(here.run("escalations"), there.run("escalations"))
         ran = [r for r in results if r is not None]
@@ -230,7 +229,7 @@ async def test_the_lease_keeps_a_job_to_one_run_at_a_time(make_settings, nats_se
 
         async def lease_expired() -> bool:
             with Session(engine) as session:
-                return session.get(ScheduledJob, "escalations").lease_until < utcnow()
+                return session.get(ScheduledJob, "escalations").lease_until < clock.utc_now()
 
         await wait_for(lease_expired)
         manual = await oversight.post("/scheduler/jobs/escalations/run", headers=officer)

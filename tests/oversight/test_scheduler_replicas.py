@@ -8,7 +8,7 @@ from sqlalchemy import select, update
 from sqlmodel import Session
 
 from services.oversight.scheduler.models import ScheduledJob, ScheduledJobRun
-from services.oversight.scheduler.service import utcnow
+from services.kernel import clock
 from tests.conftest import running_app
 from tests.e2e.test_employer_slice import wait_for
 from tests.oversight.test_scheduler import nowhere, oversight_app, schedule
@@ -31,7 +31,7 @@ async def test_two_oversight_processes_run_a_due_job_once(make_settings, nats_se
         # Both loops poll every 50 ms; the job becomes due for both at once.
         with Session(engine) as session:
             session.execute(update(ScheduledJob).where(ScheduledJob.job == "escalations")
-                            .values(created_at=utcnow() - timedelta(hours=2)))
+                            .values(created_at=clock.utc_now() - timedelta(hours=2)))
             session.commit()
 
         async def one_finished() -> bool:

@@ -4,7 +4,6 @@ Every state change writes, in one transaction: the row (version + 1), its change
 (``history.record_change``) and its event in the outbox (``outbox.record_event``). Either all of it commits or none.
 """
 
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select
@@ -16,7 +15,7 @@ from services.accounts.history import diff, history_of, record_change
 from services.accounts.models import Employer, Enrolment
 from services.contracts.accounts import EmployerRegistered, EmployerStatusChanged, EmployerUpdated
 from services.kernel import clock, context
-from services.kernel.auth import ensure_in_region, region_prefix
+from services.kernel.auth import ensure_in_region, region_filter
 from services.kernel.errors import Conflict, Invalid, NotFound
 from services.kernel.events import new_event_id
 from services.kernel.outbox import record_event
@@ -36,10 +35,6 @@ TRANSITIONS: dict[str, tuple[frozenset[str], str]] = {
 ACTION_LABELS = {"suspend": "暂停", "reactivate": "恢复", "deregister": "注销"}
 # Enrolments that still tie a person to the employer: only stopped ones are finished.
 OPEN_ENROLMENT_STATUSES = ("active", "suspended")
-
-
-def _now() -> datetime:
-    return clock.utc_now()
 
 
 def _commit(session: Session, uscc: str) -> None:
@@ -65,7 +60,7 @@ def register_employer(session: Session, registration: EmployerRegistration) -> E
         id=new_event_id(),
         **registration.model_dump(),
         status="active",
-        registered_at=_now(),
+        registered_at=clock.utc_now(),
         registered_by=actor.id,
         version=1,
     )
@@ -104,7 +99,7 @@ def list_employers(
     # Staff see the employers of their own area only.
     query = (
         select(Employer)
-        .where(Employer.region.startswith(region_prefix(context.current().actor.region or "-")))
+        .where(region_filter(Employer.region))
     )
     if uscc:
         query = query.where(Employer.uscc == uscc.strip().upper())
@@ -169,7 +164,7 @@ def update_employer(session: Session, employer_id: str, update: EmployerUpdate) 
     for field in changes:
         setattr(employer, field, updates[field])
     employer.version += 1
-    employer.updated_at = _now()
+    employer.updated_at = clock.utc_now()
     record_change(session, entity_type=ENTITY, entity_id=employer.id, version=employer.version, action="update",
                   changes=changes, reason=update.reason)
     record_event(session, EmployerUpdated(employer_id=employer.id, version=employer.version, changes=changes),
@@ -213,7 +208,7 @@ def change_status(session: Session, employer_id: str, action: str, request: Stat
     previous = employer.status
     employer.status = new_status
     employer.version += 1
-    employer.updated_at = _now()
+    employer.updated_at = clock.utc_now()
     record_change(session, entity_type=ENTITY, entity_id=employer.id, version=employer.version, action=action,
                   changes={"status": [previous, new_status], "effective_date": [None, effective.isoformat()]},
                   reason=request.reason)

@@ -87,13 +87,6 @@ def _open(enrolments: list[Enrolment]) -> list[Enrolment]:
 # -- writing ---------------------------------------------------------------------------------------------------------
 
 
-def _now() -> datetime:
-    return clock.utc_now()
-
-
-def _actor_id() -> str:
-    return context.current().actor.id
-
 
 def _creation_changes(enrolment: Enrolment) -> dict[str, list]:
     fields = ("person_id", "fund", "employer_id", "start_period", "status", "transferred_from")
@@ -107,7 +100,7 @@ def _update(session: Session, enrolment: Enrolment, updates: dict[str, Any], *, 
     for key, value in updates.items():
         setattr(enrolment, key, value)
     enrolment.version += 1
-    enrolment.updated_at = now or _now()
+    enrolment.updated_at = now or clock.utc_now()
     session.add(enrolment)
     record_change(session, entity_type=ENTITY, entity_id=enrolment.id, version=enrolment.version, action=action,
                   changes=changes, reason=reason)
@@ -152,7 +145,7 @@ def enrol(session: Session, request: EnrolmentRequest) -> Enrolment:
     enrolment = Enrolment(
         id=new_event_id(), person_id=person.id, fund=request.fund, fund_group=fund_group(request.fund),
         employer_id=employer.id if employer else None, start_period=request.start_period, status="active",
-        created_at=_now(), created_by=_actor_id(),
+        created_at=clock.utc_now(), created_by=context.actor_id(),
     )
     session.add(enrolment)
     _guarded(session, person.id, enrolment.fund)
@@ -179,14 +172,14 @@ def transfer(session: Session, enrolment_id: str, request: TransferRequest) -> t
     rules.check_new_enrolment(person=person, fund=old.fund, employer=employer, active=others)
     closed_period = rules.transfer_close_period(old, request.start_period)
     reason = request.reason or f"转移至单位 {employer.id}"
-    now = _now()  # one instant: the old enrolment closes as the new one opens
+    now = clock.utc_now()  # one instant: the old enrolment closes as the new one opens
     _update(session, old, {"status": "stopped", "end_period": closed_period, "stop_reason": reason[:200]},
             action="transfer_out", reason=reason, now=now)
     session.flush()  # the old row leaves the active index before the new one enters it
     new = Enrolment(
         id=new_event_id(), person_id=person.id, fund=old.fund, fund_group=old.fund_group, employer_id=employer.id,
         start_period=request.start_period, status="active", transferred_from=old.id,
-        created_at=now, created_by=_actor_id(),
+        created_at=now, created_by=context.actor_id(),
     )
     session.add(new)
     _guarded(session, person.id, old.fund)

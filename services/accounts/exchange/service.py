@@ -81,7 +81,6 @@ from services.kernel.events import new_event_id
 from services.kernel.paging import oldest_first
 
 SOURCE = "accounts"
-CHINA = clock.CHINA  # no daylight saving: a fixed offset is exact
 LOOKUP_CHUNK = 10_000  # one IN query for a whole batch (SQLite allows 32 766 parameters, PostgreSQL 65 535)
 
 KIND_LABELS = {
@@ -681,7 +680,7 @@ def _is_partner() -> bool:
 def get_batch(session: Session, batch_id: str) -> ExchangeBatch:
     batch = session.get(ExchangeBatch, batch_id)
     # A partner sees its own batches only; another partner's is answered as if it did not exist.
-    if batch is None or (_is_partner() and batch.source != context.current().actor.id):
+    if batch is None or (_is_partner() and batch.source != context.actor_id()):
         raise NotFound("EXCHANGE_BATCH_NOT_FOUND", "交换批次不存在")
     return batch
 
@@ -690,7 +689,7 @@ def list_batches(session: Session, *, batch_key: str | None, kind: BatchKind | N
                  after: str | None, limit: int) -> tuple[list[BatchSummary], str | None]:
     query = select(ExchangeBatch)
     if _is_partner():
-        query = query.where(ExchangeBatch.source == context.current().actor.id)
+        query = query.where(ExchangeBatch.source == context.actor_id())
     elif source:
         query = query.where(ExchangeBatch.source == source)
     if batch_key:

@@ -15,7 +15,6 @@
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, TypeVar
 
@@ -42,7 +41,7 @@ from services.accounts.models import (
 from services.contracts.accounts import AccountCredited, AccountDebited
 from services.kernel import clock, context
 from services.kernel.audit import append_audit
-from services.kernel.auth import ensure_in_region, region_prefix
+from services.kernel.auth import ensure_in_region, region_filter
 from services.kernel.errors import Conflict, Invalid, NotFound
 from services.kernel.events import new_event_id
 from services.kernel.money import fen_to_yuan, yuan_to_fen
@@ -57,22 +56,9 @@ DEBITS = ("transfer_out", "withdrawal")
 INTEREST_KEY_PREFIX = "interest:"
 MAX_KEY_LENGTH = 200
 INTEREST_BATCH_SIZE = 500
-# China has one time zone and no daylight saving: the business date is UTC+8.
-CHINA = clock.CHINA
 
 T = TypeVar("T")
 
-
-def china_today() -> date:
-    return clock.china_today()
-
-
-def _now() -> datetime:
-    return clock.utc_now()
-
-
-def _actor_id() -> str:
-    return context.current().actor.id
 
 
 def _yuan(fen: int) -> str:
@@ -192,7 +178,7 @@ def _account_for_credit(session: Session, person: Person) -> IndividualAccount:
     """The account to credit: opened on the first credit, reopened when money comes back after a transfer out."""
     account = _locked_account(session, person.id)
     if account is None:
-        account = IndividualAccount(person_id=person.id, balance_fen=0, status="open", opened_at=_now())
+        account = IndividualAccount(person_id=person.id, balance_fen=0, status="open", opened_at=clock.utc_now())
         session.add(account)
         session.flush()  # before its first entry references it
         record_change(session, entity_type=ENTITY, entity_id=person.id, version=1, action="open",
@@ -217,7 +203,7 @@ def _set_status(session: Session, account: IndividualAccount, status: str, *, ac
     changes = {"status": [account.status, status]}
     account.status = status
     account.version += 1
-    account.updated_at = _now()
+    account.updated_at = clock.utc_now()
     session.add(account)
     record_change(session, entity_type=ENTITY, entity_id=account.person_id, version=account.version, action=action,
                   changes=changes, reason=reason)
@@ -230,11 +216,11 @@ def _apply(session: Session, account: IndividualAccount, *, entry_type: str, amo
     if balance < 0:
         raise Conflict("INSUFFICIENT_BALANCE",
                        f"个人账户余额不足：余额 {_yuan(account.balance_fen)} 元，需支出 {_yuan(-amount_fen)} 元")
-    now = _now()
+    now = clock.utc_now()
     entry = AccountEntry(
         id=new_event_id(), person_id=account.person_id, entry_type=entry_type, amount_fen=amount_fen, year=year,
         period=period, idempotency_key=key, reference=reference, reason=reason, posted_at=now,
-        posted_by=_actor_id(),
+        posted_by=context.actor_id(),
     )
     session.add(entry)
     account.balance_fen = balance
@@ -257,7 +243,7 @@ def _apply(session: Session, account: IndividualAccount, *, entry_type: str, amo
 
 def _value_date() -> tuple[int, int]:
     """(year, period) of a movement that is not a contribution: the China-time month it is posted in."""
-    today = china_today()
+    today = clock.china_today()
     return today.year, period_of(today)
 
 
@@ -270,7 +256,7 @@ def contribution_reason(fund: str, employer_id: str | None) -> str:
 
 def post_contribution(session: Session, person_id: str, posting: ContributionPosting, key: str | None) -> Posting:
     key = check_key(key)
-    if posting.period > period_of(china_today()):
+    if posting.period > period_of(clock.china_today()):
         raise Invalid("PERIOD_IN_FUTURE", f"费款所属期 {posting.period} 尚未到来")
     amount = yuan_to_fen(posting.amount)
     intent = Intent(person_id, "contribution", amount, posting.period, posting.reference,
@@ -304,7 +290,7 @@ def record_contribution_month(session: Session, person_id: str, fund: str, perio
             ).order_by(Enrolment.start_period.desc()).limit(1)
         ).scalar_one_or_none()
     session.add(ContributionMonth(person_id=person_id, fund=fund, period=period, employer_id=employer_id,
-                                  source="posting", recorded_at=_now()))
+                                  source="posting", recorded_at=clock.utc_now()))
 
 
 def _transfer_reason(direction: str, region: str | None, note: str | None) -> str:
@@ -476,9 +462,9 @@ def set_interest_rate(session: Session, year: int, rate: Decimal) -> InterestRat
         raise Conflict("INTEREST_ALREADY_CREDITED", f"{year} 年利息已记入个人账户，不能再修改该年记账利率")
     before = row.rate if row else None
     if row is None:
-        row = InterestRate(year=year, rate=text, set_at=_now(), set_by=_actor_id())
+        row = InterestRate(year=year, rate=text, set_at=clock.utc_now(), set_by=context.actor_id())
     else:
-        row.rate, row.set_at, row.set_by = text, _now(), _actor_id()
+        row.rate, row.set_at, row.set_by = text, clock.utc_now(), context.actor_id()
     session.add(row)
     append_audit(session, action="interest_rate.set", entity_type="interest_rate", entity_id=str(year),
                  detail={"year": year, "rate": [before, text]})
@@ -508,7 +494,7 @@ def run_interest(engine: Engine, year: int, *, batch_size: int | None = None) ->
     transaction. Each credit's key is ``interest:{year}:{person_id}``: running again (or resuming after a crash)
     credits only the accounts not yet credited. Accounts already credited for a later year are left alone (their
     later interest was computed without this year's)."""
-    if year >= china_today().year:
+    if year >= clock.china_today().year:
         raise Conflict("YEAR_NOT_ENDED", f"{year} 年尚未结束，不能计息")
     with Session(engine) as session:
         rate_row = session.get(InterestRate, year)
@@ -516,7 +502,7 @@ def run_interest(engine: Engine, year: int, *, batch_size: int | None = None) ->
             raise Conflict("INTEREST_RATE_NOT_SET", f"尚未设置 {year} 年的记账利率")
     rate = Decimal(rate_row.rate)
     batch_size = batch_size or INTEREST_BATCH_SIZE
-    prefix = region_prefix(context.current().actor.region or "-")
+    in_area = region_filter(Person.region)
     run = InterestRun(year=year, rate=rate_row.rate)
     after = ""
     while True:
@@ -525,7 +511,7 @@ def run_interest(engine: Engine, year: int, *, batch_size: int | None = None) ->
                 select(IndividualAccount.person_id)
                 .join(Person, Person.id == IndividualAccount.person_id)
                 .where(IndividualAccount.status == "open", IndividualAccount.person_id > after,
-                       Person.region.startswith(prefix))
+                       in_area)
                 .order_by(IndividualAccount.person_id).limit(batch_size)
             ).scalars())
             if not ids:

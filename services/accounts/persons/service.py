@@ -46,7 +46,7 @@ from services.contracts.accounts import (
 from services.contracts.codes import LifeStatus
 from services.kernel import clock, context
 from services.kernel.audit import append_audit_many
-from services.kernel.auth import ensure_in_region, region_prefix
+from services.kernel.auth import ensure_in_region, region_filter
 from services.kernel.errors import Conflict, Forbidden, Invalid, NotFound
 from services.kernel.events import new_event_id
 from services.kernel.outbox import record_event, record_events
@@ -61,13 +61,6 @@ LIFE_STATUSES = tuple(LifeStatus)
 LIFE_STATUS_SOURCES = ("exchange", "correction")
 STATUS_LABELS = {"alive": "正常", "deceased": "死亡", "imprisoned": "服刑"}
 
-
-def _now() -> datetime:
-    return clock.utc_now()
-
-
-def _actor_id() -> str:
-    return context.current().actor.id
 
 
 # -- register and read -----------------------------------------------------------------------------------------------
@@ -85,7 +78,7 @@ def register_person(session: Session, registration: PersonRegistration) -> Perso
         raise Conflict("PERSON_ALREADY_REGISTERED", f"该公民身份号码已登记（人员编号 {existing}）")
     fields = registration.model_dump(exclude={"sex", "birth_date"})
     person = Person(id=new_event_id(), **fields, sex=sex, birth_date=birth_date, life_status="alive",
-                    registered_at=_now(), registered_by=_actor_id(), version=1)
+                    registered_at=clock.utc_now(), registered_by=context.actor_id(), version=1)
     session.add(person)
     changes = {k: [None, v] for k, v in fields.items() if v is not None}
     changes |= {"sex": [None, sex], "birth_date": [None, birth_date.isoformat()], "life_status": [None, "alive"]}
@@ -137,7 +130,7 @@ def search_persons(
     there), ordered by id; ``after`` is the cursor from the previous page."""
     query = (
         select(Person)
-        .where(Person.region.startswith(region_prefix(context.current().actor.region or "-")))
+        .where(region_filter(Person.region))
     )
     if citizen_id:
         query = query.where(Person.citizen_id == citizen_id.strip().upper())
@@ -183,7 +176,7 @@ def update_person(session: Session, person_id: str, update: PersonUpdate) -> Per
     for field in changes:
         setattr(person, field, updates[field])
     person.version += 1
-    person.updated_at = _now()
+    person.updated_at = clock.utc_now()
     record_change(session, entity_type=ENTITY, entity_id=person.id, version=person.version, action="update",
                   changes=changes, reason=update.reason)
     record_event(session, PersonUpdated(person_id=person.id, version=person.version, changes=changes),
@@ -230,7 +223,7 @@ def add_bank_account(session: Session, person_id: str, account: BankAccountIn) -
         if card is not None:
             raise Conflict("SS_CARD_ALREADY_ACTIVE", f"本人已有在用的社会保障卡（账户编号 {card}），须先关闭旧卡")
     row = PersonBankAccount(id=new_event_id(), person_id=person.id, **account.model_dump(), status="active",
-                            added_at=_now(), added_by=_actor_id())
+                            added_at=clock.utc_now(), added_by=context.actor_id())
     session.add(row)
     record_change(session, entity_type=BANK_ENTITY, entity_id=row.id, version=1, action="add",
                   changes={k: [None, v] for k, v in account.model_dump().items()} | {"status": [None, "active"]})
@@ -257,7 +250,7 @@ def close_bank_account(session: Session, person_id: str, account_id: str, reques
         raise NotFound("BANK_ACCOUNT_NOT_FOUND", "该人员没有此发放账户")
     if row.status != "active":
         raise Conflict("BANK_ACCOUNT_ALREADY_CLOSED", "该发放账户已关闭")
-    row.status, row.closed_at = "closed", _now()
+    row.status, row.closed_at = "closed", clock.utc_now()
     record_change(session, entity_type=BANK_ENTITY, entity_id=row.id, version=2, action="close",
                   changes={"status": ["active", "closed"]}, reason=request.reason)
     record_event(session, PersonBankAccountClosed(person_id=person_id, bank_account_id=row.id, reason=request.reason),
@@ -361,7 +354,7 @@ class LifeStatusWrites:
         if not changes:
             return {}
         previous = person.life_status
-        now = _now()
+        now = clock.utc_now()
         values = {"life_status": new_status, "death_date": death_date, "imprisoned_from": imprisoned_from,
                   "imprisoned_until": imprisoned_until, "version": person.version + 1, "updated_at": now}
         for field, value in values.items():
@@ -436,7 +429,7 @@ def request_correction(session: Session, person_id: str, request: LifeStatusCorr
         raise Conflict("CORRECTION_ALREADY_PENDING", f"该人员已有待审核的生存状态更正（{pending}），须先审核")
     correction = LifeStatusCorrection(
         id=new_event_id(), person_id=person.id, **target, reason=request.reason, evidence=request.evidence,
-        status="requested", requested_at=_now(), requested_by=_actor_id(),
+        status="requested", requested_at=clock.utc_now(), requested_by=context.actor_id(),
     )
     session.add(correction)
     changes = {k: [None, v.isoformat() if isinstance(v, date) else v] for k, v in target.items() if v is not None}
@@ -463,7 +456,7 @@ def _pending_correction(session: Session, person_id: str, correction_id: str) ->
         raise NotFound("CORRECTION_NOT_FOUND", "该人员没有此生存状态更正申请")
     if correction.status != "requested":
         raise Conflict("CORRECTION_ALREADY_DECIDED", f"该更正申请已{'批准' if correction.status == 'approved' else '驳回'}")
-    if correction.requested_by == _actor_id():
+    if correction.requested_by == context.actor_id():
         raise Forbidden("SAME_PERSON_CANNOT_APPROVE", "申请人不能审核本人提交的更正申请（同一业务不得由一人兼任两个环节）")
     return correction
 
@@ -480,7 +473,7 @@ def approve_correction(session: Session, person_id: str, correction_id: str,
                                 source_ref=correction.id)
     if not changes:
         raise Conflict("CORRECTION_CHANGES_NOTHING", "人员当前生存状态已与更正内容一致（可能已由共享数据更新），请驳回该申请")
-    now = _now()
+    now = clock.utc_now()
     event_date = {"deceased": correction.death_date, "imprisoned": correction.imprisoned_from}.get(
         correction.new_status) or now.date()
     session.add(LifeEvent(
@@ -498,7 +491,7 @@ def reject_correction(session: Session, person_id: str, correction_id: str,
         raise Invalid("DECISION_REASON_REQUIRED", "驳回更正申请须填写审核意见")
     get_person(session, person_id, for_update=True)
     correction = _pending_correction(session, person_id, correction_id)
-    _decide(session, correction, "rejected", decision.reason, _now())
+    _decide(session, correction, "rejected", decision.reason, clock.utc_now())
     session.commit()
     return correction
 
@@ -506,7 +499,7 @@ def reject_correction(session: Session, person_id: str, correction_id: str,
 def _decide(session: Session, correction: LifeStatusCorrection, status: str, reason: str | None,
             now: datetime) -> None:
     correction.status, correction.decided_at = status, now
-    correction.decided_by, correction.decision_reason = _actor_id(), reason
+    correction.decided_by, correction.decision_reason = context.actor_id(), reason
     record_change(session, entity_type=CORRECTION_ENTITY, entity_id=correction.id, version=2,
                   action="approve" if status == "approved" else "reject",
                   changes={"status": ["requested", status]}, reason=reason)

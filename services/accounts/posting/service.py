@@ -113,13 +113,6 @@ REASONS: dict[str, str] = {
 }
 
 
-def _now() -> datetime:
-    return clock.utc_now()
-
-
-def _actor_id() -> str:
-    return context.current().actor.id
-
 
 def posting_key(payment_id: str) -> str:
     return f"{KEY_PREFIX}{payment_id}"
@@ -366,8 +359,8 @@ def post_items(session: Session, items: list[Item], *, source_event_id: str,
     """Decide and post ``items`` inside the caller's transaction (no commit). ``in_scope`` (retries by staff) leaves
     lines of persons outside the caller's area untouched (outcome ``out_of_region``)."""
     result = PostingResult(lines=len(items))
-    now = _now()
-    this_month = period_of(ledger.china_today())
+    now = clock.utc_now()
+    this_month = period_of(clock.china_today())
     decisions = [_Decision(item) for item in items]
     lines = [d.item.line for d in decisions if _check_line(d, this_month)]
     by_id, by_cid = _persons(session, lines)
@@ -388,7 +381,7 @@ def post_items(session: Session, items: list[Item], *, source_event_id: str,
     _check_keys(session, decisions)
     accounts, to_open = _accounts(session, decisions)
 
-    actor = _actor_id()
+    actor = context.actor_id()
     entries: list[dict[str, Any]] = []
     credited: list[AccountCredited] = []
     balances: dict[str, list[int]] = {}  # person → [balance before, delta, entries]
@@ -506,7 +499,7 @@ def _resolve(row: PostingSuspense, status: str, *, now: datetime, entry_id: str 
              note: str | None = None) -> None:
     row.status = status
     row.resolved_at = now
-    row.resolved_by = _actor_id()
+    row.resolved_by = context.actor_id()
     row.entry_id = entry_id
     if note is not None:
         row.note = note
@@ -723,7 +716,7 @@ def dismiss_line(session: Session, suspense_id: str, *, note: str) -> PostingSus
         person = session.get(Person, row.person_id)
         if person is not None:
             ensure_in_region(context.current().actor, person.region)
-    _resolve(row, "dismissed", now=_now(), note=note)
+    _resolve(row, "dismissed", now=clock.utc_now(), note=note)
     session.add(row)
     append_audit(session, action="posting_suspense.dismiss", entity_type="posting_suspense", entity_id=row.id,
                  detail={"payment_id": row.payment_id, "reason_code": row.reason_code, "fund": row.fund,

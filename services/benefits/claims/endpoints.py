@@ -12,6 +12,7 @@ from services.benefits.models import Claim
 from services.kernel.auth import allow
 from services.kernel.money import fen_to_yuan
 from services.kernel.service_app import SessionDep
+from services.kernel.settings import SettingsDep
 
 CLERK = allow("agency_clerk")
 DECIDERS = allow("agency_reviewer", "agency_approver")
@@ -61,7 +62,7 @@ def claim_out(session: Session, claim: Claim) -> ClaimOut:
                 "`DEPENDENCY_UNAVAILABLE` (naming accounts), nothing stored. Pension and unemployment amounts are computed by the "
                 "system (each step in `computation`); injury and one-off amounts are entered with documents.",
 )
-async def submit_claim(body: ClaimRequest, request: Request) -> ClaimOut:
+async def submit_claim(body: ClaimRequest, request: Request, settings: SettingsDep) -> ClaimOut:
     engine = request.app.state.engine
 
     def prepare() -> service.Prepared:
@@ -69,7 +70,7 @@ async def submit_claim(body: ClaimRequest, request: Request) -> ClaimOut:
             return service.prepare(session, body)
 
     prepared = await anyio.to_thread.run_sync(prepare)
-    answers = await ask_accounts(request, citizen_id=prepared.person.citizen_id, person_id=prepared.person.person_id,
+    answers = await ask_accounts(request, settings, citizen_id=prepared.person.citizen_id, person_id=prepared.person.person_id,
                                  fund=body.fund, enrolment_period=prepared.enrolment_period,
                                  months_until=prepared.months_until, with_balance=prepared.with_balance)
 

@@ -48,7 +48,7 @@ the person's name; none → 409 NO_OWN_ACCOUNT, nothing recorded: cash is never 
 
 import json
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime
+from datetime import date
 from typing import Any
 
 from sqlalchemy import select
@@ -70,7 +70,7 @@ from services.benefits.parameters.service import Parameters, parameters_for
 from services.contracts.benefits import ClaimDecided, ClaimSubmitted, EntitlementGranted
 from services.kernel import clock, context
 from services.kernel.audit import append_audit, canonical_json
-from services.kernel.auth import ensure_in_region, region_prefix
+from services.kernel.auth import ensure_in_region, region_filter
 from services.kernel.errors import Conflict, Forbidden, Invalid, NotFound
 from services.kernel.events import new_event_id
 from services.kernel.money import yuan_to_fen
@@ -87,10 +87,6 @@ IMPORTANT_LEVELS = (("first_review", "agency_reviewer"), ("second_review", "agen
 LARGE_AMOUNT_LEVEL = ("large_amount_review", "agency_approver")
 LEVEL_NAMES = {"first_review": "初审", "second_review": "复核/复审", "approval": "审批", "large_amount_review": "大额复核"}
 OPEN_ENTITLEMENT = ("active", "suspended")
-
-
-def _now() -> datetime:
-    return clock.utc_now()
 
 
 def _actor():  # noqa: ANN202
@@ -398,11 +394,11 @@ def store(session: Session, prepared: Prepared, answers: AccountsAnswers) -> Cla
     one_off = result.one_off_amount_fen is not None
     end_period = request.effective_period if one_off else result.end_period
 
-    verification = {**answers.as_dict(), "checked_at": _now().isoformat(), "mirror": {
+    verification = {**answers.as_dict(), "checked_at": clock.utc_now().isoformat(), "mirror": {
         "life_status": person.life_status, "birth_date": person.birth_date.isoformat(), "sex": person.sex},
         "enrolment_period": prepared.enrolment_period, "months_until": prepared.months_until,
         "checks": checks.items}
-    now, actor = _now(), _actor()
+    now, actor = clock.utc_now(), _actor()
     claim = Claim(
         id=new_event_id(), person_id=person.person_id, kind=request.kind, fund=request.fund,
         importance="important" if important else "ordinary", region=person.region,
@@ -505,7 +501,7 @@ def _grant(session: Session, claim: Claim, decisions: list[ClaimDecision]) -> En
         id=new_event_id(), claim_id=claim.id, person_id=claim.person_id, kind=claim.kind, fund=claim.fund,
         monthly_amount_fen=claim.one_off_amount_fen if one_off else claim.monthly_amount_fen,
         start_period=claim.effective_period, end_period=claim.effective_period if one_off else claim.end_period,
-        status="active", bank_account_id=account.bank_account_id, region=claim.region, created_at=_now(),
+        status="active", bank_account_id=account.bank_account_id, region=claim.region, created_at=clock.utc_now(),
     )
     session.add(entitlement)
     levels = [d.level for d in decisions]
@@ -544,7 +540,7 @@ def decide(session: Session, claim_id: str, body: DecisionRequest) -> Claim:
         raise Forbidden("ROLE_NOT_ALLOWED_AT_LEVEL",
                         f"{LEVEL_NAMES[level]}（{level}）须由 {role} 办理")
     context.set_actor(replace(actor, role=role))
-    now = _now()
+    now = clock.utc_now()
     decision = ClaimDecision(claim_id=claim.id, level=level, decision=body.decision, reason=body.reason,
                              decided_at=now, decided_by=actor.id, role=role)
     session.add(decision)
@@ -580,8 +576,7 @@ def list_claims(session: Session, *, person_id: str | None = None, status: str |
                 kind: str | None = None, after: str | None = None,
                 limit: int = 50) -> tuple[list[Claim], str | None]:
     """Claims of the caller's area, newest first by id."""
-    actor_region = _actor().region or "------"
-    query = select(Claim).where(Claim.region.startswith(region_prefix(actor_region)))
+    query = select(Claim).where(region_filter(Claim.region))
     if person_id:
         query = query.where(Claim.person_id == person_id)
     if status:

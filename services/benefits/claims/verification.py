@@ -24,6 +24,7 @@ from services.kernel import context
 from services.kernel.errors import BadGateway, DependencyUnavailable, DomainError
 from services.kernel.money import yuan_to_fen
 from services.kernel.web import CORRELATION_ID_HEADER, REQUEST_ID_HEADER
+from services.kernel.settings import Settings
 
 
 @dataclass(frozen=True)
@@ -83,10 +84,10 @@ async def _get(client: httpx.AsyncClient, url: str, headers: dict[str, str], par
     return body
 
 
-async def ask_accounts(request: Request, *, citizen_id: str, person_id: str, fund: str, enrolment_period: int,
-                       months_until: int, with_balance: bool) -> AccountsAnswers:
+async def ask_accounts(request: Request, settings: Settings, *, citizen_id: str, person_id: str, fund: str,
+                       enrolment_period: int, months_until: int, with_balance: bool) -> AccountsAnswers:
     """The online checks of one claim, asked concurrently."""
-    base = request.app.state.settings.service_url("accounts")
+    base = settings.service_url("accounts")
     client: httpx.AsyncClient = request.app.state.http
     headers = _headers(request)
     calls = [

@@ -41,7 +41,7 @@ from datetime import date, timedelta
 from sqlalchemy import func, insert, select
 from sqlmodel import Session
 
-from services.benefits.eligibility.config import china_today, get_config, months_before, now
+from services.benefits.eligibility.config import months_before
 from services.benefits.models import (
     BeneficiaryPerson,
     Entitlement,
@@ -50,9 +50,11 @@ from services.benefits.models import (
     SurvivalCertification,
     SurvivalNotice,
 )
-from services.benefits.registry.service import get_person, in_actor_region, person_by_citizen_id
+from services.benefits.registry.service import get_person, person_by_citizen_id
 from services.contracts.benefits import EntitlementResumed, EntitlementSuspended, OverpaymentFound, SurvivalCertified
-from services.kernel import context
+from services.kernel import clock, context
+from services.kernel.auth import region_filter
+from services.kernel.settings import get_settings
 from services.kernel.audit import append_audit
 from services.kernel.errors import Conflict, DomainError, Forbidden, Invalid
 from services.kernel.events import new_event_id
@@ -69,10 +71,6 @@ CHANNELS = ("app", "face", "on_site", "data_match")
 CHUNK = 500
 
 
-def _actor_id() -> str:
-    return context.current().actor.id
-
-
 # -- suspension and resumption ---------------------------------------------------------------------------------------
 
 
@@ -82,7 +80,7 @@ def suspend_entitlements(session: Session, person_id: str, *, reason: str, since
     rows = list(session.execute(select(Entitlement).where(Entitlement.person_id == person_id,
                                                           Entitlement.status == "active")
                                 .order_by(Entitlement.id).with_for_update()).scalars())
-    at = now()
+    at = clock.utc_now()
     for entitlement in rows:
         entitlement.status, entitlement.suspended_reason, entitlement.suspended_at = "suspended", reason, at
         session.add(entitlement)
@@ -139,7 +137,7 @@ def find_overpayments(session: Session, person_id: str, *, first_period: int, la
         if line.id in known:
             continue
         overpayment = Overpayment(id=new_event_id(), person_id=person_id, payroll_line_id=line.id, period=line.period,
-                                  amount_fen=line.amount_fen, reason=reason, found_at=now())
+                                  amount_fen=line.amount_fen, reason=reason, found_at=clock.utc_now())
         session.add(overpayment)
         append_audit(session, action="overpayment.find", entity_type="overpayment", entity_id=overpayment.id,
                      detail={"person_id": person_id, "payroll_line_id": line.id, "period": line.period,
@@ -217,7 +215,7 @@ def _certify(session: Session, person: BeneficiaryPerson, channel: str, certifie
     """Record one certification (once per person, day and channel) and its effects. Does not commit."""
     if channel not in CHANNELS:
         raise Invalid("INVALID_CHANNEL", f"认证方式应为 {'、'.join(CHANNELS)} 之一")
-    if certified_on > china_today():
+    if certified_on > clock.china_today():
         raise Invalid("DATE_IN_FUTURE", f"认证日期 {certified_on} 晚于今天")
     if person.life_status == "deceased":
         raise Conflict("PERSON_DECEASED", f"该人员已登记死亡（{person.death_date or '日期未知'}），不能登记生存认证")
@@ -229,14 +227,14 @@ def _certify(session: Session, person: BeneficiaryPerson, channel: str, certifie
     if existing is not None:
         return Certified(existing, created=False)
     row = SurvivalCertification(id=new_event_id(), person_id=person.person_id, channel=channel,
-                                certified_on=certified_on, recorded_at=now(), recorded_by=_actor_id())
+                                certified_on=certified_on, recorded_at=clock.utc_now(), recorded_by=context.actor_id())
     session.add(row)
     append_audit(session, action="survival.certify", entity_type=PERSON_ENTITY, entity_id=person.person_id,
                  detail={"certification_id": row.id, "channel": channel, "certified_on": certified_on})
     record_event(session, SurvivalCertified(person_id=person.person_id, channel=channel, certified_on=certified_on),
                  source=SOURCE, subject=person.person_id)
     # A certification answers the notices it could have prevented: those issued less than an interval after it.
-    interval = get_config().survival_interval_months
+    interval = get_settings().benefits_upkeep.survival_interval_months
     notices = list(session.execute(select(SurvivalNotice).where(
         SurvivalNotice.person_id == person.person_id, SurvivalNotice.status.in_(("open", "suspended")))
         .with_for_update()).scalars())
@@ -313,7 +311,7 @@ def certifications_of(session: Session, person_id: str) -> list[SurvivalCertific
 def notices_of(session: Session, *, person_id: str | None, status: str | None, after: str | None,
                limit: int) -> tuple[list[SurvivalNotice], str | None]:
     query = (select(SurvivalNotice).join(BeneficiaryPerson, BeneficiaryPerson.person_id == SurvivalNotice.person_id)
-             .where(in_actor_region(BeneficiaryPerson.region)))
+             .where(region_filter(BeneficiaryPerson.region)))
     if person_id:
         query = query.where(SurvivalNotice.person_id == person_id)
     if status:
@@ -335,10 +333,10 @@ class SweepResult:
 
 
 def sweep(session: Session, as_of: date) -> SweepResult:
-    if as_of > china_today():
+    if as_of > clock.china_today():
         raise Invalid("DATE_IN_FUTURE", f"检查日期 {as_of} 晚于今天")
-    config = get_config()
-    in_area = in_actor_region(BeneficiaryPerson.region)
+    config = get_settings().benefits_upkeep
+    in_area = region_filter(BeneficiaryPerson.region)
 
     # 1. Notices whose time is up without a certification: suspend.
     expired = list(session.execute(

@@ -71,7 +71,7 @@ import uuid
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date
 from typing import Any
 
 from sqlalchemy import and_, bindparam, delete, func, insert, or_, select, update
@@ -110,8 +110,6 @@ from services.kernel.periods import period_of
 SOURCE = "benefits"
 RUN_ENTITY = "payroll_run"
 FILE_ENTITY = "bank_file"
-# China has one time zone and no daylight saving: the business month is that of UTC+8.
-CHINA = clock.CHINA
 INSERT_CHUNK = 5000  # rows per Core insert
 ID_CHUNK = 900  # ids per IN (…)
 DEFAULT_LARGE_AMOUNT_FEN = 5_000_000  # *default* 50 000 yuan (001 第十八条)
@@ -145,13 +143,6 @@ F = BankFileLine.__table__.c
 def china_period() -> int:
     return period_of(clock.china_today())
 
-
-def _now() -> datetime:
-    return clock.utc_now()
-
-
-def _actor_id() -> str:
-    return context.current().actor.id
 
 
 def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
@@ -426,7 +417,7 @@ def compute_run(session: Session, fund: str, period: int) -> Computed:
 
 
 def _compute_into(session: Session, run: PayrollRun | None, fund: str, period: int) -> Computed:
-    now, actor = _now(), _actor_id()
+    now, actor = clock.utc_now(), context.actor_id()
     created = run is None
     if created:
         run = PayrollRun(id=new_event_id(), fund=fund, period=period, status="computed", lines=0, total_fen=0,
@@ -463,14 +454,14 @@ def approve(session: Session, run_id: str) -> PayrollRun:
     run = get_run(session, run_id, lock=True)
     if run.status != "computed":
         raise Conflict("PAYROLL_ALREADY_APPROVED", f"发放批次已审批（{run.approved_by}），不能再次审批")
-    actor = _actor_id()
+    actor = context.actor_id()
     if actor == run.computed_by:
         raise Forbidden("SAME_PERSON_CANNOT_APPROVE", "计算发放批次的经办人不能审批本批次，须由另一人审批")
     lines, total = _payable_sum(session, run.id)
     if (lines, total) != (run.lines, run.total_fen):
         raise Conflict("PAYROLL_TOTAL_MISMATCH",
                        f"发放明细合计（{lines} 条，{total} 分）与批次合计（{run.lines} 条，{run.total_fen} 分）不符，须重新计算")
-    run.status, run.approved_at, run.approved_by = "approved", _now(), actor
+    run.status, run.approved_at, run.approved_by = "approved", clock.utc_now(), actor
     session.add(run)
     record_event(session, PayrollApproved(run_id=run.id, fund=run.fund, period=run.period, lines=run.lines,
                                           total_fen=run.total_fen, approved_by=actor),
@@ -493,7 +484,7 @@ def request_funding(session: Session, run_id: str) -> tuple[PayrollRun, bool]:
     _require_approved(run)
     if run.funding_requested_at is not None:
         return run, True
-    run.funding_requested_at = _now()
+    run.funding_requested_at = clock.utc_now()
     session.add(run)
     record_event(session, FundingRequested(run_id=run.id, fund=run.fund, period=run.period, amount_fen=run.total_fen),
                  source=SOURCE, subject=run.id)
@@ -538,7 +529,7 @@ def _write_file(session: Session, run: PayrollRun, sequence: int, payments: Sequ
                                     amount_fen=p.amount_fen, payroll_line_id=p.payroll_line_id)
                for n, p in enumerate(payments, start=1)],
     )
-    now, actor = _now(), _actor_id()
+    now, actor = clock.utc_now(), context.actor_id()
     file = BankFile(id=file_id, run_id=run.id, sequence=sequence, lines=rendered.lines, total_fen=rendered.total_fen,
                     checksum=rendered.checksum, content=rendered.content, status="issued", created_at=now,
                     created_by=actor)
@@ -858,7 +849,7 @@ def import_results(session: Session, file_id: str, body: ResultsIn, *, declared_
     if not new:
         return Applied(file=file, run=run, applied=0, unchanged=unchanged, paid=(0, 0), failed=(0, 0))
 
-    now = _now()
+    now = clock.utc_now()
     _move_lines(session, [ln.payroll_line_id for ln in paid], "in_file", "paid", failure_reason=None)
     _move_lines(session, [ln.payroll_line_id for ln in failed], "in_file", "failed")
     if failed:

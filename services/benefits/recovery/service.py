@@ -53,11 +53,12 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
-from services.benefits.eligibility.config import china_today, get_config, now
 from services.benefits.models import BeneficiaryPerson, Claim, Overpayment, PayrollLine, Recovery, RecoveryNotice
-from services.benefits.registry.service import check_region, get_person, in_actor_region
+from services.benefits.registry.service import check_region, get_person
 from services.contracts.benefits import RecoveryEscalated, RecoveryNoticeIssued, RecoveryRecorded
-from services.kernel import context
+from services.kernel import clock, context
+from services.kernel.auth import region_filter
+from services.kernel.settings import get_settings
 from services.kernel.audit import append_audit
 from services.kernel.errors import Conflict, Forbidden, Invalid, NotFound
 from services.kernel.events import new_event_id
@@ -74,10 +75,6 @@ RECORDED, REVERSED = "recorded", "reversed"  # Recovery.status
 ID_CHUNK = 900  # ids per IN (…)
 MAX_KEY_LENGTH = 160
 DERIVED_KEY_SEPARATOR = "#"
-
-
-def _actor_id() -> str:
-    return context.current().actor.id
 
 
 def _yuan(fen: int) -> str:
@@ -99,11 +96,11 @@ def issue_notice(session: Session, person_id: str, *, today: date | None = None)
         .order_by(Overpayment.period, Overpayment.id).with_for_update()).scalars())
     if not overpayments:
         raise Conflict("NO_OPEN_OVERPAYMENTS", "该人员没有未纳入追回通知的多发待遇")
-    issued_on = today or china_today()
+    issued_on = today or clock.china_today()
     notice = RecoveryNotice(
         id=new_event_id(), person_id=person_id, amount_fen=sum(o.amount_fen for o in overpayments), recovered_fen=0,
-        deadline=issued_on + timedelta(days=get_config().recovery_deadline_days), status="open", issued_at=now(),
-        issued_by=_actor_id(),
+        deadline=issued_on + timedelta(days=get_settings().benefits_upkeep.recovery_deadline_days), status="open",
+        issued_at=clock.utc_now(), issued_by=context.actor_id(),
     )
     session.add(notice)
     for overpayment in overpayments:
@@ -149,7 +146,7 @@ def notice_details(session: Session, notice: RecoveryNotice) -> tuple[list[Overp
 def list_notices(session: Session, *, person_id: str | None, status: str | None, after: str | None,
                  limit: int) -> tuple[list[RecoveryNotice], str | None]:
     query = (select(RecoveryNotice).join(BeneficiaryPerson, BeneficiaryPerson.person_id == RecoveryNotice.person_id)
-             .where(in_actor_region(BeneficiaryPerson.region)))
+             .where(region_filter(BeneficiaryPerson.region)))
     if person_id:
         query = query.where(RecoveryNotice.person_id == person_id)
     if status:
@@ -160,7 +157,7 @@ def list_notices(session: Session, *, person_id: str | None, status: str | None,
 def list_overpayments(session: Session, *, person_id: str | None, open_only: bool, after: str | None,
                       limit: int) -> tuple[list[Overpayment], str | None]:
     query = (select(Overpayment).join(BeneficiaryPerson, BeneficiaryPerson.person_id == Overpayment.person_id)
-             .where(in_actor_region(BeneficiaryPerson.region)))
+             .where(region_filter(BeneficiaryPerson.region)))
     if person_id:
         query = query.where(Overpayment.person_id == person_id)
     if open_only:
@@ -212,7 +209,8 @@ def _record(session: Session, notice: RecoveryNotice, *, method: str, amount_fen
         raise Conflict("OVER_RECOVERY", f"追回金额 {_yuan(amount_fen)} 元超过尚欠金额 {_yuan(remaining)} 元，不得多追",
                        details={"remaining": _yuan(remaining)})
     recovery = Recovery(id=new_event_id(), notice_id=notice.id, method=method, amount_fen=amount_fen,
-                        idempotency_key=key, reference=reference, recorded_at=now(), recorded_by=_actor_id())
+                        idempotency_key=key, reference=reference, recorded_at=clock.utc_now(),
+                        recorded_by=context.actor_id())
     session.add(recovery)
     notice.recovered_fen += amount_fen
     if notice.recovered_fen == notice.amount_fen:
@@ -244,7 +242,7 @@ def record_repayment(session: Session, notice_id: str, *, amount_fen: int, paid_
     if replay is not None:
         return replay
     notice = get_notice(session, notice_id, lock=True)
-    if paid_on is not None and paid_on > china_today():
+    if paid_on is not None and paid_on > clock.china_today():
         raise Invalid("DATE_IN_FUTURE", f"退款日期 {paid_on} 晚于今天")
     return _record(session, notice, method="repayment", amount_fen=amount_fen, key=key, reference=reference,
                    detail={"paid_on": paid_on})
@@ -269,9 +267,10 @@ def _check_payroll_offset(session: Session, notice: RecoveryNotice, line_id: str
         raise _not_allowed("只能抵扣尚未制盘发放的待遇（该明细已制盘、已发放或已暂停）")
     overpaid_until = session.execute(select(func.max(Overpayment.period)).where(
         Overpayment.recovery_notice_id == notice.id)).scalar_one() or 0
-    window_end = add_months(period_of(notice.issued_at.date()), get_config().offset_window_months)
+    window = get_settings().benefits_upkeep.offset_window_months
+    window_end = add_months(period_of(notice.issued_at.date()), window)
     if not overpaid_until < line.period <= window_end:
-        raise _not_allowed(f"只能抵扣多发月份之后、追回通知下达后 {get_config().offset_window_months} 个月内（至 {window_end}）"
+        raise _not_allowed(f"只能抵扣多发月份之后、追回通知下达后 {window} 个月内（至 {window_end}）"
                            "的定期待遇（001 第二十九条(五)）")
     left = line.amount_fen - _already_offset(session, "payroll_offset", line.id)
     if amount_fen > left:
@@ -338,8 +337,8 @@ def request_individual_account_offset(session: Session, notice_id: str, note: st
         raise Conflict("RECOVERY_NOTICE_CLOSED", "追回通知已结清，无需抵扣")
     _check_individual_account(session, notice)
     request = {"notice_id": notice.id, "person_id": notice.person_id, "remaining_fen": remaining_fen(notice),
-               "withdrawal_idempotency_key": withdrawal_key(notice.id), "requested_by": _actor_id(),
-               "requested_at": now()}
+               "withdrawal_idempotency_key": withdrawal_key(notice.id), "requested_by": context.actor_id(),
+               "requested_at": clock.utc_now()}
     append_audit(session, action="recovery.individual_account_request", entity_type=NOTICE_ENTITY,
                  entity_id=notice.id, detail=request, reason=note or "以个人账户余额抵扣多发待遇（001 第二十九条(五)）")
     session.commit()
@@ -416,7 +415,7 @@ def reverse_payroll_offsets(session: Session, held: Mapping[str, str]) -> list[R
         notices.update((n.id, n) for n in session.execute(
             select(RecoveryNotice).where(RecoveryNotice.id.in_(notice_ids[start:start + ID_CHUNK]))
             .order_by(RecoveryNotice.id).with_for_update().execution_options(populate_existing=True)).scalars())
-    at, actor = now(), _actor_id()
+    at, actor = clock.utc_now(), context.actor_id()
     for recovery in sorted(found, key=lambda r: (r.notice_id, r.recorded_at, r.id)):
         notice = notices[recovery.notice_id]
         reason = (f"{held[recovery.reference]}；该笔待遇未发放，抵扣未实际发生，撤销抵扣、重新计入尚欠金额"
@@ -448,14 +447,14 @@ def reverse_payroll_offsets(session: Session, held: Mapping[str, str]) -> list[R
 
 
 def escalate(session: Session, as_of: date) -> list[RecoveryNotice]:
-    if as_of > china_today():
+    if as_of > clock.china_today():
         raise Invalid("DATE_IN_FUTURE", f"检查日期 {as_of} 晚于今天")
     notices = list(session.execute(
         select(RecoveryNotice).join(BeneficiaryPerson, BeneficiaryPerson.person_id == RecoveryNotice.person_id)
         .where(RecoveryNotice.status == "open", RecoveryNotice.deadline < as_of,
-               RecoveryNotice.recovered_fen < RecoveryNotice.amount_fen, in_actor_region(BeneficiaryPerson.region))
+               RecoveryNotice.recovered_fen < RecoveryNotice.amount_fen, region_filter(BeneficiaryPerson.region))
         .order_by(RecoveryNotice.id).with_for_update()).scalars())
-    at = now()
+    at = clock.utc_now()
     for notice in notices:
         notice.status, notice.escalated_at = "escalated", at
         session.add(notice)

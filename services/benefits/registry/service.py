@@ -1,12 +1,12 @@
 """Reading benefits' registry mirror: persons, their payment accounts, the contribution index. Used by the registry
 endpoints and by the other benefits packages (claims, payroll, eligibility, recovery)."""
 
-from sqlalchemy import ColumnElement, select
+from sqlalchemy import select
 from sqlmodel import Session
 
 from services.benefits.models import BeneficiaryAccount, BeneficiaryPerson
 from services.kernel import context
-from services.kernel.auth import ensure_in_region, region_prefix
+from services.kernel.auth import ensure_in_region
 from services.kernel.errors import NotFound
 
 STAFF_REGIONLESS_ROLES = frozenset({"partner_system", "bank_system", "tax_system"})
@@ -18,12 +18,6 @@ def check_region(region: str) -> None:
     if actor.role in STAFF_REGIONLESS_ROLES or actor.role == "system":
         return
     ensure_in_region(actor, region)
-
-
-def in_actor_region(column: ColumnElement) -> ColumnElement:
-    """A filter on a region column: the caller's area (a city user sees its districts)."""
-    actor = context.current().actor
-    return column.startswith(region_prefix(actor.region or "------"))
 
 
 def get_person(session: Session, person_id: str, *, region_check: bool = True,

@@ -2,7 +2,7 @@
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request, status
+from fastapi import APIRouter, Query, status
 
 from services.collection.arrears import service
 from services.collection.arrears.schemas import (
@@ -15,15 +15,12 @@ from services.collection.arrears.schemas import (
 from services.kernel.auth import allow
 from services.kernel.service_app import SessionDep
 from services.kernel.strict import IsoDate
+from services.kernel.settings import SettingsDep
 
 READERS = allow("agency_clerk", "agency_reviewer", "accountant", "internal_auditor")
 CLERKS = allow("agency_clerk")
 
 router = APIRouter(prefix="/arrears", tags=["arrears"])
-
-
-def _region(request: Request) -> str:
-    return request.app.state.settings.region
 
 
 @router.get("", response_model=ArrearsReport,
@@ -33,37 +30,36 @@ def _region(request: Request) -> str:
                         "the fee to that day.",
             dependencies=[READERS])
 def arrears_report(
-    request: Request,
+    settings: SettingsDep,
     session: SessionDep,
     employer_id: str | None = None,
     as_of: IsoDate | None = None,
     after: str | None = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 20,
 ) -> ArrearsReport:
-    return service.report(session, employer_id=employer_id, as_of=as_of, region=_region(request),
-                          settings=request.app.state.settings, after=after, limit=limit)
+    return service.report(session, employer_id=employer_id, as_of=as_of, region=settings.region,
+                          after=after, limit=limit)
 
 
 @router.get("/employers", response_model=EmployerTotalsPage,
             summary="Employers in arrears with their totals (cursor-paginated by employer id)",
             dependencies=[READERS])
 def arrears_employers(
-    request: Request,
+    settings: SettingsDep,
     session: SessionDep,
     as_of: IsoDate | None = None,
     after: str | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> EmployerTotalsPage:
-    return service.employers_page(session, as_of=as_of, region=_region(request), settings=request.app.state.settings,
+    return service.employers_page(session, as_of=as_of, region=settings.region,
                                   after=after, limit=limit)
 
 
 @router.post("/notices", response_model=NoticeOut, status_code=status.HTTP_201_CREATED,
              summary="Issue an arrears notice (催缴通知) to an employer with the line-by-line computation",
              dependencies=[CLERKS])
-def issue_notice(body: NoticeRequest, request: Request, session: SessionDep) -> NoticeOut:
-    return service.issue_notice(session, employer_id=body.employer_id, as_of=body.as_of, region=_region(request),
-                                settings=request.app.state.settings)
+def issue_notice(body: NoticeRequest, settings: SettingsDep, session: SessionDep) -> NoticeOut:
+    return service.issue_notice(session, employer_id=body.employer_id, as_of=body.as_of, region=settings.region)
 
 
 @router.get("/notices", response_model=NoticePage, summary="Issued notices, newest first", dependencies=[READERS])

@@ -4,8 +4,7 @@ The parameters package owns the document's schema; this module only *reads* an a
 the defaults when a set, or the key, is not there:
 
 * late-fee rate: ``late_fee_daily_rate`` (also accepted: ``late_fee.daily_rate``, ``arrears.late_fee_daily_rate``)
-  of the set valid for the month of the day in question; else the setting ``late_fee_daily_rate`` when the platform
-  settings define one; else ``"0.0005"`` (0.05 % a day, 社会保险法 第八十六条).
+  of the set valid for the month of the day in question; else ``"0.0005"`` (0.05 % a day, 社会保险法 第八十六条).
 * funds: the five funds of DOMAIN.md (Funds in scope), plus any fund the set valid for the period rates (the keys
   of ``rates``, or of a ``funds`` mapping / list should the document grow one): a region can add a fund, never lose
   one of the five.
@@ -103,7 +102,7 @@ class ParameterSets:
         return self._funds[period]
 
 
-def load_parameter_sets(session: Session, region: str, settings: Any = None) -> ParameterSets:
+def load_parameter_sets(session: Session, region: str) -> ParameterSets:
     rows = session.execute(
         select(ContributionParameters.valid_from, ContributionParameters.id, ContributionParameters.document)
         .where(ContributionParameters.region == region, ContributionParameters.status == "approved")
@@ -117,5 +116,4 @@ def load_parameter_sets(session: Session, region: str, settings: Any = None) -> 
             continue
         if isinstance(document, dict):
             sets.append((valid_from, set_id, document))
-    fallback = getattr(settings, "late_fee_daily_rate", None) or DEFAULT_DAILY_RATE
-    return ParameterSets(sets=sets, fallback_rate=str(fallback))
+    return ParameterSets(sets=sets, fallback_rate=DEFAULT_DAILY_RATE)

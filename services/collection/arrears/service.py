@@ -44,7 +44,7 @@ from services.collection.models import (
 from services.contracts.collection import ArrearsNoticeIssued
 from services.kernel import clock, context
 from services.kernel.audit import append_audit
-from services.kernel.auth import ensure_in_region, region_prefix
+from services.kernel.auth import ensure_in_region, region_filter
 from services.kernel.errors import Conflict, Invalid, NotFound
 from services.kernel.events import new_event_id
 from services.kernel.money import fen_to_yuan, yuan_to_fen
@@ -52,7 +52,6 @@ from services.kernel.outbox import record_event
 from services.kernel.paging import newest_first
 
 SOURCE = "collection"
-CHINA = clock.CHINA
 
 RULE = ("滞纳金按日加收万分之五（或参数设定的日费率），自缴费期限届满次日起至缴纳之日止，按欠缴本金计算（社会保险法 第八十六条）；"
         "每个计费区段（到期日或上次缴费日至本次缴费日或截至日）本金不变，区段滞纳金 = 本金 × 日费率 × 天数，四舍五入到分；"
@@ -173,11 +172,10 @@ def _registry(session: Session, employer_ids: list[str]) -> dict[str, RegistryEm
 def _page_of_employers(session: Session, as_of: date, after: str | None, limit: int) -> tuple[list[str], str | None]:
     """Employers of the caller's area with lines that may be in arrears, by employer id."""
     sub = _candidates(None, as_of).subquery()
-    prefix = region_prefix(context.current().actor.region or "------")
     query = (
         select(sub.c.employer_id).distinct()
         .join(RegistryEmployer, RegistryEmployer.employer_id == sub.c.employer_id)
-        .where(RegistryEmployer.region.startswith(prefix))
+        .where(region_filter(RegistryEmployer.region))
         .order_by(sub.c.employer_id).limit(limit + 1)
     )
     if after:
@@ -187,19 +185,19 @@ def _page_of_employers(session: Session, as_of: date, after: str | None, limit: 
     return ids[:limit], next_cursor
 
 
-def _rates(session: Session, region: str, settings: Any, as_of: date
+def _rates(session: Session, region: str, as_of: date
            ) -> tuple[Decimal, str, Callable[[date], Decimal]]:
     """(rate on the as-of day, where it came from, the rate of any day) from the approved parameter sets."""
-    parameters = load_parameter_sets(session, region, settings)
+    parameters = load_parameter_sets(session, region)
     rate, source = parameters.daily_rate(as_of)
     return rate, source, lambda day: parameters.daily_rate(day)[0]
 
 
-def report(session: Session, *, employer_id: str | None, as_of: date | None, region: str, settings: Any = None,
+def report(session: Session, *, employer_id: str | None, as_of: date | None, region: str,
            after: str | None = None, limit: int = 20) -> ArrearsReport:
     """One employer's arrears line by line, or (without ``employer_id``) a page of employers in arrears."""
     as_of = as_of or today_in_china()
-    rate, source, rate_on = _rates(session, region, settings, as_of)
+    rate, source, rate_on = _rates(session, region, as_of)
     if employer_id:
         employer = session.get(RegistryEmployer, employer_id)
         if employer is not None:
@@ -232,10 +230,10 @@ def _employer_out(employer_id: str, registry: RegistryEmployer | None, lines: li
         by_fund=_by_fund(figures))
 
 
-def employers_page(session: Session, *, as_of: date | None, region: str, settings: Any = None,
+def employers_page(session: Session, *, as_of: date | None, region: str,
                    after: str | None, limit: int) -> EmployerTotalsPage:
     as_of = as_of or today_in_china()
-    rate, source, rate_on = _rates(session, region, settings, as_of)
+    rate, source, rate_on = _rates(session, region, as_of)
     ids, next_cursor = _page_of_employers(session, as_of, after, limit)
     found = _employer_arrears(session, ids, as_of, rate, rate_on, with_steps=False)
     registry = _registry(session, ids)
@@ -257,8 +255,7 @@ def employers_page(session: Session, *, as_of: date | None, region: str, setting
 # -- notices ---------------------------------------------------------------------------------------------------------
 
 
-def issue_notice(session: Session, *, employer_id: str, as_of: date | None, region: str,
-                 settings: Any = None) -> NoticeOut:
+def issue_notice(session: Session, *, employer_id: str, as_of: date | None, region: str) -> NoticeOut:
     """催缴通知: the employer's arrears as of a day (today by default, never in the future), with the computation
     document, an ``ArrearsNoticeIssued`` event and an audit entry."""
     today = today_in_china()
@@ -269,7 +266,7 @@ def issue_notice(session: Session, *, employer_id: str, as_of: date | None, regi
     if employer is None:
         raise NotFound("EMPLOYER_NOT_FOUND", "用人单位不存在")
     ensure_in_region(context.current().actor, employer.region)
-    computed = report(session, employer_id=employer_id, as_of=as_of, region=region, settings=settings)
+    computed = report(session, employer_id=employer_id, as_of=as_of, region=region)
     if not computed.employers:
         raise Conflict("NO_ARREARS", f"该单位截至 {as_of.isoformat()} 无欠费，无需催缴")
     arrears = computed.employers[0]

@@ -29,7 +29,7 @@ carried to the new line of the same person and fund; a correction that drops a p
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -53,7 +53,7 @@ from services.collection.parameters.service import Parameters, injury_factor, pa
 from services.contracts.collection import MAX_LINES, AssessmentIssued, AssessmentSuperseded
 from services.kernel import clock, context
 from services.kernel.audit import append_audit
-from services.kernel.auth import ensure_in_region, region_prefix
+from services.kernel.auth import ensure_in_region, region_filter
 from services.kernel.errors import Conflict, DomainError, Invalid, NotFound, TooLarge
 from services.kernel.events import new_event_id
 from services.kernel.identifiers import validate_citizen_id
@@ -69,21 +69,12 @@ SOURCE = "collection"
 CHUNK = 1000  # rows per Core insert and per IN (...) lookup
 MAX_REPORTED = 1000  # rejected lines listed in the error details
 MAX_FILE_BYTES = 32 * 1024 * 1024
-CHINA = clock.CHINA
 ZERO = Decimal(0)
 _YUAN = TypeAdapter(Yuan)
 
 
-def _now() -> datetime:
-    return clock.utc_now()
-
-
 def china_period() -> int:
     return period_of(clock.china_today())
-
-
-def _actor_id() -> str:
-    return context.current().actor.id
 
 
 def _chunks(items: list[Any], size: int = CHUNK) -> Iterator[list[Any]]:
@@ -434,7 +425,7 @@ def issue(session: Session, employer_id: str, period: int, lines: list[InputLine
         raise _refuse(checked.rejected, len(lines))
     paid = _paid_so_far(session, old.id) if old is not None else {}
 
-    now, actor = _now(), _actor_id()
+    now, actor = clock.utc_now(), context.actor_id()
     declaration = Declaration(id=new_event_id(), employer_id=employer_id, period=period, status="assessed",
                               source=source, lines=len(checked.accepted), submitted_at=now, submitted_by=actor)
     assessment_id = new_event_id()
@@ -564,11 +555,10 @@ def assessment_lines(session: Session, assessment_id: str, *, after: str | None,
 def list_assessments(session: Session, *, employer_id: str | None, period: int | None, status: str | None,
                      after: str | None, limit: int) -> tuple[list[Assessment], str | None]:
     """Assessments of employers in the caller's area, newest first (by id)."""
-    prefix = region_prefix(context.current().actor.region or "------")
     query = (
         select(Assessment)
         .join(RegistryEmployer, RegistryEmployer.employer_id == Assessment.employer_id)
-        .where(RegistryEmployer.region.startswith(prefix))
+        .where(region_filter(RegistryEmployer.region))
     )
     if employer_id:
         query = query.where(Assessment.employer_id == employer_id)

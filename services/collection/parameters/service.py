@@ -12,7 +12,6 @@ uses the most specific level that has an approved set in force for the month.
 """
 
 import json
-from datetime import datetime
 from decimal import Decimal
 
 from sqlalchemy import select
@@ -23,7 +22,7 @@ from services.collection.parameters.schemas import InjuryAdjustmentProposal, Par
 from services.contracts.collection import ParametersApproved
 from services.kernel import clock, context
 from services.kernel.audit import append_audit
-from services.kernel.auth import ensure_in_region, region_prefix
+from services.kernel.auth import ensure_in_region, region_filter
 from services.kernel.dated_documents import DatedDocuments, InForce, Wording, ensure_other_person
 from services.kernel.errors import Conflict, NotFound
 from services.kernel.events import new_event_id
@@ -36,13 +35,6 @@ ADJUSTMENT_ENTITY = "employer_injury_adjustment"
 ONE = Decimal(1)
 FOUR_EYES_ITEM = "事项"  # the same message for sets and floating factors
 
-
-def _now() -> datetime:
-    return clock.utc_now()
-
-
-def _actor_id() -> str:
-    return context.current().actor.id
 
 
 # -- parameter sets --------------------------------------------------------------------------------------------------
@@ -87,7 +79,7 @@ def propose_adjustment(session: Session, proposal: InjuryAdjustmentProposal) -> 
     factor = format(proposal.factor, "f")
     row = EmployerInjuryAdjustment(
         id=new_event_id(), employer_id=proposal.employer_id, valid_from=proposal.valid_from, factor=factor,
-        status="proposed", reason=proposal.reason, proposed_at=_now(), proposed_by=_actor_id(),
+        status="proposed", reason=proposal.reason, proposed_at=clock.utc_now(), proposed_by=context.actor_id(),
     )
     session.add(row)
     append_audit(session, action="injury_adjustment.propose", entity_type=ADJUSTMENT_ENTITY, entity_id=row.id,
@@ -120,7 +112,7 @@ def decide_adjustment(session: Session, adjustment_id: str, *, approve: bool,
     if approve and _adjustment_exists(session, row.employer_id, row.valid_from, exclude=row.id):
         raise Conflict("ADJUSTMENT_ALREADY_APPROVED", f"该单位自 {row.valid_from} 起的工伤保险浮动费率已审批")
     row.status = "approved" if approve else "rejected"
-    row.decided_at, row.decided_by = _now(), _actor_id()
+    row.decided_at, row.decided_by = clock.utc_now(), context.actor_id()
     session.add(row)
     append_audit(session, action=f"injury_adjustment.{'approve' if approve else 'reject'}",
                  entity_type=ADJUSTMENT_ENTITY, entity_id=row.id,
@@ -132,11 +124,10 @@ def decide_adjustment(session: Session, adjustment_id: str, *, approve: bool,
 
 def list_adjustments(session: Session, *, employer_id: str | None = None, status: str | None = None,
                      after: str | None = None, limit: int = 50) -> tuple[list[EmployerInjuryAdjustment], str | None]:
-    actor_region = context.current().actor.region or "------"
     query = (
         select(EmployerInjuryAdjustment)
         .join(RegistryEmployer, RegistryEmployer.employer_id == EmployerInjuryAdjustment.employer_id)
-        .where(RegistryEmployer.region.startswith(region_prefix(actor_region)))
+        .where(region_filter(RegistryEmployer.region))
     )
     if employer_id:
         query = query.where(EmployerInjuryAdjustment.employer_id == employer_id)

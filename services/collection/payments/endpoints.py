@@ -2,7 +2,7 @@
 
 from typing import Annotated
 
-from fastapi import APIRouter, File, Query, Request, UploadFile, status
+from fastapi import APIRouter, File, Query, UploadFile, status
 
 from services.collection.payments import service
 from services.collection.payments.schemas import (
@@ -20,6 +20,7 @@ from services.kernel.auth import allow
 from services.kernel.errors import TooLarge
 from services.kernel.periods import Period
 from services.kernel.service_app import SessionDep
+from services.kernel.settings import SettingsDep
 
 TAX_SYSTEM = allow("tax_system")
 BATCH_READERS = allow("tax_system", "agency_clerk", "agency_reviewer", "accountant", "internal_auditor")
@@ -41,16 +42,12 @@ _BATCH_DOC = (
 )
 
 
-def _region(request: Request) -> str:
-    return request.app.state.settings.region
-
-
 @router.post("/batches", response_model=BatchResult, status_code=status.HTTP_201_CREATED,
              summary="Post a batch of collected payments (JSON, up to 10 000 lines)", description=_BATCH_DOC,
              dependencies=[TAX_SYSTEM])
-def post_batch(body: TaxPaymentBatchIn, request: Request, session: SessionDep) -> BatchResult:
+def post_batch(body: TaxPaymentBatchIn, settings: SettingsDep, session: SessionDep) -> BatchResult:
     return service.receive_batch(session, list(enumerate(body.lines, start=1)), source_format="json",
-                                 region=_region(request), settings=request.app.state.settings)
+                                 region=settings.region)
 
 
 @router.post("/batches/csv", response_model=BatchResult, status_code=status.HTTP_201_CREATED,
@@ -60,7 +57,7 @@ def post_batch(body: TaxPaymentBatchIn, request: Request, session: SessionDep) -
                          f"the missing columns; line numbers are the file's row numbers. Columns:\n\n{CSV_DOC}",
              dependencies=[TAX_SYSTEM])
 def post_batch_csv(
-    request: Request,
+    settings: SettingsDep,
     session: SessionDep,
     file: Annotated[UploadFile, File(description="CSV (UTF-8, UTF-8 BOM or GBK) or .xlsx with a header row")],
 ) -> BatchResult:
@@ -68,8 +65,7 @@ def post_batch_csv(
     if len(data) > MAX_FILE_BYTES:
         raise TooLarge("FILE_TOO_LARGE", f"上传文件超过 {MAX_FILE_BYTES // (1024 * 1024)} MB")
     lines = service.read_csv_lines(data)
-    return service.receive_batch(session, lines, source_format="csv", region=_region(request),
-                                 settings=request.app.state.settings)
+    return service.receive_batch(session, lines, source_format="csv", region=settings.region)
 
 
 @router.get("/batches", response_model=BatchPage, summary="Received batches, newest first (the bureau sees its own)",
@@ -117,6 +113,7 @@ def get_payment(payment_id: str, session: SessionDep) -> PaymentDetail:
 @router.post("/{payment_id}/resolve", response_model=PaymentDetail,
              summary="Match an unmatched payment to an assessment line and settle it (principal, then late fee)",
              dependencies=[REVIEWERS])
-def resolve_payment(payment_id: str, body: ResolveRequest, request: Request, session: SessionDep) -> PaymentDetail:
+def resolve_payment(payment_id: str, body: ResolveRequest, settings: SettingsDep,
+                    session: SessionDep) -> PaymentDetail:
     return service.resolve_payment(session, payment_id, assessment_line_id=body.assessment_line_id, note=body.note,
-                                   region=_region(request), settings=request.app.state.settings)
+                                   region=settings.region)

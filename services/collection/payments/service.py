@@ -96,7 +96,6 @@ from services.kernel.strict import shown
 from services.kernel.tabular import read_table
 
 SOURCE = "collection"
-CHINA = clock.CHINA
 ACCEPTED_METHODS = frozenset(m.value for m in PaymentMethod)
 CLAUSE_002_4 = "社会保险费征缴部门不得接受以现金和现金支票、远期票据、有价证券等形式缴纳社会保险费（002 四）"
 
@@ -250,7 +249,7 @@ class _Rejected:
 
 
 def receive_batch(session: Session, raw_lines: list[tuple[int, Any]], *, source_format: str, region: str,
-                  settings: Any = None, today: date | None = None) -> BatchResult:
+                  today: date | None = None) -> BatchResult:
     """Check, store, match and settle one batch; commit once. ``raw_lines`` are (line_no, object) pairs."""
     if len(raw_lines) > MAX_LINES:
         raise TooLarge("BATCH_TOO_LARGE", f"一个批次最多 {MAX_LINES} 条缴费明细，本批次 {len(raw_lines)} 条；请拆分后重新提交",
@@ -260,7 +259,7 @@ def receive_batch(session: Session, raw_lines: list[tuple[int, Any]], *, source_
     today = today or today_in_china()
     current_period = period_of(today)
     actor = context.current().actor
-    parameters = load_parameter_sets(session, region, settings)
+    parameters = load_parameter_sets(session, region)
 
     rejected: list[_Rejected] = []
     valid: list[tuple[int, TaxPaymentLine, str]] = []
@@ -642,7 +641,7 @@ def _summary(batch: TaxPaymentBatch) -> dict[str, Any]:
 def get_batch(session: Session, batch_id: str) -> TaxPaymentBatch:
     batch = session.get(TaxPaymentBatch, batch_id)
     # The tax bureau's client sees its own batches; another client's is answered as if it did not exist.
-    if batch is None or (_is_tax_system() and batch.received_by != context.current().actor.id):
+    if batch is None or (_is_tax_system() and batch.received_by != context.actor_id()):
         raise NotFound("TAX_BATCH_NOT_FOUND", "缴费批次不存在")
     return batch
 
@@ -674,7 +673,7 @@ def batch_detail(session: Session, batch_id: str) -> BatchDetail:
 def list_batches(session: Session, *, after: str | None, limit: int) -> tuple[list[BatchSummary], str | None]:
     query = select(TaxPaymentBatch)
     if _is_tax_system():
-        query = query.where(TaxPaymentBatch.received_by == context.current().actor.id)
+        query = query.where(TaxPaymentBatch.received_by == context.actor_id())
     rows, next_cursor = newest_first(session, query, TaxPaymentBatch.id, after=after, limit=limit)
     return [BatchSummary(**_summary(b)) for b in rows], next_cursor
 
@@ -734,8 +733,7 @@ def list_unmatched(session: Session, *, fund: str | None, period: int | None, em
 # -- review ----------------------------------------------------------------------------------------------------------
 
 
-def resolve_payment(session: Session, payment_id: str, *, assessment_line_id: str, note: str, region: str,
-                    settings: Any = None) -> PaymentDetail:
+def resolve_payment(session: Session, payment_id: str, *, assessment_line_id: str, note: str, region: str) -> PaymentDetail:
     """A reviewer points an unmatched payment at the assessment line it pays; it is settled like a matched line
     (principal first, then late fee to the paid date). The line must be of the same fund (no cross-fund use,
     000 二(一)), not superseded, and not yet settled."""
@@ -754,7 +752,7 @@ def resolve_payment(session: Session, payment_id: str, *, assessment_line_id: st
         raise Conflict("ASSESSMENT_LINE_SUPERSEDED", "该核定明细已被更正核定取代，请指定现行核定明细")
     if line.fund != payment.fund:
         raise Conflict("FUND_MISMATCH", f"缴费险种 {payment.fund} 与核定明细险种 {line.fund} 不一致；各险种分别核算，不得混用（000 二(一)）")
-    parameters = load_parameter_sets(session, region, settings)
+    parameters = load_parameter_sets(session, region)
     state = load_states(session, [line], rate_on=lambda day: parameters.daily_rate(day)[0]).states[line.id]
     if state.settled:
         raise Conflict("ASSESSMENT_LINE_SETTLED", "该核定明细已结清本金及滞纳金")

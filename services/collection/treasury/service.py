@@ -26,7 +26,7 @@
 import calendar
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 
 from sqlalchemy import and_, case, func, or_, select
 from sqlalchemy.exc import IntegrityError
@@ -60,25 +60,12 @@ from services.kernel.periods import month_has_ended, period_of
 SOURCE = "collection"
 ACCOUNT_ENTITY = "fund_bank_account"
 REMITTANCE_ENTITY = "treasury_remittance"
-# China has one time zone and no daylight saving: the business date is UTC+8.
-CHINA = clock.CHINA
 KIND_ROLE = {"special": "finance_officer", "income": "accountant", "expenditure": "accountant"}
 MAX_KEY_LENGTH = 160
 DERIVED_KEY_SEPARATOR = "#"
 IN_LEG_SUFFIX = "#in"
 LOOKUP_CHUNK = 500
 
-
-def china_today() -> date:
-    return clock.china_today()
-
-
-def _now() -> datetime:
-    return clock.utc_now()
-
-
-def _actor_id() -> str:
-    return context.current().actor.id
 
 
 def _yuan(fen: int) -> str:
@@ -112,7 +99,7 @@ def check_key(key: str | None) -> str:
 
 
 def _not_future(day: date, what: str) -> None:
-    if day > china_today():
+    if day > clock.china_today():
         raise Invalid("DATE_IN_FUTURE", f"{what} {day} 晚于今天")
 
 
@@ -120,7 +107,7 @@ def _not_future(day: date, what: str) -> None:
 
 
 def inspection_overdue(account: FundBankAccount, today: date | None = None) -> bool:
-    return account.status == "open" and account.annual_inspection_due < (today or china_today())
+    return account.status == "open" and account.annual_inspection_due < (today or clock.china_today())
 
 
 def get_account(session: Session, account_id: str, *, lock: bool = False) -> FundBankAccount:
@@ -175,8 +162,8 @@ def register_account(session: Session, body: AccountIn) -> tuple[FundBankAccount
     account = FundBankAccount(
         id=new_event_id(), kind=body.kind, fund=body.fund, bank_name=body.bank_name, account_no=body.account_no,
         opened_on=body.opened_on, opening_approval_ref=body.opening_approval_ref,
-        annual_inspection_due=body.annual_inspection_due, status="open", balance_fen=0, created_at=_now(),
-        created_by=_actor_id(),
+        annual_inspection_due=body.annual_inspection_due, status="open", balance_fen=0, created_at=clock.utc_now(),
+        created_by=context.actor_id(),
     )
     session.add(account)
     append_audit(session, action=f"{ACCOUNT_ENTITY}.registered", entity_type=ACCOUNT_ENTITY, entity_id=account.id,
@@ -208,7 +195,7 @@ def list_accounts(session: Session, *, kind: str | None = None, fund: str | None
         query = query.where(FundBankAccount.fund == fund)
     if status:
         query = query.where(FundBankAccount.status == status)
-    today = china_today()
+    today = clock.china_today()
     if overdue is True:
         query = query.where(FundBankAccount.status == "open", FundBankAccount.annual_inspection_due < today)
     elif overdue is False:
@@ -266,7 +253,7 @@ class RemittanceState:
     def status(self) -> str:
         if self.unreceived_fen <= 0:
             return "received"
-        if self.deadline.day is not None and china_today() > self.deadline.day:
+        if self.deadline.day is not None and clock.china_today() > self.deadline.day:
             return "overdue"
         return "open"
 
@@ -329,7 +316,7 @@ def record_remittance(session: Session, body: RemittanceIn) -> tuple[TreasuryRem
         return found, True
     remittance = TreasuryRemittance(
         id=new_event_id(), fund=body.fund, period=body.period, amount_fen=amount, remitted_on=body.remitted_on,
-        voucher_no=body.voucher_no, recorded_at=_now(), recorded_by=_actor_id(),
+        voucher_no=body.voucher_no, recorded_at=clock.utc_now(), recorded_by=context.actor_id(),
     )
     session.add(remittance)
     append_audit(session, action=f"{REMITTANCE_ENTITY}.recorded", entity_type=REMITTANCE_ENTITY,
@@ -481,8 +468,9 @@ def _write(session: Session, draft: Draft, evaluation: Evaluation, *, audit: boo
         counterparty_account_id=draft.counterparty_account.id if draft.counterparty_account else None,
         counterparty_fund=draft.counterparty_fund, purpose=draft.purpose,
         remittance_id=draft.remittance.id if draft.remittance else None, reference=draft.reference,
-        value_date=draft.value_date, source=draft.source, status=status, violation=violation, recorded_at=_now(),
-        recorded_by=_actor_id(),
+        value_date=draft.value_date, source=draft.source, status=status, violation=violation,
+        recorded_at=clock.utc_now(),
+        recorded_by=context.actor_id(),
     )
     session.add(row)
     if audit:
@@ -787,7 +775,7 @@ class MonthEnd:
 
 
 def previous_month() -> int:
-    first = china_today().replace(day=1)
+    first = clock.china_today().replace(day=1)
     return period_of(first - timedelta(days=1))
 
 

@@ -22,7 +22,7 @@ Every step is an audit entry.
 """
 
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
 from fractions import Fraction
 from typing import Any
@@ -36,7 +36,6 @@ from services.kernel.audit import append_audit
 from services.kernel.errors import Conflict, Forbidden, Invalid, NotFound
 from services.kernel.events import new_event_id
 from services.kernel.money import fen_to_yuan, yuan_to_fen
-from services.oversight.budget.config import budget_settings
 from services.oversight.budget.items import (
     APPROVERS,
     DRAFTERS,
@@ -58,7 +57,8 @@ from services.oversight.budget.models import (
 )
 from services.oversight.ledger.models import LedgerFundMonthOut, LedgerFundPeriod
 from services.oversight.reconciliation.models import ReconciliationClose
-from services.oversight.reconciliation.service import china_today
+from services.kernel.clock import china_today
+from services.kernel.settings import get_settings
 
 DRAFT, SUBMITTED, REVIEWED, APPROVED, WITHDRAWN = "draft", "submitted", "reviewed", "approved", "withdrawn"
 OPEN = (DRAFT, SUBMITTED, REVIEWED)
@@ -68,10 +68,6 @@ WHAT = {Budget: "预算", BudgetAdjustment: "预算调整", BudgetFinalAccounts:
 _CENT = Decimal("0.01")
 
 Chained = Budget | BudgetAdjustment | BudgetFinalAccounts
-
-
-def _now() -> datetime:
-    return clock.utc_now()
 
 
 def fund_name(fund: str) -> str:
@@ -225,7 +221,7 @@ def _submit(obj: Chained) -> None:
     person, role = _actor()
     _role(role, DRAFTERS)
     _expect(obj, DRAFT)
-    obj.status, obj.submitted_by, obj.submitted_role, obj.submitted_at = SUBMITTED, person, role, _now()
+    obj.status, obj.submitted_by, obj.submitted_role, obj.submitted_at = SUBMITTED, person, role, clock.utc_now()
     obj.returned_reason = None
 
 
@@ -234,7 +230,7 @@ def _review(obj: Chained, note: str | None) -> None:
     _role(role, REVIEWERS)
     _expect(obj, SUBMITTED)
     _distinct(obj, "review", person)
-    obj.status, obj.reviewed_by, obj.reviewed_role, obj.reviewed_at = REVIEWED, person, role, _now()
+    obj.status, obj.reviewed_by, obj.reviewed_role, obj.reviewed_at = REVIEWED, person, role, clock.utc_now()
     obj.review_note = note
 
 
@@ -245,7 +241,7 @@ def _approve(obj: Chained, approval_ref: str, approved_on: date) -> None:
     _distinct(obj, "approve", person)
     if approved_on > china_today():
         raise Invalid("DATE_IN_FUTURE", f"批准日期 {approved_on} 晚于今天")
-    obj.status, obj.approved_by, obj.approved_role, obj.approved_at = APPROVED, person, role, _now()
+    obj.status, obj.approved_by, obj.approved_role, obj.approved_at = APPROVED, person, role, clock.utc_now()
     obj.approval_ref, obj.approved_on = approval_ref.strip(), approved_on
 
 
@@ -273,7 +269,7 @@ def create(session: Session, fund: str, year: int, lines: dict[str, Decimal], no
     fen = _fen_lines(lines)
     if session.execute(select(Budget.id).where(Budget.fund == fund, Budget.year == year)).first():
         raise Conflict("BUDGET_EXISTS", f"{fund_name(fund)} {year} 年度预算已存在")
-    now = _now()
+    now = clock.utc_now()
     budget = Budget(id=new_event_id(), fund=fund, year=year, status=DRAFT, version=0, note=note,
                     created_by=person, created_role=role, created_at=now, updated_at=now)
     try:
@@ -302,7 +298,7 @@ def set_lines(session: Session, fund: str, year: int, lines: dict[str, Decimal],
         session.add(current[item])
     if note is not None:
         budget.note = note
-    budget.updated_at = _now()
+    budget.updated_at = clock.utc_now()
     after = {item: line.amount_fen for item, line in current.items()}
     _audit(session, budget, "lines_set", {"changed": {i: [before[i], after[i]] for i in after if before[i] != after[i]},
                                           "totals": totals(after)}, note)
@@ -327,7 +323,7 @@ def advance(session: Session, fund: str, year: int, step: str, *, note: str | No
         _return(budget, note or "")
     else:  # pragma: no cover - the routes name the steps
         raise ValueError(step)
-    budget.updated_at = _now()
+    budget.updated_at = clock.utc_now()
     detail = _chain_detail(budget)
     if step == "approve":
         detail.update(approval_ref=budget.approval_ref, approved_on=budget.approved_on,
@@ -359,7 +355,7 @@ def create_adjustment(session: Session, fund: str, year: int, lines: dict[str, D
         raise Invalid("NO_CHANGE", "调整后的金额与现行预算相同")
     seq = (session.execute(select(func.max(BudgetAdjustment.seq)).where(BudgetAdjustment.budget_id == budget.id))
            .scalar_one() or 0) + 1
-    now = _now()
+    now = clock.utc_now()
     adjustment = BudgetAdjustment(id=new_event_id(), budget_id=budget.id, seq=seq, status=DRAFT,
                                   reason=reason.strip(), base_version=budget.version, created_by=person,
                                   created_role=role, created_at=now, updated_at=now)
@@ -393,7 +389,7 @@ def advance_adjustment(session: Session, fund: str, year: int, adjustment_id: st
             current[line.item].amount_fen = line.after_fen
             session.add(current[line.item])
         budget.version += 1
-        budget.updated_at = _now()
+        budget.updated_at = clock.utc_now()
         adjustment.applied_version = budget.version
         detail = {"version": budget.version, "approval_ref": adjustment.approval_ref,
                   "approved_on": adjustment.approved_on,
@@ -407,7 +403,7 @@ def advance_adjustment(session: Session, fund: str, year: int, adjustment_id: st
         adjustment.status = WITHDRAWN
     else:  # pragma: no cover
         raise ValueError(step)
-    adjustment.updated_at = _now()
+    adjustment.updated_at = clock.utc_now()
     _audit(session, adjustment, {"submit": "submitted", "review": "reviewed", "approve": "approved",
                                  "return": "returned", "withdraw": "withdrawn"}[step],
            {**_chain_detail(adjustment), "budget_id": budget.id, **detail}, note)
@@ -483,7 +479,7 @@ def execution(session: Session, fund: str, year: int, month: int | None = None,
     if budget.status != APPROVED:
         raise Conflict("BUDGET_NOT_APPROVED", "预算尚未批准，无执行情况可言")
     month = month or default_month(year)
-    threshold = budget_settings().warning_threshold_points if threshold is None else threshold
+    threshold = get_settings().oversight_budget.warning_threshold_points if threshold is None else threshold
     current = amounts(session, budget.id)
     actuals = ledger_months(session, fund, year)
     closed = closed_months(session, year)
@@ -537,7 +533,7 @@ def draw_final_accounts(session: Session, fund: str, year: int, entered: dict[st
         raise Conflict("ADJUSTMENT_OPEN", "有预算调整在办理中，须批准或撤回后再编制决算")
     entered_fen = _fen_lines(entered, allowed=tuple(i for i in ITEMS if i not in LEDGER_ITEMS))
     final = final_accounts_of(session, budget.id, lock=True)
-    now = _now()
+    now = clock.utc_now()
     if final is None:
         final = BudgetFinalAccounts(id=new_event_id(), budget_id=budget.id, status=DRAFT,
                                     budget_version=budget.version, computed_at=now, note=note, created_by=person,
@@ -592,7 +588,7 @@ def advance_final_accounts(session: Session, fund: str, year: int, step: str, *,
         _return(final, note or "")
     else:  # pragma: no cover
         raise ValueError(step)
-    final.updated_at = _now()
+    final.updated_at = clock.utc_now()
     detail = _chain_detail(final)
     if step == "approve":
         detail.update(approval_ref=final.approval_ref, approved_on=final.approved_on)

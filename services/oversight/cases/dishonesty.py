@@ -9,7 +9,6 @@ for joint punishment (联合惩戒).
   removes it with a reason. One active entry per subject; removed entries are kept.
 """
 
-from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -23,23 +22,19 @@ from services.kernel.events import new_event_id
 from services.kernel.outbox import record_event
 from services.kernel.paging import oldest_first
 from services.oversight.cases import workflow as wf
-from services.oversight.cases.config import case_settings
 from services.oversight.cases.models import DishonestyEntry
 from services.oversight.cases.service import SOURCE, get_case
+from services.kernel.settings import get_settings
 
 ENTITY = "dishonesty_entry"
 CONFIRMED_STATUSES = (wf.CLASSIFIED, wf.RECTIFYING, wf.CLOSED)
-
-
-def _now() -> datetime:
-    return clock.utc_now()
 
 
 def add(session: Session, *, subject_type: str, subject_id: str, case_id: str, reason: str) -> DishonestyEntry:
     case = get_case(session, case_id)
     if case.status not in CONFIRMED_STATUSES or case.class_code is None:
         raise Conflict("CASE_NOT_CONFIRMED", "案件尚未核实分类（或已排除），不能据此列入失信名单")
-    threshold = case_settings().serious_amount_fen
+    threshold = get_settings().oversight_cases.serious_amount_fen
     serious = case.class_code == 6 or (case.class_code in (4, 5) and (case.amount_fen or 0) >= threshold)
     if not serious:
         raise Conflict("CASE_NOT_SERIOUS",
@@ -57,7 +52,7 @@ def add(session: Session, *, subject_type: str, subject_id: str, case_id: str, r
     actor = context.current().actor
     entry = DishonestyEntry(id=new_event_id(), subject_type=subject_type, subject_id=subject_id, case_id=case.id,
                             class_code=case.class_code, amount_fen=case.amount_fen, reason=reason,
-                            listed_at=_now(), listed_by=actor.id)
+                            listed_at=clock.utc_now(), listed_by=actor.id)
     try:
         with session.begin_nested():
             session.add(entry)
@@ -85,7 +80,7 @@ def remove(session: Session, entry_id: str, *, reason: str) -> DishonestyEntry:
     actor = context.current().actor
     if entry.listed_by == actor.id:
         raise Forbidden("SAME_OFFICER", "移出失信名单须由列入人以外的另一名监督人员办理")
-    entry.removed_at, entry.removed_by, entry.removal_reason = _now(), actor.id, reason
+    entry.removed_at, entry.removed_by, entry.removal_reason = clock.utc_now(), actor.id, reason
     session.add(entry)
     append_audit(session, action="dishonesty.remove", entity_type=ENTITY, entity_id=entry.id, reason=reason,
                  detail={"subject_type": entry.subject_type, "subject_id": entry.subject_id,

@@ -18,7 +18,6 @@ from services.kernel.service_app import SessionDep
 from services.kernel.strict import IsoDate
 from services.oversight.cases import dishonesty, service
 from services.oversight.cases import workflow as wf
-from services.oversight.cases.config import today
 from services.oversight.cases.models import (
     Case,
     CaseHistory,
@@ -53,6 +52,7 @@ from services.oversight.cases.schemas import (
     RectificationPage,
     RequirementOut,
 )
+from services.kernel import clock
 
 OFFICERS = allow("oversight_officer")
 UNIT_STAFF = allow("oversight_officer", *service.AGENCY_ROLES)
@@ -135,7 +135,7 @@ def open_case(body: CaseOpen, session: SessionDep, response: Response) -> CaseOp
 @router.get("/overdue", response_model=list[CaseOut], dependencies=[UNIT_STAFF],
             summary="Open cases past their deadline (the unit's deadline, or the rectification due date)")
 def overdue_cases(session: SessionDep, as_of: IsoDate | None = None, limit: Limit = 200) -> list[CaseOut]:
-    query = service.overdue_query(as_of or today())
+    query = service.overdue_query(as_of or clock.china_today())
     scope = service.visibility_filter(context.current().actor)
     if scope is not None:
         query = query.where(scope)
@@ -147,7 +147,7 @@ def overdue_cases(session: SessionDep, as_of: IsoDate | None = None, limit: Limi
              summary="Escalate overdue cases: severity up one step, escalation event (also run hourly by the "
                      "scheduler)")
 def escalate_cases(session: SessionDep, body: EscalationRun | None = None) -> EscalationResult:
-    as_of = (body.as_of if body else None) or today()
+    as_of = (body.as_of if body else None) or clock.china_today()
     return EscalationResult(as_of=as_of, escalated=[CaseOut.of(c) for c in service.escalate(session, as_of=as_of)])
 
 

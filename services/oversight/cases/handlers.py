@@ -34,9 +34,9 @@ from services.kernel.events import EventEnvelope
 from services.kernel.inbox import Handler
 from services.kernel.service_app import ConsumerSpec
 from services.oversight.cases import service
-from services.oversight.cases.config import case_settings
 from services.oversight.cases.models import BenefitSignal
 from services.oversight.models import MirroredPerson
+from services.kernel.settings import get_settings
 
 R_ESC = "R-ESC"
 
@@ -90,7 +90,7 @@ def on_recovery_escalated(session: Session, envelope: EventEnvelope) -> None:
         details={"notice_id": event.notice_id, "remaining_fen": event.remaining_fen,
                  "deadline": event.deadline.isoformat(), "event_id": envelope.id},
         seed_clause="001 第二十九条(五)", region=person.region if person else None,
-        deadline_days=case_settings().recovery_case_deadline_days, suggested_class=5,
+        deadline_days=get_settings().oversight_cases.recovery_case_deadline_days, suggested_class=5,
         amount_fen=event.remaining_fen,
     )
 

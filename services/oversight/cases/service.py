@@ -33,13 +33,12 @@ from sqlmodel import Session
 from services.contracts.oversight import CaseEscalated, CaseOpened, CaseTransitioned
 from services.kernel import clock, context
 from services.kernel.audit import append_audit, canonical_json
-from services.kernel.auth import region_covers, region_prefix
+from services.kernel.auth import region_covers, region_filter
 from services.kernel.context import Actor
 from services.kernel.errors import Conflict, Forbidden, Invalid, NotFound
 from services.kernel.events import new_event_id
 from services.kernel.outbox import record_event
 from services.oversight.cases import workflow as wf
-from services.oversight.cases.config import case_settings, today
 from services.oversight.cases.models import (
     BenefitSignal,
     Case,
@@ -49,15 +48,12 @@ from services.oversight.cases.models import (
     RectificationEntry,
     RectificationEvidence,
 )
+from services.kernel.settings import get_settings
 
 SOURCE = "oversight"
 ENTITY = "oversight_case"
 OFFICER = "oversight_officer"
 AGENCY_ROLES = ("agency_clerk", "agency_reviewer", "agency_approver", "accountant", "it_admin", "internal_auditor")
-
-
-def _now() -> datetime:
-    return clock.utc_now()
 
 
 def aware(value: datetime | None) -> datetime | None:
@@ -142,7 +138,7 @@ def open_case(
     Must run inside the caller's transaction: nothing is committed here. Writes the case, its first occurrence, a
     history row, an audit-chain entry and ``oversight.case.opened.v1``.
     """
-    settings = case_settings()
+    settings = get_settings().oversight_cases
     if severity not in wf.SEVERITIES:
         raise Invalid("INVALID_SEVERITY", f"严重程度应为 {'/'.join(wf.SEVERITIES)}")
     if not rule_id or len(rule_id) > 40 or not fact_key or len(fact_key) > 300:
@@ -160,7 +156,7 @@ def open_case(
     if existing is not None:
         return CaseOpening(_reoccur(session, existing, details_json), created=False)
 
-    now, opened_on = _now(), today()
+    now, opened_on = clock.utc_now(), clock.china_today()
     deadline = opened_on + timedelta(days=deadline_days)
     case = Case(
         id=new_event_id(), rule_id=rule_id, fact_key=fact_key, severity=severity, subject_type=subject_type,
@@ -201,7 +197,7 @@ def _find(session: Session, rule_id: str, fact_key: str) -> Case | None:
 
 
 def _reoccur(session: Session, case: Case, details_json: str) -> Case:
-    now = _now()
+    now = clock.utc_now()
     session.execute(update(Case).where(Case.id == case.id)
                     .values(occurrences=Case.occurrences + 1, last_seen_at=now, updated_at=now))
     session.refresh(case)
@@ -231,9 +227,9 @@ def _history(session: Session, case: Case, action: str, *, from_status: str | No
              detail: dict[str, Any] | None = None, reason: str | None = None) -> None:
     actor = _actor()
     detail = detail or {}
-    session.add(CaseHistory(case_id=case.id, at=_now(), actor_id=actor.id, actor_role=actor.role, action=action,
-                            from_status=from_status, to_status=case.status, detail=canonical_json(detail),
-                            reason=reason))
+    session.add(CaseHistory(case_id=case.id, at=clock.utc_now(), actor_id=actor.id, actor_role=actor.role,
+                            action=action, from_status=from_status, to_status=case.status,
+                            detail=canonical_json(detail), reason=reason))
     append_audit(session, action=f"case.{action}", entity_type=ENTITY, entity_id=case.id,
                  detail={"from": from_status, "to": case.status, **detail}, reason=reason)
 
@@ -249,7 +245,7 @@ def _transition(session: Session, case: Case, action: str, *, detail: dict[str, 
     if case.dismissal_proposed_at is not None and action not in ("confirm_dismissal", "reject_dismissal"):
         raise Conflict("DISMISSAL_PENDING", "该案件有待另一名监督人员确认的排除申请，须先确认或驳回")
     from_status = case.status
-    now = _now()
+    now = clock.utc_now()
     if to_status is not None and to_status != from_status:
         case.status, case.status_changed_at = to_status, now
     case.updated_at = now
@@ -291,7 +287,7 @@ def visibility_filter(actor: Actor):  # noqa: ANN201 - a SQL expression, or None
     if actor.unit:
         conditions.append(Case.unit == actor.unit)
     if actor.region:
-        conditions.append(Case.region.startswith(region_prefix(actor.region)))
+        conditions.append(region_filter(Case.region, actor))
     return or_(*conditions) if conditions else Case.id.is_(None)
 
 
@@ -337,7 +333,7 @@ def classify(session: Session, case_id: str, *, class_code: int, finding: str, p
     case.person_id, case.employer_id = person_id, employer_id
     if amount_fen is not None:
         case.amount_fen = amount_fen
-    case.classified_at, case.classified_by = _now(), _actor().id
+    case.classified_at, case.classified_by = clock.utc_now(), _actor().id
     _transition(session, case, "classify", reason=reason, detail={
         "class_code": class_code, "class_name": spec.name, "clause": spec.clause, "previous_class": previous,
         "finding": finding, "person_id": person_id, "employer_id": employer_id, "amount_fen": case.amount_fen,
@@ -353,7 +349,7 @@ def open_rectification(session: Session, case_id: str, *, measures: str, due_dat
     """classified → rectifying: the case enters the rectification ledger with measures and a due date, which
     becomes the deadline the overdue list watches."""
     case = get_case(session, case_id, for_update=True)
-    if due_date < today():
+    if due_date < clock.china_today():
         raise Invalid("DUE_DATE_IN_PAST", "整改期限不能早于今天")
     if case.status == wf.CLASSIFIED and session.execute(
             select(RectificationEntry.id).where(RectificationEntry.case_id == case.id)).first():
@@ -361,7 +357,7 @@ def open_rectification(session: Session, case_id: str, *, measures: str, due_dat
     entry = RectificationEntry(
         id=new_event_id(), case_id=case.id, unit=case.unit, region=case.region, class_code=case.class_code or 0,
         problem=case.title, measures=measures, responsible=responsible, due_date=due_date, status="open",
-        opened_at=_now(), opened_by=_actor().id)
+        opened_at=clock.utc_now(), opened_by=_actor().id)
     _transition(session, case, "rectify", detail={"entry_id": entry.id, "measures": measures,
                                                   "due_date": due_date.isoformat(), "responsible": responsible})
     case.current_deadline = due_date
@@ -386,7 +382,7 @@ def add_rectification_evidence(session: Session, case_id: str, *, note: str,
     entry = rectification_of(session, case.id)
     actor = _actor()
     evidence = RectificationEvidence(entry_id=entry.id, case_id=case.id, note=note, document_ref=document_ref,
-                                     submitted_at=_now(), submitted_by=actor.id, submitted_role=actor.role)
+                                     submitted_at=clock.utc_now(), submitted_by=actor.id, submitted_role=actor.role)
     session.add(evidence)
     _history(session, case, "rectification_evidence", from_status=case.status,
              detail={"entry_id": entry.id, "note": note, "document_ref": document_ref})
@@ -445,7 +441,7 @@ def record_follow_up(session: Session, case_id: str, *, kind: str, evidence: str
         session.commit()
         return row
     row = CaseFollowUp(case_id=case.id, kind=kind, source="recorded", reference=reference, evidence=evidence,
-                       recorded_at=_now(), recorded_by=actor.id, recorded_role=actor.role)
+                       recorded_at=clock.utc_now(), recorded_by=actor.id, recorded_role=actor.role)
     session.add(row)
     _history(session, case, "follow_up", from_status=case.status,
              detail={"kind": kind, "reference": reference, "evidence": evidence})
@@ -480,7 +476,7 @@ def confirm_benefit_event(session: Session, case: Case, kind: str, signal: Benef
         case_id=case.id, kind=kind, source="event", reference=reference, event_id=signal.event_id,
         evidence=evidence or (f"待遇系统事件：待遇 {reference} 已暂停（{signal.reason}）" if kind == "benefit_suspended"
                               else f"待遇系统事件：已下达追回告知书 {reference}（{(signal.amount_fen or 0) / 100:.2f} 元）"),
-        recorded_at=_now(), recorded_by=actor.id, recorded_role=actor.role)
+        recorded_at=clock.utc_now(), recorded_by=actor.id, recorded_role=actor.role)
     session.add(row)
     _history(session, case, "follow_up_confirmed", from_status=case.status, detail={
         "kind": kind, "reference": reference, "event_id": signal.event_id, "via": source_note})
@@ -547,7 +543,7 @@ def open_class4_cases(session: Session, person_id: str) -> list[Case]:
 
 def withdraw_suspension(session: Session, case: Case, entitlement_id: str, resumed: BenefitSignal) -> None:
     """Benefits resumed an entitlement whose suspension confirmed this case: the confirmation no longer holds."""
-    now = _now()
+    now = clock.utc_now()
     for row in follow_ups(session, case.id):
         if row.kind == "benefit_suspended" and row.reference == entitlement_id and row.withdrawn_at is None:
             row.withdrawn_at = now
@@ -572,7 +568,7 @@ def close(session: Session, case_id: str, *, verification_note: str) -> Case:
             raise Conflict("FOLLOW_UP_INCOMPLETE", f"第（{case.class_code}）类的处理要求尚未确认：{names}",
                            details={"missing": missing})
     _transition(session, case, "close", detail={"verification_note": verification_note})
-    now, actor = _now(), _actor()
+    now, actor = clock.utc_now(), _actor()
     case.closed_at, case.closed_by, case.verification_note = now, actor.id, verification_note
     session.add(case)
     entry = rectification_of(session, case.id)
@@ -590,7 +586,7 @@ def propose_dismissal(session: Session, case_id: str, *, reason: str) -> Case:
     if case.dismissal_proposed_at is not None:
         raise Conflict("DISMISSAL_PENDING", "已有待确认的排除申请")
     _transition(session, case, "propose_dismissal", reason=reason)
-    case.dismissal_proposed_at, case.dismissal_proposed_by, case.dismissal_reason = _now(), _actor().id, reason
+    case.dismissal_proposed_at, case.dismissal_proposed_by, case.dismissal_reason = clock.utc_now(), _actor().id, reason
     session.add(case)
     session.commit()
     return case
@@ -609,7 +605,7 @@ def decide_dismissal(session: Session, case_id: str, *, approve: bool, reason: s
     proposal = {"proposed_by": case.dismissal_proposed_by, "proposal_reason": case.dismissal_reason}
     if approve:
         _transition(session, case, "confirm_dismissal", reason=reason, detail=proposal)
-        case.dismissed_at, case.dismissed_by = _now(), _actor().id
+        case.dismissed_at, case.dismissed_by = clock.utc_now(), _actor().id
     else:
         _transition(session, case, "reject_dismissal", reason=reason, detail=proposal)
         case.dismissal_proposed_at = case.dismissal_proposed_by = case.dismissal_reason = None
@@ -630,7 +626,7 @@ def escalate(session: Session, *, as_of: date) -> list[Case]:
     """Escalate every overdue case not escalated in the last ``escalation_interval_days``: severity one step up,
     ``escalation_level`` + 1, history and audit, and ``oversight.case.escalated.v1`` (the notification to the
     supervisor and the unit). Running it twice on a day escalates nothing the second time."""
-    interval = timedelta(days=case_settings().escalation_interval_days)
+    interval = timedelta(days=get_settings().oversight_cases.escalation_interval_days)
     cases = list(session.execute(overdue_query(as_of).order_by(Case.id).with_for_update()).scalars())
     escalated = []
     for case in cases:
@@ -640,7 +636,7 @@ def escalate(session: Session, *, as_of: date) -> list[Case]:
         case.severity = wf.raise_severity(case.severity)
         case.escalation_level += 1
         case.last_escalated_on = as_of
-        case.updated_at = _now()
+        case.updated_at = clock.utc_now()
         session.add(case)
         days = (as_of - case.current_deadline).days
         _history(session, case, "escalate", from_status=case.status, detail={

@@ -16,6 +16,7 @@ from services.kernel.service_app import SessionDep
 from services.kernel.strict import RowId, RequestModel
 from services.oversight.chains import service
 from services.oversight.chains.models import ChainCheck, ChainCheckpoint
+from services.kernel.settings import SettingsDep
 
 OFFICERS = allow("oversight_officer")
 READERS = allow("oversight_officer", "internal_auditor")
@@ -71,12 +72,12 @@ def _caller_token(request: Request) -> str | None:
 @router.post("/verify", response_model=list[CheckOut], dependencies=[OFFICERS],
              summary="Pull and verify the audit chains now; a broken or rewound chain opens a severe CHAIN case",
              description="Called by officers on demand and by the scheduler with `{\"trigger\": \"schedule\"}`.")
-async def verify_chains(request: Request, body: VerifyRun | None = None) -> list[CheckOut]:
+async def verify_chains(request: Request, settings: SettingsDep, body: VerifyRun | None = None) -> list[CheckOut]:
     body = body or VerifyRun()
     state = request.app.state
     checks = await service.verify_components(
-        state.http, state.engine, state.settings, list(body.components or service.COMPONENTS),
-        caller_token=_caller_token(request), trigger=body.trigger, checked_by=context.current().actor.id)
+        state.http, state.engine, settings, list(body.components or service.COMPONENTS),
+        caller_token=_caller_token(request), trigger=body.trigger, checked_by=context.actor_id())
     return [CheckOut.model_validate(c, from_attributes=True) for c in checks]
 
 
@@ -103,13 +104,13 @@ def checks(session: SessionDep, component: Component | None = None, status: str 
 
 @router.post("/{component}/rebaseline", response_model=CheckOut, dependencies=[OFFICERS],
              summary="Accept the component's current (verifying) chain as the new checkpoint, with a reason")
-async def rebaseline(component: str, body: Rebaseline, request: Request) -> CheckOut:
+async def rebaseline(component: str, body: Rebaseline, request: Request, settings: SettingsDep) -> CheckOut:
     if component not in service.COMPONENTS:
         raise NotFound("CHAIN_COMPONENT_NOT_FOUND", f"没有名为 {component} 的审计链")
     state = request.app.state
-    token = service.service_token(state.settings)
+    token = service.service_token(settings)
     credential = "service" if token else "caller"
-    obs = await service.observe(state.http, state.settings, component, token or _caller_token(request) or "", None)
+    obs = await service.observe(state.http, settings, component, token or _caller_token(request) or "", None)
     check = await anyio.to_thread.run_sync(lambda: service.rebaseline(
-        state.engine, obs, reason=body.reason, checked_by=context.current().actor.id, credential=credential))
+        state.engine, obs, reason=body.reason, checked_by=context.actor_id(), credential=credential))
     return CheckOut.model_validate(check, from_attributes=True)

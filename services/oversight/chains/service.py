@@ -43,7 +43,6 @@ from services.kernel import clock
 from services.kernel.audit import GENESIS, append_audit
 from services.kernel.auth import TokenClaims, issue_token
 from services.kernel.settings import Settings
-from services.oversight.cases.config import case_settings
 from services.oversight.cases.service import open_case
 from services.oversight.chains.models import ChainCheck, ChainCheckpoint
 
@@ -188,7 +187,7 @@ def record(engine: Engine, settings: Settings, observations: list[Observation], 
                         title=f"{obs.component} 审计链{'损坏' if finding.kind == 'broken' else '被回退或改写'}",
                         details={"component": obs.component, "finding": finding.kind, "problem": finding.problem,
                                  **finding.details},
-                        seed_clause=SEED_CLAUSE, unit=case_settings().chain_unit, region=settings.region,
+                        seed_clause=SEED_CLAUSE, unit=settings.oversight_cases.chain_unit, region=settings.region,
                         deadline_days=CASE_DEADLINE_DAYS)
                     case_ids.append(opening.case.id)
                 if findings:

@@ -24,6 +24,7 @@ from services.oversight.incidents.schemas import (
     ReportIn,
     Summary,
 )
+from services.kernel import clock
 
 OFFICERS = allow("oversight_officer")
 READERS = allow("oversight_officer", "internal_auditor")
@@ -77,7 +78,7 @@ def list_incidents(
 @router.get("/due", response_model=DueList,
             summary="Major incidents not yet reported to every level: due, overdue (急情缓报)", dependencies=[READERS])
 def due(session: SessionDep, as_of: IsoDate | None = None) -> DueList:
-    as_of = as_of or service.china_today()
+    as_of = as_of or clock.china_today()
     out = DueList(as_of=as_of, due=[], overdue=[], deadline_unknown=[])
     for incident in service.unreported_major(session):
         view = _out(incident, as_of)
@@ -89,7 +90,7 @@ def due(session: SessionDep, as_of: IsoDate | None = None) -> DueList:
             summary="Half-yearly summary (001 第三十一条): counts, amounts, late and overdue reports",
             dependencies=[READERS])
 def summary(session: SessionDep, year: Year, half: Half, as_of: IsoDate | None = None) -> Summary:
-    as_of = as_of or service.china_today()
+    as_of = as_of or clock.china_today()
     first, last = service.half_bounds(year, half)
     views = [_out(i, as_of) for i in service.in_half(session, year, half)]
 

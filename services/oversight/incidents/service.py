@@ -11,7 +11,7 @@
 """
 
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date
 
 from sqlalchemy import and_, or_, select
 from sqlmodel import Session
@@ -30,23 +30,11 @@ from services.oversight.incidents.schemas import LEVEL_LABELS, ClassificationIn,
 
 SOURCE = "oversight"
 ENTITY = "major_incident"
-CHINA = clock.CHINA
 
-
-def china_today() -> date:
-    return clock.china_today()
-
-
-def _now() -> datetime:
-    return clock.utc_now()
-
-
-def _actor_id() -> str:
-    return context.current().actor.id
 
 
 def _not_future(day: date, what: str) -> None:
-    if day > china_today():
+    if day > clock.china_today():
         raise Invalid("DATE_IN_FUTURE", f"{what} {day} 晚于今天")
 
 
@@ -69,7 +57,7 @@ class IncidentState:
 
 
 def state(incident: MajorIncident, as_of: date | None = None) -> IncidentState:
-    as_of = as_of or china_today()
+    as_of = as_of or clock.china_today()
     late = bool(incident.same_level_late or incident.provincial_late)
     if not incident.major:
         return IncidentState("half_yearly", late, None)
@@ -84,12 +72,12 @@ def state(incident: MajorIncident, as_of: date | None = None) -> IncidentState:
 
 def record(session: Session, body: IncidentIn) -> MajorIncident:
     _not_future(body.discovered_on, "发现日期")
-    now = _now()
+    now = clock.utc_now()
     incident = MajorIncident(
         id=new_event_id(), kind=body.kind, title=body.title, description=body.description, unit=body.unit,
         region=body.region, channel=body.channel, source_ref=body.source_ref, discovered_on=body.discovered_on,
         amount_fen=yuan_to_fen(body.amount), major=body.major, major_reason=body.major_reason, recorded_at=now,
-        recorded_by=_actor_id(), updated_at=now,
+        recorded_by=context.actor_id(), updated_at=now,
     )
     _set_deadline(incident)
     session.add(incident)
@@ -124,7 +112,7 @@ def report(session: Session, incident_id: str, body: ReportIn) -> MajorIncident:
     setattr(incident, f"{body.level}_reported_on", body.reported_on)
     setattr(incident, f"{body.level}_ref", body.reference)
     _set_deadline(incident)
-    incident.updated_at = _now()
+    incident.updated_at = clock.utc_now()
     late = getattr(incident, f"{body.level}_late")
     append_audit(session, action=f"{ENTITY}.reported", entity_type=ENTITY, entity_id=incident.id,
                  detail={"level": body.level, "reported_on": body.reported_on, "reference": body.reference,
@@ -145,7 +133,7 @@ def classify(session: Session, incident_id: str, body: ClassificationIn) -> Majo
     before = incident.major
     incident.major, incident.major_reason = body.major, body.reason
     _set_deadline(incident)
-    incident.updated_at = _now()
+    incident.updated_at = clock.utc_now()
     append_audit(session, action=f"{ENTITY}.classified", entity_type=ENTITY, entity_id=incident.id,
                  detail={"major_before": before, "major": body.major, "due_on": incident.due_on}, reason=body.reason)
     session.commit()

@@ -16,7 +16,7 @@
 """
 
 from collections import defaultdict
-from datetime import date, datetime
+from datetime import date
 from decimal import Decimal
 
 from sqlalchemy import func, select
@@ -56,25 +56,13 @@ ENTITY = "inspection"
 PROGRAMME_ENTITY = "inspection_programme"
 NOTICE_DAYS = 3
 MIN_TEAM = 2
-CHINA = clock.CHINA
 STATUS_LABELS = {"planned": "已制定方案", "notified": "已通知", "inspecting": "检查中", "feedback_issued": "已下发问题反馈函",
                  "reported": "已形成监督报告"}
 
 
-def china_today() -> date:
-    return clock.china_today()
-
-
-def _now() -> datetime:
-    return clock.utc_now()
-
-
-def _actor_id() -> str:
-    return context.current().actor.id
-
 
 def _not_future(day: date, what: str) -> None:
-    if day > china_today():
+    if day > clock.china_today():
         raise Invalid("DATE_IN_FUTURE", f"{what} {day} 晚于今天")
 
 
@@ -87,7 +75,7 @@ def _require(inspection: Inspection, allowed: tuple[str, ...], what: str) -> Non
 
 def _audit(session: Session, inspection: Inspection, action: str, detail: dict | None = None,
            reason: str | None = None) -> None:
-    inspection.updated_at = _now()
+    inspection.updated_at = clock.utc_now()
     append_audit(session, action=f"{ENTITY}.{action}", entity_type=ENTITY, entity_id=inspection.id,
                  detail={"status": inspection.status, **(detail or {})}, reason=reason)
 
@@ -137,7 +125,7 @@ def list_inspections(session: Session, *, status: str | None = None, programme_i
 
 
 def rectification_overdue(finding: InspectionFinding, today: date | None = None) -> bool:
-    return finding.rectify_by is not None and finding.rectified_on is None and finding.rectify_by < (today or china_today())
+    return finding.rectify_by is not None and finding.rectified_on is None and finding.rectify_by < (today or clock.china_today())
 
 
 # -- plan, team, notification ----------------------------------------------------------------------------------------
@@ -184,11 +172,11 @@ def plan(session: Session, body: InspectionIn) -> Inspection:
                                                "中的同级经办机构或抽中的下一级经办机构")
         if agency.level != body.target_level:
             raise Invalid("LEVEL_MISMATCH", f"年度计划中该机构为 {agency.level}")
-    now = _now()
+    now = clock.utc_now()
     inspection = Inspection(
         id=new_event_id(), programme_id=body.programme_id, target_code=body.target_code, target_unit=body.target_unit,
         target_level=body.target_level, scope=body.scope, planned_on=body.planned_on, status="planned",
-        created_at=now, created_by=_actor_id(), updated_at=now,
+        created_at=now, created_by=context.actor_id(), updated_at=now,
     )
     session.add(inspection)
     session.flush()
@@ -249,13 +237,13 @@ def add_finding(session: Session, inspection_id: str, body: FindingIn) -> Inspec
     inspection = get(session, inspection_id, lock=True)
     _require(inspection, ("notified", "inspecting"), "记录检查发现（须先通知被监督单位）")
     _require_team(session, inspection)
-    if china_today() < inspection.planned_on:
+    if clock.china_today() < inspection.planned_on:
         raise Conflict("INSPECTION_NOT_STARTED", f"现场检查计划于 {inspection.planned_on} 开始")
     seq = session.execute(select(func.coalesce(func.max(InspectionFinding.seq), 0))
                           .where(InspectionFinding.inspection_id == inspection.id)).scalar_one() + 1
     finding = InspectionFinding(id=new_event_id(), inspection_id=inspection.id, seq=seq, title=body.title,
                                 description=body.description, fund=body.fund, amount_fen=yuan_to_fen(body.amount),
-                                created_at=_now(), created_by=_actor_id())
+                                created_at=clock.utc_now(), created_by=context.actor_id())
     session.add(finding)
     inspection.status = "inspecting"
     _audit(session, inspection, "finding_recorded", {"finding_id": finding.id, "seq": seq,
@@ -337,7 +325,7 @@ def report(session: Session, inspection_id: str, body: InspectionReportIn) -> In
         _require(inspection, ("feedback_issued",), "形成监督报告（有检查发现的须先下发问题反馈函）")
     else:
         _require(inspection, ("notified", "inspecting"), "形成监督报告（须先通知被监督单位并开展检查）")
-        if china_today() < inspection.planned_on:
+        if clock.china_today() < inspection.planned_on:
             raise Conflict("INSPECTION_NOT_STARTED", f"现场检查计划于 {inspection.planned_on} 开始")
     _require_team(session, inspection)
     _not_future(body.reported_on, "报告日期")
@@ -379,7 +367,7 @@ def create_programme(session: Session, body: ProgrammeIn) -> InspectionProgramme
     programme = InspectionProgramme(
         id=new_event_id(), year=body.year, seed=seed, algorithm=sampling.ALGORITHM,
         sample_rate=str(body.sample_rate.normalize()), lower_level_count=len(lower), sample_size=len(sample),
-        created_at=_now(), created_by=_actor_id(),
+        created_at=clock.utc_now(), created_by=context.actor_id(),
     )
     session.add(programme)
     session.flush()

@@ -31,7 +31,6 @@ handles the rest.
 
 from collections import defaultdict
 from collections.abc import Callable, Iterable
-from datetime import datetime
 from functools import lru_cache
 from typing import Any, TypeVar
 
@@ -65,10 +64,6 @@ from services.oversight.ledger.workdays import remittance_deadline
 Handler = Callable[[Session, EventEnvelope], None]
 P = TypeVar("P", bound=EventPayload)
 ID_CHUNK = 500
-
-
-def _now() -> datetime:
-    return clock.utc_now()
 
 
 def _payload(envelope: EventEnvelope, kind: type[P]) -> P:
@@ -121,7 +116,7 @@ def bump(session: Session, model: Any, rows: Iterable[dict[str, Any]], *, add: I
     if not rows:
         return
     keys = [c.name for c in model.__table__.primary_key.columns]
-    now = _now()
+    now = clock.utc_now()
     for row in rows:
         row.setdefault("updated_at", now)
     rows.sort(key=lambda r: tuple(r[k] for k in keys))  # one lock order for concurrent consumers (PostgreSQL)
@@ -169,7 +164,7 @@ def _supersede(session: Session, assessment_id: str, *, by: str, event_id: str) 
     connection = session.connection()
     connection.execute(_insert(session, LedgerSupersededAssessment.__table__).values(
         assessment_id=assessment_id, superseded_by_id=by, source_event_id=event_id,
-        received_at=_now()).on_conflict_do_nothing(index_elements=["assessment_id"]))
+        received_at=clock.utc_now()).on_conflict_do_nothing(index_elements=["assessment_id"]))
     A = LedgerAssessment  # noqa: N806
     counted = A.assessment_id == assessment_id, A.superseded.is_(False)
     rows = connection.execute(select(A.period, A.fund, A.employer_key, A.assessed_fen).where(*counted)
@@ -177,7 +172,7 @@ def _supersede(session: Session, assessment_id: str, *, by: str, event_id: str) 
     bump(session, LedgerEmployerPeriod, [
         {"period": period, "fund": fund, "employer_key": employer, "assessed_fen": -fen}
         for period, fund, employer, fen in rows], add=("assessed_fen",))
-    connection.execute(update(A.__table__).where(*counted).values(superseded=True, updated_at=_now()))
+    connection.execute(update(A.__table__).where(*counted).values(superseded=True, updated_at=clock.utc_now()))
 
 
 def on_assessment_superseded(session: Session, envelope: EventEnvelope) -> None:
@@ -277,7 +272,7 @@ def on_bank_transaction_recorded(session: Session, envelope: EventEnvelope) -> N
             account_kind=e.account_kind, direction=e.direction, amount_fen=e.amount_fen, counterparty=e.counterparty,
             counterparty_fund=e.counterparty_fund, purpose=e.purpose, value_date=e.value_date, source=e.source,
             status=e.status, cross_fund=cross_fund, violation=e.violation, source_event_id=envelope.id,
-            received_at=_now())
+            received_at=clock.utc_now())
         session.execute(stmt.on_conflict_do_nothing(index_elements=["transaction_id"]))
 
 
@@ -303,7 +298,7 @@ def on_payments_settled(session: Session, envelope: EventEnvelope) -> None:
             .where(S.payroll_line_id.in_(chunk)).with_for_update()))
     deltas: dict[tuple[int, str], dict[str, int]] = defaultdict(
         lambda: {"paid_fen": 0, "paid_lines": 0, "returned_fen": 0, "returned_lines": 0})
-    new_rows, now_paid, now = [], [], _now()
+    new_rows, now_paid, now = [], [], clock.utc_now()
     for line_id, line in by_id.items():
         row = known.get(line_id)
         if row is None:
@@ -337,7 +332,7 @@ def on_payroll_lines_retained(session: Session, envelope: EventEnvelope) -> None
     ``ledger_retained_line`` row per payroll line (``INSERT … ON CONFLICT DO NOTHING RETURNING``): only the lines
     inserted now are counted, so a line reported again (another part said twice, a replay) counts once."""
     e = _payload(envelope, benefits_events.PayrollLinesRetained)
-    now = _now()
+    now = clock.utc_now()
     rows: dict[str, dict[str, Any]] = {}
     for held in e.held_back:
         rows.setdefault(held.payroll_line_id, {

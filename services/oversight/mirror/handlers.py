@@ -74,10 +74,6 @@ Row = TypeVar("Row")
 P = TypeVar("P", bound=EventPayload)
 
 
-def _now() -> datetime:
-    return clock.utc_now()
-
-
 def _aware(value: datetime | None) -> datetime | None:
     """SQLite hands datetimes back naive; they were stored as UTC."""
     return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
@@ -96,7 +92,7 @@ def _payload(envelope: EventEnvelope, kind: type[P]) -> P:
 
 def _stamp(row: Any, envelope: EventEnvelope) -> None:
     row.source_event_id = envelope.id
-    row.updated_at = _now()
+    row.updated_at = clock.utc_now()
 
 
 def _fill(row: Any, values: dict[str, Any], *, overwrite: bool) -> None:
@@ -111,7 +107,7 @@ def _get_or_placeholder(session: Session, model: type[Row], key: str, envelope: 
     row = session.get(model, key)
     if row is None:
         pk = model.__table__.primary_key.columns.keys()[0]  # type: ignore[attr-defined]
-        row = model(**{pk: key}, placeholder=True, source_event_id=envelope.id, received_at=_now(), **required)
+        row = model(**{pk: key}, placeholder=True, source_event_id=envelope.id, received_at=clock.utc_now(), **required)
         session.add(row)
     return row
 
@@ -127,7 +123,7 @@ def _register_employer(session: Session, envelope: EventEnvelope, employer_id: s
     if row is None:
         row = MirroredEmployer(employer_id=employer_id, **values, status="active", status_changed_at=envelope.time,
                                registered_at=registered_at, version=1, import_job_id=import_job_id,
-                               source_event_id=envelope.id, received_at=_now())
+                               source_event_id=envelope.id, received_at=clock.utc_now())
         session.add(row)
         return
     # Known already: a repeat of the registration (same values) or a placeholder made by a later event, whose
@@ -195,7 +191,7 @@ def _register_person(session: Session, envelope: EventEnvelope, person_id: str, 
     if row is None:
         session.add(MirroredPerson(person_id=person_id, **values, life_status="alive", registered_at=registered_at,
                                    version=1, import_job_id=import_job_id, source_event_id=envelope.id,
-                                   received_at=_now()))
+                                   received_at=clock.utc_now()))
         return
     _fill(row, values, overwrite=row.version <= 1)
     _fill(row, {"registered_at": registered_at, "import_job_id": import_job_id, "life_status": "alive"},
@@ -248,7 +244,7 @@ def on_bank_account_added(session: Session, envelope: EventEnvelope) -> None:
     if row is None:
         session.add(MirroredBankAccount(bank_account_id=e.bank_account_id, **values, status="active",
                                         status_changed_at=envelope.time, source_event_id=envelope.id,
-                                        received_at=_now()))
+                                        received_at=clock.utc_now()))
         return
     _fill(row, values, overwrite=True)  # the facts of an account never change; a placeholder lacks them
     row.placeholder = False
@@ -353,7 +349,8 @@ def on_duplicate_enrolment_found(session: Session, envelope: EventEnvelope) -> N
     if row is None:
         session.add(MirroredDuplicateEnrolment(
             id=envelope.id, person_id=e.person_id, citizen_id=e.citizen_id, funds=funds, overlap_from=e.overlap_from,
-            overlap_to=e.overlap_to, import_job_id=e.import_job_id, source_event_id=envelope.id, received_at=_now()))
+            overlap_to=e.overlap_to, import_job_id=e.import_job_id, source_event_id=envelope.id,
+            received_at=clock.utc_now()))
     else:
         row.overlap_to, row.source_event_id = e.overlap_to, envelope.id
 
@@ -368,12 +365,12 @@ def _post(session: Session, envelope: EventEnvelope, *, person_id: str, entry_id
     session.add(MirroredAccountEntry(
         entry_id=entry_id, person_id=person_id, entry_type=entry_type, amount_fen=signed_fen, balance_fen=balance_fen,
         year=year, period=period, idempotency_key=idempotency_key, posted_at=envelope.time,
-        source_event_id=envelope.id, received_at=_now()))
+        source_event_id=envelope.id, received_at=clock.utc_now()))
     key = f"{person_id}:{year}"
     totals = session.get(MirroredAccountYear, key)
     if totals is None:
         totals = MirroredAccountYear(id=key, person_id=person_id, year=year, credited_fen=0, debited_fen=0, entries=0,
-                                     balance_fen=0, updated_at=_now())
+                                     balance_fen=0, updated_at=clock.utc_now())
         session.add(totals)
     if signed_fen >= 0:
         totals.credited_fen += signed_fen
@@ -382,7 +379,7 @@ def _post(session: Session, envelope: EventEnvelope, *, person_id: str, entry_id
     totals.entries += 1
     if _newer(envelope, totals.balance_at):
         totals.balance_fen, totals.balance_at = balance_fen, envelope.time
-    totals.updated_at = _now()
+    totals.updated_at = clock.utc_now()
 
 
 def on_account_credited(session: Session, envelope: EventEnvelope) -> None:
@@ -412,7 +409,7 @@ def on_contributions_posted(session: Session, envelope: EventEnvelope) -> None:
         row = session.get(MirroredAgencyLine, line.payment_id)
         if row is None:
             session.add(MirroredAgencyLine(payment_id=line.payment_id, **values, source_event_id=envelope.id,
-                                           received_at=_now()))
+                                           received_at=clock.utc_now()))
         else:  # a held line posted after all, or the same posting again
             _fill(row, values, overwrite=True)
             _stamp(row, envelope)
@@ -429,7 +426,7 @@ def on_contributions_held(session: Session, envelope: EventEnvelope) -> None:
                   "reason": line.reason, "source_batch_id": e.source_batch_id}
         if row is None:
             session.add(MirroredAgencyLine(payment_id=line.payment_id, **values, source_event_id=envelope.id,
-                                           received_at=_now()))
+                                           received_at=clock.utc_now()))
         else:
             _fill(row, values, overwrite=True)
             _stamp(row, envelope)
@@ -448,7 +445,7 @@ def _life_event(session: Session, envelope: EventEnvelope, *, kind: str, person_
         session.add(MirroredLifeEvent(
             id=envelope.id, kind=kind, person_id=person_id, citizen_id=citizen_id, event_date=event_date,
             until_date=until_date, source=source, record_id=record_id, source_event_id=envelope.id,
-            received_at=_now()))
+            received_at=clock.utc_now()))
     else:  # the same line reported again: the latest word stands
         row.event_date, row.until_date, row.source_event_id = event_date, until_date, envelope.id
 
@@ -487,7 +484,7 @@ def on_business_registered(session: Session, envelope: EventEnvelope) -> None:
     if row is None:
         session.add(MirroredBusinessRegistration(
             id=envelope.id, uscc=e.uscc, name=e.name, registered_on=e.registered_on, employer_id=e.employer_id,
-            source=e.source, record_id=e.record_id, source_event_id=envelope.id, received_at=_now()))
+            source=e.source, record_id=e.record_id, source_event_id=envelope.id, received_at=clock.utc_now()))
         return
     # Sent again (a reviewer matched it after the employer registered): keep the employer id once known.
     row.name, row.registered_on = e.name, e.registered_on

@@ -27,14 +27,8 @@ from services.kernel.periods import period_of
 from services.oversight.reconciliation.cells import CHECKS, STATUSES, Cell, cell_key, compute_cells
 from services.oversight.reconciliation.models import ReconciliationClose, ReconciliationSnapshotCell
 
-# China has one time zone and no daylight saving: the business date is UTC+8.
-CHINA = clock.CHINA
 ENTITY = "reconciliation_month"
 SNAPSHOT_CHUNK = 2000
-
-
-def china_today() -> date:
-    return clock.china_today()
 
 
 def consistent_view(session: Session) -> None:
@@ -157,7 +151,7 @@ class MonthReport:
 
 def month_report(session: Session, month: int, *, as_of: date | None = None) -> MonthReport:
     consistent_view(session)
-    as_of = as_of or china_today()
+    as_of = as_of or clock.china_today()
     live = compute_cells(session, month, as_of=as_of)
     close = get_close(session, month)
     if close is None:
@@ -170,7 +164,7 @@ def unmatched_cells(session: Session, month: int, *, as_of: date | None = None) 
     """Every cell of ``month`` that is not matched, as it stands now (R3 as of ``as_of``, default today in China),
     in check order. When the month is closed, a cell that changed since the close carries ``post_close``."""
     consistent_view(session)
-    as_of = as_of or china_today()
+    as_of = as_of or clock.china_today()
     live = compute_cells(session, month, as_of=as_of)
     changed: dict[tuple[str, str], Adjustment] = {}
     if get_close(session, month) is not None:
@@ -190,7 +184,7 @@ def unmatched_cells(session: Session, month: int, *, as_of: date | None = None) 
 
 def close_month(session: Session, month: int, *, note: str | None = None) -> ReconciliationClose:
     consistent_view(session)
-    today = china_today()
+    today = clock.china_today()
     if month >= period_of(today):
         raise Invalid("MONTH_NOT_OVER", f"{month} 月尚未结束，不能月结")
     if get_close(session, month) is not None:

@@ -36,10 +36,11 @@ from sqlmodel import Session
 from services.contracts import benefits as ben
 from services.kernel.events import EventEnvelope
 from services.kernel.periods import add_months
-from services.oversight.rules.common import INDEX_FUNDS, insert_for, now, persons, regions_of, yuan
-from services.oversight.rules.config import rule_settings
+from services.oversight.rules.common import INDEX_FUNDS, insert_for, persons, regions_of, yuan
 from services.oversight.rules.models import RuleClaim, RuleClaimDecision, RuleContributionBase
 from services.oversight.rules.registry import Finding, Tally, raise_findings
+from services.kernel.settings import get_settings
+from services.kernel import clock
 
 LARGE_LEVEL = "large_amount_review"
 
@@ -53,7 +54,7 @@ def record_claim(session: Session, e: ben.ClaimSubmitted, envelope: EventEnvelop
                   large_amount=e.large_amount, monthly_amount_fen=e.monthly_amount_fen,
                   one_off_amount_fen=e.one_off_amount_fen, effective_period=e.effective_period,
                   age_at_effective=e.age_at_effective, back_payment_months=e.back_payment_months,
-                  submitted_by=envelope.actor.id, submitted_at=envelope.time, updated_at=now())
+                  submitted_by=envelope.actor.id, submitted_at=envelope.time, updated_at=clock.utc_now())
     if claim is None:
         claim = RuleClaim(claim_id=e.claim_id, claim_status=e.status, **values)
     else:  # a placeholder made by a decision that arrived first keeps its later status
@@ -71,7 +72,7 @@ def record_decision(session: Session, e: ben.ClaimDecided, envelope: EventEnvelo
     ).on_conflict_do_nothing(index_elements=["claim_id", "level"]))
     claim = session.get(RuleClaim, e.claim_id)
     if claim is not None:
-        claim.claim_status, claim.updated_at = e.claim_status, now()
+        claim.claim_status, claim.updated_at = e.claim_status, clock.utc_now()
         session.add(claim)
         session.flush()
     return claim
@@ -86,7 +87,7 @@ def _decisions(session: Session, claim_id: str) -> list[RuleClaimDecision]:
 
 
 def _is_large(amounts: list[int | None], flagged: bool) -> bool:
-    threshold = rule_settings().large_amount_threshold_fen
+    threshold = get_settings().oversight_rules.large_amount_threshold_fen
     return flagged or any(a is not None and a > threshold for a in amounts)
 
 
@@ -117,7 +118,7 @@ def find_s06_decided(session: Session, e: ben.ClaimDecided, claim: RuleClaim | N
 
 def _s06(session: Session, claim_id: str, person_id: str, *, amount: int, levels: list[str], flagged: bool,
          via: str, entitlement_id: str | None) -> Finding:
-    threshold = rule_settings().large_amount_threshold_fen
+    threshold = get_settings().oversight_rules.large_amount_threshold_fen
     return Finding(
         key=claim_id, subject_type="claim", subject_id=claim_id, person_id=person_id,
         region=regions_of(session, [person_id]).get(person_id), amount_fen=amount,
@@ -130,7 +131,7 @@ def _s06(session: Session, claim_id: str, person_id: str, *, amount: int, levels
 
 
 def statutory_age(sex: str | None) -> tuple[int, str]:
-    s = rule_settings()
+    s = get_settings().oversight_rules
     if sex == "M":
         return s.statutory_age_male, "男性法定退休年龄"
     if sex == "F":
@@ -158,7 +159,7 @@ def find_s08(session: Session, e: ben.ClaimSubmitted) -> list[Finding]:
 def find_s09(session: Session, e: ben.ClaimSubmitted) -> list[Finding]:
     if e.back_payment_months is None or e.status != "in_review":
         return []
-    s = rule_settings()
+    s = get_settings().oversight_rules
     amount = e.one_off_amount_fen if e.one_off_amount_fen is not None else \
         (e.monthly_amount_fen or 0) * e.back_payment_months
     reasons = []
@@ -190,7 +191,7 @@ def base_history(session: Session, person_id: str, first: int, last: int) -> dic
 def find_s10_rise(session: Session, e: ben.ClaimSubmitted) -> list[Finding]:
     if e.kind != "basic_pension" or e.status != "in_review":
         return []
-    s = rule_settings()
+    s = get_settings().oversight_rules
     last = add_months(e.effective_period, -1)
     recent_from = add_months(e.effective_period, -s.base_rise_recent_months)
     earlier_from = add_months(recent_from, -s.base_rise_earlier_months)

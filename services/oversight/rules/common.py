@@ -3,7 +3,7 @@
 import hashlib
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date
 from typing import Any
 
 from sqlalchemy import select, text
@@ -13,7 +13,6 @@ from sqlmodel import Session
 
 from services.contracts import codes
 from services.contracts.codes import Fund
-from services.kernel import clock
 from services.oversight.ledger.handlers import bump  # noqa: F401 - one upsert helper for the oversight service
 from services.oversight.models import MirroredEmployer, MirroredPerson
 
@@ -44,10 +43,6 @@ def lock_persons(session: Session, person_ids: Iterable[str]) -> None:
         session.execute(text("SELECT pg_advisory_xact_lock(k) FROM (SELECT DISTINCT hashtextextended("
                              "'oversight.rules:' || id, 0) AS k FROM unnest(CAST(:ids AS text[])) AS id) AS keys "
                              "ORDER BY k"), {"ids": keys})
-
-
-def now() -> datetime:
-    return clock.utc_now()
 
 
 def month_index(period: int) -> int:

@@ -27,14 +27,14 @@ from services.kernel.auth import allow
 from services.kernel.errors import Invalid, NotFound
 from services.kernel.periods import Period, add_months, months_between, period_of
 from services.kernel.service_app import SessionDep
-from services.kernel.settings import Settings
+from services.kernel.settings import Settings, SettingsDep
 from services.kernel.strict import RequestModel
-from services.oversight.cases.config import today
 from services.oversight.chains.service import component_url
 from services.oversight.rules import registry_data
 from services.oversight.rules.models import RuleSweep
 from services.oversight.rules.registry import RULES, catalogue
 from services.oversight.rules.sweep import SWEPT, SweepInputs, run_sweep
+from services.kernel import clock
 
 OFFICERS = allow("oversight_officer")
 AUDIT_PAGE = 1000
@@ -141,9 +141,10 @@ async def _get(http: httpx.AsyncClient, url: str, token: str, params: dict[str, 
         return None, f"not JSON from {url}"
 
 
-async def gather_inputs(request: Request, selected: set[str], months: list[int] | None) -> SweepInputs:
+async def gather_inputs(request: Request, settings: Settings, selected: set[str], months: list[int] | None,
+                        ) -> SweepInputs:
     state = request.app.state
-    return await collect_inputs(state.http, state.settings, state.engine, _caller_token(request), selected, months)
+    return await collect_inputs(state.http, settings, state.engine, _caller_token(request), selected, months)
 
 
 async def collect_inputs(http: httpx.AsyncClient, settings: Settings, engine: Engine, token: str,
@@ -197,15 +198,15 @@ def _cursor(engine) -> int:  # noqa: ANN001
                          "``months`` — one of them; default the month before ``as_of``. A month after ``as_of``'s "
                          "is refused (422 ``MONTH_NOT_STARTED``); the month-end rules S13 and S15 skip a month that "
                          "has not ended (listed in the rule's ``months_not_ended``).")
-async def sweep(request: Request, body: SweepIn | None = None) -> SweepOut:
+async def sweep(request: Request, settings: SettingsDep, body: SweepIn | None = None) -> SweepOut:
     body = body or SweepIn()
     selected = set(body.rules or SWEPT)
     unknown = sorted(selected - set(SWEPT))
     if unknown:
         raise Invalid("RULE_NOT_SWEPT", f"这些规则不在定期扫描中（由事件触发或不存在）：{'、'.join(unknown)}",
                       details={"swept": list(SWEPT)})
-    as_of = body.as_of or today()
-    inputs = await gather_inputs(request, selected, months_of(body, as_of))
+    as_of = body.as_of or clock.china_today()
+    inputs = await gather_inputs(request, settings, selected, months_of(body, as_of))
     actor = context.current().actor
     run = await anyio.to_thread.run_sync(lambda: run_sweep(request.app.state.engine, as_of=as_of, inputs=inputs,
                                                            rules=sorted(selected), actor=actor))

@@ -35,8 +35,8 @@ from services.kernel.periods import add_months, period_of
 from services.oversight.reconciliation.cells import Cell
 from services.oversight.reconciliation.service import unmatched_cells
 from services.oversight.rules.common import yuan
-from services.oversight.rules.config import rule_settings
 from services.oversight.rules.registry import Finding
+from services.kernel.settings import get_settings
 
 FUND_RULES = ("S12", "S13", "S14", "S15", "S16")
 STATUS_NAMES = {"mismatch": "不符", "missing_tax": "缺税务数据", "missing_finance": "缺财政数据",
@@ -45,7 +45,7 @@ STATUS_NAMES = {"mismatch": "不符", "missing_tax": "缺税务数据", "missing
 
 def default_months(as_of: date) -> list[int]:
     current = period_of(as_of)
-    return [add_months(current, -n) for n in range(rule_settings().reconciliation_months, 0, -1)]
+    return [add_months(current, -n) for n in range(get_settings().oversight_rules.reconciliation_months, 0, -1)]
 
 
 def rule_for(cell: Cell) -> str | None:

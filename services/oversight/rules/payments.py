@@ -49,9 +49,9 @@ from services.oversight.rules.common import (
     same_name,
     yuan,
 )
-from services.oversight.rules.config import rule_settings
 from services.oversight.rules.models import RuleBeneficiary, RulePaidPeriod, RulePayee
 from services.oversight.rules.registry import Finding, Tally, raise_findings
+from services.kernel.settings import get_settings
 
 P, L, R = MirroredPerson, MirroredLifeEvent, RulePaidPeriod
 
@@ -263,7 +263,7 @@ def find_s03_drawing(session: Session, person_ids: Sequence[str]) -> list[Findin
 
 
 def find_s04(session: Session, person_ids: Sequence[str] | None = None) -> list[Finding]:
-    months = rule_settings().survival_months
+    months = get_settings().oversight_rules.survival_months
     B = RuleBeneficiary
     base = func.coalesce(B.certified_index, B.first_paid_index)
     query = (select(B.person_id, B.last_certified_on, B.certified_index, B.first_paid_period, B.first_paid_index,

@@ -57,10 +57,11 @@ from services.oversight.models import (
     MirroredEnrolment,
     MirroredLifeEvent,
 )
-from services.oversight.rules.common import PENSION_FUNDS, chunks, now, regions_of
-from services.oversight.rules.config import rule_settings
+from services.oversight.rules.common import PENSION_FUNDS, chunks, regions_of
 from services.oversight.rules.models import RuleCorrection, RuleCursor, RuleLifeChange
 from services.oversight.rules.registry import Finding, Tally, raise_findings
+from services.kernel.settings import get_settings
+from services.kernel import clock
 
 IDENTITY_FIELDS = ("citizen_id", "name", "sex", "birth_date")
 LIFE_SOURCES = ("exchange", "correction")
@@ -124,7 +125,7 @@ def find_s03_enrolled(session: Session, person_ids: Sequence[str] | None = None)
 
 
 def find_s11(session: Session, as_of: date) -> list[Finding]:
-    days = rule_settings().business_registration_days
+    days = get_settings().oversight_rules.business_registration_days
     B, M = MirroredBusinessRegistration, MirroredEmployer
     registered = exists().where(M.uscc == B.uscc)
     rows = session.execute(
@@ -170,7 +171,7 @@ def record_life_change(session: Session, envelope: EventEnvelope) -> RuleLifeCha
             event_id=envelope.id, person_id=e.person_id, life_status=e.life_status,
             previous_status=e.previous_status, death_date=e.death_date, imprisoned_from=e.imprisoned_from,
             imprisoned_until=e.imprisoned_until, source=e.source, source_ref=e.source_ref,
-            actor_id=envelope.actor.id, at=envelope.time, received_at=now())
+            actor_id=envelope.actor.id, at=envelope.time, received_at=clock.utc_now())
         session.add(row)
         session.flush()
     return row
@@ -195,7 +196,7 @@ def find_s19_life_source(session: Session, row: RuleLifeChange) -> list[Finding]
 
 def find_s19_unbacked_exchange(session: Session, as_of: date) -> list[Finding]:
     C, L = RuleLifeChange, MirroredLifeEvent
-    grace = timedelta(hours=rule_settings().life_change_grace_hours)
+    grace = timedelta(hours=get_settings().oversight_rules.life_change_grace_hours)
     cutoff = datetime.combine(as_of, datetime.min.time(), UTC) - grace
     backed = exists().where(L.person_id == C.person_id, or_(
         and_(C.life_status == "deceased", L.kind.in_(("died", "cremated"))),
@@ -245,14 +246,14 @@ def record_corrections(session: Session, entries: list[dict[str, Any]]) -> int:
         action = str(entry.get("action", "")).rsplit(".", 1)[-1]
         row = session.get(RuleCorrection, entry["entity_id"])
         if row is None:
-            row = RuleCorrection(correction_id=entry["entity_id"], status="requested", updated_at=now())
+            row = RuleCorrection(correction_id=entry["entity_id"], status="requested", updated_at=clock.utc_now())
         seq = int(entry["seq"])
         if action == "request":
             row.requested_by, row.requested_seq = entry.get("actor_id"), seq
         elif action in ("approve", "reject"):
             row.status = "approved" if action == "approve" else "rejected"
             row.decided_by, row.decided_at, row.decided_seq = entry.get("actor_id"), entry.get("at"), seq
-        row.updated_at = now()
+        row.updated_at = clock.utc_now()
         session.add(row)
     session.flush()
     return highest
@@ -266,9 +267,9 @@ def correction_cursor(session: Session) -> int:
 def move_correction_cursor(session: Session, value: int) -> None:
     row = session.get(RuleCursor, CORRECTION_CURSOR)
     if row is None:
-        row = RuleCursor(name=CORRECTION_CURSOR, value=0, updated_at=now())
+        row = RuleCursor(name=CORRECTION_CURSOR, value=0, updated_at=clock.utc_now())
     if value > row.value:
-        row.value, row.updated_at = value, now()
+        row.value, row.updated_at = value, clock.utc_now()
     session.add(row)
 
 

@@ -18,8 +18,8 @@ from collections import defaultdict
 from datetime import date, datetime
 from typing import Any
 
-from services.oversight.rules.config import rule_settings
 from services.oversight.rules.registry import Finding
+from services.kernel.settings import get_settings
 
 BUSINESS = ("agency_clerk", "agency_reviewer", "agency_approver")
 FINANCE = ("accountant", "cashier")
@@ -47,7 +47,7 @@ def _years_later(day: date, years: int) -> date:
 
 
 def find_s20(rows: list[dict[str, Any]], as_of: date) -> list[Finding]:
-    years = rule_settings().tenure_years
+    years = get_settings().oversight_rules.tenure_years
     findings = []
     for row in rows:
         granted = _granted(row).date()

@@ -37,7 +37,6 @@ from services.kernel.audit import canonical_json
 from services.kernel.events import new_event_id
 from services.kernel.periods import month_has_ended
 from services.oversight.rules import funds, payments, registry_data, staff
-from services.oversight.rules.common import now
 from services.oversight.rules.models import RuleSweep
 from services.oversight.rules.registry import (
     RULES,
@@ -46,6 +45,7 @@ from services.oversight.rules.registry import (
     judging_day,
     raise_findings,
 )
+from services.kernel import clock
 
 SWEPT = ("S01", "S02", "S03", "S04", "S05", "S11", "S12", "S13", "S14", "S15", "S16", "S18", "S19", "S20")
 
@@ -109,8 +109,8 @@ def run_sweep(engine: Engine, *, as_of: date, inputs: SweepInputs | None = None,
         summary["inputs"]["corrections"] = ("read" if inputs.correction_entries is not None
                                             else f"not read: {inputs.notes.get('corrections', '未提供')}")
     with context.trace(actor=actor), Session(engine, expire_on_commit=False) as session:
-        run = RuleSweep(id=new_event_id(), as_of=as_of, started_at=now(), started_by=actor.id, status="running",
-                        summary=canonical_json(summary))
+        run = RuleSweep(id=new_event_id(), as_of=as_of, started_at=clock.utc_now(), started_by=actor.id,
+                        status="running", summary=canonical_json(summary))
         session.add(run)
         session.commit()
     status = "done"
@@ -143,7 +143,7 @@ def run_sweep(engine: Engine, *, as_of: date, inputs: SweepInputs | None = None,
                                          **_not_ended(rule_id, months, as_of)}
     with context.trace(actor=actor), Session(engine, expire_on_commit=False) as session:
         run = session.get(RuleSweep, run.id)
-        run.status, run.finished_at, run.summary = status, now(), canonical_json(summary)
+        run.status, run.finished_at, run.summary = status, clock.utc_now(), canonical_json(summary)
         session.add(run)
         session.commit()
     return run

@@ -92,5 +92,5 @@ def runs(session: SessionDep, job: str | None = None, outcome: str | None = None
 async def run_now(job: str, request: Request) -> RunOut:
     if job not in JOBS:
         raise NotFound("SCHEDULER_JOB_NOT_FOUND", f"没有名为 {job} 的定时任务")
-    run = await request.app.state.scheduler.run(job, trigger="manual", requested_by=context.current().actor.id)
+    run = await request.app.state.scheduler.run(job, trigger="manual", requested_by=context.actor_id())
     return RunOut.of(run)

@@ -25,10 +25,10 @@ from sqlmodel import Session
 
 from services.kernel.context import Actor
 from services.oversight.cases import service as cases
-from services.oversight.cases.config import today
 from services.oversight.chains import service as chains
 from services.oversight.rules.endpoints import collect_inputs
 from services.oversight.rules.sweep import SWEPT, run_sweep
+from services.kernel import clock
 
 
 @dataclass
@@ -72,19 +72,19 @@ async def verify_chains(ctx: JobContext) -> JobResult:
 
 def _escalate(engine: Engine) -> list[dict[str, Any]]:
     with Session(engine, expire_on_commit=False) as session:
-        escalated = cases.escalate(session, as_of=today())
+        escalated = cases.escalate(session, as_of=clock.china_today())
         return [{"case_id": c.id, "severity": c.severity, "escalation_level": c.escalation_level} for c in escalated]
 
 
 async def escalate_cases(ctx: JobContext) -> JobResult:
     escalated = await anyio.to_thread.run_sync(_escalate, ctx.state.engine)
-    return JobResult("ok", {"as_of": today().isoformat(), "escalated": len(escalated), "cases": escalated})
+    return JobResult("ok", {"as_of": clock.china_today().isoformat(), "escalated": len(escalated), "cases": escalated})
 
 
 async def sweep_rules(ctx: JobContext) -> JobResult:
     state = ctx.state
     selected = set(SWEPT)
-    as_of = today()
+    as_of = clock.china_today()
     inputs = await collect_inputs(state.http, state.settings, state.engine, ctx.token or "", selected, None)
     run = await anyio.to_thread.run_sync(lambda: run_sweep(state.engine, as_of=as_of, inputs=inputs,
                                                            rules=sorted(selected), actor=ctx.actor))

@@ -45,21 +45,16 @@ from services.kernel.audit import append_audit, canonical_json
 from services.kernel.auth import Unauthenticated
 from services.kernel.context import Actor
 from services.kernel.errors import Conflict, NotFound
-from services.oversight.cases.config import CHINA
 from services.oversight.chains.service import component_url
-from services.oversight.scheduler.config import SchedulerSettings, scheduler_settings
 from services.oversight.scheduler.jobs import JOBS, Job, JobContext, JobResult
 from services.oversight.scheduler.models import ScheduledJob, ScheduledJobRun
+from services.kernel.settings_sections import OversightSchedulerSettings
 
 log = structlog.get_logger(__name__)
 
 FALLBACK_ACTOR = "system:oversight-scheduler"
 ROLE = "oversight_officer"
 ENTITY = "scheduled_job_run"
-
-
-def utcnow() -> datetime:
-    return clock.utc_now()
 
 
 # -- schedules -------------------------------------------------------------------------------------------------------
@@ -74,8 +69,8 @@ class Schedule:
         """The first due time after ``base`` (UTC)."""
         if self.every is not None:
             return base + self.every
-        local = base.astimezone(CHINA)
-        candidate = datetime.combine(local.date(), self.daily_at, tzinfo=CHINA)
+        local = base.astimezone(clock.CHINA)
+        candidate = datetime.combine(local.date(), self.daily_at, tzinfo=clock.CHINA)
         if candidate <= local:
             candidate += timedelta(days=1)
         return candidate.astimezone(UTC)
@@ -91,7 +86,7 @@ class Schedule:
         return f"daily at {self.daily_at:%H:%M} China time (UTC+8)"
 
 
-def schedule_of(job: str, config: SchedulerSettings) -> Schedule:
+def schedule_of(job: str, config: OversightSchedulerSettings) -> Schedule:
     if job == "chains":
         return Schedule(every=timedelta(seconds=config.chains_interval_seconds))
     if job == "escalations":
@@ -114,7 +109,7 @@ def ensure_jobs(engine: Engine, names: list[str]) -> None:
         if not missing:
             return
         for name in missing:
-            session.add(ScheduledJob(job=name, created_at=utcnow()))
+            session.add(ScheduledJob(job=name, created_at=clock.utc_now()))
         try:
             session.commit()
         except IntegrityError:  # another oversight process created them at the same moment
@@ -122,7 +117,7 @@ def ensure_jobs(engine: Engine, names: list[str]) -> None:
 
 
 def acquire_lease(engine: Engine, job: str, owner: str, lease: timedelta) -> bool:
-    now = utcnow()
+    now = clock.utc_now()
     with Session(engine) as session:
         result = session.execute(
             update(ScheduledJob)
@@ -135,7 +130,7 @@ def acquire_lease(engine: Engine, job: str, owner: str, lease: timedelta) -> boo
 def renew_lease(engine: Engine, job: str, owner: str, lease: timedelta) -> bool:
     with Session(engine) as session:
         result = session.execute(update(ScheduledJob).where(ScheduledJob.job == job, ScheduledJob.lease_owner == owner)
-                                 .values(lease_until=utcnow() + lease))
+                                 .values(lease_until=clock.utc_now() + lease))
         session.commit()
         return result.rowcount == 1
 
@@ -173,7 +168,7 @@ def begin_run(engine: Engine, job: str, *, trigger: str, requested_by: str | Non
               owner: str) -> ScheduledJobRun:
     """Log the run as ``running`` (its lease held). A ``running`` run left by a process whose lease expired is
     closed as ``failed`` first."""
-    now = utcnow()
+    now = clock.utc_now()
     with Session(engine, expire_on_commit=False) as session:
         row = session.get(ScheduledJob, job)
         if row.lease_run_id is not None:
@@ -198,7 +193,7 @@ def finish_run(engine: Engine, run_id: int, result: JobResult, *, owner: str) ->
     transaction."""
     with Session(engine, expire_on_commit=False) as session:
         run = session.get(ScheduledJobRun, run_id)
-        run.finished_at, run.outcome = utcnow(), result.outcome
+        run.finished_at, run.outcome = clock.utc_now(), result.outcome
         run.summary, run.error = canonical_json(result.summary), result.error
         session.add(run)
         append_audit(session, action="scheduler.run", entity_type=ENTITY, entity_id=str(run.id), detail={
@@ -225,7 +220,7 @@ class NoCredentials(CredentialError):
 class ClientToken:
     """A token of the scheduler's system client from the gateway (client-credentials grant), cached."""
 
-    def __init__(self, app: FastAPI, config: SchedulerSettings):
+    def __init__(self, app: FastAPI, config: OversightSchedulerSettings):
         self.app, self.config = app, config
         self._cached: tuple[str, Actor, float] | None = None  # token, actor, monotonic time to renew at
 
@@ -271,7 +266,7 @@ class ClientToken:
 
 
 class Scheduler:
-    def __init__(self, app: FastAPI, config: SchedulerSettings):
+    def __init__(self, app: FastAPI, config: OversightSchedulerSettings):
         self.app, self.config = app, config
         self.jobs: dict[str, Job] = dict(JOBS)
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"[-100:]
@@ -327,7 +322,7 @@ class Scheduler:
                     continue
                 try:  # one job's trouble never stops the others, nor the loop
                     due = await anyio.to_thread.run_sync(next_due, self.engine, name, self.schedule(name))
-                    if due is not None and due <= utcnow():
+                    if due is not None and due <= clock.utc_now():
                         await self.run(name, trigger="schedule")
                 except Exception:  # noqa: BLE001
                     log.exception("scheduler.loop_error", job=name)
@@ -352,7 +347,7 @@ class Scheduler:
         try:
             if trigger == "schedule":
                 due = await anyio.to_thread.run_sync(next_due, engine, name, self.schedule(name))
-                if due is None or due > utcnow():  # another process ran it meanwhile
+                if due is None or due > clock.utc_now():  # another process ran it meanwhile
                     await anyio.to_thread.run_sync(release_lease, engine, name, self.owner)
                     return None
             return await self._run_leased(job, trigger=trigger, requested_by=requested_by)
@@ -416,7 +411,7 @@ class Scheduler:
     def status(self) -> list[dict[str, Any]]:
         """Each job: schedule, whether it runs, its lease, last run and next due time (synchronous)."""
         rows, last = job_rows(self.engine), latest_runs(self.engine)
-        now = utcnow()
+        now = clock.utc_now()
         out = []
         for name, job in self.jobs.items():
             schedule, row, run = self.schedule(name), rows.get(name), last.get(name)
@@ -437,8 +432,7 @@ class Scheduler:
 
 
 def create_scheduler(app: FastAPI) -> Scheduler:
-    """``ServiceSpec.background`` factory. Tests (or an embedding) may put a ``SchedulerSettings`` in
-    ``app.state.scheduler_settings`` before start-up; otherwise the environment's."""
-    config = getattr(app.state, "scheduler_settings", None) or scheduler_settings()
+    """``ServiceSpec.background`` factory: the scheduler configured by the app's settings (``oversight_scheduler``)."""
+    config = app.state.settings.oversight_scheduler
     app.state.scheduler = Scheduler(app, config)
     return app.state.scheduler

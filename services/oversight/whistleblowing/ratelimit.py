@@ -3,35 +3,18 @@ some other way and is far stricter: a person files a handful of reports, not doz
 
 A token bucket per client IP, in memory, one per app instance (``app.state``). The client IP is the last entry of
 ``X-Forwarded-For`` (over all its lines) — the one the gateway appended from the connection it accepted — or the
-connection's own address when the request did not come through the gateway. Figures come from
-``SIFUND_WHISTLEBLOWING_*``.
+connection's own address when the request did not come through the gateway. Figures: the app settings'
+``whistleblowing`` section (``SIFUND_WHISTLEBLOWING_*``).
 """
 
 import math
 import time
 from dataclasses import dataclass
-from functools import lru_cache
 
 from fastapi import Request
-from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from services.kernel.errors import RateLimited
-
-
-class WhistleblowingSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="SIFUND_WHISTLEBLOWING_", env_file=".env", extra="ignore")
-
-    # Public intake: a burst of this many reports per IP, refilled at this many per hour.
-    intake_burst: int = 5
-    intake_per_hour: int = 20
-    # Public tracking look-ups (a guard against trying codes): burst and per hour, per IP.
-    track_burst: int = 30
-    track_per_hour: int = 300
-
-
-@lru_cache
-def whistleblowing_settings() -> WhistleblowingSettings:
-    return WhistleblowingSettings()
+from services.kernel.settings import app_settings
 
 
 @dataclass
@@ -82,7 +65,7 @@ def _limiter(request: Request, name: str) -> TokenBucket:
     state = request.app.state
     limiter = getattr(state, name, None)
     if limiter is None:
-        s = whistleblowing_settings()
+        s = app_settings(request).whistleblowing
         limiter = (TokenBucket(s.intake_burst, s.intake_per_hour) if name == "whistleblowing_intake_limiter"
                    else TokenBucket(s.track_burst, s.track_per_hour))
         setattr(state, name, limiter)

@@ -72,13 +72,6 @@ STATUS_LABELS = {
 OPEN_STATUSES = ("received", "assigned", "investigating")
 
 
-def _now() -> datetime:
-    return clock.utc_now()
-
-
-def _actor_id() -> str:
-    return context.current().actor.id
-
 
 def can_see_identity() -> bool:
     """The reporter's identity is shown to oversight officers only (DOMAIN.md, Personal data)."""
@@ -134,7 +127,7 @@ def detect_flags(body: ReportIn) -> list[dict]:
 
 def _raise_alert(session: Session, report: WhistleblowerReport, reasons: list[dict]) -> WhistleblowerAlert:
     alert = WhistleblowerAlert(id=new_event_id(), report_id=report.id, reasons=json.dumps(reasons, ensure_ascii=False),
-                               raised_at=_now(), raised_by=_actor_id())
+                               raised_at=clock.utc_now(), raised_by=context.actor_id())
     session.add(alert)
     previous = json.loads(report.flag_reasons) if report.flag_reasons else []
     report.flagged = True
@@ -154,13 +147,13 @@ def _raise_alert(session: Session, report: WhistleblowerReport, reasons: list[di
 
 def _step(session: Session, report: WhistleblowerReport, action: str, from_status: str | None, to_status: str,
           note: str | None = None, at: datetime | None = None) -> None:
-    session.add(WhistleblowerStep(report_id=report.id, at=at or _now(), actor_id=_actor_id(), action=action,
-                                  from_status=from_status, to_status=to_status, note=note))
+    session.add(WhistleblowerStep(report_id=report.id, at=at or clock.utc_now(), actor_id=context.actor_id(),
+                                  action=action, from_status=from_status, to_status=to_status, note=note))
 
 
 def receive(session: Session, body: ReportIn) -> tuple[WhistleblowerReport, str]:
     """Store a report; returns it and its tracking code (the only time the code exists in clear)."""
-    now = _now()
+    now = clock.utc_now()
     received_at = body.received_at.astimezone(UTC) if body.received_at else now
     if received_at > now:
         raise Invalid("DATE_IN_FUTURE", "受理时间晚于当前时间")
@@ -174,7 +167,7 @@ def receive(session: Session, body: ReportIn) -> tuple[WhistleblowerReport, str]
         occurred_on=body.occurred_on,
         amount_claimed_fen=yuan_to_fen(body.amount_claimed) if body.amount_claimed is not None else None,
         urgent_requested=body.urgent, status="received", matter_id=report_id, received_at=received_at,
-        recorded_by=_actor_id(), status_changed_at=received_at, updated_at=now,
+        recorded_by=context.actor_id(), status_changed_at=received_at, updated_at=now,
     )
     session.add(report)
     session.flush()
@@ -297,7 +290,7 @@ def rewards_of(session: Session, report_id: str) -> list[WhistleblowerReward]:
 def _transition(session: Session, report: WhistleblowerReport, to_status: str, action: str,
                 note: str | None = None, detail: dict | None = None) -> None:
     from_status = report.status
-    now = _now()
+    now = clock.utc_now()
     if to_status != from_status:
         report.status = to_status
         report.status_changed_at = now
@@ -339,7 +332,7 @@ def answer(session: Session, report_id: str, body: AnswerIn) -> WhistleblowerRep
     report.answer = body.answer
     report.outcome = body.outcome
     report.verified_amount_fen = yuan_to_fen(body.verified_amount) if body.verified_amount is not None else None
-    report.answered_at = _now()
+    report.answered_at = clock.utc_now()
     _transition(session, report, "answered", "answered", None,
                 {"outcome": body.outcome, "verified_amount_fen": report.verified_amount_fen})
     session.commit()
@@ -350,7 +343,7 @@ def close(session: Session, report_id: str, reason: str) -> WhistleblowerReport:
     report = get_report(session, report_id, lock=True)
     _require(report, (*OPEN_STATUSES, "answered"), "办结")
     report.closed_reason = reason
-    report.closed_at = _now()
+    report.closed_at = clock.utc_now()
     _transition(session, report, "closed", "closed", reason)
     session.commit()
     return report
@@ -358,7 +351,7 @@ def close(session: Session, report_id: str, reason: str) -> WhistleblowerReport:
 
 def add_note(session: Session, report_id: str, text: str) -> WhistleblowerNote:
     report = get_report(session, report_id, lock=True)
-    note = WhistleblowerNote(report_id=report.id, at=_now(), author=_actor_id(), text=text)
+    note = WhistleblowerNote(report_id=report.id, at=clock.utc_now(), author=context.actor_id(), text=text)
     session.add(note)
     report.updated_at = note.at
     append_audit(session, action=f"{ENTITY}.noted", entity_type=ENTITY, entity_id=report.id,
@@ -391,7 +384,7 @@ def acknowledge_alert(session: Session, alert_id: str, action_taken: str) -> Whi
         raise NotFound("ALERT_NOT_FOUND", "提醒不存在")
     if alert.acknowledged_at is not None:
         raise Conflict("ALERT_ACKNOWLEDGED", "该提醒已处理")
-    alert.acknowledged_at, alert.acknowledged_by, alert.action_taken = _now(), _actor_id(), action_taken
+    alert.acknowledged_at, alert.acknowledged_by, alert.action_taken = clock.utc_now(), context.actor_id(), action_taken
     append_audit(session, action="whistleblower_alert.acknowledged", entity_type="whistleblower_alert",
                  entity_id=alert.id, detail={"report_id": alert.report_id}, reason=action_taken)
     session.commit()
@@ -415,7 +408,7 @@ def link(session: Session, report_id: str, same_as: str) -> WhistleblowerReport:
         WhistleblowerReport.matter_id == report.matter_id)).scalars())
     old_matter = report.matter_id
     session.execute(update(WhistleblowerReport).where(WhistleblowerReport.matter_id == old_matter)
-                    .values(matter_id=target.matter_id, updated_at=_now()))
+                    .values(matter_id=target.matter_id, updated_at=clock.utc_now()))
     for row in moved:
         _step(session, row, "linked", row.status, row.status, f"与举报 {target.id} 为同一事实（事项 {target.matter_id}）")
     append_audit(session, action=f"{ENTITY}.linked", entity_type=ENTITY, entity_id=report.id,
@@ -476,8 +469,8 @@ def decide_reward(session: Session, report_id: str, body: RewardIn) -> Whistlebl
                       "补充奖励金额只适用于对查处作出实质性贡献的非第一举报人")
     reward = WhistleblowerReward(
         id=new_event_id(), report_id=report.id, matter_id=report.matter_id, eligible=kind is not None, kind=kind,
-        decision="", verified_amount_fen=verified_fen, standard=standard.name, decided_at=_now(),
-        decided_by=_actor_id(), note=body.note,
+        decision="", verified_amount_fen=verified_fen, standard=standard.name, decided_at=clock.utc_now(),
+        decided_by=context.actor_id(), note=body.note,
     )
     steps: list[str] = []
     if kind is not None:
