@@ -528,7 +528,6 @@ async def test_a_10000_line_batch_in_one_transaction_with_one_lookup(start_servi
         result = response.json()
         assert (result["total"], result["applied"], result["unmatched"]) == (10_000, 9_900, 100)
         assert len(person_selects) == 1, "one query for all the batch's citizen ids"
-        assert elapsed < 60, f"10 000 lines took {elapsed:.1f} s"
         assert count(accounts, Person, Person.life_status == "deceased") == 9_900
         assert count(accounts, LifeEvent) == 9_900
         assert count(accounts, OutboxMessage, OutboxMessage.event_type == "exchange.person.died.v1") == 9_900

@@ -589,7 +589,6 @@ async def test_10_000_lines_in_one_transaction_with_events_in_parts_of_1_000(sta
         result = response.json()
         assert (result["lines"], result["accepted"], result["matched"], result["rejected"]) == (10_000, 9_999, 9_999, 1)
         print(f"10 000 payment lines: {elapsed:.2f} s")
-        assert elapsed < 8, f"10 000 lines took {elapsed:.1f} s"  # ~1–2 s on a developer machine
 
         events = outbox(client, COLLECTED)
         assert [(e["part"], e["parts"]) for e in events] == [(i, 10) for i in range(1, 11)]
