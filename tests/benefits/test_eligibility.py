@@ -8,7 +8,7 @@ from datetime import date, timedelta
 from sqlalchemy import select
 from sqlmodel import Session
 
-from services.benefits.eligibility.config import china_today
+from services.benefits.config import china_today
 from services.benefits.models import (
     BeneficiaryPerson,
     Entitlement,

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import update
 from sqlmodel import Session
 
-from services.benefits.eligibility.config import china_today
+from services.benefits.config import china_today
 from services.benefits.models import Claim, Overpayment, PayrollLine, Recovery, RecoveryNotice
 from services.benefits.recovery.service import offsets_for_lines
 from services.kernel import clock

@@ -41,7 +41,7 @@ from datetime import date, timedelta
 from sqlalchemy import func, insert, select
 from sqlmodel import Session
 
-from services.benefits.eligibility.config import china_today, get_config, months_before, now
+from services.benefits.config import china_today, get_config, months_before, now
 from services.benefits.events import EntitlementResumed, EntitlementSuspended, OverpaymentFound, SurvivalCertified
 from services.benefits.models import (
     BeneficiaryPerson,
@@ -51,6 +51,7 @@ from services.benefits.models import (
     SurvivalCertification,
     SurvivalNotice,
 )
+from services.benefits.recovery.service import issue_notice
 from services.benefits.registry.service import get_person, in_actor_region, person_by_citizen_id
 from services.kernel import context
 from services.kernel.audit import append_audit
@@ -170,8 +171,6 @@ def _imprisonment_window(person: BeneficiaryPerson) -> tuple[int, int | None] | 
 
 def apply_life_status(session: Session, person: BeneficiaryPerson) -> LifeEffects:
     """The effects of the person's current life status (see the module docstring). Does not commit."""
-    from services.benefits.recovery.service import issue_notice  # noqa: PLC0415 - recovery imports this package
-
     effects = LifeEffects()
     found: list[Overpayment] = []
     status = person.life_status

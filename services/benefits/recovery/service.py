@@ -53,7 +53,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
-from services.benefits.eligibility.config import china_today, get_config, now
+from services.benefits.config import china_today, get_config, now
 from services.benefits.events import RecoveryEscalated, RecoveryNoticeIssued, RecoveryRecorded
 from services.benefits.models import BeneficiaryPerson, Claim, Overpayment, PayrollLine, Recovery, RecoveryNotice
 from services.benefits.registry.service import check_region, get_person, in_actor_region

@@ -25,10 +25,10 @@ from typing import Annotated, Any
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictInt, model_validator
 from pydantic_core import PydanticCustomError
 
-from services.kernel.dated_documents import DatedDocumentProposal
 from services.kernel.money import round_fen
 from services.kernel.periods import Period
-from services.kernel.schemas import AS_RATE_TEXT, Fen, PositiveFen, Rate, Reason, parse_decimal_string
+from services.kernel.schemas import (AS_RATE_TEXT, DatedDocumentProposal, Fen, PositiveFen, Rate, Reason,
+                                     parse_decimal_string)
 from services.kernel.strict import RequestModel
 
 WAGE_FUNDS = ("PEN_EMP", "PEN_GOV", "UNEMP")  # rated on the declared base, employer and individual part
