@@ -42,7 +42,7 @@ from gateway.app import create_app as create_gateway
 from services.kernel.service_app import create_service_app
 from services.kernel.settings import SERVICES, Settings
 from sifund import services as catalogue
-from tests.conftest import bearer
+from tests.support.apps import bearer
 from tests.fuzz import strategies
 
 COMPONENTS = (*SERVICES, "gateway")

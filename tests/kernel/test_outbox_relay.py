@@ -12,18 +12,8 @@ from services.kernel import clock
 from services.kernel.db import snapshot_session, unit_of_work
 from services.kernel.models import OutboxMessage
 from services.kernel.outbox import outbox_backlog, record_event, record_events
-from tests.kernel.support import Pinged, applied_counts, emit, pipeline
-
-
-async def eventually(check, timeout: float = 20.0):  # noqa: ANN001
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"not reached in {timeout}s")
-        await asyncio.sleep(0.05)
+from tests.support.pipeline import Pinged, applied_counts, emit, pipeline
+from tests.support.pipeline import eventually
 
 
 def backlog(engine) -> int:  # noqa: ANN001

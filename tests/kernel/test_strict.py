@@ -10,6 +10,8 @@ from services.kernel.identifiers import CITIZEN_ID_CHECKS, validate_citizen_id
 from services.kernel.periods import Period
 from services.kernel.strict import INT64_MAX, FreeText, Int64, IsoDate, Name, RequestModel
 
+pytestmark = pytest.mark.unit  # pure: no NATS, no app, no database (make test-unit)
+
 
 def code_of(adapter: TypeAdapter, value: object) -> str:
     with pytest.raises(ValidationError) as info:

@@ -23,10 +23,10 @@ from services.oversight.scheduler.config import SchedulerSettings
 from services.oversight.scheduler.models import ScheduledJob, ScheduledJobRun
 from services.oversight.scheduler.service import Scheduler, acquire_lease, begin_run, release_lease, utcnow
 from sifund import services as catalogue
-from tests.conftest import bearer, running_app
-from tests.e2e.test_employer_slice import wait_for
-from tests.gateway.conftest import serve
-from tests.oversight.test_chains import register_employers
+from tests.support.apps import bearer, running_app
+from tests.support.e2e import wait_for
+from tests.support.gateway import serve
+from tests.support.oversight import register_employers
 
 FAR = 24 * 3600.0  # an interval that does not come round during a test
 

@@ -1,5 +1,6 @@
 """Test doubles that are real: a test event type, a real table its handler writes, real engines and buses."""
 
+import asyncio
 from contextlib import asynccontextmanager
 from datetime import datetime
 
@@ -89,3 +90,14 @@ async def pipeline(nats_url: str, producer_url: str, consumer_url: str, *, max_a
 
 def now() -> datetime:
     return clock.utc_now()
+
+
+async def eventually(check, timeout: float = 20.0):  # noqa: ANN001
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"not reached in {timeout}s")
+        await asyncio.sleep(0.05)
