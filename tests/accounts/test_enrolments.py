@@ -22,7 +22,7 @@ from tests.support.registry import (
 )
 from tests.support.accounts import add_employer, add_person, set_deceased
 
-# -- helpers (also used by test_individual_accounts) -----------------------------------------------------------------
+# -- helpers ---------------------------------------------------------------------------------------------------------
 
 
 def set_employer_status(client, employer_id: str, status: str) -> None:  # noqa: ANN001

@@ -1,9 +1,7 @@
 """Benefit parameters (issue 6 §1): a dated document per region — prior-year average wage, divisors by retirement
 age, statutory ages, unemployment amount and entitlement months, large-amount threshold, resident basic pension —
 proposed by the accountant and approved by another person (agency_approver); rates are decimal strings, amounts fen
-integers; the set in force for a month is the approved one with the greatest ``valid_from`` ≤ that month.
-
-``approved_benefit_parameters`` is also used by test_claims."""
+integers; the set in force for a month is the approved one with the greatest ``valid_from`` ≤ that month."""
 
 import json
 

@@ -1,8 +1,6 @@
 """Benefits' registry mirror (issue 6): persons, payment accounts and life status from ACCOUNTS and EXCHANGE, the
 contribution index from COLLECTION; through real events end to end, and handler by handler (idempotent, stale
-events skipped, missing entities waited for, every type on each stream handled or ignored).
-
-The helpers at the top are also used by test_eligibility and test_recovery."""
+events skipped, missing entities waited for, every type on each stream handled or ignored)."""
 
 import asyncio
 from datetime import date, timedelta

@@ -1,8 +1,6 @@
 """Rates and bases (issue 5 §1): a validated document of decimal-string rates, proposed by the agency's finance and
 approved by someone else, audited, published; the set in force for a month is the approved one with the greatest
-``valid_from`` ≤ that month, so past periods keep their rates. Work-injury floating factors per employer likewise.
-
-The helpers at the top are also used by test_assessments and test_registry."""
+``valid_from`` ≤ that month, so past periods keep their rates. Work-injury floating factors per employer likewise."""
 
 from decimal import Decimal
 

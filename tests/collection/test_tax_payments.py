@@ -1,8 +1,6 @@
 """Tax collection (issue 5 §3): the tax bureau's payment batches checked line by line, matched to assessment lines and
 settled principal first, then late fee; refused methods (002 四), idempotent re-posts, conflicts, duplicate vouchers,
-CSV in UTF-8 and GBK, unmatched lines kept and resolved, events in parts of at most 1 000 lines, 10 000 lines fast.
-
-The helpers at the top are also used by test_arrears."""
+CSV in UTF-8 and GBK, unmatched lines kept and resolved, events in parts of at most 1 000 lines, 10 000 lines fast."""
 
 import json
 import time
