@@ -7,6 +7,7 @@ from datetime import date
 from decimal import Decimal
 
 import pytest
+from sqlalchemy import select
 from sqlmodel import Session
 
 from services.collection.arrears import latefee
@@ -278,7 +279,7 @@ async def test_a_notice_records_the_computation_and_is_published(start_service, 
         with Session(engine_of(client)) as session:
             entry = session.get(ArrearsNotice, notice["id"])
             assert entry.issued_by == "clerk.li"
-            audit = session.query(AuditEntry).filter(AuditEntry.entity_id == notice["id"]).one()
+            audit = session.execute(select(AuditEntry).where(AuditEntry.entity_id == notice["id"])).scalar_one()
         assert audit.action == "arrears_notice.issue"
 
         reader = auth("internal_auditor")
