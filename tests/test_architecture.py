@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 import tomllib
+import warnings
 from pathlib import Path
 
 import pytest
@@ -111,3 +112,9 @@ def test_the_import_scan_sees_every_form():
 def test_a_unit_test_cannot_start_a_nats_server(tmp_path):
     with pytest.raises(AssertionError, match="without NATS"):
         NatsServer(tmp_path / "nats").start()
+
+
+def test_a_deprecated_call_in_the_tests_fails_the_test():
+    """pyproject's filterwarnings: no blanket ignore, and a DeprecationWarning raised from test code is an error."""
+    with pytest.raises(DeprecationWarning):
+        warnings.warn("deprecated", DeprecationWarning, stacklevel=1)
