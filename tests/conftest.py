@@ -32,6 +32,10 @@ clock.anchor()
 
 POSTGRES_URL = os.environ.get("SIFUND_TEST_POSTGRES_URL")
 
+# The fault suite (tests/chaos) runs a whole platform per round for minutes: `make test-cluster` and `make chaos`
+# run it, `make test` does not.
+collect_ignore = [] if os.environ.get("SIFUND_CHAOS") else ["chaos"]
+
 UNIT_LANE = "a unit test (pytest -m unit, make test-unit) runs without NATS, app or database"
 
 

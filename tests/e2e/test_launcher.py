@@ -16,7 +16,7 @@ import pytest
 
 from services.kernel.settings import PORT_OFFSETS, Settings
 from services.kernel.supervision import FAILED, ChildState, state_file, write_state
-from sifund.launcher import describe_demo
+from sifund.launcher import describe_demo, port_span
 from tests.support.launcher import (
     Launcher, STARTUP_SECONDS, _gone, _record, _wait_until, demo_credentials, launcher_children, sign_in,
 )
@@ -280,3 +280,42 @@ def test_demo_credentials_are_kept_in_a_private_file_and_never_printed(tmp_path:
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert demo_credentials(settings.data_dir) == {"demo_agency_clerk": ("demo_agency_clerk", "Pw-Secret-Clerk-9"),
                                                    "demo_tax": ("demo_tax", "client-secret-XYZ")}
+
+
+def test_replicas_run_side_by_side_each_supervised_on_its_own(tmp_path: Path):
+    """Issue 13 §3: ``sifund up --replicas 2`` runs two processes per service on their own ports (the first keeps
+    the usual one), lists every replica to the gateway, and restarts a killed replica without touching its twin."""
+    launcher = Launcher(tmp_path, "--replicas", "2", span=port_span(2))
+    launcher.environment["SIFUND_SUPERVISOR_BACKOFF_INITIAL_SECONDS"] = "0.2"
+    launcher.known_pids = []  # type: ignore[attr-defined]
+    try:
+        launcher.start()
+        pids = launcher.wait_ready()
+        _record(launcher, pids)
+        services = ("accounts", "collection", "benefits", "oversight")
+        assert set(pids) == {"gateway", "nats", *services, *(f"{s}-2" for s in services)}, launcher.output
+        with httpx.Client(timeout=10, trust_env=False) as client:
+            for service in services:
+                for port in (launcher.port_base + PORT_OFFSETS[service],
+                             launcher.port_base + 20 + services.index(service)):
+                    assert client.get(f"http://127.0.0.1:{port}/health").status_code == 200, (service, port)
+
+        os.kill(pids["accounts-2"], signal.SIGKILL)
+        _wait_restarted(launcher, "accounts-2", pids["accounts-2"], restarts=1)
+        assert supervised(launcher)["accounts"]["pid"] == pids["accounts"]  # the twin was not touched
+        with httpx.Client(base_url=launcher.gateway_url, timeout=10, trust_env=False) as gateway:
+            _wait_healthy(gateway)
+
+        launcher.process.send_signal(signal.SIGTERM)
+        assert launcher.wait_exit(STOP_SECONDS) == 0, launcher.output
+        assert [pid for pid in launcher.known_pids if not _gone(pid)] == []  # type: ignore[attr-defined]
+    finally:
+        launcher.cleanup(launcher.known_pids)  # type: ignore[attr-defined]
+
+
+def test_a_replica_count_out_of_range_is_refused_before_anything_starts(launcher: Launcher):
+    launcher.arguments = ("--replicas", "9")
+    launcher.start()
+    assert launcher.wait_exit(STOP_SECONDS) == 2
+    assert "--replicas must be between 1 and 8, not 9" in launcher.output
+    assert not (launcher.data_dir / "supervisor.json").exists()

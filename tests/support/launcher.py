@@ -34,11 +34,11 @@ def _port_free(port: int) -> bool:
     return True
 
 
-def free_port_base() -> int:
+def free_port_base(span: int | None = None) -> int:
     """A base whose every derived port (+0 … +11) is free right now, below Linux's ephemeral range (32768 on): a port
     there can be taken between our check and the child's bind by any outgoing connection, the platform's own
     (NATS clients, the gateway's httpx pool) included — a launcher child then fails to bind and exits."""
-    span = max(PORT_OFFSETS.values())
+    span = span or max(PORT_OFFSETS.values())
     for _ in range(200):
         base = random.randrange(20000, 32768 - span - 1)
         if all(_port_free(base + offset) for offset in range(span + 1)):
@@ -70,9 +70,10 @@ def _wait_until(condition, timeout: float, interval: float = 0.1) -> bool:  # no
 class Launcher:
     """``sifund up`` in a subprocess with its own data directory and port base; output collected line by line."""
 
-    def __init__(self, tmp_path: Path):
+    def __init__(self, tmp_path: Path, *arguments: str, span: int | None = None):
+        self.arguments = arguments
         self.data_dir = tmp_path / "var"
-        self.port_base = free_port_base()
+        self.port_base = free_port_base(span)
         self.gateway_url = f"http://127.0.0.1:{self.port_base}"
         self.environment = {k: v for k, v in os.environ.items() if not k.startswith("SIFUND_")}
         self.environment.update(SIFUND_DATA_DIR=str(self.data_dir), SIFUND_PORT_BASE=str(self.port_base))
@@ -82,7 +83,8 @@ class Launcher:
 
     def start(self) -> "Launcher":
         self.process = subprocess.Popen(
-            [*sifund_command(), "up", "--timeout", str(STARTUP_SECONDS)], cwd=self.cwd, env=self.environment,
+            [*sifund_command(), "up", "--timeout", str(STARTUP_SECONDS), *self.arguments], cwd=self.cwd,
+            env=self.environment,
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         )
         threading.Thread(target=self._collect, daemon=True).start()
@@ -102,8 +104,8 @@ class Launcher:
                            STARTUP_SECONDS + 5):
             raise AssertionError(f"launcher not ready in time:\n{self.output}")
         assert self.process.poll() is None, f"launcher exited with {self.process.returncode}:\n{self.output}"
-        pids = {m[1]: int(m[2]) for m in re.finditer(r"^\s+(\w+)\s+\S+\s+pid (\d+)", self.output, re.MULTILINE)}
-        assert set(pids) == {"gateway", "accounts", "collection", "benefits", "oversight", "nats"}, self.output
+        pids = {m[1]: int(m[2]) for m in re.finditer(r"^\s+([\w-]+)\s+\S+\s+pid (\d+)", self.output, re.MULTILINE)}
+        assert {"gateway", "accounts", "collection", "benefits", "oversight", "nats"} <= set(pids), self.output
         return pids
 
     def wait_exit(self, timeout: float) -> int:
