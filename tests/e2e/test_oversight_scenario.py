@@ -486,7 +486,7 @@ async def test_a_month_with_planted_problems_finds_exactly_them(settings, make_s
 
 
 class _AppClient:
-    """What tests.oversight.test_ledger.publish needs of a client: the app (its bus)."""
+    """What tests.support.oversight.publish needs of a client: the app (its bus)."""
 
     def __init__(self, app) -> None:  # noqa: ANN001
         self.app = app
