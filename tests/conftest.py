@@ -26,11 +26,10 @@ from services.kernel.settings import SERVICES, Settings
 from sifund.natsd import NatsCluster, NatsServer
 from tests.support.apps import TEST_PRIVATE_KEY, TEST_PUBLIC_KEY, bearer, running_app
 from tests.support.log_scan import pytest_sessionfinish  # noqa: F401 (hook: the run fails on a personal number in a log file)
+from tests.support.apps import POSTGRES_URL
 
 clock.anchor()
 
-
-POSTGRES_URL = os.environ.get("SIFUND_TEST_POSTGRES_URL")
 
 # The fault suite (tests/chaos) runs a whole platform per round for minutes: `make test-cluster` and `make chaos`
 # run it, `make test` does not.

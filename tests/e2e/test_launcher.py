@@ -2,7 +2,6 @@
 on a free port range, then stopped by a signal or killed outright (a crashing child is restarted) — never leaving a
 child process behind."""
 
-import json
 import os
 import re
 import signal
@@ -21,9 +20,7 @@ from tests.support.launcher import (
     Launcher, STARTUP_SECONDS, _gone, _record, _wait_until, demo_credentials, launcher_children, sign_in,
 )
 from tests.support.launcher import launcher  # noqa: F401 - fixtures
-
-VALID_USCC = "91110000600037341L"
-STOP_SECONDS = 15
+from tests.support.launcher import STOP_SECONDS, VALID_USCC, _wait_restarted, supervised
 
 
 def test_up_serves_the_platform_and_sigterm_stops_everything(launcher: Launcher):
@@ -85,25 +82,6 @@ def test_up_serves_the_platform_and_sigterm_stops_everything(launcher: Launcher)
 
     after = launcher.status()
     assert after.returncode == 1 and "not reachable" in after.stderr
-
-
-def supervised(launcher: Launcher) -> dict[str, dict]:
-    """The launcher's children as its state file says (what /health and `sifund status` show)."""
-    try:
-        body = json.loads((launcher.data_dir / "supervisor.json").read_text())
-    except (OSError, ValueError):
-        return {}
-    return {child["name"]: child for child in body["children"]}
-
-
-def _wait_restarted(launcher: Launcher, name: str, old_pid: int, restarts: int) -> int:
-    def back() -> bool:
-        child = supervised(launcher).get(name, {})
-        return child.get("status") == "running" and child.get("restarts") == restarts and child.get("pid") != old_pid
-    assert _wait_until(back, timeout=STARTUP_SECONDS), f"{name} not restarted:\n{launcher.output}"
-    pid = supervised(launcher)[name]["pid"]
-    launcher.known_pids.append(pid)  # type: ignore[attr-defined]
-    return pid
 
 
 def _wait_healthy(gateway: httpx.Client) -> None:

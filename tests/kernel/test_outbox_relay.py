@@ -14,20 +14,7 @@ from services.kernel.models import OutboxMessage
 from services.kernel.outbox import outbox_backlog, record_event, record_events
 from tests.support.pipeline import Pinged, applied_counts, emit, pipeline
 from tests.support.pipeline import eventually
-
-
-def backlog(engine) -> int:  # noqa: ANN001
-    with Session(engine) as session:
-        return outbox_backlog(session)
-
-
-async def stream_messages(nats_url: str) -> int:
-    nc = await nats.connect(nats_url)
-    try:
-        info = await nc.jetstream().stream_info("OVERSIGHT")
-        return info.state.messages
-    finally:
-        await nc.close()
+from tests.support.pipeline import backlog, stream_messages
 
 
 async def test_event_is_published_after_commit_with_its_id_as_msg_id(nats_server, database_urls):

@@ -1,5 +1,6 @@
 """The test signing key, a service app running in-process (``running_app``) and bearer headers for any roles."""
 
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -8,6 +9,7 @@ from asgi_lifespan import LifespanManager
 
 from services.kernel.auth import TokenClaims, generate_key_pair, issue_token
 from services.kernel.settings import Settings
+from tests.support.log_scan import pytest_sessionfinish  # noqa: F401 (hook: the run fails on a personal number in a log file)
 
 # One signing key for the test session, passed to every service through its settings (as PEM text).
 TEST_PRIVATE_KEY, TEST_PUBLIC_KEY = generate_key_pair()
@@ -29,3 +31,6 @@ def bearer(settings: Settings, *roles: str, region: str = "150100", subject: str
                          name="测试", unit=unit, region=region)
     token, _ = issue_token(settings, claims, **token_options)
     return {"Authorization": f"Bearer {token}"}
+
+
+POSTGRES_URL = os.environ.get("SIFUND_TEST_POSTGRES_URL")

@@ -4,12 +4,17 @@ that accepts and never answers."""
 import asyncio
 import contextlib
 import socket
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+import threading
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 
 import httpx
 import uvicorn
 from asgi_lifespan import LifespanManager
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
 
 from gateway.app import create_app
 from services.kernel.settings import Settings
@@ -69,3 +74,46 @@ async def silent_server() -> AsyncIterator[str]:
     finally:
         server.close()
         await server.wait_closed()
+
+
+class _Upstream:
+    """A Starlette app with a crashing route and a route that records what it applied."""
+
+    def __init__(self) -> None:
+        self.applied: list[tuple[str, bytes]] = []
+        self.app = Starlette(routes=[
+            Route("/crash", self.crash, methods=["POST"]),
+            Route("/items", self.items, methods=["GET", "PUT", "POST", "PATCH", "DELETE"]),
+        ])
+
+    async def crash(self, request: Request) -> JSONResponse:
+        await request.body()
+        raise RuntimeError("batch crashed")
+
+    async def items(self, request: Request) -> JSONResponse:
+        self.applied.append((request.method, await request.body()))
+        return JSONResponse({"applied": len(self.applied)})
+
+
+class _QuietServer(uvicorn.Server):
+    def install_signal_handlers(self) -> None:  # a thread may not take signals over
+        pass
+
+
+@contextmanager
+def uvicorn_in_thread(app) -> Iterator[str]:  # noqa: ANN001
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    server = _QuietServer(uvicorn.Config(app, log_config=None, log_level="error", lifespan="off"))
+    thread = threading.Thread(target=lambda: asyncio.run(server.serve(sockets=[sock])), daemon=True)
+    thread.start()
+    try:
+        while not server.started:
+            if not thread.is_alive():
+                raise RuntimeError("upstream did not start")
+            threading.Event().wait(0.01)
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=15)
+        sock.close()

@@ -1,5 +1,6 @@
 """``sifund up`` as a subprocess (``Launcher``, the ``launcher`` fixture) and signing in to its gateway."""
 
+import json
 import os
 import random
 import re
@@ -171,3 +172,28 @@ def sign_in(gateway: httpx.Client, username: str, password: str) -> dict[str, st
     response = gateway.post("/auth/token", data={"username": username, "password": password})
     assert response.status_code == 200, response.text
     return {"Authorization": f"Bearer {response.json()['access_token']}"}
+
+
+VALID_USCC = "91110000600037341L"
+
+
+STOP_SECONDS = 15
+
+
+def supervised(launcher: Launcher) -> dict[str, dict]:
+    """The launcher's children as its state file says (what /health and `sifund status` show)."""
+    try:
+        body = json.loads((launcher.data_dir / "supervisor.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    return {child["name"]: child for child in body["children"]}
+
+
+def _wait_restarted(launcher: Launcher, name: str, old_pid: int, restarts: int) -> int:
+    def back() -> bool:
+        child = supervised(launcher).get(name, {})
+        return child.get("status") == "running" and child.get("restarts") == restarts and child.get("pid") != old_pid
+    assert _wait_until(back, timeout=STARTUP_SECONDS), f"{name} not restarted:\n{launcher.output}"
+    pid = supervised(launcher)[name]["pid"]
+    launcher.known_pids.append(pid)  # type: ignore[attr-defined]
+    return pid
