@@ -7,8 +7,9 @@ three legs of every fund reconcile exactly in oversight's report (TAX = FINANCE 
 service has a dead letter or an unpublished outbox row. The seed is printed; ``CHAOS_SEED=<seed>`` replays a round's
 schedule and plan.
 
-CHAOS_ROUNDS (default 1), CHAOS_EMPLOYERS (default 30), CHAOS_REPLICAS (processes per service, default 2) and
-CHAOS_SEED size a run."""
+CHAOS_ROUNDS (default 1), CHAOS_EMPLOYERS (default 40), CHAOS_REPLICAS (processes per service, default 2),
+CHAOS_NATS_NODES (default 3: a JetStream cluster with R3 streams; a quarter of the kills go to the ACCOUNTS or
+COLLECTION stream leader) and CHAOS_SEED size a run."""
 
 import asyncio
 import json
@@ -25,9 +26,10 @@ from tests.chaos.month import FUNDS, PERIOD, Ledger, Month, Party, Unexpected, f
 from tests.chaos.platform import FaultSchedule, RunningPlatform, free_port_base
 
 ROUNDS = int(os.environ.get("CHAOS_ROUNDS", "1"))
-EMPLOYERS = int(os.environ.get("CHAOS_EMPLOYERS", "30"))
+EMPLOYERS = int(os.environ.get("CHAOS_EMPLOYERS", "40"))
 SEED = os.environ.get("CHAOS_SEED")
 REPLICAS = int(os.environ.get("CHAOS_REPLICAS", "2"))
+NATS_NODES = int(os.environ.get("CHAOS_NATS_NODES", "3"))
 CONVERGENCE_SECONDS = 180.0
 # One JSON line per round passed (the figures a note quotes), under the repository's var/.
 RESULTS = Path(__file__).resolve().parents[2] / "var" / "chaos" / "rounds.jsonl"
@@ -44,7 +46,7 @@ def platform(tmp_path: Path, database_urls: dict[str, str]):
     environment.update(SIFUND_SUPERVISOR_BACKOFF_INITIAL_SECONDS="0.2", SIFUND_SUPERVISOR_BACKOFF_MAX_SECONDS="2",
                        SIFUND_SUPERVISOR_MAX_RESTARTS="1000", SIFUND_SUPERVISOR_WINDOW_SECONDS="60")
     running = RunningPlatform(tmp_path / "var", environment, free_port_base(random.Random(), REPLICAS),
-                              REPLICAS).start()
+                              REPLICAS, NATS_NODES).start()
     yield running
     running.stop()
 
@@ -96,7 +98,7 @@ async def test_a_month_under_faults_loses_nothing_and_doubles_nothing(round_no: 
             fund, amounts)
     summary = faults.summary()
     assert summary["not_recovered"] == [], summary
-    figures = {**summary, "round": round_no, "employers": EMPLOYERS, "replicas": REPLICAS, "writes_acknowledged": ledger.writes, "lost": 0,
+    figures = {**summary, "round": round_no, "employers": EMPLOYERS, "replicas": REPLICAS, "nats_nodes": NATS_NODES, "writes_acknowledged": ledger.writes, "lost": 0,
                "applied_twice": 0, "requests": ledger.attempts, "asked_again": ledger.repeated,
                "answers": {str(k): v for k, v in ledger.statuses.items()}, "backend": database_urls["accounts"].split(":")[0]}
     print(f"chaos round {round_no}: {json.dumps(figures)}")
