@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-dates test-postgres test-cluster chaos bench fuzz install clean
+.PHONY: run test test-unit lint test-dates test-postgres test-cluster chaos bench fuzz install clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -18,9 +18,19 @@ install: $(STAMP)
 run: $(STAMP)
 	$(BIN)/sifund up
 
-## The whole suite on SQLite and a real nats-server.
-test: $(STAMP)
+## The checks of the code (ruff, the import contracts of pyproject.toml), then the whole suite on SQLite and a real
+## nats-server.
+test: lint
 	$(BIN)/python -m pytest -q
+
+## ruff (pyproject [tool.ruff]) and the architecture as import contracts (pyproject [tool.importlinter]).
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/lint-imports --no-logo
+
+## The unit lane: tests of pure code only (marked unit: no NATS, no app, no database), in seconds.
+test-unit: $(STAMP)
+	$(BIN)/python -m pytest -q -m unit
 
 ## The suite once per instant of TEST_DATES (SIFUND_TEST_CLOCK; the clock keeps running from there), to find tests and
 ## code that depend on the day they run; every date runs, then the failing ones are listed.

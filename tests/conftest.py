@@ -14,32 +14,43 @@ os.environ.setdefault("SIFUND_TEST_CLOCK", "2026-12-03T09:30:00+08:00")
 os.environ.pop("SIFUND_TEST_CLOCK_ANCHORED_AT", None)  # a stale anchor from an outer shell would shift the pin
 
 import uuid  # noqa: E402
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 from pathlib import Path
 
-import httpx
 import pytest
-from asgi_lifespan import LifespanManager
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from services.kernel import clock
-from services.kernel.auth import TokenClaims, generate_key_pair, issue_token
 from services.kernel.settings import SERVICES, Settings
-from sifund.natsd import NatsServer
-from tests.log_scan import pytest_sessionfinish  # noqa: F401 (hook: the run fails on a personal number in a log file)
+from sifund.natsd import NatsCluster, NatsServer
+from tests.support.apps import TEST_PRIVATE_KEY, TEST_PUBLIC_KEY, bearer, running_app
+from tests.support.log_scan import pytest_sessionfinish  # noqa: F401 (hook: the run fails on a personal number in a log file)
+from tests.support.apps import POSTGRES_URL
 
 clock.anchor()
 
-# One signing key for the test session, passed to every service through its settings (as PEM text).
-TEST_PRIVATE_KEY, TEST_PUBLIC_KEY = generate_key_pair()
-
-POSTGRES_URL = os.environ.get("SIFUND_TEST_POSTGRES_URL")
 
 # The fault suite (tests/chaos) runs a whole platform per round for minutes: `make test-cluster` and `make chaos`
 # run it, `make test` does not.
 collect_ignore = [] if os.environ.get("SIFUND_CHAOS") else ["chaos"]
+
+UNIT_LANE = "a unit test (pytest -m unit, make test-unit) runs without NATS, app or database"
+
+
+@pytest.fixture(autouse=True)
+def _unit_lane_guard(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A test marked ``unit`` that starts a nats-server or asks for the databases fails: the lane stays quick."""
+    if request.node.get_closest_marker("unit") is None:
+        return
+
+    def refuse(*_args, **_kwargs):  # noqa: ANN002, ANN003, ANN202
+        raise AssertionError(f"{UNIT_LANE}: it started a nats-server")
+
+    monkeypatch.setattr(NatsServer, "start", refuse)
+    monkeypatch.setattr(NatsCluster, "start", refuse)
+    if "database_urls" in request.fixturenames:
+        raise AssertionError(f"{UNIT_LANE}: it asks for the databases (fixture database_urls)")
 
 
 @pytest.fixture
@@ -107,15 +118,6 @@ def settings(make_settings, nats_server: NatsServer) -> Settings:
     return make_settings(nats_server.url)
 
 
-@asynccontextmanager
-async def running_app(app) -> AsyncIterator[httpx.AsyncClient]:  # noqa: ANN001
-    async with LifespanManager(app, startup_timeout=60, shutdown_timeout=30) as manager:
-        transport = httpx.ASGITransport(app=manager.app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
-            client.app = app  # type: ignore[attr-defined]
-            yield client
-
-
 @pytest.fixture
 def start_service(settings: Settings):
     """``async with start_service("accounts") as client:`` runs a service in-process with its lifespan."""
@@ -126,15 +128,6 @@ def start_service(settings: Settings):
         return running_app(create_service_app(catalogue.spec(name), settings_override or settings))
 
     return _start
-
-
-def bearer(settings: Settings, *roles: str, region: str = "150100", subject: str | None = None,
-           unit: str = "测试单位", **token_options) -> dict[str, str]:
-    """Authorization header for a caller holding ``roles`` in ``region``."""
-    claims = TokenClaims(subject=subject or f"test_{'_'.join(roles) or 'nobody'}", kind="user", roles=roles,
-                         name="测试", unit=unit, region=region)
-    token, _ = issue_token(settings, claims, **token_options)
-    return {"Authorization": f"Bearer {token}"}
 
 
 @pytest.fixture

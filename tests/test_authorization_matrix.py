@@ -13,7 +13,7 @@ from services.kernel.auth import ROLES, TokenClaims, generate_key_pair, issue_to
 from services.kernel.service_app import create_service_app
 from services.kernel.settings import SERVICES, Settings
 from sifund import services as catalogue
-from tests.conftest import bearer, running_app
+from tests.support.apps import bearer, running_app
 
 ROLE_NAMES = sorted(r for r in ROLES if r != "public")
 COMPONENTS = [*SERVICES, "gateway"]

@@ -2,8 +2,8 @@
 beyond 64 bits, citizen ids whose birth-place code a table lacks, and lax coercions each get a 422 with a stable
 code, never a 500."""
 
-from tests.collection.test_tax_payments import add_employer, add_persons, pay, post
-from tests.oversight.test_whistleblowing import anonymous, unlimited
+from tests.support.payments import add_employer, add_persons, pay, post
+from tests.support.oversight import anonymous, unlimited
 
 
 def error_of(response) -> tuple[int, str]:  # noqa: ANN001
@@ -75,7 +75,7 @@ async def test_integers_beyond_int64_in_query_parameters_are_a_422(start_service
 
 
 async def test_a_hohhot_citizen_id_missing_from_the_table_is_accepted(start_service, auth):
-    from tests.accounts.test_persons import person_body
+    from tests.support.accounts import person_body
 
     async with start_service("accounts") as client:
         response = await client.post("/persons", json=person_body(citizen_id="15010219650315916X", sex=None),
@@ -113,8 +113,8 @@ async def test_dates_are_iso_text_within_a_plausible_window(start_service, auth,
 
 
 async def test_booleans_are_not_integers_and_names_are_clean(start_service, auth):
-    from tests.accounts.test_employers import full_employer
-    from tests.accounts.test_persons import person_body
+    from tests.support.accounts import full_employer
+    from tests.support.accounts import person_body
 
     async with start_service("accounts") as accounts:
         clerk = auth("agency_clerk", region="150102")

@@ -101,7 +101,7 @@ def test_fund_codes_keep_their_wire_values():
 async def test_a_real_consumer_applies_an_event_carrying_fields_it_does_not_know(start_service):
     """Rolling deploy: accounts already publishes a field collection does not know yet. Collection's registry
     consumer applies the event (unknown fields dropped, at the top and in the lines), nothing is dead-lettered."""
-    from tests.accounts.registry_helpers import engine_of  # noqa: PLC0415
+    from tests.support.registry import engine_of  # noqa: PLC0415
 
     async with start_service("collection") as collection:
         envelope = envelope_of(acc.PersonsImported(import_job_id="j", persons=[acc.ImportedPerson(

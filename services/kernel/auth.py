@@ -262,18 +262,6 @@ def route_policy(route: APIRoute) -> RoleGuard | PublicAccess | None:
     return None
 
 
-def api_routes(app: FastAPI) -> list[tuple[str, APIRoute]]:
-    """(full path, route) for every API route, including those of included routers (which FastAPI ≥ 0.16x keeps
-    nested rather than copying into ``app.routes``)."""
-    try:
-        from fastapi.routing import iter_route_contexts  # noqa: PLC0415
-    except ImportError:  # older FastAPI: app.routes is already flat
-        pairs = [(getattr(r, "path", ""), r) for r in app.routes]
-    else:
-        pairs = [(rc.path or "", rc.original_route) for rc in iter_route_contexts(app.routes)]
-    return [(path, route) for path, route in pairs if isinstance(route, APIRoute)]
-
-
 def policy_extension(policy: "RoleGuard | PublicAccess") -> dict[str, Any]:
     if isinstance(policy, RoleGuard):
         return {"x-sifund-roles": sorted(policy.roles)}
@@ -286,7 +274,7 @@ def enforce_route_policies(app: FastAPI) -> None:
     the OpenAPI document as ``x-sifund-roles`` or ``x-sifund-public``."""
     policies: dict[tuple[str, str], dict[str, Any]] = {}
     missing = []
-    for path, route in api_routes(app):
+    for path, route in openapi.api_routes(app):
         policy = route_policy(route)
         if policy is None:
             missing.append(f"{','.join(sorted(route.methods))} {path}")

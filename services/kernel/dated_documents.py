@@ -22,7 +22,7 @@ from typing import Annotated, Any, Generic, Protocol, TypeVar
 
 from fastapi import APIRouter, Path, Query, status
 from fastapi.params import Depends as DependsParam
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel
 from sqlalchemy import false, select
 from sqlmodel import Session
 
@@ -33,9 +33,8 @@ from services.kernel.errors import Conflict, Forbidden, Invalid, NotFound
 from services.kernel.events import new_event_id
 from services.kernel.paging import newest_first
 from services.kernel.periods import Period, validate_period
-from services.kernel.schemas import Decision, Reason, RegionText, RejectDecision
+from services.kernel.schemas import DatedDocumentProposal, Decision, RejectDecision
 from services.kernel.service_app import SessionDep
-from services.kernel.strict import RequestModel
 
 Row = TypeVar("Row", bound=Any)  # a table model with the columns of ``DatedDocumentRow``
 Doc = TypeVar("Doc", bound=BaseModel)
@@ -54,18 +53,6 @@ class DatedDocumentRow(Protocol):
     proposed_by: str
     decided_at: datetime | None
     decided_by: str | None
-
-
-class DatedDocumentProposal(RequestModel):
-    """Body of a proposal. A service subclasses it and narrows ``document`` to its document type (a redeclared
-    field keeps its place, so the body reads region, valid_from, document, reason)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    region: RegionText
-    valid_from: Period = Field(description="first month (YYYYMM) the document applies to")
-    document: BaseModel
-    reason: Reason
 
 
 

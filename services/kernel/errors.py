@@ -32,7 +32,11 @@ from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from services.kernel.strict import shown
+
+def shown(text: str) -> str:
+    """``text`` fit to quote in a stored message: a character that is not printable is written as ``\\uXXXX``
+    (a field name a partner sent, NUL included, which PostgreSQL refuses in any text column)."""
+    return text if text.isprintable() else "".join(ch if ch.isprintable() else f"\\u{ord(ch):04x}" for ch in text)
 
 
 class DomainError(Exception):

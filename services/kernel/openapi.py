@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi.routing import APIRoute
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
@@ -75,11 +76,21 @@ def json_body(model: type[BaseModel], *, other_content: dict[str, Any] | None = 
     return {"requestBody": {"required": True, "content": content}, _BODY_MODELS_KEY: model.__name__}
 
 
+def api_routes(app: FastAPI) -> list[tuple[str, APIRoute]]:
+    """(full path, route) for every API route, including those of included routers (which FastAPI ≥ 0.16x keeps
+    nested rather than copying into ``app.routes``)."""
+    try:
+        from fastapi.routing import iter_route_contexts  # noqa: PLC0415
+    except ImportError:  # older FastAPI: app.routes is already flat
+        pairs = [(getattr(r, "path", ""), r) for r in app.routes]
+    else:
+        pairs = [(rc.path or "", rc.original_route) for rc in iter_route_contexts(app.routes)]
+    return [(path, route) for path, route in pairs if isinstance(route, APIRoute)]
+
+
 def publish(app: FastAPI, extensions: dict[tuple[str, str], dict[str, Any]]) -> None:
     """Replace ``app.openapi`` by one that adds the policy ``extensions`` (keyed by (path, method)), the declared
     error responses and the body models of ``json_body`` routes."""
-    from services.kernel.auth import api_routes
-
     plain_openapi: Callable[[], dict[str, Any]] = app.openapi
     replaying = {(path, method.lower()) for path, route in api_routes(app)
                  if route.status_code == 201 and route.dependant.response_param_name for method in route.methods}

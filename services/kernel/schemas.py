@@ -9,10 +9,11 @@ float is refused).
 from decimal import Decimal, InvalidOperation
 from typing import Annotated
 
-from pydantic import BeforeValidator, ConfigDict, Field, PlainSerializer, StrictInt
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, StrictInt
 from pydantic_core import PydanticCustomError
 
 from services.kernel.money import MAX_FEN
+from services.kernel.periods import Period
 from services.kernel.strict import RequestModel
 
 MAX_RATE_PLACES = 6
@@ -72,4 +73,17 @@ class Decision(RequestModel):  # approving: the reason is optional
 class RejectDecision(RequestModel):  # rejecting: the reason is required
     model_config = ConfigDict(extra="forbid")
 
+    reason: Reason
+
+
+class DatedDocumentProposal(RequestModel):
+    """Body of a proposal of a dated document (the lifecycle is kernel/dated_documents.py; the body is here so that
+    a service's document schemas import no database code). A service subclasses it and narrows ``document`` to its
+    document type (a redeclared field keeps its place, so the body reads region, valid_from, document, reason)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    region: RegionText
+    valid_from: Period = Field(description="first month (YYYYMM) the document applies to")
+    document: BaseModel
     reason: Reason

@@ -110,12 +110,6 @@ def clean_text(value: object, *, multiline: bool = False) -> object:
     return text
 
 
-def shown(text: str) -> str:
-    """``text`` fit to quote in a stored message: a character that is not printable is written as ``\\uXXXX``
-    (a field name a partner sent, NUL included, which PostgreSQL refuses in any text column)."""
-    return text if text.isprintable() else "".join(ch if ch.isprintable() else f"\\u{ord(ch):04x}" for ch in text)
-
-
 Name = Annotated[str, BeforeValidator(clean_text), Field(min_length=1, max_length=200)]
 Text = Annotated[str, BeforeValidator(clean_text)]
 FreeText = Annotated[str, BeforeValidator(lambda v: clean_text(v, multiline=True))]

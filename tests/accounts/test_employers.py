@@ -6,7 +6,7 @@ from sqlmodel import Session
 
 from services.accounts.models import Enrolment, Person
 from services.kernel import clock
-from tests.accounts.registry_helpers import (
+from tests.support.registry import (
     CITY,
     OTHER_DISTRICT,
     REGION,
@@ -17,25 +17,7 @@ from tests.accounts.registry_helpers import (
     make_uscc,
     outbox,
 )
-
-CARD = make_card(1)
-
-
-def full_employer(serial: int = 1, **overrides) -> dict:
-    body = {
-        "uscc": make_uscc(serial),
-        "name": f"呼和浩特市新城区某某机械有限公司{serial}",
-        "region": REGION,
-        "unit_type": "enterprise",
-        "industry_risk_class": 3,
-        "contact_name": "王会计",
-        "contact_phone": "0471-6612345",
-        "address": "内蒙古呼和浩特市新城区新华大街1号",
-        "bank_name": "中国工商银行呼和浩特新城支行",
-        "bank_account_no": CARD,
-    }
-    body.update(overrides)
-    return body
+from tests.support.accounts import CARD, full_employer
 
 
 async def register(accounts, headers, **overrides) -> dict:  # noqa: ANN001

@@ -10,46 +10,19 @@ from sqlmodel import Session
 from services.accounts.enrolments import rules
 from services.accounts.enrolments import service as enrolment_service
 from services.accounts.models import ContributionMonth, Employer, Enrolment, Person
-from services.accounts.persons.identity import derive_and_check
 from services.kernel import clock
 from services.kernel.errors import Conflict, DomainError
-from services.kernel.events import new_event_id
-from tests.accounts.registry_helpers import (
+from tests.support.registry import (
     OTHER_DISTRICT,
     REGION,
     engine_of,
     error_code,
     make_citizen_id,
-    make_uscc,
     outbox,
 )
+from tests.support.accounts import add_employer, add_person, set_deceased
 
-# -- helpers (also used by test_individual_accounts) -----------------------------------------------------------------
-
-
-def add_person(client, serial: int = 1, *, region: str = REGION, life_status: str = "alive",  # noqa: ANN001
-               born: date = date(1985, 6, 15), sex: str = "M") -> tuple[str, str]:
-    """A Person row written straight into the database, sex and birth date derived from the citizen id.
-    Returns (person id, citizen id)."""
-    citizen_id = make_citizen_id(serial, born=born, sex=sex, area=region)
-    derived_sex, birth_date = derive_and_check(citizen_id)
-    person = Person(id=new_event_id(), citizen_id=citizen_id, name=f"测试人员{serial}", sex=derived_sex,
-                    birth_date=birth_date, region=region, life_status=life_status,
-                    death_date=date(2025, 3, 1) if life_status == "deceased" else None,
-                    registered_at=clock.utc_now(), registered_by="test")
-    with Session(engine_of(client), expire_on_commit=False) as session:
-        session.add(person)
-        session.commit()
-    return person.id, citizen_id
-
-
-def add_employer(client, serial: int = 1, *, region: str = REGION, status: str = "active") -> str:  # noqa: ANN001
-    employer = Employer(id=new_event_id(), uscc=make_uscc(serial), name=f"测试单位{serial}", region=region,
-                        status=status, registered_at=clock.utc_now(), registered_by="test")
-    with Session(engine_of(client), expire_on_commit=False) as session:
-        session.add(employer)
-        session.commit()
-    return employer.id
+# -- helpers ---------------------------------------------------------------------------------------------------------
 
 
 def set_employer_status(client, employer_id: str, status: str) -> None:  # noqa: ANN001
@@ -57,14 +30,6 @@ def set_employer_status(client, employer_id: str, status: str) -> None:  # noqa:
         employer = session.get(Employer, employer_id)
         employer.status = status
         session.add(employer)
-        session.commit()
-
-
-def set_deceased(client, person_id: str) -> None:  # noqa: ANN001
-    with Session(engine_of(client)) as session:
-        person = session.get(Person, person_id)
-        person.life_status, person.death_date = "deceased", date(2025, 3, 1)
-        session.add(person)
         session.commit()
 
 
@@ -100,6 +65,7 @@ def _row(fund: str, status: str = "active", start: int = 202401, end: int | None
                      created_by="t")
 
 
+@pytest.mark.unit
 def test_rules_name_the_broken_rule():
     alive = Person(id="p", citizen_id="x", name="n", sex="M", birth_date=date(1985, 1, 1), region=REGION,
                    registered_at=clock.utc_now(), registered_by="t")

@@ -9,47 +9,24 @@ from datetime import date, timedelta
 
 from sqlalchemy import event, func, select, update
 from sqlmodel import Session
-from stdnum.cn import ric
-from stdnum.cn import uscc as uscc_mod
 
 from services.accounts.models import ChangeHistory, Employer, ExchangeRecord, LifeEvent, Person
 from services.accounts.persons.identity import birth_date_from_citizen_id, sex_from_citizen_id
 from services.kernel import clock
 from services.kernel.audit import verify_chain
-from services.kernel.auth import TokenClaims, issue_token
 from services.kernel.events import new_event_id
 from services.kernel.models import AuditEntry, OutboxMessage
+from tests.support.exchange import PARTNER, citizen_id, make_uscc, partner_headers, upload
 
 REGION = "150102"  # 呼和浩特市新城区
-PARTNER = "partner.mzj"  # 民政局 (a client of the gateway)
 TODAY = clock.china_today()
 
 
-# -- helpers (also used by tests/oversight) --------------------------------------------------------------------------
-
-
-def citizen_id(serial: int, *, born: date = date(1960, 3, 1), area: str = "150121") -> str:
-    """A valid 公民身份号码 (born in 土默特左旗, a code without a validity range); ``serial`` up to 999 999 (the
-    birth date moves on every 1 000)."""
-    born = born + timedelta(days=serial // 1000)
-    body = f"{area}{born:%Y%m%d}{serial % 1000:03d}"
-    return body + ric.calc_check_digit(body + "0")
+# -- helpers ---------------------------------------------------------------------------------------------------------
 
 
 def bad_checksum(cid: str) -> str:
     return cid[:-1] + ("0" if cid[-1] != "0" else "1")
-
-
-def make_uscc(serial: int) -> str:
-    body = f"91150102{serial:09d}"
-    return body + uscc_mod.calc_check_digit(body)
-
-
-def partner_headers(settings, subject: str = PARTNER) -> dict[str, str]:  # noqa: ANN001
-    """A partner system authenticates as a client (client-credentials grant at the gateway)."""
-    token, _ = issue_token(settings, TokenClaims(subject=subject, kind="client", roles=("partner_system",),
-                                                 name="民政局数据交换", unit="民政局"))
-    return {"Authorization": f"Bearer {token}"}
 
 
 def add_person(client, serial: int, name: str, *, region: str = REGION, **life) -> Person:  # noqa: ANN001
@@ -115,11 +92,6 @@ def by_record_id(result: dict) -> dict[str, dict]:
 
 def code_of(line: dict) -> str:
     return line["reason"].split(":", 1)[0]
-
-
-async def upload(client, headers, kind: str, records: list[dict], batch_key: str = "B-001"):  # noqa: ANN001, ANN201
-    return await client.post("/exchange/batches", json={"batch_key": batch_key, "kind": kind, "records": records},
-                             headers=headers)
 
 
 # -- matching and conflicts ------------------------------------------------------------------------------------------

@@ -1,7 +1,6 @@
 """Bulk import: employers, persons and enrolments from CSV (UTF-8, UTF-8 with BOM, GBK) and Excel,
 row by row or all or nothing, with every bad row reported by row number, stable code and Chinese message."""
 
-import csv
 import io
 import json
 from datetime import date, timedelta
@@ -13,7 +12,7 @@ from sqlmodel import Session
 from services.accounts.imports.service import CHUNK_ROWS
 from services.accounts.models import Employer, Enrolment, ImportRejection, Person
 from services.kernel.models import AuditEntry
-from tests.accounts.registry_helpers import (
+from tests.support.registry import (
     CITY,
     OTHER_DISTRICT,
     REGION,
@@ -23,18 +22,10 @@ from tests.accounts.registry_helpers import (
     make_uscc,
     outbox,
 )
+from tests.support.accounts import ENROLMENT_HEADER, csv_bytes
 
 PERSON_HEADER = ["公民身份号码", "姓名", "行政区划代码", "性别", "出生日期"]
 EMPLOYER_HEADER = ["统一社会信用代码", "单位名称", "行政区划代码", "单位状态"]
-ENROLMENT_HEADER = ["公民身份号码", "险种", "统一社会信用代码", "参保开始年月", "参保终止年月", "参保状态"]
-
-
-def csv_bytes(header: list[str], rows: list[list], *, encoding: str = "utf-8") -> bytes:
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow(header)
-    writer.writerows(rows)
-    return out.getvalue().encode(encoding)
 
 
 def xlsx_bytes(header: list, rows: list[list]) -> bytes:

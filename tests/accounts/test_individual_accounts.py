@@ -12,12 +12,13 @@ from services.accounts.ledger import interest
 from services.accounts.ledger import service as ledger_service
 from services.accounts.models import AccountEntry, ContributionMonth, IndividualAccount
 from services.kernel import clock
-from tests.accounts.registry_helpers import OTHER_DISTRICT, REGION, engine_of, error_code, outbox
-from tests.accounts.test_enrolments import add_employer, add_person, set_deceased
+from tests.support.registry import OTHER_DISTRICT, REGION, engine_of, error_code, outbox
+from tests.support.accounts import add_employer, add_person, set_deceased
 
 # -- the interest rule, pure ----------------------------------------------------------------------------------------
 
 
+@pytest.mark.unit
 def test_interest_rule_is_exact_and_rounds_half_up_once():
     rate = Decimal("0.0262")
     assert interest.yearly_interest_fen(rate=rate, opening_balance_fen=100_000, movements=[]) == 2620
@@ -44,6 +45,7 @@ def test_interest_rule_is_exact_and_rounds_half_up_once():
         interest.yearly_interest_fen(rate=0.0262, opening_balance_fen=1, movements=[])  # type: ignore[arg-type]
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("value", [0.0262, 1, "abc", "-0.01", "1", "0.123456789", "NaN", "Infinity", None])
 def test_rates_are_decimal_strings_only(value):
     with pytest.raises(PydanticCustomError) as refused:
@@ -51,6 +53,7 @@ def test_rates_are_decimal_strings_only(value):
     assert refused.value.type == "INVALID_RATE"
 
 
+@pytest.mark.unit
 def test_rates_parse_exactly():
     assert interest.parse_rate(" 0.0262 ") == Decimal("0.0262")
     assert interest.rate_text(interest.parse_rate("0.02620")) == "0.02620"

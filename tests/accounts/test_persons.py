@@ -16,7 +16,7 @@ from services.kernel.errors import DomainError
 from services.kernel.identifiers import mask_bank_account, mask_citizen_id
 from services.kernel.audit import verify_chain
 from services.kernel.models import AuditEntry, OutboxMessage
-from tests.accounts.registry_helpers import (
+from tests.support.registry import (
     CITY,
     OTHER_DISTRICT,
     REGION,
@@ -27,16 +27,9 @@ from tests.accounts.registry_helpers import (
     make_uscc,
     outbox,
 )
+from tests.support.accounts import WANG_ID, person_body
 
-WANG_ID = make_citizen_id(1, born=date(1985, 6, 15), sex="M")
 CARD = make_card(1)
-
-
-def person_body(citizen_id: str = WANG_ID, name: str = "王大明", **overrides) -> dict:
-    body = {"citizen_id": citizen_id, "name": name, "phone": "13800138000", "address": "呼和浩特市新城区某路1号",
-            "household_type": "urban", "region": REGION}
-    body.update(overrides)
-    return body
 
 
 async def register(accounts, headers, **overrides) -> dict:  # noqa: ANN001
@@ -428,7 +421,6 @@ async def test_apply_life_status_contract_for_the_exchange_feed(start_service, a
             assert json.loads(rows[1].changes)["life_status"] == ["alive", "imprisoned"]
             assert session.execute(select(LifeEvent)).first() is None  # the caller writes its own LifeEvent
             assert len(session.execute(select(OutboxMessage)).all()) == 2
-
 
 
 async def test_life_status_writes_collect_many_changes_and_write_them_as_apply_life_status_would(start_service, auth):

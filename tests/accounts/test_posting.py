@@ -25,7 +25,7 @@ from services.contracts.collection import CollectedLine, PaymentsCollected, Trea
 from services.kernel import clock, context
 from services.kernel.events import EventActor, EventPayload, build_envelope, new_event_id
 from services.kernel.models import DeadLetter, InboxMessage
-from tests.accounts.registry_helpers import (
+from tests.support.registry import (
     OTHER_DISTRICT,
     REGION,
     engine_of,
@@ -34,8 +34,8 @@ from tests.accounts.registry_helpers import (
     make_uscc,
     outbox,
 )
-from tests.accounts.test_enrolments import add_employer, add_person
-from tests.e2e.test_employer_slice import wait_for
+from tests.support.accounts import add_employer, add_person
+from tests.support.e2e import wait_for
 
 SYSTEM = context.Actor(id="system:accounts", role="system")
 PAST = 202401  # a period in the past, whatever today is
@@ -483,10 +483,12 @@ async def test_a_thousand_line_event_posts_in_one_pass(start_service):
         assert len(outbox(accounts, "accounts.account.credited.v1")) == 2000
 
 
+@pytest.mark.unit
 def test_events_are_split_at_a_thousand_lines():
     assert [len(c) for c in posting._chunks(list(range(2500)), posting.EVENT_LINES)] == [1000, 1000, 500]
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("enrolment, period, covered", [
     (dict(start_period=202401, end_period=None, status="active"), 202401, True),
     (dict(start_period=202401, end_period=None, status="active"), 202312, False),

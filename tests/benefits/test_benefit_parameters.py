@@ -1,45 +1,24 @@
 """Benefit parameters: a dated document per region — prior-year average wage, divisors by retirement
 age, statutory ages, unemployment amount and entitlement months, large-amount threshold, resident basic pension —
 proposed by the accountant and approved by another person (agency_approver); rates are decimal strings, amounts fen
-integers; the set in force for a month is the approved one with the greatest ``valid_from`` ≤ that month.
+integers; the set in force for a month is the approved one with the greatest ``valid_from`` ≤ that month."""
 
-``approved_benefit_parameters`` is also used by test_claims."""
-
-import copy
 import json
 
+import pytest
 from sqlalchemy import select
 from sqlmodel import Session
 
-from services.benefits.parameters.schemas import BenefitParametersDocument, default_benefit_document
+from services.benefits.parameters.schemas import BenefitParametersDocument
 from services.benefits.parameters.service import parameters_for
 from services.kernel.models import AuditEntry
-from tests.accounts.registry_helpers import engine_of, error_code
+from tests.support.registry import engine_of, error_code
+from tests.support.benefits import ACCOUNTANT, APPROVER, CITY, approved_benefit_parameters, benefit_document
 
-CITY = "150100"
 DISTRICT = "150102"
-ACCOUNTANT = "acct.qian"
-APPROVER = "approver.sun"
 
 
-def benefit_document(**overrides) -> dict:
-    doc = copy.deepcopy(default_benefit_document(850_000, unemployment_monthly_fen=180_000,
-                                                 resident_basic_pension_fen=20_000))
-    doc.update(overrides)
-    return doc
-
-
-async def approved_benefit_parameters(client, auth, *, valid_from: int = 202401, region: str = CITY,  # noqa: ANN001
-                                      doc: dict | None = None) -> str:
-    body = {"region": region, "valid_from": valid_from, "document": doc or benefit_document(), "reason": "年度计发参数"}
-    proposed = await client.post("/parameters", json=body, headers=auth("accountant", region=CITY, subject=ACCOUNTANT))
-    assert proposed.status_code == 201, proposed.text
-    approved = await client.post(f"/parameters/{proposed.json()['id']}/approve", json={"reason": "同意"},
-                                 headers=auth("agency_approver", region=CITY, subject=APPROVER))
-    assert approved.status_code == 200, approved.text
-    return approved.json()["id"]
-
-
+@pytest.mark.unit
 def test_default_document_lookups():
     doc = BenefitParametersDocument.model_validate(benefit_document())
     assert (doc.divisor_for(60), doc.divisor_for(55), doc.divisor_for(50)) == (139, 170, 195)

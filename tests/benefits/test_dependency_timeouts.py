@@ -14,12 +14,12 @@ from sqlmodel import Session
 from services.benefits.models import Claim
 from services.kernel.service_app import create_service_app
 from sifund import services as catalogue
-from tests.accounts.registry_helpers import engine_of, outbox
-from tests.benefits.test_benefit_parameters import approved_benefit_parameters
-from tests.benefits.test_claims import Platform, _auth_for
-from tests.conftest import running_app
-from tests.gateway.conftest import gateway_client, serve
-from tests.gateway.test_gateway_proxy import silent_server
+from tests.support.registry import engine_of, outbox
+from tests.support.benefits import approved_benefit_parameters
+from tests.support.benefits import Platform, _auth_for
+from tests.support.apps import running_app
+from tests.support.gateway import gateway_client, serve
+from tests.support.gateway import silent_server
 
 
 @asynccontextmanager

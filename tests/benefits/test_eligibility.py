@@ -20,27 +20,15 @@ from services.kernel import clock
 from services.kernel.events import new_event_id
 from services.kernel.models import InboxMessage
 from services.kernel.periods import add_months, period_of
-from tests.accounts.registry_helpers import engine_of, error_code
-from tests.accounts.test_exchange import partner_headers, upload
-from tests.benefits.test_registry_mirror import (
-    REGION,
-    add_person,
-    apply,
-    events,
-    get,
-    grant,
-    life,
-    make_citizen_id,
-    payroll_line,
-    rows,
-    wait_for,
+from tests.support.registry import engine_of, error_code
+from tests.support.exchange import partner_headers, upload
+from tests.support.benefits_mirror import (
+    REGION, add_person, apply, events, get, grant, life, payroll_line, rows, wait_for,
 )
+from tests.support.exchange import citizen_id as make_citizen_id
+from tests.support.benefits import day_in
 
 TODAY = clock.china_today()
-
-
-def day_in(period: int, day: int) -> date:
-    return date(period // 100, period % 100, day)
 
 
 def status_of(client, entitlement_id: str) -> tuple[str, str | None]:  # noqa: ANN001

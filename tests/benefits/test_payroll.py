@@ -26,7 +26,8 @@ from services.kernel import clock
 from services.kernel.errors import Conflict
 from services.kernel.events import new_event_id
 from services.kernel.periods import add_months
-from tests.accounts.registry_helpers import engine_of, error_code, make_card, make_citizen_id, outbox
+from tests.support.registry import engine_of, error_code, make_card, make_citizen_id, outbox
+from tests.support.benefits import add_account, lines_of
 
 FUND = "PEN_EMP"
 PERIOD = 202503
@@ -44,16 +45,6 @@ def add_person(client, serial: int, *, name: str | None = None, **fields) -> str
         session.add(person)
         session.commit()
     return person.person_id
-
-
-def add_account(client, person_id: str, serial: int, *, holder: str, status: str = "active",  # noqa: ANN001
-                kind: str = "bank_account") -> tuple[str, str]:
-    account = BeneficiaryAccount(bank_account_id=new_event_id(), person_id=person_id, kind=kind, bank_name="测试银行",
-                                 account_no=make_card(serial), holder_name=holder, status=status)
-    with Session(engine_of(client), expire_on_commit=False) as session:
-        session.add(account)
-        session.commit()
-    return account.bank_account_id, account.account_no
 
 
 def add_entitlement(client, person_id: str, amount_fen: int, *, fund: str = FUND, start: int = 202401,  # noqa: ANN001
@@ -85,12 +76,6 @@ def close_account(client, account_id: str) -> None:  # noqa: ANN001
         session.execute(update(BeneficiaryAccount).where(BeneficiaryAccount.bank_account_id == account_id)
                         .values(status="closed"))
         session.commit()
-
-
-def lines_of(client, run_id: str) -> list[PayrollLine]:  # noqa: ANN001
-    with Session(engine_of(client), expire_on_commit=False) as session:
-        return list(session.execute(select(PayrollLine).where(PayrollLine.run_id == run_id)
-                                    .order_by(PayrollLine.id)).scalars())
 
 
 @pytest.fixture
@@ -718,6 +703,7 @@ async def test_an_offset_recorded_while_the_file_is_made_refuses_the_file(start_
         assert (issued.json()["file"]["total"], issued.json()["file"]["offset_total"]) == ("2500.00", "500.00")
 
 
+@pytest.mark.unit
 def test_retained_lines_come_in_parts_of_at_most_a_thousand(monkeypatch):
     """2 500 held back and 700 offset lines: four parts of ≤ 1 000 lines, held back first, the run's totals in each."""
     from types import SimpleNamespace  # noqa: PLC0415
@@ -777,6 +763,7 @@ async def test_parallel_requests_make_one_run_one_file_one_reissue(start_service
             assert session.execute(select(func.count()).select_from(BankFileLine)).scalar_one() == 6
 
 
+@pytest.mark.unit
 def test_a_result_file_that_is_not_csv_is_a_clear_refusal():
     """A carriage return inside an unquoted field makes the csv module raise: a clear refusal, not a 500."""
     from services.kernel.errors import DomainError

@@ -14,19 +14,9 @@ from services.benefits.recovery.service import offsets_for_lines
 from services.kernel import clock
 from services.kernel.events import new_event_id
 from services.kernel.periods import add_months, period_of
-from tests.accounts.registry_helpers import engine_of, error_code, outbox
-from tests.benefits.test_eligibility import day_in
-from tests.benefits.test_registry_mirror import (
-    REGION,
-    add_person,
-    apply,
-    events,
-    get,
-    grant,
-    life,
-    payroll_line,
-    rows,
-)
+from tests.support.registry import engine_of, error_code, outbox
+from tests.support.benefits import day_in
+from tests.support.benefits_mirror import REGION, add_person, apply, events, get, grant, life, payroll_line, rows
 
 TODAY = clock.china_today()
 NOW_PERIOD = period_of(TODAY)
@@ -310,7 +300,7 @@ async def test_an_offset_against_a_line_held_back_is_reversed_and_the_notice_reo
     """A payroll offset recovers only what is deducted from a payment (001 第二十九条(五): 恢复发放后…定期待遇…抵扣). When
     the line it was taken from is held back as the bank file is made, nothing was deducted from anything: the offset is
     reversed (kept, with its reason), the notice owes it again and, fully recovered before, is open again."""
-    from tests.benefits.test_payroll import add_account, lines_of  # noqa: PLC0415
+    from tests.support.benefits import add_account, lines_of  # noqa: PLC0415
 
     clerk = auth("agency_clerk", region=REGION, subject="clerk.li")
     cashier = auth("cashier", region=REGION, subject="cashier.sun")

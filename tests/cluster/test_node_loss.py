@@ -12,7 +12,7 @@ import time
 import pytest
 from stdnum.cn import uscc as uscc_mod
 
-from tests.cluster.conftest import retried, wait_until
+from tests.support.cluster import retried, wait_until
 
 REGION = "150102"
 OUTAGE_SECONDS = float(os.environ.get("SIFUND_NODE_LOSS_SECONDS", "10"))

@@ -7,7 +7,7 @@ import nats
 from services.kernel.bus import Bus, ensure_streams
 from services.kernel.events import STREAMS
 from services.kernel.inbox import EventConsumer
-from tests.cluster.conftest import retried, wait_until
+from tests.support.cluster import retried, wait_until
 
 
 async def has_peers(js, stream: str, followers: int) -> bool:

@@ -10,7 +10,7 @@ import nats.errors
 
 from services.kernel.bus import ensure_streams
 from services.kernel.events import STREAMS
-from tests.cluster.conftest import retried, wait_until
+from tests.support.cluster import retried, wait_until
 
 STREAM = "COLLECTION"
 SUBJECT = f"{STREAMS[STREAM]}.test.tax_line"

@@ -7,6 +7,7 @@ from datetime import date
 from decimal import Decimal
 
 import pytest
+from sqlalchemy import select
 from sqlmodel import Session
 
 from services.collection.arrears import latefee
@@ -14,18 +15,9 @@ from services.collection.models import ArrearsNotice, ContributionParameters
 from services.kernel import clock
 from services.kernel.events import new_event_id
 from services.kernel.models import AuditEntry
-from tests.accounts.registry_helpers import engine_of, error_code, outbox
-from tests.collection.test_tax_payments import (
-    DUE,
-    EMPLOYER_FEN,
-    INDIVIDUAL_FEN,
-    add_assessment,
-    add_employer,
-    add_persons,
-    count,
-    pay,
-    post,
-    supersede,
+from tests.support.registry import engine_of, error_code, outbox
+from tests.support.payments import (
+    DUE, EMPLOYER_FEN, INDIVIDUAL_FEN, add_assessment, add_employer, add_persons, count, pay, post, supersede,
 )
 
 RATE = Decimal("0.0005")
@@ -34,6 +26,7 @@ NOTICE = "collection.arrears.notice_issued.v1"
 # -- the rule, pure --------------------------------------------------------------------------------------------------
 
 
+@pytest.mark.unit
 def test_the_hand_computed_example():
     # 1 304.67 yuan due 2026-02-15, paid 2026-03-17: 13 days of February + 17 of March = 30 days;
     # 1 304.67 × 0.0005 × 30 = 19.57005 → 19.57 yuan.
@@ -48,6 +41,7 @@ def test_the_hand_computed_example():
         "2026-02-15 次日起至 2026-03-17：1 304.67 元 × 0.0005 × 30 天 = 19.57005 元 → 19.57 元（四舍五入到分）"
 
 
+@pytest.mark.unit
 def test_days_count_from_the_day_after_the_due_date_and_never_go_negative():
     due = date(2026, 1, 31)
     assert latefee.days_between(due, due) == 0
@@ -56,6 +50,7 @@ def test_days_count_from_the_day_after_the_due_date_and_never_go_negative():
     assert latefee.days_between(date(2024, 2, 28), date(2024, 3, 1)) == 2  # a leap year's 29 February counts
 
 
+@pytest.mark.unit
 def test_rounding_is_half_up_once_per_segment_not_per_day():
     # 10.00 yuan × 0.05 % = half a fen a day: rounded per day it would be 1 fen a day (30 fen); once: 15 fen.
     assert latefee.segment_fee(1_000, RATE, 30) == 15
@@ -64,6 +59,7 @@ def test_rounding_is_half_up_once_per_segment_not_per_day():
     assert latefee.segment_fee(0, RATE, 365) == 0
 
 
+@pytest.mark.unit
 def test_principal_first_then_fee_then_overpayment_and_segments_follow_the_payments():
     state = latefee.LineState(principal_fen=130_467, due_date=date(2026, 2, 15))
     first, over = latefee.settle(state, 50_000, date(2026, 3, 17), RATE)
@@ -84,6 +80,7 @@ def test_principal_first_then_fee_then_overpayment_and_segments_follow_the_payme
     assert between.days_late == 40
 
 
+@pytest.mark.unit
 def test_many_lines_settle_all_principal_before_any_fee():
     due, paid = date(2026, 2, 15), date(2026, 3, 17)
     states = [latefee.LineState(principal_fen=10_000, due_date=due), latefee.LineState(principal_fen=20_000, due_date=due)]
@@ -93,12 +90,14 @@ def test_many_lines_settle_all_principal_before_any_fee():
     assert allocation.overpaid_fen == 0
 
 
+@pytest.mark.unit
 def test_a_back_dated_payment_adds_no_days():
     state = latefee.LineState(principal_fen=10_000, due_date=date(2026, 2, 15), accrued_through=date(2026, 4, 1))
     settlement, _ = latefee.settle(state, 1_000, date(2026, 3, 1), RATE)
     assert settlement.segment.days == 0 and settlement.fee_accrued_fen == 0
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("value", [0.0005, "abc", "-0.0005", "1", "NaN"])
 def test_rates_are_decimal_fractions(value):
     with pytest.raises((TypeError, ValueError)):
@@ -280,7 +279,7 @@ async def test_a_notice_records_the_computation_and_is_published(start_service, 
         with Session(engine_of(client)) as session:
             entry = session.get(ArrearsNotice, notice["id"])
             assert entry.issued_by == "clerk.li"
-            audit = session.query(AuditEntry).filter(AuditEntry.entity_id == notice["id"]).one()
+            audit = session.execute(select(AuditEntry).where(AuditEntry.entity_id == notice["id"])).scalar_one()
         assert audit.action == "arrears_notice.issue"
 
         reader = auth("internal_auditor")

@@ -13,19 +13,11 @@ from services.collection.assessments.service import china_period
 from services.collection.models import Assessment, AssessmentLine, Declaration, DeclarationLine
 from services.kernel.models import OutboxMessage
 from services.kernel.periods import add_months
-from tests.accounts.registry_helpers import engine_of, error_code, outbox
-from tests.collection.test_parameters import (
-    REGION,
-    accountant,
-    add_employer,
-    add_enrolment,
-    add_people,
-    approved_parameters,
-    approver,
-    document,
+from tests.support.registry import engine_of, error_code, outbox
+from tests.support.collection import (
+    REGION, accountant, add_employer, add_enrolment, add_people, approved_parameters, approver, document,
 )
-
-PERIOD = 202406
+from tests.support.collection import PERIOD, declare
 
 
 @pytest.fixture
@@ -36,14 +28,6 @@ def clerk(auth):  # noqa: ANN001, ANN201
 def count(client, model) -> int:  # noqa: ANN001
     with Session(engine_of(client)) as session:
         return session.execute(select(func.count()).select_from(model)).scalar_one()
-
-
-async def declare(client, headers, employer_id: str, lines: list[dict], period: int = PERIOD,  # noqa: ANN001
-                  expect: int = 201):  # noqa: ANN201
-    response = await client.post(f"/employers/{employer_id}/declarations", json={"period": period, "lines": lines},
-                                  headers=headers)
-    assert response.status_code == expect, response.text
-    return response.json() if expect == 201 else response
 
 
 def reasons(response) -> list[tuple[int, str]]:  # noqa: ANN001

@@ -13,8 +13,8 @@ from services.collection.registry import handlers
 from services.contracts import accounts as ae
 from services.kernel import clock
 from services.kernel.events import EVENT_TYPES, EventActor, EventEnvelope, EventPayload, build_envelope
-from tests.accounts.registry_helpers import engine_of, error_code, make_citizen_id, make_uscc
-from tests.collection.test_parameters import REGION
+from tests.support.registry import engine_of, error_code, make_citizen_id, make_uscc
+from tests.support.collection import REGION
 
 
 async def wait_for(predicate, timeout: float = 15.0, interval: float = 0.05):  # noqa: ANN001, ANN201

@@ -12,7 +12,6 @@ from sqlmodel import Session
 
 from services.collection.models import BankTransaction, FundBankAccount
 from services.collection.treasury import rules, workdays
-from services.collection.treasury.schemas import FUNDS
 from services.kernel import clock
 from services.kernel.citations import is_canonical
 from services.kernel import workdays as kernel_workdays
@@ -20,7 +19,8 @@ from services.kernel.clock import china_today
 from services.kernel.models import AuditEntry
 from services.kernel.periods import period_of
 from services.kernel.settings import Settings
-from tests.accounts.registry_helpers import engine_of, error_code, outbox
+from tests.support.registry import engine_of, error_code, outbox
+from tests.support.collection import account_no
 
 OPENED = "2020-01-06"
 
@@ -40,10 +40,6 @@ def accountant(auth):  # noqa: ANN001, ANN201
 
 def keyed(headers: dict, key: str | None) -> dict:
     return {**headers, "Idempotency-Key": key} if key is not None else headers
-
-
-def account_no(kind: str, fund: str) -> str:
-    return f"15{rules.ACCOUNT_KINDS.index(kind)}{FUNDS.index(fund)}0120010000{len(kind)}"
 
 
 async def register(client, headers, kind: str, fund: str, expect: int = 201, **extra) -> dict:  # noqa: ANN001
@@ -206,6 +202,7 @@ async def test_an_account_closes_only_empty_and_then_takes_no_movements(start_se
 # -- remittances and receipts ----------------------------------------------------------------------------------------
 
 
+@pytest.mark.unit
 def test_the_treasury_deadline_counts_chinese_working_days():
     deadline = workdays.treasury_deadline(date(2026, 9, 30)).day
     assert deadline == nth_working_day_after(date(2026, 9, 30), 10)
@@ -274,6 +271,7 @@ async def test_the_remittance_record_shows_its_deadline_and_how_late_it_was(star
         assert {r["voucher_no"]: r["working_days_late"] for r in rows}["V-L"] == 2
 
 
+@pytest.mark.unit
 def test_remittance_lateness_is_unknown_when_the_calendar_does_not_know_the_year(tmp_path):
     kernel_workdays.configure(Settings(workday_calendar_file=None))
     try:
@@ -439,6 +437,7 @@ RULE_CASES = {
 }
 
 
+@pytest.mark.unit
 def test_every_rule_has_a_case_and_a_clause():
     assert set(RULE_CASES) == set(rules.RULES_BY_ID)
     for rule in rules.RULES:

@@ -43,18 +43,18 @@ from sqlmodel import Session
 
 from services.benefits.models import BankFileLine, ContributionIndex
 from services.benefits.payroll import bankfile
-from services.kernel.auth import TokenClaims, issue_token
 from services.kernel.events import new_event_id
 from services.kernel.periods import add_months, months_between
 from services.kernel.service_app import create_service_app
 from sifund import services as catalogue
-from tests.accounts.registry_helpers import make_card, make_citizen_id
-from tests.accounts.test_exchange import partner_headers
-from tests.benefits.test_benefit_parameters import benefit_document
-from tests.collection.test_parameters import document as contribution_document
-from tests.conftest import bearer
-from tests.e2e.test_registry_flow import DISTRICT, eventually, uscc
-from tests.gateway.conftest import gateway_client, serve
+from tests.support.registry import make_card, make_citizen_id
+from tests.support.exchange import partner_headers
+from tests.support.benefits import benefit_document
+from tests.support.collection import document as contribution_document
+from tests.support.apps import bearer
+from tests.support.e2e import DISTRICT, eventually, uscc
+from tests.support.gateway import gateway_client, serve
+from tests.support.e2e import bank_headers
 
 CITY = "150100"  # the pooling region: both parameter sets are configured for it
 FUND = "PEN_EMP"
@@ -114,13 +114,6 @@ RUN_TOTAL = "3253.11"  # 1 977.60 + 1 275.51
 
 def periods(first: int, last: int) -> list[int]:
     return [add_months(first, i) for i in range(months_between(first, last))]
-
-
-def bank_headers(settings, subject: str = "bank.icbc") -> dict[str, str]:  # noqa: ANN001
-    """The bank's system authenticates as a client (client-credentials grant at the gateway)."""
-    token, _ = issue_token(settings, TokenClaims(subject=subject, kind="client", roles=("bank_system",),
-                                                 name="工商银行代发系统", unit="中国工商银行"))
-    return {"Authorization": f"Bearer {token}"}
 
 
 def _fen(amount: str) -> int:

@@ -1,31 +1,13 @@
 """The first vertical slice: an employer registered in accounts reaches oversight through JetStream."""
 
-import asyncio
 
 from stdnum.cn import uscc as uscc_mod
-
-VALID_USCC = "91110000600037341L"
-REGION = "150102"  # 呼和浩特市新城区
+from tests.support.e2e import REGION, VALID_USCC, employer, wait_for
 
 
 def make_uscc(serial: int) -> str:
     body = f"91110000{serial:09d}"
     return body + uscc_mod.calc_check_digit(body)
-
-
-def employer(uscc: str = VALID_USCC, name: str = "呼和浩特市某某有限公司", region: str = REGION) -> dict:
-    return {"uscc": uscc, "name": name, "region": region}
-
-
-async def wait_for(predicate, timeout: float = 10.0, interval: float = 0.05):  # noqa: ANN001
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        result = await predicate()
-        if result:
-            return result
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(interval)
 
 
 async def test_registered_employer_reaches_oversight(start_service, auth):

@@ -12,21 +12,11 @@ import threading
 import httpx
 import nats
 
-from tests.e2e.test_launcher import (
-    STARTUP_SECONDS,
-    STOP_SECONDS,
-    VALID_USCC,
-    Launcher,
-    _gone,
-    _record,
-    _wait_restarted,
-    _wait_until,
-    demo_credentials,
-    launcher,  # noqa: F401 (fixture)
-    sifund_command,
-    sign_in,
-    supervised,
+from tests.support.launcher import (
+    STARTUP_SECONDS, STOP_SECONDS, VALID_USCC, Launcher, _gone, _record, _wait_restarted, _wait_until, demo_credentials,
+    sifund_command, sign_in, supervised,
 )
+from tests.support.launcher import launcher  # noqa: F401 - fixtures
 
 NODES = {"nats-1", "nats-2", "nats-3"}
 

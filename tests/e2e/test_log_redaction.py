@@ -7,8 +7,8 @@ import signal
 
 import httpx
 
-from tests.accounts.registry_helpers import make_card, make_citizen_id
-from tests.e2e.test_launcher import Launcher, _record, demo_credentials, launcher, sign_in  # noqa: F401 (fixture)
+from tests.support.registry import make_card, make_citizen_id
+from tests.support.launcher import Launcher, _record, demo_credentials, launcher, sign_in  # noqa: F401 (fixture)
 
 CITIZEN_ID = make_citizen_id(7, area="110105")
 CARD = make_card(4242)

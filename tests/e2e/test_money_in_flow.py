@@ -36,12 +36,12 @@ from sqlmodel import Session
 from services.kernel.models import OutboxMessage
 from services.kernel.service_app import create_service_app
 from sifund import services as catalogue
-from tests.collection.test_parameters import document
-from tests.collection.test_tax_payments import tax_headers
-from tests.collection.test_treasury import account_no
-from tests.conftest import bearer
-from tests.e2e.test_registry_flow import DISTRICT, citizen_id, eventually, uscc
-from tests.gateway.conftest import gateway_client, serve
+from tests.support.collection import document
+from tests.support.payments import tax_headers
+from tests.support.collection import account_no
+from tests.support.apps import bearer
+from tests.support.e2e import DISTRICT, citizen_id, eventually, uscc
+from tests.support.gateway import gateway_client, serve
 
 CITY = "150100"  # the pooling region: the parameter sets are configured for it
 PERIOD = 202609

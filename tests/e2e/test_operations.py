@@ -5,7 +5,7 @@ import json
 import nats
 
 from services.kernel.events import EventActor, build_envelope
-from tests.e2e.test_employer_slice import VALID_USCC, employer, wait_for
+from tests.support.e2e import VALID_USCC, employer, wait_for
 
 
 async def publish_raw(nats_url: str, subject: str, payload: bytes, msg_id: str) -> None:

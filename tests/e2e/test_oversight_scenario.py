@@ -60,18 +60,18 @@ from services.kernel.periods import add_months, months_between
 from services.kernel.service_app import create_service_app
 from services.oversight.reconciliation.excel import SHEET_NAMES
 from sifund import services as catalogue
-from tests.accounts.registry_helpers import make_card, make_citizen_id
-from tests.accounts.test_exchange import partner_headers
-from tests.accounts.test_imports import ENROLMENT_HEADER, csv_bytes
-from tests.benefits.test_benefit_parameters import benefit_document
-from tests.collection.test_parameters import document as contribution_document
-from tests.collection.test_tax_payments import tax_headers
-from tests.collection.test_treasury import account_no
-from tests.conftest import bearer
-from tests.e2e.test_benefits_flow import bank_headers
-from tests.e2e.test_registry_flow import DISTRICT, citizen_id, eventually, uscc
-from tests.gateway.conftest import serve
-from tests.oversight.test_ledger import publish
+from tests.support.registry import make_card, make_citizen_id
+from tests.support.exchange import partner_headers
+from tests.support.accounts import ENROLMENT_HEADER, csv_bytes
+from tests.support.benefits import benefit_document
+from tests.support.collection import document as contribution_document
+from tests.support.payments import tax_headers
+from tests.support.collection import account_no
+from tests.support.apps import bearer
+from tests.support.e2e import bank_headers
+from tests.support.e2e import DISTRICT, citizen_id, eventually, uscc
+from tests.support.gateway import serve
+from tests.support.oversight import publish
 
 CITY = "150100"
 PERIOD = 202609
@@ -254,10 +254,10 @@ async def test_a_month_with_planted_problems_finds_exactly_them(settings, make_s
                 "account_no": account_no("special", fund), "opened_on": "2020-01-06",
                 "opening_approval_ref": f"内财社〔2020〕{i + 1}号", "annual_inspection_due": "2027-03-31"}))["account"]
         # The expenditure account is the agency's (支出户, opened by its accountant).
-        expenditure = (await call("POST", "/collection/treasury/accounts", accountant, 201, json={
+        await call("POST", "/collection/treasury/accounts", accountant, 201, json={
             "kind": "expenditure", "fund": "PEN_EMP", "bank_name": "中国工商银行呼和浩特分行",
             "account_no": account_no("expenditure", "PEN_EMP"), "opened_on": "2020-01-06",
-            "opening_approval_ref": "内财社〔2020〕9号", "annual_inspection_due": "2027-03-31"}))["account"]
+            "opening_approval_ref": "内财社〔2020〕9号", "annual_inspection_due": "2027-03-31"})
         missing_fen = line_fen[(persons[MISSING_IN_FINANCE]["id"], "PEN_EMP")]
         remitted_fen = {"PEN_EMP": tax_fen["PEN_EMP"] - missing_fen, "UNEMP": tax_fen["UNEMP"],
                         "INJURY": tax_fen["INJURY"]}
@@ -486,7 +486,7 @@ async def test_a_month_with_planted_problems_finds_exactly_them(settings, make_s
 
 
 class _AppClient:
-    """What tests.oversight.test_ledger.publish needs of a client: the app (its bus)."""
+    """What tests.support.oversight.publish needs of a client: the app (its bus)."""
 
     def __init__(self, app) -> None:  # noqa: ANN001
         self.app = app

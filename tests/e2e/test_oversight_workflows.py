@@ -32,13 +32,13 @@ from services.benefits.payroll import bankfile
 from services.kernel.service_app import create_service_app, wait_idle
 from services.kernel.clock import china_today as today
 from sifund import services as catalogue
-from tests.accounts.registry_helpers import make_card, make_citizen_id
-from tests.accounts.test_exchange import partner_headers
-from tests.benefits.test_benefit_parameters import benefit_document
-from tests.conftest import bearer
-from tests.e2e.test_benefits_flow import bank_headers
-from tests.e2e.test_registry_flow import DISTRICT, eventually, uscc
-from tests.gateway.conftest import gateway_client, serve
+from tests.support.registry import make_card, make_citizen_id
+from tests.support.exchange import partner_headers
+from tests.support.benefits import benefit_document
+from tests.support.apps import bearer
+from tests.support.e2e import bank_headers
+from tests.support.e2e import DISTRICT, eventually, uscc
+from tests.support.gateway import gateway_client, serve
 
 CITY = "150100"
 OTHER_DISTRICT = "150103"  # 回民区

@@ -2,38 +2,14 @@
 transfer one, upload a death record for another; status, enrolments and events reflect it, and oversight has
 mirrored it. Accounts and oversight run under uvicorn; the gateway proxies to them over HTTP."""
 
-import asyncio
 from contextlib import AsyncExitStack
 
-from stdnum.cn import ric, uscc as uscc_mod
 
 from services.kernel.service_app import create_service_app
 from sifund import services as catalogue
-from tests.conftest import bearer
-from tests.gateway.conftest import gateway_client, serve
-
-DISTRICT = "150102"
-
-
-def citizen_id(birth: str, serial: int) -> str:
-    body = f"{DISTRICT}{birth}{serial:03d}"
-    return body + ric.calc_check_digit(body + "0")  # the function wants a full-length number
-
-
-def uscc(serial: int) -> str:
-    body = f"91150102{serial:09d}"
-    return body + uscc_mod.calc_check_digit(body)
-
-
-async def eventually(fetch, check, timeout: float = 15.0):  # noqa: ANN001
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        value = await fetch()
-        if check(value):
-            return value
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"not reached: {value}")
-        await asyncio.sleep(0.1)
+from tests.support.apps import bearer
+from tests.support.gateway import gateway_client, serve
+from tests.support.e2e import DISTRICT, citizen_id, eventually, uscc
 
 
 async def test_registry_flow_through_the_gateway(settings, make_settings, nats_server):

@@ -42,7 +42,7 @@ from gateway.app import create_app as create_gateway
 from services.kernel.service_app import create_service_app
 from services.kernel.settings import SERVICES, Settings
 from sifund import services as catalogue
-from tests.conftest import bearer
+from tests.support.apps import bearer
 from tests.fuzz import strategies
 
 COMPONENTS = (*SERVICES, "gateway")
@@ -219,7 +219,7 @@ def build(component: str, settings: Settings):
 @asynccontextmanager
 async def running_app(app) -> AsyncIterator[httpx.AsyncClient]:
     """The app with its lifespan, behind a client that gets a crash as the 500 a server would send (the suite's
-    ``tests.conftest.running_app`` re-raises it in the test instead, which would hide it from the checks)."""
+    ``tests.support.apps.running_app`` re-raises it in the test instead, which would hide it from the checks)."""
     async with LifespanManager(app, startup_timeout=60, shutdown_timeout=30) as manager:
         transport = httpx.ASGITransport(app=manager.app, raise_app_exceptions=False)
         async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:

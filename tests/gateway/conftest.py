@@ -1,50 +1,12 @@
 """Real HTTP servers for the gateway tests: apps under uvicorn on loopback, in the test's event loop, plus a
 gateway client that runs the gateway with its lifespan."""
 
-import asyncio
-import contextlib
 import socket
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 
-import httpx
 import pytest
-import uvicorn
-from asgi_lifespan import LifespanManager
 
-from gateway.app import create_app
-from services.kernel.settings import Settings
-
-
-class _Server(uvicorn.Server):
-    # Several servers share the test process: none of them may take over SIGINT/SIGTERM from pytest.
-    @contextlib.contextmanager
-    def capture_signals(self):  # noqa: ANN202
-        yield
-
-
-@asynccontextmanager
-async def serve(app, port: int = 0) -> AsyncIterator[str]:  # noqa: ANN001
-    """Serve ``app`` on a loopback port (default: a free one); yields its base URL."""
-    sock = socket.socket()
-    # A fixed port may be one a server of this test just left (a restart): its connections are still in TIME_WAIT.
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", port))
-    port = sock.getsockname()[1]
-    server = _Server(uvicorn.Config(app, log_config=None, log_level="warning", lifespan="on", server_header=False,
-                                    timeout_graceful_shutdown=1))
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    try:
-        while not server.started:
-            if task.done():
-                task.result()
-                raise RuntimeError("server stopped during start-up")
-            await asyncio.sleep(0.01)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await task
-        sock.close()
+from tests.support.gateway import gateway_client, serve
 
 
 @pytest.fixture
@@ -58,14 +20,6 @@ def unused_url() -> str:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return f"http://127.0.0.1:{s.getsockname()[1]}"
-
-
-@asynccontextmanager
-async def gateway_client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    async with LifespanManager(create_app(settings), startup_timeout=60, shutdown_timeout=30) as manager:
-        transport = httpx.ASGITransport(app=manager.app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as client:
-            yield client
 
 
 @pytest.fixture

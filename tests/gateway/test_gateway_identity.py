@@ -4,7 +4,7 @@ CORS, and the audit of mutating requests."""
 import pytest
 
 from gateway.identity.admin import create_demo
-from tests.conftest import bearer
+from tests.support.apps import bearer
 
 
 @pytest.fixture

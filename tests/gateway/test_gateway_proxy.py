@@ -3,8 +3,6 @@ server that never answers, and a port where nothing listens."""
 
 import asyncio
 import hashlib
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 
 import httpx
 from starlette.applications import Starlette
@@ -14,6 +12,7 @@ from starlette.routing import Route
 
 from gateway.app import create_app as create_gateway
 from services.accounts.app import create_app as create_accounts_app
+from tests.support.gateway import silent_server
 
 VALID_USCC = "91110000600037341L"
 BIG_CHUNK = b"0123456789abcdef" * 4096  # 64 KiB
@@ -47,23 +46,6 @@ ECHO_APP = Starlette(routes=[
     Route("/{path:path}", echo, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
 ])
 BIG_APP = Starlette(routes=[Route("/big", big)])
-
-
-@asynccontextmanager
-async def silent_server() -> AsyncIterator[str]:
-    """Accepts connections and reads requests but never answers; a handler ends when its caller hangs up."""
-
-    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await reader.read()
-        writer.close()
-
-    server = await asyncio.start_server(handle, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.close()
-        await server.wait_closed()
 
 
 async def test_registers_an_employer_through_the_gateway(settings, nats_server, make_settings, serve_app,

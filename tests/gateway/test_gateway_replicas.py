@@ -12,7 +12,7 @@ from asgi_lifespan import LifespanManager
 
 from gateway.app import create_app as create_gateway
 from gateway.upstream import Upstreams
-from tests.gateway.test_gateway_retry import _Upstream, uvicorn_in_thread
+from tests.support.gateway import _Upstream, uvicorn_in_thread
 
 
 @asynccontextmanager

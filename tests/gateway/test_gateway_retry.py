@@ -4,45 +4,20 @@ connection in the meantime is never read. Here the upstream is a real uvicorn se
 separate process would be) whose error log is held until the gateway has written its next request, which makes the
 moment deterministic instead of a race."""
 
-import asyncio
 import logging
-import socket
 import threading
 from collections.abc import Iterator
 from contextlib import asynccontextmanager, contextmanager
 
 import httpx
-import uvicorn
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import JSONResponse
-from starlette.routing import Route
 
 from gateway.app import create_app as create_gateway
 from gateway.upstream import safe_to_retry
 from services.kernel.errors import install_error_handlers
 from services.kernel.web import RequestContextMiddleware
-
-
-class _Upstream:
-    """A Starlette app with a crashing route and a route that records what it applied."""
-
-    def __init__(self) -> None:
-        self.applied: list[tuple[str, bytes]] = []
-        self.app = Starlette(routes=[
-            Route("/crash", self.crash, methods=["POST"]),
-            Route("/items", self.items, methods=["GET", "PUT", "POST", "PATCH", "DELETE"]),
-        ])
-
-    async def crash(self, request: Request) -> JSONResponse:
-        await request.body()
-        raise RuntimeError("batch crashed")
-
-    async def items(self, request: Request) -> JSONResponse:
-        self.applied.append((request.method, await request.body()))
-        return JSONResponse({"applied": len(self.applied)})
+from tests.support.gateway import _Upstream, uvicorn_in_thread
 
 
 class _HeldErrorLog(logging.Handler):
@@ -57,30 +32,6 @@ class _HeldErrorLog(logging.Handler):
         if record.getMessage().startswith("Exception in ASGI application"):
             self.go_on.wait(timeout=15)
             self.go_on.clear()
-
-
-class _QuietServer(uvicorn.Server):
-    def install_signal_handlers(self) -> None:  # a thread may not take signals over
-        pass
-
-
-@contextmanager
-def uvicorn_in_thread(app) -> Iterator[str]:  # noqa: ANN001
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    server = _QuietServer(uvicorn.Config(app, log_config=None, log_level="error", lifespan="off"))
-    thread = threading.Thread(target=lambda: asyncio.run(server.serve(sockets=[sock])), daemon=True)
-    thread.start()
-    try:
-        while not server.started:
-            if not thread.is_alive():
-                raise RuntimeError("upstream did not start")
-            threading.Event().wait(0.01)
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=15)
-        sock.close()
 
 
 @asynccontextmanager

@@ -8,7 +8,7 @@ from sqlmodel import Session
 from services.kernel import context
 from services.kernel.audit import GENESIS, append_audit, append_audit_many, chain_hash, chain_head, verify_chain
 from services.kernel.models import AuditEntry
-from tests.kernel.support import migrated_engine
+from tests.support.pipeline import migrated_engine
 
 
 def append_n(engine, n: int, start: int = 0) -> None:  # noqa: ANN001

@@ -14,7 +14,7 @@ from services.kernel import clock
 from services.kernel.auth import TokenClaims, TokenVerifier, Unauthenticated, issue_token
 from services.kernel.events import new_event_id
 from services.kernel.settings import Settings
-from tests.conftest import TEST_PRIVATE_KEY, TEST_PUBLIC_KEY
+from tests.support.apps import TEST_PRIVATE_KEY, TEST_PUBLIC_KEY
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 

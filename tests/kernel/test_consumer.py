@@ -9,8 +9,8 @@ from sqlmodel import Session
 
 from services.kernel.events import EventActor, build_envelope
 from services.kernel.models import DeadLetter, InboxMessage
-from tests.kernel.support import Pinged, applied_counts, emit, pipeline
-from tests.kernel.test_outbox_relay import eventually
+from tests.support.pipeline import Pinged, applied_counts, emit, pipeline
+from tests.support.pipeline import eventually
 
 
 def dead_letters(engine) -> list[DeadLetter]:  # noqa: ANN001
@@ -52,7 +52,7 @@ async def test_poison_event_is_dead_lettered_after_bounded_attempts_without_bloc
 
         # The operator fixes the cause (here: a handler that accepts it) and replays.
         original = consumer.handlers[Pinged.event_type]
-        from tests.kernel.support import applied  # noqa: PLC0415
+        from tests.support.pipeline import applied  # noqa: PLC0415
         from sqlalchemy import insert  # noqa: PLC0415
 
         def fixed_handler(session, envelope):  # noqa: ANN001

@@ -8,7 +8,7 @@ from services.kernel.events import EventActor, EventEnvelope, build_envelope
 from services.kernel.inbox import EventConsumer, _Delivery
 from services.kernel.models import DeadLetter
 from services.kernel.service_app import ConsumerSpec, merge_consumer_specs
-from tests.kernel.support import Pinged, applied_counts, apply_ping, migrated_engine
+from tests.support.pipeline import Pinged, applied_counts, apply_ping, migrated_engine
 
 
 def envelope(n: int, poison: bool = False) -> EventEnvelope:

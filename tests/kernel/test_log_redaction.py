@@ -15,8 +15,8 @@ import structlog
 from uvicorn.logging import AccessFormatter
 
 from services.kernel.logging import configure_logging
-from tests.accounts.registry_helpers import make_card, make_citizen_id
-from tests.log_scan import personal_numbers, scan_logs
+from tests.support.registry import make_card, make_citizen_id
+from tests.support.log_scan import personal_numbers, scan_logs
 
 CITIZEN_ID = make_citizen_id(3, area="110105")
 CARD = make_card(77)
@@ -96,7 +96,7 @@ def test_a_run_that_wrote_a_number_to_a_log_file_fails(outside_tmp):
     test_file = tmp_path / "test_leaky.py"
     test_file.write_text(f"def test_leaks(tmp_path):\n    (tmp_path / 'svc.log').write_text('id {CITIZEN_ID}')\n")
     root = Path(__file__).resolve().parents[2]
-    run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "tests.log_scan",
+    run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "tests.support.log_scan",
                           "--basetemp", str(tmp_path / "base"), "--rootdir", str(tmp_path), str(test_file)],
                          cwd=root, capture_output=True, text=True, timeout=120)
     assert run.returncode == 1, run.stdout + run.stderr

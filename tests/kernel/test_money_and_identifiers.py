@@ -6,6 +6,8 @@ from pydantic import BaseModel, ValidationError
 from services.kernel.identifiers import BankCard, CitizenId, USCC, mask_bank_account, mask_citizen_id
 from services.kernel.money import Yuan, fen_to_yuan, percent_of_fen, round_fen, yuan_to_fen
 
+pytestmark = pytest.mark.unit  # pure: no NATS, no app, no database (make test-unit)
+
 
 def test_fen_conversions_are_exact():
     assert yuan_to_fen(Decimal("123.45")) == 12345

@@ -23,6 +23,8 @@ from services.kernel.money import (
     yuan_to_fen,
 )
 
+pytestmark = pytest.mark.unit  # pure: no NATS, no app, no database (make test-unit)
+
 YUAN = TypeAdapter(Yuan)
 EDGE_CODES = {"INVALID_AMOUNT", "AMOUNT_OUT_OF_RANGE"}
 PROPERTY = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])

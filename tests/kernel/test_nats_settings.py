@@ -6,6 +6,8 @@ from pydantic import ValidationError
 from services.kernel.bus import Bus, stream_config
 from services.kernel.settings import Settings
 
+pytestmark = pytest.mark.unit  # pure: no NATS, no app, no database (make test-unit)
+
 
 def test_one_url_is_one_server():
     settings = Settings(nats_url="nats://127.0.0.1:4222", _env_file=None)

@@ -12,32 +12,9 @@ from services.kernel import clock
 from services.kernel.db import snapshot_session, unit_of_work
 from services.kernel.models import OutboxMessage
 from services.kernel.outbox import outbox_backlog, record_event, record_events
-from tests.kernel.support import Pinged, applied_counts, emit, pipeline
-
-
-async def eventually(check, timeout: float = 20.0):  # noqa: ANN001
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"not reached in {timeout}s")
-        await asyncio.sleep(0.05)
-
-
-def backlog(engine) -> int:  # noqa: ANN001
-    with Session(engine) as session:
-        return outbox_backlog(session)
-
-
-async def stream_messages(nats_url: str) -> int:
-    nc = await nats.connect(nats_url)
-    try:
-        info = await nc.jetstream().stream_info("OVERSIGHT")
-        return info.state.messages
-    finally:
-        await nc.close()
+from tests.support.pipeline import Pinged, applied_counts, emit, pipeline
+from tests.support.pipeline import eventually
+from tests.support.pipeline import backlog, stream_messages
 
 
 async def test_event_is_published_after_commit_with_its_id_as_msg_id(nats_server, database_urls):

@@ -21,9 +21,9 @@ from services.kernel.db import make_engine
 from services.kernel.events import EventEnvelope
 from services.kernel.models import OutboxMessage
 from services.kernel.outbox import RELAY_LOCK, OutboxRelay
-from tests.conftest import POSTGRES_URL
-from tests.kernel.support import emit, migrated_engine
-from tests.kernel.test_outbox_relay import backlog, eventually, stream_messages
+from tests.support.apps import POSTGRES_URL
+from tests.support.pipeline import emit, migrated_engine
+from tests.support.pipeline import backlog, eventually, stream_messages
 
 pytestmark = pytest.mark.skipif(not POSTGRES_URL, reason="replicas share a PostgreSQL database (make test-postgres)")
 

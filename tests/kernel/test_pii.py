@@ -2,6 +2,7 @@
 
 import json
 
+import pytest
 import structlog
 from pydantic import BaseModel
 
@@ -23,6 +24,7 @@ def as_role(role: str) -> dict:
         return PersonOut(citizen_id=CITIZEN_ID, account_no=ACCOUNT).model_dump(mode="json")
 
 
+@pytest.mark.unit
 def test_masked_unless_the_role_needs_it():
     assert as_role("agency_clerk") == {"citizen_id": CITIZEN_ID, "account_no": ACCOUNT}
     assert as_role("cashier") == {"citizen_id": "110105********002X", "account_no": ACCOUNT}
@@ -30,6 +32,7 @@ def test_masked_unless_the_role_needs_it():
     assert as_role("oversight_officer")["account_no"] == "***************0128"
 
 
+@pytest.mark.unit
 def test_redact_masks_numbers_inside_text():
     assert redact(f"person {CITIZEN_ID} paid to {ACCOUNT}.") == "person 110105********002X paid to ***************0128."
     assert redact("period 202401 amount 12345") == "period 202401 amount 12345"

@@ -7,6 +7,8 @@ from pydantic import BaseModel, ValidationError
 
 from services.kernel.schemas import Decision, PositiveFen, Rate, Reason, RegionText, RejectDecision, rate_text
 
+pytestmark = pytest.mark.unit  # pure: no NATS, no app, no database (make test-unit)
+
 
 class Body(BaseModel):
     rate: Rate

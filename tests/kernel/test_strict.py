@@ -10,6 +10,8 @@ from services.kernel.identifiers import CITIZEN_ID_CHECKS, validate_citizen_id
 from services.kernel.periods import Period
 from services.kernel.strict import INT64_MAX, FreeText, Int64, IsoDate, Name, RequestModel
 
+pytestmark = pytest.mark.unit  # pure: no NATS, no app, no database (make test-unit)
+
 
 def code_of(adapter: TypeAdapter, value: object) -> str:
     with pytest.raises(ValidationError) as info:
@@ -117,7 +119,7 @@ def test_secrets_are_never_rewritten():
 
 
 def test_shown_escapes_what_cannot_be_printed_and_keeps_the_rest():
-    from services.kernel.strict import shown
+    from services.kernel.errors import shown
 
     assert shown("备注") == "备注"
     assert shown("备\x00注\u202e\n") == "备\\u0000注\\u202e\\u000a"

@@ -12,6 +12,8 @@ from services.kernel.settings import Settings
 from services.kernel.supervision import (FAILED, RUNNING, ChildState, RestartPolicy, read_state, state_file,
                                          write_state)
 
+pytestmark = pytest.mark.unit  # pure: no NATS, no app, no database (make test-unit)
+
 
 def policy(**overrides: float) -> RestartPolicy:
     return RestartPolicy(**{"initial_seconds": 0.5, "max_seconds": 4.0, "max_restarts": 5, "window_seconds": 60.0,

@@ -9,6 +9,8 @@ import pytest
 
 from services.kernel.tabular import Column, ImportFileError, read_table
 
+pytestmark = pytest.mark.unit  # pure: no NATS, no app, no database (make test-unit)
+
 COLUMNS = (
     Column("code", "编号", ("number",), True),
     Column("name", "名称", ("title",), True),

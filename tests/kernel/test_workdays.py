@@ -18,6 +18,8 @@ from services.kernel.workdays import (CalendarFileError, WorkingDay, YearNotCove
 from services.oversight.incidents.deadlines import working_day_deadline
 from services.oversight.ledger.workdays import remittance_deadline
 
+pytestmark = pytest.mark.unit  # pure: no NATS, no app, no database (make test-unit)
+
 EXAMPLE = Path(__file__).resolve().parents[2] / "infra" / "calendar" / "example-2026.json"
 
 # A synthetic year (not an official arrangement): New Year's Day, a National Day week 10-01 … 10-07 with the make-up

@@ -5,51 +5,17 @@ ledger actuals and entered items, and who may do what."""
 
 from decimal import Decimal
 
+
 import pytest
 
 from services.kernel import clock
 from services.oversight.budget.items import EXPENDITURE_ITEMS, INCOME_ITEMS
 from services.oversight.budget.service import judge
-from tests.oversight.test_ledger import PEN, Feed, posted, settled
+from tests.support.oversight import PEN, Feed, posted, settled
+from tests.support.oversight import LINES, YEAR, approved_budget, call
+from tests.support.oversight import people  # noqa: F401 - fixtures
 
-YEAR = 2024
-TODAY = clock.china_today().isoformat()
 TEN = Decimal(10)
-
-
-@pytest.fixture
-def people(auth):
-    return {
-        "drafter": auth("accountant", subject="acc.zhang"),
-        "agency": auth("agency_approver", subject="agency.qian"),
-        "reviewer": auth("finance_officer", subject="fin.li"),
-        "approver": auth("finance_officer", subject="fin.wang"),
-        "officer": auth("oversight_officer", subject="officer.sun"),
-        "auditor": auth("internal_auditor", subject="auditor.zhao"),
-        "clerk": auth("agency_clerk", subject="clerk.zhou"),
-    }
-
-
-LINES = {"contributions": "1200000.00", "fiscal_subsidy": "300000.00", "interest": "12345.67",
-         "benefits": "1200000.00", "non_benefit": "1000.00", "transfer_out": "50000.00"}
-
-
-async def call(client, method: str, path: str, headers: dict, body: dict | None = None,  # noqa: ANN001
-               expected: int = 200) -> dict:
-    r = await client.request(method, path, headers=headers, json=body)
-    assert r.status_code == expected, r.text
-    return r.json()
-
-
-async def approved_budget(client, people: dict, fund: str = PEN, year: int = YEAR,  # noqa: ANN001
-                          lines: dict | None = None) -> dict:
-    await call(client, "POST", "/budget", people["drafter"], {"fund": fund, "year": year, "lines": lines or LINES},
-               expected=201)
-    base = f"/budget/{fund}/{year}"
-    await call(client, "POST", f"{base}/submit", people["drafter"])
-    await call(client, "POST", f"{base}/review", people["reviewer"], {"note": "复审通过"})
-    return await call(client, "POST", f"{base}/approve", people["approver"],
-                      {"approval_ref": f"人大批准〔{year}〕1号", "approved_on": TODAY})
 
 
 def error(response) -> str:  # noqa: ANN001
@@ -225,6 +191,7 @@ async def test_adjustments_change_the_budget_only_when_approved(start_service, p
 # -- execution and early warning -------------------------------------------------------------------------------------
 
 
+@pytest.mark.unit
 def test_judge_is_exact_at_the_threshold():
     # 42 of 120 after 3 months: 35 % against 25 % — exactly 10 points: not beyond the line.
     assert judge(42, 120, 3, threshold=TEN).kind is None

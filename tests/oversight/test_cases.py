@@ -30,7 +30,7 @@ from services.kernel.clock import china_today as today
 from services.oversight.cases import service
 from services.oversight.cases.models import BenefitSignal, Case, CaseHistory, CaseOccurrence
 from services.oversight.cases.service import open_case
-from tests.e2e.test_employer_slice import wait_for
+from tests.support.e2e import wait_for
 
 UNIT = "呼和浩特市新城区社会保险事业管理局"
 REGION = "150102"
@@ -508,7 +508,7 @@ async def _has(follow_ups, kind: str) -> bool:  # noqa: ANN001
 
 
 def _it(settings) -> dict:  # noqa: ANN001
-    from tests.conftest import bearer  # noqa: PLC0415
+    from tests.support.apps import bearer  # noqa: PLC0415
 
     return bearer(settings, "it_admin")
 

@@ -16,9 +16,9 @@ from services.kernel.db import make_engine
 from services.kernel.models import AuditEntry, AuditHead
 from services.kernel.service_app import create_service_app
 from sifund import services as catalogue
-from tests.accounts.test_exchange import make_uscc
-from tests.conftest import bearer, running_app
-from tests.gateway.conftest import serve
+from tests.support.apps import running_app
+from tests.support.gateway import serve
+from tests.support.oversight import register_employers
 
 
 def free_url() -> str:
@@ -44,14 +44,6 @@ async def platform(make_settings, nats_server, **oversight_overrides):  # noqa: 
         async with running_app(create_service_app(catalogue.spec("oversight"), oversight_settings)) as oversight, \
                 httpx.AsyncClient(base_url=accounts_url) as accounts:
             yield accounts, oversight, settings
-
-
-async def register_employers(accounts: httpx.AsyncClient, settings, serials) -> None:  # noqa: ANN001
-    clerk = bearer(settings, "agency_clerk", region="150102", subject="clerk.zhang")
-    for serial in serials:
-        response = await accounts.post("/employers", headers=clerk, json={
-            "uscc": make_uscc(serial), "name": f"呼和浩特市测试{serial}有限公司", "region": "150102"})
-        assert response.status_code == 201, response.text
 
 
 async def verify(oversight, officer, components=("accounts",)) -> dict:  # noqa: ANN001

@@ -4,8 +4,8 @@ published), with fund-level sums only — no person, employer, account or staff 
 
 import json
 
-from tests.oversight.test_budget import approved_budget, people  # noqa: F401 - fixture
-from tests.oversight.test_ledger import PEN, UNEMP, Feed, posted, settled
+from tests.support.oversight import approved_budget, people  # noqa: F401 - fixture
+from tests.support.oversight import PEN, UNEMP, Feed, posted, settled
 
 YEAR = 2024
 

@@ -5,6 +5,7 @@ chinese_calendar), late reports are marked, due and overdue lists, the half-year
 from datetime import date, timedelta
 
 import chinese_calendar
+import pytest
 
 from services.kernel import clock
 from services.oversight.incidents.deadlines import working_day_deadline
@@ -32,6 +33,7 @@ async def record(client, officer, **overrides) -> dict:  # noqa: ANN001
     return r.json()
 
 
+@pytest.mark.unit
 def test_five_working_days_cross_the_national_day_holiday():
     discovered = date(2026, 9, 29)
     expected = fifth_working_day_after(discovered)

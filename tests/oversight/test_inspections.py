@@ -6,6 +6,7 @@ import json
 from datetime import timedelta
 from decimal import Decimal
 
+import pytest
 from sqlalchemy import select
 from sqlmodel import Session
 
@@ -193,6 +194,7 @@ def agencies(lower: int) -> list[dict]:
         for n in range(1, lower + 1)]
 
 
+@pytest.mark.unit
 def test_sample_is_at_least_a_fifth_rounded_up_and_depends_only_on_seed_and_codes():
     assert [sample_size(n) for n in (0, 1, 4, 5, 6, 10, 11, 23)] == [0, 1, 1, 1, 2, 2, 3, 5]
     assert sample_size(11, Decimal("0.5")) == 6

@@ -26,8 +26,8 @@ from services.oversight.models import (
     MirroredLifeEvent,
     MirroredPerson,
 )
-from tests.accounts.test_exchange import citizen_id, make_uscc, partner_headers, upload
-from tests.e2e.test_employer_slice import wait_for
+from tests.support.exchange import citizen_id, make_uscc, partner_headers, upload
+from tests.support.e2e import wait_for
 
 REGION = "150102"
 T0 = datetime(2026, 1, 1, 8, 0, tzinfo=UTC)

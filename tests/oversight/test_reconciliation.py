@@ -7,6 +7,7 @@ import json
 from datetime import date
 
 import openpyxl
+import pytest
 from sqlmodel import Session
 
 from services.kernel import context, workdays
@@ -14,27 +15,10 @@ from services.kernel.settings import Settings
 from services.oversight.reconciliation import service
 from services.oversight.reconciliation.cells import Cell, compute_cells, r1_status, r2_status, r3_status, r5_status
 from services.oversight.reconciliation.service import unmatched_cells
-from tests.e2e.test_employer_slice import wait_for
-from tests.oversight.test_ledger import (  # noqa: F401 - fixtures
-    MED,
-    PEN,
-    UNEMP,
-    Feed,
-    allocation,
-    approved,
-    assessment,
-    collected,
-    engine,
-    feed,
-    posted,
-    publish,
-    receipt,
-    registered,
-    remitted,
-    retained,
-    settled,
-    superseded,
-    transaction,
+from tests.support.e2e import wait_for
+from tests.support.oversight import (  # noqa: F401 - fixtures
+    MED, PEN, UNEMP, Feed, allocation, approved, assessment, collected, engine, feed, posted, publish, receipt,
+    registered, remitted, retained, settled, superseded, transaction,
 )
 
 INJ, MAT = "PEN_GOV", "PEN_RES"  # two more funds (Fund values, services.contracts.codes); MED is INJURY
@@ -83,6 +67,7 @@ def test_r1_every_status(feed):
     assert cells[(UNEMP, p)].difference_fen == -400
 
 
+@pytest.mark.unit
 def test_r1_status_rule_table():
     assert r1_status(tax=0, finance=0, agency=5, tax_principal=0) == "missing_tax"
     assert r1_status(tax=5, finance=0, agency=0, tax_principal=5) == "missing_finance"  # the first leg missing
@@ -425,6 +410,7 @@ async def test_report_workbook_close_and_roles(start_service, auth):
             ("reconciliation.month_closed", "officer.wang", "三月月结")]
 
 
+@pytest.mark.unit
 def test_a_figure_missing_from_an_older_snapshot_counts_as_zero_not_as_an_adjustment():
     """R5 gained held-back and offset figures: a month closed before that is not 'adjusted' by their appearance."""
     def r5(status: str, **amounts: int) -> Cell:

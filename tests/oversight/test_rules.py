@@ -31,16 +31,9 @@ from services.oversight.rules.common import period_start
 from services.oversight.rules.funds import FUND_RULES
 from services.oversight.rules.registry import RULES, Finding, judgeable
 from services.oversight.rules.sweep import SWEPT, SweepInputs, run_sweep
-from tests.e2e.test_employer_slice import wait_for
-from tests.oversight.test_ledger import (
-    allocation,
-    approved,
-    receipt,
-    registered,
-    remitted,
-    transaction,
-)
-from tests.oversight.test_ledger import publish as publish_on_bus
+from tests.support.e2e import wait_for
+from tests.support.oversight import allocation, approved, receipt, registered, remitted, transaction
+from tests.support.oversight import publish as publish_on_bus
 
 HANDLERS = {t: h for spec in merge_consumer_specs(SPEC.consumers) for t, h in spec.handlers.items()}
 T0 = datetime(2026, 6, 1, 8, 0, tzinfo=UTC)
@@ -349,7 +342,7 @@ def test_s07_holder_not_the_beneficiary_and_one_account_for_several_persons(feed
     feed(issued(("p1", "6222020000000001111", "王 芳"),  # the same name, spaced: fine
                 ("p2", "6222020000000002222", "李刚"),  # another person's name
                 ("p3", "6222020000000003333", "赵敏"), ("p4", "6222020000000003333", "陈静")))  # one account, two
-    assert feed.keys("S07") == [f"S07:holder:p2:ba-p2-2222",
+    assert feed.keys("S07") == ["S07:holder:p2:ba-p2-2222",
                                 "S07:shared:" + __import__("hashlib").sha256(b"6222020000000003333").hexdigest()]
     shared = feed.cases("S07")[1]
     assert [p["person_id"] for p in details(shared)["persons"]] == ["p3", "p4"]
@@ -524,6 +517,7 @@ def test_month_end_rules_never_judge_a_month_that_has_not_ended(feed):
     assert all(str(current) not in key for key in feed.keys("S13") + feed.keys("S15"))
 
 
+@pytest.mark.unit
 def test_a_month_end_finding_must_name_its_month():
     finding = Finding(key="k", subject_type="fund", subject_id="PEN_EMP", title="t", details={})
     with pytest.raises(ValueError, match="name no month"):
@@ -645,6 +639,7 @@ def test_s19_exchange_changes_need_a_partner_record_and_corrections_an_approval(
 # -- the sweep, the catalogue, the endpoint --------------------------------------------------------------------------
 
 
+@pytest.mark.unit
 def test_every_rule_is_in_the_catalogue_with_a_clause_and_a_mode():
     assert sorted(RULES) == [f"S{n:02d}" for n in range(1, 21)]
     for rule in RULES.values():

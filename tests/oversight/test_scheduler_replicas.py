@@ -9,9 +9,9 @@ from sqlmodel import Session
 
 from services.oversight.scheduler.models import ScheduledJob, ScheduledJobRun
 from services.kernel import clock
-from tests.conftest import running_app
-from tests.e2e.test_employer_slice import wait_for
-from tests.oversight.test_scheduler import nowhere, oversight_app, schedule
+from tests.support.apps import running_app
+from tests.support.e2e import wait_for
+from tests.support.scheduler import nowhere, oversight_app, schedule
 
 
 def finished_runs(engine) -> list[ScheduledJobRun]:  # noqa: ANN001

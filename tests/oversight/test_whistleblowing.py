@@ -17,7 +17,8 @@ from services.kernel.models import OutboxMessage
 from services.oversight.whistleblowing import rewards
 from services.oversight.whistleblowing.ratelimit import TokenBucket
 from services.oversight.whistleblowing.service import CODE_ALPHABET, CODE_LENGTH, normalise_code
-from tests.accounts.test_exchange import citizen_id
+from tests.support.exchange import citizen_id
+from tests.support.oversight import anonymous, unlimited
 
 REPORTER_NAME = "张举报"
 REPORTER_ID = citizen_id(4242)
@@ -36,18 +37,6 @@ def named(**overrides) -> dict:
     }
     body.update(overrides)
     return body
-
-
-def anonymous(**overrides) -> dict:
-    body = {"anonymous": True, "subject_name": "某街道社保所", "category": "collection", "title": "少缴社保费",
-            "content": "单位按最低基数申报缴费。"}
-    body.update(overrides)
-    return body
-
-
-def unlimited(client) -> None:  # noqa: ANN001
-    """These tests file many reports from one address; the per-IP limit has its own test."""
-    client.app.state.whistleblowing_intake_limiter = TokenBucket(burst=1000, per_hour=1000)
 
 
 async def file(client, body: dict, headers: dict | None = None) -> dict:  # noqa: ANN001
@@ -425,6 +414,7 @@ async def test_reward_amount_is_two_percent_with_floor_and_cap_in_fen(start_serv
         assert decision["standard"] == "default" and decision["steps"]
 
 
+@pytest.mark.unit
 def test_reward_standard_bands_are_exact_and_rounded_once():
     assert rewards.reward_amount(123_456_725).computed_fen == 2_469_135
     assert rewards.reward_amount(1).amount_fen == 20_000 and rewards.reward_amount(1).floor_applied

@@ -558,13 +558,13 @@ def _interest_batch(session: Session, person_ids: list[str], year: int, rate: De
         select(AccountEntry.person_id, func.sum(AccountEntry.amount_fen))
         .where(AccountEntry.person_id.in_(person_ids), AccountEntry.year < year)
         .group_by(AccountEntry.person_id)
-    ).tuples().all())
+    ).all())
     movements: dict[str, list[tuple[int, int]]] = defaultdict(list)
     for person_id, amount_fen, period in session.execute(
         select(AccountEntry.person_id, AccountEntry.amount_fen, AccountEntry.period)
         .where(AccountEntry.person_id.in_(person_ids), AccountEntry.year == year,
                AccountEntry.entry_type != "interest")
-    ).tuples():
+    ):
         movements[person_id].append((amount_fen, period if period is not None else year * 100 + 12))
     for account in accounts:
         tally.accounts += 1

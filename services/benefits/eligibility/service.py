@@ -41,7 +41,7 @@ from datetime import date, timedelta
 from sqlalchemy import func, insert, select
 from sqlmodel import Session
 
-from services.benefits.eligibility.config import months_before
+from services.benefits.config import months_before
 from services.benefits.models import (
     BeneficiaryPerson,
     Entitlement,
@@ -50,6 +50,7 @@ from services.benefits.models import (
     SurvivalCertification,
     SurvivalNotice,
 )
+from services.benefits.recovery.service import issue_notice
 from services.benefits.registry.service import get_person, person_by_citizen_id
 from services.contracts.benefits import EntitlementResumed, EntitlementSuspended, OverpaymentFound, SurvivalCertified
 from services.kernel import clock, context
@@ -168,8 +169,6 @@ def _imprisonment_window(person: BeneficiaryPerson) -> tuple[int, int | None] | 
 
 def apply_life_status(session: Session, person: BeneficiaryPerson) -> LifeEffects:
     """The effects of the person's current life status (see the module docstring). Does not commit."""
-    from services.benefits.recovery.service import issue_notice  # noqa: PLC0415 - recovery imports this package
-
     effects = LifeEffects()
     found: list[Overpayment] = []
     status = person.life_status

@@ -25,9 +25,8 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
-from services.kernel.dated_documents import DatedDocumentProposal
 from services.kernel.periods import Period
-from services.kernel.schemas import PositiveFen, Rate
+from services.kernel.schemas import DatedDocumentProposal, PositiveFen, Rate
 from services.kernel.strict import RequestModel
 
 # 国发〔2005〕38号 附件: 个人账户养老金计发月数表 (whole age at retirement → months).

@@ -26,10 +26,10 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictInt, m
 from pydantic_core import PydanticCustomError
 
 from services.contracts.codes import Fund
-from services.kernel.dated_documents import DatedDocumentProposal
 from services.kernel.money import round_fen
 from services.kernel.periods import Period
-from services.kernel.schemas import AS_RATE_TEXT, Fen, PositiveFen, Rate, Reason, parse_decimal_string
+from services.kernel.schemas import (AS_RATE_TEXT, DatedDocumentProposal, Fen, PositiveFen, Rate, Reason,
+                                     parse_decimal_string)
 from services.kernel.strict import RequestModel
 
 WAGE_FUNDS = (Fund.PEN_EMP, Fund.PEN_GOV, Fund.UNEMP)  # rated on the declared base, employer and individual part

@@ -92,7 +92,6 @@ from services.kernel.money import fen_to_yuan, yuan_to_fen
 from services.kernel.outbox import record_event
 from services.kernel.paging import newest_first, oldest_first
 from services.kernel.periods import period_of
-from services.kernel.strict import shown
 from services.kernel.tabular import read_table
 
 SOURCE = "collection"

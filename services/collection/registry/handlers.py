@@ -16,7 +16,6 @@ Every ``accounts.*`` type is either handled here or listed in ``IGNORED`` (tests
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from sqlalchemy import insert, select
 from sqlmodel import Session
 
 import services.contracts.accounts as accounts_events

@@ -272,7 +272,7 @@ def _receipts(session: Session, remittance_ids: Sequence[str]) -> dict[str, tupl
                    func.max(BankTransaction.value_date))
             .where(BankTransaction.remittance_id.in_(chunk), BankTransaction.direction == "in")
             .group_by(BankTransaction.remittance_id)
-        ).tuples()
+        )
         found.update({rid: (int(fen or 0), last) for rid, fen, last in rows})
     return found
 
@@ -727,7 +727,7 @@ def views(session: Session, rows: Sequence[BankTransaction]) -> list[Transaction
     kinds: dict[str, str] = {}
     for chunk in _chunks(account_ids):
         kinds.update(session.execute(
-            select(FundBankAccount.id, FundBankAccount.kind).where(FundBankAccount.id.in_(chunk))).tuples().all())
+            select(FundBankAccount.id, FundBankAccount.kind).where(FundBankAccount.id.in_(chunk))).all())
     remittance_ids = sorted({r.remittance_id for r in rows if r.remittance_id})
     remittances: dict[str, TreasuryRemittance] = {}
     for chunk in _chunks(remittance_ids):
@@ -797,6 +797,6 @@ def month_end_check(session: Session, month: int) -> MonthEnd:
             select(BankTransaction.account_id, func.sum(signed))
             .where(BankTransaction.account_id.in_(chunk), BankTransaction.value_date <= last_day)
             .group_by(BankTransaction.account_id)
-        ).tuples().all())
+        ).all())
     non_zero = [(a, int(closing[a.id])) for a in accounts if int(closing.get(a.id) or 0) != 0]
     return MonthEnd(month, last_day, len(accounts), non_zero)

@@ -423,10 +423,10 @@ def ledger_months(session: Session, fund: str, year: int) -> dict[str, dict[int,
     first, last = year * 100 + 1, year * 100 + 12
     contributions = dict(session.execute(
         select(LedgerFundPeriod.period, LedgerFundPeriod.agency_fen)
-        .where(LedgerFundPeriod.fund == fund, LedgerFundPeriod.period.between(first, last))).tuples().all())
+        .where(LedgerFundPeriod.fund == fund, LedgerFundPeriod.period.between(first, last))).all())
     benefits = dict(session.execute(
         select(LedgerFundMonthOut.month, LedgerFundMonthOut.paid_fen)
-        .where(LedgerFundMonthOut.fund == fund, LedgerFundMonthOut.month.between(first, last))).tuples().all())
+        .where(LedgerFundMonthOut.fund == fund, LedgerFundMonthOut.month.between(first, last))).all())
     return {"contributions": {m: int(v or 0) for m, v in contributions.items()},
             "benefits": {m: int(v or 0) for m, v in benefits.items()}}
 

@@ -60,7 +60,7 @@ def figures(session: Session, months: list[int], fund: str | None = None) -> dic
                     ReconciliationSnapshotCell.check_id.in_((INCOME_CHECK, EXPENDITURE_CHECK))))
     if fund is not None:
         query = query.where(ReconciliationSnapshotCell.fund == fund)
-    for month, check, cell_fund, amounts in session.execute(query).tuples():
+    for month, check, cell_fund, amounts in session.execute(query):
         if cell_fund is None:
             continue
         row = found[month].setdefault(cell_fund, {"income": 0, "expenditure": 0})

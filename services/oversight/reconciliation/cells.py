@@ -219,7 +219,7 @@ def r2_cells(session: Session, month: int) -> list[Cell]:
                LedgerEmployerPeriod.agency_fen)
         .where(LedgerEmployerPeriod.period == month)
         .order_by(LedgerEmployerPeriod.fund, LedgerEmployerPeriod.employer_key)
-    ).tuples()
+    )
     clause, suspicion = CHECK_INFO["R2"].clause, SUSPICION["R2"]
     for fund, employer, assessed, tax, late_fee, agency in rows:
         if not (assessed or tax or late_fee or agency):
@@ -274,11 +274,11 @@ def r4_cells(session: Session, month: int) -> list[Cell]:
     closing = dict(session.execute(
         select(LedgerAccountMonth.account_id, func.sum(net))
         .where(LedgerAccountMonth.kind == "income", LedgerAccountMonth.month <= month)
-        .group_by(LedgerAccountMonth.account_id)).tuples().all())
+        .group_by(LedgerAccountMonth.account_id)).all())
     in_month = {r[0]: r[1:] for r in session.execute(
         select(LedgerAccountMonth.account_id, LedgerAccountMonth.in_fen, LedgerAccountMonth.out_fen,
                LedgerAccountMonth.movements)
-        .where(LedgerAccountMonth.kind == "income", LedgerAccountMonth.month == month)).tuples()}
+        .where(LedgerAccountMonth.kind == "income", LedgerAccountMonth.month == month))}
     cells = []
     for account in accounts:
         if account.account_id not in closing and (account.opened_on is None or account.opened_on > last_day):
@@ -347,7 +347,7 @@ def r6_cells(session: Session, month: int) -> list[Cell]:
         select(LedgerAccountMonth.fund, func.sum(LedgerAccountMonth.movements),
                func.sum(LedgerAccountMonth.in_fen), func.sum(LedgerAccountMonth.out_fen))
         .where(LedgerAccountMonth.month == month).group_by(LedgerAccountMonth.fund)
-        .order_by(LedgerAccountMonth.fund)).tuples()
+        .order_by(LedgerAccountMonth.fund))
     for fund, count, in_fen, out_fen in movements:
         if fund in with_violations:
             continue

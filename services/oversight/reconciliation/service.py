@@ -67,7 +67,7 @@ def snapshot_cells(session: Session, month: int) -> dict[str, list[Cell]]:
     """The cells frozen at the close, in the order they were computed (plain rows: no ORM objects per cell)."""
     cells: dict[str, list[Cell]] = {check: [] for check in CHECKS}
     rows = session.execute(select(*_SNAPSHOT_COLUMNS).where(ReconciliationSnapshotCell.month == month)
-                           .order_by(ReconciliationSnapshotCell.check_id, ReconciliationSnapshotCell.seq)).tuples()
+                           .order_by(ReconciliationSnapshotCell.check_id, ReconciliationSnapshotCell.seq))
     for check, key, status, month_, fund, period, amounts, differences, difference, detail, suspicion, clause in rows:
         cells[check].append(Cell(check=check, key=key, status=status, month=month_, fund=fund, period=period,
                                  amounts=amounts, differences=differences, difference_fen=difference, detail=detail,

@@ -1,8 +1,10 @@
 """Test doubles that are real: a test event type, a real table its handler writes, real engines and buses."""
 
+import asyncio
 from contextlib import asynccontextmanager
 from datetime import datetime
 
+import nats
 from sqlalchemy import Column, Integer, MetaData, String, Table, func, insert, select
 from sqlmodel import Session
 
@@ -13,7 +15,7 @@ from services.kernel.db import make_engine
 from services.kernel.events import EventEnvelope, EventPayload
 from services.kernel.inbox import EventConsumer
 from services.kernel.migrations import upgrade_database
-from services.kernel.outbox import OutboxRelay, record_event
+from services.kernel.outbox import OutboxRelay, outbox_backlog, record_event
 
 
 class Pinged(EventPayload, event_type="oversight.testing.pinged.v1"):
@@ -89,3 +91,28 @@ async def pipeline(nats_url: str, producer_url: str, consumer_url: str, *, max_a
 
 def now() -> datetime:
     return clock.utc_now()
+
+
+async def eventually(check, timeout: float = 20.0):  # noqa: ANN001
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"not reached in {timeout}s")
+        await asyncio.sleep(0.05)
+
+
+def backlog(engine) -> int:  # noqa: ANN001
+    with Session(engine) as session:
+        return outbox_backlog(session)
+
+
+async def stream_messages(nats_url: str) -> int:
+    nc = await nats.connect(nats_url)
+    try:
+        info = await nc.jetstream().stream_info("OVERSIGHT")
+        return info.state.messages
+    finally:
+        await nc.close()
