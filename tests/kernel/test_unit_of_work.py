@@ -48,7 +48,7 @@ def test_only_the_unit_of_work_commits():
     assert _commit_calls() == []
 
 
-def test_the_scan_finds_a_commit(tmp_path: Path):
+def test_the_scan_finds_a_commit():
     """The check above is not vacuous: the same walk sees a commit call."""
     tree = ast.parse("def f(session):\n    session.add(1)\n    session.commit()\n")
     calls = [n for n in ast.walk(tree) if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute)
