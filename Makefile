@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-dates test-postgres bench fuzz install clean
+.PHONY: run test test-dates test-postgres test-cluster chaos bench fuzz install clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -35,6 +35,18 @@ test-dates: $(STAMP)
 ## The same suite on a real PostgreSQL (installed with apt if missing, throwaway cluster on a free port).
 test-postgres: $(STAMP)
 	bash infra/postgres/run-tests.sh $(BIN)/python -m pytest -q
+
+## The fault suite (tests/chaos: a month through the gateway of `sifund up` while a seeded schedule SIGKILLs its
+## children) and the NATS cluster tests, on a throwaway PostgreSQL; CHAOS_ROUNDS rounds (CI: 2), CHAOS_SEED replays.
+CHAOS_ROUNDS ?= 2
+test-cluster: $(STAMP)
+	SIFUND_CHAOS=1 CHAOS_ROUNDS=$(CHAOS_ROUNDS) bash infra/postgres/run-tests.sh $(BIN)/python -m pytest -q -s tests/cluster tests/chaos
+
+## The long profile: ROUNDS rounds of the fault suite, and NATS nodes lost for NODE_LOSS_SECONDS each phase.
+ROUNDS ?= 20
+NODE_LOSS_SECONDS ?= 120
+chaos: $(STAMP)
+	SIFUND_CHAOS=1 CHAOS_ROUNDS=$(ROUNDS) SIFUND_NODE_LOSS_SECONDS=$(NODE_LOSS_SECONDS) bash infra/postgres/run-tests.sh $(BIN)/python -m pytest -q -s tests/cluster/test_node_loss.py tests/chaos
 
 ## Benchmarks on this machine; each writes bench/results/<name>.json (the 1 M-line money-in run takes ~15 min).
 bench: $(STAMP)

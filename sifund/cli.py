@@ -60,10 +60,12 @@ def up(
     data_dir: DataDirOption = None,
     port_base: PortBaseOption = None,
     timeout: Annotated[float, typer.Option(help="seconds to wait for every component to be healthy")] = 60.0,
+    replicas: Annotated[int, typer.Option(help="processes per service (the gateway balances across them); more "
+                                               "than one is meant for PostgreSQL databases")] = 1,
 ) -> None:
     """Start NATS, the four services and the gateway, restarting any that dies (SIFUND_SUPERVISOR_*); Ctrl-C (or
     SIGTERM) stops everything."""
-    raise typer.Exit(launcher.up(_settings(data_dir, port_base), timeout=timeout))
+    raise typer.Exit(launcher.up(_settings(data_dir, port_base), timeout=timeout, replicas=replicas))
 
 
 @app.command()

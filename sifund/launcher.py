@@ -29,7 +29,7 @@ import typer
 from gateway.identity.admin import create_demo, ensure_scheduler_client, identity_is_empty, scheduler_secret_file
 from services.kernel import clock
 from services.kernel.auth import ensure_dev_key_pair
-from services.kernel.settings import SERVICES, Settings
+from services.kernel.settings import PORT_OFFSETS, SERVICES, Settings
 from services.kernel.supervision import (FAILED, RESTARTING, RUNNING, ChildState, RestartPolicy, process_alive,
                                          state_file, write_state)
 from services.oversight.scheduler.config import SchedulerSettings
@@ -45,6 +45,9 @@ UVICORN_GRACEFUL_SECONDS = 3
 STOP_GRACE_SECONDS = 4.0
 # A restarted nats-server must answer its health check within this long, or the start counts as another death.
 NATS_RESTART_TIMEOUT_SECONDS = 30.0
+# Replicas beyond the first of each service (``--replicas``) listen from port_base + this on, service by service.
+REPLICA_PORT_OFFSET = 20
+MAX_REPLICAS = 8
 
 Echo = Callable[..., None]  # typer.echo's signature: (message, err=False)
 
@@ -137,9 +140,29 @@ def _port_in_use(host: str, port: int) -> bool:
     return False
 
 
+def replica_name(service: str, replica: int) -> str:
+    """``accounts`` for the first replica (its usual port and log), ``accounts-2`` and on for the others."""
+    return service if replica == 1 else f"{service}-{replica}"
+
+
+def replica_port(settings: Settings, service: str, replica: int) -> int:
+    if replica == 1:
+        return settings.port(service)
+    return settings.port_base + REPLICA_PORT_OFFSET + (replica - 2) * len(SERVICES) + SERVICES.index(service)
+
+
+def port_span(replicas: int) -> int:
+    """The highest offset from port_base the topology listens on."""
+    highest_replica = REPLICA_PORT_OFFSET + (replicas - 1) * len(SERVICES) - 1 if replicas > 1 else 0
+    return max(max(PORT_OFFSETS.values()), highest_replica)
+
+
 class Platform:
-    def __init__(self, settings: Settings, echo: Echo = typer.echo):
+    def __init__(self, settings: Settings, echo: Echo = typer.echo, *, replicas: int = 1):
+        if not 1 <= replicas <= MAX_REPLICAS:
+            raise LaunchError(f"--replicas must be between 1 and {MAX_REPLICAS}, not {replicas}")
         self.settings = settings
+        self.replicas = replicas
         self.echo = echo
         self.data_dir = settings.data_dir.resolve()
         self.log_dir = self.data_dir / "logs"
@@ -151,8 +174,9 @@ class Platform:
 
     # -- urls ----------------------------------------------------------------------------------------------------
 
-    def local_url(self, component: str) -> str:
-        return f"http://{self.settings.host}:{self.settings.port(component)}"
+    def local_url(self, component: str, replica: int = 1) -> str:
+        port = replica_port(self.settings, component, replica) if component in SERVICES else self.settings.port(component)
+        return f"http://{self.settings.host}:{port}"
 
     @property
     def gateway_url(self) -> str:
@@ -171,11 +195,14 @@ class Platform:
         scheduler = self._scheduler_environment()
         nats = self._start_nats(timeout)
         environment = self._child_environment(nats)
-        for service in SERVICES:
-            self._spawn(service, catalogue.app_factory_path(service),
-                        {**environment, **scheduler} if service == "oversight" else environment)
-        self._spawn("gateway", GATEWAY_FACTORY, environment)
-        self._wait_healthy(deadline, timeout)
+        # The first replica of each service migrates its database before the others start (no two migrate at once).
+        for replica in range(1, self.replicas + 1):
+            for service in SERVICES:
+                self._spawn(service, catalogue.app_factory_path(service),
+                            {**environment, **scheduler} if service == "oversight" else environment, replica)
+            if replica == 1:
+                self._spawn("gateway", GATEWAY_FACTORY, environment)
+            self._wait_healthy(deadline, timeout)
 
     def _claim_pid_file(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -189,9 +216,10 @@ class Platform:
         self.pid_file.write_text(f"{os.getpid()}\n")
 
     def _check_ports(self) -> None:
-        components = ["gateway", *SERVICES, "nats", "nats_monitor"]
-        busy = [f"{c} {self.settings.port(c)}" for c in components
-                if _port_in_use(self.settings.host, self.settings.port(c))]
+        ports = {c: self.settings.port(c) for c in ["gateway", *SERVICES, "nats", "nats_monitor"]}
+        ports.update({replica_name(s, r): replica_port(self.settings, s, r)
+                      for r in range(2, self.replicas + 1) for s in SERVICES})
+        busy = [f"{c} {port}" for c, port in ports.items() if _port_in_use(self.settings.host, port)]
         if busy:
             raise LaunchError(f"ports already in use on {self.settings.host}: {', '.join(busy)}; "
                               f"stop what uses them or set another SIFUND_PORT_BASE")
@@ -263,20 +291,21 @@ class Platform:
         # Long-running service processes: freeze what start-up built (see Settings.gc_freeze_after_startup), unless
         # the operator said otherwise.
         environment.setdefault("SIFUND_GC_FREEZE_AFTER_STARTUP", "true")
-        for service in SERVICES:
-            environment[f"SIFUND_{service.upper()}_URL"] = self.local_url(service)
+        for service in SERVICES:  # every replica: the gateway balances across them
+            environment[f"SIFUND_{service.upper()}_URL"] = ",".join(
+                self.local_url(service, r) for r in range(1, self.replicas + 1))
         return environment
 
-    def _spawn(self, name: str, factory: str, environment: dict[str, str]) -> Child:
-        url = self.local_url(name)
-        child = Child(name, url, self._popen(name, factory, environment), self.log_dir / f"{name}.log",
-                      f"{url}/health", respawn=lambda: self._popen(name, factory, environment),
+    def _spawn(self, component: str, factory: str, environment: dict[str, str], replica: int = 1) -> Child:
+        name, url = replica_name(component, replica), self.local_url(component, replica)
+        port = int(url.rsplit(":", 1)[1])
+        child = Child(name, url, self._popen(name, factory, environment, port), self.log_dir / f"{name}.log",
+                      f"{url}/health", respawn=lambda: self._popen(name, factory, environment, port),
                       policy=self._restart_policy())
         self.children.append(child)
         return child
 
-    def _popen(self, name: str, factory: str, environment: dict[str, str]) -> subprocess.Popen:
-        port = self.settings.port(name)
+    def _popen(self, name: str, factory: str, environment: dict[str, str], port: int) -> subprocess.Popen:
         command = [
             sys.executable, "-m", "uvicorn", "--factory", factory,
             "--host", self.settings.host, "--port", str(port),
@@ -292,7 +321,7 @@ class Platform:
                                     env=environment, preexec_fn=self._preexec)
 
     def _wait_healthy(self, deadline: float, timeout: float) -> None:
-        pending = [c for c in self.children if c.name != "nats"]
+        pending = [c for c in self.children if c.name != "nats" and c.health_url is not None]
         last_seen: dict[str, str] = {c.name: "no answer yet" for c in pending}
         with httpx.Client(timeout=1.0, trust_env=False) as client:
             while pending:
@@ -378,7 +407,7 @@ class Platform:
         """Gateway first, services next, NATS last; SIGTERM, then SIGKILL after a grace period."""
         stages = [["gateway"], list(SERVICES), ["nats"]]
         for stage in stages:
-            children = [c for c in self.children if c.name in stage]
+            children = [c for c in self.children if c.name.split("-")[0] in stage]
             for child in children:
                 if child.running:
                     child.process.terminate()
@@ -407,9 +436,10 @@ class Platform:
         by_name = {c.name: c for c in self.children}
         lines = [f"  {'gateway':<11} {self.gateway_url:<28} pid {by_name['gateway'].process.pid}",
                  f"  {'docs':<11} {self.gateway_url}/docs"]
-        for service in SERVICES:
-            child = by_name[service]
-            lines.append(f"  {service:<11} {child.url:<28} pid {child.process.pid}")
+        for replica in range(1, self.replicas + 1):
+            for service in SERVICES:
+                child = by_name[replica_name(service, replica)]
+                lines.append(f"  {child.name:<11} {child.url:<28} pid {child.process.pid}")
         nats = by_name["nats"]
         lines.append(f"  {'nats':<11} {nats.url:<28} pid {nats.process.pid} "
                      f"(monitor {self.local_url('nats_monitor')})")
@@ -455,9 +485,13 @@ def describe_demo(created: list[dict], settings: Settings) -> list[str]:
             f"  sign in at {token_url}"]
 
 
-def up(settings: Settings, *, timeout: float = 60.0, echo: Echo = typer.echo) -> int:
+def up(settings: Settings, *, timeout: float = 60.0, echo: Echo = typer.echo, replicas: int = 1) -> int:
     """Start everything, report where it is, run until stopped. Returns the process exit code."""
-    platform = Platform(settings, echo)
+    try:
+        platform = Platform(settings, echo, replicas=replicas)
+    except LaunchError as exc:
+        echo(f"sifund: {exc}", err=True)
+        return 2
     with stop_signals(platform.stop_requested):
         try:
             echo(f"sifund: starting (data in {platform.data_dir}, logs in {platform.log_dir})")

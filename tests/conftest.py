@@ -37,6 +37,10 @@ TEST_PRIVATE_KEY, TEST_PUBLIC_KEY = generate_key_pair()
 
 POSTGRES_URL = os.environ.get("SIFUND_TEST_POSTGRES_URL")
 
+# The fault suite (tests/chaos) runs a whole platform per round for minutes: `make test-cluster` and `make chaos`
+# run it, `make test` does not.
+collect_ignore = [] if os.environ.get("SIFUND_CHAOS") else ["chaos"]
+
 
 @pytest.fixture
 def nats_server(tmp_path: Path):

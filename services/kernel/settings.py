@@ -123,8 +123,14 @@ class Settings(BaseSettings):
         return url or f"sqlite:///{(self.data_dir / f'{service}.db').resolve()}"
 
     def service_url(self, service: str) -> str:
+        """The service's first (or only) URL: ``SIFUND_<SERVICE>_URL`` may list every replica, comma-separated."""
+        return self.service_urls(service)[0]
+
+    def service_urls(self, service: str) -> list[str]:
         url = getattr(self, f"{service}_url")
-        return (url or f"http://{self.host}:{self.port(service)}").rstrip("/")
+        if not url:
+            return [f"http://{self.host}:{self.port(service)}"]
+        return [u.strip().rstrip("/") for u in url.split(",") if u.strip()]
 
     @property
     def private_key_file(self) -> Path:

@@ -21,7 +21,7 @@ import pytest
 
 from services.kernel.settings import PORT_OFFSETS, Settings
 from services.kernel.supervision import FAILED, ChildState, state_file, write_state
-from sifund.launcher import describe_demo
+from sifund.launcher import describe_demo, port_span
 
 VALID_USCC = "91110000600037341L"
 STARTUP_SECONDS = 90  # five processes each migrating their database; generous for a loaded CI machine
@@ -42,11 +42,11 @@ def _port_free(port: int) -> bool:
     return True
 
 
-def free_port_base() -> int:
+def free_port_base(span: int | None = None) -> int:
     """A base whose every derived port (+0 … +11) is free right now, below Linux's ephemeral range (32768 on): a port
     there can be taken between our check and the child's bind by any outgoing connection, the platform's own
     (NATS clients, the gateway's httpx pool) included — a launcher child then fails to bind and exits."""
-    span = max(PORT_OFFSETS.values())
+    span = span or max(PORT_OFFSETS.values())
     for _ in range(200):
         base = random.randrange(20000, 32768 - span - 1)
         if all(_port_free(base + offset) for offset in range(span + 1)):
@@ -78,9 +78,10 @@ def _wait_until(condition, timeout: float, interval: float = 0.1) -> bool:  # no
 class Launcher:
     """``sifund up`` in a subprocess with its own data directory and port base; output collected line by line."""
 
-    def __init__(self, tmp_path: Path):
+    def __init__(self, tmp_path: Path, *arguments: str, span: int | None = None):
+        self.arguments = arguments
         self.data_dir = tmp_path / "var"
-        self.port_base = free_port_base()
+        self.port_base = free_port_base(span)
         self.gateway_url = f"http://127.0.0.1:{self.port_base}"
         self.environment = {k: v for k, v in os.environ.items() if not k.startswith("SIFUND_")}
         self.environment.update(SIFUND_DATA_DIR=str(self.data_dir), SIFUND_PORT_BASE=str(self.port_base))
@@ -90,7 +91,8 @@ class Launcher:
 
     def start(self) -> "Launcher":
         self.process = subprocess.Popen(
-            [*sifund_command(), "up", "--timeout", str(STARTUP_SECONDS)], cwd=self.cwd, env=self.environment,
+            [*sifund_command(), "up", "--timeout", str(STARTUP_SECONDS), *self.arguments], cwd=self.cwd,
+            env=self.environment,
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         )
         threading.Thread(target=self._collect, daemon=True).start()
@@ -110,8 +112,8 @@ class Launcher:
                            STARTUP_SECONDS + 5):
             raise AssertionError(f"launcher not ready in time:\n{self.output}")
         assert self.process.poll() is None, f"launcher exited with {self.process.returncode}:\n{self.output}"
-        pids = {m[1]: int(m[2]) for m in re.finditer(r"^\s+(\w+)\s+\S+\s+pid (\d+)", self.output, re.MULTILINE)}
-        assert set(pids) == {"gateway", "accounts", "collection", "benefits", "oversight", "nats"}, self.output
+        pids = {m[1]: int(m[2]) for m in re.finditer(r"^\s+([\w-]+)\s+\S+\s+pid (\d+)", self.output, re.MULTILINE)}
+        assert {"gateway", "accounts", "collection", "benefits", "oversight", "nats"} <= set(pids), self.output
         return pids
 
     def wait_exit(self, timeout: float) -> int:
@@ -433,3 +435,42 @@ def test_demo_credentials_are_kept_in_a_private_file_and_never_printed(tmp_path:
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert demo_credentials(settings.data_dir) == {"demo_agency_clerk": ("demo_agency_clerk", "Pw-Secret-Clerk-9"),
                                                    "demo_tax": ("demo_tax", "client-secret-XYZ")}
+
+
+def test_replicas_run_side_by_side_each_supervised_on_its_own(tmp_path: Path):
+    """Issue 13 §3: ``sifund up --replicas 2`` runs two processes per service on their own ports (the first keeps
+    the usual one), lists every replica to the gateway, and restarts a killed replica without touching its twin."""
+    launcher = Launcher(tmp_path, "--replicas", "2", span=port_span(2))
+    launcher.environment["SIFUND_SUPERVISOR_BACKOFF_INITIAL_SECONDS"] = "0.2"
+    launcher.known_pids = []  # type: ignore[attr-defined]
+    try:
+        launcher.start()
+        pids = launcher.wait_ready()
+        _record(launcher, pids)
+        services = ("accounts", "collection", "benefits", "oversight")
+        assert set(pids) == {"gateway", "nats", *services, *(f"{s}-2" for s in services)}, launcher.output
+        with httpx.Client(timeout=10, trust_env=False) as client:
+            for service in services:
+                for port in (launcher.port_base + PORT_OFFSETS[service],
+                             launcher.port_base + 20 + services.index(service)):
+                    assert client.get(f"http://127.0.0.1:{port}/health").status_code == 200, (service, port)
+
+        os.kill(pids["accounts-2"], signal.SIGKILL)
+        _wait_restarted(launcher, "accounts-2", pids["accounts-2"], restarts=1)
+        assert supervised(launcher)["accounts"]["pid"] == pids["accounts"]  # the twin was not touched
+        with httpx.Client(base_url=launcher.gateway_url, timeout=10, trust_env=False) as gateway:
+            _wait_healthy(gateway)
+
+        launcher.process.send_signal(signal.SIGTERM)
+        assert launcher.wait_exit(STOP_SECONDS) == 0, launcher.output
+        assert [pid for pid in launcher.known_pids if not _gone(pid)] == []  # type: ignore[attr-defined]
+    finally:
+        launcher.cleanup(launcher.known_pids)  # type: ignore[attr-defined]
+
+
+def test_a_replica_count_out_of_range_is_refused_before_anything_starts(launcher: Launcher):
+    launcher.arguments = ("--replicas", "9")
+    launcher.start()
+    assert launcher.wait_exit(STOP_SECONDS) == 2
+    assert "--replicas must be between 1 and 8, not 9" in launcher.output
+    assert not (launcher.data_dir / "supervisor.json").exists()

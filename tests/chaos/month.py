@@ -1,0 +1,289 @@
+"""A month of money in, driven through the gateway by the parties as they would under faults: the agency registers
+employers and persons and enrols them, each employer declares and is assessed, the tax bureau posts the month's
+lines, finance records the remittances to the treasury and their receipts; the agency posts what was collected from
+the COLLECTION stream on its own.
+
+Every party is patient the way a real one is: an answer that says nothing about the outcome (no connection, the
+connection dropped, a timeout, 502/503/504 while a process is down) is followed by the same request again — with the
+same ``Idempotency-Key`` where the API takes one, and otherwise relying on the business key (a USCC, a citizen id, a
+tax line id, a voucher number) to turn a repeat into "already there", which is then looked up."""
+
+import asyncio
+import random
+from collections import defaultdict
+from dataclasses import dataclass, field
+from decimal import ROUND_HALF_UP, Decimal
+
+import httpx
+from stdnum.cn import ric, uscc as uscc_mod
+
+from services.collection.parameters.schemas import default_document
+
+CITY = "150100"
+DISTRICT = "150102"
+PERIOD = 202610
+PAID_ON = "2026-11-12"
+REMITTED_ON = "2026-11-16"
+RECEIVED_ON = "2026-11-20"  # within 10 working days of the remittance (000 二(二))
+FUNDS = ("PEN_EMP", "UNEMP", "INJURY")
+AVERAGE_WAGE_FEN = 800_000
+# Answers that say nothing about whether the request was applied: ask again.
+UNANSWERED = {502, 503, 504}
+PATIENCE_SECONDS = 180.0
+
+
+class Unexpected(AssertionError):
+    pass
+
+
+@dataclass
+class Ledger:
+    """What the platform acknowledged, by business key, and how often the parties had to ask again."""
+
+    employers: dict[str, str] = field(default_factory=dict)  # uscc → employer id
+    persons: dict[str, str] = field(default_factory=dict)  # citizen id → person id
+    enrolments: set[tuple[str, str]] = field(default_factory=set)  # (person id, fund)
+    assessment_lines: list[dict] = field(default_factory=list)
+    tax_lines: dict[str, tuple[str, int]] = field(default_factory=dict)  # tax line id → (fund, employer + individual fen)
+    remittances: dict[str, str] = field(default_factory=dict)  # voucher → remittance id
+    receipts: set[str] = field(default_factory=set)  # idempotency keys
+    attempts: int = 0
+    repeated: int = 0
+    statuses: dict[int | str, int] = field(default_factory=lambda: defaultdict(int))
+
+    @property
+    def writes(self) -> int:
+        return (len(self.employers) + len(self.persons) + len(self.enrolments) + len(self.tax_lines)
+                + len(self.remittances) + len(self.receipts))
+
+
+class Party:
+    """One caller (a user or a system client) signed in through the gateway."""
+
+    def __init__(self, client: httpx.AsyncClient, ledger: Ledger, name: str, secret: str, *, system: bool = False):
+        self.client, self.ledger, self.name, self.secret, self.system = client, ledger, name, secret, system
+        self.headers: dict[str, str] = {}
+
+    async def sign_in(self) -> "Party":
+        form = ({"grant_type": "client_credentials", "client_id": self.name, "client_secret": self.secret}
+                if self.system else {"username": self.name, "password": self.secret})
+        response = await self._patiently("POST", "/auth/token", data=form)
+        if response.status_code != 200:
+            raise Unexpected(f"{self.name} could not sign in: {response.status_code} {response.text}")
+        self.headers = {"Authorization": f"Bearer {response.json()['access_token']}"}
+        return self
+
+    async def call(self, method: str, path: str, *, expect: tuple[int, ...] = (200, 201), already: tuple[str, ...] = (),
+                   key: str | None = None, **kwargs) -> httpx.Response:
+        """The answer, once it says something; a refusal whose code is in ``already`` (the repeat of something the
+        platform had applied) is returned too, anything else not expected fails the round."""
+        headers = {**self.headers, **({"Idempotency-Key": key} if key else {})}
+        response = await self._patiently(method, f"/api{path}", headers=headers, **kwargs)
+        if response.status_code in expect:
+            return response
+        code = _error_code(response)
+        if code in already:
+            return response
+        raise Unexpected(f"{self.name}: {method} {path} answered {response.status_code} {response.text[:500]}")
+
+    async def _patiently(self, method: str, url: str, **kwargs) -> httpx.Response:
+        deadline = asyncio.get_running_loop().time() + PATIENCE_SECONDS
+        pause = 0.1
+        first = True
+        while True:
+            self.ledger.attempts += 1
+            if not first:
+                self.ledger.repeated += 1
+            first = False
+            try:
+                response = await self.client.request(method, url, **kwargs)
+            except httpx.TransportError as exc:
+                self.ledger.statuses[type(exc).__name__] += 1
+            else:
+                self.ledger.statuses[response.status_code] += 1
+                if response.status_code not in UNANSWERED and response.status_code != 429:
+                    return response
+            if asyncio.get_running_loop().time() > deadline:
+                raise Unexpected(f"{self.name}: {method} {url} unanswered for {PATIENCE_SECONDS:g}s")
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, 2.0)
+
+
+def _error_code(response: httpx.Response) -> str | None:
+    try:
+        return response.json()["error"]["code"]
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+def uscc(serial: int) -> str:
+    body = f"91150102{serial:09d}"
+    return body + uscc_mod.calc_check_digit(body)
+
+
+def citizen_id(serial: int) -> str:
+    body = f"{DISTRICT}1985{1 + serial // 28 % 12:02d}{1 + serial % 28:02d}{serial % 1000:03d}"
+    return body + ric.calc_check_digit(body + "0")
+
+
+def yuan(fen: int) -> str:
+    return f"{Decimal(fen) / 100:.2f}"
+
+
+def fen(amount: str) -> int:
+    return int((Decimal(amount) * 100).quantize(Decimal(1), rounding=ROUND_HALF_UP))
+
+
+@dataclass
+class Month:
+    """The parties and the month's plan: ``employers`` employers of 2 to 4 persons each, bases drawn by ``seed``."""
+
+    parties: dict[str, Party]
+    ledger: Ledger
+    employers: int
+    seed: int
+
+    def __post_init__(self) -> None:
+        rng = random.Random(self.seed)
+        self.plan = [[(serial * 10 + k, rng.randrange(400_000, 2_600_000, 100)) for k in range(rng.randint(2, 4))]
+                     for serial in range(1, self.employers + 1)]
+
+    # -- before the faults: the year's parameters and finance's special accounts ------------------------------------
+
+    async def prepare(self) -> None:
+        accountant, approver, finance = self.parties["accountant"], self.parties["approver"], self.parties["finance"]
+        proposed = (await accountant.call("POST", "/collection/parameters", json={
+            "region": CITY, "valid_from": 202601, "document": default_document(AVERAGE_WAGE_FEN),
+            "reason": "2026 年度费率基数"})).json()
+        await approver.call("POST", f"/collection/parameters/{proposed['id']}/approve", json={"reason": "同意"})
+        for number, fund in enumerate(FUNDS, start=1):
+            await finance.call("POST", "/collection/treasury/accounts", already=("ACCOUNT_EXISTS",), json={
+                "kind": "special", "fund": fund, "bank_name": "中国工商银行呼和浩特分行",
+                "account_no": f"1520{number}012001000077", "opened_on": "2020-01-06",
+                "opening_approval_ref": f"内财社〔2020〕{number}号", "annual_inspection_due": "2027-03-31"})
+
+    # -- under faults ---------------------------------------------------------------------------------------------
+
+    async def register(self) -> None:
+        clerk = self.parties["clerk"]
+        for serial, staff in enumerate(self.plan, start=1):
+            employer_id = await self._employer(clerk, serial)
+            for person_serial, _base in staff:
+                person_id = await self._person(clerk, person_serial)
+                for fund in FUNDS:
+                    await clerk.call("POST", "/accounts/enrolments", already=("ALREADY_ENROLLED",), json={
+                        "person_id": person_id, "fund": fund, "employer_id": employer_id, "start_period": 202601})
+                    self.ledger.enrolments.add((person_id, fund))
+
+    async def _employer(self, clerk: Party, serial: int) -> str:
+        code = uscc(serial)
+        response = await clerk.call("POST", "/accounts/employers", already=("EMPLOYER_ALREADY_REGISTERED",), json={
+            "uscc": code, "name": f"测试制造有限公司{serial}", "region": DISTRICT, "industry_risk_class": 1})
+        if response.status_code != 201:
+            [found] = (await clerk.call("GET", "/accounts/employers", params={"uscc": code})).json()["items"]
+            response_id = found["id"]
+        else:
+            response_id = response.json()["id"]
+        self.ledger.employers[code] = response_id
+        return response_id
+
+    async def _person(self, clerk: Party, serial: int) -> str:
+        code = citizen_id(serial)
+        response = await clerk.call("POST", "/accounts/persons", already=("PERSON_ALREADY_REGISTERED",), json={
+            "citizen_id": code, "name": f"参保人{serial}", "region": DISTRICT})
+        if response.status_code != 201:
+            [found] = (await clerk.call("GET", "/accounts/persons", params={"citizen_id": code})).json()["items"]
+            person_id = found["id"]
+        else:
+            person_id = response.json()["id"]
+        self.ledger.persons[code] = person_id
+        return person_id
+
+    async def declare(self) -> None:
+        """Each employer declares once collection's registry has its enrolments (it learns them from the stream)."""
+        clerk = self.parties["clerk"]
+        for serial, staff in enumerate(self.plan, start=1):
+            employer_id = self.ledger.employers[uscc(serial)]
+            await _eventually(lambda: self._mirrored(clerk, employer_id, 3 * len(staff)),
+                              f"employer {serial}'s enrolments in collection")
+            lines = [{"person_id": self.ledger.persons[citizen_id(s)], "base": yuan(base)} for s, base in staff]
+            await clerk.call("POST", f"/collection/employers/{employer_id}/declarations", already=("ASSESSMENT_EXISTS",),
+                             json={"period": PERIOD, "lines": lines})
+            [assessment] = (await clerk.call("GET", "/collection/assessments", params={
+                "employer_id": employer_id, "period": PERIOD})).json()["items"]
+            detail = (await clerk.call("GET", f"/collection/assessments/{assessment['id']}",
+                                       params={"limit": 1000})).json()
+            self.ledger.assessment_lines.extend({**line, "employer_serial": serial} for line in detail["items"])
+
+    async def _mirrored(self, clerk: Party, employer_id: str, expected: int) -> bool:
+        """Collection holds the employer's enrolments and their persons. A consumer killed mid-batch gets its
+        unacknowledged events back only after the consumer's ack_wait, so later events (an enrolment) can arrive
+        before an earlier one (its person): collection keeps the enrolment and waits for the person."""
+        response = await clerk.call("GET", f"/collection/registry/employers/{employer_id}/enrolments",
+                                    expect=(200, 404))
+        items = response.json()["items"] if response.status_code == 200 else []
+        return len(items) == expected and all(item["life_status"] is not None for item in items)
+
+    async def pay(self, batch_size: int = 40) -> None:
+        """The tax bureau posts every assessed line as paid (person lines; INJURY as one employer line), in batches;
+        a batch asked again reports its stored lines as duplicates."""
+        tax = self.parties["tax"]
+        lines = self._tax_lines()
+        for start in range(0, len(lines), batch_size):
+            chunk = lines[start:start + batch_size]
+            result = (await tax.call("POST", "/collection/tax-payments/batches", json={"lines": chunk})).json()
+            if result["rejected"]:
+                raise Unexpected(f"tax lines rejected: {result['rejections']}")
+            for line in chunk:
+                self.ledger.tax_lines[line["tax_line_id"]] = (
+                    line["fund"], fen(line["employer_amount"]) + fen(line["individual_amount"]))
+
+    def _tax_lines(self) -> list[dict]:
+        citizen_of = {person_id: code for code, person_id in self.ledger.persons.items()}
+        lines, injury = [], defaultdict(int)
+        for line in self.ledger.assessment_lines:
+            serial = line["employer_serial"]
+            if line["fund"] == "INJURY":
+                injury[serial] += fen(line["employer_amount"])
+                continue
+            lines.append({"tax_line_id": f"SW-{serial:04d}-{line['fund']}-{citizen_of[line['person_id']]}",
+                          "payer_uscc": uscc(serial), "citizen_id": citizen_of[line["person_id"]],
+                          "fund": line["fund"], "period": PERIOD, "employer_amount": line["employer_amount"],
+                          "individual_amount": line["individual_amount"], "method": "bank_withholding",
+                          "voucher_no": f"PZ-{serial:04d}", "paid_date": PAID_ON})
+        for serial, amount in injury.items():
+            lines.append({"tax_line_id": f"SW-{serial:04d}-INJURY", "payer_uscc": uscc(serial), "fund": "INJURY",
+                          "period": PERIOD, "employer_amount": yuan(amount), "individual_amount": "0.00",
+                          "method": "bank_transfer", "voucher_no": f"PZ-{serial:04d}", "paid_date": PAID_ON})
+        return lines
+
+    def collected(self) -> dict[str, int]:
+        """Fen collected per fund: what the tax bureau posted."""
+        by_fund: dict[str, int] = defaultdict(int)
+        for fund, amount in self.ledger.tax_lines.values():
+            by_fund[fund] += amount
+        return dict(by_fund)
+
+    async def remit_and_receive(self) -> None:
+        """Finance records each fund's remittance of the month's collection and its receipt in the special account
+        (a receipt moves money: it carries an Idempotency-Key)."""
+        finance = self.parties["finance"]
+        for fund, amount in sorted(self.collected().items()):
+            voucher = f"GK-{fund}-{PERIOD}"
+            remittance = (await finance.call("POST", "/collection/treasury/remittances", json={
+                "fund": fund, "period": PERIOD, "amount": yuan(amount), "remitted_on": REMITTED_ON,
+                "voucher_no": voucher})).json()["remittance"]
+            self.ledger.remittances[voucher] = remittance["id"]
+            key = f"R-{fund}-{PERIOD}"
+            await finance.call("POST", "/collection/treasury/receipts", key=key, json={
+                "remittance_id": remittance["id"], "amount": yuan(amount), "value_date": RECEIVED_ON,
+                "reference": f"BK-{fund}-{PERIOD}"})
+            self.ledger.receipts.add(key)
+
+
+async def _eventually(check, what: str, timeout: float = PATIENCE_SECONDS) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not await check():
+        if asyncio.get_running_loop().time() > deadline:
+            raise Unexpected(f"not {what} within {timeout:g}s")
+        await asyncio.sleep(0.25)

@@ -1,0 +1,162 @@
+"""The fault suite (issue 13, item 4; ``make test-cluster``, ``make chaos ROUNDS=20``): a month driven through the
+gateway of a real ``sifund up`` while a seeded schedule SIGKILLs its children (a service, the gateway, nats-server)
+and the supervisor brings them back. The parties ask again with the same keys, as a real tax bureau would.
+
+At the end, with the faults stopped: every write acknowledged with 2xx is in its owner's database exactly once; the
+three legs of every fund reconcile exactly in oversight's report (TAX = FINANCE = AGENCY = what was collected); no
+service has a dead letter or an unpublished outbox row. The seed is printed; ``CHAOS_SEED=<seed>`` replays a round's
+schedule and plan.
+
+CHAOS_ROUNDS (default 1), CHAOS_EMPLOYERS (default 30), CHAOS_REPLICAS (processes per service, default 2) and
+CHAOS_SEED size a run."""
+
+import asyncio
+import json
+import os
+import random
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy import create_engine, text
+
+from services.kernel.settings import SERVICES, Settings
+from tests.chaos.month import FUNDS, PERIOD, Ledger, Month, Party, Unexpected, fen
+from tests.chaos.platform import FaultSchedule, RunningPlatform, free_port_base
+
+ROUNDS = int(os.environ.get("CHAOS_ROUNDS", "1"))
+EMPLOYERS = int(os.environ.get("CHAOS_EMPLOYERS", "30"))
+SEED = os.environ.get("CHAOS_SEED")
+REPLICAS = int(os.environ.get("CHAOS_REPLICAS", "2"))
+CONVERGENCE_SECONDS = 180.0
+# One JSON line per round passed (the figures a note quotes), under the repository's var/.
+RESULTS = Path(__file__).resolve().parents[2] / "var" / "chaos" / "rounds.jsonl"
+
+
+def round_seed(round_no: int) -> int:
+    return int(SEED) + round_no if SEED else random.SystemRandom().randrange(1, 2**31)
+
+
+@pytest.fixture
+def platform(tmp_path: Path, database_urls: dict[str, str]):
+    environment = dict(os.environ)
+    environment.update({f"SIFUND_{name.upper()}_DATABASE_URL": url for name, url in database_urls.items()})
+    environment.update(SIFUND_SUPERVISOR_BACKOFF_INITIAL_SECONDS="0.2", SIFUND_SUPERVISOR_BACKOFF_MAX_SECONDS="2",
+                       SIFUND_SUPERVISOR_MAX_RESTARTS="1000", SIFUND_SUPERVISOR_WINDOW_SECONDS="60")
+    running = RunningPlatform(tmp_path / "var", environment, free_port_base(random.Random(), REPLICAS),
+                              REPLICAS).start()
+    yield running
+    running.stop()
+
+
+async def signed_in(platform: RunningPlatform, client: httpx.AsyncClient, ledger: Ledger) -> dict[str, Party]:
+    secrets = platform.credentials()
+
+    def user(role: str) -> Party:
+        return Party(client, ledger, f"demo_{role}", secrets[f"demo_{role}"])
+
+    parties = {"clerk": user("agency_clerk"), "accountant": user("accountant"), "approver": user("agency_approver"),
+               "finance": user("finance_officer"), "officer": user("oversight_officer"), "operator": user("it_admin"),
+               "tax": Party(client, ledger, "demo_tax", secrets["demo_tax"], system=True)}
+    for party in parties.values():
+        await party.sign_in()
+    return parties
+
+
+@pytest.mark.parametrize("round_no", range(ROUNDS))
+async def test_a_month_under_faults_loses_nothing_and_doubles_nothing(round_no: int, platform: RunningPlatform,
+                                                                      database_urls: dict[str, str]):
+    seed = round_seed(round_no)
+    print(f"\nchaos round {round_no}: seed {seed} (replay with CHAOS_SEED={seed - round_no})")
+    ledger = Ledger()
+    async with httpx.AsyncClient(base_url=platform.gateway_url, timeout=30.0, trust_env=False) as client:
+        parties = await signed_in(platform, client, ledger)
+        month = Month(parties, ledger, EMPLOYERS, seed)
+        await month.prepare()
+
+        faults = FaultSchedule(platform, seed)
+        schedule = asyncio.create_task(faults.run())
+        try:
+            await month.register()
+            await month.declare()
+            await month.pay()
+            await month.remit_and_receive()
+        except Unexpected as exc:
+            raise AssertionError(f"seed {seed}: {exc}\nfaults: {faults.summary()}\n{platform.output}") from exc
+        finally:
+            faults.stop()
+            await schedule
+
+        await every_child_running(platform)
+        report = await converged(parties, month)
+    in_owner_databases_once(database_urls, platform.data_dir, ledger)
+    for fund in FUNDS:
+        amounts = report[fund]["amounts"]
+        assert fen(amounts["tax"]) == fen(amounts["finance"]) == fen(amounts["agency"]) == month.collected()[fund], (
+            fund, amounts)
+    summary = faults.summary()
+    assert summary["not_recovered"] == [], summary
+    figures = {**summary, "round": round_no, "employers": EMPLOYERS, "replicas": REPLICAS, "writes_acknowledged": ledger.writes, "lost": 0,
+               "applied_twice": 0, "requests": ledger.attempts, "asked_again": ledger.repeated,
+               "answers": {str(k): v for k, v in ledger.statuses.items()}, "backend": database_urls["accounts"].split(":")[0]}
+    print(f"chaos round {round_no}: {json.dumps(figures)}")
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    with RESULTS.open("a") as results:
+        results.write(json.dumps(figures) + "\n")
+
+
+async def every_child_running(platform: RunningPlatform) -> None:
+    for _ in range(int(CONVERGENCE_SECONDS / 0.25)):
+        children = platform.children()
+        if children and all(c["status"] == "running" for c in children.values()):
+            return
+        await asyncio.sleep(0.25)
+    raise AssertionError(f"not every child running: {platform.children()}\n{platform.output}")
+
+
+async def converged(parties: dict[str, Party], month: Month) -> dict[str, dict]:
+    """Wait until no service holds an unpublished outbox row or a dead letter and oversight's R1 cells of the
+    period are all matched; returns those cells by fund."""
+    operator, officer = parties["operator"], parties["officer"]
+    deadline = asyncio.get_running_loop().time() + CONVERGENCE_SECONDS
+    last = None
+    while asyncio.get_running_loop().time() < deadline:
+        backlog = {s: (await operator.call("GET", f"/{s}/admin/outbox")).json()["backlog"] for s in SERVICES}
+        letters = {s: (await operator.call("GET", f"/{s}/admin/dead-letters")).json() for s in SERVICES}
+        assert not any(letters.values()), letters  # a dead letter never heals by waiting
+        report = (await officer.call("GET", f"/oversight/reconciliation/months/{PERIOD}",
+                                     params={"include_matched": True})).json()
+        r1 = {cell["fund"]: cell for check in report["checks"] if check["check"] == "R1" for cell in check["cells"]}
+        last = (backlog, {fund: (cell["status"], cell["amounts"]) for fund, cell in r1.items()})
+        if not any(backlog.values()) and set(r1) == set(FUNDS) and all(
+                cell["status"] == "matched" and fen(cell["amounts"]["agency"]) == month.collected()[fund]
+                for fund, cell in r1.items()):
+            return r1
+        await asyncio.sleep(0.5)
+    raise AssertionError(f"the month did not converge within {CONVERGENCE_SECONDS:g}s: {last}")
+
+
+def in_owner_databases_once(database_urls: dict[str, str], data_dir: Path, ledger: Ledger) -> None:
+    settings = Settings(data_dir=data_dir, **{f"{name}_database_url": url for name, url in database_urls.items()})
+    checks = {
+        "accounts": [("employer", "uscc", set(ledger.employers)), ("person", "citizen_id", set(ledger.persons))],
+        "collection": [("tax_payment", "tax_line_id", set(ledger.tax_lines)),
+                       ("treasury_remittance", "voucher_no", set(ledger.remittances)),
+                       ("bank_transaction", "idempotency_key", set(ledger.receipts))],
+    }
+    for service, tables in checks.items():
+        engine = create_engine(settings.database_url(service))
+        try:
+            with engine.connect() as connection:
+                for table, column, acknowledged in tables:
+                    rows = connection.execute(text(f"SELECT {column}, count(*) FROM {table} GROUP BY {column}")).all()
+                    stored = {key: count for key, count in rows if key in acknowledged}
+                    assert set(stored) == acknowledged, f"{table}: {len(acknowledged - set(stored))} acknowledged, not stored"
+                    assert set(stored.values()) == {1}, f"{table}: stored twice: {[k for k, c in stored.items() if c > 1]}"
+                if service == "accounts":
+                    enrolments = connection.execute(text(
+                        "SELECT person_id, fund, count(*) FROM enrolment GROUP BY person_id, fund")).all()
+                    stored = {(p, f): c for p, f, c in enrolments if (p, f) in ledger.enrolments}
+                    assert set(stored) == ledger.enrolments and set(stored.values()) == {1}
+        finally:
+            engine.dispose()
