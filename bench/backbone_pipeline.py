@@ -160,7 +160,7 @@ class TimedRelay(OutboxRelay):
         self.t_first_publish: float | None = None
         self.t_done: float | None = None
         self.load_s = 0.0  # inside the worker thread: SELECT of a batch
-        self.mark_s = 0.0  # inside the worker thread: UPDATE ... WHERE seq IN (...) + COMMIT
+        self.mark_s = 0.0  # inside the worker thread: UPDATE ... WHERE seq IN (...) (+ COMMIT on SQLite)
         self.batch_s = 0.0  # whole publish_pending calls that published something
         self.batches = 0
         self.empty_polls = 0
@@ -181,10 +181,10 @@ class TimedRelay(OutboxRelay):
             self.load_s += time.monotonic() - t
             self.load_ms.append((time.monotonic() - t) * 1000)
 
-    def _mark_published(self, seqs: list[int]) -> None:
+    def _mark_published(self, connection, seqs: list[int]) -> None:  # noqa: ANN001
         t = time.monotonic()
         try:
-            super()._mark_published(seqs)
+            super()._mark_published(connection, seqs)
         finally:
             self.mark_s += time.monotonic() - t
             self.mark_ms.append((time.monotonic() - t) * 1000)

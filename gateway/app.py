@@ -12,7 +12,7 @@ from gateway.guard import GuardMiddleware
 from gateway.identity.conflicts import seed_default_rules
 from gateway.identity.endpoints import auth_router, identity_router
 from gateway.identity.models import metadata as identity_metadata
-from gateway.upstream import open_client
+from gateway.upstream import Upstreams, open_client
 from services.kernel.auth import TokenVerifier, enforce_route_policies
 from services.kernel.db import make_engine, unit_of_work
 from services.kernel.docs_pages import mount_assets
@@ -56,6 +56,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redoc_url=None,
     )
     app.state.settings = settings
+    app.state.upstreams = Upstreams(settings)
     app.state.token_verifier = TokenVerifier(settings)
     # Innermost first. OPTIONS of the gateway's own routes answered after the guard; the guard sees the request id;
     # CORS answers preflights and decorates refusals; the security headers go on every response.

@@ -3,6 +3,11 @@ and per IP (stricter on ``/auth/token``), and every mutating request written to 
 
 Services still check the token and role of every call themselves; the guard only turns away what is certainly bad
 and records who did what.
+
+The rate limits are per gateway process (token buckets in memory): with N gateway replicas a client may get up to N
+times a figure, so at scale each figure is set to the wanted total divided by N (README, "Running at scale").
+Sharing them would put a database or NATS round trip on every request's path for a flood guard; the limit that
+must hold across replicas, the sign-in lockout after ``login_max_failures``, is kept in the gateway's database.
 """
 
 import json

@@ -10,7 +10,7 @@ import httpx
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
-from gateway.upstream import SettingsDep, UpstreamDep
+from gateway.upstream import SettingsDep, UpstreamDep, Upstreams, UpstreamsDep
 from services.kernel.auth import public
 from services.kernel.settings import SERVICES, Settings
 from services.kernel.supervision import FAILED, read_state, state_file
@@ -20,13 +20,27 @@ router = APIRouter(tags=["health"], dependencies=[public()])
 CHECK_TIMEOUT_SECONDS = 2.0
 
 
-async def service_health(client: httpx.AsyncClient, settings: Settings, service: str) -> tuple[bool, dict[str, Any]]:
+async def service_health(client: httpx.AsyncClient, upstreams: Upstreams, service: str) -> tuple[bool, dict[str, Any]]:
+    """A service is healthy when one of its replicas is; with several, each replica's status is listed under
+    ``replicas``, and one that does not answer is marked down for the proxy (``Upstreams``)."""
+    urls = upstreams.urls[service]
+    checks = await asyncio.gather(*(replica_health(client, upstreams, service, url) for url in urls))
+    ok, body = next(((ok, body) for ok, body in checks if ok), checks[0])
+    if len(urls) > 1:
+        body = {**body, "replicas": {url: b.get("status") for url, (_, b) in zip(urls, checks, strict=True)}}
+    return ok, body
+
+
+async def replica_health(client: httpx.AsyncClient, upstreams: Upstreams, service: str,
+                         url: str) -> tuple[bool, dict[str, Any]]:
     try:
-        response = await client.get(f"{settings.service_url(service)}/health", timeout=CHECK_TIMEOUT_SECONDS)
+        response = await client.get(f"{url}/health", timeout=CHECK_TIMEOUT_SECONDS)
     except httpx.TimeoutException:
         return False, {"status": "timeout", "error": f"服务 {service} 健康检查超时"}
     except httpx.HTTPError:
+        upstreams.failed(url)
         return False, {"status": "unreachable", "error": f"服务 {service} 不可用"}
+    upstreams.answered(url)
     try:
         body = response.json()
     except ValueError:
@@ -40,8 +54,16 @@ async def service_health(client: httpx.AsyncClient, settings: Settings, service:
 
 
 async def nats_health(client: httpx.AsyncClient, settings: Settings) -> str:
+    """``ok`` when a NATS server answers healthy; with several monitor URLs (``SIFUND_NATS_MONITOR_URL`` of a
+    cluster, comma-separated) when any node does: the cluster serves while one node is down."""
+    monitors = [url.strip().rstrip("/") for url in settings.nats_monitor.split(",") if url.strip()]
+    answers = await asyncio.gather(*(node_health(client, url) for url in monitors))
+    return "ok" if "ok" in answers else answers[0]
+
+
+async def node_health(client: httpx.AsyncClient, monitor: str) -> str:
     try:
-        response = await client.get(f"{settings.nats_monitor}/healthz", params={"js-enabled-only": "true"},
+        response = await client.get(f"{monitor}/healthz", params={"js-enabled-only": "true"},
                                     timeout=CHECK_TIMEOUT_SECONDS)
     except httpx.TimeoutException:
         return "timeout"
@@ -51,8 +73,8 @@ async def nats_health(client: httpx.AsyncClient, settings: Settings) -> str:
 
 
 @router.get("/health", summary="Status of every service and of NATS")
-async def platform_health(client: UpstreamDep, settings: SettingsDep) -> JSONResponse:
-    *checks, nats = await asyncio.gather(*(service_health(client, settings, s) for s in SERVICES),
+async def platform_health(client: UpstreamDep, settings: SettingsDep, upstreams: UpstreamsDep) -> JSONResponse:
+    *checks, nats = await asyncio.gather(*(service_health(client, upstreams, s) for s in SERVICES),
                                          nats_health(client, settings))
     services = {name: body for name, (_, body) in zip(SERVICES, checks, strict=True)}
     ok = all(healthy for healthy, _ in checks) and nats == "ok"

@@ -9,7 +9,14 @@ from fastapi.responses import StreamingResponse
 from starlette.background import BackgroundTask
 
 from gateway import docs
-from gateway.upstream import ServiceDep, SettingsDep, UpstreamDep, safe_to_retry, send_upstream, upstream_errors
+from gateway.upstream import (
+    ServiceDep,
+    UpstreamDep,
+    UpstreamsDep,
+    safe_to_retry,
+    send_upstream,
+    upstream_errors,
+)
 from services.kernel.auth import public
 from services.kernel import context
 from services.kernel.web import CORRELATION_ID_HEADER, REQUEST_ID_HEADER
@@ -83,21 +90,22 @@ def _has_body(request: Request) -> bool:
 
 @router.api_route("/api/{service}/{path:path}", methods=METHODS, include_in_schema=False)
 async def forward(request: Request, service: ServiceDep, path: str, client: UpstreamDep,
-                  settings: SettingsDep) -> Response:
+                  upstreams: UpstreamsDep) -> Response:
     retryable = safe_to_retry(request.method, request.headers)
     # A request that may be sent again keeps its body in memory (bounded by the guard's size limit); any other is
     # streamed through as it arrives.
     content = None
     if _has_body(request):
         content = await request.body() if retryable else request.stream()
-    url = _upstream_url(request, settings.service_url(service), service, path)
     headers = _upstream_headers(request, service)
 
-    def build() -> httpx.Request:
+    def build(base_url: str) -> httpx.Request:
+        url = _upstream_url(request, base_url, service, path)
         return client.build_request(request.method, url, headers=headers, content=content)
 
     with upstream_errors(service):
-        upstream = await send_upstream(client, build, retryable=retryable)
+        upstream = await send_upstream(client, build, retryable=retryable, bases=upstreams.order(service),
+                                       upstreams=upstreams)
         if request.method == "GET" and path == "openapi.json" and upstream.status_code == 200:
             try:
                 return docs.openapi_via_gateway(service, await upstream.aread())

@@ -1,6 +1,8 @@
-"""The gateway's view of the services behind it: the one shared HTTP client, which services exist, and how a
-transport failure towards one of them becomes a structured error."""
+"""The gateway's view of the services behind it: the one shared HTTP client, which services exist, the replicas of
+each (``Upstreams``), and how a transport failure towards one of them becomes a structured error."""
 
+import itertools
+import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Annotated, Any
@@ -33,6 +35,10 @@ def get_settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
+def get_upstreams(request: Request) -> "Upstreams":
+    return request.app.state.upstreams
+
+
 def known_service(service: str) -> str:
     if service not in SERVICES:
         raise DomainError("UNKNOWN_SERVICE", f"未知的服务：{service}", status=404,
@@ -43,6 +49,46 @@ def known_service(service: str) -> str:
 UpstreamDep = Annotated[httpx.AsyncClient, Depends(get_client)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 ServiceDep = Annotated[str, Depends(known_service)]
+UpstreamsDep = Annotated["Upstreams", Depends(get_upstreams)]
+
+
+# -- replicas of a service -------------------------------------------------------------------------------------------
+
+# An upstream whose connection failed is passed over for this long (the others take its share); after it, it gets
+# requests again, and the first one that connects brings it back for good.
+DOWN_FOR_SECONDS = 5.0
+
+
+class Upstreams:
+    """The base URLs of each service's replicas (``SIFUND_<SERVICE>_URL``, comma-separated; one URL is one replica)
+    and which of them failed recently. Requests go round robin over the replicas not marked down; when every replica
+    is marked down they are all tried anyway (a marked replica may be back, and refusing outright helps nobody).
+
+    Per gateway process, in memory: each gateway replica learns for itself which upstream is down (a refused
+    connection costs one fast retry, see ``send_upstream``), nothing to share."""
+
+    def __init__(self, settings: Settings, down_for: float = DOWN_FOR_SECONDS):
+        self.urls = {service: settings.service_urls(service) for service in SERVICES}
+        self.down_for = down_for
+        self._turn = {service: itertools.count() for service in SERVICES}
+        self._down_until: dict[str, float] = {}
+
+    def order(self, service: str) -> list[str]:
+        """The replicas to try for one request, in order: the next in turn first, those marked down last."""
+        urls = self.urls[service]
+        start = next(self._turn[service]) % len(urls)
+        rotated = urls[start:] + urls[:start]
+        now = time.monotonic()
+        return sorted(rotated, key=lambda url: self._down_until.get(url, 0.0) > now)  # stable: keeps the rotation
+
+    def failed(self, url: str) -> None:
+        self._down_until[url] = time.monotonic() + self.down_for
+
+    def answered(self, url: str) -> None:
+        self._down_until.pop(url, None)
+
+    def is_down(self, url: str) -> bool:
+        return self._down_until.get(url, 0.0) > time.monotonic()
 
 
 @contextmanager
@@ -89,31 +135,45 @@ class _ConnectionWatch:
             await self._inner(name, info)
 
 
-async def send_upstream(client: httpx.AsyncClient, build: Callable[[], httpx.Request], *,
-                        retryable: bool) -> httpx.Response:
-    """Send the request built by ``build`` (streamed response), again on another connection when it certainly
-    never reached the service's handler — the retry rule:
+async def send_upstream(client: httpx.AsyncClient, build: Callable[[str], httpx.Request], *, retryable: bool,
+                        bases: list[str], upstreams: Upstreams | None = None) -> httpx.Response:
+    """Send the request ``build(base_url)`` makes (streamed response) to the first of ``bases`` (a service's
+    replicas, in the order ``Upstreams.order`` gave), and again — to the next replica, or the same one when it is
+    the only one — when it certainly never reached a service's handler. The retry rule:
 
-    - only when ``retryable`` (see ``safe_to_retry``): the request may be applied twice and nothing changes;
-    - only for a failure before any byte of a response came back, and only of two kinds:
-      * the connection could not be opened (``httpx.ConnectError``: refused, reset during the handshake);
-      * a *reused* keep-alive connection was closed by the service before it answered (``RemoteProtocolError``
-        "server disconnected", ``ReadError``/``WriteError`` reset). A server may close an idle keep-alive
-        connection at any moment (uvicorn closes one after an unhandled exception, a moment after the 500 went
-        out), and a request written into that moment is never read; this was the spurious 502 of issue 11 §3;
-    - never on a timeout (the service may be working on it) nor on a failure of a freshly opened connection
-      after the request was written (the service may have read and applied it);
-    - at most ``MAX_ATTEMPTS`` attempts; the last failure is raised (and becomes a 502 by ``upstream_errors``).
+    - the connection could not be opened (``httpx.ConnectError``: refused, reset during the handshake): nothing of
+      the request was sent, so any request is sent again, to the next replica; that replica is marked down;
+    - a *reused* keep-alive connection was closed by the service before it answered (``RemoteProtocolError``
+      "server disconnected", ``ReadError``/``WriteError`` reset): only when ``retryable`` (see ``safe_to_retry``:
+      the request may be applied twice and nothing changes). A server may close an idle keep-alive connection at
+      any moment (uvicorn closes one after an unhandled exception, a moment after the 500 went out), and a request
+      written into that moment is never read; this was the spurious 502 of issue 11 §3;
+    - never on a timeout (the service may be working on it) nor on a failure of a freshly opened connection after
+      the request was written (the service may have read and applied it): a POST without ``Idempotency-Key`` that
+      may have reached a replica is never sent to another;
+    - at most ``MAX_ATTEMPTS`` attempts, or one per replica when there are more; the last failure is raised (and
+      becomes a 502 by ``upstream_errors``).
     """
-    for attempt in range(1, MAX_ATTEMPTS + 1):
-        request = build()
+    attempts = max(MAX_ATTEMPTS, len(bases))
+    for attempt in range(1, attempts + 1):
+        base = bases[(attempt - 1) % len(bases)]
+        request = build(base)
         watch = _ConnectionWatch(request)
         try:
-            return await client.send(request, stream=True)
+            response = await client.send(request, stream=True)
         except httpx.ConnectError:
-            if not retryable or attempt == MAX_ATTEMPTS:
+            if upstreams is not None:
+                upstreams.failed(base)
+            if attempt == attempts:
                 raise
+            continue
         except (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError):
-            if not retryable or watch.opened_new or attempt == MAX_ATTEMPTS:
+            if upstreams is not None and watch.opened_new:
+                upstreams.failed(base)
+            if not retryable or watch.opened_new or attempt == attempts:
                 raise
+            continue
+        if upstreams is not None:
+            upstreams.answered(base)
+        return response
     raise AssertionError("unreachable")  # pragma: no cover

@@ -62,10 +62,14 @@ def up(
     timeout: Annotated[float, typer.Option(help="seconds to wait for every component to be healthy")] = 60.0,
     replicas: Annotated[int, typer.Option(help="processes per service (the gateway balances across them); more "
                                                "than one is meant for PostgreSQL databases")] = 1,
+    nats_cluster: Annotated[int, typer.Option(
+        help="run NATS as a local cluster of this many nodes (3: streams with 3 replicas survive one node's loss)",
+        min=1, max=5)] = 1,
 ) -> None:
     """Start NATS, the four services and the gateway, restarting any that dies (SIFUND_SUPERVISOR_*); Ctrl-C (or
     SIGTERM) stops everything."""
-    raise typer.Exit(launcher.up(_settings(data_dir, port_base), timeout=timeout, replicas=replicas))
+    raise typer.Exit(launcher.up(_settings(data_dir, port_base), timeout=timeout, replicas=replicas,
+                                 nats_cluster=nats_cluster))
 
 
 @app.command()

@@ -6,6 +6,12 @@ A child that dies on its own (crash, OOM kill, SIGKILL) is restarted after a bac
 the others keep serving. Each child's state is kept in ``<data dir>/supervisor.json`` for ``/health`` and
 ``sifund status``.
 
+``sifund up --nats-cluster 3`` runs NATS as a local 3-node JetStream cluster instead (``sifund.natsd.NatsCluster``:
+node 1 on the usual NATS ports, the others and the routes on free loopback ports, stores under
+``<data dir>/nats-cluster/node<i>``), each node a supervised child (``nats-1`` …), the services given every node's
+URL and ``SIFUND_NATS_REPLICAS`` = the cluster's size (at most 3 … 5 replicas make sense; see README, "Running at
+scale"). A single node killed is restarted like any child, and while it is down the others keep the streams going.
+
 No child may outlive the launcher. A normal stop (Ctrl-C, SIGTERM, SIGHUP) terminates the gateway first, then the
 services, then NATS last so that the services can drain their bus connections. On Linux each child also gets
 ``PR_SET_PDEATHSIG``: if the launcher itself is killed, the kernel sends the child SIGTERM.
@@ -34,7 +40,7 @@ from services.kernel.supervision import (FAILED, RESTARTING, RUNNING, ChildState
                                          state_file, write_state)
 from services.oversight.scheduler.config import SchedulerSettings
 from sifund import services as catalogue
-from sifund.natsd import NatsServer
+from sifund.natsd import NatsCluster, NatsServer
 
 GATEWAY_FACTORY = "gateway.app:create_app"
 PR_SET_PDEATHSIG = 1
@@ -140,6 +146,11 @@ def _port_in_use(host: str, port: int) -> bool:
     return False
 
 
+def is_nats(name: str) -> bool:
+    """A NATS child: ``nats``, or a cluster node ``nats-<i>``."""
+    return name == "nats" or name.startswith("nats-")
+
+
 def replica_name(service: str, replica: int) -> str:
     """``accounts`` for the first replica (its usual port and log), ``accounts-2`` and on for the others."""
     return service if replica == 1 else f"{service}-{replica}"
@@ -158,12 +169,15 @@ def port_span(replicas: int) -> int:
 
 
 class Platform:
-    def __init__(self, settings: Settings, echo: Echo = typer.echo, *, replicas: int = 1):
+    def __init__(self, settings: Settings, echo: Echo = typer.echo, *, replicas: int = 1, nats_cluster: int = 1):
         if not 1 <= replicas <= MAX_REPLICAS:
             raise LaunchError(f"--replicas must be between 1 and {MAX_REPLICAS}, not {replicas}")
+        if not 1 <= nats_cluster <= 5:
+            raise LaunchError(f"--nats-cluster {nats_cluster}: a cluster of 1 to 5 nodes (3 survives the loss of one)")
         self.settings = settings
         self.replicas = replicas
         self.echo = echo
+        self.nats_cluster = nats_cluster
         self.data_dir = settings.data_dir.resolve()
         self.log_dir = self.data_dir / "logs"
         self.pid_file = self.data_dir / "sifund.pid"
@@ -193,7 +207,7 @@ class Platform:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         ensure_dev_key_pair(self.settings)  # before any child: they all verify tokens with the same public key
         scheduler = self._scheduler_environment()
-        nats = self._start_nats(timeout)
+        nats = self._start_nats(timeout) if self.nats_cluster == 1 else self._start_nats_cluster(timeout)
         environment = self._child_environment(nats)
         # The first replica of each service migrates its database before the others start (no two migrate at once).
         for replica in range(1, self.replicas + 1):
@@ -254,6 +268,27 @@ class Platform:
                                    respawn=lambda: self._restart_nats(nats), policy=self._restart_policy()))
         return nats
 
+    def _start_nats_cluster(self, timeout: float) -> NatsCluster:
+        cluster = NatsCluster(self.data_dir / "nats-cluster", size=self.nats_cluster, host=self.settings.host,
+                              first_port=self.settings.port("nats"),
+                              first_monitor_port=self.settings.port("nats_monitor"))
+        for i, node in enumerate(cluster.nodes, start=1):
+            node.log_file = self.log_dir / f"nats-{i}.log"
+        try:
+            for node in cluster.nodes:  # all spawned first: each node waits for its routes to the others
+                node.spawn(self._preexec)
+            for node in cluster.nodes:
+                node.wait_ready(timeout)
+            cluster.wait_meta_leader(timeout)
+        except (RuntimeError, TimeoutError, OSError) as exc:
+            cluster.stop()
+            raise LaunchError(f"the nats cluster did not start: {exc}; see {self.log_dir}/nats-*.log") from exc
+        for i, node in enumerate(cluster.nodes, start=1):
+            self.children.append(Child(f"nats-{i}", node.url, node.process, node.log_file,
+                                       f"{node.monitor_url}/healthz", respawn=lambda node=node: self._restart_nats(node),
+                                       policy=self._restart_policy()))
+        return cluster
+
     def _restart_nats(self, nats: NatsServer) -> subprocess.Popen:
         """The same ports and store (NatsServer keeps the address of its first start): clients reconnect to it and
         the streams, consumers and unacknowledged messages are all still there."""
@@ -275,7 +310,7 @@ class Platform:
                              max_restarts=self.settings.supervisor_max_restarts,
                              window_seconds=self.settings.supervisor_window_seconds)
 
-    def _child_environment(self, nats: NatsServer) -> dict[str, str]:
+    def _child_environment(self, nats: NatsServer | NatsCluster) -> dict[str, str]:
         """The launcher's environment (so SIFUND_* database URLs and the like pass through) with the topology it
         started pinned explicitly: every child must see the same ports, directories and bus."""
         clock.anchor()  # a shifted clock (SIFUND_TEST_CLOCK) is anchored once, so every child reads the same time
@@ -285,9 +320,14 @@ class Platform:
             SIFUND_HOST=self.settings.host,
             SIFUND_PORT_BASE=str(self.settings.port_base),
             SIFUND_NATS_URL=nats.url,
-            SIFUND_NATS_MONITOR_URL=nats.monitor_url,
             PYTHONUNBUFFERED="1",
         )
+        if isinstance(nats, NatsCluster):
+            # Every node's monitor: the gateway's /health finds NATS up while any node answers.
+            environment["SIFUND_NATS_MONITOR_URL"] = ",".join(node.monitor_url for node in nats.nodes)
+            environment["SIFUND_NATS_REPLICAS"] = str(min(len(nats.nodes), 5))
+        else:
+            environment["SIFUND_NATS_MONITOR_URL"] = nats.monitor_url
         # Long-running service processes: freeze what start-up built (see Settings.gc_freeze_after_startup), unless
         # the operator said otherwise.
         environment.setdefault("SIFUND_GC_FREEZE_AFTER_STARTUP", "true")
@@ -321,7 +361,7 @@ class Platform:
                                     env=environment, preexec_fn=self._preexec)
 
     def _wait_healthy(self, deadline: float, timeout: float) -> None:
-        pending = [c for c in self.children if c.name != "nats" and c.health_url is not None]
+        pending = [c for c in self.children if not is_nats(c.name) and c.health_url is not None]
         last_seen: dict[str, str] = {c.name: "no answer yet" for c in pending}
         with httpx.Client(timeout=1.0, trust_env=False) as client:
             while pending:
@@ -405,9 +445,9 @@ class Platform:
 
     def stop(self) -> None:
         """Gateway first, services next, NATS last; SIGTERM, then SIGKILL after a grace period."""
-        stages = [["gateway"], list(SERVICES), ["nats"]]
+        stages = [lambda name: name == "gateway", lambda name: name.split("-")[0] in SERVICES, is_nats]
         for stage in stages:
-            children = [c for c in self.children if c.name.split("-")[0] in stage]
+            children = [c for c in self.children if stage(c.name)]
             for child in children:
                 if child.running:
                     child.process.terminate()
@@ -440,9 +480,9 @@ class Platform:
             for service in SERVICES:
                 child = by_name[replica_name(service, replica)]
                 lines.append(f"  {child.name:<11} {child.url:<28} pid {child.process.pid}")
-        nats = by_name["nats"]
-        lines.append(f"  {'nats':<11} {nats.url:<28} pid {nats.process.pid} "
-                     f"(monitor {self.local_url('nats_monitor')})")
+        for nats in (c for c in self.children if is_nats(c.name)):
+            monitor = nats.health_url.removesuffix("/healthz")
+            lines.append(f"  {nats.name:<11} {nats.url:<28} pid {nats.process.pid} (monitor {monitor})")
         return lines
 
 
@@ -485,10 +525,11 @@ def describe_demo(created: list[dict], settings: Settings) -> list[str]:
             f"  sign in at {token_url}"]
 
 
-def up(settings: Settings, *, timeout: float = 60.0, echo: Echo = typer.echo, replicas: int = 1) -> int:
+def up(settings: Settings, *, timeout: float = 60.0, echo: Echo = typer.echo, replicas: int = 1,
+       nats_cluster: int = 1) -> int:
     """Start everything, report where it is, run until stopped. Returns the process exit code."""
     try:
-        platform = Platform(settings, echo, replicas=replicas)
+        platform = Platform(settings, echo, replicas=replicas, nats_cluster=nats_cluster)
     except LaunchError as exc:
         echo(f"sifund: {exc}", err=True)
         return 2

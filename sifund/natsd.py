@@ -169,14 +169,19 @@ class NatsCluster:
     """N nats-server nodes on loopback forming one JetStream cluster (routes between all of them), each with its own
     store and server name; ``kill``/``restart`` of one node keep its store, as a crashed machine would."""
 
-    def __init__(self, data_dir: Path, *, size: int = 3, host: str = "127.0.0.1", name: str = "sifund"):
+    def __init__(self, data_dir: Path, *, size: int = 3, host: str = "127.0.0.1", name: str = "sifund",
+                 first_port: int | None = None, first_monitor_port: int | None = None):
+        """``first_port``/``first_monitor_port``: node 1's client and monitor ports (``sifund up`` gives it the
+        platform's NATS ports); every other port is picked free."""
         if size < 1:
             raise ValueError("a cluster has at least one node")
         data_dir = Path(data_dir)
         cluster_ports = [free_port(host) for _ in range(size)]
         routes = tuple(f"nats-route://{host}:{port}" for port in cluster_ports)
+        ports = [first_port or free_port(host), *(free_port(host) for _ in range(size - 1))]
+        monitor_ports = [first_monitor_port or free_port(host), *(free_port(host) for _ in range(size - 1))]
         self.nodes = [
-            NatsServer(data_dir / f"node{i}", host=host, port=free_port(host), monitor_port=free_port(host),
+            NatsServer(data_dir / f"node{i}", host=host, port=ports[i - 1], monitor_port=monitor_ports[i - 1],
                        server_name=f"{name}-{i}", cluster=ClusterRoutes(name=name, port=cluster_port, routes=routes))
             for i, cluster_port in enumerate(cluster_ports, start=1)
         ]

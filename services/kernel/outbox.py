@@ -8,6 +8,28 @@ between publishing and marking re-publishes, which JetStream and the consumers' 
 The relay reads unpublished rows through a snapshot session (no write lock: producers are not held up by its
 polling) and, when idle, deletes rows published longer ago than the retention (``outbox_retention_hours``) in small
 transactions, so the table holds the recent past, not every event ever written.
+
+**Several processes of one service (replicas on one PostgreSQL database).** Every replica runs a relay, and one batch
+at a time is published across them: a relay takes a transaction-level advisory lock (``pg_try_advisory_xact_lock``,
+key ``RELAY_LOCK``, scoped to the service's database) before it reads a batch, publishes the batch, marks it in the
+same transaction and commits, which frees the lock. A relay that finds the lock taken does nothing this round (the
+holder is publishing; it tries again after ``poll_seconds`` or the next wake-up). A relay that dies while holding it
+loses its connection, and PostgreSQL drops the lock with it: no lease to expire, no row marked by a dead process.
+
+Why one relay at a time and not ``SELECT … FOR UPDATE SKIP LOCKED`` batches: with SKIP LOCKED the second relay takes
+the *next* batch and may publish it before the first batch is acknowledged, so events of one subject (an account's
+postings, a case's transitions) would reach the stream out of ``seq`` order, and a failed batch would no longer be a
+prefix to restart from. The relay's throughput is bounded by JetStream's acknowledgements, not by the database, so a
+second concurrent relay would buy little. The lock is taken per batch, not held for good: whichever replica is up
+publishes, with no election to wait out after a crash.
+
+A double publish is harmless anyway within the stream's duplicate window (``stream_duplicate_window_seconds``):
+the message id is the event id, and JetStream drops the second copy; beyond the window a consumer's inbox (keyed by
+event id) still applies it once. The lock makes a second publish the exception (a crash between publishing and
+committing the mark), not the rule.
+
+SQLite has one writer and is the embedded, single-process store: the relay there takes no lock (replicas need
+PostgreSQL).
 """
 
 import asyncio
@@ -19,16 +41,19 @@ from datetime import datetime, timedelta
 
 import anyio
 import structlog
-from sqlalchemy import Engine, delete, event, func, insert, select, update
+from sqlalchemy import Connection, Engine, delete, event, func, insert, select, update
 from sqlmodel import Session
 
 from services.kernel import clock, context
 from services.kernel.bus import Bus
-from services.kernel.db import snapshot_session
+from services.kernel.db import is_sqlite, snapshot_session
 from services.kernel.events import EventActor, EventEnvelope, EventPayload, build_envelope
 from services.kernel.models import OutboxMessage
 
 log = structlog.get_logger(__name__)
+
+# Advisory lock key of the relay (PostgreSQL advisory locks are per database: one key per service's outbox).
+RELAY_LOCK = 0x5F1F_0D00_0002
 
 _wakers: "weakref.WeakKeyDictionary[Engine, OutboxRelay]" = weakref.WeakKeyDictionary()
 
@@ -171,7 +196,25 @@ class OutboxRelay:
 
     async def publish_pending(self) -> int:
         """Publish one batch; returns how many rows were confirmed. Raises if the batch stopped short."""
-        rows = await anyio.to_thread.run_sync(self._load_batch)
+        if is_sqlite(self.engine):
+            rows = await anyio.to_thread.run_sync(self._load_batch)
+            return await self._publish_and_mark(rows, None)
+        # PostgreSQL: one relay at a time across the service's processes (module docstring). The batch is read,
+        # published and marked inside one transaction that holds the advisory lock.
+        connection = await anyio.to_thread.run_sync(self.engine.connect)
+        try:
+            transaction = connection.begin()
+            try:
+                rows = await anyio.to_thread.run_sync(self._lock_and_load, connection)
+                published = 0 if rows is None else await self._publish_and_mark(rows, connection)
+            finally:
+                # Commit also after a stopped batch: its confirmed prefix and the failure are recorded.
+                await anyio.to_thread.run_sync(transaction.commit)
+        finally:
+            await anyio.to_thread.run_sync(connection.close)
+        return published
+
+    async def _publish_and_mark(self, rows: list[tuple[int, str, str, str]], connection: Connection | None) -> int:
         if not rows:
             return 0
         js = self.bus.js
@@ -199,10 +242,12 @@ class OutboxRelay:
                 break
             confirmed += 1
         if confirmed:
-            await anyio.to_thread.run_sync(self._mark_published, [r[0] for r in rows[:confirmed]])
+            await anyio.to_thread.run_sync(self._in_transaction, connection, self._mark_published,
+                                           [r[0] for r in rows[:confirmed]])
             self.published_total += confirmed
         if failure is not None:
-            await anyio.to_thread.run_sync(self._record_failure, rows[confirmed][0], repr(failure))
+            await anyio.to_thread.run_sync(self._in_transaction, connection, self._record_failure, rows[confirmed][0],
+                                           repr(failure))
             raise RuntimeError(f"outbox batch stopped after {confirmed} of {len(rows)}: {failure!r}")
         return confirmed
 
@@ -229,32 +274,42 @@ class OutboxRelay:
             log.info("outbox.pruned", rows=deleted, published_before=cutoff.isoformat())
         return deleted
 
-    def _load_batch(self) -> list[tuple[int, str, str, str]]:
-        with snapshot_session(self.engine) as session:
-            result = session.execute(
-                select(OutboxMessage.seq, OutboxMessage.event_id, OutboxMessage.event_type, OutboxMessage.envelope)
+    def _batch_query(self):  # noqa: ANN202
+        return (select(OutboxMessage.seq, OutboxMessage.event_id, OutboxMessage.event_type, OutboxMessage.envelope)
                 .where(OutboxMessage.published_at.is_(None))
                 .order_by(OutboxMessage.seq)
-                .limit(self.batch_size)
-            ).all()
+                .limit(self.batch_size))
+
+    def _load_batch(self) -> list[tuple[int, str, str, str]]:
+        with snapshot_session(self.engine) as session:
+            result = session.execute(self._batch_query()).all()
             session.rollback()
             return [tuple(r) for r in result]
 
-    def _mark_published(self, seqs: list[int]) -> None:
-        now = clock.utc_now()
-        with Session(self.engine) as session:
-            session.execute(
-                update(OutboxMessage)
-                .where(OutboxMessage.seq.in_(seqs))
-                .values(published_at=now, attempts=OutboxMessage.attempts + 1)
-            )
-            session.commit()
+    def _lock_and_load(self, connection: Connection) -> list[tuple[int, str, str, str]] | None:
+        """PostgreSQL: the next batch if this relay got the lock; None when another process's relay holds it."""
+        if not connection.execute(select(func.pg_try_advisory_xact_lock(RELAY_LOCK))).scalar_one():
+            return None
+        return [tuple(r) for r in connection.execute(self._batch_query()).all()]
 
-    def _record_failure(self, seq: int, error: str) -> None:
-        with Session(self.engine) as session:
-            session.execute(
-                update(OutboxMessage)
-                .where(OutboxMessage.seq == seq)
-                .values(attempts=OutboxMessage.attempts + 1, last_error=error[:2000])
-            )
-            session.commit()
+    def _in_transaction(self, connection: Connection | None, write, *args) -> None:  # noqa: ANN001
+        """Run ``write(connection, *args)`` in the relay's open transaction, or (SQLite) in a transaction of its own."""
+        if connection is not None:
+            write(connection, *args)
+            return
+        with self.engine.begin() as own:
+            write(own, *args)
+
+    def _mark_published(self, connection: Connection, seqs: list[int]) -> None:
+        connection.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.seq.in_(seqs))
+            .values(published_at=clock.utc_now(), attempts=OutboxMessage.attempts + 1)
+        )
+
+    def _record_failure(self, connection: Connection, seq: int, error: str) -> None:
+        connection.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.seq == seq)
+            .values(attempts=OutboxMessage.attempts + 1, last_error=error[:2000])
+        )

@@ -31,7 +31,9 @@ class Settings(BaseSettings):
     oversight_database_url: str | None = None
     gateway_database_url: str | None = None
 
-    # Where the gateway finds each service; empty means host:port_base+offset.
+    # Where the gateway finds each service; empty means host:port_base+offset. Several comma-separated URLs are the
+    # service's replicas: the gateway balances across them (gateway/upstream.py); a service calling another uses
+    # the first.
     accounts_url: str | None = None
     collection_url: str | None = None
     benefits_url: str | None = None

@@ -15,8 +15,11 @@ from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 
 import httpx
+from stdnum import luhn
 from stdnum.cn import ric, uscc as uscc_mod
 
+from services.benefits.parameters.schemas import default_benefit_document
+from services.benefits.payroll import bankfile
 from services.collection.parameters.schemas import default_document
 
 CITY = "150100"
@@ -25,6 +28,9 @@ PERIOD = 202610
 PAID_ON = "2026-11-12"
 REMITTED_ON = "2026-11-16"
 RECEIVED_ON = "2026-11-20"  # within 10 working days of the remittance (000 二(二))
+BENEFIT_PERIOD = 202611  # the injury allowance's first month, paid by that month's INJURY payroll
+ALLOCATED_ON = "2026-11-25"
+INJURY_MONTHLY_FEN = 320_000  # at most half of what the INJURY special account received, so the allocation is covered
 FUNDS = ("PEN_EMP", "UNEMP", "INJURY")
 AVERAGE_WAGE_FEN = 800_000
 # Answers that say nothing about whether the request was applied: ask again.
@@ -44,9 +50,13 @@ class Ledger:
     persons: dict[str, str] = field(default_factory=dict)  # citizen id → person id
     enrolments: set[tuple[str, str]] = field(default_factory=set)  # (person id, fund)
     assessment_lines: list[dict] = field(default_factory=list)
-    tax_lines: dict[str, tuple[str, int]] = field(default_factory=dict)  # tax line id → (fund, employer + individual fen)
+    # tax line id → (fund, employer + individual part in fen)
+    tax_lines: dict[str, tuple[str, int]] = field(default_factory=dict)
     remittances: dict[str, str] = field(default_factory=dict)  # voucher → remittance id
     receipts: set[str] = field(default_factory=set)  # idempotency keys
+    claims: set[str] = field(default_factory=set)
+    payroll_runs: set[str] = field(default_factory=set)
+    paid_lines: set[str] = field(default_factory=set)  # payroll line ids the bank confirmed
     attempts: int = 0
     repeated: int = 0
     statuses: dict[int | str, int] = field(default_factory=lambda: defaultdict(int))
@@ -54,7 +64,8 @@ class Ledger:
     @property
     def writes(self) -> int:
         return (len(self.employers) + len(self.persons) + len(self.enrolments) + len(self.tax_lines)
-                + len(self.remittances) + len(self.receipts))
+                + len(self.remittances) + len(self.receipts) + len(self.claims) + len(self.payroll_runs)
+                + len(self.paid_lines))
 
 
 class Party:
@@ -74,11 +85,12 @@ class Party:
         return self
 
     async def call(self, method: str, path: str, *, expect: tuple[int, ...] = (200, 201), already: tuple[str, ...] = (),
-                   key: str | None = None, **kwargs) -> httpx.Response:
+                   key: str | None = None, api: bool = True, **kwargs) -> httpx.Response:
         """The answer, once it says something; a refusal whose code is in ``already`` (the repeat of something the
-        platform had applied) is returned too, anything else not expected fails the round."""
+        platform had applied) is returned too, anything else not expected fails the round. ``api=False``: a path
+        of the gateway's own (``/identity/…``) rather than a service's."""
         headers = {**self.headers, **({"Idempotency-Key": key} if key else {})}
-        response = await self._patiently(method, f"/api{path}", headers=headers, **kwargs)
+        response = await self._patiently(method, f"/api{path}" if api else path, headers=headers, **kwargs)
         if response.status_code in expect:
             return response
         code = _error_code(response)
@@ -156,6 +168,14 @@ class Month:
             "region": CITY, "valid_from": 202601, "document": default_document(AVERAGE_WAGE_FEN),
             "reason": "2026 年度费率基数"})).json()
         await approver.call("POST", f"/collection/parameters/{proposed['id']}/approve", json={"reason": "同意"})
+        proposed = (await accountant.call("POST", "/benefits/parameters", json={
+            "region": CITY, "valid_from": 202601, "document": default_benefit_document(850_000),
+            "reason": "2026 年度待遇计发参数"})).json()
+        await approver.call("POST", f"/benefits/parameters/{proposed['id']}/approve", json={"reason": "同意"})
+        await accountant.call("POST", "/collection/treasury/accounts", already=("ACCOUNT_EXISTS",), json={
+            "kind": "expenditure", "fund": "INJURY", "bank_name": "中国工商银行呼和浩特分行",
+            "account_no": "15203012001000078", "opened_on": "2020-01-06", "opening_approval_ref": "内财社〔2020〕9号",
+            "annual_inspection_due": "2027-03-31"})
         for number, fund in enumerate(FUNDS, start=1):
             await finance.call("POST", "/collection/treasury/accounts", already=("ACCOUNT_EXISTS",), json={
                 "kind": "special", "fund": fund, "bank_name": "中国工商银行呼和浩特分行",
@@ -207,8 +227,8 @@ class Month:
             await _eventually(lambda: self._mirrored(clerk, employer_id, 3 * len(staff)),
                               f"employer {serial}'s enrolments in collection")
             lines = [{"person_id": self.ledger.persons[citizen_id(s)], "base": yuan(base)} for s, base in staff]
-            await clerk.call("POST", f"/collection/employers/{employer_id}/declarations", already=("ASSESSMENT_EXISTS",),
-                             json={"period": PERIOD, "lines": lines})
+            await clerk.call("POST", f"/collection/employers/{employer_id}/declarations",
+                             already=("ASSESSMENT_EXISTS",), json={"period": PERIOD, "lines": lines})
             [assessment] = (await clerk.call("GET", "/collection/assessments", params={
                 "employer_id": employer_id, "period": PERIOD})).json()["items"]
             detail = (await clerk.call("GET", f"/collection/assessments/{assessment['id']}",
@@ -279,6 +299,87 @@ class Month:
                 "remittance_id": remittance["id"], "amount": yuan(amount), "value_date": RECEIVED_ON,
                 "reference": f"BK-{fund}-{PERIOD}"})
             self.ledger.receipts.add(key)
+
+
+class InjuryAllowance:
+    """Money out under faults: one insured person's monthly injury allowance (伤残津贴), decided at three levels by
+    three people, paid by the INJURY payroll of BENEFIT_PERIOD — computed, approved by another person, funded,
+    allocated by finance from the special account, sent to the bank and confirmed paid.
+
+    Submitting a claim takes no Idempotency-Key, so after an answer that says nothing the clerk looks the claim up
+    before submitting again, as a careful clerk would."""
+
+    def __init__(self, month: Month):
+        self.month, self.parties, self.ledger = month, month.parties, month.ledger
+        serial, _base = month.plan[0][0]
+        self.person_id = self.ledger.persons[citizen_id(serial)]
+        self.name = f"参保人{serial}"
+        self.card = f"622202{serial:012d}"
+        self.card += luhn.calc_check_digit(self.card)
+        self.paid_fen = 0
+        self.monthly_fen = max(100, min(INJURY_MONTHLY_FEN, month.collected().get("INJURY", 0) // 2))
+
+    async def run(self) -> None:
+        clerk = self.parties["clerk"]
+        await clerk.call("POST", f"/accounts/persons/{self.person_id}/bank-accounts",
+                         already=("BANK_ACCOUNT_ALREADY_REGISTERED",), json={
+                             "kind": "bank_account", "bank_name": "中国工商银行呼和浩特分行", "account_no": self.card,
+                             "holder_name": self.name})
+        await _eventually(self._payable_in_benefits, "the payment account in benefits")
+        claim_id = await self._claim()
+        for level, decider in (("first_review", "reviewer"), ("second_review", "reviewer_2"),
+                               ("approval", "approver")):
+            await self.parties[decider].call("POST", f"/benefits/claims/{claim_id}/decisions",
+                                             already=("WRONG_LEVEL", "CLAIM_NOT_IN_REVIEW"), json={
+                                                 "decision": "approve", "reason": "材料齐全，同意", "level": level})
+        claim = (await clerk.call("GET", f"/benefits/claims/{claim_id}")).json()
+        if claim["status"] != "approved":
+            raise Unexpected(f"the injury claim is {claim['status']} after three approvals: {claim}")
+        await self._payroll()
+
+    async def _payable_in_benefits(self) -> bool:
+        response = await self.parties["clerk"].call("GET", f"/benefits/registry/persons/{self.person_id}",
+                                                    expect=(200, 404))
+        return response.status_code == 200 and any(a["payable"] for a in response.json()["accounts"])
+
+    async def _claim(self) -> str:
+        clerk = self.parties["clerk"]
+        for _ in range(3):
+            found = (await clerk.call("GET", "/benefits/claims", params={"person_id": self.person_id})).json()["items"]
+            if found:
+                self.ledger.claims.add(found[0]["id"])
+                return found[0]["id"]
+            await clerk.call("POST", "/benefits/claims", json={
+                "kind": "injury", "person_id": self.person_id, "effective_period": BENEFIT_PERIOD,
+                "monthly_amount": yuan(self.monthly_fen),
+                "documents": [{"kind": "工伤认定决定书", "reference": "呼人社工认〔2026〕31号"}]})
+        raise Unexpected("the injury claim was submitted but cannot be found")
+
+    async def _payroll(self) -> None:
+        clerk, approver, accountant = self.parties["clerk"], self.parties["approver"], self.parties["accountant"]
+        finance, cashier, bank = self.parties["finance"], self.parties["cashier"], self.parties["bank"]
+        # Computing a month's run again returns the same run (recomputed while not yet approved).
+        run = (await clerk.call("POST", "/benefits/payroll/runs", json={
+            "fund": "INJURY", "period": BENEFIT_PERIOD})).json()["run"]
+        if run["lines"] != 1:
+            raise Unexpected(f"the INJURY payroll of {BENEFIT_PERIOD} has {run['lines']} lines, not the one allowance")
+        self.ledger.payroll_runs.add(run["id"])
+        await approver.call("POST", f"/benefits/payroll/runs/{run['id']}/approve",
+                            already=("PAYROLL_ALREADY_APPROVED",))
+        funding = (await accountant.call("POST", f"/benefits/payroll/runs/{run['id']}/funding-request")).json()
+        await finance.call("POST", "/collection/treasury/allocations", key=f"AL-INJURY-{BENEFIT_PERIOD}", json={
+            "fund": "INJURY", "amount": funding["amount"], "value_date": ALLOCATED_ON,
+            "payroll_reference": run["id"]})
+        self.ledger.receipts.add(f"AL-INJURY-{BENEFIT_PERIOD}")
+        file = (await cashier.call("POST", f"/benefits/payroll/runs/{run['id']}/bank-files")).json()["file"]
+        content = (await bank.call("GET", f"/benefits/payroll/bank-files/{file['id']}/content")).text
+        parsed = bankfile.parse_payment_file(content)
+        await bank.call("POST", f"/benefits/payroll/bank-files/{file['id']}/results", json={
+            "checksum": parsed.checksum, "lines": [
+                {"line_no": ln.line_no, "payroll_line_id": ln.payroll_line_id, "result": "paid"}
+                for ln in parsed.lines]})
+        self.ledger.paid_lines.update(ln.payroll_line_id for ln in parsed.lines)
+        self.paid_fen = sum(ln.amount_fen for ln in parsed.lines)
 
 
 async def _eventually(check, what: str, timeout: float = PATIENCE_SECONDS) -> None:

@@ -6,6 +6,7 @@ import contextlib
 import json
 import os
 import random
+import re
 import signal
 import socket
 import subprocess
@@ -46,9 +47,11 @@ def free_port_base(rng: random.Random, replicas: int = 1) -> int:
 class RunningPlatform:
     """``sifund up`` with the environment it is given; its output is kept for the failure message."""
 
-    def __init__(self, data_dir: Path, environment: dict[str, str], port_base: int, replicas: int = 1):
+    def __init__(self, data_dir: Path, environment: dict[str, str], port_base: int, replicas: int = 1,
+                 nats_nodes: int = 1):
         self.data_dir = data_dir
         self.replicas = replicas
+        self.nats_nodes = nats_nodes
         self.port_base = port_base
         self.gateway_url = f"http://127.0.0.1:{port_base}"
         self.environment = {**environment, "SIFUND_DATA_DIR": str(data_dir), "SIFUND_PORT_BASE": str(port_base)}
@@ -59,7 +62,7 @@ class RunningPlatform:
         script = Path(sys.executable).parent / "sifund"
         command = [str(script)] if script.exists() else [sys.executable, "-m", "sifund.cli"]
         self.process = subprocess.Popen([*command, "up", "--timeout", str(int(STARTUP_SECONDS)),
-                                         "--replicas", str(self.replicas)],
+                                         "--replicas", str(self.replicas), "--nats-cluster", str(self.nats_nodes)],
                                         cwd=self.data_dir.parent, env=self.environment, stdout=subprocess.PIPE,
                                         stderr=subprocess.STDOUT, text=True)
         threading.Thread(target=self._collect, daemon=True).start()
@@ -85,6 +88,25 @@ class RunningPlatform:
         except (OSError, ValueError):
             return {}
         return {child["name"]: child for child in body["children"]}
+
+    def nats_monitors(self) -> dict[str, str]:
+        """Each NATS child's monitor URL by child name, from the ready report."""
+        return {m[1]: m[2] for m in re.finditer(r"^\s+(nats(?:-\d+)?)\s+\S+\s+pid \d+ \(monitor (\S+)\)",
+                                                 self.output, re.MULTILINE)}
+
+    def stream_leader(self, stream: str) -> str | None:
+        """The child (``nats-<i>``) leading ``stream`` in a cluster, as any answering node's monitor says."""
+        for monitor in self.nats_monitors().values():
+            try:
+                body = httpx.get(f"{monitor}/jsz", params={"streams": "true"}, timeout=2.0, trust_env=False).json()
+            except (httpx.HTTPError, ValueError):
+                continue
+            for account in body.get("account_details") or []:
+                for detail in account.get("stream_detail") or []:
+                    leader = (detail.get("cluster") or {}).get("leader")
+                    if detail.get("name") == stream and leader:
+                        return f"nats-{leader.rsplit('-', 1)[1]}"
+        return None
 
     def credentials(self) -> dict[str, str]:
         """Demo user and client secrets by name, from the private file ``sifund up`` wrote."""
@@ -112,6 +134,7 @@ class Kill:
     name: str
     pid: int
     recovered_after: float | None = None  # seconds until the child ran again and the gateway answered /health 200
+    leader_of: str | None = None  # the stream this NATS node was leading when it was killed
 
 
 @dataclass
@@ -123,6 +146,9 @@ class FaultSchedule:
     seed: int
     interval: tuple[float, float] = (0.5, 2.5)
     kills: list[Kill] = field(default_factory=list)
+    # On a NATS cluster, this share of the kills goes to the leader of one of these streams.
+    leader_share: float = 0.25
+    leader_streams: tuple[str, ...] = ("ACCOUNTS", "COLLECTION")
 
     def __post_init__(self) -> None:
         self._rng = random.Random(self.seed)
@@ -143,12 +169,18 @@ class FaultSchedule:
                 if not names:
                     continue
                 name = self._rng.choice(names)
+                leader_of = self._rng.choice(self.leader_streams)
+                leader = None
+                if self.platform.nats_nodes > 1 and self._rng.random() < self.leader_share:
+                    leader = await asyncio.to_thread(self.platform.stream_leader, leader_of)
+                name = leader or name
                 child = children[name]
                 if child.get("status") != "running" or not child.get("pid"):
                     continue
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(child["pid"], signal.SIGKILL)
-                kill = Kill(at=time.monotonic() - started, name=name, pid=child["pid"])
+                kill = Kill(at=time.monotonic() - started, name=name, pid=child["pid"],
+                            leader_of=leader_of if leader else None)
                 self.kills.append(kill)
                 await self._wait_recovered(kill, probe)
 
@@ -176,6 +208,7 @@ class FaultSchedule:
             by_kind[kill.name] = by_kind.get(kill.name, 0) + 1
         recoveries = [k.recovered_after for k in self.kills if k.recovered_after is not None]
         return {"seed": self.seed, "kills": len(self.kills), "by_kind": by_kind,
+                "stream_leader_kills": [f"{k.name} ({k.leader_of})" for k in self.kills if k.leader_of],
                 "not_recovered": [k.name for k in self.kills if k.recovered_after is None],
                 "worst_recovery_seconds": round(max(recoveries), 2) if recoveries else None}
 

@@ -1,14 +1,17 @@
 """The fault suite (issue 13, item 4; ``make test-cluster``, ``make chaos ROUNDS=20``): a month driven through the
-gateway of a real ``sifund up`` while a seeded schedule SIGKILLs its children (a service, the gateway, nats-server)
+gateway of a real ``sifund up --replicas 2 --nats-cluster 3`` — money in, and an injury allowance paid by a payroll —
+while a seeded schedule SIGKILLs its children (a service replica, the gateway, a NATS node, often a stream leader)
 and the supervisor brings them back. The parties ask again with the same keys, as a real tax bureau would.
 
 At the end, with the faults stopped: every write acknowledged with 2xx is in its owner's database exactly once; the
-three legs of every fund reconcile exactly in oversight's report (TAX = FINANCE = AGENCY = what was collected); no
-service has a dead letter or an unpublished outbox row. The seed is printed; ``CHAOS_SEED=<seed>`` replays a round's
+three legs of every fund reconcile exactly in oversight's report (TAX = FINANCE = AGENCY = what was collected) and
+the payroll's month shows approved = allocated = paid (R5); no service has a dead letter or an unpublished outbox
+row. The seed is printed; ``CHAOS_SEED=<seed>`` replays a round's
 schedule and plan.
 
-CHAOS_ROUNDS (default 1), CHAOS_EMPLOYERS (default 30), CHAOS_REPLICAS (processes per service, default 2) and
-CHAOS_SEED size a run."""
+CHAOS_ROUNDS (default 1), CHAOS_EMPLOYERS (default 40), CHAOS_REPLICAS (processes per service, default 2),
+CHAOS_NATS_NODES (default 3: a JetStream cluster with R3 streams; a quarter of the kills go to the ACCOUNTS or
+COLLECTION stream leader) and CHAOS_SEED size a run."""
 
 import asyncio
 import json
@@ -21,13 +24,14 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from services.kernel.settings import SERVICES, Settings
-from tests.chaos.month import FUNDS, PERIOD, Ledger, Month, Party, Unexpected, fen
+from tests.chaos.month import BENEFIT_PERIOD, FUNDS, PERIOD, InjuryAllowance, Ledger, Month, Party, Unexpected, fen
 from tests.chaos.platform import FaultSchedule, RunningPlatform, free_port_base
 
 ROUNDS = int(os.environ.get("CHAOS_ROUNDS", "1"))
-EMPLOYERS = int(os.environ.get("CHAOS_EMPLOYERS", "30"))
+EMPLOYERS = int(os.environ.get("CHAOS_EMPLOYERS", "40"))
 SEED = os.environ.get("CHAOS_SEED")
 REPLICAS = int(os.environ.get("CHAOS_REPLICAS", "2"))
+NATS_NODES = int(os.environ.get("CHAOS_NATS_NODES", "3"))
 CONVERGENCE_SECONDS = 180.0
 # One JSON line per round passed (the figures a note quotes), under the repository's var/.
 RESULTS = Path(__file__).resolve().parents[2] / "var" / "chaos" / "rounds.jsonl"
@@ -44,7 +48,7 @@ def platform(tmp_path: Path, database_urls: dict[str, str]):
     environment.update(SIFUND_SUPERVISOR_BACKOFF_INITIAL_SECONDS="0.2", SIFUND_SUPERVISOR_BACKOFF_MAX_SECONDS="2",
                        SIFUND_SUPERVISOR_MAX_RESTARTS="1000", SIFUND_SUPERVISOR_WINDOW_SECONDS="60")
     running = RunningPlatform(tmp_path / "var", environment, free_port_base(random.Random(), REPLICAS),
-                              REPLICAS).start()
+                              REPLICAS, NATS_NODES).start()
     yield running
     running.stop()
 
@@ -57,9 +61,19 @@ async def signed_in(platform: RunningPlatform, client: httpx.AsyncClient, ledger
 
     parties = {"clerk": user("agency_clerk"), "accountant": user("accountant"), "approver": user("agency_approver"),
                "finance": user("finance_officer"), "officer": user("oversight_officer"), "operator": user("it_admin"),
-               "tax": Party(client, ledger, "demo_tax", secrets["demo_tax"], system=True)}
+               "reviewer": user("agency_reviewer"), "cashier": user("cashier"),
+               "tax": Party(client, ledger, "demo_tax", secrets["demo_tax"], system=True),
+               "bank": Party(client, ledger, "demo_bank", secrets["demo_bank"], system=True)}
     for party in parties.values():
         await party.sign_in()
+    # A claim is decided at two review levels by two different reviewers: the IT administrator adds the second.
+    password = f"Chaos-{random.SystemRandom().randrange(10**12):012d}"
+    await parties["operator"].call("POST", "/identity/users", api=False, already=("USER_EXISTS",), json={
+        "username": "chaos_reviewer_2", "display_name": "复审经办人", "unit": "演示社保经办机构", "region": "150100",
+        "password": password})
+    await parties["operator"].call("POST", "/identity/users/chaos_reviewer_2/roles", api=False,
+                                   already=("ROLE_ALREADY_HELD",), json={"role": "agency_reviewer", "reason": "复审"})
+    parties["reviewer_2"] = await Party(client, ledger, "chaos_reviewer_2", password).sign_in()
     return parties
 
 
@@ -81,6 +95,8 @@ async def test_a_month_under_faults_loses_nothing_and_doubles_nothing(round_no: 
             await month.declare()
             await month.pay()
             await month.remit_and_receive()
+            allowance = InjuryAllowance(month)
+            await allowance.run()
         except Unexpected as exc:
             raise AssertionError(f"seed {seed}: {exc}\nfaults: {faults.summary()}\n{platform.output}") from exc
         finally:
@@ -88,17 +104,18 @@ async def test_a_month_under_faults_loses_nothing_and_doubles_nothing(round_no: 
             await schedule
 
         await every_child_running(platform)
-        report = await converged(parties, month)
-    in_owner_databases_once(database_urls, platform.data_dir, ledger)
+        report = await converged(parties, month, allowance)
+    in_owner_databases_once(database_urls, platform.data_dir, ledger, allowance)
     for fund in FUNDS:
         amounts = report[fund]["amounts"]
         assert fen(amounts["tax"]) == fen(amounts["finance"]) == fen(amounts["agency"]) == month.collected()[fund], (
             fund, amounts)
     summary = faults.summary()
     assert summary["not_recovered"] == [], summary
-    figures = {**summary, "round": round_no, "employers": EMPLOYERS, "replicas": REPLICAS, "writes_acknowledged": ledger.writes, "lost": 0,
-               "applied_twice": 0, "requests": ledger.attempts, "asked_again": ledger.repeated,
-               "answers": {str(k): v for k, v in ledger.statuses.items()}, "backend": database_urls["accounts"].split(":")[0]}
+    figures = {**summary, "round": round_no, "employers": EMPLOYERS, "replicas": REPLICAS, "nats_nodes": NATS_NODES,
+               "writes_acknowledged": ledger.writes, "lost": 0, "applied_twice": 0, "requests": ledger.attempts,
+               "asked_again": ledger.repeated, "answers": {str(k): v for k, v in ledger.statuses.items()},
+               "backend": database_urls["accounts"].split(":")[0]}
     print(f"chaos round {round_no}: {json.dumps(figures)}")
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     with RESULTS.open("a") as results:
@@ -114,9 +131,10 @@ async def every_child_running(platform: RunningPlatform) -> None:
     raise AssertionError(f"not every child running: {platform.children()}\n{platform.output}")
 
 
-async def converged(parties: dict[str, Party], month: Month) -> dict[str, dict]:
-    """Wait until no service holds an unpublished outbox row or a dead letter and oversight's R1 cells of the
-    period are all matched; returns those cells by fund."""
+async def converged(parties: dict[str, Party], month: Month, allowance: InjuryAllowance) -> dict[str, dict]:
+    """Wait until no service holds an unpublished outbox row or a dead letter, oversight's R1 cells of the period
+    are all matched and its R5 cell of the allowance's month shows approved = allocated = paid; returns the R1 cells
+    by fund."""
     operator, officer = parties["operator"], parties["officer"]
     deadline = asyncio.get_running_loop().time() + CONVERGENCE_SECONDS
     last = None
@@ -127,22 +145,31 @@ async def converged(parties: dict[str, Party], month: Month) -> dict[str, dict]:
         report = (await officer.call("GET", f"/oversight/reconciliation/months/{PERIOD}",
                                      params={"include_matched": True})).json()
         r1 = {cell["fund"]: cell for check in report["checks"] if check["check"] == "R1" for cell in check["cells"]}
-        last = (backlog, {fund: (cell["status"], cell["amounts"]) for fund, cell in r1.items()})
+        money_out = (await officer.call("GET", f"/oversight/reconciliation/months/{BENEFIT_PERIOD}",
+                                        params={"include_matched": True})).json()
+        r5 = {cell["fund"]: cell for check in money_out["checks"] if check["check"] == "R5" for cell in check["cells"]}
+        last = (backlog, {fund: (cell["status"], cell["amounts"]) for fund, cell in r1.items()},
+                {fund: (cell["status"], cell["amounts"]) for fund, cell in r5.items()})
+        paid_out = r5.get("INJURY", {})
         if not any(backlog.values()) and set(r1) == set(FUNDS) and all(
                 cell["status"] == "matched" and fen(cell["amounts"]["agency"]) == month.collected()[fund]
-                for fund, cell in r1.items()):
+                for fund, cell in r1.items()) and paid_out.get("status") == "matched" and fen(
+                paid_out["amounts"]["paid"]) == allowance.paid_fen:
             return r1
         await asyncio.sleep(0.5)
     raise AssertionError(f"the month did not converge within {CONVERGENCE_SECONDS:g}s: {last}")
 
 
-def in_owner_databases_once(database_urls: dict[str, str], data_dir: Path, ledger: Ledger) -> None:
+def in_owner_databases_once(database_urls: dict[str, str], data_dir: Path, ledger: Ledger,
+                            allowance: InjuryAllowance) -> None:
     settings = Settings(data_dir=data_dir, **{f"{name}_database_url": url for name, url in database_urls.items()})
     checks = {
         "accounts": [("employer", "uscc", set(ledger.employers)), ("person", "citizen_id", set(ledger.persons))],
         "collection": [("tax_payment", "tax_line_id", set(ledger.tax_lines)),
                        ("treasury_remittance", "voucher_no", set(ledger.remittances)),
                        ("bank_transaction", "idempotency_key", set(ledger.receipts))],
+        "benefits": [("claim", "person_id", {allowance.person_id}), ("payroll_run", "id", set(ledger.payroll_runs)),
+                     ("payroll_line", "id", set(ledger.paid_lines))],
     }
     for service, tables in checks.items():
         engine = create_engine(settings.database_url(service))
@@ -151,8 +178,9 @@ def in_owner_databases_once(database_urls: dict[str, str], data_dir: Path, ledge
                 for table, column, acknowledged in tables:
                     rows = connection.execute(text(f"SELECT {column}, count(*) FROM {table} GROUP BY {column}")).all()
                     stored = {key: count for key, count in rows if key in acknowledged}
-                    assert set(stored) == acknowledged, f"{table}: {len(acknowledged - set(stored))} acknowledged, not stored"
-                    assert set(stored.values()) == {1}, f"{table}: stored twice: {[k for k, c in stored.items() if c > 1]}"
+                    missing, doubled = acknowledged - set(stored), [k for k, c in stored.items() if c > 1]
+                    assert not missing, f"{table}: {len(missing)} acknowledged, not stored"
+                    assert not doubled, f"{table}: stored twice: {doubled}"
                 if service == "accounts":
                     enrolments = connection.execute(text(
                         "SELECT person_id, fund, count(*) FROM enrolment GROUP BY person_id, fund")).all()

@@ -1,6 +1,15 @@
-"""Shared alembic environment: the engine and target metadata come from ``services.kernel.migrations``."""
+"""Shared alembic environment: the engine and target metadata come from ``services.kernel.migrations``.
+
+Replicas of a service start together against one database: the upgrade runs under a lock, so one process migrates
+and the others, once it committed, find the heads already reached. PostgreSQL: a transaction-level advisory lock
+taken before alembic reads the current heads; SQLite: the transaction's ``BEGIN IMMEDIATE`` (kernel db) already is
+that lock.
+"""
 
 from alembic import context
+from sqlalchemy import text
+
+MIGRATION_LOCK = 0x5F1F_0D00_0001  # advisory lock key (per database) held by the process that migrates
 
 config = context.config
 engine = config.attributes["engine"]
@@ -14,4 +23,6 @@ with engine.connect() as connection:
         compare_type=True,
     )
     with context.begin_transaction():
+        if connection.dialect.name == "postgresql":
+            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
         context.run_migrations()
