@@ -44,7 +44,7 @@ from services.accounts.models import ChangeHistory, ExchangeRecord, LifeEvent, P
 from services.kernel import context
 from services.kernel.audit import verify_chain
 from services.kernel.context import Actor
-from services.kernel.db import make_engine
+from services.kernel.db import make_engine, unit_of_work
 from services.kernel.events import new_event_id
 from services.kernel.migrations import upgrade_database
 from services.kernel.models import AuditEntry, OutboxMessage
@@ -145,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
         upload = BatchUpload(batch_key="BENCH-1", kind="death", records=records)
 
         t0 = time.perf_counter()
-        with Session(engine) as session:
+        with unit_of_work(engine) as session:
             result, created = receive_batch(session, upload)
         seconds = time.perf_counter() - t0
         print(f"{args.lines} death lines: {result.applied} applied, {result.unmatched} unmatched, "
@@ -155,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
         problems += verify(engine, result, expected)
 
         t0 = time.perf_counter()
-        with Session(engine) as session:
+        with unit_of_work(engine) as session:
             again, created_again = receive_batch(session, upload)
         repeat_seconds = time.perf_counter() - t0
         if created_again or not again.duplicate_upload:

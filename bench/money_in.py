@@ -76,7 +76,7 @@ from services.collection.payments import service as payments
 from services.kernel import context
 from services.kernel.audit import verify_chain
 from services.kernel.context import Actor
-from services.kernel.db import make_engine
+from services.kernel.db import make_engine, unit_of_work
 from services.kernel.events import new_event_id
 from services.kernel.inbox import EventConsumer, _Delivery
 from services.kernel.migrations import upgrade_database
@@ -210,11 +210,11 @@ def seed(collection, accounts, employers: list[dict]) -> dict:  # noqa: ANN001
              "created_at": now, "created_by": "bench", "version": 1}
             for e in employers for p, _, _ in e["staff"] for fund in FUNDS))
         session.commit()
-    with context.trace(actor=ACCOUNTANT), Session(collection, expire_on_commit=False) as session:
+    with context.trace(actor=ACCOUNTANT), unit_of_work(collection) as session:
         proposal = ParametersProposal(region=CITY, valid_from=202601, reason="2026 年度费率基数",
                                       document=ParametersDocument.model_validate(default_document(AVERAGE_WAGE_FEN)))
         proposed = parameters.propose(session, proposal)
-    with context.trace(actor=APPROVER), Session(collection, expire_on_commit=False) as session:
+    with context.trace(actor=APPROVER), unit_of_work(collection) as session:
         parameters.decide(session, proposed.id, approve=True, reason="同意")
     return cids
 
@@ -281,7 +281,7 @@ def assess(collection, employers: list[dict], meter: Meter) -> None:  # noqa: AN
         for index, employer in enumerate(employers):
             lines = [assessments.InputLine(line_no=i, person_id=p, citizen_id=None, base_fen=base)
                      for i, (p, _, base) in enumerate(employer["staff"], start=1)]
-            with meter.unit(index, len(lines) * len(FUNDS)), Session(collection, expire_on_commit=False) as session:
+            with meter.unit(index, len(lines) * len(FUNDS)), unit_of_work(collection) as session:
                 assessments.issue(session, employer["id"], PERIOD, lines, source="api")
 
 
@@ -324,7 +324,7 @@ def post_tax(collection, batches, meter: Meter) -> tuple[dict, float]:  # noqa: 
             building += time.perf_counter() - started
             if batch is None:
                 break
-            with meter.unit(counts["batches"], len(batch)), Session(collection, expire_on_commit=False) as session:
+            with meter.unit(counts["batches"], len(batch)), unit_of_work(collection) as session:
                 result = payments.receive_batch(session, batch, source_format="json", region=CITY)
             for name in ("lines", "accepted", "matched", "unmatched", "rejected", "duplicates"):
                 counts[name] += getattr(result, name)

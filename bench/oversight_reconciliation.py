@@ -48,7 +48,7 @@ from pathlib import Path
 from sqlmodel import Session
 
 from services.kernel import context
-from services.kernel.db import make_engine
+from services.kernel.db import make_engine, unit_of_work
 from services.kernel.events import EventEnvelope, new_event_id
 from services.kernel.migrations import upgrade_database
 from services.kernel.models import InboxMessage
@@ -393,7 +393,7 @@ def main() -> int:
             problems.append(f"unmatched_cells gave {len(unmatched)} cells, expected 9")
 
         close_started = time.perf_counter()
-        with Session(engine) as session, context.trace(actor=OFFICER):
+        with unit_of_work(engine) as session, context.trace(actor=OFFICER):
             snapshot_cells = service.close_month(session, PERIOD, note="bench").cells
         close_seconds = time.perf_counter() - close_started
         # the PEN remittance that never arrived arrives now: an adjustment of the closed month

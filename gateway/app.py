@@ -6,7 +6,6 @@ from contextlib import asynccontextmanager
 import anyio
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
-from sqlmodel import Session
 
 from gateway import docs, health, proxy
 from gateway.guard import GuardMiddleware
@@ -15,7 +14,7 @@ from gateway.identity.endpoints import auth_router, identity_router
 from gateway.identity.models import metadata as identity_metadata
 from gateway.upstream import Upstreams, open_client
 from services.kernel.auth import TokenVerifier, enforce_route_policies
-from services.kernel.db import make_engine
+from services.kernel.db import make_engine, unit_of_work
 from services.kernel.docs_pages import mount_assets
 from services.kernel.errors import install_error_handlers
 from services.kernel.logging import configure_logging
@@ -28,7 +27,7 @@ from services.kernel.web import OptionsMiddleware, RequestContextMiddleware, Sec
 def _open_identity_store(settings: Settings):  # noqa: ANN202
     engine = make_engine(settings.database_url("gateway"))
     upgrade_database(engine, "gateway", identity_metadata)
-    with Session(engine) as session:
+    with unit_of_work(engine) as session:
         seed_default_rules(session)
     return engine
 

@@ -18,12 +18,12 @@ from dataclasses import dataclass
 import anyio
 import structlog
 from fastapi import HTTPException
-from sqlmodel import Session
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services.kernel import context
 from services.kernel.audit import append_audit
 from services.kernel.context import Actor
+from services.kernel.db import unit_of_work
 from services.kernel.errors import error_body
 from services.kernel.models import AuditEntry
 from services.kernel.settings import Settings
@@ -156,9 +156,9 @@ class GuardMiddleware:
 
         def write() -> None:
             with context.trace(actor=Actor(id=who.id, role=",".join(who.roles) or None), request_id=request_id):
-                with Session(engine) as session:
+                with unit_of_work(engine) as session:
                     append_audit(session, action="http.request", entity_type="route", entity_id=route, detail=detail)
-                    session.commit()
+                    session.flush()
 
         try:
             await anyio.to_thread.run_sync(write)

@@ -14,7 +14,7 @@ from gateway.identity.conflicts import seed_default_rules
 from gateway.identity.models import SystemClient, UserAccount, metadata
 from gateway.identity.passwords import generate_password, verify_secret
 from services.kernel import context
-from services.kernel.db import make_engine
+from services.kernel.db import make_engine, unit_of_work
 from services.kernel.migrations import upgrade_database
 from services.kernel.settings import Settings
 
@@ -25,7 +25,7 @@ def identity_session(settings: Settings, actor: str | None = None) -> Iterator[S
     engine = make_engine(settings.database_url("gateway"))
     upgrade_database(engine, "gateway", metadata)
     try:
-        with Session(engine, expire_on_commit=False) as session:
+        with unit_of_work(engine) as session:  # the command's one transaction
             seed_default_rules(session)
             with context.trace(actor=context.Actor(id=actor or f"cli:{getpass.getuser()}", role="it_admin")):
                 yield session

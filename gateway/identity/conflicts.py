@@ -27,7 +27,7 @@ def seed_default_rules(session: Session) -> None:
     for rule in DEFAULT_RULES:
         if rule.code not in present:
             session.add(RoleConflictRule.model_validate(rule.model_dump()))
-    session.commit()
+    session.flush()
 
 
 def find_conflict(session: Session, held: set[str], new_role: str) -> tuple[RoleConflictRule, str] | None:

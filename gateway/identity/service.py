@@ -21,6 +21,7 @@ from gateway.identity.passwords import (
 from services.kernel import clock, context
 from services.kernel.audit import append_audit
 from services.kernel.auth import ROLES, SYSTEM_ROLES, TokenClaims, TokenVerifier, Unauthenticated, issue_token
+from services.kernel.db import keep_writes
 from services.kernel.errors import BadRequest, Conflict, Forbidden, Invalid, NotFound
 from services.kernel.settings import Settings
 
@@ -71,7 +72,7 @@ def create_user(session: Session, settings: Settings, *, username: str, display_
     session.add(user)
     append_audit(session, action="user.create", entity_type="user", entity_id=username,
                  detail={"display_name": display_name, "unit": unit, "region": region})
-    session.commit()
+    session.flush()
     return user
 
 
@@ -99,7 +100,7 @@ def grant_role(session: Session, *, username: str, role: str, reason: str | None
     session.add(assignment)
     append_audit(session, action="role.grant", entity_type="user", entity_id=username, detail={"role": role},
                  reason=reason)
-    session.commit()
+    session.flush()
     return assignment
 
 
@@ -112,7 +113,7 @@ def revoke_role(session: Session, *, username: str, role: str, reason: str) -> R
     session.add(assignment)
     append_audit(session, action="role.revoke", entity_type="user", entity_id=username, detail={"role": role},
                  reason=reason)
-    session.commit()
+    session.flush()
     return assignment
 
 
@@ -125,7 +126,7 @@ def set_user_status(session: Session, *, username: str, status: str, reason: str
     _revoke_refresh_tokens(session, username)
     append_audit(session, action=f"user.{'enable' if status == 'active' else 'disable'}", entity_type="user",
                  entity_id=username, reason=reason)
-    session.commit()
+    session.flush()
     return user
 
 
@@ -134,7 +135,7 @@ def unlock_user(session: Session, *, username: str, reason: str) -> UserAccount:
     user.failed_logins, user.locked_until = 0, None
     session.add(user)
     append_audit(session, action="user.unlock", entity_type="user", entity_id=username, reason=reason)
-    session.commit()
+    session.flush()
     return user
 
 
@@ -147,7 +148,7 @@ def change_password(session: Session, settings: Settings, *, username: str, old:
     session.add(user)
     _revoke_refresh_tokens(session, username)
     append_audit(session, action="user.password_change", entity_type="user", entity_id=username)
-    session.commit()
+    session.flush()
 
 
 # -- clients ---------------------------------------------------------------------------------------------------------
@@ -165,7 +166,7 @@ def create_client(session: Session, *, client_id: str, name: str, role: str, reg
     session.add(client)
     append_audit(session, action="client.create", entity_type="client", entity_id=client_id,
                  detail={"name": name, "role": role, "region": region})
-    session.commit()
+    session.flush()
     return client, secret
 
 
@@ -217,8 +218,7 @@ def sign_in(session: Session, settings: Settings, *, username: str, password: st
             # audited; the user learns why from the IT administrator.
             verify_secret(user.password_hash, password)
             append_audit(session, action="auth.refused", entity_type="user", entity_id=username, detail=refusal)
-            session.commit()
-            raise Unauthenticated("用户名或密码错误")
+            raise keep_writes(Unauthenticated("用户名或密码错误"))  # the refusal (and the lockout count) stands
         if not verify_secret(user.password_hash, password):
             user.failed_logins += 1
             detail = {"why": "bad_password", "failures": user.failed_logins}
@@ -228,14 +228,13 @@ def sign_in(session: Session, settings: Settings, *, username: str, password: st
                 detail["locked_until"] = user.locked_until.isoformat()
             session.add(user)
             append_audit(session, action="auth.failed", entity_type="user", entity_id=username, detail=detail)
-            session.commit()
-            raise Unauthenticated("用户名或密码错误")
+            raise keep_writes(Unauthenticated("用户名或密码错误"))  # the refusal (and the lockout count) stands
         user.failed_logins, user.locked_until = 0, None
         session.add(user)
         tokens = _issue(session, settings, _user_claims(session, user), with_refresh=True)
         append_audit(session, action="auth.sign_in", entity_type="user", entity_id=username,
                      detail={"roles": list(tokens.roles)})
-        session.commit()
+        session.flush()
         return tokens
 
 
@@ -248,7 +247,7 @@ def sign_in_client(session: Session, settings: Settings, *, client_id: str, secr
     tokens = _issue(session, settings, claims, with_refresh=False)
     with context.trace(actor=context.Actor(id=client.client_id, role=client.role)):
         append_audit(session, action="auth.client_token", entity_type="client", entity_id=client_id)
-    session.commit()
+    session.flush()
     return tokens
 
 
@@ -262,8 +261,7 @@ def refresh(session: Session, settings: Settings, verifier: TokenVerifier, *, re
         _revoke_refresh_tokens(session, stored.subject)
         with context.trace(actor=context.Actor(id=stored.subject)):
             append_audit(session, action="auth.refresh_reuse", entity_type="user", entity_id=stored.subject)
-        session.commit()
-        raise Unauthenticated("刷新令牌已使用，已注销该用户全部会话")
+        raise keep_writes(Unauthenticated("刷新令牌已使用，已注销该用户全部会话"))  # the revocation stands
     user = get_user(session, stored.subject)
     if user.status != "active":
         raise Unauthenticated("账户已停用")
@@ -271,7 +269,7 @@ def refresh(session: Session, settings: Settings, verifier: TokenVerifier, *, re
     stored.revoked_at = clock.utc_now()
     stored.replaced_by = verifier.decode(tokens.refresh_token, token_type="refresh")["jti"]
     session.add(stored)
-    session.commit()
+    session.flush()
     return tokens
 
 

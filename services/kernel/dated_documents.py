@@ -131,7 +131,7 @@ class DatedDocuments(Generic[Row, Doc]):
         append_audit(session, action=f"{self.action}.propose", entity_type=self.entity, entity_id=row.id,
                      detail={"region": row.region, "valid_from": row.valid_from, "document": document},
                      reason=proposal.reason)
-        session.commit()
+        session.flush()
         return row
 
     def get(self, session: Session, document_id: str, *, for_update: bool = False) -> Row:
@@ -164,7 +164,7 @@ class DatedDocuments(Generic[Row, Doc]):
                      detail={"region": row.region, "valid_from": row.valid_from, "status": row.status})
         if approve and self.on_approve is not None:
             self.on_approve(session, row)
-        session.commit()
+        session.flush()
         return row
 
     def list_page(self, session: Session, *, region: str | None = None, status: str | None = None,

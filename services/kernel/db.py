@@ -7,11 +7,38 @@ read-then-write sequences such as the audit chain and the outbox correct without
 
 A session that only reads can ask for a plain (deferred) ``BEGIN`` with ``snapshot_session``: under WAL it reads
 a consistent snapshot and never waits for, or holds up, the writer (the outbox relay's polling is one).
+
+Who commits (one transaction owner)
+-----------------------------------
+A business operation is one transaction, committed in one place, by ``unit_of_work``:
+
+* a request: the session dependency (``services.kernel.service_app.SessionDep``) is the request's unit of work. It
+  commits once, after the endpoint has returned and its response is serialised but before the response is sent (a
+  function-scoped dependency), so a commit that fails answers an error and never a 2xx for something not stored;
+  an exception rolls everything back.
+* an event consumer: the fetched batch is one unit of work; each event's handler writes and its inbox row share a
+  savepoint inside it (``services.kernel.inbox``).
+* a job (scheduler run, import, interest run, rebuild, CLI command): ``with unit_of_work(engine) as session:`` per
+  transaction it wants, e.g. one per chunk.
+* the outbox relay's own bookkeeping (marking rows published, pruning) is its own transaction
+  (``services.kernel.outbox``).
+
+Service functions take the session they are given and never commit or open a transaction of their own: they
+``flush()`` when they need generated ids or want a constraint checked now (to answer a unique-index race as 409),
+and use ``session.begin_nested()`` when part of the work must be undone alone. Events are recorded with
+``record_event`` in the same session, so the outbox row commits (or not) with the business write; an
+idempotency key's stored response and the audit chain's head are likewise written in the caller's transaction.
+
+A refusal that is itself a record (a failed sign-in counted towards a lockout, a reused refresh token revoking
+its family, the audit entry of a refused bank transaction) raises ``keep_writes(error)``: the unit of work then
+commits what was written and re-raises the error. ``tests/kernel/test_unit_of_work.py`` fails when any module of
+the services, the gateway or the launcher calls ``commit()`` outside this module and the relay.
 """
 
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TypeVar
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
@@ -60,12 +87,32 @@ def snapshot_session(engine: Engine) -> Session:
     return Session(engine.execution_options(**{SNAPSHOT_OPTION: True}))
 
 
+E = TypeVar("E", bound=BaseException)
+
+_KEEP_WRITES = "sifund_keep_writes"
+
+
+def keep_writes(error: E) -> E:
+    """Mark an error whose unit of work commits what it wrote before the error propagates (see the module
+    docstring): ``raise keep_writes(Unauthenticated(...))``."""
+    setattr(error, _KEEP_WRITES, True)
+    return error
+
+
 @contextmanager
 def unit_of_work(engine: Engine) -> Iterator[Session]:
-    """One business transaction: commits on success, rolls back on any exception."""
+    """One business transaction: commits on success, rolls back on any exception (commits, then re-raises, an
+    error marked with ``keep_writes``)."""
     with Session(engine, expire_on_commit=False) as session:
         try:
             yield session
+        except BaseException as exc:
+            if getattr(exc, _KEEP_WRITES, False):
+                session.commit()
+            else:
+                session.rollback()
+            raise
+        try:
             session.commit()
         except BaseException:
             session.rollback()

@@ -22,6 +22,7 @@ from sqlmodel import Session
 
 from services.kernel import clock, context
 from services.kernel.bus import Bus
+from services.kernel.db import unit_of_work
 from services.kernel.errors import Conflict, NotFound
 from services.kernel.events import STREAMS, EventEnvelope
 from services.kernel.models import DeadLetter, InboxMessage
@@ -153,7 +154,7 @@ class EventConsumer:
             except (ValidationError, ValueError) as exc:
                 d.error = f"not an event envelope: {exc}"
         ids = [d.envelope.id for d in deliveries if d.envelope is not None]
-        with Session(self.engine) as session:
+        with unit_of_work(self.engine) as session:  # the batch's one transaction: inbox rows with the handlers' writes
             seen = set(
                 session.execute(select(InboxMessage.event_id).where(InboxMessage.event_id.in_(ids))).scalars()
             )
@@ -173,7 +174,6 @@ class EventConsumer:
             except Exception:  # noqa: BLE001 - some event is poison: find it, one savepoint per event
                 for d in fresh:
                     self._apply_isolated(session, d)
-            session.commit()
 
     def _apply_isolated(self, session: Session, d: _Delivery) -> None:
         try:
@@ -236,7 +236,7 @@ class EventConsumer:
 
     def replay(self, dead_letter_id: int, *, operator: str) -> dict:
         """Apply a dead-lettered event again (after the cause was fixed). Idempotent through the inbox."""
-        with Session(self.engine) as session:
+        with unit_of_work(self.engine) as session:
             letter = session.get(DeadLetter, dead_letter_id)
             if letter is None or letter.consumer != self.name:
                 raise NotFound("DEAD_LETTER_NOT_FOUND", "死信记录不存在")
@@ -251,14 +251,12 @@ class EventConsumer:
                 try:
                     with session.begin_nested():
                         self._apply_one(session, envelope)
-                except Exception as exc:  # noqa: BLE001
-                    session.rollback()
+                except Exception as exc:  # noqa: BLE001 - raising rolls the unit of work back
                     raise Conflict("DEAD_LETTER_REPLAY_FAILED", "重放失败，事件仍无法处理",
                                    details=f"{type(exc).__name__}: {exc}") from None
             letter.replayed_at = clock.utc_now()
             letter.replayed_by = operator
             session.add(letter)
-            session.commit()
             return {"id": letter.id, "event_id": envelope.id, "applied": not already}
 
 

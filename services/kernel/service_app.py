@@ -20,7 +20,7 @@ from sqlmodel import Session
 from services.kernel import audit, context, workdays
 from services.kernel.auth import TokenVerifier, allow, enforce_route_policies, public
 from services.kernel.bus import Bus
-from services.kernel.db import make_engine, snapshot_session
+from services.kernel.db import make_engine, snapshot_session, unit_of_work
 from services.kernel.errors import NotFound, install_error_handlers
 from services.kernel.logging import configure_logging
 from services.kernel.inbox import EventConsumer, Handler, dead_letters_as_dicts
@@ -104,12 +104,16 @@ def get_engine(request: Request) -> Engine:
 
 
 def get_session(request: Request) -> Iterator[Session]:
-    with Session(request.app.state.engine, expire_on_commit=False) as session:
+    """The request's unit of work (see ``services.kernel.db``): committed once when the endpoint has returned and
+    its response is serialised, rolled back if it raised."""
+    with unit_of_work(request.app.state.engine) as session:
         yield session
 
 
 EngineDep = Annotated[Engine, Depends(get_engine)]
-SessionDep = Annotated[Session, Depends(get_session)]
+# scope="function": the exit code (the commit) runs before the response is sent, so a failed commit answers an
+# error instead of a 2xx for something not stored; the default "request" scope would commit after sending.
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 
 
 # -- the app ---------------------------------------------------------------------------------------------------------

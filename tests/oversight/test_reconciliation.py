@@ -11,6 +11,7 @@ import pytest
 from sqlmodel import Session
 
 from services.kernel import context, workdays
+from services.kernel.db import unit_of_work
 from services.kernel.settings import Settings
 from services.oversight.reconciliation import service
 from services.oversight.reconciliation.cells import Cell, compute_cells, r1_status, r2_status, r3_status, r5_status
@@ -276,8 +277,8 @@ def test_unmatched_cells_are_rule_friendly(feed):
 def test_close_freezes_and_later_events_are_post_close_adjustments(feed):
     p = 202403
     feed(collected((PEN, p, "e1", 1000, 0, 0)), posted((PEN, p, "e1", 1000, 0)))
-    with Session(feed.engine) as session, context.trace(actor=context.Actor(id="officer.wang",
-                                                                            role="oversight_officer")):
+    with unit_of_work(feed.engine) as session, context.trace(actor=context.Actor(id="officer.wang",
+                                                                                 role="oversight_officer")):
         close = service.close_month(session, p, note="2024年3月月结")
         assert (close.cells, close.unmatched) == (2, 1)  # R1 missing_finance, R2 matched; nothing else yet
     feed(remitted("r1", PEN, p, 1000, date(2024, 4, 1)), receipt("t1", "r1", PEN, p, 1000, date(2024, 4, 3)))

@@ -38,9 +38,9 @@ OPEN_ENROLMENT_STATUSES = ("active", "suspended")
 
 
 def _commit(session: Session, uscc: str) -> None:
-    """Commit; a concurrent registration of the same USCC loses on the unique index and is answered as 409."""
+    """Flush; a concurrent registration of the same USCC loses on the unique index and is answered as 409."""
     try:
-        session.commit()
+        session.flush()
     except IntegrityError:
         session.rollback()
         raise Conflict("EMPLOYER_ALREADY_REGISTERED", f"统一社会信用代码 {uscc} 已登记") from None
@@ -169,7 +169,7 @@ def update_employer(session: Session, employer_id: str, update: EmployerUpdate) 
                   changes=changes, reason=update.reason)
     record_event(session, EmployerUpdated(employer_id=employer.id, version=employer.version, changes=changes),
                  source=SOURCE, subject=employer.id)
-    session.commit()
+    session.flush()
     return employer
 
 
@@ -219,5 +219,5 @@ def change_status(session: Session, employer_id: str, action: str, request: Stat
         source=SOURCE,
         subject=employer.id,
     )
-    session.commit()
+    session.flush()
     return employer

@@ -112,21 +112,17 @@ def _is_active_group_violation(exc: IntegrityError) -> bool:
     return "uq_enrolment_active_group" in text or "enrolment.person_id, enrolment.fund_group" in text
 
 
-def _guarded(session: Session, person_id: str, fund: str, *, ignore: str | None = None, commit: bool = False) -> None:
-    """Flush (or commit) now; a breach of the one-active-per-group index becomes the 409 the rule check would have
+def _guarded(session: Session, person_id: str, fund: str, *, ignore: str | None = None) -> None:
+    """Flush now; a breach of the one-active-per-group index becomes the 409 the rule check would have
     given, and the transaction is rolled back."""
     try:
-        session.commit() if commit else session.flush()
+        session.flush()
     except IntegrityError as exc:
         session.rollback()
         if not _is_active_group_violation(exc):
             raise
         conflict = rules.group_conflict(fund, _enrolments_of(session, person_id), ignore=ignore)
         raise conflict or Conflict("ALREADY_ENROLLED", f"该人员在险种 {fund} 所属组已有有效参保登记") from None
-
-
-def _commit(session: Session, person_id: str, fund: str, *, ignore: str | None = None) -> None:
-    _guarded(session, person_id, fund, ignore=ignore, commit=True)
 
 
 def _event(session: Session, payload: Any, person_id: str) -> None:
@@ -153,7 +149,7 @@ def enrol(session: Session, request: EnrolmentRequest) -> Enrolment:
                   changes=_creation_changes(enrolment))
     _event(session, EnrolmentOpened(enrolment_id=enrolment.id, person_id=person.id, fund=enrolment.fund,
                                     employer_id=enrolment.employer_id, start_period=enrolment.start_period), person.id)
-    _commit(session, person.id, enrolment.fund)
+    _guarded(session, person.id, enrolment.fund)
     return enrolment
 
 
@@ -190,7 +186,7 @@ def transfer(session: Session, enrolment_id: str, request: TransferRequest) -> t
         to_enrolment_id=new.id, to_employer_id=employer.id, closed_period=closed_period,
         start_period=new.start_period,
     ), person.id)
-    _commit(session, person.id, old.fund)
+    _guarded(session, person.id, old.fund)
     return old, new
 
 
@@ -202,7 +198,7 @@ def suspend(session: Session, enrolment_id: str, request: SuspendRequest) -> Enr
     _update(session, enrolment, {"status": "suspended"}, action="suspend", reason=request.reason)
     _event(session, EnrolmentSuspended(enrolment_id=enrolment.id, person_id=enrolment.person_id, fund=enrolment.fund,
                                        reason=request.reason), enrolment.person_id)
-    session.commit()
+    session.flush()
     return enrolment
 
 
@@ -222,7 +218,7 @@ def resume(session: Session, enrolment_id: str, request: ResumeRequest) -> Enrol
     _guarded(session, person.id, enrolment.fund, ignore=enrolment.id)
     _event(session, EnrolmentResumed(enrolment_id=enrolment.id, person_id=enrolment.person_id, fund=enrolment.fund),
            enrolment.person_id)
-    _commit(session, person.id, enrolment.fund, ignore=enrolment.id)
+    _guarded(session, person.id, enrolment.fund, ignore=enrolment.id)
     return enrolment
 
 
@@ -236,7 +232,7 @@ def stop(session: Session, enrolment_id: str, request: StopRequest) -> Enrolment
             action="stop", reason=request.reason)
     _event(session, EnrolmentStopped(enrolment_id=enrolment.id, person_id=enrolment.person_id, fund=enrolment.fund,
                                      end_period=request.end_period, reason=request.reason), enrolment.person_id)
-    session.commit()
+    session.flush()
     return enrolment
 
 

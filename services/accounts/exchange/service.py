@@ -590,7 +590,7 @@ def receive_batch(session: Session, upload: BatchUpload, *, today: date | None =
                          "applied": batch.matched, "unmatched": batch.unmatched, "conflicts": batch.conflicts,
                          "invalid": counts[RecordStatus.invalid.value], "content_hash": digest})
     try:
-        session.commit()
+        session.flush()
     except IntegrityError as exc:
         return _lost_race(session, partner, upload.batch_key, digest, exc), False
     return batch_result(session, batch), True
@@ -802,7 +802,7 @@ def resolve_record(session: Session, record_id: str, *, note: str, accept_name_d
 
     record.status = RecordStatus.resolved.value
     _mark_reviewed(session, record, note, action="resolve", before=before)
-    session.commit()
+    session.flush()
     return record_out(record, batch)
 
 
@@ -814,7 +814,7 @@ def dismiss_record(session: Session, record_id: str, *, note: str) -> ExchangeRe
     before = {"status": record.status, "reason": record.reason}
     record.status = RecordStatus.dismissed.value
     _mark_reviewed(session, record, note, action="dismiss", before=before)
-    session.commit()
+    session.flush()
     return record_out(record, batch)
 
 

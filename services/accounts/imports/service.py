@@ -72,6 +72,7 @@ from services.contracts.accounts import (
 from services.kernel import clock, context
 from services.kernel.audit import append_audit
 from services.kernel.auth import region_covers
+from services.kernel.db import unit_of_work
 from services.kernel.errors import DomainError, Invalid, NotFound, TooLarge
 from services.kernel.events import new_event_id
 from services.kernel.outbox import record_event
@@ -573,14 +574,14 @@ class ImportRun:
     def per_row(self, rows: Iterator[tuple[int, dict[str, Any], list[Any]]]) -> None:
         for chunk in self.chunks(rows):
             for attempt in range(1, MAX_ATTEMPTS + 1):
-                with Session(self.engine, expire_on_commit=False) as session:
+                with unit_of_work(self.engine) as session:
                     try:
                         result = self.check(session, chunk)
                         self.store(session, result, chunk.number)
                         self.write_rejections(session, result.rejections)
                         accepted, rejected = self.accepted + len(result.ids), self.rejected + len(result.rejections)
                         self.update_job(session, accepted_rows=accepted, rejected_rows=rejected)
-                        session.commit()
+                        session.flush()
                     except IntegrityError:
                         session.rollback()
                         if attempt == MAX_ATTEMPTS:
@@ -591,28 +592,28 @@ class ImportRun:
                 self.overlaps += len(result.overlaps)
                 self.importer.accept(result)
                 break
-        with Session(self.engine, expire_on_commit=False) as session:
+        with unit_of_work(self.engine) as session:
             self.finish(session, "completed")
-            session.commit()
+            session.flush()
 
     def all_or_nothing(self, read_rows: Any) -> None:
         for attempt in range(1, MAX_ATTEMPTS + 1):
             results: list[ChunkResult] = []
             rejections: list[Rejection] = []
             for chunk in self.chunks(read_rows()):
-                with Session(self.engine, expire_on_commit=False) as session:
+                with unit_of_work(self.engine) as session:
                     result = self.check(session, chunk)
                     session.rollback()  # read only
                 self.importer.accept(result)
                 rejections.extend(result.rejections)
                 results.append(result)
             accepted = sum(len(r.ids) for r in results)
-            with Session(self.engine, expire_on_commit=False) as session:
+            with unit_of_work(self.engine) as session:
                 if rejections:
                     self.accepted, self.rejected = 0, len(rejections)
                     self.write_rejections(session, rejections)
                     self.finish(session, "rejected", would_accept=accepted)
-                    session.commit()
+                    session.flush()
                     return
                 try:
                     for number, result in enumerate(results, start=1):
@@ -620,7 +621,7 @@ class ImportRun:
                     self.accepted, self.rejected = accepted, 0
                     self.overlaps = sum(len(r.overlaps) for r in results)
                     self.finish(session, "completed")
-                    session.commit()
+                    session.flush()
                     return
                 except IntegrityError:
                     session.rollback()
@@ -679,12 +680,12 @@ def run_import(engine: Engine, *, kind: ImportKind | str, data: bytes, filename:
         encoding=table.encoding, mode=mode.value, status="running", created_at=clock.utc_now(),
         created_by=actor.id,
     )
-    with Session(engine, expire_on_commit=False) as session:
+    with unit_of_work(engine) as session:
         session.add(job)
         append_audit(session, action="import.started", entity_type="import_job", entity_id=job.id,
                      detail={"kind": kind.value, "mode": mode.value, "filename": job.filename,
                              "format": table.file_format, "encoding": table.encoding})
-        session.commit()
+        session.flush()
     run = ImportRun(engine, kind, mode, table, job)
     try:
         if mode is ImportMode.per_row:
@@ -700,9 +701,9 @@ def run_import(engine: Engine, *, kind: ImportKind | str, data: bytes, filename:
             run.all_or_nothing(read_rows)
     except Exception:
         log.exception("import.failed", job_id=job.id, kind=kind.value)
-        with Session(engine, expire_on_commit=False) as session:
+        with unit_of_work(engine) as session:
             run.update_job(session, status="failed", finished_at=clock.utc_now())
-            session.commit()
+            session.flush()
         raise
     log.info("import.finished", job_id=job.id, kind=kind.value, mode=mode.value, status=job.status,
              accepted=job.accepted_rows, rejected=job.rejected_rows, overlaps=run.overlaps)

@@ -42,6 +42,7 @@ from services.contracts.accounts import AccountCredited, AccountDebited
 from services.kernel import clock, context
 from services.kernel.audit import append_audit
 from services.kernel.auth import ensure_in_region, region_filter
+from services.kernel.db import unit_of_work
 from services.kernel.errors import Conflict, Invalid, NotFound
 from services.kernel.events import new_event_id
 from services.kernel.money import fen_to_yuan, yuan_to_fen
@@ -149,7 +150,7 @@ def _posting(session: Session, intent: Intent, post: Callable[[], Posting]) -> P
     for attempt in (1, 2):
         try:
             posting = post()
-            session.commit()
+            session.flush()
             return posting
         except IntegrityError:
             session.rollback()
@@ -468,7 +469,7 @@ def set_interest_rate(session: Session, year: int, rate: Decimal) -> InterestRat
     session.add(row)
     append_audit(session, action="interest_rate.set", entity_type="interest_rate", entity_id=str(year),
                  detail={"year": year, "rate": [before, text]})
-    session.commit()
+    session.flush()
     return row
 
 
@@ -506,7 +507,7 @@ def run_interest(engine: Engine, year: int, *, batch_size: int | None = None) ->
     run = InterestRun(year=year, rate=rate_row.rate)
     after = ""
     while True:
-        with Session(engine, expire_on_commit=False) as session:
+        with unit_of_work(engine) as session:
             ids = list(session.execute(
                 select(IndividualAccount.person_id)
                 .join(Person, Person.id == IndividualAccount.person_id)
@@ -529,12 +530,12 @@ def _retrying(session: Session, work: Callable[[], T]) -> T:
     the other run committed are then skipped."""
     try:
         result = work()
-        session.commit()
+        session.flush()
         return result
     except IntegrityError:
         session.rollback()
         result = work()
-        session.commit()
+        session.flush()
         return result
 
 

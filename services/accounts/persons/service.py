@@ -91,7 +91,7 @@ def register_person(session: Session, registration: PersonRegistration) -> Perso
         source=SOURCE, subject=person.id,
     )
     try:
-        session.commit()
+        session.flush()
     except IntegrityError:  # a concurrent registration of the same citizen id won the unique index
         session.rollback()
         raise Conflict("PERSON_ALREADY_REGISTERED", "该公民身份号码已登记") from None
@@ -181,7 +181,7 @@ def update_person(session: Session, person_id: str, update: PersonUpdate) -> Per
                   changes=changes, reason=update.reason)
     record_event(session, PersonUpdated(person_id=person.id, version=person.version, changes=changes),
                  source=SOURCE, subject=person.id)
-    session.commit()
+    session.flush()
     return person
 
 
@@ -234,7 +234,7 @@ def add_bank_account(session: Session, person_id: str, account: BankAccountIn) -
         source=SOURCE, subject=person.id,
     )
     try:
-        session.commit()
+        session.flush()
     except IntegrityError:
         session.rollback()
         raise Conflict("BANK_ACCOUNT_ALREADY_REGISTERED", "该账号已登记为本人的发放账户") from None
@@ -255,7 +255,7 @@ def close_bank_account(session: Session, person_id: str, account_id: str, reques
                   changes={"status": ["active", "closed"]}, reason=request.reason)
     record_event(session, PersonBankAccountClosed(person_id=person_id, bank_account_id=row.id, reason=request.reason),
                  source=SOURCE, subject=person_id)
-    session.commit()
+    session.flush()
     return row
 
 
@@ -436,7 +436,7 @@ def request_correction(session: Session, person_id: str, request: LifeStatusCorr
     changes |= {"status": [None, "requested"], "current_life_status": [None, person.life_status]}
     record_change(session, entity_type=CORRECTION_ENTITY, entity_id=correction.id, version=1, action="request",
                   changes=changes, reason=request.reason)
-    session.commit()
+    session.flush()
     return correction
 
 
@@ -481,7 +481,7 @@ def approve_correction(session: Session, person_id: str, correction_id: str,
         until_date=correction.imprisoned_until, source="correction", source_ref=correction.id, recorded_at=now,
     ))
     _decide(session, correction, "approved", decision.reason, now)
-    session.commit()
+    session.flush()
     return correction
 
 
@@ -492,7 +492,7 @@ def reject_correction(session: Session, person_id: str, correction_id: str,
     get_person(session, person_id, for_update=True)
     correction = _pending_correction(session, person_id, correction_id)
     _decide(session, correction, "rejected", decision.reason, clock.utc_now())
-    session.commit()
+    session.flush()
     return correction
 
 

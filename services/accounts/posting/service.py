@@ -92,7 +92,7 @@ SOURCE = "accounts"
 KEY_PREFIX = "posting:"
 CREDITED_FUNDS = PENSION_FUNDS  # the individual part goes to the pension individual account
 EVENT_LINES = MAX_BATCH_ITEMS  # lines per ContributionsPosted / ContributionsHeld event
-RETRY_CHUNK = 1000  # held lines per transaction when retrying all
+RETRY_CHUNK = 1000  # held lines per savepoint when retrying all
 LOOKUP_CHUNK = 10_000
 
 # Reason codes of held lines, with what a reviewer should do.
@@ -663,14 +663,14 @@ def _retry_line(session: Session, suspense_id: str, *, note: str | None) -> tupl
     append_audit(session, action="posting_suspense.retry", entity_type="posting_suspense", entity_id=row.id,
                  detail={"payment_id": row.payment_id, "outcome": outcome.status, "reason_code": outcome.reason_code,
                          "entry_id": outcome.entry_id}, reason=note)
-    session.commit()
+    session.flush()
     return row, outcome
 
 
 def retry_all(session: Session, *, reason_code: str | None, batch_id: str | None,
               note: str | None) -> PostingResult:
-    """Every held line (of a reason, of a batch), ``RETRY_CHUNK`` lines per transaction, in id order; lines of
-    persons outside the caller's area are left held."""
+    """Every held line (of a reason, of a batch), ``RETRY_CHUNK`` lines per savepoint, in id order; lines of
+    persons outside the caller's area are left held. The chunks share the request's transaction."""
     total = PostingResult()
     after = ""
     lost_race = False
@@ -685,20 +685,20 @@ def retry_all(session: Session, *, reason_code: str | None, batch_id: str | None
             return total
         first_id, last_id = rows[0].id, rows[-1].id
         try:
-            result = post_items(session, [_item(r) for r in rows], source_event_id=rows[0].source_event_id,
-                                in_scope=_in_actor_area)
-            if note is not None:
-                for row in rows:
-                    if row.status == "posted":
-                        row.note = note
-            append_audit(session, action="posting_suspense.retry_all", entity_type="posting_suspense",
-                         entity_id=first_id, detail={"reason_code": reason_code, "batch_id": batch_id,
-                                                     "first_id": first_id, "last_id": last_id,
-                                                     **result.summary()}, reason=note)
-            session.commit()
+            # One savepoint per chunk: a lost race undoes this chunk only, not the chunks before it.
+            with session.begin_nested():
+                result = post_items(session, [_item(r) for r in rows], source_event_id=rows[0].source_event_id,
+                                    in_scope=_in_actor_area)
+                if note is not None:
+                    for row in rows:
+                        if row.status == "posted":
+                            row.note = note
+                append_audit(session, action="posting_suspense.retry_all", entity_type="posting_suspense",
+                             entity_id=first_id, detail={"reason_code": reason_code, "batch_id": batch_id,
+                                                         "first_id": first_id, "last_id": last_id,
+                                                         **result.summary()}, reason=note)
         except IntegrityError:
             # A payment of the chunk was posted concurrently: the chunk is read and tried once more, without it.
-            session.rollback()
             if lost_race:
                 raise
             lost_race = True
@@ -721,5 +721,5 @@ def dismiss_line(session: Session, suspense_id: str, *, note: str) -> PostingSus
     append_audit(session, action="posting_suspense.dismiss", entity_type="posting_suspense", entity_id=row.id,
                  detail={"payment_id": row.payment_id, "reason_code": row.reason_code, "fund": row.fund,
                          "period": row.period, "amount_fen": row.employer_fen + row.individual_fen}, reason=note)
-    session.commit()
+    session.flush()
     return row

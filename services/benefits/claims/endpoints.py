@@ -10,6 +10,7 @@ from services.benefits.claims.schemas import ClaimOut, ClaimPage, ClaimRequest, 
 from services.benefits.claims.verification import ask_accounts
 from services.benefits.models import Claim
 from services.kernel.auth import allow
+from services.kernel.db import unit_of_work
 from services.kernel.money import fen_to_yuan
 from services.kernel.service_app import SessionDep
 from services.kernel.settings import SettingsDep
@@ -75,7 +76,7 @@ async def submit_claim(body: ClaimRequest, request: Request, settings: SettingsD
                                  months_until=prepared.months_until, with_balance=prepared.with_balance)
 
     def store() -> ClaimOut:
-        with Session(engine, expire_on_commit=False) as session:
+        with unit_of_work(engine) as session:  # its own transaction: none is held while accounts is asked
             return claim_out(session, service.store(session, prepared, answers))
 
     return await anyio.to_thread.run_sync(store)

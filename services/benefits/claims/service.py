@@ -422,7 +422,7 @@ def store(session: Session, prepared: Prepared, answers: AccountsAnswers) -> Cla
         monthly_amount_fen=claim.monthly_amount_fen, one_off_amount_fen=claim.one_off_amount_fen, large_amount=large,
         age_at_effective=facts["age"], back_payment_months=back_payment_months,
     ), source=SOURCE, subject=claim.id)
-    session.commit()
+    session.flush()
     return claim
 
 
@@ -558,7 +558,7 @@ def decide(session: Session, claim_id: str, body: DecisionRequest) -> Claim:
                                        decision=body.decision, decided_by=actor.id, role=role,
                                        claim_status=claim.status), source=SOURCE, subject=claim.id)
     try:
-        session.commit()
+        session.flush()
     except IntegrityError:  # a concurrent decision took the level (or this person decided another one)
         session.rollback()
         raise Conflict("CONCURRENT_DECISION", "该环节已由他人同时办理，请刷新后重试") from None

@@ -260,7 +260,7 @@ def certify(session: Session, person_id: str, channel: str, certified_on: date) 
         raise Forbidden("CHANNEL_NOT_ALLOWED", "数据比对系统只能登记 data_match 方式的认证")
     person = get_person(session, person_id, for_update=True)
     result = _certify(session, person, channel, certified_on)
-    session.commit()
+    session.flush()
     return result
 
 
@@ -297,7 +297,7 @@ def certify_batch(session: Session, records: list[tuple[str, date]]) -> list[Bat
                                person_id=person.person_id))
     append_audit(session, action="survival.data_match_batch", entity_type="survival_batch", entity_id=new_event_id(),
                  detail={"lines": len(records), "recorded": sum(1 for x in lines if x.status == "recorded")})
-    session.commit()
+    session.flush()
     return lines
 
 
@@ -388,7 +388,7 @@ def sweep(session: Session, as_of: date) -> SweepResult:
                          "notices_expired": [n.id for n in expired], "entitlements_suspended": suspended_total,
                          "interval_months": config.survival_interval_months,
                          "notice_days": config.survival_notice_days})
-    session.commit()
+    session.flush()
     return SweepResult(as_of, len(notice_ids), len(expired), suspended_total, notice_ids, suspended_persons)
 
 

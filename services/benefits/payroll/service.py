@@ -101,6 +101,7 @@ from services.contracts.benefits import (
 )
 from services.kernel import clock, context
 from services.kernel.audit import append_audit
+from services.kernel.db import keep_writes
 from services.kernel.errors import Conflict, Forbidden, Invalid, NotFound
 from services.kernel.events import new_event_id
 from services.kernel.money import checked_total_fen
@@ -443,7 +444,7 @@ def _compute_into(session: Session, run: PayrollRun | None, fund: str, period: i
                  detail={"fund": fund, "period": period, "lines": run.lines, "total_fen": run.total_fen,
                          "withheld_lines": withheld, "large_lines": run.large_lines,
                          **({} if created else {"previous_lines": previous[0], "previous_total_fen": previous[1]})})
-    session.commit()
+    session.flush()
     return Computed(run=run, created=created, recomputed=not created, frozen=False)
 
 
@@ -469,7 +470,7 @@ def approve(session: Session, run_id: str) -> PayrollRun:
     append_audit(session, action="payroll.approve", entity_type=RUN_ENTITY, entity_id=run.id,
                  detail={"fund": run.fund, "period": run.period, "lines": run.lines, "total_fen": run.total_fen,
                          "computed_by": run.computed_by})
-    session.commit()
+    session.flush()
     return run
 
 
@@ -490,7 +491,7 @@ def request_funding(session: Session, run_id: str) -> tuple[PayrollRun, bool]:
                  source=SOURCE, subject=run.id)
     append_audit(session, action="payroll.request_funding", entity_type=RUN_ENTITY, entity_id=run.id,
                  detail={"fund": run.fund, "period": run.period, "amount_fen": run.total_fen})
-    session.commit()
+    session.flush()
     return run, False
 
 
@@ -713,13 +714,12 @@ def issue_bank_file(session: Session, run_id: str) -> Issued:
     offset_rows = [(r, offsets[r.id]) for r in payable if r.id in offsets]
     if not payments:
         _settle_run_if_done(session, run)
-        _record_retained(session, run, None, held_rows, offset_rows)  # before the commit: it is kept
-        session.commit()
-        raise Conflict("NOTHING_TO_PAY", f"本批次没有可发放的明细（{len(held)} 条已停发，{len(fully_offset)} 条已全额抵扣追回款）",
-                       details={"held_back": held[:100]})
+        _record_retained(session, run, None, held_rows, offset_rows)  # kept: the refusal below keeps its writes
+        raise keep_writes(Conflict("NOTHING_TO_PAY", f"本批次没有可发放的明细（{len(held)} 条已停发，{len(fully_offset)} 条已全额抵扣追回款）",
+                                   details={"held_back": held[:100]}))  # the hold-backs and offsets stand
     file = _write_file(session, run, 1, payments)
     _record_retained(session, run, file.id, held_rows, offset_rows)
-    session.commit()
+    session.flush()
     return Issued(file=file, replayed=False, held_back=held, offset_fen=offset_fen, fully_offset=len(fully_offset))
 
 
@@ -789,7 +789,7 @@ def reissue(session: Session, run_id: str) -> ReissueOutcome:
     )
     sequence = session.execute(select(func.max(BankFile.sequence)).where(BankFile.run_id == run.id)).scalar_one()
     file = _write_file(session, run, (sequence or 0) + 1, payments)
-    session.commit()
+    session.flush()
     return ReissueOutcome(file=file, not_reissued=waiting)
 
 
@@ -883,7 +883,7 @@ def import_results(session: Session, file_id: str, body: ResultsIn, *, declared_
                  detail={"run_id": run.id, "applied": len(new), "unchanged": unchanged, "paid_lines": len(paid),
                          "paid_fen": totals[0], "failed_lines": len(failed), "returned_fen": totals[1],
                          "file_status": file.status, "run_status": run.status})
-    session.commit()
+    session.flush()
     return Applied(file=file, run=run, applied=len(new), unchanged=unchanged, paid=(len(paid), totals[0]),
                    failed=(len(failed), totals[1]))
 

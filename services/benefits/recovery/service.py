@@ -120,7 +120,7 @@ def issue_notice(session: Session, person_id: str, *, today: date | None = None)
 def create_notice(session: Session, person_id: str) -> RecoveryNotice:
     get_person(session, person_id)  # known, and in the caller's area
     notice = issue_notice(session, person_id)
-    session.commit()
+    session.flush()
     return notice
 
 
@@ -225,7 +225,7 @@ def _record(session: Session, notice: RecoveryNotice, *, method: str, amount_fen
                                            recovery_id=recovery.id),
                  source=SOURCE, subject=notice.id)
     try:
-        session.commit()
+        session.flush()
     except IntegrityError:  # the same key recorded concurrently: answer as a replay (or refuse other content)
         session.rollback()
         replay = _replay(session, key, notice.id, method, amount_fen, reference)
@@ -341,7 +341,7 @@ def request_individual_account_offset(session: Session, notice_id: str, note: st
                "requested_at": clock.utc_now()}
     append_audit(session, action="recovery.individual_account_request", entity_type=NOTICE_ENTITY,
                  entity_id=notice.id, detail=request, reason=note or "以个人账户余额抵扣多发待遇（001 第二十九条(五)）")
-    session.commit()
+    session.flush()
     return request
 
 
@@ -465,5 +465,5 @@ def escalate(session: Session, as_of: date) -> list[RecoveryNotice]:
         record_event(session, RecoveryEscalated(notice_id=notice.id, person_id=notice.person_id,
                                                 remaining_fen=remaining_fen(notice), deadline=notice.deadline),
                      source=SOURCE, subject=notice.id)
-    session.commit()
+    session.flush()
     return notices

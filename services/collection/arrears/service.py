@@ -295,7 +295,7 @@ def issue_notice(session: Session, *, employer_id: str, as_of: date | None, regi
     append_audit(session, action="arrears_notice.issue", entity_type="arrears_notice", entity_id=notice.id,
                  detail={"employer_id": employer_id, "as_of": as_of.isoformat(), "principal_fen": notice.principal_fen,
                          "late_fee_fen": notice.late_fee_fen, "lines": notice.lines, "daily_rate": computed.daily_rate})
-    session.commit()
+    session.flush()
     return notice_out(notice)
 
 

@@ -515,7 +515,7 @@ def issue(session: Session, employer_id: str, period: int, lines: list[InputLine
             supersedes_id=assessment.supersedes_id, part=part, parts=parts, employer_total_fen=employer_total,
             individual_total_fen=individual_total, lines=chunk,
         ), source=SOURCE, subject=assessment_id)
-    session.commit()
+    session.flush()
     return Issued(declaration=declaration, assessment=assessment, clamped=clamped, superseded=old)
 
 

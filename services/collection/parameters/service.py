@@ -85,7 +85,7 @@ def propose_adjustment(session: Session, proposal: InjuryAdjustmentProposal) -> 
     append_audit(session, action="injury_adjustment.propose", entity_type=ADJUSTMENT_ENTITY, entity_id=row.id,
                  detail={"employer_id": row.employer_id, "valid_from": row.valid_from, "factor": factor},
                  reason=proposal.reason)
-    session.commit()
+    session.flush()
     return row
 
 
@@ -118,7 +118,7 @@ def decide_adjustment(session: Session, adjustment_id: str, *, approve: bool,
                  entity_type=ADJUSTMENT_ENTITY, entity_id=row.id,
                  detail={"employer_id": row.employer_id, "valid_from": row.valid_from, "factor": row.factor,
                          "status": row.status}, reason=reason)
-    session.commit()
+    session.flush()
     return row
 
 

@@ -378,7 +378,7 @@ def receive_batch(session: Session, raw_lines: list[tuple[int, Any]], *, source_
                              "unmatched": batch.unmatched, "settled_assessment_lines": len(line_updates),
                              "rejections": [{"line_no": r.line_no, "tax_line_id": r.tax_line_id, "code": r.code,
                                              "message": r.message} for r in rejected]})
-        session.commit()
+        session.flush()
     except IntegrityError:
         # A concurrent batch stored one of these tax line ids (or settled a line) first: nothing of this batch is
         # applied; posting it again answers the lines already stored as duplicates.
@@ -787,6 +787,6 @@ def resolve_payment(session: Session, payment_id: str, *, assessment_line_id: st
                          "fee_accrued_fen": settlement.fee_accrued_fen, "fee_paid_fen": settlement.fee_paid_fen,
                          "days_late": settlement.segment.days, "rate": str(rate), "overpaid_fen": overpaid},
                  reason=note.strip())
-    session.commit()
+    session.flush()
     return get_payment(session, payment.id)
 

@@ -50,6 +50,7 @@ from services.contracts.collection import BankAccountRegistered, BankTransaction
 from services.kernel import clock, context
 from services.kernel.audit import append_audit
 from services.kernel.auth import ROLES
+from services.kernel.db import keep_writes
 from services.kernel.errors import Conflict, DomainError, Forbidden, Invalid, NotFound
 from services.kernel.events import new_event_id
 from services.kernel.money import fen_to_yuan, yuan_to_fen
@@ -176,7 +177,7 @@ def register_account(session: Session, body: AccountIn) -> tuple[FundBankAccount
         opened_on=account.opened_on, annual_inspection_due=account.annual_inspection_due,
     ), source=SOURCE, subject=account.id)
     try:
-        session.commit()
+        session.flush()
     except IntegrityError:
         session.rollback()
         found = _registered(session, body)
@@ -215,7 +216,7 @@ def close_account(session: Session, account_id: str, body: CloseIn) -> FundBankA
     append_audit(session, action=f"{ACCOUNT_ENTITY}.closed", entity_type=ACCOUNT_ENTITY, entity_id=account.id,
                  detail={"kind": account.kind, "fund": account.fund, "approval_ref": body.approval_ref},
                  reason=body.reason)
-    session.commit()
+    session.flush()
     return account
 
 
@@ -231,7 +232,7 @@ def record_inspection(session: Session, account_id: str, body: InspectionIn) -> 
     append_audit(session, action=f"{ACCOUNT_ENTITY}.inspected", entity_type=ACCOUNT_ENTITY, entity_id=account.id,
                  detail={"inspected_on": body.inspected_on, "previous_due": previous, "next_due": body.next_due,
                          "reference": body.reference})
-    session.commit()
+    session.flush()
     return account
 
 
@@ -328,7 +329,7 @@ def record_remittance(session: Session, body: RemittanceIn) -> tuple[TreasuryRem
         remitted_on=remittance.remitted_on, voucher_no=remittance.voucher_no,
     ), source=SOURCE, subject=remittance.id)
     try:
-        session.commit()
+        session.flush()
     except IntegrityError:
         session.rollback()
         found = _remitted(session, body, amount)
@@ -531,10 +532,10 @@ def _record_by_hand(session: Session, drafts: Sequence[Draft]) -> Recording:
         if not evaluation.clean:
             error = refusal(evaluation)
             _audit_refusal(session, draft, error)
-            raise error
+            raise keep_writes(error)  # the refusal's audit entry stands
         written.append(_write(session, draft, evaluation))
     try:
-        session.commit()
+        session.flush()
     except IntegrityError:
         session.rollback()
         replayed = _replay(session, drafts)
@@ -553,7 +554,6 @@ def _audit_refusal(session: Session, draft: Draft, error: DomainError) -> None:
     session.rollback()
     append_audit(session, action="bank_transaction.refused", entity_type=ACCOUNT_ENTITY, entity_id=account_id,
                  detail=detail, reason=error.message)
-    session.commit()
 
 
 def record_receipt(session: Session, body: ReceiptIn, key: str | None) -> Recording:
@@ -703,7 +703,7 @@ def import_statement(session: Session, body: StatementIn) -> StatementResult:
                      detail={"statement_ref": body.statement_ref, "lines": len(body.lines), "recorded": recorded,
                              "replayed": replayed, "flagged": flagged, "balance_fen": account.balance_fen,
                              "flagged_transactions": [t.id for t in transactions if t.status == "flagged"][:1000]})
-        session.commit()
+        session.flush()
     else:
         session.rollback()
     return StatementResult(account, transactions, recorded, replayed, flagged)

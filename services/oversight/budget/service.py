@@ -278,7 +278,7 @@ def create(session: Session, fund: str, year: int, lines: dict[str, Decimal], no
         for item in ITEMS:
             session.add(BudgetLine(budget_id=budget.id, item=item, side=SIDE[item], amount_fen=fen.get(item, 0)))
         _audit(session, budget, "drafted", {"fund": fund, "year": year, "lines": fen, "totals": totals(fen)}, note)
-        session.commit()
+        session.flush()
     except IntegrityError:
         session.rollback()
         raise Conflict("BUDGET_EXISTS", f"{fund_name(fund)} {year} 年度预算已存在") from None
@@ -302,7 +302,7 @@ def set_lines(session: Session, fund: str, year: int, lines: dict[str, Decimal],
     after = {item: line.amount_fen for item, line in current.items()}
     _audit(session, budget, "lines_set", {"changed": {i: [before[i], after[i]] for i in after if before[i] != after[i]},
                                           "totals": totals(after)}, note)
-    session.commit()
+    session.flush()
     return budget
 
 
@@ -330,7 +330,7 @@ def advance(session: Session, fund: str, year: int, step: str, *, note: str | No
                       lines=amounts(session, budget.id), version=budget.version)
     _audit(session, budget, {"submit": "submitted", "review": "reviewed", "approve": "approved",
                              "return": "returned"}[step], detail, note)
-    session.commit()
+    session.flush()
     return budget
 
 
@@ -366,7 +366,7 @@ def create_adjustment(session: Session, fund: str, year: int, lines: dict[str, D
                                          before_fen=current[item], after_fen=value))
     _audit(session, adjustment, "drafted", {"fund": fund, "year": year, "seq": seq, "base_version": budget.version,
                                             "lines": {i: [current[i], v] for i, v in changed.items()}}, reason)
-    session.commit()
+    session.flush()
     return adjustment
 
 
@@ -410,7 +410,7 @@ def advance_adjustment(session: Session, fund: str, year: int, adjustment_id: st
     if step == "approve":
         _audit(session, budget, "adjusted", {"adjustment_id": adjustment.id, "seq": adjustment.seq, **detail},
                adjustment.reason)
-    session.commit()
+    session.flush()
     return adjustment
 
 
@@ -558,7 +558,7 @@ def draw_final_accounts(session: Session, fund: str, year: int, entered: dict[st
                                     budget_fen=planned[item], actual_fen=actual[item]))
     _audit(session, final, action, {"fund": fund, "year": year, "budget_version": budget.version,
                                     "actual": actual, "budget": planned, "totals": totals(actual)}, note)
-    session.commit()
+    session.flush()
     return final
 
 
@@ -594,5 +594,5 @@ def advance_final_accounts(session: Session, fund: str, year: int, step: str, *,
         detail.update(approval_ref=final.approval_ref, approved_on=final.approved_on)
     _audit(session, final, {"submit": "submitted", "review": "reviewed", "approve": "approved",
                             "return": "returned"}[step], {**detail, "budget_id": budget.id}, note)
-    session.commit()
+    session.flush()
     return final

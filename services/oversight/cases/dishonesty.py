@@ -65,7 +65,7 @@ def add(session: Session, *, subject_type: str, subject_id: str, case_id: str, r
     record_event(session, DishonestyListed(entry_id=entry.id, subject_type=subject_type, subject_id=subject_id,
                                            case_id=case.id, class_code=case.class_code, reason=reason),
                  source=SOURCE, subject=entry.id)
-    session.commit()
+    session.flush()
     return entry
 
 
@@ -88,7 +88,7 @@ def remove(session: Session, entry_id: str, *, reason: str) -> DishonestyEntry:
     record_event(session, DishonestyRemoved(entry_id=entry.id, subject_type=entry.subject_type,
                                             subject_id=entry.subject_id, case_id=entry.case_id, reason=reason),
                  source=SOURCE, subject=entry.id)
-    session.commit()
+    session.flush()
     return entry
 
 

@@ -126,7 +126,6 @@ def list_cases(
                      "for this fact")
 def open_case(body: CaseOpen, session: SessionDep, response: Response) -> CaseOpenResult:
     opening = service.open_case(session, **body.model_dump())
-    session.commit()
     if not opening.created:
         response.status_code = status.HTTP_200_OK
     return CaseOpenResult(**CaseOut.of(opening.case).model_dump(), created=opening.created)

@@ -14,9 +14,10 @@ Who does what (001 第十二条):
   status: per 001 第十二条 the unit verifies and reports (报送), the supervisor reviews. This is the only way
   operators write to oversight (ARCHITECTURE.md principle 2).
 
-The workflow functions (investigate, classify, …) take the request's session and commit their step. ``open_case``
-and the event-side helpers (``confirm_benefit_event``, ``withdraw_suspension``) never commit: they run inside the
-caller's transaction (a consumer's batch, a rule sweep, the chain check).
+The workflow functions (investigate, classify, …) take the request's session and flush their step; the request's
+unit of work commits it. ``open_case`` and the event-side helpers (``confirm_benefit_event``,
+``withdraw_suspension``) likewise run inside the caller's transaction (a consumer's batch, a rule sweep, the chain
+check).
 """
 
 import hashlib
@@ -308,7 +309,7 @@ def get_case(session: Session, case_id: str, *, for_update: bool = False) -> Cas
 def investigate(session: Session, case_id: str, *, note: str | None) -> Case:
     case = get_case(session, case_id, for_update=True)
     _transition(session, case, "investigate", detail={"note": note} if note else None)
-    session.commit()
+    session.flush()
     return case
 
 
@@ -340,7 +341,7 @@ def classify(session: Session, case_id: str, *, class_code: int, finding: str, p
         "required_follow_up": [list(g) for g in spec.required]})
     if class_code == 4:
         backfill_benefit_confirmations(session, case)
-    session.commit()
+    session.flush()
     return case
 
 
@@ -363,7 +364,7 @@ def open_rectification(session: Session, case_id: str, *, measures: str, due_dat
     case.current_deadline = due_date
     session.add(case)
     session.add(entry)
-    session.commit()
+    session.flush()
     return case, entry
 
 
@@ -386,7 +387,7 @@ def add_rectification_evidence(session: Session, case_id: str, *, note: str,
     session.add(evidence)
     _history(session, case, "rectification_evidence", from_status=case.status,
              detail={"entry_id": entry.id, "note": note, "document_ref": document_ref})
-    session.commit()
+    session.flush()
     return evidence
 
 
@@ -438,14 +439,14 @@ def record_follow_up(session: Session, case_id: str, *, kind: str, evidence: str
             raise Conflict("NO_BENEFIT_EVENT", "监督系统未收到该人员的相应待遇事件（或暂停后已恢复发放），"
                                                "不能人工登记；以待遇系统事件为准")
         row = confirm_benefit_event(session, case, kind, signal, evidence=evidence, source_note="linked")
-        session.commit()
+        session.flush()
         return row
     row = CaseFollowUp(case_id=case.id, kind=kind, source="recorded", reference=reference, evidence=evidence,
                        recorded_at=clock.utc_now(), recorded_by=actor.id, recorded_role=actor.role)
     session.add(row)
     _history(session, case, "follow_up", from_status=case.status,
              detail={"kind": kind, "reference": reference, "evidence": evidence})
-    session.commit()
+    session.flush()
     return row
 
 
@@ -575,7 +576,7 @@ def close(session: Session, case_id: str, *, verification_note: str) -> Case:
     entry.status, entry.closed_at, entry.closed_by, entry.verification_note = "closed", now, actor.id, \
         verification_note
     session.add(entry)
-    session.commit()
+    session.flush()
     return case
 
 
@@ -588,7 +589,7 @@ def propose_dismissal(session: Session, case_id: str, *, reason: str) -> Case:
     _transition(session, case, "propose_dismissal", reason=reason)
     case.dismissal_proposed_at, case.dismissal_proposed_by, case.dismissal_reason = clock.utc_now(), _actor().id, reason
     session.add(case)
-    session.commit()
+    session.flush()
     return case
 
 
@@ -610,7 +611,7 @@ def decide_dismissal(session: Session, case_id: str, *, approve: bool, reason: s
         _transition(session, case, "reject_dismissal", reason=reason, detail=proposal)
         case.dismissal_proposed_at = case.dismissal_proposed_by = case.dismissal_reason = None
     session.add(case)
-    session.commit()
+    session.flush()
     return case
 
 
@@ -647,5 +648,5 @@ def escalate(session: Session, *, as_of: date) -> list[Case]:
             severity=case.severity, escalation_level=case.escalation_level, deadline=case.current_deadline,
             days_overdue=days, unit=case.unit, region=case.region), source=SOURCE, subject=case.id)
         escalated.append(case)
-    session.commit()
+    session.flush()
     return escalated

@@ -42,6 +42,7 @@ from sqlmodel import Session
 from services.kernel import clock
 from services.kernel.audit import GENESIS, append_audit
 from services.kernel.auth import TokenClaims, issue_token
+from services.kernel.db import unit_of_work
 from services.kernel.settings import Settings
 from services.oversight.cases.service import open_case
 from services.oversight.chains.models import ChainCheck, ChainCheckpoint
@@ -160,7 +161,7 @@ def record(engine: Engine, settings: Settings, observations: list[Observation], 
     """One transaction: a check row per component, cases for findings, checkpoints moved on clean checks."""
     now = clock.utc_now()
     checks = []
-    with Session(engine, expire_on_commit=False) as session:
+    with unit_of_work(engine) as session:
         for obs in observations:
             checkpoint = session.execute(select(ChainCheckpoint).where(
                 ChainCheckpoint.component == obs.component).with_for_update()).scalar_one_or_none()
@@ -204,7 +205,7 @@ def record(engine: Engine, settings: Settings, observations: list[Observation], 
             session.add(checkpoint)
             session.add(check)
             checks.append(check)
-        session.commit()
+        session.flush()
     return checks
 
 
@@ -235,7 +236,7 @@ def rebaseline(engine: Engine, obs: Observation, *, reason: str, checked_by: str
         raise Conflict("CHAIN_BROKEN", f"{obs.component} 的审计链当前校验不通过，不能作为新的核验基准",
                        details=verify)
     now = clock.utc_now()
-    with Session(engine, expire_on_commit=False) as session:
+    with unit_of_work(engine) as session:
         checkpoint = session.execute(select(ChainCheckpoint).where(
             ChainCheckpoint.component == obs.component).with_for_update()).scalar_one_or_none()
         if checkpoint is None:
@@ -254,5 +255,5 @@ def rebaseline(engine: Engine, obs: Observation, *, reason: str, checked_by: str
         append_audit(session, action="chain.rebaseline", entity_type="chain_checkpoint", entity_id=obs.component,
                      detail={"from": {"seq": before[0], "hash": before[1]},
                              "to": {"seq": checkpoint.seq, "hash": checkpoint.hash}}, reason=reason)
-        session.commit()
+        session.flush()
     return check

@@ -90,7 +90,7 @@ def record(session: Session, body: IncidentIn) -> MajorIncident:
         region=incident.region, discovered_on=incident.discovered_on, amount_fen=incident.amount_fen,
         major=incident.major, due_on=incident.due_on,
     ), source=SOURCE, subject=incident.id)
-    session.commit()
+    session.flush()
     return incident
 
 
@@ -121,7 +121,7 @@ def report(session: Session, incident_id: str, body: ReportIn) -> MajorIncident:
         incident_id=incident.id, level=body.level, reported_on=body.reported_on, major=incident.major,
         due_on=incident.due_on, late=late,
     ), source=SOURCE, subject=incident.id)
-    session.commit()
+    session.flush()
     return incident
 
 
@@ -136,7 +136,7 @@ def classify(session: Session, incident_id: str, body: ClassificationIn) -> Majo
     incident.updated_at = clock.utc_now()
     append_audit(session, action=f"{ENTITY}.classified", entity_type=ENTITY, entity_id=incident.id,
                  detail={"major_before": before, "major": body.major, "due_on": incident.due_on}, reason=body.reason)
-    session.commit()
+    session.flush()
     return incident
 
 

@@ -184,7 +184,7 @@ def plan(session: Session, body: InspectionIn) -> Inspection:
     _audit(session, inspection, "planned", {"target_unit": inspection.target_unit, "target_code": inspection.target_code,
                                             "planned_on": inspection.planned_on, "programme_id": body.programme_id,
                                             "team": [m.inspector_id for m in team]})
-    session.commit()
+    session.flush()
     return inspection
 
 
@@ -193,7 +193,7 @@ def set_team(session: Session, inspection_id: str, members: list[MemberIn]) -> I
     _require(inspection, ("planned", "notified", "inspecting"), "调整检查组")
     team = _team(session, inspection, members)
     _audit(session, inspection, "team_set", {"team": [m.inspector_id for m in team]})
-    session.commit()
+    session.flush()
     return inspection
 
 
@@ -208,7 +208,7 @@ def reschedule(session: Session, inspection_id: str, body: RescheduleIn) -> Insp
         withdrawn = True
     _audit(session, inspection, "rescheduled", {"from": before, "to": body.planned_on, "notice_withdrawn": withdrawn},
            reason=body.reason)
-    session.commit()
+    session.flush()
     return inspection
 
 
@@ -226,7 +226,7 @@ def notify(session: Session, inspection_id: str, body: NotificationIn) -> Inspec
     inspection.notified_on, inspection.notice_ref, inspection.status = body.notified_on, body.notice_ref, "notified"
     _audit(session, inspection, "notified", {"notified_on": body.notified_on, "days_ahead": ahead,
                                              "notice_ref": body.notice_ref})
-    session.commit()
+    session.flush()
     return inspection
 
 
@@ -248,7 +248,7 @@ def add_finding(session: Session, inspection_id: str, body: FindingIn) -> Inspec
     inspection.status = "inspecting"
     _audit(session, inspection, "finding_recorded", {"finding_id": finding.id, "seq": seq,
                                                      "amount_fen": finding.amount_fen, "fund": finding.fund})
-    session.commit()
+    session.flush()
     return finding
 
 
@@ -291,7 +291,7 @@ def issue_letter(session: Session, inspection_id: str, body: FeedbackLetterIn) -
         earliest_deadline=min(given.values()), latest_deadline=max(given.values()),
     ), source=SOURCE, subject=inspection.id)
     try:
-        session.commit()
+        session.flush()
     except IntegrityError:
         session.rollback()
         raise Conflict("LETTER_NO_TAKEN", f"反馈函文号 {body.letter_no} 已被使用") from None
@@ -314,7 +314,7 @@ def mark_rectified(session: Session, inspection_id: str, finding_id: str, body: 
                                                       "rectified_on": body.rectified_on,
                                                       "late": body.rectified_on > finding.rectify_by},
            reason=body.note)
-    session.commit()
+    session.flush()
     return finding
 
 
@@ -342,7 +342,7 @@ def report(session: Session, inspection_id: str, body: InspectionReportIn) -> In
         target_code=inspection.target_code, target_level=inspection.target_level, reported_on=body.reported_on,
         findings=len(findings), amount_fen=total, reported_to_higher=body.reported_to_higher,
     ), source=SOURCE, subject=inspection.id)
-    session.commit()
+    session.flush()
     return inspection
 
 
@@ -383,7 +383,7 @@ def create_programme(session: Session, body: ProgrammeIn) -> InspectionProgramme
                          "sample_rate": programme.sample_rate, "same_level": [a.code for a in same],
                          "lower_level": len(lower), "sample": sorted(sample)})
     try:
-        session.commit()
+        session.flush()
     except IntegrityError:
         session.rollback()
         raise Conflict("PROGRAMME_EXISTS", f"{body.year} 年度监督计划已制定") from None

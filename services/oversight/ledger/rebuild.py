@@ -34,10 +34,10 @@ import nats.errors
 import structlog
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from sqlalchemy import Engine, delete, select, text
-from sqlmodel import Session
 
 from services.kernel import clock, context
 from services.kernel.audit import append_audit
+from services.kernel.db import unit_of_work
 from services.kernel.errors import Conflict
 from services.kernel.events import STREAMS, EventEnvelope, new_event_id
 from services.kernel.inbox import EventConsumer
@@ -78,7 +78,9 @@ class _Replay:
     """The database side: one session, one transaction, driven batch by batch from worker threads."""
 
     def __init__(self, engine: Engine):
-        self.session = Session(engine, expire_on_commit=False)
+        # The rebuild's one unit of work, entered here and left by finish (commit) or abort (rollback).
+        self._work = unit_of_work(engine)
+        self.session = self._work.__enter__()
         self.seen: set[str] = set()
 
     def start(self) -> int:
@@ -124,10 +126,13 @@ class _Replay:
         with context.trace(actor=SYSTEM):
             append_audit(self.session, action="ledger.rebuilt", entity_type="ledger", entity_id="ledger",
                          detail=result.as_dict())
-        self.session.commit()
+        work, self._work = self._work, None
+        work.__exit__(None, None, None)
 
     def abort(self) -> None:
-        self.session.rollback()
+        if self._work is not None:
+            work, self._work = self._work, None
+            work.__exit__(RuntimeError, RuntimeError("ledger rebuild aborted"), None)
 
     def close(self) -> None:
         self.session.close()

@@ -209,7 +209,7 @@ def close_month(session: Session, month: int, *, note: str | None = None) -> Rec
                  detail={"month": month, "as_of": today, "cells": len(rows), "unmatched": unmatched,
                          "statuses": counts}, reason=close.note)
     try:
-        session.commit()
+        session.flush()
     except IntegrityError:
         session.rollback()
         raise Conflict("MONTH_ALREADY_CLOSED", f"{month} 月已月结") from None

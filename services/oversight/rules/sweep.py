@@ -34,6 +34,7 @@ from sqlmodel import Session
 
 from services.kernel import context
 from services.kernel.audit import canonical_json
+from services.kernel.db import unit_of_work
 from services.kernel.events import new_event_id
 from services.kernel.periods import month_has_ended
 from services.oversight.rules import funds, payments, registry_data, staff
@@ -108,11 +109,11 @@ def run_sweep(engine: Engine, *, as_of: date, inputs: SweepInputs | None = None,
     if "S19" in selected:
         summary["inputs"]["corrections"] = ("read" if inputs.correction_entries is not None
                                             else f"not read: {inputs.notes.get('corrections', '未提供')}")
-    with context.trace(actor=actor), Session(engine, expire_on_commit=False) as session:
-        run = RuleSweep(id=new_event_id(), as_of=as_of, started_at=clock.utc_now(), started_by=actor.id,
-                        status="running", summary=canonical_json(summary))
+    with context.trace(actor=actor), unit_of_work(engine) as session:
+        run = RuleSweep(id=new_event_id(), as_of=as_of, started_at=clock.utc_now(), started_by=actor.id, status="running",
+                        summary=canonical_json(summary))
         session.add(run)
-        session.commit()
+        session.flush()
     status = "done"
     for rule_ids, step, skipped in _steps(as_of, inputs, months):
         chosen = [r for r in rule_ids if r in selected]
@@ -124,12 +125,12 @@ def run_sweep(engine: Engine, *, as_of: date, inputs: SweepInputs | None = None,
             status = "partial"
             continue
         started = time.perf_counter()
-        with context.trace(actor=actor, causation_id=run.id), Session(engine) as session:
+        with context.trace(actor=actor, causation_id=run.id), unit_of_work(engine) as session:
             try:
                 found = step(session)
                 counts = {rule_id: raise_findings(session, rule_id, judgeable(rule_id, found.get(rule_id, []), as_of))
                           for rule_id in chosen}
-                session.commit()
+                session.flush()
             except Exception as exc:  # noqa: BLE001 - one rule's failure must not undo the others
                 session.rollback()
                 status = "partial"
@@ -141,11 +142,11 @@ def run_sweep(engine: Engine, *, as_of: date, inputs: SweepInputs | None = None,
         for rule_id in chosen:
             summary["rules"][rule_id] = {"status": "ok", **counts[rule_id].as_dict(), "seconds": seconds,
                                          **_not_ended(rule_id, months, as_of)}
-    with context.trace(actor=actor), Session(engine, expire_on_commit=False) as session:
+    with context.trace(actor=actor), unit_of_work(engine) as session:
         run = session.get(RuleSweep, run.id)
         run.status, run.finished_at, run.summary = status, clock.utc_now(), canonical_json(summary)
         session.add(run)
-        session.commit()
+        session.flush()
     return run
 
 

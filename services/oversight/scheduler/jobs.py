@@ -21,9 +21,9 @@ from typing import Any
 
 import anyio
 from sqlalchemy import Engine
-from sqlmodel import Session
 
 from services.kernel.context import Actor
+from services.kernel.db import unit_of_work
 from services.oversight.cases import service as cases
 from services.oversight.chains import service as chains
 from services.oversight.rules.endpoints import collect_inputs
@@ -71,7 +71,7 @@ async def verify_chains(ctx: JobContext) -> JobResult:
 
 
 def _escalate(engine: Engine) -> list[dict[str, Any]]:
-    with Session(engine, expire_on_commit=False) as session:
+    with unit_of_work(engine) as session:
         escalated = cases.escalate(session, as_of=clock.china_today())
         return [{"case_id": c.id, "severity": c.severity, "escalation_level": c.escalation_level} for c in escalated]
 

@@ -44,6 +44,7 @@ from services.kernel import clock, context
 from services.kernel.audit import append_audit, canonical_json
 from services.kernel.auth import Unauthenticated
 from services.kernel.context import Actor
+from services.kernel.db import unit_of_work
 from services.kernel.errors import Conflict, NotFound
 from services.oversight.chains.service import component_url
 from services.oversight.scheduler.jobs import JOBS, Job, JobContext, JobResult
@@ -103,7 +104,7 @@ def schedule_of(job: str, config: OversightSchedulerSettings) -> Schedule:
 
 def ensure_jobs(engine: Engine, names: list[str]) -> None:
     """A ``scheduled_job`` row per job (its ``created_at`` is when the schedule starts counting)."""
-    with Session(engine) as session:
+    with unit_of_work(engine) as session:
         known = set(session.execute(select(ScheduledJob.job)).scalars())
         missing = [n for n in names if n not in known]
         if not missing:
@@ -111,35 +112,35 @@ def ensure_jobs(engine: Engine, names: list[str]) -> None:
         for name in missing:
             session.add(ScheduledJob(job=name, created_at=clock.utc_now()))
         try:
-            session.commit()
+            session.flush()
         except IntegrityError:  # another oversight process created them at the same moment
             session.rollback()
 
 
 def acquire_lease(engine: Engine, job: str, owner: str, lease: timedelta) -> bool:
     now = clock.utc_now()
-    with Session(engine) as session:
+    with unit_of_work(engine) as session:
         result = session.execute(
             update(ScheduledJob)
             .where(ScheduledJob.job == job, or_(ScheduledJob.lease_until.is_(None), ScheduledJob.lease_until < now))
             .values(lease_owner=owner, lease_until=now + lease))
-        session.commit()
+        session.flush()
         return result.rowcount == 1
 
 
 def renew_lease(engine: Engine, job: str, owner: str, lease: timedelta) -> bool:
-    with Session(engine) as session:
+    with unit_of_work(engine) as session:
         result = session.execute(update(ScheduledJob).where(ScheduledJob.job == job, ScheduledJob.lease_owner == owner)
                                  .values(lease_until=clock.utc_now() + lease))
-        session.commit()
+        session.flush()
         return result.rowcount == 1
 
 
 def release_lease(engine: Engine, job: str, owner: str) -> None:
-    with Session(engine) as session:
+    with unit_of_work(engine) as session:
         session.execute(update(ScheduledJob).where(ScheduledJob.job == job, ScheduledJob.lease_owner == owner)
                         .values(lease_owner=None, lease_until=None))
-        session.commit()
+        session.flush()
 
 
 def job_rows(engine: Engine) -> dict[str, ScheduledJob]:
@@ -169,7 +170,7 @@ def begin_run(engine: Engine, job: str, *, trigger: str, requested_by: str | Non
     """Log the run as ``running`` (its lease held). A ``running`` run left by a process whose lease expired is
     closed as ``failed`` first."""
     now = clock.utc_now()
-    with Session(engine, expire_on_commit=False) as session:
+    with unit_of_work(engine) as session:
         row = session.get(ScheduledJob, job)
         if row.lease_run_id is not None:
             stale = session.get(ScheduledJobRun, row.lease_run_id)
@@ -184,14 +185,14 @@ def begin_run(engine: Engine, job: str, *, trigger: str, requested_by: str | Non
         session.flush()
         row.lease_run_id = run.id
         session.add(row)
-        session.commit()
+        session.flush()
         return run
 
 
 def finish_run(engine: Engine, run_id: int, result: JobResult, *, owner: str) -> ScheduledJobRun:
     """Record the outcome, its audit entry (the current actor: the scheduler's client) and free the lease, in one
     transaction."""
-    with Session(engine, expire_on_commit=False) as session:
+    with unit_of_work(engine) as session:
         run = session.get(ScheduledJobRun, run_id)
         run.finished_at, run.outcome = clock.utc_now(), result.outcome
         run.summary, run.error = canonical_json(result.summary), result.error
@@ -202,7 +203,7 @@ def finish_run(engine: Engine, run_id: int, result: JobResult, *, owner: str) ->
             "summary": result.summary, "error": (result.error or "")[:2000] or None})
         session.execute(update(ScheduledJob).where(ScheduledJob.job == run.job, ScheduledJob.lease_owner == owner)
                         .values(lease_owner=None, lease_until=None))
-        session.commit()
+        session.flush()
         return run
 
 

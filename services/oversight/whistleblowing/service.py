@@ -185,7 +185,7 @@ def receive(session: Session, body: ReportIn) -> tuple[WhistleblowerReport, str]
                          "reporters": report.reporter_count, "identified_reporters": len(identified),
                          "category": report.category, "flagged": report.flagged,
                          "flag_reasons": [r["code"] for r in reasons]})
-    session.commit()
+    session.flush()
     return report, code
 
 
@@ -314,7 +314,7 @@ def assign(session: Session, report_id: str, officer_id: str, note: str | None) 
     report.assigned_to = officer_id
     _transition(session, report, "assigned" if report.status == "received" else report.status, "assigned", note,
                 {"assigned_to": officer_id})
-    session.commit()
+    session.flush()
     return report
 
 
@@ -322,7 +322,7 @@ def start_investigation(session: Session, report_id: str, note: str | None) -> W
     report = get_report(session, report_id, lock=True)
     _require(report, ("assigned",), "开始调查（须先分派）")
     _transition(session, report, "investigating", "investigating", note)
-    session.commit()
+    session.flush()
     return report
 
 
@@ -335,7 +335,7 @@ def answer(session: Session, report_id: str, body: AnswerIn) -> WhistleblowerRep
     report.answered_at = clock.utc_now()
     _transition(session, report, "answered", "answered", None,
                 {"outcome": body.outcome, "verified_amount_fen": report.verified_amount_fen})
-    session.commit()
+    session.flush()
     return report
 
 
@@ -345,7 +345,7 @@ def close(session: Session, report_id: str, reason: str) -> WhistleblowerReport:
     report.closed_reason = reason
     report.closed_at = clock.utc_now()
     _transition(session, report, "closed", "closed", reason)
-    session.commit()
+    session.flush()
     return report
 
 
@@ -356,7 +356,7 @@ def add_note(session: Session, report_id: str, text: str) -> WhistleblowerNote:
     report.updated_at = note.at
     append_audit(session, action=f"{ENTITY}.noted", entity_type=ENTITY, entity_id=report.id,
                  detail={"length": len(text)})
-    session.commit()
+    session.flush()
     return note
 
 
@@ -366,7 +366,7 @@ def flag(session: Session, report_id: str, reason: str) -> WhistleblowerAlert:
     _step(session, report, "flagged", report.status, report.status, reason)
     append_audit(session, action=f"{ENTITY}.flagged", entity_type=ENTITY, entity_id=report.id,
                  detail={"alert_id": alert.id, "reason_length": len(reason)})
-    session.commit()
+    session.flush()
     return alert
 
 
@@ -387,7 +387,7 @@ def acknowledge_alert(session: Session, alert_id: str, action_taken: str) -> Whi
     alert.acknowledged_at, alert.acknowledged_by, alert.action_taken = clock.utc_now(), context.actor_id(), action_taken
     append_audit(session, action="whistleblower_alert.acknowledged", entity_type="whistleblower_alert",
                  entity_id=alert.id, detail={"report_id": alert.report_id}, reason=action_taken)
-    session.commit()
+    session.flush()
     return alert
 
 
@@ -414,7 +414,7 @@ def link(session: Session, report_id: str, same_as: str) -> WhistleblowerReport:
     append_audit(session, action=f"{ENTITY}.linked", entity_type=ENTITY, entity_id=report.id,
                  detail={"from_matter": old_matter, "to_matter": target.matter_id,
                          "reports": [r.id for r in moved]})
-    session.commit()
+    session.flush()
     session.refresh(report)
     return report
 
@@ -512,7 +512,7 @@ def decide_reward(session: Session, report_id: str, body: RewardIn) -> Whistlebl
             amount_fen=reward.amount_fen, verified_amount_fen=verified_fen, standard=standard.name,
         ), source=SOURCE, subject=report.id)
     try:
-        session.commit()
+        session.flush()
     except IntegrityError:
         session.rollback()
         raise Conflict("REWARD_EXISTS", "该举报或该事项的主要奖励已有决定") from None
