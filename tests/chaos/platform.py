@@ -8,9 +8,7 @@ import os
 import random
 import re
 import signal
-import socket
 import subprocess
-import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -19,29 +17,15 @@ from pathlib import Path
 import httpx
 
 from sifund.launcher import port_span
+from tests.support.launcher import free_port_base as free_ports_for, sifund_command
 
 STARTUP_SECONDS = 120.0
 STOP_SECONDS = 20.0
 
 
-def _port_free(port: int) -> bool:
-    with socket.socket() as s:
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
-def free_port_base(rng: random.Random, replicas: int = 1) -> int:
-    """A base whose derived ports are free, below Linux's ephemeral range (an outgoing connection may take a port
-    there between this check and the child's bind)."""
-    span = port_span(replicas)
-    for _ in range(200):
-        base = rng.randrange(20000, 32768 - span - 1)
-        if all(_port_free(base + offset) for offset in range(span + 1)):
-            return base
-    raise RuntimeError("no free port range found")
+def free_port_base(replicas: int = 1) -> int:
+    """A port base with room for ``replicas`` processes per service."""
+    return free_ports_for(port_span(replicas))
 
 
 class RunningPlatform:
@@ -59,9 +43,7 @@ class RunningPlatform:
         self.process: subprocess.Popen | None = None
 
     def start(self) -> "RunningPlatform":
-        script = Path(sys.executable).parent / "sifund"
-        command = [str(script)] if script.exists() else [sys.executable, "-m", "sifund.cli"]
-        self.process = subprocess.Popen([*command, "up", "--timeout", str(int(STARTUP_SECONDS)),
+        self.process = subprocess.Popen([*sifund_command(), "up", "--timeout", str(int(STARTUP_SECONDS)),
                                          "--replicas", str(self.replicas), "--nats-cluster", str(self.nats_nodes)],
                                         cwd=self.data_dir.parent, env=self.environment, stdout=subprocess.PIPE,
                                         stderr=subprocess.STDOUT, text=True)

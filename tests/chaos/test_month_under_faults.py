@@ -47,7 +47,7 @@ def platform(tmp_path: Path, database_urls: dict[str, str]):
     environment.update({f"SIFUND_{name.upper()}_DATABASE_URL": url for name, url in database_urls.items()})
     environment.update(SIFUND_SUPERVISOR_BACKOFF_INITIAL_SECONDS="0.2", SIFUND_SUPERVISOR_BACKOFF_MAX_SECONDS="2",
                        SIFUND_SUPERVISOR_MAX_RESTARTS="1000", SIFUND_SUPERVISOR_WINDOW_SECONDS="60")
-    running = RunningPlatform(tmp_path / "var", environment, free_port_base(random.Random(), REPLICAS),
+    running = RunningPlatform(tmp_path / "var", environment, free_port_base(REPLICAS),
                               REPLICAS, NATS_NODES).start()
     yield running
     running.stop()
