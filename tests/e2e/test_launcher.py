@@ -20,7 +20,7 @@ from tests.support.launcher import (
     Launcher, STARTUP_SECONDS, _gone, _record, _wait_until, demo_credentials, launcher_children, sign_in,
 )
 from tests.support.launcher import launcher  # noqa: F401 - fixtures
-from tests.support.launcher import STOP_SECONDS, VALID_USCC, _wait_restarted, supervised
+from tests.support.launcher import STOP_SECONDS, VALID_USCC, _wait_restarted, employer_reaches_oversight, supervised
 
 
 def test_up_serves_the_platform_and_sigterm_stops_everything(launcher: Launcher):
@@ -126,18 +126,7 @@ def test_a_killed_service_or_nats_is_restarted_while_the_rest_keeps_serving(laun
             **{n: pid for n, pid in pids.items() if n != "nats"}, "oversight": oversight, "gateway": gateway_pid}
 
         # An event published after the restart travels accounts → NATS → oversight.
-        credentials = demo_credentials(launcher.data_dir)
-        clerk = sign_in(gateway, *credentials["demo_agency_clerk"])
-        officer = sign_in(gateway, *credentials["demo_oversight_officer"])
-        registered = gateway.post("/api/accounts/employers", headers=clerk,
-                                  json={"uscc": VALID_USCC, "name": "某公司", "region": "150102"})
-        assert registered.status_code == 201, registered.text
-
-        def mirrored() -> bool:
-            rows = gateway.get("/api/oversight/mirror/employers", params={"uscc": VALID_USCC}, headers=officer).json()
-            return [r["employer_id"] for r in rows] == [registered.json()["id"]]
-
-        assert _wait_until(mirrored, timeout=STARTUP_SECONDS, interval=0.5), "employer did not reach oversight"
+        employer_reaches_oversight(launcher, gateway)
 
         health = gateway.get("/health").json()
         assert {c["name"]: (c["status"], c["restarts"]) for c in health["supervisor"]} == {

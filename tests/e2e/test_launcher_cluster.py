@@ -13,8 +13,7 @@ import httpx
 import nats
 
 from tests.support.launcher import (
-    STARTUP_SECONDS, STOP_SECONDS, VALID_USCC, Launcher, _gone, _record, _wait_restarted, _wait_until, demo_credentials,
-    sifund_command, sign_in, supervised,
+    STARTUP_SECONDS, STOP_SECONDS, Launcher, _gone, _record, _wait_restarted, _wait_until, employer_reaches_oversight, sifund_command, supervised,
 )
 from tests.support.launcher import launcher  # noqa: F401 - fixtures
 
@@ -61,18 +60,7 @@ def test_up_on_a_three_node_cluster_serves_writes_while_a_node_is_down(launcher:
 
         # One node dies; the cluster (two of three) keeps the streams, and a write reaches oversight meanwhile.
         os.kill(pids["nats-2"], signal.SIGKILL)
-        credentials = demo_credentials(launcher.data_dir)
-        clerk = sign_in(gateway, *credentials["demo_agency_clerk"])
-        officer = sign_in(gateway, *credentials["demo_oversight_officer"])
-        registered = gateway.post("/api/accounts/employers", headers=clerk,
-                                  json={"uscc": VALID_USCC, "name": "某公司", "region": "150102"})
-        assert registered.status_code == 201, registered.text
-
-        def mirrored() -> bool:
-            rows = gateway.get("/api/oversight/mirror/employers", params={"uscc": VALID_USCC}, headers=officer).json()
-            return [r["employer_id"] for r in rows] == [registered.json()["id"]]
-
-        assert _wait_until(mirrored, timeout=STARTUP_SECONDS, interval=0.5), "employer did not reach oversight"
+        employer_reaches_oversight(launcher, gateway)
         _wait_restarted(launcher, "nats-2", pids["nats-2"], restarts=1)
         assert {n: c["restarts"] for n, c in supervised(launcher).items()} == {
             "gateway": 0, "accounts": 0, "collection": 0, "benefits": 0, "oversight": 0,

@@ -197,3 +197,20 @@ def _wait_restarted(launcher: Launcher, name: str, old_pid: int, restarts: int) 
     pid = supervised(launcher)[name]["pid"]
     launcher.known_pids.append(pid)  # type: ignore[attr-defined]
     return pid
+
+
+def employer_reaches_oversight(launcher: Launcher, gateway: httpx.Client) -> None:
+    """A demo clerk registers an employer through the gateway; wait until oversight's mirror (the officer's view)
+    holds it: the write travelled accounts → NATS → oversight."""
+    credentials = demo_credentials(launcher.data_dir)
+    clerk = sign_in(gateway, *credentials["demo_agency_clerk"])
+    officer = sign_in(gateway, *credentials["demo_oversight_officer"])
+    registered = gateway.post("/api/accounts/employers", headers=clerk,
+                              json={"uscc": VALID_USCC, "name": "某公司", "region": "150102"})
+    assert registered.status_code == 201, registered.text
+
+    def mirrored() -> bool:
+        rows = gateway.get("/api/oversight/mirror/employers", params={"uscc": VALID_USCC}, headers=officer).json()
+        return [r["employer_id"] for r in rows] == [registered.json()["id"]]
+
+    assert _wait_until(mirrored, timeout=STARTUP_SECONDS, interval=0.5), "employer did not reach oversight"
