@@ -206,6 +206,27 @@ class AccountCredited(EventPayload, event_type="accounts.account.credited.v1"):
     idempotency_key: str
 
 
+class CreditedEntry(ContractModel):
+    """One credit of an ``accounts.account.credited.v2`` batch: the fields of a v1 event, without the envelope."""
+
+    person_id: str
+    entry_id: str
+    entry_type: str
+    amount_fen: int
+    balance_fen: int  # the person's balance after this entry
+    year: int
+    period: int | None = None
+    idempotency_key: str
+
+
+class AccountsCredited(EventPayload, event_type="accounts.account.credited.v2"):
+    """Credits to pension individual accounts in bulk (a posting, an interest run): at most 1 000 entries per event,
+    one event per chunk instead of one per person. v1 (``AccountCredited``) stays for single credits and for the
+    consumers that still read it during the transition."""
+
+    entries: list[CreditedEntry] = Field(min_length=1, max_length=MAX_BATCH_ITEMS)
+
+
 class AccountDebited(EventPayload, event_type="accounts.account.debited.v1"):
     """Money out of a pension individual account: transfer out or withdrawal (death, settlement)."""
 

@@ -175,8 +175,8 @@ ACCOUNTS_HANDLERS: dict[str, Handler] = {
 ACCOUNTS_IGNORED: frozenset[str] = frozenset(getattr(accounts_events, n).event_type for n in (
     "EmployerRegistered", "EmployerUpdated", "EmployerStatusChanged", "EmployersImported", "PersonUpdated",
     "EnrolmentOpened", "EnrolmentTransferred", "EnrolmentSuspended", "EnrolmentResumed", "EnrolmentStopped",
-    "EnrolmentsImported", "DuplicateEnrolmentFound", "AccountCredited", "AccountDebited", "ContributionsPosted",
-    "ContributionsHeld",
+    "EnrolmentsImported", "DuplicateEnrolmentFound", "AccountCredited", "AccountsCredited", "AccountDebited",
+    "ContributionsPosted", "ContributionsHeld",
 ))
 
 EXCHANGE_HANDLERS: dict[str, Handler] = {

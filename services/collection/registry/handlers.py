@@ -209,7 +209,7 @@ def _types(*names: str) -> frozenset[str]:
 # duplicate-enrolment findings (oversight's S03), individual-account postings and the agency's posting of collected
 # lines (the AGENCY leg is reconciled by oversight, not here).
 IGNORED: frozenset[str] = _types(
-    "PersonBankAccountAdded", "PersonBankAccountClosed", "DuplicateEnrolmentFound", "AccountCredited",
+    "PersonBankAccountAdded", "PersonBankAccountClosed", "DuplicateEnrolmentFound", "AccountCredited", "AccountsCredited",
     "AccountDebited", "ContributionsPosted", "ContributionsHeld",
 )
 

@@ -28,6 +28,7 @@ from sqlmodel import Session
 
 from services.contracts.accounts import (
     AccountCredited,
+    AccountsCredited,
     AccountDebited,
     BusinessRegistered,
     ContributionsHeld,
@@ -389,6 +390,13 @@ def on_account_credited(session: Session, envelope: EventEnvelope) -> None:
           idempotency_key=e.idempotency_key)
 
 
+def on_accounts_credited(session: Session, envelope: EventEnvelope) -> None:
+    for e in _payload(envelope, AccountsCredited).entries:
+        _post(session, envelope, person_id=e.person_id, entry_id=e.entry_id, entry_type=e.entry_type,
+              signed_fen=e.amount_fen, balance_fen=e.balance_fen, year=e.year, period=e.period,
+              idempotency_key=e.idempotency_key)
+
+
 def on_account_debited(session: Session, envelope: EventEnvelope) -> None:
     e = _payload(envelope, AccountDebited)
     _post(session, envelope, person_id=e.person_id, entry_id=e.entry_id, entry_type=e.entry_type,
@@ -515,6 +523,7 @@ ACCOUNTS_HANDLERS: dict[str, Handler] = {
     EnrolmentsImported.event_type: on_enrolments_imported,
     DuplicateEnrolmentFound.event_type: on_duplicate_enrolment_found,
     AccountCredited.event_type: on_account_credited,
+    AccountsCredited.event_type: on_accounts_credited,
     AccountDebited.event_type: on_account_debited,
     ContributionsPosted.event_type: on_contributions_posted,
     ContributionsHeld.event_type: on_contributions_held,
