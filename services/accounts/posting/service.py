@@ -76,7 +76,6 @@ from services.accounts.models import (
 )
 from services.contracts.accounts import (
     MAX_BATCH_ITEMS,
-    AccountsCredited,
     ContributionsHeld,
     ContributionsPosted,
 )
@@ -472,8 +471,7 @@ def _events(credited: dict[str, list[dict[str, Any]]], posted: dict[str, list[di
     cheaper than building one model per line."""
     events: list[tuple[EventPayload, str]] = []
     for batch_id, credits in credited.items():
-        events += [(AccountsCredited.model_validate({"entries": chunk}), batch_id)
-                   for chunk in _chunks(credits, EVENT_LINES)]
+        events += ledger.credited_events(credits, subject=batch_id)
     for batch_id, posted_lines in posted.items():
         events += [(ContributionsPosted.model_validate({"source_batch_id": batch_id, "lines": chunk}), batch_id)
                    for chunk in _chunks(posted_lines, EVENT_LINES)]
