@@ -62,6 +62,7 @@ chaos: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m bench.backbone
 	$(BIN)/python -m bench.accounts_import
+	$(BIN)/python -m bench.accounts_posting
 	$(BIN)/python -m bench.accounts_exchange --record after
 	$(BIN)/python -m bench.benefits_payroll
 	$(BIN)/python -m bench.oversight_reconciliation
