@@ -18,6 +18,7 @@ from services.kernel.db import make_engine, unit_of_work
 from services.kernel.docs_pages import mount_assets
 from services.kernel.errors import install_error_handlers
 from services.kernel.logging import configure_logging
+from services.kernel.metrics import install_metrics
 from services.kernel.migrations import upgrade_database
 from services.kernel.service_app import audit_router
 from services.kernel.settings import Settings, get_settings
@@ -81,4 +82,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(audit_router())
     app.include_router(proxy.router)  # last: the catch-all
     enforce_route_policies(app)
+    install_metrics(app, "gateway", settings)  # outermost: counts every request, answers /metrics
     return app

@@ -23,6 +23,7 @@ from services.kernel.bus import Bus
 from services.kernel.db import make_engine, snapshot_session, unit_of_work
 from services.kernel.errors import NotFound, install_error_handlers
 from services.kernel.logging import configure_logging
+from services.kernel.metrics import install_metrics
 from services.kernel.inbox import EventConsumer, Handler, dead_letters_as_dicts
 from services.kernel.migrations import upgrade_database
 from services.kernel.models import AuditEntry, DeadLetter, OutboxMessage
@@ -197,6 +198,7 @@ def create_service_app(spec: ServiceSpec, settings: Settings | None = None) -> F
         app.include_router(router)
     install_docs(app, spec.title)
     enforce_route_policies(app)
+    install_metrics(app, spec.name, settings)  # outermost: counts every request, answers /metrics
     return app
 
 

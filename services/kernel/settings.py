@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import (
     BaseSettings,
     DotEnvSettingsSource,
@@ -109,6 +109,16 @@ class Settings(BaseSettings):
     supervisor_window_seconds: float = Field(default=300.0, gt=0)
 
     log_level: str = "INFO"
+    # Logs (README, "Operations: metrics and logs"): `sifund up` writes each child's lines to <data dir>/logs/<name>.log
+    # and rotates the file past log_max_bytes, keeping log_backup_count older files (<name>.log.1 …).
+    log_max_bytes: int = Field(default=50 * 1024 * 1024, ge=4096)
+    log_backup_count: int = Field(default=5, ge=0, le=100)
+    # /metrics of every process answers only a direct caller (no X-Forwarded-For/Forwarded: not through the gateway
+    # or another proxy) from one of these networks, or one presenting "Authorization: Bearer <metrics_token>".
+    metrics_allowed_networks: list[str] = Field(default_factory=lambda: ["127.0.0.0/8", "::1/128"])
+    metrics_token: SecretStr | None = None
+    # Figures a scrape computes from a service's database (reconciliation cells, cases) are reused this long.
+    metrics_database_refresh_seconds: float = Field(default=30.0, ge=0)
 
     # Tokens: Ed25519-signed JWTs. The gateway signs with the private key; every service verifies with the public
     # key alone. PEM text in the setting wins over the file; without either, a dev key pair is generated under
