@@ -23,6 +23,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -39,6 +40,8 @@ from services.kernel.settings import PORT_OFFSETS, SERVICES, Settings
 from services.kernel.supervision import (FAILED, RESTARTING, RUNNING, ChildState, RestartPolicy, process_alive,
                                          state_file, write_state)
 from sifund import services as catalogue
+from services.kernel.metrics import multiprocess_environment
+from sifund.logfiles import LogFile
 from sifund.natsd import NatsCluster, NatsServer
 
 GATEWAY_FACTORY = "gateway.app:create_app"
@@ -182,6 +185,8 @@ class Platform:
         self.pid_file = self.data_dir / "sifund.pid"
         self.state_file = state_file(self.data_dir)
         self.children: list[Child] = []
+        self.log_files: dict[str, LogFile] = {}
+        self.log_pumps: list[threading.Thread] = []
         self.stop_requested = StopFlag()
         self._preexec = _die_with_launcher()
 
@@ -352,12 +357,20 @@ class Platform:
             "--timeout-graceful-shutdown", str(UVICORN_GRACEFUL_SECONDS),
             "--no-server-header",  # the software and its version are nobody's business
         ]
-        log_file = self.log_dir / f"{name}.log"
-        with open(log_file, "ab") as log:
-            log.write(f"---- sifund up: {name} starting at {clock.utc_now().isoformat()} ----\n".encode())
-            log.flush()
-            return subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                    env=environment, preexec_fn=self._preexec)
+        log = self._log_file(name)
+        log.event(name, "launcher.child_starting", command=" ".join(command[2:]))
+        metrics_env = multiprocess_environment(self.data_dir / "metrics" / name)  # uvicorn workers share counters
+        process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                   env={**environment, **metrics_env}, preexec_fn=self._preexec)
+        self.log_pumps.append(log.pump(process.stdout, name))
+        return process
+
+    def _log_file(self, name: str) -> LogFile:
+        """The child's log file (sifund/logfiles.py: JSON lines, rotated by size), one per name across restarts."""
+        if name not in self.log_files:
+            self.log_files[name] = LogFile(self.log_dir / f"{name}.log", max_bytes=self.settings.log_max_bytes,
+                                           backup_count=self.settings.log_backup_count)
+        return self.log_files[name]
 
     def _wait_healthy(self, deadline: float, timeout: float) -> None:
         pending = [c for c in self.children if not is_nats(c.name) and c.health_url is not None]
@@ -459,6 +472,10 @@ class Platform:
                               err=True)
                     child.process.kill()
                     child.process.wait()
+        for pump in self.log_pumps:  # the children's last lines, written before the launcher exits
+            pump.join(timeout=STOP_GRACE_SECONDS)
+        for log in self.log_files.values():
+            log.close()
         self.state_file.unlink(missing_ok=True)
         self._release_pid_file()
 

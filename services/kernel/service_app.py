@@ -123,7 +123,7 @@ SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 def create_service_app(spec: ServiceSpec, settings: Settings | None = None) -> FastAPI:
     # Event handlers, rules and jobs, which have no request to ask, read this app's settings through get_settings().
     settings = activate(settings or get_settings())
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, service=spec.name)
     workdays.configure(settings)  # deadlines in working days read this app's calendar file
 
     @asynccontextmanager
