@@ -12,7 +12,7 @@ from services.kernel.errors import DomainError
 from services.kernel.migrations import autogenerate_revision, upgrade_database
 from services.kernel.settings import SERVICES, Settings, get_settings
 from services.kernel.supervision import read_state, state_file
-from sifund import launcher
+from sifund import launcher, logfiles
 from sifund import services as catalogue
 from sifund import status as platform_status
 
@@ -93,6 +93,30 @@ def status(
     for line in platform_status.render(gateway_url, http_status, health):
         typer.echo(line)
     raise typer.Exit(0 if http_status == 200 and health.get("status") == "ok" else 1)
+
+
+@app.command()
+def logs(
+    component: Annotated[str, typer.Argument(help="gateway, a service (accounts, collection, benefits, oversight), "
+                                                  "a replica (accounts-2) or nats")],
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="keep printing lines as they are written")] = False,
+    lines: Annotated[int, typer.Option("--lines", "-n", help="how many of the last lines to print first")] = 50,
+    data_dir: DataDirOption = None,
+) -> None:
+    """Print a component's log of the embedded topology (<data dir>/logs/<component>.log: one JSON object a line)."""
+    path = _settings(data_dir, None).data_dir / "logs" / f"{component}.log"
+    if not path.is_file():
+        known = sorted(p.stem for p in path.parent.glob("*.log")) if path.parent.is_dir() else []
+        typer.echo(f"sifund: no log {path}" + (f"; there are: {', '.join(known)}" if known else ""), err=True)
+        raise typer.Exit(1)
+    for line in logfiles.last_lines(path, lines):
+        typer.echo(line)
+    if follow:
+        try:
+            for line in logfiles.follow(path, stop=lambda: False):
+                typer.echo(line)
+        except KeyboardInterrupt:
+            pass
 
 
 user_app = typer.Typer(help="Staff users and their roles (recorded as done by cli:<your OS user>)", no_args_is_help=True)

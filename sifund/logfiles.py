@@ -10,8 +10,10 @@ keys as the processes' own (services/kernel/logging.py).
 
 import json
 import logging
+import os
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from logging.handlers import RotatingFileHandler
 from pathlib import Path
 from typing import IO
@@ -82,3 +84,51 @@ def read_lines(path: Path) -> Iterator[dict]:
             if not isinstance(line, dict) or not set(REQUIRED_KEYS) <= line.keys():
                 raise ValueError(f"{path}:{number}: not a log line with {', '.join(REQUIRED_KEYS)}: {text[:200]}")
             yield line
+
+
+def last_lines(path: Path, count: int) -> list[str]:
+    """The last ``count`` lines of ``path`` (read from the end in blocks: a log file may be large)."""
+    if count <= 0:
+        return []
+    with open(path, "rb") as file:
+        file.seek(0, 2)
+        end = position = file.tell()
+        data = b""
+        while position > 0 and data.count(b"\n") <= count:
+            position = max(0, position - 65536)
+            file.seek(position)
+            data = file.read(end - position)
+    return [line.decode("utf-8", errors="replace") for line in data.splitlines()[-count:]]
+
+
+def follow(path: Path, stop: Callable[[], bool], poll_seconds: float = 0.25) -> Iterator[str]:
+    """The lines written to ``path`` from now on, across rotations (the file renamed to ``.1`` and a new one
+    started: read what is left of the old one, then the new one from its start), until ``stop()``."""
+    file = open(path, "rb")  # noqa: SIM115 - reopened on rotation
+    file.seek(0, 2)
+    partial = b""
+    try:
+        while not stop():
+            chunk = file.readline()
+            if chunk:
+                partial += chunk
+                if partial.endswith(b"\n"):
+                    yield partial.decode("utf-8", errors="replace").rstrip("\n")
+                    partial = b""
+                continue
+            if _rotated(path, file):
+                file.close()
+                file = open(path, "rb")  # noqa: SIM115
+                continue
+            time.sleep(poll_seconds)
+    finally:
+        file.close()
+
+
+def _rotated(path: Path, file: IO[bytes]) -> bool:
+    try:
+        current = path.stat()
+    except FileNotFoundError:
+        return False  # between the rename and the new file
+    opened = os.fstat(file.fileno())
+    return (current.st_ino, current.st_dev) != (opened.st_ino, opened.st_dev) or current.st_size < file.tell()

@@ -68,10 +68,10 @@ def add_times(_logger, _name, event_dict):  # noqa: ANN001
 def _access_fields(_logger, _name, event_dict):  # noqa: ANN001
     """uvicorn's access line as fields too: ``'%s - "%s %s HTTP/%s" %d'`` with (client, method, path, version,
     status) — already masked by the record factory."""
+    args = event_dict.pop("positional_args", None)
     record = event_dict.get("_record")
-    if record is not None and record.name == "uvicorn.access" and isinstance(record.args, tuple) \
-            and len(record.args) == 5:
-        client, method, path, _version, status = record.args
+    if record is not None and record.name == "uvicorn.access" and isinstance(args, tuple) and len(args) == 5:
+        client, method, path, _version, status = args
         event_dict.update(client=client, method=method, path=path, status=status)
     return event_dict
 
@@ -98,6 +98,7 @@ def stdlib_formatter(service: str | None, *, json_lines: bool = True) -> logging
     """structlog's ``ProcessorFormatter``: stdlib records (uvicorn, httpx, alembic, …) rendered into the same lines
     as structlog's own events."""
     return structlog.stdlib.ProcessorFormatter(
+        pass_foreign_args=True,
         foreign_pre_chain=[structlog.stdlib.add_logger_name, *_shared_processors(service), _access_fields],
         processors=[
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,
