@@ -69,28 +69,50 @@ PAYROLL_LINES = Counter("sifund_payroll_lines_total", "Payroll lines the bank re
                         ["outcome"])
 
 
+_PENDING = "sifund_metrics_pending"
+
+
 def count_after_commit(session: Session, counter: Counter, amount: float = 1, **labels: str) -> None:
-    """Add ``amount`` to ``counter`` once ``session``'s transaction has committed (nothing if it rolls back)."""
+    """Add ``amount`` to ``counter`` once ``session``'s transaction has committed: nothing if it rolls back, nor
+    if the savepoint it was counted in does (a consumer retrying a batch event by event counts each event once)."""
     if amount <= 0:
         return
-    pending = session.info.setdefault("sifund_metrics_pending", [])
-    if not pending:
-        event.listen(session, "after_commit", _count_pending, once=True)
-        event.listen(session, "after_rollback", _forget_pending, once=True)
-    pending.append((counter.labels(**labels) if labels else counter, amount))
+    if not event.contains(session, "after_commit", _count_pending):
+        event.listen(session, "after_commit", _count_pending)
+        event.listen(session, "after_soft_rollback", _forget_rolled_back)
+    transaction = session.get_nested_transaction() or session.get_transaction()
+    session.info.setdefault(_PENDING, []).append((transaction, counter.labels(**labels) if labels else counter,
+                                                  amount))
+
+
+def count_tax_lines(session: Session, *, accepted: int, duplicates: int, rejected: Iterable[Any]) -> None:
+    """A tax bureau batch's lines: accepted, duplicates, and the rejected ones by their ``code``."""
+    count_after_commit(session, TAX_LINES, accepted, outcome="accepted", code="")
+    count_after_commit(session, TAX_LINES, duplicates, outcome="duplicate", code="")
+    by_code: dict[str, int] = {}
+    for line in rejected:
+        by_code[line.code] = by_code.get(line.code, 0) + 1
+    for code, count in by_code.items():
+        count_after_commit(session, TAX_LINES, count, outcome="rejected", code=code)
 
 
 def _count_pending(session: Session) -> None:
-    for child, amount in session.info.pop("sifund_metrics_pending", []):
+    for _transaction, child, amount in session.info.pop(_PENDING, []):
         child.inc(amount)
-    if event.contains(session, "after_rollback", _forget_pending):
-        event.remove(session, "after_rollback", _forget_pending)
 
 
-def _forget_pending(session: Session) -> None:
-    session.info.pop("sifund_metrics_pending", None)
-    if event.contains(session, "after_commit", _count_pending):
-        event.remove(session, "after_commit", _count_pending)
+def _forget_rolled_back(session: Session, previous_transaction: Any) -> None:
+    pending = session.info.get(_PENDING)
+    if pending:
+        session.info[_PENDING] = [p for p in pending if not _within(p[0], previous_transaction)]
+
+
+def _within(transaction: Any, ancestor: Any) -> bool:
+    while transaction is not None:
+        if transaction is ancestor:
+            return True
+        transaction = transaction.parent
+    return False
 
 
 # -- figures read from a service's database at scrape time ----------------------------------------------------------

@@ -4,7 +4,7 @@ from fastapi import FastAPI
 
 from services.kernel.service_app import ServiceSpec, create_service_app
 from services.kernel.settings import Settings
-from services.oversight import models
+from services.oversight import metrics, models  # noqa: F401 - metrics: registers the supervisor's figures
 from services.oversight.budget.endpoints import router as budget_router
 from services.oversight.cases.endpoints import dishonesty_router
 from services.oversight.cases.endpoints import rectification_router as rectification_ledger_router

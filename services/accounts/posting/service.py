@@ -79,7 +79,7 @@ from services.contracts.accounts import (
     PostedLine,
 )
 from services.contracts.collection import CollectedLine, PaymentsCollected
-from services.kernel import clock, context
+from services.kernel import clock, context, metrics
 from services.kernel.audit import append_audit, canonical_json
 from services.kernel.auth import ensure_in_region, region_covers
 from services.kernel.errors import Conflict, NotFound
@@ -460,6 +460,8 @@ def post_items(session: Session, items: list[Item], *, source_event_id: str,
         for chunk in _chunks(held_lines, EVENT_LINES):
             record_event(session, ContributionsHeld(source_batch_id=batch_id, lines=chunk), source=SOURCE,
                          subject=batch_id)
+    metrics.count_after_commit(session, metrics.POSTINGS, result.posted, outcome="posted")
+    metrics.count_after_commit(session, metrics.POSTINGS, result.held, outcome="held")
     return result
 
 

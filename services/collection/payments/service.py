@@ -83,7 +83,7 @@ from services.collection.payments.schemas import (
 )
 from services.contracts.collection import MAX_LINES as EVENT_MAX_LINES
 from services.contracts.collection import CollectedLine, PaymentsCollected, PaymentsRejected, RejectedLine
-from services.kernel import clock, context
+from services.kernel import clock, context, metrics
 from services.kernel.audit import append_audit
 from services.kernel.errors import Conflict, Invalid, NotFound, TooLarge, field_reasons
 from services.kernel.events import new_event_id
@@ -384,6 +384,7 @@ def receive_batch(session: Session, raw_lines: list[tuple[int, Any]], *, source_
         # applied; posting it again answers the lines already stored as duplicates.
         session.rollback()
         raise Conflict("TAX_BATCH_CONCURRENT", "本批次与同时提交的另一批次包含相同的税务明细编号，已整体回滚；请重新提交本批次") from None
+    metrics.count_tax_lines(session, accepted=len(accepted), duplicates=len(duplicates), rejected=rejected)
     return BatchResult(
         id=batch.id, received_at=batch.received_at, received_by=batch.received_by, source_format=source_format,
         lines=batch.lines, accepted=batch.accepted, duplicates=batch.duplicates, rejected=batch.rejected,
