@@ -18,6 +18,7 @@ services, then NATS last so that the services can drain their bus connections. O
 """
 
 import ctypes
+import json
 import os
 import signal
 import socket
@@ -40,7 +41,7 @@ from services.kernel.settings import PORT_OFFSETS, SERVICES, Settings
 from services.kernel.supervision import (FAILED, RESTARTING, RUNNING, ChildState, RestartPolicy, process_alive,
                                          state_file, write_state)
 from sifund import services as catalogue
-from services.kernel.metrics import multiprocess_environment
+from services.kernel.metrics import multiprocess_environment, scrape_targets
 from sifund.logfiles import LogFile
 from sifund.natsd import NatsCluster, NatsServer
 
@@ -221,6 +222,13 @@ class Platform:
             if replica == 1:
                 self._spawn("gateway", GATEWAY_FACTORY, environment)
             self._wait_healthy(deadline, timeout)
+        self._write_scrape_targets()
+
+    def _write_scrape_targets(self) -> None:
+        """<data dir>/prometheus-targets.json: every service and gateway process's address for Prometheus
+        (infra/prometheus/prometheus-cluster.yml reads it with file_sd_configs), whatever --replicas gave."""
+        processes = [(c.name, c.url) for c in self.children if not is_nats(c.name)]
+        (self.data_dir / "prometheus-targets.json").write_text(json.dumps(scrape_targets(processes), indent=1) + "\n")
 
     def _claim_pid_file(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)

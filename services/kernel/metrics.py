@@ -379,8 +379,17 @@ def multiprocess_environment(directory: Path) -> dict[str, str]:
 def install_metrics(app: Any, component: str, settings: Settings | None = None) -> None:
     """Count this app's requests and answer its ``/metrics`` (call once, after every other middleware)."""
     settings = settings or app.state.settings
+    if component != "gateway":
+        OUTBOX_PUBLISH_FAILURES.labels(component)  # exported as 0 from the start: an alert's rate needs a baseline
     app.add_middleware(MetricsMiddleware, component=component, exporter=Exporter(app, component, settings))
 
 
 def record_publish_failure(component: str) -> None:
     OUTBOX_PUBLISH_FAILURES.labels(component).inc()
+
+
+def scrape_targets(children: Iterable[tuple[str, str]]) -> list[dict[str, Any]]:
+    """Prometheus file-based service discovery (``file_sd_configs``) for ``(process name, base URL)`` pairs: one
+    group per process, labelled ``process`` (``accounts-2``) and ``service`` (``accounts``)."""
+    return [{"targets": [url.split("://", 1)[-1]], "labels": {"process": name, "service": name.split("-")[0]}}
+            for name, url in children]
