@@ -102,10 +102,16 @@ def last_lines(path: Path, count: int) -> list[str]:
 
 
 def follow(path: Path, stop: Callable[[], bool], poll_seconds: float = 0.25) -> Iterator[str]:
-    """The lines written to ``path`` from now on, across rotations (the file renamed to ``.1`` and a new one
-    started: read what is left of the old one, then the new one from its start), until ``stop()``."""
-    file = open(path, "rb")  # noqa: SIM115 - reopened on rotation
+    """The lines written to ``path`` from now on (the file is opened at its end before this returns), across
+    rotations (the file renamed to ``.1`` and a new one started: what is left of the old one, then the new one from
+    its start), until ``stop()``. As ``tail -F``: a reader more than a whole file behind a burst of rotations skips
+    the files in between."""
+    file = open(path, "rb")  # noqa: SIM115 - closed by the generator
     file.seek(0, 2)
+    return _follow(path, file, stop, poll_seconds)
+
+
+def _follow(path: Path, file: IO[bytes], stop: Callable[[], bool], poll_seconds: float) -> Iterator[str]:
     partial = b""
     try:
         while not stop():
