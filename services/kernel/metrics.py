@@ -121,12 +121,16 @@ DatabaseProbe = Callable[[Session], Iterable[Metric]]
 _probes: dict[str, list[DatabaseProbe]] = {}
 
 
-def register_database_probe(service: str, probe: DatabaseProbe) -> DatabaseProbe:
-    """``probe(session)`` yields metric families read from ``service``'s database; run in a thread on a snapshot
-    session at most every ``metrics_database_refresh_seconds``. Usable as a decorator."""
-    if probe not in _probes.setdefault(service, []):
-        _probes[service].append(probe)
-    return probe
+def register_database_probe(service: str) -> Callable[[DatabaseProbe], DatabaseProbe]:
+    """Decorator: ``probe(session)`` yields metric families read from ``service``'s database; run in a thread on a
+    snapshot session at most every ``metrics_database_refresh_seconds``."""
+
+    def register(probe: DatabaseProbe) -> DatabaseProbe:
+        if probe not in _probes.setdefault(service, []):
+            _probes[service].append(probe)
+        return probe
+
+    return register
 
 
 def _outbox_and_dead_letters(session: Session, component: str) -> Iterator[Metric]:
