@@ -8,20 +8,20 @@ alert rules name only metrics the platform exports."""
 import asyncio
 import json
 import os
-import subprocess
 
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
+from typer.testing import CliRunner
 
 from services.kernel.logging import REQUIRED_KEYS
 from services.kernel.settings import PORT_OFFSETS, SERVICES
+from sifund.cli import app
 from sifund.logfiles import read_lines
 from tests.chaos.month import InjuryAllowance, Ledger, Month
 from tests.chaos.platform import RunningPlatform, free_port_base
 from tests.chaos.test_month_under_faults import converged, signed_in
 from tests.operations.infra_files import metric_names_in_infra
-from tests.support.launcher import sifund_command
 from tests.support.log_scan import personal_numbers
 
 LOG_MAX_BYTES = 65536
@@ -48,7 +48,7 @@ async def _run_month(platform: RunningPlatform) -> None:
     ledger = Ledger()
     async with httpx.AsyncClient(base_url=platform.gateway_url, timeout=30.0, trust_env=False) as client:
         parties = await signed_in(platform, client, ledger)
-        month = Month(parties, ledger, 2, 15)
+        month = Month(parties, ledger, 1, 15)
         await month.prepare()
         await month.register()
         await month.declare()
@@ -146,11 +146,12 @@ def test_log_files_rotate_at_the_configured_size(month):
 
 def test_sifund_logs_prints_the_last_lines(month):
     platform, _ = month
-    shown = subprocess.run([*sifund_command(), "logs", "accounts", "--lines", "3", "--data-dir", str(platform.data_dir)],
-                           capture_output=True, text=True, timeout=60, env={**os.environ, "SIFUND_DATA_DIR": "unused"})
-    assert shown.returncode == 0, shown.stderr
-    lines = shown.stdout.splitlines()
+    shown = CliRunner().invoke(app, ["logs", "accounts", "--lines", "3", "--data-dir", str(platform.data_dir)])
+    assert shown.exit_code == 0, shown.output
+    lines = shown.output.splitlines()
     assert len(lines) == 3 and all(json.loads(line)["service"] == "accounts" for line in lines)
+    unknown = CliRunner().invoke(app, ["logs", "nobody", "--data-dir", str(platform.data_dir)])
+    assert unknown.exit_code == 1 and "gateway" in unknown.output
 
 
 def test_dashboards_and_alert_rules_name_only_exported_metrics(month):
