@@ -117,8 +117,9 @@ class Settings(BaseSettings):
     # or another proxy) from one of these networks, or one presenting "Authorization: Bearer <metrics_token>".
     metrics_allowed_networks: list[str] = Field(default_factory=lambda: ["127.0.0.0/8", "::1/128"])
     metrics_token: SecretStr | None = None
-    # Figures a scrape computes from a service's database (reconciliation cells, cases) are reused this long.
-    metrics_database_refresh_seconds: float = Field(default=30.0, ge=0)
+    # Figures a scrape computes from a service's database (oversight's reconciliation cells and cases) are reused
+    # this long: recomputing a large city's cells costs seconds of oversight's CPU.
+    metrics_database_refresh_seconds: float = Field(default=120.0, ge=0)
 
     # Tokens: Ed25519-signed JWTs. The gateway signs with the private key; every service verifies with the public
     # key alone. PEM text in the setting wins over the file; without either, a dev key pair is generated under

@@ -19,8 +19,9 @@ from services.oversight.incidents.models import MajorIncident
 from services.oversight.reconciliation.cells import compute_cells
 from services.oversight.reconciliation.models import ReconciliationClose
 
-# The reconciliation months a scrape computes: this month and the ones before it (each costs one row per cell).
-RECENT_MONTHS = 4
+# The reconciliation months a scrape computes: this month and the one before it, and the last closed months (each
+# month costs one aggregate row per cell: tens of thousands for R2 in a large city, hence the refresh interval).
+RECENT_MONTHS = 2
 BROKEN_CHAIN = ("broken", "rewound")
 
 
