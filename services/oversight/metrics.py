@@ -1,6 +1,6 @@
 """What a supervisor watches, read from oversight's own books at scrape time (``services.kernel.metrics``): cases
 by rule and severity (opened, open, overdue), audit chains found broken, major incidents past their deadline, and
-the reconciliation cells of recent months by check and status — closed months marked, since a cell that is still
+the reconciliation cells of recent months (and of the latest the ledger holds) by check and status — closed months marked, since a cell that is still
 not matched after the month was closed is what an alert is for."""
 
 from collections.abc import Iterator
@@ -16,6 +16,7 @@ from services.oversight.cases.models import Case
 from services.oversight.cases.workflow import OPEN_STATUSES
 from services.oversight.chains.models import ChainCheckpoint
 from services.oversight.incidents.models import MajorIncident
+from services.oversight.ledger.models import LedgerFundMonthOut, LedgerFundPeriod
 from services.oversight.reconciliation.cells import compute_cells
 from services.oversight.reconciliation.models import ReconciliationClose
 
@@ -80,7 +81,12 @@ def reconciliation_figures(session: Session) -> Iterator[Metric]:
     today = clock.china_today()
     this_month = period_of(today)
     closed = {row.month: row.unmatched for row in session.execute(select(ReconciliationClose)).scalars()}
-    months = sorted({add_months(this_month, -k) for k in range(RECENT_MONTHS)} | set(sorted(closed)[-RECENT_MONTHS:]))
+    # The latest contribution period and money-out month the ledger has heard of count as recent too (a city
+    # reconciles a period weeks after it, and a replayed or test clock may sit far from the data).
+    latest = {session.execute(select(func.max(LedgerFundPeriod.period))).scalar_one(),
+              session.execute(select(func.max(LedgerFundMonthOut.month))).scalar_one()} - {None}
+    months = sorted({add_months(this_month, -k) for k in range(RECENT_MONTHS)} | latest
+                    | set(sorted(closed)[-RECENT_MONTHS:]))
     cells = GaugeMetricFamily("sifund_reconciliation_cells", "Reconciliation cells of recent months as the ledger "
                               "stands now, by check and status (closed: the month was closed)",
                               labels=["month", "check", "status", "closed"])
