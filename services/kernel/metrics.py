@@ -50,6 +50,7 @@ log = structlog.get_logger(__name__)
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 METRICS_PATH = "/metrics"
 UNMATCHED_ROUTE = "<unmatched>"
+HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 # -- what the code counts --------------------------------------------------------------------------------------------
 
@@ -207,6 +208,7 @@ class MetricsMiddleware:
         self.app = app
         self.component = component
         self.exporter = exporter
+        self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -227,9 +229,15 @@ class MetricsMiddleware:
         try:
             await self.app(scope, receive, send_status)
         finally:
-            route, method = route_template(scope), scope["method"]
-            HTTP_REQUESTS.labels(self.component, route, method, str(status)).inc()
-            HTTP_LATENCY.labels(self.component, route, method).observe(time.perf_counter() - started)
+            method = scope["method"] if scope["method"] in HTTP_METHODS else "OTHER"  # any token is a method
+            key = (route_template(scope), method, status)
+            children = self._children.get(key)
+            if children is None:  # labels() costs a lock and a tuple per call: looked up once per combination
+                route, method, _ = key
+                children = self._children[key] = (HTTP_REQUESTS.labels(self.component, route, method, str(status)),
+                                                  HTTP_LATENCY.labels(self.component, route, method))
+            children[0].inc()
+            children[1].observe(time.perf_counter() - started)
 
 
 # -- the exposition -------------------------------------------------------------------------------------------------
