@@ -13,16 +13,14 @@ import logging
 import logging.config
 import os
 import sys
-from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import structlog
 
-from services.kernel import context
+from services.kernel import clock, context
 from services.kernel.pii import redact_log_event, redact_log_record
 
 _base_record_factory = logging.getLogRecordFactory()
-CHINA = timezone(timedelta(hours=8), "CST")
 # uvicorn's own loggers (its default config gives them handlers of their own and no propagation).
 UVICORN_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access", "uvicorn.asgi")
 REQUIRED_KEYS = ("time", "time_cst", "level", "event", "service", "request_id", "correlation_id", "actor")
@@ -59,9 +57,9 @@ def _service(name: str | None):  # noqa: ANN202
 
 
 def add_times(_logger, _name, event_dict):  # noqa: ANN001
-    now = datetime.now(UTC)
+    now = clock.utc_now()
     event_dict["time"] = now.isoformat(timespec="milliseconds").replace("+00:00", "Z")
-    event_dict["time_cst"] = now.astimezone(CHINA).isoformat(timespec="milliseconds")
+    event_dict["time_cst"] = now.astimezone(clock.CHINA).isoformat(timespec="milliseconds")
     return event_dict
 
 
