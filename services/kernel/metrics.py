@@ -98,6 +98,8 @@ def count_tax_lines(session: Session, *, accepted: int, duplicates: int, rejecte
 
 
 def _count_pending(session: Session) -> None:
+    if session.get_nested_transaction() is not None:  # a savepoint released: the outer transaction may still fail
+        return
     for _transaction, child, amount in session.info.pop(_PENDING, []):
         child.inc(amount)
 
@@ -196,6 +198,10 @@ def route_template(scope: Scope) -> str:
     route = scope.get("route")
     path = getattr(route, "path", None)
     if path is None:
+        # A proxy that relays /api/<service>/… without the router (the gateway's fast path) still gets its label.
+        parts = scope["path"].split("/", 3)
+        if len(parts) > 2 and parts[1] == "api" and parts[2] in SERVICES:
+            return f"/api/{parts[2]}/{{path:path}}"
         return UNMATCHED_ROUTE
     service = (scope.get("path_params") or {}).get("service")
     if service in SERVICES and "{service}" in path:
