@@ -89,6 +89,17 @@ class Settings(BaseSettings):
     consumer_max_attempts: int = 5
     consumer_retry_delay_seconds: float = 1.0
     consumer_ack_wait_seconds: float = 30.0
+    # A consumer commits a fetched batch in chunks of at most this much work (or this many events), so that no
+    # writer holds SQLite's one write lock for long and readers' snapshots stay fresh; each chunk's messages are
+    # acknowledged right after its commit.
+    consumer_transaction_seconds: float = Field(default=1.0, ge=0)
+    consumer_transaction_events: int = Field(default=500, ge=1)
+
+    # Connections per service process. Readers never take the write lock (snapshot sessions), so SQLite serves many
+    # at once; a request that finds every connection taken waits ``database_pool_timeout_seconds`` for one.
+    database_pool_size: int = Field(default=20, ge=1)
+    database_pool_overflow: int = Field(default=40, ge=0)
+    database_pool_timeout_seconds: float = Field(default=20.0, gt=0)
 
     gateway_connect_timeout_seconds: float = 2.0
     gateway_read_timeout_seconds: float = 30.0
