@@ -58,6 +58,24 @@ def table_of(model: Any) -> Table:
     return model if isinstance(model, Table) else model.__table__
 
 
+def expire_cached(session: Session, model: Any, keys: Iterable[tuple]) -> None:
+    """Core statements bypass the ORM: an instance of a row written this way that the session already holds (an
+    earlier handler in the same transaction loaded it) would read stale, so it is expired. ``keys``: primary-key
+    tuples. Costs nothing while the session holds no instance of ``model``."""
+    if isinstance(model, Table):
+        return  # nothing mapped to expire
+    identity_map = session.identity_map
+    held = [key for key in identity_map.keys() if key[0] is model]  # noqa: SIM118 - the map has no cheaper view
+    if not held:
+        return
+    wanted = set(keys)
+    for key in held:
+        if key[1] in wanted:
+            instance = identity_map.get(key)
+            if instance is not None:
+                session.expire(instance)
+
+
 # -- aggregate upserts -----------------------------------------------------------------------------------------------
 
 
@@ -100,6 +118,7 @@ def bump(session: Session, model: Any, rows: Iterable[dict[str, Any]], *, add: I
     stmt = _upsert(dialect_of(session), table, tuple(add), tuple(overwrite), tuple(fill), tuple(greatest),
                    tuple(least))
     session.connection().execute(stmt, rows)
+    expire_cached(session, model, (tuple(r[k] for k in keys) for r in rows))
 
 
 # -- read once, merge in Python, write once --------------------------------------------------------------------------
@@ -152,6 +171,7 @@ class RowSet:
     def __init__(self, session: Session, model: Any, keys: Iterable[Hashable], *,
                  key: str | tuple[str, ...] | None = None):
         self.session = session
+        self.model = model
         self.table = table_of(model)
         if key is None:
             (key,) = [c.name for c in self.table.primary_key.columns]
@@ -167,12 +187,13 @@ class RowSet:
         return tuple(row[k] for k in self.key) if isinstance(self.key, tuple) else row[self.key]
 
     def _load(self, wanted: list) -> None:
-        table, connection = self.table, self.session.connection()
+        table = self.table
         column = tuple_(*(table.c[k] for k in self.key)) if isinstance(self.key, tuple) else table.c[self.key]
         locking = dialect_of(self.session) == "postgresql"
         for chunk in chunks(wanted):
             query = select(table).where(column.in_(chunk))
-            for row in connection.execute(query.with_for_update() if locking else query).mappings():
+            # session.execute, not the connection: pending ORM changes are flushed first and seen here.
+            for row in self.session.execute(query.with_for_update() if locking else query).mappings():
                 values = dict(row)
                 key = self._key_of(values)
                 self.rows[key] = values
@@ -206,6 +227,10 @@ class RowSet:
             where = [self.table.c[k] == bindparam(f"_k_{k}") for k in self._where_columns()]
             stmt = update(self.table).where(*where).values({c: bindparam(f"_{c}") for c in columns})
             connection.execute(stmt, params)
+        if changed:
+            pk = [c.name for c in self.table.primary_key.columns]
+            expire_cached(self.session, self.model,
+                          (tuple(self.rows[k][c] for c in pk) for k in self._before if self.rows[k] != self._before[k]))
         self._before = {k: dict(self.rows[k]) for k in self.rows}
         self._new = []
 

@@ -57,7 +57,7 @@ from services.contracts.accounts import (
     PersonUpdated,
 )
 from services.kernel import clock
-from services.kernel.bulk import RowSet, dialect_insert, dialect_of, insert_for, new_row
+from services.kernel.bulk import RowSet, dialect_insert, dialect_of, expire_cached, insert_for, new_row
 from services.kernel.events import EventEnvelope, EventPayload
 from services.kernel.service_app import ConsumerSpec
 from services.oversight.models import (
@@ -446,6 +446,7 @@ def _post(session: Session, envelope: EventEnvelope, postings: Iterable[Any], *,
         table = MirroredAccountYear.__table__
         session.connection().execute(_account_year_upsert(dialect_of(session), table),
                                      [cells[k] for k in sorted(cells)])
+        expire_cached(session, MirroredAccountYear, ((k,) for k in cells))
 
 
 def on_account_credited(session: Session, envelope: EventEnvelope) -> None:
@@ -487,6 +488,7 @@ def _agency_lines(session: Session, envelope: EventEnvelope, lines: dict[str, Ro
     rows = [new_row(table, {"payment_id": k, **lines[k], "source_event_id": envelope.id, "received_at": now})
             for k in sorted(lines)]
     session.connection().execute(_agency_upsert(dialect_of(session), table, columns, held), rows)
+    expire_cached(session, MirroredAgencyLine, ((k,) for k in lines))
 
 
 def on_contributions_posted(session: Session, envelope: EventEnvelope) -> None:
