@@ -35,7 +35,6 @@ import hashlib
 import json
 import os
 import socket
-import traceback
 import uuid
 from collections.abc import Awaitable, Callable, Iterable
 from contextlib import suppress
@@ -370,7 +369,7 @@ def run_chunk(engine: Engine, work: JobWork, job_id: str, owner: str, lease: tim
         progressed = session.execute(
             update(JOB).where(JOB.c.id == job_id, JOB.c.lease_owner == owner, JOB.c.next_offset == offset)
             .values(rows_done=JOB.c.rows_done + step.rows, rows_rejected=JOB.c.rows_rejected + step.rejected,
-                    next_offset=step.next_offset, chunks_done=JOB.c.chunks_done + 1,
+                    next_offset=step.next_offset, chunks_done=JOB.c.chunks_done + int(bool(step.rows) or not step.finished),
                     updated_at=clock.utc_now(), lease_until=clock.utc_now() + lease))
         if progressed.rowcount != 1:
             raise LeaseLost(job_id)
@@ -513,14 +512,13 @@ class JobRunner:
             raise
         except DomainError as exc:
             log.info("job.failed", job_id=job.id, code=exc.code)
-            await anyio.to_thread.run_sync(lambda: finish(engine, job.id, owner, error_code=exc.code,
-                                                          error=exc.message))
+            code, message = exc.code, exc.message
+            await anyio.to_thread.run_sync(lambda: finish(engine, job.id, owner, error_code=code, error=message))
         except Exception as exc:  # noqa: BLE001 - recorded on the job
             log.exception("job.failed", job_id=job.id)
-            message = f"{type(exc).__name__}: {exc}"[:2000]
-            await anyio.to_thread.run_sync(lambda: finish(
-                engine, job.id, owner, error_code="JOB_FAILED",
-                error=f"{message}\n{traceback.format_exc(limit=3)[-1500:]}"))
+            text = f"{type(exc).__name__}: {exc}"[:2000]
+            await anyio.to_thread.run_sync(lambda: finish(engine, job.id, owner, error_code="JOB_FAILED",
+                                                          error=f"任务失败：{text}"))
 
     async def _run_chunks(self, kind: JobKind, ctx: JobContext) -> None:
         engine, owner, job = self.engine, self.owner, ctx.job
