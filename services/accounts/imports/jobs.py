@@ -120,17 +120,15 @@ class ImportWork:
         checks it again (a savepoint per attempt), as the synchronous import does."""
         run = self.run
         for attempt in range(1, MAX_ATTEMPTS + 1):
-            savepoint = session.begin_nested()
             try:
-                result = run.check(session, chunk)
-                run.store(session, result, chunk.number)
-                run.write_rejections(session, result.rejections)
-                accepted, rejected = run.accepted + len(result.ids), run.rejected + len(result.rejections)
-                run.update_job(session, accepted_rows=accepted, rejected_rows=rejected, total_rows=run.total)
-                session.flush()
-                savepoint.commit()
+                with session.begin_nested():  # released on success, rolled back on the race
+                    result = run.check(session, chunk)
+                    run.store(session, result, chunk.number)
+                    run.write_rejections(session, result.rejections)
+                    accepted, rejected = run.accepted + len(result.ids), run.rejected + len(result.rejections)
+                    run.update_job(session, accepted_rows=accepted, rejected_rows=rejected, total_rows=run.total)
+                    session.flush()
             except IntegrityError:
-                savepoint.rollback()
                 if attempt == MAX_ATTEMPTS:
                     raise
                 continue
