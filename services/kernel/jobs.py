@@ -80,6 +80,7 @@ class Step:
     rejected: int
     next_offset: int
     finished: bool
+    state: dict[str, Any] | None = None  # the kind's running totals, stored with the progress (job.state)
 
 
 class JobWork(Protocol):
@@ -110,6 +111,8 @@ class JobKind:
     readers: frozenset[str]  # roles that may read every job of this kind; the creator always reads their own
     open: Callable[[JobContext], JobWork] | None = None  # chunked, resumable
     run_async: Callable[[JobContext], Awaitable[dict[str, Any]]] | None = None  # one step on the event loop
+    # Without a file: at most one unfinished job of the kind (a second request answers it), e.g. a rebuild.
+    exclusive: bool = False
 
     def __post_init__(self) -> None:
         if (self.open is None) == (self.run_async is None):
@@ -173,7 +176,13 @@ def submit_job(engine: Engine, kind: JobKind, *, data: bytes | None = None, file
     if idempotency_key is not None and not 1 <= len(idempotency_key) <= 200:
         raise Invalid("IDEMPOTENCY_KEY_INVALID", "Idempotency-Key 长度应为 1–200 个字符")
     sha = file_sha256(data) if data is not None else None
-    dedup = _dedup_key(kind.name, actor.id, sha, params, idempotency_key)
+    if data is None and idempotency_key is None:
+        if kind.exclusive and (unfinished := _unfinished_of(engine, kind.name)) is not None:
+            return unfinished, False
+        idempotency_key_part = new_event_id()  # no file, no key: every request is a job of its own
+    else:
+        idempotency_key_part = idempotency_key
+    dedup = _dedup_key(kind.name, actor.id, sha, params, idempotency_key_part)
     existing = _by_dedup_key(engine, dedup)
     if existing is not None:
         return existing, False
@@ -200,6 +209,15 @@ def submit_job(engine: Engine, kind: JobKind, *, data: bytes | None = None, file
         return existing, False
     log.info("job.submitted", job_id=job.id, kind=kind.name, file_bytes=job.file_bytes)
     return job, True
+
+
+def _unfinished_of(engine: Engine, kind: str) -> Job | None:
+    with snapshot_session(engine) as session:
+        job = session.execute(select(Job).where(Job.kind == kind, Job.status.in_(UNFINISHED))
+                              .order_by(Job.id).limit(1)).scalar_one_or_none()
+        if job is not None:
+            session.expunge(job)
+        return job
 
 
 def _by_dedup_key(engine: Engine, dedup: str) -> Job | None:
@@ -370,7 +388,8 @@ def run_chunk(engine: Engine, work: JobWork, job_id: str, owner: str, lease: tim
             update(JOB).where(JOB.c.id == job_id, JOB.c.lease_owner == owner, JOB.c.next_offset == offset)
             .values(rows_done=JOB.c.rows_done + step.rows, rows_rejected=JOB.c.rows_rejected + step.rejected,
                     next_offset=step.next_offset, chunks_done=JOB.c.chunks_done + int(bool(step.rows) or not step.finished),
-                    updated_at=clock.utc_now(), lease_until=clock.utc_now() + lease))
+                    updated_at=clock.utc_now(), lease_until=clock.utc_now() + lease,
+                    **({"state": json.dumps(step.state, ensure_ascii=False)} if step.state is not None else {})))
         if progressed.rowcount != 1:
             raise LeaseLost(job_id)
     return step

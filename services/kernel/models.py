@@ -122,6 +122,9 @@ class Job(KernelTable, table=True):
     rows_rejected: int = 0
     next_offset: int = 0  # where the next chunk starts (the kind's unit: data rows for a file)
     chunks_done: int = 0
+    # The kind's own running totals (JSON), committed with each chunk's progress: what a resumed run needs to
+    # report on the chunks before it (e.g. the payment batches a tax file became).
+    state: str | None = Field(default=None, sa_column=Column(Text))
     attempts: int = 0  # how many times a runner took it (1 + resumptions)
     started_at: datetime | None = None
     updated_at: datetime | None = None

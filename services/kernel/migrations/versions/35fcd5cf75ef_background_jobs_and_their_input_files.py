@@ -41,6 +41,7 @@ def upgrade() -> None:
     sa.Column('rows_rejected', sa.Integer(), nullable=False),
     sa.Column('next_offset', sa.Integer(), nullable=False),
     sa.Column('chunks_done', sa.Integer(), nullable=False),
+    sa.Column('state', sa.Text(), nullable=True),
     sa.Column('attempts', sa.Integer(), nullable=False),
     sa.Column('started_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True),
     sa.Column('updated_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True),
