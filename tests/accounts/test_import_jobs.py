@@ -3,6 +3,7 @@
 without a duplicate or a gap, the job is readable only by its creator and internal control."""
 
 import asyncio
+from datetime import date, timedelta
 from types import SimpleNamespace
 
 import pytest
@@ -19,12 +20,18 @@ from services.kernel.db import make_engine
 from services.kernel.migrations import upgrade_database
 from services.kernel.models import Job
 from services.kernel.settings_sections import JobSettings
-from tests.accounts.test_imports import PERSON_HEADER, person
 from tests.support.accounts import csv_bytes
-from tests.support.registry import REGION, engine_of, outbox
+from tests.support.registry import REGION, engine_of, make_citizen_id, outbox
 
 ASYNC = {"Prefer": "respond-async"}
+PERSON_HEADER = ["公民身份号码", "姓名", "行政区划代码", "性别", "出生日期"]
 PERSONS = import_jobs.IMPORT_KINDS[ImportKind.persons]
+
+
+def person(serial: int, name: str) -> list:
+    """A distinct valid citizen id per serial (make_citizen_id repeats after 500 serials of one birth date)."""
+    born = date(1985, 6, 15) + timedelta(days=serial // 500)
+    return [make_citizen_id(serial % 500, born=born), name, REGION, "", ""]
 
 
 def persons_file(n: int, *, bad: set[int] = frozenset(), duplicate_of: dict[int, int] | None = None) -> bytes:
@@ -33,7 +40,7 @@ def persons_file(n: int, *, bad: set[int] = frozenset(), duplicate_of: dict[int,
     rows = []
     for serial in range(n):
         source = (duplicate_of or {}).get(serial, serial)
-        row = person(10_000 + source, name=f"人员{serial}")
+        row = person(10_000 + source, f"人员{serial}")
         if serial in bad:
             good = row[0]
             row[0] = good[:-1] + ("0" if good[-1] != "0" else "1")
