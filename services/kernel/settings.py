@@ -26,6 +26,7 @@ from pydantic_settings import (
 
 from services.kernel.settings_sections import (
     BenefitsUpkeepSettings,
+    JobSettings,
     OversightBudgetSettings,
     OversightCaseSettings,
     OversightRuleSettings,
@@ -164,6 +165,7 @@ class Settings(BaseSettings):
     oversight_budget: OversightBudgetSettings = Field(default_factory=OversightBudgetSettings)
     oversight_rules: OversightRuleSettings = Field(default_factory=OversightRuleSettings)
     whistleblowing: WhistleblowingSettings = Field(default_factory=WhistleblowingSettings)
+    jobs: JobSettings = Field(default_factory=JobSettings)
 
     @classmethod
     def settings_customise_sources(cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,

@@ -27,11 +27,13 @@ import asyncio
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 from typing import Any
 
 import anyio
 import nats.errors
 import structlog
+from fastapi import APIRouter, Request
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from sqlalchemy import Engine, delete, select, text
 
@@ -40,7 +42,9 @@ from services.kernel.audit import append_audit
 from services.kernel.db import unit_of_work
 from services.kernel.errors import Conflict
 from services.kernel.events import STREAMS, EventEnvelope, new_event_id
+from services.kernel.auth import allow
 from services.kernel.inbox import EventConsumer
+from services.kernel.jobs import JobContext, JobKind, JobOut, accepted
 from services.kernel.models import InboxMessage
 from services.oversight.ledger.handlers import LEDGER_HANDLERS, LEDGER_STREAMS
 from services.oversight.ledger.models import LEDGER_TABLES
@@ -234,3 +238,34 @@ async def rebuild_ledger(app: Any) -> RebuildResult:
             fresh = _fresh(consumer)
             state.consumers[stream] = fresh
             await fresh.start()
+
+
+# -- as a background job ---------------------------------------------------------------------------------------------
+# A rebuild replays whole streams in one transaction by design (a failure leaves the ledger as it was), so it is one
+# step: started by an officer (202 + job id), polled at GET /jobs/{id}; one at a time (a second request while one is
+# queued or running answers that one); if the process dies during it, nothing of it was committed and the
+# restarted process runs it again from the start.
+
+async def _rebuild_step(ctx: JobContext) -> dict[str, Any]:
+    return (await rebuild_ledger(SimpleNamespace(state=ctx.state))).as_dict()
+
+
+LEDGER_REBUILD = JobKind(name="oversight.ledger_rebuild", submitters=frozenset({"oversight_officer"}),
+                         readers=frozenset({"oversight_officer", "internal_auditor"}), run_async=_rebuild_step,
+                         exclusive=True)
+JOB_KINDS = [LEDGER_REBUILD]
+
+router = APIRouter(prefix="/ledger", tags=["ledger"])
+
+
+@router.post("/rebuild", status_code=202, response_model=JobOut, dependencies=[allow("oversight_officer")],
+             summary="Rebuild the ledger from the streams, as a background job (officers only)",
+             description="Empties the ledger tables and replays COLLECTION, ACCOUNTS and BENEFITS from sequence 1 "
+                         "in one transaction (the live consumers pause meanwhile). Accepted with 202 and "
+                         "`Location: …/jobs/{id}`; the result gives, per stream, the events read, replayed, left to "
+                         "the live consumer and duplicates. While a rebuild is queued or running, a second request "
+                         "answers the same job.")
+async def start_rebuild(request: Request) -> Any:
+    runner = request.app.state.jobs
+    job, _ = await anyio.to_thread.run_sync(lambda: runner.submit(LEDGER_REBUILD.name))
+    return accepted(request, job)
