@@ -1,5 +1,6 @@
 """The gateway's FastAPI app. Run with ``uvicorn --factory gateway.app:create_app``."""
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -35,6 +36,9 @@ def _open_identity_store(settings: Settings):  # noqa: ANN202
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     configure_logging(settings.log_level)
+    # httpx logs every upstream call at INFO ("HTTP Request: GET …"): a second line per forwarded request beside
+    # uvicorn's access line, with the same method, path and status. Its warnings and errors still show.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
