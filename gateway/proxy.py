@@ -88,6 +88,15 @@ def _has_body(request: Request) -> bool:
     return "content-length" in request.headers or "transfer-encoding" in request.headers
 
 
+# Bodies up to this size (with a Content-Length) are relayed whole, larger or unsized ones streamed as they come.
+SMALL_BODY_BYTES = 64 * 1024
+
+
+def _small(upstream: httpx.Response) -> bool:
+    length = upstream.headers.get("content-length")
+    return length is not None and length.isdigit() and int(length) <= SMALL_BODY_BYTES
+
+
 @router.api_route("/api/{service}/{path:path}", methods=METHODS, include_in_schema=False)
 async def forward(request: Request, service: ServiceDep, path: str, client: UpstreamDep,
                   upstreams: UpstreamsDep) -> Response:
@@ -111,6 +120,17 @@ async def forward(request: Request, service: ServiceDep, path: str, client: Upst
                 return docs.openapi_via_gateway(service, await upstream.aread())
             finally:
                 await upstream.aclose()
+
+    if _small(upstream):
+        # A small body with a length is read and answered whole: Starlette's StreamingResponse runs a task group
+        # per response to watch for a disconnect, which costs more than relaying a few kilobytes at once.
+        try:
+            content = b"".join([chunk async for chunk in upstream.aiter_raw()])  # as sent: still encoded
+        finally:
+            await upstream.aclose()
+        response = Response(content, status_code=upstream.status_code)
+        response.raw_headers = _filtered(upstream.headers.raw, NOT_RETURNED)
+        return response
 
     async def body():  # noqa: ANN202
         try:
