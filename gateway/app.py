@@ -62,8 +62,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.upstreams = Upstreams(settings)
     app.state.token_verifier = TokenVerifier(settings)
-    # Innermost first. OPTIONS of the gateway's own routes answered after the guard; the guard sees the request id;
+    # Innermost first. /api/<service>/… relayed without the router (proxy.ProxyFastPath); OPTIONS of the gateway's own routes answered after the guard; the guard sees the request id;
     # CORS answers preflights and decorates refusals; the security headers go on every response.
+    app.add_middleware(proxy.ProxyFastPath)
     app.add_middleware(OptionsMiddleware)
     app.add_middleware(GuardMiddleware, settings=settings)
     app.add_middleware(RequestContextMiddleware)
