@@ -135,6 +135,18 @@ def _die_with_launcher() -> Callable[[], None] | None:
     return setup
 
 
+def _end_leftovers(child: Child) -> None:
+    """A child that ran worker processes (the gateway with ``gateway_workers`` > 1: uvicorn's workers) and died
+    without stopping them leaves them in its process group (its own, see ``_die_with_launcher``), still holding its
+    port: they are killed, so that no process outlives its component and a restart can listen again."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        os.killpg(child.process.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass  # nothing left in the group
+
+
 def _port_in_use(host: str, port: int) -> bool:
     with socket.socket() as s:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the servers do: TIME_WAIT is not "in use"
@@ -421,6 +433,7 @@ class Platform:
 
     def _died(self, child: Child) -> None:
         child.last_exit_code = child.process.returncode
+        _end_leftovers(child)
         exited = f"sifund: {child.name} (pid {child.process.pid}) exited with {_exit_description(child.last_exit_code)}"
         delay = child.policy.next_delay(time.monotonic()) if child.policy else None
         if delay is None:
@@ -468,6 +481,8 @@ class Platform:
                               err=True)
                     child.process.kill()
                     child.process.wait()
+            for child in children:
+                _end_leftovers(child)
         self.state_file.unlink(missing_ok=True)
         self._release_pid_file()
 
