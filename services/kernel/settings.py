@@ -143,12 +143,22 @@ class Settings(BaseSettings):
     jwt_issuer: str = "sifund-gateway"
     jwt_audience: str = "sifund"
     access_token_minutes: int = 15
+    # Access tokens each process keeps verified (by hash, until they expire; services/kernel/auth.VerifiedTokens):
+    # a cached token costs a hash and a time check instead of an Ed25519 verification. 0 turns the cache off.
+    token_cache_size: int = Field(default=10_000, ge=0)
     refresh_token_hours: int = 8
 
     # Password policy and lockout (identity store in the gateway).
     password_min_length: int = 12
     login_max_failures: int = 5
     login_lockout_minutes: int = 15
+
+    # Gateway processes under `sifund up` (uvicorn --workers). Each has its own rate-limit buckets and its own view of
+    # which upstream is down (gateway/guard.py, gateway/upstream.py), as separate gateway replicas would.
+    gateway_workers: int = Field(default=1, ge=1, le=64)
+    # The services' own access log under `sifund up`: a line per request, also logged by the gateway that forwarded
+    # it; off saves a redacted stdlib record per request in the service (bench/gateway_profile.py).
+    service_access_log: bool = True
 
     # Gateway guard.
     rate_limit_per_principal_per_minute: int = 1200
