@@ -146,6 +146,7 @@ def create_service_app(spec: ServiceSpec, settings: Settings | None = None) -> F
                              max_overflow=settings.database_pool_overflow,
                              pool_timeout=settings.database_pool_timeout_seconds)
         await anyio.to_thread.run_sync(upgrade_database, engine, spec.name, spec.metadata)
+        app.state.migrated = True  # /health/ready
         bus = Bus(settings.nats_server_url, client_name=spec.name,
                   duplicate_window=settings.stream_duplicate_window_seconds, replicas=settings.nats_replicas)
         retention = settings.outbox_retention_hours
@@ -237,6 +238,25 @@ def _health_router(service: str) -> APIRouter:
         ok = all(v == "ok" for v in checks.values())
         body = {"service": service, "status": "ok" if ok else "degraded", "checks": checks, "outbox_backlog": backlog}
         return JSONResponse(body, status_code=200 if ok else 503)
+
+    @router.get("/health/live", summary="The process answers (liveness probe)", dependencies=[public()])
+    def live() -> dict:
+        return {"service": service, "status": "ok"}
+
+    @router.get("/health/ready", summary="Database reachable, migrations done, NATS connected (readiness probe)",
+                dependencies=[public()])
+    async def ready(request: Request) -> JSONResponse:
+        state = request.app.state
+        checks = {"migrations": "ok" if getattr(state, "migrated", False) else "pending",
+                  "bus": "ok" if state.bus.connected else "disconnected"}
+        try:
+            await anyio.to_thread.run_sync(_database_check, state.engine)
+            checks["database"] = "ok"
+        except Exception as exc:  # noqa: BLE001
+            checks["database"] = f"error: {type(exc).__name__}"
+        ok = all(v == "ok" for v in checks.values())
+        return JSONResponse({"service": service, "status": "ok" if ok else "not ready", "checks": checks},
+                            status_code=200 if ok else 503)
 
     return router
 
