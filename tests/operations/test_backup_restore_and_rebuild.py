@@ -20,7 +20,6 @@ from pathlib import Path
 
 import httpx
 import nats
-import pytest
 from sqlalchemy import create_engine, inspect, text
 
 from services.kernel.settings import SERVICES, Settings
