@@ -44,7 +44,7 @@ import structlog
 from sqlalchemy import Connection, Engine, delete, event, func, insert, select, update
 from sqlmodel import Session
 
-from services.kernel import clock, context
+from services.kernel import clock, context, metrics
 from services.kernel.bus import Bus
 from services.kernel.db import is_sqlite, snapshot_session
 from services.kernel.events import EventActor, EventEnvelope, EventPayload, build_envelope
@@ -186,6 +186,7 @@ class OutboxRelay:
                 raise
             except Exception as exc:  # noqa: BLE001 - keep the rows, try again later
                 log.warning("outbox.publish_failed", error=str(exc) or type(exc).__name__, retry_in=backoff)
+                metrics.record_publish_failure(self.bus.client_name)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, self.max_backoff)
 

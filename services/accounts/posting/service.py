@@ -80,7 +80,7 @@ from services.contracts.accounts import (
     ContributionsPosted,
 )
 from services.contracts.collection import CollectedLine, PaymentsCollected
-from services.kernel import clock, context
+from services.kernel import clock, context, metrics
 from services.kernel.audit import append_audit, canonical_json
 from services.kernel.auth import ensure_in_region, region_covers
 from services.kernel.errors import Conflict, NotFound
@@ -461,6 +461,8 @@ def post_items(session: Session, items: list[Item], *, source_event_id: str,
             [[e["id"], e["person_id"], e["amount_fen"], e["period"], e["idempotency_key"]] for e in entries]
         ).encode()).hexdigest()
     record_events(session, _events(credited, posted, held), source=SOURCE)
+    metrics.count_after_commit(session, metrics.POSTINGS, result.posted, outcome="posted")
+    metrics.count_after_commit(session, metrics.POSTINGS, result.held, outcome="held")
     return result
 
 
