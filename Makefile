@@ -67,6 +67,7 @@ BENCH_MONTH_ARGS ?=
 bench: $(STAMP)
 	$(BIN)/python -m bench.backbone
 	$(BIN)/python -m bench.accounts_import
+	$(BIN)/python -m bench.accounts_posting
 	$(BIN)/python -m bench.accounts_exchange --record after
 	$(BIN)/python -m bench.benefits_payroll
 	$(BIN)/python -m bench.oversight_reconciliation

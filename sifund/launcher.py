@@ -18,11 +18,13 @@ services, then NATS last so that the services can drain their bus connections. O
 """
 
 import ctypes
+import json
 import os
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -39,6 +41,8 @@ from services.kernel.settings import PORT_OFFSETS, SERVICES, Settings
 from services.kernel.supervision import (FAILED, RESTARTING, RUNNING, ChildState, RestartPolicy, process_alive,
                                          state_file, write_state)
 from sifund import services as catalogue
+from services.kernel.metrics import multiprocess_environment, scrape_targets
+from sifund.logfiles import LogFile
 from sifund.natsd import NatsCluster, NatsServer
 
 GATEWAY_FACTORY = "gateway.app:create_app"
@@ -135,6 +139,18 @@ def _die_with_launcher() -> Callable[[], None] | None:
     return setup
 
 
+def _end_leftovers(child: Child) -> None:
+    """A child that ran worker processes (the gateway with ``gateway_workers`` > 1: uvicorn's workers) and died
+    without stopping them leaves them in its process group (its own, see ``_die_with_launcher``), still holding its
+    port: they are killed, so that no process outlives its component and a restart can listen again."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        os.killpg(child.process.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass  # nothing left in the group
+
+
 def _port_in_use(host: str, port: int) -> bool:
     with socket.socket() as s:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the servers do: TIME_WAIT is not "in use"
@@ -182,6 +198,8 @@ class Platform:
         self.pid_file = self.data_dir / "sifund.pid"
         self.state_file = state_file(self.data_dir)
         self.children: list[Child] = []
+        self.log_files: dict[str, LogFile] = {}
+        self.log_pumps: list[threading.Thread] = []
         self.stop_requested = StopFlag()
         self._preexec = _die_with_launcher()
 
@@ -216,6 +234,13 @@ class Platform:
             if replica == 1:
                 self._spawn("gateway", GATEWAY_FACTORY, environment)
             self._wait_healthy(deadline, timeout)
+        self._write_scrape_targets()
+
+    def _write_scrape_targets(self) -> None:
+        """<data dir>/prometheus-targets.json: every service and gateway process's address for Prometheus
+        (infra/prometheus/prometheus-cluster.yml reads it with file_sd_configs), whatever --replicas gave."""
+        processes = [(c.name, c.url) for c in self.children if not is_nats(c.name)]
+        (self.data_dir / "prometheus-targets.json").write_text(json.dumps(scrape_targets(processes), indent=1) + "\n")
 
     def _claim_pid_file(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -351,13 +376,30 @@ class Platform:
             "--log-level", self.settings.log_level.lower(),
             "--timeout-graceful-shutdown", str(UVICORN_GRACEFUL_SECONDS),
             "--no-server-header",  # the software and its version are nobody's business
+            # uvloop's event loop and httptools' parser (uvicorn[standard]): a cheap request costs less CPU than with
+            # asyncio's loop and h11 (bench/gateway_profile.py).
+            "--loop", "uvloop", "--http", "httptools",
         ]
-        log_file = self.log_dir / f"{name}.log"
-        with open(log_file, "ab") as log:
-            log.write(f"---- sifund up: {name} starting at {clock.utc_now().isoformat()} ----\n".encode())
-            log.flush()
-            return subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                    env=environment, preexec_fn=self._preexec)
+        if name != "gateway" and not self.settings.service_access_log:
+            # The gateway logs every request it forwards; a second line per request in the service costs CPU
+            # (a stdlib record, redacted) and says nothing new. Errors are still logged.
+            command.append("--no-access-log")
+        if name == "gateway" and self.settings.gateway_workers > 1:
+            command += ["--workers", str(self.settings.gateway_workers)]
+        log = self._log_file(name)
+        log.event(name, "launcher.child_starting", command=" ".join(command[2:]))
+        metrics_env = multiprocess_environment(self.data_dir / "metrics" / name)  # uvicorn workers share counters
+        process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                   env={**environment, **metrics_env}, preexec_fn=self._preexec)
+        self.log_pumps.append(log.pump(process.stdout, name))
+        return process
+
+    def _log_file(self, name: str) -> LogFile:
+        """The child's log file (sifund/logfiles.py: JSON lines, rotated by size), one per name across restarts."""
+        if name not in self.log_files:
+            self.log_files[name] = LogFile(self.log_dir / f"{name}.log", max_bytes=self.settings.log_max_bytes,
+                                           backup_count=self.settings.log_backup_count)
+        return self.log_files[name]
 
     def _wait_healthy(self, deadline: float, timeout: float) -> None:
         pending = [c for c in self.children if not is_nats(c.name) and c.health_url is not None]
@@ -412,6 +454,7 @@ class Platform:
 
     def _died(self, child: Child) -> None:
         child.last_exit_code = child.process.returncode
+        _end_leftovers(child)
         exited = f"sifund: {child.name} (pid {child.process.pid}) exited with {_exit_description(child.last_exit_code)}"
         delay = child.policy.next_delay(time.monotonic()) if child.policy else None
         if delay is None:
@@ -459,6 +502,12 @@ class Platform:
                               err=True)
                     child.process.kill()
                     child.process.wait()
+            for child in children:
+                _end_leftovers(child)
+        for pump in self.log_pumps:  # the children's last lines, written before the launcher exits
+            pump.join(timeout=STOP_GRACE_SECONDS)
+        for log in self.log_files.values():
+            log.close()
         self.state_file.unlink(missing_ok=True)
         self._release_pid_file()
 

@@ -1,15 +1,29 @@
-"""Structured logs (structlog): JSON lines in production, readable lines in a terminal; the request id is bound
-to every line. Personal data never goes into a log: log ids, not citizen id numbers or bank accounts."""
+"""Structured logs (structlog): one JSON object per line for every line a process writes — its own events, uvicorn's
+access and error logs, httpx's and alembic's — readable lines in a terminal instead. Every line carries the time in
+UTC (``time``) and China time (``time_cst``), the level, the logger, the ``service``, and the ``request_id``,
+``correlation_id`` and ``actor`` of the work in progress (null outside a request or event). Personal data never goes
+into a log: log ids, not citizen id numbers or bank accounts (masked here whatever a caller passed).
+
+Files and rotation are the launcher's (``sifund up`` writes each child's lines to ``<data dir>/logs/<name>.log``
+and rotates it by size, see ``sifund/logfiles.py``): a process writes to stderr only, so that uvicorn's workers
+sharing one output never race over a rotation.
+"""
 
 import logging
+import logging.config
+import os
 import sys
+from typing import Any
 
 import structlog
 
-from services.kernel import context
+from services.kernel import clock, context
 from services.kernel.pii import redact_log_event, redact_log_record
 
 _base_record_factory = logging.getLogRecordFactory()
+# uvicorn's own loggers (its default config gives them handlers of their own and no propagation).
+UVICORN_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access", "uvicorn.asgi")
+REQUIRED_KEYS = ("time", "time_cst", "level", "event", "service", "request_id", "correlation_id", "actor")
 
 
 def _redacted_record(*args, **kwargs) -> logging.LogRecord:  # noqa: ANN002, ANN003
@@ -27,24 +41,93 @@ def install_log_record_redaction() -> None:
 
 def _add_trace(_logger, _name, event_dict):  # noqa: ANN001
     ctx = context.current()
-    if ctx.request_id:
-        event_dict.setdefault("request_id", ctx.request_id)
+    event_dict.setdefault("request_id", ctx.request_id)
+    event_dict.setdefault("correlation_id", ctx.correlation_id)
+    event_dict.setdefault("actor", None if ctx.actor is context.ANONYMOUS else ctx.actor.id)
     return event_dict
 
 
-def configure_logging(level: str = "INFO", *, json_lines: bool | None = None) -> None:
-    json_lines = not sys.stderr.isatty() if json_lines is None else json_lines
-    install_log_record_redaction()
-    logging.basicConfig(level=level.upper(), stream=sys.stderr, format="%(message)s")
-    structlog.configure(
+def _service(name: str | None):  # noqa: ANN202
+    def add_service(_logger, _name, event_dict):  # noqa: ANN001
+        event_dict.setdefault("service", name)
+        event_dict.setdefault("pid", os.getpid())
+        return event_dict
+
+    return add_service
+
+
+def add_times(_logger, _name, event_dict):  # noqa: ANN001
+    now = clock.utc_now()
+    event_dict["time"] = now.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    event_dict["time_cst"] = now.astimezone(clock.CHINA).isoformat(timespec="milliseconds")
+    return event_dict
+
+
+def _access_fields(_logger, _name, event_dict):  # noqa: ANN001
+    """uvicorn's access line as fields too: ``'%s - "%s %s HTTP/%s" %d'`` with (client, method, path, version,
+    status) — already masked by the record factory."""
+    args = event_dict.pop("positional_args", None)
+    record = event_dict.get("_record")
+    if record is not None and record.name == "uvicorn.access" and isinstance(args, tuple) and len(args) == 5:
+        client, method, path, _version, status = args
+        event_dict.update(client=client, method=method, path=path, status=status)
+    return event_dict
+
+
+def _shared_processors(service: str | None) -> list[Any]:
+    return [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        add_times,
+        _service(service),
+        _add_trace,
+    ]
+
+
+def _renderer(json_lines: bool) -> Any:
+    return structlog.processors.JSONRenderer(ensure_ascii=False) if json_lines else structlog.dev.ConsoleRenderer()
+
+
+class _OurHandler(logging.StreamHandler):
+    """The handler this module puts on the root logger (found again and replaced when configured twice)."""
+
+
+def stdlib_formatter(service: str | None, *, json_lines: bool = True) -> logging.Formatter:
+    """structlog's ``ProcessorFormatter``: stdlib records (uvicorn, httpx, alembic, …) rendered into the same lines
+    as structlog's own events."""
+    return structlog.stdlib.ProcessorFormatter(
+        pass_foreign_args=True,
+        foreign_pre_chain=[structlog.stdlib.add_logger_name, *_shared_processors(service), _access_fields],
         processors=[
-            structlog.contextvars.merge_contextvars,
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
-            _add_trace,
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
             structlog.processors.format_exc_info,
             redact_log_event,
-            structlog.processors.JSONRenderer(ensure_ascii=False) if json_lines else structlog.dev.ConsoleRenderer(),
+            _renderer(json_lines),
+        ],
+    )
+
+
+def configure_logging(level: str = "INFO", *, json_lines: bool | None = None, service: str | None = None) -> None:
+    json_lines = not sys.stderr.isatty() if json_lines is None else json_lines
+    install_log_record_redaction()
+    # uvicorn's loggers lose the handlers its default config gave them and propagate to the root, whose handler
+    # is this module's (pytest's capture handlers on the root stay; a previous handler of ours goes).
+    logging.config.dictConfig({"version": 1, "incremental": False, "disable_existing_loggers": False,
+                               "loggers": {name: {"handlers": [], "propagate": True, "level": level.upper()}
+                                           for name in UVICORN_LOGGERS}})
+    root = logging.getLogger()
+    for old in [h for h in root.handlers if isinstance(h, _OurHandler)]:
+        root.removeHandler(old)
+    handler = _OurHandler(sys.stderr)
+    handler.setFormatter(stdlib_formatter(service, json_lines=json_lines))
+    root.addHandler(handler)
+    root.setLevel(level.upper())
+    structlog.configure(
+        processors=[
+            *_shared_processors(service),
+            structlog.processors.format_exc_info,
+            redact_log_event,
+            _renderer(json_lines),
         ],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
         logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),

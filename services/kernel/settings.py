@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import (
     BaseSettings,
     DotEnvSettingsSource,
@@ -26,6 +26,7 @@ from pydantic_settings import (
 
 from services.kernel.settings_sections import (
     BenefitsUpkeepSettings,
+    JobSettings,
     OversightBudgetSettings,
     OversightCaseSettings,
     OversightRuleSettings,
@@ -89,6 +90,17 @@ class Settings(BaseSettings):
     consumer_max_attempts: int = 5
     consumer_retry_delay_seconds: float = 1.0
     consumer_ack_wait_seconds: float = 30.0
+    # A consumer commits a fetched batch in chunks of at most this much work (or this many events), so that no
+    # writer holds SQLite's one write lock for long and readers' snapshots stay fresh; each chunk's messages are
+    # acknowledged right after its commit.
+    consumer_transaction_seconds: float = Field(default=1.0, ge=0)
+    consumer_transaction_events: int = Field(default=500, ge=1)
+
+    # Connections per service process. Readers never take the write lock (snapshot sessions), so SQLite serves many
+    # at once; a request that finds every connection taken waits ``database_pool_timeout_seconds`` for one.
+    database_pool_size: int = Field(default=20, ge=1)
+    database_pool_overflow: int = Field(default=40, ge=0)
+    database_pool_timeout_seconds: float = Field(default=20.0, gt=0)
 
     gateway_connect_timeout_seconds: float = 2.0
     gateway_read_timeout_seconds: float = 30.0
@@ -109,6 +121,17 @@ class Settings(BaseSettings):
     supervisor_window_seconds: float = Field(default=300.0, gt=0)
 
     log_level: str = "INFO"
+    # Logs (README, "Operations: metrics and logs"): `sifund up` writes each child's lines to <data dir>/logs/<name>.log
+    # and rotates the file past log_max_bytes, keeping log_backup_count older files (<name>.log.1 …).
+    log_max_bytes: int = Field(default=50 * 1024 * 1024, ge=4096)
+    log_backup_count: int = Field(default=5, ge=0, le=100)
+    # /metrics of every process answers only a direct caller (no X-Forwarded-For/Forwarded: not through the gateway
+    # or another proxy) from one of these networks, or one presenting "Authorization: Bearer <metrics_token>".
+    metrics_allowed_networks: list[str] = Field(default_factory=lambda: ["127.0.0.0/8", "::1/128"])
+    metrics_token: SecretStr | None = None
+    # Figures a scrape computes from a service's database (oversight's reconciliation cells and cases) are reused
+    # this long: recomputing a large city's cells costs seconds of oversight's CPU.
+    metrics_database_refresh_seconds: float = Field(default=120.0, ge=0)
 
     # Tokens: Ed25519-signed JWTs. The gateway signs with the private key; every service verifies with the public
     # key alone. PEM text in the setting wins over the file; without either, a dev key pair is generated under
@@ -120,12 +143,22 @@ class Settings(BaseSettings):
     jwt_issuer: str = "sifund-gateway"
     jwt_audience: str = "sifund"
     access_token_minutes: int = 15
+    # Access tokens each process keeps verified (by hash, until they expire; services/kernel/auth.VerifiedTokens):
+    # a cached token costs a hash and a time check instead of an Ed25519 verification. 0 turns the cache off.
+    token_cache_size: int = Field(default=10_000, ge=0)
     refresh_token_hours: int = 8
 
     # Password policy and lockout (identity store in the gateway).
     password_min_length: int = 12
     login_max_failures: int = 5
     login_lockout_minutes: int = 15
+
+    # Gateway processes under `sifund up` (uvicorn --workers). Each has its own rate-limit buckets and its own view of
+    # which upstream is down (gateway/guard.py, gateway/upstream.py), as separate gateway replicas would.
+    gateway_workers: int = Field(default=1, ge=1, le=64)
+    # The services' own access log under `sifund up`: a line per request, also logged by the gateway that forwarded
+    # it; off saves a redacted stdlib record per request in the service (bench/gateway_profile.py).
+    service_access_log: bool = True
 
     # Gateway guard.
     rate_limit_per_principal_per_minute: int = 1200
@@ -142,6 +175,7 @@ class Settings(BaseSettings):
     oversight_budget: OversightBudgetSettings = Field(default_factory=OversightBudgetSettings)
     oversight_rules: OversightRuleSettings = Field(default_factory=OversightRuleSettings)
     whistleblowing: WhistleblowingSettings = Field(default_factory=WhistleblowingSettings)
+    jobs: JobSettings = Field(default_factory=JobSettings)
 
     @classmethod
     def settings_customise_sources(cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,

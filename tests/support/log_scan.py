@@ -42,9 +42,10 @@ def personal_numbers(text: str) -> Iterator[tuple[str, str]]:
 
 
 def scan_logs(root: Path) -> list[str]:
-    """One line per leak in the ``*.log`` files under ``root``: file, line number, kind (the number masked)."""
+    """One line per leak in the ``*.log`` files under ``root`` and their rotated copies (``*.log.1`` …): file, line
+    number, kind (the number masked)."""
     leaks = []
-    for path in sorted(root.rglob("*.log")):
+    for path in sorted([*root.rglob("*.log"), *root.rglob("*.log.[0-9]*")]):
         try:
             lines = path.read_text(errors="replace").splitlines()
         except OSError:

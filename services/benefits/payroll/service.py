@@ -99,7 +99,7 @@ from services.contracts.benefits import (
     PayrollApproved,
     PayrollLinesRetained,
 )
-from services.kernel import clock, context
+from services.kernel import clock, context, metrics
 from services.kernel.audit import append_audit
 from services.kernel.db import keep_writes
 from services.kernel.errors import Conflict, Forbidden, Invalid, NotFound
@@ -884,6 +884,8 @@ def import_results(session: Session, file_id: str, body: ResultsIn, *, declared_
                          "paid_fen": totals[0], "failed_lines": len(failed), "returned_fen": totals[1],
                          "file_status": file.status, "run_status": run.status})
     session.flush()
+    metrics.count_after_commit(session, metrics.PAYROLL_LINES, len(paid), outcome="paid")
+    metrics.count_after_commit(session, metrics.PAYROLL_LINES, len(failed), outcome="failed")
     return Applied(file=file, run=run, applied=len(new), unchanged=unchanged, paid=(len(paid), totals[0]),
                    failed=(len(failed), totals[1]))
 
