@@ -44,8 +44,8 @@ Result, ``bench/results/month_real_path.json`` (the shape is kept stable; new ke
   ``cpu_us_per_line`` by process and ``cpu_us_per_line_total``, ``client_cpu_seconds`` (this benchmark's own
   process, not in the totals), ``answers`` (HTTP status → count, transport errors by name), plus figures of its own
   (rows per file kind for import, report latency for settle, …);
-- ``end_to_end``: the same figures from the start of the assessment to fully matched (what the issue's
-  "assessment start → oversight fully matched" is), and ``month_with_import`` from the first upload on;
+- ``end_to_end``: the same figures from the start of the assessment to fully matched (the span the platform's
+  goal of a month in five minutes is stated for), and ``month_with_import`` from the first upload on;
 - ``idle_cpu_seconds_per_s`` by process: CPU burnt per second by the platform at rest, measured for
   ``--idle-seconds`` before the month (the floor under every stage's figures, which weighs most at small N);
 - ``lag_seconds``: from the last tax batch accepted to fully matched;
