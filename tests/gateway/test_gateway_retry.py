@@ -39,6 +39,9 @@ async def gateway_in_front(make_settings, nats_server, upstream_url: str, held: 
     """The gateway (in-process) routing ``accounts`` to the upstream; the held error log is released once the
     gateway has written a request to ``/items``."""
     app = create_gateway(make_settings(nats_server.url, accounts_url=upstream_url))
+    # The gateway's logging set-up gives uvicorn's loggers to the root handler and drops their own handlers: hold
+    # the upstream's error log again after it.
+    logging.getLogger("uvicorn.error").addHandler(held)
     async with LifespanManager(app, startup_timeout=60, shutdown_timeout=30) as manager:
         async def hold_until_written(request: httpx.Request) -> None:
             if request.url.path != "/items":
