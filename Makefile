@@ -58,7 +58,12 @@ NODE_LOSS_SECONDS ?= 120
 chaos: $(STAMP)
 	SIFUND_CHAOS=1 CHAOS_ROUNDS=$(ROUNDS) SIFUND_NODE_LOSS_SECONDS=$(NODE_LOSS_SECONDS) bash infra/postgres/run-tests.sh $(BIN)/python -m pytest -q -s tests/cluster/test_node_loss.py tests/chaos
 
-## Benchmarks on this machine; each writes bench/results/<name>.json (the 1 M-line money-in run takes ~15 min).
+## Benchmarks on this machine; each writes bench/results/<name>.json (the 1 M-line money-in run takes ~15 min). The
+## real path last: a month of BENCH_LINES contribution lines through `sifund up`'s gateway until oversight has it fully
+## matched (BENCH_MONTH_ARGS: e.g. --postgres URL, --profile), and cheap authenticated reads through the gateway vs
+## straight to the service.
+BENCH_LINES ?= 1000000
+BENCH_MONTH_ARGS ?=
 bench: $(STAMP)
 	$(BIN)/python -m bench.backbone
 	$(BIN)/python -m bench.accounts_import
@@ -67,6 +72,8 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.oversight_reconciliation
 	$(BIN)/python -m bench.oversight_sweep
 	$(BIN)/python -m bench.money_in
+	$(BIN)/python -m bench.gateway_reads
+	$(BIN)/python -m bench.month_real_path --lines $(BENCH_LINES) $(BENCH_MONTH_ARGS)
 
 ## Schemathesis over the five OpenAPI documents, FUZZ_EXAMPLES (default 50) per operation and mode; findings in
 ## var/fuzz/findings.json (FUZZ_OUTPUT), exit 1 on any server error or schema violation.

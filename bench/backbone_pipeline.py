@@ -245,9 +245,10 @@ class TimedConsumer(EventConsumer):
         self.subscribed.set()
         return sub
 
-    def _apply_batch(self, deliveries) -> None:
+    def _apply_batch(self, deliveries, **bounds) -> int:  # noqa: ANN003
         t = time.monotonic()
-        super()._apply_batch(deliveries)
+        taken = super()._apply_batch(deliveries, **bounds)
+        deliveries = deliveries[:taken]
         end = time.monotonic()
         self.apply_s += end - t
         self.apply_ms.append((end - t) * 1000)
@@ -256,6 +257,7 @@ class TimedConsumer(EventConsumer):
         self.batches += 1
         self.delivered += len(deliveries)
         self.redelivered += sum(1 for d in deliveries if d.num_delivered > 1)
+        return taken
 
     async def process(self, messages: list) -> None:
         t = time.monotonic()

@@ -1,5 +1,6 @@
 """The gateway's FastAPI app. Run with ``uvicorn --factory gateway.app:create_app``."""
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -36,6 +37,9 @@ def _open_identity_store(settings: Settings):  # noqa: ANN202
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     configure_logging(settings.log_level, service="gateway")
+    # httpx logs every upstream call at INFO ("HTTP Request: GET …"): a second line per forwarded request beside
+    # uvicorn's access line, with the same method, path and status. Its warnings and errors still show.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -59,8 +63,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.upstreams = Upstreams(settings)
     app.state.token_verifier = TokenVerifier(settings)
-    # Innermost first. OPTIONS of the gateway's own routes answered after the guard; the guard sees the request id;
+    # Innermost first. /api/<service>/… relayed without the router (proxy.ProxyFastPath); OPTIONS of the gateway's own routes answered after the guard; the guard sees the request id;
     # CORS answers preflights and decorates refusals; the security headers go on every response.
+    app.add_middleware(proxy.ProxyFastPath)
     app.add_middleware(OptionsMiddleware)
     app.add_middleware(GuardMiddleware, settings=settings)
     app.add_middleware(RequestContextMiddleware)

@@ -84,16 +84,15 @@ class GuardMiddleware:
             return
         method, path = scope["method"], scope["path"]
         ip = (scope.get("client") or ("unknown", 0))[0]
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+        content_length, authorization = _guarded_headers(scope)
         limit = self.settings.max_request_bytes
 
-        if int(headers.get("content-length") or 0) > limit:
+        if content_length > limit:
             await _reply(send, 413, "PAYLOAD_TOO_LARGE", f"请求体超过上限 {limit} 字节")
             return
 
         actor = None
-        authorization = headers.get("authorization", "")
-        if authorization.lower().startswith("bearer "):
+        if authorization[:7].lower() == "bearer ":
             try:
                 actor = scope["app"].state.token_verifier.verify(authorization[7:].strip())
             except HTTPException as exc:
@@ -164,6 +163,21 @@ class GuardMiddleware:
             await anyio.to_thread.run_sync(write)
         except Exception as exc:  # noqa: BLE001 - the response is already sent; make the gap loud
             log.error("gateway.audit_failed", method=method, path=path, error=str(exc))
+
+
+def _guarded_headers(scope: Scope) -> tuple[int, str]:
+    """Content-Length (0 when absent or unreadable: the body is then counted as it arrives) and Authorization, the
+    two headers the guard reads; ASGI servers give header names in lower case."""
+    content_length, authorization = 0, ""
+    for name, value in scope.get("headers", ()):
+        if name == b"content-length":
+            try:
+                content_length = int(value)
+            except ValueError:
+                content_length = 0
+        elif name == b"authorization":
+            authorization = value.decode("latin-1")
+    return content_length, authorization
 
 
 async def _reply(send: Send, status: int, code: str, message: str, extra: dict[str, str] | None = None) -> None:

@@ -6,9 +6,11 @@ child makes the platform degraded even when what answers for it looks healthy.""
 import asyncio
 from typing import Any
 
+import anyio
 import httpx
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
+from sqlalchemy import Engine, text
 
 from gateway.upstream import UpstreamDep, Upstreams, UpstreamsDep
 from services.kernel.settings import SettingsDep
@@ -86,3 +88,25 @@ async def platform_health(client: UpstreamDep, settings: SettingsDep, upstreams:
         if any(c.get("status") == FAILED for c in supervised):
             ok, body["status"] = False, "degraded"
     return JSONResponse(body, status_code=200 if ok else 503)
+
+
+@router.get("/health/live", summary="The gateway process answers (liveness probe)")
+def gateway_live() -> dict:
+    return {"service": "gateway", "status": "ok"}
+
+
+@router.get("/health/ready", summary="The identity database answers (readiness probe); the services have their own")
+async def gateway_ready(request: Request) -> JSONResponse:
+    try:
+        await anyio.to_thread.run_sync(_identity_store_answers, request.app.state.engine)
+        database = "ok"
+    except Exception as exc:  # noqa: BLE001
+        database = f"error: {type(exc).__name__}"
+    ok = database == "ok"
+    return JSONResponse({"service": "gateway", "status": "ok" if ok else "not ready", "checks": {"database": database}},
+                        status_code=200 if ok else 503)
+
+
+def _identity_store_answers(engine: Engine) -> None:
+    with engine.connect() as connection:
+        connection.execute(text("SELECT 1"))

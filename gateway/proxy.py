@@ -5,13 +5,15 @@ from urllib.parse import quote
 
 import httpx
 from fastapi import APIRouter, Request, Response
-from fastapi.responses import StreamingResponse
+from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.background import BackgroundTask
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gateway import docs
 from gateway.upstream import (
     ServiceDep,
     UpstreamDep,
+    Upstreams,
     UpstreamsDep,
     safe_to_retry,
     send_upstream,
@@ -19,6 +21,8 @@ from gateway.upstream import (
 )
 from services.kernel.auth import public
 from services.kernel import context
+from services.kernel.errors import DomainError, error_body
+from services.kernel.settings import SERVICES
 from services.kernel.web import CORRELATION_ID_HEADER, REQUEST_ID_HEADER
 
 # Open at the gateway: each service enforces its own policy per route.
@@ -88,9 +92,53 @@ def _has_body(request: Request) -> bool:
     return "content-length" in request.headers or "transfer-encoding" in request.headers
 
 
+# Bodies up to this size (with a Content-Length) are relayed whole, larger or unsized ones streamed as they come.
+SMALL_BODY_BYTES = 64 * 1024
+
+
+def _small(upstream: httpx.Response) -> bool:
+    length = upstream.headers.get("content-length")
+    return length is not None and length.isdigit() and int(length) <= SMALL_BODY_BYTES
+
+
 @router.api_route("/api/{service}/{path:path}", methods=METHODS, include_in_schema=False)
 async def forward(request: Request, service: ServiceDep, path: str, client: UpstreamDep,
                   upstreams: UpstreamsDep) -> Response:
+    return await relay(request, service, path, client, upstreams)
+
+
+class ProxyFastPath:
+    """``/api/<known service>/…`` relayed straight from the middleware stack, the same ``relay`` as the route
+    ``forward`` but without the router's matching, dependency solving and exception wrappers, which cost more CPU
+    than the relaying itself (bench/gateway_profile.py). Everything else — an unknown service (404), the gateway's
+    own routes — goes on to the app. A refusal of the relay (502, 504) is answered as the error handlers would."""
+
+    def __init__(self, app: ASGIApp):
+        self.app = app
+        self.prefixes = tuple((f"/api/{service}/", service) for service in SERVICES)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "") if scope["type"] == "http" else ""
+        if path.startswith("/api/"):
+            for prefix, service in self.prefixes:
+                if path.startswith(prefix):
+                    await self._relay(scope, receive, send, service, path[len(prefix):])
+                    return
+        await self.app(scope, receive, send)
+
+    @staticmethod
+    async def _relay(scope: Scope, receive: Receive, send: Send, service: str, path: str) -> None:
+        request = Request(scope, receive)
+        state = scope["app"].state
+        try:
+            response = await relay(request, service, path, state.upstream, state.upstreams)
+        except DomainError as exc:
+            response = JSONResponse(error_body(exc.code, exc.message, exc.details), status_code=exc.status)
+        await response(scope, receive, send)
+
+
+async def relay(request: Request, service: str, path: str, client: httpx.AsyncClient,
+                upstreams: Upstreams) -> Response:
     retryable = safe_to_retry(request.method, request.headers)
     # A request that may be sent again keeps its body in memory (bounded by the guard's size limit); any other is
     # streamed through as it arrives.
@@ -111,6 +159,17 @@ async def forward(request: Request, service: ServiceDep, path: str, client: Upst
                 return docs.openapi_via_gateway(service, await upstream.aread())
             finally:
                 await upstream.aclose()
+
+    if _small(upstream):
+        # A small body with a length is read and answered whole: Starlette's StreamingResponse runs a task group
+        # per response to watch for a disconnect, which costs more than relaying a few kilobytes at once.
+        try:
+            content = b"".join([chunk async for chunk in upstream.aiter_raw()])  # as sent: still encoded
+        finally:
+            await upstream.aclose()
+        response = Response(content, status_code=upstream.status_code)
+        response.raw_headers = _filtered(upstream.headers.raw, NOT_RETURNED)
+        return response
 
     async def body():  # noqa: ANN202
         try:

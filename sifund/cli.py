@@ -119,6 +119,101 @@ def logs(
             pass
 
 
+@app.command()
+def backup(
+    target: Annotated[Path, typer.Argument(help="an empty (or new) directory for the copy")],
+    data_dir: DataDirOption = None,
+    port_base: PortBaseOption = None,
+) -> None:
+    """Copy every database (SQLite backup API / pg_dump) and every JetStream stream with its consumers' positions,
+    online, into TARGET with a manifest (versions, schema revisions, audit chain heads, stream sequences, SHA-256)."""
+    import asyncio  # noqa: PLC0415
+
+    from sifund import backup as backups  # noqa: PLC0415
+
+    try:
+        manifest = asyncio.run(backups.backup(_settings(data_dir, port_base), target))
+    except backups.BackupError as exc:
+        typer.echo(f"sifund backup: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    for name, database in manifest["databases"].items():
+        head = database["audit_head"]
+        typer.echo(f"{name:<11} {database['backend']:<10} audit head {head['seq']} {str(head['hash'])[:16]}")
+    for stream, saved in manifest["streams"].items():
+        typer.echo(f"{stream:<11} last sequence {saved['last_seq']}, {len(saved['consumers'])} durable consumers")
+    typer.echo(f"backup in {target.resolve()} ({len(manifest['sha256'])} files, manifest.json)")
+
+
+@app.command()
+def restore(
+    source: Annotated[Path, typer.Argument(help="a directory written by sifund backup")],
+    data_dir: DataDirOption = None,
+    force: Annotated[bool, typer.Option(help="overwrite a non-empty data directory or databases")] = False,
+    nats_url: Annotated[str | None, typer.Option(
+        help="restore the streams into this running NATS (a cluster) instead of the embedded store")] = None,
+) -> None:
+    """Bring a backup back into a stopped platform's data directory (and its PostgreSQL databases, if configured),
+    after checking every file against the manifest's SHA-256. Then start it with sifund up."""
+    import asyncio  # noqa: PLC0415
+
+    from sifund import backup as backups  # noqa: PLC0415
+
+    try:
+        result = asyncio.run(backups.restore(_settings(data_dir, None), source, force=force, nats_url=nats_url))
+    except backups.BackupError as exc:
+        typer.echo(f"sifund restore: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    typer.echo(f"restored databases {', '.join(result.databases)}; streams "
+               + ", ".join(f"{s} to {seq}" for s, seq in result.streams.items())
+               + f"; {result.consumers} durable consumers at their ack floors")
+
+
+oversight_app = typer.Typer(help="Oversight operations", no_args_is_help=True)
+app.add_typer(oversight_app, name="oversight")
+
+
+@oversight_app.command("rebuild")
+def oversight_rebuild(
+    data_dir: DataDirOption = None,
+    port_base: PortBaseOption = None,
+    part: Annotated[list[str] | None, typer.Option(help="mirror and/or ledger (default: both)")] = None,
+) -> None:
+    """Empty oversight's derived tables (mirror, ledger and reconciliation cells) and replay its streams from the
+    start, in one transaction. For a STOPPED oversight: refused while any oversight replica answers (a running
+    oversight rebuilds through its officer-only job endpoint, which pauses its own consumers)."""
+    import asyncio  # noqa: PLC0415
+    import json  # noqa: PLC0415
+
+    from services.kernel.errors import DomainError  # noqa: PLC0415
+    from services.oversight.ledger.rebuild import ALL_PARTS, replay_streams  # noqa: PLC0415
+    from sifund import backup as backups  # noqa: PLC0415
+
+    settings = _settings(data_dir, port_base)
+    parts = tuple(part or ALL_PARTS)
+    if unknown := set(parts) - set(ALL_PARTS):
+        typer.echo(f"sifund oversight rebuild: unknown part {', '.join(sorted(unknown))}", err=True)
+        raise typer.Exit(2)
+    if running := backups.service_answers(settings, "oversight"):
+        typer.echo(f"sifund oversight rebuild: oversight is running at {', '.join(running)}; stop it, or start the "
+                   "rebuild as a job through the gateway (it pauses the live consumers)", err=True)
+        raise typer.Exit(1)
+
+    async def run() -> dict:
+        engine = make_engine(settings.database_url("oversight"))
+        try:
+            async with backups.streams_of(settings) as js:
+                return (await replay_streams(engine, js, parts=parts)).as_dict()
+        finally:
+            engine.dispose()
+
+    try:
+        result = asyncio.run(run())
+    except (backups.BackupError, DomainError) as exc:
+        typer.echo(f"sifund oversight rebuild: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    typer.echo(json.dumps(result, ensure_ascii=False))
+
+
 user_app = typer.Typer(help="Staff users and their roles (recorded as done by cli:<your OS user>)", no_args_is_help=True)
 client_app = typer.Typer(help="System clients (tax bureau, partner departments, banks)", no_args_is_help=True)
 app.add_typer(user_app, name="user")

@@ -139,6 +139,18 @@ def _die_with_launcher() -> Callable[[], None] | None:
     return setup
 
 
+def _end_leftovers(child: Child) -> None:
+    """A child that ran worker processes (the gateway with ``gateway_workers`` > 1: uvicorn's workers) and died
+    without stopping them leaves them in its process group (its own, see ``_die_with_launcher``), still holding its
+    port: they are killed, so that no process outlives its component and a restart can listen again."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        os.killpg(child.process.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass  # nothing left in the group
+
+
 def _port_in_use(host: str, port: int) -> bool:
     with socket.socket() as s:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the servers do: TIME_WAIT is not "in use"
@@ -364,7 +376,16 @@ class Platform:
             "--log-level", self.settings.log_level.lower(),
             "--timeout-graceful-shutdown", str(UVICORN_GRACEFUL_SECONDS),
             "--no-server-header",  # the software and its version are nobody's business
+            # uvloop's event loop and httptools' parser (uvicorn[standard]): a cheap request costs less CPU than with
+            # asyncio's loop and h11 (bench/gateway_profile.py).
+            "--loop", "uvloop", "--http", "httptools",
         ]
+        if name != "gateway" and not self.settings.service_access_log:
+            # The gateway logs every request it forwards; a second line per request in the service costs CPU
+            # (a stdlib record, redacted) and says nothing new. Errors are still logged.
+            command.append("--no-access-log")
+        if name == "gateway" and self.settings.gateway_workers > 1:
+            command += ["--workers", str(self.settings.gateway_workers)]
         log = self._log_file(name)
         log.event(name, "launcher.child_starting", command=" ".join(command[2:]))
         metrics_env = multiprocess_environment(self.data_dir / "metrics" / name)  # uvicorn workers share counters
@@ -433,6 +454,7 @@ class Platform:
 
     def _died(self, child: Child) -> None:
         child.last_exit_code = child.process.returncode
+        _end_leftovers(child)
         exited = f"sifund: {child.name} (pid {child.process.pid}) exited with {_exit_description(child.last_exit_code)}"
         delay = child.policy.next_delay(time.monotonic()) if child.policy else None
         if delay is None:
@@ -480,6 +502,8 @@ class Platform:
                               err=True)
                     child.process.kill()
                     child.process.wait()
+            for child in children:
+                _end_leftovers(child)
         for pump in self.log_pumps:  # the children's last lines, written before the launcher exits
             pump.join(timeout=STOP_GRACE_SECONDS)
         for log in self.log_files.values():

@@ -7,10 +7,12 @@ from services.accounts.employers.endpoints import router as employers_router
 from services.accounts.enrolments.endpoints import router as enrolments_router, verification_router
 from services.accounts.exchange.endpoints import router as exchange_router
 from services.accounts.imports.endpoints import router as imports_router
+from services.accounts.imports.jobs import IMPORT_KINDS
 from services.accounts.ledger.endpoints import router as ledger_router
 from services.accounts.persons.endpoints import router as persons_router
 from services.accounts.posting.endpoints import router as posting_router
 from services.accounts.posting.handlers import POSTING_CONSUMER
+from services.kernel.jobs import job_runner, jobs_router
 from services.kernel.service_app import ServiceSpec, create_service_app
 from services.kernel.settings import Settings
 
@@ -20,8 +22,9 @@ SPEC = ServiceSpec(
     description="参保登记: the registry of employers, insured persons, enrolments and individual accounts.",
     metadata=models.metadata,
     routers=[employers_router, persons_router, enrolments_router, ledger_router, exchange_router, imports_router,
-             verification_router, posting_router],
+             verification_router, posting_router, jobs_router(IMPORT_KINDS.values())],
     consumers=[POSTING_CONSUMER],  # posts what collection reports collected (AGENCY leg)
+    background=[job_runner(*IMPORT_KINDS.values())],  # large imports (imports/jobs.py)
 )
 
 

@@ -8,9 +8,12 @@ from services.collection.arrears.endpoints import router as arrears_router
 from services.collection.assessments.endpoints import router as assessments_router
 from services.collection.parameters.endpoints import router as parameters_router
 from services.collection.payments.endpoints import router as payments_router
+from services.collection.payments.jobs import JOB_KINDS
+from services.collection.payments.jobs import router as tax_files_router
 from services.collection.registry.endpoints import router as registry_router
 from services.collection.registry.handlers import ACCOUNTS_CONSUMER
 from services.collection.treasury.endpoints import router as treasury_router
+from services.kernel.jobs import job_runner, jobs_router
 from services.kernel.service_app import ServiceSpec, create_service_app
 from services.kernel.settings import Settings
 
@@ -19,9 +22,10 @@ SPEC = ServiceSpec(
     title="sifund collection",
     description="征缴与资金: declarations, assessments, tax collection, arrears, fund bank accounts and treasury.",
     metadata=models.metadata,
-    routers=[parameters_router, registry_router, assessments_router, payments_router, arrears_router,
-             treasury_router],
+    routers=[parameters_router, registry_router, assessments_router, tax_files_router, payments_router,
+             arrears_router, treasury_router, jobs_router(JOB_KINDS)],
     consumers=[ACCOUNTS_CONSUMER],  # the registry mirror (services/collection/registry/handlers.py)
+    background=[job_runner(*JOB_KINDS)],  # tax-line files beyond one request (payments/jobs.py)
 )
 
 

@@ -6,8 +6,10 @@ app with an undeclared route and writes each policy into the OpenAPI document as
 ``x-sifund-public``, which the authorisation matrix test reads.
 """
 
+import hashlib
 import os
 import uuid
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -164,16 +166,70 @@ def _check_times(claims: dict[str, Any], now: float) -> None:
         raise jwt.ImmatureSignatureError("The token is not yet valid")
 
 
+class VerifiedTokens:
+    """The access tokens this process has verified, by SHA-256 of the token, with the actor each one names and its
+    times; least recently used first out beyond ``capacity`` entries.
+
+    A hit skips the signature check and the JSON parsing (the cost of a cheap read's token check) but not the time
+    checks: ``exp``/``iat``/``nbf`` are judged again against the platform clock on every use, so a cached token is
+    served exactly as long as verifying it again would accept it, and no longer. An access token is never revoked
+    before its ``exp``: revoking a role, disabling a user or a refresh-token reuse revokes the *refresh* tokens in
+    the gateway's database (gateway/identity/service.py), and the access tokens already issued stay valid until
+    they expire (``access_token_minutes``) whether cached or not. The cache therefore adds no window beyond that
+    one; refresh tokens, whose revocation is checked in the database on every use, are never cached.
+    """
+
+    def __init__(self, capacity: int):
+        self.capacity = capacity
+        self._entries: OrderedDict[bytes, tuple[Actor, dict[str, Any]]] = OrderedDict()
+        self.hits = self.misses = 0
+
+    @staticmethod
+    def key(token: str) -> bytes:
+        return hashlib.sha256(token.encode()).digest()
+
+    def get(self, key: bytes) -> tuple[Actor, dict[str, Any]] | None:
+        entry = self._entries.get(key)
+        if entry is None:
+            self.misses += 1
+            return None
+        self.hits += 1
+        try:
+            self._entries.move_to_end(key)
+        except KeyError:  # evicted meanwhile by another thread: still a verified entry
+            pass
+        return entry
+
+    def put(self, key: bytes, actor: Actor, times: dict[str, Any]) -> None:
+        if self.capacity <= 0:
+            return
+        self._entries[key] = (actor, times)
+        while len(self._entries) > self.capacity:
+            try:
+                self._entries.popitem(last=False)
+            except KeyError:
+                break
+
+    def forget(self, key: bytes) -> None:
+        self._entries.pop(key, None)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
 class TokenVerifier:
     def __init__(self, settings: Settings):
         self.public_key = public_key_pem(settings)
+        # Parsed once: PyJWT would parse the PEM text again on every decode.
+        self._key = serialization.load_pem_public_key(self.public_key.encode())
         self.issuer = settings.jwt_issuer
         self.audience = settings.jwt_audience
+        self.cache = VerifiedTokens(settings.token_cache_size)
 
     def decode(self, token: str, *, token_type: str = "access") -> dict[str, Any]:
         try:
             claims = jwt.decode(
-                token, self.public_key, algorithms=[ALGORITHM], audience=self.audience, issuer=self.issuer,
+                token, self._key, algorithms=[ALGORITHM], audience=self.audience, issuer=self.issuer,
                 options={"require": ["exp", "iat", "sub", "jti", "iss", "aud"], **_THE_CLOCK_JUDGES_TIMES},
             )
             _check_times(claims, clock.utc_now().timestamp())
@@ -186,10 +242,26 @@ class TokenVerifier:
         return claims
 
     def verify(self, token: str) -> Actor:
+        """The actor an access token names; a token verified before is taken from ``self.cache`` after its times
+        are checked again (see ``VerifiedTokens``)."""
+        key = VerifiedTokens.key(token)
+        cached = self.cache.get(key)
+        if cached is not None:
+            actor, times = cached
+            try:
+                _check_times(times, clock.utc_now().timestamp())
+            except jwt.ExpiredSignatureError:
+                self.cache.forget(key)
+                raise Unauthenticated("令牌已过期") from None
+            except jwt.InvalidTokenError:  # not yet valid (the platform's clock was set back): keep it for later
+                raise Unauthenticated("令牌无效") from None
+            return actor
         claims = self.decode(token)
         roles = tuple(r for r in claims.get("roles") or () if r in ROLES)
-        return Actor(id=claims["sub"], role=None, unit=claims.get("unit"), region=claims.get("region"), roles=roles,
-                     kind=claims.get("kind"))
+        actor = Actor(id=claims["sub"], role=None, unit=claims.get("unit"), region=claims.get("region"), roles=roles,
+                      kind=claims.get("kind"))
+        self.cache.put(key, actor, {name: claims[name] for name in ("exp", "iat", "nbf") if name in claims})
+        return actor
 
 
 # -- policies --------------------------------------------------------------------------------------------------------

@@ -5,19 +5,23 @@ SQLite: WAL so readers do not block the writer, foreign keys on, and every trans
 transactions read the same audit-chain head and then both append to it; taking the write lock up front makes
 read-then-write sequences such as the audit chain and the outbox correct without retries.
 
-A session that only reads can ask for a plain (deferred) ``BEGIN`` with ``snapshot_session``: under WAL it reads
-a consistent snapshot and never waits for, or holds up, the writer (the outbox relay's polling is one).
+A session that only reads asks for ``snapshot_session``: on SQLite a plain (deferred) ``BEGIN``, which under WAL
+reads a consistent snapshot and never waits for, or holds up, the writer; on PostgreSQL a ``REPEATABLE READ READ
+ONLY`` transaction. Every GET and HEAD request gets one (``services.kernel.service_app.SessionDep``), as do the
+outbox relay's polling and health. Writing through it fails at once on both databases (on SQLite the engine refuses
+the statement: a deferred transaction that writes would queue on the write lock after all, or fail on a stale
+snapshot).
 
 Who commits (one transaction owner)
 -----------------------------------
 A business operation is one transaction, committed in one place, by ``unit_of_work``:
 
-* a request: the session dependency (``services.kernel.service_app.SessionDep``) is the request's unit of work. It
-  commits once, after the endpoint has returned and its response is serialised but before the response is sent (a
+* a request that writes (any method but GET and HEAD, or an endpoint taking ``WriteSessionDep``): the session
+  dependency (``services.kernel.service_app.SessionDep``) is the request's unit of work. It commits once, after the endpoint has returned and its response is serialised but before the response is sent (a
   function-scoped dependency), so a commit that fails answers an error and never a 2xx for something not stored;
   an exception rolls everything back.
-* an event consumer: the fetched batch is one unit of work; each event's handler writes and its inbox row share a
-  savepoint inside it (``services.kernel.inbox``).
+* an event consumer: each bounded chunk of a fetched batch (about a second of work) is one unit of work; each
+  event's handler writes and its inbox row share a savepoint inside it (``services.kernel.inbox``).
 * a job (scheduler run, import, interest run, rebuild, CLI command): ``with unit_of_work(engine) as session:`` per
   transaction it wants, e.g. one per chunk.
 * the outbox relay's own bookkeeping (marking rows published, pruning) is its own transaction
@@ -50,15 +54,23 @@ def is_sqlite(engine_or_url: Engine | str) -> bool:
     return url.get_backend_name() == "sqlite"
 
 
-def make_engine(url: str, *, echo: bool = False) -> Engine:
+def make_engine(url: str, *, echo: bool = False, pool_size: int | None = None, max_overflow: int | None = None,
+                pool_timeout: float = 20.0) -> Engine:
+    """An engine for a service's database. SQLite connections are cheap and its readers do not block each other
+    (WAL, snapshot sessions), so its pool is large by default (20 + 40): concurrent readers are not queued behind a
+    handful of connections held by writers waiting for the lock. A PostgreSQL connection is a server process: 10 + 10
+    unless told otherwise."""
     if is_sqlite(url):
         database = make_url(url).database
         if database and database != ":memory:":
             Path(database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, echo=echo, connect_args={"check_same_thread": False, "timeout": 30})
+        engine = create_engine(url, echo=echo, connect_args={"check_same_thread": False, "timeout": 30},
+                               pool_size=20 if pool_size is None else pool_size,
+                               max_overflow=40 if max_overflow is None else max_overflow, pool_timeout=pool_timeout)
         _configure_sqlite(engine)
         return engine
-    return create_engine(url, echo=echo, pool_pre_ping=True, pool_size=10, max_overflow=10)
+    return create_engine(url, echo=echo, pool_pre_ping=True, pool_size=10 if pool_size is None else pool_size,
+                         max_overflow=10 if max_overflow is None else max_overflow, pool_timeout=pool_timeout)
 
 
 def _configure_sqlite(engine: Engine) -> None:
@@ -77,14 +89,33 @@ def _configure_sqlite(engine: Engine) -> None:
         read_only = connection.get_execution_options().get(SNAPSHOT_OPTION, False)
         connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
+    @event.listens_for(engine, "before_cursor_execute")
+    def _refuse_writes_in_snapshots(connection, _cursor, statement, _parameters, _context, _executemany):  # noqa: ANN001, PLR0913
+        if connection.get_execution_options().get(SNAPSHOT_OPTION, False) and _writes(statement):
+            raise ReadOnlySessionError(
+                f"a write in a read-only (snapshot) session: {statement.split(None, 3)[:3]}; an endpoint that "
+                "writes on GET takes WriteSessionDep (services/kernel/service_app.py)")
+
 
 SNAPSHOT_OPTION = "sifund_snapshot"
+_WRITE_VERBS = ("INSERT", "UPDATE", "DELETE", "REPLACE", "CREATE", "DROP", "ALTER")
+
+
+def _writes(statement: str) -> bool:
+    return statement.lstrip()[:7].upper().startswith(_WRITE_VERBS)
+
+
+class ReadOnlySessionError(RuntimeError):
+    """Something wrote through a snapshot session (a programming error: the caller needed a unit of work)."""
 
 
 def snapshot_session(engine: Engine) -> Session:
-    """A session for reads only: on SQLite a deferred transaction (a WAL snapshot that takes no write lock); on
-    PostgreSQL an ordinary one. Writing through it is a mistake the database may refuse."""
-    return Session(engine.execution_options(**{SNAPSHOT_OPTION: True}))
+    """A session for reads only, which never waits for writers: on SQLite a deferred transaction (a WAL snapshot
+    that takes no write lock); on PostgreSQL ``REPEATABLE READ READ ONLY`` (one snapshot for the whole session,
+    like SQLite's). Writing through it fails."""
+    if is_sqlite(engine):
+        return Session(engine.execution_options(**{SNAPSHOT_OPTION: True}))
+    return Session(engine.execution_options(isolation_level="REPEATABLE READ", postgresql_readonly=True))
 
 
 E = TypeVar("E", bound=BaseException)

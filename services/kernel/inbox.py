@@ -1,15 +1,22 @@
 """Idempotent event consumers: a durable pull consumer per (service, stream), applied in batches.
 
-A fetched batch is applied in one transaction. Events already in the inbox (keyed by event id) are skipped; the
-rest are applied with their inbox rows under one savepoint, and only if that fails is each event retried in its own
-savepoint, so one failing event does not undo its neighbours. Failed events
-are redelivered with a delay until ``max_attempts``; then the event is written to ``dead_letter`` (in the same
-transaction) and acknowledged, where an operator can see it and replay it.
+A fetched batch is applied in bounded transactions (chunks): a chunk commits once it has applied
+``transaction_seconds`` of work or ``transaction_events`` events, whichever comes first, and its messages are
+acknowledged right after its commit. No writer holds the database's write lock for minutes (SQLite has one
+writer at a time), a crash loses no acknowledged work, and only the messages of uncommitted chunks come back.
+
+In a chunk, events already in the inbox (keyed by event id) are skipped; the rest are applied with their inbox rows
+under one savepoint, and only if that fails is each event retried in its own savepoint, so one failing event does
+not undo its neighbours. Failed events are redelivered with a delay until ``max_attempts``; then the event is
+written to ``dead_letter`` (in the same transaction) and acknowledged, where an operator can see it and replay it.
+An event whose inbox row appeared meanwhile (another replica applied it: the inbox insert conflicts) is "already
+applied" and acknowledged, never dead-lettered.
 """
 
 import asyncio
 import contextlib
 import json
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
@@ -63,6 +70,8 @@ class EventConsumer:
         retry_delay: float = 1.0,
         fetch_timeout: float = 1.0,
         ack_wait: float = 30.0,
+        transaction_seconds: float = 1.0,
+        transaction_events: int = 500,
     ):
         if stream not in STREAMS:
             raise ValueError(f"unknown stream {stream}")
@@ -78,6 +87,10 @@ class EventConsumer:
         self.retry_delay = retry_delay
         self.fetch_timeout = fetch_timeout
         self.ack_wait = ack_wait  # a batch whose acks were lost (crash, disconnect) comes back after this
+        # One chunk of a batch commits after this much work or this many events (see the module docstring).
+        self.transaction_seconds = transaction_seconds
+        self.transaction_events = max(1, transaction_events)
+        self.transactions_total = 0
         self.applied_total = 0
         self.dead_lettered_total = 0
         self._task: asyncio.Task | None = None
@@ -137,43 +150,72 @@ class EventConsumer:
                 await asyncio.sleep(0.5)
 
     async def process(self, messages: list) -> None:
-        deliveries = [_Delivery(raw=m.data, num_delivered=m.metadata.num_delivered) for m in messages]
-        await anyio.to_thread.run_sync(self._apply_batch, deliveries)
-        for message, delivery in zip(messages, deliveries, strict=True):
-            if delivery.outcome == "ack":
-                await message.ack()
-            else:
-                await message.nak(delay=self.retry_delay * min(delivery.num_delivered, 10))
+        """Apply a fetched batch chunk by chunk; each chunk's messages are acknowledged (or, for a failed event,
+        negatively acknowledged with a delay) as soon as the chunk has committed."""
+        fetched_at = time.monotonic()
+        pending = [(m, _Delivery(raw=m.data, num_delivered=m.metadata.num_delivered)) for m in messages]
+        while pending:
+            taken = await anyio.to_thread.run_sync(self._apply_chunk, [d for _m, d in pending])
+            for message, delivery in pending[:taken]:
+                if delivery.outcome == "ack":
+                    await message.ack()
+                else:
+                    await message.nak(delay=self.retry_delay * min(delivery.num_delivered, 10))
+            pending = pending[taken:]
+            if pending and time.monotonic() - fetched_at > self.ack_wait / 2:
+                # A long batch: tell the server the rest is being worked on, or it redelivers it meanwhile.
+                for message, _delivery in pending:
+                    await message.in_progress()
+                fetched_at = time.monotonic()
 
     # -- the transaction -------------------------------------------------------------------------------------------
 
-    def _apply_batch(self, deliveries: list[_Delivery]) -> None:
+    def _apply_chunk(self, deliveries: list[_Delivery]) -> int:
+        """One bounded transaction over the first deliveries; returns how many it covered (at least one)."""
+        return self._apply_batch(deliveries, seconds=self.transaction_seconds, events=self.transaction_events)
+
+    def _apply_batch(self, deliveries: list[_Delivery], *, seconds: float | None = None,
+                     events: int | None = None) -> int:
+        """Apply ``deliveries`` in one transaction, stopping after ``seconds`` of work or ``events`` deliveries
+        (unbounded when not given); returns how many deliveries, from the first, the transaction covered."""
+        started = time.monotonic()
         for d in deliveries:
-            try:
-                d.envelope = EventEnvelope.from_bytes(d.raw)
-            except (ValidationError, ValueError) as exc:
-                d.error = f"not an event envelope: {exc}"
-        ids = [d.envelope.id for d in deliveries if d.envelope is not None]
-        with unit_of_work(self.engine) as session:  # the batch's one transaction: inbox rows with the handlers' writes
-            seen = set(
-                session.execute(select(InboxMessage.event_id).where(InboxMessage.event_id.in_(ids))).scalars()
-            )
+            if d.envelope is None and d.error is None:
+                try:
+                    d.envelope = EventEnvelope.from_bytes(d.raw)
+                except (ValidationError, ValueError) as exc:
+                    d.error = f"not an event envelope: {exc}"
+        taken = 0
+        with unit_of_work(self.engine) as session:  # the chunk's one transaction: inbox rows with the handlers' writes
+            seen = self._already_applied(session, [d.envelope.id for d in deliveries if d.envelope is not None])
             fresh: list[_Delivery] = []
-            for d in deliveries:
-                if d.envelope is None:
-                    self._dead_letter(session, d)  # malformed: retrying cannot help
-                elif d.envelope.id not in seen:  # else already applied: a redelivery or a duplicate publish
-                    seen.add(d.envelope.id)
-                    fresh.append(d)
+            malformed: list[_Delivery] = []
             try:
-                # Fast path: the whole batch under one savepoint.
+                # Fast path: the whole chunk under one savepoint.
                 with session.begin_nested():
-                    for d in fresh:
-                        self._apply_one(session, d.envelope)
+                    for d in deliveries:
+                        taken += 1
+                        if d.envelope is None:
+                            malformed.append(d)  # retrying cannot help
+                        elif d.envelope.id not in seen:  # else already applied: a redelivery or a duplicate publish
+                            seen.add(d.envelope.id)
+                            fresh.append(d)
+                            self._apply_one(session, d.envelope)
+                        if taken == events or (seconds is not None and time.monotonic() - started >= seconds):
+                            break
                 self.applied_total += len(fresh)
             except Exception:  # noqa: BLE001 - some event is poison: find it, one savepoint per event
                 for d in fresh:
                     self._apply_isolated(session, d)
+            for d in malformed:
+                self._dead_letter(session, d)
+        self.transactions_total += 1
+        return taken
+
+    def _already_applied(self, session: Session, event_ids: list[str]) -> set[str]:
+        if not event_ids:
+            return set()
+        return set(session.execute(select(InboxMessage.event_id).where(InboxMessage.event_id.in_(event_ids))).scalars())
 
     def _apply_isolated(self, session: Session, d: _Delivery) -> None:
         try:
@@ -181,6 +223,11 @@ class EventConsumer:
                 self._apply_one(session, d.envelope)
             self.applied_total += 1
         except Exception as exc:  # noqa: BLE001 - isolate the poison, keep the batch
+            if self._already_applied(session, [d.envelope.id]):
+                # Another replica committed this event's inbox row after this chunk looked (on PostgreSQL the
+                # insert waits for it, then conflicts): applied there, so acknowledged here, not a failure.
+                log.info("consumer.applied_elsewhere", consumer=self.name, event_id=d.envelope.id)
+                return
             d.error = f"{type(exc).__name__}: {exc}"
             if d.num_delivered >= self.max_attempts:
                 self._dead_letter(session, d)

@@ -1,4 +1,4 @@
-"""Tables every service database carries: outbox, inbox, dead letters and the audit chain.
+"""Tables every service database carries: outbox, inbox, dead letters, the audit chain and background jobs.
 
 They live in their own metadata (``kernel_metadata``) and their own alembic branch (``kernel``), so each
 service's migrations apply them to that service's database without repeating their DDL.
@@ -6,7 +6,7 @@ service's migrations apply them to that service's database without repeating the
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Column, Index, Integer, Text
+from sqlalchemy import BigInteger, Column, Index, Integer, LargeBinary, Text
 from sqlalchemy.orm import registry
 from sqlmodel import Field, SQLModel
 
@@ -91,3 +91,56 @@ class AuditHead(KernelTable, table=True):
     id: int = Field(default=1, primary_key=True)
     seq: int = 0
     hash: str = Field(max_length=64)
+
+
+class Job(KernelTable, table=True):
+    """Long work accepted by a request and run in the background (``services.kernel.jobs``): an import, a tax file,
+    a rebuild. Progress commits with each chunk's business writes, so a job resumes exactly where it stopped."""
+
+    __tablename__ = "job"
+    __table_args__ = (Index("ix_job_claim", "status", "lease_until"), Index("ix_job_kind_creator", "kind", "created_by"))
+
+    id: str = Field(primary_key=True, max_length=36)  # UUIDv7: newest first is id order
+    kind: str = Field(max_length=50)
+    # sha256(kind, creator, file, parameters, Idempotency-Key): the same upload again is the same job.
+    dedup_key: str = Field(max_length=64, unique=True)
+    status: str = Field(max_length=20)  # queued | running | succeeded | failed
+    created_by: str = Field(max_length=100)
+    created_role: str | None = Field(default=None, max_length=50)
+    created_unit: str | None = Field(default=None, max_length=200)
+    created_region: str | None = Field(default=None, max_length=20)
+    created_roles: str = Field(default="[]", sa_column=Column(Text, nullable=False))  # JSON list
+    created_at: datetime
+    request_id: str | None = Field(default=None, max_length=64)
+    filename: str | None = Field(default=None, max_length=200)
+    file_sha256: str | None = Field(default=None, max_length=64)
+    file_bytes: int | None = None
+    idempotency_key: str | None = Field(default=None, max_length=200)
+    params: str = Field(default="{}", sa_column=Column(Text, nullable=False))  # JSON
+    rows_total: int | None = None
+    rows_done: int = 0
+    rows_rejected: int = 0
+    next_offset: int = 0  # where the next chunk starts (the kind's unit: data rows for a file)
+    chunks_done: int = 0
+    # The kind's own running totals (JSON), committed with each chunk's progress: what a resumed run needs to
+    # report on the chunks before it (e.g. the payment batches a tax file became).
+    state: str | None = Field(default=None, sa_column=Column(Text))
+    attempts: int = 0  # how many times a runner took it (1 + resumptions)
+    started_at: datetime | None = None
+    updated_at: datetime | None = None
+    finished_at: datetime | None = None
+    result: str | None = Field(default=None, sa_column=Column(Text))  # JSON, when succeeded
+    error_code: str | None = Field(default=None, max_length=100)
+    error: str | None = Field(default=None, sa_column=Column(Text))
+    lease_owner: str | None = Field(default=None, max_length=100)
+    lease_until: datetime | None = None
+
+
+class JobInput(KernelTable, table=True):
+    """The uploaded file of a job, kept in the service's database until the job has finished (and after: it is the
+    evidence of what was submitted; its SHA-256 is on the job)."""
+
+    __tablename__ = "job_input"
+
+    job_id: str = Field(primary_key=True, foreign_key="job.id", max_length=36)
+    data: bytes = Field(sa_column=Column(LargeBinary, nullable=False))

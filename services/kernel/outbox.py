@@ -1,8 +1,8 @@
 """Transactional outbox: events are rows written in the business transaction, published after commit.
 
-``record_event`` adds the row; the ``OutboxRelay`` publishes unpublished rows in ``seq`` order with
-``Nats-Msg-Id`` = event id (JetStream drops a re-publish inside the duplicate window), marks the published prefix,
-and on any failure (NATS down, a timed-out ack) backs off and starts again from the first unpublished row. A crash
+``record_event`` (one) and ``record_events`` (many, one executemany) insert the rows; the ``OutboxRelay`` publishes
+unpublished rows in ``seq`` order with ``Nats-Msg-Id`` = event id (JetStream drops a re-publish inside the duplicate
+window), marks the published prefix with one UPDATE per batch, and on any failure (NATS down, a timed-out ack) backs off and starts again from the first unpublished row. A crash
 between publishing and marking re-publishes, which JetStream and the consumers' inboxes both absorb.
 
 The relay reads unpublished rows through a snapshot session (no write lock: producers are not held up by its
@@ -72,23 +72,17 @@ def _envelope(payload: EventPayload, *, source: str, subject: str) -> EventEnvel
 
 def record_event(session: Session, payload: EventPayload, *, source: str, subject: str) -> EventEnvelope:
     """Write ``payload`` to the outbox inside the caller's transaction; it is published only if that commits."""
-    envelope = _envelope(payload, source=source, subject=subject)
-    session.add(
-        OutboxMessage(
-            event_id=envelope.id,
-            event_type=envelope.type,
-            envelope=envelope.model_dump_json(),
-            created_at=envelope.time,
-        )
-    )
-    session.info["outbox_written"] = True
+    [envelope] = record_events(session, [(payload, subject)], source=source)
     return envelope
 
 
 def record_events(session: Session, events: Iterable[tuple[EventPayload, str]], *, source: str) -> list[EventEnvelope]:
     """``record_event`` for many ``(payload, subject)`` pairs: the same envelopes, written by one Core executemany
     (a bulk path's thousand events cost one statement, not a thousand ORM objects). The rows keep the given order,
-    so the relay publishes them in it."""
+    so the relay publishes them in it.
+
+    The insert runs at once, without flushing the caller's pending objects first (``no_autoflush``): where a
+    caller's own flush raises (a unique key lost to a concurrent request) stays where it was."""
     envelopes, rows = [], []
     for payload, subject in events:
         envelope = _envelope(payload, source=source, subject=subject)
@@ -96,7 +90,8 @@ def record_events(session: Session, events: Iterable[tuple[EventPayload, str]], 
         rows.append({"event_id": envelope.id, "event_type": envelope.type, "envelope": envelope.model_dump_json(),
                      "created_at": envelope.time, "published_at": None, "attempts": 0, "last_error": None})
     if rows:
-        session.execute(insert(OutboxMessage.__table__), rows)
+        with session.no_autoflush:
+            session.execute(insert(OutboxMessage.__table__), rows)
         session.info["outbox_written"] = True
     return envelopes
 

@@ -104,9 +104,22 @@ def get_engine(request: Request) -> Engine:
     return request.app.state.engine
 
 
+READ_METHODS = frozenset({"GET", "HEAD"})
+
+
 def get_session(request: Request) -> Iterator[Session]:
-    """The request's unit of work (see ``services.kernel.db``): committed once when the endpoint has returned and
-    its response is serialised, rolled back if it raised."""
+    """The request's session. A GET or HEAD only reads: a snapshot session (``services.kernel.db``), which never
+    waits for writers nor holds them up. Any other method: the request's unit of work, committed once when the
+    endpoint has returned and its response is serialised, rolled back if it raised."""
+    if request.method in READ_METHODS:
+        with snapshot_session(request.app.state.engine) as session:
+            yield session
+    else:
+        yield from get_write_session(request)
+
+
+def get_write_session(request: Request) -> Iterator[Session]:
+    """The request's unit of work whatever its method: for a GET that must record something (e.g. who read it)."""
     with unit_of_work(request.app.state.engine) as session:
         yield session
 
@@ -115,6 +128,7 @@ EngineDep = Annotated[Engine, Depends(get_engine)]
 # scope="function": the exit code (the commit) runs before the response is sent, so a failed commit answers an
 # error instead of a 2xx for something not stored; the default "request" scope would commit after sending.
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]
+WriteSessionDep = Annotated[Session, Depends(get_write_session, scope="function")]
 
 
 # -- the app ---------------------------------------------------------------------------------------------------------
@@ -128,8 +142,11 @@ def create_service_app(spec: ServiceSpec, settings: Settings | None = None) -> F
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        engine = make_engine(settings.database_url(spec.name))
+        engine = make_engine(settings.database_url(spec.name), pool_size=settings.database_pool_size,
+                             max_overflow=settings.database_pool_overflow,
+                             pool_timeout=settings.database_pool_timeout_seconds)
         await anyio.to_thread.run_sync(upgrade_database, engine, spec.name, spec.metadata)
+        app.state.migrated = True  # /health/ready
         bus = Bus(settings.nats_server_url, client_name=spec.name,
                   duplicate_window=settings.stream_duplicate_window_seconds, replicas=settings.nats_replicas)
         retention = settings.outbox_retention_hours
@@ -141,6 +158,8 @@ def create_service_app(spec: ServiceSpec, settings: Settings | None = None) -> F
                 ignores=c.ignores, batch_size=settings.consumer_batch_size,
                 max_attempts=settings.consumer_max_attempts, retry_delay=settings.consumer_retry_delay_seconds,
                 ack_wait=settings.consumer_ack_wait_seconds,
+                transaction_seconds=settings.consumer_transaction_seconds,
+                transaction_events=settings.consumer_transaction_events,
             )
             for c in merge_consumer_specs(spec.consumers)
         }
@@ -220,6 +239,25 @@ def _health_router(service: str) -> APIRouter:
         body = {"service": service, "status": "ok" if ok else "degraded", "checks": checks, "outbox_backlog": backlog}
         return JSONResponse(body, status_code=200 if ok else 503)
 
+    @router.get("/health/live", summary="The process answers (liveness probe)", dependencies=[public()])
+    def live() -> dict:
+        return {"service": service, "status": "ok"}
+
+    @router.get("/health/ready", summary="Database reachable, migrations done, NATS connected (readiness probe)",
+                dependencies=[public()])
+    async def ready(request: Request) -> JSONResponse:
+        state = request.app.state
+        checks = {"migrations": "ok" if getattr(state, "migrated", False) else "pending",
+                  "bus": "ok" if state.bus.connected else "disconnected"}
+        try:
+            await anyio.to_thread.run_sync(_database_check, state.engine)
+            checks["database"] = "ok"
+        except Exception as exc:  # noqa: BLE001
+            checks["database"] = f"error: {type(exc).__name__}"
+        ok = all(v == "ok" for v in checks.values())
+        return JSONResponse({"service": service, "status": "ok" if ok else "not ready", "checks": checks},
+                            status_code=200 if ok else 503)
+
     return router
 
 
@@ -245,7 +283,7 @@ def _operations_router() -> APIRouter:
         include_replayed: bool = False,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     ) -> list[dict]:
-        with Session(request.app.state.engine) as session:
+        with snapshot_session(request.app.state.engine) as session:
             query = select(DeadLetter).order_by(DeadLetter.id).limit(limit)
             if consumer:
                 query = query.where(DeadLetter.consumer == consumer)
@@ -256,7 +294,7 @@ def _operations_router() -> APIRouter:
     @router.post("/admin/dead-letters/{letter_id}/replay", summary="Apply a dead-lettered event again",
                  dependencies=[OPERATORS])
     def replay_dead_letter(request: Request, letter_id: Annotated[RowId, Path()]) -> dict:
-        with Session(request.app.state.engine) as session:
+        with snapshot_session(request.app.state.engine) as session:
             letter = session.get(DeadLetter, letter_id)
             if letter is None:
                 raise NotFound("DEAD_LETTER_NOT_FOUND", "死信记录不存在")
@@ -290,7 +328,7 @@ def audit_router() -> APIRouter:
 
     @router.get("/audit/head", summary="Head of this service's audit hash chain", dependencies=[AUDITORS])
     def audit_head(request: Request) -> dict:
-        with Session(request.app.state.engine) as session:
+        with snapshot_session(request.app.state.engine) as session:
             return audit.chain_head(session)
 
     @router.get("/audit/verify", summary="Recompute the audit hash chain", dependencies=[AUDITORS])
@@ -306,7 +344,7 @@ def audit_router() -> APIRouter:
         entity_type: str | None = None,
         entity_id: str | None = None,
     ) -> list[dict]:
-        with Session(request.app.state.engine) as session:
+        with snapshot_session(request.app.state.engine) as session:
             query = select(AuditEntry).where(AuditEntry.seq > after_seq).order_by(AuditEntry.seq).limit(limit)
             if entity_type:
                 query = query.where(AuditEntry.entity_type == entity_type)

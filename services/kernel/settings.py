@@ -26,6 +26,7 @@ from pydantic_settings import (
 
 from services.kernel.settings_sections import (
     BenefitsUpkeepSettings,
+    JobSettings,
     OversightBudgetSettings,
     OversightCaseSettings,
     OversightRuleSettings,
@@ -89,6 +90,17 @@ class Settings(BaseSettings):
     consumer_max_attempts: int = 5
     consumer_retry_delay_seconds: float = 1.0
     consumer_ack_wait_seconds: float = 30.0
+    # A consumer commits a fetched batch in chunks of at most this much work (or this many events), so that no
+    # writer holds SQLite's one write lock for long and readers' snapshots stay fresh; each chunk's messages are
+    # acknowledged right after its commit.
+    consumer_transaction_seconds: float = Field(default=1.0, ge=0)
+    consumer_transaction_events: int = Field(default=500, ge=1)
+
+    # Connections per service process. Readers never take the write lock (snapshot sessions), so SQLite serves many
+    # at once; a request that finds every connection taken waits ``database_pool_timeout_seconds`` for one.
+    database_pool_size: int = Field(default=20, ge=1)
+    database_pool_overflow: int = Field(default=40, ge=0)
+    database_pool_timeout_seconds: float = Field(default=20.0, gt=0)
 
     gateway_connect_timeout_seconds: float = 2.0
     gateway_read_timeout_seconds: float = 30.0
@@ -131,12 +143,22 @@ class Settings(BaseSettings):
     jwt_issuer: str = "sifund-gateway"
     jwt_audience: str = "sifund"
     access_token_minutes: int = 15
+    # Access tokens each process keeps verified (by hash, until they expire; services/kernel/auth.VerifiedTokens):
+    # a cached token costs a hash and a time check instead of an Ed25519 verification. 0 turns the cache off.
+    token_cache_size: int = Field(default=10_000, ge=0)
     refresh_token_hours: int = 8
 
     # Password policy and lockout (identity store in the gateway).
     password_min_length: int = 12
     login_max_failures: int = 5
     login_lockout_minutes: int = 15
+
+    # Gateway processes under `sifund up` (uvicorn --workers). Each has its own rate-limit buckets and its own view of
+    # which upstream is down (gateway/guard.py, gateway/upstream.py), as separate gateway replicas would.
+    gateway_workers: int = Field(default=1, ge=1, le=64)
+    # The services' own access log under `sifund up`: a line per request, also logged by the gateway that forwarded
+    # it; off saves a redacted stdlib record per request in the service (bench/gateway_profile.py).
+    service_access_log: bool = True
 
     # Gateway guard.
     rate_limit_per_principal_per_minute: int = 1200
@@ -153,6 +175,7 @@ class Settings(BaseSettings):
     oversight_budget: OversightBudgetSettings = Field(default_factory=OversightBudgetSettings)
     oversight_rules: OversightRuleSettings = Field(default_factory=OversightRuleSettings)
     whistleblowing: WhistleblowingSettings = Field(default_factory=WhistleblowingSettings)
+    jobs: JobSettings = Field(default_factory=JobSettings)
 
     @classmethod
     def settings_customise_sources(cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,

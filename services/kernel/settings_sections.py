@@ -101,6 +101,20 @@ class OversightSchedulerSettings(Section):
         return bool(self.client_id and self.client_secret and self.client_secret.get_secret_value())
 
 
+class JobSettings(Section):
+    """Background jobs of every service (``services.kernel.jobs``)."""
+
+    env_prefix: ClassVar[str] = "SIFUND_JOBS_"
+
+    # A running job holds a lease on its row for this long, renewed with every chunk and by a heartbeat; a process
+    # that dies mid-job frees it when the lease runs out, and another replica (or the restarted one) resumes it.
+    lease_seconds: float = Field(default=60.0, gt=0)
+    # How often the runner looks for jobs left unfinished (by a dead process) besides the ones submitted to it.
+    poll_seconds: float = Field(default=5.0, gt=0)
+    # On shutdown, how long the job in hand may take to finish its chunk before it is cancelled (it resumes later).
+    stop_grace_seconds: float = Field(default=10.0, ge=0)
+
+
 class OversightBudgetSettings(Section):
     """Budget-execution figures (oversight budget)."""
 

@@ -16,6 +16,7 @@ log = structlog.get_logger(__name__)
 
 REQUEST_ID_HEADER = "x-request-id"
 CORRELATION_ID_HEADER = "x-correlation-id"
+_REQUEST_ID, _CORRELATION_ID = REQUEST_ID_HEADER.encode(), CORRELATION_ID_HEADER.encode()
 
 
 def _valid_id(value: str | None) -> str | None:
@@ -40,9 +41,15 @@ class RequestContextMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
-        request_id = _valid_id(headers.get(REQUEST_ID_HEADER)) or uuid.uuid4().hex
-        correlation_id = _valid_id(headers.get(CORRELATION_ID_HEADER)) or request_id
+        given_request_id = given_correlation_id = None
+        for name, value in scope.get("headers", ()):  # lower-case names (ASGI)
+            if name == _REQUEST_ID:
+                given_request_id = value.decode("latin-1")
+            elif name == _CORRELATION_ID:
+                given_correlation_id = value.decode("latin-1")
+        request_id = _valid_id(given_request_id) or uuid.uuid4().hex
+        correlation_id = _valid_id(given_correlation_id) or request_id
+        request_id_header = (b"x-request-id", request_id.encode())
 
         started = False
 
@@ -50,8 +57,7 @@ class RequestContextMiddleware:
             nonlocal started
             if message["type"] == "http.response.start":
                 started = True
-                message.setdefault("headers", [])
-                message["headers"] = [*message["headers"], (b"x-request-id", request_id.encode())]
+                message["headers"] = [*message.get("headers", ()), request_id_header]
             await send(message)
 
         with context.trace(request_id=request_id, correlation_id=correlation_id):

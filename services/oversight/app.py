@@ -2,6 +2,7 @@
 
 from fastapi import FastAPI
 
+from services.kernel.jobs import job_runner, jobs_router
 from services.kernel.service_app import ServiceSpec, create_service_app
 from services.kernel.settings import Settings
 from services.oversight import metrics, models  # noqa: F401 - metrics: registers the supervisor's figures
@@ -15,6 +16,8 @@ from services.oversight.disclosure.endpoints import router as disclosure_router
 from services.oversight.incidents.endpoints import router as incidents_router
 from services.oversight.inspections.endpoints import router as inspections_router
 from services.oversight.ledger.handlers import LEDGER_CONSUMERS
+from services.oversight.ledger.rebuild import JOB_KINDS
+from services.oversight.ledger.rebuild import router as ledger_router
 from services.oversight.mirror.endpoints import router as mirror_router
 from services.oversight.mirror.handlers import ACCOUNTS_CONSUMER, EXCHANGE_CONSUMER
 from services.oversight.reconciliation.endpoints import router as reconciliation_router
@@ -32,10 +35,11 @@ SPEC = ServiceSpec(
     routers=[mirror_router, cases_router, rectification_ledger_router, dishonesty_router, chains_router,
              reconciliation_router, rules_router,
              whistleblowing_router, incidents_router, inspections_router, budget_router, disclosure_router,
-             scheduler_router],
+             scheduler_router, ledger_router, jobs_router(JOB_KINDS)],
     consumers=[ACCOUNTS_CONSUMER, EXCHANGE_CONSUMER, CASES_BENEFITS_CONSUMER, *LEDGER_CONSUMERS,
                *RULES_CONSUMERS],  # the rules last: they read what the mirror and the ledger applied
-    background=[create_scheduler],  # chain verification, case escalation, the rule sweep (scheduler/service.py)
+    # chain verification, case escalation, the rule sweep (scheduler/service.py); the ledger rebuild (ledger/rebuild.py)
+    background=[create_scheduler, job_runner(*JOB_KINDS)],
 )
 
 

@@ -1,18 +1,22 @@
 """Pension individual accounts: exact ledger, idempotent postings, no negative balance, statements,
 interest rates and the yearly interest run (rule in services/accounts/ledger/interest.py)."""
 
+from datetime import date, timedelta
 from decimal import Decimal
 
 import pytest
 from pydantic_core import PydanticCustomError
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select
 from sqlmodel import Session
 
 from services.accounts.ledger import interest
 from services.accounts.ledger import service as ledger_service
-from services.accounts.models import AccountEntry, ContributionMonth, IndividualAccount
-from services.kernel import clock
-from tests.support.registry import OTHER_DISTRICT, REGION, engine_of, error_code, outbox
+from services.accounts.models import AccountEntry, ContributionMonth, IndividualAccount, InterestRate, Person
+from services.kernel import clock, context
+from services.kernel.audit import verify_chain
+from services.kernel.events import new_event_id
+from services.kernel.models import AuditEntry
+from tests.support.registry import OTHER_DISTRICT, REGION, engine_of, error_code, make_citizen_id, outbox
 from tests.support.accounts import add_employer, add_person, set_deceased
 
 # -- the interest rule, pure ----------------------------------------------------------------------------------------
@@ -356,7 +360,12 @@ async def test_yearly_interest_run_is_exact_idempotent_and_statements_add_up(sta
             assert_ledger_holds(accounts, p)
         keys = [e.idempotency_key for e in entries_of(accounts, a) if e.entry_type == "interest"]
         assert keys == [f"interest:2024:{a}", f"interest:2025:{a}"]
-        assert len([e for e in outbox(accounts, "accounts.account.credited.v1") if e["entry_type"] == "interest"]) == 7
+        # The runs report their credits in bulk (v2), never one v1 event per account.
+        assert [e for e in outbox(accounts, "accounts.account.credited.v1") if e["entry_type"] == "interest"] == []
+        reported = [(c["person_id"], c["year"], c["amount_fen"], c["idempotency_key"])
+                    for e in outbox(accounts, "accounts.account.credited.v2") for c in e["entries"]]
+        assert sorted(reported) == sorted((p, year, fen, f"interest:{year}:{p}")
+                                          for p, found in interest_of.items() for year, fen in found)
 
         changed = await accounts.put("/individual-accounts/interest-rates/2024", headers=accountant,
                                      json={"rate": "0.03"})
@@ -390,6 +399,55 @@ async def test_yearly_interest_run_is_exact_idempotent_and_statements_add_up(sta
                                         json={"year": 2025})
         assert forbidden.status_code == 403
         assert (await accounts.get("/audit/verify", headers=auth("internal_auditor"))).json()["ok"] is True
+
+
+async def test_an_interest_run_of_more_than_a_thousand_accounts_reports_v2_events_of_a_thousand(start_service):
+    """2 500 accounts in one transaction: ceil(2 500 / 1 000) = 3 credited.v2 events; every credit once with the
+    balance after it; balances exact; one audit entry per credit and the chain verifies."""
+    n, year = 2500, 2024
+    async with start_service("accounts") as accounts:
+        engine = engine_of(accounts)
+        now = clock.utc_now()
+        persons = [{"id": new_event_id(), "citizen_id": make_citizen_id(i, born=date(1970, 1, 1) + timedelta(days=i)),
+                    "name": f"人员{i}", "sex": "M", "birth_date": date(1970, 1, 1) + timedelta(days=i),
+                    "nationality": "CHN", "household_type": "urban", "region": REGION, "life_status": "alive",
+                    "registered_at": now, "registered_by": "t", "version": 1} for i in range(n)]
+        opening = {p["id"]: 10_000 + 7 * i for i, p in enumerate(persons)}
+        with Session(engine) as session:
+            session.execute(insert(Person.__table__), persons)
+            session.execute(insert(IndividualAccount.__table__), [
+                {"person_id": p, "balance_fen": fen, "status": "open", "opened_at": now, "version": 1}
+                for p, fen in opening.items()])
+            session.execute(insert(AccountEntry.__table__), [
+                {"id": new_event_id(), "person_id": p, "entry_type": "contribution", "amount_fen": fen,
+                 "year": year - 1, "period": (year - 1) * 100 + 6, "idempotency_key": f"seed:{p}",
+                 "posted_at": now, "posted_by": "t"} for p, fen in opening.items()])
+            session.add(InterestRate(year=year, rate="0.03", set_at=now, set_by="t"))
+            session.commit()
+        with context.trace(actor=context.Actor(id="t.accountant", role="accountant", region=REGION)):
+            run = ledger_service.run_interest(engine, year, batch_size=n)
+        assert (run.accounts, run.credited, run.batches) == (n, n, 1)
+        events = [e for e in outbox(accounts) if e["type"].startswith("accounts.account.")]
+        assert [(e["type"], len(e["entries"])) for e in events] == [("accounts.account.credited.v2", 1000)] * 2 + [
+            ("accounts.account.credited.v2", 500)]
+        reported = {c["person_id"]: c for e in events for c in e["entries"]}
+        assert len(reported) == n
+        for p, fen in opening.items():
+            expected = interest.yearly_interest_fen(rate=Decimal("0.03"), opening_balance_fen=fen, movements=[])
+            c = reported[p]
+            assert (c["amount_fen"], c["balance_fen"], c["entry_type"], c["idempotency_key"], c["period"]) == \
+                (expected, fen + expected, "interest", f"interest:{year}:{p}", None)
+            assert cached_balance(accounts, p) == fen + expected
+        assert_ledger_holds(accounts, persons[-1]["id"])
+        with Session(engine) as session:
+            audited = session.execute(select(func.count()).select_from(AuditEntry)
+                                      .where(AuditEntry.action == "individual_account.interest")).scalar_one()
+            assert session.get(IndividualAccount, persons[0]["id"]).version == 2
+        assert audited == n
+        assert verify_chain(engine).ok
+        with context.trace(actor=context.Actor(id="t.accountant", role="accountant", region=REGION)):
+            assert ledger_service.run_interest(engine, year).already_credited == n  # credits and reports nothing
+        assert len([e for e in outbox(accounts) if e["type"].startswith("accounts.account.")]) == 3
 
 
 async def test_interest_run_covers_only_open_accounts_of_the_callers_area(start_service, accountant, auth):

@@ -70,6 +70,13 @@ def add_enrolment(client, person_id: str, fund: str, employer_id: str | None, st
     return enrolment.id
 
 
+def credits(client) -> list[dict]:  # noqa: ANN001
+    """The credits a posting reported, oldest first: entries of ``accounts.account.credited.v2`` events (a posting is
+    a bulk path and reports no per-person v1 event)."""
+    assert outbox(client, "accounts.account.credited.v1") == []
+    return [entry for event in outbox(client, "accounts.account.credited.v2") for entry in event["entries"]]
+
+
 def post_directly(client, payload: PaymentsCollected, event_id: str | None = None):  # noqa: ANN001, ANN201
     """What the consumer does with one event, in one transaction (without the bus)."""
     with Session(engine_of(client), expire_on_commit=False) as session, context.trace(actor=SYSTEM):
@@ -187,7 +194,7 @@ async def test_collected_payments_are_posted_once_through_the_bus(start_service,
         [held] = held_lines(accounts)
         assert (held["payment_id"], held["reason_code"], held["amount_fen"], held["citizen_id"]) == \
             ("p6", "PERSON_NOT_FOUND", 192_000, unknown)
-        credited = outbox(accounts, "accounts.account.credited.v1")
+        credited = credits(accounts)
         assert sorted((c["person_id"], c["amount_fen"], c["balance_fen"], c["idempotency_key"]) for c in credited) == \
             sorted([(anna, 64_000, 64_000, "posting:p1"), (bo, 50_000, 50_000, "posting:p4")])
         row = suspense(accounts)["p6"]
@@ -208,7 +215,7 @@ async def test_collected_payments_are_posted_once_through_the_bus(start_service,
 
         assert balance(accounts, anna) == 64_000 and balance(accounts, bo) == 50_000
         assert len(entries(accounts)) == 2 and len(suspense(accounts)) == 1
-        assert len(outbox(accounts, "accounts.account.credited.v1")) == 2
+        assert len(credits(accounts)) == 2
         assert len(held_lines(accounts)) == 1  # still held for the same reason: not reported again
         # Lines without a credit sent again are reported posted again (keyed by payment id downstream).
         repeated = [ln["payment_id"] for e in outbox(accounts, "accounts.contributions.posted.v1")[1:]
@@ -319,7 +326,7 @@ async def test_a_transferred_out_account_is_reopened_by_a_new_contribution(start
         with Session(engine_of(accounts)) as session:
             account = session.get(IndividualAccount, person)
             assert (account.status, account.balance_fen, account.version) == ("open", 64_001, 5)
-        credited = outbox(accounts, "accounts.account.credited.v1")
+        credited = credits(accounts)
         assert [(c["amount_fen"], c["balance_fen"]) for c in credited] == [(64_000, 64_000), (64_000, 64_000),
                                                                            (1, 64_001)]
         assert_ledger_holds(accounts, person)
@@ -480,7 +487,42 @@ async def test_a_thousand_line_event_posts_in_one_pass(start_service):
         assert_ledger_holds(accounts, person_ids[999])
         posted = outbox(accounts, "accounts.contributions.posted.v1")
         assert [len(e["lines"]) for e in posted] == [1000, 1000]
-        assert len(outbox(accounts, "accounts.account.credited.v1")) == 2000
+        assert [len(e["entries"]) for e in outbox(accounts, "accounts.account.credited.v2")] == [1000, 1000]
+        assert len({c["entry_id"] for c in credits(accounts)}) == 2000
+
+
+async def test_a_pass_of_more_than_a_thousand_credits_reports_them_in_v2_events_of_a_thousand(start_service):
+    """2 500 credits in one pass (1 250 persons, two months each): ceil(2 500 / 1 000) = 3 credited.v2 events, every
+    entry once, each with the balance after it; the balances are exact."""
+    async with start_service("accounts") as accounts:
+        employer = add_employer(accounts)
+        person_ids = _thousand_persons(accounts, employer, 1250)
+        items = [posting.Item(line=line(f"{period}-{i}", person_id=p, period=period, employer_id=employer,
+                                        individual_fen=10_000 + i + period % 100), batch_id="big")
+                 for period in (202401, 202402) for i, p in enumerate(person_ids)]
+        with Session(engine_of(accounts)) as session, context.trace(actor=SYSTEM):
+            result = posting.post_items(session, items, source_event_id=new_event_id())
+            session.commit()
+        assert (result.posted, result.entries, result.accounts_opened) == (2500, 2500, 1250)
+        events = [e for e in outbox(accounts) if e["type"].startswith("accounts.account.")]
+        assert [(e["type"], len(e["entries"])) for e in events] == [("accounts.account.credited.v2", 1000)] * 2 + [
+            ("accounts.account.credited.v2", 500)]
+        reported = credits(accounts)
+        with Session(engine_of(accounts)) as session:
+            stored = {e.id: e for e in session.execute(select(AccountEntry)).scalars()}
+            balances = dict(session.execute(select(IndividualAccount.person_id, IndividualAccount.balance_fen)).all())
+        assert sorted(c["entry_id"] for c in reported) == sorted(stored)
+        running: dict[str, int] = {}
+        for c in reported:  # in the order reported, each entry's balance is the one after it
+            entry = stored[c["entry_id"]]
+            assert (c["person_id"], c["amount_fen"], c["period"], c["idempotency_key"], c["entry_type"]) == \
+                (entry.person_id, entry.amount_fen, entry.period, entry.idempotency_key, "contribution")
+            running[c["person_id"]] = running.get(c["person_id"], 0) + c["amount_fen"]
+            assert c["balance_fen"] == running[c["person_id"]]
+        assert running == balances
+        assert balances[person_ids[3]] == (10_000 + 3 + 1) + (10_000 + 3 + 2)
+        assert sum(balances.values()) == sum(item.line.individual_fen for item in items)
+        assert_ledger_holds(accounts, person_ids[1249])
 
 
 @pytest.mark.unit

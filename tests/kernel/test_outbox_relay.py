@@ -5,14 +5,16 @@ from datetime import timedelta
 
 import nats
 import pytest
+from sqlalchemy import event as sa_event
 from sqlalchemy import func, select, update
 from sqlmodel import Session
 
 from services.kernel import clock
 from services.kernel.db import snapshot_session, unit_of_work
 from services.kernel.models import OutboxMessage
-from services.kernel.outbox import outbox_backlog, record_event, record_events
-from tests.support.pipeline import Pinged, applied_counts, emit, pipeline
+from services.kernel.bus import Bus
+from services.kernel.outbox import OutboxRelay, outbox_backlog, record_event, record_events
+from tests.support.pipeline import Pinged, applied_counts, emit, migrated_engine, pipeline
 from tests.support.pipeline import eventually
 from tests.support.pipeline import backlog, stream_messages
 
@@ -146,3 +148,51 @@ async def test_record_events_writes_many_in_order_and_they_are_published_once(na
         await eventually(lambda: backlog(producer) == 0 and applied_counts(consumer_db) == (300, 300))
         with unit_of_work(producer) as session:
             assert record_events(session, [], source="oversight") == []
+
+
+async def test_bulk_written_rows_are_published_once_each_and_marked_with_one_update_per_batch(nats_server,
+                                                                                             database_urls):
+    """1 250 events written by one ``record_events`` insert, published by a relay of batch 500: three batches, each
+    marked by one UPDATE (not one per row); every row published once, with its event id as Nats-Msg-Id."""
+    producer = migrated_engine(database_urls["collection"])
+    bus = Bus(nats_server.url, client_name="test-bulk-relay", duplicate_window=120)
+    relay = OutboxRelay(producer, bus, batch_size=500, ack_timeout=5)
+    marks: list[tuple[bool, int]] = []
+
+    def count_marks(conn, cursor, statement, parameters, context, executemany):  # noqa: ANN001, ARG001
+        if statement.lstrip().upper().startswith("UPDATE OUTBOX"):
+            marks.append((executemany, len(parameters) if executemany else 1))
+
+    await bus.start()
+    try:
+        assert await bus.wait_ready(timeout=20)
+        with unit_of_work(producer) as session:
+            envelopes = record_events(session, [(Pinged(n=n), str(n)) for n in range(1_250)], source="oversight")
+        sa_event.listen(producer, "before_cursor_execute", count_marks)
+        published = []
+        while count := await relay.publish_pending():
+            published.append(count)
+        sa_event.remove(producer, "before_cursor_execute", count_marks)
+        assert published == [500, 500, 250]
+        assert marks == [(False, 1)] * 3
+        with Session(producer) as session:
+            rows = session.execute(select(OutboxMessage.event_id, OutboxMessage.published_at, OutboxMessage.attempts)
+                                   .order_by(OutboxMessage.seq)).all()
+        assert [r[0] for r in rows] == [e.id for e in envelopes]
+        assert all(published_at is not None and attempts == 1 for _, published_at, attempts in rows)
+        assert await stream_messages(nats_server.url) == 1_250
+        nc = await nats.connect(nats_server.url)
+        try:
+            js = nc.jetstream()
+            sub = await js.pull_subscribe(Pinged.event_type, durable="bulk-check", stream="OVERSIGHT")
+            ids = []
+            while len(ids) < 1_250:
+                for msg in await sub.fetch(500, timeout=5):
+                    ids.append(msg.headers["Nats-Msg-Id"])
+                    await msg.ack()
+        finally:
+            await nc.close()
+        assert sorted(ids) == sorted(e.id for e in envelopes) and len(set(ids)) == 1_250
+    finally:
+        await bus.close()
+        producer.dispose()

@@ -307,3 +307,132 @@ def test_partner_facts_are_merged_by_their_natural_key(feed):
     assert feed.count(MirroredBusinessRegistration) == 1
     with Session(feed.engine) as session:
         assert session.execute(select(MirroredBusinessRegistration.employer_id)).scalar_one() == "e5"
+
+
+# -- bulk events applied as sets: the same result as one line at a time ----------------------------------------------
+
+
+def _credit(entry_id: str, person_id: str, amount: int, balance: int, *, year: int = 2024) -> ev.CreditedEntry:
+    return ev.CreditedEntry(person_id=person_id, entry_id=entry_id, entry_type="contribution", amount_fen=amount,
+                            balance_fen=balance, year=year, period=year * 100 + 1, idempotency_key=f"k-{entry_id}")
+
+
+def test_a_credited_batch_moves_each_cell_once_with_its_last_balance_and_counts_a_repeated_entry_once(feed):
+    feed(ev.AccountCredited(person_id="p1", entry_id="a0", entry_type="contribution", amount_fen=1000,
+                            balance_fen=1000, year=2024, period=202401, idempotency_key="k-a0"), at(1))
+    feed(ev.AccountsCredited(entries=[
+        _credit("a0", "p1", 1000, 1000),  # posted already as v1: not counted again
+        _credit("a1", "p1", 2000, 3000), _credit("a2", "p1", 3000, 6000),
+        _credit("a2", "p1", 3000, 6000),  # the same entry twice in one event
+        _credit("b1", "p2", 500, 500), _credit("b2", "p2", 700, 700, year=2025)]), at(2))
+    p1, p2, p2next = (feed.get(MirroredAccountYear, k) for k in ("p1:2024", "p2:2024", "p2:2025"))
+    assert (p1.credited_fen, p1.entries, p1.balance_fen) == (6000, 3, 6000)
+    assert (p2.credited_fen, p2.entries, p2.balance_fen, p2next.balance_fen) == (500, 1, 500, 700)
+    assert feed.count(MirroredAccountEntry) == 5
+
+    # An older batch arriving late: its new entries count, the balance stays the later one's.
+    feed(ev.AccountsCredited(entries=[_credit("a3", "p1", 100, 100), _credit("c1", "p3", 900, 900)]), at(0))
+    p1, p3 = feed.get(MirroredAccountYear, "p1:2024"), feed.get(MirroredAccountYear, "p3:2024")
+    assert (p1.credited_fen, p1.entries, p1.balance_fen) == (6100, 4, 6000)
+    assert (p3.credited_fen, p3.entries, p3.balance_fen) == (900, 1, 900)
+    # A debit in the same cell, later: the balance follows it.
+    feed(ev.AccountDebited(person_id="p1", entry_id="a4", entry_type="withdrawal", amount_fen=600, balance_fen=5500,
+                           year=2024, idempotency_key="k-a4"), at(3))
+    p1 = feed.get(MirroredAccountYear, "p1:2024")
+    assert (p1.credited_fen, p1.debited_fen, p1.entries, p1.balance_fen) == (6100, 600, 5, 5500)
+
+
+def _posted(payment_id: str, employer_fen: int, *, batch: str = "b2") -> ev.PostedLine:
+    return ev.PostedLine(payment_id=payment_id, person_id="p1", employer_id="e1", fund="PEN_EMP", period=202401,
+                         employer_fen=employer_fen, individual_fen=100, credited_fen=100, entry_id=f"e-{payment_id}")
+
+
+def _held(payment_id: str, amount: int) -> ev.HeldLine:
+    return ev.HeldLine(payment_id=payment_id, fund="PEN_EMP", period=202401, citizen_id=citizen_id(1), person_id=None,
+                       amount_fen=amount, reason_code="PERSON_NOT_FOUND", reason="无此人")
+
+
+def test_agency_batches_mix_new_and_mirrored_lines_and_a_line_twice_in_one_event_ends_as_its_last(feed):
+    feed(ev.ContributionsHeld(source_batch_id="b1", lines=[_held("h1", 300), _held("h2", 400), _held("h2", 450)]),
+         at(1))
+    assert (feed.get(MirroredAgencyLine, "h2").status, feed.get(MirroredAgencyLine, "h2").held_fen) == ("held", 450)
+    feed(ev.ContributionsPosted(source_batch_id="b2", lines=[
+        _posted("h1", 200), _posted("n1", 500), _posted("n1", 600)]), at(2))  # one held, one new (twice)
+    h1, h2, n1 = (feed.get(MirroredAgencyLine, k) for k in ("h1", "h2", "n1"))
+    assert (h1.status, h1.employer_fen, h1.held_fen, h1.reason_code, h1.citizen_id, h1.source_batch_id) == \
+        ("posted", 200, 0, None, citizen_id(1), "b2")
+    assert (h2.status, n1.status, n1.employer_fen, n1.citizen_id) == ("held", "posted", 600, None)
+    # A later hold of a posted line changes nothing; the held and new lines beside it are held.
+    feed(ev.ContributionsHeld(source_batch_id="b3", lines=[_held("n1", 1), _held("h2", 460), _held("x1", 70)]),
+         at(3))
+    n1, h2, x1 = (feed.get(MirroredAgencyLine, k) for k in ("n1", "h2", "x1"))
+    assert (n1.status, n1.employer_fen, n1.held_fen, n1.source_batch_id) == ("posted", 600, 0, "b2")
+    assert (h2.status, h2.held_fen, h2.source_batch_id, x1.status, x1.employer_fen) == ("held", 460, "b3", "held", 0)
+    assert feed.count(MirroredAgencyLine) == 4
+
+
+def _person(person_id: str, name: str) -> ev.ImportedPerson:
+    return ev.ImportedPerson(person_id=person_id, citizen_id=citizen_id(int(person_id[1:])), name=name, sex="F",
+                             birth_date=date(1970, 1, 1), region=REGION, household_type="urban")
+
+
+def test_imports_fill_placeholders_keep_later_facts_and_take_a_repeated_row_in_order(feed):
+    feed(ev.PersonLifeStatusChanged(person_id="p1", citizen_id=citizen_id(1), life_status="deceased",
+                                    previous_status="alive", death_date=date(2026, 1, 3), source="exchange",
+                                    source_ref="r1"), at(5))
+    feed(ev.PersonUpdated(person_id="p2", version=3, changes={"name": ["旧", "新名"]}), at(5))
+    feed(ev.PersonsImported(import_job_id="j1", persons=[
+        _person("p1", "甲"), _person("p2", "乙"), _person("p3", "丙"), _person("p3", "丙二")]), at(1))
+    p1, p2, p3 = (feed.get(MirroredPerson, k) for k in ("p1", "p2", "p3"))
+    assert (p1.placeholder, p1.name, p1.life_status, p1.import_job_id) == (False, "甲", "deceased", "j1")
+    assert (p2.placeholder, p2.name, p2.version, p2.sex) == (False, "新名", 3, "F")  # the update was newer
+    assert (p3.name, p3.life_status, p3.version) == ("丙二", "alive", 1)
+
+    feed(ev.EnrolmentSuspended(enrolment_id="n1", person_id="p1", fund="PEN_EMP", reason="停薪留职"), at(5))
+    feed(ev.EnrolmentsImported(import_job_id="j2", enrolments=[
+        ev.ImportedEnrolment(enrolment_id="n1", person_id="p1", fund="PEN_EMP", employer_id="e1",
+                             start_period=202001, end_period=None, status="active"),
+        ev.ImportedEnrolment(enrolment_id="n2", person_id="p2", fund="UNEMP", employer_id="e1",
+                             start_period=202001, end_period=None, status="active"),
+        ev.ImportedEnrolment(enrolment_id="n2", person_id="p2", fund="UNEMP", employer_id="e2",
+                             start_period=202101, end_period=202112, status="stopped")]), at(1))
+    n1, n2 = feed.get(MirroredEnrolment, "n1"), feed.get(MirroredEnrolment, "n2")
+    assert (n1.placeholder, n1.status, n1.employer_id, n1.start_period, n1.import_job_id) == \
+        (False, "suspended", "e1", 202001, "j2")
+    # The second line of n2 meets the row its first line made: facts stay, the status (same event time) follows.
+    assert (n2.employer_id, n2.start_period, n2.status, n2.end_period) == ("e1", 202001, "stopped", 202112)
+
+    feed(ev.EmployerStatusChanged(employer_id="e1", uscc=make_uscc(1), status="suspended", previous_status="active",
+                                  effective_date=date(2026, 2, 1), reason="停业"), at(5))
+    feed(ev.EmployersImported(import_job_id="j3", employers=[ev.ImportedEmployer(
+        employer_id=f"e{i}", uscc=make_uscc(i), name=f"单位{i}", region=REGION, unit_type="enterprise",
+        industry_risk_class=1) for i in (1, 2, 2)]), at(1))
+    e1, e2 = feed.get(MirroredEmployer, "e1"), feed.get(MirroredEmployer, "e2")
+    assert (e1.placeholder, e1.name, e1.status, e1.import_job_id) == (False, "单位1", "suspended", "j3")
+    assert (e2.placeholder, e2.status, e2.version) == (False, "active", 1)
+    assert feed.count(MirroredEmployer) == 2
+
+
+def test_a_row_the_transaction_already_loaded_reads_what_a_later_event_of_the_batch_wrote(engine):
+    """Handlers write with Core statements; an ORM instance an earlier handler of the same batch loaded (the rules
+    read the mirror) must not keep the values from before."""
+    handlers = {**ACCOUNTS_HANDLERS, **EXCHANGE_HANDLERS}
+
+    def apply(session: Session, payload: EventPayload, minutes: int) -> None:
+        envelope = build_envelope(payload, source="accounts", subject="x", actor=EventActor(id="t"),
+                                  correlation_id=None, causation_id=None).model_copy(update={"time": at(minutes)})
+        handlers[envelope.type](session, envelope)
+
+    with Session(engine) as session:
+        apply(session, ev.PersonsImported(import_job_id="j1", persons=[_person("p1", "甲")]), 1)
+        apply(session, ev.ContributionsHeld(source_batch_id="b1", lines=[_held("h1", 300)]), 1)
+        apply(session, ev.AccountsCredited(entries=[_credit("a1", "p1", 100, 100)]), 1)
+        person, line = session.get(MirroredPerson, "p1"), session.get(MirroredAgencyLine, "h1")
+        year = session.get(MirroredAccountYear, "p1:2024")
+        assert (person.name, line.status, year.entries) == ("甲", "held", 1)
+        apply(session, ev.PersonUpdated(person_id="p1", version=2, changes={"name": ["甲", "甲二"]}), 2)
+        apply(session, ev.ContributionsPosted(source_batch_id="b2", lines=[_posted("h1", 200)]), 2)
+        apply(session, ev.AccountsCredited(entries=[_credit("a2", "p1", 100, 200)]), 2)
+        assert (person.name, person.version, line.status, line.employer_fen, year.entries, year.balance_fen) == \
+            ("甲二", 2, "posted", 200, 2, 200)
+        session.commit()

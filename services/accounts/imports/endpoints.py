@@ -1,9 +1,12 @@
 import json
 from typing import Annotated
 
-from fastapi import APIRouter, File, Query, UploadFile, status
+import anyio
+from fastapi import APIRouter, File, Header, Query, Request, UploadFile, status
+from fastapi.responses import JSONResponse
 
 from services.accounts.imports import service
+from services.accounts.imports.jobs import IMPORT_KINDS, check_file
 from services.accounts.imports.schemas import (
     COLUMNS_DOC,
     ImportJobOut,
@@ -16,6 +19,8 @@ from services.accounts.imports.schemas import (
 from services.accounts.models import ImportJob, ImportRejection
 from services.kernel import context
 from services.kernel.auth import allow
+from services.kernel.errors import TooLarge
+from services.kernel.jobs import JobOut, accepted
 from services.kernel.pii import CITIZEN_ID_READERS, redact
 from services.kernel.service_app import EngineDep, SessionDep
 
@@ -23,6 +28,10 @@ from services.kernel.service_app import EngineDep, SessionDep
 READERS = allow("agency_clerk", "internal_auditor")
 
 router = APIRouter(prefix="/imports", tags=["imports"])
+
+# Up to this size a file is imported inside the request (201 with the finished import, well inside the gateway's
+# 30 s); a larger one, or any file sent with ``Prefer: respond-async``, becomes a background job (202).
+SYNC_MAX_BYTES = 512 * 1024
 
 
 def job_out(job: ImportJob, overlaps: int) -> ImportJobOut:
@@ -38,6 +47,7 @@ def finding_out(row: ImportRejection) -> RejectionOut:
 
 @router.post(
     "/{kind}", status_code=status.HTTP_201_CREATED, response_model=ImportJobOut,
+    responses={202: {"model": JobOut, "description": "accepted as a background job: poll `Location` (/jobs/{id})"}},
     summary="Bulk import employers, persons or enrolments from CSV or Excel (legacy migration)",
     description=(
         "Multipart upload (field `file`): CSV in UTF-8 (with or without BOM) or GBK, or Excel `.xlsx` (first "
@@ -50,19 +60,39 @@ def finding_out(row: ImportRejection) -> RejectionOut:
         "persons before their enrolments. Overlapping pension periods in imported history are stored and reported "
         "(`DuplicateEnrolmentFound`, listed at `/imports/{job_id}/overlaps`). A wrong column set is refused with 422 `IMPORT_COLUMNS_INVALID` (naming the missing "
         "columns), an undecodable file with 422 `IMPORT_ENCODING_INVALID`, an empty one with 422 "
-        "`IMPORT_FILE_EMPTY`."
+        "`IMPORT_FILE_EMPTY`.\n\n"
+        f"A file larger than {SYNC_MAX_BYTES // 1024} KiB, or any file sent with `Prefer: respond-async`, is "
+        "accepted as a background job: 202 with the job and `Location: …/jobs/{id}`; `GET /jobs/{id}` shows rows "
+        "done of total, rejected so far, the ETA, and when it has finished the import report (the import itself is "
+        "at `/imports/{id}`). The same file with the same mode (and the same `Idempotency-Key`, or none) again is "
+        "the same job, never a second run."
     ),
     dependencies=[allow("agency_clerk")],
 )
-def start_import(
+async def start_import(
     kind: ImportKind,
+    request: Request,
     engine: EngineDep,
     file: Annotated[UploadFile, File(description="the CSV or .xlsx file")],
     mode: ImportMode = ImportMode.per_row,
-) -> ImportJobOut:
-    data = file.file.read(service.MAX_FILE_BYTES + 1)
-    job, overlaps = service.run_import(engine, kind=kind, data=data, filename=file.filename or "upload", mode=mode)
-    return job_out(job, overlaps)
+    prefer: Annotated[str | None, Header()] = None,
+    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
+) -> ImportJobOut | JSONResponse:
+    data = await file.read(service.MAX_FILE_BYTES + 1)
+    filename = file.filename or "upload"
+    if len(data) <= SYNC_MAX_BYTES and "respond-async" not in (prefer or ""):
+        job, overlaps = await anyio.to_thread.run_sync(lambda: service.run_import(
+            engine, kind=kind, data=data, filename=filename, mode=mode))
+        return job_out(job, overlaps)
+    if len(data) > service.MAX_FILE_BYTES:
+        raise TooLarge("IMPORT_FILE_TOO_LARGE",
+                       f"导入文件不能超过 {service.MAX_FILE_BYTES // (1024 * 1024)} MB，请分批导入")
+    await anyio.to_thread.run_sync(check_file, data, kind)
+    runner = request.app.state.jobs
+    background, _ = await anyio.to_thread.run_sync(lambda: runner.submit(
+        IMPORT_KINDS[kind].name, data=data, filename=filename, params={"mode": mode.value},
+        idempotency_key=idempotency_key))
+    return accepted(request, background)
 
 
 @router.get("", response_model=ImportJobPage, summary="My import jobs, newest first", dependencies=[READERS])

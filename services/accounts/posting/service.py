@@ -25,8 +25,9 @@ For each ``CollectedLine``:
 
 A line that cannot be posted is **held** in ``posting_suspense`` with a reason code (``REASONS``), never dropped,
 and reported in ``accounts.contributions.held``; posted lines are reported in ``accounts.contributions.posted``;
-both in events of at most 1 000 lines. Every credit also emits ``accounts.account.credited`` as the single-entry
-ledger postings do, so oversight's mirror of individual accounts stays complete.
+both in events of at most 1 000 lines. The credits are reported too, so oversight's mirror of individual accounts
+stays complete: in ``accounts.account.credited.v2`` events of at most 1 000 entries (a posting is a bulk path; the
+single-entry ledger postings keep v1).
 
 **Idempotency.** An event is applied once (the consumer's inbox). A payment sent again in another event posts
 nothing twice: its credit's key exists already (same content: skipped; other content: held as
@@ -35,9 +36,12 @@ re-checked (and posted if the registry was fixed meanwhile), a dismissed one sta
 posted before and sent again is reported as posted again (the AGENCY leg is keyed by payment id downstream).
 
 **Batching.** One query for the persons of an event, one for their enrolments, one for employers, one for the
-credit keys, one for the accounts, one for held lines; Core ``executemany`` inserts for entries, contribution
-months, new accounts, their change history and new suspense rows; one balance update per person; one audit entry
-per event whose detail carries a SHA-256 over the entries written (the entries themselves record who and when).
+credit keys, one for the accounts, one for held lines — plain rows, not ORM objects, for the persons, enrolments and
+accounts; Core ``executemany`` inserts for entries, contribution months, new accounts, their change history and new
+suspense rows; one balance update statement (executemany, one row per person); the events in one outbox insert
+(``record_events``); one audit entry per event whose detail carries a SHA-256 over the entries written (the entries
+themselves record who and when). The lines were validated once, with the event; the lines of the events written are
+plain dicts until each whole event is validated (no model per line).
 
 Reviewers work the suspense list: retry one or all (after the registry was fixed, e.g. the person registered or
 enrolled), or dismiss with a note.
@@ -51,7 +55,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, bindparam, func, or_, select, update
+from sqlalchemy import Row, Table, bindparam, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
@@ -72,19 +76,16 @@ from services.accounts.models import (
 )
 from services.contracts.accounts import (
     MAX_BATCH_ITEMS,
-    AccountCredited,
     ContributionsHeld,
     ContributionsPosted,
-    HeldLine,
-    PostedLine,
 )
 from services.contracts.collection import CollectedLine, PaymentsCollected
 from services.kernel import clock, context, metrics
 from services.kernel.audit import append_audit, canonical_json
 from services.kernel.auth import ensure_in_region, region_covers
 from services.kernel.errors import Conflict, NotFound
-from services.kernel.events import new_event_id
-from services.kernel.outbox import record_event
+from services.kernel.events import EventPayload, new_event_id
+from services.kernel.outbox import record_events
 from services.kernel.paging import oldest_first
 from services.kernel.periods import period_of, validate_period
 
@@ -178,10 +179,16 @@ class PostingResult:
         return {k: v for k, v in self.__dict__.items() if k != "outcomes"}
 
 
+# What the pass reads of a person and of an enrolment: plain rows (attribute access), not ORM objects.
+PERSON_FACTS = (Person.id, Person.citizen_id, Person.region, Person.life_status, Person.death_date)
+ENROLMENT_FACTS = (Enrolment.person_id, Enrolment.fund, Enrolment.employer_id, Enrolment.start_period,
+                   Enrolment.end_period, Enrolment.status)
+
+
 @dataclass
 class _Decision:
     item: Item
-    person: Person | None = None
+    person: Row | None = None
     employer_id: str | None = None
     reason: str | None = None  # a reason code: held
     detail: str | None = None
@@ -195,15 +202,15 @@ class _Decision:
 # -- lookups (one query each for the whole pass) ---------------------------------------------------------------------
 
 
-def _persons(session: Session, lines: list[CollectedLine]) -> tuple[dict[str, Person], dict[str, Person]]:
+def _persons(session: Session, lines: list[CollectedLine]) -> tuple[dict[str, Row], dict[str, Row]]:
     ids = sorted({ln.person_id for ln in lines if ln.person_id})
     cids = sorted({ln.citizen_id for ln in lines if ln.citizen_id})
-    by_id: dict[str, Person] = {}
-    by_cid: dict[str, Person] = {}
+    by_id: dict[str, Row] = {}
+    by_cid: dict[str, Row] = {}
     if not ids and not cids:
         return by_id, by_cid
     # One query for the event (10 000 parameters stay far below SQLite's and PostgreSQL's limits).
-    for person in session.execute(select(Person).where(or_(Person.id.in_(ids), Person.citizen_id.in_(cids)))).scalars():
+    for person in session.execute(select(*PERSON_FACTS).where(or_(Person.id.in_(ids), Person.citizen_id.in_(cids)))):
         by_id[person.id] = person
         by_cid[person.citizen_id] = person
     return by_id, by_cid
@@ -220,15 +227,15 @@ def _employers(session: Session, lines: list[CollectedLine]) -> tuple[set[str], 
     return {r[0] for r in rows}, {r[1]: r[0] for r in rows}
 
 
-def _enrolments(session: Session, person_ids: set[str]) -> dict[tuple[str, str], list[Enrolment]]:
-    found: dict[tuple[str, str], list[Enrolment]] = defaultdict(list)
+def _enrolments(session: Session, person_ids: set[str]) -> dict[tuple[str, str], list[Row]]:
+    found: dict[tuple[str, str], list[Row]] = defaultdict(list)
     for chunk in _chunks(sorted(person_ids), LOOKUP_CHUNK):
-        for enrolment in session.execute(select(Enrolment).where(Enrolment.person_id.in_(chunk))).scalars():
+        for enrolment in session.execute(select(*ENROLMENT_FACTS).where(Enrolment.person_id.in_(chunk))):
             found[(enrolment.person_id, enrolment.fund)].append(enrolment)
     return found
 
 
-def covers(enrolment: Enrolment, period: int) -> bool:
+def covers(enrolment: Enrolment | Row, period: int) -> bool:
     """The rule of the online verification: an enrolment covers the months from its start to its end; without an
     end it covers on unless stopped (a suspended one keeps covering until it is stopped)."""
     if enrolment.start_period > period:
@@ -241,7 +248,7 @@ def covers(enrolment: Enrolment, period: int) -> bool:
 _RANK = {"active": 0, "suspended": 1, "stopped": 2}
 
 
-def covering_enrolment(enrolments: list[Enrolment], period: int, employer_id: str | None) -> Enrolment | None:
+def covering_enrolment(enrolments: list[Row], period: int, employer_id: str | None) -> Row | None:
     """The enrolment that covers ``period``: the payer's own if one covers it, else the best by status."""
     covering = [e for e in enrolments if covers(e, period)]
     if not covering:
@@ -270,8 +277,8 @@ def _check_line(d: _Decision, this_month: int) -> bool:
     return d.reason is None
 
 
-def _decide(d: _Decision, by_id: dict[str, Person], by_cid: dict[str, Person], employer_ids: set[str],
-            employer_by_uscc: dict[str, str], enrolments: dict[tuple[str, str], list[Enrolment]]) -> None:
+def _decide(d: _Decision, by_id: dict[str, Row], by_cid: dict[str, Row], employer_ids: set[str],
+            employer_by_uscc: dict[str, str], enrolments: dict[tuple[str, str], list[Row]]) -> None:
     line = d.item.line
     payer = line.employer_id if line.employer_id in employer_ids else employer_by_uscc.get(line.payer_uscc or "")
     d.employer_id = payer
@@ -326,36 +333,39 @@ def _check_keys(session: Session, decisions: list[_Decision]) -> None:
                        f"幂等键 {entry.idempotency_key} 已记账：{entry.amount_fen} 分，所属期 {entry.period}")
 
 
-def _accounts(session: Session, decisions: list[_Decision]) -> tuple[dict[str, IndividualAccount], set[str]]:
-    """The accounts to credit (locked), and the persons whose account must be opened. A settled account (closed by
-    a withdrawal) holds its lines; one closed by a transfer out is reopened (the ledger's rule)."""
+def _accounts(session: Session, decisions: list[_Decision]) -> tuple[dict[str, int], set[str]]:
+    """The balances of the accounts to credit (rows locked), and the persons whose account must be opened. A settled
+    account (closed by a withdrawal) holds its lines; one closed by a transfer out is reopened (the ledger's rule)."""
     person_ids = sorted({d.person.id for d in decisions if d.reason is None and d.credit_fen > 0
                          and d.existing_entry is None})
-    accounts: dict[str, IndividualAccount] = {}
+    balances: dict[str, int] = {}
+    closed: list[str] = []
     for chunk in _chunks(person_ids, LOOKUP_CHUNK):
-        query = (select(IndividualAccount).where(IndividualAccount.person_id.in_(chunk))
-                 .with_for_update().execution_options(populate_existing=True))
-        for account in session.execute(query).scalars():
-            accounts[account.person_id] = account
+        query = (select(IndividualAccount.person_id, IndividualAccount.balance_fen, IndividualAccount.status)
+                 .where(IndividualAccount.person_id.in_(chunk)).with_for_update())
+        for person_id, balance_fen, status in session.execute(query):
+            balances[person_id] = balance_fen
+            if status == "closed":
+                closed.append(person_id)
     settled = set()
-    for person_id, account in accounts.items():
-        if account.status == "closed":
-            if ledger._last_entry_type(session, person_id) == "transfer_out":  # noqa: SLF001 - the ledger's rule
-                ledger._set_status(session, account, "open", action="reopen", reason="转出后重新记账")  # noqa: SLF001
-            else:
-                settled.add(person_id)
+    for person_id in closed:
+        if ledger._last_entry_type(session, person_id) == "transfer_out":  # noqa: SLF001 - the ledger's rule
+            account = session.get(IndividualAccount, person_id, populate_existing=True)
+            ledger._set_status(session, account, "open", action="reopen", reason="转出后重新记账")  # noqa: SLF001
+        else:
+            settled.add(person_id)
     for d in decisions:
         if d.reason is None and d.person is not None and d.person.id in settled and d.credit_fen > 0 \
                 and d.existing_entry is None:
             d.hold("ACCOUNT_CLOSED")
-    return accounts, {p for p in person_ids if p not in accounts}
+    return balances, {p for p in person_ids if p not in balances}
 
 
 # -- the pass ---------------------------------------------------------------------------------------------------------
 
 
 def post_items(session: Session, items: list[Item], *, source_event_id: str,
-               in_scope: Callable[[Person], bool] | None = None) -> PostingResult:
+               in_scope: Callable[[Row], bool] | None = None) -> PostingResult:
     """Decide and post ``items`` inside the caller's transaction (no commit). ``in_scope`` (retries by staff) leaves
     lines of persons outside the caller's area untouched (outcome ``out_of_region``)."""
     result = PostingResult(lines=len(items))
@@ -383,11 +393,11 @@ def post_items(session: Session, items: list[Item], *, source_event_id: str,
 
     actor = context.actor_id()
     entries: list[dict[str, Any]] = []
-    credited: list[AccountCredited] = []
+    credited: dict[str, list[dict[str, Any]]] = defaultdict(list)  # CreditedEntry fields, by batch
     balances: dict[str, list[int]] = {}  # person → [balance before, delta, entries]
     months: dict[tuple[str, str, int], dict[str, Any]] = {}
-    posted: dict[str, list[PostedLine]] = defaultdict(list)
-    held: dict[str, list[HeldLine]] = defaultdict(list)
+    posted: dict[str, list[dict[str, Any]]] = defaultdict(list)  # PostedLine fields, by batch
+    held: dict[str, list[dict[str, Any]]] = defaultdict(list)  # HeldLine fields, by batch
     new_holds: list[dict[str, Any]] = []
     opened: list[str] = []
 
@@ -408,8 +418,7 @@ def post_items(session: Session, items: list[Item], *, source_event_id: str,
             person_id = d.person.id
             if person_id in to_open and person_id not in balances:
                 opened.append(person_id)
-            state = balances.setdefault(person_id, [accounts[person_id].balance_fen if person_id in accounts else 0,
-                                                    0, 0])
+            state = balances.setdefault(person_id, [accounts.get(person_id, 0), 0, 0])
             state[1] += d.credit_fen
             state[2] += 1
             entry_id = new_event_id()
@@ -419,9 +428,10 @@ def post_items(session: Session, items: list[Item], *, source_event_id: str,
                 "year": line.period // 100, "period": line.period, "idempotency_key": key, "reference": pid,
                 "reason": ledger.contribution_reason(line.fund, d.employer_id), "posted_at": now, "posted_by": actor,
             })
-            credited.append(AccountCredited(
-                person_id=person_id, entry_id=entry_id, entry_type="contribution", amount_fen=d.credit_fen,
-                balance_fen=state[0] + state[1], year=line.period // 100, period=line.period, idempotency_key=key))
+            credited[item.batch_id].append({
+                "person_id": person_id, "entry_id": entry_id, "entry_type": "contribution", "amount_fen": d.credit_fen,
+                "balance_fen": state[0] + state[1], "year": line.period // 100, "period": line.period,
+                "idempotency_key": key})
             result.entries += 1
             result.credited_fen += d.credit_fen
         if d.person is not None:
@@ -431,10 +441,10 @@ def post_items(session: Session, items: list[Item], *, source_event_id: str,
             })
         else:
             result.employer_level += 1
-        posted[item.batch_id].append(PostedLine(
-            payment_id=pid, person_id=d.person.id if d.person else None,
-            employer_id=d.employer_id, fund=line.fund, period=line.period, employer_fen=line.employer_fen,
-            individual_fen=line.individual_fen, credited_fen=d.credit_fen, entry_id=entry_id))
+        posted[item.batch_id].append({
+            "payment_id": pid, "person_id": d.person.id if d.person else None, "employer_id": d.employer_id,
+            "fund": line.fund, "period": line.period, "employer_fen": line.employer_fen,
+            "individual_fen": line.individual_fen, "credited_fen": d.credit_fen, "entry_id": entry_id})
         if item.held is not None:
             item.held.person_id = d.person.id if d.person else item.held.person_id
             _resolve(item.held, "posted", now=now, entry_id=entry_id)
@@ -443,30 +453,38 @@ def post_items(session: Session, items: list[Item], *, source_event_id: str,
         result.individual_fen += line.individual_fen
         result.outcomes[pid] = Outcome("posted", entry_id=entry_id)
 
-    _write(session, now=now, actor=actor, opened=opened, entries=entries, balances=balances, accounts=accounts,
+    _write(session, now=now, actor=actor, opened=opened, entries=entries, balances=balances,
            months=list(months.values()), new_holds=new_holds)
     result.accounts_opened = len(opened)
     if entries:
         result.entries_sha256 = hashlib.sha256(canonical_json(
             [[e["id"], e["person_id"], e["amount_fen"], e["period"], e["idempotency_key"]] for e in entries]
         ).encode()).hexdigest()
-    for payload in credited:
-        record_event(session, payload, source=SOURCE, subject=payload.person_id)
-    for batch_id, posted_lines in posted.items():
-        for chunk in _chunks(posted_lines, EVENT_LINES):
-            record_event(session, ContributionsPosted(source_batch_id=batch_id, lines=chunk), source=SOURCE,
-                         subject=batch_id)
-    for batch_id, held_lines in held.items():
-        for chunk in _chunks(held_lines, EVENT_LINES):
-            record_event(session, ContributionsHeld(source_batch_id=batch_id, lines=chunk), source=SOURCE,
-                         subject=batch_id)
+    record_events(session, _events(credited, posted, held), source=SOURCE)
     metrics.count_after_commit(session, metrics.POSTINGS, result.posted, outcome="posted")
     metrics.count_after_commit(session, metrics.POSTINGS, result.held, outcome="held")
     return result
 
 
+def _events(credited: dict[str, list[dict[str, Any]]], posted: dict[str, list[dict[str, Any]]],
+            held: dict[str, list[dict[str, Any]]]) -> list[tuple[EventPayload, str]]:
+    """The pass's events, each about its collection batch, at most ``EVENT_LINES`` items each: credits, then posted
+    lines, then held lines. The items are plain dicts until here: validating a whole event at once is several times
+    cheaper than building one model per line."""
+    events: list[tuple[EventPayload, str]] = []
+    for batch_id, credits in credited.items():
+        events += ledger.credited_events(credits, subject=batch_id)
+    for batch_id, posted_lines in posted.items():
+        events += [(ContributionsPosted.model_validate({"source_batch_id": batch_id, "lines": chunk}), batch_id)
+                   for chunk in _chunks(posted_lines, EVENT_LINES)]
+    for batch_id, held_lines in held.items():
+        events += [(ContributionsHeld.model_validate({"source_batch_id": batch_id, "lines": chunk}), batch_id)
+                   for chunk in _chunks(held_lines, EVENT_LINES)]
+    return events
+
+
 def _hold(d: _Decision, now: datetime, source_event_id: str, new_holds: list[dict[str, Any]],
-          held: dict[str, list[HeldLine]], result: PostingResult) -> None:
+          held: dict[str, list[dict[str, Any]]], result: PostingResult) -> None:
     line, item = d.item.line, d.item
     reason = REASONS[d.reason] + (f"（{d.detail}）" if d.detail else "")
     person_id = d.person.id if d.person else line.person_id
@@ -487,10 +505,10 @@ def _hold(d: _Decision, now: datetime, source_event_id: str, new_holds: list[dic
         row.attempts += 1
         row.last_attempt_at = now
     if report:
-        held[item.batch_id].append(HeldLine(
-            payment_id=line.payment_id, fund=line.fund, period=line.period, citizen_id=line.citizen_id,
-            person_id=person_id, amount_fen=line.employer_fen + line.individual_fen, reason_code=d.reason,
-            reason=reason))
+        held[item.batch_id].append({
+            "payment_id": line.payment_id, "fund": line.fund, "period": line.period, "citizen_id": line.citizen_id,
+            "person_id": person_id, "amount_fen": line.employer_fen + line.individual_fen, "reason_code": d.reason,
+            "reason": reason})
     result.held += 1
     result.held_fen += line.employer_fen + line.individual_fen
     result.held_by_reason[d.reason] = result.held_by_reason.get(d.reason, 0) + 1
@@ -511,8 +529,7 @@ def _resolve(row: PostingSuspense, status: str, *, now: datetime, entry_id: str 
 
 
 def _write(session: Session, *, now: datetime, actor: str, opened: list[str], entries: list[dict[str, Any]],
-           balances: dict[str, list[int]], accounts: dict[str, IndividualAccount], months: list[dict[str, Any]],
-           new_holds: list[dict[str, Any]]) -> None:
+           balances: dict[str, list[int]], months: list[dict[str, Any]], new_holds: list[dict[str, Any]]) -> None:
     session.flush()  # reopened accounts, suspense rows tried again: before the Core statements below
     ctx = context.current()
     if opened:
@@ -534,9 +551,10 @@ def _write(session: Session, *, now: datetime, actor: str, opened: list[str], en
                 version=table.c.version + bindparam("p_entries"), updated_at=bindparam("p_now")),
             [{"p_id": p, "p_delta": s[1], "p_entries": s[2], "p_now": now} for p, s in balances.items()],
         )
-        for person_id in balances:
-            if person_id in accounts:
-                session.expire(accounts[person_id])
+        # An account object the session holds (a reopened one, one read earlier) must not keep the old balance.
+        for loaded in list(session.identity_map.values()):
+            if isinstance(loaded, IndividualAccount) and loaded.person_id in balances:
+                session.expire(loaded)
     if months:
         statement = _insert(session, ContributionMonth.__table__).on_conflict_do_nothing(
             index_elements=["person_id", "fund", "period"])
@@ -591,7 +609,7 @@ def _item(row: PostingSuspense) -> Item:
     return Item(line=CollectedLine.model_validate_json(row.line, extra="ignore"), batch_id=row.batch_id, held=row)
 
 
-def _in_actor_area(person: Person) -> bool:
+def _in_actor_area(person: Row) -> bool:
     return region_covers(context.current().actor.region, person.region)
 
 

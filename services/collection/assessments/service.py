@@ -50,7 +50,8 @@ from services.collection.models import (
 )
 from services.collection.parameters.schemas import INJURY, WAGE_FUNDS
 from services.collection.parameters.service import Parameters, injury_factor, parameters_for
-from services.contracts.collection import MAX_LINES, AssessmentIssued, AssessmentSuperseded
+from services.contracts.codes import Fund
+from services.contracts.collection import MAX_LINES, AssessedLine, AssessmentIssued, AssessmentSuperseded
 from services.kernel import clock, context
 from services.kernel.audit import append_audit
 from services.kernel.auth import ensure_in_region, region_filter
@@ -431,7 +432,7 @@ def issue(session: Session, employer_id: str, period: int, lines: list[InputLine
     assessment_id = new_event_id()
     declaration_rows: list[dict[str, Any]] = []
     line_rows: list[dict[str, Any]] = []
-    event_lines: list[dict[str, Any]] = []
+    event_lines: list[AssessedLine] = []
     employer_total = individual_total = 0
     rate_text_by_fund = {fund: rates.text(fund) for fund in rates.by_fund}
     for line in checked.accepted:
@@ -455,9 +456,10 @@ def issue(session: Session, employer_id: str, period: int, lines: list[InputLine
                 "individual_fen": individual_fen, "due_date": rates.due, "status": status,
                 "paid_principal_fen": paid_principal, "paid_late_fee_fen": paid_fee,
             })
-            event_lines.append({"line_id": line_id, "person_id": line.person_id, "fund": fund,
-                                "declared_base_fen": line.declared_base_fen, "base_fen": line.base_fen,
-                                "clamp": line.clamp, "employer_fen": employer_fen, "individual_fen": individual_fen})
+            # Computed here from checked lines: the event's lines need no second validation, line by line.
+            event_lines.append(AssessedLine.model_construct(
+                line_id=line_id, person_id=line.person_id, fund=Fund(fund), declared_base_fen=line.declared_base_fen,
+                base_fen=line.base_fen, clamp=line.clamp, employer_fen=employer_fen, individual_fen=individual_fen))
     if paid:
         dropped = ", ".join(f"{p}/{f}" for p, f in sorted(paid)[:20])
         raise Conflict("PAID_LINE_DROPPED",

@@ -81,6 +81,7 @@ from services.collection.payments.schemas import (
     TaxPaymentLine,
     normalise_method,
 )
+from services.contracts.codes import MatchStatus as ContractMatchStatus
 from services.contracts.collection import MAX_LINES as EVENT_MAX_LINES
 from services.contracts.collection import CollectedLine, PaymentsCollected, PaymentsRejected, RejectedLine
 from services.kernel import clock, context, metrics
@@ -120,13 +121,29 @@ def _validation_reason(exc: ValidationError) -> tuple[str, str]:
     return (reasons[0][0] if reasons else "INVALID_LINE"), "；".join(message for _, message in reasons)
 
 
-def _content_hash(line: TaxPaymentLine) -> str:
+@dataclass(frozen=True)
+class _Fen:
+    """A validated line's three amounts in fen, converted once and used by the hash, the row and the event."""
+
+    employer: int
+    individual: int
+    late_fee: int
+
+
+def _fen_of(line: TaxPaymentLine) -> _Fen:
+    return _Fen(yuan_to_fen(line.employer_amount), yuan_to_fen(line.individual_amount),
+                yuan_to_fen(line.late_fee_amount))
+
+
+def _content_hash(line: TaxPaymentLine, fen: _Fen | None = None) -> str:
     """Over the normalised values: the same line sent as JSON or as CSV, with "1304.6" or "1304.60", or the method's
-    Chinese label, is the same line. A JSON array keeps the fields apart whatever they contain."""
+    Chinese label, is the same line. A JSON array keeps the fields apart whatever they contain. (Stored hashes are
+    compared with those of lines sent again: the form of the text hashed must not change.)"""
+    fen = fen or _fen_of(line)
     body = json.dumps([
         line.tax_line_id, line.payer_uscc or "", line.citizen_id or "", line.fund, str(line.period),
-        str(yuan_to_fen(line.employer_amount)), str(yuan_to_fen(line.individual_amount)),
-        str(yuan_to_fen(line.late_fee_amount)), line.method, line.voucher_no, line.paid_date.isoformat(),
+        str(fen.employer), str(fen.individual), str(fen.late_fee), line.method, line.voucher_no,
+        line.paid_date.isoformat(),
     ], ensure_ascii=False)
     return hashlib.sha256(body.encode()).hexdigest()
 
@@ -261,7 +278,7 @@ def receive_batch(session: Session, raw_lines: list[tuple[int, Any]], *, source_
     parameters = load_parameter_sets(session, region)
 
     rejected: list[_Rejected] = []
-    valid: list[tuple[int, TaxPaymentLine, str]] = []
+    valid: list[tuple[int, TaxPaymentLine, _Fen, str]] = []
 
     # 1-2: method and shape, line by line.
     for line_no, raw in raw_lines:
@@ -291,20 +308,21 @@ def receive_batch(session: Session, raw_lines: list[tuple[int, Any]], *, source_
                                     f"未知的缴费方式“{line.method}”；可接受：银行代扣（bank_withholding）、银行转账（bank_transfer）、"
                                     "网上缴费（online）、社会保障卡（ss_card）"))
             continue
-        valid.append((line_no, line, _content_hash(line)))
+        fen = _fen_of(line)
+        valid.append((line_no, line, fen, _content_hash(line, fen)))
 
     # One query per kind of lookup for the whole batch.
-    existing = _existing_lines(session, {line.tax_line_id for _, line, _ in valid})
-    employers = _employers_by_uscc(session, {line.payer_uscc for _, line, _ in valid if line.payer_uscc})
-    persons = _persons_by_citizen_id(session, {line.citizen_id for _, line, _ in valid if line.citizen_id})
-    voucher_payers = _voucher_payers(session, {line.voucher_no for _, line, _ in valid})
+    existing = _existing_lines(session, {line.tax_line_id for _, line, _, _ in valid})
+    employers = _employers_by_uscc(session, {line.payer_uscc for _, line, _, _ in valid if line.payer_uscc})
+    persons = _persons_by_citizen_id(session, {line.citizen_id for _, line, _, _ in valid if line.citizen_id})
+    voucher_payers = _voucher_payers(session, {line.voucher_no for _, line, _, _ in valid})
 
     accepted: list[_Accepted] = []
     duplicates: list[LineRef] = []
     seen_in_batch: dict[str, tuple[str, int]] = {}  # tax_line_id → (hash, line_no) of an accepted line
 
     # 3-5: idempotency, plausibility, voucher.
-    for line_no, line, digest in valid:
+    for line_no, line, fen, digest in valid:
         earlier = existing.get(line.tax_line_id)
         if earlier is not None:
             if earlier[1] == digest:
@@ -351,8 +369,7 @@ def receive_batch(session: Session, raw_lines: list[tuple[int, Any]], *, source_
         accepted.append(_Accepted(
             line_no=line_no, line=line, digest=digest, payment_id=new_event_id(), employer=employer,
             person=persons.get(line.citizen_id) if line.citizen_id else None,
-            employer_fen=yuan_to_fen(line.employer_amount), individual_fen=yuan_to_fen(line.individual_amount),
-            late_fee_fen=yuan_to_fen(line.late_fee_amount)))
+            employer_fen=fen.employer, individual_fen=fen.individual, late_fee_fen=fen.late_fee))
 
     # 6: match and settle.
     now = clock.utc_now()
@@ -602,14 +619,17 @@ def _targets(a: _Accepted, by_person: dict, by_employer: dict) -> list[_OpenLine
 
 
 def _emit(session: Session, batch_id: str, accepted: list[_Accepted], rejected: list[_Rejected]) -> None:
+    # The lines were validated on the way in and their fen computed once: the event's lines are built without a
+    # second per-line validation (``model_construct``), the event itself is still serialised by its contract.
     collected = [
-        CollectedLine(
+        CollectedLine.model_construct(
             payment_id=a.payment_id, tax_line_id=a.line.tax_line_id, payer_uscc=a.line.payer_uscc,
             employer_id=a.employer.employer_id if a.employer is not None else None,
             person_id=a.person.person_id if a.person is not None else None, citizen_id=a.line.citizen_id,
             fund=a.line.fund, period=a.line.period, employer_fen=a.employer_fen, individual_fen=a.individual_fen,
             late_fee_fen=a.late_fee_fen, method=a.line.method, voucher_no=a.line.voucher_no,
-            paid_date=a.line.paid_date, assessment_line_id=a.assessment_line_id, match_status=a.match_status)
+            paid_date=a.line.paid_date, assessment_line_id=a.assessment_line_id,
+            match_status=ContractMatchStatus(a.match_status))
         for a in sorted(accepted, key=lambda x: x.line_no)
     ]
     parts = (len(collected) + EVENT_MAX_LINES - 1) // EVENT_MAX_LINES

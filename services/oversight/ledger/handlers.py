@@ -31,18 +31,16 @@ handles the rest.
 
 from collections import defaultdict
 from collections.abc import Callable, Iterable
-from functools import lru_cache
 from typing import Any, TypeVar
 
-from sqlalchemy import Table, bindparam, case, func, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import Table, bindparam, select, update
 from sqlmodel import Session
 
 from services.contracts import accounts as accounts_events
 from services.contracts import benefits as benefits_events
 from services.contracts import collection as collection_events
 from services.kernel import clock
+from services.kernel.bulk import bump, insert_for
 from services.kernel.events import EventEnvelope, EventPayload
 from services.kernel.periods import period_of
 from services.kernel.service_app import ConsumerSpec
@@ -80,49 +78,7 @@ def employer_key(employer_id: str | None) -> str:
 
 
 def _insert(session: Session, table: Table):  # noqa: ANN202
-    return _INSERTS[session.get_bind().dialect.name](table)
-
-
-_INSERTS = {"postgresql": pg_insert, "sqlite": sqlite_insert}
-
-
-@lru_cache(maxsize=256)
-def _upsert(dialect: str, model: Any, add: tuple[str, ...], overwrite: tuple[str, ...], fill: tuple[str, ...],
-            greatest: tuple[str, ...], least: tuple[str, ...]) -> Any:
-    """The statement for one kind of bump, built once (building ``excluded`` per call costs more than running it)."""
-    table: Table = model.__table__
-    stmt = _INSERTS[dialect](table)
-    new = stmt.excluded
-    updates: dict[str, Any] = {c: table.c[c] + new[c] for c in add}
-    updates.update({c: new[c] for c in overwrite})
-    updates.update({c: func.coalesce(table.c[c], new[c]) for c in fill})
-    updates.update({c: case((table.c[c].is_(None), new[c]), (new[c] > table.c[c], new[c]), else_=table.c[c])
-                    for c in greatest})
-    updates.update({c: case((table.c[c].is_(None), new[c]), (new[c] < table.c[c], new[c]), else_=table.c[c])
-                    for c in least})
-    if "updated_at" in table.c:
-        updates["updated_at"] = new.updated_at
-    keys = [c.name for c in table.primary_key.columns]
-    return stmt.on_conflict_do_update(index_elements=keys, set_=updates)
-
-
-def bump(session: Session, model: Any, rows: Iterable[dict[str, Any]], *, add: Iterable[str] = (),
-         overwrite: Iterable[str] = (), fill: Iterable[str] = (), greatest: Iterable[str] = (),
-         least: Iterable[str] = ()) -> None:
-    """Upsert ``rows`` (each with the primary key and every column a new row needs) in one statement:
-    an existing row gets ``add`` columns added, ``overwrite`` columns replaced, ``fill`` columns set only where
-    still NULL, ``greatest``/``least`` columns kept at the max/min of both (NULL-aware). ``updated_at`` is set."""
-    rows = list(rows)
-    if not rows:
-        return
-    keys = [c.name for c in model.__table__.primary_key.columns]
-    now = clock.utc_now()
-    for row in rows:
-        row.setdefault("updated_at", now)
-    rows.sort(key=lambda r: tuple(r[k] for k in keys))  # one lock order for concurrent consumers (PostgreSQL)
-    stmt = _upsert(session.get_bind().dialect.name, model, tuple(add), tuple(overwrite), tuple(fill),
-                   tuple(greatest), tuple(least))
-    session.connection().execute(stmt, rows)
+    return insert_for(session, table)
 
 
 def _chunks(values: list, size: int = ID_CHUNK) -> Iterable[list]:

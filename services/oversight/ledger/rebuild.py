@@ -21,17 +21,31 @@ Exactness. The ledger must end up equal to what the live consumers built, no mor
 
 A stream whose first message is no longer sequence 1 (purged or limited) cannot be replayed exactly: refused with
 ``STREAM_TRUNCATED`` before anything is touched.
+
+Parts. The same replay rebuilds the **mirror** too (``mirrored_*``: registry and partner facts, streams ACCOUNTS
+and EXCHANGE): ``replay_streams(..., parts=("mirror", "ledger"))`` empties the tables of every part named and runs,
+per event in stream order, the handlers of those parts in the order the live consumer runs them (mirror before
+ledger, as ``app.py`` declares them). The suspicion rules' fact tables are not a part: their handlers open and
+count cases as they record facts, so replaying them would change cases that officers work on (see README,
+"Operations").
+
+Running or stopped. ``rebuild_oversight(app)`` runs inside a running oversight (the officer's job endpoint) and
+pauses that process's consumers of the streams replayed. ``sifund oversight rebuild`` (``rebuild_stopped``) runs
+against a *stopped* oversight's database and refuses while any oversight replica answers ``/health/live``: another
+process's consumers cannot be paused from outside, and they would race the replay.
 """
 
 import asyncio
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 from typing import Any
 
 import anyio
 import nats.errors
 import structlog
+from fastapi import APIRouter, Request
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from sqlalchemy import Engine, delete, select, text
 
@@ -40,10 +54,14 @@ from services.kernel.audit import append_audit
 from services.kernel.db import unit_of_work
 from services.kernel.errors import Conflict
 from services.kernel.events import STREAMS, EventEnvelope, new_event_id
+from services.kernel.auth import allow
 from services.kernel.inbox import EventConsumer
+from services.kernel.jobs import JobContext, JobKind, JobOut, accepted
 from services.kernel.models import InboxMessage
-from services.oversight.ledger.handlers import LEDGER_HANDLERS, LEDGER_STREAMS
+from services.oversight import models as mirror_models
+from services.oversight.ledger.handlers import LEDGER_CONSUMERS
 from services.oversight.ledger.models import LEDGER_TABLES
+from services.oversight.mirror.handlers import ACCOUNTS_CONSUMER, EXCHANGE_CONSUMER
 
 log = structlog.get_logger(__name__)
 
@@ -51,6 +69,52 @@ FETCH_BATCH = 1000
 FETCH_TIMEOUT = 5.0
 ID_CHUNK = 500
 SYSTEM = context.Actor(id="system:oversight-ledger", role="system")
+
+
+@dataclass(frozen=True)
+class Part:
+    """Derived tables rebuilt together, and the consumer specs whose handlers fill them."""
+
+    name: str
+    tables: tuple[type, ...]
+    specs: tuple[Any, ...]
+
+    @property
+    def streams(self) -> tuple[str, ...]:
+        return tuple(spec.stream for spec in self.specs)
+
+
+MIRROR_TABLES = tuple(getattr(mirror_models, name) for name in dir(mirror_models)
+                      if name.startswith("Mirrored") and hasattr(getattr(mirror_models, name), "__table__"))
+# In the order the live consumers run the handlers (app.py): the mirror first, then the ledger.
+PARTS = {
+    "mirror": Part("mirror", MIRROR_TABLES, (ACCOUNTS_CONSUMER, EXCHANGE_CONSUMER)),
+    "ledger": Part("ledger", tuple(LEDGER_TABLES), tuple(LEDGER_CONSUMERS)),
+}
+ALL_PARTS = tuple(PARTS)
+
+
+def _handlers(parts: Iterable[str]) -> dict[str, list]:
+    """Event type → the handlers of ``parts`` for it, in the live order."""
+    handlers: dict[str, list] = {}
+    for name in ALL_PARTS:
+        if name in parts:
+            for spec in PARTS[name].specs:
+                for event_type, handler in spec.handlers.items():
+                    handlers.setdefault(event_type, []).append(handler)
+    return handlers
+
+
+def part_streams(parts: Iterable[str]) -> tuple[str, ...]:
+    streams: list[str] = []
+    for name in ALL_PARTS:
+        if name in parts:
+            streams += [s for s in PARTS[name].streams if s not in streams]
+    return tuple(streams)
+
+
+def part_tables(parts: Iterable[str]) -> list[type]:
+    return [table for name in ALL_PARTS if name in parts for table in PARTS[name].tables]
 
 
 @dataclass
@@ -68,16 +132,20 @@ class RebuildResult:
     streams: dict[str, StreamReplay] = field(default_factory=dict)
     rows_deleted: int = 0
     seconds: float = 0.0
+    parts: tuple[str, ...] = ("ledger",)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"streams": {s: vars(r) for s, r in self.streams.items()}, "rows_deleted": self.rows_deleted,
-                "seconds": round(self.seconds, 3)}
+        return {"parts": list(self.parts), "streams": {s: vars(r) for s, r in self.streams.items()},
+                "rows_deleted": self.rows_deleted, "seconds": round(self.seconds, 3)}
 
 
 class _Replay:
     """The database side: one session, one transaction, driven batch by batch from worker threads."""
 
-    def __init__(self, engine: Engine):
+    def __init__(self, engine: Engine, parts: Iterable[str] = ("ledger",)):
+        self.parts = tuple(parts)
+        self.tables = part_tables(self.parts)
+        self.handlers = _handlers(self.parts)
         # The rebuild's one unit of work, entered here and left by finish (commit) or abort (rollback).
         self._work = unit_of_work(engine)
         self.session = self._work.__enter__()
@@ -86,10 +154,10 @@ class _Replay:
     def start(self) -> int:
         session = self.session
         if session.get_bind().dialect.name == "postgresql":
-            names = ", ".join(model.__tablename__ for model in LEDGER_TABLES)
+            names = ", ".join(model.__tablename__ for model in self.tables)
             session.execute(text(f"LOCK TABLE {names} IN EXCLUSIVE MODE"))
         deleted = 0
-        for model in LEDGER_TABLES:
+        for model in self.tables:
             deleted += session.execute(delete(model)).rowcount or 0
         return deleted
 
@@ -101,7 +169,7 @@ class _Replay:
             except ValueError:
                 replay.unreadable += 1  # the live consumer dead-lettered it: never applied
                 continue
-            if envelope.type not in LEDGER_HANDLERS:
+            if envelope.type not in self.handlers:
                 continue
             if envelope.id in self.seen:
                 replay.duplicates += 1
@@ -119,12 +187,13 @@ class _Replay:
                 replay.not_applied += 1
                 continue
             with context.trace(actor=SYSTEM, correlation_id=envelope.correlation_id, causation_id=envelope.id):
-                LEDGER_HANDLERS[envelope.type](self.session, envelope)
+                for handler in self.handlers[envelope.type]:
+                    handler(self.session, envelope)
             replay.applied += 1
 
     def finish(self, result: RebuildResult) -> None:
         with context.trace(actor=SYSTEM):
-            append_audit(self.session, action="ledger.rebuilt", entity_type="ledger", entity_id="ledger",
+            append_audit(self.session, action="ledger.rebuilt", entity_type="ledger", entity_id="+".join(self.parts),
                          detail=result.as_dict())
         work, self._work = self._work, None
         work.__exit__(None, None, None)
@@ -185,12 +254,14 @@ async def _read_stream(js: Any, stream: str, replay: StreamReplay, db: _Replay) 
                 log.warning("ledger.rebuild_consumer_not_deleted", stream=stream, consumer=name)
 
 
-async def replay_streams(engine: Engine, js: Any, *, streams: Iterable[str] = LEDGER_STREAMS) -> RebuildResult:
-    """Empty the ledger and replay ``streams`` into it, in one transaction. The caller makes sure no live consumer
-    of those streams runs meanwhile (``rebuild_ledger`` pauses them)."""
+async def replay_streams(engine: Engine, js: Any, *, parts: Iterable[str] = ("ledger",),
+                         streams: Iterable[str] | None = None) -> RebuildResult:
+    """Empty the tables of ``parts`` and replay their streams into them, in one transaction. The caller makes sure
+    no live consumer of those streams runs meanwhile (``rebuild_oversight`` pauses them)."""
+    parts = tuple(p for p in ALL_PARTS if p in set(parts))
     started = time.perf_counter()
-    result = RebuildResult(streams=await _horizons(js, streams))
-    db = _Replay(engine)
+    result = RebuildResult(streams=await _horizons(js, streams or part_streams(parts)), parts=parts)
+    db = _Replay(engine, parts)
     try:
         result.rows_deleted = await anyio.to_thread.run_sync(db.start)
         for stream, replay in result.streams.items():
@@ -216,10 +287,17 @@ def _fresh(consumer: EventConsumer) -> EventConsumer:
 
 async def rebuild_ledger(app: Any) -> RebuildResult:
     """Rebuild the running oversight service's ledger from its streams (see the module docstring)."""
+    return await rebuild_oversight(app, parts=("ledger",))
+
+
+async def rebuild_oversight(app: Any, parts: Iterable[str] = ALL_PARTS) -> RebuildResult:
+    """Rebuild ``parts`` of the running oversight service from its streams, its own consumers of those streams
+    paused meanwhile (see the module docstring)."""
+    parts = tuple(parts)
     state = app.state
     if not await state.bus.wait_ready(timeout=10):
         raise Conflict("BUS_UNAVAILABLE", "消息总线未连接，无法从事件重建监督台账")
-    paused = {s: state.consumers[s] for s in LEDGER_STREAMS if s in state.consumers}
+    paused = {s: state.consumers[s] for s in part_streams(parts) if s in state.consumers}
     for consumer in paused.values():
         await consumer.stop()
     # A stopped consumer's last pull request stays open on the server until it expires (its fetch timeout); what it
@@ -227,10 +305,41 @@ async def rebuild_ledger(app: Any) -> RebuildResult:
     # published after the rebuild from that detour.
     resume_at = time.monotonic() + max((c.fetch_timeout for c in paused.values()), default=0) + 0.25
     try:
-        return await replay_streams(state.engine, state.bus.js)
+        return await replay_streams(state.engine, state.bus.js, parts=parts)
     finally:
         await asyncio.sleep(max(0.0, resume_at - time.monotonic()))
         for stream, consumer in paused.items():
             fresh = _fresh(consumer)
             state.consumers[stream] = fresh
             await fresh.start()
+
+
+# -- as a background job ---------------------------------------------------------------------------------------------
+# A rebuild replays whole streams in one transaction by design (a failure leaves the ledger as it was), so it is one
+# step: started by an officer (202 + job id), polled at GET /jobs/{id}; one at a time (a second request while one is
+# queued or running answers that one); if the process dies during it, nothing of it was committed and the
+# restarted process runs it again from the start.
+
+async def _rebuild_step(ctx: JobContext) -> dict[str, Any]:
+    return (await rebuild_ledger(SimpleNamespace(state=ctx.state))).as_dict()
+
+
+LEDGER_REBUILD = JobKind(name="oversight.ledger_rebuild", submitters=frozenset({"oversight_officer"}),
+                         readers=frozenset({"oversight_officer", "internal_auditor"}), run_async=_rebuild_step,
+                         exclusive=True)
+JOB_KINDS = [LEDGER_REBUILD]
+
+router = APIRouter(prefix="/ledger", tags=["ledger"])
+
+
+@router.post("/rebuild", status_code=202, response_model=JobOut, dependencies=[allow("oversight_officer")],
+             summary="Rebuild the ledger from the streams, as a background job (officers only)",
+             description="Empties the ledger tables and replays COLLECTION, ACCOUNTS and BENEFITS from sequence 1 "
+                         "in one transaction (the live consumers pause meanwhile). Accepted with 202 and "
+                         "`Location: …/jobs/{id}`; the result gives, per stream, the events read, replayed, left to "
+                         "the live consumer and duplicates. While a rebuild is queued or running, a second request "
+                         "answers the same job.")
+async def start_rebuild(request: Request) -> Any:
+    runner = request.app.state.jobs
+    job, _ = await anyio.to_thread.run_sync(lambda: runner.submit(LEDGER_REBUILD.name))
+    return accepted(request, job)

@@ -21,15 +21,16 @@ applied, and imports and single events interleave. So:
 
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any, TypeVar
 
-from sqlalchemy import select
+from sqlalchemy import Table, case, or_
 from sqlmodel import Session
 
 from services.contracts.accounts import (
     AccountCredited,
-    AccountsCredited,
     AccountDebited,
+    AccountsCredited,
     BusinessRegistered,
     ContributionsHeld,
     ContributionsPosted,
@@ -56,6 +57,7 @@ from services.contracts.accounts import (
     PersonUpdated,
 )
 from services.kernel import clock
+from services.kernel.bulk import RowSet, dialect_insert, dialect_of, expire_cached, insert_for, new_row
 from services.kernel.events import EventEnvelope, EventPayload
 from services.kernel.service_app import ConsumerSpec
 from services.oversight.models import (
@@ -71,8 +73,8 @@ from services.oversight.models import (
     MirroredPerson,
 )
 
-Row = TypeVar("Row")
 P = TypeVar("P", bound=EventPayload)
+Row = dict[str, Any]
 
 
 def _aware(value: datetime | None) -> datetime | None:
@@ -91,25 +93,23 @@ def _payload(envelope: EventEnvelope, kind: type[P]) -> P:
     return payload
 
 
-def _stamp(row: Any, envelope: EventEnvelope) -> None:
-    row.source_event_id = envelope.id
-    row.updated_at = clock.utc_now()
+def _stamp(row: Row, envelope: EventEnvelope, now: datetime) -> None:
+    row["source_event_id"] = envelope.id
+    row["updated_at"] = now
 
 
-def _fill(row: Any, values: dict[str, Any], *, overwrite: bool) -> None:
+def _fill(row: Row, values: dict[str, Any], *, overwrite: bool) -> None:
     """Set ``values`` on ``row``; unless ``overwrite``, only where the row has nothing yet."""
     for key, value in values.items():
-        if overwrite or getattr(row, key) is None:
-            setattr(row, key, value)
+        if overwrite or row[key] is None:
+            row[key] = value
 
 
-def _get_or_placeholder(session: Session, model: type[Row], key: str, envelope: EventEnvelope,
-                        **required: Any) -> Row:
-    row = session.get(model, key)
+def _get_or_placeholder(rows: RowSet, key: str, envelope: EventEnvelope, now: datetime, **required: Any) -> Row:
+    row = rows.get(key)
     if row is None:
-        pk = model.__table__.primary_key.columns.keys()[0]  # type: ignore[attr-defined]
-        row = model(**{pk: key}, placeholder=True, source_event_id=envelope.id, received_at=clock.utc_now(), **required)
-        session.add(row)
+        row = rows.add({rows.key: key, "placeholder": True, "source_event_id": envelope.id, "received_at": now,
+                        **required})
     return row
 
 
@@ -118,67 +118,74 @@ def _get_or_placeholder(session: Session, model: type[Row], key: str, envelope: 
 EMPLOYER_FIELDS = ("uscc", "name", "region", "unit_type", "industry_risk_class")
 
 
-def _register_employer(session: Session, envelope: EventEnvelope, employer_id: str, values: dict[str, Any],
-                       *, registered_at: datetime | None, import_job_id: str | None = None) -> None:
-    row = session.get(MirroredEmployer, employer_id)
-    if row is None:
-        row = MirroredEmployer(employer_id=employer_id, **values, status="active", status_changed_at=envelope.time,
-                               registered_at=registered_at, version=1, import_job_id=import_job_id,
-                               source_event_id=envelope.id, received_at=clock.utc_now())
-        session.add(row)
-        return
-    # Known already: a repeat of the registration (same values) or a placeholder made by a later event, whose
-    # fields are newer than these (version > 1) and stay.
-    _fill(row, values, overwrite=row.version <= 1)
-    _fill(row, {"registered_at": registered_at, "import_job_id": import_job_id}, overwrite=False)
-    if _newer(envelope, row.status_changed_at) and row.status is None:
-        row.status, row.status_changed_at = "active", envelope.time
-    row.version = max(row.version, 1)
-    row.placeholder = False
-    _stamp(row, envelope)
+def _register_employers(session: Session, envelope: EventEnvelope,
+                        employers: list[tuple[str, dict[str, Any], datetime | None]],
+                        import_job_id: str | None = None) -> None:
+    """``employers``: (employer id, fields, registered at), in the event's order."""
+    now = clock.utc_now()
+    rows = RowSet(session, MirroredEmployer, [employer_id for employer_id, _, _ in employers])
+    for employer_id, values, registered_at in employers:
+        row = rows.get(employer_id)
+        if row is None:
+            rows.add({"employer_id": employer_id, **values, "status": "active", "status_changed_at": envelope.time,
+                      "registered_at": registered_at, "version": 1, "import_job_id": import_job_id,
+                      "placeholder": False, "source_event_id": envelope.id, "received_at": now})
+            continue
+        # Known already: a repeat of the registration (same values) or a placeholder made by a later event, whose
+        # fields are newer than these (version > 1) and stay.
+        _fill(row, values, overwrite=row["version"] <= 1)
+        _fill(row, {"registered_at": registered_at, "import_job_id": import_job_id}, overwrite=False)
+        if _newer(envelope, row["status_changed_at"]) and row["status"] is None:
+            row["status"], row["status_changed_at"] = "active", envelope.time
+        row["version"] = max(row["version"], 1)
+        row["placeholder"] = False
+        _stamp(row, envelope, now)
+    rows.write()
 
 
 def on_employer_registered(session: Session, envelope: EventEnvelope) -> None:
     e = _payload(envelope, EmployerRegistered)
-    _register_employer(session, envelope, e.employer_id,
-                       {"uscc": e.uscc, "name": e.name, "region": e.region, "unit_type": e.unit_type,
-                        "industry_risk_class": e.industry_risk_class},
-                       registered_at=e.registered_at)
+    _register_employers(session, envelope, [(e.employer_id, {
+        "uscc": e.uscc, "name": e.name, "region": e.region, "unit_type": e.unit_type,
+        "industry_risk_class": e.industry_risk_class}, e.registered_at)])
 
 
 def on_employers_imported(session: Session, envelope: EventEnvelope) -> None:
     e = _payload(envelope, EmployersImported)
-    for item in e.employers:
-        _register_employer(session, envelope, item.employer_id,
-                           {k: getattr(item, k) for k in EMPLOYER_FIELDS}, registered_at=envelope.time,
-                           import_job_id=e.import_job_id)
+    _register_employers(session, envelope, [
+        (item.employer_id, {k: getattr(item, k) for k in EMPLOYER_FIELDS}, envelope.time) for item in e.employers],
+        import_job_id=e.import_job_id)
 
 
-def _apply_changes(row: Any, version: int, changes: dict[str, list], fields: Iterable[str]) -> None:
+def _apply_changes(row: Row, version: int, changes: dict[str, list], fields: Iterable[str]) -> None:
     """Apply ``{field: [before, after]}`` for the mirrored ``fields`` if ``version`` is newer than the row's."""
-    if version <= row.version:
+    if version <= row["version"]:
         return  # stale or repeated
     for field in fields:
         if field in changes:
-            setattr(row, field, changes[field][1])
-    row.version = version
+            row[field] = changes[field][1]
+    row["version"] = version
 
 
 def on_employer_updated(session: Session, envelope: EventEnvelope) -> None:
     e = _payload(envelope, EmployerUpdated)
-    row = _get_or_placeholder(session, MirroredEmployer, e.employer_id, envelope, version=0)
+    now, rows = clock.utc_now(), RowSet(session, MirroredEmployer, [e.employer_id])
+    row = _get_or_placeholder(rows, e.employer_id, envelope, now, version=0)
     _apply_changes(row, e.version, e.changes, ("name", "region", "unit_type", "industry_risk_class"))
-    _stamp(row, envelope)
+    _stamp(row, envelope, now)
+    rows.write()
 
 
 def on_employer_status_changed(session: Session, envelope: EventEnvelope) -> None:
     e = _payload(envelope, EmployerStatusChanged)
-    row = _get_or_placeholder(session, MirroredEmployer, e.employer_id, envelope, version=0)
+    now, rows = clock.utc_now(), RowSet(session, MirroredEmployer, [e.employer_id])
+    row = _get_or_placeholder(rows, e.employer_id, envelope, now, version=0)
     _fill(row, {"uscc": e.uscc}, overwrite=False)
-    if _newer(envelope, row.status_changed_at):
-        row.status, row.status_effective_date, row.status_reason = e.status, e.effective_date, e.reason
-        row.status_changed_at = envelope.time
-    _stamp(row, envelope)
+    if _newer(envelope, row["status_changed_at"]):
+        row.update(status=e.status, status_effective_date=e.effective_date, status_reason=e.reason,
+                   status_changed_at=envelope.time)
+    _stamp(row, envelope, now)
+    rows.write()
 
 
 # -- persons ---------------------------------------------------------------------------------------------------------
@@ -186,258 +193,321 @@ def on_employer_status_changed(session: Session, envelope: EventEnvelope) -> Non
 PERSON_FIELDS = ("citizen_id", "name", "sex", "birth_date", "region", "household_type")
 
 
-def _register_person(session: Session, envelope: EventEnvelope, person_id: str, values: dict[str, Any], *,
-                     registered_at: datetime | None, import_job_id: str | None = None) -> None:
-    row = session.get(MirroredPerson, person_id)
-    if row is None:
-        session.add(MirroredPerson(person_id=person_id, **values, life_status="alive", registered_at=registered_at,
-                                   version=1, import_job_id=import_job_id, source_event_id=envelope.id,
-                                   received_at=clock.utc_now()))
-        return
-    _fill(row, values, overwrite=row.version <= 1)
-    _fill(row, {"registered_at": registered_at, "import_job_id": import_job_id, "life_status": "alive"},
-          overwrite=False)  # a life status that arrived first stays
-    row.version = max(row.version, 1)
-    row.placeholder = False
-    _stamp(row, envelope)
+def _register_persons(session: Session, envelope: EventEnvelope,
+                      persons: list[tuple[str, dict[str, Any], datetime | None]],
+                      import_job_id: str | None = None) -> None:
+    """``persons``: (person id, fields, registered at), in the event's order."""
+    now = clock.utc_now()
+    rows = RowSet(session, MirroredPerson, [person_id for person_id, _, _ in persons])
+    for person_id, values, registered_at in persons:
+        row = rows.get(person_id)
+        if row is None:
+            rows.add({"person_id": person_id, **values, "life_status": "alive", "registered_at": registered_at,
+                      "version": 1, "import_job_id": import_job_id, "placeholder": False,
+                      "source_event_id": envelope.id, "received_at": now})
+            continue
+        _fill(row, values, overwrite=row["version"] <= 1)
+        _fill(row, {"registered_at": registered_at, "import_job_id": import_job_id, "life_status": "alive"},
+              overwrite=False)  # a life status that arrived first stays
+        row["version"] = max(row["version"], 1)
+        row["placeholder"] = False
+        _stamp(row, envelope, now)
+    rows.write()
 
 
 def on_person_registered(session: Session, envelope: EventEnvelope) -> None:
     e = _payload(envelope, PersonRegistered)
-    _register_person(session, envelope, e.person_id, {k: getattr(e, k) for k in PERSON_FIELDS},
-                     registered_at=e.registered_at)
+    _register_persons(session, envelope, [(e.person_id, {k: getattr(e, k) for k in PERSON_FIELDS}, e.registered_at)])
 
 
 def on_persons_imported(session: Session, envelope: EventEnvelope) -> None:
     e = _payload(envelope, PersonsImported)
-    for item in e.persons:
-        _register_person(session, envelope, item.person_id, {k: getattr(item, k) for k in PERSON_FIELDS},
-                         registered_at=envelope.time, import_job_id=e.import_job_id)
+    _register_persons(session, envelope, [
+        (item.person_id, {k: getattr(item, k) for k in PERSON_FIELDS}, envelope.time) for item in e.persons],
+        import_job_id=e.import_job_id)
 
 
 def on_person_updated(session: Session, envelope: EventEnvelope) -> None:
     e = _payload(envelope, PersonUpdated)
-    row = _get_or_placeholder(session, MirroredPerson, e.person_id, envelope, version=0)
+    now, rows = clock.utc_now(), RowSet(session, MirroredPerson, [e.person_id])
+    row = _get_or_placeholder(rows, e.person_id, envelope, now, version=0)
     changes = dict(e.changes)
     if "birth_date" in changes and isinstance(changes["birth_date"][1], str):
         changes["birth_date"] = [changes["birth_date"][0], datetime.fromisoformat(changes["birth_date"][1]).date()]
-    _apply_changes(row, e.version, changes, ("citizen_id", "name", "sex", "birth_date", "region", "household_type"))
-    _stamp(row, envelope)
+    _apply_changes(row, e.version, changes, PERSON_FIELDS)
+    _stamp(row, envelope, now)
+    rows.write()
 
 
 def on_person_life_status_changed(session: Session, envelope: EventEnvelope) -> None:
     e = _payload(envelope, PersonLifeStatusChanged)
-    row = _get_or_placeholder(session, MirroredPerson, e.person_id, envelope, version=0)
+    now, rows = clock.utc_now(), RowSet(session, MirroredPerson, [e.person_id])
+    row = _get_or_placeholder(rows, e.person_id, envelope, now, version=0)
     _fill(row, {"citizen_id": e.citizen_id}, overwrite=False)
-    if _newer(envelope, row.life_status_changed_at):
-        row.life_status, row.death_date = e.life_status, e.death_date
-        row.imprisoned_from, row.imprisoned_until = e.imprisoned_from, e.imprisoned_until
-        row.life_status_source, row.life_status_source_ref = e.source, e.source_ref
-        row.life_status_changed_at = envelope.time
-    _stamp(row, envelope)
+    if _newer(envelope, row["life_status_changed_at"]):
+        row.update(life_status=e.life_status, death_date=e.death_date, imprisoned_from=e.imprisoned_from,
+                   imprisoned_until=e.imprisoned_until, life_status_source=e.source,
+                   life_status_source_ref=e.source_ref, life_status_changed_at=envelope.time)
+    _stamp(row, envelope, now)
+    rows.write()
 
 
 def on_bank_account_added(session: Session, envelope: EventEnvelope) -> None:
     e = _payload(envelope, PersonBankAccountAdded)
-    row = session.get(MirroredBankAccount, e.bank_account_id)
+    now, rows = clock.utc_now(), RowSet(session, MirroredBankAccount, [e.bank_account_id])
     values = {"person_id": e.person_id, "kind": e.kind, "bank_name": e.bank_name, "account_no": e.account_no,
               "holder_name": e.holder_name}
+    row = rows.get(e.bank_account_id)
     if row is None:
-        session.add(MirroredBankAccount(bank_account_id=e.bank_account_id, **values, status="active",
-                                        status_changed_at=envelope.time, source_event_id=envelope.id,
-                                        received_at=clock.utc_now()))
-        return
-    _fill(row, values, overwrite=True)  # the facts of an account never change; a placeholder lacks them
-    row.placeholder = False
-    _stamp(row, envelope)
+        rows.add({"bank_account_id": e.bank_account_id, **values, "status": "active",
+                  "status_changed_at": envelope.time, "placeholder": False, "source_event_id": envelope.id,
+                  "received_at": now})
+    else:
+        _fill(row, values, overwrite=True)  # the facts of an account never change; a placeholder lacks them
+        row["placeholder"] = False
+        _stamp(row, envelope, now)
+    rows.write()
 
 
 def on_bank_account_closed(session: Session, envelope: EventEnvelope) -> None:
     e = _payload(envelope, PersonBankAccountClosed)
-    row = _get_or_placeholder(session, MirroredBankAccount, e.bank_account_id, envelope, person_id=e.person_id,
-                              status="closed")
-    if _newer(envelope, row.status_changed_at):
-        row.status, row.closed_reason, row.status_changed_at = "closed", e.reason, envelope.time
-    _stamp(row, envelope)
+    now, rows = clock.utc_now(), RowSet(session, MirroredBankAccount, [e.bank_account_id])
+    row = _get_or_placeholder(rows, e.bank_account_id, envelope, now, person_id=e.person_id, status="closed")
+    if _newer(envelope, row["status_changed_at"]):
+        row.update(status="closed", closed_reason=e.reason, status_changed_at=envelope.time)
+    _stamp(row, envelope, now)
+    rows.write()
 
 
 # -- enrolments ------------------------------------------------------------------------------------------------------
 
 
-def _enrolment(session: Session, envelope: EventEnvelope, enrolment_id: str, person_id: str,
-               fund: str) -> MirroredEnrolment:
-    return _get_or_placeholder(session, MirroredEnrolment, enrolment_id, envelope, person_id=person_id, fund=fund)
+class _Enrolments:
+    """The enrolments one event touches (read at once), placeholders for the ones not mirrored yet."""
+
+    def __init__(self, session: Session, envelope: EventEnvelope, ids: Iterable[str]):
+        self.envelope, self.now = envelope, clock.utc_now()
+        self.rows = RowSet(session, MirroredEnrolment, ids)
+
+    def __call__(self, enrolment_id: str, person_id: str, fund: str) -> Row:
+        return _get_or_placeholder(self.rows, enrolment_id, self.envelope, self.now, person_id=person_id, fund=fund)
+
+    def stamp(self, row: Row) -> None:
+        _stamp(row, self.envelope, self.now)
+
+    def write(self) -> None:
+        self.rows.write()
 
 
-def _set_status(row: Any, envelope: EventEnvelope, status: str, reason: str | None = None, **extra: Any) -> bool:
-    if not _newer(envelope, row.status_changed_at):
+def _set_status(row: Row, envelope: EventEnvelope, status: str, reason: str | None = None, **extra: Any) -> bool:
+    if not _newer(envelope, row["status_changed_at"]):
         return False
-    row.status, row.status_reason, row.status_changed_at = status, reason, envelope.time
-    for key, value in extra.items():
-        setattr(row, key, value)
+    row.update(status=status, status_reason=reason, status_changed_at=envelope.time, **extra)
     return True
 
 
-def _open_enrolment(session: Session, envelope: EventEnvelope, *, enrolment_id: str, person_id: str, fund: str,
+def _open_enrolment(enrolments: _Enrolments, *, enrolment_id: str, person_id: str, fund: str,
                     employer_id: str | None, start_period: int, transferred_from: str | None = None) -> None:
-    row = _enrolment(session, envelope, enrolment_id, person_id, fund)
+    row = enrolments(enrolment_id, person_id, fund)
     # The facts of the opening never change; a placeholder made by a later event lacks them.
     _fill(row, {"employer_id": employer_id, "start_period": start_period, "transferred_from": transferred_from},
           overwrite=False)
-    row.placeholder = False
-    _set_status(row, envelope, "active")
-    _stamp(row, envelope)
+    row["placeholder"] = False
+    _set_status(row, enrolments.envelope, "active")
+    enrolments.stamp(row)
 
 
 def on_enrolment_opened(session: Session, envelope: EventEnvelope) -> None:
     e = _payload(envelope, EnrolmentOpened)
-    _open_enrolment(session, envelope, enrolment_id=e.enrolment_id, person_id=e.person_id, fund=e.fund,
+    enrolments = _Enrolments(session, envelope, [e.enrolment_id])
+    _open_enrolment(enrolments, enrolment_id=e.enrolment_id, person_id=e.person_id, fund=e.fund,
                     employer_id=e.employer_id, start_period=e.start_period)
+    enrolments.write()
 
 
 def on_enrolment_transferred(session: Session, envelope: EventEnvelope) -> None:
     e = _payload(envelope, EnrolmentTransferred)
-    old = _enrolment(session, envelope, e.from_enrolment_id, e.person_id, e.fund)
+    enrolments = _Enrolments(session, envelope, [e.from_enrolment_id, e.to_enrolment_id])
+    old = enrolments(e.from_enrolment_id, e.person_id, e.fund)
     _fill(old, {"employer_id": e.from_employer_id}, overwrite=False)
     _set_status(old, envelope, "stopped", "transferred", end_period=e.closed_period)
-    old.transferred_to = e.to_enrolment_id
-    _stamp(old, envelope)
-    _open_enrolment(session, envelope, enrolment_id=e.to_enrolment_id, person_id=e.person_id, fund=e.fund,
+    old["transferred_to"] = e.to_enrolment_id
+    enrolments.stamp(old)
+    _open_enrolment(enrolments, enrolment_id=e.to_enrolment_id, person_id=e.person_id, fund=e.fund,
                     employer_id=e.to_employer_id, start_period=e.start_period, transferred_from=e.from_enrolment_id)
+    enrolments.write()
+
+
+def _enrolment_status(session: Session, envelope: EventEnvelope, e: Any, status: str, reason: str | None = None,
+                      **extra: Any) -> None:
+    enrolments = _Enrolments(session, envelope, [e.enrolment_id])
+    row = enrolments(e.enrolment_id, e.person_id, e.fund)
+    _set_status(row, envelope, status, reason, **extra)
+    enrolments.stamp(row)
+    enrolments.write()
 
 
 def on_enrolment_suspended(session: Session, envelope: EventEnvelope) -> None:
     e = _payload(envelope, EnrolmentSuspended)
-    row = _enrolment(session, envelope, e.enrolment_id, e.person_id, e.fund)
-    _set_status(row, envelope, "suspended", e.reason)
-    _stamp(row, envelope)
+    _enrolment_status(session, envelope, e, "suspended", e.reason)
 
 
 def on_enrolment_resumed(session: Session, envelope: EventEnvelope) -> None:
-    e = _payload(envelope, EnrolmentResumed)
-    row = _enrolment(session, envelope, e.enrolment_id, e.person_id, e.fund)
-    _set_status(row, envelope, "active")
-    _stamp(row, envelope)
+    _enrolment_status(session, envelope, _payload(envelope, EnrolmentResumed), "active")
 
 
 def on_enrolment_stopped(session: Session, envelope: EventEnvelope) -> None:
     e = _payload(envelope, EnrolmentStopped)
-    row = _enrolment(session, envelope, e.enrolment_id, e.person_id, e.fund)
-    _set_status(row, envelope, "stopped", e.reason, end_period=e.end_period)
-    _stamp(row, envelope)
+    _enrolment_status(session, envelope, e, "stopped", e.reason, end_period=e.end_period)
 
 
 def on_enrolments_imported(session: Session, envelope: EventEnvelope) -> None:
     e = _payload(envelope, EnrolmentsImported)
+    enrolments = _Enrolments(session, envelope, [item.enrolment_id for item in e.enrolments])
     for item in e.enrolments:
-        row = _enrolment(session, envelope, item.enrolment_id, item.person_id, item.fund)
+        row = enrolments(item.enrolment_id, item.person_id, item.fund)
         _fill(row, {"employer_id": item.employer_id, "start_period": item.start_period,
                     "import_job_id": e.import_job_id}, overwrite=False)
-        row.placeholder = False
+        row["placeholder"] = False
         if _set_status(row, envelope, item.status):
-            row.end_period = item.end_period
-        _stamp(row, envelope)
+            row["end_period"] = item.end_period
+        enrolments.stamp(row)
+    enrolments.write()
 
 
 def on_duplicate_enrolment_found(session: Session, envelope: EventEnvelope) -> None:
     e = _payload(envelope, DuplicateEnrolmentFound)
     funds = ",".join(sorted(e.funds))
-    row = session.execute(
-        select(MirroredDuplicateEnrolment).where(MirroredDuplicateEnrolment.person_id == e.person_id,
-                                                 MirroredDuplicateEnrolment.funds == funds,
-                                                 MirroredDuplicateEnrolment.overlap_from == e.overlap_from)
-    ).scalar_one_or_none()
+    key = (e.person_id, funds, e.overlap_from)
+    rows = RowSet(session, MirroredDuplicateEnrolment, [key], key=("person_id", "funds", "overlap_from"))
+    row = rows.get(key)
     if row is None:
-        session.add(MirroredDuplicateEnrolment(
-            id=envelope.id, person_id=e.person_id, citizen_id=e.citizen_id, funds=funds, overlap_from=e.overlap_from,
-            overlap_to=e.overlap_to, import_job_id=e.import_job_id, source_event_id=envelope.id,
-            received_at=clock.utc_now()))
+        rows.add({"id": envelope.id, "person_id": e.person_id, "citizen_id": e.citizen_id, "funds": funds,
+                  "overlap_from": e.overlap_from, "overlap_to": e.overlap_to, "import_job_id": e.import_job_id,
+                  "source_event_id": envelope.id, "received_at": clock.utc_now()})
     else:
-        row.overlap_to, row.source_event_id = e.overlap_to, envelope.id
+        row.update(overlap_to=e.overlap_to, source_event_id=envelope.id)
+    rows.write()
 
 
 # -- individual accounts ---------------------------------------------------------------------------------------------
 
 
-def _post(session: Session, envelope: EventEnvelope, *, person_id: str, entry_id: str, entry_type: str,
-          signed_fen: int, balance_fen: int, year: int, period: int | None, idempotency_key: str) -> None:
-    if session.get(MirroredAccountEntry, entry_id) is not None:
-        return  # counted already
-    session.add(MirroredAccountEntry(
-        entry_id=entry_id, person_id=person_id, entry_type=entry_type, amount_fen=signed_fen, balance_fen=balance_fen,
-        year=year, period=period, idempotency_key=idempotency_key, posted_at=envelope.time,
-        source_event_id=envelope.id, received_at=clock.utc_now()))
-    key = f"{person_id}:{year}"
-    totals = session.get(MirroredAccountYear, key)
-    if totals is None:
-        totals = MirroredAccountYear(id=key, person_id=person_id, year=year, credited_fen=0, debited_fen=0, entries=0,
-                                     balance_fen=0, updated_at=clock.utc_now())
-        session.add(totals)
-    if signed_fen >= 0:
-        totals.credited_fen += signed_fen
-    else:
-        totals.debited_fen += -signed_fen
-    totals.entries += 1
-    if _newer(envelope, totals.balance_at):
-        totals.balance_fen, totals.balance_at = balance_fen, envelope.time
-    totals.updated_at = clock.utc_now()
+@lru_cache(maxsize=4)
+def _account_year_upsert(dialect: str, table: Table) -> Any:
+    """Add an event's new postings to their person × year cells in one statement: totals add up; the balance is
+    the one of the latest posting in event time (an event older than the one that set it leaves it)."""
+    stmt = dialect_insert(dialect, table)
+    new = stmt.excluded
+    latest = or_(table.c.balance_at.is_(None), new.balance_at >= table.c.balance_at)
+    return stmt.on_conflict_do_update(index_elements=["id"], set_={
+        "credited_fen": table.c.credited_fen + new.credited_fen,
+        "debited_fen": table.c.debited_fen + new.debited_fen,
+        "entries": table.c.entries + new.entries,
+        "balance_fen": case((latest, new.balance_fen), else_=table.c.balance_fen),
+        "balance_at": case((latest, new.balance_at), else_=table.c.balance_at),
+        "updated_at": new.updated_at,
+    })
+
+
+def _post(session: Session, envelope: EventEnvelope, postings: Iterable[Any], *, sign: int = 1) -> None:
+    """Record the postings (credits, or debits with ``sign`` -1) whose entry id is new, and move their person ×
+    year totals once per cell: ``INSERT … ON CONFLICT DO NOTHING RETURNING`` tells which entries are new."""
+    now = clock.utc_now()
+    entries: dict[str, Row] = {}
+    for p in postings:
+        entries.setdefault(p.entry_id, {
+            "entry_id": p.entry_id, "person_id": p.person_id, "entry_type": p.entry_type,
+            "amount_fen": sign * p.amount_fen, "balance_fen": p.balance_fen, "year": p.year,
+            "period": getattr(p, "period", None), "idempotency_key": p.idempotency_key, "posted_at": envelope.time,
+            "source_event_id": envelope.id, "received_at": now})
+    if not entries:
+        return
+    E = MirroredAccountEntry  # noqa: N806
+    stmt = insert_for(session, E.__table__).on_conflict_do_nothing(index_elements=["entry_id"]).returning(E.entry_id)
+    new = set(session.connection().execute(stmt, [entries[k] for k in sorted(entries)]).scalars())
+    cells: dict[str, Row] = {}
+    for entry_id, entry in entries.items():  # the event's order: the cell's balance is its last posting's
+        if entry_id not in new:
+            continue  # counted already
+        key = f"{entry['person_id']}:{entry['year']}"
+        cell = cells.get(key)
+        if cell is None:
+            cell = cells[key] = {"id": key, "person_id": entry["person_id"], "year": entry["year"], "credited_fen": 0,
+                                 "debited_fen": 0, "entries": 0, "balance_at": envelope.time, "updated_at": now}
+        fen = entry["amount_fen"]
+        if fen >= 0:
+            cell["credited_fen"] += fen
+        else:
+            cell["debited_fen"] -= fen
+        cell["entries"] += 1
+        cell["balance_fen"] = entry["balance_fen"]
+    if cells:
+        table = MirroredAccountYear.__table__
+        session.connection().execute(_account_year_upsert(dialect_of(session), table),
+                                     [cells[k] for k in sorted(cells)])
+        expire_cached(session, MirroredAccountYear, ((k,) for k in cells))
 
 
 def on_account_credited(session: Session, envelope: EventEnvelope) -> None:
-    e = _payload(envelope, AccountCredited)
-    _post(session, envelope, person_id=e.person_id, entry_id=e.entry_id, entry_type=e.entry_type,
-          signed_fen=e.amount_fen, balance_fen=e.balance_fen, year=e.year, period=e.period,
-          idempotency_key=e.idempotency_key)
+    _post(session, envelope, [_payload(envelope, AccountCredited)])
 
 
 def on_accounts_credited(session: Session, envelope: EventEnvelope) -> None:
-    for e in _payload(envelope, AccountsCredited).entries:
-        _post(session, envelope, person_id=e.person_id, entry_id=e.entry_id, entry_type=e.entry_type,
-              signed_fen=e.amount_fen, balance_fen=e.balance_fen, year=e.year, period=e.period,
-              idempotency_key=e.idempotency_key)
+    _post(session, envelope, _payload(envelope, AccountsCredited).entries)
 
 
 def on_account_debited(session: Session, envelope: EventEnvelope) -> None:
-    e = _payload(envelope, AccountDebited)
-    _post(session, envelope, person_id=e.person_id, entry_id=e.entry_id, entry_type=e.entry_type,
-          signed_fen=-e.amount_fen, balance_fen=e.balance_fen, year=e.year, period=None,
-          idempotency_key=e.idempotency_key)
+    _post(session, envelope, [_payload(envelope, AccountDebited)], sign=-1)
 
 
 # -- the AGENCY leg: collected lines posted or held ------------------------------------------------------------------
 
+POSTED_COLUMNS = ("status", "person_id", "employer_id", "fund", "period", "employer_fen", "individual_fen",
+                  "credited_fen", "held_fen", "entry_id", "reason_code", "reason", "source_batch_id")
+HELD_COLUMNS = ("status", "person_id", "citizen_id", "fund", "period", "held_fen", "reason_code", "reason",
+                "source_batch_id")
+
+
+@lru_cache(maxsize=8)
+def _agency_upsert(dialect: str, table: Table, columns: tuple[str, ...], held: bool) -> Any:
+    """A line already mirrored gets ``columns`` (and the event's stamp); a hold never overwrites a posting."""
+    stmt = dialect_insert(dialect, table)
+    new = stmt.excluded
+    updates = {c: new[c] for c in (*columns, "source_event_id")}
+    updates["updated_at"] = new.received_at  # the time of this event's arrival
+    return stmt.on_conflict_do_update(index_elements=["payment_id"], set_=updates,
+                                      where=table.c.status != "posted" if held else None)
+
+
+def _agency_lines(session: Session, envelope: EventEnvelope, lines: dict[str, Row], columns: tuple[str, ...], *,
+                  held: bool) -> None:
+    if not lines:
+        return
+    now, table = clock.utc_now(), MirroredAgencyLine.__table__
+    rows = [new_row(table, {"payment_id": k, **lines[k], "source_event_id": envelope.id, "received_at": now})
+            for k in sorted(lines)]
+    session.connection().execute(_agency_upsert(dialect_of(session), table, columns, held), rows)
+    expire_cached(session, MirroredAgencyLine, ((k,) for k in lines))
+
 
 def on_contributions_posted(session: Session, envelope: EventEnvelope) -> None:
     e = _payload(envelope, ContributionsPosted)
-    for line in e.lines:
-        values = {"status": "posted", "person_id": line.person_id, "employer_id": line.employer_id,
-                  "fund": line.fund, "period": line.period, "employer_fen": line.employer_fen,
-                  "individual_fen": line.individual_fen, "credited_fen": line.credited_fen, "held_fen": 0,
-                  "entry_id": line.entry_id, "reason_code": None, "reason": None, "source_batch_id": e.source_batch_id}
-        row = session.get(MirroredAgencyLine, line.payment_id)
-        if row is None:
-            session.add(MirroredAgencyLine(payment_id=line.payment_id, **values, source_event_id=envelope.id,
-                                           received_at=clock.utc_now()))
-        else:  # a held line posted after all, or the same posting again
-            _fill(row, values, overwrite=True)
-            _stamp(row, envelope)
+    lines = {line.payment_id: {  # a line twice in the event: the later one stands, as it would one at a time
+        "status": "posted", "person_id": line.person_id, "employer_id": line.employer_id, "fund": line.fund,
+        "period": line.period, "employer_fen": line.employer_fen, "individual_fen": line.individual_fen,
+        "credited_fen": line.credited_fen, "held_fen": 0, "entry_id": line.entry_id, "reason_code": None,
+        "reason": None, "source_batch_id": e.source_batch_id} for line in e.lines}
+    _agency_lines(session, envelope, lines, POSTED_COLUMNS, held=False)
 
 
 def on_contributions_held(session: Session, envelope: EventEnvelope) -> None:
     e = _payload(envelope, ContributionsHeld)
-    for line in e.lines:
-        row = session.get(MirroredAgencyLine, line.payment_id)
-        if row is not None and row.status == "posted":
-            continue  # posted already: a late hold changes nothing
-        values = {"status": "held", "person_id": line.person_id, "citizen_id": line.citizen_id, "fund": line.fund,
-                  "period": line.period, "held_fen": line.amount_fen, "reason_code": line.reason_code,
-                  "reason": line.reason, "source_batch_id": e.source_batch_id}
-        if row is None:
-            session.add(MirroredAgencyLine(payment_id=line.payment_id, **values, source_event_id=envelope.id,
-                                           received_at=clock.utc_now()))
-        else:
-            _fill(row, values, overwrite=True)
-            _stamp(row, envelope)
+    lines = {line.payment_id: {
+        "status": "held", "person_id": line.person_id, "citizen_id": line.citizen_id, "fund": line.fund,
+        "period": line.period, "held_fen": line.amount_fen, "reason_code": line.reason_code, "reason": line.reason,
+        "source_batch_id": e.source_batch_id} for line in e.lines}
+    _agency_lines(session, envelope, lines, HELD_COLUMNS, held=True)
 
 
 # -- partner data (stream EXCHANGE) ----------------------------------------------------------------------------------
@@ -445,17 +515,16 @@ def on_contributions_held(session: Session, envelope: EventEnvelope) -> None:
 
 def _life_event(session: Session, envelope: EventEnvelope, *, kind: str, person_id: str, citizen_id: str,
                 event_date: Any, until_date: Any, source: str, record_id: str) -> None:
-    row = session.execute(
-        select(MirroredLifeEvent).where(MirroredLifeEvent.kind == kind, MirroredLifeEvent.person_id == person_id,
-                                        MirroredLifeEvent.source == source, MirroredLifeEvent.record_id == record_id)
-    ).scalar_one_or_none()
+    key = (kind, person_id, source, record_id)
+    rows = RowSet(session, MirroredLifeEvent, [key], key=("kind", "person_id", "source", "record_id"))
+    row = rows.get(key)
     if row is None:
-        session.add(MirroredLifeEvent(
-            id=envelope.id, kind=kind, person_id=person_id, citizen_id=citizen_id, event_date=event_date,
-            until_date=until_date, source=source, record_id=record_id, source_event_id=envelope.id,
-            received_at=clock.utc_now()))
+        rows.add({"id": envelope.id, "kind": kind, "person_id": person_id, "citizen_id": citizen_id,
+                  "event_date": event_date, "until_date": until_date, "source": source, "record_id": record_id,
+                  "source_event_id": envelope.id, "received_at": clock.utc_now()})
     else:  # the same line reported again: the latest word stands
-        row.event_date, row.until_date, row.source_event_id = event_date, until_date, envelope.id
+        row.update(event_date=event_date, until_date=until_date, source_event_id=envelope.id)
+    rows.write()
 
 
 def on_person_died(session: Session, envelope: EventEnvelope) -> None:
@@ -484,20 +553,18 @@ def on_person_released(session: Session, envelope: EventEnvelope) -> None:
 
 def on_business_registered(session: Session, envelope: EventEnvelope) -> None:
     e = _payload(envelope, BusinessRegistered)
-    row = session.execute(
-        select(MirroredBusinessRegistration).where(MirroredBusinessRegistration.uscc == e.uscc,
-                                                   MirroredBusinessRegistration.source == e.source,
-                                                   MirroredBusinessRegistration.record_id == e.record_id)
-    ).scalar_one_or_none()
+    key = (e.uscc, e.source, e.record_id)
+    now, rows = clock.utc_now(), RowSet(session, MirroredBusinessRegistration, [key], key=("uscc", "source", "record_id"))
+    row = rows.get(key)
     if row is None:
-        session.add(MirroredBusinessRegistration(
-            id=envelope.id, uscc=e.uscc, name=e.name, registered_on=e.registered_on, employer_id=e.employer_id,
-            source=e.source, record_id=e.record_id, source_event_id=envelope.id, received_at=clock.utc_now()))
-        return
-    # Sent again (a reviewer matched it after the employer registered): keep the employer id once known.
-    row.name, row.registered_on = e.name, e.registered_on
-    row.employer_id = e.employer_id or row.employer_id
-    _stamp(row, envelope)
+        rows.add({"id": envelope.id, "uscc": e.uscc, "name": e.name, "registered_on": e.registered_on,
+                  "employer_id": e.employer_id, "source": e.source, "record_id": e.record_id,
+                  "source_event_id": envelope.id, "received_at": now})
+    else:
+        # Sent again (a reviewer matched it after the employer registered): keep the employer id once known.
+        row.update(name=e.name, registered_on=e.registered_on, employer_id=e.employer_id or row["employer_id"])
+        _stamp(row, envelope, now)
+    rows.write()
 
 
 # -- the consumers ---------------------------------------------------------------------------------------------------

@@ -36,11 +36,12 @@ import anyio
 import httpx
 import structlog
 from fastapi import FastAPI
-from sqlalchemy import Engine, func, or_, select, update
+from sqlalchemy import Engine, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from services.kernel import clock, context
+from services.kernel import jobs as leases
 from services.kernel.audit import append_audit, canonical_json
 from services.kernel.auth import Unauthenticated
 from services.kernel.context import Actor
@@ -117,30 +118,22 @@ def ensure_jobs(engine: Engine, names: list[str]) -> None:
             session.rollback()
 
 
+# The lease rule is the kernel's (services/kernel/jobs.py), shared with the background jobs of every service.
+
+
 def acquire_lease(engine: Engine, job: str, owner: str, lease: timedelta) -> bool:
-    now = clock.utc_now()
     with unit_of_work(engine) as session:
-        result = session.execute(
-            update(ScheduledJob)
-            .where(ScheduledJob.job == job, or_(ScheduledJob.lease_until.is_(None), ScheduledJob.lease_until < now))
-            .values(lease_owner=owner, lease_until=now + lease))
-        session.flush()
-        return result.rowcount == 1
+        return leases.take_lease(session, ScheduledJob.__table__, job, owner, lease)
 
 
 def renew_lease(engine: Engine, job: str, owner: str, lease: timedelta) -> bool:
     with unit_of_work(engine) as session:
-        result = session.execute(update(ScheduledJob).where(ScheduledJob.job == job, ScheduledJob.lease_owner == owner)
-                                 .values(lease_until=clock.utc_now() + lease))
-        session.flush()
-        return result.rowcount == 1
+        return leases.renew_lease(session, ScheduledJob.__table__, job, owner, lease)
 
 
 def release_lease(engine: Engine, job: str, owner: str) -> None:
     with unit_of_work(engine) as session:
-        session.execute(update(ScheduledJob).where(ScheduledJob.job == job, ScheduledJob.lease_owner == owner)
-                        .values(lease_owner=None, lease_until=None))
-        session.flush()
+        leases.release_lease(session, ScheduledJob.__table__, job, owner)
 
 
 def job_rows(engine: Engine) -> dict[str, ScheduledJob]:

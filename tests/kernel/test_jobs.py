@@ -1,0 +1,231 @@
+"""The kernel job mechanism on a real database (SQLite, or PostgreSQL under infra/postgres/run-tests.sh): idempotent
+submission per file, chunks whose progress commits with their writes, resumption after a crash without duplicates
+or gaps, one runner per job (lease), failures reported with their reason, jobs readable only by their creator or
+the kind's readers."""
+
+import asyncio
+import json
+from types import SimpleNamespace
+
+import pytest
+from sqlalchemy import Column, Integer, MetaData, String, Table, func, insert, select
+from sqlmodel import Session
+
+from services.kernel import context, jobs
+from services.kernel.context import Actor
+from services.kernel.db import make_engine
+from services.kernel.errors import Invalid, NotFound
+from services.kernel.jobs import JobKind, JobRunner, Step, read_job, submit_job
+from services.kernel.models import Job, kernel_metadata
+from services.kernel.settings_sections import JobSettings
+
+toy_metadata = MetaData()
+ROWS = Table("toy_row", toy_metadata, Column("line_no", Integer, primary_key=True), Column("value", String(50)))
+CHUNK = 100
+CLERK = Actor(id="clerk.wang", role="agency_clerk", roles=("agency_clerk",), region="150100")
+
+
+class Crash(BaseException):
+    """The process dies here (not an error the runner could record)."""
+
+
+class ToyWork:
+    """Stores each line of the file as a row, CHUNK lines per chunk; a line 'bad' is rejected, 'boom' refuses the
+    whole job."""
+
+    def __init__(self, ctx: jobs.JobContext):
+        self.lines = ctx.data.decode().splitlines()
+        self.total = len(self.lines)
+        self.crash_in_chunk: int | None = ctx.params.get("crash_in_chunk")
+        self.chunks = 0
+
+    def run_chunk(self, session: Session, offset: int) -> Step:
+        part = self.lines[offset:offset + CHUNK]
+        if not part:
+            return Step(0, 0, offset, True)
+        good = [{"line_no": offset + i, "value": v} for i, v in enumerate(part) if v != "bad"]
+        if "boom" in part:
+            raise Invalid("TOY_LINE_REFUSED", f"第 {offset + part.index('boom') + 1} 行无法处理")
+        session.execute(insert(ROWS), good)
+        self.chunks += 1
+        if self.chunks == CRASH_AT.get("chunk"):
+            raise Crash("inside the chunk, before its commit")
+        return Step(len(part), len(part) - len(good), offset + len(part), False)
+
+    def result(self, session: Session) -> dict:
+        return {"stored": session.execute(select(func.count()).select_from(ROWS)).scalar_one()}
+
+
+CRASH_AT: dict[str, int] = {}
+TOY = JobKind(name="toy.lines", submitters=frozenset({"agency_clerk"}), readers=frozenset({"internal_auditor"}),
+              open=ToyWork)
+
+
+@pytest.fixture
+def engine(database_urls):
+    engine = make_engine(database_urls["accounts"])
+    kernel_metadata.create_all(engine)
+    toy_metadata.create_all(engine)
+    CRASH_AT.clear()
+    yield engine
+    engine.dispose()
+
+
+def runner(engine, **config) -> JobRunner:  # noqa: ANN001
+    app = SimpleNamespace(state=SimpleNamespace(engine=engine))
+    settings = JobSettings(**{"lease_seconds": 30.0, "poll_seconds": 0.05, **config})
+    return JobRunner(app, {TOY.name: TOY}, settings)  # type: ignore[arg-type]
+
+
+def lines(n: int, *, bad: set[int] = frozenset(), boom: int | None = None) -> bytes:
+    out = ["bad" if i in bad else ("boom" if i == boom else f"v{i}") for i in range(n)]
+    return "\n".join(out).encode()
+
+
+def submit(engine, data: bytes, actor: Actor = CLERK, **kwargs):  # noqa: ANN001, ANN201
+    with context.trace(actor=actor):
+        return submit_job(engine, TOY, data=data, filename="toy.txt", **kwargs)
+
+
+def job_row(engine, job_id: str) -> Job:  # noqa: ANN001
+    with Session(engine, expire_on_commit=False) as session:
+        return session.get(Job, job_id)
+
+
+async def until(condition, timeout: float = 60.0):  # noqa: ANN001, ANN201
+    deadline = asyncio.get_running_loop().time() + timeout
+    while asyncio.get_running_loop().time() < deadline:
+        value = await asyncio.to_thread(condition)
+        if value:
+            return value
+        await asyncio.sleep(0.02)
+    raise AssertionError("condition not met in time")
+
+
+def stored(engine) -> list[int]:  # noqa: ANN001
+    with Session(engine) as session:
+        return list(session.execute(select(ROWS.c.line_no).order_by(ROWS.c.line_no)).scalars())
+
+
+async def test_the_same_file_again_is_the_same_job_and_another_key_a_new_one(engine):
+    data = lines(10)
+    first, created = submit(engine, data)
+    again, created_again = submit(engine, data)
+    assert created and not created_again and again.id == first.id
+    assert first.file_sha256 == jobs.file_sha256(data) and first.status == "queued"
+    keyed, _ = submit(engine, data, idempotency_key="rerun-1")
+    keyed_again, created_keyed_again = submit(engine, data, idempotency_key="rerun-1")
+    assert keyed.id != first.id and keyed_again.id == keyed.id and not created_keyed_again
+    other_params, _ = submit(engine, data, params={"mode": "other"})
+    assert other_params.id not in (first.id, keyed.id)
+
+
+async def test_a_job_runs_in_chunks_with_progress_and_reports_its_result(engine):
+    job, _ = submit(engine, lines(450, bad={7, 300}))
+    worker = runner(engine)
+    await worker.start()
+    try:
+        done = await until(lambda: (row := job_row(engine, job.id)).status == "succeeded" and row)
+    finally:
+        await worker.stop()
+    assert (done.rows_total, done.rows_done, done.rows_rejected, done.next_offset) == (450, 450, 2, 450)
+    assert done.chunks_done == 5 and done.attempts == 1 and done.lease_owner is None
+    assert json.loads(done.result) == {"stored": 448}
+    assert stored(engine) == [i for i in range(450) if i not in (7, 300)]
+    out = jobs.job_out(done)
+    assert out.percent == 100.0 and out.eta_seconds == 0.0
+
+
+async def test_a_crash_after_a_committed_chunk_resumes_exactly_after_it(engine, monkeypatch):
+    job, _ = submit(engine, lines(1000))
+    real = jobs.run_chunk
+    committed = {"n": 0}
+
+    def crash_after_third_commit(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        step = real(*args, **kwargs)
+        committed["n"] += 1
+        if committed["n"] == 3:
+            raise Crash("after the third commit")
+        return step
+
+    monkeypatch.setattr(jobs, "run_chunk", crash_after_third_commit)
+    first = runner(engine, lease_seconds=0.5)
+    claimed = jobs.claim_next(engine, [TOY.name], first.owner, first.lease)
+    with pytest.raises(Crash):
+        await first._run(claimed)
+    left = job_row(engine, job.id)
+    assert (left.status, left.next_offset, left.rows_done, left.lease_owner) == ("running", 300, 300, first.owner)
+    assert stored(engine) == list(range(300))
+    monkeypatch.setattr(jobs, "run_chunk", real)
+
+    restarted = runner(engine, lease_seconds=0.5)  # another process: waits for the dead one's lease to run out
+    await restarted.start()
+    try:
+        done = await until(lambda: (row := job_row(engine, job.id)).status == "succeeded" and row)
+    finally:
+        await restarted.stop()
+    assert stored(engine) == list(range(1000))  # every line exactly once: no duplicate, no gap
+    assert (done.rows_done, done.next_offset, done.attempts, done.chunks_done) == (1000, 1000, 2, 10)
+
+
+async def test_a_crash_inside_a_chunk_rolls_it_back_and_the_resumed_job_redoes_only_it(engine):
+    CRASH_AT["chunk"] = 4
+    job, _ = submit(engine, lines(700, bad={650}))
+    first = runner(engine, lease_seconds=0.5)
+    claimed = jobs.claim_next(engine, [TOY.name], first.owner, first.lease)
+    with pytest.raises(Crash):
+        await first._run(claimed)
+    assert stored(engine) == list(range(300))  # the fourth chunk's rows went with its transaction
+    assert job_row(engine, job.id).next_offset == 300
+    CRASH_AT.clear()
+    restarted = runner(engine, lease_seconds=0.5)
+    await restarted.start()
+    try:
+        done = await until(lambda: (row := job_row(engine, job.id)).status == "succeeded" and row)
+    finally:
+        await restarted.stop()
+    assert stored(engine) == [i for i in range(700) if i != 650]
+    assert (done.rows_done, done.rows_rejected) == (700, 1)
+
+
+async def test_a_failing_job_reports_failed_with_its_reason_and_keeps_earlier_chunks(engine):
+    job, _ = submit(engine, lines(350, boom=234))
+    worker = runner(engine)
+    await worker.start()
+    try:
+        done = await until(lambda: (row := job_row(engine, job.id)).status == "failed" and row)
+    finally:
+        await worker.stop()
+    assert done.error_code == "TOY_LINE_REFUSED" and done.error == "第 235 行无法处理"
+    assert (done.rows_done, done.next_offset, done.lease_owner) == (200, 200, None)
+    assert stored(engine) == list(range(200))
+    assert jobs.job_out(done).status == "failed"
+
+
+async def test_two_runners_never_run_the_same_job(engine):
+    job, _ = submit(engine, lines(5))
+    a, b = runner(engine), runner(engine)
+    assert jobs.claim_next(engine, [TOY.name], a.owner, a.lease).id == job.id
+    assert jobs.claim_next(engine, [TOY.name], b.owner, b.lease) is None  # the lease is held
+    work = ToyWork(jobs.JobContext(job=job, data=lines(5), params={}, engine=engine, state=None))
+    with pytest.raises(jobs.LeaseLost):
+        jobs.run_chunk(engine, work, job.id, b.owner, b.lease, 0)
+    assert stored(engine) == []  # b's chunk was rolled back
+
+
+async def test_only_the_creator_or_a_reader_of_the_kind_sees_a_job(engine):
+    job, _ = submit(engine, lines(3))
+    kinds = {TOY.name: TOY}
+    with context.trace(actor=CLERK):
+        assert read_job(engine, job.id, kinds).id == job.id
+    other_clerk = Actor(id="clerk.zhao", role="agency_clerk", roles=("agency_clerk",))
+    with context.trace(actor=other_clerk), pytest.raises(NotFound) as refused:
+        read_job(engine, job.id, kinds)
+    assert refused.value.code == "JOB_NOT_FOUND"
+    with context.trace(actor=other_clerk):
+        assert jobs.list_jobs(engine, kinds, kind=None, status=None, after=None, limit=10)[0] == []
+    auditor = Actor(id="audit.li", role="internal_auditor", roles=("internal_auditor",))
+    with context.trace(actor=auditor):
+        assert read_job(engine, job.id, kinds).id == job.id
+        assert [j.id for j in jobs.list_jobs(engine, kinds, kind=TOY.name, status=None, after=None, limit=10)[0]] \
+            == [job.id]
