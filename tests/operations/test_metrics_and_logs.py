@@ -23,7 +23,7 @@ from tests.chaos.platform import RunningPlatform, free_port_base
 from tests.operations.infra_files import metric_names_in_infra
 from tests.support.log_scan import personal_numbers
 
-LOG_MAX_BYTES = 65536
+LOG_MAX_BYTES = 16384
 COMPONENTS = ["gateway", *SERVICES]
 
 
