@@ -21,6 +21,8 @@ from stdnum.cn import ric, uscc as uscc_mod
 from services.benefits.parameters.schemas import default_benefit_document
 from services.benefits.payroll import bankfile
 from services.collection.parameters.schemas import default_document
+from services.kernel.settings import SERVICES
+from tests.chaos.platform import RunningPlatform
 
 CITY = "150100"
 DISTRICT = "150102"
@@ -388,3 +390,61 @@ async def _eventually(check, what: str, timeout: float = PATIENCE_SECONDS) -> No
         if asyncio.get_running_loop().time() > deadline:
             raise Unexpected(f"not {what} within {timeout:g}s")
         await asyncio.sleep(0.25)
+
+
+# -- shared by the fault suite and tests/operations ------------------------------------------------------------
+
+CONVERGENCE_SECONDS = 180.0
+
+
+async def signed_in(platform: RunningPlatform, client: httpx.AsyncClient, ledger: Ledger) -> dict[str, Party]:
+    secrets = platform.credentials()
+
+    def user(role: str) -> Party:
+        return Party(client, ledger, f"demo_{role}", secrets[f"demo_{role}"])
+
+    parties = {"clerk": user("agency_clerk"), "accountant": user("accountant"), "approver": user("agency_approver"),
+               "finance": user("finance_officer"), "officer": user("oversight_officer"), "operator": user("it_admin"),
+               "reviewer": user("agency_reviewer"), "cashier": user("cashier"),
+               "tax": Party(client, ledger, "demo_tax", secrets["demo_tax"], system=True),
+               "bank": Party(client, ledger, "demo_bank", secrets["demo_bank"], system=True)}
+    for party in parties.values():
+        await party.sign_in()
+    # A claim is decided at two review levels by two different reviewers: the IT administrator adds the second.
+    password = f"Chaos-{random.SystemRandom().randrange(10**12):012d}"
+    await parties["operator"].call("POST", "/identity/users", api=False, already=("USER_EXISTS",), json={
+        "username": "chaos_reviewer_2", "display_name": "复审经办人", "unit": "演示社保经办机构", "region": "150100",
+        "password": password})
+    await parties["operator"].call("POST", "/identity/users/chaos_reviewer_2/roles", api=False,
+                                   already=("ROLE_ALREADY_HELD",), json={"role": "agency_reviewer", "reason": "复审"})
+    parties["reviewer_2"] = await Party(client, ledger, "chaos_reviewer_2", password).sign_in()
+    return parties
+
+
+async def converged(parties: dict[str, Party], month: Month, allowance: InjuryAllowance) -> dict[str, dict]:
+    """Wait until no service holds an unpublished outbox row or a dead letter, oversight's R1 cells of the period
+    are all matched and its R5 cell of the allowance's month shows approved = allocated = paid; returns the R1 cells
+    by fund."""
+    operator, officer = parties["operator"], parties["officer"]
+    deadline = asyncio.get_running_loop().time() + CONVERGENCE_SECONDS
+    last = None
+    while asyncio.get_running_loop().time() < deadline:
+        backlog = {s: (await operator.call("GET", f"/{s}/admin/outbox")).json()["backlog"] for s in SERVICES}
+        letters = {s: (await operator.call("GET", f"/{s}/admin/dead-letters")).json() for s in SERVICES}
+        assert not any(letters.values()), letters  # a dead letter never heals by waiting
+        report = (await officer.call("GET", f"/oversight/reconciliation/months/{PERIOD}",
+                                     params={"include_matched": True})).json()
+        r1 = {cell["fund"]: cell for check in report["checks"] if check["check"] == "R1" for cell in check["cells"]}
+        money_out = (await officer.call("GET", f"/oversight/reconciliation/months/{BENEFIT_PERIOD}",
+                                        params={"include_matched": True})).json()
+        r5 = {cell["fund"]: cell for check in money_out["checks"] if check["check"] == "R5" for cell in check["cells"]}
+        last = (backlog, {fund: (cell["status"], cell["amounts"]) for fund, cell in r1.items()},
+                {fund: (cell["status"], cell["amounts"]) for fund, cell in r5.items()})
+        paid_out = r5.get("INJURY", {})
+        if not any(backlog.values()) and set(r1) == set(FUNDS) and all(
+                cell["status"] == "matched" and fen(cell["amounts"]["agency"]) == month.collected()[fund]
+                for fund, cell in r1.items()) and paid_out.get("status") == "matched" and fen(
+                paid_out["amounts"]["paid"]) == allowance.paid_fen:
+            return r1
+        await asyncio.sleep(0.5)
+    raise AssertionError(f"the month did not converge within {CONVERGENCE_SECONDS:g}s: {last}")

@@ -23,8 +23,9 @@ import httpx
 import pytest
 from sqlalchemy import create_engine, text
 
-from services.kernel.settings import SERVICES, Settings
-from tests.chaos.month import BENEFIT_PERIOD, FUNDS, PERIOD, InjuryAllowance, Ledger, Month, Party, Unexpected, fen
+from services.kernel.settings import Settings
+from tests.chaos.month import (CONVERGENCE_SECONDS, FUNDS, InjuryAllowance, Ledger, Month,
+                               Unexpected, converged, fen, signed_in)
 from tests.chaos.platform import FaultSchedule, RunningPlatform, free_port_base
 
 ROUNDS = int(os.environ.get("CHAOS_ROUNDS", "1"))
@@ -32,7 +33,6 @@ EMPLOYERS = int(os.environ.get("CHAOS_EMPLOYERS", "40"))
 SEED = os.environ.get("CHAOS_SEED")
 REPLICAS = int(os.environ.get("CHAOS_REPLICAS", "2"))
 NATS_NODES = int(os.environ.get("CHAOS_NATS_NODES", "3"))
-CONVERGENCE_SECONDS = 180.0
 # One JSON line per round passed (the figures a note quotes), under the repository's var/.
 RESULTS = Path(__file__).resolve().parents[2] / "var" / "chaos" / "rounds.jsonl"
 
@@ -51,30 +51,6 @@ def platform(tmp_path: Path, database_urls: dict[str, str]):
                               REPLICAS, NATS_NODES).start()
     yield running
     running.stop()
-
-
-async def signed_in(platform: RunningPlatform, client: httpx.AsyncClient, ledger: Ledger) -> dict[str, Party]:
-    secrets = platform.credentials()
-
-    def user(role: str) -> Party:
-        return Party(client, ledger, f"demo_{role}", secrets[f"demo_{role}"])
-
-    parties = {"clerk": user("agency_clerk"), "accountant": user("accountant"), "approver": user("agency_approver"),
-               "finance": user("finance_officer"), "officer": user("oversight_officer"), "operator": user("it_admin"),
-               "reviewer": user("agency_reviewer"), "cashier": user("cashier"),
-               "tax": Party(client, ledger, "demo_tax", secrets["demo_tax"], system=True),
-               "bank": Party(client, ledger, "demo_bank", secrets["demo_bank"], system=True)}
-    for party in parties.values():
-        await party.sign_in()
-    # A claim is decided at two review levels by two different reviewers: the IT administrator adds the second.
-    password = f"Chaos-{random.SystemRandom().randrange(10**12):012d}"
-    await parties["operator"].call("POST", "/identity/users", api=False, already=("USER_EXISTS",), json={
-        "username": "chaos_reviewer_2", "display_name": "复审经办人", "unit": "演示社保经办机构", "region": "150100",
-        "password": password})
-    await parties["operator"].call("POST", "/identity/users/chaos_reviewer_2/roles", api=False,
-                                   already=("ROLE_ALREADY_HELD",), json={"role": "agency_reviewer", "reason": "复审"})
-    parties["reviewer_2"] = await Party(client, ledger, "chaos_reviewer_2", password).sign_in()
-    return parties
 
 
 @pytest.mark.parametrize("round_no", range(ROUNDS))
@@ -129,35 +105,6 @@ async def every_child_running(platform: RunningPlatform) -> None:
             return
         await asyncio.sleep(0.25)
     raise AssertionError(f"not every child running: {platform.children()}\n{platform.output}")
-
-
-async def converged(parties: dict[str, Party], month: Month, allowance: InjuryAllowance) -> dict[str, dict]:
-    """Wait until no service holds an unpublished outbox row or a dead letter, oversight's R1 cells of the period
-    are all matched and its R5 cell of the allowance's month shows approved = allocated = paid; returns the R1 cells
-    by fund."""
-    operator, officer = parties["operator"], parties["officer"]
-    deadline = asyncio.get_running_loop().time() + CONVERGENCE_SECONDS
-    last = None
-    while asyncio.get_running_loop().time() < deadline:
-        backlog = {s: (await operator.call("GET", f"/{s}/admin/outbox")).json()["backlog"] for s in SERVICES}
-        letters = {s: (await operator.call("GET", f"/{s}/admin/dead-letters")).json() for s in SERVICES}
-        assert not any(letters.values()), letters  # a dead letter never heals by waiting
-        report = (await officer.call("GET", f"/oversight/reconciliation/months/{PERIOD}",
-                                     params={"include_matched": True})).json()
-        r1 = {cell["fund"]: cell for check in report["checks"] if check["check"] == "R1" for cell in check["cells"]}
-        money_out = (await officer.call("GET", f"/oversight/reconciliation/months/{BENEFIT_PERIOD}",
-                                        params={"include_matched": True})).json()
-        r5 = {cell["fund"]: cell for check in money_out["checks"] if check["check"] == "R5" for cell in check["cells"]}
-        last = (backlog, {fund: (cell["status"], cell["amounts"]) for fund, cell in r1.items()},
-                {fund: (cell["status"], cell["amounts"]) for fund, cell in r5.items()})
-        paid_out = r5.get("INJURY", {})
-        if not any(backlog.values()) and set(r1) == set(FUNDS) and all(
-                cell["status"] == "matched" and fen(cell["amounts"]["agency"]) == month.collected()[fund]
-                for fund, cell in r1.items()) and paid_out.get("status") == "matched" and fen(
-                paid_out["amounts"]["paid"]) == allowance.paid_fen:
-            return r1
-        await asyncio.sleep(0.5)
-    raise AssertionError(f"the month did not converge within {CONVERGENCE_SECONDS:g}s: {last}")
 
 
 def in_owner_databases_once(database_urls: dict[str, str], data_dir: Path, ledger: Ledger,

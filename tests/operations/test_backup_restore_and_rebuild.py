@@ -24,9 +24,8 @@ from sqlalchemy import create_engine, inspect, text
 
 from services.kernel.settings import SERVICES, Settings
 from services.oversight.ledger.rebuild import part_tables
-from tests.chaos.month import FUNDS, PERIOD, Ledger, Month, fen, uscc
+from tests.chaos.month import FUNDS, PERIOD, Ledger, Month, fen, signed_in, uscc
 from tests.chaos.platform import RunningPlatform, free_port_base
-from tests.chaos.test_month_under_faults import signed_in
 from tests.operations.test_deployment_files import probe_paths
 from tests.support.launcher import sifund_command
 

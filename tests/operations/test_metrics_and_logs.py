@@ -18,13 +18,12 @@ from services.kernel.logging import REQUIRED_KEYS
 from services.kernel.settings import PORT_OFFSETS, SERVICES
 from sifund.cli import app
 from sifund.logfiles import read_lines
-from tests.chaos.month import InjuryAllowance, Ledger, Month
+from tests.chaos.month import InjuryAllowance, Ledger, Month, converged, signed_in
 from tests.chaos.platform import RunningPlatform, free_port_base
-from tests.chaos.test_month_under_faults import converged, signed_in
 from tests.operations.infra_files import metric_names_in_infra
 from tests.support.log_scan import personal_numbers
 
-LOG_MAX_BYTES = 65536
+LOG_MAX_BYTES = 16384
 COMPONENTS = ["gateway", *SERVICES]
 
 
