@@ -19,7 +19,7 @@ The events, in the order a month brings them (so that later ones meet rows the e
   events credit the same persons again (cells that exist, totals and the latest balance moved).
 
 Reported per type: CPU µs per line (``time.process_time`` of the process: Python and SQLite together) and wall
-µs per line. The target of issue 14 is ≤ 100 µs CPU per line for oversight. Results (one entry per ``--label``, so
+µs per line. The target is ≤ 100 µs CPU per line for oversight. Results (one entry per ``--label``, so
 a before and an after sit side by side): ``bench/results/oversight_apply.json``.
 """
 

@@ -1,4 +1,4 @@
-"""Set-based writes for consumers that apply events of many lines (issue 14: "apply sets, not rows").
+"""Set-based writes for consumers that apply events of many lines: apply sets, not rows.
 
 A handler of a 1 000-line event that does ``session.get`` + ``session.add`` per line pays the ORM's Python for every
 line and keeps every row in the identity map until the batch commits. The tools here do the same work with a
