@@ -58,6 +58,8 @@ async def read_msg_ids(js, expected: int, timeout: float = 60.0) -> list[str]:
                 if len(ids) >= expected:
                     return ids
                 continue
+            except nats.js.errors.ServiceUnavailableError:  # the consumer's leader moving (just after a restart)
+                continue
             for message in messages:
                 ids.append(message.headers["Nats-Msg-Id"])
                 await message.ack()
