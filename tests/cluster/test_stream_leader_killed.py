@@ -7,6 +7,7 @@ import time
 
 import nats
 import nats.errors
+import nats.js.errors
 
 from services.kernel.bus import ensure_streams
 from services.kernel.events import STREAMS
