@@ -17,6 +17,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session
 
 from services.kernel import clock, context
+from services.kernel.db import snapshot_session
 from services.kernel.models import AuditEntry, AuditHead
 
 GENESIS = "0" * 64
@@ -172,7 +173,7 @@ def chain_head(session: Session) -> dict[str, Any]:
 def verify_chain(engine: Engine, *, page_size: int = 5000) -> ChainVerification:
     """Recompute the whole chain in pages; report the first entry whose link or hash does not hold."""
     prev, expected_seq, length = GENESIS, 1, 0
-    with Session(engine) as session:
+    with snapshot_session(engine) as session:  # a read: never queued behind a writer's lock
         head = session.get(AuditHead, 1)
         last_seq = 0
         while True:

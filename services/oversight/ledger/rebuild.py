@@ -282,7 +282,8 @@ def _fresh(consumer: EventConsumer) -> EventConsumer:
         service=consumer.service, stream=consumer.stream, engine=consumer.engine, bus=consumer.bus,
         handlers=consumer.handlers, ignores=consumer.ignores, batch_size=consumer.batch_size,
         max_attempts=consumer.max_attempts, retry_delay=consumer.retry_delay, fetch_timeout=consumer.fetch_timeout,
-        ack_wait=consumer.ack_wait)
+        ack_wait=consumer.ack_wait, transaction_seconds=consumer.transaction_seconds,
+        transaction_events=consumer.transaction_events)
 
 
 async def rebuild_ledger(app: Any) -> RebuildResult:
