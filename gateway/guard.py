@@ -12,6 +12,7 @@ must hold across replicas, the sign-in lockout after ``login_max_failures``, is 
 
 import json
 import math
+import re
 import time
 from dataclasses import dataclass
 
@@ -34,6 +35,14 @@ MUTATING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 TOKEN_PATH = "/auth/token"
 # audit_log.entity_id is VARCHAR(100): a longer "METHOD path" is cut there (PostgreSQL refuses the whole entry).
 ROUTE_ID_MAX = AuditEntry.__table__.c.entity_id.type.length
+
+# The routes that take a whole file and run it as a job (imports, a month's tax-line file): their bodies are a city's
+# month, far past the limit of an ordinary request; the service behind checks its own, per kind.
+_FILE_UPLOADS = re.compile(r"^/api/(accounts/imports/[a-z_]+|collection/tax-payments/files)/?$")
+
+
+def is_file_upload(method: str, path: str) -> bool:
+    return method == "POST" and _FILE_UPLOADS.match(path) is not None
 
 
 @dataclass
@@ -85,7 +94,7 @@ class GuardMiddleware:
         method, path = scope["method"], scope["path"]
         ip = (scope.get("client") or ("unknown", 0))[0]
         content_length, authorization = _guarded_headers(scope)
-        limit = self.settings.max_request_bytes
+        limit = self.settings.max_upload_bytes if is_file_upload(method, path) else self.settings.max_request_bytes
 
         if content_length > limit:
             await _reply(send, 413, "PAYLOAD_TOO_LARGE", f"请求体超过上限 {limit} 字节")

@@ -165,6 +165,8 @@ class Settings(BaseSettings):
     rate_limit_per_ip_per_minute: int = 2400
     rate_limit_token_per_ip_per_minute: int = 20
     max_request_bytes: int = 16 * 1024 * 1024  # a 10 000-line bulk upload fits
+    # A file uploaded to run as a job (imports, a tax-line file): 1 000 000 lines of ~150 bytes with room.
+    max_upload_bytes: int = 512 * 1024 * 1024
     cors_origins: list[str] = Field(default_factory=lambda: ["http://localhost:3000", "http://127.0.0.1:3000"])
 
     # Domain sections, each read from its own variables (``Section.env_prefix``), e.g. SIFUND_BENEFITS_*,

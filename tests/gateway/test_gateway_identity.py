@@ -162,6 +162,21 @@ async def test_oversized_requests_are_refused(make_settings, nats_server, start_
         assert streamed.status_code == 413
 
 
+async def test_a_file_for_a_job_may_be_larger_than_a_request(make_settings, nats_server, start_gateway):
+    """Imports and tax-line files run as jobs: their bodies are a month of a city, limited by max_upload_bytes."""
+    settings = make_settings(nats_server.url, max_request_bytes=1000, max_upload_bytes=5000)
+    async with start_gateway(settings) as gateway:
+        headers = {"Content-Type": "text/csv", **bearer(settings, "clerk")}
+        for path in ("/api/accounts/imports/persons", "/api/collection/tax-payments/files"):
+            passed = await gateway.post(path, content=b"x" * 2000, headers=headers)
+            assert passed.status_code != 413, path  # on to the service (whatever it answers)
+            refused = await gateway.post(path, content=b"x" * 6000, headers=headers)
+            assert refused.status_code == 413 and refused.json()["error"]["code"] == "PAYLOAD_TOO_LARGE"
+        ordinary = await gateway.post("/api/accounts/employers", content=b"x" * 2000, headers=headers)
+        assert ordinary.status_code == 413
+        assert (await gateway.get("/api/accounts/imports/persons", headers=headers)).status_code != 413
+
+
 async def test_a_bad_token_is_turned_away_at_the_gateway(gateway_settings, start_gateway):
     async with start_gateway(gateway_settings) as gateway:
         r = await gateway.get("/api/accounts/employers", headers={"Authorization": "Bearer forged"})
