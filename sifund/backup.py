@@ -42,6 +42,7 @@ import json
 import os
 import platform as host_platform
 import shutil
+import socket
 import sqlite3
 import subprocess
 from collections.abc import AsyncIterator
@@ -473,11 +474,8 @@ async def restore(settings: Settings, source: Path, *, force: bool = False, nats
 async def streams_of(settings: Settings) -> AsyncIterator[Any]:
     """A JetStream context on the platform's streams: the configured NATS when it answers, else a temporary
     nats-server on the embedded topology's store (``<data dir>/nats``) while the platform is stopped."""
-    try:
-        nc = await nats.connect(servers=settings.nats_servers, connect_timeout=2, allow_reconnect=False,
-                                name="sifund-cli")
-    except Exception:  # noqa: BLE001 - nothing answers: the embedded store, if there is one
-        nc = None
+    # A plain TCP probe first: nats-py keeps retrying a refused first connection for a long while.
+    nc = await _connect(settings.nats_server_url) if _any_listening(settings.nats_servers) else None
     if nc is not None:
         try:
             yield nc.jetstream()
@@ -509,3 +507,14 @@ def service_answers(settings: Settings, service: str) -> list[str]:
         except httpx.HTTPError:
             pass
     return answering
+
+
+def _any_listening(servers: list[str]) -> bool:
+    for server in servers:
+        url = make_url(server.replace("nats://", "nats://x@", 1)) if "://" in server else None
+        try:
+            with socket.create_connection((url.host, url.port or 4222), timeout=2):
+                return True
+        except (OSError, AttributeError):
+            continue
+    return False

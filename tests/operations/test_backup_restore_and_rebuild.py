@@ -16,6 +16,7 @@ import json
 import os
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 import httpx
@@ -24,15 +25,21 @@ from sqlalchemy import create_engine, inspect, text
 
 from services.kernel.settings import SERVICES, Settings
 from services.oversight.ledger.rebuild import part_tables
-from tests.chaos.month import FUNDS, PERIOD, Ledger, Month, fen, signed_in, uscc
+from tests.chaos.month import FUNDS, PERIOD, Ledger, Month, Party, fen, signed_in, uscc
 from tests.chaos.platform import RunningPlatform, free_port_base
-from tests.operations.test_deployment_files import probe_paths
+from tests.support.deployment_files import probe_paths
 from tests.support.launcher import sifund_command
 
 EMPLOYERS = 2
 CONVERGENCE_SECONDS = 120.0
 # Columns that say when this process applied an event, not what the event said: a replay sets them anew.
 APPLIED_AT = {"received_at", "updated_at"}
+
+
+def _mark(what: str, started: list[float]) -> None:
+    now = time.monotonic()
+    print(f"{what}: {now - started[-1]:.1f}s")
+    started.append(now)
 
 
 def _environment(database_urls: dict[str, str], postgres: bool) -> dict[str, str]:
@@ -119,14 +126,18 @@ async def _consumer_floors(url: str) -> dict[tuple[str, str], int]:
 
 async def test_backup_online_then_rebuild_then_wipe_restore_and_resume(tmp_path: Path,
                                                                        database_urls: dict[str, str]):
+    started = [time.monotonic()]
     postgres = not database_urls["accounts"].startswith("sqlite")
     environment = _environment(database_urls, postgres)
     first = RunningPlatform(tmp_path / "first" / "var", environment, free_port_base())
     (tmp_path / "first").mkdir()
     first.start()
+    _mark("first start", started)
     try:
         report, _collected = await _month(first)
+        _mark("month", started)
         _cli(environment, first.data_dir, first.port_base, "backup", str(tmp_path / "backup"))  # online
+        _mark("backup", started)
     finally:
         first.stop()
     manifest = json.loads((tmp_path / "backup" / "manifest.json").read_text())
@@ -137,6 +148,7 @@ async def test_backup_online_then_rebuild_then_wipe_restore_and_resume(tmp_path:
     live = _derived_tables(settings.database_url("oversight"))
     assert sum(map(len, live.values())) > 0
     _cli(environment, first.data_dir, first.port_base, "oversight", "rebuild")
+    _mark("rebuild", started)
     assert _derived_tables(settings.database_url("oversight")) == live
 
     # 3. wipe, restore into a fresh data directory, start again
@@ -148,15 +160,19 @@ async def test_backup_online_then_rebuild_then_wipe_restore_and_resume(tmp_path:
                               str(tmp_path / "backup")], env=environment, capture_output=True, text=True, timeout=60)
     assert refused.returncode == 1 and "not empty" in refused.stderr
     _cli(environment, second_dir, port_base, "restore", str(tmp_path / "backup"))
+    _mark("restore", started)
     second = RunningPlatform(second_dir, environment, port_base)
     second.start()
+    _mark("second start", started)
     try:
         floors = await _consumer_floors(f"nats://127.0.0.1:{port_base + 10}")
         for stream, saved in manifest["streams"].items():
             for consumer in saved["consumers"]:
                 assert floors[(stream, consumer["name"])] >= consumer["ack_floor_stream_seq"], (stream, consumer)
         async with httpx.AsyncClient(base_url=second.gateway_url, timeout=30.0, trust_env=False) as client:
-            parties = await signed_in(second, client, Ledger())
+            secrets, ledger = second.credentials(), Ledger()
+            parties = {name: await Party(client, ledger, f"demo_{role}", secrets[f"demo_{role}"]).sign_in()
+                       for name, role in (("officer", "oversight_officer"), ("clerk", "agency_clerk"))}
             auditor = parties["officer"]
             for service in SERVICES:
                 verified = (await auditor.call("GET", f"/{service}/audit/verify")).json()
@@ -171,6 +187,7 @@ async def test_backup_online_then_rebuild_then_wipe_restore_and_resume(tmp_path:
                                         params={"include_matched": True})).json()
             assert _checks(again) == _checks(report)
             await _new_event_reaches_oversight(parties)
+            _mark("new event reached oversight", started)
             for component, path in sorted(probe_paths()):
                 port = second.port_base + (0 if component == "gateway" else 1 + SERVICES.index(component))
                 answer = await client.get(f"http://127.0.0.1:{port}{path}")

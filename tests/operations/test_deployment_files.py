@@ -6,62 +6,16 @@ Deployment has resource requests and a PodDisruptionBudget, secrets come from a 
 tests/operations/test_backup_restore_and_rebuild.py (on its restored platform, with :func:`probe_paths`)."""
 
 import re
-from pathlib import Path
 
 import pytest
 import yaml
 
-from services.kernel.settings import PORT_OFFSETS, SERVICES, Settings
-from services.kernel.settings_sections import Section
+from services.kernel.settings import SERVICES
+from tests.support.deployment_files import (
+    COMPONENTS, FACTORIES, INFRA, PORTS, ROOT, command_component, compose, k8s_documents, probe_paths, setting_variables,
+)
 
 pytestmark = pytest.mark.unit
-
-ROOT = Path(__file__).resolve().parents[2]
-INFRA = ROOT / "infra"
-COMPONENTS = (*SERVICES, "gateway")
-FACTORIES = {**{s: f"services.{s}.app:create_app" for s in SERVICES}, "gateway": "gateway.app:create_app"}
-PORTS = {c: 8000 + PORT_OFFSETS[c] for c in COMPONENTS}
-
-
-def setting_variables() -> set[str]:
-    """Every environment variable Settings reads."""
-    names = set()
-    for name, field in Settings.model_fields.items():
-        section = field.annotation
-        if isinstance(section, type) and issubclass(section, Section):
-            names |= {f"{section.env_prefix}{f}".upper() for f in section.model_fields}
-        else:
-            names.add(f"SIFUND_{name}".upper())
-    return names
-
-
-def compose() -> dict:
-    return yaml.safe_load((INFRA / "compose.yaml").read_text())
-
-
-def k8s_documents() -> list[dict]:
-    return [doc for path in sorted((INFRA / "k8s").glob("*.yaml"))
-            for doc in yaml.safe_load_all(path.read_text()) if doc]
-
-
-def _command_component(command: list[str]) -> str:
-    return next(c for c, factory in FACTORIES.items() if factory in command)
-
-
-def probe_paths() -> set[tuple[str, str]]:
-    """(component, path) of every HTTP probe of a sifund container in compose.yaml and the Kubernetes manifests."""
-    found = set()
-    for service in compose()["services"].values():
-        if service.get("image", "").startswith("sifund"):
-            test = " ".join(service["healthcheck"]["test"])
-            path = re.search(r"127\.0\.0\.1:\d+(/[\w/]+)", test)[1]
-            found.add((_command_component(service["command"]), path))
-    for doc in k8s_documents():
-        if doc["kind"] == "Deployment":
-            for container in doc["spec"]["template"]["spec"]["containers"]:
-                for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
-                    found.add((_command_component(container["args"]), container[probe]["httpGet"]["path"]))
-    return found
 
 
 def test_every_sifund_variable_in_the_files_is_a_setting():
@@ -98,7 +52,7 @@ def test_compose_runs_three_nats_nodes_postgres_each_service_twice_the_gateway_p
     for name, service in services.items():
         if not service.get("image", "").startswith("sifund"):
             continue
-        component = _command_component(service["command"])
+        component = command_component(service["command"])
         assert name.split("-")[0] == component
         assert service["command"][service["command"].index("--port") + 1] == str(PORTS[component])
         environment = service["environment"]
@@ -140,7 +94,7 @@ def test_kubernetes_deployments_have_split_probes_requests_a_budget_and_secrets_
         assert deployment["spec"]["replicas"] >= 2
         pod = deployment["spec"]["template"]["spec"]
         container = pod["containers"][0]
-        assert _command_component(container["args"]) == component
+        assert command_component(container["args"]) == component
         assert container["ports"][0]["containerPort"] == PORTS[component]
         assert container["livenessProbe"]["httpGet"]["path"] == "/health/live"
         assert container["readinessProbe"]["httpGet"]["path"] == "/health/ready"
