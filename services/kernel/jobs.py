@@ -470,12 +470,7 @@ class JobRunner:
         self._wake.set()
         if self._task is None:
             return
-        try:
-            await asyncio.wait_for(asyncio.shield(self._task), timeout=self.config.stop_grace_seconds)
-        except TimeoutError:
-            self._task.cancel()
-            with suppress(asyncio.CancelledError):
-                await self._task
+        await finish_or_cancel(self._task, self.config.stop_grace_seconds)
         self._task = None
 
     async def _loop(self) -> None:
@@ -583,3 +578,14 @@ def job_runner(*kinds: JobKind) -> Callable[[FastAPI], JobRunner]:
         return runner
 
     return create
+
+
+async def finish_or_cancel(task: asyncio.Task, grace_seconds: float) -> None:
+    """Let a background loop that was asked to stop finish its step (a chunk, a run) for ``grace_seconds``, then
+    cancel it."""
+    try:
+        await asyncio.wait_for(asyncio.shield(task), timeout=grace_seconds)
+    except TimeoutError:
+        task.cancel()
+        with suppress(asyncio.CancelledError):
+            await task

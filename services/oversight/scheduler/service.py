@@ -298,12 +298,7 @@ class Scheduler:
         self._stopping.set()
         if self._task is None:
             return
-        try:
-            await asyncio.wait_for(asyncio.shield(self._task), timeout=self.config.stop_grace_seconds)
-        except TimeoutError:
-            self._task.cancel()
-            with suppress(asyncio.CancelledError):
-                await self._task
+        await leases.finish_or_cancel(self._task, self.config.stop_grace_seconds)
         self._task = None
         log.info("scheduler.stopped", owner=self.owner)
 
