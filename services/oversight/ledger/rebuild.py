@@ -322,7 +322,7 @@ async def rebuild_oversight(app: Any, parts: Iterable[str] = ALL_PARTS) -> Rebui
 # restarted process runs it again from the start.
 
 async def _rebuild_step(ctx: JobContext) -> dict[str, Any]:
-    return (await rebuild_ledger(SimpleNamespace(state=ctx.state))).as_dict()
+    return (await rebuild_oversight(SimpleNamespace(state=ctx.state), parts=ALL_PARTS)).as_dict()
 
 
 LEDGER_REBUILD = JobKind(name="oversight.ledger_rebuild", submitters=frozenset({"oversight_officer"}),
@@ -334,9 +334,9 @@ router = APIRouter(prefix="/ledger", tags=["ledger"])
 
 
 @router.post("/rebuild", status_code=202, response_model=JobOut, dependencies=[allow("oversight_officer")],
-             summary="Rebuild the ledger from the streams, as a background job (officers only)",
-             description="Empties the ledger tables and replays COLLECTION, ACCOUNTS and BENEFITS from sequence 1 "
-                         "in one transaction (the live consumers pause meanwhile). Accepted with 202 and "
+             summary="Rebuild the mirror and the ledger from the streams, as a background job (officers only)",
+             description="Empties the mirror and ledger tables and replays ACCOUNTS, EXCHANGE, COLLECTION and "
+                         "BENEFITS from sequence 1 in one transaction (the live consumers pause meanwhile). Accepted with 202 and "
                          "`Location: …/jobs/{id}`; the result gives, per stream, the events read, replayed, left to "
                          "the live consumer and duplicates. While a rebuild is queued or running, a second request "
                          "answers the same job.")
