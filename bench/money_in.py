@@ -175,7 +175,13 @@ def insert_chunked(session: Session, table, rows) -> int:  # noqa: ANN001
 
 
 def seed(collection, accounts, employers: list[dict]) -> dict:  # noqa: ANN001
-    now = datetime.now(UTC)
+    cids = seed_collection(collection, employers)
+    seed_accounts(accounts, employers, cids)
+    return cids
+
+
+def seed_collection(collection, employers: list[dict]) -> dict[str, str]:  # noqa: ANN001
+    """Collection's registry mirror and its approved parameters; person id → citizen id."""
     cids: dict[str, str] = {}
     for employer in employers:
         for person_id, serial, _ in employer["staff"]:
@@ -193,6 +199,18 @@ def seed(collection, accounts, employers: list[dict]) -> dict:  # noqa: ANN001
              "start_period": 202001, "end_period": None, "status": "active", "source_event_id": "0"}
             for e in employers for p, _, _ in e["staff"] for fund in FUNDS))
         session.commit()
+    with context.trace(actor=ACCOUNTANT), unit_of_work(collection) as session:
+        proposal = ParametersProposal(region=CITY, valid_from=202601, reason="2026 年度费率基数",
+                                      document=ParametersDocument.model_validate(default_document(AVERAGE_WAGE_FEN)))
+        proposed = parameters.propose(session, proposal)
+    with context.trace(actor=APPROVER), unit_of_work(collection) as session:
+        parameters.decide(session, proposed.id, approve=True, reason="同意")
+    return cids
+
+
+def seed_accounts(accounts, employers: list[dict], cids: dict[str, str]) -> None:  # noqa: ANN001
+    """Accounts' registry tables, as the ACCOUNTS stream and the accounts API would have put them there."""
+    now = datetime.now(UTC)
     with Session(accounts) as session:
         insert_chunked(session, accounts_models.Employer.__table__, (
             {"id": e["id"], "uscc": e["uscc"], "name": f"单位{e['serial']}", "region": DISTRICT,
@@ -210,13 +228,6 @@ def seed(collection, accounts, employers: list[dict]) -> dict:  # noqa: ANN001
              "created_at": now, "created_by": "bench", "version": 1}
             for e in employers for p, _, _ in e["staff"] for fund in FUNDS))
         session.commit()
-    with context.trace(actor=ACCOUNTANT), unit_of_work(collection) as session:
-        proposal = ParametersProposal(region=CITY, valid_from=202601, reason="2026 年度费率基数",
-                                      document=ParametersDocument.model_validate(default_document(AVERAGE_WAGE_FEN)))
-        proposed = parameters.propose(session, proposal)
-    with context.trace(actor=APPROVER), unit_of_work(collection) as session:
-        parameters.decide(session, proposed.id, approve=True, reason="同意")
-    return cids
 
 
 # -- stages ------------------------------------------------------------------------------------------------------------
