@@ -2,10 +2,13 @@
 settled principal first, then late fee; refused methods (002 四), idempotent re-posts, conflicts, duplicate vouchers,
 CSV in UTF-8 and GBK, unmatched lines kept and resolved, events in parts of at most 1 000 lines, 10 000 lines fast."""
 
+import hashlib
 import json
 import time
+from decimal import Decimal
 
 import pytest
+from pydantic import ValidationError
 from sqlalchemy import func, select
 from sqlmodel import Session
 
@@ -15,6 +18,8 @@ from services.collection.models import (
     TaxPayment,
     TaxPaymentBatch,
 )
+from services.collection.payments.schemas import CheckedLine, TaxPaymentLine, quick_line
+from services.collection.payments.service import _content_hash, _fen_of
 from services.kernel import clock
 from services.kernel.models import AuditEntry
 from services.kernel.periods import add_months, period_of
@@ -525,3 +530,65 @@ async def test_a_batch_that_loses_a_race_is_rolled_back_whole(start_service, set
         assert (count(client, TaxPaymentBatch), count(client, LateFeeCharge), len(outbox(client))) == before
         assert line_row(client, other_line).status == "open"
         assert count(client, TaxPayment, TaxPayment.tax_line_id == "R-2") == 0
+
+
+# -- the plain-line shortcut -----------------------------------------------------------------------------------------
+
+_VARIANTS = {
+    "tax_line_id": [" T-1 ", "T" * 64, "T" * 65, "", "  ", "T\x00", "Ｔ-1", 12, None],
+    "payer_uscc": [make_uscc(3), make_uscc(3).lower(), f" {make_uscc(3)} ", make_uscc(3)[:-1] + "0", "", None],
+    "citizen_id": [citizen_id(5), citizen_id(7).lower(), " " + citizen_id(5), "150121197001010000", "", None, 1],
+    "fund": ["pen_emp", " UNEMP ", "X" * 11, "", "险种", 3],
+    "period": [202601, "202601", 202613, "20261", 2026.01, True, " 202601", None],
+    "employer_amount": ["869.78", "869.7", "869.789", "-1.00", "-0", 100, 1.5, "1e2", "1,000", "", None, True,
+                        "99999999999999"],
+    "individual_amount": ["0", "0.00", "434.89", 0],
+    "late_fee_amount": ["19.57", "0.00", None, "-0.01"],
+    "method": ["bank_transfer", " Online ", "SS_CARD", "银行代扣", "cheque", "x" * 31, ""],
+    "voucher_no": ["V-1", " V-1 ", "V" * 65, "", "票证1"],
+    "paid_date": ["2026-02-10", "2026-2-10", "2026-02-30", "1899-12-31", 20260210, None],
+}
+
+
+@pytest.mark.unit
+def test_a_plain_line_is_checked_as_the_model_checks_it():
+    """``quick_line`` answers only lines the model accepts, with the model's values; everything else it leaves to
+    the model (which words the refusal), so the codes and messages of refused lines are the model's."""
+    base = pay("T-1", payer_uscc=make_uscc(3), citizen_id=citizen_id(5), employer_amount="869.78",
+               individual_amount="434.89")
+    cases = [base, {**base, "extra": 1}, {k: v for k, v in base.items() if k != "late_fee_amount"},
+             {k: v for k, v in base.items() if k != "voucher_no"},
+             {k: v for k, v in base.items() if k not in ("payer_uscc", "citizen_id")},
+             {**base, "payer_uscc": None, "citizen_id": None},
+             {**base, "employer_amount": "0", "individual_amount": "0.00", "late_fee_amount": "0"}]
+    cases += [{**base, name: value} for name, values in _VARIANTS.items() for value in values]
+    cases += [{**base, "payer_uscc": None}, {**base, "citizen_id": None}]
+    quick = 0
+    for raw in cases:
+        try:
+            expected = CheckedLine.of(TaxPaymentLine.model_validate(raw))
+        except ValidationError:
+            expected = None
+        got = quick_line(raw)
+        if got is None:
+            continue  # the model decides (and words any refusal)
+        quick += 1
+        assert expected is not None, f"the shortcut accepted a line the model refuses: {raw}"
+        assert got == expected, raw
+        for name in ("employer_amount", "individual_amount", "late_fee_amount"):
+            assert isinstance(getattr(got, name), Decimal) and str(getattr(got, name)) == str(getattr(expected, name))
+    assert quick >= 30  # the plain forms do take the shortcut
+
+
+@pytest.mark.unit
+def test_the_content_hash_is_the_json_text_it_always_was():
+    """Stored hashes are compared with those of lines sent again: the hashed text must stay ``json.dumps``'s."""
+    for raw in (pay("T-\"1\"\\é", citizen_id=citizen_id(5), employer_amount="1.00"),
+                pay("T-2", payer_uscc=make_uscc(3), employer_amount="869.78", individual_amount="434.89",
+                    voucher_no="V/\u2028", method="online")):
+        line = quick_line(raw) or CheckedLine.of(TaxPaymentLine.model_validate(raw))
+        fen = _fen_of(line)
+        text = json.dumps([line.tax_line_id, line.payer_uscc or "", line.citizen_id or "", line.fund, str(line.period),
+                           str(fen.employer), str(fen.individual), str(fen.late_fee), line.method, line.voucher_no,
+                           line.paid_date.isoformat()], ensure_ascii=False)
+        assert _content_hash(line, fen) == hashlib.sha256(text.encode()).hexdigest()

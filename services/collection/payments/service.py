@@ -40,6 +40,7 @@ most 1 000 a piece. One audit entry per batch keeps the counts and every rejecte
 
 import hashlib
 import json
+from json.encoder import encode_basestring as _json_string
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -71,6 +72,7 @@ from services.collection.payments.schemas import (
     BatchResult,
     BatchSummary,
     ChargeOut,
+    CheckedLine,
     FundPeriodTotal,
     LineRef,
     MatchStatus,
@@ -80,6 +82,7 @@ from services.collection.payments.schemas import (
     Rejection,
     TaxPaymentLine,
     normalise_method,
+    quick_line,
 )
 from services.contracts.codes import MatchStatus as ContractMatchStatus
 from services.contracts.collection import MAX_LINES as EVENT_MAX_LINES
@@ -130,21 +133,22 @@ class _Fen:
     late_fee: int
 
 
-def _fen_of(line: TaxPaymentLine) -> _Fen:
+def _fen_of(line: CheckedLine) -> _Fen:
     return _Fen(yuan_to_fen(line.employer_amount), yuan_to_fen(line.individual_amount),
                 yuan_to_fen(line.late_fee_amount))
 
 
-def _content_hash(line: TaxPaymentLine, fen: _Fen | None = None) -> str:
+def _content_hash(line: CheckedLine, fen: _Fen | None = None) -> str:
     """Over the normalised values: the same line sent as JSON or as CSV, with "1304.6" or "1304.60", or the method's
     Chinese label, is the same line. A JSON array keeps the fields apart whatever they contain. (Stored hashes are
-    compared with those of lines sent again: the form of the text hashed must not change.)"""
+    compared with those of lines sent again: the form of the text hashed must not change: the text is exactly
+    ``json.dumps([...], ensure_ascii=False)`` of these strings, written without building an encoder per line.)"""
     fen = fen or _fen_of(line)
-    body = json.dumps([
+    body = "[" + ", ".join(map(_json_string, (
         line.tax_line_id, line.payer_uscc or "", line.citizen_id or "", line.fund, str(line.period),
         str(fen.employer), str(fen.individual), str(fen.late_fee), line.method, line.voucher_no,
         line.paid_date.isoformat(),
-    ], ensure_ascii=False)
+    ))) + "]"
     return hashlib.sha256(body.encode()).hexdigest()
 
 
@@ -216,7 +220,7 @@ def _cell(value: Any) -> Any:
 @dataclass
 class _Accepted:
     line_no: int
-    line: TaxPaymentLine
+    line: CheckedLine
     digest: str
     payment_id: str
     employer: Any  # registry row or None
@@ -278,7 +282,7 @@ def receive_batch(session: Session, raw_lines: list[tuple[int, Any]], *, source_
     parameters = load_parameter_sets(session, region)
 
     rejected: list[_Rejected] = []
-    valid: list[tuple[int, TaxPaymentLine, _Fen, str]] = []
+    valid: list[tuple[int, CheckedLine, _Fen, str]] = []
 
     # 1-2: method and shape, line by line.
     for line_no, raw in raw_lines:
@@ -295,7 +299,7 @@ def receive_batch(session: Session, raw_lines: list[tuple[int, Any]], *, source_
                 period=_best_effort_period(raw.get("period")), amount_fen=_best_effort_amount(raw)))
             continue
         try:
-            line = TaxPaymentLine.model_validate(raw)
+            line = quick_line(raw) or CheckedLine.of(TaxPaymentLine.model_validate(raw))
         except ValidationError as exc:
             code, message = _validation_reason(exc)
             rejected.append(_Rejected(line_no, tax_line_id, code, message, method=_short(method, 30),
@@ -415,7 +419,7 @@ def receive_batch(session: Session, raw_lines: list[tuple[int, Any]], *, source_
     )
 
 
-def _reject(line_no: int, line: TaxPaymentLine, code: str, message: str) -> _Rejected:
+def _reject(line_no: int, line: CheckedLine, code: str, message: str) -> _Rejected:
     return _Rejected(line_no, line.tax_line_id, code, message, method=line.method[:30], payer_uscc=line.payer_uscc,
                      fund=line.fund, period=line.period,
                      amount_fen=yuan_to_fen(line.employer_amount + line.individual_amount + line.late_fee_amount))
