@@ -6,6 +6,7 @@ of the line **and of its predecessors** (the lines of the same person and fund i
 transitively) on the corrected principal; see ``load_states``.
 """
 
+import json
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
@@ -13,7 +14,7 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import ARRAY, any_, bindparam, func, select
+from sqlalchemy import ARRAY, String, any_, bindparam, func, select
 from sqlmodel import Session
 
 from services.collection.arrears.latefee import DEFAULT_DAILY_RATE, LineState, accrue, parse_rate
@@ -32,10 +33,15 @@ class ChargeTotals:
 
 
 def one_of(session: Session, column: Any, values: list) -> Any:
-    """``column IN (values)``; on PostgreSQL ``column = ANY(:array)``, one parameter instead of thousands (compiling
-    and sending a 5 000-placeholder IN list costs more than the query)."""
-    if session.get_bind().dialect.name == "postgresql":
+    """``column IN (values)`` with one parameter whatever the number of values (compiling and sending a
+    5 000-placeholder IN list costs more than the query): on PostgreSQL ``column = ANY(:array)``, on SQLite
+    ``column IN (SELECT value FROM json_each(:json))`` (SQLite still searches the column's index for each value)."""
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
         return column == any_(bindparam(None, list(values), type_=ARRAY(column.type)))
+    if dialect == "sqlite":
+        each = func.json_each(bindparam(None, json.dumps(list(values)), type_=String)).table_valued("value")
+        return column.in_(select(each.c.value))
     return column.in_(values)
 
 

@@ -1,6 +1,9 @@
 """Bulk writes of a payment batch, shaped for each database.
 
-SQLite: ``executemany`` of one prepared statement is already the fastest path. PostgreSQL: ``executemany`` sends one
+SQLite: ``executemany`` of one prepared statement is the fastest path; it is handed to the driver as tuples
+(``exec_driver_sql``), each value passed through its column type's own bind processor (dates and timestamps as
+SQLAlchemy writes them), so that SQLAlchemy does not build and process a parameter dict per row (a third of the
+insert's cost for 10 000 rows). PostgreSQL: ``executemany`` sends one
 statement per row (pipelined, but each row is still parsed, planned and acknowledged: ~1.2 s for 30 000 rows), and a
 multi-row ``VALUES`` list is slower still to compile. So on PostgreSQL each column goes as **one array parameter**:
 ``INSERT … SELECT * FROM unnest(:a, :b, …)`` and ``UPDATE … FROM unnest(:ids, …)`` — a handful of parameters per
@@ -23,8 +26,35 @@ def _array_of(session: Session, table: Table, name: str, values: list[Any]) -> t
     return f"CAST(:{name} AS {sql_type}[])", bindparam(name, values, type_=ARRAY(column.type))
 
 
+def _driver_rows(session: Session, table: Table, columns: dict[str, str], rows: list[dict[str, Any]]) -> list[tuple]:
+    """The rows' values as tuples (``columns``: column name → key in the row, in the statement's order), each bound
+    as its column type binds it for this dialect."""
+    dialect = session.get_bind().dialect
+    keys = list(columns.values())
+    processors = [table.c[name].type.dialect_impl(dialect).bind_processor(dialect) for name in columns]
+    if not any(processors):
+        return [tuple(row[k] for k in keys) for row in rows]
+    return [tuple(value if p is None or value is None else p(value) for p, value in
+                  zip(processors, (row[k] for k in keys), strict=True)) for row in rows]
+
+
+def _sqlite_executemany(session: Session, table: Table, sql: str, columns: dict[str, str],
+                        rows: list[dict[str, Any]]) -> None:
+    session.connection().exec_driver_sql(sql, _driver_rows(session, table, columns, rows))
+
+
+def _quoted(session: Session, name: str) -> str:
+    return session.get_bind().dialect.identifier_preparer.quote(name)
+
+
 def insert_rows(session: Session, table: Table, rows: list[dict[str, Any]]) -> None:
     if not rows:
+        return
+    if session.get_bind().dialect.name == "sqlite":
+        names = list(rows[0])
+        sql = (f"INSERT INTO {_quoted(session, table.name)} ({', '.join(_quoted(session, n) for n in names)}) "
+               f"VALUES ({', '.join('?' for _ in names)})")
+        _sqlite_executemany(session, table, sql, {n: n for n in names}, rows)
         return
     if not _is_postgres(session):
         session.execute(insert(table), rows)
@@ -40,6 +70,12 @@ def update_settled_lines(session: Session, table: Table, updates: list[dict[str,
     if not updates:
         return
     c = table.c
+    if session.get_bind().dialect.name == "sqlite":
+        sql = (f"UPDATE {_quoted(session, table.name)} SET paid_principal_fen = ?, paid_late_fee_fen = ?, status = ? "
+               "WHERE id = ?")
+        _sqlite_executemany(session, table, sql, {"paid_principal_fen": "_principal", "paid_late_fee_fen": "_fee",
+                                                  "status": "_status", "id": "_id"}, updates)
+        return
     if not _is_postgres(session):
         session.execute(
             update(table).where(c.id == bindparam("_id"))
