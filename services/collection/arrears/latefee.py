@@ -55,6 +55,8 @@ def segment_fee_exact(principal_fen: int, rate: Decimal, days: int) -> Decimal:
 
 def segment_fee(principal_fen: int, rate: Decimal, days: int) -> int:
     """``principal × rate × days`` in fen, rounded half-up once."""
+    if days == 0 or principal_fen == 0:
+        return 0  # nothing to charge (a payment on or before the due date, or the principal already paid)
     return round_fen(segment_fee_exact(principal_fen, rate, days))
 
 

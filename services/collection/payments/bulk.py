@@ -10,6 +10,7 @@ multi-row ``VALUES`` list is slower still to compile. So on PostgreSQL each colu
 statement whatever the number of rows.
 """
 
+from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import ARRAY, Table, bindparam, insert, text, update
@@ -26,16 +27,19 @@ def _array_of(session: Session, table: Table, name: str, values: list[Any]) -> t
     return f"CAST(:{name} AS {sql_type}[])", bindparam(name, values, type_=ARRAY(column.type))
 
 
-def _driver_rows(session: Session, table: Table, columns: dict[str, str], rows: list[dict[str, Any]]) -> list[tuple]:
-    """The rows' values as tuples (``columns``: column name → key in the row, in the statement's order), each bound
-    as its column type binds it for this dialect."""
+def _driver_rows(session: Session, table: Table, columns: dict[str, str], rows: list[dict[str, Any]]) -> list[list]:
+    """The rows' values as lists (``columns``: column name → key in the row, in the statement's order), each bound
+    as its column type binds it for this dialect (only dates and timestamps have anything to do)."""
     dialect = session.get_bind().dialect
-    keys = list(columns.values())
-    processors = [table.c[name].type.dialect_impl(dialect).bind_processor(dialect) for name in columns]
-    if not any(processors):
-        return [tuple(row[k] for k in keys) for row in rows]
-    return [tuple(value if p is None or value is None else p(value) for p, value in
-                  zip(processors, (row[k] for k in keys), strict=True)) for row in rows]
+    values = itemgetter(*columns.values())
+    out = [list(values(row)) for row in rows] if len(columns) > 1 else [[values(row)] for row in rows]
+    for index, name in enumerate(columns):
+        process = table.c[name].type.dialect_impl(dialect).bind_processor(dialect)
+        if process is not None:
+            for row in out:
+                if row[index] is not None:
+                    row[index] = process(row[index])
+    return out
 
 
 def _sqlite_executemany(session: Session, table: Table, sql: str, columns: dict[str, str],

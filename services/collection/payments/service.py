@@ -440,14 +440,20 @@ def _payment_row(a: _Accepted, batch_id: str) -> dict[str, Any]:
 # -- lookups (one query per chunk of ids) ----------------------------------------------------------------------------
 
 
+def _rows(session: Session, query: Any) -> list[Any]:
+    """Plain rows of a Core query in the session's transaction, without the ORM's loading per row (nothing is
+    pending before the lookups: there is nothing to flush)."""
+    return session.connection().execute(query).all()
+
+
 def _existing_lines(session: Session, ids: set[str]) -> dict[str, tuple[str, str, str]]:
     """tax_line_id → (payment id, content hash, batch id)."""
     out: dict[str, tuple[str, str, str]] = {}
     for part in chunks(sorted(ids)):
-        for tax_line_id, payment_id, digest, batch_id in session.execute(
+        for tax_line_id, payment_id, digest, batch_id in _rows(session,
             select(TaxPayment.tax_line_id, TaxPayment.id, TaxPayment.content_hash, TaxPayment.batch_id)
             .where(one_of(session, TaxPayment.tax_line_id, part))
-        ).all():
+        ):
             out[tax_line_id] = (payment_id, digest, batch_id)
     return out
 
@@ -463,9 +469,8 @@ def _employers_by_uscc(session: Session, usccs: set[str]) -> dict[str, RegistryE
 def _persons_by_citizen_id(session: Session, citizen_ids: set[str]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for part in chunks(sorted(citizen_ids)):
-        for row in session.execute(
-            select(RegistryPerson.person_id, RegistryPerson.citizen_id).where(one_of(session, RegistryPerson.citizen_id, part))
-        ).all():
+        for row in _rows(session, select(RegistryPerson.person_id, RegistryPerson.citizen_id)
+                         .where(one_of(session, RegistryPerson.citizen_id, part))):
             out[row.citizen_id] = row
     return out
 
@@ -474,10 +479,10 @@ def _voucher_payers(session: Session, vouchers: set[str]) -> dict[str, str]:
     """voucher_no → the payer it belongs to (USCC, or ``person:<citizen id>``)."""
     out: dict[str, str] = {}
     for part in chunks(sorted(vouchers)):
-        for voucher, uscc, citizen_id in session.execute(
+        for voucher, uscc, citizen_id in _rows(session,
             select(TaxPayment.voucher_no, TaxPayment.payer_uscc, TaxPayment.citizen_id)
             .where(one_of(session, TaxPayment.voucher_no, part))
-        ).all():
+        ):
             out.setdefault(voucher, uscc or f"person:{citizen_id}")
     return out
 
@@ -488,6 +493,7 @@ def _open_lines(session: Session, *, person_ids: set[str], employer_ids: set[str
     lines) or employers (employer-level lines) and periods. Locked FOR UPDATE (PostgreSQL) so that two batches
     settling one line queue up."""
     table = AssessmentLine.__table__.c
+    assessment = Assessment.__table__.c
     columns = (table.id, table.assessment_id, table.employer_id, table.person_id, table.fund, table.period,
                table.employer_fen, table.individual_fen, table.due_date)
     rows: dict[str, Any] = {}
@@ -496,12 +502,12 @@ def _open_lines(session: Session, *, person_ids: set[str], employer_ids: set[str
     for key_column, keys in ((table.person_id, person_ids), (table.employer_id, employer_ids)):
         for part in chunks(sorted(keys)):
             query = (
-                select(*columns).join(Assessment, Assessment.id == table.assessment_id)
+                select(*columns).join(Assessment.__table__, assessment.id == table.assessment_id)
                 .where(one_of(session, key_column, part), table.period.in_(sorted(periods)), table.status != "superseded",
-                       Assessment.status != "superseded")
+                       assessment.status != "superseded")
                 .with_for_update(of=AssessmentLine.__table__)
             )
-            for row in session.execute(query).all():
+            for row in _rows(session, query):
                 rows[row.id] = row
     states = load_states(session, list(rows.values()), rate_on=lambda day: parameters.daily_rate(day)[0]).states
     return {
