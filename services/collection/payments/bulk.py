@@ -27,19 +27,24 @@ def _array_of(session: Session, table: Table, name: str, values: list[Any]) -> t
     return f"CAST(:{name} AS {sql_type}[])", bindparam(name, values, type_=ARRAY(column.type))
 
 
-def _driver_rows(session: Session, table: Table, columns: dict[str, str], rows: list[dict[str, Any]]) -> list[list]:
-    """The rows' values as lists (``columns``: column name → key in the row, in the statement's order), each bound
+def _driver_rows(session: Session, table: Table, columns: dict[str, str], rows: list[dict[str, Any]]) -> list[tuple]:
+    """The rows' values as tuples (``columns``: column name → key in the row, in the statement's order), each bound
     as its column type binds it for this dialect (only dates and timestamps have anything to do)."""
     dialect = session.get_bind().dialect
     values = itemgetter(*columns.values())
-    out = [list(values(row)) for row in rows] if len(columns) > 1 else [[values(row)] for row in rows]
-    for index, name in enumerate(columns):
-        process = table.c[name].type.dialect_impl(dialect).bind_processor(dialect)
-        if process is not None:
-            for row in out:
-                if row[index] is not None:
-                    row[index] = process(row[index])
-    return out
+    out = [values(row) for row in rows] if len(columns) > 1 else [(values(row),) for row in rows]
+    processors = [(index, process) for index, name in enumerate(columns)
+                  if (process := table.c[name].type.dialect_impl(dialect).bind_processor(dialect)) is not None]
+    if not processors:
+        return out
+    bound = []
+    for row in out:
+        row = list(row)
+        for index, process in processors:
+            if row[index] is not None:
+                row[index] = process(row[index])
+        bound.append(tuple(row))
+    return bound
 
 
 def _sqlite_executemany(session: Session, table: Table, sql: str, columns: dict[str, str],
