@@ -1,4 +1,4 @@
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, Query, UploadFile, status
 
@@ -48,10 +48,15 @@ def assessment_out(a: Assessment) -> AssessmentOut:
                          total=fen_to_yuan(a.employer_total_fen + a.individual_total_fen))
 
 
-def line_out(line: AssessmentLine) -> AssessmentLineOut:
-    return AssessmentLineOut(**line.model_dump(), base=fen_to_yuan(line.base_fen),
-                             employer_amount=fen_to_yuan(line.employer_fen),
-                             individual_amount=fen_to_yuan(line.individual_fen))
+def line_out(line: AssessmentLine | Any) -> AssessmentLineOut:
+    """From an ``AssessmentLine`` or a row of its columns."""
+    return AssessmentLineOut(
+        id=line.id, person_id=line.person_id, fund=line.fund, period=line.period, base_fen=line.base_fen,
+        employer_rate=line.employer_rate, individual_rate=line.individual_rate, employer_fen=line.employer_fen,
+        individual_fen=line.individual_fen, base=fen_to_yuan(line.base_fen),
+        employer_amount=fen_to_yuan(line.employer_fen), individual_amount=fen_to_yuan(line.individual_fen),
+        due_date=line.due_date, status=line.status, paid_principal_fen=line.paid_principal_fen,
+        paid_late_fee_fen=line.paid_late_fee_fen)
 
 
 def declaration_out(d: Declaration) -> DeclarationOut:
