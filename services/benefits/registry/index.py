@@ -23,14 +23,16 @@ skipped. An assessment line for a person not mirrored yet, or for a period witho
 
 from dataclasses import dataclass
 from fractions import Fraction
+from typing import Any
 
-from sqlalchemy import delete, insert, select
+from sqlalchemy import delete, select
 from sqlmodel import Session
 
 from services.benefits.models import AverageWage, BeneficiaryPerson, ContributionIndex, MirroredAssessment
 from services.contracts.codes import WAGE_PENSION_FUNDS
 from services.contracts.collection import AssessmentIssued, AssessmentSuperseded, ParametersApproved
 from services.kernel.auth import region_levels
+from services.kernel.bulk import insert_for
 from services.kernel.events import EventEnvelope
 from services.kernel.mirror import MirrorGap
 from services.kernel.mirror import typed_payload as _payload
@@ -109,29 +111,29 @@ def on_assessment_issued(session: Session, envelope: EventEnvelope) -> None:
         session.add(MirroredAssessment(assessment_id=e.assessment_id, employer_id=e.employer_id, period=e.period,
                                        status="issued"))
 
-    existing: dict[tuple[str, str], ContributionIndex] = {}
-    for start in range(0, len(person_ids), CHUNK):
-        chunk = person_ids[start:start + CHUNK]
-        for row in session.execute(select(ContributionIndex).where(
-                ContributionIndex.person_id.in_(chunk), ContributionIndex.period == e.period)).scalars():
-            existing[(row.person_id, row.fund)] = row
-    new: dict[tuple[str, str], dict] = {}
+    # One row per person × fund of the month, the newest line id winning: within the event here, against a row
+    # already held in the upsert's WHERE (a correction or a later assessment replaces the month, an older line never
+    # does). One executemany, no row read or held per line.
+    newest: dict[tuple[str, str], dict] = {}
     for line in lines:
-        wage = in_force[regions[line.person_id]].average_wage_fen
         key = (line.person_id, line.fund)
-        values = {"person_id": line.person_id, "fund": line.fund, "period": e.period, "base_fen": line.base_fen,
-                  "average_wage_fen": wage, "assessment_line_id": line.line_id, "assessment_id": e.assessment_id}
-        row = existing.get(key)
-        if row is not None:
-            if line.line_id > row.assessment_line_id:  # a correction (or a later assessment) replaces the month
-                row.base_fen, row.average_wage_fen = line.base_fen, wage
-                row.assessment_line_id, row.assessment_id = line.line_id, e.assessment_id
-                session.add(row)
-        elif key not in new or line.line_id > new[key]["assessment_line_id"]:
-            new[key] = values
-    new_rows = list(new.values())
-    for start in range(0, len(new_rows), CHUNK):
-        session.execute(insert(ContributionIndex.__table__), new_rows[start:start + CHUNK])
+        if key not in newest or line.line_id > newest[key]["assessment_line_id"]:
+            wage = in_force[regions[line.person_id]].average_wage_fen
+            newest[key] = {"person_id": line.person_id, "fund": line.fund, "period": e.period,
+                           "base_fen": line.base_fen, "average_wage_fen": wage, "assessment_line_id": line.line_id,
+                           "assessment_id": e.assessment_id}
+    rows = list(newest.values())
+    for start in range(0, len(rows), CHUNK):
+        session.execute(_newest_line_wins(session), rows[start:start + CHUNK])
+
+
+def _newest_line_wins(session: Session) -> Any:
+    table = ContributionIndex.__table__
+    stmt = insert_for(session, table)
+    replaced = ("base_fen", "average_wage_fen", "assessment_line_id", "assessment_id")
+    return stmt.on_conflict_do_update(
+        index_elements=["person_id", "fund", "period"], set_={name: stmt.excluded[name] for name in replaced},
+        where=stmt.excluded.assessment_line_id > table.c.assessment_line_id)
 
 
 def on_assessment_superseded(session: Session, envelope: EventEnvelope) -> None:
