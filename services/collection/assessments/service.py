@@ -35,7 +35,7 @@ from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
 from pydantic_core import PydanticCustomError
-from sqlalchemy import insert, select, update
+from sqlalchemy import select, update
 from sqlmodel import Session
 
 from services.collection.assessments.schemas import COLUMNS, DeclarationLineIn, positive_base
@@ -50,6 +50,7 @@ from services.collection.models import (
 )
 from services.collection.parameters.schemas import INJURY, WAGE_FUNDS
 from services.collection.parameters.service import Parameters, injury_factor, parameters_for
+from services.collection.payments import bulk
 from services.contracts.collection import MAX_LINES, AssessmentIssued, AssessmentSuperseded
 from services.kernel import clock, context
 from services.kernel.audit import append_audit_many
@@ -489,9 +490,9 @@ def issue(session: Session, employer_id: str, period: int, lines: list[InputLine
     session.add(assessment)
     session.flush()
     for chunk in _chunks(declaration_rows):
-        session.execute(insert(DeclarationLine.__table__), chunk)
+        bulk.insert_rows(session, DeclarationLine.__table__, chunk)
     for chunk in _chunks(line_rows):
-        session.execute(insert(AssessmentLine.__table__), chunk)
+        bulk.insert_rows(session, AssessmentLine.__table__, chunk)
 
     audit = [{"action": "declaration.submit", "entity_type": "declaration", "entity_id": declaration.id,
               "detail": {"employer_id": employer_id, "period": period, "source": source,

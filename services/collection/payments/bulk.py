@@ -1,4 +1,4 @@
-"""Bulk writes of a payment batch, shaped for each database.
+"""Bulk writes of collection's large sets (a payment batch, an assessment's lines), shaped for each database.
 
 SQLite: ``executemany`` of one prepared statement is the fastest path; it is handed to the driver as tuples
 (``exec_driver_sql``), each value passed through its column type's own bind processor (dates and timestamps as
