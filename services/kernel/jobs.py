@@ -102,6 +102,11 @@ class JobContext:
     params: dict[str, Any]
     engine: Engine
     state: Any  # the app's state (settings, bus, consumers, ...)
+    chunk_rows: int | None = None  # SIFUND_JOBS_CHUNK_ROWS
+
+    def rows_per_chunk(self, natural: int) -> int:
+        """The kind's own chunk size, or the configured one if smaller."""
+        return min(natural, self.chunk_rows or natural)
 
 
 @dataclass(frozen=True)
@@ -516,7 +521,7 @@ class JobRunner:
         try:
             data = await anyio.to_thread.run_sync(job_input, engine, job.id) if job.file_sha256 else None
             ctx = JobContext(job=job, data=data, params=json.loads(job.params or "{}"), engine=engine,
-                             state=self.app.state)
+                             state=self.app.state, chunk_rows=self.config.chunk_rows)
             if kind.run_async is not None:
                 result = await kind.run_async(ctx)
                 await anyio.to_thread.run_sync(lambda: finish(engine, job.id, owner, result=result))
