@@ -17,8 +17,13 @@ progress update is conditional on still holding the lease, so a runner that lost
 rule of the oversight scheduler's lease, ``take_lease`` below works on any table with ``lease_owner`` and
 ``lease_until``): exactly one process wins, on SQLite and PostgreSQL alike. The lease is renewed by every chunk and
 by a heartbeat; a process that dies leaves a lease that runs out (``SIFUND_JOBS_LEASE_SECONDS``), and the next
-runner to look (the restarted process at start-up, or another replica's poll) resumes the job. A clean shutdown
-stops between chunks and frees the lease at once.
+runner to look (the restarted process at start-up, or another replica's poll) resumes the job. A holder known to be
+dead need not be waited for: the owner names its process and where that process ran (host, PID, the machine's boot
+and PID namespace), and a runner that sees the same boot and namespace and no such process left takes the job at
+once — so a service killed and restarted by ``sifund up`` (or systemd) resumes its job at start-up, not a lease
+later. A holder elsewhere, or one whose liveness cannot be seen, is waited for. Judging wrongly costs a chunk, never a
+row: progress commits only for the lease's holder at the offset it started from. A clean shutdown stops between
+chunks and frees the lease at once.
 
 **Outcome.** ``succeeded`` with the kind's result (e.g. an import report), or ``failed`` with the refusal's stable
 code and Chinese message (a ``DomainError``) or the exception's text. A failed chunk rolled back: nothing of it is
@@ -40,6 +45,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Annotated, Any, Protocol
 
 import anyio
@@ -102,6 +108,11 @@ class JobContext:
     params: dict[str, Any]
     engine: Engine
     state: Any  # the app's state (settings, bus, consumers, ...)
+    chunk_rows: int | None = None  # SIFUND_JOBS_CHUNK_ROWS
+
+    def rows_per_chunk(self, natural: int) -> int:
+        """The kind's own chunk size, or the configured one if smaller."""
+        return min(natural, self.chunk_rows or natural)
 
 
 @dataclass(frozen=True)
@@ -126,13 +137,16 @@ class LeaseLost(Exception):
 # -- leases (any table with lease_owner / lease_until) ---------------------------------------------------------------
 
 
-def take_lease(session: Session, table: Table, key: Any, owner: str, lease: timedelta, **values: Any) -> bool:
-    """Take the lease of the row ``key`` if it is free or expired; exactly one contender wins. ``values`` are set
-    on the row in the same statement."""
+def take_lease(session: Session, table: Table, key: Any, owner: str, lease: timedelta, *,
+               dead_holder: str | None = None, **values: Any) -> bool:
+    """Take the lease of the row ``key`` if it is free or expired (or still held by ``dead_holder``, a process known
+    to be gone); exactly one contender wins. ``values`` are set on the row in the same statement."""
     now = clock.utc_now()
     c = table.c
     pk = next(iter(table.primary_key.columns))
-    result = session.execute(update(table).where(pk == key, or_(c.lease_until.is_(None), c.lease_until < now))
+    takeable = or_(c.lease_until.is_(None), c.lease_until < now,
+                   *([c.lease_owner == dead_holder] if dead_holder else []))
+    result = session.execute(update(table).where(pk == key, takeable)
                              .values(lease_owner=owner, lease_until=now + lease, **values))
     return result.rowcount == 1
 
@@ -152,6 +166,53 @@ def release_lease(session: Session, table: Table, key: Any, owner: str, **values
 
 
 JOB = Job.__table__
+
+
+# -- lease holders: who they are, whether they are gone --------------------------------------------------------------
+
+
+def _this_machine() -> str | None:
+    """This boot of this machine's kernel and this process's PID namespace (Linux): processes that show the same value
+    see each other's PIDs. None where it cannot be known: then no holder is ever judged dead."""
+    try:
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip().replace("-", "")[:12]
+        namespace = os.readlink("/proc/self/ns/pid")  # "pid:[4026531836]"
+    except OSError:
+        return None
+    return f"{boot}.{namespace.removeprefix('pid:[').removesuffix(']')}"
+
+
+MACHINE = _this_machine()
+
+
+def lease_owner_name() -> str:
+    """``host:pid:random[:machine]``, unique per runner; readable in logs, and telling a runner of the same machine
+    whether the holder is still alive (``holder_is_dead``)."""
+    name = f"{socket.gethostname()[:40]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+    return f"{name}:{MACHINE}" if MACHINE else name
+
+
+def holder_is_dead(owner: str | None) -> bool:
+    """The holder was a process of this machine (same boot, same PID namespace) that exists no more (or is a zombie
+    nobody reaped yet). Anything else is presumed alive: another machine or container, this very process (another
+    runner in it), a live process, an owner name of another form."""
+    parts = (owner or "").rsplit(":", 3)
+    if MACHINE is None or len(parts) != 4 or parts[3] != MACHINE or not parts[1].isdigit():
+        return False
+    pid = int(parts[1])
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # someone else's process: alive
+        return False
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state in ("Z", "X")
 
 
 # -- accepting a job -------------------------------------------------------------------------------------------------
@@ -348,18 +409,24 @@ def jobs_router(kinds: Iterable[JobKind]) -> APIRouter:
 
 
 def claim_next(engine: Engine, kinds: Iterable[str], owner: str, lease: timedelta) -> Job | None:
-    """Take the oldest unfinished job of ``kinds`` whose lease is free or expired."""
+    """Take the oldest unfinished job of ``kinds`` whose lease is free, expired, or held by a process known to be
+    dead (``holder_is_dead``)."""
     now = clock.utc_now()
+    unfinished = (Job.kind.in_(list(kinds)), Job.status.in_(UNFINISHED))
     with snapshot_session(engine) as session:
-        candidates = list(session.execute(
-            select(Job.id).where(Job.kind.in_(list(kinds)), Job.status.in_(UNFINISHED),
-                                 or_(Job.lease_until.is_(None), Job.lease_until < now))
-            .order_by(Job.id).limit(10)).scalars())
-    for job_id in candidates:
+        candidates: list[tuple[str, str | None]] = [(job_id, None) for job_id in session.execute(
+            select(Job.id).where(*unfinished, or_(Job.lease_until.is_(None), Job.lease_until < now))
+            .order_by(Job.id).limit(10)).scalars()]
+        held = session.execute(select(Job.id, Job.lease_owner).where(*unfinished, Job.lease_until >= now)
+                               .order_by(Job.id).limit(100)).all()
+    candidates += [(job_id, holder) for job_id, holder in held if holder_is_dead(holder)]
+    for job_id, dead_holder in sorted(candidates):
         with unit_of_work(engine) as session:
-            if not take_lease(session, JOB, job_id, owner, lease, status=RUNNING, attempts=JOB.c.attempts + 1,
-                              updated_at=now):
+            if not take_lease(session, JOB, job_id, owner, lease, dead_holder=dead_holder, status=RUNNING,
+                              attempts=JOB.c.attempts + 1, updated_at=now):
                 continue
+            if dead_holder:
+                log.info("job.taken_from_dead_holder", job_id=job_id, holder=dead_holder)
             session.execute(update(JOB).where(JOB.c.id == job_id, JOB.c.started_at.is_(None)).values(started_at=now))
             session.flush()
             job = session.get(Job, job_id)
@@ -434,7 +501,7 @@ class JobRunner:
     config: JobSettings = field(default_factory=JobSettings)
 
     def __post_init__(self) -> None:
-        self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"[-100:]
+        self.owner = lease_owner_name()
         self.lease = timedelta(seconds=self.config.lease_seconds)
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
@@ -516,7 +583,7 @@ class JobRunner:
         try:
             data = await anyio.to_thread.run_sync(job_input, engine, job.id) if job.file_sha256 else None
             ctx = JobContext(job=job, data=data, params=json.loads(job.params or "{}"), engine=engine,
-                             state=self.app.state)
+                             state=self.app.state, chunk_rows=self.config.chunk_rows)
             if kind.run_async is not None:
                 result = await kind.run_async(ctx)
                 await anyio.to_thread.run_sync(lambda: finish(engine, job.id, owner, result=result))

@@ -113,6 +113,9 @@ class JobSettings(Section):
     poll_seconds: float = Field(default=5.0, gt=0)
     # On shutdown, how long the job in hand may take to finish its chunk before it is cancelled (it resumes later).
     stop_grace_seconds: float = Field(default=10.0, ge=0)
+    # At most this many rows (lines) per chunk of any job; none: each kind's own size (1 000 import rows, 10 000 tax
+    # lines). Smaller chunks mean shorter write transactions and finer progress, at the price of more commits.
+    chunk_rows: int | None = Field(default=None, ge=1)
 
 
 class OversightBudgetSettings(Section):

@@ -130,8 +130,11 @@ class Crash(BaseException):
     """The accounts process dies here."""
 
 
+# The restarted process may run with another chunk size (SIFUND_JOBS_CHUNK_ROWS): 700 does not divide the 2 000 rows
+# committed before the crash, so it resumes inside what would be one of its own chunks.
+@pytest.mark.parametrize("resumed_chunk_rows", [None, 700], ids=["same-chunks", "other-chunk-size"])
 async def test_an_import_job_killed_mid_way_resumes_on_restart_with_every_row_exactly_once(
-        make_settings, nats_server, database_urls, start_service, auth, monkeypatch):
+        make_settings, nats_server, database_urls, start_service, auth, monkeypatch, resumed_chunk_rows):
     engine = make_engine(database_urls["accounts"])
     upgrade_database(engine, "accounts", models.metadata)
     clerk_actor = Actor(id="clerk.li", role="agency_clerk", roles=("agency_clerk",), region=REGION)
@@ -164,7 +167,8 @@ async def test_an_import_job_killed_mid_way_resumes_on_restart_with_every_row_ex
     engine.dispose()
 
     # The restarted process resumes the job at start-up once the dead one's lease ran out.
-    settings = make_settings(nats_server.url, jobs={"lease_seconds": 0.5, "poll_seconds": 0.05})
+    settings = make_settings(nats_server.url, jobs={"lease_seconds": 0.5, "poll_seconds": 0.05,
+                                                    "chunk_rows": resumed_chunk_rows})
     clerk = auth("agency_clerk", region=REGION, subject="clerk.li")
     async with start_service("accounts", settings) as accounts:
         done = await poll(accounts, job.id, clerk, [])

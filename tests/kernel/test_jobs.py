@@ -5,13 +5,17 @@ the kind's readers."""
 
 import asyncio
 import json
+import socket
+import subprocess
+import sys
+from datetime import timedelta
 from types import SimpleNamespace
 
 import pytest
-from sqlalchemy import Column, Integer, MetaData, String, Table, func, insert, select
+from sqlalchemy import Column, Integer, MetaData, String, Table, func, insert, select, update
 from sqlmodel import Session
 
-from services.kernel import context, jobs
+from services.kernel import clock, context, jobs
 from services.kernel.context import Actor
 from services.kernel.db import make_engine
 from services.kernel.errors import Invalid, NotFound
@@ -229,3 +233,46 @@ async def test_only_the_creator_or_a_reader_of_the_kind_sees_a_job(engine):
         assert read_job(engine, job.id, kinds).id == job.id
         assert [j.id for j in jobs.list_jobs(engine, kinds, kind=TOY.name, status=None, after=None, limit=10)[0]] \
             == [job.id]
+
+
+def _held_by(engine, job_id: str, holder: str) -> None:  # noqa: ANN001
+    """The job as a runner left it mid-way: running, its lease held by ``holder`` for an hour yet."""
+    with Session(engine) as session, session.begin():
+        session.execute(update(Job.__table__).where(Job.__table__.c.id == job_id).values(
+            status="running", attempts=1, lease_owner=holder, lease_until=clock.utc_now() + timedelta(hours=1)))
+
+
+def _holder(pid: int, machine: str | None = None) -> str:
+    return f"{socket.gethostname()}:{pid}:0badc0de:{machine or jobs.MACHINE}"
+
+
+@pytest.mark.skipif(jobs.MACHINE is None, reason="a holder's liveness is seen through Linux's /proc")
+async def test_a_job_held_by_a_dead_process_of_this_machine_is_taken_at_once_never_one_of_a_live_holder(engine):
+    """A service killed and restarted resumes its job at start-up rather than a lease later: its predecessor ran on
+    this machine and is gone. A live process, another machine (or container), or this very process keeps it."""
+    job, _ = submit(engine, lines(250))
+    taker = runner(engine)
+    live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+    try:
+        for holder in (_holder(live.pid), _holder(4_000_000, machine="0123456789ab.4026531836"),
+                       runner(engine).owner, f"elsewhere:{4_000_000}:0badc0de"):
+            _held_by(engine, job.id, holder)
+            assert jobs.claim_next(engine, [TOY.name], taker.owner, taker.lease) is None, holder
+        live.kill()  # killed, not reaped yet: a zombie is dead too
+        await until(lambda: jobs.holder_is_dead(_holder(live.pid)))
+        _held_by(engine, job.id, _holder(live.pid))
+        claimed = jobs.claim_next(engine, [TOY.name], taker.owner, taker.lease)
+    finally:
+        live.kill()
+        live.wait()
+    assert claimed is not None and claimed.id == job.id and claimed.lease_owner == taker.owner
+    assert claimed.attempts == 2
+    await taker._run(claimed)
+    done = job_row(engine, job.id)
+    assert (done.status, done.rows_done, done.attempts) == ("succeeded", 250, 2)
+    assert stored(engine) == list(range(250))
+
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()  # exited and reaped: no such process
+    assert jobs.holder_is_dead(_holder(gone.pid))
+    assert not jobs.holder_is_dead(taker.owner) and not jobs.holder_is_dead(None)

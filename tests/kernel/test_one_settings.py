@@ -49,6 +49,8 @@ SECTION_VARIABLES = [
      Decimal("7.5")),
     ("SIFUND_OVERSIGHT_RULES_LARGE_AMOUNT_THRESHOLD_FEN", "100", "oversight_rules", "large_amount_threshold_fen", 100),
     ("SIFUND_OVERSIGHT_RULES_TENURE_YEARS", "3", "oversight_rules", "tenure_years", 3),
+    ("SIFUND_JOBS_CHUNK_ROWS", "25", "jobs", "chunk_rows", 25),
+    ("SIFUND_JOBS_LEASE_SECONDS", "3", "jobs", "lease_seconds", 3.0),
     ("SIFUND_WHISTLEBLOWING_INTAKE_BURST", "2", "whistleblowing", "intake_burst", 2),
     ("SIFUND_WHISTLEBLOWING_TRACK_PER_HOUR", "10", "whistleblowing", "track_per_hour", 10),
 ]

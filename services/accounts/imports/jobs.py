@@ -1,5 +1,5 @@
 """Imports as background jobs (``services.kernel.jobs``): a large upload is accepted with 202 and a job id, and runs
-chunk by chunk (``CHUNK_ROWS`` data rows each) in the accounts process.
+chunk by chunk (``CHUNK_ROWS`` data rows each, fewer under ``SIFUND_JOBS_CHUNK_ROWS``) in the accounts process.
 
 Each chunk's rows, events, audit entry, rejections, the ``import_job`` counters *and* the kernel job's progress
 commit in one transaction, so a job resumed after a crash starts exactly at the first chunk not committed. On
@@ -12,6 +12,7 @@ whose import already reached ``completed`` or ``rejected`` is not run again.
 """
 
 from collections.abc import Iterator
+from itertools import islice
 from typing import Any
 
 from sqlalchemy import func, select
@@ -20,6 +21,7 @@ from sqlmodel import Session
 
 from services.accounts.imports.schemas import COLUMNS, ImportKind, ImportMode
 from services.accounts.imports.service import (
+    CHUNK_ROWS,
     MAX_ATTEMPTS,
     OVERLAP_CODE,
     ImportRun,
@@ -56,7 +58,8 @@ class ImportWork:
         self.mode = ImportMode(ctx.params.get("mode", ImportMode.per_row.value))
         self.data = ctx.data or b""
         job = self._import_job(ctx)
-        self.run = ImportRun(ctx.engine, kind, self.mode, read_table(self.data, COLUMNS[kind]), job)
+        self.run = ImportRun(ctx.engine, kind, self.mode, read_table(self.data, COLUMNS[kind]), job,
+                             chunk_rows=ctx.rows_per_chunk(CHUNK_ROWS))
         self.run.total, self.run.accepted, self.run.rejected = job.total_rows, job.accepted_rows, job.rejected_rows
         self.total: int | None = sum(1 for _ in read_table(self.data, COLUMNS[kind]).rows())
         self.chunks: Iterator[PreparedChunk] | None = None
@@ -100,15 +103,12 @@ class ImportWork:
         if self.chunks is None or self.position != offset:
             self.run.seen.clear()
             self.run.total = 0
-            self.chunks = self.run.chunks(read_table(self.data, COLUMNS[self.kind]).rows())
-            self.position = 0
-            skipped = 0
-            while skipped < offset:
-                before = self.run.total
-                if next(self.chunks, None) is None:
-                    return None
-                skipped += self.run.total - before
-            self.position = skipped
+            rows = read_table(self.data, COLUMNS[self.kind]).rows()
+            # Exactly ``offset`` rows, whatever the chunk size: it may have been configured differently when the
+            # chunks before were committed.
+            skipped = sum(1 for _ in self.run.chunks(islice(rows, offset)))
+            self.chunks = self.run.chunks(rows, number=skipped)
+            self.position = offset
         before = self.run.total
         prepared = next(self.chunks, None)
         if prepared is None:

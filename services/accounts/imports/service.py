@@ -475,8 +475,10 @@ class PreparedChunk:
 
 
 class ImportRun:
-    def __init__(self, engine: Engine, kind: ImportKind, mode: ImportMode, table: Table, job: ImportJob):
+    def __init__(self, engine: Engine, kind: ImportKind, mode: ImportMode, table: Table, job: ImportJob,
+                 chunk_rows: int = CHUNK_ROWS):
         self.engine = engine
+        self.chunk_rows = chunk_rows
         self.kind = kind
         self.mode = mode
         self.table = table
@@ -490,9 +492,9 @@ class ImportRun:
 
     # -- step 1 ------------------------------------------------------------------------------------------------------
 
-    def chunks(self, rows: Iterator[tuple[int, dict[str, Any], list[Any]]]) -> Iterator[PreparedChunk]:
-        number = 0
-        while batch := list(islice(rows, CHUNK_ROWS)):
+    def chunks(self, rows: Iterator[tuple[int, dict[str, Any], list[Any]]], number: int = 0,
+               ) -> Iterator[PreparedChunk]:
+        while batch := list(islice(rows, self.chunk_rows)):
             number += 1
             self.total += len(batch)
             candidates, rejections = [], []

@@ -1,9 +1,10 @@
 """Tax-line files beyond one request: the tax bureau's system uploads a whole file (up to a month of lines), accepted
-with 202 and a job id (``services.kernel.jobs``), and applied in chunks of ``MAX_LINES`` (10 000) lines, each
-through ``service.receive_batch`` exactly as a posted batch: each chunk becomes one payment batch, stored, matched
-and settled in the chunk's transaction together with the job's progress. A line received before (the same line id
-and content) counts as a duplicate, never twice. The job's result lists the batches, the totals and the first
-rejected lines with their codes and Chinese reasons (every one is at ``/tax-payments/batches/{id}``).
+with 202 and a job id (``services.kernel.jobs``), and applied in chunks of ``MAX_LINES`` (10 000) lines (fewer under
+``SIFUND_JOBS_CHUNK_ROWS``), each through ``service.receive_batch`` exactly as a posted batch: each chunk becomes
+one payment batch, stored, matched and settled in the chunk's transaction together with the job's progress. A line
+received before (the same line id and content) counts as a duplicate, never twice. The job's result lists the
+batches, the totals and the first rejected lines with their codes and Chinese reasons (every one is at
+``/tax-payments/batches/{id}``).
 """
 
 import json
@@ -47,6 +48,7 @@ class TaxFileWork:
     def __init__(self, ctx: JobContext):
         self.data = ctx.data or b""
         self.region: str = ctx.state.settings.region
+        self.chunk_lines = ctx.rows_per_chunk(MAX_LINES)
         self.state: dict[str, Any] = json.loads(ctx.job.state) if ctx.job.state else {
             "batches": [], "totals": {}, "rejections_by_code": {}, "rejections": []}
         self.total: int | None = sum(1 for _ in read_table(self.data, CSV_COLUMNS).rows())
@@ -58,7 +60,7 @@ class TaxFileWork:
             self.lines = file_lines(self.data)
             for _ in islice(self.lines, offset):
                 pass
-        chunk = list(islice(self.lines, MAX_LINES))
+        chunk = list(islice(self.lines, self.chunk_lines))
         if not chunk:
             return Step(0, 0, offset, True, self.state)
         result = service.receive_batch(session, chunk, source_format="csv", region=self.region)
