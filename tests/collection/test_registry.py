@@ -108,6 +108,15 @@ async def test_registrations_through_the_accounts_api_reach_collections_registry
         masked = (await collection.get(f"/registry/employers/{employers[1]}/enrolments",
                                        headers=auth("accountant", region=REGION))).json()
         assert "*" in masked["items"][0]["citizen_id"]
+        whole = (await collection.get(f"/registry/employers/{employers[0]}/enrolments", headers=reader)).json()
+        paged, after = [], None
+        while True:
+            page = (await collection.get(f"/registry/employers/{employers[0]}/enrolments", headers=reader,
+                                         params={"limit": 1, **({"after": after} if after else {})})).json()
+            paged, after = paged + page["items"], page["next_cursor"]
+            if after is None:
+                break
+        assert len(whole["items"]) >= 2 and whole["next_cursor"] is None and paged == whole["items"]
         elsewhere = await collection.get(f"/registry/employers/{employers[1]}", headers=auth("agency_clerk",
                                                                                               region="150103"))
         assert elsewhere.status_code == 403 and error_code(elsewhere) == "OUT_OF_REGION"

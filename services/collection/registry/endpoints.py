@@ -9,7 +9,6 @@ from services.collection.registry.schemas import RegistryEmployerOut, RegistryEn
 from services.kernel import context
 from services.kernel.auth import allow, ensure_in_region
 from services.kernel.errors import NotFound
-from services.kernel.paging import oldest_first
 from services.kernel.service_app import SessionDep
 
 READERS = allow("agency_clerk", "agency_reviewer", "agency_approver", "accountant", "internal_auditor")
@@ -42,23 +41,21 @@ def employer_enrolments(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> RegistryEnrolmentPage:
     registry_employer(session, employer_id)
+    # Plain rows, not ORM objects: the clerk's client reads every enrolment of every employer.
+    e, p = RegistryEnrolment.__table__.c, RegistryPerson.__table__.c
     query = (
-        select(RegistryEnrolment, RegistryPerson)
-        .join(RegistryPerson, RegistryPerson.person_id == RegistryEnrolment.person_id, isouter=True)
-        .where(RegistryEnrolment.employer_id == employer_id)
+        select(e.enrolment_id, e.person_id, e.fund, e.employer_id, e.start_period, e.end_period, e.status,
+               p.citizen_id, p.name, p.life_status)
+        .join_from(RegistryEnrolment.__table__, RegistryPerson.__table__, p.person_id == e.person_id, isouter=True)
+        .where(e.employer_id == employer_id)
     )
     if fund:
-        query = query.where(RegistryEnrolment.fund == fund)
+        query = query.where(e.fund == fund)
     if status:
-        query = query.where(RegistryEnrolment.status == status)
-    rows, next_cursor = oldest_first(session, query, RegistryEnrolment.enrolment_id, after=after, limit=limit,
-                                     rows=True)
-    items = [
-        RegistryEnrolmentOut(
-            **enrolment.model_dump(exclude={"source_event_id"}),
-            citizen_id=person.citizen_id if person else None, name=person.name if person else None,
-            life_status=person.life_status if person else None,
-        )
-        for enrolment, person in rows
-    ]
-    return RegistryEnrolmentPage(items=items, next_cursor=next_cursor)
+        query = query.where(e.status == status)
+    if after:
+        query = query.where(e.enrolment_id > after)
+    rows = session.connection().execute(query.order_by(e.enrolment_id).limit(limit + 1)).all()
+    next_cursor = rows[limit - 1].enrolment_id if len(rows) > limit else None
+    return RegistryEnrolmentPage(items=[RegistryEnrolmentOut(**row._mapping) for row in rows[:limit]],
+                                 next_cursor=next_cursor)
