@@ -25,7 +25,7 @@ import pytest
 from sqlalchemy import create_engine, inspect, text
 
 from services.kernel.settings import SERVICES, Settings
-from services.oversight.ledger.rebuild import part_tables
+from services.oversight.rebuild import part_tables
 from tests.chaos.month import FUNDS, PERIOD, Ledger, Month, Party, fen, signed_in, uscc
 from tests.chaos.platform import RunningPlatform, free_port_base
 from tests.support.deployment_files import probe_paths
