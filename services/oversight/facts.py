@@ -13,6 +13,7 @@ part ``facts``) runs ``record`` alone: it reproduces the fact tables and leaves 
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import update_wrapper
 from typing import Any
 
 from sqlmodel import Session
@@ -34,9 +35,17 @@ class FactHandler:
         return self.act(session, envelope, recorded) if self.act is not None else None
 
 
+def _named_after(wrapper: Callable, origin: Callable) -> Callable:
+    """The wrapper carries its origin's module and name (the event catalogue names a consumer by its package)."""
+    return update_wrapper(wrapper, origin, assigned=("__module__", "__name__", "__qualname__"), updated=())
+
+
 def acts_only(handler: Callable[[Session, EventEnvelope], Any]) -> FactHandler:
     """A handler that keeps no fact of its own (it reads the mirror or the ledger): nothing to replay."""
-    return FactHandler(act=lambda session, envelope, _: handler(session, envelope))
+    def act(session: Session, envelope: EventEnvelope, _recorded: None) -> Any:
+        return handler(session, envelope)
+
+    return FactHandler(act=_named_after(act, handler))
 
 
 def live_handlers(handlers: dict[str, FactHandler]) -> dict[str, Callable[[Session, EventEnvelope], None]]:
@@ -44,7 +53,7 @@ def live_handlers(handlers: dict[str, FactHandler]) -> dict[str, Callable[[Sessi
     def live(handler: FactHandler) -> Callable[[Session, EventEnvelope], None]:
         def run(session: Session, envelope: EventEnvelope) -> None:
             handler(session, envelope)
-        return run
+        return _named_after(run, handler.record or handler.act)
 
     return {event_type: live(handler) for event_type, handler in handlers.items()}
 

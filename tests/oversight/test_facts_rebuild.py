@@ -26,10 +26,10 @@ from services.oversight.cases import models as case_models
 from services.oversight.cases.models import BenefitSignal, Case
 from services.oversight.rebuild import part_tables, rebuild_oversight
 from services.oversight.rules.models import RuleClaim, RulePaidPeriod
-from tests.oversight.test_rules import assessed, decided, issued, life, person, settled, submitted
 from tests.support.e2e import wait_for
 from tests.support.launcher import free_port_base, sifund_command
 from tests.support.oversight import publish
+from tests.support.rules import assessed, decided, issued, life, person, settled, submitted
 
 # Columns that say when this process applied an event, not what the event said: a replay sets them anew.
 APPLIED_AT = {"received_at", "updated_at"}
