@@ -7,17 +7,17 @@ handlers the live consumers run, in ONE database transaction: a failure leaves t
 snapshots are not ledger tables and are kept (a closed month then shows what the rebuild changed as post-close
 adjustments, if anything).
 
-Exactness. The ledger must end up equal to what the live consumers built, no more and no less:
+Exactness. Each part rebuilt must end up equal to what the live consumers built, no more and no less:
 
-- the live consumers of the three streams are paused for the duration (they finish the batch in hand; messages
+- the live consumers of the streams replayed are paused for the duration (they finish the batch in hand; messages
   fetched but not acknowledged come back later and the inbox skips them), and restarted afterwards;
-- an event is replayed only if the inbox holds it — i.e. the live consumer applied it (to the ledger's handlers and
-  the mirror's alike, in one transaction). An event published but not consumed yet is left to the live consumer,
+- an event is replayed only if the inbox holds it — i.e. the live consumer applied it (to the mirror's, the
+  ledger's and the rules' handlers alike, in one transaction). An event published but not consumed yet is left to the live consumer,
   which applies it once it resumes; a dead-lettered event was never applied and stays so until an operator replays
   it. So the rebuild reproduces exactly the set of events the service has applied;
 - an event stored twice in a stream (published again outside the duplicate window) is replayed once, as the inbox
   applied it once;
-- on PostgreSQL the ledger tables are locked (EXCLUSIVE: reads go on) so that a dead letter replayed meanwhile waits
+- on PostgreSQL the tables rebuilt are locked (EXCLUSIVE: reads go on) so that a dead letter replayed meanwhile waits
   for the rebuild and is then applied once; on SQLite the transaction's write lock does the same.
 
 A stream whose first message is no longer sequence 1 (purged or limited) cannot be replayed exactly: refused with
@@ -44,8 +44,8 @@ asking for the facts rebuilds the ledger with them.
 Columns that say when this process applied an event rather than what the event said (``received_at``,
 ``updated_at``) are set anew by a replay; every other column comes back equal.
 
-Running or stopped. ``rebuild_oversight(app)`` runs inside a running oversight (the officer's job endpoint) and
-pauses that process's consumers of the streams replayed. ``sifund oversight rebuild`` (``rebuild_stopped``) runs
+Running or stopped. ``rebuild_oversight(app)`` (every part by default) runs inside a running oversight (the officer's job endpoint) and
+pauses that process's consumers of the streams replayed. ``sifund oversight rebuild`` (``replay_streams``) runs
 against a *stopped* oversight's database and refuses while any oversight replica answers ``/health/live``: another
 process's consumers cannot be paused from outside, and they would race the replay.
 """
