@@ -9,6 +9,14 @@ In a chunk, events already in the inbox (keyed by event id) are skipped; the res
 under one savepoint, and only if that fails is each event retried in its own savepoint, so one failing event does
 not undo its neighbours. Failed events are redelivered with a delay until ``max_attempts``; then the event is
 written to ``dead_letter`` (in the same transaction) and acknowledged, where an operator can see it and replay it.
+
+An event that fails because it must *wait* is not poison: a ``MirrorGap`` (it names an entity whose event, on
+another stream, has not been applied yet: that stream's consumer is behind, its process restarting, its stream
+leader being elected) or a transient database error (``OperationalError``: a deadlock between replicas, a lost
+connection). Such an event is retried for at least ``gap_patience`` seconds after it was published, however many
+deliveries that takes, and only then dead-lettered. Counting deliveries alone dead-lettered sound events whenever a
+neighbouring process took longer than the few seconds of five retries to come back (and a delivery to a process
+that was killed also counts as one).
 An event whose inbox row appeared meanwhile (another replica applied it: the inbox insert conflicts) is "already
 applied" and acknowledged, never dead-lettered.
 """
@@ -19,12 +27,14 @@ import json
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from datetime import datetime
 
 import anyio
 import structlog
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from pydantic import ValidationError
 from sqlalchemy import Engine, select
+from sqlalchemy.exc import OperationalError
 from sqlmodel import Session
 
 from services.kernel import clock, context
@@ -32,17 +42,22 @@ from services.kernel.bus import Bus
 from services.kernel.db import unit_of_work
 from services.kernel.errors import Conflict, NotFound
 from services.kernel.events import STREAMS, EventEnvelope
+from services.kernel.mirror import MirrorGap
 from services.kernel.models import DeadLetter, InboxMessage
 
 log = structlog.get_logger(__name__)
 
 Handler = Callable[[Session, EventEnvelope], None]
 
+# Failures that say "not yet" rather than "never" (see the module docstring).
+WAITING_ERRORS = (MirrorGap, OperationalError)
+
 
 @dataclass
 class _Delivery:
     raw: bytes
     num_delivered: int
+    published_at: datetime | None = None  # the stream's timestamp of the message
     envelope: EventEnvelope | None = None
     error: str | None = None
     outcome: str = "ack"  # ack | retry
@@ -68,6 +83,7 @@ class EventConsumer:
         batch_size: int = 500,
         max_attempts: int = 5,
         retry_delay: float = 1.0,
+        gap_patience: float = 600.0,
         fetch_timeout: float = 1.0,
         ack_wait: float = 30.0,
         transaction_seconds: float = 1.0,
@@ -85,6 +101,7 @@ class EventConsumer:
         self.batch_size = batch_size
         self.max_attempts = max_attempts
         self.retry_delay = retry_delay
+        self.gap_patience = gap_patience  # seconds a waiting event is retried before it is dead-lettered
         self.fetch_timeout = fetch_timeout
         self.ack_wait = ack_wait  # a batch whose acks were lost (crash, disconnect) comes back after this
         # One chunk of a batch commits after this much work or this many events (see the module docstring).
@@ -153,7 +170,8 @@ class EventConsumer:
         """Apply a fetched batch chunk by chunk; each chunk's messages are acknowledged (or, for a failed event,
         negatively acknowledged with a delay) as soon as the chunk has committed."""
         fetched_at = time.monotonic()
-        pending = [(m, _Delivery(raw=m.data, num_delivered=m.metadata.num_delivered)) for m in messages]
+        pending = [(m, _Delivery(raw=m.data, num_delivered=m.metadata.num_delivered,
+                                 published_at=m.metadata.timestamp)) for m in messages]
         while pending:
             taken = await anyio.to_thread.run_sync(self._apply_chunk, [d for _m, d in pending])
             for message, delivery in pending[:taken]:
@@ -229,12 +247,20 @@ class EventConsumer:
                 log.info("consumer.applied_elsewhere", consumer=self.name, event_id=d.envelope.id)
                 return
             d.error = f"{type(exc).__name__}: {exc}"
-            if d.num_delivered >= self.max_attempts:
+            if self._given_up(d, exc):
                 self._dead_letter(session, d)
             else:
                 d.outcome = "retry"
                 log.warning("consumer.event_failed", consumer=self.name, event_id=d.envelope.id,
                             attempt=d.num_delivered, error=d.error)
+
+    def _given_up(self, d: _Delivery, exc: Exception) -> bool:
+        if d.num_delivered < self.max_attempts:
+            return False
+        if not isinstance(exc, WAITING_ERRORS) or d.published_at is None:
+            return True
+        # Wall time, not the service clock (which a test may shift): the stream's timestamps are the server's.
+        return time.time() - d.published_at.timestamp() >= self.gap_patience
 
     def _apply_one(self, session: Session, envelope: EventEnvelope) -> None:
         handler = self.handlers.get(envelope.type)

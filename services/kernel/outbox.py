@@ -237,6 +237,9 @@ class OutboxRelay:
                 failure = failure or (f.exception() if not f.cancelled() else TimeoutError("no ack from JetStream"))
                 break
             confirmed += 1
+        for f in futures[confirmed:]:
+            if f.done() and not f.cancelled():
+                f.exception()  # retrieved: the prefix rule above already accounts for it (no asyncio warning)
         if confirmed:
             await anyio.to_thread.run_sync(self._in_transaction, connection, self._mark_published,
                                            [r[0] for r in rows[:confirmed]])

@@ -157,6 +157,7 @@ def create_service_app(spec: ServiceSpec, settings: Settings | None = None) -> F
                 service=spec.name, stream=c.stream, engine=engine, bus=bus, handlers=c.handlers,
                 ignores=c.ignores, batch_size=settings.consumer_batch_size,
                 max_attempts=settings.consumer_max_attempts, retry_delay=settings.consumer_retry_delay_seconds,
+                gap_patience=settings.consumer_gap_patience_seconds,
                 ack_wait=settings.consumer_ack_wait_seconds,
                 transaction_seconds=settings.consumer_transaction_seconds,
                 transaction_events=settings.consumer_transaction_events,

@@ -89,6 +89,10 @@ class Settings(BaseSettings):
     # A message that fails this many deliveries goes to the dead-letter table instead of being retried forever.
     consumer_max_attempts: int = 5
     consumer_retry_delay_seconds: float = 1.0
+    # An event that must wait (it names an entity another stream has not delivered yet, or the database had a
+    # transient error) is retried at least this long after it was published before it is dead-lettered: longer
+    # than any restart or stream-leader election, short enough for an operator to hear of a real gap the same hour.
+    consumer_gap_patience_seconds: float = Field(default=600.0, ge=0)
     consumer_ack_wait_seconds: float = 30.0
     # A consumer commits a fetched batch in chunks of at most this much work (or this many events), so that no
     # writer holds SQLite's one write lock for long and readers' snapshots stay fresh; each chunk's messages are

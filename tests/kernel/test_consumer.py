@@ -8,6 +8,7 @@ from sqlalchemy import select
 from sqlmodel import Session
 
 from services.kernel.events import EventActor, build_envelope
+from services.kernel.mirror import MirrorGap
 from services.kernel.models import DeadLetter, InboxMessage
 from tests.support.pipeline import Pinged, applied_counts, emit, pipeline
 from tests.support.pipeline import eventually
@@ -101,3 +102,38 @@ async def test_malformed_and_unknown_messages_are_dead_lettered_at_once(nats_ser
         assert malformed.attempts == 1 and "not an event envelope" in malformed.error
         unknown = next(d for d in letters if d.event_id is not None)
         assert "no handler" in unknown.error and unknown.attempts == 5
+
+
+async def test_an_event_waiting_for_another_stream_outlasts_the_attempts_and_is_applied_once_the_gap_closes(
+        nats_server, database_urls):
+    # An event naming an entity whose own event has not arrived yet (that stream's consumer restarting) is not
+    # poison: it is retried past max_attempts while it is younger than gap_patience.
+    async with pipeline(nats_server.url, database_urls["collection"], database_urls["benefits"],
+                        max_attempts=2) as (producer, consumer_db, _relay, consumer):
+        failures: list[int] = []
+
+        def waiting_handler(session, envelope):  # noqa: ANN001
+            if len(failures) < 6:
+                failures.append(envelope.payload().n)
+                raise MirrorGap(f"person {envelope.payload().n} is not mirrored yet")
+            apply_ping_original(session, envelope)
+
+        apply_ping_original = consumer.handlers[Pinged.event_type]
+        consumer.handlers[Pinged.event_type] = waiting_handler
+        emit(producer, [7])
+        await eventually(lambda: applied_counts(consumer_db) == (1, 1))
+        assert len(failures) == 6 > consumer.max_attempts
+        assert dead_letters(consumer_db) == []
+
+
+async def test_a_gap_that_never_closes_is_dead_lettered_after_the_patience(nats_server, database_urls):
+    async with pipeline(nats_server.url, database_urls["collection"], database_urls["benefits"],
+                        max_attempts=2, gap_patience=0.0) as (producer, consumer_db, _relay, consumer):
+        def never_mirrored(session, envelope):  # noqa: ANN001
+            raise MirrorGap(f"person {envelope.payload().n} is not mirrored yet")
+
+        consumer.handlers[Pinged.event_type] = never_mirrored
+        emit(producer, [8])
+        [letter] = await eventually(lambda: dead_letters(consumer_db))
+        assert letter.attempts == 2 and "MirrorGap" in letter.error
+        assert applied_counts(consumer_db) == (0, 0)

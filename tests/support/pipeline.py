@@ -65,7 +65,8 @@ def applied_counts(engine) -> tuple[int, int]:  # noqa: ANN001
 
 
 @asynccontextmanager
-async def pipeline(nats_url: str, producer_url: str, consumer_url: str, *, max_attempts: int = 3, batch_size=200):  # noqa: ANN001
+async def pipeline(nats_url: str, producer_url: str, consumer_url: str, *, max_attempts: int = 3, batch_size=200,  # noqa: ANN001
+                   gap_patience: float = 600.0):
     """A relay publishing from one database and a consumer applying into another, over a real nats-server."""
     producer, consumer_engine = migrated_engine(producer_url), migrated_engine(consumer_url)
     producer_bus = Bus(nats_url, client_name="test-producer", duplicate_window=120)
@@ -73,7 +74,8 @@ async def pipeline(nats_url: str, producer_url: str, consumer_url: str, *, max_a
     relay = OutboxRelay(producer, producer_bus, batch_size=batch_size, poll_seconds=0.05, ack_timeout=3, max_backoff=0.5)
     consumer = EventConsumer(service="testing", stream="OVERSIGHT", engine=consumer_engine, bus=consumer_bus,
                              handlers={Pinged.event_type: apply_ping}, batch_size=batch_size,
-                             max_attempts=max_attempts, retry_delay=0.05, fetch_timeout=0.3, ack_wait=5)
+                             max_attempts=max_attempts, retry_delay=0.05, gap_patience=gap_patience,
+                             fetch_timeout=0.3, ack_wait=5)
     await producer_bus.start()
     await consumer_bus.start()
     await relay.start()
