@@ -26,6 +26,8 @@ Act = Callable[[Session, EventEnvelope, Any], Any]
 
 @dataclass(frozen=True)
 class FactHandler:
+    """One event type's handling: ``record`` (facts only) and ``act`` (cases, given what ``record`` returned)."""
+
     record: Record | None = None
     act: Act | None = None
 
