@@ -33,7 +33,8 @@ test-unit: $(STAMP)
 	$(BIN)/python -m pytest -q -m unit
 
 ## The suite once per instant of TEST_DATES (SIFUND_TEST_CLOCK; the clock keeps running from there), to find tests and
-## code that depend on the day they run; every date runs, then the failing ones are listed.
+## code that depend on the day they run; every date runs, then the failing ones are listed. Tests marked `once` (their
+## platform runs `sifund up` with the real clock whatever the run) are skipped: make test has run them.
 TEST_DATES ?= 2026-12-31T16:00:00+08:00 2027-01-04T09:00:00+08:00 2027-12-31T16:00:00+08:00
 test-dates: $(STAMP)
 	@failed=""; for instant in $(TEST_DATES); do \
@@ -42,7 +43,8 @@ test-dates: $(STAMP)
 	done; \
 	if [ -n "$$failed" ]; then echo "== failed with the clock at:$$failed"; exit 1; fi
 
-## The same suite on a real PostgreSQL (installed with apt if missing, throwaway cluster on a free port).
+## The same suite on a real PostgreSQL (installed with apt if missing, throwaway cluster on a free port), less the
+## tests marked `once` (their platform is the embedded SQLite whatever the run: make test has run them).
 test-postgres: $(STAMP)
 	bash infra/postgres/run-tests.sh $(BIN)/python -m pytest -q
 
