@@ -51,12 +51,13 @@ test-postgres: $(STAMP)
 ## The long profile in CI: the fault suite (tests/chaos: a month through the gateway of `sifund up` while a seeded
 ## schedule SIGKILLs its children), the NATS cluster tests, backup → wipe → restore with the oversight rebuild, a
 ## tiny real-path month, and an import and a tax file resumed after their service is killed mid-job, on a throwaway
-## PostgreSQL; CHAOS_ROUNDS rounds (CI: 2), CHAOS_SEED replays.
+## PostgreSQL; then backup → wipe → restore once more on SQLite. CHAOS_ROUNDS rounds (CI: 2), CHAOS_SEED replays.
 CHAOS_ROUNDS ?= 2
 test-cluster: $(STAMP)
 	SIFUND_CHAOS=1 CHAOS_ROUNDS=$(CHAOS_ROUNDS) bash infra/postgres/run-tests.sh $(BIN)/python -m pytest -q -s tests/cluster tests/chaos \
 		tests/operations/test_backup_restore_and_rebuild.py tests/bench/test_month_real_path.py \
 		tests/e2e/test_jobs_survive_a_kill.py
+	SIFUND_CHAOS=1 $(BIN)/python -m pytest -q tests/operations/test_backup_restore_and_rebuild.py
 
 ## The long profile: ROUNDS rounds of the fault suite, and NATS nodes lost for NODE_LOSS_SECONDS each phase.
 ROUNDS ?= 20
