@@ -176,16 +176,18 @@ app.add_typer(oversight_app, name="oversight")
 def oversight_rebuild(
     data_dir: DataDirOption = None,
     port_base: PortBaseOption = None,
-    part: Annotated[list[str] | None, typer.Option(help="mirror and/or ledger (default: both)")] = None,
+    part: Annotated[list[str] | None, typer.Option(
+        help="mirror, ledger and/or facts (default: all three; facts rebuild the ledger with them)")] = None,
 ) -> None:
-    """Empty oversight's derived tables (mirror, ledger and reconciliation cells) and replay its streams from the
-    start, in one transaction. For a STOPPED oversight: refused while any oversight replica answers (a running
-    oversight rebuilds through its officer-only job endpoint, which pauses its own consumers)."""
+    """Empty oversight's derived tables (mirror, ledger and reconciliation cells, the rules' facts) and replay its
+    streams from the start, in one transaction; cases are not touched. For a STOPPED oversight: refused while any
+    oversight replica answers (a running oversight rebuilds through its officer-only job endpoint, which pauses its
+    own consumers)."""
     import asyncio  # noqa: PLC0415
     import json  # noqa: PLC0415
 
     from services.kernel.errors import DomainError  # noqa: PLC0415
-    from services.oversight.ledger.rebuild import ALL_PARTS, replay_streams  # noqa: PLC0415
+    from services.oversight.rebuild import ALL_PARTS, replay_streams  # noqa: PLC0415
     from sifund import backup as backups  # noqa: PLC0415
 
     settings = _settings(data_dir, port_base)

@@ -28,6 +28,9 @@ from tests.support.apps import TEST_PRIVATE_KEY, TEST_PUBLIC_KEY, bearer, runnin
 from tests.support.log_scan import pytest_sessionfinish  # noqa: F401 (hook: the run fails on a personal number in a log file)
 from tests.support.apps import POSTGRES_URL
 
+# make test-dates (or a developer rehearsing an instant) pins another clock than the default above.
+AT_A_CHOSEN_INSTANT = os.environ["SIFUND_TEST_CLOCK"] != "2026-12-03T09:30:00+08:00"
+
 clock.anchor()
 
 
@@ -138,3 +141,17 @@ def auth(settings: Settings):
         return bearer(settings, *roles, **options)
 
     return _auth
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """A test marked ``once`` starts its platform as an operator does (``sifund up`` with the embedded SQLite and the
+    real clock: its child processes get no SIFUND_* variable from the test run) or pins its own SQLite: it runs
+    exactly the same under ``make test-postgres`` and ``make test-dates``, so those skip it and ``make test`` runs it."""
+    if not (POSTGRES_URL or AT_A_CHOSEN_INSTANT):
+        return
+    why = "PostgreSQL" if POSTGRES_URL else "the chosen clock"
+    skip = pytest.mark.skip(reason=f"marked once: runs the embedded default with the real clock, not {why}; "
+                                   "make test runs it")
+    for item in items:
+        if item.get_closest_marker("once"):
+            item.add_marker(skip)

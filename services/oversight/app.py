@@ -16,8 +16,8 @@ from services.oversight.disclosure.endpoints import router as disclosure_router
 from services.oversight.incidents.endpoints import router as incidents_router
 from services.oversight.inspections.endpoints import router as inspections_router
 from services.oversight.ledger.handlers import LEDGER_CONSUMERS
-from services.oversight.ledger.rebuild import JOB_KINDS
-from services.oversight.ledger.rebuild import router as ledger_router
+from services.oversight.rebuild import JOB_KINDS
+from services.oversight.rebuild import router as ledger_router
 from services.oversight.mirror.endpoints import router as mirror_router
 from services.oversight.mirror.handlers import ACCOUNTS_CONSUMER, EXCHANGE_CONSUMER
 from services.oversight.reconciliation.endpoints import router as reconciliation_router
@@ -38,7 +38,8 @@ SPEC = ServiceSpec(
              scheduler_router, ledger_router, jobs_router(JOB_KINDS)],
     consumers=[ACCOUNTS_CONSUMER, EXCHANGE_CONSUMER, CASES_BENEFITS_CONSUMER, *LEDGER_CONSUMERS,
                *RULES_CONSUMERS],  # the rules last: they read what the mirror and the ledger applied
-    # chain verification, case escalation, the rule sweep (scheduler/service.py); the ledger rebuild (ledger/rebuild.py)
+    # chain verification, case escalation, the rule sweep (scheduler/service.py); the rebuild from the streams
+    # (rebuild.py)
     background=[create_scheduler, job_runner(*JOB_KINDS)],
 )
 

@@ -9,9 +9,13 @@ import nats
 import nats.errors
 import nats.js.errors
 
+import pytest
 from services.kernel.bus import ensure_streams
 from services.kernel.events import STREAMS
 from tests.support.cluster import retried, wait_until
+
+pytestmark = pytest.mark.once  # NATS only: no database, no clock
+
 
 STREAM = "COLLECTION"
 SUBJECT = f"{STREAMS[STREAM]}.test.tax_line"

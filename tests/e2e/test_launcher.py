@@ -23,6 +23,9 @@ from tests.support.launcher import launcher  # noqa: F401 - fixtures
 from tests.support.launcher import STOP_SECONDS, VALID_USCC, _wait_restarted, employer_reaches_oversight, supervised
 
 
+pytestmark = pytest.mark.once  # `sifund up` strips SIFUND_*: SQLite and the real clock whatever the run
+
+
 def test_up_serves_the_platform_and_sigterm_stops_everything(launcher: Launcher):
     launcher.start()
     pids = _record(launcher, launcher.wait_ready())

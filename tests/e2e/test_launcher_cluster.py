@@ -12,10 +12,14 @@ import threading
 import httpx
 import nats
 
+import pytest
 from tests.support.launcher import (
     STARTUP_SECONDS, STOP_SECONDS, Launcher, _gone, _record, _wait_restarted, _wait_until, employer_reaches_oversight, sifund_command, supervised,
 )
 from tests.support.launcher import launcher  # noqa: F401 - fixtures
+
+pytestmark = pytest.mark.once  # `sifund up` strips SIFUND_*: SQLite and the real clock whatever the run
+
 
 NODES = {"nats-1", "nats-2", "nats-3"}
 

@@ -7,8 +7,12 @@ import signal
 
 import httpx
 
+import pytest
 from tests.support.registry import make_card, make_citizen_id
 from tests.support.launcher import Launcher, _record, demo_credentials, launcher, sign_in  # noqa: F401 (fixture)
+
+pytestmark = pytest.mark.once  # `sifund up` strips SIFUND_*: SQLite and the real clock whatever the run
+
 
 CITIZEN_ID = make_citizen_id(7, area="110105")
 CARD = make_card(4242)

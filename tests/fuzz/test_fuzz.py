@@ -6,6 +6,7 @@ declared schema. ``make fuzz`` runs the same campaign as long as asked (tests/fu
 import json
 import os
 
+import pytest
 from hypothesis import given, settings
 from stdnum.cn import ric
 
@@ -13,6 +14,9 @@ from services.kernel.identifiers import validate_bank_card, validate_uscc
 from services.kernel.periods import validate_period
 from tests.fuzz import strategies
 from tests.fuzz.harness import COMPONENTS, Campaign, Platform, annotate
+
+pytestmark = pytest.mark.once  # its own SQLite; it checks answers against the published documents, which no date changes
+
 
 EXAMPLES = int(os.environ.get("FUZZ_SMOKE_EXAMPLES", "2"))  # per operation and generation mode
 

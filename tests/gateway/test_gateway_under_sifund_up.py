@@ -4,6 +4,7 @@ and is restarted, and a stop ends every process."""
 
 import os
 import signal
+import pytest
 from pathlib import Path
 
 import httpx
@@ -11,6 +12,9 @@ import httpx
 from tests.support.launcher import Launcher, _gone, _record, _wait_restarted, _wait_until, demo_credentials, sign_in
 from tests.support.launcher import launcher  # noqa: F401 - fixture
 from tests.support.launcher import STOP_SECONDS
+
+
+pytestmark = pytest.mark.once  # `sifund up` strips SIFUND_*: SQLite and the real clock whatever the run
 
 
 def _children_of(pid: int) -> set[int]:

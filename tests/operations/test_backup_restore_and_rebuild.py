@@ -2,8 +2,8 @@
 in a subprocess, driven through its gateway by tests/chaos/month.py): a small month of money in, then
 
 1. ``sifund backup`` while the platform runs;
-2. the platform stopped: ``sifund oversight rebuild`` on its data (mirror and ledger emptied and replayed from the
-   streams) gives the live tables back, table by table;
+2. the platform stopped: ``sifund oversight rebuild`` on its data (mirror, ledger and the rules' facts emptied and
+   replayed from the streams) gives the live tables back, table by table, and leaves the cases as they were;
 3. the data wiped (directory, and the PostgreSQL databases' schemas on that backend), ``sifund restore`` into a fresh
    data directory, ``sifund up`` again: every audit chain verifies and its head is the manifest's, the month's
    reconciliation report is unchanged, every durable consumer resumed at or after its saved ack floor, a new event
@@ -25,7 +25,8 @@ import pytest
 from sqlalchemy import create_engine, inspect, text
 
 from services.kernel.settings import SERVICES, Settings
-from services.oversight.ledger.rebuild import part_tables
+from services.oversight.cases.models import Case, CaseHistory, CaseOccurrence
+from services.oversight.rebuild import ALL_PARTS, part_tables
 from tests.chaos.month import FUNDS, PERIOD, Ledger, Month, Party, fen, signed_in, uscc
 from tests.chaos.platform import RunningPlatform, free_port_base
 from tests.support.deployment_files import probe_paths
@@ -88,14 +89,17 @@ async def _reconciled(officer, operator, collected: dict[str, int]) -> dict:  # 
 
 
 def _derived_tables(url: str) -> dict[str, list[tuple]]:
-    """Every mirror and ledger table of oversight, rows sorted, without the columns a replay sets anew."""
+    """Every table of oversight a rebuild empties and replays, rows sorted, without the columns a replay sets anew;
+    and the case tables whole (a rebuild must not move them)."""
+    replayed = part_tables(ALL_PARTS)
     engine = create_engine(url)
     try:
         tables = {}
         with engine.connect() as connection:
-            for model in part_tables(("mirror", "ledger")):
+            for model in [*replayed, Case, CaseOccurrence, CaseHistory]:
                 name = model.__tablename__
-                columns = [c["name"] for c in inspect(connection).get_columns(name) if c["name"] not in APPLIED_AT]
+                columns = [c["name"] for c in inspect(connection).get_columns(name)
+                           if not (model in replayed and c["name"] in APPLIED_AT)]
                 rows = connection.execute(text(f"SELECT {', '.join(columns)} FROM {name}")).all()
                 tables[name] = sorted((tuple(str(v) for v in row) for row in rows))
         return tables

@@ -23,6 +23,9 @@ from tests.chaos.platform import RunningPlatform, free_port_base
 from tests.operations.infra_files import metric_names_in_infra
 from tests.support.log_scan import personal_numbers
 
+pytestmark = pytest.mark.once  # the platform gets no SIFUND_* from the run: SQLite and the real clock
+
+
 LOG_MAX_BYTES = 16384
 COMPONENTS = ["gateway", *SERVICES]
 

@@ -26,7 +26,7 @@ from services.oversight.ledger.models import (
     LedgerRetainedLine,
     LedgerSettledLine,
 )
-from services.oversight.ledger.rebuild import rebuild_ledger
+from services.oversight.rebuild import rebuild_ledger
 from services.oversight.reconciliation import service
 from services.oversight.reconciliation.report import report_json
 from tests.support.e2e import wait_for

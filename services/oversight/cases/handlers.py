@@ -15,6 +15,9 @@
   ``SIFUND_OVERSIGHT_RECOVERY_CASE_DEADLINE_DAYS`` (*default* 30). A redelivered or repeated escalation of the same
   notice finds the same case (an occurrence is counted).
 
+Each is a ``FactHandler`` (``services/oversight/facts.py``): keeping the signal is the fact, which a rebuild replays
+(part ``facts``, ``SIGNALS_CONSUMER``); confirming, withdrawing and opening are the acts on cases, live only.
+
 Everything else on BENEFITS is for the suspicion rules and reconciliation (their own ConsumerSpecs; the kernel
 merges them into one consumer, and a type one of them handles is not ignored).
 """
@@ -35,6 +38,7 @@ from services.kernel.inbox import Handler
 from services.kernel.service_app import ConsumerSpec
 from services.oversight.cases import service
 from services.oversight.cases.models import BenefitSignal
+from services.oversight.facts import FactHandler, acts_only, live_handlers, record_handlers
 from services.oversight.models import MirroredPerson
 from services.kernel.settings import get_settings
 
@@ -50,33 +54,47 @@ def _signal(session: Session, envelope: EventEnvelope, **values) -> BenefitSigna
     return signal
 
 
-def on_entitlement_suspended(session: Session, envelope: EventEnvelope) -> None:
+def _suspended(session: Session, envelope: EventEnvelope) -> BenefitSignal:
     event = envelope.payload()
     assert isinstance(event, EntitlementSuspended)
-    signal = _signal(session, envelope, kind="suspended", person_id=event.person_id,
-                     entitlement_id=event.entitlement_id, reason=event.reason)
-    for case in service.open_class4_cases(session, event.person_id):
+    return _signal(session, envelope, kind="suspended", person_id=event.person_id,
+                   entitlement_id=event.entitlement_id, reason=event.reason)
+
+
+def _confirm_suspension(session: Session, envelope: EventEnvelope, signal: BenefitSignal) -> None:
+    for case in service.open_class4_cases(session, signal.person_id):
         if service.confirms(session, case, signal):
             service.confirm_benefit_event(session, case, "benefit_suspended", signal)
 
 
-def on_entitlement_resumed(session: Session, envelope: EventEnvelope) -> None:
+def _resumed(session: Session, envelope: EventEnvelope) -> BenefitSignal:
     event = envelope.payload()
     assert isinstance(event, EntitlementResumed)
-    signal = _signal(session, envelope, kind="resumed", person_id=event.person_id,
-                     entitlement_id=event.entitlement_id, reason=event.reason)
-    for case in service.open_class4_cases(session, event.person_id):
-        service.withdraw_suspension(session, case, event.entitlement_id, signal)
+    return _signal(session, envelope, kind="resumed", person_id=event.person_id,
+                   entitlement_id=event.entitlement_id, reason=event.reason)
 
 
-def on_recovery_notice_issued(session: Session, envelope: EventEnvelope) -> None:
+def _withdraw_suspension(session: Session, envelope: EventEnvelope, signal: BenefitSignal) -> None:
+    for case in service.open_class4_cases(session, signal.person_id):
+        service.withdraw_suspension(session, case, signal.entitlement_id, signal)
+
+
+def _notice_issued(session: Session, envelope: EventEnvelope) -> BenefitSignal:
     event = envelope.payload()
     assert isinstance(event, RecoveryNoticeIssued)
-    signal = _signal(session, envelope, kind="notice_issued", person_id=event.person_id, notice_id=event.notice_id,
-                     amount_fen=event.amount_fen)
-    for case in service.open_class4_cases(session, event.person_id):
+    return _signal(session, envelope, kind="notice_issued", person_id=event.person_id, notice_id=event.notice_id,
+                   amount_fen=event.amount_fen)
+
+
+def _confirm_notice(session: Session, envelope: EventEnvelope, signal: BenefitSignal) -> None:
+    for case in service.open_class4_cases(session, signal.person_id):
         if service.confirms(session, case, signal):
             service.confirm_benefit_event(session, case, "recovery_notice_issued", signal)
+
+
+on_entitlement_suspended = FactHandler(_suspended, _confirm_suspension)
+on_entitlement_resumed = FactHandler(_resumed, _withdraw_suspension)
+on_recovery_notice_issued = FactHandler(_notice_issued, _confirm_notice)
 
 
 def on_recovery_escalated(session: Session, envelope: EventEnvelope) -> None:
@@ -95,12 +113,13 @@ def on_recovery_escalated(session: Session, envelope: EventEnvelope) -> None:
     )
 
 
-HANDLERS: dict[str, Handler] = {
+SIGNAL_HANDLERS: dict[str, FactHandler] = {
     EntitlementSuspended.event_type: on_entitlement_suspended,
     EntitlementResumed.event_type: on_entitlement_resumed,
     RecoveryNoticeIssued.event_type: on_recovery_notice_issued,
-    RecoveryEscalated.event_type: on_recovery_escalated,
+    RecoveryEscalated.event_type: acts_only(on_recovery_escalated),
 }
+HANDLERS: dict[str, Handler] = live_handlers(SIGNAL_HANDLERS)
 
 # For the suspicion rules and reconciliation (S01/S02/S04–S09/S18, R5), not for the case workflow.
 IGNORED: frozenset[str] = frozenset(getattr(benefits_events, n).event_type for n in (
@@ -110,3 +129,5 @@ IGNORED: frozenset[str] = frozenset(getattr(benefits_events, n).event_type for n
 ))
 
 BENEFITS_CONSUMER = ConsumerSpec(stream="BENEFITS", handlers=HANDLERS, ignores=IGNORED)
+# What a rebuild replays (part "facts"): the signals alone, no case confirmed or opened again.
+SIGNALS_CONSUMER = ConsumerSpec(stream="BENEFITS", handlers=record_handlers(SIGNAL_HANDLERS))

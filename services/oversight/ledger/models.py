@@ -1,9 +1,9 @@
 """Tables of oversight's independent ledger (OVERSIGHT.md, three-way reconciliation).
 
 Built only from events (streams COLLECTION, ACCOUNTS, BENEFITS; ``handlers.py``), never from another service's
-database, and rebuildable from the streams (``rebuild.py``). Each *aggregate* table holds one row per reconciliation
-cell with the running sums, moved in the consumer's transaction, so a month's report reads one row per cell whatever
-the number of payment lines behind it:
+database, and rebuildable from the streams (``services/oversight/rebuild.py``). Each *aggregate* table holds one row
+per reconciliation cell with the running sums, moved in the consumer's transaction, so a month's report reads one row
+per cell whatever the number of payment lines behind it:
 
 =========================  ==============================  ===========================================================
 table                      one row per                     fed by

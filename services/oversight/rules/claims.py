@@ -36,6 +36,7 @@ from sqlmodel import Session
 from services.contracts import benefits as ben
 from services.kernel.events import EventEnvelope
 from services.kernel.periods import add_months
+from services.oversight.facts import FactHandler
 from services.oversight.rules.common import INDEX_FUNDS, insert_for, persons, regions_of, yuan
 from services.oversight.rules.models import RuleClaim, RuleClaimDecision, RuleContributionBase
 from services.oversight.rules.registry import Finding, Tally, raise_findings
@@ -242,13 +243,18 @@ def find_s18_claim(session: Session, claim_id: str, claim: RuleClaim | None) -> 
     return findings
 
 
-# -- event entry points ----------------------------------------------------------------------------------------------
+# -- event entry points: the facts (replayed by a rebuild), then the cases (live only) ---------------------------------
 
 
-def on_claim_submitted(session: Session, envelope: EventEnvelope) -> Tally:
+def record_submission(session: Session, envelope: EventEnvelope) -> RuleClaim:
     e = envelope.payload()
     assert isinstance(e, ben.ClaimSubmitted)
-    claim = record_claim(session, e, envelope)
+    return record_claim(session, e, envelope)
+
+
+def check_submission(session: Session, envelope: EventEnvelope, claim: RuleClaim) -> Tally:
+    e = envelope.payload()
+    assert isinstance(e, ben.ClaimSubmitted)
     tally = raise_findings(session, "S08", find_s08(session, e))
     tally.add(raise_findings(session, "S09", find_s09(session, e)))
     tally.add(raise_findings(session, "S10", find_s10_rise(session, e)))
@@ -257,17 +263,25 @@ def on_claim_submitted(session: Session, envelope: EventEnvelope) -> Tally:
     return tally
 
 
-def on_claim_decided(session: Session, envelope: EventEnvelope) -> Tally:
+def record_decided(session: Session, envelope: EventEnvelope) -> RuleClaim | None:
     e = envelope.payload()
     assert isinstance(e, ben.ClaimDecided)
-    claim = record_decision(session, e, envelope)
+    return record_decision(session, e, envelope)
+
+
+def check_decided(session: Session, envelope: EventEnvelope, claim: RuleClaim | None) -> Tally:
+    e = envelope.payload()
+    assert isinstance(e, ben.ClaimDecided)
     tally = raise_findings(session, "S18", find_s18_claim(session, e.claim_id, claim))
     tally.add(raise_findings(session, "S06", find_s06_decided(session, e, claim)))
     return tally
+
+
+on_claim_submitted = FactHandler(record_submission, check_submission)
+on_claim_decided = FactHandler(record_decided, check_decided)
 
 
 def on_entitlement_granted(session: Session, envelope: EventEnvelope) -> Tally:
     e = envelope.payload()
     assert isinstance(e, ben.EntitlementGranted)
     return raise_findings(session, "S06", find_s06_granted(session, e))
-

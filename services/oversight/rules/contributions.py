@@ -26,6 +26,7 @@ from sqlmodel import Session
 from services.contracts import collection as col
 from services.kernel.events import EventEnvelope
 from services.oversight.ledger.models import LedgerSupersededAssessment
+from services.oversight.facts import FactHandler
 from services.oversight.models import MirroredEmployer
 from services.oversight.rules.common import INDEX_FUNDS, bump, employers_by_uscc, yuan
 from services.oversight.rules.models import RuleBaseClamp, RuleContributionBase
@@ -82,24 +83,41 @@ def find_s10_clamps(session: Session, employer_key: str, period: int) -> list[Fi
                             for c, f, p, d, b in rows[:SAMPLE]]})]
 
 
-def on_assessment_issued(session: Session, envelope: EventEnvelope) -> Tally:
+def record_issued(session: Session, envelope: EventEnvelope) -> bool:
     e = envelope.payload()
     assert isinstance(e, col.AssessmentIssued)
-    if not record_assessment(session, e):
+    return record_assessment(session, e)
+
+
+def check_issued(session: Session, envelope: EventEnvelope, clamped: bool) -> Tally:
+    e = envelope.payload()
+    assert isinstance(e, col.AssessmentIssued)
+    if not clamped:
         return Tally()
     return raise_findings(session, "S10", find_s10_clamps(session, e.employer_id or "", e.period))
 
 
-def on_assessment_superseded(session: Session, envelope: EventEnvelope) -> Tally:
-    """Take the superseded assessment out; if clamped lines of the employer and period remain (the new
-    assessment's), report them again so the case shows the corrected counts."""
+def record_superseded(session: Session, envelope: EventEnvelope) -> int:
+    """Take the superseded assessment's clamps and bases out; returns the clamped lines removed."""
     e = envelope.payload()
     assert isinstance(e, col.AssessmentSuperseded)
     removed = session.execute(delete(RuleBaseClamp).where(RuleBaseClamp.assessment_id == e.assessment_id)).rowcount
     session.execute(delete(RuleContributionBase).where(RuleContributionBase.assessment_id == e.assessment_id))
+    return removed or 0
+
+
+def check_superseded(session: Session, envelope: EventEnvelope, removed: int) -> Tally:
+    """If clamped lines of the employer and period remain (the new assessment's), report them again so the case
+    shows the corrected counts."""
+    e = envelope.payload()
+    assert isinstance(e, col.AssessmentSuperseded)
     if not removed:
         return Tally()
     return raise_findings(session, "S10", find_s10_clamps(session, e.employer_id or "", e.period))
+
+
+on_assessment_issued = FactHandler(record_issued, check_issued)
+on_assessment_superseded = FactHandler(record_superseded, check_superseded)
 
 
 def find_s17(session: Session, e: col.PaymentsRejected) -> list[Finding]:

@@ -25,6 +25,12 @@ collection.assessment.issued / superseded   S10 (clamps; base history)
 collection.payments.rejected / collected    S17 (refused method reported; a refused method accepted)
 ==========================================  ==========================================================================
 
+Each handler is a ``FactHandler`` (``services/oversight/facts.py``): ``record`` writes the fact tables of
+``models.py`` from the event alone and touches no case; ``act`` evaluates the rules and opens cases. The live
+consumer runs both; a rebuild (``services/oversight/rebuild.py``, part ``facts``) replays ``record`` alone
+(``FACTS_CONSUMERS``), so the fact tables come back exactly and the cases stay as they are. An event that brings no
+fact of the rules' own (the rules read what the mirror keeps: enrolments, deaths, registered employers) only acts.
+
 Every other type on these streams is handled by the other oversight packages (tests/test_event_catalogue.py checks
 the merged consumers cover their streams).
 """
@@ -35,66 +41,60 @@ from services.contracts import accounts as acc
 from services.contracts import benefits as ben
 from services.contracts import collection as col
 from services.kernel.events import EventEnvelope
-from services.kernel.inbox import Handler
 from services.kernel.service_app import ConsumerSpec
+from services.oversight.facts import FactHandler, acts_only, live_handlers, record_handlers
 from services.oversight.rules import claims, contributions, payments, registry_data
+from services.oversight.rules.models import RuleLifeChange
 
 
 def _person_life_fact(session: Session, envelope: EventEnvelope) -> None:
     payments.on_life_fact(session, envelope.payload().person_id)  # type: ignore[attr-defined]
 
 
-def _life_status_changed(session: Session, envelope: EventEnvelope) -> None:
-    registry_data.on_life_status_changed(session, envelope)
+def _check_life_status_changed(session: Session, envelope: EventEnvelope, row: RuleLifeChange) -> None:
+    registry_data.check_life_change(session, envelope, row)
     _person_life_fact(session, envelope)
 
 
-def _quiet(handler):  # noqa: ANN001, ANN202 - the rule functions return a tally; handlers return nothing
-    def run(session: Session, envelope: EventEnvelope) -> None:
-        handler(session, envelope)
-
-    run.__name__ = getattr(handler, "__name__", "rule_handler")
-    return run
-
-
-BENEFITS_HANDLERS: dict[str, Handler] = {
-    ben.PaymentsSettled.event_type: _quiet(payments.on_payments_settled),
-    ben.PaymentsIssued.event_type: _quiet(payments.on_payments_issued),
+BENEFITS_RULES: dict[str, FactHandler] = {
+    ben.PaymentsSettled.event_type: payments.on_payments_settled,
+    ben.PaymentsIssued.event_type: payments.on_payments_issued,
     ben.SurvivalCertified.event_type: payments.on_survival_certified,
-    ben.ClaimSubmitted.event_type: _quiet(claims.on_claim_submitted),
-    ben.ClaimDecided.event_type: _quiet(claims.on_claim_decided),
-    ben.EntitlementGranted.event_type: _quiet(claims.on_entitlement_granted),
+    ben.ClaimSubmitted.event_type: claims.on_claim_submitted,
+    ben.ClaimDecided.event_type: claims.on_claim_decided,
+    ben.EntitlementGranted.event_type: acts_only(claims.on_entitlement_granted),
 }
 
-ACCOUNTS_HANDLERS: dict[str, Handler] = {
-    acc.PersonLifeStatusChanged.event_type: _life_status_changed,
-    acc.PersonUpdated.event_type: _quiet(registry_data.on_person_updated),
-    acc.DuplicateEnrolmentFound.event_type: _quiet(registry_data.on_duplicate_enrolment_found),
-    acc.EnrolmentOpened.event_type: _quiet(registry_data.on_enrolment_changed),
-    acc.EnrolmentResumed.event_type: _quiet(registry_data.on_enrolment_changed),
-    acc.EnrolmentTransferred.event_type: _quiet(registry_data.on_enrolment_changed),
-    acc.EnrolmentsImported.event_type: _quiet(registry_data.on_enrolment_changed),
+ACCOUNTS_RULES: dict[str, FactHandler] = {
+    acc.PersonLifeStatusChanged.event_type: FactHandler(registry_data.record_life_change,
+                                                        _check_life_status_changed),
+    acc.PersonUpdated.event_type: acts_only(registry_data.on_person_updated),
+    acc.DuplicateEnrolmentFound.event_type: acts_only(registry_data.on_duplicate_enrolment_found),
+    acc.EnrolmentOpened.event_type: acts_only(registry_data.on_enrolment_changed),
+    acc.EnrolmentResumed.event_type: acts_only(registry_data.on_enrolment_changed),
+    acc.EnrolmentTransferred.event_type: acts_only(registry_data.on_enrolment_changed),
+    acc.EnrolmentsImported.event_type: acts_only(registry_data.on_enrolment_changed),
 }
 
-EXCHANGE_HANDLERS: dict[str, Handler] = {
-    acc.PersonDied.event_type: _person_life_fact,
-    acc.PersonImprisoned.event_type: _person_life_fact,
-    acc.PersonReleased.event_type: _person_life_fact,
+EXCHANGE_RULES: dict[str, FactHandler] = {
+    acc.PersonDied.event_type: acts_only(_person_life_fact),
+    acc.PersonImprisoned.event_type: acts_only(_person_life_fact),
+    acc.PersonReleased.event_type: acts_only(_person_life_fact),
 }
 
-COLLECTION_HANDLERS: dict[str, Handler] = {
-    col.AssessmentIssued.event_type: _quiet(contributions.on_assessment_issued),
-    col.AssessmentSuperseded.event_type: _quiet(contributions.on_assessment_superseded),
-    col.PaymentsRejected.event_type: _quiet(contributions.on_payments_rejected),
-    col.PaymentsCollected.event_type: _quiet(contributions.on_payments_collected),
+COLLECTION_RULES: dict[str, FactHandler] = {
+    col.AssessmentIssued.event_type: contributions.on_assessment_issued,
+    col.AssessmentSuperseded.event_type: contributions.on_assessment_superseded,
+    col.PaymentsRejected.event_type: acts_only(contributions.on_payments_rejected),
+    col.PaymentsCollected.event_type: acts_only(contributions.on_payments_collected),
 }
 
-RULE_HANDLERS: dict[str, Handler] = {**BENEFITS_HANDLERS, **ACCOUNTS_HANDLERS, **EXCHANGE_HANDLERS,
-                                     **COLLECTION_HANDLERS}
+RULES_BY_STREAM = {"BENEFITS": BENEFITS_RULES, "ACCOUNTS": ACCOUNTS_RULES, "EXCHANGE": EXCHANGE_RULES,
+                   "COLLECTION": COLLECTION_RULES}
 
-RULES_CONSUMERS = [
-    ConsumerSpec(stream="BENEFITS", handlers=BENEFITS_HANDLERS),
-    ConsumerSpec(stream="ACCOUNTS", handlers=ACCOUNTS_HANDLERS),
-    ConsumerSpec(stream="EXCHANGE", handlers=EXCHANGE_HANDLERS),
-    ConsumerSpec(stream="COLLECTION", handlers=COLLECTION_HANDLERS),
-]
+# The live consumers: facts, then cases.
+RULES_CONSUMERS = [ConsumerSpec(stream=stream, handlers=live_handlers(rules))
+                   for stream, rules in RULES_BY_STREAM.items()]
+# What a rebuild replays: the facts alone (EXCHANGE keeps none: its events only act on the mirror's facts).
+FACTS_CONSUMERS = [ConsumerSpec(stream=stream, handlers=record_handlers(rules))
+                   for stream, rules in RULES_BY_STREAM.items() if record_handlers(rules)]

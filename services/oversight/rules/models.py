@@ -210,3 +210,9 @@ class RuleSweep(OversightTable, table=True):
     started_by: str = Field(max_length=100)
     status: str = Field(max_length=20)  # running | done | partial
     summary: str = Field(sa_column=Column(Text, nullable=False))  # canonical JSON: per rule counts and notes
+
+
+# The tables the rules keep from events alone (rebuilt from the streams: services/oversight/rebuild.py, part
+# "facts"); the corrections and the cursor come from accounts' audit chain through the sweep, the log from the sweeps.
+EVENT_FACT_TABLES = (RulePaidPeriod, RuleBeneficiary, RulePayee, RuleClaim, RuleClaimDecision, RuleContributionBase,
+                     RuleBaseClamp, RuleLifeChange)

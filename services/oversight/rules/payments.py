@@ -31,6 +31,7 @@ from sqlmodel import Session
 from services.contracts import benefits as ben
 from services.kernel.events import EventEnvelope
 from services.kernel.periods import add_months
+from services.oversight.facts import FactHandler
 from services.oversight.models import MirroredEnrolment, MirroredLifeEvent, MirroredPerson
 from services.oversight.rules.common import (
     EMPLOYED_FUNDS,
@@ -368,13 +369,19 @@ def find_s07(session: Session, e: ben.PaymentsIssued, by_key: dict[str, list[ben
     return findings
 
 
-# -- event entry points ----------------------------------------------------------------------------------------------
+# -- event entry points: the facts (replayed by a rebuild), then the cases (live only) ---------------------------------
 
 
-def on_payments_settled(session: Session, envelope: EventEnvelope) -> Tally:
+def record_settlement(session: Session, envelope: EventEnvelope) -> list[str]:
+    """Paid lines → paid periods and beneficiaries; returns the persons paid."""
     e = envelope.payload()
     assert isinstance(e, ben.PaymentsSettled)
-    paid = sorted(record_paid(session, e, envelope.time))
+    return sorted(record_paid(session, e, envelope.time))
+
+
+def check_settlement(session: Session, envelope: EventEnvelope, paid: list[str]) -> Tally:
+    e = envelope.payload()
+    assert isinstance(e, ben.PaymentsSettled)
     tally = Tally()
     if not paid:
         return tally
@@ -389,17 +396,27 @@ def on_payments_settled(session: Session, envelope: EventEnvelope) -> Tally:
     return tally
 
 
-def on_survival_certified(session: Session, envelope: EventEnvelope) -> None:
+def record_survival(session: Session, envelope: EventEnvelope) -> None:
     e = envelope.payload()
     assert isinstance(e, ben.SurvivalCertified)
     record_certified(session, e)
 
 
-def on_payments_issued(session: Session, envelope: EventEnvelope) -> Tally:
+def record_issue(session: Session, envelope: EventEnvelope) -> dict[str, list[ben.IssuedPayment]]:
     e = envelope.payload()
     assert isinstance(e, ben.PaymentsIssued)
-    by_key = record_payees(session, e)
+    return record_payees(session, e)
+
+
+def check_issue(session: Session, envelope: EventEnvelope, by_key: dict[str, list[ben.IssuedPayment]]) -> Tally:
+    e = envelope.payload()
+    assert isinstance(e, ben.PaymentsIssued)
     return raise_findings(session, "S07", find_s07(session, e, by_key))
+
+
+on_payments_settled = FactHandler(record_settlement, check_settlement)
+on_survival_certified = FactHandler(record_survival)
+on_payments_issued = FactHandler(record_issue, check_issue)
 
 
 def on_life_fact(session: Session, person_id: str) -> Tally:

@@ -301,7 +301,6 @@ def on_person_updated(session: Session, envelope: EventEnvelope) -> Tally:
     return raise_findings(session, "S19", find_s19_person_update(session, envelope))
 
 
-def on_life_status_changed(session: Session, envelope: EventEnvelope) -> Tally:
-    row = record_life_change(session, envelope)
+def check_life_change(session: Session, envelope: EventEnvelope, row: RuleLifeChange) -> Tally:
     return raise_findings(session, "S19", find_s19_life_source(session, row))
 

@@ -1,4 +1,5 @@
-"""Rebuild the ledger from the streams (OVERSIGHT.md: oversight keeps its own ledger, built only from events).
+"""Rebuild the ledger, the mirror and the rules' facts from the streams (OVERSIGHT.md: oversight keeps its own books,
+built only from events).
 
 ``rebuild_ledger(app)`` empties every ledger table and replays the streams COLLECTION, ACCOUNTS and BENEFITS from
 sequence 1 through an ephemeral pull consumer (deliver all, no acks, in memory, removed afterwards) into the same
@@ -6,31 +7,45 @@ handlers the live consumers run, in ONE database transaction: a failure leaves t
 snapshots are not ledger tables and are kept (a closed month then shows what the rebuild changed as post-close
 adjustments, if anything).
 
-Exactness. The ledger must end up equal to what the live consumers built, no more and no less:
+Exactness. Each part rebuilt must end up equal to what the live consumers built, no more and no less:
 
-- the live consumers of the three streams are paused for the duration (they finish the batch in hand; messages
+- the live consumers of the streams replayed are paused for the duration (they finish the batch in hand; messages
   fetched but not acknowledged come back later and the inbox skips them), and restarted afterwards;
-- an event is replayed only if the inbox holds it — i.e. the live consumer applied it (to the ledger's handlers and
-  the mirror's alike, in one transaction). An event published but not consumed yet is left to the live consumer,
+- an event is replayed only if the inbox holds it — i.e. the live consumer applied it (to the mirror's, the
+  ledger's and the rules' handlers alike, in one transaction). An event published but not consumed yet is left to the live consumer,
   which applies it once it resumes; a dead-lettered event was never applied and stays so until an operator replays
   it. So the rebuild reproduces exactly the set of events the service has applied;
 - an event stored twice in a stream (published again outside the duplicate window) is replayed once, as the inbox
   applied it once;
-- on PostgreSQL the ledger tables are locked (EXCLUSIVE: reads go on) so that a dead letter replayed meanwhile waits
+- on PostgreSQL the tables rebuilt are locked (EXCLUSIVE: reads go on) so that a dead letter replayed meanwhile waits
   for the rebuild and is then applied once; on SQLite the transaction's write lock does the same.
 
 A stream whose first message is no longer sequence 1 (purged or limited) cannot be replayed exactly: refused with
 ``STREAM_TRUNCATED`` before anything is touched.
 
-Parts. The same replay rebuilds the **mirror** too (``mirrored_*``: registry and partner facts, streams ACCOUNTS
-and EXCHANGE): ``replay_streams(..., parts=("mirror", "ledger"))`` empties the tables of every part named and runs,
-per event in stream order, the handlers of those parts in the order the live consumer runs them (mirror before
-ledger, as ``app.py`` declares them). The suspicion rules' fact tables are not a part: their handlers open and
-count cases as they record facts, so replaying them would change cases that officers work on (see README,
-"Operations").
+Parts. The same replay rebuilds, besides the **ledger**:
 
-Running or stopped. ``rebuild_oversight(app)`` runs inside a running oversight (the officer's job endpoint) and
-pauses that process's consumers of the streams replayed. ``sifund oversight rebuild`` (``rebuild_stopped``) runs
+- the **mirror** (``mirrored_*``: registry and partner facts, streams ACCOUNTS and EXCHANGE);
+- the **facts** the suspicion rules and the case workflow keep from events (``rules.models.EVENT_FACT_TABLES``:
+  paid periods, beneficiaries, payees, claims and their decisions, contribution bases and clamps, life-status
+  changes; ``benefit_signal``; streams BENEFITS, ACCOUNTS and COLLECTION). Their handlers are ``FactHandler``s
+  (``services/oversight/facts.py``) whose ``record`` step writes the facts and touches no case; the replay runs that
+  step alone (``rules.handlers.FACTS_CONSUMERS``, ``cases.handlers.SIGNALS_CONSUMER``), never the ``act`` step that
+  opens, counts or confirms cases. So a rebuild gives the fact tables back and leaves every case — its state,
+  occurrences, follow-ups, history — as officers left it. The sweep's own tables (``rule_sweep``, and the corrections
+  and cursor it reads from accounts' audit chain) do not come from events and are kept.
+
+``replay_streams(..., parts=("mirror", "ledger", "facts"))`` empties the tables of every part named and runs, per
+event in stream order, the handlers of those parts in the order the live consumer runs them (mirror, ledger, facts,
+as ``app.py`` declares them). A part is replayed with the parts it ``needs``: the facts need the ledger (the rules
+skip an assessment the ledger already knows superseded — as the ledger stood at that event, not at its end), so
+asking for the facts rebuilds the ledger with them.
+
+Columns that say when this process applied an event rather than what the event said (``received_at``,
+``updated_at``) are set anew by a replay; every other column comes back equal.
+
+Running or stopped. ``rebuild_oversight(app)`` (every part by default) runs inside a running oversight (the officer's job endpoint) and
+pauses that process's consumers of the streams replayed. ``sifund oversight rebuild`` (``replay_streams``) runs
 against a *stopped* oversight's database and refuses while any oversight replica answers ``/health/live``: another
 process's consumers cannot be paused from outside, and they would race the replay.
 """
@@ -59,9 +74,13 @@ from services.kernel.inbox import EventConsumer
 from services.kernel.jobs import JobContext, JobKind, JobOut, accepted
 from services.kernel.models import InboxMessage
 from services.oversight import models as mirror_models
+from services.oversight.cases.handlers import SIGNALS_CONSUMER
+from services.oversight.cases.models import BenefitSignal
 from services.oversight.ledger.handlers import LEDGER_CONSUMERS
 from services.oversight.ledger.models import LEDGER_TABLES
 from services.oversight.mirror.handlers import ACCOUNTS_CONSUMER, EXCHANGE_CONSUMER
+from services.oversight.rules.handlers import FACTS_CONSUMERS
+from services.oversight.rules.models import EVENT_FACT_TABLES
 
 log = structlog.get_logger(__name__)
 
@@ -73,25 +92,40 @@ SYSTEM = context.Actor(id="system:oversight-ledger", role="system")
 
 @dataclass(frozen=True)
 class Part:
-    """Derived tables rebuilt together, and the consumer specs whose handlers fill them."""
+    """Derived tables rebuilt together, the consumer specs whose handlers fill them, and the parts whose tables
+    those handlers read as they stood at each event (replayed with it, in the same pass)."""
 
     name: str
     tables: tuple[type, ...]
     specs: tuple[Any, ...]
+    needs: tuple[str, ...] = ()
 
     @property
     def streams(self) -> tuple[str, ...]:
-        return tuple(spec.stream for spec in self.specs)
+        return tuple(dict.fromkeys(spec.stream for spec in self.specs))
 
 
 MIRROR_TABLES = tuple(getattr(mirror_models, name) for name in dir(mirror_models)
                       if name.startswith("Mirrored") and hasattr(getattr(mirror_models, name), "__table__"))
-# In the order the live consumers run the handlers (app.py): the mirror first, then the ledger.
+FACT_TABLES = (*EVENT_FACT_TABLES, BenefitSignal)
+# In the order the live consumers run the handlers (app.py): the mirror first, then the ledger, then the facts the
+# case workflow and the rules keep (their record steps only: nothing that opens or updates a case).
 PARTS = {
     "mirror": Part("mirror", MIRROR_TABLES, (ACCOUNTS_CONSUMER, EXCHANGE_CONSUMER)),
     "ledger": Part("ledger", tuple(LEDGER_TABLES), tuple(LEDGER_CONSUMERS)),
+    # the rules skip an assessment the ledger already knows superseded: the ledger as it stood at that event
+    "facts": Part("facts", FACT_TABLES, (SIGNALS_CONSUMER, *FACTS_CONSUMERS), needs=("ledger",)),
 }
 ALL_PARTS = tuple(PARTS)
+
+
+def with_needs(parts: Iterable[str]) -> tuple[str, ...]:
+    """``parts`` and every part they need, in the live order."""
+    wanted = set(parts)
+    for name in reversed(ALL_PARTS):
+        if name in wanted:
+            wanted.update(PARTS[name].needs)
+    return tuple(p for p in ALL_PARTS if p in wanted)
 
 
 def _handlers(parts: Iterable[str]) -> dict[str, list]:
@@ -121,8 +155,8 @@ def part_tables(parts: Iterable[str]) -> list[type]:
 class StreamReplay:
     last_seq: int
     read: int = 0
-    applied: int = 0  # ledger events the service had applied, replayed into the ledger
-    not_applied: int = 0  # ledger events not (yet) in the inbox: left to the live consumer
+    applied: int = 0  # events the service had applied, replayed into the parts rebuilt
+    not_applied: int = 0  # events not (yet) in the inbox: left to the live consumer
     duplicates: int = 0
     unreadable: int = 0
 
@@ -258,7 +292,7 @@ async def replay_streams(engine: Engine, js: Any, *, parts: Iterable[str] = ("le
                          streams: Iterable[str] | None = None) -> RebuildResult:
     """Empty the tables of ``parts`` and replay their streams into them, in one transaction. The caller makes sure
     no live consumer of those streams runs meanwhile (``rebuild_oversight`` pauses them)."""
-    parts = tuple(p for p in ALL_PARTS if p in set(parts))
+    parts = with_needs(parts)
     started = time.perf_counter()
     result = RebuildResult(streams=await _horizons(js, streams or part_streams(parts)), parts=parts)
     db = _Replay(engine, parts)
@@ -294,7 +328,7 @@ async def rebuild_ledger(app: Any) -> RebuildResult:
 async def rebuild_oversight(app: Any, parts: Iterable[str] = ALL_PARTS) -> RebuildResult:
     """Rebuild ``parts`` of the running oversight service from its streams, its own consumers of those streams
     paused meanwhile (see the module docstring)."""
-    parts = tuple(parts)
+    parts = with_needs(parts)
     state = app.state
     if not await state.bus.wait_ready(timeout=10):
         raise Conflict("BUS_UNAVAILABLE", "消息总线未连接，无法从事件重建监督台账")
@@ -334,9 +368,11 @@ router = APIRouter(prefix="/ledger", tags=["ledger"])
 
 
 @router.post("/rebuild", status_code=202, response_model=JobOut, dependencies=[allow("oversight_officer")],
-             summary="Rebuild the mirror and the ledger from the streams, as a background job (officers only)",
-             description="Empties the mirror and ledger tables and replays ACCOUNTS, EXCHANGE, COLLECTION and "
-                         "BENEFITS from sequence 1 in one transaction (the live consumers pause meanwhile). Accepted with 202 and "
+             summary="Rebuild the mirror, the ledger and the rules' facts from the streams, as a background job "
+                     "(officers only)",
+             description="Empties the mirror, ledger and fact tables and replays ACCOUNTS, EXCHANGE, COLLECTION and "
+                         "BENEFITS from sequence 1 in one transaction (the live consumers pause meanwhile); cases are "
+                         "not touched (the rules' record steps only). Accepted with 202 and "
                          "`Location: …/jobs/{id}`; the result gives, per stream, the events read, replayed, left to "
                          "the live consumer and duplicates. While a rebuild is queued or running, a second request "
                          "answers the same job.")
