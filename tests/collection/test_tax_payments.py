@@ -554,6 +554,8 @@ _VARIANTS = {
 def test_a_plain_line_is_checked_as_the_model_checks_it():
     """``quick_line`` answers only lines the model accepts, with the model's values; everything else it leaves to
     the model (which words the refusal), so the codes and messages of refused lines are the model's."""
+    # a field added to the model must be added to the shortcut too
+    assert set(TaxPaymentLine.model_fields) == set(CheckedLine.__slots__) == set(_VARIANTS)
     base = pay("T-1", payer_uscc=make_uscc(3), citizen_id=citizen_id(5), employer_amount="869.78",
                individual_amount="434.89")
     cases = [base, {**base, "extra": 1}, {k: v for k, v in base.items() if k != "late_fee_amount"},
