@@ -49,12 +49,13 @@ test-postgres: $(STAMP)
 	bash infra/postgres/run-tests.sh $(BIN)/python -m pytest -q
 
 ## The long profile in CI: the fault suite (tests/chaos: a month through the gateway of `sifund up` while a seeded
-## schedule SIGKILLs its children), the NATS cluster tests, backup → wipe → restore with the oversight rebuild, a
+## schedule SIGKILLs its children), backup → wipe → restore with the oversight rebuild, a
 ## tiny real-path month, and an import and a tax file resumed after their service is killed mid-job, on a throwaway
 ## PostgreSQL; then backup → wipe → restore once more on SQLite. CHAOS_ROUNDS rounds (CI: 2), CHAOS_SEED replays.
+## The NATS cluster tests (tests/cluster) are in the suite itself, so make test and make test-postgres run them.
 CHAOS_ROUNDS ?= 2
 test-cluster: $(STAMP)
-	SIFUND_CHAOS=1 CHAOS_ROUNDS=$(CHAOS_ROUNDS) bash infra/postgres/run-tests.sh $(BIN)/python -m pytest -q -s tests/cluster tests/chaos \
+	SIFUND_CHAOS=1 CHAOS_ROUNDS=$(CHAOS_ROUNDS) bash infra/postgres/run-tests.sh $(BIN)/python -m pytest -q -s tests/chaos \
 		tests/operations/test_backup_restore_and_rebuild.py tests/bench/test_month_real_path.py \
 		tests/e2e/test_jobs_survive_a_kill.py
 	SIFUND_CHAOS=1 $(BIN)/python -m pytest -q tests/operations/test_backup_restore_and_rebuild.py
