@@ -152,9 +152,22 @@ def build_envelope(
     correlation_id: str | None,
     causation_id: str | None,
 ) -> EventEnvelope:
-    envelope, _ = build_encoded_envelope(payload, source=source, subject=subject, actor=actor,
-                                         correlation_id=correlation_id, causation_id=causation_id)
-    return envelope
+    """The envelope of ``payload``. ``data`` is the payload in JSON types (``model_dump(mode="json")``: what a
+    consumer parses off the wire), validated again by the payload's strict model, so an invalid payload (a line
+    model changed after it was built, ``model_construct``) fails here, in the producer, not in every consumer."""
+    data = payload.model_dump(mode="json")
+    type(payload).model_validate(data)
+    return EventEnvelope(
+        id=new_event_id(),
+        type=payload.event_type,
+        source=source,
+        subject=subject,
+        time=clock.utc_now(),
+        actor=actor,
+        correlation_id=correlation_id,
+        causation_id=causation_id,
+        data=data,
+    )
 
 
 def build_encoded_envelope(
@@ -166,28 +179,13 @@ def build_encoded_envelope(
     correlation_id: str | None,
     causation_id: str | None,
 ) -> tuple[EventEnvelope, str]:
-    """The envelope and its JSON (what ``to_bytes`` gives, as text), the payload serialised once.
-
-    The payload's JSON is parsed back (``data``) and validated by its strict model, as a consumer will parse it, so
-    an invalid payload (a line model changed after it was built, ``model_construct``) fails here, in the producer,
-    not in every consumer. The envelope's JSON is its other fields with the payload's JSON spliced in as ``data``
-    (the last field): the same bytes as ``model_dump_json``, without serialising ``data`` a second time."""
-    data_json = payload.model_dump_json()
-    data = pydantic_core.from_json(data_json)
-    type(payload).model_validate(data)
-    envelope = EventEnvelope(
-        id=new_event_id(),
-        type=payload.event_type,
-        source=source,
-        subject=subject,
-        time=clock.utc_now(),
-        actor=actor,
-        correlation_id=correlation_id,
-        causation_id=causation_id,
-        data=data,
-    )
+    """``build_envelope`` and the envelope's JSON (what ``to_bytes`` gives, as text; the outbox row): its other
+    fields with ``data``'s JSON spliced in as the last field, the same bytes as ``model_dump_json`` with ``data``
+    serialised once, as plain JSON types."""
+    envelope = build_envelope(payload, source=source, subject=subject, actor=actor, correlation_id=correlation_id,
+                              causation_id=causation_id)
     head = envelope.model_dump_json(exclude=_DATA)
-    return envelope, f'{head[:-1]},"data":{data_json}}}'
+    return envelope, f'{head[:-1]},"data":{pydantic_core.to_json(envelope.data).decode()}}}'
 
 
 _DATA = frozenset({"data"})
