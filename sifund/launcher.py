@@ -27,6 +27,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from typing import IO
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,7 +43,7 @@ from services.kernel.supervision import (FAILED, RESTARTING, RUNNING, ChildState
                                          state_file, write_state)
 from sifund import services as catalogue
 from services.kernel.metrics import multiprocess_environment, scrape_targets
-from sifund.logfiles import LogFile
+from sifund.logfiles import LogFile, nats_json_line
 from sifund.natsd import NatsCluster, NatsServer
 
 GATEWAY_FACTORY = "gateway.app:create_app"
@@ -282,7 +283,8 @@ class Platform:
     def _start_nats(self, timeout: float) -> NatsServer:
         log_file = self.log_dir / "nats.log"
         nats = NatsServer(self.data_dir / "nats", host=self.settings.host, port=self.settings.port("nats"),
-                          monitor_port=self.settings.port("nats_monitor"), log_file=log_file)
+                          monitor_port=self.settings.port("nats_monitor"), log_file=log_file,
+                          log_sink=self._nats_log_sink("nats"))
         try:
             nats.start(timeout=timeout, preexec_fn=self._preexec)
         except (RuntimeError, TimeoutError, OSError) as exc:
@@ -298,6 +300,7 @@ class Platform:
                               first_monitor_port=self.settings.port("nats_monitor"))
         for i, node in enumerate(cluster.nodes, start=1):
             node.log_file = self.log_dir / f"nats-{i}.log"
+            node.log_sink = self._nats_log_sink(f"nats-{i}")
         try:
             for node in cluster.nodes:  # all spawned first: each node waits for its routes to the others
                 node.spawn(self._preexec)
@@ -393,6 +396,12 @@ class Platform:
                                    env={**environment, **metrics_env}, preexec_fn=self._preexec)
         self.log_pumps.append(log.pump(process.stdout, name))
         return process
+
+    def _nats_log_sink(self, name: str) -> Callable[[IO[bytes]], None]:
+        """nats-server's output into ``<name>.log`` like every child's: JSON lines with its level, rotated."""
+        def sink(stream: IO[bytes]) -> None:
+            self.log_pumps.append(self._log_file(name).pump(stream, name, wrap=nats_json_line))
+        return sink
 
     def _log_file(self, name: str) -> LogFile:
         """The child's log file (sifund/logfiles.py: JSON lines, rotated by size), one per name across restarts."""

@@ -5,12 +5,14 @@ a rotation inside the processes would race (two processes renaming the same file
 
 A line that is not a JSON object (a traceback printed before logging was configured, uvicorn's master process with
 ``--workers`` announcing itself) is wrapped into one, masked, so that every line of the file is JSON with the same
-keys as the processes' own (services/kernel/logging.py).
+keys as the processes' own (services/kernel/logging.py). nats-server's lines (``[pid] date time [INF] text``) become
+the ``event`` of a line whose ``level`` is the server's and whose ``logger`` is ``nats-server``.
 """
 
 import json
 import logging
 import os
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -38,18 +40,21 @@ class LogFile:
         """A line of the launcher's own about this child (start, exit), in the processes' format."""
         self.write(json.dumps(_line(service, event, level, **fields), ensure_ascii=False))
 
-    def pump(self, stream: IO[bytes], service: str) -> threading.Thread:
-        """Copy ``stream`` (a child's output) into the file line by line until it closes, in a daemon thread."""
-        thread = threading.Thread(target=self._copy, args=(stream, service), name=f"log-{service}", daemon=True)
+    def pump(self, stream: IO[bytes], service: str,
+             wrap: Callable[[str, str], str] | None = None) -> threading.Thread:
+        """Copy ``stream`` (a child's output) into the file line by line until it closes, in a daemon thread;
+        ``wrap`` makes a JSON line of each (default ``as_json_line``)."""
+        thread = threading.Thread(target=self._copy, args=(stream, service, wrap or as_json_line),
+                                  name=f"log-{service}", daemon=True)
         thread.start()
         return thread
 
-    def _copy(self, stream: IO[bytes], service: str) -> None:
+    def _copy(self, stream: IO[bytes], service: str, wrap: Callable[[str, str], str]) -> None:
         try:
             for raw in iter(stream.readline, b""):
                 text = raw.decode("utf-8", errors="replace").rstrip("\r\n")
                 if text.strip():
-                    self.write(as_json_line(text, service))
+                    self.write(wrap(text, service))
         except (OSError, ValueError):  # the pipe closed under us at stop
             pass
         finally:
@@ -74,6 +79,21 @@ def as_json_line(text: str, service: str) -> str:
         except ValueError:
             pass
     return json.dumps(_line(service, redact(text), "info", logger="stdout"), ensure_ascii=False)
+
+
+# nats-server's log line: "[1234] 2026/12/06 21:00:00.123456 [INF] Server is ready".
+NATS_LINE = re.compile(r"^\[\d+\] \S+ \S+ \[(?P<level>[A-Z]{3})\] (?P<text>.*)$")
+NATS_LEVELS = {"INF": "info", "WRN": "warning", "ERR": "error", "FTL": "critical", "DBG": "debug", "TRC": "debug"}
+
+
+def nats_json_line(text: str, service: str) -> str:
+    """A nats-server line as one JSON line: its text (masked) the ``event``, its level the ``level``; the time is the
+    launcher's reading of it (the server's own stamp is local time without a zone)."""
+    match = NATS_LINE.match(text)
+    if match is None:
+        return as_json_line(text, service)
+    level = NATS_LEVELS.get(match["level"], "info")
+    return json.dumps(_line(service, redact(match["text"]), level, logger="nats-server"), ensure_ascii=False)
 
 
 def read_lines(path: Path) -> Iterator[dict]:

@@ -7,8 +7,10 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 import httpx
 
@@ -73,7 +75,7 @@ class NatsServer:
 
     def __init__(self, data_dir: Path, *, host: str = "127.0.0.1", port: int | None = None,
                  monitor_port: int | None = None, log_file: Path | None = None, server_name: str = "sifund",
-                 cluster: ClusterRoutes | None = None):
+                 cluster: ClusterRoutes | None = None, log_sink: Callable[[IO[bytes]], object] | None = None):
         self.data_dir = Path(data_dir)
         self.server_name = server_name
         self.cluster = cluster
@@ -85,6 +87,9 @@ class NatsServer:
         self._ports_are_ours_to_pick = port is None and monitor_port is None
         self.config_path = self.data_dir / "nats.conf"
         self.log_file = log_file or self.data_dir / "nats.log"
+        # Given (sifund up), the server's output goes through a pipe to ``log_sink``, which writes ``log_file`` as the
+        # launcher writes every child's log (JSON lines, rotated); else the server appends to ``log_file`` itself.
+        self.log_sink = log_sink
         self.process: subprocess.Popen | None = None
 
     @property
@@ -118,11 +123,14 @@ class NatsServer:
                                                   store_dir=(self.data_dir / "jetstream").resolve(),
                                                   server_name=self.server_name, cluster=self.cluster))
         self._log_offset = self.log_file.stat().st_size if self.log_file.exists() else 0
+        command = [nats_server_binary(), "-c", str(self.config_path)]
+        if self.log_sink is not None:
+            self.process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                            stderr=subprocess.STDOUT, preexec_fn=preexec_fn)
+            self.log_sink(self.process.stdout)
+            return
         log = open(self.log_file, "ab")  # noqa: SIM115 - owned by the child process
-        self.process = subprocess.Popen(
-            [nats_server_binary(), "-c", str(self.config_path)],
-            stdout=log, stderr=subprocess.STDOUT, preexec_fn=preexec_fn,
-        )
+        self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, preexec_fn=preexec_fn)
         log.close()
 
     def wait_ready(self, timeout: float = 10.0) -> None:

@@ -7,7 +7,7 @@ import time
 import pytest
 
 from services.kernel.logging import REQUIRED_KEYS
-from sifund.logfiles import LogFile, as_json_line, follow, last_lines, read_lines
+from sifund.logfiles import LogFile, as_json_line, follow, last_lines, nats_json_line, read_lines
 from tests.support.registry import make_citizen_id
 
 pytestmark = pytest.mark.unit
@@ -20,6 +20,18 @@ def test_a_line_that_is_not_json_is_wrapped_and_masked():
     assert CITIZEN_ID not in wrapped["event"] and "110105********" in wrapped["event"]
     assert as_json_line('{"event": "x"}', "accounts") == '{"event": "x"}'
     assert json.loads(as_json_line("{not json}", "accounts"))["event"] == "{not json}"
+
+
+def test_a_nats_server_line_keeps_its_level_and_text():
+    ready = json.loads(nats_json_line("[4242] 2026/12/06 21:00:00.123456 [INF] Server is ready", "nats-2"))
+    assert set(REQUIRED_KEYS) <= ready.keys()
+    assert (ready["service"], ready["logger"], ready["level"], ready["event"]) == (
+        "nats-2", "nats-server", "info", "Server is ready")
+    lost = json.loads(nats_json_line(f"[1] 2026/12/06 21:00:01.000001 [ERR] route lost {CITIZEN_ID}", "nats"))
+    assert lost["level"] == "error" and CITIZEN_ID not in lost["event"]
+    assert json.loads(nats_json_line("[2] 2026/12/06 21:00:02.5 [WRN] slow consumer", "nats"))["level"] == "warning"
+    # Not the server's format (a panic's trace): wrapped as any other line.
+    assert json.loads(nats_json_line("goroutine 1 [running]:", "nats"))["event"] == "goroutine 1 [running]:"
 
 
 def test_the_file_rotates_past_its_size_and_keeps_the_backups(tmp_path):

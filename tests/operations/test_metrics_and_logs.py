@@ -120,9 +120,9 @@ def test_metrics_are_not_reachable_through_the_gateway(month):
 
 def test_every_log_line_is_json_with_the_required_keys_and_no_personal_number(month):
     platform, _ = month
-    logs = sorted(p for p in (platform.data_dir / "logs").iterdir() if not p.name.startswith("nats"))
+    logs = sorted((platform.data_dir / "logs").iterdir())
     assert {f"{c}.log" for c in COMPONENTS} <= {p.name for p in logs}
-    seen: dict[str, set] = {c: set() for c in COMPONENTS}
+    seen: dict[str, set] = {c: set() for c in [*COMPONENTS, "nats"]}
     for path in logs:
         for line in read_lines(path):
             assert set(REQUIRED_KEYS) <= line.keys(), (path, line)
@@ -131,6 +131,11 @@ def test_every_log_line_is_json_with_the_required_keys_and_no_personal_number(mo
             seen[path.name.split(".")[0].split("-")[0]].add(line.get("logger"))
     for component in COMPONENTS:  # uvicorn's access and error logs went through the same format
         assert {"uvicorn.access", "uvicorn.error"} <= seen[component], (component, seen[component])
+    # nats-server's own lines too, with the server's level.
+    assert "nats-server" in seen["nats"], seen["nats"]
+    nats_lines = [line for path in (platform.data_dir / "logs").glob("nats*.log") for line in read_lines(path)]
+    assert any(line["logger"] == "nats-server" and line["level"] == "info" and "Server is ready" in line["event"]
+               for line in nats_lines)
     # A request traced end to end: the access line carries the request id and the actor of the request.
     gateway_lines = [json.loads(t) for t in (platform.data_dir / "logs" / "gateway.log").read_text().splitlines()]
     assert any(line.get("request_id") and line.get("method") and line.get("status") for line in gateway_lines)

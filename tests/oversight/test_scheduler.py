@@ -4,15 +4,20 @@ scheduler's own client credential from the gateway's client-credentials grant, s
 Waits poll the run log; nothing asserts on timing."""
 
 import asyncio
+import socket
+import subprocess
+import sys
 from contextlib import asynccontextmanager
 from datetime import timedelta
 
 import httpx
+import pytest
 from sqlalchemy import select, update
 from sqlmodel import Session
 
 from gateway.app import create_app as create_gateway
 from gateway.identity.admin import ensure_scheduler_client, scheduler_secret_file
+from services.kernel import jobs as leases
 from services.kernel.db import make_engine
 from services.kernel.models import AuditEntry
 from services.kernel.service_app import create_service_app
@@ -199,6 +204,38 @@ async def test_the_lease_keeps_a_job_to_one_run_at_a_time(make_settings, nats_se
                 return session.get(ScheduledJob, "escalations").lease_until < clock.utc_now()
 
         await wait_for(lease_expired)
+        manual = await oversight.post("/scheduler/jobs/escalations/run", headers=officer)
+        assert manual.status_code == 200 and manual.json()["outcome"] == "ok", manual.text
+        with Session(engine) as session:
+            stale = session.get(ScheduledJobRun, stale.id)
+            assert stale.outcome == "failed" and stale.error.startswith("abandoned")
+            assert session.get(ScheduledJob, "escalations").lease_owner is None
+
+
+@pytest.mark.skipif(leases.MACHINE is None, reason="a holder's liveness is seen through Linux's /proc")
+async def test_a_lease_held_by_a_dead_process_of_this_machine_is_taken_at_once(make_settings, nats_server):
+    """oversight killed mid-run and restarted by the supervisor: the new process runs the job now, not a lease later;
+    a live holder keeps it."""
+    settings = nowhere(make_settings, nats_server)
+    officer = bearer(settings, "oversight_officer", subject="officer.wang")
+    async with running_app(oversight_app(settings, schedule(enabled=False, lease_seconds=3600.0))) as oversight:
+        engine = oversight.app.state.engine
+        live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+        gone = subprocess.Popen([sys.executable, "-c", "pass"])
+        gone.wait()
+        try:
+            live_holder = f"{socket.gethostname()}:{live.pid}:0badc0de:{leases.MACHINE}"
+            assert acquire_lease(engine, "escalations", live_holder, timedelta(hours=1))
+            refused = await oversight.post("/scheduler/jobs/escalations/run", headers=officer)
+            assert refused.status_code == 409 and refused.json()["error"]["code"] == "SCHEDULER_JOB_RUNNING"
+            release_lease(engine, "escalations", live_holder)
+        finally:
+            live.kill()
+            live.wait()
+
+        dead_holder = f"{socket.gethostname()}:{gone.pid}:0badc0de:{leases.MACHINE}"
+        assert acquire_lease(engine, "escalations", dead_holder, timedelta(hours=1))
+        stale = begin_run(engine, "escalations", trigger="schedule", requested_by=None, actor="x", owner=dead_holder)
         manual = await oversight.post("/scheduler/jobs/escalations/run", headers=officer)
         assert manual.status_code == 200 and manual.json()["outcome"] == "ok", manual.text
         with Session(engine) as session:

@@ -10,7 +10,9 @@ one interval after the scheduler first saw it (``scheduled_job.created_at``): a 
 lease_until = now + lease WHERE job = … AND (lease_until IS NULL OR lease_until < now)``, which exactly one process
 wins on SQLite and PostgreSQL alike. The winner checks again that the job is still due (another process may have just
 run it), renews the lease while it runs, and clears it in the transaction that records the outcome. A process that
-dies mid-run leaves a lease that expires; the next run marks the abandoned ``running`` row ``failed``.
+dies mid-run leaves a lease that expires; the next run marks the abandoned ``running`` row ``failed``. A holder that
+was a process of this machine and is gone (killed, then restarted by the supervisor) is not waited for: its lease is
+taken at once, by the kernel's rule for jobs (``holder_is_dead``).
 
 **As whom.** The jobs that call other services (``chains``, ``sweep``) act as the scheduler's own gateway system
 client (``SIFUND_OVERSIGHT_SCHEDULER_CLIENT_ID`` / ``_CLIENT_SECRET``, role ``oversight_officer``): a token from the
@@ -22,11 +24,8 @@ when none is configured).
 """
 
 import asyncio
-import os
-import socket
 import time as monotonic_time
 import traceback
-import uuid
 from contextlib import suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
@@ -123,7 +122,9 @@ def ensure_jobs(engine: Engine, names: list[str]) -> None:
 
 def acquire_lease(engine: Engine, job: str, owner: str, lease: timedelta) -> bool:
     with unit_of_work(engine) as session:
-        return leases.take_lease(session, ScheduledJob.__table__, job, owner, lease)
+        holder = session.execute(select(ScheduledJob.lease_owner).where(ScheduledJob.job == job)).scalar()
+        dead = holder if leases.holder_is_dead(holder) else None
+        return leases.take_lease(session, ScheduledJob.__table__, job, owner, lease, dead_holder=dead)
 
 
 def renew_lease(engine: Engine, job: str, owner: str, lease: timedelta) -> bool:
@@ -169,8 +170,8 @@ def begin_run(engine: Engine, job: str, *, trigger: str, requested_by: str | Non
             stale = session.get(ScheduledJobRun, row.lease_run_id)
             if stale is not None and stale.outcome == "running":
                 stale.outcome, stale.finished_at = "failed", now
-                stale.error = f"abandoned: the lease of {stale.owner} expired before the run was recorded " \
-                              f"(process stopped or killed)"
+                stale.error = f"abandoned: {stale.owner} stopped or was killed before the run was recorded " \
+                              f"(its lease expired, or the process is gone)"
                 session.add(stale)
         run = ScheduledJobRun(job=job, trigger=trigger, requested_by=requested_by, actor=actor, owner=owner,
                               started_at=now, outcome="running", summary="{}")
@@ -263,7 +264,7 @@ class Scheduler:
     def __init__(self, app: FastAPI, config: OversightSchedulerSettings):
         self.app, self.config = app, config
         self.jobs: dict[str, Job] = dict(JOBS)
-        self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"[-100:]
+        self.owner = leases.lease_owner_name()
         self.credential = ClientToken(app, config)
         self.lease = timedelta(seconds=config.lease_seconds)
         self._stopping = asyncio.Event()
