@@ -83,6 +83,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.oversight_apply --label after
 	$(BIN)/python -m bench.money_in
 	$(BIN)/python -m bench.collection_tax_batch --label after
+	$(BIN)/python -m bench.event_envelopes --label after
 	$(BIN)/python -m bench.gateway_reads
 	$(BIN)/python -m bench.month_real_path --lines $(BENCH_LINES) $(BENCH_MONTH_ARGS)
 

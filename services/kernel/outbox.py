@@ -47,7 +47,7 @@ from sqlmodel import Session
 from services.kernel import clock, context, metrics
 from services.kernel.bus import Bus
 from services.kernel.db import is_sqlite, snapshot_session
-from services.kernel.events import EventActor, EventEnvelope, EventPayload, build_envelope
+from services.kernel.events import EventActor, EventEnvelope, EventPayload, build_encoded_envelope
 from services.kernel.models import OutboxMessage
 
 log = structlog.get_logger(__name__)
@@ -58,9 +58,9 @@ RELAY_LOCK = 0x5F1F_0D00_0002
 _wakers: "weakref.WeakKeyDictionary[Engine, OutboxRelay]" = weakref.WeakKeyDictionary()
 
 
-def _envelope(payload: EventPayload, *, source: str, subject: str) -> EventEnvelope:
+def _envelope(payload: EventPayload, *, source: str, subject: str) -> tuple[EventEnvelope, str]:
     ctx = context.current()
-    return build_envelope(
+    return build_encoded_envelope(
         payload,
         source=source,
         subject=subject,
@@ -85,9 +85,9 @@ def record_events(session: Session, events: Iterable[tuple[EventPayload, str]], 
     caller's own flush raises (a unique key lost to a concurrent request) stays where it was."""
     envelopes, rows = [], []
     for payload, subject in events:
-        envelope = _envelope(payload, source=source, subject=subject)
+        envelope, encoded = _envelope(payload, source=source, subject=subject)
         envelopes.append(envelope)
-        rows.append({"event_id": envelope.id, "event_type": envelope.type, "envelope": envelope.model_dump_json(),
+        rows.append({"event_id": envelope.id, "event_type": envelope.type, "envelope": encoded,
                      "created_at": envelope.time, "published_at": None, "attempts": 0, "last_error": None})
     if rows:
         with session.no_autoflush:
