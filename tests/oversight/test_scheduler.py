@@ -204,12 +204,7 @@ async def test_the_lease_keeps_a_job_to_one_run_at_a_time(make_settings, nats_se
                 return session.get(ScheduledJob, "escalations").lease_until < clock.utc_now()
 
         await wait_for(lease_expired)
-        manual = await oversight.post("/scheduler/jobs/escalations/run", headers=officer)
-        assert manual.status_code == 200 and manual.json()["outcome"] == "ok", manual.text
-        with Session(engine) as session:
-            stale = session.get(ScheduledJobRun, stale.id)
-            assert stale.outcome == "failed" and stale.error.startswith("abandoned")
-            assert session.get(ScheduledJob, "escalations").lease_owner is None
+        await runs_now_and_closes_the_abandoned_run(oversight, officer, stale.id)
 
 
 @pytest.mark.skipif(leases.MACHINE is None, reason="a holder's liveness is seen through Linux's /proc")
@@ -236,12 +231,7 @@ async def test_a_lease_held_by_a_dead_process_of_this_machine_is_taken_at_once(m
         dead_holder = f"{socket.gethostname()}:{gone.pid}:0badc0de:{leases.MACHINE}"
         assert acquire_lease(engine, "escalations", dead_holder, timedelta(hours=1))
         stale = begin_run(engine, "escalations", trigger="schedule", requested_by=None, actor="x", owner=dead_holder)
-        manual = await oversight.post("/scheduler/jobs/escalations/run", headers=officer)
-        assert manual.status_code == 200 and manual.json()["outcome"] == "ok", manual.text
-        with Session(engine) as session:
-            stale = session.get(ScheduledJobRun, stale.id)
-            assert stale.outcome == "failed" and stale.error.startswith("abandoned")
-            assert session.get(ScheduledJob, "escalations").lease_owner is None
+        await runs_now_and_closes_the_abandoned_run(oversight, officer, stale.id)
 
 
 async def test_disabled_nothing_runs(make_settings, nats_server):
@@ -285,3 +275,14 @@ async def test_run_now_is_for_officers_and_without_a_credential_is_skipped(make_
         assert (await oversight.get("/chains/checks", headers=officer)).json() == []  # nothing was checked
         jobs = {j["job"]: j for j in (await oversight.get("/scheduler/jobs", headers=officer)).json()}
         assert jobs["chains"]["credentials"] == "missing" and jobs["chains"]["last_run"]["outcome"] == "skipped"
+
+
+async def runs_now_and_closes_the_abandoned_run(oversight, officer: dict, stale_run_id: int) -> None:  # noqa: ANN001
+    """A manual run of ``escalations`` succeeds, the dead holder's ``running`` row is closed as abandoned and the lease
+    is free again."""
+    manual = await oversight.post("/scheduler/jobs/escalations/run", headers=officer)
+    assert manual.status_code == 200 and manual.json()["outcome"] == "ok", manual.text
+    with Session(oversight.app.state.engine) as session:
+        stale = session.get(ScheduledJobRun, stale_run_id)
+        assert stale.outcome == "failed" and stale.error.startswith("abandoned")
+        assert session.get(ScheduledJob, "escalations").lease_owner is None
