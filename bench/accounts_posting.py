@@ -37,14 +37,14 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import structlog
 from sqlalchemy import func, insert, select
 from sqlmodel import Session
-from stdnum.cn import ric, uscc as uscc_mod
 
+from bench.money_in import citizen_id, fail, make_uscc
 from services.accounts import models as accounts_models
 from services.accounts.ledger import service as ledger
 from services.accounts.models import AccountEntry, ContributionMonth, IndividualAccount, InterestRate
@@ -77,21 +77,6 @@ CREDITED = ("accounts.account.credited.v1", "accounts.account.credited.v2")
 CLERK = Actor(id="bench.clerk", role="agency_clerk", region=CITY)
 SYSTEM = EventActor(id="system:collection", role="system")
 
-
-def fail(message: str) -> None:
-    print(f"FAILED: {message}", file=sys.stderr)
-    sys.exit(1)
-
-
-def citizen_id(serial: int) -> str:
-    born = date(1966, 1, 1) + timedelta(days=serial // 500)
-    body = f"110105{born:%Y%m%d}{serial % 500 * 2 + serial % 2:03d}"
-    return body + ric.calc_check_digit(body + "0")
-
-
-def make_uscc(serial: int) -> str:
-    body = f"91150102{serial:09d}"
-    return body + uscc_mod.calc_check_digit(body)
 
 
 def fresh(directory: Path, service: str, metadata):  # noqa: ANN001, ANN201
