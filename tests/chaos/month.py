@@ -397,6 +397,18 @@ async def _eventually(check, what: str, timeout: float = PATIENCE_SECONDS) -> No
 CONVERGENCE_SECONDS = 180.0
 
 
+async def run_the_month(month: Month) -> "InjuryAllowance":
+    """The month's business in order (registration, declarations, tax payments, remittance and receipt, an injury
+    allowance paid out); returns the allowance."""
+    await month.register()
+    await month.declare()
+    await month.pay()
+    await month.remit_and_receive()
+    allowance = InjuryAllowance(month)
+    await allowance.run()
+    return allowance
+
+
 async def signed_in(platform: RunningPlatform, client: httpx.AsyncClient, ledger: Ledger) -> dict[str, Party]:
     secrets = platform.credentials()
 

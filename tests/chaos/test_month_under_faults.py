@@ -24,8 +24,8 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from services.kernel.settings import Settings
-from tests.chaos.month import (CONVERGENCE_SECONDS, FUNDS, InjuryAllowance, Ledger, Month,
-                               Unexpected, converged, fen, signed_in)
+from tests.chaos.month import (CONVERGENCE_SECONDS, FUNDS, InjuryAllowance, Ledger, Month, Unexpected, converged, fen,
+                               run_the_month, signed_in)
 from tests.chaos.platform import FaultSchedule, RunningPlatform, free_port_base
 
 ROUNDS = int(os.environ.get("CHAOS_ROUNDS", "1"))
@@ -67,12 +67,7 @@ async def test_a_month_under_faults_loses_nothing_and_doubles_nothing(round_no: 
         faults = FaultSchedule(platform, seed)
         schedule = asyncio.create_task(faults.run())
         try:
-            await month.register()
-            await month.declare()
-            await month.pay()
-            await month.remit_and_receive()
-            allowance = InjuryAllowance(month)
-            await allowance.run()
+            allowance = await run_the_month(month)
         except Unexpected as exc:
             raise AssertionError(f"seed {seed}: {exc}\nfaults: {faults.summary()}\n{platform.output}") from exc
         finally:

@@ -18,7 +18,7 @@ from services.kernel.logging import REQUIRED_KEYS
 from services.kernel.settings import PORT_OFFSETS, SERVICES
 from sifund.cli import app
 from sifund.logfiles import read_lines
-from tests.chaos.month import InjuryAllowance, Ledger, Month, converged, signed_in
+from tests.chaos.month import Ledger, Month, converged, run_the_month, signed_in
 from tests.chaos.platform import RunningPlatform, free_port_base
 from tests.operations.infra_files import metric_names_in_infra
 from tests.support.log_scan import personal_numbers
@@ -52,13 +52,7 @@ async def _run_month(platform: RunningPlatform) -> None:
         parties = await signed_in(platform, client, ledger)
         month = Month(parties, ledger, 1, 15)
         await month.prepare()
-        await month.register()
-        await month.declare()
-        await month.pay()
-        await month.remit_and_receive()
-        allowance = InjuryAllowance(month)
-        await allowance.run()
-        await converged(parties, month, allowance)
+        await converged(parties, month, await run_the_month(month))
 
 
 def _url(platform: RunningPlatform, component: str) -> str:
