@@ -8,7 +8,7 @@ import anyio
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
-from gateway import docs, health, proxy
+from gateway import docs, health, proxy, verification
 from gateway.guard import GuardMiddleware
 from gateway.identity.conflicts import seed_default_rules
 from gateway.identity.endpoints import auth_router, identity_router
@@ -85,6 +85,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(auth_router)
     app.include_router(identity_router)
     app.include_router(audit_router())
+    app.include_router(verification.router)  # the public page that verifies official documents
     app.include_router(proxy.router)  # last: the catch-all
     enforce_route_policies(app)
     install_metrics(app, "gateway", settings)  # outermost: counts every request, answers /metrics

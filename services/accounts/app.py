@@ -4,6 +4,7 @@ from fastapi import FastAPI
 
 from services.accounts import models
 from services.accounts.employers.endpoints import router as employers_router
+from services.accounts.documents.endpoints import router as documents_router
 from services.accounts.enrolments.endpoints import router as enrolments_router, verification_router
 from services.accounts.exchange.endpoints import router as exchange_router
 from services.accounts.imports.endpoints import router as imports_router
@@ -22,7 +23,8 @@ SPEC = ServiceSpec(
     description="参保登记: the registry of employers, insured persons, enrolments and individual accounts.",
     metadata=models.metadata,
     routers=[employers_router, persons_router, enrolments_router, ledger_router, exchange_router, imports_router,
-             verification_router, posting_router, jobs_router(IMPORT_KINDS.values())],
+             verification_router, posting_router, jobs_router(IMPORT_KINDS.values()),
+             documents_router],
     consumers=[POSTING_CONSUMER],  # posts what collection reports collected (AGENCY leg)
     background=[job_runner(*IMPORT_KINDS.values())],  # large imports (imports/jobs.py)
 )

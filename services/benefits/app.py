@@ -4,6 +4,7 @@ from fastapi import FastAPI
 
 from services.benefits import models
 from services.benefits.claims.endpoints import router as claims_router
+from services.benefits.documents.endpoints import router as documents_router
 from services.benefits.eligibility.endpoints import router as eligibility_router
 from services.benefits.parameters.endpoints import router as parameters_router
 from services.benefits.payroll.endpoints import router as payroll_router
@@ -18,7 +19,8 @@ SPEC = ServiceSpec(
     title="sifund benefits",
     description="待遇: claims, approvals, payroll, bank payments, eligibility upkeep, recovery of overpayments.",
     metadata=models.metadata,
-    routers=[registry_router, parameters_router, claims_router, payroll_router, eligibility_router, recovery_router],
+    routers=[registry_router, parameters_router, claims_router, payroll_router, eligibility_router, recovery_router,
+             documents_router],
     # The registry mirror (persons, payment accounts, life status with its effects, the contribution index).
     consumers=[ACCOUNTS_CONSUMER, EXCHANGE_CONSUMER, COLLECTION_CONSUMER],
 )

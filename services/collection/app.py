@@ -6,6 +6,7 @@ from fastapi import FastAPI
 from services.collection import models
 from services.collection.arrears.endpoints import router as arrears_router
 from services.collection.assessments.endpoints import router as assessments_router
+from services.collection.documents.endpoints import router as documents_router
 from services.collection.parameters.endpoints import router as parameters_router
 from services.collection.payments.endpoints import router as payments_router
 from services.collection.payments.jobs import JOB_KINDS
@@ -23,7 +24,7 @@ SPEC = ServiceSpec(
     description="征缴与资金: declarations, assessments, tax collection, arrears, fund bank accounts and treasury.",
     metadata=models.metadata,
     routers=[parameters_router, registry_router, assessments_router, tax_files_router, payments_router,
-             arrears_router, treasury_router, jobs_router(JOB_KINDS)],
+             arrears_router, treasury_router, jobs_router(JOB_KINDS), documents_router],
     consumers=[ACCOUNTS_CONSUMER],  # the registry mirror (services/collection/registry/handlers.py)
     background=[job_runner(*JOB_KINDS)],  # tax-line files beyond one request (payments/jobs.py)
 )

@@ -16,6 +16,7 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Engine, MetaData
 
 from services.kernel.models import kernel_metadata
+import services.kernel.documents.models  # noqa: F401, E402  the registry of issued documents is a kernel table
 
 KERNEL_DIR = Path(__file__).parent / "migrations"
 SERVICES_DIR = Path(__file__).parent.parent

@@ -12,6 +12,7 @@ from services.oversight.cases.endpoints import rectification_router as rectifica
 from services.oversight.cases.endpoints import router as cases_router
 from services.oversight.cases.handlers import BENEFITS_CONSUMER as CASES_BENEFITS_CONSUMER
 from services.oversight.chains.endpoints import router as chains_router
+from services.oversight.documents.endpoints import router as documents_router
 from services.oversight.disclosure.endpoints import router as disclosure_router
 from services.oversight.incidents.endpoints import router as incidents_router
 from services.oversight.inspections.endpoints import router as inspections_router
@@ -35,7 +36,7 @@ SPEC = ServiceSpec(
     routers=[mirror_router, cases_router, rectification_ledger_router, dishonesty_router, chains_router,
              reconciliation_router, rules_router,
              whistleblowing_router, incidents_router, inspections_router, budget_router, disclosure_router,
-             scheduler_router, ledger_router, jobs_router(JOB_KINDS)],
+             scheduler_router, ledger_router, jobs_router(JOB_KINDS), documents_router],
     consumers=[ACCOUNTS_CONSUMER, EXCHANGE_CONSUMER, CASES_BENEFITS_CONSUMER, *LEDGER_CONSUMERS,
                *RULES_CONSUMERS],  # the rules last: they read what the mirror and the ledger applied
     # chain verification, case escalation, the rule sweep (scheduler/service.py); the rebuild from the streams

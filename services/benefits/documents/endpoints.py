@@ -1,0 +1,24 @@
+"""Benefits' documents: issue a recovery notice as PDF; the public verification every issuing service answers."""
+
+from fastapi import APIRouter
+from fastapi.responses import Response
+
+from services.benefits.documents import service
+from services.kernel.auth import allow
+from services.kernel.documents.endpoints import pdf_response, verification_router
+from services.kernel.service_app import EngineDep
+
+router = APIRouter(prefix="/documents", tags=["documents"])
+router.include_router(verification_router())
+
+PDF = {201: {"content": {"application/pdf": {}}, "description": "the document as issued (its number, id and "
+                                                                 "SHA-256 in X-Document-* headers)"}}
+
+
+@router.post("/recovery-notices/{notice_id}", status_code=201, response_class=Response, responses=PDF,
+             dependencies=[allow("agency_clerk")],
+             summary="Issue the recovery notice as a document (追回社会保险待遇告知书, PDF)",
+             description="A clerk of the person's area prints the notice to hand or send to the person: a new "
+                         "document number and verification code each time (the registry keeps each one issued).")
+def issue_recovery_notice(notice_id: str, engine: EngineDep) -> Response:
+    return pdf_response(service.issue_recovery_notice(engine, notice_id))
