@@ -5,17 +5,13 @@ from fastapi.responses import Response
 
 from services.benefits.documents import service
 from services.kernel.auth import allow
-from services.kernel.documents.endpoints import pdf_response, verification_router
+from services.kernel.documents.endpoints import PDF_RESPONSES, pdf_response, verification_router
 from services.kernel.service_app import EngineDep
 
 router = APIRouter(prefix="/documents", tags=["documents"])
 router.include_router(verification_router())
 
-PDF = {201: {"content": {"application/pdf": {}}, "description": "the document as issued (its number, id and "
-                                                                 "SHA-256 in X-Document-* headers)"}}
-
-
-@router.post("/recovery-notices/{notice_id}", status_code=201, response_class=Response, responses=PDF,
+@router.post("/recovery-notices/{notice_id}", status_code=201, response_class=Response, responses=PDF_RESPONSES,
              dependencies=[allow("agency_clerk")],
              summary="Issue the recovery notice as a document (追回社会保险待遇告知书, PDF)",
              description="A clerk of the person's area prints the notice to hand or send to the person: a new "

@@ -6,11 +6,10 @@ from sqlalchemy import Engine
 from services.benefits.models import BeneficiaryPerson, RecoveryNotice
 from services.benefits.recovery import service as recovery
 from services.benefits.registry.service import get_person
-from services.kernel import context
 from services.kernel.db import snapshot_session
 from services.kernel.documents.models import IssuedDocument
 from services.kernel.documents.pdf import DocumentBody, Table
-from services.kernel.documents.registry import DocumentKind, Subject, issue
+from services.kernel.documents.registry import DocumentKind, Subject, issue, issuing_unit
 from services.kernel.documents.text import chinese_date, chinese_period, legal_basis, yuan
 from services.kernel.pii import reveal_citizen_id
 
@@ -22,11 +21,6 @@ OVERPAYMENT_REASONS = {
     "paid_during_imprisonment": "服刑期间仍发放",
     "manual_finding": "核查发现不符合领取条件",
 }
-
-
-def issuer() -> str:
-    """The issuing body: the unit of the member of staff who issues it (their token), else the agency."""
-    return context.current().actor.unit or DEFAULT_ISSUER
 
 
 def _addressee(person: BeneficiaryPerson) -> str:
@@ -56,7 +50,7 @@ def recovery_notice_body(engine: Engine, notice_id: str) -> DocumentBody:
             "逾期未退还的，本机构将以个人账户余额、一次性待遇或恢复发放后一年内定期待遇抵扣；"
             "不足抵扣的，转稽核检查。",
         ],
-        issuer=issuer(),
+        issuer=issuing_unit(DEFAULT_ISSUER),
         legal_basis=[legal_basis("001 第二十九条(四)"), legal_basis("001 第二十九条(五)")],
     )
 

@@ -73,6 +73,11 @@ def verification_router() -> APIRouter:
     return router
 
 
+PDF_RESPONSES: dict[int | str, dict] = {201: {
+    "content": {"application/pdf": {}},
+    "description": "the document as issued; X-Document-Id, X-Document-Number (percent-encoded), X-Document-Sha256"}}
+
+
 def pdf_response(document: IssuedDocument) -> Response:
     """The issued bytes, named by the document's number; its registry id, number and hash in headers."""
     filename = quote(f"{document.number}.pdf")

@@ -58,6 +58,12 @@ def on_issued(hook: FilingHook) -> FilingHook:
     return hook
 
 
+def issuing_unit(default: str) -> str:
+    """The body a document is signed by: the unit of the member of staff issuing it (their token), else ``default``
+    (the service's own body)."""
+    return context.current().actor.unit or default
+
+
 def new_verification_code() -> str:
     groups = ("".join(secrets.choice(CODE_ALPHABET) for _ in range(CODE_GROUP_LENGTH)) for _ in range(CODE_GROUPS))
     return "-".join(groups)
