@@ -1,8 +1,21 @@
-"""Documents this service issues as PDF; the public verification every issuing service answers."""
+"""Documents collection issues as PDF; the public verification every issuing service answers."""
 
 from fastapi import APIRouter
+from fastapi.responses import Response
 
-from services.kernel.documents.endpoints import verification_router
+from services.collection.documents import service
+from services.kernel.auth import allow
+from services.kernel.documents.endpoints import PDF_RESPONSES, pdf_response, verification_router
+from services.kernel.service_app import EngineDep
 
 router = APIRouter(prefix="/documents", tags=["documents"])
 router.include_router(verification_router())
+
+
+@router.post("/arrears-notices/{notice_id}", status_code=201, response_class=Response, responses=PDF_RESPONSES,
+             dependencies=[allow("agency_clerk")],
+             summary="Issue an arrears notice as a document (社会保险费催缴通知书, PDF)",
+             description="From a notice issued with POST /arrears/notices: principal and late fee to its as-of day "
+                         "(社会保险法 第八十六条), per contribution type and month; a clerk of the employer's area.")
+def issue_arrears_notice(notice_id: str, engine: EngineDep) -> Response:
+    return pdf_response(service.issue_arrears_notice(engine, notice_id))
