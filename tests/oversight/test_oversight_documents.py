@@ -1,12 +1,19 @@
 """Oversight's documents through the gateway: the inspection feedback letter (问题反馈函, 001 第十一条(三)) after an
-inspection planned, notified, inspected and its letter recorded through the API; the PDF's Chinese text carries
-every finding with its amount and deadline, it verifies on the public page and fails when altered."""
+inspection planned, notified, inspected and its letter recorded through the API, every finding with its amount
+and deadline; the budget tables and execution report (002 二(三)、三(一)) as PDF and as a workbook. Each PDF's
+Chinese text is checked, it verifies on the public page and fails when altered."""
 
+import io
 from datetime import timedelta
+from decimal import Decimal
+from urllib.parse import unquote
+
+from openpyxl import load_workbook
 
 from services.kernel import clock
 from tests.support.apps import bearer
 from tests.support.documents import issued, pdf_text, platform, verifies
+from tests.support.oversight import LINES, PEN, YEAR, Feed, posted, settled
 
 TODAY = clock.china_today()
 
@@ -70,3 +77,66 @@ async def test_the_inspection_feedback_letter_is_issued_as_pdf_and_verifies(make
         assert others.status_code == 403
         unknown = await gw.post("/api/oversight/documents/inspection-feedback-letters/nope", headers=officer)
         assert unknown.status_code == 404 and unknown.json()["error"]["code"] == "INSPECTION_NOT_FOUND"
+
+
+async def test_the_budget_report_is_issued_as_pdf_and_excel_and_verifies(make_settings, nats_server):
+    """002 二(三)、三(一): a PEN_EMP budget approved by three people through the gateway; its execution to April
+    from oversight's ledger (contributions and bank-settled benefits fed through the ledger's handlers, as
+    tests/oversight/test_budget.py does): benefits 51.67 % against 33.33 % is the early warning."""
+    settings = make_settings(nats_server.url)
+    drafter = bearer(settings, "accountant", subject="acc.zhang")
+    reviewer, approver = bearer(settings, "finance_officer", subject="fin.li"), bearer(
+        settings, "finance_officer", subject="fin.wang")
+    officer = bearer(settings, "oversight_officer", subject="officer.sun", unit="呼和浩特市社会保险基金监督科")
+    async with platform(make_settings, nats_server.url) as p:
+        gw = p.gateway
+        base = f"/api/oversight/budget/{PEN}/{YEAR}"
+        url = f"/api/oversight/documents/budget-reports/{PEN}/{YEAR}"
+        created = await gw.post("/api/oversight/budget", json={"fund": PEN, "year": YEAR, "lines": LINES},
+                                headers=drafter)
+        assert created.status_code == 201, created.text
+        early = await gw.post(url, headers=officer)
+        assert early.status_code == 409 and early.json()["error"]["code"] == "BUDGET_NOT_APPROVED"
+        for step, who, body in (("submit", drafter, None), ("review", reviewer, None), (
+                "approve", approver, {"approval_ref": "人大批准〔2024〕1号", "approved_on": "2024-01-15"})):
+            r = await gw.post(f"{base}/{step}", json=body, headers=who)
+            assert r.status_code == 200, r.text
+        feed = Feed(p.services["oversight"].app.state.engine)
+        for m in (1, 2, 3):
+            feed(posted((PEN, YEAR * 100 + m, "e1", 6_000_000, 4_000_000), prefix=f"c{m}-", batch=f"b{m}"))
+        for m, amount in ((1, 100_000), (2, 100_000), (3, 220_000), (4, 200_000)):
+            feed(settled(f"f{m}", f"run{m}", PEN, YEAR * 100 + m, (f"l{m}", amount * 100, "paid")))
+
+        pdf, number, code = issued(await gw.post(url, params={"month": 4}, headers=officer))
+        text = pdf_text(pdf)
+        assert number == f"社保预字〔{TODAY.year}〕1号"
+        for expected in ("社会保险基金预算表及执行情况报告", "企业职工基本养老保险基金2024年度预算（第1版，人大批准〔2024〕1号（2024年1月15日）批准）",
+                         "截至2024年4月", "收入社会保险费收入1,200,000.00", "收入财政补贴收入300,000.00",
+                         "收入合计1,512,345.67", "支出合计1,251,000.00", "本年收支结余261,345.67",
+                         "社会保险费收入1,200,000.00300,000.0025.00%33.33%-8.33正常",
+                         "社会保险待遇支出1,200,000.00620,000.0051.67%33.33%18.33预警",
+                         "2024年3月社会保险待遇支出220,000.00420,000.0035.00%",
+                         "社会保险待遇支出预算执行进度51.67%超过时间进度33.33%",
+                         "《内蒙古自治区：关于进一步加强社会保险基金预算管理的意见》三(一)", "呼和浩特市社会保险基金监督科"):
+            assert expected in text, expected
+        await verifies(gw, pdf, number, code)
+
+        workbook = await gw.post(url, params={"month": 4, "format": "xlsx"}, headers=officer)
+        assert workbook.status_code == 201, workbook.text
+        sheet = load_workbook(io.BytesIO(workbook.content)).active
+        cells = [[c for c in row] for row in sheet.iter_rows(values_only=True)]
+        second = unquote(workbook.headers["x-document-number"])
+        assert second == f"社保预字〔{TODAY.year}〕2号" and ["文书编号", second] == cells[1][:2]
+        assert cells[3][:2] == ["PDF 文件 SHA-256", workbook.headers["x-document-sha256"]]
+        assert ["社会保险待遇支出", Decimal("1200000.00"), Decimal("620000.00"), "51.67%", "33.33%", "18.33", "预警"] in [
+            [Decimal(str(c)) if isinstance(c, float | int) else c for c in row[:7]] for row in cells]
+        code_of_workbook = cells[2][1]
+        answer = await gw.post("/verify/documents", json={"number": second, "verification_code": code_of_workbook})
+        assert answer.json()["result"] == "genuine"
+
+        clerk = await gw.post(url, headers=bearer(settings, "agency_clerk"))
+        assert clerk.status_code == 403
+        missing = await gw.post(f"/api/oversight/documents/budget-reports/UNEMP/{YEAR}", headers=officer)
+        assert missing.status_code == 404 and missing.json()["error"]["code"] == "BUDGET_NOT_FOUND"
+        bad = await gw.post(url, params={"format": "doc"}, headers=officer)
+        assert bad.status_code == 422

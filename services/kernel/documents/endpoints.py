@@ -76,12 +76,30 @@ def verification_router() -> APIRouter:
 PDF_RESPONSES: dict[int | str, dict] = {201: {
     "content": {"application/pdf": {}},
     "description": "the document as issued; X-Document-Id, X-Document-Number (percent-encoded), X-Document-Sha256"}}
+PDF_OR_XLSX_RESPONSES: dict[int | str, dict] = {201: {
+    "content": {"application/pdf": {}, "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": {}},
+    "description": "the document as issued (format=pdf), or its tables as a workbook (format=xlsx) naming the "
+                   "registered PDF's number, verification code and SHA-256; X-Document-* headers as for the PDF"}}
 
 
 def pdf_response(document: IssuedDocument) -> Response:
     """The issued bytes, named by the document's number; its registry id, number and hash in headers."""
     filename = quote(f"{document.number}.pdf")
     return Response(document.pdf, status_code=201, media_type="application/pdf", headers={
+        "Content-Disposition": f"attachment; filename*=UTF-8''{filename}",
+        "X-Document-Id": document.id,
+        "X-Document-Number": quote(document.number),
+        "X-Document-Sha256": document.sha256,
+    })
+
+
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
+
+def xlsx_response(document: IssuedDocument, workbook: bytes) -> Response:
+    """A document's tables as a workbook; the headers name the registered document (the PDF) it belongs to."""
+    filename = quote(f"{document.number}.xlsx")
+    return Response(workbook, status_code=201, media_type=XLSX, headers={
         "Content-Disposition": f"attachment; filename*=UTF-8''{filename}",
         "X-Document-Id": document.id,
         "X-Document-Number": quote(document.number),

@@ -11,7 +11,7 @@ from fpdf.enums import Align, WrapMode
 from fpdf.fonts import FontFace
 
 from services.kernel.documents.fonts import subset_truetype
-from services.kernel.documents.text import chinese_date
+from services.kernel.documents.text import chinese_date, yuan
 
 FAMILY = "NotoSerifSC"
 HEADINGS = FontFace(emphasis="", fill_color=(235, 235, 235))  # one weight only: the font has no bold
@@ -20,9 +20,22 @@ VERIFY_HINT = "真伪核验：社会保险基金平台公开核验页 /verify，
 
 
 @dataclass(frozen=True)
+class Amount:
+    """Money in a table cell: printed in yuan with separators, a number in a workbook (excel.py)."""
+
+    fen: int
+
+    def __str__(self) -> str:
+        return yuan(self.fen)
+
+
+Cell = str | Amount
+
+
+@dataclass(frozen=True)
 class Table:
     headers: list[str]
-    rows: list[list[str]]
+    rows: list[list[Cell]]
     caption: str | None = None
     # Relative column widths; equal when not given.
     widths: list[int] | None = None
@@ -60,7 +73,7 @@ def _all_text(body: DocumentBody, stamp: Stamp) -> str:
              *body.paragraphs, *body.legal_basis, *body.closing, chinese_date(stamp.issued_on),
              "依据：", "第页共", "文书编号", "验证码"]
     for table in body.tables:
-        parts += [table.caption or "", *table.headers, *(cell for row in table.rows for cell in row)]
+        parts += [table.caption or "", *table.headers, *(str(cell) for row in table.rows for cell in row)]
     return "".join(parts)
 
 
@@ -136,6 +149,6 @@ def _table(pdf: FPDF, table: Table) -> None:
         for row in [table.headers, *table.rows]:
             line = grid.row()
             for cell in row:
-                line.cell(cell)
+                line.cell(str(cell))
     pdf.set_font(FAMILY, size=12)
     pdf.ln(2)

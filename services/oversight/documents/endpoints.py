@@ -1,11 +1,21 @@
 """Documents oversight issues as PDF; the public verification every issuing service answers."""
 
-from fastapi import APIRouter
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query
 from fastapi.responses import Response
 
 from services.kernel.auth import allow
-from services.kernel.documents.endpoints import PDF_RESPONSES, pdf_response, verification_router
+from services.kernel.documents.endpoints import (
+    PDF_OR_XLSX_RESPONSES,
+    PDF_RESPONSES,
+    pdf_response,
+    verification_router,
+    xlsx_response,
+)
+from services.kernel.documents.excel import render_xlsx
 from services.kernel.service_app import EngineDep
+from services.oversight.budget.endpoints import FundPath, YearPath
 from services.oversight.documents import service
 
 router = APIRouter(prefix="/documents", tags=["documents"])
@@ -19,3 +29,19 @@ router.include_router(verification_router())
                          "FEEDBACK_LETTER_NOT_ISSUED before): every finding with its amount and deadline.")
 def issue_feedback_letter(inspection_id: str, engine: EngineDep) -> Response:
     return pdf_response(service.issue_feedback_letter(engine, inspection_id))
+
+
+@router.post("/budget-reports/{fund}/{year}", status_code=201, response_class=Response,
+             responses=PDF_OR_XLSX_RESPONSES, dependencies=[allow("oversight_officer", "accountant", "agency_approver")],
+             summary="Issue a fund's budget tables and execution report (预算表及执行情况报告, PDF or Excel)",
+             description="002 二(三)、三(一): the approved budget in force and its execution to ``month`` "
+                         "(default: the last month over) with early warnings; 409 BUDGET_NOT_APPROVED before.")
+def issue_budget_report(
+    fund: FundPath,
+    year: YearPath,
+    engine: EngineDep,
+    month: Annotated[int | None, Query(ge=1, le=12, description="1–12; default: the last month over")] = None,
+    form: Annotated[Literal["pdf", "xlsx"], Query(alias="format")] = "pdf",
+) -> Response:
+    document, body = service.issue_budget_report(engine, fund, year, month)
+    return pdf_response(document) if form == "pdf" else xlsx_response(document, render_xlsx(body, document))

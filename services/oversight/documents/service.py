@@ -3,16 +3,22 @@
 - **问题反馈函** (001 第十一条(三)): after an on-site inspection, the letter to the inspected unit listing each
   finding (逐条) with the amount involved and its rectification deadline, from the inspection as recorded (the
   letter's own registration number, date and requirements included).
+- **预算表及执行情况报告** (002 二(三)、三(一)): a fund's budget in force, item by item with totals and surplus, and
+  its execution to a month from oversight's own ledger against time progress, with the early warnings; as PDF, or
+  its tables as a workbook for the supervisor's files.
 """
 
 from sqlalchemy import Engine
 
 from services.kernel.db import snapshot_session
 from services.kernel.documents.models import IssuedDocument
-from services.kernel.documents.pdf import DocumentBody, Table
+from services.kernel.documents.pdf import Amount, Cell, DocumentBody, Table
 from services.kernel.documents.registry import DocumentKind, Subject, issue, issuing_unit
-from services.kernel.documents.text import chinese_date, legal_basis, yuan
+from services.kernel.documents.text import chinese_date, chinese_period, legal_basis, yuan
 from services.kernel.errors import Conflict
+from services.kernel.money import yuan_to_fen
+from services.oversight.budget import service as budget
+from services.oversight.budget.items import EXPENDITURE_ITEMS, INCOME_ITEMS, ITEMS
 from services.oversight.inspections import service as inspections
 
 FEEDBACK_LETTER = DocumentKind(code="inspection_feedback", title="问题反馈函", prefix="社保监函")
@@ -54,3 +60,67 @@ def feedback_letter_body(engine: Engine, inspection_id: str) -> DocumentBody:
 def issue_feedback_letter(engine: Engine, inspection_id: str) -> IssuedDocument:
     body = feedback_letter_body(engine, inspection_id)
     return issue(engine, FEEDBACK_LETTER, Subject(type="inspection", id=inspection_id), body)
+
+
+# -- budget tables and execution report (002 二(三)、三(一)) ---------------------------------------------------------
+
+BUDGET_REPORT = DocumentKind(code="budget_report", title="社会保险基金预算表及执行情况报告", prefix="社保预字")
+
+
+def _budget_table(current: dict[str, int]) -> Table:
+    rows: list[list[Cell]] = []
+    for side, items in (("收入", INCOME_ITEMS), ("支出", EXPENDITURE_ITEMS)):
+        rows += [[side, name, Amount(current[item])] for item, name in items.items()]
+        rows.append([side, f"{side}合计", Amount(sum(current[i] for i in items))])
+    summed = budget.totals(current)
+    rows.append(["结余", "本年收支结余", Amount(summed["surplus"])])
+    return Table(caption="预算表（现行预算数）", headers=["收支", "项目", "预算数（元）"], rows=rows, widths=[2, 6, 5])
+
+
+def _percent(value: object) -> str:
+    return "—" if value is None else f"{value}%"
+
+
+def budget_report_body(engine: Engine, fund: str, year: int, month: int | None) -> DocumentBody:
+    with snapshot_session(engine) as session:
+        found = budget.get_budget(session, fund, year)
+        report = budget.execution(session, fund, year, month)
+        current = budget.amounts(session, found.id)
+    month_no = report["month"] % 100
+    execution_rows: list[list[Cell]] = [
+        [i["name"], Amount(yuan_to_fen(i["budget"])), Amount(yuan_to_fen(i["actual"])), _percent(i["execution"]),
+         _percent(report["time_progress"]), "—" if i["deviation"] is None else str(i["deviation"]),
+         "预警" if i["warning"] else "正常"] for i in report["items"]]
+    monthly_rows: list[list[Cell]] = [
+        [chinese_period(m["month"]), i["name"], Amount(yuan_to_fen(m["actual"])), Amount(yuan_to_fen(m["cumulative"])),
+         _percent(m["execution"]), "已结账" if m["closed"] else "未结账"]
+        for i in report["items"] for m in i["months"]]
+    approval = (f"，{found.approval_ref}（{chinese_date(found.approved_on)}）批准" if found.approval_ref and found.approved_on
+                else "")
+    warnings = [w["message"] for w in report["warnings"]] or [
+        f"各项执行进度与时间进度的偏差均在预警线 {report['threshold']} 个百分点以内。"]
+    return DocumentBody(
+        addressee=None,
+        paragraphs=[f"{report['fund_name']} {year} 年度预算（第 {report['budget_version']} 版{approval}）及截至 {year} 年"
+                    f" {month_no} 月的执行情况如下。执行数取自监督机构独立账簿：社会保险费收入为经办机构到账确认记账数，"
+                    "社会保险待遇支出为银行确认支付数。"],
+        tables=[
+            _budget_table(current),
+            Table(caption=f"预算执行情况（截至 {year} 年 {month_no} 月）",
+                  headers=["项目", "预算数（元）", "累计执行（元）", "执行进度", "时间进度", "偏差（百分点）", "状态"],
+                  rows=execution_rows, widths=[5, 5, 5, 3, 3, 3, 2]),
+            Table(caption="分月执行明细", headers=["月份", "项目", "当月（元）", "累计（元）", "执行进度", "月结"],
+                  rows=monthly_rows, widths=[3, 5, 4, 4, 3, 2]),
+        ],
+        closing=["预警：" + "；".join(warnings),
+                 "其余收支项目（" + "、".join(ITEMS[i] for i in report["not_from_ledger"]) + "）不在监督账簿中逐笔记录，"
+                 "以决算时财政部门账簿数为准。"],
+        issuer=issuing_unit(SUPERVISOR),
+        legal_basis=[legal_basis("002 二(三)"), legal_basis("002 三(一)")],
+    )
+
+
+def issue_budget_report(engine: Engine, fund: str, year: int, month: int | None) -> tuple[IssuedDocument,
+                                                                                          DocumentBody]:
+    body = budget_report_body(engine, fund, year, month)
+    return issue(engine, BUDGET_REPORT, Subject(type="budget", id=f"{fund}/{year}"), body), body
