@@ -140,3 +140,59 @@ async def test_the_budget_report_is_issued_as_pdf_and_excel_and_verifies(make_se
         assert missing.status_code == 404 and missing.json()["error"]["code"] == "BUDGET_NOT_FOUND"
         bad = await gw.post(url, params={"format": "doc"}, headers=officer)
         assert bad.status_code == 422
+
+
+async def test_the_half_year_incident_summary_is_issued_as_pdf_and_verifies(make_settings, nats_server):
+    """001 第三十一条: three incidents of 2026's first half recorded through the gateway (one major reported on
+    time at both levels, one major reported late to the same level and not to the province, one not major), one
+    of the second half and one of 2025 that the summary leaves out."""
+    settings = make_settings(nats_server.url)
+    officer = bearer(settings, "oversight_officer", subject="officer.sun", unit="呼和浩特市社会保险基金监督科")
+    async with platform(make_settings, nats_server.url) as p:
+        gw = p.gateway
+
+        async def record(**overrides) -> dict:
+            body = {"kind": "misappropriation", "title": "挪用失业保险基金", "description": "某区经办机构将基金借给企业周转。",
+                    "unit": "某区社会保险事业管理局", "region": "150102", "channel": "inspection",
+                    "discovered_on": "2026-03-02", "amount": "100000.00", "major": True, **overrides}
+            r = await gw.post("/api/oversight/incidents", json=body, headers=officer)
+            assert r.status_code == 201, r.text
+            return r.json()
+
+        on_time = await record()
+        late = await record(title="骗取工伤保险待遇", kind="fraud", channel="audit", discovered_on="2026-04-01",
+                            amount="20000.50", unit="某县社会保险事业管理局")
+        await record(title="挤占医疗费用", kind="diversion", channel="media", discovered_on="2026-06-30",
+                     amount="3000.00", major=False)
+        await record(title="下半年要情", discovered_on="2026-07-01", amount="999.99")
+        await record(title="上年要情", discovered_on="2025-12-31", amount="1.00")
+        for level in ("same_level", "provincial"):
+            r = await gw.post(f"/api/oversight/incidents/{on_time['id']}/reports", headers=officer,
+                              json={"level": level, "reported_on": "2026-03-09"})
+            assert r.status_code == 200, r.text
+        r = await gw.post(f"/api/oversight/incidents/{late['id']}/reports", headers=officer,
+                          json={"level": "same_level", "reported_on": "2026-04-10"})
+        assert r.json()["same_level_late"] is True
+
+        url = "/api/oversight/documents/incident-summaries/2026/1"
+        pdf, number, code = issued(await gw.post(url, params={"as_of": "2026-07-15"}, headers=officer))
+        text = pdf_text(pdf)
+        assert number == f"社保要字〔{TODAY.year}〕1号"
+        for expected in ("社会保险基金要情半年汇总报告", "同级社会保险基金监督机构、上级社会保险经办机构：",
+                         "2026年上半年（2026年1月1日至2026年6月30日）共发现要情3起，涉及金额123,000.50元；"
+                         "其中重大要情2起，涉及金额120,000.50元",
+                         "挪用1100,000.00", "骗取120,000.50", "挤占13,000.00", "媒体披露13,000.00", "检察机关或法院立案审理00.00",
+                         "2026年3月2日挪用挪用失业保险基金某区社会保险事业管理局100,000.00是2026年3月9日2026年3月9日",
+                         "骗取工伤保险待遇某县社会保险事业管理局20,000.50是2026年4月10日（逾期）未报告",
+                         "挤占医疗费用某区社会保险事业管理局3,000.00否半年汇总半年汇总",
+                         "重大要情逾期报告1起：骗取工伤保险待遇",
+                         "截至2026年7月15日，已过报告期限仍未报告的重大要情1起：骗取工伤保险待遇",
+                         "《赣州市社会保险基金监督办法（试行）（2020）》第三十一条"):
+            assert expected in text, expected
+        assert "下半年要情" not in text and "上年要情" not in text
+        await verifies(gw, pdf, number, code)
+
+        future = await gw.post(url, params={"as_of": "2099-01-01"}, headers=officer)
+        assert future.status_code == 422 and future.json()["error"]["code"] == "AS_OF_IN_FUTURE"
+        assert (await gw.post("/api/oversight/documents/incident-summaries/2026/3", headers=officer)).status_code == 422
+        assert (await gw.post(url, headers=bearer(settings, "internal_auditor"))).status_code == 403

@@ -1,10 +1,13 @@
 """Documents oversight issues as PDF; the public verification every issuing service answers."""
 
+from datetime import date
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
+from fastapi import Path as PathParam
 from fastapi.responses import Response
 
+from services.kernel import clock
 from services.kernel.auth import allow
 from services.kernel.documents.endpoints import (
     PDF_OR_XLSX_RESPONSES,
@@ -14,6 +17,7 @@ from services.kernel.documents.endpoints import (
     xlsx_response,
 )
 from services.kernel.documents.excel import render_xlsx
+from services.kernel.errors import Invalid
 from services.kernel.service_app import EngineDep
 from services.oversight.budget.endpoints import FundPath, YearPath
 from services.oversight.documents import service
@@ -45,3 +49,20 @@ def issue_budget_report(
 ) -> Response:
     document, body = service.issue_budget_report(engine, fund, year, month)
     return pdf_response(document) if form == "pdf" else xlsx_response(document, render_xlsx(body, document))
+
+
+@router.post("/incident-summaries/{year}/{half}", status_code=201, response_class=Response,
+             responses=PDF_RESPONSES, dependencies=[allow("oversight_officer")],
+             summary="Issue the half-year major-incident summary (要情半年汇总报告, PDF)",
+             description="001 第三十一条: the half's incidents (by discovery date) by kind and channel, each with its "
+                         "reports; overdue as of ``as_of`` (default today, never in the future).")
+def issue_incident_summary(
+    year: Annotated[int, PathParam(ge=2000, le=2200)],
+    half: Annotated[int, PathParam(ge=1, le=2, description="1: January–June, 2: July–December")],
+    engine: EngineDep,
+    as_of: Annotated[date | None, Query(description="default: today (China)")] = None,
+) -> Response:
+    today = clock.china_today()
+    if as_of is not None and as_of > today:
+        raise Invalid("AS_OF_IN_FUTURE", f"统计截止日 {as_of.isoformat()} 不能晚于今天")
+    return pdf_response(service.issue_incident_summary(engine, year, half, as_of or today))

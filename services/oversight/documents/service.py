@@ -6,7 +6,14 @@
 - **预算表及执行情况报告** (002 二(三)、三(一)): a fund's budget in force, item by item with totals and surplus, and
   its execution to a month from oversight's own ledger against time progress, with the early warnings; as PDF, or
   its tables as a workbook for the supervisor's files.
+- **要情半年汇总报告** (001 第三十一条): the incidents discovered in a half-year by kind and channel, each with its
+  amount and, for a major one, when it reached the same-level and the provincial supervisor (late ones marked),
+  and the major ones still unreported past their deadline.
 """
+
+from collections import Counter
+from collections.abc import Callable
+from datetime import date
 
 from sqlalchemy import Engine
 
@@ -19,6 +26,9 @@ from services.kernel.errors import Conflict
 from services.kernel.money import yuan_to_fen
 from services.oversight.budget import service as budget
 from services.oversight.budget.items import EXPENDITURE_ITEMS, INCOME_ITEMS, ITEMS
+from services.oversight.incidents import service as incidents
+from services.oversight.incidents.models import MajorIncident
+from services.oversight.incidents.schemas import CHANNEL_LABELS, KIND_LABELS, LEVEL_LABELS
 from services.oversight.inspections import service as inspections
 
 FEEDBACK_LETTER = DocumentKind(code="inspection_feedback", title="问题反馈函", prefix="社保监函")
@@ -124,3 +134,64 @@ def issue_budget_report(engine: Engine, fund: str, year: int, month: int | None)
                                                                                           DocumentBody]:
     body = budget_report_body(engine, fund, year, month)
     return issue(engine, BUDGET_REPORT, Subject(type="budget", id=f"{fund}/{year}"), body), body
+
+
+# -- half-year major-incident summary (001 第三十一条) ----------------------------------------------------------------
+
+INCIDENT_SUMMARY = DocumentKind(code="incident_summary", title="社会保险基金要情半年汇总报告", prefix="社保要字")
+HALVES = {1: "上半年", 2: "下半年"}
+
+
+def _report_text(reported_on: date | None, late: bool | None) -> str:
+    if reported_on is None:
+        return "未报告"
+    return chinese_date(reported_on) + ("（逾期）" if late else "")
+
+
+def _counted(incidents: list[MajorIncident], key: Callable[[MajorIncident], str],
+             labels: dict[str, str]) -> list[list[Cell]]:
+    counts: Counter[str] = Counter(key(i) for i in incidents)
+    amounts: Counter[str] = Counter()
+    for incident in incidents:
+        amounts[key(incident)] += incident.amount_fen
+    return [[label, str(counts[code]), Amount(amounts[code])] for code, label in labels.items()]
+
+
+def incident_summary_body(engine: Engine, year: int, half: int, as_of: date) -> DocumentBody:
+    with snapshot_session(engine) as session:
+        found = incidents.in_half(session, year, half)
+    first, last = incidents.half_bounds(year, half)
+    major = [i for i in found if i.major]
+    late = [i for i in found if i.same_level_late or i.provincial_late]
+    overdue = [i for i in found if incidents.state(i, as_of).status == "overdue"]
+    rows: list[list[Cell]] = [
+        [chinese_date(i.discovered_on), KIND_LABELS.get(i.kind, i.kind), i.title, i.unit, Amount(i.amount_fen),
+         "是" if i.major else "否",
+         _report_text(i.same_level_reported_on, i.same_level_late) if i.major else "半年汇总",
+         _report_text(i.provincial_reported_on, i.provincial_late) if i.major else "半年汇总"] for i in found]
+    closing = [f"重大要情逾期报告 {len(late)} 起" + ("：" + "、".join(i.title for i in late) if late else "") + "。",
+               f"截至 {chinese_date(as_of)}，已过报告期限仍未报告的重大要情 {len(overdue)} 起"
+               + ("：" + "、".join(i.title for i in overdue) if overdue else "") + "。"]
+    return DocumentBody(
+        addressee=LEVEL_LABELS["same_level"] + "、上级社会保险经办机构",
+        paragraphs=[f"{year} 年{HALVES[half]}（{chinese_date(first)}至{chinese_date(last)}）共发现要情 {len(found)} 起，"
+                    f"涉及金额 {yuan(sum(i.amount_fen for i in found))} 元；其中重大要情 {len(major)} 起，"
+                    f"涉及金额 {yuan(sum(i.amount_fen for i in major))} 元。重大要情应在发现后 5 个工作日内报告同级和"
+                    "省级社会保险基金监督机构，其报告情况见下表。"],
+        tables=[
+            Table(caption="按类型", headers=["类型", "起数", "金额（元）"],
+                  rows=_counted(found, lambda i: i.kind, KIND_LABELS), widths=[4, 2, 4]),
+            Table(caption="按发现渠道", headers=["发现渠道", "起数", "金额（元）"],
+                  rows=_counted(found, lambda i: i.channel, CHANNEL_LABELS), widths=[6, 2, 4]),
+            Table(caption="要情明细", headers=["发现日期", "类型", "要情", "单位", "金额（元）", "重大", "报同级", "报省级"],
+                  rows=rows or [["", "", "本半年无要情", "", "", "", "", ""]], widths=[4, 2, 5, 5, 4, 2, 4, 4]),
+        ],
+        closing=closing,
+        issuer=issuing_unit(SUPERVISOR),
+        legal_basis=[legal_basis("001 第三十一条")],
+    )
+
+
+def issue_incident_summary(engine: Engine, year: int, half: int, as_of: date) -> IssuedDocument:
+    body = incident_summary_body(engine, year, half, as_of)
+    return issue(engine, INCIDENT_SUMMARY, Subject(type="incident_half_year", id=f"{year}-H{half}"), body)
