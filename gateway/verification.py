@@ -1,6 +1,5 @@
-"""The public page where anyone holding an official document checks that it is genuine and unaltered (issue 19
-part 3): by its number and verification code, or by uploading the file (its SHA-256 must be that of the document
-issued). No token. The gateway asks every service's ``/documents/verification/…`` at once (the issuing service is
+"""The public page where anyone holding an official document checks that it is genuine and unaltered: by its
+number and verification code, or by uploading the file (its SHA-256 must be that of the document issued). No token. The gateway asks every service's ``/documents/verification/…`` at once (the issuing service is
 the one that knows the document) and answers about the document only: title, number, date, hash, never the person
 or employer it concerns.
 

@@ -1,1 +1,2 @@
-"""Accounts's official documents (issue 19 part 3), numbered, registered and verifiable (services/kernel/documents)."""
+"""The individual account statement (个人权益记录) as an official document: numbered, registered, verifiable
+(services/kernel/documents)."""

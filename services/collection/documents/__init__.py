@@ -1,1 +1,2 @@
-"""Collection's official documents (issue 19 part 3), numbered, registered and verifiable (services/kernel/documents)."""
+"""The arrears notice (社会保险费催缴通知书) as an official document: numbered, registered, verifiable
+(services/kernel/documents)."""

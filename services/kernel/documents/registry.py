@@ -1,6 +1,6 @@
 """Issuing and verifying documents: number per kind and year, verification code, registry row with the SHA-256 of
-the bytes handed out, an audit entry, and the filing hooks (the dossier of the person or employer concerned,
-issue 19 part 1, registers one with ``on_issued``)."""
+the bytes handed out, an audit entry, and the filing hooks (the dossier of the person or employer concerned —
+the electronic archive — registers one with ``on_issued``)."""
 
 import hashlib
 import hmac
@@ -53,7 +53,7 @@ _filing_hooks: list[FilingHook] = []
 
 def on_issued(hook: FilingHook) -> FilingHook:
     """Register ``hook(session, document)``, called in the issuing transaction for every document: where the
-    dossier (档案) filing of issue 19 part 1 attaches itself."""
+    dossier (档案) filing of the electronic archive attaches itself."""
     _filing_hooks.append(hook)
     return hook
 

@@ -1,1 +1,2 @@
-"""Oversight's official documents (issue 19 part 3), numbered, registered and verifiable (services/kernel/documents)."""
+"""Oversight's official documents — the inspection feedback letter, the budget tables and execution report, the
+half-year major-incident summary: numbered, registered, verifiable (services/kernel/documents)."""
