@@ -37,7 +37,7 @@ def serif_font_path() -> Path:
 
 def subset_truetype(text: str) -> bytes:
     """The serif font reduced to the characters of ``text`` (plus ``BASE_CHARACTERS``), as TrueType bytes."""
-    font = TTFont(serif_font_path(), lazy=True)
+    font = TTFont(serif_font_path(), lazy=True, recalcTimestamp=False)  # same text, same bytes
     options = Options()
     options.notdef_outline = True
     options.layout_features = []  # horizontal text set glyph by glyph: no shaping features needed
