@@ -4,6 +4,7 @@ front; the text of a PDF as pypdf extracts it; and the checks every document kin
 import hashlib
 import io
 import re
+import socket
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
@@ -31,13 +32,22 @@ class Platform:
 
 
 @asynccontextmanager
-async def platform(make_settings, nats_url: str) -> AsyncIterator[Platform]:  # noqa: ANN001
+async def platform(make_settings, nats_url: str, *, down: tuple[str, ...] = ()) -> AsyncIterator[Platform]:  # noqa: ANN001
+    """Every service but those ``down`` (their URL a loopback port nothing listens on), and the gateway."""
     async with AsyncExitStack() as stack:
-        apps = {name: create_service_app(catalogue.spec(name), make_settings(nats_url)) for name in SERVICES}
+        apps = {name: create_service_app(catalogue.spec(name), make_settings(nats_url))
+                for name in SERVICES if name not in down}
         urls = {name: await stack.enter_async_context(serve(app)) for name, app in apps.items()}
+        urls.update({name: f"http://127.0.0.1:{closed_port()}" for name in down})
         gateway = await stack.enter_async_context(gateway_client(make_settings(
             nats_url, **{f"{name}_url": url for name, url in urls.items()})))
         yield Platform(gateway, {name: SimpleNamespace(app=app) for name, app in apps.items()})
+
+
+def closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def pdf_text(pdf: bytes) -> str:
