@@ -14,10 +14,12 @@ from typing import Annotated, Any
 import httpx
 from fastapi import APIRouter, File, Form, UploadFile
 from fastapi.responses import HTMLResponse
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from gateway.upstream import UpstreamDep, Upstreams, UpstreamsDep
 from services.kernel.auth import public
+from services.kernel.documents.endpoints import CodeCheck
+from services.kernel.documents.endpoints import Verification as ServiceVerification
 from services.kernel.documents.registry import presented_reference
 from services.kernel.errors import BadRequest, DependencyUnavailable, TooLarge
 from services.kernel.settings import SERVICES
@@ -34,24 +36,10 @@ RESULT_TEXT = {
 }
 
 
-class CodeCheck(BaseModel):
-    number: str = Field(min_length=1, max_length=80, description="文书编号, as printed")
-    verification_code: str = Field(min_length=1, max_length=40, description="验证码, as printed")
+class Verification(ServiceVerification):
+    """The issuing service's answer, said in words, with the uploaded file's own hash."""
 
-
-class VerifiedDocument(BaseModel):
-    number: str
-    kind: str
-    title: str
-    issued_on: str | None = None
-    sha256: str | None = None
-    size_bytes: int | None = None
-
-
-class Verification(BaseModel):
-    result: str = Field(description="genuine | altered | not_found")
     message: str
-    document: VerifiedDocument | None = None
     presented_sha256: str | None = Field(default=None, description="SHA-256 of the uploaded file")
 
 

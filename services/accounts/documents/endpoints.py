@@ -2,17 +2,16 @@
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import Query
 from fastapi.responses import Response
 
 from services.accounts.documents import service
 from services.kernel import clock
 from services.kernel.auth import allow
-from services.kernel.documents.endpoints import PDF_RESPONSES, pdf_response, verification_router
+from services.kernel.documents.endpoints import PDF_RESPONSES, documents_router, pdf_response
 from services.kernel.service_app import EngineDep
 
-router = APIRouter(prefix="/documents", tags=["documents"])
-router.include_router(verification_router())
+router = documents_router()
 
 
 @router.post("/account-statements/{person_id}", status_code=201, response_class=Response, responses=PDF_RESPONSES,

@@ -1,15 +1,13 @@
 """Benefits' documents: issue a recovery notice as PDF; the public verification every issuing service answers."""
 
-from fastapi import APIRouter
 from fastapi.responses import Response
 
 from services.benefits.documents import service
 from services.kernel.auth import allow
-from services.kernel.documents.endpoints import PDF_RESPONSES, pdf_response, verification_router
+from services.kernel.documents.endpoints import PDF_RESPONSES, documents_router, pdf_response
 from services.kernel.service_app import EngineDep
 
-router = APIRouter(prefix="/documents", tags=["documents"])
-router.include_router(verification_router())
+router = documents_router()
 
 @router.post("/recovery-notices/{notice_id}", status_code=201, response_class=Response, responses=PDF_RESPONSES,
              dependencies=[allow("agency_clerk")],

@@ -1,15 +1,13 @@
 """Documents collection issues as PDF; the public verification every issuing service answers."""
 
-from fastapi import APIRouter
 from fastapi.responses import Response
 
 from services.collection.documents import service
 from services.kernel.auth import allow
-from services.kernel.documents.endpoints import PDF_RESPONSES, pdf_response, verification_router
+from services.kernel.documents.endpoints import PDF_RESPONSES, documents_router, pdf_response
 from services.kernel.service_app import EngineDep
 
-router = APIRouter(prefix="/documents", tags=["documents"])
-router.include_router(verification_router())
+router = documents_router()
 
 
 @router.post("/arrears-notices/{notice_id}", status_code=201, response_class=Response, responses=PDF_RESPONSES,

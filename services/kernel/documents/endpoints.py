@@ -54,6 +54,14 @@ class Verification(BaseModel):
     document: PublicDocument | None = None
 
 
+def documents_router() -> APIRouter:
+    """A service's ``/documents`` router, the public verification already in it; the service adds its issuing
+    routes."""
+    router = APIRouter(prefix="/documents", tags=["documents"])
+    router.include_router(verification_router())
+    return router
+
+
 def verification_router() -> APIRouter:
     """``/verification/code`` and ``/verification/hash``, mounted in the service's ``/documents`` router."""
     router = APIRouter(prefix="/verification", tags=["documents"], dependencies=[public()])

@@ -3,8 +3,8 @@
 from datetime import date
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query
 from fastapi import Path as PathParam
+from fastapi import Query
 from fastapi.responses import Response
 
 from services.kernel import clock
@@ -12,8 +12,8 @@ from services.kernel.auth import allow
 from services.kernel.documents.endpoints import (
     PDF_OR_XLSX_RESPONSES,
     PDF_RESPONSES,
+    documents_router,
     pdf_response,
-    verification_router,
     xlsx_response,
 )
 from services.kernel.documents.excel import render_xlsx
@@ -22,8 +22,7 @@ from services.kernel.service_app import EngineDep
 from services.oversight.budget.endpoints import FundPath, YearPath
 from services.oversight.documents import service
 
-router = APIRouter(prefix="/documents", tags=["documents"])
-router.include_router(verification_router())
+router = documents_router()
 
 
 @router.post("/inspection-feedback-letters/{inspection_id}", status_code=201, response_class=Response,
