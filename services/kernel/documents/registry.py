@@ -18,7 +18,7 @@ from services.kernel import audit, clock, context
 from services.kernel.db import snapshot_session, unit_of_work
 from services.kernel.documents.models import IssuedDocument
 from services.kernel.documents.pdf import REFERENCE_TAG, DocumentBody, Stamp, render_pdf
-from services.kernel.errors import Invalid, NotFound
+from services.kernel.errors import Invalid
 from services.kernel.events import new_event_id
 
 # Crockford-like: no 0/O, 1/I/L that a reader confuses when typing the code from paper.
@@ -122,13 +122,6 @@ def _store(session: Session, document: IssuedDocument) -> None:
                                "subject_id": document.subject_id, "size_bytes": document.size_bytes})
     for hook in _filing_hooks:
         hook(session, document)
-
-
-def get_document(session: Session, number: str) -> IssuedDocument:
-    document = session.execute(select(IssuedDocument).where(IssuedDocument.number == number)).scalar_one_or_none()
-    if document is None:
-        raise NotFound("DOCUMENT_NOT_FOUND", f"文书 {number} 不存在")
-    return document
 
 
 def documents_of(session: Session, subject: Subject, kind: str | None = None) -> list[IssuedDocument]:
