@@ -192,6 +192,12 @@ async def test_the_half_year_incident_summary_is_issued_as_pdf_and_verifies(make
         assert "下半年要情" not in text and "上年要情" not in text
         await verifies(gw, pdf, number, code)
 
+        workbook = await gw.post(url, params={"as_of": "2026-07-15", "format": "xlsx"}, headers=officer)
+        assert workbook.status_code == 201, workbook.text
+        rows = [list(r) for r in load_workbook(io.BytesIO(workbook.content)).active.iter_rows(values_only=True)]
+        assert ["骗取", "1", Decimal("20000.50")] in [
+            [Decimal(str(c)) if isinstance(c, float | int) else c for c in r[:3]] for r in rows]
+
         future = await gw.post(url, params={"as_of": "2099-01-01"}, headers=officer)
         assert future.status_code == 422 and future.json()["error"]["code"] == "AS_OF_IN_FUTURE"
         assert (await gw.post("/api/oversight/documents/incident-summaries/2026/3", headers=officer)).status_code == 422

@@ -17,12 +17,20 @@ from services.kernel.documents.endpoints import (
     xlsx_response,
 )
 from services.kernel.documents.excel import render_xlsx
+from services.kernel.documents.models import IssuedDocument
+from services.kernel.documents.pdf import DocumentBody
 from services.kernel.errors import Invalid
 from services.kernel.service_app import EngineDep
 from services.oversight.budget.endpoints import FundPath, YearPath
 from services.oversight.documents import service
 
 router = documents_router()
+
+Format = Annotated[Literal["pdf", "xlsx"], Query(alias="format", description="pdf, or xlsx: the tables as a workbook")]
+
+
+def _answer(document: IssuedDocument, body: DocumentBody, form: str) -> Response:
+    return pdf_response(document) if form == "pdf" else xlsx_response(document, render_xlsx(body, document))
 
 
 @router.post("/inspection-feedback-letters/{inspection_id}", status_code=201, response_class=Response,
@@ -44,15 +52,14 @@ def issue_budget_report(
     year: YearPath,
     engine: EngineDep,
     month: Annotated[int | None, Query(ge=1, le=12, description="1–12; default: the last month over")] = None,
-    form: Annotated[Literal["pdf", "xlsx"], Query(alias="format")] = "pdf",
+    form: Format = "pdf",
 ) -> Response:
-    document, body = service.issue_budget_report(engine, fund, year, month)
-    return pdf_response(document) if form == "pdf" else xlsx_response(document, render_xlsx(body, document))
+    return _answer(*service.issue_budget_report(engine, fund, year, month), form)
 
 
 @router.post("/incident-summaries/{year}/{half}", status_code=201, response_class=Response,
-             responses=PDF_RESPONSES, dependencies=[allow("oversight_officer")],
-             summary="Issue the half-year major-incident summary (要情半年汇总报告, PDF)",
+             responses=PDF_OR_XLSX_RESPONSES, dependencies=[allow("oversight_officer")],
+             summary="Issue the half-year major-incident summary (要情半年汇总报告, PDF or Excel)",
              description="001 第三十一条: the half's incidents (by discovery date) by kind and channel, each with its "
                          "reports; overdue as of ``as_of`` (default today, never in the future).")
 def issue_incident_summary(
@@ -60,8 +67,9 @@ def issue_incident_summary(
     half: Annotated[int, PathParam(ge=1, le=2, description="1: January–June, 2: July–December")],
     engine: EngineDep,
     as_of: Annotated[date | None, Query(description="default: today (China)")] = None,
+    form: Format = "pdf",
 ) -> Response:
     today = clock.china_today()
     if as_of is not None and as_of > today:
         raise Invalid("AS_OF_IN_FUTURE", f"统计截止日 {as_of.isoformat()} 不能晚于今天")
-    return pdf_response(service.issue_incident_summary(engine, year, half, as_of or today))
+    return _answer(*service.issue_incident_summary(engine, year, half, as_of or today), form)

@@ -192,6 +192,7 @@ def incident_summary_body(engine: Engine, year: int, half: int, as_of: date) -> 
     )
 
 
-def issue_incident_summary(engine: Engine, year: int, half: int, as_of: date) -> IssuedDocument:
+def issue_incident_summary(engine: Engine, year: int, half: int, as_of: date) -> tuple[IssuedDocument,
+                                                                                       DocumentBody]:
     body = incident_summary_body(engine, year, half, as_of)
-    return issue(engine, INCIDENT_SUMMARY, Subject(type="incident_half_year", id=f"{year}-H{half}"), body)
+    return issue(engine, INCIDENT_SUMMARY, Subject(type="incident_half_year", id=f"{year}-H{half}"), body), body
