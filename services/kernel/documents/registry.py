@@ -94,11 +94,12 @@ def issue(engine: Engine, kind: DocumentKind, subject: Subject, body: DocumentBo
     actor = context.current().actor
     for _ in range(NUMBER_ATTEMPTS):
         issued_at = clock.utc_now()
-        year = clock.china_today().year
+        issued_on = issued_at.astimezone(clock.CHINA).date()  # the year of the number is the date's, at midnight too
+        year = issued_on.year
         serial = _next_serial(engine, kind, year)
         stamp = Stamp(title=kind.title, number=document_number(kind, year, serial),
-                      verification_code=new_verification_code(), issued_at=issued_at,
-                      issued_on=clock.china_today(), reference=f"{kind.code}/{year}/{serial}")
+                      verification_code=new_verification_code(), issued_at=issued_at, issued_on=issued_on,
+                      reference=f"{kind.code}/{year}/{serial}")
         pdf = render_pdf(body, stamp)
         document = IssuedDocument(
             id=new_event_id(), kind=kind.code, year=year, serial=serial, number=stamp.number,
