@@ -22,6 +22,7 @@ from services.kernel.documents.endpoints import CodeCheck
 from services.kernel.documents.endpoints import Verification as ServiceVerification
 from services.kernel.documents.registry import presented_reference
 from services.kernel.errors import BadRequest, DependencyUnavailable, TooLarge
+from services.kernel.openapi import refusals
 from services.kernel.settings import SERVICES
 
 router = APIRouter(tags=["verification"], dependencies=[public()])
@@ -151,7 +152,15 @@ async def verification_page() -> HTMLResponse:
     return _page("")
 
 
-@router.post("/verify", response_class=HTMLResponse, summary="The public verification page's answer")
+# The page answers its refusals as the page again (text/html); a request the framework cannot parse is refused in
+# the platform's JSON error body before it reaches the page.
+_PAGE_REFUSALS: dict[int | str, dict[str, Any]] = {
+    status: {**declared, "content": {**declared["content"], "text/html": {}}}
+    for status, declared in refusals(400, 413, 503).items()}
+
+
+@router.post("/verify", response_class=HTMLResponse, responses=_PAGE_REFUSALS,
+             summary="The public verification page's answer")
 async def verification_answer(client: UpstreamDep, upstreams: UpstreamsDep,
                               number: Annotated[str, Form(max_length=80)] = "",
                               verification_code: Annotated[str, Form(max_length=40)] = "",
