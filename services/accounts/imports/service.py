@@ -69,6 +69,7 @@ from services.contracts.accounts import (
 from services.kernel import clock, context
 from services.kernel.audit import append_audit
 from services.kernel.auth import region_covers
+from services.kernel.bulk import insert_many
 from services.kernel.db import unit_of_work
 from services.kernel.errors import DomainError, Invalid, NotFound, TooLarge
 from services.kernel.events import new_event_id
@@ -224,8 +225,7 @@ class Importer:
         raise NotImplementedError
 
     def store(self, session: Session, result: ChunkResult) -> None:
-        if result.rows:
-            session.execute(insert(self.table), result.rows)
+        insert_many(session, self.table, result.rows)
 
 
 class EmployerImporter(Importer):
