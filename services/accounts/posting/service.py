@@ -176,6 +176,8 @@ class PostingResult:
 
 # What the pass reads of a person and of an enrolment: plain rows (attribute access), not ORM objects.
 PERSON_FACTS = (Person.id, Person.citizen_id, Person.region, Person.life_status, Person.death_date)
+ENTRY_FACTS = (AccountEntry.id, AccountEntry.person_id, AccountEntry.entry_type, AccountEntry.amount_fen,
+               AccountEntry.period, AccountEntry.idempotency_key)
 ENROLMENT_FACTS = (Enrolment.person_id, Enrolment.fund, Enrolment.employer_id, Enrolment.start_period,
                    Enrolment.end_period, Enrolment.status)
 
@@ -188,7 +190,7 @@ class _Decision:
     reason: str | None = None  # a reason code: held
     detail: str | None = None
     credit_fen: int = 0
-    existing_entry: AccountEntry | None = None  # the credit was posted before (same content)
+    existing_entry: Row | None = None  # the credit was posted before (same content): ENTRY_FACTS
 
     def hold(self, code: str, detail: str | None = None) -> None:
         self.reason, self.detail = code, detail
@@ -245,6 +247,8 @@ _RANK = {"active": 0, "suspended": 1, "stopped": 2}
 
 def covering_enrolment(enrolments: list[Row], period: int, employer_id: str | None) -> Row | None:
     """The enrolment that covers ``period``: the payer's own if one covers it, else the best by status."""
+    if len(enrolments) == 1:  # the usual case: one enrolment of the fund, so nothing to choose between
+        return enrolments[0] if covers(enrolments[0], period) else None
     covering = [e for e in enrolments if covers(e, period)]
     if not covering:
         return None
@@ -316,7 +320,7 @@ def _check_keys(session: Session, decisions: list[_Decision]) -> None:
     if not wanted:
         return
     for chunk in _chunks(sorted(wanted), LOOKUP_CHUNK):
-        for entry in session.execute(select(AccountEntry).where(AccountEntry.idempotency_key.in_(chunk))).scalars():
+        for entry in session.execute(select(*ENTRY_FACTS).where(AccountEntry.idempotency_key.in_(chunk))):
             d = wanted[entry.idempotency_key]
             line = d.item.line
             if (entry.person_id, entry.entry_type, entry.amount_fen, entry.period) == (
