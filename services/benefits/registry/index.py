@@ -22,6 +22,7 @@ skipped. An assessment line for a person not mirrored yet, or for a period witho
 """
 
 from dataclasses import dataclass
+from functools import lru_cache
 from fractions import Fraction
 from typing import Any
 
@@ -32,7 +33,7 @@ from services.benefits.models import AverageWage, BeneficiaryPerson, Contributio
 from services.contracts.codes import WAGE_PENSION_FUNDS
 from services.contracts.collection import AssessmentIssued, AssessmentSuperseded, ParametersApproved
 from services.kernel.auth import region_levels
-from services.kernel.bulk import insert_for
+from services.kernel.bulk import dialect_insert, dialect_of
 from services.kernel.events import EventEnvelope
 from services.kernel.mirror import MirrorGap
 from services.kernel.mirror import typed_payload as _payload
@@ -132,12 +133,14 @@ def on_assessment_issued(session: Session, envelope: EventEnvelope) -> None:
                            "assessment_id": e.assessment_id}
     rows = list(newest.values())
     for start in range(0, len(rows), CHUNK):
-        session.execute(_newest_line_wins(session), rows[start:start + CHUNK])
+        session.execute(_newest_line_wins(dialect_of(session)), rows[start:start + CHUNK])
 
 
-def _newest_line_wins(session: Session) -> Any:
+@lru_cache(maxsize=None)
+def _newest_line_wins(dialect: str) -> Any:
+    """Built once per dialect: building it (``excluded``'s columns) cost more than running it for an event."""
     table = ContributionIndex.__table__
-    stmt = insert_for(session, table)
+    stmt = dialect_insert(dialect, table)
     replaced = ("base_fen", "average_wage_fen", "assessment_line_id", "assessment_id")
     return stmt.on_conflict_do_update(
         index_elements=["person_id", "fund", "period"], set_={name: stmt.excluded[name] for name in replaced},
