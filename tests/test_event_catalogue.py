@@ -49,6 +49,39 @@ def test_every_consumer_handles_or_ignores_every_type_on_its_stream():
             assert set(consumer.handlers) <= on_stream, "a handler for a type that does not exist"
 
 
+def matches(subject: str, pattern: str) -> bool:
+    """NATS subject matching: ``*`` is one token, ``>`` the rest (one token or more)."""
+    tokens, wanted = subject.split("."), pattern.split(".")
+    for i, token in enumerate(wanted):
+        if token == ">":
+            return len(tokens) > i
+        if i >= len(tokens) or token not in ("*", tokens[i]):
+            return False
+    return len(tokens) == len(wanted)
+
+
+def test_subject_filters_deliver_every_handled_type_and_hold_back_only_ignored_ones():
+    types = service_event_types()
+    filtered = 0
+    for name in SERVICES:
+        for consumer in merge_consumer_specs(catalogue.spec(name).consumers):
+            if not consumer.subjects:
+                continue
+            filtered += 1
+            delivered = {t for t in types if any(matches(t, p) for p in consumer.subjects)}
+            on_stream = {t for t in types if stream_for(t) == consumer.stream}
+            assert set(consumer.handlers) <= delivered, f"{name}-{consumer.stream}: a handled type is filtered out"
+            assert on_stream - delivered <= consumer.ignores, f"{name}-{consumer.stream}: a type filtered out unread"
+    assert filtered >= 3  # accounts COLLECTION, benefits ACCOUNTS and COLLECTION
+
+
+def test_subject_matching():
+    assert matches("accounts.person.registered.v1", "accounts.person.>")
+    assert not matches("accounts.persons.imported.v1", "accounts.person.>")
+    assert matches("accounts.persons.imported.v1", "accounts.*.imported.v1")
+    assert not matches("accounts.person", "accounts.person.>")
+
+
 def employer_registered(**extra) -> acc.EmployerRegistered:  # noqa: ANN003
     return acc.EmployerRegistered(employer_id="e1", uscc="91110000600037341L", name="某公司", region="150102",
                                   registered_at=datetime(2026, 1, 1, tzinfo=UTC), **extra)

@@ -11,6 +11,7 @@ from stdnum.cn import ric, uscc
 from stdnum.exceptions import InvalidChecksum, InvalidLength, ValidationError
 
 
+@lru_cache(maxsize=65536)  # a bulk file names one employer on many rows; an invalid code raises (not cached)
 def validate_uscc(value: str) -> str:
     """统一社会信用代码: 18 characters with a check character (GB 32100-2015)."""
     try:

@@ -80,6 +80,7 @@ class EventConsumer:
         bus: Bus,
         handlers: dict[str, Handler],
         ignores: Iterable[str] = (),
+        subjects: Iterable[str] = (),
         batch_size: int = 500,
         max_attempts: int = 5,
         retry_delay: float = 1.0,
@@ -98,6 +99,9 @@ class EventConsumer:
         self.bus = bus
         self.handlers = dict(handlers)
         self.ignores = frozenset(ignores)
+        self.subjects = sorted(subjects)  # the filters the server delivers (ConsumerSpec.subjects); none: all
+        if any(not s.startswith(f"{STREAMS[stream]}.") for s in self.subjects):
+            raise ValueError(f"subjects {self.subjects} are not all on stream {stream}")
         self.batch_size = batch_size
         self.max_attempts = max_attempts
         self.retry_delay = retry_delay
@@ -118,7 +122,8 @@ class EventConsumer:
             durable_name=self.name,
             ack_policy=AckPolicy.EXPLICIT,
             deliver_policy=DeliverPolicy.ALL,
-            filter_subject=f"{STREAMS[self.stream]}.>",
+            filter_subject=None if len(self.subjects) > 1 else (self.subjects or [f"{STREAMS[self.stream]}.>"])[0],
+            filter_subjects=self.subjects if len(self.subjects) > 1 else None,
             ack_wait=self.ack_wait,
             # Redelivery is bounded by max_attempts here, which dead-letters the event; a server-side limit would
             # drop it silently instead.

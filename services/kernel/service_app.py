@@ -44,6 +44,11 @@ class ConsumerSpec:
     stream: str
     handlers: dict[str, Handler]
     ignores: frozenset[str] = frozenset()
+    # The subject filters (event types, NATS wildcards) the server delivers; empty: the whole stream. A service
+    # that ignores a stream's bulk families names the families it needs, and the rest never reaches it (no
+    # transfer, decode or inbox row per ignored event). Any type under these filters is still handled, ignored
+    # or dead-lettered.
+    subjects: frozenset[str] = frozenset()
 
 
 def merge_consumer_specs(specs: list[ConsumerSpec]) -> list[ConsumerSpec]:
@@ -59,8 +64,11 @@ def merge_consumer_specs(specs: list[ConsumerSpec]) -> list[ConsumerSpec]:
             for event_type, handler in spec.handlers.items():
                 handlers.setdefault(event_type, []).append(handler)
         ignores = frozenset().union(*(spec.ignores for spec in group)) - handlers.keys()
+        # One package that needs the whole stream gets the whole stream for every package.
+        subjects = frozenset() if any(not spec.subjects for spec in group) else frozenset().union(
+            *(spec.subjects for spec in group))
         merged.append(ConsumerSpec(stream=stream, handlers={t: _chain(hs) for t, hs in handlers.items()},
-                                   ignores=ignores))
+                                   ignores=ignores, subjects=subjects))
     return merged
 
 
@@ -155,7 +163,7 @@ def create_service_app(spec: ServiceSpec, settings: Settings | None = None) -> F
         consumers = {
             c.stream: EventConsumer(
                 service=spec.name, stream=c.stream, engine=engine, bus=bus, handlers=c.handlers,
-                ignores=c.ignores, batch_size=settings.consumer_batch_size,
+                ignores=c.ignores, subjects=c.subjects, batch_size=settings.consumer_batch_size,
                 max_attempts=settings.consumer_max_attempts, retry_delay=settings.consumer_retry_delay_seconds,
                 gap_patience=settings.consumer_gap_patience_seconds,
                 ack_wait=settings.consumer_ack_wait_seconds,

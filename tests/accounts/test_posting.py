@@ -21,7 +21,13 @@ from services.accounts.models import (
     PostingSuspense,
 )
 from services.accounts.posting import service as posting
-from services.contracts.collection import CollectedLine, PaymentsCollected, TreasuryRemitted
+from services.contracts.collection import (
+    CollectedLine,
+    PaymentsCollected,
+    PaymentsRejected,
+    RejectedLine,
+    TreasuryRemitted,
+)
 from services.kernel import clock, context
 from services.kernel.events import EventActor, EventPayload, build_envelope, new_event_id
 from services.kernel.models import DeadLetter, InboxMessage
@@ -207,11 +213,18 @@ async def test_collected_payments_are_posted_once_through_the_bus(start_service,
         again = envelope_of(payload)
         await publish(settings.nats_server_url, again)
         await applied(accounts, again.id)
-        # An event type accounts does not need is ignored, not dead-lettered.
-        ignored = envelope_of(TreasuryRemitted(remittance_id="r1", fund="PEN_EMP", period=PAST, amount_fen=1,
-                                               remitted_on=date(2024, 2, 1), voucher_no="T1"))
+        # A family accounts does not need is not delivered at all (the durable's subject filter); a type of the
+        # payments family it does not need is delivered and ignored, not dead-lettered. Published in this order, the
+        # second one applied means the first would have been delivered before it.
+        not_delivered = envelope_of(TreasuryRemitted(remittance_id="r1", fund="PEN_EMP", period=PAST, amount_fen=1,
+                                                     remitted_on=date(2024, 2, 1), voucher_no="T1"))
+        await publish(settings.nats_server_url, not_delivered)
+        ignored = envelope_of(PaymentsRejected(batch_id="batch-9", lines=[RejectedLine(
+            tax_line_id="t9", line_no=1, code="CASH_NOT_ALLOWED", message="现金缴费不予受理", method="cash")]))
         await publish(settings.nats_server_url, ignored)
         await applied(accounts, ignored.id)
+        with Session(engine_of(accounts)) as session:
+            assert session.get(InboxMessage, not_delivered.id) is None
 
         assert balance(accounts, anna) == 64_000 and balance(accounts, bo) == 50_000
         assert len(entries(accounts)) == 2 and len(suspense(accounts)) == 1

@@ -64,14 +64,12 @@ from services.contracts.accounts import (
     EmployersImported,
     EmployerStatusChanged,
     EnrolmentsImported,
-    ImportedEmployer,
-    ImportedEnrolment,
-    ImportedPerson,
     PersonsImported,
 )
 from services.kernel import clock, context
 from services.kernel.audit import append_audit
 from services.kernel.auth import region_covers
+from services.kernel.bulk import insert_many
 from services.kernel.db import unit_of_work
 from services.kernel.errors import DomainError, Invalid, NotFound, TooLarge
 from services.kernel.events import new_event_id
@@ -130,12 +128,13 @@ class ChunkResult:
     """What one chunk stores: rows per table, event items, rejections, overlaps, and state for later chunks."""
 
     rows: list[dict[str, Any]] = field(default_factory=list)
-    items: list[BaseModel] = field(default_factory=list)
+    # The event items as plain dicts: each event is validated once as a whole (Importer.events), not per item.
+    items: list[dict[str, Any]] = field(default_factory=list)
     ids: list[str] = field(default_factory=list)
     rejections: list[Rejection] = field(default_factory=list)
     overlaps: list[Overlap] = field(default_factory=list)
     extra_events: list[tuple[BaseModel, str]] = field(default_factory=list)  # (payload, subject)
-    new_enrolments: list[Enrolment] = field(default_factory=list)
+    new_enrolments: list["EnrolmentFacts"] = field(default_factory=list)
     first_row: int = 0
     last_row: int = 0
 
@@ -222,12 +221,11 @@ class Importer:
     def accept(self, result: ChunkResult) -> None:
         """A chunk's rows are now part of the job (stored, or to be stored): later chunks must see them."""
 
-    def events(self, items: list[BaseModel]) -> BaseModel:
+    def events(self, items: list[dict[str, Any]]) -> BaseModel:
         raise NotImplementedError
 
     def store(self, session: Session, result: ChunkResult) -> None:
-        if result.rows:
-            session.execute(insert(self.table), result.rows)
+        insert_many(session, self.table, result.rows)
 
 
 class EmployerImporter(Importer):
@@ -261,8 +259,8 @@ class EmployerImporter(Importer):
                 "registered_at": self.now, "registered_by": self.actor_id, "updated_at": None, "version": 1,
             })
             result.ids.append(employer_id)
-            result.items.append(ImportedEmployer(employer_id=employer_id, uscc=row.uscc, name=name, region=row.region,
-                                                 unit_type=row.unit_type, industry_risk_class=row.industry_risk_class))
+            result.items.append(dict(employer_id=employer_id, uscc=row.uscc, name=name, region=row.region,
+                                     unit_type=row.unit_type, industry_risk_class=row.industry_risk_class))
             if row.status != "active":
                 # EmployersImported carries no status: tell consumers that this employer is not active.
                 result.extra_events.append((EmployerStatusChanged(
@@ -270,8 +268,8 @@ class EmployerImporter(Importer):
                     effective_date=self.now.date(), reason=f"历史数据迁移导入（导入批次 {self.job_id}）",
                 ), employer_id))
 
-    def events(self, items: list[BaseModel]) -> BaseModel:
-        return EmployersImported(import_job_id=self.job_id, employers=cast(list[ImportedEmployer], items))
+    def events(self, items: list[dict[str, Any]]) -> BaseModel:
+        return EmployersImported.model_validate({"import_job_id": self.job_id, "employers": items})
 
 
 class PersonImporter(Importer):
@@ -311,13 +309,30 @@ class PersonImporter(Importer):
                 "registered_at": self.now, "registered_by": self.actor_id, "updated_at": None, "version": 1,
             })
             result.ids.append(person_id)
-            result.items.append(ImportedPerson(person_id=person_id, citizen_id=row.citizen_id, name=name, sex=row.sex,
-                                               birth_date=row.birth_date, region=row.region,
-                                               household_type=row.household_type))
+            result.items.append(dict(person_id=person_id, citizen_id=row.citizen_id, name=name, sex=row.sex,
+                                     birth_date=row.birth_date, region=row.region, household_type=row.household_type))
 
-    def events(self, items: list[BaseModel]) -> BaseModel:
-        return PersonsImported(import_job_id=self.job_id, persons=cast(list[ImportedPerson], items))
+    def events(self, items: list[dict[str, Any]]) -> BaseModel:
+        return PersonsImported.model_validate({"import_job_id": self.job_id, "persons": items})
 
+
+@dataclass(slots=True)
+class EnrolmentFacts:
+    """What the enrolment rules read of an enrolment (in the database or accepted earlier in the file)."""
+
+    id: str
+    person_id: str
+    fund: str
+    fund_group: str
+    employer_id: str | None
+    start_period: int
+    end_period: int | None
+    status: str
+
+
+ENROLMENT_FACTS = tuple(getattr(Enrolment, name) for name in EnrolmentFacts.__slots__)
+PERSON_FACTS = (Person.id, Person.citizen_id, Person.region, Person.life_status, Person.death_date)
+EMPLOYER_FACTS = (Employer.id, Employer.uscc, Employer.region, Employer.status)
 
 # Stand-ins for checking a history row with the enrolment rules (see EnrolmentImporter.check).
 _ALIVE = SimpleNamespace(life_status="alive")
@@ -333,7 +348,7 @@ class EnrolmentImporter(Importer):
         super().__init__(job_id, actor_id, now)
         # Enrolments this job has accepted so far, by person: the database does not show them yet in
         # all_or_nothing mode (and shows them in per_row mode; merged by id).
-        self.accepted: dict[str, list[Enrolment]] = {}
+        self.accepted: dict[str, list[EnrolmentFacts]] = {}
 
     def prepare(self, row: EnrolmentRow) -> Any:
         if row.status is None:
@@ -350,22 +365,23 @@ class EnrolmentImporter(Importer):
         return f"同一人员、险种和参保开始年月的记录与第 {first_row_no} 行重复"
 
     def check(self, session: Session, candidates: list[Candidate], result: ChunkResult) -> None:
+        # Plain rows and EnrolmentFacts, not ORM objects: the rules read attributes only, and building a validated
+        # model per enrolment cost more than every check of the row together.
         citizen_ids = {c.row.citizen_id for c in candidates}
         persons = {p.citizen_id: p for p in
-                   session.execute(select(Person).where(Person.citizen_id.in_(citizen_ids))).scalars()}
+                   session.execute(select(*PERSON_FACTS).where(Person.citizen_id.in_(citizen_ids)))}
         usccs = {c.row.uscc for c in candidates if c.row.uscc}
         employers = {e.uscc: e for e in
-                     session.execute(select(Employer).where(Employer.uscc.in_(usccs))).scalars()} if usccs else {}
+                     session.execute(select(*EMPLOYER_FACTS).where(Employer.uscc.in_(usccs)))} if usccs else {}
         person_ids = {p.id for p in persons.values()}
-        known: dict[str, dict[str, Enrolment]] = {}
-        for e in session.execute(select(Enrolment).where(Enrolment.person_id.in_(person_ids))).scalars():
-            known.setdefault(e.person_id, {})[e.id] = e
+        known: dict[str, dict[str, EnrolmentFacts]] = {}
+        for e in session.execute(select(*ENROLMENT_FACTS).where(Enrolment.person_id.in_(person_ids))):
+            known.setdefault(e.person_id, {})[e.id] = EnrolmentFacts(*e)
         for person_id, rows in self.accepted.items():
             if person_id in known or person_id in person_ids:
                 target = known.setdefault(person_id, {})
                 for e in rows:
                     target.setdefault(e.id, e)
-        session.expunge_all()  # read-only snapshots: nothing below may write them back
 
         for c in candidates:
             row: EnrolmentRow = c.row
@@ -421,7 +437,7 @@ class EnrolmentImporter(Importer):
                 "transferred_from": None, "created_at": self.now, "created_by": self.actor_id,
                 "updated_at": None, "version": 1,
             }
-            enrolment = Enrolment(**values)
+            enrolment = EnrolmentFacts(*(values[name] for name in EnrolmentFacts.__slots__))
             if row.fund in PENSION_FUNDS:
                 for other in theirs.values():
                     if other.fund not in PENSION_FUNDS:
@@ -433,7 +449,7 @@ class EnrolmentImporter(Importer):
             result.rows.append(values)
             result.ids.append(enrolment.id)
             result.new_enrolments.append(enrolment)
-            result.items.append(ImportedEnrolment(
+            result.items.append(dict(
                 enrolment_id=enrolment.id, person_id=person.id, fund=row.fund, employer_id=values["employer_id"],
                 start_period=row.start_period, end_period=row.end_period, status=row.status))
         for o in result.overlaps:
@@ -445,11 +461,11 @@ class EnrolmentImporter(Importer):
         for e in result.new_enrolments:
             self.accepted.setdefault(e.person_id, []).append(e)
 
-    def events(self, items: list[BaseModel]) -> BaseModel:
-        return EnrolmentsImported(import_job_id=self.job_id, enrolments=cast(list[ImportedEnrolment], items))
+    def events(self, items: list[dict[str, Any]]) -> BaseModel:
+        return EnrolmentsImported.model_validate({"import_job_id": self.job_id, "enrolments": items})
 
 
-def _overlap(e: Enrolment, start: int, end: int | None) -> bool:
+def _overlap(e: EnrolmentFacts, start: int, end: int | None) -> bool:
     return start <= (e.end_period if e.end_period is not None else 999912) and e.start_period <= (end or 999912)
 
 

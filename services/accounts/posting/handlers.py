@@ -32,8 +32,13 @@ IGNORED = frozenset(t.event_type for t in (
     TreasuryRemitted, BankTransactionRecorded, BankAccountRegistered,
 ))
 
+# The server delivers the payments family only: the assessments (a line each, as many as the payments) and the
+# other ignored families never reach accounts.
+SUBJECTS = frozenset({"collection.payments.>"})
+
 POSTING_CONSUMER = ConsumerSpec(
     stream="COLLECTION",
     handlers={PaymentsCollected.event_type: on_payments_collected},
     ignores=IGNORED,
+    subjects=SUBJECTS,
 )

@@ -55,9 +55,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, Table, bindparam, func, or_, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import Row, bindparam, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
@@ -82,6 +80,7 @@ from services.contracts.accounts import (
 from services.contracts.collection import CollectedLine, PaymentsCollected
 from services.kernel import clock, context, metrics
 from services.kernel.audit import append_audit, canonical_json
+from services.kernel.bulk import insert_many
 from services.kernel.auth import ensure_in_region, region_covers
 from services.kernel.errors import Conflict, NotFound
 from services.kernel.events import EventPayload, new_event_id
@@ -122,10 +121,6 @@ def posting_key(payment_id: str) -> str:
 def _chunks(values: list[Any], size: int) -> Iterable[list[Any]]:
     for i in range(0, len(values), size):
         yield values[i:i + size]
-
-
-def _insert(session: Session, table: Table):  # noqa: ANN202 - the dialect's INSERT, for ON CONFLICT DO NOTHING
-    return {"postgresql": pg_insert, "sqlite": sqlite_insert}[session.get_bind().dialect.name](table)
 
 
 # -- what the pass works on ------------------------------------------------------------------------------------------
@@ -181,6 +176,8 @@ class PostingResult:
 
 # What the pass reads of a person and of an enrolment: plain rows (attribute access), not ORM objects.
 PERSON_FACTS = (Person.id, Person.citizen_id, Person.region, Person.life_status, Person.death_date)
+ENTRY_FACTS = (AccountEntry.id, AccountEntry.person_id, AccountEntry.entry_type, AccountEntry.amount_fen,
+               AccountEntry.period, AccountEntry.idempotency_key)
 ENROLMENT_FACTS = (Enrolment.person_id, Enrolment.fund, Enrolment.employer_id, Enrolment.start_period,
                    Enrolment.end_period, Enrolment.status)
 
@@ -193,7 +190,7 @@ class _Decision:
     reason: str | None = None  # a reason code: held
     detail: str | None = None
     credit_fen: int = 0
-    existing_entry: AccountEntry | None = None  # the credit was posted before (same content)
+    existing_entry: Row | None = None  # the credit was posted before (same content): ENTRY_FACTS
 
     def hold(self, code: str, detail: str | None = None) -> None:
         self.reason, self.detail = code, detail
@@ -250,6 +247,8 @@ _RANK = {"active": 0, "suspended": 1, "stopped": 2}
 
 def covering_enrolment(enrolments: list[Row], period: int, employer_id: str | None) -> Row | None:
     """The enrolment that covers ``period``: the payer's own if one covers it, else the best by status."""
+    if len(enrolments) == 1:  # the usual case: one enrolment of the fund, so nothing to choose between
+        return enrolments[0] if covers(enrolments[0], period) else None
     covering = [e for e in enrolments if covers(e, period)]
     if not covering:
         return None
@@ -321,7 +320,7 @@ def _check_keys(session: Session, decisions: list[_Decision]) -> None:
     if not wanted:
         return
     for chunk in _chunks(sorted(wanted), LOOKUP_CHUNK):
-        for entry in session.execute(select(AccountEntry).where(AccountEntry.idempotency_key.in_(chunk))).scalars():
+        for entry in session.execute(select(*ENTRY_FACTS).where(AccountEntry.idempotency_key.in_(chunk))):
             d = wanted[entry.idempotency_key]
             line = d.item.line
             if (entry.person_id, entry.entry_type, entry.amount_fen, entry.period) == (
@@ -533,16 +532,15 @@ def _write(session: Session, *, now: datetime, actor: str, opened: list[str], en
     session.flush()  # reopened accounts, suspense rows tried again: before the Core statements below
     ctx = context.current()
     if opened:
-        session.execute(IndividualAccount.__table__.insert(), [
+        insert_many(session, IndividualAccount, [
             {"person_id": p, "balance_fen": 0, "status": "open", "opened_at": now, "version": 1} for p in opened])
         changes = json.dumps({"balance_fen": [None, 0], "status": [None, "open"]}, ensure_ascii=False,
                              sort_keys=True)
-        session.execute(ChangeHistory.__table__.insert(), [
+        insert_many(session, ChangeHistory, [
             {"entity_type": ledger.ENTITY, "entity_id": p, "version": 1, "action": "open", "changes": changes,
              "reason": "首次记账开户", "changed_at": now, "changed_by": actor, "request_id": ctx.request_id}
             for p in opened])
-    if entries:
-        session.execute(AccountEntry.__table__.insert(), entries)
+    insert_many(session, AccountEntry, entries)
     if balances:
         table = IndividualAccount.__table__
         session.execute(
@@ -555,12 +553,8 @@ def _write(session: Session, *, now: datetime, actor: str, opened: list[str], en
         for loaded in list(session.identity_map.values()):
             if isinstance(loaded, IndividualAccount) and loaded.person_id in balances:
                 session.expire(loaded)
-    if months:
-        statement = _insert(session, ContributionMonth.__table__).on_conflict_do_nothing(
-            index_elements=["person_id", "fund", "period"])
-        session.execute(statement, months)
-    if new_holds:
-        session.execute(PostingSuspense.__table__.insert(), new_holds)
+    insert_many(session, ContributionMonth, months, conflict_ignored_on=("person_id", "fund", "period"))
+    insert_many(session, PostingSuspense, new_holds)
 
 
 # -- the consumer's entry point ---------------------------------------------------------------------------------------

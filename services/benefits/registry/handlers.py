@@ -201,6 +201,15 @@ COLLECTION_IGNORED: frozenset[str] = frozenset(getattr(collection_events, n).eve
     "BankAccountRegistered",
 ))
 
-ACCOUNTS_CONSUMER = ConsumerSpec(stream="ACCOUNTS", handlers=ACCOUNTS_HANDLERS, ignores=ACCOUNTS_IGNORED)
+# The server delivers only the families benefits uses: the person facts of ACCOUNTS and the parameters and
+# assessments of COLLECTION. The bulk families it ignores (credits, posted and held contributions, enrolments,
+# employers; payments, bank and treasury movements) never reach it, so they cost benefits nothing per line; a type
+# of these families that benefits neither handles nor ignores is still dead-lettered.
+ACCOUNTS_SUBJECTS = frozenset({"accounts.person.>", "accounts.persons.>"})
+COLLECTION_SUBJECTS = frozenset({"collection.parameters.>", "collection.assessment.>"})
+
+ACCOUNTS_CONSUMER = ConsumerSpec(stream="ACCOUNTS", handlers=ACCOUNTS_HANDLERS, ignores=ACCOUNTS_IGNORED,
+                                 subjects=ACCOUNTS_SUBJECTS)
 EXCHANGE_CONSUMER = ConsumerSpec(stream="EXCHANGE", handlers=EXCHANGE_HANDLERS, ignores=EXCHANGE_IGNORED)
-COLLECTION_CONSUMER = ConsumerSpec(stream="COLLECTION", handlers=COLLECTION_HANDLERS, ignores=COLLECTION_IGNORED)
+COLLECTION_CONSUMER = ConsumerSpec(stream="COLLECTION", handlers=COLLECTION_HANDLERS, ignores=COLLECTION_IGNORED,
+                                   subjects=COLLECTION_SUBJECTS)

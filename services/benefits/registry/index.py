@@ -22,17 +22,18 @@ skipped. An assessment line for a person not mirrored yet, or for a period witho
 """
 
 from dataclasses import dataclass
+from functools import lru_cache
 from fractions import Fraction
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, insert, select
 from sqlmodel import Session
 
 from services.benefits.models import AverageWage, BeneficiaryPerson, ContributionIndex, MirroredAssessment
 from services.contracts.codes import WAGE_PENSION_FUNDS
 from services.contracts.collection import AssessmentIssued, AssessmentSuperseded, ParametersApproved
 from services.kernel.auth import region_levels
-from services.kernel.bulk import insert_for
+from services.kernel.bulk import dialect_insert, dialect_of
 from services.kernel.events import EventEnvelope
 from services.kernel.mirror import MirrorGap
 from services.kernel.mirror import typed_payload as _payload
@@ -52,14 +53,23 @@ class MirroredParameters:
 def average_wage_for(session: Session, region: str, period: int) -> MirroredParameters | None:
     """The approved collection parameter set in force for ``period`` in ``region`` (for claims, too): the most
     specific level (district → city → province) with a set, the latest ``valid_from`` not after the period."""
-    for level in region_levels(region):
-        row = session.execute(
-            select(AverageWage).where(AverageWage.region == level, AverageWage.valid_from <= period)
-            .order_by(AverageWage.valid_from.desc()).limit(1)
-        ).scalar_one_or_none()
-        if row is not None:
-            return MirroredParameters(row.parameters_id, row.region, row.valid_from, row.average_monthly_wage_fen)
-    return None
+    return wages_in_force(session, {region}, period)[region]
+
+
+def wages_in_force(session: Session, regions: set[str], period: int) -> dict[str, MirroredParameters | None]:
+    """``average_wage_for`` of several regions at once: one query over every level of them."""
+    levels = {region: region_levels(region) for region in regions}
+    latest: dict[str, MirroredParameters] = {}
+    wanted = sorted({level for chain in levels.values() for level in chain})
+    for row in session.execute(
+        select(AverageWage.parameters_id, AverageWage.region, AverageWage.valid_from,
+               AverageWage.average_monthly_wage_fen)
+        .where(AverageWage.region.in_(wanted), AverageWage.valid_from <= period)
+    ):
+        if row.region not in latest or row.valid_from > latest[row.region].valid_from:
+            latest[row.region] = MirroredParameters(*row)
+    return {region: next((latest[level] for level in chain if level in latest), None)
+            for region, chain in levels.items()}
 
 
 # -- handlers --------------------------------------------------------------------------------------------------------
@@ -85,8 +95,9 @@ def on_parameters_approved(session: Session, envelope: EventEnvelope) -> None:
 
 def on_assessment_issued(session: Session, envelope: EventEnvelope) -> None:
     e = _payload(envelope, AssessmentIssued)
-    mirrored = session.get(MirroredAssessment, e.assessment_id)
-    if mirrored is not None and mirrored.status == "superseded":
+    mirrored = session.execute(select(MirroredAssessment.status)
+                               .where(MirroredAssessment.assessment_id == e.assessment_id)).scalar_one_or_none()
+    if mirrored == "superseded":
         return  # a late part of an assessment already replaced by a correction
     lines = [line for line in e.lines if line.fund in PENSION_FUNDS]
     if not lines:
@@ -101,15 +112,13 @@ def on_assessment_issued(session: Session, envelope: EventEnvelope) -> None:
     if missing:
         raise MirrorGap(f"assessment {e.assessment_id}: {len(missing)} person(s) not in benefits' registry yet, "
                         f"e.g. {missing[0]}")
-    in_force: dict[str, MirroredParameters] = {}
-    for region in set(regions.values()):
-        found = average_wage_for(session, region, e.period)
+    in_force = wages_in_force(session, set(regions.values()), e.period)
+    for region, found in in_force.items():
         if found is None:
             raise MirrorGap(f"no approved contribution parameters mirrored for region {region}, period {e.period}")
-        in_force[region] = found
     if mirrored is None:
-        session.add(MirroredAssessment(assessment_id=e.assessment_id, employer_id=e.employer_id, period=e.period,
-                                       status="issued"))
+        session.execute(insert(MirroredAssessment.__table__).values(
+            assessment_id=e.assessment_id, employer_id=e.employer_id, period=e.period, status="issued"))
 
     # One row per person × fund of the month, the newest line id winning: within the event here, against a row
     # already held in the upsert's WHERE (a correction or a later assessment replaces the month, an older line never
@@ -124,12 +133,14 @@ def on_assessment_issued(session: Session, envelope: EventEnvelope) -> None:
                            "assessment_id": e.assessment_id}
     rows = list(newest.values())
     for start in range(0, len(rows), CHUNK):
-        session.execute(_newest_line_wins(session), rows[start:start + CHUNK])
+        session.execute(_newest_line_wins(dialect_of(session)), rows[start:start + CHUNK])
 
 
-def _newest_line_wins(session: Session) -> Any:
+@lru_cache(maxsize=None)
+def _newest_line_wins(dialect: str) -> Any:
+    """Built once per dialect: building it (``excluded``'s columns) cost more than running it for an event."""
     table = ContributionIndex.__table__
-    stmt = insert_for(session, table)
+    stmt = dialect_insert(dialect, table)
     replaced = ("base_fen", "average_wage_fen", "assessment_line_id", "assessment_id")
     return stmt.on_conflict_do_update(
         index_elements=["person_id", "fund", "period"], set_={name: stmt.excluded[name] for name in replaced},
