@@ -3,15 +3,19 @@
 
 import io
 import time
+from datetime import UTC, date, datetime
 
 import openpyxl
 import pytest
 from sqlalchemy import func, select
 from sqlmodel import Session
 
+from services.collection.assessments.endpoints import assessment_out, assessment_page_json, line_fields, yuan_text
+from services.collection.assessments.schemas import AssessmentDetail
 from services.collection.assessments.service import china_period
 from services.collection.models import Assessment, AssessmentLine, Declaration, DeclarationLine
 from services.kernel.models import OutboxMessage
+from services.kernel.money import fen_to_yuan
 from services.kernel.periods import add_months
 from tests.support.registry import engine_of, error_code, outbox
 from tests.support.collection import (
@@ -428,3 +432,28 @@ async def test_an_employer_of_20000_employees_is_assessed_in_one_declaration(sta
         assert len(outbox(collection, "collection.assessment.issued.v1")) == 60
         print(f"20 000 employees × 3 funds assessed in {elapsed:.2f} s")
 
+
+
+# -- the page of lines, written without a model per line -------------------------------------------------------------
+
+
+@pytest.mark.unit
+def test_a_page_of_lines_is_the_json_the_model_writes():
+    """``GET /assessments/{id}`` writes its page directly; the bytes are the documented model's, for every amount."""
+    amounts = [0, 1, 9, 10, 99, 100, 101, 543210, 10**14, 2**62, -1, -100, -543210]
+    assert [yuan_text(f) for f in amounts] == [f"{fen_to_yuan(f):.2f}" for f in amounts]
+    assessment = Assessment(id="a-1", declaration_id="d-1", employer_id="e-\"1\"", period=202601, parameters_id="p-1",
+                            status="issued", due_date=date(2026, 2, 15), lines=len(amounts), employer_total_fen=10**15,
+                            individual_total_fen=3, issued_at=datetime(2026, 2, 1, 8, 30, 1, 123456, tzinfo=UTC),
+                            issued_by="clerk.李", reason=None)
+    lines = [AssessmentLine(id=f"l-{i:03d}", assessment_id="a-1", employer_id="e-1", person_id=f"人-{i}", fund="PEN_EMP",
+                            period=202601, base_fen=abs(f), employer_rate="0.16", individual_rate="0.08",
+                            employer_fen=f, individual_fen=amounts[-1 - i], due_date=date(2026, 2, 15),
+                            status="open" if i % 2 else "paid", paid_principal_fen=i, paid_late_fee_fen=f)
+             for i, f in enumerate(amounts)]
+    for cursor in (None, "l-012"):
+        expected = AssessmentDetail.model_validate({"assessment": assessment_out(assessment),
+                                                    "items": [line_fields(x) for x in lines], "next_cursor": cursor})
+        assert assessment_page_json(assessment, lines, cursor) == expected.model_dump_json().encode()
+    assert assessment_page_json(assessment, [], None) == AssessmentDetail(
+        assessment=assessment_out(assessment), items=[], next_cursor=None).model_dump_json().encode()

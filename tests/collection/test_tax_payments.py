@@ -5,7 +5,6 @@ CSV in UTF-8 and GBK, unmatched lines kept and resolved, events in parts of at m
 import hashlib
 import json
 import time
-from decimal import Decimal
 
 import pytest
 from pydantic import ValidationError
@@ -19,9 +18,10 @@ from services.collection.models import (
     TaxPaymentBatch,
 )
 from services.collection.payments.schemas import CheckedLine, TaxPaymentLine, quick_line
-from services.collection.payments.service import _content_hash, _fen_of
+from services.collection.payments.service import _content_hash
 from services.kernel import clock
 from services.kernel.models import AuditEntry
+from services.kernel.money import yuan_to_fen
 from services.kernel.periods import add_months, period_of
 from tests.support.registry import engine_of, error_code, make_uscc, outbox
 from tests.support.payments import (
@@ -541,9 +541,10 @@ _VARIANTS = {
     "fund": ["pen_emp", " UNEMP ", "X" * 11, "", "险种", 3],
     "period": [202601, "202601", 202613, "20261", 2026.01, True, " 202601", None],
     "employer_amount": ["869.78", "869.7", "869.789", "-1.00", "-0", 100, 1.5, "1e2", "1,000", "", None, True,
-                        "99999999999999"],
-    "individual_amount": ["0", "0.00", "434.89", 0],
-    "late_fee_amount": ["19.57", "0.00", None, "-0.01"],
+                        "99999999999999", "9999999999999", "1000000000000", "1000000000000.01", "0869.78", "869.",
+                        ".78", " 869.78", "869.78 ", "８６９.78", "869.0", "1E2", "+1.00"],
+    "individual_amount": ["0", "0.00", "434.89", 0, "434.9", "00"],
+    "late_fee_amount": ["19.57", "0.00", None, "-0.01", "19.5", "0"],
     "method": ["bank_transfer", " Online ", "SS_CARD", "银行代扣", "cheque", "x" * 31, ""],
     "voucher_no": ["V-1", " V-1 ", "V" * 65, "", "票证1"],
     "paid_date": ["2026-02-10", "2026-2-10", "2026-02-30", "1899-12-31", 20260210, None],
@@ -555,7 +556,10 @@ def test_a_plain_line_is_checked_as_the_model_checks_it():
     """``quick_line`` answers only lines the model accepts, with the model's values; everything else it leaves to
     the model (which words the refusal), so the codes and messages of refused lines are the model's."""
     # a field added to the model must be added to the shortcut too
-    assert set(TaxPaymentLine.model_fields) == set(CheckedLine.__slots__) == set(_VARIANTS)
+    in_fen = {"employer_amount": "employer_fen", "individual_amount": "individual_fen",
+              "late_fee_amount": "late_fee_fen"}
+    assert {in_fen.get(name, name) for name in TaxPaymentLine.model_fields} == set(CheckedLine.__slots__)
+    assert set(TaxPaymentLine.model_fields) == set(_VARIANTS)
     base = pay("T-1", payer_uscc=make_uscc(3), citizen_id=citizen_id(5), employer_amount="869.78",
                individual_amount="434.89")
     cases = [base, {**base, "extra": 1}, {k: v for k, v in base.items() if k != "late_fee_amount"},
@@ -577,8 +581,9 @@ def test_a_plain_line_is_checked_as_the_model_checks_it():
         quick += 1
         assert expected is not None, f"the shortcut accepted a line the model refuses: {raw}"
         assert got == expected, raw
-        for name in ("employer_amount", "individual_amount", "late_fee_amount"):
-            assert isinstance(getattr(got, name), Decimal) and str(getattr(got, name)) == str(getattr(expected, name))
+        model = TaxPaymentLine.model_validate(raw)
+        for name, fen in in_fen.items():
+            assert type(getattr(got, fen)) is int and getattr(got, fen) == yuan_to_fen(getattr(model, name)), raw
     assert quick >= 30  # the plain forms do take the shortcut
 
 
@@ -589,8 +594,7 @@ def test_the_content_hash_is_the_json_text_it_always_was():
                 pay("T-2", payer_uscc=make_uscc(3), employer_amount="869.78", individual_amount="434.89",
                     voucher_no="V/\u2028", method="online")):
         line = quick_line(raw) or CheckedLine.of(TaxPaymentLine.model_validate(raw))
-        fen = _fen_of(line)
         text = json.dumps([line.tax_line_id, line.payer_uscc or "", line.citizen_id or "", line.fund, str(line.period),
-                           str(fen.employer), str(fen.individual), str(fen.late_fee), line.method, line.voucher_no,
-                           line.paid_date.isoformat()], ensure_ascii=False)
-        assert _content_hash(line, fen) == hashlib.sha256(text.encode()).hexdigest()
+                           str(line.employer_fen), str(line.individual_fen), str(line.late_fee_fen), line.method,
+                           line.voucher_no, line.paid_date.isoformat()], ensure_ascii=False)
+        assert _content_hash(line) == hashlib.sha256(text.encode()).hexdigest()

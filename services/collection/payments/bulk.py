@@ -37,12 +37,19 @@ def _driver_rows(session: Session, table: Table, columns: dict[str, str], rows: 
                   if (process := table.c[name].type.dialect_impl(dialect).bind_processor(dialect)) is not None]
     if not processors:
         return out
+    # A set's rows share few dates and timestamps (a batch's paid dates, one computed_at, an assessment's due date),
+    # often the very same object: each object is bound once (by identity: equal aware timestamps may bind apart).
+    memos: list[dict[int, Any]] = [{} for _ in processors]
     bound = []
     for row in out:
         row = list(row)
-        for index, process in processors:
-            if row[index] is not None:
-                row[index] = process(row[index])
+        for (index, process), memo in zip(processors, memos, strict=True):
+            value = row[index]
+            if value is not None:
+                key = id(value)
+                if key not in memo:
+                    memo[key] = process(value)
+                row[index] = memo[key]
         bound.append(tuple(row))
     return bound
 

@@ -14,6 +14,7 @@ bureau's line id was received before with other content), ``DUPLICATE_VOUCHER`` 
 another payer).
 """
 
+import re
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
@@ -25,7 +26,7 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 from pydantic_core import PydanticCustomError
 
 from services.kernel.identifiers import validate_citizen_id, validate_uscc
-from services.kernel.money import NonNegativeYuan, Yuan, parse_yuan
+from services.kernel.money import MAX_FEN, NonNegativeYuan, Yuan, parse_yuan, yuan_to_fen
 from services.kernel.periods import Period, _period_input, validate_period
 from services.kernel.pii import CitizenIdOut
 from services.kernel.strict import RequestModel, iso_date
@@ -133,24 +134,30 @@ class TaxPaymentLine(RequestModel):
 
 @dataclass(frozen=True, slots=True)
 class CheckedLine:
-    """A line that passed ``TaxPaymentLine``: its normalised values, as the service reads them."""
+    """A line that passed ``TaxPaymentLine``: its normalised values, as the service reads them (the three amounts in
+    fen, converted once: the hash, the stored row and the event all read fen)."""
 
     tax_line_id: str
     payer_uscc: str | None
     citizen_id: str | None
     fund: str
     period: int
-    employer_amount: Decimal
-    individual_amount: Decimal
-    late_fee_amount: Decimal
+    employer_fen: int
+    individual_fen: int
+    late_fee_fen: int
     method: str
     voucher_no: str
     paid_date: date
 
     @classmethod
     def of(cls, line: TaxPaymentLine) -> "CheckedLine":
-        return cls(line.tax_line_id, line.payer_uscc, line.citizen_id, line.fund, line.period, line.employer_amount,
-                   line.individual_amount, line.late_fee_amount, line.method, line.voucher_no, line.paid_date)
+        return cls(line.tax_line_id, line.payer_uscc, line.citizen_id, line.fund, line.period,
+                   yuan_to_fen(line.employer_amount), yuan_to_fen(line.individual_amount),
+                   yuan_to_fen(line.late_fee_amount), line.method, line.voucher_no, line.paid_date)
+
+    @property
+    def total_fen(self) -> int:
+        return self.employer_fen + self.individual_fen + self.late_fee_fen
 
 
 # -- the plain line, checked without the model -----------------------------------------------------------------------
@@ -164,6 +171,11 @@ class CheckedLine:
 _FIELDS = frozenset(TaxPaymentLine.model_fields)
 _REQUIRED = frozenset(name for name, f in TaxPaymentLine.model_fields.items() if f.is_required())
 _NO_LATE_FEE = TaxPaymentLine.model_fields["late_fee_amount"].default
+_NO_LATE_FEE_FEN = yuan_to_fen(_NO_LATE_FEE)
+# Text that ``_plain`` gives back unchanged (ASCII printable, no surrounding blanks): checked by one regex match.
+_BARE_TEXT = re.compile(r"[!-~](?:[ -~]*[!-~])?")
+# An amount as the bureau writes it: digits and at most two places (what ``parse_yuan`` reads exactly, as fen).
+_BARE_YUAN = re.compile(r"([0-9]{1,13})(?:\.([0-9]{1,2}))?")
 
 
 class _NotPlain(Exception):
@@ -173,6 +185,8 @@ class _NotPlain(Exception):
 def _plain(value: Any, max_length: int) -> str:
     """ASCII printable text, stripped, of 1 to ``max_length`` characters (what the edge's text check and
     ``str_strip_whitespace`` leave of it); otherwise not a plain line."""
+    if type(value) is str and len(value) <= max_length and _BARE_TEXT.fullmatch(value):
+        return value
     if type(value) is not str or not value.isascii() or not value.isprintable():
         raise _NotPlain
     text = value.strip()
@@ -181,17 +195,42 @@ def _plain(value: Any, max_length: int) -> str:
     return text
 
 
-def _plain_amount(value: Any) -> Decimal:
+def _plain_fen(value: Any) -> int:
+    """A non-negative amount in fen: digits with at most two places read directly as fen; any other form through
+    ``parse_yuan`` (the model's check), as before."""
+    if type(value) is str and (bare := _BARE_YUAN.fullmatch(value)) is not None:
+        whole, cents = bare.groups()
+        fen = int(whole) * 100 + (int(cents) * (10 if len(cents) == 1 else 1) if cents else 0)
+        if fen <= MAX_FEN:
+            return fen
     amount = parse_yuan(value)
     if amount < 0:
         raise _NotPlain
-    return amount
+    return yuan_to_fen(amount)
 
 
 def _plain_period(value: Any) -> int:
     if type(value) is not int and type(value) is not str:
         raise _NotPlain
     return validate_period(_period_input(value))
+
+
+@lru_cache(maxsize=65_536)
+def _cached_citizen_id(value: str) -> str:
+    return fast_citizen_id(value)  # a person's lines of several funds come together; an error is not cached
+
+
+@lru_cache(maxsize=4096)
+def _cached_date(value: str) -> date:
+    day = iso_date(value)  # a batch carries few distinct paid dates; an error is not cached
+    assert isinstance(day, date)
+    return day
+
+
+def _plain_date(value: Any) -> date:
+    if type(value) is not str:
+        raise _NotPlain
+    return _cached_date(value)
 
 
 def quick_line(raw: dict[str, Any]) -> CheckedLine | None:
@@ -204,21 +243,20 @@ def quick_line(raw: dict[str, Any]) -> CheckedLine | None:
         payer = raw.get("payer_uscc")
         payer = fast_uscc(_plain(payer, 64).upper()) if payer is not None else None
         citizen = raw.get("citizen_id")
-        citizen = fast_citizen_id(_plain(citizen, 64).upper()) if citizen is not None else None
+        citizen = _cached_citizen_id(_plain(citizen, 64).upper()) if citizen is not None else None
         if payer is None and citizen is None:
             return None
         late_fee = raw.get("late_fee_amount", _NO_LATE_FEE)
         line = CheckedLine(
             tax_line_id=_plain(raw["tax_line_id"], 64), payer_uscc=payer, citizen_id=citizen,
             fund=_plain(raw["fund"], 10).upper(), period=_plain_period(raw["period"]),
-            employer_amount=_plain_amount(raw["employer_amount"]),
-            individual_amount=_plain_amount(raw["individual_amount"]),
-            late_fee_amount=_NO_LATE_FEE if late_fee is _NO_LATE_FEE else _plain_amount(late_fee),
+            employer_fen=_plain_fen(raw["employer_amount"]), individual_fen=_plain_fen(raw["individual_amount"]),
+            late_fee_fen=_NO_LATE_FEE_FEN if late_fee is _NO_LATE_FEE else _plain_fen(late_fee),
             method=normalise_method(_plain(raw["method"], 30)), voucher_no=_plain(raw["voucher_no"], 64),
-            paid_date=iso_date(raw["paid_date"]))
+            paid_date=_plain_date(raw["paid_date"]))
     except (_NotPlain, ValueError, TypeError, ArithmeticError, PydanticCustomError):
         return None
-    if line.employer_amount + line.individual_amount + line.late_fee_amount == 0:
+    if line.total_fen == 0:
         return None
     return line
 

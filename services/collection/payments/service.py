@@ -123,29 +123,14 @@ def _validation_reason(exc: ValidationError) -> tuple[str, str]:
     return (reasons[0][0] if reasons else "INVALID_LINE"), "；".join(message for _, message in reasons)
 
 
-@dataclass(frozen=True)
-class _Fen:
-    """A validated line's three amounts in fen, converted once and used by the hash, the row and the event."""
-
-    employer: int
-    individual: int
-    late_fee: int
-
-
-def _fen_of(line: CheckedLine) -> _Fen:
-    return _Fen(yuan_to_fen(line.employer_amount), yuan_to_fen(line.individual_amount),
-                yuan_to_fen(line.late_fee_amount))
-
-
-def _content_hash(line: CheckedLine, fen: _Fen | None = None) -> str:
+def _content_hash(line: CheckedLine) -> str:
     """Over the normalised values: the same line sent as JSON or as CSV, with "1304.6" or "1304.60", or the method's
     Chinese label, is the same line. A JSON array keeps the fields apart whatever they contain. (Stored hashes are
     compared with those of lines sent again: the form of the text hashed must not change: the text is exactly
     ``json.dumps([...], ensure_ascii=False)`` of these strings, written without building an encoder per line.)"""
-    fen = fen or _fen_of(line)
     body = "[" + ", ".join(map(_json_string, (
         line.tax_line_id, line.payer_uscc or "", line.citizen_id or "", line.fund, str(line.period),
-        str(fen.employer), str(fen.individual), str(fen.late_fee), line.method, line.voucher_no,
+        str(line.employer_fen), str(line.individual_fen), str(line.late_fee_fen), line.method, line.voucher_no,
         line.paid_date.isoformat(),
     ))) + "]"
     return hashlib.sha256(body.encode()).hexdigest()
@@ -281,7 +266,7 @@ def receive_batch(session: Session, raw_lines: list[tuple[int, Any]], *, source_
     parameters = load_parameter_sets(session, region)
 
     rejected: list[_Rejected] = []
-    valid: list[tuple[int, CheckedLine, _Fen, str]] = []
+    valid: list[tuple[int, CheckedLine, str]] = []
 
     # 1-2: method and shape, line by line.
     for line_no, raw in raw_lines:
@@ -311,21 +296,20 @@ def receive_batch(session: Session, raw_lines: list[tuple[int, Any]], *, source_
                                     f"未知的缴费方式“{line.method}”；可接受：银行代扣（bank_withholding）、银行转账（bank_transfer）、"
                                     "网上缴费（online）、社会保障卡（ss_card）"))
             continue
-        fen = _fen_of(line)
-        valid.append((line_no, line, fen, _content_hash(line, fen)))
+        valid.append((line_no, line, _content_hash(line)))
 
     # One query per kind of lookup for the whole batch.
-    existing = _existing_lines(session, {line.tax_line_id for _, line, _, _ in valid})
-    employers = _employers_by_uscc(session, {line.payer_uscc for _, line, _, _ in valid if line.payer_uscc})
-    persons = _persons_by_citizen_id(session, {line.citizen_id for _, line, _, _ in valid if line.citizen_id})
-    voucher_payers = _voucher_payers(session, {line.voucher_no for _, line, _, _ in valid})
+    existing = _existing_lines(session, {line.tax_line_id for _, line, _ in valid})
+    employers = _employers_by_uscc(session, {line.payer_uscc for _, line, _ in valid if line.payer_uscc})
+    persons = _persons_by_citizen_id(session, {line.citizen_id for _, line, _ in valid if line.citizen_id})
+    voucher_payers = _voucher_payers(session, {line.voucher_no for _, line, _ in valid})
 
     accepted: list[_Accepted] = []
     duplicates: list[LineRef] = []
     seen_in_batch: dict[str, tuple[str, int]] = {}  # tax_line_id → (hash, line_no) of an accepted line
 
     # 3-5: idempotency, plausibility, voucher.
-    for line_no, line, fen, digest in valid:
+    for line_no, line, digest in valid:
         earlier = existing.get(line.tax_line_id)
         if earlier is not None:
             if earlier[1] == digest:
@@ -372,7 +356,7 @@ def receive_batch(session: Session, raw_lines: list[tuple[int, Any]], *, source_
         accepted.append(_Accepted(
             line_no=line_no, line=line, digest=digest, payment_id=new_event_id(), employer=employer,
             person=persons.get(line.citizen_id) if line.citizen_id else None,
-            employer_fen=fen.employer, individual_fen=fen.individual, late_fee_fen=fen.late_fee))
+            employer_fen=line.employer_fen, individual_fen=line.individual_fen, late_fee_fen=line.late_fee_fen))
 
     # 6: match and settle.
     now = clock.utc_now()
@@ -421,7 +405,7 @@ def receive_batch(session: Session, raw_lines: list[tuple[int, Any]], *, source_
 def _reject(line_no: int, line: CheckedLine, code: str, message: str) -> _Rejected:
     return _Rejected(line_no, line.tax_line_id, code, message, method=line.method[:30], payer_uscc=line.payer_uscc,
                      fund=line.fund, period=line.period,
-                     amount_fen=yuan_to_fen(line.employer_amount + line.individual_amount + line.late_fee_amount))
+                     amount_fen=line.total_fen)
 
 
 def _payment_row(a: _Accepted, batch_id: str) -> dict[str, Any]:
