@@ -135,9 +135,10 @@ class EventEnvelope(BaseModel):
     # validated once however many handlers (merged consumers of one stream) ask for it. Payloads are frozen
     # models; handlers read them, never change them.
     _payload: tuple[object, EventPayload] | None = PrivateAttr(default=None)
-    # ``data``'s JSON text while ``data`` is not parsed yet (``from_bytes``); ``data`` is then absent from the
-    # instance's ``__dict__`` until first read (``__getattr__``).
-    _data_json: bytes | None = PrivateAttr(default=None)
+    # ``data``'s JSON text while ``data`` is not parsed yet (``from_bytes``; a ``msgspec.Raw``, a view of the
+    # received bytes, not a copy); ``data`` is then absent from the instance's ``__dict__`` until first read
+    # (``__getattr__``).
+    _data_json: msgspec.Raw | None = PrivateAttr(default=None)
 
     def __getattr__(self, name: str) -> Any:
         if name == "data":
@@ -149,7 +150,7 @@ class EventEnvelope(BaseModel):
         ``dict[str, Any]`` gives when it parses the whole envelope)."""
         data = self.__dict__.get("data", _NOT_PARSED)
         if data is _NOT_PARSED:
-            data = self.__dict__["data"] = pydantic_core.from_json(self._data_json or b"{}")
+            data = self.__dict__["data"] = pydantic_core.from_json(_text(self._data_json))
         return data
 
     def payload(self) -> EventPayload:
@@ -165,7 +166,7 @@ class EventEnvelope(BaseModel):
         # Lenient: unknown fields (at any depth) are dropped, not refused. A ValidationError is not kept: the next
         # call raises it again.
         if data is _NOT_PARSED:
-            payload = model.model_validate_json(source, extra="ignore")  # type: ignore[arg-type]
+            payload = model.model_validate_json(_text(source), extra="ignore")  # type: ignore[arg-type]
         else:
             payload = model.model_validate(data, extra="ignore")
         self._payload = (source, payload)
@@ -212,17 +213,21 @@ class EventEnvelope(BaseModel):
             wire = _WIRE.decode(raw)
         except msgspec.DecodeError as exc:  # a ValueError, as pydantic's JSON errors are ValidationErrors
             raise ValueError(f"invalid event envelope JSON: {exc}") from None
-        data_json = bytes(wire.data)
-        if data_json[:1] != b"{":
+        if memoryview(wire.data)[:1] != b"{":
             # What pydantic says of a ``dict[str, Any]`` that is not an object (null, a list, a number, …).
             raise ValidationError.from_exception_data(cls.__name__, [{
-                "type": "dict_type", "loc": ("data",), "input": pydantic_core.from_json(data_json)}])
+                "type": "dict_type", "loc": ("data",), "input": pydantic_core.from_json(_text(wire.data))}])
         envelope = cls.model_validate({name: getattr(wire, name) for name in _HEAD_FIELDS
                                        if getattr(wire, name) is not None or name in _NULLABLE})
         del envelope.__dict__["data"]  # parsed on first read
         envelope.__pydantic_fields_set__.add("data")
-        envelope._data_json = data_json
+        envelope._data_json = wire.data
         return envelope
+
+
+def _text(raw: msgspec.Raw | None) -> bytes:
+    """The JSON text of a kept ``data`` (a copy only while it is parsed: pydantic reads bytes, not buffers)."""
+    return bytes(raw) if raw is not None else b"{}"
 
 
 _NULLABLE = frozenset({"correlation_id", "causation_id"})

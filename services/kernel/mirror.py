@@ -56,15 +56,20 @@ def merge_rows(session: Session, model: type[Row], key_field: str, items: list[d
 
 def execute_rows(session: Session, statement: Any, rows: list[dict[str, Any]]) -> None:
     """``statement`` (a Core ``INSERT``, possibly ``ON CONFLICT …``, without ``RETURNING``) once per row, as
-    ``connection.execute(statement, rows)`` does. Every row names every column of the statement. On SQLite the
-    statement is compiled once and the rows go to the driver's ``executemany`` as tuples: SQLAlchemy's per-row
+    ``connection.execute(statement, rows)`` does. On SQLite, when every row names the same columns (and the
+    table gives no Python-side default to a column they leave out), the statement is compiled once for those
+    columns and the rows go to the driver's ``executemany`` as tuples: SQLAlchemy's per-row
     parameter dicts and processing cost more than SQLite's own work for a 1 000-line event. A value is bound as its
     column type binds it (timestamps as text), once per distinct value: the stamps an event puts on every row are one
     value. Elsewhere (PostgreSQL), the Core ``executemany``."""
     if not rows:
         return
     connection = session.connection()
-    plan = _driver_plan(statement, connection.dialect) if connection.dialect.name == "sqlite" else None
+    plan = None
+    if connection.dialect.name == "sqlite":
+        keys = tuple(rows[0])
+        if all(len(row) == len(keys) for row in rows):  # the same keys: a missing one fails in itemgetter
+            plan = _driver_plan(statement, connection.dialect, keys)
     if plan is None:
         connection.execute(statement, rows)
         return
@@ -93,17 +98,19 @@ def _bound(tuples: list[tuple], processors: tuple[tuple[int, Any], ...]) -> list
 
 
 @lru_cache(maxsize=64)
-def _driver_plan(statement: Any, dialect: Any) -> tuple[str, Any, tuple, tuple[tuple[int, Any], ...]] | None:
-    """The SQL text, a getter of a row's values in the statement's order, the trailing constant parameters (a
-    ``WHERE`` literal of the conflict clause), and the bind processors by position; None for a statement this path
-    does not take (``RETURNING``, a constant before a row value)."""
+def _driver_plan(statement: Any, dialect: Any,
+                 row_keys: tuple[str, ...]) -> tuple[str, Any, tuple, tuple[tuple[int, Any], ...]] | None:
+    """For rows with ``row_keys``: the SQL text, a getter of a row's values in the statement's order, the trailing
+    constant parameters (a ``WHERE`` literal of the conflict clause), and the bind processors by position; None for
+    a statement this path does not take (``RETURNING``, a column the rows leave to a Python-side default, a
+    constant before a row value)."""
     if getattr(statement, "_returning", ()):
         return None
-    compiled = statement.compile(dialect=dialect)
+    compiled = statement.compile(dialect=dialect, column_keys=list(row_keys))
     names = list(compiled.positiontup or ())
     columns = statement.table.c
     keys = [name for name in names if name in columns]
-    if not keys or names[:len(keys)] != keys:
+    if not keys or names[:len(keys)] != keys or not set(keys) <= set(row_keys):
         return None
     constants = tuple(compiled.binds[name].effective_value for name in names[len(keys):])
     processors = tuple((index, process) for index, name in enumerate(names)

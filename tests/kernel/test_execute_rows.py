@@ -15,6 +15,8 @@ metadata = MetaData()
 CELLS = Table("cells", metadata, Column("id", String, primary_key=True), Column("status", String),
               Column("fen", BigInteger, nullable=False), Column("on_day", Date), Column("at", DateTime),
               Column("n", Integer))
+DEFAULTS = Table("defaults", metadata, Column("id", String, primary_key=True), Column("fen", Integer, default=7),
+                 Column("note", String, server_default="none"), Column("at", DateTime))
 
 
 def upsert():  # noqa: ANN201
@@ -46,7 +48,7 @@ def written(url: str, write) -> list[tuple]:  # noqa: ANN001
 
 
 def test_the_driver_path_writes_what_core_writes(tmp_path):
-    assert _driver_plan(upsert(), make_engine(f"sqlite:///{tmp_path}/x.db").dialect) is not None
+    assert _driver_plan(upsert(), make_engine(f"sqlite:///{tmp_path}/x.db").dialect, tuple(rows(0)[0])) is not None
     fast = written(f"sqlite:///{tmp_path}/fast.db", execute_rows)
     core = written(f"sqlite:///{tmp_path}/core.db",
                    lambda session, statement, values: session.connection().execute(statement, values))
@@ -58,10 +60,27 @@ def test_a_statement_with_returning_goes_the_core_way(tmp_path):
     engine = make_engine(f"sqlite:///{tmp_path}/r.db")
     metadata.create_all(engine)
     statement = sqlite_insert(CELLS).on_conflict_do_nothing(index_elements=["id"]).returning(CELLS.c.id)
-    assert _driver_plan(statement, engine.dialect) is None
+    assert _driver_plan(statement, engine.dialect, tuple(rows(0)[0])) is None
     with unit_of_work(engine) as session:
         execute_rows(session, statement, rows(0)[:3])
         execute_rows(session, statement, [])
     with Session(engine) as session:
         assert session.execute(select(CELLS.c.id).order_by(CELLS.c.id)).scalars().all() == ["c0", "c1", "c2"]
+    engine.dispose()
+
+
+def test_rows_leaving_columns_out_get_their_defaults_either_way(tmp_path):
+    engine = make_engine(f"sqlite:///{tmp_path}/d.db")
+    metadata.create_all(engine)
+    at = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+    with unit_of_work(engine) as session:
+        execute_rows(session, sqlite_insert(DEFAULTS), [{"id": "a", "at": at}, {"id": "b", "at": None}])  # Core
+        execute_rows(session, sqlite_insert(DEFAULTS), [{"id": "c", "fen": 1, "at": at}])  # the driver
+        session.connection().execute(sqlite_insert(DEFAULTS), [{"id": "d", "fen": 1, "at": at}])
+    with Session(engine) as session:
+        got = session.connection().exec_driver_sql("SELECT * FROM defaults ORDER BY id").all()
+    assert [tuple(r) for r in got][:2] == [("a", 7, "none", got[3][3]), ("b", 7, "none", None)]
+    assert tuple(got[2]) == ("c", 1, "none", got[3][3]) and got[3][1:] == (1, "none", got[3][3])
+    assert _driver_plan(sqlite_insert(DEFAULTS), engine.dialect, ("id", "at")) is None  # fen's Python default
+    assert _driver_plan(sqlite_insert(DEFAULTS), engine.dialect, ("id", "fen", "at")) is not None
     engine.dispose()
