@@ -94,8 +94,8 @@ FUNDS = ("PEN_EMP", "UNEMP", "INJURY")
 AVERAGE_WAGE_FEN = 800_000
 UNANSWERED = {429, 502, 503, 504}
 # Codes that say "already there": expected only when a request is asked again after an answer that said nothing.
-ALREADY = {"EMPLOYER_ALREADY_REGISTERED", "PERSON_ALREADY_REGISTERED", "ALREADY_ENROLLED", "DUPLICATE_IN_FILE",
-           "ASSESSMENT_EXISTS"}
+ALREADY = {"EMPLOYER_ALREADY_REGISTERED", "PERSON_ALREADY_REGISTERED", "ALREADY_ENROLLED", "ENROLMENT_ALREADY_EXISTS",
+           "DUPLICATE_IN_FILE", "ASSESSMENT_EXISTS"}
 IMPORT_DONE = {"completed", "rejected", "failed", "succeeded", "done"}
 CHINA = ZoneInfo("Asia/Shanghai")
 

@@ -28,6 +28,7 @@ from sqlalchemy.sql.elements import False_, True_
 from sqlmodel import Session
 
 from services.kernel import clock
+from services.kernel.mirror import execute_rows
 
 CHUNK = 500  # keys per IN (…): well under SQLite's and PostgreSQL's parameter limits
 
@@ -117,7 +118,7 @@ def bump(session: Session, model: Any, rows: Iterable[dict[str, Any]], *, add: I
     rows.sort(key=lambda r: tuple(r[k] for k in keys))  # one lock order for concurrent consumers (PostgreSQL)
     stmt = _upsert(dialect_of(session), table, tuple(add), tuple(overwrite), tuple(fill), tuple(greatest),
                    tuple(least))
-    session.connection().execute(stmt, rows)
+    execute_rows(session, stmt, rows)  # SQLite: at the driver
     expire_cached(session, model, (tuple(r[k] for k in keys) for r in rows))
 
 

@@ -24,7 +24,7 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any, TypeVar
 
-from sqlalchemy import Table, case, or_
+from sqlalchemy import Table, case, or_, select
 from sqlmodel import Session
 
 from services.contracts.accounts import (
@@ -57,8 +57,9 @@ from services.contracts.accounts import (
     PersonUpdated,
 )
 from services.kernel import clock
-from services.kernel.bulk import RowSet, dialect_insert, dialect_of, expire_cached, insert_for, new_row
+from services.kernel.bulk import RowSet, chunks, dialect_insert, dialect_of, expire_cached, insert_for, new_row
 from services.kernel.events import EventEnvelope, EventPayload
+from services.kernel.mirror import execute_rows
 from services.kernel.service_app import ConsumerSpec
 from services.oversight.models import (
     MirroredAccountEntry,
@@ -423,9 +424,7 @@ def _post(session: Session, envelope: EventEnvelope, postings: Iterable[Any], *,
             "source_event_id": envelope.id, "received_at": now})
     if not entries:
         return
-    E = MirroredAccountEntry  # noqa: N806
-    stmt = insert_for(session, E.__table__).on_conflict_do_nothing(index_elements=["entry_id"]).returning(E.entry_id)
-    new = set(session.connection().execute(stmt, [entries[k] for k in sorted(entries)]).scalars())
+    new = _new_entries(session, [entries[k] for k in sorted(entries)])
     cells: dict[str, Row] = {}
     for entry_id, entry in entries.items():  # the event's order: the cell's balance is its last posting's
         if entry_id not in new:
@@ -444,9 +443,24 @@ def _post(session: Session, envelope: EventEnvelope, postings: Iterable[Any], *,
         cell["balance_fen"] = entry["balance_fen"]
     if cells:
         table = MirroredAccountYear.__table__
-        session.connection().execute(_account_year_upsert(dialect_of(session), table),
-                                     [cells[k] for k in sorted(cells)])
+        execute_rows(session, _account_year_upsert(dialect_of(session), table), [cells[k] for k in sorted(cells)])
         expire_cached(session, MirroredAccountYear, ((k,) for k in cells))
+
+
+def _new_entries(session: Session, rows: list[Row]) -> set[str]:
+    """Insert the entries not mirrored yet; returns their ids. PostgreSQL: ``INSERT … ON CONFLICT DO NOTHING
+    RETURNING`` (concurrent replicas each learn which rows were theirs). SQLite (one writer, which this transaction
+    is): the known ids are read first and only the others inserted, at the driver."""
+    E = MirroredAccountEntry  # noqa: N806
+    insert = insert_for(session, E.__table__).on_conflict_do_nothing(index_elements=["entry_id"])
+    if dialect_of(session) != "sqlite":
+        return set(session.connection().execute(insert.returning(E.entry_id), rows).scalars())
+    ids = [row["entry_id"] for row in rows]
+    known = {entry_id for chunk in chunks(ids) for entry_id in session.connection().execute(
+        select(E.entry_id).where(E.entry_id.in_(chunk))).scalars()}
+    fresh = [row for row in rows if row["entry_id"] not in known]
+    execute_rows(session, insert, fresh)
+    return {row["entry_id"] for row in fresh}
 
 
 def on_account_credited(session: Session, envelope: EventEnvelope) -> None:
@@ -487,7 +501,7 @@ def _agency_lines(session: Session, envelope: EventEnvelope, lines: dict[str, Ro
     now, table = clock.utc_now(), MirroredAgencyLine.__table__
     rows = [new_row(table, {"payment_id": k, **lines[k], "source_event_id": envelope.id, "received_at": now})
             for k in sorted(lines)]
-    session.connection().execute(_agency_upsert(dialect_of(session), table, columns, held), rows)
+    execute_rows(session, _agency_upsert(dialect_of(session), table, columns, held), rows)
     expire_cached(session, MirroredAgencyLine, ((k,) for k in lines))
 
 

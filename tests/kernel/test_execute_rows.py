@@ -1,0 +1,86 @@
+"""``kernel.mirror.execute_rows`` hands a statement's rows to SQLite's driver as tuples: the rows it writes are
+exactly those SQLAlchemy's ``executemany`` writes (timestamps and dates bound as their column types bind them,
+NULLs, a constant of the conflict clause), and a statement it cannot take (``RETURNING``) goes the Core way."""
+
+from datetime import UTC, date, datetime
+
+from sqlalchemy import BigInteger, Column, Date, DateTime, Integer, MetaData, String, Table, select
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlmodel import Session
+
+from services.kernel.db import make_engine, unit_of_work
+from services.kernel.mirror import _driver_plan, execute_rows
+
+metadata = MetaData()
+CELLS = Table("cells", metadata, Column("id", String, primary_key=True), Column("status", String),
+              Column("fen", BigInteger, nullable=False), Column("on_day", Date), Column("at", DateTime),
+              Column("n", Integer))
+DEFAULTS = Table("defaults", metadata, Column("id", String, primary_key=True), Column("fen", Integer, default=7),
+                 Column("note", String, server_default="none"), Column("at", DateTime))
+
+
+def upsert():  # noqa: ANN201
+    stmt = sqlite_insert(CELLS)
+    return stmt.on_conflict_do_update(index_elements=["id"], set_={
+        "status": stmt.excluded.status, "fen": CELLS.c.fen + stmt.excluded.fen, "at": stmt.excluded.at,
+        "n": CELLS.c.n + 1}, where=CELLS.c.status != "final")
+
+
+def rows(round_: int) -> list[dict]:
+    at = datetime(2026, 10, 12, 8, 30, 15, 123456, tzinfo=UTC)
+    return [{"id": f"c{i}", "status": "final" if i % 5 == 0 and round_ else "open", "fen": 100 * i + round_,
+             "on_day": date(2026, 10, 1 + i % 28) if i % 3 else None, "at": at if i % 4 else None, "n": 0}
+            for i in range(60)]
+
+
+def written(url: str, write) -> list[tuple]:  # noqa: ANN001
+    engine = make_engine(url)
+    metadata.create_all(engine)
+    statement = upsert()
+    for round_ in range(3):  # inserts, then conflicts (the WHERE literal keeps the "final" rows)
+        with unit_of_work(engine) as session:
+            write(session, statement, rows(round_))
+    with Session(engine) as session:
+        raw = session.connection().exec_driver_sql("SELECT * FROM cells ORDER BY id").all()
+        typed = session.execute(select(CELLS).order_by(CELLS.c.id)).all()
+    engine.dispose()
+    return [tuple(r) for r in raw] + [tuple(r) for r in typed]
+
+
+def test_the_driver_path_writes_what_core_writes(tmp_path):
+    assert _driver_plan(upsert(), make_engine(f"sqlite:///{tmp_path}/x.db").dialect, tuple(rows(0)[0])) is not None
+    fast = written(f"sqlite:///{tmp_path}/fast.db", execute_rows)
+    core = written(f"sqlite:///{tmp_path}/core.db",
+                   lambda session, statement, values: session.connection().execute(statement, values))
+    assert fast == core
+    assert any(r[1] == "final" for r in fast) and any(r[4] is None for r in fast)
+
+
+def test_a_statement_with_returning_goes_the_core_way(tmp_path):
+    engine = make_engine(f"sqlite:///{tmp_path}/r.db")
+    metadata.create_all(engine)
+    statement = sqlite_insert(CELLS).on_conflict_do_nothing(index_elements=["id"]).returning(CELLS.c.id)
+    assert _driver_plan(statement, engine.dialect, tuple(rows(0)[0])) is None
+    with unit_of_work(engine) as session:
+        execute_rows(session, statement, rows(0)[:3])
+        execute_rows(session, statement, [])
+    with Session(engine) as session:
+        assert session.execute(select(CELLS.c.id).order_by(CELLS.c.id)).scalars().all() == ["c0", "c1", "c2"]
+    engine.dispose()
+
+
+def test_rows_leaving_columns_out_get_their_defaults_either_way(tmp_path):
+    engine = make_engine(f"sqlite:///{tmp_path}/d.db")
+    metadata.create_all(engine)
+    at = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+    with unit_of_work(engine) as session:
+        execute_rows(session, sqlite_insert(DEFAULTS), [{"id": "a", "at": at}, {"id": "b", "at": None}])  # Core
+        execute_rows(session, sqlite_insert(DEFAULTS), [{"id": "c", "fen": 1, "at": at}])  # the driver
+        session.connection().execute(sqlite_insert(DEFAULTS), [{"id": "d", "fen": 1, "at": at}])
+    with Session(engine) as session:
+        got = session.connection().exec_driver_sql("SELECT * FROM defaults ORDER BY id").all()
+    assert [tuple(r) for r in got][:2] == [("a", 7, "none", got[3][3]), ("b", 7, "none", None)]
+    assert tuple(got[2]) == ("c", 1, "none", got[3][3]) and got[3][1:] == (1, "none", got[3][3])
+    assert _driver_plan(sqlite_insert(DEFAULTS), engine.dialect, ("id", "at")) is None  # fen's Python default
+    assert _driver_plan(sqlite_insert(DEFAULTS), engine.dialect, ("id", "fen", "at")) is not None
+    engine.dispose()
