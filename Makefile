@@ -85,6 +85,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.collection_tax_batch --label after
 	$(BIN)/python -m bench.event_envelopes --label after
 	$(BIN)/python -m bench.gateway_reads
+	$(BIN)/python -m bench.jobs_real_path --rows $(BENCH_LINES)
 	$(BIN)/python -m bench.month_real_path --lines $(BENCH_LINES) $(BENCH_MONTH_ARGS)
 
 ## Schemathesis over the five OpenAPI documents, FUZZ_EXAMPLES (default 50) per operation and mode; findings in
