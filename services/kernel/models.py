@@ -136,11 +136,14 @@ class Job(KernelTable, table=True):
     lease_until: datetime | None = None
 
 
-class JobInput(KernelTable, table=True):
-    """The uploaded file of a job, kept in the service's database until the job has finished (and after: it is the
-    evidence of what was submitted; its SHA-256 is on the job)."""
+class JobInputPart(KernelTable, table=True):
+    """The uploaded file of a job, in parts of at most ``services.kernel.jobs.INPUT_PART_BYTES``, kept in the service's
+    database until the job has finished (and after: it is the evidence of what was submitted; its SHA-256 is on the
+    job). Parts, not one value: a city's file (hundreds of megabytes) is written and read back a part at a time,
+    never whole in memory, and every replica of the service can resume the job from its database."""
 
-    __tablename__ = "job_input"
+    __tablename__ = "job_input_part"
 
     job_id: str = Field(primary_key=True, foreign_key="job.id", max_length=36)
+    part_no: int = Field(primary_key=True)
     data: bytes = Field(sa_column=Column(LargeBinary, nullable=False))

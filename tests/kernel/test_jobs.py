@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 from datetime import timedelta
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -20,7 +21,7 @@ from services.kernel.context import Actor
 from services.kernel.db import make_engine
 from services.kernel.errors import Invalid, NotFound
 from services.kernel.jobs import JobKind, JobRunner, Step, read_job, submit_job
-from services.kernel.models import Job, kernel_metadata
+from services.kernel.models import Job, JobInputPart, kernel_metadata
 from services.kernel.settings_sections import JobSettings
 
 toy_metadata = MetaData()
@@ -38,7 +39,7 @@ class ToyWork:
     whole job."""
 
     def __init__(self, ctx: jobs.JobContext):
-        self.lines = ctx.data.decode().splitlines()
+        self.lines = ctx.input_bytes().decode().splitlines()
         self.total = len(self.lines)
         self.crash_in_chunk: int | None = ctx.params.get("crash_in_chunk")
         self.chunks = 0
@@ -86,7 +87,7 @@ def lines(n: int, *, bad: set[int] = frozenset(), boom: int | None = None) -> by
     return "\n".join(out).encode()
 
 
-def submit(engine, data: bytes, actor: Actor = CLERK, **kwargs):  # noqa: ANN001, ANN201
+def submit(engine, data: bytes | Path, actor: Actor = CLERK, **kwargs):  # noqa: ANN001, ANN201
     with context.trace(actor=actor):
         return submit_job(engine, TOY, data=data, filename="toy.txt", **kwargs)
 
@@ -138,6 +139,34 @@ async def test_a_job_runs_in_chunks_with_progress_and_reports_its_result(engine)
     assert stored(engine) == [i for i in range(450) if i not in (7, 300)]
     out = jobs.job_out(done)
     assert out.percent == 100.0 and out.eta_seconds == 0.0
+
+
+async def test_a_file_on_disk_is_stored_in_parts_and_the_run_reads_it_back_whole(engine, tmp_path, monkeypatch):
+    """A city's file is never whole in memory: it is hashed and stored a part at a time, copied back to a temporary
+    file for the run (deleted after it), and is the same job as the same bytes handed over in memory."""
+    monkeypatch.setattr(jobs, "INPUT_PART_BYTES", 64)
+    data = lines(450, bad={7})
+    path = tmp_path / "toy.txt"
+    path.write_bytes(data)
+    job, _ = submit(engine, path)
+    assert (job.file_sha256, job.file_bytes) == (jobs.file_sha256(data), len(data))
+    same, created = submit(engine, data)
+    assert same.id == job.id and not created
+    with Session(engine) as session:
+        parts = session.execute(select(JobInputPart.part_no, JobInputPart.data).where(JobInputPart.job_id == job.id)
+                                .order_by(JobInputPart.part_no)).all()
+    assert [n for n, _ in parts] == list(range(-(-len(data) // 64))) and b"".join(p for _, p in parts) == data
+    copies: list = []
+    real_copy = jobs.copy_input
+    monkeypatch.setattr(jobs, "copy_input", lambda *a: copies.append(real_copy(*a)) or copies[-1])
+    worker = runner(engine)
+    await worker.start()
+    try:
+        done = await until(lambda: (row := job_row(engine, job.id)).status == "succeeded" and row)
+    finally:
+        await worker.stop()
+    assert (done.rows_done, done.rows_rejected) == (450, 1) and stored(engine) == [i for i in range(450) if i != 7]
+    assert len(copies) == 1 and not copies[0].exists()
 
 
 async def test_a_crash_after_a_committed_chunk_resumes_exactly_after_it(engine, monkeypatch):
@@ -211,7 +240,7 @@ async def test_two_runners_never_run_the_same_job(engine):
     a, b = runner(engine), runner(engine)
     assert jobs.claim_next(engine, [TOY.name], a.owner, a.lease).id == job.id
     assert jobs.claim_next(engine, [TOY.name], b.owner, b.lease) is None  # the lease is held
-    work = ToyWork(jobs.JobContext(job=job, data=lines(5), params={}, engine=engine, state=None))
+    work = ToyWork(jobs.JobContext(job=job, input=lines(5), params={}, engine=engine, state=None))
     with pytest.raises(jobs.LeaseLost):
         jobs.run_chunk(engine, work, job.id, b.owner, b.lease, 0)
     assert stored(engine) == []  # b's chunk was rolled back

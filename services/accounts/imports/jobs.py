@@ -13,6 +13,7 @@ whose import already reached ``completed`` or ``rejected`` is not run again.
 
 from collections.abc import Iterator
 from itertools import islice
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func, select
@@ -43,7 +44,7 @@ def kind_name(kind: ImportKind) -> str:
     return f"accounts.import.{kind.value}"
 
 
-def check_file(data: bytes, kind: ImportKind) -> None:
+def check_file(data: bytes | Path, kind: ImportKind) -> None:
     """File-level problems (columns, encoding, format, no data row) answer 422 before a job exists."""
     table = read_table(data, COLUMNS[kind])
     if next(table.rows(), None) is None:
@@ -56,7 +57,7 @@ class ImportWork:
     def __init__(self, ctx: JobContext, kind: ImportKind):
         self.kind = kind
         self.mode = ImportMode(ctx.params.get("mode", ImportMode.per_row.value))
-        self.data = ctx.data or b""
+        self.data: bytes | Path = ctx.input or b""
         job = self._import_job(ctx)
         self.run = ImportRun(ctx.engine, kind, self.mode, read_table(self.data, COLUMNS[kind]), job,
                              chunk_rows=ctx.rows_per_chunk(CHUNK_ROWS))
