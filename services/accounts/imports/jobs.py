@@ -135,7 +135,9 @@ class ImportWork:
                 continue
             run.accepted, run.rejected = accepted, rejected
             run.overlaps += len(result.overlaps)
-            run.importer.accept(result)
+            # Not ``importer.accept``: each chunk commits, so the next one reads what this one stored from the
+            # database (as a resumed run must). Kept in memory, every accepted enrolment of a city's file would be
+            # held for the whole job and walked again by every chunk's check.
             return len(result.rejections)
         raise AssertionError("unreachable")
 
