@@ -68,8 +68,8 @@ chaos: $(STAMP)
 
 ## Benchmarks on this machine; each writes bench/results/<name>.json (the 1 M-line money-in run takes ~15 min). The
 ## real path last: a month of BENCH_LINES contribution lines through `sifund up`'s gateway until oversight has it fully
-## matched (BENCH_MONTH_ARGS: e.g. --postgres URL, --profile), and cheap authenticated reads through the gateway vs
-## straight to the service.
+## matched (BENCH_MONTH_ARGS: e.g. --postgres URL, --profile), cheap authenticated reads through the gateway vs
+## straight to the service, and one BENCH_LINES-row enrolment import and one BENCH_LINES-line tax file as jobs.
 BENCH_LINES ?= 1000000
 BENCH_MONTH_ARGS ?=
 bench: $(STAMP)
