@@ -185,6 +185,7 @@ async def drive(platform: RunningPlatform, options: argparse.Namespace, result: 
         for kind, rows in (("persons", persons), ("enrolments", month.lines)):
             jobs[f"import_{kind}"] = await driver.run(uploader, "accounts", f"/accounts/imports/{kind}",
                                                       f"{kind}.csv", files.pop(kind), "text/csv", rows)
+            save_partial(options, result)
         began = time.monotonic()
         answers.stage = "registry_and_assessment"
         await month.find_registry()
@@ -194,6 +195,7 @@ async def drive(platform: RunningPlatform, options: argparse.Namespace, result: 
         jobs["tax_file"] = await driver.run(tax, "collection", "/collection/tax-payments/files", "tax-lines.csv",
                                             content, "text/csv", lines)
         del content
+        save_partial(options, result)
         totals = jobs["tax_file"]["result"]["totals"]
         if totals.get("accepted") != lines or totals.get("matched") != lines or totals.get("rejected"):
             raise BenchFailure(f"tax file: every line should be accepted and matched: {totals}")
@@ -209,6 +211,15 @@ async def drive(platform: RunningPlatform, options: argparse.Namespace, result: 
         result["slowest_request_s"] = round(driver.slowest, 3)
         result["peak_rss_mb"] = {name: round(kb / 1024, 1) for name, kb in meter.peak_rss_kb.items()}
         result["answers"] = dict(answers.total())
+
+
+def save_partial(options: argparse.Namespace, result: dict) -> None:
+    """The figures so far, in ``<output>.partial.json`` (removed when the run ends): a long run stopped early still
+    says what it measured."""
+    partial = options.output.with_suffix(".partial.json")
+    partial.parent.mkdir(parents=True, exist_ok=True)
+    partial.write_text(json.dumps({**result, "load": {**result["load"], "now": load()}}, indent=1,
+                                  ensure_ascii=False) + "\n")
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
@@ -255,6 +266,7 @@ def main(argv: list[str] | None = None) -> int:
     output = options.output if not failure else options.output.with_suffix(".failed.json")
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(json.dumps(result, indent=1, ensure_ascii=False) + "\n")
+    options.output.with_suffix(".partial.json").unlink(missing_ok=True)
     if failure:
         print(f"jobs_real_path: FAILED: {failure}\n(result in {output})", file=sys.stderr)
         return 1
