@@ -375,15 +375,27 @@ class JobPage(BaseModel):
     next_cursor: str | None
 
 
+def eta_seconds(job: Job) -> float | None:
+    """Seconds left for a running job: the rows left at the pace of this run's chunks so far (from ``run_began_at``;
+    unknown until its first chunk has committed), less the time since the last chunk committed."""
+    if job.status == SUCCEEDED:
+        return 0.0
+    if job.status != RUNNING or not job.rows_total or not job.updated_at:
+        return None
+    began_at, began_rows = job.run_began_at or job.started_at, job.run_began_rows or 0
+    done = job.rows_done - began_rows
+    if began_at is None or done <= 0:
+        return None
+    pace = (job.updated_at - began_at).total_seconds() / done
+    since = (clock.utc_now() - job.updated_at).total_seconds()
+    return round(max(0.0, pace * (job.rows_total - job.rows_done) - since), 1)
+
+
 def job_out(job: Job) -> JobOut:
-    percent = eta = None
+    percent = None
     if job.rows_total:
         percent = round(100.0 * min(job.rows_done, job.rows_total) / job.rows_total, 1)
-    if job.status == RUNNING and job.rows_total and job.rows_done and job.started_at and job.updated_at:
-        elapsed = (job.updated_at - job.started_at).total_seconds()
-        eta = round(max(0.0, elapsed * (job.rows_total - job.rows_done) / job.rows_done), 1)
-    elif job.status in (SUCCEEDED, FAILED):
-        eta = 0.0 if job.status == SUCCEEDED else None
+    eta = eta_seconds(job)
     return JobOut(id=job.id, kind=job.kind, status=job.status, created_by=job.created_by, created_at=job.created_at,
                   filename=job.filename, file_sha256=job.file_sha256, file_bytes=job.file_bytes,
                   rows_total=job.rows_total, rows_done=job.rows_done, rows_rejected=job.rows_rejected,
@@ -506,9 +518,12 @@ def copy_input(engine: Engine, job_id: str) -> Path:
     return path
 
 
-def set_total(engine: Engine, job_id: str, owner: str, total: int | None, lease: timedelta) -> None:
+def begin_chunks(engine: Engine, job_id: str, owner: str, total: int | None, lease: timedelta) -> None:
+    """The work is open: its total, and where this run's pace is measured from (now, the rows done so far)."""
+    now = clock.utc_now()
     with unit_of_work(engine) as session:
-        if not renew_lease(session, JOB, job_id, owner, lease, rows_total=total):
+        if not renew_lease(session, JOB, job_id, owner, lease, rows_total=total, run_began_at=now,
+                           run_began_rows=JOB.c.rows_done, updated_at=now):
             raise LeaseLost(job_id)
 
 
@@ -674,8 +689,7 @@ class JobRunner:
     async def _run_chunks(self, kind: JobKind, ctx: JobContext) -> None:
         engine, owner, job = self.engine, self.owner, ctx.job
         work = await anyio.to_thread.run_sync(kind.open, ctx)
-        if work.total != job.rows_total:
-            await anyio.to_thread.run_sync(set_total, engine, job.id, owner, work.total, self.lease)
+        await anyio.to_thread.run_sync(begin_chunks, engine, job.id, owner, work.total, self.lease)
         offset = job.next_offset
         while True:
             if self._stopping.is_set():

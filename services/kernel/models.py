@@ -126,6 +126,10 @@ class Job(KernelTable, table=True):
     # report on the chunks before it (e.g. the payment batches a tax file became).
     state: str | None = Field(default=None, sa_column=Column(Text))
     attempts: int = 0  # how many times a runner took it (1 + resumptions)
+    # When this run's first chunk began and the rows done by then: the ETA's pace is measured from there, not from
+    # the file's opening (counting a city's rows takes a while) nor across a time the job lay unfinished.
+    run_began_at: datetime | None = None
+    run_began_rows: int | None = None
     started_at: datetime | None = None
     updated_at: datetime | None = None
     finished_at: datetime | None = None

@@ -305,3 +305,21 @@ async def test_a_job_held_by_a_dead_process_of_this_machine_is_taken_at_once_nev
     gone.wait()  # exited and reaped: no such process
     assert jobs.holder_is_dead(_holder(gone.pid))
     assert not jobs.holder_is_dead(taker.owner) and not jobs.holder_is_dead(None)
+
+
+def test_the_eta_is_the_pace_of_this_run_s_chunks_not_of_the_opening_nor_of_a_time_the_job_lay_dead():
+    now = clock.utc_now()
+    job = Job(id="j", kind=TOY.name, dedup_key="k", status="running", created_by="c", params="{}", rows_total=1000,
+              rows_done=400, started_at=now - timedelta(seconds=100), run_began_at=now - timedelta(seconds=41),
+              run_began_rows=0, updated_at=now - timedelta(seconds=1))
+    # 400 rows in the 40 s since the file was open (not the 60 s spent counting it): 0.1 s a row, 600 rows left,
+    # one second of which has passed since the last chunk.
+    assert jobs.eta_seconds(job) == pytest.approx(59.0, abs=0.5)
+    # Resumed after lying dead for an hour: 100 rows in this run's 10 s, 400 left.
+    job.started_at, job.run_began_at = now - timedelta(hours=1), now - timedelta(seconds=10)
+    job.rows_done, job.run_began_rows, job.updated_at = 600, 500, now
+    assert jobs.eta_seconds(job) == pytest.approx(40.0, abs=0.5)
+    job.rows_done = 500  # no chunk of this run committed yet: unknown, not a guess
+    assert jobs.eta_seconds(job) is None
+    job.status = "succeeded"
+    assert jobs.eta_seconds(job) == 0.0

@@ -1,4 +1,4 @@
-"""a job's uploaded file in parts (job_input → job_input_part)
+"""a job's uploaded file in parts (job_input → job_input_part); where the ETA's pace is measured from
 
 Revision ID: 6a1f0c2d9e47
 Revises: 35fcd5cf75ef
@@ -28,9 +28,15 @@ def upgrade() -> None:
     # A file stored whole before stays one part: it reads back the same.
     op.execute("INSERT INTO job_input_part (job_id, part_no, data) SELECT job_id, 0, data FROM job_input")
     op.drop_table('job_input')
+    with op.batch_alter_table('job', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('run_began_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True))
+        batch_op.add_column(sa.Column('run_began_rows', sa.Integer(), nullable=True))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table('job', schema=None) as batch_op:
+        batch_op.drop_column('run_began_rows')
+        batch_op.drop_column('run_began_at')
     op.create_table('job_input',
     sa.Column('job_id', sqlmodel.sql.sqltypes.AutoString(length=36), nullable=False),
     sa.Column('data', sa.LargeBinary(), nullable=False),
