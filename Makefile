@@ -51,13 +51,14 @@ test-postgres: $(STAMP)
 ## The long profile in CI: the fault suite (tests/chaos: a month through the gateway of `sifund up` while a seeded
 ## schedule SIGKILLs its children), backup → wipe → restore with the oversight rebuild, a
 ## tiny real-path month, and an import and a tax file resumed after their service is killed mid-job, on a throwaway
-## PostgreSQL; then backup → wipe → restore once more on SQLite. CHAOS_ROUNDS rounds (CI: 2), CHAOS_SEED replays.
+## PostgreSQL (and bench.jobs_real_path at a tiny size); then backup → wipe → restore once more on SQLite. CHAOS_ROUNDS
+## rounds (CI: 2), CHAOS_SEED replays.
 ## The NATS cluster tests (tests/cluster) are in the suite itself, so make test and make test-postgres run them.
 CHAOS_ROUNDS ?= 2
 test-cluster: $(STAMP)
 	SIFUND_CHAOS=1 CHAOS_ROUNDS=$(CHAOS_ROUNDS) bash infra/postgres/run-tests.sh $(BIN)/python -m pytest -q -s tests/chaos \
 		tests/operations/test_backup_restore_and_rebuild.py tests/bench/test_month_real_path.py \
-		tests/e2e/test_jobs_survive_a_kill.py
+		tests/e2e/test_jobs_survive_a_kill.py tests/bench/test_jobs_real_path.py
 	SIFUND_CHAOS=1 $(BIN)/python -m pytest -q tests/operations/test_backup_restore_and_rebuild.py
 
 ## The long profile: ROUNDS rounds of the fault suite, and NATS nodes lost for NODE_LOSS_SECONDS each phase.

@@ -33,14 +33,13 @@ import io
 import json
 import sys
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
 
 from bench.month_real_path import (FUNDS, Answers, BenchFailure, Calendar, Month, Party, build_plan, citizen_id,
                                    csv_bytes, import_files, sign_in_parties, summary_answers)
-from bench.real_platform import RESULTS, ProcessMeter, RunningPlatform, cpu_delta, load, machine
+from bench.real_platform import RESULTS, ProcessMeter, RunningPlatform, cpu_delta, load, run_on_platform, write_result
 
 NAME = "jobs_real_path"
 DONE = {"succeeded", "failed"}
@@ -240,35 +239,11 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     options = parse(argv)
-    result: dict = {"name": NAME, "date": datetime.now(UTC).isoformat(timespec="seconds"), "machine": machine(),
-                    "load": {"before": load()}, "arguments": {k: str(v) if isinstance(v, Path) else v
-                                                               for k, v in vars(options).items()}}
-    platform = RunningPlatform(postgres_url=options.postgres, keep=options.keep)
-    result["database"] = platform.database
-    failure = None
-    try:
-        platform.start()
-        result["startup_seconds"] = platform.started_seconds
-        print(f"jobs_real_path: platform up in {platform.started_seconds} s (data in {platform.data_dir})", flush=True)
-        asyncio.run(drive(platform, options, result))
-    except BenchFailure as exc:
-        failure = str(exc)
-    except Exception as exc:  # noqa: BLE001 — say what broke, with the platform's side of it
-        failure = f"{type(exc).__name__}: {exc}"
-    finally:
-        result["restarts"] = platform.restarts() if platform.process else {}
-        result["load"]["after"] = load()
-        summary_answers(result)
-        if failure:
-            result["failure"] = failure
-            result["platform_output_tail"] = platform.lines[-40:]
-        platform.stop()
-    output = options.output if not failure else options.output.with_suffix(".failed.json")
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(json.dumps(result, indent=1, ensure_ascii=False) + "\n")
+    result, failure = run_on_platform(NAME, options, drive, expected=BenchFailure)
+    summary_answers(result)
+    output = write_result(result, options.output, failure)
     options.output.with_suffix(".partial.json").unlink(missing_ok=True)
     if failure:
-        print(f"jobs_real_path: FAILED: {failure}\n(result in {output})", file=sys.stderr)
         return 1
     print(f"jobs_real_path: done; slowest request {result['slowest_request_s']} s; 5xx {result['server_errors']}; "
           f"load {result['load']['before']} → {result['load']['after']}; {output}")

@@ -107,6 +107,16 @@ async def until(condition, timeout: float = 60.0):  # noqa: ANN001, ANN201
     raise AssertionError("condition not met in time")
 
 
+async def run_to_success(engine, job_id: str) -> Job:  # noqa: ANN001
+    """A runner started, the job run until it succeeded (its row then), the runner stopped."""
+    worker = runner(engine)
+    await worker.start()
+    try:
+        return await until(lambda: (row := job_row(engine, job_id)).status == "succeeded" and row)
+    finally:
+        await worker.stop()
+
+
 def stored(engine) -> list[int]:  # noqa: ANN001
     with Session(engine) as session:
         return list(session.execute(select(ROWS.c.line_no).order_by(ROWS.c.line_no)).scalars())
@@ -127,12 +137,7 @@ async def test_the_same_file_again_is_the_same_job_and_another_key_a_new_one(eng
 
 async def test_a_job_runs_in_chunks_with_progress_and_reports_its_result(engine):
     job, _ = submit(engine, lines(450, bad={7, 300}))
-    worker = runner(engine)
-    await worker.start()
-    try:
-        done = await until(lambda: (row := job_row(engine, job.id)).status == "succeeded" and row)
-    finally:
-        await worker.stop()
+    done = await run_to_success(engine, job.id)
     assert (done.rows_total, done.rows_done, done.rows_rejected, done.next_offset) == (450, 450, 2, 450)
     assert done.chunks_done == 5 and done.attempts == 1 and done.lease_owner is None
     assert json.loads(done.result) == {"stored": 448}
@@ -159,12 +164,7 @@ async def test_a_file_on_disk_is_stored_in_parts_and_the_run_reads_it_back_whole
     copies: list = []
     real_copy = jobs.copy_input
     monkeypatch.setattr(jobs, "copy_input", lambda *a: copies.append(real_copy(*a)) or copies[-1])
-    worker = runner(engine)
-    await worker.start()
-    try:
-        done = await until(lambda: (row := job_row(engine, job.id)).status == "succeeded" and row)
-    finally:
-        await worker.stop()
+    done = await run_to_success(engine, job.id)
     assert (done.rows_done, done.rows_rejected) == (450, 1) and stored(engine) == [i for i in range(450) if i != 7]
     assert len(copies) == 1 and not copies[0].exists()
 
