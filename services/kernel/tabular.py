@@ -211,6 +211,21 @@ def _blank(source: Source) -> bool:
     return all(not block.strip(b" \t\r\n\x00") for block in _blocks(source))
 
 
+HEAD_BYTES = 1024 * 1024
+
+
+def file_head(source: Source) -> Source:
+    """What to check a file's columns and first rows on while its upload request waits: a CSV file's first whole
+    lines (up to ``HEAD_BYTES``; a newline byte is never part of a UTF-8 or GBK character), an Excel file whole (its
+    rows are read lazily anyway). A city's file is not decoded in full inside the request: the job reads it all, and
+    refuses a file undecodable further on with the same ``IMPORT_ENCODING_INVALID``."""
+    with _open(source) as stream:
+        head = stream.read(HEAD_BYTES + 1)
+    if len(head) <= HEAD_BYTES or head.startswith(XLSX_MAGIC):
+        return source
+    return head[:head.rfind(b"\n") + 1] or head[:HEAD_BYTES]
+
+
 def read_table(source: Source, columns: Sequence[Column]) -> Table:
     """The table of a file in memory or on disk. A file on disk is streamed: its rows are read as they are asked
     for, never the whole text at once (a city's file is hundreds of megabytes)."""

@@ -129,3 +129,24 @@ def test_a_file_on_disk_is_refused_as_the_same_bytes_are_even_far_into_the_file(
     with pytest.raises(ImportFileError) as caught:
         read_table(path, COLUMNS)
     assert caught.value.code == code
+
+
+def test_an_upload_is_checked_on_its_head_and_the_whole_file_still_refused_when_read(tmp_path, monkeypatch):
+    """Inside the request only the first whole lines are decoded; the job reading the whole file refuses what is
+    undecodable further on with the same code."""
+    monkeypatch.setattr(tabular, "HEAD_BYTES", 64)
+    data = "编号,名称\n".encode() + "1,甲\n".encode() * 100 + b"2,\xff\xfe\n"
+    path = tmp_path / "upload"
+    path.write_bytes(data)
+    head = tabular.file_head(path)
+    assert isinstance(head, bytes) and data.startswith(head) and head.endswith(b"\n") and len(head) <= 64
+    assert next(read_table(head, COLUMNS).rows()) == (2, {"code": "1", "name": "甲"}, [])
+    with pytest.raises(ImportFileError) as caught:
+        read_table(path, COLUMNS)
+    assert caught.value.code == "IMPORT_ENCODING_INVALID"
+    small = tmp_path / "small"
+    small.write_bytes(data[:40])
+    assert tabular.file_head(small) == small
+    book = tmp_path / "book"
+    book.write_bytes(workbook_bytes(["编号", "名称"], *[[i, "甲"] for i in range(200)]))
+    assert tabular.file_head(book) == book

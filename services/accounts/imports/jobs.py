@@ -33,7 +33,7 @@ from services.accounts.models import ImportJob, ImportRejection
 from services.kernel.audit import append_audit
 from services.kernel.db import unit_of_work
 from services.kernel.jobs import JobContext, JobKind, Step
-from services.kernel.tabular import empty_file, read_table
+from services.kernel.tabular import empty_file, file_head, read_table
 
 SUBMITTERS = frozenset({"agency_clerk"})
 READERS = frozenset({"internal_auditor"})  # internal control reads every import, as at /imports
@@ -45,8 +45,9 @@ def kind_name(kind: ImportKind) -> str:
 
 
 def check_file(data: bytes | Path, kind: ImportKind) -> None:
-    """File-level problems (columns, encoding, format, no data row) answer 422 before a job exists."""
-    table = read_table(data, COLUMNS[kind])
+    """File-level problems (columns, encoding, format, no data row) answer 422 before a job exists (checked on the
+    file's head: see ``file_head``)."""
+    table = read_table(file_head(data), COLUMNS[kind])
     if next(table.rows(), None) is None:
         raise empty_file("导入文件只有表头，没有数据行")
 

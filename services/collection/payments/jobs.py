@@ -21,7 +21,7 @@ from services.collection.payments import service
 from services.collection.payments.schemas import CSV_COLUMNS, CSV_DOC, MAX_LINES
 from services.kernel.auth import allow
 from services.kernel.jobs import JobContext, JobKind, JobOut, Step, accepted, save_upload
-from services.kernel.tabular import empty_file, read_table
+from services.kernel.tabular import empty_file, file_head, read_table
 
 REPORTED_REJECTIONS = 100
 
@@ -36,8 +36,9 @@ def file_lines(data: bytes | Path) -> Iterator[tuple[int, Any]]:
 
 
 def check_file(data: bytes | Path) -> None:
-    """Columns, encoding and format answer 422 before a job exists; so does a file without lines."""
-    if next(file_lines(data), None) is None:
+    """Columns, encoding and format answer 422 before a job exists; so does a file without lines (checked on the
+    file's head: see ``file_head``)."""
+    if next(file_lines(file_head(data)), None) is None:
         raise empty_file("缴费明细文件只有表头，没有数据行")
 
 
