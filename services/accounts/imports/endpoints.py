@@ -24,6 +24,7 @@ from services.kernel.auth import allow
 from services.kernel.jobs import JobOut, accepted, save_upload
 from services.kernel.pii import CITIZEN_ID_READERS, redact
 from services.kernel.service_app import EngineDep, SessionDep
+from services.kernel.settings import SettingsDep
 
 # A clerk runs imports and reads their own jobs; internal control reads every job.
 READERS = allow("agency_clerk", "internal_auditor")
@@ -75,12 +76,13 @@ async def start_import(
     kind: ImportKind,
     request: Request,
     engine: EngineDep,
+    settings: SettingsDep,
     file: Annotated[UploadFile, File(description="the CSV or .xlsx file")],
     mode: ImportMode = ImportMode.per_row,
     prefer: Annotated[str | None, Header()] = None,
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
 ) -> ImportJobOut | JSONResponse:
-    limit = request.app.state.settings.max_upload_bytes
+    limit = settings.max_upload_bytes
     path = await save_upload(file, limit, "IMPORT_FILE_TOO_LARGE",
                              f"导入文件不能超过 {limit // (1024 * 1024)} MB，请分批导入")
     try:

@@ -20,6 +20,7 @@ from sqlmodel import Session
 from services.collection.payments import service
 from services.collection.payments.schemas import CSV_COLUMNS, CSV_DOC, MAX_LINES
 from services.kernel.auth import allow
+from services.kernel.settings import SettingsDep
 from services.kernel.jobs import JobContext, JobKind, JobOut, Step, accepted, save_upload
 from services.kernel.tabular import empty_file, file_head, read_table
 
@@ -112,10 +113,11 @@ router = APIRouter(prefix="/tax-payments", tags=["payments"])
 )
 async def upload_tax_file(
     request: Request,
+    settings: SettingsDep,
     file: Annotated[UploadFile, File(description="CSV (UTF-8, UTF-8 BOM or GBK) or .xlsx with a header row")],
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
 ) -> Any:
-    limit = request.app.state.settings.max_upload_bytes
+    limit = settings.max_upload_bytes
     path = await save_upload(file, limit, "FILE_TOO_LARGE", f"上传文件超过 {limit // (1024 * 1024)} MB")
     try:
         await anyio.to_thread.run_sync(check_file, path)
