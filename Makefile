@@ -51,13 +51,14 @@ test-postgres: $(STAMP)
 ## The long profile in CI: the fault suite (tests/chaos: a month through the gateway of `sifund up` while a seeded
 ## schedule SIGKILLs its children), backup → wipe → restore with the oversight rebuild, a
 ## tiny real-path month, and an import and a tax file resumed after their service is killed mid-job, on a throwaway
-## PostgreSQL; then backup → wipe → restore once more on SQLite. CHAOS_ROUNDS rounds (CI: 2), CHAOS_SEED replays.
+## PostgreSQL (and bench.jobs_real_path at a tiny size); then backup → wipe → restore once more on SQLite. CHAOS_ROUNDS
+## rounds (CI: 2), CHAOS_SEED replays.
 ## The NATS cluster tests (tests/cluster) are in the suite itself, so make test and make test-postgres run them.
 CHAOS_ROUNDS ?= 2
 test-cluster: $(STAMP)
 	SIFUND_CHAOS=1 CHAOS_ROUNDS=$(CHAOS_ROUNDS) bash infra/postgres/run-tests.sh $(BIN)/python -m pytest -q -s tests/chaos \
 		tests/operations/test_backup_restore_and_rebuild.py tests/bench/test_month_real_path.py \
-		tests/e2e/test_jobs_survive_a_kill.py
+		tests/e2e/test_jobs_survive_a_kill.py tests/bench/test_jobs_real_path.py
 	SIFUND_CHAOS=1 $(BIN)/python -m pytest -q tests/operations/test_backup_restore_and_rebuild.py
 
 ## The long profile: ROUNDS rounds of the fault suite, and NATS nodes lost for NODE_LOSS_SECONDS each phase.
@@ -68,8 +69,8 @@ chaos: $(STAMP)
 
 ## Benchmarks on this machine; each writes bench/results/<name>.json (the 1 M-line money-in run takes ~15 min). The
 ## real path last: a month of BENCH_LINES contribution lines through `sifund up`'s gateway until oversight has it fully
-## matched (BENCH_MONTH_ARGS: e.g. --postgres URL, --profile), and cheap authenticated reads through the gateway vs
-## straight to the service.
+## matched (BENCH_MONTH_ARGS: e.g. --postgres URL, --profile), cheap authenticated reads through the gateway vs
+## straight to the service, and one BENCH_LINES-row enrolment import and one BENCH_LINES-line tax file as jobs.
 BENCH_LINES ?= 1000000
 BENCH_MONTH_ARGS ?=
 bench: $(STAMP)
@@ -85,6 +86,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.collection_tax_batch --label after
 	$(BIN)/python -m bench.event_envelopes --label after
 	$(BIN)/python -m bench.gateway_reads
+	$(BIN)/python -m bench.jobs_real_path --rows $(BENCH_LINES)
 	$(BIN)/python -m bench.month_real_path --lines $(BENCH_LINES) $(BENCH_MONTH_ARGS)
 
 ## Schemathesis over the five OpenAPI documents, FUZZ_EXAMPLES (default 50) per operation and mode; findings in

@@ -74,7 +74,7 @@ from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -82,8 +82,8 @@ from zoneinfo import ZoneInfo
 import httpx
 from stdnum.cn import ric, uscc as uscc_mod
 
-from bench.real_platform import (RESULTS, ProcessMeter, RunningPlatform, client_cpu_seconds, cpu_delta, load,
-                                 machine)
+from bench.real_platform import (RESULTS, ProcessMeter, RunningPlatform, client_cpu_seconds, cpu_delta,
+                                 run_on_platform, write_result)
 from services.collection.parameters.schemas import default_document
 
 NAME = "month_real_path"
@@ -835,39 +835,13 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     options = parse(argv)
-    result: dict = {"name": NAME, "date": datetime.now(UTC).isoformat(timespec="seconds"), "machine": machine(),
-                    "load": {"before": load()}, "arguments": {k: str(v) if isinstance(v, Path) else v
-                                                               for k, v in vars(options).items()}}
-    platform = RunningPlatform(postgres_url=options.postgres, keep=options.keep)
-    result["database"] = platform.database
-    failure = None
-    try:
-        platform.start()
-        result["startup_seconds"] = platform.started_seconds
-        print(f"month_real_path: platform up in {platform.started_seconds} s (data in {platform.data_dir}); "
-              f"{options.lines} lines", flush=True)
-        asyncio.run(drive(platform, options, result))
-    except BenchFailure as exc:
-        failure = str(exc)
-    except Exception as exc:  # noqa: BLE001 — say what broke, with the platform's side of it
-        failure = f"{type(exc).__name__}: {exc}"
-    finally:
-        result["restarts"] = platform.restarts() if platform.process else {}
-        result["load"]["after"] = load()
-        summary_answers(result)
-        result["in_process"] = in_process_figures()
-        if failure:
-            result["matched"] = False
-            result["failure"] = failure
-            result["platform_output_tail"] = platform.lines[-40:]
-            if options.keep:
-                result["data_dir"] = str(platform.data_dir)
-        platform.stop()
-    output = options.output if not failure else options.output.with_suffix(".failed.json")
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(json.dumps(result, indent=1, ensure_ascii=False) + "\n")
+    result, failure = run_on_platform(NAME, options, drive, expected=BenchFailure, announce=f"; {options.lines} lines")
+    summary_answers(result)
+    result["in_process"] = in_process_figures()
     if failure:
-        print(f"month_real_path: FAILED: {failure}\n(result in {output})", file=sys.stderr)
+        result["matched"] = False
+    output = write_result(result, options.output, failure)
+    if failure:
         return 1
     e2e = result["end_to_end"]
     print(f"month_real_path: {result['month']['lines']} lines fully matched; end to end {e2e['wall_seconds']} s, "

@@ -7,6 +7,7 @@ costs read from ``/proc``.
 - ``ProcessMeter``: CPU seconds (utime + stime of a child and of every process under it, those it already reaped
   included) and peak RSS (``VmHWM``) per child, sampled when asked.
 - ``machine()`` and ``load()``: what every result quotes about the machine.
+- ``run_on_platform`` and ``write_result``: a benchmark's run from start to stop, and its result file.
 
 The platform gets the environment it would get in production, with one exception: the gateway's flood guard
 (``SIFUND_RATE_LIMIT_PER_*``, 20 requests/s per principal by default) is raised far above anything a benchmark
@@ -14,6 +15,7 @@ sends, so the figures say what the platform can do rather than what the guard le
 runs on every request.
 """
 
+import asyncio
 import json
 import os
 import platform as python_platform
@@ -28,7 +30,9 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 from sqlalchemy import create_engine, text
@@ -199,6 +203,53 @@ class RunningPlatform:
                 self.postgres.drop()
             if not self.keep:
                 shutil.rmtree(self.work_dir, ignore_errors=True)
+
+
+# -- a benchmark's run ---------------------------------------------------------------------------------------------------
+
+
+def run_on_platform(name: str, options, drive: Callable[["RunningPlatform", object, dict], Awaitable[None]], *,  # noqa: ANN001
+                    expected: type[Exception], announce: str = "") -> tuple[dict, str | None]:
+    """Start the platform (``options.postgres``, ``options.keep``), run ``drive(platform, options, result)`` and stop
+    it; the result carries the run's header (name, date, machine, load before and after, arguments, database,
+    startup seconds, restarts) and, if it failed, why (an ``expected`` failure's message as it is, anything else with
+    its type) with the platform's last lines. Returns (result, failure or None)."""
+    result: dict = {"name": name, "date": datetime.now(UTC).isoformat(timespec="seconds"), "machine": machine(),
+                    "load": {"before": load()}, "arguments": {k: str(v) if isinstance(v, Path) else v
+                                                               for k, v in vars(options).items()}}
+    platform = RunningPlatform(postgres_url=options.postgres, keep=options.keep)
+    result["database"] = platform.database
+    failure = None
+    try:
+        platform.start()
+        result["startup_seconds"] = platform.started_seconds
+        print(f"{name}: platform up in {platform.started_seconds} s (data in {platform.data_dir}){announce}",
+              flush=True)
+        asyncio.run(drive(platform, options, result))
+    except expected as exc:
+        failure = str(exc)
+    except Exception as exc:  # noqa: BLE001 — say what broke, with the platform's side of it
+        failure = f"{type(exc).__name__}: {exc}"
+    finally:
+        result["restarts"] = platform.restarts() if platform.process else {}
+        result["load"]["after"] = load()
+        if failure:
+            result["failure"] = failure
+            result["platform_output_tail"] = platform.lines[-40:]
+            if options.keep:
+                result["data_dir"] = str(platform.data_dir)
+        platform.stop()
+    return result, failure
+
+
+def write_result(result: dict, output: Path, failure: str | None) -> Path:
+    """``output``, or ``<output>.failed.json`` for a run that failed (the committed result is left alone)."""
+    written = output if not failure else output.with_suffix(".failed.json")
+    written.parent.mkdir(parents=True, exist_ok=True)
+    written.write_text(json.dumps(result, indent=1, ensure_ascii=False) + "\n")
+    if failure:
+        print(f"{result['name']}: FAILED: {failure}\n(result in {written})", file=sys.stderr)
+    return written
 
 
 # -- what each process costs ------------------------------------------------------------------------------------------

@@ -2,7 +2,11 @@
 with progress a client polls at ``GET /jobs/{id}``. One mechanism for every service; a service registers *kinds*.
 
 **Accepting.** ``submit_job`` stores the job (kind, creator, time, parameters) and its uploaded file (table
-``job_input``, with its SHA-256) in the service's own database, in one transaction, and wakes the runner. The same
+``job_input_part``, in parts of ``INPUT_PART_BYTES``, with its SHA-256) in the service's own database, in one
+transaction, and wakes the runner. A file is handed over as bytes (small) or as a file on disk (``save_upload``
+spools a request's upload there, bounded by ``max_upload_bytes``): it is hashed and stored a part at a time, never
+whole in memory. The runner copies it back to a temporary file for the run and hands the kind its path
+(``JobContext.input``), which ``services.kernel.tabular`` reads as a stream. The same
 file of the same kind by the same creator with the same parameters and ``Idempotency-Key`` (or none) is the *same
 job*: the second submission answers the first job, it never runs twice (``job.dedup_key``, unique). To run a file
 again on purpose, send another ``Idempotency-Key``.
@@ -40,6 +44,7 @@ import hashlib
 import json
 import os
 import socket
+import tempfile
 import uuid
 from collections.abc import Awaitable, Callable, Iterable
 from contextlib import suppress
@@ -50,10 +55,10 @@ from typing import Annotated, Any, Protocol
 
 import anyio
 import structlog
-from fastapi import APIRouter, FastAPI, Query, Request
+from fastapi import APIRouter, FastAPI, Query, Request, UploadFile
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
-from sqlalchemy import Engine, Table, or_, select, update
+from sqlalchemy import Engine, Table, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
@@ -62,9 +67,9 @@ from services.kernel.audit import append_audit
 from services.kernel.auth import allow
 from services.kernel.context import Actor
 from services.kernel.db import snapshot_session, unit_of_work
-from services.kernel.errors import DomainError, Invalid, NotFound
+from services.kernel.errors import DomainError, Invalid, NotFound, TooLarge
 from services.kernel.events import new_event_id
-from services.kernel.models import Job, JobInput
+from services.kernel.models import Job, JobInputPart
 from services.kernel.paging import newest_first
 from services.kernel.settings_sections import JobSettings
 
@@ -104,7 +109,7 @@ class JobContext:
     """What a kind's work sees: the job row as taken (progress so far included), its file, its parameters."""
 
     job: Job
-    data: bytes | None
+    input: bytes | Path | None  # the job's file: on disk for the run (bytes when a caller hands it over in memory)
     params: dict[str, Any]
     engine: Engine
     state: Any  # the app's state (settings, bus, consumers, ...)
@@ -113,6 +118,10 @@ class JobContext:
     def rows_per_chunk(self, natural: int) -> int:
         """The kind's own chunk size, or the configured one if smaller."""
         return min(natural, self.chunk_rows or natural)
+
+    def input_bytes(self) -> bytes | None:
+        """The whole file in memory: for kinds whose files are small."""
+        return self.input.read_bytes() if isinstance(self.input, Path) else self.input
 
 
 @dataclass(frozen=True)
@@ -218,8 +227,47 @@ def holder_is_dead(owner: str | None) -> bool:
 # -- accepting a job -------------------------------------------------------------------------------------------------
 
 
+INPUT_PART_BYTES = 1024 * 1024  # one row of job_input_part: a file is written and read back this much at a time
+
+
 def file_sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+def _parts(source: bytes | Path) -> Iterable[bytes]:
+    if isinstance(source, bytes):
+        yield from (source[i:i + INPUT_PART_BYTES] for i in range(0, len(source), INPUT_PART_BYTES))
+        return
+    with source.open("rb") as stream:
+        while part := stream.read(INPUT_PART_BYTES):
+            yield part
+
+
+def _measure(source: bytes | Path) -> tuple[str, int]:
+    """(SHA-256, size) of a file, read a part at a time."""
+    digest, size = hashlib.sha256(), 0
+    for part in _parts(source):
+        digest.update(part)
+        size += len(part)
+    return digest.hexdigest(), size
+
+
+async def save_upload(upload: UploadFile, limit: int, code: str, message: str) -> Path:
+    """A request's uploaded file spooled to a temporary file (the caller deletes it), a part at a time: a city's file
+    is never whole in memory. Past ``limit`` bytes: 413 ``code`` and nothing is kept."""
+    target = tempfile.NamedTemporaryFile(prefix="sifund-upload-", suffix=".part", delete=False)  # noqa: SIM115
+    path, size = Path(target.name), 0
+    try:
+        with target:
+            while part := await upload.read(INPUT_PART_BYTES):
+                size += len(part)
+                if size > limit:
+                    raise TooLarge(code, message)
+                await anyio.to_thread.run_sync(target.write, part)
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+    return path
 
 
 def _dedup_key(kind: str, actor: str, sha: str | None, params: dict[str, Any], key: str | None) -> str:
@@ -227,16 +275,17 @@ def _dedup_key(kind: str, actor: str, sha: str | None, params: dict[str, Any], k
     return hashlib.sha256(material.encode()).hexdigest()
 
 
-def submit_job(engine: Engine, kind: JobKind, *, data: bytes | None = None, filename: str | None = None,
+def submit_job(engine: Engine, kind: JobKind, *, data: bytes | Path | None = None, filename: str | None = None,
                params: dict[str, Any] | None = None, idempotency_key: str | None = None) -> tuple[Job, bool]:
-    """Store a job for the current actor (and its file); returns (job, created). The same submission again returns
-    the existing job and ``created=False`` (see the module docstring)."""
+    """Store a job for the current actor (and its file: bytes, or a file on disk read a part at a time); returns
+    (job, created). The same submission again returns the existing job and ``created=False`` (see the module
+    docstring)."""
     params = params or {}
     ctx = context.current()
     actor = ctx.actor
     if idempotency_key is not None and not 1 <= len(idempotency_key) <= 200:
         raise Invalid("IDEMPOTENCY_KEY_INVALID", "Idempotency-Key 长度应为 1–200 个字符")
-    sha = file_sha256(data) if data is not None else None
+    sha, size = _measure(data) if data is not None else (None, None)
     if data is None and idempotency_key is None:
         if kind.exclusive and (unfinished := _unfinished_of(engine, kind.name)) is not None:
             return unfinished, False
@@ -251,14 +300,14 @@ def submit_job(engine: Engine, kind: JobKind, *, data: bytes | None = None, file
               created_role=actor.role, created_unit=actor.unit, created_region=actor.region,
               created_roles=json.dumps(list(actor.roles)), created_at=clock.utc_now(), request_id=ctx.request_id,
               filename=(filename or None) and filename[:200], file_sha256=sha,
-              file_bytes=len(data) if data is not None else None, idempotency_key=idempotency_key,
+              file_bytes=size, idempotency_key=idempotency_key,
               params=json.dumps(params, sort_keys=True, ensure_ascii=False))
     try:
         with unit_of_work(engine) as session:
             session.add(job)
             session.flush()
             if data is not None:
-                session.add(JobInput(job_id=job.id, data=data))
+                _store_input(session, job.id, data)
             append_audit(session, action="job.submitted", entity_type="job", entity_id=job.id, detail={
                 "kind": kind.name, "filename": job.filename, "file_sha256": sha, "file_bytes": job.file_bytes,
                 "params": params, "idempotency_key": idempotency_key})
@@ -270,6 +319,12 @@ def submit_job(engine: Engine, kind: JobKind, *, data: bytes | None = None, file
         return existing, False
     log.info("job.submitted", job_id=job.id, kind=kind.name, file_bytes=job.file_bytes)
     return job, True
+
+
+def _store_input(session: Session, job_id: str, source: bytes | Path) -> None:
+    table = JobInputPart.__table__
+    for part_no, part in enumerate(_parts(source)):
+        session.execute(insert(table).values(job_id=job_id, part_no=part_no, data=part))
 
 
 def _unfinished_of(engine: Engine, kind: str) -> Job | None:
@@ -320,15 +375,27 @@ class JobPage(BaseModel):
     next_cursor: str | None
 
 
+def eta_seconds(job: Job) -> float | None:
+    """Seconds left for a running job: the rows left at the pace of this run's chunks so far (from ``run_began_at``;
+    unknown until its first chunk has committed), less the time since the last chunk committed."""
+    if job.status == SUCCEEDED:
+        return 0.0
+    if job.status != RUNNING or not job.rows_total or not job.updated_at:
+        return None
+    began_at, began_rows = job.run_began_at or job.started_at, job.run_began_rows or 0
+    done = job.rows_done - began_rows
+    if began_at is None or done <= 0:
+        return None
+    pace = (job.updated_at - began_at).total_seconds() / done
+    since = (clock.utc_now() - job.updated_at).total_seconds()
+    return round(max(0.0, pace * (job.rows_total - job.rows_done) - since), 1)
+
+
 def job_out(job: Job) -> JobOut:
-    percent = eta = None
+    percent = None
     if job.rows_total:
         percent = round(100.0 * min(job.rows_done, job.rows_total) / job.rows_total, 1)
-    if job.status == RUNNING and job.rows_total and job.rows_done and job.started_at and job.updated_at:
-        elapsed = (job.updated_at - job.started_at).total_seconds()
-        eta = round(max(0.0, elapsed * (job.rows_total - job.rows_done) / job.rows_done), 1)
-    elif job.status in (SUCCEEDED, FAILED):
-        eta = 0.0 if job.status == SUCCEEDED else None
+    eta = eta_seconds(job)
     return JobOut(id=job.id, kind=job.kind, status=job.status, created_by=job.created_by, created_at=job.created_at,
                   filename=job.filename, file_sha256=job.file_sha256, file_bytes=job.file_bytes,
                   rows_total=job.rows_total, rows_done=job.rows_done, rows_rejected=job.rows_rejected,
@@ -435,14 +502,28 @@ def claim_next(engine: Engine, kinds: Iterable[str], owner: str, lease: timedelt
     return None
 
 
-def job_input(engine: Engine, job_id: str) -> bytes | None:
-    with snapshot_session(engine) as session:
-        return session.execute(select(JobInput.data).where(JobInput.job_id == job_id)).scalar_one_or_none()
+def copy_input(engine: Engine, job_id: str) -> Path:
+    """The job's file copied from its parts to a temporary file (the caller deletes it), a part at a time."""
+    target = tempfile.NamedTemporaryFile(prefix=f"sifund-job-{job_id}-", suffix=".input", delete=False)  # noqa: SIM115
+    path = Path(target.name)
+    try:
+        with target, snapshot_session(engine) as session:
+            parts = session.execute(select(JobInputPart.data).where(JobInputPart.job_id == job_id)
+                                    .order_by(JobInputPart.part_no).execution_options(yield_per=4)).scalars()
+            for part in parts:
+                target.write(part)
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+    return path
 
 
-def set_total(engine: Engine, job_id: str, owner: str, total: int | None, lease: timedelta) -> None:
+def begin_chunks(engine: Engine, job_id: str, owner: str, total: int | None, lease: timedelta) -> None:
+    """The work is open: its total, and where this run's pace is measured from (now, the rows done so far)."""
+    now = clock.utc_now()
     with unit_of_work(engine) as session:
-        if not renew_lease(session, JOB, job_id, owner, lease, rows_total=total):
+        if not renew_lease(session, JOB, job_id, owner, lease, rows_total=total, run_began_at=now,
+                           run_began_rows=JOB.c.rows_done, updated_at=now):
             raise LeaseLost(job_id)
 
 
@@ -580,9 +661,10 @@ class JobRunner:
 
     async def _run_kind(self, kind: JobKind, job: Job) -> None:
         engine, owner = self.engine, self.owner
+        path: Path | None = None
         try:
-            data = await anyio.to_thread.run_sync(job_input, engine, job.id) if job.file_sha256 else None
-            ctx = JobContext(job=job, data=data, params=json.loads(job.params or "{}"), engine=engine,
+            path = await anyio.to_thread.run_sync(copy_input, engine, job.id) if job.file_sha256 else None
+            ctx = JobContext(job=job, input=path, params=json.loads(job.params or "{}"), engine=engine,
                              state=self.app.state, chunk_rows=self.config.chunk_rows)
             if kind.run_async is not None:
                 result = await kind.run_async(ctx)
@@ -600,12 +682,14 @@ class JobRunner:
             text = f"{type(exc).__name__}: {exc}"[:2000]
             await anyio.to_thread.run_sync(lambda: finish(engine, job.id, owner, error_code="JOB_FAILED",
                                                           error=f"任务失败：{text}"))
+        finally:
+            if path is not None:
+                path.unlink(missing_ok=True)
 
     async def _run_chunks(self, kind: JobKind, ctx: JobContext) -> None:
         engine, owner, job = self.engine, self.owner, ctx.job
         work = await anyio.to_thread.run_sync(kind.open, ctx)
-        if work.total != job.rows_total:
-            await anyio.to_thread.run_sync(set_total, engine, job.id, owner, work.total, self.lease)
+        await anyio.to_thread.run_sync(begin_chunks, engine, job.id, owner, work.total, self.lease)
         offset = job.next_offset
         while True:
             if self._stopping.is_set():

@@ -126,6 +126,10 @@ class Job(KernelTable, table=True):
     # report on the chunks before it (e.g. the payment batches a tax file became).
     state: str | None = Field(default=None, sa_column=Column(Text))
     attempts: int = 0  # how many times a runner took it (1 + resumptions)
+    # When this run's first chunk began and the rows done by then: the ETA's pace is measured from there, not from
+    # the file's opening (counting a city's rows takes a while) nor across a time the job lay unfinished.
+    run_began_at: datetime | None = None
+    run_began_rows: int | None = None
     started_at: datetime | None = None
     updated_at: datetime | None = None
     finished_at: datetime | None = None
@@ -136,11 +140,14 @@ class Job(KernelTable, table=True):
     lease_until: datetime | None = None
 
 
-class JobInput(KernelTable, table=True):
-    """The uploaded file of a job, kept in the service's database until the job has finished (and after: it is the
-    evidence of what was submitted; its SHA-256 is on the job)."""
+class JobInputPart(KernelTable, table=True):
+    """The uploaded file of a job, in parts of at most ``services.kernel.jobs.INPUT_PART_BYTES``, kept in the service's
+    database until the job has finished (and after: it is the evidence of what was submitted; its SHA-256 is on the
+    job). Parts, not one value: a city's file (hundreds of megabytes) is written and read back a part at a time,
+    never whole in memory, and every replica of the service can resume the job from its database."""
 
-    __tablename__ = "job_input"
+    __tablename__ = "job_input_part"
 
     job_id: str = Field(primary_key=True, foreign_key="job.id", max_length=36)
+    part_no: int = Field(primary_key=True)
     data: bytes = Field(sa_column=Column(LargeBinary, nullable=False))

@@ -169,7 +169,8 @@ class Settings(BaseSettings):
     rate_limit_per_ip_per_minute: int = 2400
     rate_limit_token_per_ip_per_minute: int = 20
     max_request_bytes: int = 16 * 1024 * 1024  # a 10 000-line bulk upload fits
-    # A file uploaded to run as a job (imports, a tax-line file): 1 000 000 lines of ~150 bytes with room.
+    # A file uploaded to run as a job (imports, a tax-line file), at the gateway and in the service: a city's person
+    # or enrolment file, or ~3.7 million tax lines of ~140 bytes; spooled to disk and stored in parts, never in memory.
     max_upload_bytes: int = 512 * 1024 * 1024
     cors_origins: list[str] = Field(default_factory=lambda: ["http://localhost:3000", "http://127.0.0.1:3000"])
 

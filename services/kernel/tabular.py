@@ -15,6 +15,7 @@ non-empty cells (strings stripped; Excel numbers and dates as Python values), ``
 the header (a malformed row). Blank rows are skipped but counted, so row numbers stay true.
 """
 
+import codecs
 import csv
 import io
 import re
@@ -23,7 +24,8 @@ import zipfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
-from typing import Any
+from pathlib import Path
+from typing import Any, BinaryIO
 
 from services.kernel.errors import Invalid
 
@@ -191,34 +193,71 @@ def _plain(value: Any) -> Any:
     return str(value)
 
 
-def read_table(data: bytes, columns: Sequence[Column]) -> Table:
-    if not data or not data.strip(b" \t\r\n\x00"):
+Source = bytes | Path  # a file in memory (a small upload) or on disk (a job's file, read as a stream)
+READ_BYTES = 1024 * 1024
+
+
+def _open(source: Source) -> BinaryIO:
+    return io.BytesIO(source) if isinstance(source, bytes) else source.open("rb")
+
+
+def _blocks(source: Source) -> Iterator[bytes]:
+    with _open(source) as stream:
+        while block := stream.read(READ_BYTES):
+            yield block
+
+
+def _blank(source: Source) -> bool:
+    return all(not block.strip(b" \t\r\n\x00") for block in _blocks(source))
+
+
+HEAD_BYTES = 1024 * 1024
+
+
+def file_head(source: Source) -> Source:
+    """What to check a file's columns and first rows on while its upload request waits: a CSV file's first whole
+    lines (up to ``HEAD_BYTES``; a newline byte is never part of a UTF-8 or GBK character), an Excel file whole (its
+    rows are read lazily anyway). A city's file is not decoded in full inside the request: the job reads it all, and
+    refuses a file undecodable further on with the same ``IMPORT_ENCODING_INVALID``."""
+    with _open(source) as stream:
+        head = stream.read(HEAD_BYTES + 1)
+    if len(head) <= HEAD_BYTES or head.startswith(XLSX_MAGIC):
+        return source
+    return head[:head.rfind(b"\n") + 1] or head[:HEAD_BYTES]
+
+
+def read_table(source: Source, columns: Sequence[Column]) -> Table:
+    """The table of a file in memory or on disk. A file on disk is streamed: its rows are read as they are asked
+    for, never the whole text at once (a city's file is hundreds of megabytes)."""
+    if not source or _blank(source):
         raise empty_file()
-    if data.startswith(XLSX_MAGIC):
-        return _read_xlsx(data, columns)
-    if data.startswith(OLE2_MAGIC):
+    with _open(source) as stream:
+        magic = stream.read(len(OLE2_MAGIC))
+    if magic.startswith(XLSX_MAGIC):
+        return _read_xlsx(source, columns)
+    if magic.startswith(OLE2_MAGIC):
         raise ImportFileError("IMPORT_FORMAT_UNSUPPORTED", "不支持旧版 Excel（.xls）文件，请另存为 .xlsx 或 CSV 后再导入")
-    return _read_csv(data, columns)
+    return _read_csv(source, columns)
 
 
 # -- CSV -------------------------------------------------------------------------------------------------------------
 
 
-def decode(data: bytes) -> tuple[str, str]:
-    """(text, encoding): UTF-8 with BOM, UTF-8, then GBK (its superset GB 18030 as a last resort)."""
-    if data.startswith(UTF8_BOM):
+def detect_encoding(source: Source) -> str:
+    """The file's encoding — UTF-8 with BOM, UTF-8, then GBK (its superset GB 18030 as a last resort) — checked over
+    the whole file, block by block."""
+    with _open(source) as stream:
+        bom = stream.read(len(UTF8_BOM)) == UTF8_BOM
+    for encoding in ("utf-8-sig",) if bom else ("utf-8", "gbk", "gb18030"):
+        decoder = codecs.getincrementaldecoder(encoding)()
         try:
-            return data[len(UTF8_BOM):].decode("utf-8"), "utf-8-sig"
-        except UnicodeDecodeError:
-            raise _undecodable() from None
-    for encoding in ("utf-8", "gbk", "gb18030"):
-        try:
-            text = data.decode(encoding)
+            for block in _blocks(source):
+                if "\x00" in decoder.decode(block):  # UTF-16 or a binary file that happens to decode
+                    raise _undecodable()
+            decoder.decode(b"", final=True)
         except UnicodeDecodeError:
             continue
-        if "\x00" in text:  # UTF-16 or a binary file that happens to decode
-            break
-        return text, encoding
+        return encoding
     raise _undecodable()
 
 
@@ -233,49 +272,63 @@ def _sniff_delimiter(first_line: str) -> str:
     return best if counts[best] else ","
 
 
-def _read_csv(data: bytes, columns: Sequence[Column]) -> Table:
-    text, encoding = decode(data)
-    first_line = next((line for line in text.splitlines() if line.strip()), "")
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=_sniff_delimiter(first_line))
-    numbered = _guard_csv(enumerate(reader, start=1))  # one record per row: a quoted newline shifts nothing
+def _text(source: Source, encoding: str) -> io.TextIOWrapper:
+    return io.TextIOWrapper(_open(source), encoding=encoding, newline="")
+
+
+def _read_csv(source: Source, columns: Sequence[Column]) -> Table:
+    encoding = detect_encoding(source)
+    with _text(source, encoding) as text:
+        first_line = next((line for line in text if line.strip()), "")
+    numbered = _csv_records(source, encoding, _sniff_delimiter(first_line))
     row_no, header, _ = find_header(numbered, columns)
     fields = map_header(header, columns)
     return Table("csv", encoding, fields, row_no, numbered, [h.strip() for h in header])
 
 
-def _guard_csv(numbered: Iterator[tuple[int, list[str]]]) -> Iterator[tuple[int, list[str]]]:
-    try:
-        yield from numbered
-    except csv.Error as exc:
-        raise ImportFileError("IMPORT_FILE_MALFORMED", f"CSV 文件格式错误：{exc}") from None
+def _csv_records(source: Source, encoding: str, delimiter: str) -> Iterator[tuple[int, list[str]]]:
+    """One record per row (a quoted newline shifts nothing), numbered from 1, read as they are asked for."""
+    with _text(source, encoding) as text:
+        try:
+            yield from enumerate(csv.reader(text, delimiter=delimiter), start=1)
+        except csv.Error as exc:
+            raise ImportFileError("IMPORT_FILE_MALFORMED", f"CSV 文件格式错误：{exc}") from None
 
 
 # -- Excel -----------------------------------------------------------------------------------------------------------
 
 
-def _read_xlsx(data: bytes, columns: Sequence[Column]) -> Table:
+def _read_xlsx(source: Source, columns: Sequence[Column]) -> Table:
     from openpyxl import load_workbook  # noqa: PLC0415 - only when an Excel file comes
 
+    stream = _open(source)  # a file object: openpyxl would judge a path by its name's extension
     try:
-        workbook = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
-    except (zipfile.BadZipFile, KeyError, OSError, ValueError) as exc:
-        raise ImportFileError("IMPORT_FILE_MALFORMED", f"Excel 文件无法读取（{type(exc).__name__}），请确认是 .xlsx 格式") from None
-    sheet = workbook.worksheets[0] if workbook.worksheets else None
-    if sheet is None:
-        raise empty_file()
-    rows = enumerate(sheet.iter_rows(values_only=True), start=1)
-    try:
-        row_no, header, _ = find_header(rows, columns)
-    except ImportFileError:
-        workbook.close()
+        try:
+            workbook = load_workbook(stream, read_only=True, data_only=True)
+        except (zipfile.BadZipFile, KeyError, OSError, ValueError) as exc:
+            raise ImportFileError("IMPORT_FILE_MALFORMED",
+                                  f"Excel 文件无法读取（{type(exc).__name__}），请确认是 .xlsx 格式") from None
+        sheet = workbook.worksheets[0] if workbook.worksheets else None
+        if sheet is None:
+            workbook.close()
+            raise empty_file()
+        rows = enumerate(sheet.iter_rows(values_only=True), start=1)
+        try:
+            row_no, header, _ = find_header(rows, columns)
+            header_text = [("" if c is None else str(c)) for c in header]
+            fields = map_header(header_text, columns)
+        except ImportFileError:
+            workbook.close()
+            raise
+    except BaseException:
+        stream.close()
         raise
-    header_text = [("" if c is None else str(c)) for c in header]
-    fields = map_header(header_text, columns)
 
     def body() -> Iterator[tuple[int, Sequence[Any]]]:
         try:
             yield from rows
         finally:
             workbook.close()
+            stream.close()
 
     return Table("xlsx", None, fields, row_no, body(), [h.strip() for h in header_text])

@@ -20,8 +20,10 @@ from services.kernel.db import make_engine
 from services.kernel.migrations import upgrade_database
 from services.kernel.models import Job
 from services.kernel.settings_sections import JobSettings
-from tests.support.accounts import csv_bytes
-from tests.support.registry import REGION, engine_of, make_citizen_id, outbox
+from tests.accounts.test_imports import EMPLOYER_HEADER, cid
+from tests.accounts.test_imports import person as registry_person
+from tests.support.accounts import ENROLMENT_HEADER, csv_bytes
+from tests.support.registry import CITY, REGION, engine_of, make_citizen_id, make_uscc, outbox
 
 ASYNC = {"Prefer": "respond-async"}
 PERSON_HEADER = ["公民身份号码", "姓名", "行政区划代码", "性别", "出生日期"]
@@ -182,3 +184,37 @@ async def test_an_import_job_killed_mid_way_resumes_on_restart_with_every_row_ex
             imported = session.get(ImportJob, job.id)
             assert (imported.status, imported.total_rows, imported.accepted_rows, imported.rejected_rows) == (
                 "completed", 4500, 4498, 2)
+
+
+async def test_an_enrolment_job_in_one_row_chunks_applies_the_rules_across_chunks_as_one_import_does(
+        make_settings, nats_server, start_service, auth):
+    """A job keeps nothing of earlier chunks in memory but the duplicate keys: each chunk reads what the earlier ones
+    committed, so a later row meets an earlier one's enrolment as a one-step import would (the same codes, the same
+    pension overlaps reported)."""
+    settings = make_settings(nats_server.url, jobs={"chunk_rows": 1, "poll_seconds": 0.05})
+    city, clerk = auth("agency_clerk", region=CITY), auth("agency_clerk", region=REGION)
+    async with start_service("accounts", settings) as accounts:
+        for kind, header, rows in (("employers", EMPLOYER_HEADER, [[make_uscc(1), "正常单位", REGION, ""]]),
+                                   ("persons", ["公民身份号码", "姓名", "行政区划代码", "性别", "出生日期"],
+                                    [registry_person(i) for i in range(1, 4)])):
+            response = await accounts.post(f"/imports/{kind}", headers=city,
+                                           files={"file": (f"{kind}.csv", csv_bytes(header, rows), "text/csv")})
+            assert response.status_code == 201 and response.json()["accepted_rows"] == len(rows), response.text
+        rows = [
+            [cid(1), "PEN_EMP", make_uscc(1), "202001", "", ""],                # 2 good
+            [cid(1), "PEN_RES", "", "202101", "", ""],                          # 3 second active pension
+            [cid(2), "UNEMP", make_uscc(1), "201501", "201812", ""],            # 4 good (history)
+            [cid(2), "UNEMP", make_uscc(1), "201801", "", ""],                  # 5 overlaps row 4 (same fund)
+            [cid(1), "PEN_EMP", make_uscc(1), "202001", "", ""],                # 6 duplicate of row 2
+            [cid(3), "PEN_GOV", make_uscc(1), "200001", "200912", "终止缴费"],   # 7 good
+            [cid(3), "PEN_EMP", make_uscc(1), "200801", "201512", "终止缴费"],   # 8 good, overlaps row 7: reported
+        ]
+        response = await accounts.post("/imports/enrolments", headers={**clerk, **ASYNC},
+                                       files={"file": ("e.csv", csv_bytes(ENROLMENT_HEADER, rows), "text/csv")})
+        assert response.status_code == 202, response.text
+        done = await poll(accounts, response.json()["id"], clerk, [])
+        assert done["status"] == "succeeded" and done["rows_done"] == 7 and done["attempts"] == 1, done
+        report = done["result"]
+        assert {r["row_no"]: r["code"] for r in report["rejections"]} == {
+            3: "DUPLICATE_PENSION", 5: "ENROLMENT_PERIOD_OVERLAP", 6: "DUPLICATE_IN_FILE"}
+        assert (report["accepted_rows"], report["reported_overlaps"]) == (4, 1)

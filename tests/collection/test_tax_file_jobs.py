@@ -2,11 +2,14 @@
 a job id, applied in batches of 10 000 lines through the batch service, the same file again is the same job."""
 
 import asyncio
+import tempfile
+from pathlib import Path
 
 from sqlalchemy import func, select
 from sqlmodel import Session
 
 from services.collection.models import TaxPayment, TaxPaymentBatch
+from services.kernel.models import Job
 from tests.support.payments import add_employer, tax_headers
 from tests.support.registry import engine_of
 
@@ -69,3 +72,22 @@ async def test_a_tax_file_of_12_000_lines_runs_as_a_job_in_batches_of_10_000(sta
         wrong = await client.post("/tax-payments/files", headers=tax,
                                   files={"file": ("w.csv", "税务明细编号,险种\nW-1,PEN_EMP\n".encode("gbk"))})
         assert wrong.status_code == 422 and wrong.json()["error"]["code"] == "IMPORT_COLUMNS_INVALID"
+
+
+async def test_a_file_past_the_upload_limit_is_refused_with_413_and_leaves_nothing(start_service, make_settings,
+                                                                                  nats_server):
+    """The service's own limit (``max_upload_bytes``, the gateway's too): the upload is spooled to disk a part at a
+    time and refused as soon as it passes the limit; no job, no temporary file left behind."""
+    settings = make_settings(nats_server.url, max_upload_bytes=5000)
+    tax = tax_headers(settings)
+    leftovers = set(Path(tempfile.gettempdir()).glob("sifund-upload-*"))
+    async with start_service("collection", settings) as client:
+        _, uscc = add_employer(client)
+        big = await client.post("/tax-payments/files", headers=tax,
+                                files={"file": ("big.csv", tax_file(uscc, 200, cash=set()), "text/csv")})
+        assert big.status_code == 413 and big.json()["error"]["code"] == "FILE_TOO_LARGE", big.text
+        assert count(client, Job) == 0
+        small = await client.post("/tax-payments/files", headers=tax,
+                                  files={"file": ("small.csv", tax_file(uscc, 20, cash=set()), "text/csv")})
+        assert small.status_code == 202, small.text
+    assert set(Path(tempfile.gettempdir()).glob("sifund-upload-*")) <= leftovers

@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 from datetime import timedelta
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -20,7 +21,7 @@ from services.kernel.context import Actor
 from services.kernel.db import make_engine
 from services.kernel.errors import Invalid, NotFound
 from services.kernel.jobs import JobKind, JobRunner, Step, read_job, submit_job
-from services.kernel.models import Job, kernel_metadata
+from services.kernel.models import Job, JobInputPart, kernel_metadata
 from services.kernel.settings_sections import JobSettings
 
 toy_metadata = MetaData()
@@ -38,7 +39,7 @@ class ToyWork:
     whole job."""
 
     def __init__(self, ctx: jobs.JobContext):
-        self.lines = ctx.data.decode().splitlines()
+        self.lines = ctx.input_bytes().decode().splitlines()
         self.total = len(self.lines)
         self.crash_in_chunk: int | None = ctx.params.get("crash_in_chunk")
         self.chunks = 0
@@ -86,7 +87,7 @@ def lines(n: int, *, bad: set[int] = frozenset(), boom: int | None = None) -> by
     return "\n".join(out).encode()
 
 
-def submit(engine, data: bytes, actor: Actor = CLERK, **kwargs):  # noqa: ANN001, ANN201
+def submit(engine, data: bytes | Path, actor: Actor = CLERK, **kwargs):  # noqa: ANN001, ANN201
     with context.trace(actor=actor):
         return submit_job(engine, TOY, data=data, filename="toy.txt", **kwargs)
 
@@ -104,6 +105,16 @@ async def until(condition, timeout: float = 60.0):  # noqa: ANN001, ANN201
             return value
         await asyncio.sleep(0.02)
     raise AssertionError("condition not met in time")
+
+
+async def run_to_success(engine, job_id: str) -> Job:  # noqa: ANN001
+    """A runner started, the job run until it succeeded (its row then), the runner stopped."""
+    worker = runner(engine)
+    await worker.start()
+    try:
+        return await until(lambda: (row := job_row(engine, job_id)).status == "succeeded" and row)
+    finally:
+        await worker.stop()
 
 
 def stored(engine) -> list[int]:  # noqa: ANN001
@@ -126,18 +137,36 @@ async def test_the_same_file_again_is_the_same_job_and_another_key_a_new_one(eng
 
 async def test_a_job_runs_in_chunks_with_progress_and_reports_its_result(engine):
     job, _ = submit(engine, lines(450, bad={7, 300}))
-    worker = runner(engine)
-    await worker.start()
-    try:
-        done = await until(lambda: (row := job_row(engine, job.id)).status == "succeeded" and row)
-    finally:
-        await worker.stop()
+    done = await run_to_success(engine, job.id)
     assert (done.rows_total, done.rows_done, done.rows_rejected, done.next_offset) == (450, 450, 2, 450)
     assert done.chunks_done == 5 and done.attempts == 1 and done.lease_owner is None
     assert json.loads(done.result) == {"stored": 448}
     assert stored(engine) == [i for i in range(450) if i not in (7, 300)]
     out = jobs.job_out(done)
     assert out.percent == 100.0 and out.eta_seconds == 0.0
+
+
+async def test_a_file_on_disk_is_stored_in_parts_and_the_run_reads_it_back_whole(engine, tmp_path, monkeypatch):
+    """A city's file is never whole in memory: it is hashed and stored a part at a time, copied back to a temporary
+    file for the run (deleted after it), and is the same job as the same bytes handed over in memory."""
+    monkeypatch.setattr(jobs, "INPUT_PART_BYTES", 64)
+    data = lines(450, bad={7})
+    path = tmp_path / "toy.txt"
+    path.write_bytes(data)
+    job, _ = submit(engine, path)
+    assert (job.file_sha256, job.file_bytes) == (jobs.file_sha256(data), len(data))
+    same, created = submit(engine, data)
+    assert same.id == job.id and not created
+    with Session(engine) as session:
+        parts = session.execute(select(JobInputPart.part_no, JobInputPart.data).where(JobInputPart.job_id == job.id)
+                                .order_by(JobInputPart.part_no)).all()
+    assert [n for n, _ in parts] == list(range(-(-len(data) // 64))) and b"".join(p for _, p in parts) == data
+    copies: list = []
+    real_copy = jobs.copy_input
+    monkeypatch.setattr(jobs, "copy_input", lambda *a: copies.append(real_copy(*a)) or copies[-1])
+    done = await run_to_success(engine, job.id)
+    assert (done.rows_done, done.rows_rejected) == (450, 1) and stored(engine) == [i for i in range(450) if i != 7]
+    assert len(copies) == 1 and not copies[0].exists()
 
 
 async def test_a_crash_after_a_committed_chunk_resumes_exactly_after_it(engine, monkeypatch):
@@ -211,7 +240,7 @@ async def test_two_runners_never_run_the_same_job(engine):
     a, b = runner(engine), runner(engine)
     assert jobs.claim_next(engine, [TOY.name], a.owner, a.lease).id == job.id
     assert jobs.claim_next(engine, [TOY.name], b.owner, b.lease) is None  # the lease is held
-    work = ToyWork(jobs.JobContext(job=job, data=lines(5), params={}, engine=engine, state=None))
+    work = ToyWork(jobs.JobContext(job=job, input=lines(5), params={}, engine=engine, state=None))
     with pytest.raises(jobs.LeaseLost):
         jobs.run_chunk(engine, work, job.id, b.owner, b.lease, 0)
     assert stored(engine) == []  # b's chunk was rolled back
@@ -276,3 +305,21 @@ async def test_a_job_held_by_a_dead_process_of_this_machine_is_taken_at_once_nev
     gone.wait()  # exited and reaped: no such process
     assert jobs.holder_is_dead(_holder(gone.pid))
     assert not jobs.holder_is_dead(taker.owner) and not jobs.holder_is_dead(None)
+
+
+def test_the_eta_is_the_pace_of_this_run_s_chunks_not_of_the_opening_nor_of_a_time_the_job_lay_dead():
+    now = clock.utc_now()
+    job = Job(id="j", kind=TOY.name, dedup_key="k", status="running", created_by="c", params="{}", rows_total=1000,
+              rows_done=400, started_at=now - timedelta(seconds=100), run_began_at=now - timedelta(seconds=41),
+              run_began_rows=0, updated_at=now - timedelta(seconds=1))
+    # 400 rows in the 40 s since the file was open (not the 60 s spent counting it): 0.1 s a row, 600 rows left,
+    # one second of which has passed since the last chunk.
+    assert jobs.eta_seconds(job) == pytest.approx(59.0, abs=0.5)
+    # Resumed after lying dead for an hour: 100 rows in this run's 10 s, 400 left.
+    job.started_at, job.run_began_at = now - timedelta(hours=1), now - timedelta(seconds=10)
+    job.rows_done, job.run_began_rows, job.updated_at = 600, 500, now
+    assert jobs.eta_seconds(job) == pytest.approx(40.0, abs=0.5)
+    job.rows_done = 500  # no chunk of this run committed yet: unknown, not a guess
+    assert jobs.eta_seconds(job) is None
+    job.status = "succeeded"
+    assert jobs.eta_seconds(job) == 0.0

@@ -7,6 +7,7 @@ from datetime import date, datetime
 import openpyxl
 import pytest
 
+from services.kernel import tabular
 from services.kernel.tabular import Column, ImportFileError, read_table
 
 pytestmark = pytest.mark.unit  # pure: no NATS, no app, no database (make test-unit)
@@ -91,3 +92,61 @@ def test_file_level_refusals(data, code):
 def test_a_header_only_table_has_no_rows():
     assert list(read_table("编号,名称\n".encode(), COLUMNS).rows()) == []
     assert list(read_table(workbook_bytes(["编号", "名称"]), COLUMNS).rows()) == []
+
+
+STREAMED_FILES = [
+    "编号,名称\n1,甲\n2,乙\n".encode(),
+    b"\xef\xbb\xbf" + "编号,名称,备注\n1,甲,\n\n3,丙,说明\n".encode(),
+    "编号,名称\r\n1,甲\r\n2,\"乙\r\n丙\"\r\n".encode("gbk"),
+    "编号\t名称\n1\t甲\t多余\n".encode(),
+    workbook_bytes(["花名册"], ["编号", "名称"], [1, "甲"]),
+]
+
+
+@pytest.mark.parametrize("data", STREAMED_FILES)
+def test_a_file_on_disk_is_read_as_a_stream_with_the_same_table(data, tmp_path, monkeypatch):
+    """A job's file is read from disk a block at a time; blocks of 3 bytes split every multi-byte character."""
+    monkeypatch.setattr(tabular, "READ_BYTES", 3)
+    path = tmp_path / "upload"
+    path.write_bytes(data)
+    in_memory, on_disk = read_table(data, COLUMNS), read_table(path, COLUMNS)
+    assert (on_disk.file_format, on_disk.encoding, on_disk.header_row_no, on_disk.fields) == (
+        in_memory.file_format, in_memory.encoding, in_memory.header_row_no, in_memory.fields)
+    assert list(on_disk.rows()) == list(in_memory.rows())
+
+
+@pytest.mark.parametrize(("data", "code"), [
+    (b"\r\n \r\n" * 1000, "IMPORT_FILE_EMPTY"),
+    ("编号,名称\n".encode() + "1,甲\n".encode() * 1000 + b"2,\xff\xfe\n", "IMPORT_ENCODING_INVALID"),
+    ("编号,名称\n".encode("utf-16"), "IMPORT_ENCODING_INVALID"),
+    (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\x00" * 64, "IMPORT_FORMAT_UNSUPPORTED"),
+])
+def test_a_file_on_disk_is_refused_as_the_same_bytes_are_even_far_into_the_file(data, code, tmp_path, monkeypatch):
+    monkeypatch.setattr(tabular, "READ_BYTES", 64)
+    path = tmp_path / "upload"
+    path.write_bytes(data)
+    assert refusal(data).code == code
+    with pytest.raises(ImportFileError) as caught:
+        read_table(path, COLUMNS)
+    assert caught.value.code == code
+
+
+def test_an_upload_is_checked_on_its_head_and_the_whole_file_still_refused_when_read(tmp_path, monkeypatch):
+    """Inside the request only the first whole lines are decoded; the job reading the whole file refuses what is
+    undecodable further on with the same code."""
+    monkeypatch.setattr(tabular, "HEAD_BYTES", 64)
+    data = "编号,名称\n".encode() + "1,甲\n".encode() * 100 + b"2,\xff\xfe\n"
+    path = tmp_path / "upload"
+    path.write_bytes(data)
+    head = tabular.file_head(path)
+    assert isinstance(head, bytes) and data.startswith(head) and head.endswith(b"\n") and len(head) <= 64
+    assert next(read_table(head, COLUMNS).rows()) == (2, {"code": "1", "name": "甲"}, [])
+    with pytest.raises(ImportFileError) as caught:
+        read_table(path, COLUMNS)
+    assert caught.value.code == "IMPORT_ENCODING_INVALID"
+    small = tmp_path / "small"
+    small.write_bytes(data[:40])
+    assert tabular.file_head(small) == small
+    book = tmp_path / "book"
+    book.write_bytes(workbook_bytes(["编号", "名称"], *[[i, "甲"] for i in range(200)]))
+    assert tabular.file_head(book) == book

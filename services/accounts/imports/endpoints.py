@@ -1,9 +1,11 @@
 import json
+from pathlib import Path
 from typing import Annotated
 
 import anyio
 from fastapi import APIRouter, File, Header, Query, Request, UploadFile, status
 from fastapi.responses import JSONResponse
+from sqlalchemy import Engine
 
 from services.accounts.imports import service
 from services.accounts.imports.jobs import IMPORT_KINDS, check_file
@@ -19,10 +21,10 @@ from services.accounts.imports.schemas import (
 from services.accounts.models import ImportJob, ImportRejection
 from services.kernel import context
 from services.kernel.auth import allow
-from services.kernel.errors import TooLarge
-from services.kernel.jobs import JobOut, accepted
+from services.kernel.jobs import JobOut, accepted, save_upload
 from services.kernel.pii import CITIZEN_ID_READERS, redact
 from services.kernel.service_app import EngineDep, SessionDep
+from services.kernel.settings import SettingsDep
 
 # A clerk runs imports and reads their own jobs; internal control reads every job.
 READERS = allow("agency_clerk", "internal_auditor")
@@ -62,7 +64,8 @@ def finding_out(row: ImportRejection) -> RejectionOut:
         "columns), an undecodable file with 422 `IMPORT_ENCODING_INVALID`, an empty one with 422 "
         "`IMPORT_FILE_EMPTY`.\n\n"
         f"A file larger than {SYNC_MAX_BYTES // 1024} KiB, or any file sent with `Prefer: respond-async`, is "
-        "accepted as a background job: 202 with the job and `Location: …/jobs/{id}`; `GET /jobs/{id}` shows rows "
+        "accepted as a background job (up to `SIFUND_MAX_UPLOAD_BYTES`, 512 MiB by default: a city's person or "
+        "enrolment file; larger: 413 `IMPORT_FILE_TOO_LARGE`): 202 with the job and `Location: …/jobs/{id}`; `GET /jobs/{id}` shows rows "
         "done of total, rejected so far, the ETA, and when it has finished the import report (the import itself is "
         "at `/imports/{id}`). The same file with the same mode (and the same `Idempotency-Key`, or none) again is "
         "the same job, never a second run."
@@ -73,24 +76,36 @@ async def start_import(
     kind: ImportKind,
     request: Request,
     engine: EngineDep,
+    settings: SettingsDep,
     file: Annotated[UploadFile, File(description="the CSV or .xlsx file")],
     mode: ImportMode = ImportMode.per_row,
     prefer: Annotated[str | None, Header()] = None,
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
 ) -> ImportJobOut | JSONResponse:
-    data = await file.read(service.MAX_FILE_BYTES + 1)
-    filename = file.filename or "upload"
-    if len(data) <= SYNC_MAX_BYTES and "respond-async" not in (prefer or ""):
+    limit = settings.max_upload_bytes
+    path = await save_upload(file, limit, "IMPORT_FILE_TOO_LARGE",
+                             f"导入文件不能超过 {limit // (1024 * 1024)} MB，请分批导入")
+    try:
+        return await _import_or_submit(request, engine, kind, path, file.filename or "upload", mode,
+                                       async_wanted="respond-async" in (prefer or ""),
+                                       idempotency_key=idempotency_key)
+    finally:
+        path.unlink(missing_ok=True)
+
+
+async def _import_or_submit(request: Request, engine: Engine, kind: ImportKind, path: Path, filename: str,
+                            mode: ImportMode, *, async_wanted: bool,
+                            idempotency_key: str | None) -> ImportJobOut | JSONResponse:
+    """A small file is imported at once; any other becomes a job, its file read from disk a part at a time."""
+    if path.stat().st_size <= SYNC_MAX_BYTES and not async_wanted:
+        data = path.read_bytes()
         job, overlaps = await anyio.to_thread.run_sync(lambda: service.run_import(
             engine, kind=kind, data=data, filename=filename, mode=mode))
         return job_out(job, overlaps)
-    if len(data) > service.MAX_FILE_BYTES:
-        raise TooLarge("IMPORT_FILE_TOO_LARGE",
-                       f"导入文件不能超过 {service.MAX_FILE_BYTES // (1024 * 1024)} MB，请分批导入")
-    await anyio.to_thread.run_sync(check_file, data, kind)
+    await anyio.to_thread.run_sync(check_file, path, kind)
     runner = request.app.state.jobs
     background, _ = await anyio.to_thread.run_sync(lambda: runner.submit(
-        IMPORT_KINDS[kind].name, data=data, filename=filename, params={"mode": mode.value},
+        IMPORT_KINDS[kind].name, data=path, filename=filename, params={"mode": mode.value},
         idempotency_key=idempotency_key))
     return accepted(request, background)
 

@@ -13,6 +13,7 @@ whose import already reached ``completed`` or ``rejected`` is not run again.
 
 from collections.abc import Iterator
 from itertools import islice
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func, select
@@ -32,7 +33,7 @@ from services.accounts.models import ImportJob, ImportRejection
 from services.kernel.audit import append_audit
 from services.kernel.db import unit_of_work
 from services.kernel.jobs import JobContext, JobKind, Step
-from services.kernel.tabular import empty_file, read_table
+from services.kernel.tabular import empty_file, file_head, read_table
 
 SUBMITTERS = frozenset({"agency_clerk"})
 READERS = frozenset({"internal_auditor"})  # internal control reads every import, as at /imports
@@ -43,9 +44,10 @@ def kind_name(kind: ImportKind) -> str:
     return f"accounts.import.{kind.value}"
 
 
-def check_file(data: bytes, kind: ImportKind) -> None:
-    """File-level problems (columns, encoding, format, no data row) answer 422 before a job exists."""
-    table = read_table(data, COLUMNS[kind])
+def check_file(data: bytes | Path, kind: ImportKind) -> None:
+    """File-level problems (columns, encoding, format, no data row) answer 422 before a job exists (checked on the
+    file's head: see ``file_head``)."""
+    table = read_table(file_head(data), COLUMNS[kind])
     if next(table.rows(), None) is None:
         raise empty_file("导入文件只有表头，没有数据行")
 
@@ -56,7 +58,7 @@ class ImportWork:
     def __init__(self, ctx: JobContext, kind: ImportKind):
         self.kind = kind
         self.mode = ImportMode(ctx.params.get("mode", ImportMode.per_row.value))
-        self.data = ctx.data or b""
+        self.data: bytes | Path = ctx.input or b""
         job = self._import_job(ctx)
         self.run = ImportRun(ctx.engine, kind, self.mode, read_table(self.data, COLUMNS[kind]), job,
                              chunk_rows=ctx.rows_per_chunk(CHUNK_ROWS))
@@ -134,7 +136,9 @@ class ImportWork:
                 continue
             run.accepted, run.rejected = accepted, rejected
             run.overlaps += len(result.overlaps)
-            run.importer.accept(result)
+            # Not ``importer.accept``: each chunk commits, so the next one reads what this one stored from the
+            # database (as a resumed run must). Kept in memory, every accepted enrolment of a city's file would be
+            # held for the whole job and walked again by every chunk's check.
             return len(result.rejections)
         raise AssertionError("unreachable")
 

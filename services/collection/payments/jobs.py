@@ -10,6 +10,7 @@ batches, the totals and the first rejected lines with their codes and Chinese re
 import json
 from collections.abc import Iterator
 from itertools import islice
+from pathlib import Path
 from typing import Annotated, Any
 
 import anyio
@@ -19,15 +20,14 @@ from sqlmodel import Session
 from services.collection.payments import service
 from services.collection.payments.schemas import CSV_COLUMNS, CSV_DOC, MAX_LINES
 from services.kernel.auth import allow
-from services.kernel.errors import TooLarge
-from services.kernel.jobs import JobContext, JobKind, JobOut, Step, accepted
-from services.kernel.tabular import empty_file, read_table
+from services.kernel.settings import SettingsDep
+from services.kernel.jobs import JobContext, JobKind, JobOut, Step, accepted, save_upload
+from services.kernel.tabular import empty_file, file_head, read_table
 
-MAX_FILE_BYTES = 512 * 1024 * 1024  # a month of a city's lines (1 000 000 lines of ~150 bytes) with room
 REPORTED_REJECTIONS = 100
 
 
-def file_lines(data: bytes) -> Iterator[tuple[int, Any]]:
+def file_lines(data: bytes | Path) -> Iterator[tuple[int, Any]]:
     """(row number, line) of every row, read as ``service.read_csv_lines`` reads one batch's file."""
     for row_no, values, extra in read_table(data, CSV_COLUMNS).rows():
         line: dict[str, Any] = {k: service._cell(v) for k, v in values.items()}
@@ -36,9 +36,10 @@ def file_lines(data: bytes) -> Iterator[tuple[int, Any]]:
         yield row_no, line
 
 
-def check_file(data: bytes) -> None:
-    """Columns, encoding and format answer 422 before a job exists; so does a file without lines."""
-    if next(file_lines(data), None) is None:
+def check_file(data: bytes | Path) -> None:
+    """Columns, encoding and format answer 422 before a job exists; so does a file without lines (checked on the
+    file's head: see ``file_head``)."""
+    if next(file_lines(file_head(data)), None) is None:
         raise empty_file("缴费明细文件只有表头，没有数据行")
 
 
@@ -46,7 +47,7 @@ class TaxFileWork:
     """One run of a tax-file job, resumed at the job's offset (lines already applied)."""
 
     def __init__(self, ctx: JobContext):
-        self.data = ctx.data or b""
+        self.data: bytes | Path = ctx.input or b""
         self.region: str = ctx.state.settings.region
         self.chunk_lines = ctx.rows_per_chunk(MAX_LINES)
         self.state: dict[str, Any] = json.loads(ctx.job.state) if ctx.job.state else {
@@ -104,21 +105,25 @@ router = APIRouter(prefix="/tax-payments", tags=["payments"])
         f"Multipart field `file`, the columns of `/tax-payments/batches/csv`:\n\n{CSV_DOC}\n\nAccepted with 202 and "
         f"`Location: …/jobs/{{id}}`; applied in batches of {MAX_LINES} lines (each one a payment batch, as if posted "
         "to `/tax-payments/batches`), with progress at `GET /jobs/{id}` and, when finished, the batches, totals and "
-        "rejected lines. The same file again (with the same `Idempotency-Key`, or none) is the same job. A wrong "
+        "rejected lines. At most `SIFUND_MAX_UPLOAD_BYTES` (512 MiB by default: some 3.7 million lines; larger: 413 "
+        "`FILE_TOO_LARGE`). The same file again (with the same `Idempotency-Key`, or none) is the same job. A wrong "
         "column set is refused at once with 422 `IMPORT_COLUMNS_INVALID`."
     ),
     dependencies=[allow("tax_system")],
 )
 async def upload_tax_file(
     request: Request,
+    settings: SettingsDep,
     file: Annotated[UploadFile, File(description="CSV (UTF-8, UTF-8 BOM or GBK) or .xlsx with a header row")],
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
 ) -> Any:
-    data = await file.read(MAX_FILE_BYTES + 1)
-    if len(data) > MAX_FILE_BYTES:
-        raise TooLarge("FILE_TOO_LARGE", f"上传文件超过 {MAX_FILE_BYTES // (1024 * 1024)} MB")
-    await anyio.to_thread.run_sync(check_file, data)
-    runner = request.app.state.jobs
-    job, _ = await anyio.to_thread.run_sync(lambda: runner.submit(
-        TAX_FILE.name, data=data, filename=file.filename or "upload", idempotency_key=idempotency_key))
+    limit = settings.max_upload_bytes
+    path = await save_upload(file, limit, "FILE_TOO_LARGE", f"上传文件超过 {limit // (1024 * 1024)} MB")
+    try:
+        await anyio.to_thread.run_sync(check_file, path)
+        runner = request.app.state.jobs
+        job, _ = await anyio.to_thread.run_sync(lambda: runner.submit(
+            TAX_FILE.name, data=path, filename=file.filename or "upload", idempotency_key=idempotency_key))
+    finally:
+        path.unlink(missing_ok=True)
     return accepted(request, job)
