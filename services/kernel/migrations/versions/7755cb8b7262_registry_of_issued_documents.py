@@ -1,7 +1,7 @@
 """registry of issued documents
 
 Revision ID: 7755cb8b7262
-Revises: 35fcd5cf75ef
+Revises: 6a1f0c2d9e47
 Create Date: 2026-12-06 23:44:16.010966
 """
 from collections.abc import Sequence
@@ -12,7 +12,7 @@ from alembic import op
 
 
 revision: str = '7755cb8b7262'
-down_revision: str | Sequence[str] | None = '35fcd5cf75ef'
+down_revision: str | Sequence[str] | None = '6a1f0c2d9e47'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
