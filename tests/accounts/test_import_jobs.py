@@ -20,8 +20,8 @@ from services.kernel.db import make_engine
 from services.kernel.migrations import upgrade_database
 from services.kernel.models import Job
 from services.kernel.settings_sections import JobSettings
-from tests.accounts.test_imports import EMPLOYER_HEADER, cid
-from tests.accounts.test_imports import person as registry_person
+from tests.support.accounts import EMPLOYER_HEADER, cid
+from tests.support.accounts import person as registry_person
 from tests.support.accounts import ENROLMENT_HEADER, csv_bytes
 from tests.support.registry import CITY, REGION, engine_of, make_citizen_id, make_uscc, outbox
 

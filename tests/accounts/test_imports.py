@@ -3,7 +3,7 @@ row by row or all or nothing, with every bad row reported by row number, stable 
 
 import io
 import json
-from datetime import date, timedelta
+from datetime import date
 
 import openpyxl
 from sqlalchemy import func, select
@@ -18,14 +18,11 @@ from tests.support.registry import (
     REGION,
     engine_of,
     error_code,
-    make_citizen_id,
     make_uscc,
     outbox,
 )
-from tests.support.accounts import ENROLMENT_HEADER, csv_bytes
+from tests.support.accounts import EMPLOYER_HEADER, ENROLMENT_HEADER, PERSON_HEADER, cid, csv_bytes, person
 
-PERSON_HEADER = ["公民身份号码", "姓名", "行政区划代码", "性别", "出生日期"]
-EMPLOYER_HEADER = ["统一社会信用代码", "单位名称", "行政区划代码", "单位状态"]
 
 
 def xlsx_bytes(header: list, rows: list[list]) -> bytes:
@@ -65,15 +62,6 @@ def by_row(items: list[dict]) -> dict[int, str]:
 def count(client, model) -> int:  # noqa: ANN001
     with Session(engine_of(client)) as session:
         return session.execute(select(func.count()).select_from(model)).scalar_one()
-
-
-def cid(serial: int) -> str:
-    """A distinct valid citizen id per serial (make_citizen_id repeats after 500 serials of one birth date)."""
-    return make_citizen_id(serial % 500, born=date(1985, 6, 15) + timedelta(days=serial // 500))
-
-
-def person(serial: int, *, region: str = REGION, name: str | None = None, sex: str = "", born: str = "") -> list:
-    return [cid(serial), name or f"人员{serial}", region, sex, born]
 
 
 # -- persons ---------------------------------------------------------------------------------------------------------

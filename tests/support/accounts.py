@@ -3,7 +3,7 @@ CSV files, request bodies."""
 
 import csv
 import io
-from datetime import date
+from datetime import date, timedelta
 
 from sqlmodel import Session
 
@@ -91,3 +91,18 @@ def person_body(citizen_id: str = WANG_ID, name: str = "王大明", **overrides)
             "household_type": "urban", "region": REGION}
     body.update(overrides)
     return body
+
+
+# -- import files ------------------------------------------------------------------------------------------------------
+
+PERSON_HEADER = ["公民身份号码", "姓名", "行政区划代码", "性别", "出生日期"]
+EMPLOYER_HEADER = ["统一社会信用代码", "单位名称", "行政区划代码", "单位状态"]
+
+
+def cid(serial: int) -> str:
+    """A distinct valid citizen id per serial (make_citizen_id repeats after 500 serials of one birth date)."""
+    return make_citizen_id(serial % 500, born=date(1985, 6, 15) + timedelta(days=serial // 500))
+
+
+def person(serial: int, *, region: str = REGION, name: str | None = None, sex: str = "", born: str = "") -> list:
+    return [cid(serial), name or f"人员{serial}", region, sex, born]
