@@ -115,9 +115,20 @@ def snapshot_session(engine: Engine) -> Session:
     """A session for reads only, which never waits for writers: on SQLite a deferred transaction (a WAL snapshot
     that takes no write lock); on PostgreSQL ``REPEATABLE READ READ ONLY`` (one snapshot for the whole session,
     like SQLite's). Writing through it fails."""
-    if is_sqlite(engine):
-        return Session(engine.execution_options(**{SNAPSHOT_OPTION: True}))
-    return Session(engine.execution_options(isolation_level="REPEATABLE READ", postgresql_readonly=True))
+    return Session(_snapshot_engine(engine))
+
+
+def _snapshot_engine(engine: Engine) -> Engine:
+    """The engine with the snapshot options, made once per engine (``execution_options`` builds a new option engine
+    on every call: a cost on every read request)."""
+    snapshot = getattr(engine, "_sifund_snapshot_engine", None)
+    if snapshot is None:
+        if is_sqlite(engine):
+            snapshot = engine.execution_options(**{SNAPSHOT_OPTION: True})
+        else:
+            snapshot = engine.execution_options(isolation_level="REPEATABLE READ", postgresql_readonly=True)
+        engine._sifund_snapshot_engine = snapshot  # noqa: SLF001 - kept with the engine it derives from
+    return snapshot
 
 
 E = TypeVar("E", bound=BaseException)
