@@ -6,6 +6,7 @@ import itertools
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from contextlib import contextmanager
+from http.cookiejar import CookieJar
 from typing import Annotated, Any
 
 import httpcore
@@ -32,7 +33,20 @@ def open_client(settings: Settings) -> httpx.AsyncClient:
     )
     transport = httpx.AsyncHTTPTransport(trust_env=False)
     transport._pool = KeepAlivePool()  # noqa: SLF001 - httpx's transport maps the pool's httpcore errors as usual
-    return httpx.AsyncClient(transport=transport, timeout=timeout, trust_env=False, follow_redirects=False)
+    return httpx.AsyncClient(transport=transport, timeout=timeout, trust_env=False, follow_redirects=False,
+                             cookies=NoCookies())
+
+
+class NoCookies(CookieJar):
+    """The shared client's cookie jar, which keeps nothing: a ``Set-Cookie`` from a service is relayed to the caller
+    who got it, and must never be stored by the client and sent with every later caller's requests. Keeping nothing
+    also skips parsing every response's headers for cookies."""
+
+    def extract_cookies(self, response: object, request: object) -> None:
+        return None
+
+    def set_cookie(self, cookie: object) -> None:
+        return None
 
 
 class KeepAlivePool:

@@ -39,13 +39,15 @@ commits what was written and re-raises the error. ``tests/kernel/test_unit_of_wo
 the services, the gateway or the launcher calls ``commit()`` outside this module and the relay.
 """
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import TypeVar
 
+import anyio
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.pool import QueuePool
 from sqlmodel import Session
 
 
@@ -113,9 +115,20 @@ def snapshot_session(engine: Engine) -> Session:
     """A session for reads only, which never waits for writers: on SQLite a deferred transaction (a WAL snapshot
     that takes no write lock); on PostgreSQL ``REPEATABLE READ READ ONLY`` (one snapshot for the whole session,
     like SQLite's). Writing through it fails."""
-    if is_sqlite(engine):
-        return Session(engine.execution_options(**{SNAPSHOT_OPTION: True}))
-    return Session(engine.execution_options(isolation_level="REPEATABLE READ", postgresql_readonly=True))
+    return Session(_snapshot_engine(engine))
+
+
+def _snapshot_engine(engine: Engine) -> Engine:
+    """The engine with the snapshot options, made once per engine (``execution_options`` builds a new option engine
+    on every call: a cost on every read request)."""
+    snapshot = getattr(engine, "_sifund_snapshot_engine", None)
+    if snapshot is None:
+        if is_sqlite(engine):
+            snapshot = engine.execution_options(**{SNAPSHOT_OPTION: True})
+        else:
+            snapshot = engine.execution_options(isolation_level="REPEATABLE READ", postgresql_readonly=True)
+        engine._sifund_snapshot_engine = snapshot  # noqa: SLF001 - kept with the engine it derives from
+    return snapshot
 
 
 E = TypeVar("E", bound=BaseException)
@@ -148,3 +161,80 @@ def unit_of_work(engine: Engine) -> Iterator[Session]:
         except BaseException:
             session.rollback()
             raise
+
+
+# -- a request's session ---------------------------------------------------------------------------------------------
+
+
+class RequestSessions:
+    """The sessions of one app's requests (``services.kernel.service_app.SessionDep``), admitted so that requests
+    can never deadlock on the connection pool.
+
+    A request's session holds its pooled connection from its first statement, in the endpoint's worker thread, until
+    it is closed after the response is serialised; FastAPI validates a sync endpoint's response model in another
+    worker thread meanwhile. Unbounded, enough concurrent requests (past the thread limiter's 40 tokens plus the
+    pool's connections) end with every connection held by a request waiting for a thread, and every thread held by
+    an endpoint waiting for a connection, until the pool times out. So at most ``limit`` requests hold a session at
+    once, half the pool's connections (``admission_limit``): the other half stays for the connections those requests
+    may open beside their session and for the service's own workers (consumers, relay, jobs), whose holders never
+    wait for a thread. A request beyond waits on the event loop for a slot, holding nothing.
+
+    Opening a session opens no connection (a ``Session`` connects on its first statement), so it happens on the
+    event loop; closing it happens in a worker thread of its own limiter, never queued behind endpoints (a commit
+    may write to disk, a PostgreSQL rollback is a round trip), except a SQLite snapshot's, a rollback of a read
+    transaction that never waits, closed on the loop."""
+
+    def __init__(self, engine: Engine, limit: int | None = None):
+        self.engine = engine
+        self.limit = admission_limit(engine) if limit is None else limit
+        self._slots = anyio.Semaphore(self.limit) if self.limit else None
+        self._closing = anyio.CapacityLimiter(self.limit or 40)
+        self._sqlite = is_sqlite(engine)
+
+    @asynccontextmanager
+    async def snapshot(self) -> AsyncIterator[Session]:
+        """A request's read-only session (``snapshot_session``)."""
+        async with self._admitted():
+            session = snapshot_session(self.engine)
+            try:
+                yield session
+            finally:
+                if self._sqlite:
+                    session.close()
+                else:
+                    await self._in_thread(session.close)
+
+    @asynccontextmanager
+    async def unit_of_work(self) -> AsyncIterator[Session]:
+        """A request's unit of work (``unit_of_work``): committed once when the request's work is done, rolled back
+        if it raised (committed, then re-raised, for a ``keep_writes`` error)."""
+        async with self._admitted():
+            work = unit_of_work(self.engine)
+            session = work.__enter__()
+            try:
+                yield session
+            except BaseException as exc:
+                if not await self._in_thread(work.__exit__, type(exc), exc, exc.__traceback__):
+                    raise
+            else:
+                await self._in_thread(work.__exit__, None, None, None)
+
+    @asynccontextmanager
+    async def _admitted(self) -> AsyncIterator[None]:
+        if self._slots is None:
+            yield
+            return
+        async with self._slots:
+            yield
+
+    async def _in_thread(self, function, *args):  # noqa: ANN001, ANN002, ANN202
+        with anyio.CancelScope(shield=True):  # a disconnected client must not leave a transaction open
+            return await anyio.to_thread.run_sync(function, *args, limiter=self._closing)
+
+
+def admission_limit(engine: Engine) -> int | None:
+    """Half the connections the engine's pool can open (``RequestSessions``); None for a pool without a bound."""
+    pool = engine.pool
+    if not isinstance(pool, QueuePool):
+        return None
+    return max(1, (pool.size() + max(0, pool._max_overflow)) // 2)  # noqa: SLF001 - no public accessor

@@ -3,7 +3,7 @@ operator endpoints every service has (dead letters, outbox backlog, audit chain)
 
 import asyncio
 import gc
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -20,7 +20,7 @@ from sqlmodel import Session
 from services.kernel import audit, context, workdays
 from services.kernel.auth import TokenVerifier, allow, enforce_route_policies, public
 from services.kernel.bus import Bus
-from services.kernel.db import make_engine, snapshot_session, unit_of_work
+from services.kernel.db import RequestSessions, make_engine, snapshot_session
 from services.kernel.errors import NotFound, install_error_handlers
 from services.kernel.logging import configure_logging
 from services.kernel.metrics import install_metrics
@@ -115,21 +115,32 @@ def get_engine(request: Request) -> Engine:
 READ_METHODS = frozenset({"GET", "HEAD"})
 
 
-def get_session(request: Request) -> Iterator[Session]:
+async def get_session(request: Request) -> AsyncIterator[Session]:
     """The request's session. A GET or HEAD only reads: a snapshot session (``services.kernel.db``), which never
     waits for writers nor holds them up. Any other method: the request's unit of work, committed once when the
-    endpoint has returned and its response is serialised, rolled back if it raised."""
+    endpoint has returned and its response is serialised, rolled back if it raised. Admitted and closed by the app's
+    ``RequestSessions`` (no deadlock on the pool however many requests come at once)."""
+    sessions = request_sessions(request.app)
     if request.method in READ_METHODS:
-        with snapshot_session(request.app.state.engine) as session:
+        async with sessions.snapshot() as session:
             yield session
     else:
-        yield from get_write_session(request)
+        async with sessions.unit_of_work() as session:
+            yield session
 
 
-def get_write_session(request: Request) -> Iterator[Session]:
+async def get_write_session(request: Request) -> AsyncIterator[Session]:
     """The request's unit of work whatever its method: for a GET that must record something (e.g. who read it)."""
-    with unit_of_work(request.app.state.engine) as session:
+    async with request_sessions(request.app).unit_of_work() as session:
         yield session
+
+
+def request_sessions(app: FastAPI) -> RequestSessions:
+    """The app's ``RequestSessions``, made on first use for the engine it has then."""
+    sessions = getattr(app.state, "request_sessions", None)
+    if sessions is None or sessions.engine is not app.state.engine:
+        sessions = app.state.request_sessions = RequestSessions(app.state.engine)
+    return sessions
 
 
 EngineDep = Annotated[Engine, Depends(get_engine)]

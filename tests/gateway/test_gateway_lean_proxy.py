@@ -32,8 +32,15 @@ async def sized(request: Request) -> Response:
     return Response(bytes(i % 251 for i in range(size)), media_type="application/octet-stream")
 
 
+async def cookies(request: Request) -> JSONResponse:
+    """Sets a cookie for whoever asked, and tells which cookies the request carried."""
+    response = JSONResponse({"cookie": request.headers.get("cookie")})
+    response.set_cookie("session", request.query_params.get("who", "nobody"), path="/")
+    return response
+
+
 APP = Starlette(routes=[Route("/things", created, methods=["POST", "PUT"]),
-                        Route("/bytes/{size:int}", sized)])
+                        Route("/bytes/{size:int}", sized), Route("/cookies", cookies)])
 
 
 async def test_status_headers_and_idempotency_key_pass_through(make_settings, serve_app, start_gateway):
@@ -104,3 +111,13 @@ def test_pool_timeout_is_a_timeout_for_the_gateway():
     # upstream_errors turns httpx.TimeoutException into 504 SERVICE_TIMEOUT: a full pool is answered as a slow service
     assert issubclass(httpx.PoolTimeout, httpx.TimeoutException) and issubclass(httpcore.PoolTimeout,
                                                                                  httpcore.TimeoutException)
+
+
+async def test_a_services_cookie_goes_to_its_caller_and_never_to_the_next(make_settings, serve_app, start_gateway):
+    """The gateway's one shared client keeps no cookie: one caller's Set-Cookie is relayed to that caller only."""
+    async with serve_app(APP) as url, start_gateway(make_settings("nats://127.0.0.1:1", accounts_url=url)) as gateway:
+        first = await gateway.get("/api/accounts/cookies", params={"who": "clerk-li"})
+        assert first.status_code == 200 and "session=clerk-li" in first.headers["set-cookie"]
+        gateway.cookies.clear()  # the next caller is someone else, with no cookie of their own
+        second = await gateway.get("/api/accounts/cookies", params={"who": "auditor-wang"})
+        assert second.json() == {"cookie": None}
