@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, FastAPI, Form, Request
 from fastapi.responses import Response
 from fastapi.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gateway.console import admin, oversight, public
 from gateway.console.calls import ApiError, LoginRequired
@@ -104,7 +105,19 @@ async def _api_error(request: Request, exc: ApiError) -> Response:
                             f"{exc.message}（{exc.code}）")
 
 
-def create_console(gateway: FastAPI, settings: Settings) -> FastAPI:
+class OwnScope:
+    """Runs the console on a copy of the request's scope. A mounted app writes itself into ``scope["app"]``; the
+    gateway's middlewares read the gateway's state from it after the response (the guard's audit), so the console
+    must not leave its own there."""
+
+    def __init__(self, app: ASGIApp):
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.app(dict(scope), receive, send)
+
+
+def create_console(gateway: FastAPI, settings: Settings) -> ASGIApp:
     """The console app, to be mounted at ``/console`` in ``gateway``."""
     console = FastAPI(title="sifund console", docs_url=None, redoc_url=None, openapi_url=None)
     console.state.console = Console(gateway, SessionCodec(settings))
@@ -115,4 +128,4 @@ def create_console(gateway: FastAPI, settings: Settings) -> FastAPI:
     console.add_exception_handler(Forbidden, _forbidden)
     console.add_exception_handler(CsrfRefused, _csrf_refused)
     console.add_exception_handler(ApiError, _api_error)
-    return console
+    return OwnScope(console)

@@ -5,6 +5,8 @@ any API client, with the user's own bearer token. No private back door, no secon
 The internal call carries the browser's address as its client, so the gateway's per-IP limits and audit see the
 person, not the console."""
 
+import asyncio
+import hashlib
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -43,11 +45,36 @@ class ApiError(Exception):
                    else None)
 
 
+class Refreshes:
+    """One rotation per refresh token in this process. A page's parallel calls, or a page and its htmx requests
+    arriving together with the same cookie, would otherwise present the same refresh token twice — which the gateway
+    takes for a stolen token and answers by signing the user out everywhere (gateway/identity/service.refresh). The
+    first caller rotates; the others get its result for REUSE_SECONDS."""
+
+    REUSE_SECONDS = 60.0
+
+    def __init__(self) -> None:
+        self.lock = asyncio.Lock()
+        self.recent: dict[str, tuple[float, dict | None]] = {}
+
+    async def rotate(self, refresh_token: str, rotate) -> dict | None:  # noqa: ANN001
+        key = hashlib.sha256(refresh_token.encode()).hexdigest()
+        async with self.lock:
+            now = time.monotonic()
+            self.recent = {k: v for k, v in self.recent.items() if now - v[0] < self.REUSE_SECONDS}
+            if key in self.recent:
+                return self.recent[key][1]
+            tokens = await rotate(refresh_token)
+            self.recent[key] = (now, tokens)
+            return tokens
+
+
 class GatewayCalls:
     """One browser request's calls to the gateway, with the browser session's tokens (refreshed when due)."""
 
-    def __init__(self, gateway: ASGIApp, request: Request, session: BrowserSession):
+    def __init__(self, gateway: ASGIApp, request: Request, session: BrowserSession, refreshes: "Refreshes"):
         self.session = session
+        self.refreshes = refreshes
         client = (request.client.host, request.client.port) if request.client else ("127.0.0.1", 0)
         self.transport = httpx.ASGITransport(app=gateway, client=client)
         self.base_url = "http://console.internal"
@@ -63,13 +90,17 @@ class GatewayCalls:
     async def refresh(self) -> bool:
         if not self.session.refresh_token:
             return False
+        tokens = await self.refreshes.rotate(self.session.refresh_token, self._rotate)
+        if tokens is None:
+            return False
+        self.session.sign_in(tokens, self.session.username or "", self.session.display_name)
+        return True
+
+    async def _rotate(self, refresh_token: str) -> dict | None:
         async with self._client() as client:
             response = await client.post("/auth/token", data={"grant_type": "refresh_token",
-                                                              "refresh_token": self.session.refresh_token})
-        if response.status_code != 200:
-            return False
-        self.session.sign_in(response.json(), self.session.username or "", self.session.display_name)
-        return True
+                                                              "refresh_token": refresh_token})
+        return response.json() if response.status_code == 200 else None
 
     async def revoke(self) -> None:
         if self.session.refresh_token:

@@ -13,7 +13,7 @@ from fastapi.responses import RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
 from gateway.console import format as fmt
-from gateway.console.calls import GatewayCalls, LoginRequired
+from gateway.console.calls import GatewayCalls, LoginRequired, Refreshes
 from gateway.console.menu import PUBLIC_SCREENS, SCREENS_BY_KEY, PolicyCache, RoutePolicies, Screen
 from gateway.console.session import COOKIE, CSRF_FIELD, CSRF_HEADER, BrowserSession, SessionCodec
 
@@ -41,6 +41,7 @@ class Console:
         self.gateway = gateway
         self.codec = codec
         self.policies = PolicyCache()
+        self.refreshes = Refreshes()
 
 
 class Page:
@@ -49,7 +50,7 @@ class Page:
         self.console = console
         self.screen = screen
         self.session: BrowserSession = console.codec.loads(request.cookies.get(COOKIE))
-        self.calls = GatewayCalls(console.gateway, request, self.session)
+        self.calls = GatewayCalls(console.gateway, request, self.session, console.refreshes)
         self.policies: RoutePolicies | None = None
         self.form: dict[str, str] = {}
         request.state.page = self
@@ -153,6 +154,7 @@ def open_page():  # noqa: ANN201
         await _check_csrf(page)
         return page
 
+    dependency.screen_key = None
     return Depends(dependency)
 
 

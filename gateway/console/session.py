@@ -89,13 +89,15 @@ class SessionCodec:
         body = {"csrf": session.csrf, "access": session.access_token, "refresh": session.refresh_token,
                 "exp": session.access_expires_at, "user": session.username, "name": session.display_name,
                 "roles": list(session.roles)}
-        return self.fernet.encrypt(json.dumps(body, separators=(",", ":")).encode()).decode()
+        # Without its base64 padding: a cookie value with "=" would be sent quoted.
+        return self.fernet.encrypt(json.dumps(body, separators=(",", ":")).encode()).decode().rstrip("=")
 
     def loads(self, cookie: str | None) -> BrowserSession:
         if not cookie:
             return BrowserSession(changed=True)
         try:
-            body = json.loads(self.fernet.decrypt(cookie.encode(), ttl=self.max_age))
+            padded = cookie + "=" * (-len(cookie) % 4)
+            body = json.loads(self.fernet.decrypt(padded.encode(), ttl=self.max_age))
             return BrowserSession(csrf=body["csrf"], access_token=body["access"], refresh_token=body["refresh"],
                                   access_expires_at=float(body["exp"]), username=body["user"],
                                   display_name=body.get("name"), roles=tuple(body["roles"]))
