@@ -67,6 +67,10 @@ class Page:
             self.policies = await self.console.policies.get(fetch)
         return self.policies
 
+    async def may(self, method: str, route: str) -> bool:
+        """Whether the user's roles admit this gateway route (an action offered on a page, beside its screen)."""
+        return (await self.load_policies()).admits((method, route), self.session.roles)
+
     async def menu(self) -> list:
         policies = await self.load_policies()
         roles = self.session.roles if self.session.signed_in else ("public",)

@@ -199,3 +199,60 @@ async def test_security_headers_admit_the_console(platform):
             assert asset.headers.get("cache-control") != "no-store"
         root = await browser.get("/")
         assert root.status_code == 307 and root.headers["location"] == "/console/"
+
+
+async def _open_case(platform, fact: str) -> str:  # noqa: ANN001
+    """A case opened by hand, issued to the demo users' unit (a unit's staff see only their unit's cases)."""
+    async with httpx.AsyncClient(base_url=platform.gateway_url, timeout=30) as api:
+        username, password = platform.user_of("oversight_officer")
+        token = (await api.post("/auth/token", data={"username": username, "password": password})).json()
+        opened = await api.post("/api/oversight/cases", headers={"Authorization": f"Bearer {token['access_token']}"},
+                                json={"fact_key": fact, "severity": "high", "subject_type": "employer", "unit": "演示社保经办机构",
+                                      "subject_id": "E-1", "title": "控制台测试案件", "seed_clause": "001 第二十九条",
+                                      "amount_fen": 123456789})
+        assert opened.status_code in (200, 201), opened.text
+        return opened.json()["id"]
+
+
+async def test_a_case_page_shows_its_timeline_and_offers_actions_by_role(platform):
+    case_id = await _open_case(platform, "console-roles")
+    async with httpx.AsyncClient(base_url=platform.gateway_url, timeout=30) as auditor:
+        await console_sign_in(auditor, *platform.user_of("internal_auditor"))
+        listing = await auditor.get("/console/oversight/cases")
+        assert listing.status_code == 200 and "控制台测试案件" in listing.text and "1,234,567.89" in listing.text
+        page = await auditor.get(f"/console/oversight/cases/{case_id}")
+        assert page.status_code == 200 and 'id="case-timeline"' in page.text and "已下发" in page.text
+        assert "investigate-form" not in page.text  # the auditor reads; only an officer's token may investigate
+        refused = await auditor.post(f"/console/oversight/cases/{case_id}/investigate",
+                                     data={"csrf_token": csrf_of(page.text), "note": "越权"})
+        assert refused.status_code == 403
+
+
+async def test_a_form_typed_when_the_session_expired_is_posted_after_login(platform):
+    case_id = await _open_case(platform, "console-expired")
+    username, password = platform.user_of("oversight_officer")
+    codec = SessionCodec(platform.settings)
+    async with httpx.AsyncClient(base_url=platform.gateway_url, timeout=30) as browser:
+        await console_sign_in(browser, username, password)
+        page = await browser.get(f"/console/oversight/cases/{case_id}")
+        assert "investigate-form" in page.text
+        session = codec.loads(browser.cookies[COOKIE])
+        session.access_expires_at, session.refresh_token = 0, "expired-or-revoked"
+        browser.cookies.set(COOKIE, codec.dumps(session), domain="127.0.0.1", path="/console")
+        typed = "电话核实单位负责人，已调取工资表"
+        expired = await browser.post(f"/console/oversight/cases/{case_id}/investigate",
+                                     data={"csrf_token": csrf_of(page.text), "note": typed})
+        assert expired.status_code == 401 and "登录已过期" in expired.text
+        carried = re.search(r'name="carried" value="([^"]+)"', expired.text).group(1)
+        assert typed not in expired.text  # sealed, not echoed in clear
+        login = await browser.post("/console/login", data={
+            "csrf_token": csrf_of(expired.text), "username": username, "password": password,
+            "next": re.search(r'name="next" value="([^"]+)"', expired.text).group(1), "carried": carried})
+        assert login.status_code == 200 and "data-resubmit" in login.text and typed in login.text
+        action = re.search(r'<form method="post" action="([^"]+)" data-resubmit', login.text).group(1)
+        assert action == f"/console/oversight/cases/{case_id}/investigate"
+        fields = dict(re.findall(r'<input type="hidden" name="(\w+)" value="([^"]*)"', login.text))
+        posted = await browser.post(action, data=fields)
+        assert posted.status_code == 303
+        detail = await browser.get(posted.headers["location"])
+        assert "核查中" in detail.text and typed in detail.text
