@@ -16,7 +16,7 @@ from gateway.console.pages import (
     HERE,
     Console,
     CsrfRefused,
-    Forbidden,
+    ScreenRefused,
     Page,
     error_page,
     login_url,
@@ -89,7 +89,7 @@ async def _login_required(request: Request, exc: LoginRequired) -> Response:
     return page.redirect(login_url(request))
 
 
-async def _forbidden(request: Request, exc: Forbidden) -> Response:
+async def _screen_refused(request: Request, exc: ScreenRefused) -> Response:
     return await error_page(_page(request), 403, "无权访问", "您的角色无权使用此页面所调用的接口。")
 
 
@@ -125,7 +125,7 @@ def create_console(gateway: FastAPI, settings: Settings) -> ASGIApp:
         console.include_router(router)
     console.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     console.add_exception_handler(LoginRequired, _login_required)
-    console.add_exception_handler(Forbidden, _forbidden)
+    console.add_exception_handler(ScreenRefused, _screen_refused)
     console.add_exception_handler(CsrfRefused, _csrf_refused)
     console.add_exception_handler(ApiError, _api_error)
     return OwnScope(console)

@@ -12,7 +12,7 @@ from fastapi.responses import Response
 
 from gateway.console.calls import ApiError
 from gateway.console.format import FUND_LABELS
-from gateway.console.pages import Forbidden, Page, screen_page
+from gateway.console.pages import ScreenRefused, Page, screen_page
 from services.kernel.clock import china_today
 
 router = APIRouter(prefix="/oversight")
@@ -137,7 +137,7 @@ async def case(page: CasesPage, case_id: CaseId) -> Response:
 async def investigate(page: CasesPage, case_id: CaseId) -> Response:
     """issued → investigating, with the officer's note (the API's own check of role and status decides)."""
     if not await page.may(*INVESTIGATE):
-        raise Forbidden()
+        raise ScreenRefused()
     path = f"/api/oversight/cases/{quote(case_id, safe='')}"
     note = page.form.get("note", "").strip()
     response = await page.calls.call("POST", f"{path}/investigate", json={"note": note} if note else {})

@@ -25,7 +25,7 @@ templates.env.globals["FUND_LABELS"] = fmt.FUND_LABELS
 CARRY_SECONDS = 24 * 3600
 
 
-class Forbidden(Exception):
+class ScreenRefused(Exception):
     """The user's roles do not admit every route of this screen."""
 
 
@@ -144,7 +144,7 @@ def screen_page(key: str):  # noqa: ANN201
             raise LoginRequired()
         policies = await page.load_policies()
         if not policies.screen_allowed(screen, page.session.roles):
-            raise Forbidden()
+            raise ScreenRefused()
         return page
 
     dependency.screen_key = key  # read by the test that every route requires login unless its screen is public

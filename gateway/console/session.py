@@ -23,26 +23,26 @@ EXTRA_COOKIE_SECONDS = 24 * 3600
 
 
 def console_key(settings: Settings) -> bytes:
-    """The Fernet key: the setting, else the data directory's key file, created once (O_EXCL: two gateway workers
-    starting together end up with the same key)."""
+    """The Fernet key: the setting, else the data directory's key file, created once. The file appears complete or
+    not at all (written aside, then hard-linked into place, which fails if another gateway worker was first), so
+    every process of the data directory reads the same key."""
     if settings.console_session_key is not None:
         return settings.console_session_key.get_secret_value().encode()
     path = settings.console_session_key_file
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
+        aside = path.with_name(f"{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+        fd = os.open(aside, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            pass
-        else:
             with os.fdopen(fd, "wb") as out:
                 out.write(Fernet.generate_key())
-    for _ in range(100):  # another worker may have created it a moment ago and not written it yet
-        key = path.read_bytes().strip()
-        if key:
-            return key
-        time.sleep(0.01)
-    raise RuntimeError(f"console session key file {path} is empty")
+            try:
+                os.link(aside, path)
+            except FileExistsError:
+                pass
+        finally:
+            aside.unlink()
+    return path.read_bytes().strip()
 
 
 @dataclass

@@ -13,14 +13,13 @@ from playwright.sync_api import BrowserContext, Page, sync_playwright
 
 from tests.chaos.month import PAID_ON, PERIOD, Ledger, Month, signed_in, uscc
 from tests.chaos.platform import RunningPlatform, free_port_base
+from tests.support.console import PLANTED_FUND
 
 SCREENSHOTS = Path(os.environ.get("SIFUND_BROWSER_SCREENSHOTS", "var/browser-screenshots"))
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                   "--disable-component-update", "--disable-sync", "--no-first-run"]
 VIEWPORT = {"width": 1366, "height": 768}  # the smallest screen
 EMPLOYERS = 2
-# The planted discrepancy: a tax line finance never receives, on this fund.
-PLANTED_FUND = "UNEMP"
 PATIENCE_SECONDS = 120.0
 
 

@@ -10,8 +10,8 @@ from playwright.sync_api import Page, expect
 from gateway.console.menu import SCREENS, RoutePolicies
 from gateway.identity.service import STAFF_ROLES
 from services.kernel.settings import SERVICES
-from tests.browser.conftest import PLANTED_FUND
 from tests.chaos.month import PERIOD
+from tests.support.console import PLANTED_FUND
 
 
 def policies_of(url: str) -> RoutePolicies:
