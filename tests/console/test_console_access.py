@@ -23,6 +23,9 @@ from sifund import services as catalogue
 from sifund.natsd import NatsServer
 from tests.support.console import console_platform, console_sign_in, csrf_of, platform_settings
 
+# A console page makes several gateway calls (up to five OpenAPI documents on a cold policy cache): on a loaded
+# machine (load 40 on 2 cores was seen) one page can take longer than httpx's usual 30 s.
+LOADED_MACHINE_TIMEOUT = 180.0
 SAMPLE_PATH_VALUES = {"month": "202611", "fund": "PEN_EMP", "case_id": "no-such-case"}
 
 
@@ -75,7 +78,7 @@ def independent_policies(settings) -> RoutePolicies:  # noqa: ANN001
 async def test_every_console_route_requires_login_except_the_public_pages(platform, settings):
     routes = console_routes(create_gateway(settings))
     assert {key for _, _, key in routes} == set(SCREENS_BY_KEY) | {None}  # None: the login and logout pages
-    async with httpx.AsyncClient(base_url=platform.gateway_url, timeout=30) as browser:
+    async with httpx.AsyncClient(base_url=platform.gateway_url, timeout=LOADED_MACHINE_TIMEOUT) as browser:
         for method, path, key in routes:
             url = concrete(path)
             if method == "POST":
@@ -95,7 +98,7 @@ async def test_each_role_sees_exactly_the_screens_its_api_admits(platform, setti
     policies = independent_policies(settings)
     for role in sorted(STAFF_ROLES):
         expected = {s.key for s in SCREENS if all(policies.admits(r, [role]) for r in s.routes)}
-        async with httpx.AsyncClient(base_url=platform.gateway_url, timeout=30) as browser:
+        async with httpx.AsyncClient(base_url=platform.gateway_url, timeout=LOADED_MACHINE_TIMEOUT) as browser:
             signed_in = await console_sign_in(browser, *platform.user_of(role))
             assert signed_in.status_code == 303, signed_in.text[:300]
             home = await browser.get("/console/")
@@ -127,7 +130,7 @@ async def test_the_menu_and_the_independent_policies_agree_on_who_gets_what(sett
 
 async def test_login_refusals_csrf_cookie_and_logout(platform):
     username, password = platform.user_of("oversight_officer")
-    async with httpx.AsyncClient(base_url=platform.gateway_url, timeout=30) as browser:
+    async with httpx.AsyncClient(base_url=platform.gateway_url, timeout=LOADED_MACHINE_TIMEOUT) as browser:
         wrong = await console_sign_in(browser, username, "not-the-password")
         assert wrong.status_code == 401 and "用户名或密码错误" in wrong.text
         form = await browser.get("/console/login")
@@ -161,7 +164,7 @@ async def test_login_refusals_csrf_cookie_and_logout(platform):
 async def test_an_expired_session_is_refreshed_then_sent_to_login_with_next(platform):
     username, password = platform.user_of("oversight_officer")
     codec = SessionCodec(platform.settings)
-    async with httpx.AsyncClient(base_url=platform.gateway_url, timeout=30) as browser:
+    async with httpx.AsyncClient(base_url=platform.gateway_url, timeout=LOADED_MACHINE_TIMEOUT) as browser:
         await console_sign_in(browser, username, password)
         session = codec.loads(browser.cookies[COOKIE])
         session.access_expires_at = 0  # the access token is due: refreshed transparently
@@ -181,13 +184,13 @@ async def test_an_expired_session_is_refreshed_then_sent_to_login_with_next(plat
 
 
 async def test_a_tampered_cookie_is_an_anonymous_session(platform):
-    async with httpx.AsyncClient(base_url=platform.gateway_url, timeout=30) as browser:
+    async with httpx.AsyncClient(base_url=platform.gateway_url, timeout=LOADED_MACHINE_TIMEOUT) as browser:
         browser.cookies.set(COOKIE, "gAAAAAB" + "x" * 200, domain="127.0.0.1", path="/console")
         assert (await browser.get("/console/")).status_code == 303
 
 
 async def test_security_headers_admit_the_console(platform):
-    async with httpx.AsyncClient(base_url=platform.gateway_url, timeout=30) as browser:
+    async with httpx.AsyncClient(base_url=platform.gateway_url, timeout=LOADED_MACHINE_TIMEOUT) as browser:
         page = await browser.get("/console/public/disclosure")
         assert page.status_code == 200
         csp = page.headers["content-security-policy"]
@@ -203,7 +206,7 @@ async def test_security_headers_admit_the_console(platform):
 
 async def _open_case(platform, fact: str) -> str:  # noqa: ANN001
     """A case opened by hand, issued to the demo users' unit (a unit's staff see only their unit's cases)."""
-    async with httpx.AsyncClient(base_url=platform.gateway_url, timeout=30) as api:
+    async with httpx.AsyncClient(base_url=platform.gateway_url, timeout=LOADED_MACHINE_TIMEOUT) as api:
         username, password = platform.user_of("oversight_officer")
         token = (await api.post("/auth/token", data={"username": username, "password": password})).json()
         opened = await api.post("/api/oversight/cases", headers={"Authorization": f"Bearer {token['access_token']}"},
@@ -216,7 +219,7 @@ async def _open_case(platform, fact: str) -> str:  # noqa: ANN001
 
 async def test_a_case_page_shows_its_timeline_and_offers_actions_by_role(platform):
     case_id = await _open_case(platform, "console-roles")
-    async with httpx.AsyncClient(base_url=platform.gateway_url, timeout=30) as auditor:
+    async with httpx.AsyncClient(base_url=platform.gateway_url, timeout=LOADED_MACHINE_TIMEOUT) as auditor:
         await console_sign_in(auditor, *platform.user_of("internal_auditor"))
         listing = await auditor.get("/console/oversight/cases")
         assert listing.status_code == 200 and "控制台测试案件" in listing.text and "1,234,567.89" in listing.text
@@ -232,7 +235,7 @@ async def test_a_form_typed_when_the_session_expired_is_posted_after_login(platf
     case_id = await _open_case(platform, "console-expired")
     username, password = platform.user_of("oversight_officer")
     codec = SessionCodec(platform.settings)
-    async with httpx.AsyncClient(base_url=platform.gateway_url, timeout=30) as browser:
+    async with httpx.AsyncClient(base_url=platform.gateway_url, timeout=LOADED_MACHINE_TIMEOUT) as browser:
         await console_sign_in(browser, username, password)
         page = await browser.get(f"/console/oversight/cases/{case_id}")
         assert "investigate-form" in page.text
