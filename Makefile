@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-unit lint test-dates test-postgres test-cluster chaos bench fuzz install clean
+.PHONY: run test test-unit lint test-dates test-postgres test-cluster test-browser chaos bench fuzz install clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -47,6 +47,11 @@ test-dates: $(STAMP)
 ## tests marked `once` (their platform is the embedded SQLite whatever the run: make test has run them).
 test-postgres: $(STAMP)
 	bash infra/postgres/run-tests.sh $(BIN)/python -m pytest -q
+
+## The console in a real browser: tests/browser drives Debian's Chromium (installed with apt if missing) through
+## Playwright against `sifund up` after a small month; screenshots of a failing test under var/browser-screenshots.
+test-browser: $(STAMP)
+	bash infra/browser/run-tests.sh $(BIN)/python -m pytest -q tests/browser
 
 ## The long profile in CI: the fault suite (tests/chaos: a month through the gateway of `sifund up` while a seeded
 ## schedule SIGKILLs its children), backup → wipe → restore with the oversight rebuild, a

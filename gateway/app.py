@@ -6,15 +6,17 @@ from contextlib import asynccontextmanager
 
 import anyio
 from fastapi import FastAPI
+from fastapi.responses import RedirectResponse
 from fastapi.middleware.cors import CORSMiddleware
 
 from gateway import docs, health, proxy, verification
+from gateway.console.app import create_console
 from gateway.guard import GuardMiddleware
 from gateway.identity.conflicts import seed_default_rules
 from gateway.identity.endpoints import auth_router, identity_router
 from gateway.identity.models import metadata as identity_metadata
 from gateway.upstream import Upstreams, open_client
-from services.kernel.auth import TokenVerifier, enforce_route_policies
+from services.kernel.auth import TokenVerifier, enforce_route_policies, public
 from services.kernel.db import make_engine, unit_of_work
 from services.kernel.docs_pages import mount_assets
 from services.kernel.errors import install_error_handlers
@@ -86,6 +88,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(identity_router)
     app.include_router(audit_router())
     app.include_router(verification.router)  # the public page that verifies official documents
+
+    @app.get("/", include_in_schema=False, dependencies=[public()])
+    async def root() -> RedirectResponse:
+        return RedirectResponse("/console/", status_code=307)
+
+    # The console (gateway/console): pages that call the routes above with the signed-in user's own token.
+    app.mount("/console", create_console(app, settings))
     app.include_router(proxy.router)  # last: the catch-all
     enforce_route_policies(app)
     install_metrics(app, "gateway", settings)  # outermost: counts every request, answers /metrics

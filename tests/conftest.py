@@ -37,6 +37,9 @@ clock.anchor()
 # The fault suite (tests/chaos) runs a whole platform per round for minutes: `make test-cluster` and `make chaos`
 # run it, `make test` does not.
 collect_ignore = [] if os.environ.get("SIFUND_CHAOS") else ["chaos"]
+# tests/browser drives Chromium: make test-browser (infra/browser/run-tests.sh sets SIFUND_BROWSER), not make test.
+if not os.environ.get("SIFUND_BROWSER"):
+    collect_ignore.append("browser")
 
 UNIT_LANE = "a unit test (pytest -m unit, make test-unit) runs without NATS, app or database"
 

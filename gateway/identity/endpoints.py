@@ -62,6 +62,13 @@ def token(
                      "client_credentials: client_id+client_secret；refresh_token: refresh_token）")
 
 
+@auth_router.post("/revoke", status_code=status.HTTP_200_OK, dependencies=[public()],
+                  summary="Revoke a refresh token (sign out; RFC 7009: an unknown or already revoked token is 200 too)")
+def revoke(request: Request, session: SessionDep, token: Annotated[str, Form(max_length=4096)]) -> dict:
+    service.revoke(session, request.app.state.token_verifier, refresh_token=token)
+    return {"revoked": True}
+
+
 @auth_router.get("/me", response_model=Me, dependencies=[allow(*ANY_STAFF_OR_CLIENT)], summary="Who am I")
 def me(actor: CurrentActor) -> Me:
     return Me(subject=actor.id, role=actor.role, roles=list(actor.roles), unit=actor.unit, region=actor.region)

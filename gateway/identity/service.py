@@ -273,6 +273,23 @@ def refresh(session: Session, settings: Settings, verifier: TokenVerifier, *, re
     return tokens
 
 
+def revoke(session: Session, verifier: TokenVerifier, *, refresh_token: str) -> None:
+    """Sign-out: the refresh token can no longer be used (its access token lives out its minutes). A token that is
+    not a valid refresh token of ours changes nothing and is not reported (RFC 7009 §2.2)."""
+    try:
+        claims = verifier.decode(refresh_token, token_type="refresh")
+    except Unauthenticated:
+        return
+    stored = session.get(RefreshToken, claims.get("jti"))
+    if stored is None or stored.revoked_at is not None:
+        return
+    stored.revoked_at = clock.utc_now()
+    session.add(stored)
+    with context.trace(actor=context.Actor(id=stored.subject)):
+        append_audit(session, action="auth.sign_out", entity_type="user", entity_id=stored.subject)
+    session.flush()
+
+
 def _revoke_refresh_tokens(session: Session, subject: str) -> None:
     session.execute(
         update(RefreshToken)

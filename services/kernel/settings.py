@@ -151,6 +151,11 @@ class Settings(BaseSettings):
     # a cached token costs a hash and a time check instead of an Ed25519 verification. 0 turns the cache off.
     token_cache_size: int = Field(default=10_000, ge=0)
     refresh_token_hours: int = 8
+    # The console (gateway/console) keeps a user's tokens in an httpOnly cookie encrypted and authenticated with this
+    # Fernet key (32 url-safe base64 bytes). Without it, one is generated under data_dir/keys on first run (mode 0600,
+    # shared by every gateway process of the data directory); never printed.
+    console_session_key: SecretStr | None = None
+    console_session_key_path: Path | None = None
 
     # Password policy and lockout (identity store in the gateway).
     password_min_length: int = 12
@@ -217,6 +222,10 @@ class Settings(BaseSettings):
         if not url:
             return [f"http://{self.host}:{self.port(service)}"]
         return [u.strip().rstrip("/") for u in url.split(",") if u.strip()]
+
+    @property
+    def console_session_key_file(self) -> Path:
+        return self.console_session_key_path or self.data_dir / "keys" / "console_session.key"
 
     @property
     def private_key_file(self) -> Path:

@@ -82,8 +82,9 @@ async def _internal_error(send: Send, request_id: str) -> None:
 
 # One policy for every response of the platform: everything from the component's own origin, nothing framed. Styles
 # may be inline (Swagger UI and ReDoc set style attributes), ReDoc renders in a blob: worker, icons are data: URIs.
-# An HTML page with inline scripts allows each by its hash (services/kernel/docs_pages.page). A console served
-# later from the same origin works under it as long as it ships its scripts as files.
+# An HTML page with inline scripts allows each by its hash (services/kernel/docs_pages.page). The console
+# (gateway/console) works under it unchanged: its scripts are files of its own origin, none inline, and htmx runs with
+# allowEval off; ECharts draws on a canvas.
 _CSP_DIRECTIVES = {
     "default-src": "'self'",
     "script-src": "'self'",
@@ -113,7 +114,7 @@ SECURITY_HEADERS = (
 )
 # Tokens and personal data must not stay in a browser's or a proxy's cache: every response is ``no-store`` unless
 # it says otherwise, except the static documentation assets.
-STATIC_PREFIXES = ("/docs-assets/",)
+STATIC_PREFIXES = ("/docs-assets/", "/console/static/")
 
 
 class SecurityHeadersMiddleware:

@@ -1,0 +1,116 @@
+"""The console's screens and the menu built from the token's roles.
+
+Each screen lists the gateway routes it calls. Who may call a route is read from the OpenAPI documents the gateway
+publishes (its own ``/openapi.json`` and each service's ``/api/<service>/openapi.json``): ``x-sifund-roles`` or
+``x-sifund-public`` per operation, written by ``services.kernel.auth.enforce_route_policies`` from the very guards
+that decide. A screen is shown, and served, only when every route it calls admits one of the user's roles: the menu
+never offers a screen whose API would refuse the user, and there is no second list of roles to keep in step."""
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+
+from services.kernel.settings import SERVICES
+
+PUBLIC = "public"
+# The policies change only with a deployment; a minute keeps the console from asking for five documents per page.
+POLICY_TTL_SECONDS = 60.0
+INCOMPLETE_TTL_SECONDS = 5.0  # a service was down: ask again soon
+
+
+@dataclass(frozen=True)
+class Screen:
+    key: str
+    label: str
+    href: str
+    section: str
+    routes: tuple[tuple[str, str], ...]  # (method, gateway path template), e.g. ("GET", "/api/oversight/cases")
+    in_menu: bool = True
+
+
+SCREENS: tuple[Screen, ...] = (
+    Screen("disclosure", "基金信息公开", "/console/public/disclosure", "公开信息",
+           (("GET", "/api/oversight/disclosure/funds"), ("GET", "/api/oversight/disclosure/funds/{fund}/{year}"))),
+    Screen("whistleblowing", "举报与查询", "/console/public/whistleblowing", "公开信息",
+           (("POST", "/api/oversight/whistleblowing/reports"),
+            ("GET", "/api/oversight/whistleblowing/track/{code}"))),
+    Screen("home", "我的工作台", "/console/", "工作台", (("GET", "/auth/me"),)),
+    Screen("reconciliation", "三方对账", "/console/oversight/reconciliation", "基金监督",
+           (("GET", "/api/oversight/reconciliation/months/{month}"),)),
+    Screen("cases", "监督案件", "/console/oversight/cases", "基金监督",
+           (("GET", "/api/oversight/cases"), ("GET", "/api/oversight/cases/overdue"),
+            ("GET", "/api/oversight/cases/{case_id}"))),
+    Screen("users", "用户与角色", "/console/admin/users", "系统管理",
+           (("GET", "/identity/users"), ("GET", "/identity/conflict-rules"),
+            ("GET", "/identity/reports/long-tenure"))),
+)
+SCREENS_BY_KEY = {screen.key: screen for screen in SCREENS}
+PUBLIC_SCREENS = frozenset({"disclosure", "whistleblowing"})
+
+
+class RoutePolicies:
+    """(method, gateway path) → the roles the route admits, or ``PUBLIC``; unknown routes admit nobody."""
+
+    def __init__(self, policies: dict[tuple[str, str], frozenset[str] | str]):
+        self.policies = policies
+
+    @classmethod
+    def from_documents(cls, documents: dict[str, dict]) -> "RoutePolicies":
+        """``documents``: ``"gateway"`` → the gateway's own OpenAPI, ``<service>`` → that service's."""
+        policies: dict[tuple[str, str], frozenset[str] | str] = {}
+        for name, document in documents.items():
+            prefix = "" if name == "gateway" else f"/api/{name}"
+            for path, operations in (document.get("paths") or {}).items():
+                for method, operation in operations.items():
+                    if not isinstance(operation, dict):
+                        continue
+                    if operation.get("x-sifund-public"):
+                        policies[(method.upper(), prefix + path)] = PUBLIC
+                    elif operation.get("x-sifund-roles"):
+                        policies[(method.upper(), prefix + path)] = frozenset(operation["x-sifund-roles"])
+        return cls(policies)
+
+    def admits(self, route: tuple[str, str], roles: Iterable[str]) -> bool:
+        policy = self.policies.get(route)
+        if policy is None:
+            return False
+        return policy == PUBLIC or bool(policy & set(roles))
+
+    def screen_allowed(self, screen: Screen, roles: Iterable[str]) -> bool:
+        roles = set(roles)
+        return all(self.admits(route, roles) for route in screen.routes)
+
+    def menu(self, roles: Iterable[str]) -> list[tuple[str, list[Screen]]]:
+        """The screens these roles may use, grouped by section in the order of SCREENS."""
+        sections: dict[str, list[Screen]] = {}
+        for screen in SCREENS:
+            if screen.in_menu and self.screen_allowed(screen, roles):
+                sections.setdefault(screen.section, []).append(screen)
+        return list(sections.items())
+
+
+class PolicyCache:
+    """The policies, fetched through the gateway's own documentation routes and kept POLICY_TTL_SECONDS. A document
+    that cannot be fetched (its service is down) contributes nothing: its screens are hidden, never guessed."""
+
+    def __init__(self) -> None:
+        self.value: RoutePolicies | None = None
+        self.fetched_at = 0.0
+        self.complete = False
+        self.lock = asyncio.Lock()
+
+    async def get(self, fetch: Callable[[str], Awaitable[dict | None]]) -> RoutePolicies:
+        async with self.lock:
+            ttl = POLICY_TTL_SECONDS if self.complete else INCOMPLETE_TTL_SECONDS
+            if self.value is None or time.monotonic() - self.fetched_at >= ttl:
+                documents = {}
+                for name, path in (("gateway", "/openapi.json"),
+                                   *((service, f"/api/{service}/openapi.json") for service in SERVICES)):
+                    document = await fetch(path)
+                    if document is not None:
+                        documents[name] = document
+                self.value = RoutePolicies.from_documents(documents)
+                self.complete = len(documents) == 1 + len(SERVICES)
+                self.fetched_at = time.monotonic()
+            return self.value

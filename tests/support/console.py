@@ -1,0 +1,74 @@
+"""A platform for the console's tests: the four services and the gateway (with the console) under uvicorn on loopback,
+one real nats-server, the demo users (one per staff role) in the gateway's identity store; and a browser-like client
+that signs in through the console's login form."""
+
+import re
+from pathlib import Path
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass, field
+from collections.abc import AsyncIterator
+
+import httpx
+
+from gateway.app import create_app as create_gateway
+from gateway.identity.admin import create_demo
+from services.kernel.service_app import create_service_app
+from services.kernel.settings import SERVICES, Settings
+from sifund import services as catalogue
+from tests.support.apps import TEST_PRIVATE_KEY, TEST_PUBLIC_KEY
+from tests.support.gateway import serve
+
+# The browser suite's planted discrepancy: a tax line on this fund that finance never receives.
+PLANTED_FUND = "UNEMP"
+CSRF_FIELD = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+
+@dataclass
+class ConsolePlatform:
+    gateway_url: str
+    passwords: dict[str, str] = field(default_factory=dict)  # demo user name → password
+    settings: object = None
+
+    def user_of(self, role: str) -> tuple[str, str]:
+        username = f"demo_{role}"
+        return username, self.passwords[username]
+
+
+def platform_settings(directory: Path, nats_url: str, **overrides) -> Settings:
+    """Settings as tests/conftest.py's make_settings writes them, for a platform shared by a module's tests (SQLite
+    files under ``directory``)."""
+    values = {f"{n}_database_url": f"sqlite:///{directory / f'{n}.db'}" for n in [*SERVICES, "gateway"]}
+    values.update(data_dir=directory / "var", nats_url=nats_url, consumer_retry_delay_seconds=0.05,
+                  outbox_poll_seconds=0.05, jwt_private_key=TEST_PRIVATE_KEY, jwt_public_key=TEST_PUBLIC_KEY)
+    return Settings(**{**values, **overrides})
+
+
+@asynccontextmanager
+async def console_platform(make_settings, nats_url: str) -> AsyncIterator[ConsolePlatform]:  # noqa: ANN001
+    """``make_settings(nats_url, **overrides)``: the fixture of tests/conftest.py, or platform_settings bound to a
+    directory."""
+    async with AsyncExitStack() as stack:
+        urls = {}
+        base = make_settings(nats_url)
+        for name in SERVICES:
+            settings = make_settings(nats_url, **{f"{n}_url": u for n, u in urls.items()})
+            urls[name] = await stack.enter_async_context(serve(create_service_app(catalogue.spec(name), settings)))
+        gateway_settings = make_settings(nats_url, **{f"{n}_url": u for n, u in urls.items()})
+        gateway_url = await stack.enter_async_context(serve(create_gateway(gateway_settings)))
+        created = create_demo(gateway_settings)
+        yield ConsolePlatform(gateway_url, {c["username"]: c["password"] for c in created if c["kind"] == "user"},
+                              base)
+
+
+def csrf_of(html: str) -> str:
+    found = CSRF_FIELD.search(html)
+    assert found, html[:500]
+    return found.group(1)
+
+
+async def console_sign_in(client: httpx.AsyncClient, username: str, password: str,
+                          next_path: str = "/console/") -> httpx.Response:
+    """The login form, as a browser submits it (the CSRF field from the page, the cookie kept by the client)."""
+    form = await client.get("/console/login", params={"next": next_path})
+    return await client.post("/console/login", data={"csrf_token": csrf_of(form.text), "username": username,
+                                                     "password": password, "next": next_path})
