@@ -36,6 +36,8 @@ DYNAMIC_CODES: dict[tuple[str, str], list[str]] = {
     # _check_employer_active: EMPLOYER_STATES.get(status, ("EMPLOYER_NOT_ACTIVE", …))
     ("services/collection/assessments/service.py", "_check_employer_active"):
         ["EMPLOYER_SUSPENDED", "EMPLOYER_DEREGISTERED", "EMPLOYER_NOT_ACTIVE"],
+    # save_upload(upload, limit, code, message): each upload endpoint names its own 413
+    ("services/kernel/jobs.py", "save_upload"): ["FILE_TOO_LARGE", "IMPORT_FILE_TOO_LARGE"],
 }
 # Messages that are computed, not written at the raise site, and where their Chinese text is written instead.
 COMPUTED_MESSAGES = {
