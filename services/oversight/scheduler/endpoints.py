@@ -62,7 +62,8 @@ class JobOut(BaseModel):
     client_id: str | None
     running: bool = Field(description="its lease is held (a run in progress, here or in another process)")
     lease_owner: str | None
-    last_run: RunOut | None
+    last_run: RunOut | None = Field(description="the latest run, which may still be running")
+    last_finished_run: RunOut | None = Field(description="the latest run that has finished: its outcome is the job's")
     next_due_at: datetime | None = Field(description="UTC; in the past: due, runs at the next look")
 
 
@@ -70,7 +71,8 @@ class JobOut(BaseModel):
             summary="Scheduled jobs: schedule, credential, last run, next due")
 async def jobs(request: Request) -> list[JobOut]:
     rows = await anyio.to_thread.run_sync(request.app.state.scheduler.status)
-    return [JobOut(**{**row, "last_run": RunOut.of(row["last_run"]) if row["last_run"] else None}) for row in rows]
+    return [JobOut(**{**row, **{key: RunOut.of(row[key]) if row[key] else None
+                                for key in ("last_run", "last_finished_run")}}) for row in rows]
 
 
 @router.get("/runs", response_model=list[RunOut], dependencies=[READERS], summary="Runs, newest first")

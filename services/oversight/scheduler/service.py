@@ -142,9 +142,12 @@ def job_rows(engine: Engine) -> dict[str, ScheduledJob]:
         return {r.job: r for r in session.execute(select(ScheduledJob)).scalars()}
 
 
-def latest_runs(engine: Engine) -> dict[str, ScheduledJobRun]:
+def latest_runs(engine: Engine, *, finished: bool = False) -> dict[str, ScheduledJobRun]:
+    """Each job's latest run; with ``finished``, its latest run that is no longer ``running``."""
     with Session(engine, expire_on_commit=False) as session:
         latest = select(func.max(ScheduledJobRun.id)).group_by(ScheduledJobRun.job)
+        if finished:
+            latest = latest.where(ScheduledJobRun.outcome != "running")
         return {r.job: r for r in session.execute(
             select(ScheduledJobRun).where(ScheduledJobRun.id.in_(latest))).scalars()}
 
@@ -401,6 +404,7 @@ class Scheduler:
     def status(self) -> list[dict[str, Any]]:
         """Each job: schedule, whether it runs, its lease, last run and next due time (synchronous)."""
         rows, last = job_rows(self.engine), latest_runs(self.engine)
+        last_finished = latest_runs(self.engine, finished=True)
         now = clock.utc_now()
         out = []
         for name, job in self.jobs.items():
@@ -415,7 +419,7 @@ class Scheduler:
                 "credentials": "configured" if self.config.has_credentials else "missing",
                 "client_id": self.config.client_id,
                 "running": held, "lease_owner": row.lease_owner if held else None,
-                "last_run": run,
+                "last_run": run, "last_finished_run": last_finished.get(name),
                 "next_due_at": schedule.next_after(base) if base and self.enabled(name) else None,
             })
         return out
