@@ -338,15 +338,54 @@ def docs_trace(
     typer.echo(f"wrote {target.relative_to(trace.ROOT)}; clauses cited in code with no test: {len(missing)}")
 
 
-@app.command()
-def demo() -> None:
+demo_app = typer.Typer(help="Demo accounts and a demo city", invoke_without_command=True)
+app.add_typer(demo_app, name="demo")
+
+
+@demo_app.callback()
+def demo(context: typer.Context) -> None:
     """Create one demo user per staff role and one client per system role; print where their credentials are kept
-    (``demo-credentials.txt`` in the data directory, mode 0600), not the credentials."""
+    (``demo-credentials.txt`` in the data directory, mode 0600), not the credentials. ``sifund demo city`` then
+    fills the running platform with a synthetic district."""
+    if context.invoked_subcommand is not None:
+        return
     settings = get_settings()
     created = create_demo(settings)
     if not created:
         typer.echo("every demo account exists already (see demo-credentials.txt in the data directory)")
     for line in launcher.describe_demo(created, settings) if created else []:
+        typer.echo(line)
+
+
+@demo_app.command("city")
+def demo_city(
+    gateway: Annotated[str | None, typer.Option(help="the running gateway (default: from the settings, "
+                                                     "http://127.0.0.1:8000)")] = None,
+    persons: Annotated[int, typer.Option(help="insured persons of the district", min=60, max=200_000)] = 3000,
+    seed: Annotated[int, typer.Option(help="the same seed gives the same district")] = 2026,
+    credentials: Annotated[Path | None, typer.Option(
+        help="the demo accounts file (default: demo-credentials.txt in the data directory)")] = None,
+    data_dir: DataDirOption = None,
+    port_base: PortBaseOption = None,
+) -> None:
+    """Fill a RUNNING platform, through its gateway only, with a synthetic district (employers, persons, three
+    months of contributions, claims at every level, a payroll with bank failures, a death batch) and planted
+    anomalies; print what was planted and where the console shows it. Running it again doubles nothing."""
+    import asyncio  # noqa: PLC0415
+
+    from sifund import demo_city as city  # noqa: PLC0415
+
+    settings = _settings(data_dir, port_base)
+    options = city.Options(
+        gateway=(gateway or f"http://{settings.host}:{settings.port('gateway')}").rstrip("/"),
+        data_dir=settings.data_dir, credentials=credentials or settings.data_dir / "demo-credentials.txt",
+        persons=persons, seed=seed)
+    try:
+        report = asyncio.run(city.fill_city(options, say=typer.echo))
+    except city.DemoCityError as exc:
+        typer.echo(f"sifund demo city: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    for line in report:
         typer.echo(line)
 
 
