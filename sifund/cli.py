@@ -338,6 +338,31 @@ def docs_trace(
     typer.echo(f"wrote {target.relative_to(trace.ROOT)}; clauses cited in code with no test: {len(missing)}")
 
 
+@docs_app.command("screenshots")
+def docs_screenshots(
+    output: Annotated[Path, typer.Option(help="where the PNGs go")] = Path("docs/screenshots"),
+    persons: Annotated[int, typer.Option(help="size of the demo city", min=60)] = 3000,
+    seed: Annotated[int, typer.Option(help="the demo city's seed")] = 2026,
+    chromium: Annotated[str | None, typer.Option(help="Chromium binary (default: $SIFUND_CHROMIUM or "
+                                                     "/usr/bin/chromium)")] = None,
+) -> None:
+    """Start sifund up on a throwaway data directory, run sifund demo and sifund demo city, and write the console's
+    main screens (1366×768 PNG) into OUTPUT with Playwright and Debian's Chromium."""
+    import os  # noqa: PLC0415
+
+    from sifund import screenshots  # noqa: PLC0415
+    from sifund.demo_city import DemoCityError  # noqa: PLC0415
+
+    binary = chromium or os.environ.get("SIFUND_CHROMIUM", "/usr/bin/chromium")
+    try:
+        written = screenshots.take_screenshots(output, persons=persons, seed=seed, chromium=binary,
+                                               port_base=screenshots.free_port_base(), say=typer.echo)
+    except (screenshots.ScreenshotError, DemoCityError) as exc:
+        typer.echo(f"sifund docs screenshots: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    typer.echo(f"{len(written)} screenshots in {output}")
+
+
 demo_app = typer.Typer(help="Demo accounts and a demo city", invoke_without_command=True)
 app.add_typer(demo_app, name="demo")
 

@@ -123,6 +123,6 @@ async def fill_city(options: Options, say: Callable[[str], None]) -> list[str]:
     console = options.gateway.rstrip("/") + "/console/"
     return [f"演示城市就绪（{time.monotonic() - began:.0f} 秒）。控制台 {console}，用 {options.credentials} 中的演示账号登录。",
             "埋点（监督应发现的问题）及查看位置：", *(f.line() for f in plant.findings),
-            f"  - 逾期案件：/console/cases（S17 案件整改期限为今天 {calendar.today}，明天起列入逾期）",
+            f"  - 逾期案件：/console/oversight/cases（S17 案件整改期限为今天 {calendar.today}，明天起列入逾期）",
             "待遇审批各环节：/api/benefits/claims?status=in_review（初审、复审、审批各 2 件），已核准 6 件、"
             "不予核准 1 件、核查未通过退回经办 1 件"]

@@ -35,7 +35,7 @@ class Finding:
     case_id: str | None = None
 
     def line(self) -> str:
-        case = f"，案件 /console/cases/{self.case_id}" if self.case_id else ""
+        case = f"，案件 /console/oversight/cases/{self.case_id}" if self.case_id else ""
         return f"  - {self.name}（{self.rule}）：{self.where}{case}"
 
 
@@ -74,12 +74,12 @@ class Plant:
             self._line(unreceived, PLANTED_FUND, "LATE-UNEMP", 38_600, "bank_withholding")]})
         self.findings.append(Finding(
             "税务已征、财政未到账的一笔失业保险费", "R1/S15",
-            f"三方对账 /console/reconciliation/{self.last}/{PLANTED_FUND}", {"month": self.last, "fund": PLANTED_FUND}))
+            f"三方对账 /console/oversight/reconciliation/{self.last}/{PLANTED_FUND}", {"month": self.last, "fund": PLANTED_FUND}))
         cash = self.district.employers[1].staff[1]
         await tax.call("POST", "/collection/tax-payments/batches", json={"lines": [
             self._line(cash, "PEN_EMP", "CASH-PEN_EMP", 52_000, "cash")]})
         self.findings.append(Finding("以现金缴纳的一笔养老保险费（整改期限今天，明天起逾期）", "S17",
-                                     "监督案件 /console/cases?rule_id=S17", {"tax_line_id": f"DC{self.last}-CASH-PEN_EMP"}))
+                                     "监督案件 /console/oversight/cases?rule_id=S17", {"tax_line_id": f"DC{self.last}-CASH-PEN_EMP"}))
 
     # -- the partner department's death batch ----------------------------------------------------------------------
 
@@ -100,14 +100,14 @@ class Plant:
             "batch_key": f"MZ-DEATH-{died}", "kind": "death", "records": records})
         self.say(f"民政死亡数据：{len(records)} 条（批次 {result['batch_key']}）")
         self.findings.append(Finding(
-            "死亡后仍领取的一笔工伤待遇", "S01", f"监督案件 /console/cases?rule_id=S01（{victim.name}）",
+            "死亡后仍领取的一笔工伤待遇", "S01", f"监督案件 /console/oversight/cases?rule_id=S01（{victim.name}）",
             {"person_id": victim.id}))
         self.findings.append(Finding(
             "查无此人的死亡记录（待经办复核）", "数据交换", "经办：/api/accounts/exchange/records?status=unmatched",
             {"record_id": f"SW{died}-9999"}))
         person = self.duplicate
         self.findings.append(Finding(
-            "同时参加职工养老与居民养老的一人", "S03", f"监督案件 /console/cases?rule_id=S03（{person.name}）",
+            "同时参加职工养老与居民养老的一人", "S03", f"监督案件 /console/oversight/cases?rule_id=S03（{person.name}）",
             {"person_id": person.id}))
 
     # -- oversight's view ----------------------------------------------------------------------------------------
