@@ -110,6 +110,7 @@ async def fill_city(options: Options, say: Callable[[str], None]) -> list[str]:
         plant = Plant(parties, district, calendar, money_in, money_out, say)
         await money_in.prepare()
         plant.plan_registry()
+        plant.plan_declarations()
         await money_in.register()
         await money_in.assess()
         await money_in.remit_and_receive(await money_in.pay())

@@ -9,6 +9,8 @@ how to check that oversight found it (the same checks tests/demo runs):
   before the month paid (001 第二十七条): S01, and benefits suspends the allowance.
 - **duplicate enrolment** — the legacy import carries a residents' pension history row of one employee that overlaps
   the employee pension (000 三(九)): accounts stores and reports it, oversight opens S03.
+- **base below the floor** — one employer declares two of its staff at 2 800 yuan, below 60 % of the average wage
+  (003 三.6): S10 for each of its months.
 - the death batch also carries a citizen id nobody here has: an unmatched exchange record for the agency's review.
 """
 
@@ -51,6 +53,15 @@ class Plant:
     def duplicate(self) -> Person:
         """The employee the legacy import also enrols in the residents' pension."""
         return self.district.employers[2 % len(self.district.employers)].staff[0]
+
+    @property
+    def low_payer(self):  # noqa: ANN201
+        """The employer that declares two of its staff below the base floor (003 三.6)."""
+        return self.district.employers[3 % len(self.district.employers)]
+
+    def plan_declarations(self) -> None:
+        for person in self.low_payer.staff[:2]:
+            person.base_fen = 280_000
 
     def plan_registry(self) -> None:
         """A residents' pension history row that runs two months into the employee pension: stored by the import
@@ -105,6 +116,9 @@ class Plant:
         self.findings.append(Finding(
             "查无此人的死亡记录（待经办复核）", "数据交换", "经办：/api/accounts/exchange/records?status=unmatched",
             {"record_id": f"SW{died}-9999"}))
+        self.findings.append(Finding(
+            "申报基数低于下限的单位", "S10", f"监督案件 /console/oversight/cases?rule_id=S10（{self.low_payer.name}）",
+            {"employer_id": self.low_payer.id, "period": self.last}))
         person = self.duplicate
         self.findings.append(Finding(
             "同时参加职工养老与居民养老的一人", "S03", f"监督案件 /console/oversight/cases?rule_id=S03（{person.name}）",

@@ -136,7 +136,8 @@ def _citizen_id(rng: random.Random, taken: set[str]) -> str:
 
 def build_district(persons: int, seed: int) -> District:
     """``persons`` insured persons with employers of 10 to about 120 staff (about one employer per 60 persons, at
-    least 4), bases drawn between 3 000 and 30 000 yuan (some outside the floor and the cap: clamped)."""
+    least 4), bases drawn between 5 500 and 24 000 yuan: inside the floor and the cap of an average wage of 8 500
+    (60 % to 300 %), so that the one employer declaring below the floor (``anomalies.py``) stands out."""
     rng = random.Random(seed)
     district, taken = District(seed), set()
     count = max(4, persons // 60)
@@ -150,7 +151,7 @@ def build_district(persons: int, seed: int) -> District:
         for _ in range(max(1, size)):
             serial += 1
             name = rng.choice(SURNAMES) + "".join(rng.choice(GIVEN) for _ in range(rng.randint(1, 2)))
-            staff.append(Person(serial, _citizen_id(rng, taken), name, rng.randrange(300_000, 3_000_000, 100)))
+            staff.append(Person(serial, _citizen_id(rng, taken), name, rng.randrange(550_000, 2_400_000, 100)))
         name = f"呼和浩特市{rng.choice(WORD)}{rng.choice(TRADE)}有限责任公司{number}"
         district.employers.append(Employer(number, uscc(number), name, staff))
     return district

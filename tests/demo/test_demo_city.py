@@ -125,6 +125,12 @@ def test_the_city_is_filled_its_anomalies_found_and_a_second_run_doubles_nothing
     duplicate = person_id(clerk, district.employers[2].staff[0].citizen_id)
     assert any(c["person_id"] == duplicate for c in officer.every("/oversight/cases", rule_id="S03"))
 
+    # The employer declaring below the base floor: S10 for each of its months, and no other employer's.
+    low = district.employers[3]
+    [low_id] = [e["id"] for e in clerk.every("/accounts/employers") if e["uscc"] == low.uscc]
+    s10 = {c["fact_key"] for c in officer.every("/oversight/cases", rule_id="S10")}
+    assert s10 == {f"S10:clamp:{low_id}:{month}" for month in calendar.periods}, s10
+
     # Claims at every level, a payroll with bank failures.
     claims = clerk.every("/benefits/claims")
     levels = {c["next_level"] for c in claims if c["status"] == "in_review"}
@@ -138,6 +144,18 @@ def test_the_city_is_filled_its_anomalies_found_and_a_second_run_doubles_nothing
     second = fill(platform)
     assert "跳过导入" in second.stdout
     assert snapshot(officer, clerk, calendar) == before
+
+
+def test_sifund_demo_alone_still_creates_the_accounts_once(tmp_path: Path):
+    """``demo`` became a command group (``demo city``): on its own it still creates the demo accounts."""
+    environment = {**{k: v for k, v in os.environ.items() if not k.startswith("SIFUND_")},
+                   "SIFUND_DATA_DIR": str(tmp_path / "var")}
+    first = subprocess.run([*sifund_command(), "demo"], env=environment, capture_output=True, text=True, timeout=120)
+    assert first.returncode == 0, first.stderr
+    assert "9 users and 3 system clients created" in first.stdout
+    assert (tmp_path / "var" / "demo-credentials.txt").stat().st_mode & 0o777 == 0o600
+    again = subprocess.run([*sifund_command(), "demo"], env=environment, capture_output=True, text=True, timeout=120)
+    assert again.returncode == 0 and "every demo account exists already" in again.stdout
 
 
 def test_without_demo_accounts_it_says_what_to_run(tmp_path: Path):
