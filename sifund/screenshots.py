@@ -93,6 +93,18 @@ def free_port_base() -> int:
     raise ScreenshotError("no free port range for the throwaway platform")
 
 
+def shrink(png: Path, colours: int = 128) -> None:
+    """A palette of ``colours`` instead of 24-bit colour: about a third of the bytes, the text still crisp (the
+    screenshots are committed). Pillow comes with fpdf2; without it the file stays as Chromium wrote it."""
+    try:
+        from PIL import Image  # noqa: PLC0415
+    except ImportError:
+        return
+    with Image.open(png) as image:
+        reduced = image.convert("RGB").quantize(colors=colours, method=Image.Quantize.MEDIANCUT)
+    reduced.save(png, optimize=True)
+
+
 def cjk_fontconfig(directory: Path) -> dict[str, str]:
     """The environment for Chromium to find a Chinese face: the console uses the system's fonts only, and a server
     without a CJK font would draw every label as a box. The Noto Sans/Serif SC faces come with the project
@@ -143,6 +155,7 @@ def shoot(platform: Throwaway, output: Path, chromium: str, say: Callable[[str],
                 page.wait_for_timeout(1500)
             target = output / f"{name}.png"
             page.screenshot(path=str(target))
+            shrink(target)
             written.append(target)
             say(f"  {target}  ← {path}")
 
