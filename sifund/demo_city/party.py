@@ -32,10 +32,13 @@ def read_credentials(path: Path) -> dict[str, str]:
 
 
 def error_code(response: httpx.Response) -> str | None:
+    """The stable code of an error answer (``{"error": {"code": …}}``), or None for anything else."""
     try:
-        return response.json()["error"]["code"]
-    except (ValueError, KeyError, TypeError):
+        body = response.json()
+    except ValueError:
         return None
+    error = body.get("error") if isinstance(body, dict) else None
+    return error.get("code") if isinstance(error, dict) else None
 
 
 class Party:
