@@ -123,13 +123,15 @@ def cjk_fontconfig(directory: Path) -> dict[str, str]:
     return {**os.environ, "FONTCONFIG_FILE": str(config)}
 
 
-def _officer_case(gateway: str, secrets: dict[str, str], rule_id: str) -> str | None:
+def _first(gateway: str, secrets: dict[str, str], role: str, path: str, params: dict,
+           wanted: Callable[[dict], bool] = lambda item: True) -> str | None:
+    """The id of the first item of an API listing that ``wanted`` accepts, read as ``demo_<role>``."""
     with httpx.Client(base_url=gateway, timeout=30, trust_env=False) as client:
-        token = client.post("/auth/token", data={"username": "demo_oversight_officer",
-                                                 "password": secrets["demo_oversight_officer"]}).json()["access_token"]
-        items = client.get("/api/oversight/cases", params={"rule_id": rule_id},
-                           headers={"Authorization": f"Bearer {token}"}).json()["items"]
-    return items[0]["id"] if items else None
+        token = client.post("/auth/token", data={"username": f"demo_{role}",
+                                                 "password": secrets[f"demo_{role}"]}).json()["access_token"]
+        response = client.get(path, params=params, headers={"Authorization": f"Bearer {token}"})
+    items = response.json().get("items", []) if response.status_code == 200 else []
+    return next((item["id"] for item in items if wanted(item)), None)
 
 
 def shoot(platform: Throwaway, output: Path, chromium: str, say: Callable[[str], None]) -> list[Path]:
@@ -138,7 +140,9 @@ def shoot(platform: Throwaway, output: Path, chromium: str, say: Callable[[str],
     secrets = read_credentials(platform.data_dir / "demo-credentials.txt")
     last = Calendar.now().periods[-1]
     url = platform.gateway
-    case_id = _officer_case(url, secrets, "S01")
+    case_id = _first(url, secrets, "oversight_officer", "/api/oversight/cases", {"rule_id": "S01"})
+    claim_id = _first(url, secrets, "agency_reviewer", "/api/benefits/claims", {"status": "in_review", "limit": 100},
+                      lambda claim: claim["next_level"] == "first_review")
     output.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
     with sync_playwright() as driver, tempfile.TemporaryDirectory() as scratch:
@@ -176,9 +180,11 @@ def shoot(platform: Throwaway, output: Path, chromium: str, say: Callable[[str],
         if case_id:
             snap("case", f"/console/oversight/cases/{case_id}")
         log_in("agency_reviewer")
-        claims = page.locator('nav.menu a[data-screen*="claim"]')
-        if claims.count():
-            snap("claim-review", claims.first.get_attribute("href"))
+        queue = page.locator('nav.menu a[data-screen="claims"]')
+        if queue.count():  # the reviewer's queue, and a claim waiting at 初审 on its page
+            snap("claims", queue.first.get_attribute("href"))
+            if claim_id:
+                snap("claim-review", f"/console/agency/claims/{claim_id}")
         else:  # no claim screen in this console yet: the reviewer's own start page
             snap("agency-reviewer", "/console/")
         browser.close()
