@@ -14,11 +14,12 @@ how to check that oversight found it (the same checks tests/demo runs):
 - the death batch also carries a citizen id nobody here has: an unmatched exchange record for the agency's review.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from stdnum.cn import ric
 
-from sifund.demo_city.district import Calendar, District, Person, add_months, yuan
+from sifund.demo_city.district import Calendar, District, Employer, Person, add_months, yuan
 from sifund.demo_city.money_in import MoneyIn
 from sifund.demo_city.money_out import MoneyOut
 from sifund.demo_city.party import Party, until
@@ -43,7 +44,7 @@ class Finding:
 
 class Plant:
     def __init__(self, parties: dict[str, Party], district: District, calendar: Calendar, money_in: MoneyIn,
-                 money_out: MoneyOut, say):  # noqa: ANN001
+                 money_out: MoneyOut, say: Callable[[str], None]):
         self.parties, self.district, self.calendar, self.say = parties, district, calendar, say
         self.money_in, self.money_out = money_in, money_out
         self.findings: list[Finding] = []
@@ -55,7 +56,7 @@ class Plant:
         return self.district.employers[2 % len(self.district.employers)].staff[0]
 
     @property
-    def low_payer(self):  # noqa: ANN201
+    def low_payer(self) -> Employer:
         """The employer that declares two of its staff below the base floor (003 三.6)."""
         return self.district.employers[3 % len(self.district.employers)]
 

@@ -6,6 +6,7 @@ computed, approved, funded by finance, sent to the bank, two lines returned fail
 A claim takes no Idempotency-Key: each person's claim is looked up before it is submitted, and each level is decided
 only while it is the claim's next one, so a second run decides nothing twice."""
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from services.benefits.payroll import bankfile
@@ -32,7 +33,7 @@ class Claimant:
 
 
 class MoneyOut:
-    def __init__(self, parties: dict[str, Party], district: District, calendar: Calendar, say):  # noqa: ANN001
+    def __init__(self, parties: dict[str, Party], district: District, calendar: Calendar, say: Callable[[str], None]):
         self.parties, self.district, self.calendar, self.say = parties, district, calendar, say
         # The first employer's staff claim, in order (the planted pension-after-death claimant is among the paid).
         staff = district.employers[0].staff
@@ -107,10 +108,7 @@ class MoneyOut:
             raise DemoCityError(f"the INJURY payroll of {period} has {run['lines']} lines, expected "
                                 f"{len(self.approved)}")
         if run["status"] == "computed":
-            run = await approver.json("POST", f"/benefits/payroll/runs/{run['id']}/approve",
-                                      already=("PAYROLL_ALREADY_APPROVED",))
-            run = run.get("run", run) if isinstance(run, dict) else run
-        run = await clerk.json("GET", f"/benefits/payroll/runs/{run['id']}")
+            run = await approver.json("POST", f"/benefits/payroll/runs/{run['id']}/approve")
         if run["funding_requested_at"] is None:
             await accountant.call("POST", f"/benefits/payroll/runs/{run['id']}/funding-request")
         await self.parties["finance"].call("POST", "/collection/treasury/allocations",
@@ -119,7 +117,6 @@ class MoneyOut:
                                                "value_date": self.calendar.today.replace(day=1).isoformat(),
                                                "payroll_reference": run["id"]})
         files = await self.parties["cashier"].json("GET", f"/benefits/payroll/runs/{run['id']}/bank-files")
-        files = files.get("items", files) if isinstance(files, dict) else files
         file = files[0] if files else (await self.parties["cashier"].json(
             "POST", f"/benefits/payroll/runs/{run['id']}/bank-files"))["file"]
         if file["awaiting_result"]:
