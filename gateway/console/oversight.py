@@ -4,6 +4,7 @@ legs and the employer lines behind it (R2), and the cases with their timeline.""
 import asyncio
 from collections import Counter
 from datetime import date
+from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any
 from urllib.parse import quote
 
@@ -122,28 +123,73 @@ async def cases(page: CasesPage, status: str | None = None, rule_id: str | None 
                              today=today, age_days=age_days, query_after=quote(listing.get("next_cursor") or ""))
 
 
-INVESTIGATE = ("POST", "/api/oversight/cases/{case_id}/investigate")
 CaseId = Annotated[str, Path(max_length=100)]
+# Each action of the case page: the API route it posts to, and the form fields it sends (name → how to read it).
+CASE_ACTIONS: dict[str, tuple[str, dict[str, str]]] = {
+    "investigate": ("/investigate", {"note": "text?"}),
+    "classify": ("/classify", {"class_code": "int", "finding": "text", "amount_fen": "fen?", "reason": "text?"}),
+    "follow-ups": ("/follow-ups", {"kind": "text", "evidence": "text", "reference": "text?"}),
+    "rectification": ("/rectification", {"measures": "text", "due_date": "text", "responsible": "text?"}),
+    "evidence": ("/rectification/evidence", {"note": "text", "document_ref": "text?"}),
+    "close": ("/close", {"verification_note": "text"}),
+    "dismissal": ("/dismissal", {"reason": "text"}),
+    "dismissal-decision": ("/dismissal/decision", {"approve": "bool", "reason": "text?"}),
+}
+INVESTIGATE = ("POST", "/api/oversight/cases/{case_id}/investigate")
+
+
+def action_route(action: str) -> tuple[str, str]:
+    return "POST", "/api/oversight/cases/{case_id}" + CASE_ACTIONS[action][0]
+
+
+def action_body(fields: dict[str, str], form: dict[str, str]) -> dict[str, Any]:
+    """The API's JSON from the form: optional fields left out when empty, amounts in 元 turned into fen exactly
+    (a malformed amount is passed on as text, for the API's own 422 message)."""
+    body: dict[str, Any] = {}
+    for name, kind in fields.items():
+        value = form.get(name, "").strip()
+        if not value and kind.endswith("?"):
+            continue
+        kind = kind.rstrip("?")
+        if kind == "int":
+            body[name] = int(value) if value.isdigit() else value
+        elif kind == "bool":
+            body[name] = value == "true"
+        elif kind == "fen":
+            try:
+                body[name] = int((Decimal(value) * 100).to_integral_exact())
+            except (InvalidOperation, ArithmeticError):
+                body[name] = value
+        else:
+            body[name] = value
+    return body
+
+
+async def _case_page(page: Page, case_id: str, *, status_code: int = 200, error: str | None = None,
+                     form: dict[str, str] | None = None) -> Response:
+    detail = await page.calls.json("GET", f"/api/oversight/cases/{quote(case_id, safe='')}")
+    allowed = {action for action in CASE_ACTIONS if await page.may(*action_route(action))}
+    return await page.render("case.html", status_code=status_code, case=detail, allowed=allowed,
+                             may_investigate="investigate" in allowed, note=(form or {}).get("note", ""),
+                             form=form or {}, error=error, today=china_today())
 
 
 @router.get("/cases/{case_id}")
 async def case(page: CasesPage, case_id: CaseId) -> Response:
-    detail = await page.calls.json("GET", f"/api/oversight/cases/{quote(case_id, safe='')}")
-    return await page.render("case.html", case=detail, may_investigate=await page.may(*INVESTIGATE),
-                             note="", error=None)
+    return await _case_page(page, case_id)
 
 
-@router.post("/cases/{case_id}/investigate")
-async def investigate(page: CasesPage, case_id: CaseId) -> Response:
-    """issued → investigating, with the officer's note (the API's own check of role and status decides)."""
-    if not await page.may(*INVESTIGATE):
+@router.post("/cases/{case_id}/{action}")
+async def case_action(page: CasesPage, case_id: CaseId,
+                      action: Annotated[str, Path(pattern="^(" + "|".join(CASE_ACTIONS) + ")$")]) -> Response:
+    """One step of the workflow (001 第二十九条 classes, 整改台账, 销号, two-officer dismissal); the API's own checks of
+    role, status and follow-up decide, and its Chinese message is shown with what was typed."""
+    if not await page.may(*action_route(action)):
         raise ScreenRefused()
+    suffix, fields = CASE_ACTIONS[action]
     path = f"/api/oversight/cases/{quote(case_id, safe='')}"
-    note = page.form.get("note", "").strip()
-    response = await page.calls.call("POST", f"{path}/investigate", json={"note": note} if note else {})
-    if response.status_code == 200:
+    response = await page.calls.call("POST", path + suffix, json=action_body(fields, page.form))
+    if response.status_code in (200, 201):
         return page.redirect(f"/console/oversight/cases/{quote(case_id, safe='')}")
     error = ApiError.of(response)
-    detail = await page.calls.json("GET", path)
-    return await page.render("case.html", status_code=error.status, case=detail, may_investigate=True, note=note,
-                             error=f"{error.message}（{error.code}）")
+    return await _case_page(page, case_id, status_code=error.status, form=page.form, error=error.in_words())

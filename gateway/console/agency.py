@@ -1,0 +1,152 @@
+"""Agency screens (经办/复核/审批): the claims waiting at my level with their computation and verification, the claim
+page where the reviewer or approver decides the claim's next level, a person's page (enrolments, contribution
+months, individual account, claims; a claim submitted from it by a clerk), an employer's page, unmatched tax lines,
+imports with their rejected rows."""
+
+import asyncio
+from typing import Annotated, Any
+from urllib.parse import quote
+
+from fastapi import APIRouter, Path
+from fastapi.responses import Response
+
+from gateway.console import reports as r
+from gateway.console.calls import ApiError
+from gateway.console.pages import Page, ScreenRefused, screen_page
+
+router = APIRouter(prefix="/agency")
+
+ClaimsPage = Annotated[Page, screen_page("claims")]
+PersonsPage = Annotated[Page, screen_page("persons")]
+Id = Annotated[str, Path(max_length=64, pattern=r"^[\w-]+$")]
+DECIDE = ("POST", "/api/benefits/claims/{claim_id}/decisions")
+SUBMIT = ("POST", "/api/benefits/claims")
+# The role that decides each level (services/benefits/claims/service.py LEVELS): the queue shows my levels' claims.
+MY_LEVELS = {"agency_reviewer": ("first_review", "second_review"),
+             "agency_approver": ("second_review", "approval", "large_amount_review")}
+
+
+async def _my_queue(page: Page, rows: list[dict[str, Any]], query: dict[str, str]) -> dict[str, Any]:
+    """The claims in review whose next level is decided by one of my roles (and that I have not decided yet)."""
+    roles = set(page.session.roles)
+    mine = []
+    for claim in rows:
+        level = next((lv for lv in claim.get("levels", []) if lv["level"] == claim.get("next_level")), None)
+        decided = {d["decided_by"] for d in claim.get("decisions", [])}
+        if (claim["status"] == "in_review" and level and level["role"] in roles
+                and page.session.username not in decided and claim["submitted_by"] != page.session.username):
+            mine.append(claim)
+    return {"queue": mine}
+
+
+r.add_table(router, "claims", "/claims", r.CLAIMS, template="claims.html", extra=_my_queue)
+r.add_table(router, "persons", "/persons", r.PERSONS)
+r.add_table(router, "employers", "/employers", r.EMPLOYERS)
+r.add_table(router, "unmatched", "/unmatched", r.UNMATCHED,
+            intro="税务征收明细中无法对应核定明细的行，由复核人员逐笔处理，不会被丢弃。")
+r.add_table(router, "imports", "/imports", r.IMPORTS)
+
+
+async def _claim_page(page: Page, claim_id: str, *, status_code: int = 200, error: str | None = None,
+                      reason: str = "") -> Response:
+    claim = await page.calls.json("GET", f"/api/benefits/claims/{quote(claim_id, safe='')}")
+    level = next((lv for lv in claim["levels"] if lv["level"] == claim.get("next_level")), None)
+    may_decide = (claim["status"] == "in_review" and level is not None and level["role"] in page.session.roles
+                  and await page.may(*DECIDE))
+    return await page.render("claim.html", status_code=status_code, claim=claim, level=level,
+                             may_decide=may_decide, error=error, reason=reason)
+
+
+@router.get("/claims/{claim_id}")
+async def claim(page: ClaimsPage, claim_id: Id) -> Response:
+    return await _claim_page(page, claim_id)
+
+
+@router.post("/claims/{claim_id}/decisions")
+async def decide(page: ClaimsPage, claim_id: Id) -> Response:
+    """Approve or reject the claim's next level (the API checks the role, the level, and that nobody decides two)."""
+    if not await page.may(*DECIDE):
+        raise ScreenRefused()
+    decision, reason = page.form.get("decision", ""), page.form.get("reason", "").strip()
+    body = {"decision": decision, "reason": reason, "level": page.form.get("level") or None}
+    response = await page.calls.call("POST", f"/api/benefits/claims/{quote(claim_id, safe='')}/decisions", json=body)
+    if response.status_code == 200:
+        return page.redirect(f"/console/agency/claims/{quote(claim_id, safe='')}")
+    error = ApiError.of(response)
+    return await _claim_page(page, claim_id, status_code=error.status, error=error.in_words(), reason=reason)
+
+
+async def _person_page(page: Page, person_id: str, *, status_code: int = 200, error: str | None = None,
+                       form: dict[str, str] | None = None) -> Response:
+    pid = quote(person_id, safe="")
+    person, enrolments, claims, account = await asyncio.gather(
+        page.calls.json("GET", f"/api/accounts/persons/{pid}"),
+        page.calls.json("GET", f"/api/accounts/enrolments/by-person/{pid}"),
+        _optional(page, "/api/benefits/claims", "/api/benefits/claims", {"person_id": person_id, "limit": 50}),
+        _optional(page, "/api/accounts/individual-accounts/{person_id}", f"/api/accounts/individual-accounts/{pid}"))
+    return await page.render("person.html", status_code=status_code, person=person,
+                             enrolments=enrolments["items"], claims=(claims or {}).get("items"), account=account,
+                             error=error, form=form or {}, may_submit=await page.may(*SUBMIT))
+
+
+async def _optional(page: Page, route: str, path: str, params: dict[str, Any] | None = None) -> Any:
+    """A section of a page whose route (``route``, the template of ``path``) the user's roles may not admit: shown
+    only when they do."""
+    if not await page.may("GET", route):
+        return None
+    response = await page.calls.call("GET", path, params=params)
+    return response.json() if response.status_code == 200 else None
+
+
+@router.get("/persons/{person_id}")
+async def person(page: PersonsPage, person_id: Id) -> Response:
+    return await _person_page(page, person_id)
+
+
+@router.post("/persons/{person_id}/claims")
+async def submit_claim(page: PersonsPage, person_id: Id) -> Response:
+    """A clerk submits a claim for the person (the API verifies and computes it; its messages are shown)."""
+    if not await page.may(*SUBMIT):
+        raise ScreenRefused()
+    form = page.form
+    body: dict[str, Any] = {"kind": form.get("kind"), "person_id": person_id,
+                            "effective_period": _int(form.get("effective_period")),
+                            "documents": [{"kind": form.get("document_kind", "").strip(),
+                                           "reference": form.get("document_ref", "").strip()}]}
+    for name in ("fund", "monthly_amount", "one_off_amount", "note"):
+        if form.get(name, "").strip():
+            body[name] = form[name].strip()
+    response = await page.calls.call("POST", "/api/benefits/claims", json=body)
+    if response.status_code in (200, 201):
+        return page.redirect(f"/console/agency/claims/{quote(response.json()['id'], safe='')}")
+    return await _person_page(page, person_id, status_code=ApiError.of(response).status,
+                              error=ApiError.of(response).in_words(), form=dict(form))
+
+
+def _int(value: str | None) -> int | str | None:
+    try:
+        return int(value) if value else None
+    except ValueError:
+        return value
+
+
+@router.get("/employers/{employer_id}")
+async def employer(page: Annotated[Page, screen_page("employers")], employer_id: Id) -> Response:
+    eid = quote(employer_id, safe="")
+    unit, enrolments = await asyncio.gather(page.calls.json("GET", f"/api/accounts/employers/{eid}"),
+                                            page.calls.json("GET", f"/api/accounts/enrolments/by-employer/{eid}"))
+    assessments, arrears = await asyncio.gather(
+        _optional(page, "/api/collection/assessments", "/api/collection/assessments", {"employer_id": employer_id}),
+        _optional(page, "/api/collection/arrears", "/api/collection/arrears", {"employer_id": employer_id}))
+    return await page.render("employer.html", unit=unit, enrolments=enrolments["items"],
+                             assessments=(assessments or {}).get("items"), arrears=arrears)
+
+
+@router.get("/imports/{job_id}")
+async def import_job(page: Annotated[Page, screen_page("imports")], job_id: Id) -> Response:
+    """An import with its rejected rows; while it runs, the page asks again (htmx) until it has finished."""
+    jid = quote(job_id, safe="")
+    job, rejections = await asyncio.gather(page.calls.json("GET", f"/api/accounts/imports/{jid}"),
+                                           page.calls.json("GET", f"/api/accounts/imports/{jid}/rejections"))
+    return await page.render("import.html", job=job, rejections=rejections, running=job["status"] == "running",
+                             fragment=page.is_htmx)
