@@ -10,6 +10,7 @@ from urllib.parse import quote
 from fastapi import APIRouter, Path
 from fastapi.responses import Response
 
+from gateway.console import forms
 from gateway.console import reports as r
 from gateway.console.calls import ApiError
 from gateway.console.pages import Page, ScreenRefused, screen_page
@@ -21,6 +22,7 @@ PersonsPage = Annotated[Page, screen_page("persons")]
 Id = Annotated[str, Path(max_length=64, pattern=r"^[\w-]+$")]
 DECIDE = ("POST", "/api/benefits/claims/{claim_id}/decisions")
 SUBMIT = ("POST", "/api/benefits/claims")
+DECISION_FIELDS = {"decision": "text", "reason": "text", "level": "text?"}
 # The role that decides each level (services/benefits/claims/service.py LEVELS): the queue shows my levels' claims.
 MY_LEVELS = {"agency_reviewer": ("first_review", "second_review"),
              "agency_approver": ("second_review", "approval", "large_amount_review")}
@@ -44,7 +46,33 @@ r.add_table(router, "persons", "/persons", r.PERSONS)
 r.add_table(router, "employers", "/employers", r.EMPLOYERS)
 r.add_table(router, "unmatched", "/unmatched", r.UNMATCHED,
             intro="税务征收明细中无法对应核定明细的行，由复核人员逐笔处理，不会被丢弃。")
-r.add_table(router, "imports", "/imports", r.IMPORTS)
+IMPORT = ("POST", "/api/accounts/imports/{kind}")
+IMPORT_KINDS = ("employers", "persons", "enrolments")
+
+
+async def _import_form(page: Page, rows: list[dict[str, Any]], query: dict[str, str]) -> dict[str, Any]:
+    return {"may_import": await page.may(*IMPORT), "import_kinds": IMPORT_KINDS}
+
+
+r.add_table(router, "imports", "/imports", r.IMPORTS, template="imports.html", extra=_import_form)
+
+
+@router.post("/imports")
+async def start_import(page: Annotated[Page, screen_page("imports")]) -> Response:
+    """The file goes to the API as a background job (``Prefer: respond-async``), followed on the job's page."""
+    if not await page.may(*IMPORT):
+        raise ScreenRefused()
+    form = await page.request.form()
+    upload, kind = form.get("file"), page.form.get("kind", "")
+    mode = page.form.get("mode") or "per_row"
+    if kind not in IMPORT_KINDS or upload is None or isinstance(upload, str) or not upload.filename:
+        raise ApiError(422, "IMPORT_FORM_INCOMPLETE", "请选择导入类型和文件")
+    response = await page.calls.call(
+        "POST", f"/api/accounts/imports/{kind}", params={"mode": mode}, headers={"Prefer": "respond-async"},
+        files={"file": (upload.filename, await upload.read(), upload.content_type or "application/octet-stream")})
+    if response.status_code != 202:
+        raise ApiError.of(response)
+    return page.redirect(f"/console/jobs/accounts/{quote(response.json()['id'], safe='')}")
 
 
 async def _claim_page(page: Page, claim_id: str, *, status_code: int = 200, error: str | None = None,
@@ -65,15 +93,13 @@ async def claim(page: ClaimsPage, claim_id: Id) -> Response:
 @router.post("/claims/{claim_id}/decisions")
 async def decide(page: ClaimsPage, claim_id: Id) -> Response:
     """Approve or reject the claim's next level (the API checks the role, the level, and that nobody decides two)."""
-    if not await page.may(*DECIDE):
-        raise ScreenRefused()
-    decision, reason = page.form.get("decision", ""), page.form.get("reason", "").strip()
-    body = {"decision": decision, "reason": reason, "level": page.form.get("level") or None}
-    response = await page.calls.call("POST", f"/api/benefits/claims/{quote(claim_id, safe='')}/decisions", json=body)
-    if response.status_code == 200:
-        return page.redirect(f"/console/agency/claims/{quote(claim_id, safe='')}")
-    error = ApiError.of(response)
-    return await _claim_page(page, claim_id, status_code=error.status, error=error.in_words(), reason=reason)
+    cid = quote(claim_id, safe="")
+
+    async def again(status_code: int, form: dict[str, str], error: str) -> Response:
+        return await _claim_page(page, claim_id, status_code=status_code, error=error, reason=form.get("reason", ""))
+
+    return await forms.submit(page, DECIDE[1], f"/api/benefits/claims/{cid}/decisions", DECISION_FIELDS,
+                              f"/console/agency/claims/{cid}", again)
 
 
 async def _person_page(page: Page, person_id: str, *, status_code: int = 200, error: str | None = None,

@@ -4,16 +4,16 @@ legs and the employer lines behind it (R2), and the cases with their timeline.""
 import asyncio
 from collections import Counter
 from datetime import date
-from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any
 from urllib.parse import quote
 
 from fastapi import APIRouter, Path, Query
 from fastapi.responses import Response
 
+from gateway.console import forms
 from gateway.console.calls import ApiError
 from gateway.console.format import FUND_LABELS
-from gateway.console.pages import ScreenRefused, Page, screen_page
+from gateway.console.pages import Page, screen_page
 from services.kernel.clock import china_today
 
 router = APIRouter(prefix="/oversight")
@@ -142,29 +142,6 @@ def action_route(action: str) -> tuple[str, str]:
     return "POST", "/api/oversight/cases/{case_id}" + CASE_ACTIONS[action][0]
 
 
-def action_body(fields: dict[str, str], form: dict[str, str]) -> dict[str, Any]:
-    """The API's JSON from the form: optional fields left out when empty, amounts in 元 turned into fen exactly
-    (a malformed amount is passed on as text, for the API's own 422 message)."""
-    body: dict[str, Any] = {}
-    for name, kind in fields.items():
-        value = form.get(name, "").strip()
-        if not value and kind.endswith("?"):
-            continue
-        kind = kind.rstrip("?")
-        if kind == "int":
-            body[name] = int(value) if value.isdigit() else value
-        elif kind == "bool":
-            body[name] = value == "true"
-        elif kind == "fen":
-            try:
-                body[name] = int((Decimal(value) * 100).to_integral_exact())
-            except (InvalidOperation, ArithmeticError):
-                body[name] = value
-        else:
-            body[name] = value
-    return body
-
-
 async def _case_page(page: Page, case_id: str, *, status_code: int = 200, error: str | None = None,
                      form: dict[str, str] | None = None) -> Response:
     detail = await page.calls.json("GET", f"/api/oversight/cases/{quote(case_id, safe='')}")
@@ -184,12 +161,11 @@ async def case_action(page: CasesPage, case_id: CaseId,
                       action: Annotated[str, Path(pattern="^(" + "|".join(CASE_ACTIONS) + ")$")]) -> Response:
     """One step of the workflow (001 第二十九条 classes, 整改台账, 销号, two-officer dismissal); the API's own checks of
     role, status and follow-up decide, and its Chinese message is shown with what was typed."""
-    if not await page.may(*action_route(action)):
-        raise ScreenRefused()
     suffix, fields = CASE_ACTIONS[action]
     path = f"/api/oversight/cases/{quote(case_id, safe='')}"
-    response = await page.calls.call("POST", path + suffix, json=action_body(fields, page.form))
-    if response.status_code in (200, 201):
-        return page.redirect(f"/console/oversight/cases/{quote(case_id, safe='')}")
-    error = ApiError.of(response)
-    return await _case_page(page, case_id, status_code=error.status, form=page.form, error=error.in_words())
+
+    async def again(**context: Any) -> Response:
+        return await _case_page(page, case_id, **context)
+
+    back = f"/console/oversight/cases/{quote(case_id, safe='')}"
+    return await forms.submit(page, action_route(action)[1], path + suffix, fields, back, again)

@@ -4,12 +4,14 @@ the dishonesty list, the rule catalogue with its case counts, sweeps and the sch
 
 from collections import Counter
 from typing import Annotated, Any
+from urllib.parse import quote
 
 from fastapi import APIRouter, Path
 from fastapi.responses import Response
 
+from gateway.console import forms
 from gateway.console import reports as r
-from gateway.console.pages import Page, screen_page
+from gateway.console.pages import Page, ScreenRefused, screen_page
 from services.kernel.clock import china_today
 from datetime import date
 
@@ -51,7 +53,15 @@ r.add_table(router, "inspections", "/inspections", r.INSPECTIONS)
 r.add_table(router, "dishonesty", "/dishonesty", r.DISHONESTY, intro="严重失信人名单（001 第三十条）。")
 r.add_table(router, "rules", "/rules", r.RULES, enrich=_case_counts,
             intro=f"案件数按您可见的最近 {CASES_COUNTED} 件案件统计。")
-r.add_table(router, "sweeps", "/sweeps", r.SWEEPS)
+SWEEP = ("POST", "/api/oversight/rules/sweeps")
+REBUILD = ("POST", "/api/oversight/ledger/rebuild")
+
+
+async def _sweep_actions(page: Page, rows: list[dict[str, Any]], query: dict[str, str]) -> dict[str, Any]:
+    return {"may_sweep": await page.may(*SWEEP), "may_rebuild": await page.may(*REBUILD)}
+
+
+r.add_table(router, "sweeps", "/sweeps", r.SWEEPS, template="sweeps.html", extra=_sweep_actions)
 r.add_table(router, "scheduler", "/scheduler", r.SCHEDULER_RUNS)
 
 SweepId = Annotated[str, Path(max_length=64, pattern=r"^[\w-]+$")]
@@ -62,3 +72,70 @@ async def sweep(page: Annotated[Page, screen_page("sweeps")], sweep_id: SweepId)
     """One sweep; while it runs, the page asks again (htmx) until it is done, then shows each rule's result."""
     run = await page.calls.json("GET", f"/api/oversight/rules/sweeps/{sweep_id}")
     return await page.render("sweep.html", run=run, running=run["status"] == "running", fragment=page.is_htmx)
+
+
+# -- a whistleblower report: assign, investigate, answer, close, note, reward (000 三) ------------------------------
+
+ReportId = Annotated[str, Path(max_length=64, pattern=r"^[\w-]+$")]
+REPORT_ACTIONS: dict[str, dict[str, str]] = {
+    "assign": {"officer_id": "text", "note": "text?"},
+    "investigate": {"note": "text?"},
+    "answer": {"answer": "text", "outcome": "text", "verified_amount": "yuan?"},
+    "close": {"reason": "text"},
+    "notes": {"text": "text"},
+    "reward": {"full_civil_capacity": "bool", "facts_already_known": "bool", "statutory_duty": "bool",
+               "substantial_contribution": "bool", "supplementary_amount": "yuan?", "note": "text?"},
+}
+REPORT_ROUTE = "/api/oversight/whistleblowing/reports/{report_id}"
+
+
+async def _report_page(page: Page, report_id: str, *, status_code: int = 200, error: str | None = None,
+                       form: dict[str, str] | None = None) -> Response:
+    report = await page.calls.json("GET", f"/api/oversight/whistleblowing/reports/{quote(report_id, safe='')}")
+    allowed = {action for action in REPORT_ACTIONS if await page.may("POST", f"{REPORT_ROUTE}/{action}")}
+    return await page.render("whistleblowing_report.html", status_code=status_code, report=report, allowed=allowed,
+                             error=error, form=form or {})
+
+
+@router.get("/whistleblowing/{report_id}")
+async def whistleblowing_report(page: Annotated[Page, screen_page("whistleblowing_reports")],
+                                report_id: ReportId) -> Response:
+    return await _report_page(page, report_id)
+
+
+@router.post("/whistleblowing/{report_id}/{action}")
+async def whistleblowing_action(page: Annotated[Page, screen_page("whistleblowing_reports")], report_id: ReportId,
+                                action: Annotated[str, Path(pattern="^(" + "|".join(REPORT_ACTIONS) + ")$")],
+                                ) -> Response:
+    rid = quote(report_id, safe="")
+
+    async def again(**context: Any) -> Response:
+        return await _report_page(page, report_id, **context)
+
+    return await forms.submit(page, f"{REPORT_ROUTE}/{action}", f"/api/oversight/whistleblowing/reports/{rid}/{action}",
+                              REPORT_ACTIONS[action], f"/console/oversight/whistleblowing/{rid}", again)
+
+
+@router.get("/inspections/{inspection_id}")
+async def inspection(page: Annotated[Page, screen_page("inspections")], inspection_id: ReportId) -> Response:
+    """An inspection (plan, notice, team, findings, feedback letter, report: 001 第二十一条–第二十五条)."""
+    detail = await page.calls.json("GET", f"/api/oversight/inspections/{quote(inspection_id, safe='')}")
+    return await page.render("inspection.html", inspection=detail)
+
+
+@router.post("/sweeps")
+async def start_sweep(page: Annotated[Page, screen_page("sweeps")]) -> Response:
+    """Runs the sweep now (the API runs it within the request) and shows its result."""
+    if not await page.may(*SWEEP):
+        raise ScreenRefused()
+    run = await page.calls.json("POST", "/api/oversight/rules/sweeps", json={})
+    return page.redirect(f"/console/oversight/sweeps/{quote(run['id'], safe='')}")
+
+
+@router.post("/ledger/rebuild")
+async def start_rebuild(page: Annotated[Page, screen_page("sweeps")]) -> Response:
+    """Starts the rebuild of oversight's mirror, ledger and facts (a background job) and follows it on its page."""
+    if not await page.may(*REBUILD):
+        raise ScreenRefused()
+    job = await page.calls.json("POST", "/api/oversight/ledger/rebuild")
+    return page.redirect(f"/console/jobs/oversight/{quote(job['id'], safe='')}")
