@@ -99,7 +99,7 @@ async def _csrf_refused(request: Request, exc: CsrfRefused) -> Response:
 
 
 async def _api_error(request: Request, exc: ApiError) -> Response:
-    titles = {403: "无权访问", 404: "未找到", 422: "数据有误", 429: "请求过于频繁"}
+    titles = {403: "无权访问", 404: "未找到", 409: "当前状态不允许", 422: "数据有误", 429: "请求过于频繁"}
     status = exc.status if exc.status in titles else 502
     return await error_page(_page(request), status, titles.get(exc.status, "接口暂不可用"),
                             f"{exc.message}（{exc.code}）")

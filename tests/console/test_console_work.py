@@ -1,0 +1,130 @@
+"""Work through the console without a browser, on the package's platform (conftest.py): an import uploaded as a
+background job and followed on its job page until done, then its rejected rows; a whistleblower report taken from
+受理 to 答复 by an officer, the API's refusal shown in Chinese with the typed text kept and the auditor refused; a
+report table filtered, sorted and downloaded as the workbook of the same rows."""
+
+import asyncio
+import re
+from io import BytesIO
+
+import httpx
+import pytest
+from openpyxl import load_workbook
+
+from tests.chaos.month import citizen_id
+from tests.support.console import console_sign_in, csrf_of
+
+pytestmark = pytest.mark.once
+TIMEOUT = 180.0
+PATIENCE_SECONDS = 60.0
+
+
+async def _followed_to_the_end(browser: httpx.AsyncClient, url: str) -> str:
+    """The job page, asked again as htmx does while it says it polls, until it no longer does."""
+    deadline = asyncio.get_running_loop().time() + PATIENCE_SECONDS
+    while True:
+        page = await browser.get(url, headers={"HX-Request": "true"})
+        assert page.status_code == 200, page.text[:300]
+        if 'hx-trigger="every 2s"' not in page.text:
+            return page.text
+        assert asyncio.get_running_loop().time() < deadline, page.text[:500]
+        await asyncio.sleep(0.2)
+
+
+async def test_an_import_is_followed_on_its_job_page_then_its_rejected_rows(platform):
+    persons = ("公民身份号码,姓名,行政区划代码\n"
+               f"{citizen_id(901)},导入测试甲,150102\n"
+               "110101199003071234,校验位错误,150102\n").encode()
+    async with httpx.AsyncClient(base_url=platform.gateway_url, timeout=TIMEOUT) as browser:
+        await console_sign_in(browser, *platform.user_of("agency_clerk"))
+        imports = await browser.get("/console/agency/imports")
+        assert imports.status_code == 200 and 'id="import-form"' in imports.text
+        started = await browser.post("/console/agency/imports", data={
+            "csrf_token": csrf_of(imports.text), "kind": "persons", "mode": "per_row"},
+            files={"file": ("persons.csv", persons, "text/csv")})
+        assert started.status_code == 303, started.text[:500]
+        job_url = started.headers["location"]
+        assert re.fullmatch(r"/console/jobs/accounts/[\w-]+", job_url)
+        first = await browser.get(job_url)
+        assert first.status_code == 200 and 'id="job-status"' in first.text
+        done = await _followed_to_the_end(browser, job_url)
+        assert "成功" in done, done[:800]
+        import_url = re.search(r'href="(/console/agency/imports/[\w-]+)" id="job-import-link"', done).group(1)
+        report = await browser.get(import_url)
+        assert report.status_code == 200
+        assert "已接收 1 行，拒绝 1 行" in report.text
+        rejected = re.search(r'<table class="data" id="import-rejections">.*?</table>', report.text, re.S).group(0)
+        assert "<td>3</td>" in rejected or "<td>2</td>" in rejected  # the bad row, by its row number
+
+        listing = await browser.get("/console/agency/persons", params={"name": "导入测试"})
+        assert "导入测试甲" in listing.text and "校验位错误" not in listing.text
+
+    async with httpx.AsyncClient(base_url=platform.gateway_url, timeout=TIMEOUT) as reviewer:
+        await console_sign_in(reviewer, *platform.user_of("agency_reviewer"))
+        assert (await reviewer.get(job_url)).status_code == 403  # the job screen is the clerk's and auditor's
+
+
+async def test_a_whistleblower_report_is_answered_through_its_page(platform):
+    filed = await _file_report(platform)
+    async with httpx.AsyncClient(base_url=platform.gateway_url, timeout=TIMEOUT) as officer:
+        username, _ = platform.user_of("oversight_officer")
+        await console_sign_in(officer, *platform.user_of("oversight_officer"))
+        url = f"/console/oversight/whistleblowing/{filed}"
+        page = await officer.get(url)
+        assert page.status_code == 200 and "已受理" in page.text and 'id="assign-form"' in page.text
+        for action, fields in (("assign", {"officer_id": username}), ("investigate", {"note": "调取发放记录"})):
+            done = await officer.post(f"{url}/{action}", data={"csrf_token": csrf_of(page.text), **fields})
+            assert done.status_code == 303, done.text[:500]
+        page = await officer.get(url)
+        assert "调查中" in page.text and 'id="answer-form"' in page.text
+        typed = "经查，该人员已于 2026 年 3 月死亡，其后 4 个月养老金被冒领"
+        refused = await officer.post(f"{url}/answer", data={
+            "csrf_token": csrf_of(page.text), "answer": typed, "outcome": "unsubstantiated", "verified_amount": "800"})
+        assert refused.status_code == 422 and 'id="report-error"' in refused.text
+        assert "经查不属实的举报不应有查证属实金额" in refused.text and typed in refused.text  # the API's words, kept
+        answered = await officer.post(f"{url}/answer", data={
+            "csrf_token": csrf_of(page.text), "answer": typed, "outcome": "substantiated", "verified_amount": "8000.00"})
+        assert answered.status_code == 303
+        page = await officer.get(url)
+        assert "已答复" in page.text and "8,000.00" in page.text and 'id="reward-form"' in page.text
+
+    async with httpx.AsyncClient(base_url=platform.gateway_url, timeout=TIMEOUT) as auditor:
+        await console_sign_in(auditor, *platform.user_of("internal_auditor"))
+        page = await auditor.get(url)
+        assert page.status_code == 200 and 'id="close-form"' not in page.text  # the auditor reads only
+        refused = await auditor.post(f"{url}/close", data={"csrf_token": csrf_of(page.text), "reason": "越权"})
+        assert refused.status_code == 403
+
+
+async def _file_report(platform) -> str:  # noqa: ANN001
+    async with httpx.AsyncClient(base_url=platform.gateway_url, timeout=TIMEOUT) as public:
+        filed = await public.post("/api/oversight/whistleblowing/reports", json={
+            "category": "payment", "title": "控制台测试：冒领养老金", "content": "某人去世后仍有人领取其养老金",
+            "anonymous": True})
+        assert filed.status_code == 201, filed.text
+        return filed.json()["report_id"]
+
+
+async def test_a_report_table_is_filtered_sorted_and_downloaded_as_its_rows(platform):
+    async with httpx.AsyncClient(base_url=platform.gateway_url, timeout=TIMEOUT) as api:
+        username, password = platform.user_of("agency_clerk")
+        token = (await api.post("/auth/token", data={"username": username, "password": password})).json()
+        for serial, name in ((911, "排序测试乙"), (912, "排序测试甲"), (913, "排序测试丙")):
+            registered = await api.post("/api/accounts/persons", headers={
+                "Authorization": f"Bearer {token['access_token']}"}, json={
+                "citizen_id": citizen_id(serial), "name": name, "region": "150102"})
+            assert registered.status_code == 201, registered.text
+    async with httpx.AsyncClient(base_url=platform.gateway_url, timeout=TIMEOUT) as clerk:
+        await console_sign_in(clerk, *platform.user_of("agency_clerk"))
+        query = {"name": "排序测试", "sort": "-name"}
+        page = await clerk.get("/console/agency/persons", params=query)
+        assert page.status_code == 200
+        shown = re.findall(r'<a href="/console/agency/persons/[\w-]+">([^<]+)</a>', page.text)
+        workbook = await clerk.get("/console/agency/persons.xlsx", params=query)
+        assert workbook.status_code == 200
+        assert workbook.headers["content-type"].startswith("application/vnd.openxmlformats")
+        sheet = load_workbook(BytesIO(workbook.content)).active
+        rows = [[c.value for c in row] for row in sheet.iter_rows()]
+        assert rows[0][0] == "参保人员（姓名：排序测试）" and rows[1][0] == "姓名"
+        assert [r[0] for r in rows[2:]] == shown
+        assert shown == ["排序测试甲", "排序测试乙", "排序测试丙"]  # by name, descending (code points: 甲 > 乙 > 丙)
