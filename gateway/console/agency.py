@@ -105,14 +105,24 @@ async def decide(page: ClaimsPage, claim_id: Id) -> Response:
 async def _person_page(page: Page, person_id: str, *, status_code: int = 200, error: str | None = None,
                        form: dict[str, str] | None = None) -> Response:
     pid = quote(person_id, safe="")
-    person, enrolments, claims, account = await asyncio.gather(
-        page.calls.json("GET", f"/api/accounts/persons/{pid}"),
-        page.calls.json("GET", f"/api/accounts/enrolments/by-person/{pid}"),
+    person, enrolments = await asyncio.gather(page.calls.json("GET", f"/api/accounts/persons/{pid}"),
+                                              page.calls.json("GET", f"/api/accounts/enrolments/by-person/{pid}"))
+    funds = sorted({e["fund"] for e in enrolments["items"]})
+    claims, account, entries, eligibility, history, *months = await asyncio.gather(
         _optional(page, "/api/benefits/claims", "/api/benefits/claims", {"person_id": person_id, "limit": 50}),
-        _optional(page, "/api/accounts/individual-accounts/{person_id}", f"/api/accounts/individual-accounts/{pid}"))
+        _optional(page, "/api/accounts/individual-accounts/{person_id}", f"/api/accounts/individual-accounts/{pid}"),
+        _optional(page, "/api/accounts/individual-accounts/{person_id}/entries",
+                  f"/api/accounts/individual-accounts/{pid}/entries", {"limit": 24}),
+        _optional(page, "/api/benefits/eligibility/persons/{person_id}", f"/api/benefits/eligibility/persons/{pid}"),
+        _optional(page, "/api/accounts/persons/{person_id}/history", f"/api/accounts/persons/{pid}/history"),
+        *(_optional(page, "/api/accounts/verification/contribution-months",
+                    "/api/accounts/verification/contribution-months",
+                    {"citizen_id": person["citizen_id"], "fund": fund}) for fund in funds))
     return await page.render("person.html", status_code=status_code, person=person,
                              enrolments=enrolments["items"], claims=(claims or {}).get("items"), account=account,
-                             error=error, form=form or {}, may_submit=await page.may(*SUBMIT))
+                             entries=(entries or {}).get("items"), eligibility=eligibility, history=history,
+                             months=[m for m in months if m], error=error, form=form or {},
+                             may_submit=await page.may(*SUBMIT))
 
 
 async def _optional(page: Page, route: str, path: str, params: dict[str, Any] | None = None) -> Any:

@@ -78,7 +78,7 @@ REMITTANCE_STATUS_LABELS = {"received": "已到账", "partly_received": "部分�
 LATENESS_LABELS = {"on_time": "按时", "late": "逾期", "pending": "未到期", "overdue": "已逾期", "unknown": "日历未知"}
 ACCOUNT_KIND_LABELS = {"special": "财政专户", "income": "收入户", "expenditure": "支出户"}
 OPEN_CLOSED_LABELS = {"open": "开立", "closed": "已销户", "active": "正常", "suspended": "暂停", "deregistered": "已注销",
-                      "stopped": "已终止", "accepted": "已入账", "flagged": "疑点"}
+                      "stopped": "已终止", "ended": "已终止", "accepted": "已入账", "flagged": "疑点"}
 DIRECTION_LABELS = {"in": "收入", "out": "支出"}
 MATCH_STATUS_LABELS = {"matched": "已匹配", "unmatched": "未匹配", "resolved": "已处理"}
 LIFE_STATUS_LABELS = {"alive": "正常", "deceased": "死亡", "imprisoned": "服刑", "missing": "失踪"}

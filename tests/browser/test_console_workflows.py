@@ -93,6 +93,10 @@ def test_a_claim_walks_from_clerk_to_reviewer_to_approver(platform, page: Page):
     decision.get_by_role("button", name="同意").click()
     expect(page.locator("#claim-status")).to_have_text("已核准")
     expect(page.locator("#claim-levels")).to_contain_text("同意发放")
+    page.locator("#claim-facts a").click()  # the person's page: the entitlement granted, the employer's page
+    expect(page.locator("#person-enrolments")).to_contain_text("企业职工基本养老保险")
+    page.locator("#person-enrolments a").first.click()
+    expect(page.locator("#employer-enrolments tbody tr")).not_to_have_count(0)
 
 
 def _open_case(platform) -> str:  # noqa: ANN001

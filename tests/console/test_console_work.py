@@ -128,3 +128,10 @@ async def test_a_report_table_is_filtered_sorted_and_downloaded_as_its_rows(plat
         assert rows[0][0] == "参保人员（姓名：排序测试）" and rows[1][0] == "姓名"
         assert [r[0] for r in rows[2:]] == shown
         assert shown == ["排序测试甲", "排序测试乙", "排序测试丙"]  # by name, descending (code points: 甲 > 乙 > 丙)
+        person_url = re.search(r'<a href="(/console/agency/persons/[\w-]+)">排序测试甲</a>', page.text).group(1)
+        person = await clerk.get(person_url)
+        assert person.status_code == 200 and "参保记录" in person.text and 'id="claim-form"' in person.text
+    async with httpx.AsyncClient(base_url=platform.gateway_url, timeout=TIMEOUT) as auditor:
+        await console_sign_in(auditor, *platform.user_of("internal_auditor"))
+        person = await auditor.get(person_url)  # the auditor reads the person; no claim form (only a clerk submits)
+        assert person.status_code == 200 and "排序测试甲" in person.text and 'id="claim-form"' not in person.text
