@@ -23,22 +23,20 @@ Id = Annotated[str, Path(max_length=64, pattern=r"^[\w-]+$")]
 DECIDE = ("POST", "/api/benefits/claims/{claim_id}/decisions")
 SUBMIT = ("POST", "/api/benefits/claims")
 DECISION_FIELDS = {"decision": "text", "reason": "text", "level": "text?"}
-# The role that decides each level (services/benefits/claims/service.py LEVELS): the queue shows my levels' claims.
-MY_LEVELS = {"agency_reviewer": ("first_review", "second_review"),
-             "agency_approver": ("second_review", "approval", "large_amount_review")}
 
 
 async def _my_queue(page: Page, rows: list[dict[str, Any]], query: dict[str, str]) -> dict[str, Any]:
-    """The claims in review whose next level is decided by one of my roles (and that I have not decided yet)."""
-    roles = set(page.session.roles)
+    """The claims in review whose next level is decided by one of my roles, that I neither submitted nor decided at
+    an earlier level (the API would refuse me: SUBMITTER_CANNOT_DECIDE, SAME_PERSON_TWO_LEVELS)."""
+    roles, me = set(page.session.roles), page.session.username
+    in_review = await page.calls.json("GET", "/api/benefits/claims", params={"status": "in_review", "limit": 200})
     mine = []
-    for claim in rows:
-        level = next((lv for lv in claim.get("levels", []) if lv["level"] == claim.get("next_level")), None)
-        decided = {d["decided_by"] for d in claim.get("decisions", [])}
-        if (claim["status"] == "in_review" and level and level["role"] in roles
-                and page.session.username not in decided and claim["submitted_by"] != page.session.username):
+    for claim in in_review["items"]:
+        level = next((lv for lv in claim["levels"] if lv["level"] == claim.get("next_level")), None)
+        decided = {d["decided_by"] for d in claim["decisions"]}
+        if level and level["role"] in roles and me not in decided and claim["submitted_by"] != me:
             mine.append(claim)
-    return {"queue": mine}
+    return {"queue": mine, "queue_more": in_review.get("next_cursor") is not None}
 
 
 r.add_table(router, "claims", "/claims", r.CLAIMS, template="claims.html", extra=_my_queue)

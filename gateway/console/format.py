@@ -86,6 +86,21 @@ SEX_LABELS = {"M": "男", "F": "女"}
 BUDGET_STATUS_LABELS = {"draft": "编制中", "submitted": "已报送", "reviewed": "已审核", "approved": "已批准",
                         "returned": "已退回", "withdrawn": "已撤回"}
 RECTIFICATION_STATUS_LABELS = {"open": "整改中", "closed": "已销号"}
+FLAG_LABELS = {"true": "是", "false": "否"}
+# services/collection/treasury/rules.py PURPOSES and COUNTERPARTY_NAMES
+PURPOSE_LABELS = {"receipt": "到账", "transfer": "划转", "allocation": "拨付", "interest": "利息", "payment": "支付",
+                  "return": "退回", "other": "其他"}
+COUNTERPARTY_LABELS = {"treasury": "国库", "special": "财政专户", "income": "收入户", "expenditure": "支出户",
+                       "interest": "利息", "payer": "缴费人", "beneficiary": "待遇领取人", "other": "其他账户"}
+TARGET_LEVEL_LABELS = {"same_level": "同级经办机构", "lower_level": "下级", "service_institution": "服务机构",
+                       "other": "其他"}
+UNIT_TYPE_LABELS = {"enterprise": "企业", "public_institution": "事业单位", "government": "机关",
+                    "individual_business": "个体工商户"}
+ASSESSMENT_STATUS_LABELS = {"issued": "已核定", "superseded": "已被更正", "settled": "已结清"}
+IMPORT_KIND_LABELS = {"employers": "参保单位", "persons": "参保人员", "enrolments": "参保关系"}
+HALF_LABELS = {"1": "上半年", "2": "下半年"}
+SOURCE_LABELS = {"manual": "手工录入", "bank_statement": "银行对账单"}
+SUBJECT_TYPE_LABELS = {"person": "个人", "employer": "单位"}
 RULE_MODE_LABELS = {"event": "事件触发", "sweep": "定期扫描", "event+sweep": "事件触发＋定期扫描"}
 
 LABELS = {"fund": FUND_LABELS, "case_status": CASE_STATUS_LABELS, "severity": SEVERITY_LABELS,
@@ -100,7 +115,10 @@ LABELS = {"fund": FUND_LABELS, "case_status": CASE_STATUS_LABELS, "severity": SE
           "remittance_status": REMITTANCE_STATUS_LABELS, "lateness": LATENESS_LABELS,
           "account_kind": ACCOUNT_KIND_LABELS, "status": OPEN_CLOSED_LABELS, "direction": DIRECTION_LABELS,
           "match_status": MATCH_STATUS_LABELS, "life_status": LIFE_STATUS_LABELS, "sex": SEX_LABELS,
-          "budget_status": BUDGET_STATUS_LABELS, "rectification_status": RECTIFICATION_STATUS_LABELS, "rule_mode": RULE_MODE_LABELS}
+          "budget_status": BUDGET_STATUS_LABELS, "rectification_status": RECTIFICATION_STATUS_LABELS,
+          "flag": FLAG_LABELS, "purpose": PURPOSE_LABELS, "counterparty": COUNTERPARTY_LABELS,
+          "target_level": TARGET_LEVEL_LABELS, "unit_type": UNIT_TYPE_LABELS, "import_kind": IMPORT_KIND_LABELS,
+          "assessment_status": ASSESSMENT_STATUS_LABELS, "half": HALF_LABELS, "source": SOURCE_LABELS, "subject_type": SUBJECT_TYPE_LABELS, "rule_mode": RULE_MODE_LABELS}
 
 
 def label(code: object, kind: str) -> str:

@@ -8,6 +8,7 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
+from gateway.console.calls import ApiError
 from gateway.console.pages import Page, screen_page
 from gateway.console.tables import XLSX, Column, Filter, Table, workbook
 
@@ -27,11 +28,14 @@ def table_query_href(path: str, query: dict[str, str], **changes: str | None) ->
 
 async def table_rows(page: Page, table: Table, query: dict[str, str],
                      enrich: Enrich | None = None) -> tuple[list[dict[str, Any]], str | None]:
-    answer = await page.calls.json("GET", table.api, params=table.params(query))
+    response = await page.calls.call("GET", table.api, params=table.params(query))
+    if response.status_code >= 300:
+        raise ApiError.of(response)
+    answer = response.json()
     rows = table.rows(answer)
     if enrich is not None:
         rows = await enrich(page, rows)
-    return table.sorted(rows, query.get("sort")), table.next_cursor(answer)
+    return table.sorted(rows, query.get("sort")), table.next_cursor(answer, response.headers)
 
 
 def add_table(router: APIRouter, key: str, path: str, table: Table, *, intro: str = "",
@@ -75,7 +79,7 @@ INCIDENTS = Table(
      Column("amount", "涉及金额", "yuan"), Column("major", "重大", "bool"), Column("due_on", "报告期限", "date"),
      Column("status", "状态", "label:incident_status"), Column("days_overdue", "逾期工作日", "count"),
      Column("same_level_reported_on", "报同级", "date"), Column("provincial_reported_on", "报省级", "date")),
-    (Filter("year", "年度"), Filter("half", "半年", ("1", "2")),
+    (Filter("year", "年度"), Filter("half", "半年", ("1", "2"), "half"),
      Filter("kind", "类型", ("misappropriation", "diversion", "fraud"), "incident_kind")))
 
 CHECKPOINTS = Table(
@@ -111,11 +115,11 @@ SCHEDULER_RUNS = Table(
 
 DISHONESTY = Table(
     "严重失信人名单", "/api/oversight/dishonesty-list",
-    (Column("listed_at", "列入时间", "time"), Column("subject_type", "对象类型"), Column("subject_id", "对象"),
+    (Column("listed_at", "列入时间", "time"), Column("subject_type", "对象类型", "label:subject_type"), Column("subject_id", "对象"),
      Column("class_code", "案件分类", "label:case_class"), Column("amount_fen", "涉及金额", "fen"),
      Column("reason", "事由"), Column("case_id", "案件", link="/console/oversight/cases/{case_id}"),
      Column("removed_at", "移出时间", "time")),
-    (Filter("subject_type", "对象类型", ("person", "employer")),))
+    (Filter("subject_type", "对象类型", ("person", "employer"), "subject_type"),))
 
 RECTIFICATION = Table(
     "整改台账", "/api/oversight/rectification-ledger",
@@ -129,7 +133,7 @@ RECTIFICATION = Table(
 INSPECTIONS = Table(
     "现场监督", "/api/oversight/inspections",
     (Column("planned_on", "计划日期", "date"), Column("target_unit", "被监督单位", link="/console/oversight/inspections/{id}"),
-     Column("target_level", "层级"), Column("status", "状态", "label:inspection_status"),
+     Column("target_level", "层级", "label:target_level"), Column("status", "状态", "label:inspection_status"),
      Column("notice_ref", "通知文号"), Column("findings_amount", "问题金额", "yuan"), Column("letter_no", "反馈函文号"),
      Column("reported_on", "报告日期", "date")),
     (Filter("status", "状态", ("planned", "notified", "inspecting", "feedback_issued", "reported"),
@@ -167,7 +171,7 @@ PERSONS = Table(
 EMPLOYERS = Table(
     "参保单位", "/api/accounts/employers",
     (Column("name", "单位名称", link="/console/agency/employers/{id}"), Column("uscc", "统一社会信用代码"),
-     Column("unit_type", "单位类型"), Column("region", "行政区划"), Column("industry_risk_class", "行业风险类别", "count"),
+     Column("unit_type", "单位类型", "label:unit_type"), Column("region", "行政区划"), Column("industry_risk_class", "行业风险类别", "count"),
      Column("status", "状态", "label:status"), Column("registered_at", "登记时间", "time")),
     (Filter("uscc", "信用代码"), Filter("name", "名称")))
 
@@ -183,7 +187,7 @@ UNMATCHED = Table(
 IMPORTS = Table(
     "批量导入", "/api/accounts/imports",
     (Column("created_at", "提交时间", "time"), Column("filename", "文件", link="/console/agency/imports/{id}"),
-     Column("kind", "类型"), Column("status", "状态", "label:run_status"), Column("total_rows", "总行数", "count"),
+     Column("kind", "类型", "label:import_kind"), Column("status", "状态", "label:run_status"), Column("total_rows", "总行数", "count"),
      Column("accepted_rows", "已接收", "count"), Column("rejected_rows", "被拒绝", "count"),
      Column("created_by", "提交人"), Column("finished_at", "完成时间", "time")))
 
@@ -197,17 +201,17 @@ REMITTANCES = Table(
      Column("working_days_late", "逾期工作日", "count"), Column("last_receipt_on", "最后到账", "date"),
      Column("voucher_no", "凭证号")),
     (Filter("fund", "险种", FUNDS, "fund"), Filter("period", "所属期（YYYYMM）"),
-     Filter("outstanding", "仅未足额到账", ("true",))), items=None, cursor=None, page_size=500)
+     Filter("outstanding", "仅未足额到账", ("true",), "flag")), items=None, cursor=None, cursor_header="X-Next-Cursor")
 
 TRANSACTIONS = Table(
     "专户收支", "/api/collection/treasury/transactions",
     (Column("value_date", "起息日", "date"), Column("fund", "险种", "label:fund"),
      Column("account_kind", "账户", "label:account_kind"), Column("direction", "方向", "label:direction"),
-     Column("amount", "金额", "yuan"), Column("purpose", "用途"), Column("counterparty", "对方"),
+     Column("amount", "金额", "yuan"), Column("purpose", "用途", "label:purpose"), Column("counterparty", "对方", "label:counterparty"),
      Column("period", "所属期", "month"), Column("reference", "凭证"), Column("status", "状态", "label:status"),
      Column("violation", "违规说明"), Column("late", "逾期", "bool")),
     (Filter("fund", "险种", FUNDS, "fund"), Filter("status", "状态", ("accepted", "flagged"), "status"),
-     Filter("source", "来源", ("manual", "bank_statement")), Filter("from_date", "起（YYYY-MM-DD）"),
+     Filter("source", "来源", ("manual", "bank_statement"), "source"), Filter("from_date", "起（YYYY-MM-DD）"),
      Filter("to_date", "止（YYYY-MM-DD）")))
 
 BANK_ACCOUNTS = Table(

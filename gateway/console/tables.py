@@ -6,7 +6,7 @@ A column says how its value is written (``kind``): ``text``, ``yuan`` (the API's
 (an instant, China time), ``date``, ``month`` (YYYYMM), ``bool``, ``count`` or ``label:<kind>`` (a code, written
 with its Chinese label from format.LABELS)."""
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from io import BytesIO
@@ -66,6 +66,7 @@ class Table:
     filters: tuple[Filter, ...] = ()
     items: str | None = "items"  # where the rows are in the answer; None: the answer is the list
     cursor: str | None = "next_cursor"  # the answer's next-page cursor, passed back as ?after=
+    cursor_header: str | None = None  # or the header that carries it (a route answering a bare list)
     page_size: int = 100
     fixed: dict[str, str] = field(default_factory=dict)  # query parameters always sent
     caption: str = ""
@@ -77,7 +78,7 @@ class Table:
             value = (query.get(f.name) or "").strip()
             if value and (not f.options or value in f.options):
                 params[f.name] = value
-        if self.cursor and query.get("after"):
+        if (self.cursor or self.cursor_header) and query.get("after"):
             params["after"] = query["after"]
         return params
 
@@ -85,7 +86,9 @@ class Table:
         rows = answer if self.items is None else answer.get(self.items, [])
         return list(rows)
 
-    def next_cursor(self, answer: Any) -> str | None:
+    def next_cursor(self, answer: Any, headers: Mapping[str, str]) -> str | None:
+        if self.cursor_header:
+            return headers.get(self.cursor_header)
         return answer.get(self.cursor) if self.cursor and isinstance(answer, dict) else None
 
     def sorted(self, rows: list[dict[str, Any]], sort: str | None) -> list[dict[str, Any]]:

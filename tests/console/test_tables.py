@@ -28,6 +28,19 @@ def test_the_api_query_keeps_known_filters_and_the_cursor():
     assert TABLE.params({"fund": "NOT_A_FUND", "unit": ""}) == {"limit": 50}  # an unknown option is not sent
 
 
+def test_the_next_page_cursor_from_the_answer_or_its_header():
+    assert TABLE.next_cursor({"items": [], "next_cursor": "n2"}, {}) == "n2"
+    listed = Table("列表", "/api/x/list", TABLE.columns, items=None, cursor=None, cursor_header="X-Next-Cursor")
+    assert listed.next_cursor([], {"X-Next-Cursor": "n3"}) == "n3" and listed.next_cursor([], {}) is None
+    assert listed.params({"after": "n3"})["after"] == "n3"
+
+
+def test_every_filter_of_the_screens_offers_labelled_options():
+    for table in [v for v in vars(reports).values() if isinstance(v, Table)]:
+        for f in table.filters:
+            assert not f.options or f.labels, (table.title, f.name)  # no bare code offered to a user
+
+
 def test_sorting_by_a_column_exact_amounts_empty_last():
     assert [r["id"] for r in TABLE.sorted(ROWS, "amount")] == ["b", "a", "c"]
     assert [r["id"] for r in TABLE.sorted(ROWS, "-amount")] == ["a", "b", "c"]
