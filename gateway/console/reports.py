@@ -74,7 +74,8 @@ def add_table(router: APIRouter, key: str, path: str, table: Table, *, intro: st
 
 INCIDENTS = Table(
     "重大要情", "/api/oversight/incidents",
-    (Column("discovered_on", "发现日期", "date"), Column("title", "标题"), Column("kind", "类型", "label:incident_kind"),
+    (Column("discovered_on", "发现日期", "date"), Column("title", "标题", link="/console/oversight/incidents/{id}"),
+     Column("kind", "类型", "label:incident_kind"),
      Column("unit", "涉及单位"), Column("channel", "发现渠道", "label:incident_channel"),
      Column("amount", "涉及金额", "yuan"), Column("major", "重大", "bool"), Column("due_on", "报告期限", "date"),
      Column("status", "状态", "label:incident_status"), Column("days_overdue", "逾期工作日", "count"),

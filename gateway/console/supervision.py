@@ -62,7 +62,11 @@ async def _sweep_actions(page: Page, rows: list[dict[str, Any]], query: dict[str
 
 
 r.add_table(router, "sweeps", "/sweeps", r.SWEEPS, template="sweeps.html", extra=_sweep_actions)
-r.add_table(router, "scheduler", "/scheduler", r.SCHEDULER_RUNS)
+async def _scheduled_jobs(page: Page, rows: list[dict[str, Any]], query: dict[str, str]) -> dict[str, Any]:
+    return {"jobs": await page.calls.json("GET", "/api/oversight/scheduler/jobs")}
+
+
+r.add_table(router, "scheduler", "/scheduler", r.SCHEDULER_RUNS, template="scheduler.html", extra=_scheduled_jobs)
 
 SweepId = Annotated[str, Path(max_length=64, pattern=r"^[\w-]+$")]
 
@@ -139,3 +143,33 @@ async def start_rebuild(page: Annotated[Page, screen_page("sweeps")]) -> Respons
         raise ScreenRefused()
     job = await page.calls.json("POST", "/api/oversight/ledger/rebuild")
     return page.redirect(f"/console/jobs/oversight/{quote(job['id'], safe='')}")
+
+
+# -- a major incident: its reports to the same-level and provincial supervisors (001 第三十一条) ----------------------
+
+INCIDENT_REPORT = "/api/oversight/incidents/{incident_id}/reports"
+INCIDENT_REPORT_FIELDS = {"level": "text", "reported_on": "text", "reference": "text?"}
+
+
+async def _incident_page(page: Page, incident_id: str, *, status_code: int = 200, error: str | None = None,
+                         form: dict[str, str] | None = None) -> Response:
+    incident = await page.calls.json("GET", f"/api/oversight/incidents/{quote(incident_id, safe='')}")
+    return await page.render("incident.html", status_code=status_code, incident=incident, error=error,
+                             form=form or {}, may_report=await page.may("POST", INCIDENT_REPORT),
+                             today=china_today().isoformat())
+
+
+@router.get("/incidents/{incident_id}")
+async def incident(page: Annotated[Page, screen_page("incidents")], incident_id: ReportId) -> Response:
+    return await _incident_page(page, incident_id)
+
+
+@router.post("/incidents/{incident_id}/reports")
+async def report_incident(page: Annotated[Page, screen_page("incidents")], incident_id: ReportId) -> Response:
+    iid = quote(incident_id, safe="")
+
+    async def again(**context: Any) -> Response:
+        return await _incident_page(page, incident_id, **context)
+
+    return await forms.submit(page, INCIDENT_REPORT, f"/api/oversight/incidents/{iid}/reports",
+                              INCIDENT_REPORT_FIELDS, f"/console/oversight/incidents/{iid}", again)

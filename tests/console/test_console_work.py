@@ -11,6 +11,7 @@ import httpx
 import pytest
 from openpyxl import load_workbook
 
+from services.kernel.clock import china_today
 from tests.chaos.month import citizen_id
 from tests.support.console import console_sign_in, csrf_of
 
@@ -135,3 +136,91 @@ async def test_a_report_table_is_filtered_sorted_and_downloaded_as_its_rows(plat
         await console_sign_in(auditor, *platform.user_of("internal_auditor"))
         person = await auditor.get(person_url)  # the auditor reads the person; no claim form (only a clerk submits)
         assert person.status_code == 200 and "排序测试甲" in person.text and 'id="claim-form"' not in person.text
+
+
+async def test_a_dismissal_is_proposed_by_one_officer_and_decided_by_another(platform):
+    first, first_password = platform.user_of("oversight_officer")
+    second = await _second_officer(platform)
+    async with httpx.AsyncClient(base_url=platform.gateway_url, timeout=TIMEOUT) as api:
+        token = (await api.post("/auth/token", data={"username": first, "password": first_password})).json()
+        opened = await api.post("/api/oversight/cases", headers={"Authorization": f"Bearer {token['access_token']}"},
+                                json={"fact_key": "console-dismissal", "severity": "low", "subject_type": "person",
+                                      "subject_id": "P-1", "title": "控制台测试：疑似误报", "unit": "演示社保经办机构",
+                                      "seed_clause": "001 第二十九条"})
+        assert opened.status_code in (200, 201), opened.text
+    url = f"/console/oversight/cases/{opened.json()['id']}"
+    async with httpx.AsyncClient(base_url=platform.gateway_url, timeout=TIMEOUT) as proposer:
+        await console_sign_in(proposer, first, first_password)
+        page = await proposer.get(url)
+        proposed = await proposer.post(f"{url}/dismissal", data={"csrf_token": csrf_of(page.text),
+                                                                 "reason": "数据源重复推送，非真实疑点"})
+        assert proposed.status_code == 303
+        page = await proposer.get(url)
+        assert "提出排除：数据源重复推送" in page.text and 'id="dismissal-decision-form"' in page.text
+        own = await proposer.post(f"{url}/dismissal-decision", data={"csrf_token": csrf_of(page.text),
+                                                                      "approve": "true", "reason": "同意"})
+        assert own.status_code == 403 and "申请人不能确认本人的申请" in own.text  # the API's words on the page
+    async with httpx.AsyncClient(base_url=platform.gateway_url, timeout=TIMEOUT) as decider:
+        await console_sign_in(decider, *second)
+        page = await decider.get(url)
+        decided = await decider.post(f"{url}/dismissal-decision", data={"csrf_token": csrf_of(page.text),
+                                                                         "approve": "true", "reason": "核实为重复推送"})
+        assert decided.status_code == 303
+        page = await decider.get(url)
+        assert '<dd id="case-status">已排除</dd>' in page.text and "dismissal-form" not in page.text
+
+
+async def _second_officer(platform) -> tuple[str, str]:  # noqa: ANN001
+    """Another oversight officer, added by the IT administrator (dismissal needs two)."""
+    admin, admin_password = platform.user_of("it_admin")
+    password = "Second-Officer-2026!"
+    async with httpx.AsyncClient(base_url=platform.gateway_url, timeout=TIMEOUT) as api:
+        token = (await api.post("/auth/token", data={"username": admin, "password": admin_password})).json()
+        headers = {"Authorization": f"Bearer {token['access_token']}"}
+        created = await api.post("/identity/users", headers=headers, json={
+            "username": "console_officer_2", "display_name": "第二监督员", "unit": "演示社保经办机构",
+            "region": "150100", "password": password})
+        assert created.status_code == 201, created.text
+        granted = await api.post("/identity/users/console_officer_2/roles", headers=headers,
+                                 json={"role": "oversight_officer", "reason": "排除须两人"})
+        assert granted.status_code in (200, 201), granted.text
+    return "console_officer_2", password
+
+
+async def test_a_major_incident_shows_its_countdown_and_takes_its_reports(platform):
+    username, password = platform.user_of("oversight_officer")
+    today = china_today()
+    async with httpx.AsyncClient(base_url=platform.gateway_url, timeout=TIMEOUT) as api:
+        signed = await api.post("/auth/token", data={"username": username, "password": password})
+        assert signed.status_code == 200, (signed.status_code, signed.headers, signed.text)
+        token = signed.json()
+        recorded = await api.post("/api/oversight/incidents", headers={
+            "Authorization": f"Bearer {token['access_token']}"}, json={
+            "kind": "diversion", "title": "控制台测试：挤占失业保险基金", "description": "用于办公楼修缮",
+            "unit": "某区人社局", "channel": "audit", "discovered_on": today.isoformat(), "amount": "350000.00",
+            "major": True, "major_reason": "金额较大"})
+        assert recorded.status_code == 201, recorded.text
+        incident = recorded.json()
+    async with httpx.AsyncClient(base_url=platform.gateway_url, timeout=TIMEOUT) as officer:
+        await console_sign_in(officer, username, password)
+        listing = await officer.get("/console/oversight/incidents")
+        countdown = re.search(r'<section id="incident-countdown">.*?</section>', listing.text, re.S).group(0)
+        row = re.search(r"控制台测试：挤占失业保险基金.*?</tr>", countdown, re.S).group(0)
+        if incident["due_on"]:  # the 5th working day after discovery: 5 working days left today
+            assert '<td class="num">5</td>' in row, row
+        url = f"/console/oversight/incidents/{incident['id']}"
+        page = await officer.get(url)
+        assert 'id="reports-form"' in page.text
+        refused = await officer.post(f"{url}/reports", data={
+            "csrf_token": csrf_of(page.text), "level": "same_level", "reported_on": "2026-13-01",
+            "reference": "某人社监〔2026〕9号"})
+        assert refused.status_code == 422 and 'id="incident-error"' in refused.text
+        assert "某人社监〔2026〕9号" in refused.text  # kept
+        reported = await officer.post(f"{url}/reports", data={
+            "csrf_token": csrf_of(page.text), "level": "same_level", "reported_on": today.isoformat(),
+            "reference": "某人社监〔2026〕9号"})
+        assert reported.status_code == 303, reported.text[:500]
+        page = await officer.get(url)
+        same_level = re.search(r'<dd id="incident-same-level">(.*?)</dd>', page.text).group(1)
+        assert "某人社监〔2026〕9号" in same_level and "逾期" not in same_level
+        assert '<option value="same_level">' not in page.text  # only the provincial report is left
