@@ -120,11 +120,39 @@ async def whistleblowing_action(page: Annotated[Page, screen_page("whistleblowin
                               REPORT_ACTIONS[action], f"/console/oversight/whistleblowing/{rid}", again)
 
 
+INSPECTION_ROUTE = "/api/oversight/inspections/{inspection_id}"
+INSPECTION_ACTIONS: dict[str, dict[str, str]] = {
+    "notification": {"notified_on": "text", "notice_ref": "text?"},
+    "findings": {"title": "text", "description": "text", "fund": "text?", "amount": "yuan"},
+    "report": {"reported_on": "text", "summary": "text", "reported_to_higher": "bool"},
+}
+
+
+async def _inspection_page(page: Page, inspection_id: str, *, status_code: int = 200, error: str | None = None,
+                           form: dict[str, str] | None = None) -> Response:
+    detail = await page.calls.json("GET", f"/api/oversight/inspections/{quote(inspection_id, safe='')}")
+    allowed = {action for action in INSPECTION_ACTIONS if await page.may("POST", f"{INSPECTION_ROUTE}/{action}")}
+    return await page.render("inspection.html", status_code=status_code, inspection=detail, allowed=allowed,
+                             error=error, form=form or {})
+
+
 @router.get("/inspections/{inspection_id}")
 async def inspection(page: Annotated[Page, screen_page("inspections")], inspection_id: ReportId) -> Response:
     """An inspection (plan, notice, team, findings, feedback letter, report: 001 第二十一条–第二十五条)."""
-    detail = await page.calls.json("GET", f"/api/oversight/inspections/{quote(inspection_id, safe='')}")
-    return await page.render("inspection.html", inspection=detail)
+    return await _inspection_page(page, inspection_id)
+
+
+@router.post("/inspections/{inspection_id}/{action}")
+async def inspection_action(page: Annotated[Page, screen_page("inspections")], inspection_id: ReportId,
+                            action: Annotated[str, Path(pattern="^(" + "|".join(INSPECTION_ACTIONS) + ")$")],
+                            ) -> Response:
+    iid = quote(inspection_id, safe="")
+
+    async def again(**context: Any) -> Response:
+        return await _inspection_page(page, inspection_id, **context)
+
+    return await forms.submit(page, f"{INSPECTION_ROUTE}/{action}", f"/api/oversight/inspections/{iid}/{action}",
+                              INSPECTION_ACTIONS[action], f"/console/oversight/inspections/{iid}", again)
 
 
 @router.post("/sweeps")

@@ -4,6 +4,7 @@ background job and followed on its job page until done, then its rejected rows; 
 report table filtered, sorted and downloaded as the workbook of the same rows."""
 
 import asyncio
+from datetime import timedelta
 import re
 from io import BytesIO
 
@@ -224,3 +225,62 @@ async def test_a_major_incident_shows_its_countdown_and_takes_its_reports(platfo
         same_level = re.search(r'<dd id="incident-same-level">(.*?)</dd>', page.text).group(1)
         assert "某人社监〔2026〕9号" in same_level and "逾期" not in same_level
         assert '<option value="same_level">' not in page.text  # only the provincial report is left
+
+
+async def test_a_sweep_and_a_ledger_rebuild_are_started_and_followed(platform):
+    async with httpx.AsyncClient(base_url=platform.gateway_url, timeout=TIMEOUT) as officer:
+        await console_sign_in(officer, *platform.user_of("oversight_officer"))
+        sweeps = await officer.get("/console/oversight/sweeps")
+        assert 'id="sweep-form"' in sweeps.text and 'id="rebuild-form"' in sweeps.text
+        swept = await officer.post("/console/oversight/sweeps", data={"csrf_token": csrf_of(sweeps.text)})
+        assert swept.status_code == 303 and swept.headers["location"].startswith("/console/oversight/sweeps/")
+        run = await _followed_to_the_end(officer, swept.headers["location"])
+        assert re.search(r'<strong id="sweep-status">(已完成|部分完成)</strong>', run), run[:800]
+        assert 'id="sweep-rules"' in run and "S01" in run
+
+        rebuild = await officer.post("/console/oversight/ledger/rebuild", data={"csrf_token": csrf_of(sweeps.text)})
+        assert rebuild.status_code == 303 and rebuild.headers["location"].startswith("/console/jobs/oversight/")
+        done = await _followed_to_the_end(officer, rebuild.headers["location"])
+        assert '<strong id="job-status">成功</strong>' in done and 'id="job-result"' in done, done[:800]
+
+    async with httpx.AsyncClient(base_url=platform.gateway_url, timeout=TIMEOUT) as auditor:
+        await console_sign_in(auditor, *platform.user_of("internal_auditor"))
+        page = await auditor.get("/console/oversight/scheduler")
+        assert page.status_code == 200 and 'id="scheduler-jobs"' in page.text
+        assert (await auditor.get(rebuild.headers["location"])).status_code == 200  # auditors read the job
+        assert (await auditor.get("/console/oversight/sweeps")).status_code == 403  # sweeps are the officers'
+
+
+async def test_an_inspection_is_notified_and_takes_findings_through_its_page(platform):
+    username, password = platform.user_of("oversight_officer")
+    planned_on = china_today() - timedelta(days=1)  # under way: findings are recorded from the planned day
+    async with httpx.AsyncClient(base_url=platform.gateway_url, timeout=TIMEOUT) as api:
+        token = (await api.post("/auth/token", data={"username": username, "password": password})).json()
+        planned = await api.post("/api/oversight/inspections", headers={
+            "Authorization": f"Bearer {token['access_token']}"}, json={
+            "target_unit": "某区社保经办机构", "target_level": "lower_level", "scope": "2026 年待遇发放",
+            "planned_on": planned_on.isoformat(), "members": [
+                {"inspector_id": username, "name": "监督员甲", "leader": True},
+                {"inspector_id": "inspector-2", "name": "监督员乙"}]})
+        assert planned.status_code == 201, planned.text
+    url = f"/console/oversight/inspections/{planned.json()['id']}"
+    async with httpx.AsyncClient(base_url=platform.gateway_url, timeout=TIMEOUT) as officer:
+        await console_sign_in(officer, username, password)
+        listing = await officer.get("/console/oversight/inspections")
+        assert f'href="{url}"' in listing.text
+        page = await officer.get(url)
+        late = await officer.post(f"{url}/notification", data={  # less than 3 days before: refused in words
+            "csrf_token": csrf_of(page.text), "notified_on": (planned_on - timedelta(days=1)).isoformat(),
+            "notice_ref": "某监通〔2026〕3号"})
+        assert late.status_code in (409, 422) and 'id="inspection-error"' in late.text, late.text[:300]
+        assert "某监通〔2026〕3号" in late.text
+        notified = await officer.post(f"{url}/notification", data={
+            "csrf_token": csrf_of(page.text), "notified_on": (planned_on - timedelta(days=5)).isoformat(),
+            "notice_ref": "某监通〔2026〕3号"})
+        assert notified.status_code == 303, notified.text[:500]
+        found = await officer.post(f"{url}/findings", data={
+            "csrf_token": csrf_of(page.text), "title": "超标准发放丧葬补助金", "description": "3 人",
+            "fund": "PEN_EMP", "amount": "12000.50"})
+        assert found.status_code == 303, found.text[:500]
+        page = await officer.get(url)
+        assert "检查中" in page.text and "超标准发放丧葬补助金" in page.text and "12,000.50" in page.text
