@@ -78,7 +78,7 @@ async def sweep(page: Annotated[Page, screen_page("sweeps")], sweep_id: SweepId)
     return await page.render("sweep.html", run=run, running=run["status"] == "running", fragment=page.is_htmx)
 
 
-# -- a whistleblower report: assign, investigate, answer, close, note, reward (000 三) ------------------------------
+# -- a whistleblower report: assign, investigate, answer, close, note, reward -----------------------------------------
 
 ReportId = Annotated[str, Path(max_length=64, pattern=r"^[\w-]+$")]
 REPORT_ACTIONS: dict[str, dict[str, str]] = {
@@ -138,7 +138,7 @@ async def _inspection_page(page: Page, inspection_id: str, *, status_code: int =
 
 @router.get("/inspections/{inspection_id}")
 async def inspection(page: Annotated[Page, screen_page("inspections")], inspection_id: ReportId) -> Response:
-    """An inspection (plan, notice, team, findings, feedback letter, report: 001 第二十一条–第二十五条)."""
+    """An inspection (plan, notice, team, findings, feedback letter, report: 001 第八条、第十一条)."""
     return await _inspection_page(page, inspection_id)
 
 

@@ -11,6 +11,7 @@ from gateway.console.menu import SCREENS, RoutePolicies
 from gateway.identity.service import STAFF_ROLES
 from services.kernel.settings import SERVICES
 from tests.chaos.month import PERIOD
+from tests.support.browser import log_in
 from tests.support.console import PLANTED_FUND
 
 
@@ -20,13 +21,6 @@ def policies_of(url: str) -> RoutePolicies:
     for name in SERVICES:
         documents[name] = httpx.get(f"{url}/api/{name}/openapi.json", timeout=30, trust_env=False).json()
     return RoutePolicies.from_documents(documents)
-
-
-def log_in(page: Page, url: str, username: str, password: str) -> None:
-    page.goto(f"{url}/console/login")
-    page.get_by_label("用户名").fill(username)
-    page.get_by_label("密码").fill(password)
-    page.get_by_role("button", name="登录").click()
 
 
 def test_each_role_logs_in_and_sees_its_menu(platform, page: Page):

@@ -11,7 +11,7 @@ from playwright.sync_api import Page, expect
 from stdnum import luhn
 
 from services.kernel.clock import china_today
-from tests.browser.test_console_in_chromium import log_in
+from tests.support.browser import log_in
 
 PATIENCE_SECONDS = 60.0
 
