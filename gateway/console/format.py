@@ -87,6 +87,21 @@ BUDGET_STATUS_LABELS = {"draft": "编制中", "submitted": "已报送", "reviewe
                         "returned": "已退回", "withdrawn": "已撤回"}
 RECTIFICATION_STATUS_LABELS = {"open": "整改中", "closed": "已销号"}
 FLAG_LABELS = {"true": "是", "false": "否"}
+REPORT_ACTION_LABELS = {"received": "受理", "assigned": "分派", "investigating": "开始调查", "answered": "答复",
+                        "closed": "办结", "flagged": "标记为重大或紧急", "linked": "关联同一事项"}
+# The registry's change history (services/accounts: entity types and actions of HistoryEntry).
+HISTORY_ENTITY_LABELS = {"person": "人员", "person_bank_account": "银行账户", "life_status_correction": "生存状态更正",
+                         "individual_account": "个人账户", "enrolment": "参保关系", "employer": "单位"}
+HISTORY_ACTION_LABELS = {"register": "登记", "update": "变更", "add": "新增", "close": "关闭", "request": "申请",
+                         "approve": "批准", "reject": "驳回"}
+# The actions of a case's history (services/oversight/cases/service.py).
+CASE_ACTION_LABELS = {
+    "open": "立案下发", "investigate": "开始核查", "classify": "认定分类", "rectify": "建立整改台账",
+    "rectification_evidence": "报送整改情况", "follow_up": "登记后续处理", "follow_up_confirmed": "后续处理经事件确认",
+    "follow_up_withdrawn": "后续处理撤回", "close": "核查销号", "propose_dismissal": "提出排除",
+    "confirm_dismissal": "确认排除", "reject_dismissal": "驳回排除申请", "escalate": "逾期升级",
+    "recurred": "再次发现", "reported_again": "再次报告",
+}
 # services/collection/treasury/rules.py PURPOSES and COUNTERPARTY_NAMES
 PURPOSE_LABELS = {"receipt": "到账", "transfer": "划转", "allocation": "拨付", "interest": "利息", "payment": "支付",
                   "return": "退回", "other": "其他"}
@@ -116,7 +131,8 @@ LABELS = {"fund": FUND_LABELS, "case_status": CASE_STATUS_LABELS, "severity": SE
           "account_kind": ACCOUNT_KIND_LABELS, "status": OPEN_CLOSED_LABELS, "direction": DIRECTION_LABELS,
           "match_status": MATCH_STATUS_LABELS, "life_status": LIFE_STATUS_LABELS, "sex": SEX_LABELS,
           "budget_status": BUDGET_STATUS_LABELS, "rectification_status": RECTIFICATION_STATUS_LABELS,
-          "flag": FLAG_LABELS, "purpose": PURPOSE_LABELS, "counterparty": COUNTERPARTY_LABELS,
+          "flag": FLAG_LABELS, "case_action": CASE_ACTION_LABELS, "report_action": REPORT_ACTION_LABELS,
+          "history_entity": HISTORY_ENTITY_LABELS, "history_action": HISTORY_ACTION_LABELS, "purpose": PURPOSE_LABELS, "counterparty": COUNTERPARTY_LABELS,
           "target_level": TARGET_LEVEL_LABELS, "unit_type": UNIT_TYPE_LABELS, "import_kind": IMPORT_KIND_LABELS,
           "assessment_status": ASSESSMENT_STATUS_LABELS, "half": HALF_LABELS, "source": SOURCE_LABELS, "subject_type": SUBJECT_TYPE_LABELS, "rule_mode": RULE_MODE_LABELS}
 
