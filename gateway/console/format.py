@@ -70,7 +70,7 @@ CHAIN_STATUS_LABELS = {"ok": "完好", "broken": "链断裂", "rewound": "被回
 COMPONENT_LABELS = {"accounts": "参保登记服务", "collection": "征缴与财务服务", "benefits": "待遇服务",
                     "gateway": "网关与身份认证"}
 RUN_STATUS_LABELS = {"running": "运行中", "done": "已完成", "ok": "成功", "partial": "部分完成", "failed": "失败",
-                     "skipped": "已跳过", "queued": "排队中", "succeeded": "成功", "completed": "已完成",
+                     "skipped": "已跳过", "error": "出错", "queued": "排队中", "succeeded": "成功", "completed": "已完成",
                      "pending": "排队中", "rejected": "已拒绝"}
 TRIGGER_LABELS = {"schedule": "定时", "manual": "手动", "on_demand": "按需"}
 REMITTANCE_STATUS_LABELS = {"received": "已到账", "partly_received": "部分到账", "outstanding": "未到账",
@@ -87,6 +87,14 @@ BUDGET_STATUS_LABELS = {"draft": "编制中", "submitted": "已报送", "reviewe
                         "returned": "已退回", "withdrawn": "已撤回"}
 RECTIFICATION_STATUS_LABELS = {"open": "整改中", "closed": "已销号"}
 FLAG_LABELS = {"true": "是", "false": "否"}
+# A sweep's result per rule (services/oversight/rules/sweep.py, registry.Tally).
+SWEEP_RESULT_LABELS = {"status": "结果", "found": "发现", "created": "新立案", "existing": "已有案件", "seconds": "耗时（秒）",
+                       "months_not_ended": "未结束月份", "note": "说明", "error": "错误", "trace": "跟踪"}
+# A job's result (an import's report: services/accounts/imports/jobs.py; others shown with their own keys).
+JOB_RESULT_LABELS = {"import_job_id": "导入编号", "kind": "类型", "mode": "方式", "status": "状态", "file_format": "文件格式",
+                     "encoding": "编码", "total_rows": "总行数", "accepted_rows": "已接收", "rejected_rows": "被拒绝",
+                     "reported_overlaps": "重叠参保期间", "rejections_by_code": "拒绝原因统计", "rejections": "被拒绝的行（前若干）",
+                     "rejections_more": "其余被拒绝行数", "rejections_at": "全部被拒绝行"}
 REPORT_ACTION_LABELS = {"received": "受理", "assigned": "分派", "investigating": "开始调查", "answered": "答复",
                         "closed": "办结", "flagged": "标记为重大或紧急", "linked": "关联同一事项"}
 # The registry's change history (services/accounts: entity types and actions of HistoryEntry).
@@ -132,6 +140,7 @@ LABELS = {"fund": FUND_LABELS, "case_status": CASE_STATUS_LABELS, "severity": SE
           "match_status": MATCH_STATUS_LABELS, "life_status": LIFE_STATUS_LABELS, "sex": SEX_LABELS,
           "budget_status": BUDGET_STATUS_LABELS, "rectification_status": RECTIFICATION_STATUS_LABELS,
           "flag": FLAG_LABELS, "case_action": CASE_ACTION_LABELS, "report_action": REPORT_ACTION_LABELS,
+          "sweep_result": SWEEP_RESULT_LABELS, "job_result": JOB_RESULT_LABELS,
           "history_entity": HISTORY_ENTITY_LABELS, "history_action": HISTORY_ACTION_LABELS, "purpose": PURPOSE_LABELS, "counterparty": COUNTERPARTY_LABELS,
           "target_level": TARGET_LEVEL_LABELS, "unit_type": UNIT_TYPE_LABELS, "import_kind": IMPORT_KIND_LABELS,
           "assessment_status": ASSESSMENT_STATUS_LABELS, "half": HALF_LABELS, "source": SOURCE_LABELS, "subject_type": SUBJECT_TYPE_LABELS, "rule_mode": RULE_MODE_LABELS}
