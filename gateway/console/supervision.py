@@ -1,8 +1,10 @@
 """Supervisor screens beside the matrix and the cases (oversight.py): the rectification ledger, major incidents with
 their 5-working-day countdown (001 第三十一条), audit-chain status per service, whistleblower reports, inspections,
-the dishonesty list, the rule catalogue with its case counts, sweeps and the scheduler's runs."""
+the dishonesty list, the rule catalogue with its case counts, sweeps (and the ledger rebuild) and the scheduler's runs;
+the pages of a whistleblower report, an inspection and a major incident with their forms."""
 
 from collections import Counter
+from datetime import date
 from typing import Annotated, Any
 from urllib.parse import quote
 
@@ -13,8 +15,6 @@ from gateway.console import forms
 from gateway.console import reports as r
 from gateway.console.pages import Page, ScreenRefused, screen_page
 from services.kernel.clock import china_today
-from datetime import date
-
 from services.kernel.workdays import working_days_after
 
 router = APIRouter(prefix="/oversight")

@@ -4,8 +4,8 @@ background job and followed on its job page until done, then its rejected rows; 
 report table filtered, sorted and downloaded as the workbook of the same rows."""
 
 import asyncio
-from datetime import timedelta
 import re
+from datetime import timedelta
 from io import BytesIO
 
 import httpx
