@@ -89,6 +89,12 @@ async def test_a_whistleblower_report_is_answered_through_its_page(platform):
         assert answered.status_code == 303
         page = await officer.get(url)
         assert "已答复" in page.text and "8,000.00" in page.text and 'id="reward-form"' in page.text
+        rewarded = await officer.post(f"{url}/reward", data={  # unticked boxes are false; anonymous: not eligible
+            "csrf_token": csrf_of(page.text), "full_civil_capacity": "true"})
+        assert rewarded.status_code == 303, rewarded.text[:500]
+        page = await officer.get(url)
+        rewards = re.search(r'<table class="data" id="report-rewards">.*?</table>', page.text, re.S).group(0)
+        assert "<td>否</td>" in rewards and "匿名举报" in rewards  # each unmet condition in words
 
     async with httpx.AsyncClient(base_url=platform.gateway_url, timeout=TIMEOUT) as auditor:
         await console_sign_in(auditor, *platform.user_of("internal_auditor"))
