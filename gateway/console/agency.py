@@ -44,6 +44,7 @@ r.add_table(router, "persons", "/persons", r.PERSONS)
 r.add_table(router, "employers", "/employers", r.EMPLOYERS)
 r.add_table(router, "unmatched", "/unmatched", r.UNMATCHED,
             intro="税务征收明细中无法对应核定明细的行，由复核人员逐笔处理，不会被丢弃。")
+
 IMPORT = ("POST", "/api/accounts/imports/{kind}")
 IMPORT_KINDS = ("employers", "persons", "enrolments")
 
@@ -65,9 +66,10 @@ async def start_import(page: Annotated[Page, screen_page("imports")]) -> Respons
     mode = page.form.get("mode") or "per_row"
     if kind not in IMPORT_KINDS or upload is None or isinstance(upload, str) or not upload.filename:
         raise ApiError(422, "IMPORT_FORM_INCOMPLETE", "请选择导入类型和文件")
+    # The file as Starlette spooled it (to disk past a megabyte), streamed on to the API: never whole in memory.
     response = await page.calls.call(
         "POST", f"/api/accounts/imports/{kind}", params={"mode": mode}, headers={"Prefer": "respond-async"},
-        files={"file": (upload.filename, await upload.read(), upload.content_type or "application/octet-stream")})
+        files={"file": (upload.filename, upload.file, upload.content_type or "application/octet-stream")})
     if response.status_code != 202:
         raise ApiError.of(response)
     return page.redirect(f"/console/jobs/accounts/{quote(response.json()['id'], safe='')}")
