@@ -23,6 +23,8 @@ Id = Annotated[str, Path(max_length=64, pattern=r"^[\w-]+$")]
 DECIDE = ("POST", "/api/benefits/claims/{claim_id}/decisions")
 SUBMIT = ("POST", "/api/benefits/claims")
 DECISION_FIELDS = {"decision": "text", "reason": "text", "level": "text?"}
+CLAIM_FIELDS = {"kind": "text", "effective_period": "int", "fund": "text?", "monthly_amount": "yuan?",
+                "one_off_amount": "yuan?", "note": "text?"}
 
 
 async def _my_queue(page: Page, rows: list[dict[str, Any]], query: dict[str, str]) -> dict[str, Any]:
@@ -145,25 +147,14 @@ async def submit_claim(page: PersonsPage, person_id: Id) -> Response:
     if not await page.may(*SUBMIT):
         raise ScreenRefused()
     form = page.form
-    body: dict[str, Any] = {"kind": form.get("kind"), "person_id": person_id,
-                            "effective_period": _int(form.get("effective_period")),
-                            "documents": [{"kind": form.get("document_kind", "").strip(),
-                                           "reference": form.get("document_ref", "").strip()}]}
-    for name in ("fund", "monthly_amount", "one_off_amount", "note"):
-        if form.get(name, "").strip():
-            body[name] = form[name].strip()
+    body = {**forms.body_of(CLAIM_FIELDS, form), "person_id": person_id,
+            "documents": [{"kind": form.get("document_kind", "").strip(),
+                           "reference": form.get("document_ref", "").strip()}]}
     response = await page.calls.call("POST", "/api/benefits/claims", json=body)
     if response.status_code in (200, 201):
         return page.redirect(f"/console/agency/claims/{quote(response.json()['id'], safe='')}")
-    return await _person_page(page, person_id, status_code=ApiError.of(response).status,
-                              error=ApiError.of(response).in_words(), form=dict(form))
-
-
-def _int(value: str | None) -> int | str | None:
-    try:
-        return int(value) if value else None
-    except ValueError:
-        return value
+    error = ApiError.of(response)
+    return await _person_page(page, person_id, status_code=error.status, error=error.in_words(), form=dict(form))
 
 
 @router.get("/employers/{employer_id}")
