@@ -46,6 +46,8 @@ r.add_table(router, "persons", "/persons", r.PERSONS)
 r.add_table(router, "employers", "/employers", r.EMPLOYERS)
 r.add_table(router, "unmatched", "/unmatched", r.UNMATCHED,
             intro="税务征收明细中无法对应核定明细的行，由复核人员逐笔处理，不会被丢弃。")
+r.add_table(router, "exchange", "/exchange", r.EXCHANGE,
+            intro="卫健、民政、法院、市场监管等部门交换的数据中，与登记信息冲突或无法匹配的记录由复核人员处理。")
 
 IMPORT = ("POST", "/api/accounts/imports/{kind}")
 IMPORT_KINDS = ("employers", "persons", "enrolments")

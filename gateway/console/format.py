@@ -120,6 +120,11 @@ TARGET_LEVEL_LABELS = {"same_level": "同级经办机构", "lower_level": "下�
 UNIT_TYPE_LABELS = {"enterprise": "企业", "public_institution": "事业单位", "government": "机关",
                     "individual_business": "个体工商户"}
 ASSESSMENT_STATUS_LABELS = {"issued": "已核定", "superseded": "已被更正", "settled": "已结清"}
+# services/accounts/exchange/schemas.py BatchKind, RecordStatus
+EXCHANGE_KIND_LABELS = {"death": "死亡", "cremation": "火化", "imprisonment": "服刑", "release": "刑满释放",
+                        "business_registration": "企业设立登记"}
+EXCHANGE_STATUS_LABELS = {"applied": "已应用", "unmatched": "未匹配", "conflict": "与登记信息冲突", "invalid": "数据无效",
+                          "resolved": "已处理", "dismissed": "已关闭"}
 IMPORT_KIND_LABELS = {"employers": "参保单位", "persons": "参保人员", "enrolments": "参保关系"}
 HALF_LABELS = {"1": "上半年", "2": "下半年"}
 SOURCE_LABELS = {"manual": "手工录入", "bank_statement": "银行对账单"}
@@ -143,6 +148,7 @@ LABELS = {"fund": FUND_LABELS, "case_status": CASE_STATUS_LABELS, "severity": SE
           "sweep_result": SWEEP_RESULT_LABELS, "job_result": JOB_RESULT_LABELS,
           "history_entity": HISTORY_ENTITY_LABELS, "history_action": HISTORY_ACTION_LABELS, "purpose": PURPOSE_LABELS, "counterparty": COUNTERPARTY_LABELS,
           "target_level": TARGET_LEVEL_LABELS, "unit_type": UNIT_TYPE_LABELS, "import_kind": IMPORT_KIND_LABELS,
+          "exchange_kind": EXCHANGE_KIND_LABELS, "exchange_status": EXCHANGE_STATUS_LABELS,
           "assessment_status": ASSESSMENT_STATUS_LABELS, "half": HALF_LABELS, "source": SOURCE_LABELS, "subject_type": SUBJECT_TYPE_LABELS, "rule_mode": RULE_MODE_LABELS}
 
 

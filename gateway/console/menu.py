@@ -70,6 +70,8 @@ SCREENS: tuple[Screen, ...] = (
             ("GET", "/api/accounts/enrolments/by-employer/{employer_id}"))),
     Screen("unmatched", "未匹配税务明细", "/console/agency/unmatched", "经办业务",
            (("GET", "/api/collection/tax-payments/unmatched"),)),
+    Screen("exchange", "部门交换数据", "/console/agency/exchange", "经办业务",
+           (("GET", "/api/accounts/exchange/records"),)),
     Screen("imports", "批量导入", "/console/agency/imports", "经办业务",
            (("GET", "/api/accounts/imports"), ("GET", "/api/accounts/imports/{job_id}"),
             ("GET", "/api/accounts/imports/{job_id}/rejections"))),

@@ -185,6 +185,17 @@ UNMATCHED = Table(
      Column("match_note", "原因")),
     (Filter("fund", "险种", FUNDS, "fund"), Filter("period", "所属期（YYYYMM）")))
 
+EXCHANGE = Table(
+    "部门交换数据", "/api/accounts/exchange/records",
+    (Column("event_date", "事件日期", "date"), Column("kind", "类型", "label:exchange_kind"), Column("source", "来源部门"),
+     Column("citizen_id", "身份证号"), Column("uscc", "信用代码"), Column("name", "姓名/名称"),
+     Column("status", "状态", "label:exchange_status"), Column("reason", "原因"),
+     Column("person_id", "人员", link="/console/agency/persons/{person_id}")),
+    (Filter("status", "状态", ("conflict", "unmatched", "invalid", "applied", "resolved", "dismissed"),
+            "exchange_status"),
+     Filter("kind", "类型", ("death", "cremation", "imprisonment", "release", "business_registration"),
+            "exchange_kind"), Filter("citizen_id", "身份证号")))
+
 IMPORTS = Table(
     "批量导入", "/api/accounts/imports",
     (Column("created_at", "提交时间", "time"), Column("filename", "文件", link="/console/agency/imports/{id}"),
