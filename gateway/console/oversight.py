@@ -123,49 +123,18 @@ async def cases(page: CasesPage, status: str | None = None, rule_id: str | None 
                              today=today, age_days=age_days, query_after=quote(listing.get("next_cursor") or ""))
 
 
-CaseId = Annotated[str, Path(max_length=100)]
-# Each action of the case page: the API route it posts to, and the form fields it sends (name → how to read it).
-CASE_ACTIONS: dict[str, tuple[str, dict[str, str]]] = {
-    "investigate": ("/investigate", {"note": "text?"}),
-    "classify": ("/classify", {"class_code": "int", "finding": "text", "amount_fen": "fen?", "reason": "text?"}),
-    "follow-ups": ("/follow-ups", {"kind": "text", "evidence": "text", "reference": "text?"}),
-    "rectification": ("/rectification", {"measures": "text", "due_date": "text", "responsible": "text?"}),
-    "evidence": ("/rectification/evidence", {"note": "text", "document_ref": "text?"}),
-    "close": ("/close", {"verification_note": "text"}),
-    "dismissal": ("/dismissal", {"reason": "text"}),
-    "dismissal-decision": ("/dismissal/decision", {"approve": "bool", "reason": "text?"}),
-}
-INVESTIGATE = ("POST", "/api/oversight/cases/{case_id}/investigate")
-
-
-def action_route(action: str) -> tuple[str, str]:
-    return "POST", "/api/oversight/cases/{case_id}" + CASE_ACTIONS[action][0]
-
-
-async def _case_page(page: Page, case_id: str, *, status_code: int = 200, error: str | None = None,
-                     form: dict[str, str] | None = None) -> Response:
-    detail = await page.calls.json("GET", f"/api/oversight/cases/{quote(case_id, safe='')}")
-    allowed = {action for action in CASE_ACTIONS if await page.may(*action_route(action))}
-    return await page.render("case.html", status_code=status_code, case=detail, allowed=allowed,
-                             may_investigate="investigate" in allowed, note=(form or {}).get("note", ""),
-                             form=form or {}, error=error, today=china_today())
-
-
-@router.get("/cases/{case_id}")
-async def case(page: CasesPage, case_id: CaseId) -> Response:
-    return await _case_page(page, case_id)
-
-
-@router.post("/cases/{case_id}/{action}")
-async def case_action(page: CasesPage, case_id: CaseId,
-                      action: Annotated[str, Path(pattern="^(" + "|".join(CASE_ACTIONS) + ")$")]) -> Response:
-    """One step of the workflow (001 第二十九条 classes, 整改台账, 销号, two-officer dismissal); the API's own checks of
-    role, status and follow-up decide, and its Chinese message is shown with what was typed."""
-    suffix, fields = CASE_ACTIONS[action]
-    path = f"/api/oversight/cases/{quote(case_id, safe='')}"
-
-    async def again(**context: Any) -> Response:
-        return await _case_page(page, case_id, **context)
-
-    back = f"/console/oversight/cases/{quote(case_id, safe='')}"
-    return await forms.submit(page, action_route(action)[1], path + suffix, fields, back, again)
+# The case workflow (001 第二十九条 classes, 整改台账, 销号, two-officer dismissal): each step's API route and fields;
+# the API's own checks of role, status and follow-up decide, its Chinese message is shown with what was typed.
+CASE = forms.Workflow(
+    api="/api/oversight/cases/{case_id}", page="/console/oversight/cases/{case_id}", template="case.html", name="case",
+    steps={
+        "investigate": ("/investigate", {"note": "text?"}),
+        "classify": ("/classify", {"class_code": "int", "finding": "text", "amount_fen": "fen?", "reason": "text?"}),
+        "follow-ups": ("/follow-ups", {"kind": "text", "evidence": "text", "reference": "text?"}),
+        "rectification": ("/rectification", {"measures": "text", "due_date": "text", "responsible": "text?"}),
+        "evidence": ("/rectification/evidence", {"note": "text", "document_ref": "text?"}),
+        "close": ("/close", {"verification_note": "text"}),
+        "dismissal": ("/dismissal", {"reason": "text"}),
+        "dismissal-decision": ("/dismissal/decision", {"approve": "bool", "reason": "text?"}),
+    })
+CASE.add_routes(router, "cases")

@@ -62,6 +62,8 @@ async def _sweep_actions(page: Page, rows: list[dict[str, Any]], query: dict[str
 
 
 r.add_table(router, "sweeps", "/sweeps", r.SWEEPS, template="sweeps.html", extra=_sweep_actions)
+
+
 async def _scheduled_jobs(page: Page, rows: list[dict[str, Any]], query: dict[str, str]) -> dict[str, Any]:
     return {"jobs": await page.calls.json("GET", "/api/oversight/scheduler/jobs")}
 
@@ -80,79 +82,35 @@ async def sweep(page: Annotated[Page, screen_page("sweeps")], sweep_id: SweepId)
 
 # -- a whistleblower report: assign, investigate, answer, close, note, reward -----------------------------------------
 
-ReportId = Annotated[str, Path(max_length=64, pattern=r"^[\w-]+$")]
-REPORT_ACTIONS: dict[str, dict[str, str]] = {
-    "assign": {"officer_id": "text", "note": "text?"},
-    "investigate": {"note": "text?"},
-    "answer": {"answer": "text", "outcome": "text", "verified_amount": "yuan?"},
-    "close": {"reason": "text"},
-    "notes": {"text": "text"},
-    "reward": {"full_civil_capacity": "bool", "facts_already_known": "bool", "statutory_duty": "bool",
-               "substantial_contribution": "bool", "supplementary_amount": "yuan?", "note": "text?"},
-}
-REPORT_ROUTE = "/api/oversight/whistleblowing/reports/{report_id}"
+REPORT = forms.Workflow(
+    api="/api/oversight/whistleblowing/reports/{report_id}", page="/console/oversight/whistleblowing/{report_id}",
+    template="whistleblowing_report.html", name="report", steps={
+        "assign": ("/assign", {"officer_id": "text", "note": "text?"}),
+        "investigate": ("/investigate", {"note": "text?"}),
+        "answer": ("/answer", {"answer": "text", "outcome": "text", "verified_amount": "yuan?"}),
+        "close": ("/close", {"reason": "text"}),
+        "notes": ("/notes", {"text": "text"}),
+        "reward": ("/reward", {"full_civil_capacity": "bool", "facts_already_known": "bool", "statutory_duty": "bool",
+                               "substantial_contribution": "bool", "supplementary_amount": "yuan?", "note": "text?"}),
+    })
+REPORT.add_routes(router, "whistleblowing_reports")
 
+# An inspection: plan, notice, team, findings, feedback letter, report (001 第八条、第十一条).
+INSPECTION = forms.Workflow(
+    api="/api/oversight/inspections/{inspection_id}", page="/console/oversight/inspections/{inspection_id}",
+    template="inspection.html", name="inspection", steps={
+        "notification": ("/notification", {"notified_on": "text", "notice_ref": "text?"}),
+        "findings": ("/findings", {"title": "text", "description": "text", "fund": "text?", "amount": "yuan"}),
+        "report": ("/report", {"reported_on": "text", "summary": "text", "reported_to_higher": "bool"}),
+    })
+INSPECTION.add_routes(router, "inspections")
 
-async def _report_page(page: Page, report_id: str, *, status_code: int = 200, error: str | None = None,
-                       form: dict[str, str] | None = None) -> Response:
-    report = await page.calls.json("GET", f"/api/oversight/whistleblowing/reports/{quote(report_id, safe='')}")
-    allowed = {action for action in REPORT_ACTIONS if await page.may("POST", f"{REPORT_ROUTE}/{action}")}
-    return await page.render("whistleblowing_report.html", status_code=status_code, report=report, allowed=allowed,
-                             error=error, form=form or {})
-
-
-@router.get("/whistleblowing/{report_id}")
-async def whistleblowing_report(page: Annotated[Page, screen_page("whistleblowing_reports")],
-                                report_id: ReportId) -> Response:
-    return await _report_page(page, report_id)
-
-
-@router.post("/whistleblowing/{report_id}/{action}")
-async def whistleblowing_action(page: Annotated[Page, screen_page("whistleblowing_reports")], report_id: ReportId,
-                                action: Annotated[str, Path(pattern="^(" + "|".join(REPORT_ACTIONS) + ")$")],
-                                ) -> Response:
-    rid = quote(report_id, safe="")
-
-    async def again(**context: Any) -> Response:
-        return await _report_page(page, report_id, **context)
-
-    return await forms.submit(page, f"{REPORT_ROUTE}/{action}", f"/api/oversight/whistleblowing/reports/{rid}/{action}",
-                              REPORT_ACTIONS[action], f"/console/oversight/whistleblowing/{rid}", again)
-
-
-INSPECTION_ROUTE = "/api/oversight/inspections/{inspection_id}"
-INSPECTION_ACTIONS: dict[str, dict[str, str]] = {
-    "notification": {"notified_on": "text", "notice_ref": "text?"},
-    "findings": {"title": "text", "description": "text", "fund": "text?", "amount": "yuan"},
-    "report": {"reported_on": "text", "summary": "text", "reported_to_higher": "bool"},
-}
-
-
-async def _inspection_page(page: Page, inspection_id: str, *, status_code: int = 200, error: str | None = None,
-                           form: dict[str, str] | None = None) -> Response:
-    detail = await page.calls.json("GET", f"/api/oversight/inspections/{quote(inspection_id, safe='')}")
-    allowed = {action for action in INSPECTION_ACTIONS if await page.may("POST", f"{INSPECTION_ROUTE}/{action}")}
-    return await page.render("inspection.html", status_code=status_code, inspection=detail, allowed=allowed,
-                             error=error, form=form or {})
-
-
-@router.get("/inspections/{inspection_id}")
-async def inspection(page: Annotated[Page, screen_page("inspections")], inspection_id: ReportId) -> Response:
-    """An inspection (plan, notice, team, findings, feedback letter, report: 001 第八条、第十一条)."""
-    return await _inspection_page(page, inspection_id)
-
-
-@router.post("/inspections/{inspection_id}/{action}")
-async def inspection_action(page: Annotated[Page, screen_page("inspections")], inspection_id: ReportId,
-                            action: Annotated[str, Path(pattern="^(" + "|".join(INSPECTION_ACTIONS) + ")$")],
-                            ) -> Response:
-    iid = quote(inspection_id, safe="")
-
-    async def again(**context: Any) -> Response:
-        return await _inspection_page(page, inspection_id, **context)
-
-    return await forms.submit(page, f"{INSPECTION_ROUTE}/{action}", f"/api/oversight/inspections/{iid}/{action}",
-                              INSPECTION_ACTIONS[action], f"/console/oversight/inspections/{iid}", again)
+# A major incident: its reports to the same-level and provincial supervisors (001 第三十一条).
+INCIDENT = forms.Workflow(
+    api="/api/oversight/incidents/{incident_id}", page="/console/oversight/incidents/{incident_id}",
+    template="incident.html", name="incident",
+    steps={"reports": ("/reports", {"level": "text", "reported_on": "text", "reference": "text?"})})
+INCIDENT.add_routes(router, "incidents")
 
 
 @router.post("/sweeps")
@@ -171,33 +129,3 @@ async def start_rebuild(page: Annotated[Page, screen_page("sweeps")]) -> Respons
         raise ScreenRefused()
     job = await page.calls.json("POST", "/api/oversight/ledger/rebuild")
     return page.redirect(f"/console/jobs/oversight/{quote(job['id'], safe='')}")
-
-
-# -- a major incident: its reports to the same-level and provincial supervisors (001 第三十一条) ----------------------
-
-INCIDENT_REPORT = "/api/oversight/incidents/{incident_id}/reports"
-INCIDENT_REPORT_FIELDS = {"level": "text", "reported_on": "text", "reference": "text?"}
-
-
-async def _incident_page(page: Page, incident_id: str, *, status_code: int = 200, error: str | None = None,
-                         form: dict[str, str] | None = None) -> Response:
-    incident = await page.calls.json("GET", f"/api/oversight/incidents/{quote(incident_id, safe='')}")
-    return await page.render("incident.html", status_code=status_code, incident=incident, error=error,
-                             form=form or {}, may_report=await page.may("POST", INCIDENT_REPORT),
-                             today=china_today().isoformat())
-
-
-@router.get("/incidents/{incident_id}")
-async def incident(page: Annotated[Page, screen_page("incidents")], incident_id: ReportId) -> Response:
-    return await _incident_page(page, incident_id)
-
-
-@router.post("/incidents/{incident_id}/reports")
-async def report_incident(page: Annotated[Page, screen_page("incidents")], incident_id: ReportId) -> Response:
-    iid = quote(incident_id, safe="")
-
-    async def again(**context: Any) -> Response:
-        return await _incident_page(page, incident_id, **context)
-
-    return await forms.submit(page, INCIDENT_REPORT, f"/api/oversight/incidents/{iid}/reports",
-                              INCIDENT_REPORT_FIELDS, f"/console/oversight/incidents/{iid}", again)
