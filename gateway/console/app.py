@@ -10,7 +10,7 @@ from fastapi.responses import Response
 from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from gateway.console import admin, oversight, public
+from gateway.console import admin, agency, finance, jobs, oversight, public, supervision
 from gateway.console.calls import ApiError, LoginRequired
 from gateway.console.pages import (
     HERE,
@@ -99,7 +99,7 @@ async def _csrf_refused(request: Request, exc: CsrfRefused) -> Response:
 
 
 async def _api_error(request: Request, exc: ApiError) -> Response:
-    titles = {403: "无权访问", 404: "未找到", 422: "数据有误", 429: "请求过于频繁"}
+    titles = {403: "无权访问", 404: "未找到", 409: "当前状态不允许", 422: "数据有误", 429: "请求过于频繁"}
     status = exc.status if exc.status in titles else 502
     return await error_page(_page(request), status, titles.get(exc.status, "接口暂不可用"),
                             f"{exc.message}（{exc.code}）")
@@ -121,7 +121,8 @@ def create_console(gateway: FastAPI, settings: Settings) -> ASGIApp:
     """The console app, to be mounted at ``/console`` in ``gateway``."""
     console = FastAPI(title="sifund console", docs_url=None, redoc_url=None, openapi_url=None)
     console.state.console = Console(gateway, SessionCodec(settings))
-    for router in (home_router, session_router, public.router, oversight.router, admin.router):
+    for router in (home_router, session_router, public.router, oversight.router, supervision.router,
+                   agency.router, finance.router, jobs.router, admin.router):
         console.include_router(router)
     console.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     console.add_exception_handler(LoginRequired, _login_required)

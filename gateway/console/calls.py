@@ -44,6 +44,12 @@ class ApiError(Exception):
                    message or f"接口返回 {response.status_code}", error.get("details") if isinstance(error, dict)
                    else None)
 
+    def in_words(self) -> str:
+        """The API's Chinese message and code; for a 422 of several fields, each field's message after it."""
+        details = self.details if isinstance(self.details, list) else []
+        extra = "；".join(str(d.get("message") or d.get("msg") or "") for d in details if isinstance(d, dict))
+        return f"{self.message}（{self.code}）" + (f"：{extra}" if extra else "")
+
 
 class Refreshes:
     """One rotation per refresh token in this process. A page's parallel calls, or a page and its htmx requests

@@ -10,9 +10,10 @@ from urllib.parse import quote
 from fastapi import APIRouter, Path, Query
 from fastapi.responses import Response
 
+from gateway.console import forms
 from gateway.console.calls import ApiError
 from gateway.console.format import FUND_LABELS
-from gateway.console.pages import ScreenRefused, Page, screen_page
+from gateway.console.pages import Page, screen_page
 from services.kernel.clock import china_today
 
 router = APIRouter(prefix="/oversight")
@@ -122,28 +123,18 @@ async def cases(page: CasesPage, status: str | None = None, rule_id: str | None 
                              today=today, age_days=age_days, query_after=quote(listing.get("next_cursor") or ""))
 
 
-INVESTIGATE = ("POST", "/api/oversight/cases/{case_id}/investigate")
-CaseId = Annotated[str, Path(max_length=100)]
-
-
-@router.get("/cases/{case_id}")
-async def case(page: CasesPage, case_id: CaseId) -> Response:
-    detail = await page.calls.json("GET", f"/api/oversight/cases/{quote(case_id, safe='')}")
-    return await page.render("case.html", case=detail, may_investigate=await page.may(*INVESTIGATE),
-                             note="", error=None)
-
-
-@router.post("/cases/{case_id}/investigate")
-async def investigate(page: CasesPage, case_id: CaseId) -> Response:
-    """issued → investigating, with the officer's note (the API's own check of role and status decides)."""
-    if not await page.may(*INVESTIGATE):
-        raise ScreenRefused()
-    path = f"/api/oversight/cases/{quote(case_id, safe='')}"
-    note = page.form.get("note", "").strip()
-    response = await page.calls.call("POST", f"{path}/investigate", json={"note": note} if note else {})
-    if response.status_code == 200:
-        return page.redirect(f"/console/oversight/cases/{quote(case_id, safe='')}")
-    error = ApiError.of(response)
-    detail = await page.calls.json("GET", path)
-    return await page.render("case.html", status_code=error.status, case=detail, may_investigate=True, note=note,
-                             error=f"{error.message}（{error.code}）")
+# The case workflow (001 第二十九条 classes, 整改台账, 销号, two-officer dismissal): each step's API route and fields;
+# the API's own checks of role, status and follow-up decide, its Chinese message is shown with what was typed.
+CASE = forms.Workflow(
+    api="/api/oversight/cases/{case_id}", page="/console/oversight/cases/{case_id}", template="case.html", name="case",
+    steps={
+        "investigate": ("/investigate", {"note": "text?"}),
+        "classify": ("/classify", {"class_code": "int", "finding": "text", "amount_fen": "fen?", "reason": "text?"}),
+        "follow-ups": ("/follow-ups", {"kind": "text", "evidence": "text", "reference": "text?"}),
+        "rectification": ("/rectification", {"measures": "text", "due_date": "text", "responsible": "text?"}),
+        "evidence": ("/rectification/evidence", {"note": "text", "document_ref": "text?"}),
+        "close": ("/close", {"verification_note": "text"}),
+        "dismissal": ("/dismissal", {"reason": "text"}),
+        "dismissal-decision": ("/dismissal/decision", {"approve": "bool", "reason": "text?"}),
+    })
+CASE.add_routes(router, "cases")

@@ -30,6 +30,20 @@
     }
   };
 
+  charts.execution = function (element, data) {
+    return {
+      tooltip: { trigger: "axis" },
+      legend: { data: ["执行率（%）", "时间进度（%）"] },
+      grid: { left: 60, right: 40, bottom: 80 },
+      xAxis: { type: "category", data: data.items, axisLabel: { rotate: 30 } },
+      yAxis: { type: "value", name: "%" },
+      series: [
+        { name: "执行率（%）", type: "bar", data: data.execution.map(function (v) { return v === null ? null : Number(v); }) },
+        { name: "时间进度（%）", type: "line", data: data.items.map(function () { return Number(data.time_progress); }) }
+      ]
+    };
+  };
+
   function drawCharts(root) {
     if (!window.echarts) { return; }
     root.querySelectorAll("[data-chart]").forEach(function (element) {
