@@ -1,0 +1,109 @@
+"""Filing into the dossiers: accounts' own acts directly (its ``Filing`` sink), and the items other services send
+(``*.archive_items.filed.v1``), idempotently: an act already in a dossier is not filed again."""
+
+from collections import defaultdict
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import insert, select, tuple_
+from sqlmodel import Session
+
+from services.accounts.archives.models import Dossier, DossierItem
+from services.accounts.archives.retention import expires_after, retention_of
+from services.accounts.models import Employer, Person
+from services.kernel import archives, clock
+from services.kernel.audit import canonical_json
+from services.kernel.events import new_event_id
+
+
+def _registry_facts(session: Session, subject_type: str, ids: list[str]) -> dict[str, tuple[str, str, str]]:
+    """(registration number, name, region) of the persons or employers ``ids``."""
+    if subject_type == archives.PERSON:
+        query = select(Person.id, Person.citizen_id, Person.name, Person.region).where(Person.id.in_(ids))
+    else:
+        query = select(Employer.id, Employer.uscc, Employer.name, Employer.region).where(Employer.id.in_(ids))
+    return {row[0]: tuple(row[1:]) for row in session.execute(query)}
+
+
+def _dossiers(session: Session, keys: set[tuple[str, str]], now: datetime) -> dict[tuple[str, str], Dossier]:
+    """The dossiers of ``keys`` (subject type, id), locked for this transaction; opened where there is none."""
+    found = {(d.subject_type, d.subject_id): d for d in session.execute(
+        select(Dossier).where(tuple_(Dossier.subject_type, Dossier.subject_id).in_(list(keys)))
+        .with_for_update()).scalars()}
+    missing = keys - found.keys()
+    by_type: dict[str, list[str]] = defaultdict(list)
+    for subject_type, subject_id in missing:
+        by_type[subject_type].append(subject_id)
+    for subject_type, ids in by_type.items():
+        facts = _registry_facts(session, subject_type, ids)
+        for subject_id in ids:
+            number, name, region = facts.get(subject_id, (None, None, None))
+            dossier = Dossier(id=new_event_id(), subject_type=subject_type, subject_id=subject_id,
+                              registration_number=number, name=name, region=region, opened_at=now)
+            session.add(dossier)
+            found[(subject_type, subject_id)] = dossier
+    if missing:
+        session.flush()
+    return found
+
+
+def _already_filed(session: Session, dossier_ids: list[str], lines: list[dict[str, Any]]) -> set[tuple]:
+    acts = {line["act_id"] for line in lines}
+    rows = session.execute(select(DossierItem.dossier_id, DossierItem.source, DossierItem.item_type,
+                                  DossierItem.act_id)
+                           .where(DossierItem.dossier_id.in_(dossier_ids), DossierItem.act_id.in_(acts)))
+    return {tuple(row) for row in rows}
+
+
+def file_lines(session: Session, lines: list[dict[str, Any]], *, event_id: str | None = None) -> int:
+    """File archive item lines (``ArchiveItem.as_line``) into their dossiers; returns how many were new."""
+    valid = [line for line in lines if line["subject_type"] in archives.SUBJECT_TYPES]
+    if not valid:
+        return 0
+    now = clock.utc_now()
+    dossiers = _dossiers(session, {(line["subject_type"], line["subject_id"]) for line in valid}, now)
+    seen = _already_filed(session, [d.id for d in dossiers.values()], valid)
+    rows = []
+    for line in valid:
+        dossier = dossiers[(line["subject_type"], line["subject_id"])]
+        key = (dossier.id, line["source"], line["item_type"], line["act_id"])
+        if key in seen:
+            continue
+        seen.add(key)
+        rows.append(_row(dossier, line, now, event_id))
+    if rows:
+        session.execute(insert(DossierItem.__table__), rows)  # the dossiers' counts flush with the session
+    return len(rows)
+
+
+def _row(dossier: Dossier, line: dict[str, Any], now: datetime, event_id: str | None) -> dict[str, Any]:
+    occurred_at = datetime.fromisoformat(line["occurred_at"])
+    year = occurred_at.astimezone(clock.CHINA).year
+    retention = retention_of(line["item_type"])
+    dossier.item_count += 1
+    dossier.last_filed_at = now
+    return {
+        "id": new_event_id(), "dossier_id": dossier.id, "serial": dossier.item_count, "year": year,
+        "source": line["source"], "item_type": line["item_type"], "act_id": line["act_id"][:100],
+        "title": line["title"][:200], "decision": line["decision"], "decided_by": line["decided_by"],
+        "decided_role": line.get("decided_role"), "level": line.get("level"),
+        "references": canonical_json(line.get("references") or {}), "audit_seq": line.get("audit_seq"),
+        "audit_hash": line.get("audit_hash"), "retention_class": retention.retention_class,
+        "retention_years": retention.years, "expires_after_year": expires_after(year, retention),
+        "occurred_at": occurred_at, "filed_at": now, "source_event_id": event_id,
+    }
+
+
+def file_own(session: Session, lines: list[dict[str, Any]]) -> None:
+    """accounts' sink: its own acts go straight into the dossiers, in the act's transaction."""
+    file_lines(session, lines)
+
+
+def document_dossiers(session: Session, document: Any) -> list[tuple[str, str]]:
+    """accounts' documents are about a person (the individual account statement) or an employer."""
+    if document.subject_type in archives.SUBJECT_TYPES:
+        return [(document.subject_type, document.subject_id)]
+    return []
+
+
+FILING = archives.Filing(sink=file_own, document_dossiers=document_dossiers)
