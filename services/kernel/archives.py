@@ -62,16 +62,19 @@ class ArchiveItem:
         return asdict(self) | {"source": source, "occurred_at": self.occurred_at or clock.utc_now().isoformat()}
 
 
+Position = AuditEntry | tuple[int, str] | None  # the act's audit entry, or its (seq, hash)
+
+
 def act(subject_type: str, subject_id: str, item_type: str, act_id: str, title: str, decision: str, *,
-        audit: AuditEntry | None = None, level: str | None = None,
-        references: dict[str, str] | None = None) -> ArchiveItem:
-    """An item for an act done now by the current actor; ``audit`` is the act's audit-chain entry."""
+        audit: Position = None, level: str | None = None, references: dict[str, str] | None = None) -> ArchiveItem:
+    """An item for an act done now by the current actor; ``audit`` is the act's audit-chain entry or position."""
     actor = context.current().actor
+    seq, digest = (audit.seq, audit.hash) if isinstance(audit, AuditEntry) else audit or (None, None)
     return ArchiveItem(
         subject_type=subject_type, subject_id=subject_id, item_type=item_type, act_id=act_id, title=title,
         decision=decision, decided_by=actor.id, decided_role=actor.role, level=level,
         references={k: str(v) for k, v in (references or {}).items() if v is not None},
-        audit_seq=audit.seq if audit is not None else None, audit_hash=audit.hash if audit is not None else None,
+        audit_seq=seq, audit_hash=digest,
         occurred_at=clock.utc_now().isoformat())
 
 
@@ -145,7 +148,7 @@ def outbox_sink(payload_type: Callable[..., Any], *, source: str) -> Sink:
 
 
 def file_act(session: Session, dossiers: Iterable[tuple[str, str]], item_type: str, act_id: str, title: str,
-             decision: str, *, audit: AuditEntry | None = None, level: str | None = None,
+             decision: str, *, audit: Position = None, level: str | None = None,
              references: dict[str, str] | None = None) -> int:
     """One act done now by the current actor, filed into each of ``dossiers`` ((subject type, id) pairs)."""
     return file_items(session, [act(subject_type, subject_id, item_type, act_id, title, decision, audit=audit,

@@ -2,7 +2,7 @@
 employer it concerns, in the act's transaction, with its retention class and audit-chain position; items from other
 services arrive as ``*.archive_items.filed.v1`` events and are filed once however often they are delivered; a
 dossier exports as a package whose manifest verifies, and a tampered package names the altered file; every read
-and export is in the access register (利用登记) the auditors read."""
+and export is in the access register (利用登记) the auditors read (004 第7项: the agency's archive management)."""
 
 import hashlib
 import io

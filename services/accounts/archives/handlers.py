@@ -8,7 +8,7 @@ from services.accounts.archives.filing import file_lines
 from services.contracts.benefits import BenefitsArchiveItemsFiled
 from services.contracts.collection import CollectionArchiveItemsFiled
 from services.contracts.oversight import OversightArchiveItemsFiled
-from services.kernel.events import EventEnvelope
+from services.kernel.events import EVENT_TYPES, EventEnvelope, stream_for
 from services.kernel.mirror import typed_payload
 from services.kernel.service_app import ConsumerSpec
 
@@ -22,11 +22,13 @@ def _handler(payload_type: type) -> object:
 
 
 def _consumer(stream: str, payload_type: type) -> ConsumerSpec:
-    # Only the archive family of the stream is delivered for this package; the stream's other families are the
-    # business of accounts' other consumers (or of nobody in accounts).
+    # Only the archive family of the stream is delivered for this package (the subject filter): every other type
+    # of the stream is, by design, not the archive's business, whatever types the producer adds later. A type
+    # another accounts package handles is taken off the ignored ones when the specs merge.
     family = payload_type.event_type.rsplit(".", 2)[0] + ".>"
+    others = frozenset(t for t in EVENT_TYPES if stream_for(t) == stream) - {payload_type.event_type}
     return ConsumerSpec(stream=stream, handlers={payload_type.event_type: _handler(payload_type)},
-                        subjects=frozenset({family}))
+                        ignores=others, subjects=frozenset({family}))
 
 
 ARCHIVE_CONSUMERS = [

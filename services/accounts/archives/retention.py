@@ -1,11 +1,12 @@
 """Retention of archive items (保管期限), per item type: data, with its basis.
 
-The national rule is 《社会保险业务档案管理规定（试行）》(人力资源社会保障部、国家档案局令第3号, 2009): business
-records are collected, arranged and filed by its attachment 《社会保险业务材料归档范围与保管期限》 (第七条); retention is
-permanent (永久) or for a fixed term of 10, 30, 50 or 100 years, counted from 1 January of the year after the record
-was formed; records past their term are appraised, and those to be destroyed are listed in a 销毁清册, approved,
-destroyed under the watch of at least two people, and the 销毁清册 is kept permanently. The agency files one
-dossier per insured person and per employer with these classes (004 第7项: 制定档案管理办法并严格执行).
+The national rule is 《社会保险业务档案管理规定（试行）》(人力资源社会保障部、国家档案局令第3号, 2009). Under
+《社会保险业务档案管理规定（试行）》第七条 business records are collected, arranged and filed by its attachment
+《社会保险业务材料归档范围与保管期限》; retention is permanent (永久) or for a fixed term of 10, 30, 50 or 100 years,
+counted from 1 January of the year after the record was formed; records past their term are appraised, those to be
+destroyed are listed in a 销毁清册, approved, and destroyed under the watch of at least two people, and the 销毁清册
+is kept permanently. The agency files one dossier per insured person and per employer with these classes
+(004 第7项: 制定档案管理办法并严格执行).
 
 The three classes of the archive report (permanent, long, short) are kept as ``retention_class``; the term the
 national attachment sets, where it is more precise, is ``years`` (None: permanent). Where the attachment's item

@@ -411,8 +411,8 @@ class LifeStatusWrites:
         record_events(session, self.events, source=SOURCE)
         if self.archive:
             positions = archives.latest_positions(session, len(self.audit))
-            archives.file_items(session, [replace(item, audit_seq=positions[index][0], audit_hash=positions[index][1])
-                                          for index, item in self.archive])
+            archives.file_items(session, [replace(item, audit_seq=positions[index][0],
+                                                  audit_hash=positions[index][1]) for index, item in self.archive])
         self._clear()
 
 
