@@ -2,10 +2,11 @@
 (``*.archive_items.filed.v1``), idempotently: an act already in a dossier is not filed again."""
 
 from collections import defaultdict
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, select, tuple_
+from sqlalchemy import bindparam, insert, select, tuple_, update
 from sqlmodel import Session
 
 from services.accounts.archives.models import Dossier, DossierItem
@@ -25,25 +26,35 @@ def _registry_facts(session: Session, subject_type: str, ids: list[str]) -> dict
     return {row[0]: tuple(row[1:]) for row in session.execute(query)}
 
 
-def _dossiers(session: Session, keys: set[tuple[str, str]], now: datetime) -> dict[tuple[str, str], Dossier]:
-    """The dossiers of ``keys`` (subject type, id), locked for this transaction; opened where there is none."""
-    found = {(d.subject_type, d.subject_id): d for d in session.execute(
-        select(Dossier).where(tuple_(Dossier.subject_type, Dossier.subject_id).in_(list(keys)))
-        .with_for_update()).scalars()}
-    missing = keys - found.keys()
+@dataclass(slots=True)
+class _Open:
+    """A dossier being filed into: its id and its item count (the last 件号)."""
+
+    id: str
+    count: int
+    before: int
+
+
+def _dossiers(session: Session, keys: set[tuple[str, str]], now: datetime) -> dict[tuple[str, str], _Open]:
+    """The dossiers of ``keys`` (subject type, id), locked for this transaction; opened where there is none (in
+    one insert: an import's chunk opens a thousand)."""
+    found = {(t, i): _Open(d, n, n) for d, t, i, n in session.execute(
+        select(Dossier.id, Dossier.subject_type, Dossier.subject_id, Dossier.item_count)
+        .where(tuple_(Dossier.subject_type, Dossier.subject_id).in_(list(keys))).with_for_update())}
     by_type: dict[str, list[str]] = defaultdict(list)
-    for subject_type, subject_id in missing:
+    for subject_type, subject_id in keys - found.keys():
         by_type[subject_type].append(subject_id)
+    rows = []
     for subject_type, ids in by_type.items():
         facts = _registry_facts(session, subject_type, ids)
         for subject_id in ids:
             number, name, region = facts.get(subject_id, (None, None, None))
-            dossier = Dossier(id=new_event_id(), subject_type=subject_type, subject_id=subject_id,
-                              registration_number=number, name=name, region=region, opened_at=now)
-            session.add(dossier)
-            found[(subject_type, subject_id)] = dossier
-    if missing:
-        session.flush()
+            rows.append({"id": new_event_id(), "subject_type": subject_type, "subject_id": subject_id,
+                         "registration_number": number, "name": name, "region": region, "opened_at": now,
+                         "item_count": 0, "last_filed_at": None})
+            found[(subject_type, subject_id)] = _Open(rows[-1]["id"], 0, 0)
+    if rows:
+        session.execute(insert(Dossier.__table__), rows)
     return found
 
 
@@ -70,20 +81,23 @@ def file_lines(session: Session, lines: list[dict[str, Any]], *, event_id: str |
         if key in seen:
             continue
         seen.add(key)
+        dossier.count += 1
         rows.append(_row(dossier, line, now, event_id))
     if rows:
-        session.execute(insert(DossierItem.__table__), rows)  # the dossiers' counts flush with the session
+        session.execute(insert(DossierItem.__table__), rows)
+        table = Dossier.__table__
+        session.execute(update(table).where(table.c.id == bindparam("_id")).values(
+            item_count=bindparam("_count"), last_filed_at=bindparam("_at")),
+            [{"_id": d.id, "_count": d.count, "_at": now} for d in dossiers.values() if d.count != d.before])
     return len(rows)
 
 
-def _row(dossier: Dossier, line: dict[str, Any], now: datetime, event_id: str | None) -> dict[str, Any]:
+def _row(dossier: _Open, line: dict[str, Any], now: datetime, event_id: str | None) -> dict[str, Any]:
     occurred_at = datetime.fromisoformat(line["occurred_at"])
     year = occurred_at.astimezone(clock.CHINA).year
     retention = retention_of(line["item_type"])
-    dossier.item_count += 1
-    dossier.last_filed_at = now
     return {
-        "id": new_event_id(), "dossier_id": dossier.id, "serial": dossier.item_count, "year": year,
+        "id": new_event_id(), "dossier_id": dossier.id, "serial": dossier.count, "year": year,
         "source": line["source"], "item_type": line["item_type"], "act_id": line["act_id"][:100],
         "title": line["title"][:200], "decision": line["decision"], "decided_by": line["decided_by"],
         "decided_role": line.get("decided_role"), "level": line.get("level"),
