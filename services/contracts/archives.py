@@ -24,6 +24,9 @@ class ArchiveItemLine(ContractModel):
     audit_seq: int | None = None  # the act's entry in the producer's audit chain
     audit_hash: str | None = None
     occurred_at: str
+    registration_number: str | None = None  # the subject's citizen id or USCC, where the filer has it
+    subject_name: str | None = None
+    region: str | None = None
 
 
 class ArchiveItemsFiled(EventPayload):

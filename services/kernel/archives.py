@@ -57,6 +57,11 @@ class ArchiveItem:
     audit_seq: int | None = None
     audit_hash: str | None = None
     occurred_at: str = ""  # RFC 3339; now when not given
+    # What the filer knows of the subject (its registration number — citizen id or USCC —, name and region): the
+    # archive opens a dossier with them without asking its registry. None: the archive looks them up.
+    registration_number: str | None = None
+    subject_name: str | None = None
+    region: str | None = None
 
     def as_line(self, source: str) -> dict[str, Any]:
         return asdict(self) | {"source": source, "occurred_at": self.occurred_at or clock.utc_now().isoformat()}
@@ -66,8 +71,11 @@ Position = AuditEntry | tuple[int, str] | None  # the act's audit entry, or its 
 
 
 def act(subject_type: str, subject_id: str, item_type: str, act_id: str, title: str, decision: str, *,
-        audit: Position = None, level: str | None = None, references: dict[str, str] | None = None) -> ArchiveItem:
-    """An item for an act done now by the current actor; ``audit`` is the act's audit-chain entry or position."""
+        audit: Position = None, level: str | None = None, references: dict[str, str] | None = None,
+        registration: tuple[str, str, str] | None = None) -> ArchiveItem:
+    """An item for an act done now by the current actor; ``audit`` is the act's audit-chain entry or position;
+    ``registration`` the subject's (registration number, name, region) where the filer has them at hand."""
+    number, name, region = registration or (None, None, None)
     actor = context.current().actor
     seq, digest = (audit.seq, audit.hash) if isinstance(audit, AuditEntry) else audit or (None, None)
     return ArchiveItem(
@@ -75,7 +83,7 @@ def act(subject_type: str, subject_id: str, item_type: str, act_id: str, title: 
         decision=decision, decided_by=actor.id, decided_role=actor.role, level=level,
         references={k: str(v) for k, v in (references or {}).items() if v is not None},
         audit_seq=seq, audit_hash=digest,
-        occurred_at=clock.utc_now().isoformat())
+        occurred_at=clock.utc_now().isoformat(), registration_number=number, subject_name=name, region=region)
 
 
 # A sink receives the items of one filing as plain dicts (``ArchiveItem.as_line``), in the caller's session.
@@ -149,10 +157,10 @@ def outbox_sink(payload_type: Callable[..., Any], *, source: str) -> Sink:
 
 def file_act(session: Session, dossiers: Iterable[tuple[str, str]], item_type: str, act_id: str, title: str,
              decision: str, *, audit: Position = None, level: str | None = None,
-             references: dict[str, str] | None = None) -> int:
+             references: dict[str, str] | None = None, registration: tuple[str, str, str] | None = None) -> int:
     """One act done now by the current actor, filed into each of ``dossiers`` ((subject type, id) pairs)."""
     return file_items(session, [act(subject_type, subject_id, item_type, act_id, title, decision, audit=audit,
-                                     level=level, references=references)
+                                     level=level, references=references, registration=registration)
                                 for subject_type, subject_id in dossiers])
 
 

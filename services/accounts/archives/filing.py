@@ -35,7 +35,8 @@ class _Open:
     before: int
 
 
-def _dossiers(session: Session, keys: set[tuple[str, str]], now: datetime) -> dict[tuple[str, str], _Open]:
+def _dossiers(session: Session, keys: set[tuple[str, str]], known: dict[tuple[str, str], tuple],
+              now: datetime) -> dict[tuple[str, str], _Open]:
     """The dossiers of ``keys`` (subject type, id), locked for this transaction; opened where there is none (in
     one insert: an import's chunk opens a thousand)."""
     found = {(t, i): _Open(d, n, n) for d, t, i, n in session.execute(
@@ -46,7 +47,9 @@ def _dossiers(session: Session, keys: set[tuple[str, str]], now: datetime) -> di
         by_type[subject_type].append(subject_id)
     rows = []
     for subject_type, ids in by_type.items():
-        facts = _registry_facts(session, subject_type, ids)
+        facts = {i: known[(subject_type, i)] for i in ids if (subject_type, i) in known}
+        if len(facts) < len(ids):
+            facts |= _registry_facts(session, subject_type, [i for i in ids if i not in facts])
         for subject_id in ids:
             number, name, region = facts.get(subject_id, (None, None, None))
             rows.append({"id": new_event_id(), "subject_type": subject_type, "subject_id": subject_id,
@@ -72,7 +75,10 @@ def file_lines(session: Session, lines: list[dict[str, Any]], *, event_id: str |
     if not valid:
         return 0
     now = clock.utc_now()
-    dossiers = _dossiers(session, {(line["subject_type"], line["subject_id"]) for line in valid}, now)
+    known = {(line["subject_type"], line["subject_id"]): (line["registration_number"], line["subject_name"],
+                                                          line["region"])
+             for line in valid if line.get("registration_number") and line.get("region")}
+    dossiers = _dossiers(session, {(line["subject_type"], line["subject_id"]) for line in valid}, known, now)
     seen = _already_filed(session, [d.id for d in dossiers.values()], valid)
     rows = []
     for line in valid:

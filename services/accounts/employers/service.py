@@ -78,7 +78,8 @@ def register_employer(session: Session, registration: EmployerRegistration) -> E
     )
     _commit(session, employer.uscc)
     archives.file_act(session, [(archives.EMPLOYER, employer.id)], "employer_registration", employer.id,
-                      "参保单位登记", f"登记参保单位 {employer.name}，统一社会信用代码 {employer.uscc}", audit=entry)
+                      "参保单位登记", f"登记参保单位 {employer.name}，统一社会信用代码 {employer.uscc}", audit=entry,
+                      registration=(employer.uscc, employer.name, employer.region))
     return employer
 
 

@@ -235,7 +235,9 @@ class Importer:
         return [archives.act(self.entity, row["id"], f"{self.entity}_registration", row["id"],
                              f"{ARCHIVE_TITLES[self.entity]}（历史数据导入）",
                              f"导入登记 {row['name']}（导入批次 {self.job_id}）", audit=entry,
-                             references={"import_job_id": self.job_id}) for row in result.rows]
+                             references={"import_job_id": self.job_id},
+                             registration=(row.get("citizen_id") or row["uscc"], row["name"], row["region"]))
+                for row in result.rows]
 
 
 ARCHIVE_TITLES = {"employer": "参保单位登记", "person": "参保人员登记"}

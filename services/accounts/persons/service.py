@@ -99,7 +99,8 @@ def register_person(session: Session, registration: PersonRegistration) -> Perso
         session.rollback()
         raise Conflict("PERSON_ALREADY_REGISTERED", "该公民身份号码已登记") from None
     archives.file_act(session, [(archives.PERSON, person.id)], "person_registration", person.id, "参保人员登记",
-                      f"登记参保人员 {person.name}，参保地 {person.region}", audit=entry)
+                      f"登记参保人员 {person.name}，参保地 {person.region}", audit=entry,
+                      registration=(person.citizen_id, person.name, person.region))
     return person
 
 
@@ -382,7 +383,8 @@ class LifeStatusWrites:
             self.archive.append((len(self.audit) - 1, archives.act(
                 archives.PERSON, person.id, "exchange_record", source_ref, "部门共享数据：生存状态变更",
                 f"{STATUS_LABELS.get(previous, previous)} → {STATUS_LABELS.get(new_status, new_status)}",
-                references={"exchange_record_id": source_ref})))
+                references={"exchange_record_id": source_ref},
+                registration=(person.citizen_id, person.name, person.region))))
         self.event(PersonLifeStatusChanged(
             person_id=person.id, citizen_id=person.citizen_id, life_status=new_status, previous_status=previous,
             death_date=death_date, imprisoned_from=imprisoned_from, imprisoned_until=imprisoned_until,
