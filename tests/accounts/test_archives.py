@@ -5,9 +5,7 @@ dossier exports as a package whose manifest verifies, and a tampered package nam
 and export is in the access register (利用登记) the auditors read (004 第7项: the agency's archive management)."""
 
 import hashlib
-import io
 import json
-import zipfile
 
 from sqlalchemy import select
 from sqlmodel import Session
@@ -17,12 +15,10 @@ from services.contracts.archives import ArchiveItemLine
 from services.contracts.benefits import BenefitsArchiveItemsFiled
 from services.kernel.models import AuditEntry
 from tests.support.accounts import WANG_ID, full_employer, person_body
+from tests.support.archives import PURPOSE, unzipped, zipped
 from tests.support.e2e import eventually
 from tests.support.oversight import publish
 from tests.support.registry import REGION, engine_of, error_code
-
-PURPOSE = {"purpose": "核查参保登记材料"}
-
 
 async def dossier_of(client, headers, subject_id: str) -> dict:  # noqa: ANN001
     found = await client.get("/archives/dossiers", params={"subject_id": subject_id}, headers=headers)
@@ -35,19 +31,6 @@ async def items_of(client, headers, dossier_id: str) -> list[dict]:  # noqa: ANN
     response = await client.get(f"/archives/dossiers/{dossier_id}/items", params=PURPOSE, headers=headers)
     assert response.status_code == 200, response.text
     return response.json()["items"]
-
-
-def zipped(files: dict[str, bytes]) -> bytes:
-    out = io.BytesIO()
-    with zipfile.ZipFile(out, "w") as archive:
-        for name, data in files.items():
-            archive.writestr(name, data)
-    return out.getvalue()
-
-
-def unzipped(data: bytes) -> dict[str, bytes]:
-    with zipfile.ZipFile(io.BytesIO(data)) as archive:
-        return {name: archive.read(name) for name in archive.namelist()}
 
 
 async def test_registry_acts_are_filed_with_class_and_audit_position_and_export_verifies(start_service, auth):
