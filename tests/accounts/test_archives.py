@@ -7,7 +7,7 @@ and export is in the access register (利用登记) the auditors read (004 第7�
 import hashlib
 import json
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlmodel import Session
 
 from services.accounts.archives.models import DossierItem
@@ -120,3 +120,86 @@ async def test_registry_acts_are_filed_with_class_and_audit_position_and_export_
         assert refused.status_code == 403
         no_purpose = await accounts.get(f"/archives/dossiers/{dossier['id']}/items", headers=clerk)
         assert no_purpose.status_code == 422
+
+
+def old_line(person_id: str, act_id: str, item_type: str = "payroll_line", when: str = "1990-03-01T02:00:00+00:00"):
+    return ArchiveItemLine(source="benefits", subject_type="person", subject_id=person_id, item_type=item_type,
+                           act_id=act_id, title="1990 年 3 月待遇发放", decision="核定发放 100.00 元",
+                           decided_by="approver.old", occurred_at=when)
+
+
+async def test_a_sealed_year_keeps_its_hash_and_expired_items_go_only_with_two_approvals(start_service, auth):
+    """《社会保险业务档案管理规定（试行）》: 销毁清册 kept for good, two people at least; electronic archives formed at year
+    end (004 第7项)."""
+    clerk = auth("agency_clerk", region=REGION, subject="clerk.zhao")
+    clerk_as_reviewer = auth("agency_reviewer", region=REGION, subject="clerk.zhao")
+    reviewer = auth("agency_reviewer", region=REGION, subject="reviewer.wu")
+    approver = auth("agency_approver", region=REGION, subject="approver.wang")
+    auditor = auth("internal_auditor", region=REGION, subject="auditor.qian")
+    async with start_service("accounts") as accounts:
+        person = (await accounts.post("/persons", json=person_body(), headers=clerk)).json()
+        dossier = await dossier_of(accounts, clerk, person["id"])
+        await publish(accounts, BenefitsArchiveItemsFiled(items=[
+            old_line(person["id"], "line-1"), old_line(person["id"], "claim-1", item_type="claim_decision")]))
+
+        async def count() -> int:
+            return (await dossier_of(accounts, clerk, person["id"]))["item_count"]
+
+        await eventually(count, lambda n: n == 3)
+
+        sealed = await accounts.post("/archives/years/1990/seal", headers=approver)
+        assert sealed.status_code == 201, sealed.text
+        assert (sealed.json()["dossiers"], sealed.json()["items"]) == (1, 2)
+        again = await accounts.post("/archives/years/1990/seal", headers=approver)
+        assert (again.status_code, error_code(again)) == (409, "ARCHIVE_YEAR_SEALED")
+        this_year = (await accounts.get("/archives/dossiers", headers=clerk)).json()["items"][0]["opened_at"][:4]
+        early = await accounts.post(f"/archives/years/{this_year}/seal", headers=approver)
+        assert (early.status_code, error_code(early)) == (422, "ARCHIVE_YEAR_NOT_ENDED")
+        assert (await accounts.post("/archives/years/1991/seal", headers=clerk)).status_code == 403
+
+        # An act of 1990 arriving now is a supplement: the sealed year still verifies, and names it.
+        await publish(accounts, BenefitsArchiveItemsFiled(items=[old_line(person["id"], "line-2")]))
+        await eventually(count, lambda n: n == 4)
+        verified = (await accounts.get("/archives/years/1990/verification", headers=auditor)).json()
+        assert (verified["intact"], verified["supplements"]) == (True, [{"dossier_id": dossier["id"], "serial": 4}])
+
+        proposed = await accounts.post("/archives/disposals", json={"reason": "保管期限已满，经鉴定无继续保存价值"},
+                                       headers=clerk)
+        assert proposed.status_code == 201, proposed.text
+        listed = proposed.json()
+        assert (listed["status"], listed["item_count"]) == ("proposed", 2)
+        assert [(line["serial"], line["item_type"], line["expires_after_year"]) for line in listed["lines"]] == [
+            (2, "payroll_line", 2020), (4, "payroll_line", 2020)]
+        path = f"/archives/disposals/{listed['id']}"
+        decision = {"reason": "同意销毁"}
+        own = await accounts.post(f"{path}/approvals", json=decision, headers=clerk_as_reviewer)
+        assert (own.status_code, error_code(own)) == (403, "SAME_PERSON_CANNOT_APPROVE")
+        first = await accounts.post(f"{path}/approvals", json=decision, headers=reviewer)
+        assert (first.status_code, first.json()["status"]) == (200, "approved_once")
+        assert len(await items_of(accounts, clerk, dossier["id"])) == 4  # nothing destroyed on one approval
+        twice = await accounts.post(f"{path}/approvals", json=decision, headers=reviewer)
+        assert (twice.status_code, error_code(twice)) == (403, "SAME_PERSON_TWO_APPROVALS")
+        second = await accounts.post(f"{path}/approvals", json=decision, headers=approver)
+        assert second.status_code == 200, second.text
+        assert (second.json()["status"], second.json()["first_approved_by"], second.json()["second_approved_by"]) == (
+            "destroyed", "reviewer.wu", "approver.wang")
+        assert [i["serial"] for i in await items_of(accounts, clerk, dossier["id"])] == [1, 3]
+        kept = (await accounts.get(path, headers=auditor)).json()
+        assert (kept["status"], len(kept["lines"])) == ("destroyed", 2)  # the 销毁清册 stays
+        nothing = await accounts.post("/archives/disposals", json={"reason": "再次鉴定"}, headers=clerk)
+        assert (nothing.status_code, error_code(nothing)) == (409, "NOTHING_TO_DISPOSE")
+
+        # A late redelivery of a destroyed act does not bring it back; the sealed year still verifies.
+        await publish(accounts, BenefitsArchiveItemsFiled(items=[old_line(person["id"], "line-1"),
+                                                                 old_line(person["id"], "line-3")]))
+        await eventually(count, lambda n: n == 5)
+        assert [i["act_id"] for i in await items_of(accounts, clerk, dossier["id"])] == [
+            person["id"], "claim-1", "line-3"]
+        assert (await accounts.get("/archives/years/1990/verification", headers=auditor)).json()["intact"] is True
+
+        # An item of the sealed year changed behind the archive's back breaks its dossier-year.
+        with Session(engine_of(accounts)) as session:
+            session.execute(update(DossierItem).where(DossierItem.act_id == "claim-1").values(decision="不同意"))
+            session.commit()
+        broken = (await accounts.get("/archives/years/1990/verification", headers=auditor)).json()
+        assert (broken["intact"], broken["changed_dossiers"]) == (False, [dossier["id"]])

@@ -3,19 +3,27 @@ their own, and the access register (利用登记)."""
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, File, Query, UploadFile
+from fastapi import APIRouter, File, Path, Query, UploadFile
 from fastapi.responses import Response
 
-from services.accounts.archives import export, service
+from services.accounts.archives import disposal, export, seals, service
 from services.accounts.archives.schemas import (
     AccessOut,
     AccessPage,
+    DisposalDecision,
+    DisposalDetail,
+    DisposalLineOut,
+    DisposalOut,
+    DisposalPage,
+    DisposalProposal,
     DossierOut,
     DossierPage,
     ItemOut,
     ItemPage,
     PackageVerification,
     Purpose,
+    YearSealOut,
+    YearVerification,
 )
 from services.kernel.auth import allow
 from services.kernel.errors import TooLarge
@@ -100,3 +108,66 @@ def access_register(
                                                 limit=limit)
     return AccessPage(items=[AccessOut.model_validate(r, from_attributes=True) for r in rows],
                       next_cursor=next_cursor)
+
+
+# -- disposal (鉴定销毁) --------------------------------------------------------------------------------------------
+
+PROPOSERS = allow("agency_clerk")
+APPROVERS = allow("agency_reviewer", "agency_approver")
+DISPOSAL_READERS = allow("agency_clerk", "agency_reviewer", "agency_approver", "internal_auditor", "oversight_officer")
+
+
+def _disposal(session, row) -> DisposalDetail:  # noqa: ANN001
+    return DisposalDetail(**DisposalOut.model_validate(row, from_attributes=True).model_dump(),
+                          lines=[DisposalLineOut.model_validate(line, from_attributes=True)
+                                 for line in disposal.lines_of(session, row.id)])
+
+
+@router.post("/disposals", status_code=201, response_model=DisposalDetail, dependencies=[PROPOSERS],
+             summary="Propose the items past their retention for destruction (a 销毁清册)")
+def propose_disposal(body: DisposalProposal, session: SessionDep) -> DisposalDetail:
+    return _disposal(session, disposal.propose(session, reason=body.reason))
+
+
+@router.get("/disposals", response_model=DisposalPage, dependencies=[DISPOSAL_READERS],
+            summary="销毁清册, newest first (kept for good, destroyed or not)")
+def list_disposals(session: SessionDep, after: str | None = None,
+                   limit: Annotated[int, Query(ge=1, le=200)] = 50) -> DisposalPage:
+    rows, next_cursor = disposal.list_disposals(session, after=after, limit=limit)
+    return DisposalPage(items=[DisposalOut.model_validate(r, from_attributes=True) for r in rows],
+                        next_cursor=next_cursor)
+
+
+@router.get("/disposals/{disposal_id}", response_model=DisposalDetail, dependencies=[DISPOSAL_READERS],
+            summary="One 销毁清册 with its lines")
+def get_disposal(disposal_id: str, session: SessionDep) -> DisposalDetail:
+    return _disposal(session, disposal.get(session, disposal_id))
+
+
+@router.post("/disposals/{disposal_id}/approvals", response_model=DisposalDetail, dependencies=[APPROVERS],
+             summary="Approve a 销毁清册: the second approval, by another person, destroys its items")
+def approve_disposal(disposal_id: str, body: DisposalDecision, session: SessionDep) -> DisposalDetail:
+    return _disposal(session, disposal.approve(session, disposal_id, reason=body.reason))
+
+
+@router.post("/disposals/{disposal_id}/rejection", response_model=DisposalDetail, dependencies=[APPROVERS],
+             summary="Reject a 销毁清册: its items are kept (and may be proposed again)")
+def reject_disposal(disposal_id: str, body: DisposalDecision, session: SessionDep) -> DisposalDetail:
+    return _disposal(session, disposal.reject(session, disposal_id, reason=body.reason))
+
+
+# -- the yearly archive run -----------------------------------------------------------------------------------------
+
+SEALERS = allow("agency_approver")
+
+
+@router.post("/years/{year}/seal", status_code=201, response_model=YearSealOut, dependencies=[SEALERS],
+             summary="Seal a past year: a manifest hash per dossier-year; later acts of it are supplements")
+def seal_year(year: Annotated[int, Path(ge=1990, le=2200)], session: SessionDep) -> YearSealOut:
+    return YearSealOut.model_validate(seals.seal_year(session, year), from_attributes=True)
+
+
+@router.get("/years/{year}/verification", response_model=YearVerification, dependencies=[DISPOSAL_READERS],
+            summary="Does every dossier-year of a sealed year still hash to what was sealed?")
+def verify_year(year: Annotated[int, Path(ge=1990, le=2200)], session: SessionDep) -> YearVerification:
+    return YearVerification(**seals.verify_year(session, year))

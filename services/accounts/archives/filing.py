@@ -9,8 +9,9 @@ from typing import Any
 from sqlalchemy import bindparam, insert, select, tuple_, update
 from sqlmodel import Session
 
-from services.accounts.archives.models import Dossier, DossierItem
+from services.accounts.archives.models import Disposal, DisposalLine, Dossier, DossierItem
 from services.accounts.archives.retention import expires_after, retention_of
+from services.accounts.archives.seals import sealed_years
 from services.accounts.models import Employer, Person
 from services.kernel import archives, clock
 from services.kernel.audit import canonical_json
@@ -62,10 +63,17 @@ def _dossiers(session: Session, keys: set[tuple[str, str]], known: dict[tuple[st
 
 
 def _already_filed(session: Session, dossier_ids: list[str], lines: list[dict[str, Any]]) -> set[tuple]:
+    """(dossier, source, item type, act) of the acts already filed — or filed and destroyed by a disposal, which a
+    late redelivery must not bring back."""
     acts = {line["act_id"] for line in lines}
     rows = session.execute(select(DossierItem.dossier_id, DossierItem.source, DossierItem.item_type,
                                   DossierItem.act_id)
-                           .where(DossierItem.dossier_id.in_(dossier_ids), DossierItem.act_id.in_(acts)))
+                           .where(DossierItem.dossier_id.in_(dossier_ids), DossierItem.act_id.in_(acts))
+                           .union_all(select(DisposalLine.dossier_id, DisposalLine.source, DisposalLine.item_type,
+                                             DisposalLine.act_id)
+                                      .join(Disposal, Disposal.id == DisposalLine.disposal_id)
+                                      .where(Disposal.status == "destroyed", DisposalLine.act_id.in_(acts),
+                                             DisposalLine.dossier_id.in_(dossier_ids))))
     return {tuple(row) for row in rows}
 
 
@@ -80,6 +88,7 @@ def file_lines(session: Session, lines: list[dict[str, Any]], *, event_id: str |
              for line in valid if line.get("registration_number") and line.get("region")}
     dossiers = _dossiers(session, {(line["subject_type"], line["subject_id"]) for line in valid}, known, now)
     seen = _already_filed(session, [d.id for d in dossiers.values()], valid)
+    sealed = sealed_years(session, {_year(line) for line in valid})
     rows = []
     for line in valid:
         dossier = dossiers[(line["subject_type"], line["subject_id"])]
@@ -88,7 +97,7 @@ def file_lines(session: Session, lines: list[dict[str, Any]], *, event_id: str |
             continue
         seen.add(key)
         dossier.count += 1
-        rows.append(_row(dossier, line, now, event_id))
+        rows.append(_row(dossier, line, now, event_id) | {"supplement": _year(line) in sealed})
     if rows:
         session.execute(insert(DossierItem.__table__), rows)
         table = Dossier.__table__
@@ -98,9 +107,14 @@ def file_lines(session: Session, lines: list[dict[str, Any]], *, event_id: str |
     return len(rows)
 
 
+def _year(line: dict[str, Any]) -> int:
+    """The archive year of an act: the year it was done, China time."""
+    return datetime.fromisoformat(line["occurred_at"]).astimezone(clock.CHINA).year
+
+
 def _row(dossier: _Open, line: dict[str, Any], now: datetime, event_id: str | None) -> dict[str, Any]:
     occurred_at = datetime.fromisoformat(line["occurred_at"])
-    year = occurred_at.astimezone(clock.CHINA).year
+    year = _year(line)
     retention = retention_of(line["item_type"])
     return {
         "id": new_event_id(), "dossier_id": dossier.id, "serial": dossier.count, "year": year,

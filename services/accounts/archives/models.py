@@ -59,6 +59,9 @@ class DossierItem(AccountsTable, table=True):
     occurred_at: datetime
     filed_at: datetime
     source_event_id: str | None = Field(default=None, max_length=36)
+    # Filed after its year was sealed (a late act, a redelivered event): kept as a supplement (补充归档), outside
+    # the sealed manifest of its dossier-year.
+    supplement: bool = False
 
 
 class DossierAccess(AccountsTable, table=True):
@@ -88,3 +91,77 @@ class DossierExport(AccountsTable, table=True):
     item_count: int
     exported_at: datetime
     exported_by: str = Field(max_length=100)
+
+
+class Disposal(AccountsTable, table=True):
+    """A 销毁清册: items past their retention proposed for destruction; destroyed only after two approvals by two
+    different people, neither the proposer. The list and its lines are kept for good, destroyed or not."""
+
+    __tablename__ = "archive_disposal"
+
+    id: str = Field(primary_key=True, max_length=36)
+    status: str = Field(max_length=20)  # proposed | approved_once | destroyed | rejected
+    expired_before_year: int  # items whose term ended before this year
+    item_count: int
+    reason: str = Field(sa_column=Column(Text, nullable=False))
+    proposed_at: datetime
+    proposed_by: str = Field(max_length=100)
+    first_approved_by: str | None = Field(default=None, max_length=100)
+    first_approved_at: datetime | None = None
+    second_approved_by: str | None = Field(default=None, max_length=100)
+    second_approved_at: datetime | None = None
+    rejected_by: str | None = Field(default=None, max_length=100)
+    rejected_at: datetime | None = None
+    rejection_reason: str | None = Field(default=None, sa_column=Column(Text))
+    destroyed_at: datetime | None = None
+
+
+class DisposalLine(AccountsTable, table=True):
+    """One item of a 销毁清册, as it was when proposed (the item itself is gone once destroyed)."""
+
+    __tablename__ = "archive_disposal_line"
+    __table_args__ = (UniqueConstraint("disposal_id", "item_id", name="uq_archive_disposal_line"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    disposal_id: str = Field(foreign_key="archive_disposal.id", max_length=36, index=True)
+    item_id: str = Field(max_length=36, index=True)
+    dossier_id: str = Field(max_length=36, index=True)
+    source: str = Field(max_length=20)
+    act_id: str = Field(max_length=100, index=True)  # a destroyed act is not filed again by a late redelivery
+    registration_number: str | None = Field(default=None, max_length=18)
+    serial: int
+    year: int
+    item_type: str = Field(max_length=40)
+    title: str = Field(max_length=200)
+    retention_class: str = Field(max_length=20)
+    retention_years: int | None = None
+    expires_after_year: int | None = None
+    item_sha256: str = Field(max_length=64)  # of the item's metadata, as the package's items/*.json hold it
+    supplement: bool = False  # filed after its year was sealed: not in the seal
+
+
+class YearSeal(AccountsTable, table=True):
+    """The yearly archive run (electronic archives formed at year end): a year sealed once, with the hash over its
+    dossier-years' manifests."""
+
+    __tablename__ = "archive_year_seal"
+
+    year: int = Field(primary_key=True)
+    sealed_at: datetime
+    sealed_by: str = Field(max_length=100)
+    dossiers: int
+    items: int
+    root_sha256: str = Field(max_length=64)
+
+
+class DossierYearSeal(AccountsTable, table=True):
+    """A dossier's year as sealed: its items' count and the SHA-256 over their metadata hashes, in 件号 order."""
+
+    __tablename__ = "archive_dossier_year"
+    __table_args__ = (UniqueConstraint("dossier_id", "year", name="uq_archive_dossier_year"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    dossier_id: str = Field(foreign_key="archive_dossier.id", max_length=36, index=True)
+    year: int = Field(foreign_key="archive_year_seal.year", index=True)
+    items: int
+    manifest_sha256: str = Field(max_length=64)

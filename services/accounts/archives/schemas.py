@@ -79,3 +79,78 @@ class PackageVerification(BaseModel):
     missing_files: list[str] = Field(default_factory=list)
     extra_files: list[str] = Field(default_factory=list, description="files the manifest does not list")
     manifest_altered: bool = False
+
+
+class DisposalProposal(BaseModel):
+    reason: Purpose = Field(description="鉴定意见: why the expired items may be destroyed")
+
+
+class DisposalDecision(BaseModel):
+    reason: Purpose = Field(description="审批意见")
+
+
+class DisposalLineOut(BaseModel):
+    item_id: str
+    dossier_id: str
+    registration_number: str | None
+    serial: int
+    year: int
+    item_type: str
+    title: str
+    retention_class: str
+    retention_years: int | None
+    expires_after_year: int | None
+    item_sha256: str
+
+
+class DisposalOut(BaseModel):
+    id: str
+    status: str = Field(description="proposed | approved_once | destroyed | rejected")
+    expired_before_year: int
+    item_count: int
+    reason: str
+    proposed_at: datetime
+    proposed_by: str
+    first_approved_by: str | None
+    first_approved_at: datetime | None
+    second_approved_by: str | None
+    second_approved_at: datetime | None
+    rejected_by: str | None
+    rejected_at: datetime | None
+    rejection_reason: str | None
+    destroyed_at: datetime | None
+
+
+class DisposalDetail(DisposalOut):
+    lines: list[DisposalLineOut] = Field(description="销毁清册: every item, as it was when proposed")
+
+
+class DisposalPage(BaseModel):
+    items: list[DisposalOut]
+    next_cursor: str | None
+
+
+class YearSealOut(BaseModel):
+    year: int
+    sealed_at: datetime
+    sealed_by: str
+    dossiers: int
+    items: int
+    root_sha256: str
+
+
+class SupplementOut(BaseModel):
+    dossier_id: str
+    serial: int
+
+
+class YearVerification(BaseModel):
+    year: int
+    intact: bool = Field(description="every dossier-year still hashes to what was sealed")
+    changed_dossiers: list[str]
+    supplements: list[SupplementOut] = Field(description="items filed after the seal (补充归档)")
+    root_sha256: str
+    sealed_at: datetime
+    sealed_by: str
+    dossiers: int
+    items: int
