@@ -14,11 +14,21 @@ from services.accounts.archives.models import DossierItem
 from services.contracts.archives import ArchiveItemLine
 from services.contracts.benefits import BenefitsArchiveItemsFiled
 from services.kernel.models import AuditEntry
-from tests.support.accounts import WANG_ID, full_employer, person_body
+from tests.support.accounts import (
+    EMPLOYER_HEADER,
+    ENROLMENT_HEADER,
+    PERSON_HEADER,
+    WANG_ID,
+    cid,
+    csv_bytes,
+    full_employer,
+    person,
+    person_body,
+)
 from tests.support.archives import PURPOSE, unzipped, zipped
 from tests.support.e2e import eventually
 from tests.support.oversight import publish
-from tests.support.registry import REGION, engine_of, error_code
+from tests.support.registry import REGION, engine_of, error_code, make_uscc
 
 async def dossier_of(client, headers, subject_id: str) -> dict:  # noqa: ANN001
     found = await client.get("/archives/dossiers", params={"subject_id": subject_id}, headers=headers)
@@ -203,3 +213,32 @@ async def test_a_sealed_year_keeps_its_hash_and_expired_items_go_only_with_two_a
             session.commit()
         broken = (await accounts.get("/archives/years/1990/verification", headers=auditor)).json()
         assert (broken["intact"], broken["changed_dossiers"]) == (False, [dossier["id"]])
+
+
+async def test_an_import_files_each_registration_and_a_persons_enrolments_as_one_item(start_service, auth):
+    clerk = auth("agency_clerk", region=REGION, subject="clerk.zhao")
+    async with start_service("accounts") as accounts:
+        async def upload(kind: str, header: list[str], rows: list[list]) -> dict:
+            response = await accounts.post(f"/imports/{kind}", headers=clerk, files={
+                "file": ("import.csv", csv_bytes(header, rows), "application/octet-stream")})
+            assert response.status_code in (200, 201), response.text
+            return response.json()
+
+        await upload("employers", EMPLOYER_HEADER, [[make_uscc(1), "甲公司", REGION, ""]])
+        await upload("persons", PERSON_HEADER, [person(1), person(2)])
+        job = await upload("enrolments", ENROLMENT_HEADER, [
+            [cid(1), fund, make_uscc(1), "202601", "", ""] for fund in ("PEN_EMP", "UNEMP", "INJURY")])
+        assert job["accepted_rows"] == 3, job
+        dossier = (await accounts.get("/archives/dossiers", params={"registration_number": cid(1)},
+                                      headers=clerk)).json()["items"][0]
+        items = await items_of(accounts, clerk, dossier["id"])
+        assert [(i["item_type"], i["references"]["import_job_id"] is not None) for i in items] == [
+            ("person_registration", True), ("enrolment", True)]
+        assert all(fund in items[1]["decision"] for fund in ("PEN_EMP", "UNEMP", "INJURY"))
+        employer = (await accounts.get("/archives/dossiers", params={"registration_number": make_uscc(1)},
+                                       headers=clerk)).json()["items"][0]
+        assert [i["decision"] for i in await items_of(accounts, clerk, employer["id"])][1:] == [
+            "导入参保登记 3 条（第 2–4 行）"]
+        other = (await accounts.get("/archives/dossiers", params={"registration_number": cid(2)},
+                                    headers=clerk)).json()["items"][0]
+        assert other["item_count"] == 1

@@ -480,12 +480,17 @@ class EnrolmentImporter(Importer):
         return EnrolmentsImported.model_validate({"import_job_id": self.job_id, "enrolments": items})
 
     def archive_items(self, result: ChunkResult, entry: AuditEntry) -> list[archives.ArchiveItem]:
-        """Each enrolment into the person's dossier; into an employer's, one item per chunk naming how many of
-        its staff were enrolled (an employer's 增员 is one filing, not one per person)."""
-        items = [archives.act(archives.PERSON, row["person_id"], "enrolment", row["id"], "参保登记（历史数据导入）",
-                              f"参保登记：险种 {row['fund']}，{row['start_period']} 起，状态 {row['status']}",
-                              audit=entry, references={"enrolment_id": row["id"], "employer_id": row["employer_id"],
-                                                       "import_job_id": self.job_id}) for row in result.rows]
+        """A person's enrolments of the chunk as one item in their dossier (one 参保登记 covers the funds it
+        names); into an employer's, one item per chunk naming how many of its staff were enrolled (an employer's
+        增员 is one filing, not one per person)."""
+        by_person: dict[str, list[dict[str, Any]]] = {}
+        for row in result.rows:
+            by_person.setdefault(row["person_id"], []).append(row)
+        items = [archives.act(
+            archives.PERSON, person_id, "enrolment", rows[0]["id"], "参保登记（历史数据导入）",
+            "参保登记：" + "、".join(f"{r['fund']} {r['start_period']} 起（{r['status']}）" for r in rows), audit=entry,
+            references={"enrolment_ids": ",".join(r["id"] for r in rows), "import_job_id": self.job_id})
+            for person_id, rows in by_person.items()]
         staff = Counter(row["employer_id"] for row in result.rows if row["employer_id"])
         items += [archives.act(archives.EMPLOYER, employer_id, "enrolment", f"{self.job_id}/{result.first_row}",
                                "参保人员增加（历史数据导入）",
