@@ -157,9 +157,14 @@ async def test_a_sealed_year_keeps_its_hash_and_expired_items_go_only_with_two_a
 
         await eventually(count, lambda n: n == 3)
 
-        sealed = await accounts.post("/archives/years/1990/seal", headers=approver)
-        assert sealed.status_code == 201, sealed.text
-        assert (sealed.json()["dossiers"], sealed.json()["items"]) == (1, 2)
+        accepted = await accounts.post("/archives/years/1990/seal", headers=approver)
+        assert accepted.status_code == 202, accepted.text
+        done = await eventually(lambda: accounts.get(accepted.headers["location"], headers=approver),
+                                lambda r: r.json()["status"] in ("succeeded", "failed"))
+        assert done.json()["status"] == "succeeded", done.text
+        assert (done.json()["result"]["dossiers"], done.json()["result"]["items"]) == (1, 2)
+        assert (await accounts.get("/archives/years/1990/seal", headers=auditor)).json()["root_sha256"] == \
+            done.json()["result"]["root_sha256"]
         again = await accounts.post("/archives/years/1990/seal", headers=approver)
         assert (again.status_code, error_code(again)) == (409, "ARCHIVE_YEAR_SEALED")
         this_year = (await accounts.get("/archives/dossiers", headers=clerk)).json()["items"][0]["opened_at"][:4]

@@ -1,9 +1,11 @@
 """The electronic archive (社会保险业务档案): dossiers per person and employer, their items, exports that verify on
 their own, and the access register (利用登记)."""
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, File, Path, Query, UploadFile
+import anyio
+
+from fastapi import APIRouter, File, Path, Query, Request, UploadFile
 from fastapi.responses import Response
 
 from services.accounts.archives import disposal, export, seals, service
@@ -26,7 +28,9 @@ from services.accounts.archives.schemas import (
     YearVerification,
 )
 from services.kernel.auth import allow
+from services.kernel.db import snapshot_session
 from services.kernel.errors import TooLarge
+from services.kernel.jobs import JobOut, accepted
 from services.kernel.service_app import EngineDep, SessionDep, WriteSessionDep
 
 # The agency's staff read dossiers (the citizen id masked as the API masks it for their role); the internal
@@ -161,10 +165,25 @@ def reject_disposal(disposal_id: str, body: DisposalDecision, session: SessionDe
 SEALERS = allow("agency_approver")
 
 
-@router.post("/years/{year}/seal", status_code=201, response_model=YearSealOut, dependencies=[SEALERS],
-             summary="Seal a past year: a manifest hash per dossier-year; later acts of it are supplements")
-def seal_year(year: Annotated[int, Path(ge=1990, le=2200)], session: SessionDep) -> YearSealOut:
-    return YearSealOut.model_validate(seals.seal_year(session, year), from_attributes=True)
+@router.post("/years/{year}/seal", status_code=202, response_model=JobOut, dependencies=[SEALERS],
+             summary="Seal a past year as a background job: a manifest hash per dossier-year and a root hash",
+             description="Refused at once for a year not ended (422 ARCHIVE_YEAR_NOT_ENDED) or already sealed "
+                         "(409 ARCHIVE_YEAR_SEALED); otherwise accepted with 202 and `Location: …/jobs/{id}`, the "
+                         "job's result giving the dossiers, items and root hash. Acts of the year filed afterwards "
+                         "are supplements (补充归档).")
+async def seal_year(year: Annotated[int, Path(ge=1990, le=2200)], request: Request, engine: EngineDep) -> Any:
+    # A snapshot, not the request's unit of work: the job is stored in a transaction of its own.
+    with snapshot_session(engine) as session:
+        seals.check_sealable(session, year)
+    runner = request.app.state.jobs
+    job, _ = await anyio.to_thread.run_sync(lambda: runner.submit(seals.YEAR_SEAL.name, params={"year": year}))
+    return accepted(request, job)
+
+
+@router.get("/years/{year}/seal", response_model=YearSealOut, dependencies=[DISPOSAL_READERS],
+            summary="A sealed year: when, by whom, how many dossiers and items, the root hash")
+def get_seal(year: Annotated[int, Path(ge=1990, le=2200)], session: SessionDep) -> YearSealOut:
+    return YearSealOut.model_validate(seals.get_seal(session, year), from_attributes=True)
 
 
 @router.get("/years/{year}/verification", response_model=YearVerification, dependencies=[DISPOSAL_READERS],

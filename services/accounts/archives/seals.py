@@ -8,17 +8,23 @@ import hashlib
 from collections import defaultdict
 from typing import Any
 
-from sqlalchemy import insert, select
+import anyio
+from sqlalchemy import Engine, insert, select
 from sqlmodel import Session
 
 from services.accounts.archives.disposal import item_sha256
 from services.accounts.archives.models import Disposal, DisposalLine, DossierItem, DossierYearSeal, YearSeal
 from services.kernel import clock, context
 from services.kernel.audit import append_audit
+from services.kernel.db import unit_of_work
 from services.kernel.errors import Conflict, Invalid, NotFound
+from services.kernel.jobs import JobContext, JobKind
 
 
 def sealed_years(session: Session, years: set[int]) -> set[int]:
+    """Which of ``years`` are sealed. Only a past year can be: a filing of this year's acts (nearly all) asks
+    nothing."""
+    years = {year for year in years if year < clock.china_today().year}
     if not years:
         return set()
     return set(session.execute(select(YearSeal.year).where(YearSeal.year.in_(years))).scalars())
@@ -49,11 +55,15 @@ def _year_hashes(session: Session, year: int, *, destroyed: bool) -> dict[str, l
     return by_dossier
 
 
-def seal_year(session: Session, year: int) -> YearSeal:
+def check_sealable(session: Session, year: int) -> None:
     if year >= clock.china_today().year:
         raise Invalid("ARCHIVE_YEAR_NOT_ENDED", f"{year} 年尚未结束，年度电子档案在年终形成")
     if session.get(YearSeal, year) is not None:
         raise Conflict("ARCHIVE_YEAR_SEALED", f"{year} 年度档案已封存，不能再次封存")
+
+
+def seal_year(session: Session, year: int) -> YearSeal:
+    check_sealable(session, year)
     by_dossier = _year_hashes(session, year, destroyed=False)
     manifests = {dossier_id: _manifest(hashes) for dossier_id, hashes in by_dossier.items()}
     seal = YearSeal(year=year, sealed_at=clock.utc_now(), sealed_by=context.current().actor.id,
@@ -90,3 +100,20 @@ def verify_year(session: Session, year: int) -> dict[str, Any]:
             "supplements": [{"dossier_id": d, "serial": s} for d, s in supplements],
             "root_sha256": seal.root_sha256, "sealed_at": seal.sealed_at, "sealed_by": seal.sealed_by,
             "dossiers": seal.dossiers, "items": seal.items}
+
+
+# -- as a background job: a city's year is millions of items, more than a request may take ----------------------------
+
+def _seal(engine: Engine, year: int) -> dict[str, Any]:
+    with unit_of_work(engine) as session:
+        seal = seal_year(session, year)
+        return {"year": seal.year, "dossiers": seal.dossiers, "items": seal.items, "root_sha256": seal.root_sha256}
+
+
+async def _seal_step(ctx: JobContext) -> dict[str, Any]:
+    return await anyio.to_thread.run_sync(_seal, ctx.engine, int(ctx.params["year"]))
+
+
+YEAR_SEAL = JobKind(name="accounts.archive_year_seal", submitters=frozenset({"agency_approver"}),
+                    readers=frozenset({"agency_approver", "internal_auditor", "oversight_officer"}),
+                    run_async=_seal_step)
