@@ -143,14 +143,19 @@ def file_issued_document(session: Session, document: IssuedDocument) -> None:
     if attached is None:
         return
     _, filing = attached
+    dossiers = filing.document_dossiers(session, document)
+    if not dossiers:
+        return
+    # The registry appended the document.issued entry just before calling the hooks: the last of the chain.
+    [(seq, digest)] = latest_positions(session, 1)
     file_items(session, [ArchiveItem(
         subject_type=subject_type, subject_id=subject_id, item_type=ISSUED_DOCUMENT, act_id=document.id,
         title=document.title, decision=f"签发 {document.number}", decided_by=document.issued_by,
         decided_role=document.issued_role,
         references={"document_number": document.number, "document_sha256": document.sha256,
                     "document_kind": document.kind},
-        occurred_at=document.issued_at.isoformat()) for subject_type, subject_id in filing.document_dossiers(
-            session, document)])
+        audit_seq=seq, audit_hash=digest, occurred_at=document.issued_at.isoformat())
+        for subject_type, subject_id in dossiers])
 
 
 def outbox_sink(payload_type: Callable[..., Any], *, source: str) -> Sink:

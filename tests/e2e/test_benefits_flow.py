@@ -542,8 +542,13 @@ async def test_benefits_flow_through_the_gateway(settings, make_settings, nats_s
         #       accounts, the three claim decisions and the two approved payroll lines sent by benefits, the death
         #       record — with its retention class; it exports as a package whose manifest verifies, and a tampered
         #       package fails naming the file (004 第7项) ----------------------------------------------------------
+        # Two documents about him: the recovery notice (benefits) and his account statement (accounts), each filed
+        # through the documents registry's hook with its number and hash.
+        recovery_pdf = await gateway.post(f"/api/benefits/documents/recovery-notices/{notice['id']}", headers=clerk)
+        statement_pdf = await gateway.post(f"/api/accounts/documents/account-statements/{zhang['id']}", headers=clerk)
+        assert (recovery_pdf.status_code, statement_pdf.status_code) == (201, 201), recovery_pdf.text
         expected_types = Counter({"person_registration": 1, "enrolment": 1, "claim_decision": 3, "payroll_line": 2,
-                                  "exchange_record": 1})
+                                  "exchange_record": 1, "issued_document": 2})
 
         async def dossier_items() -> list[dict]:
             found = await call("GET", "/accounts/archives/dossiers", clerk, params={"subject_id": zhang["id"]})
@@ -557,7 +562,10 @@ async def test_benefits_flow_through_the_gateway(settings, make_settings, nats_s
         classes = {i["item_type"]: (i["retention_class"], i["retention_years"]) for i in items}
         assert classes == {"person_registration": ("long", 100), "enrolment": ("long", 100),
                            "claim_decision": ("long", 100), "payroll_line": ("short", 30),
-                           "exchange_record": ("long", 50)}
+                           "exchange_record": ("long", 50), "issued_document": ("long", 100)}
+        filed = {i["source"]: i["references"] for i in items if i["item_type"] == "issued_document"}
+        assert filed["benefits"]["document_sha256"] == recovery_pdf.headers["x-document-sha256"]
+        assert filed["accounts"]["document_sha256"] == statement_pdf.headers["x-document-sha256"]
         assert [(i["level"], i["decided_by"]) for i in items if i["item_type"] == "claim_decision"] == [
             ("first_review", REVIEWER_1), ("second_review", REVIEWER_2), ("approval", APPROVER)]
         assert {i["references"]["run_id"] for i in items if i["item_type"] == "payroll_line"} == {
@@ -573,6 +581,9 @@ async def test_benefits_flow_through_the_gateway(settings, make_settings, nats_s
         files = unzipped(exported.content)
         manifest = json.loads(files["manifest.json"])
         assert manifest["item_count"] == len(items) and {"归档文件目录.pdf", "备考表.pdf"} <= set(files)
+        # accounts holds the bytes of the statement it issued, not those of benefits' notice
+        [statement_file] = [name for name in files if name.startswith("documents/")]
+        assert files[statement_file] == statement_pdf.content
         assert all(hashlib.sha256(files[name]).hexdigest() == digest for name, digest in manifest["files"].items())
 
         async def verified(data: bytes) -> dict:
