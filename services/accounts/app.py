@@ -3,6 +3,10 @@
 from fastapi import FastAPI
 
 from services.accounts import models
+from services.accounts.archives.endpoints import router as archives_router
+from services.accounts.archives.filing import FILING
+from services.accounts.archives.handlers import ARCHIVE_CONSUMERS
+from services.accounts.archives.seals import YEAR_SEAL
 from services.accounts.employers.endpoints import router as employers_router
 from services.accounts.documents.endpoints import router as documents_router
 from services.accounts.enrolments.endpoints import router as enrolments_router, verification_router
@@ -23,10 +27,13 @@ SPEC = ServiceSpec(
     description="参保登记: the registry of employers, insured persons, enrolments and individual accounts.",
     metadata=models.metadata,
     routers=[employers_router, persons_router, enrolments_router, ledger_router, exchange_router, imports_router,
-             verification_router, posting_router, jobs_router(IMPORT_KINDS.values()),
-             documents_router],
-    consumers=[POSTING_CONSUMER],  # posts what collection reports collected (AGENCY leg)
-    background=[job_runner(*IMPORT_KINDS.values())],  # large imports (imports/jobs.py)
+             verification_router, posting_router, jobs_router([*IMPORT_KINDS.values(), YEAR_SEAL]),
+             documents_router, archives_router],
+    # posts what collection reports collected (AGENCY leg); files the other services' archive items
+    consumers=[POSTING_CONSUMER, *ARCHIVE_CONSUMERS],
+    # large imports (imports/jobs.py), the archive's yearly seal (archives/seals.py)
+    background=[job_runner(*IMPORT_KINDS.values(), YEAR_SEAL)],
+    archive=FILING,  # accounts keeps the dossiers: its own acts are filed straight into them
 )
 
 

@@ -11,6 +11,7 @@ from sqlmodel import Session
 from services.accounts.models import ChangeHistory
 from services.kernel import clock, context
 from services.kernel.audit import append_audit
+from services.kernel.models import AuditEntry
 
 
 def _plain(value: Any) -> Any:
@@ -23,15 +24,16 @@ def diff(row: Any, updates: dict[str, Any]) -> dict[str, list]:
 
 
 def record_change(session: Session, *, entity_type: str, entity_id: str, version: int, action: str,
-                  changes: dict[str, list], reason: str | None = None) -> None:
-    """Keep the change in ``change_history`` and append it to the service's audit chain."""
+                  changes: dict[str, list], reason: str | None = None) -> AuditEntry:
+    """Keep the change in ``change_history`` and append it to the service's audit chain (the entry returned: its
+    position is what an archive item of the change records)."""
     ctx = context.current()
     session.add(ChangeHistory(
         entity_type=entity_type, entity_id=entity_id, version=version, action=action,
         changes=json.dumps(changes, ensure_ascii=False, sort_keys=True), reason=reason,
         changed_at=clock.utc_now(), changed_by=ctx.actor.id, request_id=ctx.request_id,
     ))
-    append_audit(session, action=f"{entity_type}.{action}", entity_type=entity_type, entity_id=entity_id,
+    return append_audit(session, action=f"{entity_type}.{action}", entity_type=entity_type, entity_id=entity_id,
                  detail={"version": version, "changes": changes}, reason=reason)
 
 

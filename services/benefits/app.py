@@ -11,6 +11,10 @@ from services.benefits.payroll.endpoints import router as payroll_router
 from services.benefits.recovery.endpoints import router as recovery_router
 from services.benefits.registry.endpoints import router as registry_router
 from services.benefits.registry.handlers import ACCOUNTS_CONSUMER, COLLECTION_CONSUMER, EXCHANGE_CONSUMER
+from services.benefits.claims.service import SOURCE
+from services.benefits.documents.service import document_dossiers
+from services.contracts.benefits import BenefitsArchiveItemsFiled
+from services.kernel import archives
 from services.kernel.service_app import ServiceSpec, create_service_app
 from services.kernel.settings import Settings
 
@@ -23,6 +27,9 @@ SPEC = ServiceSpec(
              documents_router],
     # The registry mirror (persons, payment accounts, life status with its effects, the contribution index).
     consumers=[ACCOUNTS_CONSUMER, EXCHANGE_CONSUMER, COLLECTION_CONSUMER],
+    # Claim decisions, payroll lines and recovery notices go to the dossiers accounts keeps.
+    archive=archives.Filing(sink=archives.outbox_sink(BenefitsArchiveItemsFiled, source=SOURCE),
+                            document_dossiers=document_dossiers),
 )
 
 

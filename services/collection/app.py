@@ -14,6 +14,10 @@ from services.collection.payments.jobs import router as tax_files_router
 from services.collection.registry.endpoints import router as registry_router
 from services.collection.registry.handlers import ACCOUNTS_CONSUMER
 from services.collection.treasury.endpoints import router as treasury_router
+from services.collection.assessments.service import SOURCE
+from services.collection.documents.service import document_dossiers
+from services.contracts.collection import CollectionArchiveItemsFiled
+from services.kernel import archives
 from services.kernel.jobs import job_runner, jobs_router
 from services.kernel.service_app import ServiceSpec, create_service_app
 from services.kernel.settings import Settings
@@ -27,6 +31,9 @@ SPEC = ServiceSpec(
              arrears_router, treasury_router, jobs_router(JOB_KINDS), documents_router],
     consumers=[ACCOUNTS_CONSUMER],  # the registry mirror (services/collection/registry/handlers.py)
     background=[job_runner(*JOB_KINDS)],  # tax-line files beyond one request (payments/jobs.py)
+    # Assessments and arrears notices go to the employers' dossiers accounts keeps.
+    archive=archives.Filing(sink=archives.outbox_sink(CollectionArchiveItemsFiled, source=SOURCE),
+                            document_dossiers=document_dossiers),
 )
 
 

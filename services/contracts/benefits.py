@@ -6,6 +6,7 @@ from datetime import date
 from pydantic import Field, model_validator
 
 from services.contracts.codes import ClaimStatus, Fund, PaymentResult
+from services.contracts.archives import ArchiveItemsFiled
 from services.kernel.events import ContractModel, EventPayload
 
 MAX_LINES = 1000
@@ -233,3 +234,7 @@ class RecoveryEscalated(EventPayload, event_type="benefits.recovery.escalated.v1
     person_id: str
     remaining_fen: int
     deadline: date
+
+
+class BenefitsArchiveItemsFiled(ArchiveItemsFiled, event_type="benefits.archive_items.filed.v1"):
+    """Archive items of acts done in benefits, for the dossiers accounts keeps (services/contracts/archives.py)."""

@@ -6,6 +6,7 @@ from datetime import date
 from pydantic import Field
 
 from services.contracts.codes import Fund, MatchStatus
+from services.contracts.archives import ArchiveItemsFiled
 from services.kernel.events import ContractModel, EventPayload
 
 MAX_LINES = 1000
@@ -151,3 +152,7 @@ class BankAccountRegistered(EventPayload, event_type="collection.bank_account.re
     bank_name: str
     opened_on: date
     annual_inspection_due: date
+
+
+class CollectionArchiveItemsFiled(ArchiveItemsFiled, event_type="collection.archive_items.filed.v1"):
+    """Archive items of acts done in collection, for the dossiers accounts keeps (services/contracts/archives.py)."""

@@ -9,6 +9,7 @@ list is reported onwards for joint punishment (联合惩戒).
 from datetime import date
 
 from services.contracts.codes import CaseClass, CaseStatus, Severity
+from services.contracts.archives import ArchiveItemsFiled
 from services.kernel.events import EventPayload
 
 
@@ -162,3 +163,7 @@ class WhistleblowerRewardGranted(EventPayload, event_type="oversight.whistleblow
     amount_fen: int
     verified_amount_fen: int
     standard: str
+
+
+class OversightArchiveItemsFiled(ArchiveItemsFiled, event_type="oversight.archive_items.filed.v1"):
+    """Archive items of acts done in oversight, for the dossiers accounts keeps (services/contracts/archives.py)."""

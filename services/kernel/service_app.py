@@ -17,7 +17,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import Engine, MetaData, select, text
 from sqlmodel import Session
 
-from services.kernel import audit, context, workdays
+from services.kernel import archives, audit, context, workdays
 from services.kernel.auth import TokenVerifier, allow, enforce_route_policies, public
 from services.kernel.bus import Bus
 from services.kernel.db import RequestSessions, make_engine, snapshot_session
@@ -103,6 +103,8 @@ class ServiceSpec:
     # Factories called in the lifespan with the app (its state holds engine, bus, http, settings); each task is
     # also kept in ``app.state.background[<index>]`` in declaration order.
     background: list[Callable[[FastAPI], BackgroundTask]] = field(default_factory=list)
+    # Where the archive items filed in this service's transactions go (services/kernel/archives.py).
+    archive: archives.Filing | None = None
 
 
 # -- dependencies ----------------------------------------------------------------------------------------------------
@@ -165,6 +167,8 @@ def create_service_app(spec: ServiceSpec, settings: Settings | None = None) -> F
                              max_overflow=settings.database_pool_overflow,
                              pool_timeout=settings.database_pool_timeout_seconds)
         await anyio.to_thread.run_sync(upgrade_database, engine, spec.name, spec.metadata)
+        if spec.archive is not None:
+            archives.attach(engine, spec.name, spec.archive)
         app.state.migrated = True  # /health/ready
         bus = Bus(settings.nats_server_url, client_name=spec.name,
                   duplicate_window=settings.stream_duplicate_window_seconds, replicas=settings.nats_replicas)
@@ -216,6 +220,7 @@ def create_service_app(spec: ServiceSpec, settings: Settings | None = None) -> F
             await relay.stop()
             await bus.close()
             await app.state.http.aclose()
+            archives.detach(engine)
             engine.dispose()
             log.info("service.stopped", service=spec.name)
 

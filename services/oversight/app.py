@@ -2,6 +2,8 @@
 
 from fastapi import FastAPI
 
+from services.contracts.oversight import OversightArchiveItemsFiled
+from services.kernel import archives
 from services.kernel.jobs import job_runner, jobs_router
 from services.kernel.service_app import ServiceSpec, create_service_app
 from services.kernel.settings import Settings
@@ -42,6 +44,8 @@ SPEC = ServiceSpec(
     # chain verification, case escalation, the rule sweep (scheduler/service.py); the rebuild from the streams
     # (rebuild.py)
     background=[create_scheduler, job_runner(*JOB_KINDS)],
+    # Steps of cases that name a person or an employer go to the dossiers accounts keeps.
+    archive=archives.Filing(sink=archives.outbox_sink(OversightArchiveItemsFiled, source="oversight")),
 )
 
 

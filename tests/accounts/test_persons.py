@@ -460,7 +460,8 @@ async def test_life_status_writes_collect_many_changes_and_write_them_as_apply_l
             event.remove(engine, "before_cursor_execute", watch)
             session.commit()
         assert [s for s in statements if s.startswith(("INSERT", "UPDATE person"))] == [
-            "UPDATE person SET", "INSERT INTO change_history", "INSERT INTO audit_log", "INSERT INTO outbox"]
+            "UPDATE person SET", "INSERT INTO change_history", "INSERT INTO audit_log", "INSERT INTO outbox",
+            "INSERT INTO archive_item"]  # the exchange's records filed into the dossiers (electronic archive)
 
         row = person_row(accounts, wang["id"])
         assert (row.life_status, row.imprisoned_from, row.imprisoned_until, row.version) == (

@@ -32,8 +32,10 @@ results, the death record — goes through the gateway's APIs.
 """
 
 import asyncio
+import hashlib
 import json
 import time
+from collections import Counter
 from contextlib import AsyncExitStack
 from datetime import date
 from decimal import Decimal
@@ -52,6 +54,7 @@ from tests.support.exchange import partner_headers
 from tests.support.benefits import benefit_document
 from tests.support.collection import document as contribution_document
 from tests.support.apps import bearer
+from tests.support.archives import PURPOSE, unzipped, zipped
 from tests.support.e2e import DISTRICT, eventually, uscc
 from tests.support.gateway import gateway_client, serve
 from tests.support.e2e import bank_headers
@@ -365,7 +368,7 @@ async def test_benefits_flow_through_the_gateway(settings, make_settings, nats_s
 
         # -- 5. payroll 2026-07: run, approval by another person, funding, bank file, a failure, re-issue ------------
         computed = await call("POST", "/benefits/payroll/runs", clerk, 201, json={"fund": FUND, "period": JULY})
-        run = computed["run"]
+        run = july = computed["run"]
         assert (run["status"], run["lines"], run["total"], run["withheld_lines"]) == ("computed", 2, RUN_TOTAL, 0)
         await refused("POST", f"/benefits/payroll/runs/{run['id']}/approve",
                       bearer(settings, "agency_approver", region=CITY, subject=CLERK), 403,
@@ -534,6 +537,67 @@ async def test_benefits_flow_through_the_gateway(settings, make_settings, nats_s
         assert (await call("GET", "/benefits/admin/dead-letters", staff("it_admin", "it.ma"))) == []
         assert (await call("GET", "/benefits/audit/verify", auditor))["ok"] is True
         lap("death, suspension, recovery notice")
+
+        # -- 8. the archive: 张建国's dossier in accounts lists every act of his — registration and enrolment filed by
+        #       accounts, the three claim decisions and the two approved payroll lines sent by benefits, the death
+        #       record — with its retention class; it exports as a package whose manifest verifies, and a tampered
+        #       package fails naming the file (004 第7项) ----------------------------------------------------------
+        # Two documents about him: the recovery notice (benefits) and his account statement (accounts), each filed
+        # through the documents registry's hook with its number and hash.
+        recovery_pdf = await gateway.post(f"/api/benefits/documents/recovery-notices/{notice['id']}", headers=clerk)
+        statement_pdf = await gateway.post(f"/api/accounts/documents/account-statements/{zhang['id']}", headers=clerk)
+        assert (recovery_pdf.status_code, statement_pdf.status_code) == (201, 201), recovery_pdf.text
+        expected_types = Counter({"person_registration": 1, "enrolment": 1, "claim_decision": 3, "payroll_line": 2,
+                                  "exchange_record": 1, "issued_document": 2})
+
+        async def dossier_items() -> list[dict]:
+            found = await call("GET", "/accounts/archives/dossiers", clerk, params={"subject_id": zhang["id"]})
+            return (await call("GET", f"/accounts/archives/dossiers/{found['items'][0]['id']}/items", clerk,
+                               params=PURPOSE))["items"]
+
+        items = await eventually(dossier_items, lambda found: Counter(i["item_type"] for i in found) == expected_types,
+                                 timeout=30)
+        dossier_id = (await call("GET", "/accounts/archives/dossiers", clerk,
+                                 params={"registration_number": zhang["citizen_id"]}))["items"][0]["id"]
+        classes = {i["item_type"]: (i["retention_class"], i["retention_years"]) for i in items}
+        assert classes == {"person_registration": ("long", 100), "enrolment": ("long", 100),
+                           "claim_decision": ("long", 100), "payroll_line": ("short", 30),
+                           "exchange_record": ("long", 50), "issued_document": ("long", 100)}
+        filed = {i["source"]: i["references"] for i in items if i["item_type"] == "issued_document"}
+        assert filed["benefits"]["document_sha256"] == recovery_pdf.headers["x-document-sha256"]
+        assert filed["accounts"]["document_sha256"] == statement_pdf.headers["x-document-sha256"]
+        assert [(i["level"], i["decided_by"]) for i in items if i["item_type"] == "claim_decision"] == [
+            ("first_review", REVIEWER_1), ("second_review", REVIEWER_2), ("approval", APPROVER)]
+        assert {i["references"]["run_id"] for i in items if i["item_type"] == "payroll_line"} == {
+            july["id"], august["id"]}
+        assert all(i["audit_seq"] and len(i["audit_hash"]) == 64 for i in items)
+        employer_dossier = (await call("GET", "/accounts/archives/dossiers", clerk,
+                                       params={"subject_id": employer["id"]}))["items"][0]
+        assert employer_dossier["registration_number"] == uscc(601)
+
+        exported = await gateway.post(f"/api/accounts/archives/dossiers/{dossier_id}/exports", params=PURPOSE,
+                                      headers=clerk)
+        assert exported.status_code == 201, exported.text
+        files = unzipped(exported.content)
+        manifest = json.loads(files["manifest.json"])
+        assert manifest["item_count"] == len(items) and {"归档文件目录.pdf", "备考表.pdf"} <= set(files)
+        # accounts holds the bytes of the statement it issued, not those of benefits' notice
+        [statement_file] = [name for name in files if name.startswith("documents/")]
+        assert files[statement_file] == statement_pdf.content
+        assert all(hashlib.sha256(files[name]).hexdigest() == digest for name, digest in manifest["files"].items())
+
+        async def verified(data: bytes) -> dict:
+            return await call("POST", "/accounts/archives/packages/verification", auditor,
+                              files={"file": ("dossier.zip", data, "application/zip")})
+
+        assert (await verified(exported.content))["result"] == "genuine"
+        tampered = dict(files, **{"items/00003.json": files["items/00003.json"].replace("同意".encode(), "驳回".encode())})
+        verdict = await verified(zipped(tampered))
+        assert (verdict["result"], verdict["altered_files"]) == ("altered", ["items/00003.json"])
+        uses = (await call("GET", "/accounts/archives/access-register", auditor,
+                           params={"dossier_id": dossier_id}))["items"]
+        assert (uses[0]["actor_id"], uses[0]["action"], uses[0]["purpose"]) == (CLERK, "export", PURPOSE["purpose"])
+        lap("archive")
 
     timings["total"] = round(time.perf_counter() - started, 2)
     print(f"\nbenefits flow timings (s): {timings}")

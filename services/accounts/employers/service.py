@@ -14,10 +14,11 @@ from services.accounts.employers.schemas import EmployerRegistration, EmployerUp
 from services.accounts.history import diff, history_of, record_change
 from services.accounts.models import Employer, Enrolment
 from services.contracts.accounts import EmployerRegistered, EmployerStatusChanged, EmployerUpdated
-from services.kernel import clock, context
+from services.kernel import archives, clock, context
 from services.kernel.auth import ensure_in_region, region_filter
 from services.kernel.errors import Conflict, Invalid, NotFound
 from services.kernel.events import new_event_id
+from services.kernel.models import AuditEntry
 from services.kernel.outbox import record_event
 from services.kernel.paging import oldest_first
 from services.kernel.pii import reveal_bank_account, reveal_citizen_id
@@ -65,8 +66,8 @@ def register_employer(session: Session, registration: EmployerRegistration) -> E
         version=1,
     )
     session.add(employer)
-    record_change(session, entity_type=ENTITY, entity_id=employer.id, version=1, action="register",
-                  changes={k: [None, v] for k, v in registration.model_dump().items() if v is not None})
+    entry = record_change(session, entity_type=ENTITY, entity_id=employer.id, version=1, action="register",
+                          changes={k: [None, v] for k, v in registration.model_dump().items() if v is not None})
     record_event(
         session,
         EmployerRegistered(employer_id=employer.id, uscc=employer.uscc, name=employer.name, region=employer.region,
@@ -76,6 +77,9 @@ def register_employer(session: Session, registration: EmployerRegistration) -> E
         subject=employer.id,
     )
     _commit(session, employer.uscc)
+    archives.file_act(session, [(archives.EMPLOYER, employer.id)], "employer_registration", employer.id,
+                      "参保单位登记", f"登记参保单位 {employer.name}，统一社会信用代码 {employer.uscc}", audit=entry,
+                      registration=(employer.uscc, employer.name, employer.region))
     return employer
 
 
@@ -165,11 +169,12 @@ def update_employer(session: Session, employer_id: str, update: EmployerUpdate) 
         setattr(employer, field, updates[field])
     employer.version += 1
     employer.updated_at = clock.utc_now()
-    record_change(session, entity_type=ENTITY, entity_id=employer.id, version=employer.version, action="update",
-                  changes=changes, reason=update.reason)
+    entry = record_change(session, entity_type=ENTITY, entity_id=employer.id, version=employer.version,
+                          action="update", changes=changes, reason=update.reason)
     record_event(session, EmployerUpdated(employer_id=employer.id, version=employer.version, changes=changes),
                  source=SOURCE, subject=employer.id)
     session.flush()
+    _file_change(session, employer, "参保单位变更登记", f"变更 {'、'.join(sorted(changes))}", entry)
     return employer
 
 
@@ -209,9 +214,9 @@ def change_status(session: Session, employer_id: str, action: str, request: Stat
     employer.status = new_status
     employer.version += 1
     employer.updated_at = clock.utc_now()
-    record_change(session, entity_type=ENTITY, entity_id=employer.id, version=employer.version, action=action,
-                  changes={"status": [previous, new_status], "effective_date": [None, effective.isoformat()]},
-                  reason=request.reason)
+    entry = record_change(session, entity_type=ENTITY, entity_id=employer.id, version=employer.version,
+                          action=action, reason=request.reason,
+                          changes={"status": [previous, new_status], "effective_date": [None, effective.isoformat()]})
     record_event(
         session,
         EmployerStatusChanged(employer_id=employer.id, uscc=employer.uscc, status=new_status, previous_status=previous,
@@ -220,4 +225,11 @@ def change_status(session: Session, employer_id: str, action: str, request: Stat
         subject=employer.id,
     )
     session.flush()
+    _file_change(session, employer, f"参保单位{label}",
+                 f"{label}，{effective.isoformat()} 起状态为 {STATUS_LABELS.get(new_status, new_status)}", entry)
     return employer
+
+
+def _file_change(session: Session, employer: Employer, title: str, decision: str, entry: AuditEntry) -> None:
+    archives.file_act(session, [(archives.EMPLOYER, employer.id)], "employer_change",
+                      f"{employer.id}/v{employer.version}", title, f"{decision}（第 {employer.version} 版）", audit=entry)

@@ -33,10 +33,11 @@ from services.contracts.accounts import (
     EnrolmentSuspended,
     EnrolmentTransferred,
 )
-from services.kernel import clock, context
+from services.kernel import archives, clock, context
 from services.kernel.auth import ensure_in_region
 from services.kernel.errors import Conflict, Invalid, NotFound
 from services.kernel.events import new_event_id
+from services.kernel.models import AuditEntry
 from services.kernel.outbox import record_event
 from services.kernel.paging import oldest_first
 from services.kernel.periods import period_of
@@ -94,16 +95,16 @@ def _creation_changes(enrolment: Enrolment) -> dict[str, list]:
 
 
 def _update(session: Session, enrolment: Enrolment, updates: dict[str, Any], *, action: str,
-            reason: str | None, now: datetime | None = None) -> None:
-    """Apply ``updates``, bump the version, keep the history and the audit entry."""
+            reason: str | None, now: datetime | None = None) -> AuditEntry:
+    """Apply ``updates``, bump the version, keep the history and the audit entry (returned)."""
     changes = diff(enrolment, updates)
     for key, value in updates.items():
         setattr(enrolment, key, value)
     enrolment.version += 1
     enrolment.updated_at = now or clock.utc_now()
     session.add(enrolment)
-    record_change(session, entity_type=ENTITY, entity_id=enrolment.id, version=enrolment.version, action=action,
-                  changes=changes, reason=reason)
+    return record_change(session, entity_type=ENTITY, entity_id=enrolment.id, version=enrolment.version,
+                         action=action, changes=changes, reason=reason)
 
 
 def _is_active_group_violation(exc: IntegrityError) -> bool:
@@ -129,6 +130,21 @@ def _event(session: Session, payload: Any, person_id: str) -> None:
     record_event(session, payload, source=SOURCE, subject=person_id)
 
 
+ACT_TITLES = {"open": "参保登记", "transfer_out": "参保关系转出", "transfer_in": "参保关系转入", "suspend": "暂停参保",
+              "resume": "恢复参保", "stop": "停止参保"}
+
+
+def _file(session: Session, enrolment: Enrolment, action: str, entry: AuditEntry) -> None:
+    """The act into the person's dossier and, for an enrolment through an employer, the employer's."""
+    dossiers = [(archives.PERSON, enrolment.person_id)]
+    if enrolment.employer_id:
+        dossiers.append((archives.EMPLOYER, enrolment.employer_id))
+    period = f"{enrolment.end_period} 止" if action in ("stop", "transfer_out") else f"{enrolment.start_period} 起"
+    archives.file_act(session, dossiers, "enrolment", f"{enrolment.id}/{action}", ACT_TITLES[action],
+                      f"{ACT_TITLES[action]}：险种 {enrolment.fund}，{period}，状态 {enrolment.status}", audit=entry,
+                      references={"enrolment_id": enrolment.id, "employer_id": enrolment.employer_id})
+
+
 # -- operations ------------------------------------------------------------------------------------------------------
 
 
@@ -145,11 +161,12 @@ def enrol(session: Session, request: EnrolmentRequest) -> Enrolment:
     )
     session.add(enrolment)
     _guarded(session, person.id, enrolment.fund)
-    record_change(session, entity_type=ENTITY, entity_id=enrolment.id, version=1, action="open",
-                  changes=_creation_changes(enrolment))
+    entry = record_change(session, entity_type=ENTITY, entity_id=enrolment.id, version=1, action="open",
+                          changes=_creation_changes(enrolment))
     _event(session, EnrolmentOpened(enrolment_id=enrolment.id, person_id=person.id, fund=enrolment.fund,
                                     employer_id=enrolment.employer_id, start_period=enrolment.start_period), person.id)
     _guarded(session, person.id, enrolment.fund)
+    _file(session, enrolment, "open", entry)
     return enrolment
 
 
@@ -169,8 +186,8 @@ def transfer(session: Session, enrolment_id: str, request: TransferRequest) -> t
     closed_period = rules.transfer_close_period(old, request.start_period)
     reason = request.reason or f"转移至单位 {employer.id}"
     now = clock.utc_now()  # one instant: the old enrolment closes as the new one opens
-    _update(session, old, {"status": "stopped", "end_period": closed_period, "stop_reason": reason[:200]},
-            action="transfer_out", reason=reason, now=now)
+    closed = _update(session, old, {"status": "stopped", "end_period": closed_period, "stop_reason": reason[:200]},
+                     action="transfer_out", reason=reason, now=now)
     session.flush()  # the old row leaves the active index before the new one enters it
     new = Enrolment(
         id=new_event_id(), person_id=person.id, fund=old.fund, fund_group=old.fund_group, employer_id=employer.id,
@@ -179,14 +196,16 @@ def transfer(session: Session, enrolment_id: str, request: TransferRequest) -> t
     )
     session.add(new)
     _guarded(session, person.id, old.fund)
-    record_change(session, entity_type=ENTITY, entity_id=new.id, version=1, action="transfer_in",
-                  changes=_creation_changes(new), reason=reason)
+    opened = record_change(session, entity_type=ENTITY, entity_id=new.id, version=1, action="transfer_in",
+                           changes=_creation_changes(new), reason=reason)
     _event(session, EnrolmentTransferred(
         person_id=person.id, fund=old.fund, from_enrolment_id=old.id, from_employer_id=old.employer_id,
         to_enrolment_id=new.id, to_employer_id=employer.id, closed_period=closed_period,
         start_period=new.start_period,
     ), person.id)
     _guarded(session, person.id, old.fund)
+    _file(session, old, "transfer_out", closed)
+    _file(session, new, "transfer_in", opened)
     return old, new
 
 
@@ -195,10 +214,11 @@ def suspend(session: Session, enrolment_id: str, request: SuspendRequest) -> Enr
     _person(session, enrolment.person_id)
     if enrolment.status != "active":
         raise Conflict("ENROLMENT_NOT_ACTIVE", f"参保登记状态为 {enrolment.status}，只有有效的参保登记可以暂停")
-    _update(session, enrolment, {"status": "suspended"}, action="suspend", reason=request.reason)
+    entry = _update(session, enrolment, {"status": "suspended"}, action="suspend", reason=request.reason)
     _event(session, EnrolmentSuspended(enrolment_id=enrolment.id, person_id=enrolment.person_id, fund=enrolment.fund,
                                        reason=request.reason), enrolment.person_id)
     session.flush()
+    _file(session, enrolment, "suspend", entry)
     return enrolment
 
 
@@ -214,11 +234,12 @@ def resume(session: Session, enrolment_id: str, request: ResumeRequest) -> Enrol
     conflict = rules.group_conflict(enrolment.fund, _enrolments_of(session, person.id, lock=True), ignore=enrolment.id)
     if conflict is not None:
         raise conflict
-    _update(session, enrolment, {"status": "active"}, action="resume", reason=request.reason)
+    entry = _update(session, enrolment, {"status": "active"}, action="resume", reason=request.reason)
     _guarded(session, person.id, enrolment.fund, ignore=enrolment.id)
     _event(session, EnrolmentResumed(enrolment_id=enrolment.id, person_id=enrolment.person_id, fund=enrolment.fund),
            enrolment.person_id)
     _guarded(session, person.id, enrolment.fund, ignore=enrolment.id)
+    _file(session, enrolment, "resume", entry)
     return enrolment
 
 
@@ -228,11 +249,12 @@ def stop(session: Session, enrolment_id: str, request: StopRequest) -> Enrolment
     if enrolment.status not in rules.OPEN_STATUSES:
         raise Conflict("ENROLMENT_STOPPED", "参保登记已终止")
     rules.check_end_period(enrolment, request.end_period)
-    _update(session, enrolment, {"status": "stopped", "end_period": request.end_period, "stop_reason": request.reason},
-            action="stop", reason=request.reason)
+    entry = _update(session, enrolment, {"status": "stopped", "end_period": request.end_period,
+                                         "stop_reason": request.reason}, action="stop", reason=request.reason)
     _event(session, EnrolmentStopped(enrolment_id=enrolment.id, person_id=enrolment.person_id, fund=enrolment.fund,
                                      end_period=request.end_period, reason=request.reason), enrolment.person_id)
     session.flush()
+    _file(session, enrolment, "stop", entry)
     return enrolment
 
 

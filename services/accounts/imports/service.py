@@ -26,6 +26,7 @@ Until the schema has a place for such findings they are kept in ``import_rejecti
 
 import hashlib
 import json
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -67,13 +68,14 @@ from services.contracts.accounts import (
     EnrolmentsImported,
     PersonsImported,
 )
-from services.kernel import clock, context
+from services.kernel import archives, clock, context
 from services.kernel.audit import append_audit
 from services.kernel.auth import region_covers
 from services.kernel.bulk import insert_many
 from services.kernel.db import unit_of_work
 from services.kernel.errors import DomainError, Invalid, NotFound, TooLarge
 from services.kernel.events import new_event_id
+from services.kernel.models import AuditEntry
 from services.kernel.outbox import record_event
 from services.kernel.paging import newest_first
 from services.kernel.periods import period_of
@@ -227,6 +229,18 @@ class Importer:
 
     def store(self, session: Session, result: ChunkResult) -> None:
         insert_many(session, self.table, result.rows)
+
+    def archive_items(self, result: ChunkResult, entry: AuditEntry) -> list[archives.ArchiveItem]:
+        """The chunk's registrations, each into the dossier of the one registered (归档, in bulk)."""
+        return [archives.act(self.entity, row["id"], f"{self.entity}_registration", row["id"],
+                             f"{ARCHIVE_TITLES[self.entity]}（历史数据导入）",
+                             f"导入登记 {row['name']}（导入批次 {self.job_id}）", audit=entry,
+                             references={"import_job_id": self.job_id},
+                             registration=(row.get("citizen_id") or row["uscc"], row["name"], row["region"]))
+                for row in result.rows]
+
+
+ARCHIVE_TITLES = {"employer": "参保单位登记", "person": "参保人员登记"}
 
 
 class EmployerImporter(Importer):
@@ -465,6 +479,25 @@ class EnrolmentImporter(Importer):
     def events(self, items: list[dict[str, Any]]) -> BaseModel:
         return EnrolmentsImported.model_validate({"import_job_id": self.job_id, "enrolments": items})
 
+    def archive_items(self, result: ChunkResult, entry: AuditEntry) -> list[archives.ArchiveItem]:
+        """A person's enrolments of the chunk as one item in their dossier (one 参保登记 covers the funds it
+        names); into an employer's, one item per chunk naming how many of its staff were enrolled (an employer's
+        增员 is one filing, not one per person)."""
+        by_person: dict[str, list[dict[str, Any]]] = {}
+        for row in result.rows:
+            by_person.setdefault(row["person_id"], []).append(row)
+        items = [archives.act(
+            archives.PERSON, person_id, "enrolment", rows[0]["id"], "参保登记（历史数据导入）",
+            "参保登记：" + "、".join(f"{r['fund']} {r['start_period']} 起（{r['status']}）" for r in rows), audit=entry,
+            references={"enrolment_ids": ",".join(r["id"] for r in rows), "import_job_id": self.job_id})
+            for person_id, rows in by_person.items()]
+        staff = Counter(row["employer_id"] for row in result.rows if row["employer_id"])
+        items += [archives.act(archives.EMPLOYER, employer_id, "enrolment", f"{self.job_id}/{result.first_row}",
+                               "参保人员增加（历史数据导入）",
+                               f"导入参保登记 {n} 条（第 {result.first_row}–{result.last_row} 行）", audit=entry,
+                               references={"import_job_id": self.job_id}) for employer_id, n in staff.items()]
+        return items
+
 
 def _overlap(e: EnrolmentFacts, start: int, end: int | None) -> bool:
     return start <= (e.end_period if e.end_period is not None else 999912) and e.start_period <= (end or 999912)
@@ -563,12 +596,13 @@ class ImportRun:
         if result.overlaps:
             self.write_overlaps(session, result.overlaps)
         if result.ids:
-            append_audit(session, action=f"import.{self.kind.value}.stored", entity_type="import_job",
+            entry = append_audit(session, action=f"import.{self.kind.value}.stored", entity_type="import_job",
                          entity_id=self.job.id,
                          detail={"kind": self.kind.value, "chunk": chunk_no,
                                  "rows": [result.first_row, result.last_row],
                                  "accepted": len(result.ids), "rejected": len(result.rejections),
                                  "overlaps": len(result.overlaps), f"{self.importer.entity}_ids": result.ids})
+            archives.file_items(session, self.importer.archive_items(result, entry))
 
     def write_rejections(self, session: Session, rejections: Sequence[Rejection]) -> None:
         for start in range(0, len(rejections), CHUNK_ROWS):

@@ -9,6 +9,7 @@ Life status (alive / deceased / imprisoned) never changes through a plain edit. 
 """
 
 import json
+from dataclasses import replace
 from datetime import date, datetime
 from typing import Any
 
@@ -44,8 +45,9 @@ from services.contracts.accounts import (
     PersonUpdated,
 )
 from services.contracts.codes import LifeStatus
-from services.kernel import clock, context
+from services.kernel import archives, clock, context
 from services.kernel.audit import append_audit_many
+from services.kernel.models import AuditEntry
 from services.kernel.auth import ensure_in_region, region_filter
 from services.kernel.errors import Conflict, Forbidden, Invalid, NotFound
 from services.kernel.events import new_event_id
@@ -82,7 +84,8 @@ def register_person(session: Session, registration: PersonRegistration) -> Perso
     session.add(person)
     changes = {k: [None, v] for k, v in fields.items() if v is not None}
     changes |= {"sex": [None, sex], "birth_date": [None, birth_date.isoformat()], "life_status": [None, "alive"]}
-    record_change(session, entity_type=ENTITY, entity_id=person.id, version=1, action="register", changes=changes)
+    entry = record_change(session, entity_type=ENTITY, entity_id=person.id, version=1, action="register",
+                          changes=changes)
     record_event(
         session,
         PersonRegistered(person_id=person.id, citizen_id=person.citizen_id, name=person.name, sex=sex,
@@ -95,6 +98,9 @@ def register_person(session: Session, registration: PersonRegistration) -> Perso
     except IntegrityError:  # a concurrent registration of the same citizen id won the unique index
         session.rollback()
         raise Conflict("PERSON_ALREADY_REGISTERED", "该公民身份号码已登记") from None
+    archives.file_act(session, [(archives.PERSON, person.id)], "person_registration", person.id, "参保人员登记",
+                      f"登记参保人员 {person.name}，参保地 {person.region}", audit=entry,
+                      registration=(person.citizen_id, person.name, person.region))
     return person
 
 
@@ -177,11 +183,13 @@ def update_person(session: Session, person_id: str, update: PersonUpdate) -> Per
         setattr(person, field, updates[field])
     person.version += 1
     person.updated_at = clock.utc_now()
-    record_change(session, entity_type=ENTITY, entity_id=person.id, version=person.version, action="update",
-                  changes=changes, reason=update.reason)
+    entry = record_change(session, entity_type=ENTITY, entity_id=person.id, version=person.version,
+                          action="update", changes=changes, reason=update.reason)
     record_event(session, PersonUpdated(person_id=person.id, version=person.version, changes=changes),
                  source=SOURCE, subject=person.id)
     session.flush()
+    archives.file_act(session, [(archives.PERSON, person.id)], "person_change", f"{person.id}/v{person.version}",
+                      "参保人员信息变更", f"变更 {'、'.join(sorted(changes))}（第 {person.version} 版）", audit=entry)
     return person
 
 
@@ -320,6 +328,8 @@ class LifeStatusWrites:
         self.history: list[dict[str, Any]] = []
         self.audit: list[dict[str, Any]] = []
         self.events: list[tuple[Any, str]] = []  # (payload, subject), in order
+        # Archive items of changes from the exchange feed, each with the index of its audit entry in ``audit``.
+        self.archive: list[tuple[int, archives.ArchiveItem]] = []
 
     def change(self, person: Person, *, new_status: str, death_date: date | None = None,
                imprisoned_from: date | None = None, imprisoned_until: date | None = None, source: str,
@@ -369,6 +379,12 @@ class LifeStatusWrites:
         })
         self.audit.append({"action": f"{ENTITY}.life_status_change", "entity_type": ENTITY, "entity_id": person.id,
                            "detail": {"version": person.version, "changes": changes}, "reason": reason})
+        if source == "exchange":  # an approved correction files its own item (approve_correction)
+            self.archive.append((len(self.audit) - 1, archives.act(
+                archives.PERSON, person.id, "exchange_record", source_ref, "部门共享数据：生存状态变更",
+                f"{STATUS_LABELS.get(previous, previous)} → {STATUS_LABELS.get(new_status, new_status)}",
+                references={"exchange_record_id": source_ref},
+                registration=(person.citizen_id, person.name, person.region))))
         self.event(PersonLifeStatusChanged(
             person_id=person.id, citizen_id=person.citizen_id, life_status=new_status, previous_status=previous,
             death_date=death_date, imprisoned_from=imprisoned_from, imprisoned_until=imprisoned_until,
@@ -395,6 +411,10 @@ class LifeStatusWrites:
             session.execute(insert(ChangeHistory.__table__), self.history)
         append_audit_many(session, self.audit)
         record_events(session, self.events, source=SOURCE)
+        if self.archive:
+            positions = archives.latest_positions(session, len(self.audit))
+            archives.file_items(session, [replace(item, audit_seq=positions[index][0],
+                                                  audit_hash=positions[index][1]) for index, item in self.archive])
         self._clear()
 
 
@@ -480,8 +500,12 @@ def approve_correction(session: Session, person_id: str, correction_id: str,
         id=new_event_id(), person_id=person.id, kind="corrected", event_date=event_date,
         until_date=correction.imprisoned_until, source="correction", source_ref=correction.id, recorded_at=now,
     ))
-    _decide(session, correction, "approved", decision.reason, now)
+    entry = _decide(session, correction, "approved", decision.reason, now)
     session.flush()
+    archives.file_act(session, [(archives.PERSON, person.id)], "correction", correction.id, "生存状态更正",
+                      f"更正为 {STATUS_LABELS.get(correction.new_status, correction.new_status)}"
+                      f"（申请人 {correction.requested_by}，审核通过）", audit=entry,
+                      references={"correction_id": correction.id})
     return correction
 
 
@@ -497,9 +521,9 @@ def reject_correction(session: Session, person_id: str, correction_id: str,
 
 
 def _decide(session: Session, correction: LifeStatusCorrection, status: str, reason: str | None,
-            now: datetime) -> None:
+            now: datetime) -> AuditEntry:
     correction.status, correction.decided_at = status, now
     correction.decided_by, correction.decision_reason = context.actor_id(), reason
-    record_change(session, entity_type=CORRECTION_ENTITY, entity_id=correction.id, version=2,
+    return record_change(session, entity_type=CORRECTION_ENTITY, entity_id=correction.id, version=2,
                   action="approve" if status == "approved" else "reject",
                   changes={"status": ["requested", status]}, reason=reason)

@@ -68,7 +68,7 @@ from services.benefits.models import (
 )
 from services.benefits.parameters.service import Parameters, parameters_for
 from services.contracts.benefits import ClaimDecided, ClaimSubmitted, EntitlementGranted
-from services.kernel import clock, context
+from services.kernel import archives, clock, context
 from services.kernel.audit import append_audit, canonical_json
 from services.kernel.auth import ensure_in_region, region_filter
 from services.kernel.errors import Conflict, Forbidden, Invalid, NotFound
@@ -552,8 +552,8 @@ def decide(session: Session, claim_id: str, body: DecisionRequest) -> Claim:
         _grant(session, claim, decisions)
         claim.status, claim.decided_at = "approved", now
     session.add(claim)
-    append_audit(session, action=f"claim.{body.decision}", entity_type=ENTITY, entity_id=claim.id,
-                 detail={"level": level, "role": role, "claim_status": claim.status}, reason=body.reason)
+    entry = append_audit(session, action=f"claim.{body.decision}", entity_type=ENTITY, entity_id=claim.id,
+                         detail={"level": level, "role": role, "claim_status": claim.status}, reason=body.reason)
     record_event(session, ClaimDecided(claim_id=claim.id, person_id=claim.person_id, level=level,
                                        decision=body.decision, decided_by=actor.id, role=role,
                                        claim_status=claim.status), source=SOURCE, subject=claim.id)
@@ -562,6 +562,11 @@ def decide(session: Session, claim_id: str, body: DecisionRequest) -> Claim:
     except IntegrityError:  # a concurrent decision took the level (or this person decided another one)
         session.rollback()
         raise Conflict("CONCURRENT_DECISION", "该环节已由他人同时办理，请刷新后重试") from None
+    verdict = "同意" if body.decision == "approve" else "不同意"
+    archives.file_act(session, [(archives.PERSON, claim.person_id)], "claim_decision", f"{claim.id}/{level}",
+                      f"待遇申请（{claim.kind}）{LEVEL_NAMES[level]}",
+                      f"{LEVEL_NAMES[level]}{verdict}{'：' + body.reason if body.reason else ''}；申请状态 {claim.status}",
+                      audit=entry, level=level, references={"claim_id": claim.id})
     return claim
 
 

@@ -2,6 +2,7 @@
 what is recovered, what remains and the deadline, from the notice as benefits keeps it."""
 
 from sqlalchemy import Engine
+from sqlmodel import Session
 
 from services.benefits.models import BeneficiaryPerson, RecoveryNotice
 from services.benefits.recovery import service as recovery
@@ -58,3 +59,11 @@ def recovery_notice_body(engine: Engine, notice_id: str) -> DocumentBody:
 def issue_recovery_notice(engine: Engine, notice_id: str) -> IssuedDocument:
     body = recovery_notice_body(engine, notice_id)
     return issue(engine, RECOVERY_NOTICE, Subject(type="recovery_notice", id=notice_id), body)
+
+
+def document_dossiers(session: Session, document: IssuedDocument) -> list[tuple[str, str]]:
+    """A recovery notice goes into the dossier of the person told to repay."""
+    if document.subject_type != "recovery_notice":
+        return []
+    notice = session.get(RecoveryNotice, document.subject_id)
+    return [] if notice is None else [("person", notice.person_id)]

@@ -99,12 +99,12 @@ from services.contracts.benefits import (
     PayrollApproved,
     PayrollLinesRetained,
 )
-from services.kernel import clock, context, metrics
+from services.kernel import archives, clock, context, metrics
 from services.kernel.audit import append_audit
 from services.kernel.db import keep_writes
 from services.kernel.errors import Conflict, Forbidden, Invalid, NotFound
 from services.kernel.events import new_event_id
-from services.kernel.money import checked_total_fen
+from services.kernel.money import checked_total_fen, fen_to_yuan
 from services.kernel.outbox import record_event
 from services.kernel.periods import period_of
 
@@ -467,11 +467,25 @@ def approve(session: Session, run_id: str) -> PayrollRun:
     record_event(session, PayrollApproved(run_id=run.id, fund=run.fund, period=run.period, lines=run.lines,
                                           total_fen=run.total_fen, approved_by=actor),
                  source=SOURCE, subject=run.id)
-    append_audit(session, action="payroll.approve", entity_type=RUN_ENTITY, entity_id=run.id,
-                 detail={"fund": run.fund, "period": run.period, "lines": run.lines, "total_fen": run.total_fen,
-                         "computed_by": run.computed_by})
+    entry = append_audit(session, action="payroll.approve", entity_type=RUN_ENTITY, entity_id=run.id,
+                         detail={"fund": run.fund, "period": run.period, "lines": run.lines,
+                                 "total_fen": run.total_fen, "computed_by": run.computed_by})
     session.flush()
+    _file_lines(session, run, entry)
     return run
+
+
+def _file_lines(session: Session, run: PayrollRun, entry: Any) -> None:
+    """Each payable line of the approved run into its beneficiary's dossier (待遇支付明细), in bulk: one query, the
+    items batched into events by the archive's sink."""
+    rows = session.execute(select(L.id, L.person_id, L.amount_fen, L.entitlement_id).where(
+        L.run_id == run.id, or_(L.status != WITHHELD, _held_back_line())))
+    title = f"{run.period // 100} 年 {run.period % 100} 月 {run.fund} 待遇发放"
+    archives.file_items(session, [archives.act(
+        archives.PERSON, person_id, "payroll_line", line_id, title,
+        f"核定发放 {fen_to_yuan(amount_fen)} 元（批次 {run.id} 经 {run.approved_by} 审批）", audit=entry,
+        references={"run_id": run.id, "entitlement_id": entitlement_id})
+        for line_id, person_id, amount_fen, entitlement_id in rows])
 
 
 def _require_approved(run: PayrollRun) -> None:

@@ -198,7 +198,7 @@ COLLECTION_HANDLERS: dict[str, Handler] = {
 # The index is built from what was assessed; payments, arrears and the treasury are collection's and oversight's.
 COLLECTION_IGNORED: frozenset[str] = frozenset(getattr(collection_events, n).event_type for n in (
     "PaymentsCollected", "PaymentsRejected", "ArrearsNoticeIssued", "TreasuryRemitted", "BankTransactionRecorded",
-    "BankAccountRegistered",
+    "BankAccountRegistered", "CollectionArchiveItemsFiled",  # the archive items are for accounts
 ))
 
 # The server delivers only the families benefits uses: the person facts of ACCOUNTS and the parameters and

@@ -52,13 +52,13 @@ from services.collection.parameters.schemas import INJURY, WAGE_FUNDS
 from services.collection.parameters.service import Parameters, injury_factor, parameters_for
 from services.collection.payments import bulk
 from services.contracts.collection import MAX_LINES, AssessmentIssued, AssessmentSuperseded
-from services.kernel import clock, context
+from services.kernel import archives, clock, context
 from services.kernel.audit import append_audit_many
 from services.kernel.auth import ensure_in_region, region_filter
 from services.kernel.errors import Conflict, DomainError, Invalid, NotFound, TooLarge
 from services.kernel.events import new_event_id
 from services.kernel.identifiers import validate_citizen_id
-from services.kernel.money import Yuan, checked_total_fen, percent_of_fen, yuan_to_fen
+from services.kernel.money import Yuan, checked_total_fen, fen_to_yuan, percent_of_fen, yuan_to_fen
 from services.kernel.outbox import record_events
 from services.kernel.paging import newest_first, oldest_first
 from services.kernel.periods import add_months, period_of
@@ -519,6 +519,13 @@ def issue(session: Session, employer_id: str, period: int, lines: list[InputLine
         individual_total_fen=individual_total, lines=chunk,
     ), assessment_id) for part, chunk in enumerate(_chunks(event_lines, MAX_LINES), start=1)]
     record_events(session, events, source=SOURCE)
+    [issued] = archives.latest_positions(session, 1)  # the assessment.issue entry, appended last
+    archives.file_act(
+        session, [(archives.EMPLOYER, employer_id)], "assessment", assessment_id,
+        f"{period // 100} 年 {period % 100} 月缴费核定",
+        f"核定 {assessment.lines} 条，单位缴费 {fen_to_yuan(employer_total)} 元，个人缴费 {fen_to_yuan(individual_total)} 元"
+        f"{'（更正 ' + assessment.supersedes_id + '）' if assessment.supersedes_id else ''}",
+        audit=issued, references={"assessment_id": assessment_id, "declaration_id": declaration.id})
     session.flush()
     return Issued(declaration=declaration, assessment=assessment, clamped=clamped, superseded=old)
 

@@ -9,9 +9,10 @@ from collections import defaultdict
 from datetime import date
 
 from sqlalchemy import Engine
+from sqlmodel import Session
 
 from services.collection.arrears import service as arrears
-from services.collection.models import RegistryEmployer
+from services.collection.models import ArrearsNotice, RegistryEmployer
 from services.kernel import context
 from services.kernel.auth import ensure_in_region
 from services.kernel.db import snapshot_session
@@ -80,3 +81,11 @@ def arrears_notice_body(engine: Engine, notice_id: str) -> DocumentBody:
 def issue_arrears_notice(engine: Engine, notice_id: str) -> IssuedDocument:
     body = arrears_notice_body(engine, notice_id)
     return issue(engine, ARREARS_NOTICE, Subject(type="arrears_notice", id=notice_id), body)
+
+
+def document_dossiers(session: Session, document: IssuedDocument) -> list[tuple[str, str]]:
+    """An arrears notice goes into the dossier of the employer in arrears."""
+    if document.subject_type != "arrears_notice":
+        return []
+    notice = session.get(ArrearsNotice, document.subject_id)
+    return [] if notice is None else [("employer", notice.employer_id)]

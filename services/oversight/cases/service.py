@@ -32,7 +32,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from services.contracts.oversight import CaseEscalated, CaseOpened, CaseTransitioned
-from services.kernel import clock, context
+from services.kernel import archives, clock, context
 from services.kernel.audit import append_audit, canonical_json
 from services.kernel.auth import region_covers, region_filter
 from services.kernel.context import Actor
@@ -231,8 +231,15 @@ def _history(session: Session, case: Case, action: str, *, from_status: str | No
     session.add(CaseHistory(case_id=case.id, at=clock.utc_now(), actor_id=actor.id, actor_role=actor.role,
                             action=action, from_status=from_status, to_status=case.status,
                             detail=canonical_json(detail), reason=reason))
-    append_audit(session, action=f"case.{action}", entity_type=ENTITY, entity_id=case.id,
-                 detail={"from": from_status, "to": case.status, **detail}, reason=reason)
+    entry = append_audit(session, action=f"case.{action}", entity_type=ENTITY, entity_id=case.id,
+                         detail={"from": from_status, "to": case.status, **detail}, reason=reason)
+    # The step goes into the dossier of the person or employer the case names: what was done and the status it
+    # left, not the finding's text or a report's content (the agency's archive is not oversight's file).
+    dossiers = [(kind, subject) for kind, subject in ((archives.PERSON, case.person_id),
+                                                       (archives.EMPLOYER, case.employer_id)) if subject]
+    archives.file_act(session, dossiers, "case_step", f"{case.id}/{entry.seq}", f"基金监督案件 {case.rule_id} {action}",
+                      f"{action}：{from_status or '—'} → {case.status}", audit=entry,
+                      references={"case_id": case.id, "rule_id": case.rule_id})
 
 
 def _transition(session: Session, case: Case, action: str, *, detail: dict[str, Any] | None = None,

@@ -330,6 +330,7 @@ COLLECTION_IGNORES = frozenset({
     collection_events.ParametersApproved.event_type,
     collection_events.PaymentsRejected.event_type,  # S17 is the suspicion engine's
     collection_events.ArrearsNoticeIssued.event_type,
+    collection_events.CollectionArchiveItemsFiled.event_type,  # archive items, for the dossiers accounts keeps
 })
 
 # On ACCOUNTS the mirror handles every type; the ledger adds the AGENCY leg.
@@ -356,6 +357,7 @@ BENEFITS_IGNORES = frozenset({
     benefits_events.RecoveryNoticeIssued.event_type,
     benefits_events.RecoveryRecorded.event_type,
     benefits_events.RecoveryEscalated.event_type,
+    benefits_events.BenefitsArchiveItemsFiled.event_type,  # archive items, for the dossiers accounts keeps
 })
 
 LEDGER_COLLECTION_CONSUMER = ConsumerSpec(stream="COLLECTION", handlers=COLLECTION_HANDLERS,

@@ -1,0 +1,183 @@
+"""A dossier exported as a package that verifies on its own (a zip):
+
+- ``归档文件目录.pdf`` — the catalogue: each item's number, year, type, title, decision, who decided at which level,
+  retention and date; and ``备考表.pdf`` — the notes sheet: how many items, who exported it and when, the years
+  sealed. Both are issued through the documents registry (numbered, with a verification code: genuine on the
+  public page);
+- ``items/<件号>.json`` — each item's metadata (what was decided, by whom, references, audit-chain position);
+- ``documents/<number>.pdf`` — the issued documents the items reference that accounts itself issued, byte for byte;
+- ``manifest.json`` — the SHA-256 of every other file. The archive keeps the SHA-256 of the manifest, so a
+  presented package is checked file by file against its manifest and the manifest against what was handed out.
+"""
+
+import hashlib
+import io
+import json
+import zipfile
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Engine, select
+from sqlmodel import Session
+
+from services.accounts.archives import service
+from services.accounts.archives.models import DossierExport, DossierItem
+from services.accounts.archives.retention import CLASS_LABELS, retention_of
+from services.kernel import clock, context
+from services.kernel.audit import append_audit, canonical_json
+from services.kernel.db import snapshot_session, unit_of_work
+from services.kernel.documents.models import IssuedDocument
+from services.kernel.documents.pdf import DocumentBody, Table
+from services.kernel.documents.registry import DocumentKind, Subject, issue, issuing_unit
+from services.kernel.documents.text import chinese_date
+from services.kernel.errors import Invalid
+from services.kernel.events import new_event_id
+
+CATALOGUE = DocumentKind(code="archive_catalogue", title="归档文件目录", prefix="社保档目字")
+NOTES = DocumentKind(code="archive_notes", title="备考表", prefix="社保档备字")
+AGENCY = "社会保险经办机构"
+MANIFEST = "manifest.json"
+SUBJECT_LABELS = {"person": "参保人员", "employer": "参保单位"}
+
+
+@dataclass(frozen=True)
+class Package:
+    export_id: str
+    data: bytes
+    manifest_sha256: str
+    package_sha256: str
+
+
+def _term(item: DossierItem) -> str:
+    label = CLASS_LABELS.get(item.retention_class, item.retention_class)
+    return label if item.retention_years is None else f"{label}（{item.retention_years}年）"
+
+
+def _heading(dossier: dict[str, Any]) -> str:
+    return (f"{SUBJECT_LABELS.get(dossier['subject_type'], dossier['subject_type'])}档案："
+            f"{dossier['name'] or ''}（登记号 {dossier['registration_number'] or dossier['subject_id']}）")
+
+
+def catalogue_body(dossier: dict[str, Any], items: list[DossierItem]) -> DocumentBody:
+    rows = [[str(i.serial), str(i.year), retention_of(i.item_type).label, i.title, i.decision,
+             f"{i.decided_by}{'（' + i.level + '）' if i.level else ''}", _term(i),
+             chinese_date(i.occurred_at.astimezone(clock.CHINA).date())] for i in items]
+    return DocumentBody(
+        addressee=None, paragraphs=[_heading(dossier), f"共 {len(items)} 件，按归档顺序排列。"],
+        tables=[Table(headers=["件号", "年度", "类别", "题名", "办理结果", "办理人", "保管期限", "日期"],
+                      rows=rows or [["", "", "", "无归档文件", "", "", "", ""]], widths=[2, 2, 3, 5, 6, 4, 3, 4])],
+        issuer=issuing_unit(AGENCY), legal_basis=["《社会保险业务档案管理规定（试行）》"])
+
+
+def notes_body(dossier: dict[str, Any], items: list[DossierItem], documents: int) -> DocumentBody:
+    actor = context.current().actor
+    years = sorted({i.year for i in items})
+    return DocumentBody(
+        addressee=None,
+        paragraphs=[_heading(dossier),
+                    f"本卷共 {len(items)} 件，涉及年度：{'、'.join(map(str, years)) or '无'}；"
+                    f"随附本机构签发的文书 {documents} 份。",
+                    "每件的元数据见 items 目录，全部文件的 SHA-256 摘要见 manifest.json；本目录和本表可在公开核验页核验。",
+                    f"立卷（导出）人：{actor.id}；导出时间：{clock.china_now().strftime('%Y-%m-%d %H:%M')}。"],
+        issuer=issuing_unit(AGENCY), legal_basis=["《社会保险业务档案管理规定（试行）》"])
+
+
+def _documents(session: Session, items: list[DossierItem]) -> list[IssuedDocument]:
+    numbers = {json.loads(i.references).get("document_number") for i in items} - {None}
+    if not numbers:
+        return []
+    return list(session.execute(select(IssuedDocument).where(IssuedDocument.number.in_(numbers))
+                                .order_by(IssuedDocument.number)).scalars())
+
+
+def _safe_name(number: str) -> str:
+    return number.replace("/", "-").replace("\\", "-")
+
+
+def export_dossier(engine: Engine, dossier_id: str, purpose: str) -> Package:
+    with snapshot_session(engine) as session:
+        dossier = service.dossier_view(service.get_dossier(session, dossier_id))
+        items = service.all_items(session, dossier_id)
+        documents = _documents(session, items)
+        for document in documents:
+            _ = document.pdf  # loaded before the session closes
+    export_id = new_event_id()
+    catalogue = issue(engine, CATALOGUE, Subject(type="archive_dossier", id=dossier_id), catalogue_body(dossier, items))
+    notes = issue(engine, NOTES, Subject(type="archive_dossier", id=dossier_id),
+                  notes_body(dossier, items, len(documents)))
+    files: dict[str, bytes] = {"归档文件目录.pdf": catalogue.pdf, "备考表.pdf": notes.pdf}
+    for item in items:
+        files[f"items/{item.serial:05d}.json"] = canonical_json(service.item_view(item)).encode()
+    for document in documents:
+        files[f"documents/{_safe_name(document.number)}.pdf"] = document.pdf
+    manifest = canonical_json({
+        "export_id": export_id, "dossier_id": dossier_id, "subject_type": dossier["subject_type"],
+        "registration_number": dossier["registration_number"], "exported_at": clock.utc_now().isoformat(),
+        "exported_by": context.current().actor.id, "item_count": len(items),
+        "catalogue": catalogue.number, "notes": notes.number,
+        "files": {name: hashlib.sha256(data).hexdigest() for name, data in sorted(files.items())},
+    }).encode()
+    data = _zip(files | {MANIFEST: manifest})
+    package = Package(export_id=export_id, data=data, manifest_sha256=hashlib.sha256(manifest).hexdigest(),
+                      package_sha256=hashlib.sha256(data).hexdigest())
+    with unit_of_work(engine) as session:
+        stored = service.get_dossier(session, dossier_id)
+        session.add(DossierExport(id=export_id, dossier_id=dossier_id, manifest_sha256=package.manifest_sha256,
+                                  package_sha256=package.package_sha256, item_count=len(items),
+                                  exported_at=clock.utc_now(), exported_by=context.current().actor.id))
+        service.record_access(session, stored, action="export", purpose=purpose)
+        append_audit(session, action="archive.exported", entity_type="archive_dossier", entity_id=dossier_id,
+                     detail={"export_id": export_id, "manifest_sha256": package.manifest_sha256,
+                             "items": len(items)}, reason=purpose)
+    return package
+
+
+def _zip(files: dict[str, bytes]) -> bytes:
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for name in sorted(files):
+            archive.writestr(zipfile.ZipInfo(name, date_time=(2000, 1, 1, 0, 0, 0)), files[name],
+                             compress_type=zipfile.ZIP_DEFLATED)
+    return out.getvalue()
+
+
+# -- verification ----------------------------------------------------------------------------------------------------
+
+def _read_package(data: bytes) -> dict[str, bytes]:
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            return {info.filename: archive.read(info) for info in archive.infolist() if not info.is_dir()}
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError) as exc:
+        raise Invalid("ARCHIVE_PACKAGE_INVALID", f"不是有效的档案包（zip）：{exc}") from None
+
+
+def _manifest(files: dict[str, bytes]) -> dict[str, Any]:
+    try:
+        manifest = json.loads(files[MANIFEST])
+        assert isinstance(manifest.get("files"), dict)
+        return manifest
+    except (KeyError, ValueError, AssertionError, AttributeError):
+        raise Invalid("ARCHIVE_PACKAGE_INVALID", "档案包缺少可读的 manifest.json（文件清单及 SHA-256 摘要）") from None
+
+
+def verify_package(session: Session, data: bytes) -> dict[str, Any]:
+    """``genuine``: every file is the manifest's and the manifest is the one handed out; ``altered``: a file or
+    the manifest differs (named); ``unknown``: a package this archive never exported."""
+    files = _read_package(data)
+    manifest = _manifest(files)
+    listed: dict[str, str] = manifest["files"]
+    altered = sorted(n for n, h in listed.items() if n in files and hashlib.sha256(files[n]).hexdigest() != h)
+    missing = sorted(n for n in listed if n not in files)
+    extra = sorted(n for n in files if n not in listed and n != MANIFEST)
+    export = session.execute(select(DossierExport).where(
+        DossierExport.manifest_sha256 == hashlib.sha256(files[MANIFEST]).hexdigest())).scalar_one_or_none()
+    manifest_altered = False
+    if export is None:
+        export = session.get(DossierExport, str(manifest.get("export_id", "")))
+        if export is None:
+            return {"result": "unknown", "altered_files": altered, "missing_files": missing, "extra_files": extra}
+        manifest_altered = True
+    genuine = not (altered or missing or extra or manifest_altered)
+    return {"result": "genuine" if genuine else "altered", "export_id": export.id, "dossier_id": export.dossier_id,
+            "altered_files": altered, "missing_files": missing, "extra_files": extra,
+            "manifest_altered": manifest_altered}

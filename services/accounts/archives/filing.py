@@ -1,0 +1,167 @@
+"""Filing into the dossiers: accounts' own acts directly (its ``Filing`` sink), and the items other services send
+(``*.archive_items.filed.v1``), idempotently: an act already in a dossier is not filed again."""
+
+import json
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, String, any_, bindparam, func, select, text
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlmodel import Session
+
+from services.accounts.archives.models import Disposal, DisposalLine, Dossier, DossierItem
+from services.accounts.archives.retention import expires_after, retention_of
+from services.accounts.archives.seals import sealed_years
+from services.accounts.models import Employer, Person
+from services.kernel import archives, clock
+from services.kernel.audit import canonical_json
+from services.kernel.bulk import dialect_of, insert_many
+from services.kernel.events import new_event_id
+
+
+def _among(session: Session, column: Any, values: Iterable[str]) -> ColumnElement[bool]:
+    """``column IN values`` as one parameter — a JSON array on SQLite, an array on PostgreSQL — instead of one
+    parameter per value (SQLAlchemy names each of a thousand parameters: most of a filing's lookup CPU)."""
+    values = list(values)
+    if dialect_of(session) == "sqlite":
+        return column.in_(select(func.json_each(json.dumps(values)).table_valued("value").c.value))
+    return column == any_(bindparam(None, values, type_=ARRAY(String)))
+
+
+def _registry_facts(session: Session, subject_type: str, ids: list[str]) -> dict[str, tuple[str, str, str]]:
+    """(registration number, name, region) of the persons or employers ``ids``."""
+    if subject_type == archives.PERSON:
+        query = select(Person.id, Person.citizen_id, Person.name, Person.region).where(Person.id.in_(ids))
+    else:
+        query = select(Employer.id, Employer.uscc, Employer.name, Employer.region).where(Employer.id.in_(ids))
+    return {row[0]: tuple(row[1:]) for row in session.execute(query)}
+
+
+@dataclass(slots=True)
+class _Open:
+    """A dossier being filed into: its id and its item count (the last 件号)."""
+
+    id: str
+    count: int
+    before: int
+    opened: bool = False  # by this filing
+
+
+def _dossiers(session: Session, keys: set[tuple[str, str]], known: dict[tuple[str, str], tuple],
+              now: datetime) -> tuple[dict[tuple[str, str], _Open], list[dict[str, Any]]]:
+    """The dossiers of ``keys`` (subject type, id), locked for this transaction, and the rows of those to open
+    (inserted by the caller with their item counts: an import's chunk opens a thousand in one insert)."""
+    # Subject ids are the registry's UUIDs, unique across persons and employers: one column to look up.
+    found = {(t, i): _Open(d, n, n) for d, t, i, n in session.execute(
+        select(Dossier.id, Dossier.subject_type, Dossier.subject_id, Dossier.item_count)
+        .where(_among(session, Dossier.subject_id, {i for _, i in keys})).with_for_update()) if (t, i) in keys}
+    by_type: dict[str, list[str]] = defaultdict(list)
+    for subject_type, subject_id in keys - found.keys():
+        by_type[subject_type].append(subject_id)
+    rows = []
+    for subject_type, ids in by_type.items():
+        facts = {i: known[(subject_type, i)] for i in ids if (subject_type, i) in known}
+        if len(facts) < len(ids):
+            facts |= _registry_facts(session, subject_type, [i for i in ids if i not in facts])
+        for subject_id in ids:
+            number, name, region = facts.get(subject_id, (None, None, None))
+            rows.append({"id": new_event_id(), "subject_type": subject_type, "subject_id": subject_id,
+                         "registration_number": number, "name": name, "region": region, "opened_at": now,
+                         "item_count": 0, "last_filed_at": None})
+            found[(subject_type, subject_id)] = _Open(rows[-1]["id"], 0, 0, opened=True)
+    return found, rows
+
+
+def _already_filed(session: Session, dossier_ids: list[str], lines: list[dict[str, Any]]) -> set[tuple]:
+    """(dossier, source, item type, act) of the acts already filed — or filed and destroyed by a disposal, which a
+    late redelivery must not bring back. Dossiers opened by this filing have none (an import's chunk asks nothing)."""
+    if not dossier_ids:
+        return set()
+    acts = {line["act_id"] for line in lines}
+    rows = session.execute(select(DossierItem.dossier_id, DossierItem.source, DossierItem.item_type,
+                                  DossierItem.act_id)
+                           .where(_among(session, DossierItem.dossier_id, dossier_ids),
+                                  _among(session, DossierItem.act_id, acts))
+                           .union_all(select(DisposalLine.dossier_id, DisposalLine.source, DisposalLine.item_type,
+                                             DisposalLine.act_id)
+                                      .join(Disposal, Disposal.id == DisposalLine.disposal_id)
+                                      .where(Disposal.status == "destroyed",
+                                             _among(session, DisposalLine.act_id, acts),
+                                             _among(session, DisposalLine.dossier_id, dossier_ids))))
+    return {tuple(row) for row in rows}
+
+
+COUNT_ITEMS = text("UPDATE archive_dossier SET item_count = :n, last_filed_at = :at WHERE id = :id").bindparams(
+    bindparam("at", type_=Dossier.__table__.c.last_filed_at.type))
+
+
+def file_lines(session: Session, lines: list[dict[str, Any]], *, event_id: str | None = None) -> int:
+    """File archive item lines (``ArchiveItem.as_line``) into their dossiers; returns how many were new."""
+    valid = [line for line in lines if line["subject_type"] in archives.SUBJECT_TYPES]
+    if not valid:
+        return 0
+    now = clock.utc_now()
+    known = {(line["subject_type"], line["subject_id"]): (line["registration_number"], line["subject_name"],
+                                                          line["region"])
+             for line in valid if line.get("registration_number") and line.get("region")}
+    dossiers, opened = _dossiers(session, {(line["subject_type"], line["subject_id"]) for line in valid}, known,
+                                 now)
+    seen = _already_filed(session, [d.id for d in dossiers.values() if not d.opened], valid)
+    sealed = sealed_years(session, {_year(line) for line in valid})
+    rows = []
+    for line in valid:
+        dossier = dossiers[(line["subject_type"], line["subject_id"])]
+        key = (dossier.id, line["source"], line["item_type"], line["act_id"])
+        if key in seen:
+            continue
+        seen.add(key)
+        dossier.count += 1
+        rows.append(_row(dossier, line, now, event_id) | {"supplement": _year(line) in sealed})
+    for row in opened:
+        row["item_count"] = dossiers[(row["subject_type"], row["subject_id"])].count
+        row["last_filed_at"] = now
+    insert_many(session, Dossier, opened)
+    insert_many(session, DossierItem, rows)
+    counted = [{"id": d.id, "n": d.count, "at": now} for d in dossiers.values() if not d.opened and d.count != d.before]
+    if counted:
+        session.execute(COUNT_ITEMS, counted)
+    return len(rows)
+
+
+def _year(line: dict[str, Any]) -> int:
+    """The archive year of an act: the year it was done, China time."""
+    return datetime.fromisoformat(line["occurred_at"]).astimezone(clock.CHINA).year
+
+
+def _row(dossier: _Open, line: dict[str, Any], now: datetime, event_id: str | None) -> dict[str, Any]:
+    occurred_at = datetime.fromisoformat(line["occurred_at"])
+    year = _year(line)
+    retention = retention_of(line["item_type"])
+    return {
+        "id": new_event_id(), "dossier_id": dossier.id, "serial": dossier.count, "year": year,
+        "source": line["source"], "item_type": line["item_type"], "act_id": line["act_id"][:100],
+        "title": line["title"][:200], "decision": line["decision"], "decided_by": line["decided_by"],
+        "decided_role": line.get("decided_role"), "level": line.get("level"),
+        "references": canonical_json(line.get("references") or {}), "audit_seq": line.get("audit_seq"),
+        "audit_hash": line.get("audit_hash"), "retention_class": retention.retention_class,
+        "retention_years": retention.years, "expires_after_year": expires_after(year, retention),
+        "occurred_at": occurred_at, "filed_at": now, "source_event_id": event_id,
+    }
+
+
+def file_own(session: Session, lines: list[dict[str, Any]]) -> None:
+    """accounts' sink: its own acts go straight into the dossiers, in the act's transaction."""
+    file_lines(session, lines)
+
+
+def document_dossiers(session: Session, document: Any) -> list[tuple[str, str]]:
+    """accounts' documents are about a person (the individual account statement) or an employer."""
+    if document.subject_type in archives.SUBJECT_TYPES:
+        return [(document.subject_type, document.subject_id)]
+    return []
+
+
+FILING = archives.Filing(sink=file_own, document_dossiers=document_dossiers)

@@ -1,0 +1,249 @@
+"""The electronic archive (社会保险业务档案) in accounts: every registry act filed into the dossier of the person or
+employer it concerns, in the act's transaction, with its retention class and audit-chain position; items from other
+services arrive as ``*.archive_items.filed.v1`` events and are filed once however often they are delivered; a
+dossier exports as a package whose manifest verifies, and a tampered package names the altered file; every read
+and export is in the access register (利用登记) the auditors read (004 第7项: the agency's archive management)."""
+
+import hashlib
+import json
+
+from sqlalchemy import select, update
+from sqlmodel import Session
+
+from services.accounts.archives.models import DossierItem
+from services.contracts.archives import ArchiveItemLine
+from services.contracts.benefits import BenefitsArchiveItemsFiled
+from services.kernel import clock
+from services.kernel.models import AuditEntry
+from tests.support.accounts import (
+    EMPLOYER_HEADER,
+    ENROLMENT_HEADER,
+    PERSON_HEADER,
+    WANG_ID,
+    cid,
+    csv_bytes,
+    full_employer,
+    person,
+    person_body,
+)
+from tests.support.archives import PURPOSE, unzipped, zipped
+from tests.support.e2e import eventually
+from tests.support.oversight import publish
+from tests.support.registry import REGION, engine_of, error_code, make_uscc
+
+async def dossier_of(client, headers, subject_id: str) -> dict:  # noqa: ANN001
+    found = await client.get("/archives/dossiers", params={"subject_id": subject_id}, headers=headers)
+    assert found.status_code == 200, found.text
+    [dossier] = found.json()["items"]
+    return dossier
+
+
+async def items_of(client, headers, dossier_id: str) -> list[dict]:  # noqa: ANN001
+    response = await client.get(f"/archives/dossiers/{dossier_id}/items", params=PURPOSE, headers=headers)
+    assert response.status_code == 200, response.text
+    return response.json()["items"]
+
+
+async def test_registry_acts_are_filed_with_class_and_audit_position_and_export_verifies(start_service, auth):
+    clerk = auth("agency_clerk", region=REGION, subject="clerk.zhao")
+    auditor = auth("internal_auditor", region=REGION, subject="auditor.qian")
+    async with start_service("accounts") as accounts:
+        employer = (await accounts.post("/employers", json=full_employer(1), headers=clerk)).json()
+        person = (await accounts.post("/persons", json=person_body(), headers=clerk)).json()
+        enrolment = await accounts.post("/enrolments", json={
+            "person_id": person["id"], "fund": "PEN_EMP", "employer_id": employer["id"], "start_period": 202601},
+            headers=clerk)
+        assert enrolment.status_code == 201, enrolment.text
+        changed = await accounts.patch(f"/persons/{person['id']}", json={"phone": "13900000000"}, headers=clerk)
+        assert changed.status_code == 200, changed.text
+
+        dossier = await dossier_of(accounts, clerk, person["id"])
+        assert (dossier["subject_type"], dossier["registration_number"], dossier["item_count"]) == (
+            "person", WANG_ID, 3)
+        by_number = await accounts.get("/archives/dossiers", params={"registration_number": WANG_ID}, headers=clerk)
+        assert [d["id"] for d in by_number.json()["items"]] == [dossier["id"]]
+        items = await items_of(accounts, clerk, dossier["id"])
+        assert [(i["serial"], i["item_type"], i["retention_class"], i["retention_years"]) for i in items] == [
+            (1, "person_registration", "long", 100), (2, "enrolment", "long", 100), (3, "person_change", "long", 100)]
+        assert all(i["decided_by"] == "clerk.zhao" and i["decided_role"] == "agency_clerk" for i in items)
+        assert "社会保险业务档案管理规定" in items[0]["retention_basis"]
+        with Session(engine_of(accounts)) as session:
+            for item in items:  # the position proves the act: the entry at that seq has that hash
+                entry = session.get(AuditEntry, item["audit_seq"])
+                assert entry is not None and entry.hash == item["audit_hash"]
+        employer_items = await items_of(accounts, clerk, (await dossier_of(accounts, clerk, employer["id"]))["id"])
+        assert [(i["item_type"], i["retention_class"]) for i in employer_items] == [
+            ("employer_registration", "permanent"), ("enrolment", "long")]
+
+        # Another service's items arrive as events; a redelivery (a second publish of the same event id, or the
+        # same act in a new event) files nothing twice.
+        line = ArchiveItemLine(source="benefits", subject_type="person", subject_id=person["id"],
+                               item_type="claim_decision", act_id="claim-1/first", title="基本养老金申请 初审",
+                               decision="初审：同意", decided_by="reviewer.wu", decided_role="agency_reviewer",
+                               level="first", audit_seq=7, audit_hash="a" * 64, occurred_at="2026-07-01T02:00:00+00:00")
+        await publish(accounts, BenefitsArchiveItemsFiled(items=[line]))
+        await publish(accounts, BenefitsArchiveItemsFiled(items=[line]))
+
+        async def count() -> int:
+            return (await dossier_of(accounts, clerk, person["id"]))["item_count"]
+
+        await eventually(count, lambda n: n >= 4)
+        with Session(engine_of(accounts)) as session:
+            types = session.execute(select(DossierItem.item_type).where(
+                DossierItem.dossier_id == dossier["id"]).order_by(DossierItem.serial)).scalars().all()
+        assert types == ["person_registration", "enrolment", "person_change", "claim_decision"]
+
+        exported = await accounts.post(f"/archives/dossiers/{dossier['id']}/exports", params=PURPOSE, headers=clerk)
+        assert exported.status_code == 201, exported.text
+        files = unzipped(exported.content)
+        manifest = json.loads(files["manifest.json"])
+        assert {"归档文件目录.pdf", "备考表.pdf", "items/00001.json", "items/00004.json"} <= set(files)
+        assert manifest["item_count"] == 4 and set(manifest["files"]) == set(files) - {"manifest.json"}
+
+        async def verify(data: bytes) -> dict:
+            response = await accounts.post("/archives/packages/verification", headers=auditor,
+                                           files={"file": ("dossier.zip", data, "application/zip")})
+            assert response.status_code == 200, response.text
+            return response.json()
+
+        assert (await verify(exported.content))["result"] == "genuine"
+        tampered = dict(files)
+        tampered["items/00002.json"] = files["items/00002.json"].replace(b"PEN_EMP", b"PEN_RES")
+        verdict = await verify(zipped(tampered))
+        assert (verdict["result"], verdict["altered_files"], verdict["manifest_altered"]) == (
+            "altered", ["items/00002.json"], False)
+        relisted = dict(tampered, **{"manifest.json": files["manifest.json"].replace(
+            manifest["files"]["items/00002.json"].encode(),
+            hashlib.sha256(tampered["items/00002.json"]).hexdigest().encode())})
+        verdict = await verify(zipped(relisted))
+        assert (verdict["result"], verdict["altered_files"], verdict["manifest_altered"]) == ("altered", [], True)
+        bad = await accounts.post("/archives/packages/verification", headers=auditor,
+                                  files={"file": ("x.zip", b"not a zip", "application/zip")})
+        assert (bad.status_code, error_code(bad)) == (422, "ARCHIVE_PACKAGE_INVALID")
+
+        register = await accounts.get("/archives/access-register", params={"dossier_id": dossier["id"]},
+                                      headers=auditor)
+        assert register.status_code == 200, register.text
+        uses = [(u["actor_id"], u["action"], u["purpose"]) for u in register.json()["items"]]
+        assert uses[0] == ("clerk.zhao", "export", PURPOSE["purpose"])
+        assert ("clerk.zhao", "read", PURPOSE["purpose"]) in uses
+        refused = await accounts.get("/archives/access-register", headers=clerk)
+        assert refused.status_code == 403
+        no_purpose = await accounts.get(f"/archives/dossiers/{dossier['id']}/items", headers=clerk)
+        assert no_purpose.status_code == 422
+
+
+def old_line(person_id: str, act_id: str, item_type: str = "payroll_line", when: str = "1990-03-01T02:00:00+00:00"):
+    return ArchiveItemLine(source="benefits", subject_type="person", subject_id=person_id, item_type=item_type,
+                           act_id=act_id, title="1990 年 3 月待遇发放", decision="核定发放 100.00 元",
+                           decided_by="approver.old", occurred_at=when)
+
+
+async def test_a_sealed_year_keeps_its_hash_and_expired_items_go_only_with_two_approvals(start_service, auth):
+    """《社会保险业务档案管理规定（试行）》: 销毁清册 kept for good, two people at least; electronic archives formed at year
+    end (004 第7项)."""
+    clerk = auth("agency_clerk", region=REGION, subject="clerk.zhao")
+    clerk_as_reviewer = auth("agency_reviewer", region=REGION, subject="clerk.zhao")
+    reviewer = auth("agency_reviewer", region=REGION, subject="reviewer.wu")
+    approver = auth("agency_approver", region=REGION, subject="approver.wang")
+    auditor = auth("internal_auditor", region=REGION, subject="auditor.qian")
+    async with start_service("accounts") as accounts:
+        person = (await accounts.post("/persons", json=person_body(), headers=clerk)).json()
+        dossier = await dossier_of(accounts, clerk, person["id"])
+        await publish(accounts, BenefitsArchiveItemsFiled(items=[
+            old_line(person["id"], "line-1"), old_line(person["id"], "claim-1", item_type="claim_decision")]))
+
+        async def count() -> int:
+            return (await dossier_of(accounts, clerk, person["id"]))["item_count"]
+
+        await eventually(count, lambda n: n == 3)
+
+        accepted = await accounts.post("/archives/years/1990/seal", headers=approver)
+        assert accepted.status_code == 202, accepted.text
+        done = await eventually(lambda: accounts.get(accepted.headers["location"], headers=approver),
+                                lambda r: r.json()["status"] in ("succeeded", "failed"))
+        assert done.json()["status"] == "succeeded", done.text
+        assert (done.json()["result"]["dossiers"], done.json()["result"]["items"]) == (1, 2)
+        assert (await accounts.get("/archives/years/1990/seal", headers=auditor)).json()["root_sha256"] == \
+            done.json()["result"]["root_sha256"]
+        again = await accounts.post("/archives/years/1990/seal", headers=approver)
+        assert (again.status_code, error_code(again)) == (409, "ARCHIVE_YEAR_SEALED")
+        early = await accounts.post(f"/archives/years/{clock.china_today().year}/seal", headers=approver)
+        assert (early.status_code, error_code(early)) == (422, "ARCHIVE_YEAR_NOT_ENDED")
+        assert (await accounts.post("/archives/years/1991/seal", headers=clerk)).status_code == 403
+
+        # An act of 1990 arriving now is a supplement: the sealed year still verifies, and names it.
+        await publish(accounts, BenefitsArchiveItemsFiled(items=[old_line(person["id"], "line-2")]))
+        await eventually(count, lambda n: n == 4)
+        verified = (await accounts.get("/archives/years/1990/verification", headers=auditor)).json()
+        assert (verified["intact"], verified["supplements"]) == (True, [{"dossier_id": dossier["id"], "serial": 4}])
+
+        proposed = await accounts.post("/archives/disposals", json={"reason": "保管期限已满，经鉴定无继续保存价值"},
+                                       headers=clerk)
+        assert proposed.status_code == 201, proposed.text
+        listed = proposed.json()
+        assert (listed["status"], listed["item_count"]) == ("proposed", 2)
+        assert [(line["serial"], line["item_type"], line["expires_after_year"]) for line in listed["lines"]] == [
+            (2, "payroll_line", 2020), (4, "payroll_line", 2020)]
+        path = f"/archives/disposals/{listed['id']}"
+        decision = {"reason": "同意销毁"}
+        own = await accounts.post(f"{path}/approvals", json=decision, headers=clerk_as_reviewer)
+        assert (own.status_code, error_code(own)) == (403, "SAME_PERSON_CANNOT_APPROVE")
+        first = await accounts.post(f"{path}/approvals", json=decision, headers=reviewer)
+        assert (first.status_code, first.json()["status"]) == (200, "approved_once")
+        assert len(await items_of(accounts, clerk, dossier["id"])) == 4  # nothing destroyed on one approval
+        twice = await accounts.post(f"{path}/approvals", json=decision, headers=reviewer)
+        assert (twice.status_code, error_code(twice)) == (403, "SAME_PERSON_TWO_APPROVALS")
+        second = await accounts.post(f"{path}/approvals", json=decision, headers=approver)
+        assert second.status_code == 200, second.text
+        assert (second.json()["status"], second.json()["first_approved_by"], second.json()["second_approved_by"]) == (
+            "destroyed", "reviewer.wu", "approver.wang")
+        assert [i["serial"] for i in await items_of(accounts, clerk, dossier["id"])] == [1, 3]
+        kept = (await accounts.get(path, headers=auditor)).json()
+        assert (kept["status"], len(kept["lines"])) == ("destroyed", 2)  # the 销毁清册 stays
+        nothing = await accounts.post("/archives/disposals", json={"reason": "再次鉴定"}, headers=clerk)
+        assert (nothing.status_code, error_code(nothing)) == (409, "NOTHING_TO_DISPOSE")
+
+        # A late redelivery of a destroyed act does not bring it back; the sealed year still verifies.
+        await publish(accounts, BenefitsArchiveItemsFiled(items=[old_line(person["id"], "line-1"),
+                                                                 old_line(person["id"], "line-3")]))
+        await eventually(count, lambda n: n == 5)
+        assert [i["act_id"] for i in await items_of(accounts, clerk, dossier["id"])] == [
+            person["id"], "claim-1", "line-3"]
+        assert (await accounts.get("/archives/years/1990/verification", headers=auditor)).json()["intact"] is True
+
+        # An item of the sealed year changed behind the archive's back breaks its dossier-year.
+        with Session(engine_of(accounts)) as session:
+            session.execute(update(DossierItem).where(DossierItem.act_id == "claim-1").values(decision="不同意"))
+            session.commit()
+        broken = (await accounts.get("/archives/years/1990/verification", headers=auditor)).json()
+        assert (broken["intact"], broken["changed_dossiers"]) == (False, [dossier["id"]])
+
+
+async def test_an_import_files_each_registration_and_a_persons_enrolments_as_one_item(start_service, auth):
+    clerk = auth("agency_clerk", region=REGION, subject="clerk.zhao")
+    async with start_service("accounts") as accounts:
+        async def upload(kind: str, header: list[str], rows: list[list]) -> dict:
+            response = await accounts.post(f"/imports/{kind}", headers=clerk, files={
+                "file": ("import.csv", csv_bytes(header, rows), "application/octet-stream")})
+            assert response.status_code in (200, 201), response.text
+            return response.json()
+
+        await upload("employers", EMPLOYER_HEADER, [[make_uscc(1), "甲公司", REGION, ""]])
+        await upload("persons", PERSON_HEADER, [person(1), person(2)])
+        job = await upload("enrolments", ENROLMENT_HEADER, [
+            [cid(1), fund, make_uscc(1), "202601", "", ""] for fund in ("PEN_EMP", "UNEMP", "INJURY")])
+        assert job["accepted_rows"] == 3, job
+        dossier = (await accounts.get("/archives/dossiers", params={"registration_number": cid(1)},
+                                      headers=clerk)).json()["items"][0]
+        items = await items_of(accounts, clerk, dossier["id"])
+        assert [(i["item_type"], i["references"]["import_job_id"] is not None) for i in items] == [
+            ("person_registration", True), ("enrolment", True)]
+        assert all(fund in items[1]["decision"] for fund in ("PEN_EMP", "UNEMP", "INJURY"))
+        employer = (await accounts.get("/archives/dossiers", params={"registration_number": make_uscc(1)},
+                                       headers=clerk)).json()["items"][0]
+        assert [i["decision"] for i in await items_of(accounts, clerk, employer["id"])][1:] == [
+            "导入参保登记 3 条（第 2–4 行）"]
+        other = (await accounts.get("/archives/dossiers", params={"registration_number": cid(2)},
+                                    headers=clerk)).json()["items"][0]
+        assert other["item_count"] == 1
