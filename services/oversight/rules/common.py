@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from sqlalchemy import select, text
+from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session
@@ -14,6 +14,7 @@ from sqlmodel import Session
 from services.contracts import codes
 from services.contracts.codes import Fund
 from services.oversight.ledger.handlers import bump  # noqa: F401 - one upsert helper for the oversight service
+from services.kernel.locks import lock_keys
 from services.oversight.models import MirroredEmployer, MirroredPerson
 
 CHUNK = 500  # ids per IN list
@@ -36,13 +37,7 @@ def lock_persons(session: Session, person_ids: Iterable[str]) -> None:
     under READ COMMITTED each consumer's check would miss the other's uncommitted half. Both sides take this
     transaction-level advisory lock (keys in one order) before checking: the second waits for the first to commit
     and then sees its rows."""
-    if session.get_bind().dialect.name != "postgresql":
-        return
-    keys = sorted(set(person_ids))
-    if keys:
-        session.execute(text("SELECT pg_advisory_xact_lock(k) FROM (SELECT DISTINCT hashtextextended("
-                             "'oversight.rules:' || id, 0) AS k FROM unnest(CAST(:ids AS text[])) AS id) AS keys "
-                             "ORDER BY k"), {"ids": keys})
+    lock_keys(session, "oversight.rules", person_ids)
 
 
 def month_index(period: int) -> int:
