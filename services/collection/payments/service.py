@@ -44,6 +44,7 @@ from json.encoder import encode_basestring as _json_string
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from decimal import Decimal
 from typing import Any
 
 from pydantic import ValidationError
@@ -528,9 +529,12 @@ def _match_and_settle(session: Session, accepted: list[_Accepted], parameters: P
         if not targets:
             continue
         rate, rate_source = parameters.daily_rate(a.line.paid_date)
+        if len(targets) == 1:
+            charges.append(_settle_line(a, targets[0], rate, rate_source, now))
+            continue
         allocation = latefee.settle_many([t.state for t in targets], a.total_fen, a.line.paid_date, rate)
         for target, settlement in zip(targets, allocation.settlements, strict=True):
-            if settlement.principal_paid_fen == 0 and settlement.fee_paid_fen == 0 and len(targets) > 1:
+            if settlement.principal_paid_fen == 0 and settlement.fee_paid_fen == 0:
                 continue  # an employer-level payment that did not reach this line's fee: nothing to record
             target.state = settlement.after
             target.touched = True
@@ -543,11 +547,8 @@ def _match_and_settle(session: Session, accepted: list[_Accepted], parameters: P
             if settlement.segment.days == 0 and a.line.paid_date < settlement.segment.start:
                 a.notes.append(f"BACKDATED: 缴费日期早于该核定明细已计滞纳金的截止日 {settlement.segment.start.isoformat()}，"
                                "未另计天数")
-        a.match_status = MatchStatus.matched.value
-        if len(targets) == 1:
-            a.assessment_line_id = targets[0].id
-        else:
-            a.notes.append(f"EMPLOYER_LEVEL: 按单位汇总匹配，结清核定 {targets[0].assessment_id} 中 {len(targets)} 条明细的本金")
+        a.match_status = _MATCHED
+        a.notes.append(f"EMPLOYER_LEVEL: 按单位汇总匹配，结清核定 {targets[0].assessment_id} 中 {len(targets)} 条明细的本金")
         fee_due = sum(s.fee_outstanding_before_fen for s in allocation.settlements)
         if allocation.fee_paid_fen < fee_due:
             a.notes.append(f"LATE_FEE_OUTSTANDING: 滞纳金尚欠 {_yuan(fee_due - allocation.fee_paid_fen)} 元"
@@ -561,6 +562,30 @@ def _match_and_settle(session: Session, accepted: list[_Accepted], parameters: P
         for line in lines.values() if line.touched
     ]
     return charges, updates
+
+
+def _settle_line(a: _Accepted, target: _OpenLine, rate: Decimal, rate_source: str, now: datetime) -> dict[str, Any]:
+    """A payment that settles one line (person-level, or an employer with one open line): ``settle_many``'s outcome
+    for one line (``latefee.settle_one``), the same charge row and notes. Returns the charge row."""
+    paid_date = a.line.paid_date
+    paid = latefee.settle_one(target.state, a.total_fen, paid_date, rate)
+    target.state = paid.after
+    target.touched = True
+    if paid.days == 0 and paid_date < paid.start:
+        a.notes.append(f"BACKDATED: 缴费日期早于该核定明细已计滞纳金的截止日 {paid.start.isoformat()}，未另计天数")
+    a.match_status = _MATCHED
+    a.assessment_line_id = target.id
+    if paid.fee_paid_fen < paid.fee_outstanding_before_fen:
+        a.notes.append(f"LATE_FEE_OUTSTANDING: 滞纳金尚欠 {_yuan(paid.fee_outstanding_before_fen - paid.fee_paid_fen)} 元"
+                       f"（日费率 {rate}，{rate_source}）")
+    if paid.overpaid_fen:
+        a.notes.append(f"OVERPAID: 多缴 {_yuan(paid.overpaid_fen)} 元，待核实退还或抵缴")
+    return {"assessment_line_id": target.id, "tax_payment_id": a.payment_id, "days_late": paid.days,
+            "principal_before_fen": paid.principal_before_fen, "principal_paid_fen": paid.principal_paid_fen,
+            "fee_accrued_fen": paid.fee_accrued_fen, "fee_paid_fen": paid.fee_paid_fen, "computed_at": now}
+
+
+_MATCHED = MatchStatus.matched.value
 
 
 def _outstanding(line: _OpenLine) -> bool:
