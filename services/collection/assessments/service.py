@@ -202,10 +202,11 @@ def _check_period(period: int) -> None:
         raise Invalid("PERIOD_IN_FUTURE", f"费款所属期 {period} 晚于本月（{current}），不能预先申报")
 
 
-def _issued_for(session: Session, employer_id: str, period: int) -> Assessment | None:
+def _issued_for(session: Session, employer_id: str, period: int) -> str | None:
+    """The id of the employer's issued assessment for the period, if any."""
     return session.execute(
-        select(Assessment).where(Assessment.employer_id == employer_id, Assessment.period == period,
-                                 Assessment.status == "issued").limit(1)
+        select(Assessment.id).where(Assessment.employer_id == employer_id, Assessment.period == period,
+                                    Assessment.status == "issued").limit(1)
     ).scalar_one_or_none()
 
 
@@ -380,6 +381,31 @@ def _refuse(rejected: list[Rejection], total: int) -> DomainError:
 # -- issuing ---------------------------------------------------------------------------------------------------------
 
 
+_EXACT_DIGITS = 10 ** 28  # Decimal's default precision: a product below it is exact
+
+
+def exact_ratio(rate: Decimal) -> tuple[int, int, int, Decimal]:
+    """A rate as ``portion_fen`` computes with it: numerator and denominator of its exact value, the largest base
+    whose product with it ``Decimal`` still computes exactly, and the rate itself."""
+    sign, digits, exponent = rate.as_tuple()
+    coefficient = int("".join(map(str, digits)) or "0")
+    if sign or not isinstance(exponent, int):
+        return -1, 1, -1, rate  # never met (rates are not negative): percent_of_fen decides
+    numerator, denominator = (coefficient, 10 ** -exponent) if exponent <= 0 else (coefficient * 10 ** exponent, 1)
+    return numerator, denominator, (_EXACT_DIGITS - 1) // max(numerator, 1), rate
+
+
+def portion_fen(base_fen: int, ratio: tuple[int, int, int, Decimal]) -> int:
+    """``percent_of_fen(base_fen, rate)`` (half-up, once) in integers, for the three lines of every person of a
+    month: base × n / d rounded half-up is ⌊(2·base·n + d) / 2d⌋ for a base that is not negative and whose product
+    with the rate ``Decimal`` computes exactly; anything else goes through ``percent_of_fen``."""
+    numerator, denominator, largest_base, rate = ratio
+    if not 0 <= base_fen <= largest_base:
+        return percent_of_fen(base_fen, rate)
+    return (2 * base_fen * numerator + denominator) // (2 * denominator)
+
+
+
 @dataclass
 class Issued:
     declaration: Declaration
@@ -418,7 +444,7 @@ def issue(session: Session, employer_id: str, period: int, lines: list[InputLine
         existing = _issued_for(session, employer_id, period)
         if existing is not None:
             raise Conflict("ASSESSMENT_EXISTS",
-                           f"该单位 {period} 已有核定单（{existing.id}）；更正请通过 POST /assessments/{existing.id}/supersede")
+                           f"该单位 {period} 已有核定单（{existing}）；更正请通过 POST /assessments/{existing}/supersede")
     params = parameters_for(session, employer.region, period)
     rates = rates_for(session, employer, period, params)
     checked = check_lines(session, employer, period, lines, rates)
@@ -435,14 +461,16 @@ def issue(session: Session, employer_id: str, period: int, lines: list[InputLine
     event_lines: list[dict[str, Any]] = []
     employer_total = individual_total = 0
     rate_text_by_fund = {fund: rates.text(fund) for fund in rates.by_fund}
+    ratios = {fund: (exact_ratio(employer), exact_ratio(individual))
+              for fund, (employer, individual) in rates.by_fund.items()}
     for line in checked.accepted:
         declaration_rows.append({"declaration_id": declaration.id, "person_id": line.person_id,
                                  "declared_base_fen": line.declared_base_fen, "base_fen": line.base_fen,
                                  "clamp": line.clamp})
         for fund in line.funds:
-            employer_rate, individual_rate = rates.by_fund[fund]
-            employer_fen = percent_of_fen(line.base_fen, employer_rate)
-            individual_fen = percent_of_fen(line.base_fen, individual_rate)
+            employer_ratio, individual_ratio = ratios[fund]
+            employer_fen = portion_fen(line.base_fen, employer_ratio)
+            individual_fen = portion_fen(line.base_fen, individual_ratio)
             employer_total += employer_fen
             individual_total += individual_fen
             paid_principal, paid_fee = paid.pop((line.person_id, fund), (0, 0))
@@ -485,10 +513,10 @@ def issue(session: Session, employer_id: str, period: int, lines: list[InputLine
         if old.declaration_id:
             session.execute(update(Declaration).where(Declaration.id == old.declaration_id)
                             .values(status="superseded"))
-    session.add(declaration)
-    session.flush()  # without relationships the unit of work does not order by foreign key: parents first
-    session.add(assessment)
-    session.flush()
+        session.flush()  # the old one stops being the issued one before the new one is (one issued per month)
+    # Parents first, each one Core row (the objects are answered, not loaded back).
+    for row in (declaration, assessment):
+        bulk.insert_rows(session, type(row).__table__, [{c.name: getattr(row, c.name) for c in type(row).__table__.c}])
     for chunk in _chunks(declaration_rows):
         bulk.insert_rows(session, DeclarationLine.__table__, chunk)
     for chunk in _chunks(line_rows):
