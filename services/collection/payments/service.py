@@ -99,6 +99,7 @@ from services.kernel.periods import period_of
 from services.kernel.tabular import read_table
 
 SOURCE = "collection"
+_MATCHED, _UNMATCHED = MatchStatus.matched.value, MatchStatus.unmatched.value  # read once per line
 ACCEPTED_METHODS = frozenset(m.value for m in PaymentMethod)
 CLAUSE_002_4 = "社会保险费征缴部门不得接受以现金和现金支票、远期票据、有价证券等形式缴纳社会保险费（002 四）"
 
@@ -226,7 +227,7 @@ class _Accepted:
         return self.employer_fen + self.individual_fen
 
 
-@dataclass
+@dataclass(slots=True)
 class _OpenLine:
     """A candidate assessment line while the batch is being settled."""
 
@@ -366,8 +367,8 @@ def receive_batch(session: Session, raw_lines: list[tuple[int, Any]], *, source_
     batch = TaxPaymentBatch(
         id=new_event_id(), received_at=now, received_by=actor.id, source_format=source_format,
         lines=len(raw_lines), accepted=len(accepted), duplicates=len(duplicates), rejected=len(rejected),
-        matched=sum(1 for a in accepted if a.match_status == MatchStatus.matched.value),
-        unmatched=sum(1 for a in accepted if a.match_status == MatchStatus.unmatched.value),
+        matched=sum(1 for a in accepted if a.match_status == _MATCHED),
+        unmatched=sum(1 for a in accepted if a.match_status == _UNMATCHED),
     )
     rejected.sort(key=lambda r: r.line_no)
     try:
@@ -398,7 +399,7 @@ def receive_batch(session: Session, raw_lines: list[tuple[int, Any]], *, source_
                     for r in rejected],
         unmatched_lines=[LineRef(line_no=a.line_no, tax_line_id=a.line.tax_line_id, payment_id=a.payment_id,
                                  note="；".join(a.notes) or None)
-                         for a in accepted if a.match_status == MatchStatus.unmatched.value],
+                         for a in accepted if a.match_status == _UNMATCHED],
         duplicate_lines=duplicates,
     )
 
@@ -495,10 +496,10 @@ def _open_lines(session: Session, *, person_ids: set[str], employer_ids: set[str
             for row in _rows(session, query):
                 rows[row.id] = row
     states = load_states(session, list(rows.values()), rate_on=lambda day: parameters.daily_rate(day)[0]).states
+    # Rows unpacked by position (``columns``' order): a Row's attribute access costs more, once per line.
     return {
-        row.id: _OpenLine(id=row.id, assessment_id=row.assessment_id, employer_id=row.employer_id,
-                          person_id=row.person_id, fund=row.fund, period=row.period, state=states[row.id])
-        for row in rows.values()
+        line_id: _OpenLine(line_id, assessment_id, employer_id, person_id, fund, period, states[line_id])
+        for line_id, assessment_id, employer_id, person_id, fund, period, *_amounts in rows.values()
     }
 
 
@@ -585,7 +586,6 @@ def _settle_line(a: _Accepted, target: _OpenLine, rate: Decimal, rate_source: st
             "fee_accrued_fen": paid.fee_accrued_fen, "fee_paid_fen": paid.fee_paid_fen, "computed_at": now}
 
 
-_MATCHED = MatchStatus.matched.value
 
 
 def _outstanding(line: _OpenLine) -> bool:
