@@ -56,7 +56,7 @@ from services.kernel import clock, context
 from services.kernel.audit import append_audit_many
 from services.kernel.auth import ensure_in_region, region_filter
 from services.kernel.errors import Conflict, DomainError, Invalid, NotFound, TooLarge
-from services.kernel.events import new_event_id
+from services.kernel.events import PayloadFields, new_event_id
 from services.kernel.identifiers import validate_citizen_id
 from services.kernel.money import Yuan, checked_total_fen, percent_of_fen, yuan_to_fen
 from services.kernel.outbox import record_events
@@ -484,7 +484,7 @@ def issue(session: Session, employer_id: str, period: int, lines: list[InputLine
                 "individual_fen": individual_fen, "due_date": rates.due, "status": status,
                 "paid_principal_fen": paid_principal, "paid_late_fee_fen": paid_fee,
             })
-            # Plain dicts: the event validates them in one pydantic-core pass per part (cheaper than a model each).
+            # Plain dicts: validated once per part, by the outbox (``PayloadFields``), not as a model each.
             event_lines.append({
                 "line_id": line_id, "person_id": line.person_id, "fund": fund,
                 "declared_base_fen": line.declared_base_fen, "base_fen": line.base_fen, "clamp": line.clamp,
@@ -541,11 +541,12 @@ def issue(session: Session, employer_id: str, period: int, lines: list[InputLine
                   "reason": reason})
     append_audit_many(session, audit)
     parts = max(1, -(-len(event_lines) // MAX_LINES))
-    events += [(AssessmentIssued(
-        assessment_id=assessment_id, employer_id=employer_id, period=period, due_date=rates.due,
-        supersedes_id=assessment.supersedes_id, part=part, parts=parts, employer_total_fen=employer_total,
-        individual_total_fen=individual_total, lines=chunk,
-    ), assessment_id) for part, chunk in enumerate(_chunks(event_lines, MAX_LINES), start=1)]
+    # Validated once, by the outbox (``PayloadFields``), with the lines as plain dicts.
+    events += [(PayloadFields(AssessmentIssued, {
+        "assessment_id": assessment_id, "employer_id": employer_id, "period": period, "due_date": rates.due,
+        "supersedes_id": assessment.supersedes_id, "part": part, "parts": parts, "employer_total_fen": employer_total,
+        "individual_total_fen": individual_total, "lines": chunk,
+    }), assessment_id) for part, chunk in enumerate(_chunks(event_lines, MAX_LINES), start=1)]
     record_events(session, events, source=SOURCE)
     session.flush()
     return Issued(declaration=declaration, assessment=assessment, clamped=clamped, superseded=old)

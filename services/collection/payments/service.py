@@ -90,7 +90,7 @@ from services.contracts.collection import PaymentsCollected, PaymentsRejected
 from services.kernel import clock, context, metrics
 from services.kernel.audit import append_audit
 from services.kernel.errors import Conflict, Invalid, NotFound, TooLarge, field_reasons
-from services.kernel.events import new_event_id
+from services.kernel.events import PayloadFields, new_event_id
 from services.kernel.models import AuditEntry
 from services.kernel.money import fen_to_yuan, yuan_to_fen
 from services.kernel.outbox import record_events
@@ -638,7 +638,7 @@ def _targets(a: _Accepted, by_person: dict, by_employer: dict) -> list[_OpenLine
 
 def _emit(session: Session, batch_id: str, accepted: list[_Accepted], rejected: list[_Rejected]) -> None:
     # The lines were checked on the way in and their fen computed once; the event's lines go to the contract as
-    # plain dicts, validated by pydantic-core in one pass per event (cheaper per line than ``model_construct``).
+    # plain dicts, validated once by the outbox (``PayloadFields``: one pydantic pass per event, not three).
     collected = [
         {"payment_id": a.payment_id, "tax_line_id": a.line.tax_line_id, "payer_uscc": a.line.payer_uscc,
          "employer_id": a.employer.employer_id if a.employer is not None else None,
@@ -651,7 +651,8 @@ def _emit(session: Session, batch_id: str, accepted: list[_Accepted], rejected: 
     ]
     parts = (len(collected) + EVENT_MAX_LINES - 1) // EVENT_MAX_LINES
     events: list[tuple[Any, str]] = [
-        (PaymentsCollected(batch_id=batch_id, part=index, parts=parts, lines=part), batch_id)
+        (PayloadFields(PaymentsCollected, {"batch_id": batch_id, "part": index, "parts": parts, "lines": part}),
+         batch_id)
         for index, part in enumerate(chunks(collected, EVENT_MAX_LINES), start=1)
     ]
     ordered = sorted(rejected, key=lambda r: r.line_no)
