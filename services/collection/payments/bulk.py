@@ -39,19 +39,20 @@ def _driver_rows(session: Session, table: Table, columns: dict[str, str], rows: 
         return out
     # A set's rows share few dates and timestamps (a batch's paid dates, one computed_at, an assessment's due date),
     # often the very same object: each object is bound once (by identity: equal aware timestamps may bind apart).
-    memos: list[dict[int, Any]] = [{} for _ in processors]
-    bound = []
-    for row in out:
-        row = list(row)
-        for (index, process), memo in zip(processors, memos, strict=True):
-            value = row[index]
+    # Column by column: the rows are transposed and back by zip, only the bound columns are visited value by value.
+    columns = list(zip(*out))
+    for index, process in processors:
+        memo: dict[int, Any] = {}
+        bound = []
+        for value in columns[index]:
             if value is not None:
                 key = id(value)
                 if key not in memo:
                     memo[key] = process(value)
-                row[index] = memo[key]
-        bound.append(tuple(row))
-    return bound
+                value = memo[key]
+            bound.append(value)
+        columns[index] = tuple(bound)
+    return list(zip(*columns))
 
 
 def _sqlite_executemany(session: Session, table: Table, sql: str, columns: dict[str, str],

@@ -80,6 +80,7 @@ from services.collection.payments.schemas import (
     PaymentDetail,
     PaymentMethod,
     PaymentOut,
+    BatchValues,
     Rejection,
     TaxPaymentLine,
     normalise_method,
@@ -203,7 +204,7 @@ def _cell(value: Any) -> Any:
 # -- the batch -------------------------------------------------------------------------------------------------------
 
 
-@dataclass
+@dataclass(slots=True)
 class _Accepted:
     line_no: int
     line: CheckedLine
@@ -271,13 +272,19 @@ def receive_batch(session: Session, raw_lines: list[tuple[int, Any]], *, source_
     valid: list[tuple[int, CheckedLine, str]] = []
 
     # 1-2: method and shape, line by line.
+    seen = BatchValues()
+    methods: dict[Any, str | None] = {}  # a batch's few methods, normalised once
     for line_no, raw in raw_lines:
         if not isinstance(raw, dict):
             rejected.append(_Rejected(line_no, None, "INVALID_LINE", "缴费明细应为对象"))
             continue
-        tax_line_id = _short(raw.get("tax_line_id"), 64)
-        method = normalise_method(raw.get("method"))
+        raw_method = raw.get("method")
+        if type(raw_method) is str:
+            method = methods.get(raw_method) or methods.setdefault(raw_method, normalise_method(raw_method))
+        else:
+            method = normalise_method(raw_method)
         if method in REFUSED_METHODS:
+            tax_line_id = _short(raw.get("tax_line_id"), 64)
             rejected.append(_Rejected(
                 line_no, tax_line_id, "REFUSED_PAYMENT_METHOD",
                 f"缴费方式“{REFUSED_METHODS[method]}”不予受理：{CLAUSE_002_4}", method=method,
@@ -285,10 +292,11 @@ def receive_batch(session: Session, raw_lines: list[tuple[int, Any]], *, source_
                 period=_best_effort_period(raw.get("period")), amount_fen=_best_effort_amount(raw)))
             continue
         try:
-            line = quick_line(raw) or CheckedLine.of(TaxPaymentLine.model_validate(raw))
+            line = quick_line(raw, seen) or CheckedLine.of(TaxPaymentLine.model_validate(raw))
         except ValidationError as exc:
             code, message = _validation_reason(exc)
-            rejected.append(_Rejected(line_no, tax_line_id, code, message, method=_short(method, 30),
+            rejected.append(_Rejected(line_no, _short(raw.get("tax_line_id"), 64), code, message,
+                                      method=_short(method, 30),
                                       payer_uscc=_short(raw.get("payer_uscc"), 18), fund=_short(raw.get("fund"), 10),
                                       period=_best_effort_period(raw.get("period")),
                                       amount_fen=_best_effort_amount(raw)))
