@@ -119,7 +119,8 @@ class LineState:
 
     @property
     def settled(self) -> bool:
-        return self.outstanding_principal_fen <= 0 and self.outstanding_fee_fen <= 0
+        # The two outstanding amounts, written out: read for every candidate line of every tax line.
+        return self.principal_fen <= self.paid_principal_fen and self.fee_accrued_fen <= self.fee_paid_fen
 
 
 def accrue(state: LineState, until: date, rate: Decimal) -> tuple[Segment, LineState]:

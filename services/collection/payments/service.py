@@ -452,10 +452,12 @@ def _existing_lines(session: Session, ids: set[str]) -> dict[str, tuple[str, str
     return out
 
 
-def _employers_by_uscc(session: Session, usccs: set[str]) -> dict[str, RegistryEmployer]:
-    out: dict[str, RegistryEmployer] = {}
+def _employers_by_uscc(session: Session, usccs: set[str]) -> dict[str, Any]:
+    """uscc → (employer_id, uscc, name, status) as a plain row (read on every line: no ORM object)."""
+    out: dict[str, Any] = {}
     for part in chunks(sorted(usccs)):
-        for row in session.execute(select(RegistryEmployer).where(one_of(session, RegistryEmployer.uscc, part))).scalars():
+        for row in _rows(session, select(RegistryEmployer.employer_id, RegistryEmployer.uscc, RegistryEmployer.name,
+                                         RegistryEmployer.status).where(one_of(session, RegistryEmployer.uscc, part))):
             out[row.uscc] = row
     return out
 
