@@ -569,9 +569,10 @@ def get_assessment(session: Session, assessment_id: str) -> Assessment:
     if assessment is None:
         raise NotFound("ASSESSMENT_NOT_FOUND", "核定单不存在")
     if assessment.employer_id is not None:
-        employer = session.get(RegistryEmployer, assessment.employer_id)
-        if employer is not None:
-            ensure_in_region(context.current().actor, employer.region)
+        region = session.execute(select(RegistryEmployer.region)
+                                 .where(RegistryEmployer.employer_id == assessment.employer_id)).scalar_one_or_none()
+        if region is not None:
+            ensure_in_region(context.current().actor, region)
     return assessment
 
 

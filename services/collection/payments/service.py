@@ -382,7 +382,7 @@ def receive_batch(session: Session, raw_lines: list[tuple[int, Any]], *, source_
     try:
         session.add(batch)
         session.flush()
-        bulk.insert_rows(session, TaxPayment.__table__, [_payment_row(a, batch.id) for a in accepted])
+        bulk.insert_tuples(session, TaxPayment.__table__, PAYMENT_COLUMNS, [_payment_row(a, batch.id) for a in accepted])
         bulk.insert_rows(session, LateFeeCharge.__table__, charges)
         bulk.update_settled_lines(session, AssessmentLine.__table__, line_updates)
         _emit(session, batch.id, accepted, rejected)
@@ -418,17 +418,19 @@ def _reject(line_no: int, line: CheckedLine, code: str, message: str) -> _Reject
                      amount_fen=line.total_fen)
 
 
-def _payment_row(a: _Accepted, batch_id: str) -> dict[str, Any]:
+PAYMENT_COLUMNS = ("id", "tax_line_id", "content_hash", "batch_id", "payer_uscc", "employer_id", "citizen_id",
+                   "person_id", "fund", "period", "employer_fen", "individual_fen", "late_fee_fen", "method",
+                   "voucher_no", "paid_date", "match_status", "assessment_line_id", "match_note")
+
+
+def _payment_row(a: _Accepted, batch_id: str) -> tuple:
+    """The ``TaxPayment`` row of an accepted line, in ``PAYMENT_COLUMNS``' order."""
     line = a.line
-    return {
-        "id": a.payment_id, "tax_line_id": line.tax_line_id, "content_hash": a.digest, "batch_id": batch_id,
-        "payer_uscc": line.payer_uscc, "employer_id": a.employer.employer_id if a.employer is not None else None,
-        "citizen_id": line.citizen_id, "person_id": a.person.person_id if a.person is not None else None,
-        "fund": line.fund, "period": line.period, "employer_fen": a.employer_fen, "individual_fen": a.individual_fen,
-        "late_fee_fen": a.late_fee_fen, "method": line.method, "voucher_no": line.voucher_no,
-        "paid_date": line.paid_date, "match_status": a.match_status, "assessment_line_id": a.assessment_line_id,
-        "match_note": "；".join(a.notes) or None,
-    }
+    return (a.payment_id, line.tax_line_id, a.digest, batch_id, line.payer_uscc,
+            a.employer.employer_id if a.employer is not None else None, line.citizen_id,
+            a.person.person_id if a.person is not None else None, line.fund, line.period, a.employer_fen,
+            a.individual_fen, a.late_fee_fen, line.method, line.voucher_no, line.paid_date, a.match_status,
+            a.assessment_line_id, "；".join(a.notes) or None)
 
 
 # -- lookups (one query per chunk of ids) ----------------------------------------------------------------------------
