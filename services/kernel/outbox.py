@@ -47,7 +47,7 @@ from sqlmodel import Session
 from services.kernel import clock, context, metrics
 from services.kernel.bus import Bus
 from services.kernel.db import is_sqlite, snapshot_session
-from services.kernel.events import EventActor, EventEnvelope, EventPayload, build_encoded_envelope
+from services.kernel.events import EventActor, EventEnvelope, EventPayload, PayloadFields, build_encoded_envelope
 from services.kernel.models import OutboxMessage
 
 log = structlog.get_logger(__name__)
@@ -58,7 +58,7 @@ RELAY_LOCK = 0x5F1F_0D00_0002
 _wakers: "weakref.WeakKeyDictionary[Engine, OutboxRelay]" = weakref.WeakKeyDictionary()
 
 
-def _envelope(payload: EventPayload, *, source: str, subject: str) -> tuple[EventEnvelope, str]:
+def _envelope(payload: EventPayload | PayloadFields, *, source: str, subject: str) -> tuple[EventEnvelope, str]:
     ctx = context.current()
     return build_encoded_envelope(
         payload,
@@ -76,10 +76,12 @@ def record_event(session: Session, payload: EventPayload, *, source: str, subjec
     return envelope
 
 
-def record_events(session: Session, events: Iterable[tuple[EventPayload, str]], *, source: str) -> list[EventEnvelope]:
+def record_events(session: Session, events: Iterable[tuple[EventPayload | PayloadFields, str]], *,
+                  source: str) -> list[EventEnvelope]:
     """``record_event`` for many ``(payload, subject)`` pairs: the same envelopes, written by one Core executemany
     (a bulk path's thousand events cost one statement, not a thousand ORM objects). The rows keep the given order,
-    so the relay publishes them in it.
+    so the relay publishes them in it. A payload may be given as ``PayloadFields`` (a bulk event's lines as dicts):
+    validated once here, the same envelope as the built payload's.
 
     The insert runs at once, without flushing the caller's pending objects first (``no_autoflush``): where a
     caller's own flush raises (a unique key lost to a concurrent request) stays where it was."""

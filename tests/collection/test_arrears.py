@@ -91,6 +91,26 @@ def test_many_lines_settle_all_principal_before_any_fee():
 
 
 @pytest.mark.unit
+def test_settle_one_gives_settles_figures_for_every_kind_of_state():
+    due = date(2026, 2, 15)
+    states = [latefee.LineState(principal_fen=p, due_date=due, paid_principal_fen=paid, fee_accrued_fen=accrued,
+                                fee_paid_fen=fee_paid, accrued_through=through)
+              for p in (0, 1, 130_467) for paid in (0, 1, 130_467, 200_000) for accrued in (0, 1_957)
+              for fee_paid in (0, 1_000, 3_000) for through in (None, date(2026, 1, 1), date(2026, 3, 17))]
+    for state in states:
+        for amount in (0, 1, 50_000, 130_467, 132_424, 500_000):
+            for paid_on in (date(2026, 1, 10), due, date(2026, 3, 17), date(2026, 6, 1)):
+                settlement, overpaid = latefee.settle(state, amount, paid_on, RATE)
+                one = latefee.settle_one(state, amount, paid_on, RATE)
+                assert one == (settlement.after, settlement.segment.start, settlement.segment.days,
+                               settlement.principal_before_fen, settlement.principal_paid_fen,
+                               settlement.fee_accrued_fen, settlement.fee_outstanding_before_fen,
+                               settlement.fee_paid_fen, overpaid), (state, amount, paid_on)
+    with pytest.raises(ValueError):
+        latefee.settle_one(states[0], -1, due, RATE)
+
+
+@pytest.mark.unit
 def test_a_back_dated_payment_adds_no_days():
     state = latefee.LineState(principal_fen=10_000, due_date=date(2026, 2, 15), accrued_through=date(2026, 4, 1))
     settlement, _ = latefee.settle(state, 1_000, date(2026, 3, 1), RATE)

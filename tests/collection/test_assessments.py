@@ -4,6 +4,7 @@
 import io
 import time
 from datetime import UTC, date, datetime
+from decimal import Decimal, InvalidOperation
 
 import openpyxl
 import pytest
@@ -11,11 +12,12 @@ from sqlalchemy import func, select
 from sqlmodel import Session
 
 from services.collection.assessments.endpoints import assessment_out, assessment_page_json, line_fields, yuan_text
+from services.collection.assessments import service
 from services.collection.assessments.schemas import AssessmentDetail
 from services.collection.assessments.service import china_period
 from services.collection.models import Assessment, AssessmentLine, Declaration, DeclarationLine
 from services.kernel.models import OutboxMessage
-from services.kernel.money import fen_to_yuan
+from services.kernel.money import fen_to_yuan, percent_of_fen
 from services.kernel.periods import add_months
 from tests.support.registry import engine_of, error_code, outbox
 from tests.support.collection import (
@@ -457,3 +459,23 @@ def test_a_page_of_lines_is_the_json_the_model_writes():
         assert assessment_page_json(assessment, lines, cursor) == expected.model_dump_json().encode()
     assert assessment_page_json(assessment, [], None) == AssessmentDetail(
         assessment=assessment_out(assessment), items=[], next_cursor=None).model_dump_json().encode()
+
+
+@pytest.mark.unit
+def test_a_portion_in_integers_is_percent_of_fen():
+    rates = [Decimal(r) for r in ("0", "0.16", "0.08", "0.005", "0.0048", "0.002", "0.019", "1", "1.5", "0.33333333333",
+                                  "1E+1", "0.007125", "0.123456789012")]
+    rates.append(Decimal("0.0048") * Decimal("1.25"))  # a class rate times a floating factor
+    bases = [0, 1, 5, 49, 50, 51, 99, 100, 12_345, 543_210, 3_166_949, 10**14, 10**26, 10**27 + 7, 2**62, -1, -543_210]
+
+    def outcome(compute, *args):  # noqa: ANN001, ANN002, ANN202
+        try:
+            return compute(*args)
+        except InvalidOperation as exc:  # beyond Decimal's precision both fail alike
+            return type(exc)
+
+    for rate in rates:
+        ratio = service.exact_ratio(rate)
+        for base in bases:
+            assert outcome(service.portion_fen, base, ratio) == outcome(percent_of_fen, base, rate), (base, rate)
+    assert outcome(service.portion_fen, 10**40, service.exact_ratio(Decimal("0.16"))) is InvalidOperation

@@ -14,7 +14,7 @@ from services.contracts import accounts as acc
 from services.kernel import context
 from services.kernel.context import Actor
 from services.kernel.db import unit_of_work
-from services.kernel.events import EventEnvelope
+from services.kernel.events import EventEnvelope, PayloadFields
 from services.kernel.models import OutboxMessage
 from services.kernel.outbox import record_event, record_events
 from tests.support.pipeline import migrated_engine
@@ -74,4 +74,28 @@ def test_a_payload_invalid_when_recorded_fails_in_the_producer_and_writes_nothin
         record_event(session, payload, source="accounts", subject="s")
     with Session(engine) as session:
         assert session.execute(select(func.count()).select_from(OutboxMessage)).scalar_one() == 0
+    engine.dispose()
+
+
+def test_a_payload_given_as_fields_is_validated_once_and_written_as_the_built_payload(database_urls):
+    engine = migrated_engine(database_urls["collection"])
+    lines = [posted(employer_id='emp-"甲"\\\n'), posted(person_id="per-1", fund="UNEMP", entry_id="e-1")]
+    fields = {"source_batch_id": "tb-1", "lines": [line.model_dump() for line in lines]}
+    with context.trace(actor=Actor(id="clerk-1", role="agency_clerk"), correlation_id="req-1"), \
+            unit_of_work(engine) as session:
+        built, given = record_events(session, [(acc.ContributionsPosted(**fields), "s"),
+                                               (PayloadFields(acc.ContributionsPosted, fields), "s")], source="accounts")
+    rows = stored(engine)
+    assert json.loads(rows[given.id])["data"] == json.loads(rows[built.id])["data"]
+    assert rows[given.id].split('"data":')[1] == rows[built.id].split('"data":')[1]  # the same bytes
+    assert rows[given.id] == given.model_dump_json() == given.to_bytes().decode()
+    assert given.payload() == built.payload() == acc.ContributionsPosted(**fields) and given.data == built.data
+    received = EventEnvelope.from_bytes(rows[given.id].encode())
+    assert received == given and received.type == "accounts.contributions.posted.v1" and received.subject == "s"
+    assert (received.actor.id, received.correlation_id) == ("clerk-1", "req-1")
+    # An invalid field fails in the producer, and nothing is written.
+    with pytest.raises(ValidationError), unit_of_work(engine) as session:
+        record_events(session, [(PayloadFields(acc.ContributionsPosted, {**fields, "lines": [
+            {**fields["lines"][0], "fund": "MEDICAL"}]}), "s")], source="accounts")
+    assert len(stored(engine)) == 2
     engine.dispose()

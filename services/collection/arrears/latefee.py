@@ -25,6 +25,7 @@ The rule, as implemented here
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal, InvalidOperation
+from typing import NamedTuple
 
 from services.kernel.money import fen_to_yuan, round_fen
 
@@ -118,7 +119,8 @@ class LineState:
 
     @property
     def settled(self) -> bool:
-        return self.outstanding_principal_fen <= 0 and self.outstanding_fee_fen <= 0
+        # The two outstanding amounts, written out: read for every candidate line of every tax line.
+        return self.principal_fen <= self.paid_principal_fen and self.fee_accrued_fen <= self.fee_paid_fen
 
 
 def accrue(state: LineState, until: date, rate: Decimal) -> tuple[Segment, LineState]:
@@ -188,6 +190,47 @@ def settle_many(states: list[LineState], amount_fen: int, paid_date: date, rate:
             fee_accrued_fen=segment.fee_fen, fee_outstanding_before_fen=state.outstanding_fee_fen, fee_paid_fen=f,
             after=after))
     return Allocation(settlements=settlements, overpaid_fen=left)
+
+
+class OnePayment(NamedTuple):
+    """``settle``'s figures for one payment on one line, without its objects (see ``settle_one``)."""
+
+    after: LineState
+    start: date  # the segment's: the last day charged before this payment
+    days: int
+    principal_before_fen: int
+    principal_paid_fen: int
+    fee_accrued_fen: int  # by this payment's segment
+    fee_outstanding_before_fen: int
+    fee_paid_fen: int
+    overpaid_fen: int
+
+
+def settle_one(state: LineState, amount_fen: int, paid_date: date, rate: Decimal) -> OnePayment:
+    """``settle`` in plain integers: the same figures (``Settlement``'s and the overpaid fen) and the same state
+    after, for the tax batch's common case of one payment settling one line (once per line of every batch: the
+    segment, the intermediate state, the settlement and the allocation are not built)."""
+    if amount_fen < 0:
+        raise ValueError("a payment cannot be negative")
+    through = state.accrued_through
+    start = state.due_date if through is None or through < state.due_date else through
+    days = (paid_date - start).days
+    if days < 0:
+        days = 0
+    outstanding = state.principal_fen - state.paid_principal_fen
+    principal_before = outstanding if outstanding > 0 else 0
+    fee = segment_fee(principal_before, rate, days)
+    fee_accrued = state.fee_accrued_fen + fee
+    principal_paid = amount_fen if amount_fen < principal_before else principal_before
+    left = amount_fen - principal_paid
+    fee_outstanding = fee_accrued - state.fee_paid_fen
+    fee_paid = min(left, fee_outstanding) if fee_outstanding > 0 else 0
+    after = LineState(principal_fen=state.principal_fen, due_date=state.due_date,
+                      paid_principal_fen=state.paid_principal_fen + principal_paid, fee_accrued_fen=fee_accrued,
+                      fee_paid_fen=state.fee_paid_fen + fee_paid,
+                      accrued_through=paid_date if paid_date > start else start)
+    return OnePayment(after, start, days, principal_before, principal_paid, fee, fee_outstanding, fee_paid,
+                      left - fee_paid)
 
 
 def settle(state: LineState, amount_fen: int, paid_date: date, rate: Decimal) -> tuple[Settlement, int]:

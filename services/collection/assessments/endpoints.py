@@ -1,4 +1,6 @@
 from collections.abc import Callable
+from datetime import date
+from json.encoder import encode_basestring as _json_text
 from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, Query, Response, UploadFile, status
@@ -66,11 +68,36 @@ def yuan_text(fen: int) -> str:
     return f"{'-' if fen < 0 else ''}{whole}.{cents:02d}"
 
 
+# One ``AssessmentLineOut`` as JSON: its fields in the model's order, compact as pydantic writes them; text values
+# go through the JSON string encoder, numbers are integers, the amounts yuan text.
+_LINE_JSON = (
+    '{"id":%s,"person_id":%s,"fund":%s,"period":%d,"base_fen":%d,"employer_rate":%s,"individual_rate":%s,'
+    '"employer_fen":%d,"individual_fen":%d,"base":"%s","employer_amount":"%s","individual_amount":"%s",'
+    '"due_date":"%s","status":%s,"paid_principal_fen":%d,"paid_late_fee_fen":%d}'
+)
+
+
+def _line_json(line: Any, day: dict[date, str]) -> str:
+    base, employer, individual = line.base_fen, line.employer_fen, line.individual_fen
+    due = line.due_date
+    return _LINE_JSON % (
+        _json_text(line.id), _json_text(line.person_id), _json_text(line.fund), line.period, base,
+        _json_text(line.employer_rate), _json_text(line.individual_rate), employer, individual,
+        "%d.%02d" % divmod(base, 100) if base >= 0 else yuan_text(base),
+        "%d.%02d" % divmod(employer, 100) if employer >= 0 else yuan_text(employer),
+        "%d.%02d" % divmod(individual, 100) if individual >= 0 else yuan_text(individual),
+        day[due] if due in day else day.setdefault(due, due.isoformat()), _json_text(line.status),
+        line.paid_principal_fen, line.paid_late_fee_fen)
+
+
 def assessment_page_json(assessment: Assessment, lines: list[Any], next_cursor: str | None) -> bytes:
-    """An ``AssessmentDetail`` as JSON, written without a model per line: the tax bureau's client reads every line
-    of every assessment, 1 000 a page. The same bytes as the model's ``model_dump_json`` (a test holds them equal)."""
-    return to_json({"assessment": assessment_out(assessment).model_dump(mode="json"),
-                    "items": [line_fields(x, yuan_text) for x in lines], "next_cursor": next_cursor})
+    """An ``AssessmentDetail`` as JSON, written without a model or a dict per line: the tax bureau's client reads
+    every line of every assessment, 1 000 a page. The same bytes as the model's ``model_dump_json`` (a test holds
+    them equal)."""
+    day: dict[date, str] = {}
+    items = ",".join([_line_json(x, day) for x in lines])
+    head = to_json(assessment_out(assessment).model_dump(mode="json")).decode()
+    return f'{{"assessment":{head},"items":[{items}],"next_cursor":{to_json(next_cursor).decode()}}}'.encode()
 
 
 def declaration_out(d: Declaration) -> DeclarationOut:

@@ -56,7 +56,7 @@ from services.kernel import archives, clock, context
 from services.kernel.audit import append_audit_many
 from services.kernel.auth import ensure_in_region, region_filter
 from services.kernel.errors import Conflict, DomainError, Invalid, NotFound, TooLarge
-from services.kernel.events import new_event_id
+from services.kernel.events import PayloadFields, new_event_id
 from services.kernel.identifiers import validate_citizen_id
 from services.kernel.money import Yuan, checked_total_fen, fen_to_yuan, percent_of_fen, yuan_to_fen
 from services.kernel.outbox import record_events
@@ -202,10 +202,11 @@ def _check_period(period: int) -> None:
         raise Invalid("PERIOD_IN_FUTURE", f"费款所属期 {period} 晚于本月（{current}），不能预先申报")
 
 
-def _issued_for(session: Session, employer_id: str, period: int) -> Assessment | None:
+def _issued_for(session: Session, employer_id: str, period: int) -> str | None:
+    """The id of the employer's issued assessment for the period, if any."""
     return session.execute(
-        select(Assessment).where(Assessment.employer_id == employer_id, Assessment.period == period,
-                                 Assessment.status == "issued").limit(1)
+        select(Assessment.id).where(Assessment.employer_id == employer_id, Assessment.period == period,
+                                    Assessment.status == "issued").limit(1)
     ).scalar_one_or_none()
 
 
@@ -380,6 +381,31 @@ def _refuse(rejected: list[Rejection], total: int) -> DomainError:
 # -- issuing ---------------------------------------------------------------------------------------------------------
 
 
+_EXACT_DIGITS = 10 ** 28  # Decimal's default precision: a product below it is exact
+
+
+def exact_ratio(rate: Decimal) -> tuple[int, int, int, Decimal]:
+    """A rate as ``portion_fen`` computes with it: numerator and denominator of its exact value, the largest base
+    whose product with it ``Decimal`` still computes exactly, and the rate itself."""
+    sign, digits, exponent = rate.as_tuple()
+    coefficient = int("".join(map(str, digits)) or "0")
+    if sign or not isinstance(exponent, int):
+        return -1, 1, -1, rate  # never met (rates are not negative): percent_of_fen decides
+    numerator, denominator = (coefficient, 10 ** -exponent) if exponent <= 0 else (coefficient * 10 ** exponent, 1)
+    return numerator, denominator, (_EXACT_DIGITS - 1) // max(numerator, 1), rate
+
+
+def portion_fen(base_fen: int, ratio: tuple[int, int, int, Decimal]) -> int:
+    """``percent_of_fen(base_fen, rate)`` (half-up, once) in integers, for the three lines of every person of a
+    month: base × n / d rounded half-up is ⌊(2·base·n + d) / 2d⌋ for a base that is not negative and whose product
+    with the rate ``Decimal`` computes exactly; anything else goes through ``percent_of_fen``."""
+    numerator, denominator, largest_base, rate = ratio
+    if not 0 <= base_fen <= largest_base:
+        return percent_of_fen(base_fen, rate)
+    return (2 * base_fen * numerator + denominator) // (2 * denominator)
+
+
+
 @dataclass
 class Issued:
     declaration: Declaration
@@ -418,7 +444,7 @@ def issue(session: Session, employer_id: str, period: int, lines: list[InputLine
         existing = _issued_for(session, employer_id, period)
         if existing is not None:
             raise Conflict("ASSESSMENT_EXISTS",
-                           f"该单位 {period} 已有核定单（{existing.id}）；更正请通过 POST /assessments/{existing.id}/supersede")
+                           f"该单位 {period} 已有核定单（{existing}）；更正请通过 POST /assessments/{existing}/supersede")
     params = parameters_for(session, employer.region, period)
     rates = rates_for(session, employer, period, params)
     checked = check_lines(session, employer, period, lines, rates)
@@ -435,14 +461,16 @@ def issue(session: Session, employer_id: str, period: int, lines: list[InputLine
     event_lines: list[dict[str, Any]] = []
     employer_total = individual_total = 0
     rate_text_by_fund = {fund: rates.text(fund) for fund in rates.by_fund}
+    ratios = {fund: (exact_ratio(employer), exact_ratio(individual))
+              for fund, (employer, individual) in rates.by_fund.items()}
     for line in checked.accepted:
         declaration_rows.append({"declaration_id": declaration.id, "person_id": line.person_id,
                                  "declared_base_fen": line.declared_base_fen, "base_fen": line.base_fen,
                                  "clamp": line.clamp})
         for fund in line.funds:
-            employer_rate, individual_rate = rates.by_fund[fund]
-            employer_fen = percent_of_fen(line.base_fen, employer_rate)
-            individual_fen = percent_of_fen(line.base_fen, individual_rate)
+            employer_ratio, individual_ratio = ratios[fund]
+            employer_fen = portion_fen(line.base_fen, employer_ratio)
+            individual_fen = portion_fen(line.base_fen, individual_ratio)
             employer_total += employer_fen
             individual_total += individual_fen
             paid_principal, paid_fee = paid.pop((line.person_id, fund), (0, 0))
@@ -456,7 +484,7 @@ def issue(session: Session, employer_id: str, period: int, lines: list[InputLine
                 "individual_fen": individual_fen, "due_date": rates.due, "status": status,
                 "paid_principal_fen": paid_principal, "paid_late_fee_fen": paid_fee,
             })
-            # Plain dicts: the event validates them in one pydantic-core pass per part (cheaper than a model each).
+            # Plain dicts: validated once per part, by the outbox (``PayloadFields``), not as a model each.
             event_lines.append({
                 "line_id": line_id, "person_id": line.person_id, "fund": fund,
                 "declared_base_fen": line.declared_base_fen, "base_fen": line.base_fen, "clamp": line.clamp,
@@ -485,10 +513,10 @@ def issue(session: Session, employer_id: str, period: int, lines: list[InputLine
         if old.declaration_id:
             session.execute(update(Declaration).where(Declaration.id == old.declaration_id)
                             .values(status="superseded"))
-    session.add(declaration)
-    session.flush()  # without relationships the unit of work does not order by foreign key: parents first
-    session.add(assessment)
-    session.flush()
+        session.flush()  # the old one stops being the issued one before the new one is (one issued per month)
+    # Parents first, each one Core row (the objects are answered, not loaded back).
+    for row in (declaration, assessment):
+        bulk.insert_rows(session, type(row).__table__, [{c.name: getattr(row, c.name) for c in type(row).__table__.c}])
     for chunk in _chunks(declaration_rows):
         bulk.insert_rows(session, DeclarationLine.__table__, chunk)
     for chunk in _chunks(line_rows):
@@ -513,11 +541,12 @@ def issue(session: Session, employer_id: str, period: int, lines: list[InputLine
                   "reason": reason})
     append_audit_many(session, audit)
     parts = max(1, -(-len(event_lines) // MAX_LINES))
-    events += [(AssessmentIssued(
-        assessment_id=assessment_id, employer_id=employer_id, period=period, due_date=rates.due,
-        supersedes_id=assessment.supersedes_id, part=part, parts=parts, employer_total_fen=employer_total,
-        individual_total_fen=individual_total, lines=chunk,
-    ), assessment_id) for part, chunk in enumerate(_chunks(event_lines, MAX_LINES), start=1)]
+    # Validated once, by the outbox (``PayloadFields``), with the lines as plain dicts.
+    events += [(PayloadFields(AssessmentIssued, {
+        "assessment_id": assessment_id, "employer_id": employer_id, "period": period, "due_date": rates.due,
+        "supersedes_id": assessment.supersedes_id, "part": part, "parts": parts, "employer_total_fen": employer_total,
+        "individual_total_fen": individual_total, "lines": chunk,
+    }), assessment_id) for part, chunk in enumerate(_chunks(event_lines, MAX_LINES), start=1)]
     record_events(session, events, source=SOURCE)
     [issued] = archives.latest_positions(session, 1)  # the assessment.issue entry, appended last
     archives.file_act(
@@ -547,9 +576,10 @@ def get_assessment(session: Session, assessment_id: str) -> Assessment:
     if assessment is None:
         raise NotFound("ASSESSMENT_NOT_FOUND", "核定单不存在")
     if assessment.employer_id is not None:
-        employer = session.get(RegistryEmployer, assessment.employer_id)
-        if employer is not None:
-            ensure_in_region(context.current().actor, employer.region)
+        region = session.execute(select(RegistryEmployer.region)
+                                 .where(RegistryEmployer.employer_id == assessment.employer_id)).scalar_one_or_none()
+        if region is not None:
+            ensure_in_region(context.current().actor, region)
     return assessment
 
 

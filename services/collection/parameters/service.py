@@ -13,6 +13,7 @@ uses the most specific level that has an approved set in force for the month.
 
 import json
 from decimal import Decimal
+from functools import lru_cache
 
 from sqlalchemy import select
 from sqlmodel import Session
@@ -46,7 +47,21 @@ def _publish_approved(session: Session, row: ContributionParameters) -> None:
                  source=SOURCE, subject=row.id)
 
 
-PARAMETER_SETS: DatedDocuments[ContributionParameters, ParametersDocument] = DatedDocuments(
+@lru_cache(maxsize=64)
+def _parsed(document: str) -> ParametersDocument:
+    return ParametersDocument.model_validate(json.loads(document))
+
+
+class _ParameterSets(DatedDocuments[ContributionParameters, ParametersDocument]):
+    """The kernel's lifecycle; a document's text is parsed once per process (every declaration reads the set in
+    force, and a set's text never changes once written: a change is a new set). Readers never change the parsed
+    document."""
+
+    def document_of(self, row: ContributionParameters) -> ParametersDocument:
+        return _parsed(row.document)
+
+
+PARAMETER_SETS: DatedDocuments[ContributionParameters, ParametersDocument] = _ParameterSets(
     ContributionParameters, ParametersDocument, entity=ENTITY, action="parameters",
     wording=Wording(subject="费率基数", document="费率基数方案", item="方案", four_eyes=FOUR_EYES_ITEM),
     reasons_on_row=True, on_approve=_publish_approved,

@@ -30,28 +30,34 @@ def _array_of(session: Session, table: Table, name: str, values: list[Any]) -> t
 def _driver_rows(session: Session, table: Table, columns: dict[str, str], rows: list[dict[str, Any]]) -> list[tuple]:
     """The rows' values as tuples (``columns``: column name → key in the row, in the statement's order), each bound
     as its column type binds it for this dialect (only dates and timestamps have anything to do)."""
-    dialect = session.get_bind().dialect
     values = itemgetter(*columns.values())
     out = [values(row) for row in rows] if len(columns) > 1 else [(values(row),) for row in rows]
-    processors = [(index, process) for index, name in enumerate(columns)
+    return _bound(session, table, list(columns), out)
+
+
+def _bound(session: Session, table: Table, names: list[str] | tuple[str, ...], out: list[tuple]) -> list[tuple]:
+    """``out`` (tuples in ``names``' order) with each value bound as its column type binds it for this dialect."""
+    dialect = session.get_bind().dialect
+    processors = [(index, process) for index, name in enumerate(names)
                   if (process := table.c[name].type.dialect_impl(dialect).bind_processor(dialect)) is not None]
     if not processors:
         return out
     # A set's rows share few dates and timestamps (a batch's paid dates, one computed_at, an assessment's due date),
     # often the very same object: each object is bound once (by identity: equal aware timestamps may bind apart).
-    memos: list[dict[int, Any]] = [{} for _ in processors]
-    bound = []
-    for row in out:
-        row = list(row)
-        for (index, process), memo in zip(processors, memos, strict=True):
-            value = row[index]
+    # Column by column: the rows are transposed and back by zip, only the bound columns are visited value by value.
+    columns = list(zip(*out))
+    for index, process in processors:
+        memo: dict[int, Any] = {}
+        bound = []
+        for value in columns[index]:
             if value is not None:
                 key = id(value)
                 if key not in memo:
                     memo[key] = process(value)
-                row[index] = memo[key]
-        bound.append(tuple(row))
-    return bound
+                value = memo[key]
+            bound.append(value)
+        columns[index] = tuple(bound)
+    return list(zip(*columns))
 
 
 def _sqlite_executemany(session: Session, table: Table, sql: str, columns: dict[str, str],
@@ -66,17 +72,25 @@ def _quoted(session: Session, name: str) -> str:
 def insert_rows(session: Session, table: Table, rows: list[dict[str, Any]]) -> None:
     if not rows:
         return
+    names = tuple(rows[0])
+    values = itemgetter(*names)
+    insert_tuples(session, table, names, [values(r) for r in rows] if len(names) > 1 else [(values(r),) for r in rows])
+
+
+def insert_tuples(session: Session, table: Table, names: tuple[str, ...], rows: list[tuple]) -> None:
+    """``insert_rows`` for rows given as tuples in ``names``' order (a batch's rows, built without a dict each)."""
+    if not rows:
+        return
     if session.get_bind().dialect.name == "sqlite":
-        names = list(rows[0])
         sql = (f"INSERT INTO {_quoted(session, table.name)} ({', '.join(_quoted(session, n) for n in names)}) "
                f"VALUES ({', '.join('?' for _ in names)})")
-        _sqlite_executemany(session, table, sql, {n: n for n in names}, rows)
+        session.connection().exec_driver_sql(sql, _bound(session, table, names, rows))
         return
     if not _is_postgres(session):
-        session.execute(insert(table), rows)
+        session.execute(insert(table), [dict(zip(names, row, strict=True)) for row in rows])
         return
-    names = list(rows[0])
-    casts, params = zip(*(_array_of(session, table, n, [r[n] for r in rows]) for n in names), strict=True)
+    casts, params = zip(*(_array_of(session, table, n, list(column))
+                          for n, column in zip(names, zip(*rows), strict=True)), strict=True)
     statement = text(f'INSERT INTO {table.name} ({", ".join(names)}) SELECT * FROM unnest({", ".join(casts)})')
     session.execute(statement.bindparams(*params))
 

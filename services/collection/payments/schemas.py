@@ -233,27 +233,74 @@ def _plain_date(value: Any) -> date:
     return _cached_date(value)
 
 
-def quick_line(raw: dict[str, Any]) -> CheckedLine | None:
+def _payer(value: Any) -> str:
+    return fast_uscc(_plain(value, 64).upper())
+
+
+def _fund(value: Any) -> str:
+    return _plain(value, 10).upper()
+
+
+def _method(value: Any) -> str:
+    return normalise_method(_plain(value, 30))  # type: ignore[return-value]  # text in: text out
+
+
+def _voucher(value: Any) -> str:
+    return _plain(value, 64)
+
+
+class BatchValues:
+    """The checked values of a batch's repeated cells (payers, funds, periods, methods, vouchers, dates: a batch of
+    10 000 lines carries a few of each), each checked once. Only text and integer cells are remembered, by value
+    and type alike (never ``1`` for ``1.0``); a refused value is not remembered and is refused again."""
+
+    __slots__ = ("payer", "fund", "period", "method", "voucher", "day")
+
+    def __init__(self) -> None:
+        self.payer: dict[Any, str] = {}
+        self.fund: dict[Any, str] = {}
+        self.period: dict[Any, int] = {}
+        self.method: dict[Any, str] = {}
+        self.voucher: dict[Any, str] = {}
+        self.day: dict[Any, date] = {}
+
+
+def _once(seen: dict[Any, Any], value: Any, check: Any) -> Any:
+    kind = type(value)
+    if kind is str or kind is int:  # text and integers never compare equal to one another (nor to True)
+        known = seen.get(value, _UNSEEN)
+        if known is _UNSEEN:
+            known = seen[value] = check(value)
+        return known
+    return check(value)
+
+
+_UNSEEN = object()
+
+
+def quick_line(raw: dict[str, Any], seen: BatchValues | None = None) -> CheckedLine | None:
     """``raw`` checked as ``TaxPaymentLine`` would check it, when it is a plain line; None: validate it with the
-    model (a refusal, or a form this shortcut does not handle)."""
+    model (a refusal, or a form this shortcut does not handle). ``seen``: the batch's values checked so far."""
     keys = raw.keys()
     if not (_REQUIRED <= keys and keys <= _FIELDS):
         return None
+    if seen is None:
+        seen = BatchValues()
     try:
         payer = raw.get("payer_uscc")
-        payer = fast_uscc(_plain(payer, 64).upper()) if payer is not None else None
+        payer = _once(seen.payer, payer, _payer) if payer is not None else None
         citizen = raw.get("citizen_id")
         citizen = _cached_citizen_id(_plain(citizen, 64).upper()) if citizen is not None else None
         if payer is None and citizen is None:
             return None
         late_fee = raw.get("late_fee_amount", _NO_LATE_FEE)
         line = CheckedLine(
-            tax_line_id=_plain(raw["tax_line_id"], 64), payer_uscc=payer, citizen_id=citizen,
-            fund=_plain(raw["fund"], 10).upper(), period=_plain_period(raw["period"]),
-            employer_fen=_plain_fen(raw["employer_amount"]), individual_fen=_plain_fen(raw["individual_amount"]),
-            late_fee_fen=_NO_LATE_FEE_FEN if late_fee is _NO_LATE_FEE else _plain_fen(late_fee),
-            method=normalise_method(_plain(raw["method"], 30)), voucher_no=_plain(raw["voucher_no"], 64),
-            paid_date=_plain_date(raw["paid_date"]))
+            _plain(raw["tax_line_id"], 64), payer, citizen, _once(seen.fund, raw["fund"], _fund),
+            _once(seen.period, raw["period"], _plain_period), _plain_fen(raw["employer_amount"]),
+            _plain_fen(raw["individual_amount"]),
+            _NO_LATE_FEE_FEN if late_fee is _NO_LATE_FEE else _plain_fen(late_fee),
+            _once(seen.method, raw["method"], _method), _once(seen.voucher, raw["voucher_no"], _voucher),
+            _once(seen.day, raw["paid_date"], _plain_date))
     except (_NotPlain, ValueError, TypeError, ArithmeticError, PydanticCustomError):
         return None
     if line.total_fen == 0:

@@ -44,6 +44,7 @@ from json.encoder import encode_basestring as _json_string
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from decimal import Decimal
 from typing import Any
 
 from pydantic import ValidationError
@@ -79,6 +80,7 @@ from services.collection.payments.schemas import (
     PaymentDetail,
     PaymentMethod,
     PaymentOut,
+    BatchValues,
     Rejection,
     TaxPaymentLine,
     normalise_method,
@@ -89,7 +91,7 @@ from services.contracts.collection import PaymentsCollected, PaymentsRejected
 from services.kernel import clock, context, metrics
 from services.kernel.audit import append_audit
 from services.kernel.errors import Conflict, Invalid, NotFound, TooLarge, field_reasons
-from services.kernel.events import new_event_id
+from services.kernel.events import PayloadFields, new_event_id
 from services.kernel.models import AuditEntry
 from services.kernel.money import fen_to_yuan, yuan_to_fen
 from services.kernel.outbox import record_events
@@ -98,6 +100,7 @@ from services.kernel.periods import period_of
 from services.kernel.tabular import read_table
 
 SOURCE = "collection"
+_MATCHED, _UNMATCHED = MatchStatus.matched.value, MatchStatus.unmatched.value  # read once per line
 ACCEPTED_METHODS = frozenset(m.value for m in PaymentMethod)
 CLAUSE_002_4 = "社会保险费征缴部门不得接受以现金和现金支票、远期票据、有价证券等形式缴纳社会保险费（002 四）"
 
@@ -201,7 +204,7 @@ def _cell(value: Any) -> Any:
 # -- the batch -------------------------------------------------------------------------------------------------------
 
 
-@dataclass
+@dataclass(slots=True)
 class _Accepted:
     line_no: int
     line: CheckedLine
@@ -225,7 +228,7 @@ class _Accepted:
         return self.employer_fen + self.individual_fen
 
 
-@dataclass
+@dataclass(slots=True)
 class _OpenLine:
     """A candidate assessment line while the batch is being settled."""
 
@@ -269,13 +272,19 @@ def receive_batch(session: Session, raw_lines: list[tuple[int, Any]], *, source_
     valid: list[tuple[int, CheckedLine, str]] = []
 
     # 1-2: method and shape, line by line.
+    seen = BatchValues()
+    methods: dict[Any, str | None] = {}  # a batch's few methods, normalised once
     for line_no, raw in raw_lines:
         if not isinstance(raw, dict):
             rejected.append(_Rejected(line_no, None, "INVALID_LINE", "缴费明细应为对象"))
             continue
-        tax_line_id = _short(raw.get("tax_line_id"), 64)
-        method = normalise_method(raw.get("method"))
+        raw_method = raw.get("method")
+        if type(raw_method) is str:
+            method = methods.get(raw_method) or methods.setdefault(raw_method, normalise_method(raw_method))
+        else:
+            method = normalise_method(raw_method)
         if method in REFUSED_METHODS:
+            tax_line_id = _short(raw.get("tax_line_id"), 64)
             rejected.append(_Rejected(
                 line_no, tax_line_id, "REFUSED_PAYMENT_METHOD",
                 f"缴费方式“{REFUSED_METHODS[method]}”不予受理：{CLAUSE_002_4}", method=method,
@@ -283,10 +292,11 @@ def receive_batch(session: Session, raw_lines: list[tuple[int, Any]], *, source_
                 period=_best_effort_period(raw.get("period")), amount_fen=_best_effort_amount(raw)))
             continue
         try:
-            line = quick_line(raw) or CheckedLine.of(TaxPaymentLine.model_validate(raw))
+            line = quick_line(raw, seen) or CheckedLine.of(TaxPaymentLine.model_validate(raw))
         except ValidationError as exc:
             code, message = _validation_reason(exc)
-            rejected.append(_Rejected(line_no, tax_line_id, code, message, method=_short(method, 30),
+            rejected.append(_Rejected(line_no, _short(raw.get("tax_line_id"), 64), code, message,
+                                      method=_short(method, 30),
                                       payer_uscc=_short(raw.get("payer_uscc"), 18), fund=_short(raw.get("fund"), 10),
                                       period=_best_effort_period(raw.get("period")),
                                       amount_fen=_best_effort_amount(raw)))
@@ -365,14 +375,14 @@ def receive_batch(session: Session, raw_lines: list[tuple[int, Any]], *, source_
     batch = TaxPaymentBatch(
         id=new_event_id(), received_at=now, received_by=actor.id, source_format=source_format,
         lines=len(raw_lines), accepted=len(accepted), duplicates=len(duplicates), rejected=len(rejected),
-        matched=sum(1 for a in accepted if a.match_status == MatchStatus.matched.value),
-        unmatched=sum(1 for a in accepted if a.match_status == MatchStatus.unmatched.value),
+        matched=sum(1 for a in accepted if a.match_status == _MATCHED),
+        unmatched=sum(1 for a in accepted if a.match_status == _UNMATCHED),
     )
     rejected.sort(key=lambda r: r.line_no)
     try:
         session.add(batch)
         session.flush()
-        bulk.insert_rows(session, TaxPayment.__table__, [_payment_row(a, batch.id) for a in accepted])
+        bulk.insert_tuples(session, TaxPayment.__table__, PAYMENT_COLUMNS, [_payment_row(a, batch.id) for a in accepted])
         bulk.insert_rows(session, LateFeeCharge.__table__, charges)
         bulk.update_settled_lines(session, AssessmentLine.__table__, line_updates)
         _emit(session, batch.id, accepted, rejected)
@@ -397,7 +407,7 @@ def receive_batch(session: Session, raw_lines: list[tuple[int, Any]], *, source_
                     for r in rejected],
         unmatched_lines=[LineRef(line_no=a.line_no, tax_line_id=a.line.tax_line_id, payment_id=a.payment_id,
                                  note="；".join(a.notes) or None)
-                         for a in accepted if a.match_status == MatchStatus.unmatched.value],
+                         for a in accepted if a.match_status == _UNMATCHED],
         duplicate_lines=duplicates,
     )
 
@@ -408,17 +418,19 @@ def _reject(line_no: int, line: CheckedLine, code: str, message: str) -> _Reject
                      amount_fen=line.total_fen)
 
 
-def _payment_row(a: _Accepted, batch_id: str) -> dict[str, Any]:
+PAYMENT_COLUMNS = ("id", "tax_line_id", "content_hash", "batch_id", "payer_uscc", "employer_id", "citizen_id",
+                   "person_id", "fund", "period", "employer_fen", "individual_fen", "late_fee_fen", "method",
+                   "voucher_no", "paid_date", "match_status", "assessment_line_id", "match_note")
+
+
+def _payment_row(a: _Accepted, batch_id: str) -> tuple:
+    """The ``TaxPayment`` row of an accepted line, in ``PAYMENT_COLUMNS``' order."""
     line = a.line
-    return {
-        "id": a.payment_id, "tax_line_id": line.tax_line_id, "content_hash": a.digest, "batch_id": batch_id,
-        "payer_uscc": line.payer_uscc, "employer_id": a.employer.employer_id if a.employer is not None else None,
-        "citizen_id": line.citizen_id, "person_id": a.person.person_id if a.person is not None else None,
-        "fund": line.fund, "period": line.period, "employer_fen": a.employer_fen, "individual_fen": a.individual_fen,
-        "late_fee_fen": a.late_fee_fen, "method": line.method, "voucher_no": line.voucher_no,
-        "paid_date": line.paid_date, "match_status": a.match_status, "assessment_line_id": a.assessment_line_id,
-        "match_note": "；".join(a.notes) or None,
-    }
+    return (a.payment_id, line.tax_line_id, a.digest, batch_id, line.payer_uscc,
+            a.employer.employer_id if a.employer is not None else None, line.citizen_id,
+            a.person.person_id if a.person is not None else None, line.fund, line.period, a.employer_fen,
+            a.individual_fen, a.late_fee_fen, line.method, line.voucher_no, line.paid_date, a.match_status,
+            a.assessment_line_id, "；".join(a.notes) or None)
 
 
 # -- lookups (one query per chunk of ids) ----------------------------------------------------------------------------
@@ -442,10 +454,12 @@ def _existing_lines(session: Session, ids: set[str]) -> dict[str, tuple[str, str
     return out
 
 
-def _employers_by_uscc(session: Session, usccs: set[str]) -> dict[str, RegistryEmployer]:
-    out: dict[str, RegistryEmployer] = {}
+def _employers_by_uscc(session: Session, usccs: set[str]) -> dict[str, Any]:
+    """uscc → (employer_id, uscc, name, status) as a plain row (read on every line: no ORM object)."""
+    out: dict[str, Any] = {}
     for part in chunks(sorted(usccs)):
-        for row in session.execute(select(RegistryEmployer).where(one_of(session, RegistryEmployer.uscc, part))).scalars():
+        for row in _rows(session, select(RegistryEmployer.employer_id, RegistryEmployer.uscc, RegistryEmployer.name,
+                                         RegistryEmployer.status).where(one_of(session, RegistryEmployer.uscc, part))):
             out[row.uscc] = row
     return out
 
@@ -494,10 +508,10 @@ def _open_lines(session: Session, *, person_ids: set[str], employer_ids: set[str
             for row in _rows(session, query):
                 rows[row.id] = row
     states = load_states(session, list(rows.values()), rate_on=lambda day: parameters.daily_rate(day)[0]).states
+    # Rows unpacked by position (``columns``' order): a Row's attribute access costs more, once per line.
     return {
-        row.id: _OpenLine(id=row.id, assessment_id=row.assessment_id, employer_id=row.employer_id,
-                          person_id=row.person_id, fund=row.fund, period=row.period, state=states[row.id])
-        for row in rows.values()
+        line_id: _OpenLine(line_id, assessment_id, employer_id, person_id, fund, period, states[line_id])
+        for line_id, assessment_id, employer_id, person_id, fund, period, *_amounts in rows.values()
     }
 
 
@@ -528,9 +542,12 @@ def _match_and_settle(session: Session, accepted: list[_Accepted], parameters: P
         if not targets:
             continue
         rate, rate_source = parameters.daily_rate(a.line.paid_date)
+        if len(targets) == 1:
+            charges.append(_settle_line(a, targets[0], rate, rate_source, now))
+            continue
         allocation = latefee.settle_many([t.state for t in targets], a.total_fen, a.line.paid_date, rate)
         for target, settlement in zip(targets, allocation.settlements, strict=True):
-            if settlement.principal_paid_fen == 0 and settlement.fee_paid_fen == 0 and len(targets) > 1:
+            if settlement.principal_paid_fen == 0 and settlement.fee_paid_fen == 0:
                 continue  # an employer-level payment that did not reach this line's fee: nothing to record
             target.state = settlement.after
             target.touched = True
@@ -543,11 +560,8 @@ def _match_and_settle(session: Session, accepted: list[_Accepted], parameters: P
             if settlement.segment.days == 0 and a.line.paid_date < settlement.segment.start:
                 a.notes.append(f"BACKDATED: 缴费日期早于该核定明细已计滞纳金的截止日 {settlement.segment.start.isoformat()}，"
                                "未另计天数")
-        a.match_status = MatchStatus.matched.value
-        if len(targets) == 1:
-            a.assessment_line_id = targets[0].id
-        else:
-            a.notes.append(f"EMPLOYER_LEVEL: 按单位汇总匹配，结清核定 {targets[0].assessment_id} 中 {len(targets)} 条明细的本金")
+        a.match_status = _MATCHED
+        a.notes.append(f"EMPLOYER_LEVEL: 按单位汇总匹配，结清核定 {targets[0].assessment_id} 中 {len(targets)} 条明细的本金")
         fee_due = sum(s.fee_outstanding_before_fen for s in allocation.settlements)
         if allocation.fee_paid_fen < fee_due:
             a.notes.append(f"LATE_FEE_OUTSTANDING: 滞纳金尚欠 {_yuan(fee_due - allocation.fee_paid_fen)} 元"
@@ -561,6 +575,29 @@ def _match_and_settle(session: Session, accepted: list[_Accepted], parameters: P
         for line in lines.values() if line.touched
     ]
     return charges, updates
+
+
+def _settle_line(a: _Accepted, target: _OpenLine, rate: Decimal, rate_source: str, now: datetime) -> dict[str, Any]:
+    """A payment that settles one line (person-level, or an employer with one open line): ``settle_many``'s outcome
+    for one line (``latefee.settle_one``), the same charge row and notes. Returns the charge row."""
+    paid_date = a.line.paid_date
+    paid = latefee.settle_one(target.state, a.total_fen, paid_date, rate)
+    target.state = paid.after
+    target.touched = True
+    if paid.days == 0 and paid_date < paid.start:
+        a.notes.append(f"BACKDATED: 缴费日期早于该核定明细已计滞纳金的截止日 {paid.start.isoformat()}，未另计天数")
+    a.match_status = _MATCHED
+    a.assessment_line_id = target.id
+    if paid.fee_paid_fen < paid.fee_outstanding_before_fen:
+        a.notes.append(f"LATE_FEE_OUTSTANDING: 滞纳金尚欠 {_yuan(paid.fee_outstanding_before_fen - paid.fee_paid_fen)} 元"
+                       f"（日费率 {rate}，{rate_source}）")
+    if paid.overpaid_fen:
+        a.notes.append(f"OVERPAID: 多缴 {_yuan(paid.overpaid_fen)} 元，待核实退还或抵缴")
+    return {"assessment_line_id": target.id, "tax_payment_id": a.payment_id, "days_late": paid.days,
+            "principal_before_fen": paid.principal_before_fen, "principal_paid_fen": paid.principal_paid_fen,
+            "fee_accrued_fen": paid.fee_accrued_fen, "fee_paid_fen": paid.fee_paid_fen, "computed_at": now}
+
+
 
 
 def _outstanding(line: _OpenLine) -> bool:
@@ -613,7 +650,7 @@ def _targets(a: _Accepted, by_person: dict, by_employer: dict) -> list[_OpenLine
 
 def _emit(session: Session, batch_id: str, accepted: list[_Accepted], rejected: list[_Rejected]) -> None:
     # The lines were checked on the way in and their fen computed once; the event's lines go to the contract as
-    # plain dicts, validated by pydantic-core in one pass per event (cheaper per line than ``model_construct``).
+    # plain dicts, validated once by the outbox (``PayloadFields``: one pydantic pass per event, not three).
     collected = [
         {"payment_id": a.payment_id, "tax_line_id": a.line.tax_line_id, "payer_uscc": a.line.payer_uscc,
          "employer_id": a.employer.employer_id if a.employer is not None else None,
@@ -626,7 +663,8 @@ def _emit(session: Session, batch_id: str, accepted: list[_Accepted], rejected: 
     ]
     parts = (len(collected) + EVENT_MAX_LINES - 1) // EVENT_MAX_LINES
     events: list[tuple[Any, str]] = [
-        (PaymentsCollected(batch_id=batch_id, part=index, parts=parts, lines=part), batch_id)
+        (PayloadFields(PaymentsCollected, {"batch_id": batch_id, "part": index, "parts": parts, "lines": part}),
+         batch_id)
         for index, part in enumerate(chunks(collected, EVENT_MAX_LINES), start=1)
     ]
     ordered = sorted(rejected, key=lambda r: r.line_no)
