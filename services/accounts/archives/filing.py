@@ -20,6 +20,7 @@ from services.kernel import archives, clock
 from services.kernel.audit import canonical_json
 from services.kernel.bulk import dialect_of, insert_many
 from services.kernel.events import new_event_id
+from services.kernel.locks import lock_keys
 
 
 def _among(session: Session, column: Any, values: Iterable[str]) -> ColumnElement[bool]:
@@ -54,6 +55,9 @@ def _dossiers(session: Session, keys: set[tuple[str, str]], known: dict[tuple[st
               now: datetime) -> tuple[dict[tuple[str, str], _Open], list[dict[str, Any]]]:
     """The dossiers of ``keys`` (subject type, id), locked for this transaction, and the rows of those to open
     (inserted by the caller with their item counts: an import's chunk opens a thousand in one insert)."""
+    # Two transactions opening the same subject's first dossier at once (PostgreSQL, READ COMMITTED) would both
+    # insert it: the second waits here for the first to commit, then finds it.
+    lock_keys(session, "accounts.archive_dossier", {i for _, i in keys})
     # Subject ids are the registry's UUIDs, unique across persons and employers: one column to look up.
     found = {(t, i): _Open(d, n, n) for d, t, i, n in session.execute(
         select(Dossier.id, Dossier.subject_type, Dossier.subject_id, Dossier.item_count)
