@@ -343,17 +343,14 @@ def docs_screenshots(
     output: Annotated[Path, typer.Option(help="where the PNGs go")] = Path("docs/screenshots"),
     persons: Annotated[int, typer.Option(help="size of the demo city", min=60)] = 3000,
     seed: Annotated[int, typer.Option(help="the demo city's seed")] = 2026,
-    chromium: Annotated[str | None, typer.Option(help="Chromium binary (default: $SIFUND_CHROMIUM or "
-                                                     "/usr/bin/chromium)")] = None,
+    chromium: Annotated[str, typer.Option(envvar="SIFUND_CHROMIUM", help="Chromium binary")] = "/usr/bin/chromium",
 ) -> None:
     """Start sifund up on a throwaway data directory, run sifund demo and sifund demo city, and write the console's
     main screens (1366×768 PNG) into OUTPUT with Playwright and Debian's Chromium."""
-    import os  # noqa: PLC0415
-
     from sifund import screenshots  # noqa: PLC0415
     from sifund.demo_city import DemoCityError  # noqa: PLC0415
 
-    binary = chromium or os.environ.get("SIFUND_CHROMIUM", "/usr/bin/chromium")
+    binary = chromium
     try:
         written = screenshots.take_screenshots(output, persons=persons, seed=seed, chromium=binary,
                                                port_base=screenshots.free_port_base(), say=typer.echo)

@@ -107,7 +107,21 @@ def read_lines(path: Path) -> Iterator[dict]:
 
 
 def last_lines(path: Path, count: int) -> list[str]:
-    """The last ``count`` lines of ``path`` (read from the end in blocks: a log file may be large)."""
+    """The last ``count`` lines of the log ``path`` — from its rotated files too (``.1``, ``.2`` …) when the current
+    one, just started, holds fewer."""
+    lines: list[str] = []
+    generation = 0
+    while len(lines) < count:
+        current = path if generation == 0 else path.with_name(f"{path.name}.{generation}")
+        if not current.is_file():
+            break
+        lines = _last_lines_of(current, count - len(lines)) + lines
+        generation += 1
+    return lines
+
+
+def _last_lines_of(path: Path, count: int) -> list[str]:
+    """The last ``count`` lines of one file (read from the end in blocks: a log file may be large)."""
     if count <= 0:
         return []
     with open(path, "rb") as file:

@@ -105,7 +105,7 @@ async def _close_settled_months(parties: dict[str, Party], months: list[int], sa
 async def fill_city(options: Options, say: Callable[[str], None]) -> list[str]:
     """Fill the city; returns the report's lines (what was planted and where to see it)."""
     began = time.monotonic()
-    calendar = Calendar.now()
+    calendar = Calendar.of_today()
     district = build_district(options.persons, options.seed)
     say(f"演示城市（种子 {options.seed}）：{len(district.employers)} 家单位、{len(district.persons)} 名参保人，"
         f"缴费月份 {', '.join(map(str, calendar.periods))}，待遇月份 {calendar.benefit_period}")

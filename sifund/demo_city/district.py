@@ -7,14 +7,14 @@ characters; the serial ranges are far from the ones the tests and benchmarks use
 
 import random
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 from decimal import Decimal
-from zoneinfo import ZoneInfo
 
 from stdnum import luhn
 from stdnum.cn import ric, uscc as uscc_code
 
-CHINA = ZoneInfo("Asia/Shanghai")
+from services.kernel import clock
+
 CITY = "150100"  # 呼和浩特市: the pooling region of the parameters
 DISTRICT = "150102"  # 新城区
 CONTRIBUTION_FUNDS = ("PEN_EMP", "UNEMP", "INJURY")
@@ -60,8 +60,8 @@ class Calendar:
     today: date
 
     @classmethod
-    def now(cls) -> "Calendar":
-        return cls(datetime.now(CHINA).date())
+    def of_today(cls) -> "Calendar":
+        return cls(clock.china_today())
 
     @property
     def current(self) -> int:

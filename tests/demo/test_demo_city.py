@@ -95,7 +95,7 @@ def test_the_city_is_filled_its_anomalies_found_and_a_second_run_doubles_nothing
     for secret in platform.credentials().values():
         assert secret not in first.stdout + first.stderr  # never a password or a secret
 
-    calendar, district = Calendar.now(), build_district(PERSONS, SEED)
+    calendar, district = Calendar.of_today(), build_district(PERSONS, SEED)
     officer, clerk = Api(platform, "oversight_officer"), Api(platform, "agency_clerk")
     last = calendar.periods[-1]
 
@@ -175,5 +175,5 @@ def test_the_district_is_seeded_and_its_identifiers_valid():
         assert validate_citizen_id(person.citizen_id) == person.citizen_id
         assert validate_bank_card(bank_card(person.serial)) == bank_card(person.serial)
     assert all(validate_uscc(e.uscc) == e.uscc for e in one.employers) and len(one.employers) >= 4
-    calendar = Calendar.now()
+    calendar = Calendar.of_today()
     assert calendar.today > date.fromisoformat(calendar.received_on(calendar.periods[-1]))

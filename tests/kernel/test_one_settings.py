@@ -22,6 +22,9 @@ ENVIRONMENT_ALLOWED = {
     Path("services/kernel/clock.py"): "test clock pin and anchor",
     # `sifund up` copies its own environment to the child processes it starts (and adds the topology it chose).
     Path("sifund/launcher.py"): "passes the environment through to child processes",
+    # `sifund docs screenshots` starts `sifund up` and Chromium as child processes with its own environment (a
+    # throwaway data directory and port base; Chromium's font configuration).
+    Path("sifund/screenshots.py"): "passes the environment through to child processes",
     # PROMETHEUS_MULTIPROC_DIR is prometheus_client's own variable, read by the library at import (it picks how counters
     # are stored); the metrics module reads the same variable to find the uvicorn workers' files.
     Path("services/kernel/metrics.py"): "prometheus_client's multiprocess directory",

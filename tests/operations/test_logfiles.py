@@ -45,6 +45,12 @@ def test_the_file_rotates_past_its_size_and_keeps_the_backups(tmp_path):
         assert path.stat().st_size <= 4096 + 400
         assert all(line["service"] == "gateway" for line in read_lines(path))
     assert json.loads(last_lines(tmp_path / "gateway.log", 1)[0])["event"].startswith("plain line 0399")
+    # More lines than the current file holds: the rest from the rotated files, oldest first, as one log.
+    current = sum(1 for _ in read_lines(tmp_path / "gateway.log"))
+    shown = [json.loads(line)["event"][:15] for line in last_lines(tmp_path / "gateway.log", current + 20)]
+    assert shown == [f"plain line {i:04d}" for i in range(400 - current - 20, 400)]
+    everything = last_lines(tmp_path / "gateway.log", 10_000)  # all the backups hold, no error past the last
+    assert len(everything) == sum(1 for path in files for _ in read_lines(path))
 
 
 def test_following_continues_in_the_new_file_after_a_rotation(tmp_path):

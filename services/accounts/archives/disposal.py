@@ -69,7 +69,7 @@ def get(session: Session, disposal_id: str, *, lock: bool = False) -> Disposal:
 def approve(session: Session, disposal_id: str, *, reason: str) -> Disposal:
     """The first approval marks the list; the second, by someone else, destroys the items."""
     disposal = get(session, disposal_id, lock=True)
-    actor = context.current().actor.id
+    actor = context.actor_id()
     if disposal.status not in OPEN:
         raise Conflict("DISPOSAL_NOT_OPEN", f"销毁清册状态为 {disposal.status}，不能审批")
     if actor == disposal.proposed_by:
@@ -96,7 +96,7 @@ def reject(session: Session, disposal_id: str, *, reason: str) -> Disposal:
     disposal = get(session, disposal_id, lock=True)
     if disposal.status not in OPEN:
         raise Conflict("DISPOSAL_NOT_OPEN", f"销毁清册状态为 {disposal.status}，不能驳回")
-    disposal.status, disposal.rejected_by, disposal.rejected_at = "rejected", context.current().actor.id, clock.utc_now()
+    disposal.status, disposal.rejected_by, disposal.rejected_at = "rejected", context.actor_id(), clock.utc_now()
     disposal.rejection_reason = reason
     append_audit(session, action="archive.disposal.reject", entity_type="archive_disposal", entity_id=disposal.id,
                  reason=reason)

@@ -113,7 +113,7 @@ def export_dossier(engine: Engine, dossier_id: str, purpose: str) -> Package:
     manifest = canonical_json({
         "export_id": export_id, "dossier_id": dossier_id, "subject_type": dossier["subject_type"],
         "registration_number": dossier["registration_number"], "exported_at": clock.utc_now().isoformat(),
-        "exported_by": context.current().actor.id, "item_count": len(items),
+        "exported_by": context.actor_id(), "item_count": len(items),
         "catalogue": catalogue.number, "notes": notes.number,
         "files": {name: hashlib.sha256(data).hexdigest() for name, data in sorted(files.items())},
     }).encode()
@@ -124,7 +124,7 @@ def export_dossier(engine: Engine, dossier_id: str, purpose: str) -> Package:
         stored = service.get_dossier(session, dossier_id)
         session.add(DossierExport(id=export_id, dossier_id=dossier_id, manifest_sha256=package.manifest_sha256,
                                   package_sha256=package.package_sha256, item_count=len(items),
-                                  exported_at=clock.utc_now(), exported_by=context.current().actor.id))
+                                  exported_at=clock.utc_now(), exported_by=context.actor_id()))
         service.record_access(session, stored, action="export", purpose=purpose)
         append_audit(session, action="archive.exported", entity_type="archive_dossier", entity_id=dossier_id,
                      detail={"export_id": export_id, "manifest_sha256": package.manifest_sha256,

@@ -66,7 +66,7 @@ def seal_year(session: Session, year: int) -> YearSeal:
     check_sealable(session, year)
     by_dossier = _year_hashes(session, year, destroyed=False)
     manifests = {dossier_id: _manifest(hashes) for dossier_id, hashes in by_dossier.items()}
-    seal = YearSeal(year=year, sealed_at=clock.utc_now(), sealed_by=context.current().actor.id,
+    seal = YearSeal(year=year, sealed_at=clock.utc_now(), sealed_by=context.actor_id(),
                     dossiers=len(manifests), items=sum(len(h) for h in by_dossier.values()),
                     root_sha256=_root(manifests))
     session.add(seal)
