@@ -118,6 +118,14 @@ def snapshot_session(engine: Engine) -> Session:
     return Session(_snapshot_engine(engine))
 
 
+def never_waits(session: Session) -> bool:
+    """Whether every statement of ``session`` runs without waiting for another transaction or a server: a SQLite
+    snapshot session (a deferred ``BEGIN`` under WAL reads the file and takes no lock a writer holds). A unit of
+    work's ``BEGIN IMMEDIATE`` may wait for the write lock, and a PostgreSQL statement is a round trip."""
+    bind = session.get_bind()
+    return is_sqlite(bind) and bool(bind.get_execution_options().get(SNAPSHOT_OPTION, False))
+
+
 def _snapshot_engine(engine: Engine) -> Engine:
     """The engine with the snapshot options, made once per engine (``execution_options`` builds a new option engine
     on every call: a cost on every read request)."""

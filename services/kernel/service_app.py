@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Annotated, Any, Protocol
+from typing import Annotated, Any, Protocol, TypeVar
 
 import anyio
 import httpx
@@ -20,7 +20,7 @@ from sqlmodel import Session
 from services.kernel import audit, context, workdays
 from services.kernel.auth import TokenVerifier, allow, enforce_route_policies, public
 from services.kernel.bus import Bus
-from services.kernel.db import RequestSessions, make_engine, snapshot_session
+from services.kernel.db import RequestSessions, make_engine, never_waits, snapshot_session
 from services.kernel.errors import NotFound, install_error_handlers
 from services.kernel.logging import configure_logging
 from services.kernel.metrics import install_metrics
@@ -141,6 +141,23 @@ def request_sessions(app: FastAPI) -> RequestSessions:
     if sessions is None or sessions.engine is not app.state.engine:
         sessions = app.state.request_sessions = RequestSessions(app.state.engine)
     return sessions
+
+
+T = TypeVar("T")
+
+
+async def read_by_key(session: Session, read: Callable[..., T], *args: Any) -> T:
+    """``read(*args)`` for an ``async def`` endpoint that reads a few rows by key, e.g. one employer by id.
+
+    On a SQLite snapshot session (a GET's ``SessionDep``) it runs on the event loop: such a read takes microseconds
+    and never waits for a writer (``services.kernel.db.never_waits``), which costs less than the two thread hops of
+    a plain ``def`` endpoint (the endpoint, then its response model, each in a worker thread) — most of a cheap
+    read's CPU (bench/gateway_reads.py). Anything else — a unit of work, which may wait for SQLite's write lock, or
+    PostgreSQL, where every statement is a round trip — runs in a worker thread as a ``def`` endpoint would.
+    Only for reads bounded by an index lookup: a listing, a search or a report stays a plain ``def`` endpoint."""
+    if never_waits(session):
+        return read(*args)
+    return await anyio.to_thread.run_sync(read, *args)
 
 
 EngineDep = Annotated[Engine, Depends(get_engine)]
