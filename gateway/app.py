@@ -25,7 +25,12 @@ from services.kernel.metrics import install_metrics
 from services.kernel.migrations import upgrade_database
 from services.kernel.service_app import audit_router
 from services.kernel.settings import Settings, get_settings
-from services.kernel.web import OptionsMiddleware, RequestContextMiddleware, SecurityHeadersMiddleware
+from services.kernel.web import (
+    NO_FRAMEWORK_TELEMETRY,
+    OptionsMiddleware,
+    RequestContextMiddleware,
+    SecurityHeadersMiddleware,
+)
 
 
 def _open_identity_store(settings: Settings):  # noqa: ANN202
@@ -61,6 +66,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
         docs_url=None,  # /docs is the gateway's index of every service's documentation (gateway/docs.py)
         redoc_url=None,
+        **NO_FRAMEWORK_TELEMETRY,
     )
     app.state.settings = settings
     app.state.upstreams = Upstreams(settings)

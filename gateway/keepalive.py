@@ -215,14 +215,19 @@ async def _trace(request: httpx.Request, name: str) -> None:
         await trace(name, {"request": request})
 
 
-def _request_head(request: httpx.Request) -> bytes:
+def _request_head(request: httpx.Request) -> tuple[bytes, bool, bool]:
+    """The request's head as written, whether its body is sent chunked, and whether it has a Content-Length: one
+    pass over the raw headers (httpx's ``Headers.get`` decodes every header on each call)."""
     lines = [b"%s %s HTTP/1.1" % (request.method.encode("ascii"), request.url.raw_path)]
-    lines += [b"%s: %s" % pair for pair in request.headers.raw]
-    return b"\r\n".join(lines) + b"\r\n\r\n"
-
-
-def _is_chunked(request: httpx.Request) -> bool:
-    return "chunked" in request.headers.get("transfer-encoding", "").lower()
+    chunked = sized = False
+    for name, value in request.headers.raw:
+        lines.append(b"%s: %s" % (name, value))
+        lowered = name.lower()
+        if lowered == b"transfer-encoding":
+            chunked = b"chunked" in value.lower()
+        elif lowered == b"content-length":
+            sized = True
+    return b"\r\n".join(lines) + b"\r\n\r\n", chunked, sized
 
 
 class _Body(httpx.AsyncByteStream):
@@ -293,9 +298,8 @@ class KeepAliveTransport(httpx.AsyncBaseTransport):
         return connection
 
     async def _send(self, connection: _Connection, request: httpx.Request, timeout: float | None) -> None:
-        head = _request_head(request)
-        chunked = _is_chunked(request)
-        if isinstance(request.stream, httpx.ByteStream) or not chunked and "content-length" not in request.headers:
+        head, chunked, sized = _request_head(request)
+        if isinstance(request.stream, httpx.ByteStream) or not (chunked or sized):
             body = b"".join([part async for part in request.stream])
             await connection.write(head + body, timeout)
             return

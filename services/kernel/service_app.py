@@ -32,7 +32,12 @@ from services.kernel.pii import can_read_all_personal_data, redact
 from services.kernel.settings import Settings, activate, get_settings
 from services.kernel.docs_pages import install_docs
 from services.kernel.strict import RowId
-from services.kernel.web import OptionsMiddleware, RequestContextMiddleware, SecurityHeadersMiddleware
+from services.kernel.web import (
+    NO_FRAMEWORK_TELEMETRY,
+    OptionsMiddleware,
+    RequestContextMiddleware,
+    SecurityHeadersMiddleware,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -239,7 +244,7 @@ def create_service_app(spec: ServiceSpec, settings: Settings | None = None) -> F
     # /docs and /redoc on local assets instead of FastAPI's CDN pages.
     # redirect_slashes=False: a redirect would name this service's own address, unreachable behind the gateway.
     app = FastAPI(title=spec.title, description=spec.description, version="0.1.0", lifespan=lifespan,
-                  docs_url=None, redoc_url=None, redirect_slashes=False)
+                  docs_url=None, redoc_url=None, redirect_slashes=False, **NO_FRAMEWORK_TELEMETRY)
     app.state.settings = settings
     app.state.token_verifier = TokenVerifier(settings)
     # Innermost first: OPTIONS answered with the request id; security headers on every response, 500s included.

@@ -1,11 +1,13 @@
 """HTTP mechanics shared by the services and the gateway: request ids into the trace context, an unexpected error
 answered as a structured 500 on a connection that stays usable."""
 
+import inspect
 import json
 import re
 import uuid
 
 import structlog
+from fastapi import FastAPI
 from starlette.routing import Mount, compile_path
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -76,6 +78,15 @@ async def _internal_error(send: Send, request_id: str) -> None:
     await send({"type": "http.response.start", "status": 500, "headers": [
         (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
     await send({"type": "http.response.body", "body": body})
+
+
+# -- the framework -------------------------------------------------------------------------------------------------
+
+# FastAPI's native OpenTelemetry instrumentation, off: the platform measures itself (services/kernel/metrics.py) and
+# configures no OpenTelemetry provider, yet FastAPI asks OpenTelemetry's global providers (an environment lookup)
+# on every request to learn that it has nothing to do. Older FastAPI has no such instrumentation and no argument.
+NO_FRAMEWORK_TELEMETRY = ({"telemetry": {"tracing": False, "metrics": False, "logs": False}}
+                          if "telemetry" in inspect.signature(FastAPI.__init__).parameters else {})
 
 
 # -- security headers ------------------------------------------------------------------------------------------------
