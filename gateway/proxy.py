@@ -68,7 +68,7 @@ def _upstream_headers(request: Request, service: str) -> list[tuple[bytes, bytes
         (REQUEST_ID_HEADER.encode(), (ctx.request_id or "").encode()),
         (CORRELATION_ID_HEADER.encode(), (ctx.correlation_id or ctx.request_id or "").encode()),
         (b"x-forwarded-for", forwarded_for.encode("latin-1")),
-        (b"x-forwarded-proto", request.url.scheme.encode()),
+        (b"x-forwarded-proto", request.scope.get("scheme", "http").encode()),  # request.url would build the whole URL
         (b"x-forwarded-host", request.headers.get("host", "").encode("latin-1")),
         (b"x-forwarded-prefix", f"/api/{service}".encode()),
     ]

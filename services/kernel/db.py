@@ -195,7 +195,9 @@ class RequestSessions:
     def __init__(self, engine: Engine, limit: int | None = None):
         self.engine = engine
         self.limit = admission_limit(engine) if limit is None else limit
-        self._slots = anyio.Semaphore(self.limit) if self.limit else None
+        # fast_acquire: a free slot is taken without a trip through the event loop (anyio's default yields once per
+        # acquire, a cost on every request); a request that must wait still waits on the loop.
+        self._slots = anyio.Semaphore(self.limit, fast_acquire=True) if self.limit else None
         self._closing = anyio.CapacityLimiter(self.limit or 40)
         self._sqlite = is_sqlite(engine)
 
