@@ -79,13 +79,18 @@ class LogFile:
         return thread
 
     def _copy(self, stream: IO[bytes], service: str, wrap: Callable[[str, str], str]) -> None:
-        # Whatever the pipe holds is taken at once and its complete lines written together (write_lines).
+        # Whatever the pipe holds is taken at once and its complete lines written together (write_lines); after a
+        # read that did not fill the buffer the pump pauses a moment, so that lines gather in the pipe (1 MiB, see
+        # services.kernel.logging.roomy_pipe) instead of each line waking this thread — and each writer paying for
+        # that wake-up — on its own.
         read = getattr(stream, "read1", stream.read)
         partial = b""
         try:
             while data := read(PUMP_BYTES):
                 *complete, partial = (partial + data).split(b"\n")
                 self.write_lines(_wrapped(complete, service, wrap))
+                if len(data) < PUMP_BYTES:
+                    time.sleep(PUMP_PAUSE_SECONDS)
             self.write_lines(_wrapped([partial], service, wrap))
         except (OSError, ValueError):  # the pipe closed under us at stop
             pass
@@ -97,6 +102,8 @@ class LogFile:
 
 
 PUMP_BYTES = 256 * 1024
+# A line reaches its file at most this much later; a busy process's lines are written some tens at a time.
+PUMP_PAUSE_SECONDS = 0.02
 
 
 def _wrapped(raw_lines: list[bytes], service: str, wrap: Callable[[str, str], str]) -> list[str]:
