@@ -89,7 +89,9 @@ def _configure_sqlite(engine: Engine) -> None:
     @event.listens_for(engine, "begin")
     def _on_begin(connection):  # noqa: ANN001
         read_only = connection.get_execution_options().get(SNAPSHOT_OPTION, False)
-        connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
+        # On the driver's connection itself: through exec_driver_sql the BEGIN took SQLAlchemy's whole statement
+        # path (events, cursor, result), as much as the read that follows on a cheap GET.
+        connection.connection.driver_connection.execute("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
     @event.listens_for(engine, "before_cursor_execute")
     def _refuse_writes_in_snapshots(connection, _cursor, statement, _parameters, _context, _executemany):  # noqa: ANN001, PLR0913
