@@ -23,7 +23,7 @@ from services.kernel.bus import Bus
 from services.kernel.db import RequestSessions, make_engine, never_waits, snapshot_session
 from services.kernel.errors import NotFound, install_error_handlers
 from services.kernel.logging import configure_logging
-from services.kernel.metrics import install_metrics
+from services.kernel.metrics import request_meter
 from services.kernel.inbox import EventConsumer, Handler, dead_letters_as_dicts
 from services.kernel.migrations import upgrade_database
 from services.kernel.models import AuditEntry, DeadLetter, OutboxMessage
@@ -34,9 +34,7 @@ from services.kernel.docs_pages import install_docs
 from services.kernel.strict import RowId
 from services.kernel.web import (
     NO_FRAMEWORK_TELEMETRY,
-    OptionsMiddleware,
-    RequestContextMiddleware,
-    SecurityHeadersMiddleware,
+    RequestMiddleware,
 )
 
 log = structlog.get_logger(__name__)
@@ -247,10 +245,6 @@ def create_service_app(spec: ServiceSpec, settings: Settings | None = None) -> F
                   docs_url=None, redoc_url=None, redirect_slashes=False, **NO_FRAMEWORK_TELEMETRY)
     app.state.settings = settings
     app.state.token_verifier = TokenVerifier(settings)
-    # Innermost first: OPTIONS answered with the request id; security headers on every response, 500s included.
-    app.add_middleware(OptionsMiddleware)
-    app.add_middleware(RequestContextMiddleware)
-    app.add_middleware(SecurityHeadersMiddleware)
     install_error_handlers(app)
     app.include_router(_health_router(spec.name))
     app.include_router(_operations_router())
@@ -259,7 +253,8 @@ def create_service_app(spec: ServiceSpec, settings: Settings | None = None) -> F
         app.include_router(router)
     install_docs(app, spec.title)
     enforce_route_policies(app)
-    install_metrics(app, spec.name, settings)  # outermost: counts every request, answers /metrics
+    # Metrics, request context, security headers and OPTIONS in one pass (services.kernel.web.RequestMiddleware).
+    app.add_middleware(RequestMiddleware, meter=request_meter(app, spec.name, settings), answer_options=True)
     return app
 
 
