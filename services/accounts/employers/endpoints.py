@@ -32,7 +32,7 @@ def register_employer(registration: EmployerRegistration, session: SessionDep) -
 
 @router.get("/{employer_id}", response_model=EmployerOut, summary="One employer", dependencies=[READERS])
 async def get_employer(employer_id: str, session: SessionDep) -> EmployerOut:
-    return _out(await read_by_key(session, service.get_employer, session, employer_id))
+    return _out(await read_by_key(session, service.read_employer, session, employer_id))
 
 
 @router.patch("/{employer_id}", response_model=EmployerOut,
