@@ -6,6 +6,7 @@ import json
 import re
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any, Protocol
 
 import structlog
@@ -217,20 +218,14 @@ class RequestMiddleware:
                 scope[_IDS] = request_id, correlation_id
                 await self.cors(scope, receive, send_decorated)
             else:
-                with context.trace(request_id=request_id, correlation_id=correlation_id):
-                    try:
-                        await self.inner(scope, receive, send_decorated)
-                    except Exception:
-                        if status:
-                            raise
-                        await _failed(scope, send_decorated, request_id)
+                await self._in_context(scope, receive, send_decorated, (request_id, correlation_id),
+                                       lambda: status != 0)
         finally:
             if meter is not None:
                 meter.record(scope, status or 500, time.perf_counter() - started_at)
 
     async def _behind_cors(self, scope: Scope, receive: Receive, send: Send) -> None:
-        request_id, correlation_id = scope[_IDS]
-        request_id_header = (b"x-request-id", request_id.encode())
+        request_id_header = (b"x-request-id", scope[_IDS][0].encode())
         started = False
 
         async def send_with_id(message: Message) -> None:
@@ -240,13 +235,20 @@ class RequestMiddleware:
                 message["headers"] = [*message.get("headers", ()), request_id_header]
             await send(message)
 
+        await self._in_context(scope, receive, send_with_id, scope[_IDS], lambda: started)
+
+    async def _in_context(self, scope: Scope, receive: Receive, send: Send, ids: tuple[str, str],
+                          started: Callable[[], bool]) -> None:
+        """The app in the request's trace context; an exception before the response ``started`` answered 500."""
+        request_id, correlation_id = ids
         with context.trace(request_id=request_id, correlation_id=correlation_id):
             try:
-                await self.inner(scope, receive, send_with_id)
+                await self.inner(scope, receive, send)
             except Exception:
-                if started:
+                if started():
                     raise
-                await _failed(scope, send_with_id, request_id)
+                log.exception("request.failed", method=scope.get("method"), path=scope.get("path"))
+                await _internal_error(send, request_id)
 
 
 def _request_ids(scope: Scope) -> tuple[str, str, bool]:
@@ -296,8 +298,3 @@ def _secured(headers: list[tuple[bytes, bytes]], cacheable: bool, *, vary_origin
     if not cacheable and b"cache-control" not in present:
         kept.append((b"cache-control", b"no-store"))
     return kept
-
-
-async def _failed(scope: Scope, send: Send, request_id: str) -> None:
-    log.exception("request.failed", method=scope.get("method"), path=scope.get("path"))
-    await _internal_error(send, request_id)
