@@ -18,7 +18,8 @@ Result, ``bench/results/gateway_reads.json`` (the shape is kept stable; new keys
   ``request`` (the two URLs' paths);
 - ``runs``: one object per concurrency (``"1"``, ``"8"``, ``"32"``), each with ``gateway`` and ``direct``:
   ``requests``, ``req_per_s``, ``p50_ms``, ``p99_ms``, ``max_ms``, ``statuses`` (status → count: anything but 200 is
-  an error), ``cpu_ms_per_request`` by process (``gateway``, ``accounts``, ``client``) and ``load_1m`` at its end;
+  an error), ``cpu_ms_per_request`` by process (``gateway``, ``accounts``, ``launcher`` — which writes every
+  process's log lines to its file —, ``client``) and ``load_1m`` at its end;
   and ``direct_over_gateway``: direct req/s ÷ gateway req/s (the issue's ratio; 1.0 = the gateway costs nothing);
 - ``note``: how to read it.
 """
@@ -134,7 +135,7 @@ async def measure(meter: ProcessMeter, url: str, token: str, concurrency: int, s
     client = client_cpu_seconds() - client_before
     latencies.sort()
     n = len(latencies)
-    per_request = {name: round(spent[name] / n * 1000, 3) for name in ("gateway", "accounts")} if n else {}
+    per_request = {name: round(spent[name] / n * 1000, 3) for name in ("gateway", "accounts", "launcher")} if n else {}
     per_request["client"] = round(client / n * 1000, 3) if n else None
     return {"requests": n, "req_per_s": round(n / elapsed, 1), "p50_ms": round(percentile(latencies, 0.5) * 1000, 2),
             "p99_ms": round(percentile(latencies, 0.99) * 1000, 2), "max_ms": round(latencies[-1] * 1000, 2),

@@ -7,7 +7,6 @@ from contextlib import asynccontextmanager
 import anyio
 from fastapi import FastAPI
 from fastapi.responses import RedirectResponse
-from fastapi.middleware.cors import CORSMiddleware
 
 from gateway import docs, health, proxy, verification
 from gateway.console.app import create_console
@@ -21,11 +20,15 @@ from services.kernel.db import make_engine, unit_of_work
 from services.kernel.docs_pages import mount_assets
 from services.kernel.errors import install_error_handlers
 from services.kernel.logging import configure_logging
-from services.kernel.metrics import install_metrics
+from services.kernel.metrics import request_meter
 from services.kernel.migrations import upgrade_database
 from services.kernel.service_app import audit_router
 from services.kernel.settings import Settings, get_settings
-from services.kernel.web import OptionsMiddleware, RequestContextMiddleware, SecurityHeadersMiddleware
+from services.kernel.web import (
+    NO_FRAMEWORK_TELEMETRY,
+    OptionsMiddleware,
+    RequestMiddleware,
+)
 
 
 def _open_identity_store(settings: Settings):  # noqa: ANN202
@@ -61,25 +64,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
         docs_url=None,  # /docs is the gateway's index of every service's documentation (gateway/docs.py)
         redoc_url=None,
+        **NO_FRAMEWORK_TELEMETRY,
     )
     app.state.settings = settings
     app.state.upstreams = Upstreams(settings)
     app.state.token_verifier = TokenVerifier(settings)
-    # Innermost first. /api/<service>/… relayed without the router (proxy.ProxyFastPath); OPTIONS of the gateway's own routes answered after the guard; the guard sees the request id;
-    # CORS answers preflights and decorates refusals; the security headers go on every response.
+    # Innermost first. /api/<service>/… relayed without the router (proxy.ProxyFastPath); OPTIONS of the gateway's
+    # own routes answered after the guard; the guard sees the request id (RequestMiddleware, with metrics, security
+    # headers and CORS, added last: outermost).
     app.add_middleware(proxy.ProxyFastPath)
     app.add_middleware(OptionsMiddleware)
     app.add_middleware(GuardMiddleware, settings=settings)
-    app.add_middleware(RequestContextMiddleware)
-    app.add_middleware(
-        CORSMiddleware,
-        allow_origins=settings.cors_origins,
-        allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
-        allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "X-Request-ID", "X-Correlation-ID"],
-        expose_headers=["X-Request-ID", "Retry-After"],
-        max_age=600,
-    )
-    app.add_middleware(SecurityHeadersMiddleware)
     install_error_handlers(app)
     app.include_router(health.router)
     app.include_router(docs.router)
@@ -97,5 +92,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.mount("/console", create_console(app, settings))
     app.include_router(proxy.router)  # last: the catch-all
     enforce_route_policies(app)
-    install_metrics(app, "gateway", settings)  # outermost: counts every request, answers /metrics
+    app.add_middleware(RequestMiddleware, meter=request_meter(app, "gateway", settings), cors={
+        "allow_origins": settings.cors_origins,
+        "allow_methods": ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
+        "allow_headers": ["Authorization", "Content-Type", "Idempotency-Key", "X-Request-ID", "X-Correlation-ID"],
+        "expose_headers": ["X-Request-ID", "Retry-After"],
+        "max_age": 600,
+    })
     return app

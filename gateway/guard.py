@@ -93,7 +93,7 @@ class GuardMiddleware:
             return
         method, path = scope["method"], scope["path"]
         ip = (scope.get("client") or ("unknown", 0))[0]
-        content_length, authorization = _guarded_headers(scope)
+        content_length, authorization, chunked = _guarded_headers(scope)
         limit = self.settings.max_upload_bytes if is_file_upload(method, path) else self.settings.max_request_bytes
 
         if content_length > limit:
@@ -114,6 +114,12 @@ class GuardMiddleware:
         wait = max(waits)
         if wait > 0:
             await _reply(send, 429, "RATE_LIMITED", "请求过于频繁，请稍后再试", {"retry-after": str(math.ceil(wait))})
+            return
+
+        if not chunked and method not in MUTATING:
+            # Nothing to count (a body without Transfer-Encoding is as long as its Content-Length, checked above,
+            # or empty) and nothing to audit: the request goes on as it came.
+            await self.app(scope, receive, send)
             return
 
         received, too_large = 0, False
@@ -174,10 +180,11 @@ class GuardMiddleware:
             log.error("gateway.audit_failed", method=method, path=path, error=str(exc))
 
 
-def _guarded_headers(scope: Scope) -> tuple[int, str]:
-    """Content-Length (0 when absent or unreadable: the body is then counted as it arrives) and Authorization, the
-    two headers the guard reads; ASGI servers give header names in lower case."""
-    content_length, authorization = 0, ""
+def _guarded_headers(scope: Scope) -> tuple[int, str, bool]:
+    """Content-Length (0 when absent or unreadable: the body is then counted as it arrives), Authorization and
+    whether a Transfer-Encoding was given (a body of unannounced length), the headers the guard reads; ASGI servers
+    give header names in lower case."""
+    content_length, authorization, chunked = 0, "", False
     for name, value in scope.get("headers", ()):
         if name == b"content-length":
             try:
@@ -186,7 +193,9 @@ def _guarded_headers(scope: Scope) -> tuple[int, str]:
                 content_length = 0
         elif name == b"authorization":
             authorization = value.decode("latin-1")
-    return content_length, authorization
+        elif name == b"transfer-encoding":
+            chunked = True
+    return content_length, authorization, chunked
 
 
 async def _reply(send: Send, status: int, code: str, message: str, extra: dict[str, str] | None = None) -> None:

@@ -40,9 +40,12 @@ HOP_BY_HOP = frozenset({
 # a service reading the first of two could be told any client address or prefix (rate limits, links it builds).
 FORWARDING = {"x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "x-forwarded-prefix"}
 NOT_FORWARDED = HOP_BY_HOP | FORWARDING | {"host", REQUEST_ID_HEADER, CORRELATION_ID_HEADER}
-# The gateway's own server adds these (and RequestContextMiddleware adds X-Request-ID): copying them would
-# send each header twice.
+# The gateway's own server adds these (and RequestMiddleware adds X-Request-ID): copying them would send each header
+# twice.
 NOT_RETURNED = HOP_BY_HOP | {"date", "server", REQUEST_ID_HEADER}
+# As raw header names (bytes), compared without decoding each name of each request.
+_NOT_FORWARDED_RAW = frozenset(name.encode() for name in NOT_FORWARDED)
+_NOT_RETURNED_RAW = frozenset(name.encode() for name in NOT_RETURNED)
 
 
 def _connection_tokens(headers: list[tuple[bytes, bytes]]) -> set[bytes]:
@@ -54,21 +57,21 @@ def _connection_tokens(headers: list[tuple[bytes, bytes]]) -> set[bytes]:
     }
 
 
-def _filtered(headers: list[tuple[bytes, bytes]], dropped: frozenset[str]) -> list[tuple[bytes, bytes]]:
+def _filtered(headers: list[tuple[bytes, bytes]], dropped: frozenset[bytes]) -> list[tuple[bytes, bytes]]:
     named = _connection_tokens(headers)
-    return [(k, v) for k, v in headers if k.lower().decode("latin-1") not in dropped and k.lower() not in named]
+    return [(k, v) for k, v in headers if (lower := k.lower()) not in dropped and lower not in named]
 
 
 def _upstream_headers(request: Request, service: str) -> list[tuple[bytes, bytes]]:
     ctx = context.current()
-    headers = _filtered(request.headers.raw, NOT_FORWARDED)
+    headers = _filtered(request.headers.raw, _NOT_FORWARDED_RAW)
     client_host = request.client.host if request.client else ""
     forwarded_for = ", ".join(filter(None, [request.headers.get("x-forwarded-for"), client_host]))
     headers += [
         (REQUEST_ID_HEADER.encode(), (ctx.request_id or "").encode()),
         (CORRELATION_ID_HEADER.encode(), (ctx.correlation_id or ctx.request_id or "").encode()),
         (b"x-forwarded-for", forwarded_for.encode("latin-1")),
-        (b"x-forwarded-proto", request.url.scheme.encode()),
+        (b"x-forwarded-proto", request.scope.get("scheme", "http").encode()),  # request.url would build the whole URL
         (b"x-forwarded-host", request.headers.get("host", "").encode("latin-1")),
         (b"x-forwarded-prefix", f"/api/{service}".encode()),
     ]
@@ -168,7 +171,7 @@ async def relay(request: Request, service: str, path: str, client: httpx.AsyncCl
         finally:
             await upstream.aclose()
         response = Response(content, status_code=upstream.status_code)
-        response.raw_headers = _filtered(upstream.headers.raw, NOT_RETURNED)
+        response.raw_headers = _filtered(upstream.headers.raw, _NOT_RETURNED_RAW)
         return response
 
     async def body():  # noqa: ANN202
@@ -180,5 +183,5 @@ async def relay(request: Request, service: str, path: str, client: httpx.AsyncCl
 
     # aclose also runs as a background task: the body generator's finally does not run if it is never started.
     response = StreamingResponse(body(), status_code=upstream.status_code, background=BackgroundTask(upstream.aclose))
-    response.raw_headers = _filtered(upstream.headers.raw, NOT_RETURNED)
+    response.raw_headers = _filtered(upstream.headers.raw, _NOT_RETURNED_RAW)
     return response

@@ -1,164 +1,46 @@
 """The gateway's view of the services behind it: the one shared HTTP client, which services exist, the replicas of
 each (``Upstreams``), and how a transport failure towards one of them becomes a structured error."""
 
-import asyncio
 import itertools
 import time
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from http.cookiejar import CookieJar
 from typing import Annotated, Any
 
-import httpcore
 import httpx
 from fastapi import Depends, Request
 
+from gateway.keepalive import KeepAliveTransport
 from services.kernel.errors import BadGateway, GatewayTimeout, NotFound
 from services.kernel.settings import SERVICES, Settings
 
 
-MAX_CONNECTIONS = 500
-MAX_IDLE_CONNECTIONS = 100
-KEEPALIVE_SECONDS = 5.0
-
-
 def open_client(settings: Settings) -> httpx.AsyncClient:
-    """The process-wide client: one connection pool for every service (``KeepAlivePool``). ``trust_env=False`` so
-    that a proxy configured for the outside world never sits between the gateway and its own services."""
+    """The process-wide client: one connection pool for every service (``gateway.keepalive.KeepAliveTransport``).
+    ``trust_env=False`` so that a proxy configured for the outside world never sits between the gateway and its own
+    services."""
     timeout = httpx.Timeout(
         connect=settings.gateway_connect_timeout_seconds,
         read=settings.gateway_read_timeout_seconds,
         write=settings.gateway_read_timeout_seconds,
         pool=settings.gateway_connect_timeout_seconds,
     )
-    transport = httpx.AsyncHTTPTransport(trust_env=False)
-    transport._pool = KeepAlivePool()  # noqa: SLF001 - httpx's transport maps the pool's httpcore errors as usual
-    return httpx.AsyncClient(transport=transport, timeout=timeout, trust_env=False, follow_redirects=False,
-                             cookies=NoCookies())
+    client = httpx.AsyncClient(transport=KeepAliveTransport(), timeout=timeout, trust_env=False,
+                               follow_redirects=False)
+    client._cookies = NoCookies()  # noqa: SLF001 - the cookies setter would copy them into a plain httpx.Cookies
+    return client
 
 
-class NoCookies(CookieJar):
-    """The shared client's cookie jar, which keeps nothing: a ``Set-Cookie`` from a service is relayed to the caller
+class NoCookies(httpx.Cookies):
+    """The shared client's cookies, which keep nothing: a ``Set-Cookie`` from a service is relayed to the caller
     who got it, and must never be stored by the client and sent with every later caller's requests. Keeping nothing
-    also skips parsing every response's headers for cookies."""
+    also skips httpx's cookie extraction from every response, which builds a urllib request per response."""
 
-    def extract_cookies(self, response: object, request: object) -> None:
+    def extract_cookies(self, response: httpx.Response) -> None:
         return None
 
-    def set_cookie(self, cookie: object) -> None:
+    def set(self, name: str, value: str, domain: str = "", path: str = "/") -> None:
         return None
-
-
-class KeepAlivePool:
-    """httpcore's connection pool, lean: idle keep-alive connections per origin in a LIFO stack, so that a request
-    looks at one connection (the most recently used, checked for expiry and for a close by the server) instead of
-    every connection of the pool. httpcore's own ``AsyncConnectionPool`` walks all its connections twice per request,
-    polling each idle socket (O(connections²) in Python): at 32 concurrent reads that walk cost more CPU than the
-    rest of the gateway's work (bench/gateway_profile.py). Connections are httpcore's own
-    ``AsyncHTTPConnection``, so errors, timeouts and trace events are those the rest of the gateway knows.
-
-    At most ``max_connections`` requests in flight (a request beyond waits up to the pool timeout, then
-    ``httpcore.PoolTimeout``), at most ``max_idle`` idle connections kept."""
-
-    def __init__(self, max_connections: int = MAX_CONNECTIONS, max_idle: int = MAX_IDLE_CONNECTIONS,
-                 keepalive_expiry: float = KEEPALIVE_SECONDS):
-        self.keepalive_expiry = keepalive_expiry
-        self.max_idle = max_idle
-        self._idle: dict[tuple[bytes, bytes, int], list[httpcore.AsyncHTTPConnection]] = {}
-        self._idle_count = 0
-        self._in_flight = asyncio.Semaphore(max_connections)
-
-    async def handle_async_request(self, request: httpcore.Request) -> httpcore.Response:
-        await self._acquire(request)
-        origin = request.url.origin
-        key = (origin.scheme, origin.host, origin.port)
-        try:
-            connection = self._idle_connection(key)
-            while True:
-                if connection is None:
-                    connection = httpcore.AsyncHTTPConnection(origin, keepalive_expiry=self.keepalive_expiry)
-                try:
-                    response = await connection.handle_async_request(request)
-                except httpcore.ConnectionNotAvailable:  # it became unusable meanwhile: another one
-                    connection = None
-                    continue
-                except BaseException:
-                    await connection.aclose()
-                    raise
-                break
-        except BaseException:
-            self._in_flight.release()
-            raise
-        return httpcore.Response(status=response.status, headers=response.headers,
-                                 content=_ReleasedStream(response.stream, self, key, connection),
-                                 extensions=response.extensions)
-
-    async def _acquire(self, request: httpcore.Request) -> None:
-        if not self._in_flight.locked():
-            await self._in_flight.acquire()
-            return
-        timeout = request.extensions.get("timeout", {}).get("pool")
-        try:
-            await asyncio.wait_for(self._in_flight.acquire(), timeout)
-        except TimeoutError:
-            raise httpcore.PoolTimeout("no connection to the upstream became free in time") from None
-
-    def _idle_connection(self, key: tuple[bytes, bytes, int]) -> "httpcore.AsyncHTTPConnection | None":
-        stack = self._idle.get(key)
-        while stack:
-            connection = stack.pop()
-            self._idle_count -= 1
-            if connection.is_available() and not connection.has_expired():
-                return connection
-            self._discard(connection)
-        return None
-
-    def _release(self, key: tuple[bytes, bytes, int], connection: httpcore.AsyncHTTPConnection) -> None:
-        self._in_flight.release()
-        if connection.is_idle() and self._idle_count < self.max_idle:
-            self._idle.setdefault(key, []).append(connection)
-            self._idle_count += 1
-        elif not connection.is_closed():
-            self._discard(connection)
-
-    @staticmethod
-    def _discard(connection: httpcore.AsyncHTTPConnection) -> None:
-        # Closing an HTTP/1.1 connection closes its socket without awaiting anything worth waiting for.
-        asyncio.get_running_loop().create_task(connection.aclose())
-
-    async def aclose(self) -> None:
-        idle, self._idle, self._idle_count = self._idle, {}, 0
-        for stack in idle.values():
-            for connection in stack:
-                await connection.aclose()
-
-    async def __aenter__(self) -> "KeepAlivePool":
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.aclose()
-
-
-class _ReleasedStream:
-    """A response body that gives its connection back to the pool when closed (read to the end or not)."""
-
-    def __init__(self, stream: Any, pool: KeepAlivePool, key: tuple[bytes, bytes, int],
-                 connection: httpcore.AsyncHTTPConnection):
-        self._stream, self._pool, self._key, self._connection = stream, pool, key, connection
-        self._released = False
-
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        async for part in self._stream:
-            yield part
-
-    async def aclose(self) -> None:
-        try:
-            if hasattr(self._stream, "aclose"):
-                await self._stream.aclose()
-        finally:
-            if not self._released:
-                self._released = True
-                self._pool._release(self._key, self._connection)  # noqa: SLF001
 
 
 # async: FastAPI runs a plain function dependency in its thread pool, a thread hop per request for an attribute.

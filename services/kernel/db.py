@@ -89,7 +89,9 @@ def _configure_sqlite(engine: Engine) -> None:
     @event.listens_for(engine, "begin")
     def _on_begin(connection):  # noqa: ANN001
         read_only = connection.get_execution_options().get(SNAPSHOT_OPTION, False)
-        connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
+        # On the driver's connection itself: through exec_driver_sql the BEGIN took SQLAlchemy's whole statement
+        # path (events, cursor, result), as much as the read that follows on a cheap GET.
+        connection.connection.driver_connection.execute("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
     @event.listens_for(engine, "before_cursor_execute")
     def _refuse_writes_in_snapshots(connection, _cursor, statement, _parameters, _context, _executemany):  # noqa: ANN001, PLR0913
@@ -116,6 +118,14 @@ def snapshot_session(engine: Engine) -> Session:
     that takes no write lock); on PostgreSQL ``REPEATABLE READ READ ONLY`` (one snapshot for the whole session,
     like SQLite's). Writing through it fails."""
     return Session(_snapshot_engine(engine))
+
+
+def never_waits(session: Session) -> bool:
+    """Whether every statement of ``session`` runs without waiting for another transaction or a server: a SQLite
+    snapshot session (a deferred ``BEGIN`` under WAL reads the file and takes no lock a writer holds). A unit of
+    work's ``BEGIN IMMEDIATE`` may wait for the write lock, and a PostgreSQL statement is a round trip."""
+    bind = session.get_bind()
+    return is_sqlite(bind) and bool(bind.get_execution_options().get(SNAPSHOT_OPTION, False))
 
 
 def _snapshot_engine(engine: Engine) -> Engine:
@@ -187,7 +197,9 @@ class RequestSessions:
     def __init__(self, engine: Engine, limit: int | None = None):
         self.engine = engine
         self.limit = admission_limit(engine) if limit is None else limit
-        self._slots = anyio.Semaphore(self.limit) if self.limit else None
+        # fast_acquire: a free slot is taken without a trip through the event loop (anyio's default yields once per
+        # acquire, a cost on every request); a request that must wait still waits on the loop.
+        self._slots = anyio.Semaphore(self.limit, fast_acquire=True) if self.limit else None
         self._closing = anyio.CapacityLimiter(self.limit or 40)
         self._sqlite = is_sqlite(engine)
 

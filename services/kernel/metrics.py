@@ -1,8 +1,7 @@
 """Prometheus metrics of every process (README, "Operations: metrics and logs").
 
-``install_metrics(app, component)`` — one call at the end of building a service's or the gateway's app — adds an
-outermost ASGI middleware that counts every request by route template, method and status with its latency, and
-answers ``GET /metrics`` itself. ``/metrics`` is no route of the app: it is not in the OpenAPI documents, the gateway's
+``request_meter(app, component)`` — given to the app's ``RequestMiddleware`` (services.kernel.web), the outermost —
+counts every request by route template, method and status with its latency, and answers ``GET /metrics`` itself. ``/metrics`` is no route of the app: it is not in the OpenAPI documents, the gateway's
 proxy cannot reach it (see ``MetricsAccess``), and a refused caller gets the app's ordinary 404.
 
 What a scrape shows:
@@ -39,7 +38,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.multiprocess import MultiProcessCollector
 from sqlalchemy import Engine, event, func, select
 from sqlmodel import Session
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Scope, Send
 
 from services.kernel.db import snapshot_session
 from services.kernel.models import DeadLetter, OutboxMessage
@@ -209,41 +208,31 @@ def route_template(scope: Scope) -> str:
     return path
 
 
-class MetricsMiddleware:
-    def __init__(self, app: ASGIApp, component: str, exporter: "Exporter"):
-        self.app = app
+class RequestMeter:
+    """Counts and times one app's requests and answers its ``/metrics`` (for services.kernel.web.RequestMiddleware,
+    which calls it around every request)."""
+
+    def __init__(self, component: str, exporter: "Exporter"):
         self.component = component
         self.exporter = exporter
         self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        if scope["path"] == METRICS_PATH and scope["method"] == "GET" and self.exporter.access.allows(scope):
-            await self.exporter.respond(send)
-            return
-        started = time.perf_counter()
-        status = 500
+    def answers_scrape(self, scope: Scope) -> bool:
+        return scope["path"] == METRICS_PATH and scope["method"] == "GET" and self.exporter.access.allows(scope)
 
-        async def send_status(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
+    async def respond(self, send: Send) -> None:
+        await self.exporter.respond(send)
 
-        try:
-            await self.app(scope, receive, send_status)
-        finally:
-            method = scope["method"] if scope["method"] in HTTP_METHODS else "OTHER"  # any token is a method
-            key = (route_template(scope), method, status)
-            children = self._children.get(key)
-            if children is None:  # labels() costs a lock and a tuple per call: looked up once per combination
-                route, method, _ = key
-                children = self._children[key] = (HTTP_REQUESTS.labels(self.component, route, method, str(status)),
-                                                  HTTP_LATENCY.labels(self.component, route, method))
-            children[0].inc()
-            children[1].observe(time.perf_counter() - started)
+    def record(self, scope: Scope, status: int, seconds: float) -> None:
+        method = scope["method"] if scope["method"] in HTTP_METHODS else "OTHER"  # any token is a method
+        key = (route_template(scope), method, status)
+        children = self._children.get(key)
+        if children is None:  # labels() costs a lock and a tuple per call: looked up once per combination
+            route, method, _ = key
+            children = self._children[key] = (HTTP_REQUESTS.labels(self.component, route, method, str(status)),
+                                              HTTP_LATENCY.labels(self.component, route, method))
+        children[0].inc()
+        children[1].observe(seconds)
 
 
 # -- the exposition -------------------------------------------------------------------------------------------------
@@ -394,12 +383,12 @@ def multiprocess_environment(directory: Path) -> dict[str, str]:
     return {MULTIPROC_ENV: str(directory)}
 
 
-def install_metrics(app: Any, component: str, settings: Settings | None = None) -> None:
-    """Count this app's requests and answer its ``/metrics`` (call once, after every other middleware)."""
+def request_meter(app: Any, component: str, settings: Settings | None = None) -> RequestMeter:
+    """The meter of this app's requests and its ``/metrics`` (given to the app's RequestMiddleware)."""
     settings = settings or app.state.settings
     if component != "gateway":
         OUTBOX_PUBLISH_FAILURES.labels(component)  # exported as 0 from the start: an alert's rate needs a baseline
-    app.add_middleware(MetricsMiddleware, component=component, exporter=Exporter(app, component, settings))
+    return RequestMeter(component, Exporter(app, component, settings))
 
 
 def record_publish_failure(component: str) -> None:

@@ -43,10 +43,15 @@ BankAccountOut = Annotated[str, PlainSerializer(reveal_bank_account, return_type
 
 _CITIZEN_ID = re.compile(r"(?<![0-9A-Za-z])(\d{6})\d{8}(\d{3}[\dXx])(?![0-9A-Za-z])")
 _LONG_NUMBER = re.compile(r"(?<!\d)\d{8,15}(\d{4})(?!\d)")
+# Both shapes above hold at least 12 digits in a row: text without such a run has nothing to mask (most log
+# arguments: methods, paths with ids, statuses), found with one search instead of two substitutions.
+_DIGIT_RUN = re.compile(r"\d{12}")
 
 
 def redact(text: str) -> str:
     """Mask citizen ids and long account-like numbers inside free text."""
+    if _DIGIT_RUN.search(text) is None:
+        return text
     text = _CITIZEN_ID.sub(lambda m: f"{m.group(1)}********{m.group(2)}", text)
     return _LONG_NUMBER.sub(lambda m: "*" * (len(m.group(0)) - 4) + m.group(1), text)
 

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Annotated, Any, Protocol
+from typing import Annotated, Any, Protocol, TypeVar
 
 import anyio
 import httpx
@@ -20,10 +20,10 @@ from sqlmodel import Session
 from services.kernel import archives, audit, context, workdays
 from services.kernel.auth import TokenVerifier, allow, enforce_route_policies, public
 from services.kernel.bus import Bus
-from services.kernel.db import RequestSessions, make_engine, snapshot_session
+from services.kernel.db import RequestSessions, make_engine, never_waits, snapshot_session
 from services.kernel.errors import NotFound, install_error_handlers
 from services.kernel.logging import configure_logging
-from services.kernel.metrics import install_metrics
+from services.kernel.metrics import request_meter
 from services.kernel.inbox import EventConsumer, Handler, dead_letters_as_dicts
 from services.kernel.migrations import upgrade_database
 from services.kernel.models import AuditEntry, DeadLetter, OutboxMessage
@@ -32,7 +32,10 @@ from services.kernel.pii import can_read_all_personal_data, redact
 from services.kernel.settings import Settings, activate, get_settings
 from services.kernel.docs_pages import install_docs
 from services.kernel.strict import RowId
-from services.kernel.web import OptionsMiddleware, RequestContextMiddleware, SecurityHeadersMiddleware
+from services.kernel.web import (
+    NO_FRAMEWORK_TELEMETRY,
+    RequestMiddleware,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -145,6 +148,23 @@ def request_sessions(app: FastAPI) -> RequestSessions:
     return sessions
 
 
+T = TypeVar("T")
+
+
+async def read_by_key(session: Session, read: Callable[..., T], *args: Any) -> T:
+    """``read(*args)`` for an ``async def`` endpoint that reads a few rows by key, e.g. one employer by id.
+
+    On a SQLite snapshot session (a GET's ``SessionDep``) it runs on the event loop: such a read takes microseconds
+    and never waits for a writer (``services.kernel.db.never_waits``), which costs less than the two thread hops of
+    a plain ``def`` endpoint (the endpoint, then its response model, each in a worker thread) — most of a cheap
+    read's CPU (bench/gateway_reads.py). Anything else — a unit of work, which may wait for SQLite's write lock, or
+    PostgreSQL, where every statement is a round trip — runs in a worker thread as a ``def`` endpoint would.
+    Only for reads bounded by an index lookup: a listing, a search or a report stays a plain ``def`` endpoint."""
+    if never_waits(session):
+        return read(*args)
+    return await anyio.to_thread.run_sync(read, *args)
+
+
 EngineDep = Annotated[Engine, Depends(get_engine)]
 # scope="function": the exit code (the commit) runs before the response is sent, so a failed commit answers an
 # error instead of a 2xx for something not stored; the default "request" scope would commit after sending.
@@ -227,13 +247,9 @@ def create_service_app(spec: ServiceSpec, settings: Settings | None = None) -> F
     # /docs and /redoc on local assets instead of FastAPI's CDN pages.
     # redirect_slashes=False: a redirect would name this service's own address, unreachable behind the gateway.
     app = FastAPI(title=spec.title, description=spec.description, version="0.1.0", lifespan=lifespan,
-                  docs_url=None, redoc_url=None, redirect_slashes=False)
+                  docs_url=None, redoc_url=None, redirect_slashes=False, **NO_FRAMEWORK_TELEMETRY)
     app.state.settings = settings
     app.state.token_verifier = TokenVerifier(settings)
-    # Innermost first: OPTIONS answered with the request id; security headers on every response, 500s included.
-    app.add_middleware(OptionsMiddleware)
-    app.add_middleware(RequestContextMiddleware)
-    app.add_middleware(SecurityHeadersMiddleware)
     install_error_handlers(app)
     app.include_router(_health_router(spec.name))
     app.include_router(_operations_router())
@@ -242,7 +258,8 @@ def create_service_app(spec: ServiceSpec, settings: Settings | None = None) -> F
         app.include_router(router)
     install_docs(app, spec.title)
     enforce_route_policies(app)
-    install_metrics(app, spec.name, settings)  # outermost: counts every request, answers /metrics
+    # Metrics, request context, security headers and OPTIONS in one pass (services.kernel.web.RequestMiddleware).
+    app.add_middleware(RequestMiddleware, meter=request_meter(app, spec.name, settings), answer_options=True)
     return app
 
 

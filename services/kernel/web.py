@@ -1,13 +1,19 @@
 """HTTP mechanics shared by the services and the gateway: request ids into the trace context, an unexpected error
 answered as a structured 500 on a connection that stays usable."""
 
+import inspect
 import json
 import re
+import time
 import uuid
+from collections.abc import Callable
+from typing import Any, Protocol
 
 import structlog
+from fastapi import FastAPI
+from starlette.middleware.cors import CORSMiddleware
 from starlette.routing import Mount, compile_path
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services.kernel import context
 from services.kernel.errors import error_body
@@ -25,57 +31,21 @@ def _valid_id(value: str | None) -> str | None:
     return None
 
 
-class RequestContextMiddleware:
-    """Takes ``X-Request-ID`` / ``X-Correlation-ID`` from the caller (the gateway sets them) or makes new ones,
-    puts them in the trace context for events and audit entries, and echoes the request id in the response.
-
-    An exception no handler turned into a response is logged and answered ``500 INTERNAL_ERROR`` here instead of
-    escaping to the server: uvicorn closes the keep-alive connection after an escaped exception, a moment after the
-    500 went out, and the gateway could write its next request into that moment. Once the response
-    has started, the exception still escapes: the connection must then be closed."""
-
-    def __init__(self, app: ASGIApp):
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        given_request_id = given_correlation_id = None
-        for name, value in scope.get("headers", ()):  # lower-case names (ASGI)
-            if name == _REQUEST_ID:
-                given_request_id = value.decode("latin-1")
-            elif name == _CORRELATION_ID:
-                given_correlation_id = value.decode("latin-1")
-        request_id = _valid_id(given_request_id) or uuid.uuid4().hex
-        correlation_id = _valid_id(given_correlation_id) or request_id
-        request_id_header = (b"x-request-id", request_id.encode())
-
-        started = False
-
-        async def send_with_id(message) -> None:  # noqa: ANN001
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-                message["headers"] = [*message.get("headers", ()), request_id_header]
-            await send(message)
-
-        with context.trace(request_id=request_id, correlation_id=correlation_id):
-            try:
-                await self.app(scope, receive, send_with_id)
-            except Exception:
-                if started:
-                    raise
-                log.exception("request.failed", method=scope.get("method"), path=scope.get("path"))
-                await _internal_error(send_with_id, request_id)
-
-
 async def _internal_error(send: Send, request_id: str) -> None:
     body = json.dumps(error_body("INTERNAL_ERROR", "服务内部错误，请稍后重试或联系运维人员",
                                  {"request_id": request_id}), ensure_ascii=False).encode()
     await send({"type": "http.response.start", "status": 500, "headers": [
         (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
     await send({"type": "http.response.body", "body": body})
+
+
+# -- the framework -------------------------------------------------------------------------------------------------
+
+# FastAPI's native OpenTelemetry instrumentation, off: the platform measures itself (services/kernel/metrics.py) and
+# configures no OpenTelemetry provider, yet FastAPI asks OpenTelemetry's global providers (an environment lookup)
+# on every request to learn that it has nothing to do. Older FastAPI has no such instrumentation and no argument.
+NO_FRAMEWORK_TELEMETRY = ({"telemetry": {"tracing": False, "metrics": False, "logs": False}}
+                          if "telemetry" in inspect.signature(FastAPI.__init__).parameters else {})
 
 
 # -- security headers ------------------------------------------------------------------------------------------------
@@ -115,33 +85,6 @@ SECURITY_HEADERS = (
 # Tokens and personal data must not stay in a browser's or a proxy's cache: every response is ``no-store`` unless
 # it says otherwise, except the static documentation assets.
 STATIC_PREFIXES = ("/docs-assets/", "/console/static/")
-
-
-class SecurityHeadersMiddleware:
-    """Adds the security headers to every response that does not set them itself (a proxied service response
-    keeps its own) and drops any ``server`` header. uvicorn's own ``server`` header is turned off where uvicorn is
-    started (``--no-server-header``)."""
-
-    def __init__(self, app: ASGIApp):
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        cacheable = scope.get("path", "").startswith(STATIC_PREFIXES)
-
-        async def send_with_headers(message) -> None:  # noqa: ANN001
-            if message["type"] == "http.response.start":
-                headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"server"]
-                present = {k.lower() for k, _ in headers}
-                headers += [(k, v) for k, v in SECURITY_HEADERS if k not in present]
-                if not cacheable and b"cache-control" not in present:
-                    headers.append((b"cache-control", b"no-store"))
-                message["headers"] = headers
-            await send(message)
-
-        await self.app(scope, receive, send_with_headers)
 
 
 # -- OPTIONS ---------------------------------------------------------------------------------------------------------
@@ -200,3 +143,158 @@ class OptionsMiddleware:
                 await send({"type": "http.response.body", "body": b""})
                 return
         await self.app(scope, receive, send)
+
+
+# -- the request middleware ------------------------------------------------------------------------------------------
+
+
+class RequestMeter(Protocol):
+    """What the request middleware asks of the metrics (services.kernel.metrics.RequestMeter)."""
+
+    def answers_scrape(self, scope: Scope) -> bool: ...
+
+    async def respond(self, send: Send) -> None: ...
+
+    def record(self, scope: Scope, status: int, seconds: float) -> None: ...
+
+
+_IDS = "sifund.request_ids"  # the scope key under which the CORS path hands the request ids inwards
+
+
+class RequestMiddleware:
+    """What every request of a service or the gateway goes through, in one pass and one wrapper of ``send``
+    (five stacked middlewares cost more than the service's own work on a cheap read, bench/gateway_reads.py):
+
+    - **metrics** (``meter``): ``GET /metrics`` answered for those allowed; every other request counted by route
+      template, method and status, and timed — a request whose exception escaped counts as 500;
+    - **request context**: ``X-Request-ID`` / ``X-Correlation-ID`` taken from the caller (the gateway sets them) or
+      made, put in the trace context for events and audit entries, the request id echoed in the response. An
+      exception no handler turned into a response is logged and answered ``500 INTERNAL_ERROR`` here instead of
+      escaping to the server: uvicorn closes the keep-alive connection after an escaped exception, a moment after
+      the 500 went out, and the gateway could write its next request into that moment. Once the response has
+      started, the exception still escapes: the connection must then be closed;
+    - **security headers** on every response that does not set them itself (a proxied service response keeps its
+      own), ``no-store`` unless it says otherwise or is a static asset, any ``server`` header dropped (uvicorn's own
+      is turned off where uvicorn is started, ``--no-server-header``);
+    - **CORS** (``cors``: Starlette's ``CORSMiddleware`` arguments, the gateway's): a request with an ``Origin`` goes
+      through Starlette's middleware (preflights answered there, without a request id); any other gets what that
+      middleware gives it, ``Vary: Origin``, here;
+    - **OPTIONS** (``answer_options``): ``OptionsMiddleware`` inside the request context.
+    """
+
+    def __init__(self, app: ASGIApp, *, meter: RequestMeter | None = None, cors: dict[str, Any] | None = None,
+                 answer_options: bool = False):
+        self.app = app
+        self.inner = OptionsMiddleware(app) if answer_options else app
+        self.meter = meter
+        self.cors = None if cors is None else CORSMiddleware(self._behind_cors, **cors)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        meter = self.meter
+        if meter is not None and meter.answers_scrape(scope):
+            await meter.respond(send)
+            return
+        started_at = time.perf_counter()
+        request_id, correlation_id, has_origin = _request_ids(scope)
+        cacheable = scope["path"].startswith(STATIC_PREFIXES)
+        through_cors = has_origin and self.cors is not None
+        request_id_header = () if through_cors else ((b"x-request-id", request_id.encode()),)
+        vary_origin = self.cors is not None and not through_cors
+        status = 0
+
+        async def send_decorated(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message["headers"] = _secured([*message.get("headers", ()), *request_id_header], cacheable,
+                                              vary_origin=vary_origin)
+            await send(message)
+
+        try:
+            if through_cors:
+                scope[_IDS] = request_id, correlation_id
+                await self.cors(scope, receive, send_decorated)
+            else:
+                await self._in_context(scope, receive, send_decorated, (request_id, correlation_id),
+                                       lambda: status != 0)
+        finally:
+            if meter is not None:
+                meter.record(scope, status or 500, time.perf_counter() - started_at)
+
+    async def _behind_cors(self, scope: Scope, receive: Receive, send: Send) -> None:
+        request_id_header = (b"x-request-id", scope[_IDS][0].encode())
+        started = False
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+                message["headers"] = [*message.get("headers", ()), request_id_header]
+            await send(message)
+
+        await self._in_context(scope, receive, send_with_id, scope[_IDS], lambda: started)
+
+    async def _in_context(self, scope: Scope, receive: Receive, send: Send, ids: tuple[str, str],
+                          started: Callable[[], bool]) -> None:
+        """The app in the request's trace context; an exception before the response ``started`` answered 500."""
+        request_id, correlation_id = ids
+        with context.trace(request_id=request_id, correlation_id=correlation_id):
+            try:
+                await self.inner(scope, receive, send)
+            except Exception:
+                if started():
+                    raise
+                log.exception("request.failed", method=scope.get("method"), path=scope.get("path"))
+                await _internal_error(send, request_id)
+
+
+def _request_ids(scope: Scope) -> tuple[str, str, bool]:
+    """The request id and correlation id (the caller's when valid, else new) and whether an ``Origin`` was sent:
+    one scan of the headers, whose names ASGI gives in lower case."""
+    given_request_id = given_correlation_id = None
+    has_origin = False
+    for name, value in scope["headers"]:
+        if name == _REQUEST_ID:
+            given_request_id = value.decode("latin-1")
+        elif name == _CORRELATION_ID:
+            given_correlation_id = value.decode("latin-1")
+        elif name == b"origin":
+            has_origin = True
+    request_id = _valid_id(given_request_id) or uuid.uuid4().hex
+    return request_id, _valid_id(given_correlation_id) or request_id, has_origin
+
+
+def _secured(headers: list[tuple[bytes, bytes]], cacheable: bool, *, vary_origin: bool = False,
+             ) -> list[tuple[bytes, bytes]]:
+    """``headers`` without ``server``, with ``Vary: Origin`` if asked (merged as Starlette's CORS middleware merges
+    it: every Vary value and Origin in one header, where the first Vary was), then the security headers the
+    response lacks and ``no-store`` unless cacheable."""
+    kept: list[tuple[bytes, bytes]] = []
+    present = set()
+    vary_at = -1
+    for name, value in headers:
+        lower = name.lower()
+        if lower == b"server":
+            continue
+        if vary_origin and lower == b"vary":
+            if vary_at >= 0:
+                kept[vary_at] = (b"vary", kept[vary_at][1] + b", " + value)
+                continue
+            vary_at = len(kept)
+            name = b"vary"
+        present.add(lower)
+        kept.append((name, value))
+    if vary_origin:
+        if vary_at < 0:
+            kept.append((b"vary", b"Origin"))
+        else:
+            kept[vary_at] = (b"vary", kept[vary_at][1] + b", Origin")
+    for header in SECURITY_HEADERS:
+        if header[0] not in present:
+            kept.append(header)
+    if not cacheable and b"cache-control" not in present:
+        kept.append((b"cache-control", b"no-store"))
+    return kept

@@ -60,6 +60,8 @@ async def test_registration_keeps_every_detail_in_the_row_the_history_and_the_ev
 
         fetched = (await accounts.get(f"/employers/{created['id']}", headers=clerk)).json()
         assert fetched == created
+        missing = await accounts.get("/employers/no-such-employer", headers=clerk)
+        assert missing.status_code == 404 and error_code(missing) == "EMPLOYER_NOT_FOUND"
 
         [entry] = (await accounts.get(f"/employers/{created['id']}/history", headers=clerk)).json()
         assert (entry["version"], entry["action"], entry["changed_by"]) == (1, "register", "clerk.zhang")

@@ -160,6 +160,13 @@ async def test_oversized_requests_are_refused(make_settings, nats_server, start_
         streamed = await gateway.post("/identity/users", content=chunks(),
                                       headers={"Content-Type": "application/json", **bearer(settings, "it_admin")})
         assert streamed.status_code == 413
+        # A read's body is held to the same limit; within it the read passes (the guard relays it untouched).
+        declared_read = await gateway.request("GET", "/identity/conflict-rules", content=b"z" * 2000,
+                                              headers=bearer(settings, "it_admin"))
+        assert declared_read.status_code == 413
+        read = await gateway.request("GET", "/identity/conflict-rules", content=b"z" * 10,
+                                     headers=bearer(settings, "it_admin"))
+        assert read.status_code == 200
 
 
 async def test_a_file_for_a_job_may_be_larger_than_a_request(make_settings, nats_server, start_gateway):

@@ -16,7 +16,7 @@ from fastapi import FastAPI
 from gateway.app import create_app as create_gateway
 from gateway.upstream import safe_to_retry
 from services.kernel.errors import install_error_handlers
-from services.kernel.web import RequestContextMiddleware
+from services.kernel.web import RequestMiddleware
 from tests.support.gateway import _Upstream, uvicorn_in_thread
 
 
@@ -140,7 +140,7 @@ async def test_a_retry_reaches_a_service_that_refused_the_first_connection(make_
 
 def _app_that_crashes() -> FastAPI:
     app = FastAPI()
-    app.add_middleware(RequestContextMiddleware)
+    app.add_middleware(RequestMiddleware)
     install_error_handlers(app)
 
     @app.get("/crash")

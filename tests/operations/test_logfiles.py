@@ -66,3 +66,20 @@ def test_following_continues_in_the_new_file_after_a_rotation(tmp_path):
     log.close()
     assert (tmp_path / "accounts.log.1").exists() and not (tmp_path / "accounts.log.2").exists()
     assert seen == [f"line {i}" for i in range(1, 16)]
+
+
+def test_lines_written_together_rotate_at_the_same_line_as_one_by_one(tmp_path):
+    lines = [json.dumps({"event": f"line {i}", "padding": "z" * (i % 90)}) for i in range(300)]
+    together, one_by_one = (LogFile(tmp_path / name, max_bytes=4096, backup_count=20)
+                            for name in ("together.log", "single.log"))
+    together.write_lines(lines[:150])
+    together.write_lines(lines[150:])
+    for line in lines:
+        one_by_one.write(line)
+    together.close()
+    one_by_one.close()
+    for suffix in ["", *(f".{n}" for n in range(1, 21))]:
+        mine, theirs = tmp_path / f"together.log{suffix}", tmp_path / f"single.log{suffix}"
+        assert mine.exists() == theirs.exists()
+        if mine.exists():
+            assert mine.read_bytes() == theirs.read_bytes(), suffix

@@ -12,7 +12,7 @@ from services.accounts.employers.schemas import (
     StatusChange,
 )
 from services.kernel.auth import allow
-from services.kernel.service_app import SessionDep
+from services.kernel.service_app import SessionDep, read_by_key
 
 READERS = allow("agency_clerk", "agency_reviewer", "agency_approver", "internal_auditor")
 WRITERS = allow("agency_clerk")
@@ -31,8 +31,8 @@ def register_employer(registration: EmployerRegistration, session: SessionDep) -
 
 
 @router.get("/{employer_id}", response_model=EmployerOut, summary="One employer", dependencies=[READERS])
-def get_employer(employer_id: str, session: SessionDep) -> EmployerOut:
-    return _out(service.get_employer(session, employer_id))
+async def get_employer(employer_id: str, session: SessionDep) -> EmployerOut:
+    return _out(await read_by_key(session, service.read_employer, session, employer_id))
 
 
 @router.patch("/{employer_id}", response_model=EmployerOut,
