@@ -55,16 +55,16 @@ def body_of(fields: dict[str, str], form: dict[str, str]) -> dict[str, Any]:
     return body
 
 
-async def submit(page: Page, route: str, path: str, fields: dict[str, str], back: str,
+async def submit(page: Page, route: str, path: str, fields: dict[str, str], back: str | Callable[[Any], str],
                  rerender: Callable[..., Awaitable[Response]]) -> Response:
     """Posts the form to the API route ``route`` (its template; ``path`` concrete) when the user's roles admit it:
-    on success back to ``back``; on a refusal the page again (``rerender(status_code=, form=, error=)``) with the
-    API's message in Chinese and what was typed."""
+    on success back to ``back`` (or to ``back(created)``, the page of what the API answered); on a refusal the page
+    again (``rerender(status_code=, form=, error=)``) with the API's message in Chinese and what was typed."""
     if not await page.may("POST", route):
         raise ScreenRefused()
     response = await page.calls.call("POST", path, json=body_of(fields, page.form))
     if response.status_code in (200, 201, 202):
-        return page.redirect(back)
+        return page.redirect(back if isinstance(back, str) else back(response.json()))
     error = ApiError.of(response)
     return await rerender(status_code=error.status, form=page.form, error=error.in_words())
 

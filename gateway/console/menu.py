@@ -68,6 +68,9 @@ SCREENS: tuple[Screen, ...] = (
     Screen("employers", "参保单位", "/console/agency/employers", "经办业务",
            (("GET", "/api/accounts/employers"), ("GET", "/api/accounts/employers/{employer_id}"),
             ("GET", "/api/accounts/enrolments/by-employer/{employer_id}"))),
+    Screen("registration", "参保登记", "/console/agency/register", "经办业务",
+           (("POST", "/api/accounts/persons"), ("POST", "/api/accounts/employers"),
+            ("POST", "/api/accounts/enrolments"))),
     Screen("unmatched", "未匹配税务明细", "/console/agency/unmatched", "经办业务",
            (("GET", "/api/collection/tax-payments/unmatched"),)),
     Screen("exchange", "部门交换数据", "/console/agency/exchange", "经办业务",
@@ -92,6 +95,7 @@ SCREENS: tuple[Screen, ...] = (
     Screen("users", "用户与角色", "/console/admin/users", "系统管理",
            (("GET", "/identity/users"), ("GET", "/identity/conflict-rules"),
             ("GET", "/identity/reports/long-tenure"))),
+    Screen("clients", "系统客户端", "/console/admin/clients", "系统管理", (("POST", "/identity/clients"),)),
 )
 SCREENS_BY_KEY = {screen.key: screen for screen in SCREENS}
 PUBLIC_SCREENS = frozenset({"disclosure", "whistleblowing"})
