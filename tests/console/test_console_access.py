@@ -29,7 +29,8 @@ SAMPLE_PATH_VALUES = {"month": "202611", "fund": "PEN_EMP", "case_id": "no-such-
                       "job_id": "no-such-job", "sweep_id": "no-such-sweep", "year": "2026", "report_id": "no-such-report",
                       "inspection_id": "no-such-inspection", "incident_id": "no-such-incident",
                       "object_id": "no-such-object", "step": "close",
-                      "kind": "person", "username": "nobody", "role": "cashier"}
+                      "kind": "person", "username": "nobody", "role": "cashier",
+                      "correction_id": "no-such-correction"}
 
 
 # The platform (conftest.py) is shared by the package's modules; SQLite whatever the run, hence `once`.

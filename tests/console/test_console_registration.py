@@ -110,3 +110,35 @@ async def test_a_grant_of_incompatible_duties_is_refused_in_words_and_a_role_is_
         assert read_only.status_code == 200 and "grant-console_grantee" not in read_only.text
         assert (await auditor.post("/console/admin/users/console_grantee/roles", data={
             "csrf_token": csrf_of(read_only.text), "role": "agency_clerk", "reason": "越权"})).status_code == 403
+
+
+async def test_a_life_status_correction_waits_for_a_second_person_on_the_persons_page(platform):
+    async with httpx.AsyncClient(base_url=platform.gateway_url, timeout=TIMEOUT) as api:
+        person = await api.post("/api/accounts/persons", headers=await _api_token(platform, "agency_clerk"),
+                                json={"citizen_id": citizen_id(952), "name": "更正测试丙", "region": DISTRICT})
+        assert person.status_code == 201, person.text
+    url = f"/console/agency/persons/{person.json()['id']}"
+
+    async with httpx.AsyncClient(base_url=platform.gateway_url, timeout=TIMEOUT) as clerk:
+        await console_sign_in(clerk, *platform.user_of("agency_clerk"))
+        page = await clerk.get(url)
+        assert 'id="correction-form"' in page.text and 'id="person-corrections"' in page.text
+        requested = await clerk.post(f"{url}/corrections", data={
+            "csrf_token": csrf_of(page.text), "new_status": "deceased", "death_date": "2026-10-03",
+            "reason": "民政部门火化信息核实", "evidence": "民火字〔2026〕12号"})
+        assert requested.status_code == 303, requested.text[:500]
+        page = await clerk.get(url)
+        assert "待审核" in page.text and 'id="approve-' not in page.text  # not the requester's to decide
+
+    async with httpx.AsyncClient(base_url=platform.gateway_url, timeout=TIMEOUT) as reviewer:
+        await console_sign_in(reviewer, *platform.user_of("agency_reviewer"))
+        page = await reviewer.get(url)
+        action = re.search(rf'action="({re.escape(url)}/corrections/[\w-]+/approve)"', page.text).group(1)
+        refused = await reviewer.post(action.replace("/approve", "/reject"),
+                                      data={"csrf_token": csrf_of(page.text), "reason": ""})
+        assert refused.status_code == 422 and 'id="correction-error"' in refused.text  # a rejection needs a reason
+        approved = await reviewer.post(action, data={"csrf_token": csrf_of(page.text), "reason": "材料齐全"})
+        assert approved.status_code == 303, approved.text[:500]
+        page = await reviewer.get(url)
+        facts = re.search(r'id="person-facts">.*?</dl>', page.text, re.S).group(0)
+        assert "已通过" in page.text and "死亡" in facts
