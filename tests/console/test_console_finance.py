@@ -1,0 +1,173 @@
+"""The console's finance, payroll and inspection forms, without a browser, on the package's platform (conftest.py):
+the finance officer's remittance and receipt (a refusal in the API's words with what was typed kept, an accepted
+entry shown in the list it changes); a payroll run computed by the clerk, approved by the approver and its funds
+asked for by the accountant on finance's list of funding requests; an inspection's team and its feedback letter with
+a deadline per finding, then the letter's PDF."""
+
+import re
+from datetime import timedelta
+
+import httpx
+import pytest
+
+from services.kernel.clock import china_today
+from tests.support.console import console_sign_in, csrf_of
+
+pytestmark = pytest.mark.once
+TIMEOUT = 180.0
+
+
+async def _api_headers(platform, role: str) -> dict[str, str]:  # noqa: ANN001
+    username, password = platform.user_of(role)
+    async with httpx.AsyncClient(base_url=platform.gateway_url, timeout=TIMEOUT) as api:
+        token = (await api.post("/auth/token", data={"username": username, "password": password})).json()
+    return {"Authorization": f"Bearer {token['access_token']}"}
+
+
+async def test_a_remittance_and_its_receipt_are_recorded_by_finance(platform):
+    today = china_today()
+    period = (today.replace(day=1) - timedelta(days=1)).strftime("%Y%m")
+    refused_body = {"fund": "UNEMP", "period": period, "amount": "-5", "remitted_on": today.isoformat(),
+                    "voucher_no": "控制台-划款-001"}
+    async with httpx.AsyncClient(base_url=platform.gateway_url, timeout=TIMEOUT) as api:
+        headers = await _api_headers(platform, "finance_officer")
+        special = await api.post("/api/collection/treasury/accounts", headers=headers, json={
+            "kind": "special", "fund": "UNEMP", "bank_name": "中国工商银行某市分行", "account_no": "6222020602001234567",
+            "opened_on": "2020-01-02", "opening_approval_ref": "某财社〔2020〕1号", "annual_inspection_due": "2027-03-31"})
+        assert special.status_code in (200, 201), special.text
+        direct = await api.post("/api/collection/treasury/remittances", headers=headers,
+                                json={**refused_body, "period": int(period)})
+    assert direct.status_code == 422, direct.text
+    message = direct.json()["error"]["message"]
+
+    async with httpx.AsyncClient(base_url=platform.gateway_url, timeout=TIMEOUT) as finance:
+        await console_sign_in(finance, *platform.user_of("finance_officer"))
+        home = await finance.get("/console/")
+        assert 'data-screen="finance_entries"' in home.text
+        page = await finance.get("/console/finance/entries")
+        assert page.status_code == 200 and 'id="remittance-entry"' in page.text
+        refused = await finance.post("/console/finance/entries/remittance",
+                                     data={"csrf_token": csrf_of(page.text), **refused_body})
+        assert refused.status_code == 422, refused.text[:300]
+        shown = re.search(r'id="remittance-entry-error">([^<]+)<', refused.text).group(1)
+        assert message in shown and 'value="控制台-划款-001"' in refused.text
+
+        recorded = await finance.post("/console/finance/entries/remittance", data={
+            "csrf_token": csrf_of(page.text), **refused_body, "amount": "12345.67"})
+        assert recorded.status_code == 303 and recorded.headers["location"] == "/console/finance/remittances"
+        listing = await finance.get("/console/finance/remittances", params={"fund": "UNEMP", "period": period})
+        row = re.search(r"<tr>(?:(?!</tr>).)*控制台-划款-001(?:(?!</tr>).)*</tr>", listing.text, re.S).group(0)
+        assert "12,345.67" in row
+        remittance_id = re.findall(r"<td>([\w-]{8,})</td></tr>", row)[-1]
+
+        page = await finance.get("/console/finance/entries")
+        key = re.search(r'name="idempotency_key" value="([^"]+)"', page.text).group(1)
+        receipt = {"csrf_token": csrf_of(page.text), "idempotency_key": key, "remittance_id": remittance_id,
+                   "amount": "12345.67", "value_date": today.isoformat(), "reference": "控制台-到账-001"}
+        first = await finance.post("/console/finance/entries/receipt", data=receipt)
+        assert first.status_code == 303, re.findall(r"role=\"alert\"[^>]*>([^<]+)", first.text)
+        again = await finance.post("/console/finance/entries/receipt", data=receipt)  # a double click: recorded once
+        assert again.status_code == 303
+        movements = await finance.get("/console/finance/transactions", params={"fund": "UNEMP"})
+        assert movements.text.count("控制台-到账-001") == 1
+        received = await finance.get("/console/finance/remittances", params={"fund": "UNEMP", "period": period})
+        row = re.search(r"<tr>(?:(?!</tr>).)*控制台-划款-001(?:(?!</tr>).)*</tr>", received.text, re.S).group(0)
+        assert row.count("12,345.67") == 2 and "<td>0.00</td>" in row.replace('class="num"', "").replace("<td >", "<td>")  # received, none outstanding
+
+    async with httpx.AsyncClient(base_url=platform.gateway_url, timeout=TIMEOUT) as auditor:
+        await console_sign_in(auditor, *platform.user_of("internal_auditor"))
+        assert (await auditor.get("/console/finance/entries")).status_code == 403  # finance records, auditors read
+
+
+async def test_a_payroll_run_is_computed_approved_and_its_funds_asked_for(platform):
+    today = china_today()
+    future = (today.replace(day=28) + timedelta(days=10)).strftime("%Y%m")
+    async with httpx.AsyncClient(base_url=platform.gateway_url, timeout=TIMEOUT) as clerk:
+        await console_sign_in(clerk, *platform.user_of("agency_clerk"))
+        page = await clerk.get("/console/payroll/compute")
+        assert page.status_code == 200 and 'id="run-compute"' in page.text
+        refused = await clerk.post("/console/payroll/compute/run", data={
+            "csrf_token": csrf_of(page.text), "fund": "INJURY", "period": future})
+        assert refused.status_code == 422 and "PERIOD_IN_FUTURE" in refused.text, refused.text[:500]
+        computed = await clerk.post("/console/payroll/compute/run", data={
+            "csrf_token": csrf_of(page.text), "fund": "INJURY", "period": today.strftime("%Y%m")})
+        assert computed.status_code == 303, computed.text[:500]
+        run_url = computed.headers["location"]
+        assert re.fullmatch(r"/console/payroll/runs/[\w-]+", run_url)
+        run_page = await clerk.get(run_url)
+        assert "已计算（待审批）" in run_page.text and 'id="approve-form"' not in run_page.text  # not the clerk's
+        listing = await clerk.get("/console/payroll/runs", params={"fund": "INJURY"})
+        assert f'href="{run_url}"' in listing.text
+
+    async with httpx.AsyncClient(base_url=platform.gateway_url, timeout=TIMEOUT) as approver:
+        await console_sign_in(approver, *platform.user_of("agency_approver"))
+        run_page = await approver.get(run_url)
+        assert 'id="approve-form"' in run_page.text
+        approved = await approver.post(f"{run_url}/approve", data={"csrf_token": csrf_of(run_page.text)})
+        assert approved.status_code == 303, approved.text[:500]
+        again = await approver.post(f"{run_url}/approve", data={"csrf_token": csrf_of(run_page.text)})
+        assert again.status_code == 409 and "PAYROLL_ALREADY_APPROVED" in again.text  # the API's refusal, shown
+
+    run_id = run_url.rsplit("/", 1)[1]
+    async with httpx.AsyncClient(base_url=platform.gateway_url, timeout=TIMEOUT) as accountant:
+        await console_sign_in(accountant, *platform.user_of("accountant"))
+        funding = await accountant.get("/console/finance/payroll-funding")
+        assert funding.status_code == 200 and f'id="funding-{run_id}"' in funding.text
+        asked = await accountant.post(f"/console/finance/payroll-funding/{run_id}",
+                                      data={"csrf_token": csrf_of(funding.text)})
+        assert asked.status_code == 303, asked.text[:500]
+        funding = await accountant.get("/console/finance/payroll-funding")
+        assert f'id="funding-{run_id}"' not in funding.text and "已于" in funding.text
+        assert "申请拨付时间" in funding.text
+
+
+async def test_an_inspection_team_and_its_feedback_letter_with_a_deadline_per_finding(platform):
+    username, password = platform.user_of("oversight_officer")
+    planned_on = china_today() - timedelta(days=1)
+    async with httpx.AsyncClient(base_url=platform.gateway_url, timeout=TIMEOUT) as api:
+        planned = await api.post("/api/oversight/inspections", headers=await _api_headers(
+            platform, "oversight_officer"), json={
+            "target_unit": "某县社保经办机构", "target_level": "lower_level", "scope": "2026 年基金征缴",
+            "planned_on": planned_on.isoformat(), "members": [
+                {"inspector_id": username, "name": "监督员甲", "leader": True},
+                {"inspector_id": "inspector-2", "name": "监督员乙"}]})
+        assert planned.status_code == 201, planned.text
+    url = f"/console/oversight/inspections/{planned.json()['id']}"
+    async with httpx.AsyncClient(base_url=platform.gateway_url, timeout=TIMEOUT) as officer:
+        await console_sign_in(officer, username, password)
+        page = await officer.get(url)
+        assert 'id="team-form"' in page.text and 'value="监督员乙"' in page.text
+        csrf = csrf_of(page.text)
+        alone = await officer.post(f"{url}/team", data={"csrf_token": csrf, "inspector_id_1": username,
+                                                         "name_1": "监督员甲", "leader": "1"})
+        assert alone.status_code in (409, 422) and 'id="inspection-error"' in alone.text, alone.text[:300]
+        assert 'value="监督员甲"' in alone.text
+        team = await officer.post(f"{url}/team", data={
+            "csrf_token": csrf, "inspector_id_1": username, "name_1": "监督员甲", "inspector_id_2": "inspector-2",
+            "name_2": "监督员乙", "inspector_id_3": "inspector-3", "name_3": "监督员丙", "leader": "3"})
+        assert team.status_code == 303, team.text[:500]
+        assert "监督员丙（组长）" in (await officer.get(url)).text
+
+        await officer.post(f"{url}/notification", data={
+            "csrf_token": csrf, "notified_on": (planned_on - timedelta(days=5)).isoformat(), "notice_ref": "通知1号"})
+        for title in ("少缴基本养老保险费", "个人账户记账错误"):
+            found = await officer.post(f"{url}/findings", data={
+                "csrf_token": csrf, "title": title, "description": "见底稿", "fund": "PEN_EMP", "amount": "100"})
+            assert found.status_code == 303, found.text[:500]
+        page = await officer.get(url)
+        finding_ids = re.findall(r'name="rectify_by_([\w-]+)"', page.text)
+        assert len(finding_ids) == 2 and 'id="letter-pdf-form"' not in page.text
+        issued_on = china_today()
+        letter = {"csrf_token": csrf, "letter_no": "某监函〔2026〕7号", "issued_on": issued_on.isoformat(),
+                  "requirements": "限期整改", f"rectify_by_{finding_ids[0]}": (issued_on + timedelta(days=30)).isoformat()}
+        missing = await officer.post(f"{url}/feedback-letter", data=letter)  # one finding without its deadline
+        assert missing.status_code == 422 and "DEADLINE_MISSING" in missing.text, missing.text[:500]
+        assert 'value="某监函〔2026〕7号"' in missing.text
+        letter[f"rectify_by_{finding_ids[1]}"] = (issued_on + timedelta(days=60)).isoformat()
+        issued = await officer.post(f"{url}/feedback-letter", data=letter)
+        assert issued.status_code == 303, issued.text[:500]
+        page = await officer.get(url)
+        assert "某监函〔2026〕7号" in page.text and 'id="letter-pdf-form"' in page.text
+        pdf = await officer.post(f"{url}/documents/feedback-letter", data={"csrf_token": csrf})
+        assert pdf.status_code == 200 and pdf.content.startswith(b"%PDF"), pdf.text[:300]
+        assert pdf.headers["content-type"] == "application/pdf"
