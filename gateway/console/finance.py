@@ -1,18 +1,13 @@
 """Finance screens (财政): remittances from the treasury with their 10-working-day deadline and lateness (000 二(二)),
 the special accounts' receipts and payments, the fund bank accounts, the finance officer's entries (a remittance to
-the treasury, its receipt in the special account, the allocation of a payroll's funds), and budgets with their
-execution against time progress (a chart and the warnings the API raises)."""
+the treasury, its receipt in the special account, the allocation of a payroll's funds), and the list of budgets (a
+budget's page and its approval chain: budgets.py)."""
 
-import json
-from typing import Annotated
-
-from fastapi import APIRouter, Path, Query
-from fastapi.responses import Response
+from fastapi import APIRouter
 
 from gateway.console import reports as r
 from gateway.console.format import FUND_LABELS
 from gateway.console.forms import Entry, FormSet, Input
-from gateway.console.pages import Page, screen_page
 
 router = APIRouter(prefix="/finance")
 
@@ -39,18 +34,3 @@ ENTRIES = FormSet("专户收款登记", "/console/finance/entries",
         "/console/finance/transactions", idempotent=True),
 })
 ENTRIES.add_routes(router, "finance_entries")
-
-FundPath = Annotated[str, Path(pattern=r"^[A-Z][A-Z_]{1,9}$")]
-YearPath = Annotated[int, Path(ge=2000, le=2200)]
-
-
-@router.get("/budgets/{fund}/{year}")
-async def budget_execution(page: Annotated[Page, screen_page("budgets")], fund: FundPath, year: YearPath,
-                           month: Annotated[int | None, Query(ge=1, le=12)] = None) -> Response:
-    params = {"month": month} if month else {}
-    execution = await page.calls.json("GET", f"/api/oversight/budget/{fund}/{year}/execution", params=params)
-    series = {"items": [item["name"] for item in execution["items"]],
-              "execution": [item["execution"] for item in execution["items"]],
-              "time_progress": execution["time_progress"]}
-    return await page.render("budget_execution.html", execution=execution,
-                             chart=json.dumps(series, ensure_ascii=False))

@@ -171,3 +171,40 @@ async def test_an_inspection_team_and_its_feedback_letter_with_a_deadline_per_fi
         pdf = await officer.post(f"{url}/documents/feedback-letter", data={"csrf_token": csrf})
         assert pdf.status_code == 200 and pdf.content.startswith(b"%PDF"), pdf.text[:300]
         assert pdf.headers["content-type"] == "application/pdf"
+
+
+async def test_a_budget_is_compiled_submitted_and_reviewed_and_its_approval_refused_to_the_reviewer(platform):
+    async with httpx.AsyncClient(base_url=platform.gateway_url, timeout=TIMEOUT) as api:
+        items = (await api.get("/api/oversight/budget/items",
+                               headers=await _api_headers(platform, "accountant"))).json()
+    income = next(i["item"] for i in items if i["side"] == "income")
+    url = "/console/finance/budgets/INJURY/2031"
+    async with httpx.AsyncClient(base_url=platform.gateway_url, timeout=TIMEOUT) as accountant:
+        await console_sign_in(accountant, *platform.user_of("accountant"))
+        page = await accountant.get("/console/finance/budget-compile")
+        assert page.status_code == 200 and f'name="line_{income}"' in page.text
+        refused = await accountant.post("/console/finance/budget-compile", data={
+            "csrf_token": csrf_of(page.text), "fund": "INJURY", "year": "1999", f"line_{income}": "1000000"})
+        assert refused.status_code == 422 and 'id="budget-compile-error"' in refused.text, refused.text[:300]
+        assert 'value="1000000"' in refused.text
+        compiled = await accountant.post("/console/finance/budget-compile", data={
+            "csrf_token": csrf_of(page.text), "fund": "INJURY", "year": "2031", f"line_{income}": "1000000.50"})
+        assert compiled.status_code == 303 and compiled.headers["location"] == url, compiled.text[:500]
+        page = await accountant.get(url)
+        assert "编制中" in page.text and "1,000,000.50" in page.text and 'id="execution-none"' in page.text
+        submitted = await accountant.post(f"{url}/submit", data={"csrf_token": csrf_of(page.text)})
+        assert submitted.status_code == 303, submitted.text[:500]
+        assert 'id="review-form"' not in (await accountant.get(url)).text  # finance reviews
+
+    async with httpx.AsyncClient(base_url=platform.gateway_url, timeout=TIMEOUT) as finance:
+        await console_sign_in(finance, *platform.user_of("finance_officer"))
+        page = await finance.get(url)
+        assert 'id="review-form"' in page.text and 'id="submit-form"' not in page.text
+        reviewed = await finance.post(f"{url}/review", data={"csrf_token": csrf_of(page.text), "note": "同意"})
+        assert reviewed.status_code == 303, reviewed.text[:500]
+        page = await finance.get(url)
+        assert "已审核" in page.text and 'id="approve-form"' in page.text
+        same = await finance.post(f"{url}/approve", data={  # the reviewer may not approve too: the API's words
+            "csrf_token": csrf_of(page.text), "approval_ref": "某人大常〔2031〕1号", "approved_on": "2026-01-05"})
+        assert same.status_code in (403, 409, 422) and 'id="budget-error"' in same.text, same.text[:300]
+        assert 'value="某人大常〔2031〕1号"' in same.text
