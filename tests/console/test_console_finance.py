@@ -11,17 +11,10 @@ import httpx
 import pytest
 
 from services.kernel.clock import china_today
-from tests.support.console import console_sign_in, csrf_of
+from tests.support.console import api_headers, console_sign_in, csrf_of, plan_inspection
 
 pytestmark = pytest.mark.once
 TIMEOUT = 180.0
-
-
-async def _api_headers(platform, role: str) -> dict[str, str]:  # noqa: ANN001
-    username, password = platform.user_of(role)
-    async with httpx.AsyncClient(base_url=platform.gateway_url, timeout=TIMEOUT) as api:
-        token = (await api.post("/auth/token", data={"username": username, "password": password})).json()
-    return {"Authorization": f"Bearer {token['access_token']}"}
 
 
 async def test_a_remittance_and_its_receipt_are_recorded_by_finance(platform):
@@ -30,7 +23,7 @@ async def test_a_remittance_and_its_receipt_are_recorded_by_finance(platform):
     refused_body = {"fund": "UNEMP", "period": period, "amount": "-5", "remitted_on": today.isoformat(),
                     "voucher_no": "控制台-划款-001"}
     async with httpx.AsyncClient(base_url=platform.gateway_url, timeout=TIMEOUT) as api:
-        headers = await _api_headers(platform, "finance_officer")
+        headers = await api_headers(platform, "finance_officer")
         special = await api.post("/api/collection/treasury/accounts", headers=headers, json={
             "kind": "special", "fund": "UNEMP", "bank_name": "中国工商银行某市分行", "account_no": "6222020602001234567",
             "opened_on": "2020-01-02", "opening_approval_ref": "某财社〔2020〕1号", "annual_inspection_due": "2027-03-31"})
@@ -124,15 +117,7 @@ async def test_a_payroll_run_is_computed_approved_and_its_funds_asked_for(platfo
 async def test_an_inspection_team_and_its_feedback_letter_with_a_deadline_per_finding(platform):
     username, password = platform.user_of("oversight_officer")
     planned_on = china_today() - timedelta(days=1)
-    async with httpx.AsyncClient(base_url=platform.gateway_url, timeout=TIMEOUT) as api:
-        planned = await api.post("/api/oversight/inspections", headers=await _api_headers(
-            platform, "oversight_officer"), json={
-            "target_unit": "某县社保经办机构", "target_level": "lower_level", "scope": "2026 年基金征缴",
-            "planned_on": planned_on.isoformat(), "members": [
-                {"inspector_id": username, "name": "监督员甲", "leader": True},
-                {"inspector_id": "inspector-2", "name": "监督员乙"}]})
-        assert planned.status_code == 201, planned.text
-    url = f"/console/oversight/inspections/{planned.json()['id']}"
+    url = await plan_inspection(platform, planned_on, "某县社保经办机构", "2026 年基金征缴")
     async with httpx.AsyncClient(base_url=platform.gateway_url, timeout=TIMEOUT) as officer:
         await console_sign_in(officer, username, password)
         page = await officer.get(url)
@@ -176,7 +161,7 @@ async def test_an_inspection_team_and_its_feedback_letter_with_a_deadline_per_fi
 async def test_a_budget_is_compiled_submitted_and_reviewed_and_its_approval_refused_to_the_reviewer(platform):
     async with httpx.AsyncClient(base_url=platform.gateway_url, timeout=TIMEOUT) as api:
         items = (await api.get("/api/oversight/budget/items",
-                               headers=await _api_headers(platform, "accountant"))).json()
+                               headers=await api_headers(platform, "accountant"))).json()
     income = next(i["item"] for i in items if i["side"] == "income")
     url = "/console/finance/budgets/INJURY/2031"
     async with httpx.AsyncClient(base_url=platform.gateway_url, timeout=TIMEOUT) as accountant:

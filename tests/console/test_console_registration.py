@@ -9,24 +9,17 @@ import httpx
 import pytest
 
 from tests.chaos.month import DISTRICT, citizen_id, uscc
-from tests.support.console import console_sign_in, csrf_of
+from tests.support.console import api_headers, console_sign_in, csrf_of
 
 pytestmark = pytest.mark.once
 TIMEOUT = 180.0
-
-
-async def _api_token(platform, role: str) -> dict[str, str]:  # noqa: ANN001
-    username, password = platform.user_of(role)
-    async with httpx.AsyncClient(base_url=platform.gateway_url, timeout=TIMEOUT) as api:
-        token = (await api.post("/auth/token", data={"username": username, "password": password})).json()
-    return {"Authorization": f"Bearer {token['access_token']}"}
 
 
 async def test_a_refused_registration_shows_the_apis_message_and_keeps_what_was_typed(platform):
     wrong = {"citizen_id": citizen_id(951)[:-1] + ("0" if citizen_id(951)[-1] != "0" else "1"),
              "name": "登记测试乙", "region": DISTRICT}
     async with httpx.AsyncClient(base_url=platform.gateway_url, timeout=TIMEOUT) as api:
-        direct = await api.post("/api/accounts/persons", json=wrong, headers=await _api_token(platform, "agency_clerk"))
+        direct = await api.post("/api/accounts/persons", json=wrong, headers=await api_headers(platform, "agency_clerk"))
     assert direct.status_code == 422
     message = direct.json()["error"]["message"]
 
@@ -68,7 +61,7 @@ async def test_a_refused_registration_shows_the_apis_message_and_keeps_what_was_
 
 
 async def test_a_grant_of_incompatible_duties_is_refused_in_words_and_a_role_is_revoked(platform):
-    admin_headers = await _api_token(platform, "it_admin")
+    admin_headers = await api_headers(platform, "it_admin")
     async with httpx.AsyncClient(base_url=platform.gateway_url, timeout=TIMEOUT) as api:
         created = await api.post("/identity/users", headers=admin_headers, json={
             "username": "console_grantee", "display_name": "授权测试", "unit": "演示社保经办机构", "region": DISTRICT,
@@ -114,7 +107,7 @@ async def test_a_grant_of_incompatible_duties_is_refused_in_words_and_a_role_is_
 
 async def test_a_life_status_correction_waits_for_a_second_person_on_the_persons_page(platform):
     async with httpx.AsyncClient(base_url=platform.gateway_url, timeout=TIMEOUT) as api:
-        person = await api.post("/api/accounts/persons", headers=await _api_token(platform, "agency_clerk"),
+        person = await api.post("/api/accounts/persons", headers=await api_headers(platform, "agency_clerk"),
                                 json={"citizen_id": citizen_id(952), "name": "更正测试丙", "region": DISTRICT})
         assert person.status_code == 201, person.text
     url = f"/console/agency/persons/{person.json()['id']}"
