@@ -193,3 +193,25 @@ async def test_a_budget_is_compiled_submitted_and_reviewed_and_its_approval_refu
             "csrf_token": csrf_of(page.text), "approval_ref": "某人大常〔2031〕1号", "approved_on": "2026-01-05"})
         assert same.status_code in (403, 409, 422) and 'id="budget-error"' in same.text, same.text[:300]
         assert 'value="某人大常〔2031〕1号"' in same.text
+
+
+async def test_the_cashier_is_offered_the_bank_file_of_a_funded_run_and_sees_the_apis_refusal(platform):
+    """The run of the test before has no line to pay (no entitlement in this district): the API's refusal is shown
+    on the run's page. (A bank file with lines, its download and the bank's results need entitlements: the browser
+    suite's claim walk grants one.)"""
+    async with httpx.AsyncClient(base_url=platform.gateway_url, timeout=TIMEOUT) as api:
+        runs = (await api.get("/api/benefits/payroll/runs", params={"fund": "INJURY"},
+                              headers=await api_headers(platform, "cashier"))).json()
+    funded = next((run for run in runs if run["funding_requested_at"]), None)
+    if funded is None:
+        pytest.skip("needs the funded run of the test before (this module runs in order)")
+    url = f"/console/payroll/runs/{funded['id']}"
+    async with httpx.AsyncClient(base_url=platform.gateway_url, timeout=TIMEOUT) as cashier:
+        await console_sign_in(cashier, *platform.user_of("cashier"))
+        page = await cashier.get(url)
+        assert 'id="bank-files-form"' in page.text and 'id="approve-form"' not in page.text
+        assert 'id="funding-request-form"' not in page.text  # the accountant's
+        refused = await cashier.post(f"{url}/bank-files", data={"csrf_token": csrf_of(page.text)})
+        assert refused.status_code == 409 and 'id="run-error"' in refused.text
+        assert "NOTHING_TO_PAY" in re.search(r'id="run-error">([^<]+)<', refused.text).group(1)
+        assert "尚未报盘" in refused.text
