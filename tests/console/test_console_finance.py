@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from services.kernel.clock import china_today
-from tests.support.console import api_headers, console_sign_in, csrf_of, plan_inspection
+from tests.support.console import api_headers, console_sign_in, csrf_of, plan_inspection, staff_user
 
 pytestmark = pytest.mark.once
 TIMEOUT = 180.0
@@ -193,6 +193,27 @@ async def test_a_budget_is_compiled_submitted_and_reviewed_and_its_approval_refu
             "csrf_token": csrf_of(page.text), "approval_ref": "某人大常〔2031〕1号", "approved_on": "2026-01-05"})
         assert same.status_code in (403, 409, 422) and 'id="budget-error"' in same.text, same.text[:300]
         assert 'value="某人大常〔2031〕1号"' in same.text
+
+    second_officer = await staff_user(platform, "console_finance2", "finance_officer")
+    async with httpx.AsyncClient(base_url=platform.gateway_url, timeout=TIMEOUT) as second:
+        await console_sign_in(second, *second_officer)
+        page = await second.get(url)
+        approved = await second.post(f"{url}/approve", data={
+            "csrf_token": csrf_of(page.text), "approval_ref": "某人大常〔2031〕1号", "approved_on": "2026-01-05"})
+        assert approved.status_code == 303, re.findall(r'role="alert"[^>]*>([^<]+)', approved.text)
+        page = await second.get(url)
+        assert "已批准" in page.text and "某人大常〔2031〕1号" in page.text and 'id="approve-form"' not in page.text
+
+    async with httpx.AsyncClient(base_url=platform.gateway_url, timeout=TIMEOUT) as accountant:  # an adjustment
+        await console_sign_in(accountant, *platform.user_of("accountant"))
+        page = await accountant.get(url)
+        assert 'id="adjust-form"' in page.text
+        adjusted = await accountant.post(f"{url}/adjust", data={
+            "csrf_token": csrf_of(page.text), f"line_{income}": "1200000", "reason": "重大政策调整"})
+        assert adjusted.status_code == 303, re.findall(r'role="alert"[^>]*>([^<]+)', adjusted.text)
+        adjustments = re.search(r'id="budget-adjustments">.*?</table>', (await accountant.get(url)).text, re.S)
+        assert "重大政策调整" in adjustments.group(0) and "1,200,000.00" in adjustments.group(0)
+        assert 'id="adjustment-submit-1"' in adjustments.group(0)
 
 
 async def test_the_cashier_is_offered_the_bank_file_of_a_funded_run_and_sees_the_apis_refusal(platform):

@@ -96,3 +96,19 @@ async def plan_inspection(platform: ConsolePlatform, planned_on: date, target_un
                 {"inspector_id": "inspector-2", "name": "监督员乙"}]})
     assert planned.status_code == 201, planned.text
     return f"/console/oversight/inspections/{planned.json()['id']}"
+
+
+async def staff_user(platform: ConsolePlatform, username: str, role: str) -> tuple[str, str]:
+    """One more staff user with ``role``, created and granted by the IT administrator through the API (a second
+    person of the same role, for a step the API wants taken by another); its user name and password."""
+    password = "Second-Person-2026!"
+    async with httpx.AsyncClient(base_url=platform.gateway_url, timeout=180.0) as api:
+        admin = await api_headers(platform, "it_admin")
+        user = {"username": username, "display_name": username, "unit": "演示单位", "region": "150102",
+                "password": password}
+        created = await api.post("/identity/users", headers=admin, json=user)
+        assert created.status_code == 201, created.text
+        granted = await api.post(f"/identity/users/{username}/roles", headers=admin,
+                                 json={"role": role, "reason": "任职文件"})
+        assert granted.status_code == 201, granted.text
+    return username, password
