@@ -23,6 +23,10 @@ Id = Annotated[str, Path(max_length=64, pattern=r"^[\w-]+$")]
 DECIDE = ("POST", "/api/benefits/claims/{claim_id}/decisions")
 SUBMIT = ("POST", "/api/benefits/claims")
 DECISION_FIELDS = {"decision": "text", "reason": "text", "level": "text?"}
+CORRECTIONS = "/api/accounts/persons/{person_id}/life-status-corrections"
+CORRECTION_FIELDS = {"new_status": "text", "death_date": "text?", "imprisoned_from": "text?",
+                     "imprisoned_until": "text?", "reason": "text", "evidence": "text?"}
+CorrectionStep = Annotated[str, Path(pattern="^(approve|reject)$")]
 CLAIM_FIELDS = {"kind": "text", "effective_period": "int", "fund": "text?", "monthly_amount": "yuan?",
                 "one_off_amount": "yuan?", "note": "text?"}
 
@@ -107,12 +111,13 @@ async def decide(page: ClaimsPage, claim_id: Id) -> Response:
 
 
 async def _person_page(page: Page, person_id: str, *, status_code: int = 200, error: str | None = None,
-                       form: dict[str, str] | None = None) -> Response:
+                       form: dict[str, str] | None = None, correction_error: str | None = None) -> Response:
     pid = quote(person_id, safe="")
     person, enrolments = await asyncio.gather(page.calls.json("GET", f"/api/accounts/persons/{pid}"),
                                               page.calls.json("GET", f"/api/accounts/enrolments/by-person/{pid}"))
     funds = sorted({e["fund"] for e in enrolments["items"]})
-    claims, account, entries, eligibility, history, *months = await asyncio.gather(
+    corrections, claims, account, entries, eligibility, history, *months = await asyncio.gather(
+        _optional(page, CORRECTIONS, CORRECTIONS.format(person_id=pid)),
         _optional(page, "/api/benefits/claims", "/api/benefits/claims", {"person_id": person_id, "limit": 50}),
         _optional(page, "/api/accounts/individual-accounts/{person_id}", f"/api/accounts/individual-accounts/{pid}"),
         _optional(page, "/api/accounts/individual-accounts/{person_id}/entries",
@@ -126,7 +131,9 @@ async def _person_page(page: Page, person_id: str, *, status_code: int = 200, er
                              enrolments=enrolments["items"], claims=(claims or {}).get("items"), account=account,
                              entries=(entries or {}).get("items"), eligibility=eligibility, history=history,
                              months=[m for m in months if m], error=error, form=form or {},
-                             may_submit=await page.may(*SUBMIT))
+                             may_submit=await page.may(*SUBMIT), corrections=corrections,
+                             correction_error=correction_error, may_request=await page.may("POST", CORRECTIONS),
+                             may_decide=await page.may("POST", CORRECTIONS + "/{correction_id}/approve"))
 
 
 async def _optional(page: Page, route: str, path: str, params: dict[str, Any] | None = None) -> Any:
@@ -157,6 +164,28 @@ async def submit_claim(page: PersonsPage, person_id: Id) -> Response:
         return page.redirect(f"/console/agency/claims/{quote(response.json()['id'], safe='')}")
     error = ApiError.of(response)
     return await _person_page(page, person_id, status_code=error.status, error=error.in_words(), form=dict(form))
+
+
+async def _correction(page: Page, person_id: str, route: str, path: str, fields: dict[str, str]) -> Response:
+    """A life-status correction (后台修改) requested, or decided by a second person (the API refuses the requester:
+    SAME_PERSON_CANNOT_APPROVE); a refusal shown beside the corrections with what was typed."""
+    async def again(status_code: int, form: dict[str, str], error: str) -> Response:
+        return await _person_page(page, person_id, status_code=status_code, form=form, correction_error=error)
+
+    return await forms.submit(page, route, path, fields, f"/console/agency/persons/{quote(person_id, safe='')}",
+                              again)
+
+
+@router.post("/persons/{person_id}/corrections")
+async def request_correction(page: PersonsPage, person_id: Id) -> Response:
+    path = CORRECTIONS.format(person_id=quote(person_id, safe=""))
+    return await _correction(page, person_id, CORRECTIONS, path, CORRECTION_FIELDS)
+
+
+@router.post("/persons/{person_id}/corrections/{correction_id}/{step}")
+async def decide_correction(page: PersonsPage, person_id: Id, correction_id: Id, step: CorrectionStep) -> Response:
+    path = f"{CORRECTIONS.format(person_id=quote(person_id, safe=''))}/{quote(correction_id, safe='')}/{step}"
+    return await _correction(page, person_id, f"{CORRECTIONS}/{{correction_id}}/{step}", path, {"reason": "text?"})
 
 
 @router.get("/employers/{employer_id}")

@@ -130,6 +130,11 @@ HALF_LABELS = {"1": "上半年", "2": "下半年"}
 SOURCE_LABELS = {"manual": "手工录入", "bank_statement": "银行对账单"}
 SUBJECT_TYPE_LABELS = {"person": "个人", "employer": "单位"}
 RULE_MODE_LABELS = {"event": "事件触发", "sweep": "定期扫描", "event+sweep": "事件触发＋定期扫描"}
+# services/benefits/payroll: a run's status, a line's, a bank file's
+PAYROLL_STATUS_LABELS = {"computed": "已计算（待审批）", "approved": "已审批", "paid": "已发放"}
+PAYROLL_LINE_LABELS = {"pending": "待发放", "in_file": "已报盘（待回盘）", "paid": "已发放", "failed": "发放失败（已退回）",
+                       "withheld": "暂停发放（不计入总额）", "held_back": "审批后暂停（计入总额）"}
+BANK_FILE_STATUS_LABELS = {"issued": "已报盘", "settled": "已回盘"}
 
 LABELS = {"fund": FUND_LABELS, "case_status": CASE_STATUS_LABELS, "severity": SEVERITY_LABELS,
           "case_class": CASE_CLASS_LABELS, "reconciliation_status": RECONCILIATION_STATUS_LABELS, "leg": LEG_LABELS,
@@ -149,7 +154,9 @@ LABELS = {"fund": FUND_LABELS, "case_status": CASE_STATUS_LABELS, "severity": SE
           "history_entity": HISTORY_ENTITY_LABELS, "history_action": HISTORY_ACTION_LABELS, "purpose": PURPOSE_LABELS, "counterparty": COUNTERPARTY_LABELS,
           "target_level": TARGET_LEVEL_LABELS, "unit_type": UNIT_TYPE_LABELS, "import_kind": IMPORT_KIND_LABELS,
           "exchange_kind": EXCHANGE_KIND_LABELS, "exchange_status": EXCHANGE_STATUS_LABELS,
-          "assessment_status": ASSESSMENT_STATUS_LABELS, "half": HALF_LABELS, "source": SOURCE_LABELS, "subject_type": SUBJECT_TYPE_LABELS, "rule_mode": RULE_MODE_LABELS}
+          "assessment_status": ASSESSMENT_STATUS_LABELS, "half": HALF_LABELS, "source": SOURCE_LABELS, "subject_type": SUBJECT_TYPE_LABELS, "rule_mode": RULE_MODE_LABELS,
+          "payroll_status": PAYROLL_STATUS_LABELS, "payroll_line": PAYROLL_LINE_LABELS,
+          "bank_file_status": BANK_FILE_STATUS_LABELS}
 
 
 def label(code: object, kind: str) -> str:

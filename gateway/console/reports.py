@@ -211,7 +211,7 @@ REMITTANCES = Table(
      Column("amount", "划款金额", "yuan"), Column("received", "已到账", "yuan"), Column("unreceived", "未到账", "yuan"),
      Column("deadline", "到账期限（10个工作日）", "date"), Column("lateness", "时效", "label:lateness"),
      Column("working_days_late", "逾期工作日", "count"), Column("last_receipt_on", "最后到账", "date"),
-     Column("voucher_no", "凭证号")),
+     Column("voucher_no", "凭证号"), Column("id", "划款编号")),
     (Filter("fund", "险种", FUNDS, "fund"), Filter("period", "所属期（YYYYMM）"),
      Filter("outstanding", "仅未足额到账", ("true",), "flag")), items=None, cursor=None, cursor_header="X-Next-Cursor")
 

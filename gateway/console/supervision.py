@@ -13,6 +13,7 @@ from fastapi.responses import Response
 
 from gateway.console import forms
 from gateway.console import reports as r
+from gateway.console.calls import ApiError
 from gateway.console.pages import Page, ScreenRefused, screen_page
 from services.kernel.clock import china_today
 from services.kernel.workdays import working_days_after
@@ -95,14 +96,62 @@ REPORT = forms.Workflow(
     })
 REPORT.add_routes(router, "whistleblowing_reports")
 
+TEAM_ROWS = 5  # the team form's rows; the API wants at least 2 inspectors (001 第八条)
+
+
+def team_body(form: dict[str, str]) -> dict[str, Any]:
+    """The team form's filled rows as the API's members; the leader is the row chosen by the radio ``leader``."""
+    members = []
+    for row in range(1, TEAM_ROWS + 1):
+        inspector, name = form.get(f"inspector_id_{row}", "").strip(), form.get(f"name_{row}", "").strip()
+        if inspector or name:
+            members.append({"inspector_id": inspector, "name": name, "leader": form.get("leader") == str(row)})
+    return {"members": members}
+
+
+def letter_body(form: dict[str, str]) -> dict[str, Any]:
+    """问题反馈函: the letter's fields and one deadline per finding (``rectify_by_<finding id>``), each sent as typed:
+    a finding left without a date is the API's to refuse (DEADLINE_MISSING names it)."""
+    body = forms.body_of({"letter_no": "text", "issued_on": "text", "oral_feedback_on": "text?",
+                          "requirements": "text?"}, form)
+    body["deadlines"] = [{"finding_id": name.removeprefix("rectify_by_"), "rectify_by": value.strip()}
+                         for name, value in form.items() if name.startswith("rectify_by_") and value.strip()]
+    return body
+
+
+LETTER_PDF = ("POST", "/api/oversight/documents/inspection-feedback-letters/{inspection_id}")
+
+
+async def _inspection_extra(page: Page, inspection: dict[str, Any]) -> dict[str, Any]:
+    return {"may_letter_pdf": await page.may(*LETTER_PDF), "team_rows": range(1, TEAM_ROWS + 1)}
+
+
 # An inspection: plan, notice, team, findings, feedback letter, report (001 第八条、第十一条).
 INSPECTION = forms.Workflow(
     api="/api/oversight/inspections/{inspection_id}", page="/console/oversight/inspections/{inspection_id}",
     template="inspection.html", name="inspection", steps={
+        "team": ("/team", team_body),
         "notification": ("/notification", {"notified_on": "text", "notice_ref": "text?"}),
         "findings": ("/findings", {"title": "text", "description": "text", "fund": "text?", "amount": "yuan"}),
+        "feedback-letter": ("/feedback-letter", letter_body),
         "report": ("/report", {"reported_on": "text", "summary": "text", "reported_to_higher": "bool"}),
-    })
+    }, methods={"team": "PUT"}, extra=_inspection_extra)
+InspectionId = Annotated[str, Path(max_length=100, pattern=r"^[\w-]+$")]
+
+
+@router.post("/inspections/{inspection_id}/documents/feedback-letter")
+async def feedback_letter_pdf(page: Annotated[Page, screen_page("inspections")],
+                              inspection_id: InspectionId) -> Response:
+    """The letter as the API issues it (a PDF document), passed through as a download."""
+    if not await page.may(*LETTER_PDF):
+        raise ScreenRefused()
+    response = await page.calls.call("POST", LETTER_PDF[1].format(inspection_id=quote(inspection_id, safe="")))
+    if response.status_code != 201:
+        raise ApiError.of(response)
+    return page.finish(Response(response.content, media_type="application/pdf", headers={
+        "Content-Disposition": f'attachment; filename="feedback-letter-{inspection_id}.pdf"'}))
+
+
 INSPECTION.add_routes(router, "inspections")
 
 # A major incident: its reports to the same-level and provincial supervisors (001 第三十一条).

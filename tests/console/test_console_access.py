@@ -28,7 +28,10 @@ SAMPLE_PATH_VALUES = {"month": "202611", "fund": "PEN_EMP", "case_id": "no-such-
                       "claim_id": "no-such-claim", "person_id": "no-such-person", "employer_id": "no-such-employer",
                       "job_id": "no-such-job", "sweep_id": "no-such-sweep", "year": "2026", "report_id": "no-such-report",
                       "inspection_id": "no-such-inspection", "incident_id": "no-such-incident",
-                      "object_id": "no-such-object", "step": "close"}
+                      "object_id": "no-such-object", "step": "close",
+                      "kind": "person", "username": "nobody", "role": "cashier",
+                      "correction_id": "no-such-correction", "name": "receipt", "run_id": "no-such-run",
+                      "file_id": "no-such-file", "adjustment_id": "no-such-adjustment"}
 
 
 # The platform (conftest.py) is shared by the package's modules; SQLite whatever the run, hence `once`.

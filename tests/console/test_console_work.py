@@ -14,7 +14,7 @@ from openpyxl import load_workbook
 
 from services.kernel.clock import china_today
 from tests.chaos.month import citizen_id
-from tests.support.console import console_sign_in, csrf_of
+from tests.support.console import console_sign_in, csrf_of, plan_inspection
 
 pytestmark = pytest.mark.once
 TIMEOUT = 180.0
@@ -260,16 +260,7 @@ async def test_a_sweep_and_a_ledger_rebuild_are_started_and_followed(platform):
 async def test_an_inspection_is_notified_and_takes_findings_through_its_page(platform):
     username, password = platform.user_of("oversight_officer")
     planned_on = china_today() - timedelta(days=1)  # under way: findings are recorded from the planned day
-    async with httpx.AsyncClient(base_url=platform.gateway_url, timeout=TIMEOUT) as api:
-        token = (await api.post("/auth/token", data={"username": username, "password": password})).json()
-        planned = await api.post("/api/oversight/inspections", headers={
-            "Authorization": f"Bearer {token['access_token']}"}, json={
-            "target_unit": "某区社保经办机构", "target_level": "lower_level", "scope": "2026 年待遇发放",
-            "planned_on": planned_on.isoformat(), "members": [
-                {"inspector_id": username, "name": "监督员甲", "leader": True},
-                {"inspector_id": "inspector-2", "name": "监督员乙"}]})
-        assert planned.status_code == 201, planned.text
-    url = f"/console/oversight/inspections/{planned.json()['id']}"
+    url = await plan_inspection(platform, planned_on, "某区社保经办机构", "2026 年待遇发放")
     async with httpx.AsyncClient(base_url=platform.gateway_url, timeout=TIMEOUT) as officer:
         await console_sign_in(officer, username, password)
         listing = await officer.get("/console/oversight/inspections")

@@ -3,6 +3,7 @@ one real nats-server, the demo users (one per staff role) in the gateway's ident
 that signs in through the console's login form."""
 
 import re
+from datetime import date
 from pathlib import Path
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
@@ -72,3 +73,42 @@ async def console_sign_in(client: httpx.AsyncClient, username: str, password: st
     form = await client.get("/console/login", params={"next": next_path})
     return await client.post("/console/login", data={"csrf_token": csrf_of(form.text), "username": username,
                                                      "password": password, "next": next_path})
+
+
+async def api_headers(platform: ConsolePlatform, role: str) -> dict[str, str]:
+    """The bearer header of the role's demo user, for a test's own calls to the API (not through the console)."""
+    username, password = platform.user_of(role)
+    async with httpx.AsyncClient(base_url=platform.gateway_url, timeout=180.0) as api:
+        token = (await api.post("/auth/token", data={"username": username, "password": password})).json()
+    return {"Authorization": f"Bearer {token['access_token']}"}
+
+
+async def plan_inspection(platform: ConsolePlatform, planned_on: date, target_unit: str, scope: str) -> str:
+    """An inspection planned through the API by the oversight officer (its team: the officer and one more), its
+    console page's path."""
+    username, _ = platform.user_of("oversight_officer")
+    async with httpx.AsyncClient(base_url=platform.gateway_url, timeout=180.0) as api:
+        planned = await api.post("/api/oversight/inspections", headers=await api_headers(
+            platform, "oversight_officer"), json={
+            "target_unit": target_unit, "target_level": "lower_level", "scope": scope,
+            "planned_on": planned_on.isoformat(), "members": [
+                {"inspector_id": username, "name": "监督员甲", "leader": True},
+                {"inspector_id": "inspector-2", "name": "监督员乙"}]})
+    assert planned.status_code == 201, planned.text
+    return f"/console/oversight/inspections/{planned.json()['id']}"
+
+
+async def staff_user(platform: ConsolePlatform, username: str, role: str) -> tuple[str, str]:
+    """One more staff user with ``role``, created and granted by the IT administrator through the API (a second
+    person of the same role, for a step the API wants taken by another); its user name and password."""
+    password = "Second-Person-2026!"
+    async with httpx.AsyncClient(base_url=platform.gateway_url, timeout=180.0) as api:
+        admin = await api_headers(platform, "it_admin")
+        user = {"username": username, "display_name": username, "unit": "演示单位", "region": "150102",
+                "password": password}
+        created = await api.post("/identity/users", headers=admin, json=user)
+        assert created.status_code == 201, created.text
+        granted = await api.post(f"/identity/users/{username}/roles", headers=admin,
+                                 json={"role": role, "reason": "任职文件"})
+        assert granted.status_code == 201, granted.text
+    return username, password
