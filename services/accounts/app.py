@@ -12,6 +12,7 @@ from services.accounts.documents.endpoints import router as documents_router
 from services.accounts.enrolments.endpoints import router as enrolments_router, verification_router
 from services.accounts.exchange.endpoints import router as exchange_router
 from services.accounts.imports.endpoints import router as imports_router
+from services.accounts.internal_control.endpoints import router as internal_control_router
 from services.accounts.imports.jobs import IMPORT_KINDS
 from services.accounts.ledger.endpoints import router as ledger_router
 from services.accounts.persons.endpoints import router as persons_router
@@ -28,7 +29,7 @@ SPEC = ServiceSpec(
     metadata=models.metadata,
     routers=[employers_router, persons_router, enrolments_router, ledger_router, exchange_router, imports_router,
              verification_router, posting_router, jobs_router([*IMPORT_KINDS.values(), YEAR_SEAL]),
-             documents_router, archives_router],
+             documents_router, archives_router, internal_control_router],
     # posts what collection reports collected (AGENCY leg); files the other services' archive items
     consumers=[POSTING_CONSUMER, *ARCHIVE_CONSUMERS],
     # large imports (imports/jobs.py), the archive's yearly seal (archives/seals.py)
