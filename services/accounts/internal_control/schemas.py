@@ -41,6 +41,7 @@ class SampledItemOut(BaseModel):
     item_id: str = Field(description="the archive item (件)")
     dossier_id: str
     subject_type: str
+    subject_id: str
     source: str
     item_type: str
     act_id: str
