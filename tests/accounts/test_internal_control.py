@@ -12,6 +12,7 @@ from services.contracts.archives import ArchiveItemLine
 from services.contracts.benefits import BenefitsArchiveItemsFiled
 from services.kernel import clock
 from services.kernel.clock import CHINA
+from services.kernel.documents.text import legal_basis
 from services.oversight.internal_control.deadline import due_of
 from tests.support.apps import bearer
 from tests.support.documents import issued, pdf_text, platform, verifies
@@ -140,7 +141,7 @@ async def test_a_monthly_sample_redraws_from_its_seed_and_a_nonconformity_opens_
         assert number == f"社保内控字〔{clock.china_today().year}〕1号"
         text = pdf_text(pdf)
         for expected in ("稽核内控工作年度总结报告", "抽取10件", "已核查2件", "符合规定1件，不符合规定1件",
-                         "缺少劳动能力鉴定结论", "现行不相容岗位规则7条", "20261207", "第二十四条",
+                         "缺少劳动能力鉴定结论", "现行不相容岗位规则7条", "20261207", legal_basis("001 第二十四条"),
                          "新城区社会保险事业管理局"):
             assert expected in text, expected
         await verifies(gw, pdf, number, code)

@@ -1,8 +1,8 @@
 """Risk categories of archived acts, and their weights in a sample (data, with their basis).
 
-004 第6项: 每月对上月业务随机抽取一定比例进行核查，高风险业务重点核查; the high-risk links the plan names are 一次性补缴、
-关系转移、提前退休和待遇支付 (004 二 工作原则, 坚持重点突破), to which issue 19 adds injury determinations, large payments
-and data corrections. An act of a high-risk category is drawn with its weight: an act weighted 5 is five times as
+004 第6项: 每月对上月业务随机抽取一定比例进行核查，高风险业务重点核查. The high-risk links of seed 004's working
+principles (坚持重点突破: 一次性补缴、关系转移、提前退休和待遇支付) are weighted, and so are injury determinations, large
+payments and data corrections, the acts whose error costs the fund most or hides a change of record. An act of a high-risk category is drawn with its weight: an act weighted 5 is five times as
 likely to be drawn as an ordinary one (weighted sampling without replacement). The weights used are recorded with
 each sample, so a change here never changes how an old sample redraws.
 
