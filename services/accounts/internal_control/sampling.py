@@ -18,7 +18,7 @@ import math
 import random
 import re
 import secrets
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 
@@ -121,23 +121,29 @@ def sample_size(population: int, rate_percent: int) -> int:
     return min(population, math.ceil(population * rate_percent / 100))
 
 
-def draw(session: Session, period: Period, region: str, *, seed: int, rate_percent: int,
-         weights: dict[str, int]) -> Draw:
-    """Two passes over the population (its size sets the sample's), the keys of the second kept in a heap of the
-    sample's size: memory follows the sample, not the month."""
-    count = sum(1 for _ in population(session, period, region))
-    size = sample_size(count, rate_percent)
+def weighted_draw(units: Iterable[Unit], *, seed: int, size: int, weights: dict[str, int]) -> Draw:
+    """The ``size`` units of highest key ``u ** (1 / weight)``, ``u`` drawn in the units' order from a generator
+    seeded by ``seed``; kept in a heap of ``size``: memory follows the sample, not the population."""
     rng = random.Random(seed)
     digest = hashlib.sha256()
     keyed: list[tuple[float, int, Unit]] = []
-    for position, unit in enumerate(population(session, period, region)):
+    count = 0
+    for position, unit in enumerate(units):
+        count += 1
         digest.update(unit.line().encode() + b"\n")
-        weight = weights.get(unit.risk, risk.ORDINARY_WEIGHT)
-        key = rng.random() ** (1 / weight)
-        entry = (key, -position, unit)
+        key = rng.random() ** (1 / weights.get(unit.risk, risk.ORDINARY_WEIGHT))
+        entry = (key, -position, unit)  # ties (never in practice) go to the earlier unit, never to comparing units
         if len(keyed) < size:
             heapq.heappush(keyed, entry)
         elif size and entry > keyed[0]:
             heapq.heapreplace(keyed, entry)
     drawn = [(unit, weights.get(unit.risk, risk.ORDINARY_WEIGHT)) for _, _, unit in sorted(keyed, reverse=True)]
     return Draw(count, digest.hexdigest(), drawn)
+
+
+def draw(session: Session, period: Period, region: str, *, seed: int, rate_percent: int,
+         weights: dict[str, int]) -> Draw:
+    """Two passes over the population: the first counts it (its size sets the sample's), the second draws."""
+    count = sum(1 for _ in population(session, period, region))
+    return weighted_draw(population(session, period, region), seed=seed, size=sample_size(count, rate_percent),
+                         weights=weights)
