@@ -167,3 +167,16 @@ async def test_a_monthly_sample_redraws_from_its_seed_and_a_nonconformity_opens_
                                  headers=officer)
         assert elsewhere.status_code == 403
         assert (await gw.get(f"/api/oversight/internal-control/reports/{year}", headers=clerk)).status_code == 403
+
+        # An act of the month filed late: the redraw says the population is no longer the one drawn from.
+        await publish(accounts, BenefitsArchiveItemsFiled(items=[line(400, "payroll_line", "pl-late", at,
+                                                                      amount_fen="300000")]))
+
+        async def redrawn() -> dict:
+            return (await gw.get(f"{API}/samples/{sample['id']}/redraw", headers=auditor)).json()
+
+        late = await eventually(redrawn, lambda r: r["population"] == 41)
+        assert late["population_unchanged"] is False and late["population_sha256"] != sample["population_sha256"]
+        quarter = await gw.post(f"{API}/samples", headers=auditor, json={
+            "kind": "quarterly", "period": f"{clock.china_today().year}-Q{(clock.china_today().month - 1) // 3 + 1}"})
+        assert quarter.status_code == 422 and error_code(quarter) == "CONTROL_PERIOD_NOT_ENDED"
