@@ -31,6 +31,16 @@ def last_month() -> tuple[str, datetime, str]:
     return f"{day.year}-{day.month:02d}", at, f"{today.year}-{today.month:02d}"
 
 
+async def job_result(gw, response, headers: dict) -> dict:  # noqa: ANN001
+    """The result of the background job a 202 answer started."""
+    assert response.status_code == 202, response.text
+    url = f"/api/accounts/jobs/{response.json()['id']}"
+    done = await eventually(lambda: gw.get(url, headers=headers),
+                            lambda r: r.json()["status"] in ("succeeded", "failed"))
+    assert done.json()["status"] == "succeeded", done.text
+    return done.json()["result"]
+
+
 def line(serial: int, item_type: str, act_id: str, at: datetime, **references: str) -> ArchiveItemLine:
     return ArchiveItemLine(
         source="benefits", subject_type="person", subject_id=f"p-{serial}", item_type=item_type, act_id=act_id,
@@ -82,9 +92,9 @@ async def test_a_monthly_sample_redraws_from_its_seed_and_a_nonconformity_opens_
             assert r.status_code == 422 and error_code(r) == code, r.text
             assert any("\u4e00" <= c <= "\u9fff" for c in r.json()["error"]["message"])
 
-        drawn = await gw.post(f"{API}/samples", json=body, headers=auditor)
-        assert drawn.status_code == 201, drawn.text
-        sample = drawn.json()
+        drawn = await job_result(gw, await gw.post(f"{API}/samples", json=body, headers=auditor), auditor)
+        sample = (await gw.get(f"{API}/samples/{drawn['sample_id']}", headers=officer)).json()
+        assert (drawn["population"], drawn["size"], drawn["seed"]) == (40, 10, 20261207)
         assert (sample["population"], sample["size"], sample["seed"]) == (40, math.ceil(40 * 0.25), 20261207)
         assert sample["weights"] == risk.current_weights()
         items = sample["items"]
@@ -96,7 +106,7 @@ async def test_a_monthly_sample_redraws_from_its_seed_and_a_nonconformity_opens_
 
         again = await gw.post(f"{API}/samples", json=body, headers=auditor)
         assert again.status_code == 409 and error_code(again) == "CONTROL_SAMPLE_EXISTS"
-        redraw = (await gw.get(f"{API}/samples/{sample['id']}/redraw", headers=officer)).json()
+        redraw = await job_result(gw, await gw.post(f"{API}/samples/{sample['id']}/redraw", headers=officer), officer)
         assert (redraw["identical"], redraw["population_unchanged"]) == (True, True)
         assert redraw["population_sha256"] == sample["population_sha256"]
         assert redraw["drawn_item_ids"] == [i["item_id"] for i in items]
@@ -172,10 +182,13 @@ async def test_a_monthly_sample_redraws_from_its_seed_and_a_nonconformity_opens_
         await publish(accounts, BenefitsArchiveItemsFiled(items=[line(400, "payroll_line", "pl-late", at,
                                                                       amount_fen="300000")]))
 
-        async def redrawn() -> dict:
-            return (await gw.get(f"{API}/samples/{sample['id']}/redraw", headers=auditor)).json()
+        async def late_filed() -> dict:
+            r = await gw.get("/api/accounts/archives/dossiers", params={"subject_id": "p-400"}, headers=clerk)
+            return r.json()["items"]
 
-        late = await eventually(redrawn, lambda r: r["population"] == 41)
+        await eventually(late_filed, lambda rows: len(rows) == 1)
+        late = await job_result(gw, await gw.post(f"{API}/samples/{sample['id']}/redraw", headers=auditor), auditor)
+        assert late["population"] == 41
         assert late["population_unchanged"] is False and late["population_sha256"] != sample["population_sha256"]
         quarter = await gw.post(f"{API}/samples", headers=auditor, json={
             "kind": "quarterly", "period": f"{clock.china_today().year}-Q{(clock.china_today().month - 1) // 3 + 1}"})

@@ -2,16 +2,17 @@
 auditors' findings, and the yearly report submitted to oversight."""
 
 import json
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query
+import anyio
+from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import Response
 
-from services.accounts.internal_control import report, risk, service
+from services.accounts.internal_control import report, risk, sampling, service
+from services.accounts.internal_control.jobs import SAMPLE_DRAW, SAMPLE_REDRAW
 from services.accounts.internal_control.models import ControlSample, SampledItem
 from services.accounts.internal_control.schemas import (
     FindingRequest,
-    Redraw,
     ReportOut,
     ReportRequest,
     SampleDetail,
@@ -21,7 +22,9 @@ from services.accounts.internal_control.schemas import (
     SampleRequest,
 )
 from services.kernel.auth import allow
+from services.kernel.db import snapshot_session
 from services.kernel.documents.endpoints import PDF_RESPONSES, pdf_response
+from services.kernel.jobs import JobOut, accepted
 from services.kernel.service_app import EngineDep, SessionDep
 
 AUDITORS = allow("internal_auditor")
@@ -43,16 +46,20 @@ def _detail(session, sample: ControlSample) -> SampleDetail:  # noqa: ANN001
     return SampleDetail(**_sample(sample).model_dump(), items=[_item(i) for i in service.items_of(session, sample.id)])
 
 
-@router.post("/samples", status_code=201, response_model=SampleDetail, dependencies=[AUDITORS],
+@router.post("/samples", status_code=202, response_model=JobOut, dependencies=[AUDITORS],
              summary="Draw a sample of an ended month or quarter of the area's business (high-risk acts weighted)",
-             description="The acts filed in the archive in the period, each once; the seed (given or drawn) and the "
-                         "population's SHA-256 are recorded so the draw can be made again. 422 "
+             description="A background job (202, polled at `/api/accounts/jobs/{id}`; its result names the sample). "
+                         "The acts filed in the archive in the period, each once; the seed (given, or drawn now) and "
+                         "the population's SHA-256 are recorded so the draw can be made again. Refused at once: 422 "
                          "INVALID_CONTROL_PERIOD / CONTROL_PERIOD_NOT_ENDED; 409 CONTROL_SAMPLE_EXISTS for a period "
                          "already drawn in the area.")
-def draw_sample(body: SampleRequest, session: SessionDep) -> SampleDetail:
-    sample = service.draw_sample(session, kind=body.kind, period_label=body.period, rate_percent=body.rate_percent,
-                                 seed=body.seed)
-    return _detail(session, sample)
+async def draw_sample(body: SampleRequest, request: Request, engine: EngineDep) -> Any:
+    with snapshot_session(engine) as session:
+        service.check_drawable(session, kind=body.kind, period_label=body.period)
+    params = {"kind": body.kind, "period": body.period.strip(), "rate_percent": body.rate_percent,
+              "seed": sampling.new_seed() if body.seed is None else body.seed}
+    job, _ = await anyio.to_thread.run_sync(lambda: request.app.state.jobs.submit(SAMPLE_DRAW.name, params=params))
+    return accepted(request, job)
 
 
 @router.get("/samples", response_model=SamplePage, dependencies=[READERS], summary="Samples of the area, newest first")
@@ -68,10 +75,16 @@ def get_sample(sample_id: str, session: SessionDep) -> SampleDetail:
     return _detail(session, service.get_sample(session, sample_id))
 
 
-@router.get("/samples/{sample_id}/redraw", response_model=Redraw, dependencies=[READERS],
-            summary="Make the draw again from the recorded seed: is the population the same, is the sample?")
-def redraw(sample_id: str, session: SessionDep) -> Redraw:
-    return Redraw(**service.redraw(session, sample_id))
+@router.post("/samples/{sample_id}/redraw", status_code=202, response_model=JobOut, dependencies=[READERS],
+             summary="Make the draw again from the recorded seed: is the population the same, is the sample?",
+             description="A background job (the population read again); its result: `population_unchanged`, "
+                         "`identical`, the acts drawn.")
+async def redraw(sample_id: str, request: Request, engine: EngineDep) -> Any:
+    with snapshot_session(engine) as session:
+        service.get_sample(session, sample_id)  # 404 / 403 at once
+    job, _ = await anyio.to_thread.run_sync(
+        lambda: request.app.state.jobs.submit(SAMPLE_REDRAW.name, params={"sample_id": sample_id}))
+    return accepted(request, job)
 
 
 @router.post("/samples/{sample_id}/items/{sampled_id}/finding", response_model=SampledItemOut,

@@ -65,16 +65,6 @@ class SamplePage(BaseModel):
     next_cursor: str | None
 
 
-class Redraw(BaseModel):
-    sample_id: str
-    seed: int
-    population: int
-    population_sha256: str
-    population_unchanged: bool = Field(description="the period's acts hash as when drawn")
-    identical: bool = Field(description="the same acts drawn in the same order")
-    drawn_item_ids: list[str]
-
-
 class FindingRequest(BaseModel):
     finding: Literal["conform", "not_conform"]
     reason: Reason | None = Field(default=None, description="required when not_conform")

@@ -35,11 +35,22 @@ def auditor_region() -> str:
     return actor.region
 
 
-def draw_sample(session: Session, *, kind: str, period_label: str, rate_percent: int, seed: int | None) \
-        -> ControlSample:
+def check_drawable(session: Session, *, kind: str, period_label: str) -> None:
+    """What refuses a draw at once, before a job is queued: a malformed or unended period, one already drawn."""
+    period = sampling.period_of(kind, period_label)
+    if session.execute(select(ControlSample.id).where(
+            ControlSample.kind == kind, ControlSample.period == period.label,
+            ControlSample.region == auditor_region())).first() is not None:
+        raise _already_drawn(period.label)
+
+
+def _already_drawn(label: str) -> Conflict:
+    return Conflict("CONTROL_SAMPLE_EXISTS", f"{label} 已抽样（本区划）：同一期间只抽一次，可按记录的种子复核")
+
+
+def draw_sample(session: Session, *, kind: str, period_label: str, rate_percent: int, seed: int) -> ControlSample:
     period = sampling.period_of(kind, period_label)
     region = auditor_region()
-    seed = sampling.new_seed() if seed is None else seed
     weights = risk.current_weights()
     result = sampling.draw(session, period, region, seed=seed, rate_percent=rate_percent, weights=weights)
     actor = context.current().actor
@@ -53,8 +64,7 @@ def draw_sample(session: Session, *, kind: str, period_label: str, rate_percent:
             session.add(sample)
             session.flush()
     except IntegrityError:
-        raise Conflict("CONTROL_SAMPLE_EXISTS",
-                       f"{period.label} 已抽样（本区划）：同一期间只抽一次，可按记录的种子复核") from None
+        raise _already_drawn(period.label) from None
     session.add_all([SampledItem(
         id=new_event_id(), sample_id=sample.id, rank=rank, item_id=unit.item_id, dossier_id=unit.dossier_id,
         subject_type=unit.subject_type, subject_id=unit.subject_id, region=unit.region, source=unit.source,
