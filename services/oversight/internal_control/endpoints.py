@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from services.kernel import clock, context
 from services.kernel.auth import allow, ensure_in_region, region_filter
-from services.kernel.identifiers import validate_region_code
+from services.kernel.identifiers import RegionCode
 from services.kernel.service_app import SessionDep
 from services.oversight.internal_control.deadline import due_of, status_of
 from services.oversight.internal_control.models import ControlReportReceipt
@@ -44,10 +44,10 @@ class ReportDeadline(BaseModel):
 @router.get("/reports/{year}", response_model=ReportDeadline, dependencies=[READERS],
             summary="The yearly internal-control report of an area: due day, submitted / late / missing / unknown")
 def report_deadline(year: Annotated[int, Path(ge=1990, le=2200)], session: SessionDep,
-                    region: Annotated[str | None, Query(description="行政区划; default: the reader's")] = None) \
+                    region: Annotated[RegionCode | None, Query(description="行政区划; default: the reader's")] = None) \
         -> ReportDeadline:
     actor = context.current().actor
-    region = validate_region_code(region) if region else actor.region or ""
+    region = region or actor.region or ""
     ensure_in_region(actor, region)
     receipt = session.execute(select(ControlReportReceipt).where(
         ControlReportReceipt.year == year, ControlReportReceipt.region == region)).scalar_one_or_none()
