@@ -1,5 +1,6 @@
 """Drawing and redrawing a sample as background jobs: a city's month is hundreds of thousands of acts, read twice
-(100 000 acts: 6.2 s of CPU, 17 s wall at load 9 on SQLite), more than a request may take."""
+(``bench/internal_control_draw.py``: 100 000 acts, 3.8–5.5 s of CPU on SQLite), a city's month more than a request may
+take."""
 
 from typing import Any
 
