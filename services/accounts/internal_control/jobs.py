@@ -8,18 +8,17 @@ import anyio
 from sqlalchemy import Engine
 
 from services.accounts.internal_control import service
-from services.kernel.db import snapshot_session, unit_of_work
+from services.kernel.db import snapshot_session
 from services.kernel.jobs import JobContext, JobKind
 
 READERS = frozenset({"internal_auditor", "oversight_officer"})
 
 
 def _draw(engine: Engine, params: dict[str, Any]) -> dict[str, Any]:
-    with unit_of_work(engine) as session:
-        sample = service.draw_sample(session, kind=params["kind"], period_label=params["period"],
-                                     rate_percent=int(params["rate_percent"]), seed=int(params["seed"]))
-        return {"sample_id": sample.id, "period": sample.period, "seed": sample.seed, "population": sample.population,
-                "population_sha256": sample.population_sha256, "size": sample.size}
+    sample = service.draw_sample(engine, kind=params["kind"], period_label=params["period"],
+                                 rate_percent=int(params["rate_percent"]), seed=int(params["seed"]))
+    return {"sample_id": sample.id, "period": sample.period, "seed": sample.seed, "population": sample.population,
+            "population_sha256": sample.population_sha256, "size": sample.size}
 
 
 async def _draw_step(ctx: JobContext) -> dict[str, Any]:

@@ -8,7 +8,7 @@ act (岗位相互监督: 004 第6项 checks the others' work). A non-conformity 
 import json
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Engine, select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
@@ -18,6 +18,7 @@ from services.contracts.accounts import InternalControlNonconformity
 from services.kernel import clock, context
 from services.kernel.audit import append_audit, canonical_json
 from services.kernel.auth import ensure_in_region, region_filter
+from services.kernel.db import snapshot_session, unit_of_work
 from services.kernel.errors import Conflict, Forbidden, Invalid, NotFound
 from services.kernel.events import new_event_id
 from services.kernel.outbox import record_event
@@ -48,11 +49,24 @@ def _already_drawn(label: str) -> Conflict:
     return Conflict("CONTROL_SAMPLE_EXISTS", f"{label} 已抽样（本区划）：同一期间只抽一次，可按记录的种子复核")
 
 
-def draw_sample(session: Session, *, kind: str, period_label: str, rate_percent: int, seed: int) -> ControlSample:
+def draw_sample(engine: Engine, *, kind: str, period_label: str, rate_percent: int, seed: int) -> ControlSample:
+    """The draw reads the population in a snapshot (seconds for a city's month: no write lock held meanwhile),
+    then the sample is stored in a short transaction of its own."""
     period = sampling.period_of(kind, period_label)
     region = auditor_region()
     weights = risk.current_weights()
-    result = sampling.draw(session, period, region, seed=seed, rate_percent=rate_percent, weights=weights)
+    with snapshot_session(engine) as session:
+        result = sampling.draw(session, period, region, seed=seed, rate_percent=rate_percent, weights=weights)
+    with unit_of_work(engine) as session:
+        sample = _store_sample(session, period, region, seed=seed, rate_percent=rate_percent, weights=weights,
+                               result=result)
+        session.expunge(sample)
+    return sample
+
+
+def _store_sample(session: Session, period: sampling.Period, region: str, *, seed: int, rate_percent: int,
+                  weights: dict[str, int], result: sampling.Draw) -> ControlSample:
+    kind = period.kind
     actor = context.current().actor
     sample = ControlSample(
         id=new_event_id(), kind=kind, period=period.label, year=period.year, first_day=period.first_day,
