@@ -12,6 +12,8 @@ from services.accounts.documents.endpoints import router as documents_router
 from services.accounts.enrolments.endpoints import router as enrolments_router, verification_router
 from services.accounts.exchange.endpoints import router as exchange_router
 from services.accounts.imports.endpoints import router as imports_router
+from services.accounts.internal_control.endpoints import router as internal_control_router
+from services.accounts.internal_control.jobs import CONTROL_JOBS
 from services.accounts.imports.jobs import IMPORT_KINDS
 from services.accounts.ledger.endpoints import router as ledger_router
 from services.accounts.persons.endpoints import router as persons_router
@@ -27,12 +29,12 @@ SPEC = ServiceSpec(
     description="参保登记: the registry of employers, insured persons, enrolments and individual accounts.",
     metadata=models.metadata,
     routers=[employers_router, persons_router, enrolments_router, ledger_router, exchange_router, imports_router,
-             verification_router, posting_router, jobs_router([*IMPORT_KINDS.values(), YEAR_SEAL]),
-             documents_router, archives_router],
+             verification_router, posting_router, jobs_router([*IMPORT_KINDS.values(), YEAR_SEAL, *CONTROL_JOBS]),
+             documents_router, archives_router, internal_control_router],
     # posts what collection reports collected (AGENCY leg); files the other services' archive items
     consumers=[POSTING_CONSUMER, *ARCHIVE_CONSUMERS],
-    # large imports (imports/jobs.py), the archive's yearly seal (archives/seals.py)
-    background=[job_runner(*IMPORT_KINDS.values(), YEAR_SEAL)],
+    # large imports (imports/jobs.py), the archive's yearly seal (archives/seals.py), internal control's draws
+    background=[job_runner(*IMPORT_KINDS.values(), YEAR_SEAL, *CONTROL_JOBS)],
     archive=FILING,  # accounts keeps the dossiers: its own acts are filed straight into them
 )
 

@@ -325,3 +325,41 @@ class ContributionsHeld(EventPayload, event_type="accounts.contributions.held.v1
 
     source_batch_id: str
     lines: list[HeldLine] = Field(max_length=MAX_BATCH_ITEMS)
+
+
+# -- internal control (稽核内控) ---------------------------------------------------------------------------------------
+
+
+class InternalControlNonconformity(EventPayload, event_type="accounts.internal_control.nonconformity_found.v1"):
+    """An internal auditor found a sampled act not conforming (001 第十九条; 004 第6项): oversight opens a case,
+    one per finding however often this is delivered."""
+
+    finding_id: str  # the sampled item's id in accounts: the finding's identity
+    sample_id: str
+    period: str  # 2026-11 (monthly) | 2026-Q3 (quarterly)
+    item_type: str
+    risk: str  # the risk category the item was drawn under (ordinary for none)
+    act_id: str
+    source: str  # the service that did the act
+    subject_type: str  # person | employer (the dossier)
+    subject_id: str
+    region: str | None = None
+    decided_by: str
+    reviewed_by: str
+    reason: str
+    found_at: datetime
+
+
+class InternalControlReportSubmitted(EventPayload, event_type="accounts.internal_control.report_submitted.v1"):
+    """The internal-control yearly report (001 第二十四条) submitted to oversight, as registered (number, hash)."""
+
+    year: int
+    region: str  # the area whose agency reports
+    document_id: str
+    document_number: str
+    document_sha256: str
+    submitted_by: str
+    submitted_at: datetime
+    samples: int
+    sampled_items: int
+    nonconforming: int

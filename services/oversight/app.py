@@ -17,6 +17,8 @@ from services.oversight.chains.endpoints import router as chains_router
 from services.oversight.documents.endpoints import router as documents_router
 from services.oversight.disclosure.endpoints import router as disclosure_router
 from services.oversight.incidents.endpoints import router as incidents_router
+from services.oversight.internal_control.endpoints import router as internal_control_router
+from services.oversight.internal_control.handlers import INTERNAL_CONTROL_CONSUMER
 from services.oversight.inspections.endpoints import router as inspections_router
 from services.oversight.ledger.handlers import LEDGER_CONSUMERS
 from services.oversight.rebuild import JOB_KINDS
@@ -38,8 +40,9 @@ SPEC = ServiceSpec(
     routers=[mirror_router, cases_router, rectification_ledger_router, dishonesty_router, chains_router,
              reconciliation_router, rules_router,
              whistleblowing_router, incidents_router, inspections_router, budget_router, disclosure_router,
-             scheduler_router, ledger_router, jobs_router(JOB_KINDS), documents_router],
-    consumers=[ACCOUNTS_CONSUMER, EXCHANGE_CONSUMER, CASES_BENEFITS_CONSUMER, *LEDGER_CONSUMERS,
+             scheduler_router, ledger_router, jobs_router(JOB_KINDS), documents_router, internal_control_router],
+    consumers=[ACCOUNTS_CONSUMER, EXCHANGE_CONSUMER, CASES_BENEFITS_CONSUMER, INTERNAL_CONTROL_CONSUMER,
+               *LEDGER_CONSUMERS,
                *RULES_CONSUMERS],  # the rules last: they read what the mirror and the ledger applied
     # chain verification, case escalation, the rule sweep (scheduler/service.py); the rebuild from the streams
     # (rebuild.py)

@@ -570,6 +570,10 @@ async def test_benefits_flow_through_the_gateway(settings, make_settings, nats_s
             ("first_review", REVIEWER_1), ("second_review", REVIEWER_2), ("approval", APPROVER)]
         assert {i["references"]["run_id"] for i in items if i["item_type"] == "payroll_line"} == {
             july["id"], august["id"]}
+        # What the internal control's risk categories read (accounts' internal_control.risk).
+        assert {(i["references"]["claim_kind"], i["references"]["early_retirement"], i["references"]["back_payment"])
+                for i in items if i["item_type"] == "claim_decision"} == {("basic_pension", "false", "false")}
+        assert all(i["references"]["amount_fen"].isdigit() for i in items if i["item_type"] == "payroll_line")
         assert all(i["audit_seq"] and len(i["audit_hash"]) == 64 for i in items)
         employer_dossier = (await call("GET", "/accounts/archives/dossiers", clerk,
                                        params={"subject_id": employer["id"]}))["items"][0]

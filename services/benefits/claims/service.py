@@ -566,8 +566,17 @@ def decide(session: Session, claim_id: str, body: DecisionRequest) -> Claim:
     archives.file_act(session, [(archives.PERSON, claim.person_id)], "claim_decision", f"{claim.id}/{level}",
                       f"待遇申请（{claim.kind}）{LEVEL_NAMES[level]}",
                       f"{LEVEL_NAMES[level]}{verdict}{'：' + body.reason if body.reason else ''}；申请状态 {claim.status}",
-                      audit=entry, level=level, references={"claim_id": claim.id})
+                      audit=entry, level=level, references=_risk_references(claim))
     return claim
+
+
+def _risk_references(claim: Claim) -> dict[str, str]:
+    """What the agency's internal control samples on (accounts' internal_control.risk): the claim's kind and its
+    high-risk traits (004 第6项: high-risk business checked first)."""
+    flags = json.loads(claim.computation).get("flags", {})
+    return {"claim_id": claim.id, "claim_kind": claim.kind, "large_amount": str(claim.large_amount).lower(),
+            "early_retirement": str(bool(flags.get("early_retirement"))).lower(),
+            "back_payment": str(flags.get("back_payment_months") is not None).lower()}
 
 
 # -- reading ---------------------------------------------------------------------------------------------------------

@@ -484,7 +484,7 @@ def _file_lines(session: Session, run: PayrollRun, entry: Any) -> None:
     archives.file_items(session, [archives.act(
         archives.PERSON, person_id, "payroll_line", line_id, title,
         f"核定发放 {fen_to_yuan(amount_fen)} 元（批次 {run.id} 经 {run.approved_by} 审批）", audit=entry,
-        references={"run_id": run.id, "entitlement_id": entitlement_id})
+        references={"run_id": run.id, "entitlement_id": entitlement_id, "amount_fen": amount_fen})
         for line_id, person_id, amount_fen, entitlement_id in rows])
 
 

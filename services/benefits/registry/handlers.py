@@ -171,12 +171,13 @@ ACCOUNTS_HANDLERS: dict[str, Handler] = {
 # Employers, enrolments and the individual-account ledger are not benefits' to mirror: contribution status is asked
 # online at claim time (004, synchronous verification), the contribution index comes from COLLECTION, and an offset
 # against a deceased person's individual account is recorded with the accounts withdrawal as its reference
-# (recovery/service.py). PersonUpdated changes only contact details (identity fields are refused by accounts).
+# (recovery/service.py). PersonUpdated changes only contact details (identity fields are refused by accounts). The
+# agency's internal control reports to oversight.
 ACCOUNTS_IGNORED: frozenset[str] = frozenset(getattr(accounts_events, n).event_type for n in (
     "EmployerRegistered", "EmployerUpdated", "EmployerStatusChanged", "EmployersImported", "PersonUpdated",
     "EnrolmentOpened", "EnrolmentTransferred", "EnrolmentSuspended", "EnrolmentResumed", "EnrolmentStopped",
     "EnrolmentsImported", "DuplicateEnrolmentFound", "AccountCredited", "AccountsCredited", "AccountDebited",
-    "ContributionsPosted", "ContributionsHeld",
+    "ContributionsPosted", "ContributionsHeld", "InternalControlNonconformity", "InternalControlReportSubmitted",
 ))
 
 EXCHANGE_HANDLERS: dict[str, Handler] = {

@@ -207,10 +207,11 @@ def _types(*names: str) -> frozenset[str]:
 
 # What collection does not need from ACCOUNTS: payment accounts and cards (benefits pay out, collection does not),
 # duplicate-enrolment findings (oversight's S03), individual-account postings and the agency's posting of collected
-# lines (the AGENCY leg is reconciled by oversight, not here).
+# lines (the AGENCY leg is reconciled by oversight, not here), the agency's internal control (reported to oversight).
 IGNORED: frozenset[str] = _types(
     "PersonBankAccountAdded", "PersonBankAccountClosed", "DuplicateEnrolmentFound", "AccountCredited", "AccountsCredited",
-    "AccountDebited", "ContributionsPosted", "ContributionsHeld",
+    "AccountDebited", "ContributionsPosted", "ContributionsHeld", "InternalControlNonconformity",
+    "InternalControlReportSubmitted",
 )
 
 
