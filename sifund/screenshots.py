@@ -138,7 +138,7 @@ def shoot(platform: Throwaway, output: Path, chromium: str, say: Callable[[str],
     from playwright.sync_api import sync_playwright  # noqa: PLC0415 - a development dependency
 
     secrets = read_credentials(platform.data_dir / "demo-credentials.txt")
-    last = Calendar.now().periods[-1]
+    last = Calendar.of_today().periods[-1]
     url = platform.gateway
     case_id = _first(url, secrets, "oversight_officer", "/api/oversight/cases", {"rule_id": "S01"})
     claim_id = _first(url, secrets, "agency_reviewer", "/api/benefits/claims", {"status": "in_review", "limit": 100},
