@@ -377,7 +377,12 @@ def region_filter(column: ColumnElement[str] | InstrumentedAttribute[str],
     """The SQL twin of :func:`region_covers` for ``actor`` (default: the current actor): rows whose ``column`` lies
     in the actor's area. An actor without a region sees no row; a row without a region (NULL or empty) is seen by
     no one. ``%`` and ``_`` are matched literally (autoescape), as ``str.startswith`` does."""
-    region = (actor or context.current().actor).region
+    return area_filter(column, (actor or context.current().actor).region)
+
+
+def area_filter(column: ColumnElement[str] | InstrumentedAttribute[str], region: str | None) -> ColumnElement[bool]:
+    """Rows whose ``column`` lies in the area ``region`` — an area recorded earlier (a background job's, a sample's),
+    where :func:`region_filter` takes the current actor's. No region: no row."""
     if not region:
         return false()
     return column.startswith(region_prefix(region), autoescape=True)

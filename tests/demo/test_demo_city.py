@@ -5,8 +5,9 @@ nothing (the same registry, assessments, tax lines, receipts, claims, payroll, e
 
 import os
 import subprocess
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -70,6 +71,12 @@ def person_id(clerk: Api, citizen_id: str) -> str:
     return found["id"]
 
 
+def platform_calendar() -> Calendar:
+    """The demo city's calendar as the platform sees it: `sifund up` and `sifund demo city` run on the real clock
+    (their processes get no SIFUND_* variable), not on the suite's pinned one."""
+    return Calendar(datetime.now(ZoneInfo("Asia/Shanghai")).date())
+
+
 def snapshot(officer: Api, clerk: Api, calendar: Calendar) -> dict:
     """What a second run must leave as it was, read through the API."""
     r1 = {}
@@ -95,7 +102,7 @@ def test_the_city_is_filled_its_anomalies_found_and_a_second_run_doubles_nothing
     for secret in platform.credentials().values():
         assert secret not in first.stdout + first.stderr  # never a password or a secret
 
-    calendar, district = Calendar.of_today(), build_district(PERSONS, SEED)
+    calendar, district = platform_calendar(), build_district(PERSONS, SEED)
     officer, clerk = Api(platform, "oversight_officer"), Api(platform, "agency_clerk")
     last = calendar.periods[-1]
 
@@ -175,5 +182,5 @@ def test_the_district_is_seeded_and_its_identifiers_valid():
         assert validate_citizen_id(person.citizen_id) == person.citizen_id
         assert validate_bank_card(bank_card(person.serial)) == bank_card(person.serial)
     assert all(validate_uscc(e.uscc) == e.uscc for e in one.employers) and len(one.employers) >= 4
-    calendar = Calendar.of_today()
+    calendar = platform_calendar()
     assert calendar.today > date.fromisoformat(calendar.received_on(calendar.periods[-1]))

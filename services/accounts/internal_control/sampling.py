@@ -27,7 +27,7 @@ from sqlmodel import Session
 
 from services.accounts.archives.models import Dossier, DossierItem
 from services.accounts.internal_control import risk
-from services.kernel.auth import region_prefix
+from services.kernel.auth import area_filter
 from services.kernel.clock import CHINA, china_today
 from services.kernel.errors import Invalid
 
@@ -96,7 +96,7 @@ def population(session: Session, period: Period, region: str) -> Iterator[Unit]:
              .join(Dossier, Dossier.id == DossierItem.dossier_id)
              .where(DossierItem.occurred_at >= start, DossierItem.occurred_at < end,
                     DossierItem.item_type.not_in(risk.NOT_SAMPLED),
-                    Dossier.region.startswith(region_prefix(region), autoescape=True))
+                    area_filter(Dossier.region, region))
              .order_by(DossierItem.source, DossierItem.item_type, DossierItem.act_id, DossierItem.id)
              .execution_options(yield_per=BATCH))
     last_act = None
