@@ -180,13 +180,10 @@ def shoot(platform: Throwaway, output: Path, chromium: str, say: Callable[[str],
         if case_id:
             snap("case", f"/console/oversight/cases/{case_id}")
         log_in("agency_reviewer")
-        queue = page.locator('nav.menu a[data-screen="claims"]')
-        if queue.count():  # the reviewer's queue, and a claim waiting at 初审 on its page
-            snap("claims", queue.first.get_attribute("href"))
-            if claim_id:
-                snap("claim-review", f"/console/agency/claims/{claim_id}")
-        else:  # no claim screen in this console yet: the reviewer's own start page
-            snap("agency-reviewer", "/console/")
+        # the reviewer's queue, and a claim waiting at 初审 on its page
+        snap("claims", page.locator('nav.menu a[data-screen="claims"]').first.get_attribute("href"))
+        if claim_id:
+            snap("claim-review", f"/console/agency/claims/{claim_id}")
         browser.close()
     return written
 
