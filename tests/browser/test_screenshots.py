@@ -5,6 +5,7 @@ a box, which no assertion on the page's text would notice)."""
 import os
 import shutil
 import subprocess
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -14,8 +15,11 @@ from sifund.screenshots import Throwaway, cjk_fontconfig, shoot
 
 
 def test_each_screen_is_written_at_1366_by_768(platform, tmp_path: Path):
-    written = shoot(Throwaway(platform.running.data_dir, platform.url, {}), tmp_path / "shots",
-                    os.environ.get("SIFUND_CHROMIUM", "/usr/bin/chromium"), say=lambda line: None)
+    # In a thread of its own: the suite's Playwright (sync API) is running in this one, and a second sync_playwright()
+    # refuses to start beside it, as the command's own would not (it is alone in its process).
+    with ThreadPoolExecutor(1) as thread:
+        written = thread.submit(shoot, Throwaway(platform.running.data_dir, platform.url, {}), tmp_path / "shots",
+                                os.environ.get("SIFUND_CHROMIUM", "/usr/bin/chromium"), say=lambda line: None).result()
     names = {p.stem for p in written}
     assert {"disclosure", "dashboard", "reconciliation", "reconciliation-cell", "cases"} <= names, names
     assert "claims" in names
