@@ -17,6 +17,7 @@ import os
 import shutil
 import subprocess
 import time
+from collections.abc import Iterable
 from pathlib import Path
 
 import httpx
@@ -118,13 +119,13 @@ def _wipe(data_dir: Path, database_urls: dict[str, str], postgres: bool) -> None
             engine.dispose()
 
 
-async def _consumer_floors(url: str) -> dict[tuple[str, str], int]:
+async def _consumer_floors(url: str, streams: Iterable[str]) -> dict[tuple[str, str], int]:
+    """Each durable consumer's ack floor, on the streams the backup's manifest names."""
     nc = await nats.connect(url)
     try:
         js = nc.jetstream()
         return {(s, info.name): info.ack_floor.stream_seq
-                for s in ("ACCOUNTS", "COLLECTION", "BENEFITS", "EXCHANGE")
-                for info in await js.consumers_info(s) if info.config.durable_name}
+                for s in streams for info in await js.consumers_info(s) if info.config.durable_name}
     finally:
         await nc.close()
 
@@ -172,7 +173,7 @@ async def test_backup_online_then_rebuild_then_wipe_restore_and_resume(tmp_path:
     second.start()
     _mark("second start", started)
     try:
-        floors = await _consumer_floors(f"nats://127.0.0.1:{port_base + 10}")
+        floors = await _consumer_floors(f"nats://127.0.0.1:{port_base + 10}", manifest["streams"])
         for stream, saved in manifest["streams"].items():
             for consumer in saved["consumers"]:
                 assert floors[(stream, consumer["name"])] >= consumer["ack_floor_stream_seq"], (stream, consumer)
