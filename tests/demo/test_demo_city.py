@@ -5,19 +5,19 @@ nothing (the same registry, assessments, tax lines, receipts, claims, payroll, e
 
 import os
 import subprocess
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
 
+from services.kernel import clock
 from services.kernel.identifiers import validate_bank_card, validate_citizen_id, validate_uscc
 from sifund.demo_city.district import Calendar, bank_card, build_district
 from tests.chaos.platform import RunningPlatform, free_port_base
 from tests.support.launcher import sifund_command
 
-pytestmark = pytest.mark.once  # `sifund up` strips SIFUND_*: SQLite and the real clock whatever the run
+pytestmark = pytest.mark.once  # `sifund up` on SQLite whatever the run
 
 PERSONS = 200
 SEED = 7
@@ -27,7 +27,10 @@ CITY_SECONDS = 600
 @pytest.fixture(scope="module")
 def platform(tmp_path_factory) -> RunningPlatform:
     data_dir = tmp_path_factory.mktemp("democity") / "var"
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("SIFUND_")}
+    clock.utc_now()  # the pin is anchored (its variables exported) before the platform copies them
+    # The platform and `sifund demo city` run on the suite's pinned clock, anchored at the same instant as this process.
+    environment = {k: v for k, v in os.environ.items()
+                   if not k.startswith("SIFUND_") or k in ("SIFUND_TEST_CLOCK", clock.ANCHORED_AT)}
     running = RunningPlatform(data_dir, environment, free_port_base()).start()
     try:
         yield running
@@ -71,12 +74,6 @@ def person_id(clerk: Api, citizen_id: str) -> str:
     return found["id"]
 
 
-def platform_calendar() -> Calendar:
-    """The demo city's calendar as the platform sees it: `sifund up` and `sifund demo city` run on the real clock
-    (their processes get no SIFUND_* variable), not on the suite's pinned one."""
-    return Calendar(datetime.now(ZoneInfo("Asia/Shanghai")).date())
-
-
 def snapshot(officer: Api, clerk: Api, calendar: Calendar) -> dict:
     """What a second run must leave as it was, read through the API."""
     r1 = {}
@@ -102,7 +99,7 @@ def test_the_city_is_filled_its_anomalies_found_and_a_second_run_doubles_nothing
     for secret in platform.credentials().values():
         assert secret not in first.stdout + first.stderr  # never a password or a secret
 
-    calendar, district = platform_calendar(), build_district(PERSONS, SEED)
+    calendar, district = Calendar.of_today(), build_district(PERSONS, SEED)
     officer, clerk = Api(platform, "oversight_officer"), Api(platform, "agency_clerk")
     last = calendar.periods[-1]
 
@@ -182,5 +179,5 @@ def test_the_district_is_seeded_and_its_identifiers_valid():
         assert validate_citizen_id(person.citizen_id) == person.citizen_id
         assert validate_bank_card(bank_card(person.serial)) == bank_card(person.serial)
     assert all(validate_uscc(e.uscc) == e.uscc for e in one.employers) and len(one.employers) >= 4
-    calendar = platform_calendar()
+    calendar = Calendar.of_today()
     assert calendar.today > date.fromisoformat(calendar.received_on(calendar.periods[-1]))
