@@ -39,8 +39,13 @@ find_chromium() {
 if ! BINARY=$(find_chromium); then
     command -v apt-get >/dev/null 2>&1 || die "Chromium not found and apt-get is not available; install Chromium or set CHROMIUM"
     log "Chromium not found; installing Debian's chromium with apt-get"
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get update -q
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium
+    # .ci/run starts the PostgreSQL and browser suites side by side: one apt-get at a time (a shared lock file,
+    # and dpkg's own lock waited on rather than failed).
+    {
+        if command -v flock >/dev/null 2>&1; then flock 9; fi
+        as_root env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 update -q
+        as_root env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -q --no-install-recommends chromium
+    } 9>"${TMPDIR:-/tmp}/sifund-apt.lock"
     BINARY=$(find_chromium) || die "apt-get installed chromium but no chromium binary is found"
 fi
 log "using $("$BINARY" --version 2>/dev/null || echo "$BINARY")"

@@ -47,8 +47,13 @@ as_root() {
 install_postgres() {
     command -v apt-get >/dev/null 2>&1 || die "PostgreSQL server binaries not found and apt-get is not available; install PostgreSQL or set PG_BINDIR"
     log "PostgreSQL server binaries not found; installing them with apt-get"
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get update -q
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends postgresql
+    # .ci/run starts the PostgreSQL and browser suites side by side: one apt-get at a time (a shared lock file,
+    # and dpkg's own lock waited on rather than failed).
+    {
+        if command -v flock >/dev/null 2>&1; then flock 9; fi
+        as_root env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 update -q
+        as_root env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -q --no-install-recommends postgresql
+    } 9>"${TMPDIR:-/tmp}/sifund-apt.lock"
 }
 
 if [ -n "${PG_BINDIR:-}" ]; then
