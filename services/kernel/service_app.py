@@ -259,7 +259,8 @@ def create_service_app(spec: ServiceSpec, settings: Settings | None = None) -> F
     install_docs(app, spec.title)
     enforce_route_policies(app)
     # Metrics, request context, security headers and OPTIONS in one pass (services.kernel.web.RequestMiddleware).
-    app.add_middleware(RequestMiddleware, meter=request_meter(app, spec.name, settings), answer_options=True)
+    app.add_middleware(RequestMiddleware, meter=request_meter(app, spec.name, settings), answer_options=True,
+                       access_log=settings.service_access_log)
     return app
 
 
