@@ -3,9 +3,9 @@ answered as a structured 500 on a connection that stays usable."""
 
 import inspect
 import json
+import random
 import re
 import time
-import uuid
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -272,6 +272,12 @@ class RequestMiddleware:
                 await _internal_error(send, request_id)
 
 
+def _new_id() -> str:
+    """32 hex digits, as ``uuid4().hex``, without a ``getrandom`` system call per request: an id names a request
+    in logs and traces, it guards nothing (Python's generator is reseeded in every forked worker)."""
+    return "%032x" % random.getrandbits(128)
+
+
 def _request_ids(scope: Scope) -> tuple[str, str, bool]:
     """The request id and correlation id (the caller's when valid, else new) and whether an ``Origin`` was sent:
     one scan of the headers, whose names ASGI gives in lower case."""
@@ -284,7 +290,7 @@ def _request_ids(scope: Scope) -> tuple[str, str, bool]:
             given_correlation_id = value.decode("latin-1")
         elif name == b"origin":
             has_origin = True
-    request_id = _valid_id(given_request_id) or uuid.uuid4().hex
+    request_id = _valid_id(given_request_id) or _new_id()
     return request_id, _valid_id(given_correlation_id) or request_id, has_origin
 
 
