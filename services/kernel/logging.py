@@ -15,6 +15,8 @@ import logging.config
 import os
 import stat
 import sys
+from datetime import datetime
+from json.encoder import encode_basestring  # type: ignore[attr-defined] - json.dumps' own, ensure_ascii=False
 from typing import Any
 
 import structlog
@@ -59,10 +61,27 @@ def _service(name: str | None):  # noqa: ANN202
 
 
 def add_times(_logger, _name, event_dict):  # noqa: ANN001
-    now = clock.utc_now()
-    event_dict["time"] = now.isoformat(timespec="milliseconds").replace("+00:00", "Z")
-    event_dict["time_cst"] = now.astimezone(clock.CHINA).isoformat(timespec="milliseconds")
+    event_dict["time"], event_dict["time_cst"] = _times(clock.utc_now())
     return event_dict
+
+
+# The two times' texts but for the milliseconds, for the second they were last asked in: a line needs only the
+# milliseconds formatted (two isoformat calls and a time-zone conversion were a third of an access line's cost).
+# One tuple, replaced whole: a thread never reads half of one second and half of another.
+_second: tuple = (None, "", "", "", "")
+
+
+def _times(now: datetime) -> tuple[str, str]:
+    """``now`` in UTC (``…Z``) and China time (``…+08:00``), to the millisecond, as ``isoformat`` writes them."""
+    global _second  # noqa: PLW0603 - the one-entry cache above
+    second = now.replace(microsecond=0)
+    cached = _second
+    if second != cached[0]:
+        utc = second.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        cst = second.astimezone(clock.CHINA).isoformat(timespec="milliseconds")
+        cached = _second = (second, utc[:20], utc[23:], cst[:20], cst[23:])
+    milliseconds = "%03d" % (now.microsecond // 1000)
+    return cached[1] + milliseconds + cached[2], cached[3] + milliseconds + cached[4]
 
 
 def _access_fields(_logger, _name, event_dict):  # noqa: ANN001
@@ -125,18 +144,34 @@ class _Formatter(structlog.stdlib.ProcessorFormatter):
     def access_line(self, message: str, args: tuple) -> str:
         """The JSON line of an access record whose (masked) arguments are ``args``."""
         client, method, path, _version, status = args
-        line: dict[str, Any] = {"event": message, "logger": ACCESS_LOGGER}
-        line.update(redact_value(structlog.contextvars.get_contextvars()))
-        line["level"] = "info"
-        add_times(None, None, line)
+        bound = structlog.contextvars.get_contextvars()
         ctx = context.current()
-        line.update(service=self.service, pid=os.getpid(), request_id=ctx.request_id,
-                    correlation_id=ctx.correlation_id, actor=None if ctx.actor is context.ANONYMOUS else ctx.actor.id,
-                    client=client, method=method, path=path, status=status)
-        return json.dumps(line, ensure_ascii=False, default=repr)
+        actor = None if ctx.actor is context.ANONYMOUS else ctx.actor.id
+        time, time_cst = _times(clock.utc_now())
+        if bound or not isinstance(status, int):
+            line: dict[str, Any] = {"event": message, "logger": ACCESS_LOGGER}
+            line.update(redact_value(bound))
+            line.update(level="info", time=time, time_cst=time_cst, service=self.service, pid=os.getpid(),
+                        request_id=ctx.request_id, correlation_id=ctx.correlation_id, actor=actor, client=client,
+                        method=method, path=path, status=status)
+            return json.dumps(line, ensure_ascii=False, default=repr)
+        # Nothing bound (a request's usual case): the same text as json.dumps of the same keys in the same order,
+        # each string written by json's own encoder, without walking a dict.
+        return _ACCESS_JSON % (
+            _text(message), _text(time), _text(time_cst), _text(self.service), os.getpid(), _text(ctx.request_id),
+            _text(ctx.correlation_id), _text(actor), _text(client), _text(method), _text(path), status)
 
 
 # -- the access line -------------------------------------------------------------------------------------------------
+
+_ACCESS_JSON = ('{"event": %s, "logger": "uvicorn.access", "level": "info", "time": %s, "time_cst": %s, "service": %s, '
+                '"pid": %d, "request_id": %s, "correlation_id": %s, "actor": %s, "client": %s, "method": %s, '
+                '"path": %s, "status": %d}')
+
+
+def _text(value: str | None) -> str:
+    return "null" if value is None else encode_basestring(value)
+
 
 # The logger name and message of uvicorn's access line, kept: ``sifund logs``, dashboards and tests read them.
 ACCESS_LOGGER = "uvicorn.access"

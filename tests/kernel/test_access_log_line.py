@@ -50,6 +50,9 @@ def _without_times(line: dict) -> dict:
 ])
 def test_the_short_access_line_is_the_chains_line(path):
     short, chained = _both(_record(path))
+    # written as the chain's renderer writes (json.dumps, ensure_ascii=False), character for character
+    text = stdlib_formatter("accounts", json_lines=True).format(_record(path))
+    assert text == json.dumps(json.loads(text), ensure_ascii=False)
     assert list(short) == list(chained)
     assert _without_times(short) == _without_times(chained)
     assert "11010519491231002X" not in json.dumps(short) and "6222021234567890123" not in json.dumps(short)
