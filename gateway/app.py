@@ -14,6 +14,8 @@ from gateway.guard import GuardMiddleware
 from gateway.identity.conflicts import seed_default_rules
 from gateway.identity.endpoints import auth_router, identity_router
 from gateway.identity.models import metadata as identity_metadata
+from gateway.keepalive import KeepAliveTransport
+from gateway.relay import DirectRelay
 from gateway.upstream import Upstreams, open_client
 from services.kernel.auth import TokenVerifier, enforce_route_policies, public
 from services.kernel.db import make_engine, unit_of_work
@@ -50,8 +52,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.engine = await anyio.to_thread.run_sync(_open_identity_store, settings)
         try:
-            async with open_client(settings) as client:
+            transport = KeepAliveTransport()
+            async with open_client(settings, transport) as client:
                 app.state.upstream = client
+                app.state.direct_relay = DirectRelay.of(client, transport)  # /api/<service>/… (gateway/relay.py)
                 yield
         finally:
             app.state.engine.dispose()

@@ -14,8 +14,13 @@ the gateway's CPU on a cheap read (bench/gateway_reads.py). This transport does 
 - httpx's timeouts (connect, read, write, pool from the request's ``timeout`` extension) and httpx's exceptions, so
   that ``upstream.send_upstream``'s retry rule and ``upstream.upstream_errors``'s 502/504 see what they saw before;
 - the ``trace`` extension hears httpcore's names for the moments the gateway and its tests watch:
-  ``connection.connect_tcp.started`` when a request opens a new connection (``upstream._ConnectionWatch``) and
-  ``http11.send_request_body.complete`` once the whole request is written.
+  ``connection.connect_tcp.started`` when a request opens a new connection (``upstream.ConnectionWatch``) and
+  ``http11.send_request_body.complete`` once the whole request is written; so does the transport's ``observer``,
+  for every request, with the request's head (how tests hold a moment of the gateway's relay).
+
+Under httpx's API (``handle_async_request``) or without it: ``open_exchange`` sends a request given as bytes and
+waits for its answer's head, ``read_body`` hands the body out, ``release`` gives the connection back. The gateway's
+relay (gateway/relay.py) uses these, building no httpx Request or Response per request.
 
 An answer that is not read to its end (the caller gave up) closes its connection; so does a HEAD's (its answer
 announces a body it does not send, which httptools would wait for)."""
@@ -23,7 +28,8 @@ announces a body it does not send, which httptools would wait for)."""
 import asyncio
 import ssl
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
+from typing import NamedTuple
 
 import httptools
 import httpx
@@ -34,9 +40,31 @@ KEEPALIVE_SECONDS = 5.0
 # Unread body bytes held per connection before reading from its socket pauses.
 BUFFER_BYTES = 256 * 1024
 Origin = tuple[bytes, bytes, int]
+# Hears the names of the moments of one exchange (see the module docstring).
+Trace = Callable[[str], Awaitable[None]]
 
 
-class _Connection(asyncio.Protocol):
+class Timeouts(NamedTuple):
+    """httpx's four timeouts, in seconds (None: no limit)."""
+
+    connect: float | None = None
+    read: float | None = None
+    write: float | None = None
+    pool: float | None = None
+
+    @classmethod
+    def of(cls, timeout: httpx.Timeout | dict) -> "Timeouts":
+        """From an ``httpx.Timeout`` or a request's ``timeout`` extension (a dict of the same four)."""
+        if isinstance(timeout, httpx.Timeout):
+            return cls(timeout.connect, timeout.read, timeout.write, timeout.pool)
+        return cls(timeout.get("connect"), timeout.get("read"), timeout.get("write"), timeout.get("pool"))
+
+
+def origin_of(url: httpx.URL) -> Origin:
+    return url.raw_scheme, url.raw_host, url.port or (443 if url.raw_scheme == b"https" else 80)
+
+
+class UpstreamConnection(asyncio.Protocol):
     """One connection to a service; one request at a time."""
 
     def __init__(self, origin: Origin) -> None:
@@ -209,12 +237,6 @@ def _expire(waiter: asyncio.Future, what: type[httpx.TimeoutException]) -> None:
         waiter.set_exception(what("the service did not answer in time"))
 
 
-async def _trace(request: httpx.Request, name: str) -> None:
-    trace = request.extensions.get("trace")
-    if trace is not None:
-        await trace(name, {"request": request})
-
-
 def _request_head(request: httpx.Request) -> tuple[bytes, bool, bool]:
     """The request's head as written, whether its body is sent chunked, and whether it has a Content-Length: one
     pass over the raw headers (httpx's ``Headers.get`` decodes every header on each call)."""
@@ -230,22 +252,26 @@ def _request_head(request: httpx.Request) -> tuple[bytes, bool, bool]:
     return b"\r\n".join(lines) + b"\r\n\r\n", chunked, sized
 
 
+async def read_body(connection: UpstreamConnection, read_timeout: float | None) -> AsyncIterator[bytes]:
+    """The answer's body on ``connection`` as it arrives (after ``open_exchange``); ``release`` it afterwards."""
+    while True:
+        for chunk in connection.take_body():
+            yield chunk
+        if connection.complete:
+            return
+        connection.raise_error()
+        await connection.wait(read_timeout, httpx.ReadTimeout)
+
+
 class _Body(httpx.AsyncByteStream):
     """An answer's body as it arrives; closing it gives the connection back (or closes it if unread)."""
 
-    def __init__(self, transport: "KeepAliveTransport", connection: _Connection, read_timeout: float | None):
+    def __init__(self, transport: "KeepAliveTransport", connection: UpstreamConnection, read_timeout: float | None):
         self._transport, self._connection, self._read_timeout = transport, connection, read_timeout
         self._released = False
 
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        connection = self._connection
-        while True:
-            for chunk in connection.take_body():
-                yield chunk
-            if connection.complete:
-                return
-            connection.raise_error()
-            await connection.wait(self._read_timeout, httpx.ReadTimeout)
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        return read_body(self._connection, self._read_timeout)
 
     async def aclose(self) -> None:
         if not self._released:
@@ -254,58 +280,83 @@ class _Body(httpx.AsyncByteStream):
 
 
 class KeepAliveTransport(httpx.AsyncBaseTransport):
-    """httpx transport over ``_Connection``s: see the module docstring."""
+    """httpx transport over ``UpstreamConnection``s: see the module docstring."""
 
     def __init__(self, max_connections: int = MAX_CONNECTIONS, max_idle: int = MAX_IDLE_CONNECTIONS,
                  keepalive_expiry: float = KEEPALIVE_SECONDS):
         self.keepalive_expiry = keepalive_expiry
         self.max_idle = max_idle
-        self._idle: dict[Origin, list[_Connection]] = {}
+        self._idle: dict[Origin, list[UpstreamConnection]] = {}
         self._idle_count = 0
         self._max_connections = max_connections
         self._in_flight = asyncio.Semaphore(max_connections)
         self._ssl: ssl.SSLContext | None = None
+        # Hears every exchange's moments with the request's head, beside each request's own trace (tests hold the
+        # relay at one of them).
+        self.observer: Callable[[str, bytes], Awaitable[None]] | None = None
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        timeouts = request.extensions.get("timeout", {})
-        await self._acquire(timeouts.get("pool"))
+        timeouts = Timeouts.of(request.extensions.get("timeout", {}))
+        head, chunked, sized = _request_head(request)
+        extension = request.extensions.get("trace")
+
+        async def trace(name: str) -> None:
+            await extension(name, {"request": request})
+
+        whole = isinstance(request.stream, httpx.ByteStream) or not (chunked or sized)
+        connection = await self.open_exchange(
+            origin_of(request.url), head, request.stream, whole=whole, chunked=chunked,
+            head_only=request.method == "HEAD", timeouts=timeouts, trace=trace if extension is not None else None)
+        return httpx.Response(connection.status, headers=connection.headers,
+                              stream=_Body(self, connection, timeouts.read),
+                              extensions={"http_version": b"HTTP/1.1"})
+
+    async def open_exchange(self, origin: Origin, head: bytes, body: bytes | AsyncIterable[bytes], *, whole: bool,
+                            chunked: bool, head_only: bool, timeouts: Timeouts, trace: Trace | None = None,
+                            ) -> UpstreamConnection:
+        """Send a request — ``head`` (request line, headers, blank line) and ``body``, written with the head when
+        ``whole``, else streamed after it (``chunked``: framed so) — and wait for its answer's head. The connection
+        it went on holds a place until ``release``."""
+        await self._acquire(timeouts.pool)
         try:
-            connection = await self._exchange(request, timeouts)
+            return await self._exchange(origin, head, body, whole, chunked, head_only, timeouts, trace)
         except BaseException:
             self._in_flight.release()
             raise
-        return httpx.Response(connection.status, headers=connection.headers,
-                              stream=_Body(self, connection, timeouts.get("read")),
-                              extensions={"http_version": b"HTTP/1.1"})
 
-    async def _exchange(self, request: httpx.Request, timeouts: dict) -> _Connection:
-        """Send ``request`` and wait for its answer's head; the connection it went on."""
-        url = request.url
-        origin = (url.raw_scheme, url.raw_host, url.port or (443 if url.raw_scheme == b"https" else 80))
+    async def _announce(self, trace: Trace | None, name: str, head: bytes) -> None:
+        if trace is not None:
+            await trace(name)
+        if self.observer is not None:
+            await self.observer(name, head)
+
+    async def _exchange(self, origin: Origin, head: bytes, body: bytes | AsyncIterable[bytes], whole: bool,
+                        chunked: bool, head_only: bool, timeouts: Timeouts, trace: Trace | None) -> UpstreamConnection:
         connection = self._idle_connection(origin)
         if connection is None:
-            connection = await self._connect(origin, request, timeouts.get("connect"))
-        connection._begin(head_only=request.method == "HEAD")  # noqa: SLF001 - the transport drives its connections
+            connection = await self._connect(origin, timeouts.connect, trace, head)
+        connection._begin(head_only=head_only)  # noqa: SLF001 - the transport drives its connections
         try:
-            await self._send(connection, request, timeouts.get("write"))
-            await _trace(request, "http11.send_request_body.complete")
+            await self._send(connection, head, body, whole, chunked, timeouts.write)
+            await self._announce(trace, "http11.send_request_body.complete", head)
             while not connection.headers_done:
                 connection.raise_error()
-                await connection.wait(timeouts.get("read"), httpx.ReadTimeout)
+                await connection.wait(timeouts.read, httpx.ReadTimeout)
         except BaseException:
             connection.close()
             raise
         return connection
 
-    async def _send(self, connection: _Connection, request: httpx.Request, timeout: float | None) -> None:
-        head, chunked, sized = _request_head(request)
-        if isinstance(request.stream, httpx.ByteStream) or not (chunked or sized):
-            body = b"".join([part async for part in request.stream])
+    async def _send(self, connection: UpstreamConnection, head: bytes, body: bytes | AsyncIterable[bytes], whole: bool,
+                    chunked: bool, timeout: float | None) -> None:
+        if whole:
+            if not isinstance(body, bytes):
+                body = b"".join([part async for part in body])
             await connection.write(head + body, timeout)
             return
         await connection.write(head, timeout)
         try:
-            async for part in request.stream:
+            async for part in body:
                 if connection.headers_done:  # answered before the body was read (a refusal): stop sending
                     return
                 if part:
@@ -316,14 +367,15 @@ class KeepAliveTransport(httpx.AsyncBaseTransport):
             if not connection.headers_done:
                 raise
 
-    async def _connect(self, origin: Origin, request: httpx.Request, timeout: float | None) -> _Connection:
-        await _trace(request, "connection.connect_tcp.started")
+    async def _connect(self, origin: Origin, timeout: float | None, trace: Trace | None,
+                       head: bytes) -> UpstreamConnection:
+        await self._announce(trace, "connection.connect_tcp.started", head)
         scheme, host, port = origin
         loop = asyncio.get_running_loop()
         tls = self._tls() if scheme == b"https" else None
         try:
             _, connection = await asyncio.wait_for(
-                loop.create_connection(lambda: _Connection(origin), host.decode("ascii"), port, ssl=tls), timeout)
+                loop.create_connection(lambda: UpstreamConnection(origin), host.decode("ascii"), port, ssl=tls), timeout)
         except TimeoutError:
             raise httpx.ConnectTimeout(f"connecting to {host.decode()}:{port} timed out") from None
         except OSError as exc:
@@ -344,7 +396,7 @@ class KeepAliveTransport(httpx.AsyncBaseTransport):
         except TimeoutError:
             raise httpx.PoolTimeout("no connection to the upstream became free in time") from None
 
-    def _idle_connection(self, origin: Origin) -> _Connection | None:
+    def _idle_connection(self, origin: Origin) -> UpstreamConnection | None:
         stack = self._idle.get(origin)
         now = time.monotonic()
         while stack:
@@ -355,7 +407,7 @@ class KeepAliveTransport(httpx.AsyncBaseTransport):
             connection.close()
         return None
 
-    def release(self, connection: _Connection) -> None:
+    def release(self, connection: UpstreamConnection) -> None:
         self._in_flight.release()
         if connection.reusable() and self._idle_count < self.max_idle:
             connection.last_used = time.monotonic()

@@ -3,9 +3,9 @@ each (``Upstreams``), and how a transport failure towards one of them becomes a 
 
 import itertools
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextlib import contextmanager
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import httpx
 from fastapi import Depends, Request
@@ -15,8 +15,9 @@ from services.kernel.errors import BadGateway, GatewayTimeout, NotFound
 from services.kernel.settings import SERVICES, Settings
 
 
-def open_client(settings: Settings) -> httpx.AsyncClient:
-    """The process-wide client: one connection pool for every service (``gateway.keepalive.KeepAliveTransport``).
+def open_client(settings: Settings, transport: KeepAliveTransport | None = None) -> httpx.AsyncClient:
+    """The process-wide client: one connection pool for every service (``transport``, a
+    ``gateway.keepalive.KeepAliveTransport``, which the relay also drives directly: gateway/relay.py).
     ``trust_env=False`` so that a proxy configured for the outside world never sits between the gateway and its own
     services."""
     timeout = httpx.Timeout(
@@ -25,7 +26,7 @@ def open_client(settings: Settings) -> httpx.AsyncClient:
         write=settings.gateway_read_timeout_seconds,
         pool=settings.gateway_connect_timeout_seconds,
     )
-    client = httpx.AsyncClient(transport=KeepAliveTransport(), timeout=timeout, trust_env=False,
+    client = httpx.AsyncClient(transport=transport or KeepAliveTransport(), timeout=timeout, trust_env=False,
                                follow_redirects=False)
     client._cookies = NoCookies()  # noqa: SLF001 - the cookies setter would copy them into a plain httpx.Cookies
     return client
@@ -122,6 +123,7 @@ def upstream_errors(service: str) -> Iterator[None]:
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 IDEMPOTENCY_KEY_HEADER = "idempotency-key"
 MAX_ATTEMPTS = 3
+T = TypeVar("T")
 
 
 def safe_to_retry(method: str, headers: Mapping[str, str]) -> bool:
@@ -132,26 +134,46 @@ def safe_to_retry(method: str, headers: Mapping[str, str]) -> bool:
     return method in IDEMPOTENT_METHODS or (method == "POST" and bool(headers.get(IDEMPOTENCY_KEY_HEADER)))
 
 
-class _ConnectionWatch:
-    """httpcore trace hook on one attempt: did it open a new TCP connection, or reuse a keep-alive one?"""
+class ConnectionWatch:
+    """Trace hook on one attempt (``gateway.keepalive``'s moment names): did it open a new TCP connection, or reuse a
+    keep-alive one?"""
 
-    def __init__(self, request: httpx.Request):
+    def __init__(self) -> None:
         self.opened_new = False
-        self._inner = request.extensions.get("trace")
-        request.extensions["trace"] = self
 
-    async def __call__(self, name: str, info: dict[str, Any]) -> None:
+    async def __call__(self, name: str) -> None:
         if name == "connection.connect_tcp.started":
             self.opened_new = True
-        if self._inner is not None:
-            await self._inner(name, info)
+
+    def watching(self, request: httpx.Request) -> httpx.Request:
+        """``request`` with this watch in its ``trace`` extension, before any trace it had."""
+        inner = request.extensions.get("trace")
+
+        async def trace(name: str, info: dict[str, Any]) -> None:
+            await self(name)
+            if inner is not None:
+                await inner(name, info)
+
+        request.extensions["trace"] = trace
+        return request
 
 
 async def send_upstream(client: httpx.AsyncClient, build: Callable[[str], httpx.Request], *, retryable: bool,
                         bases: list[str], upstreams: Upstreams | None = None) -> httpx.Response:
-    """Send the request ``build(base_url)`` makes (streamed response) to the first of ``bases`` (a service's
-    replicas, in the order ``Upstreams.order`` gave), and again — to the next replica, or the same one when it is
-    the only one — when it certainly never reached a service's handler. The retry rule:
+    """Send the request ``build(base_url)`` makes (streamed response) with ``client``, under ``with_retries``."""
+
+    async def attempt(base: str, watch: ConnectionWatch) -> httpx.Response:
+        return await client.send(watch.watching(build(base)), stream=True)
+
+    return await with_retries(attempt, retryable=retryable, bases=bases, upstreams=upstreams)
+
+
+async def with_retries(attempt: Callable[[str, ConnectionWatch], Awaitable[T]], *, retryable: bool, bases: list[str],
+                       upstreams: Upstreams | None = None) -> T:
+    """``attempt(base_url, watch)`` — one sending of the request to ``base_url``, whose new connection, if it opens
+    one, is announced to ``watch`` — on the first of ``bases`` (a service's replicas, in the order
+    ``Upstreams.order`` gave), and again — to the next replica, or the same one when it is the only one — when it
+    certainly never reached a service's handler. The retry rule:
 
     - the connection could not be opened (``httpx.ConnectError``: refused, reset during the handshake): nothing of
       the request was sent, so any request is sent again, to the next replica; that replica is marked down;
@@ -167,22 +189,21 @@ async def send_upstream(client: httpx.AsyncClient, build: Callable[[str], httpx.
       becomes a 502 by ``upstream_errors``).
     """
     attempts = max(MAX_ATTEMPTS, len(bases))
-    for attempt in range(1, attempts + 1):
-        base = bases[(attempt - 1) % len(bases)]
-        request = build(base)
-        watch = _ConnectionWatch(request)
+    for number in range(1, attempts + 1):
+        base = bases[(number - 1) % len(bases)]
+        watch = ConnectionWatch()
         try:
-            response = await client.send(request, stream=True)
+            response = await attempt(base, watch)
         except httpx.ConnectError:
             if upstreams is not None:
                 upstreams.failed(base)
-            if attempt == attempts:
+            if number == attempts:
                 raise
             continue
         except (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError):
             if upstreams is not None and watch.opened_new:
                 upstreams.failed(base)
-            if not retryable or watch.opened_new or attempt == attempts:
+            if not retryable or watch.opened_new or number == attempts:
                 raise
             continue
         if upstreams is not None:

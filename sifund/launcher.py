@@ -347,6 +347,8 @@ class Platform:
             SIFUND_HOST=self.settings.host,
             SIFUND_PORT_BASE=str(self.settings.port_base),
             SIFUND_NATS_URL=nats.url,
+            # The launcher's choice, whatever source its settings came from (the services' middleware reads it).
+            SIFUND_SERVICE_ACCESS_LOG=str(self.settings.service_access_log).lower(),
             PYTHONUNBUFFERED="1",
         )
         if isinstance(nats, NatsCluster):
@@ -382,11 +384,10 @@ class Platform:
             # uvloop's event loop and httptools' parser (uvicorn[standard]): a cheap request costs less CPU than with
             # asyncio's loop and h11 (bench/gateway_profile.py).
             "--loop", "uvloop", "--http", "httptools",
+            # The access line is written by the app's request middleware (services.kernel.web, cheaper than a
+            # stdlib record per request); the service's own is kept or not by SIFUND_SERVICE_ACCESS_LOG.
+            "--no-access-log",
         ]
-        if name != "gateway" and not self.settings.service_access_log:
-            # The gateway logs every request it forwards; a second line per request in the service costs CPU
-            # (a stdlib record, redacted) and says nothing new. Errors are still logged.
-            command.append("--no-access-log")
         if name == "gateway" and self.settings.gateway_workers > 1:
             command += ["--workers", str(self.settings.gateway_workers)]
         log = self._log_file(name)

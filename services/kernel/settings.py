@@ -165,8 +165,8 @@ class Settings(BaseSettings):
     # Gateway processes under `sifund up` (uvicorn --workers). Each has its own rate-limit buckets and its own view of
     # which upstream is down (gateway/guard.py, gateway/upstream.py), as separate gateway replicas would.
     gateway_workers: int = Field(default=1, ge=1, le=64)
-    # The services' own access log under `sifund up`: a line per request, also logged by the gateway that forwarded
-    # it; off saves a redacted stdlib record per request in the service (bench/gateway_profile.py).
+    # The services' own access log (services.kernel.web.RequestMiddleware): a line per request, also logged by the
+    # gateway that forwarded it; off saves a masked JSON line per request in the service. The gateway always logs.
     service_access_log: bool = True
 
     # Gateway guard.

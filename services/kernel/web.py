@@ -3,9 +3,9 @@ answered as a structured 500 on a connection that stays usable."""
 
 import inspect
 import json
+import random
 import re
 import time
-import uuid
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -17,6 +17,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services.kernel import context
 from services.kernel.errors import error_body
+from services.kernel.logging import log_access
 
 log = structlog.get_logger(__name__)
 
@@ -179,15 +180,19 @@ class RequestMiddleware:
     - **CORS** (``cors``: Starlette's ``CORSMiddleware`` arguments, the gateway's): a request with an ``Origin`` goes
       through Starlette's middleware (preflights answered there, without a request id); any other gets what that
       middleware gives it, ``Vary: Origin``, here;
-    - **OPTIONS** (``answer_options``): ``OptionsMiddleware`` inside the request context.
+    - **OPTIONS** (``answer_options``): ``OptionsMiddleware`` inside the request context;
+    - **the access line** (``access_log``): uvicorn's line, written here when the response starts, in the request's
+      trace context (``services.kernel.logging.log_access``; uvicorn's own access logger is muted). A request whose
+      exception escaped before any response gets the 500 line the server's answer would have had.
     """
 
     def __init__(self, app: ASGIApp, *, meter: RequestMeter | None = None, cors: dict[str, Any] | None = None,
-                 answer_options: bool = False):
+                 answer_options: bool = False, access_log: bool = True):
         self.app = app
         self.inner = OptionsMiddleware(app) if answer_options else app
         self.meter = meter
         self.cors = None if cors is None else CORSMiddleware(self._behind_cors, **cors)
+        self.access_log = access_log
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -195,7 +200,7 @@ class RequestMiddleware:
             return
         meter = self.meter
         if meter is not None and meter.answers_scrape(scope):
-            await meter.respond(send)
+            await meter.respond(self._logged(scope, send) if self.access_log else send)
             return
         started_at = time.perf_counter()
         request_id, correlation_id, has_origin = _request_ids(scope)
@@ -203,6 +208,7 @@ class RequestMiddleware:
         through_cors = has_origin and self.cors is not None
         request_id_header = () if through_cors else ((b"x-request-id", request_id.encode()),)
         vary_origin = self.cors is not None and not through_cors
+        access_log = self.access_log
         status = 0
 
         async def send_decorated(message: Message) -> None:
@@ -211,6 +217,8 @@ class RequestMiddleware:
                 status = message["status"]
                 message["headers"] = _secured([*message.get("headers", ()), *request_id_header], cacheable,
                                               vary_origin=vary_origin)
+                if access_log:
+                    log_access(scope, status)
             await send(message)
 
         try:
@@ -220,9 +228,22 @@ class RequestMiddleware:
             else:
                 await self._in_context(scope, receive, send_decorated, (request_id, correlation_id),
                                        lambda: status != 0)
+        except Exception:
+            if access_log and status == 0:  # the server answers 500 (ServerErrorMiddleware or uvicorn)
+                log_access(scope, 500)
+            raise
         finally:
             if meter is not None:
                 meter.record(scope, status or 500, time.perf_counter() - started_at)
+
+    @staticmethod
+    def _logged(scope: Scope, send: Send) -> Send:
+        async def send_logged(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                log_access(scope, message["status"])
+            await send(message)
+
+        return send_logged
 
     async def _behind_cors(self, scope: Scope, receive: Receive, send: Send) -> None:
         request_id_header = (b"x-request-id", scope[_IDS][0].encode())
@@ -251,6 +272,12 @@ class RequestMiddleware:
                 await _internal_error(send, request_id)
 
 
+def _new_id() -> str:
+    """32 hex digits, as ``uuid4().hex``, without a ``getrandom`` system call per request: an id names a request
+    in logs and traces, it guards nothing (Python's generator is reseeded in every forked worker)."""
+    return "%032x" % random.getrandbits(128)
+
+
 def _request_ids(scope: Scope) -> tuple[str, str, bool]:
     """The request id and correlation id (the caller's when valid, else new) and whether an ``Origin`` was sent:
     one scan of the headers, whose names ASGI gives in lower case."""
@@ -263,7 +290,7 @@ def _request_ids(scope: Scope) -> tuple[str, str, bool]:
             given_correlation_id = value.decode("latin-1")
         elif name == b"origin":
             has_origin = True
-    request_id = _valid_id(given_request_id) or uuid.uuid4().hex
+    request_id = _valid_id(given_request_id) or _new_id()
     return request_id, _valid_id(given_correlation_id) or request_id, has_origin
 
 

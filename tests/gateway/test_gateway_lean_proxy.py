@@ -12,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from gateway.proxy import SMALL_BODY_BYTES
+from gateway.forwarding import SMALL_BODY_BYTES
 from gateway.keepalive import KeepAliveTransport
 from tests.support.gateway import silent_server
 

@@ -43,17 +43,11 @@ async def gateway_in_front(make_settings, nats_server, upstream_url: str, held: 
     # the upstream's error log again after it.
     logging.getLogger("uvicorn.error").addHandler(held)
     async with LifespanManager(app, startup_timeout=60, shutdown_timeout=30) as manager:
-        async def hold_until_written(request: httpx.Request) -> None:
-            if request.url.path != "/items":
-                return
+        async def hold_until_written(name: str, head: bytes) -> None:
+            if name == "http11.send_request_body.complete" and b" /items " in head.split(b"\r\n", 1)[0]:
+                held.go_on.set()
 
-            async def trace(name: str, _info: dict) -> None:
-                if name == "http11.send_request_body.complete":
-                    held.go_on.set()
-
-            request.extensions["trace"] = trace
-
-        app.state.upstream.event_hooks["request"].append(hold_until_written)
+        app.state.direct_relay.transport.observer = hold_until_written
         transport = httpx.ASGITransport(app=manager.app)
         async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as client:
             yield client
@@ -119,19 +113,12 @@ async def test_a_retry_reaches_a_service_that_refused_the_first_connection(make_
         async with LifespanManager(app, startup_timeout=60, shutdown_timeout=30) as manager:
             refused = {"left": 1}
 
-            async def refuse_first_connect(request: httpx.Request) -> None:
-                inner = request.extensions.get("trace")
+            async def refuse_first_connect(name: str, _head: bytes) -> None:
+                if name == "connection.connect_tcp.started" and refused["left"]:
+                    refused["left"] -= 1
+                    raise httpx.ConnectError("refused (test)")
 
-                async def trace(name: str, info: dict) -> None:
-                    if inner is not None:
-                        await inner(name, info)
-                    if name == "connection.connect_tcp.started" and refused["left"]:
-                        refused["left"] -= 1
-                        raise httpx.ConnectError("refused (test)")
-
-                request.extensions["trace"] = trace
-
-            app.state.upstream.event_hooks["request"].append(refuse_first_connect)
+            app.state.direct_relay.transport.observer = refuse_first_connect
             async with httpx.AsyncClient(transport=httpx.ASGITransport(app=manager.app),
                                          base_url="http://gateway") as gateway:
                 assert (await gateway.get("/api/accounts/items")).status_code == 200
