@@ -58,10 +58,14 @@ def _dossiers(session: Session, keys: set[tuple[str, str]], known: dict[tuple[st
     # Two transactions opening the same subject's first dossier at once (PostgreSQL, READ COMMITTED) would both
     # insert it: the second waits here for the first to commit, then finds it.
     lock_keys(session, "accounts.archive_dossier", {i for _, i in keys})
-    # Subject ids are the registry's UUIDs, unique across persons and employers: one column to look up.
-    found = {(t, i): _Open(d, n, n) for d, t, i, n in session.execute(
+    wanted: dict[str, set[str]] = defaultdict(set)
+    for subject_type, subject_id in keys:
+        wanted[subject_type].add(subject_id)
+    # One query per subject type, on the (subject type, subject id) unique index: by subject id alone SQLite scanned
+    # every dossier for each filing, a cost growing with the archive.
+    found = {(t, i): _Open(d, n, n) for subject_type, ids in wanted.items() for d, t, i, n in session.execute(
         select(Dossier.id, Dossier.subject_type, Dossier.subject_id, Dossier.item_count)
-        .where(_among(session, Dossier.subject_id, {i for _, i in keys})).with_for_update()) if (t, i) in keys}
+        .where(Dossier.subject_type == subject_type, _among(session, Dossier.subject_id, ids)).with_for_update())}
     by_type: dict[str, list[str]] = defaultdict(list)
     for subject_type, subject_id in keys - found.keys():
         by_type[subject_type].append(subject_id)
