@@ -59,6 +59,13 @@ def _filed_query(dialect: str) -> Any:
                               _among(dialect, DisposalLine.dossier_id, "dossiers"))))
 
 
+def _read(session: Session, statement: Any, params: dict[str, Any]) -> Any:
+    """A Core read on the session's connection, after flushing what the act left pending (as the ORM's autoflush
+    would), without the ORM's per-statement machinery (a third of a one-act filing's CPU)."""
+    session.flush()
+    return session.connection().execute(statement, params)
+
+
 def _registry_facts(session: Session, subject_type: str, ids: list[str]) -> dict[str, tuple[str, str, str]]:
     """(registration number, name, region) of the persons or employers ``ids``."""
     if subject_type == archives.PERSON:
@@ -91,8 +98,8 @@ def _dossiers(session: Session, keys: set[tuple[str, str]], known: dict[tuple[st
     # One query per subject type, on the (subject type, subject id) unique index: by subject id alone SQLite scanned
     # every dossier for each filing, a cost growing with the archive.
     dialect = dialect_of(session)
-    found = {(t, i): _Open(d, n, n) for subject_type, ids in wanted.items() for d, t, i, n in session.execute(
-        _dossier_query(dialect), {"subject_type": subject_type, "ids": _values(dialect, ids)})}
+    found = {(t, i): _Open(d, n, n) for subject_type, ids in wanted.items() for d, t, i, n in _read(
+        session, _dossier_query(dialect), {"subject_type": subject_type, "ids": _values(dialect, ids)})}
     by_type: dict[str, list[str]] = defaultdict(list)
     for subject_type, subject_id in keys - found.keys():
         by_type[subject_type].append(subject_id)
@@ -116,8 +123,8 @@ def _already_filed(session: Session, dossier_ids: list[str], lines: list[dict[st
     if not dossier_ids:
         return set()
     dialect = dialect_of(session)
-    rows = session.execute(_filed_query(dialect), {"dossiers": _values(dialect, dossier_ids),
-                                                   "acts": _values(dialect, {line["act_id"] for line in lines})})
+    rows = _read(session, _filed_query(dialect), {"dossiers": _values(dialect, dossier_ids),
+                                                  "acts": _values(dialect, {line["act_id"] for line in lines})})
     return {tuple(row) for row in rows}
 
 
@@ -155,7 +162,7 @@ def file_lines(session: Session, lines: list[dict[str, Any]], *, event_id: str |
     insert_many(session, DossierItem, rows)
     counted = [{"id": d.id, "n": d.count, "at": now} for d in dossiers.values() if not d.opened and d.count != d.before]
     if counted:
-        session.execute(COUNT_ITEMS, counted)
+        session.connection().execute(COUNT_ITEMS, counted)
     return len(rows)
 
 
