@@ -164,6 +164,12 @@ def new_row(model: Any, values: dict[str, Any]) -> dict[str, Any]:
     return {**defaults, **values}
 
 
+@lru_cache(maxsize=256)
+def _plain_insert(table: Table) -> Insert:
+    """The table's plain ``INSERT``, built once (``execute_rows`` caches its driver plan per statement)."""
+    return table.insert()
+
+
 class RowSet:
     """The rows of ``model`` with the given keys (values of the single-column primary key, or of ``key`` — a
     unique column or tuple of columns), as dicts. ``get`` a row, change it in place, ``add`` new ones; ``write``
@@ -215,7 +221,8 @@ class RowSet:
     def write(self) -> None:
         connection = self.session.connection()
         if self._new:
-            connection.execute(self.table.insert(), [self.rows[k] for k in self._new])
+            # SQLite: at the driver (SQLAlchemy's parameter processing per row cost more than the insert itself).
+            execute_rows(self.session, _plain_insert(self.table), [self.rows[k] for k in self._new])
         changed: dict[tuple[str, ...], list[dict[str, Any]]] = {}
         for key, before in self._before.items():
             row = self.rows[key]
