@@ -141,6 +141,7 @@ class Assessment(CollectionTable, table=True):
     __tablename__ = "assessment"
     __table_args__ = (
         Index("ix_assessment_employer_period", "employer_id", "period", "status"),
+        Index("ix_assessment_period", "period", "status", "id"),  # a month's lines read in pages
         # One issued collection plan per employer and month, even for two concurrent issues.
         Index("uq_assessment_issued", "employer_id", "period", unique=True,
               sqlite_where=text("status = 'issued'"), postgresql_where=text("status = 'issued'")),

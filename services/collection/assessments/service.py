@@ -33,6 +33,7 @@ from datetime import date
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from fastapi import HTTPException
 from pydantic import TypeAdapter, ValidationError
 from pydantic_core import PydanticCustomError
 from sqlalchemy import select, update
@@ -425,8 +426,10 @@ def _paid_so_far(session: Session, assessment_id: str) -> dict[tuple[str, str], 
 
 
 def issue(session: Session, employer_id: str, period: int, lines: list[InputLine], *, source: str,
-          supersede_id: str | None = None, reason: str | None = None) -> Issued:
-    """Check, assess and issue (or, with ``supersede_id``, correct) in one transaction; see the module docstring."""
+          supersede_id: str | None = None, reason: str | None = None,
+          in_force: dict[tuple[str, int], Parameters] | None = None) -> Issued:
+    """Check, assess and issue (or, with ``supersede_id``, correct) in one transaction; see the module docstring.
+    ``in_force``: the parameter sets already looked up in this transaction, by (region, period) (a batch's)."""
     employer = registry_employer(session, employer_id, lock=True)
     old: Assessment | None = None
     if supersede_id is not None:
@@ -445,7 +448,11 @@ def issue(session: Session, employer_id: str, period: int, lines: list[InputLine
         if existing is not None:
             raise Conflict("ASSESSMENT_EXISTS",
                            f"该单位 {period} 已有核定单（{existing}）；更正请通过 POST /assessments/{existing}/supersede")
-    params = parameters_for(session, employer.region, period)
+    params = in_force.get((employer.region, period)) if in_force is not None else None
+    if params is None:
+        params = parameters_for(session, employer.region, period)
+        if in_force is not None:
+            in_force[(employer.region, period)] = params
     rates = rates_for(session, employer, period, params)
     checked = check_lines(session, employer, period, lines, rates)
     if checked.rejected:
@@ -559,6 +566,40 @@ def issue(session: Session, employer_id: str, period: int, lines: list[InputLine
     return Issued(declaration=declaration, assessment=assessment, clamped=clamped, superseded=old)
 
 
+@dataclass
+class Outcome:
+    """One declaration of a batch: issued, or refused with the error a single declaration would have met."""
+
+    employer_id: str
+    issued: Issued | None = None
+    refusal: DomainError | None = None
+
+
+def issue_many(session: Session, period: int, declarations: list[tuple[str, list[InputLine]]], *,
+               source: str) -> list[Outcome]:
+    """Each employer's declaration checked and issued as ``issue`` does, in the caller's one transaction: a refused
+    one is undone to its savepoint and reported, the others stand (an agency's month of declarations: one request,
+    one commit and one relay wake-up for many employers, the parameters in force looked up once per region)."""
+    in_force: dict[tuple[str, int], Parameters] = {}
+    outcomes: list[Outcome] = []
+    for employer_id, lines in declarations:
+        savepoint = session.begin_nested()
+        try:
+            issued = issue(session, employer_id, period, lines, source=source, in_force=in_force)
+        except DomainError as exc:
+            savepoint.rollback()
+            outcomes.append(Outcome(employer_id, refusal=exc))
+        except HTTPException as exc:  # the region check's 403 OUT_OF_REGION
+            savepoint.rollback()
+            detail = exc.detail if isinstance(exc.detail, dict) else {"code": "FORBIDDEN", "message": str(exc.detail)}
+            outcomes.append(Outcome(employer_id, refusal=DomainError(detail["code"], detail["message"],
+                                                                     status=exc.status_code)))
+        else:
+            savepoint.commit()
+            outcomes.append(Outcome(employer_id, issued=issued))
+    return outcomes
+
+
 def supersede(session: Session, assessment_id: str, lines: list[InputLine], *, period: int | None, reason: str,
               source: str) -> Issued:
     old = session.get(Assessment, assessment_id)
@@ -600,6 +641,34 @@ def assessment_lines(session: Session, assessment_id: str, *, after: str | None,
     if len(rows) <= limit:
         return rows, None
     return rows[:limit], rows[limit - 1].id
+
+
+def period_lines(session: Session, period: int, *, employer_id: str | None, after: str | None,
+                 limit: int) -> tuple[list[Any], str | None]:
+    """A page of the lines of a month's issued assessments of employers in the caller's area, by assessment then line
+    id, as plain rows (the tax bureau's client reads a month's collection plan in a few requests, not two per
+    employer). The cursor is ``<assessment id>.<line id>`` of the page's last line."""
+    line, assessment = AssessmentLine.__table__.c, Assessment.__table__.c
+    query = (
+        select(AssessmentLine.__table__)
+        .join(Assessment.__table__, assessment.id == line.assessment_id)
+        .join(RegistryEmployer.__table__, RegistryEmployer.__table__.c.employer_id == assessment.employer_id)
+        .where(assessment.period == period, assessment.status == "issued",
+               region_filter(RegistryEmployer.__table__.c.region))
+    )
+    if employer_id:
+        query = query.where(assessment.employer_id == employer_id)
+    if after:
+        after_assessment, _, after_line = after.partition(".")
+        if not after_line:
+            raise Invalid("INVALID_CURSOR", "分页游标无效，请使用上一页返回的 next_cursor")
+        query = query.where((assessment.id > after_assessment)
+                            | ((assessment.id == after_assessment) & (line.id > after_line)))
+    rows = session.connection().execute(query.order_by(assessment.id, line.id).limit(limit + 1)).all()
+    if len(rows) <= limit:
+        return rows, None
+    last = rows[limit - 1]
+    return rows[:limit], f"{last.assessment_id}.{last.id}"
 
 
 def list_assessments(session: Session, *, employer_id: str | None, period: int | None, status: str | None,
