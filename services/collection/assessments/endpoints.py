@@ -85,14 +85,20 @@ _LINE_JSON = (
 )
 
 
-# A line of a month's listing (``PeriodLineOut``): the line's fields, then its assessment and employer.
-_PERIOD_LINE_JSON = _LINE_JSON[:-1] + ',"assessment_id":%s,"employer_id":%s}'
+# A line of a month's collection plan (``PeriodLineOut``), as ``_LINE_JSON``.
+_PERIOD_LINE_JSON = (
+    '{"id":%s,"assessment_id":%s,"employer_id":%s,"person_id":%s,"fund":%s,"base_fen":%d,"employer_fen":%d,'
+    '"individual_fen":%d,"employer_amount":"%s","individual_amount":"%s","status":%s}'
+)
 
 
-def _period_line_json(line: Any, day: dict[date, str]) -> str:
-    employer_id = line.employer_id
-    return _PERIOD_LINE_JSON % (*_line_values(line, day), _json_text(line.assessment_id),
-                                _json_text(employer_id) if employer_id is not None else "null")
+def _period_line_json(line: Any) -> str:
+    line_id, assessment_id, employer_id, person_id, fund, base, employer, individual, line_status = line
+    return _PERIOD_LINE_JSON % (
+        _json_text(line_id), _json_text(assessment_id), _json_text(employer_id) if employer_id is not None else "null",
+        _json_text(person_id), _json_text(fund), base, employer, individual,
+        "%d.%02d" % divmod(employer, 100) if employer >= 0 else yuan_text(employer),
+        "%d.%02d" % divmod(individual, 100) if individual >= 0 else yuan_text(individual), _json_text(line_status))
 
 
 def _line_json(line: Any, day: dict[date, str]) -> str:
@@ -123,10 +129,9 @@ def assessment_page_json(assessment: Assessment, lines: list[Any], next_cursor: 
 
 
 def period_page_json(lines: list[Any], next_cursor: str | None) -> bytes:
-    """A ``PeriodLinePage`` as JSON, written as ``assessment_page_json`` writes its lines (a test holds it equal to
-    the model's)."""
-    day: dict[date, str] = {}
-    items = ",".join([_period_line_json(x, day) for x in lines])
+    """A ``PeriodLinePage`` as JSON from rows of ``service.PERIOD_LINE_COLUMNS``, written as ``assessment_page_json``
+    writes its lines (a test holds it equal to the model's)."""
+    items = ",".join([_period_line_json(x) for x in lines])
     return f'{{"items":[{items}],"next_cursor":{to_json(next_cursor).decode()}}}'.encode()
 
 

@@ -218,11 +218,21 @@ class DeclarationBatchResult(BaseModel):
     items: list[DeclarationOutcome]
 
 
-class PeriodLineOut(AssessmentLineOut):
-    """An assessment line of a month's listing: the line with its assessment and employer."""
+class PeriodLineOut(BaseModel):
+    """A line of a month's collection plan: what the tax bureau collects for one person and fund (the line's rates,
+    due date and what was paid on it: ``GET /assessments/{assessment_id}``)."""
 
+    id: str
     assessment_id: str
     employer_id: str | None
+    person_id: str
+    fund: str
+    base_fen: int
+    employer_fen: int
+    individual_fen: int
+    employer_amount: Yuan
+    individual_amount: Yuan
+    status: str
 
 
 class PeriodLinePage(BaseModel):

@@ -643,6 +643,10 @@ def assessment_lines(session: Session, assessment_id: str, *, after: str | None,
     return rows[:limit], rows[limit - 1].id
 
 
+PERIOD_LINE_COLUMNS = ("id", "assessment_id", "employer_id", "person_id", "fund", "base_fen", "employer_fen",
+                       "individual_fen", "status")
+
+
 def period_lines(session: Session, period: int, *, employer_id: str | None, after: str | None,
                  limit: int) -> tuple[list[Any], str | None]:
     """A page of the lines of a month's issued assessments of employers in the caller's area, by assessment then line
@@ -650,7 +654,7 @@ def period_lines(session: Session, period: int, *, employer_id: str | None, afte
     employer). The cursor is ``<assessment id>.<line id>`` of the page's last line."""
     line, assessment = AssessmentLine.__table__.c, Assessment.__table__.c
     query = (
-        select(AssessmentLine.__table__)
+        select(*(line[name] for name in PERIOD_LINE_COLUMNS))
         .join(Assessment.__table__, assessment.id == line.assessment_id)
         .join(RegistryEmployer.__table__, RegistryEmployer.__table__.c.employer_id == assessment.employer_id)
         .where(assessment.period == period, assessment.status == "issued",
@@ -668,7 +672,7 @@ def period_lines(session: Session, period: int, *, employer_id: str | None, afte
     if len(rows) <= limit:
         return rows, None
     last = rows[limit - 1]
-    return rows[:limit], f"{last.assessment_id}.{last.id}"
+    return rows[:limit], f"{last[1]}.{last[0]}"
 
 
 def list_assessments(session: Session, *, employer_id: str | None, period: int | None, status: str | None,
