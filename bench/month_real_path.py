@@ -10,8 +10,9 @@ as the parties do:
    ``/accounts/imports/{employers,persons,enrolments}`` (a job answered 202 is polled to its end);
 2. **registry** — the clerk finds the employers' ids, and waits until collection, from the ACCOUNTS stream, knows
    every enrolment with its person (``/collection/registry/employers/{id}/enrolments``);
-3. **assessment** — each employer declares its month (``/collection/employers/{id}/declarations``, by citizen id)
-   and the assessment's lines are read back (what the tax bureau will collect);
+3. **assessment** — the clerk sends the month's declarations, many employers a request (by citizen id,
+   ``/collection/declarations/batches``, at most ``--declaration-lines`` persons), then the month's assessed lines are
+   read back in pages (``/collection/assessments/lines``: what the tax bureau will collect);
 4. **tax** — the tax bureau's client posts every assessed line as paid, in batches of ``--batch-lines`` (10 000)
    to ``/collection/tax-payments/batches``;
 5. **finance** — finance records each fund's remittance to the treasury and its receipt in the special account;
@@ -470,37 +471,49 @@ class Month:
 
     # -- 3. assessment -----------------------------------------------------------------------------------------------
 
-    async def assess(self) -> None:
-        clerk = self.parties["clerk"]
-        fund_index = {fund: i for i, fund in enumerate(FUNDS)}
+    async def assess(self, extra: dict) -> None:
+        """The month's declarations sent as the agency receives them, many employers a request (``--declaration-
+        lines`` lines at most), then the month's assessed lines read as the tax bureau reads its collection plan,
+        ``--read-lines`` a page."""
+        clerk, period = self.parties["clerk"], self.calendar.period
+        by_id = {e.id: e for e in self.plan}
+        batches: list[list[Employer]] = [[]]
+        for employer in self.plan:
+            if batches[-1] and sum(len(e.staff) for e in batches[-1]) + len(employer.staff) > \
+                    self.options.declaration_lines:
+                batches.append([])
+            batches[-1].append(employer)
 
-        async def declare(employer: Employer) -> None:
-            lines = [{"citizen_id": cid, "base": yuan(base)} for cid, base in employer.staff]
-            response = await clerk.call("POST", f"/collection/employers/{employer.id}/declarations",
-                                        already=("ASSESSMENT_EXISTS",),
-                                        json={"period": self.calendar.period, "lines": lines})
-            if response.status_code in (200, 201):
-                assessment_id = response.json()["assessment"]["id"]
-            else:  # asked again after an answer that said nothing: it was issued
-                [found] = (await clerk.call("GET", "/collection/assessments", params={
-                    "employer_id": employer.id, "period": self.calendar.period})).json()["items"]
-                assessment_id = found["id"]
-            staff_index = {cid: i for i, (cid, _base) in enumerate(employer.staff)}
-            after = None
-            while True:
-                page = (await clerk.call("GET", f"/collection/assessments/{assessment_id}", params={
-                    "limit": 1000, **({"after": after} if after else {})})).json()
-                for line in page["items"]:
-                    employer.lines.extend((staff_index[self.citizen_of[line["person_id"]]], fund_index[line["fund"]],
-                                           line["employer_fen"], line["individual_fen"]))
-                after = page["next_cursor"]
-                if not after:
-                    break
+        async def declare(batch: list[Employer]) -> None:
+            response = await clerk.call("POST", "/collection/declarations/batches", json={"period": period, "declarations": [
+                {"employer_id": e.id, "lines": [{"citizen_id": cid, "base": yuan(base)} for cid, base in e.staff]}
+                for e in batch]})
+            result = response.json()
+            for item in result["items"]:  # asked again after an answer that said nothing: issued then
+                if item["status"] != "issued" and not (response.attempts > 1  # type: ignore[attr-defined]
+                                                       and item["refusal"]["code"] == "ASSESSMENT_EXISTS"):
+                    raise BenchFailure(f"declaration of employer {item['employer_id']} refused: {item['refusal']}")
+
+        await each(batches, declare, self.options.tax_concurrency)
+        fund_index = {fund: i for i, fund in enumerate(FUNDS)}
+        staff_index = {e.id: {cid: i for i, (cid, _base) in enumerate(e.staff)} for e in self.plan}
+        after, pages = None, 0
+        while True:
+            page = (await clerk.call("GET", "/collection/assessments/lines", params={
+                "period": period, "limit": self.options.read_lines, **({"after": after} if after else {})})).json()
+            pages += 1
+            for line in page["items"]:
+                employer = by_id[line["employer_id"]]
+                employer.lines.extend((staff_index[employer.id][self.citizen_of[line["person_id"]]],
+                                       fund_index[line["fund"]], line["employer_fen"], line["individual_fen"]))
+            after = page["next_cursor"]
+            if not after:
+                break
+        for employer in self.plan:
             if len(employer.lines) // 4 != len(employer.staff) * len(FUNDS):
                 raise BenchFailure(f"employer {employer.serial}: {len(employer.lines) // 4} assessed lines, "
                                    f"expected {len(employer.staff) * len(FUNDS)}")
-
-        await each(self.plan, declare, self.options.concurrency)
+        extra.update(declaration_batches=len(batches), pages_read=pages)
 
     # -- 4. tax ------------------------------------------------------------------------------------------------------
 
@@ -765,8 +778,8 @@ async def drive(platform: RunningPlatform, options: argparse.Namespace, result: 
                 await month.import_registry(extra)
             with stages.stage("registry", month.lines):
                 await month.find_registry()
-            with stages.stage("assessment", month.lines):
-                await month.assess()
+            with stages.stage("assessment", month.lines) as extra:
+                await month.assess(extra)
             with stages.stage("tax", month.lines) as extra:
                 await month.pay(extra)
             result["month"].update(tax_batches=stages.results["tax"]["batches"], collected_fen=month.collected_fen)
@@ -809,6 +822,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--tax-concurrency", type=int, default=2, help="tax batches in flight (default 2)")
     parser.add_argument("--import-concurrency", type=int, default=1, help="import files in flight (default 1)")
     parser.add_argument("--batch-lines", type=int, default=10_000, help="lines per tax batch (the API's maximum)")
+    parser.add_argument("--declaration-lines", type=int, default=10_000,
+                        help="declared persons per declaration batch (the API's maximum)")
+    parser.add_argument("--read-lines", type=int, default=5_000, help="assessed lines per page read (the maximum)")
     parser.add_argument("--import-rows", type=int, default=10_000, help="rows per imported CSV file")
     parser.add_argument("--timeout", type=float, default=None,
                         help="seconds to wait for collection's registry and for the month to be fully matched "

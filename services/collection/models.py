@@ -141,6 +141,7 @@ class Assessment(CollectionTable, table=True):
     __tablename__ = "assessment"
     __table_args__ = (
         Index("ix_assessment_employer_period", "employer_id", "period", "status"),
+        Index("ix_assessment_period", "period", "status", "id"),  # a month's lines read in pages
         # One issued collection plan per employer and month, even for two concurrent issues.
         Index("uq_assessment_issued", "employer_id", "period", unique=True,
               sqlite_where=text("status = 'issued'"), postgresql_where=text("status = 'issued'")),
@@ -211,14 +212,20 @@ class TaxPayment(CollectionTable, table=True):
     """A payment line the tax bureau reports collected (征收), keyed by the bureau's own line id."""
 
     __tablename__ = "tax_payment"
-    __table_args__ = (Index("ix_tax_payment_period_fund", "period", "fund"), Index("ix_tax_payment_voucher", "voucher_no"))
+    __table_args__ = (
+        Index("ix_tax_payment_voucher", "voucher_no"),
+        # The reviewer's work list (GET /tax-payments/unmatched, oldest first): only the few unmatched payments are
+        # in it, so a batch of matched lines maintains no index for it.
+        Index("ix_tax_payment_unmatched", "id", sqlite_where=text("match_status = 'unmatched'"),
+              postgresql_where=text("match_status = 'unmatched'")),
+    )
 
     id: str = Field(primary_key=True, max_length=36)
     tax_line_id: str = Field(max_length=64, unique=True)  # idempotency: the same line posted twice is a no-op
     content_hash: str = Field(max_length=64)  # a re-post with other content is refused
     batch_id: str = Field(foreign_key="tax_payment_batch.id", max_length=36)
     payer_uscc: str | None = Field(default=None, max_length=18)
-    employer_id: str | None = Field(default=None, max_length=36, index=True)
+    employer_id: str | None = Field(default=None, max_length=36)
     citizen_id: str | None = Field(default=None, max_length=18)
     person_id: str | None = Field(default=None, max_length=36)
     fund: str = Field(max_length=10)

@@ -9,18 +9,26 @@ from pydantic_core import to_json
 from services.collection.assessments import service
 from services.collection.assessments.schemas import (
     COLUMNS_DOC,
+    MAX_BATCH_DECLARATIONS,
+    MAX_BATCH_LINES,
     AssessmentDetail,
     AssessmentOut,
     AssessmentPage,
     DeclarationDetail,
+    DeclarationBatchIn,
+    DeclarationBatchResult,
     DeclarationIn,
     DeclarationLineOut,
     DeclarationOut,
+    DeclarationOutcome,
     IssueResult,
+    PeriodLinePage,
+    Refusal,
     SupersedeIn,
 )
 from services.collection.models import Assessment, AssessmentLine, Declaration, DeclarationLine
 from services.kernel.auth import allow
+from services.kernel.errors import TooLarge
 from services.kernel.money import fen_to_yuan
 from services.kernel.periods import Period
 from services.kernel.service_app import SessionDep
@@ -77,10 +85,30 @@ _LINE_JSON = (
 )
 
 
+# A line of a month's collection plan (``PeriodLineOut``), as ``_LINE_JSON``.
+_PERIOD_LINE_JSON = (
+    '{"id":%s,"assessment_id":%s,"employer_id":%s,"person_id":%s,"fund":%s,"base_fen":%d,"employer_fen":%d,'
+    '"individual_fen":%d,"employer_amount":"%s","individual_amount":"%s","status":%s}'
+)
+
+
+def _period_line_json(line: Any) -> str:
+    line_id, assessment_id, employer_id, person_id, fund, base, employer, individual, line_status = line
+    return _PERIOD_LINE_JSON % (
+        _json_text(line_id), _json_text(assessment_id), _json_text(employer_id) if employer_id is not None else "null",
+        _json_text(person_id), _json_text(fund), base, employer, individual,
+        "%d.%02d" % divmod(employer, 100) if employer >= 0 else yuan_text(employer),
+        "%d.%02d" % divmod(individual, 100) if individual >= 0 else yuan_text(individual), _json_text(line_status))
+
+
 def _line_json(line: Any, day: dict[date, str]) -> str:
+    return _LINE_JSON % _line_values(line, day)
+
+
+def _line_values(line: Any, day: dict[date, str]) -> tuple:
     base, employer, individual = line.base_fen, line.employer_fen, line.individual_fen
     due = line.due_date
-    return _LINE_JSON % (
+    return (
         _json_text(line.id), _json_text(line.person_id), _json_text(line.fund), line.period, base,
         _json_text(line.employer_rate), _json_text(line.individual_rate), employer, individual,
         "%d.%02d" % divmod(base, 100) if base >= 0 else yuan_text(base),
@@ -98,6 +126,13 @@ def assessment_page_json(assessment: Assessment, lines: list[Any], next_cursor: 
     items = ",".join([_line_json(x, day) for x in lines])
     head = to_json(assessment_out(assessment).model_dump(mode="json")).decode()
     return f'{{"assessment":{head},"items":[{items}],"next_cursor":{to_json(next_cursor).decode()}}}'.encode()
+
+
+def period_page_json(lines: list[Any], next_cursor: str | None) -> bytes:
+    """A ``PeriodLinePage`` as JSON from rows of ``service.PERIOD_LINE_COLUMNS``, written as ``assessment_page_json``
+    writes its lines (a test holds it equal to the model's)."""
+    items = ",".join([_period_line_json(x) for x in lines])
+    return f'{{"items":[{items}],"next_cursor":{to_json(next_cursor).decode()}}}'.encode()
 
 
 def declaration_out(d: Declaration) -> DeclarationOut:
@@ -127,6 +162,39 @@ def result_out(issued: service.Issued) -> IssueResult:
 def declare(employer_id: str, declaration: DeclarationIn, session: SessionDep) -> IssueResult:
     lines = service.lines_from_request(declaration.lines)
     return result_out(service.issue(session, employer_id, declaration.period, lines, source="api"))
+
+
+def outcome_out(outcome: service.Outcome) -> DeclarationOutcome:
+    issued, refusal = outcome.issued, outcome.refusal
+    if issued is None:
+        assert refusal is not None
+        return DeclarationOutcome(employer_id=outcome.employer_id, status="refused", refusal=Refusal(
+            status=refusal.status, code=refusal.code, message=refusal.message, details=refusal.details))
+    return DeclarationOutcome(employer_id=outcome.employer_id, status="issued", declaration_id=issued.declaration.id,
+                              assessment=assessment_out(issued.assessment), clamped=issued.clamped)
+
+
+@router.post("/declarations/batches", status_code=status.HTTP_201_CREATED, response_model=DeclarationBatchResult,
+             summary="Declare many employers' monthly bases at once and issue their assessments",
+             description=f"At most {MAX_BATCH_DECLARATIONS} employers and {MAX_BATCH_LINES} lines in all (more: 413 "
+                         "`BATCH_TOO_LARGE`, nothing stored). Each declaration is checked and issued as "
+                         "`POST /employers/{employer_id}/declarations` does it, on its own: a refused one is listed "
+                         "with the status, code, message and details that route would answer (nothing of it "
+                         "stored), the others are issued, all in one transaction. Sent again after an answer that "
+                         "said nothing, the issued ones are refused `ASSESSMENT_EXISTS`. " + _REFUSALS,
+             dependencies=[CLERKS])
+def declare_batch(batch: DeclarationBatchIn, session: SessionDep) -> DeclarationBatchResult:
+    lines = sum(len(d.lines) for d in batch.declarations)
+    if lines > MAX_BATCH_LINES:
+        raise TooLarge("BATCH_TOO_LARGE", f"一个申报批次最多 {MAX_BATCH_LINES} 条申报明细，本批次 {lines} 条；请拆分后重新提交",
+                       details={"max_lines": MAX_BATCH_LINES, "lines": lines})
+    outcomes = service.issue_many(session, batch.period, [
+        (d.employer_id, service.lines_from_request(d.lines)) for d in batch.declarations], source="api")
+    issued = [o.issued for o in outcomes if o.issued is not None]
+    return DeclarationBatchResult(period=batch.period, declarations=len(outcomes), issued=len(issued),
+                                  refused=len(outcomes) - len(issued),
+                                  assessed_lines=sum(i.assessment.lines for i in issued),
+                                  items=[outcome_out(o) for o in outcomes])
 
 
 @router.post("/employers/{employer_id}/declarations/upload", status_code=status.HTTP_201_CREATED,
@@ -183,6 +251,21 @@ def list_assessments(
     rows, next_cursor = service.list_assessments(session, employer_id=employer_id, period=period, status=status_,
                                                  after=after, limit=limit)
     return AssessmentPage(items=[assessment_out(a) for a in rows], next_cursor=next_cursor)
+
+
+@router.get("/assessments/lines", response_model=PeriodLinePage, dependencies=[READERS],
+            summary="A month's issued assessment lines of employers in my area, by assessment then line",
+            description="What the tax bureau collects for a month, in pages of up to 5 000 lines (each with its "
+                        "assessment and employer); superseded assessments are left out.")
+def list_period_lines(
+    session: SessionDep,
+    period: Period,
+    employer_id: str | None = None,
+    after: Annotated[str | None, Query(max_length=80)] = None,
+    limit: Annotated[int, Query(ge=1, le=5000)] = 1000,
+) -> Response:
+    lines, next_cursor = service.period_lines(session, period, employer_id=employer_id, after=after, limit=limit)
+    return Response(period_page_json(lines, next_cursor), media_type="application/json")
 
 
 @router.get("/assessments/{assessment_id}", response_model=AssessmentDetail, dependencies=[READERS],

@@ -7,6 +7,7 @@ with more than two decimal places are refused (``kernel.money.Yuan``).
 
 from datetime import date, datetime
 from decimal import Decimal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic_core import PydanticCustomError
@@ -19,6 +20,8 @@ from services.kernel.strict import RequestModel
 from services.kernel.tabular import Column
 
 MAX_LINES = 100_000
+MAX_BATCH_LINES = 10_000  # lines over all the declarations of a batch (a tax batch's size)
+MAX_BATCH_DECLARATIONS = 1_000
 
 
 def positive_base(value: Decimal) -> Decimal:
@@ -49,6 +52,26 @@ class DeclarationIn(RequestModel):
 
     period: Period = Field(description="费款所属期 YYYYMM (not in the future)")
     lines: list[DeclarationLineIn] = Field(min_length=1, max_length=MAX_LINES)
+
+
+class EmployerDeclarationIn(RequestModel):
+    """One employer's declaration in a batch: the same lines as ``DeclarationIn``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    employer_id: str = Field(min_length=1, max_length=36, description="单位编号")
+    lines: list[DeclarationLineIn] = Field(min_length=1, max_length=MAX_BATCH_LINES)
+
+
+class DeclarationBatchIn(RequestModel):
+    """Many employers' declarations of one month at once (the month's declarations as the agency receives them)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    period: Period = Field(description="费款所属期 YYYYMM (not in the future), for every declaration of the batch")
+    declarations: list[EmployerDeclarationIn] = Field(
+        min_length=1, max_length=MAX_BATCH_DECLARATIONS,
+        description=f"at most {MAX_BATCH_DECLARATIONS} employers and {MAX_BATCH_LINES} lines in all")
 
 
 class SupersedeIn(RequestModel):
@@ -163,6 +186,58 @@ class DeclarationDetail(BaseModel):
     declaration: DeclarationOut
     items: list[DeclarationLineOut]
     next_cursor: str | None
+
+
+class Refusal(BaseModel):
+    """Why one declaration of a batch was refused: the code, message and details the single declaration's 4xx
+    answer carries."""
+
+    status: int = Field(description="the HTTP status the declaration alone would have been answered with")
+    code: str
+    message: str
+    details: Any = None
+
+
+class DeclarationOutcome(BaseModel):
+    employer_id: str
+    status: Literal["issued", "refused"]
+    declaration_id: str | None = None
+    assessment: AssessmentOut | None = None
+    clamped: dict[str, int] | None = None
+    refusal: Refusal | None = None
+
+
+class DeclarationBatchResult(BaseModel):
+    """Each declaration of a batch, in the order sent: issued (with its assessment) or refused (with why)."""
+
+    period: int
+    declarations: int
+    issued: int
+    refused: int
+    assessed_lines: int = Field(description="assessment lines issued by the batch")
+    items: list[DeclarationOutcome]
+
+
+class PeriodLineOut(BaseModel):
+    """A line of a month's collection plan: what the tax bureau collects for one person and fund (the line's rates,
+    due date and what was paid on it: ``GET /assessments/{assessment_id}``)."""
+
+    id: str
+    assessment_id: str
+    employer_id: str | None
+    person_id: str
+    fund: str
+    base_fen: int
+    employer_fen: int
+    individual_fen: int
+    employer_amount: Yuan
+    individual_amount: Yuan
+    status: str
+
+
+class PeriodLinePage(BaseModel):
+    items: list[PeriodLineOut] = Field(description="a page of the month's issued lines, by assessment then line id")
+    next_cursor: str | None = Field(description="pass as ?after= to get the next page")
 
 
 class IssueResult(BaseModel):

@@ -27,12 +27,14 @@ carried to the new line of the same person and fund; a correction that drops a p
 """
 
 from collections import defaultdict
+from itertools import accumulate
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from fastapi import HTTPException
 from pydantic import TypeAdapter, ValidationError
 from pydantic_core import PydanticCustomError
 from sqlalchemy import select, update
@@ -49,7 +51,7 @@ from services.collection.models import (
     RegistryPerson,
 )
 from services.collection.parameters.schemas import INJURY, WAGE_FUNDS
-from services.collection.parameters.service import Parameters, injury_factor, parameters_for
+from services.collection.parameters.service import ONE, Parameters, injury_factors, parameters_for
 from services.collection.payments import bulk
 from services.contracts.collection import MAX_LINES, AssessmentIssued, AssessmentSuperseded
 from services.kernel import archives, clock, context
@@ -179,11 +181,17 @@ def lines_from_file(data: bytes) -> tuple[list[InputLine], str]:
 EMPLOYER_STATES = {"suspended": ("EMPLOYER_SUSPENDED", "已暂停"), "deregistered": ("EMPLOYER_DEREGISTERED", "已注销")}
 
 
-def registry_employer(session: Session, employer_id: str, *, lock: bool = False) -> RegistryEmployer:
-    query = select(RegistryEmployer).where(RegistryEmployer.employer_id == employer_id)
-    if lock:
-        query = query.with_for_update()
-    employer = session.execute(query).scalar_one_or_none()
+def _registry_employers(session: Session, employer_ids: set[str]) -> dict[str, RegistryEmployer]:
+    """The employers named, locked FOR UPDATE (PostgreSQL) so that two declarations of one employer queue up."""
+    out: dict[str, RegistryEmployer] = {}
+    for chunk in _chunks(sorted(employer_ids)):
+        query = select(RegistryEmployer).where(RegistryEmployer.employer_id.in_(chunk)).with_for_update()
+        out.update((e.employer_id, e) for e in session.execute(query).scalars())
+    return out
+
+
+def _employer_in_area(employers: dict[str, RegistryEmployer], employer_id: str) -> RegistryEmployer:
+    employer = employers.get(employer_id)
     if employer is None:
         raise NotFound("EMPLOYER_NOT_FOUND", "用人单位不存在（征缴系统尚未收到该单位的登记信息）")
     ensure_in_region(context.current().actor, employer.region)
@@ -202,12 +210,14 @@ def _check_period(period: int) -> None:
         raise Invalid("PERIOD_IN_FUTURE", f"费款所属期 {period} 晚于本月（{current}），不能预先申报")
 
 
-def _issued_for(session: Session, employer_id: str, period: int) -> str | None:
-    """The id of the employer's issued assessment for the period, if any."""
-    return session.execute(
-        select(Assessment.id).where(Assessment.employer_id == employer_id, Assessment.period == period,
-                                    Assessment.status == "issued").limit(1)
-    ).scalar_one_or_none()
+def _issued_for(session: Session, employer_ids: set[str], period: int) -> dict[str, str]:
+    """employer id → the id of its issued assessment for the period, for those that have one."""
+    out: dict[str, str] = {}
+    for chunk in _chunks(sorted(employer_ids)):
+        rows = session.execute(select(Assessment.employer_id, Assessment.id).where(
+            Assessment.employer_id.in_(chunk), Assessment.period == period, Assessment.status == "issued"))
+        out.update((employer_id, assessment_id) for employer_id, assessment_id in rows)
+    return out
 
 
 def due_date_of(period: int, due_day: int) -> date:
@@ -237,10 +247,12 @@ class Rates:
         return rate_text(employer), rate_text(individual)
 
 
-def rates_for(session: Session, employer: RegistryEmployer, period: int, params: Parameters) -> Rates:
+def rates_for(employer: RegistryEmployer, period: int, params: Parameters,
+              injury: tuple[Decimal, str | None]) -> Rates:
+    """``injury``: the employer's floating factor for the period and its adjustment's id (``injury_factors``)."""
     doc = params.document
     by_fund = {fund: (doc.rates[fund].employer, doc.rates[fund].individual) for fund in WAGE_FUNDS}
-    factor, adjustment_id = injury_factor(session, employer.employer_id, period)
+    factor, adjustment_id = injury
     try:
         class_rate = doc.injury_rate(employer.industry_risk_class)
     except ValueError:
@@ -287,30 +299,62 @@ def _persons(session: Session, *, ids: set[str], citizen_ids: set[str]) -> tuple
     return by_id, by_citizen
 
 
-def _enrolments(session: Session, employer_id: str) -> dict[str, list[tuple[str, int, int | None, str]]]:
-    """person_id → [(fund, start, end, status)] of every enrolment with the employer, in one query."""
-    out: dict[str, list[tuple[str, int, int | None, str]]] = defaultdict(list)
-    rows = session.execute(
-        select(RegistryEnrolment.person_id, RegistryEnrolment.fund, RegistryEnrolment.start_period,
-               RegistryEnrolment.end_period, RegistryEnrolment.status)
-        .where(RegistryEnrolment.employer_id == employer_id)
-    )
-    for person_id, fund, start, end, status in rows:
-        out[person_id].append((fund, start, end, status))
+Enrolments = dict[str, list[tuple[str, int, int | None, str]]]  # person_id → [(fund, start, end, status)]
+
+
+def _enrolments(session: Session, employer_ids: set[str]) -> dict[str, Enrolments]:
+    """employer_id → its ``Enrolments``, every enrolment with the employers, in a query per 1 000 employers."""
+    out: dict[str, Enrolments] = {e: defaultdict(list) for e in employer_ids}
+    for chunk in _chunks(sorted(employer_ids)):
+        rows = session.execute(
+            select(RegistryEnrolment.employer_id, RegistryEnrolment.person_id, RegistryEnrolment.fund,
+                   RegistryEnrolment.start_period, RegistryEnrolment.end_period, RegistryEnrolment.status)
+            .where(RegistryEnrolment.employer_id.in_(chunk))
+        )
+        for employer_id, person_id, fund, start, end, status in rows:
+            out[employer_id][person_id].append((fund, start, end, status))
     return out
 
 
-def check_lines(session: Session, employer: RegistryEmployer, period: int, lines: list[InputLine],
+@dataclass
+class Known:
+    """What the checks of a set of declarations of one period read, in a few set queries (not a dozen per
+    employer): the employers, their issued assessments and floating factors, the persons named and the employers'
+    enrolments; the parameter sets in force, by region, as they are met."""
+
+    employers: dict[str, RegistryEmployer]
+    issued: dict[str, str]
+    injury: dict[str, tuple[Decimal, str | None]]
+    persons_by_id: dict[str, tuple]
+    persons_by_citizen: dict[str, tuple]
+    enrolments: dict[str, Enrolments]
+    in_force: dict[str, Parameters] = field(default_factory=dict)
+
+    @classmethod
+    def read(cls, session: Session, period: int, declarations: list[tuple[str, list[InputLine]]]) -> "Known":
+        employers = _registry_employers(session, {employer_id for employer_id, _ in declarations})
+        found = set(employers)
+        lines = [ln for _, declared in declarations for ln in declared if ln.code is None]
+        by_id, by_citizen = _persons(session, ids={ln.person_id for ln in lines if ln.person_id},
+                                     citizen_ids={ln.citizen_id for ln in lines if ln.citizen_id})
+        return cls(employers, _issued_for(session, found, period), injury_factors(session, found, period), by_id,
+                   by_citizen, _enrolments(session, found))
+
+    def parameters(self, session: Session, region: str, period: int) -> Parameters:
+        if region not in self.in_force:
+            self.in_force[region] = parameters_for(session, region, period)
+        return self.in_force[region]
+
+
+def check_lines(known: Known, employer: RegistryEmployer, period: int, lines: list[InputLine],
                 rates: Rates) -> Checked:
     result = Checked()
 
     def refuse(line: InputLine, code: str, message: str, person_id: str | None = None) -> None:
         result.rejected.append(Rejection(line.line_no, person_id or line.person_id, line.citizen_id, code, message))
 
-    persons_by_id, persons_by_citizen = _persons(
-        session, ids={ln.person_id for ln in lines if ln.person_id and ln.code is None},
-        citizen_ids={ln.citizen_id for ln in lines if ln.citizen_id and ln.code is None})
-    enrolments = _enrolments(session, employer.employer_id)
+    persons_by_id, persons_by_citizen = known.persons_by_id, known.persons_by_citizen
+    enrolments = known.enrolments[employer.employer_id]
     seen: dict[str, int] = {}
     for line in lines:
         if line.code is not None:
@@ -414,6 +458,18 @@ class Issued:
     superseded: Assessment | None = None
 
 
+@dataclass
+class Planned:
+    """A declaration checked and assessed, its rows and event lines ready to be written with the others."""
+
+    issued: Issued
+    rates: Rates
+    source: str
+    declaration_rows: list[dict[str, Any]]
+    line_rows: list[dict[str, Any]]
+    event_lines: list[dict[str, Any]]
+
+
 def _paid_so_far(session: Session, assessment_id: str) -> dict[tuple[str, str], tuple[int, int]]:
     rows = session.execute(
         select(AssessmentLine.person_id, AssessmentLine.fund, AssessmentLine.paid_principal_fen,
@@ -424,30 +480,20 @@ def _paid_so_far(session: Session, assessment_id: str) -> dict[tuple[str, str], 
     return {(p, f): (principal, fee) for p, f, principal, fee in rows}
 
 
-def issue(session: Session, employer_id: str, period: int, lines: list[InputLine], *, source: str,
-          supersede_id: str | None = None, reason: str | None = None) -> Issued:
-    """Check, assess and issue (or, with ``supersede_id``, correct) in one transaction; see the module docstring."""
-    employer = registry_employer(session, employer_id, lock=True)
-    old: Assessment | None = None
-    if supersede_id is not None:
-        old = session.execute(select(Assessment).where(Assessment.id == supersede_id).with_for_update()
-                              ).scalar_one_or_none()
-        if old is None or old.employer_id != employer_id:
-            raise NotFound("ASSESSMENT_NOT_FOUND", "核定单不存在")
-        if old.status != "issued":
-            raise Conflict("ASSESSMENT_NOT_ISSUED", f"核定单已被更正（{old.superseded_by_id}），只能更正现行的核定单")
-        if period != old.period:
-            raise Invalid("PERIOD_MISMATCH", f"更正申报的费款所属期须与原核定单一致（{old.period}）")
+def _plan(session: Session, known: Known, employer_id: str, period: int, lines: list[InputLine], *, source: str,
+          old: Assessment | None = None, reason: str | None = None) -> Planned:
+    """Check and assess one declaration (nothing written); refusals are raised. ``old``: the assessment a
+    correction supersedes (checked by the caller)."""
+    employer = _employer_in_area(known.employers, employer_id)
     _check_employer_active(employer)
     _check_period(period)
-    if old is None:
-        existing = _issued_for(session, employer_id, period)
-        if existing is not None:
-            raise Conflict("ASSESSMENT_EXISTS",
-                           f"该单位 {period} 已有核定单（{existing}）；更正请通过 POST /assessments/{existing}/supersede")
-    params = parameters_for(session, employer.region, period)
-    rates = rates_for(session, employer, period, params)
-    checked = check_lines(session, employer, period, lines, rates)
+    if old is None and employer_id in known.issued:
+        existing = known.issued[employer_id]
+        raise Conflict("ASSESSMENT_EXISTS",
+                       f"该单位 {period} 已有核定单（{existing}）；更正请通过 POST /assessments/{existing}/supersede")
+    params = known.parameters(session, employer.region, period)
+    rates = rates_for(employer, period, params, known.injury.get(employer_id, (ONE, None)))
+    checked = check_lines(known, employer, period, lines, rates)
     if checked.rejected:
         raise _refuse(checked.rejected, len(lines))
     paid = _paid_so_far(session, old.id) if old is not None else {}
@@ -504,8 +550,18 @@ def issue(session: Session, employer_id: str, period: int, lines: list[InputLine
     )
     clamped = {"floor": sum(1 for ln in checked.accepted if ln.clamp == "floor"),
                "cap": sum(1 for ln in checked.accepted if ln.clamp == "cap")}
+    known.issued[employer_id] = assessment_id  # the same employer again in a batch: a repeat
+    return Planned(Issued(declaration, assessment, clamped, old), rates, source, declaration_rows, line_rows,
+                   event_lines)
 
-    if old is not None:
+
+def _write(session: Session, planned: list[Planned]) -> None:
+    """The planned declarations and assessments, their lines, audit entries, events and dossier filings, each kind
+    in one bulk write (a correction's old assessment is marked superseded first)."""
+    for p in planned:
+        old, assessment_id = p.issued.superseded, p.issued.assessment.id
+        if old is None:
+            continue
         old.status, old.superseded_by_id = "superseded", assessment_id
         session.add(old)
         session.execute(update(AssessmentLine).where(AssessmentLine.assessment_id == old.id)
@@ -514,49 +570,134 @@ def issue(session: Session, employer_id: str, period: int, lines: list[InputLine
             session.execute(update(Declaration).where(Declaration.id == old.declaration_id)
                             .values(status="superseded"))
         session.flush()  # the old one stops being the issued one before the new one is (one issued per month)
-    # Parents first, each one Core row (the objects are answered, not loaded back).
-    for row in (declaration, assessment):
-        bulk.insert_rows(session, type(row).__table__, [{c.name: getattr(row, c.name) for c in type(row).__table__.c}])
-    for chunk in _chunks(declaration_rows):
-        bulk.insert_rows(session, DeclarationLine.__table__, chunk)
-    for chunk in _chunks(line_rows):
-        bulk.insert_rows(session, AssessmentLine.__table__, chunk)
+    # Parents first, as Core rows (the objects are answered, not loaded back).
+    for table, rows in (
+        (Declaration.__table__, [_row(p.issued.declaration) for p in planned]),
+        (Assessment.__table__, [_row(p.issued.assessment) for p in planned]),
+        (DeclarationLine.__table__, [row for p in planned for row in p.declaration_rows]),
+        (AssessmentLine.__table__, [row for p in planned for row in p.line_rows]),
+    ):
+        for chunk in _chunks(rows):
+            bulk.insert_rows(session, table, chunk)
 
+    audit: list[dict[str, Any]] = []
+    events: list[tuple[Any, str]] = []
+    for p in planned:
+        entries, issued_events = _audit_and_events(p)
+        audit += entries
+        events += issued_events
+    append_audit_many(session, audit)
+    record_events(session, events, source=SOURCE)
+    # Each assessment.issue entry is its declaration's last one: their positions, in the order appended.
+    positions = archives.latest_positions(session, len(audit))
+    ends = list(accumulate(2 + (p.issued.superseded is not None) for p in planned))
+    archives.file_items(session, [_filing(p, positions[end - 1]) for p, end in zip(planned, ends, strict=True)])
+    session.flush()
+
+
+def _row(obj: Any) -> dict[str, Any]:
+    return {c.name: getattr(obj, c.name) for c in type(obj).__table__.c}
+
+
+def _audit_and_events(p: Planned) -> tuple[list[dict[str, Any]], list[tuple[Any, str]]]:
+    declaration, assessment, old = p.issued.declaration, p.issued.assessment, p.issued.superseded
+    employer_id, period, assessment_id = assessment.employer_id, assessment.period, assessment.id
+    employer_total, individual_total = assessment.employer_total_fen, assessment.individual_total_fen
     audit = [{"action": "declaration.submit", "entity_type": "declaration", "entity_id": declaration.id,
-              "detail": {"employer_id": employer_id, "period": period, "source": source,
-                         "lines": declaration.lines, "clamped": clamped}}]
+              "detail": {"employer_id": employer_id, "period": period, "source": p.source,
+                         "lines": declaration.lines, "clamped": p.issued.clamped}}]
     events: list[tuple[Any, str]] = []
     if old is not None:
         audit.append({"action": "assessment.supersede", "entity_type": "assessment", "entity_id": old.id,
                       "detail": {"superseded_by_id": assessment_id, "employer_id": employer_id, "period": period},
-                      "reason": reason})
+                      "reason": assessment.reason})
         events.append((AssessmentSuperseded(assessment_id=old.id, superseded_by_id=assessment_id,
-                                            employer_id=employer_id, period=period, reason=reason or ""), old.id))
+                                            employer_id=employer_id, period=period, reason=assessment.reason or ""),
+                       old.id))
     audit.append({"action": "assessment.issue", "entity_type": "assessment", "entity_id": assessment_id,
                   "detail": {"declaration_id": declaration.id, "employer_id": employer_id, "period": period,
-                             "parameters_id": params.id, "injury_factor": rate_text(rates.injury_factor),
-                             "injury_adjustment_id": rates.injury_adjustment_id, "lines": assessment.lines,
+                             "parameters_id": assessment.parameters_id,
+                             "injury_factor": rate_text(p.rates.injury_factor),
+                             "injury_adjustment_id": p.rates.injury_adjustment_id, "lines": assessment.lines,
                              "employer_total_fen": employer_total, "individual_total_fen": individual_total,
-                             "due_date": rates.due.isoformat(), "supersedes_id": assessment.supersedes_id},
-                  "reason": reason})
-    append_audit_many(session, audit)
-    parts = max(1, -(-len(event_lines) // MAX_LINES))
+                             "due_date": p.rates.due.isoformat(), "supersedes_id": assessment.supersedes_id},
+                  "reason": assessment.reason})
+    parts = max(1, -(-len(p.event_lines) // MAX_LINES))
     # Validated once, by the outbox (``PayloadFields``), with the lines as plain dicts.
     events += [(PayloadFields(AssessmentIssued, {
-        "assessment_id": assessment_id, "employer_id": employer_id, "period": period, "due_date": rates.due,
+        "assessment_id": assessment_id, "employer_id": employer_id, "period": period, "due_date": p.rates.due,
         "supersedes_id": assessment.supersedes_id, "part": part, "parts": parts, "employer_total_fen": employer_total,
         "individual_total_fen": individual_total, "lines": chunk,
-    }), assessment_id) for part, chunk in enumerate(_chunks(event_lines, MAX_LINES), start=1)]
-    record_events(session, events, source=SOURCE)
-    [issued] = archives.latest_positions(session, 1)  # the assessment.issue entry, appended last
-    archives.file_act(
-        session, [(archives.EMPLOYER, employer_id)], "assessment", assessment_id,
+    }), assessment_id) for part, chunk in enumerate(_chunks(p.event_lines, MAX_LINES), start=1)]
+    return audit, events
+
+
+def _filing(p: Planned, issued: tuple[int, str]) -> Any:
+    """The assessment's item for its employer's dossier; ``issued``: the position of its assessment.issue entry."""
+    assessment = p.issued.assessment
+    period = assessment.period
+    return archives.act(
+        archives.EMPLOYER, assessment.employer_id, "assessment", assessment.id,
         f"{period // 100} 年 {period % 100} 月缴费核定",
-        f"核定 {assessment.lines} 条，单位缴费 {fen_to_yuan(employer_total)} 元，个人缴费 {fen_to_yuan(individual_total)} 元"
+        f"核定 {assessment.lines} 条，单位缴费 {fen_to_yuan(assessment.employer_total_fen)} 元，"
+        f"个人缴费 {fen_to_yuan(assessment.individual_total_fen)} 元"
         f"{'（更正 ' + assessment.supersedes_id + '）' if assessment.supersedes_id else ''}",
-        audit=issued, references={"assessment_id": assessment_id, "declaration_id": declaration.id})
-    session.flush()
-    return Issued(declaration=declaration, assessment=assessment, clamped=clamped, superseded=old)
+        audit=issued, references={"assessment_id": assessment.id, "declaration_id": p.issued.declaration.id})
+
+
+def issue(session: Session, employer_id: str, period: int, lines: list[InputLine], *, source: str,
+          supersede_id: str | None = None, reason: str | None = None) -> Issued:
+    """Check, assess and issue (or, with ``supersede_id``, correct) in one transaction; see the module docstring."""
+    known = Known.read(session, period, [(employer_id, lines)])
+    _employer_in_area(known.employers, employer_id)
+    old: Assessment | None = None
+    if supersede_id is not None:
+        old = session.execute(select(Assessment).where(Assessment.id == supersede_id).with_for_update()
+                              ).scalar_one_or_none()
+        if old is None or old.employer_id != employer_id:
+            raise NotFound("ASSESSMENT_NOT_FOUND", "核定单不存在")
+        if old.status != "issued":
+            raise Conflict("ASSESSMENT_NOT_ISSUED", f"核定单已被更正（{old.superseded_by_id}），只能更正现行的核定单")
+        if period != old.period:
+            raise Invalid("PERIOD_MISMATCH", f"更正申报的费款所属期须与原核定单一致（{old.period}）")
+    planned = _plan(session, known, employer_id, period, lines, source=source, old=old, reason=reason)
+    _write(session, [planned])
+    return planned.issued
+
+
+@dataclass
+class Outcome:
+    """One declaration of a batch: issued, or refused with the error a single declaration would have met."""
+
+    employer_id: str
+    issued: Issued | None = None
+    refusal: DomainError | None = None
+
+
+def issue_many(session: Session, period: int, declarations: list[tuple[str, list[InputLine]]], *,
+               source: str) -> list[Outcome]:
+    """Each employer's declaration checked and assessed as ``issue`` does, then every accepted one issued at once
+    in the caller's transaction; a refused one is reported with the error it would have met alone and nothing of it
+    is written (an agency's month of declarations: one request, a few set reads and bulk writes, one commit and one
+    relay wake-up for many employers)."""
+    known = Known.read(session, period, declarations)
+    outcomes: list[Outcome] = []
+    planned: list[Planned] = []
+    for employer_id, lines in declarations:
+        try:
+            plan = _plan(session, known, employer_id, period, lines, source=source)
+        except DomainError as exc:
+            outcomes.append(Outcome(employer_id, refusal=exc))
+        except HTTPException as exc:  # the region check's 403 OUT_OF_REGION
+            detail = exc.detail if isinstance(exc.detail, dict) else {"code": "FORBIDDEN", "message": str(exc.detail)}
+            outcomes.append(Outcome(employer_id, refusal=DomainError(detail["code"], detail["message"],
+                                                                     status=exc.status_code)))
+        else:
+            planned.append(plan)
+            outcomes.append(Outcome(employer_id, issued=plan.issued))
+    if planned:
+        _write(session, planned)
+    return outcomes
 
 
 def supersede(session: Session, assessment_id: str, lines: list[InputLine], *, period: int | None, reason: str,
@@ -600,6 +741,38 @@ def assessment_lines(session: Session, assessment_id: str, *, after: str | None,
     if len(rows) <= limit:
         return rows, None
     return rows[:limit], rows[limit - 1].id
+
+
+PERIOD_LINE_COLUMNS = ("id", "assessment_id", "employer_id", "person_id", "fund", "base_fen", "employer_fen",
+                       "individual_fen", "status")
+
+
+def period_lines(session: Session, period: int, *, employer_id: str | None, after: str | None,
+                 limit: int) -> tuple[list[Any], str | None]:
+    """A page of the lines of a month's issued assessments of employers in the caller's area, by assessment then line
+    id, as plain rows (the tax bureau's client reads a month's collection plan in a few requests, not two per
+    employer). The cursor is ``<assessment id>.<line id>`` of the page's last line."""
+    line, assessment = AssessmentLine.__table__.c, Assessment.__table__.c
+    query = (
+        select(*(line[name] for name in PERIOD_LINE_COLUMNS))
+        .join(Assessment.__table__, assessment.id == line.assessment_id)
+        .join(RegistryEmployer.__table__, RegistryEmployer.__table__.c.employer_id == assessment.employer_id)
+        .where(assessment.period == period, assessment.status == "issued",
+               region_filter(RegistryEmployer.__table__.c.region))
+    )
+    if employer_id:
+        query = query.where(assessment.employer_id == employer_id)
+    if after:
+        after_assessment, _, after_line = after.partition(".")
+        if not after_line:
+            raise Invalid("INVALID_CURSOR", "分页游标无效，请使用上一页返回的 next_cursor")
+        query = query.where((assessment.id > after_assessment)
+                            | ((assessment.id == after_assessment) & (line.id > after_line)))
+    rows = session.connection().execute(query.order_by(assessment.id, line.id).limit(limit + 1)).all()
+    if len(rows) <= limit:
+        return rows, None
+    last = rows[limit - 1]
+    return rows[:limit], f"{last[1]}.{last[0]}"
 
 
 def list_assessments(session: Session, *, employer_id: str | None, period: int | None, status: str | None,

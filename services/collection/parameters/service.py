@@ -151,16 +151,19 @@ def list_adjustments(session: Session, *, employer_id: str | None = None, status
     return newest_first(session, query, EmployerInjuryAdjustment.id, after=after, limit=limit)
 
 
-def injury_factor(session: Session, employer_id: str, period: int) -> tuple[Decimal, str | None]:
-    """The employer's approved floating factor in force for ``period`` (greatest ``valid_from`` ≤ period) and the
-    adjustment's id; 1 and None when none applies."""
-    row = session.execute(
-        select(EmployerInjuryAdjustment)
-        .where(EmployerInjuryAdjustment.employer_id == employer_id, EmployerInjuryAdjustment.status == "approved",
-               EmployerInjuryAdjustment.valid_from <= period)
-        .order_by(EmployerInjuryAdjustment.valid_from.desc(), EmployerInjuryAdjustment.decided_at.desc())
-        .limit(1)
-    ).scalar_one_or_none()
-    if row is None:
-        return ONE, None
-    return Decimal(row.factor), row.id
+def injury_factors(session: Session, employer_ids: set[str], period: int) -> dict[str, tuple[Decimal, str]]:
+    """employer id → its approved floating factor in force for ``period`` (greatest ``valid_from`` ≤ period, the
+    latest decided of those) and the adjustment's id, for the employers that have one (the others pay the class
+    rate: factor 1)."""
+    out: dict[str, tuple[Decimal, str]] = {}
+    ids = sorted(employer_ids)
+    for start in range(0, len(ids), 1000):
+        rows = session.execute(
+            select(EmployerInjuryAdjustment.employer_id, EmployerInjuryAdjustment.factor, EmployerInjuryAdjustment.id)
+            .where(EmployerInjuryAdjustment.employer_id.in_(ids[start:start + 1000]),
+                   EmployerInjuryAdjustment.status == "approved", EmployerInjuryAdjustment.valid_from <= period)
+            .order_by(EmployerInjuryAdjustment.valid_from.desc(), EmployerInjuryAdjustment.decided_at.desc())
+        )
+        for employer_id, factor, adjustment_id in rows:
+            out.setdefault(employer_id, (Decimal(factor), adjustment_id))
+    return out
