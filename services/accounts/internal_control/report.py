@@ -19,6 +19,7 @@ from sqlmodel import Session
 from services.accounts.internal_control import risk
 from services.accounts.internal_control.models import ControlReport, ControlSample, SampledItem
 from services.accounts.internal_control.service import NOT_CONFORM, SOURCE, auditor_region
+from services.accounts.documents.issuer import AGENCY
 from services.contracts.accounts import InternalControlReportSubmitted
 from services.kernel import clock, context
 from services.kernel.audit import append_audit
@@ -33,7 +34,6 @@ from services.kernel.events import new_event_id
 from services.kernel.outbox import record_event
 
 CONTROL_REPORT = DocumentKind(code="internal_control_report", title="稽核内控工作年度总结报告", prefix="社保内控字")
-AGENCY = "社会保险经办机构"
 SUPERVISOR = "人力资源社会保障部门基金监督机构"
 KIND_LABELS = {"monthly": "月度抽查", "quarterly": "季度抽查"}
 
