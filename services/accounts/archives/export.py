@@ -23,7 +23,7 @@ from sqlmodel import Session
 from services.accounts.archives import service
 from services.accounts.archives.models import DossierExport, DossierItem
 from services.accounts.archives.retention import CLASS_LABELS, retention_of
-from services.accounts.documents.issuer import AGENCY
+from services.accounts.issuer import AGENCY
 from services.kernel import clock, context
 from services.kernel.audit import append_audit, canonical_json
 from services.kernel.db import snapshot_session, unit_of_work

@@ -12,7 +12,7 @@ from sqlalchemy import Engine, select
 
 from services.accounts.ledger import service as ledger
 from services.accounts.models import ContributionMonth, Person
-from services.accounts.documents.issuer import AGENCY
+from services.accounts.issuer import AGENCY
 from services.kernel.clock import CHINA
 from services.kernel.db import snapshot_session
 from services.kernel.documents.models import IssuedDocument
