@@ -12,7 +12,7 @@ from openpyxl import load_workbook
 
 from services.kernel import clock
 from tests.support.apps import bearer
-from tests.support.documents import issued, pdf_text, platform, verifies
+from tests.support.documents import fetch_again, issued, pdf_text, platform, verifies
 from tests.support.oversight import LINES, PEN, YEAR, Feed, posted, settled
 
 TODAY = clock.china_today()
@@ -73,6 +73,12 @@ async def test_the_inspection_feedback_letter_is_issued_as_pdf_and_verifies(make
 
         await verifies(gw, pdf, number, code)
 
+        # Fetched again by the readers of inspections; an approver, who reads budgets here, not this kind.
+        again = await fetch_again(gw, "oversight", number, bearer(settings, "internal_auditor"))
+        assert again.status_code == 200 and again.content == pdf
+        approver = await fetch_again(gw, "oversight", number, bearer(settings, "agency_approver"))
+        assert approver.status_code == 403 and approver.json()["error"]["code"] == "DOCUMENT_KIND_FORBIDDEN"
+
         others = await gw.post(url, headers=bearer(settings, "internal_auditor"))
         assert others.status_code == 403
         unknown = await gw.post("/api/oversight/documents/inspection-feedback-letters/nope", headers=officer)
@@ -131,6 +137,12 @@ async def test_the_budget_report_is_issued_as_pdf_and_excel_and_verifies(make_se
         assert ["社会保险待遇支出", Decimal("1200000.00"), Decimal("620000.00"), "51.67%", "33.33%", "18.33", "预警"] in [
             [Decimal(str(c)) if isinstance(c, float | int) else c for c in row[:7]] for row in cells]
         code_of_workbook = cells[2][1]
+        # Both files of the registered document fetched again as handed out.
+        reader = bearer(settings, "finance_officer", subject="fin.zhao")
+        again = await fetch_again(gw, "oversight", second, reader, form="xlsx")
+        assert again.status_code == 200 and again.content == workbook.content
+        assert again.headers["content-type"] == workbook.headers["content-type"]
+        assert (await fetch_again(gw, "oversight", number, reader)).content == pdf
         answer = await gw.post("/verify/documents", json={"number": second, "verification_code": code_of_workbook})
         assert answer.json()["result"] == "genuine"
 

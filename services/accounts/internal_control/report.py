@@ -19,11 +19,11 @@ from sqlmodel import Session
 from services.accounts.internal_control import risk
 from services.accounts.internal_control.models import ControlReport, ControlSample, SampledItem
 from services.accounts.internal_control.service import NOT_CONFORM, SOURCE, auditor_region
-from services.accounts.documents.issuer import AGENCY
+from services.accounts.issuer import AGENCY
 from services.contracts.accounts import InternalControlReportSubmitted
 from services.kernel import clock, context
 from services.kernel.audit import append_audit
-from services.kernel.auth import region_filter
+from services.kernel.auth import ensure_in_region, region_filter
 from services.kernel.db import snapshot_session, unit_of_work
 from services.kernel.documents.models import IssuedDocument
 from services.kernel.documents.pdf import DocumentBody, Table
@@ -160,3 +160,9 @@ def submit_report(engine: Engine, year: int, summary: str, staff: StaffFigures |
 def reports_of(session: Session) -> list[ControlReport]:
     return list(session.execute(select(ControlReport).where(region_filter(ControlReport.region))
                                 .order_by(ControlReport.year.desc())).scalars())
+
+
+def may_read(session: Session, document: IssuedDocument) -> None:
+    """A yearly report is read again by the readers of its area, as ``GET /reports`` lists them (subject
+    ``<year>/<region>``)."""
+    ensure_in_region(context.current().actor, document.subject_id.partition("/")[2])

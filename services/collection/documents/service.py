@@ -46,13 +46,19 @@ def _months(lines: list[dict]) -> list[list[str]]:
             for (fund, period), (count, principal, fee) in sorted(totals.items())]
 
 
+def employer_in_area(session: Session, employer_id: str) -> RegistryEmployer:
+    """The employer a notice is addressed to, if the caller's area covers it (403 OUT_OF_REGION otherwise)."""
+    employer = session.get(RegistryEmployer, employer_id)
+    if employer is None:
+        raise NotFound("EMPLOYER_NOT_FOUND", "用人单位不存在")
+    ensure_in_region(context.current().actor, employer.region)
+    return employer
+
+
 def arrears_notice_body(engine: Engine, notice_id: str) -> DocumentBody:
     with snapshot_session(engine) as session:
         notice = arrears.get_notice(session, notice_id)
-        employer = session.get(RegistryEmployer, notice.employer_id)
-        if employer is None:
-            raise NotFound("EMPLOYER_NOT_FOUND", "用人单位不存在")
-        ensure_in_region(context.current().actor, employer.region)
+        employer = employer_in_area(session, notice.employer_id)
     document = notice.document
     as_of = date.fromisoformat(document["as_of"])
     principal, fee = yuan_to_fen(document["principal_outstanding"]), yuan_to_fen(document["late_fee"])
@@ -81,6 +87,13 @@ def arrears_notice_body(engine: Engine, notice_id: str) -> DocumentBody:
 def issue_arrears_notice(engine: Engine, notice_id: str) -> IssuedDocument:
     body = arrears_notice_body(engine, notice_id)
     return issue(engine, ARREARS_NOTICE, Subject(type="arrears_notice", id=notice_id), body)
+
+
+def may_read(session: Session, document: IssuedDocument) -> None:
+    """An arrears notice is read again by staff of the employer's area."""
+    notice = session.get(ArrearsNotice, document.subject_id)
+    if notice is not None:
+        employer_in_area(session, notice.employer_id)
 
 
 def document_dossiers(session: Session, document: IssuedDocument) -> list[tuple[str, str]]:

@@ -74,7 +74,8 @@ def issue_feedback_letter(engine: Engine, inspection_id: str) -> IssuedDocument:
 
 # -- budget tables and execution report (002 二(三)、三(一)) ---------------------------------------------------------
 
-BUDGET_REPORT = DocumentKind(code="budget_report", title="社会保险基金预算表及执行情况报告", prefix="社保预字")
+BUDGET_REPORT = DocumentKind(code="budget_report", title="社会保险基金预算表及执行情况报告", prefix="社保预字",
+                             workbook=True)
 
 
 def _budget_table(current: dict[str, int]) -> Table:
@@ -130,15 +131,15 @@ def budget_report_body(engine: Engine, fund: str, year: int, month: int | None) 
     )
 
 
-def issue_budget_report(engine: Engine, fund: str, year: int, month: int | None) -> tuple[IssuedDocument,
-                                                                                          DocumentBody]:
+def issue_budget_report(engine: Engine, fund: str, year: int, month: int | None) -> IssuedDocument:
     body = budget_report_body(engine, fund, year, month)
-    return issue(engine, BUDGET_REPORT, Subject(type="budget", id=f"{fund}/{year}"), body), body
+    return issue(engine, BUDGET_REPORT, Subject(type="budget", id=f"{fund}/{year}"), body)
 
 
 # -- half-year major-incident summary (001 第三十一条) ----------------------------------------------------------------
 
-INCIDENT_SUMMARY = DocumentKind(code="incident_summary", title="社会保险基金要情半年汇总报告", prefix="社保要字")
+INCIDENT_SUMMARY = DocumentKind(code="incident_summary", title="社会保险基金要情半年汇总报告", prefix="社保要字",
+                                workbook=True)
 HALVES = {1: "上半年", 2: "下半年"}
 
 
@@ -192,7 +193,6 @@ def incident_summary_body(engine: Engine, year: int, half: int, as_of: date) -> 
     )
 
 
-def issue_incident_summary(engine: Engine, year: int, half: int, as_of: date) -> tuple[IssuedDocument,
-                                                                                       DocumentBody]:
+def issue_incident_summary(engine: Engine, year: int, half: int, as_of: date) -> IssuedDocument:
     body = incident_summary_body(engine, year, half, as_of)
-    return issue(engine, INCIDENT_SUMMARY, Subject(type="incident_half_year", id=f"{year}-H{half}"), body), body
+    return issue(engine, INCIDENT_SUMMARY, Subject(type="incident_half_year", id=f"{year}-H{half}"), body)
