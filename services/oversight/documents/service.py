@@ -16,7 +16,9 @@ from collections.abc import Callable
 from datetime import date
 
 from sqlalchemy import Engine
+from sqlmodel import Session
 
+from services.kernel import archives
 from services.kernel.db import snapshot_session
 from services.kernel.documents.models import IssuedDocument
 from services.kernel.documents.pdf import Amount, Cell, DocumentBody, Table
@@ -30,6 +32,7 @@ from services.oversight.incidents import service as incidents
 from services.oversight.incidents.models import MajorIncident
 from services.oversight.incidents.schemas import CHANNEL_LABELS, KIND_LABELS, LEVEL_LABELS
 from services.oversight.inspections import service as inspections
+from services.oversight.inspections.filing import letter_dossiers
 
 FEEDBACK_LETTER = DocumentKind(code="inspection_feedback", title="问题反馈函", prefix="社保监函")
 SUPERVISOR = "社会保险基金监督机构"
@@ -70,6 +73,12 @@ def feedback_letter_body(engine: Engine, inspection_id: str) -> DocumentBody:
 def issue_feedback_letter(engine: Engine, inspection_id: str) -> IssuedDocument:
     body = feedback_letter_body(engine, inspection_id)
     return issue(engine, FEEDBACK_LETTER, Subject(type="inspection", id=inspection_id), body)
+
+
+def document_dossiers(session: Session, document: IssuedDocument) -> list[archives.DossierRef]:
+    """The feedback letter goes into the inspected employer's dossier or the inspection's own (inspections/filing.py);
+    the budget report and the incident summary concern no person, employer or inspection."""
+    return letter_dossiers(session, document) if document.kind == FEEDBACK_LETTER.code else []
 
 
 # -- budget tables and execution report (002 二(三)、三(一)) ---------------------------------------------------------
