@@ -1,8 +1,8 @@
 """Oversight's documents through the gateway: the inspection feedback letter (问题反馈函, 001 第十一条(三)) after an
 inspection planned, notified, inspected and its letter recorded through the API, every finding with its amount
 and deadline, filed into the inspection's own dossier (an agency inspected) or the inspected employer's (a service
-institution registered as an employer: 001 第十一条 延伸检查服务机构); the budget tables and execution report (002
-二(三)、三(一)) as PDF and as a workbook. Each PDF's Chinese text is checked, it verifies on the public page and fails
+institution registered as an employer: 001 第十一条 延伸检查服务机构); the budget tables and execution report
+(002 二(三)、三(一)) as PDF and as a workbook. Each PDF's Chinese text is checked, it verifies on the public page and fails
 when altered; each is fetched again as issued."""
 
 import io
