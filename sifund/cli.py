@@ -177,12 +177,12 @@ def oversight_rebuild(
     data_dir: DataDirOption = None,
     port_base: PortBaseOption = None,
     part: Annotated[list[str] | None, typer.Option(
-        help="mirror, ledger and/or facts (default: all three; facts rebuild the ledger with them)")] = None,
+        help="mirror, ledger, facts and/or receipts (default: all four; facts rebuild the ledger with them)")] = None,
 ) -> None:
-    """Empty oversight's derived tables (mirror, ledger and reconciliation cells, the rules' facts) and replay its
-    streams from the start, in one transaction; cases are not touched. For a STOPPED oversight: refused while any
-    oversight replica answers (a running oversight rebuilds through its officer-only job endpoint, which pauses its
-    own consumers)."""
+    """Empty oversight's derived tables (mirror, ledger and reconciliation cells, the rules' facts, the internal-control
+    report receipts) and replay its streams from the start, in one transaction; cases are not touched. For a STOPPED
+    oversight: refused while any oversight replica answers (a running oversight rebuilds through its officer-only job
+    endpoint, which pauses its own consumers)."""
     import asyncio  # noqa: PLC0415
     import json  # noqa: PLC0415
 

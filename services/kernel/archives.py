@@ -32,8 +32,11 @@ from services.kernel.outbox import record_events
 MAX_ITEMS_PER_EVENT = 1000  # as every bulk event (ARCHITECTURE.md principle 6)
 
 PERSON, EMPLOYER = "person", "employer"
+# An on-site inspection's own file (001 第十一条): where its feedback letter goes when the inspected unit is not a
+# registered employer (an agency: it has no dossier of its own in the business archive).
+INSPECTION = "inspection"
 ISSUED_DOCUMENT = "issued_document"
-SUBJECT_TYPES = (PERSON, EMPLOYER)
+SUBJECT_TYPES = (PERSON, EMPLOYER, INSPECTION)
 
 
 @dataclass(frozen=True)
@@ -44,7 +47,7 @@ class ArchiveItem:
     same act filed twice into the same dossier is one item (``source``, ``item_type``, ``act_id`` and the subject
     are its key)."""
 
-    subject_type: str  # person | employer
+    subject_type: str  # person | employer | inspection
     subject_id: str  # the id accounts gave the person or employer
     item_type: str
     act_id: str
@@ -96,11 +99,14 @@ def act(subject_type: str, subject_id: str, item_type: str, act_id: str, title: 
 
 # A sink receives the items of one filing as plain dicts (``ArchiveItem.as_line``), in the caller's session.
 Sink = Callable[[Session, list[dict[str, Any]]], None]
-# The dossiers an issued document of the service is filed into: (subject_type, subject_id) pairs.
-DocumentDossiers = Callable[[Session, IssuedDocument], list[tuple[str, str]]]
+# A dossier an issued document is filed into: (subject_type, subject_id), or with the subject's (registration
+# number, name, region) where the filer has them (the archive opens the dossier with them: ArchiveItem).
+DossierRef = tuple[str, str] | tuple[str, str, tuple[str | None, str | None, str | None]]
+# The dossiers an issued document of the service is filed into.
+DocumentDossiers = Callable[[Session, IssuedDocument], list[DossierRef]]
 
 
-def _no_dossiers(session: Session, document: IssuedDocument) -> list[tuple[str, str]]:
+def _no_dossiers(session: Session, document: IssuedDocument) -> list[DossierRef]:
     return []
 
 
@@ -148,14 +154,20 @@ def file_issued_document(session: Session, document: IssuedDocument) -> None:
         return
     # The registry appended the document.issued entry just before calling the hooks: the last of the chain.
     [(seq, digest)] = latest_positions(session, 1)
-    file_items(session, [ArchiveItem(
+    file_items(session, [_document_item(document, dossier, (seq, digest)) for dossier in dossiers])
+
+
+def _document_item(document: IssuedDocument, dossier: DossierRef, position: tuple[int, str]) -> ArchiveItem:
+    subject_type, subject_id, *known = dossier
+    number, name, region = known[0] if known else (None, None, None)
+    return ArchiveItem(
         subject_type=subject_type, subject_id=subject_id, item_type=ISSUED_DOCUMENT, act_id=document.id,
         title=document.title, decision=f"签发 {document.number}", decided_by=document.issued_by,
         decided_role=document.issued_role,
         references={"document_number": document.number, "document_sha256": document.sha256,
                     "document_kind": document.kind},
-        audit_seq=seq, audit_hash=digest, occurred_at=document.issued_at.isoformat())
-        for subject_type, subject_id in dossiers])
+        audit_seq=position[0], audit_hash=position[1], occurred_at=document.issued_at.isoformat(),
+        registration_number=number, subject_name=name, region=region)
 
 
 def outbox_sink(payload_type: Callable[..., Any], *, source: str) -> Sink:

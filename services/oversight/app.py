@@ -15,6 +15,7 @@ from services.oversight.cases.endpoints import router as cases_router
 from services.oversight.cases.handlers import BENEFITS_CONSUMER as CASES_BENEFITS_CONSUMER
 from services.oversight.chains.endpoints import router as chains_router
 from services.oversight.documents.endpoints import router as documents_router
+from services.oversight.documents.service import document_dossiers
 from services.oversight.disclosure.endpoints import router as disclosure_router
 from services.oversight.incidents.endpoints import router as incidents_router
 from services.oversight.internal_control.endpoints import router as internal_control_router
@@ -48,7 +49,9 @@ SPEC = ServiceSpec(
     # (rebuild.py)
     background=[create_scheduler, job_runner(*JOB_KINDS)],
     # Steps of cases that name a person or an employer go to the dossiers accounts keeps.
-    archive=archives.Filing(sink=archives.outbox_sink(OversightArchiveItemsFiled, source="oversight")),
+    # The inspection feedback letter goes to the inspected employer's dossier or the inspection's own.
+    archive=archives.Filing(sink=archives.outbox_sink(OversightArchiveItemsFiled, source="oversight"),
+                            document_dossiers=document_dossiers),
 )
 
 

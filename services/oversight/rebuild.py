@@ -33,9 +33,13 @@ Parts. The same replay rebuilds, besides the **ledger**:
   step alone (``rules.handlers.FACTS_CONSUMERS``, ``cases.handlers.SIGNALS_CONSUMER``), never the ``act`` step that
   opens, counts or confirms cases. So a rebuild gives the fact tables back and leaves every case — its state,
   occurrences, follow-ups, history — as officers left it. The sweep's own tables (``rule_sweep``, and the corrections
-  and cursor it reads from accounts' audit chain) do not come from events and are kept.
+  and cursor it reads from accounts' audit chain) do not come from events and are kept;
+- the **receipts** of the agency's internal-control yearly reports (``control_report_receipt``, 001 第二十四条:
+  ``accounts.internal_control.report_submitted.v1`` on stream ACCOUNTS, the first report of a year and area kept),
+  which the deadline view reads. The non-conformities on the same stream open cases: not replayed
+  (``internal_control.handlers.RECEIPTS_CONSUMER`` holds the receipt's handler alone).
 
-``replay_streams(..., parts=("mirror", "ledger", "facts"))`` empties the tables of every part named and runs, per
+``replay_streams(..., parts=("mirror", "ledger", "facts", "receipts"))`` empties the tables of every part named and runs, per
 event in stream order, the handlers of those parts in the order the live consumer runs them (mirror, ledger, facts,
 as ``app.py`` declares them). A part is replayed with the parts it ``needs``: the facts need the ledger (the rules
 skip an assessment the ledger already knows superseded — as the ledger stood at that event, not at its end), so
@@ -76,6 +80,8 @@ from services.kernel.models import InboxMessage
 from services.oversight import models as mirror_models
 from services.oversight.cases.handlers import SIGNALS_CONSUMER
 from services.oversight.cases.models import BenefitSignal
+from services.oversight.internal_control.handlers import RECEIPTS_CONSUMER
+from services.oversight.internal_control.models import ControlReportReceipt
 from services.oversight.ledger.handlers import LEDGER_CONSUMERS
 from services.oversight.ledger.models import LEDGER_TABLES
 from services.oversight.mirror.handlers import ACCOUNTS_CONSUMER, EXCHANGE_CONSUMER
@@ -115,6 +121,8 @@ PARTS = {
     "ledger": Part("ledger", tuple(LEDGER_TABLES), tuple(LEDGER_CONSUMERS)),
     # the rules skip an assessment the ledger already knows superseded: the ledger as it stood at that event
     "facts": Part("facts", FACT_TABLES, (SIGNALS_CONSUMER, *FACTS_CONSUMERS), needs=("ledger",)),
+    # the internal-control reports received: they read no other part
+    "receipts": Part("receipts", (ControlReportReceipt,), (RECEIPTS_CONSUMER,)),
 }
 ALL_PARTS = tuple(PARTS)
 
@@ -368,9 +376,10 @@ router = APIRouter(prefix="/ledger", tags=["ledger"])
 
 
 @router.post("/rebuild", status_code=202, response_model=JobOut, dependencies=[allow("oversight_officer")],
-             summary="Rebuild the mirror, the ledger and the rules' facts from the streams, as a background job "
-                     "(officers only)",
-             description="Empties the mirror, ledger and fact tables and replays ACCOUNTS, EXCHANGE, COLLECTION and "
+             summary="Rebuild the mirror, the ledger, the rules' facts and the internal-control report receipts "
+                     "from the streams, as a background job (officers only)",
+             description="Empties the mirror, ledger, fact and receipt tables and replays ACCOUNTS, EXCHANGE, "
+                         "COLLECTION and "
                          "BENEFITS from sequence 1 in one transaction (the live consumers pause meanwhile); cases are "
                          "not touched (the rules' record steps only). Accepted with 202 and "
                          "`Location: …/jobs/{id}`; the result gives, per stream, the events read, replayed, left to "

@@ -10,7 +10,7 @@ from services.kernel import clock
 from services.kernel.identifiers import mask_citizen_id
 from tests.support.accounts import REGION, person_body
 from tests.support.apps import bearer
-from tests.support.documents import issued, pdf_text, platform, verifies
+from tests.support.documents import fetch_again, issued, pdf_text, platform, verifies
 from tests.support.registry import error_code, make_citizen_id
 
 
@@ -55,6 +55,11 @@ async def test_the_account_statement_is_issued_as_pdf_and_verifies(make_settings
         assert re.search(r"转入(\d{4}年\d{1,2}月)?10,000\.00", text)
 
         await verifies(gw, pdf, number, code, private=("刘淑芬", citizen_id, mask_citizen_id(citizen_id)))
+
+        again = await fetch_again(gw, "accounts", number, bearer(settings, "internal_auditor", region=REGION))
+        assert again.status_code == 200 and again.content == pdf  # the citizen id in full, as issued
+        far = await fetch_again(gw, "accounts", number, bearer(settings, "internal_auditor", region="150103"))
+        assert far.status_code == 403 and error_code(far) == "OUT_OF_REGION"
 
         elsewhere = await gw.post(url, headers=bearer(settings, "agency_clerk", region="150103"))
         assert elsewhere.status_code == 403 and error_code(elsewhere) == "OUT_OF_REGION"

@@ -15,7 +15,7 @@ from services.kernel.clock import CHINA
 from services.kernel.documents.text import legal_basis
 from services.oversight.internal_control.deadline import due_of
 from tests.support.apps import bearer
-from tests.support.documents import issued, pdf_text, platform, verifies
+from tests.support.documents import fetch_again, issued, pdf_text, platform, verifies
 from tests.support.e2e import eventually
 from tests.support.oversight import publish
 from tests.support.registry import REGION, error_code, make_citizen_id
@@ -155,6 +155,7 @@ async def test_a_monthly_sample_redraws_from_its_seed_and_a_nonconformity_opens_
                          "新城区社会保险事业管理局"):
             assert expected in text, expected
         await verifies(gw, pdf, number, code)
+        assert (await fetch_again(gw, "accounts", number, officer)).content == pdf  # oversight reads it again
         resubmitted = await gw.post(report_url, json={"summary": "全年按月抽查已办结业务。"}, headers=auditor)
         assert resubmitted.status_code == 409 and error_code(resubmitted) == "CONTROL_REPORT_SUBMITTED"
 

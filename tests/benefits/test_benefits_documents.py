@@ -11,7 +11,7 @@ from services.kernel import clock
 from tests.support.apps import bearer
 from tests.support.benefits import day_in
 from tests.support.benefits_mirror import REGION, add_person, apply, get, grant, life, payroll_line, rows
-from tests.support.documents import issued, pdf_text, platform, verifies
+from tests.support.documents import fetch_again, issued, pdf_text, platform, verifies
 from tests.support.registry import error_code
 
 
@@ -52,6 +52,28 @@ async def test_a_recovery_notice_is_issued_as_pdf_and_verifies(make_settings, na
         assert [(d.number, d.subject_id, d.issued_by) for d in registered] == [
             (number, notice.id, "clerk.li"), (second, notice.id, "clerk.li")]
         assert [a.entity_id for a in audited] == [number, second]
+
+        # Fetched again byte for byte (nothing masked: it is the document issued) by a reader of the person's area,
+        # the fetch in the audit chain with its purpose; refused elsewhere, to other roles, without a purpose.
+        reviewer = bearer(make_settings(nats_server.url), "agency_reviewer", region=REGION, subject="reviewer.wu")
+        again_pdf = await fetch_again(p.gateway, "benefits", number, reviewer)
+        assert again_pdf.status_code == 200 and again_pdf.content == pdf, again_pdf.text
+        assert again_pdf.headers["x-document-sha256"] == registered[0].sha256
+        [fetched] = rows(benefits, AuditEntry, AuditEntry.action == "document.fetched")
+        assert (fetched.entity_id, fetched.actor_id, fetched.actor_role, fetched.reason) == (
+            number, "reviewer.wu", "agency_reviewer", "当事人遗失，补打")
+        for refused, status, code in (
+                (await fetch_again(p.gateway, "benefits", number, bearer(
+                    make_settings(nats_server.url), "agency_reviewer", region="150103")), 403, "OUT_OF_REGION"),
+                (await fetch_again(p.gateway, "benefits", number, bearer(
+                    make_settings(nats_server.url), "oversight_officer", region=REGION)), 403, "FORBIDDEN"),
+                (await fetch_again(p.gateway, "benefits", number, reviewer, purpose=None), 422, None),
+                (await fetch_again(p.gateway, "benefits", number, reviewer, form="xlsx"), 404,
+                 "DOCUMENT_WORKBOOK_NOT_FOUND"),
+                (await fetch_again(p.gateway, "benefits", "社保追字〔1999〕1号", reviewer), 404, "DOCUMENT_NOT_FOUND"),
+                (await fetch_again(p.gateway, "benefits", number, {}), 401, None)):
+            assert refused.status_code == status and (code is None or error_code(refused) == code), refused.text
+        assert len(rows(benefits, AuditEntry, AuditEntry.action == "document.fetched")) == 1
 
         # Who may issue it: a clerk of the person's area only.
         elsewhere = await p.gateway.post(url, headers=bearer(make_settings(nats_server.url), "agency_clerk",

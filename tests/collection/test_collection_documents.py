@@ -6,7 +6,7 @@ computation of tests/collection/test_arrears.py); it verifies on the public page
 
 from services.collection.models import RegistryEmployer
 from tests.support.apps import bearer
-from tests.support.documents import issued, pdf_text, platform, verifies
+from tests.support.documents import fetch_again, issued, pdf_text, platform, verifies
 from tests.support.payments import DUE, EMPLOYER_FEN, INDIVIDUAL_FEN, REGION, add_assessment, add_employer, add_persons
 from tests.support.registry import error_code
 from tests.support.benefits_mirror import get
@@ -38,6 +38,11 @@ async def test_an_arrears_notice_is_issued_as_pdf_with_the_late_fee_and_verifies
         assert citizen_id not in text  # a notice to the employer names no insured person
 
         await verifies(p.gateway, pdf, number, code, private=(name, uscc))
+
+        again = await fetch_again(p.gateway, "collection", number, bearer(settings, "accountant", region=REGION))
+        assert again.status_code == 200 and again.content == pdf
+        far = await fetch_again(p.gateway, "collection", number, bearer(settings, "accountant", region="150103"))
+        assert far.status_code == 403 and error_code(far) == "OUT_OF_REGION"
 
         elsewhere = await p.gateway.post(url, headers=bearer(settings, "agency_clerk", region="150103"))
         assert elsewhere.status_code == 403 and error_code(elsewhere) == "OUT_OF_REGION"

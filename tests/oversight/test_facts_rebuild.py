@@ -3,14 +3,16 @@ on a real nats-server that opens cases of nine rules, the officer's rebuild job 
 --part facts`` (oversight stopped) give back every fact table row for row on its natural key — a row lost or altered
 meanwhile comes back as the events said — together with the ledger, and leave every case as it was: no case opened or
 reopened, no occurrence counted, states, history and follow-ups untouched. A stream that no longer starts at sequence
-1 is refused before anything is touched. The live consumers act on cases again after the rebuild.
+1 is refused before anything is touched. The live consumers act on cases again after the rebuild. The receipts of
+the internal-control yearly reports (part ``receipts``) come back too: the first report of a year and area, one lost
+and one altered meanwhile.
 
 Real NATS and the real database of the backend under test (SQLite; PostgreSQL under infra/postgres/run-tests.sh)."""
 
 import json
 import os
 import subprocess
-from datetime import date
+from datetime import date, datetime, timezone
 from pathlib import Path
 
 import pytest
@@ -19,11 +21,13 @@ from sqlmodel import Session
 
 from services.contracts import benefits as ben
 from services.contracts import collection as col
+from services.contracts.accounts import InternalControlReportSubmitted
 from services.kernel.errors import Conflict
 from services.kernel.events import EventPayload
 from services.kernel.models import InboxMessage
 from services.oversight.cases import models as case_models
 from services.oversight.cases.models import BenefitSignal, Case
+from services.oversight.internal_control.models import ControlReportReceipt
 from services.oversight.rebuild import part_tables, rebuild_oversight
 from services.oversight.rules.models import RuleClaim, RulePaidPeriod
 from tests.support.e2e import wait_for
@@ -64,6 +68,25 @@ def month() -> list[EventPayload]:
         ben.EntitlementSuspended(entitlement_id="ent-p1", person_id="p1", reason="deceased",
                                  since=date(2026, 3, 15)),
     ]
+
+
+def report(year: int, region: str, number: str) -> InternalControlReportSubmitted:
+    return InternalControlReportSubmitted(
+        year=year, region=region, document_id=f"doc-{number}", document_number=number, document_sha256="b" * 64,
+        submitted_by="auditor.qian", submitted_at=datetime(year, 12, 20, 2, tzinfo=timezone.utc), samples=12,
+        sampled_items=240, nonconforming=1)
+
+
+# Two areas' reports of 2025 and a second of the first area (accounts refuses it; oversight keeps the first only).
+REPORTS = [report(2025, "150102", "社保内控字〔2025〕1号"), report(2025, "150103", "社保内控字〔2025〕2号"),
+           report(2025, "150102", "社保内控字〔2025〕3号")]
+
+
+def receipts(engine: Engine) -> dict[tuple[int, str], dict]:
+    """The receipts on their natural key (year, area), without the id and the received-at a replay sets anew."""
+    with Session(engine) as session:
+        return {(r.year, r.region): {k: v for k, v in r.model_dump().items() if k not in APPLIED_AT | {"id"}}
+                for r in session.execute(select(ControlReportReceipt)).scalars()}
 
 
 def _rows(engine: Engine, models: list[type], *, leave_out: set[str] = frozenset()) -> dict[str, dict]:
@@ -113,6 +136,12 @@ async def run_month(oversight, auth) -> int:  # noqa: ANN001
     await wait_for(registered, timeout=30)  # the names and deaths first: S07 and S01 read them
     await publish(oversight, *month())
     await wait_for(opened, timeout=60)
+    await publish(oversight, *REPORTS)
+
+    async def received() -> bool:
+        return applied() == len(registry()) + len(month()) + len(REPORTS)
+
+    await wait_for(received, timeout=30)
     officer = auth("oversight_officer", subject="officer.wang")
     case_id = (await oversight.get("/cases?rule_id=S01", headers=officer)).json()["items"][0]["id"]
     moved = await oversight.post(f"/cases/{case_id}/investigate", headers=officer, json={"note": "核查死亡信息"})
@@ -130,8 +159,15 @@ async def test_a_rebuild_gives_the_facts_back_and_leaves_the_cases_as_they_were(
         assert all(live["facts"].values()), {name: len(rows) for name, rows in live["facts"].items()}
         assert {case["rule_id"] for case in live["cases"]["oversight_case"].values()} == RULES_OPENED
         assert live["cases"]["case_occurrence"] and live["cases"]["case_history"]
+        kept = receipts(engine)
+        assert {key: r["document_number"] for key, r in kept.items()} == {
+            (2025, "150102"): "社保内控字〔2025〕1号", (2025, "150103"): "社保内控字〔2025〕2号"}
         lose_and_alter_facts(engine)
         assert snapshot(engine)["facts"] != live["facts"]
+        with Session(engine) as session:  # one receipt lost, the other altered
+            session.execute(delete(ControlReportReceipt).where(ControlReportReceipt.region == "150103"))
+            session.execute(update(ControlReportReceipt).values(document_number="X"))
+            session.commit()
 
         job = (await oversight.post("/ledger/rebuild", headers=officer)).json()
 
@@ -141,10 +177,11 @@ async def test_a_rebuild_gives_the_facts_back_and_leaves_the_cases_as_they_were(
 
         body = await wait_for(done, timeout=60)
         assert body["status"] == "succeeded", body
-        assert body["result"]["parts"] == ["mirror", "ledger", "facts"]
+        assert body["result"]["parts"] == ["mirror", "ledger", "facts", "receipts"]
         assert body["result"]["streams"]["BENEFITS"]["applied"] == sum(
             1 for payload in month() if payload.event_type.startswith("benefits."))
         assert snapshot(engine) == live
+        assert receipts(engine) == kept  # the first report of each area, as received
 
         # the live consumers act again: a payment for the month after the death opens its own case
         await publish(oversight, settled("PEN_EMP", ("p1", 202605, 310000), file_id="f5"))

@@ -41,7 +41,7 @@ async def test_an_officer_rebuilds_the_ledger_as_a_job_and_the_figures_stay(star
 
         body = await wait_for(done, timeout=60)
         assert body["status"] == "succeeded", body
-        assert body["result"]["parts"] == ["mirror", "ledger", "facts"]  # oversight's own books, all of them
+        assert body["result"]["parts"] == ["mirror", "ledger", "facts", "receipts"]  # oversight's own books, all
         assert set(body["result"]["streams"]) == {"ACCOUNTS", "EXCHANGE", "COLLECTION", "BENEFITS"}
         assert body["result"]["streams"]["COLLECTION"]["applied"] == 2
         assert principal() == 350  # the same figures, counted once

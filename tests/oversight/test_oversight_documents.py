@@ -1,7 +1,9 @@
 """Oversight's documents through the gateway: the inspection feedback letter (问题反馈函, 001 第十一条(三)) after an
 inspection planned, notified, inspected and its letter recorded through the API, every finding with its amount
-and deadline; the budget tables and execution report (002 二(三)、三(一)) as PDF and as a workbook. Each PDF's
-Chinese text is checked, it verifies on the public page and fails when altered."""
+and deadline, filed into the inspection's own dossier (an agency inspected) or the inspected employer's (a service
+institution registered as an employer: 001 第十一条 延伸检查服务机构); the budget tables and execution report
+(002 二(三)、三(一)) as PDF and as a workbook. Each PDF's Chinese text is checked, it verifies on the public page and fails
+when altered; each is fetched again as issued."""
 
 import io
 from datetime import timedelta
@@ -11,8 +13,12 @@ from urllib.parse import unquote
 from openpyxl import load_workbook
 
 from services.kernel import clock
+from services.oversight.models import MirroredEmployer
+from tests.support.accounts import full_employer
 from tests.support.apps import bearer
-from tests.support.documents import issued, pdf_text, platform, verifies
+from tests.support.benefits_mirror import get
+from tests.support.e2e import eventually
+from tests.support.documents import fetch_again, issued, pdf_text, platform, verifies
 from tests.support.oversight import LINES, PEN, YEAR, Feed, posted, settled
 
 TODAY = clock.china_today()
@@ -73,10 +79,73 @@ async def test_the_inspection_feedback_letter_is_issued_as_pdf_and_verifies(make
 
         await verifies(gw, pdf, number, code)
 
+        # Fetched again by the readers of inspections; an approver, who reads budgets here, not this kind.
+        again = await fetch_again(gw, "oversight", number, bearer(settings, "internal_auditor"))
+        assert again.status_code == 200 and again.content == pdf
+        approver = await fetch_again(gw, "oversight", number, bearer(settings, "agency_approver"))
+        assert approver.status_code == 403 and approver.json()["error"]["code"] == "DOCUMENT_KIND_FORBIDDEN"
+
+        # Filed: an agency has no dossier of its own, so the inspection's (in the officer's area, 150100).
+        archive_reader = bearer(settings, "agency_clerk", subject="clerk.archive")
+        [dossier] = await dossiers_of(gw, iid, archive_reader)
+        assert (dossier["subject_type"], dossier["registration_number"], dossier["name"], dossier["region"]) == (
+            "inspection", "AG-150102", "新城区社会保险事业管理局（现场监督）", "150100")
+        assert await filed_numbers(gw, dossier["id"], archive_reader) == [number]
+
+        # A service institution that is a registered employer: the letter goes into the employer's dossier.
+        employer = full_employer(7, name="新城区某某定点医院")
+        registered = await gw.post("/api/accounts/employers", json=employer, headers=bearer(
+            settings, "agency_clerk", region="150102"))
+        assert registered.status_code == 201, registered.text
+        employer_id = registered.json()["id"]
+        await eventually(lambda: _mirrored(p, employer_id), lambda known: known)
+        hospital = await post("/inspections", {
+            "target_unit": employer["name"], "target_code": employer["uscc"], "target_level": "service_institution",
+            "scope": "医疗服务协议执行情况", "planned_on": day(-10),
+            "members": [{"inspector_id": "officer.wang", "name": "王监督", "leader": True},
+                        {"inspector_id": "officer.li", "name": "李监督"}]}, 201)
+        await post(f"/inspections/{hospital['id']}/notification", {"notified_on": day(-14)})
+        finding = await post(f"/inspections/{hospital['id']}/findings", {
+            "title": "串换药品", "description": "串换药品结算。", "amount": "1200.00"}, 201)
+        await post(f"/inspections/{hospital['id']}/feedback-letter", {
+            "letter_no": "问题反馈函〔2026〕6号", "issued_on": day(-3),
+            "deadlines": [{"finding_id": finding["id"], "rectify_by": day(27)}]})
+        _, letter, _ = issued(await gw.post(
+            f"/api/oversight/documents/inspection-feedback-letters/{hospital['id']}", headers=officer))
+        [employer_dossier] = await dossiers_of(gw, employer_id, bearer(settings, "agency_clerk", region="150102"))
+        assert employer_dossier["subject_type"] == "employer"
+        assert letter in await filed_numbers(gw, employer_dossier["id"], bearer(settings, "agency_clerk",
+                                                                                region="150102"))
+        assert await dossiers_of(gw, hospital["id"], archive_reader, wait=False) == []
+
         others = await gw.post(url, headers=bearer(settings, "internal_auditor"))
         assert others.status_code == 403
         unknown = await gw.post("/api/oversight/documents/inspection-feedback-letters/nope", headers=officer)
         assert unknown.status_code == 404 and unknown.json()["error"]["code"] == "INSPECTION_NOT_FOUND"
+
+
+async def dossiers_of(gw, subject_id: str, headers: dict, *, wait: bool = True) -> list[dict]:  # noqa: ANN001
+    """The dossiers of a subject in accounts' archive, once one holds an issued document (when ``wait``)."""
+    async def found() -> list[dict]:
+        r = await gw.get("/api/accounts/archives/dossiers", params={"subject_id": subject_id}, headers=headers)
+        assert r.status_code == 200, r.text
+        return r.json()["items"]
+
+    if not wait:
+        return await found()
+    return await eventually(found, lambda rows: rows and rows[0]["item_count"] > 0)
+
+
+async def filed_numbers(gw, dossier_id: str, headers: dict) -> list[str]:  # noqa: ANN001
+    """The numbers of the issued documents filed in a dossier."""
+    r = await gw.get(f"/api/accounts/archives/dossiers/{dossier_id}/items", params={"purpose": "核对归档文书"},
+                     headers=headers)
+    assert r.status_code == 200, r.text
+    return [i["references"]["document_number"] for i in r.json()["items"] if i["item_type"] == "issued_document"]
+
+
+async def _mirrored(p, employer_id: str) -> bool:  # noqa: ANN001
+    return get(p.services["oversight"], MirroredEmployer, employer_id) is not None
 
 
 async def test_the_budget_report_is_issued_as_pdf_and_excel_and_verifies(make_settings, nats_server):
@@ -131,6 +200,12 @@ async def test_the_budget_report_is_issued_as_pdf_and_excel_and_verifies(make_se
         assert ["社会保险待遇支出", Decimal("1200000.00"), Decimal("620000.00"), "51.67%", "33.33%", "18.33", "预警"] in [
             [Decimal(str(c)) if isinstance(c, float | int) else c for c in row[:7]] for row in cells]
         code_of_workbook = cells[2][1]
+        # Both files of the registered document fetched again as handed out.
+        reader = bearer(settings, "finance_officer", subject="fin.zhao")
+        again = await fetch_again(gw, "oversight", second, reader, form="xlsx")
+        assert again.status_code == 200 and again.content == workbook.content
+        assert again.headers["content-type"] == workbook.headers["content-type"]
+        assert (await fetch_again(gw, "oversight", number, reader)).content == pdf
         answer = await gw.post("/verify/documents", json={"number": second, "verification_code": code_of_workbook})
         assert answer.json()["result"] == "genuine"
 

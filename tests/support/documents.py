@@ -10,7 +10,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Any
-from urllib.parse import unquote
+from urllib.parse import quote, unquote
 
 import httpx
 from pypdf import PdfReader
@@ -104,3 +104,11 @@ async def verifies(gateway: httpx.AsyncClient, pdf: bytes, number: str, code: st
         for secret in private:
             assert secret not in text
     return answer
+
+
+async def fetch_again(gateway: httpx.AsyncClient, service: str, number: str, headers: dict[str, str], *,
+                      purpose: str | None = "当事人遗失，补打", form: str = "pdf") -> httpx.Response:
+    """``GET /api/<service>/documents/issued/<number>``: an issued document fetched again."""
+    params = {"format": form} | ({"purpose": purpose} if purpose is not None else {})
+    return await gateway.get(f"/api/{service}/documents/issued/{quote(number, safe='')}", params=params,
+                             headers=headers)

@@ -23,6 +23,7 @@ from sqlmodel import Session
 from services.accounts.archives import service
 from services.accounts.archives.models import DossierExport, DossierItem
 from services.accounts.archives.retention import CLASS_LABELS, retention_of
+from services.accounts.issuer import AGENCY
 from services.kernel import clock, context
 from services.kernel.audit import append_audit, canonical_json
 from services.kernel.db import snapshot_session, unit_of_work
@@ -35,7 +36,6 @@ from services.kernel.events import new_event_id
 
 CATALOGUE = DocumentKind(code="archive_catalogue", title="归档文件目录", prefix="社保档目字")
 NOTES = DocumentKind(code="archive_notes", title="备考表", prefix="社保档备字")
-AGENCY = "社会保险经办机构"
 MANIFEST = "manifest.json"
 SUBJECT_LABELS = {"person": "参保人员", "employer": "参保单位"}
 

@@ -12,6 +12,7 @@ from sqlalchemy import Engine, select
 
 from services.accounts.ledger import service as ledger
 from services.accounts.models import ContributionMonth, Person
+from services.accounts.issuer import AGENCY
 from services.kernel.clock import CHINA
 from services.kernel.db import snapshot_session
 from services.kernel.documents.models import IssuedDocument
@@ -21,7 +22,6 @@ from services.kernel.documents.text import chinese_date, chinese_period, yuan
 from services.kernel.pii import reveal_citizen_id
 
 ACCOUNT_STATEMENT = DocumentKind(code="account_statement", title="社会保险个人权益记录", prefix="社保权字")
-AGENCY = "社会保险经办机构"
 
 ENTRY_TYPES = {"contribution": "个人缴费记账", "interest": "记账利息", "transfer_in": "转入",
                "transfer_out": "转出", "withdrawal": "支取"}

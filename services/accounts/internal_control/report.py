@@ -19,10 +19,11 @@ from sqlmodel import Session
 from services.accounts.internal_control import risk
 from services.accounts.internal_control.models import ControlReport, ControlSample, SampledItem
 from services.accounts.internal_control.service import NOT_CONFORM, SOURCE, auditor_region
+from services.accounts.issuer import AGENCY
 from services.contracts.accounts import InternalControlReportSubmitted
 from services.kernel import clock, context
 from services.kernel.audit import append_audit
-from services.kernel.auth import region_filter
+from services.kernel.auth import ensure_in_region, region_filter
 from services.kernel.db import snapshot_session, unit_of_work
 from services.kernel.documents.models import IssuedDocument
 from services.kernel.documents.pdf import DocumentBody, Table
@@ -33,7 +34,6 @@ from services.kernel.events import new_event_id
 from services.kernel.outbox import record_event
 
 CONTROL_REPORT = DocumentKind(code="internal_control_report", title="稽核内控工作年度总结报告", prefix="社保内控字")
-AGENCY = "社会保险经办机构"
 SUPERVISOR = "人力资源社会保障部门基金监督机构"
 KIND_LABELS = {"monthly": "月度抽查", "quarterly": "季度抽查"}
 
@@ -160,3 +160,9 @@ def submit_report(engine: Engine, year: int, summary: str, staff: StaffFigures |
 def reports_of(session: Session) -> list[ControlReport]:
     return list(session.execute(select(ControlReport).where(region_filter(ControlReport.region))
                                 .order_by(ControlReport.year.desc())).scalars())
+
+
+def may_read(session: Session, document: IssuedDocument) -> None:
+    """A yearly report is read again by the readers of its area, as ``GET /reports`` lists them (subject
+    ``<year>/<region>``)."""
+    ensure_in_region(context.current().actor, document.subject_id.partition("/")[2])

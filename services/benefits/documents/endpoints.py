@@ -3,11 +3,16 @@
 from fastapi.responses import Response
 
 from services.benefits.documents import service
+from services.benefits.recovery import endpoints as recovery_routes
+from services.benefits.recovery import service as recovery
 from services.kernel.auth import allow
 from services.kernel.documents.endpoints import PDF_RESPONSES, documents_router, pdf_response
+from services.kernel.documents.registry import Readers
 from services.kernel.service_app import EngineDep
 
-router = documents_router()
+# Fetched again by the readers of recovery notices, for a person of their area (as GET /recovery/notices/{id}).
+router = documents_router({service.RECOVERY_NOTICE.code: Readers.like(
+    recovery_routes.READERS, lambda session, document: recovery.get_notice(session, document.subject_id))})
 
 @router.post("/recovery-notices/{notice_id}", status_code=201, response_class=Response, responses=PDF_RESPONSES,
              dependencies=[allow("agency_clerk")],

@@ -2,12 +2,15 @@
 
 from fastapi.responses import Response
 
+from services.collection.arrears import endpoints as arrears_routes
 from services.collection.documents import service
 from services.kernel.auth import allow
 from services.kernel.documents.endpoints import PDF_RESPONSES, documents_router, pdf_response
+from services.kernel.documents.registry import Readers
 from services.kernel.service_app import EngineDep
 
-router = documents_router()
+# Fetched again by the readers of arrears notices (GET /arrears/notices), for an employer of their area.
+router = documents_router({service.ARREARS_NOTICE.code: Readers.like(arrears_routes.READERS, service.may_read)})
 
 
 @router.post("/arrears-notices/{notice_id}", status_code=201, response_class=Response, responses=PDF_RESPONSES,

@@ -12,15 +12,13 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 
 from services.collection.arrears import service as arrears
-from services.collection.models import ArrearsNotice, RegistryEmployer
-from services.kernel import context
-from services.kernel.auth import ensure_in_region
+from services.collection.models import ArrearsNotice
+from services.collection.registry.endpoints import registry_employer
 from services.kernel.db import snapshot_session
 from services.kernel.documents.models import IssuedDocument
 from services.kernel.documents.pdf import DocumentBody, Table
 from services.kernel.documents.registry import DocumentKind, Subject, issue, issuing_unit
 from services.kernel.documents.text import chinese_date, chinese_period, yuan
-from services.kernel.errors import NotFound
 from services.kernel.money import yuan_to_fen
 
 ARREARS_NOTICE = DocumentKind(code="arrears_notice", title="社会保险费催缴通知书", prefix="社保催字")
@@ -49,10 +47,7 @@ def _months(lines: list[dict]) -> list[list[str]]:
 def arrears_notice_body(engine: Engine, notice_id: str) -> DocumentBody:
     with snapshot_session(engine) as session:
         notice = arrears.get_notice(session, notice_id)
-        employer = session.get(RegistryEmployer, notice.employer_id)
-        if employer is None:
-            raise NotFound("EMPLOYER_NOT_FOUND", "用人单位不存在")
-        ensure_in_region(context.current().actor, employer.region)
+        employer = registry_employer(session, notice.employer_id)
     document = notice.document
     as_of = date.fromisoformat(document["as_of"])
     principal, fee = yuan_to_fen(document["principal_outstanding"]), yuan_to_fen(document["late_fee"])
@@ -81,6 +76,13 @@ def arrears_notice_body(engine: Engine, notice_id: str) -> DocumentBody:
 def issue_arrears_notice(engine: Engine, notice_id: str) -> IssuedDocument:
     body = arrears_notice_body(engine, notice_id)
     return issue(engine, ARREARS_NOTICE, Subject(type="arrears_notice", id=notice_id), body)
+
+
+def may_read(session: Session, document: IssuedDocument) -> None:
+    """An arrears notice is read again by staff of the employer's area."""
+    notice = session.get(ArrearsNotice, document.subject_id)
+    if notice is not None:
+        registry_employer(session, notice.employer_id)
 
 
 def document_dossiers(session: Session, document: IssuedDocument) -> list[tuple[str, str]]:

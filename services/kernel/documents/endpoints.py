@@ -2,15 +2,15 @@
 fans out to, and the PDF response of an issuing endpoint."""
 
 from collections.abc import Iterator
-from typing import Annotated
+from typing import Annotated, Literal
 from urllib.parse import quote
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, Field, StringConstraints
 from sqlmodel import Session
 
-from services.kernel.auth import public
+from services.kernel.auth import allow, public
 from services.kernel.documents import registry
 from services.kernel.documents.models import IssuedDocument
 from services.kernel.db import snapshot_session
@@ -54,11 +54,41 @@ class Verification(BaseModel):
     document: PublicDocument | None = None
 
 
-def documents_router() -> APIRouter:
-    """A service's ``/documents`` router, the public verification already in it; the service adds its issuing
-    routes."""
+def documents_router(readers: dict[str, registry.Readers]) -> APIRouter:
+    """A service's ``/documents`` router, the public verification and the fetching again of its documents
+    (``readers``: per kind code it issues, who may fetch one) already in it; the service adds its issuing routes."""
     router = APIRouter(prefix="/documents", tags=["documents"])
     router.include_router(verification_router())
+    router.include_router(fetching_router(readers))
+    return router
+
+
+Purpose = Annotated[str, StringConstraints(strip_whitespace=True, min_length=2, max_length=500)]
+
+
+def fetching_router(readers: dict[str, registry.Readers]) -> APIRouter:
+    """``GET /issued/{number}``: an issued document as it was handed out, for the roles that read its kind."""
+    router = APIRouter(prefix="/issued", tags=["documents"])
+    roles = sorted({role for kind in readers.values() for role in kind.roles})
+    kinds = "; ".join(f"{code}: {', '.join(kind.roles)}" for code, kind in sorted(readers.items()))
+
+    @router.get("/{number}", response_class=Response, responses=FETCH_RESPONSES, dependencies=[allow(*roles)],
+                summary="An issued document again, byte for byte as handed out (PDF, or its workbook)",
+                description="By its number (文书编号, percent-encoded). Who may, per kind: " + kinds + "; and "
+                            "only for what they may read (the person's or employer's area …). Nothing in it is "
+                            "masked: it is the document issued. Who, when, which file and why (``purpose``) go "
+                            "into the audit chain. 404 DOCUMENT_NOT_FOUND for an unknown number, "
+                            "DOCUMENT_WORKBOOK_NOT_FOUND for xlsx of a kind kept as PDF only.")
+    def fetch_issued(
+        number: Annotated[str, Path(min_length=1, max_length=80, description="文书编号, as printed")],
+        purpose: Annotated[Purpose, Query(description="why it is fetched again (kept in the audit chain)")],
+        request: Request,
+        form: Annotated[Literal["pdf", "xlsx"], Query(alias="format", description="pdf, or xlsx")] = "pdf",
+    ) -> Response:
+        document, data = registry.fetch_issued(request.app.state.engine, number, readers, form=form,
+                                               purpose=purpose)
+        return (pdf_response if form == "pdf" else xlsx_response)(document, data, status_code=200)
+
     return router
 
 
@@ -90,26 +120,29 @@ PDF_OR_XLSX_RESPONSES: dict[int | str, dict] = {201: {
                    "registered PDF's number, verification code and SHA-256; X-Document-* headers as for the PDF"}}
 
 
-def pdf_response(document: IssuedDocument) -> Response:
-    """The issued bytes, named by the document's number; its registry id, number and hash in headers."""
-    filename = quote(f"{document.number}.pdf")
-    return Response(document.pdf, status_code=201, media_type="application/pdf", headers={
-        "Content-Disposition": f"attachment; filename*=UTF-8''{filename}",
-        "X-Document-Id": document.id,
-        "X-Document-Number": quote(document.number),
-        "X-Document-Sha256": document.sha256,
-    })
-
-
+FETCH_RESPONSES: dict[int | str, dict] = {200: {
+    "content": {"application/pdf": {}, "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": {}},
+    "description": "the document's bytes as issued; X-Document-Id, X-Document-Number (percent-encoded), "
+                   "X-Document-Sha256 (of the PDF, the registered document)"}}
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
-def xlsx_response(document: IssuedDocument, workbook: bytes) -> Response:
-    """A document's tables as a workbook; the headers name the registered document (the PDF) it belongs to."""
-    filename = quote(f"{document.number}.xlsx")
-    return Response(workbook, status_code=201, media_type=XLSX, headers={
+def _file_response(document: IssuedDocument, data: bytes, media_type: str, suffix: str,
+                   status_code: int) -> Response:
+    filename = quote(f"{document.number}.{suffix}")
+    return Response(data, status_code=status_code, media_type=media_type, headers={
         "Content-Disposition": f"attachment; filename*=UTF-8''{filename}",
         "X-Document-Id": document.id,
         "X-Document-Number": quote(document.number),
         "X-Document-Sha256": document.sha256,
     })
+
+
+def pdf_response(document: IssuedDocument, pdf: bytes | None = None, *, status_code: int = 201) -> Response:
+    """The issued bytes, named by the document's number; its registry id, number and hash in headers."""
+    return _file_response(document, document.pdf if pdf is None else pdf, "application/pdf", "pdf", status_code)
+
+
+def xlsx_response(document: IssuedDocument, workbook: bytes | None = None, *, status_code: int = 201) -> Response:
+    """A document's tables as a workbook; the headers name the registered document (the PDF) it belongs to."""
+    return _file_response(document, document.xlsx if workbook is None else workbook, XLSX, "xlsx", status_code)

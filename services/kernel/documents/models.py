@@ -34,3 +34,5 @@ class IssuedDocument(KernelTable, table=True):
     issued_role: str | None = Field(default=None, max_length=50)
     size_bytes: int
     pdf: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    # The workbook of a kind that files its tables as Excel (``DocumentKind.workbook``), as handed out.
+    xlsx: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))

@@ -7,18 +7,21 @@ import hmac
 import re
 import secrets
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
+from fastapi.params import Depends as DependsParam
 from sqlalchemy import Engine, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from services.kernel import audit, clock, context
+from services.kernel.auth import RoleGuard
 from services.kernel.db import snapshot_session, unit_of_work
+from services.kernel.documents.excel import render_xlsx
 from services.kernel.documents.models import IssuedDocument
 from services.kernel.documents.pdf import REFERENCE_TAG, DocumentBody, Stamp, render_pdf
-from services.kernel.errors import Invalid
+from services.kernel.errors import Forbidden, Invalid, NotFound
 from services.kernel.events import new_event_id
 
 # Crockford-like: no 0/O, 1/I/L that a reader confuses when typing the code from paper.
@@ -37,6 +40,9 @@ class DocumentKind:
     code: str
     title: str
     prefix: str
+    # Its tables are also kept as a workbook (excel.py) a supervisor files: rendered at issue with the PDF's
+    # number, code and hash, and kept with it, so both can be fetched again as they were handed out.
+    workbook: bool = False
 
 
 @dataclass(frozen=True)
@@ -106,6 +112,8 @@ def issue(engine: Engine, kind: DocumentKind, subject: Subject, body: DocumentBo
             verification_code=stamp.verification_code, sha256=hashlib.sha256(pdf).hexdigest(), title=kind.title,
             subject_type=subject.type, subject_id=subject.id, issued_at=issued_at, issued_by=actor.id,
             issued_role=actor.role, size_bytes=len(pdf), pdf=pdf)
+        if kind.workbook:
+            document.xlsx = render_xlsx(body, document)
         try:
             with unit_of_work(engine) as session:
                 _store(session, document)
@@ -131,6 +139,62 @@ def documents_of(session: Session, subject: Subject, kind: str | None = None) ->
     if kind is not None:
         query = query.where(IssuedDocument.kind == kind)
     return list(session.execute(query.order_by(IssuedDocument.issued_at)).scalars())
+
+
+# -- fetching an issued document again (its holder's role, the object rule, the audit chain) ------------------------
+
+# Raises (403 OUT_OF_REGION, 404 …) when the current actor may not read the business object a document is about.
+ObjectRule = Callable[[Session, IssuedDocument], None]
+
+
+@dataclass(frozen=True)
+class Readers:
+    """Who may fetch a kind of document again: the roles that read what it is about (as that object's own GET
+    route allows), and the object rule that route applies (the person's or employer's area …)."""
+
+    roles: tuple[str, ...]
+    rule: ObjectRule | None = None
+
+    @classmethod
+    def like(cls, policy: DependsParam, rule: ObjectRule | None = None) -> "Readers":
+        """The roles of a route's policy (``allow(...)`` of the object's own GET route), so the two never drift."""
+        guard = policy.dependency
+        if not isinstance(guard, RoleGuard):
+            raise TypeError("Readers.like takes an allow(...) policy")
+        return cls(tuple(sorted(guard.roles)), rule)
+
+
+def by_number(session: Session, number: str) -> IssuedDocument:
+    document = session.execute(select(IssuedDocument).where(
+        IssuedDocument.number == number.strip())).scalar_one_or_none()
+    if document is None:
+        raise NotFound("DOCUMENT_NOT_FOUND", f"文书 {number.strip()} 不存在")
+    return document
+
+
+def fetch_issued(engine: Engine, number: str, readers: dict[str, Readers], *, form: str,
+                 purpose: str) -> tuple[IssuedDocument, bytes]:
+    """The bytes handed out when ``number`` was issued (its PDF, or its workbook when ``form`` is xlsx), to an
+    actor with a reading role of its kind who may read what it is about; who, when, which file and why go into the
+    audit chain in the same transaction (nothing is handed out unrecorded)."""
+    with unit_of_work(engine) as session:
+        document = by_number(session, number)
+        kind = readers.get(document.kind)
+        actor = context.current().actor
+        acting = next((r for r in actor.roles if kind is not None and r in kind.roles), None)
+        if acting is None:
+            allowed = "、".join(kind.roles) if kind is not None else "无"
+            raise Forbidden("DOCUMENT_KIND_FORBIDDEN", f"无权获取{document.title}，需要角色：{allowed}")
+        context.set_actor(replace(actor, role=acting))
+        if kind.rule is not None:
+            kind.rule(session, document)
+        data = document.pdf if form == "pdf" else document.xlsx
+        if data is None:
+            raise NotFound("DOCUMENT_WORKBOOK_NOT_FOUND", f"{document.title}没有 Excel 版本，请获取 PDF")
+        audit.append_audit(session, action="document.fetched", entity_type="document", entity_id=document.number,
+                           detail={"kind": document.kind, "format": form,
+                                   "sha256": hashlib.sha256(data).hexdigest()}, reason=purpose)
+    return document, data
 
 
 # -- verification (public: answers about the document, never about the person) ------------------------------------

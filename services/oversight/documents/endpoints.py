@@ -16,21 +16,29 @@ from services.kernel.documents.endpoints import (
     pdf_response,
     xlsx_response,
 )
-from services.kernel.documents.excel import render_xlsx
 from services.kernel.documents.models import IssuedDocument
-from services.kernel.documents.pdf import DocumentBody
+from services.kernel.documents.registry import Readers
 from services.kernel.errors import Invalid
 from services.kernel.service_app import EngineDep
+from services.oversight.budget import endpoints as budget_routes
 from services.oversight.budget.endpoints import FundPath, YearPath
 from services.oversight.documents import service
+from services.oversight.incidents import endpoints as incident_routes
+from services.oversight.inspections import endpoints as inspection_routes
 
-router = documents_router()
+# Who fetches an issued document again: the readers of what it is about (its own GET routes'). Oversight's objects
+# have no area, so no object rule.
+router = documents_router({
+    service.FEEDBACK_LETTER.code: Readers.like(inspection_routes.READERS),
+    service.BUDGET_REPORT.code: Readers.like(budget_routes.READERS),
+    service.INCIDENT_SUMMARY.code: Readers.like(incident_routes.READERS),
+})
 
 Format = Annotated[Literal["pdf", "xlsx"], Query(alias="format", description="pdf, or xlsx: the tables as a workbook")]
 
 
-def _answer(document: IssuedDocument, body: DocumentBody, form: str) -> Response:
-    return pdf_response(document) if form == "pdf" else xlsx_response(document, render_xlsx(body, document))
+def _answer(document: IssuedDocument, form: str) -> Response:
+    return pdf_response(document) if form == "pdf" else xlsx_response(document)
 
 
 @router.post("/inspection-feedback-letters/{inspection_id}", status_code=201, response_class=Response,
@@ -54,7 +62,7 @@ def issue_budget_report(
     month: Annotated[int | None, Query(ge=1, le=12, description="1–12; default: the last month over")] = None,
     form: Format = "pdf",
 ) -> Response:
-    return _answer(*service.issue_budget_report(engine, fund, year, month), form)
+    return _answer(service.issue_budget_report(engine, fund, year, month), form)
 
 
 @router.post("/incident-summaries/{year}/{half}", status_code=201, response_class=Response,
@@ -72,4 +80,4 @@ def issue_incident_summary(
     today = clock.china_today()
     if as_of is not None and as_of > today:
         raise Invalid("AS_OF_IN_FUTURE", f"统计截止日 {as_of.isoformat()} 不能晚于今天")
-    return _answer(*service.issue_incident_summary(engine, year, half, as_of or today), form)
+    return _answer(service.issue_incident_summary(engine, year, half, as_of or today), form)

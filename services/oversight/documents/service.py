@@ -16,7 +16,9 @@ from collections.abc import Callable
 from datetime import date
 
 from sqlalchemy import Engine
+from sqlmodel import Session
 
+from services.kernel import archives
 from services.kernel.db import snapshot_session
 from services.kernel.documents.models import IssuedDocument
 from services.kernel.documents.pdf import Amount, Cell, DocumentBody, Table
@@ -30,6 +32,7 @@ from services.oversight.incidents import service as incidents
 from services.oversight.incidents.models import MajorIncident
 from services.oversight.incidents.schemas import CHANNEL_LABELS, KIND_LABELS, LEVEL_LABELS
 from services.oversight.inspections import service as inspections
+from services.oversight.inspections.filing import letter_dossiers
 
 FEEDBACK_LETTER = DocumentKind(code="inspection_feedback", title="问题反馈函", prefix="社保监函")
 SUPERVISOR = "社会保险基金监督机构"
@@ -72,9 +75,16 @@ def issue_feedback_letter(engine: Engine, inspection_id: str) -> IssuedDocument:
     return issue(engine, FEEDBACK_LETTER, Subject(type="inspection", id=inspection_id), body)
 
 
+def document_dossiers(session: Session, document: IssuedDocument) -> list[archives.DossierRef]:
+    """The feedback letter goes into the inspected employer's dossier or the inspection's own (inspections/filing.py);
+    the budget report and the incident summary concern no person, employer or inspection."""
+    return letter_dossiers(session, document) if document.kind == FEEDBACK_LETTER.code else []
+
+
 # -- budget tables and execution report (002 二(三)、三(一)) ---------------------------------------------------------
 
-BUDGET_REPORT = DocumentKind(code="budget_report", title="社会保险基金预算表及执行情况报告", prefix="社保预字")
+BUDGET_REPORT = DocumentKind(code="budget_report", title="社会保险基金预算表及执行情况报告", prefix="社保预字",
+                             workbook=True)
 
 
 def _budget_table(current: dict[str, int]) -> Table:
@@ -130,15 +140,15 @@ def budget_report_body(engine: Engine, fund: str, year: int, month: int | None) 
     )
 
 
-def issue_budget_report(engine: Engine, fund: str, year: int, month: int | None) -> tuple[IssuedDocument,
-                                                                                          DocumentBody]:
+def issue_budget_report(engine: Engine, fund: str, year: int, month: int | None) -> IssuedDocument:
     body = budget_report_body(engine, fund, year, month)
-    return issue(engine, BUDGET_REPORT, Subject(type="budget", id=f"{fund}/{year}"), body), body
+    return issue(engine, BUDGET_REPORT, Subject(type="budget", id=f"{fund}/{year}"), body)
 
 
 # -- half-year major-incident summary (001 第三十一条) ----------------------------------------------------------------
 
-INCIDENT_SUMMARY = DocumentKind(code="incident_summary", title="社会保险基金要情半年汇总报告", prefix="社保要字")
+INCIDENT_SUMMARY = DocumentKind(code="incident_summary", title="社会保险基金要情半年汇总报告", prefix="社保要字",
+                                workbook=True)
 HALVES = {1: "上半年", 2: "下半年"}
 
 
@@ -192,7 +202,6 @@ def incident_summary_body(engine: Engine, year: int, half: int, as_of: date) -> 
     )
 
 
-def issue_incident_summary(engine: Engine, year: int, half: int, as_of: date) -> tuple[IssuedDocument,
-                                                                                       DocumentBody]:
+def issue_incident_summary(engine: Engine, year: int, half: int, as_of: date) -> IssuedDocument:
     body = incident_summary_body(engine, year, half, as_of)
-    return issue(engine, INCIDENT_SUMMARY, Subject(type="incident_half_year", id=f"{year}-H{half}"), body), body
+    return issue(engine, INCIDENT_SUMMARY, Subject(type="incident_half_year", id=f"{year}-H{half}"), body)

@@ -49,7 +49,11 @@ def on_report_submitted(session: Session, envelope: EventEnvelope) -> None:
         nonconforming=event.nonconforming, event_id=envelope.id))
 
 
+# The receipts alone: what a rebuild from the streams replays (services/oversight/rebuild.py), never the case step.
+RECEIPTS_CONSUMER = ConsumerSpec(stream="ACCOUNTS", handlers={
+    InternalControlReportSubmitted.event_type: on_report_submitted,
+})
 INTERNAL_CONTROL_CONSUMER = ConsumerSpec(stream="ACCOUNTS", handlers={
     InternalControlNonconformity.event_type: on_nonconformity,
-    InternalControlReportSubmitted.event_type: on_report_submitted,
+    **RECEIPTS_CONSUMER.handlers,
 })
