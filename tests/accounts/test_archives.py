@@ -6,15 +6,32 @@ and export is in the access register (利用登记) the auditors read (004 第7�
 
 import hashlib
 import json
+from datetime import UTC, date, datetime
+from types import SimpleNamespace
 
-from sqlalchemy import select, update
+import pytest
+from sqlalchemy import func, select, update
 from sqlmodel import Session
 
-from services.accounts.archives.models import DossierItem
+from services.accounts import models
+from services.accounts.archives import backfill
+from services.accounts.archives.models import Dossier, DossierItem
+from services.accounts.employers.schemas import EmployerRegistration
+from services.accounts.employers.service import register_employer
+from services.accounts.enrolments.schemas import EnrolmentRequest
+from services.accounts.enrolments.service import enrol
+from services.accounts.models import Enrolment, Person
+from services.accounts.persons.schemas import PersonRegistration
+from services.accounts.persons.service import register_person
 from services.contracts.archives import ArchiveItemLine
 from services.contracts.benefits import BenefitsArchiveItemsFiled
-from services.kernel import clock
-from services.kernel.models import AuditEntry
+from services.kernel import clock, context, jobs
+from services.kernel.context import Actor
+from services.kernel.db import make_engine, unit_of_work
+from services.kernel.events import new_event_id
+from services.kernel.migrations import upgrade_database
+from services.kernel.models import AuditEntry, Job
+from services.kernel.settings_sections import JobSettings
 from tests.support.accounts import (
     EMPLOYER_HEADER,
     ENROLMENT_HEADER,
@@ -247,3 +264,100 @@ async def test_an_import_files_each_registration_and_a_persons_enrolments_as_one
         other = (await accounts.get("/archives/dossiers", params={"registration_number": cid(2)},
                                     headers=clerk)).json()["items"][0]
         assert other["item_count"] == 1
+
+
+# -- backfill (补录归档) ---------------------------------------------------------------------------------------------
+
+class Crash(BaseException):
+    """The accounts process dies here."""
+
+
+def old_database(url: str) -> tuple[str, str, str]:
+    """An accounts database as it was before the archive: an employer, a person enrolled through it and a person
+    imported (no audit entry of their own), none with a dossier. Returns (employer, person, imported person) ids."""
+    engine = make_engine(url)
+    upgrade_database(engine, "accounts", models.metadata)  # no Filing attached to this engine: nothing is filed
+    clerk = Actor(id="clerk.old", role="agency_clerk", roles=("agency_clerk",), region=REGION)
+    with context.trace(actor=clerk), unit_of_work(engine) as session:
+        employer = register_employer(session, EmployerRegistration(**full_employer(1)))
+        person = register_person(session, PersonRegistration(**person_body()))
+        enrol(session, EnrolmentRequest(person_id=person.id, fund="PEN_EMP", employer_id=employer.id,
+                                        start_period=202001))
+        imported = Person(id=new_event_id(), citizen_id=cid(7), name="李旧档", region=REGION, sex="F",
+                          birth_date=date(1985, 6, 15), life_status="alive", registered_by="import.2019",
+                          registered_at=datetime(2019, 5, 6, 2, 0, tzinfo=UTC))
+        session.add(imported)
+        session.flush()
+        session.add(Enrolment(id=new_event_id(), person_id=imported.id, fund="PEN_RES", fund_group="PEN",
+                              start_period=201906, status="active", created_by="import.2019",
+                              created_at=datetime(2019, 5, 6, 2, 0, tzinfo=UTC)))
+        ids = employer.id, person.id, imported.id
+    with Session(engine) as session:
+        assert session.execute(select(func.count()).select_from(Dossier)).scalar_one() == 0
+    engine.dispose()
+    return ids
+
+
+async def test_backfill_files_an_old_databases_acts_once_and_resumes_after_a_crash(
+        make_settings, nats_server, database_urls, start_service, auth, monkeypatch):
+    employer_id, person_id, imported_id = old_database(database_urls["accounts"])
+    engine = make_engine(database_urls["accounts"])
+    approver_actor = Actor(id="approver.wang", role="agency_approver", roles=("agency_approver",), region=REGION)
+    with context.trace(actor=approver_actor):
+        job, _ = jobs.submit_job(engine, backfill.BACKFILL)
+
+    # One record a chunk; the process dies inside the fourth chunk (its writes roll back).
+    real, calls = backfill.BackfillWork.run_chunk, {"n": 0}
+
+    def dies_in_fourth_chunk(self, session, offset):  # noqa: ANN001, ANN202
+        step = real(self, session, offset)
+        calls["n"] += 1
+        if calls["n"] == 4:
+            raise Crash("killed inside the fourth chunk")
+        return step
+
+    monkeypatch.setattr(backfill.BackfillWork, "run_chunk", dies_in_fourth_chunk)
+    first = jobs.JobRunner(SimpleNamespace(state=SimpleNamespace(engine=engine)),  # type: ignore[arg-type]
+                           {backfill.BACKFILL.name: backfill.BACKFILL}, JobSettings(lease_seconds=0.5, chunk_rows=1))
+    with pytest.raises(Crash):
+        await first._run(jobs.claim_next(engine, [backfill.BACKFILL.name], first.owner, first.lease))
+    monkeypatch.setattr(backfill.BackfillWork, "run_chunk", real)
+    with Session(engine) as session:
+        left = session.get(Job, job.id)
+        assert (left.status, left.rows_done) == ("running", 3)  # three audit entries: registrations, enrolment
+        assert session.execute(select(func.count()).select_from(DossierItem)).scalar_one() == 4
+    engine.dispose()
+
+    settings = make_settings(nats_server.url, jobs={"lease_seconds": 0.5, "poll_seconds": 0.05, "chunk_rows": 2})
+    approver = auth("agency_approver", region=REGION, subject="approver.wang")
+    clerk = auth("agency_clerk", region=REGION, subject="clerk.zhao")
+    async with start_service("accounts", settings) as accounts:
+        async def finished(location: str) -> dict:
+            done = await eventually(lambda: accounts.get(location, headers=approver),
+                                    lambda r: r.json()["status"] in ("succeeded", "failed"))
+            assert done.json()["status"] == "succeeded", done.text
+            return done.json()
+
+        done = await finished(f"/jobs/{job.id}")
+        assert done["attempts"] == 2 and done["result"]["items_filed"] == 6, done
+        assert (done["result"]["with_audit_position"], done["result"]["audit_position_unknown"]) == (4, 2)
+        items = await items_of(accounts, clerk, (await dossier_of(accounts, clerk, person_id))["id"])
+        assert [(i["item_type"], i["decided_by"], i["references"]["audit_position"]) for i in items] == [
+            ("person_registration", "clerk.old", "found"), ("enrolment", "clerk.old", "found")]
+        assert all("补录归档" in i["title"] and i["audit_seq"] and i["filed_at"] >= i["occurred_at"] for i in items)
+        employer_items = await items_of(accounts, clerk, (await dossier_of(accounts, clerk, employer_id))["id"])
+        assert [i["item_type"] for i in employer_items] == ["employer_registration", "enrolment"]
+        old = await items_of(accounts, clerk, (await dossier_of(accounts, clerk, imported_id))["id"])
+        assert [(i["item_type"], i["audit_seq"], i["references"]["audit_position"], i["year"]) for i in old] == [
+            ("person_registration", None, "unknown", 2019), ("enrolment", None, "unknown", 2019)]
+        assert "审计链位置不明" in old[0]["decision"] and old[0]["decided_by"] == "import.2019"
+
+        # Again: nothing is filed twice.
+        refused = await accounts.post("/archives/backfill", headers=clerk)
+        assert refused.status_code == 403
+        again = await accounts.post("/archives/backfill", headers=approver)
+        assert again.status_code == 202, again.text
+        rerun = await finished(again.headers["location"])
+        assert rerun["result"]["items_filed"] == 0 and rerun["rows_done"] == done["rows_done"], rerun
+        with Session(engine_of(accounts)) as session:
+            assert session.execute(select(func.count()).select_from(DossierItem)).scalar_one() == 6

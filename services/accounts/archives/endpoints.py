@@ -8,7 +8,7 @@ import anyio
 from fastapi import APIRouter, File, Path, Query, Request, UploadFile
 from fastapi.responses import Response
 
-from services.accounts.archives import disposal, export, seals, service
+from services.accounts.archives import backfill, disposal, export, seals, service
 from services.accounts.archives.schemas import (
     AccessOut,
     AccessPage,
@@ -190,3 +190,22 @@ def get_seal(year: Annotated[int, Path(ge=1990, le=2200)], session: SessionDep) 
             summary="Does every dossier-year of a sealed year still hash to what was sealed?")
 def verify_year(year: Annotated[int, Path(ge=1990, le=2200)], session: SessionDep) -> YearVerification:
     return YearVerification(**seals.verify_year(session, year))
+
+
+# -- backfill (补录归档) of the acts done before the archive existed ------------------------------------------------
+
+BACKFILLERS = allow("agency_approver")
+
+
+@router.post("/backfill", status_code=202, response_model=JobOut, dependencies=[BACKFILLERS],
+             summary="Open the dossiers of subjects registered before the archive, with their registration and "
+                     "enrolment items, as a background job",
+             description="Accepted with 202 and `Location: …/jobs/{id}`; one run at a time (a second request while "
+                         "one runs answers that job). Items are marked 补录归档, with the act's original time and its "
+                         "audit position where the chain has it (otherwise `audit_position: unknown`); an act "
+                         "already in its dossier is never filed twice, so running it again files nothing new. The "
+                         "job's result counts the items filed, with and without their audit position.")
+async def backfill_archive(request: Request) -> Any:
+    runner = request.app.state.jobs
+    job, _ = await anyio.to_thread.run_sync(lambda: runner.submit(backfill.BACKFILL.name))
+    return accepted(request, job)

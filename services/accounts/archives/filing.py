@@ -23,7 +23,7 @@ from services.kernel.events import new_event_id
 from services.kernel.locks import lock_keys
 
 
-def _among(session: Session, column: Any, values: Iterable[str]) -> ColumnElement[bool]:
+def among(session: Session, column: Any, values: Iterable[str]) -> ColumnElement[bool]:
     """``column IN values`` as one parameter — a JSON array on SQLite, an array on PostgreSQL — instead of one
     parameter per value (SQLAlchemy names each of a thousand parameters: most of a filing's lookup CPU)."""
     values = list(values)
@@ -61,7 +61,7 @@ def _dossiers(session: Session, keys: set[tuple[str, str]], known: dict[tuple[st
     # Subject ids are the registry's UUIDs, unique across persons and employers: one column to look up.
     found = {(t, i): _Open(d, n, n) for d, t, i, n in session.execute(
         select(Dossier.id, Dossier.subject_type, Dossier.subject_id, Dossier.item_count)
-        .where(_among(session, Dossier.subject_id, {i for _, i in keys})).with_for_update()) if (t, i) in keys}
+        .where(among(session, Dossier.subject_id, {i for _, i in keys})).with_for_update()) if (t, i) in keys}
     by_type: dict[str, list[str]] = defaultdict(list)
     for subject_type, subject_id in keys - found.keys():
         by_type[subject_type].append(subject_id)
@@ -87,14 +87,14 @@ def _already_filed(session: Session, dossier_ids: list[str], lines: list[dict[st
     acts = {line["act_id"] for line in lines}
     rows = session.execute(select(DossierItem.dossier_id, DossierItem.source, DossierItem.item_type,
                                   DossierItem.act_id)
-                           .where(_among(session, DossierItem.dossier_id, dossier_ids),
-                                  _among(session, DossierItem.act_id, acts))
+                           .where(among(session, DossierItem.dossier_id, dossier_ids),
+                                  among(session, DossierItem.act_id, acts))
                            .union_all(select(DisposalLine.dossier_id, DisposalLine.source, DisposalLine.item_type,
                                              DisposalLine.act_id)
                                       .join(Disposal, Disposal.id == DisposalLine.disposal_id)
                                       .where(Disposal.status == "destroyed",
-                                             _among(session, DisposalLine.act_id, acts),
-                                             _among(session, DisposalLine.dossier_id, dossier_ids))))
+                                             among(session, DisposalLine.act_id, acts),
+                                             among(session, DisposalLine.dossier_id, dossier_ids))))
     return {tuple(row) for row in rows}
 
 
