@@ -43,7 +43,7 @@ from tests.support.accounts import (
     person,
     person_body,
 )
-from tests.support.archives import PURPOSE, unzipped, zipped
+from tests.support.archives import PURPOSE, export_package, unzipped, zipped
 from tests.support.e2e import eventually
 from tests.support.oversight import publish
 from tests.support.registry import REGION, engine_of, error_code, make_uscc
@@ -110,12 +110,20 @@ async def test_registry_acts_are_filed_with_class_and_audit_position_and_export_
                 DossierItem.dossier_id == dossier["id"]).order_by(DossierItem.serial)).scalars().all()
         assert types == ["person_registration", "enrolment", "person_change", "claim_decision"]
 
-        exported = await accounts.post(f"/archives/dossiers/{dossier['id']}/exports", params=PURPOSE, headers=clerk)
-        assert exported.status_code == 201, exported.text
-        files = unzipped(exported.content)
+        data, result = await export_package(accounts, dossier["id"], clerk)
+        files = unzipped(data)
         manifest = json.loads(files["manifest.json"])
         assert {"归档文件目录.pdf", "备考表.pdf", "items/00001.json", "items/00004.json"} <= set(files)
         assert manifest["item_count"] == 4 and set(manifest["files"]) == set(files) - {"manifest.json"}
+        assert (manifest["export_id"], result["items"], result["bytes"]) == (result["export_id"], 4, len(data))
+        # Only the one who exported it downloads it (the purpose registered is theirs).
+        other = await accounts.get(result["package_at"], headers=auth("agency_clerk", region=REGION))
+        assert (other.status_code, error_code(other)) == (404, "ARCHIVE_EXPORT_NOT_FOUND")
+        elsewhere = await accounts.post(f"/archives/dossiers/{dossier['id']}/exports", params=PURPOSE,
+                                        headers=auth("agency_clerk", region="150203"))
+        assert elsewhere.status_code == 403, elsewhere.text
+        unknown = await accounts.post("/archives/dossiers/no-such-dossier/exports", params=PURPOSE, headers=clerk)
+        assert (unknown.status_code, error_code(unknown)) == (404, "DOSSIER_NOT_FOUND")
 
         async def verify(data: bytes) -> dict:
             response = await accounts.post("/archives/packages/verification", headers=auditor,
@@ -123,7 +131,7 @@ async def test_registry_acts_are_filed_with_class_and_audit_position_and_export_
             assert response.status_code == 200, response.text
             return response.json()
 
-        assert (await verify(exported.content))["result"] == "genuine"
+        assert (await verify(data))["result"] == "genuine"
         tampered = dict(files)
         tampered["items/00002.json"] = files["items/00002.json"].replace(b"PEN_EMP", b"PEN_RES")
         verdict = await verify(zipped(tampered))

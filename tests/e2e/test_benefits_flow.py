@@ -54,7 +54,7 @@ from tests.support.exchange import partner_headers
 from tests.support.benefits import benefit_document
 from tests.support.collection import document as contribution_document
 from tests.support.apps import bearer
-from tests.support.archives import PURPOSE, unzipped, zipped
+from tests.support.archives import PURPOSE, export_package, unzipped, zipped
 from tests.support.e2e import DISTRICT, eventually, uscc
 from tests.support.gateway import gateway_client, serve
 from tests.support.e2e import bank_headers
@@ -579,10 +579,9 @@ async def test_benefits_flow_through_the_gateway(settings, make_settings, nats_s
                                        params={"subject_id": employer["id"]}))["items"][0]
         assert employer_dossier["registration_number"] == uscc(601)
 
-        exported = await gateway.post(f"/api/accounts/archives/dossiers/{dossier_id}/exports", params=PURPOSE,
-                                      headers=clerk)
-        assert exported.status_code == 201, exported.text
-        files = unzipped(exported.content)
+        # The export is a job (202); its result names where the one who exported it downloads the package.
+        exported, _ = await export_package(gateway, dossier_id, clerk, prefix="/api/accounts")
+        files = unzipped(exported)
         manifest = json.loads(files["manifest.json"])
         assert manifest["item_count"] == len(items) and {"归档文件目录.pdf", "备考表.pdf"} <= set(files)
         # accounts holds the bytes of the statement it issued, not those of benefits' notice
@@ -594,7 +593,7 @@ async def test_benefits_flow_through_the_gateway(settings, make_settings, nats_s
             return await call("POST", "/accounts/archives/packages/verification", auditor,
                               files={"file": ("dossier.zip", data, "application/zip")})
 
-        assert (await verified(exported.content))["result"] == "genuine"
+        assert (await verified(exported))["result"] == "genuine"
         tampered = dict(files, **{"items/00003.json": files["items/00003.json"].replace("同意".encode(), "驳回".encode())})
         verdict = await verified(zipped(tampered))
         assert (verdict["result"], verdict["altered_files"]) == ("altered", ["items/00003.json"])

@@ -6,7 +6,7 @@ from typing import Annotated, Any, Literal
 import anyio
 
 from fastapi import APIRouter, File, Path, Query, Request, UploadFile
-from fastapi.responses import Response
+from fastapi.responses import StreamingResponse
 
 from services.accounts.archives import backfill, disposal, export, seals, service
 from services.accounts.archives.schemas import (
@@ -78,15 +78,33 @@ def dossier_items(
                     items=[ItemOut(**service.item_view(i)) for i in rows], next_cursor=next_cursor)
 
 
-@router.post("/dossiers/{dossier_id}/exports", status_code=201, response_class=Response, dependencies=[READERS],
-             responses={201: {"content": {"application/zip": {}},
-                              "description": "the package; X-Export-Id and X-Manifest-Sha256 in headers"}},
-             summary="Export a dossier as a package: catalogue and 备考表 (PDF), items, documents, SHA-256 manifest")
-def export_dossier(dossier_id: str, engine: EngineDep, purpose: Annotated[Purpose, PURPOSE]) -> Response:
-    package = export.export_dossier(engine, dossier_id, purpose)
-    return Response(package.data, status_code=201, media_type="application/zip", headers={
-        "Content-Disposition": f'attachment; filename="dossier-{dossier_id}.zip"',
-        "X-Export-Id": package.export_id, "X-Manifest-Sha256": package.manifest_sha256})
+@router.post("/dossiers/{dossier_id}/exports", status_code=202, response_model=JobOut, dependencies=[READERS],
+             summary="Export a dossier as a package (catalogue and 备考表 PDF, items, documents, SHA-256 manifest), "
+                     "as a background job",
+             description="An unknown dossier answers 404 and one out of the caller's region 403 at once; otherwise "
+                         "202 with `Location: …/jobs/{id}`. The job's result gives the export's id, its manifest and "
+                         "package SHA-256 and `package_at`, where the one who exported it downloads the zip. The "
+                         "export is in the access register with its purpose.")
+async def export_dossier(dossier_id: str, request: Request, engine: EngineDep,
+                         purpose: Annotated[Purpose, PURPOSE]) -> Any:
+    with snapshot_session(engine) as session:
+        service.get_dossier(session, dossier_id)
+    runner = request.app.state.jobs
+    job, _ = await anyio.to_thread.run_sync(lambda: runner.submit(
+        export.EXPORT.name, params={"dossier_id": dossier_id, "purpose": purpose}))
+    return accepted(request, job)
+
+
+@router.get("/exports/{export_id}/package", response_class=StreamingResponse, dependencies=[READERS],
+            responses={200: {"content": {"application/zip": {}},
+                             "description": "the package; X-Export-Id, X-Manifest-Sha256, X-Package-Sha256 in headers"}},
+            summary="Download an exported package (only the one who exported it)")
+def download_package(export_id: str, session: SessionDep, engine: EngineDep) -> StreamingResponse:
+    done = export.downloadable(session, export_id)
+    return StreamingResponse(export.package_parts(engine, export_id), media_type="application/zip", headers={
+        "Content-Disposition": f'attachment; filename="dossier-{done.dossier_id}.zip"',
+        "X-Export-Id": done.id, "X-Manifest-Sha256": done.manifest_sha256,
+        "X-Package-Sha256": done.package_sha256})
 
 
 @router.post("/packages/verification", response_model=PackageVerification, dependencies=[CHECKERS],

@@ -8,20 +8,26 @@
 - ``documents/<number>.pdf`` — the issued documents the items reference that accounts itself issued, byte for byte;
 - ``manifest.json`` — the SHA-256 of every other file. The archive keeps the SHA-256 of the manifest, so a
   presented package is checked file by file against its manifest and the manifest against what was handed out.
+
+An export is a background job (``EXPORT``): the request is answered 202 with the job, the job builds the package
+and keeps its bytes (``archive_export_part``), and the one who exported it downloads it from the address the job's
+result gives (``package_at``). The export's id is the job's.
 """
 
 import hashlib
 import io
 import json
 import zipfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine, select
+import anyio
+from sqlalchemy import Engine, func, insert, select
 from sqlmodel import Session
 
 from services.accounts.archives import service
-from services.accounts.archives.models import DossierExport, DossierItem
+from services.accounts.archives.models import DossierExport, DossierExportPart, DossierItem
 from services.accounts.archives.retention import CLASS_LABELS, retention_of
 from services.kernel import clock, context
 from services.kernel.audit import append_audit, canonical_json
@@ -30,13 +36,14 @@ from services.kernel.documents.models import IssuedDocument
 from services.kernel.documents.pdf import DocumentBody, Table
 from services.kernel.documents.registry import DocumentKind, Subject, issue, issuing_unit
 from services.kernel.documents.text import chinese_date
-from services.kernel.errors import Invalid
-from services.kernel.events import new_event_id
+from services.kernel.errors import Invalid, NotFound
+from services.kernel.jobs import JobContext, JobKind
 
 CATALOGUE = DocumentKind(code="archive_catalogue", title="归档文件目录", prefix="社保档目字")
 NOTES = DocumentKind(code="archive_notes", title="备考表", prefix="社保档备字")
 AGENCY = "社会保险经办机构"
 MANIFEST = "manifest.json"
+PART_BYTES = 1024 * 1024  # a stored package is written and read back this much at a time
 SUBJECT_LABELS = {"person": "参保人员", "employer": "参保单位"}
 
 
@@ -94,14 +101,15 @@ def _safe_name(number: str) -> str:
     return number.replace("/", "-").replace("\\", "-")
 
 
-def export_dossier(engine: Engine, dossier_id: str, purpose: str) -> Package:
+def export_dossier(engine: Engine, dossier_id: str, purpose: str, *, export_id: str) -> Package:
+    """Build the package and keep it (its hashes, its bytes in parts), with the export in the access register and
+    the audit chain, in one transaction."""
     with snapshot_session(engine) as session:
         dossier = service.dossier_view(service.get_dossier(session, dossier_id))
         items = service.all_items(session, dossier_id)
         documents = _documents(session, items)
         for document in documents:
             _ = document.pdf  # loaded before the session closes
-    export_id = new_event_id()
     catalogue = issue(engine, CATALOGUE, Subject(type="archive_dossier", id=dossier_id), catalogue_body(dossier, items))
     notes = issue(engine, NOTES, Subject(type="archive_dossier", id=dossier_id),
                   notes_body(dossier, items, len(documents)))
@@ -125,11 +133,63 @@ def export_dossier(engine: Engine, dossier_id: str, purpose: str) -> Package:
         session.add(DossierExport(id=export_id, dossier_id=dossier_id, manifest_sha256=package.manifest_sha256,
                                   package_sha256=package.package_sha256, item_count=len(items),
                                   exported_at=clock.utc_now(), exported_by=context.actor_id()))
+        session.flush()
+        session.execute(insert(DossierExportPart.__table__), [
+            {"export_id": export_id, "part_no": n, "data": data[i:i + PART_BYTES]}
+            for n, i in enumerate(range(0, len(data), PART_BYTES))])
         service.record_access(session, stored, action="export", purpose=purpose)
         append_audit(session, action="archive.exported", entity_type="archive_dossier", entity_id=dossier_id,
                      detail={"export_id": export_id, "manifest_sha256": package.manifest_sha256,
                              "items": len(items)}, reason=purpose)
     return package
+
+
+# -- as a background job: a dossier of thousands of items renders a long catalogue, more than a request may take --
+
+def _summary(export: DossierExport, size: int) -> dict[str, Any]:
+    return {"export_id": export.id, "dossier_id": export.dossier_id, "items": export.item_count, "bytes": size,
+            "manifest_sha256": export.manifest_sha256, "package_sha256": export.package_sha256,
+            "package_at": f"/archives/exports/{export.id}/package"}
+
+
+def _export(engine: Engine, job_id: str, params: dict[str, Any]) -> dict[str, Any]:
+    # The export's id is the job's: a job resumed after its process died once the export was stored finds it.
+    with snapshot_session(engine) as session:
+        done = session.get(DossierExport, job_id)
+        if done is not None:
+            return _summary(done, _stored_bytes(session, job_id))
+    package = export_dossier(engine, params["dossier_id"], params["purpose"], export_id=job_id)
+    with snapshot_session(engine) as session:
+        return _summary(session.get(DossierExport, job_id), len(package.data))
+
+
+async def _export_step(ctx: JobContext) -> dict[str, Any]:
+    return await anyio.to_thread.run_sync(_export, ctx.engine, ctx.job.id, ctx.params)
+
+
+EXPORTERS = frozenset({"agency_clerk", "agency_reviewer", "agency_approver", "internal_auditor"})
+EXPORT = JobKind(name="accounts.archive_export", submitters=EXPORTERS, readers=frozenset(), run_async=_export_step)
+
+
+def _stored_bytes(session: Session, export_id: str) -> int:
+    return session.execute(select(func.coalesce(func.sum(func.length(DossierExportPart.data)), 0))
+                           .where(DossierExportPart.export_id == export_id)).scalar_one()
+
+
+def downloadable(session: Session, export_id: str) -> DossierExport:
+    """The export, for the one who exported it (the purpose in the access register is theirs); 404 for anyone else,
+    as for an export that does not exist."""
+    export = session.get(DossierExport, export_id)
+    if export is None or export.exported_by != context.actor_id():
+        raise NotFound("ARCHIVE_EXPORT_NOT_FOUND", f"档案导出 {export_id} 不存在")
+    return export
+
+
+def package_parts(engine: Engine, export_id: str) -> Iterator[bytes]:
+    """The package's bytes, a part at a time (never the whole package in memory)."""
+    with snapshot_session(engine) as session:
+        yield from session.execute(select(DossierExportPart.data).where(DossierExportPart.export_id == export_id)
+                                   .order_by(DossierExportPart.part_no).execution_options(yield_per=4)).scalars()
 
 
 def _zip(files: dict[str, bytes]) -> bytes:

@@ -2,6 +2,7 @@
 archive existed, and dossier exports."""
 
 from services.accounts.archives.backfill import BACKFILL
+from services.accounts.archives.export import EXPORT
 from services.accounts.archives.seals import YEAR_SEAL
 
-ARCHIVE_JOBS = (YEAR_SEAL, BACKFILL)
+ARCHIVE_JOBS = (YEAR_SEAL, BACKFILL, EXPORT)
