@@ -14,7 +14,7 @@ from sqlalchemy import func, select, update
 from sqlmodel import Session
 
 from services.accounts import models
-from services.accounts.archives import backfill
+from services.accounts.archives import backfill, export
 from services.accounts.archives.models import Dossier, DossierItem
 from services.accounts.employers.schemas import EmployerRegistration
 from services.accounts.employers.service import register_employer
@@ -61,7 +61,8 @@ async def items_of(client, headers, dossier_id: str) -> list[dict]:  # noqa: ANN
     return response.json()["items"]
 
 
-async def test_registry_acts_are_filed_with_class_and_audit_position_and_export_verifies(start_service, auth):
+async def test_registry_acts_are_filed_with_class_and_audit_position_and_export_verifies(start_service, auth,
+                                                                                         monkeypatch):
     clerk = auth("agency_clerk", region=REGION, subject="clerk.zhao")
     auditor = auth("internal_auditor", region=REGION, subject="auditor.qian")
     async with start_service("accounts") as accounts:
@@ -145,6 +146,12 @@ async def test_registry_acts_are_filed_with_class_and_audit_position_and_export_
         bad = await accounts.post("/archives/packages/verification", headers=auditor,
                                   files={"file": ("x.zip", b"not a zip", "application/zip")})
         assert (bad.status_code, error_code(bad)) == (422, "ARCHIVE_PACKAGE_INVALID")
+        # A package that would expand past the bound is refused before a byte of it is unpacked (a zip bomb).
+        monkeypatch.setattr(export, "MAX_UNPACKED_BYTES", sum(len(v) for v in files.values()) - 1)
+        bomb = await accounts.post("/archives/packages/verification", headers=auditor,
+                                   files={"file": ("dossier.zip", data, "application/zip")})
+        assert (bomb.status_code, error_code(bomb)) == (413, "ARCHIVE_PACKAGE_TOO_LARGE")
+        monkeypatch.undo()
 
         register = await accounts.get("/archives/access-register", params={"dossier_id": dossier["id"]},
                                       headers=auditor)

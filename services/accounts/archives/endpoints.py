@@ -109,12 +109,13 @@ def download_package(export_id: str, session: SessionDep, engine: EngineDep) -> 
 
 @router.post("/packages/verification", response_model=PackageVerification, dependencies=[CHECKERS],
              summary="Is this package a dossier export as handed out? (genuine | altered, naming the file | unknown)")
-async def verify_package(session: SessionDep, file: Annotated[UploadFile, File(description="the zip")]) \
+def verify_package(session: SessionDep, file: Annotated[UploadFile, File(description="the zip")]) \
         -> PackageVerification:
-    data = await file.read(MAX_PACKAGE_BYTES + 1)
-    if len(data) > MAX_PACKAGE_BYTES:
+    # The upload is spooled to disk by the server; each file is hashed from the zip a part at a time (a worker
+    # thread: a large package does not hold up the event loop).
+    if (file.size or 0) > MAX_PACKAGE_BYTES:
         raise TooLarge("ARCHIVE_PACKAGE_TOO_LARGE", f"档案包超过 {MAX_PACKAGE_BYTES // (1024 * 1024)} MiB")
-    return PackageVerification(**export.verify_package(session, data))
+    return PackageVerification(**export.verify_package(session, file.file))
 
 
 @router.get("/access-register", response_model=AccessPage, dependencies=[AUDITORS],

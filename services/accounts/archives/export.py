@@ -20,7 +20,7 @@ import json
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import IO, Any
 
 import anyio
 from sqlalchemy import Engine, func, insert, select
@@ -36,7 +36,7 @@ from services.kernel.documents.models import IssuedDocument
 from services.kernel.documents.pdf import DocumentBody, Table
 from services.kernel.documents.registry import DocumentKind, Subject, issue, issuing_unit
 from services.kernel.documents.text import chinese_date
-from services.kernel.errors import Invalid, NotFound
+from services.kernel.errors import Invalid, NotFound, TooLarge
 from services.kernel.jobs import JobContext, JobKind
 
 CATALOGUE = DocumentKind(code="archive_catalogue", title="归档文件目录", prefix="社保档目字")
@@ -203,34 +203,52 @@ def _zip(files: dict[str, bytes]) -> bytes:
 
 # -- verification ----------------------------------------------------------------------------------------------------
 
-def _read_package(data: bytes) -> dict[str, bytes]:
+MAX_UNPACKED_BYTES = 4 * 1024 * 1024 * 1024  # what a package may expand to: a zip bomb is refused before it is read
+
+
+def _read_package(package: IO[bytes]) -> tuple[dict[str, Any], bytes, dict[str, str]]:
+    """(manifest, its bytes, the SHA-256 of every other file), each file hashed as it is read from the zip a part at a
+    time: a large package is never whole in memory."""
     try:
-        with zipfile.ZipFile(io.BytesIO(data)) as archive:
-            return {info.filename: archive.read(info) for info in archive.infolist() if not info.is_dir()}
+        with zipfile.ZipFile(package) as archive:
+            files = [info for info in archive.infolist() if not info.is_dir()]
+            if sum(info.file_size for info in files) > MAX_UNPACKED_BYTES:
+                raise TooLarge("ARCHIVE_PACKAGE_TOO_LARGE",
+                               f"档案包解压后超过 {MAX_UNPACKED_BYTES // (1024 * 1024 * 1024)} GiB")
+            manifest = archive.read(MANIFEST) if MANIFEST in archive.namelist() else None
+            hashes = {info.filename: _sha256_of(archive, info) for info in files if info.filename != MANIFEST}
     except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError) as exc:
         raise Invalid("ARCHIVE_PACKAGE_INVALID", f"不是有效的档案包（zip）：{exc}") from None
+    return _manifest(manifest), manifest or b"", hashes
 
 
-def _manifest(files: dict[str, bytes]) -> dict[str, Any]:
+def _sha256_of(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> str:
+    digest = hashlib.sha256()
+    with archive.open(info) as stream:
+        while part := stream.read(PART_BYTES):
+            digest.update(part)
+    return digest.hexdigest()
+
+
+def _manifest(data: bytes | None) -> dict[str, Any]:
     try:
-        manifest = json.loads(files[MANIFEST])
+        manifest = json.loads(data or b"")
         assert isinstance(manifest.get("files"), dict)
         return manifest
-    except (KeyError, ValueError, AssertionError, AttributeError):
+    except (ValueError, AssertionError, AttributeError):
         raise Invalid("ARCHIVE_PACKAGE_INVALID", "档案包缺少可读的 manifest.json（文件清单及 SHA-256 摘要）") from None
 
 
-def verify_package(session: Session, data: bytes) -> dict[str, Any]:
+def verify_package(session: Session, package: IO[bytes]) -> dict[str, Any]:
     """``genuine``: every file is the manifest's and the manifest is the one handed out; ``altered``: a file or
     the manifest differs (named); ``unknown``: a package this archive never exported."""
-    files = _read_package(data)
-    manifest = _manifest(files)
+    manifest, manifest_bytes, hashes = _read_package(package)
     listed: dict[str, str] = manifest["files"]
-    altered = sorted(n for n, h in listed.items() if n in files and hashlib.sha256(files[n]).hexdigest() != h)
-    missing = sorted(n for n in listed if n not in files)
-    extra = sorted(n for n in files if n not in listed and n != MANIFEST)
+    altered = sorted(n for n, h in listed.items() if n in hashes and hashes[n] != h)
+    missing = sorted(n for n in listed if n not in hashes)
+    extra = sorted(n for n in hashes if n not in listed)
     export = session.execute(select(DossierExport).where(
-        DossierExport.manifest_sha256 == hashlib.sha256(files[MANIFEST]).hexdigest())).scalar_one_or_none()
+        DossierExport.manifest_sha256 == hashlib.sha256(manifest_bytes).hexdigest())).scalar_one_or_none()
     manifest_altered = False
     if export is None:
         export = session.get(DossierExport, str(manifest.get("export_id", "")))
