@@ -165,10 +165,13 @@ async def test_registry_acts_are_filed_with_class_and_audit_position_and_export_
         assert no_purpose.status_code == 422
 
 
-def old_line(person_id: str, act_id: str, item_type: str = "payroll_line", when: str = "1990-03-01T02:00:00+00:00"):
-    return ArchiveItemLine(source="benefits", subject_type="person", subject_id=person_id, item_type=item_type,
-                           act_id=act_id, title="1990 年 3 月待遇发放", decision="核定发放 100.00 元",
-                           decided_by="approver.old", occurred_at=when)
+def old_line(person_id: str, act_id: str, claim_kind: str = "unemployment",
+             when: str = "1990-03-01T02:00:00+00:00") -> ArchiveItemLine:
+    """A claim decision of 1990: an unemployment benefit's is kept 10 years (附件 五(三)), a pension's permanently
+    while its row of the attachment is unconfirmed."""
+    return ArchiveItemLine(source="benefits", subject_type="person", subject_id=person_id, item_type="claim_decision",
+                           act_id=act_id, title="1990 年 3 月待遇核定", decision="核定发放 100.00 元",
+                           decided_by="approver.old", references={"claim_kind": claim_kind}, occurred_at=when)
 
 
 async def test_a_sealed_year_keeps_its_hash_and_expired_items_go_only_with_two_approvals(start_service, auth):
@@ -183,7 +186,7 @@ async def test_a_sealed_year_keeps_its_hash_and_expired_items_go_only_with_two_a
         person = (await accounts.post("/persons", json=person_body(), headers=clerk)).json()
         dossier = await dossier_of(accounts, clerk, person["id"])
         await publish(accounts, BenefitsArchiveItemsFiled(items=[
-            old_line(person["id"], "line-1"), old_line(person["id"], "claim-1", item_type="claim_decision")]))
+            old_line(person["id"], "line-1"), old_line(person["id"], "claim-1", claim_kind="basic_pension")]))
 
         async def count() -> int:
             return (await dossier_of(accounts, clerk, person["id"]))["item_count"]
@@ -216,7 +219,7 @@ async def test_a_sealed_year_keeps_its_hash_and_expired_items_go_only_with_two_a
         listed = proposed.json()
         assert (listed["status"], listed["item_count"]) == ("proposed", 2)
         assert [(line["serial"], line["item_type"], line["expires_after_year"]) for line in listed["lines"]] == [
-            (2, "payroll_line", 2020), (4, "payroll_line", 2020)]
+            (2, "claim_decision", 2000), (4, "claim_decision", 2000)]
         path = f"/archives/disposals/{listed['id']}"
         decision = {"reason": "同意销毁"}
         own = await accounts.post(f"{path}/approvals", json=decision, headers=clerk_as_reviewer)

@@ -559,10 +559,15 @@ async def test_benefits_flow_through_the_gateway(settings, make_settings, nats_s
                                  timeout=30)
         dossier_id = (await call("GET", "/accounts/archives/dossiers", clerk,
                                  params={"registration_number": zhang["citizen_id"]}))["items"][0]["id"]
-        classes = {i["item_type"]: (i["retention_class"], i["retention_years"]) for i in items}
-        assert classes == {"person_registration": ("long", 100), "enrolment": ("long", 100),
-                           "claim_decision": ("long", 100), "payroll_line": ("short", 30),
-                           "exchange_record": ("long", 50), "issued_document": ("long", 100)}
+        # Pension decisions, payroll lines and the recovery notice: permanent while the attachment's pension row is
+        # unconfirmed (services/accounts/archives/retention.py); the account statement as 个人账户管理材料.
+        classes = {(i["item_type"], i["source"]): (i["retention_class"], i["retention_years"]) for i in items}
+        assert classes == {("person_registration", "accounts"): ("long", 100), ("enrolment", "accounts"): ("long", 100),
+                           ("claim_decision", "benefits"): ("permanent", None),
+                           ("payroll_line", "benefits"): ("permanent", None),
+                           ("exchange_record", "accounts"): ("long", 50),
+                           ("issued_document", "benefits"): ("permanent", None),
+                           ("issued_document", "accounts"): ("long", 100)}
         filed = {i["source"]: i["references"] for i in items if i["item_type"] == "issued_document"}
         assert filed["benefits"]["document_sha256"] == recovery_pdf.headers["x-document-sha256"]
         assert filed["accounts"]["document_sha256"] == statement_pdf.headers["x-document-sha256"]

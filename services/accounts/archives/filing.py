@@ -143,7 +143,7 @@ def _year(line: dict[str, Any]) -> int:
 def _row(dossier: _Open, line: dict[str, Any], now: datetime, event_id: str | None) -> dict[str, Any]:
     occurred_at = datetime.fromisoformat(line["occurred_at"])
     year = _year(line)
-    retention = retention_of(line["item_type"])
+    retention = retention_of(line["item_type"], line.get("references"))
     return {
         "id": new_event_id(), "dossier_id": dossier.id, "serial": dossier.count, "year": year,
         "source": line["source"], "item_type": line["item_type"], "act_id": line["act_id"][:100],
