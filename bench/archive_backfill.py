@@ -19,7 +19,6 @@ Results: ``bench/results/archive_backfill.json``.
 import argparse
 import json
 import os
-import platform
 import tempfile
 import time
 from datetime import UTC, date, datetime, timedelta
@@ -30,6 +29,7 @@ from sqlalchemy import func, insert, select
 from sqlmodel import Session
 
 from bench.money_in import citizen_id, fail, make_uscc
+from bench.report import measured, publish
 from services.accounts import app as accounts_app
 from services.accounts.archives import backfill
 from services.accounts.archives.models import Dossier, DossierItem
@@ -108,7 +108,6 @@ def main() -> None:
         load_before = os.getloadavg()[0]
         first = run_job(engine)
         second = run_job(engine)
-        load_after = os.getloadavg()[0]
         registrations = count(engine, DossierItem.item_type == "person_registration")
         with_position = count(engine, DossierItem.item_type == "person_registration", DossierItem.audit_seq.is_not(None))
         with Session(engine) as session:
@@ -120,21 +119,17 @@ def main() -> None:
     if registrations != args.persons or with_position != args.persons // 2 or dossiers != args.persons + employers:
         fail(f"{registrations} registrations, {with_position} with position, {dossiers} dossiers")
     examined = sum(first[2]["examined"].values())
-    result = {"benchmark": "archive_backfill", "persons": args.persons, "employers": employers,
-              "records_examined": examined, "items_filed": first[2]["items_filed"],
-              "with_audit_position": first[2]["with_audit_position"],
-              "audit_position_unknown": first[2]["audit_position_unknown"],
-              "first_run": {"cpu_seconds": round(first[0], 2), "wall_seconds": round(first[1], 2),
-                            "cpu_us_per_record": round(first[0] / examined * 1e6, 1),
-                            "items_per_second": round(first[2]["items_filed"] / first[1])},
-              "second_run": {"cpu_seconds": round(second[0], 2), "wall_seconds": round(second[1], 2),
-                             "items_filed": 0},
-              "load_before": round(load_before, 2), "load_after": round(load_after, 2),
-              "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
-              "measured_at": datetime.now(UTC).isoformat(timespec="seconds")}
-    print(json.dumps(result, ensure_ascii=False, indent=1))
-    if not args.no_write:
-        RESULTS.write_text(json.dumps(result, ensure_ascii=False, indent=1) + "\n")
+    result = measured({
+        "benchmark": "archive_backfill", "persons": args.persons, "employers": employers,
+        "records_examined": examined, "items_filed": first[2]["items_filed"],
+        "with_audit_position": first[2]["with_audit_position"],
+        "audit_position_unknown": first[2]["audit_position_unknown"],
+        "first_run": {"cpu_seconds": round(first[0], 2), "wall_seconds": round(first[1], 2),
+                      "cpu_us_per_record": round(first[0] / examined * 1e6, 1),
+                      "items_per_second": round(first[2]["items_filed"] / first[1])},
+        "second_run": {"cpu_seconds": round(second[0], 2), "wall_seconds": round(second[1], 2), "items_filed": 0},
+    }, load_before)
+    publish(result, RESULTS, write=not args.no_write)
 
 
 if __name__ == "__main__":

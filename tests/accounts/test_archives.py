@@ -7,9 +7,6 @@ and export is in the access register (利用登记) the auditors read (004 第7�
 import hashlib
 import json
 from datetime import UTC, date, datetime
-from types import SimpleNamespace
-
-import pytest
 from sqlalchemy import func, select, update
 from sqlmodel import Session
 
@@ -31,7 +28,6 @@ from services.kernel.db import make_engine, unit_of_work
 from services.kernel.events import new_event_id
 from services.kernel.migrations import upgrade_database
 from services.kernel.models import AuditEntry, Job
-from services.kernel.settings_sections import JobSettings
 from tests.support.accounts import (
     EMPLOYER_HEADER,
     ENROLMENT_HEADER,
@@ -45,6 +41,7 @@ from tests.support.accounts import (
 )
 from tests.support.archives import PURPOSE, export_package, unzipped, zipped
 from tests.support.e2e import eventually
+from tests.support.jobs import run_until_killed
 from tests.support.oversight import publish
 from tests.support.registry import REGION, engine_of, error_code, make_uscc
 
@@ -286,10 +283,6 @@ async def test_an_import_files_each_registration_and_a_persons_enrolments_as_one
 
 # -- backfill (补录归档) ---------------------------------------------------------------------------------------------
 
-class Crash(BaseException):
-    """The accounts process dies here."""
-
-
 def old_database(url: str) -> tuple[str, str, str]:
     """An accounts database as it was before the archive: an employer, a person enrolled through it and a person
     imported (no audit entry of their own), none with a dossier. Returns (employer, person, imported person) ids."""
@@ -325,21 +318,8 @@ async def test_backfill_files_an_old_databases_acts_once_and_resumes_after_a_cra
         job, _ = jobs.submit_job(engine, backfill.BACKFILL)
 
     # One record a chunk; the process dies inside the fourth chunk (its writes roll back).
-    real, calls = backfill.BackfillWork.run_chunk, {"n": 0}
-
-    def dies_in_fourth_chunk(self, session, offset):  # noqa: ANN001, ANN202
-        step = real(self, session, offset)
-        calls["n"] += 1
-        if calls["n"] == 4:
-            raise Crash("killed inside the fourth chunk")
-        return step
-
-    monkeypatch.setattr(backfill.BackfillWork, "run_chunk", dies_in_fourth_chunk)
-    first = jobs.JobRunner(SimpleNamespace(state=SimpleNamespace(engine=engine)),  # type: ignore[arg-type]
-                           {backfill.BACKFILL.name: backfill.BACKFILL}, JobSettings(lease_seconds=0.5, chunk_rows=1))
-    with pytest.raises(Crash):
-        await first._run(jobs.claim_next(engine, [backfill.BACKFILL.name], first.owner, first.lease))
-    monkeypatch.setattr(backfill.BackfillWork, "run_chunk", real)
+    await run_until_killed(engine, backfill.BACKFILL, backfill.BackfillWork, killed_in_chunk=4,
+                           monkeypatch=monkeypatch, chunk_rows=1)
     with Session(engine) as session:
         left = session.get(Job, job.id)
         assert (left.status, left.rows_done) == ("running", 3)  # three audit entries: registrations, enrolment

@@ -30,7 +30,7 @@ from services.accounts.archives.schemas import (
 from services.kernel.auth import allow
 from services.kernel.db import snapshot_session
 from services.kernel.errors import TooLarge
-from services.kernel.jobs import JobOut, accepted
+from services.kernel.jobs import JobKind, JobOut, accepted
 from services.kernel.service_app import EngineDep, SessionDep, WriteSessionDep
 
 # The agency's staff read dossiers (the citizen id masked as the API masks it for their role); the internal
@@ -42,6 +42,13 @@ MAX_PACKAGE_BYTES = 256 * 1024 * 1024
 PURPOSE = Query(description="利用目的: why the dossier is read (kept in the access register)")
 
 router = APIRouter(prefix="/archives", tags=["archives"])
+
+
+async def _started(request: Request, kind: JobKind, **submission: Any) -> Any:
+    """The job submitted (stored in a transaction of its own, in a worker thread) and answered 202 with its address."""
+    runner = request.app.state.jobs
+    job, _ = await anyio.to_thread.run_sync(lambda: runner.submit(kind.name, **submission))
+    return accepted(request, job)
 
 
 @router.get("/dossiers", response_model=DossierPage, dependencies=[READERS],
@@ -89,10 +96,7 @@ async def export_dossier(dossier_id: str, request: Request, engine: EngineDep,
                          purpose: Annotated[Purpose, PURPOSE]) -> Any:
     with snapshot_session(engine) as session:
         service.get_dossier(session, dossier_id)
-    runner = request.app.state.jobs
-    job, _ = await anyio.to_thread.run_sync(lambda: runner.submit(
-        export.EXPORT.name, params={"dossier_id": dossier_id, "purpose": purpose}))
-    return accepted(request, job)
+    return await _started(request, export.EXPORT, params={"dossier_id": dossier_id, "purpose": purpose})
 
 
 @router.get("/exports/{export_id}/package", response_class=StreamingResponse, dependencies=[READERS],
@@ -194,9 +198,7 @@ async def seal_year(year: Annotated[int, Path(ge=1990, le=2200)], request: Reque
     # A snapshot, not the request's unit of work: the job is stored in a transaction of its own.
     with snapshot_session(engine) as session:
         seals.check_sealable(session, year)
-    runner = request.app.state.jobs
-    job, _ = await anyio.to_thread.run_sync(lambda: runner.submit(seals.YEAR_SEAL.name, params={"year": year}))
-    return accepted(request, job)
+    return await _started(request, seals.YEAR_SEAL, params={"year": year})
 
 
 @router.get("/years/{year}/seal", response_model=YearSealOut, dependencies=[DISPOSAL_READERS],
@@ -225,6 +227,4 @@ BACKFILLERS = allow("agency_approver")
                          "already in its dossier is never filed twice, so running it again files nothing new. The "
                          "job's result counts the items filed, with and without their audit position.")
 async def backfill_archive(request: Request) -> Any:
-    runner = request.app.state.jobs
-    job, _ = await anyio.to_thread.run_sync(lambda: runner.submit(backfill.BACKFILL.name))
-    return accepted(request, job)
+    return await _started(request, backfill.BACKFILL)
