@@ -9,17 +9,18 @@
 - ``manifest.json`` — the SHA-256 of every other file. The archive keeps the SHA-256 of the manifest, so a
   presented package is checked file by file against its manifest and the manifest against what was handed out.
 
-An export is a background job (``EXPORT``): the request is answered 202 with the job, the job builds the package
-and keeps its bytes (``archive_export_part``), and the one who exported it downloads it from the address the job's
+An export is a background job (``EXPORT``): the request is answered 202 with the job, the job writes the package
+to a temporary file a file at a time and keeps its bytes (``archive_export_part``, a part at a time), and the one who exported it downloads it from the address the job's
 result gives (``package_at``). The export's id is the job's.
 """
 
 import hashlib
-import io
 import json
+import tempfile
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from itertools import chain
 from typing import IO, Any
 
 import anyio
@@ -50,7 +51,7 @@ SUBJECT_LABELS = {"person": "参保人员", "employer": "参保单位"}
 @dataclass(frozen=True)
 class Package:
     export_id: str
-    data: bytes
+    size: int
     manifest_sha256: str
     package_sha256: str
 
@@ -113,35 +114,57 @@ def export_dossier(engine: Engine, dossier_id: str, purpose: str, *, export_id: 
     catalogue = issue(engine, CATALOGUE, Subject(type="archive_dossier", id=dossier_id), catalogue_body(dossier, items))
     notes = issue(engine, NOTES, Subject(type="archive_dossier", id=dossier_id),
                   notes_body(dossier, items, len(documents)))
-    files: dict[str, bytes] = {"归档文件目录.pdf": catalogue.pdf, "备考表.pdf": notes.pdf}
-    for item in items:
-        files[f"items/{item.serial:05d}.json"] = canonical_json(service.item_view(item)).encode()
-    for document in documents:
-        files[f"documents/{_safe_name(document.number)}.pdf"] = document.pdf
-    manifest = canonical_json({
-        "export_id": export_id, "dossier_id": dossier_id, "subject_type": dossier["subject_type"],
-        "registration_number": dossier["registration_number"], "exported_at": clock.utc_now().isoformat(),
-        "exported_by": context.actor_id(), "item_count": len(items),
-        "catalogue": catalogue.number, "notes": notes.number,
-        "files": {name: hashlib.sha256(data).hexdigest() for name, data in sorted(files.items())},
-    }).encode()
-    data = _zip(files | {MANIFEST: manifest})
-    package = Package(export_id=export_id, data=data, manifest_sha256=hashlib.sha256(manifest).hexdigest(),
-                      package_sha256=hashlib.sha256(data).hexdigest())
-    with unit_of_work(engine) as session:
-        stored = service.get_dossier(session, dossier_id)
-        session.add(DossierExport(id=export_id, dossier_id=dossier_id, manifest_sha256=package.manifest_sha256,
-                                  package_sha256=package.package_sha256, item_count=len(items),
-                                  exported_at=clock.utc_now(), exported_by=context.actor_id()))
-        session.flush()
-        session.execute(insert(DossierExportPart.__table__), [
-            {"export_id": export_id, "part_no": n, "data": data[i:i + PART_BYTES]}
-            for n, i in enumerate(range(0, len(data), PART_BYTES))])
-        service.record_access(session, stored, action="export", purpose=purpose)
-        append_audit(session, action="archive.exported", entity_type="archive_dossier", entity_id=dossier_id,
-                     detail={"export_id": export_id, "manifest_sha256": package.manifest_sha256,
-                             "items": len(items)}, reason=purpose)
+    head = {"export_id": export_id, "dossier_id": dossier_id, "subject_type": dossier["subject_type"],
+            "registration_number": dossier["registration_number"], "exported_at": clock.utc_now().isoformat(),
+            "exported_by": context.actor_id(), "item_count": len(items), "catalogue": catalogue.number,
+            "notes": notes.number}
+    files = chain([("归档文件目录.pdf", catalogue.pdf), ("备考表.pdf", notes.pdf)],
+                  ((f"items/{i.serial:05d}.json", canonical_json(service.item_view(i)).encode()) for i in items),
+                  ((f"documents/{_safe_name(d.number)}.pdf", d.pdf) for d in documents))
+    with tempfile.TemporaryFile() as target:
+        manifest = _write_package(target, files, lambda hashes: canonical_json(head | {"files": hashes}).encode())
+        target.seek(0)
+        package_sha256 = hashlib.file_digest(target, "sha256").hexdigest()  # read a part at a time
+        package = Package(export_id=export_id, size=target.tell(), package_sha256=package_sha256,
+                          manifest_sha256=hashlib.sha256(manifest).hexdigest())
+        with unit_of_work(engine) as session:
+            stored = service.get_dossier(session, dossier_id)
+            session.add(DossierExport(id=export_id, dossier_id=dossier_id, manifest_sha256=package.manifest_sha256,
+                                      package_sha256=package.package_sha256, item_count=len(items),
+                                      exported_at=clock.utc_now(), exported_by=context.actor_id()))
+            session.flush()
+            for part_no, part in enumerate(_parts(target)):
+                session.execute(insert(DossierExportPart.__table__).values(export_id=export_id, part_no=part_no,
+                                                                           data=part))
+            service.record_access(session, stored, action="export", purpose=purpose)
+            append_audit(session, action="archive.exported", entity_type="archive_dossier", entity_id=dossier_id,
+                         detail={"export_id": export_id, "manifest_sha256": package.manifest_sha256,
+                                 "items": len(items)}, reason=purpose)
     return package
+
+
+def _write_package(target: IO[bytes], files: Iterable[tuple[str, bytes]],
+                   manifest: Callable[[dict[str, str]], bytes]) -> bytes:
+    """``files`` zipped into ``target`` as they come (an item's metadata is made only when it is written), then the
+    manifest ``manifest`` makes of their SHA-256; returns the manifest's bytes."""
+    hashes: dict[str, str] = {}
+    with zipfile.ZipFile(target, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for name, data in files:
+            _add(archive, name, data)
+            hashes[name] = hashlib.sha256(data).hexdigest()
+        written = manifest(dict(sorted(hashes.items())))
+        _add(archive, MANIFEST, written)
+    return written
+
+
+def _add(archive: zipfile.ZipFile, name: str, data: bytes) -> None:
+    archive.writestr(zipfile.ZipInfo(name, date_time=(2000, 1, 1, 0, 0, 0)), data, compress_type=zipfile.ZIP_DEFLATED)
+
+
+def _parts(target: IO[bytes]) -> Iterator[bytes]:
+    target.seek(0)
+    while part := target.read(PART_BYTES):
+        yield part
 
 
 # -- as a background job: a dossier of thousands of items renders a long catalogue, more than a request may take --
@@ -160,7 +183,7 @@ def _export(engine: Engine, job_id: str, params: dict[str, Any]) -> dict[str, An
             return _summary(done, _stored_bytes(session, job_id))
     package = export_dossier(engine, params["dossier_id"], params["purpose"], export_id=job_id)
     with snapshot_session(engine) as session:
-        return _summary(session.get(DossierExport, job_id), len(package.data))
+        return _summary(session.get(DossierExport, job_id), package.size)
 
 
 async def _export_step(ctx: JobContext) -> dict[str, Any]:
@@ -190,15 +213,6 @@ def package_parts(engine: Engine, export_id: str) -> Iterator[bytes]:
     with snapshot_session(engine) as session:
         yield from session.execute(select(DossierExportPart.data).where(DossierExportPart.export_id == export_id)
                                    .order_by(DossierExportPart.part_no).execution_options(yield_per=4)).scalars()
-
-
-def _zip(files: dict[str, bytes]) -> bytes:
-    out = io.BytesIO()
-    with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-        for name in sorted(files):
-            archive.writestr(zipfile.ZipInfo(name, date_time=(2000, 1, 1, 0, 0, 0)), files[name],
-                             compress_type=zipfile.ZIP_DEFLATED)
-    return out.getvalue()
 
 
 # -- verification ----------------------------------------------------------------------------------------------------
