@@ -4,9 +4,9 @@ from fastapi import FastAPI
 
 from services.accounts import models
 from services.accounts.archives.endpoints import router as archives_router
+from services.accounts.archives.jobs import ARCHIVE_JOBS
 from services.accounts.archives.filing import FILING
 from services.accounts.archives.handlers import ARCHIVE_CONSUMERS
-from services.accounts.archives.seals import YEAR_SEAL
 from services.accounts.employers.endpoints import router as employers_router
 from services.accounts.documents.endpoints import router as documents_router
 from services.accounts.enrolments.endpoints import router as enrolments_router, verification_router
@@ -29,12 +29,12 @@ SPEC = ServiceSpec(
     description="参保登记: the registry of employers, insured persons, enrolments and individual accounts.",
     metadata=models.metadata,
     routers=[employers_router, persons_router, enrolments_router, ledger_router, exchange_router, imports_router,
-             verification_router, posting_router, jobs_router([*IMPORT_KINDS.values(), YEAR_SEAL, *CONTROL_JOBS]),
+             verification_router, posting_router, jobs_router([*IMPORT_KINDS.values(), *ARCHIVE_JOBS, *CONTROL_JOBS]),
              documents_router, archives_router, internal_control_router],
     # posts what collection reports collected (AGENCY leg); files the other services' archive items
     consumers=[POSTING_CONSUMER, *ARCHIVE_CONSUMERS],
-    # large imports (imports/jobs.py), the archive's yearly seal (archives/seals.py), internal control's draws
-    background=[job_runner(*IMPORT_KINDS.values(), YEAR_SEAL, *CONTROL_JOBS)],
+    # large imports (imports/jobs.py), the archive's seal, backfill and exports (archives/jobs.py), internal control's draws
+    background=[job_runner(*IMPORT_KINDS.values(), *ARCHIVE_JOBS, *CONTROL_JOBS)],
     archive=FILING,  # accounts keeps the dossiers: its own acts are filed straight into them
 )
 

@@ -21,9 +21,16 @@ OPEN = ("proposed", "approved_once")
 MAX_ITEMS = 10_000  # per list: one request's work; a larger backlog is proposed in several lists
 
 
+# Read from the retention table when an item is shown, not stored with it: a seal or a 销毁清册 line must not change
+# when the table's wording does.
+DERIVED = ("item_label", "retention_basis")
+
+
 def item_sha256(item: DossierItem) -> str:
-    """The SHA-256 of an item's metadata as a package's ``items/*.json`` holds it."""
-    return hashlib.sha256(canonical_json(service.item_view(item)).encode()).hexdigest()
+    """The SHA-256 of an item's stored metadata: a package's ``items/*.json`` less what the retention table derives
+    (``DERIVED``)."""
+    view = {k: v for k, v in service.item_view(item).items() if k not in DERIVED}
+    return hashlib.sha256(canonical_json(view).encode()).hexdigest()
 
 
 def _in_open_lists(session: Session) -> Any:

@@ -6,9 +6,9 @@ from typing import Annotated, Any, Literal
 import anyio
 
 from fastapi import APIRouter, File, Path, Query, Request, UploadFile
-from fastapi.responses import Response
+from fastapi.responses import StreamingResponse
 
-from services.accounts.archives import disposal, export, seals, service
+from services.accounts.archives import backfill, disposal, export, seals, service
 from services.accounts.archives.schemas import (
     AccessOut,
     AccessPage,
@@ -30,7 +30,7 @@ from services.accounts.archives.schemas import (
 from services.kernel.auth import allow
 from services.kernel.db import snapshot_session
 from services.kernel.errors import TooLarge
-from services.kernel.jobs import JobOut, accepted
+from services.kernel.jobs import JobKind, JobOut, accepted
 from services.kernel.service_app import EngineDep, SessionDep, WriteSessionDep
 
 # The agency's staff read dossiers (the citizen id masked as the API masks it for their role); the internal
@@ -42,6 +42,13 @@ MAX_PACKAGE_BYTES = 256 * 1024 * 1024
 PURPOSE = Query(description="利用目的: why the dossier is read (kept in the access register)")
 
 router = APIRouter(prefix="/archives", tags=["archives"])
+
+
+async def _started(request: Request, kind: JobKind, **submission: Any) -> Any:
+    """The job submitted (stored in a transaction of its own, in a worker thread) and answered 202 with its address."""
+    runner = request.app.state.jobs
+    job, _ = await anyio.to_thread.run_sync(lambda: runner.submit(kind.name, **submission))
+    return accepted(request, job)
 
 
 @router.get("/dossiers", response_model=DossierPage, dependencies=[READERS],
@@ -78,25 +85,41 @@ def dossier_items(
                     items=[ItemOut(**service.item_view(i)) for i in rows], next_cursor=next_cursor)
 
 
-@router.post("/dossiers/{dossier_id}/exports", status_code=201, response_class=Response, dependencies=[READERS],
-             responses={201: {"content": {"application/zip": {}},
-                              "description": "the package; X-Export-Id and X-Manifest-Sha256 in headers"}},
-             summary="Export a dossier as a package: catalogue and 备考表 (PDF), items, documents, SHA-256 manifest")
-def export_dossier(dossier_id: str, engine: EngineDep, purpose: Annotated[Purpose, PURPOSE]) -> Response:
-    package = export.export_dossier(engine, dossier_id, purpose)
-    return Response(package.data, status_code=201, media_type="application/zip", headers={
-        "Content-Disposition": f'attachment; filename="dossier-{dossier_id}.zip"',
-        "X-Export-Id": package.export_id, "X-Manifest-Sha256": package.manifest_sha256})
+@router.post("/dossiers/{dossier_id}/exports", status_code=202, response_model=JobOut, dependencies=[READERS],
+             summary="Export a dossier as a package (catalogue and 备考表 PDF, items, documents, SHA-256 manifest), "
+                     "as a background job",
+             description="An unknown dossier answers 404 and one out of the caller's region 403 at once; otherwise "
+                         "202 with `Location: …/jobs/{id}`. The job's result gives the export's id, its manifest and "
+                         "package SHA-256 and `package_at`, where the one who exported it downloads the zip. The "
+                         "export is in the access register with its purpose.")
+async def export_dossier(dossier_id: str, request: Request, engine: EngineDep,
+                         purpose: Annotated[Purpose, PURPOSE]) -> Any:
+    with snapshot_session(engine) as session:
+        service.get_dossier(session, dossier_id)
+    return await _started(request, export.EXPORT, params={"dossier_id": dossier_id, "purpose": purpose})
+
+
+@router.get("/exports/{export_id}/package", response_class=StreamingResponse, dependencies=[READERS],
+            responses={200: {"content": {"application/zip": {}},
+                             "description": "the package; X-Export-Id, X-Manifest-Sha256, X-Package-Sha256 in headers"}},
+            summary="Download an exported package (only the one who exported it)")
+def download_package(export_id: str, session: SessionDep, engine: EngineDep) -> StreamingResponse:
+    done = export.downloadable(session, export_id)
+    return StreamingResponse(export.package_parts(engine, export_id), media_type="application/zip", headers={
+        "Content-Disposition": f'attachment; filename="dossier-{done.dossier_id}.zip"',
+        "X-Export-Id": done.id, "X-Manifest-Sha256": done.manifest_sha256,
+        "X-Package-Sha256": done.package_sha256})
 
 
 @router.post("/packages/verification", response_model=PackageVerification, dependencies=[CHECKERS],
              summary="Is this package a dossier export as handed out? (genuine | altered, naming the file | unknown)")
-async def verify_package(session: SessionDep, file: Annotated[UploadFile, File(description="the zip")]) \
+def verify_package(session: SessionDep, file: Annotated[UploadFile, File(description="the zip")]) \
         -> PackageVerification:
-    data = await file.read(MAX_PACKAGE_BYTES + 1)
-    if len(data) > MAX_PACKAGE_BYTES:
+    # The upload is spooled to disk by the server; each file is hashed from the zip a part at a time (a worker
+    # thread: a large package does not hold up the event loop).
+    if (file.size or 0) > MAX_PACKAGE_BYTES:
         raise TooLarge("ARCHIVE_PACKAGE_TOO_LARGE", f"档案包超过 {MAX_PACKAGE_BYTES // (1024 * 1024)} MiB")
-    return PackageVerification(**export.verify_package(session, data))
+    return PackageVerification(**export.verify_package(session, file.file))
 
 
 @router.get("/access-register", response_model=AccessPage, dependencies=[AUDITORS],
@@ -175,9 +198,7 @@ async def seal_year(year: Annotated[int, Path(ge=1990, le=2200)], request: Reque
     # A snapshot, not the request's unit of work: the job is stored in a transaction of its own.
     with snapshot_session(engine) as session:
         seals.check_sealable(session, year)
-    runner = request.app.state.jobs
-    job, _ = await anyio.to_thread.run_sync(lambda: runner.submit(seals.YEAR_SEAL.name, params={"year": year}))
-    return accepted(request, job)
+    return await _started(request, seals.YEAR_SEAL, params={"year": year})
 
 
 @router.get("/years/{year}/seal", response_model=YearSealOut, dependencies=[DISPOSAL_READERS],
@@ -190,3 +211,20 @@ def get_seal(year: Annotated[int, Path(ge=1990, le=2200)], session: SessionDep) 
             summary="Does every dossier-year of a sealed year still hash to what was sealed?")
 def verify_year(year: Annotated[int, Path(ge=1990, le=2200)], session: SessionDep) -> YearVerification:
     return YearVerification(**seals.verify_year(session, year))
+
+
+# -- backfill (补录归档) of the acts done before the archive existed ------------------------------------------------
+
+BACKFILLERS = allow("agency_approver")
+
+
+@router.post("/backfill", status_code=202, response_model=JobOut, dependencies=[BACKFILLERS],
+             summary="Open the dossiers of subjects registered before the archive, with their registration and "
+                     "enrolment items, as a background job",
+             description="Accepted with 202 and `Location: …/jobs/{id}`; one run at a time (a second request while "
+                         "one runs answers that job). Items are marked 补录归档, with the act's original time and its "
+                         "audit position where the chain has it (otherwise `audit_position: unknown`); an act "
+                         "already in its dossier is never filed twice, so running it again files nothing new. The "
+                         "job's result counts the items filed, with and without their audit position.")
+async def backfill_archive(request: Request) -> Any:
+    return await _started(request, backfill.BACKFILL)

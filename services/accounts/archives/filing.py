@@ -66,6 +66,15 @@ def _read(session: Session, statement: Any, params: dict[str, Any]) -> Any:
     return session.connection().execute(statement, params)
 
 
+def among(session: Session, column: Any, values: Iterable[str]) -> ColumnElement[bool]:
+    """``column IN values`` with the values bound at once as one parameter, like ``_among``: for one-off reads such
+    as the backfill's (a filing's lookups use the statements ``_among`` builds once per dialect)."""
+    values = list(values)
+    if dialect_of(session) == "sqlite":
+        return column.in_(select(func.json_each(json.dumps(values)).table_valued("value").c.value))
+    return column == any_(bindparam(None, values, type_=ARRAY(String)))
+
+
 def _registry_facts(session: Session, subject_type: str, ids: list[str]) -> dict[str, tuple[str, str, str]]:
     """(registration number, name, region) of the persons or employers ``ids``."""
     if subject_type == archives.PERSON:
@@ -190,7 +199,7 @@ class _Moments:
 def _row(dossier: _Open, line: dict[str, Any], moments: _Moments, now: datetime, event_id: str | None,
          sealed: set[int]) -> dict[str, Any]:
     year = moments.year(line["occurred_at"])
-    retention = retention_of(line["item_type"])
+    retention = retention_of(line["item_type"], line.get("references"))
     return {
         "id": new_event_id(), "dossier_id": dossier.id, "serial": dossier.count, "year": year,
         "source": line["source"], "item_type": line["item_type"], "act_id": line["act_id"][:100],

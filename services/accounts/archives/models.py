@@ -3,7 +3,7 @@ registration number, its items, every access to it (利用登记) and the export
 
 from datetime import datetime
 
-from sqlalchemy import Column, Index, Text, UniqueConstraint
+from sqlalchemy import Column, Index, LargeBinary, Text, UniqueConstraint
 from sqlmodel import Field
 
 from services.accounts.models import AccountsTable
@@ -91,6 +91,17 @@ class DossierExport(AccountsTable, table=True):
     item_count: int
     exported_at: datetime
     exported_by: str = Field(max_length=100)
+
+
+class DossierExportPart(AccountsTable, table=True):
+    """The bytes of an exported package, in parts (``export.PART_BYTES``): built by the export job, downloaded by the
+    one who exported it, a part at a time."""
+
+    __tablename__ = "archive_export_part"
+
+    export_id: str = Field(primary_key=True, foreign_key="archive_export.id", max_length=36)
+    part_no: int = Field(primary_key=True)
+    data: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
 
 
 class Disposal(AccountsTable, table=True):

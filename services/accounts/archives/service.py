@@ -92,11 +92,12 @@ def dossier_view(dossier: Dossier) -> dict[str, Any]:
 
 
 def item_view(item: DossierItem) -> dict[str, Any]:
-    retention = retention_of(item.item_type)
+    references = json.loads(item.references)
+    retention = retention_of(item.item_type, references)
     return {"id": item.id, "serial": item.serial, "year": item.year, "source": item.source,
             "item_type": item.item_type, "item_label": retention.label, "act_id": item.act_id, "title": item.title,
             "decision": item.decision, "decided_by": item.decided_by, "decided_role": item.decided_role,
-            "level": item.level, "references": json.loads(item.references), "audit_seq": item.audit_seq,
+            "level": item.level, "references": references, "audit_seq": item.audit_seq,
             "audit_hash": item.audit_hash, "retention_class": item.retention_class,
             "retention_years": item.retention_years, "retention_basis": retention.basis,
             "expires_after_year": item.expires_after_year, "occurred_at": item.occurred_at,
