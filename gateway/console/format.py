@@ -159,6 +159,7 @@ LABELS = {"fund": FUND_LABELS, "case_status": CASE_STATUS_LABELS, "severity": SE
           "bank_file_status": BANK_FILE_STATUS_LABELS}
 # services/benefits/payroll: a run's funding as finance sees it (GET /payroll/runs?funding=).
 LABELS["funding"] = {"requested": "已申请拨付", "awaiting": "已审批、待申请拨付"}
+LABELS["client_status"] = {"active": "启用", "disabled": "已停用"}  # gateway/identity: a system client's status
 
 
 def label(code: object, kind: str) -> str:

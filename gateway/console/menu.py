@@ -111,7 +111,7 @@ SCREENS: tuple[Screen, ...] = (
     Screen("users", "用户与角色", "/console/admin/users", "系统管理",
            (("GET", "/identity/users"), ("GET", "/identity/conflict-rules"),
             ("GET", "/identity/reports/long-tenure"))),
-    Screen("clients", "系统客户端", "/console/admin/clients", "系统管理", (("POST", "/identity/clients"),)),
+    Screen("clients", "系统客户端", "/console/admin/clients", "系统管理", (("GET", "/identity/clients"),)),
 )
 SCREENS_BY_KEY = {screen.key: screen for screen in SCREENS}
 PUBLIC_SCREENS = frozenset({"disclosure", "whistleblowing"})
