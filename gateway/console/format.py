@@ -160,6 +160,9 @@ LABELS = {"fund": FUND_LABELS, "case_status": CASE_STATUS_LABELS, "severity": SE
 # services/benefits/payroll: a run's funding as finance sees it (GET /payroll/runs?funding=).
 LABELS["funding"] = {"requested": "已申请拨付", "awaiting": "已审批、待申请拨付"}
 LABELS["client_status"] = {"active": "启用", "disabled": "已停用"}  # gateway/identity: a system client's status
+# services/accounts/persons: a life-status correction's status and the corrections queue's filter.
+LABELS["correction_status"] = {"requested": "待审核", "approved": "已通过", "rejected": "已驳回", "all": "全部状态"}
+LABELS["exclude_mine"] = {"true": "是"}
 
 
 def label(code: object, kind: str) -> str:

@@ -65,6 +65,8 @@ SCREENS: tuple[Screen, ...] = (
     Screen("persons", "参保人员", "/console/agency/persons", "经办业务",
            (("GET", "/api/accounts/persons"), ("GET", "/api/accounts/persons/{person_id}"),
             ("GET", "/api/accounts/enrolments/by-person/{person_id}"))),
+    Screen("corrections", "后台修改审核", "/console/agency/corrections", "经办业务",
+           (("GET", "/api/accounts/life-status-corrections"),)),
     Screen("employers", "参保单位", "/console/agency/employers", "经办业务",
            (("GET", "/api/accounts/employers"), ("GET", "/api/accounts/employers/{employer_id}"),
             ("GET", "/api/accounts/enrolments/by-employer/{employer_id}"))),
