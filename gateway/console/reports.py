@@ -167,7 +167,7 @@ CLAIMS = Table(
      Column("status", "状态", "label:claim_status"), Column("next_level", "待办环节", "label:claim_level"),
      Column("monthly_amount", "月待遇", "yuan"), Column("one_off_amount", "一次性金额", "yuan"),
      Column("blocked_reason", "校验问题")),
-    (Filter("status", "状态", ("in_review", "blocked", "approved", "rejected"), "claim_status"),
+    (Filter("status", "状态", ("in_review", "returned", "blocked", "approved", "rejected"), "claim_status"),
      Filter("kind", "待遇", ("basic_pension", "resident_pension", "unemployment", "injury", "one_off"), "claim_kind"),
      Filter("person_id", "人员编号")), page_size=200)
 
