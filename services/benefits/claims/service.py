@@ -79,6 +79,7 @@ from services.kernel.audit import append_audit, canonical_json
 from services.kernel.auth import ensure_in_region, region_filter
 from services.kernel.errors import Conflict, Forbidden, Invalid, NotFound
 from services.kernel.events import new_event_id
+from services.kernel.models import AuditEntry
 from services.kernel.money import yuan_to_fen
 from services.kernel.outbox import record_event
 from services.kernel.paging import newest_first
@@ -567,6 +568,14 @@ def _flush_step(session: Session) -> None:
         raise Conflict("CONCURRENT_DECISION", "该环节已由他人同时办理，请刷新后重试") from None
 
 
+def _file_step(session: Session, claim: Claim, act_id: str, level: str, what: str, entry: AuditEntry) -> None:
+    """The step, filed into the person's dossier as a claim decision act, as every level's decision is."""
+    name = "经办补正" if level == CLERK_LEVEL else LEVEL_NAMES[level]
+    archives.file_act(session, [(archives.PERSON, claim.person_id)], "claim_decision", act_id,
+                      f"待遇申请（{claim.kind}）{name}", f"{what}；申请状态 {claim.status}", audit=entry, level=level,
+                      references=_risk_references(claim))
+
+
 def _act_id(claim: Claim, level: str, step: ClaimDecision, decisions: list[ClaimDecision]) -> str:
     """The archive's act: ``claim/level`` for a level's first step (as always), with the step's id for a later one."""
     first = not any(d.level == level and d is not step for d in decisions)
@@ -596,10 +605,8 @@ def decide(session: Session, claim_id: str, body: DecisionRequest) -> Claim:
                                        claim_status=claim.status), source=SOURCE, subject=claim.id)
     _flush_step(session)
     verdict = "同意" if body.decision == "approve" else "不同意"
-    archives.file_act(session, [(archives.PERSON, claim.person_id)], "claim_decision",
-                      _act_id(claim, level, decision, decisions), f"待遇申请（{claim.kind}）{LEVEL_NAMES[level]}",
-                      f"{LEVEL_NAMES[level]}{verdict}{'：' + body.reason if body.reason else ''}；申请状态 {claim.status}",
-                      audit=entry, level=level, references=_risk_references(claim))
+    _file_step(session, claim, _act_id(claim, level, decision, decisions), level,
+               f"{LEVEL_NAMES[level]}{verdict}{'：' + body.reason if body.reason else ''}", entry)
     return claim
 
 
@@ -632,10 +639,8 @@ def return_claim(session: Session, claim_id: str, body: ReturnRequest) -> Claim:
                          reason=body.reason)
     _flush_step(session)
     to = "经办人员" if returned_to == "clerk" else LEVEL_NAMES[returned_to]
-    archives.file_act(session, [(archives.PERSON, claim.person_id)], "claim_decision",
-                      _act_id(claim, level, step, decisions), f"待遇申请（{claim.kind}）{LEVEL_NAMES[level]}",
-                      f"{LEVEL_NAMES[level]}退回{to}：{body.reason}；申请状态 {claim.status}",
-                      audit=entry, level=level, references=_risk_references(claim))
+    _file_step(session, claim, _act_id(claim, level, step, decisions), level,
+               f"{LEVEL_NAMES[level]}退回{to}：{body.reason}", entry)
     return claim
 
 
@@ -666,10 +671,8 @@ def resubmit(session: Session, claim_id: str, body: ResubmissionRequest) -> Clai
     entry = append_audit(session, action="claim.resubmit", entity_type=ENTITY, entity_id=claim.id,
                          detail={"claim_status": claim.status, **changed}, reason=body.reason)
     _flush_step(session)
-    archives.file_act(session, [(archives.PERSON, claim.person_id)], "claim_decision",
-                      f"{claim.id}/{CLERK_LEVEL}/{step.id}", f"待遇申请（{claim.kind}）经办补正",
-                      f"补正后重新提交：{body.reason}；申请状态 {claim.status}", audit=entry, level=CLERK_LEVEL,
-                      references=_risk_references(claim))
+    _file_step(session, claim, f"{claim.id}/{CLERK_LEVEL}/{step.id}", CLERK_LEVEL, f"补正后重新提交：{body.reason}",
+               entry)
     return claim
 
 
