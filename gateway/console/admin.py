@@ -1,7 +1,6 @@
 """IT administrator (信息岗位): staff users with their roles, the incompatible-duty rules in force and the long-tenure
 report of high-risk posts (001 第十六条), over the gateway's ``/identity`` routes; a role granted or revoked there (a
-grant of incompatible duties refused in the API's words, 001 第十六条); a system client registered, its secret
-shown once (the API has no route listing clients: they cannot be listed here)."""
+grant of incompatible duties refused in the API's words, 001 第十六条). System clients: clients.py."""
 
 import asyncio
 from typing import Annotated, Any
@@ -14,7 +13,7 @@ from gateway.console import forms
 from gateway.console.calls import ApiError
 from gateway.console.format import ROLE_LABELS
 from gateway.console.pages import Page, ScreenRefused, screen_page
-from gateway.identity.service import CLIENT_ROLES, STAFF_ROLES
+from gateway.identity.service import STAFF_ROLES
 
 router = APIRouter(prefix="/admin")
 
@@ -24,7 +23,6 @@ Role = Annotated[str, Path(max_length=64, pattern=r"^[a-z_]+$")]
 GRANT = ("POST", "/identity/users/{username}/roles")
 REVOKE = ("DELETE", "/identity/users/{username}/roles/{role}")
 GRANT_FIELDS = {"role": "text", "reason": "text"}
-CLIENT_FIELDS = {"client_id": "text", "name": "text", "role": "text", "region": "text"}
 
 
 async def _users(page: Page, after: str | None = None, years: int = 5, *, status_code: int = 200,
@@ -71,24 +69,3 @@ async def revoke(page: UsersPage, username: Username, role: Role) -> Response:
     error = ApiError.of(response)
     return await _users(page, status_code=error.status, error=error.in_words(), form=page.form,
                         refused_user=username)
-
-
-async def _clients(page: Page, *, status_code: int = 200, error: str | None = None,
-                   form: dict[str, str] | None = None, created: dict[str, Any] | None = None) -> Response:
-    return await page.render("clients.html", status_code=status_code, error=error, typed=form or {},
-                             created=created, client_roles={r: ROLE_LABELS.get(r, r) for r in sorted(CLIENT_ROLES)})
-
-
-@router.get("/clients")
-async def clients(page: Annotated[Page, screen_page("clients")]) -> Response:
-    return await _clients(page)
-
-
-@router.post("/clients")
-async def create_client(page: Annotated[Page, screen_page("clients")]) -> Response:
-    """The client is registered; its secret is in this one answer (never stored in clear, never shown again)."""
-    response = await page.calls.call("POST", "/identity/clients", json=forms.body_of(CLIENT_FIELDS, page.form))
-    if response.status_code == 201:
-        return await _clients(page, created=response.json())
-    error = ApiError.of(response)
-    return await _clients(page, status_code=error.status, error=error.in_words(), form=page.form)

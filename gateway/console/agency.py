@@ -21,6 +21,8 @@ ClaimsPage = Annotated[Page, screen_page("claims")]
 PersonsPage = Annotated[Page, screen_page("persons")]
 Id = Annotated[str, Path(max_length=64, pattern=r"^[\w-]+$")]
 DECIDE = ("POST", "/api/benefits/claims/{claim_id}/decisions")
+RETURN = ("POST", "/api/benefits/claims/{claim_id}/returns")
+RESUBMIT = ("POST", "/api/benefits/claims/{claim_id}/resubmission")
 SUBMIT = ("POST", "/api/benefits/claims")
 DECISION_FIELDS = {"decision": "text", "reason": "text", "level": "text?"}
 CORRECTIONS = "/api/accounts/persons/{person_id}/life-status-corrections"
@@ -32,17 +34,22 @@ CLAIM_FIELDS = {"kind": "text", "effective_period": "int", "fund": "text?", "mon
 
 
 async def _my_queue(page: Page, rows: list[dict[str, Any]], query: dict[str, str]) -> dict[str, Any]:
-    """The claims in review whose next level is decided by one of my roles, that I neither submitted nor decided at
-    an earlier level (the API would refuse me: SUBMITTER_CANNOT_DECIDE, SAME_PERSON_TWO_LEVELS)."""
+    """The claims in review whose next level is decided by one of my roles, that I neither submitted nor acted on at
+    another level (the API would refuse me: SUBMITTER_CANNOT_DECIDE, SAME_PERSON_TWO_LEVELS — a level returned to
+    me is mine again); for a clerk, the claims returned (退回) to be corrected and resubmitted."""
     roles, me = set(page.session.roles), page.session.username
     in_review = await page.calls.json("GET", "/api/benefits/claims", params={"status": "in_review", "limit": 200})
     mine = []
     for claim in in_review["items"]:
         level = next((lv for lv in claim["levels"] if lv["level"] == claim.get("next_level")), None)
-        decided = {d["decided_by"] for d in claim["decisions"]}
-        if level and level["role"] in roles and me not in decided and claim["submitted_by"] != me:
+        elsewhere = {d["decided_by"] for d in claim["decisions"] if d["level"] != claim.get("next_level")}
+        if level and level["role"] in roles and me not in elsewhere and claim["submitted_by"] != me:
             mine.append(claim)
-    return {"queue": mine, "queue_more": in_review.get("next_cursor") is not None}
+    returned = None
+    if await page.may(*RESUBMIT):
+        returned = (await page.calls.json("GET", "/api/benefits/claims",
+                                          params={"status": "returned", "limit": 200}))["items"]
+    return {"queue": mine, "queue_more": in_review.get("next_cursor") is not None, "returned": returned}
 
 
 r.add_table(router, "claims", "/claims", r.CLAIMS, template="claims.html", extra=_my_queue)
@@ -84,13 +91,17 @@ async def start_import(page: Annotated[Page, screen_page("imports")]) -> Respons
 
 
 async def _claim_page(page: Page, claim_id: str, *, status_code: int = 200, error: str | None = None,
-                      reason: str = "") -> Response:
+                      reason: str = "", typed: dict[str, str] | None = None) -> Response:
     claim = await page.calls.json("GET", f"/api/benefits/claims/{quote(claim_id, safe='')}")
     level = next((lv for lv in claim["levels"] if lv["level"] == claim.get("next_level")), None)
     may_decide = (claim["status"] == "in_review" and level is not None and level["role"] in page.session.roles
                   and await page.may(*DECIDE))
-    return await page.render("claim.html", status_code=status_code, claim=claim, level=level,
-                             may_decide=may_decide, error=error, reason=reason)
+    live = {d["level"]: d for d in claim["decisions"]
+            if d.get("voided_at") is None and d["decision"] in ("approve", "reject")}
+    return await page.render("claim.html", status_code=status_code, claim=claim, level=level, live=live,
+                             may_decide=may_decide, may_return=may_decide and await page.may(*RETURN),
+                             may_resubmit=claim["status"] == "returned" and await page.may(*RESUBMIT),
+                             error=error, reason=reason, typed=typed or {})
 
 
 @router.get("/claims/{claim_id}")

@@ -47,12 +47,12 @@ FOLLOW_UP_LABELS = {
     "audit_conducted": "经办机构已开展稽核检查", "referred_to_police": "涉嫌社会保险欺诈犯罪，已移送公安机关",
 }
 CLAIM_STATUS_LABELS = {"in_review": "审核中", "blocked": "校验未通过", "approved": "已核准", "rejected": "已驳回",
-                       "withdrawn": "已撤回"}
+                       "withdrawn": "已撤回", "returned": "已退回经办（待补正）"}
 CLAIM_KIND_LABELS = {"basic_pension": "基本养老金", "resident_pension": "城乡居民养老金", "unemployment": "失业保险金",
                      "injury": "工伤保险待遇", "one_off": "一次性待遇"}
 CLAIM_LEVEL_LABELS = {"first_review": "初审", "second_review": "复核/复审", "approval": "审批",
-                      "large_amount_review": "大额复核"}
-DECISION_LABELS = {"approve": "同意", "reject": "驳回"}
+                      "large_amount_review": "大额复核", "submission": "经办（补正重报）"}
+DECISION_LABELS = {"approve": "同意", "reject": "驳回", "return": "退回", "resubmit": "补正后重新提交"}
 IMPORTANCE_LABELS = {"ordinary": "一般事项（两级审核）", "important": "重要事项（三级审核）"}
 INCIDENT_STATUS_LABELS = {"reported": "已报告", "due": "待报告（期限内）", "overdue": "逾期未报（急情缓报）",
                           "deadline_unknown": "期限未知（日历未覆盖）", "half_yearly": "半年汇总报告"}
@@ -157,6 +157,12 @@ LABELS = {"fund": FUND_LABELS, "case_status": CASE_STATUS_LABELS, "severity": SE
           "assessment_status": ASSESSMENT_STATUS_LABELS, "half": HALF_LABELS, "source": SOURCE_LABELS, "subject_type": SUBJECT_TYPE_LABELS, "rule_mode": RULE_MODE_LABELS,
           "payroll_status": PAYROLL_STATUS_LABELS, "payroll_line": PAYROLL_LINE_LABELS,
           "bank_file_status": BANK_FILE_STATUS_LABELS}
+# services/benefits/payroll: a run's funding as finance sees it (GET /payroll/runs?funding=).
+LABELS["funding"] = {"requested": "已申请拨付", "awaiting": "已审批、待申请拨付"}
+LABELS["client_status"] = {"active": "启用", "disabled": "已停用"}  # gateway/identity: a system client's status
+# services/accounts/persons: a life-status correction's status and the corrections queue's filter.
+LABELS["correction_status"] = {"requested": "待审核", "approved": "已通过", "rejected": "已驳回", "all": "全部状态"}
+LABELS["exclude_mine"] = {"true": "是"}
 
 
 def label(code: object, kind: str) -> str:

@@ -65,6 +65,8 @@ SCREENS: tuple[Screen, ...] = (
     Screen("persons", "参保人员", "/console/agency/persons", "经办业务",
            (("GET", "/api/accounts/persons"), ("GET", "/api/accounts/persons/{person_id}"),
             ("GET", "/api/accounts/enrolments/by-person/{person_id}"))),
+    Screen("corrections", "后台修改审核", "/console/agency/corrections", "经办业务",
+           (("GET", "/api/accounts/life-status-corrections"),)),
     Screen("employers", "参保单位", "/console/agency/employers", "经办业务",
            (("GET", "/api/accounts/employers"), ("GET", "/api/accounts/employers/{employer_id}"),
             ("GET", "/api/accounts/enrolments/by-employer/{employer_id}"))),
@@ -111,7 +113,7 @@ SCREENS: tuple[Screen, ...] = (
     Screen("users", "用户与角色", "/console/admin/users", "系统管理",
            (("GET", "/identity/users"), ("GET", "/identity/conflict-rules"),
             ("GET", "/identity/reports/long-tenure"))),
-    Screen("clients", "系统客户端", "/console/admin/clients", "系统管理", (("POST", "/identity/clients"),)),
+    Screen("clients", "系统客户端", "/console/admin/clients", "系统管理", (("GET", "/identity/clients"),)),
 )
 SCREENS_BY_KEY = {screen.key: screen for screen in SCREENS}
 PUBLIC_SCREENS = frozenset({"disclosure", "whistleblowing"})

@@ -36,8 +36,15 @@ RUN_COLUMNS = (
     Column("bank_files", "报盘文件", "count"))
 RUN_FILTERS = (Filter("fund", "险种", r.FUNDS, "fund"), Filter("period", "发放月份（YYYYMM）"))
 PAYROLL_RUNS = Table("待遇发放批次", RUNS, RUN_COLUMNS, RUN_FILTERS, items=None, cursor=None)
-FUNDING = Table("工资资金申请", RUNS, RUN_COLUMNS, RUN_FILTERS, items=None, cursor=None,
-                caption="已审批的发放批次（申请拨付后由财政从专户拨付至支出户）")
+# Finance reads the runs' funding (the API admits the finance officer to the runs, not to their lines or steps).
+FUNDING_COLUMNS = (
+    Column("id", "发放批次编号"), Column("period", "发放月份", "month"), Column("fund", "险种", "label:fund"),
+    Column("status", "状态", "label:payroll_status"), Column("lines", "发放人数", "count"),
+    Column("total", "申请拨付金额", "yuan"), Column("approved_by", "审批人"),
+    Column("funding_requested_at", "申请拨付时间", "time"))
+FUNDING = Table("工资资金申请", RUNS, FUNDING_COLUMNS,
+                (*RUN_FILTERS, Filter("funding", "拨付申请", ("requested", "awaiting"), "funding")),
+                items=None, cursor=None, caption="已审批的发放批次（申请拨付后由财政从专户拨付至支出户）")
 r.add_table(router, "payroll", "/payroll/runs", PAYROLL_RUNS,
             intro="每月按待遇核定结果计算发放批次，经另一人审批、申请财政拨付后报盘，银行回盘失败的款项退回支出户。")
 

@@ -38,24 +38,33 @@ async def table_rows(page: Page, table: Table, query: dict[str, str],
     return table.sorted(rows, query.get("sort")), table.next_cursor(answer, response.headers)
 
 
+async def show_table(page: Page, href: str, table: Table, query: dict[str, str], *, template: str = "table.html",
+                     intro: str = "", extra: Extra | None = None, enrich: Enrich | None = None,
+                     status_code: int = 200, **context: Any) -> Response:
+    """The table's page at ``href`` for ``query``; ``context`` overrides ``extra``'s values (a refused form's
+    message and what was typed, when a form on the page is shown again)."""
+    rows, cursor = await table_rows(page, table, query, enrich)
+
+    def sort_href(column: Column) -> str:
+        current = query.get("sort")
+        return table_query_href(href, query, sort=f"-{column.key}" if current == column.key else column.key,
+                                after=None)
+
+    more = await extra(page, rows, query) if extra else {}
+    return await page.render(template, status_code=status_code, table=table, rows=rows, query=query, intro=intro,
+                             sort_href=sort_href, excel_href=table_query_href(href + ".xlsx", query),
+                             next_href=table_query_href(href, query, after=cursor) if cursor else None,
+                             **{**more, **context})
+
+
 def add_table(router: APIRouter, key: str, path: str, table: Table, *, intro: str = "",
               template: str = "table.html", extra: Extra | None = None, enrich: Enrich | None = None) -> None:
     """``GET path``: the table; ``GET path.xlsx``: the same rows as a workbook. Both are the screen ``key``."""
     href = "/console" + router.prefix + path
 
     async def show(page: Annotated[Page, screen_page(key)], request: Request) -> Response:
-        query = dict(request.query_params)
-        rows, cursor = await table_rows(page, table, query, enrich)
-
-        def sort_href(column: Column) -> str:
-            current = query.get("sort")
-            return table_query_href(href, query, sort=f"-{column.key}" if current == column.key else column.key,
-                                    after=None)
-
-        more = await extra(page, rows, query) if extra else {}
-        return await page.render(template, table=table, rows=rows, query=query, intro=intro, sort_href=sort_href,
-                                 excel_href=table_query_href(href + ".xlsx", query),
-                                 next_href=table_query_href(href, query, after=cursor) if cursor else None, **more)
+        return await show_table(page, href, table, dict(request.query_params), template=template, intro=intro,
+                                extra=extra, enrich=enrich)
 
     async def download(page: Annotated[Page, screen_page(key)], request: Request) -> Response:
         query = dict(request.query_params)
@@ -158,7 +167,7 @@ CLAIMS = Table(
      Column("status", "状态", "label:claim_status"), Column("next_level", "待办环节", "label:claim_level"),
      Column("monthly_amount", "月待遇", "yuan"), Column("one_off_amount", "一次性金额", "yuan"),
      Column("blocked_reason", "校验问题")),
-    (Filter("status", "状态", ("in_review", "blocked", "approved", "rejected"), "claim_status"),
+    (Filter("status", "状态", ("in_review", "returned", "blocked", "approved", "rejected"), "claim_status"),
      Filter("kind", "待遇", ("basic_pension", "resident_pension", "unemployment", "injury", "one_off"), "claim_kind"),
      Filter("person_id", "人员编号")), page_size=200)
 

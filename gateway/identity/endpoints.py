@@ -6,10 +6,11 @@ from fastapi import APIRouter, Form, Query, Request, status
 from sqlalchemy import select
 
 from gateway.identity import service
-from gateway.identity.models import RoleConflictRule, UserAccount
+from gateway.identity.models import RoleConflictRule, SystemClient, UserAccount
 from gateway.identity.schemas import (
     ClientCreate,
     ClientCreated,
+    ClientOut,
     ConflictRuleOut,
     Me,
     PasswordChange,
@@ -17,6 +18,7 @@ from gateway.identity.schemas import (
     RoleOut,
     StatusChange,
     TenureOut,
+    USERNAME_PATTERN,
     TokenResponse,
     UserCreate,
     UserOut,
@@ -156,6 +158,29 @@ def create_client(body: ClientCreate, session: SessionDep) -> ClientCreated:
                                            region=body.region)
     return ClientCreated(client_id=client.client_id, name=client.name, role=client.role, region=client.region,
                          client_secret=secret)
+
+
+@identity_router.get("/clients", response_model=list[ClientOut], dependencies=[allow("it_admin", "internal_auditor")],
+                     summary="System clients, paged by client id (never a secret)",
+                     description="`role`, `status` filter on the server; `after`: the last client id of the page "
+                                 "before. `last_token_at` is the client's last token grant, when one was recorded.")
+def list_clients(
+    session: SessionDep,
+    after: Annotated[str | None, Query(max_length=64, pattern=USERNAME_PATTERN)] = None,
+    role: Annotated[str | None, Query(pattern="^(" + "|".join(sorted(service.CLIENT_ROLES)) + ")$")] = None,
+    status_: Annotated[str | None, Query(alias="status", pattern="^(active|disabled)$")] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> list[ClientOut]:
+    query = select(SystemClient).order_by(SystemClient.client_id).limit(limit)
+    if after:
+        query = query.where(SystemClient.client_id > after)
+    if role:
+        query = query.where(SystemClient.role == role)
+    if status_:
+        query = query.where(SystemClient.status == status_)
+    return [ClientOut(client_id=c.client_id, name=c.name, roles=[c.role], region=c.region, status=c.status,
+                      disabled=c.status != "active", created_at=c.created_at, created_by=c.created_by,
+                      last_token_at=c.last_token_at) for c in session.execute(query).scalars()]
 
 
 @identity_router.get("/conflict-rules", response_model=list[ConflictRuleOut],

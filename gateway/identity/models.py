@@ -46,6 +46,7 @@ class SystemClient(GatewayTable, table=True):
     status: str = Field(default="active", max_length=20)
     created_at: datetime
     created_by: str = Field(max_length=100)
+    last_token_at: datetime | None = None  # its last client_credentials grant (recorded since this column exists)
 
 
 class RoleAssignment(GatewayTable, table=True):

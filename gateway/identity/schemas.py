@@ -63,6 +63,20 @@ class ClientCreated(BaseModel):
     client_secret: str = Field(description="shown once; only its hash is stored")
 
 
+class ClientOut(BaseModel):
+    """A system client as the IT administrator sees it: never its secret (only a hash is stored anyway)."""
+
+    client_id: str
+    name: str
+    roles: list[str]
+    region: str
+    status: str = Field(description="active | disabled")
+    disabled: bool
+    created_at: datetime
+    created_by: str
+    last_token_at: datetime | None = Field(description="its last client_credentials grant; null: none recorded")
+
+
 class TokenResponse(BaseModel):
     access_token: str
     token_type: str = "bearer"

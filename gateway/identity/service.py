@@ -245,6 +245,8 @@ def sign_in_client(session: Session, settings: Settings, *, client_id: str, secr
     claims = TokenClaims(subject=client.client_id, kind="client", roles=(client.role,), name=client.name,
                          unit=client.name, region=client.region)
     tokens = _issue(session, settings, claims, with_refresh=False)
+    client.last_token_at = clock.utc_now()
+    session.add(client)
     with context.trace(actor=context.Actor(id=client.client_id, role=client.role)):
         append_audit(session, action="auth.client_token", entity_type="client", entity_id=client_id)
     session.flush()

@@ -16,7 +16,7 @@ from services.accounts.internal_control.endpoints import router as internal_cont
 from services.accounts.internal_control.jobs import CONTROL_JOBS
 from services.accounts.imports.jobs import IMPORT_KINDS
 from services.accounts.ledger.endpoints import router as ledger_router
-from services.accounts.persons.endpoints import router as persons_router
+from services.accounts.persons.endpoints import corrections_router, router as persons_router
 from services.accounts.posting.endpoints import router as posting_router
 from services.accounts.posting.handlers import POSTING_CONSUMER
 from services.kernel.jobs import job_runner, jobs_router
@@ -28,8 +28,9 @@ SPEC = ServiceSpec(
     title="sifund accounts",
     description="参保登记: the registry of employers, insured persons, enrolments and individual accounts.",
     metadata=models.metadata,
-    routers=[employers_router, persons_router, enrolments_router, ledger_router, exchange_router, imports_router,
-             verification_router, posting_router, jobs_router([*IMPORT_KINDS.values(), *ARCHIVE_JOBS, *CONTROL_JOBS]),
+    routers=[employers_router, persons_router, corrections_router, enrolments_router, ledger_router, exchange_router,
+             imports_router, verification_router, posting_router,
+             jobs_router([*IMPORT_KINDS.values(), *ARCHIVE_JOBS, *CONTROL_JOBS]),
              documents_router, archives_router, internal_control_router],
     # posts what collection reports collected (AGENCY leg); files the other services' archive items
     consumers=[POSTING_CONSUMER, *ARCHIVE_CONSUMERS],

@@ -7,7 +7,7 @@ and paid only into the beneficiary's own account (000 二(三)).
 
 from datetime import date, datetime
 
-from sqlalchemy import BigInteger, Column, Index, Text, UniqueConstraint
+from sqlalchemy import BigInteger, Column, Index, Text, UniqueConstraint, text
 from sqlalchemy.orm import registry
 from sqlmodel import Field, SQLModel
 
@@ -120,20 +120,33 @@ class Claim(BenefitsTable, table=True):
     decided_at: datetime | None = None
 
 
+# The decisions that count: neither made void by a 退回 nor a return or resubmission step itself.
+LIVE_DECISION = text("voided_at IS NULL AND decision IN ('approve', 'reject')")
+
+
 class ClaimDecision(BenefitsTable, table=True):
-    """One level's decision on a claim. One person can never act at two levels of the same claim."""
+    """One step on a claim: a level's decision (approve, reject), a 退回 (return, to the clerk or to the level before)
+    or the clerk's resubmission after a return. One live decision per level and per person; one person never acts at
+    two levels of the same claim (the service checks it over the whole history, returns and void decisions too)."""
 
     __tablename__ = "claim_decision"
-    __table_args__ = (UniqueConstraint("claim_id", "level"), UniqueConstraint("claim_id", "decided_by"))
+    __table_args__ = (
+        Index("uq_claim_decision_live_level", "claim_id", "level", unique=True,
+              sqlite_where=LIVE_DECISION, postgresql_where=LIVE_DECISION),
+        Index("uq_claim_decision_live_person", "claim_id", "decided_by", unique=True,
+              sqlite_where=LIVE_DECISION, postgresql_where=LIVE_DECISION),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     claim_id: str = Field(foreign_key="claim.id", max_length=36)
-    level: str = Field(max_length=20)  # first_review | second_review | approval | large_amount_review
-    decision: str = Field(max_length=10)  # approve | reject
+    level: str = Field(max_length=20)  # first_review | second_review | approval | large_amount_review | submission
+    decision: str = Field(max_length=10)  # approve | reject | return | resubmit
     reason: str = Field(sa_column=Column(Text, nullable=False))
     decided_at: datetime
     decided_by: str = Field(max_length=100)
     role: str = Field(max_length=50)
+    returned_to: str | None = Field(default=None, max_length=20)  # a return: "clerk" or the level sent back to
+    voided_at: datetime | None = None  # a later return made this decision void: its level is decided again
 
 
 class Entitlement(BenefitsTable, table=True):

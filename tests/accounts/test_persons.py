@@ -344,6 +344,65 @@ async def test_life_status_correction_needs_a_second_person_and_changes_everythi
         assert [c["status"] for c in listed] == ["approved"]
 
 
+async def test_the_corrections_queue_lists_every_persons_requests_of_my_area(start_service, auth):
+    clerk = auth("agency_clerk", region=REGION, subject="zhang")
+    other_clerk = auth("agency_clerk", region=REGION, subject="zhao")
+    far_clerk = auth("agency_clerk", region=OTHER_DISTRICT, subject="qian")
+    reviewer = auth("agency_reviewer", region=REGION, subject="li")
+    async with start_service("accounts") as accounts:
+        wang = await register(accounts, clerk)
+        liu = await register(accounts, clerk, citizen_id=make_citizen_id(7, born=date(1970, 3, 2)), name="刘洋")
+        far = await register(accounts, far_clerk, citizen_id=make_citizen_id(8, born=date(1971, 3, 2)), name="远方",
+                             region=OTHER_DISTRICT)
+
+        async def request(person: dict, headers: dict, **body) -> dict:  # noqa: ANN001
+            made = await accounts.post(f"/persons/{person['id']}/life-status-corrections", headers=headers,
+                                       json={"reason": "民政部门核实", **body})
+            assert made.status_code == 201, made.text
+            return made.json()
+
+        dead = await request(wang, clerk, new_status="deceased", death_date="2024-03-01")
+        jailed = await request(liu, other_clerk, new_status="imprisoned", imprisoned_from="2024-01-10")
+        await request(far, far_clerk, new_status="deceased", death_date="2024-02-01")
+
+        queue = await accounts.get("/life-status-corrections", headers=reviewer)
+        assert queue.status_code == 200, queue.text
+        items = queue.json()["items"]
+        assert [i["id"] for i in items] == [jailed["id"], dead["id"]]  # newest first, none of the other district
+        assert (items[1]["person_name"], items[1]["current_life_status"], items[1]["requested_by"]) == \
+            ("王大明", "alive", "zhang")
+        page = (await accounts.get("/life-status-corrections", params={"limit": 1}, headers=reviewer)).json()
+        assert [i["id"] for i in page["items"]] == [jailed["id"]] and page["next_cursor"]
+        rest = (await accounts.get("/life-status-corrections", params={"after": page["next_cursor"]},
+                                   headers=reviewer)).json()
+        assert [i["id"] for i in rest["items"]] == [dead["id"]] and rest["next_cursor"] is None
+        mine_left_out = (await accounts.get("/life-status-corrections", params={"exclude_mine": "true"},
+                                            headers=clerk)).json()
+        assert [i["id"] for i in mine_left_out["items"]] == [jailed["id"]]
+        deaths = (await accounts.get("/life-status-corrections", params={"new_status": "deceased"},
+                                     headers=reviewer)).json()
+        assert [i["id"] for i in deaths["items"]] == [dead["id"]]
+
+        approved = await accounts.post(f"/persons/{wang['id']}/life-status-corrections/{dead['id']}/approve",
+                                       json={"reason": "核实无误"}, headers=reviewer)
+        assert approved.status_code == 200, approved.text
+        waiting = (await accounts.get("/life-status-corrections", headers=reviewer)).json()
+        assert [i["id"] for i in waiting["items"]] == [jailed["id"]]  # decided: out of the queue
+        decided = (await accounts.get("/life-status-corrections", params={"status": "approved"},
+                                      headers=reviewer)).json()
+        assert [(i["id"], i["decided_by"]) for i in decided["items"]] == [(dead["id"], "li")]
+        everything = (await accounts.get("/life-status-corrections", params={"status": "all"},
+                                         headers=reviewer)).json()
+        assert len(everything["items"]) == 2
+
+        for bad in ({"status": "pending"}, {"new_status": "resurrected"}, {"limit": 0}, {"after": "x" * 40}):
+            refused = await accounts.get("/life-status-corrections", params=bad, headers=reviewer)
+            assert (refused.status_code, error_code(refused)) == (422, "VALIDATION_ERROR"), bad
+        for role in ("cashier", "tax_system", "finance_officer"):
+            assert (await accounts.get("/life-status-corrections", headers=auth(role, region=REGION))).status_code \
+                == 403, role
+
+
 async def test_a_rejected_correction_changes_nothing(start_service, auth):
     clerk = auth("agency_clerk", region=REGION, subject="zhang")
     reviewer = auth("agency_reviewer", region=REGION, subject="li")

@@ -461,3 +461,112 @@ async def test_resident_pension_and_injury(settings, make_settings, nats_server)
                                  "monthly_amount": "3200.00",
                                  "documents": [{"kind": "工伤认定决定书", "reference": "呼人社工认〔2026〕17号"}]})
         assert refused["blocked_checks"] == ["NOT_ENROLLED"]
+
+
+# -- 退回 (return for correction) -------------------------------------------------------------------------------------
+
+
+async def test_a_claim_is_returned_corrected_resubmitted_and_decided_again(settings, make_settings, nats_server):
+    async with platform(settings, make_settings, nats_server) as p:
+        person = await p.person(born=date(1980, 2, 2), name="吴芳", sex="F", enrol={"PEN_EMP": 201501},
+                                months={"PEN_EMP": (201501, 202611)})
+        documents = [{"kind": "一次性待遇审批表", "reference": "呼社保一〔2026〕90号", "issued_on": "2026-11-20"}]
+        claim = await p.claim({"kind": "one_off", "fund": "PEN_EMP", "person_id": person, "effective_period": 202612,
+                               "one_off_amount": "60000.00", "documents": documents})
+        assert claim["large_amount"] is True and len(claim["levels"]) == 3
+        url = f"/claims/{claim['id']}"
+        dual = p.headers("agency_reviewer", "agency_approver", subject="dual.person")
+
+        async def send_back(headers: dict, expected: int = 200, **body) -> dict:  # noqa: ANN001
+            response = await p.benefits.post(f"{url}/returns", headers=headers,
+                                             json={"reason": "缺少银行流水", **body})
+            assert response.status_code == expected, response.text
+            return response.json()
+
+        first_level = await send_back(p.reviewer(REVIEWER_1), 409, to="previous_level")
+        assert error_code_of(first_level) == "NO_PREVIOUS_LEVEL"
+        await p.decide(claim["id"], dual)  # 初审 by a person holding both roles
+        # 复核 sends it back to 初审: that decision is void, 初审 is the next level again
+        back_one = await send_back(p.approver(APPROVER_1), to="previous_level")
+        assert (back_one["status"], back_one["next_level"]) == ("in_review", "first_review")
+        assert [(d["level"], d["decision"], d["returned_to"], d["voided_at"] is not None)
+                for d in back_one["decisions"]] == [("first_review", "approve", None, True),
+                                                    ("second_review", "return", "first_review", False)]
+        wrong_role = await p.decide(claim["id"], p.approver(APPROVER_2), expected=403)
+        assert error_code_of(wrong_role) == "ROLE_NOT_ALLOWED_AT_LEVEL"
+        returner = await p.decide(claim["id"], p.approver(APPROVER_1), expected=403)  # returning was acting at 复核
+        assert error_code_of(returner) == "SAME_PERSON_TWO_LEVELS"
+        await p.decide(claim["id"], dual)  # its own level again: allowed
+        # 复核 sends it back to the clerk: every decision so far is void, the claim waits for the correction
+        returned = await send_back(p.approver(APPROVER_1), level="second_review")
+        assert (returned["status"], returned["next_level"]) == ("returned", None)
+        assert all(lv["done"] is False for lv in returned["levels"])
+        listed = (await p.benefits.get("/claims", params={"status": "returned"}, headers=p.clerk)).json()
+        assert [c["id"] for c in listed["items"]] == [claim["id"]]
+        closed = await p.decide(claim["id"], p.approver(APPROVER_2), expected=409)
+        assert error_code_of(closed) == "CLAIM_NOT_IN_REVIEW"
+        assert error_code_of(await send_back(p.approver(APPROVER_2), 409)) == "CLAIM_NOT_IN_REVIEW"
+        # a second claim cannot use the same documents while this one is only returned
+        reused = await p.claim({"kind": "one_off", "fund": "PEN_EMP", "person_id": person, "effective_period": 202701,
+                                "one_off_amount": "100.00", "documents": documents})
+        assert reused["blocked_checks"] == ["DOCUMENTS_ALREADY_USED"]
+
+        # the clerk corrects: refusals first
+        for body, status, code in (({"one_off_amount": "40000.00"}, 422, "VALIDATION_ERROR"),
+                                   ({"reason": "改金额", "monthly_amount": "100.00"}, 422, "AMOUNT_NOT_ENTERED"),
+                                   ({"reason": "改材料", "documents": []}, 422, "DOCUMENTS_REQUIRED"),
+                                   ({"reason": "改金额", "one_off_amount": 40000.5}, 422, None)):
+            refused = await p.benefits.post(f"{url}/resubmission", headers=p.clerk, json=body)
+            assert refused.status_code == status, (body, refused.text)
+            assert code is None or error_code(refused) == code, (body, refused.text)
+        by_reviewer = await p.benefits.post(f"{url}/resubmission", headers=p.reviewer(REVIEWER_2),
+                                            json={"reason": "越权"})
+        assert by_reviewer.status_code == 403
+        corrected = await p.benefits.post(f"{url}/resubmission", headers=p.clerk, json={
+            "reason": "按银行流水更正金额", "one_off_amount": "40000.00",
+            "documents": [*documents, {"kind": "银行流水", "reference": "流水-2026-11"}]})
+        assert corrected.status_code == 200, corrected.text
+        again = corrected.json()
+        assert (again["status"], again["next_level"], again["one_off_amount"], again["large_amount"]) == \
+            ("in_review", "first_review", "40000.00", False)
+        assert [lv["level"] for lv in again["levels"]] == ["first_review", "second_review"]  # no longer large
+        assert len(again["documents"]) == 2 and again["decisions"][-1]["decision"] == "resubmit"
+        twice = await p.benefits.post(f"{url}/resubmission", headers=p.clerk, json={"reason": "再次"})
+        assert twice.status_code == 409 and error_code(twice) == "CLAIM_NOT_RETURNED"
+
+        # decided again from 初审; the person who acted at 初审 before still cannot take 复核
+        await p.decide(claim["id"], p.reviewer(REVIEWER_1))
+        two_levels = await p.decide(claim["id"], dual, expected=403)
+        assert error_code_of(two_levels) == "SAME_PERSON_TWO_LEVELS"
+        approved = await p.decide(claim["id"], p.approver(APPROVER_1))  # who returned it at 复核 decides 复核
+        assert approved["status"] == "approved" and approved["entitlement_id"]
+        assert [(d["level"], d["decision"], d["voided_at"] is None) for d in approved["decisions"]] == [
+            ("first_review", "approve", False), ("second_review", "return", True),
+            ("first_review", "approve", False), ("second_review", "return", True),
+            ("submission", "resubmit", True), ("first_review", "approve", True), ("second_review", "approve", True)]
+        granted = outbox(p.benefits, "benefits.entitlement.granted.v1")
+        assert [(e["monthly_amount_fen"], e["levels"]) for e in granted] == [(4_000_000,
+                                                                             ["first_review", "second_review"])]
+
+        with Session(engine_of(p.benefits)) as session:
+            actions = session.execute(select(AuditEntry.action).where(AuditEntry.entity_id == claim["id"])
+                                      .order_by(AuditEntry.seq)).scalars().all()
+        assert actions == ["claim.submit", "claim.approve", "claim.return", "claim.approve", "claim.return",
+                           "claim.resubmit", "claim.approve", "claim.approve"]
+        filed = [item for event in outbox(p.benefits, "benefits.archive_items.filed.v1") for item in event["items"]
+                 if item["item_type"] == "claim_decision" and item["act_id"].startswith(claim["id"])]
+        assert len({item["act_id"] for item in filed}) == len(filed) == 7  # each step its own act
+        assert sum("退回" in item["decision"] for item in filed) == 2
+
+        # only deciders return; a return needs its reason
+        other = await p.claim({"kind": "one_off", "fund": "PEN_EMP", "person_id": person, "effective_period": 202701,
+                               "one_off_amount": "100.00",
+                               "documents": [{"kind": "一次性待遇审批表", "reference": "呼社保一〔2026〕91号"}]})
+        by_clerk = await p.benefits.post(f"/claims/{other['id']}/returns", headers=p.clerk, json={"reason": "x"})
+        assert by_clerk.status_code == 403
+        no_reason = await p.benefits.post(f"/claims/{other['id']}/returns", headers=p.reviewer(REVIEWER_1),
+                                          json={"reason": " "})
+        assert no_reason.status_code == 422
+        bad_target = await p.benefits.post(f"/claims/{other['id']}/returns", headers=p.reviewer(REVIEWER_1),
+                                           json={"reason": "缺材料", "to": "nobody"})
+        assert bad_target.status_code == 422

@@ -333,6 +333,40 @@ async def test_approver_must_not_be_the_computer(start_service, auth, roles):
         assert missing.status_code == 404 and error_code(missing) == "PAYROLL_RUN_NOT_FOUND"
 
 
+async def test_finance_reads_the_funding_requests_and_approves_nothing(start_service, roles, auth):
+    finance = auth("finance_officer", subject="finance.qian")
+    async with start_service("benefits") as benefits:
+        person = add_person(benefits, 1, name="张三")
+        add_account(benefits, person, 1, holder="张三")
+        add_entitlement(benefits, person, 300_000)
+        asked = (await run_payroll(benefits, roles["clerk"]))["run"]
+        await approved_and_funded(benefits, roles, asked["id"])
+        not_asked = (await run_payroll(benefits, roles["clerk"], period=add_months(PERIOD, -1)))["run"]
+        approved = await benefits.post(f"/payroll/runs/{not_asked['id']}/approve", headers=roles["approver"])
+        assert approved.status_code == 200
+        computed = (await run_payroll(benefits, roles["clerk"], period=add_months(PERIOD, -2)))["run"]
+
+        everything = await benefits.get("/payroll/runs", headers=finance)
+        assert everything.status_code == 200 and len(everything.json()) == 3
+        requested = (await benefits.get("/payroll/runs", params={"funding": "requested"}, headers=finance)).json()
+        assert [(r["id"], r["total"]) for r in requested] == [(asked["id"], "3000.00")]
+        assert requested[0]["funding_requested_at"]
+        awaiting = (await benefits.get("/payroll/runs", params={"funding": "awaiting"}, headers=finance)).json()
+        assert [r["id"] for r in awaiting] == [not_asked["id"]]
+        one = await benefits.get(f"/payroll/runs/{asked['id']}", headers=finance)
+        assert one.status_code == 200 and one.json()["total"] == "3000.00"
+
+        bad = await benefits.get("/payroll/runs", params={"funding": "maybe"}, headers=finance)
+        assert bad.status_code == 422
+        # reading only: no approval, no funding request, no lines (the persons' accounts)
+        for method, path in (("POST", f"/payroll/runs/{computed['id']}/approve"),
+                             ("POST", f"/payroll/runs/{not_asked['id']}/funding-request"),
+                             ("GET", f"/payroll/runs/{asked['id']}/lines")):
+            refused = await benefits.request(method, path, headers=finance)
+            assert refused.status_code == 403, (method, path)
+        assert (await benefits.get("/payroll/runs", headers=auth("tax_system"))).status_code == 403
+
+
 async def test_future_period_is_refused(start_service, roles):
     async with start_service("benefits") as benefits:
         current = service.china_period()

@@ -1,7 +1,8 @@
 """Work done in the console across several users, in Chromium: a claim submitted by a clerk from the person's page,
-decided at its first level by a reviewer and at its last by an approver (three users, each level offered only to its
-role); and a case taken from 下发 to 销号 by an oversight officer through its classification, follow-up and
-rectification ledger entry, with the API's refusal shown in Chinese and the typed text kept."""
+returned (退回) by the reviewer to the clerk, corrected and resubmitted, then decided at its first level by the
+reviewer and at its last by an approver (three users, each level offered only to its role); and a case taken from
+下发 to 销号 by an oversight officer through its classification, follow-up and rectification ledger entry, with the
+API's refusal shown in Chinese and the typed text kept."""
 
 import time
 
@@ -77,6 +78,27 @@ def test_a_claim_walks_from_clerk_to_reviewer_to_approver(platform, page: Page):
     claim_id = claim_url.rsplit("/", 1)[1]
     page.locator(f'#queue-table a[data-claim="{claim_id}"]').click()
     expect(page.locator("#claim-checks")).to_contain_text("通过")
+    sent_back = page.locator("#return-form")  # 退回: to the clerk, with what is to be corrected
+    sent_back.get_by_label("退回原因（须补正的内容）").fill("请补充死亡证明")
+    sent_back.get_by_role("button", name="退回").click()
+    expect(page.locator("#claim-status")).to_have_text("已退回经办（待补正）")
+    _sign_out(page)
+
+    log_in(page, platform.url, *platform.user("agency_clerk"))
+    page.locator('nav.menu a[data-screen="claims"]').click()
+    expect(page.locator("#returned-table")).to_contain_text("请补充死亡证明")
+    page.locator(f'#returned-table a[data-returned="{claim_id}"]').click()
+    corrected = page.locator("#resubmit-form")
+    corrected.get_by_label("补正说明").fill("已补充死亡证明")
+    corrected.get_by_label("补充材料类型").fill("死亡证明")
+    corrected.get_by_label("补充材料文号").fill("浏览器测试〔2026〕2号")
+    corrected.get_by_role("button", name="重新提交").click()
+    expect(page.locator("#claim-status")).to_have_text("审核中")
+    expect(page.locator("#claim-history")).to_contain_text("请补充死亡证明")
+    _sign_out(page)
+
+    log_in(page, platform.url, *platform.user("agency_reviewer"))
+    page.goto(claim_url)
     decision = page.locator("#decision-form")
     expect(decision).to_contain_text("初审")
     decision.get_by_label("审核意见").fill("材料齐全，初审同意")

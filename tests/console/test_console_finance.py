@@ -113,6 +113,16 @@ async def test_a_payroll_run_is_computed_approved_and_its_funds_asked_for(platfo
         assert f'id="funding-{run_id}"' not in funding.text and "已于" in funding.text
         assert "申请拨付时间" in funding.text
 
+    async with httpx.AsyncClient(base_url=platform.gateway_url, timeout=TIMEOUT) as finance:  # reads, asks nothing
+        await console_sign_in(finance, *platform.user_of("finance_officer"))
+        home = await finance.get("/console/")
+        assert 'data-screen="payroll_funding"' in home.text and 'data-screen="payroll"' not in home.text
+        requested = await finance.get("/console/finance/payroll-funding", params={"funding": "requested"})
+        assert requested.status_code == 200 and run_id in requested.text and "申请拨付金额" in requested.text
+        assert 'id="funding-actions"' not in requested.text
+        awaiting = await finance.get("/console/finance/payroll-funding", params={"funding": "awaiting"})
+        assert run_id not in awaiting.text
+
 
 async def test_an_inspection_team_and_its_feedback_letter_with_a_deadline_per_finding(platform):
     username, password = platform.user_of("oversight_officer")

@@ -95,7 +95,17 @@ async def test_a_grant_of_incompatible_duties_is_refused_in_words_and_a_role_is_
             "csrf_token": csrf_of(clients.text), "client_id": "console_bank", "name": "测试银行", "role": "bank_system",
             "region": DISTRICT})
         assert made.status_code == 200 and 'id="client-secret"' in made.text, made.text[:500]
-        assert 'id="client-secret"' not in (await admin.get("/console/admin/clients")).text  # shown once
+        secret = re.search(r'id="client-secret">([^<]+)<', made.text).group(1)
+        listed = await admin.get("/console/admin/clients", params={"role": "bank_system"})
+        assert 'id="client-secret"' not in listed.text and secret not in listed.text  # shown once, never listed
+        assert "console_bank" in listed.text and "测试银行" in listed.text and "demo_tax" not in listed.text
+        twice = await admin.post("/console/admin/clients", data={
+            "csrf_token": csrf_of(clients.text), "client_id": "console_bank", "name": "又一家银行",
+            "role": "bank_system", "region": DISTRICT})
+        assert twice.status_code == 409 and "CLIENT_EXISTS" in twice.text and 'value="又一家银行"' in twice.text
+        assert "console_bank" in twice.text  # the list, shown again beside the refused form
+        workbook = await admin.get("/console/admin/clients.xlsx")
+        assert workbook.status_code == 200 and secret.encode() not in workbook.content
 
     async with httpx.AsyncClient(base_url=platform.gateway_url, timeout=TIMEOUT) as auditor:
         await console_sign_in(auditor, *platform.user_of("internal_auditor"))
@@ -103,6 +113,12 @@ async def test_a_grant_of_incompatible_duties_is_refused_in_words_and_a_role_is_
         assert read_only.status_code == 200 and "grant-console_grantee" not in read_only.text
         assert (await auditor.post("/console/admin/users/console_grantee/roles", data={
             "csrf_token": csrf_of(read_only.text), "role": "agency_clerk", "reason": "越权"})).status_code == 403
+        client_list = await auditor.get("/console/admin/clients")
+        assert client_list.status_code == 200 and "console_bank" in client_list.text
+        assert 'id="client-form"' not in client_list.text  # the auditor reads and registers nothing
+        assert (await auditor.post("/console/admin/clients", data={
+            "csrf_token": csrf_of(client_list.text), "client_id": "auditor_bank", "name": "越权",
+            "role": "bank_system", "region": DISTRICT})).status_code == 403
 
 
 async def test_a_life_status_correction_waits_for_a_second_person_on_the_persons_page(platform):

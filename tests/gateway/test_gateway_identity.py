@@ -109,6 +109,41 @@ async def test_administration_refuses_incompatible_duties(gateway_settings, star
         assert client.status_code == 201 and len(client.json()["client_secret"]) > 30
 
 
+async def test_system_clients_are_listed_without_their_secrets(gateway_settings, start_gateway):
+    demo = credentials(create_demo(gateway_settings))
+    async with start_gateway(gateway_settings) as gateway:
+        admin = await token(gateway, "demo_it_admin", demo["demo_it_admin"])
+        created = await gateway.post("/identity/clients", headers=admin, json={
+            "client_id": "bank.ccb", "name": "建设银行", "role": "bank_system", "region": "150102"})
+        assert created.status_code == 201
+        secret = created.json()["client_secret"]
+        before = (await gateway.get("/identity/clients", headers=admin, params={"role": "bank_system"})).json()
+        ccb = next(c for c in before if c["client_id"] == "bank.ccb")
+        assert (ccb["name"], ccb["roles"], ccb["region"], ccb["disabled"], ccb["created_by"], ccb["last_token_at"]) \
+            == ("建设银行", ["bank_system"], "150102", False, "demo_it_admin", None)
+        assert {c["roles"][0] for c in before} == {"bank_system"}
+        granted = await gateway.post("/auth/token", data={"grant_type": "client_credentials", "client_id": "bank.ccb",
+                                                          "client_secret": secret})
+        assert granted.status_code == 200
+        listing = await gateway.get("/identity/clients", headers=admin, params={"limit": 500})
+        assert listing.status_code == 200
+        assert secret not in listing.text and "secret" not in listing.text  # neither the secret nor its hash
+        ids = [c["client_id"] for c in listing.json()]
+        assert ids == sorted(ids) and "demo_tax" in ids
+        assert next(c for c in listing.json() if c["client_id"] == "bank.ccb")["last_token_at"] is not None
+        page = (await gateway.get("/identity/clients", headers=admin, params={"after": "bank.ccb", "limit": 1})).json()
+        assert [c["client_id"] for c in page] == [ids[ids.index("bank.ccb") + 1]]
+
+        clerk = await token(gateway, "demo_agency_clerk", demo["demo_agency_clerk"])
+        refused = await gateway.get("/identity/clients", headers=clerk)
+        assert refused.status_code == 403
+        auditor = await token(gateway, "demo_internal_auditor", demo["demo_internal_auditor"])
+        assert (await gateway.get("/identity/clients", headers=auditor)).status_code == 200
+        for bad in ({"role": "agency_clerk"}, {"status": "gone"}, {"limit": 0}, {"after": "Not Valid!"}):
+            invalid = await gateway.get("/identity/clients", headers=admin, params=bad)
+            assert invalid.status_code == 422, bad
+
+
 async def test_mutating_requests_are_audited_in_the_gateway_chain(gateway_settings, start_gateway):
     demo = credentials(create_demo(gateway_settings))
     async with start_gateway(gateway_settings) as gateway:

@@ -8,6 +8,8 @@ from services.accounts.persons.schemas import (
     BankAccountClose,
     BankAccountIn,
     CorrectionDecision,
+    CorrectionInQueue,
+    CorrectionQueuePage,
     LifeStatusCorrectionIn,
     LifeStatusCorrectionOut,
     PersonBankAccountOut,
@@ -25,6 +27,7 @@ WRITERS = allow("agency_clerk")
 REVIEWERS = allow("agency_reviewer")
 
 router = APIRouter(prefix="/persons", tags=["persons"])
+corrections_router = APIRouter(prefix="/life-status-corrections", tags=["persons"])
 
 
 def _detail(session, person) -> PersonDetail:  # noqa: ANN001
@@ -129,3 +132,26 @@ def approve_correction(person_id: str, correction_id: str, decision: CorrectionD
 def reject_correction(person_id: str, correction_id: str, decision: CorrectionDecision,
                       session: SessionDep) -> LifeStatusCorrectionOut:
     return _correction(service.reject_correction(session, person_id, correction_id, decision))
+
+
+@corrections_router.get(
+    "", response_model=CorrectionQueuePage, dependencies=[READERS],
+    summary="Life-status corrections across persons (the queue waiting for a second person), newest first",
+    description="Persons of the caller's area only. `status` defaults to `requested` (waiting for a reviewer other "
+                "than the requester; `all` for every status); `exclude_mine=true` leaves out the caller's own "
+                "requests. Decided at `/persons/{person_id}/life-status-corrections/{id}/approve|reject`.")
+def correction_queue(
+    session: SessionDep,
+    status_: Annotated[str, Query(alias="status", pattern="^(requested|approved|rejected|all)$")] = "requested",
+    new_status: Annotated[str | None, Query(pattern="^(alive|deceased|imprisoned)$")] = None,
+    requested_by: Annotated[str | None, Query(max_length=100)] = None,
+    exclude_mine: bool = False,
+    after: Annotated[str | None, Query(max_length=36)] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> CorrectionQueuePage:
+    rows, next_cursor = service.correction_queue(
+        session, status=None if status_ == "all" else status_, new_status=new_status, requested_by=requested_by,
+        exclude_mine=exclude_mine, after=after, limit=limit)
+    return CorrectionQueuePage(items=[
+        CorrectionInQueue(**_correction(c).model_dump(), person_name=p.name, current_life_status=p.life_status)
+        for c, p in rows], next_cursor=next_cursor)

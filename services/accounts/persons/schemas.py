@@ -180,3 +180,15 @@ class LifeStatusCorrectionOut(BaseModel):
     decided_at: datetime | None
     decided_by: str | None
     decision_reason: str | None
+
+
+class CorrectionInQueue(LifeStatusCorrectionOut):
+    """A correction in the cross-person queue, with whom it concerns."""
+
+    person_name: str
+    current_life_status: str = Field(description="the person's life status now (before an approval applies it)")
+
+
+class CorrectionQueuePage(BaseModel):
+    items: list[CorrectionInQueue]
+    next_cursor: str | None = Field(description="pass as ?after= to get the next page; null on the last page")

@@ -52,7 +52,7 @@ from services.kernel.auth import ensure_in_region, region_filter
 from services.kernel.errors import Conflict, Forbidden, Invalid, NotFound
 from services.kernel.events import new_event_id
 from services.kernel.outbox import record_event, record_events
-from services.kernel.paging import oldest_first
+from services.kernel.paging import newest_first, oldest_first
 
 SOURCE = "accounts"
 ENTITY = "person"
@@ -466,6 +466,24 @@ def list_corrections(session: Session, person_id: str) -> list[LifeStatusCorrect
         select(LifeStatusCorrection).where(LifeStatusCorrection.person_id == person_id)
         .order_by(LifeStatusCorrection.requested_at, LifeStatusCorrection.id)
     ).scalars())
+
+
+def correction_queue(session: Session, *, status: str | None, new_status: str | None, requested_by: str | None,
+                     exclude_mine: bool, after: str | None, limit: int) -> tuple[list[tuple[LifeStatusCorrection, Person]],
+                                                                              str | None]:
+    """Life-status corrections of every person of the caller's area, newest first: by default those waiting for a
+    second person (004 第24项); ``exclude_mine`` leaves out the caller's own requests (which they may not decide)."""
+    query = (select(LifeStatusCorrection, Person).join(Person, Person.id == LifeStatusCorrection.person_id)
+             .where(region_filter(Person.region)))
+    if status:
+        query = query.where(LifeStatusCorrection.status == status)
+    if new_status:
+        query = query.where(LifeStatusCorrection.new_status == new_status)
+    if requested_by:
+        query = query.where(LifeStatusCorrection.requested_by == requested_by)
+    if exclude_mine:
+        query = query.where(LifeStatusCorrection.requested_by != context.actor_id())
+    return newest_first(session, query, LifeStatusCorrection.id, after=after, limit=limit, rows=True)
 
 
 def _pending_correction(session: Session, person_id: str, correction_id: str) -> LifeStatusCorrection:

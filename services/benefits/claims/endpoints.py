@@ -6,7 +6,16 @@ from fastapi import APIRouter, Query, Request, status
 from sqlmodel import Session
 
 from services.benefits.claims import service
-from services.benefits.claims.schemas import ClaimOut, ClaimPage, ClaimRequest, DecisionOut, DecisionRequest, LevelOut
+from services.benefits.claims.schemas import (
+    ClaimOut,
+    ClaimPage,
+    ClaimRequest,
+    DecisionOut,
+    DecisionRequest,
+    LevelOut,
+    ResubmissionRequest,
+    ReturnRequest,
+)
 from services.benefits.claims.verification import ask_accounts
 from services.benefits.models import Claim
 from services.kernel.auth import allow
@@ -24,7 +33,7 @@ router = APIRouter(prefix="/claims", tags=["claims"])
 
 def claim_out(session: Session, claim: Claim) -> ClaimOut:
     decisions = service.decisions_of(session, claim.id)
-    done = {d.level for d in decisions}
+    done = {d.level for d in service.live(decisions)}
     pending = service.next_level(claim, decisions)
     entitlement = service.entitlement_of(session, claim.id) if claim.status == "approved" else None
     computation = json.loads(claim.computation)
@@ -87,7 +96,7 @@ def list_claims(
     session: SessionDep,
     person_id: str | None = None,
     status_: Annotated[str | None, Query(alias="status",
-                                         pattern="^(in_review|blocked|approved|rejected|withdrawn)$")] = None,
+                                         pattern="^(in_review|blocked|approved|rejected|withdrawn|returned)$")] = None,
     kind: Annotated[str | None, Query(pattern="^(basic_pension|resident_pension|unemployment|injury|one_off)$")] = None,
     after: str | None = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
@@ -116,3 +125,28 @@ def get_claim(claim_id: str, session: SessionDep) -> ClaimOut:
 )
 def decide_claim(claim_id: str, body: DecisionRequest, session: SessionDep) -> ClaimOut:
     return claim_out(session, service.decide(session, claim_id, body))
+
+
+@router.post(
+    "/{claim_id}/returns", response_model=ClaimOut, dependencies=[DECIDERS],
+    summary="退回: the claim's next level sends it back with the reason, to the clerk or to the level before",
+    description="Taken at the claim's next level by its role, under the decision rules (403 SUBMITTER_CANNOT_DECIDE, "
+                "SAME_PERSON_TWO_LEVELS — a return counts as acting at that level —, ROLE_NOT_ALLOWED_AT_LEVEL; 409 "
+                "WRONG_LEVEL, CLAIM_NOT_IN_REVIEW). `to: clerk`: the decisions so far become void and the claim is "
+                "`returned` until the clerk resubmits it (it then starts again at 初审). `to: previous_level`: the "
+                "level before's decision becomes void and that level decides again (409 NO_PREVIOUS_LEVEL at 初审). "
+                "The return is kept in `decisions` (`decision: return`, `returned_to`), audited and archived.",
+)
+def return_claim(claim_id: str, body: ReturnRequest, session: SessionDep) -> ClaimOut:
+    return claim_out(session, service.return_claim(session, claim_id, body))
+
+
+@router.post(
+    "/{claim_id}/resubmission", response_model=ClaimOut, dependencies=[CLERK],
+    summary="The clerk corrects a returned claim and sends it to review again (from 初审)",
+    description="Only a `returned` claim (409 CLAIM_NOT_RETURNED). `reason` says what was corrected; `documents` "
+                "replace the claim's documents when given; injury and one-off amounts may be corrected (computed "
+                "amounts cannot: 422 AMOUNT_NOT_ENTERED). The resubmitting clerk decides no level of the claim.",
+)
+def resubmit_claim(claim_id: str, body: ResubmissionRequest, session: SessionDep) -> ClaimOut:
+    return claim_out(session, service.resubmit(session, claim_id, body))

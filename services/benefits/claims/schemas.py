@@ -119,13 +119,40 @@ class DecisionRequest(RequestModel):
                                                           "next level (409 WRONG_LEVEL otherwise)")
 
 
+class ReturnRequest(RequestModel):
+    """退回: the claim's next level sends it back, with the reason, to the clerk (to correct and resubmit) or to the
+    level before (to decide again)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    reason: Reason = Field(description="what is to be corrected")
+    to: Literal["clerk", "previous_level"] = "clerk"
+    level: Level | None = Field(default=None, description="the level returning; when given it must be the claim's "
+                                                          "next level (409 WRONG_LEVEL otherwise)")
+
+
+class ResubmissionRequest(RequestModel):
+    """The clerk's correction of a returned claim: what was corrected (``reason``), the documents again when they
+    change, and — injury and one-off claims only, whose amounts are entered — the corrected amounts."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    reason: Reason = Field(description="what was corrected")
+    documents: list[DocumentRef] | None = Field(default=None, max_length=20,
+                                                description="replaces the claim's documents when given")
+    monthly_amount: Yuan | None = Field(default=None, description="injury only, yuan per month")
+    one_off_amount: Yuan | None = Field(default=None, description="injury or one_off, yuan")
+
+
 class DecisionOut(BaseModel):
-    level: str
-    decision: str
+    level: str = Field(description="the level, or `submission` for the clerk's resubmission")
+    decision: str = Field(description="approve | reject | return (退回) | resubmit")
     reason: str
     decided_at: datetime
     decided_by: str
     role: str
+    returned_to: str | None = Field(default=None, description="a return: `clerk` or the level sent back to")
+    voided_at: datetime | None = Field(default=None, description="made void by a later return: decided again")
 
 
 class LevelOut(BaseModel):
@@ -141,7 +168,8 @@ class ClaimOut(BaseModel):
     fund: str
     importance: str = Field(description="ordinary: 2 levels; important: 3 levels (004 第4项)")
     region: str
-    status: str = Field(description="in_review | blocked | approved | rejected")
+    status: str = Field(description="in_review | blocked | approved | rejected | returned (退回经办, to be "
+                                    "corrected and resubmitted)")
     blocked_reason: str | None
     blocked_checks: list[str] = Field(description="codes of the failed checks")
     effective_period: int

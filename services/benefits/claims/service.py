@@ -56,7 +56,13 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from services.benefits.claims import computation
-from services.benefits.claims.schemas import ENTERED_KINDS, ClaimRequest, DecisionRequest
+from services.benefits.claims.schemas import (
+    ENTERED_KINDS,
+    ClaimRequest,
+    DecisionRequest,
+    ResubmissionRequest,
+    ReturnRequest,
+)
 from services.benefits.claims.verification import AccountsAnswers
 from services.benefits.models import (
     BeneficiaryAccount,
@@ -73,6 +79,7 @@ from services.kernel.audit import append_audit, canonical_json
 from services.kernel.auth import ensure_in_region, region_filter
 from services.kernel.errors import Conflict, Forbidden, Invalid, NotFound
 from services.kernel.events import new_event_id
+from services.kernel.models import AuditEntry
 from services.kernel.money import yuan_to_fen
 from services.kernel.outbox import record_event
 from services.kernel.paging import newest_first
@@ -87,6 +94,9 @@ IMPORTANT_LEVELS = (("first_review", "agency_reviewer"), ("second_review", "agen
 LARGE_AMOUNT_LEVEL = ("large_amount_review", "agency_approver")
 LEVEL_NAMES = {"first_review": "初审", "second_review": "复核/复审", "approval": "审批", "large_amount_review": "大额复核"}
 OPEN_ENTITLEMENT = ("active", "suspended")
+OPEN_CLAIM = ("in_review", "returned")  # a returned claim comes back: it still counts as the person's claim
+LEVEL_DECISIONS = ("approve", "reject")
+CLERK_LEVEL = "submission"  # the level of a resubmission step in a claim's history
 
 
 def _actor():  # noqa: ANN202
@@ -196,7 +206,7 @@ def _open_benefits(session: Session, person_id: str, kind: str, *, exclude_claim
     ).all()
     found = [f"entitlement:{e.id}" for e, c in granted if not _is_one_off(c.kind, c.monthly_amount_fen)]
     found += [f"claim:{c.id}" for c in session.execute(
-        select(Claim).where(Claim.person_id == person_id, Claim.kind.in_(kinds), Claim.status == "in_review")
+        select(Claim).where(Claim.person_id == person_id, Claim.kind.in_(kinds), Claim.status.in_(OPEN_CLAIM))
     ).scalars() if c.id != exclude_claim and not _is_one_off(c.kind, c.monthly_amount_fen)]
     return found
 
@@ -205,7 +215,7 @@ def _used_documents(session: Session, person_id: str, references: set[str]) -> l
     """Document references of ``references`` already used by another claim of the person in review or approved."""
     used: list[str] = []
     for claim in session.execute(
-        select(Claim).where(Claim.person_id == person_id, Claim.status.in_(("in_review", "approved")),
+        select(Claim).where(Claim.person_id == person_id, Claim.status.in_((*OPEN_CLAIM, "approved")),
                             Claim.documents.is_not(None))
     ).scalars():
         for document in json.loads(claim.documents or "[]"):
@@ -443,10 +453,15 @@ def decisions_of(session: Session, claim_id: str) -> list[ClaimDecision]:
     ).scalars())
 
 
+def live(decisions: list[ClaimDecision]) -> list[ClaimDecision]:
+    """The level decisions that count: not made void by a return, not a return or resubmission step."""
+    return [d for d in decisions if d.voided_at is None and d.decision in LEVEL_DECISIONS]
+
+
 def next_level(claim: Claim, decisions: list[ClaimDecision]) -> tuple[str, str] | None:
     if claim.status != "in_review":
         return None
-    done = {d.level for d in decisions}
+    done = {d.level for d in live(decisions)}
     return next(((level, role) for level, role in levels_of(claim) if level not in done), None)
 
 
@@ -504,7 +519,7 @@ def _grant(session: Session, claim: Claim, decisions: list[ClaimDecision]) -> En
         status="active", bank_account_id=account.bank_account_id, region=claim.region, created_at=clock.utc_now(),
     )
     session.add(entitlement)
-    levels = [d.level for d in decisions]
+    levels = [d.level for d in live(decisions)]
     append_audit(session, action="entitlement.grant", entity_type="entitlement", entity_id=entitlement.id,
                  detail={"claim_id": claim.id, "person_id": claim.person_id, "kind": claim.kind,
                          "monthly_amount_fen": entitlement.monthly_amount_fen,
@@ -518,28 +533,59 @@ def _grant(session: Session, claim: Claim, decisions: list[ClaimDecision]) -> En
     return entitlement
 
 
-def decide(session: Session, claim_id: str, body: DecisionRequest) -> Claim:
-    claim = get_claim(session, claim_id, for_update=True)
+def _pending_for(session: Session, claim: Claim, wanted: str | None) -> tuple[list[ClaimDecision], str, str]:
+    """The claim's decisions and its next (level, role), if the current actor may act there: not the submitter or
+    a resubmitting clerk, nobody who acted at another level of this claim (returns and void decisions count too:
+    001 第十八条), the level's role; ``wanted``, when given, must be that level."""
     actor = _actor()
     if claim.status != "in_review":
         raise Conflict("CLAIM_NOT_IN_REVIEW", f"该申请状态为 {claim.status}，不在审核中")
     if claim.submitted_by == actor.id:
         raise Forbidden("SUBMITTER_CANNOT_DECIDE", "经办（提交）人不能审核本人提交的申请")
     decisions = decisions_of(session, claim.id)
-    earlier = next((d for d in decisions if d.decided_by == actor.id), None)
-    if earlier is not None:
-        raise Forbidden("SAME_PERSON_TWO_LEVELS",
-                        f"同一人不能在同一申请中办理两个审核环节（已办理 {LEVEL_NAMES[earlier.level]}）")
     pending = next_level(claim, decisions)
     if pending is None:  # in review with every level done cannot happen; be safe
         raise Conflict("CLAIM_NOT_IN_REVIEW", "该申请没有待办的审核环节")
     level, role = pending
-    if body.level is not None and body.level != level:
-        raise Conflict("WRONG_LEVEL", f"该申请当前待办环节为 {level}（{LEVEL_NAMES[level]}），不是 {body.level}")
+    elsewhere = next((d for d in decisions if d.decided_by == actor.id and d.level != level), None)
+    if elsewhere is not None:
+        done = "经办补正" if elsewhere.level == CLERK_LEVEL else LEVEL_NAMES[elsewhere.level]
+        raise Forbidden("SAME_PERSON_TWO_LEVELS", f"同一人不能在同一申请中办理两个审核环节（已办理 {done}）")
+    if wanted is not None and wanted != level:
+        raise Conflict("WRONG_LEVEL", f"该申请当前待办环节为 {level}（{LEVEL_NAMES[level]}），不是 {wanted}")
     if role not in actor.roles:
         raise Forbidden("ROLE_NOT_ALLOWED_AT_LEVEL",
                         f"{LEVEL_NAMES[level]}（{level}）须由 {role} 办理")
     context.set_actor(replace(actor, role=role))
+    return decisions, level, role
+
+
+def _flush_step(session: Session) -> None:
+    try:
+        session.flush()
+    except IntegrityError:  # a concurrent decision took the level (or this person decided another one)
+        session.rollback()
+        raise Conflict("CONCURRENT_DECISION", "该环节已由他人同时办理，请刷新后重试") from None
+
+
+def _file_step(session: Session, claim: Claim, act_id: str, level: str, what: str, entry: AuditEntry) -> None:
+    """The step, filed into the person's dossier as a claim decision act, as every level's decision is."""
+    name = "经办补正" if level == CLERK_LEVEL else LEVEL_NAMES[level]
+    archives.file_act(session, [(archives.PERSON, claim.person_id)], "claim_decision", act_id,
+                      f"待遇申请（{claim.kind}）{name}", f"{what}；申请状态 {claim.status}", audit=entry, level=level,
+                      references=_risk_references(claim))
+
+
+def _act_id(claim: Claim, level: str, step: ClaimDecision, decisions: list[ClaimDecision]) -> str:
+    """The archive's act: ``claim/level`` for a level's first step (as always), with the step's id for a later one."""
+    first = not any(d.level == level and d is not step for d in decisions)
+    return f"{claim.id}/{level}" if first else f"{claim.id}/{level}/{step.id}"
+
+
+def decide(session: Session, claim_id: str, body: DecisionRequest) -> Claim:
+    claim = get_claim(session, claim_id, for_update=True)
+    decisions, level, role = _pending_for(session, claim, body.level)
+    actor = _actor()
     now = clock.utc_now()
     decision = ClaimDecision(claim_id=claim.id, level=level, decision=body.decision, reason=body.reason,
                              decided_at=now, decided_by=actor.id, role=role)
@@ -557,17 +603,96 @@ def decide(session: Session, claim_id: str, body: DecisionRequest) -> Claim:
     record_event(session, ClaimDecided(claim_id=claim.id, person_id=claim.person_id, level=level,
                                        decision=body.decision, decided_by=actor.id, role=role,
                                        claim_status=claim.status), source=SOURCE, subject=claim.id)
-    try:
-        session.flush()
-    except IntegrityError:  # a concurrent decision took the level (or this person decided another one)
-        session.rollback()
-        raise Conflict("CONCURRENT_DECISION", "该环节已由他人同时办理，请刷新后重试") from None
+    _flush_step(session)
     verdict = "同意" if body.decision == "approve" else "不同意"
-    archives.file_act(session, [(archives.PERSON, claim.person_id)], "claim_decision", f"{claim.id}/{level}",
-                      f"待遇申请（{claim.kind}）{LEVEL_NAMES[level]}",
-                      f"{LEVEL_NAMES[level]}{verdict}{'：' + body.reason if body.reason else ''}；申请状态 {claim.status}",
-                      audit=entry, level=level, references=_risk_references(claim))
+    _file_step(session, claim, _act_id(claim, level, decision, decisions), level,
+               f"{LEVEL_NAMES[level]}{verdict}{'：' + body.reason if body.reason else ''}", entry)
     return claim
+
+
+def return_claim(session: Session, claim_id: str, body: ReturnRequest) -> Claim:
+    """退回: the next level sends the claim back with its reason. To the clerk: every live decision is made void
+    (the claim will change) and the claim is ``returned`` until resubmitted; to the level before: that level's
+    decision is made void and it is the claim's next level again. Whoever returns has acted at this level."""
+    claim = get_claim(session, claim_id, for_update=True)
+    decisions, level, role = _pending_for(session, claim, body.level)
+    now, actor = clock.utc_now(), _actor()
+    counted = live(decisions)
+    if body.to == "previous_level":
+        if not counted:
+            raise Conflict("NO_PREVIOUS_LEVEL", f"{LEVEL_NAMES[level]}是第一个审核环节，没有上一环节，只能退回经办人员")
+        voided, returned_to = [counted[-1]], counted[-1].level
+    else:
+        voided, returned_to = counted, "clerk"
+        claim.status = "returned"
+    for decision in voided:
+        decision.voided_at = now
+        session.add(decision)
+    step = ClaimDecision(claim_id=claim.id, level=level, decision="return", reason=body.reason, decided_at=now,
+                         decided_by=actor.id, role=role, returned_to=returned_to)
+    session.add(step)
+    session.add(claim)
+    decisions.append(step)
+    entry = append_audit(session, action="claim.return", entity_type=ENTITY, entity_id=claim.id,
+                         detail={"level": level, "role": role, "returned_to": returned_to,
+                                 "voided_levels": [d.level for d in voided], "claim_status": claim.status},
+                         reason=body.reason)
+    _flush_step(session)
+    to = "经办人员" if returned_to == "clerk" else LEVEL_NAMES[returned_to]
+    _file_step(session, claim, _act_id(claim, level, step, decisions), level,
+               f"{LEVEL_NAMES[level]}退回{to}：{body.reason}", entry)
+    return claim
+
+
+def resubmit(session: Session, claim_id: str, body: ResubmissionRequest) -> Claim:
+    """The clerk corrects a returned claim and sends it to review again, from its first level. Only injury and
+    one-off amounts are entered (and so corrected here); a computed amount that is wrong needs a new claim."""
+    claim = get_claim(session, claim_id, for_update=True)
+    if claim.status != "returned":
+        raise Conflict("CLAIM_NOT_RETURNED", f"该申请状态为 {claim.status}，未被退回，不能补正重报")
+    entered = claim.kind in ENTERED_KINDS
+    if not entered and (body.monthly_amount is not None or body.one_off_amount is not None):
+        raise Invalid("AMOUNT_NOT_ENTERED", "养老、失业待遇金额由系统计算，不能录入；计算依据有误须重新申请")
+    if claim.kind == "one_off" and body.monthly_amount is not None:
+        raise Invalid("AMOUNT_NOT_ENTERED", "一次性待遇只有一次性金额（one_off_amount），没有月发放金额")
+    if entered and body.documents == []:
+        raise Invalid("DOCUMENTS_REQUIRED", "工伤和一次性待遇须附确定金额的材料（documents）")
+    now, actor = clock.utc_now(), _actor()
+    changed: dict[str, Any] = {}
+    if body.documents is not None:
+        claim.documents = canonical_json([d.model_dump(mode="json") for d in body.documents])
+        changed["documents"] = len(body.documents)
+    if entered and (body.monthly_amount is not None or body.one_off_amount is not None):
+        _correct_amounts(claim, body, changed)
+    step = ClaimDecision(claim_id=claim.id, level=CLERK_LEVEL, decision="resubmit", reason=body.reason,
+                         decided_at=now, decided_by=actor.id, role="agency_clerk")
+    claim.status = "in_review"
+    session.add_all([step, claim])
+    entry = append_audit(session, action="claim.resubmit", entity_type=ENTITY, entity_id=claim.id,
+                         detail={"claim_status": claim.status, **changed}, reason=body.reason)
+    _flush_step(session)
+    _file_step(session, claim, f"{claim.id}/{CLERK_LEVEL}/{step.id}", CLERK_LEVEL, f"补正后重新提交：{body.reason}",
+               entry)
+    return claim
+
+
+def _correct_amounts(claim: Claim, body: ResubmissionRequest, changed: dict[str, Any]) -> None:
+    """The entered amounts corrected, the computation written again from them and the large-amount flag with it
+    (a claim that becomes large gets its 大额复核 level)."""
+    document = json.loads(claim.computation)
+    monthly = yuan_to_fen(body.monthly_amount) if body.monthly_amount is not None else claim.monthly_amount_fen
+    one_off = yuan_to_fen(body.one_off_amount) if body.one_off_amount is not None else claim.one_off_amount_fen
+    result = computation.entered(kind=claim.kind, monthly_fen=monthly, one_off_fen=one_off,
+                                 documents=json.loads(claim.documents or "[]"))
+    result.inputs.update({k: v for k, v in document.get("inputs", {}).items() if k.startswith("parameters_")})
+    result.flags.update(document.get("flags", {}))
+    threshold = result.flags.get("large_amount_threshold_fen")
+    if threshold is not None:
+        claim.large_amount = any(a is not None and a > threshold for a in (monthly, one_off))
+    changed.update({"monthly_amount_fen": [claim.monthly_amount_fen, monthly],
+                    "one_off_amount_fen": [claim.one_off_amount_fen, one_off], "large_amount": claim.large_amount})
+    claim.monthly_amount_fen, claim.one_off_amount_fen = monthly, one_off
+    claim.computation = canonical_json(result.as_dict())
 
 
 def _risk_references(claim: Claim) -> dict[str, str]:

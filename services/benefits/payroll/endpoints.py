@@ -46,6 +46,10 @@ CASHIER = allow("cashier")
 BANK = allow("bank_system")
 FILE_READERS = allow("cashier", "bank_system")
 READERS = allow("agency_clerk", "agency_reviewer", "agency_approver", "accountant", "cashier", "internal_auditor")
+# Finance funds the runs (专户 → 支出户): its officer reads the runs and their totals, never their lines (personal data)
+# and approves nothing.
+RUN_READERS = allow("agency_clerk", "agency_reviewer", "agency_approver", "accountant", "cashier", "internal_auditor",
+                    "finance_officer")
 
 router = APIRouter(prefix="/payroll", tags=["payroll"])
 
@@ -93,18 +97,23 @@ def compute_run(body: RunIn, session: SessionDep, response: Response) -> RunComp
                        frozen=outcome.frozen)
 
 
-@router.get("/runs", response_model=list[RunOut], summary="Payroll runs, newest month first", dependencies=[READERS])
+@router.get("/runs", response_model=list[RunOut], summary="Payroll runs, newest month first",
+            description="`funding=requested`: only the runs whose funds the accountant has asked finance for (the "
+                        "finance officer's list of funding requests); `funding=awaiting`: approved runs not asked yet.",
+            dependencies=[RUN_READERS])
 def list_runs(
     session: SessionDep,
     fund: Annotated[str | None, Query(pattern=FUND_PATTERN)] = None,
     period: Annotated[Period | None, Query()] = None,
+    funding: Annotated[str | None, Query(pattern="^(requested|awaiting)$")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> list[RunOut]:
-    return [run_out(session, r) for r in service.list_runs(session, fund=fund, period=period, limit=limit)]
+    return [run_out(session, r) for r in service.list_runs(session, fund=fund, period=period, funding=funding,
+                                                           limit=limit)]
 
 
 @router.get("/runs/{run_id}", response_model=RunOut, summary="One payroll run with its totals per line status",
-            dependencies=[READERS])
+            dependencies=[RUN_READERS])
 def get_run(run_id: str, session: SessionDep) -> RunOut:
     return run_out(session, service.get_run(session, run_id))
 

@@ -239,8 +239,14 @@ def _run_by_key(session: Session, fund: str, period: int, *, lock: bool) -> Payr
     return session.execute(query).scalar_one_or_none()
 
 
-def list_runs(session: Session, *, fund: str | None, period: int | None, limit: int) -> list[PayrollRun]:
+def list_runs(session: Session, *, fund: str | None, period: int | None, limit: int,
+              funding: str | None = None) -> list[PayrollRun]:
+    """``funding``: ``requested`` (funds asked of finance) or ``awaiting`` (approved, not asked yet)."""
     query = select(PayrollRun).order_by(PayrollRun.period.desc(), PayrollRun.fund).limit(limit)
+    if funding == "requested":
+        query = query.where(PayrollRun.funding_requested_at.is_not(None))
+    elif funding == "awaiting":
+        query = query.where(PayrollRun.approved_at.is_not(None), PayrollRun.funding_requested_at.is_(None))
     if fund:
         query = query.where(PayrollRun.fund == fund)
     if period:
