@@ -108,6 +108,8 @@ SCREENS: tuple[Screen, ...] = (
            (("GET", "/api/collection/jobs/{job_id}"),), in_menu=False),
     Screen("jobs_oversight", "监督任务进度", "/console/jobs/oversight", "后台任务",
            (("GET", "/api/oversight/jobs/{job_id}"),), in_menu=False),
+    Screen("jobs_benefits", "待遇任务进度", "/console/jobs/benefits", "后台任务",
+           (("GET", "/api/benefits/jobs/{job_id}"),), in_menu=False),
     Screen("users", "用户与角色", "/console/admin/users", "系统管理",
            (("GET", "/identity/users"), ("GET", "/identity/conflict-rules"),
             ("GET", "/identity/reports/long-tenure"))),
