@@ -93,7 +93,7 @@ SCREENS: tuple[Screen, ...] = (
            (("GET", "/api/oversight/budget"), ("GET", "/api/oversight/budget/{fund}/{year}"),
             ("GET", "/api/oversight/budget/{fund}/{year}/execution"),
             ("GET", "/api/oversight/budget/{fund}/{year}/adjustments"),
-            ("GET", "/api/oversight/budget/{fund}/{year}/final-accounts"))),
+            ("GET", "/api/oversight/budget/{fund}/{year}/final-accounts"), ("GET", "/api/oversight/budget/items"))),
     Screen("budget_compile", "编制预算", "/console/finance/budget-compile", "财务管理",
            (("POST", "/api/oversight/budget"), ("GET", "/api/oversight/budget/items"))),
     Screen("payroll", "发放批次", "/console/payroll/runs", "待遇发放",
