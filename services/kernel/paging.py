@@ -19,6 +19,7 @@ import base64
 import binascii
 import json
 from datetime import date, datetime
+from decimal import Decimal
 from typing import Annotated, Any
 
 from fastapi import Query
@@ -92,7 +93,7 @@ class SortKeys:
             raise Invalid("SORT_KEY_UNKNOWN", f"不支持按“{name}”排序，可用的排序字段：{'、'.join(self.allowed())}",
                           details={"allowed": self.allowed()})
         if after:
-            value, last_id = _read_cursor(after, column)
+            value, last_id = _read_cursor(after)
             before, same = (column < value, self.id < last_id) if descending else (column > value, self.id > last_id)
             query = query.where(or_(before, and_(column == value, same)))
         order = (column.desc(), self.id.desc()) if descending else (column, self.id)
@@ -104,24 +105,33 @@ class SortKeys:
         return found[:limit], _cursor(getattr(last, column.key), getattr(last, self.id.key))
 
 
+# The cursor says how its value reads back: the column's own type is not always known to Python (AutoString).
+_READERS: dict[str, Any] = {"t": datetime.fromisoformat, "d": date.fromisoformat, "i": int, "s": str,
+                            "n": Decimal}
+
+
 def _cursor(value: Any, last_id: Any) -> str:
-    text = value.isoformat() if isinstance(value, datetime | date) else value
-    raw = json.dumps([text if isinstance(text, int | str) else str(text), last_id], ensure_ascii=False)
+    if isinstance(value, datetime):
+        tagged = ["t", value.isoformat()]
+    elif isinstance(value, date):
+        tagged = ["d", value.isoformat()]
+    elif isinstance(value, int):
+        tagged = ["i", value]
+    elif isinstance(value, Decimal):
+        tagged = ["n", str(value)]
+    else:
+        tagged = ["s", str(value)]
+    raw = json.dumps([*tagged, last_id], ensure_ascii=False)
     return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
 
 
-def _read_cursor(cursor: str, column: InstrumentedAttribute) -> tuple[Any, Any]:
+def _read_cursor(cursor: str) -> tuple[Any, Any]:
     try:
         if len(cursor) > CURSOR_MAX:
             raise ValueError(cursor)
-        value, last_id = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-        kind = column.type.python_type
-        if kind is datetime:
-            return datetime.fromisoformat(value), last_id
-        if kind is date:
-            return date.fromisoformat(value), last_id
-        return kind(value), last_id
-    except (ValueError, TypeError, NotImplementedError, binascii.Error, UnicodeDecodeError):
+        tag, value, last_id = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        return _READERS[tag](value), last_id
+    except (ValueError, TypeError, KeyError, ArithmeticError, binascii.Error, UnicodeDecodeError):
         raise Invalid("SORT_CURSOR_INVALID", "分页游标无效：请从第一页重新查询（游标须与排序方式一同使用）") from None
 
 
