@@ -1,7 +1,10 @@
 """Budgets (基金预算, 002): a budget's page — its execution against time progress (a chart and the API's warnings),
 its approval chain, its adjustments and its final accounts — with the step of each chain the user's roles may take
-(the agency drafts, submits and adjusts; finance reviews, approves with the approval reference, or returns with a
-reason; each step by another person, as the API checks), and the compile form of a new budget."""
+(the agency drafts, changes a draft's amounts, submits and adjusts, and draws the final accounts with the amounts of
+the items the ledger does not hold; finance reviews, approves with the approval reference, or returns with a
+reason; each step by another person, as the API checks), and the compile form of a new budget. Amounts are typed in
+元 and sent as typed: the API reads them as Decimal and refuses a bad one in its own words, shown with what was
+typed."""
 
 import json
 import re
@@ -26,16 +29,19 @@ ADJUSTMENT_ID = re.compile(r"^[\w-]{1,64}$")
 APPROVE = {"approval_ref": "text", "approved_on": "text", "note": "text?"}
 
 
-def lines_body(form: dict[str, str], extra: dict[str, str]) -> dict[str, Any]:
-    """``line_<item>`` fields typed (yuan, as typed) → the API's ``lines``; plus the form's other fields."""
-    lines = {name.removeprefix("line_"): value.strip() for name, value in form.items()
-             if name.startswith("line_") and value.strip()}
-    return {**forms.body_of(extra, form), "lines": lines}
+def lines_body(form: dict[str, str], extra: dict[str, str], *, prefix: str = "line_",
+               key: str = "lines") -> dict[str, Any]:
+    """``<prefix><item>`` fields typed (yuan, as typed) → the API's ``key`` (item → amount); plus the form's other
+    fields."""
+    lines = {name.removeprefix(prefix): value.strip() for name, value in form.items()
+             if name.startswith(prefix) and value.strip()}
+    return {**forms.body_of(extra, form), key: lines}
 
 
 # step → (its route after the budget's, its fields). Adjustment steps name the adjustment in the form's
 # ``adjustment_id``; the API decides who may take each step and in which state.
 STEPS: dict[str, tuple[str, forms.Fields]] = {
+    "lines": ("/lines", lambda form: lines_body(form, {"note": "text?"})),
     "submit": ("/submit", {}),
     "review": ("/review", {"note": "text?"}),
     "approve": ("/approve", APPROVE),
@@ -46,12 +52,14 @@ STEPS: dict[str, tuple[str, forms.Fields]] = {
     "adjustment-review": ("/adjustments/{adjustment_id}/review", {"note": "text?"}),
     "adjustment-approve": ("/adjustments/{adjustment_id}/approve", APPROVE),
     "adjustment-return": ("/adjustments/{adjustment_id}/return", {"reason": "text"}),
-    "final-accounts": ("/final-accounts", {"note": "text?"}),
+    "final-accounts": ("/final-accounts",
+                       lambda form: lines_body(form, {"note": "text?"}, prefix="entered_", key="entered")),
     "final-submit": ("/final-accounts/submit", {}),
     "final-review": ("/final-accounts/review", {"note": "text?"}),
     "final-approve": ("/final-accounts/approve", APPROVE),
     "final-return": ("/final-accounts/return", {"reason": "text"}),
 }
+METHODS = {"lines": "PUT"}  # a step sent otherwise than by POST
 Step = Annotated[str, Path(pattern="^(" + "|".join(re.escape(s) for s in STEPS) + ")$")]
 
 
@@ -76,7 +84,14 @@ async def show(page: Page, fund: str, year: int, month: int | None = None, *, st
     execution = await _optional(page, f"{base}/execution", params={"month": month} if month else {})
     adjustments = await page.calls.json("GET", f"{base}/adjustments")
     final = await _optional(page, f"{base}/final-accounts")
-    allowed = {step for step, (route, _) in STEPS.items() if await page.may("POST", API + route)}
+    allowed = {step for step, (route, _) in STEPS.items()
+               if await page.may(METHODS.get(step, "POST"), API + route)}
+    # the items the final accounts take as entered (the ledger holds the others), with what the draft has
+    entered = []
+    if "final-accounts" in allowed and budget["status"] == "approved" and (final is None or final["status"] == "draft"):
+        actual = {line["item"]: line["actual"] for line in (final or {}).get("lines", []) if line["source"] == "entered"}
+        entered = [{**item, "actual": actual.get(item["item"], "")}
+                   for item in await page.calls.json("GET", "/api/oversight/budget/items") if not item["from_ledger"]]
     chart = None
     if execution:
         chart = json.dumps({"items": [item["name"] for item in execution["items"]],
@@ -84,7 +99,7 @@ async def show(page: Page, fund: str, year: int, month: int | None = None, *, st
                             "time_progress": execution["time_progress"]}, ensure_ascii=False)
     return await page.render("budget_execution.html", status_code=status_code, budget=budget, execution=execution,
                              chart=chart, adjustments=adjustments, final=final, allowed=allowed, error=error,
-                             form=form or {})
+                             form=form or {}, entered=entered)
 
 
 @router.get("/budgets/{fund}/{year}")
@@ -106,7 +121,7 @@ async def budget_step(page: Annotated[Page, screen_page("budgets")], fund: FundP
     async def again(**context: Any) -> Response:
         return await show(page, fund, year, **context)
 
-    return await forms.submit(page, API + route, path, fields, here, again)
+    return await forms.submit(page, API + route, path, fields, here, again, method=METHODS.get(step, "POST"))
 
 
 # -- compile (编制): a new budget's draft with an amount per item ------------------------------------------------------

@@ -94,7 +94,11 @@ SWEEP_RESULT_LABELS = {"status": "结果", "found": "发现", "created": "新立
 JOB_RESULT_LABELS = {"import_job_id": "导入编号", "kind": "类型", "mode": "方式", "status": "状态", "file_format": "文件格式",
                      "encoding": "编码", "total_rows": "总行数", "accepted_rows": "已接收", "rejected_rows": "被拒绝",
                      "reported_overlaps": "重叠参保期间", "rejections_by_code": "拒绝原因统计", "rejections": "被拒绝的行（前若干）",
-                     "rejections_more": "其余被拒绝行数", "rejections_at": "全部被拒绝行"}
+                     "rejections_more": "其余被拒绝行数", "rejections_at": "全部被拒绝行",
+                     # a bank result file (benefits.bank_result_file)
+                     "file_id": "报盘文件编号", "run_id": "发放批次编号", "applied": "本次入账回盘", "unchanged": "已有相同结果",
+                     "paid_lines": "发放成功笔数", "failed_lines": "发放失败笔数", "paid_total": "成功金额（元）",
+                     "returned_total": "退回金额（元）", "file_status": "报盘文件状态", "awaiting_result": "待回盘笔数"}
 REPORT_ACTION_LABELS = {"received": "受理", "assigned": "分派", "investigating": "开始调查", "answered": "答复",
                         "closed": "办结", "flagged": "标记为重大或紧急", "linked": "关联同一事项"}
 # The registry's change history (services/accounts: entity types and actions of HistoryEntry).

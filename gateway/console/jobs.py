@@ -33,3 +33,8 @@ async def collection_job(page: Annotated[Page, screen_page("jobs_collection")], 
 @router.get("/oversight/{job_id}")
 async def oversight_job(page: Annotated[Page, screen_page("jobs_oversight")], job_id: JobId) -> Response:
     return await _job_page(page, "oversight", job_id)
+
+
+@router.get("/benefits/{job_id}")
+async def benefits_job(page: Annotated[Page, screen_page("jobs_benefits")], job_id: JobId) -> Response:
+    return await _job_page(page, "benefits", job_id)

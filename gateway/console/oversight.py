@@ -93,6 +93,8 @@ async def reconciliation_workbook(page: ReconciliationPage, month: MonthParam) -
 
 
 CASE_FILTERS = ("status", "rule_id", "severity", "unit")
+# The case list's columns the API sorts by (its ``sort`` keys, services/oversight/cases/endpoints.py CASE_SORT).
+CASE_SORTS = ("rule_id", "severity", "status", "unit", "opened_at", "deadline")
 
 
 def age_days(opened_at: str, today: date) -> int:
@@ -102,10 +104,11 @@ def age_days(opened_at: str, today: date) -> int:
 @router.get("/cases")
 async def cases(page: CasesPage, status: str | None = None, rule_id: str | None = None,  # noqa: PLR0913
                 severity: str | None = None, unit: str | None = None, open_only: bool = True,
-                after: str | None = None) -> Response:
+                after: str | None = None, sort: str | None = None) -> Response:
     params: dict[str, Any] = {"limit": 100, "open_only": str(open_only).lower()}
+    sort = sort if (sort or "").removeprefix("-") in CASE_SORTS else None
     for name, value in (("status", status), ("rule_id", rule_id), ("severity", severity), ("unit", unit),
-                        ("after", after)):
+                        ("after", after), ("sort", sort)):
         if value:
             params[name] = value
     listing, overdue = await asyncio.gather(page.calls.json("GET", "/api/oversight/cases", params=params),
@@ -117,7 +120,7 @@ async def cases(page: CasesPage, status: str | None = None, rule_id: str | None 
     ages = Counter("≤7天" if age_days(c["opened_at"], today) <= 7 else "8–30天"
                    if age_days(c["opened_at"], today) <= 30 else ">30天" for c in items)
     filters = {"status": status or "", "rule_id": rule_id or "", "severity": severity or "", "unit": unit or "",
-               "open_only": open_only}
+               "open_only": open_only, "sort": sort or ""}
     return await page.render("cases.html", items=items, next_cursor=listing.get("next_cursor"), overdue=overdue,
                              by_rule=sorted(by_rule.items()), by_severity=by_severity, ages=ages, filters=filters,
                              today=today, age_days=age_days, query_after=quote(listing.get("next_cursor") or ""))

@@ -1,8 +1,9 @@
 """Benefits payroll (待遇发放): the monthly runs with their lines per status and the bank's failures, each run's page
 offering the steps of the payroll API to the roles it admits — computed by a clerk, approved by an approver (another
 person), funding asked of finance by the accountant, the bank file issued, downloaded and re-issued by the cashier.
-The bank's results are posted by the bank's system (a system client, never a console user): the console shows them
-(paid and failed lines, returned amounts) and offers no upload. Finance's list of funding requests is here too: the
+The bank's results come either from the bank's system (a system client) or as the bank's result file (回盘文件)
+the cashier uploads on the run's page: a background job of the payroll API, followed on its job page (progress,
+then the lines applied and the rows set aside with their reasons). Finance's list of funding requests is here too: the
 approved runs with the date their funds were asked for."""
 
 from typing import Annotated, Any
@@ -24,6 +25,7 @@ RUNS = "/api/benefits/payroll/runs"
 LINE_STATUSES = ("pending", "in_file", "paid", "failed", "withheld")
 LINES_SHOWN = 200
 FILE_CONTENT = ("GET", "/api/benefits/payroll/bank-files/{file_id}/content")
+RESULT_UPLOAD = ("POST", "/api/benefits/payroll/bank-files/{file_id}/result-files")
 FileId = Annotated[str, Path(max_length=64, pattern=r"^[\w-]+$")]
 
 RUN_COLUMNS = (
@@ -94,7 +96,7 @@ async def _run_extra(page: Page, run: dict[str, Any]) -> dict[str, Any]:
     files = await page.calls.json("GET", f"{base}/bank-files")
     return {"lines": lines["items"], "more_lines": lines.get("next_cursor") is not None, "failed": failed,
             "files": files, "chosen": chosen, "line_statuses": LINE_STATUSES,
-            "may_download": await page.may(*FILE_CONTENT)}
+            "may_download": await page.may(*FILE_CONTENT), "may_upload": await page.may(*RESULT_UPLOAD)}
 
 
 RUN = forms.Workflow(
@@ -115,3 +117,19 @@ async def bank_file_content(page: Annotated[Page, screen_page("payroll")], file_
         raise ApiError.of(response)
     headers = {k: v for k, v in response.headers.items() if k.lower() in ("content-disposition", "x-checksum-sha256")}
     return page.finish(Response(response.content, media_type=response.headers.get("content-type"), headers=headers))
+
+
+@router.post("/payroll/bank-files/{file_id}/result-files")
+async def upload_result_file(page: Annotated[Page, screen_page("payroll")], file_id: FileId) -> Response:
+    """The bank's result file, streamed on to the API (a background job there), followed on the job's page."""
+    if not await page.may(*RESULT_UPLOAD):
+        raise ScreenRefused()
+    upload = (await page.request.form()).get("file")
+    if upload is None or isinstance(upload, str) or not upload.filename:
+        raise ApiError(422, "RESULT_FILE_MISSING", "请选择银行回盘文件")
+    response = await page.calls.call(
+        "POST", RESULT_UPLOAD[1].format(file_id=quote(file_id, safe="")),
+        files={"file": (upload.filename, upload.file, upload.content_type or "application/octet-stream")})
+    if response.status_code != 202:
+        raise ApiError.of(response)
+    return page.redirect(f"/console/jobs/benefits/{quote(response.json()['id'], safe='')}")

@@ -162,9 +162,9 @@ REPORTS = Table(
 
 CLAIMS = Table(
     "待遇审核", "/api/benefits/claims",
-    (Column("submitted_at", "申请时间", "time"), Column("kind", "待遇", "label:claim_kind", link="/console/agency/claims/{id}"),
-     Column("fund", "险种", "label:fund"), Column("person_id", "人员", link="/console/agency/persons/{person_id}"),
-     Column("status", "状态", "label:claim_status"), Column("next_level", "待办环节", "label:claim_level"),
+    (Column("submitted_at", "申请时间", "time", sort="submitted_at"), Column("kind", "待遇", "label:claim_kind", link="/console/agency/claims/{id}", sort="kind"),
+     Column("fund", "险种", "label:fund", sort="fund"), Column("person_id", "人员", link="/console/agency/persons/{person_id}", sort="person_id"),
+     Column("status", "状态", "label:claim_status", sort="status"), Column("next_level", "待办环节", "label:claim_level"),
      Column("monthly_amount", "月待遇", "yuan"), Column("one_off_amount", "一次性金额", "yuan"),
      Column("blocked_reason", "校验问题")),
     (Filter("status", "状态", ("in_review", "returned", "blocked", "approved", "rejected"), "claim_status"),
@@ -173,16 +173,16 @@ CLAIMS = Table(
 
 PERSONS = Table(
     "参保人员", "/api/accounts/persons",
-    (Column("name", "姓名", link="/console/agency/persons/{id}"), Column("citizen_id", "身份证号"),
-     Column("sex", "性别", "label:sex"), Column("birth_date", "出生日期", "date"), Column("region", "行政区划"),
-     Column("life_status", "生存状态", "label:life_status"), Column("registered_at", "登记时间", "time")),
+    (Column("name", "姓名", link="/console/agency/persons/{id}", sort="name"), Column("citizen_id", "身份证号"),
+     Column("sex", "性别", "label:sex", sort="sex"), Column("birth_date", "出生日期", "date", sort="birth_date"), Column("region", "行政区划", sort="region"),
+     Column("life_status", "生存状态", "label:life_status", sort="life_status"), Column("registered_at", "登记时间", "time", sort="registered_at")),
     (Filter("citizen_id", "身份证号"), Filter("name", "姓名")))
 
 EMPLOYERS = Table(
     "参保单位", "/api/accounts/employers",
-    (Column("name", "单位名称", link="/console/agency/employers/{id}"), Column("uscc", "统一社会信用代码"),
-     Column("unit_type", "单位类型", "label:unit_type"), Column("region", "行政区划"), Column("industry_risk_class", "行业风险类别", "count"),
-     Column("status", "状态", "label:status"), Column("registered_at", "登记时间", "time")),
+    (Column("name", "单位名称", link="/console/agency/employers/{id}", sort="name"), Column("uscc", "统一社会信用代码", sort="uscc"),
+     Column("unit_type", "单位类型", "label:unit_type", sort="unit_type"), Column("region", "行政区划", sort="region"), Column("industry_risk_class", "行业风险类别", "count", sort="industry_risk_class"),
+     Column("status", "状态", "label:status", sort="status"), Column("registered_at", "登记时间", "time", sort="registered_at")),
     (Filter("uscc", "信用代码"), Filter("name", "名称")))
 
 UNMATCHED = Table(
@@ -207,20 +207,20 @@ EXCHANGE = Table(
 
 IMPORTS = Table(
     "批量导入", "/api/accounts/imports",
-    (Column("created_at", "提交时间", "time"), Column("filename", "文件", link="/console/agency/imports/{id}"),
-     Column("kind", "类型", "label:import_kind"), Column("status", "状态", "label:run_status"), Column("total_rows", "总行数", "count"),
-     Column("accepted_rows", "已接收", "count"), Column("rejected_rows", "被拒绝", "count"),
-     Column("created_by", "提交人"), Column("finished_at", "完成时间", "time")))
+    (Column("created_at", "提交时间", "time", sort="created_at"), Column("filename", "文件", link="/console/agency/imports/{id}", sort="filename"),
+     Column("kind", "类型", "label:import_kind", sort="kind"), Column("status", "状态", "label:run_status", sort="status"), Column("total_rows", "总行数", "count", sort="total_rows"),
+     Column("accepted_rows", "已接收", "count", sort="accepted_rows"), Column("rejected_rows", "被拒绝", "count", sort="rejected_rows"),
+     Column("created_by", "提交人", sort="created_by"), Column("finished_at", "完成时间", "time")))
 
 # -- finance (财政) --------------------------------------------------------------------------------------------------
 
 REMITTANCES = Table(
     "国库划款与到账", "/api/collection/treasury/remittances",
-    (Column("remitted_on", "划出日期", "date"), Column("fund", "险种", "label:fund"), Column("period", "所属期", "month"),
-     Column("amount", "划款金额", "yuan"), Column("received", "已到账", "yuan"), Column("unreceived", "未到账", "yuan"),
+    (Column("remitted_on", "划出日期", "date", sort="remitted_on"), Column("fund", "险种", "label:fund", sort="fund"), Column("period", "所属期", "month", sort="period"),
+     Column("amount", "划款金额", "yuan", sort="amount"), Column("received", "已到账", "yuan"), Column("unreceived", "未到账", "yuan"),
      Column("deadline", "到账期限（10个工作日）", "date"), Column("lateness", "时效", "label:lateness"),
      Column("working_days_late", "逾期工作日", "count"), Column("last_receipt_on", "最后到账", "date"),
-     Column("voucher_no", "凭证号"), Column("id", "划款编号")),
+     Column("voucher_no", "凭证号", sort="voucher_no"), Column("id", "划款编号")),
     (Filter("fund", "险种", FUNDS, "fund"), Filter("period", "所属期（YYYYMM）"),
      Filter("outstanding", "仅未足额到账", ("true",), "flag")), items=None, cursor=None, cursor_header="X-Next-Cursor")
 

@@ -1,5 +1,6 @@
 """Report tables: a table is declared once (its API route, its columns, its filters) and shown as an HTML table with
-server-side filtering, paging (the API's cursor) and sorting, and downloaded as an Excel workbook built from the very
+server-side filtering, paging (the API's cursor) and sorting (the API's ``sort`` parameter where its list route
+admits the column's key: ``Column.sort``; a list answered whole, without a cursor, is sorted here), and downloaded as an Excel workbook built from the very
 rows the table shows (openpyxl), when the API has no workbook of its own.
 
 A column says how its value is written (``kind``): ``text``, ``yuan`` (the API's yuan string), ``fen``, ``time``
@@ -27,6 +28,7 @@ class Column:
     label: str
     kind: str = "text"
     link: str | None = None  # a console href with the row's fields, e.g. "/console/oversight/incidents/{id}"
+    sort: str | None = None  # the list route's sort key for this column (services.kernel.paging.SortKeys)
 
     def value(self, row: dict[str, Any]) -> Any:
         value: Any = row
@@ -71,9 +73,26 @@ class Table:
     fixed: dict[str, str] = field(default_factory=dict)  # query parameters always sent
     caption: str = ""
 
+    @property
+    def paged(self) -> bool:
+        return bool(self.cursor or self.cursor_header)
+
+    def sortable(self, column: Column) -> bool:
+        """Sorted by the API (its key for the column), or here when the table holds the whole list: never the one
+        page shown of a longer list."""
+        return column.sort is not None or not self.paged
+
+    def api_sort(self, sort: str | None) -> str | None:
+        """The API's ``sort`` for the table's ``sort`` (a column key, ``-`` first for descending), if it has one."""
+        key = (sort or "").removeprefix("-")
+        column = next((c for c in self.columns if c.key == key and c.sort), None)
+        return None if column is None else ("-" if (sort or "").startswith("-") else "") + column.sort
+
     def params(self, query: dict[str, str]) -> dict[str, Any]:
-        """The API's query: the table's fixed parameters, the filters given, the cursor, the page size."""
+        """The API's query: the table's fixed parameters, the filters given, the sort, the cursor, the page size."""
         params: dict[str, Any] = {**self.fixed, "limit": self.page_size}
+        if sort := self.api_sort(query.get("sort")):
+            params["sort"] = sort
         for f in self.filters:
             value = (query.get(f.name) or "").strip()
             if value and (not f.options or value in f.options):
@@ -92,8 +111,9 @@ class Table:
         return answer.get(self.cursor) if self.cursor and isinstance(answer, dict) else None
 
     def sorted(self, rows: list[dict[str, Any]], sort: str | None) -> list[dict[str, Any]]:
-        """Rows sorted by a column (``key`` or ``-key`` for descending); an unknown column leaves the API's order."""
-        if not sort:
+        """Rows sorted by a column (``key`` or ``-key`` for descending) when the table holds the whole list; the
+        API's order otherwise (sorted there by the column's key, or not sortable)."""
+        if not sort or self.paged:
             return rows
         key, descending = sort.lstrip("-"), sort.startswith("-")
         column = next((c for c in self.columns if c.key == key), None)

@@ -70,7 +70,7 @@ from services.kernel.db import snapshot_session, unit_of_work
 from services.kernel.errors import DomainError, Invalid, NotFound, TooLarge
 from services.kernel.events import new_event_id
 from services.kernel.models import Job, JobInputPart
-from services.kernel.paging import newest_first
+from services.kernel.paging import SORT_DESCRIPTION, SORT_PATTERN, SortKeys
 from services.kernel.settings_sections import JobSettings
 
 log = structlog.get_logger(__name__)
@@ -421,8 +421,12 @@ def read_job(engine: Engine, job_id: str, kinds: dict[str, JobKind]) -> Job:
         return job
 
 
+JOB_SORT = SortKeys(Job.id, descending_by_default=True, created_at=Job.created_at, kind=Job.kind, status=Job.status,
+                    created_by=Job.created_by, rows_done=Job.rows_done, rows_rejected=Job.rows_rejected)
+
+
 def list_jobs(engine: Engine, kinds: dict[str, JobKind], *, kind: str | None, status: str | None,
-              after: str | None, limit: int) -> tuple[list[Job], str | None]:
+              after: str | None, limit: int, sort: str | None = None) -> tuple[list[Job], str | None]:
     """The jobs the current actor may read, newest first: their own, and every job of the kinds their role reads."""
     actor = context.current().actor
     roles = set(actor.roles or (actor.role,))
@@ -433,7 +437,7 @@ def list_jobs(engine: Engine, kinds: dict[str, JobKind], *, kind: str | None, st
     if status:
         query = query.where(Job.status == status)
     with snapshot_session(engine) as session:
-        jobs, next_cursor = newest_first(session, query, Job.id, after=after, limit=limit)
+        jobs, next_cursor = JOB_SORT.page(session, query, sort=sort, after=after, limit=limit)
         for job in jobs:
             session.expunge(job)
         return jobs, next_cursor
@@ -459,9 +463,11 @@ def jobs_router(kinds: Iterable[JobKind]) -> APIRouter:
 
     @router.get("", response_model=JobPage, summary="Background jobs I may read, newest first")
     def list_my_jobs(request: Request, kind: str | None = None, status: str | None = None,
-                     after: str | None = None, limit: Annotated[int, Query(ge=1, le=200)] = 50) -> JobPage:
+                     after: str | None = None, limit: Annotated[int, Query(ge=1, le=200)] = 50,
+                     sort: Annotated[str | None, Query(pattern=SORT_PATTERN, description=SORT_DESCRIPTION)] = None,
+                     ) -> JobPage:
         jobs, next_cursor = list_jobs(request.app.state.engine, registered(request), kind=kind, status=status,
-                                      after=after, limit=limit)
+                                      after=after, limit=limit, sort=sort)
         return JobPage(items=[job_out(j) for j in jobs], next_cursor=next_cursor)
 
     @router.get("/{job_id}", response_model=JobOut,

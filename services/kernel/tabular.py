@@ -240,6 +240,36 @@ def read_table(source: Source, columns: Sequence[Column]) -> Table:
     return _read_csv(source, columns)
 
 
+def raw_rows(source: Source) -> Iterator[tuple[int, list[Any]]]:
+    """Every row of a CSV or .xlsx file as it stands, numbered from 1, with no header matching: for a file whose
+    first row is not a header (a bank's result file opens with its tag row). Read as the rows are asked for."""
+    if not source or _blank(source):
+        raise empty_file()
+    with _open(source) as stream:
+        magic = stream.read(len(OLE2_MAGIC))
+    if magic.startswith(OLE2_MAGIC):
+        raise ImportFileError("IMPORT_FORMAT_UNSUPPORTED", "不支持旧版 Excel（.xls）文件，请另存为 .xlsx 或 CSV 后再导入")
+    if not magic.startswith(XLSX_MAGIC):
+        encoding = detect_encoding(source)
+        with _text(source, encoding) as text:
+            first_line = next((line for line in text if line.strip()), "")
+        yield from _csv_records(source, encoding, _sniff_delimiter(first_line))
+        return
+    from openpyxl import load_workbook  # noqa: PLC0415 - only when an Excel file comes
+
+    with _open(source) as stream:
+        try:
+            workbook = load_workbook(stream, read_only=True, data_only=True)
+        except (zipfile.BadZipFile, KeyError, OSError, ValueError) as exc:
+            raise ImportFileError("IMPORT_FILE_MALFORMED",
+                                  f"Excel 文件无法读取（{type(exc).__name__}），请确认是 .xlsx 格式") from None
+        try:
+            for row_no, cells in enumerate(workbook.worksheets[0].iter_rows(values_only=True), start=1):
+                yield row_no, list(cells)
+        finally:
+            workbook.close()
+
+
 # -- CSV -------------------------------------------------------------------------------------------------------------
 
 

@@ -2,6 +2,7 @@
 passed on), sorting by a column (amounts as exact numbers, empty values last), the workbook of the rows shown
 (amounts as exact numbers with the 元 format, labels in Chinese), and the form bodies (元 typed → exact fen)."""
 
+from dataclasses import replace
 from decimal import Decimal
 from io import BytesIO
 
@@ -41,11 +42,25 @@ def test_every_filter_of_the_screens_offers_labelled_options():
             assert not f.options or f.labels, (table.title, f.name)  # no bare code offered to a user
 
 
-def test_sorting_by_a_column_exact_amounts_empty_last():
-    assert [r["id"] for r in TABLE.sorted(ROWS, "amount")] == ["b", "a", "c"]
-    assert [r["id"] for r in TABLE.sorted(ROWS, "-amount")] == ["a", "b", "c"]
-    assert [r["id"] for r in TABLE.sorted(ROWS, "-totals.income")] == ["b", "a", "c"]
-    assert TABLE.sorted(ROWS, "no_such_column") == ROWS
+def test_a_whole_list_is_sorted_here_by_a_column_exact_amounts_empty_last():
+    whole = replace(TABLE, cursor=None)  # no cursor: the table holds the whole list
+    assert [r["id"] for r in whole.sorted(ROWS, "amount")] == ["b", "a", "c"]
+    assert [r["id"] for r in whole.sorted(ROWS, "-amount")] == ["a", "b", "c"]
+    assert [r["id"] for r in whole.sorted(ROWS, "-totals.income")] == ["b", "a", "c"]
+    assert whole.sorted(ROWS, "no_such_column") == ROWS
+    assert all(whole.sortable(c) for c in whole.columns)
+
+
+def test_a_paged_list_is_sorted_by_the_api_never_the_page_shown():
+    """A column with the list route's sort key is sorted by the API (``sort`` passed, ``-`` kept); a column without
+    one is not sortable at all: sorting one page of a longer list would mislead."""
+    paged = replace(TABLE, columns=(Column("name", "名称", sort="name"), *TABLE.columns[1:]))
+    assert paged.params({"sort": "-name", "after": "c1"}) == {"limit": 50, "sort": "-name", "after": "c1"}
+    assert paged.params({"sort": "amount"}) == {"limit": 50}  # no API key for it: not sent, not sorted here
+    assert paged.sorted(ROWS, "-name") == ROWS and paged.sorted(ROWS, "amount") == ROWS
+    assert [c.key for c in paged.columns if paged.sortable(c)] == ["name"]
+    by_key = {c.key: c.sort for c in reports.PERSONS.columns}
+    assert by_key["name"] == "name" and by_key["citizen_id"] is None  # masked numbers give no order
 
 
 def test_cells_are_written_in_chinese_and_yuan():

@@ -13,6 +13,7 @@ from services.accounts.employers.schemas import (
 )
 from services.kernel.auth import allow
 from services.kernel.service_app import SessionDep, read_by_key
+from services.kernel.paging import SortQuery
 
 READERS = allow("agency_clerk", "agency_reviewer", "agency_approver", "internal_auditor")
 WRITERS = allow("agency_clerk")
@@ -74,6 +75,7 @@ def list_employers(
     name: str | None = None,
     after: str | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    sort: SortQuery = None,
 ) -> EmployerPage:
-    rows, next_cursor = service.list_employers(session, uscc=uscc, name=name, after=after, limit=limit)
+    rows, next_cursor = service.list_employers(session, uscc=uscc, name=name, after=after, limit=limit, sort=sort)
     return EmployerPage(items=[_out(r) for r in rows], next_cursor=next_cursor)

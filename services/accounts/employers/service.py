@@ -20,7 +20,7 @@ from services.kernel.errors import Conflict, Invalid, NotFound
 from services.kernel.events import new_event_id
 from services.kernel.models import AuditEntry
 from services.kernel.outbox import record_event
-from services.kernel.paging import oldest_first
+from services.kernel.paging import SortKeys
 from services.kernel.pii import reveal_bank_account, reveal_citizen_id
 
 SOURCE = "accounts"
@@ -109,8 +109,14 @@ def read_employer(session: Session, employer_id: str) -> Row:
     return employer
 
 
+EMPLOYER_SORT = SortKeys(Employer.id, descending_by_default=False, name=Employer.name, uscc=Employer.uscc,
+                         region=Employer.region, unit_type=Employer.unit_type, status=Employer.status,
+                         industry_risk_class=Employer.industry_risk_class, registered_at=Employer.registered_at)
+
+
 def list_employers(
-    session: Session, *, uscc: str | None = None, name: str | None = None, after: str | None = None, limit: int = 50
+    session: Session, *, uscc: str | None = None, name: str | None = None, after: str | None = None, limit: int = 50,
+    sort: str | None = None,
 ) -> tuple[list[Employer], str | None]:
     # Staff see the employers of their own area only.
     query = (
@@ -121,7 +127,7 @@ def list_employers(
         query = query.where(Employer.uscc == uscc.strip().upper())
     if name:
         query = query.where(Employer.name.contains(name.strip(), autoescape=True))
-    return oldest_first(session, query, Employer.id, after=after, limit=limit)
+    return EMPLOYER_SORT.page(session, query, sort=sort, after=after, limit=limit)
 
 
 # Values in change history shown like the live fields: account and id numbers masked unless the role needs them.

@@ -25,6 +25,7 @@ from services.kernel.jobs import JobOut, accepted, save_upload
 from services.kernel.pii import CITIZEN_ID_READERS, redact
 from services.kernel.service_app import EngineDep, SessionDep
 from services.kernel.settings import SettingsDep
+from services.kernel.paging import SortQuery
 
 # A clerk runs imports and reads their own jobs; internal control reads every job.
 READERS = allow("agency_clerk", "internal_auditor")
@@ -115,8 +116,9 @@ def list_imports(
     session: SessionDep,
     after: str | None = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    sort: SortQuery = None,
 ) -> ImportJobPage:
-    jobs, next_cursor = service.list_jobs(session, after=after, limit=limit)
+    jobs, next_cursor = service.list_jobs(session, after=after, limit=limit, sort=sort)
     return ImportJobPage(items=[job_out(j, n) for j, n in jobs], next_cursor=next_cursor)
 
 

@@ -77,7 +77,7 @@ from services.kernel.errors import DomainError, Invalid, NotFound, TooLarge
 from services.kernel.events import new_event_id
 from services.kernel.models import AuditEntry
 from services.kernel.outbox import record_event
-from services.kernel.paging import newest_first
+from services.kernel.paging import SortKeys
 from services.kernel.periods import period_of
 from services.kernel.tabular import Table, empty_file, read_table
 
@@ -790,13 +790,20 @@ def count_overlaps(session: Session, job_id: str) -> int:
     ).scalar_one()
 
 
-def list_jobs(session: Session, *, after: str | None, limit: int) -> tuple[list[tuple[ImportJob, int]], str | None]:
-    """The caller's jobs, newest first (ids are time-ordered)."""
+IMPORT_SORT = SortKeys(ImportJob.id, descending_by_default=True, created_at=ImportJob.created_at, kind=ImportJob.kind,
+                       status=ImportJob.status, filename=ImportJob.filename, total_rows=ImportJob.total_rows,
+                       accepted_rows=ImportJob.accepted_rows, rejected_rows=ImportJob.rejected_rows,
+                       created_by=ImportJob.created_by)
+
+
+def list_jobs(session: Session, *, after: str | None, limit: int,
+              sort: str | None = None) -> tuple[list[tuple[ImportJob, int]], str | None]:
+    """The caller's jobs, newest first (ids are time-ordered), or by ``sort`` (IMPORT_SORT)."""
     actor = context.current().actor
     query = select(ImportJob)
     if actor.role != "internal_auditor":
         query = query.where(ImportJob.created_by == actor.id)
-    jobs, next_cursor = newest_first(session, query, ImportJob.id, after=after, limit=limit)
+    jobs, next_cursor = IMPORT_SORT.page(session, query, sort=sort, after=after, limit=limit)
     return [(j, count_overlaps(session, j.id)) for j in jobs], next_cursor
 
 

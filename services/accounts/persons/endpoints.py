@@ -21,6 +21,7 @@ from services.accounts.persons.schemas import (
 )
 from services.kernel.auth import allow
 from services.kernel.service_app import SessionDep
+from services.kernel.paging import SortQuery
 
 READERS = allow("agency_clerk", "agency_reviewer", "agency_approver", "internal_auditor")
 WRITERS = allow("agency_clerk")
@@ -60,9 +61,10 @@ def search_persons(
     employer_id: str | None = None,
     after: str | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    sort: SortQuery = None,
 ) -> PersonPage:
     rows, next_cursor = service.search_persons(session, citizen_id=citizen_id, name=name, employer_id=employer_id,
-                                               after=after, limit=limit)
+                                               after=after, limit=limit, sort=sort)
     return PersonPage(items=[PersonOut.model_validate(r, from_attributes=True) for r in rows], next_cursor=next_cursor)
 
 

@@ -52,7 +52,7 @@ from services.kernel.auth import ensure_in_region, region_filter
 from services.kernel.errors import Conflict, Forbidden, Invalid, NotFound
 from services.kernel.events import new_event_id
 from services.kernel.outbox import record_event, record_events
-from services.kernel.paging import newest_first, oldest_first
+from services.kernel.paging import SortKeys, newest_first, oldest_first
 
 SOURCE = "accounts"
 ENTITY = "person"
@@ -128,12 +128,17 @@ def list_bank_accounts(session: Session, person_id: str) -> list[PersonBankAccou
     return bank_accounts_of(session, person_id)
 
 
+PERSON_SORT = SortKeys(Person.id, descending_by_default=False, name=Person.name, birth_date=Person.birth_date,
+                       region=Person.region, life_status=Person.life_status, registered_at=Person.registered_at,
+                       sex=Person.sex)
+
+
 def search_persons(
     session: Session, *, citizen_id: str | None = None, name: str | None = None, employer_id: str | None = None,
-    after: str | None = None, limit: int = 50,
+    after: str | None = None, limit: int = 50, sort: str | None = None,
 ) -> tuple[list[Person], str | None]:
     """Persons of the caller's area by citizen id (exact), name (contains) or employer (an active enrolment
-    there), ordered by id; ``after`` is the cursor from the previous page."""
+    there), ordered by id or by ``sort`` (PERSON_SORT); ``after`` is the cursor from the previous page."""
     query = (
         select(Person)
         .where(region_filter(Person.region))
@@ -146,7 +151,7 @@ def search_persons(
         query = query.where(Person.id.in_(
             select(Enrolment.person_id).where(Enrolment.employer_id == employer_id, Enrolment.status == "active")
         ))
-    return oldest_first(session, query, Person.id, after=after, limit=limit)
+    return PERSON_SORT.page(session, query, sort=sort, after=after, limit=limit)
 
 
 def person_history(session: Session, person_id: str) -> list[dict[str, Any]]:

@@ -23,6 +23,7 @@ from services.kernel.db import unit_of_work
 from services.kernel.money import fen_to_yuan
 from services.kernel.service_app import SessionDep
 from services.kernel.settings import SettingsDep
+from services.kernel.paging import SortQuery
 
 CLERK = allow("agency_clerk")
 DECIDERS = allow("agency_reviewer", "agency_approver")
@@ -100,9 +101,10 @@ def list_claims(
     kind: Annotated[str | None, Query(pattern="^(basic_pension|resident_pension|unemployment|injury|one_off)$")] = None,
     after: str | None = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    sort: SortQuery = None,
 ) -> ClaimPage:
     rows, next_cursor = service.list_claims(session, person_id=person_id, status=status_, kind=kind, after=after,
-                                            limit=limit)
+                                            limit=limit, sort=sort)
     return ClaimPage(items=[claim_out(session, c) for c in rows], next_cursor=next_cursor)
 
 

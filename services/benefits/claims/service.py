@@ -82,7 +82,7 @@ from services.kernel.events import new_event_id
 from services.kernel.models import AuditEntry
 from services.kernel.money import yuan_to_fen
 from services.kernel.outbox import record_event
-from services.kernel.paging import newest_first
+from services.kernel.paging import SortKeys
 from services.kernel.periods import add_months, months_between
 
 SOURCE = "benefits"
@@ -711,10 +711,15 @@ def entitlement_of(session: Session, claim_id: str) -> Entitlement | None:
     return session.execute(select(Entitlement).where(Entitlement.claim_id == claim_id)).scalar_one_or_none()
 
 
+CLAIM_SORT = SortKeys(Claim.id, descending_by_default=True, submitted_at=Claim.submitted_at, status=Claim.status,
+                      kind=Claim.kind, fund=Claim.fund, person_id=Claim.person_id,
+                      effective_period=Claim.effective_period)
+
+
 def list_claims(session: Session, *, person_id: str | None = None, status: str | None = None,
-                kind: str | None = None, after: str | None = None,
-                limit: int = 50) -> tuple[list[Claim], str | None]:
-    """Claims of the caller's area, newest first by id."""
+                kind: str | None = None, after: str | None = None, limit: int = 50,
+                sort: str | None = None) -> tuple[list[Claim], str | None]:
+    """Claims of the caller's area, newest first by id, or by ``sort`` (CLAIM_SORT)."""
     query = select(Claim).where(region_filter(Claim.region))
     if person_id:
         query = query.where(Claim.person_id == person_id)
@@ -722,4 +727,4 @@ def list_claims(session: Session, *, person_id: str | None = None, status: str |
         query = query.where(Claim.status == status)
     if kind:
         query = query.where(Claim.kind == kind)
-    return newest_first(session, query, Claim.id, after=after, limit=limit)
+    return CLAIM_SORT.page(session, query, sort=sort, after=after, limit=limit)

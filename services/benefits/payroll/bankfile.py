@@ -170,7 +170,7 @@ def render_result_file(file_id: str, checksum: str, results: Sequence[ResultLine
     return out.getvalue()
 
 
-def _invalid(message: str) -> DomainError:
+def invalid_result_file(message: str) -> DomainError:
     return Invalid("BANK_RESULT_FILE_INVALID", f"银行回盘文件格式错误：{message}")
 
 
@@ -179,20 +179,20 @@ def parse_result_file(content: str) -> tuple[str, str, list[dict]]:
     try:  # newline="": a CR inside the text is data, not the end of a record (a fuzzed body crashed here)
         rows = list(csv.reader(io.StringIO(content.lstrip("\ufeff"), newline="")))
     except csv.Error as exc:
-        raise _invalid(f"CSV 无法解析（{exc}）") from None
+        raise invalid_result_file(f"CSV 无法解析（{exc}）") from None
     rows = [r for r in rows if r]
     if not rows:
-        raise _invalid("文件为空")
+        raise invalid_result_file("文件为空")
     header = rows[0]
     if len(header) != 3 or header[0] != RESULT_TAG:
-        raise _invalid(f"首行应为 {RESULT_TAG},<文件编号>,<校验值>")
+        raise invalid_result_file(f"首行应为 {RESULT_TAG},<文件编号>,<校验值>")
     lines = []
     for number, row in enumerate(rows[1:], start=2):
         if len(row) != 4:
-            raise _invalid(f"第 {number} 行应有 4 个字段（序号,发放明细编号,结果,原因）")
+            raise invalid_result_file(f"第 {number} 行应有 4 个字段（序号,发放明细编号,结果,原因）")
         try:
             line_no = int(row[0])
         except ValueError:
-            raise _invalid(f"第 {number} 行序号不是整数") from None
+            raise invalid_result_file(f"第 {number} 行序号不是整数") from None
         lines.append({"line_no": line_no, "payroll_line_id": row[1], "result": row[2], "reason": row[3] or None})
     return header[1], header[2], lines

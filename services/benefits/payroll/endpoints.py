@@ -5,16 +5,16 @@ Who does what: the agency clerk computes, an agency approver (another person) ap
 for the funds, the cashier issues and re-issues bank files and downloads them, the bank's system posts results.
 """
 
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request, Response, status
+from fastapi import APIRouter, File, Header, Query, Request, Response, UploadFile, status
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 from sqlmodel import Session
 
 from services.benefits.models import BankFile, PayrollRun
-from services.benefits.payroll import bankfile, service
+from services.benefits.payroll import bankfile, result_files, service
 from services.benefits.payroll.schemas import (
     FUND_PATTERN,
     BankFileIssued,
@@ -34,10 +34,13 @@ from services.benefits.payroll.schemas import (
 )
 from services.kernel import openapi
 from services.kernel.auth import allow
+from services.kernel.db import snapshot_session
 from services.kernel.errors import Invalid
+from services.kernel.jobs import JobOut, accepted, save_upload
 from services.kernel.money import fen_to_yuan
 from services.kernel.periods import Period
 from services.kernel.service_app import SessionDep
+from services.kernel.settings import SettingsDep
 
 CLERK = allow("agency_clerk")
 APPROVER = allow("agency_approver")
@@ -266,3 +269,42 @@ async def import_results(file_id: str, request: Request, session: SessionDep) ->
         paid_lines=applied.paid[0], paid_total=fen_to_yuan(applied.paid[1]), failed_lines=applied.failed[0],
         returned_total=fen_to_yuan(applied.failed[1]), file_status=applied.file.status, run_status=applied.run.status,
     )
+
+
+@router.post("/bank-files/{file_id}/result-files", status_code=status.HTTP_202_ACCEPTED, response_model=JobOut,
+             summary="Upload the bank's result file (回盘文件) for a payment file as a background job",
+             description="Multipart field `file`: the result format of bankfile.py as CSV (UTF-8 or GBK) or in the "
+                         "first sheet of an .xlsx (a row naming the columns after the tag row is skipped; 成功/失败 "
+                         "read as paid/failed). Refused at once with 422 when it is not a result file "
+                         "(BANK_RESULT_FILE_INVALID, IMPORT_FILE_EMPTY, IMPORT_ENCODING_INVALID), names another "
+                         "file (BANK_FILE_MISMATCH) or echoes another checksum (BANK_FILE_CHECKSUM_MISMATCH); 404 "
+                         "for an unknown payment file; 413 FILE_TOO_LARGE past SIFUND_MAX_UPLOAD_BYTES. Accepted "
+                         "with 202 and `Location: …/jobs/{id}`; applied as the bank system's results are "
+                         "(PaymentsSettled, returned amounts), but a malformed row, a line not in the file, a "
+                         "repeated line number or a line settled otherwise is set aside with its reason (the job's "
+                         "`rejections`) and the other lines applied. The same file again (the same SHA-256 and "
+                         "`Idempotency-Key`, or none) is the same job. Audited as uploaded by the caller.",
+             dependencies=[CASHIER])
+async def upload_result_file(
+    file_id: str, request: Request, settings: SettingsDep,
+    file: Annotated[UploadFile, File(description="the bank's result file, CSV or .xlsx")],
+    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
+) -> Any:
+    limit = settings.max_upload_bytes
+    path = await save_upload(file, limit, "FILE_TOO_LARGE", f"上传文件超过 {limit // (1024 * 1024)} MB")
+    engine = request.app.state.engine
+
+    def check() -> None:
+        declared, checksum = result_files.read_head(path)
+        with snapshot_session(engine) as session:
+            service.check_result_file(service.get_file(session, file_id), declared, checksum)
+
+    try:
+        await run_in_threadpool(check)
+        runner = request.app.state.jobs
+        job, _ = await run_in_threadpool(lambda: runner.submit(
+            result_files.RESULT_FILE.name, data=path, filename=file.filename or "回盘文件",
+            params={"file_id": file_id}, idempotency_key=idempotency_key))
+    finally:
+        path.unlink(missing_ok=True)
+    return accepted(request, job)

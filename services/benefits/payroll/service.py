@@ -69,7 +69,7 @@ import hashlib
 import itertools
 import uuid
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
@@ -824,22 +824,54 @@ class Applied:
     unchanged: int
     paid: tuple[int, int]
     failed: tuple[int, int]
+    # per_line only: the lines set aside, each {"line_no", "payroll_line_id", "code", "message"}
+    rejected: list[dict[str, Any]] = field(default_factory=list)
 
 
-def import_results(session: Session, file_id: str, body: ResultsIn, *, declared_file_id: str | None = None
-                   ) -> Applied:
+def check_result_file(file: BankFile, declared_file_id: str | None, checksum: str) -> None:
+    """The result file is this payment file's: the file id it declares and the checksum it echoes."""
+    if declared_file_id is not None and declared_file_id != file.id:
+        raise Invalid("BANK_FILE_MISMATCH", f"回盘文件声明的文件编号 {declared_file_id} 与本文件不符")
+    if checksum.lower() != file.checksum:
+        raise Invalid("BANK_FILE_CHECKSUM_MISMATCH", "回盘文件的校验值与代发文件不符，未作任何处理")
+
+
+@dataclass
+class _Results:
+    """The lines being applied, and those set aside (``per_line``) or refusing the whole file (otherwise)."""
+
+    lines: list[Any]
+    per_line: bool
+    rejected: list[dict[str, Any]] = field(default_factory=list)
+
+    def drop(self, bad: list[Any], refusal: Callable[[], Exception], code: str,
+             message: Callable[[Any], str]) -> None:
+        if not bad:
+            return
+        if not self.per_line:
+            raise refusal()
+        self.rejected += [{"line_no": ln.line_no, "payroll_line_id": ln.payroll_line_id, "code": code,
+                           "message": message(ln)} for ln in bad]
+        gone = {id(ln) for ln in bad}
+        self.lines = [ln for ln in self.lines if id(ln) not in gone]
+
+
+def import_results(session: Session, file_id: str, body: ResultsIn, *, declared_file_id: str | None = None,
+                   per_line: bool = False, audit: dict[str, Any] | None = None) -> Applied:
+    """The bank's results applied to a payment file. The bank's system posts a file all or nothing: a repeated line
+    number, a line not in the file or a line already settled otherwise refuses it whole. ``per_line`` (a file
+    uploaded by staff, applied in parts): those lines are set aside in ``Applied.rejected`` with their reason and
+    the others applied. ``audit``: more of who and how, for the audit entry (an upload's job and file)."""
     file = get_file(session, file_id)
     run = get_run(session, file.run_id, lock=True)  # lock order: the run, then its file
     file = get_file(session, file_id, lock=True)
-    if declared_file_id is not None and declared_file_id != file.id:
-        raise Invalid("BANK_FILE_MISMATCH", f"回盘文件声明的文件编号 {declared_file_id} 与本文件不符")
-    if body.checksum.lower() != file.checksum:
-        raise Invalid("BANK_FILE_CHECKSUM_MISMATCH", "回盘文件的校验值与代发文件不符，未作任何处理")
-    counts = Counter(ln.line_no for ln in body.lines)
+    check_result_file(file, declared_file_id, body.checksum)
+    results = _Results(list(body.lines), per_line)
+    counts = Counter(ln.line_no for ln in results.lines)
     duplicates = sorted(n for n, c in counts.items() if c > 1)
-    if duplicates:
-        raise Invalid("DUPLICATE_RESULT_LINES", f"回盘文件中序号重复：{duplicates[:20]}",
-                      details={"line_nos": duplicates[:100]})
+    results.drop([ln for ln in results.lines if counts[ln.line_no] > 1], lambda: Invalid(
+        "DUPLICATE_RESULT_LINES", f"回盘文件中序号重复：{duplicates[:20]}", details={"line_nos": duplicates[:100]}),
+        "DUPLICATE_RESULT_LINES", lambda ln: f"序号 {ln.line_no} 在回盘文件中重复")
     stored = {
         r.line_no: r for r in session.execute(
             select(F.id, F.line_no, F.payroll_line_id, F.amount_fen, F.result, L.person_id)
@@ -847,27 +879,32 @@ def import_results(session: Session, file_id: str, body: ResultsIn, *, declared_
             .where(F.file_id == file.id)
         )
     }
-    unknown = [{"line_no": ln.line_no, "payroll_line_id": ln.payroll_line_id} for ln in body.lines
+    unknown = [ln for ln in results.lines
                if ln.line_no not in stored or stored[ln.line_no].payroll_line_id != ln.payroll_line_id]
-    if unknown:
-        named = "、".join(f"{u['line_no']}/{u['payroll_line_id']}" for u in unknown[:10])
-        raise Invalid("UNKNOWN_BANK_FILE_LINES",
-                      f"回盘文件中有 {len(unknown)} 行不属于本代发文件（{named}），未作任何处理",
-                      details={"unknown": unknown[:1000], "count": len(unknown)})
-    conflicts = [{"line_no": ln.line_no, "payroll_line_id": ln.payroll_line_id, "recorded": stored[ln.line_no].result,
-                  "received": ln.result}
-                 for ln in body.lines if stored[ln.line_no].result not in (None, ln.result)]
-    if conflicts:
-        named = "、".join(f"{c['line_no']}（已记录 {c['recorded']}，本次 {c['received']}）" for c in conflicts[:10])
-        raise Conflict("BANK_RESULT_CONFLICT", f"{len(conflicts)} 行已有不同的结果：{named}，未作任何处理",
-                       details={"conflicts": conflicts[:1000], "count": len(conflicts)})
-    new = [ln for ln in body.lines if stored[ln.line_no].result is None]
-    unchanged = len(body.lines) - len(new)
+    results.drop(unknown, lambda: Invalid(
+        "UNKNOWN_BANK_FILE_LINES", f"回盘文件中有 {len(unknown)} 行不属于本代发文件（"
+        + "、".join(f"{u.line_no}/{u.payroll_line_id}" for u in unknown[:10]) + "），未作任何处理",
+        details={"unknown": [{"line_no": u.line_no, "payroll_line_id": u.payroll_line_id} for u in unknown[:1000]],
+                 "count": len(unknown)}),
+        "UNKNOWN_BANK_FILE_LINES", lambda ln: "该行不属于本代发文件（序号与发放明细编号不符）")
+    conflicts = [ln for ln in results.lines if stored[ln.line_no].result not in (None, ln.result)]
+    results.drop(conflicts, lambda: Conflict(
+        "BANK_RESULT_CONFLICT", f"{len(conflicts)} 行已有不同的结果："
+        + "、".join(f"{c.line_no}（已记录 {stored[c.line_no].result}，本次 {c.result}）" for c in conflicts[:10])
+        + "，未作任何处理",
+        details={"conflicts": [{"line_no": c.line_no, "payroll_line_id": c.payroll_line_id,
+                                "recorded": stored[c.line_no].result, "received": c.result} for c in conflicts[:1000]],
+                 "count": len(conflicts)}),
+        "BANK_RESULT_CONFLICT", lambda ln: f"该行已记录为 {stored[ln.line_no].result}，本次为 {ln.result}")
+    rejected = results.rejected
+    new = [ln for ln in results.lines if stored[ln.line_no].result is None]
+    unchanged = len(results.lines) - len(new)
     paid = [ln for ln in new if ln.result == "paid"]
     failed = [ln for ln in new if ln.result == "failed"]
     totals = (sum(stored[ln.line_no].amount_fen for ln in paid), sum(stored[ln.line_no].amount_fen for ln in failed))
     if not new:
-        return Applied(file=file, run=run, applied=0, unchanged=unchanged, paid=(0, 0), failed=(0, 0))
+        return Applied(file=file, run=run, applied=0, unchanged=unchanged, paid=(0, 0), failed=(0, 0),
+                       rejected=rejected)
 
     now = clock.utc_now()
     _move_lines(session, [ln.payroll_line_id for ln in paid], "in_file", "paid", failure_reason=None)
@@ -902,12 +939,13 @@ def import_results(session: Session, file_id: str, body: ResultsIn, *, declared_
     append_audit(session, action="payroll.bank_results", entity_type=FILE_ENTITY, entity_id=file.id,
                  detail={"run_id": run.id, "applied": len(new), "unchanged": unchanged, "paid_lines": len(paid),
                          "paid_fen": totals[0], "failed_lines": len(failed), "returned_fen": totals[1],
-                         "file_status": file.status, "run_status": run.status})
+                         "file_status": file.status, "run_status": run.status, "rejected_lines": len(rejected),
+                         **(audit or {})})
     session.flush()
     metrics.count_after_commit(session, metrics.PAYROLL_LINES, len(paid), outcome="paid")
     metrics.count_after_commit(session, metrics.PAYROLL_LINES, len(failed), outcome="failed")
     return Applied(file=file, run=run, applied=len(new), unchanged=unchanged, paid=(len(paid), totals[0]),
-                   failed=(len(failed), totals[1]))
+                   failed=(len(failed), totals[1]), rejected=rejected)
 
 
 # -- verification ----------------------------------------------------------------------------------------------------

@@ -34,6 +34,7 @@ from services.kernel.money import fen_to_yuan
 from services.kernel.periods import Period
 from services.kernel.service_app import SessionDep
 from services.kernel.strict import IsoDate
+from services.kernel.paging import SortQuery
 
 # The special account is finance's; income and expenditure accounts are the agency's accountants' (checked per
 # account in service.act_for_kind). Cashiers and internal auditors read.
@@ -46,7 +47,7 @@ router = APIRouter(prefix="/treasury", tags=["treasury"])
 IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key",
                                               description="business idempotency key of this movement (required)")]
 Fund = Annotated[str | None, Query(pattern="^[A-Z_]{2,10}$")]
-Cursor = Annotated[str | None, Query(max_length=36, description="next_cursor of the previous page")]
+Cursor = Annotated[str | None, Query(max_length=400, description="next_cursor of the previous page")]
 Limit = Annotated[int, Query(ge=1, le=1000)]
 
 
@@ -182,9 +183,10 @@ def list_remittances(
     outstanding: bool | None = None,
     after: Cursor = None,
     limit: Limit = 100,
+    sort: SortQuery = None,
 ) -> list[RemittanceOut]:
     states, next_cursor = service.list_remittances(session, fund=fund, period=period, outstanding=outstanding,
-                                                   after=after, limit=limit)
+                                                   after=after, limit=limit, sort=sort)
     if next_cursor:
         response.headers["X-Next-Cursor"] = next_cursor
     return [_remittance(s) for s in states]

@@ -55,7 +55,7 @@ from services.kernel.errors import Conflict, DomainError, Forbidden, Invalid, No
 from services.kernel.events import new_event_id
 from services.kernel.money import fen_to_yuan, yuan_to_fen
 from services.kernel.outbox import record_event
-from services.kernel.paging import oldest_first
+from services.kernel.paging import SortKeys, oldest_first
 from services.kernel.periods import month_has_ended, period_of
 
 SOURCE = "collection"
@@ -339,9 +339,15 @@ def record_remittance(session: Session, body: RemittanceIn) -> tuple[TreasuryRem
     return remittance, False
 
 
+REMITTANCE_SORT = SortKeys(TreasuryRemittance.id, descending_by_default=False,
+                           remitted_on=TreasuryRemittance.remitted_on, fund=TreasuryRemittance.fund,
+                           period=TreasuryRemittance.period, amount=TreasuryRemittance.amount_fen,
+                           voucher_no=TreasuryRemittance.voucher_no, recorded_at=TreasuryRemittance.recorded_at)
+
+
 def list_remittances(session: Session, *, fund: str | None = None, period: int | None = None,
-                     outstanding: bool | None = None, after: str | None = None,
-                     limit: int = 100) -> tuple[list[RemittanceState], str | None]:
+                     outstanding: bool | None = None, after: str | None = None, limit: int = 100,
+                     sort: str | None = None) -> tuple[list[RemittanceState], str | None]:
     received = (
         select(BankTransaction.remittance_id.label("rid"), func.sum(BankTransaction.amount_fen).label("fen"))
         .where(BankTransaction.remittance_id.is_not(None), BankTransaction.direction == "in")
@@ -356,7 +362,7 @@ def list_remittances(session: Session, *, fund: str | None = None, period: int |
         query = query.where(func.coalesce(received.c.fen, 0) < TreasuryRemittance.amount_fen)
     elif outstanding is False:
         query = query.where(func.coalesce(received.c.fen, 0) >= TreasuryRemittance.amount_fen)
-    page, next_cursor = oldest_first(session, query, TreasuryRemittance.id, after=after, limit=limit)
+    page, next_cursor = REMITTANCE_SORT.page(session, query, sort=sort, after=after, limit=limit)
     return remittance_states(session, page), next_cursor
 
 

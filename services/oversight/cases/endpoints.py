@@ -13,7 +13,7 @@ from sqlmodel import Session
 
 from services.kernel import context
 from services.kernel.auth import allow
-from services.kernel.paging import newest_first, oldest_first
+from services.kernel.paging import SortKeys, SortQuery, oldest_first
 from services.kernel.service_app import SessionDep
 from services.kernel.strict import IsoDate
 from services.oversight.cases import dishonesty, service
@@ -90,6 +90,11 @@ def _detail(session: Session, case: Case) -> CaseDetail:
 # -- cases -----------------------------------------------------------------------------------------------------------
 
 
+CASE_SORT = SortKeys(Case.id, descending_by_default=True, opened_at=Case.opened_at, severity=Case.severity,
+                     rule_id=Case.rule_id, status=Case.status, unit=Case.unit, deadline=Case.current_deadline,
+                     last_seen_at=Case.last_seen_at, occurrences=Case.occurrences, subject_type=Case.subject_type)
+
+
 @router.get("", response_model=CasePage, dependencies=[UNIT_STAFF],
             summary="Cases, newest first (a unit's staff: the cases issued to their unit or area)")
 def list_cases(
@@ -105,6 +110,7 @@ def list_cases(
     person_id: str | None = None,
     after: str | None = None,
     limit: Limit = 50,
+    sort: SortQuery = None,
 ) -> CasePage:
     query = select(Case)
     scope = service.visibility_filter(context.current().actor)
@@ -117,7 +123,7 @@ def list_cases(
             query = query.where(column == value)
     if open_only:
         query = query.where(Case.status.in_(wf.OPEN_STATUSES))
-    rows, next_cursor = newest_first(session, query, Case.id, after=after, limit=limit)
+    rows, next_cursor = CASE_SORT.page(session, query, sort=sort, after=after, limit=limit)
     return CasePage(items=[CaseOut.of(c) for c in rows], next_cursor=next_cursor)
 
 
