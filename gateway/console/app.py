@@ -11,6 +11,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gateway.console import admin, agency, budgets, finance, jobs, oversight, payroll, public, registration, supervision
+from gateway.console import archives, internal_control
 from gateway.console.calls import ApiError, LoginRequired
 from gateway.console.pages import (
     HERE,
@@ -122,7 +123,8 @@ def create_console(gateway: FastAPI, settings: Settings) -> ASGIApp:
     console = FastAPI(title="sifund console", docs_url=None, redoc_url=None, openapi_url=None)
     console.state.console = Console(gateway, SessionCodec(settings))
     for router in (home_router, session_router, public.router, oversight.router, supervision.router,
-                   agency.router, registration.router, finance.router, budgets.router, payroll.router, jobs.router, admin.router):
+                   agency.router, registration.router, finance.router, budgets.router, payroll.router, jobs.router, admin.router,
+                   archives.router, internal_control.router):
         console.include_router(router)
     console.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     console.add_exception_handler(LoginRequired, _login_required)
