@@ -31,6 +31,8 @@ async def _file_last_months_acts(platform) -> str:  # noqa: ANN001
     lines = [line(700 + i, "claim_decision", f"console-claim-{i}/approval", at, claim_kind="injury")
              for i in range(12)]
     lines[0] = lines[0].model_copy(update={"decided_by": AUDITOR, "decided_role": "internal_auditor"})
+    # A payroll line of 1994: kept 30 years, through 2024 — past its term, for a 销毁清册.
+    lines.append(line(790, "payroll_line", "console-pl-1994", at.replace(year=1994), amount_fen="300000"))
     envelope = envelope_of(BenefitsArchiveItemsFiled(items=lines))
     connection = await nats.connect(platform.settings.nats_url)
     try:
@@ -88,7 +90,17 @@ async def test_a_dossier_is_read_with_a_purpose_registered_exported_and_verified
         assert "移交上级经办机构复核" in register.text  # the export is a use of the dossier too
 
 
-async def test_a_disposal_proposal_refused_in_words_and_the_seal_page(platform):
+async def _approve(browser: httpx.AsyncClient, disposal: str, reason: str) -> httpx.Response:
+    page = await browser.get(disposal)
+    assert page.status_code == 200 and 'id="approvals-form"' in page.text, page.text[:500]
+    return await browser.post(f"{disposal}/approvals", data={"csrf_token": csrf_of(page.text), "reason": reason})
+
+
+def _status(html: str) -> str:
+    return re.search(r'id="disposal-status">([^<]+)<', html).group(1)
+
+
+async def test_a_disposal_list_is_proposed_and_destroyed_after_two_approvals(platform, filed):
     async with httpx.AsyncClient(base_url=platform.gateway_url, timeout=TIMEOUT) as clerk:
         await console_sign_in(clerk, *platform.user_of("agency_clerk"))
         listing = await clerk.get("/console/archives/disposals")
@@ -98,14 +110,49 @@ async def test_a_disposal_proposal_refused_in_words_and_the_seal_page(platform):
                                    data={"csrf_token": csrf_of(form.text), "reason": "销"})
         assert refused.status_code == 422 and 'id="disposal-proposal-error"' in refused.text
         assert 'value="销"' in refused.text  # what was typed is kept
-        assert (await clerk.get("/console/archives/seals")).status_code == 200
+        proposed = await clerk.post("/console/archives/disposal-proposal/disposal",
+                                    data={"csrf_token": csrf_of(form.text), "reason": "保管期满，经鉴定无继续保存价值"})
+        assert proposed.status_code == 303, proposed.text[:500]
+        disposal = proposed.headers["location"]
+        page = await clerk.get(disposal)
+        assert "payroll_line 790" in page.text and _status(page.text) == "待审批"
+        assert 'id="approvals-form"' not in page.text  # the clerk proposes, reviewers and approvers decide
+
+    async with httpx.AsyncClient(base_url=platform.gateway_url, timeout=TIMEOUT) as reviewer:
+        await console_sign_in(reviewer, *platform.user_of("agency_reviewer"))
+        first = await _approve(reviewer, disposal, "同意销毁")
+        assert first.status_code == 303
+        twice = await _approve(reviewer, disposal, "再次同意")
+        assert twice.status_code == 403
+        assert "SAME_PERSON_TWO_APPROVALS" in re.search(r'id="disposal-error">([^<]+)<', twice.text).group(1)
+        assert _status(twice.text) == "已一人批准（待第二人）"
     async with httpx.AsyncClient(base_url=platform.gateway_url, timeout=TIMEOUT) as approver:
         await console_sign_in(approver, *platform.user_of("agency_approver"))
-        page = await approver.get("/console/archives/seals", params={"year": str(china_now().year)})
+        second = await _approve(approver, disposal, "同意销毁")
+        assert second.status_code == 303
+        assert _status((await approver.get(disposal)).text) == "已销毁"
+
+
+async def test_a_past_year_is_sealed_as_a_job_and_a_current_one_refused(platform):
+    this_year, last_year = str(china_now().year), str(china_now().year - 1)
+    async with httpx.AsyncClient(base_url=platform.gateway_url, timeout=TIMEOUT) as clerk:
+        await console_sign_in(clerk, *platform.user_of("agency_clerk"))
+        page = await clerk.get("/console/archives/seals")
+        assert page.status_code == 200 and 'id="seal-form"' not in page.text  # the approver seals
+    async with httpx.AsyncClient(base_url=platform.gateway_url, timeout=TIMEOUT) as approver:
+        await console_sign_in(approver, *platform.user_of("agency_approver"))
+        page = await approver.get("/console/archives/seals", params={"year": this_year})
         assert page.status_code == 200 and 'id="seal-form"' in page.text
         not_ended = await approver.post("/console/archives/seals", data={"csrf_token": csrf_of(page.text),
-                                                                        "year": str(china_now().year)})
+                                                                        "year": this_year})
         assert not_ended.status_code == 422 and "ARCHIVE_YEAR_NOT_ENDED" in not_ended.text
+        started = await approver.post("/console/archives/seals", data={"csrf_token": csrf_of(page.text),
+                                                                      "year": last_year})
+        assert started.status_code == 303 and started.headers["location"].startswith("/console/jobs/accounts/")
+        done = await _followed_to_the_end(approver, started.headers["location"])
+        assert "根哈希" in done, done[:800]
+        sealed = await approver.get("/console/archives/seals", params={"year": last_year})
+        assert 'id="seal-facts"' in sealed.text and "完好" in sealed.text and 'id="seal-form"' not in sealed.text
 
 
 async def test_a_sample_is_drawn_reviewed_and_the_year_reported(platform, filed):
