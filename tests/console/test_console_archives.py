@@ -188,6 +188,10 @@ async def test_a_sample_is_drawn_reviewed_and_the_year_reported(platform, filed)
         assert recorded.status_code == 303
         after = await auditor.get(sample_url)
         assert "不符合规定" in after.text and "缺少劳动能力鉴定结论" in after.text
+        redrawn = await auditor.post(f"{sample_url}/redraw", data={"csrf_token": csrf_of(after.text)})
+        assert redrawn.status_code == 303 and redrawn.headers["location"].startswith("/console/jobs/accounts/")
+        check = await _followed_to_the_end(auditor, redrawn.headers["location"])
+        assert re.search(r"<dt>样本相同</dt><dd>是</dd>", check), check[:1500]
 
         reports = await auditor.get("/console/internal-control/reports")
         assert reports.status_code == 200 and 'id="control-report-form"' in reports.text
