@@ -3,10 +3,11 @@ by the public on the web form, a major incident recorded by the officer, and an 
 taken to its 问题反馈函 — each through the gateway, as the reporter and the officer would.
 
 None of these routes takes an Idempotency-Key (the public form has no caller to hold one), so a second run finds
-what the first planted before planting: the report by the tracking code the first run kept in the demo's state file
-(``demo-city-state.json`` beside the credentials, mode 0600) or, the file lost, by its title among the officer's web
-reports; the incident by its title among the year's incidents; the inspection by its target unit among the year's
-inspections, then only its missing steps are taken (a finding by its title, the letter once: its number is unique)."""
+what the first planted before planting, by the marker each carries (the seed in its title or unit): the report among
+the officer's web reports, the incident among the incidents, the inspection among the inspections — then only its
+missing steps are taken (a finding by its title, the letter once: its number is unique). The report's tracking code
+is shown once, to whoever filed it: the demo keeps it in its own state file (``demo-city-state.json`` beside the
+credentials, mode 0600) to print it again."""
 
 import json
 from collections.abc import Callable
@@ -78,26 +79,26 @@ class SupervisorPlants:
     def report_title(self) -> str:
         return f"{self.reported_employer.name}少报职工缴费基数（演示城市 {self.seed}）"
 
-    async def _report_of_code(self, code: str) -> bool:
-        officer = self.parties["officer"]
-        response = await officer.client.get(f"/api/oversight/whistleblowing/track/{code}")
-        return response.status_code == 200
-
-    async def _report_by_title(self) -> dict | None:
+    async def _find(self, path: str, match: Callable[[dict], bool], **params: Any) -> dict | None:
+        """The first row of the officer's list ``path`` (every page, whatever year) that ``match`` accepts."""
         officer, after = self.parties["officer"], None
         while True:
-            page = await officer.json("GET", "/oversight/whistleblowing/reports",
-                                      params={"channel": "web", "limit": 200, **({"after": after} if after else {})})
-            found = next((r for r in page["items"] if r["title"] == self.report_title), None)
+            page = await officer.json("GET", path, params={**params, "limit": 200, **({"after": after} if after else {})})
+            found = next((row for row in page["items"] if match(row)), None)
             if found or not page.get("next_cursor"):
                 return found
             after = page["next_cursor"]
 
+    async def _report_by_title(self) -> dict | None:
+        return await self._find("/oversight/whistleblowing/reports", lambda r: r["title"] == self.report_title,
+                                channel="web")
+
     async def whistleblower_report(self) -> None:
         """Filed on the public web form (no token), anonymously; its tracking code kept in the demo's state."""
-        code = self.state.get("whistleblower_tracking_code")
+        key = f"whistleblower_tracking_code:{self.seed}"
+        code = self.state.get(key)
         existing = await self._report_by_title()
-        if existing is None and not (code and await self._report_of_code(code)):
+        if existing is None:
             employer = self.reported_employer
             response = await self.parties["officer"].client.post("/api/oversight/whistleblowing/reports", json={
                 "channel": "web", "anonymous": True, "category": "collection", "subject_type": "employer",
@@ -108,7 +109,7 @@ class SupervisorPlants:
                 raise DemoCityError(f"the public whistleblower form answered {response.status_code} "
                                     f"{response.text[:300]}")
             code = response.json()["tracking_code"]
-            self.state.put("whistleblower_tracking_code", code)
+            self.state.put(key, code)
             existing = await self._report_by_title()
         if existing is None:
             raise DemoCityError("the whistleblower report filed is not among the officer's reports")
@@ -124,9 +125,8 @@ class SupervisorPlants:
     async def major_incident(self) -> None:
         """A major incident found today: due at the provincial supervisor within 5 working days (001 第三十一条)."""
         officer, today = self.parties["officer"], self.calendar.today
-        listing = await officer.json("GET", "/oversight/incidents",
-                                     params={"year": today.year, "kind": "misappropriation", "limit": 200})
-        incident = next((i for i in listing["items"] if i["title"] == self.incident_title), None)
+        incident = await self._find("/oversight/incidents", lambda i: i["title"] == self.incident_title,
+                                    kind="misappropriation")
         if incident is None:
             incident = await officer.json("POST", "/oversight/incidents", json={
                 "kind": "misappropriation", "title": self.incident_title, "unit": INSPECTED_UNIT, "region": "150102",
@@ -145,8 +145,7 @@ class SupervisorPlants:
     async def _inspection(self) -> dict:
         officer, planned = self.parties["officer"], self.calendar.today - timedelta(days=7)
         unit = f"{INSPECTED_UNIT}（演示城市 {self.seed}）"
-        listing = await officer.json("GET", "/oversight/inspections", params={"year": planned.year, "limit": 200})
-        found = next((i for i in listing["items"] if i["target_unit"] == unit), None)
+        found = await self._find("/oversight/inspections", lambda i: i["target_unit"] == unit)
         if found is not None:
             return found
         return await officer.json("POST", "/oversight/inspections", json={

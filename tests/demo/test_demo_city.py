@@ -4,6 +4,7 @@ not matched, each rule's case opened, the cash-payment case in rectification due
 nothing (the same registry, assessments, tax lines, receipts, claims, payroll, exchange batches and cases)."""
 
 import os
+import re
 import subprocess
 from datetime import date, timedelta
 from pathlib import Path
@@ -169,6 +170,8 @@ def test_the_city_is_filled_its_anomalies_found_and_a_second_run_doubles_nothing
     assert before["persons"] == PERSONS and before["employers"] == len(district.employers)
     second = fill(platform)
     assert "跳过导入" in second.stdout
+    code = re.search(r"举报人查询码 (\S+?)，", first.stdout).group(1)
+    assert f"举报人查询码 {code}，" in second.stdout  # kept in the demo's state, printed again
     assert snapshot(officer, clerk, calendar) == before
 
 
