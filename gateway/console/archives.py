@@ -123,6 +123,18 @@ async def export_dossier(page: Annotated[Page, screen_page("archives")], dossier
     return page.finish(Response(response.content, media_type="application/zip", headers=headers))
 
 
+@router.get("/exports/{export_id}/package")
+async def exported_package(page: Annotated[Page, screen_page("archives")], export_id: Id) -> Response:
+    """The package of an export made as a background job (its job's result names it), for the one who exported it
+    (anyone else: the API's 404). Where the export route answers with the package itself, this is not used."""
+    response = await page.calls.call("GET", f"{API}/exports/{quote(export_id, safe='')}/package")
+    if response.status_code != 200:
+        raise ApiError.of(response)
+    headers = {k: v for k, v in response.headers.items()
+               if k.lower() in ("content-disposition", "x-export-id", "x-manifest-sha256", "x-package-sha256")}
+    return page.finish(Response(response.content, media_type="application/zip", headers=headers))
+
+
 # -- a package handed back: is it what was exported? ------------------------------------------------------------------
 
 
