@@ -31,8 +31,11 @@ async def _file_last_months_acts(platform) -> str:  # noqa: ANN001
     lines = [line(700 + i, "claim_decision", f"console-claim-{i}/approval", at, claim_kind="injury")
              for i in range(12)]
     lines[0] = lines[0].model_copy(update={"decided_by": AUDITOR, "decided_role": "internal_auditor"})
-    # A payroll line of 1994: kept 30 years, through 2024 — past its term, for a 销毁清册.
+    # Past their term, for a 销毁清册: a payroll line of 1994 (kept 30 years, through 2024) and an unemployment
+    # benefit decision of 1990 (a row of the attachment that keeps it 10 years, where the table refines it).
     lines.append(line(790, "payroll_line", "console-pl-1994", at.replace(year=1994), amount_fen="300000"))
+    lines.append(line(791, "claim_decision", "console-claim-1990/approval", at.replace(year=1990),
+                      claim_kind="unemployment"))
     envelope = envelope_of(BenefitsArchiveItemsFiled(items=lines))
     connection = await nats.connect(platform.settings.nats_url)
     try:
@@ -116,7 +119,7 @@ async def test_a_disposal_list_is_proposed_and_destroyed_after_two_approvals(pla
         assert proposed.status_code == 303, proposed.text[:500]
         disposal = proposed.headers["location"]
         page = await clerk.get(disposal)
-        assert "payroll_line 790" in page.text and _status(page.text) == "待审批"
+        assert ("payroll_line 790" in page.text or "claim_decision 791" in page.text) and _status(page.text) == "待审批"
         assert 'id="approvals-form"' not in page.text  # the clerk proposes, reviewers and approvers decide
 
     async with httpx.AsyncClient(base_url=platform.gateway_url, timeout=TIMEOUT) as reviewer:
