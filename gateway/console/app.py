@@ -10,7 +10,8 @@ from fastapi.responses import Response
 from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from gateway.console import admin, agency, budgets, claim_returns, clients, corrections, finance, jobs, oversight, payroll, public, registration, supervision
+from gateway.console import (admin, agency, archives, budgets, claim_returns, clients, corrections, finance, internal_control,
+                             jobs, oversight, payroll, public, registration, supervision)
 from gateway.console.calls import ApiError, LoginRequired
 from gateway.console.pages import (
     HERE,
@@ -123,7 +124,7 @@ def create_console(gateway: FastAPI, settings: Settings) -> ASGIApp:
     console.state.console = Console(gateway, SessionCodec(settings))
     for router in (home_router, session_router, public.router, oversight.router, supervision.router,
                    agency.router, registration.router, finance.router, budgets.router, payroll.router, jobs.router, admin.router,
-                   clients.router, corrections.router, claim_returns.router):
+                   clients.router, corrections.router, claim_returns.router, archives.router, internal_control.router):
         console.include_router(router)
     console.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     console.add_exception_handler(LoginRequired, _login_required)

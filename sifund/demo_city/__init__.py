@@ -25,6 +25,7 @@ from sifund.demo_city.district import CONTRIBUTION_FUNDS, Calendar, build_distri
 from sifund.demo_city.money_in import MoneyIn
 from sifund.demo_city.money_out import MoneyOut
 from sifund.demo_city.party import DemoCityError, Party, read_credentials, until
+from sifund.demo_city.supervision import STATE_FILE, DemoState, SupervisorPlants
 from sifund.launcher import write_private
 
 __all__ = ["DemoCityError", "Options", "fill_city"]
@@ -127,9 +128,12 @@ async def fill_city(options: Options, say: Callable[[str], None]) -> list[str]:
         await plant.deaths()
         await plant.found()
         await plant.overdue()
+        supervision = await SupervisorPlants(parties, district, calendar, DemoState(options.data_dir / STATE_FILE),
+                                             options.seed, say).plant()
     console = options.gateway.rstrip("/") + "/console/"
     return [f"演示城市就绪（{time.monotonic() - began:.0f} 秒）。控制台 {console}，用 {options.credentials} 中的演示账号登录。",
             "埋点（监督应发现的问题）及查看位置：", *(f.line() for f in plant.findings),
+            "监督人员的办理事项：", *(p.line() for p in supervision),
             f"  - 逾期案件：/console/oversight/cases（S17 案件整改期限为今天 {calendar.today}，明天起列入逾期）",
             "待遇审批各环节：/api/benefits/claims?status=in_review（初审、复审、审批各 2 件），已核准 6 件、"
             "不予核准 1 件、核查未通过退回经办 1 件"]

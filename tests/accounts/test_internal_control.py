@@ -156,6 +156,12 @@ async def test_a_monthly_sample_redraws_from_its_seed_and_a_nonconformity_opens_
             assert expected in text, expected
         await verifies(gw, pdf, number, code)
         assert (await fetch_again(gw, "accounts", number, officer)).content == pdf  # oversight reads it again
+        [listed] = (await gw.get(f"{API}/reports", headers=officer)).json()
+        kept = await gw.get(f"{API}/reports/{listed['id']}/document", headers=officer)
+        assert kept.status_code == 200 and kept.content == pdf  # the very bytes issued, read again later
+        assert (await gw.get(f"{API}/reports/{listed['id']}/document", headers=clerk)).status_code == 403
+        unknown_report = await gw.get(f"{API}/reports/no-such-report/document", headers=auditor)
+        assert unknown_report.status_code == 404 and error_code(unknown_report) == "CONTROL_REPORT_NOT_FOUND"
         resubmitted = await gw.post(report_url, json={"summary": "全年按月抽查已办结业务。"}, headers=auditor)
         assert resubmitted.status_code == 409 and error_code(resubmitted) == "CONTROL_REPORT_SUBMITTED"
 

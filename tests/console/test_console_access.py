@@ -31,7 +31,9 @@ SAMPLE_PATH_VALUES = {"month": "202611", "fund": "PEN_EMP", "case_id": "no-such-
                       "object_id": "no-such-object", "step": "close",
                       "kind": "person", "username": "nobody", "role": "cashier",
                       "correction_id": "no-such-correction", "name": "receipt", "run_id": "no-such-run",
-                      "file_id": "no-such-file", "adjustment_id": "no-such-adjustment"}
+                      "file_id": "no-such-file", "adjustment_id": "no-such-adjustment",
+                      "dossier_id": "no-such-dossier", "sample_id": "no-such-sample", "sampled_id": "no-such-item",
+                      "export_id": "no-such-export"}
 
 
 # The platform (conftest.py) is shared by the package's modules; SQLite whatever the run, hence `once`.

@@ -4,6 +4,7 @@ not matched, each rule's case opened, the cash-payment case in rectification due
 nothing (the same registry, assessments, tax lines, receipts, claims, payroll, exchange batches and cases)."""
 
 import os
+import re
 import subprocess
 from datetime import date, timedelta
 from pathlib import Path
@@ -90,7 +91,25 @@ def snapshot(officer: Api, clerk: Api, calendar: Calendar) -> dict:
                           for r in clerk.get("/benefits/payroll/runs")),
         "cases": sorted((c["rule_id"], c["fact_key"], c["status"]) for c in officer.every("/oversight/cases")),
         "exchange": len(clerk.every("/accounts/exchange/batches")),
+        "reports": sorted((r["title"], r["status"]) for r in officer.every("/oversight/whistleblowing/reports")),
+        "incidents": sorted((i["title"], i["status"]) for i in officer.every("/oversight/incidents")),
+        "inspections": sorted((i["target_unit"], i["status"], i["letter_no"], len(i["findings"]))
+                              for i in officer.every("/oversight/inspections")),
     }
+
+
+def supervisor_plants(officer: Api, calendar: Calendar) -> None:
+    """The public's web report, the major incident in its 5-working-day countdown and the inspection with its
+    feedback letter, each found through the API by what the demo printed."""
+    [report] = [r for r in officer.every("/oversight/whistleblowing/reports") if r["title"].endswith(f"（演示城市 {SEED}）")]
+    assert report["channel"] == "web" and report["anonymous"] and report["status"] == "received", report
+    [incident] = [i for i in officer.every("/oversight/incidents") if i["title"].endswith(f"（演示城市 {SEED}）")]
+    assert incident["major"] and incident["discovered_on"] == calendar.today.isoformat(), incident
+    due = officer.get("/oversight/incidents/due")
+    assert incident["id"] in {i["id"] for i in due["due"] + due["overdue"] + due["deadline_unknown"]}, due
+    [inspection] = [i for i in officer.every("/oversight/inspections") if i["target_unit"].endswith(f"（演示城市 {SEED}）")]
+    assert inspection["status"] == "feedback_issued" and inspection["letter_no"], inspection
+    assert len(inspection["findings"]) == 2 and all(f["rectify_by"] for f in inspection["findings"]), inspection
 
 
 def test_the_city_is_filled_its_anomalies_found_and_a_second_run_doubles_nothing(platform: RunningPlatform):
@@ -143,10 +162,16 @@ def test_the_city_is_filled_its_anomalies_found_and_a_second_run_doubles_nothing
     [run] = [r for r in clerk.get("/benefits/payroll/runs") if r["fund"] == "INJURY"]
     assert run["by_status"]["failed"]["lines"] == 2 and run["by_status"]["paid"]["lines"] >= 1, run
 
+    supervisor_plants(officer, calendar)
+    assert "/console/oversight/whistleblowing/" in first.stdout and "举报人查询码" in first.stdout
+    assert (platform.data_dir / "demo-city-state.json").stat().st_mode & 0o777 == 0o600
+
     before = snapshot(officer, clerk, calendar)
     assert before["persons"] == PERSONS and before["employers"] == len(district.employers)
     second = fill(platform)
     assert "跳过导入" in second.stdout
+    code = re.search(r"举报人查询码 (\S+?)，", first.stdout).group(1)
+    assert f"举报人查询码 {code}，" in second.stdout  # kept in the demo's state, printed again
     assert snapshot(officer, clerk, calendar) == before
 
 

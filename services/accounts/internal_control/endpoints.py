@@ -112,3 +112,12 @@ def submit_report(year: Annotated[int, Path(ge=1990, le=2200)], body: ReportRequ
             summary="The yearly reports submitted by the area")
 def list_reports(session: SessionDep) -> list[ReportOut]:
     return [ReportOut.model_validate(r, from_attributes=True) for r in report.reports_of(session)]
+
+
+@router.get("/reports/{report_id}/document", response_class=Response,
+            responses={200: PDF_RESPONSES[201]}, dependencies=[READERS],
+            summary="The PDF of a submitted yearly report, the very bytes issued (verifiable on /verify)")
+def report_document(report_id: str, session: SessionDep) -> Response:
+    response = pdf_response(report.document_of(session, report_id))
+    response.status_code = 200
+    return response

@@ -29,7 +29,7 @@ from services.kernel.documents.models import IssuedDocument
 from services.kernel.documents.pdf import DocumentBody, Table
 from services.kernel.documents.registry import DocumentKind, Subject, issue, issuing_unit
 from services.kernel.documents.text import chinese_date, legal_basis
-from services.kernel.errors import Conflict, Invalid
+from services.kernel.errors import Conflict, Invalid, NotFound
 from services.kernel.events import new_event_id
 from services.kernel.outbox import record_event
 
@@ -166,3 +166,12 @@ def may_read(session: Session, document: IssuedDocument) -> None:
     """A yearly report is read again by the readers of its area, as ``GET /reports`` lists them (subject
     ``<year>/<region>``)."""
     ensure_in_region(context.current().actor, document.subject_id.partition("/")[2])
+
+
+def document_of(session: Session, report_id: str) -> IssuedDocument:
+    """The PDF of a report submitted in the reader's area, as it was issued."""
+    report = session.execute(select(ControlReport).where(ControlReport.id == report_id,
+                                                         region_filter(ControlReport.region))).scalar_one_or_none()
+    if report is None:
+        raise NotFound("CONTROL_REPORT_NOT_FOUND", "稽核内控年度报告不存在")
+    return session.get(IssuedDocument, report.document_id)
