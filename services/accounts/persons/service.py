@@ -52,7 +52,7 @@ from services.kernel.auth import ensure_in_region, region_filter
 from services.kernel.errors import Conflict, Forbidden, Invalid, NotFound
 from services.kernel.events import new_event_id
 from services.kernel.outbox import record_event, record_events
-from services.kernel.paging import SortKeys, newest_first, oldest_first
+from services.kernel.paging import SortKeys, newest_first
 
 SOURCE = "accounts"
 ENTITY = "person"
