@@ -15,6 +15,7 @@ from services.kernel.clock import CHINA
 from services.kernel.documents.text import legal_basis
 from services.oversight.internal_control.deadline import due_of
 from tests.support.apps import bearer
+from tests.support.archives import archive_line as line
 from tests.support.documents import fetch_again, issued, pdf_text, platform, verifies
 from tests.support.e2e import eventually
 from tests.support.oversight import publish
@@ -39,14 +40,6 @@ async def job_result(gw, response, headers: dict) -> dict:  # noqa: ANN001
                             lambda r: r.json()["status"] in ("succeeded", "failed"))
     assert done.json()["status"] == "succeeded", done.text
     return done.json()["result"]
-
-
-def line(serial: int, item_type: str, act_id: str, at: datetime, **references: str) -> ArchiveItemLine:
-    return ArchiveItemLine(
-        source="benefits", subject_type="person", subject_id=f"p-{serial}", item_type=item_type, act_id=act_id,
-        title=f"{item_type} {serial}", decision="同意", decided_by="reviewer.wu", decided_role="agency_reviewer",
-        references=references, audit_seq=serial, audit_hash=f"{serial:064x}", occurred_at=at.isoformat(),
-        registration_number=make_citizen_id(200 + serial), subject_name=f"参保人{serial}", region=REGION)
 
 
 def business(at: datetime) -> list[ArchiveItemLine]:

@@ -14,9 +14,8 @@ import pytest
 
 from services.contracts.benefits import BenefitsArchiveItemsFiled
 from services.kernel.clock import china_now
-from tests.accounts.test_internal_control import line
-from tests.console.test_console_work import _followed_to_the_end
-from tests.support.console import api_headers, console_sign_in, csrf_of
+from tests.support.archives import archive_line as line
+from tests.support.console import api_headers, console_sign_in, csrf_of, followed_to_the_end
 from tests.support.e2e import eventually
 from tests.support.oversight import envelope_of
 
@@ -74,7 +73,7 @@ async def test_a_dossier_is_read_with_a_purpose_registered_exported_and_verified
         exported = await clerk.post(f"{href}/export", data={"csrf_token": csrf_of(read.text),
                                                             "purpose": "移交上级经办机构复核"})
         if exported.status_code == 303:  # the export is a background job: followed on its page to the package
-            done = await _followed_to_the_end(clerk, exported.headers["location"])
+            done = await followed_to_the_end(clerk, exported.headers["location"])
             package = re.search(r'href="(/console/archives/exports/[\w-]+/package)" id="job-package-link"', done)
             assert package, done[:1500]
             exported = await clerk.get(package.group(1))
@@ -153,7 +152,7 @@ async def test_a_past_year_is_sealed_as_a_job_and_a_current_one_refused(platform
         started = await approver.post("/console/archives/seals", data={"csrf_token": csrf_of(page.text),
                                                                       "year": last_year})
         assert started.status_code == 303 and started.headers["location"].startswith("/console/jobs/accounts/")
-        done = await _followed_to_the_end(approver, started.headers["location"])
+        done = await followed_to_the_end(approver, started.headers["location"])
         assert "根哈希" in done, done[:800]
         sealed = await approver.get("/console/archives/seals", params={"year": last_year})
         assert 'id="seal-facts"' in sealed.text and "完好" in sealed.text and 'id="seal-form"' not in sealed.text
@@ -174,7 +173,7 @@ async def test_a_sample_is_drawn_reviewed_and_the_year_reported(platform, filed)
         started = await auditor.post("/console/internal-control/draw/sample", data={
             "csrf_token": csrf_of(form.text), "kind": "monthly", "period": last_month, "rate_percent": "100"})
         assert started.status_code == 303 and started.headers["location"].startswith("/console/jobs/accounts/")
-        done = await _followed_to_the_end(auditor, started.headers["location"])
+        done = await followed_to_the_end(auditor, started.headers["location"])
         sample_url = re.search(r'href="(/console/internal-control/samples/[\w-]+)" id="job-sample-link"', done).group(1)
         sample = await auditor.get(sample_url)
         assert sample.status_code == 200 and "claim_decision 700" in sample.text
@@ -194,7 +193,7 @@ async def test_a_sample_is_drawn_reviewed_and_the_year_reported(platform, filed)
         assert "不符合规定" in after.text and "缺少劳动能力鉴定结论" in after.text
         redrawn = await auditor.post(f"{sample_url}/redraw", data={"csrf_token": csrf_of(after.text)})
         assert redrawn.status_code == 303 and redrawn.headers["location"].startswith("/console/jobs/accounts/")
-        check = await _followed_to_the_end(auditor, redrawn.headers["location"])
+        check = await followed_to_the_end(auditor, redrawn.headers["location"])
         assert re.search(r"<dt>样本相同</dt><dd>是</dd>", check), check[:1500]
 
         reports = await auditor.get("/console/internal-control/reports")

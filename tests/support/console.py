@@ -2,6 +2,7 @@
 one real nats-server, the demo users (one per staff role) in the gateway's identity store; and a browser-like client
 that signs in through the console's login form."""
 
+import asyncio
 import re
 from datetime import date
 from pathlib import Path
@@ -112,3 +113,18 @@ async def staff_user(platform: ConsolePlatform, username: str, role: str) -> tup
                                  json={"role": role, "reason": "任职文件"})
         assert granted.status_code == 201, granted.text
     return username, password
+
+
+JOB_PATIENCE_SECONDS = 60.0
+
+
+async def followed_to_the_end(browser: httpx.AsyncClient, url: str) -> str:
+    """The job page, asked again as htmx does while it says it polls, until it no longer does."""
+    deadline = asyncio.get_running_loop().time() + JOB_PATIENCE_SECONDS
+    while True:
+        page = await browser.get(url, headers={"HX-Request": "true"})
+        assert page.status_code == 200, page.text[:300]
+        if 'hx-trigger="every 2s"' not in page.text:
+            return page.text
+        assert asyncio.get_running_loop().time() < deadline, page.text[:500]
+        await asyncio.sleep(0.2)
