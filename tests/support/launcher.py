@@ -73,6 +73,9 @@ class Launcher:
 
     def __init__(self, tmp_path: Path, *arguments: str, span: int | None = None):
         self.arguments = arguments
+        # Each replica is one more process per service starting (and importing everything) at once.
+        replicas = int(arguments[arguments.index("--replicas") + 1]) if "--replicas" in arguments else 1
+        self.startup_seconds = STARTUP_SECONDS * replicas
         self.data_dir = tmp_path / "var"
         self.port_base = free_port_base(span)
         self.gateway_url = f"http://127.0.0.1:{self.port_base}"
@@ -84,7 +87,7 @@ class Launcher:
 
     def start(self) -> "Launcher":
         self.process = subprocess.Popen(
-            [*sifund_command(), "up", "--timeout", str(STARTUP_SECONDS), *self.arguments], cwd=self.cwd,
+            [*sifund_command(), "up", "--timeout", str(self.startup_seconds), *self.arguments], cwd=self.cwd,
             env=self.environment,
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         )
@@ -102,7 +105,7 @@ class Launcher:
     def wait_ready(self) -> dict[str, int]:
         """Wait for the ready report; returns the child pids it lists by component."""
         if not _wait_until(lambda: "Press Ctrl-C to stop." in self.output or self.process.poll() is not None,
-                           STARTUP_SECONDS + 5):
+                           self.startup_seconds + 5):
             raise AssertionError(f"launcher not ready in time:\n{self.output}")
         assert self.process.poll() is None, f"launcher exited with {self.process.returncode}:\n{self.output}"
         pids = {m[1]: int(m[2]) for m in re.finditer(r"^\s+([\w-]+)\s+\S+\s+pid (\d+)", self.output, re.MULTILINE)}
