@@ -90,6 +90,7 @@ from services.contracts.collection import MAX_LINES as EVENT_MAX_LINES
 from services.contracts.collection import PaymentsCollected, PaymentsRejected
 from services.kernel import clock, context, metrics
 from services.kernel.audit import append_audit
+from services.kernel.collector import collector_paused
 from services.kernel.errors import Conflict, Invalid, NotFound, TooLarge, field_reasons
 from services.kernel.events import PayloadFields, new_event_id
 from services.kernel.models import AuditEntry
@@ -255,6 +256,7 @@ class _Rejected:
     amount_fen: int | None = None
 
 
+@collector_paused()  # its objects all live until it is written: see services/kernel/collector.py
 def receive_batch(session: Session, raw_lines: list[tuple[int, Any]], *, source_format: str, region: str,
                   today: date | None = None) -> BatchResult:
     """Check, store, match and settle one batch; commit once. ``raw_lines`` are (line_no, object) pairs."""
