@@ -40,6 +40,7 @@ most 1 000 a piece. One audit entry per batch keeps the counts and every rejecte
 
 import hashlib
 import json
+import re
 from json.encoder import encode_basestring as _json_string
 from collections import defaultdict, namedtuple
 from dataclasses import dataclass, field
@@ -133,12 +134,22 @@ def _content_hash(line: CheckedLine) -> str:
     Chinese label, is the same line. A JSON array keeps the fields apart whatever they contain. (Stored hashes are
     compared with those of lines sent again: the form of the text hashed must not change: the text is exactly
     ``json.dumps([...], ensure_ascii=False)`` of these strings, written without building an encoder per line.)"""
-    body = "[" + ", ".join(map(_json_string, (
-        line.tax_line_id, line.payer_uscc or "", line.citizen_id or "", line.fund, str(line.period),
-        str(line.employer_fen), str(line.individual_fen), str(line.late_fee_fen), line.method, line.voucher_no,
-        line.paid_date.isoformat(),
-    ))) + "]"
+    values = (line.tax_line_id, line.payer_uscc or "", line.citizen_id or "", line.fund, str(line.period),
+              str(line.employer_fen), str(line.individual_fen), str(line.late_fee_fen), line.method, line.voucher_no,
+              line.paid_date.isoformat())
+    text = _HASH_SEPARATOR.join(values)
+    # Nearly always nothing to escape (only the separators' quotes, no backslash, no control character): the
+    # values are quoted as they are; otherwise each one is escaped as json.dumps escapes it.
+    if text.count('"') == _SEPARATOR_QUOTES and _JSON_ESCAPED.search(text) is None:
+        body = f'["{text}"]'
+    else:
+        body = "[" + ", ".join(map(_json_string, values)) + "]"
     return hashlib.sha256(body.encode()).hexdigest()
+
+
+_HASH_SEPARATOR = '", "'
+_SEPARATOR_QUOTES = 2 * 10  # ten separators between the eleven values
+_JSON_ESCAPED = re.compile(r'[\\\x00-\x1f]')  # besides '"', what json.dumps(ensure_ascii=False) escapes
 
 
 def _best_effort_amount(raw: dict[str, Any]) -> int | None:
@@ -445,7 +456,7 @@ def _rows(session: Session, query: Any) -> list[Any]:
     read by name several times a line (here and in ``load_states``), and a ``Row``'s attribute costs some ten times
     a named tuple's."""
     result = session.connection().execute(query)
-    return list(map(_row_type(tuple(result.keys()))._make, result))
+    return list(map(_row_type(tuple(result.keys()))._make, result.all()))  # one fetch: iterating fetches a row a call
 
 
 @cache
