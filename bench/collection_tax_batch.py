@@ -22,6 +22,7 @@ Results: ``bench/results/collection_tax_batch.json`` (a list of runs, one per ``
 
 import argparse
 import cProfile
+import gc
 import json
 import os
 import platform
@@ -162,6 +163,8 @@ def main() -> None:
         upgrade_database(collection, "collection", collection_models.metadata)
         employers = plan(args.lines, random.Random(args.seed))
         cids = seed_collection(collection, employers)
+        gc.collect()
+        gc.freeze()  # as the services do after start-up (gc_freeze_after_startup, on under `sifund up`)
 
         assessment = Stage(args.profile)
         with context.trace(actor=CLERK):

@@ -5,6 +5,7 @@ CSV in UTF-8 and GBK, unmatched lines kept and resolved, events in parts of at m
 import hashlib
 import json
 import time
+from datetime import date
 
 import pytest
 from pydantic import ValidationError
@@ -594,10 +595,15 @@ def test_a_plain_line_is_checked_as_the_model_checks_it():
 @pytest.mark.unit
 def test_the_content_hash_is_the_json_text_it_always_was():
     """Stored hashes are compared with those of lines sent again: the hashed text must stay ``json.dumps``'s."""
+    lines = []
     for raw in (pay("T-\"1\"\\é", citizen_id=citizen_id(5), employer_amount="1.00"),
                 pay("T-2", payer_uscc=make_uscc(3), employer_amount="869.78", individual_amount="434.89",
                     voucher_no="V/\u2028", method="online")):
-        line = quick_line(raw) or CheckedLine.of(TaxPaymentLine.model_validate(raw))
+        lines.append(quick_line(raw) or CheckedLine.of(TaxPaymentLine.model_validate(raw)))
+    # Whatever a line may carry: quotes, backslashes and control characters are escaped as json.dumps escapes them.
+    lines += [CheckedLine(f"T-{n}{odd}", None, "11010519491231002X", "PEN_EMP", 202601, 100, 0, 0, "online",
+                          f"V{odd}", date(2026, 2, 1)) for n, odd in enumerate(('"', "\\", "\x01", "\n", "\x7f", ""))]
+    for line in lines:
         text = json.dumps([line.tax_line_id, line.payer_uscc or "", line.citizen_id or "", line.fund, str(line.period),
                            str(line.employer_fen), str(line.individual_fen), str(line.late_fee_fen), line.method,
                            line.voucher_no, line.paid_date.isoformat()], ensure_ascii=False)

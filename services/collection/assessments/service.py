@@ -56,6 +56,7 @@ from services.collection.payments import bulk
 from services.contracts.collection import MAX_LINES, AssessmentIssued, AssessmentSuperseded
 from services.kernel import archives, clock, context
 from services.kernel.audit import append_audit_many
+from services.kernel.collector import collector_paused
 from services.kernel.auth import ensure_in_region, region_filter
 from services.kernel.errors import Conflict, DomainError, Invalid, NotFound, TooLarge
 from services.kernel.events import PayloadFields, new_event_id
@@ -674,6 +675,7 @@ class Outcome:
     refusal: DomainError | None = None
 
 
+@collector_paused()  # a batch's objects all live until it is written: see services/kernel/collector.py
 def issue_many(session: Session, period: int, declarations: list[tuple[str, list[InputLine]]], *,
                source: str) -> list[Outcome]:
     """Each employer's declaration checked and assessed as ``issue`` does, then every accepted one issued at once
