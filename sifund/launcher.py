@@ -382,8 +382,9 @@ class Platform:
             "--timeout-graceful-shutdown", str(UVICORN_GRACEFUL_SECONDS),
             "--no-server-header",  # the software and its version are nobody's business
             # uvloop's event loop and httptools' parser (uvicorn[standard]): a cheap request costs less CPU than with
-            # asyncio's loop and h11 (bench/gateway_profile.py).
-            "--loop", "uvloop", "--http", "httptools",
+            # asyncio's loop and h11 (bench/gateway_profile.py); a response's head and body in one write
+            # (services/kernel/http_protocol.py).
+            "--loop", "uvloop", "--http", "services.kernel.http_protocol:CoalescingHttpToolsProtocol",
             # The access line is written by the app's request middleware (services.kernel.web, cheaper than a
             # stdlib record per request); the service's own is kept or not by SIFUND_SERVICE_ACCESS_LOG.
             "--no-access-log",
