@@ -39,10 +39,11 @@ commits what was written and re-raises the error. ``tests/kernel/test_unit_of_wo
 the services, the gateway or the launcher calls ``commit()`` outside this module and the relay.
 """
 
+from collections import namedtuple
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import anyio
 from sqlalchemy import Connection, Engine, create_engine, event
@@ -302,3 +303,45 @@ def admission_limit(engine: Engine) -> int | None:
     if not isinstance(pool, QueuePool):
         return None
     return max(1, (pool.size() + max(0, pool._max_overflow)) // 2)  # noqa: SLF001 - no public accessor
+
+
+# -- a read by key at the driver -------------------------------------------------------------------------------------
+
+
+class KeyRead:
+    """A ``SELECT`` of at most a few rows by key (e.g. one employer by id), for the cheap reads of
+    ``service_app.read_by_key``: ``first(session, **params)`` is ``session.connection().execute(statement,
+    params).first()``, row for row and value for value.
+
+    On SQLite the statement is compiled once and run by the driver on the session's connection (in the session's
+    transaction, so in its snapshot), its values converted by the columns' own result processors (a timestamp's
+    text into a ``datetime``): SQLAlchemy's execution context, events and result machinery cost several times
+    SQLite's own work for one row by primary key (bench/gateway_reads.py). Elsewhere, the Core statement.
+    The row is a named tuple of the statement's column names."""
+
+    def __init__(self, statement: Any):
+        self.statement = statement
+        self._sqlite_plan: tuple[str, tuple[str, ...], Any, tuple] | None = None
+
+    def first(self, session: Session, **params: Any) -> Any:
+        connection = session.connection()
+        if connection.dialect.name != "sqlite":
+            return connection.execute(self.statement, params).first()
+        sql, names, make_row, processors = self._sqlite_plan or self._plan(connection.dialect)
+        values = connection.connection.driver_connection.execute(sql, [params[name] for name in names]).fetchone()
+        if values is None:
+            return None
+        return make_row(*(value if process is None or value is None else process(value)
+                          for value, process in zip(values, processors, strict=True)))
+
+    def _plan(self, dialect: Any) -> tuple[str, tuple[str, ...], Any, tuple]:
+        compiled = self.statement.compile(dialect=dialect)
+        if compiled.positiontup is None or any(
+                compiled.binds[name].type._cached_bind_processor(dialect) is not None  # noqa: SLF001
+                for name in compiled.positiontup):
+            raise ValueError("KeyRead takes keys bound as they are (text, integers)")
+        columns = compiled._result_columns  # noqa: SLF001 - (key, name, objects, type) per column, as the result reads them
+        make_row = namedtuple("Row", [column[0] for column in columns], rename=True)  # noqa: PYI024
+        processors = tuple(column[3]._cached_result_processor(dialect, None) for column in columns)  # noqa: SLF001
+        self._sqlite_plan = (compiled.string, tuple(compiled.positiontup), make_row, processors)
+        return self._sqlite_plan
