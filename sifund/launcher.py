@@ -42,7 +42,7 @@ from services.kernel.settings import PORT_OFFSETS, SERVICES, Settings
 from services.kernel.supervision import (FAILED, RESTARTING, RUNNING, ChildState, RestartPolicy, process_alive,
                                          state_file, write_state)
 from sifund import services as catalogue
-from services.kernel.metrics import multiprocess_environment, scrape_targets
+from services.kernel.metrics import MULTIPROC_ENV, multiprocess_environment, scrape_targets
 from sifund.logfiles import LogFile, nats_json_line
 from sifund.natsd import NatsCluster, NatsServer
 
@@ -382,19 +382,26 @@ class Platform:
             "--timeout-graceful-shutdown", str(UVICORN_GRACEFUL_SECONDS),
             "--no-server-header",  # the software and its version are nobody's business
             # uvloop's event loop and httptools' parser (uvicorn[standard]): a cheap request costs less CPU than with
-            # asyncio's loop and h11 (bench/gateway_profile.py).
-            "--loop", "uvloop", "--http", "httptools",
+            # asyncio's loop and h11 (bench/gateway_profile.py); a response's head and body in one write
+            # (services/kernel/http_protocol.py).
+            "--loop", "uvloop", "--http", "services.kernel.http_protocol:CoalescingHttpToolsProtocol",
             # The access line is written by the app's request middleware (services.kernel.web, cheaper than a
             # stdlib record per request); the service's own is kept or not by SIFUND_SERVICE_ACCESS_LOG.
             "--no-access-log",
         ]
-        if name == "gateway" and self.settings.gateway_workers > 1:
-            command += ["--workers", str(self.settings.gateway_workers)]
+        workers = self.settings.gateway_workers if name == "gateway" else 1
+        if workers > 1:
+            command += ["--workers", str(workers)]
         log = self._log_file(name)
         log.event(name, "launcher.child_starting", command=" ".join(command[2:]))
-        metrics_env = multiprocess_environment(self.data_dir / "metrics" / name)  # uvicorn workers share counters
+        # Several uvicorn workers share their counters through files (prometheus_client's multiprocess mode); a
+        # single process keeps them in its own memory: a file write and a pid check per counter change were ~5 % of
+        # a cheap read's CPU in the service (bench/gateway_reads.py, py-spy).
+        child_env = {name_: value for name_, value in environment.items() if name_ != MULTIPROC_ENV}
+        if workers > 1:
+            child_env.update(multiprocess_environment(self.data_dir / "metrics" / name))
         process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                   env={**environment, **metrics_env}, preexec_fn=self._preexec)
+                                   env=child_env, preexec_fn=self._preexec)
         self.log_pumps.append(log.pump(process.stdout, name))
         return process
 

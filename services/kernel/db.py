@@ -39,13 +39,14 @@ commits what was written and re-raises the error. ``tests/kernel/test_unit_of_wo
 the services, the gateway or the launcher calls ``commit()`` outside this module and the relay.
 """
 
+from collections import namedtuple
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import anyio
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import QueuePool
 from sqlmodel import Session
@@ -124,8 +125,8 @@ def never_waits(session: Session) -> bool:
     """Whether every statement of ``session`` runs without waiting for another transaction or a server: a SQLite
     snapshot session (a deferred ``BEGIN`` under WAL reads the file and takes no lock a writer holds). A unit of
     work's ``BEGIN IMMEDIATE`` may wait for the write lock, and a PostgreSQL statement is a round trip."""
-    bind = session.get_bind()
-    return is_sqlite(bind) and bool(bind.get_execution_options().get(SNAPSHOT_OPTION, False))
+    bind = session.get_bind()  # an engine, or the connection a request's snapshot session is bound to
+    return bind.dialect.name == "sqlite" and bool(bind.get_execution_options().get(SNAPSHOT_OPTION, False))
 
 
 def _snapshot_engine(engine: Engine) -> Engine:
@@ -176,6 +177,11 @@ def unit_of_work(engine: Engine) -> Iterator[Session]:
 # -- a request's session ---------------------------------------------------------------------------------------------
 
 
+# SQLite reads on the event loop (``service_app.read_by_key``) hold their session one at a time; endpoints in worker
+# threads may hold more, and the connections they open beyond these go back to the pool.
+KEPT_SNAPSHOT_CONNECTIONS = 4
+
+
 class RequestSessions:
     """The sessions of one app's requests (``services.kernel.service_app.SessionDep``), admitted so that requests
     can never deadlock on the connection pool.
@@ -192,7 +198,13 @@ class RequestSessions:
     Opening a session opens no connection (a ``Session`` connects on its first statement), so it happens on the
     event loop; closing it happens in a worker thread of its own limiter, never queued behind endpoints (a commit
     may write to disk, a PostgreSQL rollback is a round trip), except a SQLite snapshot's, a rollback of a read
-    transaction that never waits, closed on the loop."""
+    transaction that never waits, closed on the loop.
+
+    A SQLite snapshot session is bound to a connection of the snapshot engine that the app keeps between requests
+    (at most ``KEPT_SNAPSHOT_CONNECTIONS`` and a quarter of the pool, outside any transaction: no snapshot is held between requests), instead
+    of checking one out of the pool and back in, resetting it, on every read (a fifth of a cheap read's CPU in the
+    service, bench/gateway_reads.py). The session begins its transaction on it and rolls it back when closed, as on
+    a pooled one. ``close()`` closes the kept connections (the app's shutdown, before the engine is disposed)."""
 
     def __init__(self, engine: Engine, limit: int | None = None):
         self.engine = engine
@@ -202,6 +214,9 @@ class RequestSessions:
         self._slots = anyio.Semaphore(self.limit, fast_acquire=True) if self.limit else None
         self._closing = anyio.CapacityLimiter(self.limit or 40)
         self._sqlite = is_sqlite(engine)
+        self._kept: list[Connection] = []
+        # Kept connections are taken from the requests' half of the pool, at most half of it.
+        self._keep = min(KEPT_SNAPSHOT_CONNECTIONS, (self.limit or 0) // 2) if self._sqlite else 0
 
     @asynccontextmanager
     async def snapshot(self) -> AsyncIterator[Session]:
@@ -218,17 +233,41 @@ class RequestSessions:
         fewer on every read request."""
         if self._slots is not None:
             await self._slots.acquire()
-        return snapshot_session(self.engine)
+        if not self._sqlite:
+            return snapshot_session(self.engine)
+        try:
+            return Session(self._kept.pop() if self._kept else _snapshot_engine(self.engine).connect())
+        except BaseException:
+            if self._slots is not None:
+                self._slots.release()
+            raise
 
     async def close_snapshot(self, session: Session) -> None:
         try:
             if self._sqlite:
-                session.close()
+                self._close_kept_snapshot(session)
             else:
                 await self._in_thread(session.close)
         finally:
             if self._slots is not None:
                 self._slots.release()
+
+    def _close_kept_snapshot(self, session: Session) -> None:
+        connection = session.bind
+        try:
+            session.close()  # rolls back the transaction it began on the connection
+        finally:
+            if (len(self._kept) < self._keep and not connection.closed and not connection.invalidated
+                    and not connection.in_transaction()):
+                self._kept.append(connection)
+            else:
+                connection.close()
+
+    def close(self) -> None:
+        """Close the connections kept for snapshot sessions (they go back to the engine's pool)."""
+        kept, self._kept = self._kept, []
+        for connection in kept:
+            connection.close()
 
     @asynccontextmanager
     async def unit_of_work(self) -> AsyncIterator[Session]:
@@ -264,3 +303,45 @@ def admission_limit(engine: Engine) -> int | None:
     if not isinstance(pool, QueuePool):
         return None
     return max(1, (pool.size() + max(0, pool._max_overflow)) // 2)  # noqa: SLF001 - no public accessor
+
+
+# -- a read by key at the driver -------------------------------------------------------------------------------------
+
+
+class KeyRead:
+    """A ``SELECT`` of at most a few rows by key (e.g. one employer by id), for the cheap reads of
+    ``service_app.read_by_key``: ``first(session, **params)`` is ``session.connection().execute(statement,
+    params).first()``, row for row and value for value.
+
+    On SQLite the statement is compiled once and run by the driver on the session's connection (in the session's
+    transaction, so in its snapshot), its values converted by the columns' own result processors (a timestamp's
+    text into a ``datetime``): SQLAlchemy's execution context, events and result machinery cost several times
+    SQLite's own work for one row by primary key (bench/gateway_reads.py). Elsewhere, the Core statement.
+    The row is a named tuple of the statement's column names."""
+
+    def __init__(self, statement: Any):
+        self.statement = statement
+        self._sqlite_plan: tuple[str, tuple[str, ...], Any, tuple] | None = None
+
+    def first(self, session: Session, **params: Any) -> Any:
+        connection = session.connection()
+        if connection.dialect.name != "sqlite":
+            return connection.execute(self.statement, params).first()
+        sql, names, make_row, processors = self._sqlite_plan or self._plan(connection.dialect)
+        values = connection.connection.driver_connection.execute(sql, [params[name] for name in names]).fetchone()
+        if values is None:
+            return None
+        return make_row(*(value if process is None or value is None else process(value)
+                          for value, process in zip(values, processors, strict=True)))
+
+    def _plan(self, dialect: Any) -> tuple[str, tuple[str, ...], Any, tuple]:
+        compiled = self.statement.compile(dialect=dialect)
+        if compiled.positiontup is None or any(
+                compiled.binds[name].type._cached_bind_processor(dialect) is not None  # noqa: SLF001
+                for name in compiled.positiontup):
+            raise ValueError("KeyRead takes keys bound as they are (text, integers)")
+        columns = compiled._result_columns  # noqa: SLF001 - (key, name, objects, type) per column, as the result reads them
+        make_row = namedtuple("Row", [column[0] for column in columns], rename=True)  # noqa: PYI024
+        processors = tuple(column[3]._cached_result_processor(dialect, None) for column in columns)  # noqa: SLF001
+        self._sqlite_plan = (compiled.string, tuple(compiled.positiontup), make_row, processors)
+        return self._sqlite_plan

@@ -155,6 +155,8 @@ def request_sessions(app: FastAPI) -> RequestSessions:
     """The app's ``RequestSessions``, made on first use for the engine it has then."""
     sessions = getattr(app.state, "request_sessions", None)
     if sessions is None or sessions.engine is not app.state.engine:
+        if sessions is not None:
+            sessions.close()
         sessions = app.state.request_sessions = RequestSessions(app.state.engine)
     return sessions
 
@@ -252,6 +254,8 @@ def create_service_app(spec: ServiceSpec, settings: Settings | None = None) -> F
             await bus.close()
             await app.state.http.aclose()
             archives.detach(engine)
+            if (sessions := getattr(app.state, "request_sessions", None)) is not None:
+                sessions.close()
             engine.dispose()
             log.info("service.stopped", service=spec.name)
 

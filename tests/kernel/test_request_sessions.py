@@ -13,7 +13,7 @@ from fastapi import APIRouter, FastAPI
 from pydantic import BaseModel
 from sqlalchemy import Column, Integer, MetaData, String, Table, func, insert, select
 
-from services.kernel.db import RequestSessions, admission_limit, make_engine, unit_of_work
+from services.kernel.db import KEPT_SNAPSHOT_CONNECTIONS, RequestSessions, admission_limit, make_engine, unit_of_work
 from services.kernel.errors import install_error_handlers
 from services.kernel.service_app import SessionDep
 
@@ -101,3 +101,40 @@ async def test_two_hundred_concurrent_readers_and_writers_are_all_answered_and_e
     assert statuses.count(201) == writes and statuses.count(200) == CONCURRENT - writes, set(statuses)
     with unit_of_work(engine) as session:
         assert session.execute(select(func.count()).select_from(note)).scalar_one() == 1 + writes
+
+
+async def test_sqlite_reads_keep_a_few_connections_outside_any_transaction(tmp_path):
+    """A read's snapshot session is bound to a connection the app keeps between requests (no pool check-out and
+    check-in per read): never more than a quarter of the pool, none in a transaction between requests (a read
+    after a write sees it), all given back by ``close``."""
+    engine = make_engine(f"sqlite:///{tmp_path / 'kept.db'}", pool_size=20, max_overflow=40)
+    metadata.create_all(engine)
+    sessions = RequestSessions(engine)
+    try:
+        opened = [await sessions.open_snapshot() for _ in range(8)]  # eight concurrent reads
+        for session in opened:
+            assert session.execute(select(func.count()).select_from(note)).scalar_one() == 0
+        for session in opened:
+            await sessions.close_snapshot(session)
+        assert engine.pool.checkedout() == KEPT_SNAPSHOT_CONNECTIONS
+        for text in ("one", "two"):
+            with unit_of_work(engine) as writer:
+                writer.execute(insert(note).values(text=text))
+            reader = await sessions.open_snapshot()
+            assert reader.execute(select(func.count()).select_from(note)).scalar_one() == (1 if text == "one" else 2)
+            assert not reader.get_bind().closed
+            await sessions.close_snapshot(reader)
+            assert not reader.get_bind().in_transaction()
+        assert engine.pool.checkedout() == KEPT_SNAPSHOT_CONNECTIONS
+    finally:
+        sessions.close()
+        assert engine.pool.checkedout() == 0
+        engine.dispose()
+    small = RequestSessions(make_engine(f"sqlite:///{tmp_path / 'small.db'}", pool_size=2, max_overflow=0))
+    try:
+        reader = await small.open_snapshot()
+        reader.execute(select(1))
+        await small.close_snapshot(reader)
+        assert small.engine.pool.checkedout() == 0  # a pool too small to keep any
+    finally:
+        small.engine.dispose()

@@ -28,15 +28,16 @@ class _Server(uvicorn.Server):
 
 
 @asynccontextmanager
-async def serve(app, port: int = 0) -> AsyncIterator[str]:  # noqa: ANN001
-    """Serve ``app`` on a loopback port (default: a free one); yields its base URL."""
+async def serve(app, port: int = 0, **config) -> AsyncIterator[str]:  # noqa: ANN001, ANN003
+    """Serve ``app`` on a loopback port (default: a free one); yields its base URL. ``config``: more of
+    ``uvicorn.Config``'s arguments (e.g. ``http``, the protocol class)."""
     sock = socket.socket()
     # A fixed port may be one a server of this test just left (a restart): its connections are still in TIME_WAIT.
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", port))
     port = sock.getsockname()[1]
     server = _Server(uvicorn.Config(app, log_config=None, log_level="warning", lifespan="on", server_header=False,
-                                    timeout_graceful_shutdown=1))
+                                    timeout_graceful_shutdown=1, **config))
     task = asyncio.create_task(server.serve(sockets=[sock]))
     try:
         while not server.started:

@@ -6,7 +6,7 @@ Every state change writes, in one transaction: the row (version + 1), its change
 
 from typing import Any
 
-from sqlalchemy import Row, bindparam, func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
@@ -16,6 +16,7 @@ from services.accounts.models import Employer, Enrolment
 from services.contracts.accounts import EmployerRegistered, EmployerStatusChanged, EmployerUpdated
 from services.kernel import archives, clock, context
 from services.kernel.auth import ensure_in_region, region_filter
+from services.kernel.db import KeyRead
 from services.kernel.errors import Conflict, Invalid, NotFound
 from services.kernel.events import new_event_id
 from services.kernel.models import AuditEntry
@@ -95,14 +96,14 @@ def get_employer(session: Session, employer_id: str, *, for_update: bool = False
     return employer
 
 
-_EMPLOYER_BY_ID = select(Employer.__table__).where(Employer.__table__.c.id == bindparam("employer_id"))
+_EMPLOYER_BY_ID = KeyRead(select(Employer.__table__).where(Employer.__table__.c.id == bindparam("employer_id")))
 
 
-def read_employer(session: Session, employer_id: str) -> Row:
-    """One employer as a plain row, for a read that answers it and changes nothing: a Core statement on the
-    session's connection, without the ORM's object, identity map and change tracking (a third of a cheap read's CPU
-    through ``session.get``, bench/gateway_reads.py). The row has the model's attributes."""
-    employer = session.connection().execute(_EMPLOYER_BY_ID, {"employer_id": employer_id}).first()
+def read_employer(session: Session, employer_id: str) -> Any:
+    """One employer as a plain row, for a read that answers it and changes nothing: a key read on the session's
+    connection (``services.kernel.db.KeyRead``), without the ORM's object, identity map and change tracking (a third
+    of a cheap read's CPU through ``session.get``, bench/gateway_reads.py). The row has the model's attributes."""
+    employer = _EMPLOYER_BY_ID.first(session, employer_id=employer_id)
     if employer is None:
         raise NotFound("EMPLOYER_NOT_FOUND", "用人单位不存在")
     ensure_in_region(context.current().actor, employer.region)
