@@ -194,8 +194,7 @@ def _insert_case(session: Session, case: Case) -> bool:
     opening many cases in one consumer transaction pays a statement each. False if the fact's case exists (a
     concurrent opener committed it first; on PostgreSQL the insert waits for that transaction)."""
     row = {column.key: getattr(case, column.key) for column in Case.__table__.columns}
-    inserted = session.connection().execute(_case_insert(dialect_of(session)), row)
-    if not inserted.rowcount:
+    if session.connection().execute(_case_insert(dialect_of(session)), row).first() is None:
         return False
     make_transient_to_detached(case)
     session.add(case)
@@ -204,7 +203,8 @@ def _insert_case(session: Session, case: Case) -> bool:
 
 @lru_cache(maxsize=2)
 def _case_insert(dialect: str) -> Any:
-    return dialect_insert(dialect, Case.__table__).on_conflict_do_nothing(index_elements=["rule_id", "fact_key"])
+    return dialect_insert(dialect, Case.__table__).on_conflict_do_nothing(
+        index_elements=["rule_id", "fact_key"]).returning(Case.__table__.c.id)
 
 
 _OCCURRENCE_INSERT = insert(CaseOccurrence.__table__)
