@@ -3,12 +3,14 @@ follow-up confirmed only by benefits' events on a real nats-server, RecoveryEsca
 overdue list and escalation, the rectification ledger and the dishonesty list (001 第十二条、第十三条、第二十九条、第三十条)."""
 
 import json
+import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
 import nats
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlmodel import Session
 
 from services.contracts.benefits import (
@@ -150,6 +152,49 @@ def test_open_case_is_idempotent_on_rule_and_fact(engine):
             open_case(session, **{**args, "fact_key": "x", "severity": "catastrophic"})
         assert bad.value.code == "INVALID_SEVERITY"
 
+
+
+def _blocked_on_a_lock(engine) -> bool:
+    """PostgreSQL: is some session of this database waiting for a lock? (SQLite's waiter cannot be seen: there the
+    second opener simply starts after the first commits.)"""
+    if engine.dialect.name != "postgresql":
+        return True
+    with engine.connect() as connection:
+        return connection.execute(text("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                                       "AND wait_event_type = 'Lock'")).scalar_one() > 0
+
+
+def test_a_second_opener_of_the_same_fact_waits_and_counts_an_occurrence_on_the_first_case(engine):
+    # Two consumers (or a sweep and an event) find the same fact at once: the second one's insert waits for the
+    # first transaction (INSERT … ON CONFLICT on PostgreSQL, the write lock on SQLite), then finds its case.
+    args = dict(rule_id="S10", severity="low", subject_type="employer", subject_id="e1", fact_key="S10:clamp:e1:1",
+                title="申报缴费基数超出上下限", details={"lines": 1}, seed_clause="003 三.6", unit=UNIT, region=REGION)
+
+    def second_opener():
+        with context.trace(actor=context.Actor(id="system:oversight", role="system")), Session(engine) as session:
+            opening = open_case(session, **{**args, "details": {"lines": 2}})
+            session.commit()
+            return opening.created, opening.case.id
+
+    with context.trace(actor=context.Actor(id="system:oversight", role="system")), Session(engine) as session, \
+            ThreadPoolExecutor(1) as pool:
+        first = open_case(session, **args)
+        first_id = first.case.id
+        second = pool.submit(second_opener)
+        deadline = time.monotonic() + 30
+        while not _blocked_on_a_lock(engine) and not second.done() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        session.commit()
+        created, case_id = second.result(timeout=60)
+    assert first.created and not created and case_id == first_id
+    with Session(engine) as session:
+        case = session.get(Case, case_id)
+        assert case.occurrences == 2 and json.loads(case.details) == {"lines": 2}
+        assert session.execute(select(func.count()).select_from(Case)).scalar_one() == 1
+        assert session.execute(select(func.count()).select_from(OutboxMessage)
+                               .where(OutboxMessage.event_type == CaseOpened.event_type)).scalar_one() == 1
+        assert session.execute(select(AuditEntry.action).where(AuditEntry.entity_id == case_id)
+                               .order_by(AuditEntry.seq)).scalars().all() == ["case.open", "case.reported_again"]
 
 # -- the workflow ----------------------------------------------------------------------------------------------------
 

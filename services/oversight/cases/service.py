@@ -24,17 +24,19 @@ import hashlib
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
 from fastapi import HTTPException
-from sqlalchemy import or_, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import bindparam, insert, or_, select, update
+from sqlalchemy.orm import make_transient_to_detached
 from sqlmodel import Session
 
 from services.contracts.oversight import CaseEscalated, CaseOpened, CaseTransitioned
 from services.kernel import archives, clock, context
-from services.kernel.audit import append_audit, canonical_json
+from services.kernel.audit import append_audit_many, canonical_json, chain_head
 from services.kernel.auth import region_covers, region_filter
+from services.kernel.bulk import dialect_insert, dialect_of
 from services.kernel.context import Actor
 from services.kernel.errors import Conflict, Forbidden, Invalid, NotFound
 from services.kernel.events import new_event_id
@@ -170,17 +172,12 @@ def open_case(
         first_seen_at=now, last_seen_at=now, opened_at=now, opened_by=_actor().id, status_changed_at=now,
         updated_at=now,
     )
-    try:
-        with session.begin_nested():  # a concurrent opener of the same fact loses here, not the whole transaction
-            session.add(case)
-            session.flush()
-    except IntegrityError:
+    if not _insert_case(session, case):  # a concurrent opener of the same fact won: count an occurrence on its case
         existing = _find(session, rule_id, fact_key)
         if existing is None:
-            raise
+            raise LookupError(f"the case of {rule_id} {fact_key} conflicts but cannot be read")
         return CaseOpening(_reoccur(session, existing, details_json), created=False)
-    session.add(CaseOccurrence(case_id=case.id, seen_at=now, details=details_json, details_hash=_digest(details_json),
-                               case_status=wf.ISSUED, source_ref=context.current().causation_id))
+    _insert_occurrence(session, case.id, seen_at=now, details_json=details_json, case_status=wf.ISSUED)
     _history(session, case, "open", from_status=None, detail={
         "rule_id": rule_id, "fact_key": fact_key, "severity": severity, "unit": case.unit, "region": region,
         "deadline": deadline.isoformat(), "seed_clause": seed_clause, "subject": f"{subject_type}:{subject_id}"})
@@ -191,10 +188,44 @@ def open_case(
     return CaseOpening(case, created=True)
 
 
+def _insert_case(session: Session, case: Case) -> bool:
+    """Write a new case with one Core ``INSERT … ON CONFLICT (rule_id, fact_key) DO NOTHING``, then attach it to the
+    session as a persistent object (later changes are UPDATEs), without an ORM flush and savepoint per case: a rule
+    opening many cases in one consumer transaction pays a statement each. False if the fact's case exists (a
+    concurrent opener committed it first; on PostgreSQL the insert waits for that transaction)."""
+    row = {column.key: getattr(case, column.key) for column in Case.__table__.columns}
+    if session.connection().execute(_case_insert(dialect_of(session)), row).first() is None:
+        return False
+    make_transient_to_detached(case)
+    session.add(case)
+    return True
+
+
+@lru_cache(maxsize=2)
+def _case_insert(dialect: str) -> Any:
+    return dialect_insert(dialect, Case.__table__).on_conflict_do_nothing(
+        index_elements=["rule_id", "fact_key"]).returning(Case.__table__.c.id)
+
+
+_OCCURRENCE_INSERT = insert(CaseOccurrence.__table__)
+_HISTORY_INSERT = insert(CaseHistory.__table__)
+
+
+def _insert_occurrence(session: Session, case_id: str, *, seen_at: datetime, details_json: str,
+                       case_status: str) -> None:
+    session.connection().execute(_OCCURRENCE_INSERT, {
+        "case_id": case_id, "seen_at": seen_at, "details": details_json, "details_hash": _digest(details_json),
+        "case_status": case_status, "source_ref": context.current().causation_id})
+
+
+_CASE_OF_FACT = select(Case.id).where(Case.rule_id == bindparam("rule_id"), Case.fact_key == bindparam("fact_key"))
+
+
 def _find(session: Session, rule_id: str, fact_key: str) -> Case | None:
-    return session.execute(
-        select(Case).where(Case.rule_id == rule_id, Case.fact_key == fact_key)
-    ).scalar_one_or_none()
+    """The fact's case, if any. Asked with one Core statement, which flushes nothing (cases are written with Core,
+    so the database already has every case of the transaction); the case object is loaded only when it exists."""
+    case_id = session.connection().execute(_CASE_OF_FACT, {"rule_id": rule_id, "fact_key": fact_key}).scalar()
+    return None if case_id is None else session.get(Case, case_id)
 
 
 def _reoccur(session: Session, case: Case, details_json: str) -> Case:
@@ -209,9 +240,7 @@ def _reoccur(session: Session, case: Case, details_json: str) -> Case:
     changed = last_hash != _digest(details_json)
     recurred = case.status in wf.TERMINAL_STATUSES
     if changed or recurred:
-        session.add(CaseOccurrence(case_id=case.id, seen_at=now, details=details_json,
-                                   details_hash=_digest(details_json), case_status=case.status,
-                                   source_ref=context.current().causation_id))
+        _insert_occurrence(session, case.id, seen_at=now, details_json=details_json, case_status=case.status)
     if changed and not recurred:
         case.details = details_json
         session.add(case)
@@ -228,17 +257,20 @@ def _history(session: Session, case: Case, action: str, *, from_status: str | No
              detail: dict[str, Any] | None = None, reason: str | None = None) -> None:
     actor = _actor()
     detail = detail or {}
-    session.add(CaseHistory(case_id=case.id, at=clock.utc_now(), actor_id=actor.id, actor_role=actor.role,
-                            action=action, from_status=from_status, to_status=case.status,
-                            detail=canonical_json(detail), reason=reason))
-    entry = append_audit(session, action=f"case.{action}", entity_type=ENTITY, entity_id=case.id,
-                         detail={"from": from_status, "to": case.status, **detail}, reason=reason)
+    session.connection().execute(_HISTORY_INSERT, {
+        "case_id": case.id, "at": clock.utc_now(), "actor_id": actor.id, "actor_role": actor.role, "action": action,
+        "from_status": from_status, "to_status": case.status, "detail": canonical_json(detail), "reason": reason})
+    # The chain's Core path (one INSERT, no ORM entry to flush); the head it leaves is this step's position.
+    append_audit_many(session, [{"action": f"case.{action}", "entity_type": ENTITY, "entity_id": case.id,
+                                 "detail": {"from": from_status, "to": case.status, **detail}, "reason": reason}])
+    head = chain_head(session)
+    position = (head["seq"], head["hash"])
     # The step goes into the dossier of the person or employer the case names: what was done and the status it
     # left, not the finding's text or a report's content (the agency's archive is not oversight's file).
     dossiers = [(kind, subject) for kind, subject in ((archives.PERSON, case.person_id),
                                                        (archives.EMPLOYER, case.employer_id)) if subject]
-    archives.file_act(session, dossiers, "case_step", f"{case.id}/{entry.seq}", f"基金监督案件 {case.rule_id} {action}",
-                      f"{action}：{from_status or '—'} → {case.status}", audit=entry,
+    archives.file_act(session, dossiers, "case_step", f"{case.id}/{position[0]}", f"基金监督案件 {case.rule_id} {action}",
+                      f"{action}：{from_status or '—'} → {case.status}", audit=position,
                       references={"case_id": case.id, "rule_id": case.rule_id})
 
 

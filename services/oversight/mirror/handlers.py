@@ -494,34 +494,40 @@ def _agency_upsert(dialect: str, table: Table, columns: tuple[str, ...], held: b
                                       where=table.c.status != "posted" if held else None)
 
 
-def _agency_lines(session: Session, envelope: EventEnvelope, lines: dict[str, Row], columns: tuple[str, ...], *,
-                  held: bool) -> None:
+def _agency_row(envelope: EventEnvelope) -> Row:
+    """What every row of the event holds before its line's values: the columns' defaults and the event's stamp
+    (each line's row is this merged with its values: one dict per line)."""
+    return new_row(MirroredAgencyLine.__table__, {"source_event_id": envelope.id, "received_at": clock.utc_now()})
+
+
+def _agency_lines(session: Session, lines: dict[str, Row], columns: tuple[str, ...], *, held: bool) -> None:
+    """``lines``: complete rows by payment id (``_agency_row`` with the line's values)."""
     if not lines:
         return
-    now, table = clock.utc_now(), MirroredAgencyLine.__table__
-    rows = [new_row(table, {"payment_id": k, **lines[k], "source_event_id": envelope.id, "received_at": now})
-            for k in sorted(lines)]
-    execute_rows(session, _agency_upsert(dialect_of(session), table, columns, held), rows)
+    table = MirroredAgencyLine.__table__
+    execute_rows(session, _agency_upsert(dialect_of(session), table, columns, held), [lines[k] for k in sorted(lines)])
     expire_cached(session, MirroredAgencyLine, ((k,) for k in lines))
 
 
 def on_contributions_posted(session: Session, envelope: EventEnvelope) -> None:
     e = _payload(envelope, ContributionsPosted)
+    base, batch = _agency_row(envelope), e.source_batch_id
     lines = {line.payment_id: {  # a line twice in the event: the later one stands, as it would one at a time
-        "status": "posted", "person_id": line.person_id, "employer_id": line.employer_id, "fund": line.fund,
-        "period": line.period, "employer_fen": line.employer_fen, "individual_fen": line.individual_fen,
-        "credited_fen": line.credited_fen, "held_fen": 0, "entry_id": line.entry_id, "reason_code": None,
-        "reason": None, "source_batch_id": e.source_batch_id} for line in e.lines}
-    _agency_lines(session, envelope, lines, POSTED_COLUMNS, held=False)
+        **base, "payment_id": line.payment_id, "status": "posted", "person_id": line.person_id,
+        "employer_id": line.employer_id, "fund": line.fund, "period": line.period, "employer_fen": line.employer_fen,
+        "individual_fen": line.individual_fen, "credited_fen": line.credited_fen, "held_fen": 0,
+        "entry_id": line.entry_id, "reason_code": None, "reason": None, "source_batch_id": batch} for line in e.lines}
+    _agency_lines(session, lines, POSTED_COLUMNS, held=False)
 
 
 def on_contributions_held(session: Session, envelope: EventEnvelope) -> None:
     e = _payload(envelope, ContributionsHeld)
+    base, batch = _agency_row(envelope), e.source_batch_id
     lines = {line.payment_id: {
-        "status": "held", "person_id": line.person_id, "citizen_id": line.citizen_id, "fund": line.fund,
-        "period": line.period, "held_fen": line.amount_fen, "reason_code": line.reason_code, "reason": line.reason,
-        "source_batch_id": e.source_batch_id} for line in e.lines}
-    _agency_lines(session, envelope, lines, HELD_COLUMNS, held=True)
+        **base, "payment_id": line.payment_id, "status": "held", "person_id": line.person_id,
+        "citizen_id": line.citizen_id, "fund": line.fund, "period": line.period, "held_fen": line.amount_fen,
+        "reason_code": line.reason_code, "reason": line.reason, "source_batch_id": batch} for line in e.lines}
+    _agency_lines(session, lines, HELD_COLUMNS, held=True)
 
 
 # -- partner data (stream EXCHANGE) ----------------------------------------------------------------------------------

@@ -20,7 +20,7 @@ contribution-base history S10's retirement check reads (``claims.find_s10_rise``
 from collections import Counter
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import bindparam, delete, select
 from sqlmodel import Session
 
 from services.contracts import collection as col
@@ -68,16 +68,22 @@ def record_assessment(session: Session, e: col.AssessmentIssued) -> bool:
     return bool(clamps)
 
 
+_CLAMPS_OF = select(RuleBaseClamp.clamp, RuleBaseClamp.fund, RuleBaseClamp.person_id, RuleBaseClamp.declared_base_fen,
+                    RuleBaseClamp.base_fen).where(
+    RuleBaseClamp.employer_key == bindparam("employer_key"), RuleBaseClamp.period == bindparam("period")).order_by(
+    RuleBaseClamp.clamp, RuleBaseClamp.person_id, RuleBaseClamp.fund)
+_REGION_OF = select(MirroredEmployer.region).where(MirroredEmployer.employer_id == bindparam("employer_id"))
+
+
 def find_s10_clamps(session: Session, employer_key: str, period: int) -> list[Finding]:
-    C = RuleBaseClamp
-    rows = session.execute(select(C.clamp, C.fund, C.person_id, C.declared_base_fen, C.base_fen)
-                           .where(C.employer_key == employer_key, C.period == period)
-                           .order_by(C.clamp, C.person_id, C.fund)).all()
+    # Core statements, prepared once: the clamps are written with Core (bump), so nothing needs flushing first.
+    connection = session.connection()
+    rows = connection.execute(_CLAMPS_OF, {"employer_key": employer_key, "period": period}).all()
     if not rows:
         return []
     counts = Counter(r[0] for r in rows)
     persons = sorted({r[2] for r in rows})
-    employer = session.get(MirroredEmployer, employer_key) if employer_key else None
+    employer = connection.execute(_REGION_OF, {"employer_id": employer_key}).first() if employer_key else None
     parts = [f"低于下限 {counts['floor']} 条" if counts["floor"] else "", f"高于上限 {counts['cap']} 条" if counts["cap"] else ""]
     return [Finding(
         key=f"clamp:{employer_key or 'none'}:{period}", subject_type="employer" if employer_key else "period",
