@@ -44,7 +44,7 @@ from services.kernel.audit import append_audit, append_audit_many
 from services.kernel.auth import ensure_in_region, region_filter
 from services.kernel.db import unit_of_work
 from services.kernel.errors import Conflict, Invalid, NotFound
-from services.kernel.events import new_event_id
+from services.kernel.events import PayloadFields, new_event_id
 from services.kernel.money import fen_to_yuan, yuan_to_fen
 from services.kernel.outbox import record_event, record_events
 from services.kernel.paging import oldest_first
@@ -626,8 +626,8 @@ def _credit_interest(session: Session, credits: list[tuple[str, int, int]], year
     record_events(session, credited_events(credited, subject=f"{INTEREST_KEY_PREFIX}{year}"), source=SOURCE)
 
 
-def credited_events(credits: list[dict[str, Any]], *, subject: str) -> list[tuple[AccountsCredited, str]]:
+def credited_events(credits: list[dict[str, Any]], *, subject: str) -> list[tuple[PayloadFields, str]]:
     """Credits in bulk as ``accounts.account.credited.v2`` events of at most ``MAX_BATCH_ITEMS`` entries (the
-    fields of ``CreditedEntry``, as dicts: each event is validated once, not each entry)."""
-    return [(AccountsCredited.model_validate({"entries": credits[i:i + MAX_BATCH_ITEMS]}), subject)
+    fields of ``CreditedEntry``, as dicts: each event is validated once, by the outbox, not each entry)."""
+    return [(PayloadFields(AccountsCredited, {"entries": credits[i:i + MAX_BATCH_ITEMS]}), subject)
             for i in range(0, len(credits), MAX_BATCH_ITEMS)]
