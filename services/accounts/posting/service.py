@@ -36,12 +36,13 @@ re-checked (and posted if the registry was fixed meanwhile), a dismissed one sta
 posted before and sent again is reported as posted again (the AGENCY leg is keyed by payment id downstream).
 
 **Batching.** One query for the persons of an event, one for their enrolments, one for employers, one for the
-credit keys, one for the accounts, one for held lines — plain rows, not ORM objects, for the persons, enrolments and
-accounts; Core ``executemany`` inserts for entries, contribution months, new accounts, their change history and new
+credit keys, one for the accounts, one for held lines — each binding its keys as one parameter, built once per
+dialect; named tuples, not ORM objects, for the persons, enrolments and credits; Core ``executemany`` inserts for entries, contribution months, new accounts, their change history and new
 suspense rows; one balance update statement (executemany, one row per person); the events in one outbox insert
 (``record_events``); one audit entry per event whose detail carries a SHA-256 over the entries written (the entries
 themselves record who and when). The lines were validated once, with the event; the lines of the events written are
-plain dicts until each whole event is validated (no model per line).
+plain dicts until the outbox validates each whole event (no model per line). Outcomes per line are kept only for
+a retry, which answers with one.
 
 Reviewers work the suspense list: retry one or all (after the registry was fixed, e.g. the person registered or
 enrolled), or dismiss with a note.
@@ -52,11 +53,11 @@ import json
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from functools import lru_cache
-from typing import Any
+from typing import Any, NamedTuple
 
-from sqlalchemy import Row, bindparam, func, or_, select, update
+from sqlalchemy import bindparam, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
@@ -160,7 +161,12 @@ class PostingResult:
     held_fen: int = 0
     held_by_reason: dict[str, int] = field(default_factory=dict)
     entries_sha256: str | None = None
-    outcomes: dict[str, Outcome] = field(default_factory=dict)
+    outcomes: dict[str, Outcome] = field(default_factory=dict)  # by payment id, when ``keeps_outcomes``
+    keeps_outcomes: bool = False  # a retry reads them; a posting of thousands of lines does not
+
+    def note(self, payment_id: str, outcome: Outcome) -> None:
+        if self.keeps_outcomes:
+            self.outcomes[payment_id] = outcome
 
     def add(self, other: "PostingResult") -> None:
         for name in ("lines", "posted", "held", "already_posted", "skipped", "out_of_region", "employer_level",
@@ -171,26 +177,53 @@ class PostingResult:
         self.outcomes.update(other.outcomes)
 
     def summary(self) -> dict[str, Any]:
-        return {k: v for k, v in self.__dict__.items() if k != "outcomes"}
+        return {k: v for k, v in self.__dict__.items() if k not in ("outcomes", "keeps_outcomes")}
 
 
-# What the pass reads of a person and of an enrolment: plain rows (attribute access), not ORM objects.
-PERSON_FACTS = (Person.id, Person.citizen_id, Person.region, Person.life_status, Person.death_date)
-ENTRY_FACTS = (AccountEntry.id, AccountEntry.person_id, AccountEntry.entry_type, AccountEntry.amount_fen,
-               AccountEntry.period, AccountEntry.idempotency_key)
-ENROLMENT_FACTS = (Enrolment.person_id, Enrolment.fund, Enrolment.employer_id, Enrolment.start_period,
-                   Enrolment.end_period, Enrolment.status)
+# What the pass reads of a person, an enrolment and a credit: named tuples made from the rows, not ORM objects, and
+# not the rows themselves (a Row's attribute costs ten times a named tuple's, and the pass reads several per line).
+
+
+class PersonFacts(NamedTuple):
+    id: str
+    citizen_id: str
+    region: str
+    life_status: str
+    death_date: date | None
+
+
+class EnrolmentFacts(NamedTuple):
+    person_id: str
+    fund: str
+    employer_id: str | None
+    start_period: int
+    end_period: int | None
+    status: str
+
+
+class EntryFacts(NamedTuple):
+    id: str
+    person_id: str
+    entry_type: str
+    amount_fen: int
+    period: int | None
+    idempotency_key: str
+
+
+PERSON_FACTS = tuple(getattr(Person, name) for name in PersonFacts._fields)
+ENROLMENT_FACTS = tuple(getattr(Enrolment, name) for name in EnrolmentFacts._fields)
+ENTRY_FACTS = tuple(getattr(AccountEntry, name) for name in EntryFacts._fields)
 
 
 @dataclass
 class _Decision:
     item: Item
-    person: Row | None = None
+    person: PersonFacts | None = None
     employer_id: str | None = None
     reason: str | None = None  # a reason code: held
     detail: str | None = None
     credit_fen: int = 0
-    existing_entry: Row | None = None  # the credit was posted before (same content): ENTRY_FACTS
+    existing_entry: EntryFacts | None = None  # the credit was posted before (same content)
 
     def hold(self, code: str, detail: str | None = None) -> None:
         self.reason, self.detail = code, detail
@@ -234,16 +267,17 @@ def _suspense_query(dialect: str) -> Any:
     return select(PostingSuspense).where(in_parameter(dialect, PostingSuspense.payment_id, "ids"))
 
 
-def _persons(session: Session, lines: list[CollectedLine]) -> tuple[dict[str, Row], dict[str, Row]]:
+def _persons(session: Session, lines: list[CollectedLine]) -> tuple[dict[str, PersonFacts], dict[str, PersonFacts]]:
     ids = {ln.person_id for ln in lines if ln.person_id}
     cids = {ln.citizen_id for ln in lines if ln.citizen_id}
-    by_id: dict[str, Row] = {}
-    by_cid: dict[str, Row] = {}
+    by_id: dict[str, PersonFacts] = {}
+    by_cid: dict[str, PersonFacts] = {}
     if not ids and not cids:
         return by_id, by_cid
     dialect = dialect_of(session)
-    for person in read(session, _persons_query(dialect), {"ids": parameter_values(dialect, ids),
-                                                          "cids": parameter_values(dialect, cids)}):
+    for row in read(session, _persons_query(dialect), {"ids": parameter_values(dialect, ids),
+                                                       "cids": parameter_values(dialect, cids)}):
+        person = PersonFacts._make(row)
         by_id[person.id] = person
         by_cid[person.citizen_id] = person
     return by_id, by_cid
@@ -260,17 +294,18 @@ def _employers(session: Session, lines: list[CollectedLine]) -> tuple[set[str], 
     return {r[0] for r in rows}, {r[1]: r[0] for r in rows}
 
 
-def _enrolments(session: Session, person_ids: set[str]) -> dict[tuple[str, str], list[Row]]:
-    found: dict[tuple[str, str], list[Row]] = defaultdict(list)
+def _enrolments(session: Session, person_ids: set[str]) -> dict[tuple[str, str], list[EnrolmentFacts]]:
+    found: dict[tuple[str, str], list[EnrolmentFacts]] = defaultdict(list)
     if not person_ids:
         return found
     dialect = dialect_of(session)
-    for enrolment in read(session, _enrolments_query(dialect), {"ids": parameter_values(dialect, person_ids)}):
-        found[(enrolment.person_id, enrolment.fund)].append(enrolment)
+    make = EnrolmentFacts._make
+    for row in read(session, _enrolments_query(dialect), {"ids": parameter_values(dialect, person_ids)}).all():
+        found[(row[0], row[1])].append(make(row))
     return found
 
 
-def covers(enrolment: Enrolment | Row, period: int) -> bool:
+def covers(enrolment: Enrolment | EnrolmentFacts, period: int) -> bool:
     """The rule of the online verification: an enrolment covers the months from its start to its end; without an
     end it covers on unless stopped (a suspended one keeps covering until it is stopped)."""
     if enrolment.start_period > period:
@@ -283,7 +318,8 @@ def covers(enrolment: Enrolment | Row, period: int) -> bool:
 _RANK = {"active": 0, "suspended": 1, "stopped": 2}
 
 
-def covering_enrolment(enrolments: list[Row], period: int, employer_id: str | None) -> Row | None:
+def covering_enrolment(enrolments: list[EnrolmentFacts], period: int,
+                       employer_id: str | None) -> EnrolmentFacts | None:
     """The enrolment that covers ``period``: the payer's own if one covers it, else the best by status."""
     if len(enrolments) == 1:  # the usual case: one enrolment of the fund, so nothing to choose between
         return enrolments[0] if covers(enrolments[0], period) else None
@@ -314,8 +350,8 @@ def _check_line(d: _Decision, this_month: int) -> bool:
     return d.reason is None
 
 
-def _decide(d: _Decision, by_id: dict[str, Row], by_cid: dict[str, Row], employer_ids: set[str],
-            employer_by_uscc: dict[str, str], enrolments: dict[tuple[str, str], list[Row]]) -> None:
+def _decide(d: _Decision, by_id: dict[str, PersonFacts], by_cid: dict[str, PersonFacts], employer_ids: set[str],
+            employer_by_uscc: dict[str, str], enrolments: dict[tuple[str, str], list[EnrolmentFacts]]) -> None:
     line = d.item.line
     payer = line.employer_id if line.employer_id in employer_ids else employer_by_uscc.get(line.payer_uscc or "")
     d.employer_id = payer
@@ -358,7 +394,8 @@ def _check_keys(session: Session, decisions: list[_Decision]) -> None:
     if not wanted:
         return
     dialect = dialect_of(session)
-    for entry in read(session, _entries_query(dialect), {"keys": parameter_values(dialect, wanted)}):
+    for row in read(session, _entries_query(dialect), {"keys": parameter_values(dialect, wanted)}):
+        entry = EntryFacts._make(row)
         d = wanted[entry.idempotency_key]
         line = d.item.line
         if (entry.person_id, entry.entry_type, entry.amount_fen, entry.period) == (
@@ -402,10 +439,10 @@ def _accounts(session: Session, decisions: list[_Decision]) -> tuple[dict[str, i
 
 
 def post_items(session: Session, items: list[Item], *, source_event_id: str,
-               in_scope: Callable[[Row], bool] | None = None) -> PostingResult:
+               in_scope: Callable[[PersonFacts], bool] | None = None, keeps_outcomes: bool = False) -> PostingResult:
     """Decide and post ``items`` inside the caller's transaction (no commit). ``in_scope`` (retries by staff) leaves
     lines of persons outside the caller's area untouched (outcome ``out_of_region``)."""
-    result = PostingResult(lines=len(items))
+    result = PostingResult(lines=len(items), keeps_outcomes=keeps_outcomes)
     now = clock.utc_now()
     this_month = period_of(clock.china_today())
     decisions = [_Decision(item) for item in items]
@@ -421,7 +458,7 @@ def post_items(session: Session, items: list[Item], *, source_event_id: str,
         for d in decisions:
             if d.person is not None and not in_scope(d.person):
                 result.out_of_region += 1
-                result.outcomes[d.item.line.payment_id] = Outcome("out_of_region", region=d.person.region)
+                result.note(d.item.line.payment_id, Outcome("out_of_region", region=d.person.region))
             else:
                 kept.append(d)
         decisions = kept
@@ -449,7 +486,7 @@ def post_items(session: Session, items: list[Item], *, source_event_id: str,
             entry_id = d.existing_entry.id
             if item.held is None:  # posted before, sent again: nothing to do
                 result.already_posted += 1
-                result.outcomes[pid] = Outcome("already_posted", entry_id=entry_id)
+                result.note(pid, Outcome("already_posted", entry_id=entry_id))
                 continue
         elif d.credit_fen > 0:
             person_id = d.person.id
@@ -488,7 +525,8 @@ def post_items(session: Session, items: list[Item], *, source_event_id: str,
         result.posted += 1
         result.employer_fen += line.employer_fen
         result.individual_fen += line.individual_fen
-        result.outcomes[pid] = Outcome("posted", entry_id=entry_id)
+        if result.keeps_outcomes:
+            result.outcomes[pid] = Outcome("posted", entry_id=entry_id)
 
     _write(session, now=now, actor=actor, opened=opened, entries=entries, balances=balances,
            months=list(months.values()), new_holds=new_holds)
@@ -550,7 +588,7 @@ def _hold(d: _Decision, now: datetime, source_event_id: str, new_holds: list[dic
     result.held += 1
     result.held_fen += line.employer_fen + line.individual_fen
     result.held_by_reason[d.reason] = result.held_by_reason.get(d.reason, 0) + 1
-    result.outcomes[line.payment_id] = Outcome("held", reason_code=d.reason)
+    result.note(line.payment_id, Outcome("held", reason_code=d.reason))
 
 
 def _resolve(row: PostingSuspense, status: str, *, now: datetime, entry_id: str | None = None,
@@ -643,7 +681,7 @@ def _item(row: PostingSuspense) -> Item:
     return Item(line=CollectedLine.model_validate_json(row.line, extra="ignore"), batch_id=row.batch_id, held=row)
 
 
-def _in_actor_area(person: Row) -> bool:
+def _in_actor_area(person: PersonFacts) -> bool:
     return region_covers(context.current().actor.region, person.region)
 
 
@@ -707,7 +745,8 @@ def retry_line(session: Session, suspense_id: str, *, note: str | None) -> tuple
 
 def _retry_line(session: Session, suspense_id: str, *, note: str | None) -> tuple[PostingSuspense, Outcome]:
     row = _held(session, suspense_id)
-    result = post_items(session, [_item(row)], source_event_id=row.source_event_id, in_scope=_in_actor_area)
+    result = post_items(session, [_item(row)], source_event_id=row.source_event_id, in_scope=_in_actor_area,
+                        keeps_outcomes=True)
     outcome = result.outcomes[row.payment_id]
     if outcome.status == "out_of_region":
         session.rollback()
