@@ -9,6 +9,7 @@ handful of Core statements per event, whatever its size:
   filled where NULL, or kept at their max/min; the statement is built once per shape.
 - ``in_parameter`` / ``read``: a lookup of many keys bound as one parameter (not one per key), read on the
   session's connection without the ORM's per-statement machinery.
+- ``insert_many`` / ``update_many``: plain inserts, and updates by key, of many rows in one ``executemany``.
 - ``RowSet``: the rows of one table an event touches, read with one ``SELECT … WHERE key IN (…)`` (chunked), merged
   in Python in the event's order as plain dicts (so a key repeated within the event sees its own earlier lines,
   exactly as one-row-at-a-time handling would), then written once: new rows with one ``executemany`` ``INSERT``,
@@ -305,6 +306,28 @@ def insert_many(session: Session, model: Any, rows: list[dict[str, Any]], *,
            f"VALUES ({', '.join('?' for _ in names)})")
     if conflict_ignored_on:
         sql += f" ON CONFLICT ({', '.join(quote(n) for n in conflict_ignored_on)}) DO NOTHING"
+    session.connection().exec_driver_sql(sql, _driver_rows(dialect, table, names, rows))
+
+
+def update_many(session: Session, model: Any, rows: list[dict[str, Any]], *, key: str, add: tuple[str, ...] = (),
+                overwrite: tuple[str, ...] = ()) -> None:
+    """``UPDATE … SET c = c + :c (add), c = :c (overwrite) WHERE key = :key`` once per row (each with ``key`` and
+    every column named), in one ``executemany``. On SQLite at the driver, as ``insert_many`` (SQLAlchemy's
+    parameter dicts and processing per row cost three times the update itself); elsewhere SQLAlchemy's
+    ``executemany``. The ORM's copies of the rows are not expired: the caller does that where it holds some."""
+    if not rows:
+        return
+    table = table_of(model)
+    dialect = session.get_bind().dialect
+    names = [*add, *overwrite, key]
+    if dialect.name != "sqlite":
+        values = {c: table.c[c] + bindparam(f"_{c}") for c in add} | {c: bindparam(f"_{c}") for c in overwrite}
+        statement = update(table).where(table.c[key] == bindparam(f"_{key}")).values(values)
+        session.execute(statement, [{f"_{n}": row[n] for n in names} for row in rows])
+        return
+    quote = dialect.identifier_preparer.quote
+    assignments = [f"{quote(c)} = {quote(c)} + ?" for c in add] + [f"{quote(c)} = ?" for c in overwrite]
+    sql = f"UPDATE {quote(table.name)} SET {', '.join(assignments)} WHERE {quote(key)} = ?"
     session.connection().exec_driver_sql(sql, _driver_rows(dialect, table, names, rows))
 
 

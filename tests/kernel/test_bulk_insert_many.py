@@ -1,17 +1,17 @@
 """``bulk.insert_many`` (the SQLite driver path: tuples, bind processors applied once per distinct value) stores
 exactly what SQLAlchemy's own ``executemany`` stores, on the backend under test, and ignores conflicts only where
-asked to."""
+asked to; ``bulk.update_many`` changes exactly what SQLAlchemy's own ``UPDATE … executemany`` changes."""
 
 from datetime import UTC, date, datetime, timedelta, timezone
 
 import pytest
-from sqlalchemy import insert, select
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError, StatementError
 from sqlmodel import Session
 
 from services.accounts import models
 from services.accounts.models import AccountEntry, ContributionMonth, IndividualAccount, Person
-from services.kernel.bulk import insert_many
+from services.kernel.bulk import insert_many, update_many
 from services.kernel.db import make_engine
 from services.kernel.migrations import upgrade_database
 
@@ -103,3 +103,41 @@ def test_a_naive_timestamp_is_refused_as_sqlalchemy_refuses_it(database_urls):
                 insert_many(session, ContributionMonth, naive)
     finally:
         engine.dispose()
+
+
+@pytest.mark.parametrize("now", [datetime(2026, 3, 1, 8, 30, 15, 123456, tzinfo=UTC),
+                                 datetime(2026, 3, 1, 16, 30, tzinfo=timezone(timedelta(hours=8)))])
+def test_update_many_changes_what_sqlalchemy_changes(tmp_path, database_urls, now):
+    fast = engine_for(database_urls["accounts"])
+    core = engine_for(f"sqlite:///{tmp_path / 'core.db'}") if database_urls["accounts"].startswith("sqlite") \
+        else engine_for(database_urls["benefits"])
+    # Balances added to (one negative), versions bumped by several, the stamp overwritten; p4 left alone.
+    changes = [{"person_id": f"p{i}", "balance_fen": 250 * i - 300, "version": i + 1, "updated_at": now}
+               for i in range(4)]
+    try:
+        for engine in (fast, core):
+            with Session(engine) as session:
+                data = sample(now)
+                insert_many(session, Person, data[Person])
+                insert_many(session, IndividualAccount, [{**a, "balance_fen": 1000} for a in data[IndividualAccount]])
+                session.commit()
+        with Session(fast) as session:
+            update_many(session, IndividualAccount, changes, key="person_id", add=("balance_fen", "version"),
+                        overwrite=("updated_at",))
+            update_many(session, IndividualAccount, [], key="person_id", add=("balance_fen",))  # no statement
+            session.commit()
+        table = IndividualAccount.__table__
+        with Session(core) as session:
+            session.execute(update(table).where(table.c.person_id == bindparam("k")).values(
+                balance_fen=table.c.balance_fen + bindparam("b"), version=table.c.version + bindparam("v"),
+                updated_at=bindparam("u")),
+                [{"k": c["person_id"], "b": c["balance_fen"], "v": c["version"], "u": c["updated_at"]} for c in changes])
+            session.commit()
+        stored = rows_of(fast, IndividualAccount, IndividualAccount.person_id)
+        assert stored == rows_of(core, IndividualAccount, IndividualAccount.person_id)
+        assert [(r[0], r[1], r[5]) for r in stored] == [("p0", 700, 2), ("p1", 950, 3), ("p2", 1200, 4),
+                                                        ("p3", 1450, 5), ("p4", 1000, 1)]
+        assert stored[4][4] is None and all(r[4] is not None for r in stored[:4])
+    finally:
+        fast.dispose()
+        core.dispose()

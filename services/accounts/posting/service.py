@@ -57,7 +57,7 @@ from datetime import date, datetime
 from functools import lru_cache
 from typing import Any, NamedTuple
 
-from sqlalchemy import bindparam, func, or_, select, update
+from sqlalchemy import func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
@@ -82,7 +82,7 @@ from services.contracts.accounts import (
 from services.contracts.collection import CollectedLine, PaymentsCollected
 from services.kernel import clock, context, metrics
 from services.kernel.audit import append_audit, canonical_json
-from services.kernel.bulk import dialect_of, in_parameter, insert_many, parameter_values, read
+from services.kernel.bulk import dialect_of, in_parameter, insert_many, parameter_values, read, update_many
 from services.kernel.auth import ensure_in_region, region_covers
 from services.kernel.errors import Conflict, NotFound
 from services.kernel.events import PayloadFields, new_event_id
@@ -619,13 +619,9 @@ def _write(session: Session, *, now: datetime, actor: str, opened: list[str], en
             for p in opened])
     insert_many(session, AccountEntry, entries)
     if balances:
-        table = IndividualAccount.__table__
-        session.execute(
-            update(table).where(table.c.person_id == bindparam("p_id")).values(
-                balance_fen=table.c.balance_fen + bindparam("p_delta"),
-                version=table.c.version + bindparam("p_entries"), updated_at=bindparam("p_now")),
-            [{"p_id": p, "p_delta": s[1], "p_entries": s[2], "p_now": now} for p, s in balances.items()],
-        )
+        update_many(session, IndividualAccount, [
+            {"person_id": p, "balance_fen": s[1], "version": s[2], "updated_at": now} for p, s in balances.items()],
+            key="person_id", add=("balance_fen", "version"), overwrite=("updated_at",))
         # An account object the session holds (a reopened one, one read earlier) must not keep the old balance.
         for loaded in list(session.identity_map.values()):
             if isinstance(loaded, IndividualAccount) and loaded.person_id in balances:
