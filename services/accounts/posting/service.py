@@ -234,10 +234,9 @@ class _Decision:
 # parameters, rendered and named by SQLAlchemy for every event, cost more than the queries themselves.
 
 
-@lru_cache(maxsize=4)
-def _persons_query(dialect: str) -> Any:
-    return select(*PERSON_FACTS).where(or_(in_parameter(dialect, Person.id, "ids"),
-                                           in_parameter(dialect, Person.citizen_id, "cids")))
+@lru_cache(maxsize=8)
+def _persons_query(dialect: str, column: str) -> Any:
+    return select(*PERSON_FACTS).where(in_parameter(dialect, getattr(Person, column), "keys"))
 
 
 @lru_cache(maxsize=4)
@@ -268,18 +267,23 @@ def _suspense_query(dialect: str) -> Any:
 
 
 def _persons(session: Session, lines: list[CollectedLine]) -> tuple[dict[str, PersonFacts], dict[str, PersonFacts]]:
-    ids = {ln.person_id for ln in lines if ln.person_id}
-    cids = {ln.citizen_id for ln in lines if ln.citizen_id}
+    """The persons of the lines by id and by citizen id: those named by id, then by citizen id those of the lines
+    whose person id is missing or unknown (a line's person is its id's, else its citizen id's: most lines carry
+    both, and one lookup each is half the work of looking both up)."""
     by_id: dict[str, PersonFacts] = {}
     by_cid: dict[str, PersonFacts] = {}
-    if not ids and not cids:
-        return by_id, by_cid
     dialect = dialect_of(session)
-    for row in read(session, _persons_query(dialect), {"ids": parameter_values(dialect, ids),
-                                                       "cids": parameter_values(dialect, cids)}):
-        person = PersonFacts._make(row)
-        by_id[person.id] = person
-        by_cid[person.citizen_id] = person
+
+    def find(column: str, keys: set[str]) -> None:
+        if keys:
+            for row in read(session, _persons_query(dialect, column), {"keys": parameter_values(dialect, keys)}):
+                person = PersonFacts._make(row)
+                by_id[person.id] = person
+                by_cid[person.citizen_id] = person
+
+    find("id", {ln.person_id for ln in lines if ln.person_id})
+    find("citizen_id", {ln.citizen_id for ln in lines
+                        if ln.citizen_id and ln.citizen_id not in by_cid and (ln.person_id or "") not in by_id})
     return by_id, by_cid
 
 
