@@ -337,14 +337,22 @@ def covering_enrolment(enrolments: list[EnrolmentFacts], period: int,
 # -- deciding ---------------------------------------------------------------------------------------------------------
 
 
+@lru_cache(maxsize=1024)
+def _valid_period(period: int) -> bool:
+    """``validate_period``'s answer, once per period (an event's lines share a handful)."""
+    try:
+        validate_period(period)
+    except ValueError:
+        return False
+    return True
+
+
 def _check_line(d: _Decision, this_month: int) -> bool:
     line = d.item.line
     if line.fund not in FUNDS:
         d.hold("UNKNOWN_FUND", f"险种 {line.fund} 不在目录中（{'、'.join(FUNDS)}）")
     else:
-        try:
-            validate_period(line.period)
-        except ValueError:
+        if not _valid_period(line.period):
             d.hold("INVALID_PERIOD", f"费款所属期 {line.period} 不是有效月份")
             return False
         if line.period > this_month:
@@ -478,6 +486,7 @@ def post_items(session: Session, items: list[Item], *, source_event_id: str,
     held: dict[str, list[dict[str, Any]]] = defaultdict(list)  # HeldLine fields, by batch
     new_holds: list[dict[str, Any]] = []
     opened: list[str] = []
+    reasons: dict[tuple[str, str | None], str] = {}  # an entry's reason, per fund and employer
 
     for d in decisions:
         line, item = d.item.line, d.item
@@ -500,15 +509,19 @@ def post_items(session: Session, items: list[Item], *, source_event_id: str,
             state[1] += d.credit_fen
             state[2] += 1
             entry_id = new_event_id()
-            key = posting_key(pid)
+            key = KEY_PREFIX + pid  # posting_key
+            reason = reasons.get((line.fund, d.employer_id))
+            if reason is None:
+                reason = reasons[(line.fund, d.employer_id)] = ledger.contribution_reason(line.fund, d.employer_id)
+            period = line.period
             entries.append({
                 "id": entry_id, "person_id": person_id, "entry_type": "contribution", "amount_fen": d.credit_fen,
-                "year": line.period // 100, "period": line.period, "idempotency_key": key, "reference": pid,
-                "reason": ledger.contribution_reason(line.fund, d.employer_id), "posted_at": now, "posted_by": actor,
+                "year": period // 100, "period": period, "idempotency_key": key, "reference": pid,
+                "reason": reason, "posted_at": now, "posted_by": actor,
             })
             credited[item.batch_id].append({
                 "person_id": person_id, "entry_id": entry_id, "entry_type": "contribution", "amount_fen": d.credit_fen,
-                "balance_fen": state[0] + state[1], "year": line.period // 100, "period": line.period,
+                "balance_fen": state[0] + state[1], "year": period // 100, "period": period,
                 "idempotency_key": key})
             result.entries += 1
             result.credited_fen += d.credit_fen
@@ -639,24 +652,22 @@ def _write(session: Session, *, now: datetime, actor: str, opened: list[str], en
 
 def post_collected(session: Session, payload: PaymentsCollected, *, event_id: str) -> PostingResult:
     """Post one ``collection.payments.collected`` event inside the consumer's transaction (no commit)."""
+    suspense = _suspense_by_payment(session, {line.payment_id for line in payload.lines})
     seen: set[str] = set()
-    lines = []
-    repeats = 0
+    items = []
+    repeats = resolved = 0
+    batch_id = payload.batch_id
     for line in payload.lines:
-        if line.payment_id in seen:  # one payment line twice in one event: it is the same payment
+        payment_id = line.payment_id
+        if payment_id in seen:  # one payment line twice in one event: it is the same payment
             repeats += 1
             continue
-        seen.add(line.payment_id)
-        lines.append(line)
-    suspense = _suspense_by_payment(session, [ln.payment_id for ln in lines])
-    items = []
-    resolved = 0
-    for line in lines:
-        row = suspense.get(line.payment_id)
+        seen.add(payment_id)
+        row = suspense.get(payment_id) if suspense else None
         if row is not None and row.status != "held":  # dismissed by a reviewer, or posted already
             resolved += 1
             continue
-        items.append(Item(line=line, batch_id=payload.batch_id, held=row))
+        items.append(Item(line, batch_id, row))
     result = post_items(session, items, source_event_id=event_id)
     result.lines += repeats + resolved
     result.skipped += repeats + resolved
@@ -665,7 +676,7 @@ def post_collected(session: Session, payload: PaymentsCollected, *, event_id: st
     return result
 
 
-def _suspense_by_payment(session: Session, payment_ids: list[str]) -> dict[str, PostingSuspense]:
+def _suspense_by_payment(session: Session, payment_ids: set[str]) -> dict[str, PostingSuspense]:
     if not payment_ids:
         return {}
     dialect = dialect_of(session)
