@@ -263,7 +263,7 @@ def _accounts_query(dialect: str) -> Any:
 
 @lru_cache(maxsize=4)
 def _suspense_query(dialect: str) -> Any:
-    return select(PostingSuspense).where(in_parameter(dialect, PostingSuspense.payment_id, "ids"))
+    return select(PostingSuspense.id).where(in_parameter(dialect, PostingSuspense.payment_id, "ids"))
 
 
 def _persons(session: Session, lines: list[CollectedLine]) -> tuple[dict[str, PersonFacts], dict[str, PersonFacts]]:
@@ -680,8 +680,12 @@ def _suspense_by_payment(session: Session, payment_ids: set[str]) -> dict[str, P
     if not payment_ids:
         return {}
     dialect = dialect_of(session)
-    # ORM objects (a held line tried again is updated through the session): the rows are few, the keys many.
-    rows = session.execute(_suspense_query(dialect), {"ids": parameter_values(dialect, payment_ids)}).scalars()
+    # The keys are many and their rows few or none (a payment sent again): their ids first, a Core read; then the
+    # rows as ORM objects (a held line tried again is updated through the session).
+    found = read(session, _suspense_query(dialect), {"ids": parameter_values(dialect, payment_ids)}).scalars().all()
+    if not found:
+        return {}
+    rows = session.execute(select(PostingSuspense).where(PostingSuspense.id.in_(found))).scalars()
     return {row.payment_id: row for row in rows}
 
 
