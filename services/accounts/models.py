@@ -168,10 +168,11 @@ class ContributionMonth(AccountsTable, table=True):
     """One month a person's contribution to a fund was posted: the basis of "contribution months to date"."""
 
     __tablename__ = "contribution_month"
+    # The unique index serves every lookup by person (its first column): no second index on person_id to keep up.
     __table_args__ = (UniqueConstraint("person_id", "fund", "period"),)
 
     id: int | None = Field(default=None, primary_key=True)
-    person_id: str = Field(foreign_key="person.id", max_length=36, index=True)
+    person_id: str = Field(foreign_key="person.id", max_length=36)
     fund: str = Field(max_length=10)
     period: int
     employer_id: str | None = Field(default=None, max_length=36)

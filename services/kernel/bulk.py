@@ -7,6 +7,9 @@ handful of Core statements per event, whatever its size:
 - ``insert_for``: the dialect's ``INSERT`` (SQLite and PostgreSQL both have ``ON CONFLICT``).
 - ``bump``: upsert a list of aggregate rows in one ``executemany`` — existing rows get columns added, overwritten,
   filled where NULL, or kept at their max/min; the statement is built once per shape.
+- ``in_parameter`` / ``read``: a lookup of many keys bound as one parameter (not one per key), read on the
+  session's connection without the ORM's per-statement machinery.
+- ``insert_many`` / ``update_many``: plain inserts, and updates by key, of many rows in one ``executemany``.
 - ``RowSet``: the rows of one table an event touches, read with one ``SELECT … WHERE key IN (…)`` (chunked), merged
   in Python in the event's order as plain dicts (so a key repeated within the event sees its own earlier lines,
   exactly as one-row-at-a-time handling would), then written once: new rows with one ``executemany`` ``INSERT``,
@@ -16,12 +19,13 @@ handful of Core statements per event, whatever its size:
 Nothing here commits: the caller's unit of work does.
 """
 
+import json
 from collections.abc import Hashable, Iterable, Iterator, Sequence
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Table, bindparam, case, func, select, tuple_, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy import ColumnElement, CursorResult, String, Table, any_, bindparam, case, func, select, tuple_, update
+from sqlalchemy.dialects.postgresql import ARRAY, insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.sql.dml import Insert
 from sqlalchemy.sql.elements import False_, True_
@@ -75,6 +79,31 @@ def expire_cached(session: Session, model: Any, keys: Iterable[tuple]) -> None:
             instance = identity_map.get(key)
             if instance is not None:
                 session.expire(instance)
+
+
+# -- lookups of many keys --------------------------------------------------------------------------------------------
+
+
+def in_parameter(dialect: str, column: Any, name: str) -> ColumnElement[bool]:
+    """``column IN :name`` with the values as one parameter — a JSON array read by ``json_each`` on SQLite, an array
+    on PostgreSQL (``= ANY``) — instead of one parameter per value: SQLAlchemy renders and names each of a thousand
+    expanding parameters, most of a bulk lookup's CPU. Both use the column's index. For statements built once per
+    dialect and cached; ``parameter_values`` gives the parameter's value (text keys)."""
+    if dialect == "sqlite":
+        return column.in_(select(func.json_each(bindparam(name, type_=String)).table_valued("value").c.value))
+    return column == any_(bindparam(name, type_=ARRAY(String)))
+
+
+def parameter_values(dialect: str, values: Iterable[str]) -> Any:
+    """The value of an ``in_parameter`` parameter."""
+    return json.dumps(list(values)) if dialect == "sqlite" else list(values)
+
+
+def read(session: Session, statement: Any, params: dict[str, Any]) -> CursorResult:
+    """A Core read on the session's connection, after flushing what is pending (as the ORM's autoflush would),
+    without the ORM's per-statement machinery: plain rows."""
+    session.flush()
+    return session.connection().execute(statement, params)
 
 
 # -- aggregate upserts -----------------------------------------------------------------------------------------------
@@ -277,6 +306,28 @@ def insert_many(session: Session, model: Any, rows: list[dict[str, Any]], *,
            f"VALUES ({', '.join('?' for _ in names)})")
     if conflict_ignored_on:
         sql += f" ON CONFLICT ({', '.join(quote(n) for n in conflict_ignored_on)}) DO NOTHING"
+    session.connection().exec_driver_sql(sql, _driver_rows(dialect, table, names, rows))
+
+
+def update_many(session: Session, model: Any, rows: list[dict[str, Any]], *, key: str, add: tuple[str, ...] = (),
+                overwrite: tuple[str, ...] = ()) -> None:
+    """``UPDATE … SET c = c + :c (add), c = :c (overwrite) WHERE key = :key`` once per row (each with ``key`` and
+    every column named), in one ``executemany``. On SQLite at the driver, as ``insert_many`` (SQLAlchemy's
+    parameter dicts and processing per row cost three times the update itself); elsewhere SQLAlchemy's
+    ``executemany``. The ORM's copies of the rows are not expired: the caller does that where it holds some."""
+    if not rows:
+        return
+    table = table_of(model)
+    dialect = session.get_bind().dialect
+    names = [*add, *overwrite, key]
+    if dialect.name != "sqlite":
+        values = {c: table.c[c] + bindparam(f"_{c}") for c in add} | {c: bindparam(f"_{c}") for c in overwrite}
+        statement = update(table).where(table.c[key] == bindparam(f"_{key}")).values(values)
+        session.execute(statement, [{f"_{n}": row[n] for n in names} for row in rows])
+        return
+    quote = dialect.identifier_preparer.quote
+    assignments = [f"{quote(c)} = {quote(c)} + ?" for c in add] + [f"{quote(c)} = ?" for c in overwrite]
+    sql = f"UPDATE {quote(table.name)} SET {', '.join(assignments)} WHERE {quote(key)} = ?"
     session.connection().exec_driver_sql(sql, _driver_rows(dialect, table, names, rows))
 
 

@@ -19,22 +19,9 @@ from services.accounts.archives.seals import sealed_years
 from services.accounts.models import Employer, Person
 from services.kernel import archives, clock
 from services.kernel.audit import canonical_json
-from services.kernel.bulk import dialect_of, insert_many
+from services.kernel.bulk import dialect_of, in_parameter, insert_many, parameter_values, read
 from services.kernel.events import new_event_id
 from services.kernel.locks import lock_keys
-
-
-def _among(dialect: str, column: Any, name: str) -> ColumnElement[bool]:
-    """``column IN :name`` with the values as one parameter — a JSON array on SQLite, an array on PostgreSQL —
-    instead of one parameter per value (SQLAlchemy names each of a thousand parameters: most of a filing's lookup
-    CPU). ``_values`` gives the parameter's value."""
-    if dialect == "sqlite":
-        return column.in_(select(func.json_each(bindparam(name, type_=String)).table_valued("value").c.value))
-    return column == any_(bindparam(name, type_=ARRAY(String)))
-
-
-def _values(dialect: str, values: Iterable[str]) -> Any:
-    return json.dumps(list(values)) if dialect == "sqlite" else list(values)
 
 
 @lru_cache(maxsize=4)
@@ -42,7 +29,7 @@ def _dossier_query(dialect: str) -> Any:
     """The dossiers of one subject type (``:subject_type``) among ``:ids``, locked: built once per dialect (building
     the statement cost more than running it, and archive events are small: one act each, as often as not)."""
     return (select(Dossier.id, Dossier.subject_type, Dossier.subject_id, Dossier.item_count)
-            .where(Dossier.subject_type == bindparam("subject_type"), _among(dialect, Dossier.subject_id, "ids"))
+            .where(Dossier.subject_type == bindparam("subject_type"), in_parameter(dialect, Dossier.subject_id, "ids"))
             .with_for_update())
 
 
@@ -51,24 +38,18 @@ def _filed_query(dialect: str) -> Any:
     """(dossier, source, item type, act) of the acts among ``:acts`` filed into the dossiers among ``:dossiers``, or
     filed there and destroyed by a disposal; built once per dialect."""
     return (select(DossierItem.dossier_id, DossierItem.source, DossierItem.item_type, DossierItem.act_id)
-            .where(_among(dialect, DossierItem.dossier_id, "dossiers"), _among(dialect, DossierItem.act_id, "acts"))
+            .where(in_parameter(dialect, DossierItem.dossier_id, "dossiers"),
+                   in_parameter(dialect, DossierItem.act_id, "acts"))
             .union_all(select(DisposalLine.dossier_id, DisposalLine.source, DisposalLine.item_type,
                               DisposalLine.act_id)
                        .join(Disposal, Disposal.id == DisposalLine.disposal_id)
-                       .where(Disposal.status == "destroyed", _among(dialect, DisposalLine.act_id, "acts"),
-                              _among(dialect, DisposalLine.dossier_id, "dossiers"))))
-
-
-def _read(session: Session, statement: Any, params: dict[str, Any]) -> Any:
-    """A Core read on the session's connection, after flushing what the act left pending (as the ORM's autoflush
-    would), without the ORM's per-statement machinery (a third of a one-act filing's CPU)."""
-    session.flush()
-    return session.connection().execute(statement, params)
+                       .where(Disposal.status == "destroyed", in_parameter(dialect, DisposalLine.act_id, "acts"),
+                              in_parameter(dialect, DisposalLine.dossier_id, "dossiers"))))
 
 
 def among(session: Session, column: Any, values: Iterable[str]) -> ColumnElement[bool]:
-    """``column IN values`` with the values bound at once as one parameter, like ``_among``: for one-off reads such
-    as the backfill's (a filing's lookups use the statements ``_among`` builds once per dialect)."""
+    """``column IN values`` with the values bound at once as one parameter, like ``bulk.in_parameter``: for one-off
+    reads such as the backfill's (a filing's lookups use statements built once per dialect)."""
     values = list(values)
     if dialect_of(session) == "sqlite":
         return column.in_(select(func.json_each(json.dumps(values)).table_valued("value").c.value))
@@ -107,8 +88,8 @@ def _dossiers(session: Session, keys: set[tuple[str, str]], known: dict[tuple[st
     # One query per subject type, on the (subject type, subject id) unique index: by subject id alone SQLite scanned
     # every dossier for each filing, a cost growing with the archive.
     dialect = dialect_of(session)
-    found = {(t, i): _Open(d, n, n) for subject_type, ids in wanted.items() for d, t, i, n in _read(
-        session, _dossier_query(dialect), {"subject_type": subject_type, "ids": _values(dialect, ids)})}
+    found = {(t, i): _Open(d, n, n) for subject_type, ids in wanted.items() for d, t, i, n in read(
+        session, _dossier_query(dialect), {"subject_type": subject_type, "ids": parameter_values(dialect, ids)})}
     by_type: dict[str, list[str]] = defaultdict(list)
     for subject_type, subject_id in keys - found.keys():
         by_type[subject_type].append(subject_id)
@@ -132,8 +113,9 @@ def _already_filed(session: Session, dossier_ids: list[str], lines: list[dict[st
     if not dossier_ids:
         return set()
     dialect = dialect_of(session)
-    rows = _read(session, _filed_query(dialect), {"dossiers": _values(dialect, dossier_ids),
-                                                  "acts": _values(dialect, {line["act_id"] for line in lines})})
+    acts = {line["act_id"] for line in lines}
+    rows = read(session, _filed_query(dialect), {"dossiers": parameter_values(dialect, dossier_ids),
+                                                 "acts": parameter_values(dialect, acts)})
     return {tuple(row) for row in rows}
 
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, TypeVar
 
-from sqlalchemy import Engine, bindparam, func, insert, or_, select, update
+from sqlalchemy import Engine, func, insert, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
@@ -42,9 +42,10 @@ from services.contracts.accounts import MAX_BATCH_ITEMS, AccountCredited, Accoun
 from services.kernel import clock, context
 from services.kernel.audit import append_audit, append_audit_many
 from services.kernel.auth import ensure_in_region, region_filter
+from services.kernel.bulk import update_many
 from services.kernel.db import unit_of_work
 from services.kernel.errors import Conflict, Invalid, NotFound
-from services.kernel.events import new_event_id
+from services.kernel.events import PayloadFields, new_event_id
 from services.kernel.money import fen_to_yuan, yuan_to_fen
 from services.kernel.outbox import record_event, record_events
 from services.kernel.paging import oldest_first
@@ -611,13 +612,9 @@ def _credit_interest(session: Session, credits: list[tuple[str, int, int]], year
                          "amount_fen": amount, "balance_fen": balance, "year": year, "period": None,
                          "idempotency_key": key})
     session.execute(insert(AccountEntry.__table__), entries)
-    table = IndividualAccount.__table__
-    session.execute(
-        update(table).where(table.c.person_id == bindparam("p_id")).values(
-            balance_fen=table.c.balance_fen + bindparam("p_amount"), version=table.c.version + 1,
-            updated_at=bindparam("p_now")),
-        [{"p_id": person_id, "p_amount": amount, "p_now": now} for person_id, amount, _ in credits],
-    )
+    update_many(session, IndividualAccount, [
+        {"person_id": person_id, "balance_fen": amount, "version": 1, "updated_at": now}
+        for person_id, amount, _ in credits], key="person_id", add=("balance_fen", "version"), overwrite=("updated_at",))
     credited_ids = {person_id for person_id, _, _ in credits}
     for loaded in list(session.identity_map.values()):  # no account object may keep its old balance
         if isinstance(loaded, IndividualAccount) and loaded.person_id in credited_ids:
@@ -626,8 +623,8 @@ def _credit_interest(session: Session, credits: list[tuple[str, int, int]], year
     record_events(session, credited_events(credited, subject=f"{INTEREST_KEY_PREFIX}{year}"), source=SOURCE)
 
 
-def credited_events(credits: list[dict[str, Any]], *, subject: str) -> list[tuple[AccountsCredited, str]]:
+def credited_events(credits: list[dict[str, Any]], *, subject: str) -> list[tuple[PayloadFields, str]]:
     """Credits in bulk as ``accounts.account.credited.v2`` events of at most ``MAX_BATCH_ITEMS`` entries (the
-    fields of ``CreditedEntry``, as dicts: each event is validated once, not each entry)."""
-    return [(AccountsCredited.model_validate({"entries": credits[i:i + MAX_BATCH_ITEMS]}), subject)
+    fields of ``CreditedEntry``, as dicts: each event is validated once, by the outbox, not each entry)."""
+    return [(PayloadFields(AccountsCredited, {"entries": credits[i:i + MAX_BATCH_ITEMS]}), subject)
             for i in range(0, len(credits), MAX_BATCH_ITEMS)]
