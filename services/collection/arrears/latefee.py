@@ -94,9 +94,12 @@ class Segment:
                 "fee_fen": self.fee_fen, "explanation": self.explain()}
 
 
-@dataclass(frozen=True)
-class LineState:
-    """What is known of one assessment line: assessed principal, what was paid, fee charged so far and through when."""
+class LineState(NamedTuple):
+    """What is known of one assessment line: assessed principal, what was paid, fee charged so far and through when.
+
+    Immutable; a named tuple rather than a frozen dataclass: a tax batch builds two per line (loaded, then settled),
+    and a frozen dataclass' ``__init__`` sets each of the six fields through ``object.__setattr__`` (~2.0 against
+    ~0.7 µs a state). Change one with ``_replace``."""
 
     principal_fen: int
     due_date: date

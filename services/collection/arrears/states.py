@@ -9,7 +9,7 @@ transitively) on the corrected principal; see ``load_states``.
 import json
 from collections import defaultdict
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 from functools import lru_cache
@@ -212,8 +212,8 @@ def load_states(session: Session, rows: list[Any], *, through: date | None = Non
                 segment, state = accrue(state, paid_date, rate_on(paid_date))
                 steps.append(Step(payment_id, paid_date, segment.days, segment.principal_fen, segment.fee_fen,
                                   principal_paid, fee_paid))
-                state = replace(state, paid_principal_fen=state.paid_principal_fen + principal_paid,
-                                fee_paid_fen=state.fee_paid_fen + fee_paid)
+                state = state._replace(paid_principal_fen=state.paid_principal_fen + principal_paid,
+                                       fee_paid_fen=state.fee_paid_fen + fee_paid)
             states[r.id] = state
             replayed[r.id] = steps
     return LoadedStates(states=states, history=history, replayed=replayed)
