@@ -171,7 +171,9 @@ async def drive(platform: RunningPlatform, options: argparse.Namespace, result: 
         parties = await sign_in_parties(platform, client, answers, options.patience)
         month = Month(parties, plan, calendar, argparse.Namespace(
             import_rows=options.rows * 2, concurrency=8, timeout=300 + options.rows * 0.002,
-            poll_seconds=options.poll_seconds))
+            poll_seconds=options.poll_seconds,
+            # the assessment as month_real_path sends it by default: declaration batches, the month read by pages
+            declaration_lines=10_000, read_lines=5_000, tax_concurrency=2))
         await month.prepare()
         clerk, tax = parties["clerk"], parties["tax"]
         uploader = await AsyncParty(client, answers, clerk.name, clerk.secret, patience=options.patience).sign_in()
@@ -188,7 +190,7 @@ async def drive(platform: RunningPlatform, options: argparse.Namespace, result: 
         began = time.monotonic()
         answers.stage = "registry_and_assessment"
         await month.find_registry()
-        await month.assess()
+        await month.assess({})  # the stage's figures (declaration batches, pages read) are not reported here
         result["registry_and_assessment_seconds"] = round(time.monotonic() - began, 1)
         content, lines = tax_file(month)
         jobs["tax_file"] = await driver.run(tax, "collection", "/collection/tax-payments/files", "tax-lines.csv",
