@@ -27,10 +27,11 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlmodel import Session
 
-from services.accounts.archives.filing import among, file_lines
+from services.accounts.archives.filing import file_lines
 from services.accounts.archives.models import Dossier, DossierItem
 from services.accounts.models import Employer, Enrolment, Person
 from services.kernel import archives
+from services.kernel.bulk import dialect_of, in_parameter
 from services.kernel.db import snapshot_session
 from services.kernel.jobs import JobContext, JobKind, Step
 from services.kernel.models import AuditEntry, Job
@@ -139,7 +140,7 @@ def enrolments_filed(session: Session, person_ids: Iterable[str]) -> set[str]:
     (``<id>/open``, ``<id>/transfer_in``) or by an import (one item naming its ``enrolment_ids``)."""
     rows = session.execute(
         select(DossierItem.act_id, DossierItem.references).join(Dossier, Dossier.id == DossierItem.dossier_id)
-        .where(among(session, Dossier.subject_id, set(person_ids)), Dossier.subject_type == archives.PERSON,
+        .where(in_parameter(dialect_of(session), Dossier.subject_id, values=set(person_ids)), Dossier.subject_type == archives.PERSON,
                DossierItem.item_type == "enrolment", DossierItem.source == SOURCE))
     filed: set[str] = set()
     for act_id, references in rows:
@@ -187,7 +188,7 @@ def _audit_chunk(session: Session, totals: Totals, job_id: str, size: int) -> tu
 def _rows(session: Session, model: type, ids: list[str]) -> list[Any]:
     if not ids:
         return []
-    return list(session.execute(select(model).where(among(session, model.id, ids)).order_by(model.id)).scalars())
+    return list(session.execute(select(model).where(in_parameter(dialect_of(session), model.id, values=ids)).order_by(model.id)).scalars())
 
 
 def _table_chunk(session: Session, totals: Totals, job_id: str, size: int) -> tuple[int, list[dict[str, Any]]]:

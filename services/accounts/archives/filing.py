@@ -1,16 +1,13 @@
 """Filing into the dossiers: accounts' own acts directly (its ``Filing`` sink), and the items other services send
 (``*.archive_items.filed.v1``), idempotently: an act already in a dossier is not filed again."""
 
-import json
 from collections import defaultdict
-from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, String, any_, bindparam, func, select, text
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy import bindparam, select, text
 from sqlmodel import Session
 
 from services.accounts.archives.models import Disposal, DisposalLine, Dossier, DossierItem
@@ -45,15 +42,6 @@ def _filed_query(dialect: str) -> Any:
                        .join(Disposal, Disposal.id == DisposalLine.disposal_id)
                        .where(Disposal.status == "destroyed", in_parameter(dialect, DisposalLine.act_id, "acts"),
                               in_parameter(dialect, DisposalLine.dossier_id, "dossiers"))))
-
-
-def among(session: Session, column: Any, values: Iterable[str]) -> ColumnElement[bool]:
-    """``column IN values`` with the values bound at once as one parameter, like ``bulk.in_parameter``: for one-off
-    reads such as the backfill's (a filing's lookups use statements built once per dialect)."""
-    values = list(values)
-    if dialect_of(session) == "sqlite":
-        return column.in_(select(func.json_each(json.dumps(values)).table_valued("value").c.value))
-    return column == any_(bindparam(None, values, type_=ARRAY(String)))
 
 
 def _registry_facts(session: Session, subject_type: str, ids: list[str]) -> dict[str, tuple[str, str, str]]:
