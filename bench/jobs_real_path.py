@@ -37,7 +37,7 @@ from pathlib import Path
 
 import httpx
 
-from bench.month_real_path import (FUNDS, Answers, BenchFailure, Calendar, Month, Party, build_plan, citizen_id,
+from bench.month_real_path import (DECLARATION_LINES, FUNDS, READ_LINES, TAX_CONCURRENCY, Answers, BenchFailure, Calendar, Month, Party, build_plan, citizen_id,
                                    csv_bytes, import_files, sign_in_parties, summary_answers)
 from bench.real_platform import RESULTS, ProcessMeter, RunningPlatform, cpu_delta, load, run_on_platform, write_result
 
@@ -172,8 +172,7 @@ async def drive(platform: RunningPlatform, options: argparse.Namespace, result: 
         month = Month(parties, plan, calendar, argparse.Namespace(
             import_rows=options.rows * 2, concurrency=8, timeout=300 + options.rows * 0.002,
             poll_seconds=options.poll_seconds,
-            # the assessment as month_real_path sends it by default: declaration batches, the month read by pages
-            declaration_lines=10_000, read_lines=5_000, tax_concurrency=2))
+            declaration_lines=DECLARATION_LINES, read_lines=READ_LINES, tax_concurrency=TAX_CONCURRENCY))
         await month.prepare()
         clerk, tax = parties["clerk"], parties["tax"]
         uploader = await AsyncParty(client, answers, clerk.name, clerk.secret, patience=options.patience).sign_in()

@@ -368,6 +368,12 @@ class Stages:
 
 # -- the month -----------------------------------------------------------------------------------------------------
 
+# The assessment's defaults (the API's maxima: persons per declaration batch, assessed lines per page), shared with
+# bench/jobs_real_path, which assesses its month the same way.
+DECLARATION_LINES = 10_000
+READ_LINES = 5_000
+TAX_CONCURRENCY = 2
+
 
 @dataclass
 class Month:
@@ -819,12 +825,12 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--postgres", metavar="URL", help="a PostgreSQL server URL (postgresql+psycopg://user@host:"
                         "port/postgres): one database per service is made there for the run and dropped after")
     parser.add_argument("--concurrency", type=int, default=8, help="requests in flight per stage (default 8)")
-    parser.add_argument("--tax-concurrency", type=int, default=2, help="tax batches in flight (default 2)")
+    parser.add_argument("--tax-concurrency", type=int, default=TAX_CONCURRENCY, help="tax batches in flight (default 2)")
     parser.add_argument("--import-concurrency", type=int, default=1, help="import files in flight (default 1)")
     parser.add_argument("--batch-lines", type=int, default=10_000, help="lines per tax batch (the API's maximum)")
-    parser.add_argument("--declaration-lines", type=int, default=10_000,
+    parser.add_argument("--declaration-lines", type=int, default=DECLARATION_LINES,
                         help="declared persons per declaration batch (the API's maximum)")
-    parser.add_argument("--read-lines", type=int, default=5_000, help="assessed lines per page read (the maximum)")
+    parser.add_argument("--read-lines", type=int, default=READ_LINES, help="assessed lines per page read (the maximum)")
     parser.add_argument("--import-rows", type=int, default=10_000, help="rows per imported CSV file")
     parser.add_argument("--timeout", type=float, default=None,
                         help="seconds to wait for collection's registry and for the month to be fully matched "
