@@ -11,8 +11,8 @@ from pydantic import BaseModel, ValidationError, field_validator
 from services.contracts import accounts as acc
 from services.contracts.codes import MatchStatus
 from services.contracts.collection import AssessmentIssued, ParametersApproved, PaymentsCollected
-from services.kernel.events import ContractModel, EventActor, PayloadFields, _twin_or_none, \
-    build_encoded_envelope
+from services.kernel.events import ContractModel, EventActor, EventEnvelope, PayloadFields, _twin_or_none, \
+    build_encoded_envelope, build_envelope
 
 pytestmark = pytest.mark.unit  # pure: no NATS, no app, no database (make test-unit)
 
@@ -113,3 +113,78 @@ def test_a_model_the_twin_cannot_mirror_has_none():
     for model in (Checked, WithTime, Loose):
         assert _twin_or_none(model) is None
     assert _twin_or_none(acc.ContributionsPosted) is not None
+
+
+# -- the consumer's side: ``payload_view`` reads what ``payload()`` reads -----------------------------------------------
+
+
+def received(fields: dict, *, raw_data: str | None = None) -> EventEnvelope:
+    """An envelope as a consumer receives it (``from_bytes``), its ``data`` written by the producer or given raw."""
+    _, encoded = build_encoded_envelope(PayloadFields(PaymentsCollected, fields or collected([collected_line(1)])),
+                                        source="collection", subject="s", actor=ACTOR, correlation_id=None,
+                                        causation_id=None)
+    if raw_data is not None:
+        encoded = encoded.split(',"data":', 1)[0] + f',"data":{raw_data}}}'
+    return EventEnvelope.from_bytes(encoded.encode())
+
+
+def same_values(view, model) -> None:
+    """Every field of the view holds the model's value, of the model's type (enums stay enums, dates dates)."""
+    for name in type(model).model_fields:
+        got, expected = getattr(view, name), getattr(model, name)
+        if isinstance(expected, list):
+            assert len(got) == len(expected)
+            for got_line, expected_line in zip(got, expected):
+                same_values(got_line, expected_line)
+        else:
+            assert got == expected and type(got) is type(expected), (name, got, expected)
+
+
+def test_the_view_holds_the_values_the_model_holds():
+    fields = collected([collected_line(n) for n in range(1, 40)])
+    envelope = received(fields)
+    view = envelope.payload_view(PaymentsCollected)
+    assert envelope.payload_view(PaymentsCollected) is view  # decoded once for every handler of the event
+    same_values(view, received(fields).payload())
+    with pytest.raises(AttributeError):
+        view.batch_id = "changed"  # read-only: handlers share it
+    envelope.forget_payload()
+    assert envelope.payload_view(PaymentsCollected) is not view
+
+
+def test_a_parsed_data_and_an_unknown_field_read_as_the_model_reads_them():
+    line = {**collected_line(1), "paid_date": "2026-11-12", "match_status": "matched", "added_later": [1, {"x": 2}]}
+    envelope = received({}, raw_data=json.dumps({**collected([line]), "also_new": True}, ensure_ascii=False))
+    assert envelope.data["also_new"] is True  # the dict read first: the view converts it
+    same_values(envelope.payload_view(PaymentsCollected), envelope.payload())
+
+
+@pytest.mark.parametrize("change", [{"period": "202610"}, {"employer_fen": 12.0}, {"paid_date": "2026-11-12T00:00:00"}])
+def test_what_only_the_models_lax_rules_accept_reads_as_the_model_reads_it(change):
+    line = {**collected_line(1), "paid_date": "2026-11-12", "match_status": "matched", **change}
+    envelope = received({}, raw_data=json.dumps(collected([line])))
+    same_values(envelope.payload_view(PaymentsCollected), envelope.payload())
+
+
+@pytest.mark.parametrize("change", [{"fund": None}, {"employer_fen": "12x"}, {"match_status": "lost"},
+                                    {"paid_date": "2026-13-01"}])
+def test_what_the_model_refuses_the_view_refuses_with_the_models_error(change):
+    line = {**collected_line(1), "paid_date": "2026-11-12", "match_status": "matched", **change}
+    envelope = received({}, raw_data=json.dumps(collected([line])))
+    with pytest.raises(ValidationError) as expected:
+        envelope.payload()
+    with pytest.raises(ValidationError) as got:
+        envelope.payload_view(PaymentsCollected)
+    assert got.value.errors() == expected.value.errors()
+    too_many = [{**collected_line(n), "paid_date": "2026-11-12", "match_status": "matched"} for n in range(1001)]
+    with pytest.raises(ValidationError, match="at most 1000"):
+        received({}, raw_data=json.dumps(collected(too_many))).payload_view(PaymentsCollected)
+
+
+def test_a_model_without_a_twin_is_read_as_the_model_and_a_wrong_kind_is_refused():
+    envelope = build_envelope(ParametersApproved(parameters_id="p", region="150100", valid_from=202601,
+                                                 document={"a": 1}), source="collection", subject="s", actor=ACTOR,
+                              correlation_id=None, causation_id=None)
+    assert isinstance(envelope.payload_view(ParametersApproved), ParametersApproved)
+    with pytest.raises(AssertionError):
+        envelope.payload_view(PaymentsCollected)
