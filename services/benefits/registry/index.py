@@ -26,20 +26,19 @@ from functools import lru_cache
 from fractions import Fraction
 from typing import Any
 
-from sqlalchemy import delete, insert, select
+from sqlalchemy import bindparam, delete, select
 from sqlmodel import Session
 
 from services.benefits.models import AverageWage, BeneficiaryPerson, ContributionIndex, MirroredAssessment
 from services.contracts.codes import WAGE_PENSION_FUNDS
 from services.contracts.collection import AssessmentIssued, AssessmentSuperseded, ParametersApproved
 from services.kernel.auth import region_levels
-from services.kernel.bulk import dialect_insert, dialect_of
+from services.kernel.bulk import dialect_insert, dialect_of, in_parameter, parameter_values, read
 from services.kernel.events import EventEnvelope
-from services.kernel.mirror import MirrorGap
+from services.kernel.mirror import MirrorGap, execute_rows
 from services.kernel.mirror import typed_payload as _payload
 
 PENSION_FUNDS = WAGE_PENSION_FUNDS  # the pensions with a contribution index
-CHUNK = 500
 
 
 @dataclass(frozen=True)
@@ -61,15 +60,33 @@ def wages_in_force(session: Session, regions: set[str], period: int) -> dict[str
     levels = {region: region_levels(region) for region in regions}
     latest: dict[str, MirroredParameters] = {}
     wanted = sorted({level for chain in levels.values() for level in chain})
-    for row in session.execute(
-        select(AverageWage.parameters_id, AverageWage.region, AverageWage.valid_from,
-               AverageWage.average_monthly_wage_fen)
-        .where(AverageWage.region.in_(wanted), AverageWage.valid_from <= period)
-    ):
+    dialect = dialect_of(session)
+    for row in read(session, _wages_query(dialect), {"regions": parameter_values(dialect, wanted), "period": period}):
         if row.region not in latest or row.valid_from > latest[row.region].valid_from:
             latest[row.region] = MirroredParameters(*row)
     return {region: next((latest[level] for level in chain if level in latest), None)
             for region, chain in levels.items()}
+
+
+# The index's reads, built once per dialect, their keys bound as one parameter (``bulk.in_parameter``): building a
+# statement and rendering an IN of a few hundred parameters per event cost more than the queries themselves.
+
+
+@lru_cache(maxsize=4)
+def _wages_query(dialect: str) -> Any:
+    return (select(AverageWage.parameters_id, AverageWage.region, AverageWage.valid_from,
+                   AverageWage.average_monthly_wage_fen)
+            .where(in_parameter(dialect, AverageWage.region, "regions"), AverageWage.valid_from <= bindparam("period")))
+
+
+@lru_cache(maxsize=4)
+def _regions_query(dialect: str) -> Any:
+    return (select(BeneficiaryPerson.person_id, BeneficiaryPerson.region)
+            .where(in_parameter(dialect, BeneficiaryPerson.person_id, "ids")))
+
+
+_MIRRORED_STATUS = select(MirroredAssessment.status).where(MirroredAssessment.assessment_id == bindparam("id"))
+_MIRRORED_INSERT = MirroredAssessment.__table__.insert()
 
 
 # -- handlers --------------------------------------------------------------------------------------------------------
@@ -94,21 +111,18 @@ def on_parameters_approved(session: Session, envelope: EventEnvelope) -> None:
 
 
 def on_assessment_issued(session: Session, envelope: EventEnvelope) -> None:
-    e = _payload(envelope, AssessmentIssued)
-    mirrored = session.execute(select(MirroredAssessment.status)
-                               .where(MirroredAssessment.assessment_id == e.assessment_id)).scalar_one_or_none()
+    e = envelope.payload_view(AssessmentIssued)  # read only: the lines as structs, not models
+    mirrored = read(session, _MIRRORED_STATUS, {"id": e.assessment_id}).scalar_one_or_none()
     if mirrored == "superseded":
         return  # a late part of an assessment already replaced by a correction
     lines = [line for line in e.lines if line.fund in PENSION_FUNDS]
     if not lines:
         return
-    person_ids = sorted({line.person_id for line in lines})
-    regions: dict[str, str] = {}
-    for start in range(0, len(person_ids), CHUNK):
-        chunk = person_ids[start:start + CHUNK]
-        regions.update(session.execute(select(BeneficiaryPerson.person_id, BeneficiaryPerson.region)
-                                       .where(BeneficiaryPerson.person_id.in_(chunk))).all())
-    missing = [p for p in person_ids if p not in regions]
+    dialect = dialect_of(session)
+    person_ids = {line.person_id for line in lines}
+    regions: dict[str, str] = dict(read(session, _regions_query(dialect),
+                                        {"ids": parameter_values(dialect, person_ids)}).all())
+    missing = sorted(p for p in person_ids if p not in regions)
     if missing:
         raise MirrorGap(f"assessment {e.assessment_id}: {len(missing)} person(s) not in benefits' registry yet, "
                         f"e.g. {missing[0]}")
@@ -117,23 +131,23 @@ def on_assessment_issued(session: Session, envelope: EventEnvelope) -> None:
         if found is None:
             raise MirrorGap(f"no approved contribution parameters mirrored for region {region}, period {e.period}")
     if mirrored is None:
-        session.execute(insert(MirroredAssessment.__table__).values(
-            assessment_id=e.assessment_id, employer_id=e.employer_id, period=e.period, status="issued"))
+        session.connection().execute(_MIRRORED_INSERT, {
+            "assessment_id": e.assessment_id, "employer_id": e.employer_id, "period": e.period, "status": "issued"})
 
     # One row per person × fund of the month, the newest line id winning: within the event here, against a row
     # already held in the upsert's WHERE (a correction or a later assessment replaces the month, an older line never
-    # does). One executemany, no row read or held per line.
+    # does). One executemany (at the driver on SQLite), no row read or held per line.
+    wage_of = {person_id: in_force[region].average_wage_fen for person_id, region in regions.items()}
+    period, assessment_id = e.period, e.assessment_id
     newest: dict[tuple[str, str], dict] = {}
     for line in lines:
         key = (line.person_id, line.fund)
-        if key not in newest or line.line_id > newest[key]["assessment_line_id"]:
-            wage = in_force[regions[line.person_id]].average_wage_fen
-            newest[key] = {"person_id": line.person_id, "fund": line.fund, "period": e.period,
-                           "base_fen": line.base_fen, "average_wage_fen": wage, "assessment_line_id": line.line_id,
-                           "assessment_id": e.assessment_id}
-    rows = list(newest.values())
-    for start in range(0, len(rows), CHUNK):
-        session.execute(_newest_line_wins(dialect_of(session)), rows[start:start + CHUNK])
+        held = newest.get(key)
+        if held is None or line.line_id > held["assessment_line_id"]:
+            newest[key] = {"person_id": line.person_id, "fund": line.fund, "period": period,
+                           "base_fen": line.base_fen, "average_wage_fen": wage_of[line.person_id],
+                           "assessment_line_id": line.line_id, "assessment_id": assessment_id}
+    execute_rows(session, _newest_line_wins(dialect), list(newest.values()))
 
 
 @lru_cache(maxsize=None)
