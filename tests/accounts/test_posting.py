@@ -206,6 +206,7 @@ async def test_collected_payments_are_posted_once_through_the_bus(start_service,
         row = suspense(accounts)["p6"]
         assert (row.status, row.reason_code, row.batch_id, row.source_event_id, row.employer_fen) == \
             ("held", "PERSON_NOT_FOUND", "batch-1", envelope.id, 128_000)
+        assert row.line == payload.lines[5].model_dump_json()  # the line read as a struct, kept as the model writes it
 
         # The same event delivered again (past JetStream's de-duplication): the inbox absorbs it.
         await publish(settings.nats_server_url, envelope, msg_id=f"{envelope.id}-again")

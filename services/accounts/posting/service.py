@@ -589,7 +589,7 @@ def _hold(d: _Decision, now: datetime, source_event_id: str, new_holds: list[dic
             "source_event_id": source_event_id, "citizen_id": line.citizen_id, "person_id": person_id,
             "employer_id": d.employer_id or line.employer_id, "fund": line.fund, "period": line.period,
             "employer_fen": line.employer_fen, "individual_fen": line.individual_fen,
-            "late_fee_fen": line.late_fee_fen, "line": line.model_dump_json(), "reason_code": d.reason,
+            "late_fee_fen": line.late_fee_fen, "line": _line_json(line), "reason_code": d.reason,
             "reason": reason, "status": "held", "attempts": 0, "held_at": now,
         })
     else:  # tried again: still held; reported again only when the reason changed
@@ -606,6 +606,14 @@ def _hold(d: _Decision, now: datetime, source_event_id: str, new_holds: list[dic
     result.held_fen += line.employer_fen + line.individual_fen
     result.held_by_reason[d.reason] = result.held_by_reason.get(d.reason, 0) + 1
     result.note(line.payment_id, Outcome("held", reason_code=d.reason))
+
+
+def _line_json(line: CollectedLine) -> str:
+    """The held line as the model writes it (a line of an event read through ``payload_view`` is a struct with the
+    model's fields and values: the model is built for the few lines held, not for every line posted)."""
+    if not isinstance(line, CollectedLine):
+        line = CollectedLine.model_validate(line, from_attributes=True)
+    return line.model_dump_json()
 
 
 def _resolve(row: PostingSuspense, status: str, *, now: datetime, entry_id: str | None = None,
