@@ -634,8 +634,11 @@ def _write(session: Session, *, now: datetime, actor: str, opened: list[str], en
     session.flush()  # reopened accounts, suspense rows tried again: before the Core statements below
     ctx = context.current()
     if opened:
+        # Opened with its credits of the pass: the row the insert and the balance update below would leave (balance
+        # 0 + credits, version 1 + one per credit), one statement instead of two per new account.
         insert_many(session, IndividualAccount, [
-            {"person_id": p, "balance_fen": 0, "status": "open", "opened_at": now, "version": 1} for p in opened])
+            {"person_id": p, "balance_fen": balances[p][1], "status": "open", "opened_at": now,
+             "version": 1 + balances[p][2], "updated_at": now} for p in opened])
         changes = json.dumps({"balance_fen": [None, 0], "status": [None, "open"]}, ensure_ascii=False,
                              sort_keys=True)
         insert_many(session, ChangeHistory, [
@@ -644,9 +647,10 @@ def _write(session: Session, *, now: datetime, actor: str, opened: list[str], en
             for p in opened])
     insert_many(session, AccountEntry, entries)
     if balances:
+        new = set(opened)
         update_many(session, IndividualAccount, [
-            {"person_id": p, "balance_fen": s[1], "version": s[2], "updated_at": now} for p, s in balances.items()],
-            key="person_id", add=("balance_fen", "version"), overwrite=("updated_at",))
+            {"person_id": p, "balance_fen": s[1], "version": s[2], "updated_at": now} for p, s in balances.items()
+            if p not in new], key="person_id", add=("balance_fen", "version"), overwrite=("updated_at",))
         # An account object the session holds (a reopened one, one read earlier) must not keep the old balance.
         for loaded in list(session.identity_map.values()):
             if isinstance(loaded, IndividualAccount) and loaded.person_id in balances:
