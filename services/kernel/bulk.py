@@ -22,6 +22,7 @@ Nothing here commits: the caller's unit of work does.
 import json
 from collections.abc import Hashable, Iterable, Iterator, Sequence
 from functools import lru_cache
+from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import ColumnElement, CursorResult, String, Table, any_, bindparam, case, func, select, tuple_, update
@@ -337,21 +338,26 @@ def update_many(session: Session, model: Any, rows: list[dict[str, Any]], *, key
 def _driver_rows(dialect: Any, table: Table, names: list[str], rows: list[dict[str, Any]]) -> list[tuple]:
     processors = [(index, process) for index, name in enumerate(names)
                   if (process := table.c[name].type.dialect_impl(dialect).bind_processor(dialect)) is not None]
+    getter = itemgetter(*names)  # a row's values as a tuple, in C
+    tuples = [getter(row) for row in rows] if len(names) > 1 else [(getter(row),) for row in rows]
     if not processors:
-        return [tuple(row[n] for n in names) for row in rows]
-    bound = []
+        return tuples
     last: dict[int, tuple[Any, Any]] = {}  # column index → (value, bound value): a repeated value is bound once
-    for row in rows:
-        values = [row[n] for n in names]
+    for position, values in enumerate(tuples):
+        changed = None
         for index, process in processors:
             value = values[index]
             if value is None:
                 continue
             seen = last.get(index)
             if seen is not None and seen[0] is value:
-                values[index] = seen[1]
+                bound = seen[1]
             else:
-                values[index] = process(value)
-                last[index] = (value, values[index])
-        bound.append(tuple(values))
-    return bound
+                bound = process(value)
+                last[index] = (value, bound)
+            if changed is None:
+                changed = list(values)
+            changed[index] = bound
+        if changed is not None:
+            tuples[position] = tuple(changed)
+    return tuples

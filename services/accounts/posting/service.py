@@ -127,7 +127,7 @@ def _chunks(values: list[Any], size: int) -> Iterable[list[Any]]:
 # -- what the pass works on ------------------------------------------------------------------------------------------
 
 
-@dataclass
+@dataclass(slots=True)
 class Item:
     """One line to post: from an event, or a held line retried (``held`` is then its suspense row)."""
 
@@ -136,7 +136,7 @@ class Item:
     held: PostingSuspense | None = None
 
 
-@dataclass
+@dataclass(slots=True)
 class Outcome:
     status: str  # posted | held | already_posted | out_of_region
     reason_code: str | None = None
@@ -215,7 +215,7 @@ ENROLMENT_FACTS = tuple(getattr(Enrolment, name) for name in EnrolmentFacts._fie
 ENTRY_FACTS = tuple(getattr(AccountEntry, name) for name in EntryFacts._fields)
 
 
-@dataclass
+@dataclass(slots=True)
 class _Decision:
     item: Item
     person: PersonFacts | None = None
