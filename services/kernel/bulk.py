@@ -19,12 +19,12 @@ handful of Core statements per event, whatever its size:
 Nothing here commits: the caller's unit of work does.
 """
 
-import json
 from collections.abc import Hashable, Iterable, Iterator, Sequence
 from functools import lru_cache
 from operator import itemgetter
 from typing import Any
 
+import msgspec
 from sqlalchemy import ColumnElement, CursorResult, String, Table, any_, bindparam, case, func, select, tuple_, update
 from sqlalchemy.dialects.postgresql import ARRAY, insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -35,6 +35,7 @@ from sqlmodel import Session
 from services.kernel import clock
 from services.kernel.mirror import execute_rows
 
+_JSON = msgspec.json.Encoder()
 CHUNK = 500  # keys per IN (…): well under SQLite's and PostgreSQL's parameter limits
 
 _INSERTS = {"postgresql": pg_insert, "sqlite": sqlite_insert}
@@ -99,8 +100,10 @@ def in_parameter(dialect: str, column: Any, name: str | None = None,
 
 
 def parameter_values(dialect: str, values: Iterable[str]) -> Any:
-    """The value of an ``in_parameter`` parameter."""
-    return json.dumps(list(values)) if dialect == "sqlite" else list(values)
+    """The value of an ``in_parameter`` parameter: on SQLite a JSON array as text (msgspec's encoder, several times
+    quicker than ``json.dumps`` for the thousand keys of a bulk event; text, not bytes, which SQLite would read as
+    JSONB)."""
+    return _JSON.encode(list(values)).decode() if dialect == "sqlite" else list(values)
 
 
 def read(session: Session, statement: Any, params: dict[str, Any]) -> CursorResult:
