@@ -27,7 +27,9 @@ import json
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from functools import lru_cache
 from datetime import datetime
+from typing import Any
 
 import anyio
 import structlog
@@ -38,7 +40,7 @@ from sqlalchemy.exc import OperationalError
 from sqlmodel import Session
 
 from services.kernel import clock, context
-from services.kernel.bulk import insert_many
+from services.kernel.bulk import dialect_of, in_parameter, insert_many, parameter_values, read
 from services.kernel.bus import Bus
 from services.kernel.collector import collector_paused
 from services.kernel.db import unit_of_work
@@ -63,6 +65,12 @@ class _Delivery:
     envelope: EventEnvelope | None = None
     error: str | None = None
     outcome: str = "ack"  # ack | retry
+
+
+@lru_cache(maxsize=4)
+def _applied_query(dialect: str) -> Any:
+    """Which of a chunk's event ids the inbox holds: built once per dialect, the ids bound as one parameter."""
+    return select(InboxMessage.event_id).where(in_parameter(dialect, InboxMessage.event_id, "ids"))
 
 
 class EventConsumer:
@@ -245,7 +253,8 @@ class EventConsumer:
     def _already_applied(self, session: Session, event_ids: list[str]) -> set[str]:
         if not event_ids:
             return set()
-        return set(session.execute(select(InboxMessage.event_id).where(InboxMessage.event_id.in_(event_ids))).scalars())
+        dialect = dialect_of(session)
+        return set(read(session, _applied_query(dialect), {"ids": parameter_values(dialect, event_ids)}).scalars())
 
     def _apply_isolated(self, session: Session, d: _Delivery) -> None:
         try:
