@@ -75,7 +75,7 @@ def on_person_registered(session: Session, envelope: EventEnvelope) -> None:
 
 
 def on_persons_imported(session: Session, envelope: EventEnvelope) -> None:
-    e = _payload(envelope, PersonsImported)
+    e = envelope.payload_view(PersonsImported)  # read only: the persons as structs, not a model each
     _merge(session, BeneficiaryPerson, "person_id",
            [{"person_id": p.person_id, **{f: getattr(p, f) for f in PERSON_FIELDS}} for p in e.persons], envelope)
 
