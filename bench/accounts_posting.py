@@ -18,7 +18,8 @@ settings (WAL, ``synchronous=FULL``, ``BEGIN IMMEDIATE``), one per service:
   posted line.
 
 After the set-up the objects alive are frozen out of the collector's reach (``gc.freeze()``), as the service
-processes do under ``sifund up`` (``gc_freeze_after_startup``).
+processes do under ``sifund up`` (``gc_freeze_after_startup``); the events go through the consumer's
+``_apply_chunk``, as in the service: bounded transactions with the cyclic collector paused.
 
 Checks (any failure exits with status 1 and writes no results): every person's balance equals the PEN_EMP individual
 part posted, one entry and one contribution month per posted line; the credited events (``accounts.account.credited``
@@ -210,10 +211,12 @@ class Meter:
     def apply(self, target: EventConsumer, raws: list[bytes]) -> None:
         deliveries = [_Delivery(raw=raw, num_delivered=1) for raw in raws]
         started, cpu = time.perf_counter(), time.process_time()
-        target._apply_batch(deliveries)  # noqa: SLF001 - the consumer's transaction, without NATS
+        remaining = deliveries
+        while remaining:  # the consumer's transactions (the collector paused, as in the service), without NATS
+            remaining = remaining[target._apply_chunk(remaining):]  # noqa: SLF001
+            self.units += 1
         self.seconds += time.perf_counter() - started
         self.cpu_seconds += time.process_time() - cpu
-        self.units += 1
         for d in deliveries:
             if d.error is not None or d.outcome != "ack":
                 fail(f"{target.name} could not apply an event: {d.error}")
