@@ -16,6 +16,7 @@ serialises them), and a driver error reaches the caller as SQLAlchemy's exceptio
 Core.
 """
 
+from collections.abc import Iterable, Sequence
 from functools import lru_cache
 from operator import itemgetter
 from typing import Any, NamedTuple
@@ -25,9 +26,9 @@ from sqlalchemy.sql.dml import Insert
 
 
 class CopyPlan(NamedTuple):
-    sql: str
-    values: Any  # a row dict → its values in the statement's column order
-    processors: tuple[tuple[int, Any], ...]
+    table: Any
+    names: tuple[str, ...]  # the rows' keys, in the statement's column order
+    values: Any  # a row dict → its values in that order
 
 
 class ManyPlan(NamedTuple):
@@ -51,12 +52,9 @@ def plan_for(statement: Any, dialect: Any, row_keys: tuple[str, ...]) -> CopyPla
         return None
     constants = {n: compiled.binds[n].effective_value for n in names if n not in row_keys}
     if statement._post_values_clause is None and not constants and not statement._values:
-        quote = dialect.identifier_preparer.quote
         getter = itemgetter(*row_keys)
-        return CopyPlan(
-            sql=(f"COPY {quote(table.name)} ({', '.join(quote(table.c[k].name) for k in row_keys)}) FROM STDIN"),
-            values=getter if len(row_keys) > 1 else (lambda row: (getter(row),)),
-            processors=_processors(table, dialect, row_keys, by_index=True))
+        return CopyPlan(table=table, names=row_keys,
+                        values=getter if len(row_keys) > 1 else (lambda row: (getter(row),)))
     return ManyPlan(sql=compiled.string, constants=constants,
                     processors=_processors(table, dialect, row_keys, by_index=False))
 
@@ -68,25 +66,38 @@ def _processors(table: Any, dialect: Any, keys: tuple[str, ...], *, by_index: bo
 
 def write(connection: Any, plan: CopyPlan | ManyPlan, rows: list[dict[str, Any]]) -> None:
     """``rows`` to the driver on ``connection`` (a SQLAlchemy ``Connection``, in its transaction) as ``plan`` says."""
-    if isinstance(plan, ManyPlan):
-        if plan.constants or plan.processors:
-            rows = [_bound_dict(row, plan) for row in rows]
-        connection.exec_driver_sql(plan.sql, rows)
+    if isinstance(plan, CopyPlan):
+        copy_tuples(connection, plan.table, plan.names, map(plan.values, rows))
         return
-    driver = connection.connection.dbapi_connection
+    if plan.constants or plan.processors:
+        rows = [_bound_dict(row, plan) for row in rows]
+    connection.exec_driver_sql(plan.sql, rows)
+
+
+def copy_tuples(connection: Any, table: Any, names: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
+    """``INSERT`` of ``rows`` (values in ``names``' order; the other columns get their server defaults) into
+    ``table`` as one ``COPY … FROM STDIN`` on ``connection`` (a SQLAlchemy ``Connection``, in its transaction)."""
+    dialect = connection.dialect
+    sql, processors = _copy_statement(table, tuple(names), dialect)
+    dbapi = dialect.loaded_dbapi
     try:
-        with driver.cursor() as cursor, cursor.copy(plan.sql) as copy:
-            for row in rows:
-                values = plan.values(row)
-                if plan.processors:
+        with connection.connection.dbapi_connection.cursor() as cursor, cursor.copy(sql) as copy:
+            for values in rows:
+                if processors:
                     values = list(values)
-                    for index, process in plan.processors:
+                    for index, process in processors:
                         if values[index] is not None:
                             values[index] = process(values[index])
                 copy.write_row(values)
-    except connection.dialect.loaded_dbapi.Error as error:
-        raise DBAPIError.instance(plan.sql, None, error, connection.dialect.loaded_dbapi.Error,
-                                  dialect=connection.dialect) from error
+    except dbapi.Error as error:
+        raise DBAPIError.instance(sql, None, error, dbapi.Error, dialect=dialect) from error
+
+
+@lru_cache(maxsize=128)
+def _copy_statement(table: Any, names: tuple[str, ...], dialect: Any) -> tuple[str, tuple[tuple[int, Any], ...]]:
+    quote = dialect.identifier_preparer.quote
+    sql = f"COPY {quote(table.name)} ({', '.join(quote(table.c[n].name) for n in names)}) FROM STDIN"
+    return sql, _processors(table, dialect, names, by_index=True)
 
 
 def _bound_dict(row: dict[str, Any], plan: ManyPlan) -> dict[str, Any]:
