@@ -666,10 +666,10 @@ class Profiler:
             except subprocess.TimeoutExpired:
                 process.kill()
             if out.exists():
-                tops[name] = top_frames(out.read_text())
+                tops[name] = top_frames(out.read_text(errors="replace"))  # py-spy may cut a name mid-character
                 (PROFILES / f"{name}.top.json").write_text(json.dumps(tops[name], indent=1, ensure_ascii=False))
             else:
-                tops[name] = {"error": process.stderr.read().decode()[-500:]}
+                tops[name] = {"error": process.stderr.read().decode(errors="replace")[-500:]}
         return tops
 
 

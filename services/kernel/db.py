@@ -39,6 +39,7 @@ commits what was written and re-raises the error. ``tests/kernel/test_unit_of_wo
 the services, the gateway or the launcher calls ``commit()`` outside this module and the relay.
 """
 
+import threading
 from collections import namedtuple
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
@@ -87,12 +88,42 @@ def _configure_sqlite(engine: Engine) -> None:
         cursor.execute("PRAGMA busy_timeout=30000")
         cursor.close()
 
+    writers = WriterQueue()
+    engine._sifund_writers = writers  # noqa: SLF001 - kept with the engine it serves (tests read it)
+
     @event.listens_for(engine, "begin")
     def _on_begin(connection):  # noqa: ANN001
-        read_only = connection.get_execution_options().get(SNAPSHOT_OPTION, False)
         # On the driver's connection itself: through exec_driver_sql the BEGIN took SQLAlchemy's whole statement
         # path (events, cursor, result), as much as the read that follows on a cheap GET.
-        connection.connection.driver_connection.execute("BEGIN" if read_only else "BEGIN IMMEDIATE")
+        driver = connection.connection.driver_connection
+        if connection.get_execution_options().get(SNAPSHOT_OPTION, False):
+            driver.execute("BEGIN")
+            return
+        writers.enter(connection.connection.info)
+        try:
+            driver.execute("BEGIN IMMEDIATE")
+        except BaseException:
+            writers.leave(connection.connection.info)
+            raise
+
+    @event.listens_for(engine, "commit")
+    @event.listens_for(engine, "rollback")
+    def _on_end(connection):  # noqa: ANN001
+        writers.leave(connection.connection.info)
+
+    # A connection invalidated or reset in the pool without SQLAlchemy's commit or rollback (a lost connection, a
+    # transaction abandoned by its holder) lets the next writer in too.
+    @event.listens_for(engine, "reset")
+    def _on_reset(_dbapi_connection, record, _reset_state):  # noqa: ANN001
+        writers.leave(record.info)
+
+    @event.listens_for(engine, "invalidate")
+    def _on_invalidate(_dbapi_connection, record, _exception):  # noqa: ANN001
+        writers.leave(record.info)
+
+    @event.listens_for(engine, "close")
+    def _on_close(_dbapi_connection, record):  # noqa: ANN001
+        writers.leave(record.info)
 
     @event.listens_for(engine, "before_cursor_execute")
     def _refuse_writes_in_snapshots(connection, _cursor, statement, _parameters, _context, _executemany):  # noqa: ANN001, PLR0913
@@ -100,6 +131,36 @@ def _configure_sqlite(engine: Engine) -> None:
             raise ReadOnlySessionError(
                 f"a write in a read-only (snapshot) session: {statement.split(None, 3)[:3]}; an endpoint that "
                 "writes on GET takes WriteSessionDep (services/kernel/service_app.py)")
+
+
+class WriterQueue:
+    """The process's writers of one SQLite database, let in one at a time before their ``BEGIN IMMEDIATE``.
+
+    SQLite lets one transaction write at a time; a second ``BEGIN IMMEDIATE`` waits in SQLite's busy handler, which
+    sleeps 1, 2, 5, … up to 100 ms between tries and so starts, on average, tens of milliseconds after the lock is
+    free: measured on a month's tax stage, collection's and accounts' write lock stood free about 5 % of the time
+    while a writer slept. Writers of the same process queue here instead and enter as soon as the previous one
+    commits or rolls back (the lock is released as the commit starts: the next writer's ``BEGIN IMMEDIATE`` may still
+    wait out the commit itself in SQLite). Other processes (a replica, the CLI) still meet at SQLite's lock, which
+    alone keeps the database correct: a writer that waits here longer than SQLite's own busy timeout goes on to
+    SQLite's lock rather than failing."""
+
+    WAIT_SECONDS = 30.0  # as PRAGMA busy_timeout
+    _HELD = "sifund_writer"
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+
+    def enter(self, info: dict) -> None:
+        if self._lock.acquire(timeout=self.WAIT_SECONDS):
+            info[self._HELD] = True
+
+    def leave(self, info: dict) -> None:
+        if info.pop(self._HELD, False):
+            self._lock.release()
+
+    def busy(self) -> bool:
+        return self._lock.locked()
 
 
 SNAPSHOT_OPTION = "sifund_snapshot"

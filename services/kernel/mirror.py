@@ -8,6 +8,7 @@ from typing import Any, TypeVar
 from sqlalchemy import insert, select
 from sqlmodel import Session
 
+from services.kernel import postgres_rows
 from services.kernel.events import EventEnvelope, EventPayload
 
 P = TypeVar("P", bound=EventPayload)
@@ -61,15 +62,21 @@ def execute_rows(session: Session, statement: Any, rows: list[dict[str, Any]]) -
     columns and the rows go to the driver's ``executemany`` as tuples: SQLAlchemy's per-row
     parameter dicts and processing cost more than SQLite's own work for a 1 000-line event. A value is bound as its
     column type binds it (timestamps as text), once per distinct value: the stamps an event puts on every row are one
-    value. Elsewhere (PostgreSQL), the Core ``executemany``."""
+    value. On PostgreSQL, ``postgres_rows``: a plain insert as ``COPY``, an upsert as the driver's ``executemany``.
+    Elsewhere, or for a statement neither path takes, the Core ``executemany``."""
     if not rows:
         return
     connection = session.connection()
+    keys = tuple(rows[0])
+    same_keys = all(len(row) == len(keys) for row in rows)  # the same keys: a missing one fails in itemgetter
+    if connection.dialect.name == "postgresql" and same_keys:
+        postgres_plan = postgres_rows.plan_for(statement, connection.dialect, keys)
+        if postgres_plan is not None:
+            postgres_rows.write(connection, postgres_plan, rows)
+            return
     plan = None
-    if connection.dialect.name == "sqlite":
-        keys = tuple(rows[0])
-        if all(len(row) == len(keys) for row in rows):  # the same keys: a missing one fails in itemgetter
-            plan = _driver_plan(statement, connection.dialect, keys)
+    if connection.dialect.name == "sqlite" and same_keys:
+        plan = _driver_plan(statement, connection.dialect, keys)
     if plan is None:
         connection.execute(statement, rows)
         return

@@ -4,10 +4,13 @@ NULLs, a constant of the conflict clause), and a statement it cannot take (``RET
 
 from datetime import UTC, date, datetime
 
+import pytest
 from sqlalchemy import BigInteger, Column, Date, DateTime, Integer, MetaData, String, Table, select
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
+from services.kernel.bulk import dialect_insert
 from services.kernel.db import make_engine, unit_of_work
 from services.kernel.mirror import _driver_plan, execute_rows
 
@@ -83,4 +86,55 @@ def test_rows_leaving_columns_out_get_their_defaults_either_way(tmp_path):
     assert tuple(got[2]) == ("c", 1, "none", got[3][3]) and got[3][1:] == (1, "none", got[3][3])
     assert _driver_plan(sqlite_insert(DEFAULTS), engine.dialect, ("id", "at")) is None  # fen's Python default
     assert _driver_plan(sqlite_insert(DEFAULTS), engine.dialect, ("id", "fen", "at")) is not None
+    engine.dispose()
+
+
+# -- on the backend under test (``make test-postgres``: COPY for a plain insert, the driver's executemany for an
+# upsert; on SQLite the tuples path) ----------------------------------------------------------------------------------
+
+
+def backend_upsert(dialect: str):  # noqa: ANN201
+    stmt = dialect_insert(dialect, CELLS)
+    return stmt.on_conflict_do_update(index_elements=["id"], set_={
+        "status": stmt.excluded.status, "fen": CELLS.c.fen + stmt.excluded.fen, "at": stmt.excluded.at,
+        "n": CELLS.c.n + 1}, where=CELLS.c.status != "final")
+
+
+def written_on(url: str, write) -> list[tuple]:  # noqa: ANN001
+    engine = make_engine(url)
+    metadata.create_all(engine)
+    upsert_statement = backend_upsert(engine.dialect.name)
+    plain = dialect_insert(engine.dialect.name, DEFAULTS)
+    at = datetime(2026, 10, 12, 8, 30, 15, 123456, tzinfo=UTC)
+    for round_ in range(3):
+        with unit_of_work(engine) as session:
+            write(session, upsert_statement, rows(round_))
+            write(session, plain, [{"id": f"d{round_}-{i}", "fen": i, "note": "甲\t\\N\n'" if i % 2 else None,
+                                    "at": at if i % 3 else None} for i in range(7)])
+    with Session(engine) as session:
+        written_rows = [tuple(r) for r in session.execute(select(CELLS).order_by(CELLS.c.id)).all()]
+        written_rows += [tuple(r) for r in session.execute(select(DEFAULTS).order_by(DEFAULTS.c.id)).all()]
+    metadata.drop_all(engine)
+    engine.dispose()
+    return written_rows
+
+
+def test_on_the_backend_under_test_the_driver_writes_what_core_writes(database_urls):
+    fast = written_on(database_urls["accounts"], execute_rows)
+    core = written_on(database_urls["benefits"],
+                      lambda session, statement, values: session.connection().execute(statement, values))
+    assert fast == core and len(fast) == 60 + 21
+    assert any(r[1] == "final" for r in fast) and any(r[2] == "甲\t\\N\n'" for r in fast)
+
+
+def test_on_the_backend_under_test_a_duplicate_is_sqlalchemys_integrity_error(database_urls):
+    engine = make_engine(database_urls["accounts"])
+    metadata.create_all(engine)
+    plain = dialect_insert(engine.dialect.name, DEFAULTS)
+    with pytest.raises(IntegrityError):
+        with unit_of_work(engine) as session:
+            execute_rows(session, plain, [{"id": "same", "fen": 1}, {"id": "same", "fen": 2}])
+    with Session(engine) as session:
+        assert session.execute(select(DEFAULTS)).all() == []  # nothing of the failed unit of work
+    metadata.drop_all(engine)
     engine.dispose()
