@@ -768,8 +768,10 @@ def period_lines(session: Session, period: int, *, employer_id: str | None, afte
         after_assessment, _, after_line = after.partition(".")
         if not after_line:
             raise Invalid("INVALID_CURSOR", "分页游标无效，请使用上一页返回的 next_cursor")
-        query = query.where((assessment.id > after_assessment)
-                            | ((assessment.id == after_assessment) & (line.id > after_line)))
+        # The bound on assessment.id alone lets the index start at the cursor (with only the OR, every page would
+        # join and skip all the lines before it: a month read in pages would cost pages × lines).
+        query = query.where(assessment.id >= after_assessment,
+                            (assessment.id > after_assessment) | (line.id > after_line))
     rows = session.connection().execute(query.order_by(assessment.id, line.id).limit(limit + 1)).all()
     if len(rows) <= limit:
         return rows, None
