@@ -19,19 +19,22 @@ handful of Core statements per event, whatever its size:
 Nothing here commits: the caller's unit of work does.
 """
 
-import json
 from collections.abc import Hashable, Iterable, Iterator, Sequence
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import ColumnElement, CursorResult, String, Table, any_, bindparam, case, func, select, tuple_, update
-from sqlalchemy.dialects.postgresql import ARRAY, insert as pg_insert
+from sqlalchemy import CursorResult, Table, bindparam, case, func, select, tuple_, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.sql.dml import Insert
 from sqlalchemy.sql.elements import False_, True_
 from sqlmodel import Session
 
 from services.kernel import clock
+
+# In ``keyset`` (``mirror`` looks keys up with them, and ``bulk`` builds on ``mirror``); still ``bulk.in_parameter``
+# and ``bulk.parameter_values`` for their callers.
+from services.kernel.keyset import in_parameter, parameter_values  # noqa: F401
 from services.kernel.mirror import execute_rows
 
 CHUNK = 500  # keys per IN (…): well under SQLite's and PostgreSQL's parameter limits
@@ -82,24 +85,6 @@ def expire_cached(session: Session, model: Any, keys: Iterable[tuple]) -> None:
 
 
 # -- lookups of many keys --------------------------------------------------------------------------------------------
-
-
-def in_parameter(dialect: str, column: Any, name: str | None = None,
-                 values: Iterable[str] | None = None) -> ColumnElement[bool]:
-    """``column IN :name`` with the values as one parameter — a JSON array read by ``json_each`` on SQLite, an array
-    on PostgreSQL (``= ANY``) — instead of one parameter per value: SQLAlchemy renders and names each of a thousand
-    expanding parameters, most of a bulk lookup's CPU. Both use the column's index. For statements built once per
-    dialect and cached, ``name`` the parameter ``parameter_values`` gives a value to (text keys); for a one-off
-    statement, ``values`` bound at once (an anonymous parameter)."""
-    bound = {} if values is None else {"value": parameter_values(dialect, values)}
-    if dialect == "sqlite":
-        return column.in_(select(func.json_each(bindparam(name, type_=String, **bound)).table_valued("value").c.value))
-    return column == any_(bindparam(name, type_=ARRAY(String), **bound))
-
-
-def parameter_values(dialect: str, values: Iterable[str]) -> Any:
-    """The value of an ``in_parameter`` parameter."""
-    return json.dumps(list(values)) if dialect == "sqlite" else list(values)
 
 
 def read(session: Session, statement: Any, params: dict[str, Any]) -> CursorResult:

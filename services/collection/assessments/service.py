@@ -459,6 +459,12 @@ class Issued:
     superseded: Assessment | None = None
 
 
+DECLARATION_LINE_COLUMNS = ("declaration_id", "person_id", "declared_base_fen", "base_fen", "clamp")
+LINE_COLUMNS = ("id", "assessment_id", "employer_id", "person_id", "fund", "period", "base_fen", "employer_rate",
+                "individual_rate", "employer_fen", "individual_fen", "due_date", "status", "paid_principal_fen",
+                "paid_late_fee_fen")
+
+
 @dataclass
 class Planned:
     """A declaration checked and assessed, its rows and event lines ready to be written with the others."""
@@ -466,8 +472,8 @@ class Planned:
     issued: Issued
     rates: Rates
     source: str
-    declaration_rows: list[dict[str, Any]]
-    line_rows: list[dict[str, Any]]
+    declaration_rows: list[tuple]  # in DECLARATION_LINE_COLUMNS' order
+    line_rows: list[tuple]  # in LINE_COLUMNS' order
     event_lines: list[dict[str, Any]]
 
 
@@ -503,39 +509,37 @@ def _plan(session: Session, known: Known, employer_id: str, period: int, lines: 
     declaration = Declaration(id=new_event_id(), employer_id=employer_id, period=period, status="assessed",
                               source=source, lines=len(checked.accepted), submitted_at=now, submitted_by=actor)
     assessment_id = new_event_id()
-    declaration_rows: list[dict[str, Any]] = []
-    line_rows: list[dict[str, Any]] = []
+    declaration_rows: list[tuple] = []
+    line_rows: list[tuple] = []
     event_lines: list[dict[str, Any]] = []
     employer_total = individual_total = 0
-    rate_text_by_fund = {fund: rates.text(fund) for fund in rates.by_fund}
-    ratios = {fund: (exact_ratio(employer), exact_ratio(individual))
-              for fund, (employer, individual) in rates.by_fund.items()}
+    due = rates.due
+    # Per fund: the two exact ratios and the rates' recorded text, looked up once per line.
+    by_fund = {fund: (exact_ratio(employer), exact_ratio(individual), *rates.text(fund))
+               for fund, (employer, individual) in rates.by_fund.items()}
+    declaration_id = declaration.id
     for line in checked.accepted:
-        declaration_rows.append({"declaration_id": declaration.id, "person_id": line.person_id,
-                                 "declared_base_fen": line.declared_base_fen, "base_fen": line.base_fen,
-                                 "clamp": line.clamp})
+        person_id, base, declared, clamp = line.person_id, line.base_fen, line.declared_base_fen, line.clamp
+        declaration_rows.append((declaration_id, person_id, declared, base, clamp))
         for fund in line.funds:
-            employer_ratio, individual_ratio = ratios[fund]
-            employer_fen = portion_fen(line.base_fen, employer_ratio)
-            individual_fen = portion_fen(line.base_fen, individual_ratio)
+            employer_ratio, individual_ratio, text_employer, text_individual = by_fund[fund]
+            employer_fen = portion_fen(base, employer_ratio)
+            individual_fen = portion_fen(base, individual_ratio)
             employer_total += employer_fen
             individual_total += individual_fen
-            paid_principal, paid_fee = paid.pop((line.person_id, fund), (0, 0))
-            status = "paid" if paid_principal and paid_principal >= employer_fen + individual_fen else "open"
+            if paid:  # a correction carries what was collected on the old line
+                paid_principal, paid_fee = paid.pop((person_id, fund), (0, 0))
+                status = "paid" if paid_principal and paid_principal >= employer_fen + individual_fen else "open"
+            else:
+                paid_principal = paid_fee = 0
+                status = "open"
             line_id = new_event_id()
-            text_employer, text_individual = rate_text_by_fund[fund]
-            line_rows.append({
-                "id": line_id, "assessment_id": assessment_id, "employer_id": employer_id,
-                "person_id": line.person_id, "fund": fund, "period": period, "base_fen": line.base_fen,
-                "employer_rate": text_employer, "individual_rate": text_individual, "employer_fen": employer_fen,
-                "individual_fen": individual_fen, "due_date": rates.due, "status": status,
-                "paid_principal_fen": paid_principal, "paid_late_fee_fen": paid_fee,
-            })
+            line_rows.append((line_id, assessment_id, employer_id, person_id, fund, period, base, text_employer,
+                              text_individual, employer_fen, individual_fen, due, status, paid_principal, paid_fee))
             # Plain dicts: validated once per part, by the outbox (``PayloadFields``), not as a model each.
             event_lines.append({
-                "line_id": line_id, "person_id": line.person_id, "fund": fund,
-                "declared_base_fen": line.declared_base_fen, "base_fen": line.base_fen, "clamp": line.clamp,
-                "employer_fen": employer_fen, "individual_fen": individual_fen})
+                "line_id": line_id, "person_id": person_id, "fund": fund, "declared_base_fen": declared,
+                "base_fen": base, "clamp": clamp, "employer_fen": employer_fen, "individual_fen": individual_fen})
     if paid:
         dropped = ", ".join(f"{p}/{f}" for p, f in sorted(paid)[:20])
         raise Conflict("PAID_LINE_DROPPED",
@@ -572,14 +576,15 @@ def _write(session: Session, planned: list[Planned]) -> None:
                             .values(status="superseded"))
         session.flush()  # the old one stops being the issued one before the new one is (one issued per month)
     # Parents first, as Core rows (the objects are answered, not loaded back).
-    for table, rows in (
-        (Declaration.__table__, [_row(p.issued.declaration) for p in planned]),
-        (Assessment.__table__, [_row(p.issued.assessment) for p in planned]),
-        (DeclarationLine.__table__, [row for p in planned for row in p.declaration_rows]),
-        (AssessmentLine.__table__, [row for p in planned for row in p.line_rows]),
+    for table, rows in ((Declaration.__table__, [_row(p.issued.declaration) for p in planned]),
+                        (Assessment.__table__, [_row(p.issued.assessment) for p in planned])):
+        bulk.insert_rows(session, table, rows)
+    for table, names, tuples in (
+        (DeclarationLine.__table__, DECLARATION_LINE_COLUMNS, [row for p in planned for row in p.declaration_rows]),
+        (AssessmentLine.__table__, LINE_COLUMNS, [row for p in planned for row in p.line_rows]),
     ):
-        for chunk in _chunks(rows):
-            bulk.insert_rows(session, table, chunk)
+        for chunk in _chunks(tuples):
+            bulk.insert_tuples(session, table, names, chunk)
 
     audit: list[dict[str, Any]] = []
     events: list[tuple[Any, str]] = []
