@@ -60,7 +60,7 @@ from services.kernel.bulk import read as read_rows
 from services.kernel.collector import collector_paused
 from services.kernel.auth import ensure_in_region, region_filter
 from services.kernel.errors import Conflict, DomainError, Invalid, NotFound, TooLarge
-from services.kernel.events import PayloadFields, new_event_id
+from services.kernel.events import PayloadFields, new_event_id, new_event_ids
 from services.kernel.identifiers import validate_citizen_id
 from services.kernel.keyset import in_parameter
 from services.kernel.money import Yuan, checked_total_fen, fen_to_yuan, percent_of_fen, yuan_to_fen
@@ -228,10 +228,9 @@ def due_date_of(period: int, due_day: int) -> date:
     return date(following // 100, following % 100, due_day)
 
 
-def covers(start: int, end: int | None, status: str, period: int) -> bool:
-    """Does an enrolment (start, end, status) oblige contributions for ``period``? Active or stopped ones cover
-    their months; a suspended one contributes nothing."""
-    return status in ("active", "stopped") and start <= period and (end is None or period <= end)
+# The states of an enrolment that oblige contributions for the months from its start to its end: active or stopped
+# ones cover their months; a suspended one contributes nothing.
+OBLIGED = frozenset({"active", "stopped"})
 
 
 @dataclass
@@ -360,7 +359,7 @@ def check_lines(known: Known, employer: RegistryEmployer, period: int, lines: li
     def refuse(line: InputLine, code: str, message: str, person_id: str | None = None) -> None:
         result.rejected.append(Rejection(line.line_no, person_id or line.person_id, line.citizen_id, code, message))
 
-    persons_by_id, persons_by_citizen = known.persons_by_id, known.persons_by_citizen
+    persons_by_id, persons_by_citizen, by_fund = known.persons_by_id, known.persons_by_citizen, rates.by_fund
     enrolments = known.enrolments[employer.employer_id]
     seen: dict[str, int] = {}
     for line in lines:
@@ -387,11 +386,14 @@ def check_lines(known: Known, employer: RegistryEmployer, period: int, lines: li
         suspended = False
         unconfigured: list[str] = []
         for fund, start, end, status in enrolments.get(person_id, ()):
-            if status == "suspended" and start <= period and (end is None or period <= end):
-                suspended = True
-            if not covers(start, end, status, period) or fund in funds:
+            if start > period or (end is not None and period > end):
+                continue  # not this month's
+            if status not in OBLIGED:
+                suspended = suspended or status == "suspended"
                 continue
-            if fund not in rates.by_fund:
+            if fund in funds:
+                continue
+            if fund not in by_fund:
                 unconfigured.append(fund)
             funds.append(fund)
         if unconfigured:
@@ -524,6 +526,7 @@ def _plan(session: Session, known: Known, employer_id: str, period: int, lines: 
     by_fund = {fund: (exact_ratio(employer), exact_ratio(individual), *rates.text(fund))
                for fund, (employer, individual) in rates.by_fund.items()}
     declaration_id = declaration.id
+    line_ids = iter(new_event_ids(sum(len(line.funds) for line in checked.accepted)))
     for line in checked.accepted:
         person_id, base, declared, clamp = line.person_id, line.base_fen, line.declared_base_fen, line.clamp
         declaration_rows.append((declaration_id, person_id, declared, base, clamp))
@@ -539,7 +542,7 @@ def _plan(session: Session, known: Known, employer_id: str, period: int, lines: 
             else:
                 paid_principal = paid_fee = 0
                 status = "open"
-            line_id = new_event_id()
+            line_id = next(line_ids)
             line_rows.append((line_id, assessment_id, employer_id, person_id, fund, period, base, text_employer,
                               text_individual, employer_fen, individual_fen, due, status, paid_principal, paid_fee))
             # Plain dicts: validated once per part, by the outbox (``PayloadFields``), not as a model each.
