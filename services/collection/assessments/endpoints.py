@@ -23,6 +23,7 @@ from services.collection.assessments.schemas import (
     DeclarationOut,
     DeclarationOutcome,
     IssueResult,
+    PeriodLineOut,
     PeriodLinePage,
     Refusal,
     SupersedeIn,
@@ -86,31 +87,20 @@ _LINE_JSON = (
 )
 
 
-class _PeriodLine(msgspec.Struct):
-    """A ``PeriodLineOut`` as msgspec writes it: its fields in the model's order, the amounts yuan text (a page of
-    5 000 lines is encoded in one pass in C, not formatted line by line)."""
-
-    id: str
-    assessment_id: str
-    employer_id: str | None
-    person_id: str
-    fund: str
-    base_fen: int
-    employer_fen: int
-    individual_fen: int
-    employer_amount: str
-    individual_amount: str
-    status: str
-
-
+# A ``PeriodLineOut`` as msgspec writes it: the model's fields in its order, the amounts yuan text (a page of 5 000
+# lines is encoded in one pass in C, not formatted line by line).
+_PeriodLine = msgspec.defstruct("_PeriodLine", list(PeriodLineOut.model_fields))
 _PAGE_ENCODER = msgspec.json.Encoder()
 
 
-def _period_line(line: Any) -> _PeriodLine:
+def _period_line(line: Any) -> Any:
     line_id, assessment_id, employer_id, person_id, fund, base, employer, individual, line_status = line
-    return _PeriodLine(line_id, assessment_id, employer_id, person_id, fund, base, employer, individual,
-                       "%d.%02d" % divmod(employer, 100) if employer >= 0 else yuan_text(employer),
-                       "%d.%02d" % divmod(individual, 100) if individual >= 0 else yuan_text(individual), line_status)
+    return _PeriodLine(
+        id=line_id, assessment_id=assessment_id, employer_id=employer_id, person_id=person_id, fund=fund,
+        base_fen=base, employer_fen=employer, individual_fen=individual,
+        employer_amount="%d.%02d" % divmod(employer, 100) if employer >= 0 else yuan_text(employer),
+        individual_amount="%d.%02d" % divmod(individual, 100) if individual >= 0 else yuan_text(individual),
+        status=line_status)
 
 
 def _line_json(line: Any, day: dict[date, str]) -> str:

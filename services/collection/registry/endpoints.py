@@ -6,7 +6,7 @@ from sqlalchemy import select
 from sqlmodel import Session
 
 from services.collection.models import RegistryEmployer, RegistryEnrolment, RegistryPerson
-from services.collection.registry.schemas import RegistryEmployerOut, RegistryEnrolmentPage
+from services.collection.registry.schemas import RegistryEmployerOut, RegistryEnrolmentOut, RegistryEnrolmentPage
 from services.kernel import context
 from services.kernel.auth import allow, ensure_in_region
 from services.kernel.errors import NotFound
@@ -62,22 +62,9 @@ def employer_enrolments(
     return Response(enrolment_page_json(rows[:limit], next_cursor), media_type="application/json")
 
 
-class _Enrolment(msgspec.Struct):
-    """A ``RegistryEnrolmentOut`` as msgspec writes it (its fields in the model's order): the clerk's client reads
-    every enrolment of every employer, so a page is encoded in one pass, not validated and dumped model by model."""
-
-    enrolment_id: str
-    person_id: str
-    citizen_id: str | None
-    name: str | None
-    life_status: str | None
-    fund: str
-    employer_id: str | None
-    start_period: int
-    end_period: int | None
-    status: str
-
-
+# A ``RegistryEnrolmentOut`` as msgspec writes it (the model's fields in its order): the clerk's client reads every
+# enrolment of every employer, so a page is encoded in one pass, not validated and dumped model by model.
+_Enrolment = msgspec.defstruct("_Enrolment", list(RegistryEnrolmentOut.model_fields))
 _ENCODER = msgspec.json.Encoder()
 
 
@@ -85,7 +72,8 @@ def enrolment_page_json(rows: list[Any], next_cursor: str | None) -> bytes:
     """A ``RegistryEnrolmentPage`` as JSON from the rows of ``employer_enrolments``' query, the citizen id shown or
     masked as ``CitizenIdOut`` does for the caller's role (a test holds the bytes equal to the model's)."""
     items = _ENCODER.encode([
-        _Enrolment(enrolment_id, person_id, reveal_citizen_id(citizen_id) if citizen_id is not None else None, name,
-                   life_status, fund, employer_id, start, end, status)
+        _Enrolment(enrolment_id=enrolment_id, person_id=person_id, fund=fund, employer_id=employer_id,
+                   citizen_id=reveal_citizen_id(citizen_id) if citizen_id is not None else None, name=name,
+                   life_status=life_status, start_period=start, end_period=end, status=status)
         for enrolment_id, person_id, fund, employer_id, start, end, status, citizen_id, name, life_status in rows])
     return b'{"items":%s,"next_cursor":%s}' % (items, _ENCODER.encode(next_cursor))
