@@ -91,7 +91,7 @@ def _chunks(items: list[Any], size: int = CHUNK) -> Iterator[list[Any]]:
 # -- input lines -----------------------------------------------------------------------------------------------------
 
 
-@dataclass
+@dataclass(slots=True)
 class InputLine:
     """A declaration line as received: valid (``base_fen`` set) or already refused (``code`` set)."""
 
@@ -119,8 +119,7 @@ class Rejection:
 
 
 def lines_from_request(lines: Iterable[DeclarationLineIn]) -> list[InputLine]:
-    return [InputLine(line_no=i, person_id=line.person_id, citizen_id=line.citizen_id, base_fen=yuan_to_fen(line.base))
-            for i, line in enumerate(lines, start=1)]
+    return [InputLine(i, line.person_id, line.citizen_id, yuan_to_fen(line.base)) for i, line in enumerate(lines, start=1)]
 
 
 def _reason(exc: Exception, default_code: str, default_message: str) -> tuple[str, str]:
@@ -268,7 +267,7 @@ def rates_for(employer: RegistryEmployer, period: int, params: Parameters,
 # -- resolving the lines ---------------------------------------------------------------------------------------------
 
 
-@dataclass
+@dataclass(slots=True)
 class Resolved:
     """An accepted line: the person, the declared and clamped base, and the funds to assess."""
 
