@@ -20,20 +20,18 @@ Figures: CPU µs per line (process time; SQLite runs in the process). Checks: ev
 """
 
 import argparse
-import cProfile
 import gc
 import json
 import os
-import pstats
 import random
 import statistics
 import tempfile
-import time
 from datetime import UTC, date, datetime
 
 import structlog
 from sqlalchemy import func, select
 
+from bench.collection_tax_batch import Stage
 from bench.money_in import CITY, CLERK, FUNDS, PERIOD, plan, seed_collection
 from services.collection import models as collection_models
 from services.collection.assessments import endpoints
@@ -81,28 +79,20 @@ def batch_bodies(employers: list[dict], cids: dict[str, str], period: int) -> li
 
 
 class Meter:
-    """CPU seconds of the timed work (optionally under cProfile)."""
+    """The CPU seconds of each piece of timed work (``collection_tax_batch.Stage``'s figures, one piece at a time)."""
 
     def __init__(self, profile: bool):
-        self.profiler = cProfile.Profile(time.process_time) if profile else None
+        self.stage = Stage(profile)
 
     def run(self, work):  # noqa: ANN001, ANN201
-        began = time.process_time()
-        if self.profiler is not None:
-            self.profiler.enable()
+        before = self.stage.cpu_seconds
         try:
-            return work()
+            return self.stage.run(0, work)
         finally:
-            if self.profiler is not None:
-                self.profiler.disable()
-            self.cpu_seconds = time.process_time() - began
+            self.cpu_seconds = self.stage.cpu_seconds - before
 
-    def top(self, n: int = 25) -> list[str] | None:
-        if self.profiler is None:
-            return None
-        rows = sorted(pstats.Stats(self.profiler).stats.items(), key=lambda kv: kv[1][3], reverse=True)[:n]
-        return [f"cum {v[3]:6.2f} s, own {v[2]:6.2f} s, {v[1]:>8} calls  {f.split('/work/')[-1]}:{line}({name})"
-                for (f, line, name), v in rows]
+    def top(self) -> list[str] | None:
+        return self.stage.top()
 
 
 def declare(engine, body: str) -> None:  # noqa: ANN001
