@@ -95,7 +95,9 @@ class RegistryEnrolment(CollectionTable, table=True):
     __table_args__ = (Index("ix_registry_enrolment_employer", "employer_id", "status"),)
 
     enrolment_id: str = Field(primary_key=True, max_length=36)
-    person_id: str = Field(max_length=36, index=True)
+    # Not indexed: collection reads enrolments by employer (declarations, the registry pages) or by id (the events),
+    # never by person; an index on it cost every imported enrolment a random-order index write.
+    person_id: str = Field(max_length=36)
     fund: str = Field(max_length=10)
     employer_id: str | None = Field(default=None, max_length=36)
     start_period: int

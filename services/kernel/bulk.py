@@ -24,8 +24,7 @@ from functools import lru_cache
 from operator import itemgetter
 from typing import Any
 
-import msgspec
-from sqlalchemy import JSON, ColumnElement, CursorResult, String, Table, bindparam, case, cast, func, select, tuple_, update
+from sqlalchemy import CursorResult, Table, bindparam, case, func, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.sql.dml import Insert
@@ -33,9 +32,12 @@ from sqlalchemy.sql.elements import False_, True_
 from sqlmodel import Session
 
 from services.kernel import clock
+
+# In ``keyset`` (``mirror`` looks keys up with them, and ``bulk`` builds on ``mirror``); still ``bulk.in_parameter``
+# and ``bulk.parameter_values`` for their callers.
+from services.kernel.keyset import in_parameter, parameter_values  # noqa: F401
 from services.kernel.mirror import execute_rows
 
-_JSON = msgspec.json.Encoder()
 CHUNK = 500  # keys per IN (…): well under SQLite's and PostgreSQL's parameter limits
 
 _INSERTS = {"postgresql": pg_insert, "sqlite": sqlite_insert}
@@ -84,28 +86,6 @@ def expire_cached(session: Session, model: Any, keys: Iterable[tuple]) -> None:
 
 
 # -- lookups of many keys --------------------------------------------------------------------------------------------
-
-
-def in_parameter(dialect: str, column: Any, name: str | None = None,
-                 values: Iterable[str] | None = None) -> ColumnElement[bool]:
-    """``column IN :name`` with the values as one parameter, a JSON array (read by ``json_each`` on SQLite,
-    ``json_array_elements_text`` on PostgreSQL), instead of one parameter per value: SQLAlchemy renders and names
-    each of a thousand expanding parameters, most of a bulk lookup's CPU (and psycopg dumps a list parameter value by
-    value in Python, ~0.8 µs each, where a JSON encoder is one C call). Both use the column's index. For statements
-    built once per dialect and cached, ``name`` the parameter ``parameter_values`` gives a value to (text keys); for
-    a one-off statement, ``values`` bound at once (an anonymous parameter)."""
-    bound = {} if values is None else {"value": parameter_values(dialect, values)}
-    parameter = bindparam(name, type_=String, **bound)
-    if dialect == "sqlite":
-        return column.in_(select(func.json_each(parameter).table_valued("value").c.value))
-    elements = func.json_array_elements_text(cast(parameter, JSON)).table_valued("value")
-    return column.in_(select(elements.c.value))
-
-
-def parameter_values(dialect: str, values: Iterable[str]) -> Any:
-    """The value of an ``in_parameter`` parameter: a JSON array as text (msgspec's encoder, several times quicker
-    than ``json.dumps`` for the thousand keys of a bulk event; text, not bytes, which SQLite would read as JSONB)."""
-    return _JSON.encode(list(values)).decode()
 
 
 def read(session: Session, statement: Any, params: dict[str, Any]) -> CursorResult:

@@ -61,6 +61,15 @@ def new_event_id() -> str:
     return str(value) if not shift_ms else str(uuid.UUID(int=value.int + (shift_ms << 80)))
 
 
+def new_event_ids(count: int) -> list[str]:
+    """``count`` ids of ``new_event_id`` at once (the lines of a batch), the clock's offset read once."""
+    shift_ms = clock.anchor() // _MILLISECOND
+    if not shift_ms:
+        return [str(uuid_utils.uuid7()) for _ in range(count)]
+    shift = shift_ms << 80
+    return [str(uuid.UUID(int=uuid_utils.uuid7().int + shift)) for _ in range(count)]
+
+
 _MILLISECOND = timedelta(milliseconds=1)
 
 

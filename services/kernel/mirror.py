@@ -10,6 +10,7 @@ from sqlmodel import Session
 
 from services.kernel import postgres_rows
 from services.kernel.events import EventEnvelope, EventPayload
+from services.kernel.keyset import in_parameter, parameter_values
 
 P = TypeVar("P", bound=EventPayload)
 Row = TypeVar("Row")
@@ -33,16 +34,25 @@ def is_fresh(row: Any, envelope: EventEnvelope) -> bool:
 
 def merge_rows(session: Session, model: type[Row], key_field: str, items: list[dict[str, Any]],
                envelope: EventEnvelope) -> None:
-    """Insert the rows not yet mirrored (Core, in chunks) and overwrite the known ones unless they are newer."""
-    key_column = getattr(model, key_field)
+    """Insert the rows not yet mirrored and overwrite the known ones unless they are newer. Per chunk: the known keys
+    in one lookup (the keys bound as one parameter), the new rows in one ``executemany`` at the driver
+    (``execute_rows``), and only the known rows loaded as objects (none, for an import's new entities)."""
+    dialect = session.get_bind().dialect.name
+    table = model.__table__  # type: ignore[attr-defined]
+    known_keys = _known_keys(dialect, table, key_field)
     for start in range(0, len(items), CHUNK):
         chunk = items[start:start + CHUNK]
         keys = [item[key_field] for item in chunk]
-        existing = {getattr(r, key_field): r for r in session.execute(
-            select(model).where(key_column.in_(keys))).scalars()}
-        new = [{**item, "source_event_id": envelope.id} for item in chunk if item[key_field] not in existing]
+        session.flush()  # what the ORM's autoflush did before the lookup
+        known = set(session.connection().execute(known_keys, {"keys": parameter_values(dialect, keys)}).scalars())
+        new = [{**item, "source_event_id": envelope.id} for item in chunk if item[key_field] not in known]
         if new:
-            session.execute(insert(model.__table__), new)
+            execute_rows(session, _insert_into(table), new)
+        if not known:
+            continue
+        key_column = getattr(model, key_field)
+        existing = {getattr(r, key_field): r for r in session.execute(
+            select(model).where(key_column.in_(sorted(known)))).scalars()}
         for item in chunk:
             row = existing.get(item[key_field])
             if row is not None and is_fresh(row, envelope):
@@ -50,6 +60,19 @@ def merge_rows(session: Session, model: type[Row], key_field: str, items: list[d
                     setattr(row, field, value)
                 row.source_event_id = envelope.id
                 session.add(row)
+
+
+@lru_cache(maxsize=64)
+def _known_keys(dialect: str, table: Any, key_field: str) -> Any:
+    """``SELECT key FROM table WHERE key IN :keys``, built once per table."""
+    column = table.c[key_field]
+    return select(column).where(in_parameter(dialect, column, "keys"))
+
+
+@lru_cache(maxsize=64)
+def _insert_into(table: Any) -> Any:
+    """One ``INSERT`` per table, so that ``execute_rows`` plans it once (its plan is cached by statement)."""
+    return insert(table)
 
 
 # -- one statement over many rows, at the driver ---------------------------------------------------------------------

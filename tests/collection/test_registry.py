@@ -10,8 +10,9 @@ from sqlmodel import Session
 
 from services.collection.models import RegistryEmployer, RegistryEnrolment, RegistryPerson
 from services.collection.registry import handlers
+from services.collection.registry.schemas import RegistryEnrolmentOut, RegistryEnrolmentPage
 from services.contracts import accounts as ae
-from services.kernel import clock
+from services.kernel import clock, context
 from services.kernel.events import EVENT_TYPES, EventActor, EventEnvelope, EventPayload, build_envelope
 from tests.support.registry import engine_of, error_code, make_citizen_id, make_uscc
 from tests.support.collection import REGION
@@ -117,6 +118,18 @@ async def test_registrations_through_the_accounts_api_reach_collections_registry
             if after is None:
                 break
         assert len(whole["items"]) >= 2 and whole["next_cursor"] is None and paged == whole["items"]
+        # the page written directly is the model's JSON, the citizen id shown or masked for each role
+        citizen_of = {p.person_id: p.citizen_id for p in rows(collection, RegistryPerson)}
+        for role in ("agency_reviewer", "accountant"):
+            for limit in (1, 100):
+                raw = await collection.get(f"/registry/employers/{employers[0]}/enrolments", headers=auth(
+                    role, region=REGION), params={"limit": limit})
+                body = raw.json()
+                with context.trace(actor=context.Actor(id="t", role=role, region=REGION)):
+                    model = RegistryEnrolmentPage(next_cursor=body["next_cursor"], items=[
+                        RegistryEnrolmentOut(**{**item, "citizen_id": citizen_of.get(item["person_id"])})
+                        for item in body["items"]])
+                    assert raw.content == model.model_dump_json().encode()
         elsewhere = await collection.get(f"/registry/employers/{employers[1]}", headers=auth("agency_clerk",
                                                                                               region="150103"))
         assert elsewhere.status_code == 403 and error_code(elsewhere) == "OUT_OF_REGION"

@@ -12,7 +12,7 @@ import pytest
 
 from services.kernel import clock
 from services.kernel.auth import TokenClaims, TokenVerifier, Unauthenticated, issue_token
-from services.kernel.events import new_event_id
+from services.kernel.events import new_event_id, new_event_ids
 from services.kernel.settings import Settings
 from tests.support.apps import TEST_PRIVATE_KEY, TEST_PUBLIC_KEY
 
@@ -117,9 +117,11 @@ def test_a_token_not_yet_valid_on_the_platform_clock_is_refused(settings):
         TokenVerifier(settings).decode(jwt.encode(payload, TEST_PRIVATE_KEY, algorithm="EdDSA"))
 
 
-def test_event_ids_carry_the_platform_clock_and_keep_their_order():
+@pytest.mark.parametrize("mint", [lambda n: [new_event_id() for _ in range(n)], new_event_ids],
+                         ids=["one by one", "at once"])
+def test_event_ids_carry_the_platform_clock_and_keep_their_order(mint):
     before = clock.utc_now() - timedelta(milliseconds=2)  # ids keep whole milliseconds of a whole-ms offset
-    ids = [new_event_id() for _ in range(1_000)]
+    ids = mint(1_000)
     after = clock.utc_now() + timedelta(milliseconds=1)
     minted = {datetime.fromtimestamp((uuid.UUID(i).int >> 80) / 1000, UTC) for i in ids}
     assert before <= min(minted) and max(minted) <= after

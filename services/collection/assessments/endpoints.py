@@ -3,6 +3,7 @@ from datetime import date
 from json.encoder import encode_basestring as _json_text
 from typing import Annotated, Any
 
+import msgspec
 from fastapi import APIRouter, File, Form, Query, Response, UploadFile, status
 from pydantic_core import to_json
 
@@ -22,6 +23,7 @@ from services.collection.assessments.schemas import (
     DeclarationOut,
     DeclarationOutcome,
     IssueResult,
+    PeriodLineOut,
     PeriodLinePage,
     Refusal,
     SupersedeIn,
@@ -85,20 +87,20 @@ _LINE_JSON = (
 )
 
 
-# A line of a month's collection plan (``PeriodLineOut``), as ``_LINE_JSON``.
-_PERIOD_LINE_JSON = (
-    '{"id":%s,"assessment_id":%s,"employer_id":%s,"person_id":%s,"fund":%s,"base_fen":%d,"employer_fen":%d,'
-    '"individual_fen":%d,"employer_amount":"%s","individual_amount":"%s","status":%s}'
-)
+# A ``PeriodLineOut`` as msgspec writes it: the model's fields in its order, the amounts yuan text (a page of 5 000
+# lines is encoded in one pass in C, not formatted line by line).
+_PeriodLine = msgspec.defstruct("_PeriodLine", list(PeriodLineOut.model_fields))
+_PAGE_ENCODER = msgspec.json.Encoder()
 
 
-def _period_line_json(line: Any) -> str:
+def _period_line(line: Any) -> Any:
     line_id, assessment_id, employer_id, person_id, fund, base, employer, individual, line_status = line
-    return _PERIOD_LINE_JSON % (
-        _json_text(line_id), _json_text(assessment_id), _json_text(employer_id) if employer_id is not None else "null",
-        _json_text(person_id), _json_text(fund), base, employer, individual,
-        "%d.%02d" % divmod(employer, 100) if employer >= 0 else yuan_text(employer),
-        "%d.%02d" % divmod(individual, 100) if individual >= 0 else yuan_text(individual), _json_text(line_status))
+    return _PeriodLine(
+        id=line_id, assessment_id=assessment_id, employer_id=employer_id, person_id=person_id, fund=fund,
+        base_fen=base, employer_fen=employer, individual_fen=individual,
+        employer_amount="%d.%02d" % divmod(employer, 100) if employer >= 0 else yuan_text(employer),
+        individual_amount="%d.%02d" % divmod(individual, 100) if individual >= 0 else yuan_text(individual),
+        status=line_status)
 
 
 def _line_json(line: Any, day: dict[date, str]) -> str:
@@ -129,10 +131,10 @@ def assessment_page_json(assessment: Assessment, lines: list[Any], next_cursor: 
 
 
 def period_page_json(lines: list[Any], next_cursor: str | None) -> bytes:
-    """A ``PeriodLinePage`` as JSON from rows of ``service.PERIOD_LINE_COLUMNS``, written as ``assessment_page_json``
-    writes its lines (a test holds it equal to the model's)."""
-    items = ",".join([_period_line_json(x) for x in lines])
-    return f'{{"items":[{items}],"next_cursor":{to_json(next_cursor).decode()}}}'.encode()
+    """A ``PeriodLinePage`` as JSON from rows of ``service.PERIOD_LINE_COLUMNS``, the lines written by msgspec (a test
+    holds it equal to the model's)."""
+    items = _PAGE_ENCODER.encode([_period_line(x) for x in lines])
+    return b'{"items":%s,"next_cursor":%s}' % (items, to_json(next_cursor))
 
 
 def declaration_out(d: Declaration) -> DeclarationOut:
