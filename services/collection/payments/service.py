@@ -40,7 +40,6 @@ most 1 000 a piece. One audit entry per batch keeps the counts and every rejecte
 
 import hashlib
 import json
-import re
 from json.encoder import encode_basestring as _json_string
 from collections import defaultdict, namedtuple
 from dataclasses import dataclass, field
@@ -134,22 +133,21 @@ def _content_hash(line: CheckedLine) -> str:
     Chinese label, is the same line. A JSON array keeps the fields apart whatever they contain. (Stored hashes are
     compared with those of lines sent again: the form of the text hashed must not change: the text is exactly
     ``json.dumps([...], ensure_ascii=False)`` of these strings, written without building an encoder per line.)"""
-    values = (line.tax_line_id, line.payer_uscc or "", line.citizen_id or "", line.fund, str(line.period),
-              str(line.employer_fen), str(line.individual_fen), str(line.late_fee_fen), line.method, line.voucher_no,
-              line.paid_date.isoformat())
-    text = _HASH_SEPARATOR.join(values)
-    # Nearly always nothing to escape (only the separators' quotes, no backslash, no control character): the
-    # values are quoted as they are; otherwise each one is escaped as json.dumps escapes it.
-    if text.count('"') == _SEPARATOR_QUOTES and _JSON_ESCAPED.search(text) is None:
-        body = f'["{text}"]'
-    else:
+    tax_line_id, payer, citizen, fund, period, employer_fen, individual_fen, late_fee_fen, method, voucher, paid = line
+    paid_on = paid.isoformat()
+    body = (f'["{tax_line_id}", "{payer or ""}", "{citizen or ""}", "{fund}", "{period}", "{employer_fen}", '
+            f'"{individual_fen}", "{late_fee_fen}", "{method}", "{voucher}", "{paid_on}"]')
+    # Nearly always nothing to escape (only the quotes around the values, no backslash, no control character): the
+    # values are quoted as they are; otherwise each one is escaped as json.dumps escapes it. (Control characters
+    # are not printable; text that is not printable for another reason takes the exact path too.)
+    if body.count('"') != _VALUE_QUOTES or "\\" in body or not body.isprintable():
+        values = (tax_line_id, payer or "", citizen or "", fund, str(period), str(employer_fen), str(individual_fen),
+                  str(late_fee_fen), method, voucher, paid_on)
         body = "[" + ", ".join(map(_json_string, values)) + "]"
     return hashlib.sha256(body.encode()).hexdigest()
 
 
-_HASH_SEPARATOR = '", "'
-_SEPARATOR_QUOTES = 2 * 10  # ten separators between the eleven values
-_JSON_ESCAPED = re.compile(r'[\\\x00-\x1f]')  # besides '"', what json.dumps(ensure_ascii=False) escapes
+_VALUE_QUOTES = 2 * 11  # the eleven values' own quotes
 
 
 def _best_effort_amount(raw: dict[str, Any]) -> int | None:
