@@ -395,7 +395,7 @@ def receive_batch(session: Session, raw_lines: list[tuple[int, Any]], *, source_
         session.add(batch)
         session.flush()
         bulk.insert_tuples(session, TaxPayment.__table__, PAYMENT_COLUMNS, [_payment_row(a, batch.id) for a in accepted])
-        bulk.insert_rows(session, LateFeeCharge.__table__, charges)
+        bulk.insert_tuples(session, LateFeeCharge.__table__, CHARGE_COLUMNS, charges)
         bulk.update_settled_lines(session, AssessmentLine.__table__, line_updates)
         _emit(session, batch.id, accepted, rejected)
         append_audit(session, action="tax_payment_batch.receive", entity_type="tax_payment_batch", entity_id=batch.id,
@@ -433,6 +433,10 @@ def _reject(line_no: int, line: CheckedLine, code: str, message: str) -> _Reject
 PAYMENT_COLUMNS = ("id", "tax_line_id", "content_hash", "batch_id", "payer_uscc", "employer_id", "citizen_id",
                    "person_id", "fund", "period", "employer_fen", "individual_fen", "late_fee_fen", "method",
                    "voucher_no", "paid_date", "match_status", "assessment_line_id", "match_note")
+
+
+CHARGE_COLUMNS = ("assessment_line_id", "tax_payment_id", "days_late", "principal_before_fen", "principal_paid_fen",
+                  "fee_accrued_fen", "fee_paid_fen", "computed_at")
 
 
 def _payment_row(a: _Accepted, batch_id: str) -> tuple:
@@ -543,7 +547,9 @@ def _yuan(fen: int) -> str:
 
 
 def _match_and_settle(session: Session, accepted: list[_Accepted], parameters: ParameterSets,
-                      now: datetime) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+                      now: datetime) -> tuple[list[tuple], list[bulk.SettledLine]]:
+    """The batch's ``LateFeeCharge`` rows (tuples in ``CHARGE_COLUMNS``' order, in settling order) and the settled
+    assessment lines' new figures."""
     person_ids = {a.person.person_id for a in accepted if a.person is not None}
     employer_ids = {a.employer.employer_id for a in accepted
                     if a.employer is not None and a.line.citizen_id is None}
@@ -556,7 +562,7 @@ def _match_and_settle(session: Session, accepted: list[_Accepted], parameters: P
         if line.employer_id is not None:
             by_employer[(line.employer_id, line.fund, line.period)].append(line)
 
-    charges: list[dict[str, Any]] = []
+    charges: list[tuple] = []
     for a in sorted(accepted, key=lambda x: (x.line.paid_date, x.line_no)):
         targets = _targets(a, by_person, by_employer)
         if not targets:
@@ -571,12 +577,8 @@ def _match_and_settle(session: Session, accepted: list[_Accepted], parameters: P
                 continue  # an employer-level payment that did not reach this line's fee: nothing to record
             target.state = settlement.after
             target.touched = True
-            charges.append({
-                "assessment_line_id": target.id, "tax_payment_id": a.payment_id,
-                "days_late": settlement.segment.days, "principal_before_fen": settlement.principal_before_fen,
-                "principal_paid_fen": settlement.principal_paid_fen, "fee_accrued_fen": settlement.fee_accrued_fen,
-                "fee_paid_fen": settlement.fee_paid_fen, "computed_at": now,
-            })
+            charges.append((target.id, a.payment_id, settlement.segment.days, settlement.principal_before_fen,
+                            settlement.principal_paid_fen, settlement.fee_accrued_fen, settlement.fee_paid_fen, now))
             if settlement.segment.days == 0 and a.line.paid_date < settlement.segment.start:
                 a.notes.append(f"BACKDATED: 缴费日期早于该核定明细已计滞纳金的截止日 {settlement.segment.start.isoformat()}，"
                                "未另计天数")
@@ -590,14 +592,13 @@ def _match_and_settle(session: Session, accepted: list[_Accepted], parameters: P
             a.notes.append(f"OVERPAID: 多缴 {_yuan(allocation.overpaid_fen)} 元，待核实退还或抵缴")
 
     updates = [
-        {"_id": line.id, "_principal": line.state.paid_principal_fen, "_fee": line.state.fee_paid_fen,
-         "_status": "paid" if line.state.settled else "open"}
-        for line in lines.values() if line.touched
+        bulk.SettledLine(state.paid_principal_fen, state.fee_paid_fen, "paid" if state.settled else "open", line.id)
+        for line in lines.values() if line.touched for state in (line.state,)
     ]
     return charges, updates
 
 
-def _settle_line(a: _Accepted, target: _OpenLine, rate: Decimal, rate_source: str, now: datetime) -> dict[str, Any]:
+def _settle_line(a: _Accepted, target: _OpenLine, rate: Decimal, rate_source: str, now: datetime) -> tuple:
     """A payment that settles one line (person-level, or an employer with one open line): ``settle_many``'s outcome
     for one line (``latefee.settle_one``), the same charge row and notes. Returns the charge row."""
     paid_date = a.line.paid_date
@@ -613,9 +614,8 @@ def _settle_line(a: _Accepted, target: _OpenLine, rate: Decimal, rate_source: st
                        f"（日费率 {rate}，{rate_source}）")
     if paid.overpaid_fen:
         a.notes.append(f"OVERPAID: 多缴 {_yuan(paid.overpaid_fen)} 元，待核实退还或抵缴")
-    return {"assessment_line_id": target.id, "tax_payment_id": a.payment_id, "days_late": paid.days,
-            "principal_before_fen": paid.principal_before_fen, "principal_paid_fen": paid.principal_paid_fen,
-            "fee_accrued_fen": paid.fee_accrued_fen, "fee_paid_fen": paid.fee_paid_fen, "computed_at": now}
+    return (target.id, a.payment_id, paid.days, paid.principal_before_fen, paid.principal_paid_fen, paid.fee_accrued_fen,
+            paid.fee_paid_fen, now)
 
 
 
