@@ -517,7 +517,8 @@ def _open_lines(session: Session, *, person_ids: set[str], employer_ids: set[str
     table = AssessmentLine.__table__.c
     assessment = Assessment.__table__.c
     columns = (table.id, table.assessment_id, table.employer_id, table.person_id, table.fund, table.period,
-               table.employer_fen, table.individual_fen, table.due_date)
+               table.employer_fen, table.individual_fen, table.due_date, table.paid_principal_fen,
+               table.paid_late_fee_fen)
     rows: dict[str, Any] = {}
     if not periods:
         return {}
@@ -535,7 +536,7 @@ def _open_lines(session: Session, *, person_ids: set[str], employer_ids: set[str
     # Rows unpacked by position (``columns``' order): a Row's attribute access costs more, once per line.
     return {
         line_id: _OpenLine(line_id, assessment_id, employer_id, person_id, fund, period, states[line_id])
-        for line_id, assessment_id, employer_id, person_id, fund, period, *_amounts in rows.values()
+        for line_id, assessment_id, employer_id, person_id, fund, period, *_figures in rows.values()
     }
 
 
