@@ -221,22 +221,19 @@ class _Accepted:
     line: CheckedLine
     digest: str
     payment_id: str
-    employer: Any  # registry row or None
-    person: Any
-    employer_fen: int
-    individual_fen: int
-    late_fee_fen: int
+    employer_id: str | None  # the payer in the registry (None: no payer_uscc, or not registered)
+    person_id: str | None  # the insured person in the registry (None: no citizen_id, or not registered)
     match_status: str = MatchStatus.unmatched.value
     assessment_line_id: str | None = None
     notes: list[str] = field(default_factory=list)
 
     @property
     def total_fen(self) -> int:
-        return self.employer_fen + self.individual_fen + self.late_fee_fen
+        return self.line.total_fen
 
     @property
     def principal_fen(self) -> int:
-        return self.employer_fen + self.individual_fen
+        return self.line.employer_fen + self.line.individual_fen
 
 
 @dataclass(slots=True)
@@ -375,10 +372,10 @@ def receive_batch(session: Session, raw_lines: list[tuple[int, Any]], *, source_
             continue
         voucher_payers[line.voucher_no] = payer
         seen_in_batch[line.tax_line_id] = (digest, line_no)
-        accepted.append(_Accepted(
-            line_no=line_no, line=line, digest=digest, payment_id=new_event_id(), employer=employer,
-            person=persons.get(line.citizen_id) if line.citizen_id else None,
-            employer_fen=line.employer_fen, individual_fen=line.individual_fen, late_fee_fen=line.late_fee_fen))
+        person = persons.get(line.citizen_id) if line.citizen_id else None
+        accepted.append(_Accepted(line_no, line, digest, new_event_id(),
+                                  employer.employer_id if employer is not None else None,
+                                  person.person_id if person is not None else None))
 
     # 6: match and settle.
     now = clock.utc_now()
@@ -441,12 +438,10 @@ CHARGE_COLUMNS = ("assessment_line_id", "tax_payment_id", "days_late", "principa
 
 def _payment_row(a: _Accepted, batch_id: str) -> tuple:
     """The ``TaxPayment`` row of an accepted line, in ``PAYMENT_COLUMNS``' order."""
-    line = a.line
-    return (a.payment_id, line.tax_line_id, a.digest, batch_id, line.payer_uscc,
-            a.employer.employer_id if a.employer is not None else None, line.citizen_id,
-            a.person.person_id if a.person is not None else None, line.fund, line.period, a.employer_fen,
-            a.individual_fen, a.late_fee_fen, line.method, line.voucher_no, line.paid_date, a.match_status,
-            a.assessment_line_id, "；".join(a.notes) or None)
+    tax_line_id, payer, citizen, fund, period, employer_fen, individual_fen, late_fee_fen, method, voucher, paid = a.line
+    return (a.payment_id, tax_line_id, a.digest, batch_id, payer, a.employer_id, citizen, a.person_id, fund, period,
+            employer_fen, individual_fen, late_fee_fen, method, voucher, paid, a.match_status, a.assessment_line_id,
+            "；".join(a.notes) or None)
 
 
 # -- lookups (one query per chunk of ids) ----------------------------------------------------------------------------
@@ -551,9 +546,8 @@ def _match_and_settle(session: Session, accepted: list[_Accepted], parameters: P
                       now: datetime) -> tuple[list[tuple], list[bulk.SettledLine]]:
     """The batch's ``LateFeeCharge`` rows (tuples in ``CHARGE_COLUMNS``' order, in settling order) and the settled
     assessment lines' new figures."""
-    person_ids = {a.person.person_id for a in accepted if a.person is not None}
-    employer_ids = {a.employer.employer_id for a in accepted
-                    if a.employer is not None and a.line.citizen_id is None}
+    person_ids = {a.person_id for a in accepted if a.person_id is not None}
+    employer_ids = {a.employer_id for a in accepted if a.employer_id is not None and a.line.citizen_id is None}
     lines = _open_lines(session, person_ids=person_ids, employer_ids=employer_ids,
                         periods={a.line.period for a in accepted}, parameters=parameters)
     by_person: dict[tuple[str, str, int], list[_OpenLine]] = defaultdict(list)
@@ -628,16 +622,16 @@ def _outstanding(line: _OpenLine) -> bool:
 def _targets(a: _Accepted, by_person: dict, by_employer: dict) -> list[_OpenLine]:
     """The lines this payment settles ([] = unmatched, with a note on ``a``)."""
     line = a.line
-    if line.payer_uscc and a.employer is None:
+    if line.payer_uscc and a.employer_id is None:
         a.notes.append(f"PAYER_NOT_REGISTERED: 缴费单位 {line.payer_uscc} 未在本统筹区办理社会保险登记")
         return []
     if line.citizen_id is not None:
-        if a.person is None:
+        if a.person_id is None:
             a.notes.append("PERSON_NOT_REGISTERED: 本系统无此公民身份号码的参保人员")
             return []
-        candidates = by_person.get((a.person.person_id, line.fund, line.period), [])
-        if a.employer is not None:
-            candidates = [c for c in candidates if c.employer_id == a.employer.employer_id]
+        candidates = by_person.get((a.person_id, line.fund, line.period), [])
+        if a.employer_id is not None:
+            candidates = [c for c in candidates if c.employer_id == a.employer_id]
         if not candidates:
             a.notes.append(f"NO_ASSESSMENT_LINE: 无该人员 {line.fund} 险种 {line.period} 期的核定明细")
             return []
@@ -650,7 +644,7 @@ def _targets(a: _Accepted, by_person: dict, by_employer: dict) -> list[_OpenLine
                            "请复核指定")
             return []
         return open_
-    candidates = by_employer.get((a.employer.employer_id, line.fund, line.period), [])
+    candidates = by_employer.get((a.employer_id, line.fund, line.period), [])
     if not candidates:
         a.notes.append(f"NO_ASSESSMENT: 该单位无 {line.fund} 险种 {line.period} 期的核定明细")
         return []
@@ -672,16 +666,7 @@ def _targets(a: _Accepted, by_person: dict, by_employer: dict) -> list[_OpenLine
 def _emit(session: Session, batch_id: str, accepted: list[_Accepted], rejected: list[_Rejected]) -> None:
     # The lines were checked on the way in and their fen computed once; the event's lines go to the contract as
     # plain dicts, validated once by the outbox (``PayloadFields``: one pydantic pass per event, not three).
-    collected = [
-        {"payment_id": a.payment_id, "tax_line_id": a.line.tax_line_id, "payer_uscc": a.line.payer_uscc,
-         "employer_id": a.employer.employer_id if a.employer is not None else None,
-         "person_id": a.person.person_id if a.person is not None else None, "citizen_id": a.line.citizen_id,
-         "fund": a.line.fund, "period": a.line.period, "employer_fen": a.employer_fen,
-         "individual_fen": a.individual_fen, "late_fee_fen": a.late_fee_fen, "method": a.line.method,
-         "voucher_no": a.line.voucher_no, "paid_date": a.line.paid_date, "assessment_line_id": a.assessment_line_id,
-         "match_status": a.match_status}
-        for a in sorted(accepted, key=lambda x: x.line_no)
-    ]
+    collected = [_collected_line(a) for a in sorted(accepted, key=lambda x: x.line_no)]
     parts = (len(collected) + EVENT_MAX_LINES - 1) // EVENT_MAX_LINES
     events: list[tuple[Any, str]] = [
         (PayloadFields(PaymentsCollected, {"batch_id": batch_id, "part": index, "parts": parts, "lines": part}),
@@ -697,6 +682,16 @@ def _emit(session: Session, batch_id: str, accepted: list[_Accepted], rejected: 
         for part in chunks(ordered, EVENT_MAX_LINES)
     ]
     record_events(session, events, source=SOURCE)
+
+
+def _collected_line(a: _Accepted) -> dict[str, Any]:
+    """An accepted line as a ``PaymentsCollected`` line."""
+    tax_line_id, payer, citizen, fund, period, employer_fen, individual_fen, late_fee_fen, method, voucher, paid = a.line
+    return {"payment_id": a.payment_id, "tax_line_id": tax_line_id, "payer_uscc": payer, "employer_id": a.employer_id,
+            "person_id": a.person_id, "citizen_id": citizen, "fund": fund, "period": period,
+            "employer_fen": employer_fen, "individual_fen": individual_fen, "late_fee_fen": late_fee_fen,
+            "method": method, "voucher_no": voucher, "paid_date": paid, "assessment_line_id": a.assessment_line_id,
+            "match_status": a.match_status}
 
 
 # -- reading ---------------------------------------------------------------------------------------------------------
