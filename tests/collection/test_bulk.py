@@ -17,12 +17,11 @@ def test_rows_are_bound_as_their_column_types_bind_them(tmp_path):
     instant = datetime(2026, 2, 10, 8, 0, tzinfo=UTC)
     same_instant_elsewhere = instant.astimezone(timezone(timedelta(hours=8)))  # equal, another object
     values = [instant, instant, same_instant_elsewhere, instant + timedelta(microseconds=1), None, instant]
-    rows = [{"assessment_line_id": f"l-{i}", "computed_at": v} for i, v in enumerate(values)]
+    rows = [(f"l-{i}", v) for i, v in enumerate(values)]
     with Session(engine) as session:
         dialect = session.get_bind().dialect
         process = table.c.computed_at.type.dialect_impl(dialect).bind_processor(dialect)
-        got = bulk._driver_rows(session, table, {"assessment_line_id": "assessment_line_id",
-                                                 "computed_at": "computed_at"}, rows)
+        got = bulk._bound(session, table, ("assessment_line_id", "computed_at"), rows)
     assert got == [(f"l-{i}", process(v) if v is not None else None) for i, v in enumerate(values)]
     assert date(2026, 2, 10).isoformat() in got[0][1]
     engine.dispose()

@@ -47,6 +47,19 @@ def charges_of(client, line_id: str) -> list[LateFeeCharge]:  # noqa: ANN001
                                     .order_by(LateFeeCharge.id)).scalars())
 
 
+def assert_lines_carry_their_charges(client) -> None:  # noqa: ANN001
+    """Every assessment line's paid figures are the sums of its charges, so a line with both at zero has none
+    (``arrears.states._may_have_charges``: a batch does not look such lines up in ``late_fee_charge``)."""
+    charge = LateFeeCharge.__table__.c
+    with Session(engine_of(client)) as session:
+        sums = {line_id: (int(p), int(f)) for line_id, p, f in session.execute(
+            select(charge.assessment_line_id, func.sum(charge.principal_paid_fen), func.sum(charge.fee_paid_fen))
+            .group_by(charge.assessment_line_id)).all()}
+        lines = session.execute(select(AssessmentLine.id, AssessmentLine.paid_principal_fen,
+                                       AssessmentLine.paid_late_fee_fen)).all()
+    assert sums and all(sums.get(line_id, (0, 0)) == (p, f) for line_id, p, f in lines)
+
+
 def codes(result: dict) -> dict[str, str]:
     return {r["tax_line_id"]: r["code"] for r in result["rejections"]}
 
@@ -129,6 +142,7 @@ async def test_partial_payments_settle_principal_first_then_fee_segment_by_segme
                                                    paid_date="2026-05-02")])
         assert fourth.json()["unmatched"] == 1
         assert fourth.json()["unmatched_lines"][0]["note"].startswith("ALREADY_SETTLED")
+        assert_lines_carry_their_charges(client)
 
 
 async def test_a_payment_before_the_due_date_has_no_late_fee(start_service, settings):
@@ -167,6 +181,7 @@ async def test_employer_level_lines_match_by_totals(start_service, settings):
         assert [c.principal_paid_fen for i in line_ids[:2] for c in charges_of(client, i)] == [120_000, 60_000]
         [event] = [e for e in outbox(client, COLLECTED) if e["lines"][0]["tax_line_id"] == "EL-2"]
         assert event["lines"][0]["match_status"] == "matched" and event["lines"][0]["assessment_line_id"] is None
+        assert_lines_carry_their_charges(client)
 
 
 # -- refusals --------------------------------------------------------------------------------------------------------
@@ -452,6 +467,7 @@ async def test_unmatched_lines_are_kept_listed_and_resolved_by_a_reviewer(start_
         with Session(engine_of(client)) as session:
             entry = session.execute(select(AuditEntry).where(AuditEntry.action == "tax_payment.resolve")).scalar_one()
         assert entry.entity_id == n1["id"] and entry.reason.startswith("税务所属期")
+        assert_lines_carry_their_charges(client)
 
 
 async def test_a_person_with_lines_at_two_employers_is_matched_by_the_paying_employer(start_service, settings):
@@ -559,7 +575,7 @@ def test_a_plain_line_is_checked_as_the_model_checks_it():
     # a field added to the model must be added to the shortcut too
     in_fen = {"employer_amount": "employer_fen", "individual_amount": "individual_fen",
               "late_fee_amount": "late_fee_fen"}
-    assert {in_fen.get(name, name) for name in TaxPaymentLine.model_fields} == set(CheckedLine.__slots__)
+    assert {in_fen.get(name, name) for name in TaxPaymentLine.model_fields} == set(CheckedLine._fields)
     assert set(TaxPaymentLine.model_fields) == set(_VARIANTS)
     base = pay("T-1", payer_uscc=make_uscc(3), citizen_id=citizen_id(5), employer_amount="869.78",
                individual_amount="434.89")

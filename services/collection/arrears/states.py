@@ -132,11 +132,11 @@ def charge_totals(session: Session, line_ids: Iterable[str], *, through: date | 
 
 
 def line_state(employer_fen: int, individual_fen: int, due_date: date, totals: ChargeTotals | None) -> LineState:
+    # Positional (LineState's field order): keywords cost a named tuple's __new__ twice as much, once per line.
     if totals is None:
-        return LineState(principal_fen=employer_fen + individual_fen, due_date=due_date)
-    return LineState(principal_fen=employer_fen + individual_fen, due_date=due_date,
-                     paid_principal_fen=totals.principal_paid_fen, fee_accrued_fen=totals.fee_accrued_fen,
-                     fee_paid_fen=totals.fee_paid_fen, accrued_through=totals.last_paid_date)
+        return LineState(employer_fen + individual_fen, due_date)
+    return LineState(employer_fen + individual_fen, due_date, totals.principal_paid_fen, totals.fee_accrued_fen,
+                     totals.fee_paid_fen, totals.last_paid_date)
 
 
 @dataclass(frozen=True)
@@ -180,10 +180,19 @@ class LoadedStates:
     replayed: dict[str, list[Step]]  # for corrected lines: their payments replayed on the corrected principal
 
 
+def _may_have_charges(row: Any) -> bool:
+    """False for a line whose stored paid principal and paid late fee are both zero: it has no charge, for every
+    charge pays some principal or fee (a stored payment is never zero; a zero share of an employer-level payment is
+    not recorded) and is written in the same transaction as its line's new paid figures. Most of a tax batch's lines
+    are such, and are not looked up in ``late_fee_charge``. A row without those figures may have any."""
+    return getattr(row, "paid_principal_fen", None) != 0 or getattr(row, "paid_late_fee_fen", None) != 0
+
+
 def load_states(session: Session, rows: list[Any], *, through: date | None = None,
                 rate_on: Callable[[date], Decimal] | None = None) -> LoadedStates:
     """The state of each line of ``rows`` (carrying ``id``, ``assessment_id``, ``person_id``, ``fund``,
-    ``employer_fen``, ``individual_fen`` and ``due_date``), counting only payments paid on or before ``through``.
+    ``employer_fen``, ``individual_fen`` and ``due_date``, and if they can ``paid_principal_fen`` and
+    ``paid_late_fee_fen``: see ``_may_have_charges``), counting only payments paid on or before ``through``.
 
     A line never corrected: the sums of its recorded charges (each charge keeps the fee computed when the payment was
     settled). A corrected line: its payments and its predecessors' are **replayed** in paid-date order on the
@@ -193,7 +202,7 @@ def load_states(session: Session, rows: list[Any], *, through: date | None = Non
     then), and one that lowers it owes less."""
     history = predecessors(session, rows)
     plain = [r for r in rows if r.id not in history]
-    totals = charge_totals(session, [r.id for r in plain], through=through)
+    totals = charge_totals(session, [r.id for r in plain if _may_have_charges(r)], through=through)
     states = {r.id: line_state(r.employer_fen, r.individual_fen, r.due_date, totals.get(r.id)) for r in plain}
     replayed: dict[str, list[Step]] = {}
     corrected = [r for r in rows if r.id in history]

@@ -11,7 +11,7 @@ statement whatever the number of rows.
 """
 
 from operator import itemgetter
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import ARRAY, Table, bindparam, insert, text, update
 from sqlmodel import Session
@@ -25,14 +25,6 @@ def _array_of(session: Session, table: Table, name: str, values: list[Any]) -> t
     column = table.c[name]
     sql_type = column.type.compile(dialect=session.get_bind().dialect)
     return f"CAST(:{name} AS {sql_type}[])", bindparam(name, values, type_=ARRAY(column.type))
-
-
-def _driver_rows(session: Session, table: Table, columns: dict[str, str], rows: list[dict[str, Any]]) -> list[tuple]:
-    """The rows' values as tuples (``columns``: column name → key in the row, in the statement's order), each bound
-    as its column type binds it for this dialect (only dates and timestamps have anything to do)."""
-    values = itemgetter(*columns.values())
-    out = [values(row) for row in rows] if len(columns) > 1 else [(values(row),) for row in rows]
-    return _bound(session, table, list(columns), out)
 
 
 def _bound(session: Session, table: Table, names: list[str] | tuple[str, ...], out: list[tuple]) -> list[tuple]:
@@ -58,11 +50,6 @@ def _bound(session: Session, table: Table, names: list[str] | tuple[str, ...], o
             bound.append(value)
         columns[index] = tuple(bound)
     return list(zip(*columns))
-
-
-def _sqlite_executemany(session: Session, table: Table, sql: str, columns: dict[str, str],
-                        rows: list[dict[str, Any]]) -> None:
-    session.connection().exec_driver_sql(sql, _driver_rows(session, table, columns, rows))
 
 
 def _quoted(session: Session, name: str) -> str:
@@ -95,32 +82,39 @@ def insert_tuples(session: Session, table: Table, names: tuple[str, ...], rows: 
     session.execute(statement.bindparams(*params))
 
 
-def update_settled_lines(session: Session, table: Table, updates: list[dict[str, Any]]) -> None:
-    """``updates``: dicts with ``_id``, ``_principal``, ``_fee``, ``_status`` (paid principal, paid late fee, status)."""
+class SettledLine(NamedTuple):
+    """An assessment line's figures after a batch settled it (in the SQLite statement's parameter order)."""
+
+    paid_principal_fen: int
+    paid_late_fee_fen: int
+    status: str
+    id: str
+
+
+def update_settled_lines(session: Session, table: Table, updates: list[SettledLine]) -> None:
     if not updates:
         return
     c = table.c
     if session.get_bind().dialect.name == "sqlite":
         sql = (f"UPDATE {_quoted(session, table.name)} SET paid_principal_fen = ?, paid_late_fee_fen = ?, status = ? "
                "WHERE id = ?")
-        _sqlite_executemany(session, table, sql, {"paid_principal_fen": "_principal", "paid_late_fee_fen": "_fee",
-                                                  "status": "_status", "id": "_id"}, updates)
+        session.connection().exec_driver_sql(sql, updates)  # ints and text: nothing for a bind processor to do
         return
     if not _is_postgres(session):
         session.execute(
             update(table).where(c.id == bindparam("_id"))
             .values(paid_principal_fen=bindparam("_principal"), paid_late_fee_fen=bindparam("_fee"),
                     status=bindparam("_status")),
-            updates,
+            [{"_principal": u.paid_principal_fen, "_fee": u.paid_late_fee_fen, "_status": u.status, "_id": u.id}
+             for u in updates],
         )
         return
-    columns = {"id": "_id", "paid_principal_fen": "_principal", "paid_late_fee_fen": "_fee", "status": "_status"}
-    casts, params = zip(*(_array_of(session, table, name, [u[key] for u in updates]) for name, key in columns.items()),
-                        strict=True)
+    casts, params = zip(*(_array_of(session, table, name, list(column))
+                          for name, column in zip(SettledLine._fields, zip(*updates), strict=True)), strict=True)
     statement = text(
         f"UPDATE {table.name} AS line SET paid_principal_fen = settled.paid_principal_fen, "
         "paid_late_fee_fen = settled.paid_late_fee_fen, status = settled.status "
-        f"FROM unnest({', '.join(casts)}) AS settled(id, paid_principal_fen, paid_late_fee_fen, status) "
+        f"FROM unnest({', '.join(casts)}) AS settled(paid_principal_fen, paid_late_fee_fen, status, id) "
         "WHERE line.id = settled.id"
     )
     session.execute(statement.bindparams(*params))

@@ -40,7 +40,6 @@ most 1 000 a piece. One audit entry per batch keeps the counts and every rejecte
 
 import hashlib
 import json
-import re
 from json.encoder import encode_basestring as _json_string
 from collections import defaultdict, namedtuple
 from dataclasses import dataclass, field
@@ -134,22 +133,21 @@ def _content_hash(line: CheckedLine) -> str:
     Chinese label, is the same line. A JSON array keeps the fields apart whatever they contain. (Stored hashes are
     compared with those of lines sent again: the form of the text hashed must not change: the text is exactly
     ``json.dumps([...], ensure_ascii=False)`` of these strings, written without building an encoder per line.)"""
-    values = (line.tax_line_id, line.payer_uscc or "", line.citizen_id or "", line.fund, str(line.period),
-              str(line.employer_fen), str(line.individual_fen), str(line.late_fee_fen), line.method, line.voucher_no,
-              line.paid_date.isoformat())
-    text = _HASH_SEPARATOR.join(values)
-    # Nearly always nothing to escape (only the separators' quotes, no backslash, no control character): the
-    # values are quoted as they are; otherwise each one is escaped as json.dumps escapes it.
-    if text.count('"') == _SEPARATOR_QUOTES and _JSON_ESCAPED.search(text) is None:
-        body = f'["{text}"]'
-    else:
+    tax_line_id, payer, citizen, fund, period, employer_fen, individual_fen, late_fee_fen, method, voucher, paid = line
+    paid_on = paid.isoformat()
+    body = (f'["{tax_line_id}", "{payer or ""}", "{citizen or ""}", "{fund}", "{period}", "{employer_fen}", '
+            f'"{individual_fen}", "{late_fee_fen}", "{method}", "{voucher}", "{paid_on}"]')
+    # Nearly always nothing to escape (only the quotes around the values, no backslash, no control character): the
+    # values are quoted as they are; otherwise each one is escaped as json.dumps escapes it. (Control characters
+    # are not printable; text that is not printable for another reason takes the exact path too.)
+    if body.count('"') != _VALUE_QUOTES or "\\" in body or not body.isprintable():
+        values = (tax_line_id, payer or "", citizen or "", fund, str(period), str(employer_fen), str(individual_fen),
+                  str(late_fee_fen), method, voucher, paid_on)
         body = "[" + ", ".join(map(_json_string, values)) + "]"
     return hashlib.sha256(body.encode()).hexdigest()
 
 
-_HASH_SEPARATOR = '", "'
-_SEPARATOR_QUOTES = 2 * 10  # ten separators between the eleven values
-_JSON_ESCAPED = re.compile(r'[\\\x00-\x1f]')  # besides '"', what json.dumps(ensure_ascii=False) escapes
+_VALUE_QUOTES = 2 * 11  # the eleven values' own quotes
 
 
 def _best_effort_amount(raw: dict[str, Any]) -> int | None:
@@ -223,22 +221,19 @@ class _Accepted:
     line: CheckedLine
     digest: str
     payment_id: str
-    employer: Any  # registry row or None
-    person: Any
-    employer_fen: int
-    individual_fen: int
-    late_fee_fen: int
+    employer_id: str | None  # the payer in the registry (None: no payer_uscc, or not registered)
+    person_id: str | None  # the insured person in the registry (None: no citizen_id, or not registered)
     match_status: str = MatchStatus.unmatched.value
     assessment_line_id: str | None = None
     notes: list[str] = field(default_factory=list)
 
     @property
     def total_fen(self) -> int:
-        return self.employer_fen + self.individual_fen + self.late_fee_fen
+        return self.line.total_fen
 
     @property
     def principal_fen(self) -> int:
-        return self.employer_fen + self.individual_fen
+        return self.line.employer_fen + self.line.individual_fen
 
 
 @dataclass(slots=True)
@@ -377,10 +372,10 @@ def receive_batch(session: Session, raw_lines: list[tuple[int, Any]], *, source_
             continue
         voucher_payers[line.voucher_no] = payer
         seen_in_batch[line.tax_line_id] = (digest, line_no)
-        accepted.append(_Accepted(
-            line_no=line_no, line=line, digest=digest, payment_id=new_event_id(), employer=employer,
-            person=persons.get(line.citizen_id) if line.citizen_id else None,
-            employer_fen=line.employer_fen, individual_fen=line.individual_fen, late_fee_fen=line.late_fee_fen))
+        person = persons.get(line.citizen_id) if line.citizen_id else None
+        accepted.append(_Accepted(line_no, line, digest, new_event_id(),
+                                  employer.employer_id if employer is not None else None,
+                                  person.person_id if person is not None else None))
 
     # 6: match and settle.
     now = clock.utc_now()
@@ -397,7 +392,7 @@ def receive_batch(session: Session, raw_lines: list[tuple[int, Any]], *, source_
         session.add(batch)
         session.flush()
         bulk.insert_tuples(session, TaxPayment.__table__, PAYMENT_COLUMNS, [_payment_row(a, batch.id) for a in accepted])
-        bulk.insert_rows(session, LateFeeCharge.__table__, charges)
+        bulk.insert_tuples(session, LateFeeCharge.__table__, CHARGE_COLUMNS, charges)
         bulk.update_settled_lines(session, AssessmentLine.__table__, line_updates)
         _emit(session, batch.id, accepted, rejected)
         append_audit(session, action="tax_payment_batch.receive", entity_type="tax_payment_batch", entity_id=batch.id,
@@ -437,14 +432,16 @@ PAYMENT_COLUMNS = ("id", "tax_line_id", "content_hash", "batch_id", "payer_uscc"
                    "voucher_no", "paid_date", "match_status", "assessment_line_id", "match_note")
 
 
+CHARGE_COLUMNS = ("assessment_line_id", "tax_payment_id", "days_late", "principal_before_fen", "principal_paid_fen",
+                  "fee_accrued_fen", "fee_paid_fen", "computed_at")
+
+
 def _payment_row(a: _Accepted, batch_id: str) -> tuple:
     """The ``TaxPayment`` row of an accepted line, in ``PAYMENT_COLUMNS``' order."""
-    line = a.line
-    return (a.payment_id, line.tax_line_id, a.digest, batch_id, line.payer_uscc,
-            a.employer.employer_id if a.employer is not None else None, line.citizen_id,
-            a.person.person_id if a.person is not None else None, line.fund, line.period, a.employer_fen,
-            a.individual_fen, a.late_fee_fen, line.method, line.voucher_no, line.paid_date, a.match_status,
-            a.assessment_line_id, "；".join(a.notes) or None)
+    tax_line_id, payer, citizen, fund, period, employer_fen, individual_fen, late_fee_fen, method, voucher, paid = a.line
+    return (a.payment_id, tax_line_id, a.digest, batch_id, payer, a.employer_id, citizen, a.person_id, fund, period,
+            employer_fen, individual_fen, late_fee_fen, method, voucher, paid, a.match_status, a.assessment_line_id,
+            "；".join(a.notes) or None)
 
 
 # -- lookups (one query per chunk of ids) ----------------------------------------------------------------------------
@@ -515,7 +512,8 @@ def _open_lines(session: Session, *, person_ids: set[str], employer_ids: set[str
     table = AssessmentLine.__table__.c
     assessment = Assessment.__table__.c
     columns = (table.id, table.assessment_id, table.employer_id, table.person_id, table.fund, table.period,
-               table.employer_fen, table.individual_fen, table.due_date)
+               table.employer_fen, table.individual_fen, table.due_date, table.paid_principal_fen,
+               table.paid_late_fee_fen)
     rows: dict[str, Any] = {}
     if not periods:
         return {}
@@ -533,7 +531,7 @@ def _open_lines(session: Session, *, person_ids: set[str], employer_ids: set[str
     # Rows unpacked by position (``columns``' order): a Row's attribute access costs more, once per line.
     return {
         line_id: _OpenLine(line_id, assessment_id, employer_id, person_id, fund, period, states[line_id])
-        for line_id, assessment_id, employer_id, person_id, fund, period, *_amounts in rows.values()
+        for line_id, assessment_id, employer_id, person_id, fund, period, *_figures in rows.values()
     }
 
 
@@ -545,10 +543,11 @@ def _yuan(fen: int) -> str:
 
 
 def _match_and_settle(session: Session, accepted: list[_Accepted], parameters: ParameterSets,
-                      now: datetime) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    person_ids = {a.person.person_id for a in accepted if a.person is not None}
-    employer_ids = {a.employer.employer_id for a in accepted
-                    if a.employer is not None and a.line.citizen_id is None}
+                      now: datetime) -> tuple[list[tuple], list[bulk.SettledLine]]:
+    """The batch's ``LateFeeCharge`` rows (tuples in ``CHARGE_COLUMNS``' order, in settling order) and the settled
+    assessment lines' new figures."""
+    person_ids = {a.person_id for a in accepted if a.person_id is not None}
+    employer_ids = {a.employer_id for a in accepted if a.employer_id is not None and a.line.citizen_id is None}
     lines = _open_lines(session, person_ids=person_ids, employer_ids=employer_ids,
                         periods={a.line.period for a in accepted}, parameters=parameters)
     by_person: dict[tuple[str, str, int], list[_OpenLine]] = defaultdict(list)
@@ -558,7 +557,7 @@ def _match_and_settle(session: Session, accepted: list[_Accepted], parameters: P
         if line.employer_id is not None:
             by_employer[(line.employer_id, line.fund, line.period)].append(line)
 
-    charges: list[dict[str, Any]] = []
+    charges: list[tuple] = []
     for a in sorted(accepted, key=lambda x: (x.line.paid_date, x.line_no)):
         targets = _targets(a, by_person, by_employer)
         if not targets:
@@ -573,12 +572,8 @@ def _match_and_settle(session: Session, accepted: list[_Accepted], parameters: P
                 continue  # an employer-level payment that did not reach this line's fee: nothing to record
             target.state = settlement.after
             target.touched = True
-            charges.append({
-                "assessment_line_id": target.id, "tax_payment_id": a.payment_id,
-                "days_late": settlement.segment.days, "principal_before_fen": settlement.principal_before_fen,
-                "principal_paid_fen": settlement.principal_paid_fen, "fee_accrued_fen": settlement.fee_accrued_fen,
-                "fee_paid_fen": settlement.fee_paid_fen, "computed_at": now,
-            })
+            charges.append((target.id, a.payment_id, settlement.segment.days, settlement.principal_before_fen,
+                            settlement.principal_paid_fen, settlement.fee_accrued_fen, settlement.fee_paid_fen, now))
             if settlement.segment.days == 0 and a.line.paid_date < settlement.segment.start:
                 a.notes.append(f"BACKDATED: 缴费日期早于该核定明细已计滞纳金的截止日 {settlement.segment.start.isoformat()}，"
                                "未另计天数")
@@ -592,14 +587,13 @@ def _match_and_settle(session: Session, accepted: list[_Accepted], parameters: P
             a.notes.append(f"OVERPAID: 多缴 {_yuan(allocation.overpaid_fen)} 元，待核实退还或抵缴")
 
     updates = [
-        {"_id": line.id, "_principal": line.state.paid_principal_fen, "_fee": line.state.fee_paid_fen,
-         "_status": "paid" if line.state.settled else "open"}
-        for line in lines.values() if line.touched
+        bulk.SettledLine(state.paid_principal_fen, state.fee_paid_fen, "paid" if state.settled else "open", line.id)
+        for line in lines.values() if line.touched for state in (line.state,)
     ]
     return charges, updates
 
 
-def _settle_line(a: _Accepted, target: _OpenLine, rate: Decimal, rate_source: str, now: datetime) -> dict[str, Any]:
+def _settle_line(a: _Accepted, target: _OpenLine, rate: Decimal, rate_source: str, now: datetime) -> tuple:
     """A payment that settles one line (person-level, or an employer with one open line): ``settle_many``'s outcome
     for one line (``latefee.settle_one``), the same charge row and notes. Returns the charge row."""
     paid_date = a.line.paid_date
@@ -615,9 +609,8 @@ def _settle_line(a: _Accepted, target: _OpenLine, rate: Decimal, rate_source: st
                        f"（日费率 {rate}，{rate_source}）")
     if paid.overpaid_fen:
         a.notes.append(f"OVERPAID: 多缴 {_yuan(paid.overpaid_fen)} 元，待核实退还或抵缴")
-    return {"assessment_line_id": target.id, "tax_payment_id": a.payment_id, "days_late": paid.days,
-            "principal_before_fen": paid.principal_before_fen, "principal_paid_fen": paid.principal_paid_fen,
-            "fee_accrued_fen": paid.fee_accrued_fen, "fee_paid_fen": paid.fee_paid_fen, "computed_at": now}
+    return (target.id, a.payment_id, paid.days, paid.principal_before_fen, paid.principal_paid_fen, paid.fee_accrued_fen,
+            paid.fee_paid_fen, now)
 
 
 
@@ -629,16 +622,16 @@ def _outstanding(line: _OpenLine) -> bool:
 def _targets(a: _Accepted, by_person: dict, by_employer: dict) -> list[_OpenLine]:
     """The lines this payment settles ([] = unmatched, with a note on ``a``)."""
     line = a.line
-    if line.payer_uscc and a.employer is None:
+    if line.payer_uscc and a.employer_id is None:
         a.notes.append(f"PAYER_NOT_REGISTERED: 缴费单位 {line.payer_uscc} 未在本统筹区办理社会保险登记")
         return []
     if line.citizen_id is not None:
-        if a.person is None:
+        if a.person_id is None:
             a.notes.append("PERSON_NOT_REGISTERED: 本系统无此公民身份号码的参保人员")
             return []
-        candidates = by_person.get((a.person.person_id, line.fund, line.period), [])
-        if a.employer is not None:
-            candidates = [c for c in candidates if c.employer_id == a.employer.employer_id]
+        candidates = by_person.get((a.person_id, line.fund, line.period), [])
+        if a.employer_id is not None:
+            candidates = [c for c in candidates if c.employer_id == a.employer_id]
         if not candidates:
             a.notes.append(f"NO_ASSESSMENT_LINE: 无该人员 {line.fund} 险种 {line.period} 期的核定明细")
             return []
@@ -651,7 +644,7 @@ def _targets(a: _Accepted, by_person: dict, by_employer: dict) -> list[_OpenLine
                            "请复核指定")
             return []
         return open_
-    candidates = by_employer.get((a.employer.employer_id, line.fund, line.period), [])
+    candidates = by_employer.get((a.employer_id, line.fund, line.period), [])
     if not candidates:
         a.notes.append(f"NO_ASSESSMENT: 该单位无 {line.fund} 险种 {line.period} 期的核定明细")
         return []
@@ -673,16 +666,7 @@ def _targets(a: _Accepted, by_person: dict, by_employer: dict) -> list[_OpenLine
 def _emit(session: Session, batch_id: str, accepted: list[_Accepted], rejected: list[_Rejected]) -> None:
     # The lines were checked on the way in and their fen computed once; the event's lines go to the contract as
     # plain dicts, validated once by the outbox (``PayloadFields``: one pydantic pass per event, not three).
-    collected = [
-        {"payment_id": a.payment_id, "tax_line_id": a.line.tax_line_id, "payer_uscc": a.line.payer_uscc,
-         "employer_id": a.employer.employer_id if a.employer is not None else None,
-         "person_id": a.person.person_id if a.person is not None else None, "citizen_id": a.line.citizen_id,
-         "fund": a.line.fund, "period": a.line.period, "employer_fen": a.employer_fen,
-         "individual_fen": a.individual_fen, "late_fee_fen": a.late_fee_fen, "method": a.line.method,
-         "voucher_no": a.line.voucher_no, "paid_date": a.line.paid_date, "assessment_line_id": a.assessment_line_id,
-         "match_status": a.match_status}
-        for a in sorted(accepted, key=lambda x: x.line_no)
-    ]
+    collected = [_collected_line(a) for a in sorted(accepted, key=lambda x: x.line_no)]
     parts = (len(collected) + EVENT_MAX_LINES - 1) // EVENT_MAX_LINES
     events: list[tuple[Any, str]] = [
         (PayloadFields(PaymentsCollected, {"batch_id": batch_id, "part": index, "parts": parts, "lines": part}),
@@ -698,6 +682,16 @@ def _emit(session: Session, batch_id: str, accepted: list[_Accepted], rejected: 
         for part in chunks(ordered, EVENT_MAX_LINES)
     ]
     record_events(session, events, source=SOURCE)
+
+
+def _collected_line(a: _Accepted) -> dict[str, Any]:
+    """An accepted line as a ``PaymentsCollected`` line."""
+    tax_line_id, payer, citizen, fund, period, employer_fen, individual_fen, late_fee_fen, method, voucher, paid = a.line
+    return {"payment_id": a.payment_id, "tax_line_id": tax_line_id, "payer_uscc": payer, "employer_id": a.employer_id,
+            "person_id": a.person_id, "citizen_id": citizen, "fund": fund, "period": period,
+            "employer_fen": employer_fen, "individual_fen": individual_fen, "late_fee_fen": late_fee_fen,
+            "method": method, "voucher_no": voucher, "paid_date": paid, "assessment_line_id": a.assessment_line_id,
+            "match_status": a.match_status}
 
 
 # -- reading ---------------------------------------------------------------------------------------------------------
