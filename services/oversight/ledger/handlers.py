@@ -31,7 +31,7 @@ handles the rest.
 
 from collections import defaultdict
 from collections.abc import Callable, Iterable
-from typing import Any, TypeVar
+from typing import Any
 
 from sqlalchemy import Table, bindparam, select, update
 from sqlmodel import Session
@@ -41,7 +41,7 @@ from services.contracts import benefits as benefits_events
 from services.contracts import collection as collection_events
 from services.kernel import clock
 from services.kernel.bulk import bump, insert_for
-from services.kernel.events import EventEnvelope, EventPayload
+from services.kernel.events import EventEnvelope
 from services.kernel.periods import period_of
 from services.kernel.service_app import ConsumerSpec
 from services.oversight.ledger.models import (
@@ -60,14 +60,8 @@ from services.oversight.ledger.models import (
 from services.oversight.ledger.workdays import remittance_deadline
 
 Handler = Callable[[Session, EventEnvelope], None]
-P = TypeVar("P", bound=EventPayload)
 ID_CHUNK = 500
 
-
-def _payload(envelope: EventEnvelope, kind: type[P]) -> P:
-    payload = envelope.payload()
-    assert isinstance(payload, kind), f"{envelope.type} is not {kind.__name__}"
-    return payload
 
 
 def employer_key(employer_id: str | None) -> str:
@@ -94,7 +88,7 @@ _SUPERSEDED = select(LedgerSupersededAssessment.assessment_id).where(
 
 
 def on_assessment_issued(session: Session, envelope: EventEnvelope) -> None:
-    e = _payload(envelope, collection_events.AssessmentIssued)
+    e = envelope.payload_view(collection_events.AssessmentIssued)
     employer = employer_key(e.employer_id)
     per_fund: dict[str, list[int]] = defaultdict(lambda: [0, 0])
     for line in e.lines:
@@ -132,7 +126,7 @@ def _supersede(session: Session, assessment_id: str, *, by: str, event_id: str) 
 
 
 def on_assessment_superseded(session: Session, envelope: EventEnvelope) -> None:
-    e = _payload(envelope, collection_events.AssessmentSuperseded)
+    e = envelope.payload_view(collection_events.AssessmentSuperseded)
     _supersede(session, e.assessment_id, by=e.superseded_by_id, event_id=envelope.id)
 
 
@@ -169,12 +163,12 @@ def _legs(session: Session, lines: Iterable[Any], *, leg: str) -> None:
 
 
 def on_payments_collected(session: Session, envelope: EventEnvelope) -> None:
-    e = _payload(envelope, collection_events.PaymentsCollected)
+    e = envelope.payload_view(collection_events.PaymentsCollected)
     _legs(session, e.lines, leg="tax")
 
 
 def on_contributions_posted(session: Session, envelope: EventEnvelope) -> None:
-    e = _payload(envelope, accounts_events.ContributionsPosted)
+    e = envelope.payload_view(accounts_events.ContributionsPosted)
     _legs(session, e.lines, leg="agency")
 
 
@@ -182,7 +176,7 @@ def on_contributions_posted(session: Session, envelope: EventEnvelope) -> None:
 
 
 def on_treasury_remitted(session: Session, envelope: EventEnvelope) -> None:
-    e = _payload(envelope, collection_events.TreasuryRemitted)
+    e = envelope.payload_view(collection_events.TreasuryRemitted)
     bump(session, LedgerRemittance, [{
         "remittance_id": e.remittance_id, "month": period_of(e.remitted_on), "fund": e.fund, "period": e.period,
         "amount_fen": e.amount_fen, "remitted_on": e.remitted_on, "voucher_no": e.voucher_no,
@@ -191,7 +185,7 @@ def on_treasury_remitted(session: Session, envelope: EventEnvelope) -> None:
 
 
 def on_bank_account_registered(session: Session, envelope: EventEnvelope) -> None:
-    e = _payload(envelope, collection_events.BankAccountRegistered)
+    e = envelope.payload_view(collection_events.BankAccountRegistered)
     bump(session, LedgerBankAccount, [{"account_id": e.account_id, "kind": e.kind, "fund": e.fund,
                                        "opened_on": e.opened_on}], overwrite=("kind", "fund", "opened_on"))
 
@@ -205,7 +199,7 @@ def _receipt_period(session: Session, e: collection_events.BankTransactionRecord
 
 
 def on_bank_transaction_recorded(session: Session, envelope: EventEnvelope) -> None:
-    e = _payload(envelope, collection_events.BankTransactionRecorded)
+    e = envelope.payload_view(collection_events.BankTransactionRecorded)
     month = period_of(e.value_date)
     bump(session, LedgerBankAccount, [{"account_id": e.account_id, "kind": e.account_kind, "fund": e.fund}])
     incoming = e.direction == "in"
@@ -244,14 +238,14 @@ def on_bank_transaction_recorded(session: Session, envelope: EventEnvelope) -> N
 
 
 def on_payroll_approved(session: Session, envelope: EventEnvelope) -> None:
-    e = _payload(envelope, benefits_events.PayrollApproved)
+    e = envelope.payload_view(benefits_events.PayrollApproved)
     bump(session, LedgerFundMonthOut, [{"month": e.period, "fund": e.fund, "approved_fen": e.total_fen,
                                         "approved_runs": 1, "approved_lines": e.lines}],
          add=("approved_fen", "approved_runs", "approved_lines"))
 
 
 def on_payments_settled(session: Session, envelope: EventEnvelope) -> None:
-    e = _payload(envelope, benefits_events.PaymentsSettled)
+    e = envelope.payload_view(benefits_events.PaymentsSettled)
     connection = session.connection()
     S = LedgerSettledLine  # noqa: N806
     by_id = {line.payroll_line_id: line for line in e.lines}
@@ -295,7 +289,7 @@ def on_payroll_lines_retained(session: Session, envelope: EventEnvelope) -> None
     """Held-back lines and recovery offsets of a run's first bank file → R5's held-back and offset figures. One
     ``ledger_retained_line`` row per payroll line (``INSERT … ON CONFLICT DO NOTHING RETURNING``): only the lines
     inserted now are counted, so a line reported again (another part said twice, a replay) counts once."""
-    e = _payload(envelope, benefits_events.PayrollLinesRetained)
+    e = envelope.payload_view(benefits_events.PayrollLinesRetained)
     now = clock.utc_now()
     rows: dict[str, dict[str, Any]] = {}
     for held in e.held_back:
