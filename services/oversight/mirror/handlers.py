@@ -57,7 +57,16 @@ from services.contracts.accounts import (
     PersonUpdated,
 )
 from services.kernel import clock
-from services.kernel.bulk import RowSet, chunks, dialect_insert, dialect_of, expire_cached, insert_for, new_row
+from services.kernel.bulk import (
+    RowSet,
+    dialect_insert,
+    dialect_of,
+    expire_cached,
+    in_parameter,
+    insert_for,
+    new_row,
+    parameter_values,
+)
 from services.kernel.events import EventEnvelope
 from services.kernel.mirror import execute_rows
 from services.kernel.service_app import ConsumerSpec
@@ -441,6 +450,11 @@ def _post(session: Session, envelope: EventEnvelope, postings: Iterable[Any], *,
         expire_cached(session, MirroredAccountYear, ((k,) for k in cells))
 
 
+# The entry ids an event names that the mirror has, bound as one parameter (a JSON array), not one per id.
+_KNOWN_ENTRIES = select(MirroredAccountEntry.entry_id).where(
+    in_parameter("sqlite", MirroredAccountEntry.entry_id, "ids"))
+
+
 def _new_entries(session: Session, rows: list[Row]) -> set[str]:
     """Insert the entries not mirrored yet; returns their ids. PostgreSQL: ``INSERT … ON CONFLICT DO NOTHING
     RETURNING`` (concurrent replicas each learn which rows were theirs). SQLite (one writer, which this transaction
@@ -449,9 +463,8 @@ def _new_entries(session: Session, rows: list[Row]) -> set[str]:
     insert = insert_for(session, E.__table__).on_conflict_do_nothing(index_elements=["entry_id"])
     if dialect_of(session) != "sqlite":
         return set(session.connection().execute(insert.returning(E.entry_id), rows).scalars())
-    ids = [row["entry_id"] for row in rows]
-    known = {entry_id for chunk in chunks(ids) for entry_id in session.connection().execute(
-        select(E.entry_id).where(E.entry_id.in_(chunk))).scalars()}
+    known = set(session.connection().execute(_KNOWN_ENTRIES, {
+        "ids": parameter_values("sqlite", [row["entry_id"] for row in rows])}).scalars())
     fresh = [row for row in rows if row["entry_id"] not in known]
     execute_rows(session, insert, fresh)
     return {row["entry_id"] for row in fresh}
