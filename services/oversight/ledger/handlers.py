@@ -87,6 +87,11 @@ _SUPERSEDED = select(LedgerSupersededAssessment.assessment_id).where(
     LedgerSupersededAssessment.assessment_id == bindparam("id"))
 
 
+def is_superseded(session: Session, assessment_id: str) -> bool:
+    """Known superseded to the ledger (its marker is written with Core: this plain query sees it, no ORM flush)."""
+    return session.connection().execute(_SUPERSEDED, {"id": assessment_id}).first() is not None
+
+
 def on_assessment_issued(session: Session, envelope: EventEnvelope) -> None:
     e = envelope.payload_view(collection_events.AssessmentIssued)
     employer = employer_key(e.employer_id)
@@ -97,7 +102,7 @@ def on_assessment_issued(session: Session, envelope: EventEnvelope) -> None:
         sums[1] += 1
     if e.supersedes_id:  # collection sends AssessmentSuperseded first; the new one names it too: either suffices
         _supersede(session, e.supersedes_id, by=e.assessment_id, event_id=envelope.id)
-    superseded = session.connection().execute(_SUPERSEDED, {"id": e.assessment_id}).first() is not None
+    superseded = is_superseded(session, e.assessment_id)
     bump(session, LedgerAssessment, [
         {"assessment_id": e.assessment_id, "fund": fund, "employer_key": employer, "period": e.period,
          "assessed_fen": fen, "lines": lines, "superseded": superseded}

@@ -63,7 +63,6 @@ from services.kernel.bulk import (
     dialect_of,
     expire_cached,
     in_parameter,
-    insert_for,
     new_row,
     parameter_values,
 )
@@ -450,6 +449,15 @@ def _post(session: Session, envelope: EventEnvelope, postings: Iterable[Any], *,
         expire_cached(session, MirroredAccountYear, ((k,) for k in cells))
 
 
+@lru_cache(maxsize=2)
+def _entry_insert(dialect: str) -> Any:
+    """An entry's ``INSERT … ON CONFLICT (entry_id) DO NOTHING`` (``RETURNING`` the ids inserted but on SQLite), built
+    once per dialect."""
+    E = MirroredAccountEntry  # noqa: N806
+    insert = dialect_insert(dialect, E.__table__).on_conflict_do_nothing(index_elements=["entry_id"])
+    return insert if dialect == "sqlite" else insert.returning(E.entry_id)
+
+
 # The entry ids an event names that the mirror has, bound as one parameter (a JSON array), not one per id.
 _KNOWN_ENTRIES = select(MirroredAccountEntry.entry_id).where(
     in_parameter("sqlite", MirroredAccountEntry.entry_id, "ids"))
@@ -459,10 +467,10 @@ def _new_entries(session: Session, rows: list[Row]) -> set[str]:
     """Insert the entries not mirrored yet; returns their ids. PostgreSQL: ``INSERT … ON CONFLICT DO NOTHING
     RETURNING`` (concurrent replicas each learn which rows were theirs). SQLite (one writer, which this transaction
     is): the known ids are read first and only the others inserted, at the driver."""
-    E = MirroredAccountEntry  # noqa: N806
-    insert = insert_for(session, E.__table__).on_conflict_do_nothing(index_elements=["entry_id"])
-    if dialect_of(session) != "sqlite":
-        return set(session.connection().execute(insert.returning(E.entry_id), rows).scalars())
+    dialect = dialect_of(session)
+    insert = _entry_insert(dialect)
+    if dialect != "sqlite":
+        return set(session.connection().execute(insert, rows).scalars())
     known = set(session.connection().execute(_KNOWN_ENTRIES, {
         "ids": parameter_values("sqlite", [row["entry_id"] for row in rows])}).scalars())
     fresh = [row for row in rows if row["entry_id"] not in known]

@@ -25,7 +25,7 @@ from sqlmodel import Session
 
 from services.contracts import collection as col
 from services.kernel.events import EventEnvelope
-from services.oversight.ledger.models import LedgerSupersededAssessment
+from services.oversight.ledger.handlers import is_superseded
 from services.oversight.facts import FactHandler
 from services.oversight.models import MirroredEmployer
 from services.oversight.rules.common import INDEX_FUNDS, bump, employers_by_uscc, yuan
@@ -38,16 +38,9 @@ ACCEPTED_METHODS = frozenset({"bank_withholding", "bank_transfer", "online", "ss
 SAMPLE = 20
 
 
-def _superseded(session: Session, assessment_id: str) -> bool:
-    """Known superseded to the ledger (which writes the marker with Core: a plain query sees it, no ORM flush)."""
-    S = LedgerSupersededAssessment  # noqa: N806
-    return session.connection().execute(select(S.assessment_id).where(S.assessment_id == assessment_id)).first() \
-        is not None
-
-
 def record_assessment(session: Session, e: col.AssessmentIssued) -> bool:
     """Bases and clamps of one part; False when the assessment is already superseded (nothing recorded)."""
-    if _superseded(session, e.assessment_id):
+    if is_superseded(session, e.assessment_id):
         return False
     employer = e.employer_id or ""
     bases: dict[tuple[str, str], dict[str, Any]] = {}
