@@ -31,6 +31,7 @@ handles the rest.
 
 from collections import defaultdict
 from collections.abc import Callable, Iterable
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import Table, bindparam, select, update
@@ -40,7 +41,8 @@ from services.contracts import accounts as accounts_events
 from services.contracts import benefits as benefits_events
 from services.contracts import collection as collection_events
 from services.kernel import clock
-from services.kernel.bulk import bump, insert_for
+from services.kernel import bulk
+from services.kernel.bulk import insert_for, table_of
 from services.kernel.events import EventEnvelope
 from services.kernel.periods import period_of
 from services.kernel.service_app import ConsumerSpec
@@ -69,6 +71,19 @@ def employer_key(employer_id: str | None) -> str:
 
 
 # -- upserts ---------------------------------------------------------------------------------------------------------
+
+
+@lru_cache(maxsize=64)
+def _python_defaults(table: Table) -> tuple[tuple[str, Any], ...]:
+    return tuple((c.name, c.default.arg) for c in table.columns if c.default is not None and c.default.is_scalar)
+
+
+def bump(session: Session, model: Any, rows: Iterable[dict[str, Any]], **how: Iterable[str]) -> None:
+    """``kernel.bulk.bump`` (same arguments) with each row given the columns it leaves to a Python-side default (the
+    counters' 0): a row that leaves one out would take SQLAlchemy's executemany instead of the driver's on SQLite. The
+    values are the ones the insert would have taken; an existing row's columns move only as ``how`` says."""
+    defaults = dict(_python_defaults(table_of(model)))
+    bulk.bump(session, model, [{**defaults, **row} for row in rows] if defaults else rows, **how)
 
 
 def _insert(session: Session, table: Table):  # noqa: ANN202
