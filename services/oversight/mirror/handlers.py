@@ -63,7 +63,6 @@ from services.kernel.bulk import (
     dialect_of,
     expire_cached,
     in_parameter,
-    new_row,
     parameter_values,
 )
 from services.kernel.events import EventEnvelope
@@ -509,14 +508,11 @@ def _agency_upsert(dialect: str, table: Table, columns: tuple[str, ...], held: b
                                       where=table.c.status != "posted" if held else None)
 
 
-def _agency_row(envelope: EventEnvelope) -> Row:
-    """What every row of the event holds before its line's values: the columns' defaults and the event's stamp
-    (each line's row is this merged with its values: one dict per line)."""
-    return new_row(MirroredAgencyLine.__table__, {"source_event_id": envelope.id, "received_at": clock.utc_now()})
-
-
 def _agency_lines(session: Session, lines: dict[str, Row], columns: tuple[str, ...], *, held: bool) -> None:
-    """``lines``: complete rows by payment id (``_agency_row`` with the line's values)."""
+    """``lines``: rows by payment id, each naming the columns its kind sets and the event's stamp (one dict per line,
+    no defaults merged in). A column left out has no Python-side default: a new row takes the table's (NULL, the
+    amounts' 0), an existing one keeps its value unless the kind's upsert sets it (a posting clears a hold's reason;
+    a hold never writes a posting's amounts)."""
     if not lines:
         return
     table = MirroredAgencyLine.__table__
@@ -526,22 +522,24 @@ def _agency_lines(session: Session, lines: dict[str, Row], columns: tuple[str, .
 
 def on_contributions_posted(session: Session, envelope: EventEnvelope) -> None:
     e = envelope.payload_view(ContributionsPosted)
-    base, batch = _agency_row(envelope), e.source_batch_id
+    event, now, batch = envelope.id, clock.utc_now(), e.source_batch_id
     lines = {line.payment_id: {  # a line twice in the event: the later one stands, as it would one at a time
-        **base, "payment_id": line.payment_id, "status": "posted", "person_id": line.person_id,
-        "employer_id": line.employer_id, "fund": line.fund, "period": line.period, "employer_fen": line.employer_fen,
-        "individual_fen": line.individual_fen, "credited_fen": line.credited_fen, "held_fen": 0,
-        "entry_id": line.entry_id, "reason_code": None, "reason": None, "source_batch_id": batch} for line in e.lines}
+        "source_event_id": event, "received_at": now, "payment_id": line.payment_id, "status": "posted",
+        "person_id": line.person_id, "employer_id": line.employer_id, "fund": line.fund, "period": line.period,
+        "employer_fen": line.employer_fen, "individual_fen": line.individual_fen, "credited_fen": line.credited_fen,
+        "held_fen": 0, "entry_id": line.entry_id, "reason_code": None, "reason": None, "source_batch_id": batch}
+        for line in e.lines}
     _agency_lines(session, lines, POSTED_COLUMNS, held=False)
 
 
 def on_contributions_held(session: Session, envelope: EventEnvelope) -> None:
     e = envelope.payload_view(ContributionsHeld)
-    base, batch = _agency_row(envelope), e.source_batch_id
+    event, now, batch = envelope.id, clock.utc_now(), e.source_batch_id
     lines = {line.payment_id: {
-        **base, "payment_id": line.payment_id, "status": "held", "person_id": line.person_id,
-        "citizen_id": line.citizen_id, "fund": line.fund, "period": line.period, "held_fen": line.amount_fen,
-        "reason_code": line.reason_code, "reason": line.reason, "source_batch_id": batch} for line in e.lines}
+        "source_event_id": event, "received_at": now, "payment_id": line.payment_id, "status": "held",
+        "person_id": line.person_id, "citizen_id": line.citizen_id, "fund": line.fund, "period": line.period,
+        "held_fen": line.amount_fen, "reason_code": line.reason_code, "reason": line.reason, "source_batch_id": batch}
+        for line in e.lines}
     _agency_lines(session, lines, HELD_COLUMNS, held=True)
 
 
