@@ -50,8 +50,13 @@ def _hash_body(prev_hash: str, body: dict[str, Any]) -> str:
     return hashlib.sha256((prev_hash + canonical_json(body)).encode()).hexdigest()
 
 
+# Built once: a statement built per call pays its construction and cache key again (most of a case step's lock).
+_HEAD_FOR_UPDATE = select(AuditHead).where(AuditHead.id == 1).with_for_update()
+_ENTRY_INSERT = insert(AuditEntry.__table__)
+
+
 def _lock_head(session: Session) -> AuditHead | None:
-    return session.execute(select(AuditHead).where(AuditHead.id == 1).with_for_update()).scalar_one_or_none()
+    return session.execute(_HEAD_FOR_UPDATE).scalar_one_or_none()
 
 
 def append_audit(
@@ -106,7 +111,6 @@ def append_audit_many(session: Session, entries: Iterable[dict[str, Any]]) -> in
     head = _locked_head(session)
     seq, prev = head.seq, head.hash
     rows: list[dict[str, Any]] = []
-    table = AuditEntry.__table__
     for item in items:
         seq += 1
         body = {
@@ -125,10 +129,10 @@ def append_audit_many(session: Session, entries: Iterable[dict[str, Any]]) -> in
         rows.append(body | {"prev_hash": prev, "hash": digest})
         prev = digest
         if len(rows) == AUDIT_INSERT_CHUNK:
-            session.execute(insert(table), rows)
+            session.execute(_ENTRY_INSERT, rows)
             rows = []
     if rows:
-        session.execute(insert(table), rows)
+        session.execute(_ENTRY_INSERT, rows)
     head.seq, head.hash = seq, prev
     session.add(head)
     return len(items)

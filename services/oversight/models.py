@@ -127,7 +127,8 @@ class MirroredAccountEntry(OversightTable, table=True):
     """One individual-account posting (AGENCY side of the personal accounts). Signed fen: credits +, debits −."""
 
     __tablename__ = "mirrored_account_entry"
-    __table_args__ = (Index("ix_mirrored_account_entry_person_year", "person_id", "year"),)
+    # No index but the entry id: nothing reads entries by person, year or idempotency key (the entry id makes a
+    # posting count once; the person × year totals are ``mirrored_account_year``), and each index costs every posting.
 
     entry_id: str = Field(primary_key=True, max_length=36)
     person_id: str = Field(max_length=36)
@@ -136,7 +137,7 @@ class MirroredAccountEntry(OversightTable, table=True):
     balance_fen: int = Field(sa_column=Column(BigInteger, nullable=False))  # balance after this posting
     year: int
     period: int | None = None
-    idempotency_key: str = Field(max_length=200, index=True)
+    idempotency_key: str = Field(max_length=200)
     posted_at: datetime  # event time
     source_event_id: str = Field(max_length=36)
     received_at: datetime
@@ -149,7 +150,7 @@ class MirroredAccountYear(OversightTable, table=True):
     __table_args__ = (UniqueConstraint("person_id", "year"),)
 
     id: str = Field(primary_key=True, max_length=48)  # "<person_id>:<year>", also the cursor
-    person_id: str = Field(max_length=36, index=True)
+    person_id: str = Field(max_length=36)  # a person's cells: the (person_id, year) constraint's index
     year: int
     credited_fen: int = Field(default=0, sa_column=Column(BigInteger, nullable=False, server_default="0"))
     debited_fen: int = Field(default=0, sa_column=Column(BigInteger, nullable=False, server_default="0"))

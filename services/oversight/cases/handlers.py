@@ -55,8 +55,7 @@ def _signal(session: Session, envelope: EventEnvelope, **values) -> BenefitSigna
 
 
 def _suspended(session: Session, envelope: EventEnvelope) -> BenefitSignal:
-    event = envelope.payload()
-    assert isinstance(event, EntitlementSuspended)
+    event = envelope.payload_view(EntitlementSuspended)
     return _signal(session, envelope, kind="suspended", person_id=event.person_id,
                    entitlement_id=event.entitlement_id, reason=event.reason)
 
@@ -68,8 +67,7 @@ def _confirm_suspension(session: Session, envelope: EventEnvelope, signal: Benef
 
 
 def _resumed(session: Session, envelope: EventEnvelope) -> BenefitSignal:
-    event = envelope.payload()
-    assert isinstance(event, EntitlementResumed)
+    event = envelope.payload_view(EntitlementResumed)
     return _signal(session, envelope, kind="resumed", person_id=event.person_id,
                    entitlement_id=event.entitlement_id, reason=event.reason)
 
@@ -80,8 +78,7 @@ def _withdraw_suspension(session: Session, envelope: EventEnvelope, signal: Bene
 
 
 def _notice_issued(session: Session, envelope: EventEnvelope) -> BenefitSignal:
-    event = envelope.payload()
-    assert isinstance(event, RecoveryNoticeIssued)
+    event = envelope.payload_view(RecoveryNoticeIssued)
     return _signal(session, envelope, kind="notice_issued", person_id=event.person_id, notice_id=event.notice_id,
                    amount_fen=event.amount_fen)
 
@@ -98,8 +95,7 @@ on_recovery_notice_issued = FactHandler(_notice_issued, _confirm_notice)
 
 
 def on_recovery_escalated(session: Session, envelope: EventEnvelope) -> None:
-    event = envelope.payload()
-    assert isinstance(event, RecoveryEscalated)
+    event = envelope.payload_view(RecoveryEscalated)
     person = session.get(MirroredPerson, event.person_id)
     service.open_case(
         session, rule_id=R_ESC, severity="high", subject_type="person", subject_id=event.person_id,

@@ -23,8 +23,7 @@ ORDINARY = "ordinary"
 
 
 def on_nonconformity(session: Session, envelope: EventEnvelope) -> None:
-    event = envelope.payload()
-    assert isinstance(event, InternalControlNonconformity)
+    event = envelope.payload_view(InternalControlNonconformity)
     open_case(
         session, rule_id=IC, severity="medium" if event.risk == ORDINARY else "high",
         subject_type=event.subject_type, subject_id=event.subject_id, fact_key=f"{IC}:{event.finding_id}",
@@ -37,8 +36,7 @@ def on_nonconformity(session: Session, envelope: EventEnvelope) -> None:
 
 
 def on_report_submitted(session: Session, envelope: EventEnvelope) -> None:
-    event = envelope.payload()
-    assert isinstance(event, InternalControlReportSubmitted)
+    event = envelope.payload_view(InternalControlReportSubmitted)
     if session.execute(select(ControlReportReceipt.id).where(
             ControlReportReceipt.year == event.year, ControlReportReceipt.region == event.region)).first() is not None:
         return  # one report per year and area: accounts refuses a second, a redelivery changes nothing

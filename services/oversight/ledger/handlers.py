@@ -31,7 +31,8 @@ handles the rest.
 
 from collections import defaultdict
 from collections.abc import Callable, Iterable
-from typing import Any, TypeVar
+from functools import lru_cache
+from typing import Any
 
 from sqlalchemy import Table, bindparam, select, update
 from sqlmodel import Session
@@ -40,8 +41,9 @@ from services.contracts import accounts as accounts_events
 from services.contracts import benefits as benefits_events
 from services.contracts import collection as collection_events
 from services.kernel import clock
-from services.kernel.bulk import bump, insert_for
-from services.kernel.events import EventEnvelope, EventPayload
+from services.kernel import bulk
+from services.kernel.bulk import insert_for, table_of
+from services.kernel.events import EventEnvelope
 from services.kernel.periods import period_of
 from services.kernel.service_app import ConsumerSpec
 from services.oversight.ledger.models import (
@@ -60,14 +62,8 @@ from services.oversight.ledger.models import (
 from services.oversight.ledger.workdays import remittance_deadline
 
 Handler = Callable[[Session, EventEnvelope], None]
-P = TypeVar("P", bound=EventPayload)
 ID_CHUNK = 500
 
-
-def _payload(envelope: EventEnvelope, kind: type[P]) -> P:
-    payload = envelope.payload()
-    assert isinstance(payload, kind), f"{envelope.type} is not {kind.__name__}"
-    return payload
 
 
 def employer_key(employer_id: str | None) -> str:
@@ -75,6 +71,19 @@ def employer_key(employer_id: str | None) -> str:
 
 
 # -- upserts ---------------------------------------------------------------------------------------------------------
+
+
+@lru_cache(maxsize=64)
+def _python_defaults(table: Table) -> tuple[tuple[str, Any], ...]:
+    return tuple((c.name, c.default.arg) for c in table.columns if c.default is not None and c.default.is_scalar)
+
+
+def bump(session: Session, model: Any, rows: Iterable[dict[str, Any]], **how: Iterable[str]) -> None:
+    """``kernel.bulk.bump`` (same arguments) with each row given the columns it leaves to a Python-side default (the
+    counters' 0): a row that leaves one out would take SQLAlchemy's executemany instead of the driver's on SQLite. The
+    values are the ones the insert would have taken; an existing row's columns move only as ``how`` says."""
+    defaults = dict(_python_defaults(table_of(model)))
+    bulk.bump(session, model, [{**defaults, **row} for row in rows] if defaults else rows, **how)
 
 
 def _insert(session: Session, table: Table):  # noqa: ANN202
@@ -93,8 +102,13 @@ _SUPERSEDED = select(LedgerSupersededAssessment.assessment_id).where(
     LedgerSupersededAssessment.assessment_id == bindparam("id"))
 
 
+def is_superseded(session: Session, assessment_id: str) -> bool:
+    """Known superseded to the ledger (its marker is written with Core: this plain query sees it, no ORM flush)."""
+    return session.connection().execute(_SUPERSEDED, {"id": assessment_id}).first() is not None
+
+
 def on_assessment_issued(session: Session, envelope: EventEnvelope) -> None:
-    e = _payload(envelope, collection_events.AssessmentIssued)
+    e = envelope.payload_view(collection_events.AssessmentIssued)
     employer = employer_key(e.employer_id)
     per_fund: dict[str, list[int]] = defaultdict(lambda: [0, 0])
     for line in e.lines:
@@ -103,7 +117,7 @@ def on_assessment_issued(session: Session, envelope: EventEnvelope) -> None:
         sums[1] += 1
     if e.supersedes_id:  # collection sends AssessmentSuperseded first; the new one names it too: either suffices
         _supersede(session, e.supersedes_id, by=e.assessment_id, event_id=envelope.id)
-    superseded = session.connection().execute(_SUPERSEDED, {"id": e.assessment_id}).first() is not None
+    superseded = is_superseded(session, e.assessment_id)
     bump(session, LedgerAssessment, [
         {"assessment_id": e.assessment_id, "fund": fund, "employer_key": employer, "period": e.period,
          "assessed_fen": fen, "lines": lines, "superseded": superseded}
@@ -132,7 +146,7 @@ def _supersede(session: Session, assessment_id: str, *, by: str, event_id: str) 
 
 
 def on_assessment_superseded(session: Session, envelope: EventEnvelope) -> None:
-    e = _payload(envelope, collection_events.AssessmentSuperseded)
+    e = envelope.payload_view(collection_events.AssessmentSuperseded)
     _supersede(session, e.assessment_id, by=e.superseded_by_id, event_id=envelope.id)
 
 
@@ -169,12 +183,12 @@ def _legs(session: Session, lines: Iterable[Any], *, leg: str) -> None:
 
 
 def on_payments_collected(session: Session, envelope: EventEnvelope) -> None:
-    e = _payload(envelope, collection_events.PaymentsCollected)
+    e = envelope.payload_view(collection_events.PaymentsCollected)
     _legs(session, e.lines, leg="tax")
 
 
 def on_contributions_posted(session: Session, envelope: EventEnvelope) -> None:
-    e = _payload(envelope, accounts_events.ContributionsPosted)
+    e = envelope.payload_view(accounts_events.ContributionsPosted)
     _legs(session, e.lines, leg="agency")
 
 
@@ -182,7 +196,7 @@ def on_contributions_posted(session: Session, envelope: EventEnvelope) -> None:
 
 
 def on_treasury_remitted(session: Session, envelope: EventEnvelope) -> None:
-    e = _payload(envelope, collection_events.TreasuryRemitted)
+    e = envelope.payload_view(collection_events.TreasuryRemitted)
     bump(session, LedgerRemittance, [{
         "remittance_id": e.remittance_id, "month": period_of(e.remitted_on), "fund": e.fund, "period": e.period,
         "amount_fen": e.amount_fen, "remitted_on": e.remitted_on, "voucher_no": e.voucher_no,
@@ -191,7 +205,7 @@ def on_treasury_remitted(session: Session, envelope: EventEnvelope) -> None:
 
 
 def on_bank_account_registered(session: Session, envelope: EventEnvelope) -> None:
-    e = _payload(envelope, collection_events.BankAccountRegistered)
+    e = envelope.payload_view(collection_events.BankAccountRegistered)
     bump(session, LedgerBankAccount, [{"account_id": e.account_id, "kind": e.kind, "fund": e.fund,
                                        "opened_on": e.opened_on}], overwrite=("kind", "fund", "opened_on"))
 
@@ -205,7 +219,7 @@ def _receipt_period(session: Session, e: collection_events.BankTransactionRecord
 
 
 def on_bank_transaction_recorded(session: Session, envelope: EventEnvelope) -> None:
-    e = _payload(envelope, collection_events.BankTransactionRecorded)
+    e = envelope.payload_view(collection_events.BankTransactionRecorded)
     month = period_of(e.value_date)
     bump(session, LedgerBankAccount, [{"account_id": e.account_id, "kind": e.account_kind, "fund": e.fund}])
     incoming = e.direction == "in"
@@ -244,14 +258,14 @@ def on_bank_transaction_recorded(session: Session, envelope: EventEnvelope) -> N
 
 
 def on_payroll_approved(session: Session, envelope: EventEnvelope) -> None:
-    e = _payload(envelope, benefits_events.PayrollApproved)
+    e = envelope.payload_view(benefits_events.PayrollApproved)
     bump(session, LedgerFundMonthOut, [{"month": e.period, "fund": e.fund, "approved_fen": e.total_fen,
                                         "approved_runs": 1, "approved_lines": e.lines}],
          add=("approved_fen", "approved_runs", "approved_lines"))
 
 
 def on_payments_settled(session: Session, envelope: EventEnvelope) -> None:
-    e = _payload(envelope, benefits_events.PaymentsSettled)
+    e = envelope.payload_view(benefits_events.PaymentsSettled)
     connection = session.connection()
     S = LedgerSettledLine  # noqa: N806
     by_id = {line.payroll_line_id: line for line in e.lines}
@@ -295,7 +309,7 @@ def on_payroll_lines_retained(session: Session, envelope: EventEnvelope) -> None
     """Held-back lines and recovery offsets of a run's first bank file → R5's held-back and offset figures. One
     ``ledger_retained_line`` row per payroll line (``INSERT … ON CONFLICT DO NOTHING RETURNING``): only the lines
     inserted now are counted, so a line reported again (another part said twice, a replay) counts once."""
-    e = _payload(envelope, benefits_events.PayrollLinesRetained)
+    e = envelope.payload_view(benefits_events.PayrollLinesRetained)
     now = clock.utc_now()
     rows: dict[str, dict[str, Any]] = {}
     for held in e.held_back:

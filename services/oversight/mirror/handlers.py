@@ -22,7 +22,7 @@ applied, and imports and single events interleave. So:
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from functools import lru_cache
-from typing import Any, TypeVar
+from typing import Any
 
 from sqlalchemy import Table, case, or_, select
 from sqlmodel import Session
@@ -57,8 +57,15 @@ from services.contracts.accounts import (
     PersonUpdated,
 )
 from services.kernel import clock
-from services.kernel.bulk import RowSet, chunks, dialect_insert, dialect_of, expire_cached, insert_for, new_row
-from services.kernel.events import EventEnvelope, EventPayload
+from services.kernel.bulk import (
+    RowSet,
+    dialect_insert,
+    dialect_of,
+    expire_cached,
+    in_parameter,
+    parameter_values,
+)
+from services.kernel.events import EventEnvelope
 from services.kernel.mirror import execute_rows
 from services.kernel.service_app import ConsumerSpec
 from services.oversight.models import (
@@ -74,7 +81,6 @@ from services.oversight.models import (
     MirroredPerson,
 )
 
-P = TypeVar("P", bound=EventPayload)
 Row = dict[str, Any]
 
 
@@ -87,11 +93,6 @@ def _newer(envelope: EventEnvelope, last: datetime | None) -> bool:
     """Is this event at least as recent as the one that last set a status? (Status events carry no version.)"""
     return last is None or _aware(envelope.time) >= _aware(last)
 
-
-def _payload(envelope: EventEnvelope, kind: type[P]) -> P:
-    payload = envelope.payload()
-    assert isinstance(payload, kind), f"{envelope.type} is not {kind.__name__}"
-    return payload
 
 
 def _stamp(row: Row, envelope: EventEnvelope, now: datetime) -> None:
@@ -145,14 +146,14 @@ def _register_employers(session: Session, envelope: EventEnvelope,
 
 
 def on_employer_registered(session: Session, envelope: EventEnvelope) -> None:
-    e = _payload(envelope, EmployerRegistered)
+    e = envelope.payload_view(EmployerRegistered)
     _register_employers(session, envelope, [(e.employer_id, {
         "uscc": e.uscc, "name": e.name, "region": e.region, "unit_type": e.unit_type,
         "industry_risk_class": e.industry_risk_class}, e.registered_at)])
 
 
 def on_employers_imported(session: Session, envelope: EventEnvelope) -> None:
-    e = _payload(envelope, EmployersImported)
+    e = envelope.payload_view(EmployersImported)
     _register_employers(session, envelope, [
         (item.employer_id, {k: getattr(item, k) for k in EMPLOYER_FIELDS}, envelope.time) for item in e.employers],
         import_job_id=e.import_job_id)
@@ -169,7 +170,7 @@ def _apply_changes(row: Row, version: int, changes: dict[str, list], fields: Ite
 
 
 def on_employer_updated(session: Session, envelope: EventEnvelope) -> None:
-    e = _payload(envelope, EmployerUpdated)
+    e = envelope.payload_view(EmployerUpdated)
     now, rows = clock.utc_now(), RowSet(session, MirroredEmployer, [e.employer_id])
     row = _get_or_placeholder(rows, e.employer_id, envelope, now, version=0)
     _apply_changes(row, e.version, e.changes, ("name", "region", "unit_type", "industry_risk_class"))
@@ -178,7 +179,7 @@ def on_employer_updated(session: Session, envelope: EventEnvelope) -> None:
 
 
 def on_employer_status_changed(session: Session, envelope: EventEnvelope) -> None:
-    e = _payload(envelope, EmployerStatusChanged)
+    e = envelope.payload_view(EmployerStatusChanged)
     now, rows = clock.utc_now(), RowSet(session, MirroredEmployer, [e.employer_id])
     row = _get_or_placeholder(rows, e.employer_id, envelope, now, version=0)
     _fill(row, {"uscc": e.uscc}, overwrite=False)
@@ -217,19 +218,19 @@ def _register_persons(session: Session, envelope: EventEnvelope,
 
 
 def on_person_registered(session: Session, envelope: EventEnvelope) -> None:
-    e = _payload(envelope, PersonRegistered)
+    e = envelope.payload_view(PersonRegistered)
     _register_persons(session, envelope, [(e.person_id, {k: getattr(e, k) for k in PERSON_FIELDS}, e.registered_at)])
 
 
 def on_persons_imported(session: Session, envelope: EventEnvelope) -> None:
-    e = _payload(envelope, PersonsImported)
+    e = envelope.payload_view(PersonsImported)
     _register_persons(session, envelope, [
         (item.person_id, {k: getattr(item, k) for k in PERSON_FIELDS}, envelope.time) for item in e.persons],
         import_job_id=e.import_job_id)
 
 
 def on_person_updated(session: Session, envelope: EventEnvelope) -> None:
-    e = _payload(envelope, PersonUpdated)
+    e = envelope.payload_view(PersonUpdated)
     now, rows = clock.utc_now(), RowSet(session, MirroredPerson, [e.person_id])
     row = _get_or_placeholder(rows, e.person_id, envelope, now, version=0)
     changes = dict(e.changes)
@@ -241,7 +242,7 @@ def on_person_updated(session: Session, envelope: EventEnvelope) -> None:
 
 
 def on_person_life_status_changed(session: Session, envelope: EventEnvelope) -> None:
-    e = _payload(envelope, PersonLifeStatusChanged)
+    e = envelope.payload_view(PersonLifeStatusChanged)
     now, rows = clock.utc_now(), RowSet(session, MirroredPerson, [e.person_id])
     row = _get_or_placeholder(rows, e.person_id, envelope, now, version=0)
     _fill(row, {"citizen_id": e.citizen_id}, overwrite=False)
@@ -254,7 +255,7 @@ def on_person_life_status_changed(session: Session, envelope: EventEnvelope) -> 
 
 
 def on_bank_account_added(session: Session, envelope: EventEnvelope) -> None:
-    e = _payload(envelope, PersonBankAccountAdded)
+    e = envelope.payload_view(PersonBankAccountAdded)
     now, rows = clock.utc_now(), RowSet(session, MirroredBankAccount, [e.bank_account_id])
     values = {"person_id": e.person_id, "kind": e.kind, "bank_name": e.bank_name, "account_no": e.account_no,
               "holder_name": e.holder_name}
@@ -271,7 +272,7 @@ def on_bank_account_added(session: Session, envelope: EventEnvelope) -> None:
 
 
 def on_bank_account_closed(session: Session, envelope: EventEnvelope) -> None:
-    e = _payload(envelope, PersonBankAccountClosed)
+    e = envelope.payload_view(PersonBankAccountClosed)
     now, rows = clock.utc_now(), RowSet(session, MirroredBankAccount, [e.bank_account_id])
     row = _get_or_placeholder(rows, e.bank_account_id, envelope, now, person_id=e.person_id, status="closed")
     if _newer(envelope, row["status_changed_at"]):
@@ -319,7 +320,7 @@ def _open_enrolment(enrolments: _Enrolments, *, enrolment_id: str, person_id: st
 
 
 def on_enrolment_opened(session: Session, envelope: EventEnvelope) -> None:
-    e = _payload(envelope, EnrolmentOpened)
+    e = envelope.payload_view(EnrolmentOpened)
     enrolments = _Enrolments(session, envelope, [e.enrolment_id])
     _open_enrolment(enrolments, enrolment_id=e.enrolment_id, person_id=e.person_id, fund=e.fund,
                     employer_id=e.employer_id, start_period=e.start_period)
@@ -327,7 +328,7 @@ def on_enrolment_opened(session: Session, envelope: EventEnvelope) -> None:
 
 
 def on_enrolment_transferred(session: Session, envelope: EventEnvelope) -> None:
-    e = _payload(envelope, EnrolmentTransferred)
+    e = envelope.payload_view(EnrolmentTransferred)
     enrolments = _Enrolments(session, envelope, [e.from_enrolment_id, e.to_enrolment_id])
     old = enrolments(e.from_enrolment_id, e.person_id, e.fund)
     _fill(old, {"employer_id": e.from_employer_id}, overwrite=False)
@@ -349,21 +350,21 @@ def _enrolment_status(session: Session, envelope: EventEnvelope, e: Any, status:
 
 
 def on_enrolment_suspended(session: Session, envelope: EventEnvelope) -> None:
-    e = _payload(envelope, EnrolmentSuspended)
+    e = envelope.payload_view(EnrolmentSuspended)
     _enrolment_status(session, envelope, e, "suspended", e.reason)
 
 
 def on_enrolment_resumed(session: Session, envelope: EventEnvelope) -> None:
-    _enrolment_status(session, envelope, _payload(envelope, EnrolmentResumed), "active")
+    _enrolment_status(session, envelope, envelope.payload_view(EnrolmentResumed), "active")
 
 
 def on_enrolment_stopped(session: Session, envelope: EventEnvelope) -> None:
-    e = _payload(envelope, EnrolmentStopped)
+    e = envelope.payload_view(EnrolmentStopped)
     _enrolment_status(session, envelope, e, "stopped", e.reason, end_period=e.end_period)
 
 
 def on_enrolments_imported(session: Session, envelope: EventEnvelope) -> None:
-    e = _payload(envelope, EnrolmentsImported)
+    e = envelope.payload_view(EnrolmentsImported)
     enrolments = _Enrolments(session, envelope, [item.enrolment_id for item in e.enrolments])
     for item in e.enrolments:
         row = enrolments(item.enrolment_id, item.person_id, item.fund)
@@ -377,7 +378,7 @@ def on_enrolments_imported(session: Session, envelope: EventEnvelope) -> None:
 
 
 def on_duplicate_enrolment_found(session: Session, envelope: EventEnvelope) -> None:
-    e = _payload(envelope, DuplicateEnrolmentFound)
+    e = envelope.payload_view(DuplicateEnrolmentFound)
     funds = ",".join(sorted(e.funds))
     key = (e.person_id, funds, e.overlap_from)
     rows = RowSet(session, MirroredDuplicateEnrolment, [key], key=("person_id", "funds", "overlap_from"))
@@ -447,32 +448,45 @@ def _post(session: Session, envelope: EventEnvelope, postings: Iterable[Any], *,
         expire_cached(session, MirroredAccountYear, ((k,) for k in cells))
 
 
+@lru_cache(maxsize=2)
+def _entry_insert(dialect: str) -> Any:
+    """An entry's ``INSERT … ON CONFLICT (entry_id) DO NOTHING`` (``RETURNING`` the ids inserted but on SQLite), built
+    once per dialect."""
+    E = MirroredAccountEntry  # noqa: N806
+    insert = dialect_insert(dialect, E.__table__).on_conflict_do_nothing(index_elements=["entry_id"])
+    return insert if dialect == "sqlite" else insert.returning(E.entry_id)
+
+
+# The entry ids an event names that the mirror has, bound as one parameter (a JSON array), not one per id.
+_KNOWN_ENTRIES = select(MirroredAccountEntry.entry_id).where(
+    in_parameter("sqlite", MirroredAccountEntry.entry_id, "ids"))
+
+
 def _new_entries(session: Session, rows: list[Row]) -> set[str]:
     """Insert the entries not mirrored yet; returns their ids. PostgreSQL: ``INSERT … ON CONFLICT DO NOTHING
     RETURNING`` (concurrent replicas each learn which rows were theirs). SQLite (one writer, which this transaction
     is): the known ids are read first and only the others inserted, at the driver."""
-    E = MirroredAccountEntry  # noqa: N806
-    insert = insert_for(session, E.__table__).on_conflict_do_nothing(index_elements=["entry_id"])
-    if dialect_of(session) != "sqlite":
-        return set(session.connection().execute(insert.returning(E.entry_id), rows).scalars())
-    ids = [row["entry_id"] for row in rows]
-    known = {entry_id for chunk in chunks(ids) for entry_id in session.connection().execute(
-        select(E.entry_id).where(E.entry_id.in_(chunk))).scalars()}
+    dialect = dialect_of(session)
+    insert = _entry_insert(dialect)
+    if dialect != "sqlite":
+        return set(session.connection().execute(insert, rows).scalars())
+    known = set(session.connection().execute(_KNOWN_ENTRIES, {
+        "ids": parameter_values("sqlite", [row["entry_id"] for row in rows])}).scalars())
     fresh = [row for row in rows if row["entry_id"] not in known]
     execute_rows(session, insert, fresh)
     return {row["entry_id"] for row in fresh}
 
 
 def on_account_credited(session: Session, envelope: EventEnvelope) -> None:
-    _post(session, envelope, [_payload(envelope, AccountCredited)])
+    _post(session, envelope, [envelope.payload_view(AccountCredited)])
 
 
 def on_accounts_credited(session: Session, envelope: EventEnvelope) -> None:
-    _post(session, envelope, _payload(envelope, AccountsCredited).entries)
+    _post(session, envelope, envelope.payload_view(AccountsCredited).entries)
 
 
 def on_account_debited(session: Session, envelope: EventEnvelope) -> None:
-    _post(session, envelope, [_payload(envelope, AccountDebited)], sign=-1)
+    _post(session, envelope, [envelope.payload_view(AccountDebited)], sign=-1)
 
 
 # -- the AGENCY leg: collected lines posted or held ------------------------------------------------------------------
@@ -494,14 +508,11 @@ def _agency_upsert(dialect: str, table: Table, columns: tuple[str, ...], held: b
                                       where=table.c.status != "posted" if held else None)
 
 
-def _agency_row(envelope: EventEnvelope) -> Row:
-    """What every row of the event holds before its line's values: the columns' defaults and the event's stamp
-    (each line's row is this merged with its values: one dict per line)."""
-    return new_row(MirroredAgencyLine.__table__, {"source_event_id": envelope.id, "received_at": clock.utc_now()})
-
-
 def _agency_lines(session: Session, lines: dict[str, Row], columns: tuple[str, ...], *, held: bool) -> None:
-    """``lines``: complete rows by payment id (``_agency_row`` with the line's values)."""
+    """``lines``: rows by payment id, each naming the columns its kind sets and the event's stamp (one dict per line,
+    no defaults merged in). A column left out has no Python-side default: a new row takes the table's (NULL, the
+    amounts' 0), an existing one keeps its value unless the kind's upsert sets it (a posting clears a hold's reason;
+    a hold never writes a posting's amounts)."""
     if not lines:
         return
     table = MirroredAgencyLine.__table__
@@ -510,23 +521,25 @@ def _agency_lines(session: Session, lines: dict[str, Row], columns: tuple[str, .
 
 
 def on_contributions_posted(session: Session, envelope: EventEnvelope) -> None:
-    e = _payload(envelope, ContributionsPosted)
-    base, batch = _agency_row(envelope), e.source_batch_id
+    e = envelope.payload_view(ContributionsPosted)
+    event, now, batch = envelope.id, clock.utc_now(), e.source_batch_id
     lines = {line.payment_id: {  # a line twice in the event: the later one stands, as it would one at a time
-        **base, "payment_id": line.payment_id, "status": "posted", "person_id": line.person_id,
-        "employer_id": line.employer_id, "fund": line.fund, "period": line.period, "employer_fen": line.employer_fen,
-        "individual_fen": line.individual_fen, "credited_fen": line.credited_fen, "held_fen": 0,
-        "entry_id": line.entry_id, "reason_code": None, "reason": None, "source_batch_id": batch} for line in e.lines}
+        "source_event_id": event, "received_at": now, "payment_id": line.payment_id, "status": "posted",
+        "person_id": line.person_id, "employer_id": line.employer_id, "fund": line.fund, "period": line.period,
+        "employer_fen": line.employer_fen, "individual_fen": line.individual_fen, "credited_fen": line.credited_fen,
+        "held_fen": 0, "entry_id": line.entry_id, "reason_code": None, "reason": None, "source_batch_id": batch}
+        for line in e.lines}
     _agency_lines(session, lines, POSTED_COLUMNS, held=False)
 
 
 def on_contributions_held(session: Session, envelope: EventEnvelope) -> None:
-    e = _payload(envelope, ContributionsHeld)
-    base, batch = _agency_row(envelope), e.source_batch_id
+    e = envelope.payload_view(ContributionsHeld)
+    event, now, batch = envelope.id, clock.utc_now(), e.source_batch_id
     lines = {line.payment_id: {
-        **base, "payment_id": line.payment_id, "status": "held", "person_id": line.person_id,
-        "citizen_id": line.citizen_id, "fund": line.fund, "period": line.period, "held_fen": line.amount_fen,
-        "reason_code": line.reason_code, "reason": line.reason, "source_batch_id": batch} for line in e.lines}
+        "source_event_id": event, "received_at": now, "payment_id": line.payment_id, "status": "held",
+        "person_id": line.person_id, "citizen_id": line.citizen_id, "fund": line.fund, "period": line.period,
+        "held_fen": line.amount_fen, "reason_code": line.reason_code, "reason": line.reason, "source_batch_id": batch}
+        for line in e.lines}
     _agency_lines(session, lines, HELD_COLUMNS, held=True)
 
 
@@ -548,31 +561,31 @@ def _life_event(session: Session, envelope: EventEnvelope, *, kind: str, person_
 
 
 def on_person_died(session: Session, envelope: EventEnvelope) -> None:
-    e = _payload(envelope, PersonDied)
+    e = envelope.payload_view(PersonDied)
     _life_event(session, envelope, kind="died", person_id=e.person_id, citizen_id=e.citizen_id,
                 event_date=e.death_date, until_date=None, source=e.source, record_id=e.record_id)
 
 
 def on_person_cremated(session: Session, envelope: EventEnvelope) -> None:
-    e = _payload(envelope, PersonCremated)
+    e = envelope.payload_view(PersonCremated)
     _life_event(session, envelope, kind="cremated", person_id=e.person_id, citizen_id=e.citizen_id,
                 event_date=e.cremation_date, until_date=None, source=e.source, record_id=e.record_id)
 
 
 def on_person_imprisoned(session: Session, envelope: EventEnvelope) -> None:
-    e = _payload(envelope, PersonImprisoned)
+    e = envelope.payload_view(PersonImprisoned)
     _life_event(session, envelope, kind="imprisoned", person_id=e.person_id, citizen_id=e.citizen_id,
                 event_date=e.imprisoned_from, until_date=e.imprisoned_until, source=e.source, record_id=e.record_id)
 
 
 def on_person_released(session: Session, envelope: EventEnvelope) -> None:
-    e = _payload(envelope, PersonReleased)
+    e = envelope.payload_view(PersonReleased)
     _life_event(session, envelope, kind="released", person_id=e.person_id, citizen_id=e.citizen_id,
                 event_date=e.released_on, until_date=None, source=e.source, record_id=e.record_id)
 
 
 def on_business_registered(session: Session, envelope: EventEnvelope) -> None:
-    e = _payload(envelope, BusinessRegistered)
+    e = envelope.payload_view(BusinessRegistered)
     key = (e.uscc, e.source, e.record_id)
     now, rows = clock.utc_now(), RowSet(session, MirroredBusinessRegistration, [key], key=("uscc", "source", "record_id"))
     row = rows.get(key)

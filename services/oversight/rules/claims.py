@@ -247,14 +247,12 @@ def find_s18_claim(session: Session, claim_id: str, claim: RuleClaim | None) -> 
 
 
 def record_submission(session: Session, envelope: EventEnvelope) -> RuleClaim:
-    e = envelope.payload()
-    assert isinstance(e, ben.ClaimSubmitted)
+    e = envelope.payload_view(ben.ClaimSubmitted)
     return record_claim(session, e, envelope)
 
 
 def check_submission(session: Session, envelope: EventEnvelope, claim: RuleClaim) -> Tally:
-    e = envelope.payload()
-    assert isinstance(e, ben.ClaimSubmitted)
+    e = envelope.payload_view(ben.ClaimSubmitted)
     tally = raise_findings(session, "S08", find_s08(session, e))
     tally.add(raise_findings(session, "S09", find_s09(session, e)))
     tally.add(raise_findings(session, "S10", find_s10_rise(session, e)))
@@ -264,14 +262,12 @@ def check_submission(session: Session, envelope: EventEnvelope, claim: RuleClaim
 
 
 def record_decided(session: Session, envelope: EventEnvelope) -> RuleClaim | None:
-    e = envelope.payload()
-    assert isinstance(e, ben.ClaimDecided)
+    e = envelope.payload_view(ben.ClaimDecided)
     return record_decision(session, e, envelope)
 
 
 def check_decided(session: Session, envelope: EventEnvelope, claim: RuleClaim | None) -> Tally:
-    e = envelope.payload()
-    assert isinstance(e, ben.ClaimDecided)
+    e = envelope.payload_view(ben.ClaimDecided)
     tally = raise_findings(session, "S18", find_s18_claim(session, e.claim_id, claim))
     tally.add(raise_findings(session, "S06", find_s06_decided(session, e, claim)))
     return tally
@@ -282,6 +278,5 @@ on_claim_decided = FactHandler(record_decided, check_decided)
 
 
 def on_entitlement_granted(session: Session, envelope: EventEnvelope) -> Tally:
-    e = envelope.payload()
-    assert isinstance(e, ben.EntitlementGranted)
+    e = envelope.payload_view(ben.EntitlementGranted)
     return raise_findings(session, "S06", find_s06_granted(session, e))

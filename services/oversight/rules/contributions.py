@@ -25,7 +25,7 @@ from sqlmodel import Session
 
 from services.contracts import collection as col
 from services.kernel.events import EventEnvelope
-from services.oversight.ledger.models import LedgerSupersededAssessment
+from services.oversight.ledger.handlers import is_superseded
 from services.oversight.facts import FactHandler
 from services.oversight.models import MirroredEmployer
 from services.oversight.rules.common import INDEX_FUNDS, bump, employers_by_uscc, yuan
@@ -38,16 +38,9 @@ ACCEPTED_METHODS = frozenset({"bank_withholding", "bank_transfer", "online", "ss
 SAMPLE = 20
 
 
-def _superseded(session: Session, assessment_id: str) -> bool:
-    """Known superseded to the ledger (which writes the marker with Core: a plain query sees it, no ORM flush)."""
-    S = LedgerSupersededAssessment  # noqa: N806
-    return session.connection().execute(select(S.assessment_id).where(S.assessment_id == assessment_id)).first() \
-        is not None
-
-
 def record_assessment(session: Session, e: col.AssessmentIssued) -> bool:
     """Bases and clamps of one part; False when the assessment is already superseded (nothing recorded)."""
-    if _superseded(session, e.assessment_id):
+    if is_superseded(session, e.assessment_id):
         return False
     employer = e.employer_id or ""
     bases: dict[tuple[str, str], dict[str, Any]] = {}
@@ -97,14 +90,12 @@ def find_s10_clamps(session: Session, employer_key: str, period: int) -> list[Fi
 
 
 def record_issued(session: Session, envelope: EventEnvelope) -> bool:
-    e = envelope.payload()
-    assert isinstance(e, col.AssessmentIssued)
+    e = envelope.payload_view(col.AssessmentIssued)
     return record_assessment(session, e)
 
 
 def check_issued(session: Session, envelope: EventEnvelope, clamped: bool) -> Tally:
-    e = envelope.payload()
-    assert isinstance(e, col.AssessmentIssued)
+    e = envelope.payload_view(col.AssessmentIssued)
     if not clamped:
         return Tally()
     return raise_findings(session, "S10", find_s10_clamps(session, e.employer_id or "", e.period))
@@ -112,8 +103,7 @@ def check_issued(session: Session, envelope: EventEnvelope, clamped: bool) -> Ta
 
 def record_superseded(session: Session, envelope: EventEnvelope) -> int:
     """Take the superseded assessment's clamps and bases out; returns the clamped lines removed."""
-    e = envelope.payload()
-    assert isinstance(e, col.AssessmentSuperseded)
+    e = envelope.payload_view(col.AssessmentSuperseded)
     removed = session.execute(delete(RuleBaseClamp).where(RuleBaseClamp.assessment_id == e.assessment_id)).rowcount
     session.execute(delete(RuleContributionBase).where(RuleContributionBase.assessment_id == e.assessment_id))
     return removed or 0
@@ -122,8 +112,7 @@ def record_superseded(session: Session, envelope: EventEnvelope) -> int:
 def check_superseded(session: Session, envelope: EventEnvelope, removed: int) -> Tally:
     """If clamped lines of the employer and period remain (the new assessment's), report them again so the case
     shows the corrected counts."""
-    e = envelope.payload()
-    assert isinstance(e, col.AssessmentSuperseded)
+    e = envelope.payload_view(col.AssessmentSuperseded)
     if not removed:
         return Tally()
     return raise_findings(session, "S10", find_s10_clamps(session, e.employer_id or "", e.period))
@@ -178,13 +167,11 @@ def find_s17_collected(session: Session, e: col.PaymentsCollected) -> list[Findi
 
 
 def on_payments_collected(session: Session, envelope: EventEnvelope) -> Tally:
-    e = envelope.payload()
-    assert isinstance(e, col.PaymentsCollected)
+    e = envelope.payload_view(col.PaymentsCollected)
     return raise_findings(session, "S17", find_s17_collected(session, e))
 
 
 def on_payments_rejected(session: Session, envelope: EventEnvelope) -> Tally:
-    e = envelope.payload()
-    assert isinstance(e, col.PaymentsRejected)
+    e = envelope.payload_view(col.PaymentsRejected)
     return raise_findings(session, "S17", find_s17(session, e))
 

@@ -374,14 +374,12 @@ def find_s07(session: Session, e: ben.PaymentsIssued, by_key: dict[str, list[ben
 
 def record_settlement(session: Session, envelope: EventEnvelope) -> list[str]:
     """Paid lines → paid periods and beneficiaries; returns the persons paid."""
-    e = envelope.payload()
-    assert isinstance(e, ben.PaymentsSettled)
+    e = envelope.payload_view(ben.PaymentsSettled)
     return sorted(record_paid(session, e, envelope.time))
 
 
 def check_settlement(session: Session, envelope: EventEnvelope, paid: list[str]) -> Tally:
-    e = envelope.payload()
-    assert isinstance(e, ben.PaymentsSettled)
+    e = envelope.payload_view(ben.PaymentsSettled)
     tally = Tally()
     if not paid:
         return tally
@@ -397,20 +395,17 @@ def check_settlement(session: Session, envelope: EventEnvelope, paid: list[str])
 
 
 def record_survival(session: Session, envelope: EventEnvelope) -> None:
-    e = envelope.payload()
-    assert isinstance(e, ben.SurvivalCertified)
+    e = envelope.payload_view(ben.SurvivalCertified)
     record_certified(session, e)
 
 
 def record_issue(session: Session, envelope: EventEnvelope) -> dict[str, list[ben.IssuedPayment]]:
-    e = envelope.payload()
-    assert isinstance(e, ben.PaymentsIssued)
+    e = envelope.payload_view(ben.PaymentsIssued)
     return record_payees(session, e)
 
 
 def check_issue(session: Session, envelope: EventEnvelope, by_key: dict[str, list[ben.IssuedPayment]]) -> Tally:
-    e = envelope.payload()
-    assert isinstance(e, ben.PaymentsIssued)
+    e = envelope.payload_view(ben.PaymentsIssued)
     return raise_findings(session, "S07", find_s07(session, e, by_key))
 
 

@@ -157,8 +157,7 @@ def find_s11(session: Session, as_of: date) -> list[Finding]:
 
 
 def find_s19_person_update(session: Session, envelope: EventEnvelope) -> list[Finding]:
-    e = envelope.payload()
-    assert isinstance(e, acc.PersonUpdated)
+    e = envelope.payload_view(acc.PersonUpdated)
     changed = sorted(set(e.changes) & set(IDENTITY_FIELDS))
     if not changed:
         return []
@@ -173,8 +172,7 @@ def find_s19_person_update(session: Session, envelope: EventEnvelope) -> list[Fi
 
 
 def record_life_change(session: Session, envelope: EventEnvelope) -> RuleLifeChange:
-    e = envelope.payload()
-    assert isinstance(e, acc.PersonLifeStatusChanged)
+    e = envelope.payload_view(acc.PersonLifeStatusChanged)
     row = session.get(RuleLifeChange, envelope.id)
     if row is None:
         row = RuleLifeChange(
@@ -287,8 +285,7 @@ def move_correction_cursor(session: Session, value: int) -> None:
 
 
 def on_duplicate_enrolment_found(session: Session, envelope: EventEnvelope) -> Tally:
-    e = envelope.payload()
-    assert isinstance(e, acc.DuplicateEnrolmentFound)
+    e = envelope.payload_view(acc.DuplicateEnrolmentFound)
     session.flush()  # the mirror's handler ran first in this transaction
     return raise_findings(session, "S03", [f for f in find_s03_reported(session, [e.person_id])
                                            if f.details["overlap_from"] == e.overlap_from
@@ -296,10 +293,11 @@ def on_duplicate_enrolment_found(session: Session, envelope: EventEnvelope) -> T
 
 
 def on_enrolment_changed(session: Session, envelope: EventEnvelope) -> Tally:
-    e = envelope.payload()
-    if isinstance(e, acc.EnrolmentsImported):
-        people = {item.person_id for item in e.enrolments if item.fund in PENSION_FUNDS}
+    if envelope.type == acc.EnrolmentsImported.event_type:
+        imported = envelope.payload_view(acc.EnrolmentsImported)
+        people = {item.person_id for item in imported.enrolments if item.fund in PENSION_FUNDS}
     else:
+        e = envelope.payload()
         people = {e.person_id} if getattr(e, "fund", None) in PENSION_FUNDS else set()
     if not people:
         return Tally()
