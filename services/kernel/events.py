@@ -170,12 +170,16 @@ class EventEnvelope(BaseModel):
             data = self.__dict__["data"] = pydantic_core.from_json(_text(self._data_json))
         return data
 
-    def payload(self) -> EventPayload:
+    def _source(self) -> tuple[Any, object]:
+        """``data`` (or ``_NOT_PARSED``) and what a payload is read from: ``data``, or its kept JSON text. A payload
+        is cached with its source, so it is read again only if ``data`` was parsed since."""
         data = self.__dict__.get("data", _NOT_PARSED)
-        source = self._data_json if data is _NOT_PARSED else data
-        cached = self._payload
-        if cached is not None and cached[0] is source:
-            return cached[1]
+        return data, (self._data_json if data is _NOT_PARSED else data)
+
+    def payload(self) -> EventPayload:
+        data, source = self._source()
+        if self._payload is not None and self._payload[0] is source:
+            return self._payload[1]
         try:
             model = EVENT_TYPES[self.type]
         except KeyError:
@@ -203,11 +207,9 @@ class EventEnvelope(BaseModel):
         view = _twin_or_none(model, reading=True)
         if view is None:
             return self.payload()  # type: ignore[return-value]
-        data = self.__dict__.get("data", _NOT_PARSED)
-        source = self._data_json if data is _NOT_PARSED else data
-        cached = self._view
-        if cached is not None and cached[0] is source:
-            return cached[1]
+        data, source = self._source()
+        if self._view is not None and self._view[0] is source:
+            return self._view[1]
         try:
             if data is _NOT_PARSED:
                 result = _view_decoder(view).decode(source if source is not None else b"{}")
