@@ -5,9 +5,9 @@ SQLite: ``executemany`` of one prepared statement is the fastest path; it is han
 SQLAlchemy writes them), so that SQLAlchemy does not build and process a parameter dict per row (a third of the
 insert's cost for 10 000 rows). PostgreSQL: ``executemany`` sends one
 statement per row (pipelined, but each row is still parsed, planned and acknowledged: ~1.2 s for 30 000 rows), and a
-multi-row ``VALUES`` list is slower still to compile. So on PostgreSQL each column goes as **one array parameter**:
-``INSERT … SELECT * FROM unnest(:a, :b, …)`` and ``UPDATE … FROM unnest(:ids, …)`` — a handful of parameters per
-statement whatever the number of rows.
+multi-row ``VALUES`` list is slower still to compile. So on PostgreSQL rows are inserted with one ``COPY``
+(``kernel.postgres_rows.copy_tuples``), and updated with each column as **one array parameter**:
+``UPDATE … FROM unnest(:ids, …)`` — a handful of parameters per statement whatever the number of rows.
 """
 
 from operator import itemgetter
@@ -15,6 +15,8 @@ from typing import Any, NamedTuple
 
 from sqlalchemy import ARRAY, Table, bindparam, insert, text, update
 from sqlmodel import Session
+
+from services.kernel import postgres_rows
 
 
 def _is_postgres(session: Session) -> bool:
@@ -76,10 +78,8 @@ def insert_tuples(session: Session, table: Table, names: tuple[str, ...], rows: 
     if not _is_postgres(session):
         session.execute(insert(table), [dict(zip(names, row, strict=True)) for row in rows])
         return
-    casts, params = zip(*(_array_of(session, table, n, list(column))
-                          for n, column in zip(names, zip(*rows), strict=True)), strict=True)
-    statement = text(f'INSERT INTO {table.name} ({", ".join(names)}) SELECT * FROM unnest({", ".join(casts)})')
-    session.execute(statement.bindparams(*params))
+    session.flush()  # what the ORM holds first (the batch these rows belong to), as session.execute would
+    postgres_rows.copy_tuples(session.connection(), table, names, rows)
 
 
 class SettledLine(NamedTuple):
