@@ -159,6 +159,26 @@ async def test_a_payment_before_the_due_date_has_no_late_fee(start_service, sett
         assert line_row(client, line_id).status == "paid"
 
 
+async def test_only_a_payment_dated_before_days_already_charged_is_noted_backdated(start_service, settings):
+    async with start_service("collection") as client:
+        employer_id, uscc = add_employer(client)
+        [(person_id, cid)] = add_persons(client, [1])
+        add_assessment(client, employer_id, 202601, DUE, [(person_id, "PEN_EMP", EMPLOYER_FEN, INDIVIDUAL_FEN)])
+        # Early (before the due date): nothing was charged, so nothing is backdated.
+        await post(client, settings, [pay("B-1", payer_uscc=uscc, citizen_id=cid, employer_amount="100.00",
+                                          paid_date="2026-02-10")])
+        # Late: 30 days charged through 2026-03-17.
+        await post(client, settings, [pay("B-2", payer_uscc=uscc, citizen_id=cid, employer_amount="100.00",
+                                          paid_date="2026-03-17")])
+        # Dated before 2026-03-17: no day is charged twice, and the payment says so.
+        await post(client, settings, [pay("B-3", payer_uscc=uscc, citizen_id=cid, employer_amount="100.00",
+                                          paid_date="2026-03-01")])
+        with Session(engine_of(client)) as session:
+            notes = dict(session.execute(select(TaxPayment.tax_line_id, TaxPayment.match_note)).all())
+        assert "BACKDATED" not in (notes["B-1"] or "") and "BACKDATED" not in (notes["B-2"] or "")
+        assert "BACKDATED" in notes["B-3"] and "2026-03-17" in notes["B-3"]
+
+
 async def test_employer_level_lines_match_by_totals(start_service, settings):
     async with start_service("collection") as client:
         employer_id, uscc = add_employer(client)

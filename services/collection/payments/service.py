@@ -574,7 +574,7 @@ def _match_and_settle(session: Session, accepted: list[_Accepted], parameters: P
             target.touched = True
             charges.append((target.id, a.payment_id, settlement.segment.days, settlement.principal_before_fen,
                             settlement.principal_paid_fen, settlement.fee_accrued_fen, settlement.fee_paid_fen, now))
-            if settlement.segment.days == 0 and a.line.paid_date < settlement.segment.start:
+            if _backdated(a.line.paid_date, settlement.segment.start, target.state.due_date):
                 a.notes.append(f"BACKDATED: 缴费日期早于该核定明细已计滞纳金的截止日 {settlement.segment.start.isoformat()}，"
                                "未另计天数")
         a.match_status = _MATCHED
@@ -593,6 +593,13 @@ def _match_and_settle(session: Session, accepted: list[_Accepted], parameters: P
     return charges, updates
 
 
+def _backdated(paid_date: date, charged_through: date, due_date: date) -> bool:
+    """Is the payment dated before days a late fee was already charged for (a later payment of the line charged
+    through ``charged_through``)? Those days are not charged again. A payment before the due date is not backdated:
+    nothing was charged yet."""
+    return due_date < charged_through and paid_date < charged_through
+
+
 def _settle_line(a: _Accepted, target: _OpenLine, rate: Decimal, rate_source: str, now: datetime) -> tuple:
     """A payment that settles one line (person-level, or an employer with one open line): ``settle_many``'s outcome
     for one line (``latefee.settle_one``), the same charge row and notes. Returns the charge row."""
@@ -600,7 +607,7 @@ def _settle_line(a: _Accepted, target: _OpenLine, rate: Decimal, rate_source: st
     paid = latefee.settle_one(target.state, a.total_fen, paid_date, rate)
     target.state = paid.after
     target.touched = True
-    if paid.days == 0 and paid_date < paid.start:
+    if _backdated(paid_date, paid.start, target.state.due_date):
         a.notes.append(f"BACKDATED: 缴费日期早于该核定明细已计滞纳金的截止日 {paid.start.isoformat()}，未另计天数")
     a.match_status = _MATCHED
     a.assessment_line_id = target.id
