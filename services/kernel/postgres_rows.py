@@ -81,16 +81,27 @@ def copy_tuples(connection: Any, table: Any, names: Sequence[str], rows: Iterabl
     sql, processors = _copy_statement(table, tuple(names), dialect)
     dbapi = dialect.loaded_dbapi
     try:
-        with connection.connection.dbapi_connection.cursor() as cursor, cursor.copy(sql) as copy:
-            for values in rows:
-                if processors:
-                    values = list(values)
-                    for index, process in processors:
-                        if values[index] is not None:
-                            values[index] = process(values[index])
-                copy.write_row(values)
+        # Listeners (tracing, tests) see the COPY as a statement, as SQLAlchemy's own execute shows its statements.
+        listened = connection._has_events or connection.engine._has_events  # noqa: SLF001
+        with connection.connection.dbapi_connection.cursor() as cursor:
+            if listened:
+                connection.dispatch.before_cursor_execute(connection, cursor, sql, (), None, True)
+            _copy(cursor, sql, processors, rows)
+            if listened:
+                connection.dispatch.after_cursor_execute(connection, cursor, sql, (), None, True)
     except dbapi.Error as error:
         raise DBAPIError.instance(sql, None, error, dbapi.Error, dialect=dialect) from error
+
+
+def _copy(cursor: Any, sql: str, processors: tuple[tuple[int, Any], ...], rows: Iterable[Sequence[Any]]) -> None:
+    with cursor.copy(sql) as copy:
+        for values in rows:
+            if processors:
+                values = list(values)
+                for index, process in processors:
+                    if values[index] is not None:
+                        values[index] = process(values[index])
+            copy.write_row(values)
 
 
 @lru_cache(maxsize=128)

@@ -17,6 +17,7 @@ from services.kernel.audit import verify_chain
 from services.kernel.events import new_event_id
 from services.kernel.models import AuditEntry, OutboxMessage
 from tests.support.exchange import PARTNER, citizen_id, make_uscc, partner_headers, upload
+from tests.support.statements import head
 
 REGION = "150102"  # 呼和浩特市新城区
 TODAY = clock.china_today()
@@ -563,7 +564,7 @@ async def test_a_batch_over_several_write_chunks_keeps_every_outcome_and_every_p
         assert (result["total"], result["applied"], result["conflicts"], result["unmatched"], result["invalid"]) == \
             (2_500, len(changed) + 49, 73, 40, 10)
         assert {p["record_id"]: code_of(p) for p in result["problems"]} == expected
-        writes = Counter(" ".join(s.split()[:3]) for s in statements if s.startswith(("INSERT", "UPDATE person ")))
+        writes = Counter(head(s) for s in statements if s.startswith(("INSERT", "UPDATE person ", "COPY")))
         chunks = 3  # lines 1-1 000, 1 001-2 000, 2 001-2 500: each chunk's effects in one statement per table
         assert {t: writes[t] for t in ("INSERT INTO exchange_record", "UPDATE person SET", "INSERT INTO change_history",
                                        "INSERT INTO life_event", "INSERT INTO outbox")} == dict.fromkeys(

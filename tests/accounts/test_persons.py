@@ -28,6 +28,7 @@ from tests.support.registry import (
     outbox,
 )
 from tests.support.accounts import WANG_ID, person_body
+from tests.support.statements import head
 
 CARD = make_card(1)
 
@@ -494,7 +495,7 @@ async def test_life_status_writes_collect_many_changes_and_write_them_as_apply_l
         statements: list[str] = []
 
         def watch(_conn, _cursor, statement, *_args):  # noqa: ANN001
-            statements.append(" ".join(statement.split()[:3]))
+            statements.append(head(statement))
 
         with context.trace(actor=Actor(id="partner.mz", role="partner_system")), Session(engine) as session:
             person, other = session.get(Person, wang["id"]), session.get(Person, li["id"])
