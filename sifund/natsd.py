@@ -213,8 +213,8 @@ class NatsCluster:
         self.wait_meta_leader(timeout)
         return self
 
-    def meta_leader(self) -> str | None:
-        """The server name of JetStream's meta leader as the running nodes see it, or None while there is none."""
+    def _meta(self) -> dict:
+        """JetStream's meta group as the first running node that answers sees it (``/jsz``'s ``meta_cluster``)."""
         for node in self.nodes:
             if node.process is None or node.process.poll() is not None:
                 continue
@@ -223,17 +223,38 @@ class NatsCluster:
             except (httpx.HTTPError, ValueError):
                 continue
             if meta.get("leader"):
-                return meta["leader"]
-        return None
+                return meta
+        return {}
+
+    def meta_leader(self) -> str | None:
+        """The server name of JetStream's meta leader as the running nodes see it, or None while there is none."""
+        return self._meta().get("leader")
+
+    def _every_peer_current(self) -> str | None:
+        """The meta leader once it counts every other node as an online, current peer (a stream of 3 replicas can
+        then be placed: before, creating one answers "no suitable peers for placement, peer offline"); else None.
+        Asked of the leader itself: a follower does not follow the other followers (it shows them not current)."""
+        leader = self.meta_leader()
+        if leader is None:
+            return None
+        node = self.node(leader)
+        try:
+            meta = httpx.get(f"{node.monitor_url}/jsz", timeout=1.0).json().get("meta_cluster") or {}
+        except (httpx.HTTPError, ValueError):
+            return None
+        peers = [p for p in meta.get("replicas") or [] if p.get("current") and not p.get("offline")]
+        return leader if meta.get("leader") == leader and len(peers) >= len(self.nodes) - 1 else None
 
     def wait_meta_leader(self, timeout: float = 30.0) -> str:
+        """Wait for a meta leader that sees every node as a current peer."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            leader = self.meta_leader()
+            leader = self._every_peer_current()
             if leader:
                 return leader
             time.sleep(0.05)
-        raise TimeoutError(f"no JetStream meta leader within {timeout}s; see {self.nodes[0].data_dir.parent}")
+        raise TimeoutError(f"no JetStream meta leader with every peer current within {timeout}s; see "
+                           f"{self.nodes[0].data_dir.parent}")
 
     def restart(self, node: NatsServer, *, timeout: float = 30.0) -> None:
         node.spawn()
