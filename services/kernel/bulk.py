@@ -32,6 +32,7 @@ from sqlalchemy.sql.elements import False_, True_
 from sqlmodel import Session
 
 from services.kernel import clock
+from services.kernel.binding import column_binders
 
 # In ``keyset`` (``mirror`` looks keys up with them, and ``bulk`` builds on ``mirror``); still ``bulk.in_parameter``
 # and ``bulk.parameter_values`` for their callers.
@@ -331,8 +332,7 @@ def update_many(session: Session, model: Any, rows: list[dict[str, Any]], *, key
 
 
 def _driver_rows(dialect: Any, table: Table, names: list[str], rows: list[dict[str, Any]]) -> list[tuple]:
-    processors = [(index, process) for index, name in enumerate(names)
-                  if (process := table.c[name].type.dialect_impl(dialect).bind_processor(dialect)) is not None]
+    processors = column_binders(table, dialect, tuple(names))
     getter = itemgetter(*names)  # a row's values as a tuple, in C
     tuples = [getter(row) for row in rows] if len(names) > 1 else [(getter(row),) for row in rows]
     if not processors:

@@ -24,6 +24,8 @@ from typing import Any, NamedTuple
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql.dml import Insert
 
+from services.kernel.binding import column_binders
+
 
 class CopyPlan(NamedTuple):
     table: Any
@@ -56,12 +58,7 @@ def plan_for(statement: Any, dialect: Any, row_keys: tuple[str, ...]) -> CopyPla
         return CopyPlan(table=table, names=row_keys,
                         values=getter if len(row_keys) > 1 else (lambda row: (getter(row),)))
     return ManyPlan(sql=compiled.string, constants=constants,
-                    processors=_processors(table, dialect, row_keys, by_index=False))
-
-
-def _processors(table: Any, dialect: Any, keys: tuple[str, ...], *, by_index: bool) -> tuple:
-    return tuple((index if by_index else key, process) for index, key in enumerate(keys)
-                 if (process := table.c[key].type.dialect_impl(dialect).bind_processor(dialect)) is not None)
+                    processors=tuple((row_keys[i], process) for i, process in column_binders(table, dialect, row_keys)))
 
 
 def write(connection: Any, plan: CopyPlan | ManyPlan, rows: list[dict[str, Any]]) -> None:
@@ -108,7 +105,7 @@ def _copy(cursor: Any, sql: str, processors: tuple[tuple[int, Any], ...], rows: 
 def _copy_statement(table: Any, names: tuple[str, ...], dialect: Any) -> tuple[str, tuple[tuple[int, Any], ...]]:
     quote = dialect.identifier_preparer.quote
     sql = f"COPY {quote(table.name)} ({', '.join(quote(table.c[n].name) for n in names)}) FROM STDIN"
-    return sql, _processors(table, dialect, names, by_index=True)
+    return sql, column_binders(table, dialect, names)
 
 
 def _bound_dict(row: dict[str, Any], plan: ManyPlan) -> dict[str, Any]:

@@ -6,7 +6,6 @@ of the line **and of its predecessors** (the lines of the same person and fund i
 transitively) on the corrected principal; see ``load_states``.
 """
 
-import json
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -15,14 +14,14 @@ from decimal import Decimal
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import ARRAY, String, any_, bindparam, func, select
+from sqlalchemy import bindparam, func, select
 from sqlmodel import Session
 
 from services.collection.arrears.latefee import DEFAULT_DAILY_RATE, LineState, accrue, parse_rate
 from services.collection.models import Assessment, AssessmentLine, LateFeeCharge, TaxPayment
 from services.kernel.bulk import dialect_of, in_parameter, parameter_values, read
 
-CHUNK = 10_000  # ids per IN query: a whole batch in one (SQLite allows 32 766 parameters; PostgreSQL gets one array)
+CHUNK = 10_000  # ids per IN query: a whole batch in one (one JSON parameter on both databases, keyset.in_parameter)
 
 
 @dataclass(frozen=True)
@@ -34,17 +33,10 @@ class ChargeTotals:
 
 
 
-def one_of(session: Session, column: Any, values: list) -> Any:
-    """``column IN (values)`` with one parameter whatever the number of values (compiling and sending a
-    5 000-placeholder IN list costs more than the query): on PostgreSQL ``column = ANY(:array)``, on SQLite
-    ``column IN (SELECT value FROM json_each(:json))`` (SQLite still searches the column's index for each value)."""
-    dialect = session.get_bind().dialect.name
-    if dialect == "postgresql":
-        return column == any_(bindparam(None, list(values), type_=ARRAY(column.type)))
-    if dialect == "sqlite":
-        each = func.json_each(bindparam(None, json.dumps(list(values)), type_=String)).table_valued("value")
-        return column.in_(select(each.c.value))
-    return column.in_(values)
+def one_of(session: Session, column: Any, values: list[str]) -> Any:
+    """``column IN (values)`` with one parameter whatever the number of values (``keyset.in_parameter``: compiling
+    and sending a 5 000-placeholder IN list costs more than the query); text keys."""
+    return in_parameter(dialect_of(session), column, values=values)
 
 
 def chunks(items: list, size: int = CHUNK) -> Iterable[list]:

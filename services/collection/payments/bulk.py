@@ -17,6 +17,7 @@ from sqlalchemy import ARRAY, Table, bindparam, insert, text, update
 from sqlmodel import Session
 
 from services.kernel import postgres_rows
+from services.kernel.binding import column_binders
 
 
 def _is_postgres(session: Session) -> bool:
@@ -32,8 +33,7 @@ def _array_of(session: Session, table: Table, name: str, values: list[Any]) -> t
 def _bound(session: Session, table: Table, names: list[str] | tuple[str, ...], out: list[tuple]) -> list[tuple]:
     """``out`` (tuples in ``names``' order) with each value bound as its column type binds it for this dialect."""
     dialect = session.get_bind().dialect
-    processors = [(index, process) for index, name in enumerate(names)
-                  if (process := table.c[name].type.dialect_impl(dialect).bind_processor(dialect)) is not None]
+    processors = column_binders(table, dialect, tuple(names))
     if not processors:
         return out
     # A set's rows share few dates and timestamps (a batch's paid dates, one computed_at, an assessment's due date),
