@@ -56,9 +56,7 @@ def new_event_id() -> str:
     """UUIDv7: globally unique and time-ordered; also the ``Nats-Msg-Id``. Its 48-bit millisecond timestamp is the
     platform clock's (a case reads when the event that opened it was minted from it): the library's monotonic id is
     moved by the clock's fixed offset, which keeps the order."""
-    value = uuid_utils.uuid7()
-    shift_ms = clock.anchor() // _MILLISECOND
-    return str(value) if not shift_ms else str(uuid.UUID(int=value.int + (shift_ms << 80)))
+    return new_event_ids(1)[0]
 
 
 def new_event_ids(count: int) -> list[str]:
