@@ -59,10 +59,13 @@ def is_sqlite(engine_or_url: Engine | str) -> bool:
 
 
 SQLITE_CACHE_MB = 64  # Settings.sqlite_cache_mb's default, for engines made without settings (tests, tools)
+SQLITE_WAL_PAGES = 16384  # Settings.sqlite_wal_pages' default, likewise
+SQLITE_PAGE_BYTES = 4096  # SQLite's default page size, which the services keep
 
 
 def make_engine(url: str, *, echo: bool = False, pool_size: int | None = None, max_overflow: int | None = None,
-                pool_timeout: float = 20.0, sqlite_cache_mb: int = SQLITE_CACHE_MB) -> Engine:
+                pool_timeout: float = 20.0, sqlite_cache_mb: int = SQLITE_CACHE_MB,
+                sqlite_wal_pages: int = SQLITE_WAL_PAGES) -> Engine:
     """An engine for a service's database. SQLite connections are cheap and its readers do not block each other
     (WAL, snapshot sessions), so its pool is large by default (20 + 40): concurrent readers are not queued behind a
     handful of connections held by writers waiting for the lock. A PostgreSQL connection is a server process: 10 + 10
@@ -74,13 +77,13 @@ def make_engine(url: str, *, echo: bool = False, pool_size: int | None = None, m
         engine = create_engine(url, echo=echo, connect_args={"check_same_thread": False, "timeout": 30},
                                pool_size=20 if pool_size is None else pool_size,
                                max_overflow=40 if max_overflow is None else max_overflow, pool_timeout=pool_timeout)
-        _configure_sqlite(engine, sqlite_cache_mb)
+        _configure_sqlite(engine, sqlite_cache_mb, sqlite_wal_pages)
         return engine
     return create_engine(url, echo=echo, pool_pre_ping=True, pool_size=10 if pool_size is None else pool_size,
                          max_overflow=10 if max_overflow is None else max_overflow, pool_timeout=pool_timeout)
 
 
-def _configure_sqlite(engine: Engine, cache_mb: int) -> None:
+def _configure_sqlite(engine: Engine, cache_mb: int, wal_pages: int) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection, _record):  # noqa: ANN001
         dbapi_connection.isolation_level = None  # we issue BEGIN ourselves (below)
@@ -90,6 +93,8 @@ def _configure_sqlite(engine: Engine, cache_mb: int) -> None:
         cursor.execute("PRAGMA synchronous=FULL")  # money: a committed transaction survives a power cut
         cursor.execute("PRAGMA busy_timeout=30000")
         cursor.execute(f"PRAGMA cache_size=-{int(cache_mb) * 1024}")  # negative: KiB (Settings.sqlite_cache_mb)
+        cursor.execute(f"PRAGMA wal_autocheckpoint={int(wal_pages)}")  # Settings.sqlite_wal_pages
+        cursor.execute(f"PRAGMA journal_size_limit={int(wal_pages) * SQLITE_PAGE_BYTES}")
         cursor.close()
 
     writers = WriterQueue()

@@ -199,7 +199,7 @@ def create_service_app(spec: ServiceSpec, settings: Settings | None = None) -> F
         engine = make_engine(settings.database_url(spec.name), pool_size=settings.database_pool_size,
                              max_overflow=settings.database_pool_overflow,
                              pool_timeout=settings.database_pool_timeout_seconds,
-                             sqlite_cache_mb=settings.sqlite_cache_mb)
+                             sqlite_cache_mb=settings.sqlite_cache_mb, sqlite_wal_pages=settings.sqlite_wal_pages)
         await anyio.to_thread.run_sync(upgrade_database, engine, spec.name, spec.metadata)
         if spec.archive is not None:
             archives.attach(engine, spec.name, spec.archive)
