@@ -61,10 +61,11 @@ class ContributionIndex(BenefitsTable, table=True):
     wage), kept exactly as a decimal string, from collection's assessments; the basis of 指数化月平均缴费工资."""
 
     __tablename__ = "contribution_index"
+    # The unique key serves every read by person (its first column): no second index on person_id to write.
     __table_args__ = (UniqueConstraint("person_id", "fund", "period"),)
 
     id: int | None = Field(default=None, primary_key=True)
-    person_id: str = Field(max_length=36, index=True)
+    person_id: str = Field(max_length=36)
     fund: str = Field(max_length=10)
     period: int
     base_fen: int = Field(sa_column=money_column())
