@@ -503,7 +503,9 @@ class Month:
                                                        and item["refusal"]["code"] == "ASSESSMENT_EXISTS"):
                     raise BenchFailure(f"declaration of employer {item['employer_id']} refused: {item['refusal']}")
 
+        began = time.monotonic()
         await each(batches, declare, self.options.tax_concurrency)
+        declared = time.monotonic()
         fund_index = {fund: i for i, fund in enumerate(FUNDS)}
         staff_index = {e.id: {cid: i for i, (cid, _base) in enumerate(e.staff)} for e in self.plan}
         after, pages = None, 0
@@ -522,7 +524,8 @@ class Month:
             if len(employer.lines) // 4 != len(employer.staff) * len(FUNDS):
                 raise BenchFailure(f"employer {employer.serial}: {len(employer.lines) // 4} assessed lines, "
                                    f"expected {len(employer.staff) * len(FUNDS)}")
-        extra.update(declaration_batches=len(batches), pages_read=pages)
+        extra.update(declaration_batches=len(batches), pages_read=pages, declare_seconds=round(declared - began, 2),
+                     read_seconds=round(time.monotonic() - declared, 2))
 
     # -- 4. tax ------------------------------------------------------------------------------------------------------
 
