@@ -510,8 +510,8 @@ class Month:
         staff_index = {e.id: {cid: i for i, (cid, _base) in enumerate(e.staff)} for e in self.plan}
         after, pages = None, 0
         while True:
-            page = (await clerk.call("GET", "/collection/assessments/lines", params={
-                "period": period, "limit": self.options.read_lines, **({"after": after} if after else {})})).json()
+            page = msgspec.json.decode((await clerk.call("GET", "/collection/assessments/lines", params={
+                "period": period, "limit": self.options.read_lines, **({"after": after} if after else {})})).content)
             pages += 1
             for line in page["items"]:
                 employer = by_id[line["employer_id"]]
