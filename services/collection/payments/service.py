@@ -93,7 +93,7 @@ from services.kernel import clock, context, metrics
 from services.kernel.audit import append_audit
 from services.kernel.collector import collector_paused
 from services.kernel.errors import Conflict, Invalid, NotFound, TooLarge, field_reasons
-from services.kernel.events import PayloadFields, new_event_id
+from services.kernel.events import PayloadFields, new_event_id, new_event_ids
 from services.kernel.models import AuditEntry
 from services.kernel.money import fen_to_yuan, yuan_to_fen
 from services.kernel.outbox import record_events
@@ -373,9 +373,12 @@ def receive_batch(session: Session, raw_lines: list[tuple[int, Any]], *, source_
         voucher_payers[line.voucher_no] = payer
         seen_in_batch[line.tax_line_id] = (digest, line_no)
         person = persons.get(line.citizen_id) if line.citizen_id else None
-        accepted.append(_Accepted(line_no, line, digest, new_event_id(),
+        accepted.append(_Accepted(line_no, line, digest, "",
                                   employer.employer_id if employer is not None else None,
                                   person.person_id if person is not None else None))
+    # The payments' ids, minted at once in the lines' order (the clock's offset read once, not once a line).
+    for a, payment_id in zip(accepted, new_event_ids(len(accepted)), strict=True):
+        a.payment_id = payment_id
 
     # 6: match and settle.
     now = clock.utc_now()
