@@ -44,6 +44,7 @@ from json.encoder import encode_basestring as _json_string
 from collections import defaultdict, namedtuple
 from dataclasses import dataclass, field
 from functools import cache
+from operator import attrgetter
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
@@ -553,19 +554,34 @@ def _match_and_settle(session: Session, accepted: list[_Accepted], parameters: P
     employer_ids = {a.employer_id for a in accepted if a.employer_id is not None and a.line.citizen_id is None}
     lines = _open_lines(session, person_ids=person_ids, employer_ids=employer_ids,
                         periods={a.line.period for a in accepted}, parameters=parameters)
-    by_person: dict[tuple[str, str, int], list[_OpenLine]] = defaultdict(list)
+    # A person's candidate lines: their order does not matter (one open line is settled, several are ambiguous).
+    by_person: dict[tuple[str, str, int], list[_OpenLine]] = {}
+    for line in lines.values():
+        key = (line.person_id, line.fund, line.period)
+        same = by_person.get(key)
+        if same is None:
+            by_person[key] = [line]
+        else:
+            same.append(line)
+    # An employer's lines are settled together in (person, line) order; only employer-level payments read them.
     by_employer: dict[tuple[str, str, int], list[_OpenLine]] = defaultdict(list)
-    for line in sorted(lines.values(), key=lambda x: (x.person_id, x.id)):
-        by_person[(line.person_id, line.fund, line.period)].append(line)
-        if line.employer_id is not None:
-            by_employer[(line.employer_id, line.fund, line.period)].append(line)
+    if employer_ids:
+        for line in sorted(sorted(lines.values(), key=_line_id), key=_person_id):  # stable: by person, then id
+            if line.employer_id is not None:
+                by_employer[(line.employer_id, line.fund, line.period)].append(line)
 
     charges: list[tuple] = []
-    for a in sorted(accepted, key=lambda x: (x.line.paid_date, x.line_no)):
+    rates: dict[date, tuple[Decimal, str]] = {}  # a batch's few paid dates
+    # In paid-date order, then line order (stable sorts on the lines' own fields: no key tuple a line).
+    for a in sorted(sorted(accepted, key=_line_no), key=_paid_date):
         targets = _targets(a, by_person, by_employer)
         if not targets:
             continue
-        rate, rate_source = parameters.daily_rate(a.line.paid_date)
+        paid_date = a.line.paid_date
+        rate_and_source = rates.get(paid_date)
+        if rate_and_source is None:
+            rate_and_source = rates[paid_date] = parameters.daily_rate(paid_date)
+        rate, rate_source = rate_and_source
         if len(targets) == 1:
             charges.append(_settle_line(a, targets[0], rate, rate_source, now))
             continue
@@ -596,6 +612,12 @@ def _match_and_settle(session: Session, accepted: list[_Accepted], parameters: P
     return charges, updates
 
 
+_line_no = attrgetter("line_no")
+_paid_date = attrgetter("line.paid_date")
+_line_id = attrgetter("id")
+_person_id = attrgetter("person_id")
+
+
 def _backdated(paid_date: date, charged_through: date, due_date: date) -> bool:
     """Is the payment dated before days a late fee was already charged for (a later payment of the line charged
     through ``charged_through``)? Those days are not charged again. A payment before the due date is not backdated:
@@ -607,7 +629,7 @@ def _settle_line(a: _Accepted, target: _OpenLine, rate: Decimal, rate_source: st
     """A payment that settles one line (person-level, or an employer with one open line): ``settle_many``'s outcome
     for one line (``latefee.settle_one``), the same charge row and notes. Returns the charge row."""
     paid_date = a.line.paid_date
-    paid = latefee.settle_one(target.state, a.total_fen, paid_date, rate)
+    paid = latefee.settle_one(target.state, a.line.total_fen, paid_date, rate)
     target.state = paid.after
     target.touched = True
     if _backdated(paid_date, paid.start, target.state.due_date):
@@ -640,6 +662,12 @@ def _targets(a: _Accepted, by_person: dict, by_employer: dict) -> list[_OpenLine
             a.notes.append("PERSON_NOT_REGISTERED: 本系统无此公民身份号码的参保人员")
             return []
         candidates = by_person.get((a.person_id, line.fund, line.period), [])
+        if len(candidates) == 1:  # nearly always: the one line of (person, fund, period), checked without lists
+            only = candidates[0]
+            if a.employer_id is not None and only.employer_id != a.employer_id:
+                candidates = []
+            elif not only.state.settled:
+                return candidates
         if a.employer_id is not None:
             candidates = [c for c in candidates if c.employer_id == a.employer_id]
         if not candidates:
