@@ -285,7 +285,7 @@ def quick_line(raw: dict[str, Any], seen: BatchValues | None = None) -> CheckedL
     """``raw`` checked as ``TaxPaymentLine`` would check it, when it is a plain line; None: validate it with the
     model (a refusal, or a form this shortcut does not handle). ``seen``: the batch's values checked so far."""
     keys = raw.keys()
-    if not (_REQUIRED <= keys and keys <= _FIELDS):
+    if keys != _FIELDS and not (_REQUIRED <= keys and keys <= _FIELDS):  # nearly always: every field, once
         return None
     if seen is None:
         seen = BatchValues()
