@@ -540,7 +540,7 @@ def _open_lines(session: Session, *, person_ids: set[str], employer_ids: set[str
     # Rows unpacked by position (``columns``' order): a Row's attribute access costs more, once per line.
     return {
         line_id: _OpenLine(line_id, assessment_id, employer_id, person_id, fund, period, states[line_id])
-        for line_id, assessment_id, employer_id, person_id, fund, period, *_figures in rows.values()
+        for line_id, assessment_id, employer_id, person_id, fund, period, _, _, _, _, _ in rows.values()
     }
 
 
