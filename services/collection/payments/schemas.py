@@ -303,16 +303,16 @@ def quick_line(raw: dict[str, Any], seen: BatchValues | None = None) -> CheckedL
         citizen = _once(seen.citizen, citizen, _citizen) if citizen is not None else None
         if payer is None and citizen is None:
             return None
+        tax_line_id = _plain(raw["tax_line_id"], 64)
         amounts = seen.amount
-        line = CheckedLine(
-            _plain(raw["tax_line_id"], 64), payer, citizen, fund, period,
-            _once(amounts, raw["employer_amount"], _plain_fen), _once(amounts, raw["individual_amount"], _plain_fen),
-            late_fee, method, voucher, day)
+        employer_fen = _once(amounts, raw["employer_amount"], _plain_fen)
+        individual_fen = _once(amounts, raw["individual_amount"], _plain_fen)
     except (_NotPlain, ValueError, TypeError, ArithmeticError, PydanticCustomError):
         return None
-    if line.total_fen == 0:
+    if employer_fen + individual_fen + late_fee == 0:  # ``total_fen``, before the line is built
         return None
-    return line
+    return CheckedLine(tax_line_id, payer, citizen, fund, period, employer_fen, individual_fen, late_fee, method,
+                       voucher, day)
 
 
 class _Absent:
