@@ -423,6 +423,33 @@ async def test_a_utf8_csv_with_field_names_and_a_wrong_header_set(start_service,
 # -- unmatched and review --------------------------------------------------------------------------------------------
 
 
+async def test_a_person_line_is_matched_to_the_one_open_line_of_its_payer(start_service, settings):
+    """A person's (fund, period) line of another employer is no match for this payer's payment; two open lines of
+    two employers are ambiguous without a payer; the payer's own line is settled (tests/collection: the one-line
+    case is decided without building candidate lists)."""
+    async with start_service("collection") as client:
+        first_id, first_uscc = add_employer(client, 1)
+        second_id, _ = add_employer(client, 2)
+        _, third_uscc = add_employer(client, 3)
+        [(person_id, cid), (other_id, other_cid)] = add_persons(client, [1, 2])
+        _, [first_line, _] = add_assessment(client, first_id, 202601, DUE, [
+            (person_id, "PEN_EMP", EMPLOYER_FEN, INDIVIDUAL_FEN), (other_id, "PEN_EMP", EMPLOYER_FEN, INDIVIDUAL_FEN)])
+        add_assessment(client, second_id, 202601, DUE, [(other_id, "PEN_EMP", EMPLOYER_FEN, INDIVIDUAL_FEN)])
+        response = await post(client, settings, [
+            pay("P-1", payer_uscc=third_uscc, citizen_id=cid, employer_amount="869.78", individual_amount="434.89"),
+            pay("P-2", citizen_id=other_cid, employer_amount="869.78", individual_amount="434.89"),
+            pay("P-3", payer_uscc=first_uscc, citizen_id=cid, employer_amount="869.78", individual_amount="434.89"),
+            pay("P-4", payer_uscc=first_uscc, citizen_id=cid, employer_amount="1.00"),
+        ])
+        assert response.status_code == 201, response.text
+        result = response.json()
+        notes = {u["tax_line_id"]: u["note"].split(":")[0] for u in result["unmatched_lines"]}
+        assert notes == {"P-1": "NO_ASSESSMENT_LINE", "P-2": "AMBIGUOUS", "P-4": "ALREADY_SETTLED"}
+        assert (result["matched"], result["unmatched"]) == (1, 3)
+        assert line_row(client, first_line).status == "paid"
+        assert [c.principal_paid_fen for c in charges_of(client, first_line)] == [EMPLOYER_FEN + INDIVIDUAL_FEN]
+
+
 async def test_unmatched_lines_are_kept_listed_and_resolved_by_a_reviewer(start_service, settings, auth):
     async with start_service("collection") as client:
         employer_id, uscc = add_employer(client)

@@ -193,9 +193,12 @@ def load_states(session: Session, rows: list[Any], *, through: date | None = Non
     thus owes the late fee on the difference from the original due date (社会保险法 第八十六条: the amount was due
     then), and one that lowers it owes less."""
     history = predecessors(session, rows)
-    plain = [r for r in rows if r.id not in history]
+    plain = [r for r in rows if r.id not in history] if history else rows
     totals = charge_totals(session, [r.id for r in plain if _may_have_charges(r)], through=through)
-    states = {r.id: line_state(r.employer_fen, r.individual_fen, r.due_date, totals.get(r.id)) for r in plain}
+    if totals:
+        states = {r.id: line_state(r.employer_fen, r.individual_fen, r.due_date, totals.get(r.id)) for r in plain}
+    else:  # no line has a charge yet (a month's first payments): ``line_state(…, None)`` each, built here
+        states = {r.id: LineState(r.employer_fen + r.individual_fen, r.due_date) for r in plain}
     replayed: dict[str, list[Step]] = {}
     corrected = [r for r in rows if r.id in history]
     if corrected:

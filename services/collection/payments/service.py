@@ -44,6 +44,7 @@ from json.encoder import encode_basestring as _json_string
 from collections import defaultdict, namedtuple
 from dataclasses import dataclass, field
 from functools import cache
+from operator import attrgetter
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
@@ -93,7 +94,7 @@ from services.kernel import clock, context, metrics
 from services.kernel.audit import append_audit
 from services.kernel.collector import collector_paused
 from services.kernel.errors import Conflict, Invalid, NotFound, TooLarge, field_reasons
-from services.kernel.events import PayloadFields, new_event_id
+from services.kernel.events import PayloadFields, new_event_id, new_event_ids
 from services.kernel.models import AuditEntry
 from services.kernel.money import fen_to_yuan, yuan_to_fen
 from services.kernel.outbox import record_events
@@ -328,8 +329,10 @@ def receive_batch(session: Session, raw_lines: list[tuple[int, Any]], *, source_
     seen_in_batch: dict[str, tuple[str, int]] = {}  # tax_line_id → (hash, line_no) of an accepted line
 
     # 3-5: idempotency, plausibility, voucher.
+    funds_of: dict[int, frozenset[str]] = {}  # the fund catalogue of each of the batch's few periods
     for line_no, line, digest in valid:
-        earlier = existing.get(line.tax_line_id)
+        tax_line_id, payer_uscc, citizen_id, fund, period, _, _, _, _, voucher_no, paid_date = line  # read once
+        earlier = existing.get(tax_line_id)
         if earlier is not None:
             if earlier[1] == digest:
                 duplicates.append(LineRef(line_no=line_no, tax_line_id=line.tax_line_id, payment_id=earlier[0],
@@ -339,7 +342,7 @@ def receive_batch(session: Session, raw_lines: list[tuple[int, Any]], *, source_
                                         f"税务明细编号 {line.tax_line_id} 已于批次 {earlier[2]} 接收，内容与本次不同；"
                                         "更正请使用新的明细编号并说明"))
             continue
-        first = seen_in_batch.get(line.tax_line_id)
+        first = seen_in_batch.get(tax_line_id)
         if first is not None:
             if first[0] == digest:
                 duplicates.append(LineRef(line_no=line_no, tax_line_id=line.tax_line_id,
@@ -348,34 +351,40 @@ def receive_batch(session: Session, raw_lines: list[tuple[int, Any]], *, source_
                 rejected.append(_reject(line_no, line, "TAX_LINE_CONFLICT",
                                         f"税务明细编号 {line.tax_line_id} 在本批次第 {first[1]} 行已出现，内容不同"))
             continue
-        if line.fund not in parameters.funds(line.period):
+        funds = funds_of.get(period)
+        if funds is None:
+            funds = funds_of[period] = parameters.funds(period)
+        if fund not in funds:
             rejected.append(_reject(line_no, line, "UNKNOWN_FUND", f"未知险种“{line.fund}”"))
             continue
-        if line.period > current_period:
+        if period > current_period:
             rejected.append(_reject(line_no, line, "FUTURE_PERIOD",
                                     f"费款所属期 {line.period} 晚于本月 {current_period}"))
             continue
-        if line.paid_date > today:
+        if paid_date > today:
             rejected.append(_reject(line_no, line, "PAID_DATE_IN_FUTURE",
                                     f"缴费日期 {line.paid_date.isoformat()} 晚于今天 {today.isoformat()}"))
             continue
-        employer = employers.get(line.payer_uscc) if line.payer_uscc else None
+        employer = employers.get(payer_uscc) if payer_uscc else None
         if employer is not None and employer.status == "deregistered":
             rejected.append(_reject(line_no, line, "EMPLOYER_DEREGISTERED",
                                     f"缴费单位 {line.payer_uscc}（{employer.name}）已注销社会保险登记，不能受理其缴费"))
             continue
-        payer = line.payer_uscc or f"person:{line.citizen_id}"
-        owner = voucher_payers.get(line.voucher_no)
+        payer = payer_uscc or f"person:{citizen_id}"
+        owner = voucher_payers.get(voucher_no)
         if owner is not None and owner != payer:
             rejected.append(_reject(line_no, line, "DUPLICATE_VOUCHER",
                                     f"票证号码 {line.voucher_no} 已被其他缴费人使用"))
             continue
-        voucher_payers[line.voucher_no] = payer
-        seen_in_batch[line.tax_line_id] = (digest, line_no)
-        person = persons.get(line.citizen_id) if line.citizen_id else None
-        accepted.append(_Accepted(line_no, line, digest, new_event_id(),
+        voucher_payers[voucher_no] = payer
+        seen_in_batch[tax_line_id] = (digest, line_no)
+        person = persons.get(citizen_id) if citizen_id else None
+        accepted.append(_Accepted(line_no, line, digest, "",
                                   employer.employer_id if employer is not None else None,
                                   person.person_id if person is not None else None))
+    # The payments' ids, minted at once in the lines' order (the clock's offset read once, not once a line).
+    for a, payment_id in zip(accepted, new_event_ids(len(accepted)), strict=True):
+        a.payment_id = payment_id
 
     # 6: match and settle.
     now = clock.utc_now()
@@ -531,7 +540,7 @@ def _open_lines(session: Session, *, person_ids: set[str], employer_ids: set[str
     # Rows unpacked by position (``columns``' order): a Row's attribute access costs more, once per line.
     return {
         line_id: _OpenLine(line_id, assessment_id, employer_id, person_id, fund, period, states[line_id])
-        for line_id, assessment_id, employer_id, person_id, fund, period, *_figures in rows.values()
+        for line_id, assessment_id, employer_id, person_id, fund, period, _, _, _, _, _ in rows.values()
     }
 
 
@@ -550,19 +559,34 @@ def _match_and_settle(session: Session, accepted: list[_Accepted], parameters: P
     employer_ids = {a.employer_id for a in accepted if a.employer_id is not None and a.line.citizen_id is None}
     lines = _open_lines(session, person_ids=person_ids, employer_ids=employer_ids,
                         periods={a.line.period for a in accepted}, parameters=parameters)
-    by_person: dict[tuple[str, str, int], list[_OpenLine]] = defaultdict(list)
+    # A person's candidate lines: their order does not matter (one open line is settled, several are ambiguous).
+    by_person: dict[tuple[str, str, int], list[_OpenLine]] = {}
+    for line in lines.values():
+        key = (line.person_id, line.fund, line.period)
+        same = by_person.get(key)
+        if same is None:
+            by_person[key] = [line]
+        else:
+            same.append(line)
+    # An employer's lines are settled together in (person, line) order; only employer-level payments read them.
     by_employer: dict[tuple[str, str, int], list[_OpenLine]] = defaultdict(list)
-    for line in sorted(lines.values(), key=lambda x: (x.person_id, x.id)):
-        by_person[(line.person_id, line.fund, line.period)].append(line)
-        if line.employer_id is not None:
-            by_employer[(line.employer_id, line.fund, line.period)].append(line)
+    if employer_ids:
+        for line in sorted(sorted(lines.values(), key=_line_id), key=_person_id):  # stable: by person, then id
+            if line.employer_id is not None:
+                by_employer[(line.employer_id, line.fund, line.period)].append(line)
 
     charges: list[tuple] = []
-    for a in sorted(accepted, key=lambda x: (x.line.paid_date, x.line_no)):
+    rates: dict[date, tuple[Decimal, str]] = {}  # a batch's few paid dates
+    # In paid-date order, then line order (stable sorts on the lines' own fields: no key tuple a line).
+    for a in sorted(sorted(accepted, key=_line_no), key=_paid_date):
         targets = _targets(a, by_person, by_employer)
         if not targets:
             continue
-        rate, rate_source = parameters.daily_rate(a.line.paid_date)
+        paid_date = a.line.paid_date
+        rate_and_source = rates.get(paid_date)
+        if rate_and_source is None:
+            rate_and_source = rates[paid_date] = parameters.daily_rate(paid_date)
+        rate, rate_source = rate_and_source
         if len(targets) == 1:
             charges.append(_settle_line(a, targets[0], rate, rate_source, now))
             continue
@@ -593,6 +617,12 @@ def _match_and_settle(session: Session, accepted: list[_Accepted], parameters: P
     return charges, updates
 
 
+_line_no = attrgetter("line_no")
+_paid_date = attrgetter("line.paid_date")
+_line_id = attrgetter("id")
+_person_id = attrgetter("person_id")
+
+
 def _backdated(paid_date: date, charged_through: date, due_date: date) -> bool:
     """Is the payment dated before days a late fee was already charged for (a later payment of the line charged
     through ``charged_through``)? Those days are not charged again. A payment before the due date is not backdated:
@@ -604,11 +634,12 @@ def _settle_line(a: _Accepted, target: _OpenLine, rate: Decimal, rate_source: st
     """A payment that settles one line (person-level, or an employer with one open line): ``settle_many``'s outcome
     for one line (``latefee.settle_one``), the same charge row and notes. Returns the charge row."""
     paid_date = a.line.paid_date
-    paid = latefee.settle_one(target.state, a.total_fen, paid_date, rate)
+    paid = latefee.settle_one(target.state, a.line.total_fen, paid_date, rate)
     target.state = paid.after
     target.touched = True
-    if _backdated(paid_date, paid.start, target.state.due_date):
-        a.notes.append(f"BACKDATED: 缴费日期早于该核定明细已计滞纳金的截止日 {paid.start.isoformat()}，未另计天数")
+    start = paid.start
+    if paid_date < start and target.state.due_date < start:  # ``_backdated``, written out: once a line
+        a.notes.append(f"BACKDATED: 缴费日期早于该核定明细已计滞纳金的截止日 {start.isoformat()}，未另计天数")
     a.match_status = _MATCHED
     a.assessment_line_id = target.id
     if paid.fee_paid_fen < paid.fee_outstanding_before_fen:
@@ -637,6 +668,12 @@ def _targets(a: _Accepted, by_person: dict, by_employer: dict) -> list[_OpenLine
             a.notes.append("PERSON_NOT_REGISTERED: 本系统无此公民身份号码的参保人员")
             return []
         candidates = by_person.get((a.person_id, line.fund, line.period), [])
+        if len(candidates) == 1:  # nearly always: the one line of (person, fund, period), checked without lists
+            only = candidates[0]
+            if a.employer_id is not None and only.employer_id != a.employer_id:
+                candidates = []
+            elif not only.state.settled:
+                return candidates
         if a.employer_id is not None:
             candidates = [c for c in candidates if c.employer_id == a.employer_id]
         if not candidates:
