@@ -98,12 +98,11 @@ _PAGE_ENCODER = msgspec.json.Encoder()
 
 def _period_line(line: Any) -> Any:
     line_id, assessment_id, employer_id, person_id, fund, base, employer, individual, line_status = line
+    # Positional, in the model's field order (keywords cost a fifth more, 5 000 times a page).
     return _PeriodLine(
-        id=line_id, assessment_id=assessment_id, employer_id=employer_id, person_id=person_id, fund=fund,
-        base_fen=base, employer_fen=employer, individual_fen=individual,
-        employer_amount="%d.%02d" % divmod(employer, 100) if employer >= 0 else yuan_text(employer),
-        individual_amount="%d.%02d" % divmod(individual, 100) if individual >= 0 else yuan_text(individual),
-        status=line_status)
+        line_id, assessment_id, employer_id, person_id, fund, base, employer, individual,
+        "%d.%02d" % divmod(employer, 100) if employer >= 0 else yuan_text(employer),
+        "%d.%02d" % divmod(individual, 100) if individual >= 0 else yuan_text(individual), line_status)
 
 
 def _line_json(line: Any, day: dict[date, str]) -> str:
