@@ -9,8 +9,8 @@ and INJURY):
   envelopes as the bus delivers them, ``data`` parsed on first read) and collection's registry handlers apply them,
   one transaction per event;
 - **declare**: the month's declarations as ``POST /declarations/batches`` bodies of at most 10 000 persons (written by
-  the client, not timed), each validated as the endpoint does (``DeclarationBatchIn``) and passed to the endpoint
-  function in one transaction (checks, lines, audit, ``AssessmentIssued``, archive items), the answer serialised;
+  the client, not timed), decoded as FastAPI decodes it (``json.loads``) and passed to the endpoint
+  function (which validates it) in one transaction (checks, lines, audit, ``AssessmentIssued``, archive items), the answer serialised;
 - **read**: the month's lines read back through ``GET /assessments/lines`` (the endpoint function, pages of 5 000),
   as the tax bureau's client reads its collection plan.
 
@@ -35,7 +35,7 @@ from bench.collection_tax_batch import Stage
 from bench.money_in import CITY, CLERK, FUNDS, PERIOD, plan, seed_collection
 from services.collection import models as collection_models
 from services.collection.assessments import endpoints
-from services.collection.assessments.schemas import MAX_BATCH_LINES, DeclarationBatchIn
+from services.collection.assessments.schemas import MAX_BATCH_LINES
 from services.collection.models import RegistryEnrolment, RegistryPerson
 from services.collection.registry import handlers
 from services.contracts.accounts import EnrolmentsImported, PersonsImported
@@ -97,7 +97,7 @@ class Meter:
 
 def declare(engine, body: str) -> None:  # noqa: ANN001
     with unit_of_work(engine) as session:
-        result = endpoints.declare_batch(DeclarationBatchIn.model_validate_json(body), session)
+        result = endpoints.declare_batch(json.loads(body), session)  # the body as FastAPI hands it over
         result.model_dump_json()
     if result.refused:
         raise SystemExit(f"refused: {[i.refusal for i in result.items if i.refusal][:1]}")

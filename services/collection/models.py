@@ -172,7 +172,9 @@ class AssessmentLine(CollectionTable, table=True):
     __tablename__ = "assessment_line"
     __table_args__ = (
         UniqueConstraint("assessment_id", "person_id", "fund"),
-        Index("ix_assessment_line_match", "person_id", "fund", "period"),
+        # The payments' match (a batch's persons in its periods), led by the period: a month's lines go into its own
+        # part of the index rather than at random places over every month's.
+        Index("ix_assessment_line_period_match", "period", "person_id", "fund"),
     )
 
     id: str = Field(primary_key=True, max_length=36)

@@ -4,10 +4,11 @@ from json.encoder import encode_basestring as _json_text
 from typing import Annotated, Any
 
 import msgspec
-from fastapi import APIRouter, File, Form, Query, Response, UploadFile, status
+from fastapi import APIRouter, Body, File, Form, Query, Response, UploadFile, status
+from pydantic import WithJsonSchema
 from pydantic_core import to_json
 
-from services.collection.assessments import service
+from services.collection.assessments import batch_body, service
 from services.collection.assessments.schemas import (
     COLUMNS_DOC,
     MAX_BATCH_DECLARATIONS,
@@ -29,9 +30,11 @@ from services.collection.assessments.schemas import (
     SupersedeIn,
 )
 from services.collection.models import Assessment, AssessmentLine, Declaration, DeclarationLine
+from services.kernel import openapi
 from services.kernel.auth import allow
 from services.kernel.errors import TooLarge
 from services.kernel.money import fen_to_yuan
+from services.kernel.openapi import REF_TEMPLATE
 from services.kernel.periods import Period
 from services.kernel.service_app import SessionDep
 from services.kernel.strict import RowId
@@ -95,12 +98,11 @@ _PAGE_ENCODER = msgspec.json.Encoder()
 
 def _period_line(line: Any) -> Any:
     line_id, assessment_id, employer_id, person_id, fund, base, employer, individual, line_status = line
+    # Positional, in the model's field order (keywords cost a fifth more, 5 000 times a page).
     return _PeriodLine(
-        id=line_id, assessment_id=assessment_id, employer_id=employer_id, person_id=person_id, fund=fund,
-        base_fen=base, employer_fen=employer, individual_fen=individual,
-        employer_amount="%d.%02d" % divmod(employer, 100) if employer >= 0 else yuan_text(employer),
-        individual_amount="%d.%02d" % divmod(individual, 100) if individual >= 0 else yuan_text(individual),
-        status=line_status)
+        line_id, assessment_id, employer_id, person_id, fund, base, employer, individual,
+        "%d.%02d" % divmod(employer, 100) if employer >= 0 else yuan_text(employer),
+        "%d.%02d" % divmod(individual, 100) if individual >= 0 else yuan_text(individual), line_status)
 
 
 def _line_json(line: Any, day: dict[date, str]) -> str:
@@ -176,6 +178,11 @@ def outcome_out(outcome: service.Outcome) -> DeclarationOutcome:
                               assessment=assessment_out(issued.assessment), clamped=issued.clamped)
 
 
+# The batch as decoded JSON, read by ``batch_body`` (``DeclarationBatchIn`` validates it only when it is not plain);
+# documented as ``DeclarationBatchIn``.
+_BatchBody = Annotated[Any, Body(), WithJsonSchema({"$ref": REF_TEMPLATE.format(model=DeclarationBatchIn.__name__)})]
+
+
 @router.post("/declarations/batches", status_code=status.HTTP_201_CREATED, response_model=DeclarationBatchResult,
              summary="Declare many employers' monthly bases at once and issue their assessments",
              description=f"At most {MAX_BATCH_DECLARATIONS} employers and {MAX_BATCH_LINES} lines in all (more: 413 "
@@ -184,16 +191,16 @@ def outcome_out(outcome: service.Outcome) -> DeclarationOutcome:
                          "with the status, code, message and details that route would answer (nothing of it "
                          "stored), the others are issued, all in one transaction. Sent again after an answer that "
                          "said nothing, the issued ones are refused `ASSESSMENT_EXISTS`. " + _REFUSALS,
-             dependencies=[CLERKS])
-def declare_batch(batch: DeclarationBatchIn, session: SessionDep) -> DeclarationBatchResult:
-    lines = sum(len(d.lines) for d in batch.declarations)
+             openapi_extra=openapi.json_body(DeclarationBatchIn), dependencies=[CLERKS])
+def declare_batch(body: _BatchBody, session: SessionDep) -> DeclarationBatchResult:
+    period, declarations = batch_body.validated_batch(body)  # DeclarationBatchIn's values, or its 422
+    lines = sum(len(declared) for _, declared in declarations)
     if lines > MAX_BATCH_LINES:
         raise TooLarge("BATCH_TOO_LARGE", f"一个申报批次最多 {MAX_BATCH_LINES} 条申报明细，本批次 {lines} 条；请拆分后重新提交",
                        details={"max_lines": MAX_BATCH_LINES, "lines": lines})
-    outcomes = service.issue_many(session, batch.period, [
-        (d.employer_id, service.lines_from_request(d.lines)) for d in batch.declarations], source="api")
+    outcomes = service.issue_many(session, period, declarations, source="api")
     issued = [o.issued for o in outcomes if o.issued is not None]
-    return DeclarationBatchResult(period=batch.period, declarations=len(outcomes), issued=len(issued),
+    return DeclarationBatchResult(period=period, declarations=len(outcomes), issued=len(issued),
                                   refused=len(outcomes) - len(issued),
                                   assessed_lines=sum(i.assessment.lines for i in issued),
                                   items=[outcome_out(o) for o in outcomes])
