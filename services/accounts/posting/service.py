@@ -85,6 +85,7 @@ from services.kernel.audit import append_audit, canonical_json
 from services.kernel.bulk import dialect_of, in_parameter, insert_many, parameter_values, read, update_many
 from services.kernel.auth import ensure_in_region, region_covers
 from services.kernel.errors import Conflict, NotFound
+from services.kernel.keyset import keyed_select
 from services.kernel.events import PayloadFields, new_event_id
 from services.kernel.outbox import record_events
 from services.kernel.paging import oldest_first
@@ -230,13 +231,14 @@ class _Decision:
 
 
 # -- lookups (one query each for the whole pass) ---------------------------------------------------------------------
-# Each binds its keys as one parameter (``bulk.in_parameter``) and is built once per dialect: a thousand expanding
-# parameters, rendered and named by SQLAlchemy for every event, cost more than the queries themselves.
+# Each binds its keys as one parameter (``keyset.keyed_select``, ``bulk.in_parameter``) and is built once per
+# dialect: a thousand expanding parameters, rendered and named by SQLAlchemy for every event, cost more than the
+# queries themselves. The rows are read at once (``all``: one driver call, not one per row).
 
 
 @lru_cache(maxsize=8)
 def _persons_query(dialect: str, column: str) -> Any:
-    return select(*PERSON_FACTS).where(in_parameter(dialect, getattr(Person, column), "keys"))
+    return keyed_select(dialect, Person, getattr(Person, column), "keys", *PERSON_FACTS)
 
 
 @lru_cache(maxsize=4)
@@ -247,23 +249,23 @@ def _employers_query(dialect: str) -> Any:
 
 @lru_cache(maxsize=4)
 def _enrolments_query(dialect: str) -> Any:
-    return select(*ENROLMENT_FACTS).where(in_parameter(dialect, Enrolment.person_id, "ids"))
+    return keyed_select(dialect, Enrolment, Enrolment.person_id, "ids", *ENROLMENT_FACTS)
 
 
 @lru_cache(maxsize=4)
 def _entries_query(dialect: str) -> Any:
-    return select(*ENTRY_FACTS).where(in_parameter(dialect, AccountEntry.idempotency_key, "keys"))
+    return keyed_select(dialect, AccountEntry, AccountEntry.idempotency_key, "keys", *ENTRY_FACTS)
 
 
 @lru_cache(maxsize=4)
 def _accounts_query(dialect: str) -> Any:
-    return (select(IndividualAccount.person_id, IndividualAccount.balance_fen, IndividualAccount.status)
-            .where(in_parameter(dialect, IndividualAccount.person_id, "ids")).with_for_update())
+    return keyed_select(dialect, IndividualAccount, IndividualAccount.person_id, "ids", IndividualAccount.person_id,
+                        IndividualAccount.balance_fen, IndividualAccount.status).with_for_update()
 
 
 @lru_cache(maxsize=4)
 def _suspense_query(dialect: str) -> Any:
-    return select(PostingSuspense.id).where(in_parameter(dialect, PostingSuspense.payment_id, "ids"))
+    return keyed_select(dialect, PostingSuspense, PostingSuspense.payment_id, "ids", PostingSuspense.id)
 
 
 def _persons(session: Session, lines: list[CollectedLine]) -> tuple[dict[str, PersonFacts], dict[str, PersonFacts]]:
@@ -276,7 +278,8 @@ def _persons(session: Session, lines: list[CollectedLine]) -> tuple[dict[str, Pe
 
     def find(column: str, keys: set[str]) -> None:
         if keys:
-            for row in read(session, _persons_query(dialect, column), {"keys": parameter_values(dialect, keys)}):
+            for row in read(session, _persons_query(dialect, column),
+                            {"keys": parameter_values(dialect, keys)}).all():
                 person = PersonFacts._make(row)
                 by_id[person.id] = person
                 by_cid[person.citizen_id] = person
@@ -406,7 +409,7 @@ def _check_keys(session: Session, decisions: list[_Decision]) -> None:
     if not wanted:
         return
     dialect = dialect_of(session)
-    for row in read(session, _entries_query(dialect), {"keys": parameter_values(dialect, wanted)}):
+    for row in read(session, _entries_query(dialect), {"keys": parameter_values(dialect, wanted)}).all():
         entry = EntryFacts._make(row)
         d = wanted[entry.idempotency_key]
         line = d.item.line
@@ -429,7 +432,7 @@ def _accounts(session: Session, decisions: list[_Decision]) -> tuple[dict[str, i
     if person_ids:
         dialect = dialect_of(session)
         for person_id, balance_fen, status in read(session, _accounts_query(dialect),
-                                                   {"ids": parameter_values(dialect, person_ids)}):
+                                                   {"ids": parameter_values(dialect, person_ids)}).all():
             balances[person_id] = balance_fen
             if status == "closed":
                 closed.append(person_id)
