@@ -4,7 +4,7 @@ from collections.abc import Iterable
 from typing import Any
 
 import msgspec
-from sqlalchemy import JSON, ColumnElement, String, bindparam, cast, func, select
+from sqlalchemy import JSON, ColumnElement, Select, String, bindparam, cast, func, select
 
 _JSON = msgspec.json.Encoder()
 
@@ -23,6 +23,18 @@ def in_parameter(dialect: str, column: Any, name: str | None = None,
         return column.in_(select(func.json_each(parameter).table_valued("value").c.value))
     elements = func.json_array_elements_text(cast(parameter, JSON)).table_valued("value")
     return column.in_(select(elements.c.value))
+
+
+def keyed_select(dialect: str, model: Any, key: Any, name: str, *columns: Any) -> Select:
+    """``select(*columns)`` of ``model``'s rows whose ``key`` is one of the values of parameter ``name`` (a
+    ``parameter_values`` of distinct keys: a set, a dict's keys), built once per dialect by its caller. On SQLite the
+    rows are joined to ``json_each`` of the parameter, which drives one index search per key; ``IN`` first builds a
+    temporary index of the keys, which cost as much again (1 000 payment ids: 0.70 µs a key against 0.21, most of
+    a lookup finding no row). Elsewhere ``in_parameter``."""
+    if dialect == "sqlite":
+        keys = func.json_each(bindparam(name, type_=String)).table_valued("value")
+        return select(*columns).select_from(keys).join(model, key == keys.c.value)
+    return select(*columns).where(in_parameter(dialect, key, name))
 
 
 def parameter_values(dialect: str, values: Iterable[str]) -> Any:
