@@ -219,10 +219,9 @@ class MirroredAgencyLine(OversightTable, table=True):
     supersedes a hold, never the other way round."""
 
     __tablename__ = "mirrored_agency_line"
-    __table_args__ = (
-        Index("ix_mirrored_agency_line_fund_period", "fund", "period"),
-        Index("ix_mirrored_agency_line_employer", "employer_id", "fund", "period"),
-    )
+    # No (fund, period) index: a month is one period and a few funds, so it narrows nothing (the page by payment id
+    # scans the primary key's order instead), and each index costs every line.
+    __table_args__ = (Index("ix_mirrored_agency_line_employer", "employer_id", "fund", "period"),)
 
     payment_id: str = Field(primary_key=True, max_length=36)
     status: str = Field(max_length=10)  # posted | held

@@ -27,6 +27,7 @@ from services.contracts import collection as col
 from services.kernel.events import EventEnvelope
 from services.oversight.ledger.handlers import is_superseded
 from services.oversight.facts import FactHandler
+from services.oversight.mirror.handlers import FUND_TEXT
 from services.oversight.models import MirroredEmployer
 from services.oversight.rules.common import INDEX_FUNDS, bump, employers_by_uscc, yuan
 from services.oversight.rules.models import RuleBaseClamp, RuleContributionBase
@@ -45,15 +46,16 @@ def record_assessment(session: Session, e: col.AssessmentIssued) -> bool:
     employer = e.employer_id or ""
     bases: dict[tuple[str, str], dict[str, Any]] = {}
     clamps = []
-    for line in e.lines:
+    for line in e.lines:  # funds as plain text: a Fund member costs the sqlite3 driver more to bind (FUND_TEXT)
         if line.fund in INDEX_FUNDS:
             bases[(line.person_id, line.fund)] = {
-                "person_id": line.person_id, "fund": line.fund, "period": e.period, "employer_key": employer,
+                "person_id": line.person_id, "fund": FUND_TEXT[line.fund], "period": e.period, "employer_key": employer,
                 "base_fen": line.base_fen, "declared_base_fen": line.declared_base_fen,
                 "assessment_id": e.assessment_id}
         if line.clamp:
             clamps.append({"line_id": line.line_id, "assessment_id": e.assessment_id, "employer_key": employer,
-                           "period": e.period, "fund": line.fund, "person_id": line.person_id, "clamp": line.clamp,
+                           "period": e.period, "fund": FUND_TEXT[line.fund], "person_id": line.person_id,
+                           "clamp": line.clamp,
                            "declared_base_fen": line.declared_base_fen, "base_fen": line.base_fen})
     bump(session, RuleContributionBase, bases.values(),
          overwrite=("base_fen", "declared_base_fen", "assessment_id"))
