@@ -42,7 +42,7 @@ Result, ``bench/results/month_real_path.json`` (the shape is kept stable; new ke
 - ``stages``: one object per stage (``import``, ``registry``, ``assessment``, ``tax``, ``finance``, ``settle``),
   each with ``wall_seconds``, ``lines``, ``lines_per_s``, ``cpu_seconds`` by process (``nats``, ``accounts``,
   ``collection``, ``benefits``, ``oversight``, ``gateway``, ``launcher``; with ``--postgres`` on a local server,
-  ``postgres``: the server's processes), ``cpu_seconds_total`` (all of the platform's, the server's left out),
+  ``postgres``: the server's processes, and within it ``postgres.<service>``: the backends serving that service), ``cpu_seconds_total`` (all of the platform's, the server's left out),
   ``cpu_us_per_line`` by process and ``cpu_us_per_line_total`` (the platform's), with ``--postgres`` on a local
   server ``cpu_us_per_line_with_database`` (the platform's and the server's), ``client_cpu_seconds`` (this
   benchmark's own process, not in the totals), ``answers`` (HTTP status → count, transport errors by name), plus figures of its own

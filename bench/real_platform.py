@@ -6,8 +6,9 @@ costs read from ``/proc``.
 - ``RunningPlatform``: start, the demo credentials, the children by name (``supervisor.json``), stop.
 - ``ProcessMeter``: CPU seconds (utime + stime of a child and of every process under it, those it already reaped
   included) and peak RSS (``VmHWM``) per child, sampled when asked; on PostgreSQL, when the server runs on this
-  machine, the server's too (``postgres``: the postmaster and every backend and worker under it), apart from the
-  platform's (``platform_seconds`` leaves it out).
+  machine, the server's too (``postgres``: the postmaster and every backend and worker under it; of which
+  ``postgres.<service>``: the backends serving that service's database), apart from the platform's
+  (``platform_seconds`` leaves them out).
 - ``machine()`` and ``load()``: what every result quotes about the machine.
 - ``run_on_platform`` and ``write_result``: a benchmark's run from start to stop, and its result file.
 
@@ -123,6 +124,13 @@ def _local_postmaster(connection) -> int | None:  # noqa: ANN001 — a SQLAlchem
     except (OSError, ValueError, DBAPIError):  # not readable here, or not a superuser: the backend's parent
         pass
     return postmaster if postmaster == stat[0] and _command(postmaster) == "postgres" else None
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
 
 
 def _command(pid: int) -> str | None:
@@ -369,6 +377,20 @@ class ProcessMeter:
             seconds[name] = sum(table[p][1] for p in tree)
             rss = self._rss_kb(name, tree, "VmHWM")
             self.peak_rss_kb[name] = max(self.peak_rss_kb.get(name, 0), rss)
+            if name == DATABASE_SERVER:
+                seconds.update(self._by_database(tree, table))
+        return seconds
+
+    def _by_database(self, tree: list[int], table: dict[int, tuple[int, float]]) -> dict[str, float]:
+        """``postgres.<service>``: the CPU of the backends now serving each service's database (its pooled
+        connections, which live as long as the service; a backend that ended has left its CPU to the server's
+        total only). Part of ``postgres``, not in addition to it."""
+        service_of = {database: service for service, database in self.platform.postgres.names.items()}
+        seconds = dict.fromkeys((f"{DATABASE_SERVER}.{service}" for service in service_of.values()), 0.0)
+        for pid in tree:
+            words = _cmdline(pid).split()  # "postgres: <user> <database> <client> <state>"
+            if len(words) > 2 and words[0] == "postgres:" and words[2] in service_of:
+                seconds[f"{DATABASE_SERVER}.{service_of[words[2]]}"] += table[pid][1]
         return seconds
 
     def rss_now_kb(self) -> dict[str, int]:
@@ -379,7 +401,7 @@ class ProcessMeter:
 
 def platform_seconds(cpu: dict[str, float]) -> float:
     """The platform's own CPU in ``cpu`` (a ProcessMeter's figures): every process but the database server's."""
-    return sum(seconds for name, seconds in cpu.items() if name != DATABASE_SERVER)
+    return sum(seconds for name, seconds in cpu.items() if name.partition(".")[0] != DATABASE_SERVER)
 
 
 def cpu_delta(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
