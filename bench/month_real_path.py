@@ -47,6 +47,8 @@ Result, ``bench/results/month_real_path.json`` (the shape is kept stable; new ke
   server ``cpu_us_per_line_with_database`` (the platform's and the server's), ``client_cpu_seconds`` (this
   benchmark's own process, not in the totals), ``answers`` (HTTP status → count, transport errors by name), plus figures of its own
   (rows per file kind for import, report latency for settle, …);
+- ``postgres_statements`` (``--postgres`` on a server that loads pg_stat_statements, as infra/postgres's does):
+  the statements that took the server the longest from the start of the assessment to fully matched, by service;
 - ``end_to_end``: the same figures from the start of the assessment to fully matched (the span the platform's
   goal of a month in five minutes is stated for), and ``month_with_import`` from the first upload on;
 - ``idle_cpu_seconds_per_s`` by process: CPU burnt per second by the platform at rest, measured for
@@ -804,6 +806,7 @@ async def drive(platform: RunningPlatform, options: argparse.Namespace, result: 
                 await month.find_registry()
             if options.profile and profiler is None:
                 profiler = Profiler(platform.pids(), options.profile_rate)
+            statements = platform.postgres is not None and platform.postgres.reset_statements()
             with stages.stage("assessment", month.lines) as extra:
                 await month.assess(extra)
             with stages.stage("tax", month.lines) as extra:
@@ -827,6 +830,8 @@ async def drive(platform: RunningPlatform, options: argparse.Namespace, result: 
         matched_at = stages.marks["settle"][1].at
         result["lag_seconds"] = round(matched_at - month.last_batch_at, 2)
         result["end_to_end"] = stages.span("assessment", "settle", month.lines)
+        if statements:
+            result["postgres_statements"] = platform.postgres.top_statements()
         result["month_with_import"] = stages.span("import", "settle", month.lines)
         result["peak_rss_mb"] = {name: round(kb / 1024, 1) for name, kb in meter.peak_rss_kb.items()}
         result["rss_after_mb"] = {name: round(kb / 1024, 1) for name, kb in meter.rss_now_kb().items()}

@@ -103,6 +103,33 @@ class PostgresDatabases:
                 self.admin_url.set(database=name).render_as_string(hide_password=False)
                 for service, name in self.names.items()}
 
+    def reset_statements(self) -> bool:
+        """Start pg_stat_statements' counts afresh (False: the server does not load it: see infra/postgres)."""
+        try:
+            with self._engine.connect() as connection:
+                connection.execute(text("CREATE EXTENSION IF NOT EXISTS pg_stat_statements"))
+                connection.execute(text("SELECT pg_stat_statements_reset()"))
+        except DBAPIError:
+            return False
+        return True
+
+    def top_statements(self, limit: int = 25) -> list[dict] | None:
+        """The run's statements that took the server the longest since ``reset_statements`` (execution time, which
+        includes waiting for a core on a loaded machine), with the service whose database ran them."""
+        service_of = {database: service for service, database in self.names.items()}
+        try:
+            with self._engine.connect() as connection:
+                rows = connection.execute(text(
+                    "SELECT d.datname, s.calls, s.total_exec_time + s.total_plan_time AS ms, s.rows, s.wal_bytes, "
+                    "s.shared_blks_dirtied, left(regexp_replace(s.query, '\\s+', ' ', 'g'), 240) AS query "
+                    "FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid "
+                    "ORDER BY ms DESC LIMIT :limit"), {"limit": limit}).all()
+        except DBAPIError:
+            return None
+        return [{"service": service_of.get(datname, datname), "calls": calls, "ms": round(ms, 1), "rows": n,
+                 "wal_bytes": int(wal), "blocks_dirtied": dirtied, "query": query}
+                for datname, calls, ms, n, wal, dirtied, query in rows]
+
     def drop(self) -> None:
         with self._engine.connect() as connection:
             for name in self.names.values():
