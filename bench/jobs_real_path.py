@@ -39,7 +39,8 @@ import httpx
 
 from bench.month_real_path import (DECLARATION_LINES, FUNDS, READ_LINES, TAX_CONCURRENCY, Answers, BenchFailure, Calendar, Month, Party, build_plan, citizen_id,
                                    csv_bytes, import_files, sign_in_parties, summary_answers)
-from bench.real_platform import RESULTS, ProcessMeter, RunningPlatform, cpu_delta, load, run_on_platform, write_result
+from bench.real_platform import (RESULTS, ProcessMeter, RunningPlatform, cpu_delta, load, platform_seconds,
+                                 run_on_platform, write_result)
 
 NAME = "jobs_real_path"
 DONE = {"succeeded", "failed"}
@@ -117,7 +118,7 @@ class JobDriver:
             raise BenchFailure(f"{filename}: job ended {job['status']}: {job.get('error_code')} {job.get('error')}")
         if job["rows_done"] != rows or job["rows_total"] != rows:
             raise BenchFailure(f"{filename}: {job['rows_done']} rows done of {job['rows_total']}, expected {rows}")
-        total_cpu = sum(cpu.values())
+        total_cpu = platform_seconds(cpu)
         figures = {
             "rows": rows, "bytes": len(content), "job_id": job["id"], "attempts": job["attempts"],
             "upload": {"status": 202, "seconds": round(upload_s, 3),

@@ -41,10 +41,14 @@ Result, ``bench/results/month_real_path.json`` (the shape is kept stable; new ke
   posted), ``persons``, ``employers``, ``tax_batches``, ``collected_fen`` by fund;
 - ``stages``: one object per stage (``import``, ``registry``, ``assessment``, ``tax``, ``finance``, ``settle``),
   each with ``wall_seconds``, ``lines``, ``lines_per_s``, ``cpu_seconds`` by process (``nats``, ``accounts``,
-  ``collection``, ``benefits``, ``oversight``, ``gateway``, ``launcher``), ``cpu_seconds_total`` (all of them),
-  ``cpu_us_per_line`` by process and ``cpu_us_per_line_total``, ``client_cpu_seconds`` (this benchmark's own
-  process, not in the totals), ``answers`` (HTTP status → count, transport errors by name), plus figures of its own
+  ``collection``, ``benefits``, ``oversight``, ``gateway``, ``launcher``; with ``--postgres`` on a local server,
+  ``postgres``: the server's processes, and within it ``postgres.<service>``: the backends serving that service), ``cpu_seconds_total`` (all of the platform's, the server's left out),
+  ``cpu_us_per_line`` by process and ``cpu_us_per_line_total`` (the platform's), with ``--postgres`` on a local
+  server ``cpu_us_per_line_with_database`` (the platform's and the server's), ``client_cpu_seconds`` (this
+  benchmark's own process, not in the totals), ``answers`` (HTTP status → count, transport errors by name), plus figures of its own
   (rows per file kind for import, report latency for settle, …);
+- ``postgres_statements`` (``--postgres`` on a server that loads pg_stat_statements, as infra/postgres's does):
+  the statements that took the server the longest from the start of the assessment to fully matched, by service;
 - ``end_to_end``: the same figures from the start of the assessment to fully matched (the span the platform's
   goal of a month in five minutes is stated for), and ``month_with_import`` from the first upload on;
 - ``idle_cpu_seconds_per_s`` by process: CPU burnt per second by the platform at rest, measured for
@@ -84,8 +88,8 @@ import httpx
 import msgspec
 from stdnum.cn import ric, uscc as uscc_mod
 
-from bench.real_platform import (RESULTS, ProcessMeter, RunningPlatform, client_cpu_seconds, cpu_delta,
-                                 run_on_platform, write_result)
+from bench.real_platform import (DATABASE_SERVER, RESULTS, ProcessMeter, RunningPlatform, client_cpu_seconds, cpu_delta,
+                                 platform_seconds, run_on_platform, write_result)
 from services.collection.parameters.schemas import default_document
 
 NAME = "month_real_path"
@@ -323,11 +327,14 @@ def _per_line(seconds: float, lines: int) -> float | None:
 
 
 def cost(wall: float, lines: int, cpu: dict[str, float], client: float) -> dict:
-    total = round(sum(cpu.values()), 3)
-    return {"wall_seconds": round(wall, 2), "lines": lines, "lines_per_s": round(lines / wall, 1) if wall else None,
-            "cpu_seconds": cpu, "cpu_seconds_total": total,
-            "cpu_us_per_line": {name: _per_line(seconds, lines) for name, seconds in cpu.items()},
-            "cpu_us_per_line_total": _per_line(total, lines), "client_cpu_seconds": round(client, 3)}
+    total = round(platform_seconds(cpu), 3)
+    figures = {"wall_seconds": round(wall, 2), "lines": lines, "lines_per_s": round(lines / wall, 1) if wall else None,
+               "cpu_seconds": cpu, "cpu_seconds_total": total,
+               "cpu_us_per_line": {name: _per_line(seconds, lines) for name, seconds in cpu.items()},
+               "cpu_us_per_line_total": _per_line(total, lines), "client_cpu_seconds": round(client, 3)}
+    if DATABASE_SERVER in cpu:
+        figures["cpu_us_per_line_with_database"] = _per_line(total + cpu[DATABASE_SERVER], lines)
+    return figures
 
 
 @dataclass
@@ -361,8 +368,10 @@ class Stages:
                                      cpu_delta(began.cpu, ended.cpu), ended.client - began.client),
                               "answers": dict(self.answers.by_stage[name]), **extra}
         figures = self.results[name]
+        database = (f" ({figures['cpu_us_per_line_with_database']} with the database server)"
+                    if "cpu_us_per_line_with_database" in figures else "")
         print(f"month_real_path: {name} {figures['wall_seconds']} s, {figures['lines_per_s']} lines/s, "
-              f"{figures['cpu_us_per_line_total']} µs CPU/line", flush=True)
+              f"{figures['cpu_us_per_line_total']} µs CPU/line{database}", flush=True)
 
     def span(self, first: str, last: str, lines: int) -> dict:
         began, ended = self.marks[first][0], self.marks[last][1]
@@ -800,6 +809,7 @@ async def drive(platform: RunningPlatform, options: argparse.Namespace, result: 
                 await month.find_registry()
             if options.profile and profiler is None:
                 profiler = Profiler(platform.pids(), options.profile_rate)
+            statements = platform.postgres is not None and platform.postgres.reset_statements()
             with stages.stage("assessment", month.lines) as extra:
                 await month.assess(extra)
             with stages.stage("tax", month.lines) as extra:
@@ -823,6 +833,8 @@ async def drive(platform: RunningPlatform, options: argparse.Namespace, result: 
         matched_at = stages.marks["settle"][1].at
         result["lag_seconds"] = round(matched_at - month.last_batch_at, 2)
         result["end_to_end"] = stages.span("assessment", "settle", month.lines)
+        if statements:
+            result["postgres_statements"] = platform.postgres.top_statements()
         result["month_with_import"] = stages.span("import", "settle", month.lines)
         result["peak_rss_mb"] = {name: round(kb / 1024, 1) for name, kb in meter.peak_rss_kb.items()}
         result["rss_after_mb"] = {name: round(kb / 1024, 1) for name, kb in meter.rss_now_kb().items()}
@@ -884,8 +896,10 @@ def main(argv: list[str] | None = None) -> int:
     if failure:
         return 1
     e2e = result["end_to_end"]
+    database = (f" ({e2e['cpu_us_per_line_with_database']} with the database server)"
+                if "cpu_us_per_line_with_database" in e2e else "")
     print(f"month_real_path: {result['month']['lines']} lines fully matched; end to end {e2e['wall_seconds']} s, "
-          f"{e2e['lines_per_s']} lines/s, {e2e['cpu_us_per_line_total']} µs CPU/line; lag {result['lag_seconds']} s; "
+          f"{e2e['lines_per_s']} lines/s, {e2e['cpu_us_per_line_total']} µs CPU/line{database}; lag {result['lag_seconds']} s; "
           f"5xx {result['server_errors']}; load {result['load']['before']} → {result['load']['after']}; {output}")
     return 0
 

@@ -5,7 +5,10 @@ costs read from ``/proc``.
 
 - ``RunningPlatform``: start, the demo credentials, the children by name (``supervisor.json``), stop.
 - ``ProcessMeter``: CPU seconds (utime + stime of a child and of every process under it, those it already reaped
-  included) and peak RSS (``VmHWM``) per child, sampled when asked.
+  included) and peak RSS (``VmHWM``) per child, sampled when asked; on PostgreSQL, when the server runs on this
+  machine, the server's too (``postgres``: the postmaster and every backend and worker under it; of which
+  ``postgres.<service>``: the backends serving that service's database), apart from the platform's
+  (``platform_seconds`` leaves them out).
 - ``machine()`` and ``load()``: what every result quotes about the machine.
 - ``run_on_platform`` and ``write_result``: a benchmark's run from start to stop, and its result file.
 
@@ -37,6 +40,7 @@ from pathlib import Path
 
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 
 from services.kernel.settings import SERVICES
 
@@ -48,6 +52,8 @@ CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 # Far above any benchmark's rate: the guard still runs, it just never says 429.
 UNLIMITED_RATE = "100000000"
 DATABASES = (*SERVICES, "gateway")
+# The database server's entry in ProcessMeter's figures (PostgreSQL's processes, when the server is local).
+DATABASE_SERVER = "postgres"
 
 
 def load() -> list[float]:
@@ -86,20 +92,79 @@ class PostgresDatabases:
         self.admin_url = make_url(admin_url)
         self.names = {name: f"sifund_bench_{os.getpid()}_{secrets.token_hex(3)}_{name}" for name in DATABASES}
         self._engine = create_engine(self.admin_url, isolation_level="AUTOCOMMIT")
+        self.server_pid: int | None = None
 
     def create(self) -> dict[str, str]:
         with self._engine.connect() as connection:
             for name in self.names.values():
                 connection.execute(text(f'CREATE DATABASE "{name}"'))
+            self.server_pid = _local_postmaster(connection)
         return {f"SIFUND_{service.upper()}_DATABASE_URL":
                 self.admin_url.set(database=name).render_as_string(hide_password=False)
                 for service, name in self.names.items()}
+
+    def reset_statements(self) -> bool:
+        """Start pg_stat_statements' counts afresh (False: the server does not load it: see infra/postgres)."""
+        try:
+            with self._engine.connect() as connection:
+                connection.execute(text("CREATE EXTENSION IF NOT EXISTS pg_stat_statements"))
+                connection.execute(text("SELECT pg_stat_statements_reset()"))
+        except DBAPIError:
+            return False
+        return True
+
+    def top_statements(self, limit: int = 25) -> list[dict] | None:
+        """The run's statements that took the server the longest since ``reset_statements`` (execution time, which
+        includes waiting for a core on a loaded machine), with the service whose database ran them."""
+        service_of = {database: service for service, database in self.names.items()}
+        try:
+            with self._engine.connect() as connection:
+                rows = connection.execute(text(
+                    "SELECT d.datname, s.calls, s.total_exec_time + s.total_plan_time AS ms, s.rows, s.wal_bytes, "
+                    "s.shared_blks_dirtied, left(regexp_replace(s.query, '\\s+', ' ', 'g'), 240) AS query "
+                    "FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid "
+                    "ORDER BY ms DESC LIMIT :limit"), {"limit": limit}).all()
+        except DBAPIError:
+            return None
+        return [{"service": service_of.get(datname, datname), "calls": calls, "ms": round(ms, 1), "rows": n,
+                 "wal_bytes": int(wal), "blocks_dirtied": dirtied, "query": query}
+                for datname, calls, ms, n, wal, dirtied, query in rows]
 
     def drop(self) -> None:
         with self._engine.connect() as connection:
             for name in self.names.values():
                 connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         self._engine.dispose()
+
+
+def _local_postmaster(connection) -> int | None:  # noqa: ANN001 — a SQLAlchemy Connection
+    """The server's postmaster pid when it runs on this machine: the first line of its data directory's
+    ``postmaster.pid``, else the parent of this connection's backend; None for a server elsewhere (the pid must be
+    a process named ``postgres`` here, parent of this connection's backend)."""
+    backend = connection.execute(text("SELECT pg_backend_pid()")).scalar_one()
+    if _command(backend) != "postgres" or (stat := _stat(backend)) is None:
+        return None
+    postmaster = stat[0]
+    try:
+        data_directory = connection.execute(text("SHOW data_directory")).scalar_one()
+        postmaster = int((Path(data_directory) / "postmaster.pid").read_text().split("\n", 1)[0])
+    except (OSError, ValueError, DBAPIError):  # not readable here, or not a superuser: the backend's parent
+        pass
+    return postmaster if postmaster == stat[0] and _command(postmaster) == "postgres" else None
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def _command(pid: int) -> str | None:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return None
 
 
 class RunningPlatform:
@@ -296,29 +361,74 @@ def _tree(root: int, table: dict[int, tuple[int, float]]) -> list[int]:
     return found
 
 
+def _pss_kb(pid: int) -> int:
+    """A process's proportional set size: its shared pages (PostgreSQL's shared buffers) divided among their users,
+    so that a sum over the server's processes counts them once."""
+    try:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        return 0
+    return 0
+
+
 @dataclass
 class ProcessMeter:
     """CPU seconds and peak RSS of each of the platform's processes, by child name. Each child counts with every
-    process under it (a gateway run with several workers, say); the launcher counts alone."""
+    process under it (a gateway run with several workers, say); the launcher counts alone. On PostgreSQL with the
+    server on this machine, ``postgres`` is the server: the postmaster with its backends and workers (those it
+    already reaped included), RSS as the sum of their PSS (shared buffers once), sampled whenever the platform is.
+    The server may serve others too (a test suite's databases): its figures are the machine's server, not the
+    run's alone."""
 
     platform: RunningPlatform
     peak_rss_kb: dict[str, int] = field(default_factory=dict)
 
+    def _pids(self) -> dict[str, int]:
+        pids = self.platform.pids()
+        if self.platform.postgres is not None and self.platform.postgres.server_pid is not None:
+            pids[DATABASE_SERVER] = self.platform.postgres.server_pid
+        return pids
+
+    def _rss_kb(self, name: str, tree: list[int], key: str) -> int:
+        if name == DATABASE_SERVER:
+            return sum(_pss_kb(p) for p in tree)
+        return sum(_status_kb(p, key) or 0 for p in tree)
+
     def cpu(self) -> dict[str, float]:
         table = _process_table()
-        pids = self.platform.pids()
         seconds = {}
-        for name, pid in pids.items():
+        for name, pid in self._pids().items():
             tree = [pid] if name == "launcher" else _tree(pid, table)
             seconds[name] = sum(table[p][1] for p in tree)
-            rss = sum(_status_kb(p, "VmHWM") or 0 for p in tree)
+            rss = self._rss_kb(name, tree, "VmHWM")
             self.peak_rss_kb[name] = max(self.peak_rss_kb.get(name, 0), rss)
+            if name == DATABASE_SERVER:
+                seconds.update(self._by_database(tree, table))
+        return seconds
+
+    def _by_database(self, tree: list[int], table: dict[int, tuple[int, float]]) -> dict[str, float]:
+        """``postgres.<service>``: the CPU of the backends now serving each service's database (its pooled
+        connections, which live as long as the service; a backend that ended has left its CPU to the server's
+        total only). Part of ``postgres``, not in addition to it."""
+        service_of = {database: service for service, database in self.platform.postgres.names.items()}
+        seconds = dict.fromkeys((f"{DATABASE_SERVER}.{service}" for service in service_of.values()), 0.0)
+        for pid in tree:
+            words = _cmdline(pid).split()  # "postgres: <user> <database> <client> <state>"
+            if len(words) > 2 and words[0] == "postgres:" and words[2] in service_of:
+                seconds[f"{DATABASE_SERVER}.{service_of[words[2]]}"] += table[pid][1]
         return seconds
 
     def rss_now_kb(self) -> dict[str, int]:
         table = _process_table()
-        return {name: sum(_status_kb(p, "VmRSS") or 0 for p in ([pid] if name == "launcher" else _tree(pid, table)))
-                for name, pid in self.platform.pids().items()}
+        return {name: self._rss_kb(name, [pid] if name == "launcher" else _tree(pid, table), "VmRSS")
+                for name, pid in self._pids().items()}
+
+
+def platform_seconds(cpu: dict[str, float]) -> float:
+    """The platform's own CPU in ``cpu`` (a ProcessMeter's figures): every process but the database server's."""
+    return sum(seconds for name, seconds in cpu.items() if name.partition(".")[0] != DATABASE_SERVER)
 
 
 def cpu_delta(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:

@@ -7,15 +7,18 @@
 #    /usr/lib/postgresql/*/bin (newest first); installs them with apt-get if they are missing.
 # 2. Creates a cluster in a fresh temporary directory, as an unprivileged user when run as root (PostgreSQL refuses
 #    to run as root): trust authentication on 127.0.0.1 only, a free TCP port, the unix socket inside the temporary
-#    directory, fsync off (the data is thrown away), max_connections=300.
+#    directory, the platform's server settings (infra/postgres/sifund.conf: pg_stat_statements, the buffers and WAL of a
+#    write-heavy month), then fsync off (the data is thrown away; PG_DURABLE=1 keeps it on), max_connections=300.
 # 3. Exports SIFUND_TEST_POSTGRES_URL=postgresql+psycopg://postgres@127.0.0.1:<port>/postgres (tests/conftest.py
 #    creates and drops a database per service per test), runs "$@", then always stops the cluster and deletes the
 #    directory, and exits with the command's status.
 #
 # Environment: PG_BINDIR (use these binaries), PG_RUN_AS (the unprivileged user when root; default postgres),
-# PG_KEEP=1 (keep the directory for post-mortem), PYTHON (used to pick a free port; default python3).
+# PG_KEEP=1 (keep the directory for post-mortem), PG_DURABLE=1 (leave fsync, synchronous_commit and full_page_writes
+# on, as in production: for benchmarks), PYTHON (used to pick a free port; default python3).
 set -euo pipefail
 
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 log() { printf 'run-tests.sh: %s\n' "$*" >&2; }
 die() { log "$*"; exit 2; }
 
@@ -123,8 +126,10 @@ local   all       all                 trust
 host    all       all   127.0.0.1/32  trust
 EOF
 
-# Our settings live in their own file, included at the end of postgresql.conf (later settings win).
-echo "include 'sifund-test.conf'" | as_pg sh -c "cat >> '$DATA/postgresql.conf'"
+# Our settings live in their own files, included at the end of postgresql.conf (later settings win): the platform's
+# server settings (sifund.conf, next to this script), then the test cluster's own.
+as_pg sh -c "cat > '$DATA/sifund.conf'" < "$HERE/sifund.conf"
+printf "include 'sifund.conf'\ninclude 'sifund-test.conf'\n" | as_pg sh -c "cat >> '$DATA/postgresql.conf'"
 
 # Any Python will do: $PYTHON, python3, python, or the command itself when it is a Python (make passes the venv's).
 PYTHON_FOR_PORT=
@@ -139,6 +144,14 @@ free_port() {
     "$PYTHON_FOR_PORT" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
 }
 
+# Throwaway test data: durability is not needed — unless PG_DURABLE=1 (a benchmark measuring the server as
+# production runs it: sifund.conf's settings over PostgreSQL's defaults, every commit flushed).
+if [ "${PG_DURABLE:-0}" = 1 ]; then
+    DURABILITY="# PG_DURABLE=1: fsync, synchronous_commit and full_page_writes as in production"
+else
+    DURABILITY=$'fsync = off\nsynchronous_commit = off\nfull_page_writes = off'
+fi
+
 # The port is free when picked but another process may take it before the server binds it: retry a few times.
 for attempt in 1 2 3 4 5; do
     PORT=$(free_port)
@@ -147,11 +160,7 @@ listen_addresses = '127.0.0.1'
 port = $PORT
 unix_socket_directories = '$WORK/run'
 max_connections = 300
-shared_buffers = 128MB
-# Throwaway test data: durability is not needed.
-fsync = off
-synchronous_commit = off
-full_page_writes = off
+$DURABILITY
 EOF
     if as_pg "$BINDIR/pg_ctl" -D "$DATA" -l "$WORK/postgres.log" -w -t 60 start >/dev/null; then
         STARTED=1

@@ -65,6 +65,16 @@ def test_fully_matched_needs_every_leg_equal_to_what_was_posted_every_employer_c
     assert not month.matched(report, _report(202611, {"R3": [matched, matched, {"status": "late"}]}))["matched"]
 
 
+
+@pytest.mark.unit
+def test_the_database_servers_cpu_is_shown_apart_from_the_platforms_total():
+    cpu = {"collection": 2.0, "gateway": 1.0, "postgres": 4.0, "postgres.collection": 3.0}
+    figures = bench.cost(10.0, 1000, cpu, 0.5)
+    assert figures["cpu_seconds_total"] == 3.0 and figures["cpu_us_per_line_total"] == 3000.0
+    assert figures["cpu_us_per_line_with_database"] == 7000.0  # postgres.<service> is part of postgres
+    assert figures["cpu_us_per_line"]["postgres.collection"] == 3000.0
+    assert "cpu_us_per_line_with_database" not in bench.cost(10.0, 1000, {"collection": 2.0}, 0.5)  # SQLite
+
 @pytest.mark.unit
 def test_top_frames_count_own_samples_at_the_leaf_and_total_samples_once_per_stack():
     collapsed = "main (a.py);apply (b.py);get (orm.py) 6\nmain (a.py);apply (b.py) 2\nmain (a.py);get (orm.py);get (orm.py) 2\n"

@@ -5,12 +5,13 @@ NULLs, a constant of the conflict clause), and a statement it cannot take (``RET
 from datetime import UTC, date, datetime
 
 import pytest
-from sqlalchemy import BigInteger, Column, Date, DateTime, Integer, MetaData, String, Table, select
+from sqlalchemy import JSON, BigInteger, Column, Date, DateTime, Integer, MetaData, String, Table, select
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DataError, IntegrityError
 from sqlmodel import Session
 
 from services.kernel.bulk import dialect_insert
+from services.kernel import postgres_rows
 from services.kernel.db import make_engine, unit_of_work
 from services.kernel.mirror import _driver_plan, execute_rows
 
@@ -138,3 +139,53 @@ def test_on_the_backend_under_test_a_duplicate_is_sqlalchemys_integrity_error(da
         assert session.execute(select(DEFAULTS)).all() == []  # nothing of the failed unit of work
     metadata.drop_all(engine)
     engine.dispose()
+
+
+DOCS = Table("docs", metadata, Column("id", String, primary_key=True), Column("body", JSON),
+             Column("tag", String(3)), Column("fen", BigInteger), Column("at", DateTime(timezone=True)))
+
+
+def written_docs(url: str, write) -> list[tuple]:  # noqa: ANN001
+    """Upserts whose rows repeat a key within one call (PostgreSQL's one-statement upsert cannot update a row twice:
+    they go row by row), inserts that skip what is there with a key twice in one call, and a JSON column."""
+    engine = make_engine(url)
+    metadata.create_all(engine)
+    stmt = dialect_insert(engine.dialect.name, DOCS)
+    upsert = stmt.on_conflict_do_update(index_elements=["id"], set_={
+        "body": stmt.excluded.body, "fen": DOCS.c.fen + stmt.excluded.fen, "tag": stmt.excluded.tag})
+    skip = dialect_insert(engine.dialect.name, DOCS).on_conflict_do_nothing(index_elements=["id"])
+    at = datetime(2026, 10, 12, 8, 30, 15, 123456, tzinfo=UTC)
+    body = {"甲": [1, 2.5, None], "b": {"c": "\\N\t'"}}
+    with unit_of_work(engine) as session:
+        write(session, upsert, [{"id": f"k{i}", "body": body if i % 2 else None, "tag": "ab", "fen": i, "at": at}
+                                for i in range(5)])
+        write(session, upsert, [{"id": "k1", "body": {"n": 1}, "tag": "x", "fen": 10, "at": at},
+                                {"id": "k1", "body": {"n": 2}, "tag": "y", "fen": 100, "at": at}])
+        write(session, upsert, [{"id": "k2", "body": [1], "tag": "z", "fen": 7, "at": None},
+                                {"id": "k9", "body": "text", "tag": "w", "fen": 9, "at": at}])
+        write(session, skip, [{"id": "k3", "body": None, "tag": "no", "fen": 0, "at": at},
+                              {"id": "s1", "body": None, "tag": "s1", "fen": 1, "at": at},
+                              {"id": "s1", "body": None, "tag": "s2", "fen": 2, "at": at}])
+    with Session(engine) as session:
+        got = [tuple(r) for r in session.execute(select(DOCS).order_by(DOCS.c.id)).all()]
+    if write is execute_rows:
+        keys = ("id", "body", "tag", "fen", "at")
+        assert postgres_rows.plan_for(upsert, engine.dialect, keys).set_sql is not None  # one statement per set
+        assert postgres_rows.plan_for(skip, engine.dialect, keys).set_sql is not None
+        with pytest.raises(DataError):  # too long for String(3): refused as a parameter would be
+            with unit_of_work(engine) as session:
+                write(session, skip, [{"id": "long", "body": None, "tag": "abcd", "fen": 0, "at": at}])
+    metadata.drop_all(engine)
+    engine.dispose()
+    return got
+
+
+def test_on_postgresql_upserts_of_a_set_write_what_core_writes(database_urls):
+    if not database_urls["accounts"].startswith("postgresql"):
+        pytest.skip("PostgreSQL's one-statement upsert (make test-postgres)")
+    fast = written_docs(database_urls["accounts"], execute_rows)
+    core = written_docs(database_urls["benefits"],
+                        lambda session, statement, values: session.connection().execute(statement, values))
+    assert fast == core
+    assert [r[:4] for r in fast if r[0] in ("k1", "k2", "s1")] == [
+        ("k1", {"n": 2}, "y", 111), ("k2", [1], "z", 9), ("s1", None, "s1", 1)]
