@@ -57,3 +57,19 @@ def test_migrations_match_models_and_upgrade_is_idempotent(service: str, databas
         assert pending_schema_changes(engine, spec.metadata) == []
     finally:
         engine.dispose()
+
+
+def test_assessment_lines_leave_room_to_settle_on_postgresql(database_urls: dict[str, str]):
+    """PostgreSQL: assessment_line's pages are filled half (fillfactor 50), so a settlement is a HOT update; the
+    migration and a table made from the model agree. SQLite has no such setting."""
+    engine = make_engine(database_urls["collection"])
+    try:
+        upgrade_database(engine, "collection", catalogue.spec("collection").metadata)
+        if engine.dialect.name != "postgresql":
+            pytest.skip("a PostgreSQL storage parameter")
+        with engine.connect() as connection:
+            options = connection.exec_driver_sql(
+                "SELECT reloptions FROM pg_class WHERE relname = 'assessment_line'").scalar_one()
+        assert options == ["fillfactor=50"]
+    finally:
+        engine.dispose()
