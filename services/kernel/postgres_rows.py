@@ -29,7 +29,6 @@ from functools import lru_cache
 from operator import itemgetter
 from typing import Any, NamedTuple
 
-import msgspec
 from sqlalchemy import (ARRAY, JSON, Boolean, Date, DateTime, Enum, Integer, Numeric, String, Text, TypeDecorator, bindparam,
                         cast, column, func, select)
 from sqlalchemy.dialects.postgresql import JSONB, insert
@@ -38,6 +37,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql.dml import Insert
 
 from services.kernel.binding import column_binders
+from services.kernel.keyset import json_text
 
 
 class CopyPlan(NamedTuple):
@@ -55,8 +55,6 @@ class ManyPlan(NamedTuple):
 
 
 ROWS = "_sifund_rows"
-# Dates, timestamps and decimals as ISO text, which the server reads as the record field's type.
-_JSON = msgspec.json.Encoder()
 
 
 @lru_cache(maxsize=128)
@@ -140,7 +138,7 @@ def write(connection: Any, plan: CopyPlan | ManyPlan, rows: list[dict[str, Any]]
     if plan.set_sql is not None and (plan.conflict_key is None or _distinct(plan.conflict_key, rows)):
         bound = [_bound_dict(row, plan.processors) for row in rows] if plan.processors else rows
         try:
-            encoded = _JSON.encode(bound).decode()
+            encoded = json_text(bound)  # dates, timestamps, decimals as ISO text: the record fields' types read them
         except (TypeError, ValueError, OverflowError):  # a value JSON does not carry (bytes …): row by row
             encoded = None
         if encoded is not None:

@@ -15,15 +15,12 @@ line; this ~0.6, and no more of the server's).
 from operator import itemgetter
 from typing import Any, NamedTuple
 
-import msgspec
 from sqlalchemy import Table, bindparam, insert, text, update
 from sqlmodel import Session
 
 from services.kernel import postgres_rows
 from services.kernel.binding import column_binders
-
-
-_JSON = msgspec.json.Encoder()
+from services.kernel.keyset import json_text
 
 
 def _is_postgres(session: Session) -> bool:
@@ -111,8 +108,8 @@ def update_settled_lines(session: Session, table: Table, updates: list[SettledLi
              for u in updates],
         )
         return
-    rows = _JSON.encode([{"principal": u.paid_principal_fen, "fee": u.paid_late_fee_fen, "status": u.status, "id": u.id}
-                         for u in updates]).decode()
+    rows = json_text([{"principal": u.paid_principal_fen, "fee": u.paid_late_fee_fen, "status": u.status, "id": u.id}
+                      for u in updates])
     statement = text(
         f"UPDATE {_quoted(session, table.name)} AS line SET paid_principal_fen = settled.principal, "
         "paid_late_fee_fen = settled.fee, status = settled.status "
