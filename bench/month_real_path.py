@@ -11,10 +11,12 @@ as the parties do:
 2. **registry** — the clerk finds the employers' ids, and waits until collection, from the ACCOUNTS stream, knows
    every enrolment with its person (``/collection/registry/employers/{id}/enrolments``);
 3. **assessment** — the clerk sends the month's declarations, many employers a request (by citizen id,
-   ``/collection/declarations/batches``, at most ``--declaration-lines`` persons), then the month's assessed lines are
-   read back in pages (``/collection/assessments/lines``: what the tax bureau will collect);
-4. **tax** — the tax bureau's client posts every assessed line as paid, in batches of ``--batch-lines`` (10 000)
-   to ``/collection/tax-payments/batches``;
+   ``/collection/declarations/batches``, at most ``--declaration-lines`` persons);
+4. **tax** — the tax bureau reads its collection plan, the month's assessed lines, in pages of ``--read-lines``
+   (``/collection/assessments/lines``) and posts every line as paid, in batches of ``--batch-lines`` (10 000) to
+   ``/collection/tax-payments/batches``, ``--tax-concurrency`` in flight, each batch as soon as its lines are read
+   (``--no-overlap``: the whole plan read first, then paid; until December 2026 the plan was read in the assessment
+   stage);
 5. **finance** — finance records each fund's remittance to the treasury and its receipt in the special account;
 6. **settle** — nobody acts: the agency posts what was collected from the COLLECTION stream on its own, oversight
    applies the events; the benchmark polls ``/oversight/reconciliation/months/{period}`` (and the remittances'
@@ -79,6 +81,7 @@ from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import cached_property
 from datetime import date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
@@ -183,8 +186,8 @@ class Employer:
     # The assessed lines: (staff index, fund index, employer fen, individual fen) flattened, four ints a line.
     lines: array = field(default_factory=lambda: array("q"))
 
-    @property
-    def uscc(self) -> str:
+    @cached_property
+    def uscc(self) -> str:  # a check digit costs stdnum ~10 µs: once per employer, not per line
         return uscc(self.serial)
 
 
@@ -397,6 +400,10 @@ class Month:
     collected_fen: dict[str, int] = field(default_factory=lambda: dict.fromkeys(FUNDS, 0))
     last_batch_at: float = 0.0
 
+    @cached_property
+    def paid_on(self) -> str:
+        return self.calendar.paid_on
+
     @property
     def lines(self) -> int:
         return sum(len(e.staff) for e in self.plan) * len(FUNDS)
@@ -489,18 +496,19 @@ class Month:
 
     # -- 3. assessment -----------------------------------------------------------------------------------------------
 
-    async def assess(self, extra: dict) -> None:
-        """The month's declarations sent as the agency receives them, many employers a request (``--declaration-
-        lines`` lines at most), then the month's assessed lines read as the tax bureau reads its collection plan,
-        ``--read-lines`` a page."""
-        clerk, period = self.parties["clerk"], self.calendar.period
-        by_id = {e.id: e for e in self.plan}
+    def declaration_batches(self) -> list[list[Employer]]:
+        """The month's declarations, many employers a request, ``--declaration-lines`` persons at most."""
         batches: list[list[Employer]] = [[]]
         for employer in self.plan:
             if batches[-1] and sum(len(e.staff) for e in batches[-1]) + len(employer.staff) > \
                     self.options.declaration_lines:
                 batches.append([])
             batches[-1].append(employer)
+        return batches
+
+    async def declare(self, extra: dict) -> None:
+        """The month's declarations sent as the agency receives them, ``tax_concurrency`` requests in flight."""
+        clerk, period = self.parties["clerk"], self.calendar.period
 
         async def declare(batch: list[Employer]) -> None:
             response = await clerk.call("POST", "/collection/declarations/batches", json={"period": period, "declarations": [
@@ -513,8 +521,17 @@ class Month:
                     raise BenchFailure(f"declaration of employer {item['employer_id']} refused: {item['refusal']}")
 
         began = time.monotonic()
+        batches = self.declaration_batches()
         await each(batches, declare, self.options.tax_concurrency)
-        declared = time.monotonic()
+        extra.update(declaration_batches=len(batches), declare_seconds=round(time.monotonic() - began, 2))
+
+    async def read_plan(self, on_page: Callable[[list[tuple[Employer, int, int, int, int]]], None] | None = None
+                        ) -> int:
+        """The month's assessed lines read as the tax bureau reads its collection plan, ``--read-lines`` a page, into
+        each employer's ``lines``; ``on_page`` gets each page's lines as (employer, staff index, fund index, employer
+        fen, individual fen) as soon as it is read. Returns the pages read; fails if an employer's count is wrong."""
+        clerk, period = self.parties["clerk"], self.calendar.period
+        by_id = {e.id: e for e in self.plan}
         fund_index = {fund: i for i, fund in enumerate(FUNDS)}
         staff_index = {e.id: {cid: i for i, (cid, _base) in enumerate(e.staff)} for e in self.plan}
         after, pages = None, 0
@@ -522,10 +539,15 @@ class Month:
             page = msgspec.json.decode((await clerk.call("GET", "/collection/assessments/lines", params={
                 "period": period, "limit": self.options.read_lines, **({"after": after} if after else {})})).content)
             pages += 1
+            read = []
             for line in page["items"]:
                 employer = by_id[line["employer_id"]]
-                employer.lines.extend((staff_index[employer.id][self.citizen_of[line["person_id"]]],
-                                       fund_index[line["fund"]], line["employer_fen"], line["individual_fen"]))
+                quad = (staff_index[employer.id][self.citizen_of[line["person_id"]]], fund_index[line["fund"]],
+                        line["employer_fen"], line["individual_fen"])
+                employer.lines.extend(quad)
+                read.append((employer, *quad))
+            if on_page is not None:
+                on_page(read)
             after = page["next_cursor"]
             if not after:
                 break
@@ -533,59 +555,89 @@ class Month:
             if len(employer.lines) // 4 != len(employer.staff) * len(FUNDS):
                 raise BenchFailure(f"employer {employer.serial}: {len(employer.lines) // 4} assessed lines, "
                                    f"expected {len(employer.staff) * len(FUNDS)}")
-        extra.update(declaration_batches=len(batches), pages_read=pages, declare_seconds=round(declared - began, 2),
-                     read_seconds=round(time.monotonic() - declared, 2))
+        return pages
+
+    async def assess(self, extra: dict) -> None:
+        """Declarations, then the whole collection plan read (``tax_lines`` pays it afterwards)."""
+        await self.declare(extra)
+        began = time.monotonic()
+        extra.update(pages_read=await self.read_plan(), read_seconds=round(time.monotonic() - began, 2))
 
     # -- 4. tax ------------------------------------------------------------------------------------------------------
 
+    def tax_line(self, employer: Employer, staff: int, fund_i: int, employer_fen: int, individual_fen: int) -> dict:
+        """One assessed line as the tax bureau reports it paid (what it collected is counted here)."""
+        period, fund = self.calendar.period, FUNDS[fund_i]
+        self.collected_fen[fund] += employer_fen + individual_fen
+        return {"tax_line_id": f"SW{period}-{employer.serial:07d}-{staff:03d}-{fund}", "payer_uscc": employer.uscc,
+                "citizen_id": employer.staff[staff][0], "fund": fund, "period": period,
+                "employer_amount": yuan(employer_fen), "individual_amount": yuan(individual_fen),
+                "method": "bank_withholding", "voucher_no": f"PZ{period}-{employer.serial:07d}",
+                "paid_date": self.paid_on}
+
     def tax_lines(self) -> Iterator[dict]:
-        period, paid_on = self.calendar.period, self.calendar.paid_on
+        """Every line of the plan read by ``assess``, as paid."""
         for employer in self.plan:
-            payer, voucher = employer.uscc, f"PZ{period}-{employer.serial:07d}"
             quads = employer.lines
             for i in range(0, len(quads), 4):
-                staff, fund_i, employer_fen, individual_fen = quads[i:i + 4]
-                fund = FUNDS[fund_i]
-                yield {"tax_line_id": f"SW{period}-{employer.serial:07d}-{staff:03d}-{fund}", "payer_uscc": payer,
-                       "citizen_id": employer.staff[staff][0], "fund": fund, "period": period,
-                       "employer_amount": yuan(employer_fen), "individual_amount": yuan(individual_fen),
-                       "method": "bank_withholding", "voucher_no": voucher, "paid_date": paid_on}
+                yield self.tax_line(employer, *quads[i:i + 4])
 
-    def batches(self) -> Iterator[list[dict]]:
-        batch: list[dict] = []
-        for line in self.tax_lines():
-            batch.append(line)
-            if len(batch) == self.options.batch_lines:
-                yield batch
-                batch = []
-        if batch:
-            yield batch
+    async def post_tax_batch(self, batch: list[dict], seconds: list[float]) -> None:
+        """One batch, its JSON body encoded as it is sent (msgspec: the client's CPU is on the platform's two cores,
+        and the stdlib encoder cost it ~2.5 s a million lines); every line must be accepted once."""
+        began = time.monotonic()
+        result = (await self.parties["tax"].call("POST", "/collection/tax-payments/batches",
+                                                 content=msgspec.json.encode({"lines": batch}),
+                                                 headers_extra=JSON_BODY)).json()
+        seconds.append(time.monotonic() - began)
+        if result["rejected"] or result["unmatched"] or result["accepted"] + result["duplicates"] != len(batch):
+            raise BenchFailure(f"tax batch: {result['accepted']} accepted, {result['duplicates']} duplicates, "
+                               f"{result['rejected']} rejected {result['rejections'][:3]}, {result['unmatched']} "
+                               f"unmatched {result['unmatched_lines'][:3]}")
+        self.last_batch_at = time.monotonic()
 
-    def tax_files(self) -> Iterator[tuple[list[dict], bytes]]:
-        """Each batch with the JSON body the tax bureau sends, encoded as it is sent (msgspec: the client's CPU is
-        on the platform's two cores, and the stdlib encoder cost it ~2.5 s a million lines)."""
-        for batch in self.batches():
-            yield batch, msgspec.json.encode({"lines": batch})
-
-    async def pay(self, extra: dict) -> None:
-        tax = self.parties["tax"]
+    async def read_and_pay(self, extra: dict) -> None:
+        """The tax bureau reads its collection plan and pays it in batches of ``--batch-lines``: with ``--overlap``
+        (the default) a batch is posted as soon as its lines are read, ``--tax-concurrency`` batches in flight while
+        the reading goes on, as a bureau streaming its plan into collection would; without, the whole plan is read
+        first (the order of stages before this option)."""
+        queue: asyncio.Queue[list[dict] | None] = asyncio.Queue()
+        pending: list[dict] = []
         seconds: list[float] = []
+        size = self.options.batch_lines
 
-        async def post(file: tuple[list[dict], bytes]) -> None:
-            batch, body = file
+        def cut(page: list[tuple[Employer, int, int, int, int]]) -> None:
+            for line in page:
+                pending.append(self.tax_line(*line))
+                if len(pending) == size:
+                    queue.put_nowait(pending.copy())
+                    pending.clear()
+
+        async def poster() -> None:
+            while (batch := await queue.get()) is not None:
+                await self.post_tax_batch(batch, seconds)
+
+        async def reader() -> None:
             began = time.monotonic()
-            result = (await tax.call("POST", "/collection/tax-payments/batches", content=body,
-                                     headers_extra=JSON_BODY)).json()
-            seconds.append(time.monotonic() - began)
-            if result["rejected"] or result["unmatched"] or result["accepted"] + result["duplicates"] != len(batch):
-                raise BenchFailure(f"tax batch: {result['accepted']} accepted, {result['duplicates']} duplicates, "
-                                   f"{result['rejected']} rejected {result['rejections'][:3]}, {result['unmatched']} "
-                                   f"unmatched {result['unmatched_lines'][:3]}")
-            for line in batch:
-                self.collected_fen[line["fund"]] += fen(line["employer_amount"]) + fen(line["individual_amount"])
-            self.last_batch_at = time.monotonic()
+            extra["pages_read"] = await self.read_plan(cut)
+            extra["read_seconds"] = round(time.monotonic() - began, 2)
+            if pending:
+                queue.put_nowait(pending.copy())
+            for _ in range(concurrency):
+                queue.put_nowait(None)
 
-        await each(self.tax_files(), post, self.options.tax_concurrency)
+        concurrency = max(1, self.options.tax_concurrency)
+        if not self.options.overlap:
+            await reader()
+        tasks = [asyncio.create_task(poster()) for _ in range(concurrency)]
+        if self.options.overlap:
+            tasks.append(asyncio.create_task(reader()))
+        try:
+            for finished in asyncio.as_completed(tasks):
+                await finished  # the first failure cancels the rest
+        finally:
+            for task in tasks:
+                task.cancel()
         seconds.sort()
         extra.update(batches=len(seconds), batch_seconds={
             "p50": round(seconds[len(seconds) // 2], 2), "max": round(seconds[-1], 2)})
@@ -811,9 +863,9 @@ async def drive(platform: RunningPlatform, options: argparse.Namespace, result: 
                 profiler = Profiler(platform.pids(), options.profile_rate)
             statements = platform.postgres is not None and platform.postgres.reset_statements()
             with stages.stage("assessment", month.lines) as extra:
-                await month.assess(extra)
+                await month.declare(extra)
             with stages.stage("tax", month.lines) as extra:
-                await month.pay(extra)
+                await month.read_and_pay(extra)
             result["month"].update(tax_batches=stages.results["tax"]["batches"], collected_fen=month.collected_fen)
             with stages.stage("finance", month.lines):
                 await month.remit_and_receive()
@@ -859,6 +911,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--declaration-lines", type=int, default=DECLARATION_LINES,
                         help="declared persons per declaration batch (the API's maximum)")
     parser.add_argument("--read-lines", type=int, default=READ_LINES, help="assessed lines per page read (the maximum)")
+    parser.add_argument("--overlap", action=argparse.BooleanOptionalAction, default=True,
+                        help="the tax bureau pays each batch of its plan as soon as it has read it (default), or "
+                             "(--no-overlap) reads the whole plan first")
     parser.add_argument("--import-rows", type=int, default=10_000, help="rows per imported CSV file")
     parser.add_argument("--timeout", type=float, default=None,
                         help="seconds to wait for collection's registry and for the month to be fully matched "

@@ -89,8 +89,9 @@ def test_top_frames_count_own_samples_at_the_leaf_and_total_samples_once_per_sta
                     reason="a whole platform and a month: the long profile, run by make test-cluster")
 def test_a_tiny_month_through_the_gateway_ends_fully_matched_and_reports_its_figures(tmp_path: Path):
     output = tmp_path / "month.json"
+    # Small pages and batches: the tax bureau pays its first batches while it still reads its plan.
     assert bench.main(["--lines", "300", "--idle-seconds", "0.5", "--poll-seconds", "0.3", "--timeout", "120",
-                       "--output", str(output)]) == 0
+                       "--read-lines", "100", "--batch-lines", "120", "--output", str(output)]) == 0
     result = json.loads(output.read_text())
     assert result["matched"] is True and result["month"]["lines"] == 300
     assert set(result["stages"]) == {"import", "registry", "assessment", "tax", "finance", "settle"}
@@ -100,5 +101,9 @@ def test_a_tiny_month_through_the_gateway_ends_fully_matched_and_reports_its_fig
         assert set(figures["cpu_seconds"]) == processes
     assert set(result["peak_rss_mb"]) == processes and all(mb > 0 for mb in result["peak_rss_mb"].values())
     assert result["lag_seconds"] >= 0 and result["settle"]["final"]["matched"] is True
+    assert result["stages"]["assessment"]["declaration_batches"] == 1
+    assert result["stages"]["tax"]["pages_read"] >= 3 and result["stages"]["tax"]["batches"] == 3
+    r1 = result["settle"]["final"]["r1"]
+    assert {fund: r1[fund]["tax"] for fund in FUNDS} == result["month"]["collected_fen"]
     assert {"before", "after"} <= set(result["load"]) and "money_in" in result["in_process"]
     assert result["server_errors"] == sum(n for s, n in result["answers"].items() if s.startswith("5"))
