@@ -248,6 +248,7 @@ class _OpenLine:
     fund: str
     period: int
     state: latefee.LineState
+    key: Any  # the row's key for ``bulk.update_settled_lines`` (``bulk.row_key``)
     touched: bool = False
 
 
@@ -522,7 +523,7 @@ def _open_lines(session: Session, *, person_ids: set[str], employer_ids: set[str
     assessment = Assessment.__table__.c
     columns = (table.id, table.assessment_id, table.employer_id, table.person_id, table.fund, table.period,
                table.employer_fen, table.individual_fen, table.due_date, table.paid_principal_fen,
-               table.paid_late_fee_fen)
+               table.paid_late_fee_fen, bulk.row_key(session, AssessmentLine.__table__))
     rows: dict[str, Any] = {}
     if not periods:
         return {}
@@ -539,8 +540,8 @@ def _open_lines(session: Session, *, person_ids: set[str], employer_ids: set[str
     states = load_states(session, list(rows.values()), rate_on=lambda day: parameters.daily_rate(day)[0]).states
     # Rows unpacked by position (``columns``' order): a Row's attribute access costs more, once per line.
     return {
-        line_id: _OpenLine(line_id, assessment_id, employer_id, person_id, fund, period, states[line_id])
-        for line_id, assessment_id, employer_id, person_id, fund, period, _, _, _, _, _ in rows.values()
+        line_id: _OpenLine(line_id, assessment_id, employer_id, person_id, fund, period, states[line_id], key)
+        for line_id, assessment_id, employer_id, person_id, fund, period, _, _, _, _, _, key in rows.values()
     }
 
 
@@ -611,7 +612,7 @@ def _match_and_settle(session: Session, accepted: list[_Accepted], parameters: P
             a.notes.append(f"OVERPAID: 多缴 {_yuan(allocation.overpaid_fen)} 元，待核实退还或抵缴")
 
     updates = [
-        bulk.SettledLine(state.paid_principal_fen, state.fee_paid_fen, "paid" if state.settled else "open", line.id)
+        bulk.SettledLine(state.paid_principal_fen, state.fee_paid_fen, "paid" if state.settled else "open", line.key)
         for line in lines.values() if line.touched for state in (line.state,)
     ]
     return charges, updates
