@@ -135,7 +135,11 @@ def _content_hash(line: CheckedLine) -> str:
     compared with those of lines sent again: the form of the text hashed must not change: the text is exactly
     ``json.dumps([...], ensure_ascii=False)`` of these strings, written without building an encoder per line.)"""
     tax_line_id, payer, citizen, fund, period, employer_fen, individual_fen, late_fee_fen, method, voucher, paid = line
-    paid_on = paid.isoformat()
+    paid_on = _ISO_DAYS.get(paid)  # a batch's few paid dates, each written once
+    if paid_on is None:
+        paid_on = paid.isoformat()
+        if len(_ISO_DAYS) < _ISO_DAYS_KEPT:
+            _ISO_DAYS[paid] = paid_on
     body = (f'["{tax_line_id}", "{payer or ""}", "{citizen or ""}", "{fund}", "{period}", "{employer_fen}", '
             f'"{individual_fen}", "{late_fee_fen}", "{method}", "{voucher}", "{paid_on}"]')
     # Nearly always nothing to escape (only the quotes around the values, no backslash, no control character): the
@@ -149,6 +153,8 @@ def _content_hash(line: CheckedLine) -> str:
 
 
 _VALUE_QUOTES = 2 * 11  # the eleven values' own quotes
+_ISO_DAYS: dict[date, str] = {}  # paid dates' ISO text (``date.isoformat`` costs ~0.3 us, a lookup a tenth)
+_ISO_DAYS_KEPT = 4096
 
 
 def _best_effort_amount(raw: dict[str, Any]) -> int | None:
