@@ -9,8 +9,8 @@ and INJURY):
   envelopes as the bus delivers them, ``data`` parsed on first read) and collection's registry handlers apply them,
   one transaction per event;
 - **declare**: the month's declarations as ``POST /declarations/batches`` bodies of at most 10 000 persons (written by
-  the client, not timed), decoded as FastAPI decodes it (``json.loads``) and passed to the endpoint
-  function (which validates it) in one transaction (checks, lines, audit, ``AssessmentIssued``, archive items), the answer serialised;
+  the client, not timed), handed to the endpoint function as the request's bytes (which it decodes,
+  ``kernel.json_body``, and validates) in one transaction (checks, lines, audit, ``AssessmentIssued``, archive items), the answer serialised;
 - **read**: the month's lines read back through ``GET /assessments/lines`` (the endpoint function, pages of 5 000),
   as the tax bureau's client reads its collection plan.
 
@@ -41,6 +41,7 @@ from services.collection.registry import handlers
 from services.contracts.accounts import EnrolmentsImported, PersonsImported
 from services.kernel import context
 from services.kernel.db import make_engine, unit_of_work
+from services.kernel.json_body import RawBody
 from services.kernel.events import EventActor, EventEnvelope, build_encoded_envelope, new_event_id
 from services.kernel.migrations import upgrade_database
 
@@ -97,7 +98,7 @@ class Meter:
 
 def declare(engine, body: str) -> None:  # noqa: ANN001
     with unit_of_work(engine) as session:
-        result = endpoints.declare_batch(json.loads(body), session)  # the body as FastAPI hands it over
+        result = endpoints.declare_batch(RawBody(body.encode(), "application/json"), session)  # as the request carries it
         result.model_dump_json()
     if result.refused:
         raise SystemExit(f"refused: {[i.refusal for i in result.items if i.refusal][:1]}")

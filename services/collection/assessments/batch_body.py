@@ -13,11 +13,9 @@ would (``loc`` under ``body``).
 import re
 from typing import Any
 
-from fastapi.exceptions import RequestValidationError
-from pydantic import ValidationError
-
 from services.collection.assessments.schemas import MAX_BATCH_DECLARATIONS, MAX_BATCH_LINES, DeclarationBatchIn
 from services.collection.assessments.service import InputLine, lines_from_request
+from services.kernel import json_body
 from services.kernel.identifiers import validate_citizen_id
 from services.kernel.money import MAX_FEN
 from services.kernel.periods import validate_period
@@ -99,9 +97,5 @@ def validated_batch(raw: Any) -> Declared:
     plain = plain_batch(raw)
     if plain is not None:
         return plain
-    try:
-        batch = DeclarationBatchIn.model_validate(raw, from_attributes=True)  # as FastAPI validates a body
-    except ValidationError as exc:
-        raise RequestValidationError([{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_url=False)],
-                                     body=raw) from None
+    batch = json_body.validated(DeclarationBatchIn, raw)  # as FastAPI validates a body
     return batch.period, [(d.employer_id, lines_from_request(d.lines)) for d in batch.declarations]

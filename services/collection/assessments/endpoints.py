@@ -4,8 +4,7 @@ from json.encoder import encode_basestring as _json_text
 from typing import Annotated, Any
 
 import msgspec
-from fastapi import APIRouter, Body, File, Form, Query, Response, UploadFile, status
-from pydantic import WithJsonSchema
+from fastapi import APIRouter, File, Form, Query, Response, UploadFile, status
 from pydantic_core import to_json
 
 from services.collection.assessments import batch_body, service
@@ -30,11 +29,11 @@ from services.collection.assessments.schemas import (
     SupersedeIn,
 )
 from services.collection.models import Assessment, AssessmentLine, Declaration, DeclarationLine
-from services.kernel import openapi
+from services.kernel import json_body, openapi
 from services.kernel.auth import allow
 from services.kernel.errors import TooLarge
+from services.kernel.json_body import RawJsonBody
 from services.kernel.money import fen_to_yuan
-from services.kernel.openapi import REF_TEMPLATE
 from services.kernel.periods import Period
 from services.kernel.service_app import SessionDep
 from services.kernel.strict import RowId
@@ -178,10 +177,6 @@ def outcome_out(outcome: service.Outcome) -> DeclarationOutcome:
                               assessment=assessment_out(issued.assessment), clamped=issued.clamped)
 
 
-# The batch as decoded JSON, read by ``batch_body`` (``DeclarationBatchIn`` validates it only when it is not plain);
-# documented as ``DeclarationBatchIn``.
-_BatchBody = Annotated[Any, Body(), WithJsonSchema({"$ref": REF_TEMPLATE.format(model=DeclarationBatchIn.__name__)})]
-
 
 @router.post("/declarations/batches", status_code=status.HTTP_201_CREATED, response_model=DeclarationBatchResult,
              summary="Declare many employers' monthly bases at once and issue their assessments",
@@ -192,8 +187,10 @@ _BatchBody = Annotated[Any, Body(), WithJsonSchema({"$ref": REF_TEMPLATE.format(
                          "stored), the others are issued, all in one transaction. Sent again after an answer that "
                          "said nothing, the issued ones are refused `ASSESSMENT_EXISTS`. " + _REFUSALS,
              openapi_extra=openapi.json_body(DeclarationBatchIn), dependencies=[CLERKS])
-def declare_batch(body: _BatchBody, session: SessionDep) -> DeclarationBatchResult:
-    period, declarations = batch_body.validated_batch(body)  # DeclarationBatchIn's values, or its 422
+def declare_batch(body: RawJsonBody, session: SessionDep) -> DeclarationBatchResult:
+    # Decoded here (msgspec, in this worker thread: kernel.json_body), read by ``batch_body`` (``DeclarationBatchIn``
+    # validates it only when it is not plain); documented as ``DeclarationBatchIn`` (openapi_extra).
+    period, declarations = batch_body.validated_batch(json_body.decoded(body))  # DeclarationBatchIn's values, or 422
     lines = sum(len(declared) for _, declared in declarations)
     if lines > MAX_BATCH_LINES:
         raise TooLarge("BATCH_TOO_LARGE", f"一个申报批次最多 {MAX_BATCH_LINES} 条申报明细，本批次 {lines} 条；请拆分后重新提交",

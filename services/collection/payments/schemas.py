@@ -299,14 +299,26 @@ def quick_line(raw: dict[str, Any], seen: BatchValues | None = None) -> CheckedL
         else:
             known = _shared_cells(shared, seen)
         payer, fund, period, method, voucher, day, late_fee = known
+        # ``_once`` and ``_plain`` written out for text met before and bare text (nearly every cell): no call a cell.
         citizen = raw.get("citizen_id")
-        citizen = _once(seen.citizen, citizen, _citizen) if citizen is not None else None
-        if payer is None and citizen is None:
+        if citizen is not None:
+            citizen = seen.citizen.get(citizen) if type(citizen) is str else None
+            if citizen is None:
+                citizen = _once(seen.citizen, raw["citizen_id"], _citizen)
+        elif payer is None:
             return None
-        tax_line_id = _plain(raw["tax_line_id"], 64)
+        tax_line_id = raw["tax_line_id"]
+        if type(tax_line_id) is not str or len(tax_line_id) > 64 or not _BARE_TEXT.fullmatch(tax_line_id):
+            tax_line_id = _plain(tax_line_id, 64)
         amounts = seen.amount
-        employer_fen = _once(amounts, raw["employer_amount"], _plain_fen)
-        individual_fen = _once(amounts, raw["individual_amount"], _plain_fen)
+        employer_fen = raw["employer_amount"]
+        employer_fen = amounts.get(employer_fen) if type(employer_fen) is str else None
+        if employer_fen is None:
+            employer_fen = _once(amounts, raw["employer_amount"], _plain_fen)
+        individual_fen = raw["individual_amount"]
+        individual_fen = amounts.get(individual_fen) if type(individual_fen) is str else None
+        if individual_fen is None:
+            individual_fen = _once(amounts, raw["individual_amount"], _plain_fen)
     except (_NotPlain, ValueError, TypeError, ArithmeticError, PydanticCustomError):
         return None
     if employer_fen + individual_fen + late_fee == 0:  # ``total_fen``, before the line is built
