@@ -37,7 +37,7 @@ from typing import Any
 from fastapi import HTTPException
 from pydantic import TypeAdapter, ValidationError
 from pydantic_core import PydanticCustomError
-from sqlalchemy import select, update
+from sqlalchemy import CursorResult, select, update
 from sqlmodel import Session
 
 from services.collection.assessments.schemas import COLUMNS, DeclarationLineIn, positive_base
@@ -285,6 +285,15 @@ class Checked:
     rejected: list[Rejection] = field(default_factory=list)
 
 
+def _driver_rows(result: CursorResult) -> list[tuple]:
+    """All the rows of a read whose columns have no result processor (text, integers), as the driver's own tuples:
+    a ``Row`` each cost as much as fetching it (a month's page of 5 000 lines, a batch's enrolments)."""
+    try:
+        return result.cursor.fetchall()
+    finally:
+        result.close()
+
+
 def _persons(session: Session, *, ids: set[str], citizen_ids: set[str]) -> tuple[dict[str, tuple], dict[str, tuple]]:
     """(person_id → row, citizen_id → row) of the persons named: a Core read per kind of key, the keys bound as one
     parameter (not a thousand expanding parameters each, nor ORM rows)."""
@@ -297,8 +306,7 @@ def _persons(session: Session, *, ids: set[str], citizen_ids: set[str]) -> tuple
             continue
         query = select(p.person_id, p.citizen_id, p.name, p.life_status).where(
             in_parameter(dialect, column, values=sorted(keys)))
-        for row in read_rows(session, query, {}).all():
-            person = tuple(row)
+        for person in _driver_rows(read_rows(session, query, {})):
             by_id[person[0]] = person
             if column is p.citizen_id:
                 by_citizen[person[1]] = person
@@ -316,7 +324,7 @@ def _enrolments(session: Session, employer_ids: set[str]) -> dict[str, Enrolment
     e = RegistryEnrolment.__table__.c
     query = select(e.employer_id, e.person_id, e.fund, e.start_period, e.end_period, e.status).where(
         in_parameter(session.get_bind().dialect.name, e.employer_id, values=sorted(employer_ids)))
-    for employer_id, person_id, fund, start, end, status in read_rows(session, query, {}).all():
+    for employer_id, person_id, fund, start, end, status in _driver_rows(read_rows(session, query, {})):
         out[employer_id][person_id].append((fund, start, end, status))
     return out
 
@@ -785,7 +793,7 @@ def period_lines(session: Session, period: int, *, employer_id: str | None, afte
         # join and skip all the lines before it: a month read in pages would cost pages × lines).
         query = query.where(assessment.id >= after_assessment,
                             (assessment.id > after_assessment) | (line.id > after_line))
-    rows = session.connection().execute(query.order_by(assessment.id, line.id).limit(limit + 1)).all()
+    rows = _driver_rows(session.connection().execute(query.order_by(assessment.id, line.id).limit(limit + 1)))
     if len(rows) <= limit:
         return rows, None
     last = rows[limit - 1]
