@@ -31,6 +31,7 @@ from services.collection.assessments.schemas import (
 from services.collection.models import Assessment, AssessmentLine, Declaration, DeclarationLine
 from services.kernel import json_body, openapi
 from services.kernel.auth import allow
+from services.kernel.collector import collector_paused
 from services.kernel.errors import TooLarge
 from services.kernel.json_body import RawJsonBody
 from services.kernel.money import fen_to_yuan
@@ -91,7 +92,7 @@ _LINE_JSON = (
 
 # A ``PeriodLineOut`` as msgspec writes it: the model's fields in its order, the amounts yuan text (a page of 5 000
 # lines is encoded in one pass in C, not formatted line by line).
-_PeriodLine = msgspec.defstruct("_PeriodLine", list(PeriodLineOut.model_fields))
+_PeriodLine = msgspec.defstruct("_PeriodLine", list(PeriodLineOut.model_fields), gc=False)  # text and ints: no cycle
 _PAGE_ENCODER = msgspec.json.Encoder()
 
 
@@ -270,8 +271,9 @@ def list_period_lines(
     after: Annotated[str | None, Query(max_length=80)] = None,
     limit: Annotated[int, Query(ge=1, le=5000)] = 1000,
 ) -> Response:
-    lines, next_cursor = service.period_lines(session, period, employer_id=employer_id, after=after, limit=limit)
-    return Response(period_page_json(lines, next_cursor), media_type="application/json")
+    with collector_paused():  # a page's rows and lines all live until it is written: see services/kernel/collector.py
+        lines, next_cursor = service.period_lines(session, period, employer_id=employer_id, after=after, limit=limit)
+        return Response(period_page_json(lines, next_cursor), media_type="application/json")
 
 
 @router.get("/assessments/{assessment_id}", response_model=AssessmentDetail, dependencies=[READERS],

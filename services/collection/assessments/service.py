@@ -37,7 +37,7 @@ from typing import Any
 from fastapi import HTTPException
 from pydantic import TypeAdapter, ValidationError
 from pydantic_core import PydanticCustomError
-from sqlalchemy import select, update
+from sqlalchemy import CursorResult, or_, select, update
 from sqlmodel import Session
 
 from services.collection.assessments.schemas import COLUMNS, DeclarationLineIn, positive_base
@@ -285,6 +285,15 @@ class Checked:
     rejected: list[Rejection] = field(default_factory=list)
 
 
+def _driver_rows(result: CursorResult) -> list[tuple]:
+    """All the rows of a read whose columns have no result processor (text, integers), as the driver's own tuples:
+    a ``Row`` each cost as much as fetching it (a month's page of 5 000 lines, a batch's enrolments)."""
+    try:
+        return result.cursor.fetchall()
+    finally:
+        result.close()
+
+
 def _persons(session: Session, *, ids: set[str], citizen_ids: set[str]) -> tuple[dict[str, tuple], dict[str, tuple]]:
     """(person_id → row, citizen_id → row) of the persons named: a Core read per kind of key, the keys bound as one
     parameter (not a thousand expanding parameters each, nor ORM rows)."""
@@ -295,10 +304,9 @@ def _persons(session: Session, *, ids: set[str], citizen_ids: set[str]) -> tuple
     for column, keys in ((p.person_id, ids), (p.citizen_id, citizen_ids)):
         if not keys:
             continue
-        query = select(p.person_id, p.citizen_id, p.name, p.life_status).where(
+        query = select(p.person_id, p.citizen_id, p.name).where(
             in_parameter(dialect, column, values=sorted(keys)))
-        for row in read_rows(session, query, {}).all():
-            person = tuple(row)
+        for person in _driver_rows(read_rows(session, query, {})):
             by_id[person[0]] = person
             if column is p.citizen_id:
                 by_citizen[person[1]] = person
@@ -308,15 +316,17 @@ def _persons(session: Session, *, ids: set[str], citizen_ids: set[str]) -> tuple
 Enrolments = dict[str, list[tuple[str, int, int | None, str]]]  # person_id → [(fund, start, end, status)]
 
 
-def _enrolments(session: Session, employer_ids: set[str]) -> dict[str, Enrolments]:
-    """employer_id → its ``Enrolments``, every enrolment with the employers, in one Core read."""
+def _enrolments(session: Session, employer_ids: set[str], period: int) -> dict[str, Enrolments]:
+    """employer_id → its ``Enrolments`` that cover ``period`` (from their start to their end: those ``check_lines``
+    looks at; an employer's past staff and ended enrolments are not read), in one Core read."""
     out: dict[str, Enrolments] = {e: defaultdict(list) for e in employer_ids}
     if not employer_ids:
         return out
     e = RegistryEnrolment.__table__.c
     query = select(e.employer_id, e.person_id, e.fund, e.start_period, e.end_period, e.status).where(
-        in_parameter(session.get_bind().dialect.name, e.employer_id, values=sorted(employer_ids)))
-    for employer_id, person_id, fund, start, end, status in read_rows(session, query, {}).all():
+        in_parameter(session.get_bind().dialect.name, e.employer_id, values=sorted(employer_ids)),
+        e.start_period <= period, or_(e.end_period.is_(None), e.end_period >= period))
+    for employer_id, person_id, fund, start, end, status in _driver_rows(read_rows(session, query, {})):
         out[employer_id][person_id].append((fund, start, end, status))
     return out
 
@@ -343,7 +353,7 @@ class Known:
         by_id, by_citizen = _persons(session, ids={ln.person_id for ln in lines if ln.person_id},
                                      citizen_ids={ln.citizen_id for ln in lines if ln.citizen_id})
         return cls(employers, _issued_for(session, found, period), injury_factors(session, found, period), by_id,
-                   by_citizen, _enrolments(session, found))
+                   by_citizen, _enrolments(session, found, period))
 
     def parameters(self, session: Session, region: str, period: int) -> Parameters:
         if region not in self.in_force:
@@ -370,7 +380,7 @@ def check_lines(known: Known, employer: RegistryEmployer, period: int, lines: li
             named = f"人员编号 {line.person_id}" if line.person_id else "该公民身份号码"
             refuse(line, "PERSON_NOT_FOUND", f"{named} 未在社会保险登记中找到")
             continue
-        person_id, citizen_id, name, _life = person
+        person_id, citizen_id, name = person
         if line.person_id and line.citizen_id and citizen_id != line.citizen_id:
             refuse(line, "PERSON_MISMATCH", "人员编号与公民身份号码不是同一人")
             continue
@@ -785,7 +795,7 @@ def period_lines(session: Session, period: int, *, employer_id: str | None, afte
         # join and skip all the lines before it: a month read in pages would cost pages × lines).
         query = query.where(assessment.id >= after_assessment,
                             (assessment.id > after_assessment) | (line.id > after_line))
-    rows = session.connection().execute(query.order_by(assessment.id, line.id).limit(limit + 1)).all()
+    rows = _driver_rows(session.connection().execute(query.order_by(assessment.id, line.id).limit(limit + 1)))
     if len(rows) <= limit:
         return rows, None
     last = rows[limit - 1]
