@@ -408,7 +408,8 @@ class KeyRead:
         """Every row, as ``session.connection().execute(statement, params).all()`` would give them value for value,
         after flushing what is pending (as ``bulk.read``): for the bulk reads of many keys bound as one parameter
         (``keyset.keyed_select``). On SQLite plain tuples, converted only in the columns that have a processor (a
-        row needing none is the driver's own tuple); elsewhere SQLAlchemy's rows."""
+        row needing none is the driver's own tuple); elsewhere SQLAlchemy's rows. As ``first``, every parameter is
+        the caller's (a literal the statement binds itself, ``column == "x"``, is a KeyError on SQLite)."""
         session.flush()
         connection = session.connection()
         if connection.dialect.name != "sqlite":
