@@ -420,11 +420,14 @@ class KeyRead:
         if not converting:
             return rows
         for position, values in enumerate(rows):
-            if any(values[i] is not None for i, _ in converting):
-                changed = list(values)
-                for i, process in converting:
-                    if changed[i] is not None:
-                        changed[i] = process(changed[i])
+            changed = None
+            for i, process in converting:
+                value = values[i]
+                if value is not None:
+                    if changed is None:
+                        changed = list(values)
+                    changed[i] = process(value)
+            if changed is not None:
                 rows[position] = tuple(changed)
         return rows
 
