@@ -387,7 +387,7 @@ class KeyRead:
     transaction, so in its snapshot), its values converted by the columns' own result processors (a timestamp's
     text into a ``datetime``): SQLAlchemy's execution context, events and result machinery cost several times
     SQLite's own work for one row by primary key (bench/gateway_reads.py). Elsewhere, the Core statement.
-    The row is a named tuple of the statement's column names."""
+    The row is a named tuple of the statement's column names. ``all`` reads every row the same way (plain tuples)."""
 
     def __init__(self, statement: Any):
         self.statement = statement
@@ -403,6 +403,33 @@ class KeyRead:
             return None
         return make_row(*(value if process is None or value is None else process(value)
                           for value, process in zip(values, processors, strict=True)))
+
+    def all(self, session: Session, **params: Any) -> list[tuple]:
+        """Every row, as ``session.connection().execute(statement, params).all()`` would give them value for value,
+        after flushing what is pending (as ``bulk.read``): for the bulk reads of many keys bound as one parameter
+        (``keyset.keyed_select``). On SQLite plain tuples, converted only in the columns that have a processor (a
+        row needing none is the driver's own tuple); elsewhere SQLAlchemy's rows. As ``first``, every parameter is
+        the caller's (a literal the statement binds itself, ``column == "x"``, is a KeyError on SQLite)."""
+        session.flush()
+        connection = session.connection()
+        if connection.dialect.name != "sqlite":
+            return connection.execute(self.statement, params).all()
+        sql, names, _, processors = self._sqlite_plan or self._plan(connection.dialect)
+        rows = connection.connection.driver_connection.execute(sql, [params[name] for name in names]).fetchall()
+        converting = [(i, process) for i, process in enumerate(processors) if process is not None]
+        if not converting:
+            return rows
+        for position, values in enumerate(rows):
+            changed = None
+            for i, process in converting:
+                value = values[i]
+                if value is not None:
+                    if changed is None:
+                        changed = list(values)
+                    changed[i] = process(value)
+            if changed is not None:
+                rows[position] = tuple(changed)
+        return rows
 
     def _plan(self, dialect: Any) -> tuple[str, tuple[str, ...], Any, tuple]:
         compiled = self.statement.compile(dialect=dialect)

@@ -70,3 +70,19 @@ def test_a_key_its_column_converts_is_refused(engine) -> None:
                 by_day.first(session, day=date(1999, 12, 31))
         else:
             assert by_day.first(session, day=date(1999, 12, 31)).id == "E1"
+
+
+ALL_AT_RISK = KeyRead(select(employer).where(employer.c.risk.is_(None) | (employer.c.risk > bindparam("risk")))
+                      .order_by(employer.c.id))
+
+
+def test_all_gives_the_statement_s_rows_in_the_session_s_transaction(engine) -> None:
+    with unit_of_work(engine) as session:
+        session.execute(insert(employer).values(id="E4", fen=7, risk=5))  # not committed
+        expected = session.connection().execute(ALL_AT_RISK.statement, {"risk": 1}).all()
+        got = ALL_AT_RISK.all(session, risk=1)
+        assert [tuple(r) for r in got] == [tuple(r) for r in expected]
+        assert [[type(v) for v in r] for r in got] == [[type(v) for v in r] for r in expected]
+        assert [r[0] for r in got] == ["E1", "E2", "E4"]
+        assert [r[0] for r in ALL_AT_RISK.all(session, risk=99)] == ["E2"]  # risk NULL
+        session.rollback()

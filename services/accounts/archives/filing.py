@@ -17,17 +17,20 @@ from services.accounts.models import Employer, Person
 from services.kernel import archives, clock
 from services.kernel.audit import canonical_json
 from services.kernel.bulk import dialect_of, in_parameter, insert_many, parameter_values, read
+from services.kernel.db import KeyRead
 from services.kernel.events import new_event_id
 from services.kernel.locks import lock_keys
 
 
 @lru_cache(maxsize=4)
-def _dossier_query(dialect: str) -> Any:
+def _dossier_query(dialect: str) -> KeyRead:
     """The dossiers of one subject type (``:subject_type``) among ``:ids``, locked: built once per dialect (building
-    the statement cost more than running it, and archive events are small: one act each, as often as not)."""
-    return (select(Dossier.id, Dossier.subject_type, Dossier.subject_id, Dossier.item_count)
-            .where(Dossier.subject_type == bindparam("subject_type"), in_parameter(dialect, Dossier.subject_id, "ids"))
-            .with_for_update())
+    the statement cost more than running it, and archive events are small: one act each, as often as not), and
+    run at the driver on SQLite (``KeyRead.all``: SQLAlchemy's execution context cost more than the read)."""
+    return KeyRead(select(Dossier.id, Dossier.subject_type, Dossier.subject_id, Dossier.item_count)
+                   .where(Dossier.subject_type == bindparam("subject_type"),
+                          in_parameter(dialect, Dossier.subject_id, "ids"))
+                   .with_for_update())
 
 
 @lru_cache(maxsize=4)
@@ -76,8 +79,8 @@ def _dossiers(session: Session, keys: set[tuple[str, str]], known: dict[tuple[st
     # One query per subject type, on the (subject type, subject id) unique index: by subject id alone SQLite scanned
     # every dossier for each filing, a cost growing with the archive.
     dialect = dialect_of(session)
-    found = {(t, i): _Open(d, n, n) for subject_type, ids in wanted.items() for d, t, i, n in read(
-        session, _dossier_query(dialect), {"subject_type": subject_type, "ids": parameter_values(dialect, ids)})}
+    found = {(t, i): _Open(d, n, n) for subject_type, ids in wanted.items() for d, t, i, n in _dossier_query(
+        dialect).all(session, subject_type=subject_type, ids=parameter_values(dialect, ids))}
     by_type: dict[str, list[str]] = defaultdict(list)
     for subject_type, subject_id in keys - found.keys():
         by_type[subject_type].append(subject_id)
