@@ -211,12 +211,18 @@ def _insert_case(session: Session, case: Case) -> bool:
     session as a persistent object (later changes are UPDATEs), without an ORM flush and savepoint per case: a rule
     opening many cases in one consumer transaction pays a statement each. False if the fact's case exists (a
     concurrent opener committed it first; on PostgreSQL the insert waits for that transaction)."""
-    row = {column.key: getattr(case, column.key) for column in Case.__table__.columns}
+    values = case.__dict__  # every column's value is there (``_new_case``): read without the instrumentation
+    row = {key: values[key] for key in _case_columns()}
     if session.connection().execute(_case_insert(dialect_of(session)), row).first() is None:
         return False
     make_transient_to_detached(case)
     session.add(case)
     return True
+
+
+@lru_cache(maxsize=1)
+def _case_columns() -> tuple[str, ...]:
+    return tuple(column.key for column in Case.__table__.columns)
 
 
 @lru_cache(maxsize=2)
