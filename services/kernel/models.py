@@ -17,6 +17,10 @@ class KernelTable(SQLModel, registry=registry()):
 
 kernel_metadata = KernelTable.metadata
 
+# A constraint's ``info`` key: the constraint exists on SQLite only, where a PostgreSQL migration dropped it (the
+# schema comparison, ``kernel.migrations.compared_on``, does not expect it on PostgreSQL).
+SQLITE_ONLY = "sifund_sqlite_only"
+
 
 class OutboxMessage(KernelTable, table=True):
     """An event written in the business transaction, waiting for the relay to publish it."""

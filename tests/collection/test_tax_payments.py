@@ -2,6 +2,7 @@
 settled principal first, then late fee; refused methods (002 四), idempotent re-posts, conflicts, duplicate vouchers,
 CSV in UTF-8 and GBK, unmatched lines kept and resolved, events in parts of at most 1 000 lines, 10 000 lines fast."""
 
+import asyncio
 import hashlib
 import json
 import time
@@ -9,7 +10,7 @@ from datetime import date
 
 import pytest
 from pydantic import ValidationError
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlmodel import Session
 
 from services.collection.models import (
@@ -24,6 +25,7 @@ from services.kernel import clock
 from services.kernel.models import AuditEntry
 from services.kernel.money import yuan_to_fen
 from services.kernel.periods import add_months, period_of
+from tests.support.e2e import wait_for
 from tests.support.registry import engine_of, error_code, make_uscc, outbox
 from tests.support.payments import (
     DUE, EMPLOYER_FEN, INDIVIDUAL_FEN, add_assessment, add_employer, add_persons, citizen_id, count, pay, post,
@@ -594,6 +596,52 @@ async def test_a_batch_that_loses_a_race_is_rolled_back_whole(start_service, set
         assert (count(client, TaxPaymentBatch), count(client, LateFeeCharge), len(outbox(client))) == before
         assert line_row(client, other_line).status == "open"
         assert count(client, TaxPayment, TaxPayment.tax_line_id == "R-2") == 0
+
+
+async def _waiting_for_the_settlement_lock(client, n: int) -> bool:  # noqa: ANN001
+    with Session(engine_of(client)) as session:
+        return session.execute(text("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted")
+                               ).scalar_one() == n
+
+
+async def test_two_batches_settling_one_line_at_once_settle_it_once(start_service, settings, auth):
+    """PostgreSQL: the settlers of a period queue up on its advisory lock (``payments.settling``) rather than on row
+    locks of the lines. With the lock held, two batches paying the same line in full and a reviewer's resolve of an
+    unmatched payment pointing at it all wait; let go, the line is settled once and the others find it settled."""
+    from services.collection.payments import settling  # noqa: PLC0415
+
+    async with start_service("collection") as client:
+        if engine_of(client).dialect.name != "postgresql":
+            pytest.skip("SQLite's writer holds the whole database (make test-postgres)")
+        employer_id, uscc = add_employer(client)
+        [(person_id, cid)] = add_persons(client, [1])
+        _, [line_id] = add_assessment(client, employer_id, 202601, DUE, [(person_id, "PEN_EMP", 10_000, 0)])
+        unmatched = (await post(client, settings, [pay("U-1", payer_uscc=uscc, citizen_id=cid, period=202512,
+                                                      employer_amount="100.00")])).json()
+        assert unmatched["unmatched"] == 1
+        with Session(engine_of(client)) as session:
+            payment_id = session.execute(select(TaxPayment.id).where(TaxPayment.tax_line_id == "U-1")).scalar_one()
+
+        with Session(engine_of(client)) as blocker:
+            settling.lock_periods(blocker, [202601])
+            batches = [asyncio.ensure_future(post(client, settings, [
+                pay(f"C-{i}", payer_uscc=uscc, citizen_id=cid, employer_amount="100.00")])) for i in (1, 2)]
+            resolve = asyncio.ensure_future(client.post(
+                f"/tax-payments/{payment_id}/resolve", headers=auth("agency_reviewer"),
+                json={"assessment_line_id": line_id, "note": "复核：缴费期别填错"}))
+            await wait_for(lambda: _waiting_for_the_settlement_lock(client, 3))
+            assert not any(task.done() for task in (*batches, resolve))
+            blocker.rollback()
+        results = [(await task).json() for task in batches]
+        resolved = await resolve
+
+    assert resolved.status_code in (200, 409), resolved.text
+    settlers = sum(r["matched"] for r in results) + (resolved.status_code == 200)
+    [charge] = charges_of(client, line_id)
+    assert settlers == 1 and charge.principal_paid_fen == 10_000 and line_row(client, line_id).status == "paid"
+    if charge.tax_payment_id != payment_id:
+        assert error_code(resolved) == "ASSESSMENT_LINE_SETTLED"
+    assert_lines_carry_their_charges(client)
 
 
 # -- the plain-line shortcut -----------------------------------------------------------------------------------------

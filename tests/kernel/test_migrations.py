@@ -73,3 +73,33 @@ def test_assessment_lines_leave_room_to_settle_on_postgresql(database_urls: dict
         assert options == ["fillfactor=50"]
     finally:
         engine.dispose()
+
+
+def test_outbox_envelopes_are_compressed_with_lz4_on_postgresql(database_urls: dict[str, str]):
+    """PostgreSQL: an outbox envelope (up to ~500 KB of JSON) is TOASTed with lz4 rather than pglz."""
+    engine = make_engine(database_urls["collection"])
+    try:
+        upgrade_database(engine, "collection", catalogue.spec("collection").metadata)
+        if engine.dialect.name != "postgresql":
+            pytest.skip("a PostgreSQL column setting")
+        with engine.connect() as connection:
+            method = connection.exec_driver_sql(
+                "SELECT attcompression FROM pg_attribute WHERE attrelid = 'outbox'::regclass AND attname = 'envelope'"
+            ).scalar_one()
+        assert method == "l"
+    finally:
+        engine.dispose()
+
+
+def test_late_fee_charges_have_foreign_keys_on_sqlite_only(database_urls: dict[str, str]):
+    """A charge's line and payment are foreign keys on SQLite; PostgreSQL's were dropped (each check locked both
+    parents, written to the WAL), and the models, which keep them as ``SQLITE_ONLY``, still agree with it."""
+    engine = make_engine(database_urls["collection"])
+    try:
+        upgrade_database(engine, "collection", catalogue.spec("collection").metadata)
+        parents = {fk["referred_table"] for fk in inspect(engine).get_foreign_keys("late_fee_charge")}
+        expected = {"assessment_line", "tax_payment"} if engine.dialect.name == "sqlite" else set()
+        assert parents == expected
+        assert pending_schema_changes(engine, catalogue.spec("collection").metadata) == []
+    finally:
+        engine.dispose()

@@ -52,7 +52,7 @@ from services.collection.models import (
 )
 from services.collection.parameters.schemas import INJURY, WAGE_FUNDS
 from services.collection.parameters.service import ONE, Parameters, injury_factors, parameters_for
-from services.collection.payments import bulk
+from services.collection.payments import bulk, settling
 from services.contracts.collection import MAX_LINES, AssessmentIssued, AssessmentSuperseded
 from services.kernel import archives, clock, context
 from services.kernel.audit import append_audit_many
@@ -684,6 +684,8 @@ def issue(session: Session, employer_id: str, period: int, lines: list[InputLine
             raise Conflict("ASSESSMENT_NOT_ISSUED", f"核定单已被更正（{old.superseded_by_id}），只能更正现行的核定单")
         if period != old.period:
             raise Invalid("PERIOD_MISMATCH", f"更正申报的费款所属期须与原核定单一致（{old.period}）")
+        # The old lines' paid figures are carried over and the lines closed: no batch settles them meanwhile.
+        settling.lock_periods(session, [period])
     planned = _plan(session, known, employer_id, period, lines, source=source, old=old, reason=reason)
     _write(session, [planned])
     return planned.issued

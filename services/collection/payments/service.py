@@ -66,7 +66,7 @@ from services.collection.models import (
     TaxPayment,
     TaxPaymentBatch,
 )
-from services.collection.payments import bulk
+from services.collection.payments import bulk, settling
 from services.collection.payments.schemas import (
     CSV_COLUMNS,
     MAX_LINES,
@@ -523,8 +523,8 @@ def _voucher_payers(session: Session, vouchers: set[str]) -> dict[str, str]:
 def _open_lines(session: Session, *, person_ids: set[str], employer_ids: set[str], periods: set[int],
                 parameters: ParameterSets) -> dict[str, _OpenLine]:
     """Assessment lines that payments of this batch may settle: not superseded, of the batch's persons (person-level
-    lines) or employers (employer-level lines) and periods. Locked FOR UPDATE (PostgreSQL) so that two batches
-    settling one line queue up."""
+    lines) or employers (employer-level lines) and periods, read under the periods' settlement lock (``settling``:
+    two batches settling one line queue up)."""
     table = AssessmentLine.__table__.c
     assessment = Assessment.__table__.c
     columns = (table.id, table.assessment_id, table.employer_id, table.person_id, table.fund, table.period,
@@ -533,13 +533,13 @@ def _open_lines(session: Session, *, person_ids: set[str], employer_ids: set[str
     rows: dict[str, Any] = {}
     if not periods:
         return {}
+    settling.lock_periods(session, periods)
     for key_column, keys in ((table.person_id, person_ids), (table.employer_id, employer_ids)):
         for part in chunks(sorted(keys)):
             query = (
                 select(*columns).join(Assessment.__table__, assessment.id == table.assessment_id)
                 .where(one_of(session, key_column, part), table.period.in_(sorted(periods)), table.status != "superseded",
                        assessment.status != "superseded")
-                .with_for_update(of=AssessmentLine.__table__)
             )
             for row in _rows(session, query):
                 rows[row.id] = row
@@ -862,9 +862,11 @@ def resolve_payment(session: Session, payment_id: str, *, assessment_line_id: st
     if payment.match_status != MatchStatus.unmatched.value:
         raise Conflict("PAYMENT_NOT_UNMATCHED", f"缴费明细状态为 {payment.match_status}，只有未匹配的明细可以复核指定",
                        details={"match_status": payment.match_status})
+    period = session.execute(select(AssessmentLine.period).where(AssessmentLine.id == assessment_line_id)).scalar()
+    settling.lock_periods(session, [] if period is None else [period])
     row = session.execute(
         select(AssessmentLine, Assessment.status).join(Assessment, Assessment.id == AssessmentLine.assessment_id)
-        .where(AssessmentLine.id == assessment_line_id).with_for_update(of=AssessmentLine.__table__)
+        .where(AssessmentLine.id == assessment_line_id).execution_options(populate_existing=True)
     ).first()
     if row is None:
         raise NotFound("ASSESSMENT_LINE_NOT_FOUND", "核定明细不存在")

@@ -9,6 +9,8 @@ that lock.
 from alembic import context
 from sqlalchemy import text
 
+from services.kernel.migrations import compared_on
+
 MIGRATION_LOCK = 0x5F1F_0D00_0001  # advisory lock key (per database) held by the process that migrates
 
 config = context.config
@@ -21,6 +23,7 @@ with engine.connect() as connection:
         target_metadata=target_metadata,
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
+        include_object=compared_on(connection.dialect.name),
     )
     with context.begin_transaction():
         if connection.dialect.name == "postgresql":
