@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field
 
 from services.contracts import snapshots
 from services.contracts.compat import incompatibilities
+from services.kernel.events import CompactLine
 
 
 class Colour(StrEnum):
@@ -92,6 +93,33 @@ def test_a_change_inside_a_line_model_is_caught_with_its_path():
                          ids=["new optional field", "enum widened"])
 def test_a_compatible_change_passes(change: dict):
     assert incompatibilities(schema(V1), schema(changed(**change))) == []
+
+
+class CompactV1(CompactLine, Line):
+    pass
+
+
+def test_a_compact_line_keeps_each_value_at_its_position_and_only_appends_optional_ones():
+    class Moved(CompactLine):
+        amount_fen: int
+        item_id: str
+
+    class Appended(CompactLine, Line):
+        note: str | None = None
+
+    class Required(CompactLine, Line):
+        note: str
+
+    def lines_of(line: type[BaseModel]) -> dict:
+        return schema(changed(lines=(list[line], Field(default_factory=list))))
+
+    assert incompatibilities(lines_of(CompactV1), lines_of(Appended)) == []
+    assert incompatibilities(lines_of(CompactV1), lines_of(Moved)) == [
+        "lines[][0](item_id): value moved or renamed to amount_fen",
+        "lines[][1](amount_fen): value moved or renamed to item_id"]
+    assert incompatibilities(lines_of(CompactV1), lines_of(Required)) == ["lines[]: 3 values required instead of 2"]
+    assert "lines[][1](amount_fen): value removed" in incompatibilities(lines_of(CompactV1), lines_of(type(
+        "Short", (CompactLine,), {"__annotations__": {"item_id": str}})))
 
 
 def test_snapshots_report_incompatible_stale_missing_and_orphaned_types_and_update_only_compatible_ones(

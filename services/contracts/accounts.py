@@ -9,7 +9,7 @@ from datetime import date, datetime
 from pydantic import Field
 
 from services.contracts.codes import EmployerStatus, EnrolmentStatus, Fund, LifeStatus
-from services.kernel.events import ContractModel, EventPayload
+from services.kernel.events import ContractModel, EventPayload, compact_line
 
 MAX_BATCH_ITEMS = 1000
 
@@ -302,10 +302,21 @@ class PostedLine(ContractModel):
     entry_id: str | None
 
 
-class ContributionsPosted(EventPayload, event_type="accounts.contributions.posted.v1"):
-    """到账确认/记账: the agency confirms and posts collected lines; oversight's AGENCY leg."""
+CompactPostedLine = compact_line(PostedLine, "CompactPostedLine",
+                                 "A ``PostedLine`` as an array of its values, in ``PostedLine``'s field order (v2).")
+
+
+class ContributionsPosted(EventPayload, event_type="accounts.contributions.posted.v2"):
+    """到账确认/记账: the agency confirms and posts collected lines; oversight's AGENCY leg. v2: the lines as arrays
+    (``CompactPostedLine``); v1 (``ContributionsPostedV1``, lines as objects) is read the same way."""
 
     source_batch_id: str
+    lines: list[CompactPostedLine] = Field(max_length=MAX_BATCH_ITEMS)
+
+
+class ContributionsPostedV1(ContributionsPosted, event_type="accounts.contributions.posted.v1"):
+    """Posted lines as objects: published before v2, still read (streams, oversight's replays)."""
+
     lines: list[PostedLine] = Field(max_length=MAX_BATCH_ITEMS)
 
 

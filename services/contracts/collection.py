@@ -7,7 +7,7 @@ from pydantic import Field
 
 from services.contracts.codes import Fund, MatchStatus
 from services.contracts.archives import ArchiveItemsFiled
-from services.kernel.events import ContractModel, EventPayload
+from services.kernel.events import ContractModel, EventPayload, compact_line
 
 MAX_LINES = 1000
 
@@ -30,8 +30,14 @@ class AssessedLine(ContractModel):
     individual_fen: int
 
 
-class AssessmentIssued(EventPayload, event_type="collection.assessment.issued.v1"):
-    """The collection plan (征缴计划) sent to the tax bureau; oversight's ASSESSED figure for R2."""
+CompactAssessedLine = compact_line(AssessedLine, "CompactAssessedLine",
+                                   "An ``AssessedLine`` as an array of its values, in ``AssessedLine``'s field order "
+                                   "(v2).")
+
+
+class AssessmentIssued(EventPayload, event_type="collection.assessment.issued.v2"):
+    """The collection plan (征缴计划) sent to the tax bureau; oversight's ASSESSED figure for R2. v2: the lines as
+    arrays (``CompactAssessedLine``); v1 (``AssessmentIssuedV1``, lines as objects) is read the same way."""
 
     assessment_id: str
     employer_id: str | None
@@ -42,6 +48,12 @@ class AssessmentIssued(EventPayload, event_type="collection.assessment.issued.v1
     parts: int
     employer_total_fen: int  # of the whole assessment
     individual_total_fen: int
+    lines: list[CompactAssessedLine] = Field(max_length=MAX_LINES)
+
+
+class AssessmentIssuedV1(AssessmentIssued, event_type="collection.assessment.issued.v1"):
+    """The collection plan with its lines as objects: published before v2, still read (streams, replays)."""
+
     lines: list[AssessedLine] = Field(max_length=MAX_LINES)
 
 
@@ -72,12 +84,24 @@ class CollectedLine(ContractModel):
     match_status: MatchStatus
 
 
-class PaymentsCollected(EventPayload, event_type="collection.payments.collected.v1"):
-    """The TAX leg: what the tax bureau reports collected. Accounts posts it (AGENCY leg)."""
+CompactCollectedLine = compact_line(CollectedLine, "CompactCollectedLine",
+                                    "A ``CollectedLine`` as an array of its values, in ``CollectedLine``'s field order "
+                                    "(v2).")
+
+
+class PaymentsCollected(EventPayload, event_type="collection.payments.collected.v2"):
+    """The TAX leg: what the tax bureau reports collected. Accounts posts it (AGENCY leg). v2: the lines as arrays
+    (``CompactCollectedLine``); v1 (``PaymentsCollectedV1``, lines as objects) is read the same way."""
 
     batch_id: str
     part: int
     parts: int
+    lines: list[CompactCollectedLine] = Field(max_length=MAX_LINES)
+
+
+class PaymentsCollectedV1(PaymentsCollected, event_type="collection.payments.collected.v1"):
+    """What the tax bureau reports collected, with its lines as objects: published before v2, still read."""
+
     lines: list[CollectedLine] = Field(max_length=MAX_LINES)
 
 

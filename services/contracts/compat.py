@@ -8,7 +8,9 @@ version of the type (``….v2``, a new class with its own snapshot):
 - a field added as required, or an optional field made required (events already in the stream lack it);
 - a required field made optional (a consumer counts on it);
 - a field's type changed, including ``X`` ↔ ``X | None`` and ``str`` → enum;
-- an enum narrowed (events already in the stream carry the value removed).
+- an enum narrowed (events already in the stream carry the value removed);
+- in a compact line (an array of values, ``prefixItems``): a value removed, moved or renamed, or more values
+  required (only optional values may be appended).
 
 ``incompatibilities(old, new)`` compares two JSON schemas (as pydantic writes them: ``$defs``/``$ref``, ``anyOf``)
 and lists what breaks, with the path of each field. Pure: no files, no models.
@@ -83,6 +85,7 @@ def _compare(old_r: _Resolver, old: Schema, new_r: _Resolver, new: Schema, path:
         _compare_object(old_r, old, new_r, new, path, problems)
     elif old_kind == "array":
         _compare(old_r, old.get("items", {}), new_r, new.get("items", {}), f"{path}[]", problems)
+        _compare_positions(old_r, old, new_r, new, path, problems)
     elif old_kind == "map":
         old_values, new_values = old.get("additionalProperties", {}), new.get("additionalProperties", {})
         if isinstance(old_values, dict) and isinstance(new_values, dict):
@@ -122,3 +125,19 @@ def _compare_union(old_r: _Resolver, old: Schema, new_r: _Resolver, new: Schema,
         return
     for kind, schema in old_options.items():
         _compare(old_r, schema, new_r, new_options[kind], path, problems)
+
+
+def _compare_positions(old_r: _Resolver, old: Schema, new_r: _Resolver, new: Schema, path: str,
+                       problems: list[str]) -> None:
+    """A compact line: each value stays at its position, and values are only appended (optional ones)."""
+    old_items, new_items = old.get("prefixItems", []), new.get("prefixItems", [])
+    for i, item in enumerate(old_items):
+        where = f"{path}[{i}]({item.get('title', '')})"
+        if i >= len(new_items):
+            problems.append(f"{where}: value removed")
+        elif item.get("title") != new_items[i].get("title"):
+            problems.append(f"{where}: value moved or renamed to {new_items[i].get('title')}")
+        else:
+            _compare(old_r, item, new_r, new_items[i], where, problems)
+    if new.get("minItems", 0) > old.get("minItems", 0):
+        problems.append(f"{path or '(payload)'}: {new['minItems']} values required instead of {old.get('minItems', 0)}")

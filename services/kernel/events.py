@@ -30,7 +30,16 @@ import msgspec
 import annotated_types
 import pydantic_core
 import uuid_utils
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    create_model,
+    model_serializer,
+    model_validator,
+)
 
 from services.kernel import clock
 
@@ -84,8 +93,78 @@ class ContractModel(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class CompactLine(ContractModel):
+    """Base of a line written as a JSON array of its values in the order its class declares its fields (a compact
+    wire form: a bulk event's lines do not repeat their keys), made from a line model by ``compact_line``. The
+    order is the contract: a later version of the line may only append optional fields (``compat`` checks it).
+
+    It still validates a line given as an object (a producer's fields, a line model); an array longer than its
+    fields is refused by the strict producer's model and its extra values dropped by the lenient consumer's (as
+    unknown keys are). ``model_dump()`` (Python) gives an object; JSON (``model_dump(mode="json")``,
+    ``model_dump_json``) gives the array; its JSON schema is the array's (``prefixItems``, one per field, its title
+    the field's name). The msgspec twin and view of a compact line follow (``_twin``)."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_values(cls, value: Any) -> Any:
+        if isinstance(value, (list, tuple)):
+            names = tuple(cls.model_fields)
+            fields = dict(zip(names, value))
+            fields.update((f"#{i}", extra) for i, extra in enumerate(value[len(names):], len(names)))
+            return fields
+        if isinstance(value, ContractModel) and not isinstance(value, cls):
+            return dict(value)  # the same line in its object form (``compact_line(X)`` of an ``X``)
+        return value
+
+    @model_serializer(mode="wrap")
+    def _to_values(self, handler: Any, info: Any) -> Any:
+        fields = handler(self)
+        return list(fields.values()) if info.mode_is_json() else fields
+
+    @classmethod
+    def __get_pydantic_json_schema__(cls, core_schema: Any, handler: Any) -> Any:
+        schema = handler.resolve_ref_schema(handler(core_schema))
+        properties, required = schema.pop("properties"), set(schema.pop("required", ()))
+        schema.pop("additionalProperties", None)
+        names = list(cls.model_fields)
+        schema.update(type="array", prefixItems=[{**properties[name], "title": name} for name in names],
+                      minItems=next((i for i, name in enumerate(names) if name not in required), len(names)))
+        return schema
+
+
+def compact_line(line: type[ContractModel], name: str, doc: str) -> type[CompactLine]:
+    """The compact form of ``line``: its fields (names, types, defaults, order), written as an array. Not a subclass
+    of ``line``: whoever checks ``isinstance(…, line)`` and writes it expects the object form."""
+    fields: dict[str, Any] = {field: (info.annotation, info) for field, info in line.model_fields.items()}
+    return create_model(name, __base__=CompactLine, __module__=line.__module__, __doc__=doc, **fields)
+
+
+def compact_lists(model: type[BaseModel]) -> tuple[str, ...]:
+    """The fields of ``model`` that are lists of compact lines."""
+    return tuple(name for name, info in model.model_fields.items()
+                 if get_origin(info.annotation) is list and isinstance(get_args(info.annotation)[0], type)
+                 and issubclass(get_args(info.annotation)[0], CompactLine))
+
+
+def plain_data(event_type: str, data: dict[str, Any]) -> dict[str, Any]:
+    """An event's ``data`` with its compact lines as objects (for readers of stored envelopes: tests, tools)."""
+    model = EVENT_TYPES.get(event_type)
+    if model is None:
+        return data
+    data = dict(data)
+    for name in compact_lists(model):
+        names = tuple(get_args(model.model_fields[name].annotation)[0].model_fields)
+        data[name] = [dict(zip(names, line)) if isinstance(line, list) else line for line in data.get(name, ())]
+    return data
+
+
 class EventPayload(BaseModel):
-    """Base of every event payload. Subclasses declare ``event_type=...`` in their class statement."""
+    """Base of every event payload. Subclasses declare ``event_type=...`` in their class statement.
+
+    A new version of a type whose meaning is unchanged (a new wire form) keeps the class name its producers and
+    consumers use, now with the new type; the old version is declared as its subclass (``class XV1(X,
+    event_type="….v1")``, overriding the fields whose form changed), so ``payload_view(X)`` reads both with the same
+    attribute names and ``X.versions()`` lists both types for a consumer's handler map."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
     event_type: ClassVar[str]
@@ -102,6 +181,14 @@ class EventPayload(BaseModel):
             raise ValueError(f"event type {event_type!r} registered twice")
         cls.event_type = event_type
         EVENT_TYPES[event_type] = cls
+
+    @classmethod
+    def versions(cls) -> tuple[str, ...]:
+        """This type and its older versions declared as subclasses (the same ``<service>.<entity>.<verb>``), newest
+        first: what a consumer registers its handler (or its ignoring) for."""
+        family = cls.event_type.rsplit(".", 1)[0]
+        found = [t for t, model in EVENT_TYPES.items() if issubclass(model, cls) and t.rsplit(".", 1)[0] == family]
+        return tuple(sorted(found, key=lambda t: -int(t.rsplit(".v", 1)[1])))
 
 
 class EventActor(BaseModel):
@@ -419,8 +506,10 @@ def _twin(model: type[BaseModel], reading: bool = False) -> type[msgspec.Struct]
     reading, unknown fields ignored (as ``payload()`` ignores them), frozen and not tracked by the garbage collector
     (a 1 000-line payload is a thousand small objects that hold no cycle)."""
     decorators = model.__pydantic_decorators__
+    compact = issubclass(model, CompactLine)
     if any((decorators.validators, decorators.field_validators, decorators.root_validators,
-            decorators.model_validators, decorators.field_serializers, decorators.model_serializers,
+            decorators.model_validators.keys() - (_COMPACT_DECORATORS if compact else ()),
+            decorators.model_serializers.keys() - (_COMPACT_DECORATORS if compact else ()),
             decorators.computed_fields)):
         raise _NoTwin
     if set(model.model_config) - {"extra", "frozen"} or model.model_config.get("extra") != "forbid":
@@ -435,8 +524,25 @@ def _twin(model: type[BaseModel], reading: bool = False) -> type[msgspec.Struct]
             raise _NoTwin
         fields.append((name, kind, default))
     if reading:
-        return msgspec.defstruct(f"{model.__name__}View", fields, kw_only=True, frozen=True, gc=False)
-    return msgspec.defstruct(f"{model.__name__}Twin", fields, forbid_unknown_fields=True, kw_only=True)
+        # A compact line's view decodes its array (extra trailing values ignored, as unknown keys are).
+        return msgspec.defstruct(f"{model.__name__}View", fields, kw_only=True, frozen=True, gc=False,
+                                 array_like=compact)
+    # A compact line's twin is checked from the producer's object (``convert`` fills an array-like struct from an
+    # array only); its payload's twin turns the checked lines into tuples, written as arrays.
+    lists = compact_lists(model)
+    namespace = {"__post_init__": _values_of(lists)} if lists else None
+    return msgspec.defstruct(f"{model.__name__}Twin", fields, forbid_unknown_fields=True, kw_only=True,
+                             namespace=namespace)
+
+
+_COMPACT_DECORATORS = frozenset({"_from_values", "_to_values"})
+
+
+def _values_of(names: tuple[str, ...]) -> Any:
+    def __post_init__(self: msgspec.Struct) -> None:  # noqa: N807  # msgspec's hook
+        for name in names:
+            setattr(self, name, [msgspec.structs.astuple(line) for line in getattr(self, name)])
+    return __post_init__
 
 
 @cache

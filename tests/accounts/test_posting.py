@@ -139,7 +139,7 @@ def suspense(client) -> dict[str, PostingSuspense]:  # noqa: ANN001
 
 
 def posted_lines(client) -> list[dict]:  # noqa: ANN001
-    return [ln for e in outbox(client, "accounts.contributions.posted.v1") for ln in e["lines"]]
+    return [ln for e in outbox(client, "accounts.contributions.posted.v2") for ln in e["lines"]]
 
 
 def held_lines(client) -> list[dict]:  # noqa: ANN001
@@ -195,7 +195,7 @@ async def test_collected_payments_are_posted_once_through_the_bus(start_service,
         assert posted["p5"] == {"payment_id": "p5", "person_id": None, "employer_id": employer, "fund": "INJURY",
                                 "period": PAST, "employer_fen": 9_900, "individual_fen": 0, "credited_fen": 0,
                                 "entry_id": None}
-        [event] = outbox(accounts, "accounts.contributions.posted.v1")
+        [event] = outbox(accounts, "accounts.contributions.posted.v2")
         assert event["source_batch_id"] == "batch-1" and event["_actor"]["id"] == "system:accounts"
         [held] = held_lines(accounts)
         assert (held["payment_id"], held["reason_code"], held["amount_fen"], held["citizen_id"]) == \
@@ -206,7 +206,8 @@ async def test_collected_payments_are_posted_once_through_the_bus(start_service,
         row = suspense(accounts)["p6"]
         assert (row.status, row.reason_code, row.batch_id, row.source_event_id, row.employer_fen) == \
             ("held", "PERSON_NOT_FOUND", "batch-1", envelope.id, 128_000)
-        assert row.line == payload.lines[5].model_dump_json()  # the line read as a struct, kept as the model writes it
+        # the line read as a struct, kept as the (object form's) model writes it
+        assert row.line == CollectedLine(**dict(payload.lines[5])).model_dump_json()
 
         # The same event delivered again (past JetStream's de-duplication): the inbox absorbs it.
         await publish(settings.nats_server_url, envelope, msg_id=f"{envelope.id}-again")
@@ -232,7 +233,7 @@ async def test_collected_payments_are_posted_once_through_the_bus(start_service,
         assert len(credits(accounts)) == 2
         assert len(held_lines(accounts)) == 1  # still held for the same reason: not reported again
         # Lines without a credit sent again are reported posted again (keyed by payment id downstream).
-        repeated = [ln["payment_id"] for e in outbox(accounts, "accounts.contributions.posted.v1")[1:]
+        repeated = [ln["payment_id"] for e in outbox(accounts, "accounts.contributions.posted.v2")[1:]
                     for ln in e["lines"]]
         assert sorted(repeated) == ["p2", "p3", "p5"]
         with Session(engine_of(accounts)) as session:
@@ -315,7 +316,7 @@ async def test_every_line_that_cannot_be_posted_is_held_with_its_reason(start_se
         assert balance(accounts, settled) == 0 and len(entries(accounts, settled)) == 2
         assert months(accounts, stopped) == [("UNEMP", 202306, employer)]
         assert months(accounts, no_unemp) == []
-        [b1_posted] = [e for e in outbox(accounts, "accounts.contributions.posted.v1") if e["source_batch_id"] == "b1"]
+        [b1_posted] = [e for e in outbox(accounts, "accounts.contributions.posted.v2") if e["source_batch_id"] == "b1"]
         assert sorted(ln["payment_id"] for ln in b1_posted["lines"]) == ["ok1", "ok2", "ok3", "ok4"]
         reason = held["l9"].reason
         assert "2025-03-01" in reason and "202504" in reason
@@ -428,7 +429,7 @@ async def test_held_lines_are_listed_retried_after_the_fix_and_dismissed(start_s
                                       headers=accountant)
         assert by_city.json()["posted"] == 1
         assert months(accounts, late) == [("UNEMP", PAST, employer)]
-        posted = {ln["payment_id"]: e["source_batch_id"] for e in outbox(accounts, "accounts.contributions.posted.v1")
+        posted = {ln["payment_id"]: e["source_batch_id"] for e in outbox(accounts, "accounts.contributions.posted.v2")
                   for ln in e["lines"]}
         assert posted == {"n1": "tax-batch-7", "n2": "tax-batch-7", "e1": "tax-batch-7", "x1": "tax-batch-7"}
 
@@ -499,7 +500,7 @@ async def test_a_thousand_line_event_posts_in_one_pass(start_service):
             assert session.get(IndividualAccount, person_ids[7]).version == 3
         assert balance(accounts, person_ids[7]) == 2 * 60_007
         assert_ledger_holds(accounts, person_ids[999])
-        posted = outbox(accounts, "accounts.contributions.posted.v1")
+        posted = outbox(accounts, "accounts.contributions.posted.v2")
         assert [len(e["lines"]) for e in posted] == [1000, 1000]
         assert [len(e["entries"]) for e in outbox(accounts, "accounts.account.credited.v2")] == [1000, 1000]
         assert len({c["entry_id"] for c in credits(accounts)}) == 2000

@@ -265,7 +265,7 @@ async def test_pension_lines_are_indexed_with_the_average_wage_in_force_and_corr
                                                                   ContributionIndex.fund == "PEN_EMP")).scalar_one()
             newest = row.assessment_line_id
         stale = assessed(new_event_id(), 202406, [("p1", "PEN_EMP", 1)])
-        stale.data["lines"][0]["line_id"] = "00000000-0000-7000-8000-000000000000"
+        stale.data["lines"][0][0] = "00000000-0000-7000-8000-000000000000"  # line_id, a compact line's first value
         apply(benefits, stale)
         assert index_of(benefits, "p1")[("PEN_EMP", 202406)] == (650_000, 850_000)
         assert rows(benefits, ContributionIndex, ContributionIndex.assessment_line_id == newest)

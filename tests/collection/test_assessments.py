@@ -80,7 +80,7 @@ async def test_a_declaration_is_assessed_line_by_line_and_issued(start_service, 
         assert (assessment["employer_total"], assessment["individual_total"], assessment["total"]) == (
             "2577.16", "1311.73", "3888.89")
 
-        [event] = outbox(collection, "collection.assessment.issued.v1")
+        [event] = outbox(collection, "collection.assessment.issued.v2")
         assert (event["assessment_id"], event["part"], event["parts"], event["supersedes_id"]) == (
             assessment["id"], 1, 1, None)
         assert (event["employer_total_fen"], event["individual_total_fen"], event["due_date"]) == (
@@ -123,7 +123,7 @@ async def test_bases_outside_the_limits_are_clamped_and_the_clamp_recorded(start
         assert (lines[low]["base"], lines[low]["employer_amount"], lines[low]["individual_amount"]) == (
             "4800.00", "768.00", "384.00")
         assert (lines[high]["base"], lines[high]["employer_amount"]) == ("24000.00", "3840.00")
-        [event] = outbox(collection, "collection.assessment.issued.v1")
+        [event] = outbox(collection, "collection.assessment.issued.v2")
         assert {x["person_id"]: (x["declared_base_fen"], x["base_fen"], x["clamp"]) for x in event["lines"]} == {
             low: (300000, 480000, "floor"), high: (5000000, 2400000, "cap"), edge: (480000, 480000, None)}
 
@@ -254,7 +254,7 @@ async def test_every_bad_line_is_reported_and_the_declaration_refused_as_a_whole
             (10, "PERSON_MISMATCH")]
         assert (count(collection, Declaration), count(collection, DeclarationLine), count(collection, Assessment),
                 count(collection, AssessmentLine)) == (0, 0, 0, 0)
-        assert outbox(collection, "collection.assessment.issued.v1") == []
+        assert outbox(collection, "collection.assessment.issued.v2") == []
         # a stopped enrolment still covers the months up to its end: a back declaration is accepted
         back = await declare(collection, clerk, employer_id, [{"person_id": left, "base": "5000"}], period=202405)
         assert back["assessment"]["lines"] == 1
@@ -296,12 +296,12 @@ async def test_a_correction_supersedes_the_assessment_and_never_edits_it(start_s
 
         events = [(e["type"], e.get("assessment_id")) for e in outbox(collection) if e["type"].startswith(
             "collection.assessment")]
-        assert events == [("collection.assessment.issued.v1", old_id),
+        assert events == [("collection.assessment.issued.v2", old_id),
                           ("collection.assessment.superseded.v1", old_id),
-                          ("collection.assessment.issued.v1", new["id"])]
+                          ("collection.assessment.issued.v2", new["id"])]
         [superseded] = outbox(collection, "collection.assessment.superseded.v1")
         assert (superseded["superseded_by_id"], superseded["reason"]) == (new["id"], "漏报一人，基数更正")
-        assert outbox(collection, "collection.assessment.issued.v1")[1]["supersedes_id"] == old_id
+        assert outbox(collection, "collection.assessment.issued.v2")[1]["supersedes_id"] == old_id
 
         again = await collection.post(f"/assessments/{old_id}/supersede", json=body, headers=clerk)
         assert again.status_code == 409 and error_code(again) == "ASSESSMENT_NOT_ISSUED"
@@ -409,7 +409,7 @@ async def test_large_assessments_are_published_in_parts_of_at_most_1000_lines(st
         employer_id = add_employer(collection)
         people = add_people(collection, employer_id, 350)  # × 3 funds = 1 050 lines
         result = await declare(collection, clerk, employer_id, [{"person_id": p, "base": "5000"} for p, _ in people])
-        events = outbox(collection, "collection.assessment.issued.v1")
+        events = outbox(collection, "collection.assessment.issued.v2")
         assert [(e["part"], e["parts"], len(e["lines"])) for e in events] == [(1, 2, 1000), (2, 2, 50)]
         assert sum(x["employer_fen"] for e in events for x in e["lines"]) == result["assessment"]["employer_total_fen"]
         page1 = (await collection.get(f"/assessments/{result['assessment']['id']}", params={"limit": 1000},
@@ -431,7 +431,7 @@ async def test_an_employer_of_20000_employees_is_assessed_in_one_declaration(sta
         elapsed = time.perf_counter() - started
         assert result["assessment"]["lines"] == 60_000
         assert count(collection, AssessmentLine) == 60_000 and count(collection, DeclarationLine) == 20_000
-        assert len(outbox(collection, "collection.assessment.issued.v1")) == 60
+        assert len(outbox(collection, "collection.assessment.issued.v2")) == 60
         print(f"20 000 employees × 3 funds assessed in {elapsed:.2f} s")
 
 

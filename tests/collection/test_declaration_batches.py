@@ -74,7 +74,7 @@ async def test_each_declaration_of_a_batch_is_issued_or_refused_as_alone(start_s
         # nothing of the refused declarations is stored; the issued one has its event
         assert (count(collection, Declaration), count(collection, Assessment), count(collection, AssessmentLine)) == (
             1, 1, 6)
-        assert [e["assessment_id"] for e in outbox(collection, "collection.assessment.issued.v1")] == [
+        assert [e["assessment_id"] for e in outbox(collection, "collection.assessment.issued.v2")] == [
             issued["assessment"]["id"]]
 
         # sent again (an answer lost): the issued one is refused ASSESSMENT_EXISTS, the corrected one is issued

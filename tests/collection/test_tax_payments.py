@@ -32,7 +32,7 @@ from tests.support.payments import (
     tax_headers,
 )
 
-COLLECTED = "collection.payments.collected.v1"
+COLLECTED = "collection.payments.collected.v2"
 REJECTED = "collection.payments.rejected.v1"
 
 # -- helpers ---------------------------------------------------------------------------------------------------------

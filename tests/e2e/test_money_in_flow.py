@@ -33,6 +33,7 @@ from decimal import Decimal
 from sqlalchemy import create_engine, select
 from sqlmodel import Session
 
+from services.kernel.events import plain_data
 from services.kernel.models import OutboxMessage
 from services.kernel.service_app import create_service_app
 from sifund import services as catalogue
@@ -49,7 +50,7 @@ DUE = "2026-10-15"  # due_day 15 of the following month (the default document)
 PAID_ON = "2026-10-12"  # A pays before the due date: no late fee
 AS_OF = "2026-11-14"  # 30 days after the due date
 FUNDS = ("PEN_EMP", "UNEMP", "INJURY")
-POSTED = "accounts.contributions.posted.v1"
+POSTED = "accounts.contributions.posted.v2"
 
 # Average wage 8 000.00 → floor 4 800.00, cap 24 000.00 (base_floor_ratio 0.6, base_cap_ratio 3.0).
 EMPLOYER_A = [  # (birth date, serial, name, declared base)
@@ -244,7 +245,7 @@ async def test_money_in_flow_through_the_gateway(settings, make_settings, nats_s
         rows = await eventually(posted_events,
                                 lambda rs: sum(len(json.loads(r.envelope)["data"]["lines"]) for r in rs) == 7
                                 and all(r.published_at is not None for r in rs), timeout=30)
-        posted = [ln for r in rows for ln in json.loads(r.envelope)["data"]["lines"]]
+        posted = [ln for r in rows for ln in plain_data(POSTED, json.loads(r.envelope)["data"])["lines"]]
         assert len({ln["payment_id"] for ln in posted}) == batch["accepted"] == 7  # every stored line, once
         [employer_level] = [ln for ln in posted if ln["fund"] == "INJURY"]
         assert (employer_level["person_id"], employer_level["employer_id"], employer_level["credited_fen"]) == (

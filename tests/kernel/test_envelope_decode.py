@@ -14,8 +14,9 @@ from services.contracts import collection as col
 from services.kernel.events import EventActor, EventEnvelope, build_envelope
 
 
-def collected(lines: int = 3) -> col.PaymentsCollected:
-    return col.PaymentsCollected(batch_id="tb-1", part=1, parts=1, lines=[col.CollectedLine(
+def collected(lines: int = 3) -> col.PaymentsCollectedV1:
+    """v1: lines as objects (the envelope mechanics below read keyed lines; v2's arrays: test_compact_lines)."""
+    return col.PaymentsCollectedV1(batch_id="tb-1", part=1, parts=1, lines=[col.CollectedLine(
         payment_id=f"pay-{i}", tax_line_id=f"t-{i}", payer_uscc=None, employer_id="emp-甲", person_id=f"per-{i}",
         citizen_id=None, fund="PEN_EMP", period=202609, employer_fen=128_000 + i, individual_fen=64_000,
         late_fee_fen=0, method="bank_transfer", voucher_no=f"V{i}", paid_date=date(2026, 10, 12),

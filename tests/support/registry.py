@@ -9,6 +9,7 @@ from stdnum import luhn
 from stdnum.cn import ric
 from stdnum.cn import uscc as uscc_mod
 
+from services.kernel.events import plain_data
 from services.kernel.models import OutboxMessage
 
 REGION = "150102"  # 呼和浩特市新城区
@@ -43,7 +44,9 @@ def outbox(client, event_type: str | None = None) -> list[dict]:  # noqa: ANN001
     with Session(engine_of(client)) as session:
         rows = session.execute(select(OutboxMessage).order_by(OutboxMessage.seq)).scalars().all()
     found = [(r.event_type, json.loads(r.envelope)) for r in rows]
-    return [{"type": t, **env["data"], "_actor": env["actor"]} for t, env in found if event_type in (None, t)]
+    # Compact lines (arrays, docs/events.md) as objects, so a test reads a line's fields by name in every version.
+    return [{"type": t, **plain_data(t, env["data"]), "_actor": env["actor"]} for t, env in found
+            if event_type in (None, t)]
 
 
 def error_code(response) -> str:  # noqa: ANN001

@@ -8,6 +8,7 @@ from services.accounts.posting import service
 from services.contracts.collection import (
     ArrearsNoticeIssued,
     AssessmentIssued,
+    AssessmentIssuedV1,
     AssessmentSuperseded,
     BankAccountRegistered,
     BankTransactionRecorded,
@@ -27,8 +28,8 @@ def on_payments_collected(session: Session, envelope: EventEnvelope) -> None:
 
 # Listed one by one: a new collection type fails tests/test_event_catalogue.py until someone decides about it.
 IGNORED = frozenset(t.event_type for t in (
-    ParametersApproved, AssessmentIssued, AssessmentSuperseded, PaymentsRejected, ArrearsNoticeIssued,
-    TreasuryRemitted, BankTransactionRecorded, BankAccountRegistered,
+    ParametersApproved, AssessmentIssued, AssessmentIssuedV1, AssessmentSuperseded, PaymentsRejected,
+    ArrearsNoticeIssued, TreasuryRemitted, BankTransactionRecorded, BankAccountRegistered,
 ))
 
 # The server delivers the payments family only: the assessments (a line each, as many as the payments) and the
@@ -37,7 +38,7 @@ SUBJECTS = frozenset({"collection.payments.>"})
 
 POSTING_CONSUMER = ConsumerSpec(
     stream="COLLECTION",
-    handlers={PaymentsCollected.event_type: on_payments_collected},
+    handlers=dict.fromkeys(PaymentsCollected.versions(), on_payments_collected),
     ignores=IGNORED,
     subjects=SUBJECTS,
 )

@@ -177,7 +177,8 @@ ACCOUNTS_IGNORED: frozenset[str] = frozenset(getattr(accounts_events, n).event_t
     "EmployerRegistered", "EmployerUpdated", "EmployerStatusChanged", "EmployersImported", "PersonUpdated",
     "EnrolmentOpened", "EnrolmentTransferred", "EnrolmentSuspended", "EnrolmentResumed", "EnrolmentStopped",
     "EnrolmentsImported", "DuplicateEnrolmentFound", "AccountCredited", "AccountsCredited", "AccountDebited",
-    "ContributionsPosted", "ContributionsHeld", "InternalControlNonconformity", "InternalControlReportSubmitted",
+    "ContributionsPosted", "ContributionsPostedV1", "ContributionsHeld", "InternalControlNonconformity",
+    "InternalControlReportSubmitted",
 ))
 
 EXCHANGE_HANDLERS: dict[str, Handler] = {
@@ -192,14 +193,15 @@ EXCHANGE_IGNORED: frozenset[str] = frozenset({BusinessRegistered.event_type})
 
 COLLECTION_HANDLERS: dict[str, Handler] = {
     collection_events.ParametersApproved.event_type: index.on_parameters_approved,
-    collection_events.AssessmentIssued.event_type: index.on_assessment_issued,
+    **dict.fromkeys(collection_events.AssessmentIssued.versions(), index.on_assessment_issued),
     collection_events.AssessmentSuperseded.event_type: index.on_assessment_superseded,
 }
 
 # The index is built from what was assessed; payments, arrears and the treasury are collection's and oversight's.
 COLLECTION_IGNORED: frozenset[str] = frozenset(getattr(collection_events, n).event_type for n in (
-    "PaymentsCollected", "PaymentsRejected", "ArrearsNoticeIssued", "TreasuryRemitted", "BankTransactionRecorded",
-    "BankAccountRegistered", "CollectionArchiveItemsFiled",  # the archive items are for accounts
+    "PaymentsCollected", "PaymentsCollectedV1", "PaymentsRejected", "ArrearsNoticeIssued", "TreasuryRemitted",
+    "BankTransactionRecorded", "BankAccountRegistered",
+    "CollectionArchiveItemsFiled",  # the archive items are for accounts
 ))
 
 # The server delivers only the families benefits uses: the person facts of ACCOUNTS and the parameters and

@@ -210,8 +210,8 @@ def _types(*names: str) -> frozenset[str]:
 # lines (the AGENCY leg is reconciled by oversight, not here), the agency's internal control (reported to oversight).
 IGNORED: frozenset[str] = _types(
     "PersonBankAccountAdded", "PersonBankAccountClosed", "DuplicateEnrolmentFound", "AccountCredited", "AccountsCredited",
-    "AccountDebited", "ContributionsPosted", "ContributionsHeld", "InternalControlNonconformity",
-    "InternalControlReportSubmitted",
+    "AccountDebited", "ContributionsPosted", "ContributionsPostedV1", "ContributionsHeld",
+    "InternalControlNonconformity", "InternalControlReportSubmitted",
 )
 
 

@@ -341,9 +341,9 @@ def on_payroll_lines_retained(session: Session, envelope: EventEnvelope) -> None
 # -- the consumers ---------------------------------------------------------------------------------------------------
 
 COLLECTION_HANDLERS: dict[str, Handler] = {
-    collection_events.AssessmentIssued.event_type: on_assessment_issued,
+    **dict.fromkeys(collection_events.AssessmentIssued.versions(), on_assessment_issued),
     collection_events.AssessmentSuperseded.event_type: on_assessment_superseded,
-    collection_events.PaymentsCollected.event_type: on_payments_collected,
+    **dict.fromkeys(collection_events.PaymentsCollected.versions(), on_payments_collected),
     collection_events.TreasuryRemitted.event_type: on_treasury_remitted,
     collection_events.BankTransactionRecorded.event_type: on_bank_transaction_recorded,
     collection_events.BankAccountRegistered.event_type: on_bank_account_registered,
@@ -357,7 +357,7 @@ COLLECTION_IGNORES = frozenset({
 
 # On ACCOUNTS the mirror handles every type; the ledger adds the AGENCY leg.
 ACCOUNTS_HANDLERS: dict[str, Handler] = {
-    accounts_events.ContributionsPosted.event_type: on_contributions_posted,
+    **dict.fromkeys(accounts_events.ContributionsPosted.versions(), on_contributions_posted),
 }
 
 BENEFITS_HANDLERS: dict[str, Handler] = {

@@ -637,7 +637,7 @@ ACCOUNTS_HANDLERS: dict[str, Handler] = {
     AccountCredited.event_type: on_account_credited,
     AccountsCredited.event_type: on_accounts_credited,
     AccountDebited.event_type: on_account_debited,
-    ContributionsPosted.event_type: on_contributions_posted,
+    **dict.fromkeys(ContributionsPosted.versions(), on_contributions_posted),
     ContributionsHeld.event_type: on_contributions_held,
 }
 

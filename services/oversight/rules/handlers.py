@@ -83,10 +83,10 @@ EXCHANGE_RULES: dict[str, FactHandler] = {
 }
 
 COLLECTION_RULES: dict[str, FactHandler] = {
-    col.AssessmentIssued.event_type: contributions.on_assessment_issued,
+    **dict.fromkeys(col.AssessmentIssued.versions(), contributions.on_assessment_issued),
     col.AssessmentSuperseded.event_type: contributions.on_assessment_superseded,
     col.PaymentsRejected.event_type: acts_only(contributions.on_payments_rejected),
-    col.PaymentsCollected.event_type: acts_only(contributions.on_payments_collected),
+    **dict.fromkeys(col.PaymentsCollected.versions(), acts_only(contributions.on_payments_collected)),
 }
 
 RULES_BY_STREAM = {"BENEFITS": BENEFITS_RULES, "ACCOUNTS": ACCOUNTS_RULES, "EXCHANGE": EXCHANGE_RULES,
