@@ -59,36 +59,31 @@ def test_migrations_match_models_and_upgrade_is_idempotent(service: str, databas
         engine.dispose()
 
 
-def test_assessment_lines_leave_room_to_settle_on_postgresql(database_urls: dict[str, str]):
-    """PostgreSQL: assessment_line's pages are filled half (fillfactor 50), so a settlement is a HOT update; the
-    migration and a table made from the model agree. SQLite has no such setting."""
+def _postgresql_catalog(database_urls: dict[str, str], sql: str):  # noqa: ANN202
+    """One value from the catalogue of collection's migrated database (the test skipped but on PostgreSQL)."""
     engine = make_engine(database_urls["collection"])
     try:
         upgrade_database(engine, "collection", catalogue.spec("collection").metadata)
         if engine.dialect.name != "postgresql":
-            pytest.skip("a PostgreSQL storage parameter")
+            pytest.skip("a PostgreSQL storage setting")
         with engine.connect() as connection:
-            options = connection.exec_driver_sql(
-                "SELECT reloptions FROM pg_class WHERE relname = 'assessment_line'").scalar_one()
-        assert options == ["fillfactor=50"]
+            return connection.exec_driver_sql(sql).scalar_one()
     finally:
         engine.dispose()
+
+
+def test_assessment_lines_leave_room_to_settle_on_postgresql(database_urls: dict[str, str]):
+    """PostgreSQL: assessment_line's pages are filled half (fillfactor 50), so a settlement is a HOT update; the
+    migration and a table made from the model agree. SQLite has no such setting."""
+    options = _postgresql_catalog(database_urls, "SELECT reloptions FROM pg_class WHERE relname = 'assessment_line'")
+    assert options == ["fillfactor=50"]
 
 
 def test_outbox_envelopes_are_compressed_with_lz4_on_postgresql(database_urls: dict[str, str]):
     """PostgreSQL: an outbox envelope (up to ~500 KB of JSON) is TOASTed with lz4 rather than pglz."""
-    engine = make_engine(database_urls["collection"])
-    try:
-        upgrade_database(engine, "collection", catalogue.spec("collection").metadata)
-        if engine.dialect.name != "postgresql":
-            pytest.skip("a PostgreSQL column setting")
-        with engine.connect() as connection:
-            method = connection.exec_driver_sql(
-                "SELECT attcompression FROM pg_attribute WHERE attrelid = 'outbox'::regclass AND attname = 'envelope'"
-            ).scalar_one()
-        assert method == "l"
-    finally:
-        engine.dispose()
+    method = _postgresql_catalog(database_urls, "SELECT attcompression FROM pg_attribute "
+                                                "WHERE attrelid = 'outbox'::regclass AND attname = 'envelope'")
+    assert method == "l"
 
 
 def test_late_fee_charges_have_foreign_keys_on_sqlite_only(database_urls: dict[str, str]):
