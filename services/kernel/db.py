@@ -399,10 +399,7 @@ class KeyRead:
             return connection.execute(self.statement, params).first()
         sql, names, make_row, processors = self._sqlite_plan or self._plan(connection.dialect)
         values = connection.connection.driver_connection.execute(sql, [params[name] for name in names]).fetchone()
-        if values is None:
-            return None
-        return make_row(*(value if process is None or value is None else process(value)
-                          for value, process in zip(values, processors, strict=True)))
+        return None if values is None else make_row(*_processed(values, _converting(processors)))
 
     def all(self, session: Session, **params: Any) -> list[tuple]:
         """Every row, as ``session.connection().execute(statement, params).all()`` would give them value for value,
@@ -416,20 +413,8 @@ class KeyRead:
             return connection.execute(self.statement, params).all()
         sql, names, _, processors = self._sqlite_plan or self._plan(connection.dialect)
         rows = connection.connection.driver_connection.execute(sql, [params[name] for name in names]).fetchall()
-        converting = [(i, process) for i, process in enumerate(processors) if process is not None]
-        if not converting:
-            return rows
-        for position, values in enumerate(rows):
-            changed = None
-            for i, process in converting:
-                value = values[i]
-                if value is not None:
-                    if changed is None:
-                        changed = list(values)
-                    changed[i] = process(value)
-            if changed is not None:
-                rows[position] = tuple(changed)
-        return rows
+        converting = _converting(processors)
+        return [_processed(values, converting) for values in rows] if converting else rows
 
     def _plan(self, dialect: Any) -> tuple[str, tuple[str, ...], Any, tuple]:
         compiled = self.statement.compile(dialect=dialect)
@@ -442,3 +427,20 @@ class KeyRead:
         processors = tuple(column[3]._cached_result_processor(dialect, None) for column in columns)  # noqa: SLF001
         self._sqlite_plan = (compiled.string, tuple(compiled.positiontup), make_row, processors)
         return self._sqlite_plan
+
+
+def _converting(processors: tuple) -> list[tuple[int, Any]]:
+    """The positions of the columns that have a result processor, with it."""
+    return [(i, process) for i, process in enumerate(processors) if process is not None]
+
+
+def _processed(values: tuple, converting: list[tuple[int, Any]]) -> tuple:
+    """A driver row with its processed columns converted (a ``None`` stays ``None``); the row itself if none is."""
+    changed = None
+    for i, process in converting:
+        value = values[i]
+        if value is not None:
+            if changed is None:
+                changed = list(values)
+            changed[i] = process(value)
+    return values if changed is None else tuple(changed)
