@@ -112,12 +112,23 @@ async def test_retirement_claim_hand_calculated_and_approved_at_three_levels(set
         assert error_code_of(wrong_level) == "WRONG_LEVEL"
         second = await p.decide(claim["id"], p.reviewer(REVIEWER_2), level="second_review")
         assert second["next_level"] == "approval"
+        # Its answer lost, the reviewer sends the same decision again: the claim as it stands, nothing twice.
+        repeated = await p.decide(claim["id"], p.reviewer(REVIEWER_2), level="second_review")
+        assert repeated["decisions"] == second["decisions"] and repeated["next_level"] == "approval"
+        # Not the same decision (another reason, or no level named): refused as before.
+        other = await p.decide(claim["id"], p.reviewer(REVIEWER_2), level="second_review", reason="另一理由",
+                               expected=403)
+        assert error_code_of(other) == "SAME_PERSON_TWO_LEVELS"
+        unnamed = await p.decide(claim["id"], p.reviewer(REVIEWER_2), expected=403)
+        assert error_code_of(unnamed) == "SAME_PERSON_TWO_LEVELS"
         # Nor with another role at a later level.
         both_hats = await p.decide(claim["id"], p.headers("agency_reviewer", "agency_approver", subject=REVIEWER_1),
                                    expected=403)
         assert error_code_of(both_hats) == "SAME_PERSON_TWO_LEVELS"
-        approved = await p.decide(claim["id"], p.approver(APPROVER_1))
+        approved = await p.decide(claim["id"], p.approver(APPROVER_1), level="approval")
         assert (approved["status"], approved["next_level"]) == ("approved", None) and approved["entitlement_id"]
+        again_final = await p.decide(claim["id"], p.approver(APPROVER_1), level="approval")
+        assert again_final == approved  # one entitlement, one event (below)
         assert [(d["level"], d["decided_by"], d["role"]) for d in approved["decisions"]] == [
             ("first_review", REVIEWER_1, "agency_reviewer"), ("second_review", REVIEWER_2, "agency_reviewer"),
             ("approval", APPROVER_1, "agency_approver")]
@@ -500,6 +511,7 @@ async def test_a_claim_is_returned_corrected_resubmitted_and_decided_again(setti
         # 复核 sends it back to the clerk: every decision so far is void, the claim waits for the correction
         returned = await send_back(p.approver(APPROVER_1), level="second_review")
         assert (returned["status"], returned["next_level"]) == ("returned", None)
+        assert await send_back(p.approver(APPROVER_1), level="second_review") == returned  # a lost answer's repeat
         assert all(lv["done"] is False for lv in returned["levels"])
         listed = (await p.benefits.get("/claims", params={"status": "returned"}, headers=p.clerk)).json()
         assert [c["id"] for c in listed["items"]] == [claim["id"]]

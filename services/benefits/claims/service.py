@@ -582,8 +582,32 @@ def _act_id(claim: Claim, level: str, step: ClaimDecision, decisions: list[Claim
     return f"{claim.id}/{level}" if first else f"{claim.id}/{level}/{step.id}"
 
 
+def _repeated_decision(session: Session, claim: Claim, body: DecisionRequest) -> bool:
+    """Whether the request repeats a decision this actor already took at the level it names, with the same verdict
+    and reason, still in force: the answer to the first was lost (a timeout, a restarted gateway), so the claim as
+    it stands is the answer and nothing is recorded twice. A request naming no level cannot be recognised and meets
+    the usual refusals (SAME_PERSON_TWO_LEVELS, CLAIM_NOT_IN_REVIEW)."""
+    actor = _actor()
+    return body.level is not None and any(
+        d.decided_by == actor.id and d.level == body.level and d.voided_at is None
+        and (d.decision, d.reason) == (body.decision, body.reason) for d in decisions_of(session, claim.id))
+
+
+def _repeated_return(session: Session, claim: Claim, body: ReturnRequest) -> bool:
+    """Whether the claim's latest step is this very return by this actor (its answer was lost): see
+    ``_repeated_decision``."""
+    if body.level is None:
+        return False
+    latest = (decisions_of(session, claim.id) or [None])[-1]
+    return (latest is not None and latest.decision == "return" and latest.decided_by == _actor().id
+            and (latest.level, latest.reason) == (body.level, body.reason)
+            and (latest.returned_to == "clerk") == (body.to == "clerk"))
+
+
 def decide(session: Session, claim_id: str, body: DecisionRequest) -> Claim:
     claim = get_claim(session, claim_id, for_update=True)
+    if _repeated_decision(session, claim, body):
+        return claim
     decisions, level, role = _pending_for(session, claim, body.level)
     actor = _actor()
     now = clock.utc_now()
@@ -615,6 +639,8 @@ def return_claim(session: Session, claim_id: str, body: ReturnRequest) -> Claim:
     (the claim will change) and the claim is ``returned`` until resubmitted; to the level before: that level's
     decision is made void and it is the claim's next level again. Whoever returns has acted at this level."""
     claim = get_claim(session, claim_id, for_update=True)
+    if _repeated_return(session, claim, body):
+        return claim
     decisions, level, role = _pending_for(session, claim, body.level)
     now, actor = clock.utc_now(), _actor()
     counted = live(decisions)
