@@ -99,6 +99,25 @@ from services.collection.parameters.schemas import default_document
 NAME = "month_real_path"
 PROFILES = RESULTS / "profiles"
 JSON_BODY = {"Content-Type": "application/json"}
+
+
+class PlanLine(msgspec.Struct):
+    """What the tax bureau keeps of a collection-plan line (the page's other fields are skipped while decoding)."""
+    employer_id: str
+    person_id: str
+    fund: str
+    employer_fen: int
+    individual_fen: int
+
+
+class PlanPage(msgspec.Struct):
+    items: list[PlanLine]
+    next_cursor: str | None = None
+
+
+# The plan's pages decoded straight into the lines (the client's CPU is on the platform's two cores: a page of
+# dicts cost it ~1.8 µs a line, this ~0.7).
+PLAN_PAGE = msgspec.json.Decoder(PlanPage)
 CITY = "150100"
 DISTRICT = "150102"
 FUNDS = ("PEN_EMP", "UNEMP", "INJURY")
@@ -397,7 +416,7 @@ class Month:
     plan: list[Employer]
     calendar: Calendar
     options: argparse.Namespace
-    citizen_of: dict[str, str] = field(default_factory=dict)  # person id → citizen id
+    staff_of: dict[str, tuple[str, int]] = field(default_factory=dict)  # person id → (employer id, staff index)
     collected_fen: dict[str, int] = field(default_factory=lambda: dict.fromkeys(FUNDS, 0))
     last_batch_at: float = 0.0
 
@@ -486,7 +505,8 @@ class Month:
                                             params={"limit": 1000}, expect=(200, 404))
                 items = response.json()["items"] if response.status_code == 200 else []
                 if len(items) == expected and all(i["life_status"] is not None for i in items):
-                    self.citizen_of.update((i["person_id"], i["citizen_id"]) for i in items)
+                    staff_index = {cid: i for i, (cid, _base) in enumerate(employer.staff)}
+                    self.staff_of.update((i["person_id"], (employer.id, staff_index[i["citizen_id"]])) for i in items)
                     return
                 if time.monotonic() > deadline:
                     raise BenchFailure(f"collection knows {len(items)} of employer {employer.serial}'s {expected} "
@@ -534,22 +554,23 @@ class Month:
         clerk, period = self.parties["clerk"], self.calendar.period
         by_id = {e.id: e for e in self.plan}
         fund_index = {fund: i for i, fund in enumerate(FUNDS)}
-        staff_index = {e.id: {cid: i for i, (cid, _base) in enumerate(e.staff)} for e in self.plan}
+        staff_of = {person: (by_id[employer], staff) for person, (employer, staff) in self.staff_of.items()}
         after, pages = None, 0
         while True:
-            page = msgspec.json.decode((await clerk.call("GET", "/collection/assessments/lines", params={
+            page = PLAN_PAGE.decode((await clerk.call("GET", "/collection/assessments/lines", params={
                 "period": period, "limit": self.options.read_lines, **({"after": after} if after else {})})).content)
             pages += 1
             read = []
-            for line in page["items"]:
-                employer = by_id[line["employer_id"]]
-                quad = (staff_index[employer.id][self.citizen_of[line["person_id"]]], fund_index[line["fund"]],
-                        line["employer_fen"], line["individual_fen"])
+            for line in page.items:
+                employer, staff = staff_of[line.person_id]
+                if line.employer_id != employer.id:
+                    raise BenchFailure(f"plan line {line} is not assessed on the person's employer {employer.id}")
+                quad = (staff, fund_index[line.fund], line.employer_fen, line.individual_fen)
                 employer.lines.extend(quad)
                 read.append((employer, *quad))
             if on_page is not None:
                 on_page(read)
-            after = page["next_cursor"]
+            after = page.next_cursor
             if not after:
                 break
         for employer in self.plan:
