@@ -39,7 +39,7 @@ from sqlalchemy import Engine, select
 from sqlalchemy.exc import OperationalError
 from sqlmodel import Session
 
-from services.kernel import clock, context
+from services.kernel import clock, context, wire
 from services.kernel.bulk import dialect_of, in_parameter, insert_many, parameter_values, read
 from services.kernel.bus import Bus
 from services.kernel.collector import collector_paused
@@ -59,8 +59,9 @@ WAITING_ERRORS = (MirrorGap, OperationalError)
 
 @dataclass
 class _Delivery:
-    raw: bytes
+    raw: bytes  # as received; the envelope's JSON once decoded (kernel.wire)
     num_delivered: int
+    encoding: str | None = None  # how ``raw`` travelled (None: plain JSON)
     published_at: datetime | None = None  # the stream's timestamp of the message
     envelope: EventEnvelope | None = None
     error: str | None = None
@@ -185,7 +186,7 @@ class EventConsumer:
         """Apply a fetched batch chunk by chunk; each chunk's messages are acknowledged (or, for a failed event,
         negatively acknowledged with a delay) as soon as the chunk has committed."""
         fetched_at = time.monotonic()
-        pending = [(m, _Delivery(raw=m.data, num_delivered=m.metadata.num_delivered,
+        pending = [(m, _Delivery(raw=m.data, num_delivered=m.metadata.num_delivered, encoding=wire.encoding_of(m),
                                  published_at=m.metadata.timestamp)) for m in messages]
         while pending:
             taken = await anyio.to_thread.run_sync(self._apply_chunk, [d for _m, d in pending])
@@ -218,6 +219,7 @@ class EventConsumer:
         for d in deliveries:
             if d.envelope is None and d.error is None:
                 try:
+                    d.raw, d.encoding = wire.body(d.raw, d.encoding), None  # decompressed here, off the event loop
                     d.envelope = EventEnvelope.from_bytes(d.raw)
                 except (ValidationError, ValueError) as exc:
                     d.error = f"not an event envelope: {exc}"

@@ -44,7 +44,7 @@ import structlog
 from sqlalchemy import Connection, Engine, delete, event, func, insert, select, update
 from sqlmodel import Session
 
-from services.kernel import clock, context, metrics
+from services.kernel import clock, context, metrics, wire
 from services.kernel.bus import Bus
 from services.kernel.db import is_sqlite, snapshot_session
 from services.kernel.events import EventActor, EventEnvelope, EventPayload, PayloadFields, build_encoded_envelope
@@ -222,9 +222,8 @@ class OutboxRelay:
         try:
             # Sent in order on one connection, acknowledged concurrently.
             for seq, event_id, event_type, envelope in rows:
-                futures.append(
-                    await js.publish_async(event_type, envelope.encode(), headers={"Nats-Msg-Id": event_id})
-                )
+                body, headers = wire.outgoing(envelope, event_id)
+                futures.append(await js.publish_async(event_type, body, headers=headers))
             done, pending = await asyncio.wait(futures, timeout=self.ack_timeout)
             for f in pending:
                 f.cancel()

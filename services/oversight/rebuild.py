@@ -68,7 +68,7 @@ from fastapi import APIRouter, Request
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from sqlalchemy import Engine, delete, select, text
 
-from services.kernel import clock, context
+from services.kernel import clock, context, wire
 from services.kernel.audit import append_audit
 from services.kernel.db import unit_of_work
 from services.kernel.errors import Conflict
@@ -280,7 +280,7 @@ async def _read_stream(js: Any, stream: str, replay: StreamReplay, db: _Replay) 
                 if message.metadata.sequence.stream > replay.last_seq:
                     done = True
                     break
-                raws.append(message.data)
+                raws.append(wire.body_of(message))
                 if message.metadata.sequence.stream == replay.last_seq:
                     done = True
                     break

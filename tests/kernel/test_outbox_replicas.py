@@ -16,6 +16,7 @@ import pytest
 from sqlalchemy import func, select, text
 from sqlmodel import Session
 
+from services.kernel import wire
 from services.kernel.bus import Bus
 from services.kernel.db import make_engine
 from services.kernel.events import EventEnvelope
@@ -32,7 +33,7 @@ async def count_publishes(nats_url: str, received: list[tuple[str, int]]):  # no
     nc = await nats.connect(nats_url)
 
     async def on_message(msg) -> None:  # noqa: ANN001
-        received.append((msg.headers["Nats-Msg-Id"], EventEnvelope.from_bytes(msg.data).payload().n))
+        received.append((msg.headers["Nats-Msg-Id"], EventEnvelope.from_bytes(wire.body_of(msg)).payload().n))
 
     await nc.subscribe("oversight.>", cb=on_message)
     await nc.flush()
