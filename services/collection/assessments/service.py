@@ -530,7 +530,8 @@ def _plan(session: Session, known: Known, employer_id: str, period: int, lines: 
     line_rows: list[tuple] = []
     event_lines: list[dict[str, Any]] = []
     employer_total = individual_total = 0
-    due = rates.due
+    # The lines' one due date as the driver takes it (SQLite: its text), bound once rather than on every line.
+    due = bulk.bound_value(session, AssessmentLine.__table__, "due_date", rates.due)
     # Per fund: the two exact ratios and the rates' recorded text, looked up once per line.
     by_fund = {fund: (exact_ratio(employer), exact_ratio(individual), *rates.text(fund))
                for fund, (employer, individual) in rates.by_fund.items()}
@@ -597,12 +598,12 @@ def _write(session: Session, planned: list[Planned]) -> None:
     for table, rows in ((Declaration.__table__, [_row(p.issued.declaration) for p in planned]),
                         (Assessment.__table__, [_row(p.issued.assessment) for p in planned])):
         bulk.insert_rows(session, table, rows)
-    for table, names, tuples in (
-        (DeclarationLine.__table__, DECLARATION_LINE_COLUMNS, [row for p in planned for row in p.declaration_rows]),
-        (AssessmentLine.__table__, LINE_COLUMNS, [row for p in planned for row in p.line_rows]),
+    for table, names, tuples, prebound in (
+        (DeclarationLine.__table__, DECLARATION_LINE_COLUMNS, [row for p in planned for row in p.declaration_rows], ()),
+        (AssessmentLine.__table__, LINE_COLUMNS, [row for p in planned for row in p.line_rows], ("due_date",)),
     ):
         for chunk in _chunks(tuples):
-            bulk.insert_tuples(session, table, names, chunk)
+            bulk.insert_tuples(session, table, names, chunk, prebound=prebound)
 
     audit: list[dict[str, Any]] = []
     events: list[tuple[Any, str]] = []

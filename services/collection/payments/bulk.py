@@ -27,10 +27,14 @@ def _is_postgres(session: Session) -> bool:
     return session.get_bind().dialect.name == "postgresql"
 
 
-def _bound(session: Session, table: Table, names: list[str] | tuple[str, ...], out: list[tuple]) -> list[tuple]:
-    """``out`` (tuples in ``names``' order) with each value bound as its column type binds it for this dialect."""
+def _bound(session: Session, table: Table, names: list[str] | tuple[str, ...], out: list[tuple],
+           prebound: tuple[str, ...] = ()) -> list[tuple]:
+    """``out`` (tuples in ``names``' order) with each value bound as its column type binds it for this dialect (the
+    columns ``prebound`` already are: ``bound_value``)."""
     dialect = session.get_bind().dialect
     processors = column_binders(table, dialect, tuple(names))
+    if prebound:
+        processors = tuple((index, process) for index, process in processors if names[index] not in prebound)
     if not processors:
         return out
     # A set's rows share few dates and timestamps (a batch's paid dates, one computed_at, an assessment's due date),
@@ -65,14 +69,26 @@ def insert_rows(session: Session, table: Table, rows: list[dict[str, Any]]) -> N
     insert_tuples(session, table, names, [values(r) for r in rows] if len(names) > 1 else [(values(r),) for r in rows])
 
 
-def insert_tuples(session: Session, table: Table, names: tuple[str, ...], rows: list[tuple]) -> None:
-    """``insert_rows`` for rows given as tuples in ``names``' order (a batch's rows, built without a dict each)."""
+def bound_value(session: Session, table: Table, name: str, value: Any) -> Any:
+    """``value`` as ``insert_tuples`` hands column ``name`` to the driver on SQLite (a date as its text), bound once
+    for every row that carries it (pass ``name`` in its ``prebound``); on other databases ``value`` itself."""
+    if session.get_bind().dialect.name != "sqlite" or value is None:
+        return value
+    process = table.c[name].type.dialect_impl(session.get_bind().dialect).bind_processor(session.get_bind().dialect)
+    return value if process is None else process(value)
+
+
+def insert_tuples(session: Session, table: Table, names: tuple[str, ...], rows: list[tuple], *,
+                  prebound: tuple[str, ...] = ()) -> None:
+    """``insert_rows`` for rows given as tuples in ``names``' order (a batch's rows, built without a dict each).
+    ``prebound``: columns whose values are already ``bound_value``'s (an assessment's one due date on each of its
+    lines): on SQLite the rows then go to the driver as they are, not copied row by row to bind them."""
     if not rows:
         return
     if session.get_bind().dialect.name == "sqlite":
         sql = (f"INSERT INTO {_quoted(session, table.name)} ({', '.join(_quoted(session, n) for n in names)}) "
                f"VALUES ({', '.join('?' for _ in names)})")
-        session.connection().exec_driver_sql(sql, _bound(session, table, names, rows))
+        session.connection().exec_driver_sql(sql, _bound(session, table, names, rows, prebound))
         return
     if not _is_postgres(session):
         session.execute(insert(table), [dict(zip(names, row, strict=True)) for row in rows])
