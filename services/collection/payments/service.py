@@ -537,8 +537,8 @@ def _open_lines(session: Session, accepted: list[_Accepted], *, person_ids: set[
     if employer_ids:
         settling.lock_periods(session, periods)
     else:
-        settling.lock_lines(session, {(a.line.period, a.person_id, a.line.fund) for a in accepted
-                                      if a.person_id is not None})
+        settling.lock_lines(session, ((a.line.period, a.person_id, a.line.fund) for a in accepted
+                                      if a.person_id is not None))
     for key_column, keys in ((table.person_id, person_ids), (table.employer_id, employer_ids)):
         for part in chunks(sorted(keys)):
             query = (

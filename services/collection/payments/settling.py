@@ -38,7 +38,9 @@ def lock_periods(session: Session, periods: Iterable[int]) -> None:
 
 def lock_lines(session: Session, keys: Iterable[tuple[int, str, str]]) -> None:
     """Hold, until this transaction ends, the settlement of the lines of each (period, person id, fund) of ``keys``:
-    their periods in share mode, then each key (no-op but on PostgreSQL)."""
+    their periods in share mode, then each key (no-op but on PostgreSQL: ``keys`` not even read)."""
+    if session.get_bind().dialect.name != "postgresql":
+        return
     keys = set(keys)
     lock_keys(session, NAMESPACE, {str(period) for period, _, _ in keys}, shared=True)
     lock_keys(session, LINE_NAMESPACE, (f"{period}:{person_id}:{fund}" for period, person_id, fund in keys))
