@@ -129,10 +129,14 @@ class Declaration(CollectionTable, table=True):
 
 class DeclarationLine(CollectionTable, table=True):
     __tablename__ = "declaration_line"
-    __table_args__ = (UniqueConstraint("declaration_id", "person_id"),)
+    __table_args__ = (
+        UniqueConstraint("declaration_id", "person_id"),
+        # Foreign key on SQLite only (PostgreSQL: migration 3f9d2c7be1a4, the lines written with their declaration).
+        ForeignKeyConstraint(["declaration_id"], ["declaration.id"], info={SQLITE_ONLY: True}),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
-    declaration_id: str = Field(foreign_key="declaration.id", max_length=36)
+    declaration_id: str = Field(max_length=36)
     person_id: str = Field(max_length=36)
     declared_base_fen: int = Field(sa_column=money_column())
     base_fen: int = Field(sa_column=money_column())  # after clamping to [floor, cap]
@@ -177,6 +181,10 @@ class AssessmentLine(CollectionTable, table=True):
         # The payments' match (a batch's persons in its periods), led by the period: a month's lines go into its own
         # part of the index rather than at random places over every month's.
         Index("ix_assessment_line_period_match", "period", "person_id", "fund"),
+        # Its assessment: a foreign key on SQLite only. On PostgreSQL the check of each row of a COPY (a query run
+        # by a trigger) cost as much of the server's CPU as the row's insert and index entries; the lines are written
+        # only with their assessment, in its transaction, and neither is ever deleted (migration 3f9d2c7be1a4).
+        ForeignKeyConstraint(["assessment_id"], ["assessment.id"], info={SQLITE_ONLY: True}),
         # PostgreSQL: half of each page left free, so that settling a line (paid amounts and status, none indexed) is
         # a HOT update on the same page instead of a new entry in each index. A 10 000-line batch's lock and update
         # went from 28 to 12 us a line and from 164 to 29 MB of WAL per 200 000 lines (migration b42f713a3440;
@@ -185,7 +193,7 @@ class AssessmentLine(CollectionTable, table=True):
     )
 
     id: str = Field(primary_key=True, max_length=36)
-    assessment_id: str = Field(foreign_key="assessment.id", max_length=36)
+    assessment_id: str = Field(max_length=36)
     employer_id: str | None = Field(default=None, max_length=36)
     person_id: str = Field(max_length=36)
     fund: str = Field(max_length=10)
@@ -229,12 +237,15 @@ class TaxPayment(CollectionTable, table=True):
         # in it, so a batch of matched lines maintains no index for it.
         Index("ix_tax_payment_unmatched", "id", sqlite_where=text("match_status = 'unmatched'"),
               postgresql_where=text("match_status = 'unmatched'")),
+        # Its batch: a foreign key on SQLite only (PostgreSQL: migration 3f9d2c7be1a4, the payments written only with
+        # their batch, in its transaction; batches never deleted).
+        ForeignKeyConstraint(["batch_id"], ["tax_payment_batch.id"], info={SQLITE_ONLY: True}),
     )
 
     id: str = Field(primary_key=True, max_length=36)
     tax_line_id: str = Field(max_length=64, unique=True)  # idempotency: the same line posted twice is a no-op
     content_hash: str = Field(max_length=64)  # a re-post with other content is refused
-    batch_id: str = Field(foreign_key="tax_payment_batch.id", max_length=36)
+    batch_id: str = Field(max_length=36)
     payer_uscc: str | None = Field(default=None, max_length=18)
     employer_id: str | None = Field(default=None, max_length=36)
     citizen_id: str | None = Field(default=None, max_length=18)
@@ -259,7 +270,7 @@ class LateFeeCharge(CollectionTable, table=True):
     # The line and the payment a charge refers to: foreign keys on SQLite only. On PostgreSQL each checked row takes
     # a FOR KEY SHARE lock on both parents, written to the WAL (two-thirds of the batch's COPY of charges: 37 s and
     # 367 MB of WAL in a 1 000 000-line month); there integrity rests on the only writers instead (migration
-    # 5c0e6a1d94b2: the payment inserted and the line read under its period's settlement lock in the same
+    # 5c0e6a1d94b2: the payment inserted and the line read under its settlement lock in the same
     # transaction, and neither ever deleted).
     __table_args__ = (
         ForeignKeyConstraint(["assessment_line_id"], ["assessment_line.id"], info={SQLITE_ONLY: True}),

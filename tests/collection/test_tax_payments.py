@@ -644,6 +644,41 @@ async def test_two_batches_settling_one_line_at_once_settle_it_once(start_servic
     assert_lines_carry_their_charges(client)
 
 
+async def test_batches_of_one_period_settle_other_persons_lines_at_once(start_service, settings):
+    """PostgreSQL: a batch of person-level payments holds the (period, person, fund) keys it pays and its period
+    only in share mode (``payments.settling.lock_lines``). With one person's key held, a batch paying another person
+    of the same period settles at once; one paying that person waits, and so does an employer-level payment (the
+    persons of an employer's lines are not known before they are read: it holds the whole period). Let go, each
+    line is settled once."""
+    from services.collection.payments import settling  # noqa: PLC0415
+
+    async with start_service("collection") as client:
+        if engine_of(client).dialect.name != "postgresql":
+            pytest.skip("SQLite's writer holds the whole database (make test-postgres)")
+        employer_id, uscc = add_employer(client)
+        [(held, held_cid), (other, other_cid), (third, _)] = add_persons(client, [1, 2, 3])
+        _, line_ids = add_assessment(client, employer_id, 202601, DUE, [
+            (held, "PEN_EMP", 10_000, 0), (other, "PEN_EMP", 10_000, 0), (third, "UNEMP", 10_000, 0)])
+
+        with Session(engine_of(client)) as blocker:
+            settling.lock_lines(blocker, [(202601, held, "PEN_EMP")])
+            at_once = (await post(client, settings, [pay("O-1", payer_uscc=uscc, citizen_id=other_cid,
+                                                         employer_amount="100.00")])).json()
+            assert at_once["matched"] == 1 and line_row(client, line_ids[1]).status == "paid"
+            waiting = [asyncio.ensure_future(post(client, settings, [line])) for line in (
+                pay("H-1", payer_uscc=uscc, citizen_id=held_cid, employer_amount="100.00"),
+                pay("E-1", payer_uscc=uscc, fund="UNEMP", employer_amount="100.00"))]
+            await wait_for(lambda: _waiting_for_the_settlement_lock(client, 2))
+            assert not any(task.done() for task in waiting)
+            blocker.rollback()
+        results = [(await task).json() for task in waiting]
+
+    assert [r["matched"] for r in results] == [1, 1]
+    assert [line_row(client, i).status for i in line_ids] == ["paid", "paid", "paid"]
+    assert [[c.principal_paid_fen for c in charges_of(client, i)] for i in line_ids] == [[10_000]] * 3
+    assert_lines_carry_their_charges(client)
+
+
 # -- the plain-line shortcut -----------------------------------------------------------------------------------------
 
 _VARIANTS = {

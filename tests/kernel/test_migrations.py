@@ -98,3 +98,20 @@ def test_late_fee_charges_have_foreign_keys_on_sqlite_only(database_urls: dict[s
         assert pending_schema_changes(engine, catalogue.spec("collection").metadata) == []
     finally:
         engine.dispose()
+
+
+def test_lines_and_payments_have_their_parent_key_on_sqlite_only(database_urls: dict[str, str]):
+    """A declaration's and an assessment's lines and a batch's tax payments refer to their parent by a foreign key
+    on SQLite; PostgreSQL's were dropped (migration 3f9d2c7be1a4: each row of a COPY ran the key's check), and the
+    models, which keep them as ``SQLITE_ONLY``, still agree with it."""
+    engine = make_engine(database_urls["collection"])
+    try:
+        upgrade_database(engine, "collection", catalogue.spec("collection").metadata)
+        children = {"declaration_line": "declaration", "assessment_line": "assessment",
+                    "tax_payment": "tax_payment_batch"}
+        parents = {child: {fk["referred_table"] for fk in inspect(engine).get_foreign_keys(child)} for child in children}
+        sqlite = engine.dialect.name == "sqlite"
+        assert parents == {child: {parent} if sqlite else set() for child, parent in children.items()}
+        assert pending_schema_changes(engine, catalogue.spec("collection").metadata) == []
+    finally:
+        engine.dispose()

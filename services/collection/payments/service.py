@@ -520,11 +520,12 @@ def _voucher_payers(session: Session, vouchers: set[str]) -> dict[str, str]:
     return out
 
 
-def _open_lines(session: Session, *, person_ids: set[str], employer_ids: set[str], periods: set[int],
-                parameters: ParameterSets) -> dict[str, _OpenLine]:
+def _open_lines(session: Session, accepted: list[_Accepted], *, person_ids: set[str], employer_ids: set[str],
+                periods: set[int], parameters: ParameterSets) -> dict[str, _OpenLine]:
     """Assessment lines that payments of this batch may settle: not superseded, of the batch's persons (person-level
-    lines) or employers (employer-level lines) and periods, read under the periods' settlement lock (``settling``:
-    two batches settling one line queue up)."""
+    lines) or employers (employer-level lines) and periods, read under the settlement locks (``settling``: two
+    batches settling one line queue up): the payments' (period, person, fund) keys, or the whole periods when an
+    employer-level payment settles lines of persons not known before they are read."""
     table = AssessmentLine.__table__.c
     assessment = Assessment.__table__.c
     columns = (table.id, table.assessment_id, table.employer_id, table.person_id, table.fund, table.period,
@@ -533,7 +534,11 @@ def _open_lines(session: Session, *, person_ids: set[str], employer_ids: set[str
     rows: dict[str, Any] = {}
     if not periods:
         return {}
-    settling.lock_periods(session, periods)
+    if employer_ids:
+        settling.lock_periods(session, periods)
+    else:
+        settling.lock_lines(session, ((a.line.period, a.person_id, a.line.fund) for a in accepted
+                                      if a.person_id is not None))
     for key_column, keys in ((table.person_id, person_ids), (table.employer_id, employer_ids)):
         for part in chunks(sorted(keys)):
             query = (
@@ -564,7 +569,7 @@ def _match_and_settle(session: Session, accepted: list[_Accepted], parameters: P
     assessment lines' new figures."""
     person_ids = {a.person_id for a in accepted if a.person_id is not None}
     employer_ids = {a.employer_id for a in accepted if a.employer_id is not None and a.line.citizen_id is None}
-    lines = _open_lines(session, person_ids=person_ids, employer_ids=employer_ids,
+    lines = _open_lines(session, accepted, person_ids=person_ids, employer_ids=employer_ids,
                         periods={a.line.period for a in accepted}, parameters=parameters)
     # A person's candidate lines: their order does not matter (one open line is settled, several are ambiguous).
     by_person: dict[tuple[str, str, int], list[_OpenLine]] = {}
@@ -862,8 +867,9 @@ def resolve_payment(session: Session, payment_id: str, *, assessment_line_id: st
     if payment.match_status != MatchStatus.unmatched.value:
         raise Conflict("PAYMENT_NOT_UNMATCHED", f"缴费明细状态为 {payment.match_status}，只有未匹配的明细可以复核指定",
                        details={"match_status": payment.match_status})
-    period = session.execute(select(AssessmentLine.period).where(AssessmentLine.id == assessment_line_id)).scalar()
-    settling.lock_periods(session, [] if period is None else [period])
+    key = session.execute(select(AssessmentLine.period, AssessmentLine.person_id, AssessmentLine.fund)
+                          .where(AssessmentLine.id == assessment_line_id)).first()
+    settling.lock_lines(session, [] if key is None else [tuple(key)])
     row = session.execute(
         select(AssessmentLine, Assessment.status).join(Assessment, Assessment.id == AssessmentLine.assessment_id)
         .where(AssessmentLine.id == assessment_line_id).execution_options(populate_existing=True)
