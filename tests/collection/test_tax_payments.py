@@ -205,6 +205,14 @@ async def test_employer_level_lines_match_by_totals(start_service, settings):
         assert event["lines"][0]["match_status"] == "matched" and event["lines"][0]["assessment_line_id"] is None
         assert_lines_carry_their_charges(client)
 
+        # A payment's detail lists the charges it wrote: both lines' for the employer-level one, none unmatched.
+        detail = await client.get(f"/tax-payments/{event['lines'][0]['payment_id']}", headers=tax_headers(settings))
+        assert [(c["assessment_line_id"], c["principal_paid"]) for c in detail.json()["charges"]] == \
+            [(line_ids[0], "1200.00"), (line_ids[1], "600.00")]
+        unmatched_id = partial.json()["unmatched_lines"][0]["payment_id"]
+        detail = await client.get(f"/tax-payments/{unmatched_id}", headers=tax_headers(settings))
+        assert detail.status_code == 200 and detail.json()["charges"] == []
+
 
 # -- refusals --------------------------------------------------------------------------------------------------------
 

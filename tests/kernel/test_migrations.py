@@ -4,11 +4,12 @@ Runs on SQLite (``make test``) and PostgreSQL (``make test-postgres``).
 """
 
 import pytest
+from alembic import command
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import event, inspect
 
 from services.kernel.db import make_engine
-from services.kernel.migrations import pending_schema_changes, upgrade_database
+from services.kernel.migrations import alembic_config, pending_schema_changes, upgrade_database
 from services.kernel.settings import SERVICES
 from sifund import services as catalogue
 
@@ -86,16 +87,50 @@ def test_outbox_envelopes_are_compressed_with_lz4_on_postgresql(database_urls: d
     assert method == "l"
 
 
-def test_late_fee_charges_have_foreign_keys_on_sqlite_only(database_urls: dict[str, str]):
-    """A charge's line and payment are foreign keys on SQLite; PostgreSQL's were dropped (each check locked both
-    parents, written to the WAL), and the models, which keep them as ``SQLITE_ONLY``, still agree with it."""
+def _charges(engine) -> list[tuple]:  # noqa: ANN001
+    with engine.connect() as connection:
+        return [tuple(row) for row in connection.exec_driver_sql(
+            "SELECT id, assessment_line_id, tax_payment_id, days_late, principal_before_fen, principal_paid_fen, "
+            "fee_accrued_fen, fee_paid_fen, computed_at FROM late_fee_charge")]
+
+
+def test_late_fee_charges_have_no_foreign_keys(database_urls: dict[str, str]):
+    """A charge's line and payment are not foreign keys on either database (PostgreSQL's checks locked both parents,
+    written to the WAL; SQLite's were two index searches a charge), and the models agree; a charge's rows survive
+    SQLite's rebuild of the table (migration 8f7165bfa1c3), and its index is there."""
     engine = make_engine(database_urls["collection"])
+    metadata = catalogue.spec("collection").metadata
     try:
-        upgrade_database(engine, "collection", catalogue.spec("collection").metadata)
-        parents = {fk["referred_table"] for fk in inspect(engine).get_foreign_keys("late_fee_charge")}
-        expected = {"assessment_line", "tax_payment"} if engine.dialect.name == "sqlite" else set()
-        assert parents == expected
-        assert pending_schema_changes(engine, catalogue.spec("collection").metadata) == []
+        command.upgrade(alembic_config(engine, "collection", metadata), "5c0e6a1d94b2")
+        with engine.begin() as connection:  # a charge as the previous schema kept it (parents first on SQLite)
+            connection.exec_driver_sql("INSERT INTO tax_payment_batch (id, received_at, received_by, source_format, "
+                                       "lines, accepted, duplicates, rejected, matched, unmatched) VALUES "
+                                       "('batch-1', '2026-12-08 00:00:00', 'tax', 'json', 1, 1, 0, 0, 1, 0)")
+            connection.exec_driver_sql("INSERT INTO tax_payment (id, tax_line_id, content_hash, batch_id, fund, period, "
+                                       "employer_fen, individual_fen, late_fee_fen, method, voucher_no, paid_date, "
+                                       "match_status) VALUES ('payment-1', 'T1', 'h', 'batch-1', 'PENSION', 202611, "
+                                       "8000, 2000, 12, 'online', 'V1', '2026-12-07', 'matched')")
+            connection.exec_driver_sql("INSERT INTO assessment (id, employer_id, period, parameters_id, status, due_date, "
+                                       "lines, employer_total_fen, individual_total_fen, issued_at, issued_by) VALUES "
+                                       "('assessment-1', 'e', 202611, 'rates', 'issued', '2026-11-15', 1, 8000, 2000, "
+                                       "'2026-12-01 00:00:00', 'clerk')")
+            connection.exec_driver_sql("INSERT INTO assessment_line (id, assessment_id, person_id, fund, period, "
+                                       "base_fen, employer_rate, individual_rate, employer_fen, individual_fen, "
+                                       "due_date, status, paid_principal_fen, paid_late_fee_fen) VALUES ('line-1', "
+                                       "'assessment-1', 'p', 'PENSION', 202611, 50000, '0.16', '0.04', 8000, 2000, "
+                                       "'2026-11-15', 'paid', 10000, 12)")
+            connection.exec_driver_sql("INSERT INTO late_fee_charge (assessment_line_id, tax_payment_id, days_late, "
+                                       "principal_before_fen, principal_paid_fen, fee_accrued_fen, fee_paid_fen, "
+                                       "computed_at) VALUES ('line-1', 'payment-1', 3, 10000, 10000, 12, 12, "
+                                       "'2026-12-08 00:00:00')")
+        before = _charges(engine)
+        upgrade_database(engine, "collection", metadata)
+        assert [row[:8] for row in before] == [(1, "line-1", "payment-1", 3, 100_00, 100_00, 12, 12)]
+        assert _charges(engine) == before
+        assert inspect(engine).get_foreign_keys("late_fee_charge") == []
+        assert {i["name"] for i in inspect(engine).get_indexes("late_fee_charge")} == {
+            "ix_late_fee_charge_assessment_line_id"}
+        assert pending_schema_changes(engine, metadata) == []
     finally:
         engine.dispose()
 

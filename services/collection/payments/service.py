@@ -834,10 +834,22 @@ def _load_payment(session: Session, payment_id: str, *, for_update: bool = False
 
 def get_payment(session: Session, payment_id: str) -> PaymentDetail:
     payment = _load_payment(session, payment_id)
-    charges = session.execute(
-        select(LateFeeCharge).where(LateFeeCharge.tax_payment_id == payment.id).order_by(LateFeeCharge.id)
-    ).scalars()
-    return PaymentDetail(**payment_out(payment).model_dump(), charges=[_charge_out(c) for c in charges])
+    return PaymentDetail(**payment_out(payment).model_dump(), charges=[_charge_out(c) for c in _charges_of(session, payment)])
+
+
+def _charges_of(session: Session, payment: TaxPayment) -> list[LateFeeCharge]:
+    """The charges a payment wrote, in order. ``late_fee_charge`` is indexed by line, not by payment (a batch would
+    keep a second index a charge), so the payment's line finds them: a charge is written only when a payment
+    settles a line (a batch's match, a reviewer's resolve, which both set ``match_status`` in the same transaction),
+    so an unmatched payment has none; a payment of one line (person-level, an employer's only open line, a resolve)
+    names it in ``assessment_line_id`` and charged it alone. Only an employer-level payment of several lines
+    (``assessment_line_id`` empty) is looked up by payment id, reading the whole table."""
+    if payment.match_status == _UNMATCHED:
+        return []
+    query = select(LateFeeCharge).where(LateFeeCharge.tax_payment_id == payment.id)
+    if payment.assessment_line_id is not None:
+        query = query.where(LateFeeCharge.assessment_line_id == payment.assessment_line_id)
+    return list(session.execute(query.order_by(LateFeeCharge.id)).scalars())
 
 
 def list_unmatched(session: Session, *, fund: str | None, period: int | None, employer_id: str | None,
