@@ -65,6 +65,7 @@ from services.oversight.ledger.models import (
     LedgerFlaggedTransaction,
     LedgerFundMonthOut,
     LedgerFundPeriod,
+    LedgerFundPeriodAgency,
     LedgerRemittance,
 )
 from services.oversight.models import (
@@ -274,8 +275,9 @@ def populate(engine, n: int) -> dict[str, int]:  # noqa: ANN001, C901, PLR0915
     funds = ("PEN_EMP", "UNEMP", "INJURY")
     load(LedgerFundPeriod, ({"period": MONTH, "fund": f, "tax_principal_fen": 10**9, "tax_late_fee_fen": 0,
                              "tax_lines": 1000, "finance_fen": 10**9 - (500 if f == "UNEMP" else 0),
-                             "finance_receipts": 3, "agency_fen": 10**9, "agency_lines": 1000, "updated_at": NOW}
-                            for f in funds))
+                             "finance_receipts": 3, "updated_at": NOW} for f in funds))
+    load(LedgerFundPeriodAgency, ({"period": MONTH, "fund": f, "agency_fen": 10**9, "agency_lines": 1000,
+                                   "updated_at": NOW} for f in funds))
     load(LedgerEmployerPeriod, ({"period": MONTH, "fund": f, "employer_key": f"emp-{k:06d}", "assessed_fen": 500000,
                                  "tax_principal_fen": 500000, "tax_late_fee_fen": 0,
                                  "agency_fen": 500000 - (100 if (k < 200 and f == "PEN_EMP") else 0),
