@@ -5,18 +5,19 @@ database, and rebuildable from the streams (``services/oversight/rebuild.py``). 
 per reconciliation cell with the running sums, moved in the consumer's transaction, so a month's report reads one row
 per cell whatever the number of payment lines behind it:
 
-=========================  ==============================  ===========================================================
-table                      one row per                     fed by
-=========================  ==============================  ===========================================================
-ledger_fund_period         fund × period (R1)              PaymentsCollected (TAX), special-account receipts (FINANCE)
-ledger_fund_period_agency  fund × period (R1)              ContributionsPosted (AGENCY)
-ledger_employer_period     period × fund × employer (R2)   AssessmentIssued − superseded (ASSESSED), TAX, AGENCY
-ledger_remittance          treasury remittance (R3)        TreasuryRemitted, its receipts into the special account
-ledger_account_month       bank account × month (R4, R6)   every BankTransactionRecorded (in/out by value-date month)
-ledger_fund_month_out      fund × month (R5)               PayrollApproved, allocations into the expenditure account,
-                                                           PaymentsSettled (paid / failed = returned),
-                                                           PayrollLinesRetained (held back / offset)
-=========================  ==============================  ===========================================================
+=============================  ==============================  ===========================================================
+table                          one row per                     fed by
+=============================  ==============================  ===========================================================
+ledger_fund_period             fund × period (R1)              PaymentsCollected (TAX), special-account receipts (FINANCE)
+ledger_fund_period_agency      fund × period (R1)              ContributionsPosted (AGENCY)
+ledger_employer_period         period × fund × employer (R2)   AssessmentIssued − superseded (ASSESSED), TAX
+ledger_employer_period_agency  period × fund × employer (R2)   ContributionsPosted (AGENCY)
+ledger_remittance              treasury remittance (R3)        TreasuryRemitted, its receipts into the special account
+ledger_account_month           bank account × month (R4, R6)   every BankTransactionRecorded (in/out by value-date month)
+ledger_fund_month_out          fund × month (R5)               PayrollApproved, allocations into the expenditure account,
+                                                               PaymentsSettled (paid / failed = returned),
+                                                               PayrollLinesRetained (held back / offset)
+=============================  ==============================  ===========================================================
 
 Line-level tables exist only where a sum alone cannot be kept exact — the inbox already applies each *event* once:
 
@@ -79,7 +80,8 @@ class LedgerFundPeriodAgency(OversightTable, table=True):
 
 
 class LedgerEmployerPeriod(OversightTable, table=True):
-    """R2 cell: one employer's fund and period: assessed (current assessments only), collected, posted."""
+    """R2 cell: one employer's fund and period: assessed (current assessments only), collected (the posted figure is
+    ``LedgerEmployerPeriodAgency``)."""
 
     __tablename__ = "ledger_employer_period"
 
@@ -89,6 +91,18 @@ class LedgerEmployerPeriod(OversightTable, table=True):
     assessed_fen: int = _fen()
     tax_principal_fen: int = _fen()
     tax_late_fee_fen: int = _fen()
+    updated_at: datetime
+
+
+class LedgerEmployerPeriodAgency(OversightTable, table=True):
+    """R2 cell's AGENCY leg: what the agency posted for one employer's fund and period, in a row of its own for the
+    reason ``LedgerFundPeriodAgency`` gives (the ACCOUNTS consumer and the COLLECTION one never share a row)."""
+
+    __tablename__ = "ledger_employer_period_agency"
+
+    period: int = Field(primary_key=True)
+    fund: str = Field(primary_key=True, max_length=10)
+    employer_key: str = Field(primary_key=True, max_length=36)  # "" when the lines name no employer
     agency_fen: int = _fen()
     updated_at: datetime
 
@@ -250,7 +264,7 @@ class LedgerFlaggedTransaction(OversightTable, table=True):
 
 
 LEDGER_TABLES = (
-    LedgerFundPeriod, LedgerFundPeriodAgency, LedgerEmployerPeriod, LedgerAssessment, LedgerSupersededAssessment, LedgerRemittance,
+    LedgerFundPeriod, LedgerFundPeriodAgency, LedgerEmployerPeriod, LedgerEmployerPeriodAgency, LedgerAssessment, LedgerSupersededAssessment, LedgerRemittance,
     LedgerBankAccount, LedgerAccountMonth, LedgerFundMonthOut, LedgerSettledLine, LedgerRetainedLine,
     LedgerFlaggedTransaction,
 )

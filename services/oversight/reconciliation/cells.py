@@ -56,6 +56,7 @@ from services.oversight.ledger.models import (
     LedgerAccountMonth,
     LedgerBankAccount,
     LedgerEmployerPeriod,
+    LedgerEmployerPeriodAgency,
     LedgerFlaggedTransaction,
     LedgerFundMonthOut,
     LedgerFundPeriod,
@@ -220,16 +221,19 @@ def r1_cells(session: Session, month: int) -> list[Cell]:
 
 
 def r2_cells(session: Session, month: int) -> list[Cell]:
+    """A cell per employer and fund of the period: assessed and collected (``ledger_employer_period``) and posted
+    (``ledger_employer_period_agency``), whichever of the two rows exist."""
+    E, A = LedgerEmployerPeriod, LedgerEmployerPeriodAgency  # noqa: N806
+    legs = {(fund, employer): (assessed, tax, late_fee) for fund, employer, assessed, tax, late_fee in session.execute(
+        select(E.fund, E.employer_key, E.assessed_fen, E.tax_principal_fen, E.tax_late_fee_fen)
+        .where(E.period == month))}
+    posted = {(fund, employer): agency for fund, employer, agency in session.execute(
+        select(A.fund, A.employer_key, A.agency_fen).where(A.period == month))}
     cells = []
-    rows = session.execute(
-        select(LedgerEmployerPeriod.fund, LedgerEmployerPeriod.employer_key, LedgerEmployerPeriod.assessed_fen,
-               LedgerEmployerPeriod.tax_principal_fen, LedgerEmployerPeriod.tax_late_fee_fen,
-               LedgerEmployerPeriod.agency_fen)
-        .where(LedgerEmployerPeriod.period == month)
-        .order_by(LedgerEmployerPeriod.fund, LedgerEmployerPeriod.employer_key)
-    )
     clause, suspicion = CHECK_INFO["R2"].clause, SUSPICION["R2"]
-    for fund, employer, assessed, tax, late_fee, agency in rows:
+    for fund, employer in sorted(legs.keys() | posted.keys()):
+        assessed, tax, late_fee = legs.get((fund, employer), (0, 0, 0))
+        agency = posted.get((fund, employer), 0)
         if not (assessed or tax or late_fee or agency):
             continue  # an assessment superseded by one for other funds
         cells.append(Cell(
