@@ -62,9 +62,11 @@ from services.oversight.ledger.models import (
     LedgerAccountMonth,
     LedgerBankAccount,
     LedgerEmployerPeriod,
+    LedgerEmployerPeriodAgency,
     LedgerFlaggedTransaction,
     LedgerFundMonthOut,
     LedgerFundPeriod,
+    LedgerFundPeriodAgency,
     LedgerRemittance,
 )
 from services.oversight.models import (
@@ -274,12 +276,15 @@ def populate(engine, n: int) -> dict[str, int]:  # noqa: ANN001, C901, PLR0915
     funds = ("PEN_EMP", "UNEMP", "INJURY")
     load(LedgerFundPeriod, ({"period": MONTH, "fund": f, "tax_principal_fen": 10**9, "tax_late_fee_fen": 0,
                              "tax_lines": 1000, "finance_fen": 10**9 - (500 if f == "UNEMP" else 0),
-                             "finance_receipts": 3, "agency_fen": 10**9, "agency_lines": 1000, "updated_at": NOW}
-                            for f in funds))
+                             "finance_receipts": 3, "updated_at": NOW} for f in funds))
+    load(LedgerFundPeriodAgency, ({"period": MONTH, "fund": f, "agency_fen": 10**9, "agency_lines": 1000,
+                                   "updated_at": NOW} for f in funds))
     load(LedgerEmployerPeriod, ({"period": MONTH, "fund": f, "employer_key": f"emp-{k:06d}", "assessed_fen": 500000,
-                                 "tax_principal_fen": 500000, "tax_late_fee_fen": 0,
-                                 "agency_fen": 500000 - (100 if (k < 200 and f == "PEN_EMP") else 0),
-                                 "updated_at": NOW} for k in range(employers) for f in ("PEN_EMP", "UNEMP")))
+                                 "tax_principal_fen": 500000, "tax_late_fee_fen": 0, "updated_at": NOW}
+                                for k in range(employers) for f in ("PEN_EMP", "UNEMP")))
+    load(LedgerEmployerPeriodAgency, ({"period": MONTH, "fund": f, "employer_key": f"emp-{k:06d}",
+                                       "agency_fen": 500000 - (100 if (k < 200 and f == "PEN_EMP") else 0),
+                                       "updated_at": NOW} for k in range(employers) for f in ("PEN_EMP", "UNEMP")))
     load(LedgerRemittance, ({"remittance_id": f"rem-{k}", "month": MONTH, "fund": "PEN_EMP", "period": 202604,
                              "amount_fen": 1000, "remitted_on": date(2026, 5, 6), "voucher_no": f"GK{k}",
                              "deadline": date(2026, 5, 20), "received_fen": 1000, "receipts": 1,

@@ -16,7 +16,7 @@ from services.oversight.cases.models import Case
 from services.oversight.cases.workflow import OPEN_STATUSES
 from services.oversight.chains.models import ChainCheckpoint
 from services.oversight.incidents.models import MajorIncident
-from services.oversight.ledger.models import LedgerFundMonthOut, LedgerFundPeriod
+from services.oversight.ledger.models import LedgerFundMonthOut, LedgerFundPeriod, LedgerFundPeriodAgency
 from services.oversight.reconciliation.cells import compute_cells
 from services.oversight.reconciliation.models import ReconciliationClose
 
@@ -84,6 +84,7 @@ def reconciliation_figures(session: Session) -> Iterator[Metric]:
     # The latest contribution period and money-out month the ledger has heard of count as recent too (a city
     # reconciles a period weeks after it, and a replayed or test clock may sit far from the data).
     latest = {session.execute(select(func.max(LedgerFundPeriod.period))).scalar_one(),
+              session.execute(select(func.max(LedgerFundPeriodAgency.period))).scalar_one(),
               session.execute(select(func.max(LedgerFundMonthOut.month))).scalar_one()} - {None}
     months = sorted({add_months(this_month, -k) for k in range(RECENT_MONTHS)} | latest
                     | set(sorted(closed)[-RECENT_MONTHS:]))

@@ -8,26 +8,34 @@ the service tests publish on JetStream as the producing services' outbox relays 
 import asyncio
 from datetime import date
 
+from alembic import command
+from sqlalchemy import text
 from sqlmodel import Session
 
 from services.contracts import benefits as ben
 from services.contracts import collection as col
+from services.kernel.db import make_engine
 from services.kernel.events import EventPayload
+from services.kernel.migrations import alembic_config
 from services.kernel.service_app import merge_consumer_specs
+from services.oversight import models
 from services.oversight.app import SPEC
 from services.oversight.ledger.handlers import LEDGER_HANDLERS
 from services.oversight.ledger.models import (
     LedgerAssessment,
     LedgerEmployerPeriod,
+    LedgerEmployerPeriodAgency,
     LedgerFlaggedTransaction,
     LedgerFundMonthOut,
     LedgerFundPeriod,
+    LedgerFundPeriodAgency,
     LedgerRemittance,
     LedgerRetainedLine,
     LedgerSettledLine,
 )
 from services.oversight.rebuild import rebuild_ledger
 from services.oversight.reconciliation import service
+from services.oversight.reconciliation.cells import r1_cells, r2_cells
 from services.oversight.reconciliation.report import report_json
 from tests.support.e2e import wait_for
 from tests.support.oversight import (
@@ -51,16 +59,19 @@ def test_a_thousand_line_event_costs_one_row_per_cell(feed):
     feed(collected(*lines))
     feed(posted(*[(f, p, e, er, ind) for f, p, e, er, ind, _ in lines[:600]]),
          posted(*[(f, p, e, er, ind) for f, p, e, er, ind, _ in lines[600:]], prefix="q"))
-    assert feed.count(LedgerFundPeriod) == 2 and feed.count(LedgerEmployerPeriod) == 10
-    pen = feed.get(LedgerFundPeriod, 202401, PEN)
+    assert feed.count(LedgerFundPeriod) == feed.count(LedgerFundPeriodAgency) == 2
+    assert feed.count(LedgerEmployerPeriod) == feed.count(LedgerEmployerPeriodAgency) == 10
+    pen, pen_posted = feed.get(LedgerFundPeriod, 202401, PEN), feed.get(LedgerFundPeriodAgency, 202401, PEN)
     odd = [line for line in lines if line[0] == PEN]
-    assert pen.tax_principal_fen == sum(er + ind for _, _, _, er, ind, _ in odd) == pen.agency_fen
-    assert pen.tax_late_fee_fen == 0 and pen.tax_lines == pen.agency_lines == 500
+    assert pen.tax_principal_fen == sum(er + ind for _, _, _, er, ind, _ in odd) == pen_posted.agency_fen
+    assert pen.tax_late_fee_fen == 0 and pen.tax_lines == pen_posted.agency_lines == 500
     med = feed.get(LedgerFundPeriod, 202401, MED)
     assert med.tax_late_fee_fen == 50  # ten lines with 5 fen each
-    employer = feed.get(LedgerEmployerPeriod, 202401, MED, "e0")
+    employer, employer_posted = (feed.get(model, 202401, MED, "e0")
+                                 for model in (LedgerEmployerPeriod, LedgerEmployerPeriodAgency))
     expected = sum(er + ind for f, _, e, er, ind, _ in lines if e == "e0")
-    assert (employer.tax_principal_fen, employer.agency_fen, employer.tax_late_fee_fen) == (expected, expected, 50)
+    assert (employer.tax_principal_fen, employer_posted.agency_fen, employer.tax_late_fee_fen) == (
+        expected, expected, 50)
 
 
 def test_collected_lines_without_an_employer_share_one_cell(feed):
@@ -290,3 +301,65 @@ def test_month_report_reads_cells_not_lines(feed, engine):
     assert body["checks"][1]["summary"] == {"cells": 10, "matched": 0, "mismatch": 0, "missing_tax": 0,
                                             "missing_finance": 0, "missing_agency": 10, "late": 0}
 
+
+
+def test_r1_and_r2_read_the_agency_leg_from_its_own_rows(feed, engine):
+    """The AGENCY leg of an R1 or R2 cell is a row of its own (the ACCOUNTS consumer never waits for COLLECTION's
+    row lock): a posting that arrives before the collected batch still makes the cells, and the rows read as one."""
+    feed(posted((PEN, 202401, "e1", 100, 50)))
+    with Session(engine) as session:
+        (r1,), (r2,) = r1_cells(session, 202401), r2_cells(session, 202401)
+    assert (r1.status, r1.amounts["agency"], r1.amounts["tax"], r1.detail["agency_lines"]) == ("missing_tax", 150, 0, 1)
+    assert (r2.key, r2.status, r2.amounts) == ({"employer_id": "e1", "fund": PEN, "period": 202401}, "missing_tax",
+                                               {"assessed": 0, "tax": 0, "agency": 150, "tax_late_fee": 0, "arrears": 0})
+    assert feed.count(LedgerFundPeriod) == feed.count(LedgerEmployerPeriod) == 0
+    feed(collected((PEN, 202401, "e1", 100, 50, 0)))
+    with Session(engine) as session:
+        (r1,), (r2,) = r1_cells(session, 202401), r2_cells(session, 202401)
+    assert (r1.amounts["agency"], r1.amounts["tax_principal"], r1.detail) == (
+        150, 150, {"tax_lines": 1, "agency_lines": 1, "finance_receipts": 0})
+    assert (r2.status, r2.amounts["tax"], r2.amounts["agency"]) == ("matched", 150, 150)
+
+
+AT = {"at": "2026-01-01 00:00:00"}
+
+
+def test_the_migrations_move_the_agency_leg_and_back(database_urls):
+    """Revisions 977a03bb30fa and dfd92455c37c copy the AGENCY figures of ``ledger_fund_period`` and
+    ``ledger_employer_period`` into their own rows and drop the columns; the downgrades put them back (a cell known
+    only to the AGENCY leg gets a row)."""
+    engine = make_engine(database_urls["oversight"])
+    config = alembic_config(engine, "oversight", models.metadata)
+    try:
+        command.upgrade(config, "oversight@449be005fb97")
+        with engine.begin() as connection:
+            connection.execute(text(
+                "INSERT INTO ledger_fund_period (period, fund, tax_principal_fen, agency_fen, agency_lines, updated_at)"
+                " VALUES (202401, 'PEN_EMP', 100, 90, 3, :at), (202401, 'UNEMP', 50, 0, 0, :at)"), AT)
+            connection.execute(text(
+                "INSERT INTO ledger_employer_period (period, fund, employer_key, tax_principal_fen, agency_fen, "
+                "updated_at) VALUES (202401, 'PEN_EMP', 'e1', 100, 90, :at), (202401, 'UNEMP', 'e1', 50, 0, :at)"), AT)
+        command.upgrade(config, "heads")
+        with engine.begin() as connection:
+            assert connection.execute(text(
+                "SELECT period, fund, agency_fen, agency_lines FROM ledger_fund_period_agency")).all() == [
+                (202401, "PEN_EMP", 90, 3)]
+            assert connection.execute(text(
+                "SELECT period, fund, employer_key, agency_fen FROM ledger_employer_period_agency")).all() == [
+                (202401, "PEN_EMP", "e1", 90)]
+            connection.execute(text("INSERT INTO ledger_fund_period_agency (period, fund, agency_fen, agency_lines, "
+                                    "updated_at) VALUES (202402, 'PEN_EMP', 7, 1, :at)"), AT)
+            connection.execute(text("INSERT INTO ledger_employer_period_agency (period, fund, employer_key, "
+                                    "agency_fen, updated_at) VALUES (202402, 'PEN_EMP', '', 7, :at)"), AT)
+        command.downgrade(config, "oversight@449be005fb97")
+        with engine.connect() as connection:
+            assert connection.execute(text(
+                "SELECT period, fund, tax_principal_fen, agency_fen, agency_lines FROM ledger_fund_period "
+                "ORDER BY period, fund")).all() == [
+                (202401, "PEN_EMP", 100, 90, 3), (202401, "UNEMP", 50, 0, 0), (202402, "PEN_EMP", 0, 7, 1)]
+            assert connection.execute(text(
+                "SELECT period, fund, employer_key, tax_principal_fen, agency_fen FROM ledger_employer_period "
+                "ORDER BY period, fund")).all() == [
+                (202401, "PEN_EMP", "e1", 100, 90), (202401, "UNEMP", "e1", 50, 0), (202402, "PEN_EMP", "", 0, 7)]
+    finally:
+        engine.dispose()

@@ -7,7 +7,7 @@ Oversight's independent ledger (``services/oversight/ledger``) holds two of them
 are computed; the others are entered at the final accounts (they come from finance's books, which oversight does
 not receive line by line):
 
-- ``contributions``: the contributions the agency posted (到账确认记账, the AGENCY leg: ``ledger_fund_period.
+- ``contributions``: the contributions the agency posted (到账确认记账, the AGENCY leg: ``ledger_fund_period_agency.
   agency_fen``, employer + individual parts, late fees excluded) for the months (费款所属期) of the year;
 - ``benefits``: the benefit payments the bank confirmed (``ledger_fund_month_out.paid_fen``) for the payroll months
   of the year (returned payments are not expenditure).

@@ -55,7 +55,7 @@ from services.oversight.budget.models import (
     BudgetFinalLine,
     BudgetLine,
 )
-from services.oversight.ledger.models import LedgerFundMonthOut, LedgerFundPeriod
+from services.oversight.ledger.models import LedgerFundMonthOut, LedgerFundPeriodAgency
 from services.oversight.reconciliation.models import ReconciliationClose
 from services.kernel.clock import china_today
 from services.kernel.settings import get_settings
@@ -422,8 +422,8 @@ def ledger_months(session: Session, fund: str, year: int) -> dict[str, dict[int,
     of ``fund`` in ``year``, per month YYYYMM."""
     first, last = year * 100 + 1, year * 100 + 12
     contributions = dict(session.execute(
-        select(LedgerFundPeriod.period, LedgerFundPeriod.agency_fen)
-        .where(LedgerFundPeriod.fund == fund, LedgerFundPeriod.period.between(first, last))).all())
+        select(LedgerFundPeriodAgency.period, LedgerFundPeriodAgency.agency_fen)
+        .where(LedgerFundPeriodAgency.fund == fund, LedgerFundPeriodAgency.period.between(first, last))).all())
     benefits = dict(session.execute(
         select(LedgerFundMonthOut.month, LedgerFundMonthOut.paid_fen)
         .where(LedgerFundMonthOut.fund == fund, LedgerFundMonthOut.month.between(first, last))).all())

@@ -11,7 +11,9 @@ What feeds what (amounts in fen):
   but not counted.
 - ``collection.payments.collected`` → TAX (R1, R2): principal (employer + individual) and late fee, every stored
   line (matched or not: the TAX leg is what the bureau collected).
-- ``accounts.contributions.posted`` → AGENCY (R1, R2): employer + individual parts of each posted line.
+- ``accounts.contributions.posted`` → AGENCY (R1, R2): employer + individual parts of each posted line, in rows of
+  their own (``ledger_fund_period_agency``, ``ledger_employer_period_agency``): this consumer and the COLLECTION one
+  never share a row.
 - ``collection.treasury.remitted`` → the R3 row of the remittance, with its deadline (10 Chinese working days).
 - ``collection.bank_transaction.recorded`` → every movement: the account's month (R4, R6); a receipt of a
   remittance into the special account → FINANCE (R1, by the remittance's period) and the remittance (R3); an
@@ -51,9 +53,11 @@ from services.oversight.ledger.models import (
     LedgerAssessment,
     LedgerBankAccount,
     LedgerEmployerPeriod,
+    LedgerEmployerPeriodAgency,
     LedgerFlaggedTransaction,
     LedgerFundMonthOut,
     LedgerFundPeriod,
+    LedgerFundPeriodAgency,
     LedgerRemittance,
     LedgerRetainedLine,
     LedgerSettledLine,
@@ -176,10 +180,13 @@ def _legs(session: Session, lines: Iterable[Any], *, leg: str) -> None:
     def amounts(fen: int, late_fee: int) -> dict[str, int]:
         return {principal: fen, "tax_late_fee_fen": late_fee} if tax else {principal: fen}
 
-    bump(session, LedgerFundPeriod, [{"period": p, "fund": f, **amounts(fen, late_fee), count: n}
-                                     for (p, f), (fen, late_fee, n) in r1.items()], add=(*sums, count))
-    bump(session, LedgerEmployerPeriod, [{"period": p, "fund": f, "employer_key": k, **amounts(fen, late_fee)}
-                                         for (p, f, k), (fen, late_fee, _) in r2.items()], add=sums)
+    # The AGENCY leg's cells are rows of their own: the two consumers never wait for each other's row lock.
+    bump(session, LedgerFundPeriod if tax else LedgerFundPeriodAgency,
+         [{"period": p, "fund": f, **amounts(fen, late_fee), count: n} for (p, f), (fen, late_fee, n) in r1.items()],
+         add=(*sums, count))
+    bump(session, LedgerEmployerPeriod if tax else LedgerEmployerPeriodAgency,
+         [{"period": p, "fund": f, "employer_key": k, **amounts(fen, late_fee)}
+          for (p, f, k), (fen, late_fee, _) in r2.items()], add=sums)
 
 
 def on_payments_collected(session: Session, envelope: EventEnvelope) -> None:

@@ -56,9 +56,11 @@ from services.oversight.ledger.models import (
     LedgerAccountMonth,
     LedgerBankAccount,
     LedgerEmployerPeriod,
+    LedgerEmployerPeriodAgency,
     LedgerFlaggedTransaction,
     LedgerFundMonthOut,
     LedgerFundPeriod,
+    LedgerFundPeriodAgency,
     LedgerRemittance,
 )
 from services.oversight.ledger.workdays import remittance_deadline
@@ -191,37 +193,47 @@ def r5_status(approved: int, allocated: int, accounted: int) -> str:
 
 
 def r1_cells(session: Session, month: int) -> list[Cell]:
+    """A cell per fund of the period: its TAX and FINANCE legs (``ledger_fund_period``) and its AGENCY leg
+    (``ledger_fund_period_agency``), whichever of the two rows exist."""
+    legs = {row.fund: row for row in session.execute(
+        select(LedgerFundPeriod).where(LedgerFundPeriod.period == month)).scalars()}
+    agency = {row.fund: row for row in session.execute(
+        select(LedgerFundPeriodAgency).where(LedgerFundPeriodAgency.period == month)).scalars()}
     cells = []
-    for row in session.execute(select(LedgerFundPeriod).where(LedgerFundPeriod.period == month)
-                               .order_by(LedgerFundPeriod.fund)).scalars():
+    for fund in sorted(legs.keys() | agency.keys()):
+        row = legs.get(fund) or LedgerFundPeriod(period=month, fund=fund)
+        posted = agency.get(fund) or LedgerFundPeriodAgency(period=month, fund=fund)
         tax = row.tax_principal_fen + row.tax_late_fee_fen
-        if not (tax or row.finance_fen or row.agency_fen):
+        if not (tax or row.finance_fen or posted.agency_fen):
             continue
         differences = {"finance_minus_tax": row.finance_fen - tax,
-                       "agency_minus_tax_principal": row.agency_fen - row.tax_principal_fen}
+                       "agency_minus_tax_principal": posted.agency_fen - row.tax_principal_fen}
         cells.append(Cell(
-            check="R1", key={"fund": row.fund, "period": row.period}, month=month, fund=row.fund, period=row.period,
-            status=r1_status(tax, row.finance_fen, row.agency_fen, row.tax_principal_fen),
-            amounts={"tax": tax, "finance": row.finance_fen, "agency": row.agency_fen,
+            check="R1", key={"fund": fund, "period": month}, month=month, fund=fund, period=month,
+            status=r1_status(tax, row.finance_fen, posted.agency_fen, row.tax_principal_fen),
+            amounts={"tax": tax, "finance": row.finance_fen, "agency": posted.agency_fen,
                      "tax_principal": row.tax_principal_fen, "tax_late_fee": row.tax_late_fee_fen},
             differences=differences, difference_fen=_headline(differences),
-            detail={"tax_lines": row.tax_lines, "agency_lines": row.agency_lines,
+            detail={"tax_lines": row.tax_lines, "agency_lines": posted.agency_lines,
                     "finance_receipts": row.finance_receipts},
             suspicion=SUSPICION["R1"], clause=CHECK_INFO["R1"].clause))
     return cells
 
 
 def r2_cells(session: Session, month: int) -> list[Cell]:
+    """A cell per employer and fund of the period: assessed and collected (``ledger_employer_period``) and posted
+    (``ledger_employer_period_agency``), whichever of the two rows exist."""
+    E, A = LedgerEmployerPeriod, LedgerEmployerPeriodAgency  # noqa: N806
+    legs = {(fund, employer): (assessed, tax, late_fee) for fund, employer, assessed, tax, late_fee in session.execute(
+        select(E.fund, E.employer_key, E.assessed_fen, E.tax_principal_fen, E.tax_late_fee_fen)
+        .where(E.period == month))}
+    posted = {(fund, employer): agency for fund, employer, agency in session.execute(
+        select(A.fund, A.employer_key, A.agency_fen).where(A.period == month))}
     cells = []
-    rows = session.execute(
-        select(LedgerEmployerPeriod.fund, LedgerEmployerPeriod.employer_key, LedgerEmployerPeriod.assessed_fen,
-               LedgerEmployerPeriod.tax_principal_fen, LedgerEmployerPeriod.tax_late_fee_fen,
-               LedgerEmployerPeriod.agency_fen)
-        .where(LedgerEmployerPeriod.period == month)
-        .order_by(LedgerEmployerPeriod.fund, LedgerEmployerPeriod.employer_key)
-    )
     clause, suspicion = CHECK_INFO["R2"].clause, SUSPICION["R2"]
-    for fund, employer, assessed, tax, late_fee, agency in rows:
+    for fund, employer in sorted(legs.keys() | posted.keys()):
+        assessed, tax, late_fee = legs.get((fund, employer), (0, 0, 0))
+        agency = posted.get((fund, employer), 0)
         if not (assessed or tax or late_fee or agency):
             continue  # an assessment superseded by one for other funds
         cells.append(Cell(
