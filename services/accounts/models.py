@@ -146,10 +146,15 @@ class Enrolment(AccountsTable, table=True):
             sqlite_where=text("status = 'active'"), postgresql_where=text("status = 'active'"),
         ),
         Index("ix_enrolment_employer_status", "employer_id", "status"),
+        # Every lookup by person (one person's enrolments, a posting's enrolments of a thousand lines' persons) reads
+        # its first column; the columns after it are what posting decides with, read from the index alone, without
+        # a table row per enrolment (a fifth of posting's enrolment read).
+        Index("ix_enrolment_person_facts", "person_id", "fund", "employer_id", "start_period", "end_period",
+              "status"),
     )
 
     id: str = Field(primary_key=True, max_length=36)
-    person_id: str = Field(foreign_key="person.id", max_length=36, index=True)
+    person_id: str = Field(foreign_key="person.id", max_length=36)
     fund: str = Field(max_length=10)
     fund_group: str = Field(max_length=10)
     employer_id: str | None = Field(default=None, foreign_key="employer.id", max_length=36)

@@ -7,7 +7,7 @@ from functools import lru_cache
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, select, text
+from sqlalchemy import bindparam, literal_column, select, text
 from sqlmodel import Session
 
 from services.accounts.archives.models import Disposal, DisposalLine, Dossier, DossierItem
@@ -16,7 +16,7 @@ from services.accounts.archives.seals import sealed_years
 from services.accounts.models import Employer, Person
 from services.kernel import archives, clock
 from services.kernel.audit import canonical_json
-from services.kernel.bulk import dialect_of, in_parameter, insert_many, parameter_values, read
+from services.kernel.bulk import dialect_of, in_parameter, insert_many, parameter_values
 from services.kernel.db import KeyRead
 from services.kernel.events import new_event_id
 from services.kernel.locks import lock_keys
@@ -34,17 +34,20 @@ def _dossier_query(dialect: str) -> KeyRead:
 
 
 @lru_cache(maxsize=4)
-def _filed_query(dialect: str) -> Any:
+def _filed_query(dialect: str) -> KeyRead:
     """(dossier, source, item type, act) of the acts among ``:acts`` filed into the dossiers among ``:dossiers``, or
-    filed there and destroyed by a disposal; built once per dialect."""
-    return (select(DossierItem.dossier_id, DossierItem.source, DossierItem.item_type, DossierItem.act_id)
-            .where(in_parameter(dialect, DossierItem.dossier_id, "dossiers"),
-                   in_parameter(dialect, DossierItem.act_id, "acts"))
-            .union_all(select(DisposalLine.dossier_id, DisposalLine.source, DisposalLine.item_type,
-                              DisposalLine.act_id)
-                       .join(Disposal, Disposal.id == DisposalLine.disposal_id)
-                       .where(Disposal.status == "destroyed", in_parameter(dialect, DisposalLine.act_id, "acts"),
-                              in_parameter(dialect, DisposalLine.dossier_id, "dossiers"))))
+    filed there and destroyed by a disposal; built once per dialect, run at the driver on SQLite (``KeyRead.all``:
+    SQLAlchemy's execution context and rows cost more than the read of an archive event's few acts). The status is
+    a literal of the statement (``KeyRead`` binds only the caller's parameters)."""
+    return KeyRead(
+        select(DossierItem.dossier_id, DossierItem.source, DossierItem.item_type, DossierItem.act_id)
+        .where(in_parameter(dialect, DossierItem.dossier_id, "dossiers"),
+               in_parameter(dialect, DossierItem.act_id, "acts"))
+        .union_all(select(DisposalLine.dossier_id, DisposalLine.source, DisposalLine.item_type, DisposalLine.act_id)
+                   .join(Disposal, Disposal.id == DisposalLine.disposal_id)
+                   .where(Disposal.status == literal_column("'destroyed'"),
+                          in_parameter(dialect, DisposalLine.act_id, "acts"),
+                          in_parameter(dialect, DisposalLine.dossier_id, "dossiers"))))
 
 
 def _registry_facts(session: Session, subject_type: str, ids: list[str]) -> dict[str, tuple[str, str, str]]:
@@ -105,8 +108,8 @@ def _already_filed(session: Session, dossier_ids: list[str], lines: list[dict[st
         return set()
     dialect = dialect_of(session)
     acts = {line["act_id"] for line in lines}
-    rows = read(session, _filed_query(dialect), {"dossiers": parameter_values(dialect, dossier_ids),
-                                                 "acts": parameter_values(dialect, acts)})
+    rows = _filed_query(dialect).all(session, dossiers=parameter_values(dialect, dossier_ids),
+                                     acts=parameter_values(dialect, acts))
     return {tuple(row) for row in rows}
 
 

@@ -83,7 +83,7 @@ from services.contracts.accounts import (
 )
 from services.contracts.collection import CollectedLine, PaymentsCollected
 from services.kernel import clock, context, metrics
-from services.kernel.audit import append_audit
+from services.kernel.audit import append_audit, append_audit_many
 from services.kernel.bulk import dialect_of, in_parameter, insert_many, parameter_values, update_many
 from services.kernel.db import KeyRead
 from services.kernel.auth import ensure_in_region, region_covers
@@ -365,6 +365,11 @@ def _valid_period(period: int) -> bool:
 
 def _check_line(d: _Decision, this_month: int) -> bool:
     line = d.item.line
+    period = line.period
+    # The usual line passes every check: answered in one expression, without a reason to build.
+    if line.fund in FUNDS and period <= this_month and _valid_period(period) and line.employer_fen >= 0 \
+            and line.individual_fen >= 0 and line.late_fee_fen >= 0:
+        return True
     if line.fund not in FUNDS:
         d.hold("UNKNOWN_FUND", f"险种 {line.fund} 不在目录中（{'、'.join(FUNDS)}）")
     else:
@@ -702,8 +707,11 @@ def post_collected(session: Session, payload: PaymentsCollected, *, event_id: st
     result = post_items(session, items, source_event_id=event_id)
     result.lines += repeats + resolved
     result.skipped += repeats + resolved
-    append_audit(session, action="contributions.post", entity_type="payment_batch", entity_id=payload.batch_id,
-                 detail={"event_id": event_id, "part": payload.part, "parts": payload.parts, **result.summary()})
+    # The entry ``append_audit`` would write, inserted at once (Core): not an ORM object for the next read's flush.
+    append_audit_many(session, [{"action": "contributions.post", "entity_type": "payment_batch",
+                                 "entity_id": payload.batch_id, "detail": {
+                                     "event_id": event_id, "part": payload.part, "parts": payload.parts,
+                                     **result.summary()}}])
     return result
 
 
