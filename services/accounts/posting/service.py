@@ -364,23 +364,20 @@ def _valid_period(period: int) -> bool:
 
 
 def _check_line(d: _Decision, this_month: int) -> bool:
+    """Whether the line can be posted at all; else ``d`` holds the first reason. The usual line passes the four
+    cheap comparisons and builds no reason."""
     line = d.item.line
-    period = line.period
-    # The usual line passes every check: answered in one expression, without a reason to build.
-    if line.fund in FUNDS and period <= this_month and _valid_period(period) and line.employer_fen >= 0 \
-            and line.individual_fen >= 0 and line.late_fee_fen >= 0:
-        return True
     if line.fund not in FUNDS:
         d.hold("UNKNOWN_FUND", f"险种 {line.fund} 不在目录中（{'、'.join(FUNDS)}）")
+    elif not _valid_period(line.period):
+        d.hold("INVALID_PERIOD", f"费款所属期 {line.period} 不是有效月份")
+    elif line.period > this_month:
+        d.hold("PERIOD_IN_FUTURE", f"费款所属期 {line.period} 晚于本月 {this_month}")
+    elif line.employer_fen < 0 or line.individual_fen < 0 or line.late_fee_fen < 0:
+        d.hold("NEGATIVE_AMOUNT")
     else:
-        if not _valid_period(line.period):
-            d.hold("INVALID_PERIOD", f"费款所属期 {line.period} 不是有效月份")
-            return False
-        if line.period > this_month:
-            d.hold("PERIOD_IN_FUTURE", f"费款所属期 {line.period} 晚于本月 {this_month}")
-        elif min(line.employer_fen, line.individual_fen, line.late_fee_fen) < 0:
-            d.hold("NEGATIVE_AMOUNT")
-    return d.reason is None
+        return True
+    return False
 
 
 def _decide(d: _Decision, by_id: dict[str, PersonFacts], by_cid: dict[str, PersonFacts], employer_ids: set[str],

@@ -533,16 +533,15 @@ def _grant(session: Session, claim: Claim, decisions: list[ClaimDecision]) -> En
     return entitlement
 
 
-def _pending_for(session: Session, claim: Claim, wanted: str | None) -> tuple[list[ClaimDecision], str, str]:
-    """The claim's decisions and its next (level, role), if the current actor may act there: not the submitter or
-    a resubmitting clerk, nobody who acted at another level of this claim (returns and void decisions count too:
-    001 第十八条), the level's role; ``wanted``, when given, must be that level."""
+def _pending_for(claim: Claim, decisions: list[ClaimDecision], wanted: str | None) -> tuple[str, str]:
+    """The claim's next (level, role), given its ``decisions``, if the current actor may act there: not the
+    submitter or a resubmitting clerk, nobody who acted at another level of this claim (returns and void decisions
+    count too: 001 第十八条), the level's role; ``wanted``, when given, must be that level."""
     actor = _actor()
     if claim.status != "in_review":
         raise Conflict("CLAIM_NOT_IN_REVIEW", f"该申请状态为 {claim.status}，不在审核中")
     if claim.submitted_by == actor.id:
         raise Forbidden("SUBMITTER_CANNOT_DECIDE", "经办（提交）人不能审核本人提交的申请")
-    decisions = decisions_of(session, claim.id)
     pending = next_level(claim, decisions)
     if pending is None:  # in review with every level done cannot happen; be safe
         raise Conflict("CLAIM_NOT_IN_REVIEW", "该申请没有待办的审核环节")
@@ -557,7 +556,7 @@ def _pending_for(session: Session, claim: Claim, wanted: str | None) -> tuple[li
         raise Forbidden("ROLE_NOT_ALLOWED_AT_LEVEL",
                         f"{LEVEL_NAMES[level]}（{level}）须由 {role} 办理")
     context.set_actor(replace(actor, role=role))
-    return decisions, level, role
+    return level, role
 
 
 def _flush_step(session: Session) -> None:
@@ -582,7 +581,7 @@ def _act_id(claim: Claim, level: str, step: ClaimDecision, decisions: list[Claim
     return f"{claim.id}/{level}" if first else f"{claim.id}/{level}/{step.id}"
 
 
-def _repeated_decision(session: Session, claim: Claim, body: DecisionRequest) -> bool:
+def _repeated_decision(decisions: list[ClaimDecision], body: DecisionRequest) -> bool:
     """Whether the request repeats a decision this actor already took at the level it names, with the same verdict
     and reason, still in force: the answer to the first was lost (a timeout, a restarted gateway), so the claim as
     it stands is the answer and nothing is recorded twice. A request naming no level cannot be recognised and meets
@@ -590,15 +589,15 @@ def _repeated_decision(session: Session, claim: Claim, body: DecisionRequest) ->
     actor = _actor()
     return body.level is not None and any(
         d.decided_by == actor.id and d.level == body.level and d.voided_at is None
-        and (d.decision, d.reason) == (body.decision, body.reason) for d in decisions_of(session, claim.id))
+        and (d.decision, d.reason) == (body.decision, body.reason) for d in decisions)
 
 
-def _repeated_return(session: Session, claim: Claim, body: ReturnRequest) -> bool:
+def _repeated_return(decisions: list[ClaimDecision], body: ReturnRequest) -> bool:
     """Whether the claim's latest step is this very return by this actor (its answer was lost): see
     ``_repeated_decision``."""
     if body.level is None:
         return False
-    latest = (decisions_of(session, claim.id) or [None])[-1]
+    latest = decisions[-1] if decisions else None
     return (latest is not None and latest.decision == "return" and latest.decided_by == _actor().id
             and (latest.level, latest.reason) == (body.level, body.reason)
             and (latest.returned_to == "clerk") == (body.to == "clerk"))
@@ -606,9 +605,10 @@ def _repeated_return(session: Session, claim: Claim, body: ReturnRequest) -> boo
 
 def decide(session: Session, claim_id: str, body: DecisionRequest) -> Claim:
     claim = get_claim(session, claim_id, for_update=True)
-    if _repeated_decision(session, claim, body):
+    decisions = decisions_of(session, claim.id)
+    if _repeated_decision(decisions, body):
         return claim
-    decisions, level, role = _pending_for(session, claim, body.level)
+    level, role = _pending_for(claim, decisions, body.level)
     actor = _actor()
     now = clock.utc_now()
     decision = ClaimDecision(claim_id=claim.id, level=level, decision=body.decision, reason=body.reason,
@@ -639,9 +639,10 @@ def return_claim(session: Session, claim_id: str, body: ReturnRequest) -> Claim:
     (the claim will change) and the claim is ``returned`` until resubmitted; to the level before: that level's
     decision is made void and it is the claim's next level again. Whoever returns has acted at this level."""
     claim = get_claim(session, claim_id, for_update=True)
-    if _repeated_return(session, claim, body):
+    decisions = decisions_of(session, claim.id)
+    if _repeated_return(decisions, body):
         return claim
-    decisions, level, role = _pending_for(session, claim, body.level)
+    level, role = _pending_for(claim, decisions, body.level)
     now, actor = clock.utc_now(), _actor()
     counted = live(decisions)
     if body.to == "previous_level":

@@ -72,10 +72,11 @@ def insert_rows(session: Session, table: Table, rows: list[dict[str, Any]]) -> N
 def bound_value(session: Session, table: Table, name: str, value: Any) -> Any:
     """``value`` as ``insert_tuples`` hands column ``name`` to the driver on SQLite (a date as its text), bound once
     for every row that carries it (pass ``name`` in its ``prebound``); on other databases ``value`` itself."""
-    if session.get_bind().dialect.name != "sqlite" or value is None:
+    dialect = session.get_bind().dialect
+    if dialect.name != "sqlite" or value is None:
         return value
-    process = table.c[name].type.dialect_impl(session.get_bind().dialect).bind_processor(session.get_bind().dialect)
-    return value if process is None else process(value)
+    binders = column_binders(table, dialect, (name,))
+    return binders[0][1](value) if binders else value
 
 
 def insert_tuples(session: Session, table: Table, names: tuple[str, ...], rows: list[tuple], *,

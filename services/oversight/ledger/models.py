@@ -264,7 +264,8 @@ class LedgerFlaggedTransaction(OversightTable, table=True):
 
 
 LEDGER_TABLES = (
-    LedgerFundPeriod, LedgerFundPeriodAgency, LedgerEmployerPeriod, LedgerEmployerPeriodAgency, LedgerAssessment, LedgerSupersededAssessment, LedgerRemittance,
+    LedgerFundPeriod, LedgerFundPeriodAgency, LedgerEmployerPeriod, LedgerEmployerPeriodAgency, LedgerAssessment,
+    LedgerSupersededAssessment, LedgerRemittance,
     LedgerBankAccount, LedgerAccountMonth, LedgerFundMonthOut, LedgerSettledLine, LedgerRetainedLine,
     LedgerFlaggedTransaction,
 )
